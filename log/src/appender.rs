@@ -1,0 +1,244 @@
+//! Appending bytes to a direct-I/O file through aligned write-behind buffers.
+//!
+//! Bytes are copied into the current buffer; a full buffer joins a short queue and the queue is
+//! written with all its writes in flight at once when it reaches `write_behind_buffers_max`.
+//! [`Appender::write_out`] writes everything including the partial last block, carrying that
+//! block into a fresh buffer so it is rewritten in place as it fills. Space is preallocated in
+//! steps so appends do not change the file's size metadata.
+//!
+//! Owned by the shard that owns the partition; one operation at a time (`&mut self`).
+
+use crate::error::{LogError, Result};
+use crate::storage::{IoBuf, StorageFile, align_down, align_up};
+use futures::future::try_join_all;
+use std::rc::Rc;
+
+/// Tuning of an [`Appender`].
+#[derive(Debug, Clone, Copy)]
+pub struct AppenderConfig {
+    /// Size of each write-behind buffer; a multiple of the file's alignment.
+    pub write_buffer_bytes: usize,
+    /// Full buffers queued before they are written together.
+    pub write_behind_buffers_max: usize,
+    /// Step by which the file is preallocated ahead of the write position; 0 disables it.
+    pub preallocate_bytes: u64,
+}
+
+/// Writes appended bytes to a file. Positions are file positions in bytes.
+pub struct Appender<F: StorageFile> {
+    file: Rc<F>,
+    name: String,
+    config: AppenderConfig,
+    align: usize,
+    /// Buffer being filled; `cur[..fill]` holds the bytes at `[cur_pos, cur_pos + fill)`.
+    cur: F::Buf,
+    cur_pos: u64,
+    fill: usize,
+    /// Full buffers not yet written, with their file positions.
+    queued: Vec<(F::Buf, u64)>,
+    /// Bytes `[0, written)` are in the file (readable, not necessarily durable).
+    written: u64,
+    /// Bytes `[0, durable)` are synced.
+    durable: u64,
+    /// The file is allocated up to here.
+    allocated: u64,
+}
+
+impl<F: StorageFile> std::fmt::Debug for Appender<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Appender")
+            .field("name", &self.name)
+            .field("end", &self.end())
+            .field("written", &self.written)
+            .field("durable", &self.durable)
+            .field("allocated", &self.allocated)
+            .field("queued", &self.queued.len())
+            .finish()
+    }
+}
+
+impl<F: StorageFile> Appender<F> {
+    /// Takes over `file` whose valid bytes end at `end` (everything after it is ignored and will
+    /// be overwritten). The partial block before `end` is read back so appends continue it.
+    pub async fn open(file: Rc<F>, name: String, end: u64, config: AppenderConfig) -> Result<Self> {
+        let align = file.alignment();
+        assert!(config.write_buffer_bytes >= align && config.write_buffer_bytes % align == 0);
+        assert!(config.write_behind_buffers_max >= 1);
+        let cur_pos = align_down(end, align);
+        let fill = (end - cur_pos) as usize;
+        let mut cur = file.alloc(config.write_buffer_bytes);
+        if fill > 0 {
+            let tail = file.read_at(cur_pos, align).await.map_err(|e| LogError::io("read tail", &name, e))?;
+            if tail.len() < fill {
+                return Err(LogError::io(
+                    "read tail",
+                    &name,
+                    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "tail block is short"),
+                ));
+            }
+            cur.as_mut()[..fill].copy_from_slice(&tail[..fill]);
+        }
+        let allocated = file.size().await.map_err(|e| LogError::io("size", &name, e))?;
+        Ok(Self {
+            file,
+            name,
+            config,
+            align,
+            cur,
+            cur_pos,
+            fill,
+            queued: Vec::new(),
+            written: end,
+            durable: end,
+            allocated,
+        })
+    }
+
+    pub fn file(&self) -> &Rc<F> {
+        &self.file
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Logical end: every byte appended so far.
+    pub fn end(&self) -> u64 {
+        self.cur_pos + self.fill as u64
+    }
+
+    /// Bytes below this position can be read from the file.
+    pub fn written(&self) -> u64 {
+        self.written
+    }
+
+    /// Bytes below this position are durable.
+    pub fn durable(&self) -> u64 {
+        self.durable
+    }
+
+    /// Bytes appended but not yet handed to the file.
+    pub fn pending_bytes(&self) -> u64 {
+        self.end() - self.written
+    }
+
+    /// Copies `bytes` to the end. May write queued buffers when the queue is full. The slice
+    /// `patch` is then applied to the copied bytes (at the same offsets), so a caller can patch
+    /// header fields in the buffer instead of copying the batch first.
+    pub async fn append(&mut self, bytes: &[u8], patch: impl FnOnce(&mut [u8])) -> Result<()> {
+        self.ensure_allocated(self.end() + bytes.len() as u64).await?;
+        // Headers of a batch are patched in a small copy; the batch header is only 80 bytes and
+        // may straddle two buffers.
+        let mut head = [0u8; crate::batch::HEADER_BYTES];
+        let n = head.len().min(bytes.len());
+        head[..n].copy_from_slice(&bytes[..n]);
+        patch(&mut head[..n]);
+        let mut rest: &[u8] = bytes;
+        let mut done = 0usize;
+        while !rest.is_empty() {
+            let room = self.config.write_buffer_bytes - self.fill;
+            let take = room.min(rest.len());
+            let dst = &mut self.cur.as_mut()[self.fill..self.fill + take];
+            dst.copy_from_slice(&rest[..take]);
+            // Overlay the patched header bytes that fall into this piece.
+            if done < n {
+                let upto = n.min(done + take);
+                dst[..upto - done].copy_from_slice(&head[done..upto]);
+            }
+            self.fill += take;
+            done += take;
+            rest = &rest[take..];
+            if self.fill == self.config.write_buffer_bytes {
+                let full = std::mem::replace(&mut self.cur, self.file.alloc(self.config.write_buffer_bytes));
+                self.queued.push((full, self.cur_pos));
+                self.cur_pos += self.config.write_buffer_bytes as u64;
+                self.fill = 0;
+                if self.queued.len() >= self.config.write_behind_buffers_max {
+                    self.write_queued().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn ensure_allocated(&mut self, upto: u64) -> Result<()> {
+        let step = self.config.preallocate_bytes;
+        if step == 0 || upto <= self.allocated {
+            return Ok(());
+        }
+        let target = align_up(upto + step, self.align);
+        self.file.allocate(target).await.map_err(|e| LogError::io("allocate", &self.name, e))?;
+        self.allocated = target;
+        Ok(())
+    }
+
+    /// Writes all full queued buffers, concurrently.
+    async fn write_queued(&mut self) -> Result<()> {
+        if self.queued.is_empty() {
+            return Ok(());
+        }
+        let file = &*self.file;
+        let name = &self.name;
+        let writes = self.queued.drain(..).map(|(buf, pos)| async move {
+            let expected = buf.as_ref().len();
+            let written = file.write_at(buf, pos).await.map_err(|e| LogError::io("write", name, e))?;
+            if written != expected {
+                return Err(LogError::ShortWrite { file: name.clone(), pos, written, expected });
+            }
+            Ok(pos + expected as u64)
+        });
+        let ends = try_join_all(writes).await?;
+        let end = ends.into_iter().max().unwrap_or(self.written);
+        self.written = self.written.max(end.min(self.end()));
+        Ok(())
+    }
+
+    /// Hands every appended byte to the file: the queued buffers, then the current one up to the
+    /// end of its last partial block, which is zero-padded. That partial block moves to the start
+    /// of a fresh buffer so the next write rewrites it with more bytes in it.
+    pub async fn write_out(&mut self) -> Result<()> {
+        self.write_queued().await?;
+        if self.fill == 0 || self.written == self.end() {
+            return Ok(());
+        }
+        let len = align_up(self.fill as u64, self.align) as usize;
+        let keep_from = align_down(self.fill as u64, self.align) as usize;
+        let mut next = self.file.alloc(self.config.write_buffer_bytes);
+        next.as_mut()[..self.fill - keep_from].copy_from_slice(&self.cur.as_ref()[keep_from..self.fill]);
+        let mut out = std::mem::replace(&mut self.cur, next);
+        out.as_mut()[self.fill..len].fill(0);
+        out.trim_to(len);
+        let pos = self.cur_pos;
+        let end = self.end();
+        self.cur_pos += keep_from as u64;
+        self.fill -= keep_from;
+        let written = self.file.write_at(out, pos).await.map_err(|e| LogError::io("write", &self.name, e))?;
+        if written != len {
+            return Err(LogError::ShortWrite { file: self.name.clone(), pos, written, expected: len });
+        }
+        self.written = end;
+        Ok(())
+    }
+
+    /// Writes out and syncs; afterwards every appended byte is durable.
+    pub async fn sync(&mut self) -> Result<()> {
+        self.write_out().await?;
+        if self.durable < self.written {
+            self.file.sync().await.map_err(|e| LogError::io("sync", &self.name, e))?;
+            self.durable = self.written;
+        }
+        Ok(())
+    }
+
+    /// Syncs and cuts the preallocated space off, leaving the file exactly as long as its data.
+    pub async fn finish(&mut self) -> Result<()> {
+        self.sync().await?;
+        let end = self.end();
+        if self.allocated != end {
+            self.file.truncate(end).await.map_err(|e| LogError::io("truncate", &self.name, e))?;
+            self.file.sync().await.map_err(|e| LogError::io("sync", &self.name, e))?;
+            self.allocated = end;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,207 @@
+//! Building and sealing a batch: what a producer does before it sends.
+
+use super::columns::{Columns, bitmap_len, set_bit};
+use super::header::{
+    BATCH_MAGIC, BATCH_VERSION, BatchHeader, CRC_START, HEADER_BYTES, NO_PRODUCER_ID, align_batch,
+    compute_crc,
+};
+use super::{Batch, Record};
+use rkyv::util::AlignedVec;
+
+/// Bytes of fixed cost per batch beyond the header: the archived root (ten vectors of 8 bytes)
+/// plus worst-case alignment padding. Used only to estimate the sealed size.
+const PAYLOAD_FIXED_BYTES: usize = 10 * 8 + 10 * 4 + 16;
+
+/// Why a record was not added to a builder.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// Adding the record would make the sealed batch larger than `batch_bytes_max`. The builder
+    /// is unchanged; seal it and start another. A record that does not fit an empty builder can
+    /// never be sent.
+    #[error("record of {record_bytes} bytes does not fit the batch ({used} of {limit} bytes used)")]
+    Full { record_bytes: usize, used: usize, limit: usize },
+    /// Record timestamps in one batch must lie within `u32::MAX` ms of each other.
+    #[error("timestamp {timestamp} is too far from the batch's first timestamp {first}")]
+    TimestampSpan { timestamp: i64, first: i64 },
+}
+
+/// Producer identity stamped on a batch, for idempotence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerStamp {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+}
+
+impl Default for ProducerStamp {
+    fn default() -> Self {
+        Self { producer_id: NO_PRODUCER_ID, producer_epoch: -1, base_sequence: -1 }
+    }
+}
+
+/// Accumulates records column by column, then seals them into a [`Batch`].
+///
+/// Owned by one task; not shared. Appending copies key, value and headers once into the data
+/// column; sealing copies the columns once more into the final aligned buffer.
+#[derive(Debug)]
+pub struct BatchBuilder {
+    cols: Columns,
+    timestamps: Vec<i64>,
+    min_timestamp: i64,
+    max_timestamp: i64,
+    batch_bytes_max: usize,
+}
+
+impl BatchBuilder {
+    /// A builder whose sealed batch will not exceed `batch_bytes_max` bytes.
+    pub fn new(batch_bytes_max: usize) -> Self {
+        assert!(batch_bytes_max >= HEADER_BYTES + PAYLOAD_FIXED_BYTES, "batch_bytes_max too small");
+        Self {
+            cols: Columns::default(),
+            timestamps: Vec::new(),
+            min_timestamp: i64::MAX,
+            max_timestamp: i64::MIN,
+            batch_bytes_max,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.cols.value_ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// An upper bound of the sealed batch's size in bytes.
+    pub fn sealed_bytes_max(&self) -> usize {
+        let c = &self.cols;
+        let words = c.offset_deltas.len()
+            + self.timestamps.len()
+            + c.key_ends.len()
+            + c.header_ends.len()
+            + c.header_key_ends.len()
+            + c.header_value_ends.len()
+            + c.value_ends.len();
+        align_batch(
+            HEADER_BYTES + PAYLOAD_FIXED_BYTES + words * 4 + 2 * bitmap_len(self.len()) + c.data.len(),
+        )
+    }
+
+    /// Bytes a record adds to the sealed batch at most.
+    fn record_cost(record: &Record<'_>) -> usize {
+        let data = record.key.map_or(0, <[u8]>::len)
+            + record.value.map_or(0, <[u8]>::len)
+            + record.headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        // value end, key end, timestamp delta, header end, two ends per header, two bitmap bits.
+        data + 4 * 4 + 8 * record.headers.len() + 1
+    }
+
+    /// Adds a record, or says why it does not fit; on error the builder is unchanged.
+    pub fn push(&mut self, record: &Record<'_>) -> Result<(), BuildError> {
+        let cost = Self::record_cost(record);
+        let used = self.sealed_bytes_max();
+        if used + cost > self.batch_bytes_max {
+            return Err(BuildError::Full { record_bytes: cost, used, limit: self.batch_bytes_max });
+        }
+        let lo = self.min_timestamp.min(record.timestamp);
+        let hi = self.max_timestamp.max(record.timestamp);
+        if !self.is_empty() && hi.abs_diff(lo) > u64::from(u32::MAX) {
+            return Err(BuildError::TimestampSpan { timestamp: record.timestamp, first: lo });
+        }
+        self.min_timestamp = lo;
+        self.max_timestamp = hi;
+        self.timestamps.push(record.timestamp);
+
+        let i = self.len();
+        let c = &mut self.cols;
+        let end = |data: &Vec<u8>| u32::try_from(data.len()).expect("batch data fits u32");
+        // Keys: start the column (backfilling earlier records as null keys) on the first key.
+        if record.key.is_some() && c.key_ends.is_empty() {
+            for j in 0..i {
+                c.key_ends.push(c.value_ends[j]);
+                set_bit(&mut c.key_nulls, j);
+            }
+        }
+        if let Some(key) = record.key {
+            c.data.extend_from_slice(key);
+        }
+        if !c.key_ends.is_empty() {
+            c.key_ends.push(end(&c.data));
+            if record.key.is_none() {
+                set_bit(&mut c.key_nulls, i);
+            }
+        }
+        // Headers: the column starts as zero headers for every earlier record.
+        if !record.headers.is_empty() && c.header_ends.is_empty() {
+            c.header_ends.resize(i, 0);
+        }
+        for (k, v) in record.headers {
+            c.data.extend_from_slice(k);
+            c.header_key_ends.push(end(&c.data));
+            c.data.extend_from_slice(v);
+            c.header_value_ends.push(end(&c.data));
+        }
+        if !c.header_ends.is_empty() {
+            c.header_ends.push(c.header_key_ends.len() as u32);
+        }
+        if let Some(value) = record.value {
+            c.data.extend_from_slice(value);
+        } else {
+            set_bit(&mut c.value_nulls, i);
+        }
+        c.value_ends.push(end(&c.data));
+        Ok(())
+    }
+
+    /// Seals the records into a batch with base offset 0 and leader epoch 0; the leader patches
+    /// both when it appends. Panics on an empty builder: there is no empty batch.
+    pub fn seal(self, producer: ProducerStamp) -> Batch {
+        assert!(!self.is_empty(), "cannot seal an empty batch");
+        let Self { mut cols, timestamps, min_timestamp, max_timestamp, .. } = self;
+        let count = cols.value_ends.len();
+        if timestamps.iter().any(|&t| t != min_timestamp) {
+            cols.timestamp_deltas = timestamps.iter().map(|&t| (t - min_timestamp) as u32).collect();
+        }
+        // Bitmaps are either empty or exactly one bit per record.
+        for bitmap in [&mut cols.key_nulls, &mut cols.value_nulls] {
+            if !bitmap.is_empty() {
+                bitmap.resize(bitmap_len(count), 0);
+            }
+        }
+        let mut out =
+            AlignedVec::<16>::with_capacity(self.batch_bytes_max.min(
+                HEADER_BYTES + PAYLOAD_FIXED_BYTES + cols.data.len() + 24 * count + 2 * bitmap_len(count),
+            ));
+        out.resize(HEADER_BYTES, 0);
+        let mut out = rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(&cols, out)
+            .expect("serializing plain vectors into memory cannot fail");
+        let payload_len = out.len() - HEADER_BYTES;
+        let batch_len = align_batch(out.len());
+        out.resize(batch_len, 0);
+        let header = BatchHeader {
+            base_offset: 0,
+            leader_epoch: 0,
+            batch_len: u32::try_from(batch_len).expect("batch fits u32"),
+            magic: BATCH_MAGIC,
+            crc: 0,
+            version: BATCH_VERSION,
+            attributes: 0,
+            record_count: count as u32,
+            last_offset_delta: count as u32 - 1,
+            payload_len: payload_len as u32,
+            first_timestamp: min_timestamp,
+            max_timestamp,
+            producer_id: producer.producer_id,
+            producer_epoch: producer.producer_epoch,
+            reserved0: 0,
+            base_sequence: producer.base_sequence,
+            reserved1: 0,
+        };
+        header.encode(&mut out);
+        let crc = compute_crc(&out);
+        out[20..CRC_START].copy_from_slice(&crc.to_le_bytes());
+        Batch::from_sealed(out)
+    }
+}

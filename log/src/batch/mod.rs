@@ -1,0 +1,75 @@
+//! The record batch: one format on the wire, on disk, to replicas and to consumers.
+//!
+//! A producer builds and seals a batch ([`BatchBuilder`]); the leader validates it once
+//! ([`BatchView::validate`]), patches its base offset and leader epoch, and writes the same bytes
+//! to its log; consumers and replicas receive those bytes unchanged.
+
+mod builder;
+mod columns;
+pub mod header;
+mod view;
+
+pub use builder::{BatchBuilder, BuildError, ProducerStamp};
+pub use columns::Columns;
+pub use header::{BatchHeader, HEADER_BYTES, patch_offsets};
+pub use view::{BatchView, Headers, RecordView, Records, check_frame_and_crc};
+
+use rkyv::util::AlignedVec;
+
+/// A record as a producer hands it to a [`BatchBuilder`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: &'a [(&'a [u8], &'a [u8])],
+    /// Milliseconds since the Unix epoch.
+    pub timestamp: i64,
+}
+
+/// An owned, sealed batch in a 16-byte aligned buffer.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    bytes: AlignedVec<16>,
+}
+
+impl Batch {
+    pub(crate) fn from_sealed(bytes: AlignedVec<16>) -> Self {
+        Self { bytes }
+    }
+
+    /// Copies `bytes` into an aligned buffer and validates them fully.
+    pub fn from_bytes(bytes: &[u8], len_max: usize) -> Result<Self, crate::error::BatchError> {
+        let header = check_frame_and_crc(bytes, len_max)?;
+        let mut owned = AlignedVec::<16>::with_capacity(header.batch_len as usize);
+        owned.extend_from_slice(&bytes[..header.batch_len as usize]);
+        BatchView::validate(&owned, len_max)?;
+        Ok(Self { bytes: owned })
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    pub fn header(&self) -> BatchHeader {
+        BatchHeader::decode(&self.bytes).expect("a sealed batch has a header")
+    }
+
+    /// Sets base offset and leader epoch; the CRC stays valid because it does not cover them.
+    pub fn set_base_offset(&mut self, base_offset: u64, leader_epoch: u32) {
+        patch_offsets(&mut self.bytes, base_offset, leader_epoch);
+    }
+
+    /// A view for iterating the records. Sealed batches are valid by construction, so this
+    /// validates again only as an assertion.
+    pub fn view(&self) -> BatchView<'_> {
+        BatchView::validate(&self.bytes, usize::MAX).expect("a sealed batch is valid")
+    }
+}

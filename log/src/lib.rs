@@ -1,0 +1,17 @@
+//! Weir's storage engine: the record-batch format, segment files and the partition log.
+//!
+//! Format and index logic are plain functions over bytes; the partition log does its I/O through
+//! the narrow [`storage::Storage`] trait, implemented with glommio's direct I/O for real and in
+//! memory, with injectable faults, for tests.
+
+pub mod appender;
+pub mod batch;
+pub mod error;
+pub mod index;
+pub mod storage;
+
+pub use error::{BatchError, LogError};
+pub mod log;
+pub mod segment;
+
+pub use crate::log::{Appended, FlushPolicy, LogConfig, PartitionLog, RecoveryReport, Truncation};

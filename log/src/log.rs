@@ -1,0 +1,782 @@
+//! The partition log: an ordered sequence of segments with one active segment at the end.
+//!
+//! Owned by the shard that owns the partition. Writes (`append`, `flush`, `roll`, `truncate_to`,
+//! `enforce_retention`) take `&mut self` and run one at a time; reads are planned from `&self`
+//! without I/O ([`PartitionLog::plan_read`]) and carried out afterwards, so a reader never holds
+//! the log across an I/O. Offsets below [`durable_offset`](PartitionLog::durable_offset) survive
+//! a crash; offsets above it were acknowledged to nobody who asked for durability.
+
+use crate::appender::{Appender, AppenderConfig};
+use crate::batch::{BatchView, patch_offsets};
+use crate::error::{BatchError, LogError, Result};
+use crate::index::{IndexEntry, SealedInfo, SegmentIndex};
+use crate::segment::{
+    Fetched, ReadPlan, Scan, ScanEnd, Segment, data_file_name, index_file_name, parse_data_file_name, scan,
+};
+use crate::storage::{Storage, StorageFile};
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+/// When appended batches become durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushPolicy {
+    /// Acknowledge only after fdatasync; concurrent appends share one (group commit, see
+    /// [`crate::SharedLog`]).
+    Sync,
+    /// Sync when `flush_interval_ms` has passed since the last sync ([`PartitionLog::tick`]).
+    Interval { flush_interval_ms: u64 },
+}
+
+/// Settings of one partition log.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// A segment rolls before it would grow past this. At most `u32::MAX`.
+    pub segment_bytes_max: u64,
+    /// A segment rolls once it has been active this long.
+    pub segment_ms: u64,
+    /// Bytes of batches between two sparse index entries.
+    pub index_interval_bytes: u64,
+    /// Largest batch accepted.
+    pub batch_bytes_max: usize,
+    pub write_buffer_bytes: usize,
+    pub write_behind_buffers_max: usize,
+    pub preallocate_bytes: u64,
+    pub flush: FlushPolicy,
+    /// Delete sealed segments whose newest record is older than this.
+    pub retention_ms: Option<u64>,
+    /// Delete sealed segments, oldest first, while the log stays at least this large without them.
+    pub retention_bytes: Option<u64>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes_max: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            index_interval_bytes: 4096,
+            batch_bytes_max: 4 << 20,
+            write_buffer_bytes: 1 << 20,
+            write_behind_buffers_max: 4,
+            preallocate_bytes: 32 << 20,
+            flush: FlushPolicy::Sync,
+            retention_ms: Some(7 * 24 * 3600 * 1000),
+            retention_bytes: None,
+        }
+    }
+}
+
+impl LogConfig {
+    fn check(&self) -> Result<()> {
+        let bad = |what| Err(LogError::Config(what));
+        if self.segment_bytes_max > u64::from(u32::MAX) || self.segment_bytes_max < 4096 {
+            return bad("segment_bytes_max must be within [4096, 2^32)");
+        }
+        if self.write_buffer_bytes < 4096 || self.write_buffer_bytes % 4096 != 0 {
+            return bad("write_buffer_bytes must be a positive multiple of 4096");
+        }
+        if self.write_behind_buffers_max == 0 {
+            return bad("write_behind_buffers_max must be at least 1");
+        }
+        if self.batch_bytes_max as u64 > self.segment_bytes_max || self.batch_bytes_max < 4096 {
+            return bad("batch_bytes_max must be within [4096, segment_bytes_max]");
+        }
+        if self.index_interval_bytes == 0 {
+            return bad("index_interval_bytes must be positive");
+        }
+        Ok(())
+    }
+
+    fn data_appender(&self) -> AppenderConfig {
+        AppenderConfig {
+            write_buffer_bytes: self.write_buffer_bytes,
+            write_behind_buffers_max: self.write_behind_buffers_max,
+            preallocate_bytes: self.preallocate_bytes,
+        }
+    }
+}
+
+const INDEX_APPENDER: AppenderConfig =
+    AppenderConfig { write_buffer_bytes: 64 << 10, write_behind_buffers_max: 4, preallocate_bytes: 0 };
+
+/// Where appended records landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub base_offset: u64,
+    pub last_offset: u64,
+}
+
+/// A cut made by recovery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Truncation {
+    /// Segment and file position of the first batch that was dropped.
+    pub segment: u64,
+    pub position: u64,
+    /// The log ends here after recovery.
+    pub offset: u64,
+    pub reason: BatchError,
+}
+
+/// What opening a log found and repaired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub segments: usize,
+    /// Sealed segments whose index was missing or damaged and was rebuilt.
+    pub rebuilt_indexes: Vec<u64>,
+    /// Set when a torn or corrupt batch was found and the log was cut before it.
+    pub truncated: Option<Truncation>,
+    /// Segments removed because they followed a cut, or were empty.
+    pub removed_segments: Vec<u64>,
+}
+
+/// The segment being appended to.
+#[derive(Debug)]
+struct Active<F: StorageFile> {
+    seg: Segment<F>,
+    data: Appender<F>,
+    index_out: Appender<F>,
+    /// Index entries handed to `index_out` so far.
+    index_persisted: usize,
+    opened_ms: u64,
+}
+
+/// A partition's log. See the module documentation for its contract.
+#[derive(Debug)]
+pub struct PartitionLog<S: Storage> {
+    storage: S,
+    config: LogConfig,
+    sealed: VecDeque<Segment<S::File>>,
+    active: Active<S::File>,
+    durable_offset: u64,
+    last_flush_ms: u64,
+    failed: bool,
+}
+
+fn io_err(op: &'static str, name: &str) -> impl FnOnce(std::io::Error) -> LogError {
+    let name = name.to_owned();
+    move |e| LogError::io(op, name, e)
+}
+
+/// Replaces a small file's contents and makes them durable.
+async fn write_whole<F: StorageFile>(file: &Rc<F>, name: &str, bytes: &[u8]) -> Result<()> {
+    file.truncate(0).await.map_err(io_err("truncate", name))?;
+    let mut out = Appender::open(file.clone(), name.to_owned(), 0, INDEX_APPENDER).await?;
+    out.append(bytes, |_| {}).await?;
+    out.finish().await
+}
+
+async fn read_whole<F: StorageFile>(file: &F, name: &str) -> Result<Vec<u8>> {
+    let len = file.size().await.map_err(io_err("size", name))?;
+    let aligned = crate::storage::align_up(len, file.alignment()) as usize;
+    let buf = file.read_at(0, aligned).await.map_err(io_err("read", name))?;
+    Ok(buf[..(len as usize).min(buf.len())].to_vec())
+}
+
+impl<S: Storage> PartitionLog<S> {
+    /// Opens the log in `storage`, recovering it: sealed segments with a valid index are trusted;
+    /// a sealed segment without one is scanned and its index rebuilt; the active segment is
+    /// scanned from its last good index entry with every batch validated, and the log is cut at
+    /// the first torn or corrupt batch. `now_ms` is the wall clock, for segment age.
+    pub async fn open(storage: S, config: LogConfig, now_ms: u64) -> Result<(Self, RecoveryReport)> {
+        config.check()?;
+        let names = storage.list().await.map_err(io_err("list", "data dir"))?;
+        let mut bases: Vec<u64> = names.iter().filter_map(|n| parse_data_file_name(n)).collect();
+        bases.sort_unstable();
+        for name in &names {
+            if let Some(digits) = name.strip_suffix(".index") {
+                if digits.parse::<u64>().map_or(true, |b| !bases.contains(&b)) {
+                    storage.remove(name).await.map_err(io_err("remove", name))?;
+                }
+            }
+        }
+        let mut report = RecoveryReport::default();
+        let mut sealed: VecDeque<Segment<S::File>> = VecDeque::new();
+        let mut active: Option<Active<S::File>> = None;
+        let mut i = 0;
+        while i < bases.len() {
+            let base = bases[i];
+            let prev_next = sealed.back().map(|s: &Segment<S::File>| s.next_offset);
+            if prev_next.is_some_and(|n| base < n) {
+                // Overlaps what came before: left over from an interrupted truncation.
+                break;
+            }
+            let name = data_file_name(base);
+            let file = Rc::new(storage.open(&name, false).await.map_err(io_err("open", &name))?);
+            let file_len = file.size().await.map_err(io_err("size", &name))?;
+            let last = i + 1 == bases.len();
+            if !last {
+                if let Some(seg) = Self::open_sealed(&storage, &config, base, &file, file_len).await? {
+                    sealed.push_back(seg);
+                    i += 1;
+                    continue;
+                }
+            }
+            // The active segment, or a sealed one whose index must be rebuilt.
+            let mut index = SegmentIndex::new(config.index_interval_bytes);
+            let hints = if last {
+                Self::check_hints(&storage, &config, base, &file, file_len).await?
+            } else {
+                Vec::new()
+            };
+            index = if hints.is_empty() {
+                index
+            } else {
+                SegmentIndex::resume(config.index_interval_bytes, &hints)
+            };
+            let (from_pos, from_offset) =
+                hints.last().map_or((0, base), |e| (u64::from(e.position), base + u64::from(e.rel_offset)));
+            let found: Scan = scan(
+                &*file,
+                &name,
+                &mut index,
+                base,
+                from_pos,
+                from_offset,
+                file_len,
+                config.batch_bytes_max,
+            )
+            .await?;
+            let damaged = matches!(found.end, ScanEnd::Damaged(_));
+            if let ScanEnd::Damaged(reason) = &found.end {
+                tracing::warn!(segment = base, position = found.end_pos, %reason, "log cut at a torn or corrupt batch");
+                report.truncated = Some(Truncation {
+                    segment: base,
+                    position: found.end_pos,
+                    offset: found.next_offset,
+                    reason: reason.clone(),
+                });
+            }
+            if found.end_pos == 0 && !last && !damaged {
+                drop(file);
+                Self::remove_segment(&storage, base).await?;
+                report.removed_segments.push(base);
+                i += 1;
+                continue;
+            }
+            if file_len != found.end_pos {
+                file.truncate(found.end_pos).await.map_err(io_err("truncate", &name))?;
+                file.sync().await.map_err(io_err("sync", &name))?;
+            }
+            let seg = Segment { base, next_offset: found.next_offset, size: found.end_pos, index, file };
+            if last || damaged {
+                active = Some(Self::resume_active(&storage, &config, seg, now_ms).await?);
+                i += 1;
+                break;
+            }
+            Self::seal_index(&storage, &seg).await?;
+            report.rebuilt_indexes.push(base);
+            sealed.push_back(seg);
+            i += 1;
+        }
+        // Whatever follows a cut (or an overlap) is not part of the log any more.
+        for &base in &bases[i..] {
+            Self::remove_segment(&storage, base).await?;
+            report.removed_segments.push(base);
+        }
+        let active = match active {
+            Some(a) => a,
+            None => {
+                let base = sealed.back().map_or(0, |s| s.next_offset);
+                Self::create_active(&storage, &config, base, now_ms).await?
+            }
+        };
+        storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
+        report.segments = sealed.len() + 1;
+        let durable_offset = active.seg.next_offset;
+        Ok((
+            Self { storage, config, sealed, active, durable_offset, last_flush_ms: now_ms, failed: false },
+            report,
+        ))
+    }
+
+    /// A sealed segment with a valid index, or `None` when its index must be rebuilt.
+    async fn open_sealed(
+        storage: &S,
+        config: &LogConfig,
+        base: u64,
+        file: &Rc<S::File>,
+        file_len: u64,
+    ) -> Result<Option<Segment<S::File>>> {
+        let name = index_file_name(base);
+        let Ok(index_file) = storage.open(&name, false).await else { return Ok(None) };
+        let bytes = read_whole(&index_file, &name).await?;
+        let Some((index, info)) = SegmentIndex::decode_sealed(&bytes, config.index_interval_bytes) else {
+            tracing::warn!(segment = base, "sealed index missing or damaged; rebuilding");
+            return Ok(None);
+        };
+        if info.size != file_len || info.next_offset <= base {
+            tracing::warn!(segment = base, "sealed index disagrees with its segment; rebuilding");
+            return Ok(None);
+        }
+        Ok(Some(Segment { base, next_offset: info.next_offset, size: info.size, index, file: file.clone() }))
+    }
+
+    /// The active segment's index entries that point at intact batches: the longest prefix of
+    /// the hints whose last entry is a batch with a matching offset and a good CRC.
+    async fn check_hints(
+        storage: &S,
+        config: &LogConfig,
+        base: u64,
+        file: &Rc<S::File>,
+        file_len: u64,
+    ) -> Result<Vec<IndexEntry>> {
+        let name = index_file_name(base);
+        let Ok(index_file) = storage.open(&name, false).await else { return Ok(Vec::new()) };
+        let mut hints = SegmentIndex::parse_hints(&read_whole(&index_file, &name).await?);
+        while let Some(last) = hints.last() {
+            let pos = u64::from(last.position);
+            let align = file.alignment() as u64;
+            let start = pos & !(align - 1);
+            let ok = pos < file_len && {
+                let head =
+                    file.read_at(start, (align as usize).max(4096)).await.map_err(io_err("read", &name))?;
+                let at = (pos - start) as usize;
+                let header = crate::batch::BatchHeader::decode(head.get(at..).unwrap_or(&[])).ok();
+                match header {
+                    Some(h)
+                        if h.check_frame(config.batch_bytes_max).is_ok()
+                            && h.base_offset == base + u64::from(last.rel_offset) =>
+                    {
+                        let len = h.batch_len as usize;
+                        let whole = file
+                            .read_at(
+                                start,
+                                crate::storage::align_up((at + len) as u64, align as usize) as usize,
+                            )
+                            .await
+                            .map_err(io_err("read", &name))?;
+                        crate::batch::check_frame_and_crc(&whole[at..], config.batch_bytes_max).is_ok()
+                    }
+                    _ => false,
+                }
+            };
+            if ok {
+                break;
+            }
+            hints.pop();
+        }
+        Ok(hints)
+    }
+
+    async fn remove_segment(storage: &S, base: u64) -> Result<()> {
+        for name in [data_file_name(base), index_file_name(base)] {
+            match storage.remove(&name).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(LogError::io("remove", name, e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn seal_index(storage: &S, seg: &Segment<S::File>) -> Result<()> {
+        let name = index_file_name(seg.base);
+        let file = Rc::new(storage.open(&name, true).await.map_err(io_err("open", &name))?);
+        let info = SealedInfo {
+            next_offset: seg.next_offset,
+            size: seg.size,
+            max_timestamp: seg.index.max_timestamp(),
+        };
+        write_whole(&file, &name, &seg.index.encode_sealed(info)).await
+    }
+
+    async fn create_active(
+        storage: &S,
+        config: &LogConfig,
+        base: u64,
+        now_ms: u64,
+    ) -> Result<Active<S::File>> {
+        let name = data_file_name(base);
+        let file = Rc::new(storage.open(&name, true).await.map_err(io_err("create", &name))?);
+        file.truncate(0).await.map_err(io_err("truncate", &name))?;
+        let seg = Segment {
+            base,
+            next_offset: base,
+            size: 0,
+            index: SegmentIndex::new(config.index_interval_bytes),
+            file,
+        };
+        Self::resume_active(storage, config, seg, now_ms).await
+    }
+
+    /// Makes `seg` the active segment: appends continue at its end, and its index file is
+    /// rewritten from the in-memory index as hints.
+    async fn resume_active(
+        storage: &S,
+        config: &LogConfig,
+        seg: Segment<S::File>,
+        now_ms: u64,
+    ) -> Result<Active<S::File>> {
+        let name = data_file_name(seg.base);
+        let data = Appender::open(seg.file.clone(), name, seg.size, config.data_appender()).await?;
+        let index_name = index_file_name(seg.base);
+        let index_file =
+            Rc::new(storage.open(&index_name, true).await.map_err(io_err("create", &index_name))?);
+        let mut hints = Vec::with_capacity(seg.index.entries().len() * 16);
+        for e in seg.index.entries() {
+            let mut b = [0u8; 16];
+            e.encode(&mut b);
+            hints.extend_from_slice(&b);
+        }
+        write_whole(&index_file, &index_name, &hints).await?;
+        let index_out = Appender::open(index_file, index_name, hints.len() as u64, INDEX_APPENDER).await?;
+        Ok(Active { index_persisted: seg.index.entries().len(), seg, data, index_out, opened_ms: now_ms })
+    }
+
+    /// First offset in the log.
+    pub fn log_start(&self) -> u64 {
+        self.sealed.front().map_or(self.active.seg.base, |s| s.base)
+    }
+
+    /// Offset the next appended record gets (the log end offset).
+    pub fn next_offset(&self) -> u64 {
+        self.active.seg.next_offset
+    }
+
+    /// Every offset below this is durable.
+    pub fn durable_offset(&self) -> u64 {
+        self.durable_offset
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Bytes of batches in all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.sealed.iter().map(|s| s.size).sum::<u64>() + self.active.seg.size
+    }
+
+    /// Base offsets of all segments, oldest first; the last is the active one.
+    pub fn segment_bases(&self) -> Vec<u64> {
+        self.sealed.iter().map(|s| s.base).chain([self.active.seg.base]).collect()
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.failed
+    }
+
+    fn check_usable(&self) -> Result<()> {
+        if self.failed { Err(LogError::Failed) } else { Ok(()) }
+    }
+
+    /// Appends a validated batch, assigning it the next offsets and `leader_epoch` (patched in
+    /// the write buffer, the caller's bytes are untouched). The batch is buffered: it is readable
+    /// after [`write_out`](Self::write_out) and durable after [`flush`](Self::flush).
+    pub async fn append(
+        &mut self,
+        batch: &BatchView<'_>,
+        leader_epoch: u32,
+        now_ms: u64,
+    ) -> Result<Appended> {
+        self.check_usable()?;
+        let bytes = batch.bytes();
+        let h = *batch.header();
+        let base = self.active.seg.next_offset;
+        if bytes.len() > self.config.batch_bytes_max {
+            let source = BatchError::TooLarge { len: bytes.len(), limit: self.config.batch_bytes_max };
+            return Err(LogError::Batch { offset: base, source });
+        }
+        let a = &self.active;
+        let rel_last = base - a.seg.base + u64::from(h.last_offset_delta);
+        let too_old = now_ms.saturating_sub(a.opened_ms) >= self.config.segment_ms;
+        if a.seg.size > 0
+            && (a.seg.size + bytes.len() as u64 > self.config.segment_bytes_max
+                || too_old
+                || rel_last > u64::from(u32::MAX))
+        {
+            self.roll(now_ms).await?;
+        }
+        let a = &mut self.active;
+        let base = a.seg.next_offset;
+        let position = a.seg.size;
+        let before = a.data.end();
+        if let Err(e) = a.data.append(bytes, |head| patch_offsets(head, base, leader_epoch)).await {
+            // Nothing was buffered (a full device at preallocation): the log is still whole.
+            self.failed = a.data.end() != before;
+            return Err(e);
+        }
+        a.seg.size += bytes.len() as u64;
+        a.seg.next_offset = base + u64::from(h.last_offset_delta) + 1;
+        a.seg.index.on_batch((base - a.seg.base) as u32, position as u32, h.batch_len, h.max_timestamp);
+        Ok(Appended { base_offset: base, last_offset: base + u64::from(h.last_offset_delta) })
+    }
+
+    /// Hands buffered batches to the file so readers see them, without syncing.
+    pub async fn write_out(&mut self) -> Result<()> {
+        self.check_usable()?;
+        let r = self.active.data.write_out().await;
+        self.failed = r.is_err();
+        r
+    }
+
+    /// Makes every appended batch durable; returns the new durable offset.
+    pub async fn flush(&mut self) -> Result<u64> {
+        self.check_usable()?;
+        if self.durable_offset == self.next_offset() && self.active.data.pending_bytes() == 0 {
+            return Ok(self.durable_offset);
+        }
+        let r = self.flush_inner().await;
+        self.failed = r.is_err();
+        r.map(|()| self.durable_offset)
+    }
+
+    async fn flush_inner(&mut self) -> Result<()> {
+        let a = &mut self.active;
+        let next = a.seg.next_offset;
+        a.data.sync().await?;
+        self.durable_offset = next;
+        // Index entries go out only after the data they point at is durable, so recovery may
+        // trust every batch before a hint it finds intact.
+        let entries = &a.seg.index.entries()[a.index_persisted..];
+        if !entries.is_empty() {
+            let mut b = vec![0u8; entries.len() * 16];
+            for (e, c) in entries.iter().zip(b.chunks_exact_mut(16)) {
+                e.encode(c);
+            }
+            a.index_out.append(&b, |_| {}).await?;
+            a.index_out.write_out().await?;
+            a.index_persisted += entries.len();
+        }
+        Ok(())
+    }
+
+    /// For [`FlushPolicy::Interval`]: flushes when the interval has passed. Returns whether it did.
+    pub async fn tick(&mut self, now_ms: u64) -> Result<bool> {
+        let FlushPolicy::Interval { flush_interval_ms } = self.config.flush else { return Ok(false) };
+        if now_ms.saturating_sub(self.last_flush_ms) < flush_interval_ms {
+            return Ok(false);
+        }
+        self.last_flush_ms = now_ms;
+        let before = self.durable_offset;
+        Ok(self.flush().await? != before)
+    }
+
+    /// Seals the active segment and starts a new one at the log end.
+    pub async fn roll(&mut self, now_ms: u64) -> Result<()> {
+        self.check_usable()?;
+        let r = self.roll_inner(now_ms).await;
+        self.failed = r.is_err();
+        r
+    }
+
+    async fn roll_inner(&mut self, now_ms: u64) -> Result<()> {
+        self.active.data.finish().await?;
+        self.durable_offset = self.active.seg.next_offset;
+        Self::seal_index(&self.storage, &self.active.seg).await?;
+        let next =
+            Self::create_active(&self.storage, &self.config, self.active.seg.next_offset, now_ms).await?;
+        self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
+        let old = std::mem::replace(&mut self.active, next);
+        self.sealed.push_back(old.seg);
+        Ok(())
+    }
+
+    /// Plans a read of whole batches from the one holding `offset`, up to `max_bytes` (at least
+    /// one batch), leaving out batches at or past `max_offset` (a high watermark, say). `None`
+    /// when `offset` is the log end: nothing to read yet.
+    pub fn plan_read(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        max_offset: u64,
+    ) -> Result<Option<ReadPlan<S::File>>> {
+        let (start, end) = (self.log_start(), self.next_offset());
+        if offset < start || offset > end {
+            return Err(LogError::OffsetOutOfRange { offset, start, end });
+        }
+        if offset == end {
+            return Ok(None);
+        }
+        let active = std::iter::once((&self.active.seg, self.active.data.written()));
+        let seg = self
+            .sealed
+            .iter()
+            .map(|s| (s, s.size))
+            .chain(active)
+            .find(|(s, _)| offset < s.next_offset)
+            .expect("an offset below the log end lies in a segment");
+        let (seg, visible_end) = seg;
+        let rel = offset.saturating_sub(seg.base).min(u64::from(u32::MAX)) as u32;
+        let start_pos = seg.index.lookup_offset(rel).map_or(0, |e| u64::from(e.position));
+        Ok(Some(ReadPlan {
+            file: seg.file.clone(),
+            name: data_file_name(seg.base),
+            segment_base: seg.base,
+            start_pos,
+            visible_end,
+            offset,
+            max_offset,
+            max_bytes,
+            batch_bytes_max: self.config.batch_bytes_max,
+        }))
+    }
+
+    /// Reads whole stored batches; see [`plan_read`](Self::plan_read).
+    pub async fn read(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+    ) -> Result<Fetched<<S::File as StorageFile>::ReadBuf>> {
+        match self.plan_read(offset, max_bytes, u64::MAX)? {
+            Some(plan) => plan.execute().await,
+            None => Ok(Fetched::empty(offset)),
+        }
+    }
+
+    /// Offset of the first record whose timestamp is at least `ts`, or `None` if there is none.
+    pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<u64>> {
+        let active = std::iter::once((&self.active.seg, self.active.data.written()));
+        for (seg, visible_end) in self.sealed.iter().map(|s| (s, s.size)).chain(active) {
+            if seg.index.max_timestamp() < ts {
+                continue;
+            }
+            let (mut pos, mut offset) = seg
+                .index
+                .lookup_time(ts)
+                .map_or((0, seg.base), |e| (u64::from(e.position), seg.base + u64::from(e.rel_offset)));
+            while offset < seg.next_offset {
+                let plan = ReadPlan {
+                    file: seg.file.clone(),
+                    name: data_file_name(seg.base),
+                    segment_base: seg.base,
+                    start_pos: pos,
+                    visible_end,
+                    offset,
+                    max_offset: u64::MAX,
+                    max_bytes: 1 << 20,
+                    batch_bytes_max: self.config.batch_bytes_max,
+                };
+                let fetched = plan.execute().await?;
+                if fetched.is_empty() {
+                    break;
+                }
+                let mut bytes = fetched.bytes();
+                while !bytes.is_empty() {
+                    let view = BatchView::validate(bytes, self.config.batch_bytes_max).map_err(|source| {
+                        LogError::Corrupt { segment: seg.base, pos: fetched.position, source }
+                    })?;
+                    if view.header().max_timestamp >= ts {
+                        return Ok(view.records().find(|r| r.timestamp >= ts).map(|r| r.offset));
+                    }
+                    bytes = &bytes[view.bytes().len()..];
+                }
+                pos = fetched.position + fetched.bytes().len() as u64;
+                offset = fetched.next_offset;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Removes every batch holding an offset at or after `offset`, so the log ends at or before
+    /// it (at the start of the batch that holds `offset`). Makes the cut durable. For a follower
+    /// whose log diverged from its leader's. Returns the new log end.
+    pub async fn truncate_to(&mut self, offset: u64, now_ms: u64) -> Result<u64> {
+        self.check_usable()?;
+        if offset >= self.next_offset() {
+            return Ok(self.next_offset());
+        }
+        let r = self.truncate_inner(offset, now_ms).await;
+        self.failed = r.is_err();
+        r
+    }
+
+    async fn truncate_inner(&mut self, offset: u64, now_ms: u64) -> Result<u64> {
+        self.active.data.sync().await?;
+        if offset <= self.log_start() {
+            // Nothing stays: start over, empty, at `offset`.
+            for base in self.segment_bases() {
+                Self::remove_segment(&self.storage, base).await?;
+            }
+            self.sealed.clear();
+            self.active = Self::create_active(&self.storage, &self.config, offset, now_ms).await?;
+            self.durable_offset = offset;
+            self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
+            return Ok(offset);
+        }
+        // Find the segment holding `offset` and the position of the batch that holds it.
+        let fetched = self.read(offset, 1).await?;
+        let (cut_pos, new_end) = (fetched.position, fetched.first_offset);
+        let seg_base =
+            self.segment_bases().into_iter().rev().find(|&b| b <= new_end).expect("offset lies in a segment");
+        // Segments after the one cut go away entirely.
+        while self.active.seg.base != seg_base {
+            let base = self.active.seg.base;
+            let prev = self.sealed.pop_back().expect("the cut segment precedes the active one");
+            let resumed = Segment {
+                base: prev.base,
+                next_offset: prev.next_offset,
+                size: prev.size,
+                index: prev.index,
+                file: prev.file,
+            };
+            self.active = Self::resume_active(&self.storage, &self.config, resumed, now_ms).await?;
+            Self::remove_segment(&self.storage, base).await?;
+        }
+        let a = &mut self.active;
+        let name = data_file_name(a.seg.base);
+        a.seg.file.truncate(cut_pos).await.map_err(io_err("truncate", &name))?;
+        a.seg.file.sync().await.map_err(io_err("sync", &name))?;
+        // Rebuild the index tail from the last entry before the cut, as recovery would.
+        let kept: Vec<IndexEntry> =
+            a.seg.index.entries().iter().copied().filter(|e| u64::from(e.position) < cut_pos).collect();
+        let mut index = SegmentIndex::resume(self.config.index_interval_bytes, &kept);
+        let (from_pos, from_offset) = kept
+            .last()
+            .map_or((0, a.seg.base), |e| (u64::from(e.position), a.seg.base + u64::from(e.rel_offset)));
+        let found = scan(
+            &*a.seg.file,
+            &name,
+            &mut index,
+            a.seg.base,
+            from_pos,
+            from_offset,
+            cut_pos,
+            self.config.batch_bytes_max,
+        )
+        .await?;
+        assert_eq!(found.end, ScanEnd::Clean, "a synced prefix of the log scans clean");
+        assert_eq!((found.end_pos, found.next_offset), (cut_pos, new_end));
+        let seg = Segment {
+            base: a.seg.base,
+            next_offset: new_end,
+            size: cut_pos,
+            index,
+            file: a.seg.file.clone(),
+        };
+        self.active = Self::resume_active(&self.storage, &self.config, seg, now_ms).await?;
+        self.durable_offset = self.durable_offset.min(new_end);
+        self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
+        Ok(new_end)
+    }
+
+    /// Deletes whole sealed segments from the old end while retention says so; never the active
+    /// one. Returns the base offsets of the segments deleted.
+    pub async fn enforce_retention(&mut self, now_ms: u64) -> Result<Vec<u64>> {
+        self.check_usable()?;
+        let mut deleted = Vec::new();
+        let mut total = self.size_bytes();
+        while let Some(front) = self.sealed.front() {
+            let cutoff = (now_ms as i64)
+                .saturating_sub(self.config.retention_ms.map_or(i64::MAX, |r| r.min(i64::MAX as u64) as i64));
+            let by_time = self.config.retention_ms.is_some() && front.index.max_timestamp() < cutoff;
+            let by_size = self.config.retention_bytes.is_some_and(|r| total - front.size >= r);
+            if !(by_time || by_size) {
+                break;
+            }
+            let seg = self.sealed.pop_front().expect("front exists");
+            total -= seg.size;
+            deleted.push(seg.base);
+            Self::remove_segment(&self.storage, seg.base).await?;
+        }
+        if !deleted.is_empty() {
+            self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
+        }
+        Ok(deleted)
+    }
+
+    /// Flushes and trims the active segment's preallocated space. The log is not usable after.
+    pub async fn close(mut self) -> Result<()> {
+        self.flush().await?;
+        self.active.data.finish().await
+    }
+}

@@ -1,0 +1,292 @@
+//! One segment: a file of batches back to back, named by its base offset, and its index.
+//!
+//! This file holds what a segment is (its bounds and index), how one is scanned at recovery, and
+//! how a read of stored batches is planned and carried out. The partition log decides which
+//! segment is active and when segments roll.
+
+use crate::batch::{BatchHeader, BatchView, HEADER_BYTES, check_frame_and_crc};
+use crate::error::{BatchError, LogError, Result};
+use crate::index::SegmentIndex;
+use crate::storage::{StorageFile, align_down, align_up};
+use std::ops::Deref;
+use std::rc::Rc;
+
+/// File names: the base offset in 20 digits, so names sort in offset order.
+pub fn data_file_name(base: u64) -> String {
+    format!("{base:020}.log")
+}
+
+pub fn index_file_name(base: u64) -> String {
+    format!("{base:020}.index")
+}
+
+/// Parses `NNNN.log` into its base offset.
+pub fn parse_data_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".log")?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok())?
+}
+
+/// A segment's bounds and index; for the active segment the appender owns writes.
+#[derive(Debug)]
+pub struct Segment<F> {
+    pub base: u64,
+    /// Offset after the last batch.
+    pub next_offset: u64,
+    /// Bytes of batches in the file.
+    pub size: u64,
+    pub index: SegmentIndex,
+    pub file: Rc<F>,
+}
+
+/// How a recovery scan of a segment ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanEnd {
+    /// Reached the end of the data: end of file or zeroed (never written) space.
+    Clean,
+    /// Found a batch that is torn or corrupt at the position where the scan stopped.
+    Damaged(BatchError),
+}
+
+/// What a scan found.
+#[derive(Debug)]
+pub struct Scan {
+    pub end_pos: u64,
+    pub next_offset: u64,
+    pub end: ScanEnd,
+}
+
+/// Bytes read per I/O when scanning or reading.
+const READ_CHUNK_BYTES: usize = 1 << 20;
+
+/// Walks the batches of `seg.file` from `pos` (a batch boundary with base offset at least
+/// `next_offset`), validating every batch fully and feeding each to `seg.index`. Stops at the
+/// end of the data or the first damaged batch; never reads past `file_len`.
+pub async fn scan<F: StorageFile>(
+    file: &F,
+    name: &str,
+    index: &mut SegmentIndex,
+    seg_base: u64,
+    mut pos: u64,
+    mut next_offset: u64,
+    file_len: u64,
+    batch_bytes_max: usize,
+) -> Result<Scan> {
+    let align = file.alignment();
+    let mut buf_pos = 0u64;
+    let mut buf: Option<F::ReadBuf> = None;
+    loop {
+        if pos + HEADER_BYTES as u64 > file_len {
+            let end =
+                if pos == file_len { ScanEnd::Clean } else { tail_end(file, name, pos, file_len).await? };
+            return Ok(Scan { end_pos: pos, next_offset, end });
+        }
+        // Make sure the header is in the buffer, then the whole batch.
+        let have = |buf: &Option<F::ReadBuf>, buf_pos: u64, need: u64| {
+            buf.as_ref().is_some_and(|b| buf_pos <= pos && pos + need <= buf_pos + b.len() as u64)
+        };
+        if !have(&buf, buf_pos, HEADER_BYTES as u64) {
+            buf_pos = align_down(pos, align);
+            buf = Some(read(file, name, buf_pos, READ_CHUNK_BYTES).await?);
+        }
+        let at = (pos - buf_pos) as usize;
+        let head = &buf.as_ref().expect("buffer is filled")[at..];
+        if head[..HEADER_BYTES].iter().all(|&b| b == 0) {
+            return Ok(Scan { end_pos: pos, next_offset, end: ScanEnd::Clean });
+        }
+        let header = match BatchHeader::decode(head).and_then(|h| h.check_frame(batch_bytes_max).map(|()| h))
+        {
+            Ok(h) => h,
+            Err(e) => return Ok(Scan { end_pos: pos, next_offset, end: ScanEnd::Damaged(e) }),
+        };
+        let len = u64::from(header.batch_len);
+        if pos + len > file_len {
+            let e = BatchError::Truncated { needed: len as usize, available: (file_len - pos) as usize };
+            return Ok(Scan { end_pos: pos, next_offset, end: ScanEnd::Damaged(e) });
+        }
+        if !have(&buf, buf_pos, len) {
+            buf_pos = align_down(pos, align);
+            let want = align_up(pos - buf_pos + len, align) as usize;
+            buf = Some(read(file, name, buf_pos, want.max(READ_CHUNK_BYTES)).await?);
+        }
+        let at = (pos - buf_pos) as usize;
+        let bytes = &buf.as_ref().expect("buffer is filled")[at..at + len as usize];
+        let view = match BatchView::validate(bytes, batch_bytes_max) {
+            Ok(v) => v,
+            Err(e) => return Ok(Scan { end_pos: pos, next_offset, end: ScanEnd::Damaged(e) }),
+        };
+        let h = view.header();
+        if h.base_offset < next_offset || h.base_offset - seg_base > u64::from(u32::MAX) {
+            let e = BatchError::BadHeader { field: "base_offset", value: h.base_offset };
+            return Ok(Scan { end_pos: pos, next_offset, end: ScanEnd::Damaged(e) });
+        }
+        index.on_batch((h.base_offset - seg_base) as u32, pos as u32, h.batch_len, h.max_timestamp);
+        next_offset = h.next_offset();
+        pos += len;
+    }
+}
+
+/// A few bytes too short for a header remain: zeros are unwritten space, anything else is torn.
+async fn tail_end<F: StorageFile>(file: &F, name: &str, pos: u64, file_len: u64) -> Result<ScanEnd> {
+    let start = align_down(pos, file.alignment());
+    let buf = read(file, name, start, (file_len - start) as usize).await?;
+    let tail = &buf[(pos - start) as usize..];
+    Ok(if tail.iter().all(|&b| b == 0) {
+        ScanEnd::Clean
+    } else {
+        ScanEnd::Damaged(BatchError::Truncated { needed: HEADER_BYTES, available: tail.len() })
+    })
+}
+
+async fn read<F: StorageFile>(file: &F, name: &str, pos: u64, len: usize) -> Result<F::ReadBuf> {
+    let len = align_up(len as u64, file.alignment()) as usize;
+    file.read_at(pos, len).await.map_err(|e| LogError::io("read", name, e))
+}
+
+/// Whole stored batches read from one segment, exactly as they are on disk.
+#[derive(Debug)]
+pub struct Fetched<B> {
+    buf: Option<B>,
+    start: usize,
+    end: usize,
+    /// Base offset of the first batch (it may hold records below the offset asked for: fetch is
+    /// batch-granular and the client skips them).
+    pub first_offset: u64,
+    /// File position of the first batch in its segment.
+    pub position: u64,
+    /// Offset after the last batch returned: where the next fetch starts.
+    pub next_offset: u64,
+    pub batch_count: usize,
+}
+
+impl<B: Deref<Target = [u8]>> Fetched<B> {
+    pub(crate) fn empty(offset: u64) -> Self {
+        Self {
+            buf: None,
+            start: 0,
+            end: 0,
+            first_offset: offset,
+            position: 0,
+            next_offset: offset,
+            batch_count: 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batch_count == 0
+    }
+
+    /// The batches' bytes, ready to send.
+    pub fn bytes(&self) -> &[u8] {
+        self.buf.as_ref().map_or(&[], |b| &b[self.start..self.end])
+    }
+}
+
+/// A read decided while the log was borrowed and carried out after: it owns a handle on the
+/// segment file, so it stays valid if the log rolls or deletes the segment meanwhile.
+#[derive(Debug)]
+pub struct ReadPlan<F> {
+    pub(crate) file: Rc<F>,
+    pub(crate) name: String,
+    pub(crate) segment_base: u64,
+    /// A batch boundary at or before the batch holding `offset`.
+    pub(crate) start_pos: u64,
+    /// Bytes past this position are not readable yet.
+    pub(crate) visible_end: u64,
+    pub(crate) offset: u64,
+    /// Batches whose base offset is at or past this are left out.
+    pub(crate) max_offset: u64,
+    pub(crate) max_bytes: usize,
+    pub(crate) batch_bytes_max: usize,
+}
+
+impl<F: StorageFile> ReadPlan<F> {
+    /// Reads whole batches starting with the one that holds `offset`: at least one batch if any
+    /// is visible, then more while they fit in `max_bytes`. Every batch returned passed its CRC;
+    /// a corrupt first batch is an error, a corrupt later one ends the result before it.
+    pub async fn execute(self) -> Result<Fetched<F::ReadBuf>> {
+        let align = self.file.alignment();
+        let mut pos = self.start_pos;
+        let chunk = (self.max_bytes + 2 * HEADER_BYTES).clamp(64 << 10, READ_CHUNK_BYTES);
+        let corrupt = |pos, source| LogError::Corrupt { segment: self.segment_base, pos, source };
+        loop {
+            if pos + HEADER_BYTES as u64 > self.visible_end {
+                return Ok(Fetched::empty(self.offset));
+            }
+            let buf_pos = align_down(pos, align);
+            let want = (self.visible_end - buf_pos).min(chunk as u64 + (pos - buf_pos));
+            let buf = read(&*self.file, &self.name, buf_pos, want as usize).await?;
+            let limit = buf.len().min((self.visible_end - buf_pos) as usize);
+            let mut at = (pos - buf_pos) as usize;
+            // Skip batches wholly below the offset, by header only.
+            while at + HEADER_BYTES <= limit {
+                let h = BatchHeader::decode(&buf[at..]).map_err(|e| corrupt(pos, e))?;
+                h.check_frame(self.batch_bytes_max).map_err(|e| corrupt(pos, e))?;
+                if h.next_offset() > self.offset {
+                    break;
+                }
+                at += h.batch_len as usize;
+                pos += u64::from(h.batch_len);
+            }
+            if at + HEADER_BYTES > limit {
+                continue; // the skip ran past the buffer; read on from `pos`
+            }
+            let first = BatchHeader::decode(&buf[at..]).map_err(|e| corrupt(pos, e))?;
+            if first.base_offset >= self.max_offset {
+                return Ok(Fetched::empty(self.offset));
+            }
+            let first_len = first.batch_len as usize;
+            if pos + first_len as u64 > self.visible_end {
+                return Ok(Fetched::empty(self.offset));
+            }
+            if at + first_len > limit {
+                // The first batch is larger than what was read: read exactly it and return it.
+                let buf_pos = align_down(pos, align);
+                let buf =
+                    read(&*self.file, &self.name, buf_pos, (pos - buf_pos) as usize + first_len).await?;
+                let at = (pos - buf_pos) as usize;
+                let h = check_frame_and_crc(&buf[at..], self.batch_bytes_max).map_err(|e| corrupt(pos, e))?;
+                return Ok(Fetched {
+                    buf: Some(buf),
+                    start: at,
+                    end: at + first_len,
+                    first_offset: h.base_offset,
+                    position: pos,
+                    next_offset: h.next_offset(),
+                    batch_count: 1,
+                });
+            }
+            let start = at;
+            let position = pos;
+            let mut next_offset = first.base_offset;
+            let mut count = 0;
+            while at + HEADER_BYTES <= limit {
+                let h = match check_frame_and_crc(&buf[at..limit], self.batch_bytes_max) {
+                    Ok(h) => h,
+                    Err(e) if count == 0 => return Err(corrupt(pos, e)),
+                    Err(BatchError::Truncated { .. }) => break,
+                    Err(e) => {
+                        tracing::warn!(segment = self.segment_base, pos, error = %e, "corrupt batch is not served");
+                        break;
+                    }
+                };
+                let len = h.batch_len as usize;
+                if h.base_offset >= self.max_offset || (count > 0 && at + len - start > self.max_bytes) {
+                    break;
+                }
+                count += 1;
+                next_offset = h.next_offset();
+                at += len;
+                pos += len as u64;
+            }
+            return Ok(Fetched {
+                buf: Some(buf),
+                start,
+                end: at,
+                first_offset: first.base_offset,
+                position,
+                next_offset,
+                batch_count: count,
+            });
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! The narrow I/O surface the partition log needs, with owned aligned buffers.
+//!
+//! [`DmaStorage`](dma::DmaStorage) is the real one: glommio `DmaFile`s, O_DIRECT through
+//! io_uring. [`MemStorage`](mem::MemStorage) keeps files in memory and can inject the faults a
+//! disk produces (failed or short writes, a full device, bit flips, a crash that loses or tears
+//! what was not synced), so every recovery path is tested without a real crash.
+//!
+//! Both are single-threaded: a storage value and its files belong to the shard that opened them.
+
+pub mod dma;
+pub mod mem;
+
+use std::io;
+use std::ops::Deref;
+
+/// An owned, aligned buffer that a file can write from.
+pub trait IoBuf: AsRef<[u8]> + AsMut<[u8]> {
+    /// Shortens the buffer to `len` bytes; what is cut off is not written.
+    fn trim_to(&mut self, len: usize);
+}
+
+/// One open file. Positions and lengths of writes must be multiples of [`alignment`];
+/// reads must start aligned and may return fewer bytes than asked at the end of the file.
+///
+/// [`alignment`]: StorageFile::alignment
+#[allow(async_fn_in_trait)]
+pub trait StorageFile {
+    type Buf: IoBuf;
+    type ReadBuf: Deref<Target = [u8]>;
+
+    /// The direct-I/O alignment of positions and lengths, a power of two.
+    fn alignment(&self) -> usize;
+    /// A zero-filled buffer of `len` bytes suitable for [`write_at`](StorageFile::write_at).
+    fn alloc(&self, len: usize) -> Self::Buf;
+    /// Writes the whole buffer at `pos`; returns the bytes written, which a caller must check.
+    async fn write_at(&self, buf: Self::Buf, pos: u64) -> io::Result<usize>;
+    /// Reads up to `len` bytes at `pos`.
+    async fn read_at(&self, pos: u64, len: usize) -> io::Result<Self::ReadBuf>;
+    /// Makes everything written so far durable (fdatasync).
+    async fn sync(&self) -> io::Result<()>;
+    async fn size(&self) -> io::Result<u64>;
+    async fn truncate(&self, len: u64) -> io::Result<()>;
+    /// Reserves space up to `len` bytes and extends the file's size to it (reading as zeros), so
+    /// later appends change no metadata and a sync of them is cheaper.
+    async fn allocate(&self, len: u64) -> io::Result<()>;
+    async fn close(self) -> io::Result<()>;
+}
+
+/// A directory of files: one partition's data directory.
+#[allow(async_fn_in_trait)]
+pub trait Storage {
+    type File: StorageFile;
+
+    /// Opens `name` for reading and writing, creating it if `create` is set.
+    async fn open(&self, name: &str, create: bool) -> io::Result<Self::File>;
+    async fn remove(&self, name: &str) -> io::Result<()>;
+    /// Names of the files in the directory, in no particular order.
+    async fn list(&self) -> io::Result<Vec<String>>;
+    /// Makes creations and removals in the directory durable.
+    async fn sync_dir(&self) -> io::Result<()>;
+}
+
+/// Rounds `n` down to a multiple of the power of two `align`.
+pub const fn align_down(n: u64, align: usize) -> u64 {
+    n & !(align as u64 - 1)
+}
+
+/// Rounds `n` up to a multiple of the power of two `align`.
+pub const fn align_up(n: u64, align: usize) -> u64 {
+    (n + align as u64 - 1) & !(align as u64 - 1)
+}
