@@ -11,7 +11,9 @@ pub mod index;
 pub mod storage;
 
 pub use error::{BatchError, LogError};
+pub mod group_commit;
 pub mod log;
 pub mod segment;
 
+pub use crate::group_commit::SharedLog;
 pub use crate::log::{Appended, FlushPolicy, LogConfig, PartitionLog, RecoveryReport, Truncation};

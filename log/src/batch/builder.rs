@@ -117,24 +117,28 @@ impl BatchBuilder {
         let i = self.len();
         let c = &mut self.cols;
         let end = |data: &Vec<u8>| u32::try_from(data.len()).expect("batch data fits u32");
-        // Keys: start the column (backfilling earlier records as null keys) on the first key.
-        if record.key.is_some() && c.key_ends.is_empty() {
+        // Keys: the column starts (earlier records getting null keys) with the first key.
+        let keys_on = !c.key_ends.is_empty() || record.key.is_some();
+        if keys_on && c.key_ends.len() < i {
             for j in 0..i {
-                c.key_ends.push(c.value_ends[j]);
+                // An earlier record's null key is an empty range at the record's start.
+                let start = if j == 0 { 0 } else { c.value_ends[j - 1] };
+                c.key_ends.push(start);
                 set_bit(&mut c.key_nulls, j);
             }
         }
         if let Some(key) = record.key {
             c.data.extend_from_slice(key);
         }
-        if !c.key_ends.is_empty() {
+        if keys_on {
             c.key_ends.push(end(&c.data));
             if record.key.is_none() {
                 set_bit(&mut c.key_nulls, i);
             }
         }
         // Headers: the column starts as zero headers for every earlier record.
-        if !record.headers.is_empty() && c.header_ends.is_empty() {
+        let headers_on = !c.header_ends.is_empty() || !record.headers.is_empty();
+        if headers_on {
             c.header_ends.resize(i, 0);
         }
         for (k, v) in record.headers {
@@ -143,7 +147,7 @@ impl BatchBuilder {
             c.data.extend_from_slice(v);
             c.header_value_ends.push(end(&c.data));
         }
-        if !c.header_ends.is_empty() {
+        if headers_on {
             c.header_ends.push(c.header_key_ends.len() as u32);
         }
         if let Some(value) = record.value {

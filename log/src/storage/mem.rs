@@ -204,6 +204,11 @@ impl MemStorage {
         }
     }
 
+    /// Deletes a file behind the log's back, as an operator's mistake would.
+    pub fn remove_file(&self, name: &str) {
+        self.state.borrow_mut().files.remove(name);
+    }
+
     /// The current contents of a file, for assertions.
     pub fn contents(&self, name: &str) -> Option<Vec<u8>> {
         self.state.borrow().files.get(name).map(|f| f.live.clone())

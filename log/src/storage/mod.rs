@@ -24,7 +24,7 @@ pub trait IoBuf: AsRef<[u8]> + AsMut<[u8]> {
 ///
 /// [`alignment`]: StorageFile::alignment
 #[allow(async_fn_in_trait)]
-pub trait StorageFile {
+pub trait StorageFile: std::fmt::Debug {
     type Buf: IoBuf;
     type ReadBuf: Deref<Target = [u8]>;
 
@@ -48,7 +48,7 @@ pub trait StorageFile {
 
 /// A directory of files: one partition's data directory.
 #[allow(async_fn_in_trait)]
-pub trait Storage {
+pub trait Storage: std::fmt::Debug {
     type File: StorageFile;
 
     /// Opens `name` for reading and writing, creating it if `create` is set.

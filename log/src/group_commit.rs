@@ -1,0 +1,71 @@
+//! Group commit: many tasks of one shard append to one log and share its fdatasyncs.
+//!
+//! A task that needs its batch durable waits until the durable offset passes it. If no sync is
+//! running, it runs one itself, covering every batch appended so far; tasks that appended while
+//! that sync was in flight queue on the lock and are covered by the next one. So N concurrent
+//! producers cost about two syncs, not N.
+//!
+//! The lock is FIFO (tokio's, which needs no tokio runtime): a task that just flushed cannot
+//! jump ahead of the appenders queued behind it, which is what makes the next sync cover them.
+//!
+//! Single-shard (`!Send`): held in an `Rc` by the tasks of the shard that owns the partition.
+
+use crate::batch::BatchView;
+use crate::error::Result;
+use crate::log::{Appended, PartitionLog};
+use crate::storage::Storage;
+use std::cell::Cell;
+use tokio::sync::Mutex;
+
+/// A partition log shared by the tasks of its shard.
+#[derive(Debug)]
+pub struct SharedLog<S: Storage> {
+    log: Mutex<PartitionLog<S>>,
+    /// Copy of the log's durable offset, readable without taking the lock.
+    durable: Cell<u64>,
+}
+
+impl<S: Storage> SharedLog<S> {
+    pub fn new(log: PartitionLog<S>) -> Self {
+        let durable = Cell::new(log.durable_offset());
+        Self { log: Mutex::new(log), durable }
+    }
+
+    /// Exclusive access for anything else (reads planned from it, retention, truncation).
+    pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, PartitionLog<S>> {
+        self.log.lock().await
+    }
+
+    pub fn durable_offset(&self) -> u64 {
+        self.durable.get()
+    }
+
+    /// Appends without waiting for durability.
+    pub async fn append(&self, batch: &BatchView<'_>, leader_epoch: u32, now_ms: u64) -> Result<Appended> {
+        self.log.lock().await.append(batch, leader_epoch, now_ms).await
+    }
+
+    /// Appends and returns once the batch is durable.
+    pub async fn append_durable(
+        &self,
+        batch: &BatchView<'_>,
+        leader_epoch: u32,
+        now_ms: u64,
+    ) -> Result<Appended> {
+        let appended = self.append(batch, leader_epoch, now_ms).await?;
+        self.wait_durable(appended.last_offset + 1).await?;
+        Ok(appended)
+    }
+
+    /// Returns once every offset below `offset` is durable, syncing if nobody else is.
+    pub async fn wait_durable(&self, offset: u64) -> Result<()> {
+        while self.durable.get() < offset {
+            let mut log = self.log.lock().await;
+            if log.durable_offset() < offset {
+                log.flush().await?;
+            }
+            self.durable.set(log.durable_offset());
+        }
+        Ok(())
+    }
+}

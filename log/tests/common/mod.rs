@@ -1,0 +1,32 @@
+//! Helpers shared by the log tests.
+#![allow(dead_code)]
+
+use weir_log::batch::{Batch, BatchBuilder, BatchView, ProducerStamp, Record};
+use weir_log::segment::Fetched;
+
+/// A batch of `n` records whose values are `tag:i` and whose timestamps are `ts`.
+pub fn batch(tag: u64, n: usize, value_len: usize, ts: i64) -> Batch {
+    let mut b = BatchBuilder::new(8 << 20);
+    for i in 0..n {
+        let mut value = format!("{tag}:{i}:").into_bytes();
+        value.resize(value_len.max(value.len()), b'x');
+        let key = tag.to_le_bytes();
+        b.push(&Record { key: Some(&key), value: Some(&value), headers: &[], timestamp: ts }).unwrap();
+    }
+    b.seal(ProducerStamp::default())
+}
+
+/// Records `(offset, value)` of fetched bytes, each batch fully validated as a consumer would.
+pub fn records<B: std::ops::Deref<Target = [u8]>>(f: &Fetched<B>) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut bytes = f.bytes();
+    while !bytes.is_empty() {
+        let mut aligned = rkyv::util::AlignedVec::<16>::new();
+        aligned.extend_from_slice(bytes);
+        let view = BatchView::validate(&aligned, usize::MAX).expect("served batches are valid");
+        let len = view.bytes().len();
+        out.extend(view.records().map(|r| (r.offset, r.value.unwrap().to_vec())));
+        bytes = &bytes[len..];
+    }
+    out
+}
