@@ -551,9 +551,13 @@ impl<S: Storage> PartitionLog<S> {
         Ok(self.flush().await? != before)
     }
 
-    /// Seals the active segment and starts a new one at the log end.
+    /// Seals the active segment and starts a new one at the log end. An empty active segment
+    /// stays as it is: a new one would have the same base offset, and so the same file.
     pub async fn roll(&mut self, now_ms: u64) -> Result<()> {
         self.check_usable()?;
+        if self.active.seg.size == 0 {
+            return Ok(());
+        }
         let r = self.roll_inner(now_ms).await;
         self.failed = r.is_err();
         r
@@ -682,6 +686,7 @@ impl<S: Storage> PartitionLog<S> {
 
     async fn truncate_inner(&mut self, offset: u64, now_ms: u64) -> Result<u64> {
         self.active.data.sync().await?;
+        self.durable_offset = self.next_offset();
         if offset <= self.log_start() {
             // Nothing stays: start over, empty, at `offset`.
             for base in self.segment_bases() {

@@ -1,0 +1,203 @@
+//! Any sequence of append / flush / roll / truncate / retention / crash / reopen leaves a log
+//! equal to a plain in-memory model up to the durable offset.
+
+mod common;
+
+use common::{batch, records};
+use futures::executor::block_on;
+use proptest::prelude::*;
+use weir_log::storage::mem::{CrashMode, MemStorage};
+use weir_log::{FlushPolicy, LogConfig, PartitionLog};
+
+#[derive(Debug, Clone)]
+enum Op {
+    Append {
+        records: usize,
+        value_len: usize,
+    },
+    WriteOut,
+    Flush,
+    Roll,
+    /// Truncate at this fraction of the way through the log.
+    Truncate {
+        per_mille: u64,
+    },
+    Retention {
+        now: u64,
+    },
+    Crash {
+        torn: bool,
+        seed: u64,
+    },
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        10 => (1usize..12, 0usize..600).prop_map(|(records, value_len)| Op::Append { records, value_len }),
+        2 => Just(Op::WriteOut),
+        3 => Just(Op::Flush),
+        1 => Just(Op::Roll),
+        1 => (0u64..1000).prop_map(|per_mille| Op::Truncate { per_mille }),
+        1 => (0u64..4000).prop_map(|now| Op::Retention { now }),
+        2 => (any::<bool>(), any::<u64>()).prop_map(|(torn, seed)| Op::Crash { torn, seed }),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+fn config() -> LogConfig {
+    LogConfig {
+        segment_bytes_max: 12 << 10,
+        segment_ms: u64::MAX,
+        index_interval_bytes: 1024,
+        batch_bytes_max: 8 << 10,
+        write_buffer_bytes: 4096,
+        write_behind_buffers_max: 2,
+        preallocate_bytes: 8192,
+        flush: FlushPolicy::Sync,
+        retention_ms: Some(1000),
+        retention_bytes: Some(30 << 10),
+    }
+}
+
+/// The model: batches as (base offset, record values), the log start, what is durable.
+#[derive(Debug, Default)]
+struct Model {
+    batches: Vec<(u64, Vec<Vec<u8>>)>,
+    start: u64,
+    end: u64,
+    durable: u64,
+}
+
+impl Model {
+    fn cut_to(&mut self, end: u64) {
+        self.batches.retain(|(b, _)| *b < end);
+        assert!(self.batches.last().is_none_or(|(b, v)| b + v.len() as u64 == end), "cut inside a batch");
+        self.end = end;
+        self.durable = self.durable.min(end);
+    }
+
+    fn is_boundary(&self, offset: u64) -> bool {
+        offset == self.end || self.batches.iter().any(|(b, _)| *b == offset)
+    }
+}
+
+async fn check(log: &PartitionLog<MemStorage>, m: &Model) {
+    assert_eq!(log.next_offset(), m.end);
+    assert_eq!(log.log_start(), m.start);
+    let mut got = Vec::new();
+    let mut offset = log.log_start();
+    while offset < log.next_offset() {
+        let f = log.read(offset, 5000).await.expect("read");
+        if f.is_empty() {
+            break; // not yet written out
+        }
+        got.extend(records(&f));
+        offset = f.next_offset;
+    }
+    let want: Vec<(u64, Vec<u8>)> = m
+        .batches
+        .iter()
+        .flat_map(|(b, vals)| vals.iter().enumerate().map(move |(i, v)| (b + i as u64, v.clone())))
+        .filter(|(o, _)| *o >= m.start)
+        .take(got.len())
+        .collect();
+    assert_eq!(got, want);
+}
+
+fn run(ops: Vec<Op>) {
+    block_on(async {
+        let st = MemStorage::new();
+        let (mut log, _) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
+        let mut m = Model::default();
+        let mut tag = 0u64;
+        for op in ops {
+            match op {
+                Op::Append { records, value_len } => {
+                    tag += 1;
+                    let b = batch(tag, records, value_len, tag as i64 * 10);
+                    let a = log.append(&b.view(), 0, 0).await.unwrap();
+                    assert_eq!(a.base_offset, m.end);
+                    let vals = records_of(&b);
+                    m.end += vals.len() as u64;
+                    m.batches.push((a.base_offset, vals));
+                }
+                Op::WriteOut => log.write_out().await.unwrap(),
+                Op::Flush => {
+                    m.durable = log.flush().await.unwrap();
+                    assert_eq!(m.durable, m.end);
+                }
+                Op::Roll => {
+                    log.roll(0).await.unwrap();
+                    m.durable = m.end;
+                }
+                Op::Truncate { per_mille } => {
+                    let target = m.start + (m.end - m.start) * per_mille / 1000;
+                    let end = log.truncate_to(target, 0).await.unwrap();
+                    assert!(end <= target && m.is_boundary(end), "cut at {end} for {target}");
+                    m.cut_to(end);
+                    if end < m.start {
+                        m.start = end;
+                    }
+                }
+                Op::Retention { now } => {
+                    let deleted = log.enforce_retention(now).await.unwrap();
+                    assert_eq!(
+                        log.segment_bases().last(),
+                        Some(&log.segment_bases()[log.segment_bases().len() - 1])
+                    );
+                    if !deleted.is_empty() {
+                        assert!(log.log_start() > m.start && m.is_boundary(log.log_start()));
+                        m.start = log.log_start();
+                        m.batches.retain(|(b, _)| *b >= m.start);
+                    }
+                }
+                Op::Crash { torn, seed } => {
+                    st.crash(if torn { CrashMode::Torn { seed } } else { CrashMode::LoseUnsynced });
+                    drop(log);
+                    let (reopened, report) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
+                    log = reopened;
+                    let end = log.next_offset();
+                    // Everything durable survives; of the rest, at most a prefix of batches.
+                    assert!(
+                        end >= m.durable && end <= m.end && m.is_boundary(end),
+                        "{end} vs {m:?} {report:?}"
+                    );
+                    if !torn {
+                        assert_eq!(end, m.durable, "a clean loss keeps exactly the durable prefix");
+                    }
+                    m.cut_to(end);
+                    m.durable = end;
+                }
+                Op::Reopen => {
+                    log.close().await.unwrap();
+                    let (reopened, report) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
+                    assert_eq!(report.truncated, None);
+                    log = reopened;
+                    m.durable = m.end;
+                }
+            }
+            // The log's durable claim never goes back (but for truncation, which the model
+            // applied already), and a crash must honour it.
+            assert!(log.durable_offset() >= m.durable.min(log.next_offset()));
+            m.durable = log.durable_offset();
+            check(&log, &m).await;
+        }
+        log.flush().await.unwrap();
+        check(&log, &m).await;
+        let end = log.next_offset();
+        assert_eq!(end, m.end);
+    });
+}
+
+fn records_of(b: &weir_log::batch::Batch) -> Vec<Vec<u8>> {
+    b.view().records().map(|r| r.value.unwrap().to_vec()).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    #[test]
+    fn log_matches_model(ops in proptest::collection::vec(op(), 1..80)) {
+        run(ops);
+    }
+}
