@@ -62,7 +62,7 @@ impl<F: StorageFile> Appender<F> {
     /// be overwritten). The partial block before `end` is read back so appends continue it.
     pub async fn open(file: Rc<F>, name: String, end: u64, config: AppenderConfig) -> Result<Self> {
         let align = file.alignment();
-        assert!(config.write_buffer_bytes >= align && config.write_buffer_bytes % align == 0);
+        assert!(config.write_buffer_bytes >= align && config.write_buffer_bytes.is_multiple_of(align));
         assert!(config.write_behind_buffers_max >= 1);
         let cur_pos = align_down(end, align);
         let fill = (end - cur_pos) as usize;

@@ -17,7 +17,7 @@ pub const INDEX_ENTRY_BYTES: usize = 16;
 pub const INDEX_FOOTER_BYTES: usize = 48;
 pub const INDEX_MAGIC: u32 = u32::from_le_bytes(*b"WIDX");
 const _: () = assert!(size_of::<IndexEntry>() == INDEX_ENTRY_BYTES);
-const _: () = assert!(INDEX_FOOTER_BYTES % INDEX_ENTRY_BYTES == 0);
+const _: () = assert!(INDEX_FOOTER_BYTES.is_multiple_of(INDEX_ENTRY_BYTES));
 
 /// One sparse index entry.
 #[repr(C)]
@@ -181,7 +181,9 @@ impl SegmentIndex {
     /// Decodes a sealed index file, or `None` if it is not one (missing footer, bad CRC, wrong
     /// length): the caller then rebuilds the index from the segment.
     pub fn decode_sealed(bytes: &[u8], interval_bytes: u64) -> Option<(Self, SealedInfo)> {
-        if bytes.len() < INDEX_FOOTER_BYTES || (bytes.len() - INDEX_FOOTER_BYTES) % INDEX_ENTRY_BYTES != 0 {
+        if bytes.len() < INDEX_FOOTER_BYTES
+            || !(bytes.len() - INDEX_FOOTER_BYTES).is_multiple_of(INDEX_ENTRY_BYTES)
+        {
             return None;
         }
         let f = bytes.len() - INDEX_FOOTER_BYTES;

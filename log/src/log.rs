@@ -71,7 +71,7 @@ impl LogConfig {
         if self.segment_bytes_max > u64::from(u32::MAX) || self.segment_bytes_max < 4096 {
             return bad("segment_bytes_max must be within [4096, 2^32)");
         }
-        if self.write_buffer_bytes < 4096 || self.write_buffer_bytes % 4096 != 0 {
+        if self.write_buffer_bytes < 4096 || !self.write_buffer_bytes.is_multiple_of(4096) {
             return bad("write_buffer_bytes must be a positive multiple of 4096");
         }
         if self.write_behind_buffers_max == 0 {
@@ -182,10 +182,10 @@ impl<S: Storage> PartitionLog<S> {
         let mut bases: Vec<u64> = names.iter().filter_map(|n| parse_data_file_name(n)).collect();
         bases.sort_unstable();
         for name in &names {
-            if let Some(digits) = name.strip_suffix(".index") {
-                if digits.parse::<u64>().map_or(true, |b| !bases.contains(&b)) {
-                    storage.remove(name).await.map_err(io_err("remove", name))?;
-                }
+            if let Some(digits) = name.strip_suffix(".index")
+                && digits.parse::<u64>().map_or(true, |b| !bases.contains(&b))
+            {
+                storage.remove(name).await.map_err(io_err("remove", name))?;
             }
         }
         let mut report = RecoveryReport::default();
@@ -203,12 +203,10 @@ impl<S: Storage> PartitionLog<S> {
             let file = Rc::new(storage.open(&name, false).await.map_err(io_err("open", &name))?);
             let file_len = file.size().await.map_err(io_err("size", &name))?;
             let last = i + 1 == bases.len();
-            if !last {
-                if let Some(seg) = Self::open_sealed(&storage, &config, base, &file, file_len).await? {
-                    sealed.push_back(seg);
-                    i += 1;
-                    continue;
-                }
+            if !last && let Some(seg) = Self::open_sealed(&storage, &config, base, &file, file_len).await? {
+                sealed.push_back(seg);
+                i += 1;
+                continue;
             }
             // The active segment, or a sealed one whose index must be rebuilt.
             let mut index = SegmentIndex::new(config.index_interval_bytes);
@@ -229,8 +227,7 @@ impl<S: Storage> PartitionLog<S> {
                 &name,
                 &mut index,
                 base,
-                from_pos,
-                from_offset,
+                (from_pos, from_offset),
                 file_len,
                 config.batch_bytes_max,
             )
@@ -733,8 +730,7 @@ impl<S: Storage> PartitionLog<S> {
             &name,
             &mut index,
             a.seg.base,
-            from_pos,
-            from_offset,
+            (from_pos, from_offset),
             cut_pos,
             self.config.batch_bytes_max,
         )

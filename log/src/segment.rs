@@ -58,19 +58,19 @@ pub struct Scan {
 /// Bytes read per I/O when scanning or reading.
 const READ_CHUNK_BYTES: usize = 1 << 20;
 
-/// Walks the batches of `seg.file` from `pos` (a batch boundary with base offset at least
-/// `next_offset`), validating every batch fully and feeding each to `seg.index`. Stops at the
+/// Walks the batches of `file` from `from = (pos, next_offset)` (a batch boundary whose batch
+/// has a base offset of at least `next_offset`), validating every batch fully and feeding each to `seg.index`. Stops at the
 /// end of the data or the first damaged batch; never reads past `file_len`.
 pub async fn scan<F: StorageFile>(
     file: &F,
     name: &str,
     index: &mut SegmentIndex,
     seg_base: u64,
-    mut pos: u64,
-    mut next_offset: u64,
+    from: (u64, u64),
     file_len: u64,
     batch_bytes_max: usize,
 ) -> Result<Scan> {
+    let (mut pos, mut next_offset) = from;
     let align = file.alignment();
     let mut buf_pos = 0u64;
     let mut buf: Option<F::ReadBuf> = None;

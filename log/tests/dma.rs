@@ -143,9 +143,9 @@ fn sigkill_never_loses_an_acknowledged_record() {
         // Kill after a pseudo-random number of acknowledgements: a moment chosen by progress,
         // not by a sleep. Acks already in the pipe when the child dies still count.
         let kill_after = 1 + (round * 2654435761) % 150;
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut acks = 0;
-        while let Some(line) = lines.next() {
+        for line in lines {
             let Some(n) = line.unwrap().strip_prefix("ack ").map(|n| n.parse::<u64>().unwrap()) else {
                 continue;
             };

@@ -73,7 +73,7 @@ pub struct BatchHeader {
 }
 
 const _: () = assert!(size_of::<BatchHeader>() == HEADER_BYTES);
-const _: () = assert!(HEADER_BYTES % BATCH_ALIGN == 0);
+const _: () = assert!(HEADER_BYTES.is_multiple_of(BATCH_ALIGN));
 const _: () = assert!(offset_of!(BatchHeader, base_offset) == 0);
 const _: () = assert!(offset_of!(BatchHeader, leader_epoch) == 8);
 const _: () = assert!(offset_of!(BatchHeader, batch_len) == 12);
@@ -164,7 +164,7 @@ impl BatchHeader {
             return Err(BatchError::BadMagic { found: self.magic });
         }
         let len = self.batch_len as usize;
-        if len < HEADER_BYTES || len % BATCH_ALIGN != 0 {
+        if len < HEADER_BYTES || !len.is_multiple_of(BATCH_ALIGN) {
             return Err(BatchError::BadHeader { field: "batch_len", value: len as u64 });
         }
         if len > len_max {

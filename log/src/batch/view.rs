@@ -1,7 +1,7 @@
 //! Reading a batch: validation once at ingest or recovery, then zero-copy iteration.
 
 use super::columns::{ArchivedColumns, bit, bitmap_len};
-use super::header::{BatchHeader, CRC_START, HEADER_BYTES, compute_crc};
+use super::header::{BatchHeader, HEADER_BYTES, compute_crc};
 use crate::error::BatchError;
 use rkyv::vec::ArchivedVec;
 
@@ -44,7 +44,6 @@ pub fn check_frame_and_crc(bytes: &[u8], len_max: usize) -> Result<BatchHeader, 
     if actual != header.crc {
         return Err(BatchError::ChecksumMismatch { expected: header.crc, actual });
     }
-    debug_assert!(CRC_START < HEADER_BYTES);
     Ok(header)
 }
 
@@ -60,7 +59,7 @@ impl<'a> BatchView<'a> {
         header.check_fields()?;
         let bytes = &bytes[..header.batch_len as usize];
         let payload = &bytes[HEADER_BYTES..HEADER_BYTES + header.payload_len as usize];
-        if payload.as_ptr() as usize % 16 != 0 {
+        if !(payload.as_ptr() as usize).is_multiple_of(16) {
             return Err(BatchError::BadPayload { reason: "payload is not 16-byte aligned".into() });
         }
         let cols = rkyv::access::<ArchivedColumns, rkyv::rancor::Error>(payload)

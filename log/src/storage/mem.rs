@@ -246,7 +246,7 @@ pub struct MemFile {
 }
 
 fn eio(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::Other, format!("injected fault: {what}"))
+    io::Error::other(format!("injected fault: {what}"))
 }
 
 impl MemFile {
