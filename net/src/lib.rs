@@ -1,1 +1,1 @@
-
+//! Protocol, transports and client SDK. Not built yet.

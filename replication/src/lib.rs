@@ -1,1 +1,1 @@
-
+//! Replication: controller and replica state machines (sans-IO). Not built yet.
