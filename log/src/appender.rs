@@ -174,12 +174,19 @@ impl<F: StorageFile> Appender<F> {
 
     /// Writes all full queued buffers, concurrently.
     async fn write_queued(&mut self) -> Result<()> {
-        if self.queued.is_empty() {
+        self.write_all(None).await
+    }
+
+    /// Writes the queued buffers and `extra` (a trimmed partial buffer and its position) with
+    /// all writes in flight at once. They cover disjoint ranges, so their order does not matter;
+    /// `written` moves only when all have completed.
+    async fn write_all(&mut self, extra: Option<(F::Buf, u64)>) -> Result<()> {
+        if self.queued.is_empty() && extra.is_none() {
             return Ok(());
         }
         let file = &*self.file;
         let name = &self.name;
-        let writes = self.queued.drain(..).map(|(buf, pos)| async move {
+        let writes = self.queued.drain(..).chain(extra).map(|(buf, pos)| async move {
             let expected = buf.as_ref().len();
             let written = file.write_at(buf, pos).await.map_err(|e| LogError::io("write", name, e))?;
             if written != expected {
@@ -193,13 +200,12 @@ impl<F: StorageFile> Appender<F> {
         Ok(())
     }
 
-    /// Hands every appended byte to the file: the queued buffers, then the current one up to the
-    /// end of its last partial block, which is zero-padded. That partial block moves to the start
-    /// of a fresh buffer so the next write rewrites it with more bytes in it.
+    /// Hands every appended byte to the file: the queued buffers and the current one up to the
+    /// end of its last partial block, which is zero-padded, all in flight together. That partial
+    /// block moves to the start of a fresh buffer so the next write rewrites it with more bytes.
     pub async fn write_out(&mut self) -> Result<()> {
-        self.write_queued().await?;
         if self.fill == 0 || self.written == self.end() {
-            return Ok(());
+            return self.write_queued().await;
         }
         let len = align_up(self.fill as u64, self.align) as usize;
         let keep_from = align_down(self.fill as u64, self.align) as usize;
@@ -209,15 +215,9 @@ impl<F: StorageFile> Appender<F> {
         out.as_mut()[self.fill..len].fill(0);
         out.trim_to(len);
         let pos = self.cur_pos;
-        let end = self.end();
         self.cur_pos += keep_from as u64;
         self.fill -= keep_from;
-        let written = self.file.write_at(out, pos).await.map_err(|e| LogError::io("write", &self.name, e))?;
-        if written != len {
-            return Err(LogError::ShortWrite { file: self.name.clone(), pos, written, expected: len });
-        }
-        self.written = end;
-        Ok(())
+        self.write_all(Some((out, pos))).await
     }
 
     /// Writes out and syncs; afterwards every appended byte is durable.

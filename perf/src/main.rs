@@ -3,6 +3,8 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    eprintln!("weir-perf: not built yet; criterion benchmarks live in benches/ (`cargo bench -p weir-benches`)");
+    eprintln!(
+        "weir-perf: not built yet; criterion benchmarks live in benches/ (`cargo bench -p weir-benches`)"
+    );
     ExitCode::from(2)
 }

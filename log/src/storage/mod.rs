@@ -30,7 +30,8 @@ pub trait StorageFile: std::fmt::Debug {
 
     /// The direct-I/O alignment of positions and lengths, a power of two.
     fn alignment(&self) -> usize;
-    /// A zero-filled buffer of `len` bytes suitable for [`write_at`](StorageFile::write_at).
+    /// A buffer of `len` bytes suitable for [`write_at`](StorageFile::write_at). Its contents
+    /// are unspecified: writers zero what they do not fill.
     fn alloc(&self, len: usize) -> Self::Buf;
     /// Writes the whole buffer at `pos`; returns the bytes written, which a caller must check.
     async fn write_at(&self, buf: Self::Buf, pos: u64) -> io::Result<usize>;

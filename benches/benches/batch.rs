@@ -1,0 +1,63 @@
+//! CPU cost of the record-batch format: building and sealing a batch (what a producer does),
+//! validating it (what a leader does once per produce request), its CRC32C alone (what every
+//! read of stored batches does), and iterating its records (what a consumer does).
+//!
+//! Records have 8-byte keys and 1 KiB values; a batch is filled until it reaches 64 KiB or 1 MiB.
+
+use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
+use weir_benches::full_batch;
+use weir_log::batch::header::compute_crc;
+use weir_log::batch::{BatchBuilder, BatchView, ProducerStamp, Record};
+
+const VALUE_BYTES: usize = 1024;
+const SIZES: [(&str, usize); 2] = [("64KiB", 64 << 10), ("1MiB", 1 << 20)];
+
+fn batch(c: &mut Criterion) {
+    let mut group = c.benchmark_group("batch");
+    let value: Vec<u8> = (0..VALUE_BYTES).map(|i| (i % 251) as u8).collect();
+
+    for (label, batch_bytes_max) in SIZES {
+        let sealed = full_batch(batch_bytes_max, VALUE_BYTES);
+        let count = sealed.header().record_count as u64;
+        let bytes = sealed.as_bytes();
+        group.throughput(Throughput::Bytes(bytes.len() as u64));
+
+        group.bench_function(BenchmarkId::new("build", label), |b| {
+            b.iter(|| {
+                let mut builder = BatchBuilder::new(batch_bytes_max);
+                for i in 0..count {
+                    let key = i.to_le_bytes();
+                    let record = Record {
+                        key: Some(&key),
+                        value: Some(&value),
+                        headers: &[],
+                        timestamp: 1_700_000_000_000 + i as i64,
+                    };
+                    builder.push(&record).expect("the record fits");
+                }
+                builder.seal(ProducerStamp::default())
+            })
+        });
+
+        group.bench_function(BenchmarkId::new("validate", label), |b| {
+            b.iter(|| {
+                BatchView::validate(black_box(bytes), usize::MAX)
+                    .expect("a sealed batch is valid")
+                    .record_count()
+            })
+        });
+
+        group.bench_function(BenchmarkId::new("crc", label), |b| b.iter(|| compute_crc(black_box(bytes))));
+
+        if batch_bytes_max == 1 << 20 {
+            let view = BatchView::validate(bytes, usize::MAX).expect("a sealed batch is valid");
+            group.bench_function(BenchmarkId::new("iterate", label), |b| {
+                b.iter(|| black_box(&view).records().map(|r| r.value.map_or(0, <[u8]>::len)).sum::<usize>())
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, batch);
+criterion_main!(benches);
