@@ -1,6 +1,8 @@
 //! The partition log on real files with O_DIRECT through glommio, and a crash test that kills a
 //! child process with SIGKILL while it appends.
 
+#![cfg(feature = "dma")]
+
 mod common;
 
 use common::{batch, records};
