@@ -206,14 +206,17 @@ impl<F: StorageFile> ReadPlan<F> {
     pub async fn execute(self) -> Result<Fetched<F::ReadBuf>> {
         let align = self.file.alignment();
         let mut pos = self.start_pos;
-        let chunk = (self.max_bytes + 2 * HEADER_BYTES).clamp(64 << 10, READ_CHUNK_BYTES);
+        // Read exactly max_bytes (rounded to the alignment) from the aligned start: a read no
+        // larger than the executor's registered I/O memory is served from it, without a fresh
+        // allocation and its page faults.
+        let chunk = crate::storage::align_up(self.max_bytes.clamp(64 << 10, READ_CHUNK_BYTES) as u64, align);
         let corrupt = |pos, source| LogError::Corrupt { segment: self.segment_base, pos, source };
         loop {
             if pos + HEADER_BYTES as u64 > self.visible_end {
                 return Ok(Fetched::empty(self.offset));
             }
             let buf_pos = align_down(pos, align);
-            let want = (self.visible_end - buf_pos).min(chunk as u64 + (pos - buf_pos));
+            let want = (self.visible_end - buf_pos).min(chunk.max(pos - buf_pos + HEADER_BYTES as u64));
             let buf = read(&*self.file, &self.name, buf_pos, want as usize).await?;
             let limit = buf.len().min((self.visible_end - buf_pos) as usize);
             let mut at = (pos - buf_pos) as usize;
