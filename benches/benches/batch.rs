@@ -39,6 +39,24 @@ fn batch(c: &mut Criterion) {
             })
         });
 
+        // What a producer does batch after batch: one builder, its columns' memory reused.
+        let mut builder = BatchBuilder::new(batch_bytes_max);
+        group.bench_function(BenchmarkId::new("build_reuse", label), |b| {
+            b.iter(|| {
+                for i in 0..count {
+                    let key = i.to_le_bytes();
+                    let record = Record {
+                        key: Some(&key),
+                        value: Some(&value),
+                        headers: &[],
+                        timestamp: 1_700_000_000_000 + i as i64,
+                    };
+                    builder.push(&record).expect("the record fits");
+                }
+                builder.seal_reset(ProducerStamp::default())
+            })
+        });
+
         group.bench_function(BenchmarkId::new("validate", label), |b| {
             b.iter(|| {
                 BatchView::validate(black_box(bytes), usize::MAX)

@@ -183,3 +183,32 @@ fn overhead_per_record_is_near_kafkas() {
         assert!(per_record <= 12.5 + 160.0 / n as f64, "overhead {per_record} bytes/record");
     }
 }
+
+#[test]
+fn a_reset_builder_builds_the_same_batches_again() {
+    let recs: Vec<Rec> = (0..50)
+        .map(|i| Rec {
+            key: (i % 3 != 0).then(|| vec![i as u8; 3]),
+            value: (i % 7 != 0).then(|| vec![i as u8; i]),
+            headers: if i % 5 == 0 { vec![(b"h".to_vec(), vec![i as u8])] } else { vec![] },
+            timestamp: 1000 + i as i64,
+        })
+        .collect();
+    let fresh = build(&recs);
+    let mut b = BatchBuilder::new(1 << 20);
+    for _ in 0..3 {
+        for r in &recs {
+            let headers: Vec<(&[u8], &[u8])> = r.headers.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+            let rec = Record {
+                key: r.key.as_deref(),
+                value: r.value.as_deref(),
+                headers: &headers,
+                timestamp: r.timestamp,
+            };
+            b.push(&rec).unwrap();
+        }
+        let again = b.seal_reset(ProducerStamp { producer_id: 7, producer_epoch: 1, base_sequence: 42 });
+        assert_eq!(again.as_bytes(), fresh.as_bytes());
+        assert!(b.is_empty());
+    }
+}

@@ -161,12 +161,20 @@ impl BatchBuilder {
 
     /// Seals the records into a batch with base offset 0 and leader epoch 0; the leader patches
     /// both when it appends. Panics on an empty builder: there is no empty batch.
-    pub fn seal(self, producer: ProducerStamp) -> Batch {
+    pub fn seal(mut self, producer: ProducerStamp) -> Batch {
+        self.seal_reset(producer)
+    }
+
+    /// Seals like [`seal`](Self::seal) and leaves the builder empty but with its columns'
+    /// capacity, so a producer building batch after batch allocates (and page-faults) once.
+    pub fn seal_reset(&mut self, producer: ProducerStamp) -> Batch {
         assert!(!self.is_empty(), "cannot seal an empty batch");
-        let Self { mut cols, timestamps, min_timestamp, max_timestamp, .. } = self;
+        let (min_timestamp, max_timestamp) = (self.min_timestamp, self.max_timestamp);
+        let cols = &mut self.cols;
         let count = cols.value_ends.len();
-        if timestamps.iter().any(|&t| t != min_timestamp) {
-            cols.timestamp_deltas = timestamps.iter().map(|&t| (t - min_timestamp) as u32).collect();
+        cols.timestamp_deltas.clear();
+        if self.timestamps.iter().any(|&t| t != min_timestamp) {
+            cols.timestamp_deltas.extend(self.timestamps.iter().map(|&t| (t - min_timestamp) as u32));
         }
         // Bitmaps are either empty or exactly one bit per record.
         for bitmap in [&mut cols.key_nulls, &mut cols.value_nulls] {
@@ -179,8 +187,25 @@ impl BatchBuilder {
                 HEADER_BYTES + PAYLOAD_FIXED_BYTES + cols.data.len() + 24 * count + 2 * bitmap_len(count),
             ));
         out.resize(HEADER_BYTES, 0);
-        let mut out = rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(&cols, out)
+        let mut out = rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(&*cols, out)
             .expect("serializing plain vectors into memory cannot fail");
+        for v in [
+            &mut cols.offset_deltas,
+            &mut cols.timestamp_deltas,
+            &mut cols.key_ends,
+            &mut cols.header_ends,
+            &mut cols.header_key_ends,
+            &mut cols.header_value_ends,
+            &mut cols.value_ends,
+        ] {
+            v.clear();
+        }
+        for v in [&mut cols.key_nulls, &mut cols.value_nulls, &mut cols.data] {
+            v.clear();
+        }
+        self.timestamps.clear();
+        self.min_timestamp = i64::MAX;
+        self.max_timestamp = i64::MIN;
         let payload_len = out.len() - HEADER_BYTES;
         let batch_len = align_batch(out.len());
         out.resize(batch_len, 0);
