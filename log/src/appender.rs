@@ -1,15 +1,18 @@
 //! Appending bytes to a direct-I/O file through aligned write-behind buffers.
 //!
-//! Bytes are copied into the current buffer; a full buffer joins a short queue and the queue is
-//! written with all its writes in flight at once when it reaches `write_behind_buffers_max`.
-//! [`Appender::write_out`] writes everything including the partial last block, carrying that
-//! block into a fresh buffer so it is rewritten in place as it fills. Space is preallocated in
-//! steps so appends do not change the file's size metadata.
+//! Bytes are copied into the current buffer. A full buffer joins a short queue, and the queue
+//! is written with all its writes in flight at once when it reaches `write_behind_buffers_max`.
+//! Written buffers come back to a spare pool, so steady appending allocates nothing and takes no
+//! page faults. [`Appender::write_out`] also writes the unwritten part of the current buffer up
+//! to the end of its last partial block, zero-padded. That part is copied into a small buffer of
+//! exactly that size; the current buffer stays, and its partial block is rewritten in place by
+//! the next write as it fills. Space is preallocated in steps so appends do not change the
+//! file's size metadata.
 //!
 //! Owned by the shard that owns the partition; one operation at a time (`&mut self`).
 
 use crate::error::{LogError, Result};
-use crate::storage::{IoBuf, StorageFile, align_down, align_up};
+use crate::storage::{StorageFile, align_down, align_up};
 use futures::future::try_join_all;
 use std::rc::Rc;
 
@@ -34,8 +37,10 @@ pub struct Appender<F: StorageFile> {
     cur: F::Buf,
     cur_pos: u64,
     fill: usize,
-    /// Full buffers not yet written, with their file positions.
-    queued: Vec<(F::Buf, u64)>,
+    /// Buffers not yet written, with their file positions.
+    queued: Vec<(Rc<F::Buf>, u64)>,
+    /// Full-size buffers whose writes are done, ready for reuse.
+    spare: Vec<F::Buf>,
     /// Bytes `[0, written)` are in the file (readable, not necessarily durable).
     written: u64,
     /// Bytes `[0, durable)` are synced.
@@ -88,6 +93,7 @@ impl<F: StorageFile> Appender<F> {
             cur_pos,
             fill,
             queued: Vec::new(),
+            spare: Vec::new(),
             written: end,
             durable: end,
             allocated,
@@ -149,10 +155,7 @@ impl<F: StorageFile> Appender<F> {
             done += take;
             rest = &rest[take..];
             if self.fill == self.config.write_buffer_bytes {
-                let full = std::mem::replace(&mut self.cur, self.file.alloc(self.config.write_buffer_bytes));
-                self.queued.push((full, self.cur_pos));
-                self.cur_pos += self.config.write_buffer_bytes as u64;
-                self.fill = 0;
+                self.seal_current();
                 if self.queued.len() >= self.config.write_behind_buffers_max {
                     self.write_queued().await?;
                 }
@@ -172,52 +175,84 @@ impl<F: StorageFile> Appender<F> {
         Ok(())
     }
 
-    /// Writes all full queued buffers, concurrently.
-    async fn write_queued(&mut self) -> Result<()> {
-        self.write_all(None).await
+    /// Where the unwritten part of the current buffer starts: an earlier partial write may have
+    /// covered its first blocks.
+    fn unwritten_from(&self) -> usize {
+        align_down(self.written.saturating_sub(self.cur_pos), self.align) as usize
     }
 
-    /// Writes the queued buffers and `extra` (a trimmed partial buffer and its position) with
-    /// all writes in flight at once. They cover disjoint ranges, so their order does not matter;
-    /// `written` moves only when all have completed.
-    async fn write_all(&mut self, extra: Option<(F::Buf, u64)>) -> Result<()> {
-        if self.queued.is_empty() && extra.is_none() {
+    /// Copies `cur[from..to]` (zero-padding past `fill`) into a buffer of exactly that size.
+    fn copy_out(&self, from: usize, to: usize) -> F::Buf {
+        let mut out = self.file.alloc(to - from);
+        let upto = self.fill.min(to);
+        out.as_mut()[..upto - from].copy_from_slice(&self.cur.as_ref()[from..upto]);
+        out.as_mut()[upto - from..].fill(0);
+        out
+    }
+
+    /// Queues the full current buffer and starts the next one. A buffer none of which was
+    /// written goes out as it is; otherwise only its unwritten part is copied out and the
+    /// buffer itself is reused at once.
+    fn seal_current(&mut self) {
+        let size = self.config.write_buffer_bytes;
+        let from = self.unwritten_from();
+        if from == 0 {
+            let next = self.spare.pop().unwrap_or_else(|| self.file.alloc(size));
+            let full = std::mem::replace(&mut self.cur, next);
+            self.queued.push((Rc::new(full), self.cur_pos));
+        } else if from < size {
+            let out = self.copy_out(from, size);
+            self.queued.push((Rc::new(out), self.cur_pos + from as u64));
+        }
+        self.cur_pos += size as u64;
+        self.fill = 0;
+    }
+
+    /// Writes all queued buffers, concurrently.
+    async fn write_queued(&mut self) -> Result<()> {
+        if self.queued.is_empty() {
             return Ok(());
         }
         let file = &*self.file;
         let name = &self.name;
-        let writes = self.queued.drain(..).chain(extra).map(|(buf, pos)| async move {
-            let expected = buf.as_ref().len();
-            let written = file.write_at(buf, pos).await.map_err(|e| LogError::io("write", name, e))?;
+        // The queued writes cover disjoint ranges, so their order does not matter; `written`
+        // moves only when all have completed.
+        let writes = self.queued.drain(..).map(|(buf, pos)| async move {
+            let expected = buf.as_ref().as_ref().len();
+            let written =
+                file.write_at(buf.clone(), pos).await.map_err(|e| LogError::io("write", name, e))?;
             if written != expected {
                 return Err(LogError::ShortWrite { file: name.clone(), pos, written, expected });
             }
-            Ok(pos + expected as u64)
+            Ok((buf, pos + expected as u64))
         });
-        let ends = try_join_all(writes).await?;
-        let end = ends.into_iter().max().unwrap_or(self.written);
-        self.written = self.written.max(end.min(self.end()));
+        let done = try_join_all(writes).await?;
+        let mut end = self.written;
+        for (buf, buf_end) in done {
+            end = end.max(buf_end);
+            if let Ok(buf) = Rc::try_unwrap(buf) {
+                let reusable = buf.as_ref().len() == self.config.write_buffer_bytes;
+                if reusable && self.spare.len() < self.config.write_behind_buffers_max {
+                    self.spare.push(buf);
+                }
+            }
+        }
+        self.written = end.min(self.end());
         Ok(())
     }
 
-    /// Hands every appended byte to the file: the queued buffers and the current one up to the
-    /// end of its last partial block, which is zero-padded, all in flight together. That partial
-    /// block moves to the start of a fresh buffer so the next write rewrites it with more bytes.
+    /// Hands every appended byte to the file: the queued buffers and the unwritten part of the
+    /// current one up to the end of its last partial block, all in flight together.
     pub async fn write_out(&mut self) -> Result<()> {
-        if self.fill == 0 || self.written == self.end() {
-            return self.write_queued().await;
+        if self.written < self.end() && self.fill > 0 {
+            let from = self.unwritten_from();
+            let to = align_up(self.fill as u64, self.align) as usize;
+            let out = self.copy_out(from, to);
+            self.queued.push((Rc::new(out), self.cur_pos + from as u64));
         }
-        let len = align_up(self.fill as u64, self.align) as usize;
-        let keep_from = align_down(self.fill as u64, self.align) as usize;
-        let mut next = self.file.alloc(self.config.write_buffer_bytes);
-        next.as_mut()[..self.fill - keep_from].copy_from_slice(&self.cur.as_ref()[keep_from..self.fill]);
-        let mut out = std::mem::replace(&mut self.cur, next);
-        out.as_mut()[self.fill..len].fill(0);
-        out.trim_to(len);
-        let pos = self.cur_pos;
-        self.cur_pos += keep_from as u64;
-        self.fill -= keep_from;
-        self.write_all(Some((out, pos))).await
+        self.write_queued().await?;
+        self.written = self.end();
+        Ok(())
     }
 
     /// Writes out and syncs; afterwards every appended byte is durable.

@@ -4,12 +4,9 @@ use super::{IoBuf, Storage, StorageFile};
 use glommio::io::{DmaBuffer, DmaFile, OpenOptions, ReadResult};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
-impl IoBuf for DmaBuffer {
-    fn trim_to(&mut self, len: usize) {
-        self.trim_to_size(len);
-    }
-}
+impl IoBuf for DmaBuffer {}
 
 fn to_io(e: glommio::GlommioError<()>) -> io::Error {
     match e {
@@ -80,8 +77,8 @@ impl StorageFile for DmaStorageFile {
         self.file.alloc_dma_buffer(len)
     }
 
-    async fn write_at(&self, buf: DmaBuffer, pos: u64) -> io::Result<usize> {
-        self.file.write_at(buf, pos).await.map_err(to_io)
+    async fn write_at(&self, buf: Rc<DmaBuffer>, pos: u64) -> io::Result<usize> {
+        self.file.write_rc_at(buf, pos).await.map_err(to_io)
     }
 
     async fn read_at(&self, pos: u64, len: usize) -> io::Result<ReadResult> {

@@ -61,12 +61,7 @@ impl AsMut<[u8]> for MemBuf {
         &mut self.0
     }
 }
-impl IoBuf for MemBuf {
-    fn trim_to(&mut self, len: usize) {
-        assert!(len <= self.0.len());
-        self.0.resize(len, 0);
-    }
-}
+impl IoBuf for MemBuf {}
 impl std::ops::Deref for MemBuf {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
@@ -278,7 +273,7 @@ impl StorageFile for MemFile {
         MemBuf::zeroed(len)
     }
 
-    async fn write_at(&self, buf: MemBuf, pos: u64) -> io::Result<usize> {
+    async fn write_at(&self, buf: Rc<MemBuf>, pos: u64) -> io::Result<usize> {
         assert_eq!(pos % MEM_ALIGN as u64, 0, "unaligned write position");
         assert_eq!(buf.0.len() % MEM_ALIGN, 0, "unaligned write length");
         let faults = &self.storage.faults;

@@ -13,12 +13,10 @@ pub mod mem;
 
 use std::io;
 use std::ops::Deref;
+use std::rc::Rc;
 
 /// An owned, aligned buffer that a file can write from.
-pub trait IoBuf: AsRef<[u8]> + AsMut<[u8]> {
-    /// Shortens the buffer to `len` bytes; what is cut off is not written.
-    fn trim_to(&mut self, len: usize);
-}
+pub trait IoBuf: AsRef<[u8]> + AsMut<[u8]> {}
 
 /// One open file. Positions and lengths of writes must be multiples of [`alignment`];
 /// reads must start aligned and may return fewer bytes than asked at the end of the file.
@@ -35,7 +33,8 @@ pub trait StorageFile: std::fmt::Debug {
     /// are unspecified: writers zero what they do not fill.
     fn alloc(&self, len: usize) -> Self::Buf;
     /// Writes the whole buffer at `pos`; returns the bytes written, which a caller must check.
-    async fn write_at(&self, buf: Self::Buf, pos: u64) -> io::Result<usize>;
+    /// The buffer is shared, not consumed, so the writer can reuse it once the write is done.
+    async fn write_at(&self, buf: Rc<Self::Buf>, pos: u64) -> io::Result<usize>;
     /// Reads up to `len` bytes at `pos`.
     async fn read_at(&self, pos: u64, len: usize) -> io::Result<Self::ReadBuf>;
     /// Makes everything written so far durable (fdatasync).
