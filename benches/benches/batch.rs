@@ -5,16 +5,16 @@
 //! Records have 8-byte keys and 1 KiB values; a batch is filled until it reaches 64 KiB or 1 MiB.
 
 use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
-use weir_benches::full_batch;
+use weir_benches::{fill, full_batch, value_of};
 use weir_log::batch::header::compute_crc;
-use weir_log::batch::{BatchBuilder, BatchView, ProducerStamp, Record};
+use weir_log::batch::{BatchBuilder, BatchView, ProducerStamp};
 
 const VALUE_BYTES: usize = 1024;
 const SIZES: [(&str, usize); 2] = [("64KiB", 64 << 10), ("1MiB", 1 << 20)];
 
 fn batch(c: &mut Criterion) {
     let mut group = c.benchmark_group("batch");
-    let value: Vec<u8> = (0..VALUE_BYTES).map(|i| (i % 251) as u8).collect();
+    let value = value_of(VALUE_BYTES);
 
     for (label, batch_bytes_max) in SIZES {
         let sealed = full_batch(batch_bytes_max, VALUE_BYTES);
@@ -25,16 +25,7 @@ fn batch(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("build", label), |b| {
             b.iter(|| {
                 let mut builder = BatchBuilder::new(batch_bytes_max);
-                for i in 0..count {
-                    let key = i.to_le_bytes();
-                    let record = Record {
-                        key: Some(&key),
-                        value: Some(&value),
-                        headers: &[],
-                        timestamp: 1_700_000_000_000 + i as i64,
-                    };
-                    builder.push(&record).expect("the record fits");
-                }
+                assert_eq!(fill(&mut builder, &value, count), count);
                 builder.seal(ProducerStamp::default())
             })
         });
@@ -43,16 +34,7 @@ fn batch(c: &mut Criterion) {
         let mut builder = BatchBuilder::new(batch_bytes_max);
         group.bench_function(BenchmarkId::new("build_reuse", label), |b| {
             b.iter(|| {
-                for i in 0..count {
-                    let key = i.to_le_bytes();
-                    let record = Record {
-                        key: Some(&key),
-                        value: Some(&value),
-                        headers: &[],
-                        timestamp: 1_700_000_000_000 + i as i64,
-                    };
-                    builder.push(&record).expect("the record fits");
-                }
+                assert_eq!(fill(&mut builder, &value, count), count);
                 builder.seal_reset(ProducerStamp::default())
             })
         });

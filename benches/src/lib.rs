@@ -38,23 +38,34 @@ pub async fn probe(dir: &Path) {
     DmaStorage::probe(dir).await.unwrap_or_else(|e| panic!("direct-I/O probe in {}: {e}", dir.display()));
 }
 
-/// A batch of records with 8-byte keys and `value_bytes`-byte values, filled until the next
-/// record would make it larger than `batch_bytes_max`.
-pub fn full_batch(batch_bytes_max: usize, value_bytes: usize) -> Batch {
-    let value: Vec<u8> = (0..value_bytes).map(|i| (i % 251) as u8).collect();
-    let mut builder = BatchBuilder::new(batch_bytes_max);
-    for i in 0u64.. {
+/// Pushes records `0..count` (8-byte keys, `value`, increasing timestamps) into `builder`, or
+/// until one does not fit. Returns how many were pushed.
+pub fn fill(builder: &mut BatchBuilder, value: &[u8], count: u64) -> u64 {
+    for i in 0..count {
         let key = i.to_le_bytes();
         let record = Record {
             key: Some(&key),
-            value: Some(&value),
+            value: Some(value),
             headers: &[],
             timestamp: 1_700_000_000_000 + i as i64,
         };
         if builder.push(&record).is_err() {
-            break;
+            return i;
         }
     }
+    count
+}
+
+/// The value every benchmark record carries: `value_bytes` of a repeating pattern.
+pub fn value_of(value_bytes: usize) -> Vec<u8> {
+    (0..value_bytes).map(|i| (i % 251) as u8).collect()
+}
+
+/// A batch of records with 8-byte keys and `value_bytes`-byte values, filled until the next
+/// record would make it larger than `batch_bytes_max`.
+pub fn full_batch(batch_bytes_max: usize, value_bytes: usize) -> Batch {
+    let mut builder = BatchBuilder::new(batch_bytes_max);
+    fill(&mut builder, &value_of(value_bytes), u64::MAX);
     builder.seal(ProducerStamp::default())
 }
 

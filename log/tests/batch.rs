@@ -25,8 +25,15 @@ fn rec_strategy() -> impl Strategy<Value = Rec> {
         .prop_map(|(key, value, headers, timestamp)| Rec { key, value, headers, timestamp })
 }
 
+const STAMP: ProducerStamp = ProducerStamp { producer_id: 7, producer_epoch: 1, base_sequence: 42 };
+
 fn build(recs: &[Rec]) -> Batch {
     let mut b = BatchBuilder::new(1 << 20);
+    push_all(&mut b, recs);
+    b.seal(STAMP)
+}
+
+fn push_all(b: &mut BatchBuilder, recs: &[Rec]) {
     for r in recs {
         let headers: Vec<(&[u8], &[u8])> = r.headers.iter().map(|(k, v)| (&k[..], &v[..])).collect();
         let rec = Record {
@@ -37,7 +44,6 @@ fn build(recs: &[Rec]) -> Batch {
         };
         b.push(&rec).expect("fits");
     }
-    b.seal(ProducerStamp { producer_id: 7, producer_epoch: 1, base_sequence: 42 })
 }
 
 proptest! {
@@ -197,17 +203,8 @@ fn a_reset_builder_builds_the_same_batches_again() {
     let fresh = build(&recs);
     let mut b = BatchBuilder::new(1 << 20);
     for _ in 0..3 {
-        for r in &recs {
-            let headers: Vec<(&[u8], &[u8])> = r.headers.iter().map(|(k, v)| (&k[..], &v[..])).collect();
-            let rec = Record {
-                key: r.key.as_deref(),
-                value: r.value.as_deref(),
-                headers: &headers,
-                timestamp: r.timestamp,
-            };
-            b.push(&rec).unwrap();
-        }
-        let again = b.seal_reset(ProducerStamp { producer_id: 7, producer_epoch: 1, base_sequence: 42 });
+        push_all(&mut b, &recs);
+        let again = b.seal_reset(STAMP);
         assert_eq!(again.as_bytes(), fresh.as_bytes());
         assert!(b.is_empty());
     }
