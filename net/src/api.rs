@@ -1,0 +1,399 @@
+//! Requests and responses of the native protocol, version 1 of every API.
+//!
+//! Produce and fetch carry record batches as opaque bytes borrowed from the frame: the node
+//! validates produced batches once and writes them as received, and fetch returns stored bytes.
+
+use crate::error::{DecodeError, ErrorCode};
+use crate::wire::{Reader, Writer};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum ApiKey {
+    ApiVersions = 0,
+    Metadata = 1,
+    CreateTopic = 2,
+    DeleteTopic = 3,
+    DescribeTopic = 4,
+    Produce = 5,
+    Fetch = 6,
+    ListOffsets = 7,
+}
+
+impl ApiKey {
+    pub const ALL: [ApiKey; 8] = [
+        ApiKey::ApiVersions,
+        ApiKey::Metadata,
+        ApiKey::CreateTopic,
+        ApiKey::DeleteTopic,
+        ApiKey::DescribeTopic,
+        ApiKey::Produce,
+        ApiKey::Fetch,
+        ApiKey::ListOffsets,
+    ];
+
+    pub fn from_u16(v: u16) -> Result<Self, DecodeError> {
+        Self::ALL.get(v as usize).copied().ok_or(DecodeError::UnknownApi { api_key: v })
+    }
+}
+
+/// The one version of each API this build speaks.
+pub const API_VERSION: u16 = 1;
+
+/// How much durability a produce waits for before it is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// No answer is awaited (the node still answers errors it can attribute).
+    None = 0,
+    /// The leader wrote the batch (and, with fsync-before-ack, synced it).
+    Leader = 1,
+}
+
+/// Where ListOffsets looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    Earliest,
+    Latest,
+    /// The first record with a timestamp at or after this (ms since the epoch).
+    Timestamp(i64),
+}
+
+impl OffsetSpec {
+    fn to_wire(self) -> i64 {
+        match self {
+            OffsetSpec::Earliest => -2,
+            OffsetSpec::Latest => -1,
+            OffsetSpec::Timestamp(t) => t,
+        }
+    }
+    fn from_wire(v: i64) -> Result<Self, DecodeError> {
+        match v {
+            -2 => Ok(OffsetSpec::Earliest),
+            -1 => Ok(OffsetSpec::Latest),
+            t if t >= 0 => Ok(OffsetSpec::Timestamp(t)),
+            t => Err(DecodeError::BadValue { field: "offset spec", value: t as u64 }),
+        }
+    }
+}
+
+/// Per-topic settings a client may set at creation. `None` takes the node's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TopicConfig {
+    pub retention_ms: Option<u64>,
+    pub retention_bytes: Option<u64>,
+}
+
+fn opt_to_wire(v: Option<u64>) -> u64 {
+    v.unwrap_or(u64::MAX)
+}
+fn opt_from_wire(v: u64) -> Option<u64> {
+    (v != u64::MAX).then_some(v)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request<'a> {
+    ApiVersions,
+    /// Metadata of these topics, or of all when empty.
+    Metadata {
+        topics: Vec<String>,
+    },
+    CreateTopic {
+        name: String,
+        partitions: u32,
+        config: TopicConfig,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    DescribeTopic {
+        name: String,
+    },
+    /// One or more record batches back to back, for one partition.
+    Produce {
+        topic: String,
+        partition: u32,
+        acks: Acks,
+        timeout_ms: u32,
+        batches: &'a [u8],
+    },
+    /// Whole batches from the one holding `offset`; waits up to `max_wait_ms` for data.
+    Fetch {
+        topic: String,
+        partition: u32,
+        offset: u64,
+        max_bytes: u32,
+        max_wait_ms: u32,
+    },
+    ListOffsets {
+        topic: String,
+        partition: u32,
+        spec: OffsetSpec,
+    },
+}
+
+/// Where a shard of the node listens for clients that talk to it directly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardAddr {
+    pub shard: u16,
+    pub host: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionInfo {
+    pub partition: u32,
+    /// Shard that owns the partition.
+    pub shard: u16,
+    pub log_start: u64,
+    pub log_end: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub name: String,
+    pub error: ErrorCode,
+    pub config: TopicConfig,
+    pub partitions: Vec<PartitionInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Response<'a> {
+    ApiVersions { apis: Vec<(u16, u16, u16)> },
+    Metadata { shards: Vec<ShardAddr>, topics: Vec<TopicInfo> },
+    CreateTopic { error: ErrorCode, message: String },
+    DeleteTopic { error: ErrorCode, message: String },
+    DescribeTopic { topic: TopicInfo },
+    Produce { error: ErrorCode, message: String, base_offset: u64, log_start: u64 },
+    Fetch { error: ErrorCode, message: String, high_watermark: u64, log_start: u64, batches: &'a [u8] },
+    ListOffsets { error: ErrorCode, message: String, offset: u64 },
+}
+
+/// The body of a response whose frame has the error flag: the request as a whole failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorBody {
+    pub error: ErrorCode,
+    pub message: String,
+}
+
+fn code(r: &mut Reader<'_>) -> Result<ErrorCode, DecodeError> {
+    Ok(ErrorCode::from_u16(r.u16()?))
+}
+
+impl Request<'_> {
+    pub fn api_key(&self) -> ApiKey {
+        match self {
+            Request::ApiVersions => ApiKey::ApiVersions,
+            Request::Metadata { .. } => ApiKey::Metadata,
+            Request::CreateTopic { .. } => ApiKey::CreateTopic,
+            Request::DeleteTopic { .. } => ApiKey::DeleteTopic,
+            Request::DescribeTopic { .. } => ApiKey::DescribeTopic,
+            Request::Produce { .. } => ApiKey::Produce,
+            Request::Fetch { .. } => ApiKey::Fetch,
+            Request::ListOffsets { .. } => ApiKey::ListOffsets,
+        }
+    }
+
+    pub fn encode(&self, w: &mut Writer) {
+        match self {
+            Request::ApiVersions => {}
+            Request::Metadata { topics } => {
+                w.u32(topics.len() as u32);
+                for t in topics {
+                    w.str(t);
+                }
+            }
+            Request::CreateTopic { name, partitions, config } => {
+                w.str(name).u32(*partitions).u64(opt_to_wire(config.retention_ms));
+                w.u64(opt_to_wire(config.retention_bytes));
+            }
+            Request::DeleteTopic { name } | Request::DescribeTopic { name } => {
+                w.str(name);
+            }
+            Request::Produce { topic, partition, acks, timeout_ms, batches } => {
+                w.str(topic).u32(*partition).u8(*acks as u8).u32(*timeout_ms).batches(batches);
+            }
+            Request::Fetch { topic, partition, offset, max_bytes, max_wait_ms } => {
+                w.str(topic).u32(*partition).u64(*offset).u32(*max_bytes).u32(*max_wait_ms);
+            }
+            Request::ListOffsets { topic, partition, spec } => {
+                w.str(topic).u32(*partition).i64(spec.to_wire());
+            }
+        }
+    }
+
+    /// Decodes a request body; the whole body must be used.
+    pub fn decode(api_key: u16, version: u16, body: &[u8]) -> Result<Request<'_>, DecodeError> {
+        let api = ApiKey::from_u16(api_key)?;
+        if version != API_VERSION {
+            return Err(DecodeError::UnsupportedVersion { api_key, version });
+        }
+        let mut r = Reader::new(body);
+        let req = match api {
+            ApiKey::ApiVersions => Request::ApiVersions,
+            ApiKey::Metadata => {
+                let n = r.count(2)?;
+                Request::Metadata { topics: (0..n).map(|_| r.str()).collect::<Result<_, _>>()? }
+            }
+            ApiKey::CreateTopic => Request::CreateTopic {
+                name: r.str()?,
+                partitions: r.u32()?,
+                config: TopicConfig {
+                    retention_ms: opt_from_wire(r.u64()?),
+                    retention_bytes: opt_from_wire(r.u64()?),
+                },
+            },
+            ApiKey::DeleteTopic => Request::DeleteTopic { name: r.str()? },
+            ApiKey::DescribeTopic => Request::DescribeTopic { name: r.str()? },
+            ApiKey::Produce => {
+                let topic = r.str()?;
+                let partition = r.u32()?;
+                let acks = match r.u8()? {
+                    0 => Acks::None,
+                    1 => Acks::Leader,
+                    v => return Err(DecodeError::BadValue { field: "acks", value: u64::from(v) }),
+                };
+                Request::Produce { topic, partition, acks, timeout_ms: r.u32()?, batches: r.batches()? }
+            }
+            ApiKey::Fetch => Request::Fetch {
+                topic: r.str()?,
+                partition: r.u32()?,
+                offset: r.u64()?,
+                max_bytes: r.u32()?,
+                max_wait_ms: r.u32()?,
+            },
+            ApiKey::ListOffsets => Request::ListOffsets {
+                topic: r.str()?,
+                partition: r.u32()?,
+                spec: OffsetSpec::from_wire(r.i64()?)?,
+            },
+        };
+        r.finish()?;
+        Ok(req)
+    }
+}
+
+fn encode_topic(w: &mut Writer, t: &TopicInfo) {
+    w.str(&t.name).u16(t.error as u16);
+    w.u64(opt_to_wire(t.config.retention_ms)).u64(opt_to_wire(t.config.retention_bytes));
+    w.u32(t.partitions.len() as u32);
+    for p in &t.partitions {
+        w.u32(p.partition).u16(p.shard).u64(p.log_start).u64(p.log_end);
+    }
+}
+
+fn decode_topic(r: &mut Reader<'_>) -> Result<TopicInfo, DecodeError> {
+    let name = r.str()?;
+    let error = code(r)?;
+    let config =
+        TopicConfig { retention_ms: opt_from_wire(r.u64()?), retention_bytes: opt_from_wire(r.u64()?) };
+    let n = r.count(22)?;
+    let partitions = (0..n)
+        .map(|_| {
+            Ok(PartitionInfo { partition: r.u32()?, shard: r.u16()?, log_start: r.u64()?, log_end: r.u64()? })
+        })
+        .collect::<Result<_, DecodeError>>()?;
+    Ok(TopicInfo { name, error, config, partitions })
+}
+
+impl Response<'_> {
+    pub fn api_key(&self) -> ApiKey {
+        match self {
+            Response::ApiVersions { .. } => ApiKey::ApiVersions,
+            Response::Metadata { .. } => ApiKey::Metadata,
+            Response::CreateTopic { .. } => ApiKey::CreateTopic,
+            Response::DeleteTopic { .. } => ApiKey::DeleteTopic,
+            Response::DescribeTopic { .. } => ApiKey::DescribeTopic,
+            Response::Produce { .. } => ApiKey::Produce,
+            Response::Fetch { .. } => ApiKey::Fetch,
+            Response::ListOffsets { .. } => ApiKey::ListOffsets,
+        }
+    }
+
+    pub fn encode(&self, w: &mut Writer) {
+        match self {
+            Response::ApiVersions { apis } => {
+                w.u32(apis.len() as u32);
+                for (k, lo, hi) in apis {
+                    w.u16(*k).u16(*lo).u16(*hi);
+                }
+            }
+            Response::Metadata { shards, topics } => {
+                w.u32(shards.len() as u32);
+                for s in shards {
+                    w.u16(s.shard).str(&s.host).u16(s.port);
+                }
+                w.u32(topics.len() as u32);
+                for t in topics {
+                    encode_topic(w, t);
+                }
+            }
+            Response::CreateTopic { error, message } | Response::DeleteTopic { error, message } => {
+                w.u16(*error as u16).str(message);
+            }
+            Response::DescribeTopic { topic } => encode_topic(w, topic),
+            Response::Produce { error, message, base_offset, log_start } => {
+                w.u16(*error as u16).str(message).u64(*base_offset).u64(*log_start);
+            }
+            Response::Fetch { error, message, high_watermark, log_start, batches } => {
+                w.u16(*error as u16).str(message).u64(*high_watermark).u64(*log_start).batches(batches);
+            }
+            Response::ListOffsets { error, message, offset } => {
+                w.u16(*error as u16).str(message).u64(*offset);
+            }
+        }
+    }
+
+    pub fn decode(api: ApiKey, body: &[u8]) -> Result<Response<'_>, DecodeError> {
+        let mut r = Reader::new(body);
+        let resp = match api {
+            ApiKey::ApiVersions => {
+                let n = r.count(6)?;
+                let apis =
+                    (0..n).map(|_| Ok((r.u16()?, r.u16()?, r.u16()?))).collect::<Result<_, DecodeError>>()?;
+                Response::ApiVersions { apis }
+            }
+            ApiKey::Metadata => {
+                let n = r.count(6)?;
+                let shards = (0..n)
+                    .map(|_| Ok(ShardAddr { shard: r.u16()?, host: r.str()?, port: r.u16()? }))
+                    .collect::<Result<_, DecodeError>>()?;
+                let n = r.count(24)?;
+                let topics = (0..n).map(|_| decode_topic(&mut r)).collect::<Result<_, _>>()?;
+                Response::Metadata { shards, topics }
+            }
+            ApiKey::CreateTopic => Response::CreateTopic { error: code(&mut r)?, message: r.str()? },
+            ApiKey::DeleteTopic => Response::DeleteTopic { error: code(&mut r)?, message: r.str()? },
+            ApiKey::DescribeTopic => Response::DescribeTopic { topic: decode_topic(&mut r)? },
+            ApiKey::Produce => Response::Produce {
+                error: code(&mut r)?,
+                message: r.str()?,
+                base_offset: r.u64()?,
+                log_start: r.u64()?,
+            },
+            ApiKey::Fetch => Response::Fetch {
+                error: code(&mut r)?,
+                message: r.str()?,
+                high_watermark: r.u64()?,
+                log_start: r.u64()?,
+                batches: r.batches()?,
+            },
+            ApiKey::ListOffsets => {
+                Response::ListOffsets { error: code(&mut r)?, message: r.str()?, offset: r.u64()? }
+            }
+        };
+        r.finish()?;
+        Ok(resp)
+    }
+}
+
+impl ErrorBody {
+    pub fn encode(&self, w: &mut Writer) {
+        w.u16(self.error as u16).str(&self.message);
+    }
+
+    pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(body);
+        let e = ErrorBody { error: code(&mut r)?, message: r.str()? };
+        r.finish()?;
+        Ok(e)
+    }
+}

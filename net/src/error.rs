@@ -1,0 +1,83 @@
+//! Error codes on the wire and errors of decoding.
+
+/// An error code carried in a response: what went wrong with a request or one partition of it.
+/// Values are stable on the wire; new ones are only ever added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+#[repr(u16)]
+pub enum ErrorCode {
+    None = 0,
+    /// The frame or body could not be decoded; the connection is closed after this answer.
+    MalformedRequest = 1,
+    UnsupportedVersion = 2,
+    UnknownTopic = 3,
+    UnknownPartition = 4,
+    OffsetOutOfRange = 5,
+    /// A batch failed validation (CRC, lengths, rkyv structure).
+    CorruptBatch = 6,
+    /// A batch is larger than the topic's `batch_bytes_max`.
+    BatchTooLarge = 7,
+    /// The request frame is larger than `request_bytes_max`.
+    RequestTooLarge = 8,
+    /// The partition is owned by another shard (or node) than the one asked.
+    NotOwner = 9,
+    TopicAlreadyExists = 10,
+    InvalidArgument = 11,
+    /// The storage failed (I/O error, full disk); the request may be retried later.
+    StorageError = 12,
+    /// The node is shutting down or overloaded; retry.
+    Unavailable = 13,
+    Unknown = 0xffff,
+}
+
+impl ErrorCode {
+    pub fn from_u16(v: u16) -> Self {
+        use ErrorCode::*;
+        match v {
+            0 => None,
+            1 => MalformedRequest,
+            2 => UnsupportedVersion,
+            3 => UnknownTopic,
+            4 => UnknownPartition,
+            5 => OffsetOutOfRange,
+            6 => CorruptBatch,
+            7 => BatchTooLarge,
+            8 => RequestTooLarge,
+            9 => NotOwner,
+            10 => TopicAlreadyExists,
+            11 => InvalidArgument,
+            12 => StorageError,
+            13 => Unavailable,
+            _ => Unknown,
+        }
+    }
+
+    /// Whether a client should retry the same request (after refreshing metadata for `NotOwner`).
+    pub fn is_retriable(self) -> bool {
+        matches!(self, ErrorCode::NotOwner | ErrorCode::StorageError | ErrorCode::Unavailable)
+    }
+}
+
+/// Why bytes could not be decoded into a frame or message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    #[error("message truncated: needed {needed} more bytes at {at}")]
+    Truncated { at: usize, needed: usize },
+    #[error("frame of {len} bytes exceeds the limit of {limit}")]
+    FrameTooLarge { len: usize, limit: usize },
+    #[error("frame length {len} is smaller than the frame header")]
+    FrameTooSmall { len: usize },
+    #[error("unknown api key {api_key}")]
+    UnknownApi { api_key: u16 },
+    #[error("unsupported version {version} of api {api_key}")]
+    UnsupportedVersion { api_key: u16, version: u16 },
+    #[error("string is not UTF-8 at {at}")]
+    BadUtf8 { at: usize },
+    #[error("bad value {value} for {field}")]
+    BadValue { field: &'static str, value: u64 },
+    #[error("{left} trailing bytes after the message")]
+    TrailingBytes { left: usize },
+    #[error("reserved frame bits are set: {flags:#06x}")]
+    ReservedBits { flags: u16 },
+}

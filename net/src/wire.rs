@@ -1,0 +1,129 @@
+//! Little-endian primitives of message bodies.
+//!
+//! Strings are a `u16` length and UTF-8; byte strings a `u32` length and bytes; record batches a
+//! `u32` length, zero padding up to the next multiple of 16 from the body start, then the batch
+//! bytes, so that they stay 16-byte aligned in an aligned receive buffer. Every read is bounds
+//! checked and returns a typed error, never panics.
+
+use crate::error::DecodeError;
+
+/// Builds a message body.
+#[derive(Debug, Default)]
+pub struct Writer {
+    pub buf: Vec<u8>,
+}
+
+impl Writer {
+    pub fn u8(&mut self, v: u8) -> &mut Self {
+        self.buf.push(v);
+        self
+    }
+    pub fn u16(&mut self, v: u16) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    pub fn u32(&mut self, v: u32) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    pub fn u64(&mut self, v: u64) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    pub fn i64(&mut self, v: i64) -> &mut Self {
+        self.buf.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    /// Panics on a string longer than `u16::MAX` bytes; callers bound names well below that.
+    pub fn str(&mut self, v: &str) -> &mut Self {
+        let len = u16::try_from(v.len()).expect("string longer than 65535 bytes");
+        self.u16(len);
+        self.buf.extend_from_slice(v.as_bytes());
+        self
+    }
+    pub fn bytes(&mut self, v: &[u8]) -> &mut Self {
+        self.u32(u32::try_from(v.len()).expect("bytes longer than 4 GiB"));
+        self.buf.extend_from_slice(v);
+        self
+    }
+    /// Record batches: length, padding to 16 from the body start, bytes.
+    pub fn batches(&mut self, v: &[u8]) -> &mut Self {
+        self.u32(u32::try_from(v.len()).expect("batches longer than 4 GiB"));
+        let pad = self.buf.len().next_multiple_of(16) - self.buf.len();
+        self.buf.resize(self.buf.len() + pad, 0);
+        self.buf.extend_from_slice(v);
+        self
+    }
+}
+
+/// Reads a message body.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Self { buf, pos: 0 }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let left = self.buf.len() - self.pos;
+        if left < n {
+            return Err(DecodeError::Truncated { at: self.pos, needed: n - left });
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    pub fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.take(1)?[0])
+    }
+    pub fn u16(&mut self) -> Result<u16, DecodeError> {
+        Ok(u16::from_le_bytes(self.take(2)?.try_into().expect("2 bytes")))
+    }
+    pub fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+    pub fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+    pub fn i64(&mut self) -> Result<i64, DecodeError> {
+        Ok(self.u64()? as i64)
+    }
+    pub fn str(&mut self) -> Result<String, DecodeError> {
+        let len = self.u16()? as usize;
+        let at = self.pos;
+        let bytes = self.take(len)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::BadUtf8 { at })
+    }
+    pub fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+        let len = self.u32()? as usize;
+        self.take(len)
+    }
+    pub fn batches(&mut self) -> Result<&'a [u8], DecodeError> {
+        let len = self.u32()? as usize;
+        let pad = self.pos.next_multiple_of(16) - self.pos;
+        self.take(pad)?;
+        self.take(len)
+    }
+    /// A count of items to follow, bounded by the bytes left (each item takes at least
+    /// `item_bytes_min`), so a forged count cannot make the reader allocate without bound.
+    pub fn count(&mut self, item_bytes_min: usize) -> Result<usize, DecodeError> {
+        let n = self.u32()? as usize;
+        let left = self.buf.len() - self.pos;
+        if n.saturating_mul(item_bytes_min.max(1)) > left {
+            return Err(DecodeError::Truncated { at: self.pos, needed: n * item_bytes_min.max(1) - left });
+        }
+        Ok(n)
+    }
+    /// Fails unless every byte was read.
+    pub fn finish(&self) -> Result<(), DecodeError> {
+        match self.buf.len() - self.pos {
+            0 => Ok(()),
+            left => Err(DecodeError::TrailingBytes { left }),
+        }
+    }
+}
