@@ -159,7 +159,7 @@ pub struct Fetched<B> {
 }
 
 impl<B: Deref<Target = [u8]>> Fetched<B> {
-    pub(crate) fn empty(offset: u64) -> Self {
+    pub fn empty(offset: u64) -> Self {
         Self {
             buf: None,
             start: 0,

@@ -106,8 +106,9 @@ impl FrameDecoder {
         self.buf.len() - self.consumed
     }
 
-    /// The next whole frame (header and body), if one is buffered. An error means the stream is
-    /// unusable (a bad header): the connection must be closed after answering it.
+    /// The next whole frame, if one is buffered: its header and its bytes (header included;
+    /// the body starts at `FRAME_HEADER_BYTES`). An error means the stream is unusable (a bad
+    /// header): the connection must be closed after answering it.
     pub fn next_frame(&mut self) -> Result<Option<(FrameHeader, &[u8])>, DecodeError> {
         let rest = &self.buf[self.consumed..];
         if rest.len() < FRAME_HEADER_BYTES {
@@ -119,7 +120,7 @@ impl FrameDecoder {
         }
         let start = self.consumed;
         self.consumed += header.frame_len();
-        Ok(Some((header, &self.buf[start + FRAME_HEADER_BYTES..start + header.frame_len()])))
+        Ok(Some((header, &self.buf[start..start + header.frame_len()])))
     }
 }
 
@@ -144,8 +145,8 @@ mod tests {
         let mut got = Vec::new();
         for chunk in stream.chunks(7) {
             d.feed(chunk);
-            while let Some((h, body)) = d.next_frame().unwrap() {
-                got.push((h.api_key, h.correlation_id, body.to_vec()));
+            while let Some((h, frame)) = d.next_frame().unwrap() {
+                got.push((h.api_key, h.correlation_id, frame[FRAME_HEADER_BYTES..].to_vec()));
             }
         }
         assert_eq!(got, vec![(5, 7, b"hello".to_vec()), (6, 8, vec![9u8; 100])]);

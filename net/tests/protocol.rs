@@ -116,9 +116,9 @@ proptest! {
         let frame = encode_frame(req.api_key() as u16, 1, 42, 0, &w.buf);
         let mut d = FrameDecoder::new(1 << 20);
         d.feed(&frame);
-        let (h, body) = d.next_frame().unwrap().unwrap();
+        let (h, frame) = d.next_frame().unwrap().unwrap();
         prop_assert_eq!(h.correlation_id, 42);
-        let back = Request::decode(h.api_key, h.api_version, body).unwrap();
+        let back = Request::decode(h.api_key, h.api_version, &frame[FRAME_HEADER_BYTES..]).unwrap();
         prop_assert_eq!(back, req);
     }
 

@@ -1,13 +1,74 @@
-//! The `weir` binary. The node (`weir serve`) and the client commands arrive with the node
-//! issue; until then the binary says so plainly instead of pretending to serve.
+//! `weir`: runs a node (`weir serve`). Client commands (topic, produce, consume) arrive with the
+//! client SDK.
 
+mod config;
+mod handler;
+mod metadata;
+mod partition;
+mod server;
+mod shard;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[derive(Debug, Parser)]
+#[command(name = "weir", version, about = "Weir: an event streaming platform")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a node. Settings: defaults < --config FILE < WEIR_* environment < flags.
+    Serve {
+        /// Directory for topics and partition logs [default: ./weir-data]
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Address for the native protocol over TCP [default: 127.0.0.1:7400]
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Number of shards (one pinned executor per core) [default: number of cores]
+        #[arg(long)]
+        shards: Option<usize>,
+        /// TOML file with any NodeConfig setting
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
 fn main() -> ExitCode {
-    eprintln!(
-        "weir {}: the node (`weir serve`) and the CLI are not built yet; this build contains the \
-         storage engine (crate weir-log) only",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::from(2)
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { data_dir, listen, shards, config } => {
+            let mut c = match config::NodeConfig::load(config.as_deref(), std::env::vars()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("weir: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            c.data_dir = data_dir.unwrap_or(c.data_dir);
+            c.listen = listen.unwrap_or(c.listen);
+            c.shards = shards.unwrap_or(c.shards);
+            if let Err(e) = c.check() {
+                eprintln!("weir: {e}");
+                return ExitCode::from(2);
+            }
+            match server::serve(c) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("weir: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }

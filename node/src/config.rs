@@ -1,0 +1,184 @@
+//! Node settings: built-in defaults, then a TOML file, then `WEIR_*` environment variables, then
+//! command-line flags, each overriding the one before.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Everything a node is configured with. Field names are the TOML keys; the environment
+/// variable of a field is `WEIR_` and the name in upper case (`WEIR_DATA_DIR`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    /// TCP (native protocol) address shared by all shards; connections spread over them.
+    pub listen: SocketAddr,
+    /// Number of shards (glommio executors, one pinned per core).
+    pub shards: usize,
+    /// Shard `i` also listens on `shard_port_base + i` (default: listen port + 1).
+    pub shard_port_base: Option<u16>,
+    /// Host that Metadata advertises for the per-shard ports (default: the listen IP).
+    pub advertised_host: Option<String>,
+    /// Acknowledge produce only after fdatasync (group commit). Off: sync every
+    /// `flush_interval_ms`.
+    pub fsync: bool,
+    pub flush_interval_ms: u64,
+    pub segment_bytes: u64,
+    pub segment_ms: u64,
+    /// Default retention of new topics; a topic may set its own.
+    pub retention_ms: Option<u64>,
+    pub retention_bytes: Option<u64>,
+    pub batch_bytes_max: usize,
+    pub request_bytes_max: usize,
+    /// Most requests one connection may have queued before the node stops reading from it.
+    pub requests_in_flight_max: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./weir-data"),
+            listen: "127.0.0.1:7400".parse().expect("valid address"),
+            shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            shard_port_base: None,
+            advertised_host: None,
+            fsync: true,
+            flush_interval_ms: 100,
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            retention_ms: Some(7 * 24 * 3600 * 1000),
+            retention_bytes: None,
+            batch_bytes_max: 4 << 20,
+            request_bytes_max: 8 << 20,
+            requests_in_flight_max: 64,
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("invalid setting {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+impl NodeConfig {
+    /// Defaults, overridden by `file` (if given), then by `WEIR_*` variables from `env`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                text.parse::<toml::Table>()
+                    .map_err(|source| ConfigError::Parse { path: path.to_owned(), source })?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            let Some(key) = name.strip_prefix("WEIR_") else { continue };
+            let key = key.to_ascii_lowercase();
+            if !KNOWN_KEYS.contains(&key.as_str()) {
+                continue;
+            }
+            // Parse the value as a TOML value (number, bool), falling back to a string.
+            let parsed = format!("v = {value}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(value.clone()));
+            table.insert(key, parsed);
+        }
+        let config: NodeConfig = toml::Value::Table(table).try_into().map_err(|source| {
+            ConfigError::Parse { path: file.map_or("<environment>".into(), Path::to_owned), source }
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let bad = |field, reason: &str| Err(ConfigError::Invalid { field, reason: reason.to_owned() });
+        if self.shards == 0 || self.shards > 256 {
+            return bad("shards", "must be within 1..=256");
+        }
+        if self.batch_bytes_max < 4096 || self.batch_bytes_max as u64 > self.segment_bytes {
+            return bad("batch_bytes_max", "must be within [4096, segment_bytes]");
+        }
+        if self.request_bytes_max < self.batch_bytes_max {
+            return bad("request_bytes_max", "must be at least batch_bytes_max");
+        }
+        if self.requests_in_flight_max == 0 {
+            return bad("requests_in_flight_max", "must be positive");
+        }
+        let base = self.shard_port_base.unwrap_or(self.listen.port().saturating_add(1));
+        if usize::from(base) + self.shards > usize::from(u16::MAX) {
+            return bad("shard_port_base", "shard ports would pass 65535");
+        }
+        Ok(())
+    }
+
+    /// Port of shard `shard`'s own listener.
+    pub fn shard_port(&self, shard: usize) -> u16 {
+        let base = self.shard_port_base.unwrap_or(self.listen.port().wrapping_add(1));
+        base + shard as u16
+    }
+
+    pub fn advertised_host(&self) -> String {
+        self.advertised_host.clone().unwrap_or_else(|| self.listen.ip().to_string())
+    }
+}
+
+const KNOWN_KEYS: &[&str] = &[
+    "data_dir",
+    "listen",
+    "shards",
+    "shard_port_base",
+    "advertised_host",
+    "fsync",
+    "flush_interval_ms",
+    "segment_bytes",
+    "segment_ms",
+    "retention_ms",
+    "retention_bytes",
+    "batch_bytes_max",
+    "request_bytes_max",
+    "requests_in_flight_max",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_environment_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("weir.toml");
+        std::fs::write(&file, "shards = 3\nlisten = \"127.0.0.1:9000\"\nfsync = false\n").unwrap();
+        let env = [("WEIR_SHARDS".to_owned(), "2".to_owned()), ("HOME".to_owned(), "/x".to_owned())];
+        let c = NodeConfig::load(Some(&file), env).unwrap();
+        assert_eq!(c.shards, 2);
+        assert_eq!(c.listen.port(), 9000);
+        assert!(!c.fsync);
+        assert_eq!(c.shard_port(1), 9002);
+        assert_eq!(c.data_dir, PathBuf::from("./weir-data"));
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("weir.toml");
+        std::fs::write(&file, "shardz = 3\n").unwrap();
+        assert!(matches!(NodeConfig::load(Some(&file), []), Err(ConfigError::Parse { .. })));
+        let env = [("WEIR_SHARDS".to_owned(), "0".to_owned())];
+        assert!(matches!(NodeConfig::load(None, env), Err(ConfigError::Invalid { field: "shards", .. })));
+        let env = [("WEIR_LISTEN".to_owned(), "nonsense".to_owned())];
+        assert!(matches!(NodeConfig::load(None, env), Err(ConfigError::Parse { .. })));
+    }
+}

@@ -1,0 +1,225 @@
+//! Starting and stopping a node: one pinned glommio executor per shard, each with the shared
+//! listener (SO_REUSEPORT spreads connections), its own listener, and its mesh receivers.
+
+use crate::config::NodeConfig;
+use crate::handler::{decode_error_code, error_frame, handle};
+use crate::metadata::TopicTable;
+use crate::shard::{Mesh, MeshMsg, Shard, mesh, now_ms};
+use futures::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::shared_channel::ConnectedReceiver;
+use glommio::net::{TcpListener, TcpStream};
+use glommio::{LocalExecutorBuilder, Placement};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use weir_log::storage::dma::DmaStorage;
+use weir_net::frame::{FrameDecoder, FrameHeader};
+
+/// Registered I/O memory per executor: glommio registers it on three rings and RLIMIT_MEMLOCK
+/// may be as low as 8 MiB, so 3 × shards × this must stay within it for up to two shards.
+pub const IO_MEMORY_BYTES: usize = 1 << 20;
+const READ_CHUNK_BYTES: usize = 64 << 10;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    #[error("data dir {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("cannot start shard {shard}: {reason}")]
+    Shard { shard: usize, reason: String },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+}
+
+/// Runs a node until SIGINT or SIGTERM, then flushes every partition and returns.
+pub fn serve(config: NodeConfig) -> Result<(), ServeError> {
+    let dir = config.data_dir.clone();
+    let dir_err = |source| ServeError::DataDir { path: dir.display().to_string(), source };
+    std::fs::create_dir_all(&config.data_dir).map_err(dir_err)?;
+    let table = TopicTable::load(&config.data_dir).map_err(dir_err)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).map_err(dir_err)?;
+    }
+    let mesh = mesh(config.shards);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, ServeError>>();
+    let mut handles = Vec::new();
+    for id in 0..config.shards {
+        let (config, mesh, table, stop, ready) =
+            (config.clone(), mesh.clone(), table.clone(), stop.clone(), ready_tx.clone());
+        let handle = LocalExecutorBuilder::new(Placement::Fixed(id % cpus))
+            .name(&format!("shard-{id}"))
+            .io_memory(IO_MEMORY_BYTES)
+            .spawn(move || async move { run_shard(id, config, mesh, table, stop, ready).await })
+            .map_err(|e| ServeError::Shard { shard: id, reason: e.to_string() })?;
+        handles.push(handle);
+    }
+    drop(ready_tx);
+    for _ in 0..config.shards {
+        match ready_rx.recv() {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                stop.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+            Err(_) => {
+                return Err(ServeError::Shard { shard: 0, reason: "a shard exited while starting".into() });
+            }
+        }
+    }
+    let last = config.shard_port(config.shards - 1);
+    println!(
+        "weir: listening on tcp://{} (shards: {}, shard ports {}-{}), data in {}",
+        config.listen,
+        config.shards,
+        config.shard_port(0),
+        last,
+        config.data_dir.display()
+    );
+    tracing::info!(listen = %config.listen, shards = config.shards, data_dir = %config.data_dir.display(), "node started");
+    for h in handles {
+        let _ = h.join();
+    }
+    println!("weir: stopped");
+    Ok(())
+}
+
+async fn run_shard(
+    id: usize,
+    config: NodeConfig,
+    mesh: Mesh,
+    table: TopicTable,
+    stop: Arc<AtomicBool>,
+    ready: std::sync::mpsc::Sender<Result<usize, ServeError>>,
+) {
+    if let Err(source) = DmaStorage::probe(&config.data_dir).await {
+        let _ = ready.send(Err(ServeError::DataDir { path: config.data_dir.display().to_string(), source }));
+        return;
+    }
+    let Ok((senders, mut receivers)) = mesh.join().await else {
+        let _ = ready.send(Err(ServeError::Shard { shard: id, reason: "mesh join failed".into() }));
+        return;
+    };
+    let shared_addr = config.listen;
+    let own_addr = std::net::SocketAddr::new(config.listen.ip(), config.shard_port(id));
+    let config = Rc::new(config);
+    let shard = Shard::new(id, config.clone(), TopicTable::default(), senders);
+    for (_, rx) in receivers.streams() {
+        glommio::spawn_local(mesh_loop(shard.clone(), rx)).detach();
+    }
+    shard.apply_topics(table).await;
+    for addr in [shared_addr, own_addr] {
+        let listener = match TcpListener::bind(addr) {
+            Ok(l) => l,
+            Err(e) => {
+                let source = std::io::Error::other(e.to_string());
+                let _ = ready.send(Err(ServeError::Listen { addr: addr.to_string(), source }));
+                return;
+            }
+        };
+        glommio::spawn_local(accept_loop(shard.clone(), listener)).detach();
+    }
+    let _ = ready.send(Ok(id));
+    let mut last_retention = now_ms();
+    while !stop.load(Ordering::SeqCst) {
+        glommio::timer::sleep(Duration::from_millis(50)).await;
+        let now = now_ms();
+        let partitions: Vec<_> = shard.partitions.borrow().values().cloned().collect();
+        let retention_due = now.saturating_sub(last_retention) >= 60_000;
+        for p in partitions {
+            let mut log = p.log.lock().await;
+            if let Err(e) = log.tick(now).await {
+                tracing::error!(dir = %p.dir.display(), error = %e, "interval flush failed");
+            }
+            if retention_due {
+                match log.enforce_retention(now).await {
+                    Ok(deleted) if !deleted.is_empty() => p.set_log_start(log.log_start()),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(dir = %p.dir.display(), error = %e, "retention failed"),
+                }
+            }
+        }
+        if retention_due {
+            last_retention = now;
+        }
+    }
+    let partitions: Vec<_> = shard.partitions.borrow().values().cloned().collect();
+    for p in partitions {
+        if let Err(e) = p.log.lock().await.flush().await {
+            tracing::error!(dir = %p.dir.display(), error = %e, "flush at shutdown failed");
+        }
+    }
+}
+
+async fn mesh_loop(shard: Rc<Shard>, rx: ConnectedReceiver<MeshMsg>) {
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            MeshMsg::Response { id, frame } => shard.complete(id, frame),
+            MeshMsg::Request { id, from, frame } => {
+                let shard = shard.clone();
+                glommio::spawn_local(async move {
+                    let header =
+                        FrameHeader::decode(&frame, usize::MAX).expect("forwarded frames were decoded once");
+                    let resp = match handle(&shard, header, &frame).await {
+                        Ok(r) | Err(r) => r,
+                    };
+                    shard.reply(from, id, resp).await;
+                })
+                .detach();
+            }
+            MeshMsg::Topics { id, from, table } => {
+                shard.apply_topics(table).await;
+                shard.reply(from, id, Vec::new()).await;
+            }
+        }
+    }
+}
+
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                let _ = stream.set_nodelay(true);
+                glommio::spawn_local(serve_connection(shard.clone(), stream)).detach();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Reads frames and answers them in order. At most one read of input is buffered beyond the
+/// frame being answered, so a client that floods the connection is held back by TCP, and memory
+/// per connection stays bounded by `request_bytes_max` plus one read.
+async fn serve_connection(shard: Rc<Shard>, mut stream: TcpStream) {
+    let mut decoder = FrameDecoder::new(shard.config.request_bytes_max);
+    let mut buf = vec![0u8; READ_CHUNK_BYTES];
+    loop {
+        loop {
+            let (reply, close) = match decoder.next_frame() {
+                Ok(Some((header, frame))) => match handle(&shard, header, frame).await {
+                    Ok(r) => (r, false),
+                    Err(r) => (r, true),
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    let h =
+                        FrameHeader { body_len: 0, api_key: 0, api_version: 0, correlation_id: 0, flags: 0 };
+                    (error_frame(&h, decode_error_code(&e), e.to_string()), true)
+                }
+            };
+            if stream.write_all(&reply).await.is_err() || close {
+                let _ = stream.close().await;
+                return;
+            }
+        }
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => decoder.feed(&buf[..n]),
+        }
+    }
+}
