@@ -13,7 +13,7 @@
 
 use crate::error::{LogError, Result};
 use crate::storage::{StorageFile, align_down, align_up};
-use futures::future::try_join_all;
+use futures::future::join_all;
 use std::rc::Rc;
 
 /// Tuning of an [`Appender`].
@@ -226,7 +226,9 @@ impl<F: StorageFile> Appender<F> {
             }
             Ok((buf, pos + expected as u64))
         });
-        let done = try_join_all(writes).await?;
+        // Wait for every write even when one fails: an abandoned write could still land later,
+        // after a reopen has recovered the file.
+        let done = join_all(writes).await.into_iter().collect::<Result<Vec<_>>>()?;
         let mut end = self.written;
         for (buf, buf_end) in done {
             end = end.max(buf_end);

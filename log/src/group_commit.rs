@@ -11,33 +11,25 @@
 //! Single-shard (`!Send`): held in an `Rc` by the tasks of the shard that owns the partition.
 
 use crate::batch::BatchView;
-use crate::error::Result;
+use crate::error::{LogError, Result};
 use crate::log::{Appended, PartitionLog};
 use crate::storage::Storage;
-use std::cell::Cell;
 use tokio::sync::Mutex;
 
 /// A partition log shared by the tasks of its shard.
 #[derive(Debug)]
 pub struct SharedLog<S: Storage> {
     log: Mutex<PartitionLog<S>>,
-    /// Copy of the log's durable offset, readable without taking the lock.
-    durable: Cell<u64>,
 }
 
 impl<S: Storage> SharedLog<S> {
     pub fn new(log: PartitionLog<S>) -> Self {
-        let durable = Cell::new(log.durable_offset());
-        Self { log: Mutex::new(log), durable }
+        Self { log: Mutex::new(log) }
     }
 
     /// Exclusive access for anything else (reads planned from it, retention, truncation).
     pub async fn lock(&self) -> tokio::sync::MutexGuard<'_, PartitionLog<S>> {
         self.log.lock().await
-    }
-
-    pub fn durable_offset(&self) -> u64 {
-        self.durable.get()
     }
 
     /// Appends without waiting for durability.
@@ -57,15 +49,20 @@ impl<S: Storage> SharedLog<S> {
         Ok(appended)
     }
 
-    /// Returns once every offset below `offset` is durable, syncing if nobody else is.
+    /// Returns once every offset below `offset` is durable, syncing if nobody else is. The
+    /// durable offset is read under the lock every time: a truncation may lower it, so no copy
+    /// of it outside the log can be trusted. Fails if the log was truncated below `offset`.
     pub async fn wait_durable(&self, offset: u64) -> Result<()> {
-        while self.durable.get() < offset {
+        loop {
             let mut log = self.log.lock().await;
-            if log.durable_offset() < offset {
-                log.flush().await?;
+            if log.durable_offset() >= offset {
+                return Ok(());
             }
-            self.durable.set(log.durable_offset());
+            if offset > log.next_offset() {
+                let (start, end) = (log.log_start(), log.next_offset());
+                return Err(LogError::OffsetOutOfRange { offset, start, end });
+            }
+            log.flush().await?;
         }
-        Ok(())
     }
 }

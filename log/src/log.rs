@@ -86,6 +86,13 @@ impl LogConfig {
         Ok(())
     }
 
+    /// Largest batch a stored frame may declare: the format's bound. Reads and recovery check
+    /// against this, not `batch_bytes_max` or `segment_bytes_max`: lowering a limit must not make
+    /// batches stored under the old one look corrupt. The file's size bounds them in practice.
+    pub fn stored_batch_bytes_max(&self) -> usize {
+        u32::MAX as usize
+    }
+
     fn data_appender(&self) -> AppenderConfig {
         AppenderConfig {
             write_buffer_bytes: self.write_buffer_bytes,
@@ -175,7 +182,9 @@ async fn write_whole<F: StorageFile>(file: &Rc<F>, name: &str, bytes: &[u8]) -> 
     file.truncate(0).await.map_err(io_err("truncate", name))?;
     let mut out = Appender::open(file.clone(), name.to_owned(), 0, INDEX_APPENDER).await?;
     out.append(bytes, |_| {}).await?;
-    out.finish().await
+    out.finish().await?;
+    // Also when `bytes` is empty: the truncation itself must be durable.
+    file.sync().await.map_err(io_err("sync", name))
 }
 
 async fn read_whole<F: StorageFile>(file: &F, name: &str) -> Result<Vec<u8>> {
@@ -209,8 +218,9 @@ impl<S: Storage> PartitionLog<S> {
         while i < bases.len() {
             let base = bases[i];
             let prev_next = sealed.back().map(|s: &Segment<S::File>| s.next_offset);
-            if prev_next.is_some_and(|n| base < n) {
-                // Overlaps what came before: left over from an interrupted truncation.
+            if prev_next.is_some_and(|n| base != n) {
+                // Segments follow each other without gap or overlap; anything else is left over
+                // from an interrupted truncation and is not part of the log.
                 break;
             }
             let name = data_file_name(base);
@@ -243,7 +253,7 @@ impl<S: Storage> PartitionLog<S> {
                 base,
                 (from_pos, from_offset),
                 file_len,
-                config.batch_bytes_max,
+                config.stored_batch_bytes_max(),
             )
             .await?;
             let damaged = matches!(found.end, ScanEnd::Damaged(_));
@@ -290,6 +300,9 @@ impl<S: Storage> PartitionLog<S> {
                 Self::create_active(&storage, &config, base, now_ms).await?
             }
         };
+        // What recovery kept may include writes that were never synced before a crash: sync it
+        // before claiming it durable.
+        active.seg.file.sync().await.map_err(io_err("sync", &data_file_name(active.seg.base)))?;
         storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
         report.segments = sealed.len() + 1;
         let durable_offset = active.seg.next_offset;
@@ -344,7 +357,7 @@ impl<S: Storage> PartitionLog<S> {
                 let header = crate::batch::BatchHeader::decode(head.get(at..).unwrap_or(&[])).ok();
                 match header {
                     Some(h)
-                        if h.check_frame(config.batch_bytes_max).is_ok()
+                        if h.check_frame(config.stored_batch_bytes_max()).is_ok()
                             && h.base_offset == base + u64::from(last.rel_offset) =>
                     {
                         let len = h.batch_len as usize;
@@ -355,7 +368,8 @@ impl<S: Storage> PartitionLog<S> {
                             )
                             .await
                             .map_err(io_err("read", &name))?;
-                        crate::batch::check_frame_and_crc(&whole[at..], config.batch_bytes_max).is_ok()
+                        crate::batch::check_frame_and_crc(&whole[at..], config.stored_batch_bytes_max())
+                            .is_ok()
                     }
                     _ => false,
                 }
@@ -490,6 +504,13 @@ impl<S: Storage> PartitionLog<S> {
             let source = BatchError::TooLarge { len: bytes.len(), limit: self.config.batch_bytes_max };
             return Err(LogError::Batch { offset: base, source });
         }
+        // Appended batches have dense offsets (sparse ones only arise from compaction, which
+        // rewrites segments): otherwise one batch could claim billions of offsets.
+        if h.last_offset_delta != h.record_count - 1 {
+            let source =
+                BatchError::BadHeader { field: "last_offset_delta", value: u64::from(h.last_offset_delta) };
+            return Err(LogError::Batch { offset: base, source });
+        }
         let a = &self.active;
         let rel_last = base - a.seg.base + u64::from(h.last_offset_delta);
         let too_old = now_ms.saturating_sub(a.opened_ms) >= self.config.segment_ms;
@@ -510,7 +531,9 @@ impl<S: Storage> PartitionLog<S> {
             return Err(e);
         }
         a.seg.size += bytes.len() as u64;
-        a.seg.next_offset = base + u64::from(h.last_offset_delta) + 1;
+        a.seg.next_offset = base
+            .checked_add(u64::from(h.last_offset_delta) + 1)
+            .expect("offsets fit u64: a dense batch adds at most 2^32 to a u64 below 2^63");
         a.seg.index.on_batch((base - a.seg.base) as u32, position as u32, h.batch_len, h.max_timestamp);
         Ok(Appended { base_offset: base, last_offset: base + u64::from(h.last_offset_delta) })
     }
@@ -630,7 +653,7 @@ impl<S: Storage> PartitionLog<S> {
             offset,
             max_offset,
             max_bytes,
-            batch_bytes_max: self.config.batch_bytes_max,
+            batch_bytes_max: self.config.stored_batch_bytes_max(),
         }))
     }
 
@@ -667,7 +690,7 @@ impl<S: Storage> PartitionLog<S> {
                     offset,
                     max_offset: u64::MAX,
                     max_bytes: 1 << 20,
-                    batch_bytes_max: self.config.batch_bytes_max,
+                    batch_bytes_max: self.config.stored_batch_bytes_max(),
                 };
                 let fetched = plan.execute().await?;
                 if fetched.is_empty() {
@@ -675,9 +698,9 @@ impl<S: Storage> PartitionLog<S> {
                 }
                 let mut bytes = fetched.bytes();
                 while !bytes.is_empty() {
-                    let view = BatchView::validate(bytes, self.config.batch_bytes_max).map_err(|source| {
-                        LogError::Corrupt { segment: seg.base, pos: fetched.position, source }
-                    })?;
+                    let view = BatchView::validate(bytes, self.config.stored_batch_bytes_max()).map_err(
+                        |source| LogError::Corrupt { segment: seg.base, pos: fetched.position, source },
+                    )?;
                     if view.header().max_timestamp >= ts {
                         return Ok(view.records().find(|r| r.timestamp >= ts).map(|r| r.offset));
                     }
@@ -736,6 +759,9 @@ impl<S: Storage> PartitionLog<S> {
             self.active = Self::resume_active(&self.storage, &self.config, resumed, now_ms).await?;
             Self::remove_segment(&self.storage, base).await?;
         }
+        // The removals must be durable before the cut: were the cut durable and a removal not,
+        // recovery would find the removed segments again after the cut one.
+        self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
         let a = &mut self.active;
         let name = data_file_name(a.seg.base);
         a.seg.file.truncate(cut_pos).await.map_err(io_err("truncate", &name))?;
@@ -754,11 +780,18 @@ impl<S: Storage> PartitionLog<S> {
             a.seg.base,
             (from_pos, from_offset),
             cut_pos,
-            self.config.batch_bytes_max,
+            self.config.stored_batch_bytes_max(),
         )
         .await?;
-        assert_eq!(found.end, ScanEnd::Clean, "a synced prefix of the log scans clean");
-        assert_eq!((found.end_pos, found.next_offset), (cut_pos, new_end));
+        // The kept prefix was validated when written; if it no longer scans clean, the disk
+        // changed it (bit rot). Say so rather than serve or keep a damaged log.
+        if let ScanEnd::Damaged(source) = found.end {
+            return Err(LogError::Corrupt { segment: a.seg.base, pos: found.end_pos, source });
+        }
+        if (found.end_pos, found.next_offset) != (cut_pos, new_end) {
+            let source = BatchError::Inconsistent { reason: "segment ends elsewhere than its index says" };
+            return Err(LogError::Corrupt { segment: a.seg.base, pos: found.end_pos, source });
+        }
         let seg = Segment {
             base: a.seg.base,
             next_offset: new_end,
@@ -786,10 +819,11 @@ impl<S: Storage> PartitionLog<S> {
             if !(by_time || by_size) {
                 break;
             }
-            let seg = self.sealed.pop_front().expect("front exists");
-            total -= seg.size;
-            deleted.push(seg.base);
-            Self::remove_segment(&self.storage, seg.base).await?;
+            let (base, size) = (front.base, front.size);
+            Self::remove_segment(&self.storage, base).await?;
+            self.sealed.pop_front();
+            total -= size;
+            deleted.push(base);
         }
         if !deleted.is_empty() {
             self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;

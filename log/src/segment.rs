@@ -220,6 +220,10 @@ impl<F: StorageFile> ReadPlan<F> {
             let buf = read(&*self.file, &self.name, buf_pos, want as usize).await?;
             let limit = buf.len().min((self.visible_end - buf_pos) as usize);
             let mut at = (pos - buf_pos) as usize;
+            if at + HEADER_BYTES > limit {
+                // The file is shorter than planned: it was cut after this read was planned.
+                return Ok(Fetched::empty(self.offset));
+            }
             // Skip batches wholly below the offset, by header only.
             while at + HEADER_BYTES <= limit {
                 let h = BatchHeader::decode(&buf[at..]).map_err(|e| corrupt(pos, e))?;

@@ -209,3 +209,25 @@ fn a_reset_builder_builds_the_same_batches_again() {
         assert!(b.is_empty());
     }
 }
+
+#[test]
+fn a_column_starting_late_still_respects_the_limit() {
+    // Hundreds of unkeyed records, then keyed ones: the key column is backfilled for all.
+    let mut b = BatchBuilder::new(4096);
+    let mut i = 0i64;
+    while b.push(&Record { key: None, value: Some(b"v"), headers: &[], timestamp: i }).is_ok() {
+        i += 1;
+    }
+    let mut b = BatchBuilder::new(4096);
+    for t in 0..i * 3 / 4 {
+        b.push(&Record { key: None, value: Some(b"v"), headers: &[], timestamp: t }).unwrap();
+    }
+    while b
+        .push(&Record { key: Some(b"k"), value: Some(b"v"), headers: &[(b"h", b"v")], timestamp: i })
+        .is_ok()
+    {
+        i += 1;
+    }
+    let batch = b.seal(ProducerStamp::default());
+    assert!(batch.len() <= 4096, "sealed {} bytes over the 4096 limit", batch.len());
+}

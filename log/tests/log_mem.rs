@@ -265,7 +265,7 @@ fn concurrent_appends_share_syncs() {
     let mut offsets: Vec<u64> = handles.into_iter().map(|h| block_on(h).base_offset).collect();
     offsets.sort_unstable();
     assert_eq!(offsets, (0..tasks).collect::<Vec<_>>());
-    assert_eq!(log.durable_offset(), tasks);
+    assert_eq!(block_on(log.lock()).durable_offset(), tasks);
     let syncs = st.syncs() - syncs_before;
     assert!(syncs < tasks / 4, "{syncs} syncs for {tasks} durable appends");
 }
@@ -357,5 +357,90 @@ fn crash_loses_only_what_was_not_flushed() {
         let (log, _) = PartitionLog::open(st, small_config(), 0).await.unwrap();
         assert_eq!(log.next_offset(), durable);
         assert_eq!(read_all(&log).await.len() as u64, durable);
+    });
+}
+
+#[test]
+fn truncation_below_a_durable_wait_fails_instead_of_claiming_durability() {
+    let st = MemStorage::new();
+    let log = SharedLog::new(block_on(PartitionLog::open(st, small_config(), 0)).unwrap().0);
+    block_on(async {
+        for t in 0..10u64 {
+            log.append_durable(&batch(t, 2, 10, 0).view(), 0, 0).await.unwrap();
+        }
+        assert_eq!(log.lock().await.truncate_to(6, 0).await.unwrap(), 6);
+        // Offsets 6..20 are gone: waiting for them must not return as if they were durable.
+        assert!(matches!(log.wait_durable(20).await, Err(LogError::OffsetOutOfRange { .. })));
+        let a = log.append_durable(&batch(99, 2, 10, 0).view(), 0, 0).await.unwrap();
+        assert_eq!(a.base_offset, 6);
+        assert_eq!(log.lock().await.durable_offset(), 8);
+    });
+}
+
+#[test]
+fn lowering_batch_bytes_max_keeps_stored_batches() {
+    block_on(async {
+        let st = MemStorage::new();
+        let (mut log, _) = PartitionLog::open(st.clone(), small_config(), 0).await.unwrap();
+        log.append(&batch(0, 6, 1000, 0).view(), 0, 0).await.unwrap();
+        log.close().await.unwrap();
+        let lower = LogConfig { batch_bytes_max: 4096, ..small_config() };
+        let (log, report) = PartitionLog::open(st, lower, 0).await.unwrap();
+        assert_eq!(report.truncated, None);
+        assert_eq!(read_all(&log).await.len(), 6);
+    });
+}
+
+#[test]
+fn batches_claiming_sparse_offsets_are_refused() {
+    use weir_log::batch::header::{BATCH_MAGIC, BATCH_VERSION, BatchHeader, compute_crc};
+    use weir_log::batch::{Batch, Columns};
+    // A well-formed batch of one record at offset delta u32::MAX, as compaction might leave.
+    let cols = Columns {
+        offset_deltas: vec![u32::MAX],
+        value_ends: vec![1],
+        data: vec![b'x'],
+        ..Default::default()
+    };
+    let mut out = rkyv::util::AlignedVec::<16>::new();
+    out.resize(80, 0);
+    let mut out = rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(&cols, out).unwrap();
+    let payload_len = out.len() - 80;
+    out.resize(out.len().next_multiple_of(16), 0);
+    let header = BatchHeader {
+        base_offset: 0,
+        leader_epoch: 0,
+        batch_len: out.len() as u32,
+        magic: BATCH_MAGIC,
+        crc: 0,
+        version: BATCH_VERSION,
+        attributes: 0,
+        record_count: 1,
+        last_offset_delta: u32::MAX,
+        payload_len: payload_len as u32,
+        first_timestamp: 0,
+        max_timestamp: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        reserved0: 0,
+        base_sequence: -1,
+        reserved1: 0,
+    };
+    header.encode(&mut out);
+    let crc = compute_crc(&out);
+    out[20..24].copy_from_slice(&crc.to_le_bytes());
+    let sparse = Batch::from_bytes(&out, usize::MAX).expect("a valid sparse batch");
+    assert_eq!(sparse.view().records().next().unwrap().offset, u64::from(u32::MAX));
+    block_on(async {
+        let (mut log, _) = PartitionLog::open(MemStorage::new(), small_config(), 0).await.unwrap();
+        assert!(matches!(
+            log.append(&sparse.view(), 0, 0).await,
+            Err(LogError::Batch {
+                source: weir_log::BatchError::BadHeader { field: "last_offset_delta", .. },
+                ..
+            })
+        ));
+        assert_eq!(log.next_offset(), 0);
+        assert!(!log.is_failed());
     });
 }

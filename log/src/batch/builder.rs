@@ -100,7 +100,15 @@ impl BatchBuilder {
 
     /// Adds a record, or says why it does not fit; on error the builder is unchanged.
     pub fn push(&mut self, record: &Record<'_>) -> Result<(), BuildError> {
-        let cost = Self::record_cost(record);
+        let mut cost = Self::record_cost(record);
+        // A column that starts with this record is backfilled for every earlier one.
+        let earlier = self.len();
+        if record.key.is_some() && self.cols.key_ends.is_empty() {
+            cost += 4 * earlier;
+        }
+        if !record.headers.is_empty() && self.cols.header_ends.is_empty() {
+            cost += 4 * earlier;
+        }
         let used = self.sealed_bytes_max();
         if used + cost > self.batch_bytes_max {
             return Err(BuildError::Full { record_bytes: cost, used, limit: self.batch_bytes_max });
