@@ -2,6 +2,7 @@
 //! transports and the client SDK.
 
 pub mod api;
+pub mod client;
 pub mod error;
 pub mod frame;
 pub mod wire;

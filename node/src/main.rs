@@ -1,6 +1,6 @@
-//! `weir`: runs a node (`weir serve`). Client commands (topic, produce, consume) arrive with the
-//! client SDK.
+//! `weir`: runs a node (`weir serve`) and talks to one (`weir topic|produce|consume`).
 
+mod cli;
 mod config;
 mod handler;
 mod metadata;
@@ -17,6 +17,8 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    conn: cli::Conn,
 }
 
 #[derive(Debug, Subcommand)]
@@ -36,6 +38,15 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Create, list, describe and delete topics
+    Topic {
+        #[command(subcommand)]
+        cmd: cli::TopicCmd,
+    },
+    /// Send one record per stdin line
+    Produce(cli::ProduceArgs),
+    /// Print records, one value per line
+    Consume(cli::ConsumeArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +58,9 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Topic { cmd } => cli::topic(&cli.conn, cmd),
+        Command::Produce(args) => cli::produce(&cli.conn, args),
+        Command::Consume(args) => cli::consume(&cli.conn, args),
         Command::Serve { data_dir, listen, shards, config } => {
             let mut c = match config::NodeConfig::load(config.as_deref(), std::env::vars()) {
                 Ok(c) => c,

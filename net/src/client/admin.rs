@@ -1,0 +1,59 @@
+//! Topic administration.
+
+use super::connection::Connection;
+use super::error::{ClientError, Result};
+use crate::TopicConfig;
+use crate::api::{Request, Response, TopicInfo};
+
+/// Creates, deletes, lists and describes topics.
+#[derive(Debug)]
+pub struct Admin {
+    conn: Connection,
+}
+
+impl Admin {
+    pub async fn connect(addr: &str) -> Result<Self> {
+        Ok(Self { conn: Connection::connect(addr).await? })
+    }
+
+    pub async fn create_topic(&mut self, name: &str, partitions: u32, config: TopicConfig) -> Result<()> {
+        let r = self.conn.call(&Request::CreateTopic { name: name.into(), partitions, config }).await?;
+        match r.response()? {
+            Response::CreateTopic { error, message } => ClientError::check(error, message),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub async fn delete_topic(&mut self, name: &str) -> Result<()> {
+        let r = self.conn.call(&Request::DeleteTopic { name: name.into() }).await?;
+        match r.response()? {
+            Response::DeleteTopic { error, message } => ClientError::check(error, message),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Every topic with its partitions and owning shards.
+    pub async fn list_topics(&mut self) -> Result<Vec<TopicInfo>> {
+        let r = self.conn.call(&Request::Metadata { topics: vec![] }).await?;
+        match r.response()? {
+            Response::Metadata { topics, .. } => Ok(topics),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// A topic with each partition's first and next offset.
+    pub async fn describe_topic(&mut self, name: &str) -> Result<TopicInfo> {
+        let r = self.conn.call(&Request::DescribeTopic { name: name.into() }).await?;
+        match r.response()? {
+            Response::DescribeTopic { topic } => {
+                ClientError::check(topic.error, format!("topic {name:?}"))?;
+                Ok(topic)
+            }
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+pub(crate) fn unexpected(resp: &Response<'_>) -> ClientError {
+    ClientError::InvalidArgument(format!("unexpected response {:?}", resp.api_key()))
+}
