@@ -176,6 +176,18 @@ pub fn topic(conn: &Conn, cmd: TopicCmd) -> ExitCode {
     }))
 }
 
+/// Records queued and not yet acknowledged, at most, while producing from stdin.
+const PENDING_MAX: usize = 1 << 16;
+
+fn count(r: Result<u64, ClientError>, acked: &std::cell::Cell<u64>, first_error: &mut Option<ClientError>) {
+    match r {
+        Ok(_) => acked.set(acked.get() + 1),
+        Err(e) => {
+            first_error.get_or_insert(e);
+        }
+    }
+}
+
 pub fn produce(conn: &Conn, args: ProduceArgs) -> ExitCode {
     let acked = std::cell::Cell::new(0u64);
     let r = runtime().block_on(async {
@@ -184,9 +196,10 @@ pub fn produce(conn: &Conn, args: ProduceArgs) -> ExitCode {
             acks: if args.acks == AcksArg::None { Acks::None } else { Acks::Leader },
             ..ProducerConfig::default()
         };
-        let producer = std::rc::Rc::new(Producer::connect(&conn.server, config).await?);
+        let producer = Producer::connect(&conn.server, config).await?;
         // Stdin is read on its own thread so records go out as lines arrive; the channel is
-        // bounded, so a slow node holds the reader back. Sends run concurrently so they batch.
+        // bounded, so a slow node holds the reader back. Records are queued without waiting for
+        // their acknowledgements, so they batch; at most PENDING_MAX acknowledgements are awaited.
         let (tx, mut rx) = tokio_rt::sync::mpsc::channel::<std::io::Result<String>>(1024);
         std::thread::spawn(move || {
             for line in std::io::stdin().lock().lines() {
@@ -195,44 +208,37 @@ pub fn produce(conn: &Conn, args: ProduceArgs) -> ExitCode {
                 }
             }
         });
-        let local = tokio_rt::task::LocalSet::new();
-        local
-            .run_until(async {
-                let mut sends = Vec::new();
-                while let Some(line) = rx.recv().await {
-                    let line = line.map_err(ClientError::Io)?;
-                    let (key, value) = match &args.key_separator {
-                        Some(sep) => match line.split_once(sep.as_str()) {
-                            Some((k, v)) => (Some(k.as_bytes().to_vec()), v.as_bytes().to_vec()),
-                            None => (None, line.into_bytes()),
-                        },
-                        None => (None, line.into_bytes()),
-                    };
-                    let record = ProducerRecord {
-                        topic: args.topic.clone(),
-                        partition: args.partition,
-                        key,
-                        value: Some(value),
-                        ..ProducerRecord::default()
-                    };
-                    let p = producer.clone();
-                    sends.push(tokio_rt::task::spawn_local(async move { p.send(record).await }));
-                }
-                let mut first_error = None;
-                for s in sends {
-                    match s.await.expect("send task") {
-                        Ok(_) => acked.set(acked.get() + 1),
-                        Err(e) => {
-                            first_error.get_or_insert(e);
-                        }
-                    }
-                }
-                match first_error {
-                    Some(e) => Err(e),
-                    None => Ok(()),
-                }
-            })
-            .await
+        let mut pending = std::collections::VecDeque::new();
+        let mut first_error = None;
+        while let Some(line) = rx.recv().await {
+            let line = line.map_err(ClientError::Io)?;
+            let (key, value) = match &args.key_separator {
+                Some(sep) => match line.split_once(sep.as_str()) {
+                    Some((k, v)) => (Some(k.as_bytes().to_vec()), v.as_bytes().to_vec()),
+                    None => (None, line.into_bytes()),
+                },
+                None => (None, line.into_bytes()),
+            };
+            let record = ProducerRecord {
+                topic: args.topic.clone(),
+                partition: args.partition,
+                key,
+                value: Some(value),
+                ..ProducerRecord::default()
+            };
+            // Queued in line order, so a key's records keep the order of the input.
+            pending.push_back(producer.enqueue(record).await?);
+            while pending.len() > PENDING_MAX {
+                count(pending.pop_front().expect("not empty").await, &acked, &mut first_error);
+            }
+        }
+        for ack in pending {
+            count(ack.await, &acked, &mut first_error);
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     });
     eprintln!("{} records acknowledged", acked.get());
     finish(r)

@@ -11,4 +11,4 @@ pub mod producer;
 pub use admin::Admin;
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, Seek};
 pub use error::ClientError;
-pub use producer::{Producer, ProducerConfig, ProducerRecord};
+pub use producer::{Acknowledgement, Producer, ProducerConfig, ProducerRecord};

@@ -52,6 +52,23 @@ pub struct ProducerRecord {
     pub timestamp: Option<i64>,
 }
 
+/// The pending acknowledgement of a queued record: resolves to its offset.
+#[derive(Debug)]
+pub struct Acknowledgement {
+    rx: oneshot::Receiver<Result<u64>>,
+}
+
+impl std::future::Future for Acknowledgement {
+    type Output = Result<u64>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<u64>> {
+        std::pin::Pin::new(&mut self.rx).poll(cx).map(|r| r.unwrap_or(Err(ClientError::Closed)))
+    }
+}
+
 enum Cmd {
     Send(ProducerRecord, oneshot::Sender<Result<u64>>),
     Flush(oneshot::Sender<()>),
@@ -85,11 +102,18 @@ impl Producer {
         Ok(Self { tx, task })
     }
 
-    /// Queues a record; resolves to its offset once its batch is acknowledged.
-    pub async fn send(&self, record: ProducerRecord) -> Result<u64> {
+    /// Queues a record, waiting only for room in the queue, and returns the future of its
+    /// acknowledgement. Records queued one after another by one task keep that order in their
+    /// partition: this is how to pipeline sends and keep per-key order.
+    pub async fn enqueue(&self, record: ProducerRecord) -> Result<Acknowledgement> {
         let (tx, rx) = oneshot::channel();
         self.tx.send(Cmd::Send(record, tx)).await.map_err(|_| ClientError::Closed)?;
-        rx.await.map_err(|_| ClientError::Closed)?
+        Ok(Acknowledgement { rx })
+    }
+
+    /// Queues a record and waits for its offset.
+    pub async fn send(&self, record: ProducerRecord) -> Result<u64> {
+        self.enqueue(record).await?.await
     }
 
     /// Sends everything queued so far and waits for the answers.

@@ -1,0 +1,161 @@
+//! A real node, driven through the SDK and the CLI over TCP.
+
+mod common;
+
+use common::{Node, runtime};
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::Stdio;
+use weir_net::client::partitioner::partition_for_key;
+use weir_net::client::{Admin, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, Seek};
+use weir_net::{ErrorCode, TopicConfig};
+
+const PARTITIONS: u32 = 8;
+const PER_PRODUCER: u64 = 50_000;
+const KEYS: u64 = 1000;
+
+/// Reads every partition from the start; returns records by partition in the order read.
+async fn read_all(addr: &str, topic: &str, expect: usize) -> HashMap<u32, Vec<(u64, String, String)>> {
+    let mut consumer = Consumer::connect(addr, ConsumerConfig::default()).await.unwrap();
+    for p in 0..PARTITIONS {
+        consumer.assign(topic, p, Seek::Earliest).await.unwrap();
+    }
+    let mut by_partition: HashMap<u32, Vec<(u64, String, String)>> = HashMap::new();
+    let mut total = 0;
+    while total < expect {
+        let records = consumer.poll(2000).await.unwrap();
+        assert!(!records.is_empty(), "stalled after {total} of {expect} records");
+        for r in records {
+            total += 1;
+            let key = String::from_utf8(r.key.unwrap()).unwrap();
+            let value = String::from_utf8(r.value.unwrap()).unwrap();
+            by_partition.entry(r.partition).or_default().push((r.offset, key, value));
+        }
+    }
+    assert!(consumer.poll(0).await.unwrap().is_empty(), "more records than produced");
+    by_partition
+}
+
+fn check(by_partition: &HashMap<u32, Vec<(u64, String, String)>>) {
+    let mut seen = 0;
+    for (p, records) in by_partition {
+        // Offsets are dense and in order; a key's records are in the order they were sent.
+        let mut last_seq: HashMap<(&str, &str), u64> = HashMap::new();
+        for (i, (offset, key, value)) in records.iter().enumerate() {
+            assert_eq!(*offset, i as u64, "partition {p}");
+            assert_eq!(partition_for_key(key.as_bytes(), PARTITIONS), *p, "key {key} in partition {p}");
+            let (producer, seq) = value.split_once(':').unwrap();
+            let seq: u64 = seq.parse().unwrap();
+            if let Some(prev) = last_seq.insert((producer, key), seq) {
+                assert!(seq > prev, "key {key} of {producer}: {seq} after {prev}");
+            }
+        }
+        seen += records.len();
+    }
+    assert_eq!(seen as u64, 2 * PER_PRODUCER);
+}
+
+#[test]
+fn two_producers_one_consumer_and_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), 2);
+    let rt = runtime();
+    let addr = node.addr();
+    rt.block_on(async {
+        let mut admin = Admin::connect(&addr).await.unwrap();
+        admin.create_topic("orders", PARTITIONS, TopicConfig::default()).await.unwrap();
+        let err = admin.create_topic("orders", 2, TopicConfig::default()).await.unwrap_err();
+        assert!(matches!(
+            err,
+            weir_net::client::ClientError::Server { code: ErrorCode::TopicAlreadyExists, .. }
+        ));
+        let producers: Vec<_> = ["a", "b"]
+            .into_iter()
+            .map(|name| {
+                let addr = addr.clone();
+                tokio_rt::spawn(async move {
+                    let producer = Producer::connect(&addr, ProducerConfig::default()).await.unwrap();
+                    let mut pending = std::collections::VecDeque::new();
+                    for seq in 0..PER_PRODUCER {
+                        let record = ProducerRecord {
+                            topic: "orders".into(),
+                            key: Some(format!("key-{}", seq % KEYS).into_bytes()),
+                            value: Some(format!("{name}:{seq}").into_bytes()),
+                            ..Default::default()
+                        };
+                        pending.push_back(producer.enqueue(record).await.unwrap());
+                        if pending.len() > 8192 {
+                            pending.pop_front().unwrap().await.unwrap();
+                        }
+                    }
+                    for ack in pending {
+                        ack.await.unwrap();
+                    }
+                    producer.close().await.unwrap();
+                })
+            })
+            .collect();
+        for p in producers {
+            p.await.unwrap();
+        }
+        let described = admin.describe_topic("orders").await.unwrap();
+        let total: u64 = described.partitions.iter().map(|p| p.log_end - p.log_start).sum();
+        assert_eq!(total, 2 * PER_PRODUCER);
+        assert!(
+            described.partitions.iter().any(|p| p.shard == 0)
+                && described.partitions.iter().any(|p| p.shard == 1)
+        );
+        check(&read_all(&addr, "orders", 2 * PER_PRODUCER as usize).await);
+    });
+    // A clean stop and a start on the same data: everything is read again.
+    let (dir_path, port) = node.stop();
+    let node = Node::start_on(&dir_path, 2, port);
+    rt.block_on(async { check(&read_all(&node.addr(), "orders", 2 * PER_PRODUCER as usize).await) });
+}
+
+#[test]
+fn the_cli_creates_produces_and_consumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), 2);
+    let out = node.cli().args(["topic", "create", "lines", "--partitions", "3"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut produce = node
+        .cli()
+        .args(["produce", "lines", "--key-separator", "="])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input: String = (0..300).map(|i| format!("k{}=line {i}\n", i % 5)).collect();
+    produce.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = produce.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("300 records acknowledged"));
+    let out = node
+        .cli()
+        .args(["consume", "lines", "--from-beginning", "--count", "300", "--print-key", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 300);
+    for l in &lines {
+        let key = l["key"].as_str().unwrap();
+        assert_eq!(l["partition"].as_u64().unwrap() as u32, partition_for_key(key.as_bytes(), 3));
+    }
+    let out = node.cli().args(["topic", "list", "--json"]).output().unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list, serde_json::json!([{"name": "lines", "partitions": 3}]));
+    // Errors exit non-zero with a message.
+    let out = node.cli().args(["consume", "missing", "--from-beginning", "--count", "1"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("UnknownTopic"));
+    let out = node.cli().args(["topic", "create", "bad/name", "--partitions", "1"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("InvalidArgument"));
+    let out = node.cli().args(["topic", "delete", "lines"]).output().unwrap();
+    assert!(out.status.success());
+    let out = node.cli().args(["topic", "list", "--json"]).output().unwrap();
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(), serde_json::json!([]));
+}
