@@ -1,0 +1,290 @@
+//! A node under crashes and bad input: nothing acknowledged is lost, every bad request gets its
+//! typed error, and the node keeps serving everyone else.
+
+mod common;
+
+use common::{Node, runtime};
+use std::io::{Read, Write};
+use weir_log::batch::{BatchBuilder, ProducerStamp, Record};
+use weir_net::api::{API_VERSION, Request, Response};
+use weir_net::client::connection::Connection;
+use weir_net::client::{
+    Admin, ClientError, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, Seek,
+};
+use weir_net::frame::{FRAME_HEADER_BYTES, FrameHeader, encode_frame};
+use weir_net::wire::Writer;
+use weir_net::{Acks, ErrorBody, ErrorCode, TopicConfig};
+
+#[test]
+fn kill_9_during_produce_loses_no_acknowledged_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), 2);
+    let rt = runtime();
+    let addr = node.addr();
+    let acked: Vec<(u32, u64, String)> = rt.block_on(async {
+        Admin::connect(&addr).await.unwrap().create_topic("crash", 4, TopicConfig::default()).await.unwrap();
+        // No retries: a retried batch whose first attempt was written would be a duplicate
+        // (idempotent producers arrive later).
+        let config = ProducerConfig { retries: 0, linger_ms: 1, ..ProducerConfig::default() };
+        let producer = Producer::connect(&addr, config).await.unwrap();
+        let mut pending = std::collections::VecDeque::new();
+        let mut acked = Vec::new();
+        let mut node = Some(node);
+        for seq in 0..200_000u64 {
+            let key = format!("k{}", seq % 16);
+            let record = ProducerRecord {
+                topic: "crash".into(),
+                key: Some(key.clone().into_bytes()),
+                value: Some(format!("v{seq}").into_bytes()),
+                ..Default::default()
+            };
+            let Ok(ack) = producer.enqueue(record).await else { break };
+            pending.push_back((key, seq, ack));
+            if pending.len() > 2000 {
+                let (key, seq, ack) = pending.pop_front().unwrap();
+                match ack.await {
+                    Ok(offset) => acked.push((
+                        weir_net::client::partitioner::partition_for_key(key.as_bytes(), 4),
+                        offset,
+                        format!("v{seq}"),
+                    )),
+                    Err(_) => break,
+                }
+            }
+            // Kill the node mid-stream, once a good number of records were acknowledged.
+            if acked.len() >= 20_000 {
+                if let Some(n) = node.take() {
+                    n.kill();
+                }
+            }
+        }
+        for (key, seq, ack) in pending {
+            if let Ok(offset) = ack.await {
+                acked.push((
+                    weir_net::client::partitioner::partition_for_key(key.as_bytes(), 4),
+                    offset,
+                    format!("v{seq}"),
+                ));
+            }
+        }
+        assert!(node.is_none(), "the node was killed during the run");
+        acked
+    });
+    assert!(acked.len() >= 20_000);
+    let node = Node::start_on(dir.path(), 2, {
+        // The killed node's ports are free again.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let p = l.local_addr().unwrap().port();
+        drop(l);
+        p
+    });
+    rt.block_on(async {
+        let mut consumer = Consumer::connect(&node.addr(), ConsumerConfig::default()).await.unwrap();
+        let mut log: std::collections::HashMap<u32, Vec<(u64, String)>> = Default::default();
+        for p in 0..4 {
+            consumer.assign("crash", p, Seek::Earliest).await.unwrap();
+        }
+        loop {
+            let records = consumer.poll(300).await.unwrap();
+            if records.is_empty() {
+                break;
+            }
+            for r in records {
+                log.entry(r.partition)
+                    .or_default()
+                    .push((r.offset, String::from_utf8(r.value.unwrap()).unwrap()));
+            }
+        }
+        for records in log.values() {
+            for (i, (offset, _)) in records.iter().enumerate() {
+                assert_eq!(*offset, i as u64, "offsets are dense after recovery");
+            }
+        }
+        for (partition, offset, value) in &acked {
+            let stored = log.get(partition).and_then(|r| r.get(*offset as usize));
+            assert_eq!(stored.map(|(_, v)| v), Some(value), "acknowledged {partition}/{offset} lost");
+            let copies = log[partition].iter().filter(|(_, v)| v == value).count();
+            assert_eq!(copies, 1, "{value} stored {copies} times");
+        }
+    });
+}
+
+fn raw_request(req: &Request<'_>, cid: u32) -> Vec<u8> {
+    let mut w = Writer::default();
+    req.encode(&mut w);
+    encode_frame(req.api_key() as u16, API_VERSION, cid, 0, &w.buf)
+}
+
+fn read_frame(s: &mut std::net::TcpStream) -> Option<(FrameHeader, Vec<u8>)> {
+    let mut head = [0u8; FRAME_HEADER_BYTES];
+    s.read_exact(&mut head).ok()?;
+    let h = FrameHeader::decode(&head, usize::MAX).unwrap();
+    let mut body = vec![0u8; h.body_len];
+    s.read_exact(&mut body).ok()?;
+    Some((h, body))
+}
+
+fn batch_bytes(n: usize) -> Vec<u8> {
+    let mut b = BatchBuilder::new(1 << 20);
+    for i in 0..n {
+        b.push(&Record { key: None, value: Some(format!("r{i}").as_bytes()), headers: &[], timestamp: 1 })
+            .unwrap();
+    }
+    b.seal(ProducerStamp::default()).as_bytes().to_vec()
+}
+
+#[test]
+fn bad_input_gets_typed_errors_and_the_node_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), 2);
+    let rt = runtime();
+    let addr = node.addr();
+    rt.block_on(async {
+        Admin::connect(&addr).await.unwrap().create_topic("t", 2, TopicConfig::default()).await.unwrap();
+    });
+    // A healthy client, kept open throughout.
+    let mut healthy = rt.block_on(Connection::connect(&addr)).unwrap();
+
+    // Garbage bytes: an error frame, then the connection closes.
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(b"this is not a weir frame at all, not even close!").unwrap();
+    let (h, body) = read_frame(&mut s).expect("an error frame");
+    assert_eq!(h.flags & weir_net::frame::FLAG_ERROR, 1);
+    let e = ErrorBody::decode(&body).unwrap();
+    assert!(matches!(e.error, ErrorCode::RequestTooLarge | ErrorCode::MalformedRequest), "{e:?}");
+    assert!(read_frame(&mut s).is_none(), "connection closed");
+
+    // A huge length prefix: refused before anything is allocated.
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    let mut f = raw_request(&Request::ApiVersions, 1);
+    f[0..4].copy_from_slice(&(u32::MAX - 8).to_le_bytes());
+    s.write_all(&f).unwrap();
+    let (_, body) = read_frame(&mut s).unwrap();
+    assert_eq!(ErrorBody::decode(&body).unwrap().error, ErrorCode::RequestTooLarge);
+    assert!(read_frame(&mut s).is_none());
+
+    // An unknown API and an unknown version: typed error, connection closed.
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.write_all(&encode_frame(77, 1, 5, 0, &[])).unwrap();
+    let (h, body) = read_frame(&mut s).unwrap();
+    assert_eq!(
+        (h.correlation_id, ErrorBody::decode(&body).unwrap().error),
+        (5, ErrorCode::UnsupportedVersion)
+    );
+
+    rt.block_on(async {
+        // A batch with a flipped bit: CorruptBatch, and the connection stays usable.
+        let mut bytes = batch_bytes(3);
+        let last = bytes.len() - 20;
+        bytes[last] ^= 4;
+        let mut conn = Connection::connect(&addr).await.unwrap();
+        let req = Request::Produce {
+            topic: "t".into(),
+            partition: 0,
+            acks: Acks::Leader,
+            timeout_ms: 1000,
+            batches: &bytes,
+        };
+        let r = conn.call(&req).await.unwrap();
+        assert!(matches!(r.response().unwrap(), Response::Produce { error: ErrorCode::CorruptBatch, .. }));
+        // A batch larger than batch_bytes_max (4 MiB by default) is refused as too large.
+        let big = vec![0u8; 5 << 20];
+        let mut builder = BatchBuilder::new(8 << 20);
+        builder.push(&Record { key: None, value: Some(&big), headers: &[], timestamp: 1 }).unwrap();
+        let big = builder.seal(ProducerStamp::default());
+        let req = Request::Produce {
+            topic: "t".into(),
+            partition: 0,
+            acks: Acks::Leader,
+            timeout_ms: 1000,
+            batches: big.as_bytes(),
+        };
+        let r = conn.call(&req).await.unwrap();
+        assert!(matches!(r.response().unwrap(), Response::Produce { error: ErrorCode::BatchTooLarge, .. }));
+        // Unknown topic and partition, offset out of range.
+        let good = batch_bytes(2);
+        for (topic, partition, code) in
+            [("nope", 0, ErrorCode::UnknownTopic), ("t", 9, ErrorCode::UnknownPartition)]
+        {
+            let req = Request::Produce {
+                topic: topic.into(),
+                partition,
+                acks: Acks::Leader,
+                timeout_ms: 1000,
+                batches: &good,
+            };
+            match conn.call(&req).await.unwrap().response().unwrap() {
+                Response::Produce { error, .. } => assert_eq!(error, code),
+                other => panic!("{other:?}"),
+            }
+        }
+        let req =
+            Request::Fetch { topic: "t".into(), partition: 0, offset: 1000, max_bytes: 1000, max_wait_ms: 0 };
+        assert!(matches!(
+            conn.call(&req).await.unwrap().response().unwrap(),
+            Response::Fetch { error: ErrorCode::OffsetOutOfRange, .. }
+        ));
+        // Nothing bad was written, and the healthy connection still works.
+        let req = Request::Produce {
+            topic: "t".into(),
+            partition: 0,
+            acks: Acks::Leader,
+            timeout_ms: 1000,
+            batches: &good,
+        };
+        match healthy.call(&req).await.unwrap().response().unwrap() {
+            Response::Produce { error: ErrorCode::None, base_offset: 0, .. } => {}
+            other => panic!("{other:?}"),
+        }
+        let mut admin = Admin::connect(&addr).await.unwrap();
+        let t = admin.describe_topic("t").await.unwrap();
+        assert_eq!(t.partitions[0].log_end, 2);
+        let err = admin.describe_topic("missing").await.unwrap_err();
+        assert!(matches!(err, ClientError::Server { code: ErrorCode::UnknownTopic, .. }));
+    });
+    // A bad flag is refused by the CLI with a usage error.
+    let out = node.cli().args(["topic", "create", "x", "--partitions", "many"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_request_on_the_wrong_shard_is_forwarded_to_the_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), 2);
+    let rt = runtime();
+    rt.block_on(async {
+        let mut admin = Admin::connect(&node.addr()).await.unwrap();
+        admin.create_topic("x", 8, TopicConfig::default()).await.unwrap();
+        let t = admin.describe_topic("x").await.unwrap();
+        // A partition owned by shard 1, reached through shard 0's own port.
+        let p = t.partitions.iter().find(|p| p.shard == 1).expect("shard 1 owns a partition").partition;
+        let mut conn = Connection::connect(&node.shard_addr(0)).await.unwrap();
+        let bytes = batch_bytes(5);
+        let req = Request::Produce {
+            topic: "x".into(),
+            partition: p,
+            acks: Acks::Leader,
+            timeout_ms: 1000,
+            batches: &bytes,
+        };
+        assert!(matches!(
+            conn.call(&req).await.unwrap().response().unwrap(),
+            Response::Produce { error: ErrorCode::None, .. }
+        ));
+        let req =
+            Request::Fetch { topic: "x".into(), partition: p, offset: 0, max_bytes: 1 << 20, max_wait_ms: 0 };
+        let frame = conn.call(&req).await.unwrap();
+        match frame.response().unwrap() {
+            // The first batch of the partition gets base offset 0 and epoch 0, as sealed: the
+            // stored bytes, served as they are, equal the produced ones.
+            Response::Fetch { error: ErrorCode::None, high_watermark: 5, batches, .. } => {
+                assert_eq!(batches, &bytes[..])
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut consumer = Consumer::connect(&node.shard_addr(0), ConsumerConfig::default()).await.unwrap();
+        consumer.assign("x", p, Seek::Earliest).await.unwrap();
+        let records = consumer.poll(1000).await.unwrap();
+        assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+    });
+}
