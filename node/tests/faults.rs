@@ -52,10 +52,10 @@ fn kill_9_during_produce_loses_no_acknowledged_record() {
                 }
             }
             // Kill the node mid-stream, once a good number of records were acknowledged.
-            if acked.len() >= 20_000 {
-                if let Some(n) = node.take() {
-                    n.kill();
-                }
+            if acked.len() >= 20_000
+                && let Some(n) = node.take()
+            {
+                n.kill();
             }
         }
         for (key, seq, ack) in pending {
