@@ -30,6 +30,36 @@ pub enum ServeError {
     Shard { shard: usize, reason: String },
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
+    #[error("data dir {path} is in use by another weir process")]
+    DataDirInUse { path: String },
+}
+
+/// Takes an exclusive lock on the data dir for the life of the process, so that two nodes never
+/// write the same logs. The lock goes with the process, however it ends.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, ServeError> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| ServeError::DataDir { path: path.display().to_string(), source })?;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(ServeError::DataDirInUse { path: dir.display().to_string() });
+    }
+    Ok(file)
+}
+
+/// The shards bind with SO_REUSEPORT, which would also let a second node (of the same user)
+/// share the port and take half the connections. Binding once without it first fails if anyone
+/// else holds the port.
+fn check_port_free(addr: std::net::SocketAddr) -> Result<(), ServeError> {
+    std::net::TcpListener::bind(addr)
+        .map(drop)
+        .map_err(|source| ServeError::Listen { addr: addr.to_string(), source })
 }
 
 /// Runs a node until SIGINT or SIGTERM, then flushes every partition and returns.
@@ -37,7 +67,12 @@ pub fn serve(config: NodeConfig) -> Result<(), ServeError> {
     let dir = config.data_dir.clone();
     let dir_err = |source| ServeError::DataDir { path: dir.display().to_string(), source };
     std::fs::create_dir_all(&config.data_dir).map_err(dir_err)?;
+    let _lock = lock_data_dir(&config.data_dir)?;
     let table = TopicTable::load(&config.data_dir).map_err(dir_err)?;
+    for shard in 0..config.shards {
+        check_port_free(std::net::SocketAddr::new(config.listen.ip(), config.shard_port(shard)))?;
+    }
+    check_port_free(config.listen)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).map_err(dir_err)?;

@@ -288,3 +288,23 @@ fn a_request_on_the_wrong_shard_is_forwarded_to_the_owner() {
         assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
     });
 }
+
+#[test]
+fn a_second_node_on_the_same_data_dir_or_port_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), 1);
+    let other = tempfile::tempdir().unwrap();
+    for (data, port) in [(dir.path(), node.port + 10), (other.path(), node.port)] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["serve", "--shards", "1", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(data)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("in use") || err.contains("cannot listen"), "{err}");
+    }
+    // The first node still serves.
+    runtime().block_on(async { Admin::connect(&node.addr()).await.unwrap().list_topics().await.unwrap() });
+}

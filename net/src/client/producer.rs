@@ -135,6 +135,7 @@ impl Producer {
 struct Pending {
     builder: BatchBuilder,
     replies: Vec<oneshot::Sender<Result<u64>>>,
+    /// When the batch goes out if it does not fill first; set by its first record.
     deadline: Instant,
 }
 
@@ -151,7 +152,7 @@ struct Worker {
 
 async fn run(mut w: Worker, mut rx: mpsc::Receiver<Cmd>) {
     loop {
-        let next_deadline = w.batches.values().map(|p| p.deadline).min();
+        let next_deadline = w.batches.values().filter(|p| !p.builder.is_empty()).map(|p| p.deadline).min();
         let cmd = match next_deadline {
             Some(d) => tokio_rt::select! {
                 cmd = rx.recv() => cmd,
@@ -231,8 +232,13 @@ impl Worker {
                 replies: Vec::new(),
                 deadline: Instant::now() + linger,
             });
+            let was_empty = p.builder.is_empty();
             match p.builder.push(&record) {
                 Ok(()) => {
+                    // Linger counts from a batch's first record, not from the last send.
+                    if was_empty {
+                        p.deadline = Instant::now() + linger;
+                    }
                     p.replies.push(reply);
                     if p.builder.sealed_bytes_max() >= batch_bytes.saturating_sub(1024) {
                         self.send_batch(&key).await;
