@@ -22,8 +22,8 @@ pub struct DmaStorage {
     dir: PathBuf,
 }
 
-/// Name of the file written by [`DmaStorage::probe`].
-pub const PROBE_FILE: &str = ".dma-probe";
+/// Prefix of the files written by [`DmaStorage::probe`].
+pub const PROBE_FILE_PREFIX: &str = ".dma-probe";
 
 impl DmaStorage {
     /// Opens (creating it if needed) the directory `dir`.
@@ -41,19 +41,24 @@ impl DmaStorage {
     /// the device supports polled I/O with a read at offset 0 and caches the answer per device.
     /// On an empty file that read succeeds wrongly, and every later read on the device then fails
     /// with EOPNOTSUPP (os error 95). Opening a file that holds 4 KiB first makes the probe
-    /// answer truthfully. Call once per executor before opening any segment.
+    /// answer truthfully. Call once per executor before opening any segment. Each call uses a
+    /// file of its own (executors of one process probe the same directory at once) and removes it.
     pub async fn probe(dir: &Path) -> io::Result<()> {
         std::fs::create_dir_all(dir)?;
-        let path = dir.join(PROBE_FILE);
+        let thread =
+            format!("{:?}", std::thread::current().id()).replace(|c: char| !c.is_ascii_alphanumeric(), "");
+        let path = dir.join(format!("{PROBE_FILE_PREFIX}-{}-{thread}", std::process::id()));
         std::fs::write(&path, vec![0u8; 4096])?;
-        let file = DmaFile::open(&path).await.map_err(to_io)?;
-        let read = file.read_at_aligned(0, 4096).await.map_err(to_io)?;
-        let ok = read.len() == 4096;
-        file.close().await.map_err(to_io)?;
-        if !ok {
-            return Err(io::Error::other("direct-I/O probe read came back short"));
+        let result = async {
+            let file = DmaFile::open(&path).await.map_err(to_io)?;
+            let read = file.read_at_aligned(0, 4096).await.map_err(to_io)?;
+            let ok = read.len() == 4096;
+            file.close().await.map_err(to_io)?;
+            if ok { Ok(()) } else { Err(io::Error::other("direct-I/O probe read came back short")) }
         }
-        Ok(())
+        .await;
+        std::fs::remove_file(&path)?;
+        result
     }
 }
 
