@@ -71,13 +71,7 @@ fn kill_9_during_produce_loses_no_acknowledged_record() {
         acked
     });
     assert!(acked.len() >= 20_000);
-    let node = Node::start_on(dir.path(), 2, {
-        // The killed node's ports are free again.
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let p = l.local_addr().unwrap().port();
-        drop(l);
-        p
-    });
+    let node = Node::start(dir.path(), 2);
     rt.block_on(async {
         let mut consumer = Consumer::connect(&node.addr(), ConsumerConfig::default()).await.unwrap();
         let mut log: std::collections::HashMap<u32, Vec<(u64, String)>> = Default::default();

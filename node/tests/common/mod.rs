@@ -14,13 +14,15 @@ pub struct Node {
     pub data_dir: PathBuf,
 }
 
-/// `count` consecutive free ports, found by binding them.
+/// `count` consecutive free ports below the ephemeral range (where the kernel picks the local
+/// ports of outgoing connections), so that a port freed by a stopped node is not taken by some
+/// other test's connection before the node restarts on it.
 fn free_ports(count: usize) -> u16 {
-    for _ in 0..200 {
-        let first = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        if usize::from(first) + count >= 65535 {
-            continue;
-        }
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let mut x = u64::from(seed) ^ (u64::from(std::process::id()) << 32);
+    for _ in 0..1000 {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let first = 10_000 + ((x >> 33) % 20_000) as u16;
         let held: Vec<_> =
             (0..count as u16).map_while(|i| TcpListener::bind(("127.0.0.1", first + i)).ok()).collect();
         if held.len() == count {
