@@ -53,13 +53,33 @@ fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, ServeError> {
     Ok(file)
 }
 
+/// How long a node waits at start for a listener still on its ports to go away.
+const PORT_WAIT_MS: u64 = 3000;
+
 /// The shards bind with SO_REUSEPORT, which would also let a second node (of the same user)
-/// share the port and take half the connections. Binding once without it first fails if anyone
-/// else holds the port.
+/// share the port and take part of the connections. So a node does not start while something
+/// accepts connections on its ports. A node that just exited can still be there for a moment:
+/// the kernel releases the listening socket of a pending io_uring accept only when it tears the
+/// ring down, after the process is gone. So wait a little before calling the port taken.
 fn check_port_free(addr: std::net::SocketAddr) -> Result<(), ServeError> {
-    std::net::TcpListener::bind(addr)
-        .map(drop)
-        .map_err(|source| ServeError::Listen { addr: addr.to_string(), source })
+    let mut target = addr;
+    if target.ip().is_unspecified() {
+        target.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_millis(PORT_WAIT_MS);
+    while std::net::TcpStream::connect_timeout(&target, Duration::from_millis(200)).is_ok() {
+        if std::time::Instant::now() >= deadline {
+            return Err(ServeError::Listen {
+                addr: addr.to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    "another process is listening there",
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
 }
 
 /// Runs a node until SIGINT or SIGTERM, then flushes every partition and returns.
