@@ -247,34 +247,73 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     }
 }
 
-/// Reads frames and answers them in order. At most one read of input is buffered beyond the
-/// frame being answered, so a client that floods the connection is held back by TCP, and memory
-/// per connection stays bounded by `request_bytes_max` plus one read.
+/// Reads frames and answers them in order. Up to `requests_in_flight_max` requests of one
+/// connection are handled at once (a producer pipelines its batches); when that many are
+/// pending, the connection is not read until the oldest is answered, so a client that floods it
+/// is held back by TCP. Memory per connection is bounded by that many frames of at most
+/// `request_bytes_max`, plus one read.
 async fn serve_connection(shard: Rc<Shard>, mut stream: TcpStream) {
+    use futures::future::{FutureExt, LocalBoxFuture};
+    use futures::stream::{FuturesOrdered, StreamExt};
+    let in_flight_max = shard.config.requests_in_flight_max;
     let mut decoder = FrameDecoder::new(shard.config.request_bytes_max);
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
+    let mut pending: FuturesOrdered<LocalBoxFuture<'static, Result<Vec<u8>, Vec<u8>>>> =
+        FuturesOrdered::new();
+    let mut closing = false;
     loop {
-        loop {
-            let (reply, close) = match decoder.next_frame() {
-                Ok(Some((header, frame))) => match handle(&shard, header, frame).await {
-                    Ok(r) => (r, false),
-                    Err(r) => (r, true),
-                },
+        // Start every whole frame buffered, while there is room.
+        while !closing && pending.len() < in_flight_max {
+            match decoder.next_frame() {
+                Ok(Some((header, frame))) => {
+                    let (shard, frame) = (shard.clone(), frame.to_vec());
+                    pending.push_back(async move { handle(&shard, header, &frame).await }.boxed_local());
+                }
                 Ok(None) => break,
                 Err(e) => {
                     let h =
                         FrameHeader { body_len: 0, api_key: 0, api_version: 0, correlation_id: 0, flags: 0 };
-                    (error_frame(&h, decode_error_code(&e), e.to_string()), true)
+                    let reply = error_frame(&h, decode_error_code(&e), e.to_string());
+                    pending.push_back(futures::future::ready(Err(reply)).boxed_local());
+                    closing = true;
                 }
-            };
-            if stream.write_all(&reply).await.is_err() || close {
-                let _ = stream.close().await;
-                return;
             }
         }
-        match stream.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => decoder.feed(&buf[..n]),
+        let can_read = !closing && pending.len() < in_flight_max;
+        if pending.is_empty() && !can_read {
+            break;
+        }
+        let reply = if can_read && pending.is_empty() {
+            // Nothing pending (an empty FuturesOrdered would end at once): just read.
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    decoder.feed(&buf[..n]);
+                    continue;
+                }
+            }
+        } else if can_read {
+            let read = stream.read(&mut buf);
+            futures::pin_mut!(read);
+            match futures::future::select(pending.next(), read).await {
+                futures::future::Either::Left((reply, _)) => reply,
+                futures::future::Either::Right((Ok(0) | Err(_), _)) => break,
+                futures::future::Either::Right((Ok(n), _)) => {
+                    decoder.feed(&buf[..n]);
+                    continue;
+                }
+            }
+        } else {
+            pending.next().await
+        };
+        let Some(reply) = reply else { continue };
+        let (bytes, close) = match reply {
+            Ok(r) => (r, false),
+            Err(r) => (r, true),
+        };
+        if stream.write_all(&bytes).await.is_err() || close {
+            break;
         }
     }
+    let _ = stream.close().await;
 }

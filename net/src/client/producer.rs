@@ -9,7 +9,7 @@ use super::connection::Connection;
 use super::error::{ClientError, Result};
 use super::partitioner::partition_for_key;
 use crate::api::{Acks, Request, Response};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 use tokio_rt::sync::{mpsc, oneshot};
 use tokio_rt::time::Instant;
@@ -25,6 +25,10 @@ pub struct ProducerConfig {
     pub retries: u32,
     pub retry_backoff_ms: u64,
     pub buffer_records_max: usize,
+    /// Produce requests sent on the connection and not yet answered, at most. With more than
+    /// one, a retried batch can land after a later one of the same partition (as in Kafka
+    /// without idempotence).
+    pub max_in_flight: usize,
 }
 
 impl Default for ProducerConfig {
@@ -36,6 +40,7 @@ impl Default for ProducerConfig {
             retries: 5,
             retry_backoff_ms: 100,
             buffer_records_max: 1 << 16,
+            max_in_flight: 5,
         }
     }
 }
@@ -86,6 +91,9 @@ impl Producer {
         if config.batch_bytes < 4096 {
             return Err(ClientError::InvalidArgument("batch_bytes must be at least 4096".into()));
         }
+        if config.max_in_flight == 0 {
+            return Err(ClientError::InvalidArgument("max_in_flight must be at least 1".into()));
+        }
         let conn = Connection::connect(addr).await?;
         let (tx, rx) = mpsc::channel(config.buffer_records_max.max(1));
         let task = tokio_rt::spawn(run(
@@ -96,6 +104,7 @@ impl Producer {
                 batches: HashMap::new(),
                 partitions: HashMap::new(),
                 sticky: HashMap::new(),
+                in_flight: VecDeque::new(),
             },
             rx,
         ));
@@ -148,28 +157,43 @@ struct Worker {
     partitions: HashMap<String, u32>,
     /// Partition that unkeyed records of a topic go to until its batch is sent.
     sticky: HashMap<String, u32>,
+    /// Batches sent and not yet answered, oldest first.
+    in_flight: VecDeque<InFlight>,
+}
+
+/// A batch on the wire.
+struct InFlight {
+    key: (String, u32),
+    batch: weir_log::batch::Batch,
+    replies: Vec<oneshot::Sender<Result<u64>>>,
+    request: super::connection::Pending,
+    attempt: u32,
 }
 
 async fn run(mut w: Worker, mut rx: mpsc::Receiver<Cmd>) {
     loop {
         let next_deadline = w.batches.values().filter(|p| !p.builder.is_empty()).map(|p| p.deadline).min();
-        let cmd = match next_deadline {
-            Some(d) => tokio_rt::select! {
-                cmd = rx.recv() => cmd,
-                () = tokio_rt::time::sleep_until(d) => { w.send_due(Instant::now()).await; continue; }
+        let far = Instant::now() + Duration::from_secs(86_400);
+        let answered = !w.in_flight.is_empty();
+        tokio_rt::select! {
+            cmd = rx.recv() => match cmd {
+                Some(Cmd::Send(record, reply)) => w.add(record, reply).await,
+                Some(Cmd::Flush(done)) => {
+                    w.send_due(far).await;
+                    w.drain().await;
+                    let _ = done.send(());
+                }
+                None => {
+                    w.send_due(far).await;
+                    w.drain().await;
+                    return;
+                }
             },
-            None => rx.recv().await,
-        };
-        match cmd {
-            Some(Cmd::Send(record, reply)) => w.add(record, reply).await,
-            Some(Cmd::Flush(done)) => {
-                w.send_due(Instant::now() + Duration::from_secs(86_400)).await;
-                let _ = done.send(());
+            () = tokio_rt::time::sleep_until(next_deadline.unwrap_or(far)), if next_deadline.is_some() => {
+                w.send_due(Instant::now()).await;
             }
-            None => {
-                w.send_due(Instant::now() + Duration::from_secs(86_400)).await;
-                return;
-            }
+            // Cancel-safe: the request leaves the queue only once its response was read.
+            () = w.complete_oldest(), if answered => {}
         }
     }
 }
@@ -183,6 +207,9 @@ impl Worker {
         if let Some(&n) = self.partitions.get(topic) {
             return Ok(n);
         }
+        // Responses come in request order: answer the pipelined produces before asking anything
+        // else on this connection.
+        self.drain().await;
         let r = self.conn.call(&Request::Metadata { topics: vec![topic.to_owned()] }).await?;
         let n = match r.response()? {
             Response::Metadata { topics, .. } => match topics.into_iter().next() {
@@ -271,72 +298,129 @@ impl Worker {
     async fn send_batch(&mut self, key: &(String, u32)) {
         let Some(mut p) = self.batches.remove(key) else { return };
         if p.builder.is_empty() {
+            self.batches.insert(key.clone(), p);
             return;
         }
         let batch = p.builder.seal_reset(ProducerStamp::default());
+        let replies = std::mem::take(&mut p.replies);
+        // Keep the builder's memory for the next batch of this partition.
+        self.batches.insert(key.clone(), p);
         // Unkeyed records move on to another partition with the next batch.
         if let Some(s) = self.sticky.get_mut(&key.0) {
             let n = self.partitions.get(&key.0).copied().unwrap_or(1);
             *s = (*s + 1) % n;
         }
-        let mut result = Err(ClientError::Closed);
-        for attempt in 0..=self.config.retries {
-            let req = Request::Produce {
-                topic: key.0.clone(),
-                partition: key.1,
-                acks: self.config.acks,
-                timeout_ms: 30_000,
-                batches: batch.as_bytes(),
-            };
-            result = match self.conn.call(&req).await {
-                Ok(frame) => match frame.response() {
-                    Ok(Response::Produce { error, message, base_offset, .. }) => {
-                        ClientError::check(error, message).map(|()| base_offset)
-                    }
-                    Ok(other) => Err(super::admin::unexpected(&other)),
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(e),
-            };
-            match &result {
-                Err(e) if e.is_retriable() && attempt < self.config.retries => {
-                    tracing::warn!(topic = %key.0, partition = key.1, error = %e, "produce failed; retrying");
-                    tokio_rt::time::sleep(Duration::from_millis(self.config.retry_backoff_ms)).await;
-                    if matches!(e, ClientError::Io(_))
-                        && let Ok(c) = Connection::connect(&self.addr).await
-                    {
-                        self.conn = c;
-                    }
-                }
-                _ => break,
+        while self.in_flight.len() >= self.config.max_in_flight {
+            self.complete_oldest().await;
+        }
+        self.transmit(key.clone(), batch, replies, 0).await;
+    }
+
+    fn request<'a>(&self, key: &(String, u32), batch: &'a weir_log::batch::Batch) -> Request<'a> {
+        Request::Produce {
+            topic: key.0.clone(),
+            partition: key.1,
+            acks: self.config.acks,
+            timeout_ms: 30_000,
+            batches: batch.as_bytes(),
+        }
+    }
+
+    /// Sends a batch and queues it as in flight; fails its records if it cannot be sent.
+    async fn transmit(
+        &mut self,
+        key: (String, u32),
+        batch: weir_log::batch::Batch,
+        replies: Vec<oneshot::Sender<Result<u64>>>,
+        attempt: u32,
+    ) {
+        let sent = self.conn.send(&self.request(&key, &batch)).await;
+        match sent {
+            Ok(request) => self.in_flight.push_back(InFlight { key, batch, replies, request, attempt }),
+            Err(e) => {
+                self.retry_or_fail(
+                    InFlight {
+                        key,
+                        batch,
+                        replies,
+                        request: super::connection::Pending::placeholder(),
+                        attempt,
+                    },
+                    e,
+                )
+                .await
             }
         }
+    }
+
+    /// Waits for the oldest in-flight batch's response and resolves its records.
+    async fn complete_oldest(&mut self) {
+        let Some(request) = self.in_flight.front().map(|f| f.request) else { return };
+        let received = self.conn.receive(request).await;
+        let f = self.in_flight.pop_front().expect("still queued: nothing else took it");
+        let result = received.and_then(|frame| match frame.response()? {
+            Response::Produce { error, message, base_offset, .. } => {
+                ClientError::check(error, message).map(|()| base_offset)
+            }
+            other => Err(super::admin::unexpected(&other)),
+        });
         match result {
             Ok(base) => {
-                for (i, r) in p.replies.drain(..).enumerate() {
+                for (i, r) in f.replies.into_iter().enumerate() {
                     let _ = r.send(Ok(base + i as u64));
                 }
             }
-            Err(e) => {
-                let msg = e.to_string();
-                let code = match &e {
-                    ClientError::Server { code, .. } => Some(*code),
-                    _ => None,
-                };
-                for r in p.replies.drain(..) {
-                    let err = match code {
-                        Some(code) => ClientError::Server { code, message: msg.clone() },
-                        None => ClientError::Io(std::io::Error::other(msg.clone())),
-                    };
-                    let _ = r.send(Err(err));
+            Err(e) => self.retry_or_fail(f, e).await,
+        }
+    }
+
+    /// Answers every batch in flight.
+    async fn drain(&mut self) {
+        while !self.in_flight.is_empty() {
+            self.complete_oldest().await;
+        }
+    }
+
+    /// A batch failed: send it again if the error is transient and attempts are left, else fail
+    /// its records. A broken connection loses every answer in flight, so those batches are sent
+    /// again on a new connection, in order.
+    async fn retry_or_fail(&mut self, f: InFlight, e: ClientError) {
+        if !(e.is_retriable() && f.attempt < self.config.retries) {
+            fail(f.replies, &e);
+            return;
+        }
+        tracing::warn!(topic = %f.key.0, partition = f.key.1, error = %e, "produce failed; retrying");
+        tokio_rt::time::sleep(Duration::from_millis(self.config.retry_backoff_ms)).await;
+        let mut again = vec![f];
+        if matches!(e, ClientError::Io(_) | ClientError::Connect { .. }) {
+            match Connection::connect(&self.addr).await {
+                Ok(c) => self.conn = c,
+                Err(connect) => {
+                    for f in again.into_iter().chain(self.in_flight.drain(..)) {
+                        fail(f.replies, &connect);
+                    }
+                    return;
                 }
             }
+            again.extend(self.in_flight.drain(..));
         }
-        // Keep the builder's memory for the next batch of this partition.
-        let linger = Duration::from_millis(self.config.linger_ms);
-        self.batches.insert(
-            key.clone(),
-            Pending { builder: p.builder, replies: Vec::new(), deadline: Instant::now() + linger },
-        );
+        for f in again {
+            Box::pin(self.transmit(f.key, f.batch, f.replies, f.attempt + 1)).await;
+        }
+    }
+}
+
+fn fail(replies: Vec<oneshot::Sender<Result<u64>>>, e: &ClientError) {
+    let msg = e.to_string();
+    let code = match e {
+        ClientError::Server { code, .. } => Some(*code),
+        _ => None,
+    };
+    for r in replies {
+        let err = match code {
+            Some(code) => ClientError::Server { code, message: msg.clone() },
+            None => ClientError::Io(std::io::Error::other(msg.clone())),
+        };
+        let _ = r.send(Err(err));
     }
 }
