@@ -32,6 +32,9 @@ pub struct NodeConfig {
     pub request_bytes_max: usize,
     /// Most requests one connection may have queued before the node stops reading from it.
     pub requests_in_flight_max: usize,
+    /// At shutdown, how long requests in flight may take to finish before the node flushes and
+    /// exits anyway.
+    pub shutdown_timeout_ms: u64,
 }
 
 impl Default for NodeConfig {
@@ -51,6 +54,7 @@ impl Default for NodeConfig {
             batch_bytes_max: 4 << 20,
             request_bytes_max: 8 << 20,
             requests_in_flight_max: 64,
+            shutdown_timeout_ms: 5000,
         }
     }
 }
@@ -150,6 +154,7 @@ const KNOWN_KEYS: &[&str] = &[
     "batch_bytes_max",
     "request_bytes_max",
     "requests_in_flight_max",
+    "shutdown_timeout_ms",
 ];
 
 #[cfg(test)]

@@ -363,6 +363,13 @@ async fn fetch(
                 },
             );
         };
+        tracing::debug!(
+            topic,
+            partition,
+            offset,
+            wait_ms = left.as_millis() as u64,
+            "fetch waiting for data"
+        );
         let timer = glommio::timer::sleep(left);
         futures::pin_mut!(timer);
         let _ = futures::future::select(wait, timer).await;

@@ -101,13 +101,15 @@ pub fn serve(config: NodeConfig) -> Result<(), ServeError> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, ServeError>>();
     let mut handles = Vec::new();
+    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for id in 0..config.shards {
         let (config, mesh, table, stop, ready) =
             (config.clone(), mesh.clone(), table.clone(), stop.clone(), ready_tx.clone());
+        let in_flight = in_flight.clone();
         let handle = LocalExecutorBuilder::new(Placement::Fixed(id % cpus))
             .name(&format!("shard-{id}"))
             .io_memory(IO_MEMORY_BYTES)
-            .spawn(move || async move { run_shard(id, config, mesh, table, stop, ready).await })
+            .spawn(move || async move { run_shard(id, config, mesh, table, stop, ready, in_flight).await })
             .map_err(|e| ServeError::Shard { shard: id, reason: e.to_string() })?;
         handles.push(handle);
     }
@@ -148,6 +150,7 @@ async fn run_shard(
     table: TopicTable,
     stop: Arc<AtomicBool>,
     ready: std::sync::mpsc::Sender<Result<usize, ServeError>>,
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
 ) {
     if let Err(source) = DmaStorage::probe(&config.data_dir).await {
         let _ = ready.send(Err(ServeError::DataDir { path: config.data_dir.display().to_string(), source }));
@@ -160,11 +163,12 @@ async fn run_shard(
     let shared_addr = config.listen;
     let own_addr = std::net::SocketAddr::new(config.listen.ip(), config.shard_port(id));
     let config = Rc::new(config);
-    let shard = Shard::new(id, config.clone(), TopicTable::default(), senders);
+    let shard = Shard::new(id, config.clone(), TopicTable::default(), senders, in_flight);
     for (_, rx) in receivers.streams() {
         glommio::spawn_local(mesh_loop(shard.clone(), rx)).detach();
     }
     shard.apply_topics(table).await;
+    let mut accepting = Vec::new();
     for addr in [shared_addr, own_addr] {
         let listener = match TcpListener::bind(addr) {
             Ok(l) => l,
@@ -174,7 +178,7 @@ async fn run_shard(
                 return;
             }
         };
-        glommio::spawn_local(accept_loop(shard.clone(), listener)).detach();
+        accepting.push(glommio::spawn_local(accept_loop(shard.clone(), listener)).detach());
     }
     let _ = ready.send(Ok(id));
     let mut last_retention = now_ms();
@@ -199,6 +203,22 @@ async fn run_shard(
         if retention_due {
             last_retention = now;
         }
+    }
+    // Shutdown: take no new connections, let the requests in flight finish (for a while), then
+    // make everything durable. Connections still open are dropped with the executor.
+    for task in &accepting {
+        task.cancel();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_millis(config.shutdown_timeout_ms);
+    while shard.requests_in_flight() > 0 && std::time::Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    if shard.requests_in_flight() > 0 {
+        tracing::warn!(
+            shard = id,
+            requests = shard.requests_in_flight(),
+            "shutdown with requests unfinished"
+        );
     }
     let partitions: Vec<_> = shard.partitions.borrow().values().cloned().collect();
     for p in partitions {
@@ -267,7 +287,13 @@ async fn serve_connection(shard: Rc<Shard>, mut stream: TcpStream) {
             match decoder.next_frame() {
                 Ok(Some((header, frame))) => {
                     let (shard, frame) = (shard.clone(), frame.to_vec());
-                    pending.push_back(async move { handle(&shard, header, &frame).await }.boxed_local());
+                    pending.push_back(
+                        async move {
+                            let _in_flight = shard.begin_request();
+                            handle(&shard, header, &frame).await
+                        }
+                        .boxed_local(),
+                    );
                 }
                 Ok(None) => break,
                 Err(e) => {

@@ -15,6 +15,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use weir_log::{FlushPolicy, LogConfig};
 
 /// Messages between shards. Frames are whole protocol frames (header and body).
@@ -61,10 +63,30 @@ pub struct Shard {
     senders: Senders<MeshMsg>,
     pending: RefCell<HashMap<u64, oneshot::Sender<Vec<u8>>>>,
     next_id: Cell<u64>,
+    /// Requests being handled on any shard of the node, for a shutdown that lets them finish.
+    /// Node-wide, not per shard: a shard that stopped while another still waits for its reply
+    /// would take its end of the mesh, and the reply in it, away.
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Counts a request as in flight for as long as it lives.
+#[derive(Debug)]
+pub struct InFlight(Rc<Shard>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Shard {
-    pub fn new(id: usize, config: Rc<NodeConfig>, topics: TopicTable, senders: Senders<MeshMsg>) -> Rc<Self> {
+    pub fn new(
+        id: usize,
+        config: Rc<NodeConfig>,
+        topics: TopicTable,
+        senders: Senders<MeshMsg>,
+        in_flight: Arc<AtomicUsize>,
+    ) -> Rc<Self> {
         Rc::new(Self {
             id,
             config,
@@ -73,7 +95,19 @@ impl Shard {
             senders,
             pending: RefCell::new(HashMap::new()),
             next_id: Cell::new(0),
+            in_flight,
         })
+    }
+
+    /// Marks a request in flight until the returned guard drops.
+    pub fn begin_request(self: &Rc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(self.clone())
+    }
+
+    /// Requests in flight on the whole node.
+    pub fn requests_in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
     }
 
     pub fn shards(&self) -> usize {

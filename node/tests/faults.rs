@@ -111,7 +111,10 @@ fn raw_request(req: &Request<'_>, cid: u32) -> Vec<u8> {
 
 fn read_frame(s: &mut std::net::TcpStream) -> Option<(FrameHeader, Vec<u8>)> {
     let mut head = [0u8; FRAME_HEADER_BYTES];
-    s.read_exact(&mut head).ok()?;
+    if let Err(e) = s.read_exact(&mut head) {
+        eprintln!("read_frame: {e}");
+        return None;
+    }
     let h = FrameHeader::decode(&head, usize::MAX).unwrap();
     let mut body = vec![0u8; h.body_len];
     s.read_exact(&mut body).ok()?;
@@ -301,4 +304,55 @@ fn a_second_node_on_the_same_data_dir_or_port_is_refused() {
     }
     // The first node still serves.
     runtime().block_on(async { Admin::connect(&node.addr()).await.unwrap().list_topics().await.unwrap() });
+}
+
+#[test]
+fn shutdown_answers_the_requests_in_flight_first() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    // Started by hand to read its log: the fetch below announces when it starts waiting.
+    let node = Node::start(dir.path(), 2);
+    let addr = node.addr();
+    runtime().block_on(async {
+        Admin::connect(&addr).await.unwrap().create_topic("quiet", 1, TopicConfig::default()).await.unwrap();
+    });
+    let (_, _) = node.stop();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--shards", "2", "--listen", &addr])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("WEIR_LOG", "weir::handler=debug")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.starts_with("weir: listening"), "{line}");
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    let req =
+        Request::Fetch { topic: "quiet".into(), partition: 0, offset: 0, max_bytes: 1024, max_wait_ms: 3000 };
+    s.write_all(&raw_request(&req, 9)).unwrap();
+    let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+    loop {
+        line.clear();
+        assert!(err.read_line(&mut line).unwrap() > 0, "the node's log ended");
+        if line.contains("fetch waiting for data") {
+            break;
+        }
+    }
+    unsafe_kill(child.id(), "-TERM");
+    let (h, body) = read_frame(&mut s).expect("the waiting fetch is answered before the node exits");
+    assert_eq!(h.correlation_id, 9);
+    match Response::decode(weir_net::ApiKey::Fetch, &body).unwrap() {
+        Response::Fetch { error: ErrorCode::None, batches, .. } => assert!(batches.is_empty()),
+        other => panic!("{other:?}"),
+    }
+    assert!(child.wait().unwrap().success());
+}
+
+fn unsafe_kill(pid: u32, signal: &str) {
+    assert!(std::process::Command::new("kill").args([signal, &pid.to_string()]).status().unwrap().success());
 }
