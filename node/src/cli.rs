@@ -271,7 +271,7 @@ pub fn consume(conn: &Conn, args: ConsumeArgs) -> ExitCode {
             if args.count.is_some_and(|c| seen >= c) {
                 return Ok(());
             }
-            let records = consumer.poll(args.timeout_ms.unwrap_or(1000).min(5000)).await?;
+            let records = consumer.poll(args.timeout_ms.unwrap_or(1000)).await?;
             if records.is_empty() && args.timeout_ms.is_some() {
                 return Ok(());
             }

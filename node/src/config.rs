@@ -72,7 +72,8 @@ pub enum ConfigError {
 }
 
 impl NodeConfig {
-    /// Defaults, overridden by `file` (if given), then by `WEIR_*` variables from `env`.
+    /// Defaults, overridden by `file` (if given), then by `WEIR_*` variables from `env`. Not yet
+    /// checked: flags may still override it; call [`check`](Self::check) last.
     pub fn load(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
@@ -92,18 +93,22 @@ impl NodeConfig {
             if !KNOWN_KEYS.contains(&key.as_str()) {
                 continue;
             }
-            // Parse the value as a TOML value (number, bool), falling back to a string.
-            let parsed = format!("v = {value}")
-                .parse::<toml::Table>()
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or(toml::Value::String(value.clone()));
+            // Parse the value as a TOML value (number, bool), falling back to a string; paths and
+            // addresses are always strings (a data dir may well be called `2024`).
+            let parsed = if STRING_KEYS.contains(&key.as_str()) {
+                toml::Value::String(value.clone())
+            } else {
+                format!("v = {value}")
+                    .parse::<toml::Table>()
+                    .ok()
+                    .and_then(|mut t| t.remove("v"))
+                    .unwrap_or(toml::Value::String(value.clone()))
+            };
             table.insert(key, parsed);
         }
         let config: NodeConfig = toml::Value::Table(table).try_into().map_err(|source| {
             ConfigError::Parse { path: file.map_or("<environment>".into(), Path::to_owned), source }
         })?;
-        config.check()?;
         Ok(config)
     }
 
@@ -138,6 +143,8 @@ impl NodeConfig {
         self.advertised_host.clone().unwrap_or_else(|| self.listen.ip().to_string())
     }
 }
+
+const STRING_KEYS: &[&str] = &["data_dir", "listen", "advertised_host"];
 
 const KNOWN_KEYS: &[&str] = &[
     "data_dir",
@@ -182,7 +189,12 @@ mod tests {
         std::fs::write(&file, "shardz = 3\n").unwrap();
         assert!(matches!(NodeConfig::load(Some(&file), []), Err(ConfigError::Parse { .. })));
         let env = [("WEIR_SHARDS".to_owned(), "0".to_owned())];
-        assert!(matches!(NodeConfig::load(None, env), Err(ConfigError::Invalid { field: "shards", .. })));
+        assert!(matches!(
+            NodeConfig::load(None, env).unwrap().check(),
+            Err(ConfigError::Invalid { field: "shards", .. })
+        ));
+        let env = [("WEIR_DATA_DIR".to_owned(), "2024".to_owned())];
+        assert_eq!(NodeConfig::load(None, env).unwrap().data_dir, PathBuf::from("2024"));
         let env = [("WEIR_LISTEN".to_owned(), "nonsense".to_owned())];
         assert!(matches!(NodeConfig::load(None, env), Err(ConfigError::Parse { .. })));
     }

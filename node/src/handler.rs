@@ -113,6 +113,7 @@ pub async fn serve(shard: &Rc<Shard>, header: &FrameHeader, req: Request<'_>) ->
             response_frame(cid, &Response::CreateTopic { error, message })
         }
         Request::DeleteTopic { name } => {
+            let _change = shard.topic_changes.lock().await;
             let mut table = shard.topics.borrow().clone();
             let (error, message) = if table.topics.remove(&name).is_none() {
                 (ErrorCode::UnknownTopic, format!("no topic {name:?}"))
@@ -174,6 +175,7 @@ async fn create_topic(
     if partitions == 0 || partitions > PARTITIONS_MAX {
         return (ErrorCode::InvalidArgument, format!("partitions must be within 1..={PARTITIONS_MAX}"));
     }
+    let _change = shard.topic_changes.lock().await;
     let mut table = shard.topics.borrow().clone();
     if table.topics.contains_key(&name) {
         return (ErrorCode::TopicAlreadyExists, format!("topic {name:?} exists"));
@@ -273,7 +275,13 @@ async fn produce(
         // in the read buffer; validation needs alignment, so copy into an aligned buffer.
         let mut v = rkyv::util::AlignedVec::<16>::with_capacity(len);
         v.extend_from_slice(&rest[..len]);
-        BatchView::validate(&v, limit).map_err(|e| (ErrorCode::CorruptBatch, e.to_string()))?;
+        let view = BatchView::validate(&v, limit).map_err(|e| (ErrorCode::CorruptBatch, e.to_string()))?;
+        // Produced batches have dense offsets; the log refuses others, so refuse them here,
+        // before anything of the request is appended.
+        let h = view.header();
+        if h.last_offset_delta != h.record_count - 1 {
+            return Err((ErrorCode::CorruptBatch, "batch offsets are not dense".into()));
+        }
         owned.push(v);
         rest = &rest[len..];
     }
@@ -283,11 +291,15 @@ async fn produce(
     let now = now_ms();
     let mut base = None;
     let mut next = 0;
-    for v in &owned {
-        let view = BatchView::validate(v, limit).expect("validated above");
-        let a = p.log.append(&view, 0, now).await.map_err(log_failure)?;
-        base.get_or_insert(a.base_offset);
-        next = a.last_offset + 1;
+    {
+        // One lock for all batches of the request, so they land together and in order.
+        let mut log = p.log.lock().await;
+        for v in &owned {
+            let view = BatchView::validate(v, limit).expect("validated above");
+            let a = log.append(&view, 0, now).await.map_err(log_failure)?;
+            base.get_or_insert(a.base_offset);
+            next = a.last_offset + 1;
+        }
     }
     if shard.config.fsync {
         p.log.wait_durable(next).await.map_err(log_failure)?;

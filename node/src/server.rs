@@ -102,15 +102,19 @@ pub fn serve(config: NodeConfig) -> Result<(), ServeError> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, ServeError>>();
     let mut handles = Vec::new();
     let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let loaded = Arc::new(std::sync::Barrier::new(config.shards));
     for id in 0..config.shards {
         let (config, mesh, table, stop, ready) =
             (config.clone(), mesh.clone(), table.clone(), stop.clone(), ready_tx.clone());
-        let in_flight = in_flight.clone();
-        let handle = LocalExecutorBuilder::new(Placement::Fixed(id % cpus))
-            .name(&format!("shard-{id}"))
-            .io_memory(IO_MEMORY_BYTES)
-            .spawn(move || async move { run_shard(id, config, mesh, table, stop, ready, in_flight).await })
-            .map_err(|e| ServeError::Shard { shard: id, reason: e.to_string() })?;
+        let (in_flight, loaded) = (in_flight.clone(), loaded.clone());
+        let handle =
+            LocalExecutorBuilder::new(Placement::Fixed(id % cpus))
+                .name(&format!("shard-{id}"))
+                .io_memory(IO_MEMORY_BYTES)
+                .spawn(move || async move {
+                    run_shard(id, config, mesh, table, stop, ready, in_flight, loaded).await
+                })
+                .map_err(|e| ServeError::Shard { shard: id, reason: e.to_string() })?;
         handles.push(handle);
     }
     drop(ready_tx);
@@ -143,6 +147,7 @@ pub fn serve(config: NodeConfig) -> Result<(), ServeError> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_shard(
     id: usize,
     config: NodeConfig,
@@ -151,6 +156,7 @@ async fn run_shard(
     stop: Arc<AtomicBool>,
     ready: std::sync::mpsc::Sender<Result<usize, ServeError>>,
     in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    loaded: Arc<std::sync::Barrier>,
 ) {
     if let Err(source) = DmaStorage::probe(&config.data_dir).await {
         let _ = ready.send(Err(ServeError::DataDir { path: config.data_dir.display().to_string(), source }));
@@ -168,6 +174,10 @@ async fn run_shard(
         glommio::spawn_local(mesh_loop(shard.clone(), rx)).detach();
     }
     shard.apply_topics(table).await;
+    // No shard takes requests before every shard has opened its partitions: a request forwarded
+    // to a shard still loading would find no topic. Blocking is fine here: nothing crosses the
+    // mesh before the listeners open.
+    loaded.wait();
     let mut accepting = Vec::new();
     for addr in [shared_addr, own_addr] {
         let listener = match TcpListener::bind(addr) {
@@ -287,13 +297,14 @@ async fn serve_connection(shard: Rc<Shard>, mut stream: TcpStream) {
             match decoder.next_frame() {
                 Ok(Some((header, frame))) => {
                     let (shard, frame) = (shard.clone(), frame.to_vec());
-                    pending.push_back(
-                        async move {
-                            let _in_flight = shard.begin_request();
-                            handle(&shard, header, &frame).await
-                        }
-                        .boxed_local(),
-                    );
+                    // Each request is a task of its own: it makes progress (and releases the
+                    // locks it takes) even while this connection is blocked writing an earlier
+                    // answer to a client that does not read.
+                    let task = glommio::spawn_local(async move {
+                        let _in_flight = shard.begin_request();
+                        handle(&shard, header, &frame).await
+                    });
+                    pending.push_back(task.boxed_local());
                 }
                 Ok(None) => break,
                 Err(e) => {

@@ -67,6 +67,12 @@ pub struct Shard {
     /// Node-wide, not per shard: a shard that stopped while another still waits for its reply
     /// would take its end of the mesh, and the reply in it, away.
     in_flight: Arc<AtomicUsize>,
+    /// Serialises topic changes on shard 0: check, save, broadcast and apply happen as one step,
+    /// so two concurrent creates (or a create and a delete) cannot lose each other.
+    pub topic_changes: tokio_rt::sync::Mutex<()>,
+    /// One FIFO lock per target shard around sends into the mesh: pipelined requests of one
+    /// connection reach the owner in the order they were read, whatever the queue's wake order.
+    send_order: Vec<tokio_rt::sync::Mutex<()>>,
 }
 
 /// Counts a request as in flight for as long as it lives.
@@ -89,13 +95,15 @@ impl Shard {
     ) -> Rc<Self> {
         Rc::new(Self {
             id,
-            config,
+            config: config.clone(),
             topics: RefCell::new(topics),
             partitions: RefCell::new(HashMap::new()),
             senders,
             pending: RefCell::new(HashMap::new()),
             next_id: Cell::new(0),
             in_flight,
+            topic_changes: tokio_rt::sync::Mutex::new(()),
+            send_order: (0..config.shards).map(|_| tokio_rt::sync::Mutex::new(())).collect(),
         })
     }
 
@@ -184,7 +192,10 @@ impl Shard {
         let id = self.next_id();
         let (tx, rx) = oneshot::channel();
         self.pending.borrow_mut().insert(id, tx);
-        if self.senders.send_to(to, msg(id)).await.is_err() {
+        let order = self.send_order[to].lock().await;
+        let sent = self.senders.send_to(to, msg(id)).await;
+        drop(order);
+        if sent.is_err() {
             self.pending.borrow_mut().remove(&id);
             return None;
         }

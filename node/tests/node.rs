@@ -159,3 +159,50 @@ fn the_cli_creates_produces_and_consumes() {
     let out = node.cli().args(["topic", "list", "--json"]).output().unwrap();
     assert_eq!(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(), serde_json::json!([]));
 }
+
+#[test]
+fn concurrent_topic_changes_are_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), 2);
+    let rt = runtime();
+    let addr = node.addr();
+    let names: Vec<String> = (0..16).map(|i| format!("c{i}")).collect();
+    rt.block_on(async {
+        let creates: Vec<_> = names
+            .iter()
+            .map(|name| {
+                let (addr, name) = (addr.clone(), name.clone());
+                tokio_rt::spawn(async move {
+                    Admin::connect(&addr)
+                        .await
+                        .unwrap()
+                        .create_topic(&name, 3, TopicConfig::default())
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        for c in creates {
+            c.await.unwrap();
+        }
+        let listed: Vec<String> = Admin::connect(&addr)
+            .await
+            .unwrap()
+            .list_topics()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(listed.len(), names.len(), "{listed:?}");
+    });
+    let (dir_path, port) = node.stop();
+    let node = Node::start_on(&dir_path, 2, port);
+    rt.block_on(async {
+        let mut admin = Admin::connect(&node.addr()).await.unwrap();
+        assert_eq!(admin.list_topics().await.unwrap().len(), names.len());
+        for name in &names {
+            assert_eq!(admin.describe_topic(name).await.unwrap().partitions.len(), 3);
+        }
+    });
+}

@@ -174,7 +174,7 @@ async fn run(mut w: Worker, mut rx: mpsc::Receiver<Cmd>) {
     loop {
         let next_deadline = w.batches.values().filter(|p| !p.builder.is_empty()).map(|p| p.deadline).min();
         let far = Instant::now() + Duration::from_secs(86_400);
-        let answered = !w.in_flight.is_empty();
+        let oldest = w.in_flight.front().map(|f| f.request);
         tokio_rt::select! {
             cmd = rx.recv() => match cmd {
                 Some(Cmd::Send(record, reply)) => w.add(record, reply).await,
@@ -192,8 +192,12 @@ async fn run(mut w: Worker, mut rx: mpsc::Receiver<Cmd>) {
             () = tokio_rt::time::sleep_until(next_deadline.unwrap_or(far)), if next_deadline.is_some() => {
                 w.send_due(Instant::now()).await;
             }
-            // Cancel-safe: the request leaves the queue only once its response was read.
-            () = w.complete_oldest(), if answered => {}
+            // Only the read is raced (it is cancel-safe); handling the answer, retries included,
+            // runs to completion in the branch's body. (A disabled branch's expression is still
+            // evaluated, hence the placeholder rather than an unwrap.)
+            received = w.conn.receive(oldest.unwrap_or(super::connection::Pending::placeholder())), if oldest.is_some() => {
+                w.answered(received).await
+            }
         }
     }
 }
@@ -357,7 +361,12 @@ impl Worker {
     async fn complete_oldest(&mut self) {
         let Some(request) = self.in_flight.front().map(|f| f.request) else { return };
         let received = self.conn.receive(request).await;
-        let f = self.in_flight.pop_front().expect("still queued: nothing else took it");
+        self.answered(received).await;
+    }
+
+    /// Resolves the oldest in-flight batch with the response read for it.
+    async fn answered(&mut self, received: Result<super::connection::ResponseFrame>) {
+        let f = self.in_flight.pop_front().expect("an answer is for the oldest batch in flight");
         let result = received.and_then(|frame| match frame.response()? {
             Response::Produce { error, message, base_offset, .. } => {
                 ClientError::check(error, message).map(|()| base_offset)
