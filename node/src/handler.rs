@@ -349,31 +349,13 @@ async fn fetch(
                 Err(e) => Err(e),
             };
             return match fetched {
-                Ok(f) => response_frame(
-                    cid,
-                    &Response::Fetch {
-                        error: ErrorCode::None,
-                        message: String::new(),
-                        high_watermark: hw,
-                        log_start: p.log_start(),
-                        batches: f.bytes(),
-                    },
-                ),
+                Ok(f) => fetched_frame(cid, hw, p.log_start(), f.bytes()),
                 Err(e) => fail(log_failure(e)),
             };
         }
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         let Some(wait) = (!left.is_zero()).then(|| p.wait()).flatten() else {
-            return response_frame(
-                cid,
-                &Response::Fetch {
-                    error: ErrorCode::None,
-                    message: String::new(),
-                    high_watermark: hw,
-                    log_start: p.log_start(),
-                    batches: &[],
-                },
-            );
+            return fetched_frame(cid, hw, p.log_start(), &[]);
         };
         tracing::debug!(
             topic,
@@ -386,6 +368,17 @@ async fn fetch(
         futures::pin_mut!(timer);
         let _ = futures::future::select(wait, timer).await;
     }
+}
+
+fn fetched_frame(cid: u32, high_watermark: u64, log_start: u64, batches: &[u8]) -> Vec<u8> {
+    let resp = Response::Fetch {
+        error: ErrorCode::None,
+        message: String::new(),
+        high_watermark,
+        log_start,
+        batches,
+    };
+    response_frame(cid, &resp)
 }
 
 async fn list_offsets(

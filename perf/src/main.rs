@@ -19,32 +19,35 @@ struct Cli {
     command: Cmd,
 }
 
+#[derive(Debug, clap::Args)]
+struct ProduceArgs {
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    server: String,
+    #[arg(long, default_value = "perf")]
+    topic: String,
+    /// Create the topic with this many partitions if it does not exist
+    #[arg(long, default_value_t = 8)]
+    partitions: u32,
+    #[arg(long, default_value_t = 1024)]
+    record_size: usize,
+    #[arg(long, default_value_t = 200_000)]
+    records: u64,
+    #[arg(long, default_value_t = 1 << 20)]
+    batch_bytes: usize,
+    #[arg(long, default_value_t = 2)]
+    linger_ms: u64,
+    /// Records queued and not yet acknowledged, at most
+    #[arg(long, default_value_t = 8192)]
+    in_flight: usize,
+    /// Keys cycle over this many values (0: no keys)
+    #[arg(long, default_value_t = 0)]
+    keys: u64,
+}
+
 #[derive(Debug, Subcommand)]
 enum Cmd {
     /// Produce records as fast as acknowledgements allow, with a bounded number in flight
-    Produce {
-        #[arg(long, default_value = "127.0.0.1:7400")]
-        server: String,
-        #[arg(long, default_value = "perf")]
-        topic: String,
-        /// Create the topic with this many partitions if it does not exist
-        #[arg(long, default_value_t = 8)]
-        partitions: u32,
-        #[arg(long, default_value_t = 1024)]
-        record_size: usize,
-        #[arg(long, default_value_t = 200_000)]
-        records: u64,
-        #[arg(long, default_value_t = 1 << 20)]
-        batch_bytes: usize,
-        #[arg(long, default_value_t = 2)]
-        linger_ms: u64,
-        /// Records queued and not yet acknowledged, at most
-        #[arg(long, default_value_t = 8192)]
-        in_flight: usize,
-        /// Keys cycle over this many values (0: no keys)
-        #[arg(long, default_value_t = 0)]
-        keys: u64,
-    },
+    Produce(ProduceArgs),
     /// Raw direct-I/O sequential writes, the device's own figure
     Baseline {
         /// Directory on the filesystem to measure (the data dir's)
@@ -62,33 +65,13 @@ enum Cmd {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Cmd::Produce {
-            server,
-            topic,
-            partitions,
-            record_size,
-            records,
-            batch_bytes,
-            linger_ms,
-            in_flight,
-            keys,
-        } => {
+        Cmd::Produce(args) => {
             let rt = tokio_rt::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()
                 .expect("runtime");
-            match rt.block_on(produce(
-                &server,
-                &topic,
-                partitions,
-                record_size,
-                records,
-                batch_bytes,
-                linger_ms,
-                in_flight,
-                keys,
-            )) {
+            match rt.block_on(produce(&args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("weir-perf: {e}");
@@ -111,18 +94,20 @@ fn main() -> ExitCode {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn produce(
-    server: &str,
-    topic: &str,
-    partitions: u32,
-    record_size: usize,
-    records: u64,
-    batch_bytes: usize,
-    linger_ms: u64,
-    in_flight: usize,
-    keys: u64,
-) -> Result<(), ClientError> {
+async fn produce(args: &ProduceArgs) -> Result<(), ClientError> {
+    let ProduceArgs {
+        server,
+        topic,
+        partitions,
+        record_size,
+        records,
+        batch_bytes,
+        linger_ms,
+        in_flight,
+        keys,
+    } = args;
+    let (partitions, record_size, records, batch_bytes, linger_ms, in_flight, keys) =
+        (*partitions, *record_size, *records, *batch_bytes, *linger_ms, *in_flight, *keys);
     let mut admin = Admin::connect(server).await?;
     match admin.create_topic(topic, partitions, TopicConfig::default()).await {
         Ok(()) | Err(ClientError::Server { code: weir_net::ErrorCode::TopicAlreadyExists, .. }) => {}
