@@ -5,7 +5,7 @@ use crate::shard::{Shard, now_ms, owner};
 use std::rc::Rc;
 use std::time::Duration;
 use weir_log::LogError;
-use weir_log::batch::{BatchView, check_frame_and_crc};
+use weir_log::batch::{BatchHeader, BatchView};
 use weir_net::api::{API_VERSION, PartitionInfo, ShardAddr, TopicInfo};
 use weir_net::frame::{FLAG_ERROR, FRAME_HEADER_BYTES, FrameHeader, encode_frame};
 use weir_net::wire::Writer;
@@ -263,30 +263,40 @@ async fn produce(
 ) -> Result<(u64, u64), Failure> {
     let p = find(shard, topic, partition)?;
     let limit = shard.config.batch_bytes_max;
+    let batch_error = |e: weir_log::BatchError| match e {
+        weir_log::BatchError::TooLarge { .. } => (ErrorCode::BatchTooLarge, e.to_string()),
+        e => (ErrorCode::CorruptBatch, e.to_string()),
+    };
+    // Split by header only, copying each batch into an aligned buffer: batches sit 16-byte
+    // aligned within the frame, but the frame itself may sit anywhere in the read buffer.
     let mut owned: Vec<rkyv::util::AlignedVec<16>> = Vec::new();
     let mut rest = batches;
     while !rest.is_empty() {
-        let h = check_frame_and_crc(rest, limit).map_err(|e| match e {
-            weir_log::BatchError::TooLarge { .. } => (ErrorCode::BatchTooLarge, e.to_string()),
-            e => (ErrorCode::CorruptBatch, e.to_string()),
-        })?;
+        let h =
+            BatchHeader::decode(rest).and_then(|h| h.check_frame(limit).map(|()| h)).map_err(batch_error)?;
         let len = h.batch_len as usize;
-        // Batches arrive 16-byte aligned within the frame but the frame itself may sit anywhere
-        // in the read buffer; validation needs alignment, so copy into an aligned buffer.
+        let bytes = rest.get(..len).ok_or_else(|| {
+            batch_error(weir_log::BatchError::Truncated { needed: len, available: rest.len() })
+        })?;
         let mut v = rkyv::util::AlignedVec::<16>::with_capacity(len);
-        v.extend_from_slice(&rest[..len]);
-        let view = BatchView::validate(&v, limit).map_err(|e| (ErrorCode::CorruptBatch, e.to_string()))?;
+        v.extend_from_slice(bytes);
+        owned.push(v);
+        rest = &rest[len..];
+    }
+    if owned.is_empty() {
+        return Err((ErrorCode::InvalidArgument, "produce without batches".into()));
+    }
+    // Validate each batch once (CRC, header, rkyv, columns), all before appending any.
+    let mut views = Vec::with_capacity(owned.len());
+    for v in &owned {
+        let view = BatchView::validate(v, limit).map_err(batch_error)?;
         // Produced batches have dense offsets; the log refuses others, so refuse them here,
         // before anything of the request is appended.
         let h = view.header();
         if h.last_offset_delta != h.record_count - 1 {
             return Err((ErrorCode::CorruptBatch, "batch offsets are not dense".into()));
         }
-        owned.push(v);
-        rest = &rest[len..];
-    }
-    if owned.is_empty() {
-        return Err((ErrorCode::InvalidArgument, "produce without batches".into()));
+        views.push(view);
     }
     let now = now_ms();
     let mut base = None;
@@ -294,9 +304,8 @@ async fn produce(
     {
         // One lock for all batches of the request, so they land together and in order.
         let mut log = p.log.lock().await;
-        for v in &owned {
-            let view = BatchView::validate(v, limit).expect("validated above");
-            let a = log.append(&view, 0, now).await.map_err(log_failure)?;
+        for view in &views {
+            let a = log.append(view, 0, now).await.map_err(log_failure)?;
             base.get_or_insert(a.base_offset);
             next = a.last_offset + 1;
         }
