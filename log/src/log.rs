@@ -233,17 +233,13 @@ impl<S: Storage> PartitionLog<S> {
                 continue;
             }
             // The active segment, or a sealed one whose index must be rebuilt.
-            let mut index = SegmentIndex::new(config.index_interval_bytes);
             let hints = if last {
                 Self::check_hints(&storage, &config, base, &file, file_len).await?
             } else {
                 Vec::new()
             };
-            index = if hints.is_empty() {
-                index
-            } else {
-                SegmentIndex::resume(config.index_interval_bytes, &hints)
-            };
+            // With no hints this is a fresh index, and the scan starts at the segment's start.
+            let mut index = SegmentIndex::resume(config.index_interval_bytes, &hints);
             let (from_pos, from_offset) =
                 hints.last().map_or((0, base), |e| (u64::from(e.position), base + u64::from(e.rel_offset)));
             let found: Scan = scan(
@@ -745,19 +741,17 @@ impl<S: Storage> PartitionLog<S> {
         let (cut_pos, new_end) = (fetched.position, fetched.first_offset);
         let seg_base =
             self.segment_bases().into_iter().rev().find(|&b| b <= new_end).expect("offset lies in a segment");
-        // Segments after the one cut go away entirely.
-        while self.active.seg.base != seg_base {
-            let base = self.active.seg.base;
-            let prev = self.sealed.pop_back().expect("the cut segment precedes the active one");
-            let resumed = Segment {
-                base: prev.base,
-                next_offset: prev.next_offset,
-                size: prev.size,
-                index: prev.index,
-                file: prev.file,
-            };
-            self.active = Self::resume_active(&self.storage, &self.config, resumed, now_ms).await?;
-            Self::remove_segment(&self.storage, base).await?;
+        // Segments after the one cut go away entirely; the cut one becomes the active segment.
+        if self.active.seg.base != seg_base {
+            let mut doomed = vec![self.active.seg.base];
+            while self.sealed.back().is_some_and(|s| s.base != seg_base) {
+                doomed.extend(self.sealed.pop_back().map(|s| s.base));
+            }
+            let target = self.sealed.pop_back().expect("the cut segment precedes the active one");
+            self.active = Self::resume_active(&self.storage, &self.config, target, now_ms).await?;
+            for base in doomed {
+                Self::remove_segment(&self.storage, base).await?;
+            }
         }
         // The removals must be durable before the cut: were the cut durable and a removal not,
         // recovery would find the removed segments again after the cut one.

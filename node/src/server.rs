@@ -195,8 +195,13 @@ async fn run_shard(
     while !stop.load(Ordering::SeqCst) {
         glommio::timer::sleep(Duration::from_millis(50)).await;
         let now = now_ms();
-        let partitions: Vec<_> = shard.partitions.borrow().values().cloned().collect();
         let retention_due = now.saturating_sub(last_retention) >= 60_000;
+        // With fsync-before-ack there is nothing to flush on a timer: leave the partitions'
+        // locks alone until retention is due.
+        if config.fsync && !retention_due {
+            continue;
+        }
+        let partitions: Vec<_> = shard.partitions.borrow().values().cloned().collect();
         for p in partitions {
             let mut log = p.log.lock().await;
             if let Err(e) = log.tick(now).await {

@@ -343,7 +343,7 @@ fn shutdown_answers_the_requests_in_flight_first() {
             break;
         }
     }
-    unsafe_kill(child.id(), "-TERM");
+    common::signal(child.id(), "-TERM");
     let (h, body) = read_frame(&mut s).expect("the waiting fetch is answered before the node exits");
     assert_eq!(h.correlation_id, 9);
     match Response::decode(weir_net::ApiKey::Fetch, &body).unwrap() {
@@ -351,8 +351,4 @@ fn shutdown_answers_the_requests_in_flight_first() {
         other => panic!("{other:?}"),
     }
     assert!(child.wait().unwrap().success());
-}
-
-fn unsafe_kill(pid: u32, signal: &str) {
-    assert!(std::process::Command::new("kill").args([signal, &pid.to_string()]).status().unwrap().success());
 }

@@ -72,7 +72,7 @@ impl Node {
 
     /// SIGTERM, then wait for a clean exit.
     pub fn stop(mut self) -> (PathBuf, u16) {
-        unsafe_free_sigterm(self.child.id());
+        signal(self.child.id(), "-TERM");
         let status = self.child.wait().unwrap();
         assert!(status.success(), "weir exited with {status}");
         (self.data_dir.clone(), self.port)
@@ -86,9 +86,9 @@ impl Node {
     }
 }
 
-fn unsafe_free_sigterm(pid: u32) {
-    let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
-    assert!(status.success());
+/// Sends `signal` (as `kill` spells it, e.g. `-TERM`) to a process.
+pub fn signal(pid: u32, signal: &str) {
+    assert!(Command::new("kill").args([signal, &pid.to_string()]).status().unwrap().success());
 }
 
 impl Drop for Node {
