@@ -1,10 +1,11 @@
-//! Weir's native protocol: frames, requests and responses (sans-IO), and, as they land, the
-//! transports and the client SDK.
+//! Weir's native protocol: frames, requests and responses (sans-IO), TLS settings for QUIC, and
+//! the client SDK over QUIC and TCP.
 
 pub mod api;
 pub mod client;
 pub mod error;
 pub mod frame;
+pub mod tls;
 pub mod wire;
 
 pub use api::{Acks, ApiKey, ErrorBody, OffsetSpec, Request, Response, TopicConfig};

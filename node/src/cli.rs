@@ -5,7 +5,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 use weir_net::client::{
-    Admin, ClientError, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, Seek,
+    Admin, ClientError, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, Seek, Target,
+    Trust,
 };
 use weir_net::{Acks, TopicConfig};
 
@@ -20,10 +21,50 @@ pub struct Conn {
     /// Node address
     #[arg(long, default_value = "127.0.0.1:7400", global = true)]
     pub server: String,
-    /// Transport to the node (QUIC lands with the QUIC issue; TCP until then)
-    #[arg(long, value_enum, default_value = "tcp", global = true)]
+    /// Transport to the node
+    #[arg(long, value_enum, default_value = "quic", global = true)]
     pub transport: Transport,
+    /// QUIC: trust node certificates that chain to these PEM certificates [default: the
+    /// node's self-signed one in ./weir-data/tls/cert.pem, when it is there]
+    #[arg(long, global = true, env = "WEIR_TLS_CA", conflicts_with_all = ["tls_fingerprint", "insecure"])]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// QUIC: trust the node whose certificate has this SHA-256 fingerprint (printed at start)
+    #[arg(long, global = true, env = "WEIR_TLS_FINGERPRINT", conflicts_with = "insecure")]
+    pub tls_fingerprint: Option<String>,
+    /// QUIC: trust any certificate (development only)
+    #[arg(long, global = true)]
+    pub insecure: bool,
 }
+
+impl Conn {
+    /// Where and how to reach the node, as the flags say.
+    pub fn target(&self) -> Result<Target, ClientError> {
+        if self.transport == Transport::Tcp {
+            return Ok(Target::tcp(&self.server));
+        }
+        let trust = if let Some(ca) = &self.tls_ca {
+            Trust::CaFile(ca.clone())
+        } else if let Some(fp) = &self.tls_fingerprint {
+            Trust::Fingerprint(weir_net::tls::parse_fingerprint(fp)?)
+        } else if self.insecure {
+            Trust::Insecure
+        } else {
+            let local = std::path::Path::new(DEFAULT_CA);
+            if !local.exists() {
+                return Err(ClientError::InvalidArgument(format!(
+                    "QUIC needs to know which node certificate to trust: pass --tls-fingerprint \
+                     (the node prints it at start), --tls-ca FILE, or --insecure for development \
+                     ({DEFAULT_CA} is not here); or use --transport tcp"
+                )));
+            }
+            Trust::CaFile(local.to_owned())
+        };
+        Target::quic(&self.server, &trust)
+    }
+}
+
+/// The certificate a node started in this directory with default settings generates.
+const DEFAULT_CA: &str = "./weir-data/tls/cert.pem";
 
 #[derive(Debug, Subcommand)]
 pub enum TopicCmd {
@@ -101,15 +142,6 @@ fn runtime() -> tokio_rt::runtime::Runtime {
     tokio_rt::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime")
 }
 
-fn check_transport(conn: &Conn) -> Result<(), ClientError> {
-    match conn.transport {
-        Transport::Tcp => Ok(()),
-        Transport::Quic => Err(ClientError::InvalidArgument(
-            "the QUIC transport is not available in this build yet; use --transport tcp".into(),
-        )),
-    }
-}
-
 fn finish(r: Result<(), ClientError>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -122,8 +154,7 @@ fn finish(r: Result<(), ClientError>) -> ExitCode {
 
 pub fn topic(conn: &Conn, cmd: TopicCmd) -> ExitCode {
     finish(runtime().block_on(async {
-        check_transport(conn)?;
-        let mut admin = Admin::connect(&conn.server).await?;
+        let mut admin = Admin::connect(&conn.target()?).await?;
         match cmd {
             TopicCmd::Create { name, partitions, retention_ms, retention_bytes } => {
                 admin.create_topic(&name, partitions, TopicConfig { retention_ms, retention_bytes }).await?;
@@ -191,12 +222,12 @@ fn count(r: Result<u64, ClientError>, acked: &std::cell::Cell<u64>, first_error:
 pub fn produce(conn: &Conn, args: ProduceArgs) -> ExitCode {
     let acked = std::cell::Cell::new(0u64);
     let r = runtime().block_on(async {
-        check_transport(conn)?;
+        let target = conn.target()?;
         let config = ProducerConfig {
             acks: if args.acks == AcksArg::None { Acks::None } else { Acks::Leader },
             ..ProducerConfig::default()
         };
-        let producer = Producer::connect(&conn.server, config).await?;
+        let producer = Producer::connect(&target, config).await?;
         // Stdin is read on its own thread so records go out as lines arrive; the channel is
         // bounded, so a slow node holds the reader back. Records are queued without waiting for
         // their acknowledgements, so they batch; at most PENDING_MAX acknowledgements are awaited.
@@ -246,12 +277,12 @@ pub fn produce(conn: &Conn, args: ProduceArgs) -> ExitCode {
 
 pub fn consume(conn: &Conn, args: ConsumeArgs) -> ExitCode {
     finish(runtime().block_on(async {
-        check_transport(conn)?;
-        let mut consumer = Consumer::connect(&conn.server, ConsumerConfig::default()).await?;
+        let target = conn.target()?;
+        let mut consumer = Consumer::connect(&target, ConsumerConfig::default()).await?;
         let partitions = match args.partition {
             Some(p) => vec![p],
             None => {
-                let mut admin = Admin::connect(&conn.server).await?;
+                let mut admin = Admin::connect(&target).await?;
                 let t = admin.describe_topic(&args.topic).await?;
                 t.partitions.iter().map(|p| p.partition).collect()
             }

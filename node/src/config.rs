@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 #[serde(default, deny_unknown_fields)]
 pub struct NodeConfig {
     pub data_dir: PathBuf,
-    /// TCP (native protocol) address shared by all shards; connections spread over them.
+    /// Address shared by all shards, for QUIC (UDP) and the native protocol over TCP on the same
+    /// port number; connections spread over the shards.
     pub listen: SocketAddr,
     /// Number of shards (glommio executors, one pinned per core).
     pub shards: usize,
@@ -35,6 +36,12 @@ pub struct NodeConfig {
     /// At shutdown, how long requests in flight may take to finish before the node flushes and
     /// exits anyway.
     pub shutdown_timeout_ms: u64,
+    /// PEM certificate chain QUIC presents; with `tls_key`. Without both, the node uses the
+    /// self-signed certificate in `<data_dir>/tls/`, generating it on first start.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Streams a QUIC connection may have open at once (each one a pipeline of requests).
+    pub quic_streams_max: u32,
 }
 
 impl Default for NodeConfig {
@@ -55,6 +62,9 @@ impl Default for NodeConfig {
             request_bytes_max: 8 << 20,
             requests_in_flight_max: 64,
             shutdown_timeout_ms: 5000,
+            tls_cert: None,
+            tls_key: None,
+            quic_streams_max: 16,
         }
     }
 }
@@ -126,6 +136,12 @@ impl NodeConfig {
         if self.requests_in_flight_max == 0 {
             return bad("requests_in_flight_max", "must be positive");
         }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return bad("tls_cert", "tls_cert and tls_key go together");
+        }
+        if self.quic_streams_max == 0 || self.quic_streams_max > 1024 {
+            return bad("quic_streams_max", "must be within 1..=1024");
+        }
         let base = self.shard_port_base.unwrap_or(self.listen.port().saturating_add(1));
         if usize::from(base) + self.shards > usize::from(u16::MAX) {
             return bad("shard_port_base", "shard ports would pass 65535");
@@ -144,7 +160,7 @@ impl NodeConfig {
     }
 }
 
-const STRING_KEYS: &[&str] = &["data_dir", "listen", "advertised_host"];
+const STRING_KEYS: &[&str] = &["data_dir", "listen", "advertised_host", "tls_cert", "tls_key"];
 
 const KNOWN_KEYS: &[&str] = &[
     "data_dir",
@@ -162,6 +178,9 @@ const KNOWN_KEYS: &[&str] = &[
     "request_bytes_max",
     "requests_in_flight_max",
     "shutdown_timeout_ms",
+    "tls_cert",
+    "tls_key",
+    "quic_streams_max",
 ];
 
 #[cfg(test)]

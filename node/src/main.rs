@@ -5,8 +5,10 @@ mod config;
 mod handler;
 mod metadata;
 mod partition;
+mod quic;
 mod server;
 mod shard;
+mod tls;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -28,7 +30,7 @@ enum Command {
         /// Directory for topics and partition logs [default: ./weir-data]
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// Address for the native protocol over TCP [default: 127.0.0.1:7400]
+        /// Address for QUIC (UDP) and the native protocol over TCP [default: 127.0.0.1:7400]
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
         /// Number of shards (one pinned executor per core) [default: number of cores]
@@ -37,6 +39,12 @@ enum Command {
         /// TOML file with any NodeConfig setting
         #[arg(long)]
         config: Option<PathBuf>,
+        /// PEM certificate chain for QUIC [default: a self-signed one in DATA_DIR/tls/]
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of --tls-cert
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Create, list, describe and delete topics
     Topic {
@@ -61,7 +69,7 @@ fn main() -> ExitCode {
         Command::Topic { cmd } => cli::topic(&cli.conn, cmd),
         Command::Produce(args) => cli::produce(&cli.conn, args),
         Command::Consume(args) => cli::consume(&cli.conn, args),
-        Command::Serve { data_dir, listen, shards, config } => {
+        Command::Serve { data_dir, listen, shards, config, tls_cert, tls_key } => {
             let mut c = match config::NodeConfig::load(config.as_deref(), std::env::vars()) {
                 Ok(c) => c,
                 Err(e) => {
@@ -72,6 +80,9 @@ fn main() -> ExitCode {
             c.data_dir = data_dir.unwrap_or(c.data_dir);
             c.listen = listen.unwrap_or(c.listen);
             c.shards = shards.unwrap_or(c.shards);
+            if tls_cert.is_some() {
+                (c.tls_cert, c.tls_key) = (tls_cert, tls_key);
+            }
             if let Err(e) = c.check() {
                 eprintln!("weir: {e}");
                 return ExitCode::from(2);

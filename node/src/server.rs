@@ -1,13 +1,15 @@
 //! Starting and stopping a node: one pinned glommio executor per shard, each with the shared
-//! listener (SO_REUSEPORT spreads connections), its own listener, and its mesh receivers.
+//! listeners (SO_REUSEPORT spreads connections), its own listeners, and its mesh receivers. Each
+//! address has a QUIC endpoint (UDP) and a TCP listener on the same port number.
 
 use crate::config::NodeConfig;
 use crate::handler::{decode_error_code, error_frame, handle};
 use crate::metadata::TopicTable;
 use crate::shard::{Mesh, MeshMsg, Shard, mesh, now_ms};
+use futures::{AsyncRead, AsyncWrite};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::shared_channel::ConnectedReceiver;
-use glommio::net::{TcpListener, TcpStream};
+use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -32,6 +34,8 @@ pub enum ServeError {
     Listen { addr: String, source: std::io::Error },
     #[error("data dir {path} is in use by another weir process")]
     DataDirInUse { path: String },
+    #[error("TLS certificate: {0}")]
+    Certificate(#[from] crate::tls::CertError),
 }
 
 /// Takes an exclusive lock on the data dir for the life of the process, so that two nodes never
@@ -93,6 +97,8 @@ pub fn serve(config: NodeConfig) -> Result<(), ServeError> {
         check_port_free(std::net::SocketAddr::new(config.listen.ip(), config.shard_port(shard)))?;
     }
     check_port_free(config.listen)?;
+    let cert = crate::tls::NodeCert::load_or_generate(&config)?;
+    let quic_config = cert.server_config(&config)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).map_err(dir_err)?;
@@ -106,15 +112,14 @@ pub fn serve(config: NodeConfig) -> Result<(), ServeError> {
     for id in 0..config.shards {
         let (config, mesh, table, stop, ready) =
             (config.clone(), mesh.clone(), table.clone(), stop.clone(), ready_tx.clone());
-        let (in_flight, loaded) = (in_flight.clone(), loaded.clone());
-        let handle =
-            LocalExecutorBuilder::new(Placement::Fixed(id % cpus))
-                .name(&format!("shard-{id}"))
-                .io_memory(IO_MEMORY_BYTES)
-                .spawn(move || async move {
-                    run_shard(id, config, mesh, table, stop, ready, in_flight, loaded).await
-                })
-                .map_err(|e| ServeError::Shard { shard: id, reason: e.to_string() })?;
+        let (in_flight, loaded, quic_config) = (in_flight.clone(), loaded.clone(), quic_config.clone());
+        let handle = LocalExecutorBuilder::new(Placement::Fixed(id % cpus))
+            .name(&format!("shard-{id}"))
+            .io_memory(IO_MEMORY_BYTES)
+            .spawn(move || async move {
+                run_shard(id, config, mesh, table, stop, ready, in_flight, loaded, quic_config).await
+            })
+            .map_err(|e| ServeError::Shard { shard: id, reason: e.to_string() })?;
         handles.push(handle);
     }
     drop(ready_tx);
@@ -132,12 +137,18 @@ pub fn serve(config: NodeConfig) -> Result<(), ServeError> {
     }
     let last = config.shard_port(config.shards - 1);
     println!(
-        "weir: listening on tcp://{} (shards: {}, shard ports {}-{}), data in {}",
+        "weir: listening on quic://{0} and tcp://{0} (shards: {1}, shard ports {2}-{3}), data in {4}",
         config.listen,
         config.shards,
         config.shard_port(0),
         last,
         config.data_dir.display()
+    );
+    println!(
+        "weir: certificate {} ({}), SHA-256 fingerprint {}",
+        cert.cert_path.display(),
+        if cert.generated { "self-signed, generated now" } else { "loaded" },
+        weir_net::tls::format_fingerprint(&cert.fingerprint)
     );
     tracing::info!(listen = %config.listen, shards = config.shards, data_dir = %config.data_dir.display(), "node started");
     for h in handles {
@@ -157,6 +168,7 @@ async fn run_shard(
     ready: std::sync::mpsc::Sender<Result<usize, ServeError>>,
     in_flight: Arc<std::sync::atomic::AtomicUsize>,
     loaded: Arc<std::sync::Barrier>,
+    quic_config: quinn::ServerConfig,
 ) {
     if let Err(source) = DmaStorage::probe(&config.data_dir).await {
         let _ = ready.send(Err(ServeError::DataDir { path: config.data_dir.display().to_string(), source }));
@@ -179,7 +191,18 @@ async fn run_shard(
     // mesh before the listeners open.
     loaded.wait();
     let mut accepting = Vec::new();
-    for addr in [shared_addr, own_addr] {
+    let mut endpoints = Vec::new();
+    for (addr, shared) in [(shared_addr, true), (own_addr, false)] {
+        let endpoint = match crate::quic::bind(addr, shared, quic_config.clone()) {
+            Ok(e) => e,
+            Err(source) => {
+                let _ = ready.send(Err(ServeError::Listen { addr: format!("udp {addr}"), source }));
+                return;
+            }
+        };
+        accepting
+            .push(glommio::spawn_local(crate::quic::accept_loop(shard.clone(), endpoint.clone())).detach());
+        endpoints.push(endpoint);
         let listener = match TcpListener::bind(addr) {
             Ok(l) => l,
             Err(e) => {
@@ -224,6 +247,10 @@ async fn run_shard(
     for task in &accepting {
         task.cancel();
     }
+    for endpoint in &endpoints {
+        // New QUIC connections are refused; those open keep their streams until the end.
+        endpoint.set_server_config(None);
+    }
     let deadline = std::time::Instant::now() + Duration::from_millis(config.shutdown_timeout_ms);
     while shard.requests_in_flight() > 0 && std::time::Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(5)).await;
@@ -241,6 +268,15 @@ async fn run_shard(
             tracing::error!(dir = %p.dir.display(), error = %e, "flush at shutdown failed");
         }
     }
+    // Tell QUIC clients the node is gone (TCP clients see their connections close with the
+    // process), and give the close a moment to go out.
+    for endpoint in &endpoints {
+        endpoint.close(0u32.into(), b"node shutting down");
+    }
+    let idle = futures::future::join_all(endpoints.iter().map(|e| e.wait_idle()));
+    let timeout = glommio::timer::sleep(Duration::from_millis(200));
+    futures::pin_mut!(idle, timeout);
+    let _ = futures::future::select(idle, timeout).await;
 }
 
 async fn mesh_loop(shard: Rc<Shard>, rx: ConnectedReceiver<MeshMsg>) {
@@ -282,12 +318,12 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     }
 }
 
-/// Reads frames and answers them in order. Up to `requests_in_flight_max` requests of one
+/// Reads frames from a TCP connection or a QUIC stream and answers them in order. Up to `requests_in_flight_max` requests of one
 /// connection are handled at once (a producer pipelines its batches); when that many are
 /// pending, the connection is not read until the oldest is answered, so a client that floods it
 /// is held back by TCP. Memory per connection is bounded by that many frames of at most
 /// `request_bytes_max`, plus one read.
-async fn serve_connection(shard: Rc<Shard>, mut stream: TcpStream) {
+pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(shard: Rc<Shard>, mut stream: S) {
     use futures::future::{FutureExt, LocalBoxFuture};
     use futures::stream::{FuturesOrdered, StreamExt};
     let in_flight_max = shard.config.requests_in_flight_max;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Node, runtime};
+use common::{Node, Via, runtime};
 use std::io::{Read, Write};
 use weir_log::batch::{BatchBuilder, ProducerStamp, Record};
 use weir_net::api::{API_VERSION, Request, Response};
@@ -20,7 +20,9 @@ fn kill_9_during_produce_loses_no_acknowledged_record() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), 2);
     let rt = runtime();
-    let addr = node.addr();
+    // Over TCP: a killed node's connections are reset by its kernel at once, where a QUIC client
+    // learns of it only at the idle timeout.
+    let addr = node.target(Via::Tcp);
     let acked: Vec<(u32, u64, String)> = rt.block_on(async {
         Admin::connect(&addr).await.unwrap().create_topic("crash", 4, TopicConfig::default()).await.unwrap();
         // No retries: a retried batch whose first attempt was written would be a duplicate
@@ -73,7 +75,8 @@ fn kill_9_during_produce_loses_no_acknowledged_record() {
     assert!(acked.len() >= 20_000);
     let node = Node::start(dir.path(), 2);
     rt.block_on(async {
-        let mut consumer = Consumer::connect(&node.addr(), ConsumerConfig::default()).await.unwrap();
+        let mut consumer =
+            Consumer::connect(&node.target(Via::Quic), ConsumerConfig::default()).await.unwrap();
         let mut log: std::collections::HashMap<u32, Vec<(u64, String)>> = Default::default();
         for p in 0..4 {
             consumer.assign("crash", p, Seek::Earliest).await.unwrap();
@@ -136,11 +139,12 @@ fn bad_input_gets_typed_errors_and_the_node_keeps_serving() {
     let node = Node::start(dir.path(), 2);
     let rt = runtime();
     let addr = node.addr();
+    let target = node.target(Via::Tcp);
     rt.block_on(async {
-        Admin::connect(&addr).await.unwrap().create_topic("t", 2, TopicConfig::default()).await.unwrap();
+        Admin::connect(&target).await.unwrap().create_topic("t", 2, TopicConfig::default()).await.unwrap();
     });
     // A healthy client, kept open throughout.
-    let mut healthy = rt.block_on(Connection::connect(&addr)).unwrap();
+    let mut healthy = rt.block_on(Connection::connect(&node.target(Via::Quic))).unwrap();
 
     // Garbage bytes: an error frame, then the connection closes.
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
@@ -174,7 +178,7 @@ fn bad_input_gets_typed_errors_and_the_node_keeps_serving() {
         let mut bytes = batch_bytes(3);
         let last = bytes.len() - 20;
         bytes[last] ^= 4;
-        let mut conn = Connection::connect(&addr).await.unwrap();
+        let mut conn = Connection::connect(&target).await.unwrap();
         let req = Request::Produce {
             topic: "t".into(),
             partition: 0,
@@ -233,14 +237,16 @@ fn bad_input_gets_typed_errors_and_the_node_keeps_serving() {
             Response::Produce { error: ErrorCode::None, base_offset: 0, .. } => {}
             other => panic!("{other:?}"),
         }
-        let mut admin = Admin::connect(&addr).await.unwrap();
+        let mut admin = Admin::connect(&target).await.unwrap();
         let t = admin.describe_topic("t").await.unwrap();
         assert_eq!(t.partitions[0].log_end, 2);
         let err = admin.describe_topic("missing").await.unwrap_err();
         assert!(matches!(err, ClientError::Server { code: ErrorCode::UnknownTopic, .. }));
     });
     // A bad flag is refused by the CLI with a usage error.
-    let out = node.cli().args(["topic", "create", "x", "--partitions", "many"]).output().unwrap();
+    let out = node.cli(Via::Quic).args(["topic", "create", "x", "--partitions", "many"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = node.cli(Via::Tcp).args(["topic", "list", "--transport", "udp"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -250,12 +256,12 @@ fn a_request_on_the_wrong_shard_is_forwarded_to_the_owner() {
     let node = Node::start(dir.path(), 2);
     let rt = runtime();
     rt.block_on(async {
-        let mut admin = Admin::connect(&node.addr()).await.unwrap();
+        let mut admin = Admin::connect(&node.target(Via::Tcp)).await.unwrap();
         admin.create_topic("x", 8, TopicConfig::default()).await.unwrap();
         let t = admin.describe_topic("x").await.unwrap();
         // A partition owned by shard 1, reached through shard 0's own port.
         let p = t.partitions.iter().find(|p| p.shard == 1).expect("shard 1 owns a partition").partition;
-        let mut conn = Connection::connect(&node.shard_addr(0)).await.unwrap();
+        let mut conn = Connection::connect(&node.shard_target(0, Via::Quic)).await.unwrap();
         let bytes = batch_bytes(5);
         let req = Request::Produce {
             topic: "x".into(),
@@ -279,7 +285,8 @@ fn a_request_on_the_wrong_shard_is_forwarded_to_the_owner() {
             }
             other => panic!("{other:?}"),
         }
-        let mut consumer = Consumer::connect(&node.shard_addr(0), ConsumerConfig::default()).await.unwrap();
+        let mut consumer =
+            Consumer::connect(&node.shard_target(0, Via::Tcp), ConsumerConfig::default()).await.unwrap();
         consumer.assign("x", p, Seek::Earliest).await.unwrap();
         let records = consumer.poll(1000).await.unwrap();
         assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
@@ -303,7 +310,9 @@ fn a_second_node_on_the_same_data_dir_or_port_is_refused() {
         assert!(err.contains("in use") || err.contains("cannot listen"), "{err}");
     }
     // The first node still serves.
-    runtime().block_on(async { Admin::connect(&node.addr()).await.unwrap().list_topics().await.unwrap() });
+    runtime().block_on(async {
+        Admin::connect(&node.target(Via::Quic)).await.unwrap().list_topics().await.unwrap()
+    });
 }
 
 #[test]
@@ -313,8 +322,14 @@ fn shutdown_answers_the_requests_in_flight_first() {
     // Started by hand to read its log: the fetch below announces when it starts waiting.
     let node = Node::start(dir.path(), 2);
     let addr = node.addr();
+    let target = node.target(Via::Tcp);
     runtime().block_on(async {
-        Admin::connect(&addr).await.unwrap().create_topic("quiet", 1, TopicConfig::default()).await.unwrap();
+        Admin::connect(&target)
+            .await
+            .unwrap()
+            .create_topic("quiet", 1, TopicConfig::default())
+            .await
+            .unwrap();
     });
     let (_, _) = node.stop();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
@@ -351,4 +366,60 @@ fn shutdown_answers_the_requests_in_flight_first() {
         other => panic!("{other:?}"),
     }
     assert!(child.wait().unwrap().success());
+}
+
+/// Reads one response frame from a QUIC stream.
+async fn read_quic_frame(recv: &mut quinn::RecvStream) -> Option<(FrameHeader, Vec<u8>)> {
+    let mut head = [0u8; FRAME_HEADER_BYTES];
+    recv.read_exact(&mut head).await.ok()?;
+    let h = FrameHeader::decode(&head, usize::MAX).unwrap();
+    let mut body = vec![0u8; h.body_len];
+    recv.read_exact(&mut body).await.ok()?;
+    Some((h, body))
+}
+
+#[test]
+fn bad_input_on_quic_closes_only_that_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), 2);
+    runtime().block_on(async {
+        let mut healthy = Connection::connect(&node.target(Via::Quic)).await.unwrap();
+        let config = weir_net::tls::client_config(&weir_net::tls::Trust::Insecure).unwrap();
+        let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        let conn =
+            endpoint.connect_with(config, node.addr().parse().unwrap(), "localhost").unwrap().await.unwrap();
+        // Garbage on one stream: an error frame, then that stream ends.
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        send.write_all(b"this is not a weir frame at all, not even close!").await.unwrap();
+        let (h, body) = read_quic_frame(&mut recv).await.expect("an error frame");
+        assert_eq!(h.flags & weir_net::frame::FLAG_ERROR, 1);
+        let e = ErrorBody::decode(&body).unwrap();
+        assert!(matches!(e.error, ErrorCode::RequestTooLarge | ErrorCode::MalformedRequest), "{e:?}");
+        assert!(recv.read_to_end(1024).await.unwrap().is_empty(), "the stream ends after the error");
+        // A huge length prefix on a second stream of the same connection: refused, no allocation.
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        let mut f = raw_request(&Request::ApiVersions, 1);
+        f[0..4].copy_from_slice(&(u32::MAX - 8).to_le_bytes());
+        send.write_all(&f).await.unwrap();
+        let (_, body) = read_quic_frame(&mut recv).await.unwrap();
+        assert_eq!(ErrorBody::decode(&body).unwrap().error, ErrorCode::RequestTooLarge);
+        // The connection itself still serves a third stream.
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        send.write_all(&raw_request(&Request::ApiVersions, 7)).await.unwrap();
+        let (h, _) = read_quic_frame(&mut recv).await.unwrap();
+        assert_eq!((h.correlation_id, h.flags & weir_net::frame::FLAG_ERROR), (7, 0));
+        // So does everyone else.
+        healthy.call(&Request::ApiVersions).await.unwrap();
+        // A node whose certificate is not the pinned one is refused with a clear error.
+        let wrong =
+            weir_net::client::Target::quic(node.addr(), &weir_net::tls::Trust::Fingerprint([7; 32])).unwrap();
+        let err = Connection::connect(&wrong).await.unwrap_err();
+        assert!(
+            matches!(err, ClientError::Connect { .. }) && err.to_string().contains("fingerprint"),
+            "{err}"
+        );
+        let ca = weir_net::tls::Trust::CaFile(dir.path().join("tls/cert.pem"));
+        let by_ca = weir_net::client::Target::quic(node.addr(), &ca).unwrap();
+        Connection::connect(&by_ca).await.unwrap().call(&Request::ApiVersions).await.unwrap();
+    });
 }

@@ -1,13 +1,15 @@
-//! A real node, driven through the SDK and the CLI over TCP.
+//! A real node, driven through the SDK and the CLI, over QUIC and over TCP.
 
 mod common;
 
-use common::{Node, runtime};
+use common::{Node, Via, runtime};
 use std::collections::HashMap;
 use std::io::Write;
 use std::process::Stdio;
 use weir_net::client::partitioner::partition_for_key;
-use weir_net::client::{Admin, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, Seek};
+use weir_net::client::{
+    Admin, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, Seek, Target,
+};
 use weir_net::{ErrorCode, TopicConfig};
 
 const PARTITIONS: u32 = 8;
@@ -15,8 +17,8 @@ const PER_PRODUCER: u64 = 50_000;
 const KEYS: u64 = 1000;
 
 /// Reads every partition from the start; returns records by partition in the order read.
-async fn read_all(addr: &str, topic: &str, expect: usize) -> HashMap<u32, Vec<(u64, String, String)>> {
-    let mut consumer = Consumer::connect(addr, ConsumerConfig::default()).await.unwrap();
+async fn read_all(target: &Target, topic: &str, expect: usize) -> HashMap<u32, Vec<(u64, String, String)>> {
+    let mut consumer = Consumer::connect(target, ConsumerConfig::default()).await.unwrap();
     for p in 0..PARTITIONS {
         consumer.assign(topic, p, Seek::Earliest).await.unwrap();
     }
@@ -56,11 +58,20 @@ fn check(by_partition: &HashMap<u32, Vec<(u64, String, String)>>) {
 }
 
 #[test]
-fn two_producers_one_consumer_and_a_restart() {
+fn two_producers_one_consumer_and_a_restart_over_quic() {
+    two_producers_one_consumer_and_a_restart(Via::Quic);
+}
+
+#[test]
+fn two_producers_one_consumer_and_a_restart_over_tcp() {
+    two_producers_one_consumer_and_a_restart(Via::Tcp);
+}
+
+fn two_producers_one_consumer_and_a_restart(via: Via) {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), 2);
     let rt = runtime();
-    let addr = node.addr();
+    let addr = node.target(via);
     rt.block_on(async {
         let mut admin = Admin::connect(&addr).await.unwrap();
         admin.create_topic("orders", PARTITIONS, TopicConfig::default()).await.unwrap();
@@ -110,17 +121,26 @@ fn two_producers_one_consumer_and_a_restart() {
     // A clean stop and a start on the same data: everything is read again.
     let (dir_path, port) = node.stop();
     let node = Node::start_on(&dir_path, 2, port);
-    rt.block_on(async { check(&read_all(&node.addr(), "orders", 2 * PER_PRODUCER as usize).await) });
+    rt.block_on(async { check(&read_all(&node.target(via), "orders", 2 * PER_PRODUCER as usize).await) });
 }
 
 #[test]
-fn the_cli_creates_produces_and_consumes() {
+fn the_cli_creates_produces_and_consumes_over_quic() {
+    the_cli_creates_produces_and_consumes(Via::Quic);
+}
+
+#[test]
+fn the_cli_creates_produces_and_consumes_over_tcp() {
+    the_cli_creates_produces_and_consumes(Via::Tcp);
+}
+
+fn the_cli_creates_produces_and_consumes(via: Via) {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), 2);
-    let out = node.cli().args(["topic", "create", "lines", "--partitions", "3"]).output().unwrap();
+    let out = node.cli(via).args(["topic", "create", "lines", "--partitions", "3"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut produce = node
-        .cli()
+        .cli(via)
         .args(["produce", "lines", "--key-separator", "="])
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
@@ -132,7 +152,7 @@ fn the_cli_creates_produces_and_consumes() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("300 records acknowledged"));
     let out = node
-        .cli()
+        .cli(via)
         .args(["consume", "lines", "--from-beginning", "--count", "300", "--print-key", "--json"])
         .output()
         .unwrap();
@@ -144,19 +164,20 @@ fn the_cli_creates_produces_and_consumes() {
         let key = l["key"].as_str().unwrap();
         assert_eq!(l["partition"].as_u64().unwrap() as u32, partition_for_key(key.as_bytes(), 3));
     }
-    let out = node.cli().args(["topic", "list", "--json"]).output().unwrap();
+    let out = node.cli(via).args(["topic", "list", "--json"]).output().unwrap();
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list, serde_json::json!([{"name": "lines", "partitions": 3}]));
     // Errors exit non-zero with a message.
-    let out = node.cli().args(["consume", "missing", "--from-beginning", "--count", "1"]).output().unwrap();
+    let out =
+        node.cli(via).args(["consume", "missing", "--from-beginning", "--count", "1"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("UnknownTopic"));
-    let out = node.cli().args(["topic", "create", "bad/name", "--partitions", "1"]).output().unwrap();
+    let out = node.cli(via).args(["topic", "create", "bad/name", "--partitions", "1"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("InvalidArgument"));
-    let out = node.cli().args(["topic", "delete", "lines"]).output().unwrap();
+    let out = node.cli(via).args(["topic", "delete", "lines"]).output().unwrap();
     assert!(out.status.success());
-    let out = node.cli().args(["topic", "list", "--json"]).output().unwrap();
+    let out = node.cli(via).args(["topic", "list", "--json"]).output().unwrap();
     assert_eq!(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap(), serde_json::json!([]));
 }
 
@@ -165,7 +186,7 @@ fn concurrent_topic_changes_are_not_lost() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), 2);
     let rt = runtime();
-    let addr = node.addr();
+    let addr = node.target(Via::Quic);
     let names: Vec<String> = (0..16).map(|i| format!("c{i}")).collect();
     rt.block_on(async {
         let creates: Vec<_> = names
@@ -199,7 +220,7 @@ fn concurrent_topic_changes_are_not_lost() {
     let (dir_path, port) = node.stop();
     let node = Node::start_on(&dir_path, 2, port);
     rt.block_on(async {
-        let mut admin = Admin::connect(&node.addr()).await.unwrap();
+        let mut admin = Admin::connect(&node.target(Via::Tcp)).await.unwrap();
         assert_eq!(admin.list_topics().await.unwrap().len(), names.len());
         for name in &names {
             assert_eq!(admin.describe_topic(name).await.unwrap().partitions.len(), 3);

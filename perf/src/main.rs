@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use weir_net::client::{Admin, ClientError, Producer, ProducerConfig, ProducerRecord};
+use weir_net::client::{Admin, ClientError, Producer, ProducerConfig, ProducerRecord, Target, Trust};
 use weir_net::{Acks, TopicConfig};
 
 #[derive(Debug, Parser)]
@@ -23,6 +23,12 @@ struct Cli {
 struct ProduceArgs {
     #[arg(long, default_value = "127.0.0.1:7400")]
     server: String,
+    #[arg(long, value_enum, default_value = "quic")]
+    transport: TransportArg,
+    /// QUIC: the node certificate's SHA-256 fingerprint; without it, any certificate is
+    /// trusted (a measuring tool on a test node)
+    #[arg(long)]
+    tls_fingerprint: Option<String>,
     #[arg(long, default_value = "perf")]
     topic: String,
     /// Create the topic with this many partitions if it does not exist
@@ -42,6 +48,25 @@ struct ProduceArgs {
     /// Keys cycle over this many values (0: no keys)
     #[arg(long, default_value_t = 0)]
     keys: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TransportArg {
+    Quic,
+    Tcp,
+}
+
+fn target(server: &str, transport: TransportArg, fingerprint: Option<&str>) -> Result<Target, ClientError> {
+    match transport {
+        TransportArg::Tcp => Ok(Target::tcp(server)),
+        TransportArg::Quic => {
+            let trust = match fingerprint {
+                Some(fp) => Trust::Fingerprint(weir_net::tls::parse_fingerprint(fp)?),
+                None => Trust::Insecure,
+            };
+            Target::quic(server, &trust)
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -105,9 +130,11 @@ async fn produce(args: &ProduceArgs) -> Result<(), ClientError> {
         linger_ms,
         in_flight,
         keys,
+        ..
     } = args;
     let (partitions, record_size, records, batch_bytes, linger_ms, in_flight, keys) =
         (*partitions, *record_size, *records, *batch_bytes, *linger_ms, *in_flight, *keys);
+    let server = &target(server, args.transport, args.tls_fingerprint.as_deref())?;
     let mut admin = Admin::connect(server).await?;
     match admin.create_topic(topic, partitions, TopicConfig::default()).await {
         Ok(()) | Err(ClientError::Server { code: weir_net::ErrorCode::TopicAlreadyExists, .. }) => {}

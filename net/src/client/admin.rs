@@ -1,6 +1,6 @@
 //! Topic administration.
 
-use super::connection::Connection;
+use super::connection::{Connection, Target};
 use super::error::{ClientError, Result};
 use crate::TopicConfig;
 use crate::api::{Request, Response, TopicInfo};
@@ -12,8 +12,8 @@ pub struct Admin {
 }
 
 impl Admin {
-    pub async fn connect(addr: &str) -> Result<Self> {
-        Ok(Self { conn: Connection::connect(addr).await? })
+    pub async fn connect(target: &Target) -> Result<Self> {
+        Ok(Self { conn: Connection::connect(target).await? })
     }
 
     pub async fn create_topic(&mut self, name: &str, partitions: u32, config: TopicConfig) -> Result<()> {

@@ -1,11 +1,65 @@
-//! One TCP connection to a node: a request goes out as a frame, its response frame comes back.
+//! One connection to a node, over QUIC (one bidirectional stream of a QUIC connection) or TCP:
+//! a request goes out as a frame, its response frame comes back.
 
 use super::error::{ClientError, Result};
 use crate::api::{API_VERSION, ApiKey, ErrorBody, Request, Response};
 use crate::frame::{FLAG_ERROR, FRAME_HEADER_BYTES, FrameDecoder, encode_frame};
+use crate::tls::Trust;
 use crate::wire::Writer;
+use std::sync::Arc;
 use tokio_rt::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rt::net::TcpStream;
+
+/// How a client reaches nodes.
+#[derive(Debug, Clone)]
+pub enum Transport {
+    Tcp,
+    /// QUIC with a client configuration built once from a [`Trust`].
+    Quic(Arc<quinn::ClientConfig>),
+}
+
+impl Transport {
+    /// QUIC, trusting the node as `trust` says.
+    pub fn quic(trust: &Trust) -> Result<Self> {
+        Ok(Self::Quic(Arc::new(crate::tls::client_config(trust)?)))
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Quic(_) => "quic",
+        }
+    }
+}
+
+/// A node's address and the transport to reach it with. Clients that learn other addresses of
+/// the same node (its shards' own ports) reach them with the same transport.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: String,
+    pub transport: Transport,
+}
+
+impl Target {
+    pub fn tcp(addr: impl Into<String>) -> Self {
+        Self { addr: addr.into(), transport: Transport::Tcp }
+    }
+
+    pub fn quic(addr: impl Into<String>, trust: &Trust) -> Result<Self> {
+        Ok(Self { addr: addr.into(), transport: Transport::quic(trust)? })
+    }
+
+    /// The same transport to another address.
+    pub fn with_addr(&self, addr: impl Into<String>) -> Self {
+        Self { addr: addr.into(), transport: self.transport.clone() }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}://{}", self.transport.name(), self.addr)
+    }
+}
 
 /// Largest response frame a client accepts.
 pub const RESPONSE_BYTES_MAX: usize = 64 << 20;
@@ -23,27 +77,79 @@ impl ResponseFrame {
     }
 }
 
-/// A connection that answers one request at a time, in order.
+/// The byte stream under a connection.
+#[derive(Debug)]
+enum Io {
+    Tcp(TcpStream),
+    Quic {
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+        conn: quinn::Connection,
+        /// The connection's own UDP socket: one per connection, so that the node's kernel
+        /// steers each connection to a shard of its own.
+        _endpoint: quinn::Endpoint,
+    },
+}
+
+impl Drop for Io {
+    fn drop(&mut self) {
+        if let Io::Quic { conn, .. } = self {
+            conn.close(0u32.into(), b"closed");
+        }
+    }
+}
+
+/// A connection whose requests are answered in order.
 #[derive(Debug)]
 pub struct Connection {
-    stream: TcpStream,
+    io: Io,
+    target: Target,
     decoder: FrameDecoder,
     next_correlation: u32,
     read_buf: Vec<u8>,
 }
 
 impl Connection {
-    pub async fn connect(addr: &str) -> Result<Self> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|source| ClientError::Connect { addr: addr.to_owned(), source })?;
-        stream.set_nodelay(true)?;
+    pub async fn connect(target: &Target) -> Result<Self> {
+        let addr = &target.addr;
+        let err = |source| ClientError::Connect { addr: addr.to_owned(), source };
+        let io = match &target.transport {
+            Transport::Tcp => {
+                let stream = TcpStream::connect(addr).await.map_err(err)?;
+                stream.set_nodelay(true)?;
+                Io::Tcp(stream)
+            }
+            Transport::Quic(config) => {
+                let other = |e: &dyn std::fmt::Display| err(std::io::Error::other(e.to_string()));
+                let remote = tokio_rt::net::lookup_host(addr.as_str())
+                    .await
+                    .map_err(err)?
+                    .next()
+                    .ok_or_else(|| other(&"the name resolves to no address"))?;
+                let local: std::net::SocketAddr =
+                    if remote.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+                let endpoint = quinn::Endpoint::client(local).map_err(err)?;
+                let conn = endpoint
+                    .connect_with((**config).clone(), remote, server_name(addr))
+                    .map_err(|e| other(&e))?
+                    .await
+                    .map_err(|e| other(&e))?;
+                let (send, recv) = conn.open_bi().await.map_err(|e| other(&e))?;
+                Io::Quic { send, recv, conn, _endpoint: endpoint }
+            }
+        };
         Ok(Self {
-            stream,
+            io,
+            target: target.clone(),
             decoder: FrameDecoder::new(RESPONSE_BYTES_MAX),
             next_correlation: 1,
             read_buf: vec![0; 64 << 10],
         })
+    }
+
+    /// Where this connection goes.
+    pub fn target(&self) -> &Target {
+        &self.target
     }
 
     /// Sends `req` and waits for its response. A response with the error flag becomes
@@ -62,7 +168,10 @@ impl Connection {
         let mut w = Writer::default();
         req.encode(&mut w);
         let frame = encode_frame(req.api_key() as u16, API_VERSION, cid, 0, &w.buf);
-        self.stream.write_all(&frame).await?;
+        match &mut self.io {
+            Io::Tcp(s) => s.write_all(&frame).await?,
+            Io::Quic { send, .. } => send.write_all(&frame).await.map_err(std::io::Error::other)?,
+        }
         Ok(Pending { correlation_id: cid, api: req.api_key() })
     }
 
@@ -83,13 +192,24 @@ impl Connection {
                 }
                 return Ok(ResponseFrame { api: pending.api, frame: frame.to_vec() });
             }
-            let n = self.stream.read(&mut self.read_buf).await?;
+            let n = match &mut self.io {
+                Io::Tcp(s) => s.read(&mut self.read_buf).await?,
+                Io::Quic { recv, .. } => {
+                    recv.read(&mut self.read_buf).await.map_err(std::io::Error::other)?.unwrap_or(0)
+                }
+            };
             if n == 0 {
                 return Err(ClientError::Io(std::io::ErrorKind::UnexpectedEof.into()));
             }
             self.decoder.feed(&self.read_buf[..n]);
         }
     }
+}
+
+/// The host part of `host:port` (without brackets for IPv6), as the TLS server name.
+fn server_name(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host)
 }
 
 /// A request sent and not yet answered.

@@ -4,7 +4,7 @@
 //! skips those records. Every fetched batch is validated in full before its records are read:
 //! bytes entering this process are checked once, here.
 
-use super::connection::Connection;
+use super::connection::{Connection, Target};
 use super::error::{ClientError, Result};
 use crate::api::{OffsetSpec, Request, Response};
 use std::collections::VecDeque;
@@ -63,9 +63,9 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    pub async fn connect(addr: &str, config: ConsumerConfig) -> Result<Self> {
+    pub async fn connect(target: &Target, config: ConsumerConfig) -> Result<Self> {
         Ok(Self {
-            conn: Connection::connect(addr).await?,
+            conn: Connection::connect(target).await?,
             config,
             assigned: Vec::new(),
             next: 0,

@@ -19,6 +19,9 @@ pub enum ClientError {
     /// A fetched batch failed validation; it is not handed to the application.
     #[error("corrupt batch from the server: {0}")]
     CorruptBatch(#[from] weir_log::BatchError),
+    /// The QUIC transport could not be set up (trust settings, certificate files).
+    #[error("{0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     /// The producer was closed before the record was sent.

@@ -1,5 +1,5 @@
-//! The Rust client SDK (on tokio): `Admin`, `Producer` and `Consumer` over the native protocol
-//! on TCP. QUIC and shard-aware routing arrive with the QUIC issue.
+//! The Rust client SDK (on tokio): `Admin`, `Producer` and `Consumer` over the native protocol,
+//! on QUIC or TCP with the same API: a [`Target`] names the node and the transport.
 
 pub mod admin;
 pub mod connection;
@@ -8,7 +8,9 @@ pub mod error;
 pub mod partitioner;
 pub mod producer;
 
+pub use crate::tls::Trust;
 pub use admin::Admin;
+pub use connection::{Target, Transport};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, Seek};
 pub use error::ClientError;
 pub use producer::{Acknowledgement, Producer, ProducerConfig, ProducerRecord};

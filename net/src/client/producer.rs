@@ -5,7 +5,7 @@
 //! goes out when it is full (`batch_bytes`) or `linger_ms` after its first record. The queue of
 //! records handed to the task is bounded (`buffer_records_max`): `send` waits when it is full.
 
-use super::connection::Connection;
+use super::connection::{Connection, Target};
 use super::error::{ClientError, Result};
 use super::partitioner::partition_for_key;
 use crate::api::{Acks, Request, Response};
@@ -87,19 +87,19 @@ pub struct Producer {
 }
 
 impl Producer {
-    pub async fn connect(addr: &str, config: ProducerConfig) -> Result<Self> {
+    pub async fn connect(target: &Target, config: ProducerConfig) -> Result<Self> {
         if config.batch_bytes < 4096 {
             return Err(ClientError::InvalidArgument("batch_bytes must be at least 4096".into()));
         }
         if config.max_in_flight == 0 {
             return Err(ClientError::InvalidArgument("max_in_flight must be at least 1".into()));
         }
-        let conn = Connection::connect(addr).await?;
+        let conn = Connection::connect(target).await?;
         let (tx, rx) = mpsc::channel(config.buffer_records_max.max(1));
         let task = tokio_rt::spawn(run(
             Worker {
                 conn,
-                addr: addr.to_owned(),
+                target: target.clone(),
                 config,
                 batches: HashMap::new(),
                 partitions: HashMap::new(),
@@ -150,7 +150,7 @@ struct Pending {
 
 struct Worker {
     conn: Connection,
-    addr: String,
+    target: Target,
     config: ProducerConfig,
     batches: HashMap<(String, u32), Pending>,
     /// Partition counts by topic, from metadata.
@@ -402,7 +402,7 @@ impl Worker {
         tokio_rt::time::sleep(Duration::from_millis(self.config.retry_backoff_ms)).await;
         let mut again = vec![f];
         if matches!(e, ClientError::Io(_) | ClientError::Connect { .. }) {
-            match Connection::connect(&self.addr).await {
+            match Connection::connect(&self.target).await {
                 Ok(c) => self.conn = c,
                 Err(connect) => {
                     for f in again.into_iter().chain(self.in_flight.drain(..)) {

@@ -5,6 +5,23 @@ use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use weir_net::client::{Target, Trust};
+
+/// Which transport a test drives the node through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Quic,
+    Tcp,
+}
+
+impl Via {
+    pub fn name(self) -> &'static str {
+        match self {
+            Via::Quic => "quic",
+            Via::Tcp => "tcp",
+        }
+    }
+}
 
 /// A running `weir serve` child process. Killed (SIGKILL) on drop.
 pub struct Node {
@@ -12,6 +29,8 @@ pub struct Node {
     pub port: u16,
     pub shards: usize,
     pub data_dir: PathBuf,
+    /// SHA-256 fingerprint of the node's certificate, as it printed it.
+    pub fingerprint: String,
 }
 
 /// `count` consecutive free ports below the ephemeral range (where the kernel picks the local
@@ -49,14 +68,45 @@ impl Node {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("weir starts");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        stdout.read_line(&mut line).unwrap();
         assert!(line.starts_with("weir: listening on"), "unexpected first line {line:?}");
-        Node { child, port, shards, data_dir: data_dir.to_owned() }
+        line.clear();
+        stdout.read_line(&mut line).unwrap();
+        let fingerprint = line
+            .trim_end()
+            .rsplit_once("fingerprint ")
+            .unwrap_or_else(|| panic!("no fingerprint in {line:?}"))
+            .1
+            .to_owned();
+        // Keep reading stdout, so the node never blocks writing to it.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        Node { child, port, shards, data_dir: data_dir.to_owned(), fingerprint }
     }
 
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The shared address through `via`; QUIC trusts the node by its printed fingerprint.
+    pub fn target(&self, via: Via) -> Target {
+        self.target_at(&self.addr(), via)
+    }
+
+    /// Shard `shard`'s own address through `via`.
+    pub fn shard_target(&self, shard: usize, via: Via) -> Target {
+        self.target_at(&self.shard_addr(shard), via)
+    }
+
+    fn target_at(&self, addr: &str, via: Via) -> Target {
+        match via {
+            Via::Tcp => Target::tcp(addr),
+            Via::Quic => {
+                let fp = weir_net::tls::parse_fingerprint(&self.fingerprint).unwrap();
+                Target::quic(addr, &Trust::Fingerprint(fp)).unwrap()
+            }
+        }
     }
 
     /// Address of shard `shard`'s own listener.
@@ -78,10 +128,13 @@ impl Node {
         (self.data_dir.clone(), self.port)
     }
 
-    /// The `weir` binary as a client of this node.
-    pub fn cli(&self) -> Command {
+    /// The `weir` binary as a client of this node over `via`.
+    pub fn cli(&self, via: Via) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_weir"));
-        c.args(["--server", &self.addr(), "--transport", "tcp"]);
+        c.args(["--server", &self.addr(), "--transport", via.name()]);
+        if via == Via::Quic {
+            c.args(["--tls-fingerprint", &self.fingerprint]);
+        }
         c
     }
 }
