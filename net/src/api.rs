@@ -17,10 +17,11 @@ pub enum ApiKey {
     Produce = 5,
     Fetch = 6,
     ListOffsets = 7,
+    NodeStats = 8,
 }
 
 impl ApiKey {
-    pub const ALL: [ApiKey; 8] = [
+    pub const ALL: [ApiKey; 9] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::CreateTopic,
@@ -29,6 +30,7 @@ impl ApiKey {
         ApiKey::Produce,
         ApiKey::Fetch,
         ApiKey::ListOffsets,
+        ApiKey::NodeStats,
     ];
 
     pub fn from_u16(v: u16) -> Result<Self, DecodeError> {
@@ -128,6 +130,8 @@ pub enum Request<'a> {
         partition: u32,
         spec: OffsetSpec,
     },
+    /// Counters of every shard of the node.
+    NodeStats,
 }
 
 /// Where a shard of the node listens for clients that talk to it directly.
@@ -165,6 +169,19 @@ pub enum Response<'a> {
     Produce { error: ErrorCode, message: String, base_offset: u64, log_start: u64 },
     Fetch { error: ErrorCode, message: String, high_watermark: u64, log_start: u64, batches: &'a [u8] },
     ListOffsets { error: ErrorCode, message: String, offset: u64 },
+    NodeStats { shards: Vec<ShardStats> },
+}
+
+/// What one shard has done since the node started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ShardStats {
+    pub shard: u16,
+    /// TCP connections and QUIC streams accepted.
+    pub connections: u64,
+    /// Requests that arrived at this shard from clients.
+    pub requests: u64,
+    /// Of those, the ones this shard sent on to the owning shard.
+    pub forwarded: u64,
 }
 
 /// The body of a response whose frame has the error flag: the request as a whole failed.
@@ -189,12 +206,13 @@ impl Request<'_> {
             Request::Produce { .. } => ApiKey::Produce,
             Request::Fetch { .. } => ApiKey::Fetch,
             Request::ListOffsets { .. } => ApiKey::ListOffsets,
+            Request::NodeStats => ApiKey::NodeStats,
         }
     }
 
     pub fn encode(&self, w: &mut Writer) {
         match self {
-            Request::ApiVersions => {}
+            Request::ApiVersions | Request::NodeStats => {}
             Request::Metadata { topics } => {
                 w.u32(topics.len() as u32);
                 for t in topics {
@@ -265,6 +283,7 @@ impl Request<'_> {
                 partition: r.u32()?,
                 spec: OffsetSpec::from_wire(r.i64()?)?,
             },
+            ApiKey::NodeStats => Request::NodeStats,
         };
         r.finish()?;
         Ok(req)
@@ -305,6 +324,7 @@ impl Response<'_> {
             Response::Produce { .. } => ApiKey::Produce,
             Response::Fetch { .. } => ApiKey::Fetch,
             Response::ListOffsets { .. } => ApiKey::ListOffsets,
+            Response::NodeStats { .. } => ApiKey::NodeStats,
         }
     }
 
@@ -338,6 +358,12 @@ impl Response<'_> {
             }
             Response::ListOffsets { error, message, offset } => {
                 w.u16(*error as u16).str(message).u64(*offset);
+            }
+            Response::NodeStats { shards } => {
+                w.u32(shards.len() as u32);
+                for s in shards {
+                    w.u16(s.shard).u64(s.connections).u64(s.requests).u64(s.forwarded);
+                }
             }
         }
     }
@@ -378,6 +404,20 @@ impl Response<'_> {
             },
             ApiKey::ListOffsets => {
                 Response::ListOffsets { error: code(&mut r)?, message: r.str()?, offset: r.u64()? }
+            }
+            ApiKey::NodeStats => {
+                let n = r.count(26)?;
+                let shards = (0..n)
+                    .map(|_| {
+                        Ok(ShardStats {
+                            shard: r.u16()?,
+                            connections: r.u64()?,
+                            requests: r.u64()?,
+                            forwarded: r.u64()?,
+                        })
+                    })
+                    .collect::<Result<_, DecodeError>>()?;
+                Response::NodeStats { shards }
             }
         };
         r.finish()?;

@@ -1,7 +1,7 @@
 //! The native protocol: every message round-trips, and no input makes a decoder panic.
 
 use proptest::prelude::*;
-use weir_net::api::{PartitionInfo, ShardAddr, TopicInfo};
+use weir_net::api::{PartitionInfo, ShardAddr, ShardStats, TopicInfo};
 use weir_net::frame::{FRAME_HEADER_BYTES, FrameDecoder, encode_frame};
 use weir_net::wire::Writer;
 use weir_net::{Acks, ApiKey, DecodeError, ErrorBody, ErrorCode, OffsetSpec, Request, Response, TopicConfig};
@@ -18,6 +18,7 @@ fn config() -> impl Strategy<Value = TopicConfig> {
 fn request(batches: &[u8]) -> impl Strategy<Value = Request<'_>> {
     prop_oneof![
         Just(Request::ApiVersions),
+        Just(Request::NodeStats),
         proptest::collection::vec(name(), 0..4).prop_map(|topics| Request::Metadata { topics }),
         (name(), any::<u32>(), config()).prop_map(|(name, partitions, config)| Request::CreateTopic {
             name,
@@ -102,6 +103,17 @@ fn response(batches: &[u8]) -> impl Strategy<Value = Response<'_>> {
         }),
         (err, any::<u64>(), any::<u64>()).prop_map(move |(error, high_watermark, log_start)| {
             Response::Fetch { error, message: "m".into(), high_watermark, log_start, batches }
+        }),
+        proptest::collection::vec(any::<(u16, u64, u64, u64)>(), 0..4).prop_map(|s| Response::NodeStats {
+            shards: s
+                .into_iter()
+                .map(|(shard, connections, requests, forwarded)| ShardStats {
+                    shard,
+                    connections,
+                    requests,
+                    forwarded
+                })
+                .collect()
         }),
     ]
 }

@@ -138,6 +138,26 @@ pub struct ConsumeArgs {
     pub json: bool,
 }
 
+/// Counters of each shard of the node.
+pub fn stats(conn: &Conn, json: bool) -> ExitCode {
+    finish(runtime().block_on(async {
+        let shards = Admin::connect(&conn.target()?).await?.node_stats().await?;
+        if json {
+            let v: Vec<_> = shards
+                .iter()
+                .map(|s| serde_json::json!({"shard": s.shard, "connections": s.connections, "requests": s.requests, "forwarded": s.forwarded}))
+                .collect();
+            println!("{}", serde_json::Value::Array(v));
+        } else {
+            println!("{:>5} {:>12} {:>14} {:>14}", "SHARD", "CONNECTIONS", "REQUESTS", "FORWARDED");
+            for s in shards {
+                println!("{:>5} {:>12} {:>14} {:>14}", s.shard, s.connections, s.requests, s.forwarded);
+            }
+        }
+        Ok(())
+    }))
+}
+
 fn runtime() -> tokio_rt::runtime::Runtime {
     tokio_rt::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime")
 }

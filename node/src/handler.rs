@@ -51,6 +51,17 @@ fn target(shard: &Shard, req: &Request<'_>) -> usize {
 /// Answers one request frame (`frame` is header and body). Never fails: every problem becomes
 /// an error response. `Err` only for a body that does not decode, which closes the connection.
 pub async fn handle(shard: &Rc<Shard>, header: FrameHeader, frame: &[u8]) -> Result<Vec<u8>, Vec<u8>> {
+    route(shard, header, frame, true).await
+}
+
+/// [`handle`], for a client's request (counted in the node's stats when forwarded) or one this
+/// node made itself.
+async fn route(
+    shard: &Rc<Shard>,
+    header: FrameHeader,
+    frame: &[u8],
+    from_client: bool,
+) -> Result<Vec<u8>, Vec<u8>> {
     let body = &frame[FRAME_HEADER_BYTES..];
     let req = match Request::decode(header.api_key, header.api_version, body) {
         Ok(r) => r,
@@ -58,6 +69,9 @@ pub async fn handle(shard: &Rc<Shard>, header: FrameHeader, frame: &[u8]) -> Res
     };
     let to = target(shard, &req);
     if to != shard.id {
+        if from_client {
+            shard.request_forwarded();
+        }
         return Ok(match shard.forward(to, frame.to_vec()).await {
             Some(resp) => resp,
             None => error_frame(&header, ErrorCode::Unavailable, format!("shard {to} is not running")),
@@ -160,6 +174,7 @@ pub async fn serve(shard: &Rc<Shard>, header: &FrameHeader, req: Request<'_>) ->
             };
             response_frame(cid, &Response::ListOffsets { error, message, offset })
         }
+        Request::NodeStats => response_frame(cid, &Response::NodeStats { shards: shard.counters.snapshot() }),
     }
 }
 
@@ -207,7 +222,7 @@ async fn describe(shard: &Rc<Shard>, header: &FrameHeader, meta: TopicMeta) -> T
             let frame =
                 encode_frame(ApiKey::ListOffsets as u16, API_VERSION, header.correlation_id, 0, &w.buf);
             let h = FrameHeader::decode(&frame, usize::MAX).expect("a frame we built");
-            let resp = match Box::pin(handle(shard, h, &frame)).await {
+            let resp = match Box::pin(route(shard, h, &frame, false)).await {
                 Ok(r) | Err(r) => r,
             };
             if let Ok(Response::ListOffsets { offset, .. }) =

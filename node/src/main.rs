@@ -8,6 +8,7 @@ mod partition;
 mod quic;
 mod server;
 mod shard;
+mod stats;
 mod tls;
 
 use clap::{Parser, Subcommand};
@@ -55,6 +56,11 @@ enum Command {
     Produce(cli::ProduceArgs),
     /// Print records, one value per line
     Consume(cli::ConsumeArgs),
+    /// Show what each shard of the node has done: connections, requests, requests forwarded
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -69,6 +75,7 @@ fn main() -> ExitCode {
         Command::Topic { cmd } => cli::topic(&cli.conn, cmd),
         Command::Produce(args) => cli::produce(&cli.conn, args),
         Command::Consume(args) => cli::consume(&cli.conn, args),
+        Command::Stats { json } => cli::stats(&cli.conn, json),
         Command::Serve { data_dir, listen, shards, config, tls_cert, tls_key } => {
             let mut c = match config::NodeConfig::load(config.as_deref(), std::env::vars()) {
                 Ok(c) => c,

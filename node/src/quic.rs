@@ -71,6 +71,7 @@ async fn serve_quic_connection(shard: Rc<Shard>, incoming: quinn::Incoming) {
     };
     // The number of streams open at once is bounded by the transport (`quic_streams_max`).
     while let Ok((send, recv)) = conn.accept_bi().await {
+        shard.connection_opened();
         glommio::spawn_local(serve_connection(shard.clone(), QuicStream { send, recv })).detach();
     }
 }

@@ -107,17 +107,17 @@ pub fn serve(config: NodeConfig) -> Result<(), ServeError> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, ServeError>>();
     let mut handles = Vec::new();
-    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counters = Arc::new(crate::stats::NodeCounters::new(config.shards));
     let loaded = Arc::new(std::sync::Barrier::new(config.shards));
     for id in 0..config.shards {
         let (config, mesh, table, stop, ready) =
             (config.clone(), mesh.clone(), table.clone(), stop.clone(), ready_tx.clone());
-        let (in_flight, loaded, quic_config) = (in_flight.clone(), loaded.clone(), quic_config.clone());
+        let (counters, loaded, quic_config) = (counters.clone(), loaded.clone(), quic_config.clone());
         let handle = LocalExecutorBuilder::new(Placement::Fixed(id % cpus))
             .name(&format!("shard-{id}"))
             .io_memory(IO_MEMORY_BYTES)
             .spawn(move || async move {
-                run_shard(id, config, mesh, table, stop, ready, in_flight, loaded, quic_config).await
+                run_shard(id, config, mesh, table, stop, ready, counters, loaded, quic_config).await
             })
             .map_err(|e| ServeError::Shard { shard: id, reason: e.to_string() })?;
         handles.push(handle);
@@ -166,7 +166,7 @@ async fn run_shard(
     table: TopicTable,
     stop: Arc<AtomicBool>,
     ready: std::sync::mpsc::Sender<Result<usize, ServeError>>,
-    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    counters: Arc<crate::stats::NodeCounters>,
     loaded: Arc<std::sync::Barrier>,
     quic_config: quinn::ServerConfig,
 ) {
@@ -181,7 +181,7 @@ async fn run_shard(
     let shared_addr = config.listen;
     let own_addr = std::net::SocketAddr::new(config.listen.ip(), config.shard_port(id));
     let config = Rc::new(config);
-    let shard = Shard::new(id, config.clone(), TopicTable::default(), senders, in_flight);
+    let shard = Shard::new(id, config.clone(), TopicTable::default(), senders, counters);
     for (_, rx) in receivers.streams() {
         glommio::spawn_local(mesh_loop(shard.clone(), rx)).detach();
     }
@@ -308,6 +308,7 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
         match listener.accept().await {
             Ok(stream) => {
                 let _ = stream.set_nodelay(true);
+                shard.connection_opened();
                 glommio::spawn_local(serve_connection(shard.clone(), stream)).detach();
             }
             Err(e) => {

@@ -9,6 +9,7 @@
 use crate::config::NodeConfig;
 use crate::metadata::{TopicMeta, TopicTable};
 use crate::partition::Partition;
+use crate::stats::{NodeCounters, bump};
 use futures::channel::oneshot;
 use glommio::channels::channel_mesh::{Full, MeshBuilder, Senders};
 use std::cell::{Cell, RefCell};
@@ -16,7 +17,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use weir_log::{FlushPolicy, LogConfig};
 
 /// Messages between shards. Frames are whole protocol frames (header and body).
@@ -63,10 +64,8 @@ pub struct Shard {
     senders: Senders<MeshMsg>,
     pending: RefCell<HashMap<u64, oneshot::Sender<Vec<u8>>>>,
     next_id: Cell<u64>,
-    /// Requests being handled on any shard of the node, for a shutdown that lets them finish.
-    /// Node-wide, not per shard: a shard that stopped while another still waits for its reply
-    /// would take its end of the mesh, and the reply in it, away.
-    in_flight: Arc<AtomicUsize>,
+    /// Counters of every shard; this one writes only its own.
+    pub counters: Arc<NodeCounters>,
     /// Serialises topic changes on shard 0: check, save, broadcast and apply happen as one step,
     /// so two concurrent creates (or a create and a delete) cannot lose each other.
     pub topic_changes: tokio_rt::sync::Mutex<()>,
@@ -81,7 +80,7 @@ pub struct InFlight(Rc<Shard>);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.counters.shard(self.0.id).in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -91,7 +90,7 @@ impl Shard {
         config: Rc<NodeConfig>,
         topics: TopicTable,
         senders: Senders<MeshMsg>,
-        in_flight: Arc<AtomicUsize>,
+        counters: Arc<NodeCounters>,
     ) -> Rc<Self> {
         Rc::new(Self {
             id,
@@ -101,21 +100,33 @@ impl Shard {
             senders,
             pending: RefCell::new(HashMap::new()),
             next_id: Cell::new(0),
-            in_flight,
+            counters,
             topic_changes: tokio_rt::sync::Mutex::new(()),
             send_order: (0..config.shards).map(|_| tokio_rt::sync::Mutex::new(())).collect(),
         })
     }
 
-    /// Marks a request in flight until the returned guard drops.
+    /// Counts a client request, in flight until the returned guard drops.
     pub fn begin_request(self: &Rc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let mine = self.counters.shard(self.id);
+        mine.in_flight.fetch_add(1, Ordering::SeqCst);
+        bump(&mine.requests);
         InFlight(self.clone())
+    }
+
+    /// Counts a client request sent on to the shard that owns it.
+    pub fn request_forwarded(&self) {
+        bump(&self.counters.shard(self.id).forwarded);
+    }
+
+    /// Counts an accepted TCP connection or QUIC stream.
+    pub fn connection_opened(&self) {
+        bump(&self.counters.shard(self.id).connections);
     }
 
     /// Requests in flight on the whole node.
     pub fn requests_in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::SeqCst)
+        self.counters.in_flight()
     }
 
     pub fn shards(&self) -> usize {

@@ -285,11 +285,15 @@ fn a_request_on_the_wrong_shard_is_forwarded_to_the_owner() {
             }
             other => panic!("{other:?}"),
         }
-        let mut consumer =
-            Consumer::connect(&node.shard_target(0, Via::Tcp), ConsumerConfig::default()).await.unwrap();
+        // Not shard-aware, so that it reads through shard 0 as well.
+        let config = ConsumerConfig { shard_aware: false, ..ConsumerConfig::default() };
+        let mut consumer = Consumer::connect(&node.shard_target(0, Via::Tcp), config).await.unwrap();
         consumer.assign("x", p, Seek::Earliest).await.unwrap();
         let records = consumer.poll(1000).await.unwrap();
         assert_eq!(records.iter().map(|r| r.offset).collect::<Vec<_>>(), vec![0, 1, 2, 3, 4]);
+        // Shard 0 relayed them: produce, fetch, and the consumer's list-offsets and fetches.
+        let stats = admin.node_stats().await.unwrap();
+        assert!(stats[0].forwarded >= 4 && stats[1].forwarded == 0, "{stats:?}");
     });
 }
 

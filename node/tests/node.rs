@@ -227,3 +227,70 @@ fn concurrent_topic_changes_are_not_lost() {
         }
     });
 }
+
+/// Requests forwarded between shards, summed over the node.
+async fn forwarded(admin: &mut Admin) -> u64 {
+    admin.node_stats().await.unwrap().iter().map(|s| s.forwarded).sum()
+}
+
+async fn produce_keyed(target: &Target, config: ProducerConfig, topic: &str, count: u64) {
+    let producer = Producer::connect(target, config).await.unwrap();
+    let mut pending = Vec::new();
+    for i in 0..count {
+        let record = ProducerRecord {
+            topic: topic.into(),
+            key: Some(format!("k{i}").into_bytes()),
+            value: Some(format!("{i}").into_bytes()),
+            ..Default::default()
+        };
+        pending.push(producer.enqueue(record).await.unwrap());
+    }
+    for ack in pending {
+        ack.await.unwrap();
+    }
+    producer.close().await.unwrap();
+}
+
+#[test]
+fn shard_aware_clients_reach_the_owning_shard_directly() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), 2);
+    runtime().block_on(async {
+        let mut admin = Admin::connect(&node.target(Via::Tcp)).await.unwrap();
+        admin.create_topic("direct", PARTITIONS, TopicConfig::default()).await.unwrap();
+        let before = admin.node_stats().await.unwrap();
+        // Shard-aware (the default), over each transport: nothing crosses between shards.
+        produce_keyed(&node.target(Via::Quic), ProducerConfig::default(), "direct", 2000).await;
+        produce_keyed(&node.target(Via::Tcp), ProducerConfig::default(), "direct", 2000).await;
+        for via in [Via::Quic, Via::Tcp] {
+            let mut consumer = Consumer::connect(&node.target(via), ConsumerConfig::default()).await.unwrap();
+            for p in 0..PARTITIONS {
+                consumer.assign("direct", p, Seek::Earliest).await.unwrap();
+            }
+            let mut read = 0;
+            while read < 4000 {
+                let records = consumer.poll(2000).await.unwrap();
+                assert!(!records.is_empty(), "stalled after {read} records");
+                read += records.len();
+            }
+        }
+        let after = admin.node_stats().await.unwrap();
+        let forwarded_now: u64 = after.iter().map(|s| s.forwarded).sum();
+        let forwarded_before: u64 = before.iter().map(|s| s.forwarded).sum();
+        assert_eq!(forwarded_now, forwarded_before, "shard-aware requests were forwarded: {after:?}");
+        // Both shards own partitions, and both served requests directly.
+        for (b, a) in before.iter().zip(&after) {
+            assert!(a.requests > b.requests + 4, "shard {} served no produce or fetch: {after:?}", a.shard);
+        }
+        // The same producer, not shard-aware, through the shared port: the shard its connection
+        // lands on forwards the other shard's partitions.
+        let config = ProducerConfig { shard_aware: false, ..ProducerConfig::default() };
+        produce_keyed(&node.target(Via::Tcp), config, "direct", 2000).await;
+        assert!(forwarded(&mut admin).await > forwarded_now, "some produce was forwarded");
+    });
+    // The CLI shows the same counters.
+    let out = node.cli(Via::Quic).args(["stats", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats.as_array().unwrap().len(), 2);
+}

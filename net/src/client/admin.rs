@@ -1,9 +1,9 @@
-//! Topic administration.
+//! Topic administration and node counters.
 
 use super::connection::{Connection, Target};
 use super::error::{ClientError, Result};
 use crate::TopicConfig;
-use crate::api::{Request, Response, TopicInfo};
+use crate::api::{Request, Response, ShardStats, TopicInfo};
 
 /// Creates, deletes, lists and describes topics.
 #[derive(Debug)]
@@ -49,6 +49,15 @@ impl Admin {
                 ClientError::check(topic.error, format!("topic {name:?}"))?;
                 Ok(topic)
             }
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// What each shard of the node has done since it started.
+    pub async fn node_stats(&mut self) -> Result<Vec<ShardStats>> {
+        let r = self.conn.call(&Request::NodeStats).await?;
+        match r.response()? {
+            Response::NodeStats { shards } => Ok(shards),
             other => Err(unexpected(&other)),
         }
     }

@@ -7,7 +7,7 @@
 use super::connection::{Connection, Target};
 use super::error::{ClientError, Result};
 use crate::api::{OffsetSpec, Request, Response};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use weir_log::batch::BatchView;
 
 /// Where a consumer starts reading a partition.
@@ -36,11 +36,14 @@ pub struct ConsumerRecord {
 pub struct ConsumerConfig {
     /// Bytes a fetch asks for at most.
     pub fetch_bytes_max: u32,
+    /// Fetch each partition from the shard that owns it, at the address Metadata gives for it;
+    /// off, everything goes through the address the consumer was given.
+    pub shard_aware: bool,
 }
 
 impl Default for ConsumerConfig {
     fn default() -> Self {
-        Self { fetch_bytes_max: 1 << 20 }
+        Self { fetch_bytes_max: 1 << 20, shard_aware: true }
     }
 }
 
@@ -49,12 +52,16 @@ struct Assignment {
     topic: String,
     partition: u32,
     position: u64,
+    /// Address of the connection this partition is read through.
+    addr: String,
 }
 
 /// Reads records from the partitions assigned to it.
 #[derive(Debug)]
 pub struct Consumer {
-    conn: Connection,
+    target: Target,
+    /// Connections by address: the one given, and the owning shards' own.
+    conns: HashMap<String, Connection>,
     config: ConsumerConfig,
     assigned: Vec<Assignment>,
     /// Next assignment to fetch from, so partitions take turns.
@@ -64,8 +71,10 @@ pub struct Consumer {
 
 impl Consumer {
     pub async fn connect(target: &Target, config: ConsumerConfig) -> Result<Self> {
+        let conn = Connection::connect(target).await?;
         Ok(Self {
-            conn: Connection::connect(target).await?,
+            target: target.clone(),
+            conns: HashMap::from([(target.addr.clone(), conn)]),
             config,
             assigned: Vec::new(),
             next: 0,
@@ -75,10 +84,61 @@ impl Consumer {
 
     /// Adds a partition to read, starting at `seek`.
     pub async fn assign(&mut self, topic: &str, partition: u32, seek: Seek) -> Result<()> {
-        let position = self.resolve(topic, partition, seek).await?;
+        let addr = self.owner_addr(topic, partition).await?;
+        let position = self.resolve(&addr, topic, partition, seek).await?;
         self.assigned.retain(|a| !(a.topic == topic && a.partition == partition));
-        self.assigned.push(Assignment { topic: topic.to_owned(), partition, position });
+        self.assigned.push(Assignment { topic: topic.to_owned(), partition, position, addr });
         Ok(())
+    }
+
+    /// The address to read a partition through: its owning shard's, when shard-aware and the
+    /// shard can be reached, else the one the consumer was given.
+    async fn owner_addr(&mut self, topic: &str, partition: u32) -> Result<String> {
+        if !self.config.shard_aware {
+            return Ok(self.target.addr.clone());
+        }
+        let req = Request::Metadata { topics: vec![topic.to_owned()] };
+        let frame = self.conn(&self.target.addr.clone()).await?.call(&req).await?;
+        let addr = match frame.response()? {
+            Response::Metadata { shards, topics } => {
+                let owner = topics
+                    .iter()
+                    .flat_map(|t| t.partitions.iter())
+                    .find(|p| p.partition == partition)
+                    .map(|p| p.shard);
+                owner
+                    .and_then(|o| shards.iter().find(|s| s.shard == o))
+                    .map(|s| format!("{}:{}", s.host, s.port))
+            }
+            other => return Err(super::admin::unexpected(&other)),
+        };
+        let Some(addr) = addr else { return Ok(self.target.addr.clone()) };
+        match self.conn(&addr).await {
+            Ok(_) => Ok(addr),
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "shard address unreachable; reading through the given address");
+                Ok(self.target.addr.clone())
+            }
+        }
+    }
+
+    /// The connection to `addr`, connecting (again) when there is none.
+    async fn conn(&mut self, addr: &str) -> Result<&mut Connection> {
+        if !self.conns.contains_key(addr) {
+            let c = Connection::connect(&self.target.with_addr(addr)).await?;
+            self.conns.insert(addr.to_owned(), c);
+        }
+        Ok(self.conns.get_mut(addr).expect("just inserted"))
+    }
+
+    /// Sends a request on the connection to `addr`. A connection that fails is dropped, so the
+    /// next call connects again.
+    async fn call(&mut self, addr: &str, req: &Request<'_>) -> Result<super::connection::ResponseFrame> {
+        let r = self.conn(addr).await?.call(req).await;
+        if matches!(r, Err(ClientError::Io(_) | ClientError::Decode(_) | ClientError::Correlation { .. })) {
+            self.conns.remove(addr);
+        }
+        r
     }
 
     /// Moves the position of an assigned partition.
@@ -91,14 +151,14 @@ impl Consumer {
         self.assigned.iter().find(|a| a.topic == topic && a.partition == partition).map(|a| a.position)
     }
 
-    async fn resolve(&mut self, topic: &str, partition: u32, seek: Seek) -> Result<u64> {
+    async fn resolve(&mut self, addr: &str, topic: &str, partition: u32, seek: Seek) -> Result<u64> {
         let spec = match seek {
             Seek::Offset(o) => return Ok(o),
             Seek::Earliest => OffsetSpec::Earliest,
             Seek::Latest => OffsetSpec::Latest,
             Seek::Timestamp(t) => OffsetSpec::Timestamp(t),
         };
-        let r = self.conn.call(&Request::ListOffsets { topic: topic.to_owned(), partition, spec }).await?;
+        let r = self.call(addr, &Request::ListOffsets { topic: topic.to_owned(), partition, spec }).await?;
         match r.response()? {
             Response::ListOffsets { error, message, offset } => {
                 ClientError::check(error, message).map(|()| offset)
@@ -140,7 +200,8 @@ impl Consumer {
             max_bytes: self.config.fetch_bytes_max,
             max_wait_ms,
         };
-        let frame = self.conn.call(&req).await?;
+        let addr = a.addr.clone();
+        let frame = self.call(&addr, &req).await?;
         let Response::Fetch { error, message, batches, .. } = frame.response()? else {
             return Err(ClientError::InvalidArgument("unexpected response to fetch".into()));
         };

@@ -1,9 +1,11 @@
 //! The producer: batches records per partition and sends them; each `send` resolves to the
 //! record's offset once the node acknowledged its batch.
 //!
-//! A background task owns the connection and one reusable batch builder per partition. A batch
-//! goes out when it is full (`batch_bytes`) or `linger_ms` after its first record. The queue of
-//! records handed to the task is bounded (`buffer_records_max`): `send` waits when it is full.
+//! A router task picks each record's partition and hands it to a worker task, one per node
+//! address (one per shard when shard-aware). A worker owns its connection and one reusable batch
+//! builder per partition. A batch goes out when it is full (`batch_bytes`) or `linger_ms` after
+//! its first record. The queues between the tasks are bounded (`buffer_records_max`): `send`
+//! waits when they are full.
 
 use super::connection::{Connection, Target};
 use super::error::{ClientError, Result};
@@ -27,8 +29,11 @@ pub struct ProducerConfig {
     pub buffer_records_max: usize,
     /// Produce requests sent on the connection and not yet answered, at most. With more than
     /// one, a retried batch can land after a later one of the same partition (as in Kafka
-    /// without idempotence).
+    /// without idempotence). Per connection: with `shard_aware`, one per shard of the node.
     pub max_in_flight: usize,
+    /// Send each partition's batches to the shard that owns it, at the address Metadata gives
+    /// for it; off, everything goes through the address the producer was given.
+    pub shard_aware: bool,
 }
 
 impl Default for ProducerConfig {
@@ -41,6 +46,7 @@ impl Default for ProducerConfig {
             retry_backoff_ms: 100,
             buffer_records_max: 1 << 16,
             max_in_flight: 5,
+            shard_aware: true,
         }
     }
 }
@@ -94,21 +100,19 @@ impl Producer {
         if config.max_in_flight == 0 {
             return Err(ClientError::InvalidArgument("max_in_flight must be at least 1".into()));
         }
-        let conn = Connection::connect(target).await?;
+        let bootstrap = Connection::connect(target).await?;
         let (tx, rx) = mpsc::channel(config.buffer_records_max.max(1));
-        let task = tokio_rt::spawn(run(
-            Worker {
-                conn,
-                target: target.clone(),
-                config,
-                batches: HashMap::new(),
-                partitions: HashMap::new(),
-                sticky: HashMap::new(),
-                in_flight: VecDeque::new(),
-            },
-            rx,
-        ));
-        Ok(Self { tx, task })
+        let router = Router {
+            bootstrap,
+            target: target.clone(),
+            config,
+            topics: HashMap::new(),
+            shard_addrs: HashMap::new(),
+            workers: HashMap::new(),
+            aliases: HashMap::new(),
+            sticky: HashMap::new(),
+        };
+        Ok(Self { tx, task: tokio_rt::spawn(route(router, rx)) })
     }
 
     /// Queues a record, waiting only for room in the queue, and returns the future of its
@@ -132,12 +136,211 @@ impl Producer {
         rx.await.map_err(|_| ClientError::Closed)
     }
 
-    /// Flushes and stops the background task.
+    /// Flushes and stops the background tasks.
     pub async fn close(self) -> Result<()> {
         self.flush().await?;
         drop(self.tx);
         let _ = self.task.await;
         Ok(())
+    }
+}
+
+/// Where a topic's partitions go.
+struct TopicRoute {
+    partitions: u32,
+    /// Owning shard of each partition.
+    owners: Vec<u16>,
+}
+
+/// Unkeyed records of a topic go to one partition until about a batch of them went there.
+struct Sticky {
+    partition: u32,
+    bytes: usize,
+}
+
+/// A worker: one connection, the batches of the partitions routed to it.
+struct WorkerHandle {
+    tx: mpsc::Sender<WorkerCmd>,
+    task: tokio_rt::task::JoinHandle<()>,
+}
+
+enum WorkerCmd {
+    Send(String, u32, ProducerRecord, oneshot::Sender<Result<u64>>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Picks each record's partition and hands it to the worker of the partition's owner: with
+/// `shard_aware`, a connection to the owning shard's own address (from Metadata), so the node
+/// never forwards the batch between shards. A partition always goes to the same worker, so its
+/// records keep their order.
+struct Router {
+    /// The address the producer was given: metadata, and partitions without an owner address.
+    bootstrap: Connection,
+    target: Target,
+    config: ProducerConfig,
+    topics: HashMap<String, TopicRoute>,
+    shard_addrs: HashMap<u16, String>,
+    workers: HashMap<String, WorkerHandle>,
+    /// Shard addresses that could not be reached, and the address used instead.
+    aliases: HashMap<String, String>,
+    sticky: HashMap<String, Sticky>,
+}
+
+async fn route(mut r: Router, mut rx: mpsc::Receiver<Cmd>) {
+    while let Some(cmd) = rx.recv().await {
+        match cmd {
+            Cmd::Send(record, reply) => r.dispatch(record, reply).await,
+            Cmd::Flush(done) => {
+                r.flush_workers().await;
+                let _ = done.send(());
+            }
+        }
+    }
+    // Closed: each worker sends what it holds and waits for the answers before it ends.
+    for (_, w) in r.workers.drain() {
+        drop(w.tx);
+        let _ = w.task.await;
+    }
+}
+
+impl Router {
+    async fn topic(&mut self, topic: &str) -> Result<&TopicRoute> {
+        if !self.topics.contains_key(topic) {
+            let req = Request::Metadata { topics: vec![topic.to_owned()] };
+            let frame = match self.bootstrap.call(&req).await {
+                Err(e) if e.is_retriable() => {
+                    self.bootstrap = Connection::connect(&self.target).await?;
+                    self.bootstrap.call(&req).await?
+                }
+                r => r?,
+            };
+            let route = match frame.response()? {
+                Response::Metadata { topics, shards } => {
+                    for s in shards {
+                        self.shard_addrs.insert(s.shard, format!("{}:{}", s.host, s.port));
+                    }
+                    match topics.into_iter().next() {
+                        Some(t) => {
+                            ClientError::check(t.error, format!("topic {topic:?}"))?;
+                            let mut owners = vec![0; t.partitions.len()];
+                            for p in &t.partitions {
+                                if let Some(o) = owners.get_mut(p.partition as usize) {
+                                    *o = p.shard;
+                                }
+                            }
+                            TopicRoute { partitions: t.partitions.len() as u32, owners }
+                        }
+                        None => {
+                            return Err(ClientError::InvalidArgument(format!("no metadata for {topic:?}")));
+                        }
+                    }
+                }
+                other => return Err(super::admin::unexpected(&other)),
+            };
+            self.topics.insert(topic.to_owned(), route);
+        }
+        Ok(&self.topics[topic])
+    }
+
+    async fn dispatch(&mut self, r: ProducerRecord, reply: oneshot::Sender<Result<u64>>) {
+        let (count, owners) = match self.topic(&r.topic).await {
+            Ok(t) => (t.partitions, t.owners.clone()),
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        if count == 0 {
+            let _ = reply.send(Err(ClientError::InvalidArgument(format!("{} has no partitions", r.topic))));
+            return;
+        }
+        let partition = match (r.partition, &r.key) {
+            (Some(p), _) if p >= count => {
+                let _ = reply
+                    .send(Err(ClientError::InvalidArgument(format!("{} has {count} partitions", r.topic))));
+                return;
+            }
+            (Some(p), _) => p,
+            (None, Some(key)) => partition_for_key(key, count),
+            (None, None) => {
+                let size = r.value.as_ref().map_or(0, Vec::len) + 16;
+                let batch_bytes = self.config.batch_bytes;
+                let s = self
+                    .sticky
+                    .entry(r.topic.clone())
+                    .or_insert_with(|| Sticky { partition: now_ms() as u32 % count, bytes: 0 });
+                s.bytes += size;
+                if s.bytes > batch_bytes {
+                    s.partition = (s.partition + 1) % count;
+                    s.bytes = size;
+                }
+                s.partition % count
+            }
+        };
+        let owner_addr = owners.get(partition as usize).and_then(|o| self.shard_addrs.get(o));
+        let addr = match owner_addr {
+            Some(a) if self.config.shard_aware => a.clone(),
+            _ => self.target.addr.clone(),
+        };
+        let Some(worker) = self.worker(addr).await else {
+            let e = ClientError::Connect {
+                addr: self.target.addr.clone(),
+                source: std::io::Error::other("no connection to the node"),
+            };
+            let _ = reply.send(Err(e));
+            return;
+        };
+        if let Err(mpsc::error::SendError(WorkerCmd::Send(.., reply))) =
+            worker.send(WorkerCmd::Send(r.topic.clone(), partition, r, reply)).await
+        {
+            let _ = reply.send(Err(ClientError::Closed));
+        }
+    }
+
+    /// The worker for `addr`, connecting it on first use. A shard address that cannot be reached
+    /// falls back to the bootstrap address, for good: the node forwards from there.
+    async fn worker(&mut self, addr: String) -> Option<mpsc::Sender<WorkerCmd>> {
+        let addr = self.aliases.get(&addr).cloned().unwrap_or(addr);
+        if let Some(w) = self.workers.get(&addr) {
+            return Some(w.tx.clone());
+        }
+        let target = self.target.with_addr(addr.clone());
+        let conn = match Connection::connect(&target).await {
+            Ok(c) => c,
+            Err(e) if addr != self.target.addr => {
+                tracing::warn!(%addr, error = %e, "shard address unreachable; sending through the bootstrap address");
+                self.aliases.insert(addr, self.target.addr.clone());
+                return Box::pin(self.worker(self.target.addr.clone())).await;
+            }
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "cannot connect");
+                return None;
+            }
+        };
+        let (tx, rx) = mpsc::channel(self.config.buffer_records_max.max(1));
+        let worker = Worker {
+            conn,
+            target,
+            config: self.config.clone(),
+            batches: HashMap::new(),
+            in_flight: VecDeque::new(),
+        };
+        let task = tokio_rt::spawn(run(worker, rx));
+        self.workers.insert(addr, WorkerHandle { tx: tx.clone(), task });
+        Some(tx)
+    }
+
+    async fn flush_workers(&mut self) {
+        let mut waits = Vec::new();
+        for w in self.workers.values() {
+            let (tx, rx) = oneshot::channel();
+            if w.tx.send(WorkerCmd::Flush(tx)).await.is_ok() {
+                waits.push(rx);
+            }
+        }
+        for rx in waits {
+            let _ = rx.await;
+        }
     }
 }
 
@@ -153,10 +356,6 @@ struct Worker {
     target: Target,
     config: ProducerConfig,
     batches: HashMap<(String, u32), Pending>,
-    /// Partition counts by topic, from metadata.
-    partitions: HashMap<String, u32>,
-    /// Partition that unkeyed records of a topic go to until its batch is sent.
-    sticky: HashMap<String, u32>,
     /// Batches sent and not yet answered, oldest first.
     in_flight: VecDeque<InFlight>,
 }
@@ -170,15 +369,17 @@ struct InFlight {
     attempt: u32,
 }
 
-async fn run(mut w: Worker, mut rx: mpsc::Receiver<Cmd>) {
+async fn run(mut w: Worker, mut rx: mpsc::Receiver<WorkerCmd>) {
     loop {
         let next_deadline = w.batches.values().filter(|p| !p.builder.is_empty()).map(|p| p.deadline).min();
         let far = Instant::now() + Duration::from_secs(86_400);
         let oldest = w.in_flight.front().map(|f| f.request);
         tokio_rt::select! {
             cmd = rx.recv() => match cmd {
-                Some(Cmd::Send(record, reply)) => w.add(record, reply).await,
-                Some(Cmd::Flush(done)) => {
+                Some(WorkerCmd::Send(topic, partition, record, reply)) => {
+                    w.add(topic, partition, record, reply).await
+                }
+                Some(WorkerCmd::Flush(done)) => {
                     w.send_due(far).await;
                     w.drain().await;
                     let _ = done.send(());
@@ -207,46 +408,13 @@ fn now_ms() -> i64 {
 }
 
 impl Worker {
-    async fn partition_count(&mut self, topic: &str) -> Result<u32> {
-        if let Some(&n) = self.partitions.get(topic) {
-            return Ok(n);
-        }
-        // Responses come in request order: answer the pipelined produces before asking anything
-        // else on this connection.
-        self.drain().await;
-        let r = self.conn.call(&Request::Metadata { topics: vec![topic.to_owned()] }).await?;
-        let n = match r.response()? {
-            Response::Metadata { topics, .. } => match topics.into_iter().next() {
-                Some(t) => {
-                    ClientError::check(t.error, format!("topic {topic:?}"))?;
-                    t.partitions.len() as u32
-                }
-                None => return Err(ClientError::InvalidArgument(format!("no metadata for {topic:?}"))),
-            },
-            other => return Err(super::admin::unexpected(&other)),
-        };
-        self.partitions.insert(topic.to_owned(), n);
-        Ok(n)
-    }
-
-    async fn add(&mut self, r: ProducerRecord, reply: oneshot::Sender<Result<u64>>) {
-        let count = match self.partition_count(&r.topic).await {
-            Ok(n) => n,
-            Err(e) => {
-                let _ = reply.send(Err(e));
-                return;
-            }
-        };
-        let partition = match (r.partition, &r.key) {
-            (Some(p), _) if p >= count => {
-                let _ = reply
-                    .send(Err(ClientError::InvalidArgument(format!("{} has {count} partitions", r.topic))));
-                return;
-            }
-            (Some(p), _) => p,
-            (None, Some(key)) => partition_for_key(key, count),
-            (None, None) => *self.sticky.entry(r.topic.clone()).or_insert_with(|| now_ms() as u32 % count),
-        };
+    async fn add(
+        &mut self,
+        topic: String,
+        partition: u32,
+        r: ProducerRecord,
+        reply: oneshot::Sender<Result<u64>>,
+    ) {
         let headers: Vec<(&[u8], &[u8])> = r.headers.iter().map(|(k, v)| (&k[..], &v[..])).collect();
         let record = Record {
             key: r.key.as_deref(),
@@ -254,7 +422,7 @@ impl Worker {
             headers: &headers,
             timestamp: r.timestamp.unwrap_or_else(now_ms),
         };
-        let key = (r.topic.clone(), partition);
+        let key = (topic, partition);
         for attempt in 0..2 {
             let linger = Duration::from_millis(self.config.linger_ms);
             let batch_bytes = self.config.batch_bytes;
@@ -309,11 +477,6 @@ impl Worker {
         let replies = std::mem::take(&mut p.replies);
         // Keep the builder's memory for the next batch of this partition.
         self.batches.insert(key.clone(), p);
-        // Unkeyed records move on to another partition with the next batch.
-        if let Some(s) = self.sticky.get_mut(&key.0) {
-            let n = self.partitions.get(&key.0).copied().unwrap_or(1);
-            *s = (*s + 1) % n;
-        }
         while self.in_flight.len() >= self.config.max_in_flight {
             self.complete_oldest().await;
         }
