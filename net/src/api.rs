@@ -241,6 +241,11 @@ impl Request<'_> {
     /// Decodes a request body; the whole body must be used.
     pub fn decode(api_key: u16, version: u16, body: &[u8]) -> Result<Request<'_>, DecodeError> {
         let api = ApiKey::from_u16(api_key)?;
+        // ApiVersions is answered whatever version it comes in (its body is ignored), so that a
+        // client of any version can learn which versions this node speaks.
+        if api == ApiKey::ApiVersions && version != API_VERSION {
+            return Ok(Request::ApiVersions);
+        }
         if version != API_VERSION {
             return Err(DecodeError::UnsupportedVersion { api_key, version });
         }

@@ -182,7 +182,12 @@ fn produced_batches_stay_16_byte_aligned_in_the_frame() {
 #[test]
 fn bad_inputs_get_typed_errors() {
     assert_eq!(Request::decode(99, 1, &[]), Err(DecodeError::UnknownApi { api_key: 99 }));
-    assert_eq!(Request::decode(0, 7, &[]), Err(DecodeError::UnsupportedVersion { api_key: 0, version: 7 }));
+    assert_eq!(
+        Request::decode(1, 7, &[0, 0, 0, 0]),
+        Err(DecodeError::UnsupportedVersion { api_key: 1, version: 7 })
+    );
+    // ApiVersions is answered in any version.
+    assert_eq!(Request::decode(0, 7, &[1, 2, 3]), Ok(Request::ApiVersions));
     assert_eq!(Request::decode(0, 1, &[1]), Err(DecodeError::TrailingBytes { left: 1 }));
     // A forged count cannot make the decoder allocate: it is checked against the bytes left.
     let mut w = Writer::default();

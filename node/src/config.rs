@@ -31,8 +31,13 @@ pub struct NodeConfig {
     pub retention_bytes: Option<u64>,
     pub batch_bytes_max: usize,
     pub request_bytes_max: usize,
-    /// Most requests one connection may have queued before the node stops reading from it.
+    /// Most requests one connection (or QUIC stream) may have queued before the node stops
+    /// reading from it.
     pub requests_in_flight_max: usize,
+    /// Most bytes the requests of one connection (or QUIC stream) may hold at once: their frames
+    /// and room for their answers (a fetch's `max_bytes`). Past it, the node stops reading from
+    /// the connection until answers go out, so a consumer that does not read pins this much.
+    pub connection_buffer_bytes_max: usize,
     /// At shutdown, how long requests in flight may take to finish before the node flushes and
     /// exits anyway.
     pub shutdown_timeout_ms: u64,
@@ -61,6 +66,7 @@ impl Default for NodeConfig {
             batch_bytes_max: 4 << 20,
             request_bytes_max: 8 << 20,
             requests_in_flight_max: 64,
+            connection_buffer_bytes_max: 8 << 20,
             shutdown_timeout_ms: 5000,
             tls_cert: None,
             tls_key: None,
@@ -177,6 +183,7 @@ const KNOWN_KEYS: &[&str] = &[
     "batch_bytes_max",
     "request_bytes_max",
     "requests_in_flight_max",
+    "connection_buffer_bytes_max",
     "shutdown_timeout_ms",
     "tls_cert",
     "tls_key",

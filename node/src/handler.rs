@@ -263,7 +263,7 @@ fn log_failure(e: LogError) -> Failure {
         LogError::Batch { source: weir_log::BatchError::TooLarge { .. }, .. } => {
             (ErrorCode::BatchTooLarge, e.to_string())
         }
-        LogError::Batch { .. } => (ErrorCode::CorruptBatch, e.to_string()),
+        LogError::Batch { .. } | LogError::Corrupt { .. } => (ErrorCode::CorruptBatch, e.to_string()),
         e => (ErrorCode::StorageError, e.to_string()),
     }
 }
@@ -325,14 +325,33 @@ async fn produce(
             next = a.last_offset + 1;
         }
     }
-    if shard.config.fsync {
-        p.log.wait_durable(next).await.map_err(log_failure)?;
-    } else {
-        p.log.lock().await.write_out().await.map_err(log_failure)?;
+    let base = base.expect("at least one batch");
+    let log_start = p.log_start();
+    // Consumers see the records once they are durable (fsync) or written out (interval flush).
+    // With acks=leader the answer waits for that too; with acks=none it goes out now, and a
+    // task of its own makes the records visible.
+    let fsync = shard.config.fsync;
+    let visible = async move {
+        if fsync {
+            p.log.wait_durable(next).await.map_err(log_failure)?;
+        } else {
+            p.log.lock().await.write_out().await.map_err(log_failure)?;
+        }
+        p.advance(next);
+        Ok::<(), Failure>(())
+    };
+    match acks {
+        Acks::Leader => visible.await?,
+        Acks::None => {
+            glommio::spawn_local(async move {
+                if let Err((_, message)) = visible.await {
+                    tracing::error!(%message, "write after an acks=none produce failed");
+                }
+            })
+            .detach();
+        }
     }
-    p.advance(next);
-    let _ = acks; // Leader and None both answer once the batch is in the log.
-    Ok((base.expect("at least one batch"), p.log_start()))
+    Ok((base, log_start))
 }
 
 async fn fetch(

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use weir_log::storage::dma::DmaStorage;
-use weir_net::frame::{FrameDecoder, FrameHeader};
+use weir_net::frame::{FRAME_HEADER_BYTES, FrameDecoder, FrameHeader};
 
 /// Registered I/O memory per executor: glommio registers it on three rings and RLIMIT_MEMLOCK
 /// may be as low as 8 MiB, so 3 × shards × this must stay within it for up to two shards.
@@ -319,11 +319,26 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     }
 }
 
-/// Reads frames from a TCP connection or a QUIC stream and answers them in order. Up to `requests_in_flight_max` requests of one
-/// connection are handled at once (a producer pipelines its batches); when that many are
-/// pending, the connection is not read until the oldest is answered, so a client that floods it
-/// is held back by TCP. Memory per connection is bounded by that many frames of at most
-/// `request_bytes_max`, plus one read.
+/// The most bytes the answer to a request may take: a fetch's `max_bytes` (plus one batch
+/// beyond it at most, as fetch returns at least one whole batch), a small answer for the rest.
+fn reply_bytes_max(header: &FrameHeader, frame: &[u8]) -> usize {
+    const SMALL_REPLY_BYTES: usize = 4096;
+    if header.api_key != weir_net::ApiKey::Fetch as u16 {
+        return SMALL_REPLY_BYTES;
+    }
+    match weir_net::Request::decode(header.api_key, header.api_version, &frame[FRAME_HEADER_BYTES..]) {
+        Ok(weir_net::Request::Fetch { max_bytes, .. }) => max_bytes as usize + SMALL_REPLY_BYTES,
+        _ => SMALL_REPLY_BYTES,
+    }
+}
+
+/// Reads frames from a TCP connection or a QUIC stream and answers them in order. Up to
+/// `requests_in_flight_max` requests of one connection are handled at once (a producer pipelines
+/// its batches), holding at most `connection_buffer_bytes_max` for their frames and answers (one
+/// request always runs, whatever its size). Past either bound the connection is not read until
+/// the oldest request is answered, so a client that floods it, or does not read its answers, is
+/// held back by TCP or QUIC flow control. Memory per connection: that budget, one request or
+/// answer beyond it, the decoder's buffer, and one read.
 pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(shard: Rc<Shard>, mut stream: S) {
     use futures::future::{FutureExt, LocalBoxFuture};
     use futures::stream::{FuturesOrdered, StreamExt};
@@ -333,39 +348,68 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(shard: Rc<Shard
     let mut pending: FuturesOrdered<LocalBoxFuture<'static, Result<Vec<u8>, Vec<u8>>>> =
         FuturesOrdered::new();
     let mut closing = false;
+    // Bytes held for the requests started and not yet answered: each one's frame and the most
+    // its answer may take. A slow reader thus pins at most about `connection_buffer_bytes_max`.
+    let budget = shard.config.connection_buffer_bytes_max;
+    let mut reserved = 0usize;
+    let mut costs = std::collections::VecDeque::new();
+    // A whole frame read but not started, waiting for room in the budget.
+    let mut waiting: Option<(FrameHeader, Vec<u8>)> = None;
+    let mut eof = false;
     loop {
         // Start every whole frame buffered, while there is room.
         while !closing && pending.len() < in_flight_max {
-            match decoder.next_frame() {
-                Ok(Some((header, frame))) => {
-                    let (shard, frame) = (shard.clone(), frame.to_vec());
-                    // Each request is a task of its own: it makes progress (and releases the
-                    // locks it takes) even while this connection is blocked writing an earlier
-                    // answer to a client that does not read.
-                    let task = glommio::spawn_local(async move {
-                        let _in_flight = shard.begin_request();
-                        handle(&shard, header, &frame).await
-                    });
-                    pending.push_back(task.boxed_local());
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    let h =
-                        FrameHeader { body_len: 0, api_key: 0, api_version: 0, correlation_id: 0, flags: 0 };
-                    let reply = error_frame(&h, decode_error_code(&e), e.to_string());
-                    pending.push_back(futures::future::ready(Err(reply)).boxed_local());
-                    closing = true;
-                }
+            let (header, frame) = match waiting.take() {
+                Some(f) => f,
+                None => match decoder.next_frame() {
+                    Ok(Some((header, frame))) => (header, frame.to_vec()),
+                    Ok(None) => break,
+                    Err(e) => {
+                        let h = FrameHeader {
+                            body_len: 0,
+                            api_key: 0,
+                            api_version: 0,
+                            correlation_id: 0,
+                            flags: 0,
+                        };
+                        let reply = error_frame(&h, decode_error_code(&e), e.to_string());
+                        pending.push_back(futures::future::ready(Err(reply)).boxed_local());
+                        costs.push_back(0);
+                        closing = true;
+                        break;
+                    }
+                },
+            };
+            // One request always runs, whatever its size: the budget delays, never refuses.
+            let cost = frame.len() + reply_bytes_max(&header, &frame);
+            if !pending.is_empty() && reserved + cost > budget {
+                waiting = Some((header, frame));
+                break;
             }
+            reserved += cost;
+            costs.push_back(cost);
+            let shard = shard.clone();
+            // Each request is a task of its own: it makes progress (and releases the locks it
+            // takes) even while this connection is blocked writing an earlier answer to a
+            // client that does not read.
+            let task = glommio::spawn_local(async move {
+                let _in_flight = shard.begin_request();
+                handle(&shard, header, &frame).await
+            });
+            pending.push_back(task.boxed_local());
         }
-        let can_read = !closing && pending.len() < in_flight_max;
+        let can_read = !closing && !eof && waiting.is_none() && pending.len() < in_flight_max;
         if pending.is_empty() && !can_read {
             break;
         }
         let reply = if can_read && pending.is_empty() {
             // Nothing pending (an empty FuturesOrdered would end at once): just read.
             match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
+                Err(_) => break,
+                Ok(0) => {
+                    eof = true;
+                    continue;
+                }
                 Ok(n) => {
                     decoder.feed(&buf[..n]);
                     continue;
@@ -376,7 +420,12 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(shard: Rc<Shard
             futures::pin_mut!(read);
             match futures::future::select(pending.next(), read).await {
                 futures::future::Either::Left((reply, _)) => reply,
-                futures::future::Either::Right((Ok(0) | Err(_), _)) => break,
+                futures::future::Either::Right((Err(_), _)) => break,
+                // The client finished sending: answer what it sent, then close.
+                futures::future::Either::Right((Ok(0), _)) => {
+                    eof = true;
+                    continue;
+                }
                 futures::future::Either::Right((Ok(n), _)) => {
                     decoder.feed(&buf[..n]);
                     continue;
@@ -386,6 +435,7 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(shard: Rc<Shard
             pending.next().await
         };
         let Some(reply) = reply else { continue };
+        reserved -= costs.pop_front().expect("a cost per pending request");
         let (bytes, close) = match reply {
             Ok(r) => (r, false),
             Err(r) => (r, true),

@@ -294,3 +294,25 @@ fn shard_aware_clients_reach_the_owning_shard_directly() {
     let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(stats.as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn acks_none_records_are_answered_at_once_and_become_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), 2);
+    runtime().block_on(async {
+        let target = node.target(Via::Quic);
+        Admin::connect(&target).await.unwrap().create_topic("fast", 2, TopicConfig::default()).await.unwrap();
+        let config = ProducerConfig { acks: weir_net::Acks::None, ..ProducerConfig::default() };
+        produce_keyed(&target, config, "fast", 3000).await;
+        let mut consumer = Consumer::connect(&target, ConsumerConfig::default()).await.unwrap();
+        for p in 0..2 {
+            consumer.assign("fast", p, Seek::Earliest).await.unwrap();
+        }
+        let mut values = std::collections::HashSet::new();
+        while values.len() < 3000 {
+            let records = consumer.poll(2000).await.unwrap();
+            assert!(!records.is_empty(), "stalled after {} records", values.len());
+            values.extend(records.into_iter().map(|r| r.value.unwrap()));
+        }
+    });
+}
