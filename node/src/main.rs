@@ -1,19 +1,9 @@
 //! `weir`: runs a node (`weir serve`) and talks to one (`weir topic|produce|consume`).
 
-mod cli;
-mod config;
-mod handler;
-mod metadata;
-mod partition;
-mod quic;
-mod server;
-mod shard;
-mod stats;
-mod tls;
-
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use weir_node::{cli, config, server};
 
 #[derive(Debug, Parser)]
 #[command(name = "weir", version, about = "Weir: an event streaming platform")]

@@ -86,8 +86,45 @@ fn check_port_free(addr: std::net::SocketAddr) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// Runs a node until SIGINT or SIGTERM, then flushes every partition and returns.
+/// Runs a node until SIGINT or SIGTERM, then flushes every partition and returns. Prints where
+/// it listens, where its data lives, and its certificate's fingerprint.
 pub fn serve(config: NodeConfig) -> Result<(), ServeError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())
+            .map_err(|source| ServeError::DataDir { path: config.data_dir.display().to_string(), source })?;
+    }
+    let printed = config.clone();
+    run(config, stop, move |cert| {
+        let config = printed;
+        let last = config.shard_port(config.shards - 1);
+        println!(
+            "weir: listening on quic://{0} and tcp://{0} (shards: {1}, shard ports {2}-{3}), data in {4}",
+            config.listen,
+            config.shards,
+            config.shard_port(0),
+            last,
+            config.data_dir.display()
+        );
+        println!(
+            "weir: certificate {} ({}), SHA-256 fingerprint {}",
+            cert.cert_path.display(),
+            if cert.generated { "self-signed, generated now" } else { "loaded" },
+            weir_net::tls::format_fingerprint(&cert.fingerprint)
+        );
+    })?;
+    println!("weir: stopped");
+    Ok(())
+}
+
+/// Runs a node until `stop` is set, then lets requests in flight finish, flushes every partition
+/// and returns. `ready` is called once every shard listens, with the certificate QUIC presents.
+/// This is how a program embeds a node (`weir-perf --embedded`, tests).
+pub fn run(
+    config: NodeConfig,
+    stop: Arc<AtomicBool>,
+    ready: impl FnOnce(&crate::tls::NodeCert),
+) -> Result<(), ServeError> {
     let dir = config.data_dir.clone();
     let dir_err = |source| ServeError::DataDir { path: dir.display().to_string(), source };
     std::fs::create_dir_all(&config.data_dir).map_err(dir_err)?;
@@ -99,13 +136,10 @@ pub fn serve(config: NodeConfig) -> Result<(), ServeError> {
     check_port_free(config.listen)?;
     let cert = crate::tls::NodeCert::load_or_generate(&config)?;
     let quic_config = cert.server_config(&config)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).map_err(dir_err)?;
-    }
     let mesh = mesh(config.shards);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, ServeError>>();
+    let on_ready = ready;
     let mut handles = Vec::new();
     let counters = Arc::new(crate::stats::NodeCounters::new(config.shards));
     let loaded = Arc::new(std::sync::Barrier::new(config.shards));
@@ -135,26 +169,11 @@ pub fn serve(config: NodeConfig) -> Result<(), ServeError> {
             }
         }
     }
-    let last = config.shard_port(config.shards - 1);
-    println!(
-        "weir: listening on quic://{0} and tcp://{0} (shards: {1}, shard ports {2}-{3}), data in {4}",
-        config.listen,
-        config.shards,
-        config.shard_port(0),
-        last,
-        config.data_dir.display()
-    );
-    println!(
-        "weir: certificate {} ({}), SHA-256 fingerprint {}",
-        cert.cert_path.display(),
-        if cert.generated { "self-signed, generated now" } else { "loaded" },
-        weir_net::tls::format_fingerprint(&cert.fingerprint)
-    );
+    on_ready(&cert);
     tracing::info!(listen = %config.listen, shards = config.shards, data_dir = %config.data_dir.display(), "node started");
     for h in handles {
         let _ = h.join();
     }
-    println!("weir: stopped");
     Ok(())
 }
 
@@ -319,15 +338,18 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     }
 }
 
-/// The most bytes the answer to a request may take: a fetch's `max_bytes` (plus one batch
-/// beyond it at most, as fetch returns at least one whole batch), a small answer for the rest.
-fn reply_bytes_max(header: &FrameHeader, frame: &[u8]) -> usize {
+/// The most bytes the answer to a request may take: for a fetch, `max_bytes`, but at least one
+/// whole batch (a fetch returns the first batch whatever its size, up to `batch_bytes_max`); a
+/// small answer for the rest (metadata of many topics may pass it, by little).
+fn reply_bytes_max(header: &FrameHeader, frame: &[u8], batch_bytes_max: usize) -> usize {
     const SMALL_REPLY_BYTES: usize = 4096;
     if header.api_key != weir_net::ApiKey::Fetch as u16 {
         return SMALL_REPLY_BYTES;
     }
     match weir_net::Request::decode(header.api_key, header.api_version, &frame[FRAME_HEADER_BYTES..]) {
-        Ok(weir_net::Request::Fetch { max_bytes, .. }) => max_bytes as usize + SMALL_REPLY_BYTES,
+        Ok(weir_net::Request::Fetch { max_bytes, .. }) => {
+            (max_bytes as usize).max(batch_bytes_max) + SMALL_REPLY_BYTES
+        }
         _ => SMALL_REPLY_BYTES,
     }
 }
@@ -381,7 +403,7 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(shard: Rc<Shard
                 },
             };
             // One request always runs, whatever its size: the budget delays, never refuses.
-            let cost = frame.len() + reply_bytes_max(&header, &frame);
+            let cost = frame.len() + reply_bytes_max(&header, &frame, shard.config.batch_bytes_max);
             if !pending.is_empty() && reserved + cost > budget {
                 waiting = Some((header, frame));
                 break;

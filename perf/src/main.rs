@@ -1,81 +1,56 @@
-//! `weir-perf`: measures a node. Today: `produce` (throughput and acknowledgement latency) and
-//! `baseline disk` (raw direct-I/O writes on the same filesystem), so that every figure is
-//! reported next to the device's own. The full tool (open-loop rates, consume, e2e, plots)
-//! arrives with the perf issue.
+//! `weir-perf`: measures a Weir node (or one it starts itself with `--embedded`) and the raw disk
+//! and network beside it. See BENCHMARKS.md for the figures and the commands that made them.
 
-use clap::{Parser, Subcommand};
-use hdrhistogram::Histogram;
-use std::collections::VecDeque;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
-use weir_net::client::{Admin, ClientError, Producer, ProducerConfig, ProducerRecord, Target, Trust};
-use weir_net::{Acks, TopicConfig};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use weir_net::Acks;
+use weir_net::client::{Target, Trust};
+use weir_perf::baseline;
+use weir_perf::embedded::EmbeddedNode;
+use weir_perf::rate::Rate;
+use weir_perf::report::Report;
+use weir_perf::workload::{self, Outcome, Workload};
 
 #[derive(Debug, Parser)]
-#[command(name = "weir-perf", about = "Measure a Weir node")]
+#[command(name = "weir-perf", about = "Measure a Weir node, next to the raw disk and network")]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
 }
 
-#[derive(Debug, clap::Args)]
-struct ProduceArgs {
-    #[arg(long, default_value = "127.0.0.1:7400")]
-    server: String,
-    #[arg(long, value_enum, default_value = "quic")]
-    transport: TransportArg,
-    /// QUIC: the node certificate's SHA-256 fingerprint; without it, any certificate is
-    /// trusted (a measuring tool on a test node)
-    #[arg(long)]
-    tls_fingerprint: Option<String>,
-    #[arg(long, default_value = "perf")]
-    topic: String,
-    /// Create the topic with this many partitions if it does not exist
-    #[arg(long, default_value_t = 8)]
-    partitions: u32,
-    #[arg(long, default_value_t = 1024)]
-    record_size: usize,
-    #[arg(long, default_value_t = 200_000)]
-    records: u64,
-    #[arg(long, default_value_t = 1 << 20)]
-    batch_bytes: usize,
-    #[arg(long, default_value_t = 2)]
-    linger_ms: u64,
-    /// Records queued and not yet acknowledged, at most
-    #[arg(long, default_value_t = 8192)]
-    in_flight: usize,
-    /// Keys cycle over this many values (0: no keys)
-    #[arg(long, default_value_t = 0)]
-    keys: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum TransportArg {
-    Quic,
-    Tcp,
-}
-
-fn target(server: &str, transport: TransportArg, fingerprint: Option<&str>) -> Result<Target, ClientError> {
-    match transport {
-        TransportArg::Tcp => Ok(Target::tcp(server)),
-        TransportArg::Quic => {
-            let trust = match fingerprint {
-                Some(fp) => Trust::Fingerprint(weir_net::tls::parse_fingerprint(fp)?),
-                None => Trust::Insecure,
-            };
-            Target::quic(server, &trust)
-        }
-    }
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Produce records: throughput and acknowledgement latency
+    Produce(RunArgs),
+    /// Read a topic from its start (filling it first when empty): catch-up throughput
+    Consume(RunArgs),
+    /// Produce at --rate while consumers read: delivery latency from intended send time
+    E2e(RunArgs),
+    /// The raw figures alone
+    Baseline {
+        #[command(subcommand)]
+        what: BaselineCmd,
+    },
+    /// Draw the latency percentile curves of result files (--json output) into one SVG
+    Plot {
+        files: Vec<PathBuf>,
+        #[arg(short, long)]
+        output: PathBuf,
+        #[arg(long, default_value = "Weir latency by percentile")]
+        title: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
-enum Cmd {
-    /// Produce records as fast as acknowledgements allow, with a bounded number in flight
-    Produce(ProduceArgs),
-    /// Raw direct-I/O sequential writes, the device's own figure
-    Baseline {
-        /// Directory on the filesystem to measure (the data dir's)
+enum BaselineCmd {
+    /// Raw direct-I/O sequential write and read on a filesystem
+    Disk {
+        /// A directory on the filesystem to measure (the data dir's)
         #[arg(long, default_value = ".")]
         dir: PathBuf,
         #[arg(long, default_value_t = 1 << 20)]
@@ -85,104 +60,342 @@ enum Cmd {
         /// fdatasync after every block
         #[arg(long)]
         fsync: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Raw TCP and QUIC loopback: one bulk stream, then 64 B echo round trips
+    Net {
+        #[arg(long, default_value_t = 1 << 30)]
+        bulk_bytes: u64,
+        #[arg(long, default_value_t = 10_000)]
+        echoes: u32,
+        #[arg(long)]
+        json: bool,
     },
 }
 
-fn main() -> ExitCode {
-    match Cli::parse().command {
-        Cmd::Produce(args) => {
-            let rt = tokio_rt::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("runtime");
-            match rt.block_on(produce(&args)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("weir-perf: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Cmd::Baseline { dir, block_bytes, total_bytes, fsync } => {
-            let tmp = tempfile::tempdir_in(&dir).expect("a temp dir in --dir");
-            let path = tmp.path().join("baseline.data");
-            let elapsed =
-                weir_benches::run_local(weir_benches::raw_write(&path, block_bytes, total_bytes, fsync));
-            let mbps = total_bytes as f64 / elapsed.as_secs_f64() / 1e6;
-            println!(
-                "baseline disk: {block_bytes} B blocks{}: {mbps:.0} MB/s",
-                if fsync { " + fdatasync" } else { "" }
-            );
-            ExitCode::SUCCESS
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum TransportArg {
+    Quic,
+    Tcp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AcksArg {
+    None,
+    Leader,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FlushArg {
+    /// fdatasync before acknowledging (group commit)
+    Fsync,
+    /// Write out before acknowledging; sync every flush_interval_ms
+    Interval,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    server: String,
+    #[arg(long, value_enum, default_value = "quic")]
+    transport: TransportArg,
+    /// QUIC: the node certificate's SHA-256 fingerprint; without it any certificate is trusted
+    /// (a measuring tool talking to a test node)
+    #[arg(long)]
+    tls_fingerprint: Option<String>,
+    /// Start a fresh node inside this process, in a temporary data dir under --dir
+    #[arg(long)]
+    embedded: bool,
+    /// Embedded node: shards [default: cores]
+    #[arg(long)]
+    shards: Option<usize>,
+    /// Embedded node: when produce is acknowledged
+    #[arg(long, value_enum, default_value = "fsync")]
+    flush: FlushArg,
+    /// Directory for the embedded node's data and the disk baseline
+    #[arg(long, default_value = ".")]
+    dir: PathBuf,
+    #[arg(long, default_value = "perf")]
+    topic: String,
+    /// Partitions of the topic when it is created
+    #[arg(long, default_value_t = 8)]
+    partitions: u32,
+    #[arg(long, default_value_t = 1)]
+    producers: usize,
+    /// Consumers [default: 1; e2e: one per partition]
+    #[arg(long)]
+    consumers: Option<usize>,
+    #[arg(long, default_value_t = 1024)]
+    record_size: usize,
+    #[arg(long, default_value_t = 1 << 20)]
+    batch_bytes: usize,
+    #[arg(long, default_value_t = 2)]
+    linger_ms: u64,
+    /// Keyed workload: keys cycle over this many values (0: no keys)
+    #[arg(long, default_value_t = 0)]
+    keys: u64,
+    #[arg(long, value_enum, default_value = "leader")]
+    acks: AcksArg,
+    /// Seconds measured, after the warm-up
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Seconds sent but not measured, first
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Open loop: records/s (`50000`, `50k`) or bytes/s (`100MB`, `64MiB`); closed loop without
+    #[arg(long)]
+    rate: Option<Rate>,
+    /// Closed loop: send exactly this many records (no warm-up) instead of running for --duration
+    #[arg(long)]
+    records: Option<u64>,
+    /// Closed loop: records unacknowledged at most, over all producers
+    #[arg(long, default_value_t = 8192)]
+    in_flight: usize,
+    /// Consume: bytes to produce first when the topic is empty
+    #[arg(long, default_value_t = 1 << 30)]
+    fill_bytes: u64,
+    /// Measure the raw disk (and, with --net-baseline, the network) in the same run
+    #[arg(long)]
+    baseline: bool,
+    /// Also measure raw TCP and QUIC loopback
+    #[arg(long)]
+    net_baseline: bool,
+    /// Bytes the disk baseline writes and reads
+    #[arg(long, default_value_t = 512 << 20)]
+    baseline_bytes: u64,
+    /// Names the run in plots
+    #[arg(long)]
+    label: Option<String>,
+    /// Print the result as JSON (and nothing else on stdout)
+    #[arg(long)]
+    json: bool,
+    /// Write the latency percentile distribution (HdrHistogram text) here
+    #[arg(long)]
+    hgrm: Option<PathBuf>,
+    /// Draw the latency percentile curve here (SVG)
+    #[arg(long)]
+    plot: Option<PathBuf>,
+}
+
+fn target(args: &RunArgs, server: &str, fingerprint: Option<[u8; 32]>) -> Result<Target, String> {
+    match args.transport {
+        TransportArg::Tcp => Ok(Target::tcp(server)),
+        TransportArg::Quic => {
+            let fp = match (&args.tls_fingerprint, fingerprint) {
+                (Some(text), _) => Some(weir_net::tls::parse_fingerprint(text).map_err(|e| e.to_string())?),
+                (None, fp) => fp,
+            };
+            let trust = fp.map_or(Trust::Insecure, Trust::Fingerprint);
+            Target::quic(server, &trust).map_err(|e| e.to_string())
         }
     }
 }
 
-async fn produce(args: &ProduceArgs) -> Result<(), ClientError> {
-    let ProduceArgs {
-        server,
-        topic,
-        partitions,
-        record_size,
-        records,
-        batch_bytes,
-        linger_ms,
-        in_flight,
-        keys,
-        ..
-    } = args;
-    let (partitions, record_size, records, batch_bytes, linger_ms, in_flight, keys) =
-        (*partitions, *record_size, *records, *batch_bytes, *linger_ms, *in_flight, *keys);
-    let server = &target(server, args.transport, args.tls_fingerprint.as_deref())?;
-    let mut admin = Admin::connect(server).await?;
-    match admin.create_topic(topic, partitions, TopicConfig::default()).await {
-        Ok(()) | Err(ClientError::Server { code: weir_net::ErrorCode::TopicAlreadyExists, .. }) => {}
-        Err(e) => return Err(e),
-    }
-    let config = ProducerConfig { batch_bytes, linger_ms, acks: Acks::Leader, ..ProducerConfig::default() };
-    let producer = Producer::connect(server, config).await?;
-    let value = vec![b'x'; record_size];
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
-    let mut pending = VecDeque::with_capacity(in_flight);
-    let start = Instant::now();
-    for i in 0..records {
-        let record = ProducerRecord {
-            topic: topic.to_owned(),
-            key: (keys > 0).then(|| (i % keys).to_le_bytes().to_vec()),
-            value: Some(value.clone()),
-            ..ProducerRecord::default()
-        };
-        pending.push_back((Instant::now(), producer.enqueue(record).await?));
-        if pending.len() >= in_flight {
-            let (sent, ack) = pending.pop_front().expect("not empty");
-            ack.await?;
-            hist.record(sent.elapsed().as_micros() as u64).expect("in bounds");
+fn runtime() -> tokio_rt::runtime::Runtime {
+    tokio_rt::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// A progress bar over the run's expected length, fed from a counter; hidden when stderr is not
+/// a terminal or the output is JSON.
+fn progress_bar(
+    seconds: f64,
+    counter: Arc<AtomicU64>,
+    hidden: bool,
+) -> (ProgressBar, std::thread::JoinHandle<()>) {
+    let bar = if hidden { ProgressBar::hidden() } else { ProgressBar::new((seconds * 10.0) as u64) };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {msg}")
+            .expect("a valid template"),
+    );
+    let b = bar.clone();
+    let ticker = std::thread::spawn(move || {
+        let mut last = 0;
+        while !b.is_finished() {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = counter.load(Ordering::Relaxed);
+            b.set_message(format!("{now} records, {} /s", (now - last.min(now)) * 10));
+            last = now;
+            b.inc(1);
         }
+    });
+    (bar, ticker)
+}
+
+fn run(mode: &str, args: RunArgs) -> Result<(), String> {
+    if args.producers == 0 || args.record_size == 0 || args.partitions == 0 {
+        return Err("--producers, --record-size and --partitions must be positive".into());
     }
-    for (sent, ack) in pending {
-        ack.await?;
-        hist.record(sent.elapsed().as_micros() as u64).expect("in bounds");
+    let node = if args.embedded {
+        let shards =
+            args.shards.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        Some(EmbeddedNode::start(&args.dir, shards, args.flush == FlushArg::Fsync)?)
+    } else {
+        None
+    };
+    let server = node.as_ref().map_or(args.server.clone(), |n| n.addr.clone());
+    let target = target(&args, &server, node.as_ref().map(|n| n.fingerprint))?;
+    let consumers = args.consumers.unwrap_or(if mode == "e2e" { args.partitions as usize } else { 1 }).max(1);
+    let w = Workload {
+        target,
+        topic: args.topic.clone(),
+        partitions: args.partitions,
+        record_size: args.record_size,
+        keys: args.keys,
+        batch_bytes: args.batch_bytes,
+        linger_ms: args.linger_ms,
+        acks: if args.acks == AcksArg::None { Acks::None } else { Acks::Leader },
+        producers: args.producers,
+        consumers,
+        duration: Duration::from_secs_f64(args.duration.max(0.0)),
+        warmup: Duration::from_secs_f64(args.warmup.max(0.0)),
+        rate: args.rate,
+        records: args.records,
+        in_flight: args.in_flight.max(1),
+        fill_bytes: args.fill_bytes,
+    };
+    let rt = runtime();
+    let counter = Arc::new(AtomicU64::new(0));
+    let (bar, ticker) = progress_bar(args.duration + args.warmup, counter.clone(), args.json);
+    let outcome: Result<Outcome, _> = rt.block_on(async {
+        match mode {
+            "produce" => workload::produce(w.clone(), counter.clone()).await,
+            "consume" => workload::consume(w.clone(), counter.clone()).await,
+            _ => workload::e2e(w.clone(), counter.clone()).await,
+        }
+    });
+    bar.finish_and_clear();
+    let _ = ticker.join();
+    let outcome = outcome.map_err(|e| e.to_string())?;
+    // Baselines after the workload, so they do not warm anything for it; the node stays up but idle.
+    let data_dir = node.as_ref().map_or(args.dir.clone(), |n| n.data_dir.clone());
+    let disk = if args.baseline {
+        let fsync = args.flush == FlushArg::Fsync;
+        Some(
+            baseline::disk(&data_dir, args.batch_bytes, args.baseline_bytes, fsync)
+                .map_err(|e| e.to_string())?,
+        )
+    } else {
+        None
+    };
+    let net = if args.net_baseline {
+        rt.block_on(async {
+            let tcp = baseline::tcp(1 << 30, 10_000).await.map_err(|e| e.to_string())?;
+            let quic = baseline::quic(1 << 30, 10_000).await?;
+            Ok::<_, String>(vec![tcp, quic])
+        })?
+    } else {
+        Vec::new()
+    };
+    drop(node);
+    let secs = outcome.elapsed.as_secs_f64().max(1e-9);
+    let transport = format!("{:?}", args.transport).to_lowercase();
+    let report = Report {
+        label: args.label.clone().unwrap_or_else(|| format!("{mode} {transport}")),
+        mode: mode.into(),
+        transport,
+        server,
+        embedded: args.embedded,
+        topic: args.topic.clone(),
+        partitions: args.partitions,
+        producers: args.producers,
+        consumers,
+        record_size: args.record_size,
+        batch_bytes: args.batch_bytes,
+        linger_ms: args.linger_ms,
+        keys: args.keys,
+        acks: format!("{:?}", args.acks).to_lowercase(),
+        rate_records_per_s: args.rate.map(|r| r.records_per_sec(args.record_size)),
+        measured_s: secs,
+        records: outcome.records,
+        bytes: outcome.bytes,
+        records_per_s: outcome.records as f64 / secs,
+        mb_per_s: outcome.bytes as f64 / secs / 1e6,
+        latency: outcome.latency.as_ref().filter(|l| l.count() > 0).map(|l| l.summary()),
+        disk,
+        net,
+        ratio_to_disk: None,
     }
-    let elapsed = start.elapsed();
-    producer.close().await?;
-    report(records, record_size, elapsed, &hist);
+    .with_ratios();
+    if let (Some(path), Some(l)) = (&args.hgrm, &outcome.latency) {
+        let mut f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        l.write_hgrm(&mut f).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if let (Some(path), Some(l)) = (&args.plot, &report.latency) {
+        weir_perf::plot::plot(&[(report.label.clone(), l.clone())], &report.label, path)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report).expect("a report serializes"));
+    } else {
+        report.print();
+    }
     Ok(())
 }
 
-fn report(records: u64, record_size: usize, elapsed: Duration, hist: &Histogram<u64>) {
-    let secs = elapsed.as_secs_f64();
-    println!(
-        "produce: {records} records of {record_size} B in {secs:.2} s: {:.0} records/s, {:.1} MB/s",
-        records as f64 / secs,
-        records as f64 * record_size as f64 / secs / 1e6
-    );
-    println!(
-        "ack latency (µs, enqueue to ack, closed loop): p50 {} p90 {} p99 {} p99.9 {} max {}",
-        hist.value_at_quantile(0.5),
-        hist.value_at_quantile(0.9),
-        hist.value_at_quantile(0.99),
-        hist.value_at_quantile(0.999),
-        hist.max()
-    );
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Cmd::Produce(args) => run("produce", args),
+        Cmd::Consume(args) => run("consume", args),
+        Cmd::E2e(args) => run("e2e", args),
+        Cmd::Baseline { what: BaselineCmd::Disk { dir, block_bytes, total_bytes, fsync, json } } => {
+            baseline::disk(&dir, block_bytes, total_bytes, fsync).map_err(|e| e.to_string()).map(|d| {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&d).expect("serializes"));
+                } else {
+                    println!(
+                        "baseline disk: {} B blocks{}: write {:.0} MB/s, read {:.0} MB/s",
+                        d.block_bytes,
+                        if d.fsync_each { " + fdatasync each" } else { "" },
+                        d.write_mb_s,
+                        d.read_mb_s
+                    );
+                }
+            })
+        }
+        Cmd::Baseline { what: BaselineCmd::Net { bulk_bytes, echoes, json } } => runtime()
+            .block_on(async {
+                let tcp = baseline::tcp(bulk_bytes, echoes).await.map_err(|e| e.to_string())?;
+                let quic = baseline::quic(bulk_bytes, echoes).await?;
+                Ok::<_, String>(vec![tcp, quic])
+            })
+            .map(|nets| {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&nets).expect("serializes"));
+                } else {
+                    for n in nets {
+                        println!(
+                            "baseline net {}: bulk {:.0} MB/s, 64 B round trip p50 {} µs p99 {} µs",
+                            n.transport, n.bulk_mb_s, n.rtt_p50_us, n.rtt_p99_us
+                        );
+                    }
+                }
+            }),
+        Cmd::Plot { files, output, title } => plot_files(&files, &output, &title),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("weir-perf: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn plot_files(files: &[PathBuf], output: &std::path::Path, title: &str) -> Result<(), String> {
+    if files.is_empty() {
+        return Err("plot: give one or more result files (weir-perf ... --json > run.json)".into());
+    }
+    let mut runs = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let r: Report = serde_json::from_str(&text)
+            .map_err(|e| format!("{}: not a weir-perf result: {e}", f.display()))?;
+        let l = r.latency.ok_or_else(|| format!("{}: the run has no latencies", f.display()))?;
+        runs.push((r.label, l));
+    }
+    weir_perf::plot::plot(&runs, title, output)
 }

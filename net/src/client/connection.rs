@@ -61,6 +61,9 @@ impl std::fmt::Display for Target {
     }
 }
 
+/// How long a QUIC handshake may take before the next address is tried.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Largest response frame a client accepts.
 pub const RESPONSE_BYTES_MAX: usize = 64 << 20;
 
@@ -121,19 +124,29 @@ impl Connection {
             }
             Transport::Quic(config) => {
                 let other = |e: &dyn std::fmt::Display| err(std::io::Error::other(e.to_string()));
-                let remote = tokio_rt::net::lookup_host(addr.as_str())
-                    .await
-                    .map_err(err)?
-                    .next()
-                    .ok_or_else(|| other(&"the name resolves to no address"))?;
-                let local: std::net::SocketAddr =
-                    if remote.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
-                let endpoint = quinn::Endpoint::client(local).map_err(err)?;
-                let conn = endpoint
-                    .connect_with((**config).clone(), remote, server_name(addr))
-                    .map_err(|e| other(&e))?
-                    .await
-                    .map_err(|e| other(&e))?;
+                let mut last = other(&"the name resolves to no address");
+                let mut connected = None;
+                // Every address the name resolves to, in turn, as TCP does; each handshake is
+                // bounded, so an address nobody answers on costs seconds, not the idle timeout.
+                for remote in tokio_rt::net::lookup_host(addr.as_str()).await.map_err(err)? {
+                    let local: std::net::SocketAddr =
+                        if remote.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+                    let endpoint = quinn::Endpoint::client(local).map_err(err)?;
+                    let connecting = endpoint
+                        .connect_with((**config).clone(), remote, server_name(addr))
+                        .map_err(|e| other(&e))?;
+                    match tokio_rt::time::timeout(CONNECT_TIMEOUT, connecting).await {
+                        Ok(Ok(conn)) => {
+                            connected = Some((endpoint, conn));
+                            break;
+                        }
+                        Ok(Err(e)) => last = other(&e),
+                        Err(_) => {
+                            last = other(&format!("no answer from {remote} within {CONNECT_TIMEOUT:?}"))
+                        }
+                    }
+                }
+                let Some((endpoint, conn)) = connected else { return Err(last) };
                 let (send, recv) = conn.open_bi().await.map_err(|e| other(&e))?;
                 Io::Quic { send, recv, conn, _endpoint: endpoint }
             }
@@ -180,6 +193,12 @@ impl Connection {
     pub async fn receive(&mut self, pending: Pending) -> Result<ResponseFrame> {
         loop {
             if let Some((h, frame)) = self.decoder.next_frame()? {
+                // The node answers a frame it could not decode with an error frame of
+                // correlation id 0 (it could not read the id), then closes.
+                if h.correlation_id == 0 && h.flags & FLAG_ERROR != 0 && pending.correlation_id != 0 {
+                    let e = ErrorBody::decode(&frame[FRAME_HEADER_BYTES..])?;
+                    return Err(ClientError::Server { code: e.error, message: e.message });
+                }
                 if h.correlation_id != pending.correlation_id {
                     return Err(ClientError::Correlation {
                         expected: pending.correlation_id,
@@ -206,6 +225,20 @@ impl Connection {
     }
 }
 
+/// The address of a shard as Metadata advertises it, usable from this client: a node listening
+/// on an unspecified address (0.0.0.0, ::) without an advertised host is reached at the host the
+/// client already reaches it on, and an IPv6 host is put in brackets.
+pub(crate) fn shard_address(bootstrap: &str, host: &str, port: u16) -> String {
+    let host = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_unspecified() => {
+            return format!("{}:{port}", bootstrap.rsplit_once(':').map_or(bootstrap, |(h, _)| h));
+        }
+        Ok(std::net::IpAddr::V6(_)) => format!("[{host}]"),
+        _ => host.to_owned(),
+    };
+    format!("{host}:{port}")
+}
+
 /// The host part of `host:port` (without brackets for IPv6), as the TLS server name.
 fn server_name(addr: &str) -> &str {
     let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
@@ -223,5 +256,21 @@ impl Pending {
     /// Stands for a request that never went out (its send failed).
     pub(crate) fn placeholder() -> Self {
         Self { correlation_id: 0, api: ApiKey::Produce }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertised_shard_addresses_are_made_reachable() {
+        assert_eq!(shard_address("10.0.0.5:7400", "10.0.0.5", 7401), "10.0.0.5:7401");
+        assert_eq!(shard_address("node1:7400", "0.0.0.0", 7402), "node1:7402");
+        assert_eq!(shard_address("[fe80::1]:7400", "::", 7401), "[fe80::1]:7401");
+        assert_eq!(shard_address("x:7400", "::1", 7401), "[::1]:7401");
+        assert_eq!(shard_address("x:7400", "broker.example", 7401), "broker.example:7401");
+        assert_eq!(server_name("[::1]:7400"), "::1");
+        assert_eq!(server_name("localhost:7400"), "localhost");
     }
 }

@@ -98,7 +98,8 @@ impl Consumer {
             return Ok(self.target.addr.clone());
         }
         let req = Request::Metadata { topics: vec![topic.to_owned()] };
-        let frame = self.conn(&self.target.addr.clone()).await?.call(&req).await?;
+        let bootstrap = self.target.addr.clone();
+        let frame = self.call(&bootstrap, &req).await?;
         let addr = match frame.response()? {
             Response::Metadata { shards, topics } => {
                 let owner = topics

@@ -217,7 +217,8 @@ impl Router {
             let route = match frame.response()? {
                 Response::Metadata { topics, shards } => {
                     for s in shards {
-                        self.shard_addrs.insert(s.shard, format!("{}:{}", s.host, s.port));
+                        let addr = super::connection::shard_address(&self.target.addr, &s.host, s.port);
+                        self.shard_addrs.insert(s.shard, addr);
                     }
                     match topics.into_iter().next() {
                         Some(t) => {
@@ -514,6 +515,7 @@ impl Worker {
                         attempt,
                     },
                     e,
+                    true,
                 )
                 .await
             }
@@ -542,7 +544,7 @@ impl Worker {
                     let _ = r.send(Ok(base + i as u64));
                 }
             }
-            Err(e) => self.retry_or_fail(f, e).await,
+            Err(e) => self.retry_or_fail(f, e, false).await,
         }
     }
 
@@ -556,28 +558,60 @@ impl Worker {
     /// A batch failed: send it again if the error is transient and attempts are left, else fail
     /// its records. A broken connection loses every answer in flight, so those batches are sent
     /// again on a new connection, in order.
-    async fn retry_or_fail(&mut self, f: InFlight, e: ClientError) {
+    async fn retry_or_fail(&mut self, f: InFlight, e: ClientError, newest: bool) {
         if !(e.is_retriable() && f.attempt < self.config.retries) {
             fail(f.replies, &e);
             return;
         }
         tracing::warn!(topic = %f.key.0, partition = f.key.1, error = %e, "produce failed; retrying");
         tokio_rt::time::sleep(Duration::from_millis(self.config.retry_backoff_ms)).await;
-        let mut again = vec![f];
-        if matches!(e, ClientError::Io(_) | ClientError::Connect { .. }) {
-            match Connection::connect(&self.target).await {
-                Ok(c) => self.conn = c,
-                Err(connect) => {
-                    for f in again.into_iter().chain(self.in_flight.drain(..)) {
-                        fail(f.replies, &connect);
-                    }
-                    return;
-                }
-            }
-            again.extend(self.in_flight.drain(..));
+        if !matches!(e, ClientError::Io(_) | ClientError::Connect { .. }) {
+            // The node refused this one batch with a transient error: send it again, after the
+            // batches already in flight.
+            return Box::pin(self.transmit(f.key, f.batch, f.replies, f.attempt + 1)).await;
         }
-        for f in again {
-            Box::pin(self.transmit(f.key, f.batch, f.replies, f.attempt + 1)).await;
+        // The connection broke: no answer in flight will come. Everything unanswered goes again on
+        // a new connection, in the order it was first sent (`f` is the oldest when its answer
+        // failed, the newest when its send did).
+        let mut queue: VecDeque<InFlight> = self.in_flight.drain(..).collect();
+        if newest {
+            queue.push_back(f);
+        } else {
+            queue.push_front(f);
+        }
+        for round in 0.. {
+            let broke = match Connection::connect(&self.target).await {
+                Ok(c) => {
+                    self.conn = c;
+                    let mut broke = None;
+                    while let Some(g) = queue.pop_front() {
+                        match self.conn.send(&self.request(&g.key, &g.batch)).await {
+                            Ok(request) => {
+                                self.in_flight.push_back(InFlight { request, attempt: g.attempt + 1, ..g })
+                            }
+                            Err(e) => {
+                                queue.push_front(g);
+                                broke = Some(e);
+                                break;
+                            }
+                        }
+                    }
+                    broke
+                }
+                Err(e) => Some(e),
+            };
+            let Some(e) = broke else { return };
+            // Broke again: what was sent on this connection is unanswered too, and older.
+            let mut again: VecDeque<InFlight> = self.in_flight.drain(..).collect();
+            again.extend(queue.drain(..));
+            queue = again;
+            if round >= self.config.retries {
+                for g in queue {
+                    fail(g.replies, &e);
+                }
+                return;
+            }
+            tokio_rt::time::sleep(Duration::from_millis(self.config.retry_backoff_ms)).await;
         }
     }
 }

@@ -1,0 +1,13 @@
+//! The Weir node as a library: what the `weir` binary runs, and what a program that embeds a
+//! node (`weir-perf --embedded`) starts with [`server::run`].
+
+pub mod cli;
+pub mod config;
+mod handler;
+mod metadata;
+mod partition;
+mod quic;
+pub mod server;
+mod shard;
+mod stats;
+pub mod tls;

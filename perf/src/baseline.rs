@@ -1,0 +1,183 @@
+//! What the hardware does without Weir, measured in the same run so every figure has a ratio:
+//! raw direct-I/O sequential writes and reads (glommio `DmaFile`, on the data dir's filesystem,
+//! in the workload's block size), and raw loopback streams and echoes over TCP and QUIC with the
+//! client stack the SDK uses (tokio; quinn on tokio for QUIC).
+
+use crate::latency::Latency;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio_rt::io::{AsyncReadExt, AsyncWriteExt};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiskBaseline {
+    pub block_bytes: usize,
+    pub total_bytes: u64,
+    /// fdatasync after every block (as a node with fsync-before-ack does).
+    pub fsync_each: bool,
+    pub write_mb_s: f64,
+    pub read_mb_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetBaseline {
+    pub transport: String,
+    /// One stream, one direction, 1 MiB writes.
+    pub bulk_mb_s: f64,
+    /// 64-byte echo round trips, one at a time.
+    pub rtt_p50_us: u64,
+    pub rtt_p99_us: u64,
+}
+
+fn mb_s(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / d.as_secs_f64().max(1e-9) / 1e6
+}
+
+/// Raw direct-I/O write (then read) of `total_bytes` in `block_bytes` blocks, in a temporary
+/// file under `dir`. Blocks round up to 4 KiB, the direct-I/O alignment.
+pub fn disk(
+    dir: &Path,
+    block_bytes: usize,
+    total_bytes: u64,
+    fsync_each: bool,
+) -> std::io::Result<DiskBaseline> {
+    let block_bytes = block_bytes.next_multiple_of(4096).max(4096);
+    let total_bytes = total_bytes.next_multiple_of(block_bytes as u64);
+    let tmp = tempfile::tempdir_in(dir)?;
+    let path = tmp.path().join("baseline.data");
+    // glommio runs on a thread of its own, away from the tokio runtime.
+    let (write, read) = std::thread::spawn(move || {
+        weir_benches::run_local(async move {
+            let w = weir_benches::raw_write(&path, block_bytes, total_bytes, fsync_each).await;
+            let r = weir_benches::raw_read(&path, block_bytes, total_bytes).await;
+            (w, r)
+        })
+    })
+    .join()
+    .map_err(|_| std::io::Error::other("the disk baseline failed (see the message above)"))?;
+    Ok(DiskBaseline {
+        block_bytes,
+        total_bytes,
+        fsync_each,
+        write_mb_s: mb_s(total_bytes, write),
+        read_mb_s: mb_s(total_bytes, read),
+    })
+}
+
+const CHUNK_BYTES: usize = 1 << 20;
+const ECHO_BYTES: usize = 64;
+
+/// Raw TCP over loopback: a bulk stream of `bulk_bytes`, then `echoes` 64-byte round trips.
+pub async fn tcp(bulk_bytes: u64, echoes: u32) -> std::io::Result<NetBaseline> {
+    let listener = tokio_rt::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio_rt::spawn(async move {
+        // The bulk connection: read to the end, then one byte back.
+        let (mut s, _) = listener.accept().await?;
+        let mut buf = vec![0u8; CHUNK_BYTES];
+        while s.read(&mut buf).await? > 0 {}
+        s.write_all(&[1]).await?;
+        // The echo connection.
+        let (mut s, _) = listener.accept().await?;
+        s.set_nodelay(true)?;
+        let mut msg = [0u8; ECHO_BYTES];
+        while s.read_exact(&mut msg).await.is_ok() {
+            s.write_all(&msg).await?;
+        }
+        Ok::<(), std::io::Error>(())
+    });
+    let mut s = tokio_rt::net::TcpStream::connect(addr).await?;
+    let chunk = vec![7u8; CHUNK_BYTES];
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while sent < bulk_bytes {
+        s.write_all(&chunk).await?;
+        sent += CHUNK_BYTES as u64;
+    }
+    s.shutdown().await?;
+    let mut ack = [0u8; 1];
+    s.read_exact(&mut ack).await?;
+    let bulk = start.elapsed();
+    let mut s = tokio_rt::net::TcpStream::connect(addr).await?;
+    s.set_nodelay(true)?;
+    let mut rtt = Latency::default();
+    let mut msg = [3u8; ECHO_BYTES];
+    for _ in 0..echoes {
+        let t = Instant::now();
+        s.write_all(&msg).await?;
+        s.read_exact(&mut msg).await?;
+        rtt.record(t.elapsed());
+    }
+    drop(s);
+    server.await.map_err(std::io::Error::other)??;
+    Ok(NetBaseline {
+        transport: "tcp".into(),
+        bulk_mb_s: mb_s(sent, bulk),
+        rtt_p50_us: rtt.at(50.0),
+        rtt_p99_us: rtt.at(99.0),
+    })
+}
+
+/// Raw QUIC over loopback, quinn on tokio at both ends, with Weir's TLS and transport settings:
+/// a bulk stream of `bulk_bytes`, then `echoes` 64-byte round trips on one stream.
+pub async fn quic(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let dir = tempfile::tempdir().map_err(|e| err(&e))?;
+    let config = weir_node::config::NodeConfig { data_dir: dir.path().to_owned(), ..Default::default() };
+    let cert = weir_node::tls::NodeCert::load_or_generate(&config).map_err(|e| err(&e))?;
+    let server_config = cert.server_config(&config).map_err(|e| err(&e))?;
+    let server = quinn::Endpoint::server(server_config, "127.0.0.1:0".parse().expect("an address"))
+        .map_err(|e| err(&e))?;
+    let addr = server.local_addr().map_err(|e| err(&e))?;
+    let serving = tokio_rt::spawn(async move {
+        let conn = server.accept().await.ok_or("no connection")?.await.map_err(|e| e.to_string())?;
+        let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
+        while recv.read_chunk(CHUNK_BYTES, true).await.map_err(|e| e.to_string())?.is_some() {}
+        send.write_all(&[1]).await.map_err(|e| e.to_string())?;
+        let _ = send.finish();
+        let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
+        let mut msg = [0u8; ECHO_BYTES];
+        while recv.read_exact(&mut msg).await.is_ok() {
+            send.write_all(&msg).await.map_err(|e| e.to_string())?;
+        }
+        conn.closed().await;
+        Ok::<(), String>(())
+    });
+    let client_config = weir_net::tls::client_config(&weir_net::tls::Trust::Insecure).map_err(|e| err(&e))?;
+    let endpoint =
+        quinn::Endpoint::client("127.0.0.1:0".parse().expect("an address")).map_err(|e| err(&e))?;
+    let conn = endpoint
+        .connect_with(client_config, addr, "localhost")
+        .map_err(|e| err(&e))?
+        .await
+        .map_err(|e| err(&e))?;
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| err(&e))?;
+    let chunk = vec![7u8; CHUNK_BYTES];
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while sent < bulk_bytes {
+        send.write_all(&chunk).await.map_err(|e| err(&e))?;
+        sent += CHUNK_BYTES as u64;
+    }
+    send.finish().map_err(|e| err(&e))?;
+    let mut ack = [0u8; 1];
+    recv.read_exact(&mut ack).await.map_err(|e| err(&e))?;
+    let bulk = start.elapsed();
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| err(&e))?;
+    let mut rtt = Latency::default();
+    let mut msg = [3u8; ECHO_BYTES];
+    for _ in 0..echoes {
+        let t = Instant::now();
+        send.write_all(&msg).await.map_err(|e| err(&e))?;
+        recv.read_exact(&mut msg).await.map_err(|e| err(&e))?;
+        rtt.record(t.elapsed());
+    }
+    conn.close(0u32.into(), b"done");
+    serving.await.map_err(|e| err(&e))??;
+    Ok(NetBaseline {
+        transport: "quic".into(),
+        bulk_mb_s: mb_s(sent, bulk),
+        rtt_p50_us: rtt.at(50.0),
+        rtt_p99_us: rtt.at(99.0),
+    })
+}

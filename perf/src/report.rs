@@ -1,0 +1,103 @@
+//! A run's result: what ran, what it measured, the baselines measured with it and the ratios to
+//! them. Printed for people, written as JSON for scripts and for `weir-perf plot`.
+
+use crate::baseline::{DiskBaseline, NetBaseline};
+use crate::latency::Summary;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// Names the run in plots; defaults to mode and transport.
+    pub label: String,
+    /// produce, consume or e2e.
+    pub mode: String,
+    pub transport: String,
+    pub server: String,
+    pub embedded: bool,
+    pub topic: String,
+    pub partitions: u32,
+    pub producers: usize,
+    pub consumers: usize,
+    pub record_size: usize,
+    pub batch_bytes: usize,
+    pub linger_ms: u64,
+    pub keys: u64,
+    pub acks: String,
+    /// Open-loop rate in records per second; none for a closed loop.
+    pub rate_records_per_s: Option<f64>,
+    pub measured_s: f64,
+    pub records: u64,
+    pub bytes: u64,
+    pub records_per_s: f64,
+    pub mb_per_s: f64,
+    /// Produce: enqueue (or intended send) to acknowledgement. e2e: intended send to delivery.
+    pub latency: Option<Summary>,
+    pub disk: Option<DiskBaseline>,
+    pub net: Vec<NetBaseline>,
+    /// MB/s over the raw disk's: write for produce, read for consume.
+    pub ratio_to_disk: Option<f64>,
+}
+
+impl Report {
+    /// Fills `ratio_to_disk` from the disk baseline.
+    pub fn with_ratios(mut self) -> Self {
+        self.ratio_to_disk = self.disk.as_ref().and_then(|d| match self.mode.as_str() {
+            "produce" => Some(self.mb_per_s / d.write_mb_s),
+            "consume" => Some(self.mb_per_s / d.read_mb_s),
+            _ => None,
+        });
+        self
+    }
+
+    pub fn print(&self) {
+        let rate = match self.rate_records_per_s {
+            Some(r) => format!("open loop at {r:.0} records/s"),
+            None => "closed loop".into(),
+        };
+        println!(
+            "{} over {} ({}{}): {} records of {} B, {} partitions, {} producers, {} consumers, batches {} B, acks {}, {}",
+            self.mode,
+            self.transport,
+            self.server,
+            if self.embedded { ", embedded" } else { "" },
+            self.records,
+            self.record_size,
+            self.partitions,
+            self.producers,
+            self.consumers,
+            self.batch_bytes,
+            self.acks,
+            rate
+        );
+        println!(
+            "  throughput: {:.1} MB/s, {:.0} records/s over {:.2} s",
+            self.mb_per_s, self.records_per_s, self.measured_s
+        );
+        if let Some(l) = &self.latency {
+            let what = if self.mode == "e2e" { "delivery" } else { "ack" };
+            println!(
+                "  {what} latency µs: p50 {} p90 {} p99 {} p99.9 {} p99.99 {} max {} (mean {:.0}, {} samples)",
+                l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.p9999_us, l.max_us, l.mean_us, l.count
+            );
+        }
+        if let Some(d) = &self.disk {
+            println!(
+                "  baseline disk ({} B blocks{}): write {:.0} MB/s, read {:.0} MB/s",
+                d.block_bytes,
+                if d.fsync_each { " + fdatasync each" } else { "" },
+                d.write_mb_s,
+                d.read_mb_s
+            );
+        }
+        for n in &self.net {
+            println!(
+                "  baseline net {}: bulk {:.0} MB/s, 64 B round trip p50 {} µs p99 {} µs",
+                n.transport, n.bulk_mb_s, n.rtt_p50_us, n.rtt_p99_us
+            );
+        }
+        if let Some(r) = self.ratio_to_disk {
+            let what = if self.mode == "consume" { "read" } else { "write" };
+            println!("  ratio to raw disk {what}: {r:.2}");
+        }
+    }
+}

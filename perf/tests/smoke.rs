@@ -1,0 +1,74 @@
+//! `weir-perf` end to end: each mode against an embedded node, short runs, real results.
+
+use std::process::Command;
+
+fn perf(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_weir-perf"))
+        .args(args)
+        .args(["--embedded", "--shards", "1", "--json", "--partitions", "2", "--record-size", "256"])
+        .arg("--dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn every_mode_runs_against_an_embedded_node_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let produce = perf(
+        dir.path(),
+        &[
+            "produce",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.2",
+            "--transport",
+            "tcp",
+            "--baseline",
+            "--baseline-bytes",
+            "8388608",
+        ],
+    );
+    assert!(produce["records"].as_u64().unwrap() > 100, "{produce}");
+    assert!(produce["mb_per_s"].as_f64().unwrap() > 0.0);
+    assert!(produce["latency"]["p99_us"].as_u64().unwrap() >= produce["latency"]["p50_us"].as_u64().unwrap());
+    assert!(produce["disk"]["write_mb_s"].as_f64().unwrap() > 0.0);
+    assert!(produce["ratio_to_disk"].as_f64().unwrap() > 0.0);
+
+    // Open loop at a modest rate over QUIC: about rate × duration records are measured.
+    let hgrm = dir.path().join("e2e.hgrm");
+    let e2e = perf(
+        dir.path(),
+        &["e2e", "--duration", "1", "--warmup", "0.2", "--rate", "2000", "--hgrm", hgrm.to_str().unwrap()],
+    );
+    let records = e2e["records"].as_u64().unwrap();
+    assert!((1500..=2500).contains(&records), "{e2e}");
+    assert!(e2e["latency"]["count"].as_u64().unwrap() == records);
+    assert!(std::fs::read_to_string(&hgrm).unwrap().contains("Total count"));
+
+    // Catch-up consume fills the empty topic first and reads it all.
+    let consume = perf(dir.path(), &["consume", "--fill-bytes", "2000000"]);
+    assert_eq!(consume["records"].as_u64().unwrap(), 2_000_000 / 256, "{consume}");
+
+    // Two result files, one plot.
+    let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
+    std::fs::write(&a, produce.to_string()).unwrap();
+    std::fs::write(&b, e2e.to_string()).unwrap();
+    let svg = dir.path().join("cmp.svg");
+    let out = Command::new(env!("CARGO_BIN_EXE_weir-perf"))
+        .args(["plot", a.to_str().unwrap(), b.to_str().unwrap(), "-o", svg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<svg") && text.contains("produce tcp") && text.contains("e2e quic"));
+
+    // A bad flag is a usage error; a bad rate names the problem.
+    let out = Command::new(env!("CARGO_BIN_EXE_weir-perf")).args(["e2e", "--rate", "fast"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rate"));
+}
