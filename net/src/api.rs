@@ -195,7 +195,7 @@ fn code(r: &mut Reader<'_>) -> Result<ErrorCode, DecodeError> {
     Ok(ErrorCode::from_u16(r.u16()?))
 }
 
-impl Request<'_> {
+impl<'a> Request<'a> {
     pub fn api_key(&self) -> ApiKey {
         match self {
             Request::ApiVersions => ApiKey::ApiVersions,
@@ -211,6 +211,25 @@ impl Request<'_> {
     }
 
     pub fn encode(&self, w: &mut Writer) {
+        let tail = self.encode_head(w);
+        w.buf.extend_from_slice(tail);
+    }
+
+    /// Encodes the request except its trailing record batches (produce), which it returns so
+    /// that they go out after the encoded part without being copied into it; empty for the other
+    /// requests.
+    pub fn encode_head(&self, w: &mut Writer) -> &'a [u8] {
+        match self {
+            Request::Produce { topic, partition, acks, timeout_ms, batches } => {
+                w.str(topic).u32(*partition).u8(*acks as u8).u32(*timeout_ms).batches_head(batches.len());
+                return batches;
+            }
+            other => other.encode_fields(w),
+        }
+        &[]
+    }
+
+    fn encode_fields(&self, w: &mut Writer) {
         match self {
             Request::ApiVersions | Request::NodeStats => {}
             Request::Metadata { topics } => {
@@ -226,9 +245,7 @@ impl Request<'_> {
             Request::DeleteTopic { name } | Request::DescribeTopic { name } => {
                 w.str(name);
             }
-            Request::Produce { topic, partition, acks, timeout_ms, batches } => {
-                w.str(topic).u32(*partition).u8(*acks as u8).u32(*timeout_ms).batches(batches);
-            }
+            Request::Produce { .. } => unreachable!("encoded by encode_head"),
             Request::Fetch { topic, partition, offset, max_bytes, max_wait_ms } => {
                 w.str(topic).u32(*partition).u64(*offset).u32(*max_bytes).u32(*max_wait_ms);
             }

@@ -48,10 +48,18 @@ impl Writer {
     }
     /// Record batches: length, padding to 16 from the body start, bytes.
     pub fn batches(&mut self, v: &[u8]) -> &mut Self {
-        self.u32(u32::try_from(v.len()).expect("batches longer than 4 GiB"));
+        self.batches_head(v.len());
+        self.buf.extend_from_slice(v);
+        self
+    }
+
+    /// The length and padding of `len` bytes of record batches, which the caller sends right
+    /// after this buffer instead of copying them into it. The buffer must start at the body or at
+    /// a 16-byte frame header (the padding counts from a multiple of 16 either way).
+    pub fn batches_head(&mut self, len: usize) -> &mut Self {
+        self.u32(u32::try_from(len).expect("batches longer than 4 GiB"));
         let pad = self.buf.len().next_multiple_of(16) - self.buf.len();
         self.buf.resize(self.buf.len() + pad, 0);
-        self.buf.extend_from_slice(v);
         self
     }
 }

@@ -1,5 +1,10 @@
 //! `weir`: runs a node (`weir serve`) and talks to one (`weir topic|produce|consume`).
 
+/// Buffers cross threads (a client's tokio workers; quinn's tasks and the shards); glibc's arenas
+/// serialise frees from another thread on a lock, mimalloc does not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,6 +1,11 @@
 //! `weir-perf`: measures a Weir node (or one it starts itself with `--embedded`) and the raw disk
 //! and network beside it. See BENCHMARKS.md for the figures and the commands that made them.
 
+/// Records are allocated on one thread and freed on another; glibc's arenas serialise that on a
+/// lock, mimalloc does not.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;

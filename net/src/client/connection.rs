@@ -3,7 +3,7 @@
 
 use super::error::{ClientError, Result};
 use crate::api::{API_VERSION, ApiKey, ErrorBody, Request, Response};
-use crate::frame::{FLAG_ERROR, FRAME_HEADER_BYTES, FrameDecoder, encode_frame};
+use crate::frame::{FLAG_ERROR, FRAME_HEADER_BYTES, FrameDecoder, FrameHeader};
 use crate::tls::Trust;
 use crate::wire::Writer;
 use std::sync::Arc;
@@ -178,12 +178,27 @@ impl Connection {
     pub async fn send(&mut self, req: &Request<'_>) -> Result<Pending> {
         let cid = self.next_correlation;
         self.next_correlation = self.next_correlation.wrapping_add(1);
-        let mut w = Writer::default();
-        req.encode(&mut w);
-        let frame = encode_frame(req.api_key() as u16, API_VERSION, cid, 0, &w.buf);
+        // The header, then the fields, with the record batches (a produce's bulk) written after
+        // them straight from the caller's buffer rather than copied in.
+        let mut w = Writer { buf: vec![0; FRAME_HEADER_BYTES] };
+        let tail = req.encode_head(&mut w);
+        let header = FrameHeader {
+            body_len: w.buf.len() - FRAME_HEADER_BYTES + tail.len(),
+            api_key: req.api_key() as u16,
+            api_version: API_VERSION,
+            correlation_id: cid,
+            flags: 0,
+        };
+        header.encode(&mut w.buf[..FRAME_HEADER_BYTES]);
         match &mut self.io {
-            Io::Tcp(s) => s.write_all(&frame).await?,
-            Io::Quic { send, .. } => send.write_all(&frame).await.map_err(std::io::Error::other)?,
+            Io::Tcp(s) => {
+                s.write_all(&w.buf).await?;
+                s.write_all(tail).await?;
+            }
+            Io::Quic { send, .. } => {
+                send.write_all(&w.buf).await.map_err(std::io::Error::other)?;
+                send.write_all(tail).await.map_err(std::io::Error::other)?;
+            }
         }
         Ok(Pending { correlation_id: cid, api: req.api_key() })
     }
