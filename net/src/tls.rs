@@ -25,6 +25,11 @@ pub const ALPN: &[u8] = b"weir/1";
 pub const STREAM_WINDOW_BYTES: u32 = 8 << 20;
 /// Bytes a peer may send on all streams of a connection before the receiver reads them.
 pub const CONNECTION_WINDOW_BYTES: u32 = 16 << 20;
+/// UDP socket buffers asked for (the kernel caps them at net.core.rmem_max / wmem_max). A 1 MiB
+/// fetch answer arrives as a burst of ~900 datagrams; with the default 208 KiB receive buffer
+/// most of it was dropped and every fetch waited for loss recovery (~40 ms).
+pub const UDP_BUFFER_BYTES: usize = 8 << 20;
+
 /// A connection with no traffic for this long is closed.
 pub const IDLE_TIMEOUT_MS: u32 = 30_000;
 /// Clients ping this often, so that a connection waiting on a long poll stays open.

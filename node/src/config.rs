@@ -47,6 +47,16 @@ pub struct NodeConfig {
     pub tls_key: Option<PathBuf>,
     /// Streams a QUIC connection may have open at once (each one a pipeline of requests).
     pub quic_streams_max: u32,
+    /// What drives QUIC on a shard: `native` (quinn-proto from the shard's own loop, batched and
+    /// segmented UDP) or `quinn` (quinn's own tasks on the shard, I/O through async-io).
+    pub quic_driver: QuicDriver,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuicDriver {
+    Native,
+    Quinn,
 }
 
 impl Default for NodeConfig {
@@ -71,6 +81,7 @@ impl Default for NodeConfig {
             tls_cert: None,
             tls_key: None,
             quic_streams_max: 16,
+            quic_driver: QuicDriver::Native,
         }
     }
 }
@@ -166,7 +177,7 @@ impl NodeConfig {
     }
 }
 
-const STRING_KEYS: &[&str] = &["data_dir", "listen", "advertised_host", "tls_cert", "tls_key"];
+const STRING_KEYS: &[&str] = &["data_dir", "listen", "advertised_host", "tls_cert", "tls_key", "quic_driver"];
 
 const KNOWN_KEYS: &[&str] = &[
     "data_dir",
@@ -188,6 +199,7 @@ const KNOWN_KEYS: &[&str] = &[
     "tls_cert",
     "tls_key",
     "quic_streams_max",
+    "quic_driver",
 ];
 
 #[cfg(test)]

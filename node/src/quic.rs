@@ -45,6 +45,9 @@ pub fn bind(addr: SocketAddr, shared: bool, server: quinn::ServerConfig) -> io::
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_port(shared)?;
     socket.set_nonblocking(true)?;
+    // Best effort (the kernel caps them): room for bursts of many clients.
+    let _ = socket.set_recv_buffer_size(weir_net::tls::UDP_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(weir_net::tls::UDP_BUFFER_BYTES);
     socket.bind(&addr.into())?;
     quinn::Endpoint::new(
         quinn::EndpointConfig::default(),

@@ -211,17 +211,26 @@ async fn run_shard(
     loaded.wait();
     let mut accepting = Vec::new();
     let mut endpoints = Vec::new();
+    let mut native = Vec::new();
     for (addr, shared) in [(shared_addr, true), (own_addr, false)] {
-        let endpoint = match crate::quic::bind(addr, shared, quic_config.clone()) {
-            Ok(e) => e,
-            Err(source) => {
-                let _ = ready.send(Err(ServeError::Listen { addr: format!("udp {addr}"), source }));
-                return;
+        let bound = match config.quic_driver {
+            crate::config::QuicDriver::Native => {
+                crate::quic_native::Endpoint::bind(shard.clone(), addr, shared, quic_config.clone())
+                    .map(|e| native.push(e))
+            }
+            crate::config::QuicDriver::Quinn => {
+                crate::quic::bind(addr, shared, quic_config.clone()).map(|e| {
+                    accepting.push(
+                        glommio::spawn_local(crate::quic::accept_loop(shard.clone(), e.clone())).detach(),
+                    );
+                    endpoints.push(e);
+                })
             }
         };
-        accepting
-            .push(glommio::spawn_local(crate::quic::accept_loop(shard.clone(), endpoint.clone())).detach());
-        endpoints.push(endpoint);
+        if let Err(source) = bound {
+            let _ = ready.send(Err(ServeError::Listen { addr: format!("udp {addr}"), source }));
+            return;
+        }
         let listener = match TcpListener::bind(addr) {
             Ok(l) => l,
             Err(e) => {
@@ -270,6 +279,9 @@ async fn run_shard(
         // New QUIC connections are refused; those open keep their streams until the end.
         endpoint.set_server_config(None);
     }
+    for endpoint in &native {
+        endpoint.stop_accepting();
+    }
     let deadline = std::time::Instant::now() + Duration::from_millis(config.shutdown_timeout_ms);
     while shard.requests_in_flight() > 0 && std::time::Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(5)).await;
@@ -291,6 +303,9 @@ async fn run_shard(
     // process), and give the close a moment to go out.
     for endpoint in &endpoints {
         endpoint.close(0u32.into(), b"node shutting down");
+    }
+    for endpoint in &native {
+        endpoint.close();
     }
     let idle = futures::future::join_all(endpoints.iter().map(|e| e.wait_idle()));
     let timeout = glommio::timer::sleep(Duration::from_millis(200));

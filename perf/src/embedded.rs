@@ -37,17 +37,19 @@ fn free_ports(count: u16) -> Option<u16> {
 
 impl EmbeddedNode {
     /// Starts a node with `shards` shards in a temporary dir under `parent`, and returns once it
-    /// listens.
+    /// listens. Other settings come from `WEIR_*` variables (`WEIR_QUIC_DRIVER=native`).
     pub fn start(parent: &Path, shards: usize, fsync: bool) -> Result<Self, String> {
         let dir = tempfile::tempdir_in(parent)
             .map_err(|e| format!("temporary data dir in {}: {e}", parent.display()))?;
         let port = free_ports(shards as u16 + 1).ok_or("no free ports for an embedded node")?;
+        // WEIR_* variables set the rest, as for `weir serve`.
+        let base = NodeConfig::load(None, std::env::vars()).map_err(|e| e.to_string())?;
         let config = NodeConfig {
             data_dir: dir.path().join("data"),
             listen: format!("127.0.0.1:{port}").parse().expect("an address"),
             shards,
             fsync,
-            ..NodeConfig::default()
+            ..base
         };
         config.check().map_err(|e| e.to_string())?;
         let stop = Arc::new(AtomicBool::new(false));

@@ -1,0 +1,440 @@
+//! QUIC driven by the shard itself: a `quinn-proto` endpoint and its connections, fed from the
+//! shard's own loop, with batched and segmented UDP I/O (quinn-udp: GRO on receive, GSO on send,
+//! ECN), and no other thread involved.
+//!
+//! Owned by one shard for its life. Two tasks of the shard run it: the receiver waits for a
+//! datagram with an io_uring peek, drains the socket with `recvmmsg`-style batched reads, and
+//! hands each datagram to the endpoint; the driver runs whatever became due (timers, connections
+//! marked dirty by a datagram or by a stream read or write) and sends what the connections have
+//! to send. Streams are served by `serve_connection` like TCP connections, through [`Stream`].
+//! Everything is in `Rc<RefCell<..>>`: one thread, no locks.
+
+use crate::server::serve_connection;
+use crate::shard::Shard;
+use bytes::BytesMut;
+use futures::{AsyncRead, AsyncWrite};
+use quinn_proto::{
+    ConnectionHandle, DatagramEvent, Dir, EndpointConfig, Event, ServerConfig, StreamEvent, StreamId,
+};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+/// Datagrams read per receive call (each may hold several GRO segments).
+const RECV_BATCH: usize = 32;
+/// Bytes of one receive buffer: room for a GRO super-datagram of 64 KiB.
+const RECV_BUFFER_BYTES: usize = 64 << 10;
+
+/// One connection and the tasks waiting on its streams.
+struct Conn {
+    conn: quinn_proto::Connection,
+    readers: HashMap<StreamId, Waker>,
+    writers: HashMap<StreamId, Waker>,
+    lost: bool,
+}
+
+/// The state a shard's endpoint shares between its tasks and its streams.
+struct State {
+    endpoint: quinn_proto::Endpoint,
+    server_config: Option<Arc<ServerConfig>>,
+    conns: HashMap<ConnectionHandle, Conn>,
+    /// Connections with something to do (events, data to send) since the driver last ran.
+    dirty: HashSet<ConnectionHandle>,
+    driver: Option<Waker>,
+    /// Datagrams to send that came from the endpoint itself (stateless resets, refusals).
+    responses: Vec<(quinn_proto::Transmit, Vec<u8>)>,
+}
+
+/// A shard's QUIC endpoint on one UDP socket.
+pub struct Endpoint {
+    state: RefCell<State>,
+    socket: glommio::net::UdpSocket,
+    udp: quinn_udp::UdpSocketState,
+    shard: Rc<Shard>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint").field("local", &self.socket.local_addr().ok()).finish()
+    }
+}
+
+impl Endpoint {
+    /// Binds `addr` (`shared`: with SO_REUSEPORT, so every shard binds it) and starts the
+    /// endpoint's tasks on the current shard.
+    pub fn bind(
+        shard: Rc<Shard>,
+        addr: SocketAddr,
+        shared: bool,
+        server: ServerConfig,
+    ) -> io::Result<Rc<Self>> {
+        use socket2::{Domain, Protocol, Socket, Type};
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+        socket.set_reuse_port(shared)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        let udp = quinn_udp::UdpSocketState::new((&socket).into())?;
+        // Best effort (the kernel caps them): room for bursts of many clients.
+        let _ = udp.set_recv_buffer_size((&socket).into(), weir_net::tls::UDP_BUFFER_BYTES);
+        let _ = udp.set_send_buffer_size((&socket).into(), weir_net::tls::UDP_BUFFER_BYTES);
+        let server = Arc::new(server);
+        let endpoint =
+            quinn_proto::Endpoint::new(Arc::new(EndpointConfig::default()), Some(server.clone()), true, None);
+        let e = Rc::new(Self {
+            state: RefCell::new(State {
+                endpoint,
+                server_config: Some(server),
+                conns: HashMap::new(),
+                dirty: HashSet::new(),
+                driver: None,
+                responses: Vec::new(),
+            }),
+            // SAFETY: the descriptor moves from `socket`, which gives it up, to glommio's socket.
+            socket: unsafe { glommio::net::UdpSocket::from_raw_fd(socket.into_raw_fd()) },
+            udp,
+            shard,
+        });
+        glommio::spawn_local(e.clone().receive_loop()).detach();
+        glommio::spawn_local(e.clone().drive_loop()).detach();
+        Ok(e)
+    }
+
+    /// Refuses new connections from now on; those open go on.
+    pub fn stop_accepting(&self) {
+        let mut st = self.state.borrow_mut();
+        st.server_config = None;
+        st.endpoint.set_server_config(None);
+    }
+
+    /// Closes every connection (the peers are told) and lets the driver send the closes.
+    pub fn close(&self) {
+        let now = Instant::now();
+        let mut st = self.state.borrow_mut();
+        let handles: Vec<_> = st.conns.keys().copied().collect();
+        for ch in handles {
+            if let Some(c) = st.conns.get_mut(&ch) {
+                c.conn.close(now, 0u32.into(), bytes::Bytes::from_static(b"node shutting down"));
+            }
+            st.dirty.insert(ch);
+        }
+        st.wake_driver();
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the socket owns the descriptor and outlives the borrow.
+        unsafe { BorrowedFd::borrow_raw(self.socket.as_raw_fd()) }
+    }
+
+    async fn receive_loop(self: Rc<Self>) {
+        let mut bufs: Vec<Vec<u8>> = (0..RECV_BATCH).map(|_| vec![0u8; RECV_BUFFER_BYTES]).collect();
+        let mut meta = vec![quinn_udp::RecvMeta::default(); RECV_BATCH];
+        let mut peek = [0u8; 1];
+        loop {
+            // Readiness through io_uring: a peek completes when a datagram is there.
+            if let Err(e) = self.socket.peek_from(&mut peek).await {
+                tracing::debug!(error = %e, "QUIC socket peek failed");
+            }
+            loop {
+                let n = {
+                    let mut slices: Vec<IoSliceMut<'_>> =
+                        bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+                    let fd = self.fd();
+                    match self.udp.recv((&fd).into(), &mut slices, &mut meta) {
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "QUIC receive failed");
+                            break;
+                        }
+                    }
+                };
+                let now = Instant::now();
+                let mut st = self.state.borrow_mut();
+                for (m, buf) in meta.iter().zip(&bufs).take(n) {
+                    // A GRO super-datagram holds `len / stride` datagrams back to back.
+                    let stride = m.stride.max(1);
+                    for segment in buf[..m.len].chunks(stride) {
+                        st.datagram(now, m, BytesMut::from(segment));
+                    }
+                }
+                st.wake_driver();
+            }
+            // Let the driver answer before the next round of reads.
+            glommio::yield_if_needed().await;
+        }
+    }
+
+    async fn drive_loop(self: Rc<Self>) {
+        loop {
+            let next = self.drive();
+            let wait = Wait { endpoint: &self, deadline: next };
+            match next {
+                Some(at) => {
+                    let timer = glommio::timer::sleep(at.saturating_duration_since(Instant::now()));
+                    futures::pin_mut!(timer, wait);
+                    futures::future::select(timer, wait).await;
+                }
+                None => wait.await,
+            }
+        }
+    }
+
+    /// Runs timers and dirty connections, sends what they have, spawns servers for new streams.
+    /// Returns the earliest timer.
+    fn drive(self: &Rc<Self>) -> Option<Instant> {
+        let now = Instant::now();
+        let mut new_streams = Vec::new();
+        let mut out: Vec<(quinn_proto::Transmit, Vec<u8>)> = Vec::new();
+        let max_segments = self.udp.max_gso_segments();
+        let next = {
+            let mut st = self.state.borrow_mut();
+            let st = &mut *st;
+            out.append(&mut st.responses);
+            // The connections to run: those a datagram or a stream op marked, and those whose
+            // timer (loss detection, pacing, idle, keep-alive) is due.
+            let mut handles: Vec<ConnectionHandle> = st.dirty.drain().collect();
+            for (ch, c) in st.conns.iter_mut() {
+                if c.conn.poll_timeout().is_some_and(|t| t <= now) {
+                    c.conn.handle_timeout(now);
+                    handles.push(*ch);
+                }
+            }
+            handles.sort_unstable();
+            handles.dedup();
+            for ch in handles {
+                let Some(c) = st.conns.get_mut(&ch) else { continue };
+                while let Some(ev) = c.conn.poll_endpoint_events() {
+                    if let Some(back) = st.endpoint.handle_event(ch, ev) {
+                        c.conn.handle_event(back);
+                    }
+                }
+                while let Some(ev) = c.conn.poll() {
+                    match ev {
+                        Event::Stream(StreamEvent::Opened { dir: Dir::Bi }) => {
+                            while let Some(id) = c.conn.streams().accept(Dir::Bi) {
+                                new_streams.push((ch, id));
+                            }
+                        }
+                        Event::Stream(StreamEvent::Readable { id }) => wake(&mut c.readers, id),
+                        Event::Stream(StreamEvent::Writable { id } | StreamEvent::Finished { id }) => {
+                            wake(&mut c.writers, id)
+                        }
+                        Event::Stream(StreamEvent::Stopped { id, .. }) => {
+                            wake(&mut c.writers, id);
+                            wake(&mut c.readers, id);
+                        }
+                        Event::ConnectionLost { .. } => {
+                            c.lost = true;
+                            c.readers.drain().for_each(|(_, w)| w.wake());
+                            c.writers.drain().for_each(|(_, w)| w.wake());
+                        }
+                        _ => {}
+                    }
+                }
+                loop {
+                    let mut buf = Vec::new();
+                    match c.conn.poll_transmit(now, max_segments, &mut buf) {
+                        Some(t) => out.push((t, buf)),
+                        None => break,
+                    }
+                }
+                if c.conn.is_drained() {
+                    st.conns.remove(&ch);
+                }
+            }
+            st.conns.values_mut().filter_map(|c| c.conn.poll_timeout()).min()
+        };
+        for (t, buf) in &out {
+            self.send(t, buf);
+        }
+        for (ch, id) in new_streams {
+            self.shard.connection_opened();
+            let stream = Stream { endpoint: self.clone(), ch, id };
+            glommio::spawn_local(serve_connection(self.shard.clone(), stream)).detach();
+        }
+        next
+    }
+
+    fn send(&self, t: &quinn_proto::Transmit, buf: &[u8]) {
+        let transmit = quinn_udp::Transmit {
+            destination: t.destination,
+            ecn: t.ecn.map(|e| quinn_udp::EcnCodepoint::from_bits(e as u8).expect("a valid ECN codepoint")),
+            contents: &buf[..t.size],
+            segment_size: t.segment_size,
+            src_ip: t.src_ip,
+        };
+        let fd = self.fd();
+        // UDP sends do not block for long; a datagram the kernel refuses is lost, and QUIC's
+        // loss recovery sends it again.
+        if let Err(e) = self.udp.send((&fd).into(), &transmit) {
+            tracing::debug!(error = %e, "QUIC send failed");
+        }
+    }
+}
+
+impl State {
+    fn wake_driver(&mut self) {
+        if let Some(w) = self.driver.take() {
+            w.wake();
+        }
+    }
+
+    fn datagram(&mut self, now: Instant, m: &quinn_udp::RecvMeta, data: BytesMut) {
+        let ecn = m.ecn.and_then(|e| quinn_proto::EcnCodepoint::from_bits(e as u8));
+        let mut buf = Vec::new();
+        match self.endpoint.handle(now, m.addr, m.dst_ip, ecn, data, &mut buf) {
+            Some(DatagramEvent::ConnectionEvent(ch, ev)) => {
+                if let Some(c) = self.conns.get_mut(&ch) {
+                    c.conn.handle_event(ev);
+                    self.dirty.insert(ch);
+                }
+            }
+            Some(DatagramEvent::NewConnection(incoming)) => {
+                let Some(config) = self.server_config.clone() else {
+                    let t = self.endpoint.refuse(incoming, &mut buf);
+                    self.responses.push((t, buf));
+                    return;
+                };
+                match self.endpoint.accept(incoming, now, &mut buf, Some(config)) {
+                    Ok((ch, conn)) => {
+                        self.conns.insert(
+                            ch,
+                            Conn { conn, readers: HashMap::new(), writers: HashMap::new(), lost: false },
+                        );
+                        self.dirty.insert(ch);
+                    }
+                    Err(e) => {
+                        if let Some(t) = e.response {
+                            self.responses.push((t, buf));
+                        }
+                    }
+                }
+            }
+            Some(DatagramEvent::Response(t)) => self.responses.push((t, buf)),
+            None => {}
+        }
+    }
+}
+
+fn wake(wakers: &mut HashMap<StreamId, Waker>, id: StreamId) {
+    if let Some(w) = wakers.remove(&id) {
+        w.wake();
+    }
+}
+
+/// Resolves when the driver has work: something marked a connection dirty or queued a response.
+struct Wait<'a> {
+    endpoint: &'a Endpoint,
+    deadline: Option<Instant>,
+}
+
+impl Future for Wait<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.endpoint.state.borrow_mut();
+        if !st.dirty.is_empty()
+            || !st.responses.is_empty()
+            || self.deadline.is_some_and(|d| d <= Instant::now())
+        {
+            return Poll::Ready(());
+        }
+        st.driver = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// One bidirectional stream of a connection, as a byte stream both ways.
+struct Stream {
+    endpoint: Rc<Endpoint>,
+    ch: ConnectionHandle,
+    id: StreamId,
+}
+
+impl Stream {
+    /// Runs `f` on the stream's connection, then marks the connection for the driver.
+    fn with<T>(&self, f: impl FnOnce(&mut Conn) -> T) -> Option<T> {
+        let mut st = self.endpoint.state.borrow_mut();
+        let r = st.conns.get_mut(&self.ch).map(f);
+        st.dirty.insert(self.ch);
+        st.wake_driver();
+        r
+    }
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, "the QUIC connection is closed")
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let id = self.id;
+        let r = self.with(|c| {
+            if c.lost {
+                return Poll::Ready(Err(gone()));
+            }
+            let mut recv = c.conn.recv_stream(id);
+            let mut chunks = match recv.read(true) {
+                Ok(chunks) => chunks,
+                // The stream is over (finished and read, or reset): the end.
+                Err(_) => return Poll::Ready(Ok(0)),
+            };
+            let r = match chunks.next(buf.len()) {
+                Ok(Some(chunk)) => {
+                    buf[..chunk.bytes.len()].copy_from_slice(&chunk.bytes);
+                    Poll::Ready(Ok(chunk.bytes.len()))
+                }
+                Ok(None) => Poll::Ready(Ok(0)),
+                Err(quinn_proto::ReadError::Blocked) => {
+                    c.readers.insert(id, cx.waker().clone());
+                    Poll::Pending
+                }
+                Err(quinn_proto::ReadError::Reset(_)) => Poll::Ready(Ok(0)),
+            };
+            let _ = chunks.finalize();
+            r
+        });
+        r.unwrap_or(Poll::Ready(Err(gone())))
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let id = self.id;
+        let r = self.with(|c| {
+            if c.lost {
+                return Poll::Ready(Err(gone()));
+            }
+            match c.conn.send_stream(id).write(buf) {
+                Ok(n) => Poll::Ready(Ok(n)),
+                Err(quinn_proto::WriteError::Blocked) => {
+                    c.writers.insert(id, cx.waker().clone());
+                    Poll::Pending
+                }
+                Err(e) => Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, e.to_string()))),
+            }
+        });
+        r.unwrap_or(Poll::Ready(Err(gone())))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let id = self.id;
+        let _ = self.with(|c| {
+            let _ = c.conn.send_stream(id).finish();
+            // Reading stops too: whatever the peer still sends on it is not wanted.
+            let _ = c.conn.recv_stream(id).stop(0u32.into());
+        });
+        Poll::Ready(Ok(()))
+    }
+}
