@@ -7,7 +7,7 @@ mod handler;
 mod metadata;
 mod partition;
 mod quic;
-mod quic_native;
+pub mod quic_native;
 pub mod server;
 mod shard;
 mod stats;

@@ -6,11 +6,10 @@
 //! datagram with an io_uring peek, drains the socket with `recvmmsg`-style batched reads, and
 //! hands each datagram to the endpoint; the driver runs whatever became due (timers, connections
 //! marked dirty by a datagram or by a stream read or write) and sends what the connections have
-//! to send. Streams are served by `serve_connection` like TCP connections, through [`Stream`].
+//! to send. Each stream a peer opens goes to a handler as a [`Stream`] (the node serves it like a
+//! TCP connection).
 //! Everything is in `Rc<RefCell<..>>`: one thread, no locks.
 
-use crate::server::serve_connection;
-use crate::shard::Shard;
 use bytes::BytesMut;
 use futures::{AsyncRead, AsyncWrite};
 use quinn_proto::{
@@ -57,7 +56,8 @@ pub struct Endpoint {
     state: RefCell<State>,
     socket: glommio::net::UdpSocket,
     udp: quinn_udp::UdpSocketState,
-    shard: Rc<Shard>,
+    /// Called with each bidirectional stream a peer opens.
+    on_stream: Box<dyn Fn(Stream)>,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -68,12 +68,13 @@ impl std::fmt::Debug for Endpoint {
 
 impl Endpoint {
     /// Binds `addr` (`shared`: with SO_REUSEPORT, so every shard binds it) and starts the
-    /// endpoint's tasks on the current shard.
+    /// endpoint's tasks on the current glommio executor; `on_stream` gets every bidirectional
+    /// stream peers open (the node serves each like a TCP connection).
     pub fn bind(
-        shard: Rc<Shard>,
         addr: SocketAddr,
         shared: bool,
         server: ServerConfig,
+        on_stream: impl Fn(Stream) + 'static,
     ) -> io::Result<Rc<Self>> {
         use socket2::{Domain, Protocol, Socket, Type};
         let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
@@ -99,11 +100,15 @@ impl Endpoint {
             // SAFETY: the descriptor moves from `socket`, which gives it up, to glommio's socket.
             socket: unsafe { glommio::net::UdpSocket::from_raw_fd(socket.into_raw_fd()) },
             udp,
-            shard,
+            on_stream: Box::new(on_stream),
         });
         glommio::spawn_local(e.clone().receive_loop()).detach();
         glommio::spawn_local(e.clone().drive_loop()).detach();
         Ok(e)
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr().map_err(|e| io::Error::other(e.to_string()))
     }
 
     /// Refuses new connections from now on; those open go on.
@@ -255,9 +260,7 @@ impl Endpoint {
             self.send(t, buf);
         }
         for (ch, id) in new_streams {
-            self.shard.connection_opened();
-            let stream = Stream { endpoint: self.clone(), ch, id };
-            glommio::spawn_local(serve_connection(self.shard.clone(), stream)).detach();
+            (self.on_stream)(Stream { endpoint: self.clone(), ch, id });
         }
         next
     }
@@ -352,7 +355,8 @@ impl Future for Wait<'_> {
 }
 
 /// One bidirectional stream of a connection, as a byte stream both ways.
-struct Stream {
+#[derive(Debug)]
+pub struct Stream {
     endpoint: Rc<Endpoint>,
     ch: ConnectionHandle,
     id: StreamId,

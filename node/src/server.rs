@@ -215,8 +215,12 @@ async fn run_shard(
     for (addr, shared) in [(shared_addr, true), (own_addr, false)] {
         let bound = match config.quic_driver {
             crate::config::QuicDriver::Native => {
-                crate::quic_native::Endpoint::bind(shard.clone(), addr, shared, quic_config.clone())
-                    .map(|e| native.push(e))
+                let shard = shard.clone();
+                crate::quic_native::Endpoint::bind(addr, shared, quic_config.clone(), move |stream| {
+                    shard.connection_opened();
+                    glommio::spawn_local(serve_connection(shard.clone(), stream)).detach();
+                })
+                .map(|e| native.push(e))
             }
             crate::config::QuicDriver::Quinn => {
                 crate::quic::bind(addr, shared, quic_config.clone()).map(|e| {

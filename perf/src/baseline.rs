@@ -118,7 +118,7 @@ pub async fn tcp(bulk_bytes: u64, echoes: u32) -> std::io::Result<NetBaseline> {
     })
 }
 
-/// Raw QUIC over loopback, quinn on tokio at both ends, with Weir's TLS and transport settings:
+/// Raw QUIC over loopback, quinn on tokio at both ends (reported as `quic-tokio`), with Weir's TLS and transport settings:
 /// a bulk stream of `bulk_bytes`, then `echoes` 64-byte round trips on one stream.
 pub async fn quic(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
@@ -175,9 +175,122 @@ pub async fn quic(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, String> {
     conn.close(0u32.into(), b"done");
     serving.await.map_err(|e| err(&e))??;
     Ok(NetBaseline {
-        transport: "quic".into(),
+        transport: "quic-tokio".into(),
         bulk_mb_s: mb_s(sent, bulk),
         rtt_p50_us: rtt.at(50.0),
         rtt_p99_us: rtt.at(99.0),
     })
+}
+
+/// The server side of [`quic_native`]: a stream that starts with `B` is read to its end and
+/// answered with one byte; one that starts with `E` echoes 64-byte messages.
+async fn serve_baseline_stream(mut s: weir_node::quic_native::Stream) {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    let mut kind = [0u8; 1];
+    if s.read_exact(&mut kind).await.is_err() {
+        return;
+    }
+    if kind[0] == b'B' {
+        let mut buf = vec![0u8; CHUNK_BYTES];
+        while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+        let _ = s.write_all(&[1]).await;
+        let _ = s.close().await;
+    } else {
+        let mut msg = [0u8; ECHO_BYTES];
+        while s.read_exact(&mut msg).await.is_ok() {
+            if s.write_all(&msg).await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// Raw QUIC over loopback with the node's shard-native driver serving (on a glommio executor of
+/// its own thread) and the SDK's stack (quinn on tokio) sending: the same bulk stream and echo as
+/// [`quic`], so the two server sides compare.
+pub async fn quic_native(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let dir = tempfile::tempdir().map_err(|e| err(&e))?;
+    let config = weir_node::config::NodeConfig { data_dir: dir.path().to_owned(), ..Default::default() };
+    let cert = weir_node::tls::NodeCert::load_or_generate(&config).map_err(|e| err(&e))?;
+    let server_config = cert.server_config(&config).map_err(|e| err(&e))?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let server = {
+        let stop = stop.clone();
+        glommio::LocalExecutorBuilder::default()
+            .name("baseline-quic")
+            .spawn(move || async move {
+                let bound = weir_node::quic_native::Endpoint::bind(
+                    "127.0.0.1:0".parse().expect("an address"),
+                    false,
+                    server_config,
+                    |s| {
+                        glommio::spawn_local(serve_baseline_stream(s)).detach();
+                    },
+                );
+                let endpoint = match bound.and_then(|e| e.local_addr().map(|a| (e, a))) {
+                    Ok((e, a)) => {
+                        let _ = tx.send(Ok(a));
+                        e
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    glommio::timer::sleep(Duration::from_millis(5)).await;
+                }
+                endpoint.close();
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+            })
+            .map_err(|e| err(&e))?
+    };
+    let addr = rx.recv().map_err(|e| err(&e))??;
+    let result = async {
+        let client_config =
+            weir_net::tls::client_config(&weir_net::tls::Trust::Insecure).map_err(|e| err(&e))?;
+        let endpoint =
+            quinn::Endpoint::client("127.0.0.1:0".parse().expect("an address")).map_err(|e| err(&e))?;
+        let conn = endpoint
+            .connect_with(client_config, addr, "localhost")
+            .map_err(|e| err(&e))?
+            .await
+            .map_err(|e| err(&e))?;
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| err(&e))?;
+        send.write_all(b"B").await.map_err(|e| err(&e))?;
+        let chunk = vec![7u8; CHUNK_BYTES];
+        let start = Instant::now();
+        let mut sent = 0u64;
+        while sent < bulk_bytes {
+            send.write_all(&chunk).await.map_err(|e| err(&e))?;
+            sent += CHUNK_BYTES as u64;
+        }
+        send.finish().map_err(|e| err(&e))?;
+        let mut ack = [0u8; 1];
+        recv.read_exact(&mut ack).await.map_err(|e| err(&e))?;
+        let bulk = start.elapsed();
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| err(&e))?;
+        send.write_all(b"E").await.map_err(|e| err(&e))?;
+        let mut rtt = Latency::default();
+        let mut msg = [3u8; ECHO_BYTES];
+        for _ in 0..echoes {
+            let t = Instant::now();
+            send.write_all(&msg).await.map_err(|e| err(&e))?;
+            recv.read_exact(&mut msg).await.map_err(|e| err(&e))?;
+            rtt.record(t.elapsed());
+        }
+        conn.close(0u32.into(), b"done");
+        Ok::<_, String>(NetBaseline {
+            transport: "quic-native".into(),
+            bulk_mb_s: mb_s(sent, bulk),
+            rtt_p50_us: rtt.at(50.0),
+            rtt_p99_us: rtt.at(99.0),
+        })
+    }
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let _ = server.join();
+    result
 }

@@ -68,7 +68,8 @@ enum BaselineCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Raw TCP and QUIC loopback: one bulk stream, then 64 B echo round trips
+    /// Raw TCP and QUIC loopback: one bulk stream, then 64 B echo round trips; QUIC served by
+    /// quinn on tokio and by the node's shard-native driver, both with quinn on tokio sending
     Net {
         #[arg(long, default_value_t = 1 << 30)]
         bulk_bytes: u64,
@@ -291,7 +292,8 @@ fn run(mode: &str, args: RunArgs) -> Result<(), String> {
         rt.block_on(async {
             let tcp = baseline::tcp(1 << 30, 10_000).await.map_err(|e| e.to_string())?;
             let quic = baseline::quic(1 << 30, 10_000).await?;
-            Ok::<_, String>(vec![tcp, quic])
+            let native = baseline::quic_native(1 << 30, 10_000).await?;
+            Ok::<_, String>(vec![tcp, quic, native])
         })?
     } else {
         Vec::new()
@@ -365,7 +367,8 @@ fn main() -> ExitCode {
             .block_on(async {
                 let tcp = baseline::tcp(bulk_bytes, echoes).await.map_err(|e| e.to_string())?;
                 let quic = baseline::quic(bulk_bytes, echoes).await?;
-                Ok::<_, String>(vec![tcp, quic])
+                let native = baseline::quic_native(bulk_bytes, echoes).await?;
+                Ok::<_, String>(vec![tcp, quic, native])
             })
             .map(|nets| {
                 if json {
