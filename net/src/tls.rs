@@ -97,6 +97,8 @@ pub fn transport_config() -> quinn::TransportConfig {
     t.receive_window(CONNECTION_WINDOW_BYTES.into());
     t.send_window(CONNECTION_WINDOW_BYTES.into());
     t.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(IDLE_TIMEOUT_MS))));
+    // The protocol uses streams only: no memory for unreliable datagrams.
+    t.datagram_receive_buffer_size(None);
     t
 }
 

@@ -28,6 +28,10 @@ use std::time::Instant;
 
 /// Datagrams read per receive call (each may hold several GRO segments).
 const RECV_BATCH: usize = 32;
+/// Receive calls in one pass before the receiver yields to the driver and the streams.
+const RECV_PASSES_MAX: usize = 4;
+/// Datagrams one GSO send carries at most (as quinn): a send the kernel refuses loses no more.
+const SEND_SEGMENTS_MAX: usize = 10;
 /// Bytes of one receive buffer: room for a GRO super-datagram of 64 KiB.
 const RECV_BUFFER_BYTES: usize = 64 << 10;
 
@@ -37,6 +41,13 @@ struct Conn {
     readers: HashMap<StreamId, Waker>,
     writers: HashMap<StreamId, Waker>,
     lost: bool,
+}
+
+impl Conn {
+    fn wake_all(&mut self) {
+        self.readers.drain().for_each(|(_, w)| w.wake());
+        self.writers.drain().for_each(|(_, w)| w.wake());
+    }
 }
 
 /// The state a shard's endpoint shares between its tasks and its streams.
@@ -49,6 +60,8 @@ struct State {
     driver: Option<Waker>,
     /// Datagrams to send that came from the endpoint itself (stateless resets, refusals).
     responses: Vec<(quinn_proto::Transmit, Vec<u8>)>,
+    /// Datagrams the socket had no room for yet, in order.
+    backlog: Vec<(quinn_proto::Transmit, Vec<u8>)>,
 }
 
 /// A shard's QUIC endpoint on one UDP socket.
@@ -96,6 +109,7 @@ impl Endpoint {
                 dirty: HashSet::new(),
                 driver: None,
                 responses: Vec::new(),
+                backlog: Vec::new(),
             }),
             // SAFETY: the descriptor moves from `socket`, which gives it up, to glommio's socket.
             socket: unsafe { glommio::net::UdpSocket::from_raw_fd(socket.into_raw_fd()) },
@@ -113,23 +127,28 @@ impl Endpoint {
 
     /// Refuses new connections from now on; those open go on.
     pub fn stop_accepting(&self) {
-        let mut st = self.state.borrow_mut();
-        st.server_config = None;
-        st.endpoint.set_server_config(None);
+        // The endpoint keeps its configuration, so that a new client is refused (it hears so
+        // at once) rather than ignored.
+        self.state.borrow_mut().server_config = None;
     }
 
-    /// Closes every connection (the peers are told) and lets the driver send the closes.
-    pub fn close(&self) {
+    /// Closes every connection and sends the closes now (the executor may end right after).
+    /// Tasks waiting on its streams wake and see the connection gone.
+    pub fn close(self: &Rc<Self>) {
         let now = Instant::now();
-        let mut st = self.state.borrow_mut();
-        let handles: Vec<_> = st.conns.keys().copied().collect();
-        for ch in handles {
-            if let Some(c) = st.conns.get_mut(&ch) {
-                c.conn.close(now, 0u32.into(), bytes::Bytes::from_static(b"node shutting down"));
+        {
+            let mut st = self.state.borrow_mut();
+            let handles: Vec<_> = st.conns.keys().copied().collect();
+            for ch in handles {
+                if let Some(c) = st.conns.get_mut(&ch) {
+                    c.conn.close(now, 0u32.into(), bytes::Bytes::from_static(b"node shutting down"));
+                    c.lost = true;
+                    c.wake_all();
+                }
+                st.dirty.insert(ch);
             }
-            st.dirty.insert(ch);
         }
-        st.wake_driver();
+        self.drive();
     }
 
     fn fd(&self) -> BorrowedFd<'_> {
@@ -146,7 +165,9 @@ impl Endpoint {
             if let Err(e) = self.socket.peek_from(&mut peek).await {
                 tracing::debug!(error = %e, "QUIC socket peek failed");
             }
-            loop {
+            // A bounded pass: the driver and the stream tasks must run between passes even
+            // while datagrams keep coming.
+            for _ in 0..RECV_PASSES_MAX {
                 let n = {
                     let mut slices: Vec<IoSliceMut<'_>> =
                         bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
@@ -172,7 +193,7 @@ impl Endpoint {
                 st.wake_driver();
             }
             // Let the driver answer before the next round of reads.
-            glommio::yield_if_needed().await;
+            glommio::executor().yield_now().await;
         }
     }
 
@@ -197,10 +218,11 @@ impl Endpoint {
         let now = Instant::now();
         let mut new_streams = Vec::new();
         let mut out: Vec<(quinn_proto::Transmit, Vec<u8>)> = Vec::new();
-        let max_segments = self.udp.max_gso_segments();
+        let max_segments = self.udp.max_gso_segments().min(SEND_SEGMENTS_MAX);
         let next = {
             let mut st = self.state.borrow_mut();
             let st = &mut *st;
+            out.append(&mut st.backlog);
             out.append(&mut st.responses);
             // The connections to run: those a datagram or a stream op marked, and those whose
             // timer (loss detection, pacing, idle, keep-alive) is due.
@@ -237,8 +259,7 @@ impl Endpoint {
                         }
                         Event::ConnectionLost { .. } => {
                             c.lost = true;
-                            c.readers.drain().for_each(|(_, w)| w.wake());
-                            c.writers.drain().for_each(|(_, w)| w.wake());
+                            c.wake_all();
                         }
                         _ => {}
                     }
@@ -251,13 +272,26 @@ impl Endpoint {
                     }
                 }
                 if c.conn.is_drained() {
+                    c.lost = true;
+                    c.wake_all();
                     st.conns.remove(&ch);
                 }
             }
             st.conns.values_mut().filter_map(|c| c.conn.poll_timeout()).min()
         };
+        let mut sent = 0;
         for (t, buf) in &out {
-            self.send(t, buf);
+            if !self.send(t, buf) {
+                break;
+            }
+            sent += 1;
+        }
+        let mut next = next;
+        if sent < out.len() {
+            // The socket's buffer is full: keep the rest, in order, and try again shortly.
+            self.state.borrow_mut().backlog.extend(out.drain(sent..));
+            let retry = Instant::now() + std::time::Duration::from_micros(200);
+            next = Some(next.map_or(retry, |n| n.min(retry)));
         }
         for (ch, id) in new_streams {
             (self.on_stream)(Stream { endpoint: self.clone(), ch, id });
@@ -265,7 +299,8 @@ impl Endpoint {
         next
     }
 
-    fn send(&self, t: &quinn_proto::Transmit, buf: &[u8]) {
+    /// Sends a transmit; false when the socket's buffer is full (nothing was sent).
+    fn send(&self, t: &quinn_proto::Transmit, buf: &[u8]) -> bool {
         let transmit = quinn_udp::Transmit {
             destination: t.destination,
             ecn: t.ecn.map(|e| quinn_udp::EcnCodepoint::from_bits(e as u8).expect("a valid ECN codepoint")),
@@ -276,8 +311,13 @@ impl Endpoint {
         let fd = self.fd();
         // UDP sends do not block for long; a datagram the kernel refuses is lost, and QUIC's
         // loss recovery sends it again.
-        if let Err(e) = self.udp.send((&fd).into(), &transmit) {
-            tracing::debug!(error = %e, "QUIC send failed");
+        match self.udp.send((&fd).into(), &transmit) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            Err(e) => {
+                tracing::debug!(error = %e, "QUIC send failed");
+                true
+            }
         }
     }
 }
@@ -373,6 +413,20 @@ impl Stream {
     }
 }
 
+impl Drop for Stream {
+    /// A stream given up without `close` (a cancelled task) is finished and stopped, so the
+    /// peer hears of it and its credit comes back; its wakers go.
+    fn drop(&mut self) {
+        let id = self.id;
+        let _ = self.with(|c| {
+            let _ = c.conn.send_stream(id).finish();
+            let _ = c.conn.recv_stream(id).stop(0u32.into());
+            c.readers.remove(&id);
+            c.writers.remove(&id);
+        });
+    }
+}
+
 fn gone() -> io::Error {
     io::Error::new(io::ErrorKind::ConnectionAborted, "the QUIC connection is closed")
 }
@@ -400,7 +454,10 @@ impl AsyncRead for Stream {
                     c.readers.insert(id, cx.waker().clone());
                     Poll::Pending
                 }
-                Err(quinn_proto::ReadError::Reset(_)) => Poll::Ready(Ok(0)),
+                Err(quinn_proto::ReadError::Reset(code)) => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    format!("the peer reset the stream ({code})"),
+                ))),
             };
             let _ = chunks.finalize();
             r

@@ -586,3 +586,31 @@ fn quic_through_loss_duplication_and_reordering_delivers_every_byte() {
         assert!(read == values, "every record, byte for byte, in order");
     });
 }
+
+#[test]
+fn a_stopping_node_tells_its_quic_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), 2);
+    let rt = runtime();
+    let conn = rt.block_on(async {
+        let config = weir_net::tls::client_config(&weir_net::tls::Trust::Insecure).unwrap();
+        let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        let conn =
+            endpoint.connect_with(config, node.addr().parse().unwrap(), "localhost").unwrap().await.unwrap();
+        let (mut send, mut recv) = conn.open_bi().await.unwrap();
+        send.write_all(&raw_request(&Request::ApiVersions, 1)).await.unwrap();
+        read_quic_frame(&mut recv).await.unwrap();
+        (endpoint, conn)
+    });
+    node.stop();
+    // Told at once, well before the 30 s idle timeout would have ended it.
+    let reason = rt.block_on(async {
+        tokio_rt::time::timeout(std::time::Duration::from_secs(5), conn.1.closed()).await
+    });
+    match reason {
+        Ok(quinn::ConnectionError::ApplicationClosed(close)) => {
+            assert_eq!(&close.reason[..], b"node shutting down")
+        }
+        other => panic!("{other:?}"),
+    }
+}
