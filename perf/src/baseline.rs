@@ -27,6 +27,9 @@ pub struct NetBaseline {
     /// 64-byte echo round trips, one at a time.
     pub rtt_p50_us: u64,
     pub rtt_p99_us: u64,
+    /// 1 MiB asked for and sent back, one request at a time (what a fetch does).
+    #[serde(default)]
+    pub answers_mb_s: f64,
 }
 
 fn mb_s(bytes: u64, d: Duration) -> f64 {
@@ -115,6 +118,7 @@ pub async fn tcp(bulk_bytes: u64, echoes: u32) -> std::io::Result<NetBaseline> {
         bulk_mb_s: mb_s(sent, bulk),
         rtt_p50_us: rtt.at(50.0),
         rtt_p99_us: rtt.at(99.0),
+        answers_mb_s: 0.0,
     })
 }
 
@@ -139,6 +143,15 @@ pub async fn quic(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, String> {
         let mut msg = [0u8; ECHO_BYTES];
         while recv.read_exact(&mut msg).await.is_ok() {
             send.write_all(&msg).await.map_err(|e| e.to_string())?;
+            if msg[0] == 0xff {
+                break;
+            }
+        }
+        let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
+        let answer = vec![9u8; CHUNK_BYTES];
+        let mut ask = [0u8; 4];
+        while recv.read_exact(&mut ask).await.is_ok() {
+            send.write_all(&answer).await.map_err(|e| e.to_string())?;
         }
         conn.closed().await;
         Ok::<(), String>(())
@@ -172,6 +185,10 @@ pub async fn quic(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, String> {
         recv.read_exact(&mut msg).await.map_err(|e| err(&e))?;
         rtt.record(t.elapsed());
     }
+    msg[0] = 0xff;
+    send.write_all(&msg).await.map_err(|e| err(&e))?;
+    recv.read_exact(&mut msg).await.map_err(|e| err(&e))?;
+    let answers = answers(&conn).await?;
     conn.close(0u32.into(), b"done");
     serving.await.map_err(|e| err(&e))??;
     Ok(NetBaseline {
@@ -179,7 +196,27 @@ pub async fn quic(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, String> {
         bulk_mb_s: mb_s(sent, bulk),
         rtt_p50_us: rtt.at(50.0),
         rtt_p99_us: rtt.at(99.0),
+        answers_mb_s: answers,
     })
+}
+
+/// Asks for 1 MiB answers one at a time on a new stream; MB/s.
+async fn answers(conn: &quinn::Connection) -> Result<f64, String> {
+    let (send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    answers_on(send, recv).await
+}
+
+async fn answers_on(mut send: quinn::SendStream, mut recv: quinn::RecvStream) -> Result<f64, String> {
+    const ASKS: u32 = 64;
+    let mut buf = vec![0u8; CHUNK_BYTES];
+    let start = Instant::now();
+    for _ in 0..ASKS {
+        send.write_all(&(CHUNK_BYTES as u32).to_le_bytes()).await.map_err(|e| e.to_string())?;
+        recv.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+    }
+    let took = start.elapsed();
+    let _ = send.finish();
+    Ok(mb_s(u64::from(ASKS) * CHUNK_BYTES as u64, took))
 }
 
 /// The server side of [`quic_native`]: a stream that starts with `B` is read to its end and
@@ -195,6 +232,14 @@ async fn serve_baseline_stream(mut s: weir_node::quic_native::Stream) {
         while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
         let _ = s.write_all(&[1]).await;
         let _ = s.close().await;
+    } else if kind[0] == b'A' {
+        let answer = vec![9u8; CHUNK_BYTES];
+        let mut ask = [0u8; 4];
+        while s.read_exact(&mut ask).await.is_ok() {
+            if s.write_all(&answer).await.is_err() {
+                break;
+            }
+        }
     } else {
         let mut msg = [0u8; ECHO_BYTES];
         while s.read_exact(&mut msg).await.is_ok() {
@@ -281,12 +326,17 @@ pub async fn quic_native(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, St
             recv.read_exact(&mut msg).await.map_err(|e| err(&e))?;
             rtt.record(t.elapsed());
         }
+        // The answers stream announces itself with its first byte, like the others.
+        let (mut send, recv) = conn.open_bi().await.map_err(|e| err(&e))?;
+        send.write_all(b"A").await.map_err(|e| err(&e))?;
+        let answers = answers_on(send, recv).await?;
         conn.close(0u32.into(), b"done");
         Ok::<_, String>(NetBaseline {
             transport: "quic-native".into(),
             bulk_mb_s: mb_s(sent, bulk),
             rtt_p50_us: rtt.at(50.0),
             rtt_p99_us: rtt.at(99.0),
+            answers_mb_s: answers,
         })
     }
     .await;

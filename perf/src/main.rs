@@ -376,8 +376,8 @@ fn main() -> ExitCode {
                 } else {
                     for n in nets {
                         println!(
-                            "baseline net {}: bulk {:.0} MB/s, 64 B round trip p50 {} µs p99 {} µs",
-                            n.transport, n.bulk_mb_s, n.rtt_p50_us, n.rtt_p99_us
+                            "baseline net {}: bulk {:.0} MB/s, 64 B round trip p50 {} µs p99 {} µs, 1 MiB answers {:.0} MB/s",
+                            n.transport, n.bulk_mb_s, n.rtt_p50_us, n.rtt_p99_us, n.answers_mb_s
                         );
                     }
                 }
