@@ -69,6 +69,8 @@ pub fn disk(
 
 const CHUNK_BYTES: usize = 1 << 20;
 const ECHO_BYTES: usize = 64;
+/// 1 MiB answers asked for, one at a time, per baseline.
+const ANSWERS: u32 = 64;
 
 /// Raw TCP over loopback: a bulk stream of `bulk_bytes`, then `echoes` 64-byte round trips.
 pub async fn tcp(bulk_bytes: u64, echoes: u32) -> std::io::Result<NetBaseline> {
@@ -86,6 +88,13 @@ pub async fn tcp(bulk_bytes: u64, echoes: u32) -> std::io::Result<NetBaseline> {
         let mut msg = [0u8; ECHO_BYTES];
         while s.read_exact(&mut msg).await.is_ok() {
             s.write_all(&msg).await?;
+        }
+        // The answers connection: 1 MiB for each 4-byte ask.
+        let (mut s, _) = listener.accept().await?;
+        let answer = vec![9u8; CHUNK_BYTES];
+        let mut ask = [0u8; 4];
+        while s.read_exact(&mut ask).await.is_ok() {
+            s.write_all(&answer).await?;
         }
         Ok::<(), std::io::Error>(())
     });
@@ -112,59 +121,115 @@ pub async fn tcp(bulk_bytes: u64, echoes: u32) -> std::io::Result<NetBaseline> {
         rtt.record(t.elapsed());
     }
     drop(s);
+    let mut s = tokio_rt::net::TcpStream::connect(addr).await?;
+    s.set_nodelay(true)?;
+    let mut buf = vec![0u8; CHUNK_BYTES];
+    let start = Instant::now();
+    for _ in 0..ANSWERS {
+        s.write_all(&(CHUNK_BYTES as u32).to_le_bytes()).await?;
+        s.read_exact(&mut buf).await?;
+    }
+    let answers = mb_s(u64::from(ANSWERS) * CHUNK_BYTES as u64, start.elapsed());
+    drop(s);
     server.await.map_err(std::io::Error::other)??;
     Ok(NetBaseline {
         transport: "tcp".into(),
         bulk_mb_s: mb_s(sent, bulk),
         rtt_p50_us: rtt.at(50.0),
         rtt_p99_us: rtt.at(99.0),
-        answers_mb_s: 0.0,
+        answers_mb_s: answers,
     })
 }
 
-/// Raw QUIC over loopback, quinn on tokio at both ends (reported as `quic-tokio`), with Weir's TLS and transport settings:
-/// a bulk stream of `bulk_bytes`, then `echoes` 64-byte round trips on one stream.
-pub async fn quic(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, String> {
-    let err = |e: &dyn std::fmt::Display| e.to_string();
-    let dir = tempfile::tempdir().map_err(|e| err(&e))?;
+/// The QUIC server side of a baseline stream. Its first byte says what it is for:
+/// - `B`: read to the end, then answer with one byte;
+/// - `E`: echo 64-byte messages;
+/// - `A`: answer each 4-byte ask with 1 MiB.
+///
+/// Served by quinn on tokio here, and by the node's native driver in [`serve_native_stream`].
+async fn serve_tokio_stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
+    let mut kind = [0u8; 1];
+    if recv.read_exact(&mut kind).await.is_err() {
+        return;
+    }
+    match kind[0] {
+        b'B' => {
+            while let Ok(Some(_)) = recv.read_chunk(CHUNK_BYTES, true).await {}
+            let _ = send.write_all(&[1]).await;
+            let _ = send.finish();
+        }
+        b'A' => {
+            let answer = vec![9u8; CHUNK_BYTES];
+            let mut ask = [0u8; 4];
+            while recv.read_exact(&mut ask).await.is_ok() && send.write_all(&answer).await.is_ok() {}
+        }
+        _ => {
+            let mut msg = [0u8; ECHO_BYTES];
+            while recv.read_exact(&mut msg).await.is_ok() && send.write_all(&msg).await.is_ok() {}
+        }
+    }
+}
+
+/// The same as [`serve_tokio_stream`], on a stream of the node's native driver.
+async fn serve_native_stream(mut s: weir_node::quic_native::Stream) {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    let mut kind = [0u8; 1];
+    if s.read_exact(&mut kind).await.is_err() {
+        return;
+    }
+    match kind[0] {
+        b'B' => {
+            let mut buf = vec![0u8; CHUNK_BYTES];
+            while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+            let _ = s.write_all(&[1]).await;
+            let _ = s.close().await;
+        }
+        b'A' => {
+            let answer = vec![9u8; CHUNK_BYTES];
+            let mut ask = [0u8; 4];
+            while s.read_exact(&mut ask).await.is_ok() && s.write_all(&answer).await.is_ok() {}
+        }
+        _ => {
+            let mut msg = [0u8; ECHO_BYTES];
+            while s.read_exact(&mut msg).await.is_ok() && s.write_all(&msg).await.is_ok() {}
+        }
+    }
+}
+
+/// The QUIC server configuration the node would use, with a certificate made for the run.
+fn baseline_server_config() -> Result<(quinn::ServerConfig, tempfile::TempDir), String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let config = weir_node::config::NodeConfig { data_dir: dir.path().to_owned(), ..Default::default() };
-    let cert = weir_node::tls::NodeCert::load_or_generate(&config).map_err(|e| err(&e))?;
-    let server_config = cert.server_config(&config).map_err(|e| err(&e))?;
-    let server = quinn::Endpoint::server(server_config, "127.0.0.1:0".parse().expect("an address"))
-        .map_err(|e| err(&e))?;
-    let addr = server.local_addr().map_err(|e| err(&e))?;
-    let serving = tokio_rt::spawn(async move {
-        let conn = server.accept().await.ok_or("no connection")?.await.map_err(|e| e.to_string())?;
-        let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
-        while recv.read_chunk(CHUNK_BYTES, true).await.map_err(|e| e.to_string())?.is_some() {}
-        send.write_all(&[1]).await.map_err(|e| e.to_string())?;
-        let _ = send.finish();
-        let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
-        let mut msg = [0u8; ECHO_BYTES];
-        while recv.read_exact(&mut msg).await.is_ok() {
-            send.write_all(&msg).await.map_err(|e| e.to_string())?;
-            if msg[0] == 0xff {
-                break;
-            }
-        }
-        let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
-        let answer = vec![9u8; CHUNK_BYTES];
-        let mut ask = [0u8; 4];
-        while recv.read_exact(&mut ask).await.is_ok() {
-            send.write_all(&answer).await.map_err(|e| e.to_string())?;
-        }
-        conn.closed().await;
-        Ok::<(), String>(())
-    });
+    let cert = weir_node::tls::NodeCert::load_or_generate(&config).map_err(|e| e.to_string())?;
+    Ok((cert.server_config(&config).map_err(|e| e.to_string())?, dir))
+}
+
+/// The client side, quinn on tokio with Weir's TLS and transport settings: a bulk stream, echoes,
+/// then 1 MiB answers asked one at a time.
+async fn measure_quic(
+    server: std::net::SocketAddr,
+    bulk_bytes: u64,
+    echoes: u32,
+    transport: &str,
+) -> Result<NetBaseline, String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
     let client_config = weir_net::tls::client_config(&weir_net::tls::Trust::Insecure).map_err(|e| err(&e))?;
     let endpoint =
         quinn::Endpoint::client("127.0.0.1:0".parse().expect("an address")).map_err(|e| err(&e))?;
     let conn = endpoint
-        .connect_with(client_config, addr, "localhost")
+        .connect_with(client_config, server, "localhost")
         .map_err(|e| err(&e))?
         .await
         .map_err(|e| err(&e))?;
-    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| err(&e))?;
+    let open = |kind: &'static [u8]| {
+        let conn = conn.clone();
+        async move {
+            let (mut send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+            send.write_all(kind).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((send, recv))
+        }
+    };
+    let (mut send, mut recv) = open(b"B").await?;
     let chunk = vec![7u8; CHUNK_BYTES];
     let start = Instant::now();
     let mut sent = 0u64;
@@ -176,7 +241,7 @@ pub async fn quic(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, String> {
     let mut ack = [0u8; 1];
     recv.read_exact(&mut ack).await.map_err(|e| err(&e))?;
     let bulk = start.elapsed();
-    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| err(&e))?;
+    let (mut send, mut recv) = open(b"E").await?;
     let mut rtt = Latency::default();
     let mut msg = [3u8; ECHO_BYTES];
     for _ in 0..echoes {
@@ -185,14 +250,17 @@ pub async fn quic(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, String> {
         recv.read_exact(&mut msg).await.map_err(|e| err(&e))?;
         rtt.record(t.elapsed());
     }
-    msg[0] = 0xff;
-    send.write_all(&msg).await.map_err(|e| err(&e))?;
-    recv.read_exact(&mut msg).await.map_err(|e| err(&e))?;
-    let answers = answers(&conn).await?;
+    let (mut send, mut recv) = open(b"A").await?;
+    let mut buf = vec![0u8; CHUNK_BYTES];
+    let start = Instant::now();
+    for _ in 0..ANSWERS {
+        send.write_all(&(CHUNK_BYTES as u32).to_le_bytes()).await.map_err(|e| err(&e))?;
+        recv.read_exact(&mut buf).await.map_err(|e| err(&e))?;
+    }
+    let answers = mb_s(u64::from(ANSWERS) * CHUNK_BYTES as u64, start.elapsed());
     conn.close(0u32.into(), b"done");
-    serving.await.map_err(|e| err(&e))??;
     Ok(NetBaseline {
-        transport: "quic-tokio".into(),
+        transport: transport.into(),
         bulk_mb_s: mb_s(sent, bulk),
         rtt_p50_us: rtt.at(50.0),
         rtt_p99_us: rtt.at(99.0),
@@ -200,65 +268,30 @@ pub async fn quic(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, String> {
     })
 }
 
-/// Asks for 1 MiB answers one at a time on a new stream; MB/s.
-async fn answers(conn: &quinn::Connection) -> Result<f64, String> {
-    let (send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-    answers_on(send, recv).await
-}
-
-async fn answers_on(mut send: quinn::SendStream, mut recv: quinn::RecvStream) -> Result<f64, String> {
-    const ASKS: u32 = 64;
-    let mut buf = vec![0u8; CHUNK_BYTES];
-    let start = Instant::now();
-    for _ in 0..ASKS {
-        send.write_all(&(CHUNK_BYTES as u32).to_le_bytes()).await.map_err(|e| e.to_string())?;
-        recv.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
-    }
-    let took = start.elapsed();
-    let _ = send.finish();
-    Ok(mb_s(u64::from(ASKS) * CHUNK_BYTES as u64, took))
-}
-
-/// The server side of [`quic_native`]: a stream that starts with `B` is read to its end and
-/// answered with one byte; one that starts with `E` echoes 64-byte messages.
-async fn serve_baseline_stream(mut s: weir_node::quic_native::Stream) {
-    use futures::{AsyncReadExt, AsyncWriteExt};
-    let mut kind = [0u8; 1];
-    if s.read_exact(&mut kind).await.is_err() {
-        return;
-    }
-    if kind[0] == b'B' {
-        let mut buf = vec![0u8; CHUNK_BYTES];
-        while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
-        let _ = s.write_all(&[1]).await;
-        let _ = s.close().await;
-    } else if kind[0] == b'A' {
-        let answer = vec![9u8; CHUNK_BYTES];
-        let mut ask = [0u8; 4];
-        while s.read_exact(&mut ask).await.is_ok() {
-            if s.write_all(&answer).await.is_err() {
-                break;
+/// Raw QUIC over loopback, quinn on tokio at both ends (reported as `quic-tokio`).
+pub async fn quic(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, String> {
+    let (server_config, _dir) = baseline_server_config()?;
+    let server = quinn::Endpoint::server(server_config, "127.0.0.1:0".parse().expect("an address"))
+        .map_err(|e| e.to_string())?;
+    let addr = server.local_addr().map_err(|e| e.to_string())?;
+    let serving = tokio_rt::spawn(async move {
+        let Some(incoming) = server.accept().await else { return };
+        if let Ok(conn) = incoming.await {
+            while let Ok((send, recv)) = conn.accept_bi().await {
+                tokio_rt::spawn(serve_tokio_stream(send, recv));
             }
         }
-    } else {
-        let mut msg = [0u8; ECHO_BYTES];
-        while s.read_exact(&mut msg).await.is_ok() {
-            if s.write_all(&msg).await.is_err() {
-                break;
-            }
-        }
-    }
+    });
+    let result = measure_quic(addr, bulk_bytes, echoes, "quic-tokio").await;
+    serving.abort();
+    result
 }
 
 /// Raw QUIC over loopback with the node's shard-native driver serving (on a glommio executor of
-/// its own thread) and the SDK's stack (quinn on tokio) sending: the same bulk stream and echo as
-/// [`quic`], so the two server sides compare.
+/// its own thread) and quinn on tokio sending, so the two server sides compare.
 pub async fn quic_native(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
-    let dir = tempfile::tempdir().map_err(|e| err(&e))?;
-    let config = weir_node::config::NodeConfig { data_dir: dir.path().to_owned(), ..Default::default() };
-    let cert = weir_node::tls::NodeCert::load_or_generate(&config).map_err(|e| err(&e))?;
-    let server_config = cert.server_config(&config).map_err(|e| err(&e))?;
+    let (server_config, _dir) = baseline_server_config()?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (tx, rx) = std::sync::mpsc::channel();
     let server = {
@@ -271,7 +304,7 @@ pub async fn quic_native(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, St
                     false,
                     server_config,
                     |s| {
-                        glommio::spawn_local(serve_baseline_stream(s)).detach();
+                        glommio::spawn_local(serve_native_stream(s)).detach();
                     },
                 );
                 let endpoint = match bound.and_then(|e| e.local_addr().map(|a| (e, a))) {
@@ -288,58 +321,11 @@ pub async fn quic_native(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, St
                     glommio::timer::sleep(Duration::from_millis(5)).await;
                 }
                 endpoint.close();
-                glommio::timer::sleep(Duration::from_millis(20)).await;
             })
             .map_err(|e| err(&e))?
     };
     let addr = rx.recv().map_err(|e| err(&e))??;
-    let result = async {
-        let client_config =
-            weir_net::tls::client_config(&weir_net::tls::Trust::Insecure).map_err(|e| err(&e))?;
-        let endpoint =
-            quinn::Endpoint::client("127.0.0.1:0".parse().expect("an address")).map_err(|e| err(&e))?;
-        let conn = endpoint
-            .connect_with(client_config, addr, "localhost")
-            .map_err(|e| err(&e))?
-            .await
-            .map_err(|e| err(&e))?;
-        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| err(&e))?;
-        send.write_all(b"B").await.map_err(|e| err(&e))?;
-        let chunk = vec![7u8; CHUNK_BYTES];
-        let start = Instant::now();
-        let mut sent = 0u64;
-        while sent < bulk_bytes {
-            send.write_all(&chunk).await.map_err(|e| err(&e))?;
-            sent += CHUNK_BYTES as u64;
-        }
-        send.finish().map_err(|e| err(&e))?;
-        let mut ack = [0u8; 1];
-        recv.read_exact(&mut ack).await.map_err(|e| err(&e))?;
-        let bulk = start.elapsed();
-        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| err(&e))?;
-        send.write_all(b"E").await.map_err(|e| err(&e))?;
-        let mut rtt = Latency::default();
-        let mut msg = [3u8; ECHO_BYTES];
-        for _ in 0..echoes {
-            let t = Instant::now();
-            send.write_all(&msg).await.map_err(|e| err(&e))?;
-            recv.read_exact(&mut msg).await.map_err(|e| err(&e))?;
-            rtt.record(t.elapsed());
-        }
-        // The answers stream announces itself with its first byte, like the others.
-        let (mut send, recv) = conn.open_bi().await.map_err(|e| err(&e))?;
-        send.write_all(b"A").await.map_err(|e| err(&e))?;
-        let answers = answers_on(send, recv).await?;
-        conn.close(0u32.into(), b"done");
-        Ok::<_, String>(NetBaseline {
-            transport: "quic-native".into(),
-            bulk_mb_s: mb_s(sent, bulk),
-            rtt_p50_us: rtt.at(50.0),
-            rtt_p99_us: rtt.at(99.0),
-            answers_mb_s: answers,
-        })
-    }
-    .await;
+    let result = measure_quic(addr, bulk_bytes, echoes, "quic-native").await;
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let _ = server.join();
     result
