@@ -39,8 +39,9 @@ impl quinn::Runtime for ShardRuntime {
     }
 }
 
-/// Binds a QUIC endpoint on `addr`; `shared` lets every shard bind the same address.
-pub fn bind(addr: SocketAddr, shared: bool, server: quinn::ServerConfig) -> io::Result<quinn::Endpoint> {
+/// A non-blocking UDP socket bound to `addr` (`shared`: with SO_REUSEPORT, so every shard binds
+/// it), with large buffers: both QUIC drivers start from it.
+pub fn udp_socket(addr: SocketAddr, shared: bool) -> io::Result<socket2::Socket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_port(shared)?;
@@ -49,6 +50,12 @@ pub fn bind(addr: SocketAddr, shared: bool, server: quinn::ServerConfig) -> io::
     let _ = socket.set_recv_buffer_size(weir_net::tls::UDP_BUFFER_BYTES);
     let _ = socket.set_send_buffer_size(weir_net::tls::UDP_BUFFER_BYTES);
     socket.bind(&addr.into())?;
+    Ok(socket)
+}
+
+/// Binds a QUIC endpoint on `addr`; `shared` lets every shard bind the same address.
+pub fn bind(addr: SocketAddr, shared: bool, server: quinn::ServerConfig) -> io::Result<quinn::Endpoint> {
+    let socket = udp_socket(addr, shared)?;
     quinn::Endpoint::new(
         quinn::EndpointConfig::default(),
         Some(server),

@@ -89,15 +89,8 @@ impl Endpoint {
         server: ServerConfig,
         on_stream: impl Fn(Stream) + 'static,
     ) -> io::Result<Rc<Self>> {
-        use socket2::{Domain, Protocol, Socket, Type};
-        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-        socket.set_reuse_port(shared)?;
-        socket.set_nonblocking(true)?;
-        socket.bind(&addr.into())?;
+        let socket = crate::quic::udp_socket(addr, shared)?;
         let udp = quinn_udp::UdpSocketState::new((&socket).into())?;
-        // Best effort (the kernel caps them): room for bursts of many clients.
-        let _ = udp.set_recv_buffer_size((&socket).into(), weir_net::tls::UDP_BUFFER_BYTES);
-        let _ = udp.set_send_buffer_size((&socket).into(), weir_net::tls::UDP_BUFFER_BYTES);
         let server = Arc::new(server);
         let endpoint =
             quinn_proto::Endpoint::new(Arc::new(EndpointConfig::default()), Some(server.clone()), true, None);
@@ -186,8 +179,10 @@ impl Endpoint {
                 for (m, buf) in meta.iter().zip(&bufs).take(n) {
                     // A GRO super-datagram holds `len / stride` datagrams back to back.
                     let stride = m.stride.max(1);
-                    for segment in buf[..m.len].chunks(stride) {
-                        st.datagram(now, m, BytesMut::from(segment));
+                    let mut data = BytesMut::from(&buf[..m.len]);
+                    while !data.is_empty() {
+                        let segment = data.split_to(stride.min(data.len()));
+                        st.datagram(now, m, segment);
                     }
                 }
                 st.wake_driver();

@@ -139,19 +139,18 @@ pub fn run(
     let mesh = mesh(config.shards);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, ServeError>>();
-    let on_ready = ready;
     let mut handles = Vec::new();
     let counters = Arc::new(crate::stats::NodeCounters::new(config.shards));
     let loaded = Arc::new(std::sync::Barrier::new(config.shards));
     for id in 0..config.shards {
-        let (config, mesh, table, stop, ready) =
+        let (config, mesh, table, stop, started) =
             (config.clone(), mesh.clone(), table.clone(), stop.clone(), ready_tx.clone());
         let (counters, loaded, quic_config) = (counters.clone(), loaded.clone(), quic_config.clone());
         let handle = LocalExecutorBuilder::new(Placement::Fixed(id % cpus))
             .name(&format!("shard-{id}"))
             .io_memory(IO_MEMORY_BYTES)
             .spawn(move || async move {
-                run_shard(id, config, mesh, table, stop, ready, counters, loaded, quic_config).await
+                run_shard(id, config, mesh, table, stop, started, counters, loaded, quic_config).await
             })
             .map_err(|e| ServeError::Shard { shard: id, reason: e.to_string() })?;
         handles.push(handle);
@@ -169,7 +168,7 @@ pub fn run(
             }
         }
     }
-    on_ready(&cert);
+    ready(&cert);
     tracing::info!(listen = %config.listen, shards = config.shards, data_dir = %config.data_dir.display(), "node started");
     for h in handles {
         let _ = h.join();
@@ -357,6 +356,9 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
     }
 }
 
+/// An answer frame; `Err` closes the connection after it is written.
+type Reply = Result<Vec<u8>, Vec<u8>>;
+
 /// The most bytes the answer to a request may take: for a fetch, `max_bytes`, but at least one
 /// whole batch (a fetch returns the first batch whatever its size, up to `batch_bytes_max`); a
 /// small answer for the rest (metadata of many topics may pass it, by little).
@@ -386,14 +388,13 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(shard: Rc<Shard
     let in_flight_max = shard.config.requests_in_flight_max;
     let mut decoder = FrameDecoder::new(shard.config.request_bytes_max);
     let mut buf = vec![0u8; READ_CHUNK_BYTES];
-    let mut pending: FuturesOrdered<LocalBoxFuture<'static, Result<Vec<u8>, Vec<u8>>>> =
-        FuturesOrdered::new();
+    // Each pending request yields its reservation with its answer.
+    let mut pending: FuturesOrdered<LocalBoxFuture<'static, (usize, Reply)>> = FuturesOrdered::new();
     let mut closing = false;
     // Bytes held for the requests started and not yet answered: each one's frame and the most
     // its answer may take. A slow reader thus pins at most about `connection_buffer_bytes_max`.
     let budget = shard.config.connection_buffer_bytes_max;
     let mut reserved = 0usize;
-    let mut costs = std::collections::VecDeque::new();
     // A whole frame read but not started, waiting for room in the budget.
     let mut waiting: Option<(FrameHeader, Vec<u8>)> = None;
     let mut eof = false;
@@ -414,8 +415,7 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(shard: Rc<Shard
                             flags: 0,
                         };
                         let reply = error_frame(&h, decode_error_code(&e), e.to_string());
-                        pending.push_back(futures::future::ready(Err(reply)).boxed_local());
-                        costs.push_back(0);
+                        pending.push_back(futures::future::ready((0, Err(reply))).boxed_local());
                         closing = true;
                         break;
                     }
@@ -428,7 +428,6 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(shard: Rc<Shard
                 break;
             }
             reserved += cost;
-            costs.push_back(cost);
             let shard = shard.clone();
             // Each request is a task of its own: it makes progress (and releases the locks it
             // takes) even while this connection is blocked writing an earlier answer to a
@@ -437,7 +436,7 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(shard: Rc<Shard
                 let _in_flight = shard.begin_request();
                 handle(&shard, header, &frame).await
             });
-            pending.push_back(task.boxed_local());
+            pending.push_back(async move { (cost, task.await) }.boxed_local());
         }
         let can_read = !closing && !eof && waiting.is_none() && pending.len() < in_flight_max;
         if pending.is_empty() && !can_read {
@@ -475,8 +474,8 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(shard: Rc<Shard
         } else {
             pending.next().await
         };
-        let Some(reply) = reply else { continue };
-        reserved -= costs.pop_front().expect("a cost per pending request");
+        let Some((cost, reply)) = reply else { continue };
+        reserved -= cost;
         let (bytes, close) = match reply {
             Ok(r) => (r, false),
             Err(r) => (r, true),

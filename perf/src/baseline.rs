@@ -330,3 +330,11 @@ pub async fn quic_native(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, St
     let _ = server.join();
     result
 }
+
+/// Every network baseline: TCP, QUIC served by quinn on tokio, QUIC served by the native driver.
+pub async fn net(bulk_bytes: u64, echoes: u32) -> Result<Vec<NetBaseline>, String> {
+    let tcp = tcp(bulk_bytes, echoes).await.map_err(|e| e.to_string())?;
+    let quic_tokio = quic(bulk_bytes, echoes).await?;
+    let quic_native = quic_native(bulk_bytes, echoes).await?;
+    Ok(vec![tcp, quic_tokio, quic_native])
+}

@@ -288,16 +288,7 @@ fn run(mode: &str, args: RunArgs) -> Result<(), String> {
     } else {
         None
     };
-    let net = if args.net_baseline {
-        rt.block_on(async {
-            let tcp = baseline::tcp(1 << 30, 10_000).await.map_err(|e| e.to_string())?;
-            let quic = baseline::quic(1 << 30, 10_000).await?;
-            let native = baseline::quic_native(1 << 30, 10_000).await?;
-            Ok::<_, String>(vec![tcp, quic, native])
-        })?
-    } else {
-        Vec::new()
-    };
+    let net = if args.net_baseline { rt.block_on(baseline::net(1 << 30, 10_000))? } else { Vec::new() };
     drop(node);
     let secs = outcome.elapsed.as_secs_f64().max(1e-9);
     let transport = format!("{:?}", args.transport).to_lowercase();
@@ -364,12 +355,7 @@ fn main() -> ExitCode {
             })
         }
         Cmd::Baseline { what: BaselineCmd::Net { bulk_bytes, echoes, json } } => runtime()
-            .block_on(async {
-                let tcp = baseline::tcp(bulk_bytes, echoes).await.map_err(|e| e.to_string())?;
-                let quic = baseline::quic(bulk_bytes, echoes).await?;
-                let native = baseline::quic_native(bulk_bytes, echoes).await?;
-                Ok::<_, String>(vec![tcp, quic, native])
-            })
+            .block_on(baseline::net(bulk_bytes, echoes))
             .map(|nets| {
                 if json {
                     println!("{}", serde_json::to_string_pretty(&nets).expect("serializes"));

@@ -109,7 +109,7 @@ impl Consumer {
                     .map(|p| p.shard);
                 owner
                     .and_then(|o| shards.iter().find(|s| s.shard == o))
-                    .map(|s| format!("{}:{}", s.host, s.port))
+                    .map(|s| super::connection::shard_address(&bootstrap, &s.host, s.port))
             }
             other => return Err(super::admin::unexpected(&other)),
         };
@@ -142,9 +142,14 @@ impl Consumer {
         r
     }
 
-    /// Moves the position of an assigned partition.
+    /// Moves the position of an assigned partition (assigning it if it was not).
     pub async fn seek(&mut self, topic: &str, partition: u32, seek: Seek) -> Result<()> {
-        self.assign(topic, partition, seek).await
+        let Some(i) = self.assigned.iter().position(|a| a.topic == topic && a.partition == partition) else {
+            return self.assign(topic, partition, seek).await;
+        };
+        let addr = self.assigned[i].addr.clone();
+        self.assigned[i].position = self.resolve(&addr, topic, partition, seek).await?;
+        Ok(())
     }
 
     /// The next offset to be read from an assigned partition.

@@ -145,10 +145,8 @@ impl Producer {
     }
 }
 
-/// Where a topic's partitions go.
+/// Where a topic's partitions go: the owning shard of each.
 struct TopicRoute {
-    partitions: u32,
-    /// Owning shard of each partition.
     owners: Vec<u16>,
 }
 
@@ -229,7 +227,7 @@ impl Router {
                                     *o = p.shard;
                                 }
                             }
-                            TopicRoute { partitions: t.partitions.len() as u32, owners }
+                            TopicRoute { owners }
                         }
                         None => {
                             return Err(ClientError::InvalidArgument(format!("no metadata for {topic:?}")));
@@ -244,8 +242,8 @@ impl Router {
     }
 
     async fn dispatch(&mut self, r: ProducerRecord, reply: oneshot::Sender<Result<u64>>) {
-        let (count, owners) = match self.topic(&r.topic).await {
-            Ok(t) => (t.partitions, t.owners.clone()),
+        let count = match self.topic(&r.topic).await {
+            Ok(t) => t.owners.len() as u32,
             Err(e) => {
                 let _ = reply.send(Err(e));
                 return;
@@ -278,7 +276,8 @@ impl Router {
                 s.partition % count
             }
         };
-        let owner_addr = owners.get(partition as usize).and_then(|o| self.shard_addrs.get(o));
+        let owner = self.topics[&r.topic].owners.get(partition as usize).copied();
+        let owner_addr = owner.and_then(|o| self.shard_addrs.get(&o));
         let addr = match owner_addr {
             Some(a) if self.config.shard_aware => a.clone(),
             _ => self.target.addr.clone(),
