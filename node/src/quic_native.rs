@@ -399,12 +399,16 @@ pub struct Stream {
 
 impl Stream {
     /// Runs `f` on the stream's connection, then marks the connection for the driver.
-    fn with<T>(&self, f: impl FnOnce(&mut Conn) -> T) -> Option<T> {
+    /// `f` returns its result and whether it left the connection something to send (data
+    /// written, credit given back, a finish or stop); only then is the driver woken.
+    fn with<T>(&self, f: impl FnOnce(&mut Conn) -> (T, bool)) -> Option<T> {
         let mut st = self.endpoint.state.borrow_mut();
-        let r = st.conns.get_mut(&self.ch).map(f);
-        st.dirty.insert(self.ch);
-        st.wake_driver();
-        r
+        let (r, changed) = st.conns.get_mut(&self.ch).map(f)?;
+        if changed {
+            st.dirty.insert(self.ch);
+            st.wake_driver();
+        }
+        Some(r)
     }
 }
 
@@ -418,6 +422,7 @@ impl Drop for Stream {
             let _ = c.conn.recv_stream(id).stop(0u32.into());
             c.readers.remove(&id);
             c.writers.remove(&id);
+            ((), true)
         });
     }
 }
@@ -431,13 +436,13 @@ impl AsyncRead for Stream {
         let id = self.id;
         let r = self.with(|c| {
             if c.lost {
-                return Poll::Ready(Err(gone()));
+                return (Poll::Ready(Err(gone())), false);
             }
             let mut recv = c.conn.recv_stream(id);
             let mut chunks = match recv.read(true) {
                 Ok(chunks) => chunks,
                 // The stream is over (finished and read, or reset): the end.
-                Err(_) => return Poll::Ready(Ok(0)),
+                Err(_) => return (Poll::Ready(Ok(0)), false),
             };
             let r = match chunks.next(buf.len()) {
                 Ok(Some(chunk)) => {
@@ -454,8 +459,9 @@ impl AsyncRead for Stream {
                     format!("the peer reset the stream ({code})"),
                 ))),
             };
-            let _ = chunks.finalize();
-            r
+            // Reading may give the peer credit back: then there is something to send.
+            let credit = chunks.finalize().should_transmit();
+            (r, credit)
         });
         r.unwrap_or(Poll::Ready(Err(gone())))
     }
@@ -466,15 +472,15 @@ impl AsyncWrite for Stream {
         let id = self.id;
         let r = self.with(|c| {
             if c.lost {
-                return Poll::Ready(Err(gone()));
+                return (Poll::Ready(Err(gone())), false);
             }
             match c.conn.send_stream(id).write(buf) {
-                Ok(n) => Poll::Ready(Ok(n)),
+                Ok(n) => (Poll::Ready(Ok(n)), true),
                 Err(quinn_proto::WriteError::Blocked) => {
                     c.writers.insert(id, cx.waker().clone());
-                    Poll::Pending
+                    (Poll::Pending, false)
                 }
-                Err(e) => Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, e.to_string()))),
+                Err(e) => (Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, e.to_string()))), false),
             }
         });
         r.unwrap_or(Poll::Ready(Err(gone())))
@@ -490,6 +496,7 @@ impl AsyncWrite for Stream {
             let _ = c.conn.send_stream(id).finish();
             // Reading stops too: whatever the peer still sends on it is not wanted.
             let _ = c.conn.recv_stream(id).stop(0u32.into());
+            ((), true)
         });
         Poll::Ready(Ok(()))
     }
