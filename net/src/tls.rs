@@ -21,7 +21,8 @@ use std::time::Duration;
 pub const ALPN: &[u8] = b"weir/1";
 
 /// Bytes a peer may send on one stream before the receiver reads them: room for a few 1 MiB
-/// produce requests in flight, which a pipelining producer keeps.
+/// produce requests in flight, which a pipelining producer keeps. The client's setting; the
+/// node's is `quic_stream_window_bytes_max`.
 pub const STREAM_WINDOW_BYTES: u32 = 8 << 20;
 /// Bytes a peer may send on all streams of a connection before the receiver reads them.
 pub const CONNECTION_WINDOW_BYTES: u32 = 16 << 20;
@@ -90,12 +91,14 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Transport settings shared by the node and the client.
-pub fn transport_config() -> quinn::TransportConfig {
+/// Transport settings shared by the node and the client: `stream_window` bytes a peer may send
+/// on one stream, and `connection_window` on all of them, before the receiver reads; the same
+/// for what this end keeps unacknowledged.
+pub fn transport_config(stream_window: u32, connection_window: u32) -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
-    t.stream_receive_window(STREAM_WINDOW_BYTES.into());
-    t.receive_window(CONNECTION_WINDOW_BYTES.into());
-    t.send_window(CONNECTION_WINDOW_BYTES.into());
+    t.stream_receive_window(stream_window.into());
+    t.receive_window(connection_window.into());
+    t.send_window(connection_window.into());
     t.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(IDLE_TIMEOUT_MS))));
     // The protocol uses streams only: no memory for unreliable datagrams.
     t.datagram_receive_buffer_size(None);
@@ -134,7 +137,7 @@ pub fn client_config(trust: &Trust) -> Result<quinn::ClientConfig, TlsError> {
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let quic = QuicClientConfig::try_from(tls).map_err(|e| TlsError::Setup(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
-    let mut transport = transport_config();
+    let mut transport = transport_config(STREAM_WINDOW_BYTES, CONNECTION_WINDOW_BYTES);
     transport.keep_alive_interval(Some(Duration::from_millis(KEEP_ALIVE_MS)));
     config.transport_config(Arc::new(transport));
     Ok(config)

@@ -47,6 +47,11 @@ pub struct NodeConfig {
     pub tls_key: Option<PathBuf>,
     /// Streams a QUIC connection may have open at once (each one a pipeline of requests).
     pub quic_streams_max: u32,
+    /// Bytes a QUIC client may send on one stream, and on all streams of a connection, before
+    /// the node reads them; also what the node keeps unacknowledged per connection. With
+    /// `quic_streams_max`, they bound what one QUIC client can make the node buffer.
+    pub quic_stream_window_bytes_max: u32,
+    pub quic_connection_window_bytes_max: u32,
     /// What drives QUIC on a shard: `native` (quinn-proto from the shard's own loop, batched and
     /// segmented UDP) or `quinn` (quinn's own tasks on the shard, I/O through async-io).
     pub quic_driver: QuicDriver,
@@ -81,6 +86,8 @@ impl Default for NodeConfig {
             tls_cert: None,
             tls_key: None,
             quic_streams_max: 16,
+            quic_stream_window_bytes_max: weir_net::tls::STREAM_WINDOW_BYTES,
+            quic_connection_window_bytes_max: weir_net::tls::CONNECTION_WINDOW_BYTES,
             quic_driver: QuicDriver::Native,
         }
     }
@@ -159,6 +166,13 @@ impl NodeConfig {
         if self.quic_streams_max == 0 || self.quic_streams_max > 1024 {
             return bad("quic_streams_max", "must be within 1..=1024");
         }
+        // A stream must fit a whole request, or a producer's batch could never be sent.
+        if (self.quic_stream_window_bytes_max as usize) < self.request_bytes_max {
+            return bad("quic_stream_window_bytes_max", "must be at least request_bytes_max");
+        }
+        if self.quic_connection_window_bytes_max < self.quic_stream_window_bytes_max {
+            return bad("quic_connection_window_bytes_max", "must be at least quic_stream_window_bytes_max");
+        }
         let base = self.shard_port_base.unwrap_or(self.listen.port().saturating_add(1));
         if usize::from(base) + self.shards > usize::from(u16::MAX) {
             return bad("shard_port_base", "shard ports would pass 65535");
@@ -199,6 +213,8 @@ const KNOWN_KEYS: &[&str] = &[
     "tls_cert",
     "tls_key",
     "quic_streams_max",
+    "quic_stream_window_bytes_max",
+    "quic_connection_window_bytes_max",
     "quic_driver",
 ];
 
@@ -235,5 +251,12 @@ mod tests {
         assert_eq!(NodeConfig::load(None, env).unwrap().data_dir, PathBuf::from("2024"));
         let env = [("WEIR_LISTEN".to_owned(), "nonsense".to_owned())];
         assert!(matches!(NodeConfig::load(None, env), Err(ConfigError::Parse { .. })));
+        let env = [("WEIR_QUIC_STREAM_WINDOW_BYTES_MAX".to_owned(), "65536".to_owned())];
+        assert!(matches!(
+            NodeConfig::load(None, env).unwrap().check(),
+            Err(ConfigError::Invalid { field: "quic_stream_window_bytes_max", .. })
+        ));
+        let env = [("WEIR_QUIC_DRIVER".to_owned(), "quinn".to_owned())];
+        assert_eq!(NodeConfig::load(None, env).unwrap().quic_driver, QuicDriver::Quinn);
     }
 }

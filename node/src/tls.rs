@@ -98,7 +98,8 @@ impl NodeCert {
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
             .map_err(|e| CertError::Mismatch(e.to_string()))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        let mut transport = transport_config();
+        let mut transport =
+            transport_config(config.quic_stream_window_bytes_max, config.quic_connection_window_bytes_max);
         transport.max_concurrent_bidi_streams(config.quic_streams_max.into());
         transport.max_concurrent_uni_streams(0u32.into());
         server.transport_config(Arc::new(transport));
