@@ -229,13 +229,15 @@ pub async fn consume(w: Workload, progress: Progress) -> Result<Outcome, ClientE
                 }
                 let (mut records, mut bytes) = (0u64, 0u64);
                 while mine.iter().any(|p| c.position(&w.topic, *p).unwrap_or(0) < ends[p]) {
+                    let before = records;
                     for r in c.poll(500).await? {
                         if r.offset < ends[&r.partition] {
                             records += 1;
                             bytes += r.value.as_ref().map_or(0, Vec::len) as u64;
                         }
                     }
-                    progress.store(progress.load(Ordering::Relaxed).max(records), Ordering::Relaxed);
+                    // The bar counts every consumer's records, not the one's furthest along.
+                    progress.fetch_add(records - before, Ordering::Relaxed);
                 }
                 Ok::<_, ClientError>((records, bytes, Instant::now()))
             })

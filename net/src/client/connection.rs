@@ -106,7 +106,6 @@ impl Drop for Io {
 #[derive(Debug)]
 pub struct Connection {
     io: Io,
-    target: Target,
     decoder: FrameDecoder,
     next_correlation: u32,
     read_buf: Vec<u8>,
@@ -153,16 +152,10 @@ impl Connection {
         };
         Ok(Self {
             io,
-            target: target.clone(),
             decoder: FrameDecoder::new(RESPONSE_BYTES_MAX),
             next_correlation: 1,
             read_buf: vec![0; 64 << 10],
         })
-    }
-
-    /// Where this connection goes.
-    pub fn target(&self) -> &Target {
-        &self.target
     }
 
     /// Sends `req` and waits for its response. A response with the error flag becomes
