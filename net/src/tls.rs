@@ -31,6 +31,13 @@ pub const CONNECTION_WINDOW_BYTES: u32 = 16 << 20;
 /// most of it was dropped and every fetch waited for loss recovery (~40 ms).
 pub const UDP_BUFFER_BYTES: usize = 8 << 20;
 
+/// The largest UDP payload either end accepts, and the ceiling of path-MTU discovery. QUIC starts
+/// at 1200 bytes and probes upwards, so a path with a 1500-byte MTU settles near 1452 while
+/// loopback and jumbo-frame links reach this. Ten of them (the most a GSO send carries) stay
+/// under the 64 KiB a UDP send can hold; larger packets than QUIC's default 1452 cut the
+/// per-packet work (headers, encryption, acknowledgements) of a bulk transfer several-fold.
+pub const UDP_PAYLOAD_BYTES_MAX: u16 = 6_452;
+
 /// A connection with no traffic for this long is closed.
 pub const IDLE_TIMEOUT_MS: u32 = 30_000;
 /// Clients ping this often, so that a connection waiting on a long poll stays open.
@@ -102,7 +109,34 @@ pub fn transport_config(stream_window: u32, connection_window: u32) -> quinn::Tr
     t.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(IDLE_TIMEOUT_MS))));
     // The protocol uses streams only: no memory for unreliable datagrams.
     t.datagram_receive_buffer_size(None);
+    let mut mtu = quinn::MtuDiscoveryConfig::default();
+    mtu.upper_bound(UDP_PAYLOAD_BYTES_MAX);
+    t.mtu_discovery_config(Some(mtu));
     t
+}
+
+/// Endpoint settings shared by the node and the client: datagrams up to
+/// [`UDP_PAYLOAD_BYTES_MAX`] are accepted (and the peer told so).
+pub fn endpoint_config() -> quinn::EndpointConfig {
+    let mut e = quinn::EndpointConfig::default();
+    e.max_udp_payload_size(UDP_PAYLOAD_BYTES_MAX).expect("a payload size QUIC allows");
+    e
+}
+
+/// A quinn endpoint (on the ambient tokio runtime) on its own UDP socket bound to `local`, with
+/// Weir's endpoint settings and receive and send buffers large enough for a fetch answer's burst;
+/// `server` makes it accept connections too.
+pub fn endpoint(
+    local: std::net::SocketAddr,
+    server: Option<quinn::ServerConfig>,
+) -> std::io::Result<quinn::Endpoint> {
+    let socket = std::net::UdpSocket::bind(local)?;
+    let state = quinn::udp::UdpSocketState::new((&socket).into())?;
+    // Best effort: the kernel caps the sizes, and a smaller buffer only costs retransmissions.
+    let _ = state.set_recv_buffer_size((&socket).into(), UDP_BUFFER_BYTES);
+    let _ = state.set_send_buffer_size((&socket).into(), UDP_BUFFER_BYTES);
+    let runtime = quinn::default_runtime().ok_or_else(|| std::io::Error::other("no async runtime"))?;
+    quinn::Endpoint::new(endpoint_config(), server, socket, runtime)
 }
 
 /// The QUIC client configuration for a trust choice.

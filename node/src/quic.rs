@@ -57,7 +57,7 @@ pub fn udp_socket(addr: SocketAddr, shared: bool) -> io::Result<socket2::Socket>
 pub fn bind(addr: SocketAddr, shared: bool, server: quinn::ServerConfig) -> io::Result<quinn::Endpoint> {
     let socket = udp_socket(addr, shared)?;
     quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
+        weir_net::tls::endpoint_config(),
         Some(server),
         socket.into(),
         Arc::new(ShardRuntime),

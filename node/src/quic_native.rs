@@ -12,9 +12,7 @@
 
 use bytes::BytesMut;
 use futures::{AsyncRead, AsyncWrite};
-use quinn_proto::{
-    ConnectionHandle, DatagramEvent, Dir, EndpointConfig, Event, ServerConfig, StreamEvent, StreamId,
-};
+use quinn_proto::{ConnectionHandle, DatagramEvent, Dir, Event, ServerConfig, StreamEvent, StreamId};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::io::{self, IoSliceMut};
@@ -92,8 +90,12 @@ impl Endpoint {
         let socket = crate::quic::udp_socket(addr, shared)?;
         let udp = quinn_udp::UdpSocketState::new((&socket).into())?;
         let server = Arc::new(server);
-        let endpoint =
-            quinn_proto::Endpoint::new(Arc::new(EndpointConfig::default()), Some(server.clone()), true, None);
+        let endpoint = quinn_proto::Endpoint::new(
+            Arc::new(weir_net::tls::endpoint_config()),
+            Some(server.clone()),
+            true,
+            None,
+        );
         let e = Rc::new(Self {
             state: RefCell::new(State {
                 endpoint,

@@ -215,7 +215,7 @@ async fn measure_quic(
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let client_config = weir_net::tls::client_config(&weir_net::tls::Trust::Insecure).map_err(|e| err(&e))?;
     let endpoint =
-        quinn::Endpoint::client("127.0.0.1:0".parse().expect("an address")).map_err(|e| err(&e))?;
+        weir_net::tls::endpoint("127.0.0.1:0".parse().expect("an address"), None).map_err(|e| err(&e))?;
     let conn = endpoint
         .connect_with(client_config, server, "localhost")
         .map_err(|e| err(&e))?
@@ -271,7 +271,7 @@ async fn measure_quic(
 /// Raw QUIC over loopback, quinn on tokio at both ends (reported as `quic-tokio`).
 pub async fn quic(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, String> {
     let (server_config, _dir) = baseline_server_config()?;
-    let server = quinn::Endpoint::server(server_config, "127.0.0.1:0".parse().expect("an address"))
+    let server = weir_net::tls::endpoint("127.0.0.1:0".parse().expect("an address"), Some(server_config))
         .map_err(|e| e.to_string())?;
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     let serving = tokio_rt::spawn(async move {

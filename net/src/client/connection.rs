@@ -130,7 +130,7 @@ impl Connection {
                 for remote in tokio_rt::net::lookup_host(addr.as_str()).await.map_err(err)? {
                     let local: std::net::SocketAddr =
                         if remote.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
-                    let endpoint = client_endpoint(local).map_err(err)?;
+                    let endpoint = crate::tls::endpoint(local, None).map_err(err)?;
                     let connecting = endpoint
                         .connect_with((**config).clone(), remote, server_name(addr))
                         .map_err(|e| other(&e))?;
@@ -231,18 +231,6 @@ impl Connection {
             self.decoder.feed(&self.read_buf[..n]);
         }
     }
-}
-
-/// A client endpoint on its own UDP socket, with receive and send buffers large enough for a
-/// fetch answer's burst.
-fn client_endpoint(local: std::net::SocketAddr) -> std::io::Result<quinn::Endpoint> {
-    let socket = std::net::UdpSocket::bind(local)?;
-    let state = quinn::udp::UdpSocketState::new((&socket).into())?;
-    // Best effort: the kernel caps the sizes, and a smaller buffer only costs retransmissions.
-    let _ = state.set_recv_buffer_size((&socket).into(), crate::tls::UDP_BUFFER_BYTES);
-    let _ = state.set_send_buffer_size((&socket).into(), crate::tls::UDP_BUFFER_BYTES);
-    let runtime = quinn::default_runtime().ok_or_else(|| std::io::Error::other("no async runtime"))?;
-    quinn::Endpoint::new(quinn::EndpointConfig::default(), None, socket, runtime)
 }
 
 /// The address of a shard as Metadata advertises it, usable from this client: a node listening
