@@ -55,6 +55,11 @@ pub struct NodeConfig {
     /// What drives QUIC on a shard: `native` (quinn-proto from the shard's own loop, batched and
     /// segmented UDP) or `quinn` (quinn's own tasks on the shard, I/O through async-io).
     pub quic_driver: QuicDriver,
+    /// After a datagram, how long a shard keeps polling its QUIC sockets between other tasks
+    /// before it sleeps (native driver). A request answered within the window costs no wake-up
+    /// on either side; an idle shard spends at most this much CPU after its last datagram. 0
+    /// sleeps at once.
+    pub quic_busy_poll_us: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -89,6 +94,7 @@ impl Default for NodeConfig {
             quic_stream_window_bytes_max: weir_net::tls::STREAM_WINDOW_BYTES,
             quic_connection_window_bytes_max: weir_net::tls::CONNECTION_WINDOW_BYTES,
             quic_driver: QuicDriver::Native,
+            quic_busy_poll_us: 200,
         }
     }
 }
@@ -173,6 +179,9 @@ impl NodeConfig {
         if self.quic_connection_window_bytes_max < self.quic_stream_window_bytes_max {
             return bad("quic_connection_window_bytes_max", "must be at least quic_stream_window_bytes_max");
         }
+        if self.quic_busy_poll_us > 1_000_000 {
+            return bad("quic_busy_poll_us", "must be at most 1000000 (one second)");
+        }
         let base = self.shard_port_base.unwrap_or(self.listen.port().saturating_add(1));
         if usize::from(base) + self.shards > usize::from(u16::MAX) {
             return bad("shard_port_base", "shard ports would pass 65535");
@@ -216,6 +225,7 @@ const KNOWN_KEYS: &[&str] = &[
     "quic_stream_window_bytes_max",
     "quic_connection_window_bytes_max",
     "quic_driver",
+    "quic_busy_poll_us",
 ];
 
 #[cfg(test)]
@@ -258,5 +268,10 @@ mod tests {
         ));
         let env = [("WEIR_QUIC_DRIVER".to_owned(), "quinn".to_owned())];
         assert_eq!(NodeConfig::load(None, env).unwrap().quic_driver, QuicDriver::Quinn);
+        let env = [("WEIR_QUIC_BUSY_POLL_US".to_owned(), "5000000".to_owned())];
+        assert!(matches!(
+            NodeConfig::load(None, env).unwrap().check(),
+            Err(ConfigError::Invalid { field: "quic_busy_poll_us", .. })
+        ));
     }
 }

@@ -215,10 +215,17 @@ async fn run_shard(
         let bound = match config.quic_driver {
             crate::config::QuicDriver::Native => {
                 let shard = shard.clone();
-                crate::quic_native::Endpoint::bind(addr, shared, quic_config.clone(), move |stream| {
-                    shard.connection_opened();
-                    glommio::spawn_local(serve_connection(shard.clone(), stream)).detach();
-                })
+                let busy_poll = std::time::Duration::from_micros(config.quic_busy_poll_us);
+                crate::quic_native::Endpoint::bind(
+                    addr,
+                    shared,
+                    quic_config.clone(),
+                    busy_poll,
+                    move |stream| {
+                        shard.connection_opened();
+                        glommio::spawn_local(serve_connection(shard.clone(), stream)).detach();
+                    },
+                )
                 .map(|e| native.push(e))
             }
             crate::config::QuicDriver::Quinn => {

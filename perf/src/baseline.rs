@@ -303,6 +303,9 @@ pub async fn quic_native(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, St
                     "127.0.0.1:0".parse().expect("an address"),
                     false,
                     server_config,
+                    Duration::from_micros(
+                        std::env::var("BUSY_US").ok().and_then(|v| v.parse().ok()).unwrap_or(200),
+                    ),
                     |s| {
                         glommio::spawn_local(serve_native_stream(s)).detach();
                     },
