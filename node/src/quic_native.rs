@@ -14,7 +14,7 @@ use bytes::BytesMut;
 use futures::{AsyncRead, AsyncWrite};
 use quinn_proto::{ConnectionHandle, DatagramEvent, Dir, Event, ServerConfig, StreamEvent, StreamId};
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd};
@@ -30,6 +30,10 @@ const RECV_BATCH: usize = 32;
 const RECV_PASSES_MAX: usize = 4;
 /// Datagrams one GSO send carries at most (as quinn): a send the kernel refuses loses no more.
 const SEND_SEGMENTS_MAX: usize = 10;
+// A GSO send is one UDP datagram to the kernel: at most 65507 bytes of payload.
+const _: () = assert!(SEND_SEGMENTS_MAX * weir_net::tls::UDP_PAYLOAD_BYTES_MAX as usize <= 65_507);
+/// After the socket's buffer was full, how soon the driver tries to send again.
+const SEND_RETRY_US: u64 = 200;
 /// Bytes of one receive buffer: room for a GRO super-datagram of 64 KiB.
 const RECV_BUFFER_BYTES: usize = 64 << 10;
 
@@ -39,6 +43,8 @@ struct Conn {
     readers: HashMap<StreamId, Waker>,
     writers: HashMap<StreamId, Waker>,
     lost: bool,
+    /// The connection's timer as `State::timers` holds it.
+    deadline: Option<Instant>,
 }
 
 impl Conn {
@@ -60,6 +66,13 @@ struct State {
     responses: Vec<(quinn_proto::Transmit, Vec<u8>)>,
     /// Datagrams the socket had no room for yet, in order.
     backlog: Vec<(quinn_proto::Transmit, Vec<u8>)>,
+    /// Connections that may have more to send but met a full socket buffer.
+    unsent: Vec<ConnectionHandle>,
+    /// Every connection's next timer, earliest first (each also in its `Conn::deadline`), so
+    /// that a wake-up looks at the due ones only.
+    timers: BTreeSet<(Instant, ConnectionHandle)>,
+    /// The buffer each datagram is built in before it is sent.
+    send_buf: Vec<u8>,
 }
 
 /// A shard's QUIC endpoint on one UDP socket.
@@ -110,6 +123,9 @@ impl Endpoint {
                 driver: None,
                 responses: Vec::new(),
                 backlog: Vec::new(),
+                unsent: Vec::new(),
+                timers: BTreeSet::new(),
+                send_buf: Vec::new(),
             }),
             // SAFETY: the descriptor moves from `socket`, which gives it up, to glommio's socket.
             socket: unsafe { glommio::net::UdpSocket::from_raw_fd(socket.into_raw_fd()) },
@@ -224,25 +240,34 @@ impl Endpoint {
         }
     }
 
-    /// Runs timers and dirty connections, sends what they have, spawns servers for new streams.
-    /// Returns the earliest timer.
+    /// Runs timers and dirty connections, sends what they have as it comes, spawns servers for
+    /// new streams. Returns when it wants to run next: the earliest timer, or soon when the
+    /// socket's buffer was full.
     fn drive(self: &Rc<Self>) -> Option<Instant> {
         let now = Instant::now();
         let mut new_streams = Vec::new();
-        let mut out: Vec<(quinn_proto::Transmit, Vec<u8>)> = Vec::new();
-        let max_segments = self.udp.max_gso_segments().min(SEND_SEGMENTS_MAX);
+        let gso_segments = self.udp.max_gso_segments().min(SEND_SEGMENTS_MAX);
         let next = {
             let mut st = self.state.borrow_mut();
             let st = &mut *st;
-            out.append(&mut st.backlog);
-            out.append(&mut st.responses);
-            // The connections to run: those a datagram or a stream op marked, and those whose
-            // timer (loss detection, pacing, idle, keep-alive) is due.
+            // What waited for room goes first, in order; then what the endpoint itself answered.
+            let mut blocked = !self.send_queued(&mut st.backlog);
+            st.backlog.append(&mut st.responses);
+            blocked = blocked || !self.send_queued(&mut st.backlog);
+            // The connections to run: those a datagram or a stream op marked, those that had
+            // more to send when the socket was full, and those whose timer (loss detection,
+            // pacing, idle, keep-alive) is due.
             let mut handles: Vec<ConnectionHandle> = st.dirty.drain().collect();
-            for (ch, c) in st.conns.iter_mut() {
-                if c.conn.poll_timeout().is_some_and(|t| t <= now) {
+            handles.append(&mut st.unsent);
+            while let Some(&(at, ch)) = st.timers.first() {
+                if at > now {
+                    break;
+                }
+                st.timers.pop_first();
+                if let Some(c) = st.conns.get_mut(&ch) {
+                    c.deadline = None;
                     c.conn.handle_timeout(now);
-                    handles.push(*ch);
+                    handles.push(ch);
                 }
             }
             handles.sort_unstable();
@@ -276,39 +301,68 @@ impl Endpoint {
                         _ => {}
                     }
                 }
-                loop {
-                    let mut buf = Vec::new();
-                    match c.conn.poll_transmit(now, max_segments, &mut buf) {
-                        Some(t) => out.push((t, buf)),
-                        None => break,
+                if blocked {
+                    st.unsent.push(ch);
+                } else {
+                    // Each datagram goes out as soon as it is built, from one reused buffer.
+                    loop {
+                        st.send_buf.clear();
+                        let Some(t) = c.conn.poll_transmit(now, gso_segments, &mut st.send_buf) else {
+                            break;
+                        };
+                        if !self.send(&t, &st.send_buf) {
+                            st.backlog.push((t, std::mem::take(&mut st.send_buf)));
+                            st.unsent.push(ch);
+                            blocked = true;
+                            break;
+                        }
                     }
                 }
                 if c.conn.is_drained() {
                     c.lost = true;
                     c.wake_all();
+                    if let Some(at) = c.deadline {
+                        st.timers.remove(&(at, ch));
+                    }
                     st.conns.remove(&ch);
+                    continue;
+                }
+                // Only calls into a connection move its timer: a datagram, a timeout or a
+                // transmit (all here), or a stream op that leaves something to send, which
+                // marks it dirty and brings it here too.
+                let at = c.conn.poll_timeout();
+                if at != c.deadline {
+                    if let Some(old) = c.deadline {
+                        st.timers.remove(&(old, ch));
+                    }
+                    if let Some(new) = at {
+                        st.timers.insert((new, ch));
+                    }
+                    c.deadline = at;
                 }
             }
-            st.conns.values_mut().filter_map(|c| c.conn.poll_timeout()).min()
-        };
-        let mut sent = 0;
-        for (t, buf) in &out {
-            if !self.send(t, buf) {
-                break;
+            let timer = st.timers.first().map(|&(at, _)| at);
+            if blocked {
+                // The socket's buffer is full: try again shortly (UDP has no writable readiness
+                // through glommio).
+                let retry = Instant::now() + Duration::from_micros(SEND_RETRY_US);
+                Some(timer.map_or(retry, |t| t.min(retry)))
+            } else {
+                timer
             }
-            sent += 1;
-        }
-        let mut next = next;
-        if sent < out.len() {
-            // The socket's buffer is full: keep the rest, in order, and try again shortly.
-            self.state.borrow_mut().backlog.extend(out.drain(sent..));
-            let retry = Instant::now() + std::time::Duration::from_micros(200);
-            next = Some(next.map_or(retry, |n| n.min(retry)));
-        }
+        };
         for (ch, id) in new_streams {
             (self.on_stream)(Stream { endpoint: self.clone(), ch, id });
         }
         next
+    }
+
+    /// Sends queued datagrams in order, removing those sent; false when the socket's buffer
+    /// filled before the queue emptied.
+    fn send_queued(&self, queue: &mut Vec<(quinn_proto::Transmit, Vec<u8>)>) -> bool {
+        let sent = queue.iter().take_while(|(t, buf)| self.send(t, buf)).count();
+        queue.drain(..sent);
+        queue.is_empty()
     }
 
     /// Sends a transmit; false when the socket's buffer is full (nothing was sent).
@@ -361,7 +415,13 @@ impl State {
                     Ok((ch, conn)) => {
                         self.conns.insert(
                             ch,
-                            Conn { conn, readers: HashMap::new(), writers: HashMap::new(), lost: false },
+                            Conn {
+                                conn,
+                                readers: HashMap::new(),
+                                writers: HashMap::new(),
+                                lost: false,
+                                deadline: None,
+                            },
                         );
                         self.dirty.insert(ch);
                     }
