@@ -12,6 +12,7 @@ use super::error::{ClientError, Result};
 use super::partitioner::partition_for_key;
 use crate::api::{Acks, Request, Response};
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_rt::sync::{mpsc, oneshot};
 use tokio_rt::time::Instant;
@@ -145,10 +146,16 @@ impl Producer {
     }
 }
 
-/// Where a topic's partitions go: the owning shard of each.
+/// Where a topic's partitions go: the owning shard of each, and once known, the worker each
+/// partition's records go to (looked up once, not per record).
 struct TopicRoute {
+    name: Arc<str>,
     owners: Vec<u16>,
+    workers: Vec<Option<mpsc::Sender<WorkerCmd>>>,
 }
+
+/// A partition's batch in a worker: the topic, shared rather than copied per record.
+type BatchKey = (Arc<str>, u32);
 
 /// Unkeyed records of a topic go to one partition until about a batch of them went there.
 struct Sticky {
@@ -163,7 +170,7 @@ struct WorkerHandle {
 }
 
 enum WorkerCmd {
-    Send(String, u32, ProducerRecord, oneshot::Sender<Result<u64>>),
+    Send(Arc<str>, u32, ProducerRecord, oneshot::Sender<Result<u64>>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -194,7 +201,9 @@ async fn route(mut r: Router, mut rx: mpsc::Receiver<Cmd>) {
             }
         }
     }
-    // Closed: each worker sends what it holds and waits for the answers before it ends.
+    // Closed: each worker sends what it holds and waits for the answers before it ends, once
+    // every sender of its queue is gone (the routes hold clones too).
+    r.topics.clear();
     for (_, w) in r.workers.drain() {
         drop(w.tx);
         let _ = w.task.await;
@@ -227,7 +236,8 @@ impl Router {
                                     *o = p.shard;
                                 }
                             }
-                            TopicRoute { owners }
+                            let workers = vec![None; owners.len()];
+                            TopicRoute { name: topic.into(), owners, workers }
                         }
                         None => {
                             return Err(ClientError::InvalidArgument(format!("no metadata for {topic:?}")));
@@ -276,22 +286,33 @@ impl Router {
                 s.partition % count
             }
         };
-        let owner = self.topics[&r.topic].owners.get(partition as usize).copied();
-        let owner_addr = owner.and_then(|o| self.shard_addrs.get(&o));
-        let addr = match owner_addr {
-            Some(a) if self.config.shard_aware => a.clone(),
-            _ => self.target.addr.clone(),
+        let route = &self.topics[&r.topic];
+        let worker = match &route.workers[partition as usize] {
+            Some(w) => w.clone(),
+            None => {
+                let owner = route.owners.get(partition as usize).copied();
+                let owner_addr = owner.and_then(|o| self.shard_addrs.get(&o));
+                let addr = match owner_addr {
+                    Some(a) if self.config.shard_aware => a.clone(),
+                    _ => self.target.addr.clone(),
+                };
+                let Some(worker) = self.worker(addr).await else {
+                    let e = ClientError::Connect {
+                        addr: self.target.addr.clone(),
+                        source: std::io::Error::other("no connection to the node"),
+                    };
+                    let _ = reply.send(Err(e));
+                    return;
+                };
+                if let Some(route) = self.topics.get_mut(&r.topic) {
+                    route.workers[partition as usize] = Some(worker.clone());
+                }
+                worker
+            }
         };
-        let Some(worker) = self.worker(addr).await else {
-            let e = ClientError::Connect {
-                addr: self.target.addr.clone(),
-                source: std::io::Error::other("no connection to the node"),
-            };
-            let _ = reply.send(Err(e));
-            return;
-        };
+        let name = self.topics[&r.topic].name.clone();
         if let Err(mpsc::error::SendError(WorkerCmd::Send(.., reply))) =
-            worker.send(WorkerCmd::Send(r.topic.clone(), partition, r, reply)).await
+            worker.send(WorkerCmd::Send(name, partition, r, reply)).await
         {
             let _ = reply.send(Err(ClientError::Closed));
         }
@@ -355,19 +376,22 @@ struct Worker {
     conn: Connection,
     target: Target,
     config: ProducerConfig,
-    batches: HashMap<(String, u32), Pending>,
+    batches: HashMap<BatchKey, Pending>,
     /// Batches sent and not yet answered, oldest first.
     in_flight: VecDeque<InFlight>,
 }
 
 /// A batch on the wire.
 struct InFlight {
-    key: (String, u32),
+    key: BatchKey,
     batch: weir_log::batch::Batch,
     replies: Vec<oneshot::Sender<Result<u64>>>,
     request: super::connection::Pending,
     attempt: u32,
 }
+
+/// Records a worker takes from its queue in one go before it looks at answers and deadlines.
+const COMMANDS_PER_PASS_MAX: usize = 1024;
 
 async fn run(mut w: Worker, mut rx: mpsc::Receiver<WorkerCmd>) {
     loop {
@@ -375,21 +399,36 @@ async fn run(mut w: Worker, mut rx: mpsc::Receiver<WorkerCmd>) {
         let far = Instant::now() + Duration::from_secs(86_400);
         let oldest = w.in_flight.front().map(|f| f.request);
         tokio_rt::select! {
-            cmd = rx.recv() => match cmd {
-                Some(WorkerCmd::Send(topic, partition, record, reply)) => {
-                    w.add(topic, partition, record, reply).await
+            cmd = rx.recv() => {
+                // Then what else is queued, up to a bound, before going round again: one pass
+                // over deadlines and timers per burst of records rather than per record.
+                let mut cmd = cmd;
+                for taken in 1.. {
+                    match cmd {
+                        Some(WorkerCmd::Send(topic, partition, record, reply)) => {
+                            w.add(topic, partition, record, reply).await
+                        }
+                        Some(WorkerCmd::Flush(done)) => {
+                            w.send_due(far).await;
+                            w.drain().await;
+                            let _ = done.send(());
+                        }
+                        None => {
+                            w.send_due(far).await;
+                            w.drain().await;
+                            return;
+                        }
+                    }
+                    if taken == COMMANDS_PER_PASS_MAX {
+                        break;
+                    }
+                    cmd = match rx.try_recv() {
+                        Ok(c) => Some(c),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => None,
+                    };
                 }
-                Some(WorkerCmd::Flush(done)) => {
-                    w.send_due(far).await;
-                    w.drain().await;
-                    let _ = done.send(());
-                }
-                None => {
-                    w.send_due(far).await;
-                    w.drain().await;
-                    return;
-                }
-            },
+            }
             () = tokio_rt::time::sleep_until(next_deadline.unwrap_or(far)), if next_deadline.is_some() => {
                 w.send_due(Instant::now()).await;
             }
@@ -410,7 +449,7 @@ fn now_ms() -> i64 {
 impl Worker {
     async fn add(
         &mut self,
-        topic: String,
+        topic: Arc<str>,
         partition: u32,
         r: ProducerRecord,
         reply: oneshot::Sender<Result<u64>>,
@@ -456,7 +495,7 @@ impl Worker {
     }
 
     async fn send_due(&mut self, now: Instant) {
-        let due: Vec<(String, u32)> = self
+        let due: Vec<BatchKey> = self
             .batches
             .iter()
             .filter(|(_, p)| p.deadline <= now && !p.builder.is_empty())
@@ -467,7 +506,7 @@ impl Worker {
         }
     }
 
-    async fn send_batch(&mut self, key: &(String, u32)) {
+    async fn send_batch(&mut self, key: &BatchKey) {
         let Some(mut p) = self.batches.remove(key) else { return };
         if p.builder.is_empty() {
             self.batches.insert(key.clone(), p);
@@ -483,9 +522,9 @@ impl Worker {
         self.transmit(key.clone(), batch, replies, 0).await;
     }
 
-    fn request<'a>(&self, key: &(String, u32), batch: &'a weir_log::batch::Batch) -> Request<'a> {
+    fn request<'a>(&self, key: &BatchKey, batch: &'a weir_log::batch::Batch) -> Request<'a> {
         Request::Produce {
-            topic: key.0.clone(),
+            topic: key.0.to_string(),
             partition: key.1,
             acks: self.config.acks,
             timeout_ms: 30_000,
@@ -496,7 +535,7 @@ impl Worker {
     /// Sends a batch and queues it as in flight; fails its records if it cannot be sent.
     async fn transmit(
         &mut self,
-        key: (String, u32),
+        key: BatchKey,
         batch: weir_log::batch::Batch,
         replies: Vec<oneshot::Sender<Result<u64>>>,
         attempt: u32,
