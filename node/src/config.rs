@@ -52,21 +52,11 @@ pub struct NodeConfig {
     /// `quic_streams_max`, they bound what one QUIC client can make the node buffer.
     pub quic_stream_window_bytes_max: u32,
     pub quic_connection_window_bytes_max: u32,
-    /// What drives QUIC on a shard: `native` (quinn-proto from the shard's own loop, batched and
-    /// segmented UDP) or `quinn` (quinn's own tasks on the shard, I/O through async-io).
-    pub quic_driver: QuicDriver,
     /// After a datagram, how long a shard keeps polling its QUIC sockets between other tasks
     /// before it sleeps (native driver). A request answered within the window costs no wake-up
     /// on either side; an idle shard spends at most this much CPU after its last datagram. 0
     /// sleeps at once.
     pub quic_busy_poll_us: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum QuicDriver {
-    Native,
-    Quinn,
 }
 
 impl Default for NodeConfig {
@@ -93,7 +83,6 @@ impl Default for NodeConfig {
             quic_streams_max: 16,
             quic_stream_window_bytes_max: weir_net::tls::STREAM_WINDOW_BYTES,
             quic_connection_window_bytes_max: weir_net::tls::CONNECTION_WINDOW_BYTES,
-            quic_driver: QuicDriver::Native,
             quic_busy_poll_us: 200,
         }
     }
@@ -200,7 +189,7 @@ impl NodeConfig {
     }
 }
 
-const STRING_KEYS: &[&str] = &["data_dir", "listen", "advertised_host", "tls_cert", "tls_key", "quic_driver"];
+const STRING_KEYS: &[&str] = &["data_dir", "listen", "advertised_host", "tls_cert", "tls_key"];
 
 const KNOWN_KEYS: &[&str] = &[
     "data_dir",
@@ -224,7 +213,6 @@ const KNOWN_KEYS: &[&str] = &[
     "quic_streams_max",
     "quic_stream_window_bytes_max",
     "quic_connection_window_bytes_max",
-    "quic_driver",
     "quic_busy_poll_us",
 ];
 
@@ -266,8 +254,6 @@ mod tests {
             NodeConfig::load(None, env).unwrap().check(),
             Err(ConfigError::Invalid { field: "quic_stream_window_bytes_max", .. })
         ));
-        let env = [("WEIR_QUIC_DRIVER".to_owned(), "quinn".to_owned())];
-        assert_eq!(NodeConfig::load(None, env).unwrap().quic_driver, QuicDriver::Quinn);
         let env = [("WEIR_QUIC_BUSY_POLL_US".to_owned(), "5000000".to_owned())];
         assert!(matches!(
             NodeConfig::load(None, env).unwrap().check(),

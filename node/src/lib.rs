@@ -6,7 +6,6 @@ pub mod config;
 mod handler;
 mod metadata;
 mod partition;
-mod quic;
 pub mod quic_native;
 pub mod server;
 mod shard;

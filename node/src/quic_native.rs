@@ -2,9 +2,11 @@
 //! shard's own loop, with batched and segmented UDP I/O (quinn-udp: GRO on receive, GSO on send,
 //! ECN), and no other thread involved.
 //!
-//! Owned by one shard for its life. Two tasks of the shard run it: the receiver waits for a
-//! datagram with an io_uring peek, drains the socket with `recvmmsg`-style batched reads, and
-//! hands each datagram to the endpoint; the driver runs whatever became due (timers, connections
+//! Owned by one shard for its life. Each shard binds the shared port with SO_REUSEPORT (the
+//! kernel steers a client's datagrams by their addresses, so a connection stays on one shard) and
+//! its own port alone. Two tasks of the shard run it: the receiver drains the socket with
+//! `recvmmsg`-style batched reads, hands each datagram to the endpoint, and when the socket has
+//! been quiet for the busy-poll window, sleeps on an io_uring peek; the driver runs whatever became due (timers, connections
 //! marked dirty by a datagram or by a stream read or write) and sends what the connections have
 //! to send. Each stream a peer opens goes to a handler as a [`Stream`] (the node serves it like a
 //! TCP connection).
@@ -105,7 +107,7 @@ impl Endpoint {
         busy_poll: Duration,
         on_stream: impl Fn(Stream) + 'static,
     ) -> io::Result<Rc<Self>> {
-        let socket = crate::quic::udp_socket(addr, shared)?;
+        let socket = udp_socket(addr, shared)?;
         let udp = quinn_udp::UdpSocketState::new((&socket).into())?;
         let server = Arc::new(server);
         let endpoint = quinn_proto::Endpoint::new(
@@ -436,6 +438,20 @@ impl State {
             None => {}
         }
     }
+}
+
+/// A non-blocking UDP socket bound to `addr` (`shared`: with SO_REUSEPORT, so every shard binds
+/// it), with large buffers.
+fn udp_socket(addr: SocketAddr, shared: bool) -> io::Result<socket2::Socket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_port(shared)?;
+    socket.set_nonblocking(true)?;
+    // Best effort (the kernel caps them): room for bursts of many clients.
+    let _ = socket.set_recv_buffer_size(weir_net::tls::UDP_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(weir_net::tls::UDP_BUFFER_BYTES);
+    socket.bind(&addr.into())?;
+    Ok(socket)
 }
 
 fn wake(wakers: &mut HashMap<StreamId, Waker>, id: StreamId) {

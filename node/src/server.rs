@@ -210,32 +210,15 @@ async fn run_shard(
     loaded.wait();
     let mut accepting = Vec::new();
     let mut endpoints = Vec::new();
-    let mut native = Vec::new();
     for (addr, shared) in [(shared_addr, true), (own_addr, false)] {
-        let bound = match config.quic_driver {
-            crate::config::QuicDriver::Native => {
-                let shard = shard.clone();
-                let busy_poll = std::time::Duration::from_micros(config.quic_busy_poll_us);
-                crate::quic_native::Endpoint::bind(
-                    addr,
-                    shared,
-                    quic_config.clone(),
-                    busy_poll,
-                    move |stream| {
-                        shard.connection_opened();
-                        glommio::spawn_local(serve_connection(shard.clone(), stream)).detach();
-                    },
-                )
-                .map(|e| native.push(e))
-            }
-            crate::config::QuicDriver::Quinn => {
-                crate::quic::bind(addr, shared, quic_config.clone()).map(|e| {
-                    accepting.push(
-                        glommio::spawn_local(crate::quic::accept_loop(shard.clone(), e.clone())).detach(),
-                    );
-                    endpoints.push(e);
-                })
-            }
+        let bound = {
+            let shard = shard.clone();
+            let busy_poll = std::time::Duration::from_micros(config.quic_busy_poll_us);
+            crate::quic_native::Endpoint::bind(addr, shared, quic_config.clone(), busy_poll, move |stream| {
+                shard.connection_opened();
+                glommio::spawn_local(serve_connection(shard.clone(), stream)).detach();
+            })
+            .map(|e| endpoints.push(e))
         };
         if let Err(source) = bound {
             let _ = ready.send(Err(ServeError::Listen { addr: format!("udp {addr}"), source }));
@@ -287,9 +270,6 @@ async fn run_shard(
     }
     for endpoint in &endpoints {
         // New QUIC connections are refused; those open keep their streams until the end.
-        endpoint.set_server_config(None);
-    }
-    for endpoint in &native {
         endpoint.stop_accepting();
     }
     let deadline = std::time::Instant::now() + Duration::from_millis(config.shutdown_timeout_ms);
@@ -310,17 +290,10 @@ async fn run_shard(
         }
     }
     // Tell QUIC clients the node is gone (TCP clients see their connections close with the
-    // process), and give the close a moment to go out.
+    // process): the closes are sent before `close` returns.
     for endpoint in &endpoints {
-        endpoint.close(0u32.into(), b"node shutting down");
-    }
-    for endpoint in &native {
         endpoint.close();
     }
-    let idle = futures::future::join_all(endpoints.iter().map(|e| e.wait_idle()));
-    let timeout = glommio::timer::sleep(Duration::from_millis(200));
-    futures::pin_mut!(idle, timeout);
-    let _ = futures::future::select(idle, timeout).await;
 }
 
 async fn mesh_loop(shard: Rc<Shard>, rx: ConnectedReceiver<MeshMsg>) {

@@ -134,22 +134,9 @@ fn the_cli_creates_produces_and_consumes_over_tcp() {
     the_cli_creates_produces_and_consumes(Via::Tcp);
 }
 
-/// The QUIC path through quinn's own tasks (`quic_driver = "quinn"`) still serves, until the
-/// shard-native driver has replaced it everywhere.
-#[test]
-fn the_cli_works_over_quic_with_the_quinn_driver() {
-    let dir = tempfile::tempdir().unwrap();
-    let node = Node::start_with(dir.path(), 2, Node::free_port(2), &[("WEIR_QUIC_DRIVER", "quinn")]);
-    the_cli_creates_produces_and_consumes_on(&node, Via::Quic);
-}
-
 fn the_cli_creates_produces_and_consumes(via: Via) {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path(), 2);
-    the_cli_creates_produces_and_consumes_on(&node, via);
-}
-
-fn the_cli_creates_produces_and_consumes_on(node: &Node, via: Via) {
     let out = node.cli(via).args(["topic", "create", "lines", "--partitions", "3"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let mut produce = node
