@@ -4,19 +4,22 @@
 //!
 //! Owned by one shard for its life. Each shard binds the shared port with SO_REUSEPORT (the
 //! kernel steers a client's datagrams by their addresses, so a connection stays on one shard) and
-//! its own port alone. Two tasks of the shard run it: the receiver drains the socket with
-//! `recvmmsg`-style batched reads, hands each datagram to the endpoint, and when the socket has
-//! been quiet for the busy-poll window, sleeps on an io_uring peek; the driver runs whatever became due (timers, connections
-//! marked dirty by a datagram or by a stream read or write) and sends what the connections have
-//! to send. Each stream a peer opens goes to a handler as a [`Stream`] (the node serves it like a
-//! TCP connection).
-//! Everything is in `Rc<RefCell<..>>`: one thread, no locks.
+//! its own port alone. Two tasks of the shard run it:
+//! - the receiver drains the socket with `recvmmsg`-style batched reads and hands each datagram
+//!   to the endpoint; once the socket has been quiet for the busy-poll window it sleeps on an
+//!   io_uring peek;
+//! - the driver runs whatever became due (timers, connections marked dirty by a datagram or by a
+//!   stream read or write) and sends what the connections have to send.
+//!
+//! Each stream a peer opens goes to a handler as a [`Stream`] (the node serves it like a TCP
+//! connection). Everything is in `Rc<RefCell<..>>`: one thread, no locks.
 
 use bytes::BytesMut;
 use futures::{AsyncRead, AsyncWrite};
 use quinn_proto::{ConnectionHandle, DatagramEvent, Dir, Event, ServerConfig, StreamEvent, StreamId};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd};
@@ -120,8 +123,8 @@ impl Endpoint {
             state: RefCell::new(State {
                 endpoint,
                 server_config: Some(server),
-                conns: HashMap::new(),
-                dirty: HashSet::new(),
+                conns: HashMap::default(),
+                dirty: HashSet::default(),
                 driver: None,
                 responses: Vec::new(),
                 backlog: Vec::new(),
@@ -419,8 +422,8 @@ impl State {
                             ch,
                             Conn {
                                 conn,
-                                readers: HashMap::new(),
-                                writers: HashMap::new(),
+                                readers: HashMap::default(),
+                                writers: HashMap::default(),
                                 lost: false,
                                 deadline: None,
                             },
@@ -537,20 +540,34 @@ impl AsyncRead for Stream {
                 // The stream is over (finished and read, or reset): the end.
                 Err(_) => return (Poll::Ready(Ok(0)), false),
             };
-            let r = match chunks.next(buf.len()) {
-                Ok(Some(chunk)) => {
-                    buf[..chunk.bytes.len()].copy_from_slice(&chunk.bytes);
-                    Poll::Ready(Ok(chunk.bytes.len()))
+            // As many chunks as fit: each holds at most one datagram's worth of the stream, and
+            // one poll per datagram would wake the reading task that much more often.
+            let mut n = 0;
+            let r = loop {
+                match chunks.next(buf.len() - n) {
+                    Ok(Some(chunk)) => {
+                        buf[n..n + chunk.bytes.len()].copy_from_slice(&chunk.bytes);
+                        n += chunk.bytes.len();
+                        if n == buf.len() {
+                            break Poll::Ready(Ok(n));
+                        }
+                    }
+                    // The end of the stream (after what this call read, if anything).
+                    Ok(None) => break Poll::Ready(Ok(n)),
+                    Err(quinn_proto::ReadError::Blocked) if n > 0 => break Poll::Ready(Ok(n)),
+                    Err(quinn_proto::ReadError::Blocked) => {
+                        c.readers.insert(id, cx.waker().clone());
+                        break Poll::Pending;
+                    }
+                    // What was read before the reset is delivered; the reset comes next call.
+                    Err(quinn_proto::ReadError::Reset(_)) if n > 0 => break Poll::Ready(Ok(n)),
+                    Err(quinn_proto::ReadError::Reset(code)) => {
+                        break Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::ConnectionReset,
+                            format!("the peer reset the stream ({code})"),
+                        )));
+                    }
                 }
-                Ok(None) => Poll::Ready(Ok(0)),
-                Err(quinn_proto::ReadError::Blocked) => {
-                    c.readers.insert(id, cx.waker().clone());
-                    Poll::Pending
-                }
-                Err(quinn_proto::ReadError::Reset(code)) => Poll::Ready(Err(io::Error::new(
-                    io::ErrorKind::ConnectionReset,
-                    format!("the peer reset the stream ({code})"),
-                ))),
             };
             // Reading may give the peer credit back: then there is something to send.
             let credit = chunks.finalize().should_transmit();

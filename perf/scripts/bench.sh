@@ -34,5 +34,5 @@ for transport in quic tcp; do
   done
 done
 "$P" plot "$OUT"/e2e-*.json -o "$OUT/e2e.svg" --title "Weir e2e delivery latency (1 KiB records, fsync before ack)"
-"$P" baseline net --bulk-bytes 1073741824 --json > "$OUT/baseline-net.json"
+"$P" baseline net --bulk-bytes 1073741824 --rounds 5 --json > "$OUT/baseline-net.json"
 python3 "$(dirname "$0")/table.py" "$OUT"

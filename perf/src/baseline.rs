@@ -289,7 +289,8 @@ pub async fn quic(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, String> {
 
 /// Raw QUIC over loopback with the node's shard-native driver serving (on a glommio executor of
 /// its own thread) and quinn on tokio sending, so the two server sides compare.
-pub async fn quic_native(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, String> {
+/// `busy_poll` is the driver's busy-poll window (the node's is `quic_busy_poll_us`).
+pub async fn quic_native(bulk_bytes: u64, echoes: u32, busy_poll: Duration) -> Result<NetBaseline, String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let (server_config, _dir) = baseline_server_config()?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -303,9 +304,7 @@ pub async fn quic_native(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, St
                     "127.0.0.1:0".parse().expect("an address"),
                     false,
                     server_config,
-                    Duration::from_micros(
-                        std::env::var("BUSY_US").ok().and_then(|v| v.parse().ok()).unwrap_or(200),
-                    ),
+                    busy_poll,
                     |s| {
                         glommio::spawn_local(serve_native_stream(s)).detach();
                     },
@@ -334,10 +333,56 @@ pub async fn quic_native(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, St
     result
 }
 
-/// Every network baseline: TCP, QUIC served by quinn on tokio, QUIC served by the native driver.
-pub async fn net(bulk_bytes: u64, echoes: u32) -> Result<Vec<NetBaseline>, String> {
-    let tcp = tcp(bulk_bytes, echoes).await.map_err(|e| e.to_string())?;
-    let quic_tokio = quic(bulk_bytes, echoes).await?;
-    let quic_native = quic_native(bulk_bytes, echoes).await?;
-    Ok(vec![tcp, quic_tokio, quic_native])
+/// Every network baseline: TCP, QUIC served by quinn on tokio, QUIC served by the native driver,
+/// in `rounds` interleaved rounds. Each figure is the median of its rounds: a shared machine
+/// drifts by tens of percent within a minute, and interleaving lets the drift hit every
+/// transport alike, so that their ratios mean something.
+pub async fn net(
+    bulk_bytes: u64,
+    echoes: u32,
+    rounds: u32,
+    busy_poll: Duration,
+) -> Result<Vec<NetBaseline>, String> {
+    let mut runs: [Vec<NetBaseline>; 3] = Default::default();
+    for _ in 0..rounds.max(1) {
+        runs[0].push(tcp(bulk_bytes, echoes).await.map_err(|e| e.to_string())?);
+        runs[1].push(quic(bulk_bytes, echoes).await?);
+        runs[2].push(quic_native(bulk_bytes, echoes, busy_poll).await?);
+    }
+    Ok(runs.into_iter().map(|r| median(&r)).collect())
+}
+
+/// The median of each figure of `runs` (of one transport) on its own.
+fn median(runs: &[NetBaseline]) -> NetBaseline {
+    fn mid<T: Copy + PartialOrd>(mut v: Vec<T>) -> T {
+        v.sort_by(|a, b| a.partial_cmp(b).expect("figures are numbers"));
+        v[v.len() / 2]
+    }
+    NetBaseline {
+        transport: runs[0].transport.clone(),
+        bulk_mb_s: mid(runs.iter().map(|r| r.bulk_mb_s).collect()),
+        rtt_p50_us: mid(runs.iter().map(|r| r.rtt_p50_us).collect()),
+        rtt_p99_us: mid(runs.iter().map(|r| r.rtt_p99_us).collect()),
+        answers_mb_s: mid(runs.iter().map(|r| r.answers_mb_s).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_figure_is_its_own_median() {
+        let run = |bulk, p50, answers| NetBaseline {
+            transport: "t".into(),
+            bulk_mb_s: bulk,
+            rtt_p50_us: p50,
+            rtt_p99_us: p50 * 2,
+            answers_mb_s: answers,
+        };
+        let m = median(&[run(3.0, 10, 7.0), run(1.0, 30, 9.0), run(2.0, 20, 8.0)]);
+        assert_eq!(m, run(2.0, 20, 8.0));
+        let m = median(&[run(5.0, 50, 1.0), run(1.0, 10, 5.0), run(3.0, 40, 2.0)]);
+        assert_eq!((m.bulk_mb_s, m.rtt_p50_us, m.answers_mb_s), (3.0, 40, 2.0));
+    }
 }

@@ -69,12 +69,18 @@ enum BaselineCmd {
         json: bool,
     },
     /// Raw TCP and QUIC loopback: one bulk stream, then 64 B echo round trips; QUIC served by
-    /// quinn on tokio and by the node's shard-native driver, both with quinn on tokio sending
+    /// quinn on tokio and by the node's shard-native driver, both with quinn on tokio sending.
+    /// Each figure is the median of interleaved rounds
     Net {
         #[arg(long, default_value_t = 1 << 30)]
         bulk_bytes: u64,
         #[arg(long, default_value_t = 10_000)]
         echoes: u32,
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+        /// The native driver's busy-poll window (default: the node's `quic_busy_poll_us`)
+        #[arg(long)]
+        busy_poll_us: Option<u64>,
         #[arg(long)]
         json: bool,
     },
@@ -288,7 +294,11 @@ fn run(mode: &str, args: RunArgs) -> Result<(), String> {
     } else {
         None
     };
-    let net = if args.net_baseline { rt.block_on(baseline::net(1 << 30, 10_000))? } else { Vec::new() };
+    let net = if args.net_baseline {
+        rt.block_on(baseline::net(1 << 30, 10_000, 1, Duration::from_micros(node_busy_poll_us())))?
+    } else {
+        Vec::new()
+    };
     drop(node);
     let secs = outcome.elapsed.as_secs_f64().max(1e-9);
     let transport = format!("{:?}", args.transport).to_lowercase();
@@ -354,8 +364,13 @@ fn main() -> ExitCode {
                 }
             })
         }
-        Cmd::Baseline { what: BaselineCmd::Net { bulk_bytes, echoes, json } } => runtime()
-            .block_on(baseline::net(bulk_bytes, echoes))
+        Cmd::Baseline { what: BaselineCmd::Net { bulk_bytes, echoes, rounds, busy_poll_us, json } } => runtime()
+            .block_on(baseline::net(
+                bulk_bytes,
+                echoes,
+                rounds,
+                Duration::from_micros(busy_poll_us.unwrap_or(node_busy_poll_us())),
+            ))
             .map(|nets| {
                 if json {
                     println!("{}", serde_json::to_string_pretty(&nets).expect("serializes"));
@@ -392,4 +407,9 @@ fn plot_files(files: &[PathBuf], output: &std::path::Path, title: &str) -> Resul
         runs.push((r.label, l));
     }
     weir_perf::plot::plot(&runs, title, output)
+}
+
+/// The node's default busy-poll window, so that a baseline of the native driver is the node's.
+fn node_busy_poll_us() -> u64 {
+    weir_node::config::NodeConfig::default().quic_busy_poll_us
 }
