@@ -279,6 +279,11 @@ impl Endpoint {
             handles.dedup();
             for ch in handles {
                 let Some(c) = st.conns.get_mut(&ch) else { continue };
+                // A datagram may have moved a timer earlier than the index knows, and already
+                // past: run it now rather than on the next round.
+                if c.deadline.is_none_or(|d| d > now) && c.conn.poll_timeout().is_some_and(|t| t <= now) {
+                    c.conn.handle_timeout(now);
+                }
                 while let Some(ev) = c.conn.poll_endpoint_events() {
                     if let Some(back) = st.endpoint.handle_event(ch, ev) {
                         c.conn.handle_event(back);
