@@ -186,6 +186,7 @@ impl Endpoint {
         loop {
             // A bounded pass: the driver and the stream tasks must run between passes even
             // while datagrams keep coming.
+            let mut received = false;
             for _ in 0..RECV_PASSES_MAX {
                 let n = {
                     let mut slices: Vec<IoSliceMut<'_>> =
@@ -202,6 +203,7 @@ impl Endpoint {
                 };
                 let now = Instant::now();
                 last_datagram = now;
+                received = true;
                 let mut st = self.state.borrow_mut();
                 for (m, buf) in meta.iter().zip(&bufs).take(n) {
                     // A GRO super-datagram holds `len / stride` datagrams back to back.
@@ -219,6 +221,11 @@ impl Endpoint {
                 // rather than sleep: the next datagram of a conversation is likely microseconds
                 // away, and parking the executor and waking it through the ring costs tens of
                 // them on each side.
+                if !received {
+                    // The pass found nothing: offer the core to other threads (a client on the
+                    // same machine) meanwhile; with none waiting this returns at once.
+                    std::thread::yield_now();
+                }
                 glommio::executor().yield_now().await;
                 continue;
             }
@@ -511,6 +518,40 @@ impl Stream {
         }
         Some(r)
     }
+
+    /// The next chunk of the stream as received, up to `max` bytes, without copying it: `None`
+    /// at the end of the stream. The copying alternative is `AsyncRead`.
+    pub async fn read_chunk(&mut self, max: usize) -> io::Result<Option<bytes::Bytes>> {
+        let id = self.id;
+        std::future::poll_fn(|cx| {
+            let r = self.with(|c| {
+                if c.lost {
+                    return (Poll::Ready(Err(gone())), false);
+                }
+                let mut recv = c.conn.recv_stream(id);
+                let mut chunks = match recv.read(true) {
+                    Ok(chunks) => chunks,
+                    Err(_) => return (Poll::Ready(Ok(None)), false),
+                };
+                let r = match chunks.next(max) {
+                    Ok(Some(chunk)) => Poll::Ready(Ok(Some(chunk.bytes))),
+                    Ok(None) => Poll::Ready(Ok(None)),
+                    Err(quinn_proto::ReadError::Blocked) => {
+                        c.readers.insert(id, cx.waker().clone());
+                        Poll::Pending
+                    }
+                    Err(quinn_proto::ReadError::Reset(code)) => Poll::Ready(Err(reset(code))),
+                };
+                (r, chunks.finalize().should_transmit())
+            });
+            r.unwrap_or(Poll::Ready(Err(gone())))
+        })
+        .await
+    }
+}
+
+fn reset(code: quinn_proto::VarInt) -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionReset, format!("the peer reset the stream ({code})"))
 }
 
 impl Drop for Stream {
@@ -566,12 +607,7 @@ impl AsyncRead for Stream {
                     }
                     // What was read before the reset is delivered; the reset comes next call.
                     Err(quinn_proto::ReadError::Reset(_)) if n > 0 => break Poll::Ready(Ok(n)),
-                    Err(quinn_proto::ReadError::Reset(code)) => {
-                        break Poll::Ready(Err(io::Error::new(
-                            io::ErrorKind::ConnectionReset,
-                            format!("the peer reset the stream ({code})"),
-                        )));
-                    }
+                    Err(quinn_proto::ReadError::Reset(code)) => break Poll::Ready(Err(reset(code))),
                 }
             };
             // Reading may give the peer credit back: then there is something to send.

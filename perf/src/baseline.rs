@@ -69,8 +69,11 @@ pub fn disk(
 
 const CHUNK_BYTES: usize = 1 << 20;
 const ECHO_BYTES: usize = 64;
-/// 1 MiB answers asked for, one at a time, per baseline.
-const ANSWERS: u32 = 64;
+/// 1 MiB answers asked for, one at a time, per baseline: half the bulk's bytes, so that the
+/// congestion window's start does not dominate (64 answers did).
+fn answer_count(bulk_bytes: u64) -> u32 {
+    (bulk_bytes / 2 / CHUNK_BYTES as u64).max(1) as u32
+}
 
 /// Raw TCP over loopback: a bulk stream of `bulk_bytes`, then `echoes` 64-byte round trips.
 pub async fn tcp(bulk_bytes: u64, echoes: u32) -> std::io::Result<NetBaseline> {
@@ -125,11 +128,11 @@ pub async fn tcp(bulk_bytes: u64, echoes: u32) -> std::io::Result<NetBaseline> {
     s.set_nodelay(true)?;
     let mut buf = vec![0u8; CHUNK_BYTES];
     let start = Instant::now();
-    for _ in 0..ANSWERS {
+    for _ in 0..answer_count(bulk_bytes) {
         s.write_all(&(CHUNK_BYTES as u32).to_le_bytes()).await?;
         s.read_exact(&mut buf).await?;
     }
-    let answers = mb_s(u64::from(ANSWERS) * CHUNK_BYTES as u64, start.elapsed());
+    let answers = mb_s(u64::from(answer_count(bulk_bytes)) * CHUNK_BYTES as u64, start.elapsed());
     drop(s);
     server.await.map_err(std::io::Error::other)??;
     Ok(NetBaseline {
@@ -179,8 +182,7 @@ async fn serve_native_stream(mut s: weir_node::quic_native::Stream) {
     }
     match kind[0] {
         b'B' => {
-            let mut buf = vec![0u8; CHUNK_BYTES];
-            while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+            while let Ok(Some(_)) = s.read_chunk(CHUNK_BYTES).await {}
             let _ = s.write_all(&[1]).await;
             let _ = s.close().await;
         }
@@ -253,11 +255,11 @@ async fn measure_quic(
     let (mut send, mut recv) = open(b"A").await?;
     let mut buf = vec![0u8; CHUNK_BYTES];
     let start = Instant::now();
-    for _ in 0..ANSWERS {
+    for _ in 0..answer_count(bulk_bytes) {
         send.write_all(&(CHUNK_BYTES as u32).to_le_bytes()).await.map_err(|e| err(&e))?;
         recv.read_exact(&mut buf).await.map_err(|e| err(&e))?;
     }
-    let answers = mb_s(u64::from(ANSWERS) * CHUNK_BYTES as u64, start.elapsed());
+    let answers = mb_s(u64::from(answer_count(bulk_bytes)) * CHUNK_BYTES as u64, start.elapsed());
     conn.close(0u32.into(), b"done");
     Ok(NetBaseline {
         transport: transport.into(),

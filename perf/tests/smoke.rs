@@ -67,6 +67,21 @@ fn every_mode_runs_against_an_embedded_node_and_plots() {
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.starts_with("<svg") && text.contains("produce tcp") && text.contains("e2e quic"));
 
+    // The network baselines: TCP, QUIC served by quinn on tokio and by the node's own driver.
+    let out = Command::new(env!("CARGO_BIN_EXE_weir-perf"))
+        .args(["baseline", "net", "--bulk-bytes", "8388608", "--echoes", "200", "--rounds", "1", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let nets: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> =
+        nets.as_array().unwrap().iter().map(|n| n["transport"].as_str().unwrap()).collect();
+    assert_eq!(names, ["tcp", "quic-tokio", "quic-native"]);
+    for n in nets.as_array().unwrap() {
+        assert!(n["bulk_mb_s"].as_f64().unwrap() > 0.0 && n["answers_mb_s"].as_f64().unwrap() > 0.0, "{n}");
+        assert!(n["rtt_p50_us"].as_u64().unwrap() > 0, "{n}");
+    }
+
     // A bad flag is a usage error; a bad rate names the problem.
     let out = Command::new(env!("CARGO_BIN_EXE_weir-perf")).args(["e2e", "--rate", "fast"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
