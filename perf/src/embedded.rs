@@ -37,7 +37,7 @@ fn free_ports(count: u16) -> Option<u16> {
 
 impl EmbeddedNode {
     /// Starts a node with `shards` shards in a temporary dir under `parent`, and returns once it
-    /// listens. Other settings come from `WEIR_*` variables (`WEIR_QUIC_DRIVER=native`).
+    /// listens. Other settings come from `WEIR_*` variables (`WEIR_QUIC_BUSY_POLL_US=0`).
     pub fn start(parent: &Path, shards: usize, fsync: bool) -> Result<Self, String> {
         let dir = tempfile::tempdir_in(parent)
             .map_err(|e| format!("temporary data dir in {}: {e}", parent.display()))?;
