@@ -519,32 +519,43 @@ impl Stream {
         Some(r)
     }
 
+    /// Runs `take` on what the stream has received. The stream's end (finished and read, or
+    /// reset and reported) is `at_end`; when `take` is pending the task waits for more data.
+    /// Reading may give the peer credit back: then the driver has something to send.
+    fn poll_receive<T>(
+        &self,
+        cx: &Context<'_>,
+        at_end: T,
+        take: impl FnOnce(&mut quinn_proto::Chunks<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let id = self.id;
+        let r = self.with(|c| {
+            if c.lost {
+                return (Poll::Ready(Err(gone())), false);
+            }
+            let mut recv = c.conn.recv_stream(id);
+            let mut chunks = match recv.read(true) {
+                Ok(chunks) => chunks,
+                Err(_) => return (Poll::Ready(Ok(at_end)), false),
+            };
+            let r = take(&mut chunks);
+            if r.is_pending() {
+                c.readers.insert(id, cx.waker().clone());
+            }
+            (r, chunks.finalize().should_transmit())
+        });
+        r.unwrap_or(Poll::Ready(Err(gone())))
+    }
+
     /// The next chunk of the stream as received, up to `max` bytes, without copying it: `None`
     /// at the end of the stream. The copying alternative is `AsyncRead`.
     pub async fn read_chunk(&mut self, max: usize) -> io::Result<Option<bytes::Bytes>> {
-        let id = self.id;
         std::future::poll_fn(|cx| {
-            let r = self.with(|c| {
-                if c.lost {
-                    return (Poll::Ready(Err(gone())), false);
-                }
-                let mut recv = c.conn.recv_stream(id);
-                let mut chunks = match recv.read(true) {
-                    Ok(chunks) => chunks,
-                    Err(_) => return (Poll::Ready(Ok(None)), false),
-                };
-                let r = match chunks.next(max) {
-                    Ok(Some(chunk)) => Poll::Ready(Ok(Some(chunk.bytes))),
-                    Ok(None) => Poll::Ready(Ok(None)),
-                    Err(quinn_proto::ReadError::Blocked) => {
-                        c.readers.insert(id, cx.waker().clone());
-                        Poll::Pending
-                    }
-                    Err(quinn_proto::ReadError::Reset(code)) => Poll::Ready(Err(reset(code))),
-                };
-                (r, chunks.finalize().should_transmit())
-            });
-            r.unwrap_or(Poll::Ready(Err(gone())))
+            self.poll_receive(cx, None, |chunks| match chunks.next(max) {
+                Ok(chunk) => Poll::Ready(Ok(chunk.map(|c| c.bytes))),
+                Err(quinn_proto::ReadError::Blocked) => Poll::Pending,
+                Err(quinn_proto::ReadError::Reset(code)) => Poll::Ready(Err(reset(code))),
+            })
         })
         .await
     }
@@ -575,46 +586,28 @@ fn gone() -> io::Error {
 
 impl AsyncRead for Stream {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        let id = self.id;
-        let r = self.with(|c| {
-            if c.lost {
-                return (Poll::Ready(Err(gone())), false);
-            }
-            let mut recv = c.conn.recv_stream(id);
-            let mut chunks = match recv.read(true) {
-                Ok(chunks) => chunks,
-                // The stream is over (finished and read, or reset): the end.
-                Err(_) => return (Poll::Ready(Ok(0)), false),
-            };
-            // As many chunks as fit: each holds at most one datagram's worth of the stream, and
-            // one poll per datagram would wake the reading task that much more often.
+        // As many chunks as fit: each holds at most one datagram's worth of the stream, and one
+        // poll per datagram would wake the reading task that much more often.
+        self.poll_receive(cx, 0, |chunks| {
             let mut n = 0;
-            let r = loop {
+            loop {
                 match chunks.next(buf.len() - n) {
                     Ok(Some(chunk)) => {
                         buf[n..n + chunk.bytes.len()].copy_from_slice(&chunk.bytes);
                         n += chunk.bytes.len();
                         if n == buf.len() {
-                            break Poll::Ready(Ok(n));
+                            return Poll::Ready(Ok(n));
                         }
                     }
                     // The end of the stream (after what this call read, if anything).
-                    Ok(None) => break Poll::Ready(Ok(n)),
-                    Err(quinn_proto::ReadError::Blocked) if n > 0 => break Poll::Ready(Ok(n)),
-                    Err(quinn_proto::ReadError::Blocked) => {
-                        c.readers.insert(id, cx.waker().clone());
-                        break Poll::Pending;
-                    }
-                    // What was read before the reset is delivered; the reset comes next call.
-                    Err(quinn_proto::ReadError::Reset(_)) if n > 0 => break Poll::Ready(Ok(n)),
-                    Err(quinn_proto::ReadError::Reset(code)) => break Poll::Ready(Err(reset(code))),
+                    Ok(None) => return Poll::Ready(Ok(n)),
+                    // What was read before a pause or a reset is delivered; a reset comes next.
+                    Err(_) if n > 0 => return Poll::Ready(Ok(n)),
+                    Err(quinn_proto::ReadError::Blocked) => return Poll::Pending,
+                    Err(quinn_proto::ReadError::Reset(code)) => return Poll::Ready(Err(reset(code))),
                 }
-            };
-            // Reading may give the peer credit back: then there is something to send.
-            let credit = chunks.finalize().should_transmit();
-            (r, credit)
-        });
-        r.unwrap_or(Poll::Ready(Err(gone())))
+            }
+        })
     }
 }
 
