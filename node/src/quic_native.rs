@@ -278,7 +278,6 @@ impl Endpoint {
                 st.timers.pop_first();
                 if let Some(c) = st.conns.get_mut(&ch) {
                     c.deadline = None;
-                    c.conn.handle_timeout(now);
                     handles.push(ch);
                 }
             }
@@ -286,9 +285,9 @@ impl Endpoint {
             handles.dedup();
             for ch in handles {
                 let Some(c) = st.conns.get_mut(&ch) else { continue };
-                // A datagram may have moved a timer earlier than the index knows, and already
-                // past: run it now rather than on the next round.
-                if c.deadline.is_none_or(|d| d > now) && c.conn.poll_timeout().is_some_and(|t| t <= now) {
+                // Due timers run here, for the connections the index named and for those a
+                // datagram or stream op gave a timer already past.
+                if c.conn.poll_timeout().is_some_and(|t| t <= now) {
                     c.conn.handle_timeout(now);
                 }
                 while let Some(ev) = c.conn.poll_endpoint_events() {
