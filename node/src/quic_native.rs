@@ -12,7 +12,10 @@
 //!   stream read or write) and sends what the connections have to send.
 //!
 //! Each stream a peer opens goes to a handler as a [`Stream`] (the node serves it like a TCP
-//! connection). Everything is in `Rc<RefCell<..>>`: one thread, no locks.
+//! connection). The same driver opens connections too ([`Endpoint::client`],
+//! [`Endpoint::connect`], [`Connection::open_bi`]), as a shard reaching a peer node does, so both
+//! ends of a conversation between shards run on their own cores. Everything is in
+//! `Rc<RefCell<..>>`: one thread, no locks.
 
 use bytes::BytesMut;
 use futures::{AsyncRead, AsyncWrite};
@@ -47,15 +50,46 @@ struct Conn {
     conn: quinn_proto::Connection,
     readers: HashMap<StreamId, Waker>,
     writers: HashMap<StreamId, Waker>,
+    /// Tasks waiting on the connection itself: for its handshake, or for room to open a stream.
+    waiters: Vec<Waker>,
+    /// The handshake is done.
+    connected: bool,
     lost: bool,
+    /// Why the connection ended, once it has.
+    error: Option<quinn_proto::ConnectionError>,
     /// The connection's timer as `State::timers` holds it.
     deadline: Option<Instant>,
 }
 
 impl Conn {
+    fn new(conn: quinn_proto::Connection) -> Self {
+        Self {
+            conn,
+            readers: HashMap::default(),
+            writers: HashMap::default(),
+            waiters: Vec::new(),
+            connected: false,
+            lost: false,
+            error: None,
+            deadline: None,
+        }
+    }
+
     fn wake_all(&mut self) {
         self.readers.drain().for_each(|(_, w)| w.wake());
         self.writers.drain().for_each(|(_, w)| w.wake());
+        self.waiters.drain(..).for_each(Waker::wake);
+    }
+
+    /// The error a caller gets once the connection is gone.
+    fn gone(&self) -> io::Error {
+        match &self.error {
+            Some(e) => io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                format!("the QUIC connection is closed: {e}"),
+            ),
+            None => gone(),
+        }
     }
 }
 
@@ -110,19 +144,35 @@ impl Endpoint {
         busy_poll: Duration,
         on_stream: impl Fn(Stream) + 'static,
     ) -> io::Result<Rc<Self>> {
+        Self::start(addr, shared, Some(Arc::new(server)), busy_poll, Box::new(on_stream))
+    }
+
+    /// Binds `addr` (port 0 for any) for connections this end makes with [`Endpoint::connect`],
+    /// and starts the endpoint's tasks on the current glommio executor. It accepts none: a
+    /// client, or a shard reaching a peer node. Streams the peer opens are refused.
+    pub fn client(addr: SocketAddr, busy_poll: Duration) -> io::Result<Rc<Self>> {
+        Self::start(addr, false, None, busy_poll, Box::new(drop))
+    }
+
+    fn start(
+        addr: SocketAddr,
+        shared: bool,
+        server: Option<Arc<ServerConfig>>,
+        busy_poll: Duration,
+        on_stream: Box<dyn Fn(Stream)>,
+    ) -> io::Result<Rc<Self>> {
         let socket = udp_socket(addr, shared)?;
         let udp = quinn_udp::UdpSocketState::new((&socket).into())?;
-        let server = Arc::new(server);
         let endpoint = quinn_proto::Endpoint::new(
             Arc::new(weir_net::tls::endpoint_config()),
-            Some(server.clone()),
+            server.clone(),
             true,
             None,
         );
         let e = Rc::new(Self {
             state: RefCell::new(State {
                 endpoint,
-                server_config: Some(server),
+                server_config: server,
                 conns: HashMap::default(),
                 dirty: HashSet::default(),
                 driver: None,
@@ -135,7 +185,7 @@ impl Endpoint {
             // SAFETY: the descriptor moves from `socket`, which gives it up, to glommio's socket.
             socket: unsafe { glommio::net::UdpSocket::from_raw_fd(socket.into_raw_fd()) },
             udp,
-            on_stream: Box::new(on_stream),
+            on_stream,
             busy_poll,
         });
         glommio::spawn_local(e.clone().receive_loop()).detach();
@@ -145,6 +195,44 @@ impl Endpoint {
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.socket.local_addr().map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    /// Opens a connection to `remote`, which must present a certificate for `server_name` that
+    /// `config` trusts, and waits for its handshake.
+    pub async fn connect(
+        self: &Rc<Self>,
+        config: quinn_proto::ClientConfig,
+        remote: SocketAddr,
+        server_name: &str,
+    ) -> io::Result<Connection> {
+        let ch = {
+            let mut st = self.state.borrow_mut();
+            let (ch, conn) = st
+                .endpoint
+                .connect(Instant::now(), config, remote, server_name)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+            st.conns.insert(ch, Conn::new(conn));
+            st.dirty.insert(ch);
+            st.wake_driver();
+            ch
+        };
+        // From here the handle owns the connection: dropping it (a cancelled connect too)
+        // closes it.
+        let connection = Connection { endpoint: self.clone(), ch };
+        std::future::poll_fn(|cx| {
+            connection.with(|c| {
+                if c.lost {
+                    Poll::Ready(Err(c.gone()))
+                } else if c.connected {
+                    Poll::Ready(Ok(()))
+                } else {
+                    c.waiters.push(cx.waker().clone());
+                    Poll::Pending
+                }
+            })
+        })
+        .await?;
+        Ok(connection)
     }
 
     /// Refuses new connections from now on; those open go on.
@@ -310,8 +398,16 @@ impl Endpoint {
                             wake(&mut c.writers, id);
                             wake(&mut c.readers, id);
                         }
-                        Event::ConnectionLost { .. } => {
+                        Event::Connected => {
+                            c.connected = true;
+                            c.waiters.drain(..).for_each(Waker::wake);
+                        }
+                        Event::Stream(StreamEvent::Available { dir: Dir::Bi }) => {
+                            c.waiters.drain(..).for_each(Waker::wake);
+                        }
+                        Event::ConnectionLost { reason } => {
                             c.lost = true;
+                            c.error = Some(reason);
                             c.wake_all();
                         }
                         _ => {}
@@ -429,16 +525,7 @@ impl State {
                 };
                 match self.endpoint.accept(incoming, now, &mut buf, Some(config)) {
                     Ok((ch, conn)) => {
-                        self.conns.insert(
-                            ch,
-                            Conn {
-                                conn,
-                                readers: HashMap::default(),
-                                writers: HashMap::default(),
-                                lost: false,
-                                deadline: None,
-                            },
-                        );
+                        self.conns.insert(ch, Conn::new(conn));
                         self.dirty.insert(ch);
                     }
                     Err(e) => {
@@ -546,6 +633,60 @@ impl Stream {
         r.unwrap_or(Poll::Ready(Err(gone())))
     }
 
+    /// Ends the sending side (the peer reads to the end); reading goes on. `AsyncWrite::close`
+    /// ends both.
+    pub fn finish(&mut self) -> io::Result<()> {
+        let id = self.id;
+        self.with(|c| {
+            if c.lost {
+                return (Err(c.gone()), false);
+            }
+            let r = c
+                .conn
+                .send_stream(id)
+                .finish()
+                .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e.to_string()));
+            (r, true)
+        })
+        .unwrap_or_else(|| Err(gone()))
+    }
+
+    /// Runs `write` on the stream's sending side; when the stream or the connection has no
+    /// room, the task waits for some.
+    fn poll_send<T>(
+        &self,
+        cx: &Context<'_>,
+        write: impl FnOnce(&mut quinn_proto::SendStream<'_>) -> Result<T, quinn_proto::WriteError>,
+    ) -> Poll<io::Result<T>> {
+        let id = self.id;
+        let r = self.with(|c| {
+            if c.lost {
+                return (Poll::Ready(Err(c.gone())), false);
+            }
+            match write(&mut c.conn.send_stream(id)) {
+                Ok(r) => (Poll::Ready(Ok(r)), true),
+                Err(quinn_proto::WriteError::Blocked) => {
+                    c.writers.insert(id, cx.waker().clone());
+                    (Poll::Pending, false)
+                }
+                Err(e) => (Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, e.to_string()))), false),
+            }
+        });
+        r.unwrap_or(Poll::Ready(Err(gone())))
+    }
+
+    /// Sends all of `data` without copying it: the stream keeps the bytes until the peer has
+    /// them. The copying alternative is `AsyncWrite`.
+    pub async fn write_chunk(&mut self, mut data: bytes::Bytes) -> io::Result<()> {
+        while !data.is_empty() {
+            std::future::poll_fn(|cx| {
+                self.poll_send(cx, |s| s.write_chunks(std::slice::from_mut(&mut data)))
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
     /// The next chunk of the stream as received, up to `max` bytes, without copying it: `None`
     /// at the end of the stream. The copying alternative is `AsyncRead`.
     pub async fn read_chunk(&mut self, max: usize) -> io::Result<Option<bytes::Bytes>> {
@@ -557,6 +698,65 @@ impl Stream {
             })
         })
         .await
+    }
+}
+
+/// A connection this end opened with [`Endpoint::connect`]. Dropping it closes the connection
+/// (its streams then fail), as an application close with code 0.
+#[derive(Debug)]
+pub struct Connection {
+    endpoint: Rc<Endpoint>,
+    ch: ConnectionHandle,
+}
+
+impl Connection {
+    fn with<T>(&self, f: impl FnOnce(&mut Conn) -> Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        let mut st = self.endpoint.state.borrow_mut();
+        match st.conns.get_mut(&self.ch) {
+            Some(c) => f(c),
+            None => Poll::Ready(Err(gone())),
+        }
+    }
+
+    /// Opens a bidirectional stream, waiting while the peer's stream limit is reached. The peer
+    /// hears of the stream with its first bytes.
+    pub async fn open_bi(&self) -> io::Result<Stream> {
+        let id = std::future::poll_fn(|cx| {
+            self.with(|c| {
+                if c.lost {
+                    return Poll::Ready(Err(c.gone()));
+                }
+                match c.conn.streams().open(Dir::Bi) {
+                    Some(id) => Poll::Ready(Ok(id)),
+                    None => {
+                        c.waiters.push(cx.waker().clone());
+                        Poll::Pending
+                    }
+                }
+            })
+        })
+        .await?;
+        Ok(Stream { endpoint: self.endpoint.clone(), ch: self.ch, id })
+    }
+
+    /// Closes the connection now, telling the peer `code` and `reason`.
+    pub fn close(&self, code: u32, reason: &[u8]) {
+        let mut st = self.endpoint.state.borrow_mut();
+        if let Some(c) = st.conns.get_mut(&self.ch) {
+            if !c.lost {
+                c.conn.close(Instant::now(), code.into(), bytes::Bytes::copy_from_slice(reason));
+            }
+            c.lost = true;
+            c.wake_all();
+            st.dirty.insert(self.ch);
+            st.wake_driver();
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.close(0, b"");
     }
 }
 
@@ -612,21 +812,7 @@ impl AsyncRead for Stream {
 
 impl AsyncWrite for Stream {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let id = self.id;
-        let r = self.with(|c| {
-            if c.lost {
-                return (Poll::Ready(Err(gone())), false);
-            }
-            match c.conn.send_stream(id).write(buf) {
-                Ok(n) => (Poll::Ready(Ok(n)), true),
-                Err(quinn_proto::WriteError::Blocked) => {
-                    c.writers.insert(id, cx.waker().clone());
-                    (Poll::Pending, false)
-                }
-                Err(e) => (Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, e.to_string()))), false),
-            }
-        });
-        r.unwrap_or(Poll::Ready(Err(gone())))
+        self.poll_send(cx, |s| s.write(buf))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -4,15 +4,14 @@
 
 mod common;
 
-use common::{Node, Via, runtime};
+use common::{Node, Via, answer_len, decode_answer, request_frame, runtime};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use std::sync::Arc;
 use weir_log::batch::{BatchBuilder, ProducerStamp, Record};
-use weir_net::api::{API_VERSION, Request, Response};
+use weir_net::api::{Request, Response};
 use weir_net::client::Admin;
-use weir_net::frame::{FRAME_HEADER_BYTES, FrameHeader, encode_frame};
-use weir_net::wire::Writer;
+use weir_net::frame::FRAME_HEADER_BYTES;
 use weir_net::{Acks, ApiKey, ErrorCode, TopicConfig};
 
 /// A quinn client as any application would write one: the node's certificate as its root, the
@@ -41,20 +40,12 @@ async fn call(
     req: &Request<'_>,
     cid: u32,
 ) -> Vec<u8> {
-    let mut w = Writer::default();
-    req.encode(&mut w);
-    send.write_all(&encode_frame(req.api_key() as u16, API_VERSION, cid, 0, &w.buf)).await.unwrap();
+    send.write_all(&request_frame(req, cid)).await.unwrap();
     let mut frame = vec![0u8; FRAME_HEADER_BYTES];
     recv.read_exact(&mut frame).await.unwrap();
-    let h = FrameHeader::decode(&frame, usize::MAX).unwrap();
-    assert_eq!((h.correlation_id, h.flags), (cid, 0), "an answer, in order");
-    frame.resize(h.frame_len(), 0);
+    frame.resize(answer_len(&frame, cid), 0);
     recv.read_exact(&mut frame[FRAME_HEADER_BYTES..]).await.unwrap();
     frame
-}
-
-fn decode(api: ApiKey, frame: &[u8]) -> Response<'_> {
-    Response::decode(api, &frame[FRAME_HEADER_BYTES..]).unwrap()
 }
 
 #[test]
@@ -84,7 +75,7 @@ fn a_stock_quinn_client_produces_and_fetches_on_every_address() {
                 .unwrap();
             let (mut send, mut recv) = conn.open_bi().await.unwrap();
             let frame = call(&mut send, &mut recv, &Request::ApiVersions, 1).await;
-            assert!(matches!(decode(ApiKey::ApiVersions, &frame), Response::ApiVersions { .. }));
+            assert!(matches!(decode_answer(ApiKey::ApiVersions, &frame), Response::ApiVersions { .. }));
             let mut offsets = Vec::new();
             for partition in 0..2 {
                 let req = Request::Produce {
@@ -95,7 +86,7 @@ fn a_stock_quinn_client_produces_and_fetches_on_every_address() {
                     batches: &batch,
                 };
                 let frame = call(&mut send, &mut recv, &req, 2 + partition).await;
-                match decode(ApiKey::Produce, &frame) {
+                match decode_answer(ApiKey::Produce, &frame) {
                     Response::Produce { error: ErrorCode::None, base_offset, .. } => {
                         offsets.push(base_offset)
                     }
@@ -112,7 +103,7 @@ fn a_stock_quinn_client_produces_and_fetches_on_every_address() {
                     max_wait_ms: 0,
                 };
                 let frame = call(&mut send, &mut recv, &req, 4 + partition).await;
-                match decode(ApiKey::Fetch, &frame) {
+                match decode_answer(ApiKey::Fetch, &frame) {
                     Response::Fetch { error: ErrorCode::None, batches, .. } => {
                         // The batch comes back byte for byte, apart from the base offset and
                         // leader epoch the node assigned (bytes 0..12, outside the CRC).

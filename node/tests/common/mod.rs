@@ -154,3 +154,22 @@ impl Drop for Node {
 pub fn runtime() -> tokio_rt::runtime::Runtime {
     tokio_rt::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
+
+/// One request as a frame of the protocol, with correlation id `cid`.
+pub fn request_frame(req: &weir_net::api::Request<'_>, cid: u32) -> Vec<u8> {
+    let mut w = weir_net::wire::Writer::default();
+    req.encode(&mut w);
+    weir_net::frame::encode_frame(req.api_key() as u16, weir_net::api::API_VERSION, cid, 0, &w.buf)
+}
+
+/// The length of the answer frame whose header is `header`, checked to answer `cid`.
+pub fn answer_len(header: &[u8], cid: u32) -> usize {
+    let h = weir_net::frame::FrameHeader::decode(header, usize::MAX).unwrap();
+    assert_eq!((h.correlation_id, h.flags), (cid, 0), "an answer, in order");
+    h.frame_len()
+}
+
+/// The response an answer frame holds.
+pub fn decode_answer(api: weir_net::ApiKey, frame: &[u8]) -> weir_net::api::Response<'_> {
+    weir_net::api::Response::decode(api, &frame[weir_net::frame::FRAME_HEADER_BYTES..]).unwrap()
+}
