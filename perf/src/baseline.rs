@@ -162,9 +162,9 @@ async fn serve_tokio_stream(mut send: quinn::SendStream, mut recv: quinn::RecvSt
             let _ = send.finish();
         }
         b'A' => {
-            let answer = vec![9u8; CHUNK_BYTES];
+            let answer = bytes::Bytes::from(vec![9u8; CHUNK_BYTES]);
             let mut ask = [0u8; 4];
-            while recv.read_exact(&mut ask).await.is_ok() && send.write_all(&answer).await.is_ok() {}
+            while recv.read_exact(&mut ask).await.is_ok() && send.write_chunk(answer.clone()).await.is_ok() {}
         }
         _ => {
             let mut msg = [0u8; ECHO_BYTES];
@@ -187,9 +187,9 @@ async fn serve_native_stream(mut s: weir_node::quic_native::Stream) {
             let _ = s.close().await;
         }
         b'A' => {
-            let answer = vec![9u8; CHUNK_BYTES];
+            let answer = bytes::Bytes::from(vec![9u8; CHUNK_BYTES]);
             let mut ask = [0u8; 4];
-            while s.read_exact(&mut ask).await.is_ok() && s.write_all(&answer).await.is_ok() {}
+            while s.read_exact(&mut ask).await.is_ok() && s.write_chunk(answer.clone()).await.is_ok() {}
         }
         _ => {
             let mut msg = [0u8; ECHO_BYTES];
@@ -206,8 +206,94 @@ fn baseline_server_config() -> Result<(quinn::ServerConfig, tempfile::TempDir), 
     Ok((cert.server_config(&config).map_err(|e| e.to_string())?, dir))
 }
 
-/// The client side, quinn on tokio with Weir's TLS and transport settings: a bulk stream, echoes,
-/// then 1 MiB answers asked one at a time.
+/// One client stream of a QUIC baseline, for [`measure`]: quinn's on tokio, or the native
+/// driver's on glommio.
+trait BaselineStream {
+    /// Sends `data` without copying it (both stacks can).
+    async fn send_chunk(&mut self, data: bytes::Bytes) -> std::io::Result<()>;
+    async fn send(&mut self, data: &[u8]) -> std::io::Result<()>;
+    async fn receive_exact(&mut self, buf: &mut [u8]) -> std::io::Result<()>;
+    fn finish(&mut self) -> std::io::Result<()>;
+}
+
+impl BaselineStream for (quinn::SendStream, quinn::RecvStream) {
+    async fn send_chunk(&mut self, data: bytes::Bytes) -> std::io::Result<()> {
+        self.0.write_chunk(data).await.map_err(std::io::Error::other)
+    }
+    async fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.0.write_all(data).await.map_err(std::io::Error::other)
+    }
+    async fn receive_exact(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+        self.1.read_exact(buf).await.map_err(std::io::Error::other)
+    }
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.0.finish().map_err(std::io::Error::other)
+    }
+}
+
+impl BaselineStream for weir_node::quic_native::Stream {
+    async fn send_chunk(&mut self, data: bytes::Bytes) -> std::io::Result<()> {
+        self.write_chunk(data).await
+    }
+    async fn send(&mut self, data: &[u8]) -> std::io::Result<()> {
+        futures::AsyncWriteExt::write_all(self, data).await
+    }
+    async fn receive_exact(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+        futures::AsyncReadExt::read_exact(self, buf).await
+    }
+    fn finish(&mut self) -> std::io::Result<()> {
+        weir_node::quic_native::Stream::finish(self)
+    }
+}
+
+/// The client side of a QUIC baseline on streams `open` makes (each told what it is for by its
+/// first byte, see [`serve_tokio_stream`]): a bulk stream, echoes, then 1 MiB answers asked
+/// for one at a time.
+async fn measure<S: BaselineStream>(
+    open: impl AsyncFn(&'static [u8]) -> std::io::Result<S>,
+    bulk_bytes: u64,
+    echoes: u32,
+    transport: &str,
+) -> std::io::Result<NetBaseline> {
+    let mut s = open(b"B").await?;
+    let chunk = bytes::Bytes::from(vec![7u8; CHUNK_BYTES]);
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while sent < bulk_bytes {
+        s.send_chunk(chunk.clone()).await?;
+        sent += CHUNK_BYTES as u64;
+    }
+    s.finish()?;
+    let mut ack = [0u8; 1];
+    s.receive_exact(&mut ack).await?;
+    let bulk = start.elapsed();
+    let mut s = open(b"E").await?;
+    let mut rtt = Latency::default();
+    let mut msg = [3u8; ECHO_BYTES];
+    for _ in 0..echoes {
+        let t = Instant::now();
+        s.send(&msg).await?;
+        s.receive_exact(&mut msg).await?;
+        rtt.record(t.elapsed());
+    }
+    let mut s = open(b"A").await?;
+    let mut buf = vec![0u8; CHUNK_BYTES];
+    let start = Instant::now();
+    for _ in 0..answer_count(bulk_bytes) {
+        s.send(&(CHUNK_BYTES as u32).to_le_bytes()).await?;
+        s.receive_exact(&mut buf).await?;
+    }
+    let answers = mb_s(u64::from(answer_count(bulk_bytes)) * CHUNK_BYTES as u64, start.elapsed());
+    Ok(NetBaseline {
+        transport: transport.into(),
+        bulk_mb_s: mb_s(sent, bulk),
+        rtt_p50_us: rtt.at(50.0),
+        rtt_p99_us: rtt.at(99.0),
+        answers_mb_s: answers,
+    })
+}
+
+/// [`measure`] with quinn on tokio as the client, with Weir's TLS and transport settings.
 async fn measure_quic(
     server: std::net::SocketAddr,
     bulk_bytes: u64,
@@ -223,51 +309,14 @@ async fn measure_quic(
         .map_err(|e| err(&e))?
         .await
         .map_err(|e| err(&e))?;
-    let open = |kind: &'static [u8]| {
-        let conn = conn.clone();
-        async move {
-            let (mut send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-            send.write_all(kind).await.map_err(|e| e.to_string())?;
-            Ok::<_, String>((send, recv))
-        }
+    let open = async |kind: &'static [u8]| {
+        let mut s = conn.open_bi().await?;
+        s.0.write_all(kind).await.map_err(std::io::Error::other)?;
+        Ok(s)
     };
-    let (mut send, mut recv) = open(b"B").await?;
-    let chunk = vec![7u8; CHUNK_BYTES];
-    let start = Instant::now();
-    let mut sent = 0u64;
-    while sent < bulk_bytes {
-        send.write_all(&chunk).await.map_err(|e| err(&e))?;
-        sent += CHUNK_BYTES as u64;
-    }
-    send.finish().map_err(|e| err(&e))?;
-    let mut ack = [0u8; 1];
-    recv.read_exact(&mut ack).await.map_err(|e| err(&e))?;
-    let bulk = start.elapsed();
-    let (mut send, mut recv) = open(b"E").await?;
-    let mut rtt = Latency::default();
-    let mut msg = [3u8; ECHO_BYTES];
-    for _ in 0..echoes {
-        let t = Instant::now();
-        send.write_all(&msg).await.map_err(|e| err(&e))?;
-        recv.read_exact(&mut msg).await.map_err(|e| err(&e))?;
-        rtt.record(t.elapsed());
-    }
-    let (mut send, mut recv) = open(b"A").await?;
-    let mut buf = vec![0u8; CHUNK_BYTES];
-    let start = Instant::now();
-    for _ in 0..answer_count(bulk_bytes) {
-        send.write_all(&(CHUNK_BYTES as u32).to_le_bytes()).await.map_err(|e| err(&e))?;
-        recv.read_exact(&mut buf).await.map_err(|e| err(&e))?;
-    }
-    let answers = mb_s(u64::from(answer_count(bulk_bytes)) * CHUNK_BYTES as u64, start.elapsed());
+    let result = measure(open, bulk_bytes, echoes, transport).await.map_err(|e| err(&e));
     conn.close(0u32.into(), b"done");
-    Ok(NetBaseline {
-        transport: transport.into(),
-        bulk_mb_s: mb_s(sent, bulk),
-        rtt_p50_us: rtt.at(50.0),
-        rtt_p99_us: rtt.at(99.0),
-        answers_mb_s: answers,
-    })
+    result
 }
 
 /// Raw QUIC over loopback, quinn on tokio at both ends (reported as `quic-tokio`).
@@ -289,69 +338,152 @@ pub async fn quic(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, String> {
     result
 }
 
-/// Raw QUIC over loopback with the node's shard-native driver serving (on a glommio executor of
-/// its own thread) and quinn on tokio sending, so the two server sides compare.
-/// `busy_poll` is the driver's busy-poll window (the node's is `quic_busy_poll_us`).
+/// The node's shard-native driver serving on a glommio executor of its own thread, until
+/// dropped. `busy_poll` is the driver's busy-poll window (the node's is `quic_busy_poll_us`).
+struct NativeServer {
+    addr: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<glommio::ExecutorJoinHandle<()>>,
+}
+
+impl NativeServer {
+    fn start(busy_poll: Duration) -> Result<Self, String> {
+        let err = |e: &dyn std::fmt::Display| e.to_string();
+        let (server_config, dir) = baseline_server_config()?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = {
+            let stop = stop.clone();
+            glommio::LocalExecutorBuilder::default()
+                .name("baseline-quic")
+                .spawn(move || async move {
+                    let _dir = dir;
+                    let bound = weir_node::quic_native::Endpoint::bind(
+                        "127.0.0.1:0".parse().expect("an address"),
+                        false,
+                        server_config,
+                        busy_poll,
+                        |s| {
+                            glommio::spawn_local(serve_native_stream(s)).detach();
+                        },
+                    );
+                    let endpoint = match bound.and_then(|e| e.local_addr().map(|a| (e, a))) {
+                        Ok((e, a)) => {
+                            let _ = tx.send(Ok(a));
+                            e
+                        }
+                        Err(e) => {
+                            let _ = tx.send(Err(e.to_string()));
+                            return;
+                        }
+                    };
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        glommio::timer::sleep(Duration::from_millis(5)).await;
+                    }
+                    endpoint.close();
+                })
+                .map_err(|e| err(&e))?
+        };
+        let addr = rx.recv().map_err(|e| err(&e))??;
+        Ok(Self { addr, stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for NativeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Raw QUIC over loopback with the node's shard-native driver serving and quinn on tokio
+/// sending, so the two server sides compare (reported as `quic-native`).
 pub async fn quic_native(bulk_bytes: u64, echoes: u32, busy_poll: Duration) -> Result<NetBaseline, String> {
+    let server = NativeServer::start(busy_poll)?;
+    measure_quic(server.addr, bulk_bytes, echoes, "quic-native").await
+}
+
+/// Raw QUIC over loopback with the shard-native driver at both ends, each on a glommio executor
+/// of its own thread, as two nodes' shards talk (reported as `quic-native-both`; its
+/// counterpart is `quic-tokio`, quinn on tokio at both ends). The same streams as
+/// [`measure_quic`].
+pub fn quic_native_both(bulk_bytes: u64, echoes: u32, busy_poll: Duration) -> Result<NetBaseline, String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
-    let (server_config, _dir) = baseline_server_config()?;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let server = {
-        let stop = stop.clone();
-        glommio::LocalExecutorBuilder::default()
-            .name("baseline-quic")
-            .spawn(move || async move {
-                let bound = weir_node::quic_native::Endpoint::bind(
-                    "127.0.0.1:0".parse().expect("an address"),
-                    false,
-                    server_config,
-                    busy_poll,
-                    |s| {
-                        glommio::spawn_local(serve_native_stream(s)).detach();
-                    },
-                );
-                let endpoint = match bound.and_then(|e| e.local_addr().map(|a| (e, a))) {
-                    Ok((e, a)) => {
-                        let _ = tx.send(Ok(a));
-                        e
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e.to_string()));
-                        return;
-                    }
-                };
-                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-                    glommio::timer::sleep(Duration::from_millis(5)).await;
-                }
-                endpoint.close();
-            })
-            .map_err(|e| err(&e))?
+    let server = NativeServer::start(busy_poll)?;
+    let addr = server.addr;
+    let client = glommio::LocalExecutorBuilder::default()
+        .name("baseline-quic-client")
+        .spawn(move || async move { measure_native(addr, bulk_bytes, echoes, busy_poll).await })
+        .map_err(|e| err(&e))?;
+    client.join().map_err(|e| err(&e))?
+}
+
+/// [`measure`] with the native driver as the client, on the current glommio executor.
+async fn measure_native(
+    server: std::net::SocketAddr,
+    bulk_bytes: u64,
+    echoes: u32,
+    busy_poll: Duration,
+) -> Result<NetBaseline, String> {
+    let err = |e: &dyn std::fmt::Display| e.to_string();
+    let client_config = weir_net::tls::client_config(&weir_net::tls::Trust::Insecure).map_err(|e| err(&e))?;
+    let endpoint =
+        weir_node::quic_native::Endpoint::client("127.0.0.1:0".parse().expect("an address"), busy_poll)
+            .map_err(|e| err(&e))?;
+    let conn = endpoint.connect(client_config, server, "localhost").await.map_err(|e| err(&e))?;
+    let open = async |kind: &'static [u8]| {
+        let mut s = conn.open_bi().await?;
+        futures::AsyncWriteExt::write_all(&mut s, kind).await?;
+        Ok(s)
     };
-    let addr = rx.recv().map_err(|e| err(&e))??;
-    let result = measure_quic(addr, bulk_bytes, echoes, "quic-native").await;
-    stop.store(true, std::sync::atomic::Ordering::SeqCst);
-    let _ = server.join();
+    let result = measure(open, bulk_bytes, echoes, "quic-native-both").await.map_err(|e| err(&e));
+    conn.close(0, b"done");
+    endpoint.close();
     result
 }
 
-/// Every network baseline: TCP, QUIC served by quinn on tokio, QUIC served by the native driver,
-/// in `rounds` interleaved rounds. Each figure is the median of its rounds: a shared machine
-/// drifts by tens of percent within a minute, and interleaving lets the drift hit every
-/// transport alike, so that their ratios mean something.
+/// One network baseline's transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetKind {
+    /// TCP, tokio at both ends.
+    Tcp,
+    /// QUIC, quinn on tokio at both ends.
+    QuicTokio,
+    /// QUIC, the shard-native driver serving and quinn on tokio sending.
+    QuicNative,
+    /// QUIC, the shard-native driver at both ends.
+    QuicNativeBoth,
+}
+
+impl NetKind {
+    pub const ALL: [NetKind; 4] =
+        [NetKind::Tcp, NetKind::QuicTokio, NetKind::QuicNative, NetKind::QuicNativeBoth];
+}
+
+/// The network baselines of `kinds`, in `rounds` interleaved rounds. Each figure is the median
+/// of its rounds: a shared machine drifts by tens of percent within a minute, and interleaving
+/// lets the drift hit every transport alike, so that their ratios mean something.
 pub async fn net(
     bulk_bytes: u64,
     echoes: u32,
     rounds: u32,
     busy_poll: Duration,
+    kinds: &[NetKind],
 ) -> Result<Vec<NetBaseline>, String> {
-    let mut runs: [Vec<NetBaseline>; 3] = Default::default();
+    let mut runs: Vec<Vec<NetBaseline>> = vec![Vec::new(); kinds.len()];
     for _ in 0..rounds.max(1) {
-        runs[0].push(tcp(bulk_bytes, echoes).await.map_err(|e| e.to_string())?);
-        runs[1].push(quic(bulk_bytes, echoes).await?);
-        runs[2].push(quic_native(bulk_bytes, echoes, busy_poll).await?);
+        for (kind, runs) in kinds.iter().zip(&mut runs) {
+            runs.push(match kind {
+                NetKind::Tcp => tcp(bulk_bytes, echoes).await.map_err(|e| e.to_string())?,
+                NetKind::QuicTokio => quic(bulk_bytes, echoes).await?,
+                NetKind::QuicNative => quic_native(bulk_bytes, echoes, busy_poll).await?,
+                NetKind::QuicNativeBoth => quic_native_both(bulk_bytes, echoes, busy_poll)?,
+            });
+        }
     }
-    Ok(runs.into_iter().map(|r| median(&r)).collect())
+    Ok(runs.iter().map(|r| median(r)).collect())
 }
 
 /// The median of each figure of `runs` (of one transport) on its own.

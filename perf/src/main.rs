@@ -81,9 +81,32 @@ enum BaselineCmd {
         /// The native driver's busy-poll window (default: the node's `quic_busy_poll_us`)
         #[arg(long)]
         busy_poll_us: Option<u64>,
+        /// Measure only this transport (repeatable; default: all)
+        #[arg(long, value_enum)]
+        only: Vec<NetArg>,
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A network baseline's transport, as `baseline net --only` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum NetArg {
+    Tcp,
+    QuicTokio,
+    QuicNative,
+    QuicNativeBoth,
+}
+
+impl From<NetArg> for baseline::NetKind {
+    fn from(a: NetArg) -> Self {
+        match a {
+            NetArg::Tcp => Self::Tcp,
+            NetArg::QuicTokio => Self::QuicTokio,
+            NetArg::QuicNative => Self::QuicNative,
+            NetArg::QuicNativeBoth => Self::QuicNativeBoth,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -295,7 +318,13 @@ fn run(mode: &str, args: RunArgs) -> Result<(), String> {
         None
     };
     let net = if args.net_baseline {
-        rt.block_on(baseline::net(1 << 30, 10_000, 1, Duration::from_micros(node_busy_poll_us())))?
+        rt.block_on(baseline::net(
+            1 << 30,
+            10_000,
+            1,
+            Duration::from_micros(node_busy_poll_us()),
+            &baseline::NetKind::ALL,
+        ))?
     } else {
         Vec::new()
     };
@@ -364,12 +393,17 @@ fn main() -> ExitCode {
                 }
             })
         }
-        Cmd::Baseline { what: BaselineCmd::Net { bulk_bytes, echoes, rounds, busy_poll_us, json } } => runtime()
+        Cmd::Baseline { what: BaselineCmd::Net { bulk_bytes, echoes, rounds, busy_poll_us, only, json } } => runtime()
             .block_on(baseline::net(
                 bulk_bytes,
                 echoes,
                 rounds,
                 Duration::from_micros(busy_poll_us.unwrap_or(node_busy_poll_us())),
+                &if only.is_empty() {
+                    baseline::NetKind::ALL.to_vec()
+                } else {
+                    only.into_iter().map(Into::into).collect()
+                },
             ))
             .map(|nets| {
                 if json {

@@ -67,7 +67,8 @@ fn every_mode_runs_against_an_embedded_node_and_plots() {
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.starts_with("<svg") && text.contains("produce tcp") && text.contains("e2e quic"));
 
-    // The network baselines: TCP, QUIC served by quinn on tokio and by the node's own driver.
+    // The network baselines: TCP, QUIC served by quinn on tokio and by the node's own driver
+    // (with quinn on tokio sending, and with the node's driver at both ends).
     let out = Command::new(env!("CARGO_BIN_EXE_weir-perf"))
         .args(["baseline", "net", "--bulk-bytes", "8388608", "--echoes", "200", "--rounds", "1", "--json"])
         .output()
@@ -76,11 +77,22 @@ fn every_mode_runs_against_an_embedded_node_and_plots() {
     let nets: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let names: Vec<&str> =
         nets.as_array().unwrap().iter().map(|n| n["transport"].as_str().unwrap()).collect();
-    assert_eq!(names, ["tcp", "quic-tokio", "quic-native"]);
+    assert_eq!(names, ["tcp", "quic-tokio", "quic-native", "quic-native-both"]);
     for n in nets.as_array().unwrap() {
         assert!(n["bulk_mb_s"].as_f64().unwrap() > 0.0 && n["answers_mb_s"].as_f64().unwrap() > 0.0, "{n}");
         assert!(n["rtt_p50_us"].as_u64().unwrap() > 0, "{n}");
     }
+
+    // One transport alone, as asked.
+    let out = Command::new(env!("CARGO_BIN_EXE_weir-perf"))
+        .args(["baseline", "net", "--bulk-bytes", "8388608", "--echoes", "10", "--rounds", "1"])
+        .args(["--only", "quic-native-both", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let nets: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(nets.as_array().unwrap().len(), 1);
+    assert_eq!(nets[0]["transport"], "quic-native-both");
 
     // A bad flag is a usage error; a bad rate names the problem.
     let out = Command::new(env!("CARGO_BIN_EXE_weir-perf")).args(["e2e", "--rate", "fast"]).output().unwrap();
