@@ -7,6 +7,7 @@ mod handler;
 mod metadata;
 mod partition;
 pub mod quic_native;
+mod recv_buffers;
 pub mod server;
 mod shard;
 mod stats;

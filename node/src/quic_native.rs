@@ -23,7 +23,7 @@ use quinn_proto::{ConnectionHandle, DatagramEvent, Dir, Event, ServerConfig, Str
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::io::{self, IoSliceMut};
+use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd};
 use std::pin::Pin;
@@ -42,8 +42,6 @@ const SEND_SEGMENTS_MAX: usize = 10;
 const _: () = assert!(SEND_SEGMENTS_MAX * weir_net::tls::UDP_PAYLOAD_BYTES_MAX as usize <= 65_507);
 /// After the socket's buffer was full, how soon the driver tries to send again.
 const SEND_RETRY_US: u64 = 200;
-/// Bytes of one receive buffer: room for a GRO super-datagram of 64 KiB.
-const RECV_BUFFER_BYTES: usize = 64 << 10;
 
 /// One connection and the tasks waiting on its streams.
 struct Conn {
@@ -267,7 +265,7 @@ impl Endpoint {
     }
 
     async fn receive_loop(self: Rc<Self>) {
-        let mut bufs: Vec<Vec<u8>> = (0..RECV_BATCH).map(|_| vec![0u8; RECV_BUFFER_BYTES]).collect();
+        let mut bufs = crate::recv_buffers::RecvBuffers::new(RECV_BATCH);
         let mut meta = vec![quinn_udp::RecvMeta::default(); RECV_BATCH];
         let mut peek = [0u8; 1];
         let mut last_datagram = Instant::now();
@@ -277,8 +275,7 @@ impl Endpoint {
             let mut received = false;
             for _ in 0..RECV_PASSES_MAX {
                 let n = {
-                    let mut slices: Vec<IoSliceMut<'_>> =
-                        bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+                    let mut slices = bufs.io_slices();
                     let fd = self.fd();
                     match self.udp.recv((&fd).into(), &mut slices, &mut meta) {
                         Ok(n) => n,
@@ -293,10 +290,10 @@ impl Endpoint {
                 last_datagram = now;
                 received = true;
                 let mut st = self.state.borrow_mut();
-                for (m, buf) in meta.iter().zip(&bufs).take(n) {
+                for (i, m) in meta.iter().enumerate().take(n) {
                     // A GRO super-datagram holds `len / stride` datagrams back to back.
                     let stride = m.stride.max(1);
-                    let mut data = BytesMut::from(&buf[..m.len]);
+                    let mut data = bufs.take(i, m.len);
                     while !data.is_empty() {
                         let segment = data.split_to(stride.min(data.len()));
                         st.datagram(now, m, segment);
