@@ -112,7 +112,8 @@ struct State {
     send_buf: Vec<u8>,
 }
 
-/// A shard's QUIC endpoint on one UDP socket.
+/// A shard's QUIC endpoint on one UDP socket. Its two tasks hold it, and its socket, for the life
+/// of the executor: [`Endpoint::close`] ends its connections, not the endpoint.
 pub struct Endpoint {
     state: RefCell<State>,
     socket: glommio::net::UdpSocket,
