@@ -57,12 +57,17 @@ struct Conn {
     error: Option<quinn_proto::ConnectionError>,
     /// The connection's timer as `State::timers` holds it.
     deadline: Option<Instant>,
+    /// Tells this connection from an earlier one with the same handle: quinn-proto hands a
+    /// handle out again once its connection is gone, and a `Stream` or `Connection` of the
+    /// old one must not reach the new one.
+    generation: u64,
 }
 
 impl Conn {
-    fn new(conn: quinn_proto::Connection) -> Self {
+    fn new(conn: quinn_proto::Connection, generation: u64) -> Self {
         Self {
             conn,
+            generation,
             readers: HashMap::default(),
             writers: HashMap::default(),
             waiters: Vec::new(),
@@ -73,21 +78,31 @@ impl Conn {
         }
     }
 
+    /// Registers `waker` to hear of the handshake, room for a stream, or the end: once, however
+    /// often its task polls.
+    fn wait(&mut self, waker: &Waker) {
+        if !self.waiters.iter().any(|w| w.will_wake(waker)) {
+            self.waiters.push(waker.clone());
+        }
+    }
+
     fn wake_all(&mut self) {
         self.readers.drain().for_each(|(_, w)| w.wake());
         self.writers.drain().for_each(|(_, w)| w.wake());
         self.waiters.drain(..).for_each(Waker::wake);
     }
 
-    /// The error a caller gets once the connection is gone.
+    /// The error a caller gets once the connection is gone, of a kind that says why.
     fn gone(&self) -> io::Error {
-        match &self.error {
-            Some(e) => io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                format!("the QUIC connection is closed: {e}"),
-            ),
-            None => gone(),
-        }
+        use quinn_proto::ConnectionError as E;
+        let Some(e) = &self.error else { return gone() };
+        let kind = match e {
+            E::TimedOut => io::ErrorKind::TimedOut,
+            E::ConnectionClosed(_) | E::ApplicationClosed(_) | E::Reset => io::ErrorKind::ConnectionReset,
+            E::VersionMismatch => io::ErrorKind::ConnectionRefused,
+            _ => io::ErrorKind::ConnectionAborted,
+        };
+        io::Error::new(kind, format!("the QUIC connection is closed: {e}"))
     }
 }
 
@@ -110,6 +125,8 @@ struct State {
     timers: BTreeSet<(Instant, ConnectionHandle)>,
     /// The buffer each datagram is built in before it is sent.
     send_buf: Vec<u8>,
+    /// The generation the next connection gets.
+    generations: u64,
 }
 
 /// A shard's QUIC endpoint on one UDP socket. Its two tasks hold it, and its socket, for the life
@@ -180,6 +197,7 @@ impl Endpoint {
                 unsent: Vec::new(),
                 timers: BTreeSet::new(),
                 send_buf: Vec::new(),
+                generations: 0,
             }),
             // SAFETY: the descriptor moves from `socket`, which gives it up, to glommio's socket.
             socket: unsafe { glommio::net::UdpSocket::from_raw_fd(socket.into_raw_fd()) },
@@ -206,18 +224,24 @@ impl Endpoint {
     ) -> io::Result<Connection> {
         let ch = {
             let mut st = self.state.borrow_mut();
-            let (ch, conn) = st
-                .endpoint
-                .connect(Instant::now(), config, remote, server_name)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-            st.conns.insert(ch, Conn::new(conn));
+            let (ch, conn) =
+                st.endpoint.connect(Instant::now(), config, remote, server_name).map_err(|e| {
+                    use quinn_proto::ConnectError as E;
+                    let kind = match e {
+                        E::EndpointStopping | E::CidsExhausted => io::ErrorKind::Other,
+                        _ => io::ErrorKind::InvalidInput,
+                    };
+                    io::Error::new(kind, e.to_string())
+                })?;
+            let generation = st.next_generation();
+            st.conns.insert(ch, Conn::new(conn, generation));
             st.dirty.insert(ch);
             st.wake_driver();
-            ch
+            (ch, generation)
         };
         // From here the handle owns the connection: dropping it (a cancelled connect too)
         // closes it.
-        let connection = Connection { endpoint: self.clone(), ch };
+        let connection = Connection { endpoint: self.clone(), ch: ch.0, generation: ch.1 };
         std::future::poll_fn(|cx| {
             connection.with(|c| {
                 if c.lost {
@@ -225,7 +249,7 @@ impl Endpoint {
                 } else if c.connected {
                     Poll::Ready(Ok(()))
                 } else {
-                    c.waiters.push(cx.waker().clone());
+                    c.wait(cx.waker());
                     Poll::Pending
                 }
             })
@@ -385,7 +409,7 @@ impl Endpoint {
                     match ev {
                         Event::Stream(StreamEvent::Opened { dir: Dir::Bi }) => {
                             while let Some(id) = c.conn.streams().accept(Dir::Bi) {
-                                new_streams.push((ch, id));
+                                new_streams.push((ch, c.generation, id));
                             }
                         }
                         Event::Stream(StreamEvent::Readable { id }) => wake(&mut c.readers, id),
@@ -461,8 +485,8 @@ impl Endpoint {
                 timer
             }
         };
-        for (ch, id) in new_streams {
-            (self.on_stream)(Stream { endpoint: self.clone(), ch, id });
+        for (ch, generation, id) in new_streams {
+            (self.on_stream)(Stream { endpoint: self.clone(), ch, generation, id });
         }
         next
     }
@@ -499,6 +523,16 @@ impl Endpoint {
 }
 
 impl State {
+    fn next_generation(&mut self) -> u64 {
+        self.generations += 1;
+        self.generations
+    }
+
+    /// The connection `ch` names, if it is still the one of `generation`.
+    fn conn(&mut self, ch: ConnectionHandle, generation: u64) -> Option<&mut Conn> {
+        self.conns.get_mut(&ch).filter(|c| c.generation == generation)
+    }
+
     fn wake_driver(&mut self) {
         if let Some(w) = self.driver.take() {
             w.wake();
@@ -523,7 +557,8 @@ impl State {
                 };
                 match self.endpoint.accept(incoming, now, &mut buf, Some(config)) {
                     Ok((ch, conn)) => {
-                        self.conns.insert(ch, Conn::new(conn));
+                        let generation = self.next_generation();
+                        self.conns.insert(ch, Conn::new(conn, generation));
                         self.dirty.insert(ch);
                     }
                     Err(e) => {
@@ -586,6 +621,7 @@ impl Future for Wait<'_> {
 pub struct Stream {
     endpoint: Rc<Endpoint>,
     ch: ConnectionHandle,
+    generation: u64,
     id: StreamId,
 }
 
@@ -595,7 +631,7 @@ impl Stream {
     /// written, credit given back, a finish or stop); only then is the driver woken.
     fn with<T>(&self, f: impl FnOnce(&mut Conn) -> (T, bool)) -> Option<T> {
         let mut st = self.endpoint.state.borrow_mut();
-        let (r, changed) = st.conns.get_mut(&self.ch).map(f)?;
+        let (r, changed) = st.conn(self.ch, self.generation).map(f)?;
         if changed {
             st.dirty.insert(self.ch);
             st.wake_driver();
@@ -615,7 +651,7 @@ impl Stream {
         let id = self.id;
         let r = self.with(|c| {
             if c.lost {
-                return (Poll::Ready(Err(gone())), false);
+                return (Poll::Ready(Err(c.gone())), false);
             }
             let mut recv = c.conn.recv_stream(id);
             let mut chunks = match recv.read(true) {
@@ -705,12 +741,13 @@ impl Stream {
 pub struct Connection {
     endpoint: Rc<Endpoint>,
     ch: ConnectionHandle,
+    generation: u64,
 }
 
 impl Connection {
     fn with<T>(&self, f: impl FnOnce(&mut Conn) -> Poll<io::Result<T>>) -> Poll<io::Result<T>> {
         let mut st = self.endpoint.state.borrow_mut();
-        match st.conns.get_mut(&self.ch) {
+        match st.conn(self.ch, self.generation) {
             Some(c) => f(c),
             None => Poll::Ready(Err(gone())),
         }
@@ -727,28 +764,48 @@ impl Connection {
                 match c.conn.streams().open(Dir::Bi) {
                     Some(id) => Poll::Ready(Ok(id)),
                     None => {
-                        c.waiters.push(cx.waker().clone());
+                        c.wait(cx.waker());
                         Poll::Pending
                     }
                 }
             })
         })
         .await?;
-        Ok(Stream { endpoint: self.endpoint.clone(), ch: self.ch, id })
+        Ok(Stream { endpoint: self.endpoint.clone(), ch: self.ch, generation: self.generation, id })
     }
 
-    /// Closes the connection now, telling the peer `code` and `reason`.
+    /// Waits until the connection has ended and the endpoint has let go of it: after a close,
+    /// once the draining period in which the peer hears of it has passed.
+    pub async fn closed(&self) {
+        std::future::poll_fn(|cx| {
+            let mut st = self.endpoint.state.borrow_mut();
+            match st.conn(self.ch, self.generation) {
+                Some(c) => {
+                    c.wait(cx.waker());
+                    Poll::Pending
+                }
+                None => Poll::Ready(()),
+            }
+        })
+        .await
+    }
+
+    /// Closes the connection now, telling the peer `code` and `reason` (sent at once: the
+    /// executor may end right after).
     pub fn close(&self, code: u32, reason: &[u8]) {
-        let mut st = self.endpoint.state.borrow_mut();
-        if let Some(c) = st.conns.get_mut(&self.ch) {
+        {
+            let mut st = self.endpoint.state.borrow_mut();
+            let Some(c) = st.conn(self.ch, self.generation) else { return };
             if !c.lost {
                 c.conn.close(Instant::now(), code.into(), bytes::Bytes::copy_from_slice(reason));
             }
             c.lost = true;
             c.wake_all();
             st.dirty.insert(self.ch);
+            // The driver task runs too, to wait for the connection's new timer.
             st.wake_driver();
         }
+        self.endpoint.drive();
     }
 }
 

@@ -66,8 +66,9 @@ fn a_native_client_produces_and_fetches_on_every_address_of_a_node() {
         }
         let batch = builder.seal(ProducerStamp::default()).as_bytes().to_vec();
         for (n, addr) in addrs.into_iter().enumerate() {
-            let conn = endpoint.connect(client_config(&trust).unwrap(), addr, "localhost").await.unwrap();
-            let mut s = conn.open_bi().await.unwrap();
+            let connect = endpoint.connect(client_config(&trust).unwrap(), addr, "localhost");
+            let conn = within(10, "the handshake", connect).await.unwrap();
+            let mut s = within(10, "opening a stream", conn.open_bi()).await.unwrap();
             let frame = call(&mut s, &Request::ApiVersions, 1).await;
             assert!(matches!(decode_answer(ApiKey::ApiVersions, &frame), Response::ApiVersions { .. }));
             for partition in 0..2u32 {
@@ -78,7 +79,7 @@ fn a_native_client_produces_and_fetches_on_every_address_of_a_node() {
                     timeout_ms: 5000,
                     batches: &batch,
                 };
-                let frame = call(&mut s, &req, 2 + partition).await;
+                let frame = within(10, "a produce", call(&mut s, &req, 2 + partition)).await;
                 match decode_answer(ApiKey::Produce, &frame) {
                     Response::Produce { error: ErrorCode::None, base_offset, .. } => {
                         assert_eq!(base_offset, 16 * n as u64, "each address appends once to each partition")
@@ -92,7 +93,7 @@ fn a_native_client_produces_and_fetches_on_every_address_of_a_node() {
                     max_bytes: 4 << 20,
                     max_wait_ms: 0,
                 };
-                let frame = call(&mut s, &req, 4 + partition).await;
+                let frame = within(10, "a fetch", call(&mut s, &req, 4 + partition)).await;
                 match decode_answer(ApiKey::Fetch, &frame) {
                     Response::Fetch { error: ErrorCode::None, batches, .. } => {
                         // Byte for byte, apart from the base offset and leader epoch the node
@@ -163,9 +164,14 @@ fn a_native_client_reaches_a_stock_quinn_server_within_its_stream_limit() {
         let mut first = conn.open_bi().await.unwrap();
         // The server allows one stream at a time: a second, opened meanwhile by another task,
         // waits until the first has ended and the server says so.
+        let opened = std::rc::Rc::new(std::cell::Cell::new(false));
         let second = glommio::spawn_local({
-            let conn = conn.clone();
-            async move { conn.open_bi().await }
+            let (conn, opened) = (conn.clone(), opened.clone());
+            async move {
+                let s = conn.open_bi().await;
+                opened.set(true);
+                s
+            }
         });
         glommio::executor().yield_now().await;
         let sent: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8).collect();
@@ -174,6 +180,7 @@ fn a_native_client_reaches_a_stock_quinn_server_within_its_stream_limit() {
         let mut echoed = Vec::new();
         first.read_to_end(&mut echoed).await.unwrap();
         assert!(echoed == sent, "the echo differs from what was sent");
+        assert!(!opened.get(), "a second stream opened past the peer's limit");
         drop(first);
         let mut second = within(10, "opening the second stream", second).await.unwrap();
         second.write_all(b"again").await.unwrap();
@@ -199,6 +206,34 @@ fn a_native_client_refuses_a_server_it_does_not_trust() {
             .unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::ConnectionAborted);
         assert!(err.to_string().contains("certificate"), "{err}");
+        endpoint.close();
+    });
+}
+
+#[test]
+fn a_closed_connection_handle_never_reaches_the_next_connection() {
+    let rt = runtime();
+    let (addr, der) = stock_echo_server(&rt);
+    let trust = Trust::Fingerprint(fingerprint(&der));
+    on_shard(async move || {
+        let endpoint = Endpoint::client("127.0.0.1:0".parse().unwrap(), BUSY_POLL).unwrap();
+        let old = endpoint.connect(client_config(&trust).unwrap(), addr, "localhost").await.unwrap();
+        old.close(0, b"done");
+        within(10, "the closed connection to drain", old.closed()).await;
+        // The endpoint has let go of the old connection, so the new one may get its handle:
+        // the old `Connection` must not open streams on it, nor close it when dropped.
+        let new = endpoint.connect(client_config(&trust).unwrap(), addr, "localhost").await.unwrap();
+        let err = old.open_bi().await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionAborted, "{err}");
+        drop(old);
+        let mut s = within(10, "opening a stream", new.open_bi()).await.unwrap();
+        s.write_all(b"still here").await.unwrap();
+        s.finish().unwrap();
+        let mut echoed = Vec::new();
+        within(10, "the echo", s.read_to_end(&mut echoed)).await.unwrap();
+        assert_eq!(echoed, b"still here");
+        drop(s);
+        new.close(0, b"done");
         endpoint.close();
     });
 }
