@@ -462,87 +462,6 @@ fn a_client_that_stops_sending_still_gets_its_answers() {
     });
 }
 
-/// A UDP relay between one client and the node that drops, duplicates and reorders datagrams,
-/// each with its own seeded probability. Runs until the test's runtime ends.
-async fn lossy_relay(node: std::net::SocketAddr, seed: u64) -> std::net::SocketAddr {
-    use tokio_rt::net::UdpSocket;
-    let front = std::sync::Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-    let back = std::sync::Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
-    back.connect(node).await.unwrap();
-    let addr = front.local_addr().unwrap();
-    let client = std::sync::Arc::new(std::sync::Mutex::new(None::<std::net::SocketAddr>));
-    // Each direction draws its faults from its own seeded sequence.
-    let faults_from = |seed: u64| {
-        let mut rng = seed | 1;
-        move || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            match rng % 100 {
-                0..=2 => "drop",
-                3..=4 => "duplicate",
-                5..=7 => "hold",
-                _ => "pass",
-            }
-        }
-    };
-    let mut faults_up = faults_from(seed);
-    let mut faults = faults_from(seed.rotate_left(32));
-    let (f, b, c) = (front.clone(), back.clone(), client.clone());
-    tokio_rt::spawn(async move {
-        let mut buf = vec![0u8; 65536];
-        let mut held: Option<Vec<u8>> = None;
-        while let Ok((n, from)) = f.recv_from(&mut buf).await {
-            *c.lock().unwrap() = Some(from);
-            let d = buf[..n].to_vec();
-            match faults_up() {
-                "drop" => continue,
-                "duplicate" => {
-                    let _ = b.send(&d).await;
-                    let _ = b.send(&d).await;
-                }
-                "hold" if held.is_none() => {
-                    held = Some(d);
-                    continue;
-                }
-                _ => {
-                    let _ = b.send(&d).await;
-                }
-            }
-            // A held datagram goes out after a later one: reordered.
-            if let Some(h) = held.take() {
-                let _ = b.send(&h).await;
-            }
-        }
-    });
-    tokio_rt::spawn(async move {
-        let mut buf = vec![0u8; 65536];
-        let mut held: Option<Vec<u8>> = None;
-        while let Ok(n) = back.recv(&mut buf).await {
-            let Some(to) = *client.lock().unwrap() else { continue };
-            let d = buf[..n].to_vec();
-            match faults() {
-                "drop" => continue,
-                "duplicate" => {
-                    let _ = front.send_to(&d, to).await;
-                    let _ = front.send_to(&d, to).await;
-                }
-                "hold" if held.is_none() => {
-                    held = Some(d);
-                    continue;
-                }
-                _ => {
-                    let _ = front.send_to(&d, to).await;
-                }
-            }
-            if let Some(h) = held.take() {
-                let _ = front.send_to(&h, to).await;
-            }
-        }
-    });
-    addr
-}
-
 #[test]
 fn quic_through_loss_duplication_and_reordering_delivers_every_byte() {
     let dir = tempfile::tempdir().unwrap();
@@ -554,7 +473,7 @@ fn quic_through_loss_duplication_and_reordering_delivers_every_byte() {
             .create_topic("lossy", 1, TopicConfig::default())
             .await
             .unwrap();
-        let relay = lossy_relay(node.addr().parse().unwrap(), 0x5eed).await;
+        let relay = common::lossy_relay(node.addr().parse().unwrap(), 0x5eed).await;
         let fp = weir_net::tls::parse_fingerprint(&node.fingerprint).unwrap();
         let target =
             weir_net::client::Target::quic(relay.to_string(), &weir_net::tls::Trust::Fingerprint(fp))

@@ -1,6 +1,7 @@
 //! The shard-native QUIC driver as a client (as one node's shard reaches another): it produces
-//! and fetches on a node, reaches a stock quinn server and honours its stream limit, and refuses
-//! a server it does not trust.
+//! and fetches on a node, also through a relay that drops, duplicates and reorders datagrams;
+//! reaches a stock quinn server and honours its stream limit; refuses a server it does not
+//! trust; and a handle of an ended connection never touches the next one.
 
 mod common;
 
@@ -234,6 +235,71 @@ fn a_closed_connection_handle_never_reaches_the_next_connection() {
         assert_eq!(echoed, b"still here");
         drop(s);
         new.close(0, b"done");
+        endpoint.close();
+    });
+}
+
+#[test]
+fn a_native_client_through_loss_duplication_and_reordering_gets_every_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), 2);
+    let rt = runtime();
+    let relay = rt.block_on(async {
+        let mut admin = Admin::connect(&node.target(Via::Tcp)).await.unwrap();
+        admin.create_topic("lossy", 1, TopicConfig::default()).await.unwrap();
+        // The relay's tasks go on running on the runtime's threads.
+        common::lossy_relay(node.addr().parse().unwrap(), 0xc11e).await
+    });
+    let trust = Trust::CaFile(dir.path().join("tls/cert.pem"));
+    on_shard(async move || {
+        let endpoint = Endpoint::client("127.0.0.1:0".parse().unwrap(), BUSY_POLL).unwrap();
+        let connect = endpoint.connect(client_config(&trust).unwrap(), relay, "localhost");
+        let conn = within(30, "the handshake", connect).await.unwrap();
+        let mut s = within(30, "opening a stream", conn.open_bi()).await.unwrap();
+        // Batches from 1 KiB to ~512 KiB: single datagrams and long bursts, both ways.
+        let batches: Vec<Vec<u8>> = (0..24u32)
+            .map(|i| {
+                let value: Vec<u8> = (0..1024u32 << (i % 10)).map(|j| (j * 31 + i) as u8).collect();
+                let mut b = BatchBuilder::new(2 << 20);
+                b.push(&Record { key: None, value: Some(&value), headers: &[], timestamp: 1 }).unwrap();
+                b.seal(ProducerStamp::default()).as_bytes().to_vec()
+            })
+            .collect();
+        for (i, batch) in batches.iter().enumerate() {
+            let req = Request::Produce {
+                topic: "lossy".into(),
+                partition: 0,
+                acks: Acks::Leader,
+                timeout_ms: 5000,
+                batches: batch,
+            };
+            let frame = within(30, "a produce", call(&mut s, &req, i as u32)).await;
+            match decode_answer(ApiKey::Produce, &frame) {
+                Response::Produce { error: ErrorCode::None, base_offset, .. } => {
+                    assert_eq!(base_offset, i as u64)
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        for (i, batch) in batches.iter().enumerate() {
+            let req = Request::Fetch {
+                topic: "lossy".into(),
+                partition: 0,
+                offset: i as u64,
+                max_bytes: batch.len() as u32,
+                max_wait_ms: 0,
+            };
+            let frame = within(30, "a fetch", call(&mut s, &req, 100 + i as u32)).await;
+            match decode_answer(ApiKey::Fetch, &frame) {
+                Response::Fetch { error: ErrorCode::None, batches: got, .. } => {
+                    assert_eq!(got.len(), batch.len(), "batch {i}");
+                    assert!(got[12..] == batch[12..], "batch {i} differs from the one sent");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        drop(s);
+        conn.close(0, b"done");
         endpoint.close();
     });
 }
