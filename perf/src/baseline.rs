@@ -1,7 +1,8 @@
 //! What the hardware does without Weir, measured in the same run so every figure has a ratio:
 //! raw direct-I/O sequential writes and reads (glommio `DmaFile`, on the data dir's filesystem,
-//! in the workload's block size), and raw loopback streams and echoes over TCP and QUIC with the
-//! client stack the SDK uses (tokio; quinn on tokio for QUIC).
+//! in the workload's block size), and raw loopback streams and echoes over TCP and QUIC: with the
+//! client stack the SDK uses (tokio; quinn on tokio for QUIC), and for QUIC also with the shards'
+//! own driver at both ends.
 
 use crate::latency::Latency;
 use serde::{Deserialize, Serialize};
@@ -407,8 +408,8 @@ pub async fn quic_native(bulk_bytes: u64, echoes: u32, busy_poll: Duration) -> R
 
 /// Raw QUIC over loopback with the shard-native driver at both ends, each on a glommio executor
 /// of its own thread, as two nodes' shards talk (reported as `quic-native-both`; its
-/// counterpart is `quic-tokio`, quinn on tokio at both ends). The same streams as
-/// [`measure_quic`].
+/// counterpart is `quic-tokio`, quinn on tokio at both ends). The same streams as the others
+/// ([`measure`]).
 pub fn quic_native_both(bulk_bytes: u64, echoes: u32, busy_poll: Duration) -> Result<NetBaseline, String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
     let server = NativeServer::start(busy_poll)?;
