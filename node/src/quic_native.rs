@@ -222,7 +222,7 @@ impl Endpoint {
         remote: SocketAddr,
         server_name: &str,
     ) -> io::Result<Connection> {
-        let ch = {
+        let (ch, generation) = {
             let mut st = self.state.borrow_mut();
             let (ch, conn) =
                 st.endpoint.connect(Instant::now(), config, remote, server_name).map_err(|e| {
@@ -241,7 +241,7 @@ impl Endpoint {
         };
         // From here the handle owns the connection: dropping it (a cancelled connect too)
         // closes it.
-        let connection = Connection { endpoint: self.clone(), ch: ch.0, generation: ch.1 };
+        let connection = Connection { endpoint: self.clone(), ch, generation };
         std::future::poll_fn(|cx| {
             connection.with(|c| {
                 if c.lost {
@@ -268,17 +268,11 @@ impl Endpoint {
     /// Closes every connection and sends the closes now (the executor may end right after).
     /// Tasks waiting on its streams wake and see the connection gone.
     pub fn close(self: &Rc<Self>) {
-        let now = Instant::now();
         {
             let mut st = self.state.borrow_mut();
             let handles: Vec<_> = st.conns.keys().copied().collect();
             for ch in handles {
-                if let Some(c) = st.conns.get_mut(&ch) {
-                    c.conn.close(now, 0u32.into(), bytes::Bytes::from_static(b"node shutting down"));
-                    c.lost = true;
-                    c.wake_all();
-                }
-                st.dirty.insert(ch);
+                st.close(ch, 0, b"node shutting down");
             }
         }
         self.drive();
@@ -526,6 +520,19 @@ impl State {
     fn next_generation(&mut self) -> u64 {
         self.generations += 1;
         self.generations
+    }
+
+    /// Closes connection `ch` (unless it has ended already) and wakes every task waiting on it;
+    /// the driver sends the close, and its task wakes to wait for the connection's new timer.
+    fn close(&mut self, ch: ConnectionHandle, code: u32, reason: &[u8]) {
+        let Some(c) = self.conns.get_mut(&ch) else { return };
+        if !c.lost {
+            c.conn.close(Instant::now(), code.into(), bytes::Bytes::copy_from_slice(reason));
+        }
+        c.lost = true;
+        c.wake_all();
+        self.dirty.insert(ch);
+        self.wake_driver();
     }
 
     /// The connection `ch` names, if it is still the one of `generation`.
@@ -795,15 +802,10 @@ impl Connection {
     pub fn close(&self, code: u32, reason: &[u8]) {
         {
             let mut st = self.endpoint.state.borrow_mut();
-            let Some(c) = st.conn(self.ch, self.generation) else { return };
-            if !c.lost {
-                c.conn.close(Instant::now(), code.into(), bytes::Bytes::copy_from_slice(reason));
+            if st.conn(self.ch, self.generation).is_none() {
+                return;
             }
-            c.lost = true;
-            c.wake_all();
-            st.dirty.insert(self.ch);
-            // The driver task runs too, to wait for the connection's new timer.
-            st.wake_driver();
+            st.close(self.ch, code, reason);
         }
         self.endpoint.drive();
     }

@@ -145,56 +145,30 @@ pub async fn tcp(bulk_bytes: u64, echoes: u32) -> std::io::Result<NetBaseline> {
     })
 }
 
-/// The QUIC server side of a baseline stream. Its first byte says what it is for:
+/// The QUIC server side of a baseline stream, on either stack. Its first byte says what it is
+/// for:
 /// - `B`: read to the end, then answer with one byte;
 /// - `E`: echo 64-byte messages;
 /// - `A`: answer each 4-byte ask with 1 MiB.
-///
-/// Served by quinn on tokio here, and by the node's native driver in [`serve_native_stream`].
-async fn serve_tokio_stream(mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
+async fn serve<S: BaselineStream>(mut s: S) {
     let mut kind = [0u8; 1];
-    if recv.read_exact(&mut kind).await.is_err() {
+    if s.receive_exact(&mut kind).await.is_err() {
         return;
     }
     match kind[0] {
         b'B' => {
-            while let Ok(Some(_)) = recv.read_chunk(CHUNK_BYTES, true).await {}
-            let _ = send.write_all(&[1]).await;
-            let _ = send.finish();
+            while let Ok(Some(_)) = s.receive_chunk(CHUNK_BYTES).await {}
+            let _ = s.send(&[1]).await;
+            let _ = s.finish();
         }
         b'A' => {
             let answer = bytes::Bytes::from(vec![9u8; CHUNK_BYTES]);
             let mut ask = [0u8; 4];
-            while recv.read_exact(&mut ask).await.is_ok() && send.write_chunk(answer.clone()).await.is_ok() {}
+            while s.receive_exact(&mut ask).await.is_ok() && s.send_chunk(answer.clone()).await.is_ok() {}
         }
         _ => {
             let mut msg = [0u8; ECHO_BYTES];
-            while recv.read_exact(&mut msg).await.is_ok() && send.write_all(&msg).await.is_ok() {}
-        }
-    }
-}
-
-/// The same as [`serve_tokio_stream`], on a stream of the node's native driver.
-async fn serve_native_stream(mut s: weir_node::quic_native::Stream) {
-    use futures::{AsyncReadExt, AsyncWriteExt};
-    let mut kind = [0u8; 1];
-    if s.read_exact(&mut kind).await.is_err() {
-        return;
-    }
-    match kind[0] {
-        b'B' => {
-            while let Ok(Some(_)) = s.read_chunk(CHUNK_BYTES).await {}
-            let _ = s.write_all(&[1]).await;
-            let _ = s.close().await;
-        }
-        b'A' => {
-            let answer = bytes::Bytes::from(vec![9u8; CHUNK_BYTES]);
-            let mut ask = [0u8; 4];
-            while s.read_exact(&mut ask).await.is_ok() && s.write_chunk(answer.clone()).await.is_ok() {}
-        }
-        _ => {
-            let mut msg = [0u8; ECHO_BYTES];
-            while s.read_exact(&mut msg).await.is_ok() && s.write_all(&msg).await.is_ok() {}
+            while s.receive_exact(&mut msg).await.is_ok() && s.send(&msg).await.is_ok() {}
         }
     }
 }
@@ -207,13 +181,15 @@ fn baseline_server_config() -> Result<(quinn::ServerConfig, tempfile::TempDir), 
     Ok((cert.server_config(&config).map_err(|e| e.to_string())?, dir))
 }
 
-/// One client stream of a QUIC baseline, for [`measure`]: quinn's on tokio, or the native
-/// driver's on glommio.
+/// One stream of a QUIC baseline, for its client ([`measure`]) and its server ([`serve`]):
+/// quinn's on tokio, or the native driver's on glommio.
 trait BaselineStream {
     /// Sends `data` without copying it (both stacks can).
     async fn send_chunk(&mut self, data: bytes::Bytes) -> std::io::Result<()>;
     async fn send(&mut self, data: &[u8]) -> std::io::Result<()>;
     async fn receive_exact(&mut self, buf: &mut [u8]) -> std::io::Result<()>;
+    /// What arrived next, up to `max` bytes, without copying it; `None` at the end.
+    async fn receive_chunk(&mut self, max: usize) -> std::io::Result<Option<bytes::Bytes>>;
     fn finish(&mut self) -> std::io::Result<()>;
 }
 
@@ -226,6 +202,9 @@ impl BaselineStream for (quinn::SendStream, quinn::RecvStream) {
     }
     async fn receive_exact(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
         self.1.read_exact(buf).await.map_err(std::io::Error::other)
+    }
+    async fn receive_chunk(&mut self, max: usize) -> std::io::Result<Option<bytes::Bytes>> {
+        Ok(self.1.read_chunk(max, true).await.map_err(std::io::Error::other)?.map(|c| c.bytes))
     }
     fn finish(&mut self) -> std::io::Result<()> {
         self.0.finish().map_err(std::io::Error::other)
@@ -242,13 +221,16 @@ impl BaselineStream for weir_node::quic_native::Stream {
     async fn receive_exact(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
         futures::AsyncReadExt::read_exact(self, buf).await
     }
+    async fn receive_chunk(&mut self, max: usize) -> std::io::Result<Option<bytes::Bytes>> {
+        self.read_chunk(max).await
+    }
     fn finish(&mut self) -> std::io::Result<()> {
         weir_node::quic_native::Stream::finish(self)
     }
 }
 
 /// The client side of a QUIC baseline on streams `open` makes (each told what it is for by its
-/// first byte, see [`serve_tokio_stream`]): a bulk stream, echoes, then 1 MiB answers asked
+/// first byte, see [`serve`]): a bulk stream, echoes, then 1 MiB answers asked
 /// for one at a time.
 async fn measure<S: BaselineStream>(
     open: impl AsyncFn(&'static [u8]) -> std::io::Result<S>,
@@ -330,7 +312,7 @@ pub async fn quic(bulk_bytes: u64, echoes: u32) -> Result<NetBaseline, String> {
         let Some(incoming) = server.accept().await else { return };
         if let Ok(conn) = incoming.await {
             while let Ok((send, recv)) = conn.accept_bi().await {
-                tokio_rt::spawn(serve_tokio_stream(send, recv));
+                tokio_rt::spawn(serve((send, recv)));
             }
         }
     });
@@ -365,7 +347,7 @@ impl NativeServer {
                         server_config,
                         busy_poll,
                         |s| {
-                            glommio::spawn_local(serve_native_stream(s)).detach();
+                            glommio::spawn_local(serve(s)).detach();
                         },
                     );
                     let endpoint = match bound.and_then(|e| e.local_addr().map(|a| (e, a))) {
