@@ -194,6 +194,7 @@ impl<F: StorageFile> Appender<F> {
     /// written goes out as it is; otherwise only its unwritten part is copied out and the
     /// buffer itself is reused at once.
     fn seal_current(&mut self) {
+        self.drop_tail_copies();
         let size = self.config.write_buffer_bytes;
         let from = self.unwritten_from();
         if from == 0 {
@@ -208,7 +209,18 @@ impl<F: StorageFile> Appender<F> {
         self.fill = 0;
     }
 
-    /// Writes all queued buffers, concurrently.
+    /// Forgets queued copies of the current buffer's tail, left by a `write_out` that was
+    /// interrupted: the copy about to be queued covers the same blocks with more bytes, and two
+    /// writes of one block in flight could land in either order.
+    fn drop_tail_copies(&mut self) {
+        let cur_pos = self.cur_pos;
+        self.queued.retain(|(_, pos)| *pos < cur_pos);
+    }
+
+    /// Writes all queued buffers, concurrently. The queue is emptied only once every write
+    /// completed: if this future is dropped halfway, the buffers are still queued and the next
+    /// write rewrites them (the same bytes at the same positions), so `written` never passes a
+    /// byte that is not in the file.
     async fn write_queued(&mut self) -> Result<()> {
         if self.queued.is_empty() {
             return Ok(());
@@ -217,21 +229,22 @@ impl<F: StorageFile> Appender<F> {
         let name = &self.name;
         // The queued writes cover disjoint ranges, so their order does not matter; `written`
         // moves only when all have completed.
-        let writes = self.queued.drain(..).map(|(buf, pos)| async move {
-            let expected = buf.as_ref().as_ref().len();
-            let written =
-                file.write_at(buf.clone(), pos).await.map_err(|e| LogError::io("write", name, e))?;
-            if written != expected {
-                return Err(LogError::ShortWrite { file: name.clone(), pos, written, expected });
+        let writes = self.queued.iter().map(|(buf, pos)| {
+            let (buf, pos) = (buf.clone(), *pos);
+            async move {
+                let expected = buf.as_ref().as_ref().len();
+                let written = file.write_at(buf, pos).await.map_err(|e| LogError::io("write", name, e))?;
+                if written != expected {
+                    return Err(LogError::ShortWrite { file: name.clone(), pos, written, expected });
+                }
+                Ok(pos + expected as u64)
             }
-            Ok((buf, pos + expected as u64))
         });
         // Wait for every write even when one fails: an abandoned write could still land later,
         // after a reopen has recovered the file.
-        let done = join_all(writes).await.into_iter().collect::<Result<Vec<_>>>()?;
-        let mut end = self.written;
-        for (buf, buf_end) in done {
-            end = end.max(buf_end);
+        let ends = join_all(writes).await.into_iter().collect::<Result<Vec<_>>>()?;
+        let end = ends.into_iter().fold(self.written, u64::max);
+        for (buf, _) in self.queued.drain(..) {
             if let Ok(buf) = Rc::try_unwrap(buf) {
                 let reusable = buf.as_ref().len() == self.config.write_buffer_bytes;
                 if reusable && self.spare.len() < self.config.write_behind_buffers_max {
@@ -247,6 +260,7 @@ impl<F: StorageFile> Appender<F> {
     /// current one up to the end of its last partial block, all in flight together.
     pub async fn write_out(&mut self) -> Result<()> {
         if self.written < self.end() && self.fill > 0 {
+            self.drop_tail_copies();
             let from = self.unwritten_from();
             let to = align_up(self.fill as u64, self.align) as usize;
             let out = self.copy_out(from, to);

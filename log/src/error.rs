@@ -59,7 +59,7 @@ pub enum LogError {
     },
     /// An earlier write or sync failed, so what is on disk is unknown; the log refuses further
     /// writes until it is reopened, which recovers it from what is durable.
-    #[error("log is failed after an earlier I/O error; reopen to recover")]
+    #[error("log is failed after an earlier I/O error or an interrupted write; reopen to recover")]
     Failed,
     /// The requested offset is outside `[log_start, log_end]`.
     #[error("offset {offset} out of range [{start}, {end}]")]

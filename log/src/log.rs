@@ -483,6 +483,17 @@ impl<S: Storage> PartitionLog<S> {
         if self.failed { Err(LogError::Failed) } else { Ok(()) }
     }
 
+    /// Starts an operation that changes the log across an `.await`. The log counts as failed
+    /// until the operation says how it ended, so one whose future is dropped halfway (an
+    /// interrupted append, sync, roll or truncation) leaves a log that refuses every later
+    /// write until it is reopened and recovered from its files, instead of one whose memory
+    /// disagrees with its files. Every operation ends by setting `failed` itself.
+    fn begin_change(&mut self) -> Result<()> {
+        self.check_usable()?;
+        self.failed = true;
+        Ok(())
+    }
+
     /// Appends a validated batch, assigning it the next offsets and `leader_epoch` (patched in
     /// the write buffer, the caller's bytes are untouched). The batch is buffered: it is readable
     /// after [`write_out`](Self::write_out) and durable after [`flush`](Self::flush).
@@ -521,11 +532,14 @@ impl<S: Storage> PartitionLog<S> {
         let base = a.seg.next_offset;
         let position = a.seg.size;
         let before = a.data.end();
+        // Set before the append's I/O and cleared after it: see `begin_change`.
+        self.failed = true;
         if let Err(e) = a.data.append(bytes, |head| patch_offsets(head, base, leader_epoch)).await {
             // Nothing was buffered (a full device at preallocation): the log is still whole.
             self.failed = a.data.end() != before;
             return Err(e);
         }
+        self.failed = false;
         a.seg.size += bytes.len() as u64;
         a.seg.next_offset = base
             .checked_add(u64::from(h.last_offset_delta) + 1)
@@ -536,7 +550,7 @@ impl<S: Storage> PartitionLog<S> {
 
     /// Hands buffered batches to the file so readers see them, without syncing.
     pub async fn write_out(&mut self) -> Result<()> {
-        self.check_usable()?;
+        self.begin_change()?;
         let r = self.active.data.write_out().await;
         self.failed = r.is_err();
         r
@@ -548,6 +562,7 @@ impl<S: Storage> PartitionLog<S> {
         if self.durable_offset == self.next_offset() && self.active.data.pending_bytes() == 0 {
             return Ok(self.durable_offset);
         }
+        self.begin_change()?;
         let r = self.flush_inner().await;
         self.failed = r.is_err();
         r.map(|()| self.durable_offset)
@@ -596,6 +611,7 @@ impl<S: Storage> PartitionLog<S> {
         if self.active.seg.size == 0 {
             return Ok(());
         }
+        self.begin_change()?;
         let r = self.roll_inner(now_ms).await;
         self.failed = r.is_err();
         r
@@ -717,6 +733,7 @@ impl<S: Storage> PartitionLog<S> {
         if offset >= self.next_offset() {
             return Ok(self.next_offset());
         }
+        self.begin_change()?;
         let r = self.truncate_inner(offset, now_ms).await;
         self.failed = r.is_err();
         r
@@ -802,7 +819,13 @@ impl<S: Storage> PartitionLog<S> {
     /// Deletes whole sealed segments from the old end while retention says so; never the active
     /// one. Returns the base offsets of the segments deleted.
     pub async fn enforce_retention(&mut self, now_ms: u64) -> Result<Vec<u64>> {
-        self.check_usable()?;
+        self.begin_change()?;
+        let r = self.retention_inner(now_ms).await;
+        self.failed = r.is_err();
+        r
+    }
+
+    async fn retention_inner(&mut self, now_ms: u64) -> Result<Vec<u64>> {
         let mut deleted = Vec::new();
         let mut total = self.size_bytes();
         while let Some(front) = self.sealed.front() {

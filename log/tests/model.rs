@@ -30,6 +30,12 @@ enum Op {
         seed: u64,
     },
     Reopen,
+    /// Runs the operation until its `io_in`-th write or sync, which never completes, and drops
+    /// it there: the operation is cancelled at an await point.
+    Cancel {
+        op: Box<Op>,
+        io_in: u32,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -42,6 +48,22 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u64..4000).prop_map(|now| Op::Retention { now }),
         2 => (any::<bool>(), any::<u64>()).prop_map(|(torn, seed)| Op::Crash { torn, seed }),
         1 => Just(Op::Reopen),
+    ]
+}
+
+/// Any operation but a crash or reopen, or that operation cancelled midway.
+fn op_or_cancelled() -> impl Strategy<Value = Op> {
+    let cancellable = prop_oneof![
+        4 => (1usize..12, 0usize..600).prop_map(|(records, value_len)| Op::Append { records, value_len }),
+        1 => Just(Op::WriteOut),
+        2 => Just(Op::Flush),
+        1 => Just(Op::Roll),
+        1 => (0u64..1000).prop_map(|per_mille| Op::Truncate { per_mille }),
+        1 => (0u64..4000).prop_map(|now| Op::Retention { now }),
+    ];
+    prop_oneof![
+        8 => op(),
+        1 => (cancellable, 1u32..6).prop_map(|(op, io_in)| Op::Cancel { op: Box::new(op), io_in }),
     ]
 }
 
@@ -105,6 +127,153 @@ async fn check(log: &PartitionLog<MemStorage>, m: &Model) {
     assert_eq!(got, want);
 }
 
+/// Applies one operation to the log and the model (not `Cancel`: see [`cancel`]).
+async fn apply(op: Op, log: &mut PartitionLog<MemStorage>, m: &mut Model, st: &MemStorage, tag: &mut u64) {
+    match op {
+        Op::Append { records, value_len } => {
+            *tag += 1;
+            let b = batch(*tag, records, value_len, *tag as i64 * 10);
+            let a = log.append(&b.view(), 0, 0).await.unwrap();
+            assert_eq!(a.base_offset, m.end);
+            let vals = records_of(&b);
+            m.end += vals.len() as u64;
+            m.batches.push((a.base_offset, vals));
+        }
+        Op::WriteOut => log.write_out().await.unwrap(),
+        Op::Flush => {
+            m.durable = log.flush().await.unwrap();
+            assert_eq!(m.durable, m.end);
+        }
+        Op::Roll => {
+            log.roll(0).await.unwrap();
+            m.durable = m.end;
+        }
+        Op::Truncate { per_mille } => {
+            let target = truncation_target(m, per_mille);
+            let end = log.truncate_to(target, 0).await.unwrap();
+            assert!(end <= target && m.is_boundary(end), "cut at {end} for {target}");
+            m.cut_to(end);
+            if end < m.start {
+                m.start = end;
+            }
+        }
+        Op::Retention { now } => {
+            let deleted = log.enforce_retention(now).await.unwrap();
+            if !deleted.is_empty() {
+                assert!(log.log_start() > m.start && m.is_boundary(log.log_start()));
+                m.start = log.log_start();
+                m.batches.retain(|(b, _)| *b >= m.start);
+            }
+        }
+        Op::Crash { torn, seed } => {
+            st.crash(if torn { CrashMode::Torn { seed } } else { CrashMode::LoseUnsynced });
+            let (reopened, report) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
+            *log = reopened;
+            let end = log.next_offset();
+            // Everything durable survives; of the rest, at most a prefix of batches.
+            assert!(end >= m.durable && end <= m.end && m.is_boundary(end), "{end} vs {m:?} {report:?}");
+            if !torn {
+                assert_eq!(end, m.durable, "a clean loss keeps exactly the durable prefix");
+            }
+            m.cut_to(end);
+            m.durable = end;
+        }
+        Op::Reopen => {
+            let old =
+                std::mem::replace(log, PartitionLog::open(MemStorage::new(), config(), 0).await.unwrap().0);
+            old.close().await.unwrap();
+            let (reopened, report) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
+            assert_eq!(report.truncated, None);
+            *log = reopened;
+            m.durable = m.end;
+        }
+        Op::Cancel { .. } => unreachable!("cancel wraps an operation"),
+    }
+}
+
+fn truncation_target(m: &Model, per_mille: u64) -> u64 {
+    m.start + (m.end - m.start) * per_mille / 1000
+}
+
+/// Polls `fut` until it completes or one of its I/Os is held; in that case drops it there.
+fn run_until_held<F: std::future::Future>(fut: F, st: &MemStorage) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let waker = futures::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    loop {
+        if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return Some(out);
+        }
+        if st.faults().held.get() {
+            return None;
+        }
+    }
+}
+
+/// Runs `op` and cancels it at its `io_in`-th write or sync. A cancelled operation leaves a log
+/// that refuses to go on until it is reopened; reopened, it holds everything that was durable,
+/// and of the rest at most a prefix of whole batches (the cancelled append's among them).
+async fn cancel(
+    op: Op,
+    io_in: u32,
+    log: &mut PartitionLog<MemStorage>,
+    m: &mut Model,
+    st: &MemStorage,
+    tag: &mut u64,
+) {
+    st.faults().hold_io_in.set(io_in);
+    st.faults().held.set(false);
+    // What the operation may lower durability to, and the batch an append would add.
+    let floor = match &op {
+        Op::Truncate { per_mille } => {
+            // The cut lands at the start of the batch holding the target.
+            let target = truncation_target(m, *per_mille);
+            let cut = m.batches.iter().map(|(b, _)| *b).filter(|&b| b <= target).max().unwrap_or(target);
+            m.durable.min(if target == m.end { target } else { cut })
+        }
+        _ => m.durable,
+    };
+    let name = format!("{op:?} at I/O {io_in}");
+    let next_tag = *tag + 1;
+    let appending = match &op {
+        Op::Append { records, value_len } => {
+            Some(batch(next_tag, *records, *value_len, next_tag as i64 * 10))
+        }
+        _ => None,
+    };
+    let done = run_until_held(apply(op, log, m, st, tag), st).is_some();
+    st.faults().hold_io_in.set(0);
+    if done {
+        return;
+    }
+    assert!(log.is_failed(), "a cancelled operation leaves the log failed");
+    assert!(matches!(log.flush().await, Err(weir_log::LogError::Failed)));
+    if let Some(b) = appending {
+        *tag = next_tag;
+        let vals = records_of(&b);
+        m.batches.push((m.end, vals.clone()));
+        m.end += vals.len() as u64;
+    }
+    let (reopened, report) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
+    *log = reopened;
+    let end = log.next_offset();
+    assert!(
+        end >= floor && end <= m.end && m.is_boundary(end),
+        "{name}: end {end}, model [{}, {}) durable {}, floor {floor}: {report:?}",
+        m.start,
+        m.end,
+        m.durable
+    );
+    m.cut_to(end);
+    // A cancelled retention may have deleted segments at the front.
+    if log.log_start() > m.start {
+        assert!(m.is_boundary(log.log_start()), "log start {} vs {m:?}", log.log_start());
+        m.start = log.log_start();
+        m.batches.retain(|(b, _)| *b >= m.start);
+    }
+    m.durable = end;
+}
+
 fn run(ops: Vec<Op>) {
     block_on(async {
         let st = MemStorage::new();
@@ -113,69 +282,8 @@ fn run(ops: Vec<Op>) {
         let mut tag = 0u64;
         for op in ops {
             match op {
-                Op::Append { records, value_len } => {
-                    tag += 1;
-                    let b = batch(tag, records, value_len, tag as i64 * 10);
-                    let a = log.append(&b.view(), 0, 0).await.unwrap();
-                    assert_eq!(a.base_offset, m.end);
-                    let vals = records_of(&b);
-                    m.end += vals.len() as u64;
-                    m.batches.push((a.base_offset, vals));
-                }
-                Op::WriteOut => log.write_out().await.unwrap(),
-                Op::Flush => {
-                    m.durable = log.flush().await.unwrap();
-                    assert_eq!(m.durable, m.end);
-                }
-                Op::Roll => {
-                    log.roll(0).await.unwrap();
-                    m.durable = m.end;
-                }
-                Op::Truncate { per_mille } => {
-                    let target = m.start + (m.end - m.start) * per_mille / 1000;
-                    let end = log.truncate_to(target, 0).await.unwrap();
-                    assert!(end <= target && m.is_boundary(end), "cut at {end} for {target}");
-                    m.cut_to(end);
-                    if end < m.start {
-                        m.start = end;
-                    }
-                }
-                Op::Retention { now } => {
-                    let deleted = log.enforce_retention(now).await.unwrap();
-                    assert_eq!(
-                        log.segment_bases().last(),
-                        Some(&log.segment_bases()[log.segment_bases().len() - 1])
-                    );
-                    if !deleted.is_empty() {
-                        assert!(log.log_start() > m.start && m.is_boundary(log.log_start()));
-                        m.start = log.log_start();
-                        m.batches.retain(|(b, _)| *b >= m.start);
-                    }
-                }
-                Op::Crash { torn, seed } => {
-                    st.crash(if torn { CrashMode::Torn { seed } } else { CrashMode::LoseUnsynced });
-                    drop(log);
-                    let (reopened, report) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
-                    log = reopened;
-                    let end = log.next_offset();
-                    // Everything durable survives; of the rest, at most a prefix of batches.
-                    assert!(
-                        end >= m.durable && end <= m.end && m.is_boundary(end),
-                        "{end} vs {m:?} {report:?}"
-                    );
-                    if !torn {
-                        assert_eq!(end, m.durable, "a clean loss keeps exactly the durable prefix");
-                    }
-                    m.cut_to(end);
-                    m.durable = end;
-                }
-                Op::Reopen => {
-                    log.close().await.unwrap();
-                    let (reopened, report) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
-                    assert_eq!(report.truncated, None);
-                    log = reopened;
-                    m.durable = m.end;
-                }
+                Op::Cancel { op, io_in } => cancel(*op, io_in, &mut log, &mut m, &st, &mut tag).await,
+                op => apply(op, &mut log, &mut m, &st, &mut tag).await,
             }
             // The log's durable claim never goes back (but for truncation, which the model
             // applied already), and a crash must honour it.
@@ -198,6 +306,11 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
     #[test]
     fn log_matches_model(ops in proptest::collection::vec(op(), 1..80)) {
+        run(ops);
+    }
+
+    #[test]
+    fn log_matches_model_when_operations_are_cancelled(ops in proptest::collection::vec(op_or_cancelled(), 1..80)) {
         run(ops);
     }
 }

@@ -90,6 +90,21 @@ pub struct Faults {
     pub fail_sync_in: Cell<u32>,
     /// Fail allocations with ENOSPC while set.
     pub disk_full: Cell<bool>,
+    /// Make the n-th next write or sync never complete, as an I/O still in flight when its
+    /// caller is cancelled; it never lands. [`held`](Faults::held) says that it happened.
+    pub hold_io_in: Cell<u32>,
+    /// Set once a write or sync is being held by `hold_io_in`.
+    pub held: Cell<bool>,
+}
+
+impl Faults {
+    /// Waits forever when `hold_io_in` counts down to this call.
+    async fn maybe_hold(&self) {
+        if countdown(&self.hold_io_in) {
+            self.held.set(true);
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 fn countdown(c: &Cell<u32>) -> bool {
@@ -281,6 +296,7 @@ impl StorageFile for MemFile {
             return Err(eio("write failed"));
         }
         let len = if countdown(&faults.short_write_in) { buf.0.len() / 2 } else { buf.0.len() };
+        faults.maybe_hold().await;
         YieldOnce::default().await;
         self.with(|f, st| {
             st.writes += 1;
@@ -309,6 +325,7 @@ impl StorageFile for MemFile {
         if countdown(&self.storage.faults.fail_sync_in) {
             return Err(eio("sync failed"));
         }
+        self.storage.faults.maybe_hold().await;
         YieldOnce::default().await;
         self.with(|f, st| {
             st.syncs += 1;
