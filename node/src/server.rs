@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use weir_log::storage::dma::DmaStorage;
+use weir_net::ErrorCode;
 use weir_net::frame::{FRAME_HEADER_BYTES, FrameDecoder, FrameHeader};
 
 /// Registered I/O memory per executor: glommio registers it on three rings and RLIMIT_MEMLOCK
@@ -411,12 +412,21 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(shard: Rc<Shard
             let shard = shard.clone();
             // Each request is a task of its own: it makes progress (and releases the locks it
             // takes) even while this connection is blocked writing an earlier answer to a
-            // client that does not read.
+            // client that does not read. The task is detached: a connection that fails drops
+            // its pending answers, never the requests. A produce cancelled halfway through an
+            // append would leave the log with a hole that later acknowledgements cover.
             let task = glommio::spawn_local(async move {
                 let _in_flight = shard.begin_request();
                 handle(&shard, header, &frame).await
-            });
-            pending.push_back(async move { (cost, task.await) }.boxed_local());
+            })
+            .detach();
+            let answer = async move {
+                let reply = task.await.unwrap_or_else(|| {
+                    Err(error_frame(&header, ErrorCode::Unavailable, "the node is stopping".into()))
+                });
+                (cost, reply)
+            };
+            pending.push_back(answer.boxed_local());
         }
         let can_read = !closing && !eof && waiting.is_none() && pending.len() < in_flight_max;
         if pending.is_empty() && !can_read {

@@ -58,8 +58,19 @@ impl Node {
         Self::start_on(data_dir, shards, port)
     }
 
+    /// A free port (and the shards' after it) for [`start_with`](Self::start_with).
+    pub fn free_port(shards: usize) -> u16 {
+        free_ports(shards + 1)
+    }
+
     pub fn start_on(data_dir: &Path, shards: usize, port: u16) -> Node {
+        Self::start_with(data_dir, shards, port, &[])
+    }
+
+    /// Starts a node with extra `WEIR_*` settings, e.g. `("WEIR_FSYNC", "false")`.
+    pub fn start_with(data_dir: &Path, shards: usize, port: u16, env: &[(&str, &str)]) -> Node {
         let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .envs(env.iter().copied())
             .args(["serve", "--shards", &shards.to_string(), "--listen", &format!("127.0.0.1:{port}")])
             .arg("--data-dir")
             .arg(data_dir)
