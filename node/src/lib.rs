@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod fatal;
 mod handler;
 mod metadata;
 mod partition;

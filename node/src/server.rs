@@ -126,6 +126,7 @@ pub fn run(
     stop: Arc<AtomicBool>,
     ready: impl FnOnce(&crate::tls::NodeCert),
 ) -> Result<(), ServeError> {
+    crate::fatal::install_hook();
     let dir = config.data_dir.clone();
     let dir_err = |source| ServeError::DataDir { path: dir.display().to_string(), source };
     std::fs::create_dir_all(&config.data_dir).map_err(dir_err)?;
@@ -148,7 +149,7 @@ pub fn run(
             (config.clone(), mesh.clone(), table.clone(), stop.clone(), ready_tx.clone());
         let (counters, loaded, quic_config) = (counters.clone(), loaded.clone(), quic_config.clone());
         let handle = LocalExecutorBuilder::new(Placement::Fixed(id % cpus))
-            .name(&format!("shard-{id}"))
+            .name(&format!("{}{id}", crate::fatal::SHARD_THREAD_PREFIX))
             .io_memory(IO_MEMORY_BYTES)
             .spawn(move || async move {
                 run_shard(id, config, mesh, table, stop, started, counters, loaded, quic_config).await
@@ -171,8 +172,13 @@ pub fn run(
     }
     ready(&cert);
     tracing::info!(listen = %config.listen, shards = config.shards, data_dir = %config.data_dir.display(), "node started");
-    for h in handles {
-        let _ = h.join();
+    // A shard that panicked has already ended the process (`fatal`); one that failed otherwise
+    // is an error, never ignored.
+    for (shard, h) in handles.into_iter().enumerate() {
+        if let Err(e) = h.join() {
+            stop.store(true, Ordering::SeqCst);
+            return Err(ServeError::Shard { shard, reason: format!("shard exited abnormally: {e}") });
+        }
     }
     Ok(())
 }
