@@ -1,1 +1,9 @@
-//! Replication: controller and replica state machines (sans-IO). Not built yet.
+//! Replication: the ids that name nodes, shards and partitions, and the replica state machines.
+//! Sans-IO: nothing here touches a file, a socket or a clock; callers pass `now` and bytes in and
+//! act on what comes out, so the same code runs in a node and in a deterministic simulator.
+
+pub mod ids;
+pub mod replica_state;
+
+pub use ids::{NodeId, PartitionId, ReplicaAddr, ShardId};
+pub use replica_state::ReplicaState;
