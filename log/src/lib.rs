@@ -4,12 +4,14 @@
 //! the narrow [`storage::Storage`] trait, implemented with glommio's direct I/O for real and in
 //! memory, with injectable faults, for tests.
 
+pub mod append_all;
 pub mod appender;
 pub mod batch;
 pub mod error;
 pub mod index;
 pub mod storage;
 
+pub use append_all::AppendAllError;
 pub use error::{BatchError, LogError};
 pub mod group_commit;
 pub mod log;
