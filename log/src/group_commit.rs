@@ -32,6 +32,12 @@ impl<S: Storage> SharedLog<S> {
         self.log.lock().await
     }
 
+    /// Exclusive access if nobody holds the log now; for upkeep that must not queue behind
+    /// appends and syncs.
+    pub fn try_lock(&self) -> Option<tokio::sync::MutexGuard<'_, PartitionLog<S>>> {
+        self.log.try_lock().ok()
+    }
+
     /// Appends without waiting for durability.
     pub async fn append(&self, batch: &BatchView<'_>, leader_epoch: u32, now_ms: u64) -> Result<Appended> {
         self.log.lock().await.append(batch, leader_epoch, now_ms).await

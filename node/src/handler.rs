@@ -1,7 +1,7 @@
 //! Answers requests: decides which shard owns each, forwards it there or serves it here.
 
 use crate::metadata::{PARTITIONS_MAX, TopicMeta, check_topic_name};
-use crate::shard::{Shard, now_ms, owner};
+use crate::shard::{Shard, now_ms};
 use std::rc::Rc;
 use std::time::Duration;
 use weir_log::LogError;
@@ -37,13 +37,16 @@ pub fn decode_error_code(e: &DecodeError) -> ErrorCode {
     }
 }
 
-/// Which shard must handle a request.
+/// Which shard must handle a request: the one the placement table names for a partition (this
+/// one for a partition it does not know, which it answers with the reason).
 fn target(shard: &Shard, req: &Request<'_>) -> usize {
     match req {
         Request::CreateTopic { .. } | Request::DeleteTopic { .. } => 0,
         Request::Produce { topic, partition, .. }
         | Request::Fetch { topic, partition, .. }
-        | Request::ListOffsets { topic, partition, .. } => owner(topic, *partition, shard.shards()),
+        | Request::ListOffsets { topic, partition, .. } => {
+            shard.topics.borrow().local_shard(topic, *partition).map_or(shard.id, |s| s.index())
+        }
         _ => shard.id,
     }
 }
@@ -103,7 +106,7 @@ pub async fn serve(shard: &Rc<Shard>, header: &FrameHeader, req: Request<'_>) ->
                         partitions: (0..meta.partitions)
                             .map(|p| PartitionInfo {
                                 partition: p,
-                                shard: owner(&name, p, shard.shards()) as u16,
+                                shard: meta.local_shard(p).map_or(0, |s| s.0),
                                 log_start: 0,
                                 log_end: 0,
                             })
@@ -132,10 +135,9 @@ pub async fn serve(shard: &Rc<Shard>, header: &FrameHeader, req: Request<'_>) ->
             let (error, message) = if table.topics.remove(&name).is_none() {
                 (ErrorCode::UnknownTopic, format!("no topic {name:?}"))
             } else {
-                match table.save(&shard.config.data_dir) {
+                match table.save_off_shard(&shard.config.data_dir).await {
                     Ok(()) => {
-                        shard.broadcast_topics(&table).await;
-                        shard.apply_topics(table).await;
+                        shard.apply_everywhere(table).await;
                         (ErrorCode::None, String::new())
                     }
                     Err(e) => (ErrorCode::StorageError, format!("cannot save topics: {e}")),
@@ -196,18 +198,31 @@ async fn create_topic(
         return (ErrorCode::TopicAlreadyExists, format!("topic {name:?} exists"));
     }
     let meta = TopicMeta {
+        replicas: crate::placement::place(&name, partitions, shard.shards()),
         name: name.clone(),
         partitions,
         retention_ms: config.retention_ms.or(shard.config.retention_ms),
         retention_bytes: config.retention_bytes.or(shard.config.retention_bytes),
     };
-    table.topics.insert(name, meta);
-    if let Err(e) = table.save(&shard.config.data_dir) {
+    let before = table.clone();
+    table.topics.insert(name.clone(), meta);
+    if let Err(e) = table.save_off_shard(&shard.config.data_dir).await {
         return (ErrorCode::StorageError, format!("cannot save topics: {e}"));
     }
-    shard.broadcast_topics(&table).await;
-    shard.apply_topics(table).await;
-    (ErrorCode::None, String::new())
+    let failures = shard.apply_everywhere(table).await;
+    if failures.is_empty() {
+        return (ErrorCode::None, String::new());
+    }
+    // All or nothing: a topic whose partitions cannot all be served is not created. Going back
+    // deletes what was opened; should that fail too, the offline partitions say why.
+    let message = format!("cannot create topic {name:?}: {}", failures.join("; "));
+    match before.save_off_shard(&shard.config.data_dir).await {
+        Ok(()) => {
+            shard.apply_everywhere(before).await;
+        }
+        Err(e) => tracing::error!(topic = %name, error = %e, "cannot undo a failed topic creation"),
+    }
+    (ErrorCode::StorageError, message)
 }
 
 /// Bounds of every partition, asked of their owners with ListOffsets.
@@ -231,10 +246,9 @@ async fn describe(shard: &Rc<Shard>, header: &FrameHeader, meta: TopicMeta) -> T
                 bounds[i] = offset;
             }
         }
-        let owner = owner(&meta.name, p, shard.shards()) as u16;
         partitions.push(PartitionInfo {
             partition: p,
-            shard: owner,
+            shard: meta.local_shard(p).map_or(0, |s| s.0),
             log_start: bounds[0],
             log_end: bounds[1],
         });
@@ -244,15 +258,17 @@ async fn describe(shard: &Rc<Shard>, header: &FrameHeader, meta: TopicMeta) -> T
 
 type Failure = (ErrorCode, String);
 
-fn find(shard: &Shard, topic: &str, partition: u32) -> Result<Rc<crate::partition::Partition>, Failure> {
+fn find(shard: &Shard, topic: &str, partition: u32) -> Result<Rc<crate::shard::NodePartition>, Failure> {
     let count = shard.topics.borrow().topics.get(topic).map(|m| m.partitions);
     match count {
         None => Err((ErrorCode::UnknownTopic, format!("no topic {topic:?}"))),
         Some(n) if partition >= n => {
             Err((ErrorCode::UnknownPartition, format!("{topic} has {n} partitions")))
         }
-        Some(_) => shard.partition(topic, partition).ok_or_else(|| {
-            (ErrorCode::NotOwner, format!("{topic}/{partition} is not served by shard {}", shard.id))
+        Some(_) => shard.partition(topic, partition).ok_or_else(|| match shard.offline(topic, partition) {
+            // Retriable: maintenance keeps trying to open it.
+            Some(o) => (ErrorCode::StorageError, format!("{topic}/{partition} is offline: {}", o.error)),
+            None => (ErrorCode::NotOwner, format!("{topic}/{partition} is not served by shard {}", shard.id)),
         }),
     }
 }
@@ -268,7 +284,7 @@ fn log_failure(e: LogError) -> Failure {
     }
 }
 
-/// Validates every batch of the request before appending any, so a request is all or nothing.
+/// Validates every batch of the request before appending any, then appends them all or none.
 async fn produce(
     shard: &Rc<Shard>,
     topic: &str,
@@ -313,19 +329,17 @@ async fn produce(
         }
         views.push(view);
     }
-    let now = now_ms();
-    let mut base = None;
-    let mut next = 0;
-    {
-        // One lock for all batches of the request, so they land together and in order.
+    let (base, next) = {
+        // One lock for all batches of the request, so they land together, in order, and all
+        // or nothing.
         let mut log = p.log.lock().await;
-        for view in &views {
-            let a = log.append(view, 0, now).await.map_err(log_failure)?;
-            base.get_or_insert(a.base_offset);
-            next = a.last_offset + 1;
-        }
-    }
-    let base = base.expect("at least one batch");
+        let a = log.append_all(&views, 0, now_ms()).await.map_err(|e| match e {
+            weir_log::AppendAllError::NotAppended { source } => log_failure(source),
+            e => (ErrorCode::StorageError, e.to_string()),
+        })?;
+        p.appended(a.last_offset + 1);
+        (a.base_offset, a.last_offset + 1)
+    };
     let log_start = p.log_start();
     // Consumers see the records once they are durable (fsync) or written out (interval flush).
     // With acks=leader the answer waits for that too; with acks=none it goes out now, and a

@@ -7,6 +7,7 @@ pub mod fatal;
 mod handler;
 mod metadata;
 mod partition;
+mod placement;
 pub mod quic_native;
 mod recv_buffers;
 pub mod server;

@@ -1,13 +1,16 @@
 //! Topic metadata: names, partition counts and per-topic settings, persisted in the data dir.
 //!
 //! Shard 0 owns changes: it writes `topics.json` atomically (temporary file, fsync, rename,
-//! fsync of the directory) and then tells the other shards. Every shard keeps a copy.
+//! fsync of the directory) on glommio's blocking pool, never on a shard's thread, and then tells
+//! the other shards. Every shard keeps a copy. Each topic carries its placement: which replicas
+//! (node, shard) hold each partition (see [`crate::placement`]).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use weir_net::TopicConfig;
+use weir_replication::{ReplicaAddr, ShardId};
 
 pub const TOPICS_FILE: &str = "topics.json";
 /// Partitions a topic may have at most; bounds the metadata a request can create.
@@ -19,11 +22,25 @@ pub struct TopicMeta {
     pub partitions: u32,
     pub retention_ms: Option<u64>,
     pub retention_bytes: Option<u64>,
+    /// Replicas of each partition, by partition index; the first is the leader. Files written
+    /// before placement was stored have none: loading places them by the default policy.
+    #[serde(default)]
+    pub replicas: Vec<Vec<ReplicaAddr>>,
 }
 
 impl TopicMeta {
     pub fn config(&self) -> TopicConfig {
         TopicConfig { retention_ms: self.retention_ms, retention_bytes: self.retention_bytes }
+    }
+
+    /// The replica that serves `partition` (its leader), if the partition exists.
+    pub fn leader(&self, partition: u32) -> Option<ReplicaAddr> {
+        self.replicas.get(partition as usize).and_then(|r| r.first().copied())
+    }
+
+    /// The shard of this node that serves `partition`, if this node serves it.
+    pub fn local_shard(&self, partition: u32) -> Option<ShardId> {
+        self.leader(partition).filter(|r| r.node == crate::placement::LOCAL_NODE).map(|r| r.shard)
     }
 }
 
@@ -48,12 +65,33 @@ pub fn check_topic_name(name: &str) -> Result<(), String> {
 }
 
 impl TopicTable {
-    pub fn load(data_dir: &Path) -> std::io::Result<Self> {
-        match std::fs::read(data_dir.join(TOPICS_FILE)) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(std::io::Error::other),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(e),
+    /// Reads the table and fits its placement to a node of `shards` shards (see
+    /// [`crate::placement::fit`]).
+    pub fn load(data_dir: &Path, shards: usize) -> std::io::Result<Self> {
+        let mut table: Self = match std::fs::read(data_dir.join(TOPICS_FILE)) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(std::io::Error::other)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::default(),
+            Err(e) => return Err(e),
+        };
+        for meta in table.topics.values_mut() {
+            let moved = crate::placement::fit(&meta.name, &mut meta.replicas, meta.partitions, shards);
+            if moved > 0 {
+                tracing::info!(topic = %meta.name, partitions = moved, "partitions placed by the default policy");
+            }
         }
+        Ok(table)
+    }
+
+    /// The shard of this node that serves `partition` of `topic`, if any.
+    pub fn local_shard(&self, topic: &str, partition: u32) -> Option<ShardId> {
+        self.topics.get(topic).and_then(|m| m.local_shard(partition))
+    }
+
+    /// [`save`](Self::save) on glommio's blocking pool: an fsync and a rename must not stall the
+    /// shard's other tasks.
+    pub async fn save_off_shard(&self, data_dir: &Path) -> std::io::Result<()> {
+        let (table, dir) = (self.clone(), data_dir.to_owned());
+        glommio::executor().spawn_blocking(move || table.save(&dir)).await
     }
 
     /// Writes the table so that a crash leaves either the old or the new one.

@@ -1,66 +1,121 @@
-//! A partition served by its owning shard: its log, its high watermark, and the fetches waiting
-//! for it to grow. Owned by one shard; shared by that shard's tasks through `Rc`.
+//! A partition replica served by its owning shard: its log, its replica state (log start, high
+//! watermark, log end, leader epoch), and the fetches waiting for it to grow.
+//!
+//! Owned by one shard; shared by that shard's tasks through `Rc`. Generic over the log's
+//! [`Storage`], so the same code runs on direct I/O in a node and in memory in tests.
+//!
+//! A log that fails (an I/O error, an interrupted change) refuses writes until it is recovered
+//! from its files. The shard's maintenance calls [`Partition::reopen_if_failed`], which recovers
+//! it in place, with a bounded number of attempts spaced by a growing delay.
 
 use futures::channel::oneshot;
 use std::cell::{Cell, RefCell};
-use weir_log::storage::dma::DmaStorage;
+use weir_log::storage::Storage;
 use weir_log::{LogConfig, PartitionLog, SharedLog};
+use weir_replication::ReplicaState;
 
 /// Fetches waiting for data on one partition at most; more are answered at once, empty.
 pub const WAITERS_MAX: usize = 4096;
+/// Times a failed log (or a partition that would not open) is retried before it stays offline
+/// until the node restarts: about five minutes of attempts with [`reopen_delay_ms`].
+pub const REOPEN_ATTEMPTS_MAX: u32 = 10;
+/// Delay before the first retry; each later one waits twice as long, up to `REOPEN_DELAY_MS_MAX`.
+pub const REOPEN_DELAY_MS: u64 = 1000;
+pub const REOPEN_DELAY_MS_MAX: u64 = 60_000;
 
-#[derive(Debug)]
-pub struct Partition {
-    pub log: SharedLog<DmaStorage>,
-    /// Offsets below this are visible to consumers: durable ones with fsync-before-ack, written
-    /// ones otherwise.
-    high_watermark: Cell<u64>,
-    log_start: Cell<u64>,
-    waiters: RefCell<Vec<oneshot::Sender<()>>>,
-    pub dir: std::path::PathBuf,
+/// How long to wait after the `attempts`-th failed attempt (1 for the first) before the next.
+pub fn reopen_delay_ms(attempts: u32) -> u64 {
+    (REOPEN_DELAY_MS << attempts.saturating_sub(1).min(16)).min(REOPEN_DELAY_MS_MAX)
 }
 
-impl Partition {
+#[derive(Debug)]
+pub struct Partition<S: Storage + Clone> {
+    pub log: SharedLog<S>,
+    /// Where the log lives, kept to reopen it.
+    storage: S,
+    config: LogConfig,
+    /// Offsets below the high watermark are visible to consumers: durable ones with
+    /// fsync-before-ack, written ones otherwise.
+    state: Cell<ReplicaState>,
+    waiters: RefCell<Vec<oneshot::Sender<()>>>,
+    /// `topic/partition`, for the node's log.
+    pub name: String,
+    reopen: Cell<Reopen>,
+}
+
+/// Progress of recovering a failed log.
+#[derive(Debug, Clone, Copy, Default)]
+struct Reopen {
+    attempts: u32,
+    next_ms: u64,
+}
+
+impl<S: Storage + Clone> Partition<S> {
     pub async fn open(
-        dir: std::path::PathBuf,
+        storage: S,
         config: LogConfig,
         now_ms: u64,
+        name: String,
     ) -> weir_log::error::Result<Self> {
-        let storage = DmaStorage::new(&dir).map_err(|e| weir_log::LogError::Io {
-            op: "create dir",
-            file: dir.display().to_string(),
-            source: e,
-        })?;
-        let (log, report) = PartitionLog::open(storage, config, now_ms).await?;
-        if report.truncated.is_some() || !report.rebuilt_indexes.is_empty() {
-            tracing::warn!(dir = %dir.display(), ?report, "partition recovered");
-        }
+        let log = Self::open_log(&storage, &config, now_ms, &name).await?;
         let (start, end) = (log.log_start(), log.next_offset());
         Ok(Self {
             log: SharedLog::new(log),
-            high_watermark: Cell::new(end),
-            log_start: Cell::new(start),
+            storage,
+            config,
+            state: Cell::new(ReplicaState::recovered(start, end, end, 0)),
             waiters: RefCell::new(Vec::new()),
-            dir,
+            name,
+            reopen: Cell::new(Reopen::default()),
         })
     }
 
+    async fn open_log(
+        storage: &S,
+        config: &LogConfig,
+        now_ms: u64,
+        name: &str,
+    ) -> weir_log::error::Result<PartitionLog<S>> {
+        let (log, report) = PartitionLog::open(storage.clone(), config.clone(), now_ms).await?;
+        if report.truncated.is_some() || !report.rebuilt_indexes.is_empty() {
+            tracing::warn!(partition = name, ?report, "partition recovered");
+        }
+        Ok(log)
+    }
+
+    pub fn state(&self) -> ReplicaState {
+        self.state.get()
+    }
+
     pub fn high_watermark(&self) -> u64 {
-        self.high_watermark.get()
+        self.state.get().high_watermark()
     }
 
     pub fn log_start(&self) -> u64 {
-        self.log_start.get()
+        self.state.get().log_start()
     }
 
+    fn update(&self, change: impl FnOnce(&mut ReplicaState)) {
+        let mut s = self.state.get();
+        change(&mut s);
+        self.state.set(s);
+    }
+
+    /// Retention deleted the records below `start`.
     pub fn set_log_start(&self, start: u64) {
-        self.log_start.set(start);
+        self.update(|s| s.advance_log_start(start));
+    }
+
+    /// Records were appended: the log now ends at `log_end`.
+    pub fn appended(&self, log_end: u64) {
+        self.update(|s| s.appended(log_end));
     }
 
     /// Moves the high watermark and wakes the fetches waiting for it.
     pub fn advance(&self, high_watermark: u64) {
-        if high_watermark > self.high_watermark.get() {
-            self.high_watermark.set(high_watermark);
+        let mut s = self.state.get();
+        if s.advance_high_watermark(high_watermark) {
+            self.state.set(s);
             for w in self.waiters.borrow_mut().drain(..) {
                 let _ = w.send(());
             }
@@ -77,5 +132,115 @@ impl Partition {
         let (tx, rx) = oneshot::channel();
         waiters.push(tx);
         Some(rx)
+    }
+
+    /// Recovers a failed log in place when its next attempt is due: reopens it from its files
+    /// (recovery keeps every intact batch) and serves again. Returns whether it reopened the log.
+    /// After [`REOPEN_ATTEMPTS_MAX`] failed attempts the partition stays offline.
+    pub async fn reopen_if_failed(&self, now_ms: u64) -> bool {
+        let r = self.reopen.get();
+        if r.attempts >= REOPEN_ATTEMPTS_MAX || now_ms < r.next_ms {
+            return false;
+        }
+        // A log in use is not failed, or its user is about to learn it: look again next time.
+        let Some(mut log) = self.log.try_lock() else { return false };
+        if !log.is_failed() {
+            return false;
+        }
+        match Self::open_log(&self.storage, &self.config, now_ms, &self.name).await {
+            Ok(reopened) => {
+                *log = reopened;
+                let old = self.state.get();
+                let s = ReplicaState::recovered(
+                    log.log_start(),
+                    log.next_offset(),
+                    old.high_watermark(),
+                    old.leader_epoch(),
+                );
+                self.state.set(s);
+                self.reopen.set(Reopen::default());
+                tracing::warn!(partition = %self.name, log_end = s.log_end(), "failed log reopened and serving again");
+                true
+            }
+            Err(e) => {
+                let attempts = r.attempts + 1;
+                let next_ms = now_ms + reopen_delay_ms(attempts);
+                self.reopen.set(Reopen { attempts, next_ms });
+                let last = attempts == REOPEN_ATTEMPTS_MAX;
+                tracing::error!(partition = %self.name, attempts, error = %e, last, "cannot reopen a failed log");
+                false
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_log::batch::{BatchBuilder, BatchView, ProducerStamp, Record};
+    use weir_log::storage::mem::MemStorage;
+
+    fn batch(n: usize) -> weir_log::batch::Batch {
+        let mut b = BatchBuilder::new(1 << 20);
+        for i in 0..n {
+            b.push(&Record {
+                key: None,
+                value: Some(format!("r{i}").as_bytes()),
+                headers: &[],
+                timestamp: 1,
+            })
+            .unwrap();
+        }
+        b.seal(ProducerStamp::default())
+    }
+
+    async fn append(p: &Partition<MemStorage>, n: usize) -> weir_log::error::Result<u64> {
+        let b = batch(n);
+        let view = BatchView::validate(b.as_bytes(), 1 << 20).unwrap();
+        let a = p.log.append_durable(&view, 0, 0).await?;
+        p.appended(a.last_offset + 1);
+        p.advance(a.last_offset + 1);
+        Ok(a.last_offset + 1)
+    }
+
+    #[test]
+    fn a_failed_log_is_reopened_in_place_with_bounded_retries() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let storage = MemStorage::new();
+                let p =
+                    Partition::open(storage.clone(), LogConfig::default(), 0, "t/0".into()).await.unwrap();
+                assert_eq!(append(&p, 4).await.unwrap(), 4);
+                storage.faults().fail_sync_in.set(1);
+                assert!(append(&p, 2).await.is_err(), "the sync fails");
+                assert!(
+                    matches!(append(&p, 1).await, Err(weir_log::LogError::Failed)),
+                    "failed until reopened"
+                );
+                // Reopening fails while the storage does, and backs off.
+                storage.faults().fail_sync_in.set(1);
+                assert!(!p.reopen_if_failed(1_000).await);
+                assert!(!p.reopen_if_failed(1_500).await, "not due before the delay");
+                assert!(p.reopen_if_failed(1_000 + reopen_delay_ms(1)).await);
+                // Serving again: what the failed sync left unsynced was written, and recovery
+                // keeps every intact batch.
+                let s = p.state();
+                assert_eq!((s.log_start(), s.high_watermark()), (0, 4));
+                assert!(s.log_end() >= 4);
+                let end = append(&p, 3).await.unwrap();
+                assert_eq!(end, s.log_end() + 3);
+                assert!(!p.reopen_if_failed(u64::MAX / 2).await, "a healthy log is left alone");
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn retries_stop_after_the_last_attempt() {
+        let total: u64 = (1..REOPEN_ATTEMPTS_MAX).map(reopen_delay_ms).sum();
+        assert!((60_000..=600_000).contains(&total), "minutes of retries, not forever: {total} ms");
+        assert_eq!(reopen_delay_ms(1), REOPEN_DELAY_MS);
+        assert_eq!(reopen_delay_ms(40), REOPEN_DELAY_MS_MAX);
     }
 }

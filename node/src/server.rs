@@ -5,10 +5,9 @@
 use crate::config::NodeConfig;
 use crate::handler::{decode_error_code, error_frame, handle};
 use crate::metadata::TopicTable;
-use crate::shard::{Mesh, MeshMsg, Shard, mesh, now_ms};
+use crate::shard::{Mesh, Shard, mesh, now_ms};
 use futures::{AsyncRead, AsyncWrite};
 use futures::{AsyncReadExt, AsyncWriteExt};
-use glommio::channels::shared_channel::ConnectedReceiver;
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use std::rc::Rc;
@@ -131,7 +130,7 @@ pub fn run(
     let dir_err = |source| ServeError::DataDir { path: dir.display().to_string(), source };
     std::fs::create_dir_all(&config.data_dir).map_err(dir_err)?;
     let _lock = lock_data_dir(&config.data_dir)?;
-    let table = TopicTable::load(&config.data_dir).map_err(dir_err)?;
+    let table = TopicTable::load(&config.data_dir, config.shards).map_err(dir_err)?;
     for shard in 0..config.shards {
         check_port_free(std::net::SocketAddr::new(config.listen.ip(), config.shard_port(shard)))?;
     }
@@ -208,7 +207,7 @@ async fn run_shard(
     let config = Rc::new(config);
     let shard = Shard::new(id, config.clone(), TopicTable::default(), senders, counters);
     for (_, rx) in receivers.streams() {
-        glommio::spawn_local(mesh_loop(shard.clone(), rx)).detach();
+        glommio::spawn_local(crate::shard::mesh_loop(shard.clone(), rx)).detach();
     }
     shard.apply_topics(table).await;
     // No shard takes requests before every shard has opened its partitions: a request forwarded
@@ -247,25 +246,7 @@ async fn run_shard(
         glommio::timer::sleep(Duration::from_millis(50)).await;
         let now = now_ms();
         let retention_due = now.saturating_sub(last_retention) >= 60_000;
-        // With fsync-before-ack there is nothing to flush on a timer: leave the partitions'
-        // locks alone until retention is due.
-        if config.fsync && !retention_due {
-            continue;
-        }
-        let partitions: Vec<_> = shard.partitions.borrow().values().cloned().collect();
-        for p in partitions {
-            let mut log = p.log.lock().await;
-            if let Err(e) = log.tick(now).await {
-                tracing::error!(dir = %p.dir.display(), error = %e, "interval flush failed");
-            }
-            if retention_due {
-                match log.enforce_retention(now).await {
-                    Ok(deleted) if !deleted.is_empty() => p.set_log_start(log.log_start()),
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(dir = %p.dir.display(), error = %e, "retention failed"),
-                }
-            }
-        }
+        shard.maintain(now, retention_due).await;
         if retention_due {
             last_retention = now;
         }
@@ -293,37 +274,13 @@ async fn run_shard(
     let partitions: Vec<_> = shard.partitions.borrow().values().cloned().collect();
     for p in partitions {
         if let Err(e) = p.log.lock().await.flush().await {
-            tracing::error!(dir = %p.dir.display(), error = %e, "flush at shutdown failed");
+            tracing::error!(partition = %p.name, error = %e, "flush at shutdown failed");
         }
     }
     // Tell QUIC clients the node is gone (TCP clients see their connections close with the
     // process): the closes are sent before `close` returns.
     for endpoint in &endpoints {
         endpoint.close();
-    }
-}
-
-async fn mesh_loop(shard: Rc<Shard>, rx: ConnectedReceiver<MeshMsg>) {
-    while let Some(msg) = rx.recv().await {
-        match msg {
-            MeshMsg::Response { id, frame } => shard.complete(id, frame),
-            MeshMsg::Request { id, from, frame } => {
-                let shard = shard.clone();
-                glommio::spawn_local(async move {
-                    let header =
-                        FrameHeader::decode(&frame, usize::MAX).expect("forwarded frames were decoded once");
-                    let resp = match handle(&shard, header, &frame).await {
-                        Ok(r) | Err(r) => r,
-                    };
-                    shard.reply(from, id, resp).await;
-                })
-                .detach();
-            }
-            MeshMsg::Topics { id, from, table } => {
-                shard.apply_topics(table).await;
-                shard.reply(from, id, Vec::new()).await;
-            }
-        }
     }
 }
 
