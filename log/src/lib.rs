@@ -14,6 +14,8 @@ pub use error::{BatchError, LogError};
 pub mod group_commit;
 pub mod log;
 pub mod segment;
+pub mod timestamp_lookup;
 
 pub use crate::group_commit::SharedLog;
 pub use crate::log::{Appended, FlushPolicy, LogConfig, PartitionLog, RecoveryReport, Truncation};
+pub use crate::timestamp_lookup::TimestampLookup;

@@ -14,6 +14,7 @@ use crate::segment::{
     Fetched, ReadPlan, Scan, ScanEnd, Segment, data_file_name, index_file_name, parse_data_file_name, scan,
 };
 use crate::storage::{Storage, StorageFile};
+use crate::timestamp_lookup::{Candidate, TimestampLookup};
 use std::collections::VecDeque;
 use std::rc::Rc;
 
@@ -681,48 +682,32 @@ impl<S: Storage> PartitionLog<S> {
         }
     }
 
-    /// Offset of the first record whose timestamp is at least `ts`, or `None` if there is none.
-    pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<u64>> {
+    /// Plans a search for the first record whose timestamp is at least `ts`, without I/O: the
+    /// caller runs [`TimestampLookup::execute`] after letting go of the log. It searches what
+    /// was readable when planned.
+    pub fn plan_timestamp_lookup(&self, ts: i64) -> TimestampLookup<S::File> {
         let active = std::iter::once((&self.active.seg, self.active.data.written()));
-        for (seg, visible_end) in self.sealed.iter().map(|s| (s, s.size)).chain(active) {
-            if seg.index.max_timestamp() < ts {
-                continue;
-            }
-            let (mut pos, mut offset) = seg
-                .index
-                .lookup_time(ts)
-                .map_or((0, seg.base), |e| (u64::from(e.position), seg.base + u64::from(e.rel_offset)));
-            while offset < seg.next_offset {
-                let plan = ReadPlan {
-                    file: seg.file.clone(),
-                    name: data_file_name(seg.base),
-                    segment_base: seg.base,
-                    start_pos: pos,
-                    visible_end,
-                    offset,
-                    max_offset: u64::MAX,
-                    max_bytes: 1 << 20,
-                    batch_bytes_max: self.config.stored_batch_bytes_max(),
-                };
-                let fetched = plan.execute().await?;
-                if fetched.is_empty() {
-                    break;
-                }
-                let mut bytes = fetched.bytes();
-                while !bytes.is_empty() {
-                    let view = BatchView::validate(bytes, self.config.stored_batch_bytes_max()).map_err(
-                        |source| LogError::Corrupt { segment: seg.base, pos: fetched.position, source },
-                    )?;
-                    if view.header().max_timestamp >= ts {
-                        return Ok(view.records().find(|r| r.timestamp >= ts).map(|r| r.offset));
+        let candidates =
+            self.sealed
+                .iter()
+                .map(|s| (s, s.size))
+                .chain(active)
+                .filter(|(seg, _)| seg.index.max_timestamp() >= ts)
+                .map(|(seg, visible_end)| {
+                    let (start_pos, start_offset) = seg.index.lookup_time(ts).map_or((0, seg.base), |e| {
+                        (u64::from(e.position), seg.base + u64::from(e.rel_offset))
+                    });
+                    Candidate {
+                        file: seg.file.clone(),
+                        base: seg.base,
+                        next_offset: seg.next_offset,
+                        start_pos,
+                        start_offset,
+                        visible_end,
                     }
-                    bytes = &bytes[view.bytes().len()..];
-                }
-                pos = fetched.position + fetched.bytes().len() as u64;
-                offset = fetched.next_offset;
-            }
-        }
-        Ok(None)
+                })
+                .collect();
+        TimestampLookup { ts, candidates, batch_bytes_max: self.config.stored_batch_bytes_max() }
     }
 
     /// Removes every batch holding an offset at or after `offset`, so the log ends at or before

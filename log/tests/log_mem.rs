@@ -83,12 +83,41 @@ fn timestamps_find_the_first_record_at_or_after() {
             log.append(&batch(t, 2, 200, 1000 + t as i64 * 10).view(), 0, 0).await.unwrap();
         }
         log.flush().await.unwrap();
-        assert_eq!(log.offset_for_timestamp(0).await.unwrap(), Some(0));
-        assert_eq!(log.offset_for_timestamp(1000).await.unwrap(), Some(0));
-        assert_eq!(log.offset_for_timestamp(1001).await.unwrap(), Some(2));
-        assert_eq!(log.offset_for_timestamp(1350).await.unwrap(), Some(70));
-        assert_eq!(log.offset_for_timestamp(1590).await.unwrap(), Some(118));
-        assert_eq!(log.offset_for_timestamp(1591).await.unwrap(), None);
+        assert!(log.segment_bases().len() > 2, "the lookup crosses segments");
+        assert_eq!(lookup(&log, 0).await, Some(0));
+        assert_eq!(lookup(&log, 1000).await, Some(0));
+        assert_eq!(lookup(&log, 1001).await, Some(2));
+        assert_eq!(lookup(&log, 1350).await, Some(70));
+        assert_eq!(lookup(&log, 1590).await, Some(118));
+        assert_eq!(lookup(&log, 1591).await, None);
+    });
+}
+
+async fn lookup(log: &PartitionLog<MemStorage>, ts: i64) -> Option<u64> {
+    log.plan_timestamp_lookup(ts).execute().await.unwrap()
+}
+
+#[test]
+fn a_timestamp_lookup_runs_without_the_log_and_sees_it_as_planned() {
+    block_on(async {
+        let (mut log, _) = PartitionLog::open(MemStorage::new(), small_config(), 0).await.unwrap();
+        for t in 0..20u64 {
+            log.append(&batch(t, 2, 200, 1000 + t as i64 * 10).view(), 0, 0).await.unwrap();
+        }
+        log.flush().await.unwrap();
+        let found = log.plan_timestamp_lookup(1095);
+        let not_yet = log.plan_timestamp_lookup(5000);
+        // The log moves on, with the plans outstanding: more batches, a roll, a flush.
+        for t in 20..60u64 {
+            log.append(&batch(t, 2, 200, 5000 + t as i64).view(), 0, 0).await.unwrap();
+        }
+        log.roll(0).await.unwrap();
+        log.flush().await.unwrap();
+        // The plans own what they need (the log is not borrowed) and answer for the log they
+        // were planned on: the later batches were not there yet.
+        assert_eq!(found.execute().await.unwrap(), Some(20));
+        assert_eq!(not_yet.execute().await.unwrap(), None);
+        assert_eq!(lookup(&log, 5000).await, Some(40));
     });
 }
 
@@ -180,7 +209,7 @@ fn damaged_sealed_index_is_rebuilt() {
         let (log, report) = PartitionLog::open(st.clone(), small_config(), 0).await.unwrap();
         assert!(report.rebuilt_indexes.contains(&0), "{report:?}");
         assert_eq!(read_all(&log).await.len(), 90);
-        assert_eq!(log.offset_for_timestamp(20).await.unwrap(), Some(60));
+        assert_eq!(lookup(&log, 20).await, Some(60));
     });
 }
 
