@@ -43,7 +43,8 @@ pub struct LogConfig {
     pub write_behind_buffers_max: usize,
     pub preallocate_bytes: u64,
     pub flush: FlushPolicy,
-    /// Delete sealed segments whose newest record is older than this.
+    /// Delete sealed segments whose last batch was appended longer ago than this (by the
+    /// broker's clock, `now_ms`, not the records' timestamps).
     pub retention_ms: Option<u64>,
     /// Delete sealed segments, oldest first, while the log stays at least this large without them.
     pub retention_bytes: Option<u64>,
@@ -274,7 +275,16 @@ impl<S: Storage> PartitionLog<S> {
                 file.truncate(found.end_pos).await.map_err(io_err("truncate", &name))?;
                 file.sync().await.map_err(io_err("sync", &name))?;
             }
-            let seg = Segment { base, next_offset: found.next_offset, size: found.end_pos, index, file };
+            // When its batches were appended is not known: the open time stands in (see
+            // `Segment::max_append_ms`).
+            let seg = Segment {
+                base,
+                next_offset: found.next_offset,
+                size: found.end_pos,
+                index,
+                file,
+                max_append_ms: now_ms,
+            };
             if last || damaged {
                 active = Some(Self::resume_active(&storage, &config, seg, now_ms).await?);
                 i += 1;
@@ -328,7 +338,14 @@ impl<S: Storage> PartitionLog<S> {
             tracing::warn!(segment = base, "sealed index disagrees with its segment; rebuilding");
             return Ok(None);
         }
-        Ok(Some(Segment { base, next_offset: info.next_offset, size: info.size, index, file: file.clone() }))
+        Ok(Some(Segment {
+            base,
+            next_offset: info.next_offset,
+            size: info.size,
+            index,
+            file: file.clone(),
+            max_append_ms: info.max_append_ms,
+        }))
     }
 
     /// The active segment's index entries that point at intact batches: the longest prefix of
@@ -397,6 +414,7 @@ impl<S: Storage> PartitionLog<S> {
             next_offset: seg.next_offset,
             size: seg.size,
             max_timestamp: seg.index.max_timestamp(),
+            max_append_ms: seg.max_append_ms,
         };
         write_whole(&file, &name, &seg.index.encode_sealed(info)).await
     }
@@ -416,6 +434,7 @@ impl<S: Storage> PartitionLog<S> {
             size: 0,
             index: SegmentIndex::new(config.index_interval_bytes),
             file,
+            max_append_ms: 0,
         };
         Self::resume_active(storage, config, seg, now_ms).await
     }
@@ -542,6 +561,7 @@ impl<S: Storage> PartitionLog<S> {
         }
         self.failed = false;
         a.seg.size += bytes.len() as u64;
+        a.seg.max_append_ms = a.seg.max_append_ms.max(now_ms);
         a.seg.next_offset = base
             .checked_add(u64::from(h.last_offset_delta) + 1)
             .expect("offsets fit u64: a dense batch adds at most 2^32 to a u64 below 2^63");
@@ -794,6 +814,7 @@ impl<S: Storage> PartitionLog<S> {
             size: cut_pos,
             index,
             file: a.seg.file.clone(),
+            max_append_ms: a.seg.max_append_ms,
         };
         self.active = Self::resume_active(&self.storage, &self.config, seg, now_ms).await?;
         self.durable_offset = self.durable_offset.min(new_end);
@@ -814,9 +835,10 @@ impl<S: Storage> PartitionLog<S> {
         let mut deleted = Vec::new();
         let mut total = self.size_bytes();
         while let Some(front) = self.sealed.front() {
-            let cutoff = (now_ms as i64)
-                .saturating_sub(self.config.retention_ms.map_or(i64::MAX, |r| r.min(i64::MAX as u64) as i64));
-            let by_time = self.config.retention_ms.is_some() && front.index.max_timestamp() < cutoff;
+            // By the broker's append time, not producer timestamps: a producer's clock must not
+            // keep data forever or delete it at once.
+            let by_time =
+                self.config.retention_ms.is_some_and(|r| front.max_append_ms < now_ms.saturating_sub(r));
             let by_size = self.config.retention_bytes.is_some_and(|r| total - front.size >= r);
             if !(by_time || by_size) {
                 break;

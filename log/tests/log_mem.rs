@@ -473,3 +473,67 @@ fn batches_claiming_sparse_offsets_are_refused() {
         assert!(!log.is_failed());
     });
 }
+
+/// Appends batches of far-off producer timestamps at broker time `now`, then rolls.
+async fn append_at(log: &mut PartitionLog<MemStorage>, tags: std::ops::Range<u64>, ts: i64, now: u64) {
+    for t in tags {
+        log.append(&batch(t, 2, 400, ts).view(), 0, now).await.unwrap();
+    }
+    log.roll(now).await.unwrap();
+}
+
+#[test]
+fn retention_goes_by_append_time_not_producer_timestamps() {
+    block_on(async {
+        let st = MemStorage::new();
+        let config = LogConfig { retention_ms: Some(1000), ..small_config() };
+        let (mut log, _) = PartitionLog::open(st.clone(), config.clone(), 0).await.unwrap();
+        // Records stamped in 1970 but appended at t = 1_000_000: recent data.
+        append_at(&mut log, 0..20, 1, 1_000_000).await;
+        // Records stamped far in the future, appended later.
+        append_at(&mut log, 20..40, i64::MAX / 2, 1_005_000).await;
+        let sealed = log.segment_bases().len() - 1;
+        assert!(sealed >= 4, "several sealed segments");
+        assert_eq!(
+            log.enforce_retention(1_001_000).await.unwrap(),
+            Vec::<u64>::new(),
+            "appended 1000 ms ago"
+        );
+        // The sealed indexes carry the append times over a reopen.
+        log.close().await.unwrap();
+        let (mut log, report) = PartitionLog::open(st.clone(), config.clone(), 1_001_000).await.unwrap();
+        assert!(report.rebuilt_indexes.is_empty());
+        assert_eq!(log.enforce_retention(1_001_000).await.unwrap(), Vec::<u64>::new());
+        let old = log.enforce_retention(1_001_001).await.unwrap();
+        assert!(!old.is_empty());
+        assert_eq!(log.log_start(), 40, "the 1970 batches went once their append time passed");
+        assert_eq!(
+            log.enforce_retention(1_006_000).await.unwrap(),
+            Vec::<u64>::new(),
+            "future stamps: recent data"
+        );
+        let rest = log.enforce_retention(1_006_001).await.unwrap();
+        assert_eq!(log.segment_bases().len(), 1, "all sealed segments went: {rest:?}");
+    });
+}
+
+#[test]
+fn a_segment_recovered_active_counts_as_appended_when_the_log_opened() {
+    block_on(async {
+        let st = MemStorage::new();
+        let config = LogConfig { retention_ms: Some(1000), ..small_config() };
+        let (mut log, _) = PartitionLog::open(st.clone(), config.clone(), 0).await.unwrap();
+        log.append(&batch(0, 2, 400, 1).view(), 0, 10).await.unwrap();
+        log.flush().await.unwrap();
+        drop(log);
+        // Reopened at 50_000: the active segment's batches were appended at some unknown time
+        // before; the open time is the conservative guess.
+        let (mut log, _) = PartitionLog::open(st.clone(), config.clone(), 50_000).await.unwrap();
+        log.roll(50_000).await.unwrap();
+        log.close().await.unwrap();
+        let (mut log, _) = PartitionLog::open(st, config, 50_000).await.unwrap();
+        assert_eq!(log.segment_bases(), vec![0, 2]);
+        assert_eq!(log.enforce_retention(51_000).await.unwrap(), Vec::<u64>::new());
+        assert_eq!(log.enforce_retention(51_001).await.unwrap(), vec![0]);
+    });
+}
