@@ -17,5 +17,5 @@ pub mod segment;
 pub mod timestamp_lookup;
 
 pub use crate::group_commit::SharedLog;
-pub use crate::log::{Appended, FlushPolicy, LogConfig, PartitionLog, RecoveryReport, Truncation};
+pub use crate::log::{Appended, FlushPolicy, LogConfig, PartitionLog, RecoveryReport, Tick, Truncation};
 pub use crate::timestamp_lookup::TimestampLookup;

@@ -33,7 +33,8 @@ pub enum FlushPolicy {
 pub struct LogConfig {
     /// A segment rolls before it would grow past this. At most `u32::MAX`.
     pub segment_bytes_max: u64,
-    /// A segment rolls once it has been active this long.
+    /// A segment rolls once this long has passed since its first batch: at the next append or
+    /// [`PartitionLog::tick`].
     pub segment_ms: u64,
     /// Bytes of batches between two sparse index entries.
     pub index_interval_bytes: u64,
@@ -118,6 +119,15 @@ pub struct Appended {
     pub last_offset: u64,
 }
 
+/// What a [`PartitionLog::tick`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tick {
+    /// An interval flush moved the durable offset.
+    pub flushed: bool,
+    /// The active segment was old enough and was rolled.
+    pub rolled: bool,
+}
+
 /// A cut made by recovery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Truncation {
@@ -151,6 +161,9 @@ struct Active<F: StorageFile> {
     index_persisted: usize,
     /// Index entries whose batches were durable as of the last sync: the ones that may go out.
     index_durable: usize,
+    /// Where the segment's age counts from (`segment_ms`): when its first batch was appended,
+    /// or, for a segment that held batches when it became active (at open, after a
+    /// truncation), that moment, as when its batches went in is not known.
     opened_ms: u64,
 }
 
@@ -540,11 +553,10 @@ impl<S: Storage> PartitionLog<S> {
         }
         let a = &self.active;
         let rel_last = base - a.seg.base + u64::from(h.last_offset_delta);
-        let too_old = now_ms.saturating_sub(a.opened_ms) >= self.config.segment_ms;
-        if a.seg.size > 0
-            && (a.seg.size + bytes.len() as u64 > self.config.segment_bytes_max
-                || too_old
-                || rel_last > u64::from(u32::MAX))
+        if self.roll_due(now_ms)
+            || (a.seg.size > 0
+                && (a.seg.size + bytes.len() as u64 > self.config.segment_bytes_max
+                    || rel_last > u64::from(u32::MAX)))
         {
             self.roll(now_ms).await?;
         }
@@ -560,6 +572,9 @@ impl<S: Storage> PartitionLog<S> {
             return Err(e);
         }
         self.failed = false;
+        if a.seg.size == 0 {
+            a.opened_ms = now_ms;
+        }
         a.seg.size += bytes.len() as u64;
         a.seg.max_append_ms = a.seg.max_append_ms.max(now_ms);
         a.seg.next_offset = base
@@ -614,8 +629,21 @@ impl<S: Storage> PartitionLog<S> {
         Ok(())
     }
 
-    /// For [`FlushPolicy::Interval`]: flushes when the interval has passed. Returns whether it did.
-    pub async fn tick(&mut self, now_ms: u64) -> Result<bool> {
+    /// The periodic chore of a partition, called by its shard on a timer: for
+    /// [`FlushPolicy::Interval`], flushes when the interval has passed; under either policy,
+    /// rolls a non-empty active segment that has reached `segment_ms` of age, so a partition that
+    /// stopped receiving data still seals its last segment and retention can delete it.
+    pub async fn tick(&mut self, now_ms: u64) -> Result<Tick> {
+        let flushed = self.tick_flush(now_ms).await?;
+        let rolled = self.roll_due(now_ms);
+        if rolled {
+            self.roll(now_ms).await?;
+        }
+        Ok(Tick { flushed, rolled })
+    }
+
+    /// The interval flush of [`tick`](Self::tick); returns whether the durable offset moved.
+    async fn tick_flush(&mut self, now_ms: u64) -> Result<bool> {
         let FlushPolicy::Interval { flush_interval_ms } = self.config.flush else { return Ok(false) };
         if now_ms.saturating_sub(self.last_flush_ms) < flush_interval_ms {
             return Ok(false);
@@ -623,6 +651,12 @@ impl<S: Storage> PartitionLog<S> {
         self.last_flush_ms = now_ms;
         let before = self.durable_offset;
         Ok(self.flush().await? != before)
+    }
+
+    /// Whether the active segment holds batches and has been active for `segment_ms`.
+    fn roll_due(&self, now_ms: u64) -> bool {
+        let a = &self.active;
+        a.seg.size > 0 && now_ms.saturating_sub(a.opened_ms) >= self.config.segment_ms
     }
 
     /// Seals the active segment and starts a new one at the log end. An empty active segment

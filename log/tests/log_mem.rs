@@ -5,7 +5,7 @@ mod common;
 use common::{batch, records};
 use futures::executor::block_on;
 use weir_log::storage::mem::{CrashMode, MemStorage};
-use weir_log::{FlushPolicy, LogConfig, LogError, PartitionLog, SharedLog};
+use weir_log::{FlushPolicy, LogConfig, LogError, PartitionLog, SharedLog, Tick};
 
 fn small_config() -> LogConfig {
     LogConfig {
@@ -126,12 +126,47 @@ fn segments_roll_by_age() {
     block_on(async {
         let config = LogConfig { segment_ms: 1000, ..small_config() };
         let (mut log, _) = PartitionLog::open(MemStorage::new(), config, 0).await.unwrap();
+        // Age counts from the segment's first batch, at 10, not from its creation at 0.
         log.append(&batch(0, 1, 10, 0).view(), 0, 10).await.unwrap();
-        log.append(&batch(1, 1, 10, 0).view(), 0, 999).await.unwrap();
+        log.append(&batch(1, 1, 10, 0).view(), 0, 1009).await.unwrap();
         assert_eq!(log.segment_bases(), vec![0]);
-        log.append(&batch(2, 1, 10, 0).view(), 0, 1000).await.unwrap();
+        log.append(&batch(2, 1, 10, 0).view(), 0, 1010).await.unwrap();
         assert_eq!(log.segment_bases(), vec![0, 2]);
     });
+}
+
+#[test]
+fn an_idle_partition_rolls_on_tick_and_retention_then_deletes_it() {
+    for flush in [FlushPolicy::Sync, FlushPolicy::Interval { flush_interval_ms: 50 }] {
+        block_on(async {
+            let st = MemStorage::new();
+            let config = LogConfig { segment_ms: 1000, retention_ms: Some(2000), flush, ..small_config() };
+            let (mut log, _) = PartitionLog::open(st.clone(), config.clone(), 0).await.unwrap();
+            assert_eq!(log.tick(5000).await.unwrap(), Tick::default(), "an empty segment does not roll");
+            log.append(&batch(0, 2, 100, 0).view(), 0, 6000).await.unwrap();
+            log.append(&batch(1, 2, 100, 0).view(), 0, 6500).await.unwrap();
+            let t = log.tick(6999).await.unwrap();
+            assert!(!t.rolled);
+            assert_eq!(t.flushed, matches!(flush, FlushPolicy::Interval { .. }), "{flush:?}");
+            // No more data comes; the segment is a second old at 7000.
+            assert!(log.tick(7000).await.unwrap().rolled);
+            assert_eq!(log.segment_bases(), vec![0, 4]);
+            assert_eq!(log.durable_offset(), 4);
+            assert!(!log.tick(9000).await.unwrap().rolled, "the new active segment is empty");
+            // Appended last at 6500, so retention deletes it after 8500.
+            assert_eq!(log.enforce_retention(8500).await.unwrap(), Vec::<u64>::new());
+            assert_eq!(log.enforce_retention(8501).await.unwrap(), vec![0]);
+            assert_eq!((log.log_start(), log.next_offset()), (4, 4));
+
+            // After a restart, a non-empty active segment's age counts from the open.
+            log.append(&batch(2, 2, 100, 0).view(), 0, 9000).await.unwrap();
+            log.close().await.unwrap();
+            let (mut log, _) = PartitionLog::open(st, config, 20_000).await.unwrap();
+            assert!(!log.tick(20_999).await.unwrap().rolled);
+            assert!(log.tick(21_000).await.unwrap().rolled);
+            assert_eq!(log.segment_bases(), vec![4, 6]);
+        });
+    }
 }
 
 #[test]

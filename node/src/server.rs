@@ -248,7 +248,8 @@ async fn run_shard(
         let now = now_ms();
         let retention_due = now.saturating_sub(last_retention) >= 60_000;
         // With fsync-before-ack there is nothing to flush on a timer: leave the partitions'
-        // locks alone until retention is due.
+        // locks alone until retention is due. Segments then roll by age at that pace, which is
+        // fine against `segment_ms` of hours.
         if config.fsync && !retention_due {
             continue;
         }
@@ -256,7 +257,7 @@ async fn run_shard(
         for p in partitions {
             let mut log = p.log.lock().await;
             if let Err(e) = log.tick(now).await {
-                tracing::error!(dir = %p.dir.display(), error = %e, "interval flush failed");
+                tracing::error!(dir = %p.dir.display(), error = %e, "interval flush or roll failed");
             }
             if retention_due {
                 match log.enforce_retention(now).await {
