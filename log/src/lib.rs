@@ -6,6 +6,8 @@
 
 pub mod appender;
 pub mod batch;
+pub mod epoch_cache;
+mod epoch_store;
 pub mod error;
 pub mod index;
 pub mod storage;

@@ -5,9 +5,15 @@
 //! without I/O ([`PartitionLog::plan_read`]) and carried out afterwards, so a reader never holds
 //! the log across an I/O. Offsets below [`durable_offset`](PartitionLog::durable_offset) survive
 //! a crash; offsets above it were acknowledged to nobody who asked for durability.
+//!
+//! A leader appends with [`append`](PartitionLog::append), which assigns offsets; a follower
+//! with [`append_replicated`](PartitionLog::append_replicated), which keeps the leader's. Both
+//! keep the leader-epoch cache (`epoch_cache.rs`, stored by `epoch_store.rs`) in step.
 
 use crate::appender::{Appender, AppenderConfig};
-use crate::batch::{BatchView, patch_offsets};
+use crate::batch::{BatchHeader, BatchView, patch_offsets};
+use crate::epoch_cache::{EpochEnd, EpochEntry};
+use crate::epoch_store::{EpochStore, Opened};
 use crate::error::{BatchError, LogError, Result};
 use crate::index::{INDEX_ENTRY_BYTES, IndexEntry, SealedInfo, SegmentIndex};
 use crate::segment::{
@@ -149,6 +155,9 @@ pub struct RecoveryReport {
     pub truncated: Option<Truncation>,
     /// Segments removed because they followed a cut, or were empty.
     pub removed_segments: Vec<u64>,
+    /// The leader-epoch slot files held bytes but neither held an intact cache, so the log
+    /// starts with an empty one: it cannot answer for epochs before the next it writes.
+    pub epoch_cache_lost: bool,
 }
 
 /// The segment being appended to.
@@ -177,6 +186,8 @@ pub struct PartitionLog<S: Storage> {
     durable_offset: u64,
     last_flush_ms: u64,
     failed: bool,
+    /// Leader epoch → start offset, kept in step with the log's two ends.
+    epochs: EpochStore<S::File>,
 }
 
 fn io_err(op: &'static str, name: &str) -> impl FnOnce(std::io::Error) -> LogError {
@@ -193,7 +204,7 @@ fn encode_entries(entries: &[IndexEntry]) -> Vec<u8> {
 }
 
 /// Replaces a small file's contents and makes them durable.
-async fn write_whole<F: StorageFile>(file: &Rc<F>, name: &str, bytes: &[u8]) -> Result<()> {
+pub(crate) async fn write_whole<F: StorageFile>(file: &Rc<F>, name: &str, bytes: &[u8]) -> Result<()> {
     file.truncate(0).await.map_err(io_err("truncate", name))?;
     let mut out = Appender::open(file.clone(), name.to_owned(), 0, INDEX_APPENDER).await?;
     out.append(bytes, |_| {}).await?;
@@ -202,7 +213,7 @@ async fn write_whole<F: StorageFile>(file: &Rc<F>, name: &str, bytes: &[u8]) -> 
     file.sync().await.map_err(io_err("sync", name))
 }
 
-async fn read_whole<F: StorageFile>(file: &F, name: &str) -> Result<Vec<u8>> {
+pub(crate) async fn read_whole<F: StorageFile>(file: &F, name: &str) -> Result<Vec<u8>> {
     let len = file.size().await.map_err(io_err("size", name))?;
     let aligned = crate::storage::align_up(len, file.alignment()) as usize;
     let buf = file.read_at(0, aligned).await.map_err(io_err("read", name))?;
@@ -323,13 +334,40 @@ impl<S: Storage> PartitionLog<S> {
         // What recovery kept may include writes that were never synced before a crash: sync it
         // before claiming it durable.
         active.seg.file.sync().await.map_err(io_err("sync", &data_file_name(active.seg.base)))?;
-        storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
         report.segments = sealed.len() + 1;
         let durable_offset = active.seg.next_offset;
-        Ok((
-            Self { storage, config, sealed, active, durable_offset, last_flush_ms: now_ms, failed: false },
-            report,
-        ))
+        let log_start = sealed.front().map_or(active.seg.base, |s| s.base);
+        let epochs = Self::open_epochs(&storage, log_start, durable_offset, &mut report).await?;
+        storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
+        let log = Self {
+            storage,
+            config,
+            sealed,
+            active,
+            durable_offset,
+            last_flush_ms: now_ms,
+            failed: false,
+            epochs,
+        };
+        Ok((log, report))
+    }
+
+    /// Loads the leader-epoch cache and fits it to the recovered log `[start, end)`: a crash may
+    /// have lost the batches of an epoch recorded before them, or the cache update that
+    /// followed a truncation or a retention deletion.
+    async fn open_epochs(
+        storage: &S,
+        start: u64,
+        end: u64,
+        report: &mut RecoveryReport,
+    ) -> Result<EpochStore<S::File>> {
+        let Opened { mut store, lost } = EpochStore::open(storage).await?;
+        report.epoch_cache_lost = lost;
+        let cut = store.cache.truncate_from_end(end);
+        if store.cache.truncate_from_start(start) || cut {
+            store.persist().await?;
+        }
+        Ok(store)
     }
 
     /// A sealed segment with a valid index, or `None` when its index must be rebuilt.
@@ -537,20 +575,44 @@ impl<S: Storage> PartitionLog<S> {
         now_ms: u64,
     ) -> Result<Appended> {
         self.check_usable()?;
+        self.write_batch(batch, leader_epoch, now_ms).await
+    }
+
+    /// Appends a batch replicated from the leader, keeping the base offset and leader epoch the
+    /// leader gave it, so the follower's log holds the leader's bytes. The batch must start at
+    /// the log end and carry an epoch no older than the last one appended; otherwise it is
+    /// refused with [`LogError::OffsetGap`], [`LogError::OffsetOverlap`] or
+    /// [`LogError::StaleLeaderEpoch`] and the log is unchanged.
+    pub async fn append_replicated(&mut self, batch: &BatchView<'_>, now_ms: u64) -> Result<Appended> {
+        self.check_usable()?;
+        let h = batch.header();
+        let expected = self.next_offset();
+        if h.base_offset > expected {
+            return Err(LogError::OffsetGap { expected, actual: h.base_offset });
+        }
+        if h.base_offset < expected {
+            return Err(LogError::OffsetOverlap { expected, actual: h.base_offset });
+        }
+        if let Some(latest) = self.epochs.cache.latest()
+            && h.leader_epoch < latest.epoch
+        {
+            return Err(LogError::StaleLeaderEpoch { latest: latest.epoch, actual: h.leader_epoch });
+        }
+        self.write_batch(batch, h.leader_epoch, now_ms).await
+    }
+
+    /// The write path of both appends: checks the batch, rolls if due, records a new epoch,
+    /// then buffers the batch at the log end with `leader_epoch`.
+    async fn write_batch(
+        &mut self,
+        batch: &BatchView<'_>,
+        leader_epoch: u32,
+        now_ms: u64,
+    ) -> Result<Appended> {
         let bytes = batch.bytes();
         let h = *batch.header();
         let base = self.active.seg.next_offset;
-        if bytes.len() > self.config.batch_bytes_max {
-            let source = BatchError::TooLarge { len: bytes.len(), limit: self.config.batch_bytes_max };
-            return Err(LogError::Batch { offset: base, source });
-        }
-        // Appended batches have dense offsets (sparse ones only arise from compaction, which
-        // rewrites segments): otherwise one batch could claim billions of offsets.
-        if h.last_offset_delta != h.record_count - 1 {
-            let source =
-                BatchError::BadHeader { field: "last_offset_delta", value: u64::from(h.last_offset_delta) };
-            return Err(LogError::Batch { offset: base, source });
-        }
+        self.check_appendable(&h, bytes.len(), base)?;
         let a = &self.active;
         let rel_last = base - a.seg.base + u64::from(h.last_offset_delta);
         if self.roll_due(now_ms)
@@ -560,8 +622,8 @@ impl<S: Storage> PartitionLog<S> {
         {
             self.roll(now_ms).await?;
         }
+        self.note_epoch(leader_epoch, base).await?;
         let a = &mut self.active;
-        let base = a.seg.next_offset;
         let position = a.seg.size;
         let before = a.data.end();
         // Set before the append's I/O and cleared after it: see `begin_change`.
@@ -582,6 +644,47 @@ impl<S: Storage> PartitionLog<S> {
             .expect("offsets fit u64: a dense batch adds at most 2^32 to a u64 below 2^63");
         a.seg.index.on_batch((base - a.seg.base) as u32, position as u32, h.batch_len, h.max_timestamp);
         Ok(Appended { base_offset: base, last_offset: base + u64::from(h.last_offset_delta) })
+    }
+
+    /// Refuses a batch the log does not take, whoever sent it.
+    fn check_appendable(&self, h: &BatchHeader, len: usize, base: u64) -> Result<()> {
+        if len > self.config.batch_bytes_max {
+            let source = BatchError::TooLarge { len, limit: self.config.batch_bytes_max };
+            return Err(LogError::Batch { offset: base, source });
+        }
+        // Appended batches have dense offsets (sparse ones only arise from compaction, which
+        // rewrites segments): otherwise one batch could claim billions of offsets.
+        if h.last_offset_delta != h.record_count - 1 {
+            let source =
+                BatchError::BadHeader { field: "last_offset_delta", value: u64::from(h.last_offset_delta) };
+            return Err(LogError::Batch { offset: base, source });
+        }
+        Ok(())
+    }
+
+    /// Records that `epoch` starts at `offset` if it is newer than the latest, durably and
+    /// before the batch is buffered: a crash may then leave an epoch without batches (recovery
+    /// drops it), never batches of an epoch the cache does not know.
+    async fn note_epoch(&mut self, epoch: u32, offset: u64) -> Result<()> {
+        if !self.epochs.cache.assign(epoch, offset) {
+            return Ok(());
+        }
+        // The cache in memory is ahead of its file until the write completes: see `begin_change`.
+        self.begin_change()?;
+        let r = self.epochs.persist().await;
+        self.failed = r.is_err();
+        r
+    }
+
+    /// The leader epochs that wrote to this log and their start offsets, oldest first.
+    pub fn leader_epochs(&self) -> &[EpochEntry] {
+        self.epochs.cache.entries()
+    }
+
+    /// Where `epoch` ends in this log, as a leader answers a follower's OffsetsForLeaderEpoch:
+    /// see [`EpochCache::end_offset_for`](crate::epoch_cache::EpochCache::end_offset_for).
+    pub fn epoch_end_offset(&self, epoch: u32) -> Option<EpochEnd> {
+        self.epochs.cache.end_offset_for(epoch, self.next_offset())
     }
 
     /// Hands buffered batches to the file so readers see them, without syncing.
@@ -773,7 +876,11 @@ impl<S: Storage> PartitionLog<S> {
             return Ok(self.next_offset());
         }
         self.begin_change()?;
-        let r = self.truncate_inner(offset, now_ms).await;
+        let r = match self.truncate_inner(offset, now_ms).await {
+            // Epochs that started at or after the new end wrote nothing that is left.
+            Ok(end) if self.epochs.cache.truncate_from_end(end) => self.epochs.persist().await.map(|()| end),
+            r => r,
+        };
         self.failed = r.is_err();
         r
     }
@@ -885,6 +992,9 @@ impl<S: Storage> PartitionLog<S> {
         }
         if !deleted.is_empty() {
             self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
+            if self.epochs.cache.truncate_from_start(self.log_start()) {
+                self.epochs.persist().await?;
+            }
         }
         Ok(deleted)
     }
