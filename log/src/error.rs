@@ -72,6 +72,15 @@ pub enum LogError {
         #[source]
         source: BatchError,
     },
+    /// A replicated batch starts past the log end: batches in between are missing.
+    #[error("replicated batch starts at offset {actual}, past the log end {expected}")]
+    OffsetGap { expected: u64, actual: u64 },
+    /// A replicated batch starts before the log end: the log already holds its offsets.
+    #[error("replicated batch starts at offset {actual}, before the log end {expected}")]
+    OffsetOverlap { expected: u64, actual: u64 },
+    /// A replicated batch carries a leader epoch older than the latest one in the log.
+    #[error("replicated batch has leader epoch {actual}, older than the log's latest {latest}")]
+    StaleLeaderEpoch { latest: u32, actual: u32 },
     /// The configuration is not usable.
     #[error("invalid log config: {0}")]
     Config(&'static str),

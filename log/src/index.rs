@@ -7,8 +7,8 @@
 //! because every batch before an entry has timestamps `<=` its `max_timestamp_before`.
 //!
 //! A sealed segment's index file ends in a footer with a CRC32C over the entries and the footer,
-//! and the segment's end offset, size and largest timestamp; a valid footer lets recovery trust
-//! the segment without reading it. The active segment's index file has no footer: its entries
+//! and the segment's end offset, size, largest timestamp and latest append time (broker clock);
+//! a valid footer lets recovery trust the segment without reading it. The active segment's index file has no footer: its entries
 //! are hints that recovery checks against the data. Pure logic; no I/O here.
 
 use std::mem::size_of;
@@ -16,6 +16,9 @@ use std::mem::size_of;
 pub const INDEX_ENTRY_BYTES: usize = 16;
 pub const INDEX_FOOTER_BYTES: usize = 48;
 pub const INDEX_MAGIC: u32 = u32::from_le_bytes(*b"WIDX");
+/// Version of the sealed footer this build writes. Version 0 (the footer's last reserved bytes
+/// zero) has no append time; version 1 adds it.
+pub const INDEX_FOOTER_VERSION: u32 = 1;
 const _: () = assert!(size_of::<IndexEntry>() == INDEX_ENTRY_BYTES);
 const _: () = assert!(INDEX_FOOTER_BYTES.is_multiple_of(INDEX_ENTRY_BYTES));
 
@@ -56,6 +59,9 @@ pub struct SealedInfo {
     pub size: u64,
     /// Largest timestamp in the segment.
     pub max_timestamp: i64,
+    /// Largest broker clock (ms) at which a batch was appended. A version-0 footer has none:
+    /// it reads as `max_timestamp` (clamped at 0), which is what retention went by before.
+    pub max_append_ms: u64,
 }
 
 /// The in-memory index of one segment.
@@ -173,6 +179,8 @@ impl SegmentIndex {
         out[f + 8..f + 16].copy_from_slice(&info.max_timestamp.to_le_bytes());
         out[f + 16..f + 24].copy_from_slice(&info.next_offset.to_le_bytes());
         out[f + 24..f + 32].copy_from_slice(&info.size.to_le_bytes());
+        out[f + 32..f + 40].copy_from_slice(&info.max_append_ms.to_le_bytes());
+        out[f + 40..f + 44].copy_from_slice(&INDEX_FOOTER_VERSION.to_le_bytes());
         let crc = crc32c::crc32c(&out[..f + 44]);
         out[f + 44..f + 48].copy_from_slice(&crc.to_le_bytes());
         out
@@ -200,8 +208,13 @@ impl SegmentIndex {
         if Self::parse_hints(&bytes[..f]).len() != entries.len() {
             return None;
         }
-        let info =
-            SealedInfo { max_timestamp: long(f + 8) as i64, next_offset: long(f + 16), size: long(f + 24) };
+        let max_timestamp = long(f + 8) as i64;
+        let max_append_ms = match word(f + 40) {
+            0 => max_timestamp.max(0) as u64,
+            1 => long(f + 32),
+            _ => return None,
+        };
+        let info = SealedInfo { max_timestamp, next_offset: long(f + 16), size: long(f + 24), max_append_ms };
         let index = Self { entries, interval_bytes, bytes_since_entry: 0, max_timestamp: info.max_timestamp };
         Some((index, info))
     }
@@ -241,7 +254,7 @@ mod tests {
     #[test]
     fn sealed_round_trip_and_damage_is_refused() {
         let idx = index_of(&[(0, 200, 1), (3, 200, 2), (7, 200, 3)]);
-        let info = SealedInfo { next_offset: 1234, size: 600, max_timestamp: 3 };
+        let info = SealedInfo { next_offset: 1234, size: 600, max_timestamp: 3, max_append_ms: 77 };
         let bytes = idx.encode_sealed(info);
         let (back, got) = SegmentIndex::decode_sealed(&bytes, 100).unwrap();
         assert_eq!(got, info);
@@ -252,6 +265,25 @@ mod tests {
             assert!(SegmentIndex::decode_sealed(&bad, 100).is_none(), "flip at {i} accepted");
         }
         assert!(SegmentIndex::decode_sealed(&bytes[..bytes.len() - 1], 100).is_none());
+    }
+
+    #[test]
+    fn a_version_0_footer_reads_its_append_time_as_the_max_timestamp() {
+        let idx = index_of(&[(0, 200, 1), (3, 200, 2)]);
+        let info = SealedInfo { next_offset: 10, size: 400, max_timestamp: 5000, max_append_ms: 9 };
+        let mut bytes = idx.encode_sealed(info);
+        // A footer as written before append times: bytes 32..44 zero, CRC over them.
+        let f = bytes.len() - INDEX_FOOTER_BYTES;
+        bytes[f + 32..f + 44].fill(0);
+        let crc = crc32c::crc32c(&bytes[..f + 44]);
+        bytes[f + 44..].copy_from_slice(&crc.to_le_bytes());
+        let (_, got) = SegmentIndex::decode_sealed(&bytes, 100).unwrap();
+        assert_eq!(got, SealedInfo { max_append_ms: 5000, ..info });
+        // A version this build does not know is refused, so the index is rebuilt.
+        bytes[f + 40] = 2;
+        let crc = crc32c::crc32c(&bytes[..f + 44]);
+        bytes[f + 44..].copy_from_slice(&crc.to_le_bytes());
+        assert!(SegmentIndex::decode_sealed(&bytes, 100).is_none());
     }
 
     #[test]

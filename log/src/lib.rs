@@ -7,6 +7,8 @@
 pub mod append_all;
 pub mod appender;
 pub mod batch;
+pub mod epoch_cache;
+mod epoch_store;
 pub mod error;
 pub mod index;
 pub mod storage;
@@ -16,6 +18,8 @@ pub use error::{BatchError, LogError};
 pub mod group_commit;
 pub mod log;
 pub mod segment;
+pub mod timestamp_lookup;
 
 pub use crate::group_commit::SharedLog;
-pub use crate::log::{Appended, FlushPolicy, LogConfig, PartitionLog, RecoveryReport, Truncation};
+pub use crate::log::{Appended, FlushPolicy, LogConfig, PartitionLog, RecoveryReport, Tick, Truncation};
+pub use crate::timestamp_lookup::TimestampLookup;

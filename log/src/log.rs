@@ -5,15 +5,22 @@
 //! without I/O ([`PartitionLog::plan_read`]) and carried out afterwards, so a reader never holds
 //! the log across an I/O. Offsets below [`durable_offset`](PartitionLog::durable_offset) survive
 //! a crash; offsets above it were acknowledged to nobody who asked for durability.
+//!
+//! A leader appends with [`append`](PartitionLog::append), which assigns offsets; a follower
+//! with [`append_replicated`](PartitionLog::append_replicated), which keeps the leader's. Both
+//! keep the leader-epoch cache (`epoch_cache.rs`, stored by `epoch_store.rs`) in step.
 
 use crate::appender::{Appender, AppenderConfig};
-use crate::batch::{BatchView, patch_offsets};
+use crate::batch::{BatchHeader, BatchView, patch_offsets};
+use crate::epoch_cache::{EpochEnd, EpochEntry};
+use crate::epoch_store::{EpochStore, Opened};
 use crate::error::{BatchError, LogError, Result};
 use crate::index::{INDEX_ENTRY_BYTES, IndexEntry, SealedInfo, SegmentIndex};
 use crate::segment::{
     Fetched, ReadPlan, Scan, ScanEnd, Segment, data_file_name, index_file_name, parse_data_file_name, scan,
 };
 use crate::storage::{Storage, StorageFile};
+use crate::timestamp_lookup::{Candidate, TimestampLookup};
 use std::collections::VecDeque;
 use std::rc::Rc;
 
@@ -32,7 +39,8 @@ pub enum FlushPolicy {
 pub struct LogConfig {
     /// A segment rolls before it would grow past this. At most `u32::MAX`.
     pub segment_bytes_max: u64,
-    /// A segment rolls once it has been active this long.
+    /// A segment rolls once this long has passed since its first batch: at the next append or
+    /// [`PartitionLog::tick`].
     pub segment_ms: u64,
     /// Bytes of batches between two sparse index entries.
     pub index_interval_bytes: u64,
@@ -42,7 +50,8 @@ pub struct LogConfig {
     pub write_behind_buffers_max: usize,
     pub preallocate_bytes: u64,
     pub flush: FlushPolicy,
-    /// Delete sealed segments whose newest record is older than this.
+    /// Delete sealed segments whose last batch was appended longer ago than this (by the
+    /// broker's clock, `now_ms`, not the records' timestamps).
     pub retention_ms: Option<u64>,
     /// Delete sealed segments, oldest first, while the log stays at least this large without them.
     pub retention_bytes: Option<u64>,
@@ -116,6 +125,15 @@ pub struct Appended {
     pub last_offset: u64,
 }
 
+/// What a [`PartitionLog::tick`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tick {
+    /// An interval flush moved the durable offset.
+    pub flushed: bool,
+    /// The active segment was old enough and was rolled.
+    pub rolled: bool,
+}
+
 /// A cut made by recovery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Truncation {
@@ -137,6 +155,9 @@ pub struct RecoveryReport {
     pub truncated: Option<Truncation>,
     /// Segments removed because they followed a cut, or were empty.
     pub removed_segments: Vec<u64>,
+    /// The leader-epoch slot files held bytes but neither held an intact cache, so the log
+    /// starts with an empty one: it cannot answer for epochs before the next it writes.
+    pub epoch_cache_lost: bool,
 }
 
 /// The segment being appended to.
@@ -149,6 +170,9 @@ struct Active<F: StorageFile> {
     index_persisted: usize,
     /// Index entries whose batches were durable as of the last sync: the ones that may go out.
     index_durable: usize,
+    /// Where the segment's age counts from (`segment_ms`): when its first batch was appended,
+    /// or, for a segment that held batches when it became active (at open, after a
+    /// truncation), that moment, as when its batches went in is not known.
     opened_ms: u64,
 }
 
@@ -162,6 +186,8 @@ pub struct PartitionLog<S: Storage> {
     durable_offset: u64,
     last_flush_ms: u64,
     failed: bool,
+    /// Leader epoch → start offset, kept in step with the log's two ends.
+    epochs: EpochStore<S::File>,
 }
 
 fn io_err(op: &'static str, name: &str) -> impl FnOnce(std::io::Error) -> LogError {
@@ -178,7 +204,7 @@ fn encode_entries(entries: &[IndexEntry]) -> Vec<u8> {
 }
 
 /// Replaces a small file's contents and makes them durable.
-async fn write_whole<F: StorageFile>(file: &Rc<F>, name: &str, bytes: &[u8]) -> Result<()> {
+pub(crate) async fn write_whole<F: StorageFile>(file: &Rc<F>, name: &str, bytes: &[u8]) -> Result<()> {
     file.truncate(0).await.map_err(io_err("truncate", name))?;
     let mut out = Appender::open(file.clone(), name.to_owned(), 0, INDEX_APPENDER).await?;
     out.append(bytes, |_| {}).await?;
@@ -187,7 +213,7 @@ async fn write_whole<F: StorageFile>(file: &Rc<F>, name: &str, bytes: &[u8]) -> 
     file.sync().await.map_err(io_err("sync", name))
 }
 
-async fn read_whole<F: StorageFile>(file: &F, name: &str) -> Result<Vec<u8>> {
+pub(crate) async fn read_whole<F: StorageFile>(file: &F, name: &str) -> Result<Vec<u8>> {
     let len = file.size().await.map_err(io_err("size", name))?;
     let aligned = crate::storage::align_up(len, file.alignment()) as usize;
     let buf = file.read_at(0, aligned).await.map_err(io_err("read", name))?;
@@ -273,7 +299,16 @@ impl<S: Storage> PartitionLog<S> {
                 file.truncate(found.end_pos).await.map_err(io_err("truncate", &name))?;
                 file.sync().await.map_err(io_err("sync", &name))?;
             }
-            let seg = Segment { base, next_offset: found.next_offset, size: found.end_pos, index, file };
+            // When its batches were appended is not known: the open time stands in (see
+            // `Segment::max_append_ms`).
+            let seg = Segment {
+                base,
+                next_offset: found.next_offset,
+                size: found.end_pos,
+                index,
+                file,
+                max_append_ms: now_ms,
+            };
             if last || damaged {
                 active = Some(Self::resume_active(&storage, &config, seg, now_ms).await?);
                 i += 1;
@@ -299,13 +334,40 @@ impl<S: Storage> PartitionLog<S> {
         // What recovery kept may include writes that were never synced before a crash: sync it
         // before claiming it durable.
         active.seg.file.sync().await.map_err(io_err("sync", &data_file_name(active.seg.base)))?;
-        storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
         report.segments = sealed.len() + 1;
         let durable_offset = active.seg.next_offset;
-        Ok((
-            Self { storage, config, sealed, active, durable_offset, last_flush_ms: now_ms, failed: false },
-            report,
-        ))
+        let log_start = sealed.front().map_or(active.seg.base, |s| s.base);
+        let epochs = Self::open_epochs(&storage, log_start, durable_offset, &mut report).await?;
+        storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
+        let log = Self {
+            storage,
+            config,
+            sealed,
+            active,
+            durable_offset,
+            last_flush_ms: now_ms,
+            failed: false,
+            epochs,
+        };
+        Ok((log, report))
+    }
+
+    /// Loads the leader-epoch cache and fits it to the recovered log `[start, end)`: a crash may
+    /// have lost the batches of an epoch recorded before them, or the cache update that
+    /// followed a truncation or a retention deletion.
+    async fn open_epochs(
+        storage: &S,
+        start: u64,
+        end: u64,
+        report: &mut RecoveryReport,
+    ) -> Result<EpochStore<S::File>> {
+        let Opened { mut store, lost } = EpochStore::open(storage).await?;
+        report.epoch_cache_lost = lost;
+        let cut = store.cache.truncate_from_end(end);
+        if store.cache.truncate_from_start(start) || cut {
+            store.persist().await?;
+        }
+        Ok(store)
     }
 
     /// A sealed segment with a valid index, or `None` when its index must be rebuilt.
@@ -327,7 +389,14 @@ impl<S: Storage> PartitionLog<S> {
             tracing::warn!(segment = base, "sealed index disagrees with its segment; rebuilding");
             return Ok(None);
         }
-        Ok(Some(Segment { base, next_offset: info.next_offset, size: info.size, index, file: file.clone() }))
+        Ok(Some(Segment {
+            base,
+            next_offset: info.next_offset,
+            size: info.size,
+            index,
+            file: file.clone(),
+            max_append_ms: info.max_append_ms,
+        }))
     }
 
     /// The active segment's index entries that point at intact batches: the longest prefix of
@@ -396,6 +465,7 @@ impl<S: Storage> PartitionLog<S> {
             next_offset: seg.next_offset,
             size: seg.size,
             max_timestamp: seg.index.max_timestamp(),
+            max_append_ms: seg.max_append_ms,
         };
         write_whole(&file, &name, &seg.index.encode_sealed(info)).await
     }
@@ -415,6 +485,7 @@ impl<S: Storage> PartitionLog<S> {
             size: 0,
             index: SegmentIndex::new(config.index_interval_bytes),
             file,
+            max_append_ms: 0,
         };
         Self::resume_active(storage, config, seg, now_ms).await
     }
@@ -504,32 +575,55 @@ impl<S: Storage> PartitionLog<S> {
         now_ms: u64,
     ) -> Result<Appended> {
         self.check_usable()?;
+        self.write_batch(batch, leader_epoch, now_ms).await
+    }
+
+    /// Appends a batch replicated from the leader, keeping the base offset and leader epoch the
+    /// leader gave it, so the follower's log holds the leader's bytes. The batch must start at
+    /// the log end and carry an epoch no older than the last one appended; otherwise it is
+    /// refused with [`LogError::OffsetGap`], [`LogError::OffsetOverlap`] or
+    /// [`LogError::StaleLeaderEpoch`] and the log is unchanged.
+    pub async fn append_replicated(&mut self, batch: &BatchView<'_>, now_ms: u64) -> Result<Appended> {
+        self.check_usable()?;
+        let h = batch.header();
+        let expected = self.next_offset();
+        if h.base_offset > expected {
+            return Err(LogError::OffsetGap { expected, actual: h.base_offset });
+        }
+        if h.base_offset < expected {
+            return Err(LogError::OffsetOverlap { expected, actual: h.base_offset });
+        }
+        if let Some(latest) = self.epochs.cache.latest()
+            && h.leader_epoch < latest.epoch
+        {
+            return Err(LogError::StaleLeaderEpoch { latest: latest.epoch, actual: h.leader_epoch });
+        }
+        self.write_batch(batch, h.leader_epoch, now_ms).await
+    }
+
+    /// The write path of both appends: checks the batch, rolls if due, records a new epoch,
+    /// then buffers the batch at the log end with `leader_epoch`.
+    async fn write_batch(
+        &mut self,
+        batch: &BatchView<'_>,
+        leader_epoch: u32,
+        now_ms: u64,
+    ) -> Result<Appended> {
         let bytes = batch.bytes();
         let h = *batch.header();
         let base = self.active.seg.next_offset;
-        if bytes.len() > self.config.batch_bytes_max {
-            let source = BatchError::TooLarge { len: bytes.len(), limit: self.config.batch_bytes_max };
-            return Err(LogError::Batch { offset: base, source });
-        }
-        // Appended batches have dense offsets (sparse ones only arise from compaction, which
-        // rewrites segments): otherwise one batch could claim billions of offsets.
-        if h.last_offset_delta != h.record_count - 1 {
-            let source =
-                BatchError::BadHeader { field: "last_offset_delta", value: u64::from(h.last_offset_delta) };
-            return Err(LogError::Batch { offset: base, source });
-        }
+        self.check_appendable(&h, bytes.len(), base)?;
         let a = &self.active;
         let rel_last = base - a.seg.base + u64::from(h.last_offset_delta);
-        let too_old = now_ms.saturating_sub(a.opened_ms) >= self.config.segment_ms;
-        if a.seg.size > 0
-            && (a.seg.size + bytes.len() as u64 > self.config.segment_bytes_max
-                || too_old
-                || rel_last > u64::from(u32::MAX))
+        if self.roll_due(now_ms)
+            || (a.seg.size > 0
+                && (a.seg.size + bytes.len() as u64 > self.config.segment_bytes_max
+                    || rel_last > u64::from(u32::MAX)))
         {
             self.roll(now_ms).await?;
         }
+        self.note_epoch(leader_epoch, base).await?;
         let a = &mut self.active;
-        let base = a.seg.next_offset;
         let position = a.seg.size;
         let before = a.data.end();
         // Set before the append's I/O and cleared after it: see `begin_change`.
@@ -540,12 +634,57 @@ impl<S: Storage> PartitionLog<S> {
             return Err(e);
         }
         self.failed = false;
+        if a.seg.size == 0 {
+            a.opened_ms = now_ms;
+        }
         a.seg.size += bytes.len() as u64;
+        a.seg.max_append_ms = a.seg.max_append_ms.max(now_ms);
         a.seg.next_offset = base
             .checked_add(u64::from(h.last_offset_delta) + 1)
             .expect("offsets fit u64: a dense batch adds at most 2^32 to a u64 below 2^63");
         a.seg.index.on_batch((base - a.seg.base) as u32, position as u32, h.batch_len, h.max_timestamp);
         Ok(Appended { base_offset: base, last_offset: base + u64::from(h.last_offset_delta) })
+    }
+
+    /// Refuses a batch the log does not take, whoever sent it.
+    fn check_appendable(&self, h: &BatchHeader, len: usize, base: u64) -> Result<()> {
+        if len > self.config.batch_bytes_max {
+            let source = BatchError::TooLarge { len, limit: self.config.batch_bytes_max };
+            return Err(LogError::Batch { offset: base, source });
+        }
+        // Appended batches have dense offsets (sparse ones only arise from compaction, which
+        // rewrites segments): otherwise one batch could claim billions of offsets.
+        if h.last_offset_delta != h.record_count - 1 {
+            let source =
+                BatchError::BadHeader { field: "last_offset_delta", value: u64::from(h.last_offset_delta) };
+            return Err(LogError::Batch { offset: base, source });
+        }
+        Ok(())
+    }
+
+    /// Records that `epoch` starts at `offset` if it is newer than the latest, durably and
+    /// before the batch is buffered: a crash may then leave an epoch without batches (recovery
+    /// drops it), never batches of an epoch the cache does not know.
+    async fn note_epoch(&mut self, epoch: u32, offset: u64) -> Result<()> {
+        if !self.epochs.cache.assign(epoch, offset) {
+            return Ok(());
+        }
+        // The cache in memory is ahead of its file until the write completes: see `begin_change`.
+        self.begin_change()?;
+        let r = self.epochs.persist().await;
+        self.failed = r.is_err();
+        r
+    }
+
+    /// The leader epochs that wrote to this log and their start offsets, oldest first.
+    pub fn leader_epochs(&self) -> &[EpochEntry] {
+        self.epochs.cache.entries()
+    }
+
+    /// Where `epoch` ends in this log, as a leader answers a follower's OffsetsForLeaderEpoch:
+    /// see [`EpochCache::end_offset_for`](crate::epoch_cache::EpochCache::end_offset_for).
+    pub fn epoch_end_offset(&self, epoch: u32) -> Option<EpochEnd> {
+        self.epochs.cache.end_offset_for(epoch, self.next_offset())
     }
 
     /// Hands buffered batches to the file so readers see them, without syncing.
@@ -593,8 +732,21 @@ impl<S: Storage> PartitionLog<S> {
         Ok(())
     }
 
-    /// For [`FlushPolicy::Interval`]: flushes when the interval has passed. Returns whether it did.
-    pub async fn tick(&mut self, now_ms: u64) -> Result<bool> {
+    /// The periodic chore of a partition, called by its shard on a timer: for
+    /// [`FlushPolicy::Interval`], flushes when the interval has passed; under either policy,
+    /// rolls a non-empty active segment that has reached `segment_ms` of age, so a partition that
+    /// stopped receiving data still seals its last segment and retention can delete it.
+    pub async fn tick(&mut self, now_ms: u64) -> Result<Tick> {
+        let flushed = self.tick_flush(now_ms).await?;
+        let rolled = self.roll_due(now_ms);
+        if rolled {
+            self.roll(now_ms).await?;
+        }
+        Ok(Tick { flushed, rolled })
+    }
+
+    /// The interval flush of [`tick`](Self::tick); returns whether the durable offset moved.
+    async fn tick_flush(&mut self, now_ms: u64) -> Result<bool> {
         let FlushPolicy::Interval { flush_interval_ms } = self.config.flush else { return Ok(false) };
         if now_ms.saturating_sub(self.last_flush_ms) < flush_interval_ms {
             return Ok(false);
@@ -602,6 +754,12 @@ impl<S: Storage> PartitionLog<S> {
         self.last_flush_ms = now_ms;
         let before = self.durable_offset;
         Ok(self.flush().await? != before)
+    }
+
+    /// Whether the active segment holds batches and has been active for `segment_ms`.
+    fn roll_due(&self, now_ms: u64) -> bool {
+        let a = &self.active;
+        a.seg.size > 0 && now_ms.saturating_sub(a.opened_ms) >= self.config.segment_ms
     }
 
     /// Seals the active segment and starts a new one at the log end. An empty active segment
@@ -681,48 +839,32 @@ impl<S: Storage> PartitionLog<S> {
         }
     }
 
-    /// Offset of the first record whose timestamp is at least `ts`, or `None` if there is none.
-    pub async fn offset_for_timestamp(&self, ts: i64) -> Result<Option<u64>> {
+    /// Plans a search for the first record whose timestamp is at least `ts`, without I/O: the
+    /// caller runs [`TimestampLookup::execute`] after letting go of the log. It searches what
+    /// was readable when planned.
+    pub fn plan_timestamp_lookup(&self, ts: i64) -> TimestampLookup<S::File> {
         let active = std::iter::once((&self.active.seg, self.active.data.written()));
-        for (seg, visible_end) in self.sealed.iter().map(|s| (s, s.size)).chain(active) {
-            if seg.index.max_timestamp() < ts {
-                continue;
-            }
-            let (mut pos, mut offset) = seg
-                .index
-                .lookup_time(ts)
-                .map_or((0, seg.base), |e| (u64::from(e.position), seg.base + u64::from(e.rel_offset)));
-            while offset < seg.next_offset {
-                let plan = ReadPlan {
-                    file: seg.file.clone(),
-                    name: data_file_name(seg.base),
-                    segment_base: seg.base,
-                    start_pos: pos,
-                    visible_end,
-                    offset,
-                    max_offset: u64::MAX,
-                    max_bytes: 1 << 20,
-                    batch_bytes_max: self.config.stored_batch_bytes_max(),
-                };
-                let fetched = plan.execute().await?;
-                if fetched.is_empty() {
-                    break;
-                }
-                let mut bytes = fetched.bytes();
-                while !bytes.is_empty() {
-                    let view = BatchView::validate(bytes, self.config.stored_batch_bytes_max()).map_err(
-                        |source| LogError::Corrupt { segment: seg.base, pos: fetched.position, source },
-                    )?;
-                    if view.header().max_timestamp >= ts {
-                        return Ok(view.records().find(|r| r.timestamp >= ts).map(|r| r.offset));
+        let candidates =
+            self.sealed
+                .iter()
+                .map(|s| (s, s.size))
+                .chain(active)
+                .filter(|(seg, _)| seg.index.max_timestamp() >= ts)
+                .map(|(seg, visible_end)| {
+                    let (start_pos, start_offset) = seg.index.lookup_time(ts).map_or((0, seg.base), |e| {
+                        (u64::from(e.position), seg.base + u64::from(e.rel_offset))
+                    });
+                    Candidate {
+                        file: seg.file.clone(),
+                        base: seg.base,
+                        next_offset: seg.next_offset,
+                        start_pos,
+                        start_offset,
+                        visible_end,
                     }
-                    bytes = &bytes[view.bytes().len()..];
-                }
-                pos = fetched.position + fetched.bytes().len() as u64;
-                offset = fetched.next_offset;
-            }
-        }
-        Ok(None)
+                })
+                .collect();
+        TimestampLookup { ts, candidates, batch_bytes_max: self.config.stored_batch_bytes_max() }
     }
 
     /// Removes every batch holding an offset at or after `offset`, so the log ends at or before
@@ -734,7 +876,11 @@ impl<S: Storage> PartitionLog<S> {
             return Ok(self.next_offset());
         }
         self.begin_change()?;
-        let r = self.truncate_inner(offset, now_ms).await;
+        let r = match self.truncate_inner(offset, now_ms).await {
+            // Epochs that started at or after the new end wrote nothing that is left.
+            Ok(end) if self.epochs.cache.truncate_from_end(end) => self.epochs.persist().await.map(|()| end),
+            r => r,
+        };
         self.failed = r.is_err();
         r
     }
@@ -809,6 +955,7 @@ impl<S: Storage> PartitionLog<S> {
             size: cut_pos,
             index,
             file: a.seg.file.clone(),
+            max_append_ms: a.seg.max_append_ms,
         };
         self.active = Self::resume_active(&self.storage, &self.config, seg, now_ms).await?;
         self.durable_offset = self.durable_offset.min(new_end);
@@ -819,19 +966,27 @@ impl<S: Storage> PartitionLog<S> {
     /// Deletes whole sealed segments from the old end while retention says so; never the active
     /// one. Returns the base offsets of the segments deleted.
     pub async fn enforce_retention(&mut self, now_ms: u64) -> Result<Vec<u64>> {
+        self.enforce_retention_below(now_ms, u64::MAX).await
+    }
+
+    /// [`enforce_retention`](Self::enforce_retention), deleting only segments that end at or
+    /// below `committed_end` (a high watermark): records not yet committed are never deleted,
+    /// so the log start never passes the high watermark.
+    pub async fn enforce_retention_below(&mut self, now_ms: u64, committed_end: u64) -> Result<Vec<u64>> {
         self.begin_change()?;
-        let r = self.retention_inner(now_ms).await;
+        let r = self.retention_inner(now_ms, committed_end).await;
         self.failed = r.is_err();
         r
     }
 
-    async fn retention_inner(&mut self, now_ms: u64) -> Result<Vec<u64>> {
+    async fn retention_inner(&mut self, now_ms: u64, committed_end: u64) -> Result<Vec<u64>> {
         let mut deleted = Vec::new();
         let mut total = self.size_bytes();
-        while let Some(front) = self.sealed.front() {
-            let cutoff = (now_ms as i64)
-                .saturating_sub(self.config.retention_ms.map_or(i64::MAX, |r| r.min(i64::MAX as u64) as i64));
-            let by_time = self.config.retention_ms.is_some() && front.index.max_timestamp() < cutoff;
+        while let Some(front) = self.sealed.front().filter(|s| s.next_offset <= committed_end) {
+            // By the broker's append time, not producer timestamps: a producer's clock must not
+            // keep data forever or delete it at once.
+            let by_time =
+                self.config.retention_ms.is_some_and(|r| front.max_append_ms < now_ms.saturating_sub(r));
             let by_size = self.config.retention_bytes.is_some_and(|r| total - front.size >= r);
             if !(by_time || by_size) {
                 break;
@@ -844,6 +999,9 @@ impl<S: Storage> PartitionLog<S> {
         }
         if !deleted.is_empty() {
             self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
+            if self.epochs.cache.truncate_from_start(self.log_start()) {
+                self.epochs.persist().await?;
+            }
         }
         Ok(deleted)
     }

@@ -36,6 +36,11 @@ pub struct Segment<F> {
     pub size: u64,
     pub index: SegmentIndex,
     pub file: Rc<F>,
+    /// Largest broker clock (ms since the epoch) at which a batch was appended to the segment:
+    /// what retention by time goes by, since producer timestamps may be anything. Where it is
+    /// not known (a segment recovered by a scan), the time the log was opened stands in for it,
+    /// which may keep data longer than asked but never deletes it early.
+    pub max_append_ms: u64,
 }
 
 /// How a recovery scan of a segment ended.

@@ -65,7 +65,11 @@ fn direct_io_round_trip_reopen_and_torn_tail() {
         assert_eq!(all.len() as u64, end);
         assert!(all.iter().enumerate().all(|(i, (o, _))| *o == i as u64));
         assert_eq!(
-            log.offset_for_timestamp(200).await.unwrap().map(|o| all[o as usize].1.starts_with(b"200:")),
+            log.plan_timestamp_lookup(200)
+                .execute()
+                .await
+                .unwrap()
+                .map(|o| all[o as usize].1.starts_with(b"200:")),
             Some(true)
         );
         let active = *log.segment_bases().last().unwrap();

@@ -5,7 +5,7 @@ mod common;
 use common::{batch, records};
 use futures::executor::block_on;
 use weir_log::storage::mem::{CrashMode, MemStorage};
-use weir_log::{FlushPolicy, LogConfig, LogError, PartitionLog, SharedLog};
+use weir_log::{FlushPolicy, LogConfig, LogError, PartitionLog, SharedLog, Tick};
 
 fn small_config() -> LogConfig {
     LogConfig {
@@ -83,12 +83,41 @@ fn timestamps_find_the_first_record_at_or_after() {
             log.append(&batch(t, 2, 200, 1000 + t as i64 * 10).view(), 0, 0).await.unwrap();
         }
         log.flush().await.unwrap();
-        assert_eq!(log.offset_for_timestamp(0).await.unwrap(), Some(0));
-        assert_eq!(log.offset_for_timestamp(1000).await.unwrap(), Some(0));
-        assert_eq!(log.offset_for_timestamp(1001).await.unwrap(), Some(2));
-        assert_eq!(log.offset_for_timestamp(1350).await.unwrap(), Some(70));
-        assert_eq!(log.offset_for_timestamp(1590).await.unwrap(), Some(118));
-        assert_eq!(log.offset_for_timestamp(1591).await.unwrap(), None);
+        assert!(log.segment_bases().len() > 2, "the lookup crosses segments");
+        assert_eq!(lookup(&log, 0).await, Some(0));
+        assert_eq!(lookup(&log, 1000).await, Some(0));
+        assert_eq!(lookup(&log, 1001).await, Some(2));
+        assert_eq!(lookup(&log, 1350).await, Some(70));
+        assert_eq!(lookup(&log, 1590).await, Some(118));
+        assert_eq!(lookup(&log, 1591).await, None);
+    });
+}
+
+async fn lookup(log: &PartitionLog<MemStorage>, ts: i64) -> Option<u64> {
+    log.plan_timestamp_lookup(ts).execute().await.unwrap()
+}
+
+#[test]
+fn a_timestamp_lookup_runs_without_the_log_and_sees_it_as_planned() {
+    block_on(async {
+        let (mut log, _) = PartitionLog::open(MemStorage::new(), small_config(), 0).await.unwrap();
+        for t in 0..20u64 {
+            log.append(&batch(t, 2, 200, 1000 + t as i64 * 10).view(), 0, 0).await.unwrap();
+        }
+        log.flush().await.unwrap();
+        let found = log.plan_timestamp_lookup(1095);
+        let not_yet = log.plan_timestamp_lookup(5000);
+        // The log moves on, with the plans outstanding: more batches, a roll, a flush.
+        for t in 20..60u64 {
+            log.append(&batch(t, 2, 200, 5000 + t as i64).view(), 0, 0).await.unwrap();
+        }
+        log.roll(0).await.unwrap();
+        log.flush().await.unwrap();
+        // The plans own what they need (the log is not borrowed) and answer for the log they
+        // were planned on: the later batches were not there yet.
+        assert_eq!(found.execute().await.unwrap(), Some(20));
+        assert_eq!(not_yet.execute().await.unwrap(), None);
+        assert_eq!(lookup(&log, 5000).await, Some(40));
     });
 }
 
@@ -97,12 +126,47 @@ fn segments_roll_by_age() {
     block_on(async {
         let config = LogConfig { segment_ms: 1000, ..small_config() };
         let (mut log, _) = PartitionLog::open(MemStorage::new(), config, 0).await.unwrap();
+        // Age counts from the segment's first batch, at 10, not from its creation at 0.
         log.append(&batch(0, 1, 10, 0).view(), 0, 10).await.unwrap();
-        log.append(&batch(1, 1, 10, 0).view(), 0, 999).await.unwrap();
+        log.append(&batch(1, 1, 10, 0).view(), 0, 1009).await.unwrap();
         assert_eq!(log.segment_bases(), vec![0]);
-        log.append(&batch(2, 1, 10, 0).view(), 0, 1000).await.unwrap();
+        log.append(&batch(2, 1, 10, 0).view(), 0, 1010).await.unwrap();
         assert_eq!(log.segment_bases(), vec![0, 2]);
     });
+}
+
+#[test]
+fn an_idle_partition_rolls_on_tick_and_retention_then_deletes_it() {
+    for flush in [FlushPolicy::Sync, FlushPolicy::Interval { flush_interval_ms: 50 }] {
+        block_on(async {
+            let st = MemStorage::new();
+            let config = LogConfig { segment_ms: 1000, retention_ms: Some(2000), flush, ..small_config() };
+            let (mut log, _) = PartitionLog::open(st.clone(), config.clone(), 0).await.unwrap();
+            assert_eq!(log.tick(5000).await.unwrap(), Tick::default(), "an empty segment does not roll");
+            log.append(&batch(0, 2, 100, 0).view(), 0, 6000).await.unwrap();
+            log.append(&batch(1, 2, 100, 0).view(), 0, 6500).await.unwrap();
+            let t = log.tick(6999).await.unwrap();
+            assert!(!t.rolled);
+            assert_eq!(t.flushed, matches!(flush, FlushPolicy::Interval { .. }), "{flush:?}");
+            // No more data comes; the segment is a second old at 7000.
+            assert!(log.tick(7000).await.unwrap().rolled);
+            assert_eq!(log.segment_bases(), vec![0, 4]);
+            assert_eq!(log.durable_offset(), 4);
+            assert!(!log.tick(9000).await.unwrap().rolled, "the new active segment is empty");
+            // Appended last at 6500, so retention deletes it after 8500.
+            assert_eq!(log.enforce_retention(8500).await.unwrap(), Vec::<u64>::new());
+            assert_eq!(log.enforce_retention(8501).await.unwrap(), vec![0]);
+            assert_eq!((log.log_start(), log.next_offset()), (4, 4));
+
+            // After a restart, a non-empty active segment's age counts from the open.
+            log.append(&batch(2, 2, 100, 0).view(), 0, 9000).await.unwrap();
+            log.close().await.unwrap();
+            let (mut log, _) = PartitionLog::open(st, config, 20_000).await.unwrap();
+            assert!(!log.tick(20_999).await.unwrap().rolled);
+            assert!(log.tick(21_000).await.unwrap().rolled);
+            assert_eq!(log.segment_bases(), vec![4, 6]);
+        });
+    }
 }
 
 #[test]
@@ -180,7 +244,7 @@ fn damaged_sealed_index_is_rebuilt() {
         let (log, report) = PartitionLog::open(st.clone(), small_config(), 0).await.unwrap();
         assert!(report.rebuilt_indexes.contains(&0), "{report:?}");
         assert_eq!(read_all(&log).await.len(), 90);
-        assert_eq!(log.offset_for_timestamp(20).await.unwrap(), Some(60));
+        assert_eq!(lookup(&log, 20).await, Some(60));
     });
 }
 
@@ -442,5 +506,87 @@ fn batches_claiming_sparse_offsets_are_refused() {
         ));
         assert_eq!(log.next_offset(), 0);
         assert!(!log.is_failed());
+    });
+}
+
+/// Appends batches of far-off producer timestamps at broker time `now`, then rolls.
+async fn append_at(log: &mut PartitionLog<MemStorage>, tags: std::ops::Range<u64>, ts: i64, now: u64) {
+    for t in tags {
+        log.append(&batch(t, 2, 400, ts).view(), 0, now).await.unwrap();
+    }
+    log.roll(now).await.unwrap();
+}
+
+#[test]
+fn retention_goes_by_append_time_not_producer_timestamps() {
+    block_on(async {
+        let st = MemStorage::new();
+        let config = LogConfig { retention_ms: Some(1000), ..small_config() };
+        let (mut log, _) = PartitionLog::open(st.clone(), config.clone(), 0).await.unwrap();
+        // Records stamped in 1970 but appended at t = 1_000_000: recent data.
+        append_at(&mut log, 0..20, 1, 1_000_000).await;
+        // Records stamped far in the future, appended later.
+        append_at(&mut log, 20..40, i64::MAX / 2, 1_005_000).await;
+        let sealed = log.segment_bases().len() - 1;
+        assert!(sealed >= 4, "several sealed segments");
+        assert_eq!(
+            log.enforce_retention(1_001_000).await.unwrap(),
+            Vec::<u64>::new(),
+            "appended 1000 ms ago"
+        );
+        // The sealed indexes carry the append times over a reopen.
+        log.close().await.unwrap();
+        let (mut log, report) = PartitionLog::open(st.clone(), config.clone(), 1_001_000).await.unwrap();
+        assert!(report.rebuilt_indexes.is_empty());
+        assert_eq!(log.enforce_retention(1_001_000).await.unwrap(), Vec::<u64>::new());
+        let old = log.enforce_retention(1_001_001).await.unwrap();
+        assert!(!old.is_empty());
+        assert_eq!(log.log_start(), 40, "the 1970 batches went once their append time passed");
+        assert_eq!(
+            log.enforce_retention(1_006_000).await.unwrap(),
+            Vec::<u64>::new(),
+            "future stamps: recent data"
+        );
+        let rest = log.enforce_retention(1_006_001).await.unwrap();
+        assert_eq!(log.segment_bases().len(), 1, "all sealed segments went: {rest:?}");
+    });
+}
+
+#[test]
+fn a_segment_recovered_active_counts_as_appended_when_the_log_opened() {
+    block_on(async {
+        let st = MemStorage::new();
+        let config = LogConfig { retention_ms: Some(1000), ..small_config() };
+        let (mut log, _) = PartitionLog::open(st.clone(), config.clone(), 0).await.unwrap();
+        log.append(&batch(0, 2, 400, 1).view(), 0, 10).await.unwrap();
+        log.flush().await.unwrap();
+        drop(log);
+        // Reopened at 50_000: the active segment's batches were appended at some unknown time
+        // before; the open time is the conservative guess.
+        let (mut log, _) = PartitionLog::open(st.clone(), config.clone(), 50_000).await.unwrap();
+        log.roll(50_000).await.unwrap();
+        log.close().await.unwrap();
+        let (mut log, _) = PartitionLog::open(st, config, 50_000).await.unwrap();
+        assert_eq!(log.segment_bases(), vec![0, 2]);
+        assert_eq!(log.enforce_retention(51_000).await.unwrap(), Vec::<u64>::new());
+        assert_eq!(log.enforce_retention(51_001).await.unwrap(), vec![0]);
+    });
+}
+
+#[test]
+fn retention_never_deletes_past_the_committed_end() {
+    block_on(async {
+        let config = LogConfig { retention_ms: Some(1000), ..small_config() };
+        let (mut log, _) = PartitionLog::open(MemStorage::new(), config, 0).await.unwrap();
+        for t in 0..50u64 {
+            log.append(&batch(t, 2, 400, 0).view(), 0, 0).await.unwrap();
+        }
+        let bases = log.segment_bases();
+        assert!(bases.len() >= 3, "{bases:?}");
+        // Every sealed segment is old enough, but only those below the bound may go.
+        let deleted = log.enforce_retention_below(1_000_000, bases[2]).await.unwrap();
+        assert_eq!(deleted, bases[..2]);
+        assert_eq!(log.log_start(), bases[2]);
+        assert_eq!(log.enforce_retention_below(1_000_000, bases[2] + 1).await.unwrap(), Vec::<u64>::new());
     });
 }

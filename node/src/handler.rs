@@ -449,8 +449,9 @@ async fn list_offsets(
         OffsetSpec::Earliest => Ok(p.log_start()),
         OffsetSpec::Latest => Ok(p.high_watermark()),
         OffsetSpec::Timestamp(ts) => {
-            let log = p.log.lock().await;
-            let found = log.offset_for_timestamp(ts).await.map_err(log_failure)?;
+            // Plan under the lock, read without it: the reads must not hold up the partition.
+            let lookup = p.log.lock().await.plan_timestamp_lookup(ts);
+            let found = lookup.execute().await.map_err(log_failure)?;
             Ok(found.unwrap_or(p.high_watermark()).min(p.high_watermark()))
         }
     }

@@ -246,16 +246,17 @@ impl Shard {
     /// enforces retention when `retention_due`, and recovers offline partitions and failed logs.
     pub async fn maintain(&self, now: u64, retention_due: bool) {
         // With fsync-before-ack there is nothing to flush on a timer: leave the partitions'
-        // locks alone until retention is due.
+        // locks alone until retention is due. Segments then roll by age at that pace, which is
+        // fine against `segment_ms` of hours.
         if !self.config.fsync || retention_due {
             let partitions: Vec<_> = self.partitions.borrow().values().cloned().collect();
             for p in partitions {
                 let mut log = p.log.lock().await;
                 if let Err(e) = log.tick(now).await {
-                    tracing::error!(partition = %p.name, error = %e, "interval flush failed");
+                    tracing::error!(partition = %p.name, error = %e, "interval flush or roll failed");
                 }
                 if retention_due {
-                    match log.enforce_retention(now).await {
+                    match log.enforce_retention_below(now, p.high_watermark()).await {
                         Ok(deleted) if !deleted.is_empty() => p.set_log_start(log.log_start()),
                         Ok(_) => {}
                         Err(e) => tracing::error!(partition = %p.name, error = %e, "retention failed"),

@@ -1,0 +1,230 @@
+//! Follower appends and the leader-epoch cache, on in-memory storage.
+
+mod common;
+
+use common::batch;
+use futures::executor::block_on;
+use rkyv::util::AlignedVec;
+use weir_log::batch::BatchView;
+use weir_log::epoch_cache::{EpochCache, EpochEnd, EpochEntry};
+use weir_log::storage::Storage;
+use weir_log::storage::mem::MemStorage;
+use weir_log::{FlushPolicy, LogConfig, LogError, PartitionLog};
+
+fn config() -> LogConfig {
+    LogConfig {
+        segment_bytes_max: 16 << 10,
+        segment_ms: u64::MAX,
+        index_interval_bytes: 512,
+        batch_bytes_max: 8 << 10,
+        write_buffer_bytes: 8 << 10,
+        write_behind_buffers_max: 2,
+        preallocate_bytes: 16 << 10,
+        flush: FlushPolicy::Sync,
+        retention_ms: None,
+        retention_bytes: None,
+    }
+}
+
+/// Every stored batch of the log, as the leader would send them, each in an aligned buffer.
+async fn stored_batches(log: &PartitionLog<MemStorage>) -> Vec<AlignedVec<16>> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start();
+    while offset < log.next_offset() {
+        let f = log.read(offset, 1 << 20).await.unwrap();
+        let mut bytes = f.bytes();
+        while !bytes.is_empty() {
+            let len = u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize;
+            let mut owned = AlignedVec::<16>::new();
+            owned.extend_from_slice(&bytes[..len]);
+            out.push(owned);
+            bytes = &bytes[len..];
+        }
+        offset = f.next_offset;
+    }
+    out
+}
+
+fn view(bytes: &AlignedVec<16>) -> BatchView<'_> {
+    BatchView::validate(bytes, usize::MAX).unwrap()
+}
+
+/// A leader log with epochs 1 at 0, 3 at 30 and 4 at 60: 40 batches of 3 records.
+async fn leader(st: &MemStorage) -> PartitionLog<MemStorage> {
+    let (mut log, _) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
+    for t in 0..40u64 {
+        let epoch = match t {
+            0..10 => 1,
+            10..20 => 3,
+            _ => 4,
+        };
+        log.append(&batch(t, 3, 300, t as i64).view(), epoch, t * 10).await.unwrap();
+    }
+    log.flush().await.unwrap();
+    log
+}
+
+async fn files(st: &MemStorage) -> Vec<(String, Vec<u8>)> {
+    let mut names = st.list().await.unwrap();
+    names.sort();
+    names.into_iter().map(|n| (n.clone(), st.contents(&n).unwrap())).collect()
+}
+
+#[test]
+fn a_follower_fed_the_leaders_batches_holds_the_same_bytes() {
+    block_on(async {
+        let lst = MemStorage::new();
+        let leader = leader(&lst).await;
+        let fst = MemStorage::new();
+        let (mut follower, _) = PartitionLog::open(fst.clone(), config(), 0).await.unwrap();
+        for (i, b) in stored_batches(&leader).await.iter().enumerate() {
+            let a = follower.append_replicated(&view(b), i as u64 * 10).await.unwrap();
+            assert_eq!(a.base_offset, i as u64 * 3);
+        }
+        assert_eq!(follower.leader_epochs(), leader.leader_epochs());
+        let want = [(1, 0), (3, 30), (4, 60)].map(|(epoch, start_offset)| EpochEntry { epoch, start_offset });
+        assert_eq!(leader.leader_epochs(), want);
+        assert_eq!(leader.segment_bases(), [0, 42, 84], "the logs roll at the same places");
+        leader.close().await.unwrap();
+        follower.close().await.unwrap();
+        let (l, f) = (files(&lst).await, files(&fst).await);
+        assert_eq!(l.iter().map(|x| &x.0).collect::<Vec<_>>(), f.iter().map(|x| &x.0).collect::<Vec<_>>());
+        for ((name, lb), (_, fb)) in l.iter().zip(&f) {
+            assert!(lb == fb, "{name} differs");
+        }
+    });
+}
+
+#[test]
+fn gaps_overlaps_and_old_epochs_are_refused_and_the_log_goes_on() {
+    block_on(async {
+        let leader = leader(&MemStorage::new()).await;
+        let batches = stored_batches(&leader).await;
+        let (mut follower, _) = PartitionLog::open(MemStorage::new(), config(), 0).await.unwrap();
+        for b in &batches[..25] {
+            follower.append_replicated(&view(b), 0).await.unwrap();
+        }
+        assert_eq!(follower.next_offset(), 75);
+        let err = follower.append_replicated(&view(&batches[26]), 0).await.unwrap_err();
+        assert!(matches!(err, LogError::OffsetGap { expected: 75, actual: 78 }), "{err:?}");
+        let err = follower.append_replicated(&view(&batches[24]), 0).await.unwrap_err();
+        assert!(matches!(err, LogError::OffsetOverlap { expected: 75, actual: 72 }), "{err:?}");
+        // The right offset from a deposed leader of epoch 3, after epoch 4 wrote here.
+        let mut stale = batches[25].clone();
+        weir_log::batch::patch_offsets(&mut stale, 75, 3);
+        let err = follower.append_replicated(&view(&stale), 0).await.unwrap_err();
+        assert!(matches!(err, LogError::StaleLeaderEpoch { latest: 4, actual: 3 }), "{err:?}");
+        assert!(!follower.is_failed());
+        assert_eq!(follower.next_offset(), 75);
+        for b in &batches[25..] {
+            follower.append_replicated(&view(b), 0).await.unwrap();
+        }
+        assert_eq!(follower.next_offset(), 120);
+        assert_eq!(follower.flush().await.unwrap(), 120);
+    });
+}
+
+#[test]
+fn the_epoch_cache_survives_reopen_and_follows_truncation_and_retention() {
+    block_on(async {
+        let st = MemStorage::new();
+        let log = leader(&st).await;
+        let end = |epoch, end_offset| Some(EpochEnd { epoch, end_offset });
+        assert_eq!(log.epoch_end_offset(0), None);
+        assert_eq!(log.epoch_end_offset(1), end(1, 30));
+        assert_eq!(log.epoch_end_offset(2), end(1, 30));
+        assert_eq!(log.epoch_end_offset(4), end(4, 120));
+        drop(log);
+        let (mut log, report) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
+        assert!(!report.epoch_cache_lost);
+        assert_eq!(log.leader_epochs().len(), 3);
+        assert_eq!(log.epoch_end_offset(3), end(3, 60));
+
+        // A cut inside epoch 3 drops epoch 4; a cut at epoch 3's start drops it too.
+        assert_eq!(log.truncate_to(61, 0).await.unwrap(), 60);
+        assert_eq!(log.epoch_end_offset(9), end(3, 60));
+        assert_eq!(log.truncate_to(30, 0).await.unwrap(), 30);
+        assert_eq!(log.leader_epochs(), [EpochEntry { epoch: 1, start_offset: 0 }]);
+        // A new leader epoch writes; a reopen keeps what the truncations left.
+        log.append(&batch(99, 3, 300, 0).view(), 7, 0).await.unwrap();
+        log.flush().await.unwrap();
+        drop(log);
+        let config = LogConfig { retention_bytes: Some(1), ..config() };
+        let (mut log, _) = PartitionLog::open(st.clone(), config.clone(), 0).await.unwrap();
+        let want = [(1, 0), (7, 30)].map(|(epoch, start_offset)| EpochEntry { epoch, start_offset });
+        assert_eq!(log.leader_epochs(), want);
+
+        // Retention moves the first epoch's start to the new log start, durably.
+        log.roll(0).await.unwrap();
+        log.append(&batch(100, 3, 300, 0).view(), 7, 0).await.unwrap();
+        assert_eq!(log.enforce_retention(0).await.unwrap(), [0]);
+        assert_eq!(log.log_start(), 33);
+        let want = [EpochEntry { epoch: 7, start_offset: 33 }];
+        assert_eq!(log.leader_epochs(), want);
+        log.flush().await.unwrap();
+        drop(log);
+        let (log, _) = PartitionLog::open(st, config, 0).await.unwrap();
+        assert_eq!(log.leader_epochs(), want);
+        assert_eq!(log.epoch_end_offset(1), None, "epoch 1 is gone with its records");
+    });
+}
+
+/// The slot file holding the newest intact copy, and its cache.
+fn newest_slot(st: &MemStorage) -> (&'static str, EpochCache) {
+    ["epochs.a", "epochs.b"]
+        .into_iter()
+        .filter_map(|n| EpochCache::decode(&st.contents(n)?).map(|(seq, c)| (seq, n, c)))
+        .max_by_key(|(seq, ..)| *seq)
+        .map(|(_, n, c)| (n, c))
+        .expect("an intact slot")
+}
+
+#[test]
+fn a_torn_slot_falls_back_to_the_other_and_two_are_reported_lost() {
+    block_on(async {
+        let st = MemStorage::new();
+        let (mut log, _) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
+        log.append(&batch(0, 2, 10, 0).view(), 1, 0).await.unwrap();
+        log.append(&batch(1, 2, 10, 0).view(), 2, 0).await.unwrap();
+        log.flush().await.unwrap();
+        let before = log.leader_epochs().to_vec();
+        // Epoch 3 is recorded, then its write is torn (as by a crash while it was written).
+        log.append(&batch(2, 2, 10, 0).view(), 3, 0).await.unwrap();
+        log.flush().await.unwrap();
+        drop(log);
+        let (name, newest) = newest_slot(&st);
+        assert_eq!(newest.latest(), Some(EpochEntry { epoch: 3, start_offset: 4 }));
+        let bytes = st.contents(name).unwrap();
+        st.set_contents(name, bytes[..bytes.len() / 2].to_vec());
+        let (log, report) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
+        assert!(!report.epoch_cache_lost);
+        assert_eq!(log.leader_epochs(), before, "the other slot's copy");
+        drop(log);
+        // Both slots damaged: the cache starts empty, and the report says so.
+        for n in ["epochs.a", "epochs.b"] {
+            st.flip_bit(n, 20, 1);
+        }
+        let (log, report) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
+        assert!(report.epoch_cache_lost);
+        assert_eq!(log.leader_epochs(), []);
+    });
+}
+
+#[test]
+fn an_epoch_whose_batches_a_crash_lost_is_dropped_at_recovery() {
+    block_on(async {
+        let st = MemStorage::new();
+        let (mut log, _) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
+        log.append(&batch(0, 2, 10, 0).view(), 1, 0).await.unwrap();
+        log.flush().await.unwrap();
+        // Epoch 2 is recorded durably before its batch, which is never synced.
+        log.append(&batch(1, 2, 10, 0).view(), 2, 0).await.unwrap();
+        assert_eq!(log.leader_epochs().len(), 2);
+        st.crash(weir_log::storage::mem::CrashMode::LoseUnsynced);
+        drop(log);
+        let (log, _) = PartitionLog::open(st, config(), 0).await.unwrap();
+        assert_eq!(log.next_offset(), 2);
+        assert_eq!(log.leader_epochs(), [EpochEntry { epoch: 1, start_offset: 0 }]);
+        assert_eq!(log.epoch_end_offset(2), Some(EpochEnd { epoch: 1, end_offset: 2 }));
+    });
+}
