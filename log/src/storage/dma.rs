@@ -111,6 +111,13 @@ impl StorageFile for DmaStorageFile {
     }
 }
 
+/// Runs a blocking file-system call (unlink, readdir, a directory fsync) on the executor's
+/// blocking pool: io_uring has no directory fsync, and a shard's thread must never stall in one
+/// while its other partitions and connections wait.
+async fn off_shard<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+    glommio::executor().spawn_blocking(f).await
+}
+
 impl Storage for DmaStorage {
     type File = DmaStorageFile;
 
@@ -126,20 +133,26 @@ impl Storage for DmaStorage {
     }
 
     async fn remove(&self, name: &str) -> io::Result<()> {
-        std::fs::remove_file(self.dir.join(name))
+        let path = self.dir.join(name);
+        off_shard(move || std::fs::remove_file(path)).await
     }
 
     async fn list(&self) -> io::Result<Vec<String>> {
-        let mut names = Vec::new();
-        for entry in std::fs::read_dir(&self.dir)? {
-            if let Some(name) = entry?.file_name().to_str() {
-                names.push(name.to_owned());
+        let dir = self.dir.clone();
+        off_shard(move || {
+            let mut names = Vec::new();
+            for entry in std::fs::read_dir(&dir)? {
+                if let Some(name) = entry?.file_name().to_str() {
+                    names.push(name.to_owned());
+                }
             }
-        }
-        Ok(names)
+            Ok(names)
+        })
+        .await
     }
 
     async fn sync_dir(&self) -> io::Result<()> {
-        std::fs::File::open(&self.dir)?.sync_all()
+        let dir = self.dir.clone();
+        off_shard(move || std::fs::File::open(&dir)?.sync_all()).await
     }
 }
