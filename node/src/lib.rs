@@ -1,16 +1,21 @@
 //! The Weir node as a library: what the `weir` binary runs, and what a program that embeds a
 //! node (`weir-perf --embedded`) starts with [`server::run`].
 
+pub mod bus;
 pub mod cli;
 pub mod config;
+pub mod core;
+pub mod disk;
 pub mod fatal;
-mod handler;
-mod metadata;
-mod partition;
-mod placement;
+pub mod frontend;
+pub mod metadata;
+pub mod partition;
+pub mod placement;
 pub mod quic_native;
 mod recv_buffers;
+pub mod runtime;
 pub mod server;
-mod shard;
-mod stats;
+pub mod service;
+pub mod shard;
+pub mod stats;
 pub mod tls;

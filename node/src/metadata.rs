@@ -87,13 +87,6 @@ impl TopicTable {
         self.topics.get(topic).and_then(|m| m.local_shard(partition))
     }
 
-    /// [`save`](Self::save) on glommio's blocking pool: an fsync and a rename must not stall the
-    /// shard's other tasks.
-    pub async fn save_off_shard(&self, data_dir: &Path) -> std::io::Result<()> {
-        let (table, dir) = (self.clone(), data_dir.to_owned());
-        glommio::executor().spawn_blocking(move || table.save(&dir)).await
-    }
-
     /// Writes the table so that a crash leaves either the old or the new one.
     pub fn save(&self, data_dir: &Path) -> std::io::Result<()> {
         let tmp = data_dir.join(format!("{TOPICS_FILE}.tmp"));

@@ -2,10 +2,11 @@
 //! listeners (SO_REUSEPORT spreads connections), its own listeners, and its mesh receivers. Each
 //! address has a QUIC endpoint (UDP) and a TCP listener on the same port number.
 
+use crate::bus::{Mesh, MeshBus, mesh};
 use crate::config::NodeConfig;
-use crate::handler::{decode_error_code, error_frame, handle};
+use crate::frontend::native::{decode_error_code, error_frame, handle};
 use crate::metadata::TopicTable;
-use crate::shard::{Mesh, Shard, mesh, now_ms};
+use crate::shard::{Shard, now_ms};
 use futures::{AsyncRead, AsyncWrite};
 use futures::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpListener;
@@ -205,11 +206,20 @@ async fn run_shard(
     let shared_addr = config.listen;
     let own_addr = std::net::SocketAddr::new(config.listen.ip(), config.shard_port(id));
     let config = Rc::new(config);
-    let shard = Shard::new(id, config.clone(), TopicTable::default(), senders, counters);
+    let shard_id = weir_replication::ShardId(id as u16);
+    let core = crate::core::ShardCore::new(
+        shard_id,
+        crate::core::CoreConfig::from(&*config),
+        crate::disk::DataDir { root: config.data_dir.clone() },
+        crate::runtime::GlommioRuntime::new(),
+    );
+    let bus = Rc::new(MeshBus::new(shard_id, senders, config.shards, counters.clone()));
+    let service = crate::service::PartitionService::new(core, bus.clone());
+    let shard = Shard::new(config.clone(), service.clone(), counters);
     for (_, rx) in receivers.streams() {
-        glommio::spawn_local(crate::shard::mesh_loop(shard.clone(), rx)).detach();
+        glommio::spawn_local(crate::bus::mesh_loop(bus.clone(), service.clone(), rx)).detach();
     }
-    shard.apply_topics(table).await;
+    shard.core().apply_topics(table).await;
     // No shard takes requests before every shard has opened its partitions: a request forwarded
     // to a shard still loading would find no topic. Blocking is fine here: nothing crosses the
     // mesh before the listeners open.
@@ -246,7 +256,7 @@ async fn run_shard(
         glommio::timer::sleep(Duration::from_millis(50)).await;
         let now = now_ms();
         let retention_due = now.saturating_sub(last_retention) >= 60_000;
-        shard.maintain(now, retention_due).await;
+        shard.core().maintain(retention_due).await;
         if retention_due {
             last_retention = now;
         }
@@ -271,12 +281,7 @@ async fn run_shard(
             "shutdown with requests unfinished"
         );
     }
-    let partitions: Vec<_> = shard.partitions.borrow().values().cloned().collect();
-    for p in partitions {
-        if let Err(e) = p.log.lock().await.flush().await {
-            tracing::error!(partition = %p.name, error = %e, "flush at shutdown failed");
-        }
-    }
+    shard.core().flush_all().await;
     // Tell QUIC clients the node is gone (TCP clients see their connections close with the
     // process): the closes are sent before `close` returns.
     for endpoint in &endpoints {
@@ -380,7 +385,7 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(shard: Rc<Shard
             // append would leave the log with a hole that later acknowledgements cover.
             let task = glommio::spawn_local(async move {
                 let _in_flight = shard.begin_request();
-                handle(&shard, header, &frame).await
+                handle(&shard, header, frame.into()).await
             })
             .detach();
             let answer = async move {

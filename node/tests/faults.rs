@@ -342,7 +342,7 @@ fn shutdown_answers_the_requests_in_flight_first() {
         .args(["serve", "--shards", "2", "--listen", &addr])
         .arg("--data-dir")
         .arg(dir.path())
-        .env("WEIR_LOG", "weir_node::handler=debug")
+        .env("WEIR_LOG", "weir_node::service=debug")
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

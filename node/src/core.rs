@@ -1,0 +1,234 @@
+//! The data-plane state of one shard: the topic table it was told, the partitions it serves, and
+//! those that would not open. Generic over where partitions live ([`Disk`]) and over the clock
+//! and spawner ([`Runtime`]), so a node runs it on direct I/O and glommio, and the simulator in
+//! memory with simulated time.
+//!
+//! Owned by its shard's thread; its tasks share it through `Rc`. Nothing here is `Send`.
+
+use crate::disk::Disk;
+use crate::metadata::{TopicMeta, TopicTable};
+use crate::partition::{Partition, REOPEN_ATTEMPTS_MAX, reopen_delay_ms};
+use crate::runtime::Runtime;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use weir_log::{FlushPolicy, LogConfig};
+use weir_replication::ShardId;
+
+/// What a shard's data path is configured with; a node takes it from its `NodeConfig`.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub shards: usize,
+    pub fsync: bool,
+    pub flush_interval_ms: u64,
+    pub segment_bytes: u64,
+    pub segment_ms: u64,
+    pub batch_bytes_max: usize,
+    pub request_bytes_max: usize,
+    pub retention_ms: Option<u64>,
+    pub retention_bytes: Option<u64>,
+}
+
+impl From<&crate::config::NodeConfig> for CoreConfig {
+    fn from(c: &crate::config::NodeConfig) -> Self {
+        Self {
+            shards: c.shards,
+            fsync: c.fsync,
+            flush_interval_ms: c.flush_interval_ms,
+            segment_bytes: c.segment_bytes,
+            segment_ms: c.segment_ms,
+            batch_bytes_max: c.batch_bytes_max,
+            request_bytes_max: c.request_bytes_max,
+            retention_ms: c.retention_ms,
+            retention_bytes: c.retention_bytes,
+        }
+    }
+}
+
+/// A partition of this shard that could not be opened: why, and when to try again.
+#[derive(Debug, Clone)]
+pub struct Offline {
+    pub error: String,
+    attempts: u32,
+    next_ms: u64,
+}
+
+type Key = (String, u32);
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct ShardCore<D: Disk, R: Runtime> {
+    pub id: ShardId,
+    pub config: CoreConfig,
+    pub disk: D,
+    pub rt: R,
+    pub topics: RefCell<TopicTable>,
+    partitions: RefCell<HashMap<Key, Rc<Partition<D::Storage>>>>,
+    /// Partitions of this shard that failed to open; upkeep retries them.
+    offline: RefCell<HashMap<Key, Offline>>,
+}
+
+impl<D: Disk, R: Runtime> ShardCore<D, R> {
+    pub fn new(id: ShardId, config: CoreConfig, disk: D, rt: R) -> Rc<Self> {
+        Rc::new(Self {
+            id,
+            config,
+            disk,
+            rt,
+            topics: RefCell::new(TopicTable::default()),
+            partitions: RefCell::new(HashMap::new()),
+            offline: RefCell::new(HashMap::new()),
+        })
+    }
+
+    pub fn shards(&self) -> usize {
+        self.config.shards
+    }
+
+    pub fn partition(&self, topic: &str, partition: u32) -> Option<Rc<Partition<D::Storage>>> {
+        self.partitions.borrow().get(&(topic.to_owned(), partition)).cloned()
+    }
+
+    /// Every partition this shard serves.
+    pub fn all_partitions(&self) -> Vec<Rc<Partition<D::Storage>>> {
+        self.partitions.borrow().values().cloned().collect()
+    }
+
+    /// Why a partition this shard should serve is offline, if it is.
+    pub fn offline(&self, topic: &str, partition: u32) -> Option<Offline> {
+        self.offline.borrow().get(&(topic.to_owned(), partition)).cloned()
+    }
+
+    pub fn log_config(&self, topic: &TopicMeta) -> LogConfig {
+        let c = &self.config;
+        LogConfig {
+            segment_bytes_max: c.segment_bytes,
+            segment_ms: c.segment_ms,
+            batch_bytes_max: c.batch_bytes_max,
+            flush: if c.fsync {
+                FlushPolicy::Sync
+            } else {
+                FlushPolicy::Interval { flush_interval_ms: c.flush_interval_ms }
+            },
+            retention_ms: topic.retention_ms,
+            retention_bytes: topic.retention_bytes,
+            write_behind_buffers_max: 2,
+            preallocate_bytes: (c.segment_bytes / 16).clamp(1 << 20, 32 << 20),
+            ..LogConfig::default()
+        }
+    }
+
+    /// Opens the partitions of `table` this shard owns and closes (and deletes) those of topics
+    /// no longer in it. Returns the partitions that could not be opened, each with its cause;
+    /// they stay offline, answering a storage error, while upkeep retries them.
+    pub async fn apply_topics(&self, table: TopicTable) -> Vec<String> {
+        let gone: Vec<Key> =
+            self.partitions.borrow().keys().filter(|(t, _)| !table.topics.contains_key(t)).cloned().collect();
+        self.offline.borrow_mut().retain(|(t, _), _| table.topics.contains_key(t));
+        for (topic, partition) in gone {
+            self.partitions.borrow_mut().remove(&(topic.clone(), partition));
+            if let Err(e) = self.disk.remove_partition(&topic, partition).await {
+                let place = self.disk.describe(&topic, partition);
+                tracing::warn!(partition = %place, error = %e, "could not remove a deleted partition");
+            }
+        }
+        let mut failures = Vec::new();
+        for meta in table.topics.values() {
+            for partition in 0..meta.partitions {
+                let mine = meta.local_shard(partition) == Some(self.id);
+                // An offline partition is upkeep's to retry, not a failure of this change.
+                let known = self.partition(&meta.name, partition).is_some()
+                    || self.offline(&meta.name, partition).is_some();
+                if !mine || known {
+                    continue;
+                }
+                if let Err(error) = self.open_partition(meta, partition).await {
+                    failures.push(format!("{}/{partition}: {error}", meta.name));
+                    let next_ms = self.rt.now_ms() + reopen_delay_ms(1);
+                    let offline = Offline { error, attempts: 1, next_ms };
+                    self.offline.borrow_mut().insert((meta.name.clone(), partition), offline);
+                }
+            }
+        }
+        *self.topics.borrow_mut() = table;
+        failures
+    }
+
+    async fn open_partition(&self, meta: &TopicMeta, partition: u32) -> Result<(), String> {
+        let name = format!("{}/{partition}", meta.name);
+        let storage = self
+            .disk
+            .partition(&meta.name, partition)
+            .await
+            .map_err(|e| format!("cannot create {}: {e}", self.disk.describe(&meta.name, partition)))?;
+        match Partition::open(storage, self.log_config(meta), self.rt.now_ms(), name).await {
+            Ok(p) => {
+                self.offline.borrow_mut().remove(&(meta.name.clone(), partition));
+                self.partitions.borrow_mut().insert((meta.name.clone(), partition), Rc::new(p));
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(topic = %meta.name, partition, error = %e, "cannot open partition");
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// Periodic upkeep, every few tens of milliseconds: flushes logs whose interval passed and
+    /// rolls segments by age, enforces retention when `retention_due`, and recovers offline
+    /// partitions and failed logs.
+    pub async fn maintain(&self, retention_due: bool) {
+        let now = self.rt.now_ms();
+        // With fsync-before-ack there is nothing to flush on a timer: leave the partitions'
+        // locks alone until retention is due. Segments then roll by age at that pace, which is
+        // fine against `segment_ms` of hours.
+        if !self.config.fsync || retention_due {
+            for p in self.all_partitions() {
+                let mut log = p.log.lock().await;
+                if let Err(e) = log.tick(now).await {
+                    tracing::error!(partition = %p.name, error = %e, "interval flush or roll failed");
+                }
+                if retention_due {
+                    match log.enforce_retention_below(now, p.high_watermark()).await {
+                        Ok(deleted) if !deleted.is_empty() => p.set_log_start(log.log_start()),
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(partition = %p.name, error = %e, "retention failed"),
+                    }
+                }
+            }
+        }
+        self.recover_partitions(now).await;
+    }
+
+    /// Retries opening the offline partitions and recovers failed logs in place, each with a
+    /// bounded number of attempts.
+    async fn recover_partitions(&self, now: u64) {
+        let due: Vec<(Key, Offline)> = self
+            .offline
+            .borrow()
+            .iter()
+            .filter(|(_, o)| o.attempts < REOPEN_ATTEMPTS_MAX && now >= o.next_ms)
+            .map(|(k, o)| (k.clone(), o.clone()))
+            .collect();
+        for ((topic, partition), o) in due {
+            let Some(meta) = self.topics.borrow().topics.get(&topic).cloned() else { continue };
+            if let Err(error) = self.open_partition(&meta, partition).await {
+                let attempts = o.attempts + 1;
+                let next_ms = now + reopen_delay_ms(attempts);
+                self.offline.borrow_mut().insert((topic, partition), Offline { error, attempts, next_ms });
+            }
+        }
+        for p in self.all_partitions() {
+            p.reopen_if_failed(now).await;
+        }
+    }
+
+    /// Makes every partition durable: at shutdown.
+    pub async fn flush_all(&self) {
+        for p in self.all_partitions() {
+            if let Err(e) = p.log.lock().await.flush().await {
+                tracing::error!(partition = %p.name, error = %e, "flush failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Where a shard's partitions and the topic table live: a directory of partition directories on
+//! a real filesystem ([`DataDir`]), or memory that a test can crash ([`MemDisk`]).
+
+use crate::metadata::TopicTable;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::path::PathBuf;
+use std::rc::Rc;
+use weir_log::storage::Storage;
+use weir_log::storage::dma::DmaStorage;
+use weir_log::storage::mem::{CrashMode, MemStorage};
+
+/// The partitions' storage of one shard. Used from the shard's thread only.
+#[allow(async_fn_in_trait)]
+pub trait Disk: std::fmt::Debug + 'static {
+    type Storage: Storage + Clone + 'static;
+
+    /// The storage of one partition, created empty if it does not exist.
+    async fn partition(&self, topic: &str, partition: u32) -> io::Result<Self::Storage>;
+    /// Deletes a partition's storage and everything in it.
+    async fn remove_partition(&self, topic: &str, partition: u32) -> io::Result<()>;
+    /// Replaces the topic table so that a crash leaves either the old or the new one.
+    async fn save_topics(&self, table: &TopicTable) -> io::Result<()>;
+    /// A printable place of a partition, for messages.
+    fn describe(&self, topic: &str, partition: u32) -> String;
+}
+
+/// The node's data dir: `partitions/<topic>-<partition>/` on direct I/O, `topics.json` beside.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    pub root: PathBuf,
+}
+
+impl DataDir {
+    fn partition_dir(&self, topic: &str, partition: u32) -> PathBuf {
+        self.root.join("partitions").join(format!("{topic}-{partition}"))
+    }
+}
+
+impl Disk for DataDir {
+    type Storage = DmaStorage;
+
+    async fn partition(&self, topic: &str, partition: u32) -> io::Result<DmaStorage> {
+        let dir = self.partition_dir(topic, partition);
+        glommio::executor().spawn_blocking(move || DmaStorage::new(dir)).await
+    }
+
+    async fn remove_partition(&self, topic: &str, partition: u32) -> io::Result<()> {
+        let dir = self.partition_dir(topic, partition);
+        glommio::executor().spawn_blocking(move || std::fs::remove_dir_all(dir)).await
+    }
+
+    async fn save_topics(&self, table: &TopicTable) -> io::Result<()> {
+        let (table, dir) = (table.clone(), self.root.clone());
+        glommio::executor().spawn_blocking(move || table.save(&dir)).await
+    }
+
+    fn describe(&self, topic: &str, partition: u32) -> String {
+        self.partition_dir(topic, partition).display().to_string()
+    }
+}
+
+/// Partitions in memory ([`MemStorage`], with its faults), shared by every shard of a simulated
+/// node: cloning shares it. A crash of the node is [`MemDisk::crash`].
+#[derive(Debug, Clone, Default)]
+pub struct MemDisk {
+    inner: Rc<RefCell<MemDiskState>>,
+}
+
+#[derive(Debug, Default)]
+struct MemDiskState {
+    partitions: HashMap<(String, u32), MemStorage>,
+    topics: TopicTable,
+}
+
+impl MemDisk {
+    /// Loses or tears what was not synced in every partition, as a power cut would.
+    pub fn crash(&self, mode: impl Fn(u64) -> CrashMode) {
+        for (i, storage) in self.inner.borrow().partitions.values().enumerate() {
+            storage.crash(mode(i as u64));
+        }
+    }
+
+    /// The topic table last saved.
+    pub fn topics(&self) -> TopicTable {
+        self.inner.borrow().topics.clone()
+    }
+
+    /// The storage of a partition, if it was ever created: for faults and inspection.
+    pub fn storage(&self, topic: &str, partition: u32) -> Option<MemStorage> {
+        self.inner.borrow().partitions.get(&(topic.to_owned(), partition)).cloned()
+    }
+}
+
+impl Disk for MemDisk {
+    type Storage = MemStorage;
+
+    async fn partition(&self, topic: &str, partition: u32) -> io::Result<MemStorage> {
+        let mut inner = self.inner.borrow_mut();
+        Ok(inner.partitions.entry((topic.to_owned(), partition)).or_default().clone())
+    }
+
+    async fn remove_partition(&self, topic: &str, partition: u32) -> io::Result<()> {
+        self.inner.borrow_mut().partitions.remove(&(topic.to_owned(), partition));
+        Ok(())
+    }
+
+    async fn save_topics(&self, table: &TopicTable) -> io::Result<()> {
+        self.inner.borrow_mut().topics = table.clone();
+        Ok(())
+    }
+
+    fn describe(&self, topic: &str, partition: u32) -> String {
+        format!("memory:{topic}-{partition}")
+    }
+}

@@ -1,0 +1,175 @@
+//! The native protocol's front end: decodes a request frame once, calls the service, encodes the
+//! answer. Produced batches go on as a slice of the frame's own buffer, not a copy.
+
+use crate::service::topics::TopicDescription;
+use crate::service::types::{Failure, FetchPartition, ProducePartition};
+use crate::shard::Shard;
+use bytes::Bytes;
+use std::rc::Rc;
+use weir_net::api::{API_VERSION, PartitionInfo, ShardAddr, TopicInfo};
+use weir_net::frame::{FLAG_ERROR, FRAME_HEADER_BYTES, FrameHeader, encode_frame};
+use weir_net::wire::Writer;
+use weir_net::{ApiKey, DecodeError, ErrorBody, ErrorCode, Request, Response, TopicConfig};
+use weir_replication::PartitionId;
+
+pub fn response_frame(correlation_id: u32, resp: &Response<'_>) -> Vec<u8> {
+    let mut w = Writer::default();
+    resp.encode(&mut w);
+    encode_frame(resp.api_key() as u16, API_VERSION, correlation_id, 0, &w.buf)
+}
+
+pub fn error_frame(header: &FrameHeader, error: ErrorCode, message: String) -> Vec<u8> {
+    let mut w = Writer::default();
+    ErrorBody { error, message }.encode(&mut w);
+    encode_frame(header.api_key, header.api_version, header.correlation_id, FLAG_ERROR, &w.buf)
+}
+
+/// The code a decoding failure is answered with.
+pub fn decode_error_code(e: &DecodeError) -> ErrorCode {
+    match e {
+        DecodeError::UnsupportedVersion { .. } | DecodeError::UnknownApi { .. } => {
+            ErrorCode::UnsupportedVersion
+        }
+        DecodeError::FrameTooLarge { .. } => ErrorCode::RequestTooLarge,
+        _ => ErrorCode::MalformedRequest,
+    }
+}
+
+/// Answers one request frame (`frame` is header and body). Every problem becomes an error
+/// answer; `Err` only for a body that does not decode, which closes the connection.
+pub async fn handle(shard: &Rc<Shard>, header: FrameHeader, frame: Bytes) -> Result<Vec<u8>, Vec<u8>> {
+    let req = match Request::decode(header.api_key, header.api_version, &frame[FRAME_HEADER_BYTES..]) {
+        Ok(r) => r,
+        Err(e) => return Err(error_frame(&header, decode_error_code(&e), e.to_string())),
+    };
+    let cid = header.correlation_id;
+    let svc = &shard.service;
+    Ok(match req {
+        Request::ApiVersions => {
+            let apis = ApiKey::ALL.iter().map(|k| (*k as u16, API_VERSION, API_VERSION)).collect();
+            response_frame(cid, &Response::ApiVersions { apis })
+        }
+        Request::Metadata { topics } => metadata(shard, cid, topics),
+        Request::CreateTopic { name, partitions, config } => {
+            let (error, message) = split(svc.create_topic(name, partitions, config).await);
+            response_frame(cid, &Response::CreateTopic { error, message })
+        }
+        Request::DeleteTopic { name } => {
+            let (error, message) = split(svc.delete_topic(name).await);
+            response_frame(cid, &Response::DeleteTopic { error, message })
+        }
+        Request::DescribeTopic { name } => {
+            let topic = match svc.describe_topic(&name).await {
+                Ok(d) => topic_info(d),
+                Err(f) => unknown_topic(name, f.code),
+            };
+            response_frame(cid, &Response::DescribeTopic { topic })
+        }
+        Request::Produce { topic, partition, acks, batches, .. } => {
+            let part = ProducePartition {
+                topic: topic.into(),
+                partition: PartitionId(partition),
+                batches: frame.slice_ref(batches),
+            };
+            let answer = svc.produce(acks, vec![part]).await.pop().expect("one answer per partition");
+            let (error, message, base_offset, log_start) = match answer {
+                Ok(p) => (ErrorCode::None, String::new(), p.base_offset, p.log_start),
+                Err(f) => (f.code, f.message, 0, 0),
+            };
+            response_frame(cid, &Response::Produce { error, message, base_offset, log_start })
+        }
+        Request::Fetch { topic, partition, offset, max_bytes, max_wait_ms } => {
+            let part = FetchPartition {
+                topic: topic.into(),
+                partition: PartitionId(partition),
+                offset,
+                max_bytes: max_bytes as usize,
+            };
+            match svc.fetch(vec![part], max_wait_ms).await.pop().expect("one answer per partition") {
+                Ok(f) => response_frame(
+                    cid,
+                    &Response::Fetch {
+                        error: ErrorCode::None,
+                        message: String::new(),
+                        high_watermark: f.high_watermark,
+                        log_start: f.log_start,
+                        batches: &f.batches,
+                    },
+                ),
+                Err(f) => response_frame(
+                    cid,
+                    &Response::Fetch {
+                        error: f.code,
+                        message: f.message,
+                        high_watermark: 0,
+                        log_start: 0,
+                        batches: &[],
+                    },
+                ),
+            }
+        }
+        Request::ListOffsets { topic, partition, spec } => {
+            let (error, message, offset) = match svc.list_offsets(&topic, partition, spec).await {
+                Ok(o) => (ErrorCode::None, String::new(), o),
+                Err(f) => (f.code, f.message, 0),
+            };
+            response_frame(cid, &Response::ListOffsets { error, message, offset })
+        }
+        Request::NodeStats => response_frame(cid, &Response::NodeStats { shards: shard.counters.snapshot() }),
+    })
+}
+
+fn split(r: Result<(), Failure>) -> (ErrorCode, String) {
+    match r {
+        Ok(()) => (ErrorCode::None, String::new()),
+        Err(f) => (f.code, f.message),
+    }
+}
+
+fn unknown_topic(name: String, error: ErrorCode) -> TopicInfo {
+    TopicInfo { name, error, config: TopicConfig::default(), partitions: vec![] }
+}
+
+fn topic_info(d: TopicDescription) -> TopicInfo {
+    let partitions = (0..d.meta.partitions)
+        .map(|p| {
+            let b = d.bounds.get(p as usize).copied().flatten();
+            PartitionInfo {
+                partition: p,
+                shard: d.meta.local_shard(p).map_or(0, |s| s.0),
+                log_start: b.map_or(0, |b| b.log_start),
+                log_end: b.map_or(0, |b| b.high_watermark),
+            }
+        })
+        .collect();
+    TopicInfo { config: d.meta.config(), error: ErrorCode::None, name: d.meta.name, partitions }
+}
+
+fn metadata(shard: &Shard, cid: u32, topics: Vec<String>) -> Vec<u8> {
+    let table = shard.service.core.topics.borrow().clone();
+    let host = shard.config.advertised_host();
+    let shards = (0..shard.config.shards)
+        .map(|s| ShardAddr { shard: s as u16, host: host.clone(), port: shard.config.shard_port(s) })
+        .collect();
+    let names: Vec<String> = if topics.is_empty() { table.topics.keys().cloned().collect() } else { topics };
+    let topics = names
+        .into_iter()
+        .map(|name| match table.topics.get(&name) {
+            Some(meta) => TopicInfo {
+                partitions: (0..meta.partitions)
+                    .map(|p| PartitionInfo {
+                        partition: p,
+                        shard: meta.local_shard(p).map_or(0, |s| s.0),
+                        log_start: 0,
+                        log_end: 0,
+                    })
+                    .collect(),
+                config: meta.config(),
+                error: ErrorCode::None,
+                name,
+            },
+            None => unknown_topic(name, ErrorCode::UnknownTopic),
+        })
+        .collect();
+    response_frame(cid, &Response::Metadata { shards, topics })
+}

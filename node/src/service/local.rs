@@ -1,0 +1,246 @@
+//! Operations on the partitions a shard serves itself: what the owner of a partition runs for a
+//! produce, fetch or list-offsets, whichever shard the request came in on.
+
+use super::types::{Bounds, Failure, FetchPartition, FetchedPartition, ProducePartition, Produced};
+use crate::core::ShardCore;
+use crate::disk::Disk;
+use crate::partition::Partition;
+use crate::runtime::Runtime;
+use bytes::Bytes;
+use std::rc::Rc;
+use weir_log::batch::{BatchHeader, BatchView};
+use weir_log::{BatchError, LogError};
+use weir_net::{Acks, ErrorCode, OffsetSpec};
+
+/// Longest a fetch may wait for data.
+pub const FETCH_WAIT_MS_MAX: u32 = 30_000;
+
+/// The answer to a failed log operation.
+pub fn log_failure(e: LogError) -> Failure {
+    let code = match &e {
+        LogError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+        LogError::Batch { source: BatchError::TooLarge { .. }, .. } => ErrorCode::BatchTooLarge,
+        LogError::Batch { .. } | LogError::Corrupt { .. } => ErrorCode::CorruptBatch,
+        _ => ErrorCode::StorageError,
+    };
+    Failure::new(code, e.to_string())
+}
+
+fn batch_failure(e: BatchError) -> Failure {
+    match e {
+        BatchError::TooLarge { .. } => Failure::new(ErrorCode::BatchTooLarge, e.to_string()),
+        e => Failure::new(ErrorCode::CorruptBatch, e.to_string()),
+    }
+}
+
+/// Batches of a produce in memory a batch view may borrow: 16-byte aligned, as rkyv needs.
+/// Batches sit at 16-byte multiples within a frame, so a frame read into an aligned buffer needs
+/// no copy; anything else is copied once, here.
+enum Aligned {
+    Shared(Bytes),
+    Copied(rkyv::util::AlignedVec<16>),
+}
+
+impl Aligned {
+    fn new(bytes: Bytes) -> Self {
+        if (bytes.as_ptr() as usize).is_multiple_of(16) {
+            return Aligned::Shared(bytes);
+        }
+        let mut v = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+        v.extend_from_slice(&bytes);
+        Aligned::Copied(v)
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Aligned::Shared(b) => b,
+            Aligned::Copied(v) => v,
+        }
+    }
+}
+
+/// Validates every batch (CRC, header, rkyv, columns) before any is appended: the request is
+/// refused whole if one is bad.
+fn validate(bytes: &[u8], limit: usize) -> Result<Vec<BatchView<'_>>, Failure> {
+    let mut views = Vec::new();
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let h = BatchHeader::decode(rest)
+            .and_then(|h| h.check_frame(limit).map(|()| h))
+            .map_err(batch_failure)?;
+        let len = h.batch_len as usize;
+        let one = rest
+            .get(..len)
+            .ok_or_else(|| batch_failure(BatchError::Truncated { needed: len, available: rest.len() }))?;
+        let view = BatchView::validate(one, limit).map_err(batch_failure)?;
+        // Produced batches have dense offsets; the log refuses others, so refuse them here,
+        // before anything of the request is appended.
+        let h = view.header();
+        if h.last_offset_delta != h.record_count - 1 {
+            return Err(Failure::new(ErrorCode::CorruptBatch, "batch offsets are not dense"));
+        }
+        views.push(view);
+        rest = &rest[len..];
+    }
+    if views.is_empty() {
+        return Err(Failure::new(ErrorCode::InvalidArgument, "produce without batches"));
+    }
+    Ok(views)
+}
+
+impl<D: Disk, R: Runtime> ShardCore<D, R> {
+    /// The partition of this shard, or why it cannot be served here.
+    pub fn find(&self, topic: &str, partition: u32) -> Result<Rc<Partition<D::Storage>>, Failure> {
+        let count = self.topics.borrow().topics.get(topic).map(|m| m.partitions);
+        match count {
+            None => Err(Failure::new(ErrorCode::UnknownTopic, format!("no topic {topic:?}"))),
+            Some(n) if partition >= n => {
+                Err(Failure::new(ErrorCode::UnknownPartition, format!("{topic} has {n} partitions")))
+            }
+            Some(_) => self.partition(topic, partition).ok_or_else(|| match self.offline(topic, partition) {
+                // Retriable: upkeep keeps trying to open it.
+                Some(o) => Failure::new(
+                    ErrorCode::StorageError,
+                    format!("{topic}/{partition} is offline: {}", o.error),
+                ),
+                None => Failure::new(
+                    ErrorCode::NotOwner,
+                    format!("{topic}/{partition} is not served by shard {}", self.id.0),
+                ),
+            }),
+        }
+    }
+
+    /// Validates the batches, appends them all or none, and answers once they are visible
+    /// (durable with fsync-before-ack, written out otherwise); with `Acks::None` at once, the
+    /// rest running as a task of its own.
+    pub async fn produce_local(&self, acks: Acks, part: ProducePartition) -> Result<Produced, Failure> {
+        let p = self.find(&part.topic, part.partition.0)?;
+        let aligned = Aligned::new(part.batches);
+        let views = validate(aligned.bytes(), self.config.batch_bytes_max)?;
+        let (base, next) = {
+            // One lock for all batches of the request, so they land together, in order, and
+            // all or nothing.
+            let mut log = p.log.lock().await;
+            let a = log.append_all(&views, 0, self.rt.now_ms()).await.map_err(|e| match e {
+                weir_log::AppendAllError::NotAppended { source } => log_failure(source),
+                e => Failure::new(ErrorCode::StorageError, e.to_string()),
+            })?;
+            p.appended(a.last_offset + 1);
+            (a.base_offset, a.last_offset + 1)
+        };
+        drop(views);
+        let log_start = p.log_start();
+        let fsync = self.config.fsync;
+        let visible = async move {
+            if fsync {
+                p.log.wait_durable(next).await.map_err(log_failure)?;
+            } else {
+                p.log.lock().await.write_out().await.map_err(log_failure)?;
+            }
+            p.advance(next);
+            Ok::<(), Failure>(())
+        };
+        match acks {
+            Acks::Leader => visible.await?,
+            Acks::None => self.rt.spawn(Box::pin(async move {
+                if let Err(f) = visible.await {
+                    tracing::error!(message = %f.message, "write after an acks=none produce failed");
+                }
+            })),
+        }
+        Ok(Produced { base_offset: base, log_start })
+    }
+
+    /// Reads what one partition has from `offset` now, without waiting: empty at the high
+    /// watermark.
+    pub async fn fetch_now(&self, part: &FetchPartition) -> Result<FetchedPartition, Failure> {
+        let p = self.find(&part.topic, part.partition.0)?;
+        let (offset, hw, start) = (part.offset, p.high_watermark(), p.log_start());
+        if offset > hw || offset < start {
+            return Err(Failure::new(
+                ErrorCode::OffsetOutOfRange,
+                format!("offset {offset} outside [{start}, {hw}]"),
+            ));
+        }
+        let max_bytes = part.max_bytes.clamp(1, self.config.request_bytes_max);
+        let plan = if offset < hw { p.log.lock().await.plan_read(offset, max_bytes, hw) } else { Ok(None) };
+        let batches = match plan.map_err(log_failure)? {
+            Some(plan) => Bytes::copy_from_slice(plan.execute().await.map_err(log_failure)?.bytes()),
+            None => Bytes::new(),
+        };
+        Ok(FetchedPartition { high_watermark: hw, log_start: p.log_start(), batches })
+    }
+
+    /// Reads the partitions, waiting up to `max_wait_ms` (at most [`FETCH_WAIT_MS_MAX`]) for
+    /// any of them to have data when none has: one wait for all. Answers in request order.
+    pub async fn fetch_local(
+        &self,
+        parts: &[FetchPartition],
+        max_wait_ms: u32,
+    ) -> Vec<Result<FetchedPartition, Failure>> {
+        if parts.is_empty() {
+            return Vec::new();
+        }
+        let deadline = self.rt.monotonic_ms() + u64::from(max_wait_ms.min(FETCH_WAIT_MS_MAX));
+        loop {
+            let mut answers = Vec::with_capacity(parts.len());
+            for part in parts {
+                answers.push(self.fetch_now(part).await);
+            }
+            let ready = answers.iter().any(|a| a.as_ref().map_or(true, |f| !f.batches.is_empty()));
+            let left = deadline.saturating_sub(self.rt.monotonic_ms());
+            if ready || left == 0 {
+                return answers;
+            }
+            // Wait for any of the partitions to grow, or the deadline. The waits are registered
+            // before looking again, so a write that lands in between is not missed.
+            let waits: Option<Vec<_>> = parts
+                .iter()
+                .map(|part| self.partition(&part.topic, part.partition.0).and_then(|p| p.wait()))
+                .collect();
+            let Some(waits) = waits else { return answers };
+            let grew = parts.iter().any(|part| {
+                self.partition(&part.topic, part.partition.0)
+                    .is_some_and(|p| p.high_watermark() > part.offset)
+            });
+            if grew {
+                continue;
+            }
+            tracing::debug!(partitions = parts.len(), wait_ms = left, "fetch waiting for data");
+            let timer = self.rt.sleep_ms(left);
+            let _ = futures::future::select(futures::future::select_all(waits), timer).await;
+        }
+    }
+
+    pub async fn list_offsets_local(
+        &self,
+        topic: &str,
+        partition: u32,
+        spec: OffsetSpec,
+    ) -> Result<u64, Failure> {
+        let p = self.find(topic, partition)?;
+        let hw = p.high_watermark();
+        match spec {
+            OffsetSpec::Earliest => Ok(p.log_start()),
+            OffsetSpec::Latest => Ok(hw),
+            OffsetSpec::Timestamp(ts) => {
+                // Planned under the lock, read without it.
+                let lookup = p.log.lock().await.plan_timestamp_lookup(ts);
+                let found = lookup.execute().await.map_err(log_failure)?;
+                Ok(found.unwrap_or(hw).min(hw))
+            }
+        }
+    }
+
+    /// Log start and high watermark of each partition, as far as this shard serves them.
+    pub fn bounds_local(&self, topic: &str, partitions: &[u32]) -> Vec<Option<Bounds>> {
+        partitions
+            .iter()
+            .map(|&p| {
+                self.partition(topic, p)
+                    .map(|p| Bounds { log_start: p.log_start(), high_watermark: p.high_watermark() })
+            })
+            .collect()
+    }
+}

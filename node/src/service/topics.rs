@@ -1,0 +1,146 @@
+//! Topic changes and descriptions. Shard 0 makes every change: it checks it, saves the table
+//! (so a crash leaves the old or the new one), and has every shard apply it before it answers.
+
+use super::PartitionService;
+use super::types::{Bounds, Failure};
+use crate::bus::{Bus, ShardReply, ShardRequest};
+use crate::disk::Disk;
+use crate::metadata::{PARTITIONS_MAX, TopicMeta, TopicTable, check_topic_name};
+use crate::runtime::Runtime;
+use weir_net::{ErrorCode, TopicConfig};
+use weir_replication::ShardId;
+
+/// The shard that makes topic changes.
+pub const TOPIC_SHARD: ShardId = ShardId(0);
+
+/// A topic and the bounds of each of its partitions (`None`: its owner does not serve it).
+#[derive(Debug, Clone)]
+pub struct TopicDescription {
+    pub meta: TopicMeta,
+    pub bounds: Vec<Option<Bounds>>,
+}
+
+impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
+    /// Creates a topic, all or nothing: a topic whose partitions cannot all be opened is not
+    /// created, and the answer names the ones that failed and why.
+    pub async fn create_topic(
+        &self,
+        name: String,
+        partitions: u32,
+        config: TopicConfig,
+    ) -> Result<(), Failure> {
+        if self.core.id != TOPIC_SHARD {
+            return self.on_topic_shard(ShardRequest::CreateTopic { name, partitions, config }).await;
+        }
+        check_topic_name(&name).map_err(|m| Failure::new(ErrorCode::InvalidArgument, m))?;
+        if partitions == 0 || partitions > PARTITIONS_MAX {
+            let m = format!("partitions must be within 1..={PARTITIONS_MAX}");
+            return Err(Failure::new(ErrorCode::InvalidArgument, m));
+        }
+        let _change = self.topic_changes.lock().await;
+        let before = self.core.topics.borrow().clone();
+        if before.topics.contains_key(&name) {
+            return Err(Failure::new(ErrorCode::TopicAlreadyExists, format!("topic {name:?} exists")));
+        }
+        let defaults = &self.core.config;
+        let meta = TopicMeta {
+            replicas: crate::placement::place(&name, partitions, self.core.shards()),
+            name: name.clone(),
+            partitions,
+            retention_ms: config.retention_ms.or(defaults.retention_ms),
+            retention_bytes: config.retention_bytes.or(defaults.retention_bytes),
+        };
+        let mut table = before.clone();
+        table.topics.insert(name.clone(), meta);
+        self.save(&table).await?;
+        let failures = self.apply_everywhere(table).await;
+        if failures.is_empty() {
+            return Ok(());
+        }
+        // Going back deletes what was opened; should that fail too, the offline partitions
+        // say why.
+        let message = format!("cannot create topic {name:?}: {}", failures.join("; "));
+        match self.save(&before).await {
+            Ok(()) => {
+                self.apply_everywhere(before).await;
+            }
+            Err(e) => {
+                tracing::error!(topic = %name, error = %e.message, "cannot undo a failed topic creation")
+            }
+        }
+        Err(Failure::new(ErrorCode::StorageError, message))
+    }
+
+    pub async fn delete_topic(&self, name: String) -> Result<(), Failure> {
+        if self.core.id != TOPIC_SHARD {
+            return self.on_topic_shard(ShardRequest::DeleteTopic { name }).await;
+        }
+        let _change = self.topic_changes.lock().await;
+        let mut table = self.core.topics.borrow().clone();
+        if table.topics.remove(&name).is_none() {
+            return Err(Failure::new(ErrorCode::UnknownTopic, format!("no topic {name:?}")));
+        }
+        self.save(&table).await?;
+        self.apply_everywhere(table).await;
+        Ok(())
+    }
+
+    async fn on_topic_shard(&self, req: ShardRequest) -> Result<(), Failure> {
+        match self.bus.call(TOPIC_SHARD, req).await {
+            Ok(ShardReply::TopicChanged(r)) => r,
+            Ok(other) => Err(super::wrong(TOPIC_SHARD, "TopicChanged", &other)),
+            Err(e) => Err(super::unavailable(e)),
+        }
+    }
+
+    async fn save(&self, table: &TopicTable) -> Result<(), Failure> {
+        self.core
+            .disk
+            .save_topics(table)
+            .await
+            .map_err(|e| Failure::new(ErrorCode::StorageError, format!("cannot save topics: {e}")))
+    }
+
+    /// Applies a new topic table on every shard, this one last, and waits until all have.
+    /// Returns the partitions that could not be opened (a shard that is gone: all of its own).
+    async fn apply_everywhere(&self, table: TopicTable) -> Vec<String> {
+        let others: Vec<ShardId> =
+            (0..self.core.shards()).map(|s| ShardId(s as u16)).filter(|&s| s != self.core.id).collect();
+        let calls = others.iter().map(|&s| self.bus.call(s, ShardRequest::ApplyTopics(table.clone())));
+        let mut failures = Vec::new();
+        for (reply, s) in futures::future::join_all(calls).await.into_iter().zip(others) {
+            match reply {
+                Ok(ShardReply::TopicsApplied(f)) => failures.extend(f),
+                _ => failures.push(format!("shard {} is not running", s.0)),
+            }
+        }
+        failures.extend(self.core.apply_topics(table).await);
+        failures
+    }
+
+    /// The topic and the bounds of its partitions, asked of their owners (one call per owner).
+    pub async fn describe_topic(&self, name: &str) -> Result<TopicDescription, Failure> {
+        let meta = self.core.topics.borrow().topics.get(name).cloned();
+        let meta = meta.ok_or_else(|| Failure::new(ErrorCode::UnknownTopic, format!("no topic {name:?}")))?;
+        let partitions: Vec<u32> = (0..meta.partitions).collect();
+        let groups = self.group(partitions, |&p| self.owner(name, p));
+        let calls = groups.into_iter().map(|(to, idx, parts)| async move {
+            let n = parts.len();
+            let bounds = if to == self.core.id {
+                self.core.bounds_local(name, &parts)
+            } else {
+                match self
+                    .bus
+                    .call(to, ShardRequest::Bounds { topic: name.to_owned(), partitions: parts })
+                    .await
+                {
+                    Ok(ShardReply::Bounds(b)) => b,
+                    _ => vec![None; n],
+                }
+            };
+            (idx, bounds)
+        });
+        let bounds = Self::ungroup(futures::future::join_all(calls).await);
+        Ok(TopicDescription { meta, bounds })
+    }
+}

@@ -1,0 +1,65 @@
+//! The typed requests and answers of the [`PartitionService`](super::PartitionService): what
+//! every front end speaks to the node, and what shards send each other over the
+//! [`Bus`](crate::bus::Bus). Batches travel as owned [`Bytes`]: moved from shard to shard, never
+//! copied or re-encoded on the way.
+
+use bytes::Bytes;
+use std::sync::Arc;
+use weir_net::ErrorCode;
+use weir_replication::PartitionId;
+
+/// Why one operation (or one partition of it) failed: a protocol error code and a message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code:?}: {message}")]
+pub struct Failure {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+}
+
+/// A topic's name, shared rather than copied per request.
+pub type TopicName = Arc<str>;
+
+/// Record batches for one partition, back to back, as the producer sent them.
+#[derive(Debug, Clone)]
+pub struct ProducePartition {
+    pub topic: TopicName,
+    pub partition: PartitionId,
+    pub batches: Bytes,
+}
+
+/// Where a produce to one partition landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Produced {
+    pub base_offset: u64,
+    pub log_start: u64,
+}
+
+/// A read of one partition from `offset`, of at most `max_bytes` (at least one batch).
+#[derive(Debug, Clone)]
+pub struct FetchPartition {
+    pub topic: TopicName,
+    pub partition: PartitionId,
+    pub offset: u64,
+    pub max_bytes: usize,
+}
+
+/// What a fetch read from one partition: whole batches, empty when there was nothing new.
+#[derive(Debug, Clone)]
+pub struct FetchedPartition {
+    pub high_watermark: u64,
+    pub log_start: u64,
+    pub batches: Bytes,
+}
+
+/// The bounds of one partition, for describing a topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    pub log_start: u64,
+    pub high_watermark: u64,
+}
