@@ -3,12 +3,15 @@
 
 pub mod cli;
 pub mod config;
+mod connection_limits;
 pub mod fatal;
+mod frame_reader;
 mod handler;
 mod metadata;
 mod partition;
 pub mod quic_native;
 mod recv_buffers;
+mod request_memory;
 pub mod server;
 mod shard;
 mod stats;
