@@ -38,6 +38,16 @@ pub struct NodeConfig {
     /// and room for their answers (a fetch's `max_bytes`). Past it, the node stops reading from
     /// the connection until answers go out, so a consumer that does not read pins this much.
     pub connection_buffer_bytes_max: usize,
+    /// Most bytes the whole node holds for request frames being read and for requests not yet
+    /// answered, across every shard and connection (as Kafka's `queued.max.request.bytes`).
+    /// When it is used up, connections are not read until requests finish. At least
+    /// `request_bytes_max`. See `request_memory.rs`.
+    pub request_memory_bytes_max: usize,
+    /// Most connections the node keeps open at once, TCP and QUIC together; one more is refused
+    /// with an error naming this limit.
+    pub connections_max: usize,
+    /// Most connections one client IP address may have open at once (TCP and QUIC together).
+    pub connections_per_ip_max: usize,
     /// At shutdown, how long requests in flight may take to finish before the node flushes and
     /// exits anyway.
     pub shutdown_timeout_ms: u64,
@@ -77,6 +87,9 @@ impl Default for NodeConfig {
             request_bytes_max: 8 << 20,
             requests_in_flight_max: 64,
             connection_buffer_bytes_max: 8 << 20,
+            request_memory_bytes_max: 256 << 20,
+            connections_max: 10_000,
+            connections_per_ip_max: 1_000,
             shutdown_timeout_ms: 5000,
             tls_cert: None,
             tls_key: None,
@@ -152,6 +165,13 @@ impl NodeConfig {
         if self.request_bytes_max < self.batch_bytes_max {
             return bad("request_bytes_max", "must be at least batch_bytes_max");
         }
+        // Every request must fit the node's request memory, or the largest could never be read.
+        if self.request_memory_bytes_max < self.request_bytes_max {
+            return bad("request_memory_bytes_max", "must be at least request_bytes_max");
+        }
+        if self.connections_max == 0 || self.connections_per_ip_max == 0 {
+            return bad("connections_max", "connections_max and connections_per_ip_max must be positive");
+        }
         if self.requests_in_flight_max == 0 {
             return bad("requests_in_flight_max", "must be positive");
         }
@@ -207,6 +227,9 @@ const KNOWN_KEYS: &[&str] = &[
     "request_bytes_max",
     "requests_in_flight_max",
     "connection_buffer_bytes_max",
+    "request_memory_bytes_max",
+    "connections_max",
+    "connections_per_ip_max",
     "shutdown_timeout_ms",
     "tls_cert",
     "tls_key",
@@ -253,6 +276,16 @@ mod tests {
         assert!(matches!(
             NodeConfig::load(None, env).unwrap().check(),
             Err(ConfigError::Invalid { field: "quic_stream_window_bytes_max", .. })
+        ));
+        let env = [("WEIR_REQUEST_MEMORY_BYTES_MAX".to_owned(), "1048576".to_owned())];
+        assert!(matches!(
+            NodeConfig::load(None, env).unwrap().check(),
+            Err(ConfigError::Invalid { field: "request_memory_bytes_max", .. })
+        ));
+        let env = [("WEIR_CONNECTIONS_PER_IP_MAX".to_owned(), "0".to_owned())];
+        assert!(matches!(
+            NodeConfig::load(None, env).unwrap().check(),
+            Err(ConfigError::Invalid { field: "connections_max", .. })
         ));
         let env = [("WEIR_QUIC_BUSY_POLL_US".to_owned(), "5000000".to_owned())];
         assert!(matches!(

@@ -4,15 +4,18 @@
 pub mod bus;
 pub mod cli;
 pub mod config;
+mod connection_limits;
 pub mod core;
 pub mod disk;
 pub mod fatal;
+mod frame_reader;
 pub mod frontend;
 pub mod metadata;
 pub mod partition;
 pub mod placement;
 pub mod quic_native;
 mod recv_buffers;
+mod request_memory;
 pub mod runtime;
 pub mod server;
 pub mod service;

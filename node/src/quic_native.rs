@@ -61,6 +61,11 @@ struct Conn {
     /// handle out again once its connection is gone, and a `Stream` or `Connection` of the
     /// old one must not reach the new one.
     generation: u64,
+    /// What admitted the connection (see [`Endpoint::admit_with`]), kept as long as it is.
+    _admitted: Option<Box<dyn std::any::Any>>,
+    /// Why the connection is refused: it is closed with this reason once its handshake is done
+    /// (a reason sent earlier would not reach the peer), and none of its streams is served.
+    refused: Option<String>,
 }
 
 impl Conn {
@@ -75,6 +80,8 @@ impl Conn {
             lost: false,
             error: None,
             deadline: None,
+            _admitted: None,
+            refused: None,
         }
     }
 
@@ -127,7 +134,17 @@ struct State {
     send_buf: Vec<u8>,
     /// The generation the next connection gets.
     generations: u64,
+    /// Decides whether a new connection from an address is served (see
+    /// [`Endpoint::admit_with`]).
+    admit: Option<Admit>,
 }
+
+/// Decides whether a peer's new connection is served: `Ok` with something the endpoint keeps as
+/// long as the connection lives (a guard that counts it), or `Err` with the reason it is refused.
+pub type Admit = Box<dyn Fn(SocketAddr) -> Result<Box<dyn std::any::Any>, String>>;
+
+/// Application error code a connection is closed with when `admit` refuses it.
+pub const REFUSED_CODE: u32 = 1;
 
 /// A shard's QUIC endpoint on one UDP socket. Its two tasks hold it, and its socket, for the life
 /// of the executor: [`Endpoint::close`] ends its connections, not the endpoint.
@@ -198,6 +215,7 @@ impl Endpoint {
                 timers: BTreeSet::new(),
                 send_buf: Vec::new(),
                 generations: 0,
+                admit: None,
             }),
             // SAFETY: the descriptor moves from `socket`, which gives it up, to glommio's socket.
             socket: unsafe { glommio::net::UdpSocket::from_raw_fd(socket.into_raw_fd()) },
@@ -256,6 +274,13 @@ impl Endpoint {
         })
         .await?;
         Ok(connection)
+    }
+
+    /// From now on, asks `admit` about every new connection a peer opens. One it refuses is
+    /// closed with [`REFUSED_CODE`] and its reason as soon as its handshake is done, and none of
+    /// its streams is served. Without this, every connection is served.
+    pub fn admit_with(&self, admit: impl Fn(SocketAddr) -> Result<Box<dyn std::any::Any>, String> + 'static) {
+        self.state.borrow_mut().admit = Some(Box::new(admit));
     }
 
     /// Refuses new connections from now on; those open go on.
@@ -403,7 +428,9 @@ impl Endpoint {
                     match ev {
                         Event::Stream(StreamEvent::Opened { dir: Dir::Bi }) => {
                             while let Some(id) = c.conn.streams().accept(Dir::Bi) {
-                                new_streams.push((ch, c.generation, id));
+                                if c.refused.is_none() {
+                                    new_streams.push((ch, c.generation, id));
+                                }
                             }
                         }
                         Event::Stream(StreamEvent::Readable { id }) => wake(&mut c.readers, id),
@@ -417,6 +444,12 @@ impl Endpoint {
                         Event::Connected => {
                             c.connected = true;
                             c.waiters.drain(..).for_each(Waker::wake);
+                            if let Some(reason) = &c.refused {
+                                let reason = bytes::Bytes::copy_from_slice(reason.as_bytes());
+                                c.conn.close(now, REFUSED_CODE.into(), reason);
+                                c.lost = true;
+                                c.wake_all();
+                            }
                         }
                         Event::Stream(StreamEvent::Available { dir: Dir::Bi }) => {
                             c.waiters.drain(..).for_each(Waker::wake);
@@ -565,7 +598,13 @@ impl State {
                 match self.endpoint.accept(incoming, now, &mut buf, Some(config)) {
                     Ok((ch, conn)) => {
                         let generation = self.next_generation();
-                        self.conns.insert(ch, Conn::new(conn, generation));
+                        let mut c = Conn::new(conn, generation);
+                        match self.admit.as_ref().map(|admit| admit(m.addr)) {
+                            Some(Ok(guard)) => c._admitted = Some(guard),
+                            Some(Err(reason)) => c.refused = Some(reason),
+                            None => {}
+                        }
+                        self.conns.insert(ch, c);
                         self.dirty.insert(ch);
                     }
                     Err(e) => {

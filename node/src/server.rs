@@ -4,11 +4,15 @@
 
 use crate::bus::{Mesh, MeshBus, mesh};
 use crate::config::NodeConfig;
+use crate::connection_limits::{ConnectionLimits, Refused};
+use crate::frame_reader::{Frame, FrameReader, Read};
 use crate::frontend::native::{decode_error_code, error_frame, handle};
 use crate::metadata::TopicTable;
+use crate::request_memory::{RequestMemory, ShardMemory};
 use crate::shard::{Shard, now_ms};
+use futures::AsyncWriteExt;
+use futures::FutureExt;
 use futures::{AsyncRead, AsyncWrite};
-use futures::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use std::rc::Rc;
@@ -17,12 +21,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use weir_log::storage::dma::DmaStorage;
 use weir_net::ErrorCode;
-use weir_net::frame::{FRAME_HEADER_BYTES, FrameDecoder, FrameHeader};
+use weir_net::frame::{FRAME_HEADER_BYTES, FrameHeader};
 
 /// Registered I/O memory per executor: glommio registers it on three rings and RLIMIT_MEMLOCK
 /// may be as low as 8 MiB, so 3 × shards × this must stay within it for up to two shards.
 pub const IO_MEMORY_BYTES: usize = 1 << 20;
-const READ_CHUNK_BYTES: usize = 64 << 10;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -144,15 +147,20 @@ pub fn run(
     let mut handles = Vec::new();
     let counters = Arc::new(crate::stats::NodeCounters::new(config.shards));
     let loaded = Arc::new(std::sync::Barrier::new(config.shards));
+    let limits = Limits {
+        memory: Arc::new(RequestMemory::new(config.request_memory_bytes_max, config.request_bytes_max)),
+        connections: ConnectionLimits::new(config.connections_max, config.connections_per_ip_max),
+    };
     for id in 0..config.shards {
         let (config, mesh, table, stop, started) =
             (config.clone(), mesh.clone(), table.clone(), stop.clone(), ready_tx.clone());
-        let (counters, loaded, quic_config) = (counters.clone(), loaded.clone(), quic_config.clone());
+        let (counters, loaded, quic_config, limits) =
+            (counters.clone(), loaded.clone(), quic_config.clone(), limits.clone());
         let handle = LocalExecutorBuilder::new(Placement::Fixed(id % cpus))
             .name(&format!("{}{id}", crate::fatal::SHARD_THREAD_PREFIX))
             .io_memory(IO_MEMORY_BYTES)
             .spawn(move || async move {
-                run_shard(id, config, mesh, table, stop, started, counters, loaded, quic_config).await
+                run_shard(id, config, mesh, table, stop, started, counters, loaded, quic_config, limits).await
             })
             .map_err(|e| ServeError::Shard { shard: id, reason: e.to_string() })?;
         handles.push(handle);
@@ -194,6 +202,7 @@ async fn run_shard(
     counters: Arc<crate::stats::NodeCounters>,
     loaded: Arc<std::sync::Barrier>,
     quic_config: quinn::ServerConfig,
+    limits: Limits,
 ) {
     if let Err(source) = DmaStorage::probe(&config.data_dir).await {
         let _ = ready.send(Err(ServeError::DataDir { path: config.data_dir.display().to_string(), source }));
@@ -226,15 +235,23 @@ async fn run_shard(
     loaded.wait();
     let mut accepting = Vec::new();
     let mut endpoints = Vec::new();
+    let memory = ShardMemory::new(limits.memory.clone());
     for (addr, shared) in [(shared_addr, true), (own_addr, false)] {
         let bound = {
-            let shard = shard.clone();
+            let (shard, memory) = (shard.clone(), memory.clone());
             let busy_poll = std::time::Duration::from_micros(config.quic_busy_poll_us);
             crate::quic_native::Endpoint::bind(addr, shared, quic_config.clone(), busy_poll, move |stream| {
                 shard.connection_opened();
-                glommio::spawn_local(serve_connection(shard.clone(), stream)).detach();
+                glommio::spawn_local(serve_connection(shard.clone(), memory.clone(), stream)).detach();
             })
-            .map(|e| endpoints.push(e))
+            .map(|e| {
+                let connections = limits.connections.clone();
+                e.admit_with(move |remote| match connections.admit(remote.ip()) {
+                    Ok(guard) => Ok(Box::new(guard) as Box<dyn std::any::Any>),
+                    Err(refused) => Err(refused.to_string()),
+                });
+                endpoints.push(e)
+            })
         };
         if let Err(source) = bound {
             let _ = ready.send(Err(ServeError::Listen { addr: format!("udp {addr}"), source }));
@@ -248,7 +265,10 @@ async fn run_shard(
                 return;
             }
         };
-        accepting.push(glommio::spawn_local(accept_loop(shard.clone(), listener)).detach());
+        let connections = limits.connections.clone();
+        accepting.push(
+            glommio::spawn_local(accept_loop(shard.clone(), memory.clone(), connections, listener)).detach(),
+        );
     }
     let _ = ready.send(Ok(id));
     let mut last_retention = now_ms();
@@ -289,13 +309,43 @@ async fn run_shard(
     }
 }
 
-async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+/// What bounds the node's memory as a whole, shared by every shard.
+#[derive(Debug, Clone)]
+struct Limits {
+    memory: Arc<RequestMemory>,
+    connections: Arc<ConnectionLimits>,
+}
+
+async fn accept_loop(
+    shard: Rc<Shard>,
+    memory: Rc<ShardMemory>,
+    connections: Arc<ConnectionLimits>,
+    listener: TcpListener,
+) {
     loop {
         match listener.accept().await {
             Ok(stream) => {
+                let admitted = match stream.peer_addr() {
+                    Ok(peer) => connections.admit(peer.ip()),
+                    // Gone already.
+                    Err(_) => continue,
+                };
+                let guard = match admitted {
+                    Ok(guard) => guard,
+                    Err(refused) => {
+                        glommio::spawn_local(refuse(stream, refused)).detach();
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
                 shard.connection_opened();
-                glommio::spawn_local(serve_connection(shard.clone(), stream)).detach();
+                let serve = serve_connection(shard.clone(), memory.clone(), stream);
+                // The connection counts against the limits until it is served to its end.
+                glommio::spawn_local(async move {
+                    serve.await;
+                    drop(guard);
+                })
+                .detach();
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -303,6 +353,16 @@ async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
             }
         }
     }
+}
+
+/// Tells a TCP client over a connection limit why, in an error frame (`Unavailable`, with
+/// correlation id 0, as for a frame that does not decode), then closes. The frame is small: the
+/// socket's buffer takes it at once, so a refused client holds nothing.
+async fn refuse(mut stream: glommio::net::TcpStream, refused: Refused) {
+    tracing::debug!(reason = %refused, "connection refused");
+    let h = FrameHeader { body_len: 0, api_key: 0, api_version: 0, correlation_id: 0, flags: 0 };
+    let _ = stream.write_all(&error_frame(&h, ErrorCode::Unavailable, refused.to_string())).await;
+    let _ = stream.close().await;
 }
 
 /// An answer frame; `Err` closes the connection after it is written.
@@ -324,113 +384,78 @@ fn reply_bytes_max(header: &FrameHeader, frame: &[u8], batch_bytes_max: usize) -
     }
 }
 
+/// A request being handled: its reservation in the connection's budget and its answer.
+type Pending = futures::future::LocalBoxFuture<'static, (usize, Reply)>;
+
 /// Reads frames from a TCP connection or a QUIC stream and answers them in order. Up to
 /// `requests_in_flight_max` requests of one connection are handled at once (a producer pipelines
 /// its batches), holding at most `connection_buffer_bytes_max` for their frames and answers (one
 /// request always runs, whatever its size). Past either bound the connection is not read until
 /// the oldest request is answered, so a client that floods it, or does not read its answers, is
-/// held back by TCP or QUIC flow control. Memory per connection: that budget, one request or
-/// answer beyond it, the decoder's buffer, and one read.
-pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(shard: Rc<Shard>, mut stream: S) {
-    use futures::future::{FutureExt, LocalBoxFuture};
+/// held back by TCP or QUIC flow control. Memory per connection: that budget, one request and
+/// its answer beyond it, and the reader's head buffer. Frames being read and requests not yet
+/// handled also count in the node's request memory (`memory`): while it is used up, the
+/// connection is not read either.
+pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    shard: Rc<Shard>,
+    memory: Rc<ShardMemory>,
+    mut stream: S,
+) {
+    use futures::future::Either;
     use futures::stream::{FuturesOrdered, StreamExt};
     let in_flight_max = shard.config.requests_in_flight_max;
-    let mut decoder = FrameDecoder::new(shard.config.request_bytes_max);
-    let mut buf = vec![0u8; READ_CHUNK_BYTES];
+    let mut reader = FrameReader::new(memory, shard.config.request_bytes_max);
     // Each pending request yields its reservation with its answer.
-    let mut pending: FuturesOrdered<LocalBoxFuture<'static, (usize, Reply)>> = FuturesOrdered::new();
-    let mut closing = false;
+    let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
     // Bytes held for the requests started and not yet answered: each one's frame and the most
     // its answer may take. A slow reader thus pins at most about `connection_buffer_bytes_max`.
     let budget = shard.config.connection_buffer_bytes_max;
     let mut reserved = 0usize;
-    // A whole frame read but not started, waiting for room in the budget.
-    let mut waiting: Option<(FrameHeader, Vec<u8>)> = None;
-    let mut eof = false;
+    let (mut closing, mut eof) = (false, false);
     loop {
-        // Start every whole frame buffered, while there is room.
-        while !closing && pending.len() < in_flight_max {
-            let (header, frame) = match waiting.take() {
-                Some(f) => f,
-                None => match decoder.next_frame() {
-                    Ok(Some((header, frame))) => (header, frame.to_vec()),
-                    Ok(None) => break,
-                    Err(e) => {
-                        let h = FrameHeader {
-                            body_len: 0,
-                            api_key: 0,
-                            api_version: 0,
-                            correlation_id: 0,
-                            flags: 0,
-                        };
-                        let reply = error_frame(&h, decode_error_code(&e), e.to_string());
-                        pending.push_back(futures::future::ready((0, Err(reply))).boxed_local());
-                        closing = true;
-                        break;
-                    }
-                },
-            };
-            // One request always runs, whatever its size: the budget delays, never refuses.
-            let cost = frame.len() + reply_bytes_max(&header, &frame, shard.config.batch_bytes_max);
-            if !pending.is_empty() && reserved + cost > budget {
-                waiting = Some((header, frame));
-                break;
-            }
-            reserved += cost;
-            let shard = shard.clone();
-            // Each request is a task of its own: it makes progress (and releases the locks it
-            // takes) even while this connection is blocked writing an earlier answer to a
-            // client that does not read. The task is detached: a connection that fails drops
-            // its pending answers, never the requests. A produce cancelled halfway through an
-            // append would leave the log with a hole that later acknowledgements cover.
-            let task = glommio::spawn_local(async move {
-                let _in_flight = shard.begin_request();
-                handle(&shard, header, frame.into()).await
-            })
-            .detach();
-            let answer = async move {
-                let reply = task.await.unwrap_or_else(|| {
-                    Err(error_frame(&header, ErrorCode::Unavailable, "the node is stopping".into()))
-                });
-                (cost, reply)
-            };
-            pending.push_back(answer.boxed_local());
-        }
-        let can_read = !closing && !eof && waiting.is_none() && pending.len() < in_flight_max;
+        // A frame is read only when it can start at once: there is room in the budget (the last
+        // request may pass it) or nothing is pending. So no frame read waits, holding request
+        // memory, for a client that does not read its answers.
+        let room = pending.is_empty() || (pending.len() < in_flight_max && reserved < budget);
+        let can_read = !closing && !eof && room;
         if pending.is_empty() && !can_read {
             break;
         }
-        let reply = if can_read && pending.is_empty() {
+        let event = if can_read && pending.is_empty() {
             // Nothing pending (an empty FuturesOrdered would end at once): just read.
-            match stream.read(&mut buf).await {
-                Err(_) => break,
-                Ok(0) => {
-                    eof = true;
-                    continue;
-                }
-                Ok(n) => {
-                    decoder.feed(&buf[..n]);
-                    continue;
-                }
-            }
+            Either::Right(reader.next(&mut stream).await)
         } else if can_read {
-            let read = stream.read(&mut buf);
+            let read = reader.next(&mut stream);
             futures::pin_mut!(read);
+            // The reader is cancel-safe: a read that loses the race keeps what it had.
             match futures::future::select(pending.next(), read).await {
-                futures::future::Either::Left((reply, _)) => reply,
-                futures::future::Either::Right((Err(_), _)) => break,
-                // The client finished sending: answer what it sent, then close.
-                futures::future::Either::Right((Ok(0), _)) => {
-                    eof = true;
-                    continue;
-                }
-                futures::future::Either::Right((Ok(n), _)) => {
-                    decoder.feed(&buf[..n]);
-                    continue;
-                }
+                Either::Left((reply, _)) => Either::Left(reply),
+                Either::Right((read, _)) => Either::Right(read),
             }
         } else {
-            pending.next().await
+            Either::Left(pending.next().await)
+        };
+        let reply = match event {
+            Either::Right(Err(_)) => break,
+            // The client finished sending: answer what it sent, then close.
+            Either::Right(Ok(Read::End)) => {
+                eof = true;
+                continue;
+            }
+            Either::Right(Ok(Read::Malformed(e))) => {
+                let h = FrameHeader { body_len: 0, api_key: 0, api_version: 0, correlation_id: 0, flags: 0 };
+                let reply = error_frame(&h, decode_error_code(&e), e.to_string());
+                pending.push_back(futures::future::ready((0, Err(reply))).boxed_local());
+                closing = true;
+                continue;
+            }
+            Either::Right(Ok(Read::Frame(frame))) => {
+                let (cost, answer) = start_request(&shard, frame);
+                reserved += cost;
+                pending.push_back(answer);
+                continue;
+            }
+            Either::Left(reply) => reply,
         };
         let Some((cost, reply)) = reply else { continue };
         reserved -= cost;
@@ -443,4 +468,31 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(shard: Rc<Shard
         }
     }
     let _ = stream.close().await;
+}
+
+/// Starts handling one request; returns its cost in the connection's budget (its frame and the
+/// most its answer may take) and its answer to come.
+fn start_request(shard: &Rc<Shard>, frame: Frame) -> (usize, Pending) {
+    let Frame { header, bytes, reservation } = frame;
+    let cost = bytes.len() + reply_bytes_max(&header, &bytes, shard.config.batch_bytes_max);
+    let shard = shard.clone();
+    // Each request is a task of its own: it makes progress (and releases the locks it takes)
+    // even while this connection is blocked writing an earlier answer to a client that does not
+    // read. The task is detached: a connection that fails drops its pending answers, never the
+    // requests. A produce cancelled halfway through an append would leave the log with a hole
+    // that later acknowledgements cover. The frame's request memory goes back when the task
+    // ends, with the frame, whether or not the answer is ever written.
+    let task = glommio::spawn_local(async move {
+        let _in_flight = shard.begin_request();
+        let _reservation = reservation;
+        handle(&shard, header, bytes.into()).await
+    })
+    .detach();
+    let answer = async move {
+        let reply = task.await.unwrap_or_else(|| {
+            Err(error_frame(&header, ErrorCode::Unavailable, "the node is stopping".into()))
+        });
+        (cost, reply)
+    };
+    (cost, answer.boxed_local())
 }
