@@ -31,10 +31,12 @@ enum Op {
     },
     Reopen,
     /// Runs the operation until its `io_in`-th write or sync, which never completes, and drops
-    /// it there: the operation is cancelled at an await point.
+    /// it there: the operation is cancelled at an await point. With `crash_seed`, the machine
+    /// then crashes (torn) before the log is reopened.
     Cancel {
         op: Box<Op>,
         io_in: u32,
+        crash_seed: Option<u64>,
     },
 }
 
@@ -63,7 +65,8 @@ fn op_or_cancelled() -> impl Strategy<Value = Op> {
     ];
     prop_oneof![
         8 => op(),
-        1 => (cancellable, 1u32..6).prop_map(|(op, io_in)| Op::Cancel { op: Box::new(op), io_in }),
+        1 => (cancellable, 1u32..6, proptest::option::of(any::<u64>()))
+            .prop_map(|(op, io_in, crash_seed)| Op::Cancel { op: Box::new(op), io_in, crash_seed }),
     ]
 }
 
@@ -212,10 +215,12 @@ fn run_until_held<F: std::future::Future>(fut: F, st: &MemStorage) -> Option<F::
 
 /// Runs `op` and cancels it at its `io_in`-th write or sync. A cancelled operation leaves a log
 /// that refuses to go on until it is reopened; reopened, it holds everything that was durable,
-/// and of the rest at most a prefix of whole batches (the cancelled append's among them).
+/// and of the rest at most a prefix of whole batches (the cancelled append's among them), also
+/// when the machine crashed before the reopen.
 async fn cancel(
     op: Op,
     io_in: u32,
+    crash_seed: Option<u64>,
     log: &mut PartitionLog<MemStorage>,
     m: &mut Model,
     st: &MemStorage,
@@ -254,6 +259,9 @@ async fn cancel(
         m.batches.push((m.end, vals.clone()));
         m.end += vals.len() as u64;
     }
+    if let Some(seed) = crash_seed {
+        st.crash(CrashMode::Torn { seed });
+    }
     let (reopened, report) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
     *log = reopened;
     let end = log.next_offset();
@@ -282,7 +290,9 @@ fn run(ops: Vec<Op>) {
         let mut tag = 0u64;
         for op in ops {
             match op {
-                Op::Cancel { op, io_in } => cancel(*op, io_in, &mut log, &mut m, &st, &mut tag).await,
+                Op::Cancel { op, io_in, crash_seed } => {
+                    cancel(*op, io_in, crash_seed, &mut log, &mut m, &st, &mut tag).await
+                }
                 op => apply(op, &mut log, &mut m, &st, &mut tag).await,
             }
             // The log's durable claim never goes back (but for truncation, which the model
