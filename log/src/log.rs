@@ -742,13 +742,18 @@ impl<S: Storage> PartitionLog<S> {
     async fn truncate_inner(&mut self, offset: u64, now_ms: u64) -> Result<u64> {
         self.active.data.sync().await?;
         self.durable_offset = self.next_offset();
-        if offset <= self.log_start() {
-            // Nothing stays: start over, empty, at `offset`.
-            for base in self.segment_bases() {
+        if offset < self.log_start() {
+            // Nothing stays: start over, empty, at `offset`. The new segment is created before
+            // the old ones go, newest first, so a crash before the directory sync leaves the old
+            // log or a prefix of it (recovery drops the empty segment before it), never an empty
+            // directory, which recovery would restart at offset 0. A cut at the log start itself
+            // takes the path below: the first segment's file would be reused by name.
+            let bases = self.segment_bases();
+            self.active = Self::create_active(&self.storage, &self.config, offset, now_ms).await?;
+            self.sealed.clear();
+            for base in bases.into_iter().rev() {
                 Self::remove_segment(&self.storage, base).await?;
             }
-            self.sealed.clear();
-            self.active = Self::create_active(&self.storage, &self.config, offset, now_ms).await?;
             self.durable_offset = offset;
             self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
             return Ok(offset);
