@@ -15,5 +15,5 @@ pub mod group_commit;
 pub mod log;
 pub mod segment;
 
-pub use crate::group_commit::SharedLog;
+pub use crate::group_commit::{PendingSync, SharedLog};
 pub use crate::log::{Appended, FlushPolicy, LogConfig, PartitionLog, RecoveryReport, Truncation};
