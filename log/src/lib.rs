@@ -20,6 +20,6 @@ pub mod log;
 pub mod segment;
 pub mod timestamp_lookup;
 
-pub use crate::group_commit::SharedLog;
+pub use crate::group_commit::{PendingSync, SharedLog};
 pub use crate::log::{Appended, FlushPolicy, LogConfig, PartitionLog, RecoveryReport, Tick, Truncation};
 pub use crate::timestamp_lookup::TimestampLookup;

@@ -15,6 +15,7 @@ use crate::batch::{BatchHeader, BatchView, patch_offsets};
 use crate::epoch_cache::{EpochEnd, EpochEntry};
 use crate::epoch_store::{EpochStore, Opened};
 use crate::error::{BatchError, LogError, Result};
+use crate::group_commit::PendingSync;
 use crate::index::{INDEX_ENTRY_BYTES, IndexEntry, SealedInfo, SegmentIndex};
 use crate::segment::{
     Fetched, ReadPlan, Scan, ScanEnd, Segment, data_file_name, index_file_name, parse_data_file_name, scan,
@@ -174,6 +175,9 @@ struct Active<F: StorageFile> {
     /// or, for a segment that held batches when it became active (at open, after a
     /// truncation), that moment, as when its batches went in is not known.
     opened_ms: u64,
+    /// Identifies this active segment: a sync records its coverage only if the segment it was
+    /// prepared on is still active (a roll or truncation makes a new `Active`).
+    token: Rc<()>,
 }
 
 /// A partition's log. See the module documentation for its contract.
@@ -514,6 +518,7 @@ impl<S: Storage> PartitionLog<S> {
             data,
             index_out,
             opened_ms: now_ms,
+            token: Rc::new(()),
         })
     }
 
@@ -695,26 +700,44 @@ impl<S: Storage> PartitionLog<S> {
         r
     }
 
-    /// Makes every appended batch durable; returns the new durable offset.
+    /// Makes every appended batch durable; returns the new durable offset. The three steps of
+    /// [`prepare_sync`](Self::prepare_sync) in one: a sync dropped while in flight changes nothing.
     pub async fn flush(&mut self) -> Result<u64> {
-        self.check_usable()?;
-        if self.durable_offset == self.next_offset() && self.active.data.pending_bytes() == 0 {
-            return Ok(self.durable_offset);
-        }
-        self.begin_change()?;
-        let r = self.flush_inner().await;
-        self.failed = r.is_err();
-        r.map(|()| self.durable_offset)
+        let Some(sync) = self.prepare_sync().await? else { return Ok(self.durable_offset) };
+        let result = sync.run().await;
+        self.complete_sync(sync, result)
     }
 
-    async fn flush_inner(&mut self) -> Result<()> {
+    /// Prepares a sync of every batch appended so far, to run without the log borrowed (see
+    /// [`crate::group_commit`] for the contract): writes out the buffered batches and the index
+    /// hints that may go out, and returns what the sync covers. `None` if all is durable. Run it
+    /// with [`PendingSync::run`], then record it with [`complete_sync`](Self::complete_sync).
+    pub async fn prepare_sync(&mut self) -> Result<Option<PendingSync<S::File>>> {
+        self.check_usable()?;
+        if self.durable_offset == self.next_offset() && self.active.data.pending_bytes() == 0 {
+            return Ok(None);
+        }
+        self.begin_change()?;
+        let r = self.write_out_for_sync().await;
+        self.failed = r.is_err();
+        r?;
+        let a = &self.active;
+        Ok(Some(PendingSync {
+            file: a.seg.file.clone(),
+            name: a.data.name().to_owned(),
+            offset: a.seg.next_offset,
+            index_entries: a.seg.index.entries().len(),
+            segment: a.token.clone(),
+        }))
+    }
+
+    async fn write_out_for_sync(&mut self) -> Result<()> {
         let a = &mut self.active;
-        let next = a.seg.next_offset;
-        let now_durable = a.seg.index.entries().len();
         // Index entries go out only once the batches they point at are durable, so recovery may
         // trust every batch before a hint it finds intact. They go out in whole blocks
         // (HINTS_PER_WRITE entries), alongside this sync's data: hints only shorten recovery's
         // scan, so they cost no I/O in sequence and at most one write per block of entries.
+        // Both writes are made here, under the lock: only the fdatasync runs without it.
         let ready = a.index_durable - a.index_persisted;
         let count = ready - ready % HINTS_PER_WRITE;
         let hints = encode_entries(&a.seg.index.entries()[a.index_persisted..a.index_persisted + count]);
@@ -725,11 +748,27 @@ impl<S: Storage> PartitionLog<S> {
             }
             Ok(())
         };
-        futures::try_join!(a.data.sync(), write_hints)?;
+        futures::try_join!(a.data.write_out(), write_hints)?;
         a.index_persisted += count;
-        a.index_durable = now_durable;
-        self.durable_offset = next;
         Ok(())
+    }
+
+    /// Records the outcome of a sync from [`prepare_sync`](Self::prepare_sync); returns the
+    /// durable offset. A failed sync fails the log. A successful one moves the durable offset to
+    /// the end it covered, unless the log failed or its active segment was replaced (rolled or
+    /// cut) since the sync was prepared: that operation set the durable offset itself.
+    pub fn complete_sync(&mut self, sync: PendingSync<S::File>, result: Result<()>) -> Result<u64> {
+        if let Err(e) = result {
+            self.failed = true;
+            return Err(e);
+        }
+        let a = &mut self.active;
+        if !self.failed && Rc::ptr_eq(&a.token, &sync.segment) {
+            assert!(sync.offset <= a.seg.next_offset, "an active segment only grows");
+            self.durable_offset = self.durable_offset.max(sync.offset);
+            a.index_durable = a.index_durable.max(sync.index_entries);
+        }
+        Ok(self.durable_offset)
     }
 
     /// The periodic chore of a partition, called by its shard on a timer: for
@@ -888,13 +927,18 @@ impl<S: Storage> PartitionLog<S> {
     async fn truncate_inner(&mut self, offset: u64, now_ms: u64) -> Result<u64> {
         self.active.data.sync().await?;
         self.durable_offset = self.next_offset();
-        if offset <= self.log_start() {
-            // Nothing stays: start over, empty, at `offset`.
-            for base in self.segment_bases() {
+        if offset < self.log_start() {
+            // Nothing stays: start over, empty, at `offset`. The new segment is created before
+            // the old ones go, newest first, so a crash before the directory sync leaves the old
+            // log or a prefix of it (recovery drops the empty segment before it), never an empty
+            // directory, which recovery would restart at offset 0. A cut at the log start itself
+            // takes the path below: the first segment's file would be reused by name.
+            let bases = self.segment_bases();
+            self.active = Self::create_active(&self.storage, &self.config, offset, now_ms).await?;
+            self.sealed.clear();
+            for base in bases.into_iter().rev() {
                 Self::remove_segment(&self.storage, base).await?;
             }
-            self.sealed.clear();
-            self.active = Self::create_active(&self.storage, &self.config, offset, now_ms).await?;
             self.durable_offset = offset;
             self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
             return Ok(offset);

@@ -30,11 +30,18 @@ enum Op {
         seed: u64,
     },
     Reopen,
+    /// Prepares a sync (unless one is pending) and keeps it, to run later: the operations in
+    /// between run while it would be in flight without the log locked.
+    SyncBegin,
+    /// Runs the pending sync, if any, and records it.
+    SyncEnd,
     /// Runs the operation until its `io_in`-th write or sync, which never completes, and drops
-    /// it there: the operation is cancelled at an await point.
+    /// it there: the operation is cancelled at an await point. With `crash_seed`, the machine
+    /// then crashes (torn) before the log is reopened.
     Cancel {
         op: Box<Op>,
         io_in: u32,
+        crash_seed: Option<u64>,
     },
 }
 
@@ -48,6 +55,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u64..4000).prop_map(|now| Op::Retention { now }),
         2 => (any::<bool>(), any::<u64>()).prop_map(|(torn, seed)| Op::Crash { torn, seed }),
         1 => Just(Op::Reopen),
+        2 => Just(Op::SyncBegin),
+        2 => Just(Op::SyncEnd),
     ]
 }
 
@@ -63,7 +72,8 @@ fn op_or_cancelled() -> impl Strategy<Value = Op> {
     ];
     prop_oneof![
         8 => op(),
-        1 => (cancellable, 1u32..6).prop_map(|(op, io_in)| Op::Cancel { op: Box::new(op), io_in }),
+        1 => (cancellable, 1u32..6, proptest::option::of(any::<u64>()))
+            .prop_map(|(op, io_in, crash_seed)| Op::Cancel { op: Box::new(op), io_in, crash_seed }),
     ]
 }
 
@@ -89,6 +99,10 @@ struct Model {
     start: u64,
     end: u64,
     durable: u64,
+    /// Set when a sync run apart from the log (`SyncEnd`) may have made more durable than the
+    /// log claims (it syncs what was written since it was prepared too), until everything is
+    /// synced again.
+    synced_beyond: bool,
 }
 
 impl Model {
@@ -143,10 +157,12 @@ async fn apply(op: Op, log: &mut PartitionLog<MemStorage>, m: &mut Model, st: &M
         Op::Flush => {
             m.durable = log.flush().await.unwrap();
             assert_eq!(m.durable, m.end);
+            m.synced_beyond = false;
         }
         Op::Roll => {
             log.roll(0).await.unwrap();
             m.durable = m.end;
+            m.synced_beyond = false;
         }
         Op::Truncate { per_mille } => {
             let target = truncation_target(m, per_mille);
@@ -172,9 +188,10 @@ async fn apply(op: Op, log: &mut PartitionLog<MemStorage>, m: &mut Model, st: &M
             let end = log.next_offset();
             // Everything durable survives; of the rest, at most a prefix of batches.
             assert!(end >= m.durable && end <= m.end && m.is_boundary(end), "{end} vs {m:?} {report:?}");
-            if !torn {
+            if !torn && !m.synced_beyond {
                 assert_eq!(end, m.durable, "a clean loss keeps exactly the durable prefix");
             }
+            m.synced_beyond = false;
             m.cut_to(end);
             m.durable = end;
         }
@@ -187,7 +204,7 @@ async fn apply(op: Op, log: &mut PartitionLog<MemStorage>, m: &mut Model, st: &M
             *log = reopened;
             m.durable = m.end;
         }
-        Op::Cancel { .. } => unreachable!("cancel wraps an operation"),
+        Op::Cancel { .. } | Op::SyncBegin | Op::SyncEnd => unreachable!("run handles {op:?}"),
     }
 }
 
@@ -212,10 +229,12 @@ fn run_until_held<F: std::future::Future>(fut: F, st: &MemStorage) -> Option<F::
 
 /// Runs `op` and cancels it at its `io_in`-th write or sync. A cancelled operation leaves a log
 /// that refuses to go on until it is reopened; reopened, it holds everything that was durable,
-/// and of the rest at most a prefix of whole batches (the cancelled append's among them).
+/// and of the rest at most a prefix of whole batches (the cancelled append's among them), also
+/// when the machine crashed before the reopen.
 async fn cancel(
     op: Op,
     io_in: u32,
+    crash_seed: Option<u64>,
     log: &mut PartitionLog<MemStorage>,
     m: &mut Model,
     st: &MemStorage,
@@ -241,9 +260,15 @@ async fn cancel(
         }
         _ => None,
     };
+    let flushing = matches!(op, Op::Flush);
     let done = run_until_held(apply(op, log, m, st, tag), st).is_some();
     st.faults().hold_io_in.set(0);
     if done {
+        return;
+    }
+    if flushing && !log.is_failed() {
+        // Dropped while its fdatasync was in flight, a flush changed nothing: the log goes on.
+        assert_eq!(log.durable_offset(), m.durable, "a dropped sync claims nothing");
         return;
     }
     assert!(log.is_failed(), "a cancelled operation leaves the log failed");
@@ -253,6 +278,9 @@ async fn cancel(
         let vals = records_of(&b);
         m.batches.push((m.end, vals.clone()));
         m.end += vals.len() as u64;
+    }
+    if let Some(seed) = crash_seed {
+        st.crash(CrashMode::Torn { seed });
     }
     let (reopened, report) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
     *log = reopened;
@@ -280,9 +308,29 @@ fn run(ops: Vec<Op>) {
         let (mut log, _) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
         let mut m = Model::default();
         let mut tag = 0u64;
+        let mut pending = None;
         for op in ops {
+            // A crash or reopen (a cancelled operation reopens) ends the process or the log the
+            // pending sync belonged to.
+            if matches!(op, Op::Crash { .. } | Op::Reopen | Op::Cancel { .. }) {
+                pending = None;
+            }
             match op {
-                Op::Cancel { op, io_in } => cancel(*op, io_in, &mut log, &mut m, &st, &mut tag).await,
+                Op::SyncBegin => {
+                    if pending.is_none() {
+                        pending = log.prepare_sync().await.unwrap();
+                    }
+                }
+                Op::SyncEnd => {
+                    if let Some(sync) = pending.take() {
+                        m.synced_beyond = true;
+                        let result = sync.run().await;
+                        log.complete_sync(sync, result).unwrap();
+                    }
+                }
+                Op::Cancel { op, io_in, crash_seed } => {
+                    cancel(*op, io_in, crash_seed, &mut log, &mut m, &st, &mut tag).await
+                }
                 op => apply(op, &mut log, &mut m, &st, &mut tag).await,
             }
             // The log's durable claim never goes back (but for truncation, which the model

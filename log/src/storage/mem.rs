@@ -1,9 +1,18 @@
 //! In-memory storage with injectable faults, for tests and the simulator.
 //!
-//! Each file keeps two images: what reads see now, and what survived the last sync. A
-//! [`crash`](MemStorage::crash) throws the unsynced image away (or, in torn mode, keeps a random
-//! subset of the unsynced blocks, some of them cut short), and every file handle opened before it
-//! fails from then on, as a process that died would. Faults are armed through [`Faults`].
+//! It is at least as unkind as a real disk. Each file keeps two images: what reads see now, and
+//! what survived its last sync (size included: a truncation or allocation is durable only after
+//! a sync, as with fdatasync). The directory, too, has two states: what `open` and `list` see
+//! now, and what the last [`sync_dir`](Storage::sync_dir) made durable. A
+//! [`crash`](MemStorage::crash) reverts the directory to its durable state, so a file created
+//! since then is gone (even if its data was synced) and a file removed since then comes back
+//! with its durable contents; it throws each surviving file's unsynced image away (or, in torn
+//! mode, keeps a random subset of the unsynced blocks, some of them cut short, and a prefix of
+//! the directory changes since the last `sync_dir`, in order, as a journaling filesystem commits
+//! metadata); and every file handle opened before it fails from then on, as a process that died
+//! would. As on POSIX, a handle names a file, not a name: one whose file was removed keeps
+//! reading and writing it, and a file created later under the same name is another file.
+//! Faults are armed through [`Faults`].
 
 use super::{IoBuf, Storage, StorageFile};
 use rkyv::util::AlignedVec;
@@ -69,14 +78,39 @@ impl std::ops::Deref for MemBuf {
     }
 }
 
+/// One file's contents (an inode): what directory entries and open handles refer to.
 #[derive(Debug, Default, Clone)]
 struct MemFileData {
     /// What reads return.
     live: Vec<u8>,
-    /// What a crash leaves.
+    /// What a crash leaves, size included: data and size changes are durable after a sync.
     durable: Vec<u8>,
     /// Blocks written since the last sync.
     dirty: BTreeSet<u64>,
+    /// The shortest length the file was truncated to since the last sync.
+    cut: Option<usize>,
+}
+
+type Inode = Rc<RefCell<MemFileData>>;
+
+/// A creation or removal not yet made durable by `sync_dir`.
+#[derive(Debug)]
+enum DirOp {
+    Create(String, Inode),
+    Remove(String),
+}
+
+impl DirOp {
+    fn apply(self, dir: &mut BTreeMap<String, Inode>) {
+        match self {
+            DirOp::Create(name, inode) => {
+                dir.insert(name, inode);
+            }
+            DirOp::Remove(name) => {
+                dir.remove(&name);
+            }
+        }
+    }
 }
 
 /// Faults to inject. Counters count down on each matching call and fire at zero.
@@ -90,19 +124,39 @@ pub struct Faults {
     pub fail_sync_in: Cell<u32>,
     /// Fail allocations with ENOSPC while set.
     pub disk_full: Cell<bool>,
-    /// Make the n-th next write or sync never complete, as an I/O still in flight when its
-    /// caller is cancelled; it never lands. [`held`](Faults::held) says that it happened.
+    /// Make the n-th next write or sync wait, as an I/O in flight, until
+    /// [`release_held`](Faults::release_held); it lands then, and never if its caller is
+    /// cancelled first. [`held`](Faults::held) says that it is waiting.
     pub hold_io_in: Cell<u32>,
-    /// Set once a write or sync is being held by `hold_io_in`.
+    /// Set while a write or sync is being held by `hold_io_in`.
     pub held: Cell<bool>,
+    /// Wakes the held I/O on release.
+    held_waker: RefCell<Option<std::task::Waker>>,
 }
 
 impl Faults {
-    /// Waits forever when `hold_io_in` counts down to this call.
+    /// Waits until released when `hold_io_in` counts down to this call.
     async fn maybe_hold(&self) {
-        if countdown(&self.hold_io_in) {
-            self.held.set(true);
-            std::future::pending::<()>().await;
+        if !countdown(&self.hold_io_in) {
+            return;
+        }
+        self.held.set(true);
+        std::future::poll_fn(|cx| {
+            if self.held.get() {
+                *self.held_waker.borrow_mut() = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(())
+            }
+        })
+        .await;
+    }
+
+    /// Lets the I/O held by `hold_io_in` complete (when its caller polls it again).
+    pub fn release_held(&self) {
+        self.held.set(false);
+        if let Some(waker) = self.held_waker.borrow_mut().take() {
+            waker.wake();
         }
     }
 }
@@ -123,7 +177,12 @@ fn countdown(c: &Cell<u32>) -> bool {
 
 #[derive(Debug, Default)]
 struct State {
-    files: BTreeMap<String, MemFileData>,
+    /// The directory as `open`, `list` and `remove` see it.
+    dir: BTreeMap<String, Inode>,
+    /// The directory as of the last `sync_dir`: what a crash starts from.
+    durable_dir: BTreeMap<String, Inode>,
+    /// Creations and removals since the last `sync_dir`, in order.
+    dir_ops: Vec<DirOp>,
     /// Bumped by a crash; handles from an older generation fail.
     generation: u64,
     /// Number of sync calls, to observe group commit.
@@ -166,8 +225,8 @@ impl MemStorage {
         self.state.borrow().writes
     }
 
-    /// Simulates a crash of the process or machine: unsynced data goes as `mode` says, and every
-    /// open file handle becomes unusable.
+    /// Simulates a crash of the process or machine: directory changes and unsynced data go as
+    /// `mode` says (see the module documentation), and every open file handle becomes unusable.
     pub fn crash(&self, mode: CrashMode) {
         let mut st = self.state.borrow_mut();
         st.generation += 1;
@@ -175,38 +234,28 @@ impl MemStorage {
             CrashMode::LoseUnsynced => None,
             CrashMode::Torn { seed } => Some(SplitMix(seed)),
         };
-        for f in st.files.values_mut() {
-            let dirty = std::mem::take(&mut f.dirty);
-            let mut image = f.durable.clone();
-            if let Some(rng) = rng.as_mut() {
-                for block in dirty {
-                    let start = block as usize * MEM_ALIGN;
-                    let end = (start + MEM_ALIGN).min(f.live.len());
-                    if start >= end {
-                        continue;
-                    }
-                    let keep = match rng.next() % 3 {
-                        0 => 0,
-                        1 => end - start,
-                        _ => (rng.next() as usize % (end - start) / 512) * 512,
-                    };
-                    if keep > 0 {
-                        if image.len() < start + keep {
-                            image.resize(start + keep, 0);
-                        }
-                        image[start..start + keep].copy_from_slice(&f.live[start..start + keep]);
-                    }
-                }
-            }
-            f.live = image.clone();
-            f.durable = image;
+        let ops = std::mem::take(&mut st.dir_ops);
+        let kept = rng.as_mut().map_or(0, |r| (r.next() % (ops.len() as u64 + 1)) as usize);
+        let mut dir = st.durable_dir.clone();
+        for op in ops.into_iter().take(kept) {
+            op.apply(&mut dir);
         }
+        for inode in dir.values() {
+            crash_file(&mut inode.borrow_mut(), rng.as_mut());
+        }
+        st.durable_dir = dir.clone();
+        st.dir = dir;
+    }
+
+    fn lookup(&self, name: &str) -> Option<Inode> {
+        self.state.borrow().dir.get(name).cloned()
     }
 
     /// Flips one bit at rest, in both images: a latent media error.
     pub fn flip_bit(&self, name: &str, pos: u64, bit: u8) {
-        let mut st = self.state.borrow_mut();
-        let f = st.files.get_mut(name).expect("flip_bit on a missing file");
+        let inode = self.lookup(name).expect("flip_bit on a missing file");
+        let mut f = inode.borrow_mut();
+        let f = &mut *f;
         for image in [&mut f.live, &mut f.durable] {
             if let Some(b) = image.get_mut(pos as usize) {
                 *b ^= 1 << (bit % 8);
@@ -214,24 +263,65 @@ impl MemStorage {
         }
     }
 
-    /// Deletes a file behind the log's back, as an operator's mistake would.
+    /// Deletes a file behind the log's back, as an operator's mistake would; durably.
     pub fn remove_file(&self, name: &str) {
-        self.state.borrow_mut().files.remove(name);
+        let mut st = self.state.borrow_mut();
+        st.dir.remove(name);
+        st.durable_dir.remove(name);
+        st.dir_ops.retain(|op| !matches!(op, DirOp::Create(n, _) | DirOp::Remove(n) if n == name));
     }
 
     /// The current contents of a file, for assertions.
     pub fn contents(&self, name: &str) -> Option<Vec<u8>> {
-        self.state.borrow().files.get(name).map(|f| f.live.clone())
+        self.lookup(name).map(|f| f.borrow().live.clone())
     }
 
-    /// Overwrites a file's bytes in both images, for tests that damage files by hand.
+    /// Overwrites a file's bytes in both images, creating it durably if needed, for tests that
+    /// damage files by hand.
     pub fn set_contents(&self, name: &str, bytes: Vec<u8>) {
         let mut st = self.state.borrow_mut();
-        let f = st.files.entry(name.to_owned()).or_default();
+        let inode = st.dir.entry(name.to_owned()).or_default().clone();
+        st.durable_dir.insert(name.to_owned(), inode.clone());
+        let mut f = inode.borrow_mut();
         f.live = bytes.clone();
         f.durable = bytes;
         f.dirty.clear();
+        f.cut = None;
     }
+}
+
+/// What a crash leaves of one file: its durable image, and in torn mode (`rng` set) perhaps its
+/// size change since the last sync and each unsynced block whole, in part or not at all.
+fn crash_file(f: &mut MemFileData, rng: Option<&mut SplitMix>) {
+    let dirty = std::mem::take(&mut f.dirty);
+    let mut image = f.durable.clone();
+    if let Some(rng) = rng {
+        if rng.next() % 2 == 0 {
+            image.truncate(f.cut.unwrap_or(usize::MAX));
+            image.resize(f.live.len(), 0);
+        }
+        for block in dirty {
+            let start = block as usize * MEM_ALIGN;
+            let end = (start + MEM_ALIGN).min(f.live.len());
+            if start >= end {
+                continue;
+            }
+            let keep = match rng.next() % 3 {
+                0 => 0,
+                1 => end - start,
+                _ => (rng.next() as usize % (end - start) / 512) * 512,
+            };
+            if keep > 0 {
+                if image.len() < start + keep {
+                    image.resize(start + keep, 0);
+                }
+                image[start..start + keep].copy_from_slice(&f.live[start..start + keep]);
+            }
+        }
+    }
+    f.cut = None;
+    f.live = image.clone();
+    f.durable = image;
 }
 
 /// A small deterministic generator, so a torn crash replays from its seed.
@@ -247,10 +337,12 @@ impl SplitMix {
     }
 }
 
-/// A handle on one in-memory file.
+/// A handle on one in-memory file. It refers to the file, not its name, as a POSIX descriptor
+/// does: it outlives a removal of the name, until it is dropped.
 #[derive(Debug)]
 pub struct MemFile {
     name: String,
+    inode: Inode,
     storage: MemStorage,
     generation: u64,
 }
@@ -261,18 +353,11 @@ fn eio(what: &str) -> io::Error {
 
 impl MemFile {
     fn with<R>(&self, f: impl FnOnce(&mut MemFileData, &mut State) -> R) -> io::Result<R> {
-        let mut guard = self.storage.state.borrow_mut();
-        let st = &mut *guard;
+        let mut st = self.storage.state.borrow_mut();
         if st.generation != self.generation {
-            return Err(eio("file handle from before a crash"));
+            return Err(eio(&format!("handle on {} from before a crash", self.name)));
         }
-        let mut data = st
-            .files
-            .remove(&self.name)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{} was removed", self.name)))?;
-        let r = f(&mut data, st);
-        st.files.insert(self.name.clone(), data);
-        Ok(r)
+        Ok(f(&mut self.inode.borrow_mut(), &mut st))
     }
 }
 
@@ -331,6 +416,7 @@ impl StorageFile for MemFile {
             st.syncs += 1;
             f.durable = f.live.clone();
             f.dirty.clear();
+            f.cut = None;
         })
     }
 
@@ -339,12 +425,12 @@ impl StorageFile for MemFile {
     }
 
     async fn truncate(&self, len: u64) -> io::Result<()> {
-        // Size changes are metadata: journaled by the filesystem, so durable at once here.
+        // Like the data, the new size is durable after the next sync (fdatasync syncs it).
         self.with(|f, _| {
             let len = len as usize;
             f.live.resize(len, 0);
-            f.durable.resize(len, 0);
             f.dirty.retain(|&b| (b as usize) * MEM_ALIGN < len);
+            f.cut = Some(f.cut.map_or(len, |c| c.min(len)));
         })
     }
 
@@ -354,11 +440,9 @@ impl StorageFile for MemFile {
         }
         self.with(|f, _| {
             let len = len as usize;
+            // A size change, durable after the next sync.
             if f.live.len() < len {
                 f.live.resize(len, 0);
-            }
-            if f.durable.len() < len {
-                f.durable.resize(len, 0);
             }
         })
     }
@@ -373,29 +457,36 @@ impl Storage for MemStorage {
 
     async fn open(&self, name: &str, create: bool) -> io::Result<MemFile> {
         let mut st = self.state.borrow_mut();
-        if !st.files.contains_key(name) {
-            if !create {
-                return Err(io::Error::new(io::ErrorKind::NotFound, name.to_owned()));
+        let inode = match st.dir.get(name) {
+            Some(inode) => inode.clone(),
+            None if create => {
+                let inode = Inode::default();
+                st.dir.insert(name.to_owned(), inode.clone());
+                st.dir_ops.push(DirOp::Create(name.to_owned(), inode.clone()));
+                inode
             }
-            st.files.insert(name.to_owned(), MemFileData::default());
-        }
-        Ok(MemFile { name: name.to_owned(), storage: self.clone(), generation: st.generation })
+            None => return Err(io::Error::new(io::ErrorKind::NotFound, name.to_owned())),
+        };
+        Ok(MemFile { name: name.to_owned(), inode, storage: self.clone(), generation: st.generation })
     }
 
     async fn remove(&self, name: &str) -> io::Result<()> {
-        self.state
-            .borrow_mut()
-            .files
-            .remove(name)
-            .map(|_| ())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, name.to_owned()))
+        let mut st = self.state.borrow_mut();
+        if st.dir.remove(name).is_none() {
+            return Err(io::Error::new(io::ErrorKind::NotFound, name.to_owned()));
+        }
+        st.dir_ops.push(DirOp::Remove(name.to_owned()));
+        Ok(())
     }
 
     async fn list(&self) -> io::Result<Vec<String>> {
-        Ok(self.state.borrow().files.keys().cloned().collect())
+        Ok(self.state.borrow().dir.keys().cloned().collect())
     }
 
     async fn sync_dir(&self) -> io::Result<()> {
+        let mut st = self.state.borrow_mut();
+        st.durable_dir = st.dir.clone();
+        st.dir_ops.clear();
         Ok(())
     }
 }

@@ -37,12 +37,16 @@ pub trait StorageFile: std::fmt::Debug {
     async fn write_at(&self, buf: Rc<Self::Buf>, pos: u64) -> io::Result<usize>;
     /// Reads up to `len` bytes at `pos`.
     async fn read_at(&self, pos: u64, len: usize) -> io::Result<Self::ReadBuf>;
-    /// Makes everything written so far durable (fdatasync).
+    /// Makes everything written so far durable, the file's size included (fdatasync). Not its
+    /// directory entry: a file created since the last [`Storage::sync_dir`] may vanish at a
+    /// crash with all its data.
     async fn sync(&self) -> io::Result<()>;
     async fn size(&self) -> io::Result<u64>;
+    /// Sets the file's size; the new size is durable after the next [`sync`](StorageFile::sync).
     async fn truncate(&self, len: u64) -> io::Result<()>;
     /// Reserves space up to `len` bytes and extends the file's size to it (reading as zeros), so
-    /// later appends change no metadata and a sync of them is cheaper.
+    /// later appends change no metadata and a sync of them is cheaper. Durable after the next
+    /// [`sync`](StorageFile::sync), like a truncation.
     async fn allocate(&self, len: u64) -> io::Result<()>;
     async fn close(self) -> io::Result<()>;
 }
@@ -52,12 +56,15 @@ pub trait StorageFile: std::fmt::Debug {
 pub trait Storage: std::fmt::Debug {
     type File: StorageFile;
 
-    /// Opens `name` for reading and writing, creating it if `create` is set.
+    /// Opens `name` for reading and writing, creating it if `create` is set. A creation is
+    /// durable only after [`sync_dir`](Storage::sync_dir).
     async fn open(&self, name: &str, create: bool) -> io::Result<Self::File>;
+    /// Removes `name`; the removal is durable only after [`sync_dir`](Storage::sync_dir), and a
+    /// crash before it may bring the file back. Open handles on the file keep working (POSIX).
     async fn remove(&self, name: &str) -> io::Result<()>;
     /// Names of the files in the directory, in no particular order.
     async fn list(&self) -> io::Result<Vec<String>>;
-    /// Makes creations and removals in the directory durable.
+    /// Makes the creations and removals in the directory so far durable.
     async fn sync_dir(&self) -> io::Result<()>;
 }
 
