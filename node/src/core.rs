@@ -10,7 +10,7 @@ use crate::metadata::{TopicMeta, TopicTable};
 use crate::partition::{Partition, REOPEN_ATTEMPTS_MAX, reopen_delay_ms};
 use crate::runtime::Runtime;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use weir_log::{FlushPolicy, LogConfig};
 use weir_replication::ShardId;
@@ -63,9 +63,11 @@ pub struct ShardCore<D: Disk, R: Runtime> {
     pub disk: D,
     pub rt: R,
     pub topics: RefCell<TopicTable>,
-    partitions: RefCell<HashMap<Key, Rc<Partition<D::Storage>>>>,
+    /// Ordered maps: upkeep visits partitions in the same order every run, so a simulation
+    /// replays exactly from its seed.
+    partitions: RefCell<BTreeMap<Key, Rc<Partition<D::Storage>>>>,
     /// Partitions of this shard that failed to open; upkeep retries them.
-    offline: RefCell<HashMap<Key, Offline>>,
+    offline: RefCell<BTreeMap<Key, Offline>>,
 }
 
 impl<D: Disk, R: Runtime> ShardCore<D, R> {
@@ -76,8 +78,8 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             disk,
             rt,
             topics: RefCell::new(TopicTable::default()),
-            partitions: RefCell::new(HashMap::new()),
-            offline: RefCell::new(HashMap::new()),
+            partitions: RefCell::new(BTreeMap::new()),
+            offline: RefCell::new(BTreeMap::new()),
         })
     }
 

@@ -3,7 +3,7 @@
 
 use crate::metadata::TopicTable;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -70,7 +70,7 @@ pub struct MemDisk {
 
 #[derive(Debug, Default)]
 struct MemDiskState {
-    partitions: HashMap<(String, u32), MemStorage>,
+    partitions: BTreeMap<(String, u32), MemStorage>,
     topics: TopicTable,
 }
 
