@@ -1,9 +1,11 @@
 //! The Weir node as a library: what the `weir` binary runs, and what a program that embeds a
 //! node (`weir-perf --embedded`) starts with [`server::run`].
 
+pub mod bootstrap;
 pub mod bus;
 pub mod cli;
 pub mod config;
+pub mod connection;
 mod connection_limits;
 pub mod core;
 pub mod disk;

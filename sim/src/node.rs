@@ -36,6 +36,22 @@ impl std::fmt::Debug for SimNode {
     }
 }
 
+/// A small node's settings for simulations: fsync before acknowledging, small segments (so runs
+/// roll often, and crashes land around rolls too), no retention.
+pub fn sim_config(shards: usize) -> CoreConfig {
+    CoreConfig {
+        shards,
+        fsync: true,
+        flush_interval_ms: 100,
+        segment_bytes: 64 << 10,
+        segment_ms: 3_600_000,
+        batch_bytes_max: 16 << 10,
+        request_bytes_max: 1 << 20,
+        retention_ms: None,
+        retention_bytes: None,
+    }
+}
+
 impl SimNode {
     /// Starts a node on `disk` with the clock at `start_ms`: each shard opens its partitions of
     /// the topic table last saved there, as a real node does, and runs its upkeep.

@@ -26,18 +26,7 @@ const PRODUCERS: usize = 3;
 const SEEDS: u64 = 24;
 
 fn config() -> CoreConfig {
-    CoreConfig {
-        shards: SHARDS,
-        fsync: true,
-        flush_interval_ms: 100,
-        // Small segments, so runs roll often and crashes land around rolls too.
-        segment_bytes: 64 << 10,
-        segment_ms: 3_600_000,
-        batch_bytes_max: 16 << 10,
-        request_bytes_max: 1 << 20,
-        retention_ms: None,
-        retention_bytes: None,
-    }
+    weir_sim::node::sim_config(SHARDS)
 }
 
 /// Every record acknowledged: partition -> offset -> value.

@@ -3,13 +3,13 @@
 
 use crate::service::topics::TopicDescription;
 use crate::service::types::{Failure, FetchPartition, ProducePartition};
-use crate::shard::Shard;
+use crate::shard::{NodeService, Shard};
 use bytes::Bytes;
 use std::rc::Rc;
 use weir_net::api::{API_VERSION, PartitionInfo, ShardAddr, TopicInfo};
 use weir_net::frame::{FLAG_ERROR, FRAME_HEADER_BYTES, FrameHeader, encode_frame};
 use weir_net::wire::Writer;
-use weir_net::{ApiKey, DecodeError, ErrorBody, ErrorCode, Request, Response, TopicConfig};
+use weir_net::{Acks, ApiKey, DecodeError, ErrorBody, ErrorCode, Request, Response, TopicConfig};
 use weir_replication::PartitionId;
 
 pub fn response_frame(correlation_id: u32, resp: &Response<'_>) -> Vec<u8> {
@@ -71,12 +71,7 @@ pub async fn handle(shard: &Rc<Shard>, header: FrameHeader, frame: Bytes) -> Res
                 partition: PartitionId(partition),
                 batches: frame.slice_ref(batches),
             };
-            let answer = svc.produce(acks, vec![part]).await.pop().expect("one answer per partition");
-            let (error, message, base_offset, log_start) = match answer {
-                Ok(p) => (ErrorCode::None, String::new(), p.base_offset, p.log_start),
-                Err(f) => (f.code, f.message, 0, 0),
-            };
-            response_frame(cid, &Response::Produce { error, message, base_offset, log_start })
+            produce(svc, cid, acks, part).await
         }
         Request::Fetch { topic, partition, offset, max_bytes, max_wait_ms } => {
             let part = FetchPartition {
@@ -85,28 +80,7 @@ pub async fn handle(shard: &Rc<Shard>, header: FrameHeader, frame: Bytes) -> Res
                 offset,
                 max_bytes: max_bytes as usize,
             };
-            match svc.fetch(vec![part], max_wait_ms).await.pop().expect("one answer per partition") {
-                Ok(f) => response_frame(
-                    cid,
-                    &Response::Fetch {
-                        error: ErrorCode::None,
-                        message: String::new(),
-                        high_watermark: f.high_watermark,
-                        log_start: f.log_start,
-                        batches: &f.batches,
-                    },
-                ),
-                Err(f) => response_frame(
-                    cid,
-                    &Response::Fetch {
-                        error: f.code,
-                        message: f.message,
-                        high_watermark: 0,
-                        log_start: 0,
-                        batches: &[],
-                    },
-                ),
-            }
+            fetch(svc, cid, part, max_wait_ms).await
         }
         Request::ListOffsets { topic, partition, spec } => {
             let (error, message, offset) = match svc.list_offsets(&topic, partition, spec).await {
@@ -117,6 +91,38 @@ pub async fn handle(shard: &Rc<Shard>, header: FrameHeader, frame: Bytes) -> Res
         }
         Request::NodeStats => response_frame(cid, &Response::NodeStats { shards: shard.counters.snapshot() }),
     })
+}
+
+async fn produce(svc: &NodeService, cid: u32, acks: Acks, part: ProducePartition) -> Vec<u8> {
+    let answer = svc.produce(acks, vec![part]).await.pop().expect("one answer per partition");
+    let (error, message, base_offset, log_start) = match answer {
+        Ok(p) => (ErrorCode::None, String::new(), p.base_offset, p.log_start),
+        Err(f) => (f.code, f.message, 0, 0),
+    };
+    response_frame(cid, &Response::Produce { error, message, base_offset, log_start })
+}
+
+async fn fetch(svc: &NodeService, cid: u32, part: FetchPartition, max_wait_ms: u32) -> Vec<u8> {
+    match svc.fetch(vec![part], max_wait_ms).await.pop().expect("one answer per partition") {
+        Ok(f) => {
+            let (error, message) = (ErrorCode::None, String::new());
+            let (high_watermark, log_start) = (f.high_watermark, f.log_start);
+            response_frame(
+                cid,
+                &Response::Fetch { error, message, high_watermark, log_start, batches: &f.batches },
+            )
+        }
+        Err(f) => {
+            let resp = Response::Fetch {
+                error: f.code,
+                message: f.message,
+                high_watermark: 0,
+                log_start: 0,
+                batches: &[],
+            };
+            response_frame(cid, &resp)
+        }
+    }
 }
 
 fn split(r: Result<(), Failure>) -> (ErrorCode, String) {

@@ -1,0 +1,184 @@
+//! Starting one shard on its executor: the direct-I/O probe, the mesh, the shard's core, service
+//! and bus, its partitions, its listeners (the shared address and its own, each a QUIC endpoint
+//! and a TCP listener on the same port number), then upkeep until the node stops, then an
+//! orderly shutdown.
+
+use crate::bus::{Mesh, MeshBus};
+use crate::config::NodeConfig;
+use crate::connection::{Limits, accept_loop, serve_connection};
+use crate::core::{CoreConfig, ShardCore};
+use crate::disk::DataDir;
+use crate::metadata::TopicTable;
+use crate::request_memory::ShardMemory;
+use crate::runtime::{GlommioRuntime, Runtime};
+use crate::server::ServeError;
+use crate::service::PartitionService;
+use crate::shard::Shard;
+use crate::stats::NodeCounters;
+use glommio::net::TcpListener;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use weir_log::storage::dma::DmaStorage;
+use weir_replication::ShardId;
+
+/// How often a shard runs its upkeep (interval flush, roll by age, recovery of failed logs).
+pub const UPKEEP_INTERVAL_MS: u64 = 50;
+/// How often a shard enforces retention.
+pub const RETENTION_INTERVAL_MS: u64 = 60_000;
+
+/// Everything a shard starts from, handed from the node's main thread to the shard's own.
+#[derive(Debug)]
+pub struct ShardStart {
+    pub id: usize,
+    pub config: NodeConfig,
+    pub mesh: Mesh,
+    pub table: TopicTable,
+    pub stop: Arc<AtomicBool>,
+    /// Where the shard says it listens (its id), or why it could not start.
+    pub ready: std::sync::mpsc::Sender<Result<usize, ServeError>>,
+    pub counters: Arc<NodeCounters>,
+    /// Every shard waits here until all have opened their partitions.
+    pub loaded: Arc<std::sync::Barrier>,
+    pub quic_config: quinn::ServerConfig,
+    pub limits: Limits,
+}
+
+/// What a shard listens with, kept to stop them at shutdown.
+#[derive(Debug, Default)]
+struct Listeners {
+    accepting: Vec<glommio::task::JoinHandle<()>>,
+    endpoints: Vec<Rc<crate::quic_native::Endpoint>>,
+}
+
+/// Runs one shard until the node stops. Reports on `start.ready` whether it started.
+pub async fn run_shard(start: ShardStart) {
+    let ShardStart { id, config, mesh, table, stop, ready, counters, loaded, quic_config, limits } = start;
+    let shard = match build(id, config, mesh, counters).await {
+        Ok(shard) => shard,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    shard.core().apply_topics(table).await;
+    // No shard takes requests before every shard has opened its partitions: a request forwarded
+    // to a shard still loading would find no topic. Blocking is fine here: nothing crosses the
+    // mesh before the listeners open.
+    loaded.wait();
+    let listeners = match listen(&shard, quic_config, &limits) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(id));
+    upkeep_until(&shard, &stop).await;
+    shut_down(&shard, listeners).await;
+}
+
+/// The shard's core, bus and service, with the mesh's receivers served.
+async fn build(
+    id: usize,
+    config: NodeConfig,
+    mesh: Mesh,
+    counters: Arc<NodeCounters>,
+) -> Result<Rc<Shard>, ServeError> {
+    DmaStorage::probe(&config.data_dir)
+        .await
+        .map_err(|source| ServeError::DataDir { path: config.data_dir.display().to_string(), source })?;
+    let (senders, mut receivers) =
+        mesh.join().await.map_err(|_| ServeError::Shard { shard: id, reason: "mesh join failed".into() })?;
+    let config = Rc::new(config);
+    let shard_id = ShardId(id as u16);
+    let disk = DataDir { root: config.data_dir.clone() };
+    let core = ShardCore::new(shard_id, CoreConfig::from(&*config), disk, GlommioRuntime::new());
+    let bus = Rc::new(MeshBus::new(shard_id, senders, config.shards, counters.clone()));
+    let service = PartitionService::new(core, bus.clone());
+    for (_, rx) in receivers.streams() {
+        glommio::spawn_local(crate::bus::mesh_loop(bus.clone(), service.clone(), rx)).detach();
+    }
+    Ok(Shard::new(config, service, counters))
+}
+
+/// Binds the shared address and the shard's own: a QUIC endpoint and a TCP listener on each.
+fn listen(
+    shard: &Rc<Shard>,
+    quic_config: quinn::ServerConfig,
+    limits: &Limits,
+) -> Result<Listeners, ServeError> {
+    let config = &shard.config;
+    let own_addr = std::net::SocketAddr::new(config.listen.ip(), config.shard_port(shard.id));
+    let memory = ShardMemory::new(limits.memory.clone());
+    let mut listeners = Listeners::default();
+    for (addr, shared) in [(config.listen, true), (own_addr, false)] {
+        let (served, memory_q) = (shard.clone(), memory.clone());
+        let busy_poll = Duration::from_micros(config.quic_busy_poll_us);
+        let endpoint =
+            crate::quic_native::Endpoint::bind(addr, shared, quic_config.clone(), busy_poll, move |stream| {
+                served.connection_opened();
+                glommio::spawn_local(serve_connection(served.clone(), memory_q.clone(), stream)).detach();
+            })
+            .map_err(|source| ServeError::Listen { addr: format!("udp {addr}"), source })?;
+        let connections = limits.connections.clone();
+        endpoint.admit_with(move |remote| match connections.admit(remote.ip()) {
+            Ok(guard) => Ok(Box::new(guard) as Box<dyn std::any::Any>),
+            Err(refused) => Err(refused.to_string()),
+        });
+        listeners.endpoints.push(endpoint);
+        let listener = TcpListener::bind(addr).map_err(|e| ServeError::Listen {
+            addr: addr.to_string(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let accept = accept_loop(shard.clone(), memory.clone(), limits.connections.clone(), listener);
+        listeners.accepting.push(glommio::spawn_local(accept).detach());
+    }
+    Ok(listeners)
+}
+
+/// Runs the shard's upkeep every [`UPKEEP_INTERVAL_MS`] until `stop` is set.
+async fn upkeep_until(shard: &Shard, stop: &AtomicBool) {
+    let rt = shard.core().rt.clone();
+    let mut last_retention = rt.monotonic_ms();
+    while !stop.load(Ordering::SeqCst) {
+        rt.sleep_ms(UPKEEP_INTERVAL_MS).await;
+        let now = rt.monotonic_ms();
+        let retention_due = now.saturating_sub(last_retention) >= RETENTION_INTERVAL_MS;
+        shard.core().maintain(retention_due).await;
+        if retention_due {
+            last_retention = now;
+        }
+    }
+}
+
+/// Takes no new connections, lets the requests in flight finish (for a while), makes every
+/// partition durable, then tells QUIC clients the node is gone. Connections still open are
+/// dropped with the executor.
+async fn shut_down(shard: &Shard, listeners: Listeners) {
+    for task in &listeners.accepting {
+        task.cancel();
+    }
+    for endpoint in &listeners.endpoints {
+        // New QUIC connections are refused; those open keep their streams until the end.
+        endpoint.stop_accepting();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_millis(shard.config.shutdown_timeout_ms);
+    while shard.requests_in_flight() > 0 && std::time::Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+    if shard.requests_in_flight() > 0 {
+        tracing::warn!(
+            shard = shard.id,
+            requests = shard.requests_in_flight(),
+            "shutdown with requests unfinished"
+        );
+    }
+    shard.core().flush_all().await;
+    // TCP clients see their connections close with the process; the QUIC closes are sent
+    // before `close` returns.
+    for endpoint in &listeners.endpoints {
+        endpoint.close();
+    }
+}

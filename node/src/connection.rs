@@ -1,0 +1,207 @@
+//! Serving one connection (a TCP connection or a QUIC stream): frames are read within the
+//! node's request memory and the connection's budget, each request runs as a detached task of its
+//! own through the native front end, and answers go back in request order. Also the TCP accept
+//! loop, which applies the connection limits.
+
+use crate::connection_limits::{ConnectionLimits, Refused};
+use crate::frame_reader::{Frame, FrameReader, Read};
+use crate::frontend::native::{decode_error_code, error_frame, handle};
+use crate::request_memory::{RequestMemory, ShardMemory};
+use crate::shard::Shard;
+use futures::AsyncWriteExt;
+use futures::FutureExt;
+use futures::{AsyncRead, AsyncWrite};
+use glommio::net::TcpListener;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+use weir_net::ErrorCode;
+use weir_net::frame::{FRAME_HEADER_BYTES, FrameHeader};
+
+/// What bounds the node's memory as a whole, shared by every shard.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub memory: Arc<RequestMemory>,
+    pub connections: Arc<ConnectionLimits>,
+}
+
+pub(crate) async fn accept_loop(
+    shard: Rc<Shard>,
+    memory: Rc<ShardMemory>,
+    connections: Arc<ConnectionLimits>,
+    listener: TcpListener,
+) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                let admitted = match stream.peer_addr() {
+                    Ok(peer) => connections.admit(peer.ip()),
+                    // Gone already.
+                    Err(_) => continue,
+                };
+                let guard = match admitted {
+                    Ok(guard) => guard,
+                    Err(refused) => {
+                        glommio::spawn_local(refuse(stream, refused)).detach();
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                shard.connection_opened();
+                let serve = serve_connection(shard.clone(), memory.clone(), stream);
+                // The connection counts against the limits until it is served to its end.
+                glommio::spawn_local(async move {
+                    serve.await;
+                    drop(guard);
+                })
+                .detach();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Tells a TCP client over a connection limit why, in an error frame (`Unavailable`, with
+/// correlation id 0, as for a frame that does not decode), then closes. The frame is small: the
+/// socket's buffer takes it at once, so a refused client holds nothing.
+async fn refuse(mut stream: glommio::net::TcpStream, refused: Refused) {
+    tracing::debug!(reason = %refused, "connection refused");
+    let h = FrameHeader { body_len: 0, api_key: 0, api_version: 0, correlation_id: 0, flags: 0 };
+    let _ = stream.write_all(&error_frame(&h, ErrorCode::Unavailable, refused.to_string())).await;
+    let _ = stream.close().await;
+}
+
+/// An answer frame; `Err` closes the connection after it is written.
+type Reply = Result<Vec<u8>, Vec<u8>>;
+
+/// The most bytes the answer to a request may take: for a fetch, `max_bytes`, but at least one
+/// whole batch (a fetch returns the first batch whatever its size, up to `batch_bytes_max`); a
+/// small answer for the rest (metadata of many topics may pass it, by little).
+fn reply_bytes_max(header: &FrameHeader, frame: &[u8], batch_bytes_max: usize) -> usize {
+    const SMALL_REPLY_BYTES: usize = 4096;
+    if header.api_key != weir_net::ApiKey::Fetch as u16 {
+        return SMALL_REPLY_BYTES;
+    }
+    match weir_net::Request::decode(header.api_key, header.api_version, &frame[FRAME_HEADER_BYTES..]) {
+        Ok(weir_net::Request::Fetch { max_bytes, .. }) => {
+            (max_bytes as usize).max(batch_bytes_max) + SMALL_REPLY_BYTES
+        }
+        _ => SMALL_REPLY_BYTES,
+    }
+}
+
+/// A request being handled: its reservation in the connection's budget and its answer.
+type Pending = futures::future::LocalBoxFuture<'static, (usize, Reply)>;
+
+/// Reads frames from a TCP connection or a QUIC stream and answers them in order. Up to
+/// `requests_in_flight_max` requests of one connection are handled at once (a producer pipelines
+/// its batches), holding at most `connection_buffer_bytes_max` for their frames and answers (one
+/// request always runs, whatever its size). Past either bound the connection is not read until
+/// the oldest request is answered, so a client that floods it, or does not read its answers, is
+/// held back by TCP or QUIC flow control. Memory per connection: that budget, one request and
+/// its answer beyond it, and the reader's head buffer. Frames being read and requests not yet
+/// handled also count in the node's request memory (`memory`): while it is used up, the
+/// connection is not read either.
+pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    shard: Rc<Shard>,
+    memory: Rc<ShardMemory>,
+    mut stream: S,
+) {
+    use futures::future::Either;
+    use futures::stream::{FuturesOrdered, StreamExt};
+    let in_flight_max = shard.config.requests_in_flight_max;
+    let mut reader = FrameReader::new(memory, shard.config.request_bytes_max);
+    // Each pending request yields its reservation with its answer.
+    let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
+    // Bytes held for the requests started and not yet answered: each one's frame and the most
+    // its answer may take. A slow reader thus pins at most about `connection_buffer_bytes_max`.
+    let budget = shard.config.connection_buffer_bytes_max;
+    let mut reserved = 0usize;
+    let (mut closing, mut eof) = (false, false);
+    loop {
+        // A frame is read only when it can start at once: there is room in the budget (the last
+        // request may pass it) or nothing is pending. So no frame read waits, holding request
+        // memory, for a client that does not read its answers.
+        let room = pending.is_empty() || (pending.len() < in_flight_max && reserved < budget);
+        let can_read = !closing && !eof && room;
+        if pending.is_empty() && !can_read {
+            break;
+        }
+        let event = if can_read && pending.is_empty() {
+            // Nothing pending (an empty FuturesOrdered would end at once): just read.
+            Either::Right(reader.next(&mut stream).await)
+        } else if can_read {
+            let read = reader.next(&mut stream);
+            futures::pin_mut!(read);
+            // The reader is cancel-safe: a read that loses the race keeps what it had.
+            match futures::future::select(pending.next(), read).await {
+                Either::Left((reply, _)) => Either::Left(reply),
+                Either::Right((read, _)) => Either::Right(read),
+            }
+        } else {
+            Either::Left(pending.next().await)
+        };
+        let reply = match event {
+            Either::Right(Err(_)) => break,
+            // The client finished sending: answer what it sent, then close.
+            Either::Right(Ok(Read::End)) => {
+                eof = true;
+                continue;
+            }
+            Either::Right(Ok(Read::Malformed(e))) => {
+                let h = FrameHeader { body_len: 0, api_key: 0, api_version: 0, correlation_id: 0, flags: 0 };
+                let reply = error_frame(&h, decode_error_code(&e), e.to_string());
+                pending.push_back(futures::future::ready((0, Err(reply))).boxed_local());
+                closing = true;
+                continue;
+            }
+            Either::Right(Ok(Read::Frame(frame))) => {
+                let (cost, answer) = start_request(&shard, frame);
+                reserved += cost;
+                pending.push_back(answer);
+                continue;
+            }
+            Either::Left(reply) => reply,
+        };
+        let Some((cost, reply)) = reply else { continue };
+        reserved -= cost;
+        let (bytes, close) = match reply {
+            Ok(r) => (r, false),
+            Err(r) => (r, true),
+        };
+        if stream.write_all(&bytes).await.is_err() || close {
+            break;
+        }
+    }
+    let _ = stream.close().await;
+}
+
+/// Starts handling one request; returns its cost in the connection's budget (its frame and the
+/// most its answer may take) and its answer to come.
+fn start_request(shard: &Rc<Shard>, frame: Frame) -> (usize, Pending) {
+    let Frame { header, bytes, reservation } = frame;
+    let cost = bytes.len() + reply_bytes_max(&header, &bytes, shard.config.batch_bytes_max);
+    let shard = shard.clone();
+    // Each request is a task of its own: it makes progress (and releases the locks it takes)
+    // even while this connection is blocked writing an earlier answer to a client that does not
+    // read. The task is detached: a connection that fails drops its pending answers, never the
+    // requests. A produce cancelled halfway through an append would leave the log with a hole
+    // that later acknowledgements cover. The frame's request memory goes back when the task
+    // ends, with the frame, whether or not the answer is ever written.
+    let task = glommio::spawn_local(async move {
+        let _in_flight = shard.begin_request();
+        let _reservation = reservation;
+        handle(&shard, header, bytes.into()).await
+    })
+    .detach();
+    let answer = async move {
+        let reply = task.await.unwrap_or_else(|| {
+            Err(error_frame(&header, ErrorCode::Unavailable, "the node is stopping".into()))
+        });
+        (cost, reply)
+    };
+    (cost, answer.boxed_local())
+}

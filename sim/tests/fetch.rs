@@ -1,0 +1,59 @@
+//! One fetch over partitions of several shards waits once, for whichever gets data first.
+
+use bytes::Bytes;
+use weir_log::batch::{BatchBuilder, ProducerStamp, Record};
+use weir_net::{Acks, TopicConfig};
+use weir_node::disk::MemDisk;
+use weir_node::runtime::Runtime;
+use weir_node::service::types::{FetchPartition, ProducePartition};
+use weir_replication::{PartitionId, ShardId};
+use weir_sim::node::{SimNode, sim_config};
+
+fn one_record() -> Bytes {
+    let mut b = BatchBuilder::new(1 << 20);
+    b.push(&Record { key: None, value: Some(b"late"), headers: &[], timestamp: 1 }).unwrap();
+    Bytes::copy_from_slice(b.seal(ProducerStamp::default()).as_bytes())
+}
+
+#[test]
+fn one_fetch_waits_on_partitions_of_both_shards() {
+    let mut node = SimNode::start(MemDisk::default(), sim_config(2), 0);
+    let svc = node.services[0].clone();
+    node.block_on(async move { svc.create_topic("f".into(), 8, TopicConfig::default()).await })
+        .unwrap()
+        .unwrap();
+    // A partition on each shard, by the placement table.
+    let table = node.disk.topics();
+    let meta = &table.topics["f"];
+    let on =
+        |s: u16| (0..8).find(|&p| meta.local_shard(p) == Some(ShardId(s))).expect("both shards own some");
+    let (mine, theirs) = (on(0), on(1));
+    let fetching = node.services[0].clone();
+    let producing = node.services[0].clone();
+    let rt = node.rt.clone();
+    node.spawn(async move {
+        rt.sleep_ms(1000).await;
+        let part =
+            ProducePartition { topic: "f".into(), partition: PartitionId(theirs), batches: one_record() };
+        producing.produce(Acks::Leader, vec![part]).await.pop().unwrap().expect("produced");
+    });
+    let start = node.rt.monotonic_ms();
+    let rt = node.rt.clone();
+    let (answers, waited) = node
+        .block_on(async move {
+            let parts = [mine, theirs].map(|p| FetchPartition {
+                topic: "f".into(),
+                partition: PartitionId(p),
+                offset: 0,
+                max_bytes: 1 << 20,
+            });
+            let answers = fetching.fetch(parts.to_vec(), 5000).await;
+            (answers, rt.monotonic_ms() - start)
+        })
+        .unwrap();
+    assert!((1000..5000).contains(&waited), "answered when the data came, not at the deadline: {waited} ms");
+    let [a, b] = [&answers[0], &answers[1]].map(|a| a.as_ref().expect("fetched"));
+    assert!(a.batches.is_empty(), "nothing on shard 0's partition");
+    assert!(!b.batches.is_empty(), "the record on shard 1's partition");
+    assert_eq!(b.high_watermark, 1);
+}
