@@ -15,6 +15,9 @@ use std::rc::Rc;
 use weir_net::DecodeError;
 use weir_net::frame::{FRAME_HEADER_BYTES, FrameHeader};
 
+/// A frame's buffer: aligned as rkyv needs the batches in it.
+type FrameBuf = rkyv::util::AlignedVec<16>;
+
 /// Size of each connection's head buffer: a read takes up to this much of frames not yet
 /// reserved.
 pub const HEAD_READ_BYTES: usize = 16 << 10;
@@ -24,7 +27,9 @@ pub const HEAD_READ_BYTES: usize = 16 << 10;
 pub struct Frame {
     pub header: FrameHeader,
     /// The frame, header included.
-    pub bytes: Vec<u8>,
+    /// 16-byte aligned, so the batches it carries (16-byte multiples within the frame) are
+    /// validated and appended in place.
+    pub bytes: bytes::Bytes,
     pub reservation: Reservation,
 }
 
@@ -42,7 +47,7 @@ pub enum Read {
 #[derive(Debug)]
 struct Body {
     header: FrameHeader,
-    bytes: Vec<u8>,
+    bytes: FrameBuf,
     filled: usize,
     reservation: Reservation,
 }
@@ -83,7 +88,11 @@ impl FrameReader {
                 if body.filled == body.bytes.len() {
                     let Body { header, bytes, mut reservation, .. } = self.body.take().expect("a body");
                     reservation.received();
-                    return Ok(Read::Frame(Frame { header, bytes, reservation }));
+                    return Ok(Read::Frame(Frame {
+                        header,
+                        bytes: bytes::Bytes::from_owner(bytes),
+                        reservation,
+                    }));
                 }
                 let n = stream.read(&mut body.bytes[body.filled..]).await?;
                 if n == 0 {
@@ -128,11 +137,12 @@ impl FrameReader {
         let whole = here == len;
         let reservation = self.memory.reserve(len, !whole, &mut self.place).await;
         // Nothing was taken before the wait: a call dropped there has lost nothing.
-        let mut bytes = vec![0u8; len];
+        let mut bytes = FrameBuf::with_capacity(len);
+        bytes.resize(len, 0);
         bytes[..here].copy_from_slice(&self.head[self.start..self.start + here]);
         self.start += here;
         if whole {
-            return Some(Frame { header, bytes, reservation });
+            return Some(Frame { header, bytes: bytes::Bytes::from_owner(bytes), reservation });
         }
         self.body = Some(Body { header, bytes, filled: here, reservation });
         None
