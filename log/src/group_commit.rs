@@ -34,8 +34,9 @@
 //!   waits for the lock, leaves the outcome in a slot that the next task to lock the log records,
 //!   so neither a success nor a failure is lost.
 //!
-//! A caller with the log locked may still [`flush`](PartitionLog::flush) it (an interval tick, a
-//! shutdown): that sync runs under the lock and may overlap a leader's, which is harmless.
+//! The interval flush ([`SharedLog::tick`]) leads a sync the same way. A caller with the log
+//! locked may still [`flush`](PartitionLog::flush) it (a shutdown): that sync runs under the
+//! lock and may overlap a leader's, which is harmless.
 //!
 //! The locks are FIFO (tokio's, which need no tokio runtime): a task that just synced cannot jump
 //! ahead of the appenders queued behind it, which is what makes the next sync cover them.
@@ -44,7 +45,7 @@
 
 use crate::batch::BatchView;
 use crate::error::{LogError, Result};
-use crate::log::{Appended, PartitionLog};
+use crate::log::{Appended, PartitionLog, Tick};
 use crate::storage::{Storage, StorageFile};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -156,6 +157,25 @@ impl<S: Storage> SharedLog<S> {
                 return Err(e);
             }
         }
+    }
+
+    /// The periodic chore of [`PartitionLog::tick`] (interval flush, roll by age), with the
+    /// interval flush's fdatasync run without the log locked, as [`wait_durable`]'s is: reads
+    /// and appends go on beside it.
+    ///
+    /// [`wait_durable`]: Self::wait_durable
+    pub async fn tick(&self, now_ms: u64) -> Result<Tick> {
+        let due = self.lock().await.interval_flush_due(now_ms);
+        let flushed = match due {
+            Some(end) => {
+                let before = self.lock().await.durable_offset();
+                self.wait_durable(end).await?;
+                self.lock().await.durable_offset() != before
+            }
+            None => false,
+        };
+        let rolled = self.lock().await.roll_if_due(now_ms).await?;
+        Ok(Tick { flushed, rolled })
     }
 
     /// Whether `offset` is durable; an error if it can never be (cut off, or the log failed).

@@ -776,23 +776,37 @@ impl<S: Storage> PartitionLog<S> {
     /// rolls a non-empty active segment that has reached `segment_ms` of age, so a partition that
     /// stopped receiving data still seals its last segment and retention can delete it.
     pub async fn tick(&mut self, now_ms: u64) -> Result<Tick> {
-        let flushed = self.tick_flush(now_ms).await?;
-        let rolled = self.roll_due(now_ms);
-        if rolled {
-            self.roll(now_ms).await?;
-        }
+        let flushed = match self.interval_flush_due(now_ms) {
+            Some(_) => {
+                let before = self.durable_offset;
+                self.flush().await? != before
+            }
+            None => false,
+        };
+        let rolled = self.roll_if_due(now_ms).await?;
         Ok(Tick { flushed, rolled })
     }
 
-    /// The interval flush of [`tick`](Self::tick); returns whether the durable offset moved.
-    async fn tick_flush(&mut self, now_ms: u64) -> Result<bool> {
-        let FlushPolicy::Interval { flush_interval_ms } = self.config.flush else { return Ok(false) };
+    /// For [`FlushPolicy::Interval`]: whether the interval has passed since the last interval
+    /// flush, starting a new interval if so; `Some` of the log end to make durable. A caller
+    /// that shares the log ([`crate::SharedLog::tick`]) syncs up to it without the log locked.
+    pub fn interval_flush_due(&mut self, now_ms: u64) -> Option<u64> {
+        let FlushPolicy::Interval { flush_interval_ms } = self.config.flush else { return None };
         if now_ms.saturating_sub(self.last_flush_ms) < flush_interval_ms {
-            return Ok(false);
+            return None;
         }
         self.last_flush_ms = now_ms;
-        let before = self.durable_offset;
-        Ok(self.flush().await? != before)
+        Some(self.next_offset())
+    }
+
+    /// Rolls the active segment if it holds batches and has been active for `segment_ms`.
+    /// Returns whether it rolled.
+    pub async fn roll_if_due(&mut self, now_ms: u64) -> Result<bool> {
+        let due = self.roll_due(now_ms);
+        if due {
+            self.roll(now_ms).await?;
+        }
+        Ok(due)
     }
 
     /// Whether the active segment holds batches and has been active for `segment_ms`.

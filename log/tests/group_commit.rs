@@ -206,3 +206,45 @@ fn a_sync_that_races_a_truncation_or_roll_claims_only_what_it_covered() {
         assert_eq!((log.next_offset(), report.truncated), (16, None));
     });
 }
+
+#[test]
+fn a_read_goes_on_while_an_interval_flush_syncs() {
+    let st = MemStorage::new();
+    let interval = LogConfig { flush: FlushPolicy::Interval { flush_interval_ms: 100 }, ..config() };
+    let log = Rc::new(SharedLog::new(block_on(PartitionLog::open(st.clone(), interval, 0)).unwrap().0));
+    block_on(async {
+        for t in 0..3 {
+            log.append(&batch(t, 1, 100, 0).view(), 0, 0).await.unwrap();
+        }
+        log.lock().await.write_out().await.unwrap();
+    });
+    let mut pool = LocalPool::new();
+    // The tick's write-out has nothing left to write: its fdatasync is the next I/O.
+    st.faults().hold_io_in.set(1);
+    let ticker = pool
+        .spawner()
+        .spawn_local_with_handle({
+            let log = log.clone();
+            async move { log.tick(1_000).await.unwrap() }
+        })
+        .unwrap();
+    pool.run_until_stalled();
+    assert!(st.faults().held.get(), "the interval flush's sync is in flight");
+    let read = Rc::new(std::cell::Cell::new(None));
+    pool.spawner()
+        .spawn_local({
+            let (log, read) = (log.clone(), read.clone());
+            async move {
+                let plan = log.lock().await.plan_read(0, 1 << 20, u64::MAX).unwrap().unwrap();
+                read.set(Some(plan.execute().await.unwrap().next_offset));
+            }
+        })
+        .unwrap();
+    pool.run_until_stalled();
+    assert_eq!(read.get(), Some(3), "the read did not wait for the sync");
+    assert_eq!(durable_offset(&log), 0, "not durable while the sync is held");
+    st.faults().release_held();
+    let tick = pool.run_until(ticker);
+    assert!(tick.flushed && !tick.rolled);
+    assert_eq!(durable_offset(&log), 3);
+}

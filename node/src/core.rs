@@ -186,11 +186,12 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         // fine against `segment_ms` of hours.
         if !self.config.fsync || retention_due {
             for p in self.all_partitions() {
-                let mut log = p.log.lock().await;
-                if let Err(e) = log.tick(now).await {
+                // The interval flush's fdatasync runs without the partition locked.
+                if let Err(e) = p.log.tick(now).await {
                     tracing::error!(partition = %p.name, error = %e, "interval flush or roll failed");
                 }
                 if retention_due {
+                    let mut log = p.log.lock().await;
                     match log.enforce_retention_below(now, p.high_watermark()).await {
                         Ok(deleted) if !deleted.is_empty() => p.set_log_start(log.log_start()),
                         Ok(_) => {}
