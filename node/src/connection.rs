@@ -194,7 +194,7 @@ fn start_request(shard: &Rc<Shard>, frame: Frame) -> (usize, Pending) {
     let task = glommio::spawn_local(async move {
         let _in_flight = shard.begin_request();
         let _reservation = reservation;
-        handle(&shard, header, bytes.into()).await
+        handle(&shard, header, bytes).await
     })
     .detach();
     let answer = async move {
