@@ -59,11 +59,13 @@ impl<S: Storage + Clone> Partition<S> {
     ) -> weir_log::error::Result<Self> {
         let log = Self::open_log(&storage, &config, now_ms, &name).await?;
         let (start, end) = (log.log_start(), log.next_offset());
+        // What recovery kept is committed on a single copy; the epoch is the log's latest.
+        let state = ReplicaState::recovered(start, end, end, latest_epoch(&log));
         Ok(Self {
             log: SharedLog::new(log),
             storage,
             config,
-            state: Cell::new(ReplicaState::recovered(start, end, end, 0)),
+            state: Cell::new(state),
             waiters: RefCell::new(Vec::new()),
             name,
             reopen: Cell::new(Reopen::default()),
@@ -122,6 +124,23 @@ impl<S: Storage + Clone> Partition<S> {
         }
     }
 
+    /// Cuts the log to end at or before `offset`, as a follower does with what its leader does
+    /// not have; the high watermark drops with it (never below the log start). Returns the new
+    /// log end.
+    pub async fn truncate_to(&self, offset: u64, now_ms: u64) -> weir_log::error::Result<u64> {
+        let mut log = self.log.lock().await;
+        let end = log.truncate_to(offset, now_ms).await?;
+        let old = self.state.get();
+        // A cut below the log start starts the log over at the cut: recovered() covers both.
+        self.state.set(ReplicaState::recovered(
+            log.log_start(),
+            end,
+            old.high_watermark(),
+            old.leader_epoch(),
+        ));
+        Ok(end)
+    }
+
     /// A future that resolves when the high watermark moves, or `None` if too many wait.
     pub fn wait(&self) -> Option<oneshot::Receiver<()>> {
         let mut waiters = self.waiters.borrow_mut();
@@ -172,6 +191,11 @@ impl<S: Storage + Clone> Partition<S> {
             }
         }
     }
+}
+
+/// The newest leader epoch the log holds batches of (0 for a log without any).
+fn latest_epoch<S: Storage>(log: &PartitionLog<S>) -> u32 {
+    log.leader_epochs().last().map_or(0, |e| e.epoch)
 }
 
 #[cfg(test)]
@@ -230,6 +254,26 @@ mod tests {
                 let end = append(&p, 3).await.unwrap();
                 assert_eq!(end, s.log_end() + 3);
                 assert!(!p.reopen_if_failed(u64::MAX / 2).await, "a healthy log is left alone");
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn truncation_lowers_the_high_watermark_with_the_log_end() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let p =
+                    Partition::open(MemStorage::new(), LogConfig::default(), 0, "t/0".into()).await.unwrap();
+                for _ in 0..3 {
+                    append(&p, 2).await.unwrap();
+                }
+                assert_eq!((p.state().high_watermark(), p.state().log_end()), (6, 6));
+                assert_eq!(p.truncate_to(4, 0).await.unwrap(), 4);
+                let s = p.state();
+                assert_eq!((s.log_start(), s.high_watermark(), s.log_end()), (0, 4, 4));
+                assert_eq!(append(&p, 1).await.unwrap(), 5, "appends go on from the cut");
             })
             .unwrap()
             .join()
