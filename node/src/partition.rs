@@ -10,6 +10,7 @@
 
 use futures::channel::oneshot;
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use weir_log::storage::Storage;
 use weir_log::{LogConfig, PartitionLog, SharedLog};
 use weir_replication::ReplicaState;
@@ -41,6 +42,20 @@ pub struct Partition<S: Storage + Clone> {
     /// `topic/partition`, for the node's log.
     pub name: String,
     reopen: Cell<Reopen>,
+    /// Produces between their append and their answer. A failed log is reopened only when
+    /// there are none: a produce waiting on the old log's sync must not be answered from the new
+    /// log, where its offsets may hold other records.
+    producing: Rc<Cell<usize>>,
+}
+
+/// Counts a produce in flight on a partition for as long as it lives.
+#[derive(Debug)]
+pub struct Producing(Rc<Cell<usize>>);
+
+impl Drop for Producing {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
+    }
 }
 
 /// Progress of recovering a failed log.
@@ -69,6 +84,7 @@ impl<S: Storage + Clone> Partition<S> {
             waiters: RefCell::new(Vec::new()),
             name,
             reopen: Cell::new(Reopen::default()),
+            producing: Rc::new(Cell::new(0)),
         })
     }
 
@@ -153,12 +169,19 @@ impl<S: Storage + Clone> Partition<S> {
         Some(rx)
     }
 
+    /// Counts a produce in flight until the guard drops: take it before appending, drop it once
+    /// the answer is decided.
+    pub fn begin_produce(&self) -> Producing {
+        self.producing.set(self.producing.get() + 1);
+        Producing(self.producing.clone())
+    }
+
     /// Recovers a failed log in place when its next attempt is due: reopens it from its files
     /// (recovery keeps every intact batch) and serves again. Returns whether it reopened the log.
     /// After [`REOPEN_ATTEMPTS_MAX`] failed attempts the partition stays offline.
     pub async fn reopen_if_failed(&self, now_ms: u64) -> bool {
         let r = self.reopen.get();
-        if r.attempts >= REOPEN_ATTEMPTS_MAX || now_ms < r.next_ms {
+        if r.attempts >= REOPEN_ATTEMPTS_MAX || now_ms < r.next_ms || self.producing.get() > 0 {
             return false;
         }
         // A log in use is not failed, or its user is about to learn it: look again next time.

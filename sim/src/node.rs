@@ -104,6 +104,11 @@ impl SimNode {
         }
     }
 
+    /// Runs every task that can run, without moving the clock.
+    pub fn run_until_stalled(&mut self) {
+        self.pool.run_until_stalled();
+    }
+
     /// Runs every task that can run, then moves the clock to the next deadline. One step of a
     /// simulation.
     pub fn step(&mut self) {

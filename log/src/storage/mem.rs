@@ -132,13 +132,16 @@ pub struct Faults {
     pub held: Cell<bool>,
     /// Wakes the held I/O on release.
     held_waker: RefCell<Option<std::task::Waker>>,
+    /// Set by [`fail_held`](Faults::fail_held): the held I/O fails with EIO when released.
+    held_fails: Cell<bool>,
 }
 
 impl Faults {
-    /// Waits until released when `hold_io_in` counts down to this call.
-    async fn maybe_hold(&self) {
+    /// Waits until released when `hold_io_in` counts down to this call; fails if the held I/O
+    /// was released with [`fail_held`](Faults::fail_held).
+    async fn maybe_hold(&self) -> io::Result<()> {
         if !countdown(&self.hold_io_in) {
-            return;
+            return Ok(());
         }
         self.held.set(true);
         std::future::poll_fn(|cx| {
@@ -150,6 +153,13 @@ impl Faults {
             }
         })
         .await;
+        if self.held_fails.replace(false) { Err(eio("held I/O failed")) } else { Ok(()) }
+    }
+
+    /// Ends the I/O held by `hold_io_in` with EIO, as a device error reported late would.
+    pub fn fail_held(&self) {
+        self.held_fails.set(true);
+        self.release_held();
     }
 
     /// Lets the I/O held by `hold_io_in` complete (when its caller polls it again).
@@ -381,7 +391,7 @@ impl StorageFile for MemFile {
             return Err(eio("write failed"));
         }
         let len = if countdown(&faults.short_write_in) { buf.0.len() / 2 } else { buf.0.len() };
-        faults.maybe_hold().await;
+        faults.maybe_hold().await?;
         YieldOnce::default().await;
         self.with(|f, st| {
             st.writes += 1;
@@ -410,7 +420,7 @@ impl StorageFile for MemFile {
         if countdown(&self.storage.faults.fail_sync_in) {
             return Err(eio("sync failed"));
         }
-        self.storage.faults.maybe_hold().await;
+        self.storage.faults.maybe_hold().await?;
         YieldOnce::default().await;
         self.with(|f, st| {
             st.syncs += 1;

@@ -116,6 +116,8 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
     /// rest running as a task of its own.
     pub async fn produce_local(&self, acks: Acks, part: ProducePartition) -> Result<Produced, Failure> {
         let p = self.find(&part.topic, part.partition.0)?;
+        // Held until the answer is decided, in the `visible` task for acks=none too.
+        let producing = p.begin_produce();
         let aligned = Aligned::new(part.batches);
         let views = validate(aligned.bytes(), self.config.batch_bytes_max)?;
         let (base, next) = {
@@ -133,10 +135,16 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         let log_start = p.log_start();
         let fsync = self.config.fsync;
         let visible = async move {
+            let _producing = producing;
+            // Appended but not made durable (or visible): whether the records survive is known
+            // only once the log is recovered, so the answer is a retriable storage error, never
+            // one that says what happened to the offsets.
+            let unknown =
+                |e: LogError| Failure::new(ErrorCode::StorageError, format!("outcome unknown: {e}"));
             if fsync {
-                p.log.wait_durable(next).await.map_err(log_failure)?;
+                p.log.wait_durable(next).await.map_err(unknown)?;
             } else {
-                p.log.lock().await.write_out().await.map_err(log_failure)?;
+                p.log.lock().await.write_out().await.map_err(unknown)?;
             }
             p.advance(next);
             Ok::<(), Failure>(())

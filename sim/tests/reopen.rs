@@ -1,0 +1,109 @@
+//! A failed log reopened in place never answers a produce from the new log that it appended to
+//! the old one.
+
+use bytes::Bytes;
+use std::cell::RefCell;
+use std::rc::Rc;
+use weir_log::batch::{BatchBuilder, ProducerStamp, Record};
+use weir_net::{Acks, TopicConfig};
+use weir_node::disk::MemDisk;
+use weir_node::service::types::{FetchPartition, ProducePartition};
+use weir_replication::PartitionId;
+use weir_sim::node::{SimNode, sim_config};
+
+fn batch(value: &str, n: usize) -> Bytes {
+    let mut b = BatchBuilder::new(1 << 20);
+    for _ in 0..n {
+        b.push(&Record { key: None, value: Some(value.as_bytes()), headers: &[], timestamp: 1 }).unwrap();
+    }
+    Bytes::copy_from_slice(b.seal(ProducerStamp::default()).as_bytes())
+}
+
+/// Spawns a produce of `n` records valued `value`; its answer lands in `answers`.
+fn produce(
+    node: &SimNode,
+    value: &'static str,
+    n: usize,
+    answers: &Rc<RefCell<Vec<(&'static str, Result<u64, String>)>>>,
+) {
+    let (svc, answers) = (node.services[0].clone(), answers.clone());
+    node.spawn(async move {
+        let part =
+            ProducePartition { topic: "r".into(), partition: PartitionId(0), batches: batch(value, n) };
+        let answer = svc.produce(Acks::Leader, vec![part]).await.pop().unwrap();
+        answers.borrow_mut().push((value, answer.map(|p| p.base_offset).map_err(|f| f.message)));
+    });
+}
+
+#[test]
+fn a_produce_in_flight_across_a_failed_sync_is_never_answered_from_the_reopened_log() {
+    let mut node = SimNode::start(MemDisk::default(), sim_config(1), 0);
+    let svc = node.services[0].clone();
+    node.block_on(async move { svc.create_topic("r".into(), 1, TopicConfig::default()).await })
+        .unwrap()
+        .unwrap();
+    let answers = Rc::default();
+    produce(&node, "warm", 2, &answers);
+    node.run_until_stalled();
+    let st = node.disk.storage("r", 0).unwrap();
+    let p = node.services[0].core.partition("r", 0).unwrap();
+    // P0 leads a sync; its write-out is I/O 1, its fdatasync (run without the log locked) I/O 2.
+    st.faults().hold_io_in.set(2);
+    produce(&node, "p0", 2, &answers);
+    node.run_until_stalled();
+    assert!(st.faults().held.get(), "P0's fdatasync is in flight");
+    // P1 appends behind it (buffered only) and waits for the next sync.
+    produce(&node, "p1", 5, &answers);
+    node.run_until_stalled();
+    // P0's sync fails; before P1 runs again, upkeep tries to reopen the log and P3 appends.
+    st.faults().fail_held();
+    let reopened = Rc::new(RefCell::new(None));
+    let (pr, out) = (p.clone(), reopened.clone());
+    node.spawn(async move { *out.borrow_mut() = Some(pr.reopen_if_failed(1_000_000).await) });
+    produce(&node, "p3", 8, &answers);
+    node.run_until_stalled();
+    // Every produce answered Ok has its own records at its offsets.
+    let svc = node.services[0].clone();
+    let log = node
+        .block_on(async move {
+            let part = FetchPartition {
+                topic: "r".into(),
+                partition: PartitionId(0),
+                offset: 0,
+                max_bytes: 1 << 20,
+            };
+            svc.fetch(vec![part], 0).await.pop().unwrap().unwrap().batches
+        })
+        .unwrap();
+    let stored = records(&log);
+    for (value, answer) in answers.borrow().iter() {
+        if let Ok(base) = answer {
+            let at = stored.iter().find(|(o, _)| o == base).map(|(_, v)| v.as_str());
+            assert_eq!(at, Some(*value), "{value} was answered with offset {base}, which holds {at:?}");
+        }
+    }
+    assert!(
+        matches!(answers.borrow().iter().find(|a| a.0 == "p1"), Some((_, Err(_)))),
+        "p1's records were never written"
+    );
+    assert_eq!(*reopened.borrow(), Some(false), "no reopen while a produce is in flight");
+    // With nothing in flight, the log is reopened and serves again.
+    let pr = p.clone();
+    assert_eq!(node.block_on(async move { pr.reopen_if_failed(1_000_000).await }), Some(true));
+    produce(&node, "after", 1, &answers);
+    node.run_until_stalled();
+    assert!(matches!(answers.borrow().last(), Some(("after", Ok(_)))), "{:?}", answers.borrow().last());
+}
+
+fn records(bytes: &[u8]) -> Vec<(u64, String)> {
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
+    aligned.extend_from_slice(bytes);
+    let mut out = Vec::new();
+    let mut rest: &[u8] = &aligned;
+    while !rest.is_empty() {
+        let view = weir_log::batch::BatchView::validate(rest, usize::MAX).unwrap();
+        out.extend(view.records().map(|r| (r.offset, String::from_utf8(r.value.unwrap().to_vec()).unwrap())));
+        rest = &rest[view.bytes().len()..];
+    }
+    out
+}
