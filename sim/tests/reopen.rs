@@ -42,7 +42,7 @@ fn a_produce_in_flight_across_a_failed_sync_is_never_answered_from_the_reopened_
     node.block_on(async move { svc.create_topic("r".into(), 1, TopicConfig::default()).await })
         .unwrap()
         .unwrap();
-    let answers = Rc::default();
+    let answers: Answers = Rc::default();
     produce(&node, "warm", 2, &answers);
     node.run_until_stalled();
     let st = node.disk.storage("r", 0).unwrap();
