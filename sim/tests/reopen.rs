@@ -19,13 +19,11 @@ fn batch(value: &str, n: usize) -> Bytes {
     Bytes::copy_from_slice(b.seal(ProducerStamp::default()).as_bytes())
 }
 
+/// Each produce's value and answer: its base offset, or the error's message.
+type Answers = Rc<RefCell<Vec<(&'static str, Result<u64, String>)>>>;
+
 /// Spawns a produce of `n` records valued `value`; its answer lands in `answers`.
-fn produce(
-    node: &SimNode,
-    value: &'static str,
-    n: usize,
-    answers: &Rc<RefCell<Vec<(&'static str, Result<u64, String>)>>>,
-) {
+fn produce(node: &SimNode, value: &'static str, n: usize, answers: &Answers) {
     let (svc, answers) = (node.services[0].clone(), answers.clone());
     node.spawn(async move {
         let part =
