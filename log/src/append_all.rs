@@ -30,14 +30,6 @@ pub enum AppendAllError {
     },
 }
 
-impl AppendAllError {
-    pub fn source_error(&self) -> &LogError {
-        match self {
-            AppendAllError::NotAppended { source } | AppendAllError::Unknown { source } => source,
-        }
-    }
-}
-
 impl<S: Storage> PartitionLog<S> {
     /// Appends `batches` in order, all or nothing (see the module documentation). Returns where
     /// the first and the last record landed. `batches` must not be empty.

@@ -232,14 +232,24 @@ impl Bus for MeshBus {
         self.next_id.set(id + 1);
         let (tx, rx) = oneshot::channel();
         self.pending.borrow_mut().insert(id, tx);
+        // However this call ends (answered, failed, or dropped at an await), its entry goes.
+        let _forget = Forget { pending: &self.pending, id };
         let order = self.send_order[to.index()].lock().await;
-        let sent = self.send(to, MeshMsg::Call { id, from: self.shard, req }).await;
+        self.send(to, MeshMsg::Call { id, from: self.shard, req }).await?;
         drop(order);
-        if let Err(e) = sent {
-            self.pending.borrow_mut().remove(&id);
-            return Err(e);
-        }
         rx.await.map_err(|_| BusError::ShardDown { shard: to.0 })
+    }
+}
+
+/// Removes a call's entry from the pending answers when the call ends.
+struct Forget<'a> {
+    pending: &'a RefCell<HashMap<u64, oneshot::Sender<ShardReply>>>,
+    id: u64,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.pending.borrow_mut().remove(&self.id);
     }
 }
 

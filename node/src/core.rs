@@ -7,7 +7,7 @@
 
 use crate::disk::Disk;
 use crate::metadata::{TopicMeta, TopicTable};
-use crate::partition::{Partition, REOPEN_ATTEMPTS_MAX, reopen_delay_ms};
+use crate::partition::{Backoff, Partition};
 use crate::runtime::Runtime;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -49,8 +49,7 @@ impl From<&crate::config::NodeConfig> for CoreConfig {
 #[derive(Debug, Clone)]
 pub struct Offline {
     pub error: String,
-    attempts: u32,
-    next_ms: u64,
+    backoff: Backoff,
 }
 
 type Key = (String, u32);
@@ -124,38 +123,52 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
     /// no longer in it. Returns the partitions that could not be opened, each with its cause;
     /// they stay offline, answering a storage error, while upkeep retries them.
     pub async fn apply_topics(&self, table: TopicTable) -> Vec<String> {
-        let gone: Vec<Key> =
-            self.partitions.borrow().keys().filter(|(t, _)| !table.topics.contains_key(t)).cloned().collect();
-        self.offline.borrow_mut().retain(|(t, _), _| table.topics.contains_key(t));
-        for (topic, partition) in gone {
+        // The table first: from now on a deleted topic's requests answer UnknownTopic, and those
+        // of a partition still being opened a retriable error.
+        *self.topics.borrow_mut() = table.clone();
+        let gone = |(t, _): &&Key| !table.topics.contains_key(t);
+        let mut doomed: Vec<Key> = self.partitions.borrow().keys().filter(gone).cloned().collect();
+        doomed.extend(self.offline.borrow().keys().filter(gone).cloned());
+        for (topic, partition) in doomed {
             self.partitions.borrow_mut().remove(&(topic.clone(), partition));
-            if let Err(e) = self.disk.remove_partition(&topic, partition).await {
-                let place = self.disk.describe(&topic, partition);
-                tracing::warn!(partition = %place, error = %e, "could not remove a deleted partition");
-            }
+            self.offline.borrow_mut().remove(&(topic.clone(), partition));
+            self.remove_files(&topic, partition).await;
         }
         let mut failures = Vec::new();
         for meta in table.topics.values() {
             for partition in 0..meta.partitions {
-                let mine = meta.local_shard(partition) == Some(self.id);
                 // An offline partition is upkeep's to retry, not a failure of this change.
                 let known = self.partition(&meta.name, partition).is_some()
                     || self.offline(&meta.name, partition).is_some();
-                if !mine || known {
+                if meta.local_shard(partition) != Some(self.id) || known {
                     continue;
                 }
                 if let Err(error) = self.open_partition(meta, partition).await {
                     failures.push(format!("{}/{partition}: {error}", meta.name));
-                    let next_ms = self.rt.now_ms() + reopen_delay_ms(1);
-                    let offline = Offline { error, attempts: 1, next_ms };
-                    self.offline.borrow_mut().insert((meta.name.clone(), partition), offline);
+                    let mut backoff = Backoff::default();
+                    backoff.failed(self.rt.now_ms());
+                    self.offline
+                        .borrow_mut()
+                        .insert((meta.name.clone(), partition), Offline { error, backoff });
                 }
             }
         }
-        *self.topics.borrow_mut() = table;
         failures
     }
 
+    async fn remove_files(&self, topic: &str, partition: u32) {
+        match self.disk.remove_partition(topic, partition).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                let place = self.disk.describe(topic, partition);
+                tracing::warn!(partition = %place, error = %e, "could not remove a deleted partition");
+            }
+        }
+    }
+
+    /// Opens a partition this shard serves. One whose topic was deleted while it opened is
+    /// closed and removed again, never served.
     async fn open_partition(&self, meta: &TopicMeta, partition: u32) -> Result<(), String> {
         let name = format!("{}/{partition}", meta.name);
         let storage = self
@@ -163,17 +176,21 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             .partition(&meta.name, partition)
             .await
             .map_err(|e| format!("cannot create {}: {e}", self.disk.describe(&meta.name, partition)))?;
-        match Partition::open(storage, self.log_config(meta), self.rt.now_ms(), name).await {
-            Ok(p) => {
-                self.offline.borrow_mut().remove(&(meta.name.clone(), partition));
-                self.partitions.borrow_mut().insert((meta.name.clone(), partition), Rc::new(p));
-                Ok(())
-            }
+        let p = match Partition::open(storage, self.log_config(meta), self.rt.now_ms(), name).await {
+            Ok(p) => p,
             Err(e) => {
                 tracing::error!(topic = %meta.name, partition, error = %e, "cannot open partition");
-                Err(e.to_string())
+                return Err(e.to_string());
             }
+        };
+        if self.topics.borrow().local_shard(&meta.name, partition) != Some(self.id) {
+            drop(p);
+            self.remove_files(&meta.name, partition).await;
+            return Err("its topic was deleted while it opened".into());
         }
+        self.offline.borrow_mut().remove(&(meta.name.clone(), partition));
+        self.partitions.borrow_mut().insert((meta.name.clone(), partition), Rc::new(p));
+        Ok(())
     }
 
     /// Periodic upkeep, every few tens of milliseconds: flushes logs whose interval passed and
@@ -185,7 +202,8 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         // locks alone until retention is due. Segments then roll by age at that pace, which is
         // fine against `segment_ms` of hours.
         if !self.config.fsync || retention_due {
-            for p in self.all_partitions() {
+            // A failed log waits for its reopen; ticking it would only log the failure again.
+            for p in self.all_partitions().into_iter().filter(|p| !p.is_failed()) {
                 // The interval flush's fdatasync runs without the partition locked.
                 if let Err(e) = p.log.tick(now).await {
                     tracing::error!(partition = %p.name, error = %e, "interval flush or roll failed");
@@ -210,15 +228,18 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             .offline
             .borrow()
             .iter()
-            .filter(|(_, o)| o.attempts < REOPEN_ATTEMPTS_MAX && now >= o.next_ms)
+            .filter(|(_, o)| o.backoff.due(now))
             .map(|(k, o)| (k.clone(), o.clone()))
             .collect();
-        for ((topic, partition), o) in due {
+        for ((topic, partition), mut o) in due {
             let Some(meta) = self.topics.borrow().topics.get(&topic).cloned() else { continue };
             if let Err(error) = self.open_partition(&meta, partition).await {
-                let attempts = o.attempts + 1;
-                let next_ms = now + reopen_delay_ms(attempts);
-                self.offline.borrow_mut().insert((topic, partition), Offline { error, attempts, next_ms });
+                o.backoff.failed(now);
+                o.error = error;
+                // Unless the topic went meanwhile.
+                if self.topics.borrow().local_shard(&topic, partition) == Some(self.id) {
+                    self.offline.borrow_mut().insert((topic, partition), o);
+                }
             }
         }
         for p in self.all_partitions() {

@@ -9,7 +9,7 @@
 //! fits the head buffer is gathered there whole first, so it is never reserved partial (see
 //! `request_memory.rs`). Small frames, pipelined, come many to a read.
 
-use crate::request_memory::{Place, Reservation, ShardMemory};
+use crate::request_memory::{Reservation, ShardMemory};
 use futures::{AsyncRead, AsyncReadExt};
 use std::rc::Rc;
 use weir_net::DecodeError;
@@ -62,8 +62,6 @@ pub struct FrameReader {
     body: Option<Body>,
     frame_bytes_max: usize,
     memory: Rc<ShardMemory>,
-    /// The connection's place in the queue for request memory, while it waits for some.
-    place: Option<Place>,
 }
 
 impl FrameReader {
@@ -76,7 +74,6 @@ impl FrameReader {
             body: None,
             frame_bytes_max,
             memory,
-            place: None,
         }
     }
 
@@ -135,7 +132,7 @@ impl FrameReader {
         let len = header.frame_len();
         let here = (self.end - self.start).min(len);
         let whole = here == len;
-        let reservation = self.memory.reserve(len, !whole, &mut self.place).await;
+        let reservation = self.memory.reserve(len, !whole).await;
         // Nothing was taken before the wait: a call dropped there has lost nothing.
         let mut bytes = FrameBuf::with_capacity(len);
         bytes.resize(len, 0);

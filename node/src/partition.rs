@@ -41,7 +41,7 @@ pub struct Partition<S: Storage + Clone> {
     waiters: RefCell<Vec<oneshot::Sender<()>>>,
     /// `topic/partition`, for the node's log.
     pub name: String,
-    reopen: Cell<Reopen>,
+    reopen: Cell<Backoff>,
     /// Produces between their append and their answer. A failed log is reopened only when
     /// there are none: a produce waiting on the old log's sync must not be answered from the new
     /// log, where its offsets may hold other records.
@@ -58,11 +58,26 @@ impl Drop for Producing {
     }
 }
 
-/// Progress of recovering a failed log.
+/// Attempts at something that failed (reopening a log, opening a partition), spaced by
+/// [`reopen_delay_ms`] and bounded by [`REOPEN_ATTEMPTS_MAX`].
 #[derive(Debug, Clone, Copy, Default)]
-struct Reopen {
+pub struct Backoff {
     attempts: u32,
     next_ms: u64,
+}
+
+impl Backoff {
+    /// Whether another attempt is allowed at `now_ms`.
+    pub fn due(&self, now_ms: u64) -> bool {
+        self.attempts < REOPEN_ATTEMPTS_MAX && now_ms >= self.next_ms
+    }
+
+    /// Records a failed attempt at `now_ms`; returns whether it was the last one allowed.
+    pub fn failed(&mut self, now_ms: u64) -> bool {
+        self.attempts += 1;
+        self.next_ms = now_ms + reopen_delay_ms(self.attempts);
+        self.attempts >= REOPEN_ATTEMPTS_MAX
+    }
 }
 
 impl<S: Storage + Clone> Partition<S> {
@@ -83,7 +98,7 @@ impl<S: Storage + Clone> Partition<S> {
             state: Cell::new(state),
             waiters: RefCell::new(Vec::new()),
             name,
-            reopen: Cell::new(Reopen::default()),
+            reopen: Cell::new(Backoff::default()),
             producing: Rc::new(Cell::new(0)),
         })
     }
@@ -169,6 +184,11 @@ impl<S: Storage + Clone> Partition<S> {
         Some(rx)
     }
 
+    /// Whether the log is failed (and waits to be reopened); false while someone uses it.
+    pub fn is_failed(&self) -> bool {
+        self.log.try_lock().is_some_and(|log| log.is_failed())
+    }
+
     /// Counts a produce in flight until the guard drops: take it before appending, drop it once
     /// the answer is decided.
     pub fn begin_produce(&self) -> Producing {
@@ -180,8 +200,8 @@ impl<S: Storage + Clone> Partition<S> {
     /// (recovery keeps every intact batch) and serves again. Returns whether it reopened the log.
     /// After [`REOPEN_ATTEMPTS_MAX`] failed attempts the partition stays offline.
     pub async fn reopen_if_failed(&self, now_ms: u64) -> bool {
-        let r = self.reopen.get();
-        if r.attempts >= REOPEN_ATTEMPTS_MAX || now_ms < r.next_ms || self.producing.get() > 0 {
+        let mut backoff = self.reopen.get();
+        if !backoff.due(now_ms) || self.producing.get() > 0 {
             return false;
         }
         // A log in use is not failed, or its user is about to learn it: look again next time.
@@ -200,16 +220,14 @@ impl<S: Storage + Clone> Partition<S> {
                     old.leader_epoch(),
                 );
                 self.state.set(s);
-                self.reopen.set(Reopen::default());
+                self.reopen.set(Backoff::default());
                 tracing::warn!(partition = %self.name, log_end = s.log_end(), "failed log reopened and serving again");
                 true
             }
             Err(e) => {
-                let attempts = r.attempts + 1;
-                let next_ms = now_ms + reopen_delay_ms(attempts);
-                self.reopen.set(Reopen { attempts, next_ms });
-                let last = attempts == REOPEN_ATTEMPTS_MAX;
-                tracing::error!(partition = %self.name, attempts, error = %e, last, "cannot reopen a failed log");
+                let last = backoff.failed(now_ms);
+                self.reopen.set(backoff);
+                tracing::error!(partition = %self.name, error = %e, last, "cannot reopen a failed log");
                 false
             }
         }

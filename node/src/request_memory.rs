@@ -117,35 +117,26 @@ impl ShardMemory {
     }
 
     /// Reserves `bytes` for one frame (`partial`: not yet received whole), waiting as long as
-    /// the node has no room. A connection that has to wait takes a place in its shard's queue,
-    /// kept in `place`: a wait that is dropped (a connection that turned to write an answer)
-    /// keeps its place for the next call, and the place is left when `place` drops.
-    pub async fn reserve(
-        self: &Rc<Self>,
-        bytes: usize,
-        partial: bool,
-        place: &mut Option<Place>,
-    ) -> Reservation {
+    /// the node has no room. A connection that has to wait takes a place in its shard's queue
+    /// for as long as it waits: a wait that is dropped (a connection that turned to write an
+    /// answer) leaves the queue and passes the turn on, so a connection busy elsewhere never
+    /// holds up the ones behind it; it queues again at the back when it comes back.
+    pub async fn reserve(self: &Rc<Self>, bytes: usize, partial: bool) -> Reservation {
         let kind = usize::from(partial);
-        if place.as_ref().is_some_and(|p| p.kind != kind) {
-            *place = None;
-        }
-        if place.is_none()
-            && self.queues[kind].borrow().waiting.is_empty()
-            && self.node.try_take(bytes, partial)
-        {
+        if self.queues[kind].borrow().waiting.is_empty() && self.node.try_take(bytes, partial) {
             return Reservation { memory: self.clone(), bytes, partial };
         }
-        let ticket = place.get_or_insert_with(|| self.enter(kind)).ticket;
+        // Left on return, or when this wait is dropped.
+        let place = self.enter(kind);
         let queue = &self.queues[kind];
         loop {
-            let head = queue.borrow().waiting.front().is_some_and(|(t, _)| *t == ticket);
+            let head = queue.borrow().waiting.front().is_some_and(|(t, _)| *t == place.ticket);
             if head && self.node.try_take(bytes, partial) {
                 // Leaving the queue passes the turn on.
-                *place = None;
+                drop(place);
                 return Reservation { memory: self.clone(), bytes, partial };
             }
-            let woken = Woken { queue, ticket, registered: false };
+            let woken = Woken { queue, ticket: place.ticket, registered: false };
             if head {
                 // Memory another shard releases is seen on the next poll.
                 let poll = glommio::timer::sleep(Duration::from_millis(STARVED_POLL_MS));
@@ -269,12 +260,12 @@ mod tests {
         glommio::LocalExecutorBuilder::default()
             .spawn(|| async {
                 let memory = ShardMemory::new(Arc::new(RequestMemory::new(100, 100)));
-                let first = memory.reserve(60, false, &mut None).await;
+                let first = memory.reserve(60, false).await;
                 let order = Rc::new(RefCell::new(Vec::new()));
                 let waiter = |bytes: usize| {
                     let (memory, order) = (memory.clone(), order.clone());
                     glommio::spawn_local(async move {
-                        let r = memory.reserve(bytes, false, &mut None).await;
+                        let r = memory.reserve(bytes, false).await;
                         order.borrow_mut().push(bytes);
                         r
                     })
@@ -290,6 +281,32 @@ mod tests {
                 drop(small.await);
                 assert_eq!(*order.borrow(), vec![100, 10]);
                 assert_eq!(memory.node.used(), 0);
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    /// A waiter that stops waiting (its connection turned to write an answer to a client that
+    /// does not read) leaves the queue: the ones behind it are served when memory comes back.
+    #[test]
+    fn a_wait_that_is_dropped_holds_up_nobody() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let memory = ShardMemory::new(Arc::new(RequestMemory::new(100, 100)));
+                let first = memory.reserve(60, false).await;
+                let stalled = memory.reserve(50, false);
+                {
+                    // Polled once, so it queues, then dropped.
+                    futures::pin_mut!(stalled);
+                    assert!(futures::poll!(stalled.as_mut()).is_pending());
+                }
+                let behind = {
+                    let memory = memory.clone();
+                    glommio::spawn_local(async move { memory.reserve(40, false).await.bytes() })
+                };
+                drop(first);
+                assert_eq!(behind.await, 40);
             })
             .unwrap()
             .join()

@@ -20,10 +20,6 @@ use std::sync::atomic::Ordering;
 /// The service of a node's shard: partitions on direct I/O, glommio's clock, the mesh.
 pub type NodeService = PartitionService<DataDir, GlommioRuntime, MeshBus>;
 
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
 /// State of one shard; lives on its executor's thread.
 #[derive(Debug)]
 pub struct Shard {

@@ -103,6 +103,10 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
                     ErrorCode::StorageError,
                     format!("{topic}/{partition} is offline: {}", o.error),
                 ),
+                // Being opened right now (a topic being created): retriable.
+                None if self.topics.borrow().local_shard(topic, partition) == Some(self.id) => {
+                    Failure::new(ErrorCode::Unavailable, format!("{topic}/{partition} is being opened"))
+                }
                 None => Failure::new(
                     ErrorCode::NotOwner,
                     format!("{topic}/{partition} is not served by shard {}", self.id.0),
@@ -158,6 +162,16 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             })),
         }
         Ok(Produced { base_offset: base, log_start })
+    }
+
+    /// Produces to several partitions of this shard at once: their appends and syncs overlap.
+    /// Answers in request order.
+    pub async fn produce_many(
+        &self,
+        acks: Acks,
+        parts: Vec<ProducePartition>,
+    ) -> Vec<Result<Produced, Failure>> {
+        futures::future::join_all(parts.into_iter().map(|part| self.produce_local(acks, part))).await
     }
 
     /// Reads what one partition has from `offset` now, without waiting: empty at the high

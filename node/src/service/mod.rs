@@ -67,11 +67,7 @@ impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
         let groups = self.group(parts, |p| self.owner(&p.topic, p.partition.0));
         let calls = groups.into_iter().map(|(to, idx, parts)| async move {
             let answers = if to == self.core.id {
-                let mut out = Vec::with_capacity(parts.len());
-                for part in parts {
-                    out.push(self.core.produce_local(acks, part).await);
-                }
-                out
+                self.core.produce_many(acks, parts).await
             } else {
                 let n = parts.len();
                 match self.bus.call(to, ShardRequest::Produce { acks, parts }).await {
@@ -178,11 +174,7 @@ impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
     pub async fn serve_shard_request(&self, req: ShardRequest) -> ShardReply {
         match req {
             ShardRequest::Produce { acks, parts } => {
-                let mut out = Vec::with_capacity(parts.len());
-                for part in parts {
-                    out.push(self.core.produce_local(acks, part).await);
-                }
-                ShardReply::Produce(out)
+                ShardReply::Produce(self.core.produce_many(acks, parts).await)
             }
             ShardRequest::Fetch { parts, max_wait_ms } => {
                 ShardReply::Fetch(self.core.fetch_local(&parts, max_wait_ms).await)
