@@ -156,3 +156,29 @@ impl Storage for DmaStorage {
         off_shard(move || std::fs::File::open(&dir)?.sync_all()).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Unlink, readdir and the directory fsync run on the blocking pool, not the shard's thread.
+    #[test]
+    fn blocking_file_system_calls_leave_the_shard_thread() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let shard = std::thread::current().id();
+                let ran_on = off_shard(|| Ok(std::thread::current().id())).await.unwrap();
+                assert_ne!(ran_on, shard);
+                let dir = tempfile::tempdir().unwrap();
+                let storage = DmaStorage::new(dir.path()).unwrap();
+                std::fs::write(dir.path().join("a"), b"x").unwrap();
+                assert_eq!(storage.list().await.unwrap(), vec!["a".to_owned()]);
+                storage.remove("a").await.unwrap();
+                storage.sync_dir().await.unwrap();
+                assert!(storage.list().await.unwrap().is_empty());
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+}
