@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::batch;
+use common::{batch, small_config};
 use futures::FutureExt;
 use futures::executor::{LocalPool, block_on};
 use futures::task::LocalSpawnExt;
@@ -12,24 +12,9 @@ use std::rc::Rc;
 use weir_log::storage::mem::{CrashMode, MemStorage};
 use weir_log::{FlushPolicy, LogConfig, LogError, PartitionLog, SharedLog};
 
-fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes_max: 16 << 10,
-        segment_ms: u64::MAX,
-        index_interval_bytes: 512,
-        batch_bytes_max: 8 << 10,
-        write_buffer_bytes: 8 << 10,
-        write_behind_buffers_max: 2,
-        preallocate_bytes: 16 << 10,
-        flush: FlushPolicy::Sync,
-        retention_ms: None,
-        retention_bytes: None,
-    }
-}
-
 /// A shared log with `durable` records synced and `more` appended after them.
 fn shared(st: &MemStorage, durable: u64, more: u64) -> Rc<SharedLog<MemStorage>> {
-    let log = Rc::new(SharedLog::new(block_on(PartitionLog::open(st.clone(), config(), 0)).unwrap().0));
+    let log = Rc::new(SharedLog::new(block_on(PartitionLog::open(st.clone(), small_config(), 0)).unwrap().0));
     block_on(async {
         for t in 0..durable {
             log.append_durable(&batch(t, 1, 100, 0).view(), 0, 0).await.unwrap();
@@ -173,7 +158,7 @@ fn a_sync_that_ended_is_recorded_even_if_its_leader_is_dropped() {
 fn a_sync_that_races_a_truncation_or_roll_claims_only_what_it_covered() {
     block_on(async {
         let st = MemStorage::new();
-        let (mut log, _) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
+        let (mut log, _) = PartitionLog::open(st.clone(), small_config(), 0).await.unwrap();
         for t in 0..10u64 {
             log.append(&batch(t, 2, 100, 0).view(), 0, 0).await.unwrap();
         }
@@ -188,7 +173,7 @@ fn a_sync_that_races_a_truncation_or_roll_claims_only_what_it_covered() {
         assert_eq!(log.complete_sync(sync, result).unwrap(), 10, "offsets 10..20 hold other batches");
         drop(log);
         st.crash(CrashMode::LoseUnsynced);
-        let (mut log, _) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
+        let (mut log, _) = PartitionLog::open(st.clone(), small_config(), 0).await.unwrap();
         assert_eq!(log.next_offset(), 10);
 
         // A roll meanwhile syncs everything itself; the old sync then changes nothing.
@@ -202,7 +187,7 @@ fn a_sync_that_races_a_truncation_or_roll_claims_only_what_it_covered() {
         assert_eq!(log.complete_sync(sync, result).unwrap(), 14);
         assert_eq!(log.flush().await.unwrap(), 16);
         log.close().await.unwrap();
-        let (log, report) = PartitionLog::open(st, config(), 0).await.unwrap();
+        let (log, report) = PartitionLog::open(st, small_config(), 0).await.unwrap();
         assert_eq!((log.next_offset(), report.truncated), (16, None));
     });
 }
@@ -210,7 +195,7 @@ fn a_sync_that_races_a_truncation_or_roll_claims_only_what_it_covered() {
 #[test]
 fn a_read_goes_on_while_an_interval_flush_syncs() {
     let st = MemStorage::new();
-    let interval = LogConfig { flush: FlushPolicy::Interval { flush_interval_ms: 100 }, ..config() };
+    let interval = LogConfig { flush: FlushPolicy::Interval { flush_interval_ms: 100 }, ..small_config() };
     let log = Rc::new(SharedLog::new(block_on(PartitionLog::open(st.clone(), interval, 0)).unwrap().0));
     block_on(async {
         for t in 0..3 {

@@ -2,25 +2,10 @@
 
 mod common;
 
-use common::{batch, records};
+use common::{batch, records, small_config};
 use futures::executor::block_on;
 use weir_log::storage::mem::{CrashMode, MemStorage};
 use weir_log::{FlushPolicy, LogConfig, LogError, PartitionLog, SharedLog, Tick};
-
-fn small_config() -> LogConfig {
-    LogConfig {
-        segment_bytes_max: 16 << 10,
-        segment_ms: u64::MAX,
-        index_interval_bytes: 512,
-        batch_bytes_max: 8 << 10,
-        write_buffer_bytes: 8 << 10,
-        write_behind_buffers_max: 2,
-        preallocate_bytes: 16 << 10,
-        flush: FlushPolicy::Sync,
-        retention_ms: None,
-        retention_bytes: None,
-    }
-}
 
 async fn read_all(log: &PartitionLog<MemStorage>) -> Vec<(u64, Vec<u8>)> {
     let mut out = Vec::new();

@@ -2,29 +2,14 @@
 
 mod common;
 
-use common::batch;
+use common::{batch, small_config};
 use futures::executor::block_on;
 use rkyv::util::AlignedVec;
 use weir_log::batch::BatchView;
 use weir_log::epoch_cache::{EpochCache, EpochEnd, EpochEntry};
 use weir_log::storage::Storage;
 use weir_log::storage::mem::MemStorage;
-use weir_log::{FlushPolicy, LogConfig, LogError, PartitionLog};
-
-fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes_max: 16 << 10,
-        segment_ms: u64::MAX,
-        index_interval_bytes: 512,
-        batch_bytes_max: 8 << 10,
-        write_buffer_bytes: 8 << 10,
-        write_behind_buffers_max: 2,
-        preallocate_bytes: 16 << 10,
-        flush: FlushPolicy::Sync,
-        retention_ms: None,
-        retention_bytes: None,
-    }
-}
+use weir_log::{LogConfig, LogError, PartitionLog};
 
 /// Every stored batch of the log, as the leader would send them, each in an aligned buffer.
 async fn stored_batches(log: &PartitionLog<MemStorage>) -> Vec<AlignedVec<16>> {
@@ -51,7 +36,7 @@ fn view(bytes: &AlignedVec<16>) -> BatchView<'_> {
 
 /// A leader log with epochs 1 at 0, 3 at 30 and 4 at 60: 40 batches of 3 records.
 async fn leader(st: &MemStorage) -> PartitionLog<MemStorage> {
-    let (mut log, _) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
+    let (mut log, _) = PartitionLog::open(st.clone(), small_config(), 0).await.unwrap();
     for t in 0..40u64 {
         let epoch = match t {
             0..10 => 1,
@@ -76,7 +61,7 @@ fn a_follower_fed_the_leaders_batches_holds_the_same_bytes() {
         let lst = MemStorage::new();
         let leader = leader(&lst).await;
         let fst = MemStorage::new();
-        let (mut follower, _) = PartitionLog::open(fst.clone(), config(), 0).await.unwrap();
+        let (mut follower, _) = PartitionLog::open(fst.clone(), small_config(), 0).await.unwrap();
         for (i, b) in stored_batches(&leader).await.iter().enumerate() {
             let a = follower.append_replicated(&view(b), i as u64 * 10).await.unwrap();
             assert_eq!(a.base_offset, i as u64 * 3);
@@ -100,7 +85,7 @@ fn gaps_overlaps_and_old_epochs_are_refused_and_the_log_goes_on() {
     block_on(async {
         let leader = leader(&MemStorage::new()).await;
         let batches = stored_batches(&leader).await;
-        let (mut follower, _) = PartitionLog::open(MemStorage::new(), config(), 0).await.unwrap();
+        let (mut follower, _) = PartitionLog::open(MemStorage::new(), small_config(), 0).await.unwrap();
         for b in &batches[..25] {
             follower.append_replicated(&view(b), 0).await.unwrap();
         }
@@ -135,7 +120,7 @@ fn the_epoch_cache_survives_reopen_and_follows_truncation_and_retention() {
         assert_eq!(log.epoch_end_offset(2), end(1, 30));
         assert_eq!(log.epoch_end_offset(4), end(4, 120));
         drop(log);
-        let (mut log, report) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
+        let (mut log, report) = PartitionLog::open(st.clone(), small_config(), 0).await.unwrap();
         assert!(!report.epoch_cache_lost);
         assert_eq!(log.leader_epochs().len(), 3);
         assert_eq!(log.epoch_end_offset(3), end(3, 60));
@@ -149,7 +134,7 @@ fn the_epoch_cache_survives_reopen_and_follows_truncation_and_retention() {
         log.append(&batch(99, 3, 300, 0).view(), 7, 0).await.unwrap();
         log.flush().await.unwrap();
         drop(log);
-        let config = LogConfig { retention_bytes: Some(1), ..config() };
+        let config = LogConfig { retention_bytes: Some(1), ..small_config() };
         let (mut log, _) = PartitionLog::open(st.clone(), config.clone(), 0).await.unwrap();
         let want = [(1, 0), (7, 30)].map(|(epoch, start_offset)| EpochEntry { epoch, start_offset });
         assert_eq!(log.leader_epochs(), want);
@@ -183,7 +168,7 @@ fn newest_slot(st: &MemStorage) -> (&'static str, EpochCache) {
 fn a_torn_slot_falls_back_to_the_other_and_two_are_reported_lost() {
     block_on(async {
         let st = MemStorage::new();
-        let (mut log, _) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
+        let (mut log, _) = PartitionLog::open(st.clone(), small_config(), 0).await.unwrap();
         log.append(&batch(0, 2, 10, 0).view(), 1, 0).await.unwrap();
         log.append(&batch(1, 2, 10, 0).view(), 2, 0).await.unwrap();
         log.flush().await.unwrap();
@@ -196,7 +181,7 @@ fn a_torn_slot_falls_back_to_the_other_and_two_are_reported_lost() {
         assert_eq!(newest.latest(), Some(EpochEntry { epoch: 3, start_offset: 4 }));
         let bytes = st.contents(name).unwrap();
         st.set_contents(name, bytes[..bytes.len() / 2].to_vec());
-        let (log, report) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
+        let (log, report) = PartitionLog::open(st.clone(), small_config(), 0).await.unwrap();
         assert!(!report.epoch_cache_lost);
         assert_eq!(log.leader_epochs(), before, "the other slot's copy");
         drop(log);
@@ -204,7 +189,7 @@ fn a_torn_slot_falls_back_to_the_other_and_two_are_reported_lost() {
         for n in ["epochs.a", "epochs.b"] {
             st.flip_bit(n, 20, 1);
         }
-        let (log, report) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
+        let (log, report) = PartitionLog::open(st.clone(), small_config(), 0).await.unwrap();
         assert!(report.epoch_cache_lost);
         assert_eq!(log.leader_epochs(), []);
     });
@@ -214,7 +199,7 @@ fn a_torn_slot_falls_back_to_the_other_and_two_are_reported_lost() {
 fn an_epoch_whose_batches_a_crash_lost_is_dropped_at_recovery() {
     block_on(async {
         let st = MemStorage::new();
-        let (mut log, _) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
+        let (mut log, _) = PartitionLog::open(st.clone(), small_config(), 0).await.unwrap();
         log.append(&batch(0, 2, 10, 0).view(), 1, 0).await.unwrap();
         log.flush().await.unwrap();
         // Epoch 2 is recorded durably before its batch, which is never synced.
@@ -222,7 +207,7 @@ fn an_epoch_whose_batches_a_crash_lost_is_dropped_at_recovery() {
         assert_eq!(log.leader_epochs().len(), 2);
         st.crash(weir_log::storage::mem::CrashMode::LoseUnsynced);
         drop(log);
-        let (log, _) = PartitionLog::open(st, config(), 0).await.unwrap();
+        let (log, _) = PartitionLog::open(st, small_config(), 0).await.unwrap();
         assert_eq!(log.next_offset(), 2);
         assert_eq!(log.leader_epochs(), [EpochEntry { epoch: 1, start_offset: 0 }]);
         assert_eq!(log.epoch_end_offset(2), Some(EpochEnd { epoch: 1, end_offset: 2 }));

@@ -3,6 +3,7 @@
 
 use weir_log::batch::{Batch, BatchBuilder, BatchView, ProducerStamp, Record};
 use weir_log::segment::Fetched;
+use weir_log::{FlushPolicy, LogConfig};
 
 /// A batch of `n` records whose values are `tag:i` and whose timestamps are `ts`.
 pub fn batch(tag: u64, n: usize, value_len: usize, ts: i64) -> Batch {
@@ -29,4 +30,20 @@ pub fn records<B: std::ops::Deref<Target = [u8]>>(f: &Fetched<B>) -> Vec<(u64, V
         bytes = &bytes[len..];
     }
     out
+}
+
+/// A log of small segments and buffers, so tests roll, index and flush often.
+pub fn small_config() -> LogConfig {
+    LogConfig {
+        segment_bytes_max: 16 << 10,
+        segment_ms: u64::MAX,
+        index_interval_bytes: 512,
+        batch_bytes_max: 8 << 10,
+        write_buffer_bytes: 8 << 10,
+        write_behind_buffers_max: 2,
+        preallocate_bytes: 16 << 10,
+        flush: FlushPolicy::Sync,
+        retention_ms: None,
+        retention_bytes: None,
+    }
 }
