@@ -41,6 +41,7 @@ impl<S: Storage> PartitionLog<S> {
     ) -> Result<Appended, AppendAllError> {
         assert!(!batches.is_empty(), "append_all of no batches");
         let start = self.next_offset();
+        let failed_before = self.is_failed();
         let mut first = None;
         let mut last = 0;
         for batch in batches {
@@ -49,7 +50,7 @@ impl<S: Storage> PartitionLog<S> {
                     first.get_or_insert(a.base_offset);
                     last = a.last_offset;
                 }
-                Err(source) => return Err(self.take_back(start, now_ms, source).await),
+                Err(source) => return Err(self.take_back(start, failed_before, now_ms, source).await),
             }
         }
         let base_offset = first.expect("at least one batch was appended");
@@ -57,8 +58,16 @@ impl<S: Storage> PartitionLog<S> {
     }
 
     /// Removes what a failed `append_all` appended before its failure, if it can.
-    async fn take_back(&mut self, start: u64, now_ms: u64, source: LogError) -> AppendAllError {
-        if self.is_failed() {
+    async fn take_back(
+        &mut self,
+        start: u64,
+        failed_before: bool,
+        now_ms: u64,
+        source: LogError,
+    ) -> AppendAllError {
+        // A log that failed during this request may hold any of its bytes, even of the batch
+        // whose write failed; one that had failed before refused the first batch untouched.
+        if self.is_failed() && !failed_before {
             return AppendAllError::Unknown { source };
         }
         if self.next_offset() == start {

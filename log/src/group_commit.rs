@@ -108,6 +108,13 @@ impl<S: Storage> SharedLog<S> {
         Some(log.complete_sync(sync, result))
     }
 
+    /// Puts `log` (a reopened one) in place of the one `guard` holds. A sync of the old log
+    /// whose outcome is still unrecorded is forgotten: it says nothing about the new one.
+    pub fn replace(&self, guard: &mut MutexGuard<'_, PartitionLog<S>>, log: PartitionLog<S>) {
+        self.finished.borrow_mut().take();
+        **guard = log;
+    }
+
     /// Exclusive access if nobody holds the log now; for upkeep that must not queue behind
     /// appends and syncs.
     pub fn try_lock(&self) -> Option<tokio::sync::MutexGuard<'_, PartitionLog<S>>> {

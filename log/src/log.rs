@@ -555,6 +555,12 @@ impl<S: Storage> PartitionLog<S> {
         self.failed
     }
 
+    /// Refuses every later write, as a failed log does: for a log whose partition is being
+    /// deleted, so nothing still holding it writes into a directory that may be reused.
+    pub fn fence(&mut self) {
+        self.failed = true;
+    }
+
     fn check_usable(&self) -> Result<()> {
         if self.failed { Err(LogError::Failed) } else { Ok(()) }
     }

@@ -62,3 +62,20 @@ fn a_log_that_fails_mid_request_says_the_outcome_is_unknown() {
         assert!(log.is_failed());
     });
 }
+
+#[test]
+fn a_log_that_had_failed_before_appends_nothing_and_says_so() {
+    futures::executor::block_on(async {
+        let storage = MemStorage::new();
+        let (mut log, _) = PartitionLog::open(storage.clone(), config(), 0).await.unwrap();
+        let b = batch(1, 2, 10, 1);
+        let v = BatchView::validate(b.as_bytes(), usize::MAX).unwrap();
+        log.append_all(std::slice::from_ref(&v), 0, 0).await.unwrap();
+        storage.faults().fail_sync_in.set(1);
+        assert!(log.flush().await.is_err());
+        match log.append_all(&[v], 0, 0).await {
+            Err(AppendAllError::NotAppended { source: weir_log::LogError::Failed }) => {}
+            other => panic!("expected NotAppended(Failed), got {other:?}"),
+        }
+    });
+}

@@ -67,6 +67,10 @@ pub struct ShardCore<D: Disk, R: Runtime> {
     partitions: RefCell<BTreeMap<Key, Rc<Partition<D::Storage>>>>,
     /// Partitions of this shard that failed to open; upkeep retries them.
     offline: RefCell<BTreeMap<Key, Offline>>,
+    /// Held while a partition's files are opened or removed: a topic change and upkeep's
+    /// retries never work on the same directory at once, and each looks again, under it, at
+    /// whether its work is still wanted.
+    files: tokio_rt::sync::Mutex<()>,
 }
 
 impl<D: Disk, R: Runtime> ShardCore<D, R> {
@@ -79,6 +83,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             topics: RefCell::new(TopicTable::default()),
             partitions: RefCell::new(BTreeMap::new()),
             offline: RefCell::new(BTreeMap::new()),
+            files: tokio_rt::sync::Mutex::new(()),
         })
     }
 
@@ -126,14 +131,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         // The table first: from now on a deleted topic's requests answer UnknownTopic, and those
         // of a partition still being opened a retriable error.
         *self.topics.borrow_mut() = table.clone();
-        let gone = |(t, _): &&Key| !table.topics.contains_key(t);
-        let mut doomed: Vec<Key> = self.partitions.borrow().keys().filter(gone).cloned().collect();
-        doomed.extend(self.offline.borrow().keys().filter(gone).cloned());
-        for (topic, partition) in doomed {
-            self.partitions.borrow_mut().remove(&(topic.clone(), partition));
-            self.offline.borrow_mut().remove(&(topic.clone(), partition));
-            self.remove_files(&topic, partition).await;
-        }
+        self.remove_gone(&table).await;
         let mut failures = Vec::new();
         for meta in table.topics.values() {
             for partition in 0..meta.partitions {
@@ -143,17 +141,43 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
                 if meta.local_shard(partition) != Some(self.id) || known {
                     continue;
                 }
-                if let Err(error) = self.open_partition(meta, partition).await {
+                if let Err(error) = self.open_partition(meta, partition, false).await {
                     failures.push(format!("{}/{partition}: {error}", meta.name));
-                    let mut backoff = Backoff::default();
-                    backoff.failed(self.rt.now_ms());
-                    self.offline
-                        .borrow_mut()
-                        .insert((meta.name.clone(), partition), Offline { error, backoff });
+                    self.note_offline(&meta.name, partition, error, Backoff::default());
                 }
             }
         }
         failures
+    }
+
+    /// Closes and deletes the partitions of topics no longer in `table`, served or offline.
+    async fn remove_gone(&self, table: &TopicTable) {
+        let _files = self.files.lock().await;
+        let gone = |(t, _): &&Key| !table.topics.contains_key(t);
+        let mut doomed: Vec<Key> = self.partitions.borrow().keys().filter(gone).cloned().collect();
+        doomed.extend(self.offline.borrow().keys().filter(gone).cloned());
+        for (topic, partition) in doomed {
+            let served = self.partitions.borrow_mut().remove(&(topic.clone(), partition));
+            self.offline.borrow_mut().remove(&(topic.clone(), partition));
+            if let Some(p) = served {
+                // Whoever still holds it (a produce, upkeep) can write nothing more into a
+                // directory that a topic of the same name may soon reuse.
+                p.close().await;
+            }
+            self.remove_files(&topic, partition).await;
+        }
+    }
+
+    /// Records a partition that failed to open, unless it is served or its topic went meanwhile.
+    fn note_offline(&self, topic: &str, partition: u32, error: String, mut backoff: Backoff) {
+        let key = (topic.to_owned(), partition);
+        let wanted = self.topics.borrow().local_shard(topic, partition) == Some(self.id);
+        if !wanted || self.partitions.borrow().contains_key(&key) {
+            self.offline.borrow_mut().remove(&key);
+            return;
+        }
+        backoff.failed(self.rt.now_ms());
+        self.offline.borrow_mut().insert(key, Offline { error, backoff });
     }
 
     async fn remove_files(&self, topic: &str, partition: u32) {
@@ -167,9 +191,16 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         }
     }
 
-    /// Opens a partition this shard serves. One whose topic was deleted while it opened is
-    /// closed and removed again, never served.
-    async fn open_partition(&self, meta: &TopicMeta, partition: u32) -> Result<(), String> {
+    /// Opens a partition this shard serves, unless, by the time it may touch the files, it is
+    /// served already, its topic is gone, or (`retry`) it is no longer offline.
+    async fn open_partition(&self, meta: &TopicMeta, partition: u32, retry: bool) -> Result<(), String> {
+        let _files = self.files.lock().await;
+        let key = (meta.name.clone(), partition);
+        let wanted = self.topics.borrow().local_shard(&meta.name, partition) == Some(self.id);
+        let offline = self.offline.borrow().contains_key(&key);
+        if !wanted || self.partitions.borrow().contains_key(&key) || (retry && !offline) {
+            return Ok(());
+        }
         let name = format!("{}/{partition}", meta.name);
         let storage = self
             .disk
@@ -183,13 +214,9 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
                 return Err(e.to_string());
             }
         };
-        if self.topics.borrow().local_shard(&meta.name, partition) != Some(self.id) {
-            drop(p);
-            self.remove_files(&meta.name, partition).await;
-            return Err("its topic was deleted while it opened".into());
-        }
-        self.offline.borrow_mut().remove(&(meta.name.clone(), partition));
-        self.partitions.borrow_mut().insert((meta.name.clone(), partition), Rc::new(p));
+        // Topic changes remove files under the same lock, so the topic is still there.
+        self.offline.borrow_mut().remove(&key);
+        self.partitions.borrow_mut().insert(key, Rc::new(p));
         Ok(())
     }
 
@@ -231,15 +258,10 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             .filter(|(_, o)| o.backoff.due(now))
             .map(|(k, o)| (k.clone(), o.clone()))
             .collect();
-        for ((topic, partition), mut o) in due {
+        for ((topic, partition), o) in due {
             let Some(meta) = self.topics.borrow().topics.get(&topic).cloned() else { continue };
-            if let Err(error) = self.open_partition(&meta, partition).await {
-                o.backoff.failed(now);
-                o.error = error;
-                // Unless the topic went meanwhile.
-                if self.topics.borrow().local_shard(&topic, partition) == Some(self.id) {
-                    self.offline.borrow_mut().insert((topic, partition), o);
-                }
+            if let Err(error) = self.open_partition(&meta, partition, true).await {
+                self.note_offline(&topic, partition, error, o.backoff);
             }
         }
         for p in self.all_partitions() {

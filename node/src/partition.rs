@@ -46,6 +46,8 @@ pub struct Partition<S: Storage + Clone> {
     /// there are none: a produce waiting on the old log's sync must not be answered from the new
     /// log, where its offsets may hold other records.
     producing: Rc<Cell<usize>>,
+    /// Set once the partition is deleted: its log is fenced and never reopened.
+    closed: Cell<bool>,
 }
 
 /// Counts a produce in flight on a partition for as long as it lives.
@@ -100,6 +102,7 @@ impl<S: Storage + Clone> Partition<S> {
             name,
             reopen: Cell::new(Backoff::default()),
             producing: Rc::new(Cell::new(0)),
+            closed: Cell::new(false),
         })
     }
 
@@ -160,6 +163,9 @@ impl<S: Storage + Clone> Partition<S> {
     /// log end.
     pub async fn truncate_to(&self, offset: u64, now_ms: u64) -> weir_log::error::Result<u64> {
         let mut log = self.log.lock().await;
+        // A produce between its append and its answer would advance the high watermark past
+        // the cut: a replica truncates as a follower, which takes no produces.
+        assert_eq!(self.producing.get(), 0, "truncating {} while a produce is in flight", self.name);
         let end = log.truncate_to(offset, now_ms).await?;
         let old = self.state.get();
         // A cut below the log start starts the log over at the cut: recovered() covers both.
@@ -184,6 +190,15 @@ impl<S: Storage + Clone> Partition<S> {
         Some(rx)
     }
 
+    /// Fences the partition for good, before its files are deleted: every later write through
+    /// anyone still holding it is refused (as by a failed log), and it is never reopened. Waits
+    /// for the write in progress, if any.
+    pub async fn close(&self) {
+        let mut log = self.log.lock().await;
+        log.fence();
+        self.closed.set(true);
+    }
+
     /// Whether the log is failed (and waits to be reopened); false while someone uses it.
     pub fn is_failed(&self) -> bool {
         self.log.try_lock().is_some_and(|log| log.is_failed())
@@ -206,19 +221,16 @@ impl<S: Storage + Clone> Partition<S> {
         }
         // A log in use is not failed, or its user is about to learn it: look again next time.
         let Some(mut log) = self.log.try_lock() else { return false };
-        if !log.is_failed() {
+        if !log.is_failed() || self.closed.get() {
             return false;
         }
         match Self::open_log(&self.storage, &self.config, now_ms, &self.name).await {
             Ok(reopened) => {
-                *log = reopened;
+                self.log.replace(&mut log, reopened);
                 let old = self.state.get();
-                let s = ReplicaState::recovered(
-                    log.log_start(),
-                    log.next_offset(),
-                    old.high_watermark(),
-                    old.leader_epoch(),
-                );
+                let epoch = latest_epoch(&log).max(old.leader_epoch());
+                let s =
+                    ReplicaState::recovered(log.log_start(), log.next_offset(), old.high_watermark(), epoch);
                 self.state.set(s);
                 self.reopen.set(Backoff::default());
                 tracing::warn!(partition = %self.name, log_end = s.log_end(), "failed log reopened and serving again");

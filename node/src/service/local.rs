@@ -146,9 +146,20 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             let unknown =
                 |e: LogError| Failure::new(ErrorCode::StorageError, format!("outcome unknown: {e}"));
             if fsync {
+                // Durable up to `next` means the log still reaches it: a cut lowers the durable
+                // offset with the log end. No await between this and the advance.
                 p.log.wait_durable(next).await.map_err(unknown)?;
             } else {
-                p.log.lock().await.write_out().await.map_err(unknown)?;
+                let mut log = p.log.lock().await;
+                log.write_out().await.map_err(unknown)?;
+                if log.next_offset() < next {
+                    let cut = LogError::OffsetOutOfRange {
+                        offset: next,
+                        start: log.log_start(),
+                        end: log.next_offset(),
+                    };
+                    return Err(unknown(cut));
+                }
             }
             p.advance(next);
             Ok::<(), Failure>(())
