@@ -63,6 +63,7 @@ pub async fn run_shard(start: ShardStart) {
         }
     };
     shard.core().apply_topics(table).await;
+    shard.core().check_space().await;
     // No shard takes requests before every shard has opened its partitions: a request forwarded
     // to a shard still loading would find no topic. Blocking is fine here: nothing crosses the
     // mesh before the listeners open.

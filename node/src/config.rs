@@ -23,6 +23,10 @@ pub struct NodeConfig {
     /// Acknowledge produce only after fdatasync (group commit). Off: sync every
     /// `flush_interval_ms`.
     pub fsync: bool,
+    /// Produce is refused while the data dir's device has less free space than this (as
+    /// Redpanda's `storage_min_free_bytes`), so deletes, retention, topic changes and a restart
+    /// always have room. 0 turns the check off.
+    pub storage_min_free_bytes: u64,
     pub flush_interval_ms: u64,
     pub segment_bytes: u64,
     pub segment_ms: u64,
@@ -78,6 +82,7 @@ impl Default for NodeConfig {
             shard_port_base: None,
             advertised_host: None,
             fsync: true,
+            storage_min_free_bytes: 1 << 30,
             flush_interval_ms: 100,
             segment_bytes: 1 << 30,
             segment_ms: 7 * 24 * 3600 * 1000,
@@ -218,6 +223,7 @@ const KNOWN_KEYS: &[&str] = &[
     "shard_port_base",
     "advertised_host",
     "fsync",
+    "storage_min_free_bytes",
     "flush_interval_ms",
     "segment_bytes",
     "segment_ms",

@@ -9,7 +9,7 @@ use crate::disk::Disk;
 use crate::metadata::{TopicMeta, TopicTable};
 use crate::partition::{Backoff, Partition};
 use crate::runtime::Runtime;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use weir_log::{FlushPolicy, LogConfig};
@@ -27,6 +27,8 @@ pub struct CoreConfig {
     pub request_bytes_max: usize,
     pub retention_ms: Option<u64>,
     pub retention_bytes: Option<u64>,
+    /// Produce is refused below this much free space on the partitions' device; 0: never.
+    pub storage_min_free_bytes: u64,
 }
 
 impl From<&crate::config::NodeConfig> for CoreConfig {
@@ -41,6 +43,7 @@ impl From<&crate::config::NodeConfig> for CoreConfig {
             request_bytes_max: c.request_bytes_max,
             retention_ms: c.retention_ms,
             retention_bytes: c.retention_bytes,
+            storage_min_free_bytes: c.storage_min_free_bytes,
         }
     }
 }
@@ -71,6 +74,9 @@ pub struct ShardCore<D: Disk, R: Runtime> {
     /// retries never work on the same directory at once, and each looks again, under it, at
     /// whether its work is still wanted.
     files: tokio_rt::sync::Mutex<()>,
+    /// Free bytes on the partitions' device when last looked, while below
+    /// `storage_min_free_bytes`; `None` while there is room.
+    low_space: Cell<Option<u64>>,
 }
 
 impl<D: Disk, R: Runtime> ShardCore<D, R> {
@@ -84,6 +90,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             partitions: RefCell::new(BTreeMap::new()),
             offline: RefCell::new(BTreeMap::new()),
             files: tokio_rt::sync::Mutex::new(()),
+            low_space: Cell::new(None),
         })
     }
 
@@ -224,6 +231,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
     /// rolls segments by age, enforces retention when `retention_due`, and recovers offline
     /// partitions and failed logs.
     pub async fn maintain(&self, retention_due: bool) {
+        self.check_space().await;
         let now = self.rt.now_ms();
         // With fsync-before-ack there is nothing to flush on a timer: leave the partitions'
         // locks alone until retention is due. Segments then roll by age at that pace, which is
@@ -267,6 +275,47 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         for p in self.all_partitions() {
             p.reopen_if_failed(now).await;
         }
+    }
+
+    /// Looks at the free space on the partitions' device, for produce's floor. Says so once
+    /// when it falls below the floor and once when it is back.
+    pub async fn check_space(&self) {
+        let min = self.config.storage_min_free_bytes;
+        if min == 0 {
+            return;
+        }
+        let free = match self.disk.free_bytes().await {
+            Ok(free) => free,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the free space of the data dir");
+                return;
+            }
+        };
+        let low = (free < min).then_some(free);
+        match (self.low_space.replace(low), low) {
+            (None, Some(free)) => {
+                tracing::error!(
+                    shard = self.id.0,
+                    free,
+                    min,
+                    "free space below storage_min_free_bytes: produce refused"
+                )
+            }
+            (Some(_), None) => {
+                tracing::warn!(shard = self.id.0, free, min, "free space back above storage_min_free_bytes")
+            }
+            _ => {}
+        }
+    }
+
+    /// Why produce is refused now for lack of space, if it is.
+    pub fn space_refusal(&self) -> Option<String> {
+        let free = self.low_space.get()?;
+        let min = self.config.storage_min_free_bytes;
+        Some(format!(
+            "not enough free space: {free} bytes free on the data dir's device, below storage_min_free_bytes ({min}); \
+             produce is refused until space is freed (delete topics, lower retention)"
+        ))
     }
 
     /// Makes every partition durable: at shutdown.

@@ -24,6 +24,8 @@ pub trait Disk: std::fmt::Debug + 'static {
     async fn save_topics(&self, table: &TopicTable) -> io::Result<()>;
     /// A printable place of a partition, for messages.
     fn describe(&self, topic: &str, partition: u32) -> String;
+    /// Bytes an unprivileged writer may still use on the partitions' device.
+    async fn free_bytes(&self) -> io::Result<u64>;
 }
 
 /// The node's data dir: `partitions/<topic>-<partition>/` on direct I/O, `topics.json` beside.
@@ -59,6 +61,26 @@ impl Disk for DataDir {
     fn describe(&self, topic: &str, partition: u32) -> String {
         self.partition_dir(topic, partition).display().to_string()
     }
+
+    async fn free_bytes(&self) -> io::Result<u64> {
+        let root = self.root.clone();
+        glommio::executor().spawn_blocking(move || free_bytes(&root)).await
+    }
+}
+
+/// Free bytes for unprivileged writers on the filesystem holding `path` (statvfs).
+fn free_bytes(path: &std::path::Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a NUL-terminated path and `st` points at memory statvfs fills on success.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    Ok(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
 /// Partitions in memory ([`MemStorage`], with its faults), shared by every shard of a simulated
@@ -68,10 +90,17 @@ pub struct MemDisk {
     inner: Rc<RefCell<MemDiskState>>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct MemDiskState {
     partitions: BTreeMap<(String, u32), MemStorage>,
     topics: TopicTable,
+    free_bytes: u64,
+}
+
+impl Default for MemDiskState {
+    fn default() -> Self {
+        Self { partitions: BTreeMap::new(), topics: TopicTable::default(), free_bytes: u64::MAX }
+    }
 }
 
 impl MemDisk {
@@ -80,6 +109,11 @@ impl MemDisk {
         for (i, storage) in self.inner.borrow().partitions.values().enumerate() {
             storage.crash(mode(i as u64));
         }
+    }
+
+    /// What [`Disk::free_bytes`] answers from now on.
+    pub fn set_free_bytes(&self, free: u64) {
+        self.inner.borrow_mut().free_bytes = free;
     }
 
     /// The topic table last saved.
@@ -113,5 +147,9 @@ impl Disk for MemDisk {
 
     fn describe(&self, topic: &str, partition: u32) -> String {
         format!("memory:{topic}-{partition}")
+    }
+
+    async fn free_bytes(&self) -> io::Result<u64> {
+        Ok(self.inner.borrow().free_bytes)
     }
 }

@@ -90,10 +90,17 @@ impl TopicTable {
     /// Writes the table so that a crash leaves either the old or the new one.
     pub fn save(&self, data_dir: &Path) -> std::io::Result<()> {
         let tmp = data_dir.join(format!("{TOPICS_FILE}.tmp"));
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, data_dir.join(TOPICS_FILE))?;
+        let written = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(&serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, data_dir.join(TOPICS_FILE))
+        })();
+        if written.is_err() {
+            // A full disk, say: leave no partial file behind.
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written?;
         std::fs::File::open(data_dir)?.sync_all()
     }
 }

@@ -49,6 +49,7 @@ pub fn sim_config(shards: usize) -> CoreConfig {
         request_bytes_max: 1 << 20,
         retention_ms: None,
         retention_bytes: None,
+        storage_min_free_bytes: 1 << 20,
     }
 }
 

@@ -22,8 +22,12 @@ pub struct DmaStorage {
     dir: PathBuf,
 }
 
-/// Prefix of the files written by [`DmaStorage::probe`].
-pub const PROBE_FILE_PREFIX: &str = ".dma-probe";
+/// The file [`DmaStorage::probe`] opens: 4 KiB, kept in the data dir for good, so a node whose
+/// disk is full still starts (it writes the file once, at its first start).
+pub const PROBE_FILE: &str = ".dma-probe";
+/// Prefix of the per-thread probe files earlier versions wrote (and could leave behind).
+const OLD_PROBE_PREFIX: &str = ".dma-probe-";
+const PROBE_BYTES: usize = 4096;
 
 impl DmaStorage {
     /// Opens (creating it if needed) the directory `dir`.
@@ -41,25 +45,42 @@ impl DmaStorage {
     /// the device supports polled I/O with a read at offset 0 and caches the answer per device.
     /// On an empty file that read succeeds wrongly, and every later read on the device then fails
     /// with EOPNOTSUPP (os error 95). Opening a file that holds 4 KiB first makes the probe
-    /// answer truthfully. Call once per executor before opening any segment. Each call uses a
-    /// file of its own (executors of one process probe the same directory at once) and removes it.
+    /// answer truthfully. Call once per executor before opening any segment. The file
+    /// ([`PROBE_FILE`]) is written once (under a name of its own, then renamed: executors of one
+    /// process probe at once) and kept, so a restart on a full disk needs no space for it.
     pub async fn probe(dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        let thread =
-            format!("{:?}", std::thread::current().id()).replace(|c: char| !c.is_ascii_alphanumeric(), "");
-        let path = dir.join(format!("{PROBE_FILE_PREFIX}-{}-{thread}", std::process::id()));
-        std::fs::write(&path, vec![0u8; 4096])?;
-        let result = async {
-            let file = DmaFile::open(&path).await.map_err(to_io)?;
-            let read = file.read_at_aligned(0, 4096).await.map_err(to_io)?;
-            let ok = read.len() == 4096;
-            file.close().await.map_err(to_io)?;
-            if ok { Ok(()) } else { Err(io::Error::other("direct-I/O probe read came back short")) }
-        }
-        .await;
-        std::fs::remove_file(&path)?;
-        result
+        let dir = dir.to_owned();
+        let path = off_shard(move || ensure_probe_file(&dir)).await?;
+        let file = DmaFile::open(&path).await.map_err(to_io)?;
+        let read = file.read_at_aligned(0, PROBE_BYTES).await.map_err(to_io)?;
+        let ok = read.len() == PROBE_BYTES;
+        file.close().await.map_err(to_io)?;
+        if ok { Ok(()) } else { Err(io::Error::other("direct-I/O probe read came back short")) }
     }
+}
+
+/// The probe file in `dir`, written if it is missing or short. Removes probe files that earlier
+/// versions left behind.
+fn ensure_probe_file(dir: &Path) -> io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        if entry.file_name().to_str().is_some_and(|n| n.starts_with(OLD_PROBE_PREFIX)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    let path = dir.join(PROBE_FILE);
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() == PROBE_BYTES as u64) {
+        return Ok(path);
+    }
+    let thread =
+        format!("{:?}", std::thread::current().id()).replace(|c: char| !c.is_ascii_alphanumeric(), "");
+    let tmp = dir.join(format!("{PROBE_FILE}.tmp.{}.{thread}", std::process::id()));
+    let written = std::fs::write(&tmp, vec![0u8; PROBE_BYTES]).and_then(|()| std::fs::rename(&tmp, &path));
+    if written.is_err() {
+        // A full disk: leave nothing behind.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map(|()| path)
 }
 
 /// A file opened with O_DIRECT.

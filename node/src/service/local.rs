@@ -120,6 +120,9 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
     /// rest running as a task of its own.
     pub async fn produce_local(&self, acks: Acks, part: ProducePartition) -> Result<Produced, Failure> {
         let p = self.find(&part.topic, part.partition.0)?;
+        if let Some(why) = self.space_refusal() {
+            return Err(Failure::new(ErrorCode::StorageError, why));
+        }
         // Held until the answer is decided, in the `visible` task for acks=none too.
         let producing = p.begin_produce();
         let aligned = Aligned::new(part.batches);
@@ -130,7 +133,10 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             let mut log = p.log.lock().await;
             let a = log.append_all(&views, 0, self.rt.now_ms()).await.map_err(|e| match e {
                 weir_log::AppendAllError::NotAppended { source } => log_failure(source),
-                e => Failure::new(ErrorCode::StorageError, e.to_string()),
+                e => {
+                    tracing::error!(partition = %p.name, error = %e, "log failed while appending");
+                    Failure::new(ErrorCode::StorageError, e.to_string())
+                }
             })?;
             p.appended(a.last_offset + 1);
             (a.base_offset, a.last_offset + 1)
@@ -143,8 +149,10 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             // Appended but not made durable (or visible): whether the records survive is known
             // only once the log is recovered, so the answer is a retriable storage error, never
             // one that says what happened to the offsets.
-            let unknown =
-                |e: LogError| Failure::new(ErrorCode::StorageError, format!("outcome unknown: {e}"));
+            let unknown = |e: LogError| {
+                tracing::error!(partition = %p.name, error = %e, "appended records not made durable or visible");
+                Failure::new(ErrorCode::StorageError, format!("outcome unknown: {e}"))
+            };
             if fsync {
                 // Durable up to `next` means the log still reaches it: a cut lowers the durable
                 // offset with the log end. No await between this and the advance.
