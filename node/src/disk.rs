@@ -80,6 +80,8 @@ fn free_bytes(path: &std::path::Path) -> io::Result<u64> {
     }
     // SAFETY: statvfs returned 0, so it filled `st`.
     let st = unsafe { st.assume_init() };
+    // The fields' types differ by platform (u32 on some 32-bit ones).
+    #[allow(clippy::unnecessary_cast)]
     Ok(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
