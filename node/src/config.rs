@@ -48,6 +48,12 @@ pub struct NodeConfig {
     pub connections_max: usize,
     /// Most connections one client IP address may have open at once (TCP and QUIC together).
     pub connections_per_ip_max: usize,
+    /// A connection (or QUIC stream) with no request in flight and nothing read for this long is
+    /// closed (as Kafka's `connections.max.idle.ms`).
+    pub connection_idle_timeout_ms: u64,
+    /// A request frame once started (header or body) must arrive within this long of reading, or
+    /// its connection is closed: a client that dribbles a frame holds nothing for long.
+    pub request_read_timeout_ms: u64,
     /// At shutdown, how long requests in flight may take to finish before the node flushes and
     /// exits anyway.
     pub shutdown_timeout_ms: u64,
@@ -90,6 +96,8 @@ impl Default for NodeConfig {
             request_memory_bytes_max: 256 << 20,
             connections_max: 10_000,
             connections_per_ip_max: 1_000,
+            connection_idle_timeout_ms: 600_000,
+            request_read_timeout_ms: 30_000,
             shutdown_timeout_ms: 5000,
             tls_cert: None,
             tls_key: None,
@@ -172,6 +180,12 @@ impl NodeConfig {
         if self.connections_max == 0 || self.connections_per_ip_max == 0 {
             return bad("connections_max", "connections_max and connections_per_ip_max must be positive");
         }
+        if self.connection_idle_timeout_ms == 0 {
+            return bad("connection_idle_timeout_ms", "must be positive");
+        }
+        if self.request_read_timeout_ms == 0 {
+            return bad("request_read_timeout_ms", "must be positive");
+        }
         if self.requests_in_flight_max == 0 {
             return bad("requests_in_flight_max", "must be positive");
         }
@@ -230,6 +244,8 @@ const KNOWN_KEYS: &[&str] = &[
     "request_memory_bytes_max",
     "connections_max",
     "connections_per_ip_max",
+    "connection_idle_timeout_ms",
+    "request_read_timeout_ms",
     "shutdown_timeout_ms",
     "tls_cert",
     "tls_key",
@@ -286,6 +302,16 @@ mod tests {
         assert!(matches!(
             NodeConfig::load(None, env).unwrap().check(),
             Err(ConfigError::Invalid { field: "connections_max", .. })
+        ));
+        let env = [("WEIR_CONNECTION_IDLE_TIMEOUT_MS".to_owned(), "0".to_owned())];
+        assert!(matches!(
+            NodeConfig::load(None, env).unwrap().check(),
+            Err(ConfigError::Invalid { field: "connection_idle_timeout_ms", .. })
+        ));
+        let env = [("WEIR_REQUEST_READ_TIMEOUT_MS".to_owned(), "0".to_owned())];
+        assert!(matches!(
+            NodeConfig::load(None, env).unwrap().check(),
+            Err(ConfigError::Invalid { field: "request_read_timeout_ms", .. })
         ));
         let env = [("WEIR_QUIC_BUSY_POLL_US".to_owned(), "5000000".to_owned())];
         assert!(matches!(
