@@ -1,5 +1,11 @@
 //! Node settings: built-in defaults, then a TOML file, then `WEIR_*` environment variables, then
 //! command-line flags, each overriding the one before.
+//!
+//! A key the node does not know is refused in the TOML file (the file is the operator's, and a
+//! misspelt key there is a mistake to fix now). A `WEIR_*` variable the node does not know is
+//! not refused, since the environment is shared with other programs, but it is named in a
+//! warning at start ([`ConfigWarning`]), so that a misspelt one is never ignored silently.
+//! `WEIR_LOG` and the client's `WEIR_TLS_*` variables are known and ignored by the node.
 
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -121,13 +127,38 @@ pub enum ConfigError {
     Invalid { field: &'static str, reason: String },
 }
 
+/// Something in the configuration the node took no notice of, said at start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigWarning {
+    #[error("unknown environment variable {name} ignored (not a node setting)")]
+    UnknownVariable { name: String },
+}
+
+/// `WEIR_*` variables that are not node settings but are known: the log filter and the CLI's.
+const OTHER_VARIABLES: &[&str] = &["WEIR_LOG", "WEIR_TLS_CA", "WEIR_TLS_FINGERPRINT"];
+
 impl NodeConfig {
-    /// Defaults, overridden by `file` (if given), then by `WEIR_*` variables from `env`. Not yet
-    /// checked: flags may still override it; call [`check`](Self::check) last.
+    /// As [`load_noting`](Self::load_noting), with each warning logged.
     pub fn load(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
+        let (config, warnings) = Self::load_noting(file, env)?;
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(config)
+    }
+
+    /// Defaults, overridden by `file` (if given), then by `WEIR_*` variables from `env`, with a
+    /// warning for each `WEIR_*` variable that is no setting. Not yet checked: flags may still
+    /// override it; call [`check`](Self::check) last.
+    pub fn load_noting(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Self, Vec<ConfigWarning>), ConfigError> {
+        let mut warnings = Vec::new();
         let mut table = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -141,6 +172,9 @@ impl NodeConfig {
             let Some(key) = name.strip_prefix("WEIR_") else { continue };
             let key = key.to_ascii_lowercase();
             if !KNOWN_KEYS.contains(&key.as_str()) {
+                if !OTHER_VARIABLES.contains(&name.as_str()) {
+                    warnings.push(ConfigWarning::UnknownVariable { name });
+                }
                 continue;
             }
             // Parse the value as a TOML value (number, bool), falling back to a string; paths and
@@ -159,13 +193,18 @@ impl NodeConfig {
         let config: NodeConfig = toml::Value::Table(table).try_into().map_err(|source| {
             ConfigError::Parse { path: file.map_or("<environment>".into(), Path::to_owned), source }
         })?;
-        Ok(config)
+        Ok((config, warnings))
     }
 
     pub fn check(&self) -> Result<(), ConfigError> {
         let bad = |field, reason: &str| Err(ConfigError::Invalid { field, reason: reason.to_owned() });
         if self.shards == 0 || self.shards > 256 {
             return bad("shards", "must be within 1..=256");
+        }
+        // Checked before batch_bytes_max, which must fit a segment: a segment too small to hold
+        // the smallest batch limit is the segment's fault.
+        if self.segment_bytes < 4096 {
+            return bad("segment_bytes", "must be at least 4096");
         }
         if self.batch_bytes_max < 4096 || self.batch_bytes_max as u64 > self.segment_bytes {
             return bad("batch_bytes_max", "must be within [4096, segment_bytes]");
@@ -303,6 +342,11 @@ mod tests {
             NodeConfig::load(None, env).unwrap().check(),
             Err(ConfigError::Invalid { field: "connections_max", .. })
         ));
+        let env = [("WEIR_SEGMENT_BYTES".to_owned(), "0".to_owned())];
+        assert!(matches!(
+            NodeConfig::load(None, env).unwrap().check(),
+            Err(ConfigError::Invalid { field: "segment_bytes", .. })
+        ));
         let env = [("WEIR_CONNECTION_IDLE_TIMEOUT_MS".to_owned(), "0".to_owned())];
         assert!(matches!(
             NodeConfig::load(None, env).unwrap().check(),
@@ -318,5 +362,29 @@ mod tests {
             NodeConfig::load(None, env).unwrap().check(),
             Err(ConfigError::Invalid { field: "quic_busy_poll_us", .. })
         ));
+    }
+
+    /// A misspelt `WEIR_*` variable is named in a warning; one that is a setting, the log
+    /// filter, the client's, and variables of other programs are not. A misspelt TOML key is
+    /// still refused, naming the key.
+    #[test]
+    fn unknown_variables_are_warned_of_and_unknown_keys_refused() {
+        let env = [
+            ("WEIR_SHARDZ", "2"),
+            ("WEIR_SHARDS", "2"),
+            ("WEIR_LOG", "debug"),
+            ("WEIR_TLS_FINGERPRINT", "ab"),
+            ("HOME", "/x"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let (config, warnings) = NodeConfig::load_noting(None, env).unwrap();
+        assert_eq!(config.shards, 2);
+        assert_eq!(warnings, vec![ConfigWarning::UnknownVariable { name: "WEIR_SHARDZ".into() }]);
+        assert!(warnings[0].to_string().contains("WEIR_SHARDZ"));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("weir.toml");
+        std::fs::write(&file, "connection_idle_timout_ms = 5\n").unwrap();
+        let error = NodeConfig::load_noting(Some(&file), []).unwrap_err();
+        assert!(error.to_string().contains("connection_idle_timout_ms"), "{error}");
     }
 }
