@@ -111,12 +111,17 @@ pub(crate) async fn accept_loop(
                 let out_of_fds = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
                 if out_of_fds && reserve.take().is_some() {
                     // The reserve's fd is free now: the waiting client takes it.
-                    if let Ok(stream) = listener.accept().await {
-                        refuse(stream, OUT_OF_FDS.to_owned()).await;
-                    }
+                    let answered = match listener.accept().await {
+                        Ok(stream) => {
+                            refuse(stream, OUT_OF_FDS.to_owned()).await;
+                            true
+                        }
+                        Err(_) => false,
+                    };
                     reserve = reserve_fd();
-                    if reserve.is_some() {
-                        // Progress: the client was answered. The next attempt can come at once.
+                    if answered && reserve.is_some() {
+                        // Progress: a client was answered, and the reserve is back. The next
+                        // attempt can come at once.
                         continue;
                     }
                 }

@@ -164,9 +164,12 @@ fn a_long_poll_is_not_idle() {
 /// connections.
 const NODE_FD_LIMIT: u64 = 128;
 
+/// Lines a node wrote to its stderr, each with when it came.
+type Lines = Arc<Mutex<Vec<(Instant, String)>>>;
+
 /// Starts a one-shard node whose soft RLIMIT_NOFILE is `NODE_FD_LIMIT`, with its stderr lines
 /// collected (with when they came).
-fn start_with_few_fds(dir: &std::path::Path) -> (Node, Arc<Mutex<Vec<(Instant, String)>>>) {
+fn start_with_few_fds(dir: &std::path::Path) -> (Node, Lines) {
     use std::os::unix::process::CommandExt;
     let mut node = Node::start_custom(dir, 1, Node::free_port(1), &[], |command| {
         // SAFETY: only setrlimit runs in the child between fork and exec; it is
