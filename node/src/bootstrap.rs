@@ -59,6 +59,9 @@ pub async fn run_shard(start: ShardStart) {
         Ok(shard) => shard,
         Err(e) => {
             let _ = ready.send(Err(e));
+            // The other shards wait for this one there: let them on, to see the node stop and
+            // end in order.
+            loaded.wait();
             return;
         }
     };
@@ -87,11 +90,12 @@ async fn build(
     mesh: Mesh,
     counters: Arc<NodeCounters>,
 ) -> Result<Rc<Shard>, ServeError> {
+    // The mesh first: every shard joins it, even one that then fails, so none waits for ever.
+    let (senders, mut receivers) =
+        mesh.join().await.map_err(|_| ServeError::Shard { shard: id, reason: "mesh join failed".into() })?;
     DmaStorage::probe(&config.data_dir)
         .await
         .map_err(|source| ServeError::DataDir { path: config.data_dir.display().to_string(), source })?;
-    let (senders, mut receivers) =
-        mesh.join().await.map_err(|_| ServeError::Shard { shard: id, reason: "mesh join failed".into() })?;
     let config = Rc::new(config);
     let shard_id = ShardId(id as u16);
     let disk = DataDir { root: config.data_dir.clone() };

@@ -1,5 +1,11 @@
 //! Node settings: built-in defaults, then a TOML file, then `WEIR_*` environment variables, then
 //! command-line flags, each overriding the one before.
+//!
+//! A key the node does not know is refused in the TOML file (the file is the operator's, and a
+//! misspelt key there is a mistake to fix now). A `WEIR_*` variable the node does not know is
+//! not refused, since the environment is shared with other programs, but it is named in a
+//! warning at start ([`ConfigWarning`]), so that a misspelt one is never ignored silently.
+//! `WEIR_LOG` and the client's `WEIR_TLS_*` variables are known and ignored by the node.
 
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -52,6 +58,12 @@ pub struct NodeConfig {
     pub connections_max: usize,
     /// Most connections one client IP address may have open at once (TCP and QUIC together).
     pub connections_per_ip_max: usize,
+    /// A connection (or QUIC stream) with no request in flight and nothing read for this long is
+    /// closed (as Kafka's `connections.max.idle.ms`).
+    pub connection_idle_timeout_ms: u64,
+    /// A request frame once started (header or body) must arrive within this long of reading, or
+    /// its connection is closed: a client that dribbles a frame holds nothing for long.
+    pub request_read_timeout_ms: u64,
     /// At shutdown, how long requests in flight may take to finish before the node flushes and
     /// exits anyway.
     pub shutdown_timeout_ms: u64,
@@ -95,6 +107,8 @@ impl Default for NodeConfig {
             request_memory_bytes_max: 256 << 20,
             connections_max: 10_000,
             connections_per_ip_max: 1_000,
+            connection_idle_timeout_ms: 600_000,
+            request_read_timeout_ms: 30_000,
             shutdown_timeout_ms: 5000,
             tls_cert: None,
             tls_key: None,
@@ -118,13 +132,38 @@ pub enum ConfigError {
     Invalid { field: &'static str, reason: String },
 }
 
+/// Something in the configuration the node took no notice of, said at start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigWarning {
+    #[error("unknown environment variable {name} ignored (not a node setting)")]
+    UnknownVariable { name: String },
+}
+
+/// `WEIR_*` variables that are not node settings but are known: the log filter and the CLI's.
+const OTHER_VARIABLES: &[&str] = &["WEIR_LOG", "WEIR_TLS_CA", "WEIR_TLS_FINGERPRINT"];
+
 impl NodeConfig {
-    /// Defaults, overridden by `file` (if given), then by `WEIR_*` variables from `env`. Not yet
-    /// checked: flags may still override it; call [`check`](Self::check) last.
+    /// As [`load_noting`](Self::load_noting), with each warning logged.
     pub fn load(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
+        let (config, warnings) = Self::load_noting(file, env)?;
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        Ok(config)
+    }
+
+    /// Defaults, overridden by `file` (if given), then by `WEIR_*` variables from `env`, with a
+    /// warning for each `WEIR_*` variable that is no setting. Not yet checked: flags may still
+    /// override it; call [`check`](Self::check) last.
+    pub fn load_noting(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Self, Vec<ConfigWarning>), ConfigError> {
+        let mut warnings = Vec::new();
         let mut table = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -138,6 +177,9 @@ impl NodeConfig {
             let Some(key) = name.strip_prefix("WEIR_") else { continue };
             let key = key.to_ascii_lowercase();
             if !KNOWN_KEYS.contains(&key.as_str()) {
+                if !OTHER_VARIABLES.contains(&name.as_str()) {
+                    warnings.push(ConfigWarning::UnknownVariable { name });
+                }
                 continue;
             }
             // Parse the value as a TOML value (number, bool), falling back to a string; paths and
@@ -156,13 +198,18 @@ impl NodeConfig {
         let config: NodeConfig = toml::Value::Table(table).try_into().map_err(|source| {
             ConfigError::Parse { path: file.map_or("<environment>".into(), Path::to_owned), source }
         })?;
-        Ok(config)
+        Ok((config, warnings))
     }
 
     pub fn check(&self) -> Result<(), ConfigError> {
         let bad = |field, reason: &str| Err(ConfigError::Invalid { field, reason: reason.to_owned() });
         if self.shards == 0 || self.shards > 256 {
             return bad("shards", "must be within 1..=256");
+        }
+        // Checked before batch_bytes_max, which must fit a segment: a segment too small to hold
+        // the smallest batch limit is the segment's fault.
+        if self.segment_bytes < 4096 {
+            return bad("segment_bytes", "must be at least 4096");
         }
         if self.batch_bytes_max < 4096 || self.batch_bytes_max as u64 > self.segment_bytes {
             return bad("batch_bytes_max", "must be within [4096, segment_bytes]");
@@ -176,6 +223,12 @@ impl NodeConfig {
         }
         if self.connections_max == 0 || self.connections_per_ip_max == 0 {
             return bad("connections_max", "connections_max and connections_per_ip_max must be positive");
+        }
+        if self.connection_idle_timeout_ms == 0 {
+            return bad("connection_idle_timeout_ms", "must be positive");
+        }
+        if self.request_read_timeout_ms == 0 {
+            return bad("request_read_timeout_ms", "must be positive");
         }
         if self.requests_in_flight_max == 0 {
             return bad("requests_in_flight_max", "must be positive");
@@ -236,6 +289,8 @@ const KNOWN_KEYS: &[&str] = &[
     "request_memory_bytes_max",
     "connections_max",
     "connections_per_ip_max",
+    "connection_idle_timeout_ms",
+    "request_read_timeout_ms",
     "shutdown_timeout_ms",
     "tls_cert",
     "tls_key",
@@ -293,10 +348,49 @@ mod tests {
             NodeConfig::load(None, env).unwrap().check(),
             Err(ConfigError::Invalid { field: "connections_max", .. })
         ));
+        let env = [("WEIR_SEGMENT_BYTES".to_owned(), "0".to_owned())];
+        assert!(matches!(
+            NodeConfig::load(None, env).unwrap().check(),
+            Err(ConfigError::Invalid { field: "segment_bytes", .. })
+        ));
+        let env = [("WEIR_CONNECTION_IDLE_TIMEOUT_MS".to_owned(), "0".to_owned())];
+        assert!(matches!(
+            NodeConfig::load(None, env).unwrap().check(),
+            Err(ConfigError::Invalid { field: "connection_idle_timeout_ms", .. })
+        ));
+        let env = [("WEIR_REQUEST_READ_TIMEOUT_MS".to_owned(), "0".to_owned())];
+        assert!(matches!(
+            NodeConfig::load(None, env).unwrap().check(),
+            Err(ConfigError::Invalid { field: "request_read_timeout_ms", .. })
+        ));
         let env = [("WEIR_QUIC_BUSY_POLL_US".to_owned(), "5000000".to_owned())];
         assert!(matches!(
             NodeConfig::load(None, env).unwrap().check(),
             Err(ConfigError::Invalid { field: "quic_busy_poll_us", .. })
         ));
+    }
+
+    /// A misspelt `WEIR_*` variable is named in a warning; one that is a setting, the log
+    /// filter, the client's, and variables of other programs are not. A misspelt TOML key is
+    /// still refused, naming the key.
+    #[test]
+    fn unknown_variables_are_warned_of_and_unknown_keys_refused() {
+        let env = [
+            ("WEIR_SHARDZ", "2"),
+            ("WEIR_SHARDS", "2"),
+            ("WEIR_LOG", "debug"),
+            ("WEIR_TLS_FINGERPRINT", "ab"),
+            ("HOME", "/x"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        let (config, warnings) = NodeConfig::load_noting(None, env).unwrap();
+        assert_eq!(config.shards, 2);
+        assert_eq!(warnings, vec![ConfigWarning::UnknownVariable { name: "WEIR_SHARDZ".into() }]);
+        assert!(warnings[0].to_string().contains("WEIR_SHARDZ"));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("weir.toml");
+        std::fs::write(&file, "connection_idle_timout_ms = 5\n").unwrap();
+        let error = NodeConfig::load_noting(Some(&file), []).unwrap_err();
+        assert!(error.to_string().contains("connection_idle_timout_ms"), "{error}");
     }
 }

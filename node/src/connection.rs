@@ -3,7 +3,7 @@
 //! own through the native front end, and answers go back in request order. Also the TCP accept
 //! loop, which applies the connection limits.
 
-use crate::connection_limits::{ConnectionLimits, Refused};
+use crate::connection_limits::ConnectionLimits;
 use crate::frame_reader::{Frame, FrameReader, Read};
 use crate::frontend::native::{decode_error_code, error_frame, handle};
 use crate::request_memory::{RequestMemory, ShardMemory};
@@ -25,52 +25,155 @@ pub struct Limits {
     pub connections: Arc<ConnectionLimits>,
 }
 
+/// Backoff between accept attempts that fail for a reason other than running out of fds with
+/// the reserve at hand: it doubles from the first to the last and starts over on a success.
+const ACCEPT_BACKOFF_MIN_MS: u64 = 10;
+const ACCEPT_BACKOFF_MAX_MS: u64 = 1000;
+/// Accept failures are logged at most once per interval, with how many there were.
+const ACCEPT_LOG_INTERVAL_MS: u64 = 1000;
+
+/// What a client accepted with the reserve fd is told before it is closed.
+const OUT_OF_FDS: &str = "connection refused: the node has too many open files";
+
+/// Accept failures since the last log line, and the backoff they have built up.
+#[derive(Debug)]
+struct AcceptFailures {
+    unlogged: u64,
+    last_log: Option<std::time::Instant>,
+    backoff_ms: u64,
+}
+
+impl AcceptFailures {
+    fn new() -> Self {
+        Self { unlogged: 0, last_log: None, backoff_ms: ACCEPT_BACKOFF_MIN_MS }
+    }
+
+    /// Counts one failure and logs it with the others of its interval, if the interval is over.
+    fn failed(&mut self, error: &std::io::Error) {
+        self.unlogged += 1;
+        let due = self.last_log.is_none_or(|t| t.elapsed() >= Duration::from_millis(ACCEPT_LOG_INTERVAL_MS));
+        if due {
+            tracing::warn!(error = %error, failures = self.unlogged, "accept failed");
+            self.unlogged = 0;
+            self.last_log = Some(std::time::Instant::now());
+        }
+    }
+
+    /// The wait before the next attempt, twice the last one's up to the cap.
+    fn backoff(&mut self) -> Duration {
+        let wait = self.backoff_ms;
+        self.backoff_ms = (wait * 2).min(ACCEPT_BACKOFF_MAX_MS);
+        Duration::from_millis(wait)
+    }
+
+    fn succeeded(&mut self) {
+        if self.unlogged > 0 {
+            tracing::warn!(failures = self.unlogged, "accepting again after accept failures");
+            self.unlogged = 0;
+        }
+        self.backoff_ms = ACCEPT_BACKOFF_MIN_MS;
+    }
+}
+
+/// The errno of a failed accept, if it has one.
+fn os_error(e: glommio::GlommioError<()>) -> std::io::Error {
+    match e {
+        glommio::GlommioError::IoError(e) | glommio::GlommioError::EnhancedIoError { source: e, .. } => e,
+        other => std::io::Error::other(other.to_string()),
+    }
+}
+
+/// A file descriptor held in reserve (`/dev/null`), so that at the fd limit the accept loop can
+/// still take a waiting client and tell it why it is refused, instead of leaving it unanswered
+/// in the backlog (where accept would fail again at once, for ever).
+fn reserve_fd() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
+}
+
+/// Accepts TCP connections on `listener` for as long as the shard runs, admitting each within
+/// the connection limits. Out of fds (EMFILE, ENFILE), it releases its reserve fd to accept one
+/// waiting client, answers it with an error frame, closes it and takes the reserve again; when
+/// it cannot, it backs off (exponentially, capped). Failures are logged once per interval.
 pub(crate) async fn accept_loop(
     shard: Rc<Shard>,
     memory: Rc<ShardMemory>,
     connections: Arc<ConnectionLimits>,
     listener: TcpListener,
 ) {
+    let mut reserve = reserve_fd();
+    let mut failures = AcceptFailures::new();
     loop {
-        match listener.accept().await {
-            Ok(stream) => {
-                let admitted = match stream.peer_addr() {
-                    Ok(peer) => connections.admit(peer.ip()),
-                    // Gone already.
-                    Err(_) => continue,
-                };
-                let guard = match admitted {
-                    Ok(guard) => guard,
-                    Err(refused) => {
-                        glommio::spawn_local(refuse(stream, refused)).detach();
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(e) => {
+                let e = os_error(e);
+                failures.failed(&e);
+                let out_of_fds = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+                if out_of_fds && reserve.take().is_some() {
+                    // The reserve's fd is free now: the waiting client takes it.
+                    let answered = match listener.accept().await {
+                        Ok(stream) => {
+                            refuse(stream, OUT_OF_FDS.to_owned()).await;
+                            true
+                        }
+                        Err(_) => false,
+                    };
+                    reserve = reserve_fd();
+                    if answered && reserve.is_some() {
+                        // Progress: a client was answered, and the reserve is back. The next
+                        // attempt can come at once.
                         continue;
                     }
-                };
-                let _ = stream.set_nodelay(true);
-                shard.connection_opened();
-                let serve = serve_connection(shard.clone(), memory.clone(), stream);
-                // The connection counts against the limits until it is served to its end.
-                glommio::spawn_local(async move {
-                    serve.await;
-                    drop(guard);
-                })
-                .detach();
+                }
+                glommio::timer::sleep(failures.backoff()).await;
+                continue;
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                glommio::timer::sleep(Duration::from_millis(10)).await;
-            }
+        };
+        failures.succeeded();
+        if reserve.is_none() {
+            reserve = reserve_fd();
         }
+        serve_accepted(&shard, &memory, &connections, stream);
     }
 }
 
-/// Tells a TCP client over a connection limit why, in an error frame (`Unavailable`, with
-/// correlation id 0, as for a frame that does not decode), then closes. The frame is small: the
-/// socket's buffer takes it at once, so a refused client holds nothing.
-async fn refuse(mut stream: glommio::net::TcpStream, refused: Refused) {
-    tracing::debug!(reason = %refused, "connection refused");
+/// Admits an accepted connection within the connection limits and serves it, or refuses it.
+fn serve_accepted(
+    shard: &Rc<Shard>,
+    memory: &Rc<ShardMemory>,
+    connections: &Arc<ConnectionLimits>,
+    stream: glommio::net::TcpStream,
+) {
+    let admitted = match stream.peer_addr() {
+        Ok(peer) => connections.admit(peer.ip()),
+        // Gone already.
+        Err(_) => return,
+    };
+    let guard = match admitted {
+        Ok(guard) => guard,
+        Err(refused) => {
+            glommio::spawn_local(refuse(stream, refused.to_string())).detach();
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    shard.connection_opened();
+    let serve = serve_connection(shard.clone(), memory.clone(), stream);
+    // The connection counts against the limits until it is served to its end.
+    glommio::spawn_local(async move {
+        serve.await;
+        drop(guard);
+    })
+    .detach();
+}
+
+/// Tells a TCP client refused (over a connection limit, or out of fds) why, in an error frame
+/// (`Unavailable`, with correlation id 0, as for a frame that does not decode), then closes. The
+/// frame is small: the socket's buffer takes it at once, so a refused client holds nothing.
+async fn refuse(mut stream: glommio::net::TcpStream, reason: String) {
+    tracing::debug!(reason = %reason, "connection refused");
     let h = FrameHeader { body_len: 0, api_key: 0, api_version: 0, correlation_id: 0, flags: 0 };
-    let _ = stream.write_all(&error_frame(&h, ErrorCode::Unavailable, refused.to_string())).await;
+    let _ = stream.write_all(&error_frame(&h, ErrorCode::Unavailable, reason)).await;
     let _ = stream.close().await;
 }
 
@@ -105,6 +208,11 @@ type Pending = futures::future::LocalBoxFuture<'static, (usize, Reply)>;
 /// its answer beyond it, and the reader's head buffer. Frames being read and requests not yet
 /// handled also count in the node's request memory (`memory`): while it is used up, the
 /// connection is not read either.
+///
+/// Time bounds: with no request in flight and no frame started, the connection is closed after
+/// `connection_idle_timeout_ms` without a byte read (a long-polling fetch in flight keeps it
+/// open); a frame started must arrive within `request_read_timeout_ms` of reading (see
+/// `frame_reader.rs`). Either way the connection is closed without an answer, as Kafka does.
 pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     shard: Rc<Shard>,
     memory: Rc<ShardMemory>,
@@ -113,7 +221,9 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     use futures::future::Either;
     use futures::stream::{FuturesOrdered, StreamExt};
     let in_flight_max = shard.config.requests_in_flight_max;
-    let mut reader = FrameReader::new(memory, shard.config.request_bytes_max);
+    let read_timeout = Duration::from_millis(shard.config.request_read_timeout_ms);
+    let idle = Duration::from_millis(shard.config.connection_idle_timeout_ms);
+    let mut reader = FrameReader::new(memory, shard.config.request_bytes_max, read_timeout);
     // Each pending request yields its reservation with its answer.
     let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
     // Bytes held for the requests started and not yet answered: each one's frame and the most
@@ -121,6 +231,7 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     let budget = shard.config.connection_buffer_bytes_max;
     let mut reserved = 0usize;
     let (mut closing, mut eof) = (false, false);
+    let mut was_reading = true;
     loop {
         // A frame is read only when it can start at once: there is room in the budget (the last
         // request may pass it) or nothing is pending. So no frame read waits, holding request
@@ -130,11 +241,17 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
         if pending.is_empty() && !can_read {
             break;
         }
+        if can_read && !was_reading {
+            // The client is timed only while the node reads from it.
+            reader.resume();
+        }
+        was_reading = can_read;
         let event = if can_read && pending.is_empty() {
-            // Nothing pending (an empty FuturesOrdered would end at once): just read.
-            Either::Right(reader.next(&mut stream).await)
+            // Nothing pending (an empty FuturesOrdered would end at once): just read, for at
+            // most the idle timeout if no frame has started.
+            Either::Right(reader.next(&mut stream, Some(idle)).await)
         } else if can_read {
-            let read = reader.next(&mut stream);
+            let read = reader.next(&mut stream, None);
             futures::pin_mut!(read);
             // The reader is cancel-safe: a read that loses the race keeps what it had.
             match futures::future::select(pending.next(), read).await {
@@ -145,7 +262,10 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
             Either::Left(pending.next().await)
         };
         let reply = match event {
-            Either::Right(Err(_)) => break,
+            Either::Right(Err(e)) => {
+                tracing::debug!(error = %e, "connection closed");
+                break;
+            }
             // The client finished sending: answer what it sent, then close.
             Either::Right(Ok(Read::End)) => {
                 eof = true;

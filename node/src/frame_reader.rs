@@ -8,10 +8,17 @@
 //! then allocated at its exact size and read into directly, never past its end. A frame that
 //! fits the head buffer is gathered there whole first, so it is never reserved partial (see
 //! `request_memory.rs`). Small frames, pipelined, come many to a read.
+//!
+//! Reads are bounded in time. A frame once started (its first byte read) must arrive within
+//! `request_read_timeout_ms`; the clock restarts when its memory is reserved (waiting for memory
+//! is the node's doing, not the client's) and when the caller resumes reading after a pause
+//! ([`FrameReader::resume`]). Between frames, the caller may bound the wait for the next one (the
+//! idle timeout). Either expiry ends the read with an error of kind `TimedOut`.
 
 use crate::request_memory::{Reservation, ShardMemory};
 use futures::{AsyncRead, AsyncReadExt};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 use weir_net::DecodeError;
 use weir_net::frame::{FRAME_HEADER_BYTES, FrameHeader};
 
@@ -62,10 +69,14 @@ pub struct FrameReader {
     body: Option<Body>,
     frame_bytes_max: usize,
     memory: Rc<ShardMemory>,
+    read_timeout: Duration,
+    /// When the frame being read must be complete; `None` between frames.
+    deadline: Option<Instant>,
 }
 
 impl FrameReader {
-    pub fn new(memory: Rc<ShardMemory>, frame_bytes_max: usize) -> Self {
+    /// A reader whose started frames must each arrive within `read_timeout`.
+    pub fn new(memory: Rc<ShardMemory>, frame_bytes_max: usize, read_timeout: Duration) -> Self {
         assert!(frame_bytes_max >= FRAME_HEADER_BYTES);
         Self {
             head: vec![0; HEAD_READ_BYTES].into_boxed_slice(),
@@ -74,24 +85,49 @@ impl FrameReader {
             body: None,
             frame_bytes_max,
             memory,
+            read_timeout,
+            deadline: None,
         }
     }
 
-    /// The next frame, reading `stream` as needed. Cancel-safe: everything read or reserved is
-    /// kept in `self` at each await, so a dropped call loses nothing.
-    pub async fn next<S: AsyncRead + Unpin>(&mut self, stream: &mut S) -> std::io::Result<Read> {
+    /// Whether part of a frame has been read (or reserved) and not yet returned.
+    pub fn in_frame(&self) -> bool {
+        self.body.is_some() || self.end > self.start
+    }
+
+    /// Restarts the clock of a frame being read: the caller paused reading for reasons of its
+    /// own (answers to write), which the client is not to be timed for.
+    pub fn resume(&mut self) {
+        if self.deadline.is_some() {
+            self.deadline = Some(Instant::now() + self.read_timeout);
+        }
+    }
+
+    /// The next frame, reading `stream` as needed. Between frames, the wait for the first byte
+    /// of the next one lasts at most `idle` (if given). Cancel-safe: everything read or reserved
+    /// is kept in `self` at each await, so a dropped call loses nothing.
+    pub async fn next<S: AsyncRead + Unpin>(
+        &mut self,
+        stream: &mut S,
+        idle: Option<Duration>,
+    ) -> std::io::Result<Read> {
+        let idle_deadline = idle.map(|d| Instant::now() + d);
         loop {
+            if !self.in_frame() {
+                self.deadline = None;
+            }
             if let Some(body) = &mut self.body {
                 if body.filled == body.bytes.len() {
                     let Body { header, bytes, mut reservation, .. } = self.body.take().expect("a body");
                     reservation.received();
+                    self.frame_taken();
                     return Ok(Read::Frame(Frame {
                         header,
                         bytes: bytes::Bytes::from_owner(bytes),
                         reservation,
                     }));
                 }
-                let n = stream.read(&mut body.bytes[body.filled..]).await?;
+                let n = read_by(stream, &mut body.bytes[body.filled..], self.deadline, "frame").await?;
                 if n == 0 {
                     return Ok(Read::End);
                 }
@@ -109,6 +145,7 @@ impl FrameReader {
                 // reserved: only larger ones are ever reserved partial.
                 if here >= header.frame_len() || header.frame_len() > HEAD_READ_BYTES {
                     if let Some(frame) = self.start_frame(header).await {
+                        self.frame_taken();
                         return Ok(Read::Frame(frame));
                     }
                     continue;
@@ -118,12 +155,26 @@ impl FrameReader {
             self.head.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
-            let n = stream.read(&mut self.head[self.end..]).await?;
+            let (deadline, what) = match self.deadline {
+                Some(d) => (Some(d), "frame"),
+                None => (idle_deadline, "idle"),
+            };
+            let n = read_by(stream, &mut self.head[self.end..], deadline, what).await?;
             if n == 0 {
                 return Ok(Read::End);
             }
+            if self.deadline.is_none() {
+                // The first byte of a frame: its clock starts.
+                self.deadline = Some(Instant::now() + self.read_timeout);
+            }
             self.end += n;
         }
+    }
+
+    /// A frame was returned: what the head still holds is the start of the next one, whose
+    /// clock starts now (it may have come with the one just taken).
+    fn frame_taken(&mut self) {
+        self.deadline = self.in_frame().then(|| Instant::now() + self.read_timeout);
     }
 
     /// Reserves the frame whose header starts the head buffer and takes what the head holds of
@@ -133,6 +184,8 @@ impl FrameReader {
         let here = (self.end - self.start).min(len);
         let whole = here == len;
         let reservation = self.memory.reserve(len, !whole).await;
+        // The wait for memory is not the client's: the rest of the frame gets a full timeout.
+        self.deadline = Some(Instant::now() + self.read_timeout);
         // Nothing was taken before the wait: a call dropped there has lost nothing.
         let mut bytes = FrameBuf::with_capacity(len);
         bytes.resize(len, 0);
@@ -143,5 +196,26 @@ impl FrameReader {
         }
         self.body = Some(Body { header, bytes, filled: here, reservation });
         None
+    }
+}
+
+/// Reads into `buf`, failing with `TimedOut` if nothing comes by `deadline`. Cancel-safe as a
+/// plain read is: nothing is taken from the stream unless the read completes.
+async fn read_by<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut [u8],
+    deadline: Option<Instant>,
+    what: &str,
+) -> std::io::Result<usize> {
+    let Some(deadline) = deadline else { return stream.read(buf).await };
+    let left = deadline.saturating_duration_since(Instant::now());
+    let read = stream.read(buf);
+    let timer = glommio::timer::sleep(left);
+    futures::pin_mut!(read, timer);
+    match futures::future::select(read, timer).await {
+        futures::future::Either::Left((n, _)) => n,
+        futures::future::Either::Right(_) => {
+            Err(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{what} read timed out")))
+        }
     }
 }

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use weir_net::TopicConfig;
 use weir_replication::{ReplicaAddr, ShardId};
 
@@ -44,6 +44,19 @@ impl TopicMeta {
     }
 }
 
+/// Why the topic table could not be loaded. The node does not start on one it cannot trust: a
+/// topic's name makes the paths of its files, so a crafted name could reach outside the data dir.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} does not parse: {source}")]
+    Parse { path: PathBuf, source: serde_json::Error },
+    #[error("{path}: invalid topic {topic:?}: {reason}")]
+    InvalidTopic { path: PathBuf, topic: String, reason: String },
+}
+
 /// All topics of the node, by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicTable {
@@ -65,14 +78,29 @@ pub fn check_topic_name(name: &str) -> Result<(), String> {
 }
 
 impl TopicTable {
-    /// Reads the table and fits its placement to a node of `shards` shards (see
+    /// Reads the table, checks every topic in it as creation does (its name and partition
+    /// count), and fits its placement to a node of `shards` shards (see
     /// [`crate::placement::fit`]).
-    pub fn load(data_dir: &Path, shards: usize) -> std::io::Result<Self> {
-        let mut table: Self = match std::fs::read(data_dir.join(TOPICS_FILE)) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(std::io::Error::other)?,
+    pub fn load(data_dir: &Path, shards: usize) -> Result<Self, LoadError> {
+        let path = data_dir.join(TOPICS_FILE);
+        let mut table: Self = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|source| LoadError::Parse { path: path.clone(), source })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::default(),
-            Err(e) => return Err(e),
+            Err(source) => return Err(LoadError::Read { path, source }),
         };
+        for (key, meta) in &table.topics {
+            let invalid =
+                |reason: String| LoadError::InvalidTopic { path: path.clone(), topic: key.clone(), reason };
+            check_topic_name(key).map_err(invalid)?;
+            if meta.name != *key {
+                return Err(invalid(format!("listed under {key:?} but named {:?}", meta.name)));
+            }
+            if meta.partitions == 0 || meta.partitions > PARTITIONS_MAX {
+                let reason = format!("{} partitions, not within 1..={PARTITIONS_MAX}", meta.partitions);
+                return Err(invalid(reason));
+            }
+        }
         for meta in table.topics.values_mut() {
             let moved = crate::placement::fit(&meta.name, &mut meta.replicas, meta.partitions, shards);
             if moved > 0 {

@@ -31,25 +31,53 @@ pub enum ServeError {
     DataDirInUse { path: String },
     #[error("TLS certificate: {0}")]
     Certificate(#[from] crate::tls::CertError),
+    #[error("topics: {0}")]
+    Topics(#[from] crate::metadata::LoadError),
 }
 
-/// Takes an exclusive lock on the data dir for the life of the process, so that two nodes never
+/// The exclusive lock on the data dir, held for the life of the process, so that two nodes never
 /// write the same logs. The lock goes with the process, however it ends.
-fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, ServeError> {
+#[derive(Debug)]
+struct DataDirLock {
+    _file: std::fs::File,
+    path: std::path::PathBuf,
+    /// Whether this start created the lock file (and may remove it if the start fails).
+    created: bool,
+}
+
+/// Takes the data dir's lock. The lock file may be removed by a start that failed, so the lock
+/// counts only if the file locked is still the one at the path; else the lock is taken again.
+fn lock_data_dir(dir: &std::path::Path) -> Result<DataDirLock, ServeError> {
     use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
     let path = dir.join(".lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|source| ServeError::DataDir { path: path.display().to_string(), source })?;
-    // SAFETY: flock on a file descriptor we own; no memory is involved.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        return Err(ServeError::DataDirInUse { path: dir.display().to_string() });
+    let io_err = |source| ServeError::DataDir { path: path.display().to_string(), source };
+    loop {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true);
+        let (file, created) = match options.clone().create_new(true).open(&path) {
+            Ok(f) => (f, true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match options.open(&path) {
+                Ok(f) => (f, false),
+                // Removed between the two opens: try again.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(io_err(e)),
+            },
+            Err(e) => return Err(io_err(e)),
+        };
+        // SAFETY: flock on a file descriptor we own; no memory is involved.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            return Err(ServeError::DataDirInUse { path: dir.display().to_string() });
+        }
+        let locked = file.metadata().map_err(io_err)?.ino();
+        match std::fs::metadata(&path) {
+            Ok(m) if m.ino() == locked => return Ok(DataDirLock { _file: file, path, created }),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_err(e)),
+        }
     }
-    Ok(file)
 }
 
 /// How long a node waits at start for a listener still on its ports to go away.
@@ -123,18 +151,98 @@ pub fn run(
     crate::fatal::install_hook();
     let dir = config.data_dir.clone();
     let dir_err = |source| ServeError::DataDir { path: dir.display().to_string(), source };
+    let dir_created = !config.data_dir.exists();
     std::fs::create_dir_all(&config.data_dir).map_err(dir_err)?;
-    let _lock = lock_data_dir(&config.data_dir)?;
-    let table = TopicTable::load(&config.data_dir, config.shards).map_err(dir_err)?;
+    let lock = match lock_data_dir(&config.data_dir) {
+        Ok(lock) => lock,
+        Err(e) => {
+            if dir_created {
+                let _ = std::fs::remove_dir(&config.data_dir);
+            }
+            return Err(e);
+        }
+    };
+    let mut created = Created { dir: dir_created, tls: None, lock: Some(lock), lock_kept: false };
+    let started = match start(&config, &stop, &mut created) {
+        Ok(started) => started,
+        Err(e) => {
+            created.undo(&config.data_dir);
+            return Err(e);
+        }
+    };
+    ready(&started.cert);
+    tracing::info!(listen = %config.listen, shards = config.shards, data_dir = %config.data_dir.display(), "node started");
+    // A shard that panicked has already ended the process (`fatal`); one that failed otherwise
+    // is an error, never ignored.
+    for (shard, h) in started.handles.into_iter().enumerate() {
+        if let Err(e) = h.join() {
+            stop.store(true, Ordering::SeqCst);
+            return Err(ServeError::Shard { shard, reason: format!("shard exited abnormally: {e}") });
+        }
+    }
+    Ok(())
+}
+
+/// What a start made in the data dir, removed again if the start fails, so that a failed first
+/// start (a port in use, say) leaves the data dir as it found it.
+#[derive(Debug)]
+struct Created {
+    /// The data dir itself did not exist.
+    dir: bool,
+    /// The self-signed certificate's directory, generated by this start.
+    tls: Option<std::path::PathBuf>,
+    lock: Option<DataDirLock>,
+    /// A shard may still be running: the lock stays held, and its file in place.
+    lock_kept: bool,
+}
+
+impl Created {
+    fn undo(self, data_dir: &std::path::Path) {
+        if let Some(tls) = &self.tls {
+            let _ = std::fs::remove_dir_all(tls);
+        }
+        let Some(lock) = self.lock else { return };
+        if self.lock_kept {
+            // Held until the process ends, as a running node's is.
+            std::mem::forget(lock);
+            return;
+        }
+        // Removed while still held, so no other start can take a lock on it meanwhile (one that
+        // opened it before is told to look again, see `lock_data_dir`).
+        if lock.created {
+            let _ = std::fs::remove_file(&lock.path);
+        }
+        drop(lock);
+        if self.dir {
+            // Only if empty: anything else there is not ours to remove.
+            let _ = std::fs::remove_dir(data_dir);
+        }
+    }
+}
+
+/// A node whose shards all listen.
+struct Started {
+    cert: crate::tls::NodeCert,
+    handles: Vec<glommio::ExecutorJoinHandle<()>>,
+}
+
+/// Checks the node's files and ports, and starts every shard; returns once all listen. On a
+/// failure, the shards started are stopped.
+fn start(config: &NodeConfig, stop: &Arc<AtomicBool>, created: &mut Created) -> Result<Started, ServeError> {
+    let table = TopicTable::load(&config.data_dir, config.shards)?;
     for shard in 0..config.shards {
         check_port_free(std::net::SocketAddr::new(config.listen.ip(), config.shard_port(shard)))?;
     }
     check_port_free(config.listen)?;
-    let cert = crate::tls::NodeCert::load_or_generate(&config)?;
-    let quic_config = cert.server_config(&config)?;
+    let cert = crate::tls::NodeCert::load_or_generate(config)?;
+    if cert.generated {
+        created.tls = cert.cert_path.parent().map(ToOwned::to_owned);
+    }
+    let quic_config = cert.server_config(config)?;
     let mesh = mesh(config.shards);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, ServeError>>();
+    let (exited_tx, exited_rx) = std::sync::mpsc::channel::<usize>();
     let mut handles = Vec::new();
     let counters = Arc::new(crate::stats::NodeCounters::new(config.shards));
     let loaded = Arc::new(std::sync::Barrier::new(config.shards));
@@ -155,35 +263,53 @@ pub fn run(
             quic_config: quic_config.clone(),
             limits: limits.clone(),
         };
-        let handle = LocalExecutorBuilder::new(Placement::Fixed(id % cpus))
+        let exited = exited_tx.clone();
+        let spawned = LocalExecutorBuilder::new(Placement::Fixed(id % cpus))
             .name(&format!("{}{id}", crate::fatal::SHARD_THREAD_PREFIX))
             .io_memory(IO_MEMORY_BYTES)
-            .spawn(move || async move { run_shard(start).await })
-            .map_err(|e| ServeError::Shard { shard: id, reason: e.to_string() })?;
-        handles.push(handle);
+            .spawn(move || async move {
+                run_shard(start).await;
+                let _ = exited.send(id);
+            });
+        match spawned {
+            Ok(handle) => handles.push(handle),
+            Err(e) => {
+                let error = ServeError::Shard { shard: id, reason: e.to_string() };
+                return Err(stopped(config, stop, created, handles.len(), &exited_rx, error));
+            }
+        }
     }
     drop(ready_tx);
     for _ in 0..config.shards {
-        match ready_rx.recv() {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                stop.store(true, Ordering::SeqCst);
-                return Err(e);
-            }
-            Err(_) => {
-                return Err(ServeError::Shard { shard: 0, reason: "a shard exited while starting".into() });
-            }
+        let error = match ready_rx.recv() {
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => e,
+            Err(_) => ServeError::Shard { shard: 0, reason: "a shard exited while starting".into() },
+        };
+        return Err(stopped(config, stop, created, handles.len(), &exited_rx, error));
+    }
+    Ok(Started { cert, handles })
+}
+
+/// Stops the `running` shards of a start that failed with `error`, and waits (for a while) for
+/// them to end. Those that do not end in time keep the data dir's lock: it stays in place.
+fn stopped(
+    config: &NodeConfig,
+    stop: &AtomicBool,
+    created: &mut Created,
+    running: usize,
+    exited: &std::sync::mpsc::Receiver<usize>,
+    error: ServeError,
+) -> ServeError {
+    stop.store(true, Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + Duration::from_millis(config.shutdown_timeout_ms + 1000);
+    for _ in 0..running {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if exited.recv_timeout(left).is_err() {
+            // A shard still running may still write: the lock is not ours to give up.
+            created.lock_kept = true;
+            break;
         }
     }
-    ready(&cert);
-    tracing::info!(listen = %config.listen, shards = config.shards, data_dir = %config.data_dir.display(), "node started");
-    // A shard that panicked has already ended the process (`fatal`); one that failed otherwise
-    // is an error, never ignored.
-    for (shard, h) in handles.into_iter().enumerate() {
-        if let Err(e) = h.join() {
-            stop.store(true, Ordering::SeqCst);
-            return Err(ServeError::Shard { shard, reason: format!("shard exited abnormally: {e}") });
-        }
-    }
-    Ok(())
+    error
 }

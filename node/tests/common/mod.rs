@@ -69,16 +69,21 @@ impl Node {
 
     /// Starts a node with extra `WEIR_*` settings, e.g. `("WEIR_FSYNC", "false")`.
     pub fn start_with(data_dir: &Path, shards: usize, port: u16, env: &[(&str, &str)]) -> Node {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .envs(env.iter().copied())
-            .args(["serve", "--shards", &shards.to_string(), "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env("WEIR_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("weir starts");
+        Self::start_custom(data_dir, shards, port, env, |_| {})
+    }
+
+    /// Starts a node as [`start_with`](Self::start_with) does, with `setup` adjusting its
+    /// command first (a resource limit, a pipe for its stderr).
+    pub fn start_custom(
+        data_dir: &Path,
+        shards: usize,
+        port: u16,
+        env: &[(&str, &str)],
+        setup: impl FnOnce(&mut Command),
+    ) -> Node {
+        let mut command = serve_command(data_dir, shards, port, env);
+        setup(&mut command);
+        let mut child = command.spawn().expect("weir starts");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
@@ -148,6 +153,42 @@ impl Node {
         }
         c
     }
+}
+
+/// `weir serve` with extra `WEIR_*` settings; its stdout piped, its stderr inherited.
+pub fn serve_command(data_dir: &Path, shards: usize, port: u16, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
+    command
+        .envs(env.iter().copied())
+        .args(["serve", "--shards", &shards.to_string(), "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("WEIR_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    command
+}
+
+/// Runs `command`, a `weir serve` expected not to start, and returns what it wrote to stderr.
+/// Panics if the node says it listens.
+pub fn start_fails(mut command: Command) -> String {
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("weir runs");
+    let mut stderr = child.stderr.take().unwrap();
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+        text
+    });
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    if line.starts_with("weir: listening on") {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the node started: {line:?}");
+    }
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "weir exited with {status}");
+    errors.join().unwrap()
 }
 
 /// Sends `signal` (as `kill` spells it, e.g. `-TERM`) to a process.
