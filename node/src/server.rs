@@ -162,7 +162,8 @@ pub fn run(
             return Err(e);
         }
     };
-    let mut created = Created { dir: dir_created, tls: None, lock: Some(lock), lock_kept: false };
+    let probe = !config.data_dir.join(weir_log::storage::dma::PROBE_FILE).exists();
+    let mut created = Created { dir: dir_created, tls: None, lock: Some(lock), lock_kept: false, probe };
     let started = match start(&config, &stop, &mut created) {
         Ok(started) => started,
         Err(e) => {
@@ -194,12 +195,17 @@ struct Created {
     lock: Option<DataDirLock>,
     /// A shard may still be running: the lock stays held, and its file in place.
     lock_kept: bool,
+    /// The direct-I/O probe file was not there before this start (a shard may write it).
+    probe: bool,
 }
 
 impl Created {
     fn undo(self, data_dir: &std::path::Path) {
         if let Some(tls) = &self.tls {
             let _ = std::fs::remove_dir_all(tls);
+        }
+        if self.probe && !self.lock_kept {
+            let _ = std::fs::remove_file(data_dir.join(weir_log::storage::dma::PROBE_FILE));
         }
         let Some(lock) = self.lock else { return };
         if self.lock_kept {
