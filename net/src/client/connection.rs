@@ -168,13 +168,15 @@ impl Connection {
     /// Sends `req` without waiting for its response: requests are pipelined, and the node
     /// answers them in order, so responses must be taken with [`receive`](Self::receive) in the
     /// order the requests were sent.
+    /// A request that cannot be encoded (a field too long) fails with `ClientError::Encode`
+    /// before anything is sent: the connection stays usable.
     pub async fn send(&mut self, req: &Request<'_>) -> Result<Pending> {
-        let cid = self.next_correlation;
-        self.next_correlation = self.next_correlation.wrapping_add(1);
         // The header, then the fields, with the record batches (a produce's bulk) written after
         // them straight from the caller's buffer rather than copied in.
         let mut w = Writer { buf: vec![0; FRAME_HEADER_BYTES] };
-        let tail = req.encode_head(&mut w);
+        let tail = req.encode_head(&mut w)?;
+        let cid = self.next_correlation;
+        self.next_correlation = self.next_correlation.wrapping_add(1);
         let header = FrameHeader {
             body_len: w.buf.len() - FRAME_HEADER_BYTES + tail.len(),
             api_key: req.api_key() as u16,

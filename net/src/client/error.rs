@@ -1,6 +1,6 @@
 //! Errors a client sees.
 
-use crate::error::{DecodeError, ErrorCode};
+use crate::error::{DecodeError, EncodeError, ErrorCode};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -14,6 +14,9 @@ pub enum ClientError {
     Server { code: ErrorCode, message: String },
     #[error("bad response from the server: {0}")]
     Decode(#[from] DecodeError),
+    /// The request could not be encoded (a field too long for the protocol); nothing was sent.
+    #[error("cannot send the request: {0}")]
+    Encode(#[from] EncodeError),
     #[error("response {got} does not match request {expected}")]
     Correlation { expected: u32, got: u32 },
     /// A fetched batch failed validation; it is not handed to the application.
