@@ -3,7 +3,7 @@
 //! Produce and fetch carry record batches as opaque bytes borrowed from the frame: the node
 //! validates produced batches once and writes them as received, and fetch returns stored bytes.
 
-use crate::error::{DecodeError, ErrorCode};
+use crate::error::{DecodeError, EncodeError, ErrorCode};
 use crate::wire::{Reader, Writer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -210,49 +210,54 @@ impl<'a> Request<'a> {
         }
     }
 
-    pub fn encode(&self, w: &mut Writer) {
-        let tail = self.encode_head(w);
+    /// Encodes the request; a field too long for the protocol is refused, and `w` is then left
+    /// with part of the request (the caller discards it).
+    pub fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
+        let tail = self.encode_head(w)?;
         w.buf.extend_from_slice(tail);
+        Ok(())
     }
 
     /// Encodes the request except its trailing record batches (produce), which it returns so
     /// that they go out after the encoded part without being copied into it; empty for the other
     /// requests.
-    pub fn encode_head(&self, w: &mut Writer) -> &'a [u8] {
+    pub fn encode_head(&self, w: &mut Writer) -> Result<&'a [u8], EncodeError> {
         match self {
             Request::Produce { topic, partition, acks, timeout_ms, batches } => {
-                w.str(topic).u32(*partition).u8(*acks as u8).u32(*timeout_ms).batches_head(batches.len());
-                return batches;
+                w.str("topic", topic)?.u32(*partition).u8(*acks as u8).u32(*timeout_ms);
+                w.batches_head(batches.len())?;
+                return Ok(batches);
             }
-            other => other.encode_fields(w),
+            other => other.encode_fields(w)?,
         }
-        &[]
+        Ok(&[])
     }
 
-    fn encode_fields(&self, w: &mut Writer) {
+    fn encode_fields(&self, w: &mut Writer) -> Result<(), EncodeError> {
         match self {
             Request::ApiVersions | Request::NodeStats => {}
             Request::Metadata { topics } => {
-                w.u32(topics.len() as u32);
+                w.u32(count("topics", topics.len())?);
                 for t in topics {
-                    w.str(t);
+                    w.str("topic", t)?;
                 }
             }
             Request::CreateTopic { name, partitions, config } => {
-                w.str(name).u32(*partitions).u64(opt_to_wire(config.retention_ms));
+                w.str("topic", name)?.u32(*partitions).u64(opt_to_wire(config.retention_ms));
                 w.u64(opt_to_wire(config.retention_bytes));
             }
             Request::DeleteTopic { name } | Request::DescribeTopic { name } => {
-                w.str(name);
+                w.str("topic", name)?;
             }
             Request::Produce { .. } => unreachable!("encoded by encode_head"),
             Request::Fetch { topic, partition, offset, max_bytes, max_wait_ms } => {
-                w.str(topic).u32(*partition).u64(*offset).u32(*max_bytes).u32(*max_wait_ms);
+                w.str("topic", topic)?.u32(*partition).u64(*offset).u32(*max_bytes).u32(*max_wait_ms);
             }
             Request::ListOffsets { topic, partition, spec } => {
-                w.str(topic).u32(*partition).i64(spec.to_wire());
+                w.str("topic", topic)?.u32(*partition).i64(spec.to_wire());
             }
         }
+        Ok(())
     }
 
     /// Decodes a request body; the whole body must be used.
@@ -312,13 +317,19 @@ impl<'a> Request<'a> {
     }
 }
 
-fn encode_topic(w: &mut Writer, t: &TopicInfo) {
-    w.str(&t.name).u16(t.error as u16);
+/// A count of items as its `u32` prefix, refused if larger.
+fn count(field: &'static str, n: usize) -> Result<u32, EncodeError> {
+    u32::try_from(n).map_err(|_| EncodeError::FieldTooLong { field, len: n, max: u32::MAX.into() })
+}
+
+fn encode_topic(w: &mut Writer, t: &TopicInfo) -> Result<(), EncodeError> {
+    w.str("topic", &t.name)?.u16(t.error as u16);
     w.u64(opt_to_wire(t.config.retention_ms)).u64(opt_to_wire(t.config.retention_bytes));
-    w.u32(t.partitions.len() as u32);
+    w.u32(count("partitions", t.partitions.len())?);
     for p in &t.partitions {
         w.u32(p.partition).u16(p.shard).u64(p.log_start).u64(p.log_end);
     }
+    Ok(())
 }
 
 fn decode_topic(r: &mut Reader<'_>) -> Result<TopicInfo, DecodeError> {
@@ -350,44 +361,47 @@ impl Response<'_> {
         }
     }
 
-    pub fn encode(&self, w: &mut Writer) {
+    /// Encodes the response. Messages too long for the protocol are cut to fit; a name too long
+    /// (which a node that validates its names never holds) is refused.
+    pub fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         match self {
             Response::ApiVersions { apis } => {
-                w.u32(apis.len() as u32);
+                w.u32(count("apis", apis.len())?);
                 for (k, lo, hi) in apis {
                     w.u16(*k).u16(*lo).u16(*hi);
                 }
             }
             Response::Metadata { shards, topics } => {
-                w.u32(shards.len() as u32);
+                w.u32(count("shards", shards.len())?);
                 for s in shards {
-                    w.u16(s.shard).str(&s.host).u16(s.port);
+                    w.u16(s.shard).str("host", &s.host)?.u16(s.port);
                 }
-                w.u32(topics.len() as u32);
+                w.u32(count("topics", topics.len())?);
                 for t in topics {
-                    encode_topic(w, t);
+                    encode_topic(w, t)?;
                 }
             }
             Response::CreateTopic { error, message } | Response::DeleteTopic { error, message } => {
-                w.u16(*error as u16).str(message);
+                w.u16(*error as u16).text(message);
             }
-            Response::DescribeTopic { topic } => encode_topic(w, topic),
+            Response::DescribeTopic { topic } => encode_topic(w, topic)?,
             Response::Produce { error, message, base_offset, log_start } => {
-                w.u16(*error as u16).str(message).u64(*base_offset).u64(*log_start);
+                w.u16(*error as u16).text(message).u64(*base_offset).u64(*log_start);
             }
             Response::Fetch { error, message, high_watermark, log_start, batches } => {
-                w.u16(*error as u16).str(message).u64(*high_watermark).u64(*log_start).batches(batches);
+                w.u16(*error as u16).text(message).u64(*high_watermark).u64(*log_start).batches(batches)?;
             }
             Response::ListOffsets { error, message, offset } => {
-                w.u16(*error as u16).str(message).u64(*offset);
+                w.u16(*error as u16).text(message).u64(*offset);
             }
             Response::NodeStats { shards } => {
-                w.u32(shards.len() as u32);
+                w.u32(count("shards", shards.len())?);
                 for s in shards {
                     w.u16(s.shard).u64(s.connections).u64(s.requests).u64(s.forwarded);
                 }
             }
         }
+        Ok(())
     }
 
     pub fn decode(api: ApiKey, body: &[u8]) -> Result<Response<'_>, DecodeError> {
@@ -448,8 +462,9 @@ impl Response<'_> {
 }
 
 impl ErrorBody {
+    /// Encodes the error; a message too long for the protocol is cut to fit.
     pub fn encode(&self, w: &mut Writer) {
-        w.u16(self.error as u16).str(&self.message);
+        w.u16(self.error as u16).text(&self.message);
     }
 
     pub fn decode(body: &[u8]) -> Result<Self, DecodeError> {

@@ -81,3 +81,12 @@ pub enum DecodeError {
     #[error("reserved frame bits are set: {flags:#06x}")]
     ReservedBits { flags: u16 },
 }
+
+/// Why a message could not be encoded: a field longer than its length prefix can say. Nothing is
+/// sent; the same request cannot succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    #[error("{field} of {len} bytes is longer than the protocol allows ({max} bytes)")]
+    FieldTooLong { field: &'static str, len: usize, max: u64 },
+}

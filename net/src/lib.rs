@@ -9,5 +9,5 @@ pub mod tls;
 pub mod wire;
 
 pub use api::{Acks, ApiKey, ErrorBody, OffsetSpec, Request, Response, TopicConfig};
-pub use error::{DecodeError, ErrorCode};
+pub use error::{DecodeError, EncodeError, ErrorCode};
 pub use frame::{FrameDecoder, FrameHeader};

@@ -38,10 +38,43 @@ pub const UDP_BUFFER_BYTES: usize = 8 << 20;
 /// per-packet work (headers, encryption, acknowledgements) of a bulk transfer several-fold.
 pub const UDP_PAYLOAD_BYTES_MAX: u16 = 6_452;
 
-/// A connection with no traffic for this long is closed.
+/// A connection with no traffic for this long is closed: the node's setting. A connection's idle
+/// timeout is the smaller of both ends', so a client's [`QuicClientSettings`] apply to its own.
 pub const IDLE_TIMEOUT_MS: u32 = 30_000;
-/// Clients ping this often, so that a connection waiting on a long poll stays open.
-pub const KEEP_ALIVE_MS: u64 = 5_000;
+
+/// How a client's QUIC connections find out that a node is gone, and keep a healthy idle one
+/// open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuicClientSettings {
+    /// How long a handshake with one address of the node may take.
+    pub connect_timeout_ms: u64,
+    /// A connection that received nothing for this long is closed: a node that vanished (killed,
+    /// unplugged) is noticed after this. The smaller of both ends' settings applies.
+    pub idle_timeout_ms: u32,
+    /// A quiet connection is pinged this often, so a healthy one waiting on a long poll is never
+    /// idle; well under `idle_timeout_ms`, so a lost ping or two are survived.
+    pub keep_alive_ms: u64,
+}
+
+impl Default for QuicClientSettings {
+    fn default() -> Self {
+        Self { connect_timeout_ms: 3_000, idle_timeout_ms: 5_000, keep_alive_ms: 1_000 }
+    }
+}
+
+impl QuicClientSettings {
+    /// Refuses settings that would drop healthy connections or never time out.
+    pub fn validate(&self) -> Result<(), TlsError> {
+        let bad = |reason: &str| Err(TlsError::Setup(format!("QUIC client settings: {reason}")));
+        if self.connect_timeout_ms == 0 || self.idle_timeout_ms == 0 {
+            return bad("connect_timeout_ms and idle_timeout_ms must be above 0");
+        }
+        if self.keep_alive_ms == 0 || self.keep_alive_ms * 2 > u64::from(self.idle_timeout_ms) {
+            return bad("keep_alive_ms must be above 0 and at most half of idle_timeout_ms");
+        }
+        Ok(())
+    }
+}
 
 /// How a client decides that the node is the one it meant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,8 +172,18 @@ pub fn endpoint(
     quinn::Endpoint::new(endpoint_config(), server, socket, runtime)
 }
 
-/// The QUIC client configuration for a trust choice.
+/// The QUIC client configuration for a trust choice, with the default [`QuicClientSettings`].
 pub fn client_config(trust: &Trust) -> Result<quinn::ClientConfig, TlsError> {
+    client_config_with(trust, &QuicClientSettings::default())
+}
+
+/// The QUIC client configuration for a trust choice and idle and keep-alive settings (the
+/// connect timeout is the caller's to apply).
+pub fn client_config_with(
+    trust: &Trust,
+    settings: &QuicClientSettings,
+) -> Result<quinn::ClientConfig, TlsError> {
+    settings.validate()?;
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TlsError::Setup(e.to_string()))?;
@@ -172,7 +215,9 @@ pub fn client_config(trust: &Trust) -> Result<quinn::ClientConfig, TlsError> {
     let quic = QuicClientConfig::try_from(tls).map_err(|e| TlsError::Setup(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
     let mut transport = transport_config(STREAM_WINDOW_BYTES, CONNECTION_WINDOW_BYTES);
-    transport.keep_alive_interval(Some(Duration::from_millis(KEEP_ALIVE_MS)));
+    let idle = quinn::IdleTimeout::from(quinn::VarInt::from_u32(settings.idle_timeout_ms));
+    transport.max_idle_timeout(Some(idle));
+    transport.keep_alive_interval(Some(Duration::from_millis(settings.keep_alive_ms)));
     config.transport_config(Arc::new(transport));
     Ok(config)
 }

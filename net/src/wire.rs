@@ -3,9 +3,11 @@
 //! Strings are a `u16` length and UTF-8; byte strings a `u32` length and bytes; record batches a
 //! `u32` length, zero padding up to the next multiple of 16 from the body start, then the batch
 //! bytes, so that they stay 16-byte aligned in an aligned receive buffer. Every read is bounds
-//! checked and returns a typed error, never panics.
+//! checked and returns a typed error, never panics; so is every write of a length-prefixed
+//! field: one longer than its length prefix can say is refused with
+//! [`EncodeError::FieldTooLong`], and free-text messages are cut to fit.
 
-use crate::error::DecodeError;
+use crate::error::{DecodeError, EncodeError};
 
 /// Builds a message body.
 #[derive(Debug, Default)]
@@ -34,34 +36,50 @@ impl Writer {
         self.buf.extend_from_slice(&v.to_le_bytes());
         self
     }
-    /// Panics on a string longer than `u16::MAX` bytes; callers bound names well below that.
-    pub fn str(&mut self, v: &str) -> &mut Self {
-        let len = u16::try_from(v.len()).expect("string longer than 65535 bytes");
+    /// A string field, refused if longer than `u16::MAX` bytes; `field` names it in the error.
+    pub fn str(&mut self, field: &'static str, v: &str) -> Result<&mut Self, EncodeError> {
+        let len = length::<u16>(field, v.len(), u16::MAX.into())?;
         self.u16(len);
         self.buf.extend_from_slice(v.as_bytes());
-        self
+        Ok(self)
     }
-    pub fn bytes(&mut self, v: &[u8]) -> &mut Self {
-        self.u32(u32::try_from(v.len()).expect("bytes longer than 4 GiB"));
+    /// A free-text message (an error's description): cut at the last character boundary that
+    /// fits rather than refused, so that an error can always be answered.
+    pub fn text(&mut self, v: &str) -> &mut Self {
+        let mut end = v.len().min(usize::from(u16::MAX));
+        while !v.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.str("message", &v[..end]).expect("a message cut to fit")
+    }
+    /// A byte string field, refused if longer than `u32::MAX` bytes.
+    pub fn bytes(&mut self, field: &'static str, v: &[u8]) -> Result<&mut Self, EncodeError> {
+        self.u32(length::<u32>(field, v.len(), u32::MAX.into())?);
         self.buf.extend_from_slice(v);
-        self
+        Ok(self)
     }
     /// Record batches: length, padding to 16 from the body start, bytes.
-    pub fn batches(&mut self, v: &[u8]) -> &mut Self {
-        self.batches_head(v.len());
+    pub fn batches(&mut self, v: &[u8]) -> Result<&mut Self, EncodeError> {
+        self.batches_head(v.len())?;
         self.buf.extend_from_slice(v);
-        self
+        Ok(self)
     }
 
     /// The length and padding of `len` bytes of record batches, which the caller sends right
     /// after this buffer instead of copying them into it. The buffer must start at the body or at
     /// a 16-byte frame header (the padding counts from a multiple of 16 either way).
-    pub fn batches_head(&mut self, len: usize) -> &mut Self {
-        self.u32(u32::try_from(len).expect("batches longer than 4 GiB"));
+    pub fn batches_head(&mut self, len: usize) -> Result<&mut Self, EncodeError> {
+        self.u32(length::<u32>("batches", len, u32::MAX.into())?);
         let pad = self.buf.len().next_multiple_of(16) - self.buf.len();
         self.buf.resize(self.buf.len() + pad, 0);
-        self
+        Ok(self)
     }
+}
+
+/// `len` as the length prefix type `T`, or the error naming `field` when it does not fit.
+/// `max` is the largest value of `T`, for the error.
+fn length<T: TryFrom<usize>>(field: &'static str, len: usize, max: u64) -> Result<T, EncodeError> {
+    T::try_from(len).map_err(|_| EncodeError::FieldTooLong { field, len, max })
 }
 
 /// Reads a message body.
@@ -133,5 +151,33 @@ impl<'a> Reader<'a> {
             0 => Ok(()),
             left => Err(DecodeError::TrailingBytes { left }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_oversize_string_is_refused_not_written() {
+        let mut w = Writer::default();
+        let long = "t".repeat(70_000);
+        let e = w.str("topic", &long).unwrap_err();
+        assert_eq!(e, EncodeError::FieldTooLong { field: "topic", len: 70_000, max: 65_535 });
+        assert!(w.buf.is_empty(), "nothing of a refused field is written");
+        w.str("topic", &long[..65_535]).unwrap();
+        assert_eq!(w.buf.len(), 2 + 65_535);
+    }
+
+    #[test]
+    fn a_long_message_is_cut_at_a_character_boundary() {
+        let mut w = Writer::default();
+        // Two-byte characters: the limit falls inside one.
+        w.text(&"é".repeat(40_000));
+        let mut r = Reader::new(&w.buf);
+        let text = r.str().unwrap();
+        assert_eq!(text.len(), 65_534);
+        assert!(text.chars().all(|c| c == 'é'));
+        r.finish().unwrap();
     }
 }

@@ -62,7 +62,7 @@ async fn serve(mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
                 other => panic!("not served here: {other:?}"),
             };
             let mut w = Writer::default();
-            response.encode(&mut w);
+            response.encode(&mut w).unwrap();
             let out = encode_frame(h.api_key, h.api_version, h.correlation_id, 0, &w.buf);
             send.write_all(&out).await.unwrap();
         }

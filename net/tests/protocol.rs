@@ -4,7 +4,9 @@ use proptest::prelude::*;
 use weir_net::api::{PartitionInfo, ShardAddr, ShardStats, TopicInfo};
 use weir_net::frame::{FRAME_HEADER_BYTES, FrameDecoder, encode_frame};
 use weir_net::wire::Writer;
-use weir_net::{Acks, ApiKey, DecodeError, ErrorBody, ErrorCode, OffsetSpec, Request, Response, TopicConfig};
+use weir_net::{
+    Acks, ApiKey, DecodeError, EncodeError, ErrorBody, ErrorCode, OffsetSpec, Request, Response, TopicConfig,
+};
 
 fn name() -> impl Strategy<Value = String> {
     "[a-z0-9._-]{1,40}"
@@ -124,7 +126,7 @@ proptest! {
     #[test]
     fn requests_round_trip(req in request(&BATCHES)) {
         let mut w = Writer::default();
-        req.encode(&mut w);
+        req.encode(&mut w).unwrap();
         let frame = encode_frame(req.api_key() as u16, 1, 42, 0, &w.buf);
         let mut d = FrameDecoder::new(1 << 20);
         d.feed(&frame);
@@ -137,7 +139,7 @@ proptest! {
     #[test]
     fn responses_round_trip(resp in response(&BATCHES)) {
         let mut w = Writer::default();
-        resp.encode(&mut w);
+        resp.encode(&mut w).unwrap();
         let back = Response::decode(resp.api_key(), &w.buf).unwrap();
         prop_assert_eq!(back, resp);
     }
@@ -167,7 +169,7 @@ fn produced_batches_stay_16_byte_aligned_in_the_frame() {
             batches: &BATCHES,
         };
         let mut w = Writer::default();
-        req.encode(&mut w);
+        req.encode(&mut w).unwrap();
         let frame = encode_frame(ApiKey::Produce as u16, 1, 1, 0, &w.buf);
         let body = &frame[FRAME_HEADER_BYTES..];
         let Request::Produce { batches, .. } = Request::decode(ApiKey::Produce as u16, 1, body).unwrap()
@@ -197,7 +199,7 @@ fn bad_inputs_get_typed_errors() {
         Err(DecodeError::Truncated { .. })
     ));
     let mut w = Writer::default();
-    w.str("t").u32(0).u8(9).u32(0).batches(&[]);
+    w.str("topic", "t").unwrap().u32(0).u8(9).u32(0).batches(&[]).unwrap();
     assert_eq!(
         Request::decode(ApiKey::Produce as u16, 1, &w.buf),
         Err(DecodeError::BadValue { field: "acks", value: 9 })
@@ -209,4 +211,49 @@ fn bad_inputs_get_typed_errors() {
         Err(DecodeError::BadUtf8 { .. })
     ));
     assert_eq!(ErrorCode::from_u16(4242), ErrorCode::Unknown);
+}
+
+/// Every request naming a topic refuses one longer than a string field holds, rather than
+/// panicking; a response cuts a long message to fit and refuses a long name.
+#[test]
+fn oversize_fields_are_refused_by_every_encoder() {
+    let long = "t".repeat(70_000);
+    let too_long = EncodeError::FieldTooLong { field: "topic", len: 70_000, max: 65_535 };
+    let requests = [
+        Request::Metadata { topics: vec!["ok".into(), long.clone()] },
+        Request::CreateTopic { name: long.clone(), partitions: 1, config: TopicConfig::default() },
+        Request::DeleteTopic { name: long.clone() },
+        Request::DescribeTopic { name: long.clone() },
+        Request::Produce {
+            topic: long.clone(),
+            partition: 0,
+            acks: Acks::Leader,
+            timeout_ms: 1,
+            batches: &BATCHES,
+        },
+        Request::Fetch { topic: long.clone(), partition: 0, offset: 0, max_bytes: 1, max_wait_ms: 0 },
+        Request::ListOffsets { topic: long.clone(), partition: 0, spec: OffsetSpec::Latest },
+    ];
+    for req in &requests {
+        assert_eq!(req.encode(&mut Writer::default()), Err(too_long.clone()), "{:?}", req.api_key());
+    }
+    let topic = TopicInfo {
+        name: long.clone(),
+        error: ErrorCode::None,
+        config: TopicConfig::default(),
+        partitions: vec![],
+    };
+    assert_eq!(Response::DescribeTopic { topic }.encode(&mut Writer::default()), Err(too_long));
+    // A message quoting a long name is cut to fit, so an error can always be answered.
+    let resp =
+        Response::CreateTopic { error: ErrorCode::UnknownTopic, message: format!("no topic {long:?}") };
+    let mut w = Writer::default();
+    resp.encode(&mut w).unwrap();
+    let Response::CreateTopic { message, .. } = Response::decode(ApiKey::CreateTopic, &w.buf).unwrap() else {
+        panic!("not a CreateTopic answer")
+    };
+    assert_eq!(message.len(), 65_535);
+    let mut w = Writer::default();
+    ErrorBody { error: ErrorCode::UnknownTopic, message: long.clone() }.encode(&mut w);
+    assert_eq!(ErrorBody::decode(&w.buf).unwrap().message.len(), 65_535);
 }

@@ -100,6 +100,11 @@ pub enum AcksArg {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Delivery is at least once: a batch whose acknowledgement was lost (the \
+connection broke, the node restarted) is sent again and may then be stored twice. With more than \
+one batch in flight (--max-in-flight above 1) a retried batch can also land after later ones of \
+its partition; --max-in-flight 1 keeps each partition's order. The command stops reading input at \
+the first record that fails and exits non-zero once the records sent are answered.")]
 pub struct ProduceArgs {
     pub topic: String,
     /// Split each line into key and value at the first occurrence of this string
@@ -109,6 +114,14 @@ pub struct ProduceArgs {
     pub partition: Option<u32>,
     #[arg(long, value_enum, default_value = "leader")]
     pub acks: AcksArg,
+    /// Time a record may take from being read to being acknowledged, retries included; past it
+    /// the record fails (and may or may not have been written)
+    #[arg(long, default_value_t = ProducerConfig::default().delivery_timeout_ms)]
+    pub delivery_timeout_ms: u64,
+    /// Batches sent and not yet acknowledged per connection, at most; 1 keeps each partition's
+    /// order across retries
+    #[arg(long, default_value_t = ProducerConfig::default().max_in_flight)]
+    pub max_in_flight: usize,
 }
 
 #[derive(Debug, Args)]
@@ -230,68 +243,85 @@ pub fn topic(conn: &Conn, cmd: TopicCmd) -> ExitCode {
 /// Records queued and not yet acknowledged, at most, while producing from stdin.
 const PENDING_MAX: usize = 1 << 16;
 
-fn count(r: Result<u64, ClientError>, acked: &std::cell::Cell<u64>, first_error: &mut Option<ClientError>) {
-    match r {
-        Ok(_) => acked.set(acked.get() + 1),
-        Err(e) => {
-            first_error.get_or_insert(e);
+/// What a produce run has heard back: records acknowledged, and the first failure.
+#[derive(Default)]
+struct Outcome {
+    acked: u64,
+    first_error: Option<ClientError>,
+}
+
+impl Outcome {
+    fn count(&mut self, r: Result<u64, ClientError>) {
+        match r {
+            Ok(_) => self.acked += 1,
+            Err(e) => {
+                self.first_error.get_or_insert(e);
+            }
         }
     }
 }
 
+/// Lines of stdin, read on a thread of their own so that records go out as lines arrive; the
+/// channel is bounded, so a slow node holds the reader back.
+fn stdin_lines() -> tokio_rt::sync::mpsc::Receiver<std::io::Result<String>> {
+    let (tx, rx) = tokio_rt::sync::mpsc::channel(1024);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            if tx.blocking_send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn record(args: &ProduceArgs, line: String) -> ProducerRecord {
+    let (key, value) = match &args.key_separator {
+        Some(sep) => match line.split_once(sep.as_str()) {
+            Some((k, v)) => (Some(k.as_bytes().to_vec()), v.as_bytes().to_vec()),
+            None => (None, line.into_bytes()),
+        },
+        None => (None, line.into_bytes()),
+    };
+    ProducerRecord {
+        topic: args.topic.clone(),
+        partition: args.partition,
+        key,
+        value: Some(value),
+        ..ProducerRecord::default()
+    }
+}
+
 pub fn produce(conn: &Conn, args: ProduceArgs) -> ExitCode {
-    let acked = std::cell::Cell::new(0u64);
+    let mut outcome = Outcome::default();
     let r = runtime().block_on(async {
         let target = conn.target()?;
         let config = ProducerConfig {
             acks: if args.acks == AcksArg::None { Acks::None } else { Acks::Leader },
+            delivery_timeout_ms: args.delivery_timeout_ms,
+            max_in_flight: args.max_in_flight,
             ..ProducerConfig::default()
         };
         let producer = Producer::connect(&target, config).await?;
-        // Stdin is read on its own thread so records go out as lines arrive; the channel is
-        // bounded, so a slow node holds the reader back. Records are queued without waiting for
-        // their acknowledgements, so they batch; at most PENDING_MAX acknowledgements are awaited.
-        let (tx, mut rx) = tokio_rt::sync::mpsc::channel::<std::io::Result<String>>(1024);
-        std::thread::spawn(move || {
-            for line in std::io::stdin().lock().lines() {
-                if tx.blocking_send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        // Records are queued without waiting for their acknowledgements, so they batch; at most
+        // PENDING_MAX acknowledgements are awaited. The first failure stops the reading: the
+        // records after it would most likely fail too, each only after its delivery timeout.
+        let mut lines = stdin_lines();
         let mut pending = std::collections::VecDeque::new();
-        let mut first_error = None;
-        while let Some(line) = rx.recv().await {
-            let line = line.map_err(ClientError::Io)?;
-            let (key, value) = match &args.key_separator {
-                Some(sep) => match line.split_once(sep.as_str()) {
-                    Some((k, v)) => (Some(k.as_bytes().to_vec()), v.as_bytes().to_vec()),
-                    None => (None, line.into_bytes()),
-                },
-                None => (None, line.into_bytes()),
-            };
-            let record = ProducerRecord {
-                topic: args.topic.clone(),
-                partition: args.partition,
-                key,
-                value: Some(value),
-                ..ProducerRecord::default()
-            };
+        while outcome.first_error.is_none() {
+            let Some(line) = lines.recv().await else { break };
             // Queued in line order, so a key's records keep the order of the input.
-            pending.push_back(producer.enqueue(record).await?);
-            while pending.len() > PENDING_MAX {
-                count(pending.pop_front().expect("not empty").await, &acked, &mut first_error);
+            pending.push_back(producer.enqueue(record(&args, line.map_err(ClientError::Io)?)).await?);
+            while pending.len() > PENDING_MAX || pending.front().is_some_and(|a| a.is_answered()) {
+                outcome.count(pending.pop_front().expect("not empty").await);
             }
         }
         for ack in pending {
-            count(ack.await, &acked, &mut first_error);
+            outcome.count(ack.await);
         }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        outcome.first_error.take().map_or(Ok(()), Err)
     });
-    eprintln!("{} records acknowledged", acked.get());
+    eprintln!("{} records acknowledged", outcome.acked);
     finish(r)
 }
 

@@ -108,7 +108,7 @@ fn kill_9_during_produce_loses_no_acknowledged_record() {
 
 fn raw_request(req: &Request<'_>, cid: u32) -> Vec<u8> {
     let mut w = Writer::default();
-    req.encode(&mut w);
+    req.encode(&mut w).unwrap();
     encode_frame(req.api_key() as u16, API_VERSION, cid, 0, &w.buf)
 }
 

@@ -4,7 +4,7 @@
 use super::error::{ClientError, Result};
 use crate::api::{API_VERSION, ApiKey, ErrorBody, Request, Response};
 use crate::frame::{FLAG_ERROR, FRAME_HEADER_BYTES, FrameDecoder, FrameHeader};
-use crate::tls::Trust;
+use crate::tls::{QuicClientSettings, Trust};
 use crate::wire::Writer;
 use std::sync::Arc;
 use tokio_rt::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,14 +14,28 @@ use tokio_rt::net::TcpStream;
 #[derive(Debug, Clone)]
 pub enum Transport {
     Tcp,
-    /// QUIC with a client configuration built once from a [`Trust`].
-    Quic(Arc<quinn::ClientConfig>),
+    /// QUIC with a client configuration built once from a [`Trust`] and its settings.
+    Quic(Arc<QuicClient>),
+}
+
+/// A QUIC client's configuration and the settings it was built with.
+#[derive(Debug)]
+pub struct QuicClient {
+    pub config: quinn::ClientConfig,
+    pub settings: QuicClientSettings,
 }
 
 impl Transport {
-    /// QUIC, trusting the node as `trust` says.
+    /// QUIC, trusting the node as `trust` says, with the default settings.
     pub fn quic(trust: &Trust) -> Result<Self> {
-        Ok(Self::Quic(Arc::new(crate::tls::client_config(trust)?)))
+        Self::quic_with(trust, QuicClientSettings::default())
+    }
+
+    /// QUIC, trusting the node as `trust` says, with these connect, idle and keep-alive
+    /// settings.
+    pub fn quic_with(trust: &Trust, settings: QuicClientSettings) -> Result<Self> {
+        let config = crate::tls::client_config_with(trust, &settings)?;
+        Ok(Self::Quic(Arc::new(QuicClient { config, settings })))
     }
 
     pub fn name(&self) -> &'static str {
@@ -49,6 +63,11 @@ impl Target {
         Ok(Self { addr: addr.into(), transport: Transport::quic(trust)? })
     }
 
+    /// QUIC with these connect, idle and keep-alive settings.
+    pub fn quic_with(addr: impl Into<String>, trust: &Trust, settings: QuicClientSettings) -> Result<Self> {
+        Ok(Self { addr: addr.into(), transport: Transport::quic_with(trust, settings)? })
+    }
+
     /// The same transport to another address.
     pub fn with_addr(&self, addr: impl Into<String>) -> Self {
         Self { addr: addr.into(), transport: self.transport.clone() }
@@ -60,9 +79,6 @@ impl std::fmt::Display for Target {
         write!(f, "{}://{}", self.transport.name(), self.addr)
     }
 }
-
-/// How long a QUIC handshake may take before the next address is tried.
-pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Largest response frame a client accepts.
 pub const RESPONSE_BYTES_MAX: usize = 64 << 20;
@@ -91,6 +107,8 @@ enum Io {
         /// The connection's own UDP socket: one per connection, so that the node's kernel
         /// steers each connection to a shard of its own.
         _endpoint: quinn::Endpoint,
+        /// The idle timeout asked for, to say why a connection timed out.
+        idle_timeout_ms: u32,
     },
 }
 
@@ -121,7 +139,8 @@ impl Connection {
                 stream.set_nodelay(true)?;
                 Io::Tcp(stream)
             }
-            Transport::Quic(config) => {
+            Transport::Quic(quic) => {
+                let connect_timeout = std::time::Duration::from_millis(quic.settings.connect_timeout_ms);
                 let other = |e: &dyn std::fmt::Display| err(std::io::Error::other(e.to_string()));
                 let mut last = other(&"the name resolves to no address");
                 let mut connected = None;
@@ -132,22 +151,28 @@ impl Connection {
                         if remote.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
                     let endpoint = crate::tls::endpoint(local, None).map_err(err)?;
                     let connecting = endpoint
-                        .connect_with((**config).clone(), remote, server_name(addr))
+                        .connect_with(quic.config.clone(), remote, server_name(addr))
                         .map_err(|e| other(&e))?;
-                    match tokio_rt::time::timeout(CONNECT_TIMEOUT, connecting).await {
+                    match tokio_rt::time::timeout(connect_timeout, connecting).await {
                         Ok(Ok(conn)) => {
                             connected = Some((endpoint, conn));
                             break;
                         }
                         Ok(Err(e)) => last = other(&e),
                         Err(_) => {
-                            last = other(&format!("no answer from {remote} within {CONNECT_TIMEOUT:?}"))
+                            last = other(&format!("no answer from {remote} within {connect_timeout:?}"))
                         }
                     }
                 }
                 let Some((endpoint, conn)) = connected else { return Err(last) };
                 let (send, recv) = conn.open_bi().await.map_err(|e| other(&e))?;
-                Io::Quic { send, recv, conn, _endpoint: endpoint }
+                Io::Quic {
+                    send,
+                    recv,
+                    conn,
+                    _endpoint: endpoint,
+                    idle_timeout_ms: quic.settings.idle_timeout_ms,
+                }
             }
         };
         Ok(Self {
@@ -168,13 +193,15 @@ impl Connection {
     /// Sends `req` without waiting for its response: requests are pipelined, and the node
     /// answers them in order, so responses must be taken with [`receive`](Self::receive) in the
     /// order the requests were sent.
+    /// A request that cannot be encoded (a field too long) fails with `ClientError::Encode`
+    /// before anything is sent: the connection stays usable.
     pub async fn send(&mut self, req: &Request<'_>) -> Result<Pending> {
-        let cid = self.next_correlation;
-        self.next_correlation = self.next_correlation.wrapping_add(1);
         // The header, then the fields, with the record batches (a produce's bulk) written after
         // them straight from the caller's buffer rather than copied in.
         let mut w = Writer { buf: vec![0; FRAME_HEADER_BYTES] };
-        let tail = req.encode_head(&mut w);
+        let tail = req.encode_head(&mut w)?;
+        let cid = self.next_correlation;
+        self.next_correlation = self.next_correlation.wrapping_add(1);
         let header = FrameHeader {
             body_len: w.buf.len() - FRAME_HEADER_BYTES + tail.len(),
             api_key: req.api_key() as u16,
@@ -188,9 +215,13 @@ impl Connection {
                 s.write_all(&w.buf).await?;
                 s.write_all(tail).await?;
             }
-            Io::Quic { send, .. } => {
-                send.write_all(&w.buf).await.map_err(std::io::Error::other)?;
-                send.write_all(tail).await.map_err(std::io::Error::other)?;
+            Io::Quic { send, idle_timeout_ms, .. } => {
+                let lost = |e: quinn::WriteError| match e {
+                    quinn::WriteError::ConnectionLost(e) => quic_lost(e, *idle_timeout_ms),
+                    e => std::io::Error::other(e),
+                };
+                send.write_all(&w.buf).await.map_err(lost)?;
+                send.write_all(tail).await.map_err(lost)?;
             }
         }
         Ok(Pending { correlation_id: cid, api: req.api_key() })
@@ -221,8 +252,12 @@ impl Connection {
             }
             let n = match &mut self.io {
                 Io::Tcp(s) => s.read(&mut self.read_buf).await?,
-                Io::Quic { recv, .. } => {
-                    recv.read(&mut self.read_buf).await.map_err(std::io::Error::other)?.unwrap_or(0)
+                Io::Quic { recv, idle_timeout_ms, .. } => {
+                    let read = recv.read(&mut self.read_buf).await.map_err(|e| match e {
+                        quinn::ReadError::ConnectionLost(e) => quic_lost(e, *idle_timeout_ms),
+                        e => std::io::Error::other(e),
+                    });
+                    read?.unwrap_or(0)
                 }
             };
             if n == 0 {
@@ -230,6 +265,19 @@ impl Connection {
             }
             self.decoder.feed(&self.read_buf[..n]);
         }
+    }
+}
+
+/// Why a QUIC connection ended, said once: the node went silent, or what it said.
+fn quic_lost(e: quinn::ConnectionError, idle_timeout_ms: u32) -> std::io::Error {
+    match e {
+        quinn::ConnectionError::TimedOut => std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!(
+                "the node sent nothing for {idle_timeout_ms} ms (QUIC idle timeout): it is down or unreachable"
+            ),
+        ),
+        e => std::io::Error::new(std::io::ErrorKind::ConnectionAborted, e.to_string()),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Errors a client sees.
 
-use crate::error::{DecodeError, ErrorCode};
+use crate::error::{DecodeError, EncodeError, ErrorCode};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -14,6 +14,9 @@ pub enum ClientError {
     Server { code: ErrorCode, message: String },
     #[error("bad response from the server: {0}")]
     Decode(#[from] DecodeError),
+    /// The request could not be encoded (a field too long for the protocol); nothing was sent.
+    #[error("cannot send the request: {0}")]
+    Encode(#[from] EncodeError),
     #[error("response {got} does not match request {expected}")]
     Correlation { expected: u32, got: u32 },
     /// A fetched batch failed validation; it is not handed to the application.
@@ -27,6 +30,15 @@ pub enum ClientError {
     /// The producer was closed before the record was sent.
     #[error("producer closed")]
     Closed,
+    /// The record was not acknowledged within the producer's `delivery_timeout_ms`, retries
+    /// included. Whether it was written is unknown: an attempt may have reached the node and
+    /// only its answer been lost.
+    #[error(
+        "not acknowledged within the delivery timeout of {delivery_timeout_ms} ms ({elapsed_ms} ms \
+         since the record was queued): the node is down or unreachable, or too slow; the record \
+         may or may not have been written"
+    )]
+    DeliveryTimeout { elapsed_ms: u64, delivery_timeout_ms: u64 },
 }
 
 impl ClientError {
@@ -39,9 +51,64 @@ impl ClientError {
         }
     }
 
+    /// An equal error for another waiter (one failure answers every record of a batch): the
+    /// same variant and fields, an I/O error's kind and text kept, a TLS error as its text.
+    pub fn duplicate(&self) -> ClientError {
+        let io = |e: &std::io::Error| std::io::Error::new(e.kind(), e.to_string());
+        match self {
+            ClientError::Connect { addr, source } => {
+                ClientError::Connect { addr: addr.clone(), source: io(source) }
+            }
+            ClientError::Io(e) => ClientError::Io(io(e)),
+            ClientError::Server { code, message } => {
+                ClientError::Server { code: *code, message: message.clone() }
+            }
+            ClientError::Decode(e) => ClientError::Decode(e.clone()),
+            ClientError::Encode(e) => ClientError::Encode(e.clone()),
+            ClientError::Correlation { expected, got } => {
+                ClientError::Correlation { expected: *expected, got: *got }
+            }
+            ClientError::CorruptBatch(e) => ClientError::CorruptBatch(e.clone()),
+            ClientError::Tls(e) => ClientError::InvalidArgument(e.to_string()),
+            ClientError::InvalidArgument(m) => ClientError::InvalidArgument(m.clone()),
+            ClientError::Closed => ClientError::Closed,
+            ClientError::DeliveryTimeout { elapsed_ms, delivery_timeout_ms } => {
+                ClientError::DeliveryTimeout {
+                    elapsed_ms: *elapsed_ms,
+                    delivery_timeout_ms: *delivery_timeout_ms,
+                }
+            }
+        }
+    }
+
     pub(crate) fn check(code: ErrorCode, message: String) -> Result<(), ClientError> {
         if code == ErrorCode::None { Ok(()) } else { Err(ClientError::Server { code, message }) }
     }
 }
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One failure answers every record of a batch: each answer says each thing once, as the
+    /// original does (it once read "StorageError: StorageError: ...").
+    #[test]
+    fn a_duplicated_error_reads_as_the_original() {
+        let errors = [
+            ClientError::Server { code: ErrorCode::StorageError, message: "disk full".into() },
+            ClientError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer")),
+            ClientError::Connect { addr: "x:1".into(), source: std::io::ErrorKind::ConnectionRefused.into() },
+            ClientError::DeliveryTimeout { elapsed_ms: 2001, delivery_timeout_ms: 2000 },
+        ];
+        for e in &errors {
+            let d = e.duplicate();
+            assert_eq!(d.to_string(), e.to_string());
+            assert_eq!(d.is_retriable(), e.is_retriable());
+        }
+        let d = errors[0].duplicate();
+        assert_eq!(d.to_string(), "StorageError: disk full");
+        assert!(matches!(d, ClientError::Server { code: ErrorCode::StorageError, .. }));
+    }
+}

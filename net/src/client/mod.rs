@@ -8,7 +8,7 @@ pub mod error;
 pub mod partitioner;
 pub mod producer;
 
-pub use crate::tls::Trust;
+pub use crate::tls::{QuicClientSettings, Trust};
 pub use admin::Admin;
 pub use connection::{Target, Transport};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, Seek};

@@ -6,6 +6,14 @@
 //! builder per partition. A batch goes out when it is full (`batch_bytes`) or `linger_ms` after
 //! its first record. The queues between the tasks are bounded (`buffer_records_max`): `send`
 //! waits when they are full.
+//!
+//! Delivery is at least once: a batch whose answer was lost (the connection broke, or the node
+//! restarted after writing it) is sent again and then stored twice. With more than one batch in
+//! flight per connection (`max_in_flight`), a retried batch can also land after later batches of
+//! its partition; `max_in_flight = 1` keeps each partition's order (a retried batch may still be
+//! stored twice, back to back). Every record is answered within `delivery_timeout_ms` of its
+//! queueing, retries included: acknowledged, refused, or failed with
+//! [`ClientError::DeliveryTimeout`] (outcome unknown).
 
 use super::connection::{Connection, Target};
 use super::error::{ClientError, Result};
@@ -24,14 +32,23 @@ pub struct ProducerConfig {
     /// Largest batch the producer builds; at most the node's `batch_bytes_max`.
     pub batch_bytes: usize,
     pub acks: Acks,
-    /// Attempts after the first for a batch that failed with a retriable error.
+    /// Attempts after the first for a batch that failed with a retriable error, within
+    /// `delivery_timeout_ms`. A retried batch may already have been written (its answer was
+    /// lost): delivery is at least once, and with `max_in_flight` above 1 a retry can reorder
+    /// the partition.
     pub retries: u32,
     pub retry_backoff_ms: u64,
     pub buffer_records_max: usize,
     /// Produce requests sent on the connection and not yet answered, at most. With more than
     /// one, a retried batch can land after a later one of the same partition (as in Kafka
-    /// without idempotence). Per connection: with `shard_aware`, one per shard of the node.
+    /// without idempotence); 1 keeps each partition's order. Per connection: with `shard_aware`,
+    /// one per shard of the node.
     pub max_in_flight: usize,
+    /// How long a record may take from `enqueue` to its acknowledgement, lingering, waiting for
+    /// room, sending and retries included (Kafka's `delivery.timeout.ms`). Past it the record
+    /// fails with [`ClientError::DeliveryTimeout`]; a batch fails when its oldest record's time
+    /// is up. At least `linger_ms`.
+    pub delivery_timeout_ms: u64,
     /// Send each partition's batches to the shard that owns it, at the address Metadata gives
     /// for it; off, everything goes through the address the producer was given.
     pub shard_aware: bool,
@@ -48,6 +65,7 @@ impl Default for ProducerConfig {
             buffer_records_max: 1 << 16,
             max_in_flight: 5,
             shard_aware: true,
+            delivery_timeout_ms: 120_000,
         }
     }
 }
@@ -70,6 +88,13 @@ pub struct Acknowledgement {
     rx: oneshot::Receiver<Result<u64>>,
 }
 
+impl Acknowledgement {
+    /// Whether the answer has come (awaiting it returns at once).
+    pub fn is_answered(&self) -> bool {
+        !self.rx.is_empty()
+    }
+}
+
 impl std::future::Future for Acknowledgement {
     type Output = Result<u64>;
 
@@ -82,11 +107,13 @@ impl std::future::Future for Acknowledgement {
 }
 
 enum Cmd {
-    Send(ProducerRecord, oneshot::Sender<Result<u64>>),
+    /// A record, where its answer goes, and when it was queued.
+    Send(ProducerRecord, oneshot::Sender<Result<u64>>, Instant),
     Flush(oneshot::Sender<()>),
 }
 
-/// Sends records to a node. Cheap to share by reference across tasks.
+/// Sends records to a node. Cheap to share by reference across tasks. Delivery is at least once
+/// (see the module docs): a record acknowledged once may be stored twice.
 #[derive(Debug)]
 pub struct Producer {
     tx: mpsc::Sender<Cmd>,
@@ -101,7 +128,12 @@ impl Producer {
         if config.max_in_flight == 0 {
             return Err(ClientError::InvalidArgument("max_in_flight must be at least 1".into()));
         }
-        let bootstrap = Connection::connect(target).await?;
+        if config.delivery_timeout_ms < config.linger_ms.max(1) {
+            return Err(ClientError::InvalidArgument(
+                "delivery_timeout_ms must be at least linger_ms (and above 0)".into(),
+            ));
+        }
+        let bootstrap = Some(Connection::connect(target).await?);
         let (tx, rx) = mpsc::channel(config.buffer_records_max.max(1));
         let router = Router {
             bootstrap,
@@ -121,7 +153,9 @@ impl Producer {
     /// partition: this is how to pipeline sends and keep per-key order.
     pub async fn enqueue(&self, record: ProducerRecord) -> Result<Acknowledgement> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(Cmd::Send(record, tx)).await.map_err(|_| ClientError::Closed)?;
+        // The delivery timeout counts from here, waiting for room in the queue excluded.
+        let queued = Instant::now();
+        self.tx.send(Cmd::Send(record, tx, queued)).await.map_err(|_| ClientError::Closed)?;
         Ok(Acknowledgement { rx })
     }
 
@@ -170,7 +204,7 @@ struct WorkerHandle {
 }
 
 enum WorkerCmd {
-    Send(Arc<str>, u32, ProducerRecord, oneshot::Sender<Result<u64>>),
+    Send(Arc<str>, u32, ProducerRecord, oneshot::Sender<Result<u64>>, Instant),
     Flush(oneshot::Sender<()>),
 }
 
@@ -180,7 +214,8 @@ enum WorkerCmd {
 /// records keep their order.
 struct Router {
     /// The address the producer was given: metadata, and partitions without an owner address.
-    bootstrap: Connection,
+    /// `None` after a failure or an abandoned call, until the next metadata request connects.
+    bootstrap: Option<Connection>,
     target: Target,
     config: ProducerConfig,
     topics: HashMap<String, TopicRoute>,
@@ -194,7 +229,7 @@ struct Router {
 async fn route(mut r: Router, mut rx: mpsc::Receiver<Cmd>) {
     while let Some(cmd) = rx.recv().await {
         match cmd {
-            Cmd::Send(record, reply) => r.dispatch(record, reply).await,
+            Cmd::Send(record, reply, queued) => r.dispatch(record, reply, queued).await,
             Cmd::Flush(done) => {
                 r.flush_workers().await;
                 let _ = done.send(());
@@ -211,16 +246,24 @@ async fn route(mut r: Router, mut rx: mpsc::Receiver<Cmd>) {
 }
 
 impl Router {
+    /// A metadata request on the bootstrap connection, connecting again once if it failed.
+    async fn metadata(&mut self, req: &Request<'_>) -> Result<super::connection::ResponseFrame> {
+        if let Some(c) = &mut self.bootstrap {
+            match c.call(req).await {
+                Err(e) if e.is_retriable() => self.bootstrap = None,
+                r => return r,
+            }
+        }
+        let mut c = Connection::connect(&self.target).await?;
+        let r = c.call(req).await;
+        self.bootstrap = Some(c);
+        r
+    }
+
     async fn topic(&mut self, topic: &str) -> Result<&TopicRoute> {
         if !self.topics.contains_key(topic) {
             let req = Request::Metadata { topics: vec![topic.to_owned()] };
-            let frame = match self.bootstrap.call(&req).await {
-                Err(e) if e.is_retriable() => {
-                    self.bootstrap = Connection::connect(&self.target).await?;
-                    self.bootstrap.call(&req).await?
-                }
-                r => r?,
-            };
+            let frame = self.metadata(&req).await?;
             let route = match frame.response()? {
                 Response::Metadata { topics, shards } => {
                     for s in shards {
@@ -251,11 +294,21 @@ impl Router {
         Ok(&self.topics[topic])
     }
 
-    async fn dispatch(&mut self, r: ProducerRecord, reply: oneshot::Sender<Result<u64>>) {
-        let count = match self.topic(&r.topic).await {
-            Ok(t) => t.owners.len() as u32,
-            Err(e) => {
+    async fn dispatch(&mut self, r: ProducerRecord, reply: oneshot::Sender<Result<u64>>, queued: Instant) {
+        let timeout_ms = self.config.delivery_timeout_ms;
+        let expires = queued + Duration::from_millis(timeout_ms);
+        // A known topic answers at once, even past the deadline (the worker then fails the
+        // record); looking one up waits no longer than the record may.
+        let count = match tokio_rt::time::timeout_at(expires, self.topic(&r.topic)).await {
+            Ok(Ok(t)) => t.owners.len() as u32,
+            Ok(Err(e)) => {
                 let _ = reply.send(Err(e));
+                return;
+            }
+            Err(_) => {
+                // The call was abandoned mid-way: its answer would meet the next request.
+                self.bootstrap = None;
+                let _ = reply.send(Err(delivery_timeout(queued, timeout_ms)));
                 return;
             }
         };
@@ -296,13 +349,20 @@ impl Router {
                     Some(a) if self.config.shard_aware => a.clone(),
                     _ => self.target.addr.clone(),
                 };
-                let Some(worker) = self.worker(addr).await else {
-                    let e = ClientError::Connect {
-                        addr: self.target.addr.clone(),
-                        source: std::io::Error::other("no connection to the node"),
-                    };
-                    let _ = reply.send(Err(e));
-                    return;
+                let worker = match tokio_rt::time::timeout_at(expires, self.worker(addr)).await {
+                    Ok(Some(worker)) => worker,
+                    Ok(None) => {
+                        let e = ClientError::Connect {
+                            addr: self.target.addr.clone(),
+                            source: std::io::Error::other("no connection to the node"),
+                        };
+                        let _ = reply.send(Err(e));
+                        return;
+                    }
+                    Err(_) => {
+                        let _ = reply.send(Err(delivery_timeout(queued, timeout_ms)));
+                        return;
+                    }
                 };
                 if let Some(route) = self.topics.get_mut(&r.topic) {
                     route.workers[partition as usize] = Some(worker.clone());
@@ -311,8 +371,8 @@ impl Router {
             }
         };
         let name = self.topics[&r.topic].name.clone();
-        if let Err(mpsc::error::SendError(WorkerCmd::Send(.., reply))) =
-            worker.send(WorkerCmd::Send(name, partition, r, reply)).await
+        if let Err(mpsc::error::SendError(WorkerCmd::Send(_, _, _, reply, _))) =
+            worker.send(WorkerCmd::Send(name, partition, r, reply, queued)).await
         {
             let _ = reply.send(Err(ClientError::Closed));
         }
@@ -340,7 +400,7 @@ impl Router {
         };
         let (tx, rx) = mpsc::channel(self.config.buffer_records_max.max(1));
         let worker = Worker {
-            conn,
+            conn: Some(conn),
             target,
             config: self.config.clone(),
             batches: HashMap::new(),
@@ -370,10 +430,15 @@ struct Pending {
     replies: Vec<oneshot::Sender<Result<u64>>>,
     /// When the batch goes out if it does not fill first; set by its first record.
     deadline: Instant,
+    /// When its first (oldest) record was queued: the batch's delivery timeout counts from here.
+    queued: Instant,
 }
 
 struct Worker {
-    conn: Connection,
+    /// `None` once the connection broke or was given up with answers outstanding: the next send
+    /// connects again, so that no late answer meets a new request. Some while a batch is in
+    /// flight.
+    conn: Option<Connection>,
     target: Target,
     config: ProducerConfig,
     batches: HashMap<BatchKey, Pending>,
@@ -381,13 +446,27 @@ struct Worker {
     in_flight: VecDeque<InFlight>,
 }
 
-/// A batch on the wire.
+/// A batch on the wire, or waiting to go (again).
 struct InFlight {
     key: BatchKey,
     batch: weir_log::batch::Batch,
     replies: Vec<oneshot::Sender<Result<u64>>>,
     request: super::connection::Pending,
     attempt: u32,
+    /// When the batch's oldest record was queued.
+    queued: Instant,
+}
+
+impl InFlight {
+    fn new(
+        key: BatchKey,
+        batch: weir_log::batch::Batch,
+        replies: Vec<oneshot::Sender<Result<u64>>>,
+        queued: Instant,
+    ) -> Self {
+        let request = super::connection::Pending::placeholder();
+        Self { key, batch, replies, request, attempt: 0, queued }
+    }
 }
 
 /// Records a worker takes from its queue in one go before it looks at answers and deadlines.
@@ -398,6 +477,7 @@ async fn run(mut w: Worker, mut rx: mpsc::Receiver<WorkerCmd>) {
         let next_deadline = w.batches.values().filter(|p| !p.builder.is_empty()).map(|p| p.deadline).min();
         let far = Instant::now() + Duration::from_secs(86_400);
         let oldest = w.in_flight.front().map(|f| f.request);
+        let expiry = w.in_flight_expiry();
         tokio_rt::select! {
             cmd = rx.recv() => {
                 // Then what else is queued, up to a bound, before going round again: one pass
@@ -405,8 +485,8 @@ async fn run(mut w: Worker, mut rx: mpsc::Receiver<WorkerCmd>) {
                 let mut cmd = cmd;
                 for taken in 1.. {
                     match cmd {
-                        Some(WorkerCmd::Send(topic, partition, record, reply)) => {
-                            w.add(topic, partition, record, reply).await
+                        Some(WorkerCmd::Send(topic, partition, record, reply, queued)) => {
+                            w.add(topic, partition, record, reply, queued).await
                         }
                         Some(WorkerCmd::Flush(done)) => {
                             w.send_due(far).await;
@@ -435,25 +515,68 @@ async fn run(mut w: Worker, mut rx: mpsc::Receiver<WorkerCmd>) {
             // Only the read is raced (it is cancel-safe); handling the answer, retries included,
             // runs to completion in the branch's body. (A disabled branch's expression is still
             // evaluated, hence the placeholder rather than an unwrap.)
-            received = w.conn.receive(oldest.unwrap_or(super::connection::Pending::placeholder())), if oldest.is_some() => {
+            received = receive(&mut w.conn, oldest.unwrap_or(super::connection::Pending::placeholder())), if oldest.is_some() => {
                 w.answered(received).await
             }
+            () = tokio_rt::time::sleep_until(expiry.unwrap_or(far)), if expiry.is_some() => w.expire().await,
         }
     }
+}
+
+/// The answer to `request` on the worker's connection, which is there while a batch is in
+/// flight.
+async fn receive(
+    conn: &mut Option<Connection>,
+    request: super::connection::Pending,
+) -> Result<super::connection::ResponseFrame> {
+    conn.as_mut().expect("a connection while batches are in flight").receive(request).await
 }
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
+fn delivery_timeout(queued: Instant, delivery_timeout_ms: u64) -> ClientError {
+    ClientError::DeliveryTimeout { elapsed_ms: queued.elapsed().as_millis() as u64, delivery_timeout_ms }
+}
+
+/// A network step abandoned because the delivery timeout of the batches waiting on it came.
+fn gave_up(what: &str) -> ClientError {
+    ClientError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{what}: out of time")))
+}
+
+fn produce_request<'a>(key: &BatchKey, batch: &'a weir_log::batch::Batch, acks: Acks) -> Request<'a> {
+    Request::Produce {
+        topic: key.0.to_string(),
+        partition: key.1,
+        acks,
+        timeout_ms: 30_000,
+        batches: batch.as_bytes(),
+    }
+}
+
 impl Worker {
+    fn expires(&self, queued: Instant) -> Instant {
+        queued + Duration::from_millis(self.config.delivery_timeout_ms)
+    }
+
+    /// When the first batch in flight runs out of time.
+    fn in_flight_expiry(&self) -> Option<Instant> {
+        self.in_flight.iter().map(|f| self.expires(f.queued)).min()
+    }
+
     async fn add(
         &mut self,
         topic: Arc<str>,
         partition: u32,
         r: ProducerRecord,
         reply: oneshot::Sender<Result<u64>>,
+        queued: Instant,
     ) {
+        if Instant::now() >= self.expires(queued) {
+            let _ = reply.send(Err(delivery_timeout(queued, self.config.delivery_timeout_ms)));
+            return;
+        }
         let headers: Vec<(&[u8], &[u8])> = r.headers.iter().map(|(k, v)| (&k[..], &v[..])).collect();
         let record = Record {
             key: r.key.as_deref(),
@@ -469,6 +592,7 @@ impl Worker {
                 builder: BatchBuilder::new(batch_bytes),
                 replies: Vec::new(),
                 deadline: Instant::now() + linger,
+                queued,
             });
             let was_empty = p.builder.is_empty();
             match p.builder.push(&record) {
@@ -476,6 +600,7 @@ impl Worker {
                     // Linger counts from a batch's first record, not from the last send.
                     if was_empty {
                         p.deadline = Instant::now() + linger;
+                        p.queued = queued;
                     }
                     p.replies.push(reply);
                     if p.builder.sealed_bytes_max() >= batch_bytes.saturating_sub(1024) {
@@ -514,57 +639,51 @@ impl Worker {
         }
         let batch = p.builder.seal_reset(ProducerStamp::default());
         let replies = std::mem::take(&mut p.replies);
+        let queued = p.queued;
         // Keep the builder's memory for the next batch of this partition.
         self.batches.insert(key.clone(), p);
         while self.in_flight.len() >= self.config.max_in_flight {
             self.complete_oldest().await;
         }
-        self.transmit(key.clone(), batch, replies, 0).await;
-    }
-
-    fn request<'a>(&self, key: &BatchKey, batch: &'a weir_log::batch::Batch) -> Request<'a> {
-        Request::Produce {
-            topic: key.0.to_string(),
-            partition: key.1,
-            acks: self.config.acks,
-            timeout_ms: 30_000,
-            batches: batch.as_bytes(),
+        if Instant::now() >= self.expires(queued) {
+            fail(replies, &delivery_timeout(queued, self.config.delivery_timeout_ms));
+            return;
         }
+        self.transmit(InFlight::new(key.clone(), batch, replies, queued)).await;
     }
 
-    /// Sends a batch and queues it as in flight; fails its records if it cannot be sent.
-    async fn transmit(
-        &mut self,
-        key: BatchKey,
-        batch: weir_log::batch::Batch,
-        replies: Vec<oneshot::Sender<Result<u64>>>,
-        attempt: u32,
-    ) {
-        let sent = self.conn.send(&self.request(&key, &batch)).await;
-        match sent {
-            Ok(request) => self.in_flight.push_back(InFlight { key, batch, replies, request, attempt }),
-            Err(e) => {
-                self.retry_or_fail(
-                    InFlight {
-                        key,
-                        batch,
-                        replies,
-                        request: super::connection::Pending::placeholder(),
-                        attempt,
-                    },
-                    e,
-                    true,
-                )
-                .await
+    /// Sends a batch (connecting first if there is no connection) and queues it as in flight;
+    /// retries or fails its records if it cannot be sent.
+    async fn transmit(&mut self, f: InFlight) {
+        let expires = self.expires(f.queued);
+        if self.conn.is_none() {
+            match tokio_rt::time::timeout_at(expires, Connection::connect(&self.target)).await {
+                Ok(Ok(c)) => self.conn = Some(c),
+                Ok(Err(e)) => return self.retry_or_fail(f, e, true).await,
+                Err(_) => return self.retry_or_fail(f, gave_up("connecting"), true).await,
             }
         }
+        let conn = self.conn.as_mut().expect("connected above");
+        let req = produce_request(&f.key, &f.batch, self.config.acks);
+        let sent = match tokio_rt::time::timeout_at(expires, conn.send(&req)).await {
+            Ok(sent) => sent,
+            Err(_) => Err(gave_up("sending")),
+        };
+        match sent {
+            Ok(request) => self.in_flight.push_back(InFlight { request, ..f }),
+            Err(e) => self.retry_or_fail(f, e, true).await,
+        }
     }
 
-    /// Waits for the oldest in-flight batch's response and resolves its records.
+    /// Waits for the oldest in-flight batch's response (no longer than the first batch in flight
+    /// may wait) and resolves its records.
     async fn complete_oldest(&mut self) {
         let Some(request) = self.in_flight.front().map(|f| f.request) else { return };
-        let received = self.conn.receive(request).await;
-        self.answered(received).await;
+        let expiry = self.in_flight_expiry().expect("a batch in flight");
+        match tokio_rt::time::timeout_at(expiry, receive(&mut self.conn, request)).await {
+            Ok(received) => self.answered(received).await,
+            Err(_) => self.expire().await,
+        }
     }
 
     /// Resolves the oldest in-flight batch with the response read for it.
@@ -593,78 +712,129 @@ impl Worker {
         }
     }
 
-    /// A batch failed: send it again if the error is transient and attempts are left, else fail
-    /// its records. A broken connection loses every answer in flight, so those batches are sent
-    /// again on a new connection, in order.
+    /// A batch in flight ran out of time unanswered: the connection is given up (a late answer
+    /// would meet the next request), the batches out of time fail, and the others go again.
+    async fn expire(&mut self) {
+        self.conn = None;
+        let queue = self.in_flight.drain(..).collect();
+        self.resend(queue, gave_up("waiting for the answer")).await
+    }
+
+    /// A batch failed: send it again if the error is transient and attempts and time are left,
+    /// else fail its records. A broken connection loses every answer in flight, so those batches
+    /// are sent again on a new connection, in order.
     async fn retry_or_fail(&mut self, f: InFlight, e: ClientError, newest: bool) {
+        if matches!(e, ClientError::Io(_) | ClientError::Connect { .. }) {
+            // No answer in flight will come. Everything unanswered goes again, in the order it
+            // was first sent (`f` is the oldest when its answer failed, the newest when its send
+            // did).
+            self.conn = None;
+            let mut queue: VecDeque<InFlight> = self.in_flight.drain(..).collect();
+            if newest {
+                queue.push_back(f);
+            } else {
+                queue.push_front(f);
+            }
+            return self.resend(queue, e).await;
+        }
         if !(e.is_retriable() && f.attempt < self.config.retries) {
             fail(f.replies, &e);
             return;
         }
         tracing::warn!(topic = %f.key.0, partition = f.key.1, error = %e, "produce failed; retrying");
-        tokio_rt::time::sleep(Duration::from_millis(self.config.retry_backoff_ms)).await;
-        if !matches!(e, ClientError::Io(_) | ClientError::Connect { .. }) {
-            // The node refused this one batch with a transient error: send it again, after the
-            // batches already in flight.
-            return Box::pin(self.transmit(f.key, f.batch, f.replies, f.attempt + 1)).await;
+        // The node refused this one batch with a transient error: send it again, after the
+        // batches already in flight, unless its time runs out first.
+        if !self.back_off(self.expires(f.queued)).await {
+            fail(f.replies, &delivery_timeout(f.queued, self.config.delivery_timeout_ms));
+            return;
         }
-        // The connection broke: no answer in flight will come. Everything unanswered goes again on
-        // a new connection, in the order it was first sent (`f` is the oldest when its answer
-        // failed, the newest when its send did).
-        let mut queue: VecDeque<InFlight> = self.in_flight.drain(..).collect();
-        if newest {
-            queue.push_back(f);
-        } else {
-            queue.push_front(f);
-        }
-        for round in 0.. {
-            let broke = match Connection::connect(&self.target).await {
-                Ok(c) => {
-                    self.conn = c;
-                    let mut broke = None;
-                    while let Some(g) = queue.pop_front() {
-                        match self.conn.send(&self.request(&g.key, &g.batch)).await {
-                            Ok(request) => {
-                                self.in_flight.push_back(InFlight { request, attempt: g.attempt + 1, ..g })
-                            }
-                            Err(e) => {
-                                queue.push_front(g);
-                                broke = Some(e);
-                                break;
-                            }
-                        }
-                    }
-                    broke
-                }
-                Err(e) => Some(e),
-            };
-            let Some(e) = broke else { return };
-            // Broke again: what was sent on this connection is unanswered too, and older.
-            let mut again: VecDeque<InFlight> = self.in_flight.drain(..).collect();
-            again.extend(queue.drain(..));
-            queue = again;
-            if round >= self.config.retries {
-                for g in queue {
-                    fail(g.replies, &e);
-                }
-                return;
+        Box::pin(self.transmit(InFlight { attempt: f.attempt + 1, ..f })).await
+    }
+
+    /// Waits `retry_backoff_ms`, or until `expires` if that comes first; whether time is left.
+    async fn back_off(&self, expires: Instant) -> bool {
+        let until = (Instant::now() + Duration::from_millis(self.config.retry_backoff_ms)).min(expires);
+        tokio_rt::time::sleep_until(until).await;
+        Instant::now() < expires
+    }
+
+    /// Sends `queue` again, in order, on a new connection: the batches of a connection that
+    /// broke or was given up. Each round is an attempt for every batch in it; a batch out of
+    /// attempts fails with the last error, one out of time with `DeliveryTimeout`.
+    async fn resend(&mut self, mut queue: VecDeque<InFlight>, mut e: ClientError) {
+        assert!(self.in_flight.is_empty() && self.conn.is_none(), "resending with a live connection");
+        loop {
+            queue = self.fail_spent(queue, &e);
+            let Some(earliest) = queue.iter().map(|g| self.expires(g.queued)).min() else { return };
+            tracing::warn!(batches = queue.len(), error = %e, "produce failed; sending again on a new connection");
+            if !self.back_off(earliest).await {
+                continue;
             }
-            tokio_rt::time::sleep(Duration::from_millis(self.config.retry_backoff_ms)).await;
+            for g in &mut queue {
+                g.attempt = g.attempt.saturating_add(1);
+            }
+            match self.reconnect_and_send(&mut queue, earliest).await {
+                None => return,
+                Some(again) => e = again,
+            }
         }
+    }
+
+    /// Fails the batches of `queue` out of time or of attempts; returns the others.
+    fn fail_spent(&self, queue: VecDeque<InFlight>, e: &ClientError) -> VecDeque<InFlight> {
+        let now = Instant::now();
+        let mut left = VecDeque::with_capacity(queue.len());
+        for g in queue {
+            if now >= self.expires(g.queued) {
+                fail(g.replies, &delivery_timeout(g.queued, self.config.delivery_timeout_ms));
+            } else if g.attempt >= self.config.retries {
+                fail(g.replies, e);
+            } else {
+                left.push_back(g);
+            }
+        }
+        left
+    }
+
+    /// Connects (no later than `earliest`) and sends the batches of `queue` in order, each in
+    /// its time. On a failure, `queue` holds what is unanswered again, in order, and the error
+    /// is returned.
+    async fn reconnect_and_send(
+        &mut self,
+        queue: &mut VecDeque<InFlight>,
+        earliest: Instant,
+    ) -> Option<ClientError> {
+        let conn = match tokio_rt::time::timeout_at(earliest, Connection::connect(&self.target)).await {
+            Ok(Ok(c)) => self.conn.insert(c),
+            Ok(Err(e)) => return Some(e),
+            Err(_) => return Some(gave_up("connecting")),
+        };
+        while let Some(g) = queue.pop_front() {
+            let req = produce_request(&g.key, &g.batch, self.config.acks);
+            let expires = g.queued + Duration::from_millis(self.config.delivery_timeout_ms);
+            let e = match tokio_rt::time::timeout_at(expires, conn.send(&req)).await {
+                Ok(Ok(request)) => {
+                    self.in_flight.push_back(InFlight { request, ..g });
+                    continue;
+                }
+                Ok(Err(e)) => e,
+                Err(_) => gave_up("sending"),
+            };
+            // Broke again: what was sent on this connection is unanswered too, and older.
+            queue.push_front(g);
+            self.conn = None;
+            let mut again: VecDeque<InFlight> = self.in_flight.drain(..).collect();
+            again.append(queue);
+            *queue = again;
+            return Some(e);
+        }
+        None
     }
 }
 
+/// Fails every record of a batch with `e`, said once (the same error for each).
 fn fail(replies: Vec<oneshot::Sender<Result<u64>>>, e: &ClientError) {
-    let msg = e.to_string();
-    let code = match e {
-        ClientError::Server { code, .. } => Some(*code),
-        _ => None,
-    };
     for r in replies {
-        let err = match code {
-            Some(code) => ClientError::Server { code, message: msg.clone() },
-            None => ClientError::Io(std::io::Error::other(msg.clone())),
-        };
-        let _ = r.send(Err(err));
+        let _ = r.send(Err(e.duplicate()));
     }
 }

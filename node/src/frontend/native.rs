@@ -12,10 +12,18 @@ use weir_net::wire::Writer;
 use weir_net::{Acks, ApiKey, DecodeError, ErrorBody, ErrorCode, Request, Response, TopicConfig};
 use weir_replication::PartitionId;
 
+/// The answer frame of `resp`; one the protocol cannot carry (a name too long) becomes an error
+/// answer rather than a panic.
 pub fn response_frame(correlation_id: u32, resp: &Response<'_>) -> Vec<u8> {
     let mut w = Writer::default();
-    resp.encode(&mut w);
-    encode_frame(resp.api_key() as u16, API_VERSION, correlation_id, 0, &w.buf)
+    match resp.encode(&mut w) {
+        Ok(()) => encode_frame(resp.api_key() as u16, API_VERSION, correlation_id, 0, &w.buf),
+        Err(e) => {
+            let mut w = Writer::default();
+            ErrorBody { error: ErrorCode::Unknown, message: e.to_string() }.encode(&mut w);
+            encode_frame(resp.api_key() as u16, API_VERSION, correlation_id, FLAG_ERROR, &w.buf)
+        }
+    }
 }
 
 pub fn error_frame(header: &FrameHeader, error: ErrorCode, message: String) -> Vec<u8> {

@@ -210,7 +210,7 @@ pub fn runtime() -> tokio_rt::runtime::Runtime {
 /// One request as a frame of the protocol, with correlation id `cid`.
 pub fn request_frame(req: &weir_net::api::Request<'_>, cid: u32) -> Vec<u8> {
     let mut w = weir_net::wire::Writer::default();
-    req.encode(&mut w);
+    req.encode(&mut w).unwrap();
     weir_net::frame::encode_frame(req.api_key() as u16, weir_net::api::API_VERSION, cid, 0, &w.buf)
 }
 
