@@ -284,9 +284,18 @@ impl<S: Storage> PartitionLog<S> {
                 sealed.push_back(seg);
                 continue;
             }
-            let Some((seg, found)) =
-                Self::recover_segment(&storage, &config, base, file, file_len, kind, now_ms, &mut report)
-                    .await?
+            let Some((seg, found)) = Self::recover_segment(
+                &storage,
+                &config,
+                base,
+                file,
+                file_len,
+                kind,
+                sealed.is_empty(),
+                now_ms,
+                &mut report,
+            )
+            .await?
             else {
                 report.removed_segments.push(base);
                 continue;
@@ -358,6 +367,7 @@ impl<S: Storage> PartitionLog<S> {
         file: Rc<S::File>,
         file_len: u64,
         kind: ScanKind,
+        first: bool,
         now_ms: u64,
         report: &mut RecoveryReport,
     ) -> Result<Option<(Segment<S::File>, Vec<DamagedRange>)>> {
@@ -383,10 +393,30 @@ impl<S: Storage> PartitionLog<S> {
                 reason: reason.clone(),
             });
         }
-        if found.end_pos == 0 && kind != ScanKind::Active && found.damaged.is_empty() {
-            drop(file);
-            Self::remove_segment(storage, base).await?;
-            return Ok(None);
+        let mut found = found;
+        if let ScanKind::Sealed { end_offset } = kind
+            && found.end_pos == 0
+            && found.damaged.is_empty()
+        {
+            // Without a batch: a segment created but never written (as by a truncation below
+            // the log start) is removed. One between segments that hold batches lost its data,
+            // and its offsets are quarantined: removing it would leave a gap.
+            if first {
+                drop(file);
+                Self::remove_segment(storage, base).await?;
+                return Ok(None);
+            }
+            let reason = BatchError::Inconsistent { reason: "segment holds no batch" };
+            let all = DamagedRange {
+                segment: base,
+                start_pos: 0,
+                end_pos: file_len,
+                first_offset: base,
+                last_offset: end_offset.max(base + 1) - 1,
+                reason,
+            };
+            found =
+                Scan { end_pos: file_len, next_offset: end_offset, end: ScanEnd::Clean, damaged: vec![all] };
         }
         // Only a torn tail or unwritten space is cut; a sealed segment's damage stays in place.
         if file_len != found.end_pos && (kind == ScanKind::Active || found.damaged.is_empty()) {

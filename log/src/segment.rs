@@ -102,7 +102,21 @@ pub async fn scan<F: StorageFile>(
         let run = scan_run(file, name, index, seg_base, from, file_len, batch_bytes_max).await?;
         let reason = match (&run.end, kind) {
             (ScanEnd::Clean, ScanKind::Active) => return Ok(Scan { damaged, ..run }),
-            (ScanEnd::Clean, ScanKind::Sealed { .. }) if run.end_pos == file_len => {
+            (ScanEnd::Clean, ScanKind::Sealed { end_offset }) if run.end_pos == file_len => {
+                // A file shorter than its offsets: the missing end is damage too.
+                if run.next_offset < end_offset {
+                    damaged.push(DamagedRange {
+                        segment: seg_base,
+                        start_pos: file_len,
+                        end_pos: file_len,
+                        first_offset: run.next_offset,
+                        last_offset: end_offset - 1,
+                        reason: BatchError::Inconsistent {
+                            reason: "segment ends before the next one starts",
+                        },
+                    });
+                    return Ok(Scan { next_offset: end_offset, damaged, ..run });
+                }
                 return Ok(Scan { damaged, ..run });
             }
             // Zeros inside a sealed segment: space that should hold batches.
@@ -124,6 +138,12 @@ pub async fn scan<F: StorageFile>(
         }
         return Ok(match kind {
             ScanKind::Active => Scan { damaged, ..run },
+            // Not one batch, only zeros: the caller decides whether the segment is empty.
+            ScanKind::Sealed { .. }
+                if run.end_pos == 0 && damaged.is_empty() && run.end == ScanEnd::Clean =>
+            {
+                Scan { damaged, ..run }
+            }
             ScanKind::Sealed { end_offset } if run.next_offset < end_offset => {
                 damaged.push(DamagedRange {
                     segment: seg_base,

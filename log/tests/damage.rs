@@ -293,3 +293,28 @@ fn the_scrubber_checks_a_clean_log_to_its_end_and_finds_nothing() {
         );
     });
 }
+
+#[test]
+fn a_sealed_segment_cut_short_or_zeroed_keeps_every_later_segment() {
+    block_on(async {
+        for zeroed in [false, true] {
+            let (st, bases, all) = written(40).await;
+            let sealed = bases[1];
+            let name = format!("{sealed:020}.log");
+            let data = st.contents(&name).unwrap();
+            let starts = batch_starts(&data);
+            // Lost: the end of the file from its third batch on, or all of it as zeros.
+            let (kept, bytes) = match zeroed {
+                false => (8, data[..starts[2]].to_vec()),
+                true => (0, vec![0; data.len()]),
+            };
+            st.set_contents(&name, bytes);
+            st.remove_file(&format!("{sealed:020}.index"));
+            let (log, report) = PartitionLog::open(st.clone(), small_config(), 0).await.unwrap();
+            assert_eq!(log.segment_bases(), bases, "zeroed {zeroed}: {report:?}");
+            let [range] = log.damaged_ranges() else { panic!("{report:?}") };
+            assert_eq!((range.first_offset, range.last_offset), (sealed + kept, bases[2] - 1));
+            assert_eq!(read_skipping(&log).await, intact(&all, sealed + kept..=bases[2] - 1));
+        }
+    });
+}
