@@ -1067,6 +1067,7 @@ impl<S: Storage> PartitionLog<S> {
             let bases = self.segment_bases();
             self.active = Self::create_active(&self.storage, &self.config, offset, now_ms).await?;
             self.sealed.clear();
+            self.damaged.clear();
             for base in bases.into_iter().rev() {
                 Self::remove_segment(&self.storage, base).await?;
             }

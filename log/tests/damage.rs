@@ -318,3 +318,29 @@ fn a_sealed_segment_cut_short_or_zeroed_keeps_every_later_segment() {
         }
     });
 }
+
+#[test]
+fn truncating_into_a_quarantined_range_cuts_at_its_start() {
+    block_on(async {
+        let (st, bases, all) = written(40).await;
+        let sealed = bases[1];
+        let name = format!("{sealed:020}.log");
+        let starts = batch_starts(&st.contents(&name).unwrap());
+        st.flip_bit(&name, (starts[2] + 300) as u64, 2);
+        st.remove_file(&format!("{sealed:020}.index"));
+        let (mut log, _) = PartitionLog::open(st.clone(), small_config(), 0).await.unwrap();
+        assert_eq!(log.damaged_ranges().len(), 1);
+        // Truncating after the damage keeps it; truncating into it cuts at its start.
+        let end = log.truncate_to(bases[2] + 1, 0).await.unwrap();
+        assert_eq!((end, log.damaged_ranges().len()), (bases[2], 1));
+        assert_eq!(log.truncate_to(sealed + 9, 0).await.unwrap(), sealed + 8);
+        assert!(log.damaged_ranges().is_empty());
+        let a = log.append(&batch(77, 2, 10, 0).view(), 0, 0).await.unwrap();
+        assert_eq!(a.base_offset, sealed + 8);
+        log.close().await.unwrap();
+        let (log, report) = PartitionLog::open(st.clone(), small_config(), 0).await.unwrap();
+        assert!(report.damaged.is_empty() && report.truncated.is_none(), "{report:?}");
+        let got = read_skipping(&log).await;
+        assert_eq!(got[..got.len() - 2], all[..(sealed + 8) as usize]);
+    });
+}
