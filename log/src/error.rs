@@ -64,11 +64,17 @@ pub enum LogError {
     /// The requested offset is outside `[log_start, log_end]`.
     #[error("offset {offset} out of range [{start}, {end}]")]
     OffsetOutOfRange { offset: u64, start: u64, end: u64 },
-    /// A stored batch failed its checksum when read; it is never served.
-    #[error("corrupt batch in segment {segment} at file position {pos}: {source}")]
+    /// Stored bytes failed their checks when read: they are never served. The damage holds
+    /// offsets `first_offset..=last_offset` as far as recovery, the scrubber or the read could
+    /// tell; a consumer skips it by fetching from `last_offset + 1`.
+    #[error(
+        "corrupt data in segment {segment} at file position {pos}, offsets {first_offset}..={last_offset}: {source}"
+    )]
     Corrupt {
         segment: u64,
         pos: u64,
+        first_offset: u64,
+        last_offset: u64,
         #[source]
         source: BatchError,
     },

@@ -7,6 +7,7 @@
 pub mod append_all;
 pub mod appender;
 pub mod batch;
+pub mod damage;
 pub mod epoch_cache;
 mod epoch_store;
 pub mod error;
@@ -14,9 +15,11 @@ pub mod index;
 pub mod storage;
 
 pub use append_all::AppendAllError;
+pub use damage::DamagedRange;
 pub use error::{BatchError, LogError};
 pub mod group_commit;
 pub mod log;
+pub mod scrub;
 pub mod segment;
 pub mod timestamp_lookup;
 

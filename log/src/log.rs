@@ -12,13 +12,16 @@
 
 use crate::appender::{Appender, AppenderConfig};
 use crate::batch::{BatchHeader, BatchView, patch_offsets};
+use crate::damage::DamagedRange;
 use crate::epoch_cache::{EpochEnd, EpochEntry};
 use crate::epoch_store::{EpochStore, Opened};
 use crate::error::{BatchError, LogError, Result};
 use crate::group_commit::PendingSync;
 use crate::index::{INDEX_ENTRY_BYTES, IndexEntry, SealedInfo, SegmentIndex};
+use crate::scrub::{ScrubCursor, ScrubOutcome, ScrubPlan};
 use crate::segment::{
-    Fetched, ReadPlan, Scan, ScanEnd, Segment, data_file_name, index_file_name, parse_data_file_name, scan,
+    Fetched, ReadPlan, Scan, ScanEnd, ScanKind, Segment, data_file_name, index_file_name,
+    parse_data_file_name, scan,
 };
 use crate::storage::{Storage, StorageFile};
 use crate::timestamp_lookup::{Candidate, TimestampLookup};
@@ -152,8 +155,12 @@ pub struct RecoveryReport {
     pub segments: usize,
     /// Sealed segments whose index was missing or damaged and was rebuilt.
     pub rebuilt_indexes: Vec<u64>,
-    /// Set when a torn or corrupt batch was found and the log was cut before it.
+    /// Set when the active segment ended in a torn write (nothing intact after it) and the log
+    /// was cut before it.
     pub truncated: Option<Truncation>,
+    /// Damage found in the middle of segments, with intact batches after it: quarantined, not
+    /// cut (see [`PartitionLog::damaged_ranges`]).
+    pub damaged: Vec<DamagedRange>,
     /// Segments removed because they followed a cut, or were empty.
     pub removed_segments: Vec<u64>,
     /// The leader-epoch slot files held bytes but neither held an intact cache, so the log
@@ -178,6 +185,9 @@ struct Active<F: StorageFile> {
     /// Identifies this active segment: a sync records its coverage only if the segment it was
     /// prepared on is still active (a roll or truncation makes a new `Active`).
     token: Rc<()>,
+    /// The segment holds quarantined damage: no more index hints are written, so that recovery
+    /// scans it from before the damage and finds the damage again.
+    hints_frozen: bool,
 }
 
 /// A partition's log. See the module documentation for its contract.
@@ -192,6 +202,12 @@ pub struct PartitionLog<S: Storage> {
     failed: bool,
     /// Leader epoch → start offset, kept in step with the log's two ends.
     epochs: EpochStore<S::File>,
+    /// Quarantined damage, ordered by segment and position. Not stored in a file of its own: a
+    /// segment holding damage keeps no sealed index (and its hints stop before the damage), so
+    /// every open scans it again and finds the same damage.
+    damaged: Vec<DamagedRange>,
+    /// Where the scrubber goes on: see [`crate::scrub`].
+    scrub: ScrubCursor,
 }
 
 fn io_err(op: &'static str, name: &str) -> impl FnOnce(std::io::Error) -> LogError {
@@ -227,8 +243,11 @@ pub(crate) async fn read_whole<F: StorageFile>(file: &F, name: &str) -> Result<V
 impl<S: Storage> PartitionLog<S> {
     /// Opens the log in `storage`, recovering it: sealed segments with a valid index are trusted;
     /// a sealed segment without one is scanned and its index rebuilt; the active segment is
-    /// scanned from its last good index entry with every batch validated, and the log is cut at
-    /// the first torn or corrupt batch. `now_ms` is the wall clock, for segment age.
+    /// scanned from its last good index entry with every batch validated. Damage followed by
+    /// intact batches is quarantined ([`damaged_ranges`](Self::damaged_ranges)) and everything
+    /// valid is kept; only a torn tail of the active segment (nothing intact after it) is cut.
+    /// No segment is removed unless it holds no batch or follows a gap or overlap left by an
+    /// interrupted truncation. `now_ms` is the wall clock, for segment age.
     pub async fn open(storage: S, config: LogConfig, now_ms: u64) -> Result<(Self, RecoveryReport)> {
         config.check()?;
         let names = storage.list().await.map_err(io_err("list", "data dir"))?;
@@ -244,6 +263,7 @@ impl<S: Storage> PartitionLog<S> {
         let mut report = RecoveryReport::default();
         let mut sealed: VecDeque<Segment<S::File>> = VecDeque::new();
         let mut active: Option<Active<S::File>> = None;
+        let mut damaged = Vec::new();
         let mut i = 0;
         while i < bases.len() {
             let base = bases[i];
@@ -253,75 +273,42 @@ impl<S: Storage> PartitionLog<S> {
                 // from an interrupted truncation and is not part of the log.
                 break;
             }
+            i += 1;
             let name = data_file_name(base);
             let file = Rc::new(storage.open(&name, false).await.map_err(io_err("open", &name))?);
             let file_len = file.size().await.map_err(io_err("size", &name))?;
-            let last = i + 1 == bases.len();
-            if !last && let Some(seg) = Self::open_sealed(&storage, &config, base, &file, file_len).await? {
+            let kind = bases.get(i).map_or(ScanKind::Active, |&end_offset| ScanKind::Sealed { end_offset });
+            if kind != ScanKind::Active
+                && let Some(seg) = Self::open_sealed(&storage, &config, base, &file, file_len).await?
+            {
                 sealed.push_back(seg);
-                i += 1;
                 continue;
             }
-            // The active segment, or a sealed one whose index must be rebuilt.
-            let hints = if last {
-                Self::check_hints(&storage, &config, base, &file, file_len).await?
-            } else {
-                Vec::new()
-            };
-            // With no hints this is a fresh index, and the scan starts at the segment's start.
-            let mut index = SegmentIndex::resume(config.index_interval_bytes, &hints);
-            let (from_pos, from_offset) =
-                hints.last().map_or((0, base), |e| (u64::from(e.position), base + u64::from(e.rel_offset)));
-            let found: Scan = scan(
-                &*file,
-                &name,
-                &mut index,
+            let Some((seg, found)) = Self::recover_segment(
+                &storage,
+                &config,
                 base,
-                (from_pos, from_offset),
-                file_len,
-                config.stored_batch_bytes_max(),
-            )
-            .await?;
-            let damaged = matches!(found.end, ScanEnd::Damaged(_));
-            if let ScanEnd::Damaged(reason) = &found.end {
-                tracing::warn!(segment = base, position = found.end_pos, %reason, "log cut at a torn or corrupt batch");
-                report.truncated = Some(Truncation {
-                    segment: base,
-                    position: found.end_pos,
-                    offset: found.next_offset,
-                    reason: reason.clone(),
-                });
-            }
-            if found.end_pos == 0 && !last && !damaged {
-                drop(file);
-                Self::remove_segment(&storage, base).await?;
-                report.removed_segments.push(base);
-                i += 1;
-                continue;
-            }
-            if file_len != found.end_pos {
-                file.truncate(found.end_pos).await.map_err(io_err("truncate", &name))?;
-                file.sync().await.map_err(io_err("sync", &name))?;
-            }
-            // When its batches were appended is not known: the open time stands in (see
-            // `Segment::max_append_ms`).
-            let seg = Segment {
-                base,
-                next_offset: found.next_offset,
-                size: found.end_pos,
-                index,
                 file,
-                max_append_ms: now_ms,
+                file_len,
+                kind,
+                sealed.is_empty(),
+                now_ms,
+                &mut report,
+            )
+            .await?
+            else {
+                report.removed_segments.push(base);
+                continue;
             };
-            if last || damaged {
-                active = Some(Self::resume_active(&storage, &config, seg, now_ms).await?);
-                i += 1;
+            let hints_before = found.first().map(|d| d.start_pos);
+            damaged.extend(found);
+            if kind == ScanKind::Active {
+                active = Some(Self::resume_active(&storage, &config, seg, now_ms, hints_before).await?);
                 break;
             }
-            Self::seal_index(&storage, &seg).await?;
+            Self::seal_index(&storage, &seg, hints_before.is_some()).await?;
             report.rebuilt_indexes.push(base);
             sealed.push_back(seg);
-            i += 1;
         }
         // Whatever follows a cut (or an overlap) is not part of the log any more.
         for &base in &bases[i..] {
@@ -335,6 +322,17 @@ impl<S: Storage> PartitionLog<S> {
                 Self::create_active(&storage, &config, base, now_ms).await?
             }
         };
+        for d in &damaged {
+            tracing::warn!(
+                segment = d.segment,
+                position = d.start_pos,
+                first_offset = d.first_offset,
+                last_offset = d.last_offset,
+                reason = %d.reason,
+                "damaged batches quarantined; the intact ones after them are kept"
+            );
+        }
+        report.damaged = damaged.clone();
         // What recovery kept may include writes that were never synced before a crash: sync it
         // before claiming it durable.
         active.seg.file.sync().await.map_err(io_err("sync", &data_file_name(active.seg.base)))?;
@@ -352,8 +350,90 @@ impl<S: Storage> PartitionLog<S> {
             last_flush_ms: now_ms,
             failed: false,
             epochs,
+            damaged,
+            scrub: Default::default(),
         };
         Ok((log, report))
+    }
+
+    /// Scans a segment that has no trusted sealed index: the active one, whose torn tail is cut,
+    /// or a sealed one, which is never cut. Returns it with the damage found in it, or `None`
+    /// when it was a sealed segment without a batch, now removed.
+    #[allow(clippy::too_many_arguments)]
+    async fn recover_segment(
+        storage: &S,
+        config: &LogConfig,
+        base: u64,
+        file: Rc<S::File>,
+        file_len: u64,
+        kind: ScanKind,
+        first: bool,
+        now_ms: u64,
+        report: &mut RecoveryReport,
+    ) -> Result<Option<(Segment<S::File>, Vec<DamagedRange>)>> {
+        let name = data_file_name(base);
+        let hints = if kind == ScanKind::Active {
+            Self::check_hints(storage, config, base, &file, file_len).await?
+        } else {
+            Vec::new()
+        };
+        // With no hints this is a fresh index, and the scan starts at the segment's start.
+        let mut index = SegmentIndex::resume(config.index_interval_bytes, &hints);
+        let (from_pos, from_offset) =
+            hints.last().map_or((0, base), |e| (u64::from(e.position), base + u64::from(e.rel_offset)));
+        let max = config.stored_batch_bytes_max();
+        let found: Scan =
+            scan(&*file, &name, &mut index, base, (from_pos, from_offset), file_len, max, kind).await?;
+        if let ScanEnd::Damaged(reason) = &found.end {
+            tracing::warn!(segment = base, position = found.end_pos, %reason, "log cut at a torn write");
+            report.truncated = Some(Truncation {
+                segment: base,
+                position: found.end_pos,
+                offset: found.next_offset,
+                reason: reason.clone(),
+            });
+        }
+        let mut found = found;
+        if let ScanKind::Sealed { end_offset } = kind
+            && found.end_pos == 0
+            && found.damaged.is_empty()
+        {
+            // Without a batch: a segment created but never written (as by a truncation below
+            // the log start) is removed. One between segments that hold batches lost its data,
+            // and its offsets are quarantined: removing it would leave a gap.
+            if first {
+                drop(file);
+                Self::remove_segment(storage, base).await?;
+                return Ok(None);
+            }
+            let reason = BatchError::Inconsistent { reason: "segment holds no batch" };
+            let all = DamagedRange {
+                segment: base,
+                start_pos: 0,
+                end_pos: file_len,
+                first_offset: base,
+                last_offset: end_offset.max(base + 1) - 1,
+                reason,
+            };
+            found =
+                Scan { end_pos: file_len, next_offset: end_offset, end: ScanEnd::Clean, damaged: vec![all] };
+        }
+        // Only a torn tail or unwritten space is cut; a sealed segment's damage stays in place.
+        if file_len != found.end_pos && (kind == ScanKind::Active || found.damaged.is_empty()) {
+            file.truncate(found.end_pos).await.map_err(io_err("truncate", &name))?;
+            file.sync().await.map_err(io_err("sync", &name))?;
+        }
+        // When its batches were appended is not known: the open time stands in (see
+        // `Segment::max_append_ms`).
+        let seg = Segment {
+            base,
+            next_offset: found.next_offset,
+            size: found.end_pos,
+            index,
+            file,
+            max_append_ms: now_ms,
+        };
+        Ok(Some((seg, found.damaged)))
     }
 
     /// Loads the leader-epoch cache and fits it to the recovered log `[start, end)`: a crash may
@@ -462,9 +542,14 @@ impl<S: Storage> PartitionLog<S> {
         Ok(())
     }
 
-    async fn seal_index(storage: &S, seg: &Segment<S::File>) -> Result<()> {
+    /// Writes a sealed segment's index with its footer; for a segment holding quarantined
+    /// damage (`damaged`), an empty index instead, so every open scans it and finds the damage.
+    async fn seal_index(storage: &S, seg: &Segment<S::File>, damaged: bool) -> Result<()> {
         let name = index_file_name(seg.base);
         let file = Rc::new(storage.open(&name, true).await.map_err(io_err("open", &name))?);
+        if damaged {
+            return write_whole(&file, &name, &[]).await;
+        }
         let info = SealedInfo {
             next_offset: seg.next_offset,
             size: seg.size,
@@ -491,23 +576,28 @@ impl<S: Storage> PartitionLog<S> {
             file,
             max_append_ms: 0,
         };
-        Self::resume_active(storage, config, seg, now_ms).await
+        Self::resume_active(storage, config, seg, now_ms, None).await
     }
 
     /// Makes `seg` the active segment: appends continue at its end, and its index file is
-    /// rewritten from the in-memory index as hints.
+    /// rewritten from the in-memory index as hints. With `hints_before` (the position of
+    /// quarantined damage in it) only the hints before it are written, and no later ones.
     async fn resume_active(
         storage: &S,
         config: &LogConfig,
         seg: Segment<S::File>,
         now_ms: u64,
+        hints_before: Option<u64>,
     ) -> Result<Active<S::File>> {
         let name = data_file_name(seg.base);
         let data = Appender::open(seg.file.clone(), name, seg.size, config.data_appender()).await?;
         let index_name = index_file_name(seg.base);
         let index_file =
             Rc::new(storage.open(&index_name, true).await.map_err(io_err("create", &index_name))?);
-        let hints = encode_entries(seg.index.entries());
+        let entries = seg.index.entries();
+        let kept =
+            hints_before.map_or(entries.len(), |p| entries.partition_point(|e| u64::from(e.position) < p));
+        let hints = encode_entries(&entries[..kept]);
         write_whole(&index_file, &index_name, &hints).await?;
         let index_out = Appender::open(index_file, index_name, hints.len() as u64, INDEX_APPENDER).await?;
         let persisted = seg.index.entries().len();
@@ -519,6 +609,7 @@ impl<S: Storage> PartitionLog<S> {
             index_out,
             opened_ms: now_ms,
             token: Rc::new(()),
+            hints_frozen: hints_before.is_some(),
         })
     }
 
@@ -544,6 +635,13 @@ impl<S: Storage> PartitionLog<S> {
     /// Bytes of batches in all segments.
     pub fn size_bytes(&self) -> u64 {
         self.sealed.iter().map(|s| s.size).sum::<u64>() + self.active.seg.size
+    }
+
+    /// The quarantined damage: byte ranges of segments whose batches fail their checks while
+    /// intact batches follow them, ordered by offset. Reads of their offsets get
+    /// [`LogError::Corrupt`]; reads after them work.
+    pub fn damaged_ranges(&self) -> &[DamagedRange] {
+        &self.damaged
     }
 
     /// Base offsets of all segments, oldest first; the last is the active one.
@@ -744,7 +842,7 @@ impl<S: Storage> PartitionLog<S> {
         // (HINTS_PER_WRITE entries), alongside this sync's data: hints only shorten recovery's
         // scan, so they cost no I/O in sequence and at most one write per block of entries.
         // Both writes are made here, under the lock: only the fdatasync runs without it.
-        let ready = a.index_durable - a.index_persisted;
+        let ready = if a.hints_frozen { 0 } else { a.index_durable - a.index_persisted };
         let count = ready - ready % HINTS_PER_WRITE;
         let hints = encode_entries(&a.seg.index.entries()[a.index_persisted..a.index_persisted + count]);
         let write_hints = async {
@@ -837,7 +935,7 @@ impl<S: Storage> PartitionLog<S> {
     async fn roll_inner(&mut self, now_ms: u64) -> Result<()> {
         self.active.data.finish().await?;
         self.durable_offset = self.active.seg.next_offset;
-        Self::seal_index(&self.storage, &self.active.seg).await?;
+        Self::seal_index(&self.storage, &self.active.seg, self.active.hints_frozen).await?;
         let next =
             Self::create_active(&self.storage, &self.config, self.active.seg.next_offset, now_ms).await?;
         self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
@@ -870,9 +968,22 @@ impl<S: Storage> PartitionLog<S> {
             .chain(active)
             .find(|(s, _)| offset < s.next_offset)
             .expect("an offset below the log end lies in a segment");
-        let (seg, visible_end) = seg;
+        let (seg, mut visible_end) = seg;
         let rel = offset.saturating_sub(seg.base).min(u64::from(u32::MAX)) as u32;
-        let start_pos = seg.index.lookup_offset(rel).map_or(0, |e| u64::from(e.position));
+        let mut start_pos = seg.index.lookup_offset(rel).map_or(0, |e| u64::from(e.position));
+        // Quarantined ranges are never walked through: the read starts after one that lies
+        // before `offset` and stops at one after it.
+        for d in self.damaged.iter().filter(|d| d.segment == seg.base) {
+            if d.contains_offset(offset) {
+                return Err(d.error());
+            }
+            if d.last_offset < offset {
+                start_pos = start_pos.max(d.end_pos);
+            } else {
+                visible_end = visible_end.min(d.start_pos);
+                break;
+            }
+        }
         Ok(Some(ReadPlan {
             file: seg.file.clone(),
             name: data_file_name(seg.base),
@@ -956,6 +1067,7 @@ impl<S: Storage> PartitionLog<S> {
             let bases = self.segment_bases();
             self.active = Self::create_active(&self.storage, &self.config, offset, now_ms).await?;
             self.sealed.clear();
+            self.damaged.clear();
             for base in bases.into_iter().rev() {
                 Self::remove_segment(&self.storage, base).await?;
             }
@@ -963,9 +1075,16 @@ impl<S: Storage> PartitionLog<S> {
             self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
             return Ok(offset);
         }
-        // Find the segment holding `offset` and the position of the batch that holds it.
-        let fetched = self.read(offset, 1).await?;
-        let (cut_pos, new_end) = (fetched.position, fetched.first_offset);
+        // Find the segment holding `offset` and the position of the batch that holds it: the
+        // start of the damage if `offset` is quarantined.
+        let (cut_pos, new_end) = match self.damaged.iter().find(|d| d.contains_offset(offset)) {
+            Some(d) => (d.start_pos, d.first_offset),
+            None => {
+                let fetched = self.read(offset, 1).await?;
+                (fetched.position, fetched.first_offset)
+            }
+        };
+        self.damaged.retain(|d| d.first_offset < new_end);
         let seg_base =
             self.segment_bases().into_iter().rev().find(|&b| b <= new_end).expect("offset lies in a segment");
         // Segments after the one cut go away entirely; the cut one becomes the active segment.
@@ -975,7 +1094,7 @@ impl<S: Storage> PartitionLog<S> {
                 doomed.extend(self.sealed.pop_back().map(|s| s.base));
             }
             let target = self.sealed.pop_back().expect("the cut segment precedes the active one");
-            self.active = Self::resume_active(&self.storage, &self.config, target, now_ms).await?;
+            self.active = Self::resume_active(&self.storage, &self.config, target, now_ms, None).await?;
             for base in doomed {
                 Self::remove_segment(&self.storage, base).await?;
             }
@@ -994,6 +1113,8 @@ impl<S: Storage> PartitionLog<S> {
         let (from_pos, from_offset) = kept
             .last()
             .map_or((0, a.seg.base), |e| (u64::from(e.position), a.seg.base + u64::from(e.rel_offset)));
+        // The kept prefix was synced: scan it as a sealed segment, so quarantined damage in it
+        // is found again and kept, not taken for a torn tail.
         let found = scan(
             &*a.seg.file,
             &name,
@@ -1002,17 +1123,29 @@ impl<S: Storage> PartitionLog<S> {
             (from_pos, from_offset),
             cut_pos,
             self.config.stored_batch_bytes_max(),
+            ScanKind::Sealed { end_offset: new_end },
         )
         .await?;
         // The kept prefix was validated when written; if it no longer scans clean, the disk
         // changed it (bit rot). Say so rather than serve or keep a damaged log.
-        if let ScanEnd::Damaged(source) = found.end {
-            return Err(LogError::Corrupt { segment: a.seg.base, pos: found.end_pos, source });
-        }
         if (found.end_pos, found.next_offset) != (cut_pos, new_end) {
             let source = BatchError::Inconsistent { reason: "segment ends elsewhere than its index says" };
-            return Err(LogError::Corrupt { segment: a.seg.base, pos: found.end_pos, source });
+            let (first_offset, last_offset) = (found.next_offset, new_end.max(found.next_offset));
+            return Err(LogError::Corrupt {
+                segment: a.seg.base,
+                pos: found.end_pos,
+                first_offset,
+                last_offset,
+                source,
+            });
         }
+        for d in found.damaged {
+            if !self.damaged.contains(&d) {
+                self.damaged.push(d);
+            }
+        }
+        self.damaged.sort_by_key(|d| d.first_offset);
+        let hints_before = self.damaged.iter().find(|d| d.segment == a.seg.base).map(|d| d.start_pos);
         let seg = Segment {
             base: a.seg.base,
             next_offset: new_end,
@@ -1021,7 +1154,7 @@ impl<S: Storage> PartitionLog<S> {
             file: a.seg.file.clone(),
             max_append_ms: a.seg.max_append_ms,
         };
-        self.active = Self::resume_active(&self.storage, &self.config, seg, now_ms).await?;
+        self.active = Self::resume_active(&self.storage, &self.config, seg, now_ms, hints_before).await?;
         self.durable_offset = self.durable_offset.min(new_end);
         self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
         Ok(new_end)
@@ -1062,6 +1195,8 @@ impl<S: Storage> PartitionLog<S> {
             deleted.push(base);
         }
         if !deleted.is_empty() {
+            let start = self.log_start();
+            self.damaged.retain(|d| d.segment >= start);
             self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
             if self.epochs.cache.truncate_from_start(self.log_start()) {
                 self.epochs.persist().await?;
@@ -1070,12 +1205,67 @@ impl<S: Storage> PartitionLog<S> {
         Ok(deleted)
     }
 
+    /// Plans one scrubbing step of at most `budget_bytes` (see [`crate::scrub`]): the sealed
+    /// segment at the cursor, from where the last step stopped. `None` without sealed segments.
+    pub fn plan_scrub(&self, budget_bytes: u64) -> Option<ScrubPlan<S::File>> {
+        let c = self.scrub;
+        let seg = self.sealed.iter().find(|s| s.base >= c.segment).or(self.sealed.front())?;
+        let from = if seg.base == c.segment {
+            c
+        } else {
+            ScrubCursor { segment: seg.base, pos: 0, offset: seg.base }
+        };
+        Some(ScrubPlan {
+            file: seg.file.clone(),
+            name: data_file_name(seg.base),
+            segment: seg.base,
+            end_offset: seg.next_offset,
+            size: seg.size,
+            from,
+            budget_bytes,
+            known: self.damaged.iter().filter(|d| d.segment == seg.base).cloned().collect(),
+            batch_bytes_max: self.config.stored_batch_bytes_max(),
+        })
+    }
+
+    /// Records a scrubbing step: moves the cursor on and quarantines new damage, which is
+    /// returned. The quarantine is made to last by emptying the segment's sealed index, so
+    /// every later open scans the segment and finds the damage again. A step on a segment that
+    /// is no longer sealed (deleted or cut meanwhile) is dropped.
+    pub async fn complete_scrub(&mut self, outcome: ScrubOutcome) -> Result<Option<DamagedRange>> {
+        let Some(seg) = self.sealed.iter().find(|s| s.base == outcome.segment) else {
+            self.scrub = ScrubCursor { segment: outcome.segment + 1, pos: 0, offset: 0 };
+            return Ok(None);
+        };
+        self.scrub = match outcome.segment_done {
+            true => ScrubCursor { segment: outcome.segment + 1, pos: 0, offset: 0 },
+            false => outcome.next,
+        };
+        let Some(d) = outcome.damage else { return Ok(None) };
+        if self.damaged.iter().any(|k| k.segment == d.segment && k.start_pos == d.start_pos) {
+            return Ok(None);
+        }
+        tracing::warn!(
+            segment = d.segment,
+            position = d.start_pos,
+            first_offset = d.first_offset,
+            last_offset = d.last_offset,
+            reason = %d.reason,
+            "scrubber found damaged batches; quarantined"
+        );
+        self.damaged.push(d.clone());
+        self.damaged.sort_by_key(|d| d.first_offset);
+        Self::seal_index(&self.storage, seg, true).await?;
+        Ok(Some(d))
+    }
+
     /// Flushes and trims the active segment's preallocated space. The log is not usable after.
     pub async fn close(mut self) -> Result<()> {
         self.flush().await?;
         let a = &mut self.active;
-        let hints = encode_entries(&a.seg.index.entries()[a.index_persisted..a.index_durable]);
-        a.index_out.append(&hints, |_| {}).await?;
+        let hints =
+            if a.hints_frozen { &[][..] } else { &a.seg.index.entries()[a.index_persisted..a.index_durable] };
+        a.index_out.append(&encode_entries(hints), |_| {}).await?;
         a.index_out.finish().await?;
         a.data.finish().await
     }

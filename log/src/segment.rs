@@ -4,7 +4,9 @@
 //! how a read of stored batches is planned and carried out. The partition log decides which
 //! segment is active and when segments roll.
 
+use crate::batch::header::BATCH_ALIGN;
 use crate::batch::{BatchHeader, BatchView, HEADER_BYTES, check_frame_and_crc};
+use crate::damage::{DamagedRange, TORN_SECTOR_BYTES, looks_torn};
 use crate::error::{BatchError, LogError, Result};
 use crate::index::SegmentIndex;
 use crate::storage::{StorageFile, align_down, align_up};
@@ -48,7 +50,8 @@ pub struct Segment<F> {
 pub enum ScanEnd {
     /// Reached the end of the data: end of file or zeroed (never written) space.
     Clean,
-    /// Found a batch that is torn or corrupt at the position where the scan stopped.
+    /// Found a batch that is torn or corrupt at the position where the scan stopped, with no
+    /// intact batch after it: the torn tail of the active segment.
     Damaged(BatchError),
 }
 
@@ -58,15 +61,191 @@ pub struct Scan {
     pub end_pos: u64,
     pub next_offset: u64,
     pub end: ScanEnd,
+    /// Damage in the middle, with intact batches after it (or, in a sealed segment, up to its
+    /// end), in file order.
+    pub damaged: Vec<DamagedRange>,
 }
 
 /// Bytes read per I/O when scanning or reading.
 const READ_CHUNK_BYTES: usize = 1 << 20;
 
+/// What a segment is to a scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanKind {
+    /// The active segment: its end may be a write torn by a crash, which the scan stops at.
+    Active,
+    /// A segment synced whole before the next was created: it ends where the next one starts,
+    /// at `end_offset`, and damage anywhere in it is damage, never a torn tail.
+    Sealed { end_offset: u64 },
+}
+
 /// Walks the batches of `file` from `from = (pos, next_offset)` (a batch boundary whose batch
-/// has a base offset of at least `next_offset`), validating every batch fully and feeding each to `seg.index`. Stops at the
-/// end of the data or the first damaged batch; never reads past `file_len`.
+/// has a base offset of at least `next_offset`), validating every batch fully and feeding each
+/// to `index`; never reads past `file_len`. At a damaged batch it looks for the next intact one
+/// ([`resync`]): if there is one, the bytes in between are a [`DamagedRange`] and the walk goes
+/// on from it; if not, an active segment ends there (a torn tail) and a sealed one is damaged
+/// up to its end.
+#[allow(clippy::too_many_arguments)]
 pub async fn scan<F: StorageFile>(
+    file: &F,
+    name: &str,
+    index: &mut SegmentIndex,
+    seg_base: u64,
+    from: (u64, u64),
+    file_len: u64,
+    batch_bytes_max: usize,
+    kind: ScanKind,
+) -> Result<Scan> {
+    let mut damaged = Vec::new();
+    let mut from = from;
+    loop {
+        let run = scan_run(file, name, index, seg_base, from, file_len, batch_bytes_max).await?;
+        let reason = match (&run.end, kind) {
+            (ScanEnd::Clean, ScanKind::Active) => return Ok(Scan { damaged, ..run }),
+            (ScanEnd::Clean, ScanKind::Sealed { end_offset }) if run.end_pos == file_len => {
+                // A file shorter than its offsets: the missing end is damage too.
+                if run.next_offset < end_offset {
+                    damaged.push(DamagedRange {
+                        segment: seg_base,
+                        start_pos: file_len,
+                        end_pos: file_len,
+                        first_offset: run.next_offset,
+                        last_offset: end_offset - 1,
+                        reason: BatchError::Inconsistent {
+                            reason: "segment ends before the next one starts",
+                        },
+                    });
+                    return Ok(Scan { next_offset: end_offset, damaged, ..run });
+                }
+                return Ok(Scan { damaged, ..run });
+            }
+            // Zeros inside a sealed segment: space that should hold batches.
+            (ScanEnd::Clean, ScanKind::Sealed { .. }) => BatchError::BadMagic { found: 0 },
+            (ScanEnd::Damaged(reason), _) => reason.clone(),
+        };
+        let at = (run.end_pos, run.next_offset);
+        if let Some((pos, base)) = resync(file, name, seg_base, at, file_len, batch_bytes_max, kind).await? {
+            damaged.push(DamagedRange {
+                segment: seg_base,
+                start_pos: run.end_pos,
+                end_pos: pos,
+                first_offset: run.next_offset,
+                last_offset: base - 1,
+                reason,
+            });
+            from = (pos, base);
+            continue;
+        }
+        return Ok(match kind {
+            ScanKind::Active => Scan { damaged, ..run },
+            // Not one batch, only zeros: the caller decides whether the segment is empty.
+            ScanKind::Sealed { .. }
+                if run.end_pos == 0 && damaged.is_empty() && run.end == ScanEnd::Clean =>
+            {
+                Scan { damaged, ..run }
+            }
+            ScanKind::Sealed { end_offset } if run.next_offset < end_offset => {
+                damaged.push(DamagedRange {
+                    segment: seg_base,
+                    start_pos: run.end_pos,
+                    end_pos: file_len,
+                    first_offset: run.next_offset,
+                    last_offset: end_offset - 1,
+                    reason,
+                });
+                Scan { end_pos: file_len, next_offset: end_offset, end: ScanEnd::Clean, damaged }
+            }
+            // Nothing is missing: what follows the last batch holds no offsets of the log.
+            ScanKind::Sealed { .. } => Scan { end: ScanEnd::Clean, damaged, ..run },
+        });
+    }
+}
+
+/// Looks past damage at `from = (pos, next_offset)` for the next intact batch: at a 16-byte
+/// boundary, with a header that decodes, a frame within the file, a good CRC and valid
+/// contents, and a base offset that continues the segment (at least `next_offset`, within the
+/// segment's offsets). In an active segment it gives up at a lost sector (see
+/// [`looks_torn`]): the damage is then a torn write, and whatever follows it was not synced
+/// either. Returns the batch's position and base offset.
+pub async fn resync<F: StorageFile>(
+    file: &F,
+    name: &str,
+    seg_base: u64,
+    from: (u64, u64),
+    file_len: u64,
+    batch_bytes_max: usize,
+    kind: ScanKind,
+) -> Result<Option<(u64, u64)>> {
+    let (start, next_offset) = from;
+    let mut win = Window::default();
+    let mut pos = start + BATCH_ALIGN as u64;
+    while pos + HEADER_BYTES as u64 <= file_len {
+        if kind == ScanKind::Active && pos.is_multiple_of(TORN_SECTOR_BYTES) {
+            let from = pos.saturating_sub(TORN_SECTOR_BYTES).max(start);
+            let bytes = win.cover(file, name, from, pos).await?;
+            if looks_torn(from, bytes) {
+                return Ok(None);
+            }
+        }
+        let head = win.cover(file, name, pos, pos + HEADER_BYTES as u64).await?;
+        if let Ok(h) = BatchHeader::decode(head)
+            && h.check_frame(batch_bytes_max).is_ok()
+            && pos + u64::from(h.batch_len) <= file_len
+            && h.base_offset >= next_offset
+            && h.base_offset - seg_base <= u64::from(u32::MAX)
+            && !matches!(kind, ScanKind::Sealed { end_offset } if h.next_offset() > end_offset)
+        {
+            let bytes = win.cover(file, name, pos, pos + u64::from(h.batch_len)).await?;
+            if BatchView::validate(bytes, batch_bytes_max).is_ok() {
+                return Ok(Some((pos, h.base_offset)));
+            }
+        }
+        pos += BATCH_ALIGN as u64;
+    }
+    Ok(None)
+}
+
+/// A window of a file read in large aligned chunks, for walks that move forward.
+#[derive(Debug)]
+struct Window<B> {
+    at: u64,
+    buf: Option<B>,
+}
+
+impl<B> Default for Window<B> {
+    fn default() -> Self {
+        Self { at: 0, buf: None }
+    }
+}
+
+impl<B: Deref<Target = [u8]>> Window<B> {
+    /// The bytes `[from, to)`, reading them if the window does not hold them. The caller keeps
+    /// `to` within the file.
+    async fn cover<F: StorageFile<ReadBuf = B>>(
+        &mut self,
+        file: &F,
+        name: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<&[u8]> {
+        let held = self.buf.as_ref().is_some_and(|b| self.at <= from && to <= self.at + b.len() as u64);
+        if !held {
+            let start = align_down(from, file.alignment());
+            let buf = read(file, name, start, ((to - start) as usize).max(READ_CHUNK_BYTES)).await?;
+            if (buf.len() as u64) < to - start {
+                let e = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shorter than its size");
+                return Err(LogError::io("read", name, e));
+            }
+            self.at = start;
+            self.buf = Some(buf);
+        }
+        let buf = self.buf.as_ref().expect("the window is filled");
+        Ok(&buf[(from - self.at) as usize..(to - self.at) as usize])
+    }
+}
+
+/// The walk of [`scan`] up to the end of the data or the first damaged batch.
+async fn scan_run<F: StorageFile>(
     file: &F,
     name: &str,
     index: &mut SegmentIndex,
@@ -79,11 +258,12 @@ pub async fn scan<F: StorageFile>(
     let align = file.alignment();
     let mut buf_pos = 0u64;
     let mut buf: Option<F::ReadBuf> = None;
+    let done = |end_pos, next_offset, end| Ok(Scan { end_pos, next_offset, end, damaged: Vec::new() });
     loop {
         if pos + HEADER_BYTES as u64 > file_len {
             let end =
                 if pos == file_len { ScanEnd::Clean } else { tail_end(file, name, pos, file_len).await? };
-            return Ok(Scan { end_pos: pos, next_offset, end });
+            return done(pos, next_offset, end);
         }
         // Make sure the header is in the buffer, then the whole batch.
         let have = |buf: &Option<F::ReadBuf>, buf_pos: u64, need: u64| {
@@ -96,17 +276,17 @@ pub async fn scan<F: StorageFile>(
         let at = (pos - buf_pos) as usize;
         let head = &buf.as_ref().expect("buffer is filled")[at..];
         if head[..HEADER_BYTES].iter().all(|&b| b == 0) {
-            return Ok(Scan { end_pos: pos, next_offset, end: ScanEnd::Clean });
+            return done(pos, next_offset, ScanEnd::Clean);
         }
         let header = match BatchHeader::decode(head).and_then(|h| h.check_frame(batch_bytes_max).map(|()| h))
         {
             Ok(h) => h,
-            Err(e) => return Ok(Scan { end_pos: pos, next_offset, end: ScanEnd::Damaged(e) }),
+            Err(e) => return done(pos, next_offset, ScanEnd::Damaged(e)),
         };
         let len = u64::from(header.batch_len);
         if pos + len > file_len {
             let e = BatchError::Truncated { needed: len as usize, available: (file_len - pos) as usize };
-            return Ok(Scan { end_pos: pos, next_offset, end: ScanEnd::Damaged(e) });
+            return done(pos, next_offset, ScanEnd::Damaged(e));
         }
         if !have(&buf, buf_pos, len) {
             buf_pos = align_down(pos, align);
@@ -117,12 +297,12 @@ pub async fn scan<F: StorageFile>(
         let bytes = &buf.as_ref().expect("buffer is filled")[at..at + len as usize];
         let view = match BatchView::validate(bytes, batch_bytes_max) {
             Ok(v) => v,
-            Err(e) => return Ok(Scan { end_pos: pos, next_offset, end: ScanEnd::Damaged(e) }),
+            Err(e) => return done(pos, next_offset, ScanEnd::Damaged(e)),
         };
         let h = view.header();
         if h.base_offset < next_offset || h.base_offset - seg_base > u64::from(u32::MAX) {
             let e = BatchError::BadHeader { field: "base_offset", value: h.base_offset };
-            return Ok(Scan { end_pos: pos, next_offset, end: ScanEnd::Damaged(e) });
+            return done(pos, next_offset, ScanEnd::Damaged(e));
         }
         index.on_batch((h.base_offset - seg_base) as u32, pos as u32, h.batch_len, h.max_timestamp);
         next_offset = h.next_offset();
@@ -215,7 +395,22 @@ impl<F: StorageFile> ReadPlan<F> {
         // larger than the executor's registered I/O memory is served from it, without a fresh
         // allocation and its page faults.
         let chunk = crate::storage::align_up(self.max_bytes.clamp(64 << 10, READ_CHUNK_BYTES) as u64, align);
-        let corrupt = |pos, source| LogError::Corrupt { segment: self.segment_base, pos, source };
+        // The damaged offsets as far as this read can tell: from the one asked for to the end
+        // of the batch there, if its header still says where that is.
+        let corrupt = |pos, buf: &[u8], source| {
+            let last = BatchHeader::decode(buf)
+                .ok()
+                .filter(|h| h.check_frame(self.batch_bytes_max).is_ok())
+                .filter(|h| h.base_offset <= self.offset && self.offset <= h.last_offset())
+                .map_or(self.offset, |h| h.last_offset());
+            LogError::Corrupt {
+                segment: self.segment_base,
+                pos,
+                first_offset: self.offset,
+                last_offset: last,
+                source,
+            }
+        };
         loop {
             if pos + HEADER_BYTES as u64 > self.visible_end {
                 return Ok(Fetched::empty(self.offset));
@@ -231,8 +426,8 @@ impl<F: StorageFile> ReadPlan<F> {
             }
             // Skip batches wholly below the offset, by header only.
             while at + HEADER_BYTES <= limit {
-                let h = BatchHeader::decode(&buf[at..]).map_err(|e| corrupt(pos, e))?;
-                h.check_frame(self.batch_bytes_max).map_err(|e| corrupt(pos, e))?;
+                let h = BatchHeader::decode(&buf[at..]).map_err(|e| corrupt(pos, &buf[at..], e))?;
+                h.check_frame(self.batch_bytes_max).map_err(|e| corrupt(pos, &buf[at..], e))?;
                 if h.next_offset() > self.offset {
                     break;
                 }
@@ -242,7 +437,7 @@ impl<F: StorageFile> ReadPlan<F> {
             if at + HEADER_BYTES > limit {
                 continue; // the skip ran past the buffer; read on from `pos`
             }
-            let first = BatchHeader::decode(&buf[at..]).map_err(|e| corrupt(pos, e))?;
+            let first = BatchHeader::decode(&buf[at..]).map_err(|e| corrupt(pos, &buf[at..], e))?;
             if first.base_offset >= self.max_offset {
                 return Ok(Fetched::empty(self.offset));
             }
@@ -256,7 +451,8 @@ impl<F: StorageFile> ReadPlan<F> {
                 let buf =
                     read(&*self.file, &self.name, buf_pos, (pos - buf_pos) as usize + first_len).await?;
                 let at = (pos - buf_pos) as usize;
-                let h = check_frame_and_crc(&buf[at..], self.batch_bytes_max).map_err(|e| corrupt(pos, e))?;
+                let h = check_frame_and_crc(&buf[at..], self.batch_bytes_max)
+                    .map_err(|e| corrupt(pos, &buf[at..], e))?;
                 return Ok(Fetched {
                     buf: Some(buf),
                     start: at,
@@ -274,7 +470,7 @@ impl<F: StorageFile> ReadPlan<F> {
             while at + HEADER_BYTES <= limit {
                 let h = match check_frame_and_crc(&buf[at..limit], self.batch_bytes_max) {
                     Ok(h) => h,
-                    Err(e) if count == 0 => return Err(corrupt(pos, e)),
+                    Err(e) if count == 0 => return Err(corrupt(pos, &buf[at..limit], e)),
                     Err(BatchError::Truncated { .. }) => break,
                     Err(e) => {
                         tracing::warn!(segment = self.segment_base, pos, error = %e, "corrupt batch is not served");

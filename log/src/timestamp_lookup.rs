@@ -75,7 +75,11 @@ impl<F: StorageFile> TimestampLookup<F> {
             let (bytes, mut at) = (fetched.bytes(), 0);
             while at < bytes.len() {
                 let view = BatchView::validate(&bytes[at..], self.batch_bytes_max).map_err(|source| {
-                    LogError::Corrupt { segment: c.base, pos: fetched.position + at as u64, source }
+                    let h = crate::batch::BatchHeader::decode(&bytes[at..]).ok();
+                    let (first_offset, last_offset) =
+                        h.map_or((offset, offset), |h| (h.base_offset, h.last_offset()));
+                    let pos = fetched.position + at as u64;
+                    LogError::Corrupt { segment: c.base, pos, first_offset, last_offset, source }
                 })?;
                 if view.header().max_timestamp >= self.ts {
                     return Ok(view.records().find(|r| r.timestamp >= self.ts).map(|r| r.offset));

@@ -12,6 +12,7 @@ use crate::runtime::Runtime;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
+use weir_log::scrub::ScrubBudget;
 use weir_log::{FlushPolicy, LogConfig};
 use weir_replication::ShardId;
 
@@ -77,6 +78,8 @@ pub struct ShardCore<D: Disk, R: Runtime> {
     /// Free bytes on the partitions' device when last looked, while below
     /// `storage_min_free_bytes`; `None` while there is room.
     low_space: Cell<Option<u64>>,
+    /// The shard's scrubbing rate, shared by its partitions in turn (`weir_log::scrub`).
+    scrub: RefCell<ScrubBudget>,
 }
 
 impl<D: Disk, R: Runtime> ShardCore<D, R> {
@@ -91,6 +94,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             offline: RefCell::new(BTreeMap::new()),
             files: tokio_rt::sync::Mutex::new(()),
             low_space: Cell::new(None),
+            scrub: RefCell::new(ScrubBudget::default()),
         })
     }
 
@@ -254,6 +258,40 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             }
         }
         self.recover_partitions(now).await;
+        self.scrub_step(now).await;
+    }
+
+    /// One step of the background scrubber: the next partition in turn checks the CRCs of its
+    /// sealed segments, as many bytes as the shard's budget has accrued (at most
+    /// `weir_log::scrub::SCRUB_STEP_BYTES_MAX`, at `SCRUB_BYTES_PER_SEC` over the shard). The
+    /// reads run without the partition locked. Damage found is quarantined by the log.
+    async fn scrub_step(&self, now: u64) {
+        let parts = self.all_partitions();
+        let Some(bytes) = (!parts.is_empty()).then(|| self.scrub.borrow_mut().grant(now)).flatten() else {
+            return;
+        };
+        let p = &parts[self.scrub.borrow_mut().next_turn(parts.len())];
+        if p.is_failed() {
+            return;
+        }
+        let Some(plan) = p.log.lock().await.plan_scrub(bytes) else { return };
+        let outcome = match plan.execute().await {
+            Ok(outcome) => outcome,
+            Err(e) => return tracing::error!(partition = %p.name, error = %e, "scrubbing failed"),
+        };
+        self.scrub.borrow_mut().spend(outcome.checked_bytes);
+        match p.log.lock().await.complete_scrub(outcome).await {
+            Ok(Some(d)) => tracing::warn!(
+                partition = %p.name,
+                segment = d.segment,
+                first_offset = d.first_offset,
+                last_offset = d.last_offset,
+                reason = %d.reason,
+                "scrubber found damaged batches; quarantined"
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::error!(partition = %p.name, error = %e, "recording a scrub step failed"),
+        }
     }
 
     /// Retries opening the offline partitions and recovers failed logs in place, each with a
@@ -325,5 +363,80 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
                 tracing::error!(partition = %p.name, error = %e, "flush failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::MemDisk;
+    use crate::runtime::GlommioRuntime;
+    use weir_log::batch::{BatchBuilder, BatchView, ProducerStamp, Record};
+    use weir_log::scrub::{SCRUB_BYTES_PER_SEC, SCRUB_STEP_BYTES_MAX};
+    use weir_replication::ReplicaAddr;
+
+    #[test]
+    fn upkeep_scrubs_sealed_segments_and_quarantines_a_flip() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let config = CoreConfig {
+                    shards: 1,
+                    fsync: true,
+                    flush_interval_ms: 10,
+                    segment_bytes: 64 << 10,
+                    segment_ms: u64::MAX,
+                    batch_bytes_max: 16 << 10,
+                    request_bytes_max: 1 << 20,
+                    retention_ms: None,
+                    retention_bytes: None,
+                    storage_min_free_bytes: 0,
+                };
+                let disk = MemDisk::default();
+                let core = ShardCore::new(ShardId(0), config, disk.clone(), GlommioRuntime::new());
+                let local = ReplicaAddr { node: crate::placement::LOCAL_NODE, shard: ShardId(0) };
+                let meta = TopicMeta {
+                    name: "t".into(),
+                    partitions: 1,
+                    retention_ms: None,
+                    retention_bytes: None,
+                    replicas: vec![vec![local]],
+                };
+                let table = TopicTable { topics: [("t".to_owned(), meta)].into() };
+                assert!(core.apply_topics(table).await.is_empty());
+                let p = core.partition("t", 0).unwrap();
+                for t in 0..200u32 {
+                    let mut b = BatchBuilder::new(1 << 20);
+                    let value = vec![b'v'; 1000];
+                    for _ in 0..4 {
+                        b.push(&Record { key: None, value: Some(&value), headers: &[], timestamp: t.into() })
+                            .unwrap();
+                    }
+                    let b = b.seal(ProducerStamp::default());
+                    let view = BatchView::validate(b.as_bytes(), 1 << 20).unwrap();
+                    p.log.append_durable(&view, 0, 0).await.unwrap();
+                }
+                let bases = p.log.lock().await.segment_bases();
+                assert!(bases.len() >= 4, "{bases:?}");
+                let storage = disk.storage("t", 0).unwrap();
+                let name = format!("{:020}.log", bases[2]);
+                storage.flip_bit(&name, 5000, 3);
+                // The steps the shard's rate allows before the scrubber reaches the flip, with
+                // room for steps that end short at a batch boundary.
+                let before = 2 * (64 << 10) + 5000;
+                let step_ms = 1000 * SCRUB_STEP_BYTES_MAX / SCRUB_BYTES_PER_SEC;
+                let steps_max = before / SCRUB_STEP_BYTES_MAX + 3;
+                for step in 0..=steps_max {
+                    core.scrub_step(1_000 + step * step_ms).await;
+                }
+                let log = p.log.lock().await;
+                let [d] = log.damaged_ranges() else { panic!("{:?}", log.damaged_ranges()) };
+                assert_eq!(d.segment, bases[2]);
+                let offset = d.first_offset;
+                assert!(matches!(log.read(offset, 1 << 20).await, Err(weir_log::LogError::Corrupt { .. })));
+                assert!(log.read(d.last_offset + 1, 1 << 20).await.is_ok(), "a read after it works");
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }

@@ -113,8 +113,18 @@ impl<S: Storage + Clone> Partition<S> {
         name: &str,
     ) -> weir_log::error::Result<PartitionLog<S>> {
         let (log, report) = PartitionLog::open(storage.clone(), config.clone(), now_ms).await?;
-        if report.truncated.is_some() || !report.rebuilt_indexes.is_empty() {
+        if report.truncated.is_some() || !report.rebuilt_indexes.is_empty() || !report.damaged.is_empty() {
             tracing::warn!(partition = name, ?report, "partition recovered");
+        }
+        for d in &report.damaged {
+            tracing::warn!(
+                partition = name,
+                segment = d.segment,
+                first_offset = d.first_offset,
+                last_offset = d.last_offset,
+                reason = %d.reason,
+                "damaged batches quarantined; reads of these offsets fail, the rest is served"
+            );
         }
         Ok(log)
     }

@@ -1,0 +1,216 @@
+//! The scrubber: checks the CRCs of sealed segments in the background, a bounded number of
+//! bytes at a time, and quarantines damage it finds, so it is found before a consumer or a
+//! replica needs the data.
+//!
+//! Sans-IO where it can be: a shard keeps one [`ScrubBudget`] (the rate, across its
+//! partitions); each log keeps its own cursor. A step is planned from the log without I/O
+//! ([`crate::PartitionLog::plan_scrub`]), carried out without the log ([`ScrubPlan::execute`],
+//! which only reads), and recorded by [`crate::PartitionLog::complete_scrub`]. A dropped step
+//! changes nothing: the cursor only moves when a step is recorded.
+
+use crate::batch::{BatchHeader, HEADER_BYTES, check_frame_and_crc};
+use crate::damage::DamagedRange;
+use crate::error::{LogError, Result};
+use crate::segment::{ScanKind, resync};
+use crate::storage::{StorageFile, align_down, align_up};
+use std::rc::Rc;
+
+/// Bytes of sealed segments a shard checks per second, over all its partitions. Low enough to
+/// leave the disk to produce and fetch (it reads with direct I/O, in steps of at most
+/// [`SCRUB_STEP_BYTES_MAX`]), high enough to go over a terabyte in under a day.
+pub const SCRUB_BYTES_PER_SEC: u64 = 16 << 20;
+/// Most bytes one step reads: what one upkeep run may spend on scrubbing.
+pub const SCRUB_STEP_BYTES_MAX: u64 = 1 << 20;
+/// Fewest bytes worth a step: smaller grants wait and add up, so reads stay large.
+pub const SCRUB_STEP_BYTES_MIN: u64 = 64 << 10;
+
+/// The rate of one shard's scrubbing: a budget of bytes that grows with time at
+/// `bytes_per_sec`, up to one step, and which partition's turn it is. Owned by a shard.
+#[derive(Debug, Clone)]
+pub struct ScrubBudget {
+    bytes_per_sec: u64,
+    credit: u64,
+    last_ms: Option<u64>,
+    turn: usize,
+}
+
+impl Default for ScrubBudget {
+    fn default() -> Self {
+        Self::new(SCRUB_BYTES_PER_SEC)
+    }
+}
+
+impl ScrubBudget {
+    pub fn new(bytes_per_sec: u64) -> Self {
+        Self { bytes_per_sec, credit: 0, last_ms: None, turn: 0 }
+    }
+
+    /// The bytes a step may read now, or `None` until at least [`SCRUB_STEP_BYTES_MIN`] have
+    /// accrued. The clock starts at the first call.
+    pub fn grant(&mut self, now_ms: u64) -> Option<u64> {
+        let elapsed = now_ms.saturating_sub(self.last_ms.unwrap_or(now_ms));
+        self.last_ms = Some(now_ms);
+        let earned = elapsed.saturating_mul(self.bytes_per_sec) / 1000;
+        self.credit = self.credit.saturating_add(earned).min(SCRUB_STEP_BYTES_MAX);
+        (self.credit >= SCRUB_STEP_BYTES_MIN).then_some(self.credit)
+    }
+
+    /// Takes what a step read off the budget.
+    pub fn spend(&mut self, bytes: u64) {
+        self.credit = self.credit.saturating_sub(bytes);
+    }
+
+    /// Which of `n` partitions scrubs next: each in turn.
+    pub fn next_turn(&mut self, n: usize) -> usize {
+        assert!(n > 0, "a turn among no partitions");
+        self.turn = (self.turn + 1) % n;
+        self.turn
+    }
+}
+
+/// Where a log's scrubbing goes on: the first sealed segment at or after `segment`, at `pos`
+/// (a batch boundary, where offset `offset` starts) if it is that segment, else at its start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScrubCursor {
+    pub segment: u64,
+    pub pos: u64,
+    pub offset: u64,
+}
+
+/// One step of scrubbing, planned from a log: it owns a handle on the segment file, so it stays
+/// valid if the log deletes the segment meanwhile.
+#[derive(Debug)]
+pub struct ScrubPlan<F> {
+    pub(crate) file: Rc<F>,
+    pub(crate) name: String,
+    pub(crate) segment: u64,
+    /// Offset after the segment's last batch, and its size in bytes.
+    pub(crate) end_offset: u64,
+    pub(crate) size: u64,
+    pub(crate) from: ScrubCursor,
+    pub(crate) budget_bytes: u64,
+    /// Quarantined ranges of the segment, which the step steps over.
+    pub(crate) known: Vec<DamagedRange>,
+    pub(crate) batch_bytes_max: usize,
+}
+
+/// What a step checked and found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScrubOutcome {
+    pub segment: u64,
+    /// Where the next step goes on.
+    pub next: ScrubCursor,
+    pub checked_bytes: u64,
+    /// The segment was checked to its end.
+    pub segment_done: bool,
+    /// Damage found, not yet quarantined.
+    pub damage: Option<DamagedRange>,
+}
+
+impl<F: StorageFile> ScrubPlan<F> {
+    /// Reads up to the budget (or one batch, if larger) and checks every whole batch's frame,
+    /// CRC and offset; stops at the first damage, which it measures like recovery does.
+    pub async fn execute(self) -> Result<ScrubOutcome> {
+        let (mut pos, mut offset) = (self.from.pos, self.from.offset);
+        let align = self.file.alignment();
+        let buf_pos = align_down(pos, align);
+        let want = align_up((pos - buf_pos + self.budget_bytes).min(self.size - buf_pos), align);
+        let mut buf = self.read(buf_pos, want as usize).await?;
+        let mut buf_pos = buf_pos;
+        let mut checked = 0u64;
+        let mut damage = None;
+        let mut reread = false;
+        while pos < self.size && checked < self.budget_bytes {
+            if let Some(d) = self.known.iter().find(|d| d.start_pos == pos) {
+                (pos, offset) = (d.end_pos, d.last_offset + 1);
+                continue;
+            }
+            let at = (pos - buf_pos) as usize;
+            let avail = buf.len().saturating_sub(at);
+            let len = match avail >= HEADER_BYTES {
+                true => BatchHeader::decode(&buf[at..]).map_or(0, |h| u64::from(h.batch_len)),
+                false => 0,
+            };
+            let need = len.max(HEADER_BYTES as u64);
+            let fits = pos + need <= self.size && need as usize <= self.batch_bytes_max;
+            if fits && need as usize > avail && !reread {
+                if checked > 0 {
+                    break; // the next step reads it
+                }
+                // A batch larger than the budget, or past a skipped range: read it whole.
+                buf_pos = align_down(pos, align);
+                buf = self.read(buf_pos, (pos - buf_pos + need) as usize).await?;
+                reread = true;
+                continue;
+            }
+            let result = check_frame_and_crc(buf.get(at..).unwrap_or(&[]), self.batch_bytes_max);
+            let in_segment = pos + len <= self.size;
+            match result {
+                Ok(h) if h.base_offset >= offset && h.next_offset() <= self.end_offset && in_segment => {
+                    (pos, offset) = (pos + len, h.next_offset());
+                    checked += len;
+                    reread = false;
+                }
+                result => {
+                    let reason = result
+                        .err()
+                        .unwrap_or(crate::BatchError::BadHeader { field: "base_offset", value: offset });
+                    let d = self.measure(pos, offset, reason).await?;
+                    checked += d.end_pos - pos;
+                    (pos, offset) = (d.end_pos, d.last_offset + 1);
+                    damage = Some(d);
+                    break;
+                }
+            }
+        }
+        let segment_done = pos >= self.size;
+        let next = ScrubCursor { segment: self.segment, pos, offset };
+        Ok(ScrubOutcome { segment: self.segment, next, checked_bytes: checked, segment_done, damage })
+    }
+
+    /// The damaged range starting at `pos`: up to the next intact batch, or the segment's end.
+    async fn measure(&self, pos: u64, offset: u64, reason: crate::BatchError) -> Result<DamagedRange> {
+        let kind = ScanKind::Sealed { end_offset: self.end_offset };
+        let found = resync(
+            &*self.file,
+            &self.name,
+            self.segment,
+            (pos, offset),
+            self.size,
+            self.batch_bytes_max,
+            kind,
+        )
+        .await?;
+        let (end_pos, next) = found.unwrap_or((self.size, self.end_offset));
+        Ok(DamagedRange {
+            segment: self.segment,
+            start_pos: pos,
+            end_pos,
+            first_offset: offset,
+            last_offset: next.max(offset + 1) - 1,
+            reason,
+        })
+    }
+
+    async fn read(&self, pos: u64, len: usize) -> Result<F::ReadBuf> {
+        let len = align_up(len as u64, self.file.alignment()) as usize;
+        self.file.read_at(pos, len).await.map_err(|e| LogError::io("read", &self.name, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_grows_with_time_up_to_a_step() {
+        let mut b = ScrubBudget::new(1_024_000);
+        assert_eq!(b.grant(1000), None, "the clock starts at the first call");
+        assert_eq!(b.grant(1031), None, "31 KiB is below a step's minimum");
+        assert_eq!(b.grant(1125), Some(128_000));
+        b.spend(100_000);
+        assert_eq!(b.grant(1125), None);
+        assert_eq!(b.grant(100_000), Some(SCRUB_STEP_BYTES_MAX), "credit is capped at one step");
+        assert_eq!((b.next_turn(3), b.next_turn(3), b.next_turn(3)), (1, 2, 0));
+    }
+}
