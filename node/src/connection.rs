@@ -262,6 +262,13 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
             Either::Left(pending.next().await)
         };
         let reply = match event {
+            // Out of time (idle, or a frame that did not arrive): read no more, but answer what
+            // was asked, so a producer is not made to resend requests that were carried out.
+            Either::Right(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                tracing::debug!(error = %e, "connection timed out; answering what is pending, then closing");
+                closing = true;
+                continue;
+            }
             Either::Right(Err(e)) => {
                 tracing::debug!(error = %e, "connection closed");
                 break;
@@ -295,6 +302,9 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
         if stream.write_all(&bytes).await.is_err() || close {
             break;
         }
+        // Writing an answer is the node's time, not the client's: a frame the client was
+        // sending meanwhile gets its whole read timeout again.
+        reader.resume();
     }
     let _ = stream.close().await;
 }

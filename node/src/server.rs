@@ -202,7 +202,11 @@ struct Created {
 impl Created {
     fn undo(self, data_dir: &std::path::Path) {
         if let Some(tls) = &self.tls {
-            let _ = std::fs::remove_dir_all(tls);
+            // The two files this start wrote, then the directory only if nothing else is there.
+            for file in ["cert.pem", "key.pem"] {
+                let _ = std::fs::remove_file(tls.join(file));
+            }
+            let _ = std::fs::remove_dir(tls);
         }
         if self.probe && !self.lock_kept {
             let _ = std::fs::remove_file(data_dir.join(weir_log::storage::dma::PROBE_FILE));

@@ -160,6 +160,27 @@ fn a_long_poll_is_not_idle() {
     assert_closed_by_node(&mut stream, "idle after the fetch");
 }
 
+/// A frame that stops arriving ends the connection, but only after the requests read before it
+/// are answered: a producer is never made to resend what was carried out.
+#[test]
+fn a_stalled_frame_closes_the_connection_after_the_answers_owed() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("WEIR_REQUEST_READ_TIMEOUT_MS", "300")];
+    let node = Node::start_with(dir.path(), 1, Node::free_port(1), &env);
+    runtime().block_on(async {
+        let mut admin = Admin::connect(&node.target(Via::Tcp)).await.unwrap();
+        admin.create_topic("owed", 1, TopicConfig::default()).await.unwrap();
+    });
+    let mut stream = connect(&node.addr());
+    let fetch =
+        Request::Fetch { topic: "owed".into(), partition: 0, offset: 0, max_bytes: 1024, max_wait_ms: 1500 };
+    stream.write_all(&request_frame(&fetch, 5)).unwrap();
+    // The start of the next frame, then nothing: its read times out while the fetch waits.
+    stream.write_all(&request_frame(&fetch, 6)[..5]).unwrap();
+    read_answer(&mut stream, 5).expect("the fetch read before the stall is answered");
+    assert_closed_by_node(&mut stream, "the stalled frame");
+}
+
 /// The soft RLIMIT_NOFILE of the node in the fd test: room for its own files and a few dozen
 /// connections.
 const NODE_FD_LIMIT: u64 = 128;

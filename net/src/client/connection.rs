@@ -120,6 +120,9 @@ impl Drop for Io {
     }
 }
 
+/// How long a TCP connect may take, as QUIC's default `connect_timeout_ms`.
+pub const TCP_CONNECT_TIMEOUT_MS: u64 = 3000;
+
 /// A connection whose requests are answered in order.
 #[derive(Debug)]
 pub struct Connection {
@@ -135,7 +138,17 @@ impl Connection {
         let err = |source| ClientError::Connect { addr: addr.to_owned(), source };
         let io = match &target.transport {
             Transport::Tcp => {
-                let stream = TcpStream::connect(addr).await.map_err(err)?;
+                // Bounded, so a silently dropped connect fails (and a caller may try another
+                // address) in seconds, not after the kernel's minutes of SYN retries.
+                let connect = TcpStream::connect(addr);
+                let timeout = std::time::Duration::from_millis(TCP_CONNECT_TIMEOUT_MS);
+                let stream = match tokio_rt::time::timeout(timeout, connect).await {
+                    Ok(connected) => connected.map_err(err)?,
+                    Err(_) => {
+                        let why = format!("no answer within {TCP_CONNECT_TIMEOUT_MS} ms");
+                        return Err(err(std::io::Error::new(std::io::ErrorKind::TimedOut, why)));
+                    }
+                };
                 stream.set_nodelay(true)?;
                 Io::Tcp(stream)
             }

@@ -159,6 +159,9 @@ impl Node {
 pub fn serve_command(data_dir: &Path, shards: usize, port: u16, env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
     command
+        // A small free-space floor, so a test machine with little room in its temp dir still
+        // produces; a test may set its own.
+        .env("WEIR_STORAGE_MIN_FREE_BYTES", "67108864")
         .envs(env.iter().copied())
         .args(["serve", "--shards", &shards.to_string(), "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
