@@ -27,6 +27,9 @@ pub enum ErrorCode {
     StorageError = 12,
     /// The node is shutting down or overloaded; retry.
     Unavailable = 13,
+    /// The request failed after it may have changed something (a produce appended, then not
+    /// made durable): whether it took effect is known only later. A retry may duplicate it.
+    OutcomeUnknown = 14,
     Unknown = 0xffff,
 }
 
@@ -48,13 +51,20 @@ impl ErrorCode {
             11 => InvalidArgument,
             12 => StorageError,
             13 => Unavailable,
+            14 => OutcomeUnknown,
             _ => Unknown,
         }
     }
 
     /// Whether a client should retry the same request (after refreshing metadata for `NotOwner`).
     pub fn is_retriable(self) -> bool {
-        matches!(self, ErrorCode::NotOwner | ErrorCode::StorageError | ErrorCode::Unavailable)
+        matches!(
+            self,
+            ErrorCode::NotOwner
+                | ErrorCode::StorageError
+                | ErrorCode::Unavailable
+                | ErrorCode::OutcomeUnknown
+        )
     }
 }
 

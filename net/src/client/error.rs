@@ -39,6 +39,11 @@ pub enum ClientError {
          may or may not have been written"
     )]
     DeliveryTimeout { elapsed_ms: u64, delivery_timeout_ms: u64 },
+    /// The record's last attempt failed with `cause`, but an earlier attempt reached the node
+    /// and its answer was lost, or the node said it could not tell: the record may have been
+    /// written.
+    #[error("not acknowledged, and an earlier attempt may have been written: {cause}")]
+    MaybeWritten { cause: Box<ClientError> },
 }
 
 impl ClientError {
@@ -72,6 +77,9 @@ impl ClientError {
             ClientError::Tls(e) => ClientError::InvalidArgument(e.to_string()),
             ClientError::InvalidArgument(m) => ClientError::InvalidArgument(m.clone()),
             ClientError::Closed => ClientError::Closed,
+            ClientError::MaybeWritten { cause } => {
+                ClientError::MaybeWritten { cause: Box::new(cause.duplicate()) }
+            }
             ClientError::DeliveryTimeout { elapsed_ms, delivery_timeout_ms } => {
                 ClientError::DeliveryTimeout {
                     elapsed_ms: *elapsed_ms,

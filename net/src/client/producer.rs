@@ -455,6 +455,9 @@ struct InFlight {
     attempt: u32,
     /// When the batch's oldest record was queued.
     queued: Instant,
+    /// An attempt reached the node and its answer was lost, or the node could not tell: if the
+    /// batch fails in the end, it may have been written all the same.
+    maybe_written: bool,
 }
 
 impl InFlight {
@@ -465,7 +468,7 @@ impl InFlight {
         queued: Instant,
     ) -> Self {
         let request = super::connection::Pending::placeholder();
-        Self { key, batch, replies, request, attempt: 0, queued }
+        Self { key, batch, replies, request, attempt: 0, queued, maybe_written: false }
     }
 }
 
@@ -729,16 +732,25 @@ impl Worker {
             // was first sent (`f` is the oldest when its answer failed, the newest when its send
             // did).
             self.conn = None;
-            let mut queue: VecDeque<InFlight> = self.in_flight.drain(..).collect();
+            // Sent, and their answers lost: the node may have written them.
+            let mut queue: VecDeque<InFlight> =
+                self.in_flight.drain(..).map(|g| InFlight { maybe_written: true, ..g }).collect();
             if newest {
+                // Its send failed: a frame cut short is never carried out.
                 queue.push_back(f);
             } else {
-                queue.push_front(f);
+                queue.push_front(InFlight { maybe_written: true, ..f });
             }
             return self.resend(queue, e).await;
         }
+        let f = match &e {
+            ClientError::Server { code: crate::ErrorCode::OutcomeUnknown, .. } => {
+                InFlight { maybe_written: true, ..f }
+            }
+            _ => f,
+        };
         if !(e.is_retriable() && f.attempt < self.config.retries) {
-            fail(f.replies, &e);
+            fail(f.replies, &final_error(&e, f.maybe_written));
             return;
         }
         tracing::warn!(topic = %f.key.0, partition = f.key.1, error = %e, "produce failed; retrying");
@@ -788,7 +800,7 @@ impl Worker {
             if now >= self.expires(g.queued) {
                 fail(g.replies, &delivery_timeout(g.queued, self.config.delivery_timeout_ms));
             } else if g.attempt >= self.config.retries {
-                fail(g.replies, e);
+                fail(g.replies, &final_error(e, g.maybe_written));
             } else {
                 left.push_back(g);
             }
@@ -833,6 +845,16 @@ impl Worker {
 }
 
 /// Fails every record of a batch with `e`, said once (the same error for each).
+/// The error a batch fails with in the end: its last attempt's, said to be of unknown outcome if
+/// an earlier attempt may have been written.
+fn final_error(last: &ClientError, maybe_written: bool) -> ClientError {
+    if maybe_written {
+        ClientError::MaybeWritten { cause: Box::new(last.duplicate()) }
+    } else {
+        last.duplicate()
+    }
+}
+
 fn fail(replies: Vec<oneshot::Sender<Result<u64>>>, e: &ClientError) {
     for r in replies {
         let _ = r.send(Err(e.duplicate()));

@@ -135,7 +135,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
                 weir_log::AppendAllError::NotAppended { source } => log_failure(source),
                 e => {
                     tracing::error!(partition = %p.name, error = %e, "log failed while appending");
-                    Failure::new(ErrorCode::StorageError, e.to_string())
+                    Failure::new(ErrorCode::OutcomeUnknown, e.to_string())
                 }
             })?;
             p.appended(a.last_offset + 1);
@@ -151,7 +151,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             // one that says what happened to the offsets.
             let unknown = |e: LogError| {
                 tracing::error!(partition = %p.name, error = %e, "appended records not made durable or visible");
-                Failure::new(ErrorCode::StorageError, format!("outcome unknown: {e}"))
+                Failure::new(ErrorCode::OutcomeUnknown, format!("outcome unknown: {e}"))
             };
             if fsync {
                 // Durable up to `next` means the log still reaches it: a cut lowers the durable
