@@ -160,6 +160,26 @@ fn a_long_poll_is_not_idle() {
     assert_closed_by_node(&mut stream, "idle after the fetch");
 }
 
+/// A client does not fail a request on a connection the node closed as idle: it replaces a
+/// connection idle longer than its own limit (below the node's) before using it again.
+#[test]
+fn a_client_replaces_a_connection_the_node_closed_as_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("WEIR_CONNECTION_IDLE_TIMEOUT_MS", "300")];
+    let node = Node::start_with(dir.path(), 1, Node::free_port(1), &env);
+    runtime().block_on(async {
+        let target = node.target(Via::Tcp);
+        let mut conn = weir_net::client::connection::Connection::connect(&target)
+            .await
+            .unwrap()
+            .with_idle_reconnect_ms(200);
+        conn.call(&Request::ApiVersions).await.unwrap();
+        // Idle past the node's limit: the node closes its end.
+        tokio_rt::time::sleep(Duration::from_millis(800)).await;
+        conn.call(&Request::ApiVersions).await.expect("served on a fresh connection");
+    });
+}
+
 /// A frame that stops arriving ends the connection, but only after the requests read before it
 /// are answered: a producer is never made to resend what was carried out.
 #[test]

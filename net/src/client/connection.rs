@@ -123,6 +123,11 @@ impl Drop for Io {
 /// How long a TCP connect may take, as QUIC's default `connect_timeout_ms`.
 pub const TCP_CONNECT_TIMEOUT_MS: u64 = 3000;
 
+/// A connection left idle this long is replaced before its next request, as Kafka's clients do
+/// (9 minutes, below the node's default `connection_idle_timeout_ms` of 10): the node may have
+/// closed it, and a request on a closed connection would fail for nothing.
+pub const IDLE_RECONNECT_MS: u64 = 540_000;
+
 /// A connection whose requests are answered in order.
 #[derive(Debug)]
 pub struct Connection {
@@ -130,6 +135,12 @@ pub struct Connection {
     decoder: FrameDecoder,
     next_correlation: u32,
     read_buf: Vec<u8>,
+    target: Target,
+    /// Requests sent and not yet answered.
+    outstanding: usize,
+    /// When a request was last sent or answered.
+    last_active: std::time::Instant,
+    idle_reconnect: std::time::Duration,
 }
 
 impl Connection {
@@ -193,7 +204,18 @@ impl Connection {
             decoder: FrameDecoder::new(RESPONSE_BYTES_MAX),
             next_correlation: 1,
             read_buf: vec![0; 64 << 10],
+            target: target.clone(),
+            outstanding: 0,
+            last_active: std::time::Instant::now(),
+            idle_reconnect: std::time::Duration::from_millis(IDLE_RECONNECT_MS),
         })
+    }
+
+    /// Replaces the connection before a request once it has been idle this long (default
+    /// [`IDLE_RECONNECT_MS`]); for a node whose `connection_idle_timeout_ms` is lower.
+    pub fn with_idle_reconnect_ms(mut self, ms: u64) -> Self {
+        self.idle_reconnect = std::time::Duration::from_millis(ms);
+        self
     }
 
     /// Sends `req` and waits for its response. A response with the error flag becomes
@@ -209,6 +231,10 @@ impl Connection {
     /// A request that cannot be encoded (a field too long) fails with `ClientError::Encode`
     /// before anything is sent: the connection stays usable.
     pub async fn send(&mut self, req: &Request<'_>) -> Result<Pending> {
+        if self.outstanding == 0 && self.last_active.elapsed() >= self.idle_reconnect {
+            let fresh = Connection::connect(&self.target).await?;
+            *self = Self { idle_reconnect: self.idle_reconnect, ..fresh };
+        }
         // The header, then the fields, with the record batches (a produce's bulk) written after
         // them straight from the caller's buffer rather than copied in.
         let mut w = Writer { buf: vec![0; FRAME_HEADER_BYTES] };
@@ -237,6 +263,8 @@ impl Connection {
                 send.write_all(tail).await.map_err(lost)?;
             }
         }
+        self.outstanding += 1;
+        self.last_active = std::time::Instant::now();
         Ok(Pending { correlation_id: cid, api: req.api_key() })
     }
 
@@ -245,6 +273,8 @@ impl Connection {
     pub async fn receive(&mut self, pending: Pending) -> Result<ResponseFrame> {
         loop {
             if let Some((h, frame)) = self.decoder.next_frame()? {
+                self.outstanding = self.outstanding.saturating_sub(1);
+                self.last_active = std::time::Instant::now();
                 // The node answers a frame it could not decode with an error frame of
                 // correlation id 0 (it could not read the id), then closes.
                 if h.correlation_id == 0 && h.flags & FLAG_ERROR != 0 && pending.correlation_id != 0 {
