@@ -151,7 +151,9 @@ pub fn run(
     crate::fatal::install_hook();
     let dir = config.data_dir.clone();
     let dir_err = |source| ServeError::DataDir { path: dir.display().to_string(), source };
-    let dir_created = !config.data_dir.exists();
+    // Created by this start only if this call made it: two starts racing on a missing dir
+    // never take each other's for their own.
+    let dir_created = std::fs::create_dir(&config.data_dir).is_ok();
     std::fs::create_dir_all(&config.data_dir).map_err(dir_err)?;
     let lock = match lock_data_dir(&config.data_dir) {
         Ok(lock) => lock,

@@ -89,7 +89,8 @@ pub struct Acknowledgement {
 }
 
 impl Acknowledgement {
-    /// Whether the answer has come (awaiting it returns at once).
+    /// Whether the answer has come. False also when no answer will ever come (the producer
+    /// was dropped): awaiting it then returns `Closed` at once.
     pub fn is_answered(&self) -> bool {
         !self.rx.is_empty()
     }
@@ -153,7 +154,7 @@ impl Producer {
     /// partition: this is how to pipeline sends and keep per-key order.
     pub async fn enqueue(&self, record: ProducerRecord) -> Result<Acknowledgement> {
         let (tx, rx) = oneshot::channel();
-        // The delivery timeout counts from here, waiting for room in the queue excluded.
+        // The delivery timeout counts from here, so the wait for room in the queue counts too.
         let queued = Instant::now();
         self.tx.send(Cmd::Send(record, tx, queued)).await.map_err(|_| ClientError::Closed)?;
         Ok(Acknowledgement { rx })
