@@ -153,8 +153,14 @@ pub fn run(
     let dir_err = |source| ServeError::DataDir { path: dir.display().to_string(), source };
     // Created by this start only if this call made it: two starts racing on a missing dir
     // never take each other's for their own.
-    let dir_created = std::fs::create_dir(&config.data_dir).is_ok();
-    std::fs::create_dir_all(&config.data_dir).map_err(dir_err)?;
+    if let Some(parent) = config.data_dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(dir_err)?;
+    }
+    let dir_created = match std::fs::create_dir(&config.data_dir) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(dir_err(e)),
+    };
     let lock = match lock_data_dir(&config.data_dir) {
         Ok(lock) => lock,
         Err(e) => {
