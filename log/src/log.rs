@@ -1056,6 +1056,9 @@ impl<S: Storage> PartitionLog<S> {
     }
 
     async fn truncate_inner(&mut self, offset: u64, now_ms: u64) -> Result<u64> {
+        // The scrubber starts over: positions it had reached may hold other batches after the
+        // cut and new appends.
+        self.scrub = ScrubCursor::default();
         self.active.data.sync().await?;
         self.durable_offset = self.next_offset();
         if offset < self.log_start() {

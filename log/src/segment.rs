@@ -102,6 +102,8 @@ pub async fn scan<F: StorageFile>(
         let run = scan_run(file, name, index, seg_base, from, file_len, batch_bytes_max).await?;
         let reason = match (&run.end, kind) {
             (ScanEnd::Clean, ScanKind::Active) => return Ok(Scan { damaged, ..run }),
+            // An empty file (a segment created just before a crash): the caller removes it.
+            (ScanEnd::Clean, ScanKind::Sealed { .. }) if file_len == 0 => return Ok(Scan { damaged, ..run }),
             (ScanEnd::Clean, ScanKind::Sealed { end_offset }) if run.end_pos == file_len => {
                 // A file shorter than its offsets: the missing end is damage too.
                 if run.next_offset < end_offset {
@@ -300,7 +302,9 @@ async fn scan_run<F: StorageFile>(
             Err(e) => return done(pos, next_offset, ScanEnd::Damaged(e)),
         };
         let h = view.header();
-        if h.base_offset < next_offset || h.base_offset - seg_base > u64::from(u32::MAX) {
+        // Batches follow each other densely (the CRC does not cover the base offset, so a flip
+        // there must not pass for a jump ahead; only `resync` may skip damage).
+        if h.base_offset != next_offset || h.base_offset - seg_base > u64::from(u32::MAX) {
             let e = BatchError::BadHeader { field: "base_offset", value: h.base_offset };
             return done(pos, next_offset, ScanEnd::Damaged(e));
         }
