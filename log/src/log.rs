@@ -1236,7 +1236,7 @@ impl<S: Storage> PartitionLog<S> {
     /// every later open scans the segment and finds the damage again. A step on a segment that
     /// is no longer sealed (deleted or cut meanwhile) is dropped.
     pub async fn complete_scrub(&mut self, outcome: ScrubOutcome) -> Result<Option<DamagedRange>> {
-        let Some(seg) = self.sealed.iter().find(|s| s.base == outcome.segment) else {
+        let Some(at) = self.sealed.iter().position(|s| s.base == outcome.segment) else {
             self.scrub = ScrubCursor { segment: outcome.segment + 1, pos: 0, offset: 0 };
             return Ok(None);
         };
@@ -1245,21 +1245,18 @@ impl<S: Storage> PartitionLog<S> {
             false => outcome.next,
         };
         let Some(d) = outcome.damage else { return Ok(None) };
-        if self.damaged.iter().any(|k| k.segment == d.segment && k.start_pos == d.start_pos) {
+        // A failed or fenced log writes nothing (a fenced one's directory may be reused).
+        if self.failed || self.damaged.iter().any(|k| k.segment == d.segment && k.start_pos == d.start_pos) {
             return Ok(None);
         }
-        tracing::warn!(
-            segment = d.segment,
-            position = d.start_pos,
-            first_offset = d.first_offset,
-            last_offset = d.last_offset,
-            reason = %d.reason,
-            "scrubber found damaged batches; quarantined"
-        );
         self.damaged.push(d.clone());
         self.damaged.sort_by_key(|d| d.first_offset);
-        Self::seal_index(&self.storage, seg, true).await?;
-        Ok(Some(d))
+        // Emptying the index makes every open scan the segment and find the damage again; a
+        // write dropped halfway counts the log failed, as any change does.
+        self.begin_change()?;
+        let r = Self::seal_index(&self.storage, &self.sealed[at], true).await;
+        self.failed = r.is_err();
+        r.map(|()| Some(d))
     }
 
     /// Flushes and trims the active segment's preallocated space. The log is not usable after.
