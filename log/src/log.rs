@@ -119,6 +119,11 @@ const HINTS_PER_WRITE: usize = 4096 / INDEX_ENTRY_BYTES;
 const INDEX_APPENDER: AppenderConfig =
     AppenderConfig { write_buffer_bytes: 64 << 10, write_behind_buffers_max: 4, preallocate_bytes: 0 };
 
+/// How often the periodic chore looks whether the active segment's appenders went idle. An
+/// appender gives its write buffers back at the first look after one with no append in between,
+/// so a partition not written for one to two intervals holds no full-size buffer.
+const BUFFER_IDLE_CHECK_MS: u64 = 1000;
+
 /// Where appended records landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
@@ -178,6 +183,8 @@ struct Active<F: StorageFile> {
     /// Identifies this active segment: a sync records its coverage only if the segment it was
     /// prepared on is still active (a roll or truncation makes a new `Active`).
     token: Rc<()>,
+    /// When the appenders were last asked to give back idle buffers.
+    idle_check_ms: u64,
 }
 
 /// A partition's log. See the module documentation for its contract.
@@ -519,6 +526,7 @@ impl<S: Storage> PartitionLog<S> {
             index_out,
             opened_ms: now_ms,
             token: Rc::new(()),
+            idle_check_ms: now_ms,
         })
     }
 
@@ -806,13 +814,32 @@ impl<S: Storage> PartitionLog<S> {
     }
 
     /// Rolls the active segment if it holds batches and has been active for `segment_ms`.
-    /// Returns whether it rolled.
+    /// Returns whether it rolled. Being the periodic chore's, it also gives back the write
+    /// buffers of appenders that went idle ([`BUFFER_IDLE_CHECK_MS`]).
     pub async fn roll_if_due(&mut self, now_ms: u64) -> Result<bool> {
+        self.release_idle_buffers(now_ms);
         let due = self.roll_due(now_ms);
         if due {
             self.roll(now_ms).await?;
         }
         Ok(due)
+    }
+
+    /// Gives back the write buffers of the active segment's appenders if nothing was appended
+    /// to them for a check interval and all they hold is written. No I/O, so no change to undo.
+    fn release_idle_buffers(&mut self, now_ms: u64) {
+        let a = &mut self.active;
+        if now_ms.saturating_sub(a.idle_check_ms) < BUFFER_IDLE_CHECK_MS {
+            return;
+        }
+        a.idle_check_ms = now_ms;
+        a.data.release_if_idle();
+        a.index_out.release_if_idle();
+    }
+
+    /// Bytes of write buffers the log holds: an idle log holds at most its partial tail blocks.
+    pub fn buffered_bytes(&self) -> usize {
+        self.active.data.buffered_bytes() + self.active.index_out.buffered_bytes()
     }
 
     /// Whether the active segment holds batches and has been active for `segment_ms`.
