@@ -25,6 +25,8 @@ pub struct PartitionsRun {
     pub fd_limit: u64,
     /// `ok`, or the node's answer to the creation.
     pub outcome: String,
+    /// Whether the node lists the topic afterwards: a refused creation must leave none.
+    pub topic_exists: bool,
 }
 
 /// Resident bytes of this process (VmRSS).
@@ -69,12 +71,13 @@ pub fn measure(dir: &Path, shards: usize, partitions: u32, idle_ms: u64) -> Resu
         tokio_rt::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let target = Target::tcp(&node.addr);
     let (rss_before, fds_before) = (rss_bytes(), open_fds());
-    let (create_ms, outcome) = rt.block_on(async {
+    let (create_ms, outcome, topic_exists) = rt.block_on(async {
         let mut admin = Admin::connect(&target).await.map_err(|e| e.to_string())?;
         let start = Instant::now();
         let r = admin.create_topic("wide", partitions, TopicConfig::default()).await;
         let ms = start.elapsed().as_millis() as u64;
-        Ok::<_, String>((ms, r.map_or_else(|e| e.to_string(), |()| "ok".to_owned())))
+        let exists = admin.describe_topic("wide").await.is_ok();
+        Ok::<_, String>((ms, r.map_or_else(|e| e.to_string(), |()| "ok".to_owned()), exists))
     })?;
     std::thread::sleep(Duration::from_millis(idle_ms));
     let (rss_after, fds_after) = (rss_bytes(), open_fds());
@@ -90,18 +93,22 @@ pub fn measure(dir: &Path, shards: usize, partitions: u32, idle_ms: u64) -> Resu
         fds_after,
         fd_limit,
         outcome,
+        topic_exists,
     })
 }
 
 impl PartitionsRun {
     pub fn print(&self) {
+        // A refusal names every partition that failed: a few are enough here.
+        let outcome: String = self.outcome.chars().take(200).collect();
         println!(
-            "partitions {} on {} shard(s): created in {:.2} s ({}); RSS {:.1} -> {:.1} MiB, {:.1} KiB a partition; \
+            "partitions {} on {} shard(s): created in {:.2} s ({}; topic listed after: {}); RSS {:.1} -> {:.1} MiB, {:.1} KiB a partition; \
              open files {} -> {} of {}",
             self.partitions,
             self.shards,
             self.create_ms as f64 / 1000.0,
-            self.outcome,
+            outcome,
+            self.topic_exists,
             self.rss_before_bytes as f64 / f64::from(1 << 20),
             self.rss_after_bytes as f64 / f64::from(1 << 20),
             self.rss_per_partition_bytes as f64 / 1024.0,
