@@ -827,9 +827,10 @@ impl<S: Storage> PartitionLog<S> {
 
     /// Gives back the write buffers of the active segment's appenders if nothing was appended
     /// to them for a check interval and all they hold is written. No I/O, so no change to undo.
+    /// A failed log is left as it is: its reopen makes new appenders.
     fn release_idle_buffers(&mut self, now_ms: u64) {
         let a = &mut self.active;
-        if now_ms.saturating_sub(a.idle_check_ms) < BUFFER_IDLE_CHECK_MS {
+        if self.failed || now_ms.saturating_sub(a.idle_check_ms) < BUFFER_IDLE_CHECK_MS {
             return;
         }
         a.idle_check_ms = now_ms;
