@@ -9,6 +9,12 @@
 //! the next write as it fills. Space is preallocated in steps so appends do not change the
 //! file's size metadata.
 //!
+//! Full-size buffers exist only while the file is being written: the first append allocates
+//! one, and [`Appender::release_if_idle`] gives them all back once every appended byte is in
+//! the file and nothing was appended since its previous call. An idle appender keeps only the
+//! partial tail block (at most one alignment unit) so the next append continues it without a
+//! read. Queued buffers are never given back before their writes complete (see `write_queued`).
+//!
 //! Owned by the shard that owns the partition; one operation at a time (`&mut self`).
 
 use crate::error::{LogError, Result};
@@ -33,8 +39,10 @@ pub struct Appender<F: StorageFile> {
     name: String,
     config: AppenderConfig,
     align: usize,
-    /// Buffer being filled; `cur[..fill]` holds the bytes at `[cur_pos, cur_pos + fill)`.
-    cur: F::Buf,
+    /// Buffer being filled; `cur[..fill]` holds the bytes at `[cur_pos, cur_pos + fill)`. Full
+    /// size while appending; while idle, one alignment unit holding the partial tail block, or
+    /// none when the end is aligned.
+    cur: Option<F::Buf>,
     cur_pos: u64,
     fill: usize,
     /// Buffers not yet written, with their file positions.
@@ -47,6 +55,8 @@ pub struct Appender<F: StorageFile> {
     durable: u64,
     /// The file is allocated up to here.
     allocated: u64,
+    /// Something was appended since the last [`Appender::release_if_idle`].
+    busy: bool,
 }
 
 impl<F: StorageFile> std::fmt::Debug for Appender<F> {
@@ -58,20 +68,22 @@ impl<F: StorageFile> std::fmt::Debug for Appender<F> {
             .field("durable", &self.durable)
             .field("allocated", &self.allocated)
             .field("queued", &self.queued.len())
+            .field("buffered_bytes", &self.buffered_bytes())
             .finish()
     }
 }
 
 impl<F: StorageFile> Appender<F> {
     /// Takes over `file` whose valid bytes end at `end` (everything after it is ignored and will
-    /// be overwritten). The partial block before `end` is read back so appends continue it.
+    /// be overwritten). The partial block before `end` is read back so appends continue it; no
+    /// full-size buffer is allocated until the first append.
     pub async fn open(file: Rc<F>, name: String, end: u64, config: AppenderConfig) -> Result<Self> {
         let align = file.alignment();
         assert!(config.write_buffer_bytes >= align && config.write_buffer_bytes.is_multiple_of(align));
         assert!(config.write_behind_buffers_max >= 1);
         let cur_pos = align_down(end, align);
         let fill = (end - cur_pos) as usize;
-        let mut cur = file.alloc(config.write_buffer_bytes);
+        let mut cur = None;
         if fill > 0 {
             let tail = file.read_at(cur_pos, align).await.map_err(|e| LogError::io("read tail", &name, e))?;
             if tail.len() < fill {
@@ -81,7 +93,10 @@ impl<F: StorageFile> Appender<F> {
                     std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "tail block is short"),
                 ));
             }
-            cur.as_mut()[..fill].copy_from_slice(&tail[..fill]);
+            let mut small = file.alloc(align);
+            small.as_mut()[..fill].copy_from_slice(&tail[..fill]);
+            small.as_mut()[fill..].fill(0);
+            cur = Some(small);
         }
         let allocated = file.size().await.map_err(|e| LogError::io("size", &name, e))?;
         Ok(Self {
@@ -97,6 +112,7 @@ impl<F: StorageFile> Appender<F> {
             written: end,
             durable: end,
             allocated,
+            busy: false,
         })
     }
 
@@ -128,11 +144,68 @@ impl<F: StorageFile> Appender<F> {
         self.end() - self.written
     }
 
+    /// Bytes of buffers held: the current one, the spares and the queued ones.
+    pub fn buffered_bytes(&self) -> usize {
+        let cur = self.cur.as_ref().map_or(0, |b| b.as_ref().len());
+        let spare: usize = self.spare.iter().map(|b| b.as_ref().len()).sum();
+        let queued: usize = self.queued.iter().map(|(b, _)| b.as_ref().as_ref().len()).sum();
+        cur + spare + queued
+    }
+
+    /// Gives back the full-size buffers if the appender is idle: every appended byte is in the
+    /// file (nothing queued, nothing pending) and nothing was appended since the previous call.
+    /// Keeps only the partial tail block. Returns whether it released them. No I/O: the bytes
+    /// given back are all written, so a dropped write elsewhere cannot depend on them.
+    pub fn release_if_idle(&mut self) -> bool {
+        let busy = std::mem::replace(&mut self.busy, false);
+        if busy || !self.queued.is_empty() || self.written < self.end() {
+            return false;
+        }
+        self.spare.clear();
+        let full = self.config.write_buffer_bytes;
+        if self.cur.as_ref().is_none_or(|b| b.as_ref().len() < full) {
+            return true;
+        }
+        let end = self.end();
+        let pos = align_down(end, self.align);
+        let fill = (end - pos) as usize;
+        let tail = (fill > 0).then(|| {
+            let from = (pos - self.cur_pos) as usize;
+            self.copy_out(from, from + self.align)
+        });
+        self.cur = tail;
+        self.cur_pos = pos;
+        self.fill = fill;
+        true
+    }
+
+    /// Makes `cur` a full-size buffer holding the bytes it held, before an append.
+    fn ensure_full_buffer(&mut self) {
+        let size = self.config.write_buffer_bytes;
+        if self.cur.as_ref().is_some_and(|b| b.as_ref().len() == size) {
+            return;
+        }
+        let mut full = self.spare.pop().unwrap_or_else(|| self.file.alloc(size));
+        if let Some(small) = self.cur.take() {
+            full.as_mut()[..self.fill].copy_from_slice(&small.as_ref()[..self.fill]);
+        }
+        self.cur = Some(full);
+    }
+
+    fn cur_mut(&mut self) -> &mut [u8] {
+        self.cur.as_mut().expect("a full buffer while appending").as_mut()
+    }
+
     /// Copies `bytes` to the end. May write queued buffers when the queue is full. The slice
     /// `patch` is then applied to the copied bytes (at the same offsets), so a caller can patch
     /// header fields in the buffer instead of copying the batch first.
     pub async fn append(&mut self, bytes: &[u8], patch: impl FnOnce(&mut [u8])) -> Result<()> {
         self.ensure_allocated(self.end() + bytes.len() as u64).await?;
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.busy = true;
+        self.ensure_full_buffer();
         // Headers of a batch are patched in a small copy; the batch header is only 80 bytes and
         // may straddle two buffers.
         let mut head = [0u8; crate::batch::HEADER_BYTES];
@@ -144,7 +217,8 @@ impl<F: StorageFile> Appender<F> {
         while !rest.is_empty() {
             let room = self.config.write_buffer_bytes - self.fill;
             let take = room.min(rest.len());
-            let dst = &mut self.cur.as_mut()[self.fill..self.fill + take];
+            let fill = self.fill;
+            let dst = &mut self.cur_mut()[fill..fill + take];
             dst.copy_from_slice(&rest[..take]);
             // Overlay the patched header bytes that fall into this piece.
             if done < n {
@@ -185,7 +259,8 @@ impl<F: StorageFile> Appender<F> {
     fn copy_out(&self, from: usize, to: usize) -> F::Buf {
         let mut out = self.file.alloc(to - from);
         let upto = self.fill.min(to);
-        out.as_mut()[..upto - from].copy_from_slice(&self.cur.as_ref()[from..upto]);
+        let cur = self.cur.as_ref().map_or(&[][..], |b| b.as_ref());
+        out.as_mut()[..upto - from].copy_from_slice(&cur[from..upto]);
         out.as_mut()[upto - from..].fill(0);
         out
     }
@@ -199,7 +274,7 @@ impl<F: StorageFile> Appender<F> {
         let from = self.unwritten_from();
         if from == 0 {
             let next = self.spare.pop().unwrap_or_else(|| self.file.alloc(size));
-            let full = std::mem::replace(&mut self.cur, next);
+            let full = self.cur.replace(next).expect("a full buffer being sealed");
             self.queued.push((Rc::new(full), self.cur_pos));
         } else if from < size {
             let out = self.copy_out(from, size);
@@ -292,4 +367,72 @@ impl<F: StorageFile> Appender<F> {
         }
         Ok(())
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Storage;
+    use crate::storage::mem::MemStorage;
+    use futures::executor::block_on;
+
+    const CONFIG: AppenderConfig =
+        AppenderConfig { write_buffer_bytes: 64 << 10, write_behind_buffers_max: 2, preallocate_bytes: 0 };
+
+    fn bytes(from: usize, len: usize) -> Vec<u8> {
+        (from..from + len).map(|i| (i * 7 + i / 251) as u8).collect()
+    }
+
+    async fn read_back<F: StorageFile>(file: &F, len: usize) -> Vec<u8> {
+        let aligned = align_up(len as u64, file.alignment()) as usize;
+        file.read_at(0, aligned).await.unwrap()[..len].to_vec()
+    }
+
+    #[test]
+    fn an_idle_appender_holds_only_its_tail_block_and_appends_continue_it() {
+        block_on(async {
+            let st = MemStorage::new();
+            let file = Rc::new(st.open("f", true).await.unwrap());
+            let align = file.alignment();
+            let mut a = Appender::open(file.clone(), "f".into(), 0, CONFIG).await.unwrap();
+            assert_eq!(a.buffered_bytes(), 0, "no buffer before the first append");
+            let mut expect = Vec::new();
+            // Uneven pieces, so the end falls inside a block and across full buffers.
+            for (round, len) in [1000usize, 200_000, 5, 70_000, 4096].into_iter().enumerate() {
+                let piece = bytes(expect.len(), len);
+                a.append(&piece, |_| {}).await.unwrap();
+                expect.extend_from_slice(&piece);
+                assert!(a.buffered_bytes() >= CONFIG.write_buffer_bytes, "round {round}");
+                assert!(!a.release_if_idle(), "appended since the last look: not idle");
+                a.write_out().await.unwrap();
+                assert!(a.release_if_idle(), "written out and idle");
+                let tail = if expect.len().is_multiple_of(align) { 0 } else { align };
+                assert_eq!(a.buffered_bytes(), tail, "round {round}: only the tail block");
+                assert_eq!(read_back(&*file, expect.len()).await, expect, "round {round}");
+            }
+            a.finish().await.unwrap();
+            assert_eq!(read_back(&*file, expect.len()).await, expect);
+        });
+    }
+
+    #[test]
+    fn buffers_are_kept_while_bytes_are_pending() {
+        block_on(async {
+            let st = MemStorage::new();
+            let file = Rc::new(st.open("f", true).await.unwrap());
+            let mut a = Appender::open(file.clone(), "f".into(), 0, CONFIG).await.unwrap();
+            a.append(&bytes(0, 100_000), |_| {}).await.unwrap();
+            a.release_if_idle();
+            assert!(!a.release_if_idle(), "bytes pending: not released");
+            assert!(a.buffered_bytes() >= CONFIG.write_buffer_bytes);
+            a.write_out().await.unwrap();
+            assert!(a.release_if_idle());
+            // Reopened at an unaligned end, it reads the tail block back into a small buffer.
+            drop(a);
+            let a = Appender::open(file, "f".into(), 100_000, CONFIG).await.unwrap();
+            assert_eq!(a.buffered_bytes(), MEM_TAIL);
+        });
+    }
+
+    const MEM_TAIL: usize = crate::storage::mem::MEM_ALIGN;
 }

@@ -122,6 +122,11 @@ const HINTS_PER_WRITE: usize = 4096 / INDEX_ENTRY_BYTES;
 const INDEX_APPENDER: AppenderConfig =
     AppenderConfig { write_buffer_bytes: 64 << 10, write_behind_buffers_max: 4, preallocate_bytes: 0 };
 
+/// How often the periodic chore looks whether the active segment's appenders went idle. An
+/// appender gives its write buffers back at the first look after one with no append in between,
+/// so a partition not written for one to two intervals holds no full-size buffer.
+const BUFFER_IDLE_CHECK_MS: u64 = 1000;
+
 /// Where appended records landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
@@ -188,6 +193,8 @@ struct Active<F: StorageFile> {
     /// The segment holds quarantined damage: no more index hints are written, so that recovery
     /// scans it from before the damage and finds the damage again.
     hints_frozen: bool,
+    /// When the appenders were last asked to give back idle buffers.
+    idle_check_ms: u64,
 }
 
 /// A partition's log. See the module documentation for its contract.
@@ -610,6 +617,7 @@ impl<S: Storage> PartitionLog<S> {
             opened_ms: now_ms,
             token: Rc::new(()),
             hints_frozen: hints_before.is_some(),
+            idle_check_ms: now_ms,
         })
     }
 
@@ -904,13 +912,33 @@ impl<S: Storage> PartitionLog<S> {
     }
 
     /// Rolls the active segment if it holds batches and has been active for `segment_ms`.
-    /// Returns whether it rolled.
+    /// Returns whether it rolled. Being the periodic chore's, it also gives back the write
+    /// buffers of appenders that went idle ([`BUFFER_IDLE_CHECK_MS`]).
     pub async fn roll_if_due(&mut self, now_ms: u64) -> Result<bool> {
+        self.release_idle_buffers(now_ms);
         let due = self.roll_due(now_ms);
         if due {
             self.roll(now_ms).await?;
         }
         Ok(due)
+    }
+
+    /// Gives back the write buffers of the active segment's appenders if nothing was appended
+    /// to them for a check interval and all they hold is written. No I/O, so no change to undo.
+    /// A failed log is left as it is: its reopen makes new appenders.
+    fn release_idle_buffers(&mut self, now_ms: u64) {
+        let a = &mut self.active;
+        if self.failed || now_ms.saturating_sub(a.idle_check_ms) < BUFFER_IDLE_CHECK_MS {
+            return;
+        }
+        a.idle_check_ms = now_ms;
+        a.data.release_if_idle();
+        a.index_out.release_if_idle();
+    }
+
+    /// Bytes of write buffers the log holds: an idle log holds at most its partial tail blocks.
+    pub fn buffered_bytes(&self) -> usize {
+        self.active.data.buffered_bytes() + self.active.index_out.buffered_bytes()
     }
 
     /// Whether the active segment holds batches and has been active for `segment_ms`.

@@ -575,3 +575,34 @@ fn retention_never_deletes_past_the_committed_end() {
         assert_eq!(log.enforce_retention_below(1_000_000, bases[2] + 1).await.unwrap(), Vec::<u64>::new());
     });
 }
+
+/// An idle partition gives its write buffers back at the periodic chore and keeps only its tail
+/// blocks; appends after that continue the tail, and every record reads back and survives a
+/// reopen.
+#[test]
+fn an_idle_log_gives_back_its_write_buffers() {
+    block_on(async {
+        let st = MemStorage::new();
+        let config = LogConfig { write_buffer_bytes: 64 << 10, segment_bytes_max: 1 << 20, ..small_config() };
+        let (mut log, _) = PartitionLog::open(st.clone(), config.clone(), 0).await.unwrap();
+        assert!(log.buffered_bytes() <= 2 * 4096, "a new log holds no write buffer");
+        let mut now = 0;
+        for t in 0..30u64 {
+            log.append(&batch(t, 3, 333, 0).view(), 1, now).await.unwrap();
+            assert!(log.buffered_bytes() >= 64 << 10, "a written log buffers");
+            log.flush().await.unwrap();
+            // Two looks a check interval apart with no append between: the buffers go.
+            for _ in 0..2 {
+                now += 1000;
+                log.tick(now).await.unwrap();
+            }
+            assert!(log.buffered_bytes() <= 2 * 4096, "round {t}: {} bytes held", log.buffered_bytes());
+        }
+        let got = read_all(&log).await;
+        assert_eq!(got.len(), 90);
+        log.close().await.unwrap();
+        let (log, report) = PartitionLog::open(st, config, now).await.unwrap();
+        assert_eq!(report.truncated, None);
+        assert_eq!(read_all(&log).await, got);
+    });
+}

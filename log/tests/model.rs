@@ -7,7 +7,7 @@ use common::{batch, records};
 use futures::executor::block_on;
 use proptest::prelude::*;
 use weir_log::storage::mem::{CrashMode, MemStorage};
-use weir_log::{FlushPolicy, LogConfig, PartitionLog};
+use weir_log::{FlushPolicy, LogConfig, PartitionLog, Tick};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -30,6 +30,9 @@ enum Op {
         seed: u64,
     },
     Reopen,
+    /// The periodic chore a second after the last one: with no append since the one before,
+    /// the appenders give their write buffers back and keep only their tail blocks.
+    Tick,
     /// Prepares a sync (unless one is pending) and keeps it, to run later: the operations in
     /// between run while it would be in flight without the log locked.
     SyncBegin,
@@ -55,6 +58,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u64..4000).prop_map(|now| Op::Retention { now }),
         2 => (any::<bool>(), any::<u64>()).prop_map(|(torn, seed)| Op::Crash { torn, seed }),
         1 => Just(Op::Reopen),
+        3 => Just(Op::Tick),
         2 => Just(Op::SyncBegin),
         2 => Just(Op::SyncEnd),
     ]
@@ -103,6 +107,8 @@ struct Model {
     /// log claims (it syncs what was written since it was prepared too), until everything is
     /// synced again.
     synced_beyond: bool,
+    /// The clock `Tick` passes, a second further each time.
+    clock: u64,
 }
 
 impl Model {
@@ -203,6 +209,11 @@ async fn apply(op: Op, log: &mut PartitionLog<MemStorage>, m: &mut Model, st: &M
             assert_eq!(report.truncated, None);
             *log = reopened;
             m.durable = m.end;
+        }
+        Op::Tick => {
+            m.clock += 1000;
+            let tick = log.tick(m.clock).await.unwrap();
+            assert_eq!(tick, Tick::default(), "no interval flush and no roll by age here");
         }
         Op::Cancel { .. } | Op::SyncBegin | Op::SyncEnd => unreachable!("run handles {op:?}"),
     }

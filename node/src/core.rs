@@ -9,6 +9,7 @@ use crate::disk::Disk;
 use crate::metadata::{TopicMeta, TopicTable};
 use crate::partition::{Backoff, Partition};
 use crate::runtime::Runtime;
+use futures::stream::{self, StreamExt};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -57,6 +58,10 @@ pub struct Offline {
 }
 
 type Key = (String, u32);
+
+/// Partitions of one topic change a shard opens at once: enough to overlap their file creations
+/// and syncs, few enough to bound the open files and buffers in flight.
+const PARTITION_OPENS_IN_FLIGHT_MAX: usize = 64;
 
 /// See the module documentation.
 #[derive(Debug)]
@@ -143,19 +148,33 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         // of a partition still being opened a retriable error.
         *self.topics.borrow_mut() = table.clone();
         self.remove_gone(&table).await;
-        let mut failures = Vec::new();
+        let mut new = Vec::new();
         for meta in table.topics.values() {
             for partition in 0..meta.partitions {
                 // An offline partition is upkeep's to retry, not a failure of this change.
                 let known = self.partition(&meta.name, partition).is_some()
                     || self.offline(&meta.name, partition).is_some();
-                if meta.local_shard(partition) != Some(self.id) || known {
-                    continue;
+                if meta.local_shard(partition) == Some(self.id) && !known {
+                    new.push((meta, partition));
                 }
-                if let Err(error) = self.open_partition(meta, partition, false).await {
-                    failures.push(format!("{}/{partition}: {error}", meta.name));
-                    self.note_offline(&meta.name, partition, error, Backoff::default());
-                }
+            }
+        }
+        if new.is_empty() {
+            return Vec::new();
+        }
+        // One hold of the files lock for the whole batch: upkeep's retries and removals wait for
+        // it, and each open still looks again, under it, at whether it is wanted.
+        let _files = self.files.lock().await;
+        let opens = new.into_iter().map(|(meta, partition)| async move {
+            (meta, partition, self.open_partition_locked(meta, partition, false).await)
+        });
+        let results: Vec<_> =
+            stream::iter(opens).buffer_unordered(PARTITION_OPENS_IN_FLIGHT_MAX).collect().await;
+        let mut failures = Vec::new();
+        for (meta, partition, result) in results {
+            if let Err(error) = result {
+                failures.push(format!("{}/{partition}: {error}", meta.name));
+                self.note_offline(&meta.name, partition, error, Backoff::default());
             }
         }
         failures
@@ -206,6 +225,18 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
     /// served already, its topic is gone, or (`retry`) it is no longer offline.
     async fn open_partition(&self, meta: &TopicMeta, partition: u32, retry: bool) -> Result<(), String> {
         let _files = self.files.lock().await;
+        self.open_partition_locked(meta, partition, retry).await
+    }
+
+    /// [`open_partition`](Self::open_partition) with the `files` lock already held by the caller.
+    /// Several may run at once under one hold: each touches only its own partition's files and
+    /// looks at the maps only between awaits.
+    async fn open_partition_locked(
+        &self,
+        meta: &TopicMeta,
+        partition: u32,
+        retry: bool,
+    ) -> Result<(), String> {
         let key = (meta.name.clone(), partition);
         let wanted = self.topics.borrow().local_shard(&meta.name, partition) == Some(self.id);
         let offline = self.offline.borrow().contains_key(&key);

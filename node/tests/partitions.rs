@@ -144,3 +144,39 @@ fn placement_is_stored_with_the_topic_and_read_back() {
         assert_eq!(code, ErrorCode::None, "{message}");
     });
 }
+
+/// A wide topic's partitions open concurrently within each shard, and the creation stays all or
+/// nothing: every partition that failed is named, none of the others is left behind, and the
+/// same creation succeeds once the obstacles are gone.
+#[test]
+fn a_wide_topic_is_created_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), 2);
+    let target = node.target(Via::Tcp);
+    let blocked = [7u32, 150, 299];
+    let blockers: Vec<_> = blocked.iter().map(|&p| block(dir.path(), "wide", p)).collect();
+    runtime().block_on(async {
+        let mut admin = Admin::connect(&target).await.unwrap();
+        match admin.create_topic("wide", 300, TopicConfig::default()).await {
+            Err(ClientError::Server { code: ErrorCode::StorageError, message }) => {
+                for p in blocked {
+                    assert!(message.contains(&format!("wide/{p}:")), "names wide/{p}: {message}");
+                }
+            }
+            other => panic!("expected a storage error, got {other:?}"),
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("partitions"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| !blockers.contains(p))
+            .collect();
+        assert!(left.is_empty(), "opened partitions were removed: {left:?}");
+        for b in &blockers {
+            std::fs::remove_file(b).unwrap();
+        }
+        admin.create_topic("wide", 300, TopicConfig::default()).await.unwrap();
+        for p in [0, 7, 150, 298, 299] {
+            assert_eq!(produce(&target, "wide", p).await.0, ErrorCode::None, "wide/{p}");
+        }
+    });
+}

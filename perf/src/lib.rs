@@ -4,6 +4,7 @@
 pub mod baseline;
 pub mod embedded;
 pub mod latency;
+pub mod partitions;
 pub mod plot;
 pub mod rate;
 pub mod report;

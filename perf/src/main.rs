@@ -41,6 +41,24 @@ enum Cmd {
         #[command(subcommand)]
         what: BaselineCmd,
     },
+    /// Idle partitions' cost: creation time, RSS and open files per partition, each count on a
+    /// fresh embedded node
+    Partitions {
+        /// Partition counts to create, one fresh node each. For clean figures run one count per
+        /// process: a stopped embedded node was seen to leave its partitions' files open
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+        counts: Vec<u32>,
+        #[arg(long, default_value_t = 1)]
+        shards: usize,
+        /// Where the node's temporary data dir goes
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Wait this long after the creation before reading RSS
+        #[arg(long, default_value_t = 3000)]
+        idle_ms: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Draw the latency percentile curves of result files (--json output) into one SVG
     Plot {
         files: Vec<PathBuf>,
@@ -417,6 +435,7 @@ fn main() -> ExitCode {
                     }
                 }
             }),
+        Cmd::Partitions { counts, shards, dir, idle_ms, json } => partitions(&counts, shards, &dir, idle_ms, json),
         Cmd::Plot { files, output, title } => plot_files(&files, &output, &title),
     };
     match result {
@@ -426,6 +445,27 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn partitions(
+    counts: &[u32],
+    shards: usize,
+    dir: &std::path::Path,
+    idle_ms: u64,
+    json: bool,
+) -> Result<(), String> {
+    let mut runs = Vec::new();
+    for &n in counts {
+        let run = weir_perf::partitions::measure(dir, shards, n, idle_ms)?;
+        if !json {
+            run.print();
+        }
+        runs.push(run);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&runs).expect("serializes"));
+    }
+    Ok(())
 }
 
 fn plot_files(files: &[PathBuf], output: &std::path::Path, title: &str) -> Result<(), String> {
