@@ -925,8 +925,9 @@ impl<S: Storage> PartitionLog<S> {
 
     /// Gives back the write buffers of the active segment's appenders if nothing was appended
     /// to them for a check interval and all they hold is written. No I/O, so no change to undo.
-    /// A failed log is left as it is: its reopen makes new appenders.
-    fn release_idle_buffers(&mut self, now_ms: u64) {
+    /// A failed log is left as it is: its reopen makes new appenders. Checks at most once every
+    /// [`BUFFER_IDLE_CHECK_MS`]; called by `roll_if_due`, and by the node's upkeep.
+    pub fn release_idle_buffers(&mut self, now_ms: u64) {
         let a = &mut self.active;
         if self.failed || now_ms.saturating_sub(a.idle_check_ms) < BUFFER_IDLE_CHECK_MS {
             return;

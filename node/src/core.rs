@@ -287,6 +287,15 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
                     }
                 }
             }
+        } else {
+            // Under fsync the tick waits for retention's pace, but idle partitions still give
+            // their write buffers back within seconds (each log does so at most once a second,
+            // without I/O); a partition in use is left alone.
+            for p in self.all_partitions() {
+                if let Some(mut log) = p.log.try_lock() {
+                    log.release_idle_buffers(now);
+                }
+            }
         }
         self.recover_partitions(now).await;
         self.scrub_step(now).await;
