@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{batch, records, small_config};
+use common::{batch, batch_starts, records, small_config};
 use futures::executor::block_on;
 use weir_log::storage::mem::{CrashMode, MemStorage};
 use weir_log::{DamagedRange, LogError, PartitionLog};
@@ -24,17 +24,6 @@ async fn assert_quarantined(log: &PartitionLog<MemStorage>, offset: u64, range: 
         }
         other => panic!("read at {offset} in quarantine: {other:?}"),
     }
-}
-
-/// File positions of the batches in a segment file's bytes.
-fn batch_starts(data: &[u8]) -> Vec<usize> {
-    let mut pos = 0usize;
-    let mut starts = Vec::new();
-    while pos + 80 <= data.len() && data[pos..pos + 80].iter().any(|&b| b != 0) {
-        starts.push(pos);
-        pos += u32::from_le_bytes(data[pos + 12..pos + 16].try_into().unwrap()) as usize;
-    }
-    starts
 }
 
 /// Every readable record, skipping damaged ranges as a consumer would.

@@ -5,20 +5,10 @@
 
 mod common;
 
-use common::{batch, small_config};
+use common::{batch, batch_starts, small_config};
 use futures::executor::block_on;
 use weir_log::PartitionLog;
 use weir_log::storage::mem::MemStorage;
-
-fn batch_starts(data: &[u8]) -> Vec<usize> {
-    let mut pos = 0usize;
-    let mut starts = Vec::new();
-    while pos + 80 <= data.len() && data[pos..pos + 80].iter().any(|&b| b != 0) {
-        starts.push(pos);
-        pos += u32::from_le_bytes(data[pos + 12..pos + 16].try_into().unwrap()) as usize;
-    }
-    starts
-}
 
 async fn written(batches: u64) -> (MemStorage, Vec<u64>, u64) {
     let st = MemStorage::new();

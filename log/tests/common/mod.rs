@@ -47,3 +47,15 @@ pub fn small_config() -> LogConfig {
         retention_bytes: None,
     }
 }
+
+/// File positions of the batches in a segment file's bytes (each batch's length is at bytes
+/// 12..16 of its header; zeros end the data).
+pub fn batch_starts(data: &[u8]) -> Vec<usize> {
+    let mut pos = 0usize;
+    let mut starts = Vec::new();
+    while pos + 80 <= data.len() && data[pos..pos + 80].iter().any(|&b| b != 0) {
+        starts.push(pos);
+        pos += u32::from_le_bytes(data[pos + 12..pos + 16].try_into().unwrap()) as usize;
+    }
+    starts
+}
