@@ -125,7 +125,7 @@ const INDEX_APPENDER: AppenderConfig =
 /// How often the periodic chore looks whether the active segment's appenders went idle. An
 /// appender gives its write buffers back at the first look after one with no append in between,
 /// so a partition not written for one to two intervals holds no full-size buffer.
-const BUFFER_IDLE_CHECK_MS: u64 = 1000;
+pub const BUFFER_IDLE_CHECK_MS: u64 = 1000;
 
 /// Where appended records landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -929,7 +929,9 @@ impl<S: Storage> PartitionLog<S> {
     /// [`BUFFER_IDLE_CHECK_MS`]; called by `roll_if_due`, and by the node's upkeep.
     pub fn release_idle_buffers(&mut self, now_ms: u64) {
         let a = &mut self.active;
-        if self.failed || now_ms.saturating_sub(a.idle_check_ms) < BUFFER_IDLE_CHECK_MS {
+        // A wall clock stepped back starts the interval over rather than stopping releases.
+        a.idle_check_ms = a.idle_check_ms.min(now_ms);
+        if self.failed || now_ms - a.idle_check_ms < BUFFER_IDLE_CHECK_MS {
             return;
         }
         a.idle_check_ms = now_ms;

@@ -87,7 +87,9 @@ fn config() -> LogConfig {
         segment_ms: u64::MAX,
         index_interval_bytes: 1024,
         batch_bytes_max: 8 << 10,
-        write_buffer_bytes: 4096,
+        // Twice the alignment, so a release keeps a tail block smaller than a buffer and the next
+        // append copies it back.
+        write_buffer_bytes: 8192,
         write_behind_buffers_max: 2,
         preallocate_bytes: 8192,
         flush: FlushPolicy::Sync,

@@ -83,6 +83,8 @@ pub struct ShardCore<D: Disk, R: Runtime> {
     /// Free bytes on the partitions' device when last looked, while below
     /// `storage_min_free_bytes`; `None` while there is room.
     low_space: Cell<Option<u64>>,
+    /// When upkeep last asked the logs for idle write buffers (under fsync).
+    last_release_ms: Cell<u64>,
     /// The shard's scrubbing rate, shared by its partitions in turn (`weir_log::scrub`).
     scrub: RefCell<ScrubBudget>,
 }
@@ -99,6 +101,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             offline: RefCell::new(BTreeMap::new()),
             files: tokio_rt::sync::Mutex::new(()),
             low_space: Cell::new(None),
+            last_release_ms: Cell::new(0),
             scrub: RefCell::new(ScrubBudget::default()),
         })
     }
@@ -222,15 +225,9 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
     }
 
     /// Opens a partition this shard serves, unless, by the time it may touch the files, it is
-    /// served already, its topic is gone, or (`retry`) it is no longer offline.
-    async fn open_partition(&self, meta: &TopicMeta, partition: u32, retry: bool) -> Result<(), String> {
-        let _files = self.files.lock().await;
-        self.open_partition_locked(meta, partition, retry).await
-    }
-
-    /// [`open_partition`](Self::open_partition) with the `files` lock already held by the caller.
-    /// Several may run at once under one hold: each touches only its own partition's files and
-    /// looks at the maps only between awaits.
+    /// served already, its topic is gone, or (`retry`) it is no longer offline. The caller holds
+    /// the `files` lock. Several may run at once under one hold: each touches only its own
+    /// partition's files and looks at the maps only between awaits.
     async fn open_partition_locked(
         &self,
         meta: &TopicMeta,
@@ -256,7 +253,8 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
                 return Err(e.to_string());
             }
         };
-        // Topic changes remove files under the same lock, so the topic is still there.
+        // A topic deleted meanwhile had its table applied before its files are removed, under
+        // the lock this open holds: the removal that follows takes this partition out again.
         self.offline.borrow_mut().remove(&key);
         self.partitions.borrow_mut().insert(key, Rc::new(p));
         Ok(())
@@ -291,9 +289,12 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             // Under fsync the tick waits for retention's pace, but idle partitions still give
             // their write buffers back within seconds (each log does so at most once a second,
             // without I/O); a partition in use is left alone.
-            for p in self.all_partitions() {
-                if let Some(mut log) = p.log.try_lock() {
-                    log.release_idle_buffers(now);
+            if now.saturating_sub(self.last_release_ms.get()) >= weir_log::log::BUFFER_IDLE_CHECK_MS {
+                self.last_release_ms.set(now);
+                for p in self.all_partitions() {
+                    if let Some(mut log) = p.log.try_lock() {
+                        log.release_idle_buffers(now);
+                    }
                 }
             }
         }
@@ -344,10 +345,17 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             .filter(|(_, o)| o.backoff.due(now))
             .map(|(k, o)| (k.clone(), o.clone()))
             .collect();
-        for ((topic, partition), o) in due {
-            let Some(meta) = self.topics.borrow().topics.get(&topic).cloned() else { continue };
-            if let Err(error) = self.open_partition(&meta, partition, true).await {
-                self.note_offline(&topic, partition, error, o.backoff);
+        // Upkeep never waits for a topic change opening many partitions (it would hold back
+        // interval flushes and reopens meanwhile): while the files are busy, the retries are
+        // left for a later round.
+        if !due.is_empty()
+            && let Ok(_files) = self.files.try_lock()
+        {
+            for ((topic, partition), o) in due {
+                let Some(meta) = self.topics.borrow().topics.get(&topic).cloned() else { continue };
+                if let Err(error) = self.open_partition_locked(&meta, partition, true).await {
+                    self.note_offline(&topic, partition, error, o.backoff);
+                }
             }
         }
         for p in self.all_partitions() {
