@@ -26,6 +26,8 @@ pub trait Disk: std::fmt::Debug + 'static {
     fn describe(&self, topic: &str, partition: u32) -> String;
     /// Bytes an unprivileged writer may still use on the partitions' device.
     async fn free_bytes(&self) -> io::Result<u64>;
+    /// How many more files the process may open (its RLIMIT_NOFILE less those open now).
+    async fn files_room(&self) -> io::Result<u64>;
 }
 
 /// The node's data dir: `partitions/<topic>-<partition>/` on direct I/O, `topics.json` beside.
@@ -66,6 +68,21 @@ impl Disk for DataDir {
         let root = self.root.clone();
         glommio::executor().spawn_blocking(move || free_bytes(&root)).await
     }
+
+    async fn files_room(&self) -> io::Result<u64> {
+        glommio::executor().spawn_blocking(files_room).await
+    }
+}
+
+/// The process's soft RLIMIT_NOFILE less the files it has open (`/proc/self/fd`).
+fn files_room() -> io::Result<u64> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let open = std::fs::read_dir("/proc/self/fd")?.count() as u64;
+    Ok(limit.rlim_cur.saturating_sub(open))
 }
 
 /// Free bytes for unprivileged writers on the filesystem holding `path` (statvfs).
@@ -153,5 +170,9 @@ impl Disk for MemDisk {
 
     async fn free_bytes(&self) -> io::Result<u64> {
         Ok(self.inner.borrow().free_bytes)
+    }
+
+    async fn files_room(&self) -> io::Result<u64> {
+        Ok(u64::MAX)
     }
 }

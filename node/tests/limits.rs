@@ -249,6 +249,26 @@ fn refused_for_fds(error: ErrorBody) {
 
 /// At the fd limit, a new client is told so at once (not left unanswered), accept failures are
 /// logged a few times a second at most, and once connections close new clients are served.
+/// A topic with more partitions than the node has files left to keep open is refused up front,
+/// whole, with a message that says why; a smaller one is created.
+#[test]
+fn a_topic_the_node_cannot_keep_open_is_refused_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let (node, _lines) = start_with_few_fds(dir.path());
+    runtime().block_on(async {
+        let mut admin = Admin::connect(&node.target(Via::Tcp)).await.unwrap();
+        match admin.create_topic("wide", 100, TopicConfig::default()).await {
+            Err(weir_net::client::ClientError::Server { code: ErrorCode::InvalidArgument, message }) => {
+                assert!(message.contains("open files"), "{message}")
+            }
+            other => panic!("expected a refusal up front, got {other:?}"),
+        }
+        assert!(admin.describe_topic("wide").await.is_err(), "nothing of it was created");
+        assert!(!dir.path().join("partitions/wide-0").exists());
+        admin.create_topic("narrow", 4, TopicConfig::default()).await.expect("a topic that fits");
+    });
+}
+
 #[test]
 fn out_of_fds_new_clients_are_told_and_the_log_stays_quiet() {
     let dir = tempfile::tempdir().unwrap();
