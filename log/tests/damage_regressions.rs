@@ -10,6 +10,14 @@ use futures::executor::block_on;
 use weir_log::PartitionLog;
 use weir_log::storage::mem::MemStorage;
 
+/// Raises the base offset of the `batch`-th batch of a segment by 256 (bit 0 of its second
+/// byte), which the batch CRC does not cover.
+fn flip_base_offset(st: &MemStorage, segment: u64, batch: usize) {
+    let name = format!("{segment:020}.log");
+    let starts = batch_starts(&st.contents(&name).unwrap());
+    st.flip_bit(&name, (starts[batch] + 1) as u64, 0);
+}
+
 async fn written(batches: u64) -> (MemStorage, Vec<u64>, u64) {
     let st = MemStorage::new();
     let (mut log, _) = PartitionLog::open(st.clone(), small_config(), 0).await.unwrap();
@@ -23,17 +31,15 @@ async fn written(batches: u64) -> (MemStorage, Vec<u64>, u64) {
     (st, bases, end)
 }
 
-/// a flip that raises a base offset (not covered by the CRC) in a sealed segment that is
-/// scanned.
+/// A flip that raises a base offset in a sealed segment that is scanned at open: the batch is
+/// quarantined, no segment is lost and the log end stays.
 #[test]
 fn a_flipped_base_offset_in_a_sealed_segment_loses_no_segment() {
     block_on(async {
         let (st, bases, end) = written(40).await;
         let sealed = bases[1];
-        let name = format!("{sealed:020}.log");
-        let starts = batch_starts(&st.contents(&name).unwrap());
-        // byte 1 of base_offset, bit 0: +256
-        st.flip_bit(&name, (starts[2] + 1) as u64, 0);
+        flip_base_offset(&st, sealed, 2);
+        // Without its index the segment is scanned at open.
         st.remove_file(&format!("{sealed:020}.index"));
         let (log, _) = PartitionLog::open(st.clone(), small_config(), 0).await.unwrap();
         assert_eq!(log.segment_bases(), bases, "segments lost");
@@ -42,28 +48,23 @@ fn a_flipped_base_offset_in_a_sealed_segment_loses_no_segment() {
     });
 }
 
-/// same in the active segment.
+/// The same in the active segment: the intact batches after it are kept.
 #[test]
 fn a_flipped_base_offset_in_the_active_segment_keeps_the_log_end() {
     block_on(async {
         let (st, bases, end) = written(40).await;
         let active = *bases.last().unwrap();
-        let name = format!("{active:020}.log");
-        let starts = batch_starts(&st.contents(&name).unwrap());
+        // Without hints the whole active segment is scanned at open.
         st.set_contents(&format!("{active:020}.index"), Vec::new());
-        st.flip_bit(&name, (starts[1] + 1) as u64, 0);
+        flip_base_offset(&st, active, 1);
         let (log, report) = PartitionLog::open(st.clone(), small_config(), 0).await.unwrap();
-        println!(
-            "R1b end before {end}; after next {} damaged {:?} truncated {:?}",
-            log.next_offset(),
-            log.damaged_ranges(),
-            report.truncated
-        );
-        assert_eq!(log.next_offset(), end, "R1b");
+        assert!(report.truncated.is_none(), "nothing was cut: {:?}", report.truncated);
+        assert_eq!(log.next_offset(), end, "the log end moved");
     });
 }
 
-/// the leftover of an interrupted truncation below the log start: an empty first segment.
+/// The leftover of an interrupted truncation below the log start, an empty first segment, is
+/// removed, not quarantined.
 #[test]
 fn an_empty_leftover_segment_is_removed_not_quarantined() {
     block_on(async {
@@ -80,7 +81,8 @@ fn an_empty_leftover_segment_is_removed_not_quarantined() {
     });
 }
 
-/// the scrub cursor survives a truncation into its segment and a later roll.
+/// After a truncation into the segment the scrubber was in, and a roll, it quarantines nothing
+/// intact.
 #[test]
 fn the_scrubber_starts_over_after_a_truncation() {
     block_on(async {
@@ -113,11 +115,11 @@ fn the_scrubber_starts_over_after_a_truncation() {
                 break;
             }
         }
-        println!("R3 cursor offset {cursor_off}; found {found:?}");
-        assert!(found.is_none(), "R3: intact data quarantined");
+        assert!(found.is_none(), "intact batches quarantined: {found:?}");
     });
 }
 
+/// Torn crashes of unsynced appends leave a prefix of the log and no quarantine.
 #[test]
 fn torn_crashes_leave_no_quarantine() {
     use weir_log::storage::mem::CrashMode;
@@ -158,16 +160,13 @@ fn torn_crashes_leave_no_quarantine() {
     assert!(bad.is_empty(), "{} torn crashes left a quarantine", bad.len());
 }
 
-/// the scrubber finds the base-offset flip correctly, empties the index, and the next
-/// open then deletes the later segments.
+/// The scrubber finds such a flip and empties the segment's index; the next open scans the
+/// segment and still loses no segment.
 #[test]
 fn a_flip_the_scrubber_found_costs_no_segment_at_the_next_open() {
     block_on(async {
         let (st, bases, end) = written(40).await;
-        let sealed = bases[1];
-        let name = format!("{sealed:020}.log");
-        let starts = batch_starts(&st.contents(&name).unwrap());
-        st.flip_bit(&name, (starts[2] + 1) as u64, 0);
+        flip_base_offset(&st, bases[1], 2);
         let (mut log, report) = PartitionLog::open(st.clone(), small_config(), 0).await.unwrap();
         assert!(report.damaged.is_empty());
         let mut found = None;
