@@ -120,6 +120,14 @@ mod tests {
         assert_eq!((s.log_start(), s.high_watermark(), s.log_end()), (8, 12, 15));
         s.truncate_to(9);
         assert_eq!((s.log_start(), s.high_watermark(), s.log_end()), (8, 9, 9));
+        s.set_leader_epoch(3);
+        assert_eq!(s.leader_epoch(), 3);
+    }
+
+    #[test]
+    #[should_panic(expected = "went back")]
+    fn leader_epochs_only_grow() {
+        ReplicaState::recovered(0, 4, 4, 5).set_leader_epoch(4);
     }
 
     #[test]

@@ -52,12 +52,6 @@ impl SimRuntime {
         true
     }
 
-    /// Moves the clock forward by `ms`, waking whoever is due by then.
-    pub fn advance_by(&self, ms: u64) {
-        self.clock.now_ms.set(self.clock.now_ms.get() + ms);
-        self.wake_due();
-    }
-
     fn wake_due(&self) {
         let now = self.clock.now_ms.get();
         let mut timers = self.clock.timers.borrow_mut();
