@@ -50,6 +50,9 @@ impl From<&crate::config::NodeConfig> for CoreConfig {
     }
 }
 
+/// Interval of upkeep's pass over every partition for work on a scale of seconds.
+pub const SLOW_PASS_MS: u64 = 1000;
+
 /// A partition of this shard that could not be opened: why, and when to try again.
 #[derive(Debug, Clone)]
 pub struct Offline {
@@ -83,8 +86,8 @@ pub struct ShardCore<D: Disk, R: Runtime> {
     /// Free bytes on the partitions' device when last looked, while below
     /// `storage_min_free_bytes`; `None` while there is room.
     low_space: Cell<Option<u64>>,
-    /// When upkeep last asked the logs for idle write buffers (under fsync).
-    last_release_ms: Cell<u64>,
+    /// When upkeep last ran its once-a-second pass ([`SLOW_PASS_MS`]).
+    last_slow_pass_ms: Cell<u64>,
     /// The shard's scrubbing rate, shared by its partitions in turn (`weir_log::scrub`).
     scrub: RefCell<ScrubBudget>,
 }
@@ -101,7 +104,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             offline: RefCell::new(BTreeMap::new()),
             files: tokio_rt::sync::Mutex::new(()),
             low_space: Cell::new(None),
-            last_release_ms: Cell::new(0),
+            last_slow_pass_ms: Cell::new(0),
             scrub: RefCell::new(ScrubBudget::default()),
         })
     }
@@ -264,8 +267,16 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
     /// rolls segments by age, enforces retention when `retention_due`, and recovers offline
     /// partitions and failed logs.
     pub async fn maintain(&self, retention_due: bool) {
+        // One statvfs: at every upkeep, so a fast producer cannot write far past the floor.
         self.check_space().await;
+        // Work whose own intervals are a second or more (idle buffers, retries of offline
+        // partitions and failed logs) runs once a second, not at every upkeep: with thousands
+        // of partitions it is a pass over all of them.
         let now = self.rt.now_ms();
+        let slow_pass = now.saturating_sub(self.last_slow_pass_ms.get()) >= SLOW_PASS_MS;
+        if slow_pass {
+            self.last_slow_pass_ms.set(now);
+        }
         // With fsync-before-ack there is nothing to flush on a timer: leave the partitions'
         // locks alone until retention is due. Segments then roll by age at that pace, which is
         // fine against `segment_ms` of hours.
@@ -285,20 +296,18 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
                     }
                 }
             }
-        } else {
+        } else if slow_pass {
             // Under fsync the tick waits for retention's pace, but idle partitions still give
-            // their write buffers back within seconds (each log does so at most once a second,
-            // without I/O); a partition in use is left alone.
-            if now.saturating_sub(self.last_release_ms.get()) >= weir_log::log::BUFFER_IDLE_CHECK_MS {
-                self.last_release_ms.set(now);
-                for p in self.all_partitions() {
-                    if let Some(mut log) = p.log.try_lock() {
-                        log.release_idle_buffers(now);
-                    }
+            // their write buffers back within seconds (without I/O); one in use is left alone.
+            for p in self.all_partitions() {
+                if let Some(mut log) = p.log.try_lock() {
+                    log.release_idle_buffers(now);
                 }
             }
         }
-        self.recover_partitions(now).await;
+        if slow_pass {
+            self.recover_partitions(now).await;
+        }
         self.scrub_step(now).await;
     }
 
