@@ -128,7 +128,9 @@ fn a_full_disk_costs_no_acknowledged_record_and_the_node_restarts_on_it() {
     };
     let data = fs.mount.join("data");
     let port = Node::free_port(2);
-    let env = [("WEIR_STORAGE_MIN_FREE_BYTES", "16777216"), ("WEIR_SEGMENT_BYTES", "4194304")];
+    // A floor with room for what a fast producer writes between two upkeeps (50 ms apart), so
+    // the refusal comes from the floor, not from a full device.
+    let env = [("WEIR_STORAGE_MIN_FREE_BYTES", "33554432"), ("WEIR_SEGMENT_BYTES", "4194304")];
     let node = Node::start_with(&data, 2, port, &env);
     let target = node.target(Via::Tcp);
     let acked: BTreeMap<(u32, u64), Vec<u8>> = runtime().block_on(async {
