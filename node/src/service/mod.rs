@@ -88,10 +88,11 @@ impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
         parts: Vec<FetchPartition>,
         max_wait_ms: u32,
     ) -> Vec<Result<FetchedPartition, Failure>> {
-        let groups = self.group(parts, |p| self.owner(&p.topic, p.partition.0));
-        if let [(to, _, parts)] = groups.as_slice() {
+        let mut groups = self.group(parts, |p| self.owner(&p.topic, p.partition.0));
+        if groups.len() == 1 {
             // One owner (always, for the native protocol): it waits for its own partitions.
-            return self.fetch_from(*to, parts.clone(), max_wait_ms).await;
+            let (to, _, parts) = groups.pop().expect("one group");
+            return self.fetch_from(to, parts, max_wait_ms).await;
         }
         // Several owners: look without waiting; if nothing is there, wait on all of them and
         // answer with the first that has data (the others' reads are dropped, nothing lost).
