@@ -6,7 +6,8 @@ mod common;
 use common::{batch, records};
 use futures::executor::block_on;
 use proptest::prelude::*;
-use weir_log::storage::mem::{CrashMode, MemStorage};
+use weir_log::storage::cached::{CachedStorage, FdCache};
+use weir_log::storage::mem::{CrashMode, MemFile, MemStorage};
 use weir_log::{FlushPolicy, LogConfig, PartitionLog, Tick};
 
 #[derive(Debug, Clone)]
@@ -126,7 +127,7 @@ impl Model {
     }
 }
 
-async fn check(log: &PartitionLog<MemStorage>, m: &Model) {
+async fn check(log: &PartitionLog<Dir>, m: &Model) {
     assert_eq!(log.next_offset(), m.end);
     assert_eq!(log.log_start(), m.start);
     let mut got = Vec::new();
@@ -150,7 +151,7 @@ async fn check(log: &PartitionLog<MemStorage>, m: &Model) {
 }
 
 /// Applies one operation to the log and the model (not `Cancel`: see [`cancel`]).
-async fn apply(op: Op, log: &mut PartitionLog<MemStorage>, m: &mut Model, st: &MemStorage, tag: &mut u64) {
+async fn apply(op: Op, log: &mut PartitionLog<Dir>, m: &mut Model, st: &Env, tag: &mut u64) {
     match op {
         Op::Append { records, value_len } => {
             *tag += 1;
@@ -191,7 +192,7 @@ async fn apply(op: Op, log: &mut PartitionLog<MemStorage>, m: &mut Model, st: &M
         }
         Op::Crash { torn, seed } => {
             st.crash(if torn { CrashMode::Torn { seed } } else { CrashMode::LoseUnsynced });
-            let (reopened, report) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
+            let (reopened, report) = PartitionLog::open(st.dir(), config(), 0).await.unwrap();
             *log = reopened;
             let end = log.next_offset();
             // Everything durable survives; of the rest, at most a prefix of batches.
@@ -205,9 +206,9 @@ async fn apply(op: Op, log: &mut PartitionLog<MemStorage>, m: &mut Model, st: &M
         }
         Op::Reopen => {
             let old =
-                std::mem::replace(log, PartitionLog::open(MemStorage::new(), config(), 0).await.unwrap().0);
+                std::mem::replace(log, PartitionLog::open(Env::new(1).dir(), config(), 0).await.unwrap().0);
             old.close().await.unwrap();
-            let (reopened, report) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
+            let (reopened, report) = PartitionLog::open(st.dir(), config(), 0).await.unwrap();
             assert_eq!(report.truncated, None);
             *log = reopened;
             m.durable = m.end;
@@ -226,7 +227,7 @@ fn truncation_target(m: &Model, per_mille: u64) -> u64 {
 }
 
 /// Polls `fut` until it completes or one of its I/Os is held; in that case drops it there.
-fn run_until_held<F: std::future::Future>(fut: F, st: &MemStorage) -> Option<F::Output> {
+fn run_until_held<F: std::future::Future>(fut: F, st: &Env) -> Option<F::Output> {
     let mut fut = std::pin::pin!(fut);
     let waker = futures::task::noop_waker();
     let mut cx = std::task::Context::from_waker(&waker);
@@ -248,9 +249,9 @@ async fn cancel(
     op: Op,
     io_in: u32,
     crash_seed: Option<u64>,
-    log: &mut PartitionLog<MemStorage>,
+    log: &mut PartitionLog<Dir>,
     m: &mut Model,
-    st: &MemStorage,
+    st: &Env,
     tag: &mut u64,
 ) {
     st.faults().hold_io_in.set(io_in);
@@ -295,7 +296,7 @@ async fn cancel(
     if let Some(seed) = crash_seed {
         st.crash(CrashMode::Torn { seed });
     }
-    let (reopened, report) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
+    let (reopened, report) = PartitionLog::open(st.dir(), config(), 0).await.unwrap();
     *log = reopened;
     let end = log.next_offset();
     assert!(
@@ -315,14 +316,42 @@ async fn cancel(
     m.durable = end;
 }
 
-fn run(ops: Vec<Op>) {
+/// The log's directory: an in-memory one behind a descriptor cache, small enough in most runs
+/// that files are closed and reopened between operations.
+type Dir = CachedStorage<MemStorage>;
+
+struct Env {
+    st: MemStorage,
+    cache: FdCache<MemFile>,
+}
+
+impl Env {
+    fn new(open_files_max: usize) -> Self {
+        Self { st: MemStorage::new(), cache: MemStorage::fd_cache(open_files_max) }
+    }
+
+    /// The directory as a freshly started process sees it: no handle of an earlier one.
+    fn dir(&self) -> Dir {
+        CachedStorage::new(self.st.clone(), self.cache.clone())
+    }
+}
+
+impl std::ops::Deref for Env {
+    type Target = MemStorage;
+    fn deref(&self) -> &MemStorage {
+        &self.st
+    }
+}
+
+fn run(ops: Vec<Op>, open_files_max: usize) {
     block_on(async {
-        let st = MemStorage::new();
-        let (mut log, _) = PartitionLog::open(st.clone(), config(), 0).await.unwrap();
+        let st = Env::new(open_files_max);
+        let (mut log, _) = PartitionLog::open(st.dir(), config(), 0).await.unwrap();
         let mut m = Model::default();
         let mut tag = 0u64;
         let mut pending = None;
         for op in ops {
+            assert!(st.cache.stats().open <= open_files_max, "{:?}", st.cache.stats());
             // A crash or reopen (a cancelled operation reopens) ends the process or the log the
             // pending sync belonged to.
             if matches!(op, Op::Crash { .. } | Op::Reopen | Op::Cancel { .. }) {
@@ -363,15 +392,24 @@ fn records_of(b: &weir_log::batch::Batch) -> Vec<Vec<u8>> {
     b.view().records().map(|r| r.value.unwrap().to_vec()).collect()
 }
 
+/// Mostly a cache too small for the log's files (data, index, epochs, sealed segments), so
+/// they are closed and reopened all the time; sometimes one that never closes any.
+fn open_files_max() -> impl Strategy<Value = usize> {
+    prop_oneof![1 => Just(1000), 3 => 1usize..5]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
     #[test]
-    fn log_matches_model(ops in proptest::collection::vec(op(), 1..80)) {
-        run(ops);
+    fn log_matches_model(ops in proptest::collection::vec(op(), 1..80), open_files_max in open_files_max()) {
+        run(ops, open_files_max);
     }
 
     #[test]
-    fn log_matches_model_when_operations_are_cancelled(ops in proptest::collection::vec(op_or_cancelled(), 1..80)) {
-        run(ops);
+    fn log_matches_model_when_operations_are_cancelled(
+        ops in proptest::collection::vec(op_or_cancelled(), 1..80),
+        open_files_max in open_files_max(),
+    ) {
+        run(ops, open_files_max);
     }
 }

@@ -48,14 +48,37 @@ impl DmaStorage {
     /// answer truthfully. Call once per executor before opening any segment. The file
     /// ([`PROBE_FILE`]) is written once (under a name of its own, then renamed: executors of one
     /// process probe at once) and kept, so a restart on a full disk needs no space for it.
-    pub async fn probe(dir: &Path) -> io::Result<()> {
+    ///
+    /// The probe file stays open as the executor's [`DmaAllocator`]; drop or close it when no
+    /// cached file needs it.
+    pub async fn probe(dir: &Path) -> io::Result<DmaAllocator> {
         let dir = dir.to_owned();
         let path = off_shard(move || ensure_probe_file(&dir)).await?;
         let file = DmaFile::open(&path).await.map_err(to_io)?;
         let read = file.read_at_aligned(0, PROBE_BYTES).await.map_err(to_io)?;
-        let ok = read.len() == PROBE_BYTES;
-        file.close().await.map_err(to_io)?;
-        if ok { Ok(()) } else { Err(io::Error::other("direct-I/O probe read came back short")) }
+        if read.len() != PROBE_BYTES {
+            file.close().await.map_err(to_io)?;
+            return Err(io::Error::other("direct-I/O probe read came back short"));
+        }
+        Ok(DmaAllocator { file })
+    }
+}
+
+/// Allocates DMA buffers from the executor's pool without a segment file open: glommio hands
+/// them out through any file of the executor, and a [`CachedFile`](super::cached::CachedFile)
+/// whose descriptor the cache closed still needs buffers. Holds the probe file open.
+#[derive(Debug)]
+pub struct DmaAllocator {
+    file: DmaFile,
+}
+
+impl DmaAllocator {
+    pub fn alloc(&self, len: usize) -> DmaBuffer {
+        self.file.alloc_dma_buffer(len)
+    }
+
+    pub async fn close(self) -> io::Result<()> {
+        self.file.close().await.map_err(to_io)
     }
 }
 

@@ -205,6 +205,8 @@ struct State {
 pub struct MemStorage {
     state: Rc<RefCell<State>>,
     faults: Rc<Faults>,
+    /// File handles alive now, as descriptors a process holds open.
+    handles: Rc<Cell<usize>>,
 }
 
 /// How much of the unsynced data a crash keeps.
@@ -233,6 +235,17 @@ impl MemStorage {
 
     pub fn writes(&self) -> u64 {
         self.state.borrow().writes
+    }
+
+    /// A descriptor cache for [`CachedStorage`](super::cached::CachedStorage)s over in-memory
+    /// directories, holding at most `capacity` files open.
+    pub fn fd_cache(capacity: usize) -> super::cached::FdCache<MemFile> {
+        super::cached::FdCache::new(capacity, Rc::new(MemBuf::zeroed))
+    }
+
+    /// File handles alive now: what a real directory would count as open descriptors.
+    pub fn open_handles(&self) -> usize {
+        self.handles.get()
     }
 
     /// Simulates a crash of the process or machine: directory changes and unsynced data go as
@@ -462,6 +475,12 @@ impl StorageFile for MemFile {
     }
 }
 
+impl Drop for MemFile {
+    fn drop(&mut self) {
+        self.storage.handles.set(self.storage.handles.get() - 1);
+    }
+}
+
 impl Storage for MemStorage {
     type File = MemFile;
 
@@ -477,6 +496,7 @@ impl Storage for MemStorage {
             }
             None => return Err(io::Error::new(io::ErrorKind::NotFound, name.to_owned())),
         };
+        self.handles.set(self.handles.get() + 1);
         Ok(MemFile { name: name.to_owned(), inode, storage: self.clone(), generation: st.generation })
     }
 

@@ -7,6 +7,7 @@
 //!
 //! Both are single-threaded: a storage value and its files belong to the shard that opened them.
 
+pub mod cached;
 #[cfg(feature = "dma")]
 pub mod dma;
 pub mod mem;
