@@ -93,12 +93,13 @@ async fn build(
     // The mesh first: every shard joins it, even one that then fails, so none waits for ever.
     let (senders, mut receivers) =
         mesh.join().await.map_err(|_| ServeError::Shard { shard: id, reason: "mesh join failed".into() })?;
-    DmaStorage::probe(&config.data_dir)
+    let allocator = DmaStorage::probe(&config.data_dir)
         .await
         .map_err(|source| ServeError::DataDir { path: config.data_dir.display().to_string(), source })?;
     let config = Rc::new(config);
     let shard_id = ShardId(id as u16);
-    let disk = DataDir { root: config.data_dir.clone() };
+    let open_files_max = config.open_files_max.expect("resolved at start") as usize / config.shards;
+    let disk = DataDir::new(config.data_dir.clone(), open_files_max, allocator);
     let core = ShardCore::new(shard_id, CoreConfig::from(&*config), disk, GlommioRuntime::new());
     let bus = Rc::new(MeshBus::new(shard_id, senders, config.shards, counters.clone()));
     let service = PartitionService::new(core, bus.clone());

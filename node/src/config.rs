@@ -33,6 +33,12 @@ pub struct NodeConfig {
     /// Redpanda's `storage_min_free_bytes`), so deletes, retention, topic changes and a restart
     /// always have room. 0 turns the check off.
     pub storage_min_free_bytes: u64,
+    /// Most segment, index and epoch files the node holds open at once, across its shards
+    /// (each shard gets an equal share). Files past it are closed, least recently used first,
+    /// and reopened when next used, so partitions are not bounded by RLIMIT_NOFILE. Default:
+    /// half the soft RLIMIT_NOFILE at start, leaving the rest to connections. Must fit within
+    /// that limit, with room for at least one connection per shard.
+    pub open_files_max: Option<u64>,
     pub flush_interval_ms: u64,
     pub segment_bytes: u64,
     pub segment_ms: u64,
@@ -95,6 +101,7 @@ impl Default for NodeConfig {
             advertised_host: None,
             fsync: true,
             storage_min_free_bytes: 1 << 30,
+            open_files_max: None,
             flush_interval_ms: 100,
             segment_bytes: 1 << 30,
             segment_ms: 7 * 24 * 3600 * 1000,
@@ -224,6 +231,9 @@ impl NodeConfig {
         if self.connections_max == 0 || self.connections_per_ip_max == 0 {
             return bad("connections_max", "connections_max and connections_per_ip_max must be positive");
         }
+        if self.open_files_max.is_some_and(|n| n < self.shards as u64) {
+            return bad("open_files_max", "must be at least one file per shard");
+        }
         if self.connection_idle_timeout_ms == 0 {
             return bad("connection_idle_timeout_ms", "must be positive");
         }
@@ -277,6 +287,7 @@ const KNOWN_KEYS: &[&str] = &[
     "advertised_host",
     "fsync",
     "storage_min_free_bytes",
+    "open_files_max",
     "flush_interval_ms",
     "segment_bytes",
     "segment_ms",

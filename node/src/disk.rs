@@ -8,8 +8,9 @@ use std::io;
 use std::path::PathBuf;
 use std::rc::Rc;
 use weir_log::storage::Storage;
-use weir_log::storage::dma::DmaStorage;
-use weir_log::storage::mem::{CrashMode, MemStorage};
+use weir_log::storage::cached::{CachedStorage, FdCache, FdCacheStats};
+use weir_log::storage::dma::{DmaAllocator, DmaStorage, DmaStorageFile};
+use weir_log::storage::mem::{CrashMode, MemFile, MemStorage};
 
 /// The partitions' storage of one shard. Used from the shard's thread only.
 #[allow(async_fn_in_trait)]
@@ -26,28 +27,38 @@ pub trait Disk: std::fmt::Debug + 'static {
     fn describe(&self, topic: &str, partition: u32) -> String;
     /// Bytes an unprivileged writer may still use on the partitions' device.
     async fn free_bytes(&self) -> io::Result<u64>;
-    /// How many more files the process may open (its RLIMIT_NOFILE less those open now).
-    async fn files_room(&self) -> io::Result<u64>;
+    /// The shard's descriptor cache: how many partition files it holds open.
+    fn open_files(&self) -> FdCacheStats;
 }
 
 /// The node's data dir: `partitions/<topic>-<partition>/` on direct I/O, `topics.json` beside.
+/// One per shard: its partitions' files share the shard's descriptor cache.
 #[derive(Debug, Clone)]
 pub struct DataDir {
     pub root: PathBuf,
+    cache: FdCache<DmaStorageFile>,
 }
 
 impl DataDir {
+    /// The data dir at `root`, its shard holding at most `open_files_max` partition files open;
+    /// `allocator` (the shard's probe file) gives buffers to files whose descriptor is closed.
+    pub fn new(root: PathBuf, open_files_max: usize, allocator: DmaAllocator) -> Self {
+        let cache = FdCache::new(open_files_max, Rc::new(move |len| allocator.alloc(len)));
+        Self { root, cache }
+    }
+
     fn partition_dir(&self, topic: &str, partition: u32) -> PathBuf {
         self.root.join("partitions").join(format!("{topic}-{partition}"))
     }
 }
 
 impl Disk for DataDir {
-    type Storage = DmaStorage;
+    type Storage = CachedStorage<DmaStorage>;
 
-    async fn partition(&self, topic: &str, partition: u32) -> io::Result<DmaStorage> {
+    async fn partition(&self, topic: &str, partition: u32) -> io::Result<Self::Storage> {
         let dir = self.partition_dir(topic, partition);
-        glommio::executor().spawn_blocking(move || DmaStorage::new(dir)).await
+        let storage = glommio::executor().spawn_blocking(move || DmaStorage::new(dir)).await?;
+        Ok(CachedStorage::new(storage, self.cache.clone()))
     }
 
     async fn remove_partition(&self, topic: &str, partition: u32) -> io::Result<()> {
@@ -69,20 +80,9 @@ impl Disk for DataDir {
         glommio::executor().spawn_blocking(move || free_bytes(&root)).await
     }
 
-    async fn files_room(&self) -> io::Result<u64> {
-        glommio::executor().spawn_blocking(files_room).await
+    fn open_files(&self) -> FdCacheStats {
+        self.cache.stats()
     }
-}
-
-/// The process's soft RLIMIT_NOFILE less the files it has open (`/proc/self/fd`).
-fn files_room() -> io::Result<u64> {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes into the struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let open = std::fs::read_dir("/proc/self/fd")?.count() as u64;
-    Ok(limit.rlim_cur.saturating_sub(open))
 }
 
 /// Free bytes for unprivileged writers on the filesystem holding `path` (statvfs).
@@ -103,10 +103,22 @@ fn free_bytes(path: &std::path::Path) -> io::Result<u64> {
 }
 
 /// Partitions in memory ([`MemStorage`], with its faults), shared by every shard of a simulated
-/// node: cloning shares it. A crash of the node is [`MemDisk::crash`].
-#[derive(Debug, Clone, Default)]
+/// node: cloning shares it. A crash of the node is [`MemDisk::crash`]. Its descriptor cache is
+/// shared by the shards too, and small by default, so simulations close and reopen files all
+/// the time.
+#[derive(Debug, Clone)]
 pub struct MemDisk {
     inner: Rc<RefCell<MemDiskState>>,
+    cache: FdCache<MemFile>,
+}
+
+/// Files a [`MemDisk`] holds open by default.
+pub const MEM_OPEN_FILES_MAX: usize = 8;
+
+impl Default for MemDisk {
+    fn default() -> Self {
+        Self::with_open_files_max(MEM_OPEN_FILES_MAX)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -116,6 +128,10 @@ struct MemDiskState {
 }
 
 impl MemDisk {
+    pub fn with_open_files_max(open_files_max: usize) -> Self {
+        Self { inner: Rc::default(), cache: MemStorage::fd_cache(open_files_max) }
+    }
+
     /// Loses or tears what was not synced in every partition, as a power cut would.
     pub fn crash(&self, mode: impl Fn(u64) -> CrashMode) {
         for (i, storage) in self.inner.borrow().partitions.values().enumerate() {
@@ -135,11 +151,12 @@ impl MemDisk {
 }
 
 impl Disk for MemDisk {
-    type Storage = MemStorage;
+    type Storage = CachedStorage<MemStorage>;
 
-    async fn partition(&self, topic: &str, partition: u32) -> io::Result<MemStorage> {
+    async fn partition(&self, topic: &str, partition: u32) -> io::Result<Self::Storage> {
         let mut inner = self.inner.borrow_mut();
-        Ok(inner.partitions.entry((topic.to_owned(), partition)).or_default().clone())
+        let storage = inner.partitions.entry((topic.to_owned(), partition)).or_default().clone();
+        Ok(CachedStorage::new(storage, self.cache.clone()))
     }
 
     async fn remove_partition(&self, topic: &str, partition: u32) -> io::Result<()> {
@@ -161,7 +178,7 @@ impl Disk for MemDisk {
         Ok(u64::MAX)
     }
 
-    async fn files_room(&self) -> io::Result<u64> {
-        Ok(u64::MAX)
+    fn open_files(&self) -> FdCacheStats {
+        self.cache.stats()
     }
 }

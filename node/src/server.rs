@@ -33,6 +33,35 @@ pub enum ServeError {
     Certificate(#[from] crate::tls::CertError),
     #[error("topics: {0}")]
     Topics(#[from] crate::metadata::LoadError),
+    #[error(
+        "open_files_max {requested} does not fit the soft RLIMIT_NOFILE of {limit}: the node needs \
+         {reserve} more descriptors for itself and its connections; raise the limit or lower \
+         open_files_max"
+    )]
+    OpenFiles { requested: u64, limit: u64, reserve: u64 },
+}
+
+/// Descriptors each shard keeps beyond partition files: its rings, eventfds and sockets, and
+/// room for a few connections.
+const OWN_FILES_PER_SHARD: u64 = 32;
+/// The largest default `open_files_max`, where RLIMIT_NOFILE is unlimited or huge.
+const OPEN_FILES_DEFAULT_MAX: u64 = 1 << 20;
+
+/// `open_files_max` as configured, or half the soft RLIMIT_NOFILE (the other half goes to
+/// connections); refused when it leaves the node too few descriptors of its own.
+fn open_files_max(config: &NodeConfig) -> Result<u64, ServeError> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we own.
+    let limit = match unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } {
+        0 => limit.rlim_cur,
+        _ => libc::RLIM_INFINITY,
+    };
+    let requested = config.open_files_max.unwrap_or((limit / 2).min(OPEN_FILES_DEFAULT_MAX));
+    let reserve = OWN_FILES_PER_SHARD * config.shards as u64;
+    if requested.saturating_add(reserve) > limit || requested < config.shards as u64 {
+        return Err(ServeError::OpenFiles { requested, limit, reserve });
+    }
+    Ok(requested)
 }
 
 /// The exclusive lock on the data dir, held for the life of the process, so that two nodes never
@@ -247,6 +276,7 @@ struct Started {
 /// Checks the node's files and ports, and starts every shard; returns once all listen. On a
 /// failure, the shards started are stopped.
 fn start(config: &NodeConfig, stop: &Arc<AtomicBool>, created: &mut Created) -> Result<Started, ServeError> {
+    let config = &NodeConfig { open_files_max: Some(open_files_max(config)?), ..config.clone() };
     let table = TopicTable::load(&config.data_dir, config.shards)?;
     for shard in 0..config.shards {
         check_port_free(std::net::SocketAddr::new(config.listen.ip(), config.shard_port(shard)))?;

@@ -5,14 +5,17 @@
 //! A node with ten thousand partitions would otherwise hold tens of thousands of descriptors
 //! (each partition's data, index and epoch files, and one per sealed segment), past the
 //! process's RLIMIT_NOFILE. A [`CachedFile`] remembers its name and reopens the file when it is
-//! used after its descriptor was closed; an operation already in flight keeps the descriptor it
-//! started with, which closes when the operation ends, so the cache bounds the files held open
-//! between operations, and in-flight operations add at most one each.
+//! used after its descriptor was closed. Every descriptor holds one of the cache's `capacity`
+//! permits from before its open until it is closed, so the bound holds at every moment, for
+//! operations in flight too: an open that finds no permit closes the coldest descriptors, and
+//! if all of them are in use it waits for one. An operation holds one descriptor at a time and
+//! waits for none while holding it, so waiting cannot deadlock.
 //!
 //! POSIX lets a handle of a removed file go on using it; a closed descriptor cannot be reopened
 //! by name once the name is gone (or names another file). So a removal through
 //! [`CachedStorage::remove`] of a file that still has handles opens its descriptor if the cache
-//! had closed it and pins it, outside the cache's count, until the last handle drops. Should
+//! had closed it and pins it, outside the cache's count, until the last handle drops: the one
+//! way past the bound, for files the log has just deleted. Should
 //! that open fail, those handles fail with `NotFound`; they never reach whatever file took the
 //! name later.
 //!
@@ -24,6 +27,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Makes an I/O buffer without a file: what a [`CachedFile`] whose descriptor is closed
 /// allocates with.
@@ -46,12 +51,22 @@ pub struct FdCacheStats {
 pub struct FdCache<F: StorageFile> {
     lru: Rc<RefCell<Lru<F>>>,
     alloc: Allocator<F::Buf>,
+    /// One permit per descriptor that may be open.
+    permits: Arc<Semaphore>,
 }
 
 impl<F: StorageFile> Clone for FdCache<F> {
     fn clone(&self) -> Self {
-        Self { lru: self.lru.clone(), alloc: self.alloc.clone() }
+        Self { lru: self.lru.clone(), alloc: self.alloc.clone(), permits: self.permits.clone() }
     }
+}
+
+/// An open descriptor and the permit it holds, given back when the descriptor closes, or when
+/// its file is removed: a removed file's descriptor lives only as long as handles that were
+/// open at the removal, and counting it could leave a task that holds one waiting for ever.
+struct Held<F> {
+    file: F,
+    permit: Cell<Option<OwnedSemaphorePermit>>,
 }
 
 impl<F: StorageFile> std::fmt::Debug for FdCache<F> {
@@ -73,7 +88,7 @@ struct Lru<F> {
 struct Slot<F> {
     name: String,
     alignment: usize,
-    handle: RefCell<Option<Rc<F>>>,
+    handle: RefCell<Option<Rc<Held<F>>>>,
     /// Key of the slot in [`Lru::order`] while it is there.
     tick: Cell<Option<u64>>,
     /// The name was removed: the descriptor, if open, is kept until the last handle drops, and
@@ -108,9 +123,40 @@ impl<F: StorageFile> FdCache<F> {
     /// A cache holding at most `capacity` descriptors open (at least one), allocating buffers
     /// for closed files with `alloc`.
     pub fn new(capacity: usize, alloc: Allocator<F::Buf>) -> Self {
-        let lru =
-            Lru { capacity: capacity.max(1), order: BTreeMap::new(), tick: 0, reopens: 0, evictions: 0 };
-        Self { lru: Rc::new(RefCell::new(lru)), alloc }
+        let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
+        let lru = Lru { capacity, order: BTreeMap::new(), tick: 0, reopens: 0, evictions: 0 };
+        Self { lru: Rc::new(RefCell::new(lru)), alloc, permits: Arc::new(Semaphore::new(capacity)) }
+    }
+
+    /// A permit for one more descriptor: closes the coldest ones until one is free, and waits
+    /// for operations in flight to give one back if every descriptor is in use.
+    async fn permit(&self) -> OwnedSemaphorePermit {
+        loop {
+            if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+                return permit;
+            }
+            if !self.evict_coldest() {
+                break;
+            }
+        }
+        self.permits.clone().acquire_owned().await.expect("the semaphore is never closed")
+    }
+
+    /// Closes the coldest descriptor (once the operations using it end); false if none is open.
+    fn evict_coldest(&self) -> bool {
+        let coldest = {
+            let mut lru = self.lru.borrow_mut();
+            let Some((_, coldest)) = lru.order.pop_first() else { return false };
+            lru.evictions += 1;
+            coldest.upgrade()
+        };
+        if let Some(slot) = coldest {
+            slot.tick.set(None);
+            // Dropped outside the borrow: the last holder of a descriptor closes it.
+            let handle = slot.handle.borrow_mut().take();
+            drop(handle);
+        }
+        true
     }
 
     pub fn stats(&self) -> FdCacheStats {
@@ -135,30 +181,31 @@ impl<F: StorageFile> FdCache<F> {
         slot.tick.set(Some(tick));
     }
 
-    /// Gives `handle` to `slot` and closes the coldest descriptors beyond the capacity.
-    fn admit(&self, slot: &Rc<Slot<F>>, handle: Rc<F>) {
+    /// Gives `handle` to `slot`, most recently used.
+    fn admit(&self, slot: &Rc<Slot<F>>, handle: Rc<Held<F>>) {
         *slot.handle.borrow_mut() = Some(handle);
         self.touch(slot);
-        let mut closed = Vec::new();
-        {
-            let mut lru = self.lru.borrow_mut();
-            while lru.order.len() > lru.capacity {
-                let (_, coldest) = lru.order.pop_first().expect("over capacity means not empty");
-                lru.evictions += 1;
-                if let Some(coldest) = coldest.upgrade() {
-                    coldest.tick.set(None);
-                    closed.push(coldest.handle.borrow_mut().take());
-                }
-            }
-        }
-        // Dropped outside the borrow: the last handle of a file closes its descriptor.
-        drop(closed);
     }
 
-    /// Takes `slot` out of the order: its descriptor stays open until the slot drops.
+    /// Opens `name` in `storage` under a permit.
+    async fn open_held<S: Storage<File = F>>(
+        &self,
+        storage: &S,
+        name: &str,
+        create: bool,
+    ) -> io::Result<Held<F>> {
+        let permit = self.permit().await;
+        Ok(Held { file: storage.open(name, create).await?, permit: Cell::new(Some(permit)) })
+    }
+
+    /// Takes `slot` out of the order and its descriptor out of the count: the descriptor stays
+    /// open until the slot drops.
     fn pin(&self, slot: &Slot<F>) {
         if let Some(tick) = slot.tick.take() {
             self.lru.borrow_mut().order.remove(&tick);
+        }
+        if let Some(held) = &*slot.handle.borrow() {
+            drop(held.permit.take());
         }
     }
 }
@@ -217,7 +264,7 @@ impl<S: Storage> std::fmt::Debug for CachedFile<S> {
 
 impl<S: Storage> CachedFile<S> {
     /// The open descriptor, reopening the file if the cache closed it.
-    async fn handle(&self) -> io::Result<Rc<S::File>> {
+    async fn handle(&self) -> io::Result<Rc<Held<S::File>>> {
         if let Some(handle) = self.open_handle() {
             return Ok(handle);
         }
@@ -225,7 +272,8 @@ impl<S: Storage> CachedFile<S> {
         if self.slot.removed.get() {
             return Err(gone());
         }
-        let reopened = Rc::new(self.storage.inner.open(&self.slot.name, false).await?);
+        let cache = &self.storage.cache;
+        let reopened = Rc::new(cache.open_held(&self.storage.inner, &self.slot.name, false).await?);
         // Another task may have reopened it, or removed the name, while this one waited.
         if let Some(handle) = self.open_handle() {
             return Ok(handle);
@@ -233,12 +281,12 @@ impl<S: Storage> CachedFile<S> {
         if self.slot.removed.get() {
             return Err(gone());
         }
-        self.storage.cache.lru.borrow_mut().reopens += 1;
-        self.storage.cache.admit(&self.slot, reopened.clone());
+        cache.lru.borrow_mut().reopens += 1;
+        cache.admit(&self.slot, reopened.clone());
         Ok(reopened)
     }
 
-    fn open_handle(&self) -> Option<Rc<S::File>> {
+    fn open_handle(&self) -> Option<Rc<Held<S::File>>> {
         let handle = self.slot.handle.borrow().clone()?;
         if !self.slot.removed.get() {
             self.storage.cache.touch(&self.slot);
@@ -257,33 +305,33 @@ impl<S: Storage> StorageFile for CachedFile<S> {
 
     fn alloc(&self, len: usize) -> Self::Buf {
         match &*self.slot.handle.borrow() {
-            Some(handle) => handle.alloc(len),
+            Some(handle) => handle.file.alloc(len),
             None => (self.storage.cache.alloc)(len),
         }
     }
 
     async fn write_at(&self, buf: Rc<Self::Buf>, pos: u64) -> io::Result<usize> {
-        self.handle().await?.write_at(buf, pos).await
+        self.handle().await?.file.write_at(buf, pos).await
     }
 
     async fn read_at(&self, pos: u64, len: usize) -> io::Result<Self::ReadBuf> {
-        self.handle().await?.read_at(pos, len).await
+        self.handle().await?.file.read_at(pos, len).await
     }
 
     async fn sync(&self) -> io::Result<()> {
-        self.handle().await?.sync().await
+        self.handle().await?.file.sync().await
     }
 
     async fn size(&self) -> io::Result<u64> {
-        self.handle().await?.size().await
+        self.handle().await?.file.size().await
     }
 
     async fn truncate(&self, len: u64) -> io::Result<()> {
-        self.handle().await?.truncate(len).await
+        self.handle().await?.file.truncate(len).await
     }
 
     async fn allocate(&self, len: u64) -> io::Result<()> {
-        self.handle().await?.allocate(len).await
+        self.handle().await?.file.allocate(len).await
     }
 
     /// Closes the descriptor if no other handle of the file shares it.
@@ -294,7 +342,7 @@ impl<S: Storage> StorageFile for CachedFile<S> {
         self.storage.cache.pin(&self.slot);
         let handle = self.slot.handle.borrow_mut().take();
         match handle.map(Rc::try_unwrap) {
-            Some(Ok(file)) => file.close().await,
+            Some(Ok(held)) => held.file.close().await,
             // An operation in flight holds it: the descriptor closes when that ends.
             Some(Err(_)) | None => Ok(()),
         }
@@ -308,14 +356,14 @@ impl<S: Storage + Clone> Storage for CachedStorage<S> {
         if let Some(slot) = self.live_slot(name) {
             return Ok(CachedFile { storage: self.clone(), slot });
         }
-        let file = Rc::new(self.inner.open(name, create).await?);
+        let file = Rc::new(self.cache.open_held(&self.inner, name, create).await?);
         // Another task may have opened the name while this one waited: share its slot.
         if let Some(slot) = self.live_slot(name) {
             return Ok(CachedFile { storage: self.clone(), slot });
         }
         let slot = Rc::new(Slot {
             name: name.to_owned(),
-            alignment: file.alignment(),
+            alignment: file.file.alignment(),
             handle: RefCell::new(None),
             tick: Cell::new(None),
             removed: Cell::new(false),
@@ -331,12 +379,13 @@ impl<S: Storage + Clone> Storage for CachedStorage<S> {
         let slot = self.slots.borrow().get(name).and_then(Weak::upgrade);
         if let Some(slot) = slot {
             // Handles of the file live on, and POSIX lets them use it after the unlink: hold a
-            // descriptor for them, opened while the name still leads to the file.
+            // descriptor for them, opened while the name still leads to the file, outside the
+            // count (see `Held`), so a removal never waits.
             if slot.handle.borrow().is_none()
                 && let Ok(file) = self.inner.open(name, false).await
                 && slot.handle.borrow().is_none()
             {
-                *slot.handle.borrow_mut() = Some(Rc::new(file));
+                *slot.handle.borrow_mut() = Some(Rc::new(Held { file, permit: Cell::new(None) }));
             }
             // Marked before the unlink, so no reopen by this name can reach a file created
             // after it.
@@ -460,6 +509,35 @@ mod tests {
             assert_eq!(mem.open_handles(), 1);
             again.close().await.unwrap();
             assert_eq!(mem.open_handles(), 0);
+        });
+    }
+
+    /// With every descriptor in use by an operation in flight, another file's operation waits
+    /// for one to come back instead of opening past the bound, then goes on.
+    #[test]
+    fn an_open_past_the_bound_waits_for_an_operation_in_flight() {
+        use futures::FutureExt;
+        block_on(async {
+            let (mem, st, _) = storage(1);
+            let a = st.open("a", true).await.unwrap();
+            write(&a, 1).await;
+            let b = st.open("b", true).await.unwrap();
+            write(&b, 2).await;
+            mem.faults().hold_io_in.set(1);
+            let mut sync_a = std::pin::pin!(a.sync().fuse());
+            let mut read_b = std::pin::pin!(first_byte(&b).fuse());
+            futures::select_biased! {
+                _ = sync_a.as_mut() => panic!("the sync of a is held"),
+                _ = read_b.as_mut() => panic!("b has no descriptor while a's sync holds the only one"),
+                default => {}
+            }
+            assert!(mem.faults().held.get());
+            assert_eq!(mem.open_handles(), 1);
+            mem.faults().release_held();
+            let (synced, read) = futures::join!(sync_a, read_b);
+            synced.unwrap();
+            assert_eq!(read.unwrap(), 2);
+            assert_eq!(mem.open_handles(), 1);
         });
     }
 }

@@ -12,11 +12,6 @@ use weir_replication::ShardId;
 
 /// The shard that makes topic changes.
 pub const TOPIC_SHARD: ShardId = ShardId(0);
-/// Files a new partition keeps open: its active segment and index, and its two leader-epoch
-/// slot files.
-pub const FILES_PER_PARTITION: u64 = 4;
-/// Files kept free beyond a new topic's, for connections, topic changes and rolls.
-pub const FILES_RESERVE: u64 = 64;
 
 /// A topic and the bounds of each of its partitions (`None`: its owner does not serve it).
 #[derive(Debug, Clone)]
@@ -47,7 +42,6 @@ impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
         if before.topics.contains_key(&name) {
             return Err(Failure::new(ErrorCode::TopicAlreadyExists, format!("topic {name:?} exists")));
         }
-        self.check_files_room(&name, partitions).await?;
         let defaults = &self.core.config;
         let meta = TopicMeta {
             replicas: crate::placement::place(&name, partitions, self.core.shards()),
@@ -89,26 +83,6 @@ impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
         self.save(&table).await?;
         self.apply_everywhere(table).await;
         Ok(())
-    }
-
-    /// Refuses up front a topic whose partitions the process could not keep open: otherwise the
-    /// creation would fail partway, with the descriptors its undo needs used up too.
-    async fn check_files_room(&self, name: &str, partitions: u32) -> Result<(), Failure> {
-        let needed = u64::from(partitions) * FILES_PER_PARTITION + FILES_RESERVE;
-        match self.core.disk.files_room().await {
-            Ok(room) if needed > room => Err(Failure::new(
-                ErrorCode::InvalidArgument,
-                format!(
-                    "topic {name:?} of {partitions} partitions needs about {needed} open files and the \
-                     node can open {room} more: raise its RLIMIT_NOFILE or create fewer partitions"
-                ),
-            )),
-            Ok(_) => Ok(()),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot tell how many more files the node may open");
-                Ok(())
-            }
-        }
     }
 
     async fn on_topic_shard(&self, req: ShardRequest) -> Result<(), Failure> {
