@@ -4,6 +4,7 @@
 //! validates produced batches once and writes them as received, and fetch returns stored bytes.
 
 use crate::error::{DecodeError, EncodeError, ErrorCode};
+use crate::health::{self, PARTITION_HEALTH_BYTES_MIN, PartitionHealth};
 use crate::wire::{Reader, Writer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,10 +37,25 @@ impl ApiKey {
     pub fn from_u16(v: u16) -> Result<Self, DecodeError> {
         Self::ALL.get(v as usize).copied().ok_or(DecodeError::UnknownApi { api_key: v })
     }
+
+    /// The versions of this API this build speaks, lowest and highest. A client sends the
+    /// highest; a node answers each request in the version it came in.
+    pub fn versions(self) -> (u16, u16) {
+        match self {
+            ApiKey::DescribeTopic => (API_VERSION, DESCRIBE_TOPIC_HEALTH_VERSION),
+            _ => (API_VERSION, API_VERSION),
+        }
+    }
+
+    pub fn latest_version(self) -> u16 {
+        self.versions().1
+    }
 }
 
-/// The one version of each API this build speaks.
+/// The first version of every API.
 pub const API_VERSION: u16 = 1;
+/// The version of DescribeTopic whose partitions carry their [`PartitionHealth`].
+pub const DESCRIBE_TOPIC_HEALTH_VERSION: u16 = 2;
 
 /// How much durability a produce waits for before it is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +165,9 @@ pub struct PartitionInfo {
     pub shard: u16,
     pub log_start: u64,
     pub log_end: u64,
+    /// Online or offline, and the damaged ranges: in DescribeTopic from version 2 on, `None`
+    /// elsewhere (Metadata, DescribeTopic version 1).
+    pub health: Option<PartitionHealth>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,7 +287,8 @@ impl<'a> Request<'a> {
         if api == ApiKey::ApiVersions && version != API_VERSION {
             return Ok(Request::ApiVersions);
         }
-        if version != API_VERSION {
+        let (lowest, highest) = api.versions();
+        if !(lowest..=highest).contains(&version) {
             return Err(DecodeError::UnsupportedVersion { api_key, version });
         }
         let mut r = Reader::new(body);
@@ -322,25 +342,41 @@ fn count(field: &'static str, n: usize) -> Result<u32, EncodeError> {
     u32::try_from(n).map_err(|_| EncodeError::FieldTooLong { field, len: n, max: u32::MAX.into() })
 }
 
-fn encode_topic(w: &mut Writer, t: &TopicInfo) -> Result<(), EncodeError> {
+/// Encodes a topic; `with_health` (DescribeTopic from version 2 on) appends each partition's
+/// health after its bounds, and refuses a partition without one.
+fn encode_topic(w: &mut Writer, t: &TopicInfo, with_health: bool) -> Result<(), EncodeError> {
     w.str("topic", &t.name)?.u16(t.error as u16);
     w.u64(opt_to_wire(t.config.retention_ms)).u64(opt_to_wire(t.config.retention_bytes));
     w.u32(count("partitions", t.partitions.len())?);
     for p in &t.partitions {
         w.u32(p.partition).u16(p.shard).u64(p.log_start).u64(p.log_end);
+        if with_health {
+            let h = p.health.as_ref().ok_or(EncodeError::MissingField { field: "partition health" })?;
+            health::encode(w, h)?;
+        }
     }
     Ok(())
 }
 
-fn decode_topic(r: &mut Reader<'_>) -> Result<TopicInfo, DecodeError> {
+/// Bytes of a partition's bounds: partition, shard, log start and end.
+const PARTITION_BOUNDS_BYTES: usize = 4 + 2 + 8 + 8;
+
+fn decode_topic(r: &mut Reader<'_>, with_health: bool) -> Result<TopicInfo, DecodeError> {
     let name = r.str()?;
     let error = code(r)?;
     let config =
         TopicConfig { retention_ms: opt_from_wire(r.u64()?), retention_bytes: opt_from_wire(r.u64()?) };
-    let n = r.count(22)?;
+    let item_bytes_min = PARTITION_BOUNDS_BYTES + if with_health { PARTITION_HEALTH_BYTES_MIN } else { 0 };
+    let n = r.count(item_bytes_min)?;
     let partitions = (0..n)
         .map(|_| {
-            Ok(PartitionInfo { partition: r.u32()?, shard: r.u16()?, log_start: r.u64()?, log_end: r.u64()? })
+            Ok(PartitionInfo {
+                partition: r.u32()?,
+                shard: r.u16()?,
+                log_start: r.u64()?,
+                log_end: r.u64()?,
+                health: if with_health { Some(health::decode(r)?) } else { None },
+            })
         })
         .collect::<Result<_, DecodeError>>()?;
     Ok(TopicInfo { name, error, config, partitions })
@@ -361,9 +397,16 @@ impl Response<'_> {
         }
     }
 
-    /// Encodes the response. Messages too long for the protocol are cut to fit; a name too long
-    /// (which a node that validates its names never holds) is refused.
+    /// Encodes the response in the latest version of its API. Messages too long for the
+    /// protocol are cut to fit; a name too long (which a node that validates its names never
+    /// holds) is refused.
     pub fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
+        self.encode_version(self.api_key().latest_version(), w)
+    }
+
+    /// Encodes the response in `version` of its API (the request's), which the caller checked
+    /// is one this build speaks.
+    pub fn encode_version(&self, version: u16, w: &mut Writer) -> Result<(), EncodeError> {
         match self {
             Response::ApiVersions { apis } => {
                 w.u32(count("apis", apis.len())?);
@@ -378,13 +421,15 @@ impl Response<'_> {
                 }
                 w.u32(count("topics", topics.len())?);
                 for t in topics {
-                    encode_topic(w, t)?;
+                    encode_topic(w, t, false)?;
                 }
             }
             Response::CreateTopic { error, message } | Response::DeleteTopic { error, message } => {
                 w.u16(*error as u16).text(message);
             }
-            Response::DescribeTopic { topic } => encode_topic(w, topic)?,
+            Response::DescribeTopic { topic } => {
+                encode_topic(w, topic, version >= DESCRIBE_TOPIC_HEALTH_VERSION)?
+            }
             Response::Produce { error, message, base_offset, log_start } => {
                 w.u16(*error as u16).text(message).u64(*base_offset).u64(*log_start);
             }
@@ -404,7 +449,17 @@ impl Response<'_> {
         Ok(())
     }
 
+    /// Decodes a response in the latest version of its API.
     pub fn decode(api: ApiKey, body: &[u8]) -> Result<Response<'_>, DecodeError> {
+        Self::decode_version(api, api.latest_version(), body)
+    }
+
+    /// Decodes a response in `version` of its API (the one its frame header names).
+    pub fn decode_version(api: ApiKey, version: u16, body: &[u8]) -> Result<Response<'_>, DecodeError> {
+        let (lowest, highest) = api.versions();
+        if !(lowest..=highest).contains(&version) {
+            return Err(DecodeError::UnsupportedVersion { api_key: api as u16, version });
+        }
         let mut r = Reader::new(body);
         let resp = match api {
             ApiKey::ApiVersions => {
@@ -419,12 +474,14 @@ impl Response<'_> {
                     .map(|_| Ok(ShardAddr { shard: r.u16()?, host: r.str()?, port: r.u16()? }))
                     .collect::<Result<_, DecodeError>>()?;
                 let n = r.count(24)?;
-                let topics = (0..n).map(|_| decode_topic(&mut r)).collect::<Result<_, _>>()?;
+                let topics = (0..n).map(|_| decode_topic(&mut r, false)).collect::<Result<_, _>>()?;
                 Response::Metadata { shards, topics }
             }
             ApiKey::CreateTopic => Response::CreateTopic { error: code(&mut r)?, message: r.str()? },
             ApiKey::DeleteTopic => Response::DeleteTopic { error: code(&mut r)?, message: r.str()? },
-            ApiKey::DescribeTopic => Response::DescribeTopic { topic: decode_topic(&mut r)? },
+            ApiKey::DescribeTopic => Response::DescribeTopic {
+                topic: decode_topic(&mut r, version >= DESCRIBE_TOPIC_HEALTH_VERSION)?,
+            },
             ApiKey::Produce => Response::Produce {
                 error: code(&mut r)?,
                 message: r.str()?,

@@ -92,11 +92,13 @@ pub enum DecodeError {
     ReservedBits { flags: u16 },
 }
 
-/// Why a message could not be encoded: a field longer than its length prefix can say. Nothing is
-/// sent; the same request cannot succeed.
+/// Why a message could not be encoded: a field longer than its length prefix can say, or one its
+/// version requires missing. Nothing is sent; the same message cannot succeed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EncodeError {
     #[error("{field} of {len} bytes is longer than the protocol allows ({max} bytes)")]
     FieldTooLong { field: &'static str, len: usize, max: u64 },
+    #[error("{field} is required in this version of the message")]
+    MissingField { field: &'static str },
 }

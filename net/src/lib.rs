@@ -5,9 +5,11 @@ pub mod api;
 pub mod client;
 pub mod error;
 pub mod frame;
+pub mod health;
 pub mod tls;
 pub mod wire;
 
 pub use api::{Acks, ApiKey, ErrorBody, OffsetSpec, Request, Response, TopicConfig};
 pub use error::{DecodeError, EncodeError, ErrorCode};
 pub use frame::{FrameDecoder, FrameHeader};
+pub use health::{DamagedRangeInfo, PartitionHealth, PartitionState};

@@ -28,7 +28,8 @@ async fn serve(mut s: tokio_rt::net::TcpStream, port: u16) {
         s.read_exact(&mut body).await.unwrap();
         let answer = match ApiKey::from_u16(h.api_key).unwrap() {
             ApiKey::Metadata => {
-                let partitions = vec![PartitionInfo { partition: 0, shard: 0, log_start: 0, log_end: 0 }];
+                let partitions =
+                    vec![PartitionInfo { partition: 0, shard: 0, log_start: 0, log_end: 0, health: None }];
                 let topic = TopicInfo {
                     name: "t".into(),
                     error: ErrorCode::None,

@@ -1,11 +1,12 @@
 //! The native protocol: every message round-trips, and no input makes a decoder panic.
 
 use proptest::prelude::*;
-use weir_net::api::{PartitionInfo, ShardAddr, ShardStats, TopicInfo};
+use weir_net::api::{DESCRIBE_TOPIC_HEALTH_VERSION, PartitionInfo, ShardAddr, ShardStats, TopicInfo};
 use weir_net::frame::{FRAME_HEADER_BYTES, FrameDecoder, encode_frame};
 use weir_net::wire::Writer;
 use weir_net::{
-    Acks, ApiKey, DecodeError, EncodeError, ErrorBody, ErrorCode, OffsetSpec, Request, Response, TopicConfig,
+    Acks, ApiKey, DamagedRangeInfo, DecodeError, EncodeError, ErrorBody, ErrorCode, OffsetSpec,
+    PartitionHealth, PartitionState, Request, Response, TopicConfig,
 };
 
 fn name() -> impl Strategy<Value = String> {
@@ -62,11 +63,31 @@ fn request(batches: &[u8]) -> impl Strategy<Value = Request<'_>> {
     ]
 }
 
-fn topic_info() -> impl Strategy<Value = TopicInfo> {
+fn health() -> impl Strategy<Value = PartitionHealth> {
+    let state = prop_oneof![
+        Just(PartitionState::Online),
+        (name(), proptest::option::of(any::<u32>()))
+            .prop_map(|(cause, retry)| PartitionState::Offline { cause, retry_in_ms: retry.map(u64::from) }),
+    ];
+    let range = (any::<u64>(), any::<u64>(), any::<u64>(), name()).prop_map(
+        |(segment, first_offset, last_offset, reason)| DamagedRangeInfo {
+            segment,
+            first_offset,
+            last_offset,
+            reason,
+        },
+    );
+    (state, proptest::collection::vec(range, 0..3))
+        .prop_map(|(state, damaged)| PartitionHealth { state, damaged })
+}
+
+/// A topic; `with_health` as in DescribeTopic from version 2 on, without as in Metadata.
+fn topic_info(with_health: bool) -> impl Strategy<Value = TopicInfo> {
+    let health = health().prop_map(move |h| with_health.then_some(h));
     (
         name(),
         config(),
-        proptest::collection::vec((any::<u32>(), any::<u16>(), any::<u64>(), any::<u64>()), 0..5),
+        proptest::collection::vec((any::<u32>(), any::<u16>(), any::<u64>(), any::<u64>(), health), 0..5),
     )
         .prop_map(|(name, config, ps)| TopicInfo {
             name,
@@ -74,11 +95,12 @@ fn topic_info() -> impl Strategy<Value = TopicInfo> {
             config,
             partitions: ps
                 .into_iter()
-                .map(|(partition, shard, log_start, log_end)| PartitionInfo {
+                .map(|(partition, shard, log_start, log_end, health)| PartitionInfo {
                     partition,
                     shard,
                     log_start,
                     log_end,
+                    health,
                 })
                 .collect(),
         })
@@ -92,14 +114,14 @@ fn response(batches: &[u8]) -> impl Strategy<Value = Response<'_>> {
             .prop_map(|apis| Response::ApiVersions { apis }),
         (
             proptest::collection::vec((any::<u16>(), name(), any::<u16>()), 0..3),
-            proptest::collection::vec(topic_info(), 0..3)
+            proptest::collection::vec(topic_info(false), 0..3)
         )
             .prop_map(|(s, topics)| Response::Metadata {
                 shards: s.into_iter().map(|(shard, host, port)| ShardAddr { shard, host, port }).collect(),
                 topics
             }),
         (err.clone(), name()).prop_map(|(error, message)| Response::CreateTopic { error, message }),
-        topic_info().prop_map(|topic| Response::DescribeTopic { topic }),
+        topic_info(true).prop_map(|topic| Response::DescribeTopic { topic }),
         (err.clone(), any::<u64>(), any::<u64>()).prop_map(|(error, base_offset, log_start)| {
             Response::Produce { error, message: String::new(), base_offset, log_start }
         }),
@@ -146,10 +168,10 @@ proptest! {
 
     /// Arbitrary bodies for every API: decoding returns a value or a typed error, never panics.
     #[test]
-    fn garbage_never_panics(api in 0u16..10, version in 0u16..3, body in proptest::collection::vec(any::<u8>(), 0..300)) {
+    fn garbage_never_panics(api in 0u16..10, version in 0u16..4, body in proptest::collection::vec(any::<u8>(), 0..300)) {
         let _ = Request::decode(api, version, &body);
         if let Ok(api) = ApiKey::from_u16(api) {
-            let _ = Response::decode(api, &body);
+            let _ = Response::decode_version(api, version, &body);
         }
         let _ = ErrorBody::decode(&body);
         let mut d = FrameDecoder::new(4096);
@@ -256,4 +278,69 @@ fn oversize_fields_are_refused_by_every_encoder() {
     let mut w = Writer::default();
     ErrorBody { error: ErrorCode::UnknownTopic, message: long.clone() }.encode(&mut w);
     assert_eq!(ErrorBody::decode(&w.buf).unwrap().message.len(), 65_535);
+}
+
+fn described(health: Option<PartitionHealth>) -> Response<'static> {
+    let partition = PartitionInfo { partition: 0, shard: 1, log_start: 5, log_end: 9, health };
+    let topic = TopicInfo {
+        name: "t".into(),
+        error: ErrorCode::None,
+        config: TopicConfig::default(),
+        partitions: vec![partition],
+    };
+    Response::DescribeTopic { topic }
+}
+
+/// DescribeTopic version 1 keeps its layout for clients that ask for it (no health); version 2
+/// carries each partition's health; a version-2 answer without it is refused, not guessed.
+#[test]
+fn describe_topic_health_is_in_version_2_only() {
+    let (lowest, highest) = ApiKey::DescribeTopic.versions();
+    assert_eq!((lowest, highest), (1, DESCRIBE_TOPIC_HEALTH_VERSION));
+    assert!(Request::decode(ApiKey::DescribeTopic as u16, 2, &[1, 0, b't']).is_ok());
+    assert!(Request::decode(ApiKey::DescribeTopic as u16, 3, &[1, 0, b't']).is_err());
+    let health = PartitionHealth {
+        state: PartitionState::Offline { cause: "cannot open".into(), retry_in_ms: Some(2000) },
+        damaged: vec![DamagedRangeInfo { segment: 0, first_offset: 3, last_offset: 4, reason: "crc".into() }],
+    };
+    let resp = described(Some(health));
+    let mut v1 = Writer::default();
+    resp.encode_version(1, &mut v1).unwrap();
+    assert_eq!(Response::decode_version(ApiKey::DescribeTopic, 1, &v1.buf).unwrap(), described(None));
+    let mut v2 = Writer::default();
+    resp.encode_version(2, &mut v2).unwrap();
+    assert_eq!(Response::decode_version(ApiKey::DescribeTopic, 2, &v2.buf).unwrap(), resp);
+    assert_eq!(
+        described(None).encode_version(2, &mut Writer::default()),
+        Err(EncodeError::MissingField { field: "partition health" })
+    );
+}
+
+/// A forged count of damaged ranges is refused against the bytes left before anything is
+/// allocated for them.
+#[test]
+fn a_huge_damaged_range_count_is_refused_not_allocated() {
+    let mut w = Writer::default();
+    described(Some(PartitionHealth::online())).encode_version(2, &mut w).unwrap();
+    // The count is the body's last four bytes: the partition has no damaged ranges.
+    let at = w.buf.len() - 4;
+    assert_eq!(w.buf[at..], [0, 0, 0, 0]);
+    for forged in [u32::MAX, 1 << 20, 1] {
+        let mut body = w.buf.clone();
+        body[at..].copy_from_slice(&forged.to_le_bytes());
+        // `needed` is the whole forged array's: the count itself was refused, before any item.
+        let needed = forged as usize * 26;
+        assert_eq!(
+            Response::decode_version(ApiKey::DescribeTopic, 2, &body),
+            Err(DecodeError::Truncated { at: body.len(), needed }),
+            "count {forged}"
+        );
+    }
+    // A bad state byte is refused too: it is the first byte after the bounds.
+    let mut body = w.buf.clone();
+    body[at - 8 - 2 - 1] = 7;
+    assert_eq!(
+        Response::decode_version(ApiKey::DescribeTopic, 2, &body),
+        Err(DecodeError::BadValue { field: "partition state", value: 7 })
+    );
 }

@@ -8,7 +8,9 @@
 //! answer, never the work.
 
 use crate::metadata::TopicTable;
-use crate::service::types::{Bounds, Failure, FetchPartition, FetchedPartition, ProducePartition, Produced};
+use crate::service::types::{
+    Failure, FetchPartition, FetchedPartition, PartitionStatus, ProducePartition, Produced,
+};
 use futures::channel::oneshot;
 use futures::future::LocalBoxFuture;
 use std::cell::{Cell, RefCell};
@@ -33,8 +35,8 @@ pub enum ShardRequest {
         partition: u32,
         spec: OffsetSpec,
     },
-    /// Log start and high watermark of these partitions of a topic.
-    Bounds {
+    /// Bounds, state and damaged ranges of these partitions of a topic.
+    Describe {
         topic: String,
         partitions: Vec<u32>,
     },
@@ -67,7 +69,7 @@ pub enum ShardReply {
     Produce(Vec<Result<Produced, Failure>>),
     Fetch(Vec<Result<FetchedPartition, Failure>>),
     ListOffsets(Result<u64, Failure>),
-    Bounds(Vec<Option<Bounds>>),
+    Described(Vec<PartitionStatus>),
     TopicChanged(Result<(), Failure>),
     /// The partitions of the table that could not be opened, with their causes.
     TopicsApplied(Vec<String>),

@@ -215,24 +215,9 @@ pub fn topic(conn: &Conn, cmd: TopicCmd) -> ExitCode {
             TopicCmd::Describe { name, json } => {
                 let t = admin.describe_topic(&name).await?;
                 if json {
-                    let parts: Vec<_> = t
-                        .partitions
-                        .iter()
-                        .map(|p| serde_json::json!({"partition": p.partition, "shard": p.shard, "log_start": p.log_start, "log_end": p.log_end}))
-                        .collect();
-                    let v = serde_json::json!({
-                        "name": t.name,
-                        "retention_ms": t.config.retention_ms,
-                        "retention_bytes": t.config.retention_bytes,
-                        "partitions": parts,
-                    });
-                    println!("{v}");
+                    println!("{}", crate::cli_describe::json(&t));
                 } else {
-                    println!("topic {} (retention_ms {:?}, retention_bytes {:?})", t.name, t.config.retention_ms, t.config.retention_bytes);
-                    println!("{:>9} {:>6} {:>14} {:>14}", "PARTITION", "SHARD", "LOG_START", "LOG_END");
-                    for p in &t.partitions {
-                        println!("{:>9} {:>6} {:>14} {:>14}", p.partition, p.shard, p.log_start, p.log_end);
-                    }
+                    crate::cli_describe::print_table(&t);
                 }
             }
         }

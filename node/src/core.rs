@@ -60,6 +60,13 @@ pub struct Offline {
     backoff: Backoff,
 }
 
+impl Offline {
+    /// In how many milliseconds upkeep tries to open it again; `None` once it tries no more.
+    pub fn retry_in_ms(&self, now_ms: u64) -> Option<u64> {
+        self.backoff.retry_in_ms(now_ms)
+    }
+}
+
 type Key = (String, u32);
 
 /// Partitions of one topic change a shard opens at once: enough to overlap their file creations

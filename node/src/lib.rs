@@ -4,6 +4,7 @@
 pub mod bootstrap;
 pub mod bus;
 pub mod cli;
+pub mod cli_describe;
 pub mod config;
 pub mod connection;
 mod connection_limits;

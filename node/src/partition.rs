@@ -8,9 +8,11 @@
 //! from its files. The shard's maintenance calls [`Partition::reopen_if_failed`], which recovers
 //! it in place, with a bounded number of attempts spaced by a growing delay.
 
+use crate::service::types::{Bounds, Damage, PartitionState, PartitionStatus};
 use futures::channel::oneshot;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use weir_log::damage::DamagedRange;
 use weir_log::storage::Storage;
 use weir_log::{LogConfig, PartitionLog, SharedLog};
 use weir_replication::ReplicaState;
@@ -42,6 +44,8 @@ pub struct Partition<S: Storage + Clone> {
     /// `topic/partition`, for the node's log.
     pub name: String,
     reopen: Cell<Backoff>,
+    /// Why the last attempt at reopening the failed log failed, until one succeeds.
+    reopen_error: RefCell<Option<String>>,
     /// Produces between their append and their answer. A failed log is reopened only when
     /// there are none: a produce waiting on the old log's sync must not be answered from the new
     /// log, where its offsets may hold other records.
@@ -74,6 +78,12 @@ impl Backoff {
         self.attempts < REOPEN_ATTEMPTS_MAX && now_ms >= self.next_ms
     }
 
+    /// In how many milliseconds the next attempt is allowed (0: at the next upkeep); `None`
+    /// once no more are.
+    pub fn retry_in_ms(&self, now_ms: u64) -> Option<u64> {
+        (self.attempts < REOPEN_ATTEMPTS_MAX).then(|| self.next_ms.saturating_sub(now_ms))
+    }
+
     /// Records a failed attempt at `now_ms`; returns whether it was the last one allowed.
     pub fn failed(&mut self, now_ms: u64) -> bool {
         self.attempts += 1;
@@ -101,6 +111,7 @@ impl<S: Storage + Clone> Partition<S> {
             waiters: RefCell::new(Vec::new()),
             name,
             reopen: Cell::new(Backoff::default()),
+            reopen_error: RefCell::new(None),
             producing: Rc::new(Cell::new(0)),
             closed: Cell::new(false),
         })
@@ -214,6 +225,27 @@ impl<S: Storage + Clone> Partition<S> {
         self.log.try_lock().is_some_and(|log| log.is_failed())
     }
 
+    /// Its bounds, whether it serves, and its damaged ranges, for describing its topic. Waits
+    /// for the write in progress, if any: under the lock, a failed log is failed indeed (a
+    /// change marks the log failed only while it runs), not merely busy.
+    pub async fn status(&self, now_ms: u64) -> PartitionStatus {
+        let log = self.log.lock().await;
+        let damaged = log.damaged_ranges().iter().map(damage).collect();
+        let state = if log.is_failed() && !self.closed.get() {
+            let mut cause = "the log failed (an I/O error or an interrupted write) and refuses writes until \
+                             it is reopened from its files"
+                .to_owned();
+            if let Some(e) = self.reopen_error.borrow().as_ref() {
+                cause.push_str(&format!("; the last reopen failed: {e}"));
+            }
+            PartitionState::Offline { cause, retry_in_ms: self.reopen.get().retry_in_ms(now_ms) }
+        } else {
+            PartitionState::Online
+        };
+        let bounds = Bounds { log_start: self.log_start(), high_watermark: self.high_watermark() };
+        PartitionStatus { bounds: Some(bounds), state, damaged }
+    }
+
     /// Counts a produce in flight until the guard drops: take it before appending, drop it once
     /// the answer is decided.
     pub fn begin_produce(&self) -> Producing {
@@ -243,16 +275,27 @@ impl<S: Storage + Clone> Partition<S> {
                     ReplicaState::recovered(log.log_start(), log.next_offset(), old.high_watermark(), epoch);
                 self.state.set(s);
                 self.reopen.set(Backoff::default());
+                self.reopen_error.replace(None);
                 tracing::warn!(partition = %self.name, log_end = s.log_end(), "failed log reopened and serving again");
                 true
             }
             Err(e) => {
                 let last = backoff.failed(now_ms);
                 self.reopen.set(backoff);
+                self.reopen_error.replace(Some(e.to_string()));
                 tracing::error!(partition = %self.name, error = %e, last, "cannot reopen a failed log");
                 false
             }
         }
+    }
+}
+
+fn damage(d: &DamagedRange) -> Damage {
+    Damage {
+        segment: d.segment,
+        first_offset: d.first_offset,
+        last_offset: d.last_offset,
+        reason: d.reason.to_string(),
     }
 }
 
@@ -304,11 +347,22 @@ mod tests {
                     matches!(append(&p, 1).await, Err(weir_log::LogError::Failed)),
                     "failed until reopened"
                 );
+                let offline = |s: PartitionStatus| match s.state {
+                    PartitionState::Offline { cause, retry_in_ms } => (cause, retry_in_ms),
+                    PartitionState::Online => panic!("a failed log is offline"),
+                };
+                let (cause, retry) = offline(p.status(500).await);
+                assert!(cause.contains("the log failed"), "{cause}");
+                assert_eq!(retry, Some(0), "retried at the next upkeep");
                 // Reopening fails while the storage does, and backs off.
                 storage.faults().fail_sync_in.set(1);
                 assert!(!p.reopen_if_failed(1_000).await);
+                let (cause, retry) = offline(p.status(1_200).await);
+                assert!(cause.contains("the last reopen failed"), "{cause}");
+                assert_eq!(retry, Some(reopen_delay_ms(1) - 200));
                 assert!(!p.reopen_if_failed(1_500).await, "not due before the delay");
                 assert!(p.reopen_if_failed(1_000 + reopen_delay_ms(1)).await);
+                assert_eq!(p.status(1_000 + reopen_delay_ms(1)).await.state, PartitionState::Online);
                 // Serving again: what the failed sync left unsynced was written, and recovery
                 // keeps every intact batch.
                 let s = p.state();

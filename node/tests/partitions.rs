@@ -8,7 +8,7 @@ use weir_log::batch::{BatchBuilder, ProducerStamp, Record};
 use weir_net::api::{Request, Response};
 use weir_net::client::connection::Connection;
 use weir_net::client::{Admin, ClientError, Target};
-use weir_net::{Acks, ErrorCode, TopicConfig};
+use weir_net::{Acks, ErrorCode, PartitionState, TopicConfig};
 
 fn batch_bytes(n: usize) -> Vec<u8> {
     let mut b = BatchBuilder::new(1 << 20);
@@ -93,6 +93,25 @@ fn an_offline_partition_says_why_and_comes_back_by_itself() {
         assert_eq!(code, ErrorCode::StorageError, "{message}");
         assert!(message.contains("offline"), "{message}");
         assert_eq!(produce(&target, "t", 1).await.0, ErrorCode::None, "the other partition serves");
+        // Describe says so too, with the cause and when the next attempt is.
+        let info = Admin::connect(&target).await.unwrap().describe_topic("t").await.unwrap();
+        let health = |p: usize| info.partitions[p].health.clone().expect("describe carries health");
+        match health(0).state {
+            PartitionState::Offline { cause, retry_in_ms } => {
+                assert!(cause.contains("cannot open"), "{cause}");
+                assert!(retry_in_ms.is_some_and(|ms| ms <= 60_000), "{retry_in_ms:?}");
+            }
+            other => panic!("partition 0 is offline, describe says {other:?}"),
+        }
+        assert_eq!(health(1).state, PartitionState::Online);
+        let out = node.cli(Via::Tcp).args(["topic", "describe", "t"]).output().unwrap();
+        let table = String::from_utf8(out.stdout).unwrap();
+        assert!(out.status.success(), "{table}");
+        assert!(table.contains("offline: cannot open"), "{table}");
+        let out = node.cli(Via::Tcp).args(["topic", "describe", "t", "--json"]).output().unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["partitions"][0]["state"], "offline", "{json}");
+        assert_eq!(json["partitions"][1]["state"], "online", "{json}");
         std::fs::remove_file(&real).unwrap();
         std::fs::rename(&aside, &real).unwrap();
         // Maintenance retries after 1, 2, 4 ... seconds; wait for it, with a deadline.
@@ -109,6 +128,7 @@ fn an_offline_partition_says_why_and_comes_back_by_itself() {
         let mut admin = Admin::connect(&target).await.unwrap();
         let info = admin.describe_topic("t").await.unwrap();
         assert_eq!(info.partitions[0].log_end, 6, "both batches there, the one from before the restart too");
+        assert_eq!(info.partitions[0].health.as_ref().unwrap().state, PartitionState::Online);
     });
 }
 

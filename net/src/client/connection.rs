@@ -2,7 +2,7 @@
 //! a request goes out as a frame, its response frame comes back.
 
 use super::error::{ClientError, Result};
-use crate::api::{API_VERSION, ApiKey, ErrorBody, Request, Response};
+use crate::api::{ApiKey, ErrorBody, Request, Response};
 use crate::frame::{FLAG_ERROR, FRAME_HEADER_BYTES, FrameDecoder, FrameHeader};
 use crate::tls::{QuicClientSettings, Trust};
 use crate::wire::Writer;
@@ -87,12 +87,14 @@ pub const RESPONSE_BYTES_MAX: usize = 64 << 20;
 #[derive(Debug)]
 pub struct ResponseFrame {
     api: ApiKey,
+    /// The version the node answered in: the one the request was sent in.
+    version: u16,
     frame: Vec<u8>,
 }
 
 impl ResponseFrame {
     pub fn response(&self) -> Result<Response<'_>> {
-        Ok(Response::decode(self.api, &self.frame[FRAME_HEADER_BYTES..])?)
+        Ok(Response::decode_version(self.api, self.version, &self.frame[FRAME_HEADER_BYTES..])?)
     }
 }
 
@@ -244,7 +246,7 @@ impl Connection {
         let header = FrameHeader {
             body_len: w.buf.len() - FRAME_HEADER_BYTES + tail.len(),
             api_key: req.api_key() as u16,
-            api_version: API_VERSION,
+            api_version: req.api_key().latest_version(),
             correlation_id: cid,
             flags: 0,
         };
@@ -291,7 +293,7 @@ impl Connection {
                     let e = ErrorBody::decode(&frame[FRAME_HEADER_BYTES..])?;
                     return Err(ClientError::Server { code: e.error, message: e.message });
                 }
-                return Ok(ResponseFrame { api: pending.api, frame: frame.to_vec() });
+                return Ok(ResponseFrame { api: pending.api, version: h.api_version, frame: frame.to_vec() });
             }
             let n = match &mut self.io {
                 Io::Tcp(s) => s.read(&mut self.read_buf).await?,

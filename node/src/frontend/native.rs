@@ -2,26 +2,36 @@
 //! answer. Produced batches go on as a slice of the frame's own buffer, not a copy.
 
 use crate::service::topics::TopicDescription;
-use crate::service::types::{Failure, FetchPartition, ProducePartition};
+use crate::service::types::{Failure, FetchPartition, PartitionState, PartitionStatus, ProducePartition};
 use crate::shard::{NodeService, Shard};
 use bytes::Bytes;
 use std::rc::Rc;
+use weir_net::PartitionState as WireState;
 use weir_net::api::{API_VERSION, PartitionInfo, ShardAddr, TopicInfo};
 use weir_net::frame::{FLAG_ERROR, FRAME_HEADER_BYTES, FrameHeader, encode_frame};
 use weir_net::wire::Writer;
-use weir_net::{Acks, ApiKey, DecodeError, ErrorBody, ErrorCode, Request, Response, TopicConfig};
+use weir_net::{
+    Acks, ApiKey, DamagedRangeInfo, DecodeError, ErrorBody, ErrorCode, PartitionHealth, Request, Response,
+    TopicConfig,
+};
 use weir_replication::PartitionId;
 
-/// The answer frame of `resp`; one the protocol cannot carry (a name too long) becomes an error
-/// answer rather than a panic.
+/// The answer frame of `resp`, in the first version of its API (the only one of every API but
+/// DescribeTopic); see [`response_frame_version`].
 pub fn response_frame(correlation_id: u32, resp: &Response<'_>) -> Vec<u8> {
+    response_frame_version(correlation_id, API_VERSION, resp)
+}
+
+/// The answer frame of `resp` in `version` of its API, the request's; one the protocol cannot
+/// carry (a name too long) becomes an error answer rather than a panic.
+pub fn response_frame_version(correlation_id: u32, version: u16, resp: &Response<'_>) -> Vec<u8> {
     let mut w = Writer::default();
-    match resp.encode(&mut w) {
-        Ok(()) => encode_frame(resp.api_key() as u16, API_VERSION, correlation_id, 0, &w.buf),
+    match resp.encode_version(version, &mut w) {
+        Ok(()) => encode_frame(resp.api_key() as u16, version, correlation_id, 0, &w.buf),
         Err(e) => {
             let mut w = Writer::default();
             ErrorBody { error: ErrorCode::Unknown, message: e.to_string() }.encode(&mut w);
-            encode_frame(resp.api_key() as u16, API_VERSION, correlation_id, FLAG_ERROR, &w.buf)
+            encode_frame(resp.api_key() as u16, version, correlation_id, FLAG_ERROR, &w.buf)
         }
     }
 }
@@ -54,7 +64,13 @@ pub async fn handle(shard: &Rc<Shard>, header: FrameHeader, frame: Bytes) -> Res
     let svc = &shard.service;
     Ok(match req {
         Request::ApiVersions => {
-            let apis = ApiKey::ALL.iter().map(|k| (*k as u16, API_VERSION, API_VERSION)).collect();
+            let apis = ApiKey::ALL
+                .iter()
+                .map(|k| {
+                    let (lowest, highest) = k.versions();
+                    (*k as u16, lowest, highest)
+                })
+                .collect();
             response_frame(cid, &Response::ApiVersions { apis })
         }
         Request::Metadata { topics } => metadata(shard, cid, topics),
@@ -71,7 +87,7 @@ pub async fn handle(shard: &Rc<Shard>, header: FrameHeader, frame: Bytes) -> Res
                 Ok(d) => topic_info(d),
                 Err(f) => unknown_topic(name, f.code),
             };
-            response_frame(cid, &Response::DescribeTopic { topic })
+            response_frame_version(cid, header.api_version, &Response::DescribeTopic { topic })
         }
         Request::Produce { topic, partition, acks, batches, .. } => {
             let part = ProducePartition {
@@ -146,17 +162,34 @@ fn unknown_topic(name: String, error: ErrorCode) -> TopicInfo {
 
 fn topic_info(d: TopicDescription) -> TopicInfo {
     let partitions = (0..d.meta.partitions)
-        .map(|p| {
-            let b = d.bounds.get(p as usize).copied().flatten();
-            PartitionInfo {
-                partition: p,
-                shard: d.meta.local_shard(p).map_or(0, |s| s.0),
-                log_start: b.map_or(0, |b| b.log_start),
-                log_end: b.map_or(0, |b| b.high_watermark),
-            }
+        .zip(d.partitions)
+        .map(|(p, status)| PartitionInfo {
+            partition: p,
+            shard: d.meta.local_shard(p).map_or(0, |s| s.0),
+            log_start: status.bounds.map_or(0, |b| b.log_start),
+            log_end: status.bounds.map_or(0, |b| b.high_watermark),
+            health: Some(health(status)),
         })
         .collect();
     TopicInfo { config: d.meta.config(), error: ErrorCode::None, name: d.meta.name, partitions }
+}
+
+fn health(status: PartitionStatus) -> PartitionHealth {
+    let state = match status.state {
+        PartitionState::Online => WireState::Online,
+        PartitionState::Offline { cause, retry_in_ms } => WireState::Offline { cause, retry_in_ms },
+    };
+    let damaged = status
+        .damaged
+        .into_iter()
+        .map(|d| DamagedRangeInfo {
+            segment: d.segment,
+            first_offset: d.first_offset,
+            last_offset: d.last_offset,
+            reason: d.reason,
+        })
+        .collect();
+    PartitionHealth { state, damaged }
 }
 
 fn metadata(shard: &Shard, cid: u32, topics: Vec<String>) -> Vec<u8> {
@@ -176,6 +209,7 @@ fn metadata(shard: &Shard, cid: u32, topics: Vec<String>) -> Vec<u8> {
                         shard: meta.local_shard(p).map_or(0, |s| s.0),
                         log_start: 0,
                         log_end: 0,
+                        health: None,
                     })
                     .collect(),
                 config: meta.config(),

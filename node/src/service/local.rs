@@ -1,7 +1,7 @@
 //! Operations on the partitions a shard serves itself: what the owner of a partition runs for a
 //! produce, fetch or list-offsets, whichever shard the request came in on.
 
-use super::types::{Bounds, Failure, FetchPartition, FetchedPartition, ProducePartition, Produced};
+use super::types::{Failure, FetchPartition, FetchedPartition, PartitionStatus, ProducePartition, Produced};
 use crate::core::ShardCore;
 use crate::disk::Disk;
 use crate::partition::Partition;
@@ -274,14 +274,23 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         }
     }
 
-    /// Log start and high watermark of each partition, as far as this shard serves them.
-    pub fn bounds_local(&self, topic: &str, partitions: &[u32]) -> Vec<Option<Bounds>> {
-        partitions
-            .iter()
-            .map(|&p| {
-                self.partition(topic, p)
-                    .map(|p| Bounds { log_start: p.log_start(), high_watermark: p.high_watermark() })
-            })
-            .collect()
+    /// The status of each partition (bounds, state, damaged ranges), as this shard sees them:
+    /// one it does not serve is offline, with the cause it failed to open for if it did.
+    pub async fn describe_local(&self, topic: &str, partitions: &[u32]) -> Vec<PartitionStatus> {
+        let now = self.rt.now_ms();
+        let mut out = Vec::with_capacity(partitions.len());
+        for &p in partitions {
+            out.push(match (self.partition(topic, p), self.offline(topic, p)) {
+                (Some(served), _) => served.status(now).await,
+                (None, Some(o)) => {
+                    PartitionStatus::offline(format!("cannot open: {}", o.error), o.retry_in_ms(now))
+                }
+                (None, None) => PartitionStatus::offline(
+                    format!("not served by shard {} (being opened or removed)", self.id.0),
+                    None,
+                ),
+            });
+        }
+        out
     }
 }

@@ -40,7 +40,7 @@ fn wrong(to: ShardId, asked: &'static str, got: &ShardReply) -> Failure {
         ShardReply::Produce(_) => "Produce",
         ShardReply::Fetch(_) => "Fetch",
         ShardReply::ListOffsets(_) => "ListOffsets",
-        ShardReply::Bounds(_) => "Bounds",
+        ShardReply::Described(_) => "Described",
         ShardReply::TopicChanged(_) => "TopicChanged",
         ShardReply::TopicsApplied(_) => "TopicsApplied",
     };
@@ -183,8 +183,8 @@ impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
             ShardRequest::ListOffsets { topic, partition, spec } => {
                 ShardReply::ListOffsets(self.core.list_offsets_local(&topic, partition, spec).await)
             }
-            ShardRequest::Bounds { topic, partitions } => {
-                ShardReply::Bounds(self.core.bounds_local(&topic, &partitions))
+            ShardRequest::Describe { topic, partitions } => {
+                ShardReply::Described(self.core.describe_local(&topic, &partitions).await)
             }
             ShardRequest::CreateTopic { name, partitions, config } => {
                 ShardReply::TopicChanged(self.create_topic(name, partitions, config).await)

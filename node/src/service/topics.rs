@@ -2,7 +2,7 @@
 //! (so a crash leaves the old or the new one), and has every shard apply it before it answers.
 
 use super::PartitionService;
-use super::types::{Bounds, Failure};
+use super::types::{Failure, PartitionStatus};
 use crate::bus::{Bus, ShardReply, ShardRequest};
 use crate::disk::Disk;
 use crate::metadata::{PARTITIONS_MAX, TopicMeta, TopicTable, check_topic_name};
@@ -13,11 +13,11 @@ use weir_replication::ShardId;
 /// The shard that makes topic changes.
 pub const TOPIC_SHARD: ShardId = ShardId(0);
 
-/// A topic and the bounds of each of its partitions (`None`: its owner does not serve it).
+/// A topic and the status of each of its partitions, in partition order.
 #[derive(Debug, Clone)]
 pub struct TopicDescription {
     pub meta: TopicMeta,
-    pub bounds: Vec<Option<Bounds>>,
+    pub partitions: Vec<PartitionStatus>,
 }
 
 impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
@@ -118,7 +118,9 @@ impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
         failures
     }
 
-    /// The topic and the bounds of its partitions, asked of their owners (one call per owner).
+    /// The topic and the status of its partitions (bounds, online or offline, damaged ranges),
+    /// asked of their owners (one call per owner). A partition whose owner does not answer is
+    /// offline, for that reason.
     pub async fn describe_topic(&self, name: &str) -> Result<TopicDescription, Failure> {
         let meta = self.core.topics.borrow().topics.get(name).cloned();
         let meta = meta.ok_or_else(|| Failure::new(ErrorCode::UnknownTopic, format!("no topic {name:?}")))?;
@@ -126,21 +128,27 @@ impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
         let groups = self.group(partitions, |&p| self.owner(name, p));
         let calls = groups.into_iter().map(|(to, idx, parts)| async move {
             let n = parts.len();
-            let bounds = if to == self.core.id {
-                self.core.bounds_local(name, &parts)
+            let status = if to == self.core.id {
+                self.core.describe_local(name, &parts).await
             } else {
                 match self
                     .bus
-                    .call(to, ShardRequest::Bounds { topic: name.to_owned(), partitions: parts })
+                    .call(to, ShardRequest::Describe { topic: name.to_owned(), partitions: parts })
                     .await
                 {
-                    Ok(ShardReply::Bounds(b)) => b,
-                    _ => vec![None; n],
+                    Ok(ShardReply::Described(s)) => s,
+                    Ok(other) => {
+                        let f = super::wrong(to, "Described", &other);
+                        vec![PartitionStatus::offline(f.message, None); n]
+                    }
+                    Err(e) => {
+                        vec![PartitionStatus::offline(format!("shard {} did not answer: {e}", to.0), None); n]
+                    }
                 }
             };
-            (idx, bounds)
+            (idx, status)
         });
-        let bounds = Self::ungroup(futures::future::join_all(calls).await);
-        Ok(TopicDescription { meta, bounds })
+        let partitions = Self::ungroup(futures::future::join_all(calls).await);
+        Ok(TopicDescription { meta, partitions })
     }
 }

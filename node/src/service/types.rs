@@ -63,3 +63,45 @@ pub struct Bounds {
     pub log_start: u64,
     pub high_watermark: u64,
 }
+
+/// Whether a partition's owner serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionState {
+    Online,
+    /// Its log failed, or it could not be opened (or its owner did not answer): `cause` says
+    /// which and why. `retry_in_ms`: when its owner next tries to bring it back; `None` when
+    /// it tries no more until the node restarts, or cannot tell.
+    Offline {
+        cause: String,
+        retry_in_ms: Option<u64>,
+    },
+}
+
+/// A quarantined range of a partition's log (see `weir_log::damage::DamagedRange`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// Base offset of the segment holding it.
+    pub segment: u64,
+    /// The offsets it covers, `first_offset..=last_offset`.
+    pub first_offset: u64,
+    pub last_offset: u64,
+    /// What the first damaged batch failed.
+    pub reason: String,
+}
+
+/// What describing a topic tells of one partition, as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionStatus {
+    /// `None` when its owner does not serve it (it is offline, or being opened).
+    pub bounds: Option<Bounds>,
+    pub state: PartitionState,
+    /// Oldest first; empty for a partition not served.
+    pub damaged: Vec<Damage>,
+}
+
+impl PartitionStatus {
+    /// A partition its owner does not serve, for `cause`.
+    pub fn offline(cause: String, retry_in_ms: Option<u64>) -> Self {
+        Self { bounds: None, state: PartitionState::Offline { cause, retry_in_ms }, damaged: Vec::new() }
+    }
+}
