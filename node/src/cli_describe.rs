@@ -43,7 +43,7 @@ pub fn detail_lines(p: &PartitionInfo) -> Vec<String> {
     if let PartitionState::Offline { cause, retry_in_ms } = &h.state {
         let retry = match retry_in_ms {
             Some(ms) => format!("next attempt in {ms} ms"),
-            None => "no more attempts until the node restarts".to_owned(),
+            None => "no retry scheduled".to_owned(),
         };
         lines.push(format!("offline: {cause} ({retry})"));
     }

@@ -351,8 +351,8 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         }
     }
 
-    /// Retries opening the offline partitions and recovers failed logs in place, each with a
-    /// bounded number of attempts.
+    /// Retries opening the offline partitions and recovers failed logs in place, each when its
+    /// backoff says.
     async fn recover_partitions(&self, now: u64) {
         let due: Vec<(Key, Offline)> = self
             .offline
@@ -404,9 +404,20 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
                 )
             }
             (Some(_), None) => {
-                tracing::warn!(shard = self.id.0, free, min, "free space back above storage_min_free_bytes")
+                tracing::warn!(shard = self.id.0, free, min, "free space back above storage_min_free_bytes");
+                self.retry_now();
             }
             _ => {}
+        }
+    }
+
+    /// Makes every retry of an offline partition or a failed log due at the next upkeep.
+    fn retry_now(&self) {
+        for offline in self.offline.borrow_mut().values_mut() {
+            offline.backoff.retry_now();
+        }
+        for p in self.all_partitions() {
+            p.retry_now();
         }
     }
 

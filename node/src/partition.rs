@@ -19,10 +19,10 @@ use weir_replication::ReplicaState;
 
 /// Fetches waiting for data on one partition at most; more are answered at once, empty.
 pub const WAITERS_MAX: usize = 4096;
-/// Times a failed log (or a partition that would not open) is retried before it stays offline
-/// until the node restarts: about five minutes of attempts with [`reopen_delay_ms`].
-pub const REOPEN_ATTEMPTS_MAX: u32 = 10;
-/// Delay before the first retry; each later one waits twice as long, up to `REOPEN_DELAY_MS_MAX`.
+/// Delay before the first retry of a failed log (or a partition that would not open); each
+/// later one waits twice as long, up to `REOPEN_DELAY_MS_MAX`, and retries never stop: the cause
+/// (a full disk, a file an operator moved away) may go at any time. Retries are due at once when
+/// free space comes back ([`Backoff::retry_now`]).
 pub const REOPEN_DELAY_MS: u64 = 1000;
 pub const REOPEN_DELAY_MS_MAX: u64 = 60_000;
 
@@ -65,7 +65,7 @@ impl Drop for Producing {
 }
 
 /// Attempts at something that failed (reopening a log, opening a partition), spaced by
-/// [`reopen_delay_ms`] and bounded by [`REOPEN_ATTEMPTS_MAX`].
+/// [`reopen_delay_ms`], without end.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Backoff {
     attempts: u32,
@@ -75,20 +75,25 @@ pub struct Backoff {
 impl Backoff {
     /// Whether another attempt is allowed at `now_ms`.
     pub fn due(&self, now_ms: u64) -> bool {
-        self.attempts < REOPEN_ATTEMPTS_MAX && now_ms >= self.next_ms
+        now_ms >= self.next_ms
     }
 
-    /// In how many milliseconds the next attempt is allowed (0: at the next upkeep); `None`
-    /// once no more are.
+    /// In how many milliseconds the next attempt is allowed (0: at the next upkeep). Always
+    /// `Some`: the protocol keeps `None` for a node that gives up.
     pub fn retry_in_ms(&self, now_ms: u64) -> Option<u64> {
-        (self.attempts < REOPEN_ATTEMPTS_MAX).then(|| self.next_ms.saturating_sub(now_ms))
+        Some(self.next_ms.saturating_sub(now_ms))
     }
 
-    /// Records a failed attempt at `now_ms`; returns whether it was the last one allowed.
-    pub fn failed(&mut self, now_ms: u64) -> bool {
-        self.attempts += 1;
+    /// Records a failed attempt at `now_ms`.
+    pub fn failed(&mut self, now_ms: u64) {
+        self.attempts = self.attempts.saturating_add(1);
         self.next_ms = now_ms + reopen_delay_ms(self.attempts);
-        self.attempts >= REOPEN_ATTEMPTS_MAX
+    }
+
+    /// Makes the next attempt due at once, keeping the count (so the delays after it stay long
+    /// if it fails again).
+    pub fn retry_now(&mut self) {
+        self.next_ms = 0;
     }
 }
 
@@ -255,7 +260,6 @@ impl<S: Storage + Clone> Partition<S> {
 
     /// Recovers a failed log in place when its next attempt is due: reopens it from its files
     /// (recovery keeps every intact batch) and serves again. Returns whether it reopened the log.
-    /// After [`REOPEN_ATTEMPTS_MAX`] failed attempts the partition stays offline.
     pub async fn reopen_if_failed(&self, now_ms: u64) -> bool {
         let mut backoff = self.reopen.get();
         if !backoff.due(now_ms) || self.producing.get() > 0 {
@@ -280,13 +284,24 @@ impl<S: Storage + Clone> Partition<S> {
                 true
             }
             Err(e) => {
-                let last = backoff.failed(now_ms);
+                backoff.failed(now_ms);
                 self.reopen.set(backoff);
                 self.reopen_error.replace(Some(e.to_string()));
-                tracing::error!(partition = %self.name, error = %e, last, "cannot reopen a failed log");
+                let retry_in_ms = reopen_delay_ms(backoff.attempts);
+                tracing::error!(partition = %self.name, error = %e, retry_in_ms, "cannot reopen a failed log");
                 false
             }
         }
+    }
+}
+
+impl<S: Storage + Clone> Partition<S> {
+    /// Makes the next reopen of a failed log due at once: its cause may have gone (free space
+    /// came back).
+    pub fn retry_now(&self) {
+        let mut backoff = self.reopen.get();
+        backoff.retry_now();
+        self.reopen.set(backoff);
     }
 }
 
@@ -397,11 +412,21 @@ mod tests {
             .unwrap();
     }
 
+    /// Retries go on for good, a minute apart at most, and are due at once when asked.
     #[test]
-    fn retries_stop_after_the_last_attempt() {
-        let total: u64 = (1..REOPEN_ATTEMPTS_MAX).map(reopen_delay_ms).sum();
-        assert!((60_000..=600_000).contains(&total), "minutes of retries, not forever: {total} ms");
+    fn retries_never_stop() {
+        let mut backoff = Backoff::default();
+        let mut now = 0;
+        for _ in 0..1000 {
+            backoff.failed(now);
+            assert!(!backoff.due(now));
+            now += REOPEN_DELAY_MS_MAX;
+            assert!(backoff.due(now), "still retried after {now} ms");
+        }
+        backoff.failed(now);
+        backoff.retry_now();
+        assert!(backoff.due(now));
         assert_eq!(reopen_delay_ms(1), REOPEN_DELAY_MS);
-        assert_eq!(reopen_delay_ms(40), REOPEN_DELAY_MS_MAX);
+        assert_eq!(reopen_delay_ms(u32::MAX), REOPEN_DELAY_MS_MAX);
     }
 }

@@ -69,8 +69,8 @@ pub struct Bounds {
 pub enum PartitionState {
     Online,
     /// Its log failed, or it could not be opened (or its owner did not answer): `cause` says
-    /// which and why. `retry_in_ms`: when its owner next tries to bring it back; `None` when
-    /// it tries no more until the node restarts, or cannot tell.
+    /// which and why. `retry_in_ms`: when its owner next tries to bring it back (it never
+    /// stops trying); `None` when it cannot tell (its owner did not answer).
     Offline {
         cause: String,
         retry_in_ms: Option<u64>,
