@@ -7,7 +7,7 @@ use crate::bus::{Mesh, MeshBus};
 use crate::config::NodeConfig;
 use crate::connection::{Limits, accept_loop, serve_connection};
 use crate::core::{CoreConfig, ShardCore};
-use crate::disk::DataDir;
+use crate::disk::{DataDir, Disk};
 use crate::metadata::TopicTable;
 use crate::request_memory::ShardMemory;
 use crate::runtime::{GlommioRuntime, Runtime};
@@ -182,6 +182,7 @@ async fn shut_down(shard: &Shard, listeners: Listeners) {
         );
     }
     shard.core().flush_all().await;
+    shard.core().disk.close_files().await;
     // TCP clients see their connections close with the process; the QUIC closes are sent
     // before `close` returns.
     for endpoint in &listeners.endpoints {

@@ -29,6 +29,8 @@ pub trait Disk: std::fmt::Debug + 'static {
     async fn free_bytes(&self) -> io::Result<u64>;
     /// The shard's descriptor cache: how many partition files it holds open.
     fn open_files(&self) -> FdCacheStats;
+    /// Closes the partition files held open, at shutdown (a later use reopens them).
+    async fn close_files(&self);
 }
 
 /// The node's data dir: `partitions/<topic>-<partition>/` on direct I/O, `topics.json` beside.
@@ -82,6 +84,10 @@ impl Disk for DataDir {
 
     fn open_files(&self) -> FdCacheStats {
         self.cache.stats()
+    }
+
+    async fn close_files(&self) {
+        self.cache.close_all().await;
     }
 }
 
@@ -180,5 +186,9 @@ impl Disk for MemDisk {
 
     fn open_files(&self) -> FdCacheStats {
         self.cache.stats()
+    }
+
+    async fn close_files(&self) {
+        self.cache.close_all().await;
     }
 }

@@ -142,6 +142,27 @@ impl<F: StorageFile> FdCache<F> {
         self.permits.clone().acquire_owned().await.expect("the semaphore is never closed")
     }
 
+    /// Closes every descriptor the cache holds, waiting for each close (those that operations in
+    /// flight hold close when they end). For a shard that stops: dropped instead, a descriptor
+    /// closes only when its executor next runs, and may never.
+    pub async fn close_all(&self) {
+        loop {
+            let coldest = {
+                let mut lru = self.lru.borrow_mut();
+                let Some((_, coldest)) = lru.order.pop_first() else { return };
+                coldest.upgrade()
+            };
+            let Some(slot) = coldest else { continue };
+            slot.tick.set(None);
+            let handle = slot.handle.borrow_mut().take();
+            if let Some(Ok(held)) = handle.map(Rc::try_unwrap)
+                && let Err(e) = held.file.close().await
+            {
+                tracing::warn!(file = %slot.name, error = %e, "closing a file failed");
+            }
+        }
+    }
+
     /// Closes the coldest descriptor (once the operations using it end); false if none is open.
     fn evict_coldest(&self) -> bool {
         let coldest = {
