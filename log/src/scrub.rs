@@ -23,14 +23,21 @@ pub const SCRUB_BYTES_PER_SEC: u64 = 16 << 20;
 pub const SCRUB_STEP_BYTES_MAX: u64 = 1 << 20;
 /// Fewest bytes worth a step: smaller grants wait and add up, so reads stay large.
 pub const SCRUB_STEP_BYTES_MIN: u64 = 64 << 10;
+/// How long a shard's scrubbing rests after a step failed to read: a failing device is not
+/// hammered, nor the log filled, by a retry at every upkeep.
+pub const SCRUB_ERROR_PAUSE_MS: u64 = 60_000;
 
 /// The rate of one shard's scrubbing: a budget of bytes that grows with time at
-/// `bytes_per_sec`, up to one step, and which partition's turn it is. Owned by a shard.
+/// `bytes_per_sec`, up to one step, and which partition's turn it is. A step may read more than
+/// its grant (a batch larger than it, or damage measured to its end): the excess is a debt paid
+/// from later time, so the rate holds on average. Owned by a shard.
 #[derive(Debug, Clone)]
 pub struct ScrubBudget {
     bytes_per_sec: u64,
-    credit: u64,
+    /// Bytes that may be read now; negative while a debt is paid off.
+    credit: i64,
     last_ms: Option<u64>,
+    paused_until_ms: u64,
     turn: usize,
 }
 
@@ -42,22 +49,30 @@ impl Default for ScrubBudget {
 
 impl ScrubBudget {
     pub fn new(bytes_per_sec: u64) -> Self {
-        Self { bytes_per_sec, credit: 0, last_ms: None, turn: 0 }
+        Self { bytes_per_sec, credit: 0, last_ms: None, paused_until_ms: 0, turn: 0 }
     }
 
     /// The bytes a step may read now, or `None` until at least [`SCRUB_STEP_BYTES_MIN`] have
-    /// accrued. The clock starts at the first call.
+    /// accrued (or while paused). The clock starts at the first call.
     pub fn grant(&mut self, now_ms: u64) -> Option<u64> {
         let elapsed = now_ms.saturating_sub(self.last_ms.unwrap_or(now_ms));
         self.last_ms = Some(now_ms);
-        let earned = elapsed.saturating_mul(self.bytes_per_sec) / 1000;
-        self.credit = self.credit.saturating_add(earned).min(SCRUB_STEP_BYTES_MAX);
-        (self.credit >= SCRUB_STEP_BYTES_MIN).then_some(self.credit)
+        let earned = i64::try_from(elapsed.saturating_mul(self.bytes_per_sec) / 1000).unwrap_or(i64::MAX);
+        self.credit = self.credit.saturating_add(earned).min(SCRUB_STEP_BYTES_MAX as i64);
+        if now_ms < self.paused_until_ms {
+            return None;
+        }
+        u64::try_from(self.credit).ok().filter(|&c| c >= SCRUB_STEP_BYTES_MIN)
     }
 
-    /// Takes what a step read off the budget.
+    /// Takes what a step read off the budget, going into debt if it read more than granted.
     pub fn spend(&mut self, bytes: u64) {
-        self.credit = self.credit.saturating_sub(bytes);
+        self.credit = self.credit.saturating_sub(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// A step failed: no step for [`SCRUB_ERROR_PAUSE_MS`] from `now_ms`.
+    pub fn pause_after_error(&mut self, now_ms: u64) {
+        self.paused_until_ms = now_ms.saturating_add(SCRUB_ERROR_PAUSE_MS);
     }
 
     /// Which of `n` partitions scrubs next: each in turn.
@@ -213,5 +228,29 @@ mod tests {
         assert_eq!(b.grant(1125), None);
         assert_eq!(b.grant(100_000), Some(SCRUB_STEP_BYTES_MAX), "credit is capped at one step");
         assert_eq!((b.next_turn(3), b.next_turn(3), b.next_turn(3)), (1, 2, 0));
+    }
+
+    /// A step that read past its grant is paid for with later time: over any stretch, the bytes
+    /// read stay within the rate (and one step).
+    #[test]
+    fn reading_past_a_grant_is_paid_back() {
+        let mut b = ScrubBudget::new(1_000_000);
+        b.grant(0);
+        assert_eq!(b.grant(1000), Some(SCRUB_STEP_BYTES_MAX.min(1_000_000)));
+        b.spend(10_000_000);
+        for now in (2000..=10_000).step_by(1000) {
+            assert_eq!(b.grant(now), None, "still paying at {now} ms");
+        }
+        assert!(b.grant(11_000).is_some(), "paid off after ten seconds at 1 MB/s");
+    }
+
+    /// After a failed step the scrubber rests, then goes on.
+    #[test]
+    fn an_error_pauses_scrubbing() {
+        let mut b = ScrubBudget::new(1_000_000);
+        b.grant(0);
+        b.pause_after_error(1000);
+        assert_eq!(b.grant(1000 + SCRUB_ERROR_PAUSE_MS - 1), None);
+        assert!(b.grant(1000 + SCRUB_ERROR_PAUSE_MS).is_some());
     }
 }

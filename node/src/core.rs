@@ -334,7 +334,11 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         let Some(plan) = p.log.lock().await.plan_scrub(bytes) else { return };
         let outcome = match plan.execute().await {
             Ok(outcome) => outcome,
-            Err(e) => return tracing::error!(partition = %p.name, error = %e, "scrubbing failed"),
+            Err(e) => {
+                self.scrub.borrow_mut().pause_after_error(now);
+                let pause_ms = weir_log::scrub::SCRUB_ERROR_PAUSE_MS;
+                return tracing::error!(partition = %p.name, error = %e, pause_ms, "scrubbing failed; pausing");
+            }
         };
         self.scrub.borrow_mut().spend(outcome.checked_bytes);
         match p.log.lock().await.complete_scrub(outcome).await {

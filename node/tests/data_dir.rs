@@ -83,3 +83,20 @@ fn a_start_on_a_udp_port_in_use_removes_its_certificate_and_lock() {
     assert!(data_dir.join("tls").join("cert.pem").exists());
     node.stop();
 }
+
+/// An `open_files_max` the process's RLIMIT_NOFILE cannot hold is refused at start, with a
+/// message naming the setting and the limit, and leaves nothing behind.
+#[test]
+fn an_open_files_max_past_the_fd_limit_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let data_dir = root.path().join("data");
+    let huge = (1u64 << 40).to_string();
+    let errors = start_fails(serve_command(
+        &data_dir,
+        1,
+        Node::free_port(1),
+        &[("WEIR_OPEN_FILES_MAX", huge.as_str())],
+    ));
+    assert!(errors.contains("open_files_max") && errors.contains("RLIMIT_NOFILE"), "{errors}");
+    assert!(!data_dir.exists(), "left behind: {:?}", entries(&data_dir));
+}
