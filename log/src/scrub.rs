@@ -116,6 +116,10 @@ pub struct ScrubOutcome {
     /// Where the next step goes on.
     pub next: ScrubCursor,
     pub checked_bytes: u64,
+    /// Bytes read from the device, which may exceed those checked (a batch larger than the
+    /// first read is read again whole, damage is measured to the next intact batch): what the
+    /// step costs the scrubbing budget.
+    pub read_bytes: u64,
     /// The segment was checked to its end.
     pub segment_done: bool,
     /// Damage found, not yet quarantined.
@@ -131,6 +135,7 @@ impl<F: StorageFile> ScrubPlan<F> {
         let buf_pos = align_down(pos, align);
         let want = align_up((pos - buf_pos + self.budget_bytes).min(self.size - buf_pos), align);
         let mut buf = self.read(buf_pos, want as usize).await?;
+        let mut read_bytes = want;
         let mut buf_pos = buf_pos;
         let mut checked = 0u64;
         let mut damage = None;
@@ -155,6 +160,7 @@ impl<F: StorageFile> ScrubPlan<F> {
                 // A batch larger than the budget, or past a skipped range: read it whole.
                 buf_pos = align_down(pos, align);
                 buf = self.read(buf_pos, (pos - buf_pos + need) as usize).await?;
+                read_bytes += align_up(pos - buf_pos + need, align);
                 reread = true;
                 continue;
             }
@@ -173,6 +179,7 @@ impl<F: StorageFile> ScrubPlan<F> {
                         .unwrap_or(crate::BatchError::BadHeader { field: "base_offset", value: offset });
                     let d = self.measure(pos, offset, reason).await?;
                     checked += d.end_pos - pos;
+                    read_bytes += d.end_pos - pos;
                     (pos, offset) = (d.end_pos, d.last_offset + 1);
                     damage = Some(d);
                     break;
@@ -181,7 +188,14 @@ impl<F: StorageFile> ScrubPlan<F> {
         }
         let segment_done = pos >= self.size;
         let next = ScrubCursor { segment: self.segment, pos, offset };
-        Ok(ScrubOutcome { segment: self.segment, next, checked_bytes: checked, segment_done, damage })
+        Ok(ScrubOutcome {
+            segment: self.segment,
+            next,
+            checked_bytes: checked,
+            read_bytes,
+            segment_done,
+            damage,
+        })
     }
 
     /// The damaged range starting at `pos`: up to the next intact batch, or the segment's end.

@@ -340,7 +340,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
                 return tracing::error!(partition = %p.name, error = %e, pause_ms, "scrubbing failed; pausing");
             }
         };
-        self.scrub.borrow_mut().spend(outcome.checked_bytes);
+        self.scrub.borrow_mut().spend(outcome.read_bytes.max(outcome.checked_bytes));
         match p.log.lock().await.complete_scrub(outcome).await {
             Ok(Some(d)) => tracing::warn!(
                 partition = %p.name,

@@ -4,7 +4,7 @@
 # recovered before it does): after a clean stop, and after kill -9 while a producer writes.
 #
 #   perf/scripts/recovery.sh                      # 10 GB, 8 partitions, in /tmp/weir-recovery
-#   BYTES=2000000000 PARTITIONS=64 perf/scripts/recovery.sh
+#   BYTES=2000000000 PARTITIONS=64 SEGMENT_BYTES=1073741824 perf/scripts/recovery.sh
 #
 # Needs release binaries (cargo build --release -p weir-node -p weir-perf) and 2 × BYTES free.
 set -euo pipefail
@@ -19,7 +19,7 @@ RECORD=1024
 
 rm -rf "$DIR"
 mkdir -p "$DIR"
-export WEIR_DATA_DIR="$DIR/data" WEIR_LISTEN="127.0.0.1:$PORT"
+export WEIR_DATA_DIR="$DIR/data" WEIR_LISTEN="127.0.0.1:$PORT" WEIR_SEGMENT_BYTES=${SEGMENT_BYTES:-268435456}
 node_pid=
 
 start_node() {
@@ -68,6 +68,14 @@ t=$(date +%s.%N)
 start_node
 echo "restart after kill -9 under load: $(seconds_until_listening "$t") s"
 grep -E "WARN|ERROR" "$DIR/node.log" | head -5 || true
+
+# The scrubber's rate: with no client, what the node reads is the scrubber's checking of
+# sealed segments (read_bytes of /proc/PID/io counts what the process had the device read).
+read_bytes() { awk '/^read_bytes/ {print $2}' "/proc/$node_pid/io"; }
+before=$(read_bytes)
+sleep "${SCRUB_SECONDS:-30}"
+after=$(read_bytes)
+echo "scrubber, idle node: $(( (after - before) / ${SCRUB_SECONDS:-30} / 1048576 )) MiB/s read over ${SCRUB_SECONDS:-30} s"
 
 kill -TERM "$node_pid"
 wait "$node_pid" || true
