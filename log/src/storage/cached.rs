@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Makes an I/O buffer without a file: what a [`CachedFile`] whose descriptor is closed
 /// allocates with.
@@ -53,11 +53,19 @@ pub struct FdCache<F: StorageFile> {
     alloc: Allocator<F::Buf>,
     /// One permit per descriptor that may be open.
     permits: Arc<Semaphore>,
+    /// Wakes the opens waiting for a permit when a descriptor enters the order: it holds a
+    /// permit that only an eviction gives back, and the semaphore alone would never wake them.
+    evictable: Rc<Notify>,
 }
 
 impl<F: StorageFile> Clone for FdCache<F> {
     fn clone(&self) -> Self {
-        Self { lru: self.lru.clone(), alloc: self.alloc.clone(), permits: self.permits.clone() }
+        Self {
+            lru: self.lru.clone(),
+            alloc: self.alloc.clone(),
+            permits: self.permits.clone(),
+            evictable: self.evictable.clone(),
+        }
     }
 }
 
@@ -125,21 +133,40 @@ impl<F: StorageFile> FdCache<F> {
     pub fn new(capacity: usize, alloc: Allocator<F::Buf>) -> Self {
         let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
         let lru = Lru { capacity, order: BTreeMap::new(), tick: 0, reopens: 0, evictions: 0 };
-        Self { lru: Rc::new(RefCell::new(lru)), alloc, permits: Arc::new(Semaphore::new(capacity)) }
+        Self {
+            lru: Rc::new(RefCell::new(lru)),
+            alloc,
+            permits: Arc::new(Semaphore::new(capacity)),
+            evictable: Rc::default(),
+        }
     }
 
     /// A permit for one more descriptor: closes the coldest ones until one is free, and waits
     /// for operations in flight to give one back if every descriptor is in use.
     async fn permit(&self) -> OwnedSemaphorePermit {
         loop {
-            if let Ok(permit) = self.permits.clone().try_acquire_owned() {
-                return permit;
+            // Registered before looking, so a descriptor entering the order after the look
+            // wakes this open.
+            let evictable = self.evictable.notified();
+            let mut evictable = std::pin::pin!(evictable);
+            evictable.as_mut().enable();
+            loop {
+                if let Ok(permit) = self.permits.clone().try_acquire_owned() {
+                    return permit;
+                }
+                if !self.evict_coldest() {
+                    break;
+                }
             }
-            if !self.evict_coldest() {
-                break;
+            let acquire = self.permits.clone().acquire_owned();
+            futures::pin_mut!(acquire);
+            match futures::future::select(acquire, evictable).await {
+                futures::future::Either::Left((permit, _)) => {
+                    return permit.expect("the semaphore is never closed");
+                }
+                futures::future::Either::Right(((), _)) => {}
             }
         }
-        self.permits.clone().acquire_owned().await.expect("the semaphore is never closed")
     }
 
     /// Closes every descriptor the cache holds, waiting for each close (those that operations in
@@ -200,6 +227,8 @@ impl<F: StorageFile> FdCache<F> {
         let tick = lru.tick;
         lru.order.insert(tick, Rc::downgrade(slot));
         slot.tick.set(Some(tick));
+        drop(lru);
+        self.evictable.notify_waiters();
     }
 
     /// Gives `handle` to `slot`, most recently used.
@@ -559,6 +588,44 @@ mod tests {
             synced.unwrap();
             assert_eq!(read.unwrap(), 2);
             assert_eq!(mem.open_handles(), 1);
+        });
+    }
+    /// Two operations wait for the one descriptor while a third holds it. The first to get it
+    /// leaves its descriptor idle in the cache when done: the second must close it and go on,
+    /// not wait for a permit that nothing will give back.
+    #[test]
+    fn a_second_waiter_is_not_left_behind_an_idle_descriptor() {
+        use std::task::Poll;
+        block_on(async {
+            let (mem, st, _) = storage(1);
+            let mut files = Vec::new();
+            for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+                let file = st.open(name, true).await.unwrap();
+                write(&file, i as u8).await;
+                files.push(file);
+            }
+            let [a, b, c] = &files[..] else { unreachable!() };
+            first_byte(a).await.unwrap();
+            mem.faults().hold_io_in.set(1);
+            let mut sync_a = std::pin::pin!(a.sync());
+            let mut read_b = std::pin::pin!(first_byte(b));
+            let mut read_c = std::pin::pin!(first_byte(c));
+            assert!(futures::poll!(sync_a.as_mut()).is_pending());
+            assert!(futures::poll!(read_b.as_mut()).is_pending());
+            assert!(futures::poll!(read_c.as_mut()).is_pending());
+            mem.faults().release_held();
+            let (synced, read) = futures::join!(sync_a, read_b);
+            synced.unwrap();
+            assert_eq!(read.unwrap(), 1);
+            // Nothing else runs: c must get b's idle descriptor by itself.
+            for _ in 0..16 {
+                if let Poll::Ready(read) = futures::poll!(read_c.as_mut()) {
+                    assert_eq!(read.unwrap(), 2);
+                    assert_eq!(mem.open_handles(), 1);
+                    return;
+                }
+            }
+            panic!("c waits for ever for the descriptor that b left idle");
         });
     }
 }
