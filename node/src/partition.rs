@@ -6,7 +6,7 @@
 //!
 //! A log that fails (an I/O error, an interrupted change) refuses writes until it is recovered
 //! from its files. The shard's maintenance calls [`Partition::reopen_if_failed`], which recovers
-//! it in place, with a bounded number of attempts spaced by a growing delay.
+//! it in place, with attempts spaced by a growing delay (a minute at most) that never stop.
 
 use crate::service::types::{Bounds, Damage, PartitionState, PartitionStatus};
 use futures::channel::oneshot;
@@ -223,6 +223,9 @@ impl<S: Storage + Clone> Partition<S> {
         let mut log = self.log.lock().await;
         log.fence();
         self.closed.set(true);
+        // Reads planned before the fence may still run: they keep the files open now, and never
+        // reopen one by name, which a topic created under the same name may soon reuse.
+        self.storage.forget_names();
     }
 
     /// Whether the log is failed (and waits to be reopened); false while someone uses it.

@@ -450,6 +450,14 @@ impl<S: Storage + Clone> Storage for CachedStorage<S> {
         self.inner.list().await
     }
 
+    fn forget_names(&self) {
+        let slots: Vec<_> = self.slots.borrow_mut().drain().filter_map(|(_, w)| w.upgrade()).collect();
+        for slot in slots {
+            slot.removed.set(true);
+            self.cache.pin(&slot);
+        }
+    }
+
     async fn sync_dir(&self) -> io::Result<()> {
         self.inner.sync_dir().await
     }
@@ -626,6 +634,30 @@ mod tests {
                 }
             }
             panic!("c waits for ever for the descriptor that b left idle");
+        });
+    }
+
+    /// Once the directory is forgotten (to be deleted whole), a handle whose descriptor was open
+    /// keeps its file and one whose descriptor was closed fails, even when a file of the same
+    /// name appears.
+    #[test]
+    fn a_forgotten_directory_is_never_reopened_by_name() {
+        block_on(async {
+            let (mem, st, cache) = storage(1);
+            let closed = st.open("closed", true).await.unwrap();
+            write(&closed, 1).await;
+            let open = st.open("open", true).await.unwrap();
+            write(&open, 2).await;
+            st.forget_names();
+            assert_eq!(cache.stats().open, 0);
+            mem.remove_file("closed");
+            mem.remove_file("open");
+            let newer = CachedStorage::new(mem.clone(), cache.clone());
+            for (name, fill) in [("closed", 3), ("open", 4)] {
+                write(&newer.open(name, true).await.unwrap(), fill).await;
+            }
+            assert_eq!(first_byte(&closed).await.unwrap_err().kind(), io::ErrorKind::NotFound);
+            assert_eq!(first_byte(&open).await.unwrap(), 2, "the old file, not its successor");
         });
     }
 }

@@ -67,6 +67,11 @@ pub trait Storage: std::fmt::Debug {
     async fn list(&self) -> io::Result<Vec<String>>;
     /// Makes the creations and removals in the directory so far durable.
     async fn sync_dir(&self) -> io::Result<()>;
+    /// The directory is about to be deleted behind this storage's back (not file by file through
+    /// [`remove`](Storage::remove)): handles of its files keep what they hold open and never
+    /// again open a file by name, which may by then lead to another file. Nothing to do where
+    /// handles never reopen.
+    fn forget_names(&self) {}
 }
 
 /// Rounds `n` down to a multiple of the power of two `align`.
