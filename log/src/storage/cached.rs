@@ -6,8 +6,9 @@
 //! (each partition's data, index and epoch files, and one per sealed segment), past the
 //! process's RLIMIT_NOFILE. A [`CachedFile`] remembers its name and reopens the file when it is
 //! used after its descriptor was closed. Every descriptor holds one of the cache's `capacity`
-//! permits from before its open until it is closed, so the bound holds at every moment, for
-//! operations in flight too: an open that finds no permit closes the coldest descriptors, and
+//! permits from before its open until it is dropped, so the bound holds for operations in flight
+//! too (a dropped glommio file's close is queued on its ring and lands with the executor's next
+//! I/O, so the process may briefly hold a few more): an open that finds no permit closes the coldest descriptors, and
 //! if all of them are in use it waits for one. An operation holds one descriptor at a time and
 //! waits for none while holding it, so waiting cannot deadlock.
 //!
