@@ -59,6 +59,8 @@ impl ScrubBudget {
         self.last_ms = Some(now_ms);
         let earned = i64::try_from(elapsed.saturating_mul(self.bytes_per_sec) / 1000).unwrap_or(i64::MAX);
         self.credit = self.credit.saturating_add(earned).min(SCRUB_STEP_BYTES_MAX as i64);
+        // The clock is the wall clock: stepped back, it must not stretch a pause past its length.
+        self.paused_until_ms = self.paused_until_ms.min(now_ms.saturating_add(SCRUB_ERROR_PAUSE_MS));
         if now_ms < self.paused_until_ms {
             return None;
         }
@@ -266,5 +268,18 @@ mod tests {
         b.pause_after_error(1000);
         assert_eq!(b.grant(1000 + SCRUB_ERROR_PAUSE_MS - 1), None);
         assert!(b.grant(1000 + SCRUB_ERROR_PAUSE_MS).is_some());
+    }
+
+    /// The shard's clock is the wall clock: stepped back during a pause (an NTP correction), it
+    /// must not halt scrubbing for as long as it went back.
+    #[test]
+    fn a_clock_stepped_back_does_not_stretch_the_pause() {
+        let mut b = ScrubBudget::new(1_000_000);
+        let now = 10_000_000;
+        b.grant(now);
+        b.pause_after_error(now);
+        let back = now - 3_600_000;
+        assert_eq!(b.grant(back), None, "still paused");
+        assert!(b.grant(back + SCRUB_ERROR_PAUSE_MS).is_some(), "paused for longer than a pause");
     }
 }
