@@ -23,8 +23,8 @@ pub const SCRUB_BYTES_PER_SEC: u64 = 16 << 20;
 pub const SCRUB_STEP_BYTES_MAX: u64 = 1 << 20;
 /// Fewest bytes worth a step: smaller grants wait and add up, so reads stay large.
 pub const SCRUB_STEP_BYTES_MIN: u64 = 64 << 10;
-/// How long a shard's scrubbing rests after a step failed to read: a failing device is not
-/// hammered, nor the log filled, by a retry at every upkeep.
+/// How long a partition's scrubbing rests after a step failed to read: a failing device is not
+/// hammered, nor the log filled, by a retry at its every turn.
 pub const SCRUB_ERROR_PAUSE_MS: u64 = 60_000;
 
 /// The rate of one shard's scrubbing: a budget of bytes that grows with time at
@@ -37,7 +37,6 @@ pub struct ScrubBudget {
     /// Bytes that may be read now; negative while a debt is paid off.
     credit: i64,
     last_ms: Option<u64>,
-    paused_until_ms: u64,
     turn: usize,
 }
 
@@ -49,21 +48,16 @@ impl Default for ScrubBudget {
 
 impl ScrubBudget {
     pub fn new(bytes_per_sec: u64) -> Self {
-        Self { bytes_per_sec, credit: 0, last_ms: None, paused_until_ms: 0, turn: 0 }
+        Self { bytes_per_sec, credit: 0, last_ms: None, turn: 0 }
     }
 
     /// The bytes a step may read now, or `None` until at least [`SCRUB_STEP_BYTES_MIN`] have
-    /// accrued (or while paused). The clock starts at the first call.
+    /// accrued. The clock starts at the first call.
     pub fn grant(&mut self, now_ms: u64) -> Option<u64> {
         let elapsed = now_ms.saturating_sub(self.last_ms.unwrap_or(now_ms));
         self.last_ms = Some(now_ms);
         let earned = i64::try_from(elapsed.saturating_mul(self.bytes_per_sec) / 1000).unwrap_or(i64::MAX);
         self.credit = self.credit.saturating_add(earned).min(SCRUB_STEP_BYTES_MAX as i64);
-        // The clock is the wall clock: stepped back, it must not stretch a pause past its length.
-        self.paused_until_ms = self.paused_until_ms.min(now_ms.saturating_add(SCRUB_ERROR_PAUSE_MS));
-        if now_ms < self.paused_until_ms {
-            return None;
-        }
         u64::try_from(self.credit).ok().filter(|&c| c >= SCRUB_STEP_BYTES_MIN)
     }
 
@@ -72,16 +66,32 @@ impl ScrubBudget {
         self.credit = self.credit.saturating_sub(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
-    /// A step failed: no step for [`SCRUB_ERROR_PAUSE_MS`] from `now_ms`.
-    pub fn pause_after_error(&mut self, now_ms: u64) {
-        self.paused_until_ms = now_ms.saturating_add(SCRUB_ERROR_PAUSE_MS);
-    }
-
     /// Which of `n` partitions scrubs next: each in turn.
     pub fn next_turn(&mut self, n: usize) -> usize {
         assert!(n > 0, "a turn among no partitions");
         self.turn = (self.turn + 1) % n;
         self.turn
+    }
+}
+
+/// Whether a partition's scrubbing rests after a failed step, for [`SCRUB_ERROR_PAUSE_MS`]. Per
+/// partition, so one whose reads keep failing does not hold back the shard's others. Owned by
+/// the partition.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScrubPause {
+    failed_at_ms: Option<u64>,
+}
+
+impl ScrubPause {
+    /// A step failed at `now_ms`.
+    pub fn failed(&mut self, now_ms: u64) {
+        self.failed_at_ms = Some(now_ms);
+    }
+
+    /// Whether to skip the partition's turn at `now_ms`. The clock is the wall clock: stepped
+    /// back, it ends the pause rather than stretching it by as long as it went back.
+    pub fn paused(&self, now_ms: u64) -> bool {
+        self.failed_at_ms.is_some_and(|at| now_ms >= at && now_ms - at < SCRUB_ERROR_PAUSE_MS)
     }
 }
 
@@ -260,26 +270,23 @@ mod tests {
         assert!(b.grant(11_000).is_some(), "paid off after ten seconds at 1 MB/s");
     }
 
-    /// After a failed step the scrubber rests, then goes on.
+    /// After a failed step the partition's scrubbing rests, then goes on.
     #[test]
     fn an_error_pauses_scrubbing() {
-        let mut b = ScrubBudget::new(1_000_000);
-        b.grant(0);
-        b.pause_after_error(1000);
-        assert_eq!(b.grant(1000 + SCRUB_ERROR_PAUSE_MS - 1), None);
-        assert!(b.grant(1000 + SCRUB_ERROR_PAUSE_MS).is_some());
+        let mut p = ScrubPause::default();
+        assert!(!p.paused(0));
+        p.failed(1000);
+        assert!(p.paused(1000) && p.paused(1000 + SCRUB_ERROR_PAUSE_MS - 1));
+        assert!(!p.paused(1000 + SCRUB_ERROR_PAUSE_MS));
     }
 
     /// The shard's clock is the wall clock: stepped back during a pause (an NTP correction), it
     /// must not halt scrubbing for as long as it went back.
     #[test]
     fn a_clock_stepped_back_does_not_stretch_the_pause() {
-        let mut b = ScrubBudget::new(1_000_000);
+        let mut p = ScrubPause::default();
         let now = 10_000_000;
-        b.grant(now);
-        b.pause_after_error(now);
-        let back = now - 3_600_000;
-        assert_eq!(b.grant(back), None, "still paused");
-        assert!(b.grant(back + SCRUB_ERROR_PAUSE_MS).is_some(), "paused for longer than a pause");
+        p.failed(now);
+        assert!(!p.paused(now - 3_600_000), "paused for longer than a pause");
     }
 }

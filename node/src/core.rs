@@ -328,16 +328,20 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             return;
         };
         let p = &parts[self.scrub.borrow_mut().next_turn(parts.len())];
-        if p.is_failed() {
+        if p.is_failed() || p.scrub_pause.get().paused(now) {
             return;
         }
         let Some(plan) = p.log.lock().await.plan_scrub(bytes) else { return };
         let outcome = match plan.execute().await {
             Ok(outcome) => outcome,
+            // Deleted meanwhile: its files went with it.
+            Err(_) if p.is_closed() => return,
             Err(e) => {
-                self.scrub.borrow_mut().pause_after_error(now);
+                let mut pause = p.scrub_pause.get();
+                pause.failed(now);
+                p.scrub_pause.set(pause);
                 let pause_ms = weir_log::scrub::SCRUB_ERROR_PAUSE_MS;
-                return tracing::error!(partition = %p.name, error = %e, pause_ms, "scrubbing failed; pausing");
+                return tracing::error!(partition = %p.name, error = %e, pause_ms, "scrubbing failed; pausing it");
             }
         };
         self.scrub.borrow_mut().spend(outcome.read_bytes.max(outcome.checked_bytes));

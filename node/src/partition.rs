@@ -13,6 +13,7 @@ use futures::channel::oneshot;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use weir_log::damage::DamagedRange;
+use weir_log::scrub::ScrubPause;
 use weir_log::storage::Storage;
 use weir_log::{LogConfig, PartitionLog, SharedLog};
 use weir_replication::ReplicaState;
@@ -52,6 +53,8 @@ pub struct Partition<S: Storage + Clone> {
     producing: Rc<Cell<usize>>,
     /// Set once the partition is deleted: its log is fenced and never reopened.
     closed: Cell<bool>,
+    /// Rests the partition's scrubbing after a step failed to read.
+    pub scrub_pause: Cell<ScrubPause>,
 }
 
 /// Counts a produce in flight on a partition for as long as it lives.
@@ -119,6 +122,7 @@ impl<S: Storage + Clone> Partition<S> {
             reopen_error: RefCell::new(None),
             producing: Rc::new(Cell::new(0)),
             closed: Cell::new(false),
+            scrub_pause: Cell::new(ScrubPause::default()),
         })
     }
 
@@ -226,6 +230,11 @@ impl<S: Storage + Clone> Partition<S> {
         // Reads planned before the fence may still run: they keep the files open now, and never
         // reopen one by name, which a topic created under the same name may soon reuse.
         self.storage.forget_names();
+    }
+
+    /// Whether the partition was deleted (and its log fenced).
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
     }
 
     /// Whether the log is failed (and waits to be reopened); false while someone uses it.
