@@ -41,14 +41,13 @@ pub enum ServeError {
     OpenFiles { requested: u64, limit: u64, reserve: u64 },
 }
 
-/// Descriptors each shard keeps beyond partition files: its rings, eventfds and sockets, and
-/// room for a few connections.
-const OWN_FILES_PER_SHARD: u64 = 32;
+/// Descriptors each shard keeps beyond partition files: its rings, eventfds, timers and
+/// listening sockets.
+const OWN_FILES_PER_SHARD: u64 = 16;
 /// The largest default `open_files_max`, where RLIMIT_NOFILE is unlimited or huge.
 const OPEN_FILES_DEFAULT_MAX: u64 = 1 << 20;
 
-/// `open_files_max` as configured, or half the soft RLIMIT_NOFILE (the other half goes to
-/// connections); refused when it leaves the node too few descriptors of its own.
+/// `open_files_max` as configured, or resolved against the soft RLIMIT_NOFILE.
 fn open_files_max(config: &NodeConfig) -> Result<u64, ServeError> {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes into the struct we own.
@@ -56,9 +55,17 @@ fn open_files_max(config: &NodeConfig) -> Result<u64, ServeError> {
         0 => limit.rlim_cur,
         _ => libc::RLIM_INFINITY,
     };
-    let requested = config.open_files_max.unwrap_or((limit / 2).min(OPEN_FILES_DEFAULT_MAX));
-    let reserve = OWN_FILES_PER_SHARD * config.shards as u64;
-    if requested.saturating_add(reserve) > limit || requested < config.shards as u64 {
+    resolve_open_files_max(config.open_files_max, config.shards as u64, limit)
+}
+
+/// The configured value, or by default half of `limit` (the other half goes to connections),
+/// less where the shards' own descriptors need more; refused when it leaves the shards too few
+/// of their own, or is less than one file a shard.
+fn resolve_open_files_max(configured: Option<u64>, shards: u64, limit: u64) -> Result<u64, ServeError> {
+    let reserve = OWN_FILES_PER_SHARD * shards;
+    let default = || (limit / 2).min(limit.saturating_sub(reserve)).min(OPEN_FILES_DEFAULT_MAX);
+    let requested = configured.unwrap_or_else(default);
+    if requested.saturating_add(reserve) > limit || requested < shards {
         return Err(ServeError::OpenFiles { requested, limit, reserve });
     }
     Ok(requested)
@@ -360,4 +367,24 @@ fn stopped(
         }
     }
     error
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The default fits any limit that leaves each shard its own descriptors and a file; an
+    /// explicit value past the limit is refused.
+    #[test]
+    fn open_files_max_fits_the_fd_limit() {
+        let ok = |c, shards, limit| resolve_open_files_max(c, shards, limit).ok();
+        assert_eq!(ok(None, 1, 128), Some(64));
+        assert_eq!(ok(None, 2, 20_000), Some(10_000));
+        assert_eq!(ok(None, 48, 1024), Some(256), "many shards under the common default limit");
+        assert_eq!(ok(None, 2, u64::MAX), Some(OPEN_FILES_DEFAULT_MAX));
+        assert_eq!(ok(None, 64, 1024), None, "no file left for the shards");
+        assert_eq!(ok(Some(1 << 40), 2, 20_000), None);
+        assert_eq!(ok(Some(19_968), 2, 20_000), Some(19_968));
+        assert_eq!(ok(Some(19_969), 2, 20_000), None);
+    }
 }
