@@ -17,8 +17,8 @@ pub enum PartitionState {
     Offline {
         /// Why, as the node's log says it.
         cause: String,
-        /// In how many milliseconds the node tries to bring it back; `None` when it tries no
-        /// more (until it restarts).
+        /// In how many milliseconds the node tries to bring it back (it never stops trying);
+        /// `None` when the answering shard cannot tell (the owner did not answer).
         retry_in_ms: Option<u64>,
     },
 }

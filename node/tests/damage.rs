@@ -3,36 +3,20 @@
 
 mod common;
 
-use common::{Node, Via, runtime};
+use common::{Node, Via, batch_of, produce_raw, runtime};
 use std::path::Path;
-use weir_log::batch::{BatchBuilder, ProducerStamp, Record};
-use weir_net::api::{Request, Response};
-use weir_net::client::connection::Connection;
 use weir_net::client::{Admin, Target};
-use weir_net::{Acks, DamagedRangeInfo, ErrorCode, PartitionState, TopicConfig};
+use weir_net::{DamagedRangeInfo, ErrorCode, PartitionState, TopicConfig};
 
 const RECORDS_PER_BATCH: usize = 10;
 const BATCHES: usize = 40;
 
 async fn produce_batch(target: &Target, topic: &str) {
-    let mut b = BatchBuilder::new(1 << 20);
-    for i in 0..RECORDS_PER_BATCH {
-        let value = format!("record {i} with a few bytes of payload");
-        b.push(&Record { key: None, value: Some(value.as_bytes()), headers: &[], timestamp: 1 }).unwrap();
-    }
-    let bytes = b.seal(ProducerStamp::default()).as_bytes().to_vec();
-    let mut conn = Connection::connect(target).await.unwrap();
-    let req = Request::Produce {
-        topic: topic.into(),
-        partition: 0,
-        acks: Acks::Leader,
-        timeout_ms: 1000,
-        batches: &bytes,
-    };
-    match conn.call(&req).await.unwrap().response().unwrap() {
-        Response::Produce { error: ErrorCode::None, .. } => {}
-        other => panic!("{other:?}"),
-    }
+    let values: Vec<String> =
+        (0..RECORDS_PER_BATCH).map(|i| format!("record {i} with a few bytes of payload")).collect();
+    let values: Vec<&[u8]> = values.iter().map(|v| v.as_bytes()).collect();
+    let (error, message) = produce_raw(target, topic, 0, &batch_of(&values)).await;
+    assert_eq!(error, ErrorCode::None, "{message}");
 }
 
 /// Flips a payload byte of the third batch of the first segment (a sealed one, with intact

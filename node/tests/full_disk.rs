@@ -5,14 +5,14 @@
 
 mod common;
 
-use common::{Node, Via, runtime};
+use common::{Node, Via, batch_of, produce_raw, runtime};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use weir_net::api::{Request, Response};
 use weir_net::client::connection::Connection;
 use weir_net::client::{Admin, ClientError, Producer, ProducerConfig, ProducerRecord, Target};
-use weir_net::{Acks, ErrorCode, TopicConfig};
+use weir_net::{ErrorCode, TopicConfig};
 
 /// Records `(offset, value)` of a partition from its start, by raw fetches.
 async fn read_partition(target: &Target, topic: &str, partition: u32) -> Vec<(u64, Vec<u8>)> {
@@ -48,21 +48,7 @@ async fn read_partition(target: &Target, topic: &str, partition: u32) -> Vec<(u6
 
 /// A produce of one small record through a fresh connection: its error code and message.
 async fn produce_one(target: &Target, topic: &str) -> (ErrorCode, String) {
-    let mut b = weir_log::batch::BatchBuilder::new(1 << 20);
-    b.push(&weir_log::batch::Record { key: None, value: Some(b"x"), headers: &[], timestamp: 1 }).unwrap();
-    let batch = b.seal(weir_log::batch::ProducerStamp::default());
-    let mut conn = Connection::connect(target).await.unwrap();
-    let req = Request::Produce {
-        topic: topic.into(),
-        partition: 0,
-        acks: Acks::Leader,
-        timeout_ms: 1000,
-        batches: batch.as_bytes(),
-    };
-    match conn.call(&req).await.unwrap().response().unwrap() {
-        Response::Produce { error, message, .. } => (error, message),
-        other => panic!("{other:?}"),
-    }
+    produce_raw(target, topic, 0, &batch_of(&[b"x"])).await
 }
 
 #[test]

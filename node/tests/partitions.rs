@@ -3,37 +3,13 @@
 
 mod common;
 
-use common::{Node, Via, runtime};
-use weir_log::batch::{BatchBuilder, ProducerStamp, Record};
-use weir_net::api::{Request, Response};
-use weir_net::client::connection::Connection;
+use common::{Node, Via, batch_of, produce_raw, runtime};
 use weir_net::client::{Admin, ClientError, Target};
-use weir_net::{Acks, ErrorCode, PartitionState, TopicConfig};
-
-fn batch_bytes(n: usize) -> Vec<u8> {
-    let mut b = BatchBuilder::new(1 << 20);
-    for i in 0..n {
-        b.push(&Record { key: None, value: Some(format!("r{i}").as_bytes()), headers: &[], timestamp: 1 })
-            .unwrap();
-    }
-    b.seal(ProducerStamp::default()).as_bytes().to_vec()
-}
+use weir_net::{ErrorCode, PartitionState, TopicConfig};
 
 /// Produces one small batch; the answer's error code and message.
 async fn produce(target: &Target, topic: &str, partition: u32) -> (ErrorCode, String) {
-    let bytes = batch_bytes(3);
-    let mut conn = Connection::connect(target).await.unwrap();
-    let req = Request::Produce {
-        topic: topic.into(),
-        partition,
-        acks: Acks::Leader,
-        timeout_ms: 1000,
-        batches: &bytes,
-    };
-    match conn.call(&req).await.unwrap().response().unwrap() {
-        Response::Produce { error, message, .. } => (error, message),
-        other => panic!("{other:?}"),
-    }
+    produce_raw(target, topic, partition, &batch_of(&[b"r0", b"r1", b"r2"])).await
 }
 
 /// A regular file where a partition's directory belongs: opening that partition fails.

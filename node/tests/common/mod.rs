@@ -210,6 +210,38 @@ pub fn runtime() -> tokio_rt::runtime::Runtime {
     tokio_rt::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
+/// A batch of `values`, as a producer would send it.
+pub fn batch_of(values: &[&[u8]]) -> Vec<u8> {
+    let mut b = weir_log::batch::BatchBuilder::new(1 << 20);
+    for v in values {
+        b.push(&weir_log::batch::Record { key: None, value: Some(v), headers: &[], timestamp: 1 }).unwrap();
+    }
+    b.seal(weir_log::batch::ProducerStamp::default()).as_bytes().to_vec()
+}
+
+/// Produces `batches` to one partition through a fresh connection (acks leader): the answer's
+/// error code and message.
+pub async fn produce_raw(
+    target: &weir_net::client::Target,
+    topic: &str,
+    partition: u32,
+    batches: &[u8],
+) -> (weir_net::ErrorCode, String) {
+    use weir_net::api::{Request, Response};
+    let mut conn = weir_net::client::connection::Connection::connect(target).await.unwrap();
+    let req = Request::Produce {
+        topic: topic.into(),
+        partition,
+        acks: weir_net::Acks::Leader,
+        timeout_ms: 1000,
+        batches,
+    };
+    match conn.call(&req).await.unwrap().response().unwrap() {
+        Response::Produce { error, message, .. } => (error, message),
+        other => panic!("{other:?}"),
+    }
+}
+
 /// One request as a frame of the protocol, with correlation id `cid`.
 pub fn request_frame(req: &weir_net::api::Request<'_>, cid: u32) -> Vec<u8> {
     let mut w = weir_net::wire::Writer::default();
