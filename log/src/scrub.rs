@@ -10,8 +10,8 @@
 
 use crate::batch::{BatchHeader, HEADER_BYTES, check_frame_and_crc};
 use crate::damage::DamagedRange;
-use crate::error::{LogError, Result};
-use crate::segment::{ScanKind, resync};
+use crate::error::Result;
+use crate::segment::{ScanKind, read, resync};
 use crate::storage::{StorageFile, align_down, align_up};
 use std::rc::Rc;
 
@@ -146,7 +146,7 @@ impl<F: StorageFile> ScrubPlan<F> {
         let align = self.file.alignment();
         let buf_pos = align_down(pos, align);
         let want = align_up((pos - buf_pos + self.budget_bytes).min(self.size - buf_pos), align);
-        let mut buf = self.read(buf_pos, want as usize).await?;
+        let mut buf = read(&*self.file, &self.name, buf_pos, want as usize).await?;
         let mut read_bytes = want;
         let mut buf_pos = buf_pos;
         let mut checked = 0u64;
@@ -171,7 +171,7 @@ impl<F: StorageFile> ScrubPlan<F> {
                 }
                 // A batch larger than the budget, or past a skipped range: read it whole.
                 buf_pos = align_down(pos, align);
-                buf = self.read(buf_pos, (pos - buf_pos + need) as usize).await?;
+                buf = read(&*self.file, &self.name, buf_pos, (pos - buf_pos + need) as usize).await?;
                 read_bytes += align_up(pos - buf_pos + need, align);
                 reread = true;
                 continue;
@@ -232,11 +232,6 @@ impl<F: StorageFile> ScrubPlan<F> {
             last_offset: next.max(offset + 1) - 1,
             reason,
         })
-    }
-
-    async fn read(&self, pos: u64, len: usize) -> Result<F::ReadBuf> {
-        let len = align_up(len as u64, self.file.alignment()) as usize;
-        self.file.read_at(pos, len).await.map_err(|e| LogError::io("read", &self.name, e))
     }
 }
 

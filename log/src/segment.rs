@@ -326,7 +326,8 @@ async fn tail_end<F: StorageFile>(file: &F, name: &str, pos: u64, file_len: u64)
     })
 }
 
-async fn read<F: StorageFile>(file: &F, name: &str, pos: u64, len: usize) -> Result<F::ReadBuf> {
+/// Reads `len` bytes at `pos`, rounded up to the file's alignment.
+pub(crate) async fn read<F: StorageFile>(file: &F, name: &str, pos: u64, len: usize) -> Result<F::ReadBuf> {
     let len = align_up(len as u64, file.alignment()) as usize;
     file.read_at(pos, len).await.map_err(|e| LogError::io("read", name, e))
 }
