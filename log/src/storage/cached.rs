@@ -288,14 +288,6 @@ impl<S: Storage> CachedStorage<S> {
         Self { inner, cache, slots: Rc::default() }
     }
 
-    pub fn inner(&self) -> &S {
-        &self.inner
-    }
-
-    pub fn cache(&self) -> &FdCache<S::File> {
-        &self.cache
-    }
-
     fn live_slot(&self, name: &str) -> Option<Rc<Slot<S::File>>> {
         self.slots.borrow().get(name).and_then(Weak::upgrade).filter(|s| !s.removed.get())
     }
