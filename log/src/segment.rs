@@ -105,21 +105,12 @@ pub async fn scan<F: StorageFile>(
             // An empty file (a segment created just before a crash): the caller removes it.
             (ScanEnd::Clean, ScanKind::Sealed { .. }) if file_len == 0 => return Ok(Scan { damaged, ..run }),
             (ScanEnd::Clean, ScanKind::Sealed { end_offset }) if run.end_pos == file_len => {
-                // A file shorter than its offsets: the missing end is damage too.
-                if run.next_offset < end_offset {
-                    damaged.push(DamagedRange {
-                        segment: seg_base,
-                        start_pos: file_len,
-                        end_pos: file_len,
-                        first_offset: run.next_offset,
-                        last_offset: end_offset - 1,
-                        reason: BatchError::Inconsistent {
-                            reason: "segment ends before the next one starts",
-                        },
-                    });
-                    return Ok(Scan { next_offset: end_offset, damaged, ..run });
+                if run.next_offset >= end_offset {
+                    return Ok(Scan { damaged, ..run });
                 }
-                return Ok(Scan { damaged, ..run });
+                // A file shorter than its offsets: the missing end is damage too, recorded below
+                // like any damage that reaches the end (no batch can follow the file's end).
+                BatchError::Inconsistent { reason: "segment ends before the next one starts" }
             }
             // Zeros inside a sealed segment: space that should hold batches.
             (ScanEnd::Clean, ScanKind::Sealed { .. }) => BatchError::BadMagic { found: 0 },
