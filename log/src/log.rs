@@ -329,16 +329,6 @@ impl<S: Storage> PartitionLog<S> {
                 Self::create_active(&storage, &config, base, now_ms).await?
             }
         };
-        for d in &damaged {
-            tracing::warn!(
-                segment = d.segment,
-                position = d.start_pos,
-                first_offset = d.first_offset,
-                last_offset = d.last_offset,
-                reason = %d.reason,
-                "damaged batches quarantined; the intact ones after them are kept"
-            );
-        }
         report.damaged = damaged.clone();
         // What recovery kept may include writes that were never synced before a crash: sync it
         // before claiming it durable.
