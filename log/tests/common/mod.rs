@@ -4,6 +4,7 @@
 use weir_log::batch::{Batch, BatchBuilder, BatchView, ProducerStamp, Record};
 use weir_log::segment::Fetched;
 use weir_log::storage::Storage;
+use weir_log::storage::mem::MemStorage;
 use weir_log::{FlushPolicy, LogConfig, LogError, PartitionLog};
 
 /// A batch of `n` records whose values are `tag:i` and whose timestamps are `ts`.
@@ -84,4 +85,20 @@ pub async fn read_skipping<S: Storage>(log: &PartitionLog<S>, max_bytes: usize) 
         }
     }
     out
+}
+
+/// Polls `fut` until it completes or one of its I/Os on `st` is held; in that case drops it
+/// there and returns `None`.
+pub fn run_until_held<F: std::future::Future>(fut: F, st: &MemStorage) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let waker = futures::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    loop {
+        if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return Some(out);
+        }
+        if st.faults().held.get() {
+            return None;
+        }
+    }
 }
