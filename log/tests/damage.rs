@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{batch, batch_starts, records, small_config};
+use common::{batch, batch_starts, read_skipping, small_config};
 use futures::executor::block_on;
 use weir_log::storage::mem::{CrashMode, MemStorage};
 use weir_log::{DamagedRange, LogError, PartitionLog};
@@ -26,30 +26,6 @@ async fn assert_quarantined(log: &PartitionLog<MemStorage>, offset: u64, range: 
     }
 }
 
-/// Every readable record, skipping damaged ranges as a consumer would.
-async fn read_skipping(log: &PartitionLog<MemStorage>) -> Vec<(u64, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut offset = log.log_start();
-    while offset < log.next_offset() {
-        match log.read(offset, 3000).await {
-            Ok(f) => {
-                assert!(!f.is_empty(), "no progress at {offset}");
-                out.extend(records(&f).into_iter().filter(|(o, _)| *o >= offset));
-                offset = f.next_offset;
-            }
-            Err(LogError::Corrupt { first_offset, last_offset, .. }) => {
-                assert!(
-                    (first_offset..=last_offset).contains(&offset),
-                    "{first_offset}..={last_offset} at {offset}"
-                );
-                offset = last_offset + 1;
-            }
-            Err(e) => panic!("read at {offset}: {e}"),
-        }
-    }
-    out
-}
-
 /// A log of several segments, cleanly closed: returns the storage, the segment bases and every
 /// record.
 async fn written(batches: u64) -> (MemStorage, Vec<u64>, Vec<(u64, Vec<u8>)>) {
@@ -59,7 +35,7 @@ async fn written(batches: u64) -> (MemStorage, Vec<u64>, Vec<(u64, Vec<u8>)>) {
         log.append(&batch(t, 4, 300, 0).view(), 0, 0).await.unwrap();
     }
     log.flush().await.unwrap();
-    let all = read_skipping(&log).await;
+    let all = read_skipping(&log, 3000).await;
     let bases = log.segment_bases();
     log.close().await.unwrap();
     (st, bases, all)
@@ -105,7 +81,7 @@ fn a_flip_in_a_sealed_segment_with_a_damaged_footer_loses_no_later_segment() {
             // A read from before the damage stops at it.
             let f = log.read(sealed, 1 << 20).await.unwrap();
             assert_eq!(f.next_offset, *damaged.start());
-            assert_eq!(read_skipping(&log).await, intact(&all, damaged.clone()));
+            assert_eq!(read_skipping(&log, 3000).await, intact(&all, damaged.clone()));
         }
     });
 }
@@ -131,7 +107,7 @@ fn a_flip_in_the_middle_of_the_active_segment_keeps_the_batches_after_it() {
         assert_quarantined(&log, active + 5, range).await;
         let f = log.read(active + 8, 3000).await.unwrap();
         assert_eq!(f.first_offset, active + 8);
-        assert_eq!(read_skipping(&log).await, intact(&all, damaged.clone()));
+        assert_eq!(read_skipping(&log, 3000).await, intact(&all, damaged.clone()));
         // The log goes on, and a crash and reopen find the same damage and the new batch.
         let a = log.append(&batch(99, 2, 10, 0).view(), 0, 0).await.unwrap();
         log.flush().await.unwrap();
@@ -140,7 +116,7 @@ fn a_flip_in_the_middle_of_the_active_segment_keeps_the_batches_after_it() {
         let (log, _) = PartitionLog::open(st.clone(), small_config(), 0).await.unwrap();
         assert_eq!(log.next_offset(), a.last_offset + 1);
         assert_eq!(log.damaged_ranges().len(), 1);
-        assert_eq!(read_skipping(&log).await.len(), intact(&all, damaged).len() + 2);
+        assert_eq!(read_skipping(&log, 3000).await.len(), intact(&all, damaged).len() + 2);
     });
 }
 
@@ -186,17 +162,17 @@ fn torn_crashes_leave_a_prefix_and_no_quarantine() {
                 log.append(&batch(t, 3, 200 + 50 * (t as usize % 5), 0).view(), 0, 0).await.unwrap();
             }
             let durable = log.flush().await.unwrap();
-            let kept = read_skipping(&log).await;
+            let kept = read_skipping(&log, 3000).await;
             for t in 10..20u64 {
                 log.append(&batch(t, 3, 200 + 50 * (t as usize % 5), 0).view(), 0, 0).await.unwrap();
             }
             log.write_out().await.unwrap();
-            let all = read_skipping(&log).await;
+            let all = read_skipping(&log, 3000).await;
             drop(log);
             st.crash(CrashMode::Torn { seed });
             let (log, report) = PartitionLog::open(st.clone(), small_config(), 0).await.unwrap();
             assert!(log.next_offset() >= durable, "seed {seed}: {report:?}");
-            let got = read_skipping(&log).await;
+            let got = read_skipping(&log, 3000).await;
             assert_eq!(got[..kept.len()], kept[..], "seed {seed}");
             assert_eq!(got[..], all[..got.len()], "seed {seed}: a prefix");
         });
@@ -237,7 +213,7 @@ fn the_scrubber_finds_a_flip_in_a_sealed_segment_within_its_rate() {
         let range = found.unwrap();
         assert_eq!((range.segment, range.first_offset, range.last_offset), (sealed, sealed + 4, sealed + 7));
         assert_quarantined(&log, sealed + 6, &range).await;
-        assert_eq!(read_skipping(&log).await, intact(&all, sealed + 4..=sealed + 7));
+        assert_eq!(read_skipping(&log, 3000).await, intact(&all, sealed + 4..=sealed + 7));
         // A restart remembers it: the segment is scanned again at open.
         drop(log);
         let (log, report) = PartitionLog::open(st.clone(), small_config(), 0).await.unwrap();
@@ -337,7 +313,7 @@ fn a_sealed_segment_cut_short_or_zeroed_keeps_every_later_segment() {
             assert_eq!(log.segment_bases(), bases, "zeroed {zeroed}: {report:?}");
             let [range] = log.damaged_ranges() else { panic!("{report:?}") };
             assert_eq!((range.first_offset, range.last_offset), (sealed + kept, bases[2] - 1));
-            assert_eq!(read_skipping(&log).await, intact(&all, sealed + kept..=bases[2] - 1));
+            assert_eq!(read_skipping(&log, 3000).await, intact(&all, sealed + kept..=bases[2] - 1));
         }
     });
 }
@@ -363,7 +339,7 @@ fn truncating_into_a_quarantined_range_cuts_at_its_start() {
         log.close().await.unwrap();
         let (log, report) = PartitionLog::open(st.clone(), small_config(), 0).await.unwrap();
         assert!(report.damaged.is_empty() && report.truncated.is_none(), "{report:?}");
-        let got = read_skipping(&log).await;
+        let got = read_skipping(&log, 3000).await;
         assert_eq!(got[..got.len() - 2], all[..(sealed + 8) as usize]);
     });
 }

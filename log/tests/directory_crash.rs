@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::batch;
+use common::{batch, run_until_held};
 use futures::executor::block_on;
 use weir_log::storage::mem::{CrashMode, MemStorage};
 use weir_log::{FlushPolicy, LogConfig, PartitionLog};
@@ -19,21 +19,6 @@ fn config() -> LogConfig {
         flush: FlushPolicy::Sync,
         retention_ms: None,
         retention_bytes: Some(8 << 10),
-    }
-}
-
-/// Polls `fut` until it completes or one of its I/Os is held, and drops it there.
-fn run_until_held<F: std::future::Future>(fut: F, st: &MemStorage) -> bool {
-    let mut fut = std::pin::pin!(fut);
-    let waker = futures::task::noop_waker();
-    let mut cx = std::task::Context::from_waker(&waker);
-    loop {
-        if fut.as_mut().poll(&mut cx).is_ready() {
-            return true;
-        }
-        if st.faults().held.get() {
-            return false;
-        }
     }
 }
 
@@ -63,7 +48,7 @@ async fn crash_while_truncating(io_in: u32, seed: u64, below: u64) {
     assert!(cut > 0 && log.segment_bases().len() > 1);
     st.faults().hold_io_in.set(io_in);
     st.faults().held.set(false);
-    let done = run_until_held(log.truncate_to(cut, 0), &st);
+    let done = run_until_held(log.truncate_to(cut, 0), &st).is_some();
     st.faults().hold_io_in.set(0);
     drop(log);
     st.crash(CrashMode::Torn { seed });

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{batch, records};
+use common::{batch, read_skipping, records};
 use glommio::{LocalExecutorBuilder, Placement};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -185,28 +185,6 @@ fn sigkill_never_loses_an_acknowledged_record() {
     }
 }
 
-/// Every readable record, skipping quarantined or corrupt batches as a consumer would, by the
-/// offsets the error names.
-async fn read_skipping(log: &PartitionLog<DmaStorage>) -> Vec<(u64, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut offset = log.log_start();
-    while offset < log.next_offset() {
-        match log.read(offset, 256 << 10).await {
-            Ok(f) => {
-                assert!(!f.is_empty(), "no progress at {offset}");
-                out.extend(records(&f).into_iter().filter(|(o, _)| *o >= offset));
-                offset = f.next_offset;
-            }
-            Err(weir_log::LogError::Corrupt { first_offset, last_offset, .. }) => {
-                assert!((first_offset..=last_offset).contains(&offset));
-                offset = last_offset + 1;
-            }
-            Err(e) => panic!("read at {offset}: {e}"),
-        }
-    }
-    out
-}
-
 /// Writes a log of several segments and closes it, then flips a byte in the middle of the second
 /// segment's file. Returns the segment bases, every record, and the offsets of the batch hit.
 async fn written_and_flipped(path: &Path) -> (Vec<u64>, Vec<(u64, Vec<u8>)>, std::ops::Range<u64>) {
@@ -250,7 +228,7 @@ fn a_flipped_byte_in_a_sealed_segment_file_costs_only_its_batch() {
         // Its sealed index is intact: the segment is trusted, and reads find the damage.
         let (log, report) = PartitionLog::open(DmaStorage::new(&path).unwrap(), config(), 0).await.unwrap();
         assert_eq!((&report.truncated, log.segment_bases()), (&None, bases.clone()));
-        assert_eq!(read_skipping(&log).await, intact);
+        assert_eq!(read_skipping(&log, 256 << 10).await, intact);
         drop(log);
 
         // With its index damaged too, recovery scans it, quarantines the batch and keeps the rest.
@@ -263,7 +241,7 @@ fn a_flipped_byte_in_a_sealed_segment_file_costs_only_its_batch() {
         assert_eq!((&report.truncated, log.segment_bases()), (&None, bases.clone()));
         let [range] = log.damaged_ranges() else { panic!("{report:?}") };
         assert_eq!((range.first_offset, range.last_offset + 1), (lost.start, lost.end));
-        assert_eq!(read_skipping(&log).await, intact);
+        assert_eq!(read_skipping(&log, 256 << 10).await, intact);
         log.close().await.unwrap();
     });
 }

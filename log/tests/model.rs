@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{batch, records};
+use common::{batch, records, run_until_held};
 use futures::executor::block_on;
 use proptest::prelude::*;
 use weir_log::storage::cached::{CachedStorage, FdCache};
@@ -224,21 +224,6 @@ async fn apply(op: Op, log: &mut PartitionLog<Dir>, m: &mut Model, st: &Env, tag
 
 fn truncation_target(m: &Model, per_mille: u64) -> u64 {
     m.start + (m.end - m.start) * per_mille / 1000
-}
-
-/// Polls `fut` until it completes or one of its I/Os is held; in that case drops it there.
-fn run_until_held<F: std::future::Future>(fut: F, st: &Env) -> Option<F::Output> {
-    let mut fut = std::pin::pin!(fut);
-    let waker = futures::task::noop_waker();
-    let mut cx = std::task::Context::from_waker(&waker);
-    loop {
-        if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
-            return Some(out);
-        }
-        if st.faults().held.get() {
-            return None;
-        }
-    }
 }
 
 /// Runs `op` and cancels it at its `io_in`-th write or sync. A cancelled operation leaves a log

@@ -5,15 +5,14 @@
 
 mod common;
 
-use common::{Node, Via, request_frame, runtime};
-use std::io::{Read, Write};
+use common::{Node, Via, runtime, try_request};
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use weir_net::api::{ErrorBody, Request};
 use weir_net::client::{Admin, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, Seek};
-use weir_net::frame::{FLAG_ERROR, FRAME_HEADER_BYTES, FrameHeader};
+use weir_net::frame::{FRAME_HEADER_BYTES, FrameHeader};
 use weir_net::{ApiKey, ErrorCode, TopicConfig};
 
 const TOPIC: &str = "flood";
@@ -208,25 +207,6 @@ fn connect_from(source: IpAddr, addr: &str) -> TcpStream {
     let stream: TcpStream = socket.into();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     stream
-}
-
-/// Sends an ApiVersions request and reads the first answer: `Ok` if the node served it, `Err`
-/// with the error a refused connection is told.
-fn try_request(stream: &mut TcpStream) -> Result<(), ErrorBody> {
-    // The write may fail on a connection the node closed already; its error frame is still
-    // there to read.
-    let _ = stream.write_all(&request_frame(&Request::ApiVersions, 7));
-    let mut head = [0u8; FRAME_HEADER_BYTES];
-    stream.read_exact(&mut head).unwrap();
-    let header = FrameHeader::decode(&head, usize::MAX).unwrap();
-    let mut body = vec![0u8; header.body_len];
-    stream.read_exact(&mut body).unwrap();
-    if header.flags & FLAG_ERROR == 0 {
-        assert_eq!(header.correlation_id, 7);
-        return Ok(());
-    }
-    assert_eq!(header.correlation_id, 0, "a refusal answers no request");
-    Err(ErrorBody::decode(&body).unwrap())
 }
 
 fn refused_for(stream: &mut TcpStream, limit: &str) {

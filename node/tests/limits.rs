@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Node, Via, request_frame, runtime};
+use common::{Node, Via, read_answer, request_frame, runtime, try_request};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use weir_net::api::{ErrorBody, Request};
 use weir_net::client::producer::{Producer, ProducerConfig, ProducerRecord};
 use weir_net::client::{Admin, Consumer, ConsumerConfig, Seek};
-use weir_net::frame::{FLAG_ERROR, FRAME_HEADER_BYTES, FrameHeader};
+use weir_net::frame::FRAME_HEADER_BYTES;
 use weir_net::{ApiKey, ErrorCode, TopicConfig};
 
 /// How long a test waits for something the node should do well within it.
@@ -23,30 +23,6 @@ fn connect(addr: &str) -> TcpStream {
     let stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
     stream
-}
-
-/// Reads one answer frame; `Ok` with its body if it answers `cid`, `Err` with the error a
-/// refused connection is told. Panics if nothing comes within [`PATIENCE`].
-fn read_answer(stream: &mut TcpStream, cid: u32) -> Result<Vec<u8>, ErrorBody> {
-    let mut head = [0u8; FRAME_HEADER_BYTES];
-    stream.read_exact(&mut head).unwrap_or_else(|e| panic!("no answer within {PATIENCE:?}: {e}"));
-    let header = FrameHeader::decode(&head, usize::MAX).unwrap();
-    let mut body = vec![0u8; header.body_len];
-    stream.read_exact(&mut body).unwrap();
-    if header.flags & FLAG_ERROR == 0 {
-        assert_eq!(header.correlation_id, cid);
-        return Ok(body);
-    }
-    assert_eq!(header.correlation_id, 0, "a refusal answers no request");
-    Err(ErrorBody::decode(&body).unwrap())
-}
-
-/// Sends an ApiVersions request and reads the answer (see [`read_answer`]).
-fn try_request(stream: &mut TcpStream) -> Result<(), ErrorBody> {
-    // The write may fail on a connection the node closed already; its error frame is still
-    // there to read.
-    let _ = stream.write_all(&request_frame(&Request::ApiVersions, 7));
-    read_answer(stream, 7).map(|_| ())
 }
 
 /// Whether the node has closed `stream`, looking without waiting.

@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
 use weir_log::storage::mem::CrashMode;
+use weir_node::bootstrap::{RETENTION_INTERVAL_MS, UPKEEP_INTERVAL_MS};
 use weir_node::bus::{MemBus, MemHub};
 use weir_node::core::{CoreConfig, ShardCore};
 use weir_node::disk::MemDisk;
@@ -16,9 +17,6 @@ use weir_node::service::PartitionService;
 use weir_replication::ShardId;
 
 pub type SimService = PartitionService<MemDisk, SimRuntime, MemBus>;
-
-/// Interval of each shard's upkeep (interval flush, roll by age, retention, recovery).
-pub const UPKEEP_MS: u64 = 50;
 
 /// One simulated node. Dropping it (or [`crash`](Self::crash)) drops every task in flight,
 /// as the end of a process would.
@@ -129,13 +127,13 @@ impl SimNode {
     }
 }
 
-/// A shard's periodic upkeep, as a node's shard runs it; retention every minute.
+/// A shard's periodic upkeep, at the node's intervals, as a node's shard runs it.
 async fn upkeep(service: Rc<SimService>) {
     let mut last_retention = service.core.rt.monotonic_ms();
     loop {
-        service.core.rt.sleep_ms(UPKEEP_MS).await;
+        service.core.rt.sleep_ms(UPKEEP_INTERVAL_MS).await;
         let now = service.core.rt.monotonic_ms();
-        let retention_due = now - last_retention >= 60_000;
+        let retention_due = now - last_retention >= RETENTION_INTERVAL_MS;
         service.core.maintain(retention_due).await;
         if retention_due {
             last_retention = now;

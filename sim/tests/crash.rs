@@ -3,11 +3,13 @@
 //! ever acknowledged is at its offset, offsets are dense, and no batch is corrupt. A run is a
 //! function of its seed: a failing seed replays exactly (`WEIR_SIM_SEED=n`).
 
+mod common;
+
 use bytes::Bytes;
+use common::{batch, records};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use weir_log::batch::{BatchBuilder, BatchView, ProducerStamp, Record};
 use weir_log::storage::mem::CrashMode;
 use weir_net::{Acks, TopicConfig};
 use weir_node::core::CoreConfig;
@@ -31,28 +33,6 @@ fn config() -> CoreConfig {
 
 /// Every record acknowledged: partition -> offset -> value.
 type Acked = Rc<RefCell<BTreeMap<u32, BTreeMap<u64, Vec<u8>>>>>;
-
-fn batch(values: &[Vec<u8>]) -> Bytes {
-    let mut b = BatchBuilder::new(1 << 20);
-    for v in values {
-        b.push(&Record { key: None, value: Some(v), headers: &[], timestamp: 1 }).unwrap();
-    }
-    Bytes::copy_from_slice(b.seal(ProducerStamp::default()).as_bytes())
-}
-
-/// Records `(offset, value)` of fetched bytes, each batch validated as a consumer would.
-fn records(bytes: &[u8]) -> Vec<(u64, Vec<u8>)> {
-    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
-    aligned.extend_from_slice(bytes);
-    let mut out = Vec::new();
-    let mut rest: &[u8] = &aligned;
-    while !rest.is_empty() {
-        let view = BatchView::validate(rest, usize::MAX).expect("served batches are valid");
-        out.extend(view.records().map(|r| (r.offset, r.value.unwrap().to_vec())));
-        rest = &rest[view.bytes().len()..];
-    }
-    out
-}
 
 /// One producer: `count` requests of 1 to 3 batches to random partitions through a random
 /// shard, each acknowledged record noted.

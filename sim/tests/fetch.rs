@@ -1,19 +1,14 @@
 //! One fetch over partitions of several shards waits once, for whichever gets data first.
 
-use bytes::Bytes;
-use weir_log::batch::{BatchBuilder, ProducerStamp, Record};
+mod common;
+
+use common::batch;
 use weir_net::{Acks, TopicConfig};
 use weir_node::disk::MemDisk;
 use weir_node::runtime::Runtime;
 use weir_node::service::types::{FetchPartition, ProducePartition};
 use weir_replication::{PartitionId, ShardId};
 use weir_sim::node::{SimNode, sim_config};
-
-fn one_record() -> Bytes {
-    let mut b = BatchBuilder::new(1 << 20);
-    b.push(&Record { key: None, value: Some(b"late"), headers: &[], timestamp: 1 }).unwrap();
-    Bytes::copy_from_slice(b.seal(ProducerStamp::default()).as_bytes())
-}
 
 #[test]
 fn one_fetch_waits_on_partitions_of_both_shards() {
@@ -33,8 +28,11 @@ fn one_fetch_waits_on_partitions_of_both_shards() {
     let rt = node.rt.clone();
     node.spawn(async move {
         rt.sleep_ms(1000).await;
-        let part =
-            ProducePartition { topic: "f".into(), partition: PartitionId(theirs), batches: one_record() };
+        let part = ProducePartition {
+            topic: "f".into(),
+            partition: PartitionId(theirs),
+            batches: batch(&[b"late"]),
+        };
         producing.produce(Acks::Leader, vec![part]).await.pop().unwrap().expect("produced");
     });
     let start = node.rt.monotonic_ms();

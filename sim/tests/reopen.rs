@@ -1,23 +1,16 @@
 //! A failed log reopened in place never answers a produce from the new log that it appended to
 //! the old one.
 
-use bytes::Bytes;
+mod common;
+
+use common::{batch, records};
 use std::cell::RefCell;
 use std::rc::Rc;
-use weir_log::batch::{BatchBuilder, ProducerStamp, Record};
 use weir_net::{Acks, TopicConfig};
 use weir_node::disk::MemDisk;
 use weir_node::service::types::{FetchPartition, ProducePartition};
 use weir_replication::PartitionId;
 use weir_sim::node::{SimNode, sim_config};
-
-fn batch(value: &str, n: usize) -> Bytes {
-    let mut b = BatchBuilder::new(1 << 20);
-    for _ in 0..n {
-        b.push(&Record { key: None, value: Some(value.as_bytes()), headers: &[], timestamp: 1 }).unwrap();
-    }
-    Bytes::copy_from_slice(b.seal(ProducerStamp::default()).as_bytes())
-}
 
 /// Each produce's value and answer: its base offset, or the error's message.
 type Answers = Rc<RefCell<Vec<(&'static str, Result<u64, String>)>>>;
@@ -26,8 +19,11 @@ type Answers = Rc<RefCell<Vec<(&'static str, Result<u64, String>)>>>;
 fn produce(node: &SimNode, value: &'static str, n: usize, answers: &Answers) {
     let (svc, answers) = (node.services[0].clone(), answers.clone());
     node.spawn(async move {
-        let part =
-            ProducePartition { topic: "r".into(), partition: PartitionId(0), batches: batch(value, n) };
+        let part = ProducePartition {
+            topic: "r".into(),
+            partition: PartitionId(0),
+            batches: batch(&vec![value; n]),
+        };
         let answer = svc.produce(Acks::Leader, vec![part]).await.pop().unwrap();
         answers.borrow_mut().push((value, answer.map(|p| p.base_offset).map_err(|f| f.message)));
     });
@@ -76,8 +72,12 @@ fn a_produce_in_flight_across_a_failed_sync_is_never_answered_from_the_reopened_
     let stored = records(&log);
     for (value, answer) in answers.borrow().iter() {
         if let Ok(base) = answer {
-            let at = stored.iter().find(|(o, _)| o == base).map(|(_, v)| v.as_str());
-            assert_eq!(at, Some(*value), "{value} was answered with offset {base}, which holds {at:?}");
+            let at = stored.iter().find(|(o, _)| o == base).map(|(_, v)| String::from_utf8_lossy(v));
+            assert_eq!(
+                at.as_deref(),
+                Some(*value),
+                "{value} was answered with offset {base}, which holds {at:?}"
+            );
         }
     }
     assert!(
@@ -91,17 +91,4 @@ fn a_produce_in_flight_across_a_failed_sync_is_never_answered_from_the_reopened_
     produce(&node, "after", 1, &answers);
     node.run_until_stalled();
     assert!(matches!(answers.borrow().last(), Some(("after", Ok(_)))), "{:?}", answers.borrow().last());
-}
-
-fn records(bytes: &[u8]) -> Vec<(u64, String)> {
-    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(bytes.len());
-    aligned.extend_from_slice(bytes);
-    let mut out = Vec::new();
-    let mut rest: &[u8] = &aligned;
-    while !rest.is_empty() {
-        let view = weir_log::batch::BatchView::validate(rest, usize::MAX).unwrap();
-        out.extend(view.records().map(|r| (r.offset, String::from_utf8(r.value.unwrap().to_vec()).unwrap())));
-        rest = &rest[view.bytes().len()..];
-    }
-    out
 }

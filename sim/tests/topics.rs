@@ -1,19 +1,15 @@
 //! Deleting a topic fences its partitions: nothing that still holds one writes again, and a
 //! topic re-created under the same name starts empty and stays its own.
 
-use bytes::Bytes;
-use weir_log::batch::{BatchBuilder, BatchView, ProducerStamp, Record};
+mod common;
+
+use common::{batch, records};
+use weir_log::batch::BatchView;
 use weir_net::{Acks, TopicConfig};
 use weir_node::disk::MemDisk;
 use weir_node::service::types::{FetchPartition, ProducePartition};
 use weir_replication::PartitionId;
 use weir_sim::node::{SimNode, sim_config};
-
-fn batch(value: &str) -> Bytes {
-    let mut b = BatchBuilder::new(1 << 20);
-    b.push(&Record { key: None, value: Some(value.as_bytes()), headers: &[], timestamp: 1 }).unwrap();
-    Bytes::copy_from_slice(b.seal(ProducerStamp::default()).as_bytes())
-}
 
 #[test]
 fn a_deleted_topic_writes_nothing_more_and_its_successor_starts_empty() {
@@ -24,7 +20,7 @@ fn a_deleted_topic_writes_nothing_more_and_its_successor_starts_empty() {
         async move {
             svc.create_topic("t".into(), 1, TopicConfig::default()).await.unwrap();
             let part =
-                ProducePartition { topic: "t".into(), partition: PartitionId(0), batches: batch("old") };
+                ProducePartition { topic: "t".into(), partition: PartitionId(0), batches: batch(&["old"]) };
             svc.produce(Acks::Leader, vec![part]).await.pop().unwrap().unwrap();
             svc.owner("t", 0)
         }
@@ -37,12 +33,12 @@ fn a_deleted_topic_writes_nothing_more_and_its_successor_starts_empty() {
             svc2.delete_topic("t".into()).await.unwrap();
             svc2.create_topic("t".into(), 1, TopicConfig::default()).await.unwrap();
             // Whoever still held the old partition can append nothing more through it.
-            let b = batch("stale");
+            let b = batch(&["stale"]);
             let view = BatchView::validate(&b, 1 << 20).unwrap();
             let refused = old2.log.lock().await.append(&view, 0, 0).await.is_err();
             let reopened = old2.reopen_if_failed(u64::MAX / 2).await;
             let part =
-                ProducePartition { topic: "t".into(), partition: PartitionId(0), batches: batch("new") };
+                ProducePartition { topic: "t".into(), partition: PartitionId(0), batches: batch(&["new"]) };
             svc2.produce(Acks::Leader, vec![part]).await.pop().unwrap().unwrap();
             let part = FetchPartition {
                 topic: "t".into(),
@@ -56,10 +52,7 @@ fn a_deleted_topic_writes_nothing_more_and_its_successor_starts_empty() {
         .unwrap();
     assert!(refused, "the deleted partition refuses writes");
     assert!(!reopened, "and is never reopened");
-    let mut aligned = rkyv::util::AlignedVec::<16>::new();
-    aligned.extend_from_slice(&fetched.batches);
-    let view = BatchView::validate(&aligned, usize::MAX).unwrap();
-    let values: Vec<_> = view.records().map(|r| r.value.unwrap().to_vec()).collect();
+    let values: Vec<_> = records(&fetched.batches).into_iter().map(|(_, v)| v).collect();
     assert_eq!(values, vec![b"new".to_vec()], "the new topic holds only its own record, at offset 0");
     assert_eq!(fetched.high_watermark, 1);
 }

@@ -3,7 +3,9 @@
 
 use weir_log::batch::{Batch, BatchBuilder, BatchView, ProducerStamp, Record};
 use weir_log::segment::Fetched;
-use weir_log::{FlushPolicy, LogConfig};
+use weir_log::storage::Storage;
+use weir_log::storage::mem::MemStorage;
+use weir_log::{FlushPolicy, LogConfig, LogError, PartitionLog};
 
 /// A batch of `n` records whose values are `tag:i` and whose timestamps are `ts`.
 pub fn batch(tag: u64, n: usize, value_len: usize, ts: i64) -> Batch {
@@ -58,4 +60,45 @@ pub fn batch_starts(data: &[u8]) -> Vec<usize> {
         pos += u32::from_le_bytes(data[pos + 12..pos + 16].try_into().unwrap()) as usize;
     }
     starts
+}
+
+/// Every readable record, in reads of at most `max_bytes`, skipping quarantined or corrupt
+/// batches by the offsets the error names, as a consumer would.
+pub async fn read_skipping<S: Storage>(log: &PartitionLog<S>, max_bytes: usize) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start();
+    while offset < log.next_offset() {
+        match log.read(offset, max_bytes).await {
+            Ok(f) => {
+                assert!(!f.is_empty(), "no progress at {offset}");
+                out.extend(records(&f).into_iter().filter(|(o, _)| *o >= offset));
+                offset = f.next_offset;
+            }
+            Err(LogError::Corrupt { first_offset, last_offset, .. }) => {
+                assert!(
+                    (first_offset..=last_offset).contains(&offset),
+                    "{first_offset}..={last_offset} at {offset}"
+                );
+                offset = last_offset + 1;
+            }
+            Err(e) => panic!("read at {offset}: {e}"),
+        }
+    }
+    out
+}
+
+/// Polls `fut` until it completes or one of its I/Os on `st` is held; in that case drops it
+/// there and returns `None`.
+pub fn run_until_held<F: std::future::Future>(fut: F, st: &MemStorage) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let waker = futures::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    loop {
+        if let std::task::Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return Some(out);
+        }
+        if st.faults().held.get() {
+            return None;
+        }
+    }
 }

@@ -249,6 +249,35 @@ pub fn request_frame(req: &weir_net::api::Request<'_>, cid: u32) -> Vec<u8> {
     weir_net::frame::encode_frame(req.api_key() as u16, weir_net::api::API_VERSION, cid, 0, &w.buf)
 }
 
+/// Reads one answer frame from a TCP connection to a node: `Ok` with its body if it answers
+/// `cid`, `Err` with the error a refused connection is told. Panics if nothing comes within the
+/// stream's read timeout.
+pub fn read_answer(stream: &mut std::net::TcpStream, cid: u32) -> Result<Vec<u8>, weir_net::api::ErrorBody> {
+    use std::io::Read;
+    use weir_net::frame::{FLAG_ERROR, FRAME_HEADER_BYTES, FrameHeader};
+    let mut head = [0u8; FRAME_HEADER_BYTES];
+    stream.read_exact(&mut head).unwrap_or_else(|e| panic!("no answer within the read timeout: {e}"));
+    let header = FrameHeader::decode(&head, usize::MAX).unwrap();
+    let mut body = vec![0u8; header.body_len];
+    stream.read_exact(&mut body).unwrap();
+    if header.flags & FLAG_ERROR == 0 {
+        assert_eq!(header.correlation_id, cid);
+        return Ok(body);
+    }
+    assert_eq!(header.correlation_id, 0, "a refusal answers no request");
+    Err(weir_net::api::ErrorBody::decode(&body).unwrap())
+}
+
+/// Sends an ApiVersions request and reads the answer (see [`read_answer`]): `Ok` if the node
+/// served it.
+pub fn try_request(stream: &mut std::net::TcpStream) -> Result<(), weir_net::api::ErrorBody> {
+    use std::io::Write;
+    // The write may fail on a connection the node closed already; its error frame is still
+    // there to read.
+    let _ = stream.write_all(&request_frame(&weir_net::api::Request::ApiVersions, 7));
+    read_answer(stream, 7).map(|_| ())
+}
+
 /// The length of the answer frame whose header is `header`, checked to answer `cid`.
 pub fn answer_len(header: &[u8], cid: u32) -> usize {
     let h = weir_net::frame::FrameHeader::decode(header, usize::MAX).unwrap();
