@@ -100,10 +100,11 @@ pub struct TopicConfig {
     pub retention_bytes: Option<u64>,
 }
 
-fn opt_to_wire(v: Option<u64>) -> u64 {
+/// An optional number on the wire, `u64::MAX` for none.
+pub(crate) fn opt_to_wire(v: Option<u64>) -> u64 {
     v.unwrap_or(u64::MAX)
 }
-fn opt_from_wire(v: u64) -> Option<u64> {
+pub(crate) fn opt_from_wire(v: u64) -> Option<u64> {
     (v != u64::MAX).then_some(v)
 }
 
@@ -338,7 +339,7 @@ impl<'a> Request<'a> {
 }
 
 /// A count of items as its `u32` prefix, refused if larger.
-fn count(field: &'static str, n: usize) -> Result<u32, EncodeError> {
+pub(crate) fn count(field: &'static str, n: usize) -> Result<u32, EncodeError> {
     u32::try_from(n).map_err(|_| EncodeError::FieldTooLong { field, len: n, max: u32::MAX.into() })
 }
 

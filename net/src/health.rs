@@ -1,6 +1,7 @@
 //! The health of a partition as DescribeTopic (version 2 on) reports it: whether it is online,
 //! and the ranges of its log quarantined as damaged. Encoded after each partition's bounds.
 
+use crate::api::{count, opt_from_wire, opt_to_wire};
 use crate::error::{DecodeError, EncodeError};
 use crate::wire::{Reader, Writer};
 
@@ -52,10 +53,6 @@ impl PartitionHealth {
 const STATE_ONLINE: u8 = 0;
 const STATE_OFFLINE: u8 = 1;
 
-fn opt_to_wire(v: Option<u64>) -> u64 {
-    v.unwrap_or(u64::MAX)
-}
-
 pub(crate) fn encode(w: &mut Writer, h: &PartitionHealth) -> Result<(), EncodeError> {
     match &h.state {
         PartitionState::Online => w.u8(STATE_ONLINE).text("").u64(opt_to_wire(None)),
@@ -63,12 +60,7 @@ pub(crate) fn encode(w: &mut Writer, h: &PartitionHealth) -> Result<(), EncodeEr
             w.u8(STATE_OFFLINE).text(cause).u64(opt_to_wire(*retry_in_ms))
         }
     };
-    let n = u32::try_from(h.damaged.len()).map_err(|_| EncodeError::FieldTooLong {
-        field: "damaged ranges",
-        len: h.damaged.len(),
-        max: u32::MAX.into(),
-    })?;
-    w.u32(n);
+    w.u32(count("damaged ranges", h.damaged.len())?);
     for d in &h.damaged {
         w.u64(d.segment).u64(d.first_offset).u64(d.last_offset).text(&d.reason);
     }
@@ -81,7 +73,7 @@ pub(crate) fn decode(r: &mut Reader<'_>) -> Result<PartitionHealth, DecodeError>
     let retry = r.u64()?;
     let state = match state {
         STATE_ONLINE => PartitionState::Online,
-        STATE_OFFLINE => PartitionState::Offline { cause, retry_in_ms: (retry != u64::MAX).then_some(retry) },
+        STATE_OFFLINE => PartitionState::Offline { cause, retry_in_ms: opt_from_wire(retry) },
         v => return Err(DecodeError::BadValue { field: "partition state", value: u64::from(v) }),
     };
     // Bounded by the bytes left: a forged count is refused before anything is allocated.

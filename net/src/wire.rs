@@ -1,11 +1,10 @@
 //! Little-endian primitives of message bodies.
 //!
-//! Strings are a `u16` length and UTF-8; byte strings a `u32` length and bytes; record batches a
-//! `u32` length, zero padding up to the next multiple of 16 from the body start, then the batch
-//! bytes, so that they stay 16-byte aligned in an aligned receive buffer. Every read is bounds
-//! checked and returns a typed error, never panics; so is every write of a length-prefixed
-//! field: one longer than its length prefix can say is refused with
-//! [`EncodeError::FieldTooLong`], and free-text messages are cut to fit.
+//! Strings are a `u16` length and UTF-8; record batches a `u32` length, zero padding up to the
+//! next multiple of 16 from the body start, then the batch bytes, so that they stay 16-byte
+//! aligned in an aligned receive buffer. Every read is bounds checked and returns a typed error,
+//! never panics; so is every write of a length-prefixed field: one longer than its length prefix
+//! can say is refused with [`EncodeError::FieldTooLong`], and free-text messages are cut to fit.
 
 use crate::error::{DecodeError, EncodeError};
 
@@ -51,12 +50,6 @@ impl Writer {
             end -= 1;
         }
         self.str("message", &v[..end]).expect("a message cut to fit")
-    }
-    /// A byte string field, refused if longer than `u32::MAX` bytes.
-    pub fn bytes(&mut self, field: &'static str, v: &[u8]) -> Result<&mut Self, EncodeError> {
-        self.u32(length::<u32>(field, v.len(), u32::MAX.into())?);
-        self.buf.extend_from_slice(v);
-        Ok(self)
     }
     /// Record batches: length, padding to 16 from the body start, bytes.
     pub fn batches(&mut self, v: &[u8]) -> Result<&mut Self, EncodeError> {
@@ -124,10 +117,6 @@ impl<'a> Reader<'a> {
         let at = self.pos;
         let bytes = self.take(len)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::BadUtf8 { at })
-    }
-    pub fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
-        let len = self.u32()? as usize;
-        self.take(len)
     }
     pub fn batches(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = self.u32()? as usize;

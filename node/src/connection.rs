@@ -75,14 +75,6 @@ impl AcceptFailures {
     }
 }
 
-/// The errno of a failed accept, if it has one.
-fn os_error(e: glommio::GlommioError<()>) -> std::io::Error {
-    match e {
-        glommio::GlommioError::IoError(e) | glommio::GlommioError::EnhancedIoError { source: e, .. } => e,
-        other => std::io::Error::other(other.to_string()),
-    }
-}
-
 /// A file descriptor held in reserve (`/dev/null`), so that at the fd limit the accept loop can
 /// still take a waiting client and tell it why it is refused, instead of leaving it unanswered
 /// in the backlog (where accept would fail again at once, for ever).
@@ -106,7 +98,7 @@ pub(crate) async fn accept_loop(
         let stream = match listener.accept().await {
             Ok(stream) => stream,
             Err(e) => {
-                let e = os_error(e);
+                let e = weir_log::storage::dma::to_io(e);
                 failures.failed(&e);
                 let out_of_fds = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
                 if out_of_fds && reserve.take().is_some() {

@@ -8,7 +8,8 @@ use std::rc::Rc;
 
 impl IoBuf for DmaBuffer {}
 
-fn to_io(e: glommio::GlommioError<()>) -> io::Error {
+/// The I/O error a glommio operation failed with (its errno kept), or one carrying its text.
+pub fn to_io(e: glommio::GlommioError<()>) -> io::Error {
     match e {
         glommio::GlommioError::IoError(e) => e,
         glommio::GlommioError::EnhancedIoError { source, .. } => source,

@@ -845,7 +845,6 @@ impl Worker {
     }
 }
 
-/// Fails every record of a batch with `e`, said once (the same error for each).
 /// The error a batch fails with in the end: its last attempt's, said to be of unknown outcome if
 /// an earlier attempt may have been written.
 fn final_error(last: &ClientError, maybe_written: bool) -> ClientError {
@@ -856,6 +855,7 @@ fn final_error(last: &ClientError, maybe_written: bool) -> ClientError {
     }
 }
 
+/// Fails every record of a batch with `e`, said once (the same error for each).
 fn fail(replies: Vec<oneshot::Sender<Result<u64>>>, e: &ClientError) {
     for r in replies {
         let _ = r.send(Err(e.duplicate()));

@@ -193,7 +193,8 @@ fn health(status: PartitionStatus) -> PartitionHealth {
 }
 
 fn metadata(shard: &Shard, cid: u32, topics: Vec<String>) -> Vec<u8> {
-    let table = shard.service.core.topics.borrow().clone();
+    // Borrowed, not copied: nothing here awaits, so the table cannot change meanwhile.
+    let table = shard.service.core.topics.borrow();
     let host = shard.config.advertised_host();
     let shards = (0..shard.config.shards)
         .map(|s| ShardAddr { shard: s as u16, host: host.clone(), port: shard.config.shard_port(s) })
