@@ -88,8 +88,6 @@ pub enum BusError {
 /// Carries typed calls between the shards of one node. Used from one shard's thread.
 #[allow(async_fn_in_trait)]
 pub trait Bus: std::fmt::Debug + 'static {
-    /// The shard this end belongs to.
-    fn shard(&self) -> ShardId;
     /// Sends `req` to shard `to` and waits for its answer. Calls from one shard to another are
     /// delivered in the order they were made.
     async fn call(&self, to: ShardId, req: ShardRequest) -> Result<ShardReply, BusError>;
@@ -151,10 +149,6 @@ pub struct MemBus {
 }
 
 impl Bus for MemBus {
-    fn shard(&self) -> ShardId {
-        self.shard
-    }
-
     async fn call(&self, to: ShardId, req: ShardRequest) -> Result<ShardReply, BusError> {
         let handler = self.hub.handlers.borrow().get(&to).cloned();
         let handler = handler.ok_or(BusError::ShardDown { shard: to.0 })?;
@@ -222,10 +216,6 @@ impl MeshBus {
 }
 
 impl Bus for MeshBus {
-    fn shard(&self) -> ShardId {
-        self.shard
-    }
-
     async fn call(&self, to: ShardId, req: ShardRequest) -> Result<ShardReply, BusError> {
         if req.is_data() {
             crate::stats::bump(&self.counters.shard(self.shard.index()).forwarded);

@@ -8,7 +8,7 @@ use std::io;
 use std::path::PathBuf;
 use std::rc::Rc;
 use weir_log::storage::Storage;
-use weir_log::storage::cached::{CachedStorage, FdCache, FdCacheStats};
+use weir_log::storage::cached::{CachedStorage, FdCache};
 use weir_log::storage::dma::{DmaAllocator, DmaStorage, DmaStorageFile};
 use weir_log::storage::mem::{CrashMode, MemFile, MemStorage};
 
@@ -27,8 +27,6 @@ pub trait Disk: std::fmt::Debug + 'static {
     fn describe(&self, topic: &str, partition: u32) -> String;
     /// Bytes an unprivileged writer may still use on the partitions' device.
     async fn free_bytes(&self) -> io::Result<u64>;
-    /// The shard's descriptor cache: how many partition files it holds open.
-    fn open_files(&self) -> FdCacheStats;
     /// Closes the partition files held open, at shutdown (a later use reopens them).
     async fn close_files(&self);
 }
@@ -80,10 +78,6 @@ impl Disk for DataDir {
     async fn free_bytes(&self) -> io::Result<u64> {
         let root = self.root.clone();
         glommio::executor().spawn_blocking(move || free_bytes(&root)).await
-    }
-
-    fn open_files(&self) -> FdCacheStats {
-        self.cache.stats()
     }
 
     async fn close_files(&self) {
@@ -182,10 +176,6 @@ impl Disk for MemDisk {
     /// Memory is never full: the free-space floor is tested on real filesystems.
     async fn free_bytes(&self) -> io::Result<u64> {
         Ok(u64::MAX)
-    }
-
-    fn open_files(&self) -> FdCacheStats {
-        self.cache.stats()
     }
 
     async fn close_files(&self) {

@@ -236,16 +236,12 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             }
             // Wait for any of the partitions to grow, or the deadline. The waits are registered
             // before looking again, so a write that lands in between is not missed.
-            let waits: Option<Vec<_>> = parts
-                .iter()
-                .map(|part| self.partition(&part.topic, part.partition.0).and_then(|p| p.wait()))
-                .collect();
+            let served: Option<Vec<_>> =
+                parts.iter().map(|part| self.partition(&part.topic, part.partition.0)).collect();
+            let Some(served) = served else { return answers };
+            let waits: Option<Vec<_>> = served.iter().map(|p| p.wait()).collect();
             let Some(waits) = waits else { return answers };
-            let grew = parts.iter().any(|part| {
-                self.partition(&part.topic, part.partition.0)
-                    .is_some_and(|p| p.high_watermark() > part.offset)
-            });
-            if grew {
+            if served.iter().zip(parts).any(|(p, part)| p.high_watermark() > part.offset) {
                 continue;
             }
             tracing::debug!(partitions = parts.len(), wait_ms = left, "fetch waiting for data");
