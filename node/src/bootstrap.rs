@@ -10,7 +10,7 @@ use crate::core::{CoreConfig, ShardCore};
 use crate::disk::{DataDir, Disk};
 use crate::metadata::TopicTable;
 use crate::request_memory::ShardMemory;
-use crate::runtime::{GlommioRuntime, Runtime};
+use crate::runtime::GlommioRuntime;
 use crate::server::ServeError;
 use crate::service::PartitionService;
 use crate::shard::Shard;
@@ -22,11 +22,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use weir_log::storage::dma::DmaStorage;
 use weir_replication::ShardId;
-
-/// How often a shard runs its upkeep (interval flush, roll by age, recovery of failed logs).
-pub const UPKEEP_INTERVAL_MS: u64 = 50;
-/// How often a shard enforces retention.
-pub const RETENTION_INTERVAL_MS: u64 = 60_000;
 
 /// Everything a shard starts from, handed from the node's main thread to the shard's own.
 #[derive(Debug)]
@@ -79,7 +74,7 @@ pub async fn run_shard(start: ShardStart) {
         }
     };
     let _ = ready.send(Ok(id));
-    upkeep_until(&shard, &stop).await;
+    shard.core().upkeep_while(|| !stop.load(Ordering::SeqCst)).await;
     shut_down(&shard, listeners).await;
 }
 
@@ -142,21 +137,6 @@ fn listen(
         listeners.accepting.push(glommio::spawn_local(accept).detach());
     }
     Ok(listeners)
-}
-
-/// Runs the shard's upkeep every [`UPKEEP_INTERVAL_MS`] until `stop` is set.
-async fn upkeep_until(shard: &Shard, stop: &AtomicBool) {
-    let rt = shard.core().rt.clone();
-    let mut last_retention = rt.monotonic_ms();
-    while !stop.load(Ordering::SeqCst) {
-        rt.sleep_ms(UPKEEP_INTERVAL_MS).await;
-        let now = rt.monotonic_ms();
-        let retention_due = now.saturating_sub(last_retention) >= RETENTION_INTERVAL_MS;
-        shard.core().maintain(retention_due).await;
-        if retention_due {
-            last_retention = now;
-        }
-    }
 }
 
 /// Takes no new connections, lets the requests in flight finish (for a while), makes every

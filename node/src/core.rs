@@ -50,6 +50,10 @@ impl From<&crate::config::NodeConfig> for CoreConfig {
     }
 }
 
+/// How often a shard runs its upkeep (interval flush, roll by age, recovery of failed logs).
+pub const UPKEEP_INTERVAL_MS: u64 = 50;
+/// How often a shard enforces retention.
+pub const RETENTION_INTERVAL_MS: u64 = 60_000;
 /// Interval of upkeep's pass over every partition for work on a scale of seconds.
 pub const SLOW_PASS_MS: u64 = 1000;
 
@@ -268,6 +272,22 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         self.offline.borrow_mut().remove(&key);
         self.partitions.borrow_mut().insert(key, Rc::new(p));
         Ok(())
+    }
+
+    /// Runs [`maintain`](Self::maintain) every [`UPKEEP_INTERVAL_MS`], with retention every
+    /// [`RETENTION_INTERVAL_MS`], for as long as `running` says: a node's shard until it stops,
+    /// a simulated one for good.
+    pub async fn upkeep_while(&self, running: impl Fn() -> bool) {
+        let mut last_retention = self.rt.monotonic_ms();
+        while running() {
+            self.rt.sleep_ms(UPKEEP_INTERVAL_MS).await;
+            let now = self.rt.monotonic_ms();
+            let retention_due = now.saturating_sub(last_retention) >= RETENTION_INTERVAL_MS;
+            self.maintain(retention_due).await;
+            if retention_due {
+                last_retention = now;
+            }
+        }
     }
 
     /// Periodic upkeep, every few tens of milliseconds: flushes logs whose interval passed and

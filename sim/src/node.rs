@@ -8,7 +8,6 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::rc::Rc;
 use weir_log::storage::mem::CrashMode;
-use weir_node::bootstrap::{RETENTION_INTERVAL_MS, UPKEEP_INTERVAL_MS};
 use weir_node::bus::{MemBus, MemHub};
 use weir_node::core::{CoreConfig, ShardCore};
 use weir_node::disk::MemDisk;
@@ -75,7 +74,7 @@ impl SimNode {
                 .expect("opening needs no time");
         }
         for service in node.services.clone() {
-            node.rt.spawn(Box::pin(upkeep(service)));
+            node.rt.spawn(Box::pin(async move { service.core.upkeep_while(|| true).await }));
         }
         node
     }
@@ -124,19 +123,5 @@ impl SimNode {
         drop(self.pool);
         disk.crash(mode);
         disk
-    }
-}
-
-/// A shard's periodic upkeep, at the node's intervals, as a node's shard runs it.
-async fn upkeep(service: Rc<SimService>) {
-    let mut last_retention = service.core.rt.monotonic_ms();
-    loop {
-        service.core.rt.sleep_ms(UPKEEP_INTERVAL_MS).await;
-        let now = service.core.rt.monotonic_ms();
-        let retention_due = now - last_retention >= RETENTION_INTERVAL_MS;
-        service.core.maintain(retention_due).await;
-        if retention_due {
-            last_retention = now;
-        }
     }
 }
