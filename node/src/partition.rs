@@ -8,7 +8,7 @@
 //! from its files. The shard's maintenance calls [`Partition::reopen_if_failed`], which recovers
 //! it in place, with attempts spaced by a growing delay (a minute at most) that never stop.
 
-use crate::service::types::{Bounds, Damage, PartitionState, PartitionStatus};
+use crate::service::types::{Bounds, PartitionStatus};
 use futures::channel::oneshot;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -16,6 +16,7 @@ use weir_log::damage::DamagedRange;
 use weir_log::scrub::ScrubPause;
 use weir_log::storage::Storage;
 use weir_log::{LogConfig, PartitionLog, SharedLog};
+use weir_net::{DamagedRangeInfo, PartitionHealth, PartitionState};
 use weir_replication::ReplicaState;
 
 /// Fetches waiting for data on one partition at most; more are answered at once, empty.
@@ -260,7 +261,7 @@ impl<S: Storage + Clone> Partition<S> {
             PartitionState::Online
         };
         let bounds = Bounds { log_start: self.log_start(), high_watermark: self.high_watermark() };
-        PartitionStatus { bounds: Some(bounds), state, damaged }
+        PartitionStatus { bounds: Some(bounds), health: PartitionHealth { state, damaged } }
     }
 
     /// Counts a produce in flight until the guard drops: take it before appending, drop it once
@@ -317,8 +318,8 @@ impl<S: Storage + Clone> Partition<S> {
     }
 }
 
-fn damage(d: &DamagedRange) -> Damage {
-    Damage {
+fn damage(d: &DamagedRange) -> DamagedRangeInfo {
+    DamagedRangeInfo {
         segment: d.segment,
         first_offset: d.first_offset,
         last_offset: d.last_offset,
@@ -374,7 +375,7 @@ mod tests {
                     matches!(append(&p, 1).await, Err(weir_log::LogError::Failed)),
                     "failed until reopened"
                 );
-                let offline = |s: PartitionStatus| match s.state {
+                let offline = |s: PartitionStatus| match s.health.state {
                     PartitionState::Offline { cause, retry_in_ms } => (cause, retry_in_ms),
                     PartitionState::Online => panic!("a failed log is offline"),
                 };
@@ -389,7 +390,7 @@ mod tests {
                 assert_eq!(retry, Some(reopen_delay_ms(1) - 200));
                 assert!(!p.reopen_if_failed(1_500).await, "not due before the delay");
                 assert!(p.reopen_if_failed(1_000 + reopen_delay_ms(1)).await);
-                assert_eq!(p.status(1_000 + reopen_delay_ms(1)).await.state, PartitionState::Online);
+                assert_eq!(p.status(1_000 + reopen_delay_ms(1)).await.health.state, PartitionState::Online);
                 // Serving again: what the failed sync left unsynced was written, and recovery
                 // keeps every intact batch.
                 let s = p.state();

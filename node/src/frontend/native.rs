@@ -2,18 +2,14 @@
 //! answer. Produced batches go on as a slice of the frame's own buffer, not a copy.
 
 use crate::service::topics::TopicDescription;
-use crate::service::types::{Failure, FetchPartition, PartitionState, PartitionStatus, ProducePartition};
+use crate::service::types::{Failure, FetchPartition, ProducePartition};
 use crate::shard::{NodeService, Shard};
 use bytes::Bytes;
 use std::rc::Rc;
-use weir_net::PartitionState as WireState;
 use weir_net::api::{API_VERSION, PartitionInfo, ShardAddr, TopicInfo};
 use weir_net::frame::{FLAG_ERROR, FRAME_HEADER_BYTES, FrameHeader, encode_frame};
 use weir_net::wire::Writer;
-use weir_net::{
-    Acks, ApiKey, DamagedRangeInfo, DecodeError, ErrorBody, ErrorCode, PartitionHealth, Request, Response,
-    TopicConfig,
-};
+use weir_net::{Acks, ApiKey, DecodeError, ErrorBody, ErrorCode, Request, Response, TopicConfig};
 use weir_replication::PartitionId;
 
 /// The answer frame of `resp`, in the first version of its API (the only one of every API but
@@ -168,28 +164,10 @@ fn topic_info(d: TopicDescription) -> TopicInfo {
             shard: d.meta.local_shard(p).map_or(0, |s| s.0),
             log_start: status.bounds.map_or(0, |b| b.log_start),
             log_end: status.bounds.map_or(0, |b| b.high_watermark),
-            health: Some(health(status)),
+            health: Some(status.health),
         })
         .collect();
     TopicInfo { config: d.meta.config(), error: ErrorCode::None, name: d.meta.name, partitions }
-}
-
-fn health(status: PartitionStatus) -> PartitionHealth {
-    let state = match status.state {
-        PartitionState::Online => WireState::Online,
-        PartitionState::Offline { cause, retry_in_ms } => WireState::Offline { cause, retry_in_ms },
-    };
-    let damaged = status
-        .damaged
-        .into_iter()
-        .map(|d| DamagedRangeInfo {
-            segment: d.segment,
-            first_offset: d.first_offset,
-            last_offset: d.last_offset,
-            reason: d.reason,
-        })
-        .collect();
-    PartitionHealth { state, damaged }
 }
 
 fn metadata(shard: &Shard, cid: u32, topics: Vec<String>) -> Vec<u8> {

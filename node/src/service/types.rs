@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use std::sync::Arc;
-use weir_net::ErrorCode;
+use weir_net::{ErrorCode, PartitionHealth, PartitionState};
 use weir_replication::PartitionId;
 
 /// Why one operation (or one partition of it) failed: a protocol error code and a message.
@@ -64,44 +64,22 @@ pub struct Bounds {
     pub high_watermark: u64,
 }
 
-/// Whether a partition's owner serves it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PartitionState {
-    Online,
-    /// Its log failed, or it could not be opened (or its owner did not answer): `cause` says
-    /// which and why. `retry_in_ms`: when its owner next tries to bring it back (it never
-    /// stops trying); `None` when it cannot tell (its owner did not answer).
-    Offline {
-        cause: String,
-        retry_in_ms: Option<u64>,
-    },
-}
-
-/// A quarantined range of a partition's log (see `weir_log::damage::DamagedRange`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Damage {
-    /// Base offset of the segment holding it.
-    pub segment: u64,
-    /// The offsets it covers, `first_offset..=last_offset`.
-    pub first_offset: u64,
-    pub last_offset: u64,
-    /// What the first damaged batch failed.
-    pub reason: String,
-}
-
 /// What describing a topic tells of one partition, as its owner sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionStatus {
     /// `None` when its owner does not serve it (it is offline, or being opened).
     pub bounds: Option<Bounds>,
-    pub state: PartitionState,
-    /// Oldest first; empty for a partition not served.
-    pub damaged: Vec<Damage>,
+    /// Online or offline (and why), and the quarantined ranges, oldest first (none for a
+    /// partition not served). The protocol's type: what a client is told is what the owner
+    /// says, field for field.
+    pub health: PartitionHealth,
 }
 
 impl PartitionStatus {
     /// A partition its owner does not serve, for `cause`.
     pub fn offline(cause: String, retry_in_ms: Option<u64>) -> Self {
-        Self { bounds: None, state: PartitionState::Offline { cause, retry_in_ms }, damaged: Vec::new() }
+        let health =
+            PartitionHealth { state: PartitionState::Offline { cause, retry_in_ms }, damaged: Vec::new() };
+        Self { bounds: None, health }
     }
 }
