@@ -2,6 +2,7 @@
 //! Sans-IO: nothing here touches a file, a socket or a clock; callers pass `now` and bytes in and
 //! act on what comes out, so the same code runs in a node and in a deterministic simulator.
 
+pub mod error;
 pub mod ids;
 pub mod replica_state;
 
