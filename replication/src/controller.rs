@@ -1,0 +1,380 @@
+//! The controller's per-partition decisions: leader, leader epoch, partition epoch, ISR and the
+//! eligible-leader replicas (ELR, Kafka's KIP-966), as a deterministic sans-IO state machine.
+//!
+//! Lifecycle: one `Controller` per controller term. Its durable part, [`ControllerState`], is
+//! what the replicated metadata log holds; a new controller starts from it with
+//! [`Controller::recover`]. Node liveness is not durable: after a failover every node starts
+//! alive with a fresh session, as in KRaft, because the new controller has heard nobody yet
+//! and fencing everyone would make every partition unavailable at once. No clock, no I/O, no
+//! randomness: callers pass `now_ms`, and every output comes in an order fixed by the inputs
+//! (BTreeMaps and the replica assignment), so a simulator replays it exactly.
+//!
+//! Rules, and why:
+//! 1. Every change to a partition bumps `partition_epoch` by one, so a proposal made against an
+//!    older state is recognised and refused. Every leader change (to `None` too, and a restarted
+//!    leader re-elected) bumps `leader_epoch` by one, so two leaders (or two incarnations of one)
+//!    never lead in the same epoch and replicas can fence the older one. Epochs never go back.
+//! 2. A node that sent no heartbeat for `session_timeout_ms` is fenced (checked at every entry
+//!    point, so decisions use current liveness even between ticks). It leaves every ISR; if an
+//!    ISR is then below `min_insync_replicas` it joins that partition's ELR: the high watermark
+//!    cannot advance while the ISR is below min in-sync, so it holds every committed record. A
+//!    partition it led gets an election.
+//! 3. The ISR may become empty (the leader is then `None`), as in KIP-966: keeping a dead "last
+//!    member" in the ISR would hide that no live replica is known to be complete.
+//! 4. An ISR of at least `min_insync_replicas` members clears the ELR: the high watermark can
+//!    advance without the ELR members again, so they may fall behind. A member added to the ISR
+//!    leaves the ELR. ISR and ELR are kept in assignment order.
+//! 5. Election, in assignment order: the first unfenced ISR member (a restarted leader may win
+//!    again); else the first unfenced ELR member, which becomes the ISR alone; else, only if
+//!    `unclean_leader_election`, the first unfenced replica, alone in the ISR, with the ELR
+//!    cleared (committed records may be lost, so the ELR no longer means anything); else `None`.
+//! 6. A heartbeat refreshes the session and unfences. A new incarnation (the node restarted and
+//!    lost its in-memory role) re-elects every partition the node leads, with a new leader
+//!    epoch even if it wins again. A restarted node stays in the ISR and ELR: Weir counts a
+//!    replica towards the high watermark only once its copy is durable (fdatasync), so a crash
+//!    loses no committed record. (KIP-966 removes a replica after an unclean shutdown because
+//!    Kafka acknowledges unflushed data; Weir does not.) A node that comes back, or restarts,
+//!    triggers an election in every leaderless partition it is a replica of.
+//! 7. AlterPartition (KIP-497/841) is accepted only from the current leader, in the current
+//!    leader epoch and against the current partition epoch, so a deposed leader or a stale
+//!    proposal is fenced. The new ISR contains the leader, lies within the assignment, has no
+//!    duplicates and adds only unfenced nodes (a fenced node would count towards the high
+//!    watermark unheard). Members removed below min in-sync join the ELR (rule 2's reason).
+//! 8. The invariants of [`check`] (and: leader and ISR members are unfenced) are asserted in
+//!    release builds after every change: a controller that broke them could lose committed data.
+//!
+//! A controller has no first-hand knowledge of a node's incarnation after it starts: the first
+//! heartbeat it sees from a node counts as a new incarnation. That costs one leader epoch per
+//! partition the node leads, and keeps rule 1 true when a node restarted during a failover.
+
+use std::collections::BTreeMap;
+
+use crate::election;
+use crate::error::ControllerError;
+use crate::ids::{NodeId, PartitionId};
+
+/// Policy of the controller; the same for every partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControllerConfig {
+    /// At least 1. Below this many ISR members the high watermark does not advance.
+    pub min_insync_replicas: usize,
+    pub unclean_leader_election: bool,
+    pub session_timeout_ms: u64,
+}
+
+/// The controller's record of one partition: what replicas act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionState {
+    /// The assignment, in preference order.
+    pub replicas: Vec<NodeId>,
+    pub leader: Option<NodeId>,
+    pub leader_epoch: u32,
+    pub partition_epoch: u32,
+    /// In-sync replicas, in assignment order.
+    pub isr: Vec<NodeId>,
+    /// Eligible-leader replicas (KIP-966), in assignment order.
+    pub elr: Vec<NodeId>,
+}
+
+/// A leader's proposal of a new ISR (AlterPartition), made against the state it last saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlterPartition {
+    pub partition: PartitionId,
+    pub leader: NodeId,
+    pub leader_epoch: u32,
+    pub partition_epoch: u32,
+    pub isr: Vec<NodeId>,
+}
+
+/// The durable part: what the replicated metadata log holds; survives controller failover.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ControllerState {
+    pub partitions: BTreeMap<PartitionId, PartitionState>,
+}
+
+/// What the controller knows of a node's session. Not durable (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Liveness {
+    last_heartbeat_ms: u64,
+    /// `None` until this controller hears from the node.
+    incarnation: Option<u64>,
+    fenced: bool,
+}
+
+/// The controller state machine. See the module documentation for the rules it keeps.
+#[derive(Debug)]
+pub struct Controller {
+    config: ControllerConfig,
+    state: ControllerState,
+    nodes: BTreeMap<NodeId, Liveness>,
+    /// Partitions changed and not yet polled, by the sequence number of their latest change.
+    /// Only the newest state of a partition is ever sent, so this holds at most one entry per
+    /// partition: bounded by the partition count.
+    updates: BTreeMap<u64, PartitionId>,
+    pending: BTreeMap<PartitionId, u64>,
+    next_update_seq: u64,
+}
+
+/// Asserts the invariants of one partition state (also in release builds): the leader, if any,
+/// is in the ISR; ISR and ELR lie within the assignment, in its order, and are disjoint; no set
+/// holds a node twice. Panics if one is broken.
+pub fn check(p: &PartitionState) {
+    let in_order = |set: &[NodeId]| {
+        let mut at = p.replicas.iter();
+        set.iter().all(|n| at.any(|r| r == n))
+    };
+    let distinct = p.replicas.iter().enumerate().all(|(i, n)| !p.replicas[..i].contains(n));
+    assert!(distinct, "duplicate replica in the assignment: {p:?}");
+    assert!(in_order(&p.isr), "ISR not a duplicate-free subset of the assignment, in order: {p:?}");
+    assert!(in_order(&p.elr), "ELR not a duplicate-free subset of the assignment, in order: {p:?}");
+    assert!(p.isr.iter().all(|n| !p.elr.contains(n)), "ISR and ELR overlap: {p:?}");
+    assert!(p.leader.is_none_or(|l| p.isr.contains(&l)), "leader outside the ISR: {p:?}");
+}
+
+impl Controller {
+    /// A controller with no partitions; every node starts alive, its session starting now.
+    pub fn new(config: ControllerConfig, nodes: &[NodeId], now_ms: u64) -> Self {
+        Self::recover(config, ControllerState::default(), nodes, now_ms)
+    }
+
+    /// A controller taking over `state` (failover): the durable state is kept, liveness starts
+    /// fresh, every node alive with a session starting now. Nodes named in `state` but missing
+    /// from `nodes` are known too, so that no replica is unknown.
+    pub fn recover(config: ControllerConfig, state: ControllerState, nodes: &[NodeId], now_ms: u64) -> Self {
+        assert!(config.min_insync_replicas >= 1, "min_insync_replicas must be at least 1");
+        state.partitions.values().for_each(check);
+        let alive = Liveness { last_heartbeat_ms: now_ms, incarnation: None, fenced: false };
+        let named = state.partitions.values().flat_map(|p| p.replicas.iter());
+        let nodes = nodes.iter().chain(named).map(|&n| (n, alive)).collect();
+        let (updates, pending) = (BTreeMap::new(), BTreeMap::new());
+        Self { config, state, nodes, updates, pending, next_update_seq: 0 }
+    }
+
+    pub fn config(&self) -> &ControllerConfig {
+        &self.config
+    }
+
+    pub fn state(&self) -> &ControllerState {
+        &self.state
+    }
+
+    pub fn partition(&self, id: PartitionId) -> Option<&PartitionState> {
+        self.state.partitions.get(&id)
+    }
+
+    /// Whether `node` is fenced: its session expired and it has not come back. An unknown node
+    /// counts as fenced: it is never eligible for anything.
+    pub fn is_fenced(&self, node: NodeId) -> bool {
+        self.nodes.get(&node).is_none_or(|l| l.fenced)
+    }
+
+    /// Creates a partition on `replicas` (in preference order, distinct, known nodes). The ISR is
+    /// every unfenced replica (a new partition is empty, so all are complete, but a fenced node
+    /// in the ISR would count towards the high watermark unheard); the leader is the first.
+    pub fn create_partition(
+        &mut self,
+        id: PartitionId,
+        replicas: Vec<NodeId>,
+        now_ms: u64,
+    ) -> Result<&PartitionState, ControllerError> {
+        self.expire_sessions(now_ms);
+        if self.state.partitions.contains_key(&id) {
+            return Err(ControllerError::PartitionExists { partition: id });
+        }
+        if replicas.is_empty() {
+            return Err(ControllerError::InvalidAssignment { reason: "no replica" });
+        }
+        if replicas.iter().enumerate().any(|(i, n)| replicas[..i].contains(n)) {
+            return Err(ControllerError::InvalidAssignment { reason: "duplicate replica" });
+        }
+        if let Some(&node) = replicas.iter().find(|n| !self.nodes.contains_key(n)) {
+            return Err(ControllerError::UnknownNode { node });
+        }
+        let isr: Vec<NodeId> = replicas.iter().copied().filter(|&n| !self.is_fenced(n)).collect();
+        let Some(&leader) = isr.first() else {
+            return Err(ControllerError::NoLiveReplica { partition: id });
+        };
+        let p = PartitionState {
+            replicas,
+            leader: Some(leader),
+            leader_epoch: 1,
+            partition_epoch: 1,
+            isr,
+            elr: vec![],
+        };
+        self.check_live(&p);
+        self.state.partitions.insert(id, p);
+        self.enqueue(id);
+        Ok(&self.state.partitions[&id])
+    }
+
+    /// A heartbeat from `node` running as `incarnation` (which grows with every restart).
+    /// Refreshes its session and unfences it; a new incarnation re-elects what it leads; a node
+    /// back or restarted triggers elections where partitions are leaderless (rule 6).
+    pub fn handle_heartbeat(
+        &mut self,
+        now_ms: u64,
+        node: NodeId,
+        incarnation: u64,
+    ) -> Result<(), ControllerError> {
+        self.expire_sessions(now_ms);
+        let live = self.nodes.get_mut(&node).ok_or(ControllerError::UnknownNode { node })?;
+        if let Some(current) = live.incarnation.filter(|&seen| incarnation < seen) {
+            return Err(ControllerError::StaleIncarnation { current, requested: incarnation });
+        }
+        let restarted = live.incarnation != Some(incarnation);
+        let returned = live.fenced;
+        *live = Liveness { last_heartbeat_ms: now_ms, incarnation: Some(incarnation), fenced: false };
+        if restarted {
+            for id in self.partitions_where(|p| p.leader == Some(node)) {
+                let next = self.elect(&self.state.partitions[&id]);
+                self.commit(id, next, true);
+            }
+        }
+        if restarted || returned {
+            for id in self.partitions_where(|p| p.leader.is_none() && p.replicas.contains(&node)) {
+                let next = self.elect(&self.state.partitions[&id]);
+                self.commit(id, next, false);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies a leader's ISR proposal (rule 7) and returns the new state; on error nothing
+    /// changed.
+    pub fn handle_alter_partition(
+        &mut self,
+        now_ms: u64,
+        req: &AlterPartition,
+    ) -> Result<PartitionState, ControllerError> {
+        self.expire_sessions(now_ms);
+        let partition = req.partition;
+        let p = self.partition(partition).ok_or(ControllerError::UnknownPartition { partition })?;
+        check_proposer(p, req)?;
+        self.check_proposed_isr(p, &req.isr)?;
+        let next = election::alter_isr(p, &req.isr, self.config.min_insync_replicas);
+        Ok(self.commit(partition, next, false).clone())
+    }
+
+    /// Fences every node whose session expired by `now_ms` (rule 2).
+    pub fn tick(&mut self, now_ms: u64) {
+        self.expire_sessions(now_ms);
+    }
+
+    /// The next changed partition, with its newest state, to broadcast to its replicas. In the
+    /// order of the partitions' latest changes; a partition changed twice before a poll comes
+    /// once, with its newest state.
+    pub fn poll_update(&mut self) -> Option<(PartitionId, PartitionState)> {
+        let (_, id) = self.updates.pop_first()?;
+        self.pending.remove(&id);
+        Some((id, self.state.partitions[&id].clone()))
+    }
+
+    fn expire_sessions(&mut self, now_ms: u64) {
+        let timeout = self.config.session_timeout_ms;
+        let expired: Vec<NodeId> = (self.nodes.iter())
+            .filter(|(_, l)| !l.fenced && now_ms.saturating_sub(l.last_heartbeat_ms) >= timeout)
+            .map(|(&n, _)| n)
+            .collect();
+        for node in expired {
+            self.fence(node);
+        }
+    }
+
+    fn fence(&mut self, node: NodeId) {
+        self.nodes.get_mut(&node).expect("fencing a known node").fenced = true;
+        let min = self.config.min_insync_replicas;
+        for id in self.partitions_where(|p| p.isr.contains(&node)) {
+            let p = &self.state.partitions[&id];
+            let mut next = election::remove_from_isr(p, node, min);
+            if p.leader == Some(node) {
+                next = self.elect(&next);
+            }
+            self.commit(id, next, false);
+        }
+    }
+
+    fn elect(&self, p: &PartitionState) -> PartitionState {
+        election::elect(p, |n| self.is_fenced(n), self.config.unclean_leader_election)
+    }
+
+    fn partitions_where(&self, pred: impl Fn(&PartitionState) -> bool) -> Vec<PartitionId> {
+        self.state.partitions.iter().filter(|(_, p)| pred(p)).map(|(&id, _)| id).collect()
+    }
+
+    /// Commits `next` as partition `id`'s state, unless it changes nothing: settles ISR and ELR
+    /// (rule 4), bumps the epochs (rule 1; `new_leader_epoch` forces a leader epoch even for the
+    /// same leader), checks the invariants and queues the update.
+    fn commit(
+        &mut self,
+        id: PartitionId,
+        mut next: PartitionState,
+        new_leader_epoch: bool,
+    ) -> &PartitionState {
+        election::settle(&mut next, self.config.min_insync_replicas);
+        let old = &self.state.partitions[&id];
+        if next == *old && !new_leader_epoch {
+            return &self.state.partitions[&id];
+        }
+        let new_leader_epoch = new_leader_epoch || next.leader != old.leader;
+        next.leader_epoch = old.leader_epoch + u32::from(new_leader_epoch);
+        next.partition_epoch = old.partition_epoch + 1;
+        self.check_live(&next);
+        self.state.partitions.insert(id, next);
+        self.enqueue(id);
+        &self.state.partitions[&id]
+    }
+
+    /// [`check`], and what only the controller can see: the leader and every ISR member are
+    /// unfenced (rule 2 removes a fenced node from every ISR, and only unfenced nodes join one).
+    fn check_live(&self, p: &PartitionState) {
+        check(p);
+        assert!(p.isr.iter().all(|&n| !self.is_fenced(n)), "fenced node in the ISR: {p:?}");
+    }
+
+    fn enqueue(&mut self, id: PartitionId) {
+        let seq = self.next_update_seq;
+        self.next_update_seq += 1;
+        if let Some(older) = self.pending.insert(id, seq) {
+            self.updates.remove(&older);
+        }
+        self.updates.insert(seq, id);
+        assert!(self.pending.len() <= self.state.partitions.len(), "update queue beyond one per partition");
+    }
+
+    fn check_proposed_isr(&self, p: &PartitionState, isr: &[NodeId]) -> Result<(), ControllerError> {
+        let invalid = |reason| Err(ControllerError::InvalidIsr { reason });
+        if !p.leader.is_some_and(|l| isr.contains(&l)) {
+            return invalid("the ISR must contain the leader");
+        }
+        if !isr.iter().all(|n| p.replicas.contains(n)) {
+            return invalid("ISR member outside the assignment");
+        }
+        if isr.iter().enumerate().any(|(i, n)| isr[..i].contains(n)) {
+            return invalid("duplicate ISR member");
+        }
+        match isr.iter().find(|&&n| !p.isr.contains(&n) && self.is_fenced(n)) {
+            Some(&node) => Err(ControllerError::IneligibleReplica { node }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Refuses a proposal from a node that is not the leader, from an older (or unknown future)
+/// leader epoch, or made against a partition state that has changed since (rule 7).
+fn check_proposer(p: &PartitionState, req: &AlterPartition) -> Result<(), ControllerError> {
+    if p.leader != Some(req.leader) {
+        return Err(ControllerError::NotLeader { leader: p.leader, requested: req.leader });
+    }
+    if req.leader_epoch != p.leader_epoch {
+        return Err(ControllerError::FencedLeaderEpoch {
+            current: p.leader_epoch,
+            requested: req.leader_epoch,
+        });
+    }
+    if req.partition_epoch != p.partition_epoch {
+        let (current, requested) = (p.partition_epoch, req.partition_epoch);
+        return Err(ControllerError::StalePartitionEpoch { current, requested });
+    }
+    Ok(())
+}
