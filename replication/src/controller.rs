@@ -217,11 +217,15 @@ impl Controller {
         node: NodeId,
         incarnation: u64,
     ) -> Result<(), ControllerError> {
-        self.expire_sessions(now_ms);
         let live = self.nodes.get_mut(&node).ok_or(ControllerError::UnknownNode { node })?;
         if let Some(current) = live.incarnation.filter(|&seen| incarnation < seen) {
             return Err(ControllerError::StaleIncarnation { current, requested: incarnation });
         }
+        // The heartbeat is proof of life at `now_ms`: it counts before sessions are expired, so
+        // one arriving at its sender's deadline does not fence the sender only to unfence it.
+        live.last_heartbeat_ms = now_ms;
+        self.expire_sessions(now_ms);
+        let live = self.nodes.get_mut(&node).expect("known node");
         let restarted = live.incarnation != Some(incarnation);
         let returned = live.fenced;
         *live = Liveness { last_heartbeat_ms: now_ms, incarnation: Some(incarnation), fenced: false };
@@ -240,8 +244,8 @@ impl Controller {
         Ok(())
     }
 
-    /// Applies a leader's ISR proposal (rule 7) and returns the new state; on error nothing
-    /// changed.
+    /// Applies a leader's ISR proposal (rule 7) and returns the new state. On error the proposal
+    /// changed nothing (sessions expired by `now_ms` are fenced all the same).
     pub fn handle_alter_partition(
         &mut self,
         now_ms: u64,
