@@ -382,3 +382,320 @@ fn check_proposer(p: &PartitionState, req: &AlterPartition) -> Result<(), Contro
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SESSION_MS: u64 = 1000;
+    const P0: PartitionId = PartitionId(0);
+
+    fn n(id: u32) -> NodeId {
+        NodeId(id)
+    }
+
+    fn ns(ids: &[u32]) -> Vec<NodeId> {
+        ids.iter().map(|&i| NodeId(i)).collect()
+    }
+
+    fn config(min_insync_replicas: usize, unclean_leader_election: bool) -> ControllerConfig {
+        ControllerConfig { min_insync_replicas, unclean_leader_election, session_timeout_ms: SESSION_MS }
+    }
+
+    /// Nodes 1, 2 and 3, each heard from once (incarnation 1) at time 0, and partition 0 on
+    /// [1, 2, 3]; the creation's update is drained.
+    fn cluster(min_insync_replicas: usize, unclean: bool) -> Controller {
+        let mut c = Controller::new(config(min_insync_replicas, unclean), &ns(&[1, 2, 3]), 0);
+        beat(&mut c, 0, &[1, 2, 3]);
+        c.create_partition(P0, ns(&[1, 2, 3]), 0).unwrap();
+        drain(&mut c);
+        c
+    }
+
+    fn beat(c: &mut Controller, now_ms: u64, nodes: &[u32]) {
+        for &node in nodes {
+            c.handle_heartbeat(now_ms, n(node), 1).unwrap();
+        }
+    }
+
+    /// Fences `victim` by `now_ms` while `alive` stay alive: they beat just before, the victim
+    /// (last heard at least a session before `now_ms`) does not.
+    fn fence_at(c: &mut Controller, now_ms: u64, alive: &[u32], victim: u32) {
+        beat(c, now_ms - 1, alive);
+        c.tick(now_ms);
+        assert!(c.is_fenced(n(victim)), "node {victim} not fenced at {now_ms}");
+        assert!(alive.iter().all(|&a| !c.is_fenced(n(a))));
+    }
+
+    fn drain(c: &mut Controller) -> Vec<(PartitionId, PartitionState)> {
+        std::iter::from_fn(|| c.poll_update()).collect()
+    }
+
+    fn p0(c: &Controller) -> PartitionState {
+        c.partition(P0).unwrap().clone()
+    }
+
+    fn alter(c: &Controller, leader: u32, isr: &[u32]) -> AlterPartition {
+        let p = c.partition(P0).unwrap();
+        let (leader_epoch, partition_epoch) = (p.leader_epoch, p.partition_epoch);
+        AlterPartition { partition: P0, leader: n(leader), leader_epoch, partition_epoch, isr: ns(isr) }
+    }
+
+    #[test]
+    fn creation_elects_the_first_replica_with_every_live_replica_in_sync() {
+        let mut c = Controller::new(config(2, false), &ns(&[1, 2, 3, 4]), 0);
+        let p = c.create_partition(P0, ns(&[2, 1, 3]), 0).unwrap().clone();
+        let want = PartitionState {
+            replicas: ns(&[2, 1, 3]),
+            leader: Some(n(2)),
+            leader_epoch: 1,
+            partition_epoch: 1,
+            isr: ns(&[2, 1, 3]),
+            elr: vec![],
+        };
+        assert_eq!(p, want);
+        assert_eq!(drain(&mut c), vec![(P0, want.clone())]);
+        let again = c.create_partition(P0, ns(&[1]), 0);
+        assert_eq!(again.unwrap_err(), ControllerError::PartitionExists { partition: P0 });
+        let unknown = c.create_partition(PartitionId(1), ns(&[1, 9]), 0);
+        assert_eq!(unknown.unwrap_err(), ControllerError::UnknownNode { node: n(9) });
+        let dup = c.create_partition(PartitionId(1), ns(&[1, 1]), 0);
+        assert_eq!(dup.unwrap_err(), ControllerError::InvalidAssignment { reason: "duplicate replica" });
+        let empty = c.create_partition(PartitionId(1), vec![], 0);
+        assert_eq!(empty.unwrap_err(), ControllerError::InvalidAssignment { reason: "no replica" });
+        // Node 1 goes silent: a partition created then leaves it out of the ISR.
+        beat(&mut c, 999, &[2, 3, 4]);
+        let p1 = c.create_partition(PartitionId(1), ns(&[1, 3, 4]), 1000).unwrap();
+        assert_eq!((p1.leader, p1.isr.clone()), (Some(n(3)), ns(&[3, 4])));
+        assert_eq!(c.partition(P0).unwrap().isr, ns(&[2, 3]), "node 1 left the older partition's ISR");
+    }
+
+    #[test]
+    fn a_fenced_leader_is_replaced_by_an_isr_member_with_new_epochs() {
+        let mut c = cluster(2, false);
+        fence_at(&mut c, 1000, &[2, 3], 1);
+        let p = p0(&c);
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (Some(n(2)), 2, 2));
+        assert_eq!((p.isr, p.elr), (ns(&[2, 3]), vec![]), "ISR still at min in-sync: no ELR");
+        assert_eq!(drain(&mut c), vec![(P0, p0(&c))]);
+    }
+
+    #[test]
+    fn a_heartbeat_at_its_deadline_keeps_its_sender_in() {
+        let mut c = cluster(2, false);
+        beat(&mut c, 999, &[2, 3]);
+        beat(&mut c, 1000, &[1]);
+        assert!([1, 2, 3].iter().all(|&i| !c.is_fenced(n(i))));
+        assert_eq!(p0(&c).partition_epoch, 1);
+        assert_eq!(c.poll_update(), None);
+    }
+
+    #[test]
+    fn isr_shrinking_below_min_insync_fills_the_elr() {
+        let mut c = cluster(2, false);
+        fence_at(&mut c, 1000, &[2, 3], 1);
+        fence_at(&mut c, 2000, &[3], 2);
+        let p = p0(&c);
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (Some(n(3)), 3, 3));
+        assert_eq!((p.isr, p.elr), (ns(&[3]), ns(&[2])), "only node 2 left below min in-sync");
+    }
+
+    #[test]
+    fn an_elr_member_is_elected_when_the_isr_is_empty() {
+        let mut c = cluster(2, false);
+        fence_at(&mut c, 1000, &[2, 3], 1);
+        fence_at(&mut c, 2000, &[3], 2);
+        c.tick(2999);
+        c.tick(3000);
+        let p = p0(&c);
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (None, 4, 4));
+        assert_eq!((p.isr, p.elr), (vec![], ns(&[2, 3])));
+        // Node 1 comes back: it is not eligible (it left the ISR while the ISR was at min).
+        beat(&mut c, 3500, &[1]);
+        assert_eq!(p0(&c).leader, None);
+        assert_eq!(p0(&c).partition_epoch, 4, "no change, no epoch");
+        // Node 3 comes back: first live ELR member, alone in the ISR.
+        beat(&mut c, 3600, &[3]);
+        let p = p0(&c);
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (Some(n(3)), 5, 5));
+        assert_eq!((p.isr, p.elr), (ns(&[3]), ns(&[2])));
+    }
+
+    /// Partition 0 with ISR [1] at min in-sync 1 (so 2 and 3 are not eligible), then node 1 fenced.
+    fn lone_leader_lost(unclean: bool) -> Controller {
+        let mut c = cluster(1, unclean);
+        c.handle_alter_partition(10, &alter(&c, 1, &[1])).unwrap();
+        assert_eq!(p0(&c).elr, vec![], "ISR at min in-sync: nobody joins the ELR");
+        fence_at(&mut c, 1000, &[2, 3], 1);
+        c
+    }
+
+    #[test]
+    fn an_unclean_leader_is_elected_only_when_allowed() {
+        let c = lone_leader_lost(false);
+        let p = p0(&c);
+        assert_eq!((p.leader, p.isr, p.elr), (None, vec![], ns(&[1])), "2 and 3 may miss committed records");
+        let c = lone_leader_lost(true);
+        let p = p0(&c);
+        assert_eq!((p.leader, p.isr, p.elr), (Some(n(2)), ns(&[2]), vec![]));
+        assert_eq!((p.leader_epoch, p.partition_epoch), (2, 3));
+    }
+
+    #[test]
+    fn a_restarted_leader_leads_again_in_a_new_epoch() {
+        let mut c = cluster(2, false);
+        let before = p0(&c);
+        c.handle_heartbeat(100, n(1), 2).unwrap();
+        let p = p0(&c);
+        assert_eq!((p.leader, p.isr.clone()), (Some(n(1)), ns(&[1, 2, 3])), "its copy is durable: it stays");
+        assert_eq!(
+            (p.leader_epoch, p.partition_epoch),
+            (before.leader_epoch + 1, before.partition_epoch + 1)
+        );
+        let stale = c.handle_heartbeat(200, n(1), 1);
+        assert_eq!(stale.unwrap_err(), ControllerError::StaleIncarnation { current: 2, requested: 1 });
+        // The previous incarnation's proposal is fenced by its leader epoch.
+        let old = AlterPartition { leader_epoch: before.leader_epoch, ..alter(&c, 1, &[1, 2]) };
+        let err = c.handle_alter_partition(300, &old).unwrap_err();
+        assert_eq!(err, ControllerError::FencedLeaderEpoch { current: 2, requested: 1 });
+        // The same incarnation again is no restart.
+        c.handle_heartbeat(400, n(1), 2).unwrap();
+        assert_eq!(p0(&c), p);
+    }
+
+    #[test]
+    fn stale_or_foreign_proposals_are_refused_and_change_nothing() {
+        let mut c = cluster(2, false);
+        c.handle_alter_partition(10, &alter(&c, 1, &[1, 2])).unwrap();
+        drain(&mut c);
+        let state = p0(&c);
+        let refused = [
+            (alter(&c, 2, &[1, 2]), ControllerError::NotLeader { leader: Some(n(1)), requested: n(2) }),
+            (
+                AlterPartition { leader_epoch: 0, ..alter(&c, 1, &[1]) },
+                ControllerError::FencedLeaderEpoch { current: 1, requested: 0 },
+            ),
+            (
+                AlterPartition { partition_epoch: 1, ..alter(&c, 1, &[1]) },
+                ControllerError::StalePartitionEpoch { current: 2, requested: 1 },
+            ),
+            (
+                alter(&c, 1, &[2, 3]),
+                ControllerError::InvalidIsr { reason: "the ISR must contain the leader" },
+            ),
+            (
+                alter(&c, 1, &[1, 4]),
+                ControllerError::InvalidIsr { reason: "ISR member outside the assignment" },
+            ),
+            (alter(&c, 1, &[1, 2, 2]), ControllerError::InvalidIsr { reason: "duplicate ISR member" }),
+            (
+                AlterPartition { partition: PartitionId(7), ..alter(&c, 1, &[1]) },
+                ControllerError::UnknownPartition { partition: PartitionId(7) },
+            ),
+        ];
+        for (req, want) in refused {
+            assert_eq!(c.handle_alter_partition(20, &req), Err(want));
+        }
+        assert_eq!(p0(&c), state);
+        assert_eq!(c.poll_update(), None);
+    }
+
+    #[test]
+    fn a_fenced_node_may_not_join_the_isr() {
+        let mut c = cluster(1, false);
+        c.handle_alter_partition(10, &alter(&c, 1, &[1, 2])).unwrap();
+        // Node 3's session expires; the proposal arrives before any tick: it is still refused.
+        beat(&mut c, 999, &[1, 2]);
+        let err = c.handle_alter_partition(1000, &alter(&c, 1, &[1, 2, 3])).unwrap_err();
+        assert_eq!(err, ControllerError::IneligibleReplica { node: n(3) });
+        assert!(c.is_fenced(n(3)));
+        assert_eq!(p0(&c).isr, ns(&[1, 2]));
+        beat(&mut c, 1100, &[3]);
+        assert_eq!(c.handle_alter_partition(1100, &alter(&c, 1, &[1, 2, 3])).unwrap().isr, ns(&[1, 2, 3]));
+    }
+
+    #[test]
+    fn expanding_the_isr_to_min_insync_clears_the_elr() {
+        let mut c = cluster(3, false);
+        let p = c.handle_alter_partition(10, &alter(&c, 1, &[1])).unwrap();
+        assert_eq!((p.isr, p.elr, p.leader_epoch, p.partition_epoch), (ns(&[1]), ns(&[2, 3]), 1, 2));
+        let p = c.handle_alter_partition(20, &alter(&c, 1, &[2, 1])).unwrap();
+        assert_eq!((p.isr, p.elr), (ns(&[1, 2]), ns(&[3])), "a member joining the ISR leaves the ELR");
+        let p = c.handle_alter_partition(30, &alter(&c, 1, &[1, 2, 3])).unwrap();
+        assert_eq!((p.isr, p.elr, p.partition_epoch), (ns(&[1, 2, 3]), vec![], 4));
+    }
+
+    #[test]
+    fn recover_keeps_the_durable_state_and_starts_every_session_afresh() {
+        let mut c = cluster(2, false);
+        fence_at(&mut c, 1000, &[2, 3], 1);
+        fence_at(&mut c, 2000, &[3], 2);
+        let durable = c.state().clone();
+        // Node 4 is named by no one but the new controller's list; all nodes live from 5000 on.
+        let mut r = Controller::recover(config(2, false), durable.clone(), &ns(&[3, 4]), 5000);
+        assert_eq!(r.state(), &durable);
+        assert!([1, 2, 3, 4].iter().all(|&i| !r.is_fenced(n(i))), "nodes of the state are known too");
+        r.tick(5999);
+        assert_eq!(r.state(), &durable);
+        assert_eq!(r.poll_update(), None);
+        // The new controller never heard node 3's incarnation: its first heartbeat re-elects.
+        r.handle_heartbeat(5999, n(3), 1).unwrap();
+        let p = r.partition(P0).unwrap();
+        assert_eq!((p.leader, p.leader_epoch), (Some(n(3)), durable.partitions[&P0].leader_epoch + 1));
+        r.tick(6000);
+        assert!([1, 2, 4].iter().all(|&i| r.is_fenced(n(i))));
+        assert!(!r.is_fenced(n(3)));
+    }
+
+    #[test]
+    fn updates_come_in_change_order_once_per_partition_with_the_newest_state() {
+        let mut c = cluster(1, false);
+        let p1 = PartitionId(1);
+        let p2 = PartitionId(2);
+        c.create_partition(p2, ns(&[3, 1]), 1).unwrap();
+        c.create_partition(p1, ns(&[2]), 1).unwrap();
+        let order: Vec<PartitionId> = drain(&mut c).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(order, vec![p2, p1]);
+        c.handle_alter_partition(2, &alter(&c, 1, &[1, 2])).unwrap();
+        let shrink2 = AlterPartition {
+            partition: p2,
+            leader: n(3),
+            leader_epoch: 1,
+            partition_epoch: 1,
+            isr: ns(&[3]),
+        };
+        c.handle_alter_partition(3, &shrink2).unwrap();
+        c.handle_alter_partition(4, &alter(&c, 1, &[1])).unwrap();
+        let updates = drain(&mut c);
+        assert_eq!(updates, vec![(p2, c.partition(p2).unwrap().clone()), (P0, p0(&c))]);
+        assert_eq!(updates[1].1.partition_epoch, 3, "the newest state of partition 0");
+    }
+
+    #[test]
+    #[should_panic(expected = "ISR and ELR overlap")]
+    fn check_refuses_a_node_in_both_isr_and_elr() {
+        let p = PartitionState {
+            replicas: ns(&[1, 2]),
+            leader: Some(n(1)),
+            leader_epoch: 1,
+            partition_epoch: 1,
+            isr: ns(&[1, 2]),
+            elr: ns(&[2]),
+        };
+        check(&p);
+    }
+
+    #[test]
+    #[should_panic(expected = "leader outside the ISR")]
+    fn check_refuses_a_leader_outside_the_isr() {
+        let p = PartitionState {
+            replicas: ns(&[1, 2]),
+            leader: Some(n(2)),
+            leader_epoch: 1,
+            partition_epoch: 1,
+            isr: ns(&[1]),
+            elr: vec![],
+        };
+        check(&p);
+    }
+}
