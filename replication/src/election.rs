@@ -5,6 +5,7 @@
 
 use crate::controller::PartitionState;
 use crate::ids::NodeId;
+use crate::mutation::{Mutation, active};
 
 /// Whom an election chose, and from which set: the set decides what the ISR becomes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +26,11 @@ pub enum Elected {
 /// is the most preferred one.
 pub fn choose(p: &PartitionState, is_fenced: impl Fn(NodeId) -> bool, unclean: bool) -> Elected {
     let live = |n: &&NodeId| !is_fenced(**n);
+    if active(Mutation::ElectOutsideIsr)
+        && let Some(&n) = p.replicas.iter().find(live)
+    {
+        return Elected::Unclean(n);
+    }
     if let Some(&n) = p.isr.iter().find(live) {
         Elected::Isr(n)
     } else if let Some(&n) = p.elr.iter().find(live) {

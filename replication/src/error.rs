@@ -34,3 +34,22 @@ pub enum ControllerError {
     #[error("node {node:?} is fenced and may not join the ISR")]
     IneligibleReplica { node: NodeId },
 }
+
+/// Why a replica refused or failed a produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplicaError {
+    /// This replica does not lead the partition (now): the client refreshes its metadata.
+    #[error("not the leader (leader: {leader:?}, epoch {leader_epoch})")]
+    NotLeader { leader: Option<NodeId>, leader_epoch: u32 },
+    /// acks=all with fewer in-sync replicas than required; nothing was appended.
+    #[error("{in_sync} replicas in sync, {required} required")]
+    NotEnoughReplicas { in_sync: usize, required: usize },
+    /// The batch was appended but the replica stopped leading before it was committed: it may
+    /// or may not survive. The client retries (idempotence makes that safe).
+    #[error("leadership moved before the batch was committed")]
+    LeadershipLost,
+    /// The log refused the append or could not make it durable.
+    #[error("the log failed the append: {reason}")]
+    Storage { reason: &'static str },
+}

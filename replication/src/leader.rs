@@ -1,0 +1,298 @@
+//! The leader's side of a replica: answering fetches, the high watermark, acks=all produces and
+//! ISR proposals.
+
+use crate::controller::AlterPartition;
+use crate::error::ReplicaError;
+use crate::ids::NodeId;
+use crate::log_ops::{AppendedRange, LogFailure, LogOp};
+use crate::messages::{Acks, FetchAnswer, FetchBody, FetchRefusal, FetchRequest};
+use crate::mutation::{Mutation, active};
+use crate::replica::{Output, Replica, Role};
+use std::collections::BTreeMap;
+
+/// What a leader knows of one follower, from its fetches in the current epoch.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Progress {
+    /// The durable end the follower last reported on a fetch that agreed with this log.
+    durable: Option<u64>,
+    /// When the follower's fetch last reached the leader's log end (Kafka's lastCaughtUpTime).
+    caught_up_ms: u64,
+    last_fetch_ms: u64,
+    /// The leader's log end at the follower's last fetch.
+    log_end_at_last_fetch: u64,
+}
+
+/// A produce appended or to be appended, waiting for its acknowledgement.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PendingProduce {
+    pub(crate) id: u64,
+    acks: Acks,
+    pub(crate) range: Option<AppendedRange>,
+}
+
+/// An ISR change sent to the controller and not yet answered.
+#[derive(Debug, Clone)]
+struct PendingAlter {
+    request: AlterPartition,
+    sent_ms: u64,
+}
+
+/// The leader's state in one leader epoch.
+#[derive(Debug)]
+pub(crate) struct LeaderState {
+    followers: BTreeMap<NodeId, Progress>,
+    /// Where this epoch starts in the log, once recorded.
+    epoch_start: Option<u64>,
+    pub(crate) produces: Vec<PendingProduce>,
+    alter: Option<PendingAlter>,
+}
+
+impl Replica {
+    /// Takes the lead in the epoch of the adopted state: records the epoch in the log before
+    /// any append, and gives every follower the lag allowance from now (Kafka does the same).
+    pub(crate) fn become_leader(&mut self, now_ms: u64) -> Role {
+        let view = self.view.as_ref().expect("a leader was named by a state");
+        let fresh =
+            Progress { durable: None, caught_up_ms: now_ms, last_fetch_ms: now_ms, log_end_at_last_fetch: 0 };
+        let followers = view.replicas.iter().filter(|&&r| r != self.id).map(|&r| (r, fresh)).collect();
+        self.queue(LogOp::BeginEpoch { epoch: view.leader_epoch });
+        Role::Leader(LeaderState { followers, epoch_start: None, produces: Vec::new(), alter: None })
+    }
+
+    pub(crate) fn on_epoch_begun(&mut self, now_ms: u64, start: u64) {
+        let epoch = self.offsets.leader_epoch();
+        self.epochs.assign(epoch, start);
+        if let Role::Leader(l) = &mut self.role {
+            l.epoch_start = Some(start);
+            self.leader_drive(now_ms);
+        }
+    }
+
+    /// Takes a produce: refused at once when not leading or, for acks=all, when too few
+    /// replicas are in sync (nothing is appended then). Otherwise the append is queued and
+    /// the outcome comes as [`Output::ProduceDone`].
+    pub fn handle_produce(&mut self, now_ms: u64, produce: u64, acks: Acks) -> Result<(), ReplicaError> {
+        let Role::Leader(_) = &self.role else { return Err(self.not_leader()) };
+        if self.failed {
+            return Err(ReplicaError::Storage { reason: "the log failed" });
+        }
+        let in_sync = self.view.as_ref().map_or(0, |v| v.isr.len());
+        let required = self.config.min_insync_replicas;
+        if acks == Acks::All && in_sync < required {
+            return Err(ReplicaError::NotEnoughReplicas { in_sync, required });
+        }
+        let leader_epoch = self.offsets.leader_epoch();
+        self.queue(LogOp::AppendProduce { produce, leader_epoch });
+        if let Role::Leader(l) = &mut self.role {
+            l.produces.push(PendingProduce { id: produce, acks, range: None });
+        }
+        self.drive(now_ms);
+        Ok(())
+    }
+
+    pub(crate) fn on_produce_appended(&mut self, produce: u64, result: Result<AppendedRange, LogFailure>) {
+        if let Ok(r) = result {
+            self.on_appended(r);
+        }
+        let Role::Leader(l) = &mut self.role else {
+            // Deposed while the append ran: the produce was already failed.
+            self.failed |= result.is_err_and(|f| f.log_failed);
+            return;
+        };
+        let at = l.produces.iter().position(|p| p.id == produce).expect("an appended produce is pending");
+        match result {
+            Ok(r) => l.produces[at].range = Some(r),
+            Err(f) => {
+                l.produces.remove(at);
+                let result = Err(ReplicaError::Storage { reason: f.reason });
+                self.out.push_back(Output::ProduceDone { produce, result });
+                self.failed |= f.log_failed;
+            }
+        }
+    }
+
+    /// Answers a follower's fetch: refused if it does not belong to this epoch, diverging if
+    /// its log disagrees with this one (KIP-279), else records from its fetch offset. A fetch
+    /// that agrees reports the follower's durable end, which may move the high watermark.
+    pub fn handle_fetch(&mut self, now_ms: u64, req: &FetchRequest) -> FetchAnswer {
+        let body = self.fetch_body(now_ms, req);
+        if matches!(body, FetchBody::Records { .. }) {
+            self.leader_drive(now_ms);
+        }
+        FetchAnswer {
+            partition: self.partition,
+            request_id: req.request_id,
+            leader_epoch: self.offsets.leader_epoch(),
+            high_watermark: self.offsets.high_watermark(),
+            log_start: self.offsets.log_start(),
+            body,
+        }
+    }
+
+    fn fetch_body(&mut self, now_ms: u64, req: &FetchRequest) -> FetchBody {
+        let refuse = FetchBody::Refused;
+        let Role::Leader(_) = &self.role else { return refuse(FetchRefusal::NotLeader) };
+        let epoch = self.offsets.leader_epoch();
+        if req.leader_epoch < epoch {
+            return refuse(FetchRefusal::FencedLeaderEpoch);
+        }
+        if req.leader_epoch > epoch {
+            return refuse(FetchRefusal::UnknownLeaderEpoch);
+        }
+        let (log_start, log_end) = (self.offsets.log_start(), self.offsets.log_end());
+        if let Some(asked) = req.last_fetched_epoch {
+            match self.epochs.end_offset_for(asked, log_end) {
+                None => return FetchBody::Diverging { epoch: None, end_offset: log_start },
+                Some(e) if e.epoch != asked || e.end_offset < req.fetch_offset => {
+                    return FetchBody::Diverging { epoch: Some(e.epoch), end_offset: e.end_offset };
+                }
+                Some(_) => {}
+            }
+        }
+        if req.fetch_offset < log_start || req.fetch_offset > log_end {
+            return refuse(FetchRefusal::OffsetOutOfRange { log_start, log_end });
+        }
+        let Role::Leader(l) = &mut self.role else { unreachable!("checked above") };
+        let Some(p) = l.followers.get_mut(&req.replica) else { return refuse(FetchRefusal::UnknownReplica) };
+        // The follower's log agrees with this one up to its fetch offset: what it holds durably
+        // below that is a copy of this log.
+        p.durable = Some(req.durable_offset.min(req.fetch_offset));
+        if req.fetch_offset >= log_end {
+            p.caught_up_ms = now_ms;
+        } else if req.fetch_offset >= p.log_end_at_last_fetch {
+            p.caught_up_ms = p.caught_up_ms.max(p.last_fetch_ms);
+        }
+        p.last_fetch_ms = now_ms;
+        p.log_end_at_last_fetch = log_end;
+        FetchBody::Records { fetch_offset: req.fetch_offset }
+    }
+
+    pub(crate) fn leader_on_durable(&mut self, now_ms: u64) {
+        self.leader_drive(now_ms);
+    }
+
+    /// The controller changed the ISR in this epoch (an accepted proposal, or a member it
+    /// fenced): a proposal it supersedes is void, and the high watermark may move.
+    pub(crate) fn on_isr_changed(&mut self, now_ms: u64) {
+        let pe = self.view.as_ref().map_or(0, |v| v.partition_epoch);
+        if let Role::Leader(l) = &mut self.role
+            && l.alter.as_ref().is_some_and(|a| a.request.partition_epoch < pe)
+        {
+            l.alter = None;
+        }
+        self.leader_drive(now_ms);
+    }
+
+    /// The controller's answer to an ISR proposal: adopted if newer than what is held.
+    pub fn handle_alter_answer(
+        &mut self,
+        now_ms: u64,
+        answer: Result<crate::controller::PartitionState, crate::error::ControllerError>,
+    ) {
+        if let Role::Leader(l) = &mut self.role {
+            l.alter = None;
+        }
+        if let Ok(state) = answer {
+            self.handle_partition_state(now_ms, &state);
+        }
+    }
+
+    pub(crate) fn leader_drive(&mut self, now_ms: u64) {
+        self.advance_high_watermark();
+        self.complete_produces();
+        self.review_isr(now_ms);
+    }
+
+    /// The members the high watermark waits for: the controller's ISR and any follower this
+    /// leader proposed to add (an expansion counts at once, a shrink only once accepted).
+    fn maximal_isr(&self) -> Vec<NodeId> {
+        let Some(view) = &self.view else { return Vec::new() };
+        let mut isr = view.isr.clone();
+        if let Role::Leader(l) = &self.role
+            && let Some(a) = &l.alter
+        {
+            isr.extend(a.request.isr.iter().filter(|n| !view.isr.contains(n)));
+        }
+        isr
+    }
+
+    /// Moves the high watermark to the lowest durable end over the maximal ISR, the leader's
+    /// own included, if the controller's ISR has at least `min_insync_replicas` members.
+    fn advance_high_watermark(&mut self) {
+        let Role::Leader(l) = &self.role else { return };
+        let committed_isr = self.view.as_ref().map_or(0, |v| v.isr.len());
+        let candidate = if active(Mutation::HighWatermarkFromLeaderOnly) {
+            self.offsets.log_end()
+        } else {
+            if committed_isr < self.config.min_insync_replicas || l.epoch_start.is_none() {
+                return;
+            }
+            let followers = self.maximal_isr().into_iter().filter(|&n| n != self.id);
+            followers
+                .map(|n| l.followers.get(&n).and_then(|p| p.durable).unwrap_or(0))
+                .fold(self.durable_end, u64::min)
+        };
+        self.offsets.advance_high_watermark(candidate.min(self.offsets.log_end()));
+    }
+
+    /// Answers the produces whose acknowledgement condition now holds.
+    fn complete_produces(&mut self) {
+        let (hw, durable) = (self.offsets.high_watermark(), self.durable_end);
+        let Role::Leader(l) = &mut self.role else { return };
+        let out = &mut self.out;
+        l.produces.retain(|p| {
+            let Some(r) = p.range else { return true };
+            let done = match p.acks {
+                Acks::Leader => durable >= r.end,
+                Acks::All => hw >= r.end,
+            };
+            if done {
+                out.push_back(Output::ProduceDone { produce: p.id, result: Ok(r) });
+            }
+            !done
+        });
+    }
+
+    /// Proposes one ISR change at a time: first removing followers that lagged for longer than
+    /// `replica_lag_time_max_ms`, else adding followers whose durable copy reached both the high
+    /// watermark and the start of this epoch.
+    fn review_isr(&mut self, now_ms: u64) {
+        let (hw, lag_max) = (self.offsets.high_watermark(), self.config.replica_lag_time_max_ms);
+        let Some(view) = self.view.clone() else { return };
+        let Role::Leader(l) = &mut self.role else { return };
+        if let Some(a) = &l.alter {
+            if now_ms.saturating_sub(a.sent_ms) >= self.config.alter_timeout_ms {
+                let request = a.request.clone();
+                l.alter = Some(PendingAlter { request: request.clone(), sent_ms: now_ms });
+                self.out.push_back(Output::AlterPartition(request));
+            }
+            return;
+        }
+        let lagging =
+            |n: &NodeId| l.followers.get(n).is_some_and(|p| now_ms.saturating_sub(p.caught_up_ms) > lag_max);
+        let caught_up = |n: &NodeId| {
+            let reached = hw.max(l.epoch_start.unwrap_or(u64::MAX));
+            l.followers.get(n).and_then(|p| p.durable).is_some_and(|d| d >= reached)
+        };
+        let shrunk: Vec<NodeId> = view.isr.iter().copied().filter(|n| *n == self.id || !lagging(n)).collect();
+        let isr = if shrunk.len() < view.isr.len() {
+            shrunk
+        } else {
+            let grown: Vec<NodeId> =
+                view.replicas.iter().copied().filter(|n| view.isr.contains(n) || caught_up(n)).collect();
+            if grown.len() == view.isr.len() {
+                return;
+            }
+            grown
+        };
+        let request = AlterPartition {
+            partition: self.partition,
+            leader: self.id,
+            leader_epoch: view.leader_epoch,
+            partition_epoch: view.partition_epoch,
+            isr,
+        };
+        l.alter = Some(PendingAlter { request: request.clone(), sent_ms: now_ms });
+        self.out.push_back(Output::AlterPartition(request));
+    }
+}
