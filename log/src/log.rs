@@ -783,6 +783,18 @@ impl<S: Storage> PartitionLog<S> {
         r
     }
 
+    /// Records, durably, that leader epoch `epoch` starts at the log end, before anything is
+    /// appended in it: a leader does this at its election, so it answers a follower's question
+    /// about the previous epoch's end with this offset even before it appended. An epoch no newer
+    /// than the latest is left alone. Returns the log end. (A reopen drops an epoch that wrote
+    /// nothing; its leader's election is over by then, and the next one records its own.)
+    pub async fn begin_epoch(&mut self, epoch: u32) -> Result<u64> {
+        self.check_usable()?;
+        let end = self.next_offset();
+        self.note_epoch(epoch, end).await?;
+        Ok(end)
+    }
+
     /// The leader epochs that wrote to this log and their start offsets, oldest first.
     pub fn leader_epochs(&self) -> &[EpochEntry] {
         self.epochs.cache.entries()

@@ -213,3 +213,24 @@ fn an_epoch_whose_batches_a_crash_lost_is_dropped_at_recovery() {
         assert_eq!(log.epoch_end_offset(2), Some(EpochEnd { epoch: 1, end_offset: 2 }));
     });
 }
+
+#[test]
+fn a_leader_epoch_begun_before_any_append_answers_for_the_previous_one() {
+    block_on(async {
+        let st = MemStorage::new();
+        let mut log = leader(&st).await;
+        let end = |epoch, end_offset| Some(EpochEnd { epoch, end_offset });
+        assert_eq!(log.begin_epoch(6).await.unwrap(), 120);
+        assert_eq!(log.begin_epoch(5).await.unwrap(), 120, "an older epoch changes nothing");
+        assert_eq!(log.leader_epochs().last(), Some(&EpochEntry { epoch: 6, start_offset: 120 }));
+        assert_eq!(log.epoch_end_offset(4), end(4, 120));
+        // Durable at once: a reopen sees it while it is at the log end, and drops it only once
+        // it holds nothing (the reopen's own rule): here a batch makes it stay.
+        log.append(&batch(50, 3, 300, 0).view(), 6, 0).await.unwrap();
+        log.flush().await.unwrap();
+        drop(log);
+        let (log, _) = PartitionLog::open(st, small_config(), 0).await.unwrap();
+        assert_eq!(log.epoch_end_offset(5), end(4, 120));
+        assert_eq!(log.epoch_end_offset(6), end(6, 123));
+    });
+}
