@@ -35,6 +35,8 @@ pub(crate) struct PendingProduce {
 struct PendingAlter {
     request: AlterPartition,
     sent_ms: u64,
+    /// Refused because the partition moved on: not sent again; ends when the newer state comes.
+    awaiting_state: bool,
 }
 
 /// The leader's state in one leader epoch.
@@ -183,17 +185,33 @@ impl Replica {
         self.leader_drive(now_ms);
     }
 
-    /// The controller's answer to an ISR proposal: adopted if newer than what is held.
+    /// The controller's answer to an ISR proposal. An accepted one is adopted like any newer
+    /// state (which ends the proposal). A refusal because the partition moved on (a newer
+    /// partition or leader epoch, another leader) keeps the proposal's additions counted until
+    /// the newer state arrives: the refusal may answer a duplicate of a proposal the controller
+    /// accepted, and a follower it added must keep holding the high watermark back. Any other
+    /// refusal left the controller's state as it was, and ends the proposal.
     pub fn handle_alter_answer(
         &mut self,
         now_ms: u64,
         answer: Result<crate::controller::PartitionState, crate::error::ControllerError>,
     ) {
-        if let Role::Leader(l) = &mut self.role {
-            l.alter = None;
-        }
-        if let Ok(state) = answer {
-            self.handle_partition_state(now_ms, &state);
+        use crate::error::ControllerError as E;
+        match answer {
+            Ok(state) => self.handle_partition_state(now_ms, &state),
+            Err(E::StalePartitionEpoch { .. } | E::FencedLeaderEpoch { .. } | E::NotLeader { .. }) => {
+                if let Role::Leader(l) = &mut self.role
+                    && let Some(a) = &mut l.alter
+                {
+                    a.awaiting_state = true;
+                }
+            }
+            Err(_) => {
+                if let Role::Leader(l) = &mut self.role {
+                    l.alter = None;
+                }
+                self.leader_drive(now_ms);
+            }
         }
     }
 
@@ -261,9 +279,10 @@ impl Replica {
         let Some(view) = self.view.clone() else { return };
         let Role::Leader(l) = &mut self.role else { return };
         if let Some(a) = &l.alter {
-            if now_ms.saturating_sub(a.sent_ms) >= self.config.alter_timeout_ms {
+            if !a.awaiting_state && now_ms.saturating_sub(a.sent_ms) >= self.config.alter_timeout_ms {
                 let request = a.request.clone();
-                l.alter = Some(PendingAlter { request: request.clone(), sent_ms: now_ms });
+                l.alter =
+                    Some(PendingAlter { request: request.clone(), sent_ms: now_ms, awaiting_state: false });
                 self.out.push_back(Output::AlterPartition(request));
             }
             return;
@@ -292,7 +311,7 @@ impl Replica {
             partition_epoch: view.partition_epoch,
             isr,
         };
-        l.alter = Some(PendingAlter { request: request.clone(), sent_ms: now_ms });
+        l.alter = Some(PendingAlter { request: request.clone(), sent_ms: now_ms, awaiting_state: false });
         self.out.push_back(Output::AlterPartition(request));
     }
 }

@@ -29,6 +29,17 @@ impl Mutation {
         Mutation::ElectOutsideIsr,
         Mutation::AcceptStaleEpoch,
     ];
+
+    /// The mutation's name on a command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mutation::SkipTruncation => "skip-truncation",
+            Mutation::HighWatermarkFromLeaderOnly => "high-watermark-from-leader-only",
+            Mutation::AckBeforeDurable => "ack-before-durable",
+            Mutation::ElectOutsideIsr => "elect-outside-isr",
+            Mutation::AcceptStaleEpoch => "accept-stale-epoch",
+        }
+    }
 }
 
 #[cfg(feature = "mutations")]

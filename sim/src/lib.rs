@@ -3,6 +3,7 @@
 //! ones, over an in-memory bus, on one thread with simulated time. A run is a function of its
 //! seed: the same seed replays the same run, step for step.
 
+pub mod cluster;
 pub mod node;
 pub mod runtime;
 

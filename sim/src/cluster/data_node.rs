@@ -1,0 +1,208 @@
+//! A simulated data node: one replica of the partition, over its log on an in-memory disk that
+//! survives the node's crashes (as much of it as was synced).
+
+use super::msg::{Msg, ProduceError, payload};
+use super::rng::chance;
+use super::store::Store;
+use fastrand::Rng;
+use std::collections::BTreeMap;
+use weir_log::batch::BatchView;
+use weir_log::storage::mem::{CrashMode, MemStorage};
+use weir_replication::{AnswerVerdict, LogOp, NodeId, Output, PartitionId, Replica, ReplicaConfig};
+
+/// Where messages go: (to, message).
+pub type Outbox = Vec<(NodeId, Msg)>;
+
+/// The controller's address on the simulated network.
+pub const CONTROLLER: NodeId = NodeId(1_000);
+
+/// A node that is up: its log and replica, the log operation under way, and who asked for
+/// which produce.
+#[derive(Debug)]
+pub struct Running {
+    pub store: Store,
+    pub replica: Replica,
+    /// The operation under way and when it completes.
+    op: Option<(u64, LogOp)>,
+    /// Produces taken, by the node's own id: the client and the client's id.
+    clients: BTreeMap<u64, (NodeId, u64)>,
+    next_produce: u64,
+    next_heartbeat_ms: u64,
+}
+
+/// Timing of a node's I/O and heartbeats.
+#[derive(Debug, Clone, Copy)]
+pub struct NodeTiming {
+    pub heartbeat_interval_ms: u64,
+    pub append_ms_max: u64,
+    pub flush_ms_max: u64,
+}
+
+/// One data node, up or down.
+#[derive(Debug)]
+pub struct DataNode {
+    pub id: NodeId,
+    pub storage: MemStorage,
+    /// Bumped by every start: tells the controller that the node's memory is new.
+    pub incarnation: u64,
+    pub up: Option<Running>,
+    pub crashes: u64,
+}
+
+impl DataNode {
+    pub fn new(id: NodeId) -> Self {
+        Self { id, storage: MemStorage::new(), incarnation: 0, up: None, crashes: 0 }
+    }
+
+    /// Starts the node: recovers its log and makes a replica over it, which waits to hear the
+    /// controller's state.
+    pub fn start(&mut self, now_ms: u64, config: ReplicaConfig) {
+        assert!(self.up.is_none(), "a node starts once");
+        self.incarnation += 1;
+        // A reopen fails while the disk fails its syncs (an armed fault counts down with each
+        // try); a node retries, as its upkeep would.
+        let mut tries = 0;
+        let (store, recovered) = loop {
+            match Store::open(self.storage.clone(), now_ms) {
+                Ok(opened) => break opened,
+                Err(e) => {
+                    tries += 1;
+                    assert!(tries < 10, "a simulated log reopens: {e}");
+                }
+            }
+        };
+        if super::world::trace() {
+            eprintln!("{now_ms} {:?} starts, incarnation {}: {recovered:?}", self.id, self.incarnation + 1);
+        }
+        let replica = Replica::new(self.id, PartitionId(0), config, recovered, self.incarnation);
+        self.up = Some(Running {
+            store,
+            replica,
+            op: None,
+            clients: BTreeMap::new(),
+            next_produce: 0,
+            next_heartbeat_ms: now_ms,
+        });
+    }
+
+    /// Ends the process at once: operations under way are lost, and the disk keeps what was
+    /// synced (and, torn, some of what was not).
+    pub fn crash(&mut self, mode: CrashMode) {
+        if super::world::trace() {
+            eprintln!("{:?} crashes ({mode:?})", self.id);
+        }
+        self.up = None;
+        self.crashes += 1;
+        self.storage.crash(mode);
+    }
+
+    /// Delivers one message.
+    pub fn receive(&mut self, now_ms: u64, from: NodeId, msg: Msg, out: &mut Outbox) {
+        let Some(r) = &mut self.up else { return };
+        match msg {
+            Msg::Fetch(req) => {
+                let answer = r.replica.handle_fetch(now_ms, &req);
+                let bytes = match answer.body {
+                    weir_replication::FetchBody::Records { fetch_offset } => {
+                        r.store.read(fetch_offset, u64::MAX).expect("a leader reads what it holds")
+                    }
+                    _ => payload(&[]),
+                };
+                out.push((from, Msg::FetchAnswer(answer, bytes)));
+            }
+            Msg::FetchAnswer(answer, bytes) => {
+                // Bytes are validated where they enter the process: a batch damaged on the way
+                // makes the answer as good as lost (the fetch times out and is sent again).
+                if !batches_valid(&bytes) {
+                    return;
+                }
+                if r.replica.handle_fetch_answer(now_ms, from, &answer) == AnswerVerdict::Append {
+                    r.store.fetched.insert(answer.request_id, bytes);
+                }
+            }
+            Msg::State(state) => r.replica.handle_partition_state(now_ms, &state),
+            Msg::AlterAnswer(result) => r.replica.handle_alter_answer(now_ms, result),
+            Msg::Produce { produce, acks, batch } => {
+                if !batches_valid(&batch) {
+                    let result = Err(ProduceError::Corrupt);
+                    out.push((from, Msg::ProduceAnswer { produce, result }));
+                    return;
+                }
+                // The node's own id: a message the network duplicated is another produce.
+                r.next_produce += 1;
+                let id = r.next_produce;
+                match r.replica.handle_produce(now_ms, id, acks) {
+                    Ok(()) => {
+                        r.store.produced.insert(id, batch);
+                        r.clients.insert(id, (from, produce));
+                    }
+                    Err(e) => out
+                        .push((from, Msg::ProduceAnswer { produce, result: Err(ProduceError::Replica(e)) })),
+                }
+            }
+            Msg::Heartbeat { .. } | Msg::Alter(_) | Msg::ProduceAnswer { .. } => {
+                unreachable!("not sent to data nodes")
+            }
+        }
+    }
+
+    /// Runs the node's due work: heartbeat, replica timers, the log operation that completes
+    /// now and the next ones, and what the replica wants sent. Returns false if the log failed
+    /// (the caller reopens it).
+    pub fn step(&mut self, now_ms: u64, rng: &mut Rng, timing: NodeTiming, out: &mut Outbox) -> bool {
+        let incarnation = self.incarnation;
+        let Some(r) = &mut self.up else { return true };
+        if now_ms >= r.next_heartbeat_ms {
+            r.next_heartbeat_ms = now_ms + timing.heartbeat_interval_ms;
+            out.push((CONTROLLER, Msg::Heartbeat { incarnation }));
+        }
+        r.replica.tick(now_ms);
+        loop {
+            if let Some((due, op)) = r.op
+                && due <= now_ms
+            {
+                r.op = None;
+                let event = r.store.perform(op, now_ms);
+                if super::world::trace() {
+                    eprintln!("{now_ms} {:?} {op:?} -> {event:?}", self.id);
+                }
+                r.replica.handle_log_event(now_ms, event);
+            }
+            if r.op.is_none()
+                && let Some(op) = r.replica.poll_log_op()
+            {
+                let ms_max = if op == LogOp::Flush { timing.flush_ms_max } else { timing.append_ms_max };
+                r.op = Some((now_ms + rng.u64(0..=ms_max), op));
+                continue;
+            }
+            break;
+        }
+        while let Some(o) = r.replica.poll_output() {
+            match o {
+                Output::Fetch { to, request } => out.push((to, Msg::Fetch(request))),
+                Output::AlterPartition(req) => out.push((CONTROLLER, Msg::Alter(req))),
+                Output::ProduceDone { produce, result } => {
+                    let (client, produce) = r.clients.remove(&produce).expect("a produce came from a client");
+                    let result = result.map_err(ProduceError::Replica);
+                    out.push((client, Msg::ProduceAnswer { produce, result }));
+                }
+            }
+        }
+        !r.replica.is_failed()
+    }
+
+    /// The disk fails the next sync, sometimes: the log fails and the node reopens it.
+    pub fn maybe_fail_sync(&self, rng: &mut Rng, per_million: u32) {
+        if chance(rng, per_million) {
+            self.storage.faults().fail_sync_in.set(1);
+        }
+    }
+}
+
+fn batches_valid(mut bytes: &[u8]) -> bool {
+    while !bytes.is_empty() {
+        let Ok(view) = BatchView::validate(bytes, usize::MAX) else { return false };
+        bytes = &bytes[view.bytes().len()..];
+    }
+    true
+}

@@ -1,0 +1,52 @@
+//! What travels on the simulated network.
+
+use rkyv::util::AlignedVec;
+use std::rc::Rc;
+use weir_replication::{
+    Acks, AlterPartition, AppendedRange, ControllerError, FetchAnswer, FetchRequest, PartitionState,
+    ReplicaError,
+};
+
+/// Batches on the wire: aligned as a receive buffer is, so they validate in place; shared,
+/// so a duplicated message costs no copy.
+pub type Payload = Rc<AlignedVec<16>>;
+
+/// A payload holding a copy of `bytes`.
+pub fn payload(bytes: &[u8]) -> Payload {
+    let mut v = AlignedVec::with_capacity(bytes.len());
+    v.extend_from_slice(bytes);
+    Rc::new(v)
+}
+
+/// Every message of the simulation: replication between nodes, the controller's protocol and
+/// the clients'.
+#[derive(Debug, Clone)]
+pub enum Msg {
+    Fetch(FetchRequest),
+    /// The answer and, for records, the batches read from the leader's log.
+    FetchAnswer(FetchAnswer, Payload),
+    Heartbeat {
+        incarnation: u64,
+    },
+    /// The controller's current decision, on a heartbeat's answer or after a change.
+    State(PartitionState),
+    Alter(AlterPartition),
+    AlterAnswer(Result<PartitionState, ControllerError>),
+    Produce {
+        produce: u64,
+        acks: Acks,
+        batch: Payload,
+    },
+    ProduceAnswer {
+        produce: u64,
+        result: Result<AppendedRange, ProduceError>,
+    },
+}
+
+/// Why a produce failed, as the client sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProduceError {
+    Replica(ReplicaError),
+    /// The batch failed its CRC on arrival.
+    Corrupt,
+}

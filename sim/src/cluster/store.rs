@@ -1,0 +1,179 @@
+//! A simulated node's partition log on its in-memory disk, and the operations a replica asks
+//! of it. Every operation runs to completion before the next (the replica's contract), and the
+//! store keeps a model of the log's batches, checked against the log's own reads at every open.
+
+use super::model::{BatchMeta, LogModel};
+use super::msg::{Payload, payload};
+use futures::executor::block_on;
+use std::collections::BTreeMap;
+use weir_log::batch::BatchView;
+use weir_log::storage::mem::MemStorage;
+use weir_log::{FlushPolicy, LogConfig, LogError, PartitionLog};
+use weir_replication::{AppendedRange, LogEvent, LogFailure, LogOp, Recovered};
+
+/// Most bytes a fetch answer carries.
+pub const FETCH_BYTES_MAX: usize = 64 << 10;
+
+/// Small segments and buffers, so runs roll segments and crashes land around rolls too.
+pub fn sim_log_config() -> LogConfig {
+    LogConfig {
+        segment_bytes_max: 64 << 10,
+        segment_ms: u64::MAX / 4,
+        index_interval_bytes: 4096,
+        batch_bytes_max: 16 << 10,
+        write_buffer_bytes: 16 << 10,
+        write_behind_buffers_max: 2,
+        preallocate_bytes: 64 << 10,
+        flush: FlushPolicy::Sync,
+        retention_ms: None,
+        retention_bytes: None,
+    }
+}
+
+/// One node's log, the batches its replica's pending operations will append, and the model.
+#[derive(Debug)]
+pub struct Store {
+    log: PartitionLog<MemStorage>,
+    /// Batches of fetch answers the replica kept, by request id.
+    pub fetched: BTreeMap<u64, Payload>,
+    /// Batches of produce requests the replica took, by produce id.
+    pub produced: BTreeMap<u64, Payload>,
+    pub model: LogModel,
+    /// What changed in the model since the checkers last looked.
+    pub changes: Vec<ModelChange>,
+}
+
+/// A change to a log, for the checkers.
+#[derive(Debug, Clone)]
+pub enum ModelChange {
+    Appended(BatchMeta),
+    /// The batches a truncation removed.
+    Truncated(Vec<BatchMeta>),
+}
+
+fn failure(log: &PartitionLog<MemStorage>, _e: LogError) -> LogFailure {
+    LogFailure { reason: "the log failed", log_failed: log.is_failed() }
+}
+
+impl Store {
+    /// Opens (recovers) the log and reads it whole into the model.
+    pub fn open(storage: MemStorage, now_ms: u64) -> Result<(Self, Recovered), LogError> {
+        let (log, report) = block_on(PartitionLog::open(storage, sim_log_config(), now_ms))?;
+        assert!(!report.epoch_cache_lost, "a simulated disk never loses both epoch-cache copies");
+        let model = LogModel::from_batches(log.log_start(), &read_all(&log)?);
+        let recovered = Recovered {
+            log_start: log.log_start(),
+            log_end: log.next_offset(),
+            epochs: log.leader_epochs().to_vec(),
+        };
+        assert_eq!(model.end(), log.next_offset(), "the model ends where the log does");
+        let store =
+            Self { log, fetched: BTreeMap::new(), produced: BTreeMap::new(), model, changes: Vec::new() };
+        Ok((store, recovered))
+    }
+
+    pub fn log(&self) -> &PartitionLog<MemStorage> {
+        &self.log
+    }
+
+    /// Performs one log operation; returns its completion and the batches it appended.
+    pub fn perform(&mut self, op: LogOp, now_ms: u64) -> LogEvent {
+        match op {
+            LogOp::BeginEpoch { epoch } => {
+                let result = block_on(self.log.begin_epoch(epoch)).map_err(|e| failure(&self.log, e));
+                LogEvent::EpochBegun { result }
+            }
+            LogOp::AppendProduce { produce, leader_epoch } => {
+                let bytes = self.produced.remove(&produce).expect("a produce taken keeps its bytes");
+                let result = self.append(&bytes, Some(leader_epoch), now_ms);
+                LogEvent::ProduceAppended { produce, result }
+            }
+            LogOp::AppendFetched { request_id } => {
+                let bytes = self.fetched.remove(&request_id).expect("an answer kept keeps its bytes");
+                let (appended, failure) = self.append_all(&bytes, now_ms);
+                LogEvent::FetchedAppended { request_id, appended, failure }
+            }
+            LogOp::Flush => {
+                let result = block_on(self.log.flush()).map_err(|e| failure(&self.log, e));
+                LogEvent::Flushed { result }
+            }
+            LogOp::Truncate { offset } => {
+                let result =
+                    block_on(self.log.truncate_to(offset, now_ms)).map_err(|e| failure(&self.log, e));
+                if let Ok(end) = result {
+                    let removed: Vec<BatchMeta> = self.model.range(end, u64::MAX).copied().collect();
+                    self.model.truncate(end);
+                    self.changes.push(ModelChange::Truncated(removed));
+                }
+                LogEvent::Truncated { result }
+            }
+        }
+    }
+
+    /// Appends one batch, as leader (`epoch` given: the log assigns offsets) or as follower (the
+    /// batch keeps the leader's), and makes it readable.
+    fn append(&mut self, bytes: &[u8], epoch: Option<u32>, now_ms: u64) -> Result<AppendedRange, LogFailure> {
+        let view = BatchView::validate(bytes, usize::MAX).expect("batches are validated where they enter");
+        let appended = match epoch {
+            Some(e) => block_on(self.log.append(&view, e, now_ms)),
+            None => block_on(self.log.append_replicated(&view, now_ms)),
+        };
+        let a = appended.map_err(|e| failure(&self.log, e))?;
+        block_on(self.log.write_out()).map_err(|e| failure(&self.log, e))?;
+        let epoch = epoch.unwrap_or(view.header().leader_epoch);
+        let range = AppendedRange { base: a.base_offset, end: a.last_offset + 1, epoch };
+        let meta = BatchMeta { base: range.base, end: range.end, epoch, crc: view.header().crc };
+        self.model.push(meta);
+        self.changes.push(ModelChange::Appended(meta));
+        Ok(range)
+    }
+
+    fn append_all(&mut self, bytes: &[u8], now_ms: u64) -> (Vec<AppendedRange>, Option<LogFailure>) {
+        let mut appended = Vec::new();
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let len = BatchView::validate(rest, usize::MAX).expect("validated at arrival").bytes().len();
+            match self.append(&rest[..len], None, now_ms) {
+                Ok(r) => appended.push(r),
+                Err(f) => return (appended, Some(f)),
+            }
+            rest = &rest[len..];
+        }
+        (appended, None)
+    }
+
+    /// Whole batches from `offset` (at most [`FETCH_BYTES_MAX`] bytes, at least one batch), and
+    /// below `max_offset`.
+    pub fn read(&self, offset: u64, max_offset: u64) -> Result<Payload, LogError> {
+        let Some(plan) = self.log.plan_read(offset, FETCH_BYTES_MAX, max_offset)? else {
+            return Ok(payload(&[]));
+        };
+        let fetched = block_on(plan.execute())?;
+        Ok(payload(fetched.bytes()))
+    }
+}
+
+/// Every batch of the log, validated, as stored.
+fn read_all(log: &PartitionLog<MemStorage>) -> Result<Vec<BatchMeta>, LogError> {
+    let mut out = Vec::new();
+    let mut offset = log.log_start();
+    while offset < log.next_offset() {
+        let fetched = block_on(log.read(offset, 1 << 20))?;
+        out.extend(metas(fetched.bytes()));
+        offset = fetched.next_offset;
+    }
+    Ok(out)
+}
+
+/// The batches of `bytes`, each validated (CRC included).
+pub fn metas(mut bytes: &[u8]) -> Vec<BatchMeta> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let view = BatchView::validate(bytes, usize::MAX).expect("stored and sent batches are valid");
+        let h = view.header();
+        let end = h.base_offset + u64::from(h.last_offset_delta) + 1;
+        out.push(BatchMeta { base: h.base_offset, end, epoch: h.leader_epoch, crc: h.crc });
+        bytes = &bytes[view.bytes().len()..];
+    }
+    out
+}
