@@ -23,8 +23,13 @@ pub(crate) struct FollowerState {
     pub(crate) fetch_after_ms: u64,
     /// The durable end the last fetch reported: a flush past it is worth a fetch at once.
     reported_durable: u64,
-    /// The leader's high watermark from its last answer.
+    /// The leader's high watermark from its last answer with records.
     leader_high_watermark: u64,
+    /// The log agrees with the leader's below this: the fetch offset of an answer with records,
+    /// and what was appended from it. Only this much of the log may be exposed.
+    pub(crate) agreed_end: u64,
+    /// The fetch answer whose batches are being appended.
+    appending: Option<u64>,
     /// Set only by [`Mutation::SkipTruncation`]: the follower claims its log agrees.
     claims_agreement: bool,
 }
@@ -37,6 +42,8 @@ impl FollowerState {
             fetch_after_ms: 0,
             reported_durable: 0,
             leader_high_watermark: 0,
+            agreed_end: 0,
+            appending: None,
             claims_agreement: false,
         }
     }
@@ -103,9 +110,13 @@ impl Replica {
             f.fetch_after_ms = backoff;
             return AnswerVerdict::Discard;
         }
-        f.leader_high_watermark = f.leader_high_watermark.max(answer.high_watermark);
         let verdict = match answer.body {
             FetchBody::Records { fetch_offset } if fetch_offset == log_end => {
+                // A diverging answer says nothing of which offsets agree: its high watermark may
+                // cover offsets this log holds from another epoch, about to be truncated.
+                f.leader_high_watermark = f.leader_high_watermark.max(answer.high_watermark);
+                f.agreed_end = f.agreed_end.max(fetch_offset);
+                f.appending = Some(answer.request_id);
                 self.queue(LogOp::AppendFetched { request_id: answer.request_id });
                 AnswerVerdict::Append
             }
@@ -142,9 +153,21 @@ impl Replica {
         }
     }
 
-    pub(crate) fn on_fetched_appended(&mut self, now_ms: u64, empty: bool, failure: Option<LogFailure>) {
+    pub(crate) fn on_fetched_appended(
+        &mut self,
+        now_ms: u64,
+        request_id: u64,
+        empty: bool,
+        failure: Option<LogFailure>,
+    ) {
         self.failed |= failure.is_some_and(|f| f.log_failed);
+        let log_end = self.offsets.log_end();
         if let Role::Follower(f) = &mut self.role {
+            // Batches of this epoch's leader extend the agreement; an append from an earlier
+            // role, finishing late, does not.
+            if f.appending.take_if(|id| *id == request_id).is_some() && failure.is_none() {
+                f.agreed_end = f.agreed_end.max(log_end);
+            }
             // An empty answer means the follower caught up: wait before asking again.
             f.fetch_after_ms =
                 if empty || failure.is_some() { now_ms + self.config.fetch_backoff_ms } else { now_ms };
@@ -154,7 +177,7 @@ impl Replica {
     /// A follower's high watermark: the leader's, as far as this log holds it durably.
     pub(crate) fn follower_on_durable(&mut self) {
         let Role::Follower(f) = &self.role else { return };
-        let hw = f.leader_high_watermark.min(self.durable_end);
+        let hw = f.leader_high_watermark.min(self.durable_end).min(f.agreed_end);
         self.offsets.advance_high_watermark(hw);
     }
 }

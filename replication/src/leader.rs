@@ -101,7 +101,8 @@ impl Replica {
             self.failed |= result.is_err_and(|f| f.log_failed);
             return;
         };
-        let at = l.produces.iter().position(|p| p.id == produce).expect("an appended produce is pending");
+        // A produce of an earlier leadership of this replica was failed when it ended.
+        let Some(at) = l.produces.iter().position(|p| p.id == produce) else { return };
         match result {
             Ok(r) => l.produces[at].range = Some(r),
             Err(f) => {

@@ -278,11 +278,11 @@ impl Replica {
         match event {
             LogEvent::EpochBegun { result: Ok(start) } => self.on_epoch_begun(now_ms, start),
             LogEvent::ProduceAppended { produce, result } => self.on_produce_appended(produce, result),
-            LogEvent::FetchedAppended { appended, failure, .. } => {
+            LogEvent::FetchedAppended { request_id, appended, failure } => {
                 for r in &appended {
                     self.on_appended(*r);
                 }
-                self.on_fetched_appended(now_ms, appended.is_empty(), failure);
+                self.on_fetched_appended(now_ms, request_id, appended.is_empty(), failure);
             }
             LogEvent::Flushed { result: Ok(durable) } => self.on_flushed(now_ms, durable),
             LogEvent::Truncated { result: Ok(end) } => self.on_truncated(now_ms, end),
@@ -320,6 +320,7 @@ impl Replica {
         self.epochs.truncate_from_end(end);
         if let Role::Follower(f) = &mut self.role {
             f.fetch_after_ms = now_ms;
+            f.agreed_end = f.agreed_end.min(end);
         }
     }
 }
