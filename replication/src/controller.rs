@@ -257,7 +257,10 @@ impl Controller {
         check_proposer(p, req)?;
         self.check_proposed_isr(p, &req.isr)?;
         let next = election::alter_isr(p, &req.isr, self.config.min_insync_replicas);
-        Ok(self.commit(partition, next, false).clone())
+        // An accepted proposal always moves the partition epoch, even one that changes nothing:
+        // a leader proposes its current ISR to fence off copies of an earlier proposal still in
+        // flight (see the replica's `review_isr`).
+        Ok(self.commit_as(partition, next, false, true).clone())
     }
 
     /// Fences every node whose session expired by `now_ms` (rule 2).
@@ -309,15 +312,22 @@ impl Controller {
     /// Commits `next` as partition `id`'s state, unless it changes nothing: settles ISR and ELR
     /// (rule 4), bumps the epochs (rule 1; `new_leader_epoch` forces a leader epoch even for the
     /// same leader), checks the invariants and queues the update.
-    fn commit(
+    fn commit(&mut self, id: PartitionId, next: PartitionState, new_leader_epoch: bool) -> &PartitionState {
+        self.commit_as(id, next, new_leader_epoch, false)
+    }
+
+    /// [`commit`](Self::commit), with `bump` committing a new partition epoch even if nothing
+    /// else changed.
+    fn commit_as(
         &mut self,
         id: PartitionId,
         mut next: PartitionState,
         new_leader_epoch: bool,
+        bump: bool,
     ) -> &PartitionState {
         election::settle(&mut next, self.config.min_insync_replicas);
         let old = &self.state.partitions[&id];
-        if next == *old && !new_leader_epoch {
+        if next == *old && !new_leader_epoch && !bump {
             return &self.state.partitions[&id];
         }
         let new_leader_epoch = new_leader_epoch || next.leader != old.leader;

@@ -37,6 +37,11 @@ struct PendingAlter {
     sent_ms: u64,
     /// Refused because the partition moved on: not sent again; ends when the newer state comes.
     awaiting_state: bool,
+    /// Every follower proposed for the ISR against this partition epoch. Each counts towards
+    /// the high watermark until the partition epoch moves on, refused or not: a copy of a refused
+    /// proposal may still be in flight, and the controller may accept it later (a fenced
+    /// follower back, say).
+    added: Vec<NodeId>,
 }
 
 /// The leader's state in one leader epoch.
@@ -192,14 +197,20 @@ impl Replica {
     /// the newer state arrives: the refusal may answer a duplicate of a proposal the controller
     /// accepted, and a follower it added must keep holding the high watermark back. Any other
     /// refusal left the controller's state as it was, and ends the proposal.
+    /// An answer to another proposal than the one pending (a duplicate, or a late one) says
+    /// nothing about it, unless it carries a newer state.
     pub fn handle_alter_answer(
         &mut self,
         now_ms: u64,
+        request: &AlterPartition,
         answer: Result<crate::controller::PartitionState, crate::error::ControllerError>,
     ) {
         use crate::error::ControllerError as E;
+        let pending =
+            matches!(&self.role, Role::Leader(l) if l.alter.as_ref().is_some_and(|a| a.request == *request));
         match answer {
             Ok(state) => self.handle_partition_state(now_ms, &state),
+            Err(_) if !pending => {}
             Err(E::StalePartitionEpoch { .. } | E::FencedLeaderEpoch { .. } | E::NotLeader { .. }) => {
                 if let Role::Leader(l) = &mut self.role
                     && let Some(a) = &mut l.alter
@@ -207,13 +218,20 @@ impl Replica {
                     a.awaiting_state = true;
                 }
             }
-            Err(_) => {
-                if let Role::Leader(l) = &mut self.role {
-                    l.alter = None;
-                }
-                self.leader_drive(now_ms);
-            }
+            Err(_) => self.fence_proposals(now_ms),
         }
+    }
+
+    /// After a refusal that left the controller's state as it was: proposes the ISR as it is,
+    /// which the controller accepts with a new partition epoch, so every copy of the refused
+    /// proposal still in flight is refused from then on and its additions stop counting.
+    fn fence_proposals(&mut self, now_ms: u64) {
+        let Some(view) = self.view.clone() else { return };
+        let Role::Leader(l) = &mut self.role else { return };
+        let Some(a) = &mut l.alter else { return };
+        a.request.isr = view.isr.clone();
+        a.sent_ms = now_ms;
+        self.out.push_back(Output::AlterPartition(a.request.clone()));
     }
 
     pub(crate) fn leader_drive(&mut self, now_ms: u64) {
@@ -230,7 +248,7 @@ impl Replica {
         if let Role::Leader(l) = &self.role
             && let Some(a) = &l.alter
         {
-            isr.extend(a.request.isr.iter().filter(|n| !view.isr.contains(n)));
+            isr.extend(a.added.iter().filter(|n| !view.isr.contains(n)));
         }
         isr
     }
@@ -279,12 +297,10 @@ impl Replica {
         let (hw, lag_max) = (self.offsets.high_watermark(), self.config.replica_lag_time_max_ms);
         let Some(view) = self.view.clone() else { return };
         let Role::Leader(l) = &mut self.role else { return };
-        if let Some(a) = &l.alter {
+        if let Some(a) = &mut l.alter {
             if !a.awaiting_state && now_ms.saturating_sub(a.sent_ms) >= self.config.alter_timeout_ms {
-                let request = a.request.clone();
-                l.alter =
-                    Some(PendingAlter { request: request.clone(), sent_ms: now_ms, awaiting_state: false });
-                self.out.push_back(Output::AlterPartition(request));
+                a.sent_ms = now_ms;
+                self.out.push_back(Output::AlterPartition(a.request.clone()));
             }
             return;
         }
@@ -312,7 +328,9 @@ impl Replica {
             partition_epoch: view.partition_epoch,
             isr,
         };
-        l.alter = Some(PendingAlter { request: request.clone(), sent_ms: now_ms, awaiting_state: false });
+        let added = request.isr.iter().copied().filter(|n| !view.isr.contains(n)).collect();
+        l.alter =
+            Some(PendingAlter { request: request.clone(), sent_ms: now_ms, awaiting_state: false, added });
         self.out.push_back(Output::AlterPartition(request));
     }
 }

@@ -67,7 +67,7 @@ impl ControllerHost {
             }
             Msg::Alter(req) => {
                 let answer = c.handle_alter_partition(now_ms, &req);
-                out.push((from, Msg::AlterAnswer(answer)));
+                out.push((from, Msg::AlterAnswer(req, answer)));
             }
             _ => unreachable!("not sent to the controller"),
         }

@@ -121,7 +121,7 @@ impl DataNode {
                 }
             }
             Msg::State(state) => r.replica.handle_partition_state(now_ms, &state),
-            Msg::AlterAnswer(result) => r.replica.handle_alter_answer(now_ms, result),
+            Msg::AlterAnswer(req, result) => r.replica.handle_alter_answer(now_ms, &req, result),
             Msg::Produce { produce, acks, batch } => {
                 if !batches_valid(&batch) {
                     let result = Err(ProduceError::Corrupt);

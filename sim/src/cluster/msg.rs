@@ -31,7 +31,8 @@ pub enum Msg {
     /// The controller's current decision, on a heartbeat's answer or after a change.
     State(PartitionState),
     Alter(AlterPartition),
-    AlterAnswer(Result<PartitionState, ControllerError>),
+    /// The answer, and the proposal it answers.
+    AlterAnswer(AlterPartition, Result<PartitionState, ControllerError>),
     Produce {
         produce: u64,
         acks: Acks,
