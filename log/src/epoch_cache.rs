@@ -109,7 +109,9 @@ impl EpochCache {
     }
 
     /// Decodes a stored cache and its sequence number, or `None` if the bytes are not a whole,
-    /// intact one (torn, damaged, empty).
+    /// intact one (torn, damaged, empty). Zeros after it are padding, not damage: a slot is
+    /// written in whole blocks and trimmed after its sync, and a crash between the two leaves the
+    /// intact cache padded to the block.
     pub fn decode(bytes: &[u8]) -> Option<(u64, Self)> {
         let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
         let long = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
@@ -118,7 +120,11 @@ impl EpochCache {
         }
         let n = word(4) as usize;
         let crc_at = EPOCH_HEADER_BYTES + n.checked_mul(EPOCH_ENTRY_BYTES)?;
-        if bytes.len() != crc_at + EPOCH_CRC_BYTES || crc32c::crc32c(&bytes[..crc_at]) != word(crc_at) {
+        let end = crc_at + EPOCH_CRC_BYTES;
+        if bytes.len() < end || crc32c::crc32c(&bytes[..crc_at]) != word(crc_at) {
+            return None;
+        }
+        if bytes[end..].iter().any(|&b| b != 0) {
             return None;
         }
         let mut cache = Self::default();
@@ -216,8 +222,10 @@ mod tests {
         for len in 0..bytes.len() {
             assert_eq!(EpochCache::decode(&bytes[..len]), None, "torn at {len} accepted");
         }
-        let mut longer = bytes.clone();
-        longer.extend_from_slice(&[0; 16]);
-        assert_eq!(EpochCache::decode(&longer), None);
+        let mut padded = bytes.clone();
+        padded.resize(4096, 0);
+        assert_eq!(EpochCache::decode(&padded), Some((42, c.clone())), "block padding is not damage");
+        padded[4000] = 1;
+        assert_eq!(EpochCache::decode(&padded), None);
     }
 }

@@ -234,3 +234,23 @@ fn a_leader_epoch_begun_before_any_append_answers_for_the_previous_one() {
         assert_eq!(log.epoch_end_offset(6), end(6, 123));
     });
 }
+
+/// Found by the replication simulator (seed 292): a slot is written in whole blocks, synced, then
+/// trimmed to its length and synced again. A crash between the two syncs left an intact cache
+/// padded with zeros, which was refused as damaged: the first epoch of a log was lost, and a later
+/// one would have fallen back to the older slot, without the newest epoch.
+#[test]
+fn a_cache_whose_trim_a_crash_undid_is_still_read() {
+    block_on(async {
+        let st = MemStorage::new();
+        let (mut log, _) = PartitionLog::open(st.clone(), small_config(), 0).await.unwrap();
+        // The slot's syncs: the data's, then the trim's, which fails.
+        st.faults().fail_sync_in.set(2);
+        log.append(&batch(0, 3, 300, 0).view(), 1, 0).await.unwrap_err();
+        drop(log);
+        st.crash(weir_log::storage::mem::CrashMode::LoseUnsynced);
+        let (log, report) = PartitionLog::open(st, small_config(), 0).await.unwrap();
+        assert!(!report.epoch_cache_lost, "the padded slot holds the cache");
+        assert_eq!(log.next_offset(), 0);
+    });
+}
