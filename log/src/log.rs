@@ -1071,12 +1071,24 @@ impl<S: Storage> PartitionLog<S> {
     }
 
     /// Removes every batch holding an offset at or after `offset`, so the log ends at or before
-    /// it (at the start of the batch that holds `offset`). Makes the cut durable. For a follower
-    /// whose log diverged from its leader's. Returns the new log end.
+    /// it (at the start of the batch that holds `offset`), and every leader epoch that starts
+    /// there or later. Makes the cut durable. For a follower whose log diverged from its
+    /// leader's, and for a replica that stops leading: a cut at the log end drops the epoch it
+    /// began without writing, so the next leader's older epoch is not refused as stale. Returns
+    /// the new log end.
     pub async fn truncate_to(&mut self, offset: u64, now_ms: u64) -> Result<u64> {
         self.check_usable()?;
-        if offset >= self.next_offset() {
+        if offset > self.next_offset() {
             return Ok(self.next_offset());
+        }
+        if offset == self.next_offset() {
+            if self.epochs.cache.truncate_from_end(offset) {
+                self.begin_change()?;
+                let r = self.epochs.persist().await;
+                self.failed = r.is_err();
+                r?;
+            }
+            return Ok(offset);
         }
         self.begin_change()?;
         let r = match self.truncate_inner(offset, now_ms).await {

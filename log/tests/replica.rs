@@ -254,3 +254,26 @@ fn a_cache_whose_trim_a_crash_undid_is_still_read() {
         assert_eq!(log.next_offset(), 0);
     });
 }
+
+/// Found by the replication simulator (seed 433): a replica that began an epoch as leader and
+/// wrote nothing in it, then followed a leader of an older epoch, refused every batch of that
+/// leader as stale, for ever. A cut at the log end drops such an epoch.
+#[test]
+fn a_cut_at_the_log_end_drops_an_epoch_that_wrote_nothing() {
+    block_on(async {
+        let st = MemStorage::new();
+        let mut log = leader(&st).await;
+        log.begin_epoch(9).await.unwrap();
+        let mut b = batch(60, 3, 300, 0);
+        b.set_base_offset(120, 5);
+        let stale = log.append_replicated(&b.view(), 0).await;
+        assert!(matches!(stale, Err(LogError::StaleLeaderEpoch { latest: 9, actual: 5 })), "{stale:?}");
+        assert_eq!(log.truncate_to(120, 0).await.unwrap(), 120);
+        assert_eq!(log.leader_epochs().last().map(|e| e.epoch), Some(4));
+        log.append_replicated(&b.view(), 0).await.unwrap();
+        log.flush().await.unwrap();
+        drop(log);
+        let (log, _) = PartitionLog::open(st, small_config(), 0).await.unwrap();
+        assert_eq!(log.leader_epochs().last(), Some(&EpochEntry { epoch: 5, start_offset: 120 }));
+    });
+}

@@ -195,10 +195,21 @@ impl Replica {
         self.leave_role();
         self.role = match state.leader {
             Some(l) if l == self.id && state.replicas.contains(&self.id) => self.become_leader(now_ms),
-            Some(l) if state.replicas.contains(&self.id) => Role::Follower(FollowerState::new(l)),
+            Some(l) if state.replicas.contains(&self.id) => self.become_follower(l),
             _ => Role::Offline,
         };
         self.drive(now_ms);
+    }
+
+    /// Follows `leader`: first drops, from the log, an epoch this replica began as leader and
+    /// wrote nothing in, else its log would refuse the new leader's batches of an older epoch
+    /// as stale.
+    fn become_follower(&mut self, leader: NodeId) -> Role {
+        let end = self.offsets.log_end();
+        if self.epochs.latest().is_some_and(|e| e.start_offset >= end) {
+            self.queue(LogOp::Truncate { offset: end });
+        }
+        Role::Follower(FollowerState::new(leader))
     }
 
     /// Ends the current role: operations queued for it are dropped (never started), and a
