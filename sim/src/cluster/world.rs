@@ -38,7 +38,7 @@ fn brief(msg: &Msg) -> String {
 }
 
 /// What a run did, for sweeps to sum up.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RunStats {
     pub steps: u64,
     pub crashes: u64,
