@@ -56,7 +56,8 @@ fn main() {
     let secs = started.elapsed().as_secs_f64();
     println!(
         "{} seeds, {failed} failed, in {secs:.1} s ({:.0} steps/s): {} steps, {} crashes, {} partitions, \
-         {} elections, {} truncations, {} controller failovers, {} acked batches, {} consumed",
+         {} elections, {} truncations, {} controller failovers, {} acked batches, {} consumed, \
+         {} appends refused by a full disk, {} logs reopened after a failed sync, {} bit flips on the wire",
         seeds.end - seeds.start,
         total.steps as f64 / secs,
         total.steps,
@@ -67,6 +68,9 @@ fn main() {
         total.failovers,
         total.acked_batches,
         total.consumed_batches,
+        total.disk_full_refusals,
+        total.log_reopens,
+        total.bit_flips,
     );
     if failed > 0 {
         std::process::exit(1);
@@ -82,6 +86,9 @@ fn add(t: &mut RunStats, s: &RunStats) {
     t.acked_batches += s.acked_batches;
     t.failovers += s.failovers;
     t.consumed_batches += s.consumed_batches;
+    t.disk_full_refusals += s.disk_full_refusals;
+    t.log_reopens += s.log_reopens;
+    t.bit_flips += s.bit_flips;
 }
 
 #[cfg(feature = "mutations")]

@@ -8,7 +8,7 @@ use fastrand::Rng;
 use std::collections::BTreeMap;
 use weir_log::batch::BatchView;
 use weir_log::storage::mem::{CrashMode, MemStorage};
-use weir_replication::{AnswerVerdict, LogOp, NodeId, Output, PartitionId, Replica, ReplicaConfig};
+use weir_replication::{AnswerVerdict, LogEvent, LogOp, NodeId, Output, PartitionId, Replica, ReplicaConfig};
 
 /// Where messages go: (to, message).
 pub type Outbox = Vec<(NodeId, Msg)>;
@@ -47,11 +47,13 @@ pub struct DataNode {
     pub incarnation: u64,
     pub up: Option<Running>,
     pub crashes: u64,
+    /// Appends the log refused whole (a full disk), the log still usable.
+    pub refusals: u64,
 }
 
 impl DataNode {
     pub fn new(id: NodeId) -> Self {
-        Self { id, storage: MemStorage::new(), incarnation: 0, up: None, crashes: 0 }
+        Self { id, storage: MemStorage::new(), incarnation: 0, up: None, crashes: 0, refusals: 0 }
     }
 
     /// Starts the node: recovers its log and makes a replica over it, which waits to hear the
@@ -163,6 +165,12 @@ impl DataNode {
             {
                 r.op = None;
                 let event = r.store.perform(op, now_ms);
+                if let LogEvent::ProduceAppended { result: Err(f), .. }
+                | LogEvent::FetchedAppended { failure: Some(f), .. } = &event
+                    && !f.log_failed
+                {
+                    self.refusals += 1;
+                }
                 if super::world::trace() {
                     eprintln!("{now_ms} {:?} {op:?} -> {event:?}", self.id);
                 }

@@ -35,7 +35,7 @@ impl FaultPlan {
             crash_rate: shape.u32(0..=2_000),
             partition_rate: shape.u32(0..=1_500),
             controller_crash_rate: shape.u32(0..=500),
-            disk_full_rate: shape.u32(0..=500),
+            disk_full_rate: shape.u32(0..=1_000),
             sync_fail_rate: shape.u32(0..=300),
             restarts: Vec::new(),
             controller_back_ms: None,
@@ -74,7 +74,7 @@ impl FaultPlan {
         if chance(f, self.disk_full_rate) {
             let i = f.usize(..w.nodes.len());
             w.nodes[i].storage.faults().disk_full.set(true);
-            self.disk_full_until.push((now + f.u64(10..=300), i));
+            self.disk_full_until.push((now + f.u64(10..=500), i));
         }
         if chance(f, self.sync_fail_rate) {
             let i = f.usize(..w.nodes.len());
@@ -151,9 +151,10 @@ impl FaultPlan {
 
 /// Flips a bit of a message's batches now and then, inside what the batch CRC covers (the
 /// transport's own checksums would catch the rest): the receiver must refuse the batch.
-pub fn maybe_damage(rng: &mut Rng, msg: Msg) -> Msg {
+/// Returns the message and whether it was damaged.
+pub fn maybe_damage(rng: &mut Rng, msg: Msg) -> (Msg, bool) {
     if !chance(rng, 1_000) {
-        return msg;
+        return (msg, false);
     }
     let flip = |rng: &mut Rng, p: &super::msg::Payload| {
         if p.len() <= CRC_START {
@@ -165,8 +166,10 @@ pub fn maybe_damage(rng: &mut Rng, msg: Msg) -> Msg {
         Rc::new(v)
     };
     match msg {
-        Msg::FetchAnswer(a, p) => Msg::FetchAnswer(a, flip(rng, &p)),
-        Msg::Produce { produce, acks, batch } => Msg::Produce { produce, acks, batch: flip(rng, &batch) },
-        m => m,
+        Msg::FetchAnswer(a, p) if p.len() > CRC_START => (Msg::FetchAnswer(a, flip(rng, &p)), true),
+        Msg::Produce { produce, acks, batch } => {
+            (Msg::Produce { produce, acks, batch: flip(rng, &batch) }, true)
+        }
+        m => (m, false),
     }
 }

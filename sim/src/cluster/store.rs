@@ -23,7 +23,8 @@ pub fn sim_log_config() -> LogConfig {
         batch_bytes_max: 16 << 10,
         write_buffer_bytes: 16 << 10,
         write_behind_buffers_max: 2,
-        preallocate_bytes: 64 << 10,
+        // Small, so a segment allocates as it grows, and a full disk refuses appends.
+        preallocate_bytes: 8 << 10,
         flush: FlushPolicy::Sync,
         retention_ms: None,
         retention_bytes: None,

@@ -48,6 +48,12 @@ pub struct RunStats {
     pub acked_batches: u64,
     pub failovers: u64,
     pub consumed_batches: u64,
+    /// Appends a full disk refused.
+    pub disk_full_refusals: u64,
+    /// Logs that failed (a failed sync) and were reopened in place.
+    pub log_reopens: u64,
+    /// Messages whose batches a bit flip damaged on the way.
+    pub bit_flips: u64,
 }
 
 /// A failed run: the seed, the step and what broke.
@@ -128,7 +134,7 @@ impl World {
             nodes: ids.iter().map(|&id| DataNode::new(id)).collect(),
             controller: ControllerHost::new(controller_config, &ids, 0),
             net: Network::new(net),
-            producers: (0..2).map(Producer::new).collect(),
+            producers: (0..4).map(Producer::new).collect(),
             consumer_at: 0,
             checkers: Checkers::default(),
             replica_config,
@@ -196,7 +202,8 @@ impl World {
 
     pub(crate) fn send_all(&mut self, from: NodeId, out: &mut Outbox) {
         for (to, msg) in out.drain(..) {
-            let msg = super::faults::maybe_damage(&mut self.rng.network, msg);
+            let (msg, flipped) = super::faults::maybe_damage(&mut self.rng.network, msg);
+            self.stats.bit_flips += u64::from(flipped);
             self.net.send(&mut self.rng.network, self.now_ms, from, to, msg);
         }
     }
@@ -258,6 +265,7 @@ impl World {
     /// The log of node `i` failed: the node reopens it with a new replica, as a restart of its
     /// partition (the disk is not crashed: what was written stays).
     fn reopen(&mut self, i: usize) -> Result<(), Violation> {
+        self.stats.log_reopens += 1;
         self.nodes[i].up = None;
         self.restart(i)
     }
@@ -394,6 +402,7 @@ pub fn run(seed: u64, limits: RunLimits) -> Result<RunStats, Failure> {
 impl World {
     fn finish(mut self) -> RunStats {
         self.stats.crashes = self.nodes.iter().map(|n| n.crashes).sum();
+        self.stats.disk_full_refusals = self.nodes.iter().map(|n| n.refusals).sum();
         self.stats.elections = self.checkers.elections;
         self.stats.truncations = self.checkers.truncations;
         self.stats.failovers = self.controller.failovers;
