@@ -1,0 +1,136 @@
+//! Scenario tests of the replica state machine, driven by hand over fake logs (see `common`).
+
+mod common;
+
+use common::{Cluster, Node, config, state};
+use weir_replication::{
+    Acks, AppendedRange, FetchBody, FetchRefusal, FetchRequest, LogOp, NodeId, ReplicaError,
+};
+
+const RF3: &[u32] = &[0, 1, 2];
+
+/// Three replicas over empty logs, led by 0 in epoch 1 with every replica in sync.
+fn three_in_sync(min_insync: usize) -> Cluster {
+    let mut c = Cluster::new(config(min_insync), &[&[], &[], &[]]);
+    c.publish(&state(RF3, 0, 1, 1, RF3));
+    c
+}
+
+/// A new leader records its epoch in the log before anything else, and appends only after the
+/// log reported it.
+#[test]
+fn a_new_leader_begins_its_epoch_before_any_append() {
+    let mut n = Node::new(0, config(1), &[(0, 3, 1)]);
+    n.replica.handle_partition_state(0, &state(RF3, 0, 2, 1, &[0]));
+    n.replica.handle_produce(0, 1, Acks::Leader).unwrap();
+    let first = n.take_op().unwrap();
+    assert_eq!(first, LogOp::BeginEpoch { epoch: 2 });
+    assert_eq!(n.replica.poll_log_op(), None, "one operation at a time");
+    n.complete(0, first);
+    assert_eq!(n.take_op(), Some(LogOp::AppendProduce { produce: 1, leader_epoch: 2 }));
+}
+
+/// acks=leader completes when the leader's own flush does, not at the append.
+#[test]
+fn acks_leader_completes_at_the_leaders_flush() {
+    let mut c = three_in_sync(2);
+    c.node(0).hold_flush = true;
+    c.produce(0, 1, Acks::Leader).unwrap();
+    assert_eq!(c.node(0).log.end(), 1, "appended");
+    assert_eq!(c.node(0).outcome(1), None, "not durable yet");
+    let now = c.now_ms;
+    c.node(0).release_flush(now);
+    c.settle();
+    assert_eq!(c.node(0).outcome(1), Some(Ok(AppendedRange { base: 0, end: 1, epoch: 1 })));
+}
+
+/// acks=all waits for every ISR member's durable copy: a follower that appended but has not
+/// flushed holds the produce (and the high watermark) back.
+#[test]
+fn acks_all_waits_for_every_isr_followers_durable_copy() {
+    let mut c = three_in_sync(2);
+    c.node(2).hold_flush = true;
+    c.produce(0, 1, Acks::All).unwrap();
+    c.advance(100);
+    assert_eq!(c.node(1).log.durable, 1);
+    assert_eq!(c.node(2).log.end(), 1, "follower 2 appended");
+    assert_eq!(c.node(2).log.durable, 0, "but did not flush");
+    c.advance(100);
+    assert_eq!(c.node(0).hw(), 0);
+    assert_eq!(c.node(0).outcome(1), None);
+    let now = c.now_ms;
+    c.node(2).release_flush(now);
+    c.settle();
+    assert_eq!(c.node(0).hw(), 1);
+    assert_eq!(c.node(0).outcome(1), Some(Ok(AppendedRange { base: 0, end: 1, epoch: 1 })));
+}
+
+/// acks=all with fewer in-sync replicas than required is refused at once; nothing is appended.
+/// acks=leader is still taken.
+#[test]
+fn acks_all_below_min_insync_is_refused_without_an_append() {
+    let mut c = Cluster::new(config(2), &[&[], &[], &[]]);
+    c.publish(&state(RF3, 0, 1, 1, &[0]));
+    let refused = c.produce(0, 1, Acks::All);
+    assert_eq!(refused, Err(ReplicaError::NotEnoughReplicas { in_sync: 1, required: 2 }));
+    assert!(!c.node(0).ops.iter().any(|op| matches!(op, LogOp::AppendProduce { .. })));
+    assert_eq!(c.node(0).log.end(), 0);
+    assert_eq!(c.node(0).outcome(1), None, "a refused produce gets no later answer");
+    c.produce(0, 2, Acks::Leader).unwrap();
+    assert_eq!(c.node(0).outcome(2).map(|r| r.is_ok()), Some(true));
+}
+
+/// A fetch as follower `replica` at `fetch_offset` would send it in `leader_epoch`.
+fn fetch(replica: u32, leader_epoch: u32, fetch_offset: u64) -> FetchRequest {
+    FetchRequest {
+        partition: common::PARTITION,
+        replica: NodeId(replica),
+        request_id: 99,
+        leader_epoch,
+        fetch_offset,
+        last_fetched_epoch: None,
+        durable_offset: fetch_offset,
+    }
+}
+
+/// KIP-320 fencing: the leader refuses a fetch from an older epoch and one from an epoch it has
+/// not learned; a replica that does not lead refuses every fetch.
+#[test]
+fn fetches_from_another_epoch_or_to_a_non_leader_are_refused() {
+    let mut c = Cluster::new(config(2), &[&[], &[], &[]]);
+    c.publish(&state(RF3, 0, 5, 5, RF3));
+    let refusal =
+        |c: &mut Cluster, to: u32, epoch| c.node(to).replica.handle_fetch(0, &fetch(1, epoch, 0)).body;
+    assert_eq!(refusal(&mut c, 0, 4), FetchBody::Refused(FetchRefusal::FencedLeaderEpoch));
+    assert_eq!(refusal(&mut c, 0, 6), FetchBody::Refused(FetchRefusal::UnknownLeaderEpoch));
+    assert_eq!(refusal(&mut c, 2, 5), FetchBody::Refused(FetchRefusal::NotLeader));
+    assert_eq!(refusal(&mut c, 0, 5), FetchBody::Records { fetch_offset: 0 });
+}
+
+/// A deposed leader fails every pending produce at once (an appended one or one whose append
+/// is under way: `LeadershipLost`; one only queued: `NotLeader`) and never completes any later,
+/// even when the append under way lands and its followers' copies become durable.
+#[test]
+fn a_deposed_leader_fails_its_pending_produces_and_never_completes_them() {
+    let mut c = three_in_sync(2);
+    c.node(2).hold_flush = true;
+    c.produce(0, 1, Acks::All).unwrap();
+    c.advance(100);
+    let now = c.now_ms;
+    let n0 = c.node(0);
+    n0.replica.handle_produce(now, 2, Acks::All).unwrap();
+    n0.replica.handle_produce(now, 3, Acks::Leader).unwrap();
+    let under_way = n0.take_op().unwrap();
+    assert_eq!(under_way, LogOp::AppendProduce { produce: 2, leader_epoch: 1 });
+    n0.replica.handle_partition_state(now, &state(RF3, 1, 2, 2, RF3));
+    n0.drain_outputs();
+    assert_eq!(n0.outcome(1), Some(Err(ReplicaError::LeadershipLost)));
+    assert_eq!(n0.outcome(2), Some(Err(ReplicaError::LeadershipLost)));
+    let not_leader = ReplicaError::NotLeader { leader: Some(NodeId(1)), leader_epoch: 2 };
+    assert_eq!(n0.outcome(3), Some(Err(not_leader)));
+    n0.complete(now, under_way);
+    c.node(2).release_flush(now);
+    c.advance(1_000);
+    assert_eq!(c.node(0).done.len(), 3, "nothing completes after the deposition: {:?}", c.node(0).done);
+    assert!(!c.node(0).ops.contains(&LogOp::AppendProduce { produce: 3, leader_epoch: 1 }));
+}
