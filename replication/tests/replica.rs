@@ -34,12 +34,12 @@ fn a_new_leader_begins_its_epoch_before_any_append() {
 #[test]
 fn acks_leader_completes_at_the_leaders_flush() {
     let mut c = three_in_sync(2);
-    c.node(0).hold_flush = true;
+    c.node(0).hold_flushes();
     c.produce(0, 1, Acks::Leader).unwrap();
     assert_eq!(c.node(0).log.end(), 1, "appended");
     assert_eq!(c.node(0).outcome(1), None, "not durable yet");
     let now = c.now_ms;
-    c.node(0).release_flush(now);
+    c.node(0).release(now);
     c.settle();
     assert_eq!(c.node(0).outcome(1), Some(Ok(AppendedRange { base: 0, end: 1, epoch: 1 })));
 }
@@ -49,7 +49,7 @@ fn acks_leader_completes_at_the_leaders_flush() {
 #[test]
 fn acks_all_waits_for_every_isr_followers_durable_copy() {
     let mut c = three_in_sync(2);
-    c.node(2).hold_flush = true;
+    c.node(2).hold_flushes();
     c.produce(0, 1, Acks::All).unwrap();
     c.advance(100);
     assert_eq!(c.node(1).log.durable, 1);
@@ -59,7 +59,7 @@ fn acks_all_waits_for_every_isr_followers_durable_copy() {
     assert_eq!(c.node(0).hw(), 0);
     assert_eq!(c.node(0).outcome(1), None);
     let now = c.now_ms;
-    c.node(2).release_flush(now);
+    c.node(2).release(now);
     c.settle();
     assert_eq!(c.node(0).hw(), 1);
     assert_eq!(c.node(0).outcome(1), Some(Ok(AppendedRange { base: 0, end: 1, epoch: 1 })));
@@ -113,7 +113,7 @@ fn fetches_from_another_epoch_or_to_a_non_leader_are_refused() {
 #[test]
 fn a_deposed_leader_fails_its_pending_produces_and_never_completes_them() {
     let mut c = three_in_sync(2);
-    c.node(2).hold_flush = true;
+    c.node(2).hold_flushes();
     c.produce(0, 1, Acks::All).unwrap();
     c.advance(100);
     let now = c.now_ms;
@@ -129,8 +129,95 @@ fn a_deposed_leader_fails_its_pending_produces_and_never_completes_them() {
     let not_leader = ReplicaError::NotLeader { leader: Some(NodeId(1)), leader_epoch: 2 };
     assert_eq!(n0.outcome(3), Some(Err(not_leader)));
     n0.complete(now, under_way);
-    c.node(2).release_flush(now);
+    c.node(2).release(now);
     c.advance(1_000);
     assert_eq!(c.node(0).done.len(), 3, "nothing completes after the deposition: {:?}", c.node(0).done);
     assert!(!c.node(0).ops.contains(&LogOp::AppendProduce { produce: 3, leader_epoch: 1 }));
+}
+
+/// The bodies of the fetch answers node `id` got, in order.
+fn bodies(c: &mut Cluster, id: u32) -> Vec<FetchBody> {
+    c.node(id).answers.iter().map(|a| a.body).collect()
+}
+
+fn truncations(c: &mut Cluster, id: u32) -> Vec<LogOp> {
+    c.node(id).ops.iter().copied().filter(|op| matches!(op, LogOp::Truncate { .. })).collect()
+}
+
+/// KIP-279: the follower's epoch 1 runs to 3 but ends at 2 on the leader. It is told so,
+/// truncates to 2, fetches again from there and ends with the leader's log.
+#[test]
+fn a_diverging_follower_truncates_to_where_the_epoch_ends_on_the_leader() {
+    let leader: &[common::Batch] = &[(0, 2, 1), (2, 4, 2)];
+    let mut c = Cluster::new(config(1), &[leader, &[(0, 2, 1), (2, 3, 1)]]);
+    c.publish(&state(&[0, 1], 0, 3, 1, &[0]));
+    let b = bodies(&mut c, 1);
+    assert_eq!(b[0], FetchBody::Diverging { epoch: Some(1), end_offset: 2 });
+    assert_eq!(b[1], FetchBody::Records { fetch_offset: 2 });
+    assert_eq!(truncations(&mut c, 1), [LogOp::Truncate { offset: 2 }]);
+    assert_eq!(c.node(1).log.batches, leader);
+    assert_eq!(c.node(1).log.durable, 4);
+}
+
+/// KIP-279 when the follower lacks the leader's epoch: asked about its epoch 3, the leader
+/// answers with its epoch 2 (ending at 4), which the follower never had; it cuts to the end of
+/// its largest epoch below 2 (epoch 1, at 3) and asks again; the second answer (epoch 1 ends at
+/// 2 on the leader) cuts to 2, and then the logs agree.
+#[test]
+fn a_follower_without_the_leaders_epoch_truncates_in_two_rounds() {
+    let leader: &[common::Batch] = &[(0, 2, 1), (2, 4, 2)];
+    let follower: &[common::Batch] = &[(0, 1, 1), (1, 2, 1), (2, 3, 1), (3, 5, 3)];
+    let mut c = Cluster::new(config(1), &[leader, follower]);
+    c.publish(&state(&[0, 1], 0, 4, 1, &[0]));
+    let b = bodies(&mut c, 1);
+    assert_eq!(b[0], FetchBody::Diverging { epoch: Some(2), end_offset: 4 });
+    assert_eq!(b[1], FetchBody::Diverging { epoch: Some(1), end_offset: 2 });
+    assert_eq!(b[2], FetchBody::Records { fetch_offset: 2 });
+    let cuts = [LogOp::Truncate { offset: 3 }, LogOp::Truncate { offset: 2 }];
+    assert_eq!(truncations(&mut c, 1), cuts);
+    assert_eq!(c.node(1).log.batches, [(0, 1, 1), (1, 2, 1), (2, 4, 2)]);
+}
+
+/// A follower's high watermark is the leader's only as far as its own log is durable: follower
+/// 2, cut off until the batch was committed by 0 and 1, then appends it but does not flush.
+#[test]
+fn a_followers_high_watermark_is_bounded_by_its_durable_end() {
+    let mut c = Cluster::new(config(2), &[&[], &[], &[]]);
+    c.cut = vec![2];
+    c.publish(&state(RF3, 0, 1, 1, &[0, 1]));
+    c.produce(0, 1, Acks::All).unwrap();
+    c.advance(100);
+    assert_eq!((c.node(0).hw(), c.node(1).hw()), (1, 1));
+    c.cut.clear();
+    c.node(2).hold_flushes();
+    c.advance(500);
+    c.advance(100);
+    assert_eq!(c.node(2).answers.last().unwrap().high_watermark, 1, "follower 2 heard of it");
+    assert_eq!((c.node(2).log.end(), c.node(2).hw()), (1, 0));
+    let now = c.now_ms;
+    c.node(2).release(now);
+    c.settle();
+    assert_eq!(c.node(2).hw(), 1);
+}
+
+/// A diverging answer carries the leader's high watermark (4), but the follower's log holds
+/// offset 2 from epoch 1 where the leader has epoch 2: until the truncation lands and the logs
+/// agree, the follower exposes nothing past 2.
+#[test]
+fn a_followers_high_watermark_never_covers_offsets_of_another_epoch() {
+    let leader: &[common::Batch] = &[(0, 2, 1), (2, 4, 2)];
+    let mut c = Cluster::new(config(1), &[leader, &[(0, 2, 1), (2, 3, 1)]]);
+    c.node(1).hold = Some(|op| matches!(op, LogOp::Truncate { .. }));
+    c.publish(&state(&[0, 1], 0, 3, 1, &[0]));
+    assert_eq!(c.node(0).hw(), 4);
+    assert_eq!(c.node(1).held, Some(LogOp::Truncate { offset: 2 }));
+    assert_eq!(c.node(1).answers[0].high_watermark, 4);
+    c.advance(1_000);
+    assert!(c.node(1).hw() <= 2, "high watermark {} over a diverging offset", c.node(1).hw());
+    let now = c.now_ms;
+    c.node(1).release(now);
+    c.settle();
+    c.advance(100);
+    assert_eq!(c.node(1).log.batches, leader);
+    assert_eq!(c.node(1).hw(), 4);
 }

@@ -105,9 +105,10 @@ pub struct Node {
     pub log: FakeLog,
     /// Every log operation the replica handed out, in order.
     pub ops: Vec<LogOp>,
-    /// A flush taken but not performed while `hold_flush` is set.
+    /// An operation taken but not performed, because `hold` matched it.
     pub held: Option<LogOp>,
-    pub hold_flush: bool,
+    /// Operations this matches are taken but held back (a slow disk) until released.
+    pub hold: Option<fn(&LogOp) -> bool>,
     /// The batches of fetch answers the replica kept, by request id.
     fetched: HashMap<u64, Vec<Batch>>,
     pub outbox: Vec<(NodeId, FetchRequest)>,
@@ -127,7 +128,7 @@ impl Node {
             log,
             ops: Vec::new(),
             held: None,
-            hold_flush: false,
+            hold: None,
             fetched: HashMap::new(),
             outbox: Vec::new(),
             answers: Vec::new(),
@@ -172,12 +173,12 @@ impl Node {
         self.replica.handle_log_event(now_ms, event);
     }
 
-    /// Performs operations until none is left, or a flush is held. Returns how many ran.
+    /// Performs operations until none is left, or one is held. Returns how many ran.
     pub fn run_log(&mut self, now_ms: u64) -> usize {
         let mut ran = 0;
         while self.held.is_none() {
             let Some(op) = self.take_op() else { break };
-            if self.hold_flush && op == LogOp::Flush {
+            if self.hold.is_some_and(|h| h(&op)) {
                 self.held = Some(op);
                 break;
             }
@@ -187,9 +188,14 @@ impl Node {
         ran
     }
 
-    /// Performs a held flush, and lets flushes run from now on.
-    pub fn release_flush(&mut self, now_ms: u64) {
-        self.hold_flush = false;
+    /// Holds back every flush from now on.
+    pub fn hold_flushes(&mut self) {
+        self.hold = Some(|op| *op == LogOp::Flush);
+    }
+
+    /// Performs the held operation, and holds nothing from now on.
+    pub fn release(&mut self, now_ms: u64) {
+        self.hold = None;
         if let Some(op) = self.held.take() {
             self.complete(now_ms, op);
         }
