@@ -4,7 +4,8 @@ mod common;
 
 use common::{Cluster, Node, config, state};
 use weir_replication::{
-    Acks, AppendedRange, FetchBody, FetchRefusal, FetchRequest, LogOp, NodeId, ReplicaError,
+    Acks, AlterPartition, AppendedRange, ControllerError, FetchBody, FetchRefusal, FetchRequest, LogOp,
+    NodeId, ReplicaError,
 };
 
 const RF3: &[u32] = &[0, 1, 2];
@@ -220,4 +221,110 @@ fn a_followers_high_watermark_never_covers_offsets_of_another_epoch() {
     c.advance(100);
     assert_eq!(c.node(1).log.batches, leader);
     assert_eq!(c.node(1).hw(), 4);
+}
+
+fn alter(partition_epoch: u32, isr: &[u32]) -> AlterPartition {
+    AlterPartition {
+        partition: common::PARTITION,
+        leader: NodeId(0),
+        leader_epoch: 1,
+        partition_epoch,
+        isr: isr.iter().map(|&n| NodeId(n)).collect(),
+    }
+}
+
+/// Follower 2 stops fetching after t=0 with produce 1 pending. Returns the cluster at the
+/// instant the leader proposed removing it (just past `replica_lag_time_max_ms`).
+fn follower_2_lags_out() -> Cluster {
+    let mut c = three_in_sync(2);
+    c.cut = vec![2];
+    c.produce(0, 1, Acks::All).unwrap();
+    c.advance(1_000);
+    assert!(c.node(0).alters.is_empty(), "not lagging for longer than the limit yet");
+    c.advance(1);
+    assert_eq!(c.node(0).alters, [alter(1, &[0, 1])]);
+    c
+}
+
+/// ISR shrink (KIP-841): a follower silent for longer than `replica_lag_time_max_ms` is
+/// proposed for removal, but the high watermark waits for it until the controller's state
+/// without it arrives.
+#[test]
+fn a_lagging_follower_is_proposed_out_and_counts_until_the_state_drops_it() {
+    let mut c = follower_2_lags_out();
+    c.advance(100);
+    assert_eq!(c.node(1).log.durable, 1);
+    assert_eq!((c.node(0).hw(), c.node(0).outcome(1)), (0, None));
+    c.publish(&state(RF3, 0, 1, 2, &[0, 1]));
+    assert_eq!(c.node(0).hw(), 1);
+    assert_eq!(c.node(0).outcome(1).map(|r| r.is_ok()), Some(true));
+}
+
+/// Follower 2, dropped from the ISR (partition epoch 2), fetches again and catches up; returns
+/// the cluster once the leader proposed it back.
+fn follower_2_rejoins() -> Cluster {
+    let mut c = follower_2_lags_out();
+    c.publish(&state(RF3, 0, 1, 2, &[0, 1]));
+    c.cut.clear();
+    c.advance(500);
+    assert_eq!(c.node(2).log.durable, 1);
+    assert_eq!(c.node(0).alters.last(), Some(&alter(2, &[0, 1, 2])));
+    c
+}
+
+/// ISR expansion (KIP-841): a caught-up follower is proposed back, and counts towards the high
+/// watermark at once, before the controller answers.
+#[test]
+fn a_caught_up_follower_is_proposed_back_and_counts_at_once() {
+    let mut c = follower_2_rejoins();
+    c.node(2).hold_flushes();
+    c.produce(0, 2, Acks::All).unwrap();
+    c.advance(100);
+    c.advance(100);
+    assert_eq!((c.node(1).log.durable, c.node(2).log.end()), (2, 2));
+    assert_eq!((c.node(0).hw(), c.node(0).outcome(2)), (1, None), "follower 2 holds it back");
+    let now = c.now_ms;
+    c.node(2).release(now);
+    c.settle();
+    assert_eq!(c.node(0).hw(), 2);
+    assert_eq!(c.node(0).outcome(2).map(|r| r.is_ok()), Some(true));
+}
+
+/// A proposal refused as `IneligibleReplica` is fenced by proposing the current ISR again (so a
+/// copy of the refused one still in flight is refused from then on); the refused addition keeps
+/// counting until the newer partition epoch arrives.
+#[test]
+fn a_refused_addition_is_fenced_and_counts_until_a_newer_partition_epoch() {
+    let mut c = follower_2_rejoins();
+    c.node(2).hold_flushes();
+    let (now, refused) = (c.now_ms, alter(2, &[0, 1, 2]));
+    let answer = Err(ControllerError::IneligibleReplica { node: NodeId(2) });
+    c.node(0).replica.handle_alter_answer(now, &refused, answer);
+    c.settle();
+    assert_eq!(c.node(0).alters.last(), Some(&alter(2, &[0, 1])));
+    c.produce(0, 2, Acks::All).unwrap();
+    c.advance(100);
+    c.advance(100);
+    assert_eq!((c.node(1).log.durable, c.node(2).log.durable), (2, 1));
+    assert_eq!((c.node(0).hw(), c.node(0).outcome(2)), (1, None), "follower 2 still counts");
+    c.publish(&state(RF3, 0, 1, 3, &[0, 1]));
+    assert_eq!(c.node(0).hw(), 2);
+    assert_eq!(c.node(0).outcome(2).map(|r| r.is_ok()), Some(true));
+}
+
+/// A state with a lower partition epoch than the one held is a delayed message: ignored, even
+/// when it names another leader or a smaller ISR.
+#[test]
+fn a_stale_partition_state_is_ignored() {
+    let mut c = Cluster::new(config(2), &[&[], &[], &[]]);
+    c.publish(&state(RF3, 0, 2, 3, RF3));
+    let before = c.node(0).replica.view().cloned();
+    c.publish(&state(RF3, 1, 1, 2, RF3));
+    c.publish(&state(RF3, 0, 2, 2, &[0]));
+    assert_eq!(c.node(0).replica.view().cloned(), before);
+    assert!(c.node(0).replica.is_leader());
+    assert_eq!(c.node(1).replica.leader(), Some(NodeId(0)));
+    assert_eq!(c.produce(0, 1, Acks::All), Ok(()), "the ISR of 1 was not adopted");
+    c.advance(100);
+    assert_eq!(c.node(0).outcome(1).map(|r| r.is_ok()), Some(true));
 }
