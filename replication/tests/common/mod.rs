@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 use weir_log::epoch_cache::EpochEntry;
 use weir_replication::{
-    Acks, AlterPartition, AppendedRange, FetchAnswer, FetchBody, FetchRequest, LogEvent, LogOp, NodeId,
-    Output, PartitionId, PartitionState, Recovered, Replica, ReplicaConfig, ReplicaError,
+    Acks, AlterPartition, AppendedRange, FetchAnswer, FetchBody, FetchRequest, LogEvent, LogFailure, LogOp,
+    NodeId, Output, PartitionId, PartitionState, Recovered, Replica, ReplicaConfig, ReplicaError,
 };
 
 /// A batch of the fake log: offsets `[base, end)`, written in `epoch`.
@@ -45,11 +45,14 @@ pub fn config(min_insync_replicas: usize) -> ReplicaConfig {
     }
 }
 
-/// A log as a list of batches; every offset below `durable` survives a crash.
+/// A log as a list of batches; every offset below `durable` survives a crash. Like the real
+/// log it keeps an epoch cache, records an epoch begun before any append of it, and refuses a
+/// fetched batch of an epoch older than its latest.
 #[derive(Debug, Clone, Default)]
 pub struct FakeLog {
     pub batches: Vec<Batch>,
     pub durable: u64,
+    pub epochs: Vec<EpochEntry>,
 }
 
 impl FakeLog {
@@ -62,40 +65,64 @@ impl FakeLog {
         self.batches.iter().copied().filter(|b| b.0 >= offset).collect()
     }
 
-    /// The epoch cache a log of these batches recovers: each epoch from its first batch.
-    fn epochs(&self) -> Vec<EpochEntry> {
-        let mut out: Vec<EpochEntry> = Vec::new();
-        for &(base, _, epoch) in &self.batches {
-            if out.last().is_none_or(|e| e.epoch < epoch) {
-                out.push(EpochEntry { epoch, start_offset: base });
-            }
+    /// A log of `batches`, all durable, with the epoch cache it recovers.
+    pub fn recovered(batches: &[Batch]) -> Self {
+        let mut log = Self::default();
+        for &b in batches {
+            log.push(b);
         }
-        out
+        log.durable = log.end();
+        log
     }
 
-    /// Cuts the log at `offset`, which must fall between batches.
+    pub fn latest_epoch(&self) -> Option<u32> {
+        self.epochs.last().map(|e| e.epoch)
+    }
+
+    /// Records that `epoch` starts at `start`, if it is newer than the latest.
+    fn note_epoch(&mut self, epoch: u32, start: u64) {
+        if self.latest_epoch().is_some_and(|l| l >= epoch) {
+            return;
+        }
+        self.epochs.retain(|e| e.start_offset < start);
+        self.epochs.push(EpochEntry { epoch, start_offset: start });
+    }
+
+    fn push(&mut self, b: Batch) {
+        assert_eq!(b.0, self.end(), "a batch lands at the log end");
+        self.note_epoch(b.2, b.0);
+        self.batches.push(b);
+    }
+
+    /// Cuts the log at `offset` (at the start of the batch holding it), and drops the epochs
+    /// that start there or later.
     fn truncate(&mut self, offset: u64) -> u64 {
-        assert!(
-            self.batches.iter().all(|b| b.1 <= offset || b.0 >= offset),
-            "cut inside a batch at {offset}"
-        );
         self.batches.retain(|b| b.1 <= offset);
-        self.durable = self.durable.min(self.end());
-        self.end()
+        let end = self.end();
+        self.durable = self.durable.min(end);
+        self.epochs.retain(|e| e.start_offset < end);
+        end
     }
 
-    /// Appends fetched batches at the log end, stopping at the first that does not land there.
-    fn append_fetched(&mut self, batches: Vec<Batch>) -> Vec<AppendedRange> {
+    /// Appends fetched batches at the log end, stopping at the first the log refuses.
+    fn append_fetched(&mut self, batches: Vec<Batch>) -> (Vec<AppendedRange>, Option<LogFailure>) {
         let mut appended = Vec::new();
         for (base, end, epoch) in batches {
             if base != self.end() {
-                break;
+                return (appended, Some(refusal("offset gap or overlap")));
             }
-            self.batches.push((base, end, epoch));
+            if self.latest_epoch().is_some_and(|l| epoch < l) {
+                return (appended, Some(refusal("stale leader epoch")));
+            }
+            self.push((base, end, epoch));
             appended.push(AppendedRange { base, end, epoch });
         }
-        appended
+        (appended, None)
     }
+}
+
+fn refusal(reason: &'static str) -> LogFailure {
+    LogFailure { reason, log_failed: false }
 }
 
 /// One replica, its fake log, and what it said.
@@ -119,9 +146,8 @@ pub struct Node {
 
 impl Node {
     pub fn new(id: u32, config: ReplicaConfig, batches: &[Batch]) -> Self {
-        let log = FakeLog { batches: batches.to_vec(), durable: 0 };
-        let log = FakeLog { durable: log.end(), ..log };
-        let recovered = Recovered { log_start: 0, log_end: log.end(), epochs: log.epochs() };
+        let log = FakeLog::recovered(batches);
+        let recovered = Recovered { log_start: 0, log_end: log.end(), epochs: log.epochs.clone() };
         let replica = Replica::new(NodeId(id), PARTITION, config, recovered, 1);
         Self {
             replica,
@@ -140,17 +166,21 @@ impl Node {
     /// Performs `op` on the fake log and returns its completion. A produce adds one offset.
     pub fn perform(&mut self, op: LogOp) -> LogEvent {
         match op {
-            LogOp::BeginEpoch { .. } => LogEvent::EpochBegun { result: Ok(self.log.end()) },
+            LogOp::BeginEpoch { epoch } => {
+                let end = self.log.end();
+                self.log.note_epoch(epoch, end);
+                LogEvent::EpochBegun { result: Ok(end) }
+            }
             LogOp::AppendProduce { produce, leader_epoch } => {
                 let base = self.log.end();
-                self.log.batches.push((base, base + 1, leader_epoch));
+                self.log.push((base, base + 1, leader_epoch));
                 let range = AppendedRange { base, end: base + 1, epoch: leader_epoch };
                 LogEvent::ProduceAppended { produce, result: Ok(range) }
             }
             LogOp::AppendFetched { request_id } => {
                 let batches = self.fetched.remove(&request_id).unwrap_or_default();
-                let appended = self.log.append_fetched(batches);
-                LogEvent::FetchedAppended { request_id, appended, failure: None }
+                let (appended, failure) = self.log.append_fetched(batches);
+                LogEvent::FetchedAppended { request_id, appended, failure }
             }
             LogOp::Flush => {
                 self.log.durable = self.log.end();
