@@ -353,3 +353,35 @@ fn a_leader_deposed_while_beginning_its_epoch_still_copies_the_next_leaders_log(
     let log = &c.nodes[0].log;
     assert_eq!(log.batches, new_leader, "log epochs {:?}", log.epochs);
 }
+
+/// A cluster whose leader 0 (epoch 4) holds only `[4, 6)`: retention moved its log start to 4.
+fn leader_past_retention(follower: &[common::Batch]) -> Cluster {
+    let mut c = Cluster::new(config(1), &[&[], follower]);
+    c.nodes[0] = Node::starting_at(0, config(1), 4, &[(4, 6, 3)]);
+    c.publish(&state(&[0, 1], 0, 4, 1, &[0]));
+    for _ in 0..10 {
+        c.advance(100);
+    }
+    c
+}
+
+/// A new, empty follower of a leader whose log start moved on must start at the leader's log
+/// start; fetching from 0 is refused as out of range.
+#[test]
+#[ignore = "bug: an OffsetOutOfRange refusal only backs off, so a follower behind the leader's log start never copies"]
+fn an_empty_follower_of_a_leader_past_retention_catches_up() {
+    let mut c = leader_past_retention(&[]);
+    let first = FetchBody::Refused(FetchRefusal::OffsetOutOfRange { log_start: 4, log_end: 6 });
+    assert_eq!(bodies(&mut c, 1)[0], first);
+    assert!(bodies(&mut c, 1).contains(&FetchBody::Records { fetch_offset: 4 }), "{:?}", bodies(&mut c, 1));
+}
+
+/// `Diverging { epoch: None, end_offset }` tells the follower that the leader knows no epoch as
+/// old as its own, and to start over at `end_offset`, the leader's log start.
+#[test]
+#[ignore = "bug: on Diverging { epoch: None } the follower cuts to its own log start, not the leader's, and is refused for ever"]
+fn a_follower_older_than_the_leaders_log_start_starts_over_there() {
+    let mut c = leader_past_retention(&[(0, 2, 1)]);
+    assert_eq!(bodies(&mut c, 1)[0], FetchBody::Diverging { epoch: None, end_offset: 4 });
+    assert!(bodies(&mut c, 1).contains(&FetchBody::Records { fetch_offset: 4 }), "{:?}", bodies(&mut c, 1));
+}

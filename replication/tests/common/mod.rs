@@ -53,11 +53,13 @@ pub struct FakeLog {
     pub batches: Vec<Batch>,
     pub durable: u64,
     pub epochs: Vec<EpochEntry>,
+    /// The log start: retention deleted every offset below it.
+    pub start: u64,
 }
 
 impl FakeLog {
     pub fn end(&self) -> u64 {
-        self.batches.last().map_or(0, |b| b.1)
+        self.batches.last().map_or(self.start, |b| b.1)
     }
 
     /// The batches from `offset` on, as a leader sends them with a fetch answer.
@@ -65,9 +67,9 @@ impl FakeLog {
         self.batches.iter().copied().filter(|b| b.0 >= offset).collect()
     }
 
-    /// A log of `batches`, all durable, with the epoch cache it recovers.
-    pub fn recovered(batches: &[Batch]) -> Self {
-        let mut log = Self::default();
+    /// A log of `batches` from `start`, all durable, with the epoch cache it recovers.
+    pub fn recovered(start: u64, batches: &[Batch]) -> Self {
+        let mut log = Self { start, ..Self::default() };
         for &b in batches {
             log.push(b);
         }
@@ -146,8 +148,14 @@ pub struct Node {
 
 impl Node {
     pub fn new(id: u32, config: ReplicaConfig, batches: &[Batch]) -> Self {
-        let log = FakeLog::recovered(batches);
-        let recovered = Recovered { log_start: 0, log_end: log.end(), epochs: log.epochs.clone() };
+        Self::starting_at(id, config, 0, batches)
+    }
+
+    /// A replica over a log whose start retention moved to `start`.
+    pub fn starting_at(id: u32, config: ReplicaConfig, start: u64, batches: &[Batch]) -> Self {
+        let log = FakeLog::recovered(start, batches);
+        let (log_start, log_end, epochs) = (start, log.end(), log.epochs.clone());
+        let recovered = Recovered { log_start, log_end, epochs };
         let replica = Replica::new(NodeId(id), PARTITION, config, recovered, 1);
         Self {
             replica,
