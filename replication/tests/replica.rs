@@ -4,8 +4,8 @@ mod common;
 
 use common::{Cluster, Node, config, state};
 use weir_replication::{
-    Acks, AlterPartition, AppendedRange, ControllerError, FetchBody, FetchRefusal, FetchRequest, LogOp,
-    NodeId, ReplicaError,
+    Acks, AlterPartition, AppendedRange, ControllerError, FetchBody, FetchRefusal, FetchRequest, LogFailure,
+    LogOp, NodeId, ReplicaError,
 };
 
 const RF3: &[u32] = &[0, 1, 2];
@@ -384,4 +384,41 @@ fn a_follower_older_than_the_leaders_log_start_starts_over_there() {
     let mut c = leader_past_retention(&[(0, 2, 1)]);
     assert_eq!(bodies(&mut c, 1)[0], FetchBody::Diverging { epoch: None, end_offset: 4 });
     assert!(bodies(&mut c, 1).contains(&FetchBody::Records { fetch_offset: 4 }), "{:?}", bodies(&mut c, 1));
+}
+
+/// A follower whose flush hangs copies the batch but never makes it durable; it must not hold
+/// the high watermark for ever: it stops fetching behind its hung flush, is proposed out after
+/// `replica_lag_time_max_ms`, and the produce completes once the state without it arrives.
+#[test]
+fn a_follower_with_a_hung_flush_is_proposed_out_of_the_isr() {
+    let mut c = three_in_sync(2);
+    c.node(2).hold_flushes();
+    c.produce(0, 1, Acks::All).unwrap();
+    c.advance(100);
+    assert_eq!((c.node(2).log.end(), c.node(2).log.durable), (1, 0));
+    for _ in 0..11 {
+        c.advance(100);
+    }
+    assert_eq!(c.node(0).alters, [alter(1, &[0, 1])]);
+    assert_eq!(c.node(0).outcome(1), None);
+    c.publish(&state(RF3, 0, 1, 2, &[0, 1]));
+    assert_eq!(c.node(0).outcome(1).map(|r| r.is_ok()), Some(true));
+}
+
+/// A produce the log refuses (a full disk) fails with `Storage` and leaves the replica leading;
+/// one the log fails on makes the replica failed, and later produces are refused at once.
+#[test]
+fn a_refused_append_fails_the_produce_and_a_failed_log_fails_the_replica() {
+    let mut c = three_in_sync(2);
+    c.node(0).fail_next_produce = Some(LogFailure { reason: "disk full", log_failed: false });
+    c.produce(0, 1, Acks::All).unwrap();
+    assert_eq!(c.node(0).outcome(1), Some(Err(ReplicaError::Storage { reason: "disk full" })));
+    c.produce(0, 2, Acks::All).unwrap();
+    c.advance(100);
+    assert_eq!(c.node(0).outcome(2).map(|r| r.map(|r| r.base)), Some(Ok(0)));
+    c.node(0).fail_next_produce = Some(LogFailure { reason: "io error", log_failed: true });
+    c.produce(0, 3, Acks::Leader).unwrap();
+    assert_eq!(c.node(0).outcome(3), Some(Err(ReplicaError::Storage { reason: "io error" })));
+    assert!(c.node(0).replica.is_failed());
+    assert!(matches!(c.produce(0, 4, Acks::Leader), Err(ReplicaError::Storage { .. })));
 }

@@ -138,6 +138,8 @@ pub struct Node {
     pub held: Option<LogOp>,
     /// Operations this matches are taken but held back (a slow disk) until released.
     pub hold: Option<fn(&LogOp) -> bool>,
+    /// The next produce append fails with this, and changes nothing.
+    pub fail_next_produce: Option<LogFailure>,
     /// The batches of fetch answers the replica kept, by request id.
     fetched: HashMap<u64, Vec<Batch>>,
     pub outbox: Vec<(NodeId, FetchRequest)>,
@@ -163,6 +165,7 @@ impl Node {
             ops: Vec::new(),
             held: None,
             hold: None,
+            fail_next_produce: None,
             fetched: HashMap::new(),
             outbox: Vec::new(),
             answers: Vec::new(),
@@ -178,6 +181,9 @@ impl Node {
                 let end = self.log.end();
                 self.log.note_epoch(epoch, end);
                 LogEvent::EpochBegun { result: Ok(end) }
+            }
+            LogOp::AppendProduce { produce, .. } if self.fail_next_produce.is_some() => {
+                LogEvent::ProduceAppended { produce, result: Err(self.fail_next_produce.take().unwrap()) }
             }
             LogOp::AppendProduce { produce, leader_epoch } => {
                 let base = self.log.end();
