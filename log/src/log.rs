@@ -1100,6 +1100,49 @@ impl<S: Storage> PartitionLog<S> {
         r
     }
 
+    /// Empties the log and starts it again at `offset`, past its end: for a follower whose
+    /// leader's log starts there (retention deleted what this log lacks). Every batch and epoch
+    /// goes, durably. Returns `offset`, the new log start and end.
+    pub async fn start_over_at(&mut self, offset: u64, now_ms: u64) -> Result<u64> {
+        self.check_usable()?;
+        assert!(offset > self.next_offset(), "a log starts over past its end");
+        self.begin_change()?;
+        self.scrub = ScrubCursor::default();
+        // Writes under way end before their segment goes.
+        let r = match self.active.data.sync().await {
+            Ok(()) => self.start_empty_at(offset, now_ms).await,
+            Err(e) => Err(e),
+        };
+        let r = match r {
+            Ok(end) => {
+                self.epochs.cache.truncate_from_end(0);
+                self.epochs.persist().await.map(|()| end)
+            }
+            r => r,
+        };
+        self.failed = r.is_err();
+        r
+    }
+
+    /// Nothing stays: start over, empty, at `offset`, outside the segments' offsets. The new
+    /// segment is created before the old ones go, newest first, so a crash before the directory
+    /// sync leaves the old log or a prefix of it (recovery drops the empty segment after a gap,
+    /// or before the old ones), never an empty directory, which recovery would restart at offset
+    /// 0. A cut at the log start itself takes the other path: the first segment's file would be
+    /// reused by name.
+    async fn start_empty_at(&mut self, offset: u64, now_ms: u64) -> Result<u64> {
+        let bases = self.segment_bases();
+        self.active = Self::create_active(&self.storage, &self.config, offset, now_ms).await?;
+        self.sealed.clear();
+        self.damaged.clear();
+        for base in bases.into_iter().rev() {
+            Self::remove_segment(&self.storage, base).await?;
+        }
+        self.durable_offset = offset;
+        self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
+        Ok(offset)
+    }
+
     async fn truncate_inner(&mut self, offset: u64, now_ms: u64) -> Result<u64> {
         // The scrubber starts over: positions it had reached may hold other batches after the
         // cut and new appends.
@@ -1107,21 +1150,7 @@ impl<S: Storage> PartitionLog<S> {
         self.active.data.sync().await?;
         self.durable_offset = self.next_offset();
         if offset < self.log_start() {
-            // Nothing stays: start over, empty, at `offset`. The new segment is created before
-            // the old ones go, newest first, so a crash before the directory sync leaves the old
-            // log or a prefix of it (recovery drops the empty segment before it), never an empty
-            // directory, which recovery would restart at offset 0. A cut at the log start itself
-            // takes the path below: the first segment's file would be reused by name.
-            let bases = self.segment_bases();
-            self.active = Self::create_active(&self.storage, &self.config, offset, now_ms).await?;
-            self.sealed.clear();
-            self.damaged.clear();
-            for base in bases.into_iter().rev() {
-                Self::remove_segment(&self.storage, base).await?;
-            }
-            self.durable_offset = offset;
-            self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
-            return Ok(offset);
+            return self.start_empty_at(offset, now_ms).await;
         }
         // Find the segment holding `offset` and the position of the batch that holds it: the
         // start of the damage if `offset` is quarantined.

@@ -277,3 +277,23 @@ fn a_cut_at_the_log_end_drops_an_epoch_that_wrote_nothing() {
         assert_eq!(log.leader_epochs().last(), Some(&EpochEntry { epoch: 5, start_offset: 120 }));
     });
 }
+
+#[test]
+fn a_follower_behind_its_leaders_log_start_starts_over_there() {
+    block_on(async {
+        let st = MemStorage::new();
+        let mut log = leader(&st).await;
+        assert_eq!(log.start_over_at(500, 0).await.unwrap(), 500);
+        assert_eq!((log.log_start(), log.next_offset(), log.durable_offset()), (500, 500, 500));
+        assert!(log.leader_epochs().is_empty(), "no batch is left of any epoch");
+        let mut b = batch(7, 3, 300, 0);
+        b.set_base_offset(500, 9);
+        log.append_replicated(&b.view(), 0).await.unwrap();
+        log.flush().await.unwrap();
+        drop(log);
+        st.crash(weir_log::storage::mem::CrashMode::LoseUnsynced);
+        let (log, _) = PartitionLog::open(st, small_config(), 0).await.unwrap();
+        assert_eq!((log.log_start(), log.next_offset()), (500, 503));
+        assert_eq!(log.leader_epochs(), [EpochEntry { epoch: 9, start_offset: 500 }]);
+    });
+}

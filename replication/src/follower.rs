@@ -128,6 +128,10 @@ impl Replica {
                 f.claims_agreement = true;
                 AnswerVerdict::Discard
             }
+            FetchBody::Diverging { epoch: None, end_offset } if end_offset > log_end => {
+                self.queue(LogOp::StartOver { offset: end_offset });
+                AnswerVerdict::Discard
+            }
             FetchBody::Diverging { epoch, end_offset } => {
                 let offset = self.truncation_point(epoch, end_offset);
                 self.queue(LogOp::Truncate { offset });
@@ -142,7 +146,8 @@ impl Replica {
     /// Where to cut a log the leader says diverges after `end_offset` of `epoch` (KIP-279):
     /// if this log has that epoch, at the earlier of the two ends of it; if not, at the end of
     /// its largest epoch below it, to ask again from there. Each cut is strictly below the log
-    /// end, so the exchange ends.
+    /// end, so the exchange ends. A leader that knows no epoch that old (retention deleted it)
+    /// starts at `end_offset`: this log empties at its own start, then starts over there.
     fn truncation_point(&self, epoch: Option<u32>, end_offset: u64) -> u64 {
         let log_end = self.offsets.log_end();
         let Some(epoch) = epoch else { return self.offsets.log_start() };

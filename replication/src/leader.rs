@@ -66,12 +66,21 @@ impl Replica {
         Role::Leader(LeaderState { followers, epoch_start: None, produces: Vec::new(), alter: None })
     }
 
-    pub(crate) fn on_epoch_begun(&mut self, now_ms: u64, start: u64) {
-        let epoch = self.offsets.leader_epoch();
+    /// `epoch` was recorded at `start`. The replica may have stopped leading it meanwhile:
+    /// then, following, it drops the epoch again (it wrote nothing), else its log would refuse
+    /// the new leader's batches of an older epoch.
+    pub(crate) fn on_epoch_begun(&mut self, now_ms: u64, epoch: u32, start: u64) {
         self.epochs.assign(epoch, start);
-        if let Role::Leader(l) = &mut self.role {
-            l.epoch_start = Some(start);
-            self.leader_drive(now_ms);
+        let current = self.offsets.leader_epoch();
+        match &mut self.role {
+            Role::Leader(l) if epoch == current => {
+                l.epoch_start = Some(start);
+                self.leader_drive(now_ms);
+            }
+            Role::Follower(_) if start == self.offsets.log_end() => {
+                self.queue(LogOp::Truncate { offset: start });
+            }
+            _ => {}
         }
     }
 
@@ -157,7 +166,11 @@ impl Replica {
                 Some(_) => {}
             }
         }
-        if req.fetch_offset < log_start || req.fetch_offset > log_end {
+        if req.fetch_offset < log_start {
+            // Retention deleted what the follower lacks: it starts over at this log's start.
+            return FetchBody::Diverging { epoch: None, end_offset: log_start };
+        }
+        if req.fetch_offset > log_end {
             return refuse(FetchRefusal::OffsetOutOfRange { log_start, log_end });
         }
         let Role::Leader(l) = &mut self.role else { unreachable!("checked above") };

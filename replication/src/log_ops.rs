@@ -18,8 +18,12 @@ pub enum LogOp {
     AppendFetched { request_id: u64 },
     /// Make every appended batch durable.
     Flush,
-    /// Remove every batch at or after `offset`, durably.
+    /// Remove every batch at or after `offset`, and every epoch that starts there or later,
+    /// durably.
     Truncate { offset: u64 },
+    /// Empty the log and start it again at `offset`, past its end, durably: the leader's log
+    /// starts there (retention deleted what this log lacks).
+    StartOver { offset: u64 },
 }
 
 /// The batches one append added: `[base, end)`, written in `epoch`.
@@ -61,6 +65,10 @@ pub enum LogEvent {
     },
     /// The log end after the cut.
     Truncated {
+        result: Result<u64, LogFailure>,
+    },
+    /// The new log start (and end).
+    StartedOver {
         result: Result<u64, LogFailure>,
     },
 }

@@ -261,7 +261,9 @@ impl Replica {
     /// Whether an operation that moves the log end (an append of fetched batches or a
     /// truncation) is queued or under way: a follower fetches only from a settled log end.
     pub(crate) fn log_end_unsettled(&self) -> bool {
-        let moves = |op: &LogOp| matches!(op, LogOp::AppendFetched { .. } | LogOp::Truncate { .. });
+        let moves = |op: &LogOp| {
+            matches!(op, LogOp::AppendFetched { .. } | LogOp::Truncate { .. } | LogOp::StartOver { .. })
+        };
         self.taken.as_ref().is_some_and(moves) || self.ops.iter().any(moves)
     }
 
@@ -285,9 +287,13 @@ impl Replica {
 
     /// A log operation from [`poll_log_op`](Self::poll_log_op) completed.
     pub fn handle_log_event(&mut self, now_ms: u64, event: LogEvent) {
-        assert!(self.taken.take().is_some(), "a log event without an operation under way: {event:?}");
+        let op = self.taken.take();
+        assert!(op.is_some(), "a log event without an operation under way: {event:?}");
         match event {
-            LogEvent::EpochBegun { result: Ok(start) } => self.on_epoch_begun(now_ms, start),
+            LogEvent::EpochBegun { result: Ok(start) } => {
+                let Some(LogOp::BeginEpoch { epoch }) = op else { panic!("{event:?} reports {op:?}") };
+                self.on_epoch_begun(now_ms, epoch, start);
+            }
             LogEvent::ProduceAppended { produce, result } => self.on_produce_appended(produce, result),
             LogEvent::FetchedAppended { request_id, appended, failure } => {
                 for r in &appended {
@@ -297,9 +303,11 @@ impl Replica {
             }
             LogEvent::Flushed { result: Ok(durable) } => self.on_flushed(now_ms, durable),
             LogEvent::Truncated { result: Ok(end) } => self.on_truncated(now_ms, end),
+            LogEvent::StartedOver { result: Ok(start) } => self.on_started_over(now_ms, start),
             LogEvent::EpochBegun { result: Err(_) }
             | LogEvent::Flushed { result: Err(_) }
-            | LogEvent::Truncated { result: Err(_) } => self.failed = true,
+            | LogEvent::Truncated { result: Err(_) }
+            | LogEvent::StartedOver { result: Err(_) } => self.failed = true,
         }
         if !self.failed {
             self.drive(now_ms);
@@ -321,6 +329,16 @@ impl Replica {
             Role::Leader(_) => self.leader_on_durable(now_ms),
             Role::Follower(_) => self.follower_on_durable(),
             Role::Offline => {}
+        }
+    }
+
+    fn on_started_over(&mut self, now_ms: u64, start: u64) {
+        self.offsets.start_over_at(start);
+        self.durable_end = start;
+        self.epochs = EpochCache::default();
+        if let Role::Follower(f) = &mut self.role {
+            f.fetch_after_ms = now_ms;
+            f.agreed_end = start;
         }
     }
 

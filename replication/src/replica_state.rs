@@ -89,6 +89,16 @@ impl ReplicaState {
         self.check();
     }
 
+    /// The log was emptied and starts again at `offset`, past its end (a follower whose
+    /// leader's log starts there). Everything below it is gone, and was committed.
+    pub fn start_over_at(&mut self, offset: u64) {
+        assert!(offset > self.log_end, "start over at {offset}, not past log end {}", self.log_end);
+        self.log_start = offset;
+        self.high_watermark = offset;
+        self.log_end = offset;
+        self.check();
+    }
+
     /// A new leader epoch began; epochs only grow.
     pub fn set_leader_epoch(&mut self, leader_epoch: u32) {
         assert!(leader_epoch >= self.leader_epoch, "leader epoch went back to {leader_epoch}");

@@ -106,6 +106,14 @@ impl FakeLog {
         end
     }
 
+    fn start_over(&mut self, offset: u64) -> u64 {
+        assert!(offset > self.end(), "a log starts over past its end");
+        self.batches.clear();
+        self.epochs.clear();
+        (self.start, self.durable) = (offset, offset);
+        offset
+    }
+
     /// Appends fetched batches at the log end, stopping at the first the log refuses.
     fn append_fetched(&mut self, batches: Vec<Batch>) -> (Vec<AppendedRange>, Option<LogFailure>) {
         let mut appended = Vec::new();
@@ -201,6 +209,7 @@ impl Node {
                 LogEvent::Flushed { result: Ok(self.log.durable) }
             }
             LogOp::Truncate { offset } => LogEvent::Truncated { result: Ok(self.log.truncate(offset)) },
+            LogOp::StartOver { offset } => LogEvent::StartedOver { result: Ok(self.log.start_over(offset)) },
         }
     }
 

@@ -156,20 +156,38 @@ pub fn maybe_damage(rng: &mut Rng, msg: Msg) -> (Msg, bool) {
     if !chance(rng, 1_000) {
         return (msg, false);
     }
+    // A byte of one batch's CRC-covered part: a payload holds whole batches, each with its
+    // own uncovered offset and epoch fields.
     let flip = |rng: &mut Rng, p: &super::msg::Payload| {
-        if p.len() <= CRC_START {
+        let starts = batch_starts(p);
+        let Some(&(start, len)) = (!starts.is_empty()).then(|| &starts[rng.usize(..starts.len())]) else {
             return p.clone();
-        }
+        };
         let mut v = (**p).clone();
-        let at = rng.usize(CRC_START..v.len());
+        let at = rng.usize(start + CRC_START..start + len);
         v[at] ^= 1 << rng.u32(0..8);
         Rc::new(v)
     };
     match msg {
-        Msg::FetchAnswer(a, p) if p.len() > CRC_START => (Msg::FetchAnswer(a, flip(rng, &p)), true),
+        Msg::FetchAnswer(a, p) if !p.is_empty() => (Msg::FetchAnswer(a, flip(rng, &p)), true),
         Msg::Produce { produce, acks, batch } => {
             (Msg::Produce { produce, acks, batch: flip(rng, &batch) }, true)
         }
         m => (m, false),
     }
+}
+
+/// Where each batch of a payload starts, and its length (from the frame: bytes 12..16).
+fn batch_starts(mut bytes: &[u8]) -> Vec<(usize, usize)> {
+    let (mut out, mut at) = (Vec::new(), 0);
+    while bytes.len() >= CRC_START {
+        let len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize;
+        if len < CRC_START || len > bytes.len() {
+            break;
+        }
+        out.push((at, len));
+        at += len;
+        bytes = &bytes[len..];
+    }
+    out
 }

@@ -98,6 +98,16 @@ impl Store {
                 let result = block_on(self.log.flush()).map_err(|e| failure(&self.log, e));
                 LogEvent::Flushed { result }
             }
+            LogOp::StartOver { offset } => {
+                let result =
+                    block_on(self.log.start_over_at(offset, now_ms)).map_err(|e| failure(&self.log, e));
+                if let Ok(start) = result {
+                    let removed: Vec<BatchMeta> = self.model.batches().copied().collect();
+                    self.model = LogModel::from_batches(start, &[]);
+                    self.changes.push(ModelChange::Truncated(removed));
+                }
+                LogEvent::StartedOver { result }
+            }
             LogOp::Truncate { offset } => {
                 let result =
                     block_on(self.log.truncate_to(offset, now_ms)).map_err(|e| failure(&self.log, e));
