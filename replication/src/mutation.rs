@@ -2,7 +2,7 @@
 //!
 //! Built only with the `mutations` feature; without it [`active`] is a constant `false` and the
 //! mutated branches compile away. With it, a test switches one mutation on for the current
-//! thread ([`set`]), runs seeds, and asserts that an invariant breaks. A serving build never has
+//! thread (`set`), runs seeds, and asserts that an invariant breaks. A serving build never has
 //! the feature.
 
 /// One deliberate bug in the replication state machines.
