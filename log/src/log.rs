@@ -1100,28 +1100,44 @@ impl<S: Storage> PartitionLog<S> {
         r
     }
 
-    /// Empties the log and starts it again at `offset`, past its end: for a follower whose
-    /// leader's log starts there (retention deleted what this log lacks). Every batch and epoch
-    /// goes, durably. Returns `offset`, the new log start and end.
+    /// Empties the log and starts it again at `offset`, at or past its end: for a follower
+    /// whose leader's log starts there (retention deleted what this log lacks, or what this log
+    /// cannot show to agree with). Every batch and epoch goes, durably. Returns `offset`, the
+    /// new log start and end.
+    ///
+    /// In steps that each leave a log recovery opens as it is: a cut at the log start (one empty
+    /// segment stays), then a new empty segment at `offset`, then the old one removed. A crash
+    /// between the last two leaves two empty segments, and recovery drops the first.
     pub async fn start_over_at(&mut self, offset: u64, now_ms: u64) -> Result<u64> {
         self.check_usable()?;
-        assert!(offset > self.next_offset(), "a log starts over past its end");
+        assert!(offset >= self.next_offset(), "a log starts over at or past its end");
+        let start = self.log_start();
+        if self.next_offset() > start {
+            self.truncate_to(start, now_ms).await?;
+        }
         self.begin_change()?;
         self.scrub = ScrubCursor::default();
-        // Writes under way end before their segment goes.
-        let r = match self.active.data.sync().await {
-            Ok(()) => self.start_empty_at(offset, now_ms).await,
-            Err(e) => Err(e),
-        };
-        let r = match r {
-            Ok(end) => {
-                self.epochs.cache.truncate_from_end(0);
-                self.epochs.persist().await.map(|()| end)
-            }
-            r => r,
-        };
+        let r = self.move_empty_to(offset, now_ms).await;
         self.failed = r.is_err();
-        r
+        r.map(|()| offset)
+    }
+
+    /// Moves an empty log (one empty segment) to start at `offset`, and forgets every epoch.
+    async fn move_empty_to(&mut self, offset: u64, now_ms: u64) -> Result<()> {
+        assert!(self.sealed.is_empty() && self.active.seg.size == 0, "only an empty log moves");
+        if self.active.seg.base != offset {
+            let old = self.active.seg.base;
+            self.active = Self::create_active(&self.storage, &self.config, offset, now_ms).await?;
+            self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
+            Self::remove_segment(&self.storage, old).await?;
+            self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
+            self.durable_offset = offset;
+            self.damaged.clear();
+        }
+        if self.epochs.cache.truncate_from_end(0) {
+            self.epochs.persist().await?;
+        }
+        Ok(())
     }
 
     /// Nothing stays: start over, empty, at `offset`, outside the segments' offsets. The new

@@ -8,7 +8,7 @@ use rkyv::util::AlignedVec;
 use weir_log::batch::BatchView;
 use weir_log::epoch_cache::{EpochCache, EpochEnd, EpochEntry};
 use weir_log::storage::Storage;
-use weir_log::storage::mem::MemStorage;
+use weir_log::storage::mem::{CrashMode, MemStorage};
 use weir_log::{LogConfig, LogError, PartitionLog};
 
 /// Every stored batch of the log, as the leader would send them, each in an aligned buffer.
@@ -205,7 +205,7 @@ fn an_epoch_whose_batches_a_crash_lost_is_dropped_at_recovery() {
         // Epoch 2 is recorded durably before its batch, which is never synced.
         log.append(&batch(1, 2, 10, 0).view(), 2, 0).await.unwrap();
         assert_eq!(log.leader_epochs().len(), 2);
-        st.crash(weir_log::storage::mem::CrashMode::LoseUnsynced);
+        st.crash(CrashMode::LoseUnsynced);
         drop(log);
         let (log, _) = PartitionLog::open(st, small_config(), 0).await.unwrap();
         assert_eq!(log.next_offset(), 2);
@@ -248,7 +248,7 @@ fn a_cache_whose_trim_a_crash_undid_is_still_read() {
         st.faults().fail_sync_in.set(2);
         log.append(&batch(0, 3, 300, 0).view(), 1, 0).await.unwrap_err();
         drop(log);
-        st.crash(weir_log::storage::mem::CrashMode::LoseUnsynced);
+        st.crash(CrashMode::LoseUnsynced);
         let (log, report) = PartitionLog::open(st, small_config(), 0).await.unwrap();
         assert!(!report.epoch_cache_lost, "the padded slot holds the cache");
         assert_eq!(log.next_offset(), 0);
@@ -291,9 +291,38 @@ fn a_follower_behind_its_leaders_log_start_starts_over_there() {
         log.append_replicated(&b.view(), 0).await.unwrap();
         log.flush().await.unwrap();
         drop(log);
-        st.crash(weir_log::storage::mem::CrashMode::LoseUnsynced);
+        st.crash(CrashMode::LoseUnsynced);
         let (log, _) = PartitionLog::open(st, small_config(), 0).await.unwrap();
         assert_eq!((log.log_start(), log.next_offset()), (500, 503));
         assert_eq!(log.leader_epochs(), [EpochEntry { epoch: 9, start_offset: 500 }]);
+    });
+}
+
+/// Found by the replication simulator (seed 1677): a start-over interrupted by a failed sync
+/// left a segment with batches followed, after a gap, by the new empty one, which recovery took
+/// for corruption and refused to open. Now every step leaves a log recovery opens: the old one,
+/// a prefix of it, or the new one.
+#[test]
+fn a_start_over_interrupted_anywhere_leaves_a_log_that_opens() {
+    block_on(async {
+        for fail_at in 1..12 {
+            for torn in [None, Some(fail_at)] {
+                let st = MemStorage::new();
+                let mut log = leader(&st).await;
+                log.roll(0).await.unwrap();
+                st.faults().fail_sync_in.set(fail_at);
+                let done = log.start_over_at(500, 0).await.is_ok();
+                drop(log);
+                st.faults().fail_sync_in.set(0);
+                st.crash(torn.map_or(CrashMode::LoseUnsynced, |seed| CrashMode::Torn { seed: seed.into() }));
+                let (log, _) = PartitionLog::open(st, small_config(), 0).await.unwrap();
+                let (start, end) = (log.log_start(), log.next_offset());
+                // The old log, a prefix of it (a cut is undone from its end), or the new one.
+                let old = start == 0 && end <= 120;
+                assert!(old || (start, end) == (500, 500), "{fail_at}: [{start}, {end})");
+                assert!(!done || start == 500, "{fail_at}: a finished start-over is durable");
+                assert!(start == 0 || log.leader_epochs().is_empty(), "{fail_at}: epochs of a removed log");
+            }
+        }
     });
 }

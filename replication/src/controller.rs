@@ -113,7 +113,13 @@ pub struct Controller {
     updates: BTreeMap<u64, PartitionId>,
     pending: BTreeMap<PartitionId, u64>,
     next_update_seq: u64,
+    /// Every committed change, in order: what the metadata log records (and a checker checks
+    /// one by one). Drained by [`poll_record`](Controller::poll_record) after every call.
+    records: std::collections::VecDeque<(PartitionId, PartitionState)>,
 }
+
+/// Committed changes a caller may leave undrained: far more than one call makes.
+const RECORDS_MAX: usize = 1 << 16;
 
 /// Asserts the invariants of one partition state (also in release builds): the leader, if any,
 /// is in the ISR; ISR and ELR lie within the assignment, in its order, and are disjoint; no set
@@ -147,7 +153,8 @@ impl Controller {
         let named = state.partitions.values().flat_map(|p| p.replicas.iter());
         let nodes = nodes.iter().chain(named).map(|&n| (n, alive)).collect();
         let (updates, pending) = (BTreeMap::new(), BTreeMap::new());
-        Self { config, state, nodes, updates, pending, next_update_seq: 0 }
+        let records = std::collections::VecDeque::new();
+        Self { config, state, nodes, updates, pending, next_update_seq: 0, records }
     }
 
     pub fn config(&self) -> &ControllerConfig {
@@ -203,6 +210,7 @@ impl Controller {
             elr: vec![],
         };
         self.check_live(&p);
+        self.records.push_back((id, p.clone()));
         self.state.partitions.insert(id, p);
         self.enqueue(id);
         Ok(&self.state.partitions[&id])
@@ -261,6 +269,13 @@ impl Controller {
         // a leader proposes its current ISR to fence off copies of an earlier proposal still in
         // flight (see the replica's `review_isr`).
         Ok(self.commit_as(partition, next, false, true).clone())
+    }
+
+    /// The next committed change, every one in commit order (unlike
+    /// [`poll_update`](Self::poll_update), which gives only a partition's newest state): what
+    /// the metadata log must make durable before the changes are acted on.
+    pub fn poll_record(&mut self) -> Option<(PartitionId, PartitionState)> {
+        self.records.pop_front()
     }
 
     /// Fences every node whose session expired by `now_ms` (rule 2).
@@ -334,6 +349,8 @@ impl Controller {
         next.leader_epoch = old.leader_epoch + u32::from(new_leader_epoch);
         next.partition_epoch = old.partition_epoch + 1;
         self.check_live(&next);
+        assert!(self.records.len() < RECORDS_MAX, "committed records are drained");
+        self.records.push_back((id, next.clone()));
         self.state.partitions.insert(id, next);
         self.enqueue(id);
         &self.state.partitions[&id]

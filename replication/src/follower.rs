@@ -30,8 +30,8 @@ pub(crate) struct FollowerState {
     pub(crate) agreed_end: u64,
     /// The fetch answer whose batches are being appended.
     appending: Option<u64>,
-    /// Set only by [`Mutation::SkipTruncation`]: the follower claims its log agrees.
-    claims_agreement: bool,
+    /// Set only by [`Mutation::SkipTruncation`]: the epoch the follower claims its log ends in.
+    claims_epoch: Option<u32>,
 }
 
 impl FollowerState {
@@ -44,7 +44,7 @@ impl FollowerState {
             leader_high_watermark: 0,
             agreed_end: 0,
             appending: None,
-            claims_agreement: false,
+            claims_epoch: None,
         }
     }
 }
@@ -77,7 +77,7 @@ impl Replica {
         }
         let durable_offset =
             if active(Mutation::AckBeforeDurable) { self.offsets.log_end() } else { self.durable_end };
-        let last_fetched_epoch = if f.claims_agreement { None } else { last_batch_epoch };
+        let last_fetched_epoch = f.claims_epoch.or(last_batch_epoch);
         let leader = f.leader;
         let request_id = self.request_id();
         let request = FetchRequest {
@@ -125,11 +125,19 @@ impl Replica {
                 AnswerVerdict::Discard
             }
             FetchBody::Diverging { .. } if active(Mutation::SkipTruncation) => {
-                f.claims_agreement = true;
+                f.claims_epoch = Some(answer.leader_epoch);
                 AnswerVerdict::Discard
             }
-            FetchBody::Diverging { epoch: None, end_offset } if end_offset > log_end => {
+            // The leader knows no epoch as old as this log's last: retention deleted it. This
+            // log's batches at or past the leader's log start are of older epochs than the
+            // leader's there, so never committed: cut them; what is left below cannot be shown
+            // to agree, so the log then starts over at the leader's log start.
+            FetchBody::Diverging { epoch: None, end_offset } if end_offset >= log_end => {
                 self.queue(LogOp::StartOver { offset: end_offset });
+                AnswerVerdict::Discard
+            }
+            FetchBody::Diverging { epoch: None, end_offset } => {
+                self.queue(LogOp::Truncate { offset: end_offset });
                 AnswerVerdict::Discard
             }
             FetchBody::Diverging { epoch, end_offset } => {
@@ -146,11 +154,10 @@ impl Replica {
     /// Where to cut a log the leader says diverges after `end_offset` of `epoch` (KIP-279):
     /// if this log has that epoch, at the earlier of the two ends of it; if not, at the end of
     /// its largest epoch below it, to ask again from there. Each cut is strictly below the log
-    /// end, so the exchange ends. A leader that knows no epoch that old (retention deleted it)
-    /// starts at `end_offset`: this log empties at its own start, then starts over there.
+    /// end, so the exchange ends.
     fn truncation_point(&self, epoch: Option<u32>, end_offset: u64) -> u64 {
         let log_end = self.offsets.log_end();
-        let Some(epoch) = epoch else { return self.offsets.log_start() };
+        let Some(epoch) = epoch else { unreachable!("an answer without an epoch starts the log over") };
         match self.epochs.end_offset_for(epoch, log_end) {
             Some(own) if own.epoch == epoch => own.end_offset.min(end_offset),
             Some(own) => own.end_offset,

@@ -52,6 +52,9 @@ pub(crate) struct LeaderState {
     epoch_start: Option<u64>,
     pub(crate) produces: Vec<PendingProduce>,
     alter: Option<PendingAlter>,
+    /// Followers whose addition the controller refused (fenced there, say), and until when
+    /// they are not proposed again: each refusal costs a fencing commit.
+    refused_until_ms: BTreeMap<NodeId, u64>,
 }
 
 impl Replica {
@@ -63,7 +66,13 @@ impl Replica {
             Progress { durable: None, caught_up_ms: now_ms, last_fetch_ms: now_ms, log_end_at_last_fetch: 0 };
         let followers = view.replicas.iter().filter(|&&r| r != self.id).map(|&r| (r, fresh)).collect();
         self.queue(LogOp::BeginEpoch { epoch: view.leader_epoch });
-        Role::Leader(LeaderState { followers, epoch_start: None, produces: Vec::new(), alter: None })
+        Role::Leader(LeaderState {
+            followers,
+            epoch_start: None,
+            produces: Vec::new(),
+            alter: None,
+            refused_until_ms: BTreeMap::new(),
+        })
     }
 
     /// `epoch` was recorded at `start`. The replica may have stopped leading it meanwhile:
@@ -157,14 +166,20 @@ impl Replica {
             return refuse(FetchRefusal::UnknownLeaderEpoch);
         }
         let (log_start, log_end) = (self.offsets.log_start(), self.offsets.log_end());
-        if let Some(asked) = req.last_fetched_epoch {
-            match self.epochs.end_offset_for(asked, log_end) {
+        match req.last_fetched_epoch {
+            Some(asked) => match self.epochs.end_offset_for(asked, log_end) {
                 None => return FetchBody::Diverging { epoch: None, end_offset: log_start },
                 Some(e) if e.epoch != asked || e.end_offset < req.fetch_offset => {
                     return FetchBody::Diverging { epoch: Some(e.epoch), end_offset: e.end_offset };
                 }
                 Some(_) => {}
+            },
+            // Batches without an epoch to check them by (an empty log has none, and starts at
+            // this log's start; a log that lost its epoch cache): they cannot be shown to agree.
+            None if req.fetch_offset > log_start => {
+                return FetchBody::Diverging { epoch: None, end_offset: log_start };
             }
+            None => {}
         }
         if req.fetch_offset < log_start {
             // Retention deleted what the follower lacks: it starts over at this log's start.
@@ -242,6 +257,10 @@ impl Replica {
         let Some(view) = self.view.clone() else { return };
         let Role::Leader(l) = &mut self.role else { return };
         let Some(a) = &mut l.alter else { return };
+        let until = now_ms + self.config.alter_timeout_ms;
+        for &n in &a.added {
+            l.refused_until_ms.insert(n, until);
+        }
         a.request.isr = view.isr.clone();
         a.sent_ms = now_ms;
         self.out.push_back(Output::AlterPartition(a.request.clone()));
@@ -320,6 +339,9 @@ impl Replica {
         let lagging =
             |n: &NodeId| l.followers.get(n).is_some_and(|p| now_ms.saturating_sub(p.caught_up_ms) > lag_max);
         let caught_up = |n: &NodeId| {
+            if l.refused_until_ms.get(n).is_some_and(|&t| now_ms < t) {
+                return false;
+            }
             let reached = hw.max(l.epoch_start.unwrap_or(u64::MAX));
             l.followers.get(n).and_then(|p| p.durable).is_some_and(|d| d >= reached)
         };

@@ -91,6 +91,8 @@ pub struct Replica {
     taken: Option<LogOp>,
     pub(crate) out: VecDeque<Output>,
     pub(crate) failed: bool,
+    /// Set once the controller answered this incarnation: states before that are ignored.
+    registered: bool,
 }
 
 impl Replica {
@@ -124,7 +126,14 @@ impl Replica {
             taken: None,
             out: VecDeque::new(),
             failed: false,
+            registered: false,
         }
+    }
+
+    /// This replica's incarnation: its node announces it to the controller (heartbeats), whose
+    /// answer for it goes to [`handle_registration`](Self::handle_registration).
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
     }
 
     pub fn id(&self) -> NodeId {
@@ -173,13 +182,26 @@ impl Replica {
         (self.incarnation << 32) | self.next_request
     }
 
-    /// Adopts the controller's decision if it is newer than the one held (by partition epoch):
-    /// a new leader epoch changes the role, a new ISR changes what the leader waits for.
+    /// The controller's answer to a heartbeat of `incarnation`: the state once it knew of it.
+    /// Until this replica's own incarnation is answered, it adopts no state: one sent before
+    /// the controller knew of the restart may name it leader of an epoch its previous life led,
+    /// and two lives must never lead one epoch (the controller re-elects a restarted leader).
+    pub fn handle_registration(&mut self, now_ms: u64, incarnation: u64, state: &PartitionState) {
+        if incarnation == self.incarnation {
+            self.registered = true;
+            self.handle_partition_state(now_ms, state);
+        }
+    }
+
+    /// Adopts the controller's decision if it is newer than the one held (by partition epoch,
+    /// and never of an older leader epoch): a new leader epoch changes the role, a new ISR
+    /// changes what the leader waits for. Ignored before [`handle_registration`](Self::handle_registration).
     pub fn handle_partition_state(&mut self, now_ms: u64, state: &PartitionState) {
-        if self.failed {
+        if self.failed || !self.registered {
             return;
         }
-        let newer = self.view.as_ref().is_none_or(|v| state.partition_epoch > v.partition_epoch);
+        let newer = self.view.as_ref().is_none_or(|v| state.partition_epoch > v.partition_epoch)
+            && state.leader_epoch >= self.offsets.leader_epoch();
         if !newer && !active(Mutation::AcceptStaleEpoch) {
             return;
         }
@@ -330,6 +352,13 @@ impl Replica {
             Role::Follower(_) => self.follower_on_durable(),
             Role::Offline => {}
         }
+    }
+
+    /// Retention deleted the log's batches below `log_start`, which the caller ran between two
+    /// log operations and only below the high watermark: committed records only.
+    pub fn handle_log_start(&mut self, log_start: u64) {
+        self.offsets.advance_log_start(log_start);
+        self.epochs.truncate_from_start(log_start);
     }
 
     fn on_started_over(&mut self, now_ms: u64, start: u64) {

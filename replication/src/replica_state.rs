@@ -89,10 +89,10 @@ impl ReplicaState {
         self.check();
     }
 
-    /// The log was emptied and starts again at `offset`, past its end (a follower whose
+    /// The log was emptied and starts again at `offset`, at or past its end (a follower whose
     /// leader's log starts there). Everything below it is gone, and was committed.
     pub fn start_over_at(&mut self, offset: u64) {
-        assert!(offset > self.log_end, "start over at {offset}, not past log end {}", self.log_end);
+        assert!(offset >= self.log_end, "start over at {offset}, below log end {}", self.log_end);
         self.log_start = offset;
         self.high_watermark = offset;
         self.log_end = offset;

@@ -22,7 +22,8 @@ fn three_in_sync(min_insync: usize) -> Cluster {
 #[test]
 fn a_new_leader_begins_its_epoch_before_any_append() {
     let mut n = Node::new(0, config(1), &[(0, 3, 1)]);
-    n.replica.handle_partition_state(0, &state(RF3, 0, 2, 1, &[0]));
+    let incarnation = n.replica.incarnation();
+    n.replica.handle_registration(0, incarnation, &state(RF3, 0, 2, 1, &[0]));
     n.replica.handle_produce(0, 1, Acks::Leader).unwrap();
     let first = n.take_op().unwrap();
     assert_eq!(first, LogOp::BeginEpoch { epoch: 2 });
@@ -417,4 +418,26 @@ fn a_refused_append_fails_the_produce_and_a_failed_log_fails_the_replica() {
     assert_eq!(c.node(0).outcome(3), Some(Err(ReplicaError::Storage { reason: "io error" })));
     assert!(c.node(0).replica.is_failed());
     assert!(matches!(c.produce(0, 4, Acks::Leader), Err(ReplicaError::Storage { .. })));
+}
+
+/// Found by review: a restarted replica took a state the controller sent before it knew of the
+/// restart, naming the replica leader of the epoch its previous life led, and led that epoch a
+/// second time (appending other batches at offsets a follower held from the first). Until the
+/// controller answers its own incarnation, a replica adopts no state.
+#[test]
+fn a_restarted_replica_adopts_no_state_before_the_controller_knows_of_it() {
+    let mut n = Node::new(0, config(1), &[(0, 3, 2)]);
+    let old = state(RF3, 0, 2, 4, RF3);
+    n.replica.handle_partition_state(0, &old);
+    assert!(n.replica.view().is_none() && !n.replica.is_leader(), "a state before registration is ignored");
+    let incarnation = n.replica.incarnation();
+    n.replica.handle_registration(0, incarnation + 1, &old);
+    assert!(n.replica.view().is_none(), "an answer to another incarnation is ignored");
+    // The controller, told of the restart, re-elected: epoch 3.
+    n.replica.handle_registration(0, incarnation, &state(RF3, 0, 3, 5, RF3));
+    assert!(n.replica.is_leader());
+    assert_eq!(n.take_op(), Some(LogOp::BeginEpoch { epoch: 3 }));
+    // A delayed broadcast of the old epoch changes nothing now.
+    n.replica.handle_partition_state(0, &old);
+    assert_eq!(n.replica.view().map(|v| v.leader_epoch), Some(3));
 }

@@ -300,10 +300,12 @@ impl Cluster {
         &mut self.nodes[id as usize]
     }
 
-    /// Gives `state` to every replica, then lets the cluster settle.
+    /// Gives `state` to every replica, as the answer to its heartbeat, then lets the cluster
+    /// settle.
     pub fn publish(&mut self, state: &PartitionState) {
         for n in &mut self.nodes {
-            n.replica.handle_partition_state(self.now_ms, state);
+            let incarnation = n.replica.incarnation();
+            n.replica.handle_registration(self.now_ms, incarnation, state);
         }
         self.settle();
     }

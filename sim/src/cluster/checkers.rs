@@ -15,7 +15,7 @@
 //! 6. `dense`: a log's offsets are dense and its epochs never go back (asserted by the model),
 //!    and a restart keeps every batch the log called durable.
 
-use super::model::{BatchMeta, LogModel};
+use super::model::{BatchMeta, LogModel, agree_up_to};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use weir_replication::{NodeId, PartitionState};
@@ -43,6 +43,8 @@ fn fail(invariant: &'static str, detail: String) -> Check {
 #[derive(Debug, Clone, Copy)]
 pub struct ReplicaView<'a> {
     pub node: NodeId,
+    /// Which life of the node: two lives of one node are two leaders.
+    pub incarnation: u64,
     pub model: &'a LogModel,
     pub high_watermark: u64,
     pub durable_end: u64,
@@ -59,7 +61,7 @@ pub struct Checkers {
     committed: BTreeMap<u64, BatchMeta>,
     /// Per node, the high watermark up to which its batches were checked against `committed`.
     exposed_to: BTreeMap<NodeId, u64>,
-    leader_of_epoch: BTreeMap<u32, NodeId>,
+    leader_of_epoch: BTreeMap<u32, (NodeId, u64)>,
     last_state: Option<PartitionState>,
     pub elections: u64,
     pub truncations: u64,
@@ -84,13 +86,11 @@ impl Checkers {
         self.acked.values().try_for_each(|m| holds(r, m))
     }
 
-    /// Invariants 2 and 3 for a batch appended to `r`'s log.
+    /// Invariant 2 for a batch appended to `r`'s log.
     pub fn on_appended(&self, r: &ReplicaView<'_>, meta: &BatchMeta, others: &[ReplicaView<'_>]) -> Check {
-        let (_, mine) = r.model.at(meta.base).expect("an appended batch is in the model");
         for o in others {
-            if let Some((theirs, hash)) = o.model.at(meta.base)
-                && theirs.epoch == meta.epoch
-                && hash != mine
+            if o.model.at(meta.base).is_some_and(|theirs| theirs.epoch == meta.epoch)
+                && !agree_up_to(r.model, o.model, meta.base)
             {
                 let detail = format!(
                     "{:?} and {:?} both hold {meta:?} but their logs differ before it",
@@ -160,9 +160,13 @@ impl Checkers {
     pub fn each_step(&mut self, replicas: &[ReplicaView<'_>], isr: &[NodeId]) -> Check {
         for r in replicas {
             let Some(epoch) = r.leads else { continue };
-            let leader = *self.leader_of_epoch.entry(epoch).or_insert(r.node);
-            if leader != r.node {
-                return fail("epochs", format!("{leader:?} and {:?} both led epoch {epoch}", r.node));
+            let me = (r.node, r.incarnation);
+            let leader = *self.leader_of_epoch.entry(epoch).or_insert(me);
+            if leader != me {
+                return fail(
+                    "epochs",
+                    format!("{leader:?} and {me:?} (node, incarnation) both led epoch {epoch}"),
+                );
             }
             for m in replicas.iter().filter(|m| isr.contains(&m.node)) {
                 if r.high_watermark > m.durable_end {
@@ -203,8 +207,8 @@ impl Checkers {
 
     /// Invariant 6 at a restart: the recovered log keeps every batch that was durable.
     pub fn on_recovered(node: NodeId, before: &LogModel, durable_end: u64, after: &LogModel) -> Check {
-        for b in before.range(0, durable_end).filter(|b| b.end <= durable_end) {
-            if after.at(b.base).map(|(m, _)| m) != Some(*b) {
+        for b in before.range(after.start(), durable_end).filter(|b| b.end <= durable_end) {
+            if after.at(b.base) != Some(*b) {
                 return fail("dense", format!("{node:?} lost durable {b:?} in a crash"));
             }
         }
@@ -214,11 +218,12 @@ impl Checkers {
     /// Invariant 2 between two whole logs (after a restart).
     pub fn prefixes_agree(a: &ReplicaView<'_>, b: &ReplicaView<'_>) -> Check {
         for m in a.model.batches() {
-            let (Some((x, hx)), Some((y, hy))) = (a.model.at(m.base), b.model.at(m.base)) else { continue };
-            if x.epoch == y.epoch && hx != hy {
+            if b.model.at(m.base).is_some_and(|y| y.epoch == m.epoch)
+                && !agree_up_to(a.model, b.model, m.base)
+            {
                 let detail = format!(
                     "{:?} and {:?} both hold a batch at {} in epoch {} after different logs",
-                    a.node, b.node, m.base, x.epoch
+                    a.node, b.node, m.base, m.epoch
                 );
                 return fail("prefix", detail);
             }
@@ -229,8 +234,12 @@ impl Checkers {
 
 /// Invariant 1 for one replica and one acknowledged batch.
 fn holds(r: &ReplicaView<'_>, m: &BatchMeta) -> Check {
+    // Retention deletes committed batches, and only those: below the log start is fine.
+    if m.end <= r.model.start() {
+        return Ok(());
+    }
     match r.model.at(m.base) {
-        Some((b, _)) if b == *m => Ok(()),
+        Some(b) if b == *m => Ok(()),
         other => fail(
             "acked-durable",
             format!("ISR member {:?} holds {other:?} where {m:?} was acknowledged", r.node),

@@ -62,7 +62,7 @@ impl ControllerHost {
                 // A heartbeat from an older incarnation (delayed) is refused; nothing to say.
                 if c.handle_heartbeat(now_ms, from, incarnation).is_ok() {
                     let state = c.partition(PartitionId(0)).expect("the partition exists").clone();
-                    out.push((from, Msg::State(state)));
+                    out.push((from, Msg::Registered { incarnation, state }));
                 }
             }
             Msg::Alter(req) => {
@@ -81,15 +81,20 @@ impl ControllerHost {
         self.drain(out);
     }
 
-    /// Commits every change to the durable state and sends it to every replica.
+    /// Records every change durably (and for the checkers, one by one), then sends each
+    /// partition's newest state to every replica.
     fn drain(&mut self, out: &mut Outbox) {
         let Some(c) = &mut self.up else { return };
+        while let Some((id, state)) = c.poll_record() {
+            self.durable.partitions.insert(id, state.clone());
+            self.committed.push(state);
+        }
+        // A creation is no change of a state, so it comes only as an update.
         while let Some((id, state)) = c.poll_update() {
             self.durable.partitions.insert(id, state.clone());
             for &n in &self.nodes {
                 out.push((n, Msg::State(state.clone())));
             }
-            self.committed.push(state);
         }
     }
 }

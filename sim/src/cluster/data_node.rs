@@ -1,9 +1,9 @@
 //! A simulated data node: one replica of the partition, over its log on an in-memory disk that
 //! survives the node's crashes (as much of it as was synced).
 
+use super::model::LogModel;
 use super::msg::{Msg, ProduceError, payload};
-use super::rng::chance;
-use super::store::Store;
+use super::store::{Store, sim_log_config};
 use fastrand::Rng;
 use std::collections::BTreeMap;
 use weir_log::batch::BatchView;
@@ -12,6 +12,9 @@ use weir_replication::{AnswerVerdict, LogEvent, LogOp, NodeId, Output, Partition
 
 /// Where messages go: (to, message).
 pub type Outbox = Vec<(NodeId, Msg)>;
+
+/// How often a node applies retention.
+const RETENTION_INTERVAL_MS: u64 = 100;
 
 /// The controller's address on the simulated network.
 pub const CONTROLLER: NodeId = NodeId(1_000);
@@ -27,7 +30,10 @@ pub struct Running {
     /// Produces taken, by the node's own id: the client and the client's id.
     clients: BTreeMap<u64, (NodeId, u64)>,
     next_produce: u64,
+    next_retention_ms: u64,
     next_heartbeat_ms: u64,
+    /// The last log operation performed: if the log failed, it may have done part of its work.
+    pub last_op: Option<LogOp>,
 }
 
 /// Timing of a node's I/O and heartbeats.
@@ -47,13 +53,26 @@ pub struct DataNode {
     pub incarnation: u64,
     pub up: Option<Running>,
     pub crashes: u64,
+    /// The log's model and durable end when the node last crashed, to check what it recovers.
+    pub before_crash: Option<(LogModel, u64)>,
+    /// Retention by size, if this run has it.
+    pub retention_bytes: Option<u64>,
     /// Appends the log refused whole (a full disk), the log still usable.
     pub refusals: u64,
 }
 
 impl DataNode {
-    pub fn new(id: NodeId) -> Self {
-        Self { id, storage: MemStorage::new(), incarnation: 0, up: None, crashes: 0, refusals: 0 }
+    pub fn new(id: NodeId, retention_bytes: Option<u64>) -> Self {
+        Self {
+            id,
+            storage: MemStorage::new(),
+            incarnation: 0,
+            up: None,
+            crashes: 0,
+            before_crash: None,
+            retention_bytes,
+            refusals: 0,
+        }
     }
 
     /// Starts the node: recovers its log and makes a replica over it, which waits to hear the
@@ -65,7 +84,7 @@ impl DataNode {
         // try); a node retries, as its upkeep would.
         let mut tries = 0;
         let (store, recovered) = loop {
-            match Store::open(self.storage.clone(), now_ms) {
+            match Store::open(self.storage.clone(), sim_log_config(self.retention_bytes), now_ms) {
                 Ok(opened) => break opened,
                 Err(e) => {
                     tries += 1;
@@ -83,13 +102,18 @@ impl DataNode {
             op: None,
             clients: BTreeMap::new(),
             next_produce: 0,
+            next_retention_ms: now_ms,
             next_heartbeat_ms: now_ms,
+            last_op: None,
         });
     }
 
     /// Ends the process at once: operations under way are lost, and the disk keeps what was
     /// synced (and, torn, some of what was not).
     pub fn crash(&mut self, mode: CrashMode) {
+        if let Some(r) = &self.up {
+            self.before_crash = Some((r.store.model.clone(), r.replica.durable_end()));
+        }
         if super::world::trace() {
             eprintln!("{:?} crashes ({mode:?})", self.id);
         }
@@ -119,10 +143,16 @@ impl DataNode {
                     return;
                 }
                 if r.replica.handle_fetch_answer(now_ms, from, &answer) == AnswerVerdict::Append {
+                    // A follower appends one answer at a time: an older one still kept was
+                    // dropped with the role it was fetched in.
+                    r.store.fetched.clear();
                     r.store.fetched.insert(answer.request_id, bytes);
                 }
             }
             Msg::State(state) => r.replica.handle_partition_state(now_ms, &state),
+            Msg::Registered { incarnation, state } => {
+                r.replica.handle_registration(now_ms, incarnation, &state)
+            }
             Msg::AlterAnswer(req, result) => r.replica.handle_alter_answer(now_ms, &req, result),
             Msg::Produce { produce, acks, batch } => {
                 if !batches_valid(&batch) {
@@ -159,11 +189,24 @@ impl DataNode {
             out.push((CONTROLLER, Msg::Heartbeat { incarnation }));
         }
         r.replica.tick(now_ms);
+        if r.op.is_none() && now_ms >= r.next_retention_ms {
+            // Between two log operations, as a node's upkeep would, and only below the high
+            // watermark.
+            r.next_retention_ms = now_ms + RETENTION_INTERVAL_MS;
+            let hw = r.replica.offsets().high_watermark();
+            match r.store.enforce_retention(now_ms, hw) {
+                Ok(Some(start)) => r.replica.handle_log_start(start),
+                Ok(None) => {}
+                // A failed sync: the log is failed, and the node reopens it.
+                Err(_) => return false,
+            }
+        }
         loop {
             if let Some((due, op)) = r.op
                 && due <= now_ms
             {
                 r.op = None;
+                r.last_op = Some(op);
                 let event = r.store.perform(op, now_ms);
                 if let LogEvent::ProduceAppended { result: Err(f), .. }
                 | LogEvent::FetchedAppended { failure: Some(f), .. } = &event
@@ -197,13 +240,6 @@ impl DataNode {
             }
         }
         !r.replica.is_failed()
-    }
-
-    /// The disk fails the next sync, sometimes: the log fails and the node reopens it.
-    pub fn maybe_fail_sync(&self, rng: &mut Rng, per_million: u32) {
-        if chance(rng, per_million) {
-            self.storage.faults().fail_sync_in.set(1);
-        }
     }
 }
 

@@ -28,8 +28,13 @@ pub enum Msg {
     Heartbeat {
         incarnation: u64,
     },
-    /// The controller's current decision, on a heartbeat's answer or after a change.
+    /// The controller's current decision, after a change.
     State(PartitionState),
+    /// The answer to a heartbeat: the controller knows of `incarnation`, and its decision.
+    Registered {
+        incarnation: u64,
+        state: PartitionState,
+    },
     Alter(AlterPartition),
     /// The answer, and the proposal it answers.
     AlterAnswer(AlterPartition, Result<PartitionState, ControllerError>),

@@ -14,8 +14,9 @@ use weir_replication::{AppendedRange, LogEvent, LogFailure, LogOp, Recovered};
 /// Most bytes a fetch answer carries.
 pub const FETCH_BYTES_MAX: usize = 64 << 10;
 
-/// Small segments and buffers, so runs roll segments and crashes land around rolls too.
-pub fn sim_log_config() -> LogConfig {
+/// Small segments and buffers, so runs roll segments and crashes land around rolls too;
+/// retention by size if `retention_bytes` is set.
+pub fn sim_log_config(retention_bytes: Option<u64>) -> LogConfig {
     LogConfig {
         segment_bytes_max: 64 << 10,
         segment_ms: u64::MAX / 4,
@@ -27,7 +28,7 @@ pub fn sim_log_config() -> LogConfig {
         preallocate_bytes: 8 << 10,
         flush: FlushPolicy::Sync,
         retention_ms: None,
-        retention_bytes: None,
+        retention_bytes,
     }
 }
 
@@ -58,8 +59,8 @@ fn failure(log: &PartitionLog<MemStorage>, _e: LogError) -> LogFailure {
 
 impl Store {
     /// Opens (recovers) the log and reads it whole into the model.
-    pub fn open(storage: MemStorage, now_ms: u64) -> Result<(Self, Recovered), LogError> {
-        let (log, report) = block_on(PartitionLog::open(storage, sim_log_config(), now_ms))?;
+    pub fn open(storage: MemStorage, config: LogConfig, now_ms: u64) -> Result<(Self, Recovered), LogError> {
+        let (log, report) = block_on(PartitionLog::open(storage, config, now_ms))?;
         assert!(!report.epoch_cache_lost, "a simulated disk never loses both epoch-cache copies");
         let model = LogModel::from_batches(log.log_start(), &read_all(&log)?);
         let recovered = Recovered {
@@ -101,10 +102,11 @@ impl Store {
             LogOp::StartOver { offset } => {
                 let result =
                     block_on(self.log.start_over_at(offset, now_ms)).map_err(|e| failure(&self.log, e));
+                // Every batch dropped lies below the leader's log start: committed, and deleted by
+                // the leader's retention, so not a truncation of committed data.
                 if let Ok(start) = result {
-                    let removed: Vec<BatchMeta> = self.model.batches().copied().collect();
+                    assert!(self.model.end() <= start, "a log starts over at or past its end");
                     self.model = LogModel::from_batches(start, &[]);
-                    self.changes.push(ModelChange::Truncated(removed));
                 }
                 LogEvent::StartedOver { result }
             }
@@ -151,6 +153,16 @@ impl Store {
             rest = &rest[len..];
         }
         (appended, None)
+    }
+
+    /// Deletes sealed segments below `high_watermark` that retention says go; returns the new
+    /// log start if it moved.
+    pub fn enforce_retention(&mut self, now_ms: u64, high_watermark: u64) -> Result<Option<u64>, LogError> {
+        if block_on(self.log.enforce_retention_below(now_ms, high_watermark))?.is_empty() {
+            return Ok(None);
+        }
+        self.model.advance_start(self.log.log_start());
+        Ok(Some(self.log.log_start()))
     }
 
     /// Whole batches from `offset` (at most [`FETCH_BYTES_MAX`] bytes, at least one batch), and
