@@ -27,6 +27,9 @@ pub struct Producer {
     pub id: NodeId,
     seq: u64,
     pub in_flight: Option<InFlight>,
+    /// Whom this producer takes for the leader: metadata refreshed only after a failure, so
+    /// a deposed leader that still believes it leads gets produces, as in a real cluster.
+    leader_hint: Option<NodeId>,
 }
 
 /// A produce unanswered for this long is given up (its outcome unknown).
@@ -42,15 +45,18 @@ pub struct Acked {
 
 impl Producer {
     pub fn new(index: u32) -> Self {
-        Self { id: NodeId(CLIENT_BASE + index), seq: 0, in_flight: None }
+        Self { id: NodeId(CLIENT_BASE + index), seq: 0, in_flight: None, leader_hint: None }
     }
 
-    /// Sends a new batch to `leader` now and then.
-    pub fn step(&mut self, now_ms: u64, rng: &mut Rng, leader: Option<NodeId>, out: &mut Outbox) {
+    /// Sends a new batch to the leader it knows now and then; `metadata` is the controller's
+    /// current leader, asked only when the last produce failed or timed out.
+    pub fn step(&mut self, now_ms: u64, rng: &mut Rng, metadata: Option<NodeId>, out: &mut Outbox) {
         if self.in_flight.is_some_and(|f| now_ms - f.sent_ms >= PRODUCE_TIMEOUT_MS) {
             self.in_flight = None;
+            self.leader_hint = None;
         }
-        let Some(leader) = leader else { return };
+        let Some(leader) = self.leader_hint.or(metadata) else { return };
+        self.leader_hint = Some(leader);
         if self.in_flight.is_some() || !chance(rng, 100_000) {
             return;
         }
@@ -74,6 +80,9 @@ impl Producer {
     pub fn answer(&mut self, produce: u64, result: Result<AppendedRange, ProduceError>) -> Option<Acked> {
         let f = self.in_flight.filter(|f| f.produce == produce)?;
         self.in_flight = None;
+        if result.is_err() {
+            self.leader_hint = None;
+        }
         result.ok().map(|range| Acked { range, acks: f.acks, crc: f.crc })
     }
 }

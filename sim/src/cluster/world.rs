@@ -11,6 +11,7 @@ use super::msg::Msg;
 use super::network::{Network, NetworkConfig};
 use super::rng::Streams;
 use super::store::metas;
+use weir_log::storage::mem::CrashMode;
 use weir_replication::{Acks, ControllerConfig, NodeId, ReplicaConfig};
 
 std::thread_local! {
@@ -98,6 +99,11 @@ pub(crate) struct World {
     pub(crate) net: Network<Msg>,
     producers: Vec<Producer>,
     consumer_at: u64,
+    /// The node the consumer reads from, while it believes it leads.
+    consumer_hint: Option<NodeId>,
+    /// acks=all acknowledgements since the faults healed: liveness needs one.
+    acked_after_heal: u64,
+    healed: bool,
     pub(crate) checkers: Checkers,
     pub(crate) replica_config: ReplicaConfig,
     timing: NodeTiming,
@@ -139,6 +145,9 @@ impl World {
             net: Network::new(net),
             producers: (0..4).map(Producer::new).collect(),
             consumer_at: 0,
+            consumer_hint: None,
+            acked_after_heal: 0,
+            healed: false,
             checkers: Checkers::default(),
             replica_config,
             timing,
@@ -193,7 +202,19 @@ impl World {
             let id = self.nodes[i].id;
             self.send_all(id, &mut out);
             if !ok {
-                self.reopen(i)?;
+                // A log failed halfway through an operation: the node reopens it, or crashes
+                // right there, leaving the operation's first steps on disk.
+                if self.rng.faults.bool() {
+                    let mode = CrashMode::Torn { seed: self.rng.faults.u64(..) };
+                    let kept = self.nodes[i].up.as_ref().map(durable_kept);
+                    self.nodes[i].crash(mode);
+                    if let (Some((_, durable)), Some(kept)) = (&mut self.nodes[i].before_crash, kept) {
+                        *durable = kept;
+                    }
+                    self.restart(i)?;
+                } else {
+                    self.reopen(i)?;
+                }
             }
         }
         self.check_changes()?;
@@ -225,6 +246,7 @@ impl World {
                 && a.acks == Acks::All
             {
                 self.stats.acked_batches += 1;
+                self.acked_after_heal += u64::from(self.healed);
                 let meta =
                     BatchMeta { base: a.range.base, end: a.range.end, epoch: a.range.epoch, crc: a.crc };
                 let mut checkers = std::mem::take(&mut self.checkers);
@@ -252,7 +274,14 @@ impl World {
         if !super::rng::chance(&mut self.rng.workload, 50_000) {
             return Ok(());
         }
-        let Some(leader) = self.controller.state().leader else { return Ok(()) };
+        // The consumer keeps reading from the node it found leading while that node believes it
+        // leads: a deposed leader that does not know it yet serves it too.
+        let believes =
+            |n: NodeId| self.nodes[n.0 as usize].up.as_ref().is_some_and(|r| r.replica.is_leader());
+        if !self.consumer_hint.is_some_and(believes) {
+            self.consumer_hint = self.controller.state().leader;
+        }
+        let Some(leader) = self.consumer_hint else { return Ok(()) };
         let Some(r) = &self.nodes[leader.0 as usize].up else { return Ok(()) };
         let hw = r.replica.offsets().high_watermark();
         // What retention deleted, the consumer skips, as a Kafka consumer reset to earliest.
@@ -273,13 +302,7 @@ impl World {
     fn reopen(&mut self, i: usize) -> Result<(), Violation> {
         self.stats.log_reopens += 1;
         let r = self.nodes[i].up.take().expect("a node reopens its log while up");
-        // A failed cut or start-over may have removed part of what it was to remove.
-        let durable = match r.last_op {
-            Some(weir_replication::LogOp::Truncate { offset }) => r.replica.durable_end().min(offset),
-            Some(weir_replication::LogOp::StartOver { .. }) => 0,
-            _ => r.replica.durable_end(),
-        };
-        self.nodes[i].before_crash = Some((r.store.model.clone(), durable));
+        self.nodes[i].before_crash = Some((r.store.model.clone(), durable_kept(&r)));
         self.restart(i)
     }
 
@@ -392,6 +415,16 @@ impl World {
     }
 }
 
+/// What a node's log must still hold after its log failed: its durable end, less what the
+/// failed operation (a cut, a start-over) may have removed before failing.
+fn durable_kept(r: &super::data_node::Running) -> u64 {
+    match r.last_op {
+        Some(weir_replication::LogOp::Truncate { offset }) => r.replica.durable_end().min(offset),
+        Some(weir_replication::LogOp::StartOver { .. }) => 0,
+        _ => r.replica.durable_end(),
+    }
+}
+
 /// Runs one seed: faults for `limits.fault_steps`, then heals everything and waits for the
 /// cluster to converge. Panics inside the state machines count as failures too (the caller
 /// catches them: see [`super::run_seed`]).
@@ -403,15 +436,18 @@ pub fn run(seed: u64, limits: RunLimits) -> Result<RunStats, Failure> {
         w.step(&mut plan, true).map_err(|v| fail(&w, v))?;
     }
     plan.heal_all(&mut w).map_err(|v| fail(&w, v))?;
+    w.healed = true;
     for _ in 0..limits.liveness_steps_max {
-        if w.converged() {
+        if w.acked_after_heal > 0 && w.converged() {
             // Invariant 1, forever: every replica holds every acknowledged batch at the end.
             for v in w.views() {
                 w.checkers.holds_all_acked(&v).map_err(|v| fail(&w, v))?;
             }
             return Ok(w.finish());
         }
-        w.step(&mut plan, false).map_err(|v| fail(&w, v))?;
+        // Producers go on until one acks=all batch is acknowledged after the heal.
+        let producing = w.acked_after_heal == 0;
+        w.step(&mut plan, producing).map_err(|v| fail(&w, v))?;
     }
     let what = format!(
         "liveness: not converged {} steps after healing; {}",
