@@ -43,7 +43,7 @@ fn electing_outside_the_isr_is_caught() {
 
 #[test]
 fn accepting_a_stale_epoch_is_caught() {
-    caught(Mutation::AcceptStaleEpoch, 20, &["epoch went back", "`epochs`"]);
+    caught(Mutation::AcceptStaleEpoch, 60, &["epoch went back", "`epochs`"]);
 }
 
 #[test]
