@@ -57,8 +57,9 @@ fn an_idle_connection_is_closed() {
     let env = [("WEIR_CONNECTION_IDLE_TIMEOUT_MS", "300")];
     let node = Node::start_with(dir.path(), 1, Node::free_port(1), &env);
     let mut stream = connect(&node.addr());
-    try_request(&mut stream).expect("served");
+    // Taken before the request: the node's idle time starts at its last byte, which is later.
     let idle_since = Instant::now();
+    try_request(&mut stream).expect("served");
     assert_closed_by_node(&mut stream, "idle");
     assert!(idle_since.elapsed() >= Duration::from_millis(300), "closed before the idle timeout");
 }

@@ -373,6 +373,10 @@ impl Replica {
 
     fn on_truncated(&mut self, now_ms: u64, end: u64) {
         assert!(end <= self.offsets.log_end(), "a truncation never lengthens the log");
+        if end < self.offsets.log_start() {
+            // A cut below the log start empties the log, which starts again there.
+            return self.on_started_over(now_ms, end);
+        }
         self.offsets.truncate_to(end);
         self.durable_end = self.durable_end.min(end);
         self.epochs.truncate_from_end(end);

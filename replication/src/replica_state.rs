@@ -89,10 +89,15 @@ impl ReplicaState {
         self.check();
     }
 
-    /// The log was emptied and starts again at `offset`, at or past its end (a follower whose
-    /// leader's log starts there). Everything below it is gone, and was committed.
+    /// The log was emptied and starts again at `offset`: at or past its end (a follower whose
+    /// leader's log starts there), or below its start (a cut below the log start empties it).
     pub fn start_over_at(&mut self, offset: u64) {
-        assert!(offset >= self.log_end, "start over at {offset}, below log end {}", self.log_end);
+        assert!(
+            offset >= self.log_end || offset < self.log_start,
+            "start over at {offset}, inside the log [{}, {})",
+            self.log_start,
+            self.log_end
+        );
         self.log_start = offset;
         self.high_watermark = offset;
         self.log_end = offset;

@@ -48,6 +48,7 @@ const REGRESSIONS: &[(u64, &str)] = &[
     (1519, "a follower exposed a high watermark over offsets of another epoch before truncating them"),
     (1646, "an append of a replica's earlier leadership completed during a later one (a panic)"),
     (1677, "a start-over interrupted by a failed sync left a log recovery refused to open"),
+    (30363, "a cut below a follower's log start (its leader's log starts lower) broke an assertion"),
     (16003, "the checker looked up a batch appended and cut again in one step (a simulator bug)"),
     (36194, "a restarted replica took a state sent before its restart and led its old epoch again"),
     (72428, "a restarted replica led its old epoch again: its high watermark passed an ISR member's copy"),

@@ -73,11 +73,13 @@ impl LogModel {
         self.batches.push((b, sum));
     }
 
-    /// Drops the batches at or after `end`, a batch boundary.
+    /// Drops the batches at or after `end`, a batch boundary; a cut below the start empties the
+    /// log, which starts at `end` from then on.
     pub fn truncate(&mut self, end: u64) {
         let keep = self.batches.partition_point(|(b, _)| b.base < end);
         self.batches.truncate(keep);
-        assert_eq!(self.end(), end.max(self.start), "a cut lands on a batch boundary");
+        self.start = self.start.min(end);
+        assert_eq!(self.end(), end, "a cut lands on a batch boundary");
     }
 
     /// Drops the batches below `start`, a batch boundary (retention).
