@@ -1105,12 +1105,23 @@ impl<S: Storage> PartitionLog<S> {
     /// cannot show to agree with). Every batch and epoch goes, durably. Returns `offset`, the
     /// new log start and end.
     ///
-    /// In steps that each leave a log recovery opens as it is: a cut at the log start (one empty
-    /// segment stays), then a new empty segment at `offset`, then the old one removed. A crash
-    /// between the last two leaves two empty segments, and recovery drops the first.
+    /// In steps that each leave a log recovery opens as it is. At the log end, the log never
+    /// ends anywhere else (a replica in the ISR holds its high watermark through a crash): a roll,
+    /// then the sealed segments removed oldest first, as retention does. Past it (a replica far
+    /// behind): a cut at the log start (one empty segment stays), then a new empty segment at
+    /// `offset`, then the old one removed. A crash between the last two leaves two empty
+    /// segments, and recovery drops the first.
     pub async fn start_over_at(&mut self, offset: u64, now_ms: u64) -> Result<u64> {
         self.check_usable()?;
         assert!(offset >= self.next_offset(), "a log starts over at or past its end");
+        if offset == self.next_offset() {
+            self.roll(now_ms).await?;
+            self.begin_change()?;
+            self.scrub = ScrubCursor::default();
+            let r = self.drop_sealed().await;
+            self.failed = r.is_err();
+            return r.map(|()| offset);
+        }
         let start = self.log_start();
         if self.next_offset() > start {
             self.truncate_to(start, now_ms).await?;
@@ -1120,6 +1131,21 @@ impl<S: Storage> PartitionLog<S> {
         let r = self.move_empty_to(offset, now_ms).await;
         self.failed = r.is_err();
         r.map(|()| offset)
+    }
+
+    /// Removes every sealed segment, oldest first (a crash leaves a suffix of the log, which
+    /// recovers as it is), and forgets every epoch: the active segment is empty.
+    async fn drop_sealed(&mut self) -> Result<()> {
+        assert_eq!(self.active.seg.size, 0, "only an empty active segment stays alone");
+        while let Some(seg) = self.sealed.pop_front() {
+            Self::remove_segment(&self.storage, seg.base).await?;
+        }
+        self.damaged.clear();
+        self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
+        if self.epochs.cache.truncate_from_end(0) {
+            self.epochs.persist().await?;
+        }
+        Ok(())
     }
 
     /// Moves an empty log (one empty segment) to start at `offset`, and forgets every epoch.

@@ -326,3 +326,27 @@ fn a_start_over_interrupted_anywhere_leaves_a_log_that_opens() {
         }
     });
 }
+
+/// Found by the replication simulator (seed 2563): a follower in the ISR starting over at its own
+/// log end (its leader's retention passed its last epoch) was cut to its log start first; a
+/// crash there left it empty at 0, below the high watermark it had acknowledged. At the log end,
+/// every step now leaves a log that still ends there.
+#[test]
+fn a_start_over_at_the_log_end_never_shortens_the_log() {
+    block_on(async {
+        for fail_at in 1..10 {
+            for torn in [None, Some(fail_at)] {
+                let st = MemStorage::new();
+                let mut log = leader(&st).await;
+                st.faults().fail_sync_in.set(fail_at);
+                let done = log.start_over_at(120, 0).await.is_ok();
+                drop(log);
+                st.faults().fail_sync_in.set(0);
+                st.crash(torn.map_or(CrashMode::LoseUnsynced, |seed| CrashMode::Torn { seed: seed.into() }));
+                let (log, _) = PartitionLog::open(st, small_config(), 0).await.unwrap();
+                assert_eq!(log.next_offset(), 120, "{fail_at}: the log still ends at its end");
+                assert!(!done || log.log_start() == 120, "{fail_at}: a finished start-over is durable");
+            }
+        }
+    });
+}

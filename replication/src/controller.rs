@@ -210,6 +210,7 @@ impl Controller {
             elr: vec![],
         };
         self.check_live(&p);
+        assert!(self.records.len() < RECORDS_MAX, "committed records are drained");
         self.records.push_back((id, p.clone()));
         self.state.partitions.insert(id, p);
         self.enqueue(id);
@@ -273,7 +274,8 @@ impl Controller {
 
     /// The next committed change, every one in commit order (unlike
     /// [`poll_update`](Self::poll_update), which gives only a partition's newest state): what
-    /// the metadata log must make durable before the changes are acted on.
+    /// the metadata log must make durable before the changes are acted on. The caller drains it
+    /// after every call: more than `RECORDS_MAX` undrained is a bug and stops the process.
     pub fn poll_record(&mut self) -> Option<(PartitionId, PartitionState)> {
         self.records.pop_front()
     }

@@ -86,6 +86,7 @@ impl Replica {
             request_id,
             leader_epoch: self.offsets.leader_epoch(),
             fetch_offset: self.offsets.log_end(),
+            log_start: self.offsets.log_start(),
             last_fetched_epoch,
             durable_offset,
         };

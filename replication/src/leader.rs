@@ -174,12 +174,11 @@ impl Replica {
                 }
                 Some(_) => {}
             },
-            // Batches without an epoch to check them by (an empty log has none, and starts at
-            // this log's start; a log that lost its epoch cache): they cannot be shown to agree.
-            None if req.fetch_offset > log_start => {
-                return FetchBody::Diverging { epoch: None, end_offset: log_start };
-            }
-            None => {}
+            // An empty log has nothing to disagree with, wherever it starts within this one.
+            None if req.log_start == req.fetch_offset && req.fetch_offset >= log_start => {}
+            // Batches without an epoch to check them by (a log that lost its epoch cache), or an
+            // empty log below this one's start: it starts over here.
+            None => return FetchBody::Diverging { epoch: None, end_offset: log_start },
         }
         if req.fetch_offset < log_start {
             // Retention deleted what the follower lacks: it starts over at this log's start.

@@ -1,7 +1,9 @@
 //! Replication: the ids that name nodes, shards and partitions, the replica state machine and
 //! the controller's per-partition decisions. Sans-IO, in the style of quinn-proto: nothing here
 //! touches a file, a socket or a clock; callers pass `now_ms` and messages in (`handle_*`,
-//! `tick`) and act on what comes out (`poll_log_op`, `poll_output`, `poll_update`), so the same
+//! `tick`) and act on what comes out (`poll_log_op`, `poll_output`; the controller's
+//! `poll_record`, every committed change to make durable, and `poll_update`, each partition's
+//! newest state to send; callers drain both after every call), so the same
 //! code runs in a node and in the deterministic simulator (`weir-sim`).
 //!
 //! Weir replicates as Kafka does since KIP-101/279/841/966: followers pull from the leader,

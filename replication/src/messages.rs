@@ -18,6 +18,9 @@ pub struct FetchRequest {
     pub leader_epoch: u32,
     /// The follower's log end: the next offset it wants.
     pub fetch_offset: u64,
+    /// The follower's log start: equal to `fetch_offset` when its log is empty, and then there
+    /// is nothing to check against the leader's (retention may have emptied it).
+    pub log_start: u64,
     /// The epoch of the last batch in the follower's log; `None` for an empty log.
     pub last_fetched_epoch: Option<u32>,
     /// Every offset below this is durable on the follower. Only this counts towards the high

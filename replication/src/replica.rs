@@ -283,8 +283,16 @@ impl Replica {
     /// Whether an operation that moves the log end (an append of fetched batches or a
     /// truncation) is queued or under way: a follower fetches only from a settled log end.
     pub(crate) fn log_end_unsettled(&self) -> bool {
+        // An epoch begun as leader, reported after the deposition, is cut again (see
+        // `on_epoch_begun`): fetched batches must not land before that cut.
         let moves = |op: &LogOp| {
-            matches!(op, LogOp::AppendFetched { .. } | LogOp::Truncate { .. } | LogOp::StartOver { .. })
+            matches!(
+                op,
+                LogOp::AppendFetched { .. }
+                    | LogOp::Truncate { .. }
+                    | LogOp::StartOver { .. }
+                    | LogOp::BeginEpoch { .. }
+            )
         };
         self.taken.as_ref().is_some_and(moves) || self.ops.iter().any(moves)
     }

@@ -90,6 +90,7 @@ fn fetch(replica: u32, leader_epoch: u32, fetch_offset: u64) -> FetchRequest {
         request_id: 99,
         leader_epoch,
         fetch_offset,
+        log_start: fetch_offset,
         last_fetched_epoch: None,
         durable_offset: fetch_offset,
     }
@@ -440,4 +441,30 @@ fn a_restarted_replica_adopts_no_state_before_the_controller_knows_of_it() {
     // A delayed broadcast of the old epoch changes nothing now.
     n.replica.handle_partition_state(0, &old);
     assert_eq!(n.replica.view().map(|v| v.leader_epoch), Some(3));
+}
+
+/// Found by review and the simulator: a follower whose log retention emptied (its log starts
+/// at its end, above the leader's log start) has no epoch to fetch with. Its empty log has
+/// nothing to disagree with: it copies from where it is, and is not cut back to the leader's
+/// start (which, for an ISR member, would drop it below the high watermark).
+#[test]
+fn an_empty_follower_above_its_leaders_log_start_copies_from_its_end() {
+    let leader: &[common::Batch] = &[(0, 2, 1), (2, 4, 1), (4, 6, 1), (6, 8, 1)];
+    let mut c = Cluster::new(config(1), &[leader, &[]]);
+    c.nodes[1] = Node::starting_at(1, config(1), 6, &[]);
+    c.publish(&state(&[0, 1], 0, 2, 1, &[0]));
+    for _ in 0..10 {
+        c.advance(100);
+    }
+    assert!(c.node(1).ops.iter().all(|op| !matches!(op, LogOp::Truncate { .. } | LogOp::StartOver { .. })));
+    let log = &c.nodes[1].log;
+    assert_eq!((log.start, log.batches.as_slice()), (6, &[(6, 8, 1)][..]));
+}
+
+/// An empty follower below its leader's log start starts over there.
+#[test]
+fn an_empty_follower_below_its_leaders_log_start_starts_over_there() {
+    let mut c = leader_past_retention(&[]);
+    let log = &c.node(1).log;
+    assert_eq!((log.start, log.batches.as_slice()), (4, &[(4, 6, 3)][..]));
 }

@@ -34,6 +34,10 @@ fn seeds_3000_to_3999_hold_every_invariant() {
 /// Every seed that ever failed, with the bug it found. They run in the sweeps too; listed here
 /// so that a change of the sweeps' range keeps them.
 const REGRESSIONS: &[(u64, &str)] = &[
+    (
+        85,
+        "an epochless fetch from a log retention emptied was answered diverging, dropping an ISR member to 0",
+    ),
     (87, "an answer to an earlier ISR proposal left the current one waiting for ever"),
     (
         102,
@@ -47,9 +51,14 @@ const REGRESSIONS: &[(u64, &str)] = &[
     (1147, "a refused ISR proposal, re-sent, was accepted after the leader stopped counting the follower"),
     (1519, "a follower exposed a high watermark over offsets of another epoch before truncating them"),
     (1646, "an append of a replica's earlier leadership completed during a later one (a panic)"),
+    (137, "time retention emptied a follower's log, which then fetched with no epoch and was cut to 0"),
     (1677, "a start-over interrupted by a failed sync left a log recovery refused to open"),
-    (30363, "a cut below a follower's log start (its leader's log starts lower) broke an assertion"),
+    (
+        2563,
+        "a follower in the ISR starting over at its log end was cut to its start first; a crash left it empty",
+    ),
     (16003, "the checker looked up a batch appended and cut again in one step (a simulator bug)"),
+    (30363, "a cut below a follower's log start (its leader's log starts lower) broke an assertion"),
     (36194, "a restarted replica took a state sent before its restart and led its old epoch again"),
     (72428, "a restarted replica led its old epoch again: its high watermark passed an ISR member's copy"),
 ];

@@ -100,6 +100,8 @@ impl FakeLog {
     /// that start there or later.
     fn truncate(&mut self, offset: u64) -> u64 {
         self.batches.retain(|b| b.1 <= offset);
+        // A cut below the log start empties the log, which starts there from then on.
+        self.start = self.start.min(offset);
         let end = self.end();
         self.durable = self.durable.min(end);
         self.epochs.retain(|e| e.start_offset < end);

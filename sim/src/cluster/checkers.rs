@@ -15,6 +15,7 @@
 //! 6. `dense`: a log's offsets are dense and its epochs never go back (asserted by the model),
 //!    and a restart keeps every batch the log called durable.
 
+use super::data_node::Before;
 use super::model::{BatchMeta, LogModel, agree_up_to};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -65,6 +66,10 @@ pub struct Checkers {
     last_state: Option<PartitionState>,
     pub elections: u64,
     pub truncations: u64,
+    /// The highest log start any node's retention reached: no log may start past it (a
+    /// follower starts over only at a leader's log start), and only below it may acknowledged
+    /// batches be missing.
+    pub retention_floor: u64,
 }
 
 impl Checkers {
@@ -75,7 +80,7 @@ impl Checkers {
         }
         self.acked.insert(meta.base, meta);
         for r in isr {
-            holds(r, &meta)?;
+            holds(r, &meta, self.retention_floor)?;
         }
         Ok(())
     }
@@ -83,7 +88,7 @@ impl Checkers {
     /// Invariant 1 for a replica that is (or just joined, or restarted in) the ISR: it holds
     /// every acknowledged batch.
     pub fn holds_all_acked(&self, r: &ReplicaView<'_>) -> Check {
-        self.acked.values().try_for_each(|m| holds(r, m))
+        self.acked.values().try_for_each(|m| holds(r, m, self.retention_floor))
     }
 
     /// Invariant 2 for a batch appended to `r`'s log.
@@ -163,6 +168,17 @@ impl Checkers {
     /// watermark within the durable copies of the ISR.
     pub fn each_step(&mut self, replicas: &[ReplicaView<'_>], isr: &[NodeId]) -> Check {
         for r in replicas {
+            if r.model.start() > self.retention_floor {
+                let detail = format!(
+                    "{:?}'s log starts at {}, past every retention point ({})",
+                    r.node,
+                    r.model.start(),
+                    self.retention_floor
+                );
+                return fail("acked-durable", detail);
+            }
+        }
+        for r in replicas {
             let Some(epoch) = r.leads else { continue };
             let me = (r.node, r.incarnation);
             let leader = *self.leader_of_epoch.entry(epoch).or_insert(me);
@@ -209,9 +225,19 @@ impl Checkers {
         Ok(s.isr.iter().copied().filter(|n| !before.contains(n)).collect())
     }
 
-    /// Invariant 6 at a restart: the recovered log keeps every batch that was durable.
-    pub fn on_recovered(node: NodeId, before: &LogModel, durable_end: u64, after: &LogModel) -> Check {
-        for b in before.range(after.start(), durable_end).filter(|b| b.end <= durable_end) {
+    /// Invariant 6 at a restart: the recovered log keeps every batch that was durable, and starts
+    /// no later than the failed operation (if any) allowed.
+    pub fn on_recovered(node: NodeId, before: &Before, after: &LogModel) -> Check {
+        if after.start() > before.start_max {
+            let detail = format!(
+                "{node:?} recovered from {} though it started at {}",
+                after.start(),
+                before.start_max
+            );
+            return fail("dense", detail);
+        }
+        let durable = before.durable_end;
+        for b in before.model.range(after.start(), durable).filter(|b| b.end <= durable) {
             if after.at(b.base) != Some(*b) {
                 return fail("dense", format!("{node:?} lost durable {b:?} in a crash"));
             }
@@ -237,9 +263,10 @@ impl Checkers {
 }
 
 /// Invariant 1 for one replica and one acknowledged batch.
-fn holds(r: &ReplicaView<'_>, m: &BatchMeta) -> Check {
-    // Retention deletes committed batches, and only those: below the log start is fine.
-    if m.end <= r.model.start() {
+fn holds(r: &ReplicaView<'_>, m: &BatchMeta, retention_floor: u64) -> Check {
+    // Retention deletes committed batches: below the log start is fine, if retention somewhere
+    // reached that far.
+    if m.end <= r.model.start() && m.end <= retention_floor {
         return Ok(());
     }
     match r.model.at(m.base) {

@@ -89,7 +89,7 @@ impl ControllerHost {
             self.durable.partitions.insert(id, state.clone());
             self.committed.push(state);
         }
-        // A creation is no change of a state, so it comes only as an update.
+        // Updates carry the newest states, which the records already made durable.
         while let Some((id, state)) = c.poll_update() {
             self.durable.partitions.insert(id, state.clone());
             for &n in &self.nodes {

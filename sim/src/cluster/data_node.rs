@@ -3,7 +3,7 @@
 
 use super::model::LogModel;
 use super::msg::{Msg, ProduceError, payload};
-use super::store::{Store, sim_log_config};
+use super::store::{Retention, Store, sim_log_config};
 use fastrand::Rng;
 use std::collections::BTreeMap;
 use weir_log::batch::BatchView;
@@ -34,6 +34,8 @@ pub struct Running {
     next_heartbeat_ms: u64,
     /// The last log operation performed: if the log failed, it may have done part of its work.
     pub last_op: Option<LogOp>,
+    /// Set if the log failed in retention below this high watermark.
+    pub retention_failed_below: Option<u64>,
 }
 
 /// Timing of a node's I/O and heartbeats.
@@ -53,16 +55,17 @@ pub struct DataNode {
     pub incarnation: u64,
     pub up: Option<Running>,
     pub crashes: u64,
-    /// The log's model and durable end when the node last crashed, to check what it recovers.
-    pub before_crash: Option<(LogModel, u64)>,
-    /// Retention by size, if this run has it.
-    pub retention_bytes: Option<u64>,
+    /// What the node's log held when it last crashed or failed, to check what it recovers.
+    pub before_crash: Option<Before>,
+    pub retention: Retention,
+    /// The highest log start this node's retention reached.
+    pub retained_to: u64,
     /// Appends the log refused whole (a full disk), the log still usable.
     pub refusals: u64,
 }
 
 impl DataNode {
-    pub fn new(id: NodeId, retention_bytes: Option<u64>) -> Self {
+    pub fn new(id: NodeId, retention: Retention) -> Self {
         Self {
             id,
             storage: MemStorage::new(),
@@ -70,7 +73,8 @@ impl DataNode {
             up: None,
             crashes: 0,
             before_crash: None,
-            retention_bytes,
+            retention,
+            retained_to: 0,
             refusals: 0,
         }
     }
@@ -84,7 +88,7 @@ impl DataNode {
         // try); a node retries, as its upkeep would.
         let mut tries = 0;
         let (store, recovered) = loop {
-            match Store::open(self.storage.clone(), sim_log_config(self.retention_bytes), now_ms) {
+            match Store::open(self.storage.clone(), sim_log_config(self.retention), now_ms) {
                 Ok(opened) => break opened,
                 Err(e) => {
                     tries += 1;
@@ -93,7 +97,7 @@ impl DataNode {
             }
         };
         if super::world::trace() {
-            eprintln!("{now_ms} {:?} starts, incarnation {}: {recovered:?}", self.id, self.incarnation + 1);
+            eprintln!("{now_ms} {:?} starts, incarnation {}: {recovered:?}", self.id, self.incarnation);
         }
         let replica = Replica::new(self.id, PartitionId(0), config, recovered, self.incarnation);
         self.up = Some(Running {
@@ -105,6 +109,7 @@ impl DataNode {
             next_retention_ms: now_ms,
             next_heartbeat_ms: now_ms,
             last_op: None,
+            retention_failed_below: None,
         });
     }
 
@@ -112,7 +117,7 @@ impl DataNode {
     /// synced (and, torn, some of what was not).
     pub fn crash(&mut self, mode: CrashMode) {
         if let Some(r) = &self.up {
-            self.before_crash = Some((r.store.model.clone(), r.replica.durable_end()));
+            self.before_crash = Some(Before::of(r));
         }
         if super::world::trace() {
             eprintln!("{:?} crashes ({mode:?})", self.id);
@@ -194,11 +199,18 @@ impl DataNode {
             // watermark.
             r.next_retention_ms = now_ms + RETENTION_INTERVAL_MS;
             let hw = r.replica.offsets().high_watermark();
-            match r.store.enforce_retention(now_ms, hw) {
-                Ok(Some(start)) => r.replica.handle_log_start(start),
+            match r.store.upkeep(now_ms, hw) {
+                Ok(Some(start)) => {
+                    self.retained_to = self.retained_to.max(start);
+                    r.replica.handle_log_start(start);
+                }
                 Ok(None) => {}
-                // A failed sync: the log is failed, and the node reopens it.
-                Err(_) => return false,
+                // A failed sync: the log is failed, and the node reopens it. Retention may have
+                // deleted segments below the high watermark before it failed.
+                Err(_) => {
+                    r.retention_failed_below = Some(hw);
+                    return false;
+                }
             }
         }
         loop {
@@ -249,4 +261,30 @@ fn batches_valid(mut bytes: &[u8]) -> bool {
         bytes = &bytes[view.bytes().len()..];
     }
     true
+}
+
+/// A log as it was before a crash or failure, and what recovery may change of it.
+#[derive(Debug, Clone)]
+pub struct Before {
+    pub model: LogModel,
+    /// Every batch below this was durable, unless the failed operation removed it.
+    pub durable_end: u64,
+    /// The highest log start recovery may come back with: the old one, unless the failed
+    /// operation was retention (up to the high watermark it used) or a start-over (its offset).
+    pub start_max: u64,
+}
+
+impl Before {
+    /// What `r`'s log must still hold, allowing for the operation that failed (if any).
+    pub fn of(r: &Running) -> Self {
+        let (durable, start) = (r.replica.durable_end(), r.store.model.start());
+        let (durable_end, start_max) = match (r.retention_failed_below, r.last_op) {
+            (Some(hw), _) => (durable, start.max(hw)),
+            (None, Some(LogOp::Truncate { offset })) => (durable.min(offset), start),
+            // A start-over drops everything: the old log, a prefix of it, or none may come back.
+            (None, Some(LogOp::StartOver { offset })) => (start, start.max(offset)),
+            _ => (durable, start),
+        };
+        Self { model: r.store.model.clone(), durable_end, start_max }
+    }
 }

@@ -14,12 +14,25 @@ use weir_replication::{AppendedRange, LogEvent, LogFailure, LogOp, Recovered};
 /// Most bytes a fetch answer carries.
 pub const FETCH_BYTES_MAX: usize = 64 << 10;
 
-/// Small segments and buffers, so runs roll segments and crashes land around rolls too;
-/// retention by size if `retention_bytes` is set.
-pub fn sim_log_config(retention_bytes: Option<u64>) -> LogConfig {
+/// How a run deletes old data: not at all, by size, or by age (with segments rolled by age, so
+/// an idle log's last segment is sealed and goes too, and a log can end up empty).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    None,
+    Bytes(u64),
+    Time { retention_ms: u64, segment_ms: u64 },
+}
+
+/// Small segments and buffers, so runs roll segments and crashes land around rolls too.
+pub fn sim_log_config(retention: Retention) -> LogConfig {
+    let (retention_bytes, retention_ms, segment_ms) = match retention {
+        Retention::None => (None, None, u64::MAX / 4),
+        Retention::Bytes(b) => (Some(b), None, u64::MAX / 4),
+        Retention::Time { retention_ms, segment_ms } => (None, Some(retention_ms), segment_ms),
+    };
     LogConfig {
         segment_bytes_max: 64 << 10,
-        segment_ms: u64::MAX / 4,
+        segment_ms,
         index_interval_bytes: 4096,
         batch_bytes_max: 16 << 10,
         write_buffer_bytes: 16 << 10,
@@ -27,7 +40,7 @@ pub fn sim_log_config(retention_bytes: Option<u64>) -> LogConfig {
         // Small, so a segment allocates as it grows, and a full disk refuses appends.
         preallocate_bytes: 8 << 10,
         flush: FlushPolicy::Sync,
-        retention_ms: None,
+        retention_ms,
         retention_bytes,
     }
 }
@@ -158,9 +171,11 @@ impl Store {
         (appended, None)
     }
 
-    /// Deletes sealed segments below `high_watermark` that retention says go; returns the new
-    /// log start if it moved.
-    pub fn enforce_retention(&mut self, now_ms: u64, high_watermark: u64) -> Result<Option<u64>, LogError> {
+    /// The periodic chore: rolls a segment that reached `segment_ms`, then deletes sealed
+    /// segments below `high_watermark` that retention says go; returns the new log start if it
+    /// moved.
+    pub fn upkeep(&mut self, now_ms: u64, high_watermark: u64) -> Result<Option<u64>, LogError> {
+        block_on(self.log.roll_if_due(now_ms))?;
         if block_on(self.log.enforce_retention_below(now_ms, high_watermark))?.is_empty() {
             return Ok(None);
         }

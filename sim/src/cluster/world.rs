@@ -4,13 +4,13 @@
 use super::checkers::{Checkers, ReplicaView, Violation};
 use super::clients::{CLIENT_BASE, Producer};
 use super::controller_host::ControllerHost;
-use super::data_node::{CONTROLLER, DataNode, NodeTiming, Outbox};
+use super::data_node::{Before, CONTROLLER, DataNode, NodeTiming, Outbox};
 use super::faults::FaultPlan;
 use super::model::BatchMeta;
 use super::msg::Msg;
 use super::network::{Network, NetworkConfig};
 use super::rng::Streams;
-use super::store::metas;
+use super::store::{Retention, metas};
 use weir_log::storage::mem::CrashMode;
 use weir_replication::{Acks, ControllerConfig, NodeId, ReplicaConfig};
 
@@ -128,9 +128,16 @@ impl World {
             duplicate_per_million: rng.shape.u32(0..=20_000),
         };
         let ids: Vec<NodeId> = (0..3).map(NodeId).collect();
-        // Half the runs delete old segments by size, so followers fall behind a leader's log
-        // start and start over there.
-        let retention_bytes = rng.shape.bool().then(|| rng.shape.u64(16 << 10..=256 << 10));
+        // Most runs delete old segments, by size or by age, so followers fall behind a leader's
+        // log start and start over there, and idle logs empty.
+        let retention = match rng.shape.u32(0..3) {
+            0 => Retention::None,
+            1 => Retention::Bytes(rng.shape.u64(16 << 10..=256 << 10)),
+            _ => Retention::Time {
+                retention_ms: rng.shape.u64(200..=2_000),
+                segment_ms: rng.shape.u64(100..=1_000),
+            },
+        };
         let controller_config =
             ControllerConfig { min_insync_replicas, unclean_leader_election: false, session_timeout_ms: 300 };
         let timing = NodeTiming {
@@ -140,7 +147,7 @@ impl World {
         };
         let mut w = Self {
             now_ms: 0,
-            nodes: ids.iter().map(|&id| DataNode::new(id, retention_bytes)).collect(),
+            nodes: ids.iter().map(|&id| DataNode::new(id, retention)).collect(),
             controller: ControllerHost::new(controller_config, &ids, 0),
             net: Network::new(net),
             producers: (0..4).map(Producer::new).collect(),
@@ -199,6 +206,7 @@ impl World {
         self.send_all(CONTROLLER, &mut out);
         for i in 0..self.nodes.len() {
             let ok = self.nodes[i].step(self.now_ms, &mut self.rng.disk, self.timing, &mut out);
+            self.raise_retention_floor();
             let id = self.nodes[i].id;
             self.send_all(id, &mut out);
             if !ok {
@@ -206,11 +214,9 @@ impl World {
                 // right there, leaving the operation's first steps on disk.
                 if self.rng.faults.bool() {
                     let mode = CrashMode::Torn { seed: self.rng.faults.u64(..) };
-                    let kept = self.nodes[i].up.as_ref().map(durable_kept);
+                    let before = self.nodes[i].up.as_ref().map(Before::of);
                     self.nodes[i].crash(mode);
-                    if let (Some((_, durable)), Some(kept)) = (&mut self.nodes[i].before_crash, kept) {
-                        *durable = kept;
-                    }
+                    self.nodes[i].before_crash = before;
                     self.restart(i)?;
                 } else {
                     self.reopen(i)?;
@@ -284,8 +290,13 @@ impl World {
         let Some(leader) = self.consumer_hint else { return Ok(()) };
         let Some(r) = &self.nodes[leader.0 as usize].up else { return Ok(()) };
         let hw = r.replica.offsets().high_watermark();
-        // What retention deleted, the consumer skips, as a Kafka consumer reset to earliest.
-        self.consumer_at = self.consumer_at.max(r.replica.offsets().log_start());
+        // What retention deleted, the consumer skips, as a Kafka consumer reset to earliest; a
+        // log start past every retention point would be lost data (see `each_step`).
+        self.consumer_at =
+            self.consumer_at.max(r.replica.offsets().log_start().min(self.checkers.retention_floor));
+        if self.consumer_at < r.replica.offsets().log_start() {
+            return Ok(());
+        }
         if !r.replica.is_leader() || self.consumer_at >= hw {
             return Ok(());
         }
@@ -302,7 +313,7 @@ impl World {
     fn reopen(&mut self, i: usize) -> Result<(), Violation> {
         self.stats.log_reopens += 1;
         let r = self.nodes[i].up.take().expect("a node reopens its log while up");
-        self.nodes[i].before_crash = Some((r.store.model.clone(), durable_kept(&r)));
+        self.nodes[i].before_crash = Some(Before::of(&r));
         self.restart(i)
     }
 
@@ -313,11 +324,16 @@ impl World {
         self.checkers.on_restart(id);
         let views = self.views();
         let me = views.iter().find(|v| v.node == id).expect("just started");
-        if let Some((before, durable)) = &self.nodes[i].before_crash {
-            Checkers::on_recovered(id, before, *durable, me.model)?;
+        if let Some(before) = &self.nodes[i].before_crash {
+            Checkers::on_recovered(id, before, me.model)?;
         }
+        // A start that recovery found past the old one (checked above against what the failed
+        // operation allowed) was retention's: it counts as a retention point.
+        let recovered_start = me.model.start();
         drop(views);
         self.nodes[i].before_crash = None;
+        self.nodes[i].retained_to = self.nodes[i].retained_to.max(recovered_start);
+        self.raise_retention_floor();
         let views = self.views();
         let me = views.iter().find(|v| v.node == id).expect("just started");
         for o in views.iter().filter(|v| v.node != id) {
@@ -327,6 +343,12 @@ impl World {
             self.checkers.holds_all_acked(me)?;
         }
         Ok(())
+    }
+
+    /// The checkers learn how far retention went anywhere, as soon as it did.
+    fn raise_retention_floor(&mut self) {
+        let floor = self.nodes.iter().map(|n| n.retained_to).max().unwrap_or(0);
+        self.checkers.retention_floor = self.checkers.retention_floor.max(floor);
     }
 
     /// Runs the checkers on what changed in the step: appends, truncations, high watermarks,
@@ -412,16 +434,6 @@ impl World {
             }
         }
         d
-    }
-}
-
-/// What a node's log must still hold after its log failed: its durable end, less what the
-/// failed operation (a cut, a start-over) may have removed before failing.
-fn durable_kept(r: &super::data_node::Running) -> u64 {
-    match r.last_op {
-        Some(weir_replication::LogOp::Truncate { offset }) => r.replica.durable_end().min(offset),
-        Some(weir_replication::LogOp::StartOver { .. }) => 0,
-        _ => r.replica.durable_end(),
     }
 }
 
