@@ -157,8 +157,13 @@ impl Replica {
 
     fn fetch_body(&mut self, now_ms: u64, req: &FetchRequest) -> FetchBody {
         let refuse = FetchBody::Refused;
-        let Role::Leader(_) = &self.role else { return refuse(FetchRefusal::NotLeader) };
+        let Role::Leader(l) = &self.role else { return refuse(FetchRefusal::NotLeader) };
         let epoch = self.offsets.leader_epoch();
+        // Until the epoch is recorded, an append fetched before the election may still land:
+        // answers from the log as it is now could be contradicted by it.
+        if l.epoch_start.is_none() && req.leader_epoch == epoch {
+            return refuse(FetchRefusal::LeaderNotReady);
+        }
         if req.leader_epoch < epoch {
             return refuse(FetchRefusal::FencedLeaderEpoch);
         }

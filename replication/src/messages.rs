@@ -67,6 +67,9 @@ pub enum FetchRefusal {
     OffsetOutOfRange { log_start: u64, log_end: u64 },
     /// The follower is not a replica of this partition.
     UnknownReplica,
+    /// The leader has not yet recorded its epoch in its log: log operations from before its
+    /// election may still be changing the log. Retriable.
+    LeaderNotReady,
 }
 
 /// The acknowledgement a producer asked for.

@@ -468,3 +468,22 @@ fn an_empty_follower_below_its_leaders_log_start_starts_over_there() {
     let log = &c.node(1).log;
     assert_eq!((log.start, log.batches.as_slice()), (4, &[(4, 6, 3)][..]));
 }
+
+/// Found by the simulator (seed 65281): a replica elected while an append of batches fetched
+/// from the old leader was under way answered a fetch from its log as it was, then the append
+/// landed: the follower was sent to cut batches its new leader held (and exposed). A leader
+/// answers fetches only once its epoch is recorded, after every operation from before.
+#[test]
+fn a_leader_answers_no_fetch_before_its_epoch_is_recorded() {
+    let mut n = Node::new(0, config(1), &[(0, 2, 1)]);
+    n.hold = Some(|op| matches!(op, LogOp::BeginEpoch { .. }));
+    let incarnation = n.replica.incarnation();
+    n.replica.handle_registration(0, incarnation, &state(RF3, 0, 2, 1, RF3));
+    n.run_log(0);
+    assert_eq!(n.held, Some(LogOp::BeginEpoch { epoch: 2 }));
+    let early = n.replica.handle_fetch(0, &fetch(1, 2, 2));
+    assert_eq!(early.body, FetchBody::Refused(FetchRefusal::LeaderNotReady));
+    n.release(0);
+    let ready = n.replica.handle_fetch(0, &fetch(1, 2, 2));
+    assert_eq!(ready.body, FetchBody::Records { fetch_offset: 2 });
+}

@@ -60,6 +60,7 @@ const REGRESSIONS: &[(u64, &str)] = &[
     (16003, "the checker looked up a batch appended and cut again in one step (a simulator bug)"),
     (30363, "a cut below a follower's log start (its leader's log starts lower) broke an assertion"),
     (36194, "a restarted replica took a state sent before its restart and led its old epoch again"),
+    (65281, "a leader elected mid-append answered a fetch from its log before the append landed"),
     (72428, "a restarted replica led its old epoch again: its high watermark passed an ISR member's copy"),
 ];
 
