@@ -272,19 +272,26 @@ pub struct Before {
     /// The highest log start recovery may come back with: the old one, unless the failed
     /// operation was retention (up to the high watermark it used) or a start-over (its offset).
     pub start_max: u64,
+    /// Whether the failed operation was retention: a start it moved to is a retention point.
+    pub from_retention: bool,
 }
 
 impl Before {
     /// What `r`'s log must still hold, allowing for the operation that failed (if any).
     pub fn of(r: &Running) -> Self {
         let (durable, start) = (r.replica.durable_end(), r.store.model.start());
+        let end = r.store.model.end();
         let (durable_end, start_max) = match (r.retention_failed_below, r.last_op) {
             (Some(hw), _) => (durable, start.max(hw)),
             (None, Some(LogOp::Truncate { offset })) => (durable.min(offset), start),
-            // A start-over drops everything: the old log, a prefix of it, or none may come back.
+            // At the log end, a start-over removes segments oldest first: any suffix may come
+            // back, holding every durable batch from its start.
+            (None, Some(LogOp::StartOver { offset })) if offset == end => (durable, offset),
+            // Past it, everything goes: the old log, a prefix of it, or none may come back.
             (None, Some(LogOp::StartOver { offset })) => (start, start.max(offset)),
             _ => (durable, start),
         };
-        Self { model: r.store.model.clone(), durable_end, start_max }
+        let from_retention = r.retention_failed_below.is_some();
+        Self { model: r.store.model.clone(), durable_end, start_max, from_retention }
     }
 }

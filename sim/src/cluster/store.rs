@@ -118,8 +118,9 @@ impl Store {
             LogOp::StartOver { offset } => {
                 let result =
                     block_on(self.log.start_over_at(offset, now_ms)).map_err(|e| failure(&self.log, e));
-                // Every batch dropped lies below the leader's log start: committed, and deleted by
-                // the leader's retention, so not a truncation of committed data.
+                // Every batch dropped lies below the leader's log start, which is at or below the
+                // retention floor (checked every step): deleted there by retention, or never
+                // committed, so not a truncation the checkers look at.
                 if let Ok(start) = result {
                     assert!(self.model.end() <= start, "a log starts over at or past its end");
                     self.model = LogModel::from_batches(start, &[]);

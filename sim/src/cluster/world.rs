@@ -324,15 +324,23 @@ impl World {
         self.checkers.on_restart(id);
         let views = self.views();
         let me = views.iter().find(|v| v.node == id).expect("just started");
+        let mut retained = 0;
         if let Some(before) = &self.nodes[i].before_crash {
+            if before.model.start() > self.checkers.retention_floor {
+                let detail =
+                    format!("{id:?}'s log started at {}, past every retention point", before.model.start());
+                return Err(Violation { invariant: "acked-durable", detail });
+            }
             Checkers::on_recovered(id, before, me.model)?;
+            // A start that failed retention left past the old one (checked above against what
+            // it allowed) is a retention point.
+            if before.from_retention {
+                retained = me.model.start();
+            }
         }
-        // A start that recovery found past the old one (checked above against what the failed
-        // operation allowed) was retention's: it counts as a retention point.
-        let recovered_start = me.model.start();
         drop(views);
         self.nodes[i].before_crash = None;
-        self.nodes[i].retained_to = self.nodes[i].retained_to.max(recovered_start);
+        self.nodes[i].retained_to = self.nodes[i].retained_to.max(retained);
         self.raise_retention_floor();
         let views = self.views();
         let me = views.iter().find(|v| v.node == id).expect("just started");
