@@ -147,7 +147,6 @@ impl Replica {
                 AnswerVerdict::Discard
             }
         };
-        self.follower_on_durable();
         self.drive(now_ms);
         verdict
     }
@@ -187,8 +186,9 @@ impl Replica {
         }
     }
 
-    /// A follower's high watermark: the leader's, as far as this log holds it durably.
-    pub(crate) fn follower_on_durable(&mut self) {
+    /// A follower's high watermark: the leader's, as far as this log holds it durably and
+    /// agrees with the leader's.
+    pub(crate) fn follower_high_watermark(&mut self) {
         let Role::Follower(f) = &self.role else { return };
         let hw = f.leader_high_watermark.min(self.durable_end).min(f.agreed_end);
         self.offsets.advance_high_watermark(hw);

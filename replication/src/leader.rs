@@ -75,17 +75,15 @@ impl Replica {
         })
     }
 
-    /// `epoch` was recorded at `start`. The replica may have stopped leading it meanwhile:
+    /// `epoch` was recorded at `start` (the `drive` after every log event then moves what a
+    /// recorded epoch unblocks). The replica may have stopped leading it meanwhile:
     /// then, following, it drops the epoch again (it wrote nothing), else its log would refuse
     /// the new leader's batches of an older epoch.
-    pub(crate) fn on_epoch_begun(&mut self, now_ms: u64, epoch: u32, start: u64) {
+    pub(crate) fn on_epoch_begun(&mut self, epoch: u32, start: u64) {
         self.epochs.assign(epoch, start);
         let current = self.offsets.leader_epoch();
         match &mut self.role {
-            Role::Leader(l) if epoch == current => {
-                l.epoch_start = Some(start);
-                self.leader_drive(now_ms);
-            }
+            Role::Leader(l) if epoch == current => l.epoch_start = Some(start),
             Role::Follower(_) if start == self.offsets.log_end() => {
                 self.queue(LogOp::Truncate { offset: start });
             }
@@ -205,10 +203,6 @@ impl Replica {
         p.last_fetch_ms = now_ms;
         p.log_end_at_last_fetch = log_end;
         FetchBody::Records { fetch_offset: req.fetch_offset }
-    }
-
-    pub(crate) fn leader_on_durable(&mut self, now_ms: u64) {
-        self.leader_drive(now_ms);
     }
 
     /// The controller changed the ISR in this epoch (an accepted proposal, or a member it

@@ -271,7 +271,10 @@ impl Replica {
         }
         match self.role {
             Role::Leader(_) => self.leader_drive(now_ms),
-            Role::Follower(_) => self.follower_drive(now_ms),
+            Role::Follower(_) => {
+                self.follower_high_watermark();
+                self.follower_drive(now_ms);
+            }
             Role::Offline => {}
         }
     }
@@ -322,7 +325,7 @@ impl Replica {
         match event {
             LogEvent::EpochBegun { result: Ok(start) } => {
                 let Some(LogOp::BeginEpoch { epoch }) = op else { panic!("{event:?} reports {op:?}") };
-                self.on_epoch_begun(now_ms, epoch, start);
+                self.on_epoch_begun(epoch, start);
             }
             LogEvent::ProduceAppended { produce, result } => self.on_produce_appended(produce, result),
             LogEvent::FetchedAppended { request_id, appended, failure } => {
@@ -331,7 +334,7 @@ impl Replica {
                 }
                 self.on_fetched_appended(now_ms, request_id, appended.is_empty(), failure);
             }
-            LogEvent::Flushed { result: Ok(durable) } => self.on_flushed(now_ms, durable),
+            LogEvent::Flushed { result: Ok(durable) } => self.on_flushed(durable),
             LogEvent::Truncated { result: Ok(end) } => self.on_truncated(now_ms, end),
             LogEvent::StartedOver { result: Ok(start) } => self.on_started_over(now_ms, start),
             LogEvent::EpochBegun { result: Err(_) }
@@ -352,14 +355,11 @@ impl Replica {
         self.epochs.assign(r.epoch, r.base);
     }
 
-    fn on_flushed(&mut self, now_ms: u64, durable: u64) {
+    /// What the new durable end moves (a high watermark, acknowledgements) the `drive` after
+    /// every log event moves.
+    fn on_flushed(&mut self, durable: u64) {
         assert!(durable <= self.offsets.log_end(), "durable end {durable} past the log end");
         self.durable_end = self.durable_end.max(durable);
-        match self.role {
-            Role::Leader(_) => self.leader_on_durable(now_ms),
-            Role::Follower(_) => self.follower_on_durable(),
-            Role::Offline => {}
-        }
     }
 
     /// Retention deleted the log's batches below `log_start`, which the caller ran between two
