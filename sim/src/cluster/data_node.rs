@@ -2,11 +2,10 @@
 //! survives the node's crashes (as much of it as was synced).
 
 use super::model::LogModel;
-use super::msg::{Msg, ProduceError, payload};
+use super::msg::{Msg, ProduceError, batch_views, payload};
 use super::store::{Retention, Store, sim_log_config};
 use fastrand::Rng;
 use std::collections::BTreeMap;
-use weir_log::batch::BatchView;
 use weir_log::storage::mem::{CrashMode, MemStorage};
 use weir_replication::{AnswerVerdict, LogEvent, LogOp, NodeId, Output, PartitionId, Replica, ReplicaConfig};
 
@@ -144,7 +143,7 @@ impl DataNode {
             Msg::FetchAnswer(answer, bytes) => {
                 // Bytes are validated where they enter the process: a batch damaged on the way
                 // makes the answer as good as lost (the fetch times out and is sent again).
-                if !batches_valid(&bytes) {
+                if batch_views(&bytes).is_err() {
                     return;
                 }
                 if r.replica.handle_fetch_answer(now_ms, from, &answer) == AnswerVerdict::Append {
@@ -160,7 +159,7 @@ impl DataNode {
             }
             Msg::AlterAnswer(req, result) => r.replica.handle_alter_answer(now_ms, &req, result),
             Msg::Produce { produce, acks, batch } => {
-                if !batches_valid(&batch) {
+                if batch_views(&batch).is_err() {
                     let result = Err(ProduceError::Corrupt);
                     out.push((from, Msg::ProduceAnswer { produce, result }));
                     return;
@@ -253,14 +252,6 @@ impl DataNode {
         }
         !r.replica.is_failed()
     }
-}
-
-fn batches_valid(mut bytes: &[u8]) -> bool {
-    while !bytes.is_empty() {
-        let Ok(view) = BatchView::validate(bytes, usize::MAX) else { return false };
-        bytes = &bytes[view.bytes().len()..];
-    }
-    true
 }
 
 /// A log as it was before a crash or failure, and what recovery may change of it.

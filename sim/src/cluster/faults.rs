@@ -177,17 +177,9 @@ pub fn maybe_damage(rng: &mut Rng, msg: Msg) -> (Msg, bool) {
     }
 }
 
-/// Where each batch of a payload starts, and its length (from the frame: bytes 12..16).
-fn batch_starts(mut bytes: &[u8]) -> Vec<(usize, usize)> {
-    let (mut out, mut at) = (Vec::new(), 0);
-    while bytes.len() >= CRC_START {
-        let len = u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes")) as usize;
-        if len < CRC_START || len > bytes.len() {
-            break;
-        }
-        out.push((at, len));
-        at += len;
-        bytes = &bytes[len..];
-    }
-    out
+/// Where each batch of a payload starts, and its length.
+fn batch_starts(bytes: &[u8]) -> Vec<(usize, usize)> {
+    let views = super::msg::batch_views(bytes).expect("what is sent is valid until flipped");
+    let lens = views.iter().map(|v| v.bytes().len());
+    lens.scan(0, |at, len| Some((std::mem::replace(at, *at + len), len))).collect()
 }

@@ -2,6 +2,8 @@
 
 use rkyv::util::AlignedVec;
 use std::rc::Rc;
+use weir_log::BatchError;
+use weir_log::batch::BatchView;
 use weir_replication::{
     Acks, AlterPartition, AppendedRange, ControllerError, FetchAnswer, FetchRequest, PartitionState,
     ReplicaError,
@@ -10,6 +12,18 @@ use weir_replication::{
 /// Batches on the wire: aligned as a receive buffer is, so they validate in place; shared,
 /// so a duplicated message costs no copy.
 pub type Payload = Rc<AlignedVec<16>>;
+
+/// The batches of a payload (whole batches back to back), each validated, CRC included: the one
+/// walk over batches every part of the simulator uses.
+pub fn batch_views(mut bytes: &[u8]) -> Result<Vec<BatchView<'_>>, BatchError> {
+    let mut views = Vec::new();
+    while !bytes.is_empty() {
+        let view = BatchView::validate(bytes, usize::MAX)?;
+        bytes = &bytes[view.bytes().len()..];
+        views.push(view);
+    }
+    Ok(views)
+}
 
 /// A payload holding a copy of `bytes`.
 pub fn payload(bytes: &[u8]) -> Payload {

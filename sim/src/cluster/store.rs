@@ -3,7 +3,7 @@
 //! store keeps a model of the log's batches, checked against the log's own reads at every open.
 
 use super::model::{BatchMeta, LogModel};
-use super::msg::{Payload, payload};
+use super::msg::{Payload, batch_views, payload};
 use futures::executor::block_on;
 use std::collections::BTreeMap;
 use weir_log::batch::BatchView;
@@ -103,7 +103,9 @@ impl Store {
             }
             LogOp::AppendProduce { produce, leader_epoch } => {
                 let bytes = self.produced.remove(&produce).expect("a produce taken keeps its bytes");
-                let result = self.append(&bytes, Some(leader_epoch), now_ms);
+                let views = batch_views(&bytes).expect("validated at arrival");
+                let [view] = views.as_slice() else { panic!("a produce holds one batch") };
+                let result = self.append(view, Some(leader_epoch), now_ms);
                 LogEvent::ProduceAppended { produce, result }
             }
             LogOp::AppendFetched { request_id } => {
@@ -142,11 +144,15 @@ impl Store {
 
     /// Appends one batch, as leader (`epoch` given: the log assigns offsets) or as follower (the
     /// batch keeps the leader's), and makes it readable.
-    fn append(&mut self, bytes: &[u8], epoch: Option<u32>, now_ms: u64) -> Result<AppendedRange, LogFailure> {
-        let view = BatchView::validate(bytes, usize::MAX).expect("batches are validated where they enter");
+    fn append(
+        &mut self,
+        view: &BatchView<'_>,
+        epoch: Option<u32>,
+        now_ms: u64,
+    ) -> Result<AppendedRange, LogFailure> {
         let appended = match epoch {
-            Some(e) => block_on(self.log.append(&view, e, now_ms)),
-            None => block_on(self.log.append_replicated(&view, now_ms)),
+            Some(e) => block_on(self.log.append(view, e, now_ms)),
+            None => block_on(self.log.append_replicated(view, now_ms)),
         };
         let a = appended.map_err(|e| failure(&self.log, e))?;
         block_on(self.log.write_out()).map_err(|e| failure(&self.log, e))?;
@@ -160,14 +166,11 @@ impl Store {
 
     fn append_all(&mut self, bytes: &[u8], now_ms: u64) -> (Vec<AppendedRange>, Option<LogFailure>) {
         let mut appended = Vec::new();
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            let len = BatchView::validate(rest, usize::MAX).expect("validated at arrival").bytes().len();
-            match self.append(&rest[..len], None, now_ms) {
+        for view in batch_views(bytes).expect("validated at arrival") {
+            match self.append(&view, None, now_ms) {
                 Ok(r) => appended.push(r),
                 Err(f) => return (appended, Some(f)),
             }
-            rest = &rest[len..];
         }
         (appended, None)
     }
@@ -208,14 +211,14 @@ fn read_all(log: &PartitionLog<MemStorage>) -> Result<Vec<BatchMeta>, LogError> 
 }
 
 /// The batches of `bytes`, each validated (CRC included).
-pub fn metas(mut bytes: &[u8]) -> Vec<BatchMeta> {
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let view = BatchView::validate(bytes, usize::MAX).expect("stored and sent batches are valid");
-        let h = view.header();
-        let end = h.base_offset + u64::from(h.last_offset_delta) + 1;
-        out.push(BatchMeta { base: h.base_offset, end, epoch: h.leader_epoch, crc: h.crc });
-        bytes = &bytes[view.bytes().len()..];
-    }
-    out
+pub fn metas(bytes: &[u8]) -> Vec<BatchMeta> {
+    let views = batch_views(bytes).expect("stored and sent batches are valid");
+    views
+        .iter()
+        .map(|v| {
+            let h = v.header();
+            let end = h.base_offset + u64::from(h.last_offset_delta) + 1;
+            BatchMeta { base: h.base_offset, end, epoch: h.leader_epoch, crc: h.crc }
+        })
+        .collect()
 }
