@@ -322,26 +322,21 @@ impl World {
         let id = self.nodes[i].id;
         self.nodes[i].start(self.now_ms, self.replica_config);
         self.checkers.on_restart(id);
-        let views = self.views();
-        let me = views.iter().find(|v| v.node == id).expect("just started");
-        let mut retained = 0;
-        if let Some(before) = &self.nodes[i].before_crash {
+        if let Some(before) = self.nodes[i].before_crash.take() {
             if before.model.start() > self.checkers.retention_floor {
                 let detail =
                     format!("{id:?}'s log started at {}, past every retention point", before.model.start());
                 return Err(Violation { invariant: "acked-durable", detail });
             }
-            Checkers::on_recovered(id, before, me.model)?;
+            let model = &self.nodes[i].up.as_ref().expect("just started").store.model;
+            Checkers::on_recovered(id, &before, model)?;
             // A start that failed retention left past the old one (checked above against what
             // it allowed) is a retention point.
             if before.from_retention {
-                retained = me.model.start();
+                self.nodes[i].retained_to = self.nodes[i].retained_to.max(model.start());
+                self.raise_retention_floor();
             }
         }
-        drop(views);
-        self.nodes[i].before_crash = None;
-        self.nodes[i].retained_to = self.nodes[i].retained_to.max(retained);
-        self.raise_retention_floor();
         let views = self.views();
         let me = views.iter().find(|v| v.node == id).expect("just started");
         for o in views.iter().filter(|v| v.node != id) {
