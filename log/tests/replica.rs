@@ -298,6 +298,29 @@ fn a_follower_behind_its_leaders_log_start_starts_over_there() {
     });
 }
 
+/// The leader log (rolled first if `rolled`) starts over at `offset` with its `fail_at`-th sync
+/// failing, then crashes (torn with `torn` as the seed) and reopens. Returns the reopened log and
+/// whether the start-over had finished.
+async fn start_over_then_crash(
+    offset: u64,
+    rolled: bool,
+    fail_at: u32,
+    torn: Option<u32>,
+) -> (PartitionLog<MemStorage>, bool) {
+    let st = MemStorage::new();
+    let mut log = leader(&st).await;
+    if rolled {
+        log.roll(0).await.unwrap();
+    }
+    st.faults().fail_sync_in.set(fail_at);
+    let done = log.start_over_at(offset, 0).await.is_ok();
+    drop(log);
+    st.faults().fail_sync_in.set(0);
+    st.crash(torn.map_or(CrashMode::LoseUnsynced, |seed| CrashMode::Torn { seed: seed.into() }));
+    let (log, _) = PartitionLog::open(st, small_config(), 0).await.unwrap();
+    (log, done)
+}
+
 /// Found by the replication simulator (seed 1677): a start-over interrupted by a failed sync
 /// left a segment with batches followed, after a gap, by the new empty one, which recovery took
 /// for corruption and refused to open. Now every step leaves a log recovery opens: the old one,
@@ -307,15 +330,7 @@ fn a_start_over_interrupted_anywhere_leaves_a_log_that_opens() {
     block_on(async {
         for fail_at in 1..12 {
             for torn in [None, Some(fail_at)] {
-                let st = MemStorage::new();
-                let mut log = leader(&st).await;
-                log.roll(0).await.unwrap();
-                st.faults().fail_sync_in.set(fail_at);
-                let done = log.start_over_at(500, 0).await.is_ok();
-                drop(log);
-                st.faults().fail_sync_in.set(0);
-                st.crash(torn.map_or(CrashMode::LoseUnsynced, |seed| CrashMode::Torn { seed: seed.into() }));
-                let (log, _) = PartitionLog::open(st, small_config(), 0).await.unwrap();
+                let (log, done) = start_over_then_crash(500, true, fail_at, torn).await;
                 let (start, end) = (log.log_start(), log.next_offset());
                 // The old log, a prefix of it (a cut is undone from its end), or the new one.
                 let old = start == 0 && end <= 120;
@@ -336,14 +351,7 @@ fn a_start_over_at_the_log_end_never_shortens_the_log() {
     block_on(async {
         for fail_at in 1..10 {
             for torn in [None, Some(fail_at)] {
-                let st = MemStorage::new();
-                let mut log = leader(&st).await;
-                st.faults().fail_sync_in.set(fail_at);
-                let done = log.start_over_at(120, 0).await.is_ok();
-                drop(log);
-                st.faults().fail_sync_in.set(0);
-                st.crash(torn.map_or(CrashMode::LoseUnsynced, |seed| CrashMode::Torn { seed: seed.into() }));
-                let (log, _) = PartitionLog::open(st, small_config(), 0).await.unwrap();
+                let (log, done) = start_over_then_crash(120, false, fail_at, torn).await;
                 assert_eq!(log.next_offset(), 120, "{fail_at}: the log still ends at its end");
                 assert!(!done || log.log_start() == 120, "{fail_at}: a finished start-over is durable");
             }
