@@ -63,7 +63,7 @@ pub struct ControllerConfig {
 }
 
 /// The controller's record of one partition: what replicas act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PartitionState {
     /// The assignment, in preference order.
     pub replicas: Vec<NodeId>,
@@ -87,9 +87,19 @@ pub struct AlterPartition {
 }
 
 /// The durable part: what the replicated metadata log holds; survives controller failover.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct ControllerState {
     pub partitions: BTreeMap<PartitionId, PartitionState>,
+    /// Partitions whose `min_insync_replicas` is their own (a topic's setting), not the
+    /// controller's default.
+    pub min_insync_replicas: BTreeMap<PartitionId, usize>,
+}
+
+impl ControllerState {
+    /// The `min_insync_replicas` of partition `id`: its own, or `default`.
+    pub fn min_insync_replicas(&self, id: PartitionId, default: usize) -> usize {
+        self.min_insync_replicas.get(&id).copied().unwrap_or(default)
+    }
 }
 
 /// What the controller knows of a node's session. Not durable (see the module documentation).
@@ -184,7 +194,22 @@ impl Controller {
         replicas: Vec<NodeId>,
         now_ms: u64,
     ) -> Result<&PartitionState, ControllerError> {
+        self.create_partition_with(id, replicas, None, now_ms)
+    }
+
+    /// [`create_partition`](Self::create_partition), with the partition's own
+    /// `min_insync_replicas` (at least 1) instead of the controller's default when `Some`.
+    pub fn create_partition_with(
+        &mut self,
+        id: PartitionId,
+        replicas: Vec<NodeId>,
+        min_insync_replicas: Option<usize>,
+        now_ms: u64,
+    ) -> Result<&PartitionState, ControllerError> {
         self.expire_sessions(now_ms);
+        if min_insync_replicas == Some(0) {
+            return Err(ControllerError::InvalidAssignment { reason: "min_insync_replicas is 0" });
+        }
         if self.state.partitions.contains_key(&id) {
             return Err(ControllerError::PartitionExists { partition: id });
         }
@@ -213,8 +238,26 @@ impl Controller {
         assert!(self.records.len() < RECORDS_MAX, "committed records are drained");
         self.records.push_back((id, p.clone()));
         self.state.partitions.insert(id, p);
+        if let Some(min) = min_insync_replicas {
+            self.state.min_insync_replicas.insert(id, min);
+        }
         self.enqueue(id);
         Ok(&self.state.partitions[&id])
+    }
+
+    /// Forgets partition `id` (its topic was deleted): no decision names it again, and an
+    /// update not yet polled is dropped. Returns whether it was known.
+    pub fn remove_partition(&mut self, id: PartitionId) -> bool {
+        self.state.min_insync_replicas.remove(&id);
+        if let Some(seq) = self.pending.remove(&id) {
+            self.updates.remove(&seq);
+        }
+        self.state.partitions.remove(&id).is_some()
+    }
+
+    /// The `min_insync_replicas` partition `id` is held to.
+    pub fn min_insync_replicas(&self, id: PartitionId) -> usize {
+        self.state.min_insync_replicas(id, self.config.min_insync_replicas)
     }
 
     /// A heartbeat from `node` running as `incarnation` (which grows with every restart).
@@ -265,7 +308,7 @@ impl Controller {
         let p = self.partition(partition).ok_or(ControllerError::UnknownPartition { partition })?;
         check_proposer(p, req)?;
         self.check_proposed_isr(p, &req.isr)?;
-        let next = election::alter_isr(p, &req.isr, self.config.min_insync_replicas);
+        let next = election::alter_isr(p, &req.isr, self.min_insync_replicas(partition));
         // An accepted proposal always moves the partition epoch, even one that changes nothing:
         // a leader proposes its current ISR to fence off copies of an earlier proposal still in
         // flight (see the replica's `review_isr`).
@@ -307,10 +350,9 @@ impl Controller {
 
     fn fence(&mut self, node: NodeId) {
         self.nodes.get_mut(&node).expect("fencing a known node").fenced = true;
-        let min = self.config.min_insync_replicas;
         for id in self.partitions_where(|p| p.isr.contains(&node)) {
             let p = &self.state.partitions[&id];
-            let mut next = election::remove_from_isr(p, node, min);
+            let mut next = election::remove_from_isr(p, node, self.min_insync_replicas(id));
             if p.leader == Some(node) {
                 next = self.elect(&next);
             }
@@ -342,7 +384,7 @@ impl Controller {
         new_leader_epoch: bool,
         bump: bool,
     ) -> &PartitionState {
-        election::settle(&mut next, self.config.min_insync_replicas);
+        election::settle(&mut next, self.min_insync_replicas(id));
         let old = &self.state.partitions[&id];
         if next == *old && !new_leader_epoch && !bump {
             return &self.state.partitions[&id];
@@ -674,6 +716,37 @@ mod tests {
         r.tick(6000);
         assert!([1, 2, 4].iter().all(|&i| r.is_fenced(n(i))));
         assert!(!r.is_fenced(n(3)));
+    }
+
+    #[test]
+    fn a_partition_of_its_own_min_insync_keeps_its_high_watermark_rules() {
+        // The controller's default is 2; partition 1 is held to 1, so losing a member of its ISR
+        // sends nobody to its ELR, while partition 0 (default) keeps the removed one there.
+        let mut c = Controller::new(config(2, false), &ns(&[1, 2]), 0);
+        c.create_partition(P0, ns(&[1, 2]), 0).unwrap();
+        let p1 = PartitionId(1);
+        c.create_partition_with(p1, ns(&[1, 2]), Some(1), 0).unwrap();
+        assert_eq!(c.min_insync_replicas(p1), 1);
+        assert_eq!(c.min_insync_replicas(P0), 2);
+        c.handle_heartbeat(SESSION_MS, n(1), 1).unwrap();
+        c.tick(SESSION_MS);
+        assert!(c.is_fenced(n(2)));
+        assert_eq!(c.partition(P0).unwrap().elr, ns(&[2]));
+        assert_eq!(c.partition(p1).unwrap().elr, vec![]);
+        let zero = c.create_partition_with(PartitionId(2), ns(&[1]), Some(0), SESSION_MS);
+        assert!(matches!(zero, Err(ControllerError::InvalidAssignment { .. })));
+    }
+
+    #[test]
+    fn a_removed_partition_is_forgotten_with_its_pending_update() {
+        let mut c = cluster(2, false);
+        let p1 = PartitionId(1);
+        c.create_partition_with(p1, ns(&[2, 3]), Some(1), 1).unwrap();
+        assert!(c.remove_partition(p1));
+        assert!(!c.remove_partition(p1));
+        assert_eq!(c.partition(p1), None);
+        assert!(!c.state().min_insync_replicas.contains_key(&p1));
+        assert_eq!(c.poll_update(), None, "the removed partition's update is dropped");
     }
 
     #[test]

@@ -1,0 +1,304 @@
+//! The cluster metadata: what the Raft log of the control plane replicates, as a deterministic
+//! state machine. Every node applies the same commands in the same order and so holds the same
+//! [`ClusterMeta`]; a command that does not apply is refused the same way everywhere.
+//!
+//! Partitions have cluster-wide ids ([`PartitionId`]), allocated when their topic is created and
+//! never reused, so a topic deleted and created again under the same name never meets the old
+//! one's replicas, epochs or files.
+//!
+//! No I/O, no clock: a snapshot is this value serialised (serde), the log is the commands.
+
+use crate::error::MetaError;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use weir_replication::{ControllerState, NodeId, PartitionId, PartitionState, ReplicaAddr};
+
+/// A node as it registered: where the other nodes and clients reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub id: NodeId,
+    /// The control plane's address (`host:port`, UDP), as the node's entry in `peers` names it.
+    pub cluster_addr: String,
+    /// Host clients and peers' shards connect to.
+    pub host: String,
+    /// The port shared by the node's shards (QUIC and TCP).
+    pub port: u16,
+    /// Each shard's own port, by shard index; followers fetch from a leader's shard there.
+    pub shard_ports: Vec<u16>,
+}
+
+/// A topic and its settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicEntry {
+    pub name: String,
+    /// The topic's partitions by index: partition `i` is `partitions[i]`.
+    pub partitions: Vec<PartitionId>,
+    pub replication_factor: u16,
+    /// The high watermark moves, and acks=all produces are taken, only while a partition's ISR
+    /// has at least this many members.
+    pub min_insync_replicas: u16,
+    pub retention_ms: Option<u64>,
+    pub retention_bytes: Option<u64>,
+}
+
+/// One partition: where its replicas live and the controller's state of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionEntry {
+    pub topic: String,
+    pub index: u32,
+    /// In preference order; the nodes are `state.replicas`, in the same order.
+    pub replicas: Vec<ReplicaAddr>,
+    pub state: PartitionState,
+}
+
+impl PartitionEntry {
+    /// The replica (node and shard) that leads the partition now, if any.
+    pub fn leader(&self) -> Option<ReplicaAddr> {
+        let leader = self.state.leader?;
+        self.replicas.iter().copied().find(|r| r.node == leader)
+    }
+}
+
+/// A change to the metadata: an entry of the Raft log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetaCommand {
+    /// Adds a node or replaces its addresses (they may change across restarts).
+    RegisterNode(NodeInfo),
+    /// Creates a topic with its partitions, placed and given their first state by the
+    /// controller that proposes it. The ids are unused and at or above the next free id.
+    CreateTopic {
+        topic: TopicEntry,
+        partitions: Vec<PartitionEntry>,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    /// The controller changed a partition's state (leader, ISR, epochs).
+    PartitionChanged {
+        partition: PartitionId,
+        state: PartitionState,
+    },
+}
+
+/// See the module documentation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterMeta {
+    pub nodes: BTreeMap<NodeId, NodeInfo>,
+    pub topics: BTreeMap<String, TopicEntry>,
+    pub partitions: BTreeMap<PartitionId, PartitionEntry>,
+    /// The lowest id never allocated.
+    pub next_partition_id: u32,
+}
+
+impl ClusterMeta {
+    /// Applies `command`, or refuses it and changes nothing. Checks the invariants after.
+    pub fn apply(&mut self, command: &MetaCommand) -> Result<(), MetaError> {
+        match command {
+            MetaCommand::RegisterNode(info) => {
+                self.nodes.insert(info.id, info.clone());
+            }
+            MetaCommand::CreateTopic { topic, partitions } => self.create_topic(topic, partitions)?,
+            MetaCommand::DeleteTopic { name } => {
+                let topic = self.topics.remove(name).ok_or(MetaError::UnknownTopic { name: name.clone() })?;
+                for id in &topic.partitions {
+                    self.partitions.remove(id);
+                }
+            }
+            MetaCommand::PartitionChanged { partition, state } => self.change_partition(*partition, state)?,
+        }
+        self.check();
+        Ok(())
+    }
+
+    fn create_topic(&mut self, topic: &TopicEntry, partitions: &[PartitionEntry]) -> Result<(), MetaError> {
+        let name = &topic.name;
+        let invalid = |reason: &str| MetaError::InvalidTopic { name: name.clone(), reason: reason.into() };
+        if self.topics.contains_key(name) {
+            return Err(MetaError::TopicExists { name: name.clone() });
+        }
+        if topic.partitions.is_empty() || topic.partitions.len() != partitions.len() {
+            return Err(invalid("its partitions do not match its entries"));
+        }
+        if topic.min_insync_replicas == 0 || topic.replication_factor == 0 {
+            return Err(invalid("replication factor and min_insync_replicas must be at least 1"));
+        }
+        for (i, (id, p)) in topic.partitions.iter().zip(partitions).enumerate() {
+            let fresh = id.0 >= self.next_partition_id && !topic.partitions[..i].contains(id);
+            if !fresh || p.topic != *name || p.index != i as u32 {
+                return Err(invalid("partition ids must be fresh and entries in index order"));
+            }
+            let nodes: Vec<NodeId> = p.replicas.iter().map(|r| r.node).collect();
+            if nodes != p.state.replicas || nodes.len() != usize::from(topic.replication_factor) {
+                return Err(invalid("replicas do not match the replication factor or the state"));
+            }
+            if let Some(r) = p.replicas.iter().find(|r| !self.nodes.contains_key(&r.node)) {
+                return Err(MetaError::UnknownNode { node: r.node });
+            }
+            weir_replication::controller::check(&p.state);
+        }
+        let next = topic.partitions.iter().map(|id| id.0).max().expect("not empty") + 1;
+        self.next_partition_id = next;
+        for (id, p) in topic.partitions.iter().zip(partitions) {
+            self.partitions.insert(*id, p.clone());
+        }
+        self.topics.insert(name.clone(), topic.clone());
+        Ok(())
+    }
+
+    fn change_partition(&mut self, partition: PartitionId, state: &PartitionState) -> Result<(), MetaError> {
+        let entry = self.partitions.get_mut(&partition).ok_or(MetaError::UnknownPartition { partition })?;
+        let current = entry.state.partition_epoch;
+        if state.partition_epoch <= current || state.leader_epoch < entry.state.leader_epoch {
+            return Err(MetaError::StalePartitionEpoch {
+                partition,
+                current,
+                requested: state.partition_epoch,
+            });
+        }
+        if state.replicas != entry.state.replicas {
+            return Err(MetaError::StalePartitionEpoch {
+                partition,
+                current,
+                requested: state.partition_epoch,
+            });
+        }
+        weir_replication::controller::check(state);
+        entry.state = state.clone();
+        Ok(())
+    }
+
+    /// Partition `index` of `topic`.
+    pub fn partition(&self, topic: &str, index: u32) -> Option<(PartitionId, &PartitionEntry)> {
+        let id = *self.topics.get(topic)?.partitions.get(index as usize)?;
+        Some((id, &self.partitions[&id]))
+    }
+
+    /// What a controller recovers from when it takes over (see `Controller::recover`).
+    pub fn controller_state(&self) -> ControllerState {
+        let partitions = self.partitions.iter().map(|(&id, p)| (id, p.state.clone())).collect();
+        let min_insync_replicas = (self.partitions.iter())
+            .map(|(&id, p)| (id, usize::from(self.topics[&p.topic].min_insync_replicas)))
+            .collect();
+        ControllerState { partitions, min_insync_replicas }
+    }
+
+    /// Asserts the metadata's invariants (in release builds too): topics and partitions name
+    /// each other, every partition's replicas are registered nodes, and ids are below the next.
+    pub fn check(&self) {
+        for (name, topic) in &self.topics {
+            assert_eq!(*name, topic.name, "topic listed under another name");
+            for (i, id) in topic.partitions.iter().enumerate() {
+                let p = self.partitions.get(id).expect("a topic's partition exists");
+                assert!(p.topic == *name && p.index == i as u32, "partition {id:?} names another topic");
+            }
+        }
+        for (id, p) in &self.partitions {
+            assert!(id.0 < self.next_partition_id, "partition id {id:?} not below the next id");
+            let topic = self.topics.get(&p.topic).expect("a partition's topic exists");
+            assert_eq!(topic.partitions.get(p.index as usize), Some(id), "topic does not list {id:?}");
+            assert!(p.replicas.iter().all(|r| self.nodes.contains_key(&r.node)), "unknown node in {id:?}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_replication::ShardId;
+
+    fn node(id: u32) -> NodeInfo {
+        NodeInfo {
+            id: NodeId(id),
+            cluster_addr: format!("127.0.0.{id}:9100"),
+            host: format!("127.0.0.{id}"),
+            port: 9000,
+            shard_ports: vec![9001],
+        }
+    }
+
+    fn registered(ids: &[u32]) -> ClusterMeta {
+        let mut meta = ClusterMeta::default();
+        for &id in ids {
+            meta.apply(&MetaCommand::RegisterNode(node(id))).unwrap();
+        }
+        meta
+    }
+
+    fn create(name: &str, first_id: u32, partitions: u32, nodes: &[u32]) -> MetaCommand {
+        let ids: Vec<PartitionId> = (first_id..first_id + partitions).map(PartitionId).collect();
+        let replicas: Vec<ReplicaAddr> =
+            nodes.iter().map(|&n| ReplicaAddr { node: NodeId(n), shard: ShardId(0) }).collect();
+        let state = PartitionState {
+            replicas: replicas.iter().map(|r| r.node).collect(),
+            leader: Some(replicas[0].node),
+            leader_epoch: 1,
+            partition_epoch: 1,
+            isr: replicas.iter().map(|r| r.node).collect(),
+            elr: vec![],
+        };
+        let entries = (0..partitions)
+            .map(|i| PartitionEntry {
+                topic: name.into(),
+                index: i,
+                replicas: replicas.clone(),
+                state: state.clone(),
+            })
+            .collect();
+        let topic = TopicEntry {
+            name: name.into(),
+            partitions: ids,
+            replication_factor: nodes.len() as u16,
+            min_insync_replicas: 2,
+            retention_ms: None,
+            retention_bytes: None,
+        };
+        MetaCommand::CreateTopic { topic, partitions: entries }
+    }
+
+    #[test]
+    fn a_topic_is_created_found_changed_and_deleted() {
+        let mut meta = registered(&[1, 2, 3]);
+        meta.apply(&create("orders", 0, 2, &[1, 2, 3])).unwrap();
+        assert_eq!(meta.next_partition_id, 2);
+        let (id, p) = meta.partition("orders", 1).unwrap();
+        assert_eq!((id, p.leader().unwrap().node), (PartitionId(1), NodeId(1)));
+        let mut state = p.state.clone();
+        state.leader = Some(NodeId(2));
+        state.isr = vec![NodeId(2), NodeId(3)];
+        state.leader_epoch = 2;
+        state.partition_epoch = 2;
+        meta.apply(&MetaCommand::PartitionChanged { partition: id, state: state.clone() }).unwrap();
+        assert_eq!(meta.controller_state().partitions[&id], state);
+        assert_eq!(meta.controller_state().min_insync_replicas[&id], 2);
+        meta.apply(&MetaCommand::DeleteTopic { name: "orders".into() }).unwrap();
+        assert!(meta.partitions.is_empty() && meta.topics.is_empty());
+        assert_eq!(meta.next_partition_id, 2, "ids are never reused");
+    }
+
+    #[test]
+    fn refused_commands_change_nothing() {
+        let mut meta = registered(&[1, 2]);
+        meta.apply(&create("t", 0, 1, &[1, 2])).unwrap();
+        let before = meta.clone();
+        let exists = meta.apply(&create("t", 5, 1, &[1, 2]));
+        assert_eq!(exists, Err(MetaError::TopicExists { name: "t".into() }));
+        let reused = meta.apply(&create("u", 0, 1, &[1, 2]));
+        assert!(matches!(reused, Err(MetaError::InvalidTopic { .. })), "{reused:?}");
+        let unknown = meta.apply(&create("u", 1, 1, &[1, 9]));
+        assert_eq!(unknown, Err(MetaError::UnknownNode { node: NodeId(9) }));
+        let (id, p) = meta.partition("t", 0).unwrap();
+        let stale = MetaCommand::PartitionChanged { partition: id, state: p.state.clone() };
+        assert!(matches!(meta.apply(&stale), Err(MetaError::StalePartitionEpoch { .. })));
+        let gone = meta.apply(&MetaCommand::DeleteTopic { name: "u".into() });
+        assert_eq!(gone, Err(MetaError::UnknownTopic { name: "u".into() }));
+        assert_eq!(meta, before);
+    }
+
+    #[test]
+    fn the_metadata_round_trips_through_json() {
+        let mut meta = registered(&[1, 2, 3]);
+        meta.apply(&create("t", 0, 3, &[3, 1])).unwrap();
+        let bytes = serde_json::to_vec(&meta).unwrap();
+        assert_eq!(serde_json::from_slice::<ClusterMeta>(&bytes).unwrap(), meta);
+    }
+}
