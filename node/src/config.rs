@@ -89,6 +89,50 @@ pub struct NodeConfig {
     /// on either side; an idle shard spends at most this much CPU after its last datagram. 0
     /// sleeps at once.
     pub quic_busy_poll_us: u64,
+    /// This node's id in the cluster; required with `peers`. A node without peers is node 0.
+    pub node_id: Option<u32>,
+    /// Every member of the cluster, this node included, as `id@host:port` separated by commas:
+    /// each node's cluster address (its control plane's UDP port). The first three (five when
+    /// there are five or more) are Raft voters, the rest learners. None: a one-node cluster.
+    pub peers: Option<String>,
+    /// The cluster CA's certificate and key (PEM), from `weir cluster ca`: the node issues
+    /// itself a certificate with them, and trusts peers whose certificates chain to it.
+    pub cluster_ca_cert: Option<PathBuf>,
+    pub cluster_ca_key: Option<PathBuf>,
+    /// How often the node tells the controller it is alive.
+    pub heartbeat_interval_ms: u64,
+    /// A node not heard from for this long is fenced: it leaves every ISR and loses the
+    /// partitions it leads.
+    pub session_timeout_ms: u64,
+}
+
+/// One member of the cluster as `peers` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub id: u32,
+    /// The control plane's address, `host:port`.
+    pub cluster_addr: String,
+}
+
+/// Parses `peers`: `id@host:port` entries separated by commas, ids distinct.
+pub fn parse_peers(text: &str) -> Result<Vec<Peer>, String> {
+    let mut peers: Vec<Peer> = Vec::new();
+    for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (id, addr) = entry.split_once('@').ok_or_else(|| format!("{entry:?} is not id@host:port"))?;
+        let id: u32 = id.parse().map_err(|_| format!("{entry:?}: node id {id:?} is not a number"))?;
+        let (host, port) = addr.rsplit_once(':').ok_or_else(|| format!("{entry:?}: no port"))?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(format!("{entry:?}: {addr:?} is not host:port"));
+        }
+        if peers.iter().any(|p| p.id == id) {
+            return Err(format!("node id {id} is listed twice"));
+        }
+        peers.push(Peer { id, cluster_addr: addr.to_owned() });
+    }
+    if peers.is_empty() {
+        return Err("no peer listed".into());
+    }
+    Ok(peers)
 }
 
 impl Default for NodeConfig {
@@ -123,6 +167,12 @@ impl Default for NodeConfig {
             quic_stream_window_bytes_max: weir_net::tls::STREAM_WINDOW_BYTES,
             quic_connection_window_bytes_max: weir_net::tls::CONNECTION_WINDOW_BYTES,
             quic_busy_poll_us: 200,
+            node_id: None,
+            peers: None,
+            cluster_ca_cert: None,
+            cluster_ca_key: None,
+            heartbeat_interval_ms: 200,
+            session_timeout_ms: 1500,
         }
     }
 }
@@ -263,7 +313,42 @@ impl NodeConfig {
         if usize::from(base) + self.shards > usize::from(u16::MAX) {
             return bad("shard_port_base", "shard ports would pass 65535");
         }
+        self.check_cluster()
+    }
+
+    fn check_cluster(&self) -> Result<(), ConfigError> {
+        let bad = |field, reason: String| Err(ConfigError::Invalid { field, reason });
+        let Some(text) = &self.peers else {
+            return match self.node_id {
+                Some(_) => bad("node_id", "a node id needs peers (--peers id@host:port,...)".into()),
+                None => Ok(()),
+            };
+        };
+        let peers = match parse_peers(text) {
+            Ok(p) => p,
+            Err(reason) => return bad("peers", reason),
+        };
+        let Some(id) = self.node_id else {
+            return bad("node_id", "a node with peers needs its id (--node-id)".into());
+        };
+        if !peers.iter().any(|p| p.id == id) {
+            return bad("peers", format!("this node's id {id} is not among the peers"));
+        }
+        if self.cluster_ca_cert.is_none() || self.cluster_ca_key.is_none() {
+            let how = "nodes of a cluster need the cluster CA (cluster_ca_cert and cluster_ca_key): \
+                       make one with `weir cluster ca --dir DIR` and give every node both files";
+            return bad("cluster_ca_cert", how.into());
+        }
+        if self.heartbeat_interval_ms == 0 || self.session_timeout_ms <= 2 * self.heartbeat_interval_ms {
+            let reason = "heartbeat_interval_ms must be positive and below half of session_timeout_ms";
+            return bad("session_timeout_ms", reason.into());
+        }
         Ok(())
+    }
+
+    /// The cluster's members, if this node is in a cluster (checked by [`check`](Self::check)).
+    pub fn cluster_peers(&self) -> Option<Vec<Peer>> {
+        self.peers.as_deref().map(|p| parse_peers(p).expect("peers are checked at load"))
     }
 
     /// Port of shard `shard`'s own listener.
@@ -277,7 +362,16 @@ impl NodeConfig {
     }
 }
 
-const STRING_KEYS: &[&str] = &["data_dir", "listen", "advertised_host", "tls_cert", "tls_key"];
+const STRING_KEYS: &[&str] = &[
+    "data_dir",
+    "listen",
+    "advertised_host",
+    "tls_cert",
+    "tls_key",
+    "peers",
+    "cluster_ca_cert",
+    "cluster_ca_key",
+];
 
 const KNOWN_KEYS: &[&str] = &[
     "data_dir",
@@ -309,11 +403,41 @@ const KNOWN_KEYS: &[&str] = &[
     "quic_stream_window_bytes_max",
     "quic_connection_window_bytes_max",
     "quic_busy_poll_us",
+    "node_id",
+    "peers",
+    "cluster_ca_cert",
+    "cluster_ca_key",
+    "heartbeat_interval_ms",
+    "session_timeout_ms",
 ];
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peers_parse_and_a_cluster_needs_its_id_among_them_and_the_ca() {
+        let peers = parse_peers("1@127.0.0.1:7500, 2@127.0.0.2:7500,3@node3:7500").unwrap();
+        assert_eq!(peers.len(), 3);
+        assert_eq!(peers[2], Peer { id: 3, cluster_addr: "node3:7500".into() });
+        for bad in ["", "1@a:1,1@b:2", "x@a:1", "1@a", "1@:5", "1@a:99999"] {
+            assert!(parse_peers(bad).is_err(), "{bad:?} accepted");
+        }
+        let env = |pairs: &[(&str, &str)]| {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>()
+        };
+        let load = |pairs: &[(&str, &str)]| NodeConfig::load(None, env(pairs)).unwrap().check();
+        assert!(load(&[]).is_ok(), "no peers: a one-node cluster");
+        let peers = ("WEIR_PEERS", "1@127.0.0.1:7500,2@127.0.0.2:7500");
+        let ca = [("WEIR_CLUSTER_CA_CERT", "ca.pem"), ("WEIR_CLUSTER_CA_KEY", "ca.key")];
+        assert!(load(&[peers, ca[0], ca[1]]).is_err(), "no node id");
+        assert!(load(&[peers, ("WEIR_NODE_ID", "3"), ca[0], ca[1]]).is_err(), "id not among the peers");
+        assert!(load(&[peers, ("WEIR_NODE_ID", "2")]).is_err(), "no CA");
+        assert!(load(&[("WEIR_NODE_ID", "2")]).is_err(), "an id without peers");
+        let c = NodeConfig::load(None, env(&[peers, ("WEIR_NODE_ID", "2"), ca[0], ca[1]])).unwrap();
+        c.check().unwrap();
+        assert_eq!(c.cluster_peers().unwrap()[1].cluster_addr, "127.0.0.2:7500");
+    }
 
     #[test]
     fn file_then_environment_override_defaults() {
