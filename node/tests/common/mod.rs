@@ -26,6 +26,8 @@ impl Via {
 /// A running `weir serve` child process. Killed (SIGKILL) on drop.
 pub struct Node {
     pub child: Child,
+    /// The loopback address the node listens on (127.0.0.1 but in clusters).
+    pub host: String,
     pub port: u16,
     pub shards: usize,
     pub data_dir: PathBuf,
@@ -36,7 +38,7 @@ pub struct Node {
 /// `count` consecutive free ports below the ephemeral range (where the kernel picks the local
 /// ports of outgoing connections), so that a port freed by a stopped node is not taken by some
 /// other test's connection before the node restarts on it.
-fn free_ports(count: usize) -> u16 {
+pub fn free_ports(count: usize) -> u16 {
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     let mut x = u64::from(seed) ^ (u64::from(std::process::id()) << 32);
     for _ in 0..1000 {
@@ -83,6 +85,11 @@ impl Node {
     ) -> Node {
         let mut command = serve_command(data_dir, shards, port, env);
         setup(&mut command);
+        Self::spawn(command, "127.0.0.1", data_dir, shards, port)
+    }
+
+    /// Runs `command`, a `weir serve` listening on `host:port`, and returns once it says so.
+    pub fn spawn(mut command: Command, host: &str, data_dir: &Path, shards: usize, port: u16) -> Node {
         let mut child = command.spawn().expect("weir starts");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
@@ -98,11 +105,11 @@ impl Node {
             .to_owned();
         // Keep reading stdout, so the node never blocks writing to it.
         std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        Node { child, port, shards, data_dir: data_dir.to_owned(), fingerprint }
+        Node { child, host: host.to_owned(), port, shards, data_dir: data_dir.to_owned(), fingerprint }
     }
 
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.host, self.port)
     }
 
     /// The shared address through `via`; QUIC trusts the node by its printed fingerprint.
@@ -127,7 +134,7 @@ impl Node {
 
     /// Address of shard `shard`'s own listener.
     pub fn shard_addr(&self, shard: usize) -> String {
-        format!("127.0.0.1:{}", self.port + 1 + shard as u16)
+        format!("{}:{}", self.host, self.port + 1 + shard as u16)
     }
 
     pub fn kill(mut self) -> (PathBuf, u16) {
@@ -157,13 +164,18 @@ impl Node {
 
 /// `weir serve` with extra `WEIR_*` settings; its stdout piped, its stderr inherited.
 pub fn serve_command(data_dir: &Path, shards: usize, port: u16, env: &[(&str, &str)]) -> Command {
+    serve_command_on("127.0.0.1", data_dir, shards, port, env)
+}
+
+/// [`serve_command`] listening on `host`.
+pub fn serve_command_on(host: &str, data_dir: &Path, shards: usize, port: u16, env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
     command
         // A small free-space floor, so a test machine with little room in its temp dir still
         // produces; a test may set its own.
         .env("WEIR_STORAGE_MIN_FREE_BYTES", "67108864")
         .envs(env.iter().copied())
-        .args(["serve", "--shards", &shards.to_string(), "--listen", &format!("127.0.0.1:{port}")])
+        .args(["serve", "--shards", &shards.to_string(), "--listen", &format!("{host}:{port}")])
         .arg("--data-dir")
         .arg(data_dir)
         .env("WEIR_LOG", "warn")

@@ -1,0 +1,88 @@
+//! A cluster of real `weir serve` processes for integration tests: node `i` on 127.0.0.`i`, every
+//! node on the same ports (the whole of 127.0.0.0/8 is loopback), one cluster CA made here.
+
+use super::{Node, free_ports, serve_command_on};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// See the module documentation. Nodes are killed (SIGKILL) on drop.
+pub struct TestCluster {
+    pub dir: tempfile::TempDir,
+    /// The client port of every node; shard `s` listens on `port + 1 + s`.
+    pub port: u16,
+    /// The control plane's UDP port of every node.
+    pub cluster_port: u16,
+    pub shards: usize,
+    pub ids: Vec<u32>,
+    pub nodes: BTreeMap<u32, Node>,
+    ca: (PathBuf, PathBuf),
+    /// Extra `WEIR_*` settings of every node.
+    pub env: Vec<(String, String)>,
+}
+
+impl TestCluster {
+    /// Starts nodes `1..=count` with `shards` shards each and extra settings `env`.
+    pub fn start(count: u32, shards: usize, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = weir_cluster::tls::generate_ca().unwrap();
+        let ca = (dir.path().join("ca.pem"), dir.path().join("ca.key"));
+        std::fs::write(&ca.0, cert).unwrap();
+        std::fs::write(&ca.1, key).unwrap();
+        let port = free_ports(shards + 2);
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let ids = (1..=count).collect();
+        let mut cluster =
+            Self { dir, port, cluster_port: port + shards as u16 + 1, shards, ids, nodes: BTreeMap::new(), ca, env };
+        for id in 1..=count {
+            cluster.start_node(id);
+        }
+        cluster
+    }
+
+    pub fn host(id: u32) -> String {
+        format!("127.0.0.{id}")
+    }
+
+    pub fn data_dir(&self, id: u32) -> PathBuf {
+        self.dir.path().join(format!("node-{id}"))
+    }
+
+    fn peers(&self) -> String {
+        let peers = self.ids.iter().map(|id| format!("{id}@{}:{}", Self::host(*id), self.cluster_port));
+        peers.collect::<Vec<_>>().join(",")
+    }
+
+    /// Starts (or restarts) node `id` on its data dir; returns once it listens.
+    pub fn start_node(&mut self, id: u32) {
+        assert!(!self.nodes.contains_key(&id), "node {id} runs already");
+        let mut env = self.env.clone();
+        env.extend([
+            ("WEIR_NODE_ID".to_owned(), id.to_string()),
+            ("WEIR_PEERS".to_owned(), self.peers()),
+            ("WEIR_CLUSTER_CA_CERT".to_owned(), self.ca.0.display().to_string()),
+            ("WEIR_CLUSTER_CA_KEY".to_owned(), self.ca.1.display().to_string()),
+        ]);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let command = serve_command_on(&Self::host(id), &self.data_dir(id), self.shards, self.port, &env);
+        let node = Node::spawn(command, &Self::host(id), &self.data_dir(id), self.shards, self.port);
+        self.nodes.insert(id, node);
+    }
+
+    /// SIGKILL of node `id`.
+    pub fn kill(&mut self, id: u32) {
+        self.nodes.remove(&id).expect("node runs").kill();
+    }
+
+    /// The client addresses of the running nodes, as a bootstrap list.
+    pub fn bootstrap(&self) -> String {
+        let addrs = self.ids.iter().map(|id| format!("{}:{}", Self::host(*id), self.port));
+        addrs.collect::<Vec<_>>().join(",")
+    }
+
+    /// The `weir` binary as a client of the cluster over TCP, bootstrapping from every node.
+    pub fn cli(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_weir"));
+        c.args(["--server", &self.bootstrap(), "--transport", "tcp"]);
+        c
+    }
+}
