@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod meta;
+pub mod tls;
 
-pub use error::MetaError;
+pub use error::{ControlError, MetaError};
 pub use meta::{ClusterMeta, MetaCommand, NodeInfo, PartitionEntry, TopicEntry};
