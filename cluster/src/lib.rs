@@ -2,9 +2,15 @@
 //! deterministic state machine ([`meta`]), replicated between nodes with Raft, and the
 //! controller that runs on the Raft leader.
 
+extern crate tokio_rt as tokio;
+
+pub mod durable;
 pub mod error;
+pub mod log_store;
 pub mod meta;
+pub mod state_machine;
 pub mod tls;
+pub mod types;
 
 pub use error::{ControlError, MetaError};
 pub use meta::{ClusterMeta, MetaCommand, NodeInfo, PartitionEntry, TopicEntry};
