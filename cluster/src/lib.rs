@@ -8,9 +8,12 @@ pub mod durable;
 pub mod error;
 pub mod log_store;
 pub mod meta;
+pub mod placement;
+pub mod rpc;
 pub mod state_machine;
 pub mod tls;
 pub mod types;
 
 pub use error::{ControlError, MetaError};
 pub use meta::{ClusterMeta, MetaCommand, NodeInfo, PartitionEntry, TopicEntry};
+pub use rpc::{ClusterStatus, CreateTopic, NodeStatus};
