@@ -4,16 +4,20 @@
 
 extern crate tokio_rt as tokio;
 
+pub mod control_plane;
+pub mod controller_host;
 pub mod durable;
 pub mod error;
 pub mod log_store;
 pub mod meta;
+pub mod network;
 pub mod placement;
 pub mod rpc;
 pub mod state_machine;
 pub mod tls;
 pub mod types;
 
+pub use control_plane::{ControlConfig, ControlHandle, start};
 pub use error::{ControlError, MetaError};
 pub use meta::{ClusterMeta, MetaCommand, NodeInfo, PartitionEntry, TopicEntry};
 pub use rpc::{ClusterStatus, CreateTopic, NodeStatus};
