@@ -297,6 +297,7 @@ async fn boot(config: &ControlConfig) -> Result<Running, ControlError> {
         .get(&me)
         .ok_or_else(|| ControlError::Config { reason: format!("node {} not in peers", me.0) })?;
     let tls = NodeTls::issue(&config.ca_cert_pem, &config.ca_key_pem, me)?;
+    tls.store(&config.data_dir.join("cluster-tls"))?;
     let transport = Transport::bind(me, own, peers, &tls)?;
     let raft_dir = config.data_dir.join("raft");
     let storage = |e: openraft::StorageError<u64>| ControlError::Unavailable { reason: e.to_string() };
@@ -314,6 +315,7 @@ async fn boot(config: &ControlConfig) -> Result<Running, ControlError> {
         voters: config.voters(),
         session_timeout_ms: config.session_timeout_ms,
         tick_interval_ms: config.controller_tick_ms,
+        write_timeout_ms: config.rpc_timeout_ms,
     };
     tokio::spawn(ControllerHost::new(host_config, raft.clone(), meta.clone()).run(host_rx));
     let dispatcher = Dispatcher { raft: raft.clone(), host: host_tx.clone() };

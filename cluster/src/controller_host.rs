@@ -36,6 +36,9 @@ pub struct HostConfig {
     pub voters: BTreeSet<NodeId>,
     pub session_timeout_ms: u64,
     pub tick_interval_ms: u64,
+    /// How long a proposal or the leadership check may take. Without a quorum neither ends:
+    /// the caller is answered `Unavailable` instead and the controller is dropped.
+    pub write_timeout_ms: u64,
 }
 
 /// See the module documentation.
@@ -153,8 +156,13 @@ impl ControllerHost {
         self.controller = None;
         // Everything committed before this term is applied once this returns (the read index is
         // at least the leader's first entry of its term).
-        if let Err(e) = self.raft.ensure_linearizable().await {
-            return Err(not_controller(e.forward_to_leader().and_then(|f| f.leader_id)));
+        let timeout = Duration::from_millis(self.config.write_timeout_ms);
+        match tokio::time::timeout(timeout, self.raft.ensure_linearizable()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(not_controller(e.forward_to_leader().and_then(|f| f.leader_id))),
+            Err(_) => {
+                return Err(ControlError::Unavailable { reason: "no quorum confirmed the leader".into() });
+            }
         }
         let meta = self.meta.borrow().clone();
         let config = ControllerConfig {
@@ -173,7 +181,15 @@ impl ControllerHost {
     /// Proposes `command` and waits for it to be applied. The outer error is a lost leadership
     /// (the controller is dropped); the inner one is the command's refusal.
     async fn propose(&mut self, command: MetaCommand) -> Result<Result<(), MetaError>, ControlError> {
-        match self.raft.client_write(command).await {
+        let timeout = Duration::from_millis(self.config.write_timeout_ms);
+        let Ok(written) = tokio::time::timeout(timeout, self.raft.client_write(command)).await else {
+            // It may still commit: the next controller recovers from the log whatever it holds.
+            self.controller = None;
+            return Err(ControlError::Unavailable {
+                reason: "the proposal was not committed in time".into(),
+            });
+        };
+        match written {
             Ok(response) => Ok(response.data),
             Err(e) => {
                 self.controller = None;

@@ -84,6 +84,15 @@ impl NodeTls {
         Ok(Self { node, ca_cert_pem: ca_cert_pem.into(), cert_pem, key_pem })
     }
 
+    /// Keeps the node's certificate and key in `dir` (`node.pem`, `node.key`, replaced
+    /// atomically), for the node's shards to present on their own connections.
+    pub fn store(&self, dir: &std::path::Path) -> Result<(), ControlError> {
+        let io = |source| ControlError::Io { path: dir.into(), source };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        crate::durable::write_atomic(&dir.join("node.pem"), self.cert_pem.as_bytes()).map_err(io)?;
+        crate::durable::write_atomic_mode(&dir.join("node.key"), self.key_pem.as_bytes(), 0o600).map_err(io)
+    }
+
     fn roots(&self) -> Result<Arc<rustls::RootCertStore>, ControlError> {
         let mut roots = rustls::RootCertStore::empty();
         let ca = CertificateDer::from_pem_slice(self.ca_cert_pem.as_bytes()).map_err(tls_error)?;

@@ -32,17 +32,22 @@ fn info(id: u32, port: u16, client_port: u16) -> NodeInfo {
 
 impl Cluster {
     fn start(port: u16) -> Self {
+        Self::start_n(port, 3)
+    }
+
+    fn start_n(port: u16, n: u32) -> Self {
         let ca = generate_ca().unwrap();
-        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-        let mut cluster = Self { port, ca, dirs, nodes: vec![None, None, None] };
-        for id in 1..=3 {
+        let dirs: Vec<_> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+        let mut cluster = Self { port, ca, dirs, nodes: (0..n).map(|_| None).collect() };
+        for id in 1..=n {
             cluster.start_node(id, 9000);
         }
         cluster
     }
 
     fn config(&self, id: u32, dir: &Path, client_port: u16) -> ControlConfig {
-        let peers = (1..=3).map(|n| (NodeId(n), format!("127.0.0.{n}:{}", self.port))).collect();
+        let count = self.nodes.len() as u32;
+        let peers = (1..=count).map(|n| (NodeId(n), format!("127.0.0.{n}:{}", self.port))).collect();
         let (ca_cert, ca_key) = self.ca.clone();
         ControlConfig::new(NodeId(id), peers, dir.into(), ca_cert, ca_key, info(id, self.port, client_port))
     }
@@ -228,4 +233,19 @@ fn the_controller_fails_over_with_the_metadata_and_a_restarted_node_rejoins() {
     });
     assert_eq!(rejoined.topics["a"], before.topics["a"]);
     wait_meta(cluster.node(survivor), "re-registration seen by the others", |m| m.nodes[&old].port == 9100);
+}
+
+#[test]
+fn a_fourth_member_joins_as_a_learner_and_follows_the_metadata() {
+    let cluster = Cluster::start_n(17_105, 4);
+    for id in 1..=4 {
+        wait_meta(cluster.node(id), "all four registered", |m| m.nodes.len() == 4);
+    }
+    block_on(cluster.node(4).create_topic(topic("wide", 4, 4))).unwrap();
+    let meta = wait_meta(cluster.node(4), "the learner applies the topic", |m| m.topics.contains_key("wide"));
+    assert!(meta.partitions.values().all(|p| p.replicas.len() == 4));
+    let status = block_on(cluster.node(4).status()).unwrap();
+    let voters: Vec<(NodeId, bool)> = status.nodes.iter().map(|n| (n.id, n.voter)).collect();
+    assert_eq!(voters, vec![(NodeId(1), true), (NodeId(2), true), (NodeId(3), true), (NodeId(4), false)]);
+    assert!(status.nodes.iter().all(|n| n.up));
 }

@@ -90,3 +90,37 @@ fn a_torn_tail_is_dropped_and_appends_go_on_after_the_last_whole_record() {
         assert_eq!(entries, vec![entry(1, 1, 1), entry(1, 2, 2), entry(2, 3, 30)]);
     });
 }
+
+#[test]
+fn the_state_machine_answers_publishes_and_survives_in_its_snapshot() {
+    use openraft::RaftSnapshotBuilder;
+    use openraft::storage::RaftStateMachine;
+    let dir = tempfile::tempdir().unwrap();
+    runtime().block_on(async {
+        let mut sm = StateMachine::open(dir.path()).unwrap();
+        let meta = sm.subscribe();
+        let delete = Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), 3),
+            payload: EntryPayload::Normal(MetaCommand::DeleteTopic { name: "none".into() }),
+        };
+        let answers = sm.apply([entry(1, 1, 7), entry(1, 2, 8), delete]).await.unwrap();
+        assert_eq!(answers[..2], [Ok(()), Ok(())]);
+        assert!(matches!(answers[2], Err(weir_cluster::MetaError::UnknownTopic { .. })));
+        assert_eq!(meta.borrow().nodes.keys().copied().collect::<Vec<_>>(), vec![NodeId(7), NodeId(8)]);
+
+        let snapshot = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        assert_eq!(snapshot.meta.last_log_id.map(|l| l.index), Some(3));
+        drop(sm);
+        let mut reopened = StateMachine::open(dir.path()).unwrap();
+        assert_eq!(reopened.applied_state().await.unwrap().0.map(|l| l.index), Some(3));
+        assert_eq!(reopened.subscribe().borrow().nodes.len(), 2);
+
+        let other = tempfile::tempdir().unwrap();
+        let mut fresh = StateMachine::open(other.path()).unwrap();
+        let published = fresh.subscribe();
+        fresh.install_snapshot(&snapshot.meta, snapshot.snapshot).await.unwrap();
+        assert_eq!(published.borrow().nodes.len(), 2, "an installed snapshot is published");
+        let current = fresh.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta, snapshot.meta);
+    });
+}
