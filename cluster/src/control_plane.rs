@@ -48,6 +48,11 @@ pub struct ControlConfig {
     pub request_queue_max: usize,
     /// How long one RPC may take.
     pub rpc_timeout_ms: u64,
+    /// A snapshot is taken after this many log entries since the last one.
+    pub snapshot_every_entries: u64,
+    /// Log entries kept behind a snapshot, so that a follower slightly behind catches up from
+    /// the log rather than a snapshot.
+    pub entries_kept_after_snapshot: u64,
 }
 
 impl ControlConfig {
@@ -76,6 +81,8 @@ impl ControlConfig {
             controller_tick_ms: 100,
             request_queue_max: 256,
             rpc_timeout_ms: 2_000,
+            snapshot_every_entries: 5_000,
+            entries_kept_after_snapshot: 1_000,
         }
     }
 
@@ -285,6 +292,8 @@ fn raft_config(config: &ControlConfig) -> Result<openraft::Config, ControlError>
         heartbeat_interval: config.raft_heartbeat_interval_ms,
         election_timeout_min: config.election_timeout_min_ms,
         election_timeout_max: config.election_timeout_max_ms,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every_entries),
+        max_in_snapshot_log_to_keep: config.entries_kept_after_snapshot,
         ..Default::default()
     };
     raft.validate().map_err(|e| ControlError::Config { reason: e.to_string() })

@@ -18,6 +18,8 @@ struct Cluster {
     ca: (String, String),
     dirs: Vec<tempfile::TempDir>,
     nodes: Vec<Option<ControlHandle>>,
+    /// `snapshot_every_entries` and `entries_kept_after_snapshot`.
+    snapshots: (u64, u64),
 }
 
 fn info(id: u32, port: u16, client_port: u16) -> NodeInfo {
@@ -36,9 +38,13 @@ impl Cluster {
     }
 
     fn start_n(port: u16, n: u32) -> Self {
+        Self::start_with(port, n, (5_000, 1_000))
+    }
+
+    fn start_with(port: u16, n: u32, snapshots: (u64, u64)) -> Self {
         let ca = generate_ca().unwrap();
         let dirs: Vec<_> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
-        let mut cluster = Self { port, ca, dirs, nodes: (0..n).map(|_| None).collect() };
+        let mut cluster = Self { port, ca, dirs, nodes: (0..n).map(|_| None).collect(), snapshots };
         for id in 1..=n {
             cluster.start_node(id, 9000);
         }
@@ -53,7 +59,8 @@ impl Cluster {
     }
 
     fn start_node(&mut self, id: u32, client_port: u16) {
-        let config = self.config(id, self.dirs[id as usize - 1].path(), client_port);
+        let mut config = self.config(id, self.dirs[id as usize - 1].path(), client_port);
+        (config.snapshot_every_entries, config.entries_kept_after_snapshot) = self.snapshots;
         self.nodes[id as usize - 1] = Some(start(config).unwrap());
     }
 
@@ -248,4 +255,42 @@ fn a_fourth_member_joins_as_a_learner_and_follows_the_metadata() {
     let voters: Vec<(NodeId, bool)> = status.nodes.iter().map(|n| (n.id, n.voter)).collect();
     assert_eq!(voters, vec![(NodeId(1), true), (NodeId(2), true), (NodeId(3), true), (NodeId(4), false)]);
     assert!(status.nodes.iter().all(|n| n.up));
+}
+
+#[test]
+fn a_node_behind_the_purged_log_catches_up_from_a_snapshot() {
+    // Snapshots every 5 entries, no log kept behind them: a node away for more than that can
+    // only catch up by installing the leader's snapshot over the network.
+    let mut cluster = Cluster::start_with(17_106, 3, (5, 0));
+    for id in 1..=3 {
+        wait_meta(cluster.node(id), "all three registered", all_registered);
+    }
+    let controller = wait_controller(cluster.node(1), |_| true);
+    let away = (1..=3).find(|&n| NodeId(n) != controller).unwrap();
+    let stays = (1..=3).find(|&n| n != away && NodeId(n) != controller).unwrap();
+    cluster.stop(away);
+    let away_dir = cluster.dirs[away as usize - 1].path().join("raft");
+    let away_last = block_on(async {
+        use openraft::storage::RaftLogStorage;
+        let mut log = weir_cluster::log_store::LogStore::open(&away_dir).unwrap();
+        log.get_log_state().await.unwrap().last_log_id.unwrap().index
+    });
+    // The leader purges its log once no replication stream is using the entries: while the
+    // away node's stream still is, more topics are created, each a real change, until it did.
+    let leader_dir = cluster.dirs[controller.0 as usize - 1].path().join("raft");
+    let purged = || {
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(leader_dir.join("state")).unwrap()).unwrap();
+        state["purged"]["index"].as_u64()
+    };
+    let mut created = 0;
+    while created < 12 || purged().is_none_or(|p| p <= away_last) {
+        assert!(created < 200, "the leader never purged past the away node's log");
+        block_on(cluster.node(stays).create_topic(topic(&format!("t{created}"), 1, 2))).unwrap();
+        created += 1;
+    }
+    let expected = wait_meta(cluster.node(stays), "all created", |m| m.topics.len() == created);
+    cluster.start_node(away, 9000);
+    let caught_up = wait_meta(cluster.node(away), "caught up", |m| m.topics.len() == created);
+    assert_eq!(caught_up.topics, expected.topics);
 }
