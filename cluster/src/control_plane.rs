@@ -384,11 +384,16 @@ impl Running {
         let caller = self.caller.clone();
         tokio::spawn(heartbeats(caller.clone(), incarnation, config.heartbeat_interval_ms));
         tokio::spawn(register(caller.clone(), config.self_info.clone()));
+        // Requests are served concurrently (a call waits for a commit, or retries while there
+        // is no controller), at most `request_queue_max` at a time.
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(config.request_queue_max));
         let serve_requests = async move {
             while let Some((call, answer)) = requests.recv().await {
                 let caller = caller.clone();
+                let Ok(permit) = in_flight.clone().acquire_owned().await else { return };
                 tokio::spawn(async move {
                     let _ = answer.send(caller.call(call, CALL_ATTEMPTS).await);
+                    drop(permit);
                 });
             }
         };

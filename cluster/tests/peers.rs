@@ -70,3 +70,40 @@ fn only_a_cluster_node_claiming_its_own_id_is_served() {
     assert!(matches!(foreign, Err(ControlError::Rpc { .. })), "{foreign:?}");
     server.shutdown();
 }
+
+#[test]
+fn a_frame_longer_than_the_limit_is_refused_before_it_is_read() {
+    use weir_cluster::rpc::{FRAME_BYTES_MAX, read_frame};
+    let (ca, key) = generate_ca().unwrap();
+    let one = NodeTls::issue(&ca, &key, NodeId(1)).unwrap();
+    let two = NodeTls::issue(&ca, &key, NodeId(2)).unwrap();
+    let runtime = tokio_rt::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let port = PORT + 1;
+        let server_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let peers = BTreeMap::from([(NodeId(1), server_addr)]);
+        let server = Transport::bind(NodeId(1), server_addr, BTreeMap::new(), &one).unwrap();
+        let client = Transport::bind(NodeId(2), format!("127.0.0.2:{port}").parse().unwrap(), peers, &two).unwrap();
+        let accept = async {
+            let connection = server.endpoint().accept().await.unwrap().await.unwrap();
+            let (_send, mut recv) = connection.accept_bi().await.unwrap();
+            read_frame::<serde_json::Value>(&mut recv).await
+        };
+        let send = async {
+            let quic = quinn::ClientConfig::new(std::sync::Arc::new(
+                quinn::crypto::rustls::QuicClientConfig::try_from(two.client_config().unwrap()).unwrap(),
+            ));
+            let connection = client.endpoint().connect_with(quic, server_addr, "node-1.weir-cluster").unwrap().await.unwrap();
+            let (mut send, _recv) = connection.open_bi().await.unwrap();
+            let len = (FRAME_BYTES_MAX + 1) as u32;
+            send.write_all(&len.to_le_bytes()).await.unwrap();
+            send.write_all(b"{}").await.unwrap();
+            connection
+        };
+        let (refused, _connection) = tokio_rt::join!(accept, send);
+        assert!(
+            matches!(refused, Err(ControlError::FrameTooLong { len, max }) if len == FRAME_BYTES_MAX + 1 && max == FRAME_BYTES_MAX),
+            "{refused:?}"
+        );
+    });
+}
