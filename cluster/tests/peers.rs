@@ -79,7 +79,7 @@ fn a_frame_longer_than_the_limit_is_refused_before_it_is_read() {
     let two = NodeTls::issue(&ca, &key, NodeId(2)).unwrap();
     let runtime = tokio_rt::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
-        let port = PORT + 1;
+        let port = 17_107;
         let server_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let peers = BTreeMap::from([(NodeId(1), server_addr)]);
         let server = Transport::bind(NodeId(1), server_addr, BTreeMap::new(), &one).unwrap();
