@@ -1,11 +1,11 @@
 //! Errors of the control plane, typed so a front end maps each to a protocol error code.
 
-use weir_replication::{NodeId, PartitionId};
+use weir_replication::{ControllerError, NodeId, PartitionId};
 
 /// Why a metadata command was refused when applied. Nothing changed when one is returned: every
 /// node applies the same log and refuses the same commands, so the metadata stays the same on
 /// all of them.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum MetaError {
     #[error("topic {name:?} exists already")]
@@ -21,4 +21,42 @@ pub enum MetaError {
     /// A partition state that would take an epoch back: a proposal from a deposed controller.
     #[error("stale state for partition {partition:?}: epoch {requested}, current {current}")]
     StalePartitionEpoch { partition: PartitionId, current: u32, requested: u32 },
+}
+
+/// Why a control-plane request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// This node does not run the controller; `leader` does, if known.
+    #[error("not the controller (the controller is {leader:?})")]
+    NotController { leader: Option<NodeId> },
+    /// No controller could be reached, or the request did not complete.
+    #[error("control plane unavailable: {reason}")]
+    Unavailable { reason: String },
+    #[error("replication factor {requested} above the {nodes} registered nodes")]
+    ReplicationFactor { requested: u16, nodes: usize },
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    #[error(transparent)]
+    Controller(#[from] ControllerError),
+    /// A controller error from a remote controller that has no typed form here.
+    #[error("refused by the controller: {reason}")]
+    Refused { reason: String },
+    #[error("I/O error on {path}: {source}")]
+    Io { path: std::path::PathBuf, source: std::io::Error },
+    #[error("TLS: {reason}")]
+    Tls { reason: String },
+    /// A frame longer than the limit: refused before it is read.
+    #[error("frame of {len} bytes above the {max} byte limit")]
+    FrameTooLong { len: u64, max: u64 },
+    #[error("RPC: {reason}")]
+    Rpc { reason: String },
+    /// The peer's certificate does not name the node the request claims to come from.
+    #[error("peer certificate does not name node {claimed:?}")]
+    WrongPeer { claimed: NodeId },
+    #[error("invalid configuration: {reason}")]
+    Config { reason: String },
+    /// The control plane was shut down.
+    #[error("the control plane stopped")]
+    Stopped,
 }

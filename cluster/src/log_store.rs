@@ -1,0 +1,234 @@
+//! The Raft log and vote on disk ([`RaftLogStorage`]), in `<data_dir>/raft/`:
+//! - `log`: append-only records (see [`durable`](crate::durable)), one serde_json entry each,
+//!   consecutive indexes. Recovery keeps the records up to the first torn or corrupt one (a
+//!   crash mid-append leaves a torn tail) and cuts the file there.
+//! - `state`: the vote and the last purged log id, replaced atomically.
+//!
+//! Appends are fsynced before openraft is told they are durable; the vote is durable when
+//! `save_vote` returns. Entries are also kept in memory: metadata logs are small, and a
+//! snapshot lets openraft purge them.
+//!
+//! Owned by the control plane's thread; the reader shares the store through a mutex held only
+//! for memory operations and the fsyncs of the append path.
+
+// openraft's storage traits return its own (large) error type; it is not ours to box.
+#![allow(clippy::result_large_err)]
+
+use crate::durable::{decode_records, encode_record, sync_dir, write_atomic};
+use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote, storage_error};
+use openraft::storage::{LogFlushed, RaftLogStorage};
+use openraft::{ErrorVerb, LogState, RaftLogReader};
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::ops::RangeBounds;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct HardState {
+    vote: Option<Vote>,
+    purged: Option<LogId>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    dir: PathBuf,
+    file: File,
+    /// Where the next record goes: the end of the valid records.
+    end: u64,
+    /// Present entries by index, each with its record's offset in `log`.
+    entries: BTreeMap<u64, (u64, Entry)>,
+    hard: HardState,
+}
+
+/// See the module documentation. Cheap to clone: clones share the store.
+#[derive(Debug, Clone)]
+pub struct LogStore {
+    inner: Arc<Mutex<Inner>>,
+}
+
+fn read_error(e: std::io::Error) -> StorageError {
+    storage_error(ErrorVerb::Read, &e)
+}
+
+fn write_error(e: std::io::Error) -> StorageError {
+    storage_error(ErrorVerb::Write, &e)
+}
+
+fn json_error(e: serde_json::Error) -> StorageError {
+    write_error(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+impl LogStore {
+    /// Opens (or creates) the store in `raft_dir`, recovering the log as the module documentation
+    /// says.
+    pub fn open(raft_dir: &Path) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(raft_dir).map_err(write_error)?;
+        let state_path = raft_dir.join("state");
+        let hard: HardState = match std::fs::read(&state_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(json_error)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HardState::default(),
+            Err(e) => return Err(read_error(e)),
+        };
+        let path = raft_dir.join("log");
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(read_error)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(read_error)?;
+        let (entries, end) = recover_entries(&bytes, hard.purged);
+        if end < bytes.len() as u64 {
+            file.set_len(end).map_err(write_error)?;
+            file.sync_all().map_err(write_error)?;
+        }
+        sync_dir(raft_dir).map_err(write_error)?;
+        let inner = Inner { dir: raft_dir.into(), file, end, entries, hard };
+        Ok(Self { inner: Arc::new(Mutex::new(inner)) })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("a panic while holding the log store")
+    }
+}
+
+/// The consecutive entries of the valid record prefix past `purged`, and where that prefix
+/// ends. A record that does not parse, or breaks the sequence, ends the log like a torn one.
+fn recover_entries(bytes: &[u8], purged: Option<LogId>) -> (BTreeMap<u64, (u64, Entry)>, u64) {
+    let (records, mut end) = decode_records(bytes);
+    let mut entries = BTreeMap::new();
+    let mut last: Option<u64> = None;
+    for (offset, payload) in records {
+        let entry = match serde_json::from_slice::<Entry>(payload) {
+            Ok(entry) if last.is_none_or(|l| entry.log_id.index == l + 1) => entry,
+            _ => {
+                end = offset;
+                break;
+            }
+        };
+        last = Some(entry.log_id.index);
+        if purged.is_none_or(|p| entry.log_id.index > p.index) {
+            entries.insert(entry.log_id.index, (offset, entry));
+        }
+    }
+    (entries, end)
+}
+
+impl Inner {
+    fn save_hard(&self) -> Result<(), StorageError> {
+        let bytes = serde_json::to_vec(&self.hard).map_err(json_error)?;
+        write_atomic(&self.dir.join("state"), &bytes).map_err(write_error)
+    }
+
+    fn append(&mut self, entries: Vec<Entry>) -> Result<(), StorageError> {
+        let mut buf = Vec::new();
+        let mut placed = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let offset = self.end + buf.len() as u64;
+            encode_record(&serde_json::to_vec(&entry).map_err(json_error)?, &mut buf);
+            placed.push((offset, entry));
+        }
+        self.file.seek(SeekFrom::Start(self.end)).map_err(write_error)?;
+        self.file.write_all(&buf).map_err(write_error)?;
+        self.file.sync_data().map_err(write_error)?;
+        self.end += buf.len() as u64;
+        for (offset, entry) in placed {
+            let last = self.entries.last_key_value().map(|(&i, _)| i);
+            assert!(last.is_none_or(|l| entry.log_id.index == l + 1), "log appends are consecutive");
+            self.entries.insert(entry.log_id.index, (offset, entry));
+        }
+        Ok(())
+    }
+
+    /// Removes the entries from `index` on, cutting the file at the first one's record.
+    fn truncate(&mut self, index: u64) -> Result<(), StorageError> {
+        let Some(&(offset, _)) = self.entries.get(&index) else { return Ok(()) };
+        self.file.set_len(offset).map_err(write_error)?;
+        self.file.sync_all().map_err(write_error)?;
+        self.end = offset;
+        self.entries.split_off(&index);
+        Ok(())
+    }
+
+    /// Records `upto` as purged, then rewrites the log without the entries up to it (temporary
+    /// file, fsync, rename, directory fsync). A crash in between is harmless: recovery skips
+    /// entries at or below the purged id.
+    fn purge(&mut self, upto: LogId) -> Result<(), StorageError> {
+        self.hard.purged = Some(upto);
+        self.save_hard()?;
+        let kept = self.entries.split_off(&(upto.index + 1));
+        let mut buf = Vec::new();
+        let mut entries = BTreeMap::new();
+        for (index, (_, entry)) in kept {
+            let offset = buf.len() as u64;
+            encode_record(&serde_json::to_vec(&entry).map_err(json_error)?, &mut buf);
+            entries.insert(index, (offset, entry));
+        }
+        let path = self.dir.join("log");
+        write_atomic(&path, &buf).map_err(write_error)?;
+        self.file = OpenOptions::new().read(true).write(true).open(&path).map_err(write_error)?;
+        self.end = buf.len() as u64;
+        self.entries = entries;
+        Ok(())
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let inner = self.lock();
+        Ok(inner.entries.range(range).map(|(_, (_, e))| e.clone()).collect())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let inner = self.lock();
+        let last_purged_log_id = inner.hard.purged;
+        let last = inner.entries.last_key_value().map(|(_, (_, e))| e.log_id);
+        Ok(LogState { last_purged_log_id, last_log_id: last.or(last_purged_log_id) })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        let mut inner = self.lock();
+        inner.hard.vote = Some(*vote);
+        inner.save_hard()
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        Ok(self.lock().hard.vote)
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let result = self.lock().append(entries.into_iter().collect());
+        // Durable (fsynced) before openraft hears of it; a failure is reported both ways.
+        let io = result.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.to_string()));
+        callback.log_io_completed(io);
+        result
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.lock().truncate(log_id.index)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.lock().purge(log_id)
+    }
+}

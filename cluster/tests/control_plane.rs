@@ -1,0 +1,296 @@
+//! Three real control planes in one process, on 127.0.0.1–3 with one UDP port per test, each
+//! with its own data directory and a certificate from one CA. Waits are on the metadata and
+//! controller watches, with deadlines.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_rt::sync::watch;
+use weir_cluster::tls::generate_ca;
+use weir_cluster::{ClusterMeta, ControlConfig, ControlError, ControlHandle, CreateTopic, NodeInfo, start};
+use weir_replication::{AlterPartition, ControllerError, NodeId, PartitionId};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+struct Cluster {
+    port: u16,
+    ca: (String, String),
+    dirs: Vec<tempfile::TempDir>,
+    nodes: Vec<Option<ControlHandle>>,
+    /// `snapshot_every_entries` and `entries_kept_after_snapshot`.
+    snapshots: (u64, u64),
+}
+
+fn info(id: u32, port: u16, client_port: u16) -> NodeInfo {
+    NodeInfo {
+        id: NodeId(id),
+        cluster_addr: format!("127.0.0.{id}:{port}"),
+        host: format!("127.0.0.{id}"),
+        port: client_port,
+        shard_ports: vec![client_port + 1, client_port + 2],
+    }
+}
+
+impl Cluster {
+    fn start(port: u16) -> Self {
+        Self::start_n(port, 3)
+    }
+
+    fn start_n(port: u16, n: u32) -> Self {
+        Self::start_with(port, n, (5_000, 1_000))
+    }
+
+    fn start_with(port: u16, n: u32, snapshots: (u64, u64)) -> Self {
+        let ca = generate_ca().unwrap();
+        let dirs: Vec<_> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+        let mut cluster = Self { port, ca, dirs, nodes: (0..n).map(|_| None).collect(), snapshots };
+        for id in 1..=n {
+            cluster.start_node(id, 9000);
+        }
+        cluster
+    }
+
+    fn config(&self, id: u32, dir: &Path, client_port: u16) -> ControlConfig {
+        let count = self.nodes.len() as u32;
+        let peers = (1..=count).map(|n| (NodeId(n), format!("127.0.0.{n}:{}", self.port))).collect();
+        let (ca_cert, ca_key) = self.ca.clone();
+        ControlConfig::new(NodeId(id), peers, dir.into(), ca_cert, ca_key, info(id, self.port, client_port))
+    }
+
+    fn start_node(&mut self, id: u32, client_port: u16) {
+        let mut config = self.config(id, self.dirs[id as usize - 1].path(), client_port);
+        (config.snapshot_every_entries, config.entries_kept_after_snapshot) = self.snapshots;
+        self.nodes[id as usize - 1] = Some(start(config).unwrap());
+    }
+
+    fn node(&self, id: u32) -> &ControlHandle {
+        self.nodes[id as usize - 1].as_ref().expect("running")
+    }
+
+    fn stop(&mut self, id: u32) {
+        self.nodes[id as usize - 1].take().expect("running").shutdown();
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.nodes.iter().flatten().for_each(ControlHandle::shutdown);
+    }
+}
+
+fn block_on<F: Future>(f: F) -> F::Output {
+    tokio_rt::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+}
+
+/// Waits until the metadata satisfies `pred`; panics at the deadline.
+fn wait_meta(handle: &ControlHandle, what: &str, pred: impl Fn(&ClusterMeta) -> bool) -> Arc<ClusterMeta> {
+    let mut rx: watch::Receiver<Arc<ClusterMeta>> = handle.meta();
+    block_on(async {
+        let waited = tokio_rt::time::timeout(DEADLINE, rx.wait_for(|m| pred(m))).await;
+        let meta = waited.unwrap_or_else(|_| panic!("{what}: not reached; now {:?}", handle.meta().borrow()));
+        meta.expect("control plane running").clone()
+    })
+}
+
+fn wait_controller(handle: &ControlHandle, pred: impl Fn(NodeId) -> bool) -> NodeId {
+    let mut rx = handle.controller();
+    block_on(async {
+        let waited = tokio_rt::time::timeout(DEADLINE, rx.wait_for(|c| c.is_some_and(&pred))).await;
+        waited.expect("a controller elected").expect("running").expect("some")
+    })
+}
+
+fn topic(name: &str, partitions: u32, replication_factor: u16) -> CreateTopic {
+    CreateTopic {
+        name: name.into(),
+        partitions,
+        replication_factor,
+        min_insync_replicas: None,
+        retention_ms: None,
+        retention_bytes: None,
+    }
+}
+
+fn all_registered(m: &ClusterMeta) -> bool {
+    m.nodes.len() == 3
+}
+
+#[test]
+fn a_leader_is_elected_nodes_register_and_topics_are_placed_and_altered() {
+    let cluster = Cluster::start(17_101);
+    for id in 1..=3 {
+        wait_meta(cluster.node(id), "all three registered", all_registered);
+    }
+    // The handle's calls need no tokio runtime: a plain executor drives them.
+    futures::executor::block_on(cluster.node(2).create_topic(topic("orders", 3, 3))).unwrap();
+    let mut meta = Arc::default();
+    for id in 1..=3 {
+        meta = wait_meta(cluster.node(id), "orders applied", |m| m.topics.contains_key("orders"));
+    }
+    let leaders: std::collections::BTreeSet<NodeId> =
+        (0..3).map(|i| meta.partition("orders", i).unwrap().1.state.leader.unwrap()).collect();
+    assert_eq!(leaders.len(), 3, "leaders spread over the nodes: {meta:?}");
+    for i in 0..3 {
+        let (_, p) = meta.partition("orders", i).unwrap();
+        assert_eq!(p.state.isr.len(), 3);
+        assert_eq!(p.state.leader, Some(p.replicas[0].node), "the first replica leads");
+    }
+
+    let too_many = futures::executor::block_on(cluster.node(1).create_topic(topic("wide", 1, 4)));
+    assert!(
+        matches!(too_many, Err(ControlError::ReplicationFactor { requested: 4, nodes: 3 })),
+        "{too_many:?}"
+    );
+    let exists = futures::executor::block_on(cluster.node(3).create_topic(topic("orders", 1, 1)));
+    assert!(
+        matches!(exists, Err(ControlError::Meta(weir_cluster::MetaError::TopicExists { .. }))),
+        "{exists:?}"
+    );
+
+    let status = futures::executor::block_on(cluster.node(3).status()).unwrap();
+    assert!(status.controller.is_some());
+    assert!(status.nodes.iter().all(|n| n.up && n.voter), "{status:?}");
+    assert_eq!(status.nodes.iter().filter(|n| n.is_controller).count(), 1);
+
+    let (id, p) = meta.partition("orders", 1).unwrap();
+    let proposal = AlterPartition {
+        partition: id,
+        leader: p.state.leader.unwrap(),
+        leader_epoch: p.state.leader_epoch,
+        partition_epoch: p.state.partition_epoch,
+        isr: p.state.isr.clone(),
+    };
+    let altered = futures::executor::block_on(cluster.node(1).alter_partition(proposal.clone())).unwrap();
+    assert_eq!(altered.partition_epoch, p.state.partition_epoch + 1);
+    wait_meta(cluster.node(2), "the alteration applied", |m| m.partitions[&id].state == altered);
+    let stale = futures::executor::block_on(cluster.node(2).alter_partition(proposal.clone()));
+    assert!(
+        matches!(stale, Err(ControlError::Controller(ControllerError::StalePartitionEpoch { .. }))),
+        "{stale:?}"
+    );
+    let deposed = AlterPartition { leader_epoch: altered.leader_epoch - 1, ..proposal };
+    let deposed = futures::executor::block_on(cluster.node(3).alter_partition(deposed));
+    assert!(matches!(deposed, Err(ControlError::Controller(ControllerError::FencedLeaderEpoch { .. }))));
+
+    futures::executor::block_on(cluster.node(3).delete_topic("orders")).unwrap();
+    wait_meta(cluster.node(1), "orders deleted", |m| m.topics.is_empty() && m.partitions.is_empty());
+}
+
+#[test]
+fn a_silent_node_is_fenced_leaves_isrs_and_its_partitions_get_new_leaders() {
+    let mut cluster = Cluster::start(17_102);
+    for id in 1..=3 {
+        wait_meta(cluster.node(id), "all three registered", all_registered);
+    }
+    let controller = wait_controller(cluster.node(1), |_| true);
+    block_on(cluster.node(1).create_topic(topic("t", 3, 3))).unwrap();
+    let victim = (1..=3).find(|&n| NodeId(n) != controller).unwrap();
+    let survivor = (1..=3).find(|&n| n != victim).unwrap();
+    let before = wait_meta(cluster.node(survivor), "t applied", |m| m.topics.contains_key("t"));
+    let led: Vec<(PartitionId, u32)> = (before.partitions.iter())
+        .filter(|(_, p)| p.state.leader == Some(NodeId(victim)))
+        .map(|(&id, p)| (id, p.state.leader_epoch))
+        .collect();
+    assert!(!led.is_empty(), "placement gives every node a partition to lead");
+
+    cluster.stop(victim);
+    let after = wait_meta(cluster.node(survivor), "victim fenced", |m| {
+        let out_of_isrs = m.partitions.values().all(|p| !p.state.isr.contains(&NodeId(victim)));
+        let reelected = led.iter().all(|(id, epoch)| {
+            let s = &m.partitions[id].state;
+            s.leader.is_some_and(|l| l != NodeId(victim)) && s.leader_epoch > *epoch
+        });
+        out_of_isrs && reelected
+    });
+    assert!(after.partitions.values().all(|p| p.state.isr.len() == 2), "{after:?}");
+    let status = block_on(cluster.node(survivor).status()).unwrap();
+    let down: Vec<NodeId> = status.nodes.iter().filter(|n| !n.up).map(|n| n.id).collect();
+    assert_eq!(down, vec![NodeId(victim)]);
+}
+
+#[test]
+fn the_controller_fails_over_with_the_metadata_and_a_restarted_node_rejoins() {
+    let mut cluster = Cluster::start(17_103);
+    for id in 1..=3 {
+        wait_meta(cluster.node(id), "all three registered", all_registered);
+    }
+    block_on(cluster.node(1).create_topic(topic("a", 2, 3))).unwrap();
+    let old = wait_controller(cluster.node(1), |_| true);
+    let survivor = (1..=3).find(|&n| NodeId(n) != old).unwrap();
+    let before = wait_meta(cluster.node(survivor), "a applied", |m| m.topics.contains_key("a"));
+
+    cluster.stop(old.0);
+    let new = wait_controller(cluster.node(survivor), |c| c != old);
+    assert_ne!(new, old);
+    let meta = cluster.node(survivor).meta().borrow().clone();
+    assert_eq!(meta.topics, before.topics, "the new controller has the metadata");
+    assert_eq!(meta.nodes, before.nodes);
+    block_on(cluster.node(survivor).create_topic(topic("b", 2, 3))).unwrap();
+    let with_b = wait_meta(cluster.node(survivor), "b applied", |m| m.topics.contains_key("b"));
+    let ids: Vec<u32> = with_b.topics["b"].partitions.iter().map(|p| p.0).collect();
+    assert_eq!(ids, vec![2, 3], "partition ids continue after the failover");
+
+    // The old controller restarts from its directory with a new client port: it keeps the
+    // metadata, catches up, and registers its new addresses.
+    cluster.start_node(old.0, 9100);
+    assert_eq!(cluster.node(old.0).incarnation(), 2, "the incarnation grows at every start");
+    let rejoined = wait_meta(cluster.node(old.0), "restarted node caught up and registered", |m| {
+        m.topics.contains_key("b") && m.nodes[&old].port == 9100
+    });
+    assert_eq!(rejoined.topics["a"], before.topics["a"]);
+    wait_meta(cluster.node(survivor), "re-registration seen by the others", |m| m.nodes[&old].port == 9100);
+}
+
+#[test]
+fn a_fourth_member_joins_as_a_learner_and_follows_the_metadata() {
+    let cluster = Cluster::start_n(17_105, 4);
+    for id in 1..=4 {
+        wait_meta(cluster.node(id), "all four registered", |m| m.nodes.len() == 4);
+    }
+    block_on(cluster.node(4).create_topic(topic("wide", 4, 4))).unwrap();
+    let meta = wait_meta(cluster.node(4), "the learner applies the topic", |m| m.topics.contains_key("wide"));
+    assert!(meta.partitions.values().all(|p| p.replicas.len() == 4));
+    let status = block_on(cluster.node(4).status()).unwrap();
+    let voters: Vec<(NodeId, bool)> = status.nodes.iter().map(|n| (n.id, n.voter)).collect();
+    assert_eq!(voters, vec![(NodeId(1), true), (NodeId(2), true), (NodeId(3), true), (NodeId(4), false)]);
+    assert!(status.nodes.iter().all(|n| n.up));
+}
+
+#[test]
+fn a_node_behind_the_purged_log_catches_up_from_a_snapshot() {
+    // Snapshots every 5 entries, no log kept behind them: a node away for more than that can
+    // only catch up by installing the leader's snapshot over the network.
+    let mut cluster = Cluster::start_with(17_106, 3, (5, 0));
+    for id in 1..=3 {
+        wait_meta(cluster.node(id), "all three registered", all_registered);
+    }
+    let controller = wait_controller(cluster.node(1), |_| true);
+    let away = (1..=3).find(|&n| NodeId(n) != controller).unwrap();
+    let stays = (1..=3).find(|&n| n != away && NodeId(n) != controller).unwrap();
+    cluster.stop(away);
+    let away_dir = cluster.dirs[away as usize - 1].path().join("raft");
+    let away_last = block_on(async {
+        use openraft::storage::RaftLogStorage;
+        let mut log = weir_cluster::log_store::LogStore::open(&away_dir).unwrap();
+        log.get_log_state().await.unwrap().last_log_id.unwrap().index
+    });
+    // The leader purges its log once no replication stream is using the entries: while the
+    // away node's stream still is, more topics are created, each a real change, until it did.
+    let leader_dir = cluster.dirs[controller.0 as usize - 1].path().join("raft");
+    let purged = || {
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(leader_dir.join("state")).unwrap()).unwrap();
+        state["purged"]["index"].as_u64()
+    };
+    let mut created = 0;
+    while created < 12 || purged().is_none_or(|p| p <= away_last) {
+        assert!(created < 200, "the leader never purged past the away node's log");
+        block_on(cluster.node(stays).create_topic(topic(&format!("t{created}"), 1, 2))).unwrap();
+        created += 1;
+    }
+    let expected = wait_meta(cluster.node(stays), "all created", |m| m.topics.len() == created);
+    cluster.start_node(away, 9000);
+    let caught_up = wait_meta(cluster.node(away), "caught up", |m| m.topics.len() == created);
+    assert_eq!(caught_up.topics, expected.topics);
+}

@@ -1,0 +1,109 @@
+//! Who may talk to a control plane, over real QUIC: a peer must hold a certificate of the
+//! cluster CA, naming the node its requests claim to come from, and a server must be the node
+//! that was dialled.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+use weir_cluster::network::Transport;
+use weir_cluster::rpc::{ControlCall, Request, Response, WireError};
+use weir_cluster::tls::{NodeTls, generate_ca};
+use weir_cluster::{ControlConfig, ControlError, NodeInfo, start};
+use weir_replication::NodeId;
+
+const PORT: u16 = 17_104;
+
+fn addr(node: u32) -> SocketAddr {
+    format!("127.0.0.{node}:{PORT}").parse().unwrap()
+}
+
+fn status_from(me: u32, tls: &NodeTls, dial: u32, dialled_as: u32) -> Result<Response, ControlError> {
+    let runtime = tokio_rt::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let peers = BTreeMap::from([(NodeId(dialled_as), addr(dial))]);
+        let transport = Transport::bind(NodeId(me), addr(tls.node.0), peers, tls)?;
+        let answer = transport
+            .call(NodeId(dialled_as), Request::Control(ControlCall::Status), Duration::from_secs(5))
+            .await;
+        transport.endpoint().close(0u32.into(), b"done");
+        answer
+    })
+}
+
+#[test]
+fn only_a_cluster_node_claiming_its_own_id_is_served() {
+    let (ca, key) = generate_ca().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let peers = (1..=3).map(|n| (NodeId(n), addr(n).to_string())).collect();
+    let info = NodeInfo {
+        id: NodeId(1),
+        cluster_addr: addr(1).to_string(),
+        host: "127.0.0.1".into(),
+        port: 9000,
+        shard_ports: vec![9001],
+    };
+    let server =
+        start(ControlConfig::new(NodeId(1), peers, dir.path().into(), ca.clone(), key.clone(), info))
+            .unwrap();
+    assert!(dir.path().join("cluster-tls/node.pem").exists());
+
+    let three = NodeTls::issue(&ca, &key, NodeId(3)).unwrap();
+    let honest = status_from(3, &three, 1, 1).unwrap();
+    // Node 1 alone is no controller: it answers, with the refusal a non-leader gives.
+    assert!(matches!(honest, Response::Control(Err(WireError::NotController { .. }))), "{honest:?}");
+
+    let impostor = status_from(2, &three, 1, 1).unwrap();
+    assert!(
+        matches!(impostor, Response::Refused(WireError::WrongPeer { claimed: NodeId(2) })),
+        "{impostor:?}"
+    );
+
+    let wrong_server = status_from(3, &three, 1, 2);
+    assert!(
+        matches!(wrong_server, Err(ControlError::Rpc { .. })),
+        "node 1 answering as node 2: {wrong_server:?}"
+    );
+
+    let (other_ca, other_key) = generate_ca().unwrap();
+    let stranger = NodeTls::issue(&other_ca, &other_key, NodeId(3)).unwrap();
+    let foreign = status_from(3, &stranger, 1, 1);
+    assert!(matches!(foreign, Err(ControlError::Rpc { .. })), "{foreign:?}");
+    server.shutdown();
+}
+
+#[test]
+fn a_frame_longer_than_the_limit_is_refused_before_it_is_read() {
+    use weir_cluster::rpc::{FRAME_BYTES_MAX, read_frame};
+    let (ca, key) = generate_ca().unwrap();
+    let one = NodeTls::issue(&ca, &key, NodeId(1)).unwrap();
+    let two = NodeTls::issue(&ca, &key, NodeId(2)).unwrap();
+    let runtime = tokio_rt::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let port = 17_107;
+        let server_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let peers = BTreeMap::from([(NodeId(1), server_addr)]);
+        let server = Transport::bind(NodeId(1), server_addr, BTreeMap::new(), &one).unwrap();
+        let client = Transport::bind(NodeId(2), format!("127.0.0.2:{port}").parse().unwrap(), peers, &two).unwrap();
+        let accept = async {
+            let connection = server.endpoint().accept().await.unwrap().await.unwrap();
+            let (_send, mut recv) = connection.accept_bi().await.unwrap();
+            read_frame::<serde_json::Value>(&mut recv).await
+        };
+        let send = async {
+            let quic = quinn::ClientConfig::new(std::sync::Arc::new(
+                quinn::crypto::rustls::QuicClientConfig::try_from(two.client_config().unwrap()).unwrap(),
+            ));
+            let connection = client.endpoint().connect_with(quic, server_addr, "node-1.weir-cluster").unwrap().await.unwrap();
+            let (mut send, _recv) = connection.open_bi().await.unwrap();
+            let len = (FRAME_BYTES_MAX + 1) as u32;
+            send.write_all(&len.to_le_bytes()).await.unwrap();
+            send.write_all(b"{}").await.unwrap();
+            connection
+        };
+        let (refused, _connection) = tokio_rt::join!(accept, send);
+        assert!(
+            matches!(refused, Err(ControlError::FrameTooLong { len, max }) if len == FRAME_BYTES_MAX + 1 && max == FRAME_BYTES_MAX),
+            "{refused:?}"
+        );
+    });
+}
