@@ -4,10 +4,12 @@
 pub mod bootstrap;
 pub mod bus;
 pub mod cli;
+pub mod cli_cluster;
 pub mod cli_describe;
 pub mod config;
 pub mod connection;
 mod connection_limits;
+pub mod control;
 pub mod core;
 pub mod disk;
 pub mod fatal;

@@ -41,6 +41,8 @@ enum Command {
         /// PEM private key of --tls-cert
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        #[command(flatten)]
+        cluster: ClusterFlags,
     },
     /// Create, list, describe and delete topics
     Topic {
@@ -51,6 +53,11 @@ enum Command {
     Produce(cli::ProduceArgs),
     /// Print records, one value per line
     Consume(cli::ConsumeArgs),
+    /// The cluster: its CA
+    Cluster {
+        #[command(subcommand)]
+        cmd: ClusterCmd,
+    },
     /// Show what each shard of the node has done: connections, requests, requests forwarded
     Stats {
         #[arg(long)]
@@ -58,10 +65,46 @@ enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum ClusterCmd {
+    /// Make a cluster CA (ca.pem, ca.key) in DIR; every node of the cluster needs both
+    Ca {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+/// Membership of a cluster; see `docs/cluster.md`.
+#[derive(Debug, clap::Args)]
+struct ClusterFlags {
+    /// This node's id in the cluster (with --peers)
+    #[arg(long)]
+    node_id: Option<u32>,
+    /// Every member, this node included: id@host:port,... (each node's cluster address, UDP)
+    #[arg(long)]
+    peers: Option<String>,
+    /// The cluster CA's certificate (PEM), from `weir cluster ca`
+    #[arg(long)]
+    cluster_ca_cert: Option<PathBuf>,
+    /// The cluster CA's private key (PEM)
+    #[arg(long)]
+    cluster_ca_key: Option<PathBuf>,
+}
+
+impl ClusterFlags {
+    fn apply(self, c: &mut config::NodeConfig) {
+        c.node_id = self.node_id.or(c.node_id);
+        c.peers = self.peers.or(c.peers.take());
+        c.cluster_ca_cert = self.cluster_ca_cert.or(c.cluster_ca_cert.take());
+        c.cluster_ca_key = self.cluster_ca_key.or(c.cluster_ca_key.take());
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
+                .unwrap_or_else(|_| "info,openraft=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -71,7 +114,8 @@ fn main() -> ExitCode {
         Command::Produce(args) => cli::produce(&cli.conn, args),
         Command::Consume(args) => cli::consume(&cli.conn, args),
         Command::Stats { json } => cli::stats(&cli.conn, json),
-        Command::Serve { data_dir, listen, shards, config, tls_cert, tls_key } => {
+        Command::Cluster { cmd: ClusterCmd::Ca { dir } } => weir_node::cli_cluster::make_ca(&dir),
+        Command::Serve { data_dir, listen, shards, config, tls_cert, tls_key, cluster } => {
             let mut c = match config::NodeConfig::load(config.as_deref(), std::env::vars()) {
                 Ok(c) => c,
                 Err(e) => {
@@ -85,6 +129,7 @@ fn main() -> ExitCode {
             if tls_cert.is_some() {
                 (c.tls_cert, c.tls_key) = (tls_cert, tls_key);
             }
+            cluster.apply(&mut c);
             if let Err(e) = c.check() {
                 eprintln!("weir: {e}");
                 return ExitCode::from(2);

@@ -33,6 +33,8 @@ pub enum ServeError {
     Certificate(#[from] crate::tls::CertError),
     #[error("topics: {0}")]
     Topics(#[from] crate::metadata::LoadError),
+    #[error("control plane: {0}")]
+    Control(#[from] crate::control::ControlStartError),
     #[error(
         "open_files_max {requested} does not fit the soft RLIMIT_NOFILE of {limit}: the node needs \
          {reserve} more descriptors for itself and its connections; raise the limit or lower \
@@ -219,13 +221,19 @@ pub fn run(
     tracing::info!(listen = %config.listen, shards = config.shards, data_dir = %config.data_dir.display(), "node started");
     // A shard that panicked has already ended the process (`fatal`); one that failed otherwise
     // is an error, never ignored.
+    let mut failed = None;
     for (shard, h) in started.handles.into_iter().enumerate() {
         if let Err(e) = h.join() {
             stop.store(true, Ordering::SeqCst);
-            return Err(ServeError::Shard { shard, reason: format!("shard exited abnormally: {e}") });
+            failed
+                .get_or_insert(ServeError::Shard { shard, reason: format!("shard exited abnormally: {e}") });
         }
     }
-    Ok(())
+    // Last: the shards may call it until they have stopped.
+    if let Some(control) = &started.control {
+        control.shutdown();
+    }
+    failed.map_or(Ok(()), Err)
 }
 
 /// What a start made in the data dir, removed again if the start fails, so that a failed first
@@ -278,6 +286,8 @@ impl Created {
 struct Started {
     cert: crate::tls::NodeCert,
     handles: Vec<glommio::ExecutorJoinHandle<()>>,
+    /// The control plane, if the node is in a cluster.
+    control: Option<weir_cluster::ControlHandle>,
 }
 
 /// Checks the node's files and ports, and starts every shard; returns once all listen. On a
@@ -294,6 +304,14 @@ fn start(config: &NodeConfig, stop: &Arc<AtomicBool>, created: &mut Created) -> 
         created.tls = cert.cert_path.parent().map(ToOwned::to_owned);
     }
     let quic_config = cert.server_config(config)?;
+    // Before the shards, which follow the metadata it replicates.
+    let control = crate::control::start(config)?;
+    let stop_control = |e| {
+        if let Some(c) = &control {
+            c.shutdown();
+        }
+        e
+    };
     let mesh = mesh(config.shards);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, ServeError>>();
@@ -330,7 +348,7 @@ fn start(config: &NodeConfig, stop: &Arc<AtomicBool>, created: &mut Created) -> 
             Ok(handle) => handles.push(handle),
             Err(e) => {
                 let error = ServeError::Shard { shard: id, reason: e.to_string() };
-                return Err(stopped(config, stop, created, handles.len(), &exited_rx, error));
+                return Err(stop_control(stopped(config, stop, created, handles.len(), &exited_rx, error)));
             }
         }
     }
@@ -341,9 +359,9 @@ fn start(config: &NodeConfig, stop: &Arc<AtomicBool>, created: &mut Created) -> 
             Ok(Err(e)) => e,
             Err(_) => ServeError::Shard { shard: 0, reason: "a shard exited while starting".into() },
         };
-        return Err(stopped(config, stop, created, handles.len(), &exited_rx, error));
+        return Err(stop_control(stopped(config, stop, created, handles.len(), &exited_rx, error)));
     }
-    Ok(Started { cert, handles })
+    Ok(Started { cert, handles, control })
 }
 
 /// Stops the `running` shards of a start that failed with `error`, and waits (for a while) for

@@ -168,7 +168,13 @@ pub fn serve_command(data_dir: &Path, shards: usize, port: u16, env: &[(&str, &s
 }
 
 /// [`serve_command`] listening on `host`.
-pub fn serve_command_on(host: &str, data_dir: &Path, shards: usize, port: u16, env: &[(&str, &str)]) -> Command {
+pub fn serve_command_on(
+    host: &str,
+    data_dir: &Path,
+    shards: usize,
+    port: u16,
+    env: &[(&str, &str)],
+) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
     command
         // A small free-space floor, so a test machine with little room in its temp dir still
