@@ -17,7 +17,14 @@ impl Admin {
     }
 
     pub async fn create_topic(&mut self, name: &str, partitions: u32, config: TopicConfig) -> Result<()> {
-        let r = self.conn.call(&Request::CreateTopic { name: name.into(), partitions, config }).await?;
+        let req = Request::CreateTopic {
+            name: name.into(),
+            partitions,
+            config,
+            replication_factor: 1,
+            min_insync_replicas: None,
+        };
+        let r = self.conn.call(&req).await?;
         match r.response()? {
             Response::CreateTopic { error, message } => ClientError::check(error, message),
             other => Err(unexpected(&other)),

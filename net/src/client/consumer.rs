@@ -101,7 +101,7 @@ impl Consumer {
         let bootstrap = self.target.addr.clone();
         let frame = self.call(&bootstrap, &req).await?;
         let addr = match frame.response()? {
-            Response::Metadata { shards, topics } => {
+            Response::Metadata { shards, topics, .. } => {
                 let owner = topics
                     .iter()
                     .flat_map(|t| t.partitions.iter())

@@ -266,7 +266,7 @@ impl Router {
             let req = Request::Metadata { topics: vec![topic.to_owned()] };
             let frame = self.metadata(&req).await?;
             let route = match frame.response()? {
-                Response::Metadata { topics, shards } => {
+                Response::Metadata { topics, shards, .. } => {
                     for s in shards {
                         let addr = super::connection::shard_address(&self.target.addr, &s.host, s.port);
                         self.shard_addrs.insert(s.shard, addr);
@@ -745,7 +745,7 @@ impl Worker {
             return self.resend(queue, e).await;
         }
         let f = match &e {
-            ClientError::Server { code: crate::ErrorCode::OutcomeUnknown, .. } => {
+            ClientError::Server { code, .. } if code.outcome_unknown() => {
                 InFlight { maybe_written: true, ..f }
             }
             _ => f,
