@@ -4,7 +4,9 @@
 pub mod bootstrap;
 pub mod bus;
 pub mod cli;
+pub mod cli_cluster;
 pub mod cli_describe;
+pub mod cli_units;
 pub mod config;
 pub mod connection;
 mod connection_limits;

@@ -51,6 +51,11 @@ enum Command {
     Produce(cli::ProduceArgs),
     /// Print records, one value per line
     Consume(cli::ConsumeArgs),
+    /// The cluster: its nodes and under-replicated partitions
+    Cluster {
+        #[command(subcommand)]
+        cmd: cli::ClusterCmd,
+    },
     /// Show what each shard of the node has done: connections, requests, requests forwarded
     Stats {
         #[arg(long)]
@@ -71,6 +76,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => cli::produce(&cli.conn, args),
         Command::Consume(args) => cli::consume(&cli.conn, args),
         Command::Stats { json } => cli::stats(&cli.conn, json),
+        Command::Cluster { cmd } => cli::cluster(&cli.conn, cmd),
         Command::Serve { data_dir, listen, shards, config, tls_cert, tls_key } => {
             let mut c = match config::NodeConfig::load(config.as_deref(), std::env::vars()) {
                 Ok(c) => c,
