@@ -24,6 +24,11 @@ struct Cluster {
     produces: [AtomicU32; 2],
     fetches: [AtomicU32; 2],
     batch: Vec<u8>,
+    /// Node 1 dies at its first produce instead of refusing it: it closes the connection and
+    /// stops listening.
+    node_1_dies: bool,
+    /// Node 1's listener, to stop it.
+    accept_1: std::sync::Mutex<Option<tokio_rt::task::JoinHandle<()>>>,
 }
 
 impl Cluster {
@@ -71,6 +76,10 @@ impl Cluster {
                 self.produces[me].fetch_add(1, Ordering::SeqCst);
                 if me == 0 {
                     self.metadata_leader.store(2, Ordering::SeqCst);
+                    if self.node_1_dies {
+                        self.accept_1.lock().unwrap().take().expect("node 1 listening").abort();
+                        return Response::ApiVersions { apis: vec![] };
+                    }
                     let message = not_leader();
                     return Response::Produce {
                         error: ErrorCode::NotLeader,
@@ -119,6 +128,10 @@ async fn serve(mut s: tokio_rt::net::TcpStream, me: usize, cluster: Arc<Cluster>
         s.read_exact(&mut body).await.unwrap();
         let req = Request::decode(h.api_key, h.api_version, &body).unwrap();
         let resp = cluster.answer(me, req);
+        if matches!(resp, Response::ApiVersions { .. }) {
+            // Dead: the connection closes unanswered.
+            return;
+        }
         let mut w = Writer::default();
         resp.encode_version(h.api_version, &mut w).unwrap();
         let frame = encode_frame(h.api_key, h.api_version, h.correlation_id, 0, &w.buf);
@@ -130,6 +143,10 @@ async fn serve(mut s: tokio_rt::net::TcpStream, me: usize, cluster: Arc<Cluster>
 
 /// Starts the two nodes; returns the cluster's shared state.
 async fn start() -> Arc<Cluster> {
+    start_with(false).await
+}
+
+async fn start_with(node_1_dies: bool) -> Arc<Cluster> {
     let a = tokio_rt::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let b = tokio_rt::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let mut builder = BatchBuilder::new(1 << 16);
@@ -140,14 +157,19 @@ async fn start() -> Arc<Cluster> {
         produces: Default::default(),
         fetches: Default::default(),
         batch: builder.seal_reset(ProducerStamp::default()).as_bytes().to_vec(),
+        node_1_dies,
+        accept_1: std::sync::Mutex::new(None),
     });
     for (me, listener) in [a, b].into_iter().enumerate() {
-        let cluster = cluster.clone();
-        tokio_rt::spawn(async move {
+        let c = cluster.clone();
+        let task = tokio_rt::spawn(async move {
             while let Ok((s, _)) = listener.accept().await {
-                tokio_rt::spawn(serve(s, me, cluster.clone()));
+                tokio_rt::spawn(serve(s, me, c.clone()));
             }
         });
+        if me == 0 {
+            *cluster.accept_1.lock().unwrap() = Some(task);
+        }
     }
     cluster
 }
@@ -177,6 +199,27 @@ fn a_producer_refused_by_a_former_leader_sends_to_the_new_one() {
         };
         assert_eq!(producer.send(record).await.unwrap(), 41);
         assert_eq!(cluster.produces[0].load(Ordering::SeqCst), 1, "one attempt at the former leader");
+        assert_eq!(cluster.produces[1].load(Ordering::SeqCst), 1, "then the new leader's");
+        producer.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_producer_whose_leader_dies_asks_metadata_and_sends_to_the_new_one() {
+    runtime().block_on(async {
+        let cluster = start_with(true).await;
+        // Bootstrapped through node 2; metadata names node 1 as the leader until it dies.
+        let target = Target::tcp(format!("127.0.0.1:{}", cluster.ports[1]));
+        let config = ProducerConfig { linger_ms: 0, retry_backoff_ms: 1, ..ProducerConfig::default() };
+        let producer = Producer::connect(&target, config).await.unwrap();
+        let record = ProducerRecord {
+            topic: "t".into(),
+            partition: Some(0),
+            value: Some(b"v".to_vec()),
+            ..Default::default()
+        };
+        assert_eq!(producer.send(record).await.unwrap(), 41);
+        assert_eq!(cluster.produces[0].load(Ordering::SeqCst), 1, "one attempt at the node that died");
         assert_eq!(cluster.produces[1].load(Ordering::SeqCst), 1, "then the new leader's");
         producer.close().await.unwrap();
     });

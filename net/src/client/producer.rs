@@ -8,9 +8,11 @@
 //! bounded (`buffer_records_max`, [`REROUTES_MAX`]): `send` waits when they are full.
 //!
 //! A batch refused because the node asked does not lead its partition (`NotLeader`,
-//! `NotOwner`, `LeaderNotAvailable`) goes back to the router, which asks for metadata again (of
-//! any bootstrap address or known node) and hands it to the worker of the leader it names, after
-//! `retry_backoff_ms`; each such round is an attempt. Across a leader change the partition's
+//! `NotOwner`, `LeaderNotAvailable`), or whose node stopped answering (its connection broke and
+//! a new one is refused), goes back to the router, which asks for metadata again (of any
+//! bootstrap address or known node) and hands it to the worker of the leader it names, after
+//! `retry_backoff_ms`; each such round is an attempt. When no node answers for metadata, the
+//! batch goes back to the worker it came from and is tried there again. Across a leader change the partition's
 //! order may change too: a batch sent again to the new leader can land after records that went
 //! there directly.
 //!
@@ -252,10 +254,14 @@ struct Router {
     reroute_tx: mpsc::Sender<Reroute>,
 }
 
-/// A batch refused because the node asked does not lead its partition.
+/// A batch refused because the node asked does not lead its partition, or whose node does not
+/// answer.
 struct Reroute {
     batch: InFlight,
     error: ClientError,
+    /// The address of the worker that sends it back: where it goes again when metadata cannot
+    /// be had.
+    from: String,
 }
 
 async fn route(mut r: Router, mut rx: mpsc::Receiver<Cmd>, mut reroutes: mpsc::Receiver<Reroute>) {
@@ -457,14 +463,24 @@ impl Router {
         }
     }
 
-    /// A batch refused by a node that does not lead its partition: ask for metadata again and
-    /// hand it to the worker of the leader named, which sends it after a backoff.
+    /// A batch refused by a node that does not lead its partition, or whose node does not
+    /// answer: ask for metadata again and hand it to the worker of the leader named, which sends
+    /// it after a backoff. When no node answers for metadata, it goes back to the worker it came
+    /// from, to try again there.
     async fn reroute(&mut self, back: Reroute) {
-        let Reroute { batch, error } = back;
+        let Reroute { batch, error, from } = back;
         let topic = batch.key.0.to_string();
         self.topics.remove(&topic);
+        // An address unreachable before may answer now: its node may lead again.
+        self.aliases.clear();
         let expires = batch.queued + Duration::from_millis(self.config.delivery_timeout_ms);
-        match self.partition_worker(&topic, batch.key.1, expires, batch.attempt).await {
+        let worker = match self.partition_worker(&topic, batch.key.1, expires, batch.attempt).await {
+            Err(Some(e)) if e.is_retriable() && !e.is_server_error() => {
+                self.workers.get(&from).map(|w| w.tx.clone()).ok_or(Some(e))
+            }
+            other => other,
+        };
+        match worker {
             Ok(worker) => {
                 if let Err(mpsc::error::SendError(WorkerCmd::Resend(f, _))) =
                     worker.send(WorkerCmd::Resend(batch, error)).await
@@ -891,11 +907,13 @@ impl Worker {
         Box::pin(self.transmit(InFlight { attempt: f.attempt + 1, ..f })).await
     }
 
-    /// Hands a batch to the router to send to its partition's leader as metadata names it now;
-    /// gives it back when the router's queue has no room.
+    /// Hands a batch to the router to send to its partition's leader as metadata names it now
+    /// (this address refused it as not the leader, or does not answer); gives it back when the
+    /// router's queue has no room.
     fn send_back(&self, f: InFlight, error: ClientError) -> Option<InFlight> {
-        tracing::warn!(topic = %f.key.0, partition = f.key.1, %error, "not the leader; asking for metadata again");
-        match self.reroute.try_send(Reroute { batch: f, error }) {
+        tracing::warn!(topic = %f.key.0, partition = f.key.1, %error, "asking for metadata again");
+        let from = self.target.addr.clone();
+        match self.reroute.try_send(Reroute { batch: f, error, from }) {
             Ok(()) => None,
             Err(mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r)) => Some(r.batch),
         }
@@ -936,9 +954,28 @@ impl Worker {
             }
             match self.reconnect_and_send(&mut queue, earliest).await {
                 None => return,
+                Some(again @ ClientError::Connect { .. }) => {
+                    // The address does not answer: its node may be down, and another lead the
+                    // partitions now. Nothing was sent on a new connection: the batches go back
+                    // to the router, in order, to ask metadata where their leaders are.
+                    queue = self.send_all_back(queue, &again);
+                    e = again;
+                }
                 Some(again) => e = again,
             }
         }
+    }
+
+    /// Sends the batches of `queue` back to the router, in order, as far as its queue has room;
+    /// returns those left (the first that found no room and all after it, to keep the order).
+    fn send_all_back(&self, mut queue: VecDeque<InFlight>, e: &ClientError) -> VecDeque<InFlight> {
+        while let Some(g) = queue.pop_front() {
+            if let Some(kept) = self.send_back(g, e.duplicate()) {
+                queue.push_front(kept);
+                break;
+            }
+        }
+        queue
     }
 
     /// Fails the batches of `queue` out of time or of attempts; returns the others.
