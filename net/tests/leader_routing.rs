@@ -24,8 +24,8 @@ struct Cluster {
     produces: [AtomicU32; 2],
     fetches: [AtomicU32; 2],
     batch: Vec<u8>,
-    /// Node 1 dies at its first produce instead of refusing it: it closes the connection and
-    /// stops listening.
+    /// Node 1 dies at its first produce or fetch instead of refusing it: it closes the
+    /// connection and stops listening.
     node_1_dies: bool,
     /// Node 1's listener, to stop it.
     accept_1: std::sync::Mutex<Option<tokio_rt::task::JoinHandle<()>>>,
@@ -99,6 +99,10 @@ impl Cluster {
                 self.fetches[me].fetch_add(1, Ordering::SeqCst);
                 if me == 0 {
                     self.metadata_leader.store(2, Ordering::SeqCst);
+                    if self.node_1_dies {
+                        self.accept_1.lock().unwrap().take().expect("node 1 listening").abort();
+                        return Response::ApiVersions { apis: vec![] };
+                    }
                     let message = not_leader();
                     let e = ErrorCode::NotLeader;
                     return Response::Fetch {
@@ -268,5 +272,28 @@ fn a_bootstrap_list_whose_first_address_is_dead_still_connects() {
         // A list of dead addresses only fails, naming the last one tried.
         let dead = Target::tcp(format!("127.0.0.1:{},127.0.0.1:{}", dead_port(), dead_port()));
         assert!(Admin::connect(&dead).await.is_err());
+    });
+}
+
+#[test]
+fn a_consumer_whose_only_bootstrap_node_dies_asks_a_node_metadata_named() {
+    runtime().block_on(async {
+        let cluster = start_with(true).await;
+        // Bootstrapped through node 1 alone, which leads until it dies; node 2 is known only
+        // from metadata.
+        let target = Target::tcp(format!("127.0.0.1:{}", cluster.ports[0]));
+        let config = ConsumerConfig { retry_backoff_ms: 1, ..ConsumerConfig::default() };
+        let mut consumer = Consumer::connect(&target, config).await.unwrap();
+        consumer.assign("t", 0, Seek::Offset(0)).await.unwrap();
+        let mut records = Vec::new();
+        for _ in 0..3 {
+            records = consumer.poll(100).await.unwrap();
+            if !records.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].value.as_deref(), Some(&b"from the leader"[..]));
+        assert_eq!(cluster.fetches[1].load(Ordering::SeqCst), 1);
     });
 }

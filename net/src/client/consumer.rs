@@ -7,8 +7,9 @@
 //! Each partition is read from its leader, as Metadata names it. A fetch answered `NotLeader`,
 //! `NotOwner` or `LeaderNotAvailable`, or whose connection fails, is not an error to the
 //! application: after `retry_backoff_ms` the consumer asks for metadata again (of the first
-//! bootstrap address that answers) and reads from the leader named, at the same position. Only
-//! when no bootstrap address answers is the fetch's error returned: the cluster is out of reach.
+//! bootstrap address that answers, else of a node the last metadata named) and reads from the
+//! leader named, at the same position. Only when none answers is the fetch's error returned: the
+//! cluster is out of reach.
 
 use super::connection::{Connection, Target};
 use super::error::{ClientError, Result};
@@ -73,6 +74,9 @@ pub struct Consumer {
     target: Target,
     /// Connections by address: the one given, and the owning shards' own.
     conns: HashMap<String, Connection>,
+    /// Client addresses of the nodes the last metadata named (a bootstrap list of them): asked
+    /// for metadata when no address the consumer was given answers.
+    known_nodes: Option<String>,
     config: ConsumerConfig,
     assigned: Vec<Assignment>,
     /// Next assignment to fetch from, so partitions take turns.
@@ -86,6 +90,7 @@ impl Consumer {
         Ok(Self {
             target: target.clone(),
             conns: HashMap::from([(target.addr.clone(), conn)]),
+            known_nodes: None,
             config,
             assigned: Vec::new(),
             next: 0,
@@ -107,18 +112,17 @@ impl Consumer {
     /// given.
     async fn owner_addr(&mut self, topic: &str, partition: u32) -> Result<String> {
         let bootstrap = self.target.addr.clone();
-        let routes = match self.conn(&bootstrap).await {
-            Ok(c) => TopicRoutes::fetch(c, topic).await,
-            Err(e) => Err(e),
-        };
-        let routes = match routes {
-            Ok(r) => r,
-            Err(e) if matches!(e, ClientError::Io(_) | ClientError::Decode(_)) => {
-                self.conns.remove(&bootstrap);
-                return Err(e);
+        let routes = match self.routes_from(&bootstrap, topic).await {
+            Err(ClientError::Connect { .. } | ClientError::Io(_)) if self.known_nodes.is_some() => {
+                let known = self.known_nodes.clone().expect("checked above");
+                self.routes_from(&known, topic).await?
             }
-            Err(e) => return Err(e),
+            r => r?,
         };
+        let nodes = routes.node_addrs();
+        if !nodes.is_empty() {
+            self.known_nodes = Some(nodes.join(","));
+        }
         // An unknown topic is said by the request that follows, with the node's own words.
         let Some(addr) = routes.leader_addr(partition, self.config.shard_aware)? else {
             return Ok(bootstrap);
@@ -130,6 +134,18 @@ impl Consumer {
                 Ok(bootstrap)
             }
         }
+    }
+
+    /// Metadata of `topic` from the first address of the list `addrs` that answers.
+    async fn routes_from(&mut self, addrs: &str, topic: &str) -> Result<TopicRoutes> {
+        let routes = match self.conn(addrs).await {
+            Ok(c) => TopicRoutes::fetch(c, topic).await,
+            Err(e) => Err(e),
+        };
+        if matches!(routes, Err(ClientError::Io(_) | ClientError::Decode(_))) {
+            self.conns.remove(addrs);
+        }
+        routes
     }
 
     /// The connection to `addr`, connecting (again) when there is none.
