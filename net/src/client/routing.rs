@@ -84,3 +84,74 @@ impl TopicRoutes {
         self.nodes.iter().map(|n| shard_address(&self.answered_by, &n.host, n.port)).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TopicConfig;
+    use crate::cluster::PartitionReplication;
+
+    fn routes(nodes: usize, leader: Option<u32>) -> TopicRoutes {
+        let shards = |host: &str, base: u16| {
+            (0..2).map(|s| ShardAddr { shard: s, host: host.into(), port: base + 1 + s }).collect::<Vec<_>>()
+        };
+        let nodes: Vec<NodeInfo> = (0..nodes as u32)
+            .map(|id| {
+                let base = 7400 + 10 * id as u16;
+                // Node 1 listens on an unspecified address: reached at the host metadata came from.
+                let host = if id == 1 { "0.0.0.0" } else { "10.0.0.9" };
+                NodeInfo { node_id: id, host: host.into(), port: base, shards: shards(host, base) }
+            })
+            .collect();
+        let replication = PartitionReplication {
+            leader,
+            leader_shard: 1,
+            leader_epoch: 3,
+            replicas: vec![0, 1],
+            isr: vec![0, 1],
+            high_watermark: 0,
+            log_end: 0,
+        };
+        let partition = PartitionInfo {
+            partition: 0,
+            shard: 1,
+            log_start: 0,
+            log_end: 0,
+            health: None,
+            replication: Some(replication),
+        };
+        let topic = TopicInfo {
+            name: "t".into(),
+            error: ErrorCode::None,
+            config: TopicConfig::default(),
+            partitions: vec![partition],
+        };
+        let shards = nodes.first().map(|n| n.shards.clone()).unwrap_or_default();
+        TopicRoutes { topic, answered_by: "broker:7400".into(), shards, nodes }
+    }
+
+    #[test]
+    fn a_partition_goes_to_its_leaders_shard_or_node() {
+        let r = routes(2, Some(1));
+        assert_eq!(r.leader_addr(0, true).unwrap().as_deref(), Some("broker:7412"));
+        assert_eq!(r.leader_addr(0, false).unwrap().as_deref(), Some("broker:7410"));
+        let r = routes(2, Some(0));
+        assert_eq!(r.leader_addr(0, true).unwrap().as_deref(), Some("10.0.0.9:7402"));
+        assert_eq!(r.node_addrs(), ["10.0.0.9:7400", "broker:7410"]);
+        // One node, not shard-aware: the address the client was given (perhaps a proxy's).
+        assert_eq!(routes(1, Some(0)).leader_addr(0, false).unwrap(), None);
+        // A partition metadata does not list, or a leader it names no node for: no address.
+        assert_eq!(routes(2, Some(0)).leader_addr(9, true).unwrap(), None);
+        assert_eq!(routes(2, Some(5)).leader_addr(0, true).unwrap(), None);
+    }
+
+    #[test]
+    fn a_partition_without_a_leader_is_leader_not_available() {
+        match routes(2, None).leader_addr(0, true) {
+            Err(ClientError::Server { code: ErrorCode::LeaderNotAvailable, message }) => {
+                assert!(message.contains("no leader"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
