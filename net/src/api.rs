@@ -1,8 +1,13 @@
-//! Requests and responses of the native protocol, version 1 of every API.
+//! Requests and responses of the native protocol. Every API has version 1; Metadata,
+//! CreateTopic and DescribeTopic have later versions (see [`ApiKey::versions`]). A request is
+//! encoded in the latest version of its API; a response in the version of its request.
 //!
 //! Produce and fetch carry record batches as opaque bytes borrowed from the frame: the node
 //! validates produced batches once and writes them as received, and fetch returns stored bytes.
 
+use crate::cluster::{
+    self, NodeInfo, NodeStatus, PARTITION_REPLICATION_BYTES_MIN, PartitionReplication, UnderReplicated,
+};
 use crate::error::{DecodeError, EncodeError, ErrorCode};
 use crate::health::{self, PARTITION_HEALTH_BYTES_MIN, PartitionHealth};
 use crate::wire::{Reader, Writer};
@@ -19,10 +24,11 @@ pub enum ApiKey {
     Fetch = 6,
     ListOffsets = 7,
     NodeStats = 8,
+    ClusterStatus = 9,
 }
 
 impl ApiKey {
-    pub const ALL: [ApiKey; 9] = [
+    pub const ALL: [ApiKey; 10] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::CreateTopic,
@@ -32,6 +38,7 @@ impl ApiKey {
         ApiKey::Fetch,
         ApiKey::ListOffsets,
         ApiKey::NodeStats,
+        ApiKey::ClusterStatus,
     ];
 
     pub fn from_u16(v: u16) -> Result<Self, DecodeError> {
@@ -42,7 +49,9 @@ impl ApiKey {
     /// highest; a node answers each request in the version it came in.
     pub fn versions(self) -> (u16, u16) {
         match self {
-            ApiKey::DescribeTopic => (API_VERSION, DESCRIBE_TOPIC_HEALTH_VERSION),
+            ApiKey::Metadata => (API_VERSION, METADATA_CLUSTER_VERSION),
+            ApiKey::CreateTopic => (API_VERSION, CREATE_TOPIC_REPLICATION_VERSION),
+            ApiKey::DescribeTopic => (API_VERSION, DESCRIBE_TOPIC_REPLICATION_VERSION),
             _ => (API_VERSION, API_VERSION),
         }
     }
@@ -56,6 +65,13 @@ impl ApiKey {
 pub const API_VERSION: u16 = 1;
 /// The version of DescribeTopic whose partitions carry their [`PartitionHealth`].
 pub const DESCRIBE_TOPIC_HEALTH_VERSION: u16 = 2;
+/// The version of DescribeTopic whose partitions also carry their [`PartitionReplication`].
+pub const DESCRIBE_TOPIC_REPLICATION_VERSION: u16 = 3;
+/// The version of Metadata that lists the cluster's nodes and each partition's
+/// [`PartitionReplication`].
+pub const METADATA_CLUSTER_VERSION: u16 = 2;
+/// The version of CreateTopic that carries a replication factor and `min_insync_replicas`.
+pub const CREATE_TOPIC_REPLICATION_VERSION: u16 = 2;
 
 /// How much durability a produce waits for before it is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +80,28 @@ pub enum Acks {
     None = 0,
     /// The leader wrote the batch (and, with fsync-before-ack, synced it).
     Leader = 1,
+    /// The high watermark passed the batch: it is durable on every in-sync replica. Refused
+    /// with `NotEnoughReplicas` (nothing appended) while the in-sync replicas are fewer than the
+    /// topic's `min_insync_replicas`. On a single node, the same as `Leader`.
+    All = 2,
+}
+
+impl Acks {
+    fn from_wire(v: u8) -> Result<Self, DecodeError> {
+        match v {
+            0 => Ok(Acks::None),
+            1 => Ok(Acks::Leader),
+            2 => Ok(Acks::All),
+            v => Err(DecodeError::BadValue { field: "acks", value: u64::from(v) }),
+        }
+    }
+}
+
+/// A topic's `min_insync_replicas` when CreateTopic leaves it to the cluster: 2, or the
+/// replication factor when that is smaller, so that acks=all survives the loss of one replica
+/// at RF 3 and a topic of RF 1 or 2 stays writable.
+pub fn default_min_insync_replicas(replication_factor: u16) -> u16 {
+    replication_factor.min(2)
 }
 
 /// Where ListOffsets looks.
@@ -115,10 +153,16 @@ pub enum Request<'a> {
     Metadata {
         topics: Vec<String>,
     },
+    /// Version 1 carries neither `replication_factor` (decoded as 1) nor
+    /// `min_insync_replicas` (decoded as `None`).
     CreateTopic {
         name: String,
         partitions: u32,
         config: TopicConfig,
+        /// Copies of each partition, on as many nodes.
+        replication_factor: u16,
+        /// In-sync replicas acks=all needs; `None` takes [`default_min_insync_replicas`].
+        min_insync_replicas: Option<u16>,
     },
     DeleteTopic {
         name: String,
@@ -149,6 +193,8 @@ pub enum Request<'a> {
     },
     /// Counters of every shard of the node.
     NodeStats,
+    /// The cluster's nodes and its under-replicated partitions.
+    ClusterStatus,
 }
 
 /// Where a shard of the node listens for clients that talk to it directly.
@@ -169,6 +215,9 @@ pub struct PartitionInfo {
     /// Online or offline, and the damaged ranges: in DescribeTopic from version 2 on, `None`
     /// elsewhere (Metadata, DescribeTopic version 1).
     pub health: Option<PartitionHealth>,
+    /// Leader, replicas, in-sync replicas and high watermark: in Metadata from version 2 and
+    /// DescribeTopic from version 3 on, `None` in earlier versions.
+    pub replication: Option<PartitionReplication>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,15 +230,52 @@ pub struct TopicInfo {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response<'a> {
-    ApiVersions { apis: Vec<(u16, u16, u16)> },
-    Metadata { shards: Vec<ShardAddr>, topics: Vec<TopicInfo> },
-    CreateTopic { error: ErrorCode, message: String },
-    DeleteTopic { error: ErrorCode, message: String },
-    DescribeTopic { topic: TopicInfo },
-    Produce { error: ErrorCode, message: String, base_offset: u64, log_start: u64 },
-    Fetch { error: ErrorCode, message: String, high_watermark: u64, log_start: u64, batches: &'a [u8] },
-    ListOffsets { error: ErrorCode, message: String, offset: u64 },
-    NodeStats { shards: Vec<ShardStats> },
+    ApiVersions {
+        apis: Vec<(u16, u16, u16)>,
+    },
+    /// `shards` are the answering node's; `nodes` (version 2 on, empty before) every node of
+    /// the cluster, the answering one included.
+    Metadata {
+        shards: Vec<ShardAddr>,
+        nodes: Vec<NodeInfo>,
+        topics: Vec<TopicInfo>,
+    },
+    CreateTopic {
+        error: ErrorCode,
+        message: String,
+    },
+    DeleteTopic {
+        error: ErrorCode,
+        message: String,
+    },
+    DescribeTopic {
+        topic: TopicInfo,
+    },
+    Produce {
+        error: ErrorCode,
+        message: String,
+        base_offset: u64,
+        log_start: u64,
+    },
+    Fetch {
+        error: ErrorCode,
+        message: String,
+        high_watermark: u64,
+        log_start: u64,
+        batches: &'a [u8],
+    },
+    ListOffsets {
+        error: ErrorCode,
+        message: String,
+        offset: u64,
+    },
+    NodeStats {
+        shards: Vec<ShardStats>,
+    },
+    ClusterStatus {
+        nodes: Vec<NodeStatus>,
+        under_replicated: Vec<UnderReplicated>,
+    },
 }
 
 /// What one shard has done since the node started.
@@ -227,6 +313,7 @@ impl<'a> Request<'a> {
             Request::Fetch { .. } => ApiKey::Fetch,
             Request::ListOffsets { .. } => ApiKey::ListOffsets,
             Request::NodeStats => ApiKey::NodeStats,
+            Request::ClusterStatus => ApiKey::ClusterStatus,
         }
     }
 
@@ -255,16 +342,17 @@ impl<'a> Request<'a> {
 
     fn encode_fields(&self, w: &mut Writer) -> Result<(), EncodeError> {
         match self {
-            Request::ApiVersions | Request::NodeStats => {}
+            Request::ApiVersions | Request::NodeStats | Request::ClusterStatus => {}
             Request::Metadata { topics } => {
                 w.u32(count("topics", topics.len())?);
                 for t in topics {
                     w.str("topic", t)?;
                 }
             }
-            Request::CreateTopic { name, partitions, config } => {
+            Request::CreateTopic { name, partitions, config, replication_factor, min_insync_replicas } => {
                 w.str("topic", name)?.u32(*partitions).u64(opt_to_wire(config.retention_ms));
                 w.u64(opt_to_wire(config.retention_bytes));
+                w.u16(*replication_factor).u16(min_insync_replicas.unwrap_or(NO_MIN_INSYNC));
             }
             Request::DeleteTopic { name } | Request::DescribeTopic { name } => {
                 w.str("topic", name)?;
@@ -299,24 +387,13 @@ impl<'a> Request<'a> {
                 let n = r.count(2)?;
                 Request::Metadata { topics: (0..n).map(|_| r.str()).collect::<Result<_, _>>()? }
             }
-            ApiKey::CreateTopic => Request::CreateTopic {
-                name: r.str()?,
-                partitions: r.u32()?,
-                config: TopicConfig {
-                    retention_ms: opt_from_wire(r.u64()?),
-                    retention_bytes: opt_from_wire(r.u64()?),
-                },
-            },
+            ApiKey::CreateTopic => decode_create_topic(&mut r, version)?,
             ApiKey::DeleteTopic => Request::DeleteTopic { name: r.str()? },
             ApiKey::DescribeTopic => Request::DescribeTopic { name: r.str()? },
             ApiKey::Produce => {
                 let topic = r.str()?;
                 let partition = r.u32()?;
-                let acks = match r.u8()? {
-                    0 => Acks::None,
-                    1 => Acks::Leader,
-                    v => return Err(DecodeError::BadValue { field: "acks", value: u64::from(v) }),
-                };
+                let acks = Acks::from_wire(r.u8()?)?;
                 Request::Produce { topic, partition, acks, timeout_ms: r.u32()?, batches: r.batches()? }
             }
             ApiKey::Fetch => Request::Fetch {
@@ -332,6 +409,7 @@ impl<'a> Request<'a> {
                 spec: OffsetSpec::from_wire(r.i64()?)?,
             },
             ApiKey::NodeStats => Request::NodeStats,
+            ApiKey::ClusterStatus => Request::ClusterStatus,
         };
         r.finish()?;
         Ok(req)
@@ -343,17 +421,60 @@ pub(crate) fn count(field: &'static str, n: usize) -> Result<u32, EncodeError> {
     u32::try_from(n).map_err(|_| EncodeError::FieldTooLong { field, len: n, max: u32::MAX.into() })
 }
 
-/// Encodes a topic; `with_health` (DescribeTopic from version 2 on) appends each partition's
-/// health after its bounds, and refuses a partition without one.
-fn encode_topic(w: &mut Writer, t: &TopicInfo, with_health: bool) -> Result<(), EncodeError> {
+/// `min_insync_replicas` none on the wire (CreateTopic version 2).
+const NO_MIN_INSYNC: u16 = u16::MAX;
+
+fn decode_create_topic<'a>(r: &mut Reader<'_>, version: u16) -> Result<Request<'a>, DecodeError> {
+    let name = r.str()?;
+    let partitions = r.u32()?;
+    let config =
+        TopicConfig { retention_ms: opt_from_wire(r.u64()?), retention_bytes: opt_from_wire(r.u64()?) };
+    let (replication_factor, min_insync_replicas) = if version >= CREATE_TOPIC_REPLICATION_VERSION {
+        let rf = r.u16()?;
+        let min = r.u16()?;
+        (rf, (min != NO_MIN_INSYNC).then_some(min))
+    } else {
+        (1, None)
+    };
+    Ok(Request::CreateTopic { name, partitions, config, replication_factor, min_insync_replicas })
+}
+
+/// What a version of a response carries of each partition besides its bounds.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    health: bool,
+    replication: bool,
+}
+
+impl Layout {
+    fn metadata(version: u16) -> Self {
+        Self { health: false, replication: version >= METADATA_CLUSTER_VERSION }
+    }
+
+    fn describe(version: u16) -> Self {
+        Self {
+            health: version >= DESCRIBE_TOPIC_HEALTH_VERSION,
+            replication: version >= DESCRIBE_TOPIC_REPLICATION_VERSION,
+        }
+    }
+}
+
+/// Encodes a topic; each partition's health (`layout.health`), then its replication
+/// (`layout.replication`) follow its bounds, and a partition without one its layout needs is
+/// refused.
+fn encode_topic(w: &mut Writer, t: &TopicInfo, layout: Layout) -> Result<(), EncodeError> {
     w.str("topic", &t.name)?.u16(t.error as u16);
     w.u64(opt_to_wire(t.config.retention_ms)).u64(opt_to_wire(t.config.retention_bytes));
     w.u32(count("partitions", t.partitions.len())?);
     for p in &t.partitions {
         w.u32(p.partition).u16(p.shard).u64(p.log_start).u64(p.log_end);
-        if with_health {
+        if layout.health {
             let h = p.health.as_ref().ok_or(EncodeError::MissingField { field: "partition health" })?;
             health::encode(w, h)?;
+        }
+        if layout.replication {
+            let missing = EncodeError::MissingField { field: "partition replication" };
+            cluster::encode_replication(w, p.replication.as_ref().ok_or(missing)?)?;
         }
     }
     Ok(())
@@ -362,12 +483,14 @@ fn encode_topic(w: &mut Writer, t: &TopicInfo, with_health: bool) -> Result<(), 
 /// Bytes of a partition's bounds: partition, shard, log start and end.
 const PARTITION_BOUNDS_BYTES: usize = 4 + 2 + 8 + 8;
 
-fn decode_topic(r: &mut Reader<'_>, with_health: bool) -> Result<TopicInfo, DecodeError> {
+fn decode_topic(r: &mut Reader<'_>, layout: Layout) -> Result<TopicInfo, DecodeError> {
     let name = r.str()?;
     let error = code(r)?;
     let config =
         TopicConfig { retention_ms: opt_from_wire(r.u64()?), retention_bytes: opt_from_wire(r.u64()?) };
-    let item_bytes_min = PARTITION_BOUNDS_BYTES + if with_health { PARTITION_HEALTH_BYTES_MIN } else { 0 };
+    let item_bytes_min = PARTITION_BOUNDS_BYTES
+        + if layout.health { PARTITION_HEALTH_BYTES_MIN } else { 0 }
+        + if layout.replication { PARTITION_REPLICATION_BYTES_MIN } else { 0 };
     let n = r.count(item_bytes_min)?;
     let partitions = (0..n)
         .map(|_| {
@@ -376,12 +499,16 @@ fn decode_topic(r: &mut Reader<'_>, with_health: bool) -> Result<TopicInfo, Deco
                 shard: r.u16()?,
                 log_start: r.u64()?,
                 log_end: r.u64()?,
-                health: if with_health { Some(health::decode(r)?) } else { None },
+                health: if layout.health { Some(health::decode(r)?) } else { None },
+                replication: if layout.replication { Some(cluster::decode_replication(r)?) } else { None },
             })
         })
         .collect::<Result<_, DecodeError>>()?;
     Ok(TopicInfo { name, error, config, partitions })
 }
+
+/// Fewest bytes a [`TopicInfo`] takes: empty name, error, two retentions, empty partitions.
+const TOPIC_INFO_BYTES_MIN: usize = 2 + 2 + 8 + 8 + 4;
 
 impl Response<'_> {
     pub fn api_key(&self) -> ApiKey {
@@ -395,6 +522,7 @@ impl Response<'_> {
             Response::Fetch { .. } => ApiKey::Fetch,
             Response::ListOffsets { .. } => ApiKey::ListOffsets,
             Response::NodeStats { .. } => ApiKey::NodeStats,
+            Response::ClusterStatus { .. } => ApiKey::ClusterStatus,
         }
     }
 
@@ -415,22 +543,20 @@ impl Response<'_> {
                     w.u16(*k).u16(*lo).u16(*hi);
                 }
             }
-            Response::Metadata { shards, topics } => {
-                w.u32(count("shards", shards.len())?);
-                for s in shards {
-                    w.u16(s.shard).str("host", &s.host)?.u16(s.port);
+            Response::Metadata { shards, nodes, topics } => {
+                cluster::encode_shards(w, shards)?;
+                if version >= METADATA_CLUSTER_VERSION {
+                    cluster::encode_nodes(w, nodes)?;
                 }
                 w.u32(count("topics", topics.len())?);
                 for t in topics {
-                    encode_topic(w, t, false)?;
+                    encode_topic(w, t, Layout::metadata(version))?;
                 }
             }
             Response::CreateTopic { error, message } | Response::DeleteTopic { error, message } => {
                 w.u16(*error as u16).text(message);
             }
-            Response::DescribeTopic { topic } => {
-                encode_topic(w, topic, version >= DESCRIBE_TOPIC_HEALTH_VERSION)?
-            }
+            Response::DescribeTopic { topic } => encode_topic(w, topic, Layout::describe(version))?,
             Response::Produce { error, message, base_offset, log_start } => {
                 w.u16(*error as u16).text(message).u64(*base_offset).u64(*log_start);
             }
@@ -445,6 +571,9 @@ impl Response<'_> {
                 for s in shards {
                     w.u16(s.shard).u64(s.connections).u64(s.requests).u64(s.forwarded);
                 }
+            }
+            Response::ClusterStatus { nodes, under_replicated } => {
+                cluster::encode_status(w, nodes, under_replicated)?
             }
         }
         Ok(())
@@ -470,19 +599,19 @@ impl Response<'_> {
                 Response::ApiVersions { apis }
             }
             ApiKey::Metadata => {
-                let n = r.count(6)?;
-                let shards = (0..n)
-                    .map(|_| Ok(ShardAddr { shard: r.u16()?, host: r.str()?, port: r.u16()? }))
-                    .collect::<Result<_, DecodeError>>()?;
-                let n = r.count(24)?;
-                let topics = (0..n).map(|_| decode_topic(&mut r, false)).collect::<Result<_, _>>()?;
-                Response::Metadata { shards, topics }
+                let shards = cluster::decode_shards(&mut r)?;
+                let nodes =
+                    if version >= METADATA_CLUSTER_VERSION { cluster::decode_nodes(&mut r)? } else { vec![] };
+                let n = r.count(TOPIC_INFO_BYTES_MIN)?;
+                let layout = Layout::metadata(version);
+                let topics = (0..n).map(|_| decode_topic(&mut r, layout)).collect::<Result<_, _>>()?;
+                Response::Metadata { shards, nodes, topics }
             }
             ApiKey::CreateTopic => Response::CreateTopic { error: code(&mut r)?, message: r.str()? },
             ApiKey::DeleteTopic => Response::DeleteTopic { error: code(&mut r)?, message: r.str()? },
-            ApiKey::DescribeTopic => Response::DescribeTopic {
-                topic: decode_topic(&mut r, version >= DESCRIBE_TOPIC_HEALTH_VERSION)?,
-            },
+            ApiKey::DescribeTopic => {
+                Response::DescribeTopic { topic: decode_topic(&mut r, Layout::describe(version))? }
+            }
             ApiKey::Produce => Response::Produce {
                 error: code(&mut r)?,
                 message: r.str()?,
@@ -512,6 +641,10 @@ impl Response<'_> {
                     })
                     .collect::<Result<_, DecodeError>>()?;
                 Response::NodeStats { shards }
+            }
+            ApiKey::ClusterStatus => {
+                let (nodes, under_replicated) = cluster::decode_status(&mut r)?;
+                Response::ClusterStatus { nodes, under_replicated }
             }
         };
         r.finish()?;

@@ -30,6 +30,18 @@ pub enum ErrorCode {
     /// The request failed after it may have changed something (a produce appended, then not
     /// made durable): whether it took effect is known only later. A retry may duplicate it.
     OutcomeUnknown = 14,
+    /// The node asked does not lead the partition; the message names the leader's node id and
+    /// address when known. Retry after refreshing metadata.
+    NotLeader = 15,
+    /// acks=all while the partition's in-sync replicas are fewer than its
+    /// `min_insync_replicas`: nothing was appended. Retry later.
+    NotEnoughReplicas = 16,
+    /// The partition has no leader right now (an election is under way). Retry after
+    /// refreshing metadata.
+    LeaderNotAvailable = 17,
+    /// acks=all was not satisfied within the produce's `timeout_ms`: the batch was appended by
+    /// the leader and may yet become durable, or be lost. A retry may duplicate it.
+    RequestTimedOut = 18,
     Unknown = 0xffff,
 }
 
@@ -52,11 +64,16 @@ impl ErrorCode {
             12 => StorageError,
             13 => Unavailable,
             14 => OutcomeUnknown,
+            15 => NotLeader,
+            16 => NotEnoughReplicas,
+            17 => LeaderNotAvailable,
+            18 => RequestTimedOut,
             _ => Unknown,
         }
     }
 
-    /// Whether a client should retry the same request (after refreshing metadata for `NotOwner`).
+    /// Whether a client should retry the same request (after refreshing metadata for those
+    /// [`needs_metadata_refresh`](Self::needs_metadata_refresh) names).
     pub fn is_retriable(self) -> bool {
         matches!(
             self,
@@ -64,7 +81,22 @@ impl ErrorCode {
                 | ErrorCode::StorageError
                 | ErrorCode::Unavailable
                 | ErrorCode::OutcomeUnknown
+                | ErrorCode::NotLeader
+                | ErrorCode::NotEnoughReplicas
+                | ErrorCode::LeaderNotAvailable
+                | ErrorCode::RequestTimedOut
         )
+    }
+
+    /// Whether the request went to the wrong place: the client should learn the partition's
+    /// leader again before it retries.
+    pub fn needs_metadata_refresh(self) -> bool {
+        matches!(self, ErrorCode::NotOwner | ErrorCode::NotLeader | ErrorCode::LeaderNotAvailable)
+    }
+
+    /// Whether a request that failed with this code may still have taken effect.
+    pub fn outcome_unknown(self) -> bool {
+        matches!(self, ErrorCode::OutcomeUnknown | ErrorCode::RequestTimedOut)
     }
 }
 

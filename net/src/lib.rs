@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod client;
+pub mod cluster;
 pub mod error;
 pub mod frame;
 pub mod health;
@@ -10,6 +11,7 @@ pub mod tls;
 pub mod wire;
 
 pub use api::{Acks, ApiKey, ErrorBody, OffsetSpec, Request, Response, TopicConfig};
+pub use cluster::{NodeInfo, NodeRole, NodeStatus, PartitionReplication, UnderReplicated};
 pub use error::{DecodeError, EncodeError, ErrorCode};
 pub use frame::{FrameDecoder, FrameHeader};
 pub use health::{DamagedRangeInfo, PartitionHealth, PartitionState};

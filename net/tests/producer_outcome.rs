@@ -10,7 +10,8 @@ use weir_net::{ApiKey, ErrorCode, Response, TopicConfig};
 
 fn frame(api: ApiKey, cid: u32, resp: &Response<'_>) -> Vec<u8> {
     let mut w = Writer::default();
-    resp.encode(&mut w).unwrap();
+    // As a node of version 1 answers: Metadata without nodes or leaders.
+    resp.encode_version(API_VERSION, &mut w).unwrap();
     encode_frame(api as u16, API_VERSION, cid, 0, &w.buf)
 }
 
@@ -28,8 +29,14 @@ async fn serve(mut s: tokio_rt::net::TcpStream, port: u16) {
         s.read_exact(&mut body).await.unwrap();
         let answer = match ApiKey::from_u16(h.api_key).unwrap() {
             ApiKey::Metadata => {
-                let partitions =
-                    vec![PartitionInfo { partition: 0, shard: 0, log_start: 0, log_end: 0, health: None }];
+                let partitions = vec![PartitionInfo {
+                    partition: 0,
+                    shard: 0,
+                    log_start: 0,
+                    log_end: 0,
+                    health: None,
+                    replication: None,
+                }];
                 let topic = TopicInfo {
                     name: "t".into(),
                     error: ErrorCode::None,
@@ -37,7 +44,11 @@ async fn serve(mut s: tokio_rt::net::TcpStream, port: u16) {
                     partitions,
                 };
                 let shards = vec![ShardAddr { shard: 0, host: "127.0.0.1".into(), port }];
-                frame(ApiKey::Metadata, h.correlation_id, &Response::Metadata { shards, topics: vec![topic] })
+                frame(
+                    ApiKey::Metadata,
+                    h.correlation_id,
+                    &Response::Metadata { shards, nodes: vec![], topics: vec![topic] },
+                )
             }
             ApiKey::Produce => {
                 produces += 1;

@@ -1,12 +1,16 @@
 //! The native protocol: every message round-trips, and no input makes a decoder panic.
 
 use proptest::prelude::*;
-use weir_net::api::{DESCRIBE_TOPIC_HEALTH_VERSION, PartitionInfo, ShardAddr, ShardStats, TopicInfo};
+use weir_net::api::{
+    CREATE_TOPIC_REPLICATION_VERSION, DESCRIBE_TOPIC_HEALTH_VERSION, DESCRIBE_TOPIC_REPLICATION_VERSION,
+    METADATA_CLUSTER_VERSION, PartitionInfo, ShardAddr, ShardStats, TopicInfo,
+};
 use weir_net::frame::{FRAME_HEADER_BYTES, FrameDecoder, encode_frame};
 use weir_net::wire::Writer;
 use weir_net::{
-    Acks, ApiKey, DamagedRangeInfo, DecodeError, EncodeError, ErrorBody, ErrorCode, OffsetSpec,
-    PartitionHealth, PartitionState, Request, Response, TopicConfig,
+    Acks, ApiKey, DamagedRangeInfo, DecodeError, EncodeError, ErrorBody, ErrorCode, NodeInfo, NodeRole,
+    NodeStatus, OffsetSpec, PartitionHealth, PartitionReplication, PartitionState, Request, Response,
+    TopicConfig, UnderReplicated,
 };
 
 fn name() -> impl Strategy<Value = String> {
@@ -22,25 +26,28 @@ fn request(batches: &[u8]) -> impl Strategy<Value = Request<'_>> {
     prop_oneof![
         Just(Request::ApiVersions),
         Just(Request::NodeStats),
+        Just(Request::ClusterStatus),
         proptest::collection::vec(name(), 0..4).prop_map(|topics| Request::Metadata { topics }),
-        (name(), any::<u32>(), config()).prop_map(|(name, partitions, config)| Request::CreateTopic {
-            name,
-            partitions,
-            config
-        }),
-        name().prop_map(|name| Request::DeleteTopic { name }),
-        name().prop_map(|name| Request::DescribeTopic { name }),
-        (name(), any::<u32>(), any::<bool>(), any::<u32>()).prop_map(
-            move |(topic, partition, a, timeout_ms)| {
-                Request::Produce {
-                    topic,
-                    partition,
-                    acks: if a { Acks::Leader } else { Acks::None },
-                    timeout_ms,
-                    batches,
-                }
+        (name(), any::<u32>(), config(), any::<u16>(), proptest::option::of(0u16..u16::MAX)).prop_map(
+            |(name, partitions, config, replication_factor, min_insync_replicas)| Request::CreateTopic {
+                name,
+                partitions,
+                config,
+                replication_factor,
+                min_insync_replicas,
             }
         ),
+        name().prop_map(|name| Request::DeleteTopic { name }),
+        name().prop_map(|name| Request::DescribeTopic { name }),
+        (name(), any::<u32>(), 0u8..3, any::<u32>()).prop_map(move |(topic, partition, a, timeout_ms)| {
+            Request::Produce {
+                topic,
+                partition,
+                acks: [Acks::None, Acks::Leader, Acks::All][a as usize],
+                timeout_ms,
+                batches,
+            }
+        }),
         (name(), any::<u32>(), any::<u64>(), any::<u32>(), any::<u32>()).prop_map(
             |(topic, partition, offset, max_bytes, max_wait_ms)| Request::Fetch {
                 topic,
@@ -81,13 +88,48 @@ fn health() -> impl Strategy<Value = PartitionHealth> {
         .prop_map(|(state, damaged)| PartitionHealth { state, damaged })
 }
 
-/// A topic; `with_health` as in DescribeTopic from version 2 on, without as in Metadata.
-fn topic_info(with_health: bool) -> impl Strategy<Value = TopicInfo> {
+fn ids() -> impl Strategy<Value = Vec<u32>> {
+    proptest::collection::vec(any::<u32>(), 0..4)
+}
+
+fn replication() -> impl Strategy<Value = PartitionReplication> {
+    (proptest::option::of(any::<u32>()), any::<u16>(), any::<u32>(), ids(), ids(), any::<(u64, u64)>())
+        .prop_map(|(leader, leader_shard, leader_epoch, replicas, isr, (high_watermark, log_end))| {
+            PartitionReplication {
+                leader,
+                leader_shard,
+                leader_epoch,
+                replicas,
+                isr,
+                high_watermark,
+                log_end,
+            }
+        })
+}
+
+fn shard_addrs() -> impl Strategy<Value = Vec<ShardAddr>> {
+    proptest::collection::vec((any::<u16>(), name(), any::<u16>()), 0..3)
+        .prop_map(|s| s.into_iter().map(|(shard, host, port)| ShardAddr { shard, host, port }).collect())
+}
+
+fn nodes() -> impl Strategy<Value = Vec<NodeInfo>> {
+    proptest::collection::vec((any::<u32>(), name(), any::<u16>(), shard_addrs()), 0..3).prop_map(|n| {
+        n.into_iter().map(|(node_id, host, port, shards)| NodeInfo { node_id, host, port, shards }).collect()
+    })
+}
+
+/// A topic; `with_health` as in DescribeTopic from version 2 on, `with_replication` as in
+/// Metadata from version 2 and DescribeTopic from version 3 on.
+fn topic_info(with_health: bool, with_replication: bool) -> impl Strategy<Value = TopicInfo> {
     let health = health().prop_map(move |h| with_health.then_some(h));
+    let replication = replication().prop_map(move |r| with_replication.then_some(r));
     (
         name(),
         config(),
-        proptest::collection::vec((any::<u32>(), any::<u16>(), any::<u64>(), any::<u64>(), health), 0..5),
+        proptest::collection::vec(
+            (any::<u32>(), any::<u16>(), any::<u64>(), any::<u64>(), health, replication),
+            0..5,
+        ),
     )
         .prop_map(|(name, config, ps)| TopicInfo {
             name,
@@ -95,12 +137,13 @@ fn topic_info(with_health: bool) -> impl Strategy<Value = TopicInfo> {
             config,
             partitions: ps
                 .into_iter()
-                .map(|(partition, shard, log_start, log_end, health)| PartitionInfo {
+                .map(|(partition, shard, log_start, log_end, health, replication)| PartitionInfo {
                     partition,
                     shard,
                     log_start,
                     log_end,
                     health,
+                    replication,
                 })
                 .collect(),
         })
@@ -112,16 +155,12 @@ fn response(batches: &[u8]) -> impl Strategy<Value = Response<'_>> {
     prop_oneof![
         proptest::collection::vec(any::<(u16, u16, u16)>(), 0..8)
             .prop_map(|apis| Response::ApiVersions { apis }),
-        (
-            proptest::collection::vec((any::<u16>(), name(), any::<u16>()), 0..3),
-            proptest::collection::vec(topic_info(false), 0..3)
-        )
-            .prop_map(|(s, topics)| Response::Metadata {
-                shards: s.into_iter().map(|(shard, host, port)| ShardAddr { shard, host, port }).collect(),
-                topics
-            }),
+        (shard_addrs(), nodes(), proptest::collection::vec(topic_info(false, true), 0..3))
+            .prop_map(|(shards, nodes, topics)| Response::Metadata { shards, nodes, topics }),
         (err.clone(), name()).prop_map(|(error, message)| Response::CreateTopic { error, message }),
-        topic_info(true).prop_map(|topic| Response::DescribeTopic { topic }),
+        topic_info(true, true).prop_map(|topic| Response::DescribeTopic { topic }),
+        (proptest::collection::vec(node_status(), 0..3), proptest::collection::vec(under_replicated(), 0..3))
+            .prop_map(|(nodes, under_replicated)| Response::ClusterStatus { nodes, under_replicated }),
         (err.clone(), any::<u64>(), any::<u64>()).prop_map(|(error, base_offset, log_start)| {
             Response::Produce { error, message: String::new(), base_offset, log_start }
         }),
@@ -142,6 +181,28 @@ fn response(batches: &[u8]) -> impl Strategy<Value = Response<'_>> {
     ]
 }
 
+fn node_status() -> impl Strategy<Value = NodeStatus> {
+    (any::<u32>(), name(), any::<u16>(), any::<bool>(), any::<bool>(), any::<bool>()).prop_map(
+        |(node_id, host, port, up, controller, voter)| NodeStatus {
+            node_id,
+            host,
+            port,
+            up,
+            controller,
+            role: if voter { NodeRole::Voter } else { NodeRole::Learner },
+        },
+    )
+}
+
+fn under_replicated() -> impl Strategy<Value = UnderReplicated> {
+    (name(), any::<u32>(), ids(), ids()).prop_map(|(topic, partition, replicas, isr)| UnderReplicated {
+        topic,
+        partition,
+        replicas,
+        isr,
+    })
+}
+
 const BATCHES: [u8; 48] = [7u8; 48];
 
 proptest! {
@@ -149,7 +210,8 @@ proptest! {
     fn requests_round_trip(req in request(&BATCHES)) {
         let mut w = Writer::default();
         req.encode(&mut w).unwrap();
-        let frame = encode_frame(req.api_key() as u16, 1, 42, 0, &w.buf);
+        // A request is encoded in the latest version of its API.
+        let frame = encode_frame(req.api_key() as u16, req.api_key().latest_version(), 42, 0, &w.buf);
         let mut d = FrameDecoder::new(1 << 20);
         d.feed(&frame);
         let (h, frame) = d.next_frame().unwrap().unwrap();
@@ -168,7 +230,7 @@ proptest! {
 
     /// Arbitrary bodies for every API: decoding returns a value or a typed error, never panics.
     #[test]
-    fn garbage_never_panics(api in 0u16..10, version in 0u16..4, body in proptest::collection::vec(any::<u8>(), 0..300)) {
+    fn garbage_never_panics(api in 0u16..11, version in 0u16..5, body in proptest::collection::vec(any::<u8>(), 0..300)) {
         let _ = Request::decode(api, version, &body);
         if let Ok(api) = ApiKey::from_u16(api) {
             let _ = Response::decode_version(api, version, &body);
@@ -243,7 +305,13 @@ fn oversize_fields_are_refused_by_every_encoder() {
     let too_long = EncodeError::FieldTooLong { field: "topic", len: 70_000, max: 65_535 };
     let requests = [
         Request::Metadata { topics: vec!["ok".into(), long.clone()] },
-        Request::CreateTopic { name: long.clone(), partitions: 1, config: TopicConfig::default() },
+        Request::CreateTopic {
+            name: long.clone(),
+            partitions: 1,
+            config: TopicConfig::default(),
+            replication_factor: 1,
+            min_insync_replicas: None,
+        },
         Request::DeleteTopic { name: long.clone() },
         Request::DescribeTopic { name: long.clone() },
         Request::Produce {
@@ -281,7 +349,14 @@ fn oversize_fields_are_refused_by_every_encoder() {
 }
 
 fn described(health: Option<PartitionHealth>) -> Response<'static> {
-    let partition = PartitionInfo { partition: 0, shard: 1, log_start: 5, log_end: 9, health };
+    described_replicated(health, None)
+}
+
+fn described_replicated(
+    health: Option<PartitionHealth>,
+    replication: Option<PartitionReplication>,
+) -> Response<'static> {
+    let partition = PartitionInfo { partition: 0, shard: 1, log_start: 5, log_end: 9, health, replication };
     let topic = TopicInfo {
         name: "t".into(),
         error: ErrorCode::None,
@@ -296,9 +371,9 @@ fn described(health: Option<PartitionHealth>) -> Response<'static> {
 #[test]
 fn describe_topic_health_is_in_version_2_only() {
     let (lowest, highest) = ApiKey::DescribeTopic.versions();
-    assert_eq!((lowest, highest), (1, DESCRIBE_TOPIC_HEALTH_VERSION));
+    assert_eq!((lowest, highest), (1, DESCRIBE_TOPIC_REPLICATION_VERSION));
     assert!(Request::decode(ApiKey::DescribeTopic as u16, 2, &[1, 0, b't']).is_ok());
-    assert!(Request::decode(ApiKey::DescribeTopic as u16, 3, &[1, 0, b't']).is_err());
+    assert!(Request::decode(ApiKey::DescribeTopic as u16, 4, &[1, 0, b't']).is_err());
     let health = PartitionHealth {
         state: PartitionState::Offline { cause: "cannot open".into(), retry_in_ms: Some(2000) },
         damaged: vec![DamagedRangeInfo { segment: 0, first_offset: 3, last_offset: 4, reason: "crc".into() }],
@@ -343,4 +418,197 @@ fn a_huge_damaged_range_count_is_refused_not_allocated() {
         Response::decode_version(ApiKey::DescribeTopic, 2, &body),
         Err(DecodeError::BadValue { field: "partition state", value: 7 })
     );
+}
+
+fn replicated(leader: Option<u32>) -> PartitionReplication {
+    PartitionReplication {
+        leader,
+        leader_shard: 1,
+        leader_epoch: 7,
+        replicas: vec![3, 1, 2],
+        isr: vec![3, 1],
+        high_watermark: 9,
+        log_end: 11,
+    }
+}
+
+/// DescribeTopic version 3 adds each partition's leader, replicas and ISR after its health;
+/// versions 1 and 2 keep their layouts, and a version-3 answer without them is refused.
+#[test]
+fn describe_topic_replication_is_in_version_3_only() {
+    let resp = described_replicated(Some(PartitionHealth::online()), Some(replicated(Some(3))));
+    for (version, expected) in [
+        (1, described(None)),
+        (DESCRIBE_TOPIC_HEALTH_VERSION, described(Some(PartitionHealth::online()))),
+        (DESCRIBE_TOPIC_REPLICATION_VERSION, resp.clone()),
+    ] {
+        let mut w = Writer::default();
+        resp.encode_version(version, &mut w).unwrap();
+        assert_eq!(Response::decode_version(ApiKey::DescribeTopic, version, &w.buf).unwrap(), expected);
+    }
+    assert_eq!(
+        described(Some(PartitionHealth::online())).encode_version(3, &mut Writer::default()),
+        Err(EncodeError::MissingField { field: "partition replication" })
+    );
+    // No leader (an election) is carried as such, not as some node id.
+    let leaderless = described_replicated(Some(PartitionHealth::online()), Some(replicated(None)));
+    let mut w = Writer::default();
+    leaderless.encode_version(3, &mut w).unwrap();
+    assert_eq!(Response::decode_version(ApiKey::DescribeTopic, 3, &w.buf).unwrap(), leaderless);
+}
+
+fn metadata_v2() -> Response<'static> {
+    let shards = vec![ShardAddr { shard: 0, host: "10.0.0.1".into(), port: 7401 }];
+    let nodes = vec![
+        NodeInfo { node_id: 3, host: "10.0.0.3".into(), port: 7400, shards: shards.clone() },
+        NodeInfo { node_id: 1, host: "10.0.0.1".into(), port: 7400, shards: vec![] },
+    ];
+    let partitions = vec![PartitionInfo {
+        partition: 0,
+        shard: 1,
+        log_start: 0,
+        log_end: 0,
+        health: None,
+        replication: Some(replicated(Some(3))),
+    }];
+    let topic =
+        TopicInfo { name: "t".into(), error: ErrorCode::None, config: TopicConfig::default(), partitions };
+    Response::Metadata { shards, nodes, topics: vec![topic] }
+}
+
+/// Metadata version 2 lists the nodes and each partition's leader; version 1 keeps its layout
+/// (the answering node's shards and the partitions' owners only).
+#[test]
+fn metadata_lists_nodes_and_leaders_from_version_2() {
+    assert_eq!(ApiKey::Metadata.versions(), (1, METADATA_CLUSTER_VERSION));
+    let resp = metadata_v2();
+    let mut w = Writer::default();
+    resp.encode_version(METADATA_CLUSTER_VERSION, &mut w).unwrap();
+    assert_eq!(Response::decode_version(ApiKey::Metadata, 2, &w.buf).unwrap(), resp);
+    let mut v1 = Writer::default();
+    resp.encode_version(1, &mut v1).unwrap();
+    let Response::Metadata { shards, nodes, topics } =
+        Response::decode_version(ApiKey::Metadata, 1, &v1.buf).unwrap()
+    else {
+        panic!("not a Metadata answer")
+    };
+    assert_eq!(shards.len(), 1);
+    assert!(nodes.is_empty());
+    assert_eq!(topics[0].partitions[0].replication, None);
+    // Decoding version-1 bytes as version 2 does not guess: it fails, typed.
+    assert!(Response::decode_version(ApiKey::Metadata, 2, &v1.buf).is_err());
+}
+
+/// CreateTopic version 1 (no replication fields) reads as one replica and the default minimum.
+#[test]
+fn create_topic_version_1_is_one_replica() {
+    let mut w = Writer::default();
+    w.str("topic", "t").unwrap().u32(3).u64(u64::MAX).u64(u64::MAX);
+    assert_eq!(
+        Request::decode(ApiKey::CreateTopic as u16, 1, &w.buf).unwrap(),
+        Request::CreateTopic {
+            name: "t".into(),
+            partitions: 3,
+            config: TopicConfig::default(),
+            replication_factor: 1,
+            min_insync_replicas: None,
+        }
+    );
+    // The same bytes are short for version 2, and the version-2 fields are trailing in 1.
+    assert!(matches!(
+        Request::decode(ApiKey::CreateTopic as u16, CREATE_TOPIC_REPLICATION_VERSION, &w.buf),
+        Err(DecodeError::Truncated { .. })
+    ));
+    w.u16(3).u16(2);
+    assert_eq!(
+        Request::decode(ApiKey::CreateTopic as u16, 1, &w.buf),
+        Err(DecodeError::TrailingBytes { left: 4 })
+    );
+    let Request::CreateTopic { replication_factor, min_insync_replicas, .. } =
+        Request::decode(ApiKey::CreateTopic as u16, 2, &w.buf).unwrap()
+    else {
+        panic!("not a CreateTopic")
+    };
+    assert_eq!((replication_factor, min_insync_replicas), (3, Some(2)));
+    assert_eq!(weir_net::api::default_min_insync_replicas(3), 2);
+    assert_eq!(weir_net::api::default_min_insync_replicas(1), 1);
+}
+
+/// Malformed cluster answers get typed errors: bad flags and roles, forged counts.
+#[test]
+fn malformed_cluster_answers_get_typed_errors() {
+    let status = Response::ClusterStatus {
+        nodes: vec![NodeStatus {
+            node_id: 0,
+            host: "h".into(),
+            port: 1,
+            up: true,
+            controller: true,
+            role: NodeRole::Voter,
+        }],
+        under_replicated: vec![],
+    };
+    let mut w = Writer::default();
+    status.encode(&mut w).unwrap();
+    assert_eq!(Response::decode(ApiKey::ClusterStatus, &w.buf).unwrap(), status);
+    // Layout: count (4), id (4), host (2 + 1), port (2), up, controller, role, then the
+    // under-replicated count (4).
+    let (up, role) = (4 + 4 + 3 + 2, 4 + 4 + 3 + 2 + 2);
+    for (at, value, field) in [(up, 2, "node up"), (up + 1, 9, "node is controller"), (role, 2, "node role")]
+    {
+        let mut body = w.buf.clone();
+        body[at] = value;
+        assert_eq!(
+            Response::decode(ApiKey::ClusterStatus, &body),
+            Err(DecodeError::BadValue { field, value: u64::from(value) })
+        );
+    }
+    let mut body = w.buf.clone();
+    let at = body.len() - 4;
+    body[at..].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(Response::decode(ApiKey::ClusterStatus, &body), Err(DecodeError::Truncated { .. })));
+    // A partition's leader flag must be 0 or 1; it is the first byte after the bounds.
+    let mut w2 = Writer::default();
+    described_replicated(Some(PartitionHealth::online()), Some(replicated(Some(1))))
+        .encode_version(3, &mut w2)
+        .unwrap();
+    let health_end = w2.buf.len() - (1 + 4 + 2 + 4 + (4 + 12) + (4 + 8) + 8 + 8);
+    let mut body = w2.buf.clone();
+    body[health_end] = 5;
+    assert_eq!(
+        Response::decode_version(ApiKey::DescribeTopic, 3, &body),
+        Err(DecodeError::BadValue { field: "has leader", value: 5 })
+    );
+    // acks=all is 2 on the wire; 3 is malformed.
+    let mut w = Writer::default();
+    w.str("topic", "t").unwrap().u32(0).u8(2).u32(0).batches(&[]).unwrap();
+    assert!(matches!(
+        Request::decode(ApiKey::Produce as u16, 1, &w.buf),
+        Ok(Request::Produce { acks: Acks::All, .. })
+    ));
+    w.buf[2 + 1 + 4] = 3;
+    assert_eq!(
+        Request::decode(ApiKey::Produce as u16, 1, &w.buf),
+        Err(DecodeError::BadValue { field: "acks", value: 3 })
+    );
+}
+
+/// The new codes keep their values and are retriable; those that mean "ask where the leader
+/// is" say so.
+#[test]
+fn replication_error_codes_are_stable_and_retriable() {
+    for (v, code, refresh) in [
+        (15, ErrorCode::NotLeader, true),
+        (16, ErrorCode::NotEnoughReplicas, false),
+        (17, ErrorCode::LeaderNotAvailable, true),
+        (18, ErrorCode::RequestTimedOut, false),
+    ] {
+        assert_eq!(ErrorCode::from_u16(v), code);
+        assert_eq!(code as u16, v);
+        assert!(code.is_retriable(), "{code:?}");
+        assert_eq!(code.needs_metadata_refresh(), refresh, "{code:?}");
+    }
+    assert!(ErrorCode::RequestTimedOut.outcome_unknown());
+    assert!(!ErrorCode::NotEnoughReplicas.outcome_unknown());
+    assert!(!ErrorCode::UnknownTopic.is_retriable());
 }

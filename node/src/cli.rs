@@ -1,5 +1,5 @@
-//! Client commands of `weir`: topics, produce, consume. They run the SDK on a small tokio
-//! runtime and talk to a node over the native protocol.
+//! Client commands of `weir`: topics, produce, consume, the cluster's status. They run the SDK
+//! on a small tokio runtime and talk to a node over the native protocol.
 
 use clap::{Args, Subcommand, ValueEnum};
 use std::io::{BufRead, Write};
@@ -18,7 +18,8 @@ pub enum Transport {
 
 #[derive(Debug, Args)]
 pub struct Conn {
-    /// Node address
+    /// Node address, or a bootstrap list of them separated by commas (host:port,host:port):
+    /// the first that answers is used
     #[arg(long, default_value = "127.0.0.1:7400", global = true)]
     pub server: String,
     /// Transport to the node
@@ -73,6 +74,12 @@ pub enum TopicCmd {
         name: String,
         #[arg(long)]
         partitions: u32,
+        /// Copies of each partition, each on its own node
+        #[arg(long, default_value_t = 1)]
+        replication_factor: u16,
+        /// In-sync replicas a produce with acks=all needs [default: min(2, replication factor)]
+        #[arg(long)]
+        min_insync_replicas: Option<u16>,
         #[arg(long)]
         retention_ms: Option<u64>,
         #[arg(long)]
@@ -83,7 +90,7 @@ pub enum TopicCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Show a topic's partitions and offsets
+    /// Show a topic's partitions: leader, replicas, in-sync replicas, offsets, health
     Describe {
         name: String,
         #[arg(long)]
@@ -95,8 +102,36 @@ pub enum TopicCmd {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AcksArg {
+    /// Answered at once
     None,
+    /// Once the leader wrote the batch
     Leader,
+    /// Once every in-sync replica has it (on a single node, as leader)
+    All,
+}
+
+impl AcksArg {
+    pub fn acks(self) -> Acks {
+        match self {
+            AcksArg::None => Acks::None,
+            AcksArg::Leader => Acks::Leader,
+            AcksArg::All => Acks::All,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCmd {
+    /// Show the nodes (up or down, controller, voter or learner) and under-replicated partitions
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a cluster CA (ca.pem, ca.key) in DIR; every node of the cluster needs both files
+    Ca {
+        #[arg(long)]
+        dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -112,7 +147,7 @@ pub struct ProduceArgs {
     pub key_separator: Option<String>,
     #[arg(long)]
     pub partition: Option<u32>,
-    #[arg(long, value_enum, default_value = "leader")]
+    #[arg(long, value_enum, default_value = "all")]
     pub acks: AcksArg,
     /// Time a record may take from being read to being acknowledged, retries included; past it
     /// the record fails (and may or may not have been written)
@@ -171,6 +206,23 @@ pub fn stats(conn: &Conn, json: bool) -> ExitCode {
     }))
 }
 
+/// The cluster's nodes and under-replicated partitions.
+pub fn cluster(conn: &Conn, cmd: ClusterCmd) -> ExitCode {
+    let json = match cmd {
+        ClusterCmd::Ca { dir } => return crate::cluster_ca::make_ca(&dir),
+        ClusterCmd::Status { json } => json,
+    };
+    finish(runtime().block_on(async {
+        let status = Admin::connect(&conn.target()?).await?.cluster_status().await?;
+        if json {
+            println!("{}", crate::cli_cluster::json(&status));
+        } else {
+            print!("{}", crate::cli_cluster::table(&status));
+        }
+        Ok(())
+    }))
+}
+
 fn runtime() -> tokio_rt::runtime::Runtime {
     tokio_rt::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime")
 }
@@ -189,9 +241,21 @@ pub fn topic(conn: &Conn, cmd: TopicCmd) -> ExitCode {
     finish(runtime().block_on(async {
         let mut admin = Admin::connect(&conn.target()?).await?;
         match cmd {
-            TopicCmd::Create { name, partitions, retention_ms, retention_bytes } => {
-                admin.create_topic(&name, partitions, TopicConfig { retention_ms, retention_bytes }).await?;
-                println!("created topic {name} with {partitions} partitions");
+            TopicCmd::Create {
+                name,
+                partitions,
+                replication_factor,
+                min_insync_replicas,
+                retention_ms,
+                retention_bytes,
+            } => {
+                let config = TopicConfig { retention_ms, retention_bytes };
+                admin
+                    .create_replicated_topic(&name, partitions, replication_factor, min_insync_replicas, config)
+                    .await?;
+                println!(
+                    "created topic {name} with {partitions} partitions, replication factor {replication_factor}"
+                );
             }
             TopicCmd::Delete { name } => {
                 admin.delete_topic(&name).await?;
@@ -282,7 +346,7 @@ pub fn produce(conn: &Conn, args: ProduceArgs) -> ExitCode {
     let r = runtime().block_on(async {
         let target = conn.target()?;
         let config = ProducerConfig {
-            acks: if args.acks == AcksArg::None { Acks::None } else { Acks::Leader },
+            acks: args.acks.acks(),
             delivery_timeout_ms: args.delivery_timeout_ms,
             max_in_flight: args.max_in_flight,
             ..ProducerConfig::default()

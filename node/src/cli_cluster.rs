@@ -1,41 +1,77 @@
-//! `weir cluster ca`: makes the cluster CA that nodes of a cluster trust each other by.
+//! What `weir cluster status` prints: every node (address, up or down, whether it is the
+//! controller, voter or learner) and the under-replicated partitions, as a table or as JSON of
+//! stable keys.
 
-use std::path::Path;
-use std::process::ExitCode;
+use crate::cli_units::node_list;
+use weir_net::NodeRole;
+use weir_net::client::ClusterStatus;
 
-/// Writes `ca.pem` and `ca.key` into `dir` (created if missing); refuses to overwrite either, as
-/// a new CA would cut every node holding the old one off the cluster. The key is readable by its
-/// owner only.
-pub fn make_ca(dir: &Path) -> ExitCode {
-    match write_ca(dir) {
-        Ok(()) => {
-            println!("weir: cluster CA written to {} (ca.pem, ca.key)", dir.display());
-            println!("weir: give every node both files (cluster_ca_cert, cluster_ca_key)");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("weir: {e}");
-            ExitCode::FAILURE
-        }
+fn role(r: NodeRole) -> &'static str {
+    match r {
+        NodeRole::Voter => "voter",
+        NodeRole::Learner => "learner",
     }
 }
 
-fn write_ca(dir: &Path) -> Result<(), String> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let (cert, key) = weir_cluster::tls::generate_ca().map_err(|e| e.to_string())?;
-    for (name, text, mode) in [("ca.key", key, 0o600), ("ca.pem", cert, 0o644)] {
-        let path = dir.join(name);
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&path)
-            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
-        file.write_all(text.as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+/// The table as `weir cluster status` prints it.
+pub fn table(s: &ClusterStatus) -> String {
+    let mut out = format!("{:>7} {:<30} {:<5} {:<10} {}\n", "NODE", "ADDRESS", "STATE", "CONTROLLER", "ROLE");
+    for n in &s.nodes {
+        out.push_str(&format!(
+            "{:>7} {:<30} {:<5} {:<10} {}\n",
+            n.node_id,
+            format!("{}:{}", n.host, n.port),
+            if n.up { "up" } else { "down" },
+            if n.controller { "yes" } else { "no" },
+            role(n.role),
+        ));
     }
-    Ok(())
+    out.push_str(&format!("under-replicated partitions: {}\n", s.under_replicated.len()));
+    if !s.under_replicated.is_empty() {
+        out.push_str(&format!("{:<40} {:>9} {:>12} {:>12}\n", "TOPIC", "PARTITION", "REPLICAS", "ISR"));
+        for u in &s.under_replicated {
+            out.push_str(&format!(
+                "{:<40} {:>9} {:>12} {:>12}\n",
+                u.topic,
+                u.partition,
+                node_list(&u.replicas),
+                node_list(&u.isr)
+            ));
+        }
+    }
+    out
+}
+
+pub fn json(s: &ClusterStatus) -> serde_json::Value {
+    let nodes: Vec<_> = s
+        .nodes
+        .iter()
+        .map(|n| {
+            serde_json::json!({
+                "node_id": n.node_id,
+                "host": n.host,
+                "port": n.port,
+                "up": n.up,
+                "controller": n.controller,
+                "role": role(n.role),
+            })
+        })
+        .collect();
+    let under: Vec<_> = s
+        .under_replicated
+        .iter()
+        .map(|u| {
+            serde_json::json!({
+                "topic": u.topic,
+                "partition": u.partition,
+                "replicas": u.replicas,
+                "isr": u.isr,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "nodes": nodes,
+        "under_replicated_count": under.len(),
+        "under_replicated": under,
+    })
 }

@@ -1,30 +1,64 @@
-//! What `weir topic describe` prints: per partition its bounds, whether its owner serves it
-//! (and why not), and the offsets quarantined as damaged, as a table or as JSON.
+//! What `weir topic describe` prints: per partition its leader, replicas and in-sync replicas,
+//! its bounds, whether its owner serves it (and why not), and the offsets quarantined as
+//! damaged, as a table in human units or as JSON of stable keys.
 
+use crate::cli_units::{bytes_limit, duration_ms, node_list};
 use weir_net::api::{PartitionInfo, TopicInfo};
 use weir_net::{DamagedRangeInfo, PartitionState};
 
-/// The table: one line per partition, then a line per damaged range and for an offline
-/// partition its cause, indented under it.
+/// The table: a heading with the topic's settings, one line per partition, then a line per
+/// damaged range and for an offline partition its cause, indented under it.
 pub fn print_table(t: &TopicInfo) {
-    println!(
-        "topic {} (retention_ms {:?}, retention_bytes {:?})",
-        t.name, t.config.retention_ms, t.config.retention_bytes
+    print!("{}", table(t));
+}
+
+/// The table as [`print_table`] prints it.
+pub fn table(t: &TopicInfo) -> String {
+    let mut out = format!(
+        "topic {}  partitions {}  retention {}  retention.bytes {}\n",
+        t.name,
+        t.partitions.len(),
+        t.config.retention_ms.map_or_else(|| "unlimited".to_owned(), duration_ms),
+        bytes_limit(t.config.retention_bytes),
     );
-    println!("{:>9} {:>6} {:>14} {:>14}  STATE", "PARTITION", "SHARD", "LOG_START", "LOG_END");
+    out.push_str(&format!(
+        "{:>9} {:>6} {:>10} {:>10} {:>6} {:>14} {:>14} {:>14}  STATE\n",
+        "PARTITION", "LEADER", "REPLICAS", "ISR", "SHARD", "LOG_START", "HIGH_WATERMARK", "LOG_END"
+    ));
     for p in &t.partitions {
-        println!(
-            "{:>9} {:>6} {:>14} {:>14}  {}",
+        let r = p.replication.as_ref();
+        let leader = match r {
+            Some(r) => r.leader.map_or_else(|| "none".to_owned(), |l| l.to_string()),
+            None => "?".to_owned(),
+        };
+        out.push_str(&format!(
+            "{:>9} {:>6} {:>10} {:>10} {:>6} {:>14} {:>14} {:>14}  {}\n",
             p.partition,
+            leader,
+            r.map_or_else(|| "?".to_owned(), |r| node_list(&r.replicas)),
+            r.map_or_else(|| "?".to_owned(), |r| node_list(&r.isr)),
             p.shard,
             p.log_start,
-            p.log_end,
+            high_watermark(p),
+            log_end(p),
             state_word(p)
-        );
+        ));
         for line in detail_lines(p) {
-            println!("{:>9}   {line}", "");
+            out.push_str(&format!("{:>9}   {line}\n", ""));
         }
     }
+    out
+}
+
+/// The high watermark: the replication's, or what a node of an older version reports as the
+/// partition's end (its high watermark too).
+fn high_watermark(p: &PartitionInfo) -> u64 {
+    p.replication.as_ref().map_or(p.log_end, |r| r.high_watermark)
+}
+
+/// The leader's log end; a node of an older version reports only the high watermark.
+fn log_end(p: &PartitionInfo) -> u64 {
+    p.replication.as_ref().map_or(p.log_end, |r| r.log_end)
 }
 
 fn state_word(p: &PartitionInfo) -> &'static str {
@@ -56,6 +90,8 @@ pub fn detail_lines(p: &PartitionInfo) -> Vec<String> {
     lines
 }
 
+/// The topic as JSON. Keys are stable: numbers in their base units (`retention_ms`,
+/// `retention_bytes`, null for no limit), node ids as numbers, `leader` null when there is none.
 pub fn json(t: &TopicInfo) -> serde_json::Value {
     let parts: Vec<_> = t.partitions.iter().map(partition_json).collect();
     serde_json::json!({
@@ -71,9 +107,16 @@ fn partition_json(p: &PartitionInfo) -> serde_json::Value {
         "partition": p.partition,
         "shard": p.shard,
         "log_start": p.log_start,
-        "log_end": p.log_end,
+        "high_watermark": high_watermark(p),
+        "log_end": log_end(p),
         "state": state_word(p),
     });
+    if let Some(r) = &p.replication {
+        v["leader"] = r.leader.into();
+        v["leader_epoch"] = r.leader_epoch.into();
+        v["replicas"] = r.replicas.clone().into();
+        v["isr"] = r.isr.clone().into();
+    }
     if let Some(h) = &p.health {
         if let PartitionState::Offline { cause, retry_in_ms } = &h.state {
             v["cause"] = cause.as_str().into();

@@ -6,6 +6,8 @@ pub mod bus;
 pub mod cli;
 pub mod cli_cluster;
 pub mod cli_describe;
+pub mod cli_units;
+pub mod cluster_ca;
 pub mod config;
 pub mod connection;
 mod connection_limits;

@@ -53,24 +53,15 @@ enum Command {
     Produce(cli::ProduceArgs),
     /// Print records, one value per line
     Consume(cli::ConsumeArgs),
-    /// The cluster: its CA
+    /// The cluster: its nodes and under-replicated partitions, its CA
     Cluster {
         #[command(subcommand)]
-        cmd: ClusterCmd,
+        cmd: cli::ClusterCmd,
     },
     /// Show what each shard of the node has done: connections, requests, requests forwarded
     Stats {
         #[arg(long)]
         json: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-enum ClusterCmd {
-    /// Make a cluster CA (ca.pem, ca.key) in DIR; every node of the cluster needs both
-    Ca {
-        #[arg(long)]
-        dir: PathBuf,
     },
 }
 
@@ -114,7 +105,7 @@ fn main() -> ExitCode {
         Command::Produce(args) => cli::produce(&cli.conn, args),
         Command::Consume(args) => cli::consume(&cli.conn, args),
         Command::Stats { json } => cli::stats(&cli.conn, json),
-        Command::Cluster { cmd: ClusterCmd::Ca { dir } } => weir_node::cli_cluster::make_ca(&dir),
+        Command::Cluster { cmd } => cli::cluster(&cli.conn, cmd),
         Command::Serve { data_dir, listen, shards, config, tls_cert, tls_key, cluster } => {
             let mut c = match config::NodeConfig::load(config.as_deref(), std::env::vars()) {
                 Ok(c) => c,

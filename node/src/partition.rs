@@ -260,7 +260,13 @@ impl<S: Storage + Clone> Partition<S> {
         } else {
             PartitionState::Online
         };
-        let bounds = Bounds { log_start: self.log_start(), high_watermark: self.high_watermark() };
+        let s = self.state();
+        let bounds = Bounds {
+            log_start: s.log_start(),
+            high_watermark: s.high_watermark(),
+            log_end: s.log_end(),
+            leader_epoch: s.leader_epoch(),
+        };
         PartitionStatus { bounds: Some(bounds), health: PartitionHealth { state, damaged } }
     }
 

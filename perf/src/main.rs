@@ -135,8 +135,22 @@ enum TransportArg {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum AcksArg {
+    /// Answered at once
     None,
+    /// Once the leader wrote the batch
     Leader,
+    /// Once every in-sync replica has it (on a single node, as leader)
+    All,
+}
+
+impl AcksArg {
+    fn acks(self) -> Acks {
+        match self {
+            AcksArg::None => Acks::None,
+            AcksArg::Leader => Acks::Leader,
+            AcksArg::All => Acks::All,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -149,6 +163,8 @@ enum FlushArg {
 
 #[derive(Debug, Args)]
 struct RunArgs {
+    /// Node address, or a bootstrap list of them separated by commas (host:port,host:port):
+    /// the first that answers is used
     #[arg(long, default_value = "127.0.0.1:7400")]
     server: String,
     #[arg(long, value_enum, default_value = "quic")]
@@ -188,6 +204,8 @@ struct RunArgs {
     /// Keyed workload: keys cycle over this many values (0: no keys)
     #[arg(long, default_value_t = 0)]
     keys: u64,
+    /// Durability each produce waits for [the SDK's default is all; leader here, so that runs
+    /// compare with earlier ones]
     #[arg(long, value_enum, default_value = "leader")]
     acks: AcksArg,
     /// Seconds measured, after the warm-up
@@ -301,7 +319,7 @@ fn run(mode: &str, args: RunArgs) -> Result<(), String> {
         keys: args.keys,
         batch_bytes: args.batch_bytes,
         linger_ms: args.linger_ms,
-        acks: if args.acks == AcksArg::None { Acks::None } else { Acks::Leader },
+        acks: args.acks.acks(),
         producers: args.producers,
         consumers,
         duration: Duration::from_secs_f64(args.duration.max(0.0)),

@@ -43,8 +43,21 @@ fn every_mode_runs_against_an_embedded_node_and_plots() {
     let hgrm = dir.path().join("e2e.hgrm");
     let e2e = perf(
         dir.path(),
-        &["e2e", "--duration", "1", "--warmup", "0.2", "--rate", "2000", "--hgrm", hgrm.to_str().unwrap()],
+        &[
+            "e2e",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.2",
+            "--rate",
+            "2000",
+            "--acks",
+            "all",
+            "--hgrm",
+            hgrm.to_str().unwrap(),
+        ],
     );
+    assert_eq!(e2e["acks"], "all", "{e2e}");
     let records = e2e["records"].as_u64().unwrap();
     assert!((1500..=2500).contains(&records), "{e2e}");
     assert!(e2e["latency"]["count"].as_u64().unwrap() == records);

@@ -1,11 +1,21 @@
-//! Topic administration and node counters.
+//! Topic administration, node counters and the cluster's status.
 
 use super::connection::{Connection, Target};
 use super::error::{ClientError, Result};
 use crate::TopicConfig;
 use crate::api::{Request, Response, ShardStats, TopicInfo};
+use crate::cluster::{NodeStatus, UnderReplicated};
 
-/// Creates, deletes, lists and describes topics.
+/// The answer of ClusterStatus: every node, and the partitions with fewer in-sync replicas
+/// than replicas.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterStatus {
+    pub nodes: Vec<NodeStatus>,
+    pub under_replicated: Vec<UnderReplicated>,
+}
+
+/// Creates, deletes, lists and describes topics. Connects to the first address of the target's
+/// bootstrap list that answers.
 #[derive(Debug)]
 pub struct Admin {
     conn: Connection,
@@ -16,8 +26,30 @@ impl Admin {
         Ok(Self { conn: Connection::connect(target).await? })
     }
 
+    /// Creates a topic of one replica per partition.
     pub async fn create_topic(&mut self, name: &str, partitions: u32, config: TopicConfig) -> Result<()> {
-        let r = self.conn.call(&Request::CreateTopic { name: name.into(), partitions, config }).await?;
+        self.create_replicated_topic(name, partitions, 1, None, config).await
+    }
+
+    /// Creates a topic with `replication_factor` copies of each partition; acks=all needs
+    /// `min_insync_replicas` of them in sync (`None`: the cluster's default, see
+    /// [`default_min_insync_replicas`](crate::api::default_min_insync_replicas)).
+    pub async fn create_replicated_topic(
+        &mut self,
+        name: &str,
+        partitions: u32,
+        replication_factor: u16,
+        min_insync_replicas: Option<u16>,
+        config: TopicConfig,
+    ) -> Result<()> {
+        let req = Request::CreateTopic {
+            name: name.into(),
+            partitions,
+            config,
+            replication_factor,
+            min_insync_replicas,
+        };
+        let r = self.conn.call(&req).await?;
         match r.response()? {
             Response::CreateTopic { error, message } => ClientError::check(error, message),
             other => Err(unexpected(&other)),
@@ -41,7 +73,8 @@ impl Admin {
         }
     }
 
-    /// A topic with each partition's first and next offset.
+    /// A topic with each partition's first and next offset, health, leader, replicas and
+    /// in-sync replicas.
     pub async fn describe_topic(&mut self, name: &str) -> Result<TopicInfo> {
         let r = self.conn.call(&Request::DescribeTopic { name: name.into() }).await?;
         match r.response()? {
@@ -58,6 +91,17 @@ impl Admin {
         let r = self.conn.call(&Request::NodeStats).await?;
         match r.response()? {
             Response::NodeStats { shards } => Ok(shards),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The cluster's nodes and under-replicated partitions.
+    pub async fn cluster_status(&mut self) -> Result<ClusterStatus> {
+        let r = self.conn.call(&Request::ClusterStatus).await?;
+        match r.response()? {
+            Response::ClusterStatus { nodes, under_replicated } => {
+                Ok(ClusterStatus { nodes, under_replicated })
+            }
             other => Err(unexpected(&other)),
         }
     }

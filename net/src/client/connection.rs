@@ -47,9 +47,11 @@ impl Transport {
 }
 
 /// A node's address and the transport to reach it with. Clients that learn other addresses of
-/// the same node (its shards' own ports) reach them with the same transport.
+/// the same node (its shards' own ports) or of other nodes reach them with the same transport.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// `host:port`, or a bootstrap list of them separated by commas: a connection is made to
+    /// the first that answers, trying each in turn.
     pub addr: String,
     pub transport: Transport,
 }
@@ -71,6 +73,11 @@ impl Target {
     /// The same transport to another address.
     pub fn with_addr(&self, addr: impl Into<String>) -> Self {
         Self { addr: addr.into(), transport: self.transport.clone() }
+    }
+
+    /// The addresses of the bootstrap list, in order (one for a single address).
+    pub fn addrs(&self) -> Vec<&str> {
+        self.addr.split(',').map(str::trim).filter(|a| !a.is_empty()).collect()
     }
 }
 
@@ -140,14 +147,39 @@ pub struct Connection {
     target: Target,
     /// Requests sent and not yet answered.
     outstanding: usize,
+    /// The address of the bootstrap list this connection reached.
+    connected_addr: String,
     /// When a request was last sent or answered.
     last_active: std::time::Instant,
     idle_reconnect: std::time::Duration,
 }
 
 impl Connection {
+    /// Connects to the first address of `target`'s list that answers, trying each in turn;
+    /// fails with the last address's error when none does.
     pub async fn connect(target: &Target) -> Result<Self> {
-        let addr = &target.addr;
+        let addrs = target.addrs();
+        let mut last = None;
+        for addr in &addrs {
+            match Self::connect_one(target, addr).await {
+                Ok(c) => return Ok(c),
+                Err(e) => {
+                    if addrs.len() > 1 {
+                        tracing::warn!(%addr, error = %e, "cannot connect; trying the next bootstrap address");
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| ClientError::InvalidArgument(format!("no address in {:?}", target.addr))))
+    }
+
+    /// The address of the list this connection reached.
+    pub fn addr(&self) -> &str {
+        &self.connected_addr
+    }
+
+    async fn connect_one(target: &Target, addr: &str) -> Result<Self> {
         let err = |source| ClientError::Connect { addr: addr.to_owned(), source };
         let io = match &target.transport {
             Transport::Tcp => {
@@ -172,7 +204,7 @@ impl Connection {
                 let mut connected = None;
                 // Every address the name resolves to, in turn, as TCP does; each handshake is
                 // bounded, so an address nobody answers on costs seconds, not the idle timeout.
-                for remote in tokio_rt::net::lookup_host(addr.as_str()).await.map_err(err)? {
+                for remote in tokio_rt::net::lookup_host(addr).await.map_err(err)? {
                     let local: std::net::SocketAddr =
                         if remote.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
                     let endpoint = crate::tls::endpoint(local, None).map_err(err)?;
@@ -208,6 +240,7 @@ impl Connection {
             read_buf: vec![0; 64 << 10],
             target: target.clone(),
             outstanding: 0,
+            connected_addr: addr.to_owned(),
             last_active: std::time::Instant::now(),
             idle_reconnect: std::time::Duration::from_millis(IDLE_RECONNECT_MS),
         })

@@ -3,9 +3,17 @@
 //! Fetch is batch-granular: a fetched batch may start below the position, and the consumer
 //! skips those records. Every fetched batch is validated in full before its records are read:
 //! bytes entering this process are checked once, here.
+//!
+//! Each partition is read from its leader, as Metadata names it. A fetch answered `NotLeader`,
+//! `NotOwner` or `LeaderNotAvailable`, or whose connection fails, is not an error to the
+//! application: after `retry_backoff_ms` the consumer asks for metadata again (of the first
+//! bootstrap address that answers, else of a node the last metadata named) and reads from the
+//! leader named, at the same position. Only when none answers is the fetch's error returned: the
+//! cluster is out of reach.
 
 use super::connection::{Connection, Target};
 use super::error::{ClientError, Result};
+use super::routing::TopicRoutes;
 use crate::api::{OffsetSpec, Request, Response};
 use std::collections::{HashMap, VecDeque};
 use weir_log::batch::BatchView;
@@ -36,14 +44,18 @@ pub struct ConsumerRecord {
 pub struct ConsumerConfig {
     /// Bytes a fetch asks for at most.
     pub fetch_bytes_max: u32,
-    /// Fetch each partition from the shard that owns it, at the address Metadata gives for it;
-    /// off, everything goes through the address the consumer was given.
+    /// Fetch each partition from the shard of its leader, at the address Metadata gives for it;
+    /// off, from its leader node's client address (in a one-node cluster, the address the
+    /// consumer was given).
     pub shard_aware: bool,
+    /// How long to wait before reading a partition again from the leader that metadata names,
+    /// after its last one refused or could not be reached.
+    pub retry_backoff_ms: u64,
 }
 
 impl Default for ConsumerConfig {
     fn default() -> Self {
-        Self { fetch_bytes_max: 1 << 20, shard_aware: true }
+        Self { fetch_bytes_max: 1 << 20, shard_aware: true, retry_backoff_ms: 100 }
     }
 }
 
@@ -62,6 +74,9 @@ pub struct Consumer {
     target: Target,
     /// Connections by address: the one given, and the owning shards' own.
     conns: HashMap<String, Connection>,
+    /// Client addresses of the nodes the last metadata named (a bootstrap list of them): asked
+    /// for metadata when no address the consumer was given answers.
+    known_nodes: Option<String>,
     config: ConsumerConfig,
     assigned: Vec<Assignment>,
     /// Next assignment to fetch from, so partitions take turns.
@@ -75,6 +90,7 @@ impl Consumer {
         Ok(Self {
             target: target.clone(),
             conns: HashMap::from([(target.addr.clone(), conn)]),
+            known_nodes: None,
             config,
             assigned: Vec::new(),
             next: 0,
@@ -91,36 +107,45 @@ impl Consumer {
         Ok(())
     }
 
-    /// The address to read a partition through: its owning shard's, when shard-aware and the
-    /// shard can be reached, else the one the consumer was given.
+    /// The address to read a partition through: its leader's (see
+    /// [`ConsumerConfig::shard_aware`]) when it can be reached, else the one the consumer was
+    /// given.
     async fn owner_addr(&mut self, topic: &str, partition: u32) -> Result<String> {
-        if !self.config.shard_aware {
-            return Ok(self.target.addr.clone());
-        }
-        let req = Request::Metadata { topics: vec![topic.to_owned()] };
         let bootstrap = self.target.addr.clone();
-        let frame = self.call(&bootstrap, &req).await?;
-        let addr = match frame.response()? {
-            Response::Metadata { shards, topics } => {
-                let owner = topics
-                    .iter()
-                    .flat_map(|t| t.partitions.iter())
-                    .find(|p| p.partition == partition)
-                    .map(|p| p.shard);
-                owner
-                    .and_then(|o| shards.iter().find(|s| s.shard == o))
-                    .map(|s| super::connection::shard_address(&bootstrap, &s.host, s.port))
+        let routes = match self.routes_from(&bootstrap, topic).await {
+            Err(ClientError::Connect { .. } | ClientError::Io(_)) if self.known_nodes.is_some() => {
+                let known = self.known_nodes.clone().expect("checked above");
+                self.routes_from(&known, topic).await?
             }
-            other => return Err(super::admin::unexpected(&other)),
+            r => r?,
         };
-        let Some(addr) = addr else { return Ok(self.target.addr.clone()) };
+        let nodes = routes.node_addrs();
+        if !nodes.is_empty() {
+            self.known_nodes = Some(nodes.join(","));
+        }
+        // An unknown topic is said by the request that follows, with the node's own words.
+        let Some(addr) = routes.leader_addr(partition, self.config.shard_aware)? else {
+            return Ok(bootstrap);
+        };
         match self.conn(&addr).await {
             Ok(_) => Ok(addr),
             Err(e) => {
-                tracing::warn!(%addr, error = %e, "shard address unreachable; reading through the given address");
-                Ok(self.target.addr.clone())
+                tracing::warn!(%addr, error = %e, "leader address unreachable; reading through the given address");
+                Ok(bootstrap)
             }
         }
+    }
+
+    /// Metadata of `topic` from the first address of the list `addrs` that answers.
+    async fn routes_from(&mut self, addrs: &str, topic: &str) -> Result<TopicRoutes> {
+        let routes = match self.conn(addrs).await {
+            Ok(c) => TopicRoutes::fetch(c, topic).await,
+            Err(e) => Err(e),
+        };
+        if matches!(routes, Err(ClientError::Io(_) | ClientError::Decode(_))) {
+            self.conns.remove(addrs);
+        }
+        routes
     }
 
     /// The connection to `addr`, connecting (again) when there is none.
@@ -207,11 +232,17 @@ impl Consumer {
             max_wait_ms,
         };
         let addr = a.addr.clone();
-        let frame = self.call(&addr, &req).await?;
+        let frame = match self.call(&addr, &req).await {
+            Ok(frame) => frame,
+            Err(e) if moved(&e) => return self.find_leader(i, e).await,
+            Err(e) => return Err(e),
+        };
         let Response::Fetch { error, message, batches, .. } = frame.response()? else {
             return Err(ClientError::InvalidArgument("unexpected response to fetch".into()));
         };
-        ClientError::check(error, message)?;
+        if let Err(e) = ClientError::check(error, message) {
+            return if moved(&e) { self.find_leader(i, e).await } else { Err(e) };
+        }
         let a = &mut self.assigned[i];
         let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(batches.len());
         aligned.extend_from_slice(batches);
@@ -233,5 +264,30 @@ impl Consumer {
             rest = &rest[view.bytes().len()..];
         }
         Ok(())
+    }
+
+    /// The partition's leader moved, or cannot be reached: after a backoff, its address as
+    /// metadata names it now. Metadata that names no leader yet is asked again at the next
+    /// fetch; when no bootstrap address answers, the fetch's error `e` is returned.
+    async fn find_leader(&mut self, i: usize, e: ClientError) -> Result<()> {
+        let (topic, partition) = (self.assigned[i].topic.clone(), self.assigned[i].partition);
+        tracing::warn!(%topic, partition, error = %e, "fetch refused or failed; asking for metadata again");
+        tokio_rt::time::sleep(std::time::Duration::from_millis(self.config.retry_backoff_ms)).await;
+        match self.owner_addr(&topic, partition).await {
+            Ok(addr) => self.assigned[i].addr = addr,
+            Err(ClientError::Connect { .. } | ClientError::Io(_)) => return Err(e),
+            Err(again) => tracing::warn!(%topic, partition, error = %again, "no leader yet"),
+        }
+        Ok(())
+    }
+}
+
+/// Whether a fetch failed because its partition's leader is elsewhere or unreachable: the
+/// consumer looks for it again rather than failing.
+fn moved(e: &ClientError) -> bool {
+    match e {
+        ClientError::Server { code, .. } => code.needs_metadata_refresh(),
+        ClientError::Io(_) | ClientError::Connect { .. } => true,
+        _ => false,
     }
 }

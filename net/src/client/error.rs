@@ -56,6 +56,11 @@ impl ClientError {
         }
     }
 
+    /// Whether the node answered with an error code (rather than not answering).
+    pub fn is_server_error(&self) -> bool {
+        matches!(self, ClientError::Server { .. })
+    }
+
     /// An equal error for another waiter (one failure answers every record of a batch): the
     /// same variant and fields, an I/O error's kind and text kept, a TLS error as its text.
     pub fn duplicate(&self) -> ClientError {

@@ -7,9 +7,10 @@ pub mod consumer;
 pub mod error;
 pub mod partitioner;
 pub mod producer;
+pub mod routing;
 
 pub use crate::tls::{QuicClientSettings, Trust};
-pub use admin::Admin;
+pub use admin::{Admin, ClusterStatus};
 pub use connection::{Target, Transport};
 pub use consumer::{Consumer, ConsumerConfig, ConsumerRecord, Seek};
 pub use error::ClientError;

@@ -1,11 +1,20 @@
 //! The producer: batches records per partition and sends them; each `send` resolves to the
 //! record's offset once the node acknowledged its batch.
 //!
-//! A router task picks each record's partition and hands it to a worker task, one per node
-//! address (one per shard when shard-aware). A worker owns its connection and one reusable batch
-//! builder per partition. A batch goes out when it is full (`batch_bytes`) or `linger_ms` after
-//! its first record. The queues between the tasks are bounded (`buffer_records_max`): `send`
-//! waits when they are full.
+//! A router task picks each record's partition and hands it to a worker task, one per address
+//! (the partition leader's node, or its shard when shard-aware, from Metadata). A worker owns its
+//! connection and one reusable batch builder per partition. A batch goes out when it is full
+//! (`batch_bytes`) or `linger_ms` after its first record. The queues between the tasks are
+//! bounded (`buffer_records_max`, [`REROUTES_MAX`]): `send` waits when they are full.
+//!
+//! A batch refused because the node asked does not lead its partition (`NotLeader`,
+//! `NotOwner`, `LeaderNotAvailable`), or whose node stopped answering (its connection broke and
+//! a new one is refused), goes back to the router, which asks for metadata again (of any
+//! bootstrap address or known node) and hands it to the worker of the leader it names, after
+//! `retry_backoff_ms`; each such round is an attempt. When no node answers for metadata, the
+//! batch goes back to the worker it came from and is tried there again. Across a leader change the partition's
+//! order may change too: a batch sent again to the new leader can land after records that went
+//! there directly.
 //!
 //! Delivery is at least once: a batch whose answer was lost (the connection broke, or the node
 //! restarted after writing it) is sent again and then stored twice. With more than one batch in
@@ -18,6 +27,7 @@
 use super::connection::{Connection, Target};
 use super::error::{ClientError, Result};
 use super::partitioner::partition_for_key;
+use super::routing::TopicRoutes;
 use crate::api::{Acks, Request, Response};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -31,6 +41,7 @@ pub struct ProducerConfig {
     pub linger_ms: u64,
     /// Largest batch the producer builds; at most the node's `batch_bytes_max`.
     pub batch_bytes: usize,
+    /// Durability each batch waits for; `All` by default (as Kafka's producer).
     pub acks: Acks,
     /// Attempts after the first for a batch that failed with a retriable error, within
     /// `delivery_timeout_ms`. A retried batch may already have been written (its answer was
@@ -59,7 +70,7 @@ impl Default for ProducerConfig {
         Self {
             linger_ms: 5,
             batch_bytes: 1 << 20,
-            acks: Acks::Leader,
+            acks: Acks::All,
             retries: 5,
             retry_backoff_ms: 100,
             buffer_records_max: 1 << 16,
@@ -136,17 +147,19 @@ impl Producer {
         }
         let bootstrap = Some(Connection::connect(target).await?);
         let (tx, rx) = mpsc::channel(config.buffer_records_max.max(1));
+        let (reroute_tx, reroute_rx) = mpsc::channel(REROUTES_MAX);
         let router = Router {
             bootstrap,
             target: target.clone(),
+            known_nodes: Vec::new(),
             config,
             topics: HashMap::new(),
-            shard_addrs: HashMap::new(),
             workers: HashMap::new(),
             aliases: HashMap::new(),
             sticky: HashMap::new(),
+            reroute_tx,
         };
-        Ok(Self { tx, task: tokio_rt::spawn(route(router, rx)) })
+        Ok(Self { tx, task: tokio_rt::spawn(route(router, rx, reroute_rx)) })
     }
 
     /// Queues a record, waiting only for room in the queue, and returns the future of its
@@ -181,13 +194,19 @@ impl Producer {
     }
 }
 
-/// Where a topic's partitions go: the owning shard of each, and once known, the worker each
+/// Where a topic's partitions go: the topic's metadata, and once known, the worker each
 /// partition's records go to (looked up once, not per record).
 struct TopicRoute {
     name: Arc<str>,
-    owners: Vec<u16>,
+    routes: TopicRoutes,
+    /// Partitions as Metadata counts them.
+    count: u32,
     workers: Vec<Option<mpsc::Sender<WorkerCmd>>>,
 }
+
+/// Batches refused by a node that does not lead their partition, on their way back to the
+/// router, at most. A worker that finds the queue full retries the batch where it is.
+pub const REROUTES_MAX: usize = 256;
 
 /// A partition's batch in a worker: the topic, shared rather than copied per record.
 type BatchKey = (Arc<str>, u32);
@@ -206,35 +225,57 @@ struct WorkerHandle {
 
 enum WorkerCmd {
     Send(Arc<str>, u32, ProducerRecord, oneshot::Sender<Result<u64>>, Instant),
+    /// A sealed batch to send again here, after `retry_backoff_ms`: the one that led its
+    /// partition refused it with the error.
+    Resend(InFlight, ClientError),
     Flush(oneshot::Sender<()>),
 }
 
-/// Picks each record's partition and hands it to the worker of the partition's owner: with
-/// `shard_aware`, a connection to the owning shard's own address (from Metadata), so the node
-/// never forwards the batch between shards. A partition always goes to the same worker, so its
-/// records keep their order.
+/// Picks each record's partition and hands it to the worker of the partition's leader: with
+/// `shard_aware`, a connection to the leader's shard's own address (from Metadata), so the node
+/// never forwards the batch between shards. A partition goes to the same worker until its
+/// leader changes, so its records keep their order.
 struct Router {
-    /// The address the producer was given: metadata, and partitions without an owner address.
-    /// `None` after a failure or an abandoned call, until the next metadata request connects.
+    /// A connection to the bootstrap list (or a known node): metadata, and partitions without a
+    /// leader address. `None` after a failure or an abandoned call, until the next metadata
+    /// request connects.
     bootstrap: Option<Connection>,
     target: Target,
+    /// Client addresses of the nodes the last metadata named: asked when no bootstrap address
+    /// answers.
+    known_nodes: Vec<String>,
     config: ProducerConfig,
     topics: HashMap<String, TopicRoute>,
-    shard_addrs: HashMap<u16, String>,
     workers: HashMap<String, WorkerHandle>,
     /// Shard addresses that could not be reached, and the address used instead.
     aliases: HashMap<String, String>,
     sticky: HashMap<String, Sticky>,
+    /// Where workers send back the batches a node refused as not its partition's leader.
+    reroute_tx: mpsc::Sender<Reroute>,
 }
 
-async fn route(mut r: Router, mut rx: mpsc::Receiver<Cmd>) {
-    while let Some(cmd) = rx.recv().await {
-        match cmd {
-            Cmd::Send(record, reply, queued) => r.dispatch(record, reply, queued).await,
-            Cmd::Flush(done) => {
-                r.flush_workers().await;
-                let _ = done.send(());
-            }
+/// A batch refused because the node asked does not lead its partition, or whose node does not
+/// answer.
+struct Reroute {
+    batch: InFlight,
+    error: ClientError,
+    /// The address of the worker that sends it back: where it goes again when metadata cannot
+    /// be had.
+    from: String,
+}
+
+async fn route(mut r: Router, mut rx: mpsc::Receiver<Cmd>, mut reroutes: mpsc::Receiver<Reroute>) {
+    loop {
+        tokio_rt::select! {
+            cmd = rx.recv() => match cmd {
+                Some(Cmd::Send(record, reply, queued)) => r.dispatch(record, reply, queued).await,
+                Some(Cmd::Flush(done)) => {
+                    r.flush_workers(&mut reroutes).await;
+                    let _ = done.send(());
+                }
+                None => break,
+            },
+            Some(back) = reroutes.recv() => r.reroute(back).await,
         }
     }
     // Closed: each worker sends what it holds and waits for the answers before it ends, once
@@ -247,52 +288,66 @@ async fn route(mut r: Router, mut rx: mpsc::Receiver<Cmd>) {
 }
 
 impl Router {
-    /// A metadata request on the bootstrap connection, connecting again once if it failed.
-    async fn metadata(&mut self, req: &Request<'_>) -> Result<super::connection::ResponseFrame> {
-        if let Some(c) = &mut self.bootstrap {
-            match c.call(req).await {
-                Err(e) if e.is_retriable() => self.bootstrap = None,
-                r => return r,
+    /// A connection for metadata: the one kept, else a new one to the first bootstrap address
+    /// that answers, else to a node the last metadata named.
+    async fn metadata_conn(&mut self) -> Result<&mut Connection> {
+        if self.bootstrap.is_none() {
+            let c = match Connection::connect(&self.target).await {
+                Ok(c) => c,
+                Err(e) if self.known_nodes.is_empty() => return Err(e),
+                Err(_) => Connection::connect(&self.target.with_addr(self.known_nodes.join(","))).await?,
+            };
+            self.bootstrap = Some(c);
+        }
+        Ok(self.bootstrap.as_mut().expect("connected above"))
+    }
+
+    /// Metadata of `topic`, connecting again once if the kept connection failed.
+    async fn fetch_routes(&mut self, topic: &str) -> Result<TopicRoutes> {
+        for attempt in 0..2 {
+            let fetched = TopicRoutes::fetch(self.metadata_conn().await?, topic).await;
+            match fetched.and_then(|r| r.check().map(|()| r)) {
+                Err(e) if e.is_retriable() && attempt == 0 => self.bootstrap = None,
+                Err(e) => {
+                    if e.is_retriable() {
+                        self.bootstrap = None;
+                    }
+                    return Err(e);
+                }
+                Ok(routes) => {
+                    let nodes = routes.node_addrs();
+                    if !nodes.is_empty() {
+                        self.known_nodes = nodes;
+                    }
+                    return Ok(routes);
+                }
             }
         }
-        let mut c = Connection::connect(&self.target).await?;
-        let r = c.call(req).await;
-        self.bootstrap = Some(c);
-        r
+        unreachable!("the second attempt returns")
     }
 
     async fn topic(&mut self, topic: &str) -> Result<&TopicRoute> {
         if !self.topics.contains_key(topic) {
-            let req = Request::Metadata { topics: vec![topic.to_owned()] };
-            let frame = self.metadata(&req).await?;
-            let route = match frame.response()? {
-                Response::Metadata { topics, shards } => {
-                    for s in shards {
-                        let addr = super::connection::shard_address(&self.target.addr, &s.host, s.port);
-                        self.shard_addrs.insert(s.shard, addr);
-                    }
-                    match topics.into_iter().next() {
-                        Some(t) => {
-                            ClientError::check(t.error, format!("topic {topic:?}"))?;
-                            let mut owners = vec![0; t.partitions.len()];
-                            for p in &t.partitions {
-                                if let Some(o) = owners.get_mut(p.partition as usize) {
-                                    *o = p.shard;
-                                }
-                            }
-                            let workers = vec![None; owners.len()];
-                            TopicRoute { name: topic.into(), owners, workers }
-                        }
-                        None => {
-                            return Err(ClientError::InvalidArgument(format!("no metadata for {topic:?}")));
-                        }
-                    }
-                }
-                other => return Err(super::admin::unexpected(&other)),
-            };
-            self.topics.insert(topic.to_owned(), route);
+            let routes = self.fetch_routes(topic).await?;
+            let count = routes.topic.partitions.len() as u32;
+            let workers = vec![None; count as usize];
+            self.topics.insert(topic.to_owned(), TopicRoute { name: topic.into(), routes, count, workers });
         }
         Ok(&self.topics[topic])
+    }
+
+    /// The partition count of `topic`, asking for its metadata (again, after a backoff, while
+    /// the answer says a partition has no leader) no later than `expires`.
+    async fn partition_count(&mut self, topic: &str, expires: Instant) -> Result<Option<u32>> {
+        match tokio_rt::time::timeout_at(expires, self.topic(topic)).await {
+            Ok(Ok(t)) => Ok(Some(t.count)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => {
+                // The call was abandoned mid-way: its answer would meet the next request.
+                self.bootstrap = None;
+                Ok(None)
+            }
+        }
     }
 
     async fn dispatch(&mut self, r: ProducerRecord, reply: oneshot::Sender<Result<u64>>, queued: Instant) {
@@ -300,28 +355,46 @@ impl Router {
         let expires = queued + Duration::from_millis(timeout_ms);
         // A known topic answers at once, even past the deadline (the worker then fails the
         // record); looking one up waits no longer than the record may.
-        let count = match tokio_rt::time::timeout_at(expires, self.topic(&r.topic)).await {
-            Ok(Ok(t)) => t.owners.len() as u32,
-            Ok(Err(e)) => {
-                let _ = reply.send(Err(e));
-                return;
-            }
-            Err(_) => {
-                // The call was abandoned mid-way: its answer would meet the next request.
-                self.bootstrap = None;
+        let count = match self.partition_count(&r.topic, expires).await {
+            Ok(Some(count)) => count,
+            Ok(None) => {
                 let _ = reply.send(Err(delivery_timeout(queued, timeout_ms)));
                 return;
             }
-        };
-        if count == 0 {
-            let _ = reply.send(Err(ClientError::InvalidArgument(format!("{} has no partitions", r.topic))));
-            return;
-        }
-        let partition = match (r.partition, &r.key) {
-            (Some(p), _) if p >= count => {
-                let _ = reply
-                    .send(Err(ClientError::InvalidArgument(format!("{} has {count} partitions", r.topic))));
+            Err(e) => {
+                let _ = reply.send(Err(e));
                 return;
+            }
+        };
+        let partition = match self.pick_partition(&r, count) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let worker = match self.partition_worker(&r.topic, partition, expires, 0).await {
+            Ok(w) => w,
+            Err(e) => {
+                let _ = reply.send(Err(e.unwrap_or_else(|| delivery_timeout(queued, timeout_ms))));
+                return;
+            }
+        };
+        let name = self.topics[&r.topic].name.clone();
+        if let Err(mpsc::error::SendError(WorkerCmd::Send(_, _, _, reply, _))) =
+            worker.send(WorkerCmd::Send(name, partition, r, reply, queued)).await
+        {
+            let _ = reply.send(Err(ClientError::Closed));
+        }
+    }
+
+    fn pick_partition(&mut self, r: &ProducerRecord, count: u32) -> Result<u32> {
+        if count == 0 {
+            return Err(ClientError::InvalidArgument(format!("{} has no partitions", r.topic)));
+        }
+        Ok(match (r.partition, &r.key) {
+            (Some(p), _) if p >= count => {
+                return Err(ClientError::InvalidArgument(format!("{} has {count} partitions", r.topic)));
             }
             (Some(p), _) => p,
             (None, Some(key)) => partition_for_key(key, count),
@@ -339,43 +412,86 @@ impl Router {
                 }
                 s.partition % count
             }
-        };
-        let route = &self.topics[&r.topic];
-        let worker = match &route.workers[partition as usize] {
-            Some(w) => w.clone(),
-            None => {
-                let owner = route.owners.get(partition as usize).copied();
-                let owner_addr = owner.and_then(|o| self.shard_addrs.get(&o));
-                let addr = match owner_addr {
-                    Some(a) if self.config.shard_aware => a.clone(),
-                    _ => self.target.addr.clone(),
-                };
-                let worker = match tokio_rt::time::timeout_at(expires, self.worker(addr)).await {
-                    Ok(Some(worker)) => worker,
-                    Ok(None) => {
-                        let e = ClientError::Connect {
-                            addr: self.target.addr.clone(),
-                            source: std::io::Error::other("no connection to the node"),
-                        };
-                        let _ = reply.send(Err(e));
-                        return;
-                    }
-                    Err(_) => {
-                        let _ = reply.send(Err(delivery_timeout(queued, timeout_ms)));
-                        return;
-                    }
-                };
-                if let Some(route) = self.topics.get_mut(&r.topic) {
-                    route.workers[partition as usize] = Some(worker.clone());
-                }
-                worker
+        })
+    }
+
+    /// The worker of `partition`'s leader. While the partition has no leader, metadata is asked
+    /// again after `retry_backoff_ms`, up to `expires`. `Err(None)` when time ran out.
+    async fn partition_worker(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        expires: Instant,
+        mut round: u32,
+    ) -> std::result::Result<mpsc::Sender<WorkerCmd>, Option<ClientError>> {
+        loop {
+            if self.partition_count(topic, expires).await.map_err(Some)?.is_none() {
+                return Err(None);
             }
+            let route = &self.topics[topic];
+            if let Some(w) = route.workers.get(partition as usize).and_then(Option::as_ref) {
+                return Ok(w.clone());
+            }
+            let addr = match route.routes.leader_addr(partition, self.config.shard_aware) {
+                Ok(addr) => addr.unwrap_or_else(|| self.target.addr.clone()),
+                Err(e) if e.is_retriable() && round < self.config.retries => {
+                    tracing::warn!(topic, partition, error = %e, "no leader; asking for metadata again");
+                    self.topics.remove(topic);
+                    round += 1;
+                    let until = Instant::now() + Duration::from_millis(self.config.retry_backoff_ms);
+                    if until >= expires {
+                        return Err(None);
+                    }
+                    tokio_rt::time::sleep_until(until).await;
+                    continue;
+                }
+                Err(e) => return Err(Some(e)),
+            };
+            let worker = match tokio_rt::time::timeout_at(expires, self.worker(addr)).await {
+                Ok(Some(worker)) => worker,
+                Ok(None) => {
+                    let source = std::io::Error::other("no connection to the node");
+                    return Err(Some(ClientError::Connect { addr: self.target.addr.clone(), source }));
+                }
+                Err(_) => return Err(None),
+            };
+            if let Some(slot) = self.topics.get_mut(topic).and_then(|t| t.workers.get_mut(partition as usize))
+            {
+                *slot = Some(worker.clone());
+            }
+            return Ok(worker);
+        }
+    }
+
+    /// A batch refused by a node that does not lead its partition, or whose node does not
+    /// answer: ask for metadata again and hand it to the worker of the leader named, which sends
+    /// it after a backoff. When no node answers for metadata, it goes back to the worker it came
+    /// from, to try again there.
+    async fn reroute(&mut self, back: Reroute) {
+        let Reroute { batch, error, from } = back;
+        let topic = batch.key.0.to_string();
+        self.topics.remove(&topic);
+        // An address unreachable before may answer now: its node may lead again.
+        self.aliases.clear();
+        let expires = batch.queued + Duration::from_millis(self.config.delivery_timeout_ms);
+        let worker = match self.partition_worker(&topic, batch.key.1, expires, batch.attempt).await {
+            Err(Some(e)) if e.is_retriable() && !e.is_server_error() => {
+                self.workers.get(&from).map(|w| w.tx.clone()).ok_or(Some(e))
+            }
+            other => other,
         };
-        let name = self.topics[&r.topic].name.clone();
-        if let Err(mpsc::error::SendError(WorkerCmd::Send(_, _, _, reply, _))) =
-            worker.send(WorkerCmd::Send(name, partition, r, reply, queued)).await
-        {
-            let _ = reply.send(Err(ClientError::Closed));
+        match worker {
+            Ok(worker) => {
+                if let Err(mpsc::error::SendError(WorkerCmd::Resend(f, _))) =
+                    worker.send(WorkerCmd::Resend(batch, error)).await
+                {
+                    fail(f.replies, &ClientError::Closed);
+                }
+            }
+            Err(e) => {
+                let e = e.unwrap_or_else(|| delivery_timeout(batch.queued, self.config.delivery_timeout_ms));
+                fail(batch.replies, &final_error(&e, batch.maybe_written));
+            }
         }
     }
 
@@ -390,7 +506,7 @@ impl Router {
         let conn = match Connection::connect(&target).await {
             Ok(c) => c,
             Err(e) if addr != self.target.addr => {
-                tracing::warn!(%addr, error = %e, "shard address unreachable; sending through the bootstrap address");
+                tracing::warn!(%addr, error = %e, "leader address unreachable; sending through the bootstrap address");
                 self.aliases.insert(addr, self.target.addr.clone());
                 return Box::pin(self.worker(self.target.addr.clone())).await;
             }
@@ -406,22 +522,36 @@ impl Router {
             config: self.config.clone(),
             batches: HashMap::new(),
             in_flight: VecDeque::new(),
+            reroute: self.reroute_tx.clone(),
         };
         let task = tokio_rt::spawn(run(worker, rx));
         self.workers.insert(addr, WorkerHandle { tx: tx.clone(), task });
         Some(tx)
     }
 
-    async fn flush_workers(&mut self) {
-        let mut waits = Vec::new();
-        for w in self.workers.values() {
-            let (tx, rx) = oneshot::channel();
-            if w.tx.send(WorkerCmd::Flush(tx)).await.is_ok() {
-                waits.push(rx);
+    /// Flushes every worker, and the batches they send back to be rerouted meanwhile, until a
+    /// round sends none back: every record queued before is then answered.
+    async fn flush_workers(&mut self, reroutes: &mut mpsc::Receiver<Reroute>) {
+        loop {
+            let mut waits = Vec::new();
+            for w in self.workers.values() {
+                let (tx, rx) = oneshot::channel();
+                if w.tx.send(WorkerCmd::Flush(tx)).await.is_ok() {
+                    waits.push(rx);
+                }
             }
-        }
-        for rx in waits {
-            let _ = rx.await;
+            for rx in waits {
+                let _ = rx.await;
+            }
+            // A worker sends a batch back before it answers the flush: all are queued by now.
+            let mut rerouted = false;
+            while let Ok(back) = reroutes.try_recv() {
+                rerouted = true;
+                self.reroute(back).await;
+            }
+            if !rerouted {
+                return;
+            }
         }
     }
 }
@@ -445,6 +575,8 @@ struct Worker {
     batches: HashMap<BatchKey, Pending>,
     /// Batches sent and not yet answered, oldest first.
     in_flight: VecDeque<InFlight>,
+    /// To the router: batches this address refused as not their partition's leader.
+    reroute: mpsc::Sender<Reroute>,
 }
 
 /// A batch on the wire, or waiting to go (again).
@@ -492,6 +624,7 @@ async fn run(mut w: Worker, mut rx: mpsc::Receiver<WorkerCmd>) {
                         Some(WorkerCmd::Send(topic, partition, record, reply, queued)) => {
                             w.add(topic, partition, record, reply, queued).await
                         }
+                        Some(WorkerCmd::Resend(f, e)) => w.resend_here(f, e).await,
                         Some(WorkerCmd::Flush(done)) => {
                             w.send_due(far).await;
                             w.drain().await;
@@ -745,7 +878,7 @@ impl Worker {
             return self.resend(queue, e).await;
         }
         let f = match &e {
-            ClientError::Server { code: crate::ErrorCode::OutcomeUnknown, .. } => {
+            ClientError::Server { code, .. } if code.outcome_unknown() => {
                 InFlight { maybe_written: true, ..f }
             }
             _ => f,
@@ -754,6 +887,16 @@ impl Worker {
             fail(f.replies, &final_error(&e, f.maybe_written));
             return;
         }
+        let f = match &e {
+            ClientError::Server { code, .. } if code.needs_metadata_refresh() => {
+                match self.send_back(InFlight { attempt: f.attempt + 1, ..f }, e.duplicate()) {
+                    None => return,
+                    // No room to send it back: retried here, as before leaders moved.
+                    Some(f) => InFlight { attempt: f.attempt - 1, ..f },
+                }
+            }
+            _ => f,
+        };
         tracing::warn!(topic = %f.key.0, partition = f.key.1, error = %e, "produce failed; retrying");
         // The node refused this one batch with a transient error: send it again, after the
         // batches already in flight, unless its time runs out first.
@@ -762,6 +905,29 @@ impl Worker {
             return;
         }
         Box::pin(self.transmit(InFlight { attempt: f.attempt + 1, ..f })).await
+    }
+
+    /// Hands a batch to the router to send to its partition's leader as metadata names it now
+    /// (this address refused it as not the leader, or does not answer); gives it back when the
+    /// router's queue has no room.
+    fn send_back(&self, f: InFlight, error: ClientError) -> Option<InFlight> {
+        tracing::warn!(topic = %f.key.0, partition = f.key.1, %error, "asking for metadata again");
+        let from = self.target.addr.clone();
+        match self.reroute.try_send(Reroute { batch: f, error, from }) {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r)) => Some(r.batch),
+        }
+    }
+
+    /// A batch the router sent here (this address leads its partition now): sent after a
+    /// backoff, unless its time runs out first.
+    async fn resend_here(&mut self, f: InFlight, e: ClientError) {
+        tracing::debug!(topic = %f.key.0, partition = f.key.1, error = %e, "sending again to the leader");
+        if !self.back_off(self.expires(f.queued)).await {
+            fail(f.replies, &delivery_timeout(f.queued, self.config.delivery_timeout_ms));
+            return;
+        }
+        self.transmit(f).await
     }
 
     /// Waits `retry_backoff_ms`, or until `expires` if that comes first; whether time is left.
@@ -788,9 +954,28 @@ impl Worker {
             }
             match self.reconnect_and_send(&mut queue, earliest).await {
                 None => return,
+                Some(again @ ClientError::Connect { .. }) => {
+                    // The address does not answer: its node may be down, and another lead the
+                    // partitions now. Nothing was sent on a new connection: the batches go back
+                    // to the router, in order, to ask metadata where their leaders are.
+                    queue = self.send_all_back(queue, &again);
+                    e = again;
+                }
                 Some(again) => e = again,
             }
         }
+    }
+
+    /// Sends the batches of `queue` back to the router, in order, as far as its queue has room;
+    /// returns those left (the first that found no room and all after it, to keep the order).
+    fn send_all_back(&self, mut queue: VecDeque<InFlight>, e: &ClientError) -> VecDeque<InFlight> {
+        while let Some(g) = queue.pop_front() {
+            if let Some(kept) = self.send_back(g, e.duplicate()) {
+                queue.push_front(kept);
+                break;
+            }
+        }
+        queue
     }
 
     /// Fails the batches of `queue` out of time or of attempts; returns the others.

@@ -1,19 +1,20 @@
 //! The native protocol's front end: decodes a request frame once, calls the service, encodes the
 //! answer. Produced batches go on as a slice of the frame's own buffer, not a copy.
 
-use crate::service::topics::TopicDescription;
-use crate::service::types::{Failure, FetchPartition, ProducePartition};
+use crate::service::topics::{TopicDescription, check_replication};
+use crate::service::types::{Failure, FetchPartition, PartitionStatus, ProducePartition};
 use crate::shard::{NodeService, Shard};
 use bytes::Bytes;
 use std::rc::Rc;
-use weir_net::api::{API_VERSION, PartitionInfo, ShardAddr, TopicInfo};
+use weir_net::api::{API_VERSION, METADATA_CLUSTER_VERSION, PartitionInfo, ShardAddr, TopicInfo};
+use weir_net::cluster::{NodeInfo, NodeRole, NodeStatus, PartitionReplication};
 use weir_net::frame::{FLAG_ERROR, FRAME_HEADER_BYTES, FrameHeader, encode_frame};
 use weir_net::wire::Writer;
 use weir_net::{Acks, ApiKey, DecodeError, ErrorBody, ErrorCode, Request, Response, TopicConfig};
 use weir_replication::PartitionId;
 
-/// The answer frame of `resp`, in the first version of its API (the only one of every API but
-/// DescribeTopic); see [`response_frame_version`].
+/// The answer frame of `resp`, in the first version of its API (for APIs with one version, and
+/// answers that read the same in every version); see [`response_frame_version`].
 pub fn response_frame(correlation_id: u32, resp: &Response<'_>) -> Vec<u8> {
     response_frame_version(correlation_id, API_VERSION, resp)
 }
@@ -69,9 +70,13 @@ pub async fn handle(shard: &Rc<Shard>, header: FrameHeader, frame: Bytes) -> Res
                 .collect();
             response_frame(cid, &Response::ApiVersions { apis })
         }
-        Request::Metadata { topics } => metadata(shard, cid, topics),
-        Request::CreateTopic { name, partitions, config } => {
-            let (error, message) = split(svc.create_topic(name, partitions, config).await);
+        Request::Metadata { topics } => metadata(shard, cid, header.api_version, topics).await,
+        Request::CreateTopic { name, partitions, config, replication_factor, min_insync_replicas } => {
+            let created = match check_replication(replication_factor, min_insync_replicas) {
+                Ok(()) => svc.create_topic(name, partitions, config).await,
+                Err(f) => Err(f),
+            };
+            let (error, message) = split(created);
             response_frame(cid, &Response::CreateTopic { error, message })
         }
         Request::DeleteTopic { name } => {
@@ -110,6 +115,7 @@ pub async fn handle(shard: &Rc<Shard>, header: FrameHeader, frame: Bytes) -> Res
             response_frame(cid, &Response::ListOffsets { error, message, offset })
         }
         Request::NodeStats => response_frame(cid, &Response::NodeStats { shards: shard.counters.snapshot() }),
+        Request::ClusterStatus => response_frame(cid, &cluster_status(shard)),
     })
 }
 
@@ -156,31 +162,68 @@ fn unknown_topic(name: String, error: ErrorCode) -> TopicInfo {
     TopicInfo { name, error, config: TopicConfig::default(), partitions: vec![] }
 }
 
+/// A single node's answer for one partition: node 0 leads it and is its only replica, at the
+/// leader epoch and high watermark its owner reports (0 for one it does not serve).
+fn single_replica(shard: u16, status: &PartitionStatus) -> PartitionReplication {
+    let (epoch, hwm, end) =
+        status.bounds.map_or((0, 0, 0), |b| (b.leader_epoch, b.high_watermark, b.log_end));
+    PartitionReplication::single_node(shard, epoch, hwm, end)
+}
+
 fn topic_info(d: TopicDescription) -> TopicInfo {
     let partitions = (0..d.meta.partitions)
         .zip(d.partitions)
-        .map(|(p, status)| PartitionInfo {
-            partition: p,
-            shard: d.meta.local_shard(p).map_or(0, |s| s.0),
-            log_start: status.bounds.map_or(0, |b| b.log_start),
-            log_end: status.bounds.map_or(0, |b| b.high_watermark),
-            health: Some(status.health),
+        .map(|(p, status)| {
+            let shard = d.meta.local_shard(p).map_or(0, |s| s.0);
+            PartitionInfo {
+                partition: p,
+                shard,
+                log_start: status.bounds.map_or(0, |b| b.log_start),
+                log_end: status.bounds.map_or(0, |b| b.high_watermark),
+                replication: Some(single_replica(shard, &status)),
+                health: Some(status.health),
+            }
         })
         .collect();
     TopicInfo { config: d.meta.config(), error: ErrorCode::None, name: d.meta.name, partitions }
 }
 
-fn metadata(shard: &Shard, cid: u32, topics: Vec<String>) -> Vec<u8> {
-    // Borrowed, not copied: nothing here awaits, so the table cannot change meanwhile.
-    let table = shard.service.core.topics.borrow();
+/// This node's shards, at its advertised host.
+fn shard_addrs(shard: &Shard) -> Vec<ShardAddr> {
     let host = shard.config.advertised_host();
-    let shards = (0..shard.config.shards)
+    (0..shard.config.shards)
         .map(|s| ShardAddr { shard: s as u16, host: host.clone(), port: shard.config.shard_port(s) })
-        .collect();
-    let names: Vec<String> = if topics.is_empty() { table.topics.keys().cloned().collect() } else { topics };
-    let topics = names
-        .into_iter()
-        .map(|name| match table.topics.get(&name) {
+        .collect()
+}
+
+/// Metadata. Version 1 reads only the topic table (no bounds); version 2 also asks each
+/// partition's owner for its leader epoch and high watermark, as DescribeTopic does, and names
+/// this node as node 0, the cluster's only one.
+async fn metadata(shard: &Shard, cid: u32, version: u16, topics: Vec<String>) -> Vec<u8> {
+    let names: Vec<String> = if topics.is_empty() {
+        shard.service.core.topics.borrow().topics.keys().cloned().collect()
+    } else {
+        topics
+    };
+    let shards = shard_addrs(shard);
+    let mut infos = Vec::with_capacity(names.len());
+    for name in names {
+        let meta = shard.service.core.topics.borrow().topics.get(&name).cloned();
+        let info = match meta {
+            None => unknown_topic(name, ErrorCode::UnknownTopic),
+            Some(_) if version >= METADATA_CLUSTER_VERSION => match shard.service.describe_topic(&name).await
+            {
+                Ok(d) => {
+                    // Metadata's partitions carry no bounds or health, in any version.
+                    let mut t = topic_info(d);
+                    for p in &mut t.partitions {
+                        (p.log_start, p.log_end, p.health) = (0, 0, None);
+                    }
+                    t
+                }
+                // Deleted meanwhile.
+                Err(f) => unknown_topic(name, f.code),
+            },
             Some(meta) => TopicInfo {
                 partitions: (0..meta.partitions)
                     .map(|p| PartitionInfo {
@@ -189,14 +232,36 @@ fn metadata(shard: &Shard, cid: u32, topics: Vec<String>) -> Vec<u8> {
                         log_start: 0,
                         log_end: 0,
                         health: None,
+                        replication: None,
                     })
                     .collect(),
                 config: meta.config(),
                 error: ErrorCode::None,
                 name,
             },
-            None => unknown_topic(name, ErrorCode::UnknownTopic),
-        })
-        .collect();
-    response_frame(cid, &Response::Metadata { shards, topics })
+        };
+        infos.push(info);
+    }
+    let node = NodeInfo {
+        node_id: 0,
+        host: shard.config.advertised_host(),
+        port: shard.config.listen.port(),
+        shards: shards.clone(),
+    };
+    let resp = Response::Metadata { shards, nodes: vec![node], topics: infos };
+    response_frame_version(cid, version, &resp)
+}
+
+/// A single node's ClusterStatus: itself, node 0, up, the controller and a voter; nothing is
+/// under-replicated with one replica per partition.
+fn cluster_status(shard: &Shard) -> Response<'static> {
+    let me = NodeStatus {
+        node_id: 0,
+        host: shard.config.advertised_host(),
+        port: shard.config.listen.port(),
+        up: true,
+        controller: true,
+        role: NodeRole::Voter,
+    };
+    Response::ClusterStatus { nodes: vec![me], under_replicated: vec![] }
 }

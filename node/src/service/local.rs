@@ -173,7 +173,8 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             Ok::<(), Failure>(())
         };
         match acks {
-            Acks::Leader => visible.await?,
+            // A single node is every in-sync replica: acks=all is acks=leader.
+            Acks::Leader | Acks::All => visible.await?,
             Acks::None => self.rt.spawn(Box::pin(async move {
                 if let Err(f) = visible.await {
                     tracing::error!(message = %f.message, "write after an acks=none produce failed");

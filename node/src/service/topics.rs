@@ -10,6 +10,25 @@ use crate::runtime::Runtime;
 use weir_net::{ErrorCode, TopicConfig};
 use weir_replication::ShardId;
 
+/// Checks a topic's replication settings against this node, a cluster of one: a replication
+/// factor above 1 is refused, saying so, and `min_insync_replicas` must lie in
+/// `1..=replication_factor`.
+pub fn check_replication(replication_factor: u16, min_insync_replicas: Option<u16>) -> Result<(), Failure> {
+    let bad = |m: String| Err(Failure::new(ErrorCode::InvalidArgument, m));
+    if replication_factor == 0 {
+        return bad("replication factor must be at least 1".into());
+    }
+    if replication_factor > 1 {
+        return bad(format!("replication factor {replication_factor} exceeds the 1 node of this cluster"));
+    }
+    match min_insync_replicas {
+        Some(m) if m == 0 || m > replication_factor => bad(format!(
+            "min_insync_replicas {m} must lie within 1..={replication_factor} (the replication factor)"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The shard that makes topic changes.
 pub const TOPIC_SHARD: ShardId = ShardId(0);
 

@@ -62,6 +62,10 @@ pub struct FetchedPartition {
 pub struct Bounds {
     pub log_start: u64,
     pub high_watermark: u64,
+    /// One past the last record in the log, visible or not.
+    pub log_end: u64,
+    /// The leader epoch of the partition's state.
+    pub leader_epoch: u32,
 }
 
 /// What describing a topic tells of one partition, as its owner sees it.

@@ -1,0 +1,299 @@
+//! The SDK follows a partition's leader: a producer or consumer refused with `NotLeader` asks
+//! for metadata again and goes where it now points, and a bootstrap list whose first address is
+//! dead still connects. Two in-process fake nodes stand for a cluster whose leader moved.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use tokio_rt::io::{AsyncReadExt, AsyncWriteExt};
+use weir_log::batch::{BatchBuilder, ProducerStamp, Record};
+use weir_net::api::{PartitionInfo, ShardAddr, TopicInfo};
+use weir_net::client::{
+    Admin, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, Seek, Target,
+};
+use weir_net::frame::{FRAME_HEADER_BYTES, FrameHeader, encode_frame};
+use weir_net::wire::Writer;
+use weir_net::{ErrorCode, NodeInfo, PartitionReplication, Request, Response, TopicConfig};
+
+/// Two fake nodes, 1 and 2, with one topic `t` of one partition. Metadata names
+/// `metadata_leader`; only node 2 leads it in truth, and node 1 refuses produces and fetches
+/// with `NotLeader`, after which its metadata catches up.
+struct Cluster {
+    ports: [u16; 2],
+    metadata_leader: AtomicU32,
+    /// Produces and fetches each node received.
+    produces: [AtomicU32; 2],
+    fetches: [AtomicU32; 2],
+    batch: Vec<u8>,
+    /// Node 1 dies at its first produce or fetch instead of refusing it: it closes the
+    /// connection and stops listening.
+    node_1_dies: bool,
+    /// Node 1's listener, to stop it.
+    accept_1: std::sync::Mutex<Option<tokio_rt::task::JoinHandle<()>>>,
+}
+
+impl Cluster {
+    fn metadata(&self) -> Response<'static> {
+        let node = |i: usize| NodeInfo {
+            node_id: i as u32 + 1,
+            host: "127.0.0.1".into(),
+            port: self.ports[i],
+            shards: vec![ShardAddr { shard: 0, host: "127.0.0.1".into(), port: self.ports[i] }],
+        };
+        let leader = self.metadata_leader.load(Ordering::SeqCst);
+        let replication = PartitionReplication {
+            leader: Some(leader),
+            leader_shard: 0,
+            leader_epoch: leader,
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+            high_watermark: 1,
+            log_end: 1,
+        };
+        let partition = PartitionInfo {
+            partition: 0,
+            shard: 0,
+            log_start: 0,
+            log_end: 0,
+            health: None,
+            replication: Some(replication),
+        };
+        let topic = TopicInfo {
+            name: "t".into(),
+            error: ErrorCode::None,
+            config: TopicConfig::default(),
+            partitions: vec![partition],
+        };
+        Response::Metadata { shards: node(0).shards, nodes: vec![node(0), node(1)], topics: vec![topic] }
+    }
+
+    /// Node `me`'s answer to `req`.
+    fn answer(&self, me: usize, req: Request<'_>) -> Response<'_> {
+        let not_leader =
+            || format!("node {} does not lead t/0; node 2 at 127.0.0.1:{} does", me + 1, self.ports[1]);
+        match req {
+            Request::Metadata { .. } => self.metadata(),
+            Request::Produce { .. } => {
+                self.produces[me].fetch_add(1, Ordering::SeqCst);
+                if me == 0 {
+                    self.metadata_leader.store(2, Ordering::SeqCst);
+                    if self.node_1_dies {
+                        self.accept_1.lock().unwrap().take().expect("node 1 listening").abort();
+                        return Response::ApiVersions { apis: vec![] };
+                    }
+                    let message = not_leader();
+                    return Response::Produce {
+                        error: ErrorCode::NotLeader,
+                        message,
+                        base_offset: 0,
+                        log_start: 0,
+                    };
+                }
+                Response::Produce {
+                    error: ErrorCode::None,
+                    message: String::new(),
+                    base_offset: 41,
+                    log_start: 0,
+                }
+            }
+            Request::Fetch { .. } => {
+                self.fetches[me].fetch_add(1, Ordering::SeqCst);
+                if me == 0 {
+                    self.metadata_leader.store(2, Ordering::SeqCst);
+                    if self.node_1_dies {
+                        self.accept_1.lock().unwrap().take().expect("node 1 listening").abort();
+                        return Response::ApiVersions { apis: vec![] };
+                    }
+                    let message = not_leader();
+                    let e = ErrorCode::NotLeader;
+                    return Response::Fetch {
+                        error: e,
+                        message,
+                        high_watermark: 0,
+                        log_start: 0,
+                        batches: &[],
+                    };
+                }
+                let (error, message) = (ErrorCode::None, String::new());
+                Response::Fetch { error, message, high_watermark: 1, log_start: 0, batches: &self.batch }
+            }
+            other => panic!("not served here: {other:?}"),
+        }
+    }
+}
+
+async fn serve(mut s: tokio_rt::net::TcpStream, me: usize, cluster: Arc<Cluster>) {
+    loop {
+        let mut head = [0u8; FRAME_HEADER_BYTES];
+        if s.read_exact(&mut head).await.is_err() {
+            return;
+        }
+        let h = FrameHeader::decode(&head, usize::MAX).unwrap();
+        let mut body = vec![0u8; h.body_len];
+        s.read_exact(&mut body).await.unwrap();
+        let req = Request::decode(h.api_key, h.api_version, &body).unwrap();
+        let resp = cluster.answer(me, req);
+        if matches!(resp, Response::ApiVersions { .. }) {
+            // Dead: the connection closes unanswered.
+            return;
+        }
+        let mut w = Writer::default();
+        resp.encode_version(h.api_version, &mut w).unwrap();
+        let frame = encode_frame(h.api_key, h.api_version, h.correlation_id, 0, &w.buf);
+        if s.write_all(&frame).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Starts the two nodes; returns the cluster's shared state.
+async fn start() -> Arc<Cluster> {
+    start_with(false).await
+}
+
+async fn start_with(node_1_dies: bool) -> Arc<Cluster> {
+    let a = tokio_rt::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let b = tokio_rt::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut builder = BatchBuilder::new(1 << 16);
+    builder.push(&Record { key: None, value: Some(b"from the leader"), headers: &[], timestamp: 1 }).unwrap();
+    let cluster = Arc::new(Cluster {
+        ports: [a.local_addr().unwrap().port(), b.local_addr().unwrap().port()],
+        metadata_leader: AtomicU32::new(1),
+        produces: Default::default(),
+        fetches: Default::default(),
+        batch: builder.seal_reset(ProducerStamp::default()).as_bytes().to_vec(),
+        node_1_dies,
+        accept_1: std::sync::Mutex::new(None),
+    });
+    for (me, listener) in [a, b].into_iter().enumerate() {
+        let c = cluster.clone();
+        let task = tokio_rt::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                tokio_rt::spawn(serve(s, me, c.clone()));
+            }
+        });
+        if me == 0 {
+            *cluster.accept_1.lock().unwrap() = Some(task);
+        }
+    }
+    cluster
+}
+
+/// A port nothing listens on: bound, then released.
+fn dead_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn runtime() -> tokio_rt::runtime::Runtime {
+    tokio_rt::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+#[test]
+fn a_producer_refused_by_a_former_leader_sends_to_the_new_one() {
+    runtime().block_on(async {
+        let cluster = start().await;
+        // Bootstrapped through node 1, which metadata still names as the leader.
+        let target = Target::tcp(format!("127.0.0.1:{}", cluster.ports[0]));
+        let config = ProducerConfig { linger_ms: 0, retry_backoff_ms: 1, ..ProducerConfig::default() };
+        let producer = Producer::connect(&target, config).await.unwrap();
+        let record = ProducerRecord {
+            topic: "t".into(),
+            partition: Some(0),
+            value: Some(b"v".to_vec()),
+            ..Default::default()
+        };
+        assert_eq!(producer.send(record).await.unwrap(), 41);
+        assert_eq!(cluster.produces[0].load(Ordering::SeqCst), 1, "one attempt at the former leader");
+        assert_eq!(cluster.produces[1].load(Ordering::SeqCst), 1, "then the new leader's");
+        producer.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_producer_whose_leader_dies_asks_metadata_and_sends_to_the_new_one() {
+    runtime().block_on(async {
+        let cluster = start_with(true).await;
+        // Bootstrapped through node 2; metadata names node 1 as the leader until it dies.
+        let target = Target::tcp(format!("127.0.0.1:{}", cluster.ports[1]));
+        let config = ProducerConfig { linger_ms: 0, retry_backoff_ms: 1, ..ProducerConfig::default() };
+        let producer = Producer::connect(&target, config).await.unwrap();
+        let record = ProducerRecord {
+            topic: "t".into(),
+            partition: Some(0),
+            value: Some(b"v".to_vec()),
+            ..Default::default()
+        };
+        assert_eq!(producer.send(record).await.unwrap(), 41);
+        assert_eq!(cluster.produces[0].load(Ordering::SeqCst), 1, "one attempt at the node that died");
+        assert_eq!(cluster.produces[1].load(Ordering::SeqCst), 1, "then the new leader's");
+        producer.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_consumer_refused_by_a_former_leader_reads_from_the_new_one() {
+    runtime().block_on(async {
+        let cluster = start().await;
+        let target = Target::tcp(format!("127.0.0.1:{}", cluster.ports[0]));
+        let config = ConsumerConfig { retry_backoff_ms: 1, ..ConsumerConfig::default() };
+        let mut consumer = Consumer::connect(&target, config).await.unwrap();
+        consumer.assign("t", 0, Seek::Offset(0)).await.unwrap();
+        let mut records = Vec::new();
+        for _ in 0..3 {
+            records = consumer.poll(100).await.unwrap();
+            if !records.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(records.len(), 1, "the refusal is not the application's business");
+        assert_eq!(records[0].value.as_deref(), Some(&b"from the leader"[..]));
+        assert_eq!(cluster.fetches[0].load(Ordering::SeqCst), 1);
+        assert_eq!(consumer.position("t", 0), Some(1));
+    });
+}
+
+#[test]
+fn a_bootstrap_list_whose_first_address_is_dead_still_connects() {
+    runtime().block_on(async {
+        let cluster = start().await;
+        cluster.metadata_leader.store(2, Ordering::SeqCst);
+        let target = Target::tcp(format!("127.0.0.1:{}, 127.0.0.1:{}", dead_port(), cluster.ports[1]));
+        assert_eq!(target.addrs().len(), 2);
+        let mut admin = Admin::connect(&target).await.unwrap();
+        assert_eq!(admin.list_topics().await.unwrap()[0].name, "t");
+        let producer =
+            Producer::connect(&target, ProducerConfig { linger_ms: 0, ..Default::default() }).await.unwrap();
+        let record = ProducerRecord {
+            topic: "t".into(),
+            partition: Some(0),
+            value: Some(b"v".to_vec()),
+            ..Default::default()
+        };
+        assert_eq!(producer.send(record).await.unwrap(), 41);
+        // A list of dead addresses only fails, naming the last one tried.
+        let dead = Target::tcp(format!("127.0.0.1:{},127.0.0.1:{}", dead_port(), dead_port()));
+        assert!(Admin::connect(&dead).await.is_err());
+    });
+}
+
+#[test]
+fn a_consumer_whose_only_bootstrap_node_dies_asks_a_node_metadata_named() {
+    runtime().block_on(async {
+        let cluster = start_with(true).await;
+        // Bootstrapped through node 1 alone, which leads until it dies; node 2 is known only
+        // from metadata.
+        let target = Target::tcp(format!("127.0.0.1:{}", cluster.ports[0]));
+        let config = ConsumerConfig { retry_backoff_ms: 1, ..ConsumerConfig::default() };
+        let mut consumer = Consumer::connect(&target, config).await.unwrap();
+        consumer.assign("t", 0, Seek::Offset(0)).await.unwrap();
+        let mut records = Vec::new();
+        for _ in 0..3 {
+            records = consumer.poll(100).await.unwrap();
+            if !records.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].value.as_deref(), Some(&b"from the leader"[..]));
+        assert_eq!(cluster.fetches[1].load(Ordering::SeqCst), 1);
+    });
+}
