@@ -64,6 +64,9 @@ pub enum Acks {
     None = 0,
     /// The leader wrote the batch (and, with fsync-before-ack, synced it).
     Leader = 1,
+    /// Every in-sync replica has the batch durably (the high watermark passed it), and the ISR
+    /// has at least `min_insync_replicas` members.
+    All = 2,
 }
 
 /// Where ListOffsets looks.
@@ -315,6 +318,7 @@ impl<'a> Request<'a> {
                 let acks = match r.u8()? {
                     0 => Acks::None,
                     1 => Acks::Leader,
+                    2 => Acks::All,
                     v => return Err(DecodeError::BadValue { field: "acks", value: u64::from(v) }),
                 };
                 Request::Produce { topic, partition, acks, timeout_ms: r.u32()?, batches: r.batches()? }

@@ -30,6 +30,15 @@ pub enum ErrorCode {
     /// The request failed after it may have changed something (a produce appended, then not
     /// made durable): whether it took effect is known only later. A retry may duplicate it.
     OutcomeUnknown = 14,
+    /// This node does not lead the partition; the message names the leader (id and address)
+    /// if there is one. Refresh the metadata and retry there.
+    NotLeader = 15,
+    /// acks=all with fewer in-sync replicas than `min_insync_replicas`; nothing was appended.
+    NotEnoughReplicas = 16,
+    /// The partition has no leader now (an election is under way); retry.
+    LeaderNotAvailable = 17,
+    /// The request did not complete in time; for a produce, it may still take effect.
+    RequestTimedOut = 18,
     Unknown = 0xffff,
 }
 
@@ -52,6 +61,10 @@ impl ErrorCode {
             12 => StorageError,
             13 => Unavailable,
             14 => OutcomeUnknown,
+            15 => NotLeader,
+            16 => NotEnoughReplicas,
+            17 => LeaderNotAvailable,
+            18 => RequestTimedOut,
             _ => Unknown,
         }
     }
@@ -64,6 +77,10 @@ impl ErrorCode {
                 | ErrorCode::StorageError
                 | ErrorCode::Unavailable
                 | ErrorCode::OutcomeUnknown
+                | ErrorCode::NotLeader
+                | ErrorCode::NotEnoughReplicas
+                | ErrorCode::LeaderNotAvailable
+                | ErrorCode::RequestTimedOut
         )
     }
 }

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cli_describe;
 pub mod config;
 pub mod connection;
+pub mod control_link;
 mod connection_limits;
 pub mod core;
 pub mod disk;
