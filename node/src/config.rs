@@ -89,6 +89,9 @@ pub struct NodeConfig {
     /// on either side; an idle shard spends at most this much CPU after its last datagram. 0
     /// sleeps at once.
     pub quic_busy_poll_us: u64,
+    /// Bytes a shard fetches from leaders per second at most, over all the partitions it
+    /// follows (catch-up after a restart or a new replica). A token bucket on fetched bytes.
+    pub replication_catchup_bytes_per_s_max: u64,
 }
 
 impl Default for NodeConfig {
@@ -123,6 +126,7 @@ impl Default for NodeConfig {
             quic_stream_window_bytes_max: weir_net::tls::STREAM_WINDOW_BYTES,
             quic_connection_window_bytes_max: weir_net::tls::CONNECTION_WINDOW_BYTES,
             quic_busy_poll_us: 200,
+            replication_catchup_bytes_per_s_max: 256 << 20,
         }
     }
 }
@@ -309,6 +313,7 @@ const KNOWN_KEYS: &[&str] = &[
     "quic_stream_window_bytes_max",
     "quic_connection_window_bytes_max",
     "quic_busy_poll_us",
+    "replication_catchup_bytes_per_s_max",
 ];
 
 #[cfg(test)]
