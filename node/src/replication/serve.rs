@@ -67,23 +67,28 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
                 out.push(refused(req, FetchRefusal::NotLeader));
                 continue;
             };
+            // The log is locked from the replica's answer until the read is planned: no log
+            // operation (a truncation after a deposition) runs between what the replica
+            // decided and what is read.
+            let log = p.log.lock().await;
             let answer = p.rep.replica.borrow_mut().handle_fetch(self.rt.monotonic_ms(), req);
+            let plan = match answer.body {
+                FetchBody::Records { fetch_offset } if budget > 0 => {
+                    log.plan_read(fetch_offset, budget, u64::MAX)
+                }
+                _ => Ok(None),
+            };
+            drop(log);
             // A follower's progress may have moved the high watermark.
             p.settle();
             p.rep.wake();
             let mut batches = Bytes::new();
-            if let FetchBody::Records { fetch_offset } = answer.body
-                && budget > 0
+            // A read that fails (a damaged batch) sends nothing: the follower asks again.
+            if let Ok(Some(plan)) = plan
+                && let Ok(read) = plan.execute().await
             {
-                let plan = p.log.lock().await.plan_read(fetch_offset, budget, u64::MAX);
-                // A read that fails (retention moved the log start meanwhile, a damaged batch)
-                // sends nothing: the follower asks again.
-                if let Ok(Some(plan)) = plan
-                    && let Ok(read) = plan.execute().await
-                {
-                    batches = Bytes::copy_from_slice(read.bytes());
-                    budget = budget.saturating_sub(batches.len());
-                }
+                batches = Bytes::copy_from_slice(read.bytes());
+                budget = budget.saturating_sub(batches.len());
             }
             out.push(PartitionAnswer { answer, batches });
         }
