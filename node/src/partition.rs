@@ -277,6 +277,8 @@ impl<S: Storage + Clone> Partition<S> {
         let mut log = self.log.lock().await;
         log.fence();
         self.closed.set(true);
+        // Its driver ends at its next look; it holds the partition (and its files) until then.
+        self.rep.wake();
         // Reads planned before the fence may still run: they keep the files open now, and never
         // reopen one by name, which a topic created under the same name may soon reuse.
         self.storage.forget_names();

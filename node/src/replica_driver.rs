@@ -440,3 +440,50 @@ impl<S: Storage + Clone + 'static> Partition<S> {
         LogEvent::FetchedAppended { request_id, appended, failure: None }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::GlommioRuntime;
+    use weir_log::LogConfig;
+    use weir_log::storage::mem::MemStorage;
+
+    /// Lets every other task of the executor run once.
+    async fn yield_now() {
+        let mut yielded = false;
+        std::future::poll_fn(|cx| {
+            if std::mem::replace(&mut yielded, true) {
+                return std::task::Poll::Ready(());
+            }
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        })
+        .await
+    }
+
+    /// A closed partition's driver ends and lets go of it, and of its files with it: a deleted
+    /// topic's space comes back.
+    #[test]
+    fn closing_a_partition_ends_its_driver() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let setup = ReplicaSetup::standalone(PartitionId(0), true);
+                let p = Partition::open(MemStorage::new(), LogConfig::default(), 0, "t/0".into(), setup);
+                let p = Rc::new(p.await.unwrap());
+                p.start_driver(&GlommioRuntime::new());
+                p.until_caught_up().await;
+                assert!(p.rep.replica.borrow().is_leader());
+                p.close().await;
+                for _ in 0..100 {
+                    if Rc::strong_count(&p) == 1 {
+                        return;
+                    }
+                    yield_now().await;
+                }
+                panic!("the driver still holds the closed partition");
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+}
