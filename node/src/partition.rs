@@ -162,6 +162,9 @@ impl<S: Storage + Clone> Partition<S> {
     /// waking the fetches waiting for the high watermark if it moved.
     pub(crate) fn show(&self, state: ReplicaState) {
         let moved = state.high_watermark() != self.state.get().high_watermark();
+        if state.log_end() > self.state.get().log_end() {
+            self.rep.grew.notify_waiters();
+        }
         self.state.set(state);
         if moved {
             self.wake_waiters();

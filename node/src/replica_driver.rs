@@ -102,6 +102,10 @@ pub struct Replicated {
     pub outbox_wake: RefCell<Option<Rc<tokio_rt::sync::Notify>>>,
     /// Set once the replica recorded an epoch it leads in the log.
     pub epoch_begun: Cell<bool>,
+    /// Woken when the log end moves: followers' fetches waiting at a leader's log end.
+    pub grew: tokio_rt::sync::Notify,
+    /// Woken after every input the replica took (a log event, a message).
+    pub settled: tokio_rt::sync::Notify,
 }
 
 fn recovered<S: Storage>(log: &PartitionLog<S>) -> Recovered {
@@ -134,6 +138,8 @@ impl Replicated {
             outbox: RefCell::new(VecDeque::new()),
             outbox_wake: RefCell::new(None),
             epoch_begun: Cell::new(false),
+            grew: tokio_rt::sync::Notify::new(),
+            settled: tokio_rt::sync::Notify::new(),
         };
         this.adopt_standalone(log, 1, 0);
         this
@@ -273,6 +279,7 @@ impl<S: Storage + Clone + 'static> Partition<S> {
             }
         }
         self.show(offsets);
+        self.rep.settled.notify_waiters();
     }
 
     fn produce_done(&self, produce: u64, result: Result<AppendedRange, ReplicaError>) {

@@ -31,6 +31,9 @@ use weir_replication::{AlterPartition, AnswerVerdict, FetchRequest, NodeId, Outp
 
 /// How long a pair waits after a failed connection or call before the next.
 const RECONNECT_DELAY_MS: u64 = 200;
+/// Longest a fetch waits for its follower's flush to report a durable end that reaches its
+/// fetch offset.
+const FLUSH_WAIT_MS: u64 = 100;
 /// Largest answer frame a follower reads.
 const ANSWER_FRAME_BYTES_MAX: usize = super::wire::REPLICA_FETCH_BYTES_MAX + (8 << 20);
 
@@ -171,6 +174,8 @@ impl Fetcher {
                 let n = queue.len().min(REPLICA_FETCH_PARTITIONS_MAX);
                 queue.drain(..n).collect()
             };
+            let mut batch = batch;
+            self.report_durable(&mut batch).await;
             let (_, stream) = conn.as_mut().expect("connected above");
             match self.call(stream, batch).await {
                 Ok(answers) => self.deliver(key.0, answers),
@@ -179,6 +184,30 @@ impl Fetcher {
                     conn = None;
                     glommio::timer::sleep(Duration::from_millis(RECONNECT_DELAY_MS)).await;
                 }
+            }
+        }
+    }
+
+    /// A replica fetches again as soon as it appended, before its flush completes, so its
+    /// fetch reports the durable end from before. The leader counts only durable ends towards
+    /// the high watermark (and may hold a fetch that finds nothing new): waiting here for the
+    /// flush (at most [`FLUSH_WAIT_MS`]) and reporting the durable end it reached lets acks=all
+    /// complete at once. What is reported is true: durable, and within the fetch offset.
+    async fn report_durable(&self, batch: &mut [FetchRequest]) {
+        let deadline = monotonic_ms(&self.shard) + FLUSH_WAIT_MS;
+        for req in batch.iter_mut().filter(|r| r.durable_offset < r.fetch_offset) {
+            let Some(p) = self.shard.core().partition_by_id(req.partition) else { continue };
+            loop {
+                let mut settled = Box::pin(p.rep.settled.notified());
+                settled.as_mut().enable();
+                let durable = p.rep.replica.borrow().durable_end().min(req.fetch_offset);
+                req.durable_offset = req.durable_offset.max(durable);
+                let left = deadline.saturating_sub(monotonic_ms(&self.shard));
+                if req.durable_offset >= req.fetch_offset || left == 0 {
+                    break;
+                }
+                let timer = glommio::timer::sleep(Duration::from_millis(left));
+                futures::future::select(settled, Box::pin(timer)).await;
             }
         }
     }

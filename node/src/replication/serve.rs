@@ -44,6 +44,10 @@ pub async fn replica_fetch(shard: &Rc<Shard>, header: FrameHeader, frame: Bytes)
     Ok(encode_frame(REPLICA_FETCH_API, REPLICA_FETCH_VERSION, header.correlation_id, 0, &w.buf))
 }
 
+/// Longest a leader holds a `ReplicaFetch` with nothing to send, waiting for its partitions to
+/// grow; well below the replica's `fetch_timeout_ms` (2 s), after which it would send again.
+pub const REPLICA_FETCH_WAIT_MS: u64 = 500;
+
 fn refused(req: &FetchRequest, why: FetchRefusal) -> PartitionAnswer {
     let answer = FetchAnswer {
         partition: req.partition,
@@ -58,10 +62,13 @@ fn refused(req: &FetchRequest, why: FetchRefusal) -> PartitionAnswer {
 
 impl<D: Disk, R: Runtime> ShardCore<D, R> {
     /// Each partition's answer, with at most [`REPLICA_FETCH_BYTES_MAX`] batch bytes over all
-    /// (at least one batch for the first partition with any to send).
+    /// (at least one batch for the first partition with any to send). When no partition has
+    /// anything to send, waits up to [`REPLICA_FETCH_WAIT_MS`] for any of them to grow: a
+    /// follower that caught up is answered as soon as there is more, not after its backoff.
     pub async fn serve_replica_fetch(&self, fetch: &ReplicaFetch) -> Vec<PartitionAnswer> {
         let mut budget = REPLICA_FETCH_BYTES_MAX;
         let mut out = Vec::with_capacity(fetch.partitions.len());
+        let mut served = Vec::with_capacity(fetch.partitions.len());
         for req in &fetch.partitions {
             let Some(p) = self.partition_by_id(req.partition) else {
                 out.push(refused(req, FetchRefusal::NotLeader));
@@ -72,26 +79,83 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             // decided and what is read.
             let log = p.log.lock().await;
             let answer = p.rep.replica.borrow_mut().handle_fetch(self.rt.monotonic_ms(), req);
-            let plan = match answer.body {
-                FetchBody::Records { fetch_offset } if budget > 0 => {
-                    log.plan_read(fetch_offset, budget, u64::MAX)
-                }
-                _ => Ok(None),
-            };
             drop(log);
             // A follower's progress may have moved the high watermark.
             p.settle();
             p.rep.wake();
-            let mut batches = Bytes::new();
+            out.push(PartitionAnswer { answer, batches: Bytes::new() });
+            served.push((out.len() - 1, p));
+        }
+        if self.read_answers(&mut out, &served, &mut budget).await == 0 {
+            self.wait_for_growth(&out, &served).await;
+            self.read_answers(&mut out, &served, &mut budget).await;
+        }
+        out
+    }
+
+    /// Reads the batches of every `Records` answer still empty, within `budget`; returns the
+    /// bytes read. Only while the replica still leads the epoch it answered in: the answer
+    /// says the logs agree up to its fetch offset, which a deposed leader's log may no longer.
+    async fn read_answers(
+        &self,
+        out: &mut [PartitionAnswer],
+        served: &[(usize, std::rc::Rc<crate::partition::Partition<D::Storage>>)],
+        budget: &mut usize,
+    ) -> usize {
+        let mut total = 0;
+        for (i, p) in served {
+            let a = &mut out[*i];
+            let FetchBody::Records { fetch_offset } = a.answer.body else { continue };
+            if *budget == 0 || !a.batches.is_empty() {
+                continue;
+            }
+            let plan = {
+                let log = p.log.lock().await;
+                let r = p.rep.replica.borrow();
+                let leads = r.is_leader() && r.offsets().leader_epoch() == a.answer.leader_epoch;
+                if !leads || log.next_offset() <= fetch_offset {
+                    continue;
+                }
+                log.plan_read(fetch_offset, *budget, u64::MAX)
+            };
             // A read that fails (a damaged batch) sends nothing: the follower asks again.
             if let Ok(Some(plan)) = plan
                 && let Ok(read) = plan.execute().await
             {
-                batches = Bytes::copy_from_slice(read.bytes());
-                budget = budget.saturating_sub(batches.len());
+                a.batches = Bytes::copy_from_slice(read.bytes());
+                *budget = budget.saturating_sub(a.batches.len());
+                total += a.batches.len();
             }
-            out.push(PartitionAnswer { answer, batches });
         }
-        out
+        total
+    }
+
+    /// Waits until the log of a partition answered with `Records` grows past the answer's
+    /// fetch offset, or [`REPLICA_FETCH_WAIT_MS`] pass.
+    async fn wait_for_growth(
+        &self,
+        out: &[PartitionAnswer],
+        served: &[(usize, std::rc::Rc<crate::partition::Partition<D::Storage>>)],
+    ) {
+        let waiting: Vec<_> = served
+            .iter()
+            .filter_map(|(i, p)| match out[*i].answer.body {
+                FetchBody::Records { fetch_offset } => Some((p, fetch_offset)),
+                _ => None,
+            })
+            .collect();
+        if waiting.is_empty() {
+            return;
+        }
+        let mut grown: Vec<_> = waiting.iter().map(|(p, _)| Box::pin(p.rep.grew.notified())).collect();
+        // Registered before looking, so growth in between is not missed.
+        for g in &mut grown {
+            g.as_mut().enable();
+        }
+        if waiting.iter().any(|(p, offset)| p.state().log_end() > *offset) {
+            return;
+        }
+        let timer = self.rt.sleep_ms(REPLICA_FETCH_WAIT_MS);
+        let _ = futures::future::select(futures::future::select_all(grown), timer).await;
     }
 }
