@@ -86,6 +86,31 @@ impl TestCluster {
     /// leads.
     fn create_topic(&self, name: &str, nodes: [u32; 2]) -> PartitionId {
         let mut inner = self.inner.lock().unwrap();
+        let id = self.create_locked(&mut inner, name, nodes);
+        self.commit(&mut inner);
+        id
+    }
+
+    /// Deletes the topic and creates it again, published as one change: the nodes see the same
+    /// name with another partition id.
+    fn recreate_topic(&self, name: &str, nodes: [u32; 2]) -> PartitionId {
+        let mut inner = self.inner.lock().unwrap();
+        let old = inner.1.topics[name].partitions.clone();
+        inner.1.apply(&MetaCommand::DeleteTopic { name: name.into() }).unwrap();
+        for id in old {
+            inner.0.remove_partition(id);
+        }
+        let id = self.create_locked(&mut inner, name, nodes);
+        self.commit(&mut inner);
+        id
+    }
+
+    fn create_locked(
+        &self,
+        inner: &mut (Controller, ClusterMeta),
+        name: &str,
+        nodes: [u32; 2],
+    ) -> PartitionId {
         let id = PartitionId(inner.1.next_partition_id);
         let now = self.now_ms();
         let state = inner.0.create_partition(id, nodes.map(NodeId).to_vec(), now).unwrap().clone();
@@ -101,7 +126,6 @@ impl TestCluster {
         };
         let partitions = vec![PartitionEntry { topic: name.into(), index: 0, replicas, state }];
         inner.1.apply(&MetaCommand::CreateTopic { topic, partitions }).unwrap();
-        self.commit(&mut inner);
         id
     }
 
@@ -365,4 +389,40 @@ fn a_node_the_metadata_does_not_name_leader_refuses_produce() {
     assert!(holds_batch(&segment_bytes(&s.dir1), &batch_of(&[b"x"])), "node 1 follows node 2");
     n2.stop();
     n1.stop();
+}
+
+/// A topic deleted and created again under the same name between two looks at the metadata
+/// starts empty on both nodes: the old partition's files are removed before the new one opens.
+#[test]
+fn a_topic_deleted_and_created_again_starts_empty() {
+    let s = setup([1, 2]);
+    let n1 = RunningNode::start(&s.cluster, 1, 1, &s.dir1, "127.0.0.1", s.port);
+    let n2 = RunningNode::start(&s.cluster, 2, 1, &s.dir2, "127.0.0.2", s.port);
+    let leader = Target::tcp(format!("127.0.0.1:{}", s.port));
+    let (old, new) = (batch_of(&[b"old"]), batch_of(&[b"new"]));
+    runtime().block_on(async {
+        assert_eq!(produce(&leader, Acks::All, &old).await.0, ErrorCode::None);
+        assert_ne!(s.cluster.recreate_topic("t", [1, 2]), s.partition);
+        // Until the leader's shard applied the change, the old partition still answers.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (error, hw, _) = fetch(&leader, 0).await;
+            if (error, hw) == (ErrorCode::None, 0) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the topic was never created again");
+            tokio_rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (error, message, base) = produce(&leader, Acks::All, &new).await;
+        assert_eq!((error, base), (ErrorCode::None, 0), "{message}");
+        let (error, hw, read) = fetch(&leader, 0).await;
+        assert_eq!((error, hw), (ErrorCode::None, 1));
+        assert!(holds_batch(&read, &new) && !holds_batch(&read, &old));
+    });
+    n2.stop();
+    n1.stop();
+    for dir in [&s.dir1, &s.dir2] {
+        let log = segment_bytes(dir);
+        assert!(holds_batch(&log, &new) && !holds_batch(&log, &old), "{}", dir.display());
+    }
 }
