@@ -38,6 +38,8 @@ pub struct ShardStart {
     pub loaded: Arc<std::sync::Barrier>,
     pub quic_config: quinn::ServerConfig,
     pub limits: Limits,
+    /// The control plane, for a node with peers; `None` for a node alone.
+    pub link: Option<std::sync::Arc<dyn crate::control_link::ControlLink>>,
 }
 
 /// What a shard listens with, kept to stop them at shutdown.
@@ -49,7 +51,8 @@ struct Listeners {
 
 /// Runs one shard until the node stops. Reports on `start.ready` whether it started.
 pub async fn run_shard(start: ShardStart) {
-    let ShardStart { id, config, mesh, table, stop, ready, counters, loaded, quic_config, limits } = start;
+    let ShardStart { id, config, mesh, table, stop, ready, counters, loaded, quic_config, limits, link } =
+        start;
     let shard = match build(id, config, mesh, counters).await {
         Ok(shard) => shard,
         Err(e) => {
@@ -60,7 +63,12 @@ pub async fn run_shard(start: ShardStart) {
             return;
         }
     };
-    shard.core().apply_topics(table).await;
+    match link {
+        Some(link) => join_cluster(&shard, link).await,
+        None => {
+            shard.core().apply_topics(table).await;
+        }
+    }
     shard.core().check_space().await;
     // No shard takes requests before every shard has opened its partitions: a request forwarded
     // to a shard still loading would find no topic. Blocking is fine here: nothing crosses the
@@ -76,6 +84,39 @@ pub async fn run_shard(start: ShardStart) {
     let _ = ready.send(Ok(id));
     shard.core().upkeep_while(|| !stop.load(Ordering::SeqCst)).await;
     shut_down(&shard, listeners).await;
+}
+
+/// Runs the shard under a control plane: its replicas follow the cluster metadata, its
+/// followers fetch from their leaders, its leaders' ISR changes go to the controller.
+/// The metadata published when the shard starts is applied before it takes requests.
+async fn join_cluster(shard: &Rc<Shard>, link: std::sync::Arc<dyn crate::control_link::ControlLink>) {
+    let core = shard.core().clone();
+    core.join_cluster(link.node_id(), link.incarnation());
+    let fetcher = crate::replication::fetcher::Fetcher::new(shard.clone(), link.clone());
+    *core.outbox_wake.borrow_mut() = Some(fetcher.wake.clone());
+    glommio::spawn_local(fetcher.run()).detach();
+    let mut meta = link.meta();
+    apply_newest(&core, &mut meta).await;
+    glommio::spawn_local(async move {
+        while meta.changed().await.is_ok() {
+            apply_newest(&core, &mut meta).await;
+        }
+    })
+    .detach();
+}
+
+async fn apply_newest(
+    core: &ShardCore<DataDir, GlommioRuntime>,
+    meta: &mut tokio_rt::sync::watch::Receiver<std::sync::Arc<weir_cluster::ClusterMeta>>,
+) {
+    let newest = meta.borrow_and_update().clone();
+    let failures = core.apply_meta(newest).await;
+    if !failures.is_empty() {
+        tracing::error!(
+            ?failures,
+            "partitions of the cluster metadata could not be opened; upkeep retries them"
+        );
+    }
 }
 
 /// The shard's core, bus and service, with the mesh's receivers served.

@@ -104,6 +104,9 @@ pub struct NodeConfig {
     /// A node not heard from for this long is fenced: it leaves every ISR and loses the
     /// partitions it leads.
     pub session_timeout_ms: u64,
+    /// Bytes a shard fetches from leaders per second at most, over all the partitions it
+    /// follows (catch-up after a restart or a new replica). A token bucket on fetched bytes.
+    pub replication_catchup_bytes_per_s_max: u64,
 }
 
 /// One member of the cluster as `peers` names it.
@@ -173,6 +176,7 @@ impl Default for NodeConfig {
             cluster_ca_key: None,
             heartbeat_interval_ms: 200,
             session_timeout_ms: 1500,
+            replication_catchup_bytes_per_s_max: 256 << 20,
         }
     }
 }
@@ -409,6 +413,7 @@ const KNOWN_KEYS: &[&str] = &[
     "cluster_ca_key",
     "heartbeat_interval_ms",
     "session_timeout_ms",
+    "replication_catchup_bytes_per_s_max",
 ];
 
 #[cfg(test)]

@@ -177,6 +177,10 @@ type Reply = Result<Vec<u8>, Vec<u8>>;
 /// small answer for the rest (metadata of many topics may pass it, by little).
 fn reply_bytes_max(header: &FrameHeader, frame: &[u8], batch_bytes_max: usize) -> usize {
     const SMALL_REPLY_BYTES: usize = 4096;
+    if header.api_key == crate::replication::wire::REPLICA_FETCH_API {
+        // Batches up to the answer's bound, plus the first batch whatever its size.
+        return crate::replication::wire::REPLICA_FETCH_BYTES_MAX + batch_bytes_max + SMALL_REPLY_BYTES;
+    }
     if header.api_key != weir_net::ApiKey::Fetch as u16 {
         return SMALL_REPLY_BYTES;
     }

@@ -101,6 +101,10 @@ pub struct ShardCore<D: Disk, R: Runtime> {
     last_slow_pass_ms: Cell<u64>,
     /// The shard's scrubbing rate, shared by its partitions in turn (`weir_log::scrub`).
     scrub: RefCell<ScrubBudget>,
+    /// The cluster as this shard last applied it; `None` on a node without peers.
+    pub cluster: RefCell<Option<crate::replication::apply::ClusterView>>,
+    /// Wakes the shard's replication client when a replica has a fetch or ISR change to send.
+    pub outbox_wake: RefCell<Option<Rc<tokio_rt::sync::Notify>>>,
 }
 
 impl<D: Disk, R: Runtime> ShardCore<D, R> {
@@ -117,6 +121,8 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             low_space: Cell::new(None),
             last_slow_pass_ms: Cell::new(0),
             scrub: RefCell::new(ScrubBudget::default()),
+            cluster: RefCell::new(None),
+            outbox_wake: RefCell::new(None),
         })
     }
 
@@ -171,7 +177,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
                 // An offline partition is upkeep's to retry, not a failure of this change.
                 let known = self.partition(&meta.name, partition).is_some()
                     || self.offline(&meta.name, partition).is_some();
-                if meta.local_shard(partition) == Some(self.id) && !known {
+                if table.local_shard(&meta.name, partition) == Some(self.id) && !known {
                     new.push((meta, partition));
                 }
             }
@@ -189,9 +195,17 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             stream::iter(opens).buffer_unordered(PARTITION_OPENS_IN_FLIGHT_MAX).collect().await;
         let mut failures = Vec::new();
         for (meta, partition, result) in results {
-            if let Err(error) = result {
-                failures.push(format!("{}/{partition}: {error}", meta.name));
-                self.note_offline(&meta.name, partition, error, Backoff::default());
+            match result {
+                Err(error) => {
+                    failures.push(format!("{}/{partition}: {error}", meta.name));
+                    self.note_offline(&meta.name, partition, error, Backoff::default());
+                }
+                // A replica that leads alone shows what recovery kept once it has begun its
+                // epoch: before the shard takes requests.
+                Ok(()) => match self.partition(&meta.name, partition) {
+                    Some(p) if p.rep.setup().standalone => p.until_caught_up().await,
+                    _ => {}
+                },
             }
         }
         failures
@@ -200,7 +214,8 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
     /// Closes and deletes the partitions of topics no longer in `table`, served or offline.
     async fn remove_gone(&self, table: &TopicTable) {
         let _files = self.files.lock().await;
-        let gone = |(t, _): &&Key| !table.topics.contains_key(t);
+        // Gone: its topic was deleted, or (in a cluster) this shard no longer holds a replica.
+        let gone = |(t, p): &&Key| table.local_shard(t, *p) != Some(self.id);
         let mut doomed: Vec<Key> = self.partitions.borrow().keys().filter(gone).cloned().collect();
         doomed.extend(self.offline.borrow().keys().filter(gone).cloned());
         for (topic, partition) in doomed {
@@ -255,13 +270,14 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             return Ok(());
         }
         let name = format!("{}/{partition}", meta.name);
+        let setup = self.replica_setup(&meta.name, partition);
         let storage = self
             .disk
             .partition(&meta.name, partition)
             .await
             .map_err(|e| format!("cannot create {}: {e}", self.disk.describe(&meta.name, partition)))?;
-        let p = match Partition::open(storage, self.log_config(meta), self.rt.now_ms(), name).await {
-            Ok(p) => p,
+        let p = match Partition::open(storage, self.log_config(meta), self.rt.now_ms(), name, setup).await {
+            Ok(p) => Rc::new(p),
             Err(e) => {
                 tracing::error!(topic = %meta.name, partition, error = %e, "cannot open partition");
                 return Err(e.to_string());
@@ -270,7 +286,9 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         // A topic deleted meanwhile had its table applied before its files are removed, under
         // the lock this open holds: the removal that follows takes this partition out again.
         self.offline.borrow_mut().remove(&key);
-        self.partitions.borrow_mut().insert(key, Rc::new(p));
+        self.partitions.borrow_mut().insert(key, p.clone());
+        *p.rep.outbox_wake.borrow_mut() = self.outbox_wake.borrow().clone();
+        p.start_driver(&self.rt);
         Ok(())
     }
 
@@ -317,7 +335,12 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
                 if retention_due {
                     let mut log = p.log.lock().await;
                     match log.enforce_retention_below(now, p.high_watermark()).await {
-                        Ok(deleted) if !deleted.is_empty() => p.set_log_start(log.log_start()),
+                        Ok(deleted) if !deleted.is_empty() => {
+                            // Between two of the replica's log operations: the driver waits for
+                            // the lock this holds.
+                            p.rep.replica.borrow_mut().handle_log_start(log.log_start());
+                            p.set_log_start(log.log_start());
+                        }
                         Ok(_) => {}
                         Err(e) => tracing::error!(partition = %p.name, error = %e, "retention failed"),
                     }
@@ -335,7 +358,40 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         if slow_pass {
             self.recover_partitions(now).await;
         }
+        self.tick_replicas();
         self.scrub_step(now).await;
+    }
+
+    /// The replicas' timers: a follower fetches when due, a leader reviews its ISR. A standalone
+    /// replica has no timer that does anything, so a node without peers skips the pass.
+    fn tick_replicas(&self) {
+        let now = self.rt.monotonic_ms();
+        for p in self.all_partitions() {
+            if p.rep.setup().standalone {
+                continue;
+            }
+            p.rep.replica.borrow_mut().tick(now);
+            p.settle();
+            p.rep.wake();
+        }
+    }
+
+    /// How the replica of `partition` of `topic` on this shard is set up.
+    pub fn replica_setup(&self, topic: &str, partition: u32) -> crate::replica_driver::ReplicaSetup {
+        if let Some(view) = self.cluster.borrow().as_ref() {
+            return self.cluster_setup(view, topic, partition);
+        }
+        let id = weir_replication::PartitionId(partition);
+        crate::replica_driver::ReplicaSetup::standalone(id, self.config.fsync)
+    }
+
+    /// How a client reaches node `node`: its id, and its address when the metadata names it.
+    pub fn node_address(&self, node: weir_replication::NodeId) -> String {
+        let view = self.cluster.borrow();
+        match view.as_ref().and_then(|v| v.meta.nodes.get(&node)) {
+            Some(info) => format!("node {} at {}:{}", node.0, info.host, info.port),
+            None => format!("node {}", node.0),
+        }
     }
 
     /// One step of the background scrubber: the next partition in turn checks the CRCs of its
@@ -504,7 +560,7 @@ mod tests {
                     retention_bytes: None,
                     replicas: vec![vec![local]],
                 };
-                let table = TopicTable { topics: [("t".to_owned(), meta)].into() };
+                let table = TopicTable { topics: [("t".to_owned(), meta)].into(), ..TopicTable::default() };
                 assert!(core.apply_topics(table).await.is_empty());
                 let p = core.partition("t", 0).unwrap();
                 for t in 0..200u32 {

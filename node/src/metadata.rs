@@ -61,6 +61,11 @@ pub enum LoadError {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicTable {
     pub topics: BTreeMap<String, TopicMeta>,
+    /// The node whose replicas [`local_shard`](Self::local_shard) looks for: this node's id in a
+    /// cluster (the table is then the cluster metadata's, never saved), `None` for a node
+    /// without peers (node 0).
+    #[serde(skip)]
+    pub node: Option<weir_replication::NodeId>,
 }
 
 /// Kafka's rule: 1 to 249 characters of ASCII letters, digits, `.`, `_` and `-`, not `.` or `..`.
@@ -111,8 +116,11 @@ impl TopicTable {
     }
 
     /// The shard of this node that serves `partition` of `topic`, if any.
+    /// The shard of this node that holds a replica of the partition, if one does.
     pub fn local_shard(&self, topic: &str, partition: u32) -> Option<ShardId> {
-        self.topics.get(topic).and_then(|m| m.local_shard(partition))
+        let node = self.node.unwrap_or(crate::placement::LOCAL_NODE);
+        let replicas = self.topics.get(topic)?.replicas.get(partition as usize)?;
+        replicas.iter().find(|r| r.node == node).map(|r| r.shard)
     }
 
     /// Writes the table so that a crash leaves either the old or the new one.

@@ -8,6 +8,7 @@
 //! from its files. The shard's maintenance calls [`Partition::reopen_if_failed`], which recovers
 //! it in place, with attempts spaced by a growing delay (a minute at most) that never stop.
 
+use crate::replica_driver::{ReplicaSetup, Replicated};
 use crate::service::types::{Bounds, PartitionStatus};
 use futures::channel::oneshot;
 use std::cell::{Cell, RefCell};
@@ -56,6 +57,8 @@ pub struct Partition<S: Storage + Clone> {
     closed: Cell<bool>,
     /// Rests the partition's scrubbing after a step failed to read.
     pub scrub_pause: Cell<ScrubPause>,
+    /// The replica state machine and what its driver task works on (`crate::replica_driver`).
+    pub rep: Replicated,
 }
 
 /// Counts a produce in flight on a partition for as long as it lives.
@@ -102,16 +105,20 @@ impl Backoff {
 }
 
 impl<S: Storage + Clone> Partition<S> {
+    /// Opens the log and makes a replica over it, offline until it is given a partition state
+    /// (`crate::replica_driver`); the caller then starts its driver task.
     pub async fn open(
         storage: S,
         config: LogConfig,
         now_ms: u64,
         name: String,
+        setup: ReplicaSetup,
     ) -> weir_log::error::Result<Self> {
         let log = Self::open_log(&storage, &config, now_ms, &name).await?;
         let (start, end) = (log.log_start(), log.next_offset());
-        // What recovery kept is committed on a single copy; the epoch is the log's latest.
-        let state = ReplicaState::recovered(start, end, end, latest_epoch(&log));
+        // Nothing is visible before the replica learns (or, alone, decides) what is committed.
+        let state = ReplicaState::recovered(start, end, start, latest_epoch(&log));
+        let rep = Replicated::new(setup, &log);
         Ok(Self {
             log: SharedLog::new(log),
             storage,
@@ -124,6 +131,7 @@ impl<S: Storage + Clone> Partition<S> {
             producing: Rc::new(Cell::new(0)),
             closed: Cell::new(false),
             scrub_pause: Cell::new(ScrubPause::default()),
+            rep,
         })
     }
 
@@ -148,6 +156,25 @@ impl<S: Storage + Clone> Partition<S> {
             );
         }
         Ok(log)
+    }
+
+    /// Sets the replica state the partition shows (consumers read below its high watermark),
+    /// waking the fetches waiting for the high watermark if it moved.
+    pub(crate) fn show(&self, state: ReplicaState) {
+        let moved = state.high_watermark() != self.state.get().high_watermark();
+        if state.log_end() > self.state.get().log_end() {
+            self.rep.grew.notify_waiters();
+        }
+        self.state.set(state);
+        if moved {
+            self.wake_waiters();
+        }
+    }
+
+    /// The partition's topic and index, from its name.
+    pub fn key(&self) -> (String, u32) {
+        let (topic, index) = self.name.rsplit_once('/').expect("a partition is named topic/index");
+        (topic.to_owned(), index.parse().expect("a partition's index is a number"))
     }
 
     pub fn state(&self) -> ReplicaState {
@@ -209,6 +236,31 @@ impl<S: Storage + Clone> Partition<S> {
         Ok(end)
     }
 
+    /// Wakes every fetch waiting for the high watermark: it moved, or never will (the log
+    /// failed).
+    pub(crate) fn wake_waiters(&self) {
+        for w in self.waiters.borrow_mut().drain(..) {
+            let _ = w.send(());
+        }
+    }
+
+    /// Returns once the replica has begun its epoch and the high watermark reached the log end
+    /// the partition had when called, or the replica failed: a replica that leads alone shows
+    /// its log again once it has begun its epoch. Bounds the log writes of many partitions
+    /// opened at once by the opens' own bound.
+    pub async fn until_caught_up(&self) {
+        let end = self.state().log_end();
+        let waiting = || !self.rep.epoch_begun.get() || self.high_watermark() < end;
+        while waiting() && !self.rep.replica.borrow().is_failed() && !self.is_closed() {
+            match self.wait() {
+                Some(w) => {
+                    let _ = w.await;
+                }
+                None => return,
+            }
+        }
+    }
+
     /// A future that resolves when the high watermark moves, or `None` if too many wait.
     pub fn wait(&self) -> Option<oneshot::Receiver<()>> {
         let mut waiters = self.waiters.borrow_mut();
@@ -228,6 +280,8 @@ impl<S: Storage + Clone> Partition<S> {
         let mut log = self.log.lock().await;
         log.fence();
         self.closed.set(true);
+        // Its driver ends at its next look; it holds the partition (and its files) until then.
+        self.rep.wake();
         // Reads planned before the fence may still run: they keep the files open now, and never
         // reopen one by name, which a topic created under the same name may soon reuse.
         self.storage.forget_names();
@@ -294,9 +348,12 @@ impl<S: Storage + Clone> Partition<S> {
                 self.log.replace(&mut log, reopened);
                 let old = self.state.get();
                 let epoch = latest_epoch(&log).max(old.leader_epoch());
-                let s =
-                    ReplicaState::recovered(log.log_start(), log.next_offset(), old.high_watermark(), epoch);
+                let hw = old.high_watermark().clamp(log.log_start(), log.next_offset());
+                let s = ReplicaState::recovered(log.log_start(), log.next_offset(), hw, epoch);
                 self.state.set(s);
+                // The old replica is failed for good; a new one takes the recovered log.
+                self.rep.renew(&log, now_ms);
+                self.rep.wake();
                 self.reopen.set(Backoff::default());
                 self.reopen_error.replace(None);
                 tracing::warn!(partition = %self.name, log_end = s.log_end(), "failed log reopened and serving again");
@@ -334,7 +391,7 @@ fn damage(d: &DamagedRange) -> DamagedRangeInfo {
 }
 
 /// The newest leader epoch the log holds batches of (0 for a log without any).
-fn latest_epoch<S: Storage>(log: &PartitionLog<S>) -> u32 {
+pub(crate) fn latest_epoch<S: Storage>(log: &PartitionLog<S>) -> u32 {
     log.leader_epochs().last().map_or(0, |e| e.epoch)
 }
 
@@ -343,6 +400,10 @@ mod tests {
     use super::*;
     use weir_log::batch::{BatchBuilder, BatchView, ProducerStamp, Record};
     use weir_log::storage::mem::MemStorage;
+
+    fn setup() -> ReplicaSetup {
+        ReplicaSetup::standalone(weir_replication::PartitionId(0), true)
+    }
 
     fn batch(n: usize) -> weir_log::batch::Batch {
         let mut b = BatchBuilder::new(1 << 20);
@@ -372,8 +433,9 @@ mod tests {
         glommio::LocalExecutorBuilder::default()
             .spawn(|| async {
                 let storage = MemStorage::new();
-                let p =
-                    Partition::open(storage.clone(), LogConfig::default(), 0, "t/0".into()).await.unwrap();
+                let p = Partition::open(storage.clone(), LogConfig::default(), 0, "t/0".into(), setup())
+                    .await
+                    .unwrap();
                 assert_eq!(append(&p, 4).await.unwrap(), 4);
                 storage.faults().fail_sync_in.set(1);
                 assert!(append(&p, 2).await.is_err(), "the sync fails");
@@ -415,8 +477,9 @@ mod tests {
     fn truncation_lowers_the_high_watermark_with_the_log_end() {
         glommio::LocalExecutorBuilder::default()
             .spawn(|| async {
-                let p =
-                    Partition::open(MemStorage::new(), LogConfig::default(), 0, "t/0".into()).await.unwrap();
+                let p = Partition::open(MemStorage::new(), LogConfig::default(), 0, "t/0".into(), setup())
+                    .await
+                    .unwrap();
                 for _ in 0..3 {
                     append(&p, 2).await.unwrap();
                 }

@@ -186,6 +186,18 @@ pub fn run(
     stop: Arc<AtomicBool>,
     ready: impl FnOnce(&crate::tls::NodeCert),
 ) -> Result<(), ServeError> {
+    run_with_link(config, None, stop, ready)
+}
+
+/// [`run`], as a member of a cluster when `link` is given: the shards follow the control
+/// plane's metadata through it (`crate::control_link`) instead of `topics.json`, and replicate
+/// between nodes. `None` is a node alone, exactly as [`run`].
+pub fn run_with_link(
+    config: NodeConfig,
+    link: Option<Arc<dyn crate::control_link::ControlLink>>,
+    stop: Arc<AtomicBool>,
+    ready: impl FnOnce(&crate::tls::NodeCert),
+) -> Result<(), ServeError> {
     crate::fatal::install_hook();
     let dir = config.data_dir.clone();
     let dir_err = |source| ServeError::DataDir { path: dir.display().to_string(), source };
@@ -210,7 +222,7 @@ pub fn run(
     };
     let probe = !config.data_dir.join(weir_log::storage::dma::PROBE_FILE).exists();
     let mut created = Created { dir: dir_created, tls: None, lock: Some(lock), lock_kept: false, probe };
-    let started = match start(&config, &stop, &mut created) {
+    let started = match start(&config, link, &stop, &mut created) {
         Ok(started) => started,
         Err(e) => {
             created.undo(&config.data_dir);
@@ -292,9 +304,18 @@ struct Started {
 
 /// Checks the node's files and ports, and starts every shard; returns once all listen. On a
 /// failure, the shards started are stopped.
-fn start(config: &NodeConfig, stop: &Arc<AtomicBool>, created: &mut Created) -> Result<Started, ServeError> {
+fn start(
+    config: &NodeConfig,
+    link: Option<Arc<dyn crate::control_link::ControlLink>>,
+    stop: &Arc<AtomicBool>,
+    created: &mut Created,
+) -> Result<Started, ServeError> {
     let config = &NodeConfig { open_files_max: Some(open_files_max(config)?), ..config.clone() };
-    let table = TopicTable::load(&config.data_dir, config.shards)?;
+    // In a cluster the topics are the control plane's; `topics.json` is a node alone's.
+    let table = match link {
+        Some(_) => TopicTable::default(),
+        None => TopicTable::load(&config.data_dir, config.shards)?,
+    };
     for shard in 0..config.shards {
         check_port_free(std::net::SocketAddr::new(config.listen.ip(), config.shard_port(shard)))?;
     }
@@ -335,6 +356,7 @@ fn start(config: &NodeConfig, stop: &Arc<AtomicBool>, created: &mut Created) -> 
             loaded: loaded.clone(),
             quic_config: quic_config.clone(),
             limits: limits.clone(),
+            link: link.clone(),
         };
         let exited = exited_tx.clone();
         let spawned = LocalExecutorBuilder::new(Placement::Fixed(id % cpus))

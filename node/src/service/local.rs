@@ -10,6 +10,7 @@ use bytes::Bytes;
 use std::rc::Rc;
 use weir_log::batch::{BatchHeader, BatchView};
 use weir_log::{BatchError, LogError};
+
 use weir_net::{Acks, ErrorCode, OffsetSpec};
 
 /// Longest a fetch may wait for data.
@@ -36,13 +37,13 @@ fn batch_failure(e: BatchError) -> Failure {
 /// Batches of a produce in memory a batch view may borrow: 16-byte aligned, as rkyv needs.
 /// Batches sit at 16-byte multiples within a frame, so a frame read into an aligned buffer needs
 /// no copy; anything else is copied once, here.
-enum Aligned {
+pub(crate) enum Aligned {
     Shared(Bytes),
     Copied(rkyv::util::AlignedVec<16>),
 }
 
 impl Aligned {
-    fn new(bytes: Bytes) -> Self {
+    pub(crate) fn new(bytes: Bytes) -> Self {
         if (bytes.as_ptr() as usize).is_multiple_of(16) {
             return Aligned::Shared(bytes);
         }
@@ -51,7 +52,7 @@ impl Aligned {
         Aligned::Copied(v)
     }
 
-    fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         match self {
             Aligned::Shared(b) => b,
             Aligned::Copied(v) => v,
@@ -61,7 +62,7 @@ impl Aligned {
 
 /// Validates every batch (CRC, header, rkyv, columns) before any is appended: the request is
 /// refused whole if one is bad.
-fn validate(bytes: &[u8], limit: usize) -> Result<Vec<BatchView<'_>>, Failure> {
+pub(crate) fn validate(bytes: &[u8], limit: usize) -> Result<Vec<BatchView<'_>>, Failure> {
     let mut views = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
@@ -107,6 +108,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
                 None if self.topics.borrow().local_shard(topic, partition) == Some(self.id) => {
                     Failure::new(ErrorCode::Unavailable, format!("{topic}/{partition} is being opened"))
                 }
+                None if self.clustered() => self.not_hosted(topic, partition),
                 None => Failure::new(
                     ErrorCode::NotOwner,
                     format!("{topic}/{partition} is not served by shard {}", self.id.0),
@@ -115,73 +117,49 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         }
     }
 
-    /// Validates the batches, appends them all or none, and answers once they are visible
-    /// (durable with fsync-before-ack, written out otherwise); with `Acks::None` at once, the
-    /// rest running as a task of its own.
+    /// Hands the batches to the partition's replica, which validates them (CRC, header, rkyv,
+    /// columns) and appends them all or none, and answers once they are as durable as `acks`
+    /// asks: the leader's copy (synced with fsync-before-ack, written out otherwise), or every
+    /// in-sync replica's. With `Acks::None` the answer comes at once, the rest running as a task
+    /// of its own; its base offset is where the log ended when the replica took it.
     pub async fn produce_local(&self, acks: Acks, part: ProducePartition) -> Result<Produced, Failure> {
         let p = self.find(&part.topic, part.partition.0)?;
         if let Some(why) = self.space_refusal() {
             return Err(Failure::new(ErrorCode::StorageError, why));
         }
-        // Held until the answer is decided, in the `visible` task for acks=none too.
-        let producing = p.begin_produce();
-        let aligned = Aligned::new(part.batches);
-        let views = validate(aligned.bytes(), self.config.batch_bytes_max)?;
-        let (base, next) = {
-            // One lock for all batches of the request, so they land together, in order, and
-            // all or nothing.
-            let mut log = p.log.lock().await;
-            let a = log.append_all(&views, 0, self.rt.now_ms()).await.map_err(|e| match e {
-                weir_log::AppendAllError::NotAppended { source } => log_failure(source),
-                e => {
-                    tracing::error!(partition = %p.name, error = %e, "log failed while appending");
-                    Failure::new(ErrorCode::OutcomeUnknown, e.to_string())
-                }
-            })?;
-            p.appended(a.last_offset + 1);
-            (a.base_offset, a.last_offset + 1)
-        };
-        drop(views);
-        let log_start = p.log_start();
-        let fsync = self.config.fsync;
-        let visible = async move {
-            let _producing = producing;
-            // Appended but not made durable (or visible): whether the records survive is known
-            // only once the log is recovered, so the answer is a retriable storage error, never
-            // one that says what happened to the offsets.
-            let unknown = |e: LogError| {
-                tracing::error!(partition = %p.name, error = %e, "appended records not made durable or visible");
-                Failure::new(ErrorCode::OutcomeUnknown, format!("outcome unknown: {e}"))
-            };
-            if fsync {
-                // Durable up to `next` means the log still reaches it: a cut lowers the durable
-                // offset with the log end. No await between this and the advance.
-                p.log.wait_durable(next).await.map_err(unknown)?;
-            } else {
-                let mut log = p.log.lock().await;
-                log.write_out().await.map_err(unknown)?;
-                if log.next_offset() < next {
-                    let cut = LogError::OffsetOutOfRange {
-                        offset: next,
-                        start: log.log_start(),
-                        end: log.next_offset(),
-                    };
-                    return Err(unknown(cut));
-                }
-            }
-            p.advance(next);
-            Ok::<(), Failure>(())
-        };
-        match acks {
-            // A single node is every in-sync replica: acks=all is acks=leader.
-            Acks::Leader | Acks::All => visible.await?,
-            Acks::None => self.rt.spawn(Box::pin(async move {
-                if let Err(f) = visible.await {
-                    tracing::error!(message = %f.message, "write after an acks=none produce failed");
-                }
-            })),
+        if part.batches.is_empty() {
+            return Err(Failure::new(ErrorCode::InvalidArgument, "produce without batches"));
         }
-        Ok(Produced { base_offset: base, log_start })
+        // Held until the answer is decided, in the detached task for acks=none too.
+        let producing = p.begin_produce();
+        let log_end = p.state().log_end();
+        let answer = p
+            .submit_produce(acks, part.batches, self.rt.monotonic_ms())
+            .map_err(|e| crate::replica_driver::replica_failure(e, self.leader_address(&p)))?;
+        let log_start = p.log_start();
+        if acks == Acks::None {
+            let name = p.name.clone();
+            self.rt.spawn(Box::pin(async move {
+                let _producing = producing;
+                if let Ok(Err(f)) = answer.await {
+                    tracing::error!(partition = %name, message = %f.message, "write after an acks=none produce failed");
+                }
+            }));
+            return Ok(Produced { base_offset: log_end, log_start });
+        }
+        let result = answer.await.unwrap_or_else(|_| {
+            Err(Failure::new(ErrorCode::OutcomeUnknown, "outcome unknown: the partition was closed"))
+        });
+        drop(producing);
+        let range = result?;
+        Ok(Produced { base_offset: range.base, log_start: p.log_start() })
+    }
+
+    /// Where the leader of `p` can be reached, as its replica knows it: the node's id and, when
+    /// the cluster metadata names it, its host and port.
+    pub fn leader_address(&self, p: &Partition<D::Storage>) -> Option<String> {
+        let leader = p.rep.replica.borrow().view().and_then(|v| v.leader)?;
+        Some(self.node_address(leader))
     }
 
     /// Produces to several partitions of this shard at once: their appends and syncs overlap.
@@ -194,10 +172,32 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         futures::future::join_all(parts.into_iter().map(|part| self.produce_local(acks, part))).await
     }
 
+    /// The answer for a partition of which this node holds no replica: `NotLeader`, naming the
+    /// leader (id and address) if there is one.
+    fn not_hosted(&self, topic: &str, partition: u32) -> Failure {
+        let view = self.cluster.borrow();
+        let leader =
+            view.as_ref().and_then(|v| v.meta.partition(topic, partition)).and_then(|(_, e)| e.state.leader);
+        drop(view);
+        match leader {
+            Some(l) => Failure::new(
+                ErrorCode::NotLeader,
+                format!("{topic}/{partition} is not led by this node; leader: {}", self.node_address(l)),
+            ),
+            None => {
+                Failure::new(ErrorCode::LeaderNotAvailable, format!("{topic}/{partition} has no leader now"))
+            }
+        }
+    }
+
     /// Reads what one partition has from `offset` now, without waiting: empty at the high
-    /// watermark.
+    /// watermark. In a cluster only the leader serves consumers.
     pub async fn fetch_now(&self, part: &FetchPartition) -> Result<FetchedPartition, Failure> {
         let p = self.find(&part.topic, part.partition.0)?;
+        if self.clustered() && !p.rep.replica.borrow().is_leader() {
+            let (topic, index) = p.key();
+            return Err(self.not_hosted(&topic, index));
+        }
         let (offset, hw, start) = (part.offset, p.high_watermark(), p.log_start());
         if offset > hw || offset < start {
             return Err(Failure::new(

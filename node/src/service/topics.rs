@@ -51,6 +51,7 @@ impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
         if self.core.id != TOPIC_SHARD {
             return self.on_topic_shard(ShardRequest::CreateTopic { name, partitions, config }).await;
         }
+        self.refuse_in_cluster()?;
         check_topic_name(&name).map_err(|m| Failure::new(ErrorCode::InvalidArgument, m))?;
         if partitions == 0 || partitions > PARTITIONS_MAX {
             let m = format!("partitions must be within 1..={PARTITIONS_MAX}");
@@ -90,10 +91,22 @@ impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
         Err(Failure::new(ErrorCode::StorageError, message))
     }
 
+    /// In a cluster, topics are created and deleted through the control plane, which places
+    /// their replicas; this node's own table is the cluster metadata's.
+    fn refuse_in_cluster(&self) -> Result<(), Failure> {
+        if self.core.clustered() {
+            let why =
+                "this node is part of a cluster: topics are created and deleted through its control plane";
+            return Err(Failure::new(ErrorCode::InvalidArgument, why));
+        }
+        Ok(())
+    }
+
     pub async fn delete_topic(&self, name: String) -> Result<(), Failure> {
         if self.core.id != TOPIC_SHARD {
             return self.on_topic_shard(ShardRequest::DeleteTopic { name }).await;
         }
+        self.refuse_in_cluster()?;
         let _change = self.topic_changes.lock().await;
         let mut table = self.core.topics.borrow().clone();
         if table.topics.remove(&name).is_none() {

@@ -1,0 +1,49 @@
+//! What a node's shards need from the control plane: the applied cluster metadata and a way to
+//! propose ISR changes. The control plane (crate `weir-cluster`, openraft on a thread of its own)
+//! implements [`ControlLink`]; a node without peers has none and makes each partition a
+//! one-replica assignment itself (see `crate::replicas`).
+//!
+//! `Send + Sync`: one link serves every shard of the node; each shard clones its own watch
+//! receiver and calls `alter_partition` from its own thread. The futures it returns are `Send`
+//! and are polled on the shard's glommio executor, so they must not need a tokio runtime
+//! context to make progress (a oneshot answered by the control plane's thread does not).
+
+use futures::future::BoxFuture;
+use std::sync::Arc;
+use weir_cluster::ClusterMeta;
+use weir_replication::{AlterPartition, ControllerError, NodeId, PartitionState};
+
+/// Why an ISR change got no answer from the controller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AlterError {
+    /// The controller refused the proposal; nothing changed. The replica is told.
+    #[error("refused by the controller: {0}")]
+    Refused(ControllerError),
+    /// No controller answered (none elected, a network fault, shutdown). The replica is not
+    /// told: it proposes again after `alter_timeout_ms`.
+    #[error("controller unavailable: {reason}")]
+    Unavailable { reason: String },
+}
+
+/// The control plane as the shards see it. See the module documentation.
+///
+/// Contract of [`meta`](Self::meta): only the newest value matters (a shard diffs it against what
+/// it applied last). The link publishes a metadata value only once the controller has answered
+/// a heartbeat of this node's current [`incarnation`](Self::incarnation), and only metadata
+/// applied after that answer: a partition state from before the controller knew of this start
+/// may name this node leader of an epoch its previous life led, and two lives must never lead one
+/// epoch (the controller re-elects a restarted leader with a new epoch when it hears the new
+/// incarnation).
+pub trait ControlLink: Send + Sync + std::fmt::Debug + 'static {
+    /// This node's id in the cluster.
+    fn node_id(&self) -> NodeId;
+    /// This node's incarnation: fresh at every start of the process, the value its heartbeats
+    /// carry.
+    fn incarnation(&self) -> u64;
+    /// The applied cluster metadata.
+    fn meta(&self) -> tokio_rt::sync::watch::Receiver<Arc<ClusterMeta>>;
+    /// Proposes an ISR change to the controller; resolves with the partition's new state once it
+    /// is committed, or why not.
+    fn alter_partition(&self, req: AlterPartition) -> BoxFuture<'static, Result<PartitionState, AlterError>>;
+}

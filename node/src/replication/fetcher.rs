@@ -1,0 +1,306 @@
+//! The follower's side: a shard pulls from the leaders of the partitions it follows, and sends
+//! its leaders' ISR changes to the control plane. Runs on the shard's glommio executor.
+//!
+//! Per (this shard, leader node, leader shard) one task with one QUIC connection (the shard's own
+//! `quic_native` client endpoint) and one stream, one `ReplicaFetch` in flight on it at a time,
+//! carrying every fetch queued for that leader shard meanwhile (a replica has at most one fetch in
+//! flight: the queue is bounded by the partitions followed there). A fetch lost with a broken
+//! connection is not retried here: its replica sends it again after `fetch_timeout_ms`.
+
+use super::throttle::TokenBucket;
+use super::wire::{
+    PartitionAnswer, REPLICA_FETCH_API, REPLICA_FETCH_PARTITIONS_MAX, REPLICA_FETCH_VERSION, ReplicaFetch,
+    decode_answers,
+};
+use crate::control_link::{AlterError, ControlLink};
+use crate::quic_native::{Connection, Endpoint, Stream};
+use crate::shard::Shard;
+use bytes::Bytes;
+use futures::{AsyncReadExt, AsyncWriteExt};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_rt::sync::Notify;
+use weir_log::batch::check_frame_and_crc;
+use weir_net::frame::{FLAG_ERROR, FRAME_HEADER_BYTES, FrameHeader, encode_frame};
+use weir_net::wire::Writer;
+use weir_replication::{AlterPartition, AnswerVerdict, FetchRequest, NodeId, Output, ShardId};
+
+/// How long a pair waits after a failed connection or call before the next.
+const RECONNECT_DELAY_MS: u64 = 200;
+/// Longest a fetch waits for its follower's flush to report a durable end that reaches its
+/// fetch offset.
+const FLUSH_WAIT_MS: u64 = 100;
+/// Largest answer frame a follower reads.
+const ANSWER_FRAME_BYTES_MAX: usize = super::wire::REPLICA_FETCH_BYTES_MAX + (8 << 20);
+
+type PairKey = (NodeId, ShardId);
+
+/// The fetches queued for one leader shard.
+#[derive(Debug, Default)]
+struct Pair {
+    queue: RefCell<Vec<FetchRequest>>,
+    wake: Notify,
+}
+
+/// A shard's replication client. See the module documentation.
+pub struct Fetcher {
+    shard: Rc<Shard>,
+    link: Arc<dyn ControlLink>,
+    /// Woken when a replica of this shard put out a fetch or an ISR change.
+    pub wake: Rc<Notify>,
+    pairs: RefCell<HashMap<PairKey, Rc<Pair>>>,
+    endpoint: RefCell<Option<Rc<Endpoint>>>,
+    bucket: RefCell<TokenBucket>,
+    next_correlation: Cell<u32>,
+}
+
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher").field("shard", &self.shard.id).finish_non_exhaustive()
+    }
+}
+
+fn monotonic_ms(shard: &Shard) -> u64 {
+    use crate::runtime::Runtime;
+    shard.core().rt.monotonic_ms()
+}
+
+impl Fetcher {
+    pub fn new(shard: Rc<Shard>, link: Arc<dyn ControlLink>) -> Rc<Self> {
+        let rate = shard.config.replication_catchup_bytes_per_s_max;
+        let bucket = TokenBucket::new(rate, monotonic_ms(&shard));
+        Rc::new(Self {
+            shard,
+            link,
+            wake: Rc::new(Notify::new()),
+            pairs: RefCell::new(HashMap::new()),
+            endpoint: RefCell::new(None),
+            bucket: RefCell::new(bucket),
+            next_correlation: Cell::new(0),
+        })
+    }
+
+    /// Takes what the replicas put out, for as long as the shard runs: fetches to their leader
+    /// shard's queue, ISR changes to the control link.
+    pub async fn run(self: Rc<Self>) {
+        loop {
+            self.wake.notified().await;
+            for p in self.shard.core().all_partitions() {
+                let outputs: Vec<Output> = p.rep.outbox.borrow_mut().drain(..).collect();
+                for o in outputs {
+                    match o {
+                        Output::Fetch { to, request } => self.queue_fetch(to, request),
+                        Output::AlterPartition(req) => self.alter(req),
+                        Output::ProduceDone { .. } => unreachable!("answered by the partition itself"),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues `request` for the shard of node `to` that holds the partition's replica.
+    fn queue_fetch(self: &Rc<Self>, to: NodeId, request: FetchRequest) {
+        let shard = {
+            let view = self.shard.core().cluster.borrow();
+            let entry = view.as_ref().and_then(|v| v.meta.partitions.get(&request.partition).cloned());
+            entry.and_then(|e| e.replicas.iter().find(|r| r.node == to).map(|r| r.shard))
+        };
+        let Some(shard) = shard else { return };
+        let key = (to, shard);
+        let pair = self.pairs.borrow().get(&key).cloned();
+        let pair = pair.unwrap_or_else(|| {
+            let pair = Rc::new(Pair::default());
+            self.pairs.borrow_mut().insert(key, pair.clone());
+            glommio::spawn_local(self.clone().run_pair(key, pair.clone())).detach();
+            pair
+        });
+        let mut queue = pair.queue.borrow_mut();
+        // One fetch per partition: a newer one replaces an older one still queued.
+        queue.retain(|r| r.partition != request.partition);
+        queue.push(request);
+        pair.wake.notify_one();
+    }
+
+    /// Sends an ISR change to the controller and its answer back to the replica.
+    fn alter(self: &Rc<Self>, req: AlterPartition) {
+        let (this, answer) = (self.clone(), self.link.alter_partition(req.clone()));
+        glommio::spawn_local(async move {
+            let result = match answer.await {
+                Ok(state) => Ok(state),
+                Err(AlterError::Refused(e)) => Err(e),
+                Err(e) => {
+                    // Proposed again after `alter_timeout_ms`.
+                    return tracing::warn!(partition = req.partition.0, error = %e, "ISR change unanswered");
+                }
+            };
+            let Some(p) = this.shard.core().partition_by_id(req.partition) else { return };
+            let now = monotonic_ms(&this.shard);
+            p.rep.replica.borrow_mut().handle_alter_answer(now, &req, result);
+            p.settle();
+            p.rep.wake();
+        })
+        .detach();
+    }
+
+    /// One leader shard's fetch loop: a request with every queued fetch, its answer to the
+    /// replicas, again.
+    async fn run_pair(self: Rc<Self>, key: PairKey, pair: Rc<Pair>) {
+        let mut conn: Option<(Connection, Stream)> = None;
+        loop {
+            if pair.queue.borrow().is_empty() {
+                pair.wake.notified().await;
+                continue;
+            }
+            let wait = self.bucket.borrow_mut().wait_ms(monotonic_ms(&self.shard));
+            if wait > 0 {
+                glommio::timer::sleep(Duration::from_millis(wait)).await;
+            }
+            if conn.is_none() {
+                match self.connect(key).await {
+                    Ok(c) => conn = Some(c),
+                    Err(e) => {
+                        tracing::warn!(leader = key.0.0, shard = key.1.0, error = %e, "cannot reach a leader");
+                        glommio::timer::sleep(Duration::from_millis(RECONNECT_DELAY_MS)).await;
+                        continue;
+                    }
+                }
+            }
+            let batch: Vec<FetchRequest> = {
+                let mut queue = pair.queue.borrow_mut();
+                let n = queue.len().min(REPLICA_FETCH_PARTITIONS_MAX);
+                queue.drain(..n).collect()
+            };
+            let mut batch = batch;
+            self.report_durable(&mut batch).await;
+            let (_, stream) = conn.as_mut().expect("connected above");
+            match self.call(stream, batch).await {
+                Ok(answers) => self.deliver(key.0, answers),
+                Err(e) => {
+                    tracing::warn!(leader = key.0.0, shard = key.1.0, error = %e, "replica fetch failed");
+                    conn = None;
+                    glommio::timer::sleep(Duration::from_millis(RECONNECT_DELAY_MS)).await;
+                }
+            }
+        }
+    }
+
+    /// A replica fetches again as soon as it appended, before its flush completes, so its
+    /// fetch reports the durable end from before. The leader counts only durable ends towards
+    /// the high watermark (and may hold a fetch that finds nothing new): waiting here for the
+    /// flush (at most [`FLUSH_WAIT_MS`]) and reporting the durable end it reached lets acks=all
+    /// complete at once. What is reported is true: durable, and within the fetch offset.
+    async fn report_durable(&self, batch: &mut [FetchRequest]) {
+        let deadline = monotonic_ms(&self.shard) + FLUSH_WAIT_MS;
+        for req in batch.iter_mut().filter(|r| r.durable_offset < r.fetch_offset) {
+            let Some(p) = self.shard.core().partition_by_id(req.partition) else { continue };
+            loop {
+                let mut settled = Box::pin(p.rep.settled.notified());
+                settled.as_mut().enable();
+                let durable = p.rep.replica.borrow().durable_end().min(req.fetch_offset);
+                req.durable_offset = req.durable_offset.max(durable);
+                let left = deadline.saturating_sub(monotonic_ms(&self.shard));
+                if req.durable_offset >= req.fetch_offset || left == 0 {
+                    break;
+                }
+                let timer = glommio::timer::sleep(Duration::from_millis(left));
+                futures::future::select(settled, Box::pin(timer)).await;
+            }
+        }
+    }
+
+    /// The leader shard's address, from the metadata.
+    fn address(&self, (node, shard): PairKey) -> std::io::Result<SocketAddr> {
+        let view = self.shard.core().cluster.borrow();
+        let info = view.as_ref().and_then(|v| v.meta.nodes.get(&node).cloned());
+        let unknown =
+            || std::io::Error::other(format!("node {} has no address for shard {}", node.0, shard.0));
+        let info = info.ok_or_else(unknown)?;
+        let port = *info.shard_ports.get(shard.index()).ok_or_else(unknown)?;
+        (info.host.as_str(), port).to_socket_addrs()?.next().ok_or_else(unknown)
+    }
+
+    async fn connect(&self, key: PairKey) -> std::io::Result<(Connection, Stream)> {
+        let addr = self.address(key)?;
+        let endpoint = self.endpoint()?;
+        // Mutual TLS under the cluster CA comes with the cluster's trust (docs/cluster.md);
+        // until then the leader's certificate is not checked.
+        let config = weir_net::tls::client_config(&weir_net::tls::Trust::Insecure)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let name = format!("node-{}.weir-cluster", key.0.0);
+        let conn = endpoint.connect(config, addr, &name).await?;
+        let stream = conn.open_bi().await?;
+        Ok((conn, stream))
+    }
+
+    /// The shard's client endpoint, bound on the node's listen address (any port).
+    fn endpoint(&self) -> std::io::Result<Rc<Endpoint>> {
+        if let Some(e) = self.endpoint.borrow().as_ref() {
+            return Ok(e.clone());
+        }
+        let config = &self.shard.config;
+        let busy_poll = Duration::from_micros(config.quic_busy_poll_us);
+        let e = Endpoint::client(SocketAddr::new(config.listen.ip(), 0), busy_poll)?;
+        *self.endpoint.borrow_mut() = Some(e.clone());
+        Ok(e)
+    }
+
+    /// Sends one `ReplicaFetch` and reads its answer.
+    async fn call(
+        &self,
+        stream: &mut Stream,
+        partitions: Vec<FetchRequest>,
+    ) -> std::io::Result<Vec<PartitionAnswer>> {
+        let follower = self.link.node_id();
+        let mut w = Writer::default();
+        ReplicaFetch { follower, partitions }.encode(&mut w);
+        let cid = self.next_correlation.get().wrapping_add(1);
+        self.next_correlation.set(cid);
+        stream.write_all(&encode_frame(REPLICA_FETCH_API, REPLICA_FETCH_VERSION, cid, 0, &w.buf)).await?;
+        stream.flush().await?;
+        let mut head = [0u8; FRAME_HEADER_BYTES];
+        stream.read_exact(&mut head).await?;
+        let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let header = FrameHeader::decode(&head, ANSWER_FRAME_BYTES_MAX).map_err(|e| bad(e.to_string()))?;
+        let mut body = vec![0u8; header.body_len];
+        stream.read_exact(&mut body).await?;
+        if header.correlation_id != cid || header.flags & FLAG_ERROR != 0 {
+            return Err(bad(format!("refused or mismatched answer (flags {})", header.flags)));
+        }
+        decode_answers(&Bytes::from(body)).map_err(|e| bad(e.to_string()))
+    }
+
+    /// Hands each answer to its replica; the batches are kept for the replica's append.
+    fn deliver(&self, from: NodeId, answers: Vec<PartitionAnswer>) {
+        let now = monotonic_ms(&self.shard);
+        let bytes: usize = answers.iter().map(|a| a.batches.len()).sum();
+        self.bucket.borrow_mut().spend(bytes, now);
+        for PartitionAnswer { answer, batches } in answers {
+            let Some(p) = self.shard.core().partition_by_id(answer.partition) else { continue };
+            // Bytes are checked where they enter the process: an answer with a damaged batch
+            // is as good as lost (the replica fetches again after its timeout).
+            if let Err(e) = check_batches(&batches) {
+                tracing::warn!(partition = %p.name, error = %e, "fetched batch failed its check; answer dropped");
+                continue;
+            }
+            let verdict = p.rep.replica.borrow_mut().handle_fetch_answer(now, from, &answer);
+            if verdict == AnswerVerdict::Append {
+                p.rep.keep_fetched(answer.request_id, batches);
+            }
+            p.settle();
+            p.rep.wake();
+        }
+    }
+}
+
+/// Checks the frame and CRC of every batch in `bytes`.
+fn check_batches(mut bytes: &[u8]) -> Result<(), weir_log::BatchError> {
+    while !bytes.is_empty() {
+        let h = check_frame_and_crc(bytes, u32::MAX as usize)?;
+        bytes = &bytes[h.batch_len as usize..];
+    }
+    Ok(())
+}
