@@ -18,6 +18,9 @@ pub enum MetaError {
     UnknownNode { node: NodeId },
     #[error("invalid topic {name:?}: {reason}")]
     InvalidTopic { name: String, reason: String },
+    /// A node start older than one already recorded: a delayed proposal.
+    #[error("stale incarnation {requested} of node {node:?}: current {current}")]
+    StaleIncarnation { node: NodeId, current: u64, requested: u64 },
     /// A partition state that would take an epoch back: a proposal from a deposed controller.
     #[error("stale state for partition {partition:?}: epoch {requested}, current {current}")]
     StalePartitionEpoch { partition: PartitionId, current: u32, requested: u32 },

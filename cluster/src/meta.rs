@@ -78,6 +78,14 @@ pub enum MetaCommand {
         partition: PartitionId,
         state: PartitionState,
     },
+    /// The controller has heard `node` run as `incarnation` and committed what that start
+    /// changed (a restarted leader re-elected with a new epoch) before this. A node acts on the
+    /// metadata only from here on: an older state may name it leader of an epoch its previous
+    /// life led.
+    NodeStarted {
+        node: NodeId,
+        incarnation: u64,
+    },
 }
 
 /// See the module documentation.
@@ -88,6 +96,9 @@ pub struct ClusterMeta {
     pub partitions: BTreeMap<PartitionId, PartitionEntry>,
     /// The lowest id never allocated.
     pub next_partition_id: u32,
+    /// Each node's latest incarnation the controller has acted on ([`MetaCommand::NodeStarted`]).
+    #[serde(default)]
+    pub incarnations: BTreeMap<NodeId, u64>,
 }
 
 impl ClusterMeta {
@@ -105,6 +116,17 @@ impl ClusterMeta {
                 }
             }
             MetaCommand::PartitionChanged { partition, state } => self.change_partition(*partition, state)?,
+            MetaCommand::NodeStarted { node, incarnation } => {
+                let known = self.incarnations.entry(*node).or_insert(0);
+                if *incarnation < *known {
+                    return Err(MetaError::StaleIncarnation {
+                        node: *node,
+                        current: *known,
+                        requested: *incarnation,
+                    });
+                }
+                *known = *incarnation;
+            }
         }
         self.check();
         Ok(())
@@ -292,6 +314,16 @@ mod tests {
         let gone = meta.apply(&MetaCommand::DeleteTopic { name: "u".into() });
         assert_eq!(gone, Err(MetaError::UnknownTopic { name: "u".into() }));
         assert_eq!(meta, before);
+    }
+
+    #[test]
+    fn a_node_start_is_recorded_and_never_goes_back() {
+        let mut meta = registered(&[1]);
+        let started = |incarnation| MetaCommand::NodeStarted { node: NodeId(1), incarnation };
+        meta.apply(&started(3)).unwrap();
+        meta.apply(&started(3)).unwrap();
+        assert!(matches!(meta.apply(&started(2)), Err(MetaError::StaleIncarnation { current: 3, .. })));
+        assert_eq!(meta.incarnations[&NodeId(1)], 3);
     }
 
     #[test]

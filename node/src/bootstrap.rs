@@ -92,6 +92,7 @@ pub async fn run_shard(start: ShardStart) {
 async fn join_cluster(shard: &Rc<Shard>, link: std::sync::Arc<dyn crate::control_link::ControlLink>) {
     let core = shard.core().clone();
     core.join_cluster(link.node_id(), link.incarnation());
+    *core.link.borrow_mut() = Some(link.clone());
     let fetcher = crate::replication::fetcher::Fetcher::new(shard.clone(), link.clone());
     *core.outbox_wake.borrow_mut() = Some(fetcher.wake.clone());
     glommio::spawn_local(fetcher.run()).detach();

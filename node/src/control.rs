@@ -3,8 +3,14 @@
 //! through the [`ControlHandle`] it returns.
 
 use crate::config::NodeConfig;
-use weir_cluster::{ControlConfig, ControlError, ControlHandle, NodeInfo};
-use weir_replication::NodeId;
+use crate::control_link::{AlterError, ControlLink};
+use futures::future::BoxFuture;
+use std::sync::Arc;
+use tokio_rt::sync::watch;
+use weir_cluster::{
+    ClusterMeta, ClusterStatus, ControlConfig, ControlError, ControlHandle, CreateTopic, NodeInfo,
+};
+use weir_replication::{AlterPartition, NodeId, PartitionState};
 
 /// Why the control plane did not start.
 #[derive(Debug, thiserror::Error)]
@@ -48,5 +54,77 @@ pub fn start(config: &NodeConfig) -> Result<Option<ControlHandle>, ControlStartE
     match control_config(config)? {
         Some(control) => Ok(Some(weir_cluster::start(control)?)),
         None => Ok(None),
+    }
+}
+
+/// The control plane as the shards see it ([`ControlLink`]): a [`ControlHandle`], with the
+/// metadata held back until the controller has acted on this start (see [`ControlLink::meta`]):
+/// a gate passes a metadata value only once it records this node's current incarnation
+/// (`MetaCommand::NodeStarted`), which the controller commits after the changes that start
+/// caused. The gate runs on a thread of its own, ending with the control plane.
+#[derive(Debug)]
+pub struct ClusterLink {
+    handle: ControlHandle,
+    gated: watch::Receiver<Arc<ClusterMeta>>,
+}
+
+impl ClusterLink {
+    pub fn new(handle: ControlHandle) -> std::io::Result<Arc<Self>> {
+        let (tx, gated) = watch::channel(Arc::new(ClusterMeta::default()));
+        let mut source = handle.meta();
+        let (node, incarnation) = (handle.node_id(), handle.incarnation());
+        std::thread::Builder::new().name("weir-meta-gate".into()).spawn(move || {
+            futures::executor::block_on(async move {
+                loop {
+                    let meta = source.borrow_and_update().clone();
+                    if meta.incarnations.get(&node) == Some(&incarnation) {
+                        tx.send_replace(meta);
+                    }
+                    if source.changed().await.is_err() {
+                        return;
+                    }
+                }
+            })
+        })?;
+        Ok(Arc::new(Self { handle, gated }))
+    }
+}
+
+impl ControlLink for ClusterLink {
+    fn node_id(&self) -> NodeId {
+        self.handle.node_id()
+    }
+
+    fn incarnation(&self) -> u64 {
+        self.handle.incarnation()
+    }
+
+    fn meta(&self) -> watch::Receiver<Arc<ClusterMeta>> {
+        self.gated.clone()
+    }
+
+    fn alter_partition(&self, req: AlterPartition) -> BoxFuture<'static, Result<PartitionState, AlterError>> {
+        let handle = self.handle.clone();
+        Box::pin(async move {
+            handle.alter_partition(req).await.map_err(|e| match e {
+                ControlError::Controller(e) => AlterError::Refused(e),
+                e => AlterError::Unavailable { reason: e.to_string() },
+            })
+        })
+    }
+
+    fn create_topic(&self, topic: CreateTopic) -> BoxFuture<'static, Result<(), ControlError>> {
+        let handle = self.handle.clone();
+        Box::pin(async move { handle.create_topic(topic).await })
+    }
+
+    fn delete_topic(&self, name: String) -> BoxFuture<'static, Result<(), ControlError>> {
+        let handle = self.handle.clone();
+        Box::pin(async move { handle.delete_topic(&name).await })
+    }
+
+    fn status(&self) -> BoxFuture<'static, Result<ClusterStatus, ControlError>> {
+        let handle = self.handle.clone();
+        Box::pin(async move { handle.status().await })
     }
 }

@@ -10,7 +10,7 @@
 
 use futures::future::BoxFuture;
 use std::sync::Arc;
-use weir_cluster::ClusterMeta;
+use weir_cluster::{ClusterMeta, ClusterStatus, ControlError, CreateTopic};
 use weir_replication::{AlterPartition, ControllerError, NodeId, PartitionState};
 
 /// Why an ISR change got no answer from the controller.
@@ -46,4 +46,21 @@ pub trait ControlLink: Send + Sync + std::fmt::Debug + 'static {
     /// Proposes an ISR change to the controller; resolves with the partition's new state once it
     /// is committed, or why not.
     fn alter_partition(&self, req: AlterPartition) -> BoxFuture<'static, Result<PartitionState, AlterError>>;
+    /// Creates a topic through the controller; resolves once it is committed. A link that
+    /// cannot (a test's) says so.
+    fn create_topic(&self, _topic: CreateTopic) -> BoxFuture<'static, Result<(), ControlError>> {
+        Box::pin(async { Err(no_admin()) })
+    }
+    /// Deletes a topic through the controller; resolves once it is committed.
+    fn delete_topic(&self, _name: String) -> BoxFuture<'static, Result<(), ControlError>> {
+        Box::pin(async { Err(no_admin()) })
+    }
+    /// The cluster's nodes as the controller sees them.
+    fn status(&self) -> BoxFuture<'static, Result<ClusterStatus, ControlError>> {
+        Box::pin(async { Err(no_admin()) })
+    }
+}
+
+fn no_admin() -> ControlError {
+    ControlError::Unavailable { reason: "this control link takes no topic changes".into() }
 }

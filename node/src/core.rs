@@ -103,6 +103,8 @@ pub struct ShardCore<D: Disk, R: Runtime> {
     scrub: RefCell<ScrubBudget>,
     /// The cluster as this shard last applied it; `None` on a node without peers.
     pub cluster: RefCell<Option<crate::replication::apply::ClusterView>>,
+    /// The control plane, on a node with peers: topic changes and cluster status go there.
+    pub link: RefCell<Option<std::sync::Arc<dyn crate::control_link::ControlLink>>>,
     /// Wakes the shard's replication client when a replica has a fetch or ISR change to send.
     pub outbox_wake: RefCell<Option<Rc<tokio_rt::sync::Notify>>>,
 }
@@ -122,6 +124,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             last_slow_pass_ms: Cell::new(0),
             scrub: RefCell::new(ScrubBudget::default()),
             cluster: RefCell::new(None),
+            link: RefCell::new(None),
             outbox_wake: RefCell::new(None),
         })
     }

@@ -312,9 +312,9 @@ fn start(
 ) -> Result<Started, ServeError> {
     let config = &NodeConfig { open_files_max: Some(open_files_max(config)?), ..config.clone() };
     // In a cluster the topics are the control plane's; `topics.json` is a node alone's.
-    let table = match link {
-        Some(_) => TopicTable::default(),
-        None => TopicTable::load(&config.data_dir, config.shards)?,
+    let table = match link.is_some() || config.peers.is_some() {
+        true => TopicTable::default(),
+        false => TopicTable::load(&config.data_dir, config.shards)?,
     };
     for shard in 0..config.shards {
         check_port_free(std::net::SocketAddr::new(config.listen.ip(), config.shard_port(shard)))?;
@@ -332,6 +332,14 @@ fn start(
             c.shutdown();
         }
         e
+    };
+    let link = match (link, &control) {
+        (Some(link), _) => Some(link),
+        (None, Some(c)) => match crate::control::ClusterLink::new(c.clone()) {
+            Ok(link) => Some(link as Arc<dyn crate::control_link::ControlLink>),
+            Err(e) => return Err(stop_control(ServeError::Shard { shard: 0, reason: e.to_string() })),
+        },
+        (None, None) => None,
     };
     let mesh = mesh(config.shards);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());

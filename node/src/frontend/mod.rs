@@ -2,4 +2,5 @@
 //! [`PartitionService`](crate::service::PartitionService). The native protocol today; the Kafka
 //! listener will be a second one, not a second engine.
 
+pub mod cluster;
 pub mod native;

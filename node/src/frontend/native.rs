@@ -1,6 +1,7 @@
 //! The native protocol's front end: decodes a request frame once, calls the service, encodes the
 //! answer. Produced batches go on as a slice of the frame's own buffer, not a copy.
 
+use super::cluster;
 use crate::service::topics::{TopicDescription, check_replication};
 use crate::service::types::{Failure, FetchPartition, PartitionStatus, ProducePartition};
 use crate::shard::{NodeService, Shard};
@@ -73,23 +74,48 @@ pub async fn handle(shard: &Rc<Shard>, header: FrameHeader, frame: Bytes) -> Res
                 .collect();
             response_frame(cid, &Response::ApiVersions { apis })
         }
-        Request::Metadata { topics } => metadata(shard, cid, header.api_version, topics).await,
+        Request::Metadata { topics } => match cluster::cluster_of(shard) {
+            Some((_, meta)) => {
+                let resp = cluster::metadata(shard_addrs(shard), &meta, topics);
+                response_frame_version(cid, header.api_version, &resp)
+            }
+            None => metadata(shard, cid, header.api_version, topics).await,
+        },
         Request::CreateTopic { name, partitions, config, replication_factor, min_insync_replicas } => {
-            let created = match check_replication(replication_factor, min_insync_replicas) {
-                Ok(()) => svc.create_topic(name, partitions, config).await,
-                Err(f) => Err(f),
+            let created = match (
+                cluster::cluster_of(shard),
+                check_replication(replication_factor, min_insync_replicas),
+            ) {
+                (Some((link, _)), _) => {
+                    cluster::create_topic(
+                        &link,
+                        name,
+                        partitions,
+                        config,
+                        replication_factor,
+                        min_insync_replicas,
+                    )
+                    .await
+                }
+                (None, Ok(())) => svc.create_topic(name, partitions, config).await,
+                (None, Err(f)) => Err(f),
             };
             let (error, message) = split(created);
             response_frame(cid, &Response::CreateTopic { error, message })
         }
         Request::DeleteTopic { name } => {
-            let (error, message) = split(svc.delete_topic(name).await);
+            let deleted = match cluster::cluster_of(shard) {
+                Some((link, _)) => cluster::delete_topic(&link, name).await,
+                None => svc.delete_topic(name).await,
+            };
+            let (error, message) = split(deleted);
             response_frame(cid, &Response::DeleteTopic { error, message })
         }
         Request::DescribeTopic { name } => {
-            let topic = match svc.describe_topic(&name).await {
-                Ok(d) => topic_info(d),
-                Err(f) => unknown_topic(name, f.code),
+            let topic = match (cluster::cluster_of(shard), svc.describe_topic(&name).await) {
+                (Some((_, meta)), local) => cluster::describe(&meta, &name, local.ok()),
+                (None, Ok(d)) => topic_info(d),
+                (None, Err(f)) => unknown_topic(name, f.code),
             };
             response_frame_version(cid, header.api_version, &Response::DescribeTopic { topic })
         }
@@ -118,7 +144,13 @@ pub async fn handle(shard: &Rc<Shard>, header: FrameHeader, frame: Bytes) -> Res
             response_frame(cid, &Response::ListOffsets { error, message, offset })
         }
         Request::NodeStats => response_frame(cid, &Response::NodeStats { shards: shard.counters.snapshot() }),
-        Request::ClusterStatus => response_frame(cid, &cluster_status(shard)),
+        Request::ClusterStatus => match cluster::cluster_of(shard) {
+            Some((link, meta)) => match cluster::cluster_status(&link, &meta).await {
+                Ok(resp) => response_frame(cid, &resp),
+                Err(f) => error_frame(&header, f.code, f.message),
+            },
+            None => response_frame(cid, &cluster_status(shard)),
+        },
     })
 }
 
