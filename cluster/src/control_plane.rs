@@ -310,7 +310,7 @@ async fn boot(config: &ControlConfig) -> Result<Running, ControlError> {
     let transport = Transport::bind(me, own, peers, &tls)?;
     let raft_dir = config.data_dir.join("raft");
     let storage = |e: openraft::StorageError<u64>| ControlError::Unavailable { reason: e.to_string() };
-    let log = LogStore::open(&raft_dir).map_err(storage)?;
+    let log = LogStore::open(&raft_dir)?;
     let state_machine = StateMachine::open(&raft_dir).map_err(storage)?;
     let meta = state_machine.subscribe();
     let network = NetworkFactory { transport: transport.clone() };

@@ -42,6 +42,10 @@ pub enum ControlError {
     /// A controller error from a remote controller that has no typed form here.
     #[error("refused by the controller: {reason}")]
     Refused { reason: String },
+    /// The Raft log holds a bad record that is not a torn tail, at `offset`: entries after it
+    /// may have been acknowledged, so the node refuses to start rather than forget them.
+    #[error("corrupt Raft log {path}: a bad record at offset {offset} is followed by more data")]
+    CorruptLog { path: std::path::PathBuf, offset: u64 },
     #[error("I/O error on {path}: {source}")]
     Io { path: std::path::PathBuf, source: std::io::Error },
     #[error("TLS: {reason}")]
