@@ -16,8 +16,17 @@ pub enum MetaError {
     UnknownPartition { partition: PartitionId },
     #[error("unknown node {node:?}")]
     UnknownNode { node: NodeId },
+    /// A topic with more partitions than `topic_partitions_max`.
+    #[error("topic {name:?} with {requested} partitions, above the limit of {max}")]
+    TooManyPartitions { name: String, requested: u32, max: u32 },
+    /// A topic name longer than `topic_name_bytes_max`.
+    #[error("topic name of {bytes} bytes, above the limit of {max}")]
+    TopicNameTooLong { bytes: usize, max: usize },
     #[error("invalid topic {name:?}: {reason}")]
     InvalidTopic { name: String, reason: String },
+    /// A partition state that breaks the controller's invariants (a bug in the proposer).
+    #[error("invalid state for partition {partition:?}: {reason}")]
+    InvalidState { partition: PartitionId, reason: String },
     /// A partition state that would take an epoch back: a proposal from a deposed controller.
     #[error("stale state for partition {partition:?}: epoch {requested}, current {current}")]
     StalePartitionEpoch { partition: PartitionId, current: u32, requested: u32 },
