@@ -67,6 +67,9 @@ pub enum ControlError {
     /// The peer's certificate does not name the node the request claims to come from.
     #[error("peer certificate does not name node {claimed:?}")]
     WrongPeer { claimed: NodeId },
+    /// The sender is not a member of the cluster (not in `peers`).
+    #[error("node {node:?} is not a member of the cluster")]
+    NotAMember { node: NodeId },
     #[error("invalid configuration: {reason}")]
     Config { reason: String },
     /// The control plane was shut down.

@@ -166,6 +166,7 @@ pub enum WireError {
     Meta(MetaError),
     Controller(WireControllerError),
     WrongPeer { claimed: NodeId },
+    NotAMember { node: NodeId },
     Other { reason: String },
 }
 
@@ -223,6 +224,7 @@ impl From<&ControlError> for WireError {
             ControlError::Meta(m) => Self::Meta(m.clone()),
             ControlError::Controller(c) => Self::Controller(c.into()),
             ControlError::WrongPeer { claimed } => Self::WrongPeer { claimed: *claimed },
+            ControlError::NotAMember { node } => Self::NotAMember { node: *node },
             other => Self::Other { reason: other.to_string() },
         }
     }
@@ -237,6 +239,7 @@ impl From<WireError> for ControlError {
             WireError::Meta(m) => Self::Meta(m),
             WireError::Controller(c) => c.into(),
             WireError::WrongPeer { claimed } => Self::WrongPeer { claimed },
+            WireError::NotAMember { node } => Self::NotAMember { node },
             WireError::Other { reason } => Self::Refused { reason },
         }
     }
@@ -265,8 +268,14 @@ pub async fn read_frame<T: for<'de> Deserialize<'de>>(
     recv.read_exact(&mut header).await.map_err(rpc_error)?;
     let len = u64::from(u32::from_le_bytes(header));
     check_frame_len(len)?;
-    let mut payload = vec![0u8; len as usize];
-    recv.read_exact(&mut payload).await.map_err(rpc_error)?;
+    // Read as it arrives rather than allocated from the header: a peer that announces 64 MiB
+    // and sends nothing holds no memory.
+    let mut payload = Vec::new();
+    while payload.len() < len as usize {
+        let chunk = recv.read_chunk(len as usize - payload.len(), true).await.map_err(rpc_error)?;
+        let chunk = chunk.ok_or_else(|| rpc_error("the stream ended inside a frame"))?;
+        payload.extend_from_slice(&chunk.bytes);
+    }
     serde_json::from_slice(&payload).map_err(rpc_error)
 }
 
