@@ -5,6 +5,11 @@
 //!   it, a record that does not parse or breaks the sequence) may hide acknowledged entries:
 //!   the store refuses to open and leaves the file as it is.
 //! - `state`: the vote and the last purged log id, replaced atomically.
+//! - `committed`: the last committed log id openraft told us of, so that at start it applies
+//!   the committed entries again before anything is published (the metadata watch shows the
+//!   committed state, not an older snapshot's). Replaced by rename but not fsynced: an older
+//!   value, or none, is safe (it is only how far to re-apply at start), and a missing or
+//!   unreadable file counts as none.
 //!
 //! Appends are fsynced before openraft is told they are durable; the vote is durable when
 //! `save_vote` returns. Entries are also kept in memory: metadata logs are small, and a
@@ -44,6 +49,7 @@ struct Inner {
     /// Present entries by index, each with its record's offset in `log`.
     entries: BTreeMap<u64, (u64, Entry)>,
     hard: HardState,
+    committed: Option<LogId>,
 }
 
 /// See the module documentation. Cheap to clone: clones share the store.
@@ -96,13 +102,20 @@ impl LogStore {
             file.sync_all().map_err(io(&path))?;
         }
         sync_dir(raft_dir).map_err(io(raft_dir))?;
-        let inner = Inner { dir: raft_dir.into(), file, end, entries, hard };
+        let committed = read_committed(raft_dir);
+        let inner = Inner { dir: raft_dir.into(), file, end, entries, hard, committed };
         Ok(Self { inner: Arc::new(Mutex::new(inner)) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().expect("a panic while holding the log store")
     }
+}
+
+/// The `committed` file's log id; none if it is missing or does not parse.
+fn read_committed(raft_dir: &Path) -> Option<LogId> {
+    let bytes = std::fs::read(raft_dir.join("committed")).ok()?;
+    serde_json::from_slice(&bytes).ok()?
 }
 
 type Recovered = (BTreeMap<u64, (u64, Entry)>, u64);
@@ -158,6 +171,17 @@ impl Inner {
             assert!(last.is_none_or(|l| entry.log_id.index == l + 1), "log appends are consecutive");
             self.entries.insert(entry.log_id.index, (offset, entry));
         }
+        Ok(())
+    }
+
+    /// Replaces the `committed` file (see the module documentation: no fsync).
+    fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        let bytes = serde_json::to_vec(&committed).map_err(json_error)?;
+        let path = self.dir.join("committed");
+        let tmp = path.with_extension("tmp-committed");
+        std::fs::write(&tmp, &bytes).map_err(write_error)?;
+        std::fs::rename(&tmp, &path).map_err(write_error)?;
+        self.committed = committed;
         Ok(())
     }
 
@@ -227,6 +251,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
         Ok(self.lock().hard.vote)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        self.lock().save_committed(committed)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(self.lock().committed)
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>

@@ -99,6 +99,14 @@ pub struct ClusterMeta {
 impl ClusterMeta {
     /// Applies `command`, or refuses it and changes nothing. Checks the invariants after.
     pub fn apply(&mut self, command: &MetaCommand) -> Result<(), MetaError> {
+        self.apply_unchecked(command)?;
+        self.check();
+        Ok(())
+    }
+
+    /// [`apply`](Self::apply) without the invariant check, for a caller that applies a batch
+    /// and checks once after it (the check walks the whole metadata).
+    pub fn apply_unchecked(&mut self, command: &MetaCommand) -> Result<(), MetaError> {
         match command {
             MetaCommand::RegisterNode(info) => {
                 self.nodes.insert(info.id, info.clone());
@@ -116,7 +124,6 @@ impl ClusterMeta {
             }
             MetaCommand::PartitionsChanged(changes) => self.change_partitions(changes)?,
         }
-        self.check();
         Ok(())
     }
 

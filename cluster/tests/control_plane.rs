@@ -388,3 +388,24 @@ fn fencing_one_node_never_fences_the_live_ones() {
     assert_eq!(up, vec![NodeId(1), NodeId(2)], "live nodes fenced: {status:?}");
     assert_eq!(disturbed, 0, "partitions led by live nodes changed leader while node 3 was fenced");
 }
+
+/// A restarted node publishes the metadata it had committed as soon as it starts, not its
+/// (older) snapshot's until a leader commits again: the log store keeps the committed log id,
+/// and openraft applies the log up to it at start. Here the node restarts alone, without a
+/// quorum, so nothing is committed after its start.
+#[test]
+fn a_restarted_node_publishes_what_it_had_committed_without_a_quorum() {
+    let mut cluster = Cluster::start(17_126);
+    for id in 1..=3 {
+        wait_meta(cluster.node(id), "all three registered", all_registered);
+    }
+    futures::executor::block_on(cluster.node(1).create_topic(topic("kept", 2, 3))).unwrap();
+    for id in 1..=3 {
+        wait_meta(cluster.node(id), "kept applied", |m| m.topics.contains_key("kept"));
+    }
+    (1..=3).for_each(|id| cluster.stop(id));
+    cluster.start_node(2, 9000);
+    let meta = cluster.node(2).meta().borrow().clone();
+    assert!(meta.topics.contains_key("kept"), "the committed topic is not published at start: {meta:?}");
+    assert_eq!(meta.nodes.len(), 3);
+}
