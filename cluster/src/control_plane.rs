@@ -16,7 +16,9 @@ use crate::error::{ControlError, MetaError};
 use crate::log_store::LogStore;
 use crate::meta::{ClusterMeta, NodeInfo};
 use crate::network::{Dispatcher, NetworkFactory, Transport, serve};
-use crate::rpc::{ClusterStatus, ControlCall, ControlReply, CreateTopic, Request, Response};
+use crate::rpc::{
+    APPEND_ENTRIES_MAX, ClusterStatus, ControlCall, ControlReply, CreateTopic, Request, Response,
+};
 use crate::state_machine::StateMachine;
 use crate::tls::NodeTls;
 use crate::types::Raft;
@@ -106,9 +108,6 @@ impl ControlConfig {
 /// controller (an election takes a few hundred milliseconds).
 const CALL_ATTEMPTS: u32 = 25;
 const CALL_BACKOFF_MS: u64 = 100;
-
-/// Log entries per AppendEntries request, at most (see `raft_config`).
-pub const APPEND_ENTRIES_MAX: u64 = 8;
 
 type Answer = oneshot::Sender<Result<ControlReply, ControlError>>;
 
@@ -306,9 +305,8 @@ fn raft_config(config: &ControlConfig) -> Result<openraft::Config, ControlError>
         election_timeout_max: config.election_timeout_max_ms,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every_entries),
         max_in_snapshot_log_to_keep: config.entries_kept_after_snapshot,
-        // A command is at most a few MB (a topic of `topic_partitions_max` partitions, or
-        // `CHANGES_PER_COMMAND_MAX` changes): this many keep an AppendEntries frame well below
-        // `FRAME_BYTES_MAX`.
+        // A command is at most `COMMAND_BYTES_MAX`: this many keep an AppendEntries frame well
+        // below `FRAME_BYTES_MAX` (asserted in `rpc`).
         max_payload_entries: APPEND_ENTRIES_MAX,
         ..Default::default()
     };
@@ -521,5 +519,20 @@ fn settle_retry(
             Err(ControlError::Meta(MetaError::UnknownTopic { name: gone })),
         ) if uncertain && *name == gone => Ok(ControlReply::Done),
         (_, result) => result,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delete_retried_after_an_unanswered_attempt_takes_the_topic_gone_as_done() {
+        let delete = ControlCall::DeleteTopic { name: "t".into() };
+        let gone = || Err(ControlError::Meta(MetaError::UnknownTopic { name: "t".into() }));
+        assert!(matches!(settle_retry(&delete, true, gone()), Ok(ControlReply::Done)));
+        assert!(settle_retry(&delete, false, gone()).is_err(), "a first attempt finds no topic: an error");
+        let other = ControlCall::DeleteTopic { name: "u".into() };
+        assert!(settle_retry(&other, true, gone()).is_err(), "another topic's absence is no success");
     }
 }

@@ -12,7 +12,9 @@
 use crate::error::{ControlError, MetaError};
 use crate::meta::{ClusterMeta, MetaCommand, PartitionEntry, TopicEntry};
 use crate::placement::place;
-use crate::rpc::{ClusterStatus, ControlCall, ControlReply, CreateTopic, NodeStatus, WireAlter};
+use crate::rpc::{
+    COMMAND_BYTES_MAX, ClusterStatus, ControlCall, ControlReply, CreateTopic, NodeStatus, WireAlter,
+};
 use crate::types::Raft;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -80,10 +82,6 @@ impl HostSender {
 
 type Reply = Result<ControlReply, ControlError>;
 type Answered = oneshot::Receiver<Reply>;
-
-/// Commands larger than this many partition changes are split, so that every log entry stays
-/// far below the RPC frame limit (about 250 bytes a change).
-pub const CHANGES_PER_COMMAND_MAX: usize = 10_000;
 
 /// The default of `topic_partitions_max`: the node's `PARTITIONS_MAX`.
 pub const TOPIC_PARTITIONS_MAX: u32 = 10_000;
@@ -374,14 +372,11 @@ impl ControllerHost {
     }
 
     /// Drains the controller's records and proposes them as one `PartitionsChanged` command
-    /// (split only past [`CHANGES_PER_COMMAND_MAX`]), in order. A refused command means this
+    /// (split only past [`COMMAND_BYTES_MAX`]), in order. A refused command means this
     /// controller's view diverged from the log: it is dropped and recovered afresh.
     async fn propose_records(&mut self) -> Result<(), ControlError> {
-        let mut records = self.drain_records();
-        while !records.is_empty() {
-            let rest = records.split_off(records.len().min(CHANGES_PER_COMMAND_MAX));
-            let command = MetaCommand::PartitionsChanged(std::mem::replace(&mut records, rest));
-            if let Err(e) = self.propose(command).await? {
+        for changes in split_changes(self.drain_records(), COMMAND_BYTES_MAX) {
+            if let Err(e) = self.propose(MetaCommand::PartitionsChanged(changes)).await? {
                 self.controller = None;
                 return Err(e.into());
             }
@@ -433,7 +428,13 @@ impl ControllerHost {
         }
         self.drain_records();
         let ids = topic.partitions.clone();
-        if let Err(e) = self.propose(MetaCommand::CreateTopic { topic, partitions: entries }).await? {
+        let command = MetaCommand::CreateTopic { topic, partitions: entries };
+        let bytes = serde_json::to_vec(&command).map_or(usize::MAX, |b| b.len());
+        if bytes > COMMAND_BYTES_MAX {
+            self.forget(&ids);
+            return Err(MetaError::CommandTooLarge { bytes, max: COMMAND_BYTES_MAX }.into());
+        }
+        if let Err(e) = self.propose(command).await? {
             self.forget(&ids);
             return Err(e.into());
         }
@@ -548,6 +549,28 @@ impl ControllerHost {
     }
 }
 
+/// `changes` in order, cut into runs of at most `bytes_max` bytes serialised (one change, if
+/// larger alone, is a run of its own).
+pub fn split_changes(
+    changes: Vec<(PartitionId, PartitionState)>,
+    bytes_max: usize,
+) -> Vec<Vec<(PartitionId, PartitionState)>> {
+    let mut runs: Vec<Vec<(PartitionId, PartitionState)>> = Vec::new();
+    let mut run_bytes = 0;
+    for change in changes {
+        let bytes = serde_json::to_vec(&change).map_or(bytes_max, |b| b.len() + 1);
+        match runs.last_mut() {
+            Some(run) if run_bytes + bytes <= bytes_max => run.push(change),
+            _ => {
+                runs.push(vec![change]);
+                run_bytes = 0;
+            }
+        }
+        run_bytes += bytes;
+    }
+    runs
+}
+
 /// Refuses a topic above the named limits before anything is planned.
 fn check_limits(config: &HostConfig, request: &CreateTopic) -> Result<(), MetaError> {
     if request.partitions > config.topic_partitions_max {
@@ -569,4 +592,66 @@ fn same_topic(topic: &TopicEntry, request: &CreateTopic) -> bool {
         && topic.min_insync_replicas == request.min_insync_replicas.unwrap_or(rf.min(2))
         && topic.retention_ms == request.retention_ms
         && topic.retention_bytes == request.retention_bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(id: u32) -> (PartitionId, PartitionState) {
+        let replicas: Vec<NodeId> = (1..=5).map(NodeId).collect();
+        let state = PartitionState {
+            replicas: replicas.clone(),
+            leader: Some(NodeId(1)),
+            leader_epoch: 1,
+            partition_epoch: 2,
+            isr: replicas,
+            elr: vec![],
+        };
+        (PartitionId(id), state)
+    }
+
+    #[test]
+    fn changes_are_split_into_runs_under_the_limit_in_order() {
+        let one = serde_json::to_vec(&change(0)).unwrap().len() + 1;
+        let changes: Vec<_> = (0..100).map(change).collect();
+        let runs = split_changes(changes.clone(), one * 30);
+        assert_eq!(runs.len(), 4, "30 changes a run");
+        for run in &runs {
+            let bytes = serde_json::to_vec(&MetaCommand::PartitionsChanged(run.clone())).unwrap().len();
+            assert!(bytes <= one * 30 + 64, "a run of {bytes} bytes");
+        }
+        assert_eq!(runs.concat(), changes);
+        assert_eq!(
+            split_changes(vec![change(1)], 1),
+            vec![vec![change(1)]],
+            "one too large alone still goes"
+        );
+        assert!(split_changes(Vec::new(), 10).is_empty());
+    }
+
+    /// The largest topic of the default limits, at a replication factor of 5, fits one command.
+    #[test]
+    fn the_largest_topic_fits_one_command() {
+        let entries: Vec<PartitionEntry> = (0..TOPIC_PARTITIONS_MAX)
+            .map(|i| {
+                let (_, state) = change(i);
+                let replicas = (state.replicas.iter())
+                    .map(|&node| weir_replication::ReplicaAddr { node, shard: weir_replication::ShardId(3) })
+                    .collect();
+                PartitionEntry { topic: "t".repeat(TOPIC_NAME_BYTES_MAX), index: i, replicas, state }
+            })
+            .collect();
+        let topic = TopicEntry {
+            name: "t".repeat(TOPIC_NAME_BYTES_MAX),
+            partitions: (0..TOPIC_PARTITIONS_MAX).map(PartitionId).collect(),
+            replication_factor: 5,
+            min_insync_replicas: 2,
+            retention_ms: Some(u64::MAX),
+            retention_bytes: Some(u64::MAX),
+        };
+        let bytes =
+            serde_json::to_vec(&MetaCommand::CreateTopic { topic, partitions: entries }).unwrap().len();
+        assert!(bytes <= COMMAND_BYTES_MAX, "{bytes} bytes");
+    }
 }

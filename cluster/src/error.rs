@@ -19,6 +19,9 @@ pub enum MetaError {
     /// A topic with more partitions than `topic_partitions_max`.
     #[error("topic {name:?} with {requested} partitions, above the limit of {max}")]
     TooManyPartitions { name: String, requested: u32, max: u32 },
+    /// A command larger than a log entry may be (see `rpc::COMMAND_BYTES_MAX`).
+    #[error("a metadata command of {bytes} bytes, above the limit of {max}")]
+    CommandTooLarge { bytes: usize, max: usize },
     /// A topic name longer than `topic_name_bytes_max`.
     #[error("topic name of {bytes} bytes, above the limit of {max}")]
     TopicNameTooLong { bytes: usize, max: usize },

@@ -19,6 +19,17 @@ use weir_replication::{AlterPartition, ControllerError, NodeId, PartitionId, Par
 /// The largest frame accepted: a snapshot chunk or a batch of log entries fits well below.
 pub const FRAME_BYTES_MAX: u64 = 64 << 20;
 
+/// The largest metadata command the controller proposes, serialised; larger ones are split
+/// (partition changes) or refused (a topic).
+pub const COMMAND_BYTES_MAX: usize = 6 << 20;
+
+/// Log entries per AppendEntries request, at most (openraft's `max_payload_entries`).
+pub const APPEND_ENTRIES_MAX: u64 = 4;
+
+// An AppendEntries of the most entries, each of the largest command (twice, for the entry's
+// own framing and JSON escaping), fits in a frame: it is never refused and retried forever.
+const _: () = assert!(APPEND_ENTRIES_MAX * 2 * COMMAND_BYTES_MAX as u64 <= FRAME_BYTES_MAX);
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Envelope {
     /// The sender; the server refuses the request unless the peer's certificate names it.

@@ -202,3 +202,46 @@ fn a_node_that_is_not_a_member_is_refused() {
     assert!(!server.meta().borrow().nodes.contains_key(&NodeId(2)), "a stranger registered");
     server.shutdown();
 }
+
+/// A peer that opens a stream and announces a frame it never sends does not hold the server's
+/// stream: the server gives up after its read timeout (`rpc_timeout_ms`) and closes it.
+#[test]
+fn a_request_that_never_arrives_is_given_up() {
+    let (ca, key) = generate_ca().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = 17_127;
+    let peers = (1..=3).map(|n| (NodeId(n), format!("127.0.0.{n}:{port}"))).collect();
+    let mut config = ControlConfig::new(
+        NodeId(1),
+        peers,
+        dir.path().into(),
+        ca.clone(),
+        key.clone(),
+        node_info(1, port, "h"),
+    );
+    config.rpc_timeout_ms = 300;
+    let server = start(config).unwrap();
+    let two = NodeTls::issue(&ca, &key, NodeId(2)).unwrap();
+    let runtime = tokio_rt::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let ended = runtime.block_on(async {
+        let own: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
+        let to: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let client = Transport::bind(NodeId(2), own, BTreeMap::new(), &two).unwrap();
+        let quic = quinn::ClientConfig::new(std::sync::Arc::new(
+            quinn::crypto::rustls::QuicClientConfig::try_from(two.client_config().unwrap()).unwrap(),
+        ));
+        let connection =
+            client.endpoint().connect_with(quic, to, "node-1.weir-cluster").unwrap().await.unwrap();
+        let (mut send, mut recv) = connection.open_bi().await.unwrap();
+        send.write_all(&(1u32 << 20).to_le_bytes()).await.unwrap();
+        send.write_all(b"{").await.unwrap();
+        // The server ends the stream (without an answer) once it gives up; quinn's idle timeout
+        // (3 s) is not what ends it: the connection stays alive with keep-alives.
+        let ended = tokio_rt::time::timeout(Duration::from_secs(10), recv.read_to_end(1 << 10)).await;
+        drop(send);
+        client.endpoint().close(0u32.into(), b"done");
+        ended
+    });
+    server.shutdown();
+    assert!(ended.is_ok(), "the server still waits for the frame");
+}
