@@ -7,13 +7,18 @@
 //! empty log. Every start bumps the node's incarnation (`<data_dir>/raft/incarnation`, fsynced
 //! before use), so the controller sees a restart as one.
 
-use crate::controller_host::{ControllerHost, HostConfig, HostRequest};
+use crate::controller_host::{
+    ControllerHost, HostConfig, HostRequest, HostSender, TOPIC_NAME_BYTES_MAX, TOPIC_PARTITIONS_MAX,
+    host_channel,
+};
 use crate::durable::write_atomic;
-use crate::error::ControlError;
+use crate::error::{ControlError, MetaError};
 use crate::log_store::LogStore;
 use crate::meta::{ClusterMeta, NodeInfo};
 use crate::network::{Dispatcher, NetworkFactory, Transport, serve};
-use crate::rpc::{ClusterStatus, ControlCall, ControlReply, CreateTopic, Request, Response};
+use crate::rpc::{
+    APPEND_ENTRIES_MAX, ClusterStatus, ControlCall, ControlReply, CreateTopic, Request, Response,
+};
 use crate::state_machine::StateMachine;
 use crate::tls::NodeTls;
 use crate::types::Raft;
@@ -53,6 +58,10 @@ pub struct ControlConfig {
     /// Log entries kept behind a snapshot, so that a follower slightly behind catches up from
     /// the log rather than a snapshot.
     pub entries_kept_after_snapshot: u64,
+    /// The most partitions one topic may have.
+    pub topic_partitions_max: u32,
+    /// The longest topic name, in bytes.
+    pub topic_name_bytes_max: usize,
 }
 
 impl ControlConfig {
@@ -83,6 +92,8 @@ impl ControlConfig {
             rpc_timeout_ms: 2_000,
             snapshot_every_entries: 5_000,
             entries_kept_after_snapshot: 1_000,
+            topic_partitions_max: TOPIC_PARTITIONS_MAX,
+            topic_name_bytes_max: TOPIC_NAME_BYTES_MAX,
         }
     }
 
@@ -294,6 +305,9 @@ fn raft_config(config: &ControlConfig) -> Result<openraft::Config, ControlError>
         election_timeout_max: config.election_timeout_max_ms,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every_entries),
         max_in_snapshot_log_to_keep: config.entries_kept_after_snapshot,
+        // A command is at most `COMMAND_BYTES_MAX`: this many keep an AppendEntries frame well
+        // below `FRAME_BYTES_MAX` (asserted in `rpc`).
+        max_payload_entries: APPEND_ENTRIES_MAX,
         ..Default::default()
     };
     raft.validate().map_err(|e| ControlError::Config { reason: e.to_string() })
@@ -310,29 +324,35 @@ async fn boot(config: &ControlConfig) -> Result<Running, ControlError> {
     let transport = Transport::bind(me, own, peers, &tls)?;
     let raft_dir = config.data_dir.join("raft");
     let storage = |e: openraft::StorageError<u64>| ControlError::Unavailable { reason: e.to_string() };
-    let log = LogStore::open(&raft_dir).map_err(storage)?;
+    let log = LogStore::open(&raft_dir)?;
     let state_machine = StateMachine::open(&raft_dir).map_err(storage)?;
     let meta = state_machine.subscribe();
     let network = NetworkFactory { transport: transport.clone() };
     let raft = Raft::new(u64::from(me.0), Arc::new(raft_config(config)?), network, log, state_machine)
         .await
         .map_err(|e| ControlError::Unavailable { reason: e.to_string() })?;
-    let (host_tx, host_rx) = mpsc::channel(config.request_queue_max);
+    let (host_tx, host_rx) = host_channel(config.request_queue_max);
     let host_config = HostConfig {
         me,
         peers: config.peers.iter().cloned().collect(),
         voters: config.voters(),
         session_timeout_ms: config.session_timeout_ms,
         tick_interval_ms: config.controller_tick_ms,
-        write_timeout_ms: config.rpc_timeout_ms,
+        write_timeout_ms: HostConfig::write_timeout_for(config.rpc_timeout_ms, config.session_timeout_ms),
+        topic_partitions_max: config.topic_partitions_max,
+        topic_name_bytes_max: config.topic_name_bytes_max,
     };
+    // A caller waits for the controller's whole budget and the round trip: a call that timed
+    // out at the caller has ended on the controller too, so its retry does not race it.
+    let call_timeout = host_config.call_budget() + Duration::from_millis(config.rpc_timeout_ms);
     tokio::spawn(ControllerHost::new(host_config, raft.clone(), meta.clone()).run(host_rx));
-    let dispatcher = Dispatcher { raft: raft.clone(), host: host_tx.clone() };
-    tokio::spawn(serve(transport.endpoint().clone(), dispatcher));
+    let members = config.peers.iter().map(|(id, _)| *id).collect();
+    let dispatcher = Dispatcher { raft: raft.clone(), host: host_tx.clone(), members, call_timeout };
+    let rpc_timeout = Duration::from_millis(config.rpc_timeout_ms);
+    tokio::spawn(serve(transport.endpoint().clone(), dispatcher, rpc_timeout));
     initialize(config, &raft).await?;
     let controller = watch_controller(&raft);
-    let rpc_timeout = Duration::from_millis(config.rpc_timeout_ms);
-    let caller = Caller { me, raft: raft.clone(), transport, host: host_tx, rpc_timeout };
+    let caller = Caller { me, raft: raft.clone(), transport, host: host_tx, call_timeout };
     Ok(Running { raft, caller, meta, controller })
 }
 
@@ -433,8 +453,9 @@ struct Caller {
     me: NodeId,
     raft: Raft,
     transport: Arc<Transport>,
-    host: mpsc::Sender<HostRequest>,
-    rpc_timeout: Duration,
+    host: HostSender,
+    /// How long one attempt may take: longer than the controller's budget for a call.
+    call_timeout: Duration,
 }
 
 impl Caller {
@@ -443,12 +464,16 @@ impl Caller {
     async fn call(&self, call: ControlCall, attempts: u32) -> Result<ControlReply, ControlError> {
         let mut target = self.raft.metrics().borrow().current_leader.map(|l| NodeId(l as u32));
         let mut last = ControlError::Unavailable { reason: "no controller".into() };
+        // Whether an attempt of this call ended without an answer: it may have committed.
+        let mut uncertain = false;
         for _ in 0..attempts {
             let result = match target {
                 Some(node) if node == self.me => self.local(call.clone()).await,
                 Some(node) => self.remote(node, call.clone()).await,
                 None => Err(ControlError::Unavailable { reason: "no controller elected".into() }),
             };
+            let result = settle_retry(&call, uncertain, result);
+            uncertain |= matches!(result, Err(ControlError::Unavailable { .. } | ControlError::Rpc { .. }));
             match result {
                 Err(ControlError::NotController { leader: Some(l) }) if Some(l) != target => target = Some(l),
                 Err(
@@ -467,16 +492,47 @@ impl Caller {
     }
 
     async fn local(&self, call: ControlCall) -> Result<ControlReply, ControlError> {
-        let (answer, answered) = oneshot::channel();
-        self.host.send(HostRequest { call, answer }).await.map_err(|_| ControlError::Stopped)?;
-        answered.await.map_err(|_| ControlError::Stopped)?
+        let (request, answered) = HostRequest::new(call);
+        self.host.call(request, answered, self.call_timeout).await
     }
 
     async fn remote(&self, node: NodeId, call: ControlCall) -> Result<ControlReply, ControlError> {
-        match self.transport.call(node, Request::Control(call), self.rpc_timeout).await? {
+        match self.transport.call(node, Request::Control(call), self.call_timeout).await? {
             Response::Control(reply) => reply.map_err(Into::into),
             Response::Refused(e) => Err(e.into()),
             other => Err(ControlError::Rpc { reason: format!("unexpected answer {other:?}") }),
         }
+    }
+}
+
+/// A delete retried after an attempt that may have committed finds the topic gone: that is its
+/// own success. (A create needs no such care: the controller takes a topic that exists as
+/// asked for as created.)
+fn settle_retry(
+    call: &ControlCall,
+    uncertain: bool,
+    result: Result<ControlReply, ControlError>,
+) -> Result<ControlReply, ControlError> {
+    match (call, result) {
+        (
+            ControlCall::DeleteTopic { name },
+            Err(ControlError::Meta(MetaError::UnknownTopic { name: gone })),
+        ) if uncertain && *name == gone => Ok(ControlReply::Done),
+        (_, result) => result,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delete_retried_after_an_unanswered_attempt_takes_the_topic_gone_as_done() {
+        let delete = ControlCall::DeleteTopic { name: "t".into() };
+        let gone = || Err(ControlError::Meta(MetaError::UnknownTopic { name: "t".into() }));
+        assert!(matches!(settle_retry(&delete, true, gone()), Ok(ControlReply::Done)));
+        assert!(settle_retry(&delete, false, gone()).is_err(), "a first attempt finds no topic: an error");
+        let other = ControlCall::DeleteTopic { name: "u".into() };
+        assert!(settle_retry(&other, true, gone()).is_err(), "another topic's absence is no success");
     }
 }

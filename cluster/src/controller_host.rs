@@ -12,7 +12,9 @@
 use crate::error::{ControlError, MetaError};
 use crate::meta::{ClusterMeta, MetaCommand, PartitionEntry, TopicEntry};
 use crate::placement::place;
-use crate::rpc::{ClusterStatus, ControlCall, ControlReply, CreateTopic, NodeStatus, WireAlter};
+use crate::rpc::{
+    COMMAND_BYTES_MAX, ClusterStatus, ControlCall, ControlReply, CreateTopic, NodeStatus, WireAlter,
+};
 use crate::types::Raft;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -20,11 +22,88 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use weir_replication::{Controller, ControllerConfig, NodeId, PartitionId, PartitionState};
 
-/// A control call and where to answer it.
+/// A control call, when it arrived at this node, and where to answer it.
 #[derive(Debug)]
 pub struct HostRequest {
     pub call: ControlCall,
+    /// Stamped on arrival: a heartbeat is proof of life when it arrived, not when it is served
+    /// (it may wait behind a proposal).
+    pub received: Instant,
     pub answer: oneshot::Sender<Result<ControlReply, ControlError>>,
+}
+
+impl HostRequest {
+    /// `call`, received now, and the receiver of its answer.
+    pub fn new(call: ControlCall) -> (Self, oneshot::Receiver<Result<ControlReply, ControlError>>) {
+        let (answer, answered) = oneshot::channel();
+        (Self { call, received: Instant::now(), answer }, answered)
+    }
+}
+
+/// The way into the host: heartbeats travel on their own queue, served ahead of every other
+/// call, so a busy controller never fences a live node whose heartbeat waited behind a
+/// proposal. Both queues are bounded. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct HostSender {
+    pub calls: mpsc::Sender<HostRequest>,
+    pub heartbeats: mpsc::Sender<HostRequest>,
+}
+
+/// The receiving ends of a [`HostSender`].
+#[derive(Debug)]
+pub struct HostReceiver {
+    calls: mpsc::Receiver<HostRequest>,
+    heartbeats: mpsc::Receiver<HostRequest>,
+}
+
+/// The host's two queues, each holding at most `capacity` requests.
+pub fn host_channel(capacity: usize) -> (HostSender, HostReceiver) {
+    let (calls, calls_rx) = mpsc::channel(capacity);
+    let (heartbeats, heartbeats_rx) = mpsc::channel(capacity);
+    (HostSender { calls, heartbeats }, HostReceiver { calls: calls_rx, heartbeats: heartbeats_rx })
+}
+
+impl HostSender {
+    /// Queues `request` and waits at most `timeout` for its answer.
+    pub async fn call(&self, request: HostRequest, answered: Answered, timeout: Duration) -> Reply {
+        let queue = match request.call {
+            ControlCall::Heartbeat { .. } => &self.heartbeats,
+            _ => &self.calls,
+        };
+        let served = async {
+            queue.send(request).await.map_err(|_| ControlError::Stopped)?;
+            answered.await.map_err(|_| ControlError::Stopped)?
+        };
+        tokio::time::timeout(timeout, served).await.unwrap_or_else(|_| {
+            Err(ControlError::Unavailable { reason: "the controller did not answer in time".into() })
+        })
+    }
+}
+
+type Reply = Result<ControlReply, ControlError>;
+type Answered = oneshot::Receiver<Reply>;
+
+/// The default of `topic_partitions_max`: the node's `PARTITIONS_MAX`.
+pub const TOPIC_PARTITIONS_MAX: u32 = 10_000;
+
+/// The default of `topic_name_bytes_max`.
+pub const TOPIC_NAME_BYTES_MAX: usize = 249;
+
+/// How many times the write timeout one control call may take on the controller: the
+/// leadership check, catching up with the log, the records due and the call's own proposal.
+pub const CALL_WRITES_MAX: u32 = 4;
+
+/// Aborts the process if the host panics: a Raft leader whose controller died would answer
+/// every call `Stopped` and never hand leadership over.
+struct AbortOnPanic;
+
+impl Drop for AbortOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("weir: the controller host panicked; aborting rather than lead without a controller");
+            std::process::abort();
+        }
+    }
 }
 
 /// What the host needs to know of the cluster.
@@ -37,8 +116,27 @@ pub struct HostConfig {
     pub session_timeout_ms: u64,
     pub tick_interval_ms: u64,
     /// How long a proposal or the leadership check may take. Without a quorum neither ends:
-    /// the caller is answered `Unavailable` instead and the controller is dropped.
+    /// the caller is answered `Unavailable` instead and the controller is dropped. Below the
+    /// session timeout (see [`HostConfig::write_timeout_for`]).
     pub write_timeout_ms: u64,
+    /// The most partitions one topic may have; a larger create is refused before anything.
+    pub topic_partitions_max: u32,
+    /// The longest topic name, in bytes.
+    pub topic_name_bytes_max: usize,
+}
+
+impl HostConfig {
+    /// A write timeout of `rpc_timeout_ms`, but at most half the session timeout, so that one
+    /// stuck proposal cannot outlast a live node's session.
+    pub fn write_timeout_for(rpc_timeout_ms: u64, session_timeout_ms: u64) -> u64 {
+        rpc_timeout_ms.min(session_timeout_ms / 2).max(1)
+    }
+
+    /// The longest a control call may take on the controller; a caller waits longer than this
+    /// before it gives up (and may retry).
+    pub fn call_budget(&self) -> Duration {
+        Duration::from_millis(self.write_timeout_ms * u64::from(CALL_WRITES_MAX))
+    }
 }
 
 /// See the module documentation.
@@ -64,6 +162,11 @@ impl std::fmt::Debug for ControllerHost {
     }
 }
 
+/// A copy of `e` for another caller (errors carry no clone): its wire form.
+fn copy_error(e: &ControlError) -> ControlError {
+    crate::rpc::WireError::from(e).into()
+}
+
 fn not_controller(leader: Option<u64>) -> ControlError {
     ControlError::NotController { leader: leader.map(|l| NodeId(l as u32)) }
 }
@@ -73,17 +176,29 @@ impl ControllerHost {
         Self { config, raft, meta, controller: None, reserved_partition_id: 0, started: Instant::now() }
     }
 
-    /// Serves `requests` and ticks until the channel closes.
-    pub async fn run(mut self, mut requests: mpsc::Receiver<HostRequest>) {
+    /// Serves requests and ticks until the queues close. Heartbeats come first: before any
+    /// other call or tick, every queued heartbeat is fed to the controller with its arrival
+    /// time.
+    pub async fn run(mut self, mut queues: HostReceiver) {
+        let _abort = AbortOnPanic;
         let mut tick = tokio::time::interval(Duration::from_millis(self.config.tick_interval_ms));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                request = requests.recv() => {
-                    let Some(HostRequest { call, answer }) = request else { return };
-                    let _ = answer.send(self.handle(call).await);
+                biased;
+                beat = queues.heartbeats.recv() => {
+                    let Some(beat) = beat else { return };
+                    self.serve_heartbeats(beat, &mut queues.heartbeats).await;
                 }
-                _ = tick.tick() => self.on_tick().await,
+                _ = tick.tick() => {
+                    self.drain_heartbeats(&mut queues.heartbeats).await;
+                    self.on_tick().await;
+                }
+                request = queues.calls.recv() => {
+                    let Some(HostRequest { call, received, answer }) = request else { return };
+                    self.drain_heartbeats(&mut queues.heartbeats).await;
+                    let _ = answer.send(self.handle(call, received).await);
+                }
             }
         }
     }
@@ -92,12 +207,54 @@ impl ControllerHost {
         self.started.elapsed().as_millis() as u64
     }
 
-    async fn handle(&mut self, call: ControlCall) -> Result<ControlReply, ControlError> {
+    /// `at` on the controller's clock.
+    fn at_ms(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.started).as_millis() as u64
+    }
+
+    async fn drain_heartbeats(&mut self, queue: &mut mpsc::Receiver<HostRequest>) {
+        if let Ok(first) = queue.try_recv() {
+            self.serve_heartbeats(first, queue).await;
+        }
+    }
+
+    /// Feeds `first` and every heartbeat queued behind it to the controller, each at its
+    /// arrival time, proposes what they changed as one command, and answers them all.
+    async fn serve_heartbeats(&mut self, first: HostRequest, queue: &mut mpsc::Receiver<HostRequest>) {
+        let mut beats = vec![first];
+        while let Ok(next) = queue.try_recv() {
+            beats.push(next);
+        }
+        if let Err(e) = self.ensure_controller().await {
+            beats.into_iter().for_each(|b| drop(b.answer.send(Err(copy_error(&e)))));
+            return;
+        }
+        let mut answers = Vec::with_capacity(beats.len());
+        for HostRequest { call, received, answer } in beats {
+            let ControlCall::Heartbeat { node, incarnation } = call else {
+                let _ = answer.send(Err(ControlError::Rpc { reason: "not a heartbeat".into() }));
+                continue;
+            };
+            let at = self.at_ms(received);
+            let result = self.controller_mut().handle_heartbeat(at, node, incarnation);
+            answers.push((answer, result));
+        }
+        let proposed = self.propose_records().await;
+        for (answer, result) in answers {
+            let reply = match &proposed {
+                Err(e) => Err(copy_error(e)),
+                Ok(()) => result.map(|()| ControlReply::Done).map_err(Into::into),
+            };
+            let _ = answer.send(reply);
+        }
+    }
+
+    async fn handle(&mut self, call: ControlCall, received: Instant) -> Result<ControlReply, ControlError> {
         self.ensure_controller().await?;
         match call {
             ControlCall::Heartbeat { node, incarnation } => {
-                let now = self.now_ms();
-                let result = self.controller_mut().handle_heartbeat(now, node, incarnation);
+                let at = self.at_ms(received);
+                let result = self.controller_mut().handle_heartbeat(at, node, incarnation);
                 self.propose_records().await?;
                 result.map(|()| ControlReply::Done).map_err(Into::into)
             }
@@ -164,6 +321,7 @@ impl ControllerHost {
                 return Err(ControlError::Unavailable { reason: "no quorum confirmed the leader".into() });
             }
         }
+        self.wait_applied_own_log(timeout).await?;
         let meta = self.meta.borrow().clone();
         let config = ControllerConfig {
             min_insync_replicas: 1,
@@ -176,6 +334,17 @@ impl ControllerHost {
         self.controller = Some((term, controller));
         tracing::info!(node = self.config.me.0, term, "controller recovered");
         Ok(())
+    }
+
+    /// Waits until this leader applied its whole log: a proposal of an earlier controller of
+    /// this term that timed out may still be in it (after the entry `ensure_linearizable`
+    /// covers), and a controller recovered without it would not know, say, a topic it created.
+    async fn wait_applied_own_log(&self, timeout: Duration) -> Result<(), ControlError> {
+        let last = self.raft.metrics().borrow().last_log_index;
+        let waited = self.raft.wait(Some(timeout)).applied_index_at_least(last, "own log applied").await;
+        waited
+            .map(drop)
+            .map_err(|e| ControlError::Unavailable { reason: format!("catching up with the log: {e}") })
     }
 
     /// Proposes `command` and waits for it to be applied. The outer error is a lost leadership
@@ -202,12 +371,12 @@ impl ControllerHost {
         }
     }
 
-    /// Drains the controller's records and proposes each, in order. A refused record means this
+    /// Drains the controller's records and proposes them as one `PartitionsChanged` command
+    /// (split only past [`COMMAND_BYTES_MAX`]), in order. A refused command means this
     /// controller's view diverged from the log: it is dropped and recovered afresh.
     async fn propose_records(&mut self) -> Result<(), ControlError> {
-        let records = self.drain_records();
-        for (partition, state) in records {
-            if let Err(e) = self.propose(MetaCommand::PartitionChanged { partition, state }).await? {
+        for changes in split_changes(self.drain_records(), COMMAND_BYTES_MAX) {
+            if let Err(e) = self.propose(MetaCommand::PartitionsChanged(changes)).await? {
                 self.controller = None;
                 return Err(e.into());
             }
@@ -234,6 +403,10 @@ impl ControllerHost {
         self.controller_mut().tick(now);
         self.propose_records().await?;
         let meta = self.meta.borrow().clone();
+        if meta.topics.get(&request.name).is_some_and(|t| same_topic(t, &request)) {
+            // Our own earlier attempt may have committed before its answer was lost.
+            return Ok(());
+        }
         let (topic, partitions) = self.plan_topic(&meta, &request)?;
         let mut entries = Vec::with_capacity(partitions.len());
         for (i, (&id, replicas)) in topic.partitions.iter().zip(partitions).enumerate() {
@@ -243,6 +416,9 @@ impl ControllerHost {
                 Ok(state) => {
                     let (topic, index, state) = (topic.name.clone(), i as u32, state.clone());
                     entries.push(PartitionEntry { topic, index, replicas, state });
+                    // The first states travel inside the CreateTopic command, not as records;
+                    // drained as they come so the controller's record queue never fills.
+                    self.drain_records();
                 }
                 Err(e) => {
                     self.forget(&topic.partitions[..i]);
@@ -252,7 +428,13 @@ impl ControllerHost {
         }
         self.drain_records();
         let ids = topic.partitions.clone();
-        if let Err(e) = self.propose(MetaCommand::CreateTopic { topic, partitions: entries }).await? {
+        let command = MetaCommand::CreateTopic { topic, partitions: entries };
+        let bytes = serde_json::to_vec(&command).map_or(usize::MAX, |b| b.len());
+        if bytes > COMMAND_BYTES_MAX {
+            self.forget(&ids);
+            return Err(MetaError::CommandTooLarge { bytes, max: COMMAND_BYTES_MAX }.into());
+        }
+        if let Err(e) = self.propose(command).await? {
             self.forget(&ids);
             return Err(e.into());
         }
@@ -267,6 +449,7 @@ impl ControllerHost {
     ) -> Result<(TopicEntry, Vec<Vec<weir_replication::ReplicaAddr>>), ControlError> {
         let name = request.name.clone();
         let invalid = |reason: &str| MetaError::InvalidTopic { name: name.clone(), reason: reason.into() };
+        check_limits(&self.config, request)?;
         if meta.topics.contains_key(&name) {
             return Err(MetaError::TopicExists { name }.into());
         }
@@ -274,8 +457,14 @@ impl ControllerHost {
         if name.is_empty() || request.partitions == 0 || rf == 0 {
             return Err(invalid("a topic has a name, partitions and a replication factor").into());
         }
-        if usize::from(rf) > meta.nodes.len() {
-            return Err(ControlError::ReplicationFactor { requested: rf, nodes: meta.nodes.len() });
+        // Replicas go only to members that registered: a registered node that is no longer a
+        // peer gets no heartbeat session from this controller.
+        let nodes: Vec<(NodeId, u16)> = (meta.nodes.values())
+            .filter(|n| self.config.peers.contains_key(&n.id))
+            .map(|n| (n.id, n.shard_ports.len().max(1) as u16))
+            .collect();
+        if usize::from(rf) > nodes.len() {
+            return Err(ControlError::ReplicationFactor { requested: rf, nodes: nodes.len() });
         }
         let min_insync_replicas = request.min_insync_replicas.unwrap_or(rf.min(2));
         if min_insync_replicas == 0 || min_insync_replicas > rf {
@@ -284,8 +473,6 @@ impl ControllerHost {
         let first = self.reserved_partition_id.max(meta.next_partition_id);
         let last = first.checked_add(request.partitions).ok_or_else(|| invalid("partition ids exhausted"))?;
         self.reserved_partition_id = last;
-        let nodes: Vec<(NodeId, u16)> =
-            meta.nodes.values().map(|n| (n.id, n.shard_ports.len().max(1) as u16)).collect();
         let placement = place(&nodes, request.partitions, rf, first as usize);
         let topic = TopicEntry {
             name,
@@ -348,11 +535,123 @@ impl ControllerHost {
             .filter(|(id, _)| !known.contains(&u64::from(id.0)))
             .map(|(&id, addr)| (id, addr.clone()))
             .collect();
+        let timeout = Duration::from_millis(self.config.write_timeout_ms);
         for (id, addr) in missing {
             let node = openraft::BasicNode::new(addr);
-            if let Err(e) = self.raft.add_learner(u64::from(id.0), node, false).await {
-                tracing::warn!("adding learner {id:?}: {e}");
+            let adding = self.raft.add_learner(u64::from(id.0), node, false);
+            match tokio::time::timeout(timeout, adding).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!("adding learner {id:?}: {e}"),
+                // The membership change may still commit; the next tick sees it or tries again.
+                Err(_) => tracing::warn!("adding learner {id:?}: timed out"),
             }
         }
+    }
+}
+
+/// `changes` in order, cut into runs of at most `bytes_max` bytes serialised (one change, if
+/// larger alone, is a run of its own).
+pub fn split_changes(
+    changes: Vec<(PartitionId, PartitionState)>,
+    bytes_max: usize,
+) -> Vec<Vec<(PartitionId, PartitionState)>> {
+    let mut runs: Vec<Vec<(PartitionId, PartitionState)>> = Vec::new();
+    let mut run_bytes = 0;
+    for change in changes {
+        let bytes = serde_json::to_vec(&change).map_or(bytes_max, |b| b.len() + 1);
+        match runs.last_mut() {
+            Some(run) if run_bytes + bytes <= bytes_max => run.push(change),
+            _ => {
+                runs.push(vec![change]);
+                run_bytes = 0;
+            }
+        }
+        run_bytes += bytes;
+    }
+    runs
+}
+
+/// Refuses a topic above the named limits before anything is planned.
+fn check_limits(config: &HostConfig, request: &CreateTopic) -> Result<(), MetaError> {
+    if request.partitions > config.topic_partitions_max {
+        let (requested, max) = (request.partitions, config.topic_partitions_max);
+        return Err(MetaError::TooManyPartitions { name: request.name.clone(), requested, max });
+    }
+    if request.name.len() > config.topic_name_bytes_max {
+        let (bytes, max) = (request.name.len(), config.topic_name_bytes_max);
+        return Err(MetaError::TopicNameTooLong { bytes, max });
+    }
+    Ok(())
+}
+
+/// Whether the existing `topic` is what `request` asks for: a retried create that committed.
+fn same_topic(topic: &TopicEntry, request: &CreateTopic) -> bool {
+    let rf = request.replication_factor;
+    topic.partitions.len() == request.partitions as usize
+        && topic.replication_factor == rf
+        && topic.min_insync_replicas == request.min_insync_replicas.unwrap_or(rf.min(2))
+        && topic.retention_ms == request.retention_ms
+        && topic.retention_bytes == request.retention_bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(id: u32) -> (PartitionId, PartitionState) {
+        let replicas: Vec<NodeId> = (1..=5).map(NodeId).collect();
+        let state = PartitionState {
+            replicas: replicas.clone(),
+            leader: Some(NodeId(1)),
+            leader_epoch: 1,
+            partition_epoch: 2,
+            isr: replicas,
+            elr: vec![],
+        };
+        (PartitionId(id), state)
+    }
+
+    #[test]
+    fn changes_are_split_into_runs_under_the_limit_in_order() {
+        let one = serde_json::to_vec(&change(0)).unwrap().len() + 1;
+        let changes: Vec<_> = (0..100).map(change).collect();
+        let runs = split_changes(changes.clone(), one * 30);
+        assert_eq!(runs.len(), 4, "30 changes a run");
+        for run in &runs {
+            let bytes = serde_json::to_vec(&MetaCommand::PartitionsChanged(run.clone())).unwrap().len();
+            assert!(bytes <= one * 30 + 64, "a run of {bytes} bytes");
+        }
+        assert_eq!(runs.concat(), changes);
+        assert_eq!(
+            split_changes(vec![change(1)], 1),
+            vec![vec![change(1)]],
+            "one too large alone still goes"
+        );
+        assert!(split_changes(Vec::new(), 10).is_empty());
+    }
+
+    /// The largest topic of the default limits, at a replication factor of 5, fits one command.
+    #[test]
+    fn the_largest_topic_fits_one_command() {
+        let entries: Vec<PartitionEntry> = (0..TOPIC_PARTITIONS_MAX)
+            .map(|i| {
+                let (_, state) = change(i);
+                let replicas = (state.replicas.iter())
+                    .map(|&node| weir_replication::ReplicaAddr { node, shard: weir_replication::ShardId(3) })
+                    .collect();
+                PartitionEntry { topic: "t".repeat(TOPIC_NAME_BYTES_MAX), index: i, replicas, state }
+            })
+            .collect();
+        let topic = TopicEntry {
+            name: "t".repeat(TOPIC_NAME_BYTES_MAX),
+            partitions: (0..TOPIC_PARTITIONS_MAX).map(PartitionId).collect(),
+            replication_factor: 5,
+            min_insync_replicas: 2,
+            retention_ms: Some(u64::MAX),
+            retention_bytes: Some(u64::MAX),
+        };
+        let bytes =
+            serde_json::to_vec(&MetaCommand::CreateTopic { topic, partitions: entries }).unwrap().len();
+        assert!(bytes <= COMMAND_BYTES_MAX, "{bytes} bytes");
     }
 }

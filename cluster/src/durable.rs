@@ -34,31 +34,59 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Appends the record framing `payload` to `out`.
-pub fn encode_record(payload: &[u8], out: &mut Vec<u8>) {
-    assert!(payload.len() <= RECORD_BYTES_MAX, "a log record above the limit");
+/// Appends the record framing `payload` to `out`; refuses a payload above
+/// [`RECORD_BYTES_MAX`] (recovery would take it for a torn length), leaving `out` unchanged.
+pub fn encode_record(payload: &[u8], out: &mut Vec<u8>) -> Result<(), RecordTooLong> {
+    if payload.len() > RECORD_BYTES_MAX {
+        return Err(RecordTooLong { len: payload.len() });
+    }
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
     out.extend_from_slice(payload);
+    Ok(())
 }
 
-/// The records at the start of `bytes`, each with its offset, up to the first torn or corrupt
-/// one; and the length of the valid prefix (where the next record goes).
-pub fn decode_records(bytes: &[u8]) -> (Vec<(u64, &[u8])>, u64) {
+/// A log record payload above [`RECORD_BYTES_MAX`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a log record of {len} bytes, above the limit of {RECORD_BYTES_MAX}")]
+pub struct RecordTooLong {
+    pub len: usize,
+}
+
+/// What recovery found in a log file.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Decoded<'a> {
+    /// The valid records, each with its offset.
+    pub records: Vec<(u64, &'a [u8])>,
+    /// The end of the valid records: where the next record goes.
+    pub end: u64,
+    /// Whether bytes follow the valid records that are not a torn tail: a record that fails its
+    /// check yet ends before the end of the file. Such bytes may hold acknowledged records, so the
+    /// file must not be cut there.
+    pub corrupt: bool,
+}
+
+/// The records at the start of `bytes`, up to the first bad one. A bad record is a torn tail (a
+/// crash mid-append) only if it reaches the end of the file: a short header, a length running
+/// past the end, or a checksum failure of a record that ends exactly at the end. Any other bad
+/// record is corruption ([`Decoded::corrupt`]).
+pub fn decode_records(bytes: &[u8]) -> Decoded<'_> {
     let mut records = Vec::new();
     let mut at = 0usize;
-    while let Some(header) = bytes.get(at..at + HEADER_BYTES) {
+    while at < bytes.len() {
+        let Some(header) = bytes.get(at..at + HEADER_BYTES) else { break };
         let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
         let start = at + HEADER_BYTES;
         let Some(payload) = bytes.get(start..start + len).filter(|_| len <= RECORD_BYTES_MAX) else { break };
         if crc32c::crc32c(payload) != crc {
-            break;
+            let corrupt = start + len < bytes.len();
+            return Decoded { records, end: at as u64, corrupt };
         }
         records.push((at as u64, payload));
         at = start + len;
     }
-    (records, at as u64)
+    Decoded { records, end: at as u64, corrupt: false }
 }
 
 #[cfg(test)]
@@ -66,18 +94,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn records_decode_up_to_a_torn_or_corrupt_one() {
+    fn records_decode_up_to_a_torn_tail() {
         let mut bytes = Vec::new();
-        encode_record(b"one", &mut bytes);
-        encode_record(b"two", &mut bytes);
+        encode_record(b"one", &mut bytes).unwrap();
+        encode_record(b"two", &mut bytes).unwrap();
         let whole = bytes.len() as u64;
-        encode_record(b"three", &mut bytes);
-        let (records, end) = decode_records(&bytes[..bytes.len() - 1]);
-        assert_eq!((records.len(), end), (2, whole), "a torn tail is dropped");
-        assert_eq!(records[1], (11, &b"two"[..]));
+        encode_record(b"three", &mut bytes).unwrap();
+        let torn = decode_records(&bytes[..bytes.len() - 1]);
+        assert_eq!((torn.records.len(), torn.end, torn.corrupt), (2, whole, false), "a torn tail is dropped");
+        assert_eq!(torn.records[1], (11, &b"two"[..]));
         let mut flipped = bytes.clone();
         flipped[whole as usize + 9] ^= 1;
-        assert_eq!(decode_records(&flipped).1, whole, "a bad CRC ends the log");
-        assert_eq!(decode_records(&bytes).0.len(), 3);
+        let last = decode_records(&flipped);
+        assert_eq!((last.end, last.corrupt), (whole, false), "a bad CRC at the end is a torn tail");
+        assert_eq!(decode_records(&bytes).records.len(), 3);
+    }
+
+    #[test]
+    fn a_bad_record_before_whole_ones_is_corruption() {
+        let mut bytes = Vec::new();
+        encode_record(b"one", &mut bytes).unwrap();
+        encode_record(b"two", &mut bytes).unwrap();
+        bytes[9] ^= 1;
+        let decoded = decode_records(&bytes);
+        assert_eq!((decoded.records.len(), decoded.end, decoded.corrupt), (0, 0, true));
+    }
+
+    #[test]
+    fn a_record_above_the_limit_is_refused() {
+        let mut out = Vec::new();
+        let big = vec![0u8; RECORD_BYTES_MAX + 1];
+        assert_eq!(encode_record(&big, &mut out), Err(RecordTooLong { len: RECORD_BYTES_MAX + 1 }));
+        assert!(out.is_empty());
     }
 }

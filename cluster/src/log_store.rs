@@ -1,8 +1,15 @@
 //! The Raft log and vote on disk ([`RaftLogStorage`]), in `<data_dir>/raft/`:
 //! - `log`: append-only records (see [`durable`](crate::durable)), one serde_json entry each,
-//!   consecutive indexes. Recovery keeps the records up to the first torn or corrupt one (a
-//!   crash mid-append leaves a torn tail) and cuts the file there.
+//!   consecutive indexes. Recovery cuts a torn tail (a crash mid-append: a bad record that
+//!   reaches the end of the file). Any other bad record (a checksum failure with bytes after
+//!   it, a record that does not parse or breaks the sequence) may hide acknowledged entries:
+//!   the store refuses to open and leaves the file as it is.
 //! - `state`: the vote and the last purged log id, replaced atomically.
+//! - `committed`: the last committed log id openraft told us of, so that at start it applies
+//!   the committed entries again before anything is published (the metadata watch shows the
+//!   committed state, not an older snapshot's). Replaced by rename but not fsynced: an older
+//!   value, or none, is safe (it is only how far to re-apply at start), and a missing or
+//!   unreadable file counts as none.
 //!
 //! Appends are fsynced before openraft is told they are durable; the vote is durable when
 //! `save_vote` returns. Entries are also kept in memory: metadata logs are small, and a
@@ -15,6 +22,7 @@
 #![allow(clippy::result_large_err)]
 
 use crate::durable::{decode_records, encode_record, sync_dir, write_atomic};
+use crate::error::ControlError;
 use crate::types::{Entry, LogId, StorageError, TypeConfig, Vote, storage_error};
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{ErrorVerb, LogState, RaftLogReader};
@@ -41,16 +49,13 @@ struct Inner {
     /// Present entries by index, each with its record's offset in `log`.
     entries: BTreeMap<u64, (u64, Entry)>,
     hard: HardState,
+    committed: Option<LogId>,
 }
 
 /// See the module documentation. Cheap to clone: clones share the store.
 #[derive(Debug, Clone)]
 pub struct LogStore {
     inner: Arc<Mutex<Inner>>,
-}
-
-fn read_error(e: std::io::Error) -> StorageError {
-    storage_error(ErrorVerb::Read, &e)
 }
 
 fn write_error(e: std::io::Error) -> StorageError {
@@ -63,14 +68,21 @@ fn json_error(e: serde_json::Error) -> StorageError {
 
 impl LogStore {
     /// Opens (or creates) the store in `raft_dir`, recovering the log as the module documentation
-    /// says.
-    pub fn open(raft_dir: &Path) -> Result<Self, StorageError> {
-        std::fs::create_dir_all(raft_dir).map_err(write_error)?;
+    /// says. A log with a bad record that is not a torn tail is refused with
+    /// [`ControlError::CorruptLog`] and left as it is.
+    pub fn open(raft_dir: &Path) -> Result<Self, ControlError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| ControlError::Io { path: path.clone(), source }
+        };
+        std::fs::create_dir_all(raft_dir).map_err(io(raft_dir))?;
         let state_path = raft_dir.join("state");
         let hard: HardState = match std::fs::read(&state_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(json_error)?,
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| ControlError::Config {
+                reason: format!("{} does not parse: {e}", state_path.display()),
+            })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => HardState::default(),
-            Err(e) => return Err(read_error(e)),
+            Err(e) => return Err(io(&state_path)(e)),
         };
         let path = raft_dir.join("log");
         let mut file = OpenOptions::new()
@@ -79,16 +91,19 @@ impl LogStore {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(read_error)?;
+            .map_err(io(&path))?;
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(read_error)?;
-        let (entries, end) = recover_entries(&bytes, hard.purged);
+        file.read_to_end(&mut bytes).map_err(io(&path))?;
+        let (entries, end) = recover_entries(&bytes, hard.purged)
+            .map_err(|offset| ControlError::CorruptLog { path: path.clone(), offset })?;
         if end < bytes.len() as u64 {
-            file.set_len(end).map_err(write_error)?;
-            file.sync_all().map_err(write_error)?;
+            // Only a torn tail is cut: nothing acknowledged follows it.
+            file.set_len(end).map_err(io(&path))?;
+            file.sync_all().map_err(io(&path))?;
         }
-        sync_dir(raft_dir).map_err(write_error)?;
-        let inner = Inner { dir: raft_dir.into(), file, end, entries, hard };
+        sync_dir(raft_dir).map_err(io(raft_dir))?;
+        let committed = read_committed(raft_dir);
+        let inner = Inner { dir: raft_dir.into(), file, end, entries, hard, committed };
         Ok(Self { inner: Arc::new(Mutex::new(inner)) })
     }
 
@@ -97,26 +112,39 @@ impl LogStore {
     }
 }
 
-/// The consecutive entries of the valid record prefix past `purged`, and where that prefix
-/// ends. A record that does not parse, or breaks the sequence, ends the log like a torn one.
-fn recover_entries(bytes: &[u8], purged: Option<LogId>) -> (BTreeMap<u64, (u64, Entry)>, u64) {
-    let (records, mut end) = decode_records(bytes);
+/// The `committed` file's log id; none if it is missing or does not parse.
+fn read_committed(raft_dir: &Path) -> Option<LogId> {
+    let bytes = std::fs::read(raft_dir.join("committed")).ok()?;
+    serde_json::from_slice(&bytes).ok()?
+}
+
+type Recovered = (BTreeMap<u64, (u64, Entry)>, u64);
+
+/// The consecutive entries of the valid record prefix past `purged`, and where that prefix ends
+/// (a torn tail after it may be cut). A record that fails its checksum before the end of the
+/// file, does not parse, or breaks the sequence is corruption: its offset is the error.
+fn recover_entries(bytes: &[u8], purged: Option<LogId>) -> Result<Recovered, u64> {
+    let decoded = decode_records(bytes);
+    if decoded.corrupt {
+        return Err(decoded.end);
+    }
     let mut entries = BTreeMap::new();
     let mut last: Option<u64> = None;
-    for (offset, payload) in records {
+    for (offset, payload) in decoded.records {
         let entry = match serde_json::from_slice::<Entry>(payload) {
             Ok(entry) if last.is_none_or(|l| entry.log_id.index == l + 1) => entry,
-            _ => {
-                end = offset;
-                break;
-            }
+            _ => return Err(offset),
         };
         last = Some(entry.log_id.index);
         if purged.is_none_or(|p| entry.log_id.index > p.index) {
             entries.insert(entry.log_id.index, (offset, entry));
         }
     }
-    (entries, end)
+    Ok((entries, decoded.end))
+}
+
+fn record_error(e: crate::durable::RecordTooLong) -> StorageError {
+    write_error(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
 }
 
 impl Inner {
@@ -130,7 +158,8 @@ impl Inner {
         let mut placed = Vec::with_capacity(entries.len());
         for entry in entries {
             let offset = self.end + buf.len() as u64;
-            encode_record(&serde_json::to_vec(&entry).map_err(json_error)?, &mut buf);
+            encode_record(&serde_json::to_vec(&entry).map_err(json_error)?, &mut buf)
+                .map_err(record_error)?;
             placed.push((offset, entry));
         }
         self.file.seek(SeekFrom::Start(self.end)).map_err(write_error)?;
@@ -142,6 +171,17 @@ impl Inner {
             assert!(last.is_none_or(|l| entry.log_id.index == l + 1), "log appends are consecutive");
             self.entries.insert(entry.log_id.index, (offset, entry));
         }
+        Ok(())
+    }
+
+    /// Replaces the `committed` file (see the module documentation: no fsync).
+    fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        let bytes = serde_json::to_vec(&committed).map_err(json_error)?;
+        let path = self.dir.join("committed");
+        let tmp = path.with_extension("tmp-committed");
+        std::fs::write(&tmp, &bytes).map_err(write_error)?;
+        std::fs::rename(&tmp, &path).map_err(write_error)?;
+        self.committed = committed;
         Ok(())
     }
 
@@ -166,7 +206,8 @@ impl Inner {
         let mut entries = BTreeMap::new();
         for (index, (_, entry)) in kept {
             let offset = buf.len() as u64;
-            encode_record(&serde_json::to_vec(&entry).map_err(json_error)?, &mut buf);
+            encode_record(&serde_json::to_vec(&entry).map_err(json_error)?, &mut buf)
+                .map_err(record_error)?;
             entries.insert(index, (offset, entry));
         }
         let path = self.dir.join("log");
@@ -210,6 +251,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
         Ok(self.lock().hard.vote)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        self.lock().save_committed(committed)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(self.lock().committed)
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>

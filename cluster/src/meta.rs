@@ -86,6 +86,12 @@ pub enum MetaCommand {
         node: NodeId,
         incarnation: u64,
     },
+    /// Every change one controller call (or tick) made, in the order it made them: one
+    /// proposal, one commit, however many partitions a fence moves. All or nothing: if any
+    /// change is refused, none applies (the proposing controller diverged from the log and is
+    /// recovered afresh). A partition may appear more than once; each change is checked
+    /// against the one before it.
+    PartitionsChanged(Vec<(PartitionId, PartitionState)>),
 }
 
 /// See the module documentation.
@@ -104,6 +110,14 @@ pub struct ClusterMeta {
 impl ClusterMeta {
     /// Applies `command`, or refuses it and changes nothing. Checks the invariants after.
     pub fn apply(&mut self, command: &MetaCommand) -> Result<(), MetaError> {
+        self.apply_unchecked(command)?;
+        self.check();
+        Ok(())
+    }
+
+    /// [`apply`](Self::apply) without the invariant check, for a caller that applies a batch
+    /// and checks once after it (the check walks the whole metadata).
+    pub fn apply_unchecked(&mut self, command: &MetaCommand) -> Result<(), MetaError> {
         match command {
             MetaCommand::RegisterNode(info) => {
                 self.nodes.insert(info.id, info.clone());
@@ -115,7 +129,11 @@ impl ClusterMeta {
                     self.partitions.remove(id);
                 }
             }
-            MetaCommand::PartitionChanged { partition, state } => self.change_partition(*partition, state)?,
+            MetaCommand::PartitionChanged { partition, state } => {
+                let state = self.checked_change(*partition, state, None)?;
+                self.partitions.get_mut(partition).expect("checked").state = state;
+            }
+            MetaCommand::PartitionsChanged(changes) => self.change_partitions(changes)?,
             MetaCommand::NodeStarted { node, incarnation } => {
                 let known = self.incarnations.entry(*node).or_insert(0);
                 if *incarnation < *known {
@@ -128,7 +146,6 @@ impl ClusterMeta {
                 *known = *incarnation;
             }
         }
-        self.check();
         Ok(())
     }
 
@@ -156,7 +173,7 @@ impl ClusterMeta {
             if let Some(r) = p.replicas.iter().find(|r| !self.nodes.contains_key(&r.node)) {
                 return Err(MetaError::UnknownNode { node: r.node });
             }
-            weir_replication::controller::check(&p.state);
+            valid_state(*id, &p.state)?;
         }
         let next = topic.partitions.iter().map(|id| id.0).max().expect("not empty") + 1;
         self.next_partition_id = next;
@@ -167,26 +184,43 @@ impl ClusterMeta {
         Ok(())
     }
 
-    fn change_partition(&mut self, partition: PartitionId, state: &PartitionState) -> Result<(), MetaError> {
-        let entry = self.partitions.get_mut(&partition).ok_or(MetaError::UnknownPartition { partition })?;
-        let current = entry.state.partition_epoch;
-        if state.partition_epoch <= current || state.leader_epoch < entry.state.leader_epoch {
-            return Err(MetaError::StalePartitionEpoch {
-                partition,
-                current,
-                requested: state.partition_epoch,
-            });
+    /// Checks every change against the state before it (the applied one, or an earlier change
+    /// of the same batch), then applies them all; refuses the batch on the first bad one.
+    fn change_partitions(&mut self, changes: &[(PartitionId, PartitionState)]) -> Result<(), MetaError> {
+        let mut next: BTreeMap<PartitionId, PartitionState> = BTreeMap::new();
+        for (partition, state) in changes {
+            let checked = self.checked_change(*partition, state, next.get(partition))?;
+            next.insert(*partition, checked);
         }
-        if state.replicas != entry.state.replicas {
-            return Err(MetaError::StalePartitionEpoch {
-                partition,
-                current,
-                requested: state.partition_epoch,
-            });
+        for (partition, state) in next {
+            self.partitions.get_mut(&partition).expect("checked").state = state;
         }
-        weir_replication::controller::check(state);
-        entry.state = state.clone();
         Ok(())
+    }
+
+    /// `state` as the next state of `partition` after `before` (the applied state if `None`),
+    /// or why it is refused.
+    fn checked_change(
+        &self,
+        partition: PartitionId,
+        state: &PartitionState,
+        before: Option<&PartitionState>,
+    ) -> Result<PartitionState, MetaError> {
+        let entry = self.partitions.get(&partition).ok_or(MetaError::UnknownPartition { partition })?;
+        let old = before.unwrap_or(&entry.state);
+        let current = old.partition_epoch;
+        let stale = state.partition_epoch <= current
+            || state.leader_epoch < old.leader_epoch
+            || state.replicas != old.replicas;
+        if stale {
+            return Err(MetaError::StalePartitionEpoch {
+                partition,
+                current,
+                requested: state.partition_epoch,
+            });
+        }
+        valid_state(partition, state)?;
+        Ok(state.clone())
     }
 
     /// Partition `index` of `topic`.
@@ -221,6 +255,38 @@ impl ClusterMeta {
             assert!(p.replicas.iter().all(|r| self.nodes.contains_key(&r.node)), "unknown node in {id:?}");
         }
     }
+}
+
+/// Refuses a partition state that breaks the controller's invariants (see
+/// `weir_replication::controller::check`) rather than asserting: a bad command in the log must
+/// be refused by every node alike, not crash them all on every restart.
+fn valid_state(partition: PartitionId, p: &PartitionState) -> Result<(), MetaError> {
+    let invalid = |reason: &'static str| Err(MetaError::InvalidState { partition, reason: reason.into() });
+    let distinct = p.replicas.iter().enumerate().all(|(i, r)| !p.replicas[..i].contains(r));
+    if p.replicas.is_empty() || !distinct {
+        return invalid("replicas empty or duplicated");
+    }
+    // A subset of the replicas, in the replicas' order, without duplicates.
+    let in_order = |set: &[NodeId]| {
+        let mut at = 0;
+        set.iter().all(|n| match p.replicas[at..].iter().position(|r| r == n) {
+            Some(i) => {
+                at += i + 1;
+                true
+            }
+            None => false,
+        })
+    };
+    if !in_order(&p.isr) || !in_order(&p.elr) {
+        return invalid("ISR or ELR not an ordered subset of the replicas");
+    }
+    if p.isr.iter().any(|n| p.elr.contains(n)) {
+        return invalid("ISR and ELR overlap");
+    }
+    if p.leader.is_some_and(|l| !p.isr.contains(&l)) {
+        return invalid("leader outside the ISR");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -332,5 +398,52 @@ mod tests {
         meta.apply(&create("t", 0, 3, &[3, 1])).unwrap();
         let bytes = serde_json::to_vec(&meta).unwrap();
         assert_eq!(serde_json::from_slice::<ClusterMeta>(&bytes).unwrap(), meta);
+    }
+
+    fn changed(p: &PartitionEntry, epoch: u32, isr: &[u32]) -> PartitionState {
+        let mut state = p.state.clone();
+        state.partition_epoch = epoch;
+        state.isr = isr.iter().map(|&n| NodeId(n)).collect();
+        state
+    }
+
+    #[test]
+    fn a_batch_of_changes_applies_all_or_nothing() {
+        let mut meta = registered(&[1, 2, 3]);
+        meta.apply(&create("t", 0, 2, &[1, 2, 3])).unwrap();
+        let (p0, p1) = (meta.partitions[&PartitionId(0)].clone(), meta.partitions[&PartitionId(1)].clone());
+        let batch = vec![
+            (PartitionId(0), changed(&p0, 2, &[1, 2])),
+            (PartitionId(0), changed(&p0, 3, &[1])),
+            (PartitionId(1), changed(&p1, 2, &[1, 3])),
+        ];
+        meta.apply(&MetaCommand::PartitionsChanged(batch)).unwrap();
+        assert_eq!(meta.partitions[&PartitionId(0)].state.isr, vec![NodeId(1)]);
+        assert_eq!(meta.partitions[&PartitionId(1)].state.partition_epoch, 2);
+        let before = meta.clone();
+        let stale = vec![(PartitionId(1), changed(&p1, 3, &[1])), (PartitionId(0), changed(&p0, 3, &[1, 2]))];
+        let refused = meta.apply(&MetaCommand::PartitionsChanged(stale));
+        assert!(matches!(refused, Err(MetaError::StalePartitionEpoch { .. })), "{refused:?}");
+        assert_eq!(meta, before, "a refused batch changes nothing, not even its first change");
+    }
+
+    /// A command with a state that breaks the controller's invariants is refused alike on every
+    /// node; it once panicked every node applying the log, on every restart.
+    #[test]
+    fn an_invalid_state_is_refused_not_a_crash() {
+        let mut meta = registered(&[1, 2, 3]);
+        meta.apply(&create("t", 0, 1, &[1, 2, 3])).unwrap();
+        let p = meta.partitions[&PartitionId(0)].clone();
+        let mut outside = changed(&p, 2, &[2, 3]);
+        outside.leader = Some(NodeId(1));
+        let refused =
+            meta.apply(&MetaCommand::PartitionChanged { partition: PartitionId(0), state: outside });
+        assert!(matches!(refused, Err(MetaError::InvalidState { .. })), "{refused:?}");
+        let mut unordered = create("u", 1, 1, &[1, 2, 3]);
+        if let MetaCommand::CreateTopic { partitions, .. } = &mut unordered {
+            partitions[0].state.isr = vec![NodeId(3), NodeId(1)];
+        }
+        assert!(matches!(meta.apply(&unordered), Err(MetaError::InvalidState { .. })));
+        assert!(!meta.topics.contains_key("u"));
     }
 }

@@ -6,9 +6,9 @@
 //! controller calls); [`serve`] is the server side, which refuses a request whose envelope names
 //! another node than the peer's certificate.
 
-use crate::controller_host::HostRequest;
+use crate::controller_host::{HostRequest, HostSender};
 use crate::error::ControlError;
-use crate::rpc::{Envelope, Request, Response, WireError, read_frame, write_frame};
+use crate::rpc::{ControlCall, Envelope, Request, Response, WireError, read_frame, write_frame};
 use crate::tls::{NodeTls, node_dns_name, peer_is_node};
 use crate::types::{Raft, TypeConfig};
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
@@ -18,11 +18,10 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use rustls::pki_types::CertificateDer;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
 use weir_replication::NodeId;
 
 /// How often an idle connection is kept alive, and after how long a silent one is dropped.
@@ -119,46 +118,67 @@ impl Transport {
     }
 }
 
-/// Serves requests: Raft's to the local Raft, control calls to the controller host.
+/// Serves requests: Raft's to the local Raft, control calls to the controller host. Only
+/// members (`peers`) are served, and a control call must speak for its sender: a heartbeat's
+/// node, a registration's id and an alter-partition's leader are the envelope's `from` (which
+/// the peer's certificate names).
 #[derive(Clone)]
 pub struct Dispatcher {
     pub raft: Raft,
-    pub host: mpsc::Sender<HostRequest>,
+    pub host: HostSender,
+    pub members: BTreeSet<NodeId>,
+    /// How long a control call may wait for the controller.
+    pub call_timeout: Duration,
 }
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dispatcher").finish_non_exhaustive()
+        f.debug_struct("Dispatcher").field("members", &self.members).finish_non_exhaustive()
+    }
+}
+
+/// The node a control call speaks for, if it speaks for one.
+fn speaks_for(call: &ControlCall) -> Option<NodeId> {
+    match call {
+        ControlCall::Heartbeat { node, .. } => Some(*node),
+        ControlCall::Register(info) => Some(info.id),
+        ControlCall::AlterPartition(alter) => Some(alter.leader),
+        ControlCall::CreateTopic(_) | ControlCall::DeleteTopic { .. } | ControlCall::Status => None,
     }
 }
 
 impl Dispatcher {
-    pub async fn dispatch(&self, request: Request) -> Response {
+    /// Serves `request` from `from` (already checked against the peer's certificate).
+    pub async fn dispatch(&self, from: NodeId, request: Request) -> Response {
+        if !self.members.contains(&from) {
+            return Response::Refused(WireError::NotAMember { node: from });
+        }
         match request {
             Request::AppendEntries(rpc) => Response::AppendEntries(self.raft.append_entries(rpc).await),
             Request::Vote(rpc) => Response::Vote(self.raft.vote(rpc).await),
             Request::InstallSnapshot(rpc) => Response::InstallSnapshot(self.raft.install_snapshot(rpc).await),
             Request::Control(call) => {
-                let (answer, answered) = oneshot::channel();
-                let reply = match self.host.send(HostRequest { call, answer }).await {
-                    Ok(()) => answered.await.unwrap_or(Err(ControlError::Stopped)),
-                    Err(_) => Err(ControlError::Stopped),
-                };
+                if let Some(claimed) = speaks_for(&call).filter(|&n| n != from) {
+                    return Response::Refused(WireError::WrongPeer { claimed });
+                }
+                let (request, answered) = HostRequest::new(call);
+                let reply = self.host.call(request, answered, self.call_timeout).await;
                 Response::Control(reply.map_err(|e| WireError::from(&e)))
             }
         }
     }
 }
 
-/// Accepts connections on `endpoint` until it is closed.
-pub async fn serve(endpoint: quinn::Endpoint, dispatcher: Dispatcher) {
+/// Accepts connections on `endpoint` until it is closed. A request must arrive within
+/// `read_timeout` of its stream's opening.
+pub async fn serve(endpoint: quinn::Endpoint, dispatcher: Dispatcher, read_timeout: Duration) {
     while let Some(incoming) = endpoint.accept().await {
         let dispatcher = dispatcher.clone();
         tokio::spawn(async move {
             let Ok(connection) = incoming.await else { return };
             let Some(cert) = peer_certificate(&connection) else { return };
             while let Ok((send, recv)) = connection.accept_bi().await {
-                tokio::spawn(serve_stream(send, recv, cert.clone(), dispatcher.clone()));
+                tokio::spawn(serve_stream(send, recv, cert.clone(), dispatcher.clone(), read_timeout));
             }
         });
     }
@@ -175,10 +195,13 @@ async fn serve_stream(
     mut recv: quinn::RecvStream,
     cert: CertificateDer<'static>,
     dispatcher: Dispatcher,
+    read_timeout: Duration,
 ) {
-    let Ok(envelope) = read_frame::<Envelope>(&mut recv).await else { return };
+    // A peer that opens a stream and sends nothing (or a trickle) must not hold it forever.
+    let read = tokio::time::timeout(read_timeout, read_frame::<Envelope>(&mut recv)).await;
+    let Ok(Ok(envelope)) = read else { return };
     let response = if peer_is_node(&cert, envelope.from) {
-        dispatcher.dispatch(envelope.request).await
+        dispatcher.dispatch(envelope.from, envelope.request).await
     } else {
         Response::Refused(WireError::WrongPeer { claimed: envelope.from })
     };

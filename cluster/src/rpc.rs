@@ -19,6 +19,17 @@ use weir_replication::{AlterPartition, ControllerError, NodeId, PartitionId, Par
 /// The largest frame accepted: a snapshot chunk or a batch of log entries fits well below.
 pub const FRAME_BYTES_MAX: u64 = 64 << 20;
 
+/// The largest metadata command the controller proposes, serialised; larger ones are split
+/// (partition changes) or refused (a topic).
+pub const COMMAND_BYTES_MAX: usize = 6 << 20;
+
+/// Log entries per AppendEntries request, at most (openraft's `max_payload_entries`).
+pub const APPEND_ENTRIES_MAX: u64 = 4;
+
+// An AppendEntries of the most entries, each of the largest command (twice, for the entry's
+// own framing and JSON escaping), fits in a frame: it is never refused and retried forever.
+const _: () = assert!(APPEND_ENTRIES_MAX * 2 * COMMAND_BYTES_MAX as u64 <= FRAME_BYTES_MAX);
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Envelope {
     /// The sender; the server refuses the request unless the peer's certificate names it.
@@ -166,6 +177,7 @@ pub enum WireError {
     Meta(MetaError),
     Controller(WireControllerError),
     WrongPeer { claimed: NodeId },
+    NotAMember { node: NodeId },
     Other { reason: String },
 }
 
@@ -223,6 +235,7 @@ impl From<&ControlError> for WireError {
             ControlError::Meta(m) => Self::Meta(m.clone()),
             ControlError::Controller(c) => Self::Controller(c.into()),
             ControlError::WrongPeer { claimed } => Self::WrongPeer { claimed: *claimed },
+            ControlError::NotAMember { node } => Self::NotAMember { node: *node },
             other => Self::Other { reason: other.to_string() },
         }
     }
@@ -237,6 +250,7 @@ impl From<WireError> for ControlError {
             WireError::Meta(m) => Self::Meta(m),
             WireError::Controller(c) => c.into(),
             WireError::WrongPeer { claimed } => Self::WrongPeer { claimed },
+            WireError::NotAMember { node } => Self::NotAMember { node },
             WireError::Other { reason } => Self::Refused { reason },
         }
     }
@@ -265,8 +279,14 @@ pub async fn read_frame<T: for<'de> Deserialize<'de>>(
     recv.read_exact(&mut header).await.map_err(rpc_error)?;
     let len = u64::from(u32::from_le_bytes(header));
     check_frame_len(len)?;
-    let mut payload = vec![0u8; len as usize];
-    recv.read_exact(&mut payload).await.map_err(rpc_error)?;
+    // Read as it arrives rather than allocated from the header: a peer that announces 64 MiB
+    // and sends nothing holds no memory.
+    let mut payload = Vec::new();
+    while payload.len() < len as usize {
+        let chunk = recv.read_chunk(len as usize - payload.len(), true).await.map_err(rpc_error)?;
+        let chunk = chunk.ok_or_else(|| rpc_error("the stream ended inside a frame"))?;
+        payload.extend_from_slice(&chunk.bytes);
+    }
     serde_json::from_slice(&payload).map_err(rpc_error)
 }
 

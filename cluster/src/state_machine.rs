@@ -4,7 +4,8 @@
 //!
 //! The applied state is in memory; what is durable is the snapshot, `<data_dir>/raft/snapshot`:
 //! the metadata, the last applied log id and the membership, replaced atomically. At open the
-//! state is the snapshot's, and openraft applies the log entries after it again.
+//! state is the snapshot's, and openraft applies the log entries after it again, up to the
+//! committed log id the log store kept, before the node starts (see `log_store`).
 
 // openraft's storage traits return its own (large) error type; it is not ours to box.
 #![allow(clippy::result_large_err)]
@@ -129,13 +130,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             inner.applied.last_applied = Some(entry.log_id);
             answers.push(match entry.payload {
                 EntryPayload::Blank => Ok(()),
-                EntryPayload::Normal(command) => inner.applied.meta.apply(&command),
+                EntryPayload::Normal(command) => inner.applied.meta.apply_unchecked(&command),
                 EntryPayload::Membership(m) => {
                     inner.applied.membership = StoredMembership::new(Some(entry.log_id), m);
                     Ok(())
                 }
             });
         }
+        // Once per batch: the check and the published copy each walk the whole metadata.
+        inner.applied.meta.check();
         inner.publish();
         Ok(answers)
     }

@@ -61,6 +61,12 @@ pub fn issue_node_cert(
     if ca_end.subject() != rebuilt_end.subject() {
         return Err(tls_error("the CA certificate is not a Weir cluster CA"));
     }
+    // Every Weir CA has the same subject: the key is what tells two apart. The certificate
+    // holds its public key as a DER SubjectPublicKeyInfo, byte for byte as the key encodes it.
+    let public = ca_key.public_key_der();
+    if !given.as_ref().windows(public.len()).any(|w| w == public.as_slice()) {
+        return Err(tls_error("the CA key does not belong to the CA certificate"));
+    }
     let key = KeyPair::generate().map_err(tls_error)?;
     let mut params = CertificateParams::new(vec![node_dns_name(node)]).map_err(tls_error)?;
     params.distinguished_name.push(DnType::CommonName, node_dns_name(node));

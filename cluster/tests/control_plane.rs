@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_rt::sync::watch;
 use weir_cluster::tls::generate_ca;
-use weir_cluster::{ClusterMeta, ControlConfig, ControlError, ControlHandle, CreateTopic, NodeInfo, start};
+use weir_cluster::{
+    ClusterMeta, ControlConfig, ControlError, ControlHandle, CreateTopic, MetaError, NodeInfo, start,
+};
 use weir_replication::{AlterPartition, ControllerError, NodeId, PartitionId};
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -161,16 +163,18 @@ fn a_leader_is_elected_nodes_register_and_topics_are_placed_and_altered() {
         partition_epoch: p.state.partition_epoch,
         isr: p.state.isr.clone(),
     };
-    let altered = futures::executor::block_on(cluster.node(1).alter_partition(proposal.clone())).unwrap();
+    // A partition leader speaks for itself only: every proposal comes from the leader's node.
+    let leader = cluster.node(proposal.leader.0);
+    let altered = futures::executor::block_on(leader.alter_partition(proposal.clone())).unwrap();
     assert_eq!(altered.partition_epoch, p.state.partition_epoch + 1);
     wait_meta(cluster.node(2), "the alteration applied", |m| m.partitions[&id].state == altered);
-    let stale = futures::executor::block_on(cluster.node(2).alter_partition(proposal.clone()));
+    let stale = futures::executor::block_on(leader.alter_partition(proposal.clone()));
     assert!(
         matches!(stale, Err(ControlError::Controller(ControllerError::StalePartitionEpoch { .. }))),
         "{stale:?}"
     );
     let deposed = AlterPartition { leader_epoch: altered.leader_epoch - 1, ..proposal };
-    let deposed = futures::executor::block_on(cluster.node(3).alter_partition(deposed));
+    let deposed = futures::executor::block_on(leader.alter_partition(deposed));
     assert!(matches!(deposed, Err(ControlError::Controller(ControllerError::FencedLeaderEpoch { .. }))));
 
     futures::executor::block_on(cluster.node(3).delete_topic("orders")).unwrap();
@@ -293,4 +297,115 @@ fn a_node_behind_the_purged_log_catches_up_from_a_snapshot() {
     cluster.start_node(away, 9000);
     let caught_up = wait_meta(cluster.node(away), "caught up", |m| m.topics.len() == created);
     assert_eq!(caught_up.topics, expected.topics);
+}
+
+/// A one-node cluster (node 1, the sole voter: it elects itself and runs the controller), its
+/// registration applied.
+fn one_node(port: u16, dir: &Path) -> ControlHandle {
+    let ca = generate_ca().unwrap();
+    let peers = vec![(NodeId(1), format!("127.0.0.1:{port}"))];
+    let config = ControlConfig::new(NodeId(1), peers, dir.into(), ca.0, ca.1, info(1, port, 9000));
+    let node = start(config).unwrap();
+    wait_meta(&node, "node 1 registered", |m| m.nodes.contains_key(&NodeId(1)));
+    node
+}
+
+/// A create above the controller's record queue (65 536) once panicked the controller host,
+/// leaving the Raft leader without a controller (every later call `Stopped`). Topics above the
+/// named limits are refused before anything, and the controller lives on.
+#[test]
+fn topics_above_the_limits_are_refused_and_the_controller_lives_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = one_node(17_121, dir.path());
+    let huge = futures::executor::block_on(node.create_topic(topic("huge", 70_000, 1)));
+    assert!(matches!(huge, Err(ControlError::Meta(MetaError::TooManyPartitions { .. }))), "{huge:?}");
+    let wide = futures::executor::block_on(node.create_topic(topic("wide", 10_001, 1)));
+    assert!(matches!(wide, Err(ControlError::Meta(MetaError::TooManyPartitions { .. }))), "{wide:?}");
+    let long = futures::executor::block_on(node.create_topic(topic(&"n".repeat(250), 1, 1)));
+    assert!(matches!(long, Err(ControlError::Meta(MetaError::TopicNameTooLong { .. }))), "{long:?}");
+    let small = futures::executor::block_on(node.create_topic(topic("small", 1, 1)));
+    assert!(small.is_ok(), "the controller is gone after a huge create: {small:?}");
+    node.shutdown();
+}
+
+/// A create retried after its answer was lost finds the topic it made: a topic that exists as
+/// asked for counts as created; one with other settings is still `TopicExists`.
+#[test]
+fn creating_a_topic_again_as_it_is_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = one_node(17_124, dir.path());
+    futures::executor::block_on(node.create_topic(topic("t", 2, 1))).unwrap();
+    let again = futures::executor::block_on(node.create_topic(topic("t", 2, 1)));
+    assert!(again.is_ok(), "{again:?}");
+    let other = futures::executor::block_on(node.create_topic(topic("t", 3, 1)));
+    assert!(matches!(other, Err(ControlError::Meta(MetaError::TopicExists { .. }))), "{other:?}");
+    assert_eq!(node.meta().borrow().topics["t"].partitions.len(), 2);
+    node.shutdown();
+}
+
+/// The controller once proposed a fence's records one at a time, each awaiting its commit,
+/// serving no heartbeat meanwhile; heartbeats queued behind were stamped when served, so the
+/// first one served found every other live node's session expired and fenced it too. Now a
+/// fence is one command, and heartbeats count from their arrival and are served first.
+#[test]
+fn fencing_one_node_never_fences_the_live_ones() {
+    let port = 17_123;
+    let ca = generate_ca().unwrap();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let peers: Vec<_> = (1..=3).map(|n| (NodeId(n), format!("127.0.0.{n}:{port}"))).collect();
+    let mut nodes: Vec<Option<ControlHandle>> = (1..=3u32)
+        .map(|id| {
+            let dir = dirs[id as usize - 1].path().into();
+            let (cert, key) = ca.clone();
+            let mut config =
+                ControlConfig::new(NodeId(id), peers.clone(), dir, cert, key, info(id, port, 9000));
+            config.heartbeat_interval_ms = 100;
+            config.session_timeout_ms = 600;
+            Some(start(config).unwrap())
+        })
+        .collect();
+    let one = nodes[0].clone().unwrap();
+    wait_meta(&one, "all three registered", all_registered);
+    futures::executor::block_on(one.create_topic(topic("t", 300, 3))).unwrap();
+    let before = wait_meta(&one, "t applied", |m| m.topics.contains_key("t"));
+    nodes[2].take().unwrap().shutdown();
+    let three = NodeId(3);
+    wait_meta(&one, "node 3 fenced", |m| m.partitions.values().all(|p| !p.state.isr.contains(&three)));
+    // The controller serves this after every heartbeat that queued while it fenced node 3,
+    // and after what those heartbeats changed is committed.
+    let status = futures::executor::block_on(one.status()).unwrap();
+    let controller = status.controller.expect("a controller answered");
+    let up: Vec<NodeId> = status.nodes.iter().filter(|n| n.up).map(|n| n.id).collect();
+    let after = nodes[controller.0 as usize - 1].as_ref().expect("a live controller").meta().borrow().clone();
+    let disturbed = (before.partitions.iter())
+        .filter(|(_, p)| p.state.leader != Some(three))
+        .filter(|(id, p)| {
+            let now = &after.partitions[id].state;
+            now.leader != p.state.leader || now.leader_epoch != p.state.leader_epoch
+        })
+        .count();
+    nodes.iter().flatten().for_each(ControlHandle::shutdown);
+    assert_eq!(up, vec![NodeId(1), NodeId(2)], "live nodes fenced: {status:?}");
+    assert_eq!(disturbed, 0, "partitions led by live nodes changed leader while node 3 was fenced");
+}
+
+/// A restarted node publishes the metadata it had committed as soon as it starts, not its
+/// (older) snapshot's until a leader commits again: the log store keeps the committed log id,
+/// and openraft applies the log up to it at start. Here the node restarts alone, without a
+/// quorum, so nothing is committed after its start.
+#[test]
+fn a_restarted_node_publishes_what_it_had_committed_without_a_quorum() {
+    let mut cluster = Cluster::start(17_126);
+    for id in 1..=3 {
+        wait_meta(cluster.node(id), "all three registered", all_registered);
+    }
+    futures::executor::block_on(cluster.node(1).create_topic(topic("kept", 2, 3))).unwrap();
+    for id in 1..=3 {
+        wait_meta(cluster.node(id), "kept applied", |m| m.topics.contains_key("kept"));
+    }
+    (1..=3).for_each(|id| cluster.stop(id));
+    cluster.start_node(2, 9000);
+    let meta = cluster.node(2).meta().borrow().clone();
+    assert!(meta.topics.contains_key("kept"), "the committed topic is not published at start: {meta:?}");
+    assert_eq!(meta.nodes.len(), 3);
 }

@@ -15,7 +15,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError> {
         let dir = tempfile::tempdir().unwrap();
         let raft = dir.path().join("raft");
-        Ok((dir, LogStore::open(&raft)?, StateMachine::open(&raft)?))
+        let log = LogStore::open(&raft).expect("a fresh store opens");
+        Ok((dir, log, StateMachine::open(&raft)?))
     }
 }
 
@@ -123,4 +124,26 @@ fn the_state_machine_answers_publishes_and_survives_in_its_snapshot() {
         let current = fresh.get_current_snapshot().await.unwrap().unwrap();
         assert_eq!(current.meta, snapshot.meta);
     });
+}
+
+/// A flipped bit in the first record, with whole (acknowledged) records after it, is not a torn
+/// tail: the store refuses to open and leaves the file as it was, rather than cut the entries
+/// after it (a voter that forgets acknowledged entries can lose a committed one).
+#[test]
+fn a_corrupt_record_before_whole_ones_is_refused_not_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    runtime().block_on(async {
+        let mut store = LogStore::open(dir.path()).unwrap();
+        for i in 1..=3 {
+            // Each append is acknowledged (durable) on its own.
+            store.blocking_append([entry(1, i, i as u32)]).await.unwrap();
+        }
+    });
+    let log = dir.path().join("log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes[12] ^= 0x01; // inside the first record's payload
+    std::fs::write(&log, &bytes).unwrap();
+    let refused = LogStore::open(dir.path());
+    assert!(matches!(refused, Err(weir_cluster::ControlError::CorruptLog { offset: 0, .. })), "{refused:?}");
+    assert_eq!(std::fs::read(&log).unwrap(), bytes, "the log was changed");
 }

@@ -64,3 +64,15 @@ fn a_node_cert_presented_for_the_wrong_id_is_refused() {
     // Node 2 answers where node 3 was dialled: the client refuses the name.
     assert!(handshake(&one, &two, NodeId(3)).is_err());
 }
+
+/// Every Weir CA has the same subject: the key, not the name, tells whether the CA certificate
+/// given is the one the key belongs to.
+#[test]
+fn a_ca_key_of_another_ca_is_refused() {
+    let (cert_x, _key_x) = generate_ca().unwrap();
+    let (_cert_y, key_y) = generate_ca().unwrap();
+    let mixed = weir_cluster::tls::issue_node_cert(&cert_x, &key_y, NodeId(1));
+    assert!(mixed.is_err(), "a node certificate issued with another CA's key");
+    let (cert, key) = generate_ca().unwrap();
+    assert!(weir_cluster::tls::issue_node_cert(&cert, &key, NodeId(1)).is_ok());
+}
