@@ -230,6 +230,7 @@ impl ControllerHost {
             return;
         }
         let mut answers = Vec::with_capacity(beats.len());
+        let mut starts = Vec::new();
         for HostRequest { call, received, answer } in beats {
             let ControlCall::Heartbeat { node, incarnation } = call else {
                 let _ = answer.send(Err(ControlError::Rpc { reason: "not a heartbeat".into() }));
@@ -237,9 +238,15 @@ impl ControllerHost {
             };
             let at = self.at_ms(received);
             let result = self.controller_mut().handle_heartbeat(at, node, incarnation);
+            if result.is_ok() {
+                starts.push((node, incarnation));
+            }
             answers.push((answer, result));
         }
-        let proposed = self.propose_records().await;
+        let proposed = match self.propose_records().await {
+            Ok(()) => self.record_starts(starts).await,
+            Err(e) => Err(e),
+        };
         for (answer, result) in answers {
             let reply = match &proposed {
                 Err(e) => Err(copy_error(e)),
@@ -256,6 +263,9 @@ impl ControllerHost {
                 let at = self.at_ms(received);
                 let result = self.controller_mut().handle_heartbeat(at, node, incarnation);
                 self.propose_records().await?;
+                if result.is_ok() {
+                    self.record_starts(vec![(node, incarnation)]).await?;
+                }
                 result.map(|()| ControlReply::Done).map_err(Into::into)
             }
             ControlCall::AlterPartition(alter) => self.alter_partition(alter).await,
@@ -379,6 +389,24 @@ impl ControllerHost {
             if let Err(e) = self.propose(MetaCommand::PartitionsChanged(changes)).await? {
                 self.controller = None;
                 return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits `NodeStarted` for each (node, incarnation) the metadata does not record yet,
+    /// after the changes those starts caused were committed (by the caller): a node acts on
+    /// the metadata only once it records its current start (see `MetaCommand::NodeStarted`).
+    async fn record_starts(&mut self, starts: Vec<(NodeId, u64)>) -> Result<(), ControlError> {
+        for (node, incarnation) in starts {
+            if self.meta.borrow().incarnations.get(&node) == Some(&incarnation) {
+                continue;
+            }
+            match self.propose(MetaCommand::NodeStarted { node, incarnation }).await? {
+                Ok(()) => {}
+                // A later start of the node was recorded meanwhile: nothing to do for this one.
+                Err(MetaError::StaleIncarnation { .. }) => {}
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(())

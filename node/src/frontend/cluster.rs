@@ -34,9 +34,13 @@ pub fn control_failure(e: ControlError) -> Failure {
     let code = match &e {
         ControlError::Meta(MetaError::TopicExists { .. }) => ErrorCode::TopicAlreadyExists,
         ControlError::Meta(MetaError::UnknownTopic { .. }) => ErrorCode::UnknownTopic,
-        ControlError::Meta(MetaError::InvalidTopic { .. }) | ControlError::ReplicationFactor { .. } => {
-            ErrorCode::InvalidArgument
-        }
+        ControlError::Meta(
+            MetaError::InvalidTopic { .. }
+            | MetaError::TooManyPartitions { .. }
+            | MetaError::TopicNameTooLong { .. }
+            | MetaError::CommandTooLarge { .. },
+        )
+        | ControlError::ReplicationFactor { .. } => ErrorCode::InvalidArgument,
         _ => ErrorCode::Unavailable,
     };
     Failure::new(code, e.to_string())

@@ -31,8 +31,16 @@ impl TestCluster {
         let port = free_ports(shards + 2);
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let ids = (1..=count).collect();
-        let mut cluster =
-            Self { dir, port, cluster_port: port + shards as u16 + 1, shards, ids, nodes: BTreeMap::new(), ca, env };
+        let mut cluster = Self {
+            dir,
+            port,
+            cluster_port: port + shards as u16 + 1,
+            shards,
+            ids,
+            nodes: BTreeMap::new(),
+            ca,
+            env,
+        };
         for id in 1..=count {
             cluster.start_node(id);
         }

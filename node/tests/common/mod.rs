@@ -1,6 +1,8 @@
 //! Starting real `weir` nodes on free ports for integration tests.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
