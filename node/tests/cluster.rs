@@ -40,6 +40,28 @@ fn all_up(count: usize) -> impl Fn(&ClusterStatus) -> bool {
     }
 }
 
+/// Asks for partition 0 of `topic` until its leader satisfies `done`; returns the leader.
+async fn wait_leader(target: &Target, topic: &str, done: impl Fn(Option<u32>) -> bool) -> u32 {
+    let deadline = Instant::now() + Duration::from_millis(SETTLE_MS);
+    let mut last = None;
+    while Instant::now() < deadline {
+        if let Ok(mut admin) = Admin::connect(target).await {
+            match admin.describe_topic(topic).await {
+                Ok(t) => {
+                    let leader = t.partitions[0].replication.as_ref().and_then(|r| r.leader);
+                    if done(leader) {
+                        return leader.unwrap_or(u32::MAX);
+                    }
+                    last = Some(format!("{t:?}"));
+                }
+                Err(e) => last = Some(e.to_string()),
+            }
+        }
+        tokio_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("partition 0 of {topic} never got the leader wanted; last: {last:?}");
+}
+
 fn record(topic: &str, value: u64) -> ProducerRecord {
     ProducerRecord {
         topic: topic.into(),
@@ -82,6 +104,8 @@ fn three_nodes_replicate_acks_all_and_a_killed_leader_loses_nothing() {
         let leader = r.leader.expect("a leader");
         drop(admin);
         cluster.kill(leader);
+        let moved = wait_leader(&target, "t", |l| l.is_some_and(|l| l != leader)).await;
+        eprintln!("leader {leader} killed: node {moved} leads");
         for i in 50..100u64 {
             acked.insert(i, producer.send(record("t", i)).await.unwrap());
         }
