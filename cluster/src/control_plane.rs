@@ -231,7 +231,10 @@ pub fn start(config: ControlConfig) -> Result<ControlHandle, ControlError> {
     Ok(ControlHandle { inner: Arc::new(inner) })
 }
 
-/// Reads the previous incarnation (0 if none), adds one and makes it durable.
+/// Reads the previous incarnation (0 if none), and makes durable the next one: one more, or the
+/// wall clock in microseconds if that is larger. The clock keeps incarnations growing when the
+/// file is gone with a wiped data dir: the controller refuses an incarnation older than one it
+/// has seen, and would never hear the node again.
 fn bump_incarnation(raft_dir: &Path) -> Result<u64, ControlError> {
     let path = raft_dir.join("incarnation");
     let io = |source| ControlError::Io { path: path.clone(), source };
@@ -243,7 +246,9 @@ fn bump_incarnation(raft_dir: &Path) -> Result<u64, ControlError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
         Err(e) => return Err(io(e)),
     };
-    let next = previous + 1;
+    let clock_us =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+    let next = (previous + 1).max(u64::try_from(clock_us).unwrap_or(u64::MAX));
     write_atomic(&path, next.to_string().as_bytes()).map_err(io)?;
     Ok(next)
 }
@@ -534,5 +539,15 @@ mod tests {
         assert!(settle_retry(&delete, false, gone()).is_err(), "a first attempt finds no topic: an error");
         let other = ControlCall::DeleteTopic { name: "u".into() };
         assert!(settle_retry(&other, true, gone()).is_err(), "another topic's absence is no success");
+    }
+
+    #[test]
+    fn incarnations_grow_even_when_the_file_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = bump_incarnation(dir.path()).unwrap();
+        let second = bump_incarnation(dir.path()).unwrap();
+        assert!(second > first);
+        std::fs::remove_file(dir.path().join("incarnation")).unwrap();
+        assert!(bump_incarnation(dir.path()).unwrap() > second, "a wiped node starts later still");
     }
 }

@@ -224,6 +224,7 @@ fn the_controller_fails_over_with_the_metadata_and_a_restarted_node_rejoins() {
     let survivor = (1..=3).find(|&n| NodeId(n) != old).unwrap();
     let before = wait_meta(cluster.node(survivor), "a applied", |m| m.topics.contains_key("a"));
 
+    let first_life = cluster.node(old.0).incarnation();
     cluster.stop(old.0);
     let new = wait_controller(cluster.node(survivor), |c| c != old);
     assert_ne!(new, old);
@@ -238,9 +239,12 @@ fn the_controller_fails_over_with_the_metadata_and_a_restarted_node_rejoins() {
     // The old controller restarts from its directory with a new client port: it keeps the
     // metadata, catches up, and registers its new addresses.
     cluster.start_node(old.0, 9100);
-    assert_eq!(cluster.node(old.0).incarnation(), 2, "the incarnation grows at every start");
-    let rejoined = wait_meta(cluster.node(old.0), "restarted node caught up and registered", |m| {
-        m.topics.contains_key("b") && m.nodes[&old].port == 9100
+    let second_life = cluster.node(old.0).incarnation();
+    assert!(second_life > first_life, "the incarnation grows at every start");
+    let rejoined = wait_meta(cluster.node(old.0), "restarted node caught up, registered, started", |m| {
+        m.topics.contains_key("b")
+            && m.nodes[&old].port == 9100
+            && m.incarnations.get(&old) == Some(&second_life)
     });
     assert_eq!(rejoined.topics["a"], before.topics["a"]);
     wait_meta(cluster.node(survivor), "re-registration seen by the others", |m| m.nodes[&old].port == 9100);

@@ -36,7 +36,9 @@ async fn wait_status(target: &Target, what: &str, done: impl Fn(&ClusterStatus) 
 /// `count` nodes registered (their client port known) and up, and a controller.
 fn all_up(count: usize) -> impl Fn(&ClusterStatus) -> bool {
     move |s| {
-        s.nodes.len() == count && s.nodes.iter().all(|n| n.up && n.port != 0) && s.nodes.iter().any(|n| n.controller)
+        s.nodes.len() == count
+            && s.nodes.iter().all(|n| n.up && n.port != 0)
+            && s.nodes.iter().any(|n| n.controller)
     }
 }
 
