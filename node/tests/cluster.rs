@@ -120,3 +120,158 @@ fn three_nodes_replicate_acks_all_and_a_killed_leader_loses_nothing() {
         }
     });
 }
+
+/// Rounds of the failover test: `WEIR_TEST_FAILOVER_ROUNDS` (the note's run uses 100), else 10.
+fn failover_rounds() -> u32 {
+    std::env::var("WEIR_TEST_FAILOVER_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10)
+}
+
+/// A producer's records: `(producer << 32) | seq`, sent with acks=all one after another
+/// until `stop`; returns each acknowledged value with its offset, and how many failed.
+async fn produce_until(
+    target: Target,
+    topic: &'static str,
+    producer_id: u64,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (Vec<(u64, u64)>, u64) {
+    let config = ProducerConfig { linger_ms: 1, max_in_flight: 1, ..ProducerConfig::default() };
+    let producer = Producer::connect(&target, config).await.unwrap();
+    let (mut acked, mut failed) = (Vec::new(), 0);
+    let mut seq = 0u64;
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let value = (producer_id << 32) | seq;
+        match producer.send(record(topic, value)).await {
+            Ok(offset) => acked.push((value, offset)),
+            Err(e) => {
+                failed += 1;
+                eprintln!("producer {producer_id}: record {seq} failed: {e}");
+            }
+        }
+        seq += 1;
+    }
+    producer.close().await.unwrap();
+    (acked, failed)
+}
+
+/// Several producers with acks=all while the partition leader's node is killed (SIGKILL) and
+/// restarted, round after round: after the last restart every acknowledged record is at its
+/// acknowledged offset. Retries after a lost answer may store a record twice: counted, and
+/// reported, not refused (idempotence is a later step).
+#[test]
+fn acknowledged_records_survive_leaders_killed_round_after_round() {
+    let env = [("WEIR_SESSION_TIMEOUT_MS", "1000"), ("WEIR_HEARTBEAT_INTERVAL_MS", "100")];
+    let mut cluster = TestCluster::start(3, 1, &env);
+    let target = Target::tcp(&cluster.bootstrap());
+    let rt = runtime();
+    rt.block_on(async {
+        wait_status(&target, "three nodes up", all_up(3)).await;
+        let mut admin = Admin::connect(&target).await.unwrap();
+        admin.create_replicated_topic("rounds", 1, 3, Some(2), TopicConfig::default()).await.unwrap();
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let producers: Vec<_> =
+        (0..3u64).map(|id| rt.spawn(produce_until(target.clone(), "rounds", id, stop.clone()))).collect();
+    let rounds = failover_rounds();
+    for round in 0..rounds {
+        rt.block_on(async {
+            let leader = wait_leader(&target, "rounds", |l| l.is_some()).await;
+            let isr_full = |t: &Target| wait_isr(t.clone(), "rounds", 3);
+            isr_full(&target).await;
+            let killed_at = Instant::now();
+            cluster.kill(leader);
+            let moved = wait_leader(&target, "rounds", |l| l.is_some_and(|l| l != leader)).await;
+            eprintln!(
+                "round {round}: node {leader} killed, node {moved} leads after {:?}",
+                killed_at.elapsed()
+            );
+            cluster.start_node(leader);
+        });
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let results: Vec<_> = rt.block_on(async {
+        let mut all = Vec::new();
+        for p in producers {
+            all.push(p.await.unwrap());
+        }
+        all
+    });
+    rt.block_on(async {
+        wait_status(&target, "three nodes up at the end", all_up(3)).await;
+        let acked: Vec<(u64, u64)> = results.iter().flat_map(|(a, _)| a.iter().copied()).collect();
+        let failed: u64 = results.iter().map(|(_, f)| f).sum();
+        let end = acked.iter().map(|(_, o)| o + 1).max().unwrap_or(0) as usize;
+        let values = read_all(&target, "rounds", end).await;
+        for (value, offset) in &acked {
+            assert_eq!(values.get(*offset as usize), Some(value), "acknowledged record {value:#x} at offset {offset}");
+        }
+        let mut seen = std::collections::HashMap::new();
+        for v in &values {
+            *seen.entry(*v).or_insert(0u32) += 1;
+        }
+        let duplicates: u32 = seen.values().map(|n| n - 1).sum();
+        eprintln!(
+            "{rounds} rounds: {} records acknowledged and checked, {failed} failed, {} stored, {duplicates} stored twice or more",
+            acked.len(),
+            values.len()
+        );
+        assert!(acked.len() as u64 > u64::from(rounds), "producers made progress through the rounds");
+    });
+}
+
+/// Waits until partition 0 of `topic` has `count` in-sync replicas.
+async fn wait_isr(target: Target, topic: &str, count: usize) {
+    let deadline = Instant::now() + Duration::from_millis(SETTLE_MS);
+    let mut last = None;
+    while Instant::now() < deadline {
+        if let Ok(mut admin) = Admin::connect(&target).await {
+            match admin.describe_topic(topic).await {
+                Ok(t) if t.partitions[0].replication.as_ref().is_some_and(|r| r.isr.len() == count) => return,
+                Ok(t) => last = Some(format!("{:?}", t.partitions[0].replication)),
+                Err(e) => last = Some(e.to_string()),
+            }
+        }
+        tokio_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("partition 0 of {topic} never had {count} in-sync replicas; last: {last:?}");
+}
+
+/// A follower whose data dir is deleted while it is down comes back empty, rejoins, and rebuilds
+/// its replica from the leader: it is in the ISR again and holds what the leader holds.
+#[test]
+fn a_wiped_follower_rebuilds_its_replica_from_the_leader() {
+    let mut cluster = TestCluster::start(3, 1, &[]);
+    let target = Target::tcp(&cluster.bootstrap());
+    runtime().block_on(async {
+        wait_status(&target, "three nodes up", all_up(3)).await;
+        let mut admin = Admin::connect(&target).await.unwrap();
+        admin.create_replicated_topic("w", 1, 3, Some(2), TopicConfig::default()).await.unwrap();
+        let producer = Producer::connect(&target, ProducerConfig::default()).await.unwrap();
+        for i in 0..200u64 {
+            producer.send(record("w", i)).await.unwrap();
+        }
+        // The highest-numbered follower: never the node that initialises the cluster's Raft.
+        let leader = wait_leader(&target, "w", |l| l.is_some()).await;
+        let wiped = if leader == 3 { 2 } else { 3 };
+        cluster.kill(wiped);
+        std::fs::remove_dir_all(cluster.data_dir(wiped)).unwrap();
+        for i in 200..300u64 {
+            producer.send(record("w", i)).await.unwrap();
+        }
+        producer.close().await.unwrap();
+        cluster.start_node(wiped);
+        wait_isr(target.clone(), "w", 3).await;
+        // The wiped node's own view of its replica: the leader's log, whole.
+        let own = Target::tcp(&format!("{}:{}", TestCluster::host(wiped), cluster.port));
+        let mut admin = Admin::connect(&own).await.unwrap();
+        let deadline = Instant::now() + Duration::from_millis(SETTLE_MS);
+        loop {
+            let t = admin.describe_topic("w").await.unwrap();
+            let r = t.partitions[0].replication.clone().unwrap();
+            if r.log_end == 300 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the wiped replica never caught up: {r:?}");
+            tokio_rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+}
