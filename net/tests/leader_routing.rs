@@ -8,7 +8,7 @@ use tokio_rt::io::{AsyncReadExt, AsyncWriteExt};
 use weir_log::batch::{BatchBuilder, ProducerStamp, Record};
 use weir_net::api::{PartitionInfo, ShardAddr, TopicInfo};
 use weir_net::client::{
-    Admin, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, Seek, Target,
+    Admin, ClientError, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, Seek, Target,
 };
 use weir_net::frame::{FRAME_HEADER_BYTES, FrameHeader, encode_frame};
 use weir_net::wire::Writer;
@@ -115,6 +115,14 @@ impl Cluster {
                 }
                 let (error, message) = (ErrorCode::None, String::new());
                 Response::Fetch { error, message, high_watermark: 1, log_start: 0, batches: &self.batch }
+            }
+            Request::ListOffsets { .. } => {
+                if me == 0 {
+                    self.metadata_leader.store(2, Ordering::SeqCst);
+                    let message = not_leader();
+                    return Response::ListOffsets { error: ErrorCode::NotLeader, message, offset: 0 };
+                }
+                Response::ListOffsets { error: ErrorCode::None, message: String::new(), offset: 41 }
             }
             other => panic!("not served here: {other:?}"),
         }
@@ -295,6 +303,39 @@ fn a_consumer_whose_only_bootstrap_node_dies_asks_a_node_metadata_named() {
         assert_eq!(records.len(), 1);
         assert_eq!(records[0].value.as_deref(), Some(&b"from the leader"[..]));
         assert_eq!(cluster.fetches[1].load(Ordering::SeqCst), 1);
+    });
+}
+
+/// A seek whose partition's leader moved since the consumer looked follows it: it asks for
+/// metadata again and resolves the offset at the new leader (it once failed `NotLeader`).
+#[test]
+fn a_consumer_seek_refused_by_a_former_leader_resolves_at_the_new_one() {
+    runtime().block_on(async {
+        let cluster = start().await;
+        let target = Target::tcp(format!("127.0.0.1:{}", cluster.ports[0]));
+        let mut consumer = Consumer::connect(&target, ConsumerConfig::default()).await.unwrap();
+        consumer.assign("t", 0, Seek::Offset(0)).await.unwrap();
+        consumer.seek("t", 0, Seek::Latest).await.unwrap();
+        assert_eq!(consumer.position("t", 0), Some(41));
+    });
+}
+
+/// `min_insync_replicas` above the replication factor (65535 reads as "none" on the wire) is
+/// refused before anything is sent.
+#[test]
+fn min_insync_replicas_above_the_replication_factor_is_refused_before_sending() {
+    runtime().block_on(async {
+        let cluster = start().await;
+        let target = Target::tcp(format!("127.0.0.1:{}", cluster.ports[1]));
+        let mut admin = Admin::connect(&target).await.unwrap();
+        let created = admin.create_replicated_topic("u", 1, 3, Some(u16::MAX), TopicConfig::default()).await;
+        match created {
+            Err(ClientError::MinInsyncAboveReplication {
+                min_insync_replicas: u16::MAX,
+                replication_factor: 3,
+            }) => {}
+            other => panic!("not refused: {other:?}"),
+        }
     });
 }
 
