@@ -8,7 +8,7 @@ use tokio_rt::io::{AsyncReadExt, AsyncWriteExt};
 use weir_log::batch::{BatchBuilder, ProducerStamp, Record};
 use weir_net::api::{PartitionInfo, ShardAddr, TopicInfo};
 use weir_net::client::{
-    Admin, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, Seek, Target,
+    Admin, ClientError, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, Seek, Target,
 };
 use weir_net::frame::{FRAME_HEADER_BYTES, FrameHeader, encode_frame};
 use weir_net::wire::Writer;
@@ -115,6 +115,14 @@ impl Cluster {
                 }
                 let (error, message) = (ErrorCode::None, String::new());
                 Response::Fetch { error, message, high_watermark: 1, log_start: 0, batches: &self.batch }
+            }
+            Request::ListOffsets { .. } => {
+                if me == 0 {
+                    self.metadata_leader.store(2, Ordering::SeqCst);
+                    let message = not_leader();
+                    return Response::ListOffsets { error: ErrorCode::NotLeader, message, offset: 0 };
+                }
+                Response::ListOffsets { error: ErrorCode::None, message: String::new(), offset: 41 }
             }
             other => panic!("not served here: {other:?}"),
         }
@@ -296,4 +304,335 @@ fn a_consumer_whose_only_bootstrap_node_dies_asks_a_node_metadata_named() {
         assert_eq!(records[0].value.as_deref(), Some(&b"from the leader"[..]));
         assert_eq!(cluster.fetches[1].load(Ordering::SeqCst), 1);
     });
+}
+
+/// A seek whose partition's leader moved since the consumer looked follows it: it asks for
+/// metadata again and resolves the offset at the new leader (it once failed `NotLeader`).
+#[test]
+fn a_consumer_seek_refused_by_a_former_leader_resolves_at_the_new_one() {
+    runtime().block_on(async {
+        let cluster = start().await;
+        let target = Target::tcp(format!("127.0.0.1:{}", cluster.ports[0]));
+        let mut consumer = Consumer::connect(&target, ConsumerConfig::default()).await.unwrap();
+        consumer.assign("t", 0, Seek::Offset(0)).await.unwrap();
+        consumer.seek("t", 0, Seek::Latest).await.unwrap();
+        assert_eq!(consumer.position("t", 0), Some(41));
+    });
+}
+
+/// `min_insync_replicas` above the replication factor (65535 reads as "none" on the wire) is
+/// refused before anything is sent.
+#[test]
+fn min_insync_replicas_above_the_replication_factor_is_refused_before_sending() {
+    runtime().block_on(async {
+        let cluster = start().await;
+        let target = Target::tcp(format!("127.0.0.1:{}", cluster.ports[1]));
+        let mut admin = Admin::connect(&target).await.unwrap();
+        let created = admin.create_replicated_topic("u", 1, 3, Some(u16::MAX), TopicConfig::default()).await;
+        match created {
+            Err(ClientError::MinInsyncAboveReplication {
+                min_insync_replicas: u16::MAX,
+                replication_factor: 3,
+            }) => {}
+            other => panic!("not refused: {other:?}"),
+        }
+    });
+}
+
+/// Two fake nodes whose leader moves while batches are in flight at the former one.
+mod leader_move {
+    use super::runtime;
+
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+    use tokio_rt::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rt::sync::watch;
+    use tokio_rt::time::Instant;
+    use weir_log::batch::BatchView;
+    use weir_net::api::{PartitionInfo, ShardAddr, TopicInfo};
+    use weir_net::client::{ClientError, Producer, ProducerConfig, ProducerRecord, Target};
+    use weir_net::frame::{FRAME_HEADER_BYTES, FrameHeader, encode_frame};
+    use weir_net::wire::Writer;
+    use weir_net::{ErrorCode, NodeInfo, PartitionReplication, Request, Response, TopicConfig};
+
+    /// Node 1 led the partition; its first produce moves the leadership (metadata names node 2 from
+    /// then on); it refuses every produce `NotLeader`, its n-th once `release` reaches n. With
+    /// `node_1_silent`, node 1 never answers a produce at all. Node 2 stores what it is sent, in
+    /// order, and refuses it `LeaderNotAvailable` (an election under way) until `elected`.
+    struct MovingLeader {
+        ports: [u16; 2],
+        leader: AtomicU32,
+        node_1_silent: bool,
+        node_1_produces: watch::Sender<u32>,
+        node_2_produces: watch::Sender<u32>,
+        release: watch::Sender<u32>,
+        stored: Mutex<Vec<Vec<u8>>>,
+        elected: Instant,
+    }
+
+    impl MovingLeader {
+        fn metadata(&self) -> Response<'static> {
+            let node = |i: usize| NodeInfo {
+                node_id: i as u32 + 1,
+                host: "127.0.0.1".into(),
+                port: self.ports[i],
+                shards: vec![ShardAddr { shard: 0, host: "127.0.0.1".into(), port: self.ports[i] }],
+            };
+            let leader = self.leader.load(Ordering::SeqCst);
+            let replication = PartitionReplication {
+                leader: Some(leader),
+                leader_shard: 0,
+                leader_epoch: leader,
+                replicas: vec![1, 2],
+                isr: vec![1, 2],
+                high_watermark: 0,
+                log_end: 0,
+            };
+            let partition = PartitionInfo {
+                partition: 0,
+                shard: 0,
+                log_start: 0,
+                log_end: 0,
+                health: None,
+                replication: Some(replication),
+            };
+            let topic = TopicInfo {
+                name: "t".into(),
+                error: ErrorCode::None,
+                config: TopicConfig::default(),
+                partitions: vec![partition],
+            };
+            Response::Metadata { shards: node(0).shards, nodes: vec![node(0), node(1)], topics: vec![topic] }
+        }
+
+        /// Node `me`'s answer to `req`; `None`: no answer ever.
+        async fn answer(&self, me: usize, req: Request<'_>) -> Option<Response<'static>> {
+            let batches = match req {
+                Request::Metadata { .. } => return Some(self.metadata()),
+                Request::Produce { batches, .. } => batches.to_vec(),
+                other => panic!("not served here: {other:?}"),
+            };
+            let ok = |base_offset| Response::Produce {
+                error: ErrorCode::None,
+                message: String::new(),
+                base_offset,
+                log_start: 0,
+            };
+            if me == 0 {
+                self.node_1_produces.send_modify(|n| *n += 1);
+                if self.node_1_silent {
+                    return None;
+                }
+                let n = *self.node_1_produces.borrow();
+                self.leader.store(2, Ordering::SeqCst);
+                let _ = self.release.subscribe().wait_for(|r| *r >= n).await;
+                let message = "node 1 does not lead t/0".to_owned();
+                return Some(Response::Produce {
+                    error: ErrorCode::NotLeader,
+                    message,
+                    base_offset: 0,
+                    log_start: 0,
+                });
+            }
+            if Instant::now() < self.elected {
+                return Some(Response::Produce {
+                    error: ErrorCode::LeaderNotAvailable,
+                    message: "node 2 is being elected".into(),
+                    base_offset: 0,
+                    log_start: 0,
+                });
+            }
+            let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(batches.len());
+            aligned.extend_from_slice(&batches);
+            let base = {
+                let mut stored = self.stored.lock().unwrap();
+                let base = stored.len() as u64;
+                let view = BatchView::validate(&aligned, usize::MAX).unwrap();
+                stored.extend(view.records().map(|r| r.value.unwrap().to_vec()));
+                base
+            };
+            self.node_2_produces.send_modify(|n| *n += 1);
+            Some(ok(base))
+        }
+    }
+
+    async fn serve(mut s: tokio_rt::net::TcpStream, me: usize, fake: Arc<MovingLeader>) {
+        loop {
+            let mut head = [0u8; FRAME_HEADER_BYTES];
+            if s.read_exact(&mut head).await.is_err() {
+                return;
+            }
+            let h = FrameHeader::decode(&head, usize::MAX).unwrap();
+            let mut body = vec![0u8; h.body_len];
+            s.read_exact(&mut body).await.unwrap();
+            let req = Request::decode(h.api_key, h.api_version, &body).unwrap();
+            let Some(resp) = fake.answer(me, req).await else {
+                // Silent: the connection stays open, the request unanswered.
+                continue;
+            };
+            let mut w = Writer::default();
+            resp.encode_version(h.api_version, &mut w).unwrap();
+            let frame = encode_frame(h.api_key, h.api_version, h.correlation_id, 0, &w.buf);
+            if s.write_all(&frame).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn start(node_1_silent: bool) -> Arc<MovingLeader> {
+        start_with(node_1_silent, 1, Instant::now()).await
+    }
+
+    /// Metadata names `leader` at first; node 2 refuses produces until `elected`.
+    async fn start_with(node_1_silent: bool, leader: u32, elected: Instant) -> Arc<MovingLeader> {
+        let a = tokio_rt::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let b = tokio_rt::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let fake = Arc::new(MovingLeader {
+            ports: [a.local_addr().unwrap().port(), b.local_addr().unwrap().port()],
+            leader: AtomicU32::new(leader),
+            node_1_silent,
+            node_1_produces: watch::channel(0).0,
+            node_2_produces: watch::channel(0).0,
+            release: watch::channel(0).0,
+            stored: Mutex::new(Vec::new()),
+            elected,
+        });
+        for (me, listener) in [a, b].into_iter().enumerate() {
+            let f = fake.clone();
+            tokio_rt::spawn(async move {
+                while let Ok((s, _)) = listener.accept().await {
+                    tokio_rt::spawn(serve(s, me, f.clone()));
+                }
+            });
+        }
+        fake
+    }
+
+    fn record(i: u32) -> ProducerRecord {
+        ProducerRecord {
+            topic: "t".into(),
+            partition: Some(0),
+            value: Some(i.to_string().into_bytes()),
+            ..Default::default()
+        }
+    }
+
+    /// `max_in_flight = 1` keeps each partition's order across a leader move: records the router
+    /// handed to the former leader's worker before it learned of the move are taken back and go to
+    /// the new leader before any record queued later (they once came back after such records).
+    #[test]
+    fn max_in_flight_1_keeps_the_order_across_a_leader_move() {
+        runtime().block_on(async {
+            let fake = start(false).await;
+            let target = Target::tcp(format!("127.0.0.1:{}", fake.ports[0]));
+            let config = ProducerConfig {
+                linger_ms: 0,
+                max_in_flight: 1,
+                retry_backoff_ms: 1,
+                ..ProducerConfig::default()
+            };
+            let producer = Producer::connect(&target, config).await.unwrap();
+            let mut acks = vec![producer.enqueue(record(0)).await.unwrap()];
+            fake.node_1_produces.subscribe().wait_for(|n| *n >= 1).await.unwrap();
+            // Queued while the first batch is in flight at node 1: they go to node 1's worker.
+            for i in 1..10 {
+                acks.push(producer.enqueue(record(i)).await.unwrap());
+            }
+            fake.release.send_replace(1);
+            // The first batch went to node 2 after node 1 refused it. The second is at node 1,
+            // unanswered (sent before the router took the partition back), or at node 2 (taken
+            // back before it went).
+            fake.node_2_produces.subscribe().wait_for(|n| *n >= 1).await.unwrap();
+            let (mut at_1, mut at_2) = (fake.node_1_produces.subscribe(), fake.node_2_produces.subscribe());
+            tokio_rt::select! {
+                r = at_1.wait_for(|n| *n >= 2) => drop(r.unwrap()),
+                r = at_2.wait_for(|n| *n >= 2) => drop(r.unwrap()),
+            }
+            let before = *fake.node_2_produces.borrow();
+            acks.push(producer.enqueue(record(10)).await.unwrap());
+            // Record 10 must not reach node 2 while a batch before it is held at node 1. Not
+            // synchronisation: a bound on how long the test gives it to overtake, which it did in
+            // milliseconds when it could.
+            let mut overtaken = fake.node_2_produces.subscribe();
+            let _ = tokio_rt::time::timeout(Duration::from_millis(300), overtaken.wait_for(|n| *n > before))
+                .await;
+            fake.release.send_replace(u32::MAX);
+            let mut offsets = Vec::new();
+            for a in acks {
+                offsets.push(a.await.unwrap());
+            }
+            let stored: Vec<String> =
+                fake.stored.lock().unwrap().iter().map(|v| String::from_utf8(v.clone()).unwrap()).collect();
+            let expected: Vec<String> = (0..=10).map(|i: u32| i.to_string()).collect();
+            assert_eq!(stored, expected, "stored out of the order queued; offsets acknowledged: {offsets:?}");
+            producer.close().await.unwrap();
+        });
+    }
+
+    /// A batch sent and then given up in flight (its connection dropped because an older batch in
+    /// flight ran out of time) may have been written: if it then fails, it must say so, as a batch
+    /// whose connection broke does.
+    #[test]
+    fn a_batch_given_up_in_flight_fails_as_maybe_written() {
+        runtime().block_on(async {
+            let fake = start(true).await;
+            let target = Target::tcp(format!("127.0.0.1:{}", fake.ports[0]));
+            let config = ProducerConfig {
+                linger_ms: 0,
+                retries: 0,
+                delivery_timeout_ms: 1000,
+                request_timeout_ms: 500,
+                ..ProducerConfig::default()
+            };
+            let producer = Producer::connect(&target, config).await.unwrap();
+            let first = producer.enqueue(record(0)).await.unwrap();
+            fake.node_1_produces.subscribe().wait_for(|n| *n >= 1).await.unwrap();
+            // Not synchronisation: the second record is queued later, so that it has time left when
+            // the first runs out.
+            tokio_rt::time::sleep(std::time::Duration::from_millis(300)).await;
+            let second = producer.enqueue(record(1)).await.unwrap();
+            fake.node_1_produces.subscribe().wait_for(|n| *n >= 2).await.unwrap();
+            assert!(matches!(first.await, Err(ClientError::DeliveryTimeout { .. })));
+            // The node received the second batch: it may have written it.
+            match second.await {
+                Err(ClientError::MaybeWritten { .. } | ClientError::DeliveryTimeout { .. }) => {}
+                other => {
+                    panic!("a batch the node received fails without saying it may be written: {other:?}")
+                }
+            }
+        });
+    }
+
+    /// An election longer than `retries` rounds of `retry_backoff_ms` (5 × 100 ms by default): the
+    /// partition's leader refuses produces `LeaderNotAvailable` for 1.5 s, then takes them. The
+    /// record waits for it within its delivery timeout (it once failed after the fifth refusal).
+    #[test]
+    fn a_record_waits_out_an_election_longer_than_its_retries() {
+        runtime().block_on(async {
+            let elected = Instant::now() + Duration::from_millis(1500);
+            let fake = start_with(false, 2, elected).await;
+            let target = Target::tcp(format!("127.0.0.1:{}", fake.ports[0]));
+            let producer = Producer::connect(&target, ProducerConfig::default()).await.unwrap();
+            assert_eq!(producer.send(record(7)).await.unwrap(), 0);
+            assert!(Instant::now() >= elected);
+            producer.close().await.unwrap();
+        });
+    }
+
+    /// A delivery timeout shorter than `linger_ms + request_timeout_ms` is refused at connect, as
+    /// Kafka's producer does: a batch could not wait for its answer.
+    #[test]
+    fn a_delivery_timeout_below_linger_and_request_timeout_is_refused() {
+        runtime().block_on(async {
+            let fake = start(false).await;
+            let target = Target::tcp(format!("127.0.0.1:{}", fake.ports[0]));
+            let config =
+                ProducerConfig { delivery_timeout_ms: 30_004, linger_ms: 5, ..ProducerConfig::default() };
+            match Producer::connect(&target, config).await {
+                Err(ClientError::Config { setting: "delivery_timeout_ms", .. }) => {}
+                other => panic!("accepted: {other:?}"),
+            }
+        });
+    }
 }

@@ -77,7 +77,8 @@ pub enum TopicCmd {
         /// Copies of each partition, each on its own node
         #[arg(long, default_value_t = 1)]
         replication_factor: u16,
-        /// In-sync replicas a produce with acks=all needs [default: min(2, replication factor)]
+        /// In-sync replicas a produce with acks=all needs, at most the replication factor
+        /// [default: min(2, replication factor)]
         #[arg(long)]
         min_insync_replicas: Option<u16>,
         #[arg(long)]
@@ -91,6 +92,11 @@ pub enum TopicCmd {
         json: bool,
     },
     /// Show a topic's partitions: leader, replicas, in-sync replicas, offsets, health
+    #[command(long_about = "Show a topic's partitions: leader, replicas, in-sync replicas, \
+offsets, health.\n\nHIGH_WATERMARK (JSON `high_watermark`) is the end of what the in-sync \
+replicas hold: consumers read below it. LOG_END (JSON `log_end`) is the end of the leader's \
+log, records not yet replicated included; it is at or above the high watermark. LOG_START \
+(`log_start`) is the first offset still kept.")]
     Describe {
         name: String,
         #[arg(long)]
@@ -153,6 +159,10 @@ pub struct ProduceArgs {
     /// the record fails (and may or may not have been written)
     #[arg(long, default_value_t = ProducerConfig::default().delivery_timeout_ms)]
     pub delivery_timeout_ms: u64,
+    /// How long a node may hold a batch waiting for its replicas before it answers; by default
+    /// 30000, or less to fit within --delivery-timeout-ms
+    #[arg(long)]
+    pub request_timeout_ms: Option<u64>,
     /// Batches sent and not yet acknowledged per connection, at most; 1 keeps each partition's
     /// order across retries
     #[arg(long, default_value_t = ProducerConfig::default().max_in_flight)]
@@ -348,6 +358,11 @@ pub fn produce(conn: &Conn, args: ProduceArgs) -> ExitCode {
         let config = ProducerConfig {
             acks: args.acks.acks(),
             delivery_timeout_ms: args.delivery_timeout_ms,
+            request_timeout_ms: args.request_timeout_ms.unwrap_or_else(|| {
+                let default = ProducerConfig::default();
+                let room = args.delivery_timeout_ms.saturating_sub(default.linger_ms).max(1);
+                default.request_timeout_ms.min(room)
+            }),
             max_in_flight: args.max_in_flight,
             ..ProducerConfig::default()
         };

@@ -37,7 +37,12 @@ fn records_fail_within_the_delivery_timeout(via: Via) {
     runtime().block_on(async {
         Admin::connect(&target).await.unwrap().create_topic("t", 1, TopicConfig::default()).await.unwrap();
         // Retries without end: only the delivery timeout can end the attempts.
-        let config = ProducerConfig { delivery_timeout_ms: 2_000, retries: u32::MAX, ..ProducerConfig::default() };
+        let config = ProducerConfig {
+            delivery_timeout_ms: 2_000,
+            request_timeout_ms: 1_000,
+            retries: u32::MAX,
+            ..ProducerConfig::default()
+        };
         let producer = Producer::connect(&target, config).await.unwrap();
         producer.send(record("t", 0)).await.unwrap();
         node.kill();

@@ -63,10 +63,23 @@ fn metadata_names_node_0_as_every_partitions_leader() {
         // Replication beyond one node is refused, saying why; so is a minimum above the factor.
         let e = admin.create_replicated_topic("r3", 1, 3, None, TopicConfig::default()).await.unwrap_err();
         assert!(e.to_string().contains("replication factor 3 exceeds the 1 node of this cluster"), "{e}");
+        // The SDK refuses it before sending; the node refuses it too when it comes.
         let e = admin.create_replicated_topic("m2", 1, 1, Some(2), TopicConfig::default()).await.unwrap_err();
+        assert!(matches!(e, weir_net::client::ClientError::MinInsyncAboveReplication { .. }), "{e}");
+        let req = Request::CreateTopic {
+            name: "m2".into(),
+            partitions: 1,
+            config: TopicConfig::default(),
+            replication_factor: 1,
+            min_insync_replicas: Some(2),
+        };
+        let frame = conn.call(&req).await.unwrap();
         assert!(
-            matches!(e, weir_net::client::ClientError::Server { code: ErrorCode::InvalidArgument, .. }),
-            "{e}"
+            matches!(
+                frame.response().unwrap(),
+                Response::CreateTopic { error: ErrorCode::InvalidArgument, .. }
+            ),
+            "the node accepted it"
         );
         assert_eq!(admin.list_topics().await.unwrap().len(), 1, "nothing was created");
     });
@@ -97,6 +110,19 @@ fn describe_and_cluster_status_speak_in_human_units_and_stable_json() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("replication factor 3 exceeds the 1 node of this cluster"), "{err}");
+    // 65535 is "none" on the wire: it once created a topic with the default instead.
+    let out = node
+        .cli(Via::Tcp)
+        .args(["topic", "create", "m", "--partitions", "1", "--min-insync-replicas", "65535"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("min_insync_replicas 65535 is above the replication factor 1"), "{err}");
+    let listed = run(node.cli(Via::Tcp).args(["topic", "list", "--json"]));
+    assert!(!listed.contains("\"m\""), "{listed}");
+    let help = run(node.cli(Via::Tcp).args(["topic", "describe", "--help"]));
+    assert!(help.contains("`high_watermark`") && help.contains("`log_end`"), "{help}");
     let mut produce = node
         .cli(Via::Tcp)
         .args(["produce", "d", "--partition", "1"])

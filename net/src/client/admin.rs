@@ -33,7 +33,9 @@ impl Admin {
 
     /// Creates a topic with `replication_factor` copies of each partition; acks=all needs
     /// `min_insync_replicas` of them in sync (`None`: the cluster's default, see
-    /// [`default_min_insync_replicas`](crate::api::default_min_insync_replicas)).
+    /// [`default_min_insync_replicas`](crate::api::default_min_insync_replicas)). A
+    /// `min_insync_replicas` above `replication_factor` is refused with
+    /// [`ClientError::MinInsyncAboveReplication`] before anything is sent.
     pub async fn create_replicated_topic(
         &mut self,
         name: &str,
@@ -42,6 +44,16 @@ impl Admin {
         min_insync_replicas: Option<u16>,
         config: TopicConfig,
     ) -> Result<()> {
+        // Above the replication factor no acks=all write could succeed, and u16::MAX would
+        // read as "none" on the wire: refused here, before anything is sent.
+        if let Some(min) = min_insync_replicas
+            && min > replication_factor
+        {
+            return Err(ClientError::MinInsyncAboveReplication {
+                min_insync_replicas: min,
+                replication_factor,
+            });
+        }
         let req = Request::CreateTopic {
             name: name.into(),
             partitions,

@@ -59,6 +59,10 @@ impl Default for ConsumerConfig {
     }
 }
 
+/// Attempts at resolving a seek whose partition's leader moved or cannot be reached, at most:
+/// each after `retry_backoff_ms` and a new look at metadata.
+pub const SEEK_ATTEMPTS_MAX: u32 = 5;
+
 #[derive(Debug)]
 struct Assignment {
     topic: String,
@@ -98,10 +102,23 @@ impl Consumer {
         })
     }
 
-    /// Adds a partition to read, starting at `seek`.
+    /// Adds a partition to read, starting at `seek`. A leader that moved meanwhile is looked
+    /// for again, up to [`SEEK_ATTEMPTS_MAX`] times.
     pub async fn assign(&mut self, topic: &str, partition: u32, seek: Seek) -> Result<()> {
-        let addr = self.owner_addr(topic, partition).await?;
-        let position = self.resolve(&addr, topic, partition, seek).await?;
+        let mut attempt = 1;
+        let (addr, position) = loop {
+            let addr = self.owner_addr(topic, partition).await?;
+            match self.resolve(&addr, topic, partition, seek).await {
+                Ok(position) => break (addr, position),
+                Err(e) if moved(&e) && attempt < SEEK_ATTEMPTS_MAX => {
+                    tracing::warn!(%topic, partition, error = %e, "seek refused or failed; asking for metadata again");
+                    attempt += 1;
+                    tokio_rt::time::sleep(std::time::Duration::from_millis(self.config.retry_backoff_ms))
+                        .await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         self.assigned.retain(|a| !(a.topic == topic && a.partition == partition));
         self.assigned.push(Assignment { topic: topic.to_owned(), partition, position, addr });
         Ok(())
@@ -172,9 +189,19 @@ impl Consumer {
         let Some(i) = self.assigned.iter().position(|a| a.topic == topic && a.partition == partition) else {
             return self.assign(topic, partition, seek).await;
         };
-        let addr = self.assigned[i].addr.clone();
-        self.assigned[i].position = self.resolve(&addr, topic, partition, seek).await?;
-        Ok(())
+        // A leader that moved is looked for again (as a fetch does), a bounded number of times.
+        for attempt in 1.. {
+            let addr = self.assigned[i].addr.clone();
+            match self.resolve(&addr, topic, partition, seek).await {
+                Ok(position) => {
+                    self.assigned[i].position = position;
+                    return Ok(());
+                }
+                Err(e) if moved(&e) && attempt < SEEK_ATTEMPTS_MAX => self.find_leader(i, e).await?,
+                Err(e) => return Err(e),
+            }
+        }
+        unreachable!("the attempts end by returning")
     }
 
     /// The next offset to be read from an assigned partition.

@@ -27,6 +27,13 @@ pub enum ClientError {
     Tls(#[from] crate::tls::TlsError),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A client setting is out of range, alone or with another; nothing was connected.
+    #[error("invalid setting {setting}: {reason}")]
+    Config { setting: &'static str, reason: String },
+    /// A topic's `min_insync_replicas` above its replication factor: no write with acks=all
+    /// could ever succeed. Refused before anything is sent.
+    #[error("min_insync_replicas {min_insync_replicas} is above the replication factor {replication_factor}")]
+    MinInsyncAboveReplication { min_insync_replicas: u16, replication_factor: u16 },
     /// The producer was closed before the record was sent.
     #[error("producer closed")]
     Closed,
@@ -81,6 +88,15 @@ impl ClientError {
             ClientError::CorruptBatch(e) => ClientError::CorruptBatch(e.clone()),
             ClientError::Tls(e) => ClientError::InvalidArgument(e.to_string()),
             ClientError::InvalidArgument(m) => ClientError::InvalidArgument(m.clone()),
+            ClientError::Config { setting, reason } => {
+                ClientError::Config { setting, reason: reason.clone() }
+            }
+            ClientError::MinInsyncAboveReplication { min_insync_replicas, replication_factor } => {
+                ClientError::MinInsyncAboveReplication {
+                    min_insync_replicas: *min_insync_replicas,
+                    replication_factor: *replication_factor,
+                }
+            }
             ClientError::Closed => ClientError::Closed,
             ClientError::MaybeWritten { cause } => {
                 ClientError::MaybeWritten { cause: Box::new(cause.duplicate()) }

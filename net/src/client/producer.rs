@@ -10,11 +10,14 @@
 //! A batch refused because the node asked does not lead its partition (`NotLeader`,
 //! `NotOwner`, `LeaderNotAvailable`), or whose node stopped answering (its connection broke and
 //! a new one is refused), goes back to the router, which asks for metadata again (of any
-//! bootstrap address or known node) and hands it to the worker of the leader it names, after
-//! `retry_backoff_ms`; each such round is an attempt. When no node answers for metadata, the
-//! batch goes back to the worker it came from and is tried there again. Across a leader change the partition's
-//! order may change too: a batch sent again to the new leader can land after records that went
-//! there directly.
+//! bootstrap address or known node; at most once per `retry_backoff_ms` per topic) and hands it
+//! to the worker of the leader it names. Such rounds go on until the batch's delivery timeout,
+//! not `retries`: an election takes what it takes. The wait between them doubles from
+//! `retry_backoff_ms` up to [`RETRY_BACKOFF_MAX_MS`]. When no node answers for metadata, the
+//! routes known stay, and the batch goes where they point. When a partition's leader moves,
+//! the router takes the partition's batches back from the former leader's worker (once those
+//! in flight there are answered) and hands them to the new leader's before any record queued
+//! later: the partition keeps its order.
 //!
 //! Delivery is at least once: a batch whose answer was lost (the connection broke, or the node
 //! restarted after writing it) is sent again and then stored twice. With more than one batch in
@@ -44,7 +47,8 @@ pub struct ProducerConfig {
     /// Durability each batch waits for; `All` by default (as Kafka's producer).
     pub acks: Acks,
     /// Attempts after the first for a batch that failed with a retriable error, within
-    /// `delivery_timeout_ms`. A retried batch may already have been written (its answer was
+    /// `delivery_timeout_ms`. A leader moving or being elected, and a node that does not
+    /// answer, are waited for until `delivery_timeout_ms` instead. A retried batch may already have been written (its answer was
     /// lost): delivery is at least once, and with `max_in_flight` above 1 a retry can reorder
     /// the partition.
     pub retries: u32,
@@ -60,6 +64,10 @@ pub struct ProducerConfig {
     /// fails with [`ClientError::DeliveryTimeout`]; a batch fails when its oldest record's time
     /// is up. At least `linger_ms`.
     pub delivery_timeout_ms: u64,
+    /// How long the node may wait for replicas before it answers a produce (the request's
+    /// `timeout_ms`), at most: less when the batch's delivery deadline is nearer. At most
+    /// `delivery_timeout_ms - linger_ms`, as Kafka's `request.timeout.ms`.
+    pub request_timeout_ms: u64,
     /// Send each partition's batches to the shard that owns it, at the address Metadata gives
     /// for it; off, everything goes through the address the producer was given.
     pub shard_aware: bool,
@@ -77,6 +85,7 @@ impl Default for ProducerConfig {
             max_in_flight: 5,
             shard_aware: true,
             delivery_timeout_ms: 120_000,
+            request_timeout_ms: 30_000,
         }
     }
 }
@@ -140,10 +149,21 @@ impl Producer {
         if config.max_in_flight == 0 {
             return Err(ClientError::InvalidArgument("max_in_flight must be at least 1".into()));
         }
-        if config.delivery_timeout_ms < config.linger_ms.max(1) {
-            return Err(ClientError::InvalidArgument(
-                "delivery_timeout_ms must be at least linger_ms (and above 0)".into(),
-            ));
+        if config.request_timeout_ms == 0 {
+            return Err(ClientError::Config {
+                setting: "request_timeout_ms",
+                reason: "must be above 0".into(),
+            });
+        }
+        if config.delivery_timeout_ms < config.linger_ms.saturating_add(config.request_timeout_ms) {
+            return Err(ClientError::Config {
+                setting: "delivery_timeout_ms",
+                reason: format!(
+                    "{} is less than linger_ms + request_timeout_ms ({} + {}): a batch could not \
+                     wait for its answer",
+                    config.delivery_timeout_ms, config.linger_ms, config.request_timeout_ms
+                ),
+            });
         }
         let bootstrap = Some(Connection::connect(target).await?);
         let (tx, rx) = mpsc::channel(config.buffer_records_max.max(1));
@@ -158,6 +178,7 @@ impl Producer {
             aliases: HashMap::new(),
             sticky: HashMap::new(),
             reroute_tx,
+            deferred: VecDeque::new(),
         };
         Ok(Self { tx, task: tokio_rt::spawn(route(router, rx, reroute_rx)) })
     }
@@ -201,12 +222,31 @@ struct TopicRoute {
     routes: TopicRoutes,
     /// Partitions as Metadata counts them.
     count: u32,
-    workers: Vec<Option<mpsc::Sender<WorkerCmd>>>,
+    /// Per partition, the leader address metadata named when the worker was picked, and the
+    /// worker. Kept across refreshes: a partition whose leader moved is taken back from the
+    /// worker it had (see [`Router::move_partition`]).
+    workers: Vec<Option<(String, mpsc::Sender<WorkerCmd>)>>,
+    /// When metadata of the topic was last asked for: refreshes are at most one per
+    /// `retry_backoff_ms`, however many batches come back at once.
+    refreshed: Instant,
 }
 
 /// Batches refused by a node that does not lead their partition, on their way back to the
-/// router, at most. A worker that finds the queue full retries the batch where it is.
+/// router, at most; and as many again that the router holds while it waits on a worker. A
+/// worker that finds the queue full waits for room, no longer than its batch may.
 pub const REROUTES_MAX: usize = 256;
+
+/// The longest wait between two attempts at a partition whose leader is moving or not
+/// elected, or at an address that does not answer: the backoff doubles from
+/// `retry_backoff_ms` up to this.
+pub const RETRY_BACKOFF_MAX_MS: u64 = 1_000;
+
+/// The wait before attempt `attempt` (1 the first retry): `retry_backoff_ms` doubled per
+/// attempt, at most [`RETRY_BACKOFF_MAX_MS`] (or `retry_backoff_ms` if that is larger).
+fn backoff(config: &ProducerConfig, attempt: u32) -> Duration {
+    let doubled = config.retry_backoff_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(20));
+    Duration::from_millis(doubled.min(RETRY_BACKOFF_MAX_MS.max(config.retry_backoff_ms)))
+}
 
 /// A partition's batch in a worker: the topic, shared rather than copied per record.
 type BatchKey = (Arc<str>, u32);
@@ -225,16 +265,21 @@ struct WorkerHandle {
 
 enum WorkerCmd {
     Send(Arc<str>, u32, ProducerRecord, oneshot::Sender<Result<u64>>, Instant),
-    /// A sealed batch to send again here, after `retry_backoff_ms`: the one that led its
-    /// partition refused it with the error.
-    Resend(InFlight, ClientError),
+    /// A sealed batch to send here, not before the instant: the one that led its partition
+    /// refused it with the error, or it was taken back from the worker of its former leader.
+    Resend(InFlight, ClientError, Instant),
+    /// The partition moved to another worker: answer with its batches not yet acknowledged,
+    /// oldest first, once those in flight here are answered. Queued behind every record the
+    /// router sent here before, so nothing of the partition stays behind.
+    Release(BatchKey, oneshot::Sender<VecDeque<InFlight>>),
     Flush(oneshot::Sender<()>),
 }
 
 /// Picks each record's partition and hands it to the worker of the partition's leader: with
 /// `shard_aware`, a connection to the leader's shard's own address (from Metadata), so the node
 /// never forwards the batch between shards. A partition goes to the same worker until its
-/// leader changes, so its records keep their order.
+/// leader changes; then its batches are taken back from the former worker and go to the new
+/// one before any newer record, so the partition keeps its order.
 struct Router {
     /// A connection to the bootstrap list (or a known node): metadata, and partitions without a
     /// leader address. `None` after a failure or an abandoned call, until the next metadata
@@ -252,6 +297,10 @@ struct Router {
     sticky: HashMap<String, Sticky>,
     /// Where workers send back the batches a node refused as not its partition's leader.
     reroute_tx: mpsc::Sender<Reroute>,
+    /// Batches taken from the reroute queue while the router waited on a worker (so that a
+    /// worker waiting for room there is not stuck), handled before the queue; at most
+    /// [`REROUTES_MAX`].
+    deferred: VecDeque<Reroute>,
 }
 
 /// A batch refused because the node asked does not lead its partition, or whose node does not
@@ -266,25 +315,25 @@ struct Reroute {
 
 async fn route(mut r: Router, mut rx: mpsc::Receiver<Cmd>, mut reroutes: mpsc::Receiver<Reroute>) {
     loop {
+        // Batches sent back are older than any record still queued: they go first.
+        if let Some(back) = r.deferred.pop_front() {
+            r.reroute(back, &mut reroutes).await;
+            continue;
+        }
         tokio_rt::select! {
+            biased;
+            Some(back) = reroutes.recv() => r.reroute(back, &mut reroutes).await,
             cmd = rx.recv() => match cmd {
-                Some(Cmd::Send(record, reply, queued)) => r.dispatch(record, reply, queued).await,
+                Some(Cmd::Send(record, reply, queued)) => r.dispatch(record, reply, queued, &mut reroutes).await,
                 Some(Cmd::Flush(done)) => {
                     r.flush_workers(&mut reroutes).await;
                     let _ = done.send(());
                 }
                 None => break,
             },
-            Some(back) = reroutes.recv() => r.reroute(back).await,
         }
     }
-    // Closed: each worker sends what it holds and waits for the answers before it ends, once
-    // every sender of its queue is gone (the routes hold clones too).
-    r.topics.clear();
-    for (_, w) in r.workers.drain() {
-        drop(w.tx);
-        let _ = w.task.await;
-    }
+    r.shut_down(reroutes).await;
 }
 
 impl Router {
@@ -326,31 +375,75 @@ impl Router {
         unreachable!("the second attempt returns")
     }
 
+    /// Metadata of `topic` asked for again, no later than `expires`, unless it was asked for
+    /// less than `retry_backoff_ms` ago. What was known stays when no answer comes: the
+    /// partitions go where it points until an answer says otherwise.
+    async fn refresh(&mut self, topic: &str, expires: Instant) -> Result<()> {
+        let window = Duration::from_millis(self.config.retry_backoff_ms);
+        let Some(known) = self.topics.get_mut(topic) else { return Ok(()) };
+        if known.refreshed + window > Instant::now() {
+            return Ok(());
+        }
+        known.refreshed = Instant::now();
+        let routes = match tokio_rt::time::timeout_at(expires, self.fetch_routes(topic)).await {
+            Ok(r) => r?,
+            Err(_) => {
+                // The call was abandoned mid-way: its answer would meet the next request.
+                self.bootstrap = None;
+                return Err(gave_up("asking for metadata"));
+            }
+        };
+        let known = self.topics.get_mut(topic).expect("known above");
+        known.count = routes.topic.partitions.len() as u32;
+        known.workers.resize(known.count as usize, None);
+        known.routes = routes;
+        Ok(())
+    }
+
     async fn topic(&mut self, topic: &str) -> Result<&TopicRoute> {
         if !self.topics.contains_key(topic) {
             let routes = self.fetch_routes(topic).await?;
             let count = routes.topic.partitions.len() as u32;
             let workers = vec![None; count as usize];
-            self.topics.insert(topic.to_owned(), TopicRoute { name: topic.into(), routes, count, workers });
+            let refreshed = Instant::now();
+            let route = TopicRoute { name: topic.into(), routes, count, workers, refreshed };
+            self.topics.insert(topic.to_owned(), route);
         }
         Ok(&self.topics[topic])
     }
 
     /// The partition count of `topic`, asking for its metadata (again, after a backoff, while
-    /// the answer says a partition has no leader) no later than `expires`.
+    /// no node answers) no later than `expires`; `None` when time ran out.
     async fn partition_count(&mut self, topic: &str, expires: Instant) -> Result<Option<u32>> {
-        match tokio_rt::time::timeout_at(expires, self.topic(topic)).await {
-            Ok(Ok(t)) => Ok(Some(t.count)),
-            Ok(Err(e)) => Err(e),
-            Err(_) => {
-                // The call was abandoned mid-way: its answer would meet the next request.
-                self.bootstrap = None;
-                Ok(None)
+        for round in 1.. {
+            match tokio_rt::time::timeout_at(expires, self.topic(topic)).await {
+                Ok(Ok(t)) => return Ok(Some(t.count)),
+                Ok(Err(e)) if !e.is_retriable() => return Err(e),
+                Ok(Err(e)) => {
+                    tracing::warn!(topic, error = %e, "no metadata; asking again");
+                    let until = Instant::now() + backoff(&self.config, round);
+                    if until >= expires {
+                        return Ok(None);
+                    }
+                    tokio_rt::time::sleep_until(until).await;
+                }
+                Err(_) => {
+                    // The call was abandoned mid-way: its answer would meet the next request.
+                    self.bootstrap = None;
+                    return Ok(None);
+                }
             }
         }
+        unreachable!("the rounds end by returning")
     }
 
-    async fn dispatch(&mut self, r: ProducerRecord, reply: oneshot::Sender<Result<u64>>, queued: Instant) {
+    async fn dispatch(
+        &mut self,
+        r: ProducerRecord,
+        reply: oneshot::Sender<Result<u64>>,
+        queued: Instant,
+        reroutes: &mut mpsc::Receiver<Reroute>,
+    ) {
         let timeout_ms = self.config.delivery_timeout_ms;
         let expires = queued + Duration::from_millis(timeout_ms);
         // A known topic answers at once, even past the deadline (the worker then fails the
@@ -373,7 +466,7 @@ impl Router {
                 return;
             }
         };
-        let worker = match self.partition_worker(&r.topic, partition, expires, 0).await {
+        let worker = match self.partition_worker(&r.topic, partition, expires).await {
             Ok(w) => w,
             Err(e) => {
                 let _ = reply.send(Err(e.unwrap_or_else(|| delivery_timeout(queued, timeout_ms))));
@@ -381,6 +474,7 @@ impl Router {
             }
         };
         let name = self.topics[&r.topic].name.clone();
+        let worker = self.moved_to(worker, (name.clone(), partition), reroutes).await;
         if let Err(mpsc::error::SendError(WorkerCmd::Send(_, _, _, reply, _))) =
             worker.send(WorkerCmd::Send(name, partition, r, reply, queued)).await
         {
@@ -415,39 +509,39 @@ impl Router {
         })
     }
 
-    /// The worker of `partition`'s leader. While the partition has no leader, metadata is asked
-    /// again after `retry_backoff_ms`, up to `expires`. `Err(None)` when time ran out.
-    async fn partition_worker(
-        &mut self,
-        topic: &str,
-        partition: u32,
-        expires: Instant,
-        mut round: u32,
-    ) -> std::result::Result<mpsc::Sender<WorkerCmd>, Option<ClientError>> {
-        loop {
+    /// The worker of `partition`'s leader, and the worker the partition had before when that
+    /// is another (its leader moved: see [`move_partition`](Self::move_partition)). While the
+    /// partition has no leader, metadata is asked again after a growing backoff, up to
+    /// `expires`. `Err(None)` when time ran out.
+    async fn partition_worker(&mut self, topic: &str, partition: u32, expires: Instant) -> WorkerPick {
+        for round in 1.. {
             if self.partition_count(topic, expires).await.map_err(Some)?.is_none() {
                 return Err(None);
             }
             let route = &self.topics[topic];
-            if let Some(w) = route.workers.get(partition as usize).and_then(Option::as_ref) {
-                return Ok(w.clone());
-            }
             let addr = match route.routes.leader_addr(partition, self.config.shard_aware) {
                 Ok(addr) => addr.unwrap_or_else(|| self.target.addr.clone()),
-                Err(e) if e.is_retriable() && round < self.config.retries => {
+                Err(e) if e.is_retriable() => {
                     tracing::warn!(topic, partition, error = %e, "no leader; asking for metadata again");
-                    self.topics.remove(topic);
-                    round += 1;
-                    let until = Instant::now() + Duration::from_millis(self.config.retry_backoff_ms);
+                    let until = Instant::now() + backoff(&self.config, round);
                     if until >= expires {
                         return Err(None);
                     }
                     tokio_rt::time::sleep_until(until).await;
+                    if let Err(e) = self.refresh(topic, expires).await {
+                        tracing::warn!(topic, error = %e, "no metadata; keeping the routes known");
+                    }
                     continue;
                 }
                 Err(e) => return Err(Some(e)),
             };
-            let worker = match tokio_rt::time::timeout_at(expires, self.worker(addr)).await {
+            let before = route.workers.get(partition as usize).cloned().flatten();
+            if let Some((was, w)) = &before
+                && *was == addr
+            {
+                return Ok((w.clone(), None));
+            }
+            let worker = match tokio_rt::time::timeout_at(expires, self.worker(addr.clone())).await {
                 Ok(Some(worker)) => worker,
                 Ok(None) => {
                     let source = std::io::Error::other("no connection to the node");
@@ -457,36 +551,104 @@ impl Router {
             };
             if let Some(slot) = self.topics.get_mut(topic).and_then(|t| t.workers.get_mut(partition as usize))
             {
-                *slot = Some(worker.clone());
+                *slot = Some((addr, worker.clone()));
             }
-            return Ok(worker);
+            let former = before.map(|(_, w)| w).filter(|w| !w.same_channel(&worker));
+            return Ok((worker, former));
+        }
+        unreachable!("the rounds end by returning")
+    }
+
+    /// The worker a partition goes to from now on; when it moved there from another, first
+    /// takes its batches back from the former worker and hands them to the new one, so that
+    /// they go before any newer record of the partition.
+    async fn moved_to(
+        &mut self,
+        (worker, former): (mpsc::Sender<WorkerCmd>, Option<mpsc::Sender<WorkerCmd>>),
+        key: BatchKey,
+        reroutes: &mut mpsc::Receiver<Reroute>,
+    ) -> mpsc::Sender<WorkerCmd> {
+        let Some(former) = former else { return worker };
+        let moved = self.move_partition(key, &former, reroutes).await;
+        let error = ClientError::Server {
+            code: crate::error::ErrorCode::NotLeader,
+            message: "the partition's leader moved".into(),
+        };
+        for f in moved {
+            let not_before = Instant::now() + backoff(&self.config, f.attempt);
+            hand_over(&worker, f, error.duplicate(), not_before).await;
+        }
+        worker
+    }
+
+    /// Takes back from `former` the batches of `key` it holds (once those in flight there are
+    /// answered) and those it sent back meanwhile, oldest first.
+    async fn move_partition(
+        &mut self,
+        key: BatchKey,
+        former: &mpsc::Sender<WorkerCmd>,
+        reroutes: &mut mpsc::Receiver<Reroute>,
+    ) -> VecDeque<InFlight> {
+        tracing::debug!(topic = %key.0, partition = key.1, "leader moved; taking the partition's batches back");
+        let (tx, rx) = oneshot::channel();
+        if former.send(WorkerCmd::Release(key.clone(), tx)).await.is_err() {
+            return VecDeque::new();
+        }
+        let held = self.wait_draining(rx, reroutes).await.unwrap_or_default();
+        // What the former worker sent back before it answered is in the queue by now, and older
+        // than what it held.
+        while self.deferred.len() < REROUTES_MAX {
+            let Ok(back) = reroutes.try_recv() else { break };
+            self.deferred.push_back(back);
+        }
+        let (mine, others): (VecDeque<Reroute>, VecDeque<Reroute>) =
+            std::mem::take(&mut self.deferred).into_iter().partition(|r| r.batch.key == key);
+        self.deferred = others;
+        mine.into_iter().map(|r| r.batch).chain(held).collect()
+    }
+
+    /// Waits for a worker's answer while taking batches from the reroute queue (as far as
+    /// [`REROUTES_MAX`] of them), so that a worker waiting for room there can answer.
+    async fn wait_draining<T>(
+        &mut self,
+        mut rx: oneshot::Receiver<T>,
+        reroutes: &mut mpsc::Receiver<Reroute>,
+    ) -> Option<T> {
+        loop {
+            let room = self.deferred.len() < REROUTES_MAX;
+            tokio_rt::select! {
+                answer = &mut rx => return answer.ok(),
+                Some(back) = reroutes.recv(), if room => self.deferred.push_back(back),
+            }
         }
     }
 
     /// A batch refused by a node that does not lead its partition, or whose node does not
-    /// answer: ask for metadata again and hand it to the worker of the leader named, which sends
-    /// it after a backoff. When no node answers for metadata, it goes back to the worker it came
-    /// from, to try again there.
-    async fn reroute(&mut self, back: Reroute) {
+    /// answer: ask for metadata again (unless it was just asked for) and hand it to the worker
+    /// of the leader named, which sends it after a backoff. When no node answers for metadata,
+    /// it goes where the routes known point, or back to the worker it came from.
+    async fn reroute(&mut self, back: Reroute, reroutes: &mut mpsc::Receiver<Reroute>) {
         let Reroute { batch, error, from } = back;
         let topic = batch.key.0.to_string();
-        self.topics.remove(&topic);
         // An address unreachable before may answer now: its node may lead again.
         self.aliases.clear();
         let expires = batch.queued + Duration::from_millis(self.config.delivery_timeout_ms);
-        let worker = match self.partition_worker(&topic, batch.key.1, expires, batch.attempt).await {
+        if let Err(e) = self.refresh(&topic, expires).await {
+            tracing::warn!(topic, error = %e, "no metadata; keeping the routes known");
+        }
+        let picked = match self.partition_worker(&topic, batch.key.1, expires).await {
             Err(Some(e)) if e.is_retriable() && !e.is_server_error() => {
-                self.workers.get(&from).map(|w| w.tx.clone()).ok_or(Some(e))
+                self.workers.get(&from).map(|w| (w.tx.clone(), None)).ok_or(Some(e))
             }
             other => other,
         };
-        match worker {
-            Ok(worker) => {
-                if let Err(mpsc::error::SendError(WorkerCmd::Resend(f, _))) =
-                    worker.send(WorkerCmd::Resend(batch, error)).await
-                {
-                    fail(f.replies, &ClientError::Closed);
-                }
+        match picked {
+            Ok((worker, former)) => {
+                // The oldest batch of the partition goes first; those taken back follow.
+                let not_before = Instant::now() + backoff(&self.config, batch.attempt);
+                let key = batch.key.clone();
+                hand_over(&worker, batch, error, not_before).await;
+                self.moved_to((worker, former), key, reroutes).await;
             }
             Err(e) => {
                 let e = e.unwrap_or_else(|| delivery_timeout(batch.queued, self.config.delivery_timeout_ms));
@@ -523,6 +685,7 @@ impl Router {
             batches: HashMap::new(),
             in_flight: VecDeque::new(),
             reroute: self.reroute_tx.clone(),
+            releasing: None,
         };
         let task = tokio_rt::spawn(run(worker, rx));
         self.workers.insert(addr, WorkerHandle { tx: tx.clone(), task });
@@ -541,18 +704,62 @@ impl Router {
                 }
             }
             for rx in waits {
-                let _ = rx.await;
+                self.wait_draining(rx, reroutes).await;
             }
             // A worker sends a batch back before it answers the flush: all are queued by now.
-            let mut rerouted = false;
             while let Ok(back) = reroutes.try_recv() {
-                rerouted = true;
-                self.reroute(back).await;
+                self.deferred.push_back(back);
+                if self.deferred.len() >= REROUTES_MAX {
+                    break;
+                }
             }
-            if !rerouted {
+            if self.deferred.is_empty() {
                 return;
             }
+            while let Some(back) = self.deferred.pop_front() {
+                self.reroute(back, reroutes).await;
+            }
         }
+    }
+
+    /// The producer is gone: everything queued is sent (rerouted as needed) and answered, then
+    /// each worker ends once every sender of its queue is gone (the routes hold clones too).
+    /// A batch sent back after that fails, said maybe written if it may be.
+    async fn shut_down(mut self, mut reroutes: mpsc::Receiver<Reroute>) {
+        self.flush_workers(&mut reroutes).await;
+        self.topics.clear();
+        let closed = |back: Reroute| {
+            fail(back.batch.replies, &final_error(&ClientError::Closed, back.batch.maybe_written))
+        };
+        for back in self.deferred.drain(..) {
+            closed(back);
+        }
+        for (_, w) in self.workers.drain() {
+            drop(w.tx);
+            let mut task = w.task;
+            loop {
+                tokio_rt::select! {
+                    _ = &mut task => break,
+                    Some(back) = reroutes.recv() => closed(back),
+                }
+            }
+        }
+        while let Ok(back) = reroutes.try_recv() {
+            closed(back);
+        }
+    }
+}
+
+/// A partition's worker, and the one it had before if its leader moved.
+type WorkerPick =
+    std::result::Result<(mpsc::Sender<WorkerCmd>, Option<mpsc::Sender<WorkerCmd>>), Option<ClientError>>;
+
+/// Hands a batch to a worker to send, not before `not_before`; fails it if the worker is gone.
+async fn hand_over(worker: &mpsc::Sender<WorkerCmd>, f: InFlight, error: ClientError, not_before: Instant) {
+    if let Err(mpsc::error::SendError(WorkerCmd::Resend(f, _, _))) =
+        worker.send(WorkerCmd::Resend(f, error, not_before)).await
+    {
+        fail(f.replies, &final_error(&ClientError::Closed, f.maybe_written));
     }
 }
 
@@ -577,6 +784,9 @@ struct Worker {
     in_flight: VecDeque<InFlight>,
     /// To the router: batches this address refused as not their partition's leader.
     reroute: mpsc::Sender<Reroute>,
+    /// The partition being taken back (see [`WorkerCmd::Release`]), and its batches that come
+    /// back meanwhile: they go to the router with the answer, not through the reroute queue.
+    releasing: Option<(BatchKey, VecDeque<InFlight>)>,
 }
 
 /// A batch on the wire, or waiting to go (again).
@@ -624,7 +834,11 @@ async fn run(mut w: Worker, mut rx: mpsc::Receiver<WorkerCmd>) {
                         Some(WorkerCmd::Send(topic, partition, record, reply, queued)) => {
                             w.add(topic, partition, record, reply, queued).await
                         }
-                        Some(WorkerCmd::Resend(f, e)) => w.resend_here(f, e).await,
+                        Some(WorkerCmd::Resend(f, e, not_before)) => w.resend_here(f, e, not_before).await,
+                        Some(WorkerCmd::Release(key, done)) => {
+                            let held = w.release(key).await;
+                            let _ = done.send(held);
+                        }
                         Some(WorkerCmd::Flush(done)) => {
                             w.send_due(far).await;
                             w.drain().await;
@@ -682,12 +896,26 @@ fn gave_up(what: &str) -> ClientError {
     ClientError::Io(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{what}: out of time")))
 }
 
-fn produce_request<'a>(key: &BatchKey, batch: &'a weir_log::batch::Batch, acks: Acks) -> Request<'a> {
+/// How long the node may wait for replicas before it answers a batch queued at `queued`:
+/// `request_timeout_ms`, or the time left to the batch's delivery deadline if less.
+fn request_timeout_ms(config: &ProducerConfig, queued: Instant) -> u32 {
+    let expires = queued + Duration::from_millis(config.delivery_timeout_ms);
+    let left = expires.saturating_duration_since(Instant::now()).as_millis();
+    left.min(u128::from(config.request_timeout_ms)).min(u128::from(u32::MAX)) as u32
+}
+
+/// A produce request for a batch; the node may wait for replicas `timeout_ms`.
+fn produce_request<'a>(
+    key: &BatchKey,
+    batch: &'a weir_log::batch::Batch,
+    acks: Acks,
+    timeout_ms: u32,
+) -> Request<'a> {
     Request::Produce {
         topic: key.0.to_string(),
         partition: key.1,
         acks,
-        timeout_ms: 30_000,
+        timeout_ms,
         batches: batch.as_bytes(),
     }
 }
@@ -695,6 +923,24 @@ fn produce_request<'a>(key: &BatchKey, batch: &'a weir_log::batch::Batch, acks: 
 impl Worker {
     fn expires(&self, queued: Instant) -> Instant {
         queued + Duration::from_millis(self.config.delivery_timeout_ms)
+    }
+
+    /// Takes back the batches of `key` (its leader moved, and the router sends its records to
+    /// another worker now): those in flight are answered first (the node may take them), and
+    /// those refused come back here with the one still being built, oldest first.
+    async fn release(&mut self, key: BatchKey) -> VecDeque<InFlight> {
+        self.releasing = Some((key.clone(), VecDeque::new()));
+        while self.in_flight.iter().any(|f| f.key == key) {
+            self.complete_oldest().await;
+        }
+        let (_, mut held) = self.releasing.take().expect("set above");
+        if let Some(mut p) = self.batches.remove(&key)
+            && !p.builder.is_empty()
+        {
+            let batch = p.builder.seal_reset(ProducerStamp::default());
+            held.push_back(InFlight::new(key, batch, std::mem::take(&mut p.replies), p.queued));
+        }
+        held
     }
 
     /// When the first batch in flight runs out of time.
@@ -800,8 +1046,9 @@ impl Worker {
                 Err(_) => return self.retry_or_fail(f, gave_up("connecting"), true).await,
             }
         }
+        let timeout_ms = request_timeout_ms(&self.config, f.queued);
         let conn = self.conn.as_mut().expect("connected above");
-        let req = produce_request(&f.key, &f.batch, self.config.acks);
+        let req = produce_request(&f.key, &f.batch, self.config.acks, timeout_ms);
         let sent = match tokio_rt::time::timeout_at(expires, conn.send(&req)).await {
             Ok(sent) => sent,
             Err(_) => Err(gave_up("sending")),
@@ -853,7 +1100,8 @@ impl Worker {
     /// would meet the next request), the batches out of time fail, and the others go again.
     async fn expire(&mut self) {
         self.conn = None;
-        let queue = self.in_flight.drain(..).collect();
+        // Sent, and their answers given up: the node may have written them.
+        let queue = self.in_flight.drain(..).map(|g| InFlight { maybe_written: true, ..g }).collect();
         self.resend(queue, gave_up("waiting for the answer")).await
     }
 
@@ -883,20 +1131,16 @@ impl Worker {
             }
             _ => f,
         };
-        if !(e.is_retriable() && f.attempt < self.config.retries) {
+        // A leader moving or being elected is waited for until the batch's time is up, however
+        // many rounds that takes; other transient errors count against `retries`.
+        let moved = matches!(&e, ClientError::Server { code, .. } if code.needs_metadata_refresh());
+        if !e.is_retriable() || (!moved && f.attempt >= self.config.retries) {
             fail(f.replies, &final_error(&e, f.maybe_written));
             return;
         }
-        let f = match &e {
-            ClientError::Server { code, .. } if code.needs_metadata_refresh() => {
-                match self.send_back(InFlight { attempt: f.attempt + 1, ..f }, e.duplicate()) {
-                    None => return,
-                    // No room to send it back: retried here, as before leaders moved.
-                    Some(f) => InFlight { attempt: f.attempt - 1, ..f },
-                }
-            }
-            _ => f,
-        };
+        if moved {
+            return self.send_back(InFlight { attempt: f.attempt + 1, ..f }, e.duplicate()).await;
+        }
         tracing::warn!(topic = %f.key.0, partition = f.key.1, error = %e, "produce failed; retrying");
         // The node refused this one batch with a transient error: send it again, after the
         // batches already in flight, unless its time runs out first.
@@ -908,23 +1152,40 @@ impl Worker {
     }
 
     /// Hands a batch to the router to send to its partition's leader as metadata names it now
-    /// (this address refused it as not the leader, or does not answer); gives it back when the
-    /// router's queue has no room.
-    fn send_back(&self, f: InFlight, error: ClientError) -> Option<InFlight> {
+    /// (this address refused it as not the leader, or does not answer), waiting for room in
+    /// the router's queue no longer than the batch may; a batch of the partition being taken
+    /// back is kept for the router's answer instead.
+    async fn send_back(&mut self, f: InFlight, error: ClientError) {
+        if let Some((key, held)) = &mut self.releasing
+            && *key == f.key
+        {
+            held.push_back(f);
+            return;
+        }
         tracing::warn!(topic = %f.key.0, partition = f.key.1, %error, "asking for metadata again");
-        let from = self.target.addr.clone();
-        match self.reroute.try_send(Reroute { batch: f, error, from }) {
-            Ok(()) => None,
-            Err(mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r)) => Some(r.batch),
+        let expires = self.expires(f.queued);
+        match tokio_rt::time::timeout_at(expires, self.reroute.reserve()).await {
+            Ok(Ok(room)) => room.send(Reroute { batch: f, error, from: self.target.addr.clone() }),
+            Ok(Err(_)) => fail(f.replies, &final_error(&ClientError::Closed, f.maybe_written)),
+            Err(_) => fail(f.replies, &delivery_timeout(f.queued, self.config.delivery_timeout_ms)),
         }
     }
 
-    /// A batch the router sent here (this address leads its partition now): sent after a
-    /// backoff, unless its time runs out first.
-    async fn resend_here(&mut self, f: InFlight, e: ClientError) {
+    /// A batch the router sent here (this address leads its partition now): sent no earlier
+    /// than `not_before`, behind the batches in flight (`max_in_flight`), unless its time runs
+    /// out first.
+    async fn resend_here(&mut self, f: InFlight, e: ClientError, not_before: Instant) {
         tracing::debug!(topic = %f.key.0, partition = f.key.1, error = %e, "sending again to the leader");
-        if !self.back_off(self.expires(f.queued)).await {
-            fail(f.replies, &delivery_timeout(f.queued, self.config.delivery_timeout_ms));
+        let expires = self.expires(f.queued);
+        tokio_rt::time::sleep_until(not_before.min(expires)).await;
+        while self.in_flight.len() >= self.config.max_in_flight {
+            self.complete_oldest().await;
+        }
+        if Instant::now() >= expires {
+            fail(
+                f.replies,
+                &final_error(&delivery_timeout(f.queued, self.config.delivery_timeout_ms), f.maybe_written),
+            );
             return;
         }
         self.transmit(f).await
@@ -946,7 +1207,10 @@ impl Worker {
             queue = self.fail_spent(queue, &e);
             let Some(earliest) = queue.iter().map(|g| self.expires(g.queued)).min() else { return };
             tracing::warn!(batches = queue.len(), error = %e, "produce failed; sending again on a new connection");
-            if !self.back_off(earliest).await {
+            let attempt = queue.iter().map(|g| g.attempt).min().unwrap_or(0);
+            tokio_rt::time::sleep_until((Instant::now() + backoff(&self.config, attempt + 1)).min(earliest))
+                .await;
+            if Instant::now() >= earliest {
                 continue;
             }
             for g in &mut queue {
@@ -958,7 +1222,9 @@ impl Worker {
                     // The address does not answer: its node may be down, and another lead the
                     // partitions now. Nothing was sent on a new connection: the batches go back
                     // to the router, in order, to ask metadata where their leaders are.
-                    queue = self.send_all_back(queue, &again);
+                    for g in std::mem::take(&mut queue) {
+                        self.send_back(g, again.duplicate()).await;
+                    }
                     e = again;
                 }
                 Some(again) => e = again,
@@ -966,26 +1232,16 @@ impl Worker {
         }
     }
 
-    /// Sends the batches of `queue` back to the router, in order, as far as its queue has room;
-    /// returns those left (the first that found no room and all after it, to keep the order).
-    fn send_all_back(&self, mut queue: VecDeque<InFlight>, e: &ClientError) -> VecDeque<InFlight> {
-        while let Some(g) = queue.pop_front() {
-            if let Some(kept) = self.send_back(g, e.duplicate()) {
-                queue.push_front(kept);
-                break;
-            }
-        }
-        queue
-    }
-
-    /// Fails the batches of `queue` out of time or of attempts; returns the others.
+    /// Fails the batches of `queue` out of time or of attempts (an address that does not
+    /// answer is tried until time is up: its node may be restarting); returns the others.
     fn fail_spent(&self, queue: VecDeque<InFlight>, e: &ClientError) -> VecDeque<InFlight> {
         let now = Instant::now();
+        let counted = !matches!(e, ClientError::Connect { .. });
         let mut left = VecDeque::with_capacity(queue.len());
         for g in queue {
             if now >= self.expires(g.queued) {
                 fail(g.replies, &delivery_timeout(g.queued, self.config.delivery_timeout_ms));
-            } else if g.attempt >= self.config.retries {
+            } else if counted && g.attempt >= self.config.retries {
                 fail(g.replies, &final_error(e, g.maybe_written));
             } else {
                 left.push_back(g);
@@ -1008,7 +1264,12 @@ impl Worker {
             Err(_) => return Some(gave_up("connecting")),
         };
         while let Some(g) = queue.pop_front() {
-            let req = produce_request(&g.key, &g.batch, self.config.acks);
+            let req = produce_request(
+                &g.key,
+                &g.batch,
+                self.config.acks,
+                request_timeout_ms(&self.config, g.queued),
+            );
             let expires = g.queued + Duration::from_millis(self.config.delivery_timeout_ms);
             let e = match tokio_rt::time::timeout_at(expires, conn.send(&req)).await {
                 Ok(Ok(request)) => {
@@ -1021,7 +1282,9 @@ impl Worker {
             // Broke again: what was sent on this connection is unanswered too, and older.
             queue.push_front(g);
             self.conn = None;
-            let mut again: VecDeque<InFlight> = self.in_flight.drain(..).collect();
+            // Sent on it, and their answers lost: the node may have written them.
+            let mut again: VecDeque<InFlight> =
+                self.in_flight.drain(..).map(|f| InFlight { maybe_written: true, ..f }).collect();
             again.append(queue);
             *queue = again;
             return Some(e);
