@@ -431,6 +431,9 @@ impl Running {
     }
 }
 
+/// The shortest time a heartbeat attempt is given, however short the interval.
+const HEARTBEAT_ATTEMPT_MS_MIN: u64 = 100;
+
 /// Sends a heartbeat to the controller every `interval_ms`.
 async fn heartbeats(caller: Caller, incarnation: u64, interval_ms: u64) {
     let mut tick = tokio::time::interval(Duration::from_millis(interval_ms));
@@ -438,7 +441,10 @@ async fn heartbeats(caller: Caller, incarnation: u64, interval_ms: u64) {
     loop {
         tick.tick().await;
         let heartbeat = ControlCall::Heartbeat { node: caller.me, incarnation };
-        if let Err(e) = caller.call(heartbeat, 2).await {
+        // One interval per attempt at most: a heartbeat stuck on a controller that died would
+        // let this node's session expire at the next one, while the new controller waits.
+        let attempt = Duration::from_millis(interval_ms.max(HEARTBEAT_ATTEMPT_MS_MIN));
+        if let Err(e) = caller.call_within(heartbeat, 2, attempt).await {
             tracing::debug!("heartbeat: {e}");
         }
     }
@@ -467,14 +473,24 @@ impl Caller {
     /// Calls the controller, following `NotController` answers to the leader they name and
     /// retrying while there is none, `attempts` times at most.
     async fn call(&self, call: ControlCall, attempts: u32) -> Result<ControlReply, ControlError> {
+        self.call_within(call, attempts, self.call_timeout).await
+    }
+
+    /// [`call`](Self::call), each attempt bounded by `attempt_timeout`.
+    async fn call_within(
+        &self,
+        call: ControlCall,
+        attempts: u32,
+        attempt_timeout: Duration,
+    ) -> Result<ControlReply, ControlError> {
         let mut target = self.raft.metrics().borrow().current_leader.map(|l| NodeId(l as u32));
         let mut last = ControlError::Unavailable { reason: "no controller".into() };
         // Whether an attempt of this call ended without an answer: it may have committed.
         let mut uncertain = false;
         for _ in 0..attempts {
             let result = match target {
-                Some(node) if node == self.me => self.local(call.clone()).await,
-                Some(node) => self.remote(node, call.clone()).await,
+                Some(node) if node == self.me => self.local(call.clone(), attempt_timeout).await,
+                Some(node) => self.remote(node, call.clone(), attempt_timeout).await,
                 None => Err(ControlError::Unavailable { reason: "no controller elected".into() }),
             };
             let result = settle_retry(&call, uncertain, result);
@@ -496,13 +512,18 @@ impl Caller {
         Err(last)
     }
 
-    async fn local(&self, call: ControlCall) -> Result<ControlReply, ControlError> {
+    async fn local(&self, call: ControlCall, timeout: Duration) -> Result<ControlReply, ControlError> {
         let (request, answered) = HostRequest::new(call);
-        self.host.call(request, answered, self.call_timeout).await
+        self.host.call(request, answered, timeout).await
     }
 
-    async fn remote(&self, node: NodeId, call: ControlCall) -> Result<ControlReply, ControlError> {
-        match self.transport.call(node, Request::Control(call), self.call_timeout).await? {
+    async fn remote(
+        &self,
+        node: NodeId,
+        call: ControlCall,
+        timeout: Duration,
+    ) -> Result<ControlReply, ControlError> {
+        match self.transport.call(node, Request::Control(call), timeout).await? {
             Response::Control(reply) => reply.map_err(Into::into),
             Response::Refused(e) => Err(e.into()),
             other => Err(ControlError::Rpc { reason: format!("unexpected answer {other:?}") }),

@@ -1,4 +1,5 @@
-//! A shard that panics takes the whole process down, at once and with a clear message.
+//! A shard (or the control plane) that panics takes the whole process down, at once and with a
+//! clear message.
 //!
 //! A shard owns its partitions outright: no other shard can serve them, so a node with one dead
 //! shard would answer some requests and leave others unanswered for good, a half-alive node
@@ -14,6 +15,11 @@ pub const FATAL_EXIT_CODE: i32 = 70;
 
 /// Threads whose name starts with this are shards (see `server::run`).
 pub const SHARD_THREAD_PREFIX: &str = "shard-";
+/// The control plane's thread (`weir-cluster`, Raft and the controller) and the thread that
+/// passes its metadata on (`control::ClusterLink`): a node whose control plane died would keep
+/// serving under metadata that no longer moves, and a controller that stopped deciding would
+/// stall the whole cluster, so their panics are fatal too.
+pub const CONTROL_THREAD_PREFIXES: [&str; 2] = ["weir-control", "weir-meta-gate"];
 
 /// Installs the process-wide panic hook once: a panic on a shard thread prints the usual
 /// report, then a `fatal` line, and exits. Panics on other threads are reported as before.
@@ -25,7 +31,9 @@ pub fn install_hook() {
             report(info);
             let thread = std::thread::current();
             let name = thread.name().unwrap_or("");
-            if name.starts_with(SHARD_THREAD_PREFIX) {
+            let fatal = name.starts_with(SHARD_THREAD_PREFIX)
+                || CONTROL_THREAD_PREFIXES.iter().any(|p| name.starts_with(p));
+            if fatal {
                 eprintln!("weir: fatal: {name} panicked; stopping the node (a restart recovers its logs)");
                 tracing::error!(thread = name, "fatal: shard panicked; stopping the node");
                 std::process::exit(FATAL_EXIT_CODE);

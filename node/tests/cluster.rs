@@ -109,7 +109,13 @@ fn three_nodes_replicate_acks_all_and_a_killed_leader_loses_nothing() {
         let moved = wait_leader(&target, "t", |l| l.is_some_and(|l| l != leader)).await;
         eprintln!("leader {leader} killed: node {moved} leads");
         for i in 50..100u64 {
-            acked.insert(i, producer.send(record("t", i)).await.unwrap());
+            match producer.send(record("t", i)).await {
+                Ok(offset) => acked.insert(i, offset),
+                Err(e) => {
+                    let t = Admin::connect(&target).await.unwrap().describe_topic("t").await;
+                    panic!("record {i} after the failover: {e}; the partition: {t:?}");
+                }
+            };
         }
         producer.close().await.unwrap();
         cluster.start_node(leader);

@@ -80,6 +80,9 @@ impl TestCluster {
         let now = self.now_ms();
         inner.0.handle_heartbeat(now, NodeId(node), incarnation).unwrap();
         self.commit(&mut inner);
+        // As the controller does: the start is recorded once what it changed is committed.
+        inner.1.apply(&MetaCommand::NodeStarted { node: NodeId(node), incarnation }).unwrap();
+        self.commit(&mut inner);
     }
 
     /// Creates a one-partition topic on `nodes` (shard 0 each), in preference order: the first

@@ -29,6 +29,20 @@ pub fn cluster_of(shard: &Shard) -> Option<(Arc<dyn ControlLink>, Arc<ClusterMet
     Some((link, meta))
 }
 
+/// Why this node cannot yet answer for the cluster, if so: in a cluster, until the metadata it
+/// applied records its current start (`NodeStarted`), it knows no topic it can vouch for, and
+/// an answer of "unknown topic" would be a lie a client acts on.
+pub fn not_ready(shard: &Shard) -> Option<Failure> {
+    let core = shard.core();
+    let view = core.cluster.borrow();
+    let view = view.as_ref()?;
+    if view.meta.incarnations.get(&view.node) == Some(&view.incarnation) {
+        return None;
+    }
+    let m = format!("node {} is joining the cluster; retry, or ask another node", view.node.0);
+    Some(Failure::new(ErrorCode::Unavailable, m))
+}
+
 /// The wire code of a control-plane error.
 pub fn control_failure(e: ControlError) -> Failure {
     let code = match &e {

@@ -63,6 +63,17 @@ pub async fn handle(shard: &Rc<Shard>, header: FrameHeader, frame: Bytes) -> Res
     };
     let cid = header.correlation_id;
     let svc = &shard.service;
+    let data = matches!(
+        req,
+        Request::Metadata { .. }
+            | Request::DescribeTopic { .. }
+            | Request::Produce { .. }
+            | Request::Fetch { .. }
+            | Request::ListOffsets { .. }
+    );
+    if let Some(f) = data.then(|| cluster::not_ready(shard)).flatten() {
+        return Ok(error_frame(&header, f.code, f.message));
+    }
     Ok(match req {
         Request::ApiVersions => {
             let apis = ApiKey::ALL
