@@ -44,13 +44,17 @@
 //!    release builds after every change: a controller that broke them could lose committed data.
 //! 9. Preferred-leader election (Kafka's leader rebalance): a partition whose leader is not its
 //!    preferred replica (the first of the assignment) moves leadership back to it only when the
-//!    preferred replica is unfenced and in the ISR, so it holds every committed record, as any
-//!    ISR member elected under rule 5 does. A restarted node therefore takes its leadership back
-//!    only after its leader has added it to the ISR again. It is a leader change like any other
-//!    (rule 1: new leader epoch, partition epoch + 1). At most a caller-given number of
-//!    partitions move per call, in partition order, so a node coming back does not make every
-//!    one of its partitions change leader at once; each moved partition stops being a candidate,
-//!    so repeated calls reach every one.
+//!    preferred replica is in the ISR, so it holds every committed record as any ISR member
+//!    elected under rule 5 does. A node that was fenced (and so left every ISR) takes its
+//!    leadership back only after the leader has added it to the ISR again; one that restarted
+//!    within its session stayed in the ISR (rule 6) and may take it back at once. The preferred replica must also be unfenced and
+//!    heard from by this controller: after a failover every node is presumed alive (see below),
+//!    and leadership moved to a node that in fact died would leave the partition without a
+//!    working leader until its session expires. It is a leader change like any other (rule 1:
+//!    new leader epoch, partition epoch + 1). At most a caller-given number of partitions move
+//!    per call, in partition order, so a node coming back does not make every one of its
+//!    partitions change leader at once; each moved partition stops being a candidate, so
+//!    repeated calls reach every one.
 //!
 //! A controller has no first-hand knowledge of a node's incarnation after it starts: the first
 //! heartbeat it sees from a node counts as a new incarnation. That costs one leader epoch per
@@ -354,11 +358,11 @@ impl Controller {
     }
 
     /// The preferred replica of `p`, if leadership should move to it (rule 9): it does not lead,
-    /// and it is unfenced and in the ISR.
+    /// it is in the ISR, unfenced and heard from by this controller.
     fn preferred_leader_eligible(&self, p: &PartitionState) -> Option<NodeId> {
         let &preferred = p.replicas.first()?;
-        let eligible =
-            p.leader != Some(preferred) && p.isr.contains(&preferred) && !self.is_fenced(preferred);
+        let heard = self.nodes.get(&preferred).is_some_and(|l| !l.fenced && l.incarnation.is_some());
+        let eligible = p.leader != Some(preferred) && p.isr.contains(&preferred) && heard;
         eligible.then_some(preferred)
     }
 
@@ -850,6 +854,19 @@ mod tests {
         assert!(c.is_fenced(n(1)));
         let p = p0(&c);
         assert_eq!((p.leader, p.isr), (Some(n(2)), ns(&[2, 3])), "fenced: out of the ISR, not leading");
+    }
+
+    #[test]
+    fn after_a_failover_the_preferred_replica_leads_again_only_once_heard_from() {
+        let mut c = preferred_back_outside_the_isr();
+        c.handle_alter_partition(1200, &alter(&c, 2, &[1, 2, 3])).unwrap();
+        let durable = c.state().clone();
+        let mut r = Controller::recover(config(2, false), durable.clone(), &ns(&[1, 2, 3]), 2000);
+        assert_eq!(r.elect_preferred_leaders(2000, 10), 0, "node 1 is only presumed alive");
+        assert_eq!(r.state(), &durable);
+        beat(&mut r, 2100, &[1]);
+        assert_eq!(r.elect_preferred_leaders(2100, 10), 1);
+        assert_eq!(r.partition(P0).unwrap().leader, Some(n(1)));
     }
 
     #[test]
