@@ -93,6 +93,15 @@ pub const TOPIC_NAME_BYTES_MAX: usize = 249;
 /// leadership check, catching up with the log, the records due and the call's own proposal.
 pub const CALL_WRITES_MAX: u32 = 4;
 
+/// How often the controller moves leaders back to their preferred replicas (rule 9 of the
+/// controller), at most. Leadership moves cost clients a retry, so they are paced, not made at
+/// every tick.
+pub const PREFERRED_ELECTION_INTERVAL_MS: u64 = 1_000;
+
+/// The most partitions one round of preferred-leader elections moves: a node back after a long
+/// absence takes its leaderships back over several rounds, not all in one storm of changes.
+pub const PREFERRED_ELECTIONS_PER_ROUND_MAX: usize = 64;
+
 /// Aborts the process if the host panics: a Raft leader whose controller died would answer
 /// every call `Stopped` and never hand leadership over.
 struct AbortOnPanic;
@@ -150,6 +159,8 @@ pub struct ControllerHost {
     /// is in flight are not yet in the applied metadata.
     reserved_partition_id: u32,
     started: Instant,
+    /// When the next round of preferred-leader elections is due, on the controller's clock.
+    preferred_election_due_ms: u64,
 }
 
 impl std::fmt::Debug for ControllerHost {
@@ -173,7 +184,17 @@ fn not_controller(leader: Option<u64>) -> ControlError {
 
 impl ControllerHost {
     pub fn new(config: HostConfig, raft: Raft, meta: watch::Receiver<Arc<ClusterMeta>>) -> Self {
-        Self { config, raft, meta, controller: None, reserved_partition_id: 0, started: Instant::now() }
+        let started = Instant::now();
+        let preferred_election_due_ms = PREFERRED_ELECTION_INTERVAL_MS;
+        Self {
+            config,
+            raft,
+            meta,
+            controller: None,
+            reserved_partition_id: 0,
+            started,
+            preferred_election_due_ms,
+        }
     }
 
     /// Serves requests and ticks until the queues close. Heartbeats come first: before any
@@ -283,7 +304,8 @@ impl ControllerHost {
         &mut self.controller.as_mut().expect("ensured").1
     }
 
-    /// Ticks the controller and adds missing learners, when leading.
+    /// Ticks the controller, moves leaders back to their preferred replicas when a round is due,
+    /// proposes what changed and adds missing learners, when leading.
     async fn on_tick(&mut self) {
         let leading = {
             let m = self.raft.metrics();
@@ -299,6 +321,10 @@ impl ControllerHost {
         }
         let now = self.now_ms();
         self.controller_mut().tick(now);
+        if now >= self.preferred_election_due_ms {
+            self.preferred_election_due_ms = now + PREFERRED_ELECTION_INTERVAL_MS;
+            self.controller_mut().elect_preferred_leaders(now, PREFERRED_ELECTIONS_PER_ROUND_MAX);
+        }
         if let Err(e) = self.propose_records().await {
             tracing::warn!("controller tick: {e}");
         }

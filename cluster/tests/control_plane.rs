@@ -213,6 +213,54 @@ fn a_silent_node_is_fenced_leaves_isrs_and_its_partitions_get_new_leaders() {
     assert_eq!(down, vec![NodeId(victim)]);
 }
 
+/// A node fenced and restarted takes back the leadership of the partitions it is the preferred
+/// (first) replica of, but only once it is in their ISR again. Without a data path here, its
+/// rejoining is the current leader's accepted proposal adding it back.
+#[test]
+fn a_restarted_node_leads_its_preferred_partitions_again_once_back_in_the_isr() {
+    let mut cluster = Cluster::start(17_108);
+    for id in 1..=3 {
+        wait_meta(cluster.node(id), "all three registered", all_registered);
+    }
+    let controller = wait_controller(cluster.node(1), |_| true);
+    block_on(cluster.node(1).create_topic(topic("t", 3, 3))).unwrap();
+    let victim = (1..=3).find(|&n| NodeId(n) != controller).unwrap();
+    let survivor = controller.0;
+    let created = wait_meta(cluster.node(survivor), "t applied", |m| m.topics.contains_key("t"));
+    let preferred: Vec<PartitionId> = (created.partitions.iter())
+        .filter(|(_, p)| p.replicas[0].node == NodeId(victim))
+        .map(|(&id, _)| id)
+        .collect();
+    assert!(!preferred.is_empty(), "placement makes every node some partition's first replica");
+
+    cluster.stop(victim);
+    wait_meta(cluster.node(survivor), "victim fenced, its partitions moved", |m| {
+        m.partitions.values().all(|p| !p.state.isr.contains(&NodeId(victim)) && p.state.leader.is_some())
+    });
+    cluster.start_node(victim, 9000);
+    let restarted = wait_meta(cluster.node(survivor), "the restart recorded", |m| {
+        m.incarnations.get(&NodeId(victim)) == Some(&2)
+    });
+    for id in &preferred {
+        let s = &restarted.partitions[id].state;
+        let leader = s.leader.expect("a leader");
+        assert_ne!(leader, NodeId(victim), "led again from outside the ISR: {s:?}");
+        // The leader's proposal adding the restarted node back, in assignment order.
+        let isr = restarted.partitions[id].replicas.iter().map(|r| r.node);
+        let isr = isr.filter(|n| s.isr.contains(n) || *n == NodeId(victim)).collect();
+        let (leader_epoch, partition_epoch) = (s.leader_epoch, s.partition_epoch);
+        let proposal = AlterPartition { partition: *id, leader, leader_epoch, partition_epoch, isr };
+        let altered = block_on(cluster.node(leader.0).alter_partition(proposal)).unwrap();
+        assert!(altered.isr.contains(&NodeId(victim)));
+        let led = wait_meta(cluster.node(survivor), "the preferred replica leads again", |m| {
+            m.partitions[id].state.leader == Some(NodeId(victim))
+        });
+        let s = &led.partitions[id].state;
+        assert!(s.leader_epoch > altered.leader_epoch, "no new leader epoch: {s:?}");
+        assert!(s.partition_epoch > altered.partition_epoch);
+    }
+}
+
 #[test]
 fn the_controller_fails_over_with_the_metadata_and_a_restarted_node_rejoins() {
     let mut cluster = Cluster::start(17_103);

@@ -42,6 +42,19 @@
 //!    watermark unheard). Members removed below min in-sync join the ELR (rule 2's reason).
 //! 8. The invariants of [`check`] (and: leader and ISR members are unfenced) are asserted in
 //!    release builds after every change: a controller that broke them could lose committed data.
+//! 9. Preferred-leader election (Kafka's leader rebalance): a partition whose leader is not its
+//!    preferred replica (the first of the assignment) moves leadership back to it only when the
+//!    preferred replica is in the ISR, so it holds every committed record as any ISR member
+//!    elected under rule 5 does. A node that was fenced (and so left every ISR) takes its
+//!    leadership back only after the leader has added it to the ISR again; one that restarted
+//!    within its session stayed in the ISR (rule 6) and may take it back at once. The preferred replica must also be unfenced and
+//!    heard from by this controller: after a failover every node is presumed alive (see below),
+//!    and leadership moved to a node that in fact died would leave the partition without a
+//!    working leader until its session expires. It is a leader change like any other (rule 1:
+//!    new leader epoch, partition epoch + 1). At most a caller-given number of partitions move
+//!    per call, in partition order, so a node coming back does not make every one of its
+//!    partitions change leader at once; each moved partition stops being a candidate, so
+//!    repeated calls reach every one.
 //!
 //! A controller has no first-hand knowledge of a node's incarnation after it starts: the first
 //! heartbeat it sees from a node counts as a new incarnation. That costs one leader epoch per
@@ -326,6 +339,31 @@ impl Controller {
     /// Fences every node whose session expired by `now_ms` (rule 2).
     pub fn tick(&mut self, now_ms: u64) {
         self.expire_sessions(now_ms);
+    }
+
+    /// Moves the leadership of at most `elections_max` partitions to their preferred replica
+    /// (rule 9), in partition order, and returns how many moved. Sessions expired by `now_ms`
+    /// are fenced first, so a preferred replica silent for too long is never chosen.
+    pub fn elect_preferred_leaders(&mut self, now_ms: u64, elections_max: usize) -> usize {
+        self.expire_sessions(now_ms);
+        let movable = self.partitions_where(|p| self.preferred_leader_eligible(p).is_some());
+        let moved = movable.len().min(elections_max);
+        for &id in &movable[..moved] {
+            let p = &self.state.partitions[&id];
+            let preferred = self.preferred_leader_eligible(p).expect("chosen as eligible");
+            let next = PartitionState { leader: Some(preferred), ..p.clone() };
+            self.commit(id, next, true);
+        }
+        moved
+    }
+
+    /// The preferred replica of `p`, if leadership should move to it (rule 9): it does not lead,
+    /// it is in the ISR, unfenced and heard from by this controller.
+    fn preferred_leader_eligible(&self, p: &PartitionState) -> Option<NodeId> {
+        let &preferred = p.replicas.first()?;
+        let heard = self.nodes.get(&preferred).is_some_and(|l| !l.fenced && l.incarnation.is_some());
+        let eligible = p.leader != Some(preferred) && p.isr.contains(&preferred) && heard;
+        eligible.then_some(preferred)
     }
 
     /// The next changed partition, with its newest state, to broadcast to its replicas. In the
@@ -771,6 +809,93 @@ mod tests {
         let updates = drain(&mut c);
         assert_eq!(updates, vec![(p2, c.partition(p2).unwrap().clone()), (P0, p0(&c))]);
         assert_eq!(updates[1].1.partition_epoch, 3, "the newest state of partition 0");
+    }
+
+    /// Node 1 (partition 0's preferred replica) fenced at 1000 and heard from again at 1100:
+    /// node 2 leads, node 1 is unfenced and outside the ISR.
+    fn preferred_back_outside_the_isr() -> Controller {
+        let mut c = cluster(2, false);
+        fence_at(&mut c, 1000, &[2, 3], 1);
+        beat(&mut c, 1100, &[1, 2, 3]);
+        drain(&mut c);
+        let p = p0(&c);
+        assert_eq!((p.leader, p.isr, c.is_fenced(n(1))), (Some(n(2)), ns(&[2, 3]), false));
+        c
+    }
+
+    #[test]
+    fn the_preferred_leader_leads_again_only_once_back_in_the_isr() {
+        let mut c = preferred_back_outside_the_isr();
+        let before = p0(&c);
+        assert_eq!(c.elect_preferred_leaders(1100, 10), 0, "node 1 is outside the ISR");
+        assert_eq!((p0(&c), c.poll_update()), (before.clone(), None));
+        let p = c.handle_alter_partition(1200, &alter(&c, 2, &[1, 2, 3])).unwrap();
+        assert_eq!((p.leader, p.isr), (Some(n(2)), ns(&[1, 2, 3])), "joining the ISR moves nothing");
+        assert_eq!(c.elect_preferred_leaders(1200, 10), 1);
+        let p = p0(&c);
+        assert_eq!((p.leader, p.isr.clone(), p.elr.clone()), (Some(n(1)), ns(&[1, 2, 3]), vec![]));
+        assert_eq!(
+            (p.leader_epoch, p.partition_epoch),
+            (before.leader_epoch + 1, before.partition_epoch + 2)
+        );
+        assert_eq!(drain(&mut c), vec![(P0, p.clone())]);
+        assert_eq!(c.elect_preferred_leaders(1300, 10), 0, "the preferred replica leads already");
+        assert_eq!((p0(&c), c.poll_update()), (p, None));
+    }
+
+    #[test]
+    fn a_preferred_replica_whose_session_expired_is_not_elected() {
+        let mut c = preferred_back_outside_the_isr();
+        c.handle_alter_partition(1200, &alter(&c, 2, &[1, 2, 3])).unwrap();
+        drain(&mut c);
+        // Node 1 falls silent again; the call at its deadline fences it before choosing.
+        beat(&mut c, 2099, &[2, 3]);
+        assert_eq!(c.elect_preferred_leaders(2100, 10), 0);
+        assert!(c.is_fenced(n(1)));
+        let p = p0(&c);
+        assert_eq!((p.leader, p.isr), (Some(n(2)), ns(&[2, 3])), "fenced: out of the ISR, not leading");
+    }
+
+    #[test]
+    fn after_a_failover_the_preferred_replica_leads_again_only_once_heard_from() {
+        let mut c = preferred_back_outside_the_isr();
+        c.handle_alter_partition(1200, &alter(&c, 2, &[1, 2, 3])).unwrap();
+        let durable = c.state().clone();
+        let mut r = Controller::recover(config(2, false), durable.clone(), &ns(&[1, 2, 3]), 2000);
+        assert_eq!(r.elect_preferred_leaders(2000, 10), 0, "node 1 is only presumed alive");
+        assert_eq!(r.state(), &durable);
+        beat(&mut r, 2100, &[1]);
+        assert_eq!(r.elect_preferred_leaders(2100, 10), 1);
+        assert_eq!(r.partition(P0).unwrap().leader, Some(n(1)));
+    }
+
+    #[test]
+    fn preferred_elections_move_at_most_the_limit_per_call() {
+        let mut c = cluster(1, false);
+        let ids: Vec<PartitionId> = (1..=3).map(PartitionId).collect();
+        for &id in &ids {
+            c.create_partition(id, ns(&[1, 2, 3]), 1).unwrap();
+        }
+        fence_at(&mut c, 1000, &[2, 3], 1);
+        beat(&mut c, 1100, &[1, 2, 3]);
+        for id in [P0].iter().chain(&ids) {
+            let p = c.partition(*id).unwrap();
+            let req = AlterPartition { partition: *id, isr: ns(&[1, 2, 3]), ..alter(&c, 2, &[]) };
+            let req =
+                AlterPartition { leader_epoch: p.leader_epoch, partition_epoch: p.partition_epoch, ..req };
+            c.handle_alter_partition(1100, &req).unwrap();
+        }
+        drain(&mut c);
+        let leaders = |c: &Controller| -> Vec<Option<NodeId>> {
+            c.state().partitions.values().map(|p| p.leader).collect()
+        };
+        assert_eq!(leaders(&c), vec![Some(n(2)); 4]);
+        assert_eq!(c.elect_preferred_leaders(1200, 3), 3);
+        assert_eq!(leaders(&c), vec![Some(n(1)), Some(n(1)), Some(n(1)), Some(n(2))], "in partition order");
+        assert_eq!(drain(&mut c).len(), 3);
+        assert_eq!(c.elect_preferred_leaders(1300, 3), 1, "the rest moves on the next call");
+        assert_eq!(leaders(&c), vec![Some(n(1)); 4]);
+        assert_eq!(c.elect_preferred_leaders(1400, 0), 0);
     }
 
     #[test]

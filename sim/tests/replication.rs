@@ -82,3 +82,12 @@ fn a_seed_replays_exactly() {
         assert!(a.acked_batches > 0 && a.elections > 0, "the run did something: {a:?}");
     }
 }
+
+/// The simulated controller moves leaders back to the preferred replica (rule 9), so the sweeps
+/// check those moves against every invariant too.
+#[test]
+fn sweeps_move_leaders_back_to_the_preferred_replica() {
+    let moved: u64 =
+        (0..200).filter_map(|s| run_seed(s, RunLimits::default()).ok()).map(|r| r.preferred_elections).sum();
+    assert!(moved > 0, "no preferred-leader election in 200 seeds");
+}

@@ -56,7 +56,7 @@ fn main() {
     let secs = started.elapsed().as_secs_f64();
     println!(
         "{} seeds, {failed} failed, in {secs:.1} s ({:.0} steps/s): {} steps, {} crashes, {} partitions, \
-         {} elections, {} truncations, {} controller failovers, {} acked batches, {} consumed, \
+         {} elections, {} truncations, {} controller failovers, {} preferred-leader elections, {} acked batches, {} consumed, \
          {} appends refused by a full disk, {} logs reopened after a failed sync, {} bit flips on the wire",
         seeds.end - seeds.start,
         total.steps as f64 / secs,
@@ -66,6 +66,7 @@ fn main() {
         total.elections,
         total.truncations,
         total.failovers,
+        total.preferred_elections,
         total.acked_batches,
         total.consumed_batches,
         total.disk_full_refusals,
@@ -85,6 +86,7 @@ fn add(t: &mut RunStats, s: &RunStats) {
     t.truncations += s.truncations;
     t.acked_batches += s.acked_batches;
     t.failovers += s.failovers;
+    t.preferred_elections += s.preferred_elections;
     t.consumed_batches += s.consumed_batches;
     t.disk_full_refusals += s.disk_full_refusals;
     t.log_reopens += s.log_reopens;

@@ -6,6 +6,11 @@ use super::data_node::Outbox;
 use super::msg::Msg;
 use weir_replication::{Controller, ControllerConfig, ControllerState, NodeId, PartitionId, PartitionState};
 
+/// Preferred-leader elections per tick: the simulated cluster has one partition. The controller
+/// tries one at every tick (every millisecond), far more often than a real host, so that a
+/// replica taking its leadership back the moment it rejoins the ISR meets every race.
+const PREFERRED_ELECTIONS_PER_TICK_MAX: usize = 1;
+
 /// The controller, up or failing over.
 #[derive(Debug)]
 pub struct ControllerHost {
@@ -16,6 +21,8 @@ pub struct ControllerHost {
     /// What the metadata log holds: updated after every change, kept across failovers.
     durable: ControllerState,
     pub failovers: u64,
+    /// Leaders moved back to the preferred replica.
+    pub preferred_elections: u64,
     /// Every state the controller committed, in order, for the checkers.
     pub committed: Vec<PartitionState>,
 }
@@ -34,6 +41,7 @@ impl ControllerHost {
             durable: ControllerState::default(),
             up: Some(c),
             failovers: 0,
+            preferred_elections: 0,
             committed: Vec::new(),
         };
         host.drain(&mut Vec::new());
@@ -77,6 +85,8 @@ impl ControllerHost {
     pub fn tick(&mut self, now_ms: u64, out: &mut Outbox) {
         if let Some(c) = &mut self.up {
             c.tick(now_ms);
+            let moved = c.elect_preferred_leaders(now_ms, PREFERRED_ELECTIONS_PER_TICK_MAX);
+            self.preferred_elections += moved as u64;
         }
         self.drain(out);
     }

@@ -48,6 +48,8 @@ pub struct RunStats {
     pub truncations: u64,
     pub acked_batches: u64,
     pub failovers: u64,
+    /// Leaders the controller moved back to the preferred replica.
+    pub preferred_elections: u64,
     pub consumed_batches: u64,
     /// Appends a full disk refused.
     pub disk_full_refusals: u64,
@@ -479,6 +481,7 @@ impl World {
         self.stats.elections = self.checkers.elections;
         self.stats.truncations = self.checkers.truncations;
         self.stats.failovers = self.controller.failovers;
+        self.stats.preferred_elections = self.controller.preferred_elections;
         self.stats
     }
 }
