@@ -52,6 +52,9 @@ pub struct ProducerConfig {
     /// lost): delivery is at least once, and with `max_in_flight` above 1 a retry can reorder
     /// the partition.
     pub retries: u32,
+    /// The wait before a retry; doubled per round (up to [`RETRY_BACKOFF_MAX_MS`]) while a
+    /// partition's leader moves, is elected or does not answer. Also the shortest time between
+    /// two metadata refreshes of a topic for batches refused at about the same time.
     pub retry_backoff_ms: u64,
     pub buffer_records_max: usize,
     /// Produce requests sent on the connection and not yet answered, at most. With more than
