@@ -235,7 +235,7 @@ struct TopicRoute {
 }
 
 /// Batches refused by a node that does not lead their partition, on their way back to the
-/// router, at most; and as many again that the router holds while it waits on a worker. A
+/// router, at most; and as many again that the router takes while it waits on a worker. A
 /// worker that finds the queue full waits for room, no longer than its batch may.
 pub const REROUTES_MAX: usize = 256;
 
@@ -301,8 +301,9 @@ struct Router {
     /// Where workers send back the batches a node refused as not its partition's leader.
     reroute_tx: mpsc::Sender<Reroute>,
     /// Batches taken from the reroute queue while the router waited on a worker (so that a
-    /// worker waiting for room there is not stuck), handled before the queue; at most
-    /// [`REROUTES_MAX`].
+    /// worker waiting for room there is not stuck), handled before the queue: at most
+    /// [`REROUTES_MAX`] taken so, plus those a worker handed over with a released partition
+    /// (at most its `max_in_flight`).
     deferred: VecDeque<Reroute>,
 }
 
