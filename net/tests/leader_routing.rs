@@ -369,6 +369,12 @@ mod leader_move {
         release: watch::Sender<u32>,
         stored: Mutex<Vec<Vec<u8>>>,
         elected: Instant,
+        /// Partitions of `t` (all led alike).
+        partitions: AtomicU32,
+        /// The `timeout_ms` of each produce received.
+        timeouts: Mutex<Vec<u32>>,
+        /// How long a metadata answer takes (a busy node).
+        metadata_ms: AtomicU32,
     }
 
     impl MovingLeader {
@@ -389,19 +395,19 @@ mod leader_move {
                 high_watermark: 0,
                 log_end: 0,
             };
-            let partition = PartitionInfo {
-                partition: 0,
+            let partition = |partition| PartitionInfo {
+                partition,
                 shard: 0,
                 log_start: 0,
                 log_end: 0,
                 health: None,
-                replication: Some(replication),
+                replication: Some(replication.clone()),
             };
             let topic = TopicInfo {
                 name: "t".into(),
                 error: ErrorCode::None,
                 config: TopicConfig::default(),
-                partitions: vec![partition],
+                partitions: (0..self.partitions.load(Ordering::SeqCst)).map(partition).collect(),
             };
             Response::Metadata { shards: node(0).shards, nodes: vec![node(0), node(1)], topics: vec![topic] }
         }
@@ -409,8 +415,15 @@ mod leader_move {
         /// Node `me`'s answer to `req`; `None`: no answer ever.
         async fn answer(&self, me: usize, req: Request<'_>) -> Option<Response<'static>> {
             let batches = match req {
-                Request::Metadata { .. } => return Some(self.metadata()),
-                Request::Produce { batches, .. } => batches.to_vec(),
+                Request::Metadata { .. } => {
+                    let ms = self.metadata_ms.load(Ordering::SeqCst);
+                    tokio_rt::time::sleep(Duration::from_millis(ms.into())).await;
+                    return Some(self.metadata());
+                }
+                Request::Produce { batches, timeout_ms, .. } => {
+                    self.timeouts.lock().unwrap().push(timeout_ms);
+                    batches.to_vec()
+                }
                 other => panic!("not served here: {other:?}"),
             };
             let ok = |base_offset| Response::Produce {
@@ -497,6 +510,9 @@ mod leader_move {
             release: watch::channel(0).0,
             stored: Mutex::new(Vec::new()),
             elected,
+            partitions: AtomicU32::new(1),
+            timeouts: Mutex::new(Vec::new()),
+            metadata_ms: AtomicU32::new(0),
         });
         for (me, listener) in [a, b].into_iter().enumerate() {
             let f = fake.clone();
@@ -633,6 +649,64 @@ mod leader_move {
                 Err(ClientError::Config { setting: "delivery_timeout_ms", .. }) => {}
                 other => panic!("accepted: {other:?}"),
             }
+        });
+    }
+
+    /// A batch sent back to be rerouted while the producer is dropped is still rerouted and
+    /// acknowledged (the reroute queue once went down with the producer: `Closed`).
+    #[test]
+    fn a_producer_dropped_with_a_batch_to_reroute_still_delivers_it() {
+        runtime().block_on(async {
+            let fake = start(false).await;
+            let target = Target::tcp(format!("127.0.0.1:{}", fake.ports[0]));
+            let config = ProducerConfig { linger_ms: 0, retry_backoff_ms: 1, ..ProducerConfig::default() };
+            let producer = Producer::connect(&target, config).await.unwrap();
+            let ack = producer.enqueue(record(0)).await.unwrap();
+            fake.node_1_produces.subscribe().wait_for(|n| *n >= 1).await.unwrap();
+            drop(producer);
+            fake.release.send_replace(u32::MAX);
+            assert_eq!(ack.await.unwrap(), 0);
+        });
+    }
+
+    /// More batches refused at once than the reroute queue holds (`REROUTES_MAX`), metadata
+    /// slow to come: each batch waits for room and reaches the new leader (those beyond it were
+    /// once retried at the refusing node and failed `NotLeader`). The node is asked for a wait
+    /// of at most `request_timeout_ms` (it was always 30 s).
+    #[test]
+    fn more_refused_batches_than_the_reroute_queue_holds_all_reach_the_new_leader() {
+        runtime().block_on(async {
+            let fake = start(false).await;
+            let partitions = 3 * weir_net::client::producer::REROUTES_MAX as u32;
+            fake.partitions.store(partitions, Ordering::SeqCst);
+            fake.metadata_ms.store(5, Ordering::SeqCst);
+            fake.release.send_replace(u32::MAX);
+            let target = Target::tcp(format!("127.0.0.1:{}", fake.ports[0]));
+            let config = ProducerConfig {
+                linger_ms: 0,
+                max_in_flight: partitions as usize,
+                request_timeout_ms: 20_000,
+                ..ProducerConfig::default()
+            };
+            let producer = Producer::connect(&target, config).await.unwrap();
+            let mut acks = Vec::new();
+            for p in 0..partitions {
+                acks.push(
+                    producer.enqueue(ProducerRecord { partition: Some(p), ..record(p) }).await.unwrap(),
+                );
+            }
+            for (p, a) in acks.into_iter().enumerate() {
+                if let Err(e) = a.await {
+                    panic!("partition {p}: {e}");
+                }
+            }
+            assert_eq!(fake.stored.lock().unwrap().len(), partitions as usize);
+            // Each batch went to the former leader once at most: none was tried there again.
+            let at_1 = *fake.node_1_produces.borrow();
+            assert!(at_1 <= partitions, "node 1 was sent {at_1} produces for {partitions} batches");
+            let timeouts = fake.timeouts.lock().unwrap().clone();
+            assert!(timeouts.iter().all(|t| (1..=20_000).contains(t)), "{timeouts:?}");
+            producer.close().await.unwrap();
         });
     }
 }

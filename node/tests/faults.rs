@@ -26,8 +26,15 @@ fn kill_9_during_produce_loses_no_acknowledged_record() {
     let acked: Vec<(u32, u64, String)> = rt.block_on(async {
         Admin::connect(&addr).await.unwrap().create_topic("crash", 4, TopicConfig::default()).await.unwrap();
         // No retries: a retried batch whose first attempt was written would be a duplicate
-        // (idempotent producers arrive later).
-        let config = ProducerConfig { retries: 0, linger_ms: 1, ..ProducerConfig::default() };
+        // (idempotent producers arrive later). A node that does not answer is waited for until
+        // the delivery timeout: a short one, so that the records after the kill fail soon.
+        let config = ProducerConfig {
+            retries: 0,
+            linger_ms: 1,
+            delivery_timeout_ms: 10_000,
+            request_timeout_ms: 5_000,
+            ..ProducerConfig::default()
+        };
         let producer = Producer::connect(&addr, config).await.unwrap();
         let mut pending = std::collections::VecDeque::new();
         let mut acked = Vec::new();

@@ -52,6 +52,9 @@ pub struct ProducerConfig {
     /// lost): delivery is at least once, and with `max_in_flight` above 1 a retry can reorder
     /// the partition.
     pub retries: u32,
+    /// The wait before a retry; doubled per round (up to [`RETRY_BACKOFF_MAX_MS`]) while a
+    /// partition's leader moves, is elected or does not answer. Also the shortest time between
+    /// two metadata refreshes of a topic for batches refused at about the same time.
     pub retry_backoff_ms: u64,
     pub buffer_records_max: usize,
     /// Produce requests sent on the connection and not yet answered, at most. With more than
@@ -232,7 +235,7 @@ struct TopicRoute {
 }
 
 /// Batches refused by a node that does not lead their partition, on their way back to the
-/// router, at most; and as many again that the router holds while it waits on a worker. A
+/// router, at most; and as many again that the router takes while it waits on a worker. A
 /// worker that finds the queue full waits for room, no longer than its batch may.
 pub const REROUTES_MAX: usize = 256;
 
@@ -271,7 +274,7 @@ enum WorkerCmd {
     /// The partition moved to another worker: answer with its batches not yet acknowledged,
     /// oldest first, once those in flight here are answered. Queued behind every record the
     /// router sent here before, so nothing of the partition stays behind.
-    Release(BatchKey, oneshot::Sender<VecDeque<InFlight>>),
+    Release(BatchKey, oneshot::Sender<VecDeque<Reroute>>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -298,8 +301,9 @@ struct Router {
     /// Where workers send back the batches a node refused as not its partition's leader.
     reroute_tx: mpsc::Sender<Reroute>,
     /// Batches taken from the reroute queue while the router waited on a worker (so that a
-    /// worker waiting for room there is not stuck), handled before the queue; at most
-    /// [`REROUTES_MAX`].
+    /// worker waiting for room there is not stuck), handled before the queue: at most
+    /// [`REROUTES_MAX`] taken so, plus those a worker handed over with a released partition
+    /// (at most its `max_in_flight`).
     deferred: VecDeque<Reroute>,
 }
 
@@ -376,12 +380,13 @@ impl Router {
     }
 
     /// Metadata of `topic` asked for again, no later than `expires`, unless it was asked for
-    /// less than `retry_backoff_ms` ago. What was known stays when no answer comes: the
-    /// partitions go where it points until an answer says otherwise.
-    async fn refresh(&mut self, topic: &str, expires: Instant) -> Result<()> {
+    /// after `since` (when the refused batch was sent) and less than `retry_backoff_ms` ago:
+    /// one refresh answers every batch refused at about the same time. What was known stays
+    /// when no answer comes: the partitions go where it points until an answer says otherwise.
+    async fn refresh(&mut self, topic: &str, expires: Instant, since: Instant) -> Result<()> {
         let window = Duration::from_millis(self.config.retry_backoff_ms);
         let Some(known) = self.topics.get_mut(topic) else { return Ok(()) };
-        if known.refreshed + window > Instant::now() {
+        if known.refreshed >= since && known.refreshed + window > Instant::now() {
             return Ok(());
         }
         known.refreshed = Instant::now();
@@ -475,10 +480,9 @@ impl Router {
         };
         let name = self.topics[&r.topic].name.clone();
         let worker = self.moved_to(worker, (name.clone(), partition), reroutes).await;
-        if let Err(mpsc::error::SendError(WorkerCmd::Send(_, _, _, reply, _))) =
-            worker.send(WorkerCmd::Send(name, partition, r, reply, queued)).await
-        {
-            let _ = reply.send(Err(ClientError::Closed));
+        match self.room(&worker, reroutes).await {
+            Some(room) => room.send(WorkerCmd::Send(name, partition, r, reply, queued)),
+            None => drop(reply.send(Err(ClientError::Closed))),
         }
     }
 
@@ -523,12 +527,13 @@ impl Router {
                 Ok(addr) => addr.unwrap_or_else(|| self.target.addr.clone()),
                 Err(e) if e.is_retriable() => {
                     tracing::warn!(topic, partition, error = %e, "no leader; asking for metadata again");
-                    let until = Instant::now() + backoff(&self.config, round);
+                    let since = Instant::now();
+                    let until = since + backoff(&self.config, round);
                     if until >= expires {
                         return Err(None);
                     }
                     tokio_rt::time::sleep_until(until).await;
-                    if let Err(e) = self.refresh(topic, expires).await {
+                    if let Err(e) = self.refresh(topic, expires, since).await {
                         tracing::warn!(topic, error = %e, "no metadata; keeping the routes known");
                     }
                     continue;
@@ -570,13 +575,10 @@ impl Router {
     ) -> mpsc::Sender<WorkerCmd> {
         let Some(former) = former else { return worker };
         let moved = self.move_partition(key, &former, reroutes).await;
-        let error = ClientError::Server {
-            code: crate::error::ErrorCode::NotLeader,
-            message: "the partition's leader moved".into(),
-        };
+        let error = leader_moved();
         for f in moved {
             let not_before = Instant::now() + backoff(&self.config, f.attempt);
-            hand_over(&worker, f, error.duplicate(), not_before).await;
+            self.hand_over(&worker, f, error.duplicate(), not_before, reroutes).await;
         }
         worker
     }
@@ -591,9 +593,8 @@ impl Router {
     ) -> VecDeque<InFlight> {
         tracing::debug!(topic = %key.0, partition = key.1, "leader moved; taking the partition's batches back");
         let (tx, rx) = oneshot::channel();
-        if former.send(WorkerCmd::Release(key.clone(), tx)).await.is_err() {
-            return VecDeque::new();
-        }
+        let Some(room) = self.room(former, reroutes).await else { return VecDeque::new() };
+        room.send(WorkerCmd::Release(key.clone(), tx));
         let held = self.wait_draining(rx, reroutes).await.unwrap_or_default();
         // What the former worker sent back before it answered is in the queue by now, and older
         // than what it held.
@@ -601,10 +602,44 @@ impl Router {
             let Ok(back) = reroutes.try_recv() else { break };
             self.deferred.push_back(back);
         }
+        // Batches of other partitions it held go after those already sent back.
         let (mine, others): (VecDeque<Reroute>, VecDeque<Reroute>) =
-            std::mem::take(&mut self.deferred).into_iter().partition(|r| r.batch.key == key);
+            std::mem::take(&mut self.deferred).into_iter().chain(held).partition(|r| r.batch.key == key);
         self.deferred = others;
-        mine.into_iter().map(|r| r.batch).chain(held).collect()
+        mine.into_iter().map(|r| r.batch).collect()
+    }
+
+    /// Hands a batch to a worker to send, not before `not_before`; fails it if the worker is
+    /// gone.
+    async fn hand_over(
+        &mut self,
+        worker: &mpsc::Sender<WorkerCmd>,
+        f: InFlight,
+        error: ClientError,
+        not_before: Instant,
+        reroutes: &mut mpsc::Receiver<Reroute>,
+    ) {
+        match self.room(worker, reroutes).await {
+            Some(room) => room.send(WorkerCmd::Resend(f, error, not_before)),
+            None => fail(f.replies, &final_error(&ClientError::Closed, f.maybe_written)),
+        }
+    }
+
+    /// Room in a worker's queue (`None`: the worker is gone), taking batches from the reroute
+    /// queue meanwhile as [`wait_draining`](Self::wait_draining) does: the worker may be
+    /// waiting for room there.
+    async fn room<'w>(
+        &mut self,
+        worker: &'w mpsc::Sender<WorkerCmd>,
+        reroutes: &mut mpsc::Receiver<Reroute>,
+    ) -> Option<mpsc::Permit<'w, WorkerCmd>> {
+        loop {
+            let room = self.deferred.len() < REROUTES_MAX;
+            tokio_rt::select! {
+                permit = worker.reserve() => return permit.ok(),
+                Some(back) = reroutes.recv(), if room => self.deferred.push_back(back),
+            }
+        }
     }
 
     /// Waits for a worker's answer while taking batches from the reroute queue (as far as
@@ -633,7 +668,7 @@ impl Router {
         // An address unreachable before may answer now: its node may lead again.
         self.aliases.clear();
         let expires = batch.queued + Duration::from_millis(self.config.delivery_timeout_ms);
-        if let Err(e) = self.refresh(&topic, expires).await {
+        if let Err(e) = self.refresh(&topic, expires, batch.sent).await {
             tracing::warn!(topic, error = %e, "no metadata; keeping the routes known");
         }
         let picked = match self.partition_worker(&topic, batch.key.1, expires).await {
@@ -647,7 +682,7 @@ impl Router {
                 // The oldest batch of the partition goes first; those taken back follow.
                 let not_before = Instant::now() + backoff(&self.config, batch.attempt);
                 let key = batch.key.clone();
-                hand_over(&worker, batch, error, not_before).await;
+                self.hand_over(&worker, batch, error, not_before, reroutes).await;
                 self.moved_to((worker, former), key, reroutes).await;
             }
             Err(e) => {
@@ -697,9 +732,11 @@ impl Router {
     async fn flush_workers(&mut self, reroutes: &mut mpsc::Receiver<Reroute>) {
         loop {
             let mut waits = Vec::new();
-            for w in self.workers.values() {
+            let workers: Vec<_> = self.workers.values().map(|w| w.tx.clone()).collect();
+            for w in workers {
                 let (tx, rx) = oneshot::channel();
-                if w.tx.send(WorkerCmd::Flush(tx)).await.is_ok() {
+                if let Some(room) = self.room(&w, reroutes).await {
+                    room.send(WorkerCmd::Flush(tx));
                     waits.push(rx);
                 }
             }
@@ -750,18 +787,17 @@ impl Router {
     }
 }
 
+/// Why a batch taken back from a former leader's worker is sent again.
+fn leader_moved() -> ClientError {
+    ClientError::Server {
+        code: crate::error::ErrorCode::NotLeader,
+        message: "the partition's leader moved".into(),
+    }
+}
+
 /// A partition's worker, and the one it had before if its leader moved.
 type WorkerPick =
     std::result::Result<(mpsc::Sender<WorkerCmd>, Option<mpsc::Sender<WorkerCmd>>), Option<ClientError>>;
-
-/// Hands a batch to a worker to send, not before `not_before`; fails it if the worker is gone.
-async fn hand_over(worker: &mpsc::Sender<WorkerCmd>, f: InFlight, error: ClientError, not_before: Instant) {
-    if let Err(mpsc::error::SendError(WorkerCmd::Resend(f, _, _))) =
-        worker.send(WorkerCmd::Resend(f, error, not_before)).await
-    {
-        fail(f.replies, &final_error(&ClientError::Closed, f.maybe_written));
-    }
-}
 
 struct Pending {
     builder: BatchBuilder,
@@ -784,9 +820,11 @@ struct Worker {
     in_flight: VecDeque<InFlight>,
     /// To the router: batches this address refused as not their partition's leader.
     reroute: mpsc::Sender<Reroute>,
-    /// The partition being taken back (see [`WorkerCmd::Release`]), and its batches that come
-    /// back meanwhile: they go to the router with the answer, not through the reroute queue.
-    releasing: Option<(BatchKey, VecDeque<InFlight>)>,
+    /// While a partition is taken back (see [`WorkerCmd::Release`]), the batches sent back
+    /// meanwhile, of any partition: they go to the router with the answer, not through the
+    /// reroute queue (the router, waiting for the answer, may have no room left to take them).
+    /// At most `max_in_flight` (only batches in flight come back).
+    releasing: Option<VecDeque<Reroute>>,
 }
 
 /// A batch on the wire, or waiting to go (again).
@@ -798,6 +836,8 @@ struct InFlight {
     attempt: u32,
     /// When the batch's oldest record was queued.
     queued: Instant,
+    /// When the batch was last sent (when queued, before it was).
+    sent: Instant,
     /// An attempt reached the node and its answer was lost, or the node could not tell: if the
     /// batch fails in the end, it may have been written all the same.
     maybe_written: bool,
@@ -811,7 +851,7 @@ impl InFlight {
         queued: Instant,
     ) -> Self {
         let request = super::connection::Pending::placeholder();
-        Self { key, batch, replies, request, attempt: 0, queued, maybe_written: false }
+        Self { key, batch, replies, request, attempt: 0, queued, sent: queued, maybe_written: false }
     }
 }
 
@@ -928,17 +968,18 @@ impl Worker {
     /// Takes back the batches of `key` (its leader moved, and the router sends its records to
     /// another worker now): those in flight are answered first (the node may take them), and
     /// those refused come back here with the one still being built, oldest first.
-    async fn release(&mut self, key: BatchKey) -> VecDeque<InFlight> {
-        self.releasing = Some((key.clone(), VecDeque::new()));
+    async fn release(&mut self, key: BatchKey) -> VecDeque<Reroute> {
+        self.releasing = Some(VecDeque::new());
         while self.in_flight.iter().any(|f| f.key == key) {
             self.complete_oldest().await;
         }
-        let (_, mut held) = self.releasing.take().expect("set above");
+        let mut held = self.releasing.take().expect("set above");
         if let Some(mut p) = self.batches.remove(&key)
             && !p.builder.is_empty()
         {
             let batch = p.builder.seal_reset(ProducerStamp::default());
-            held.push_back(InFlight::new(key, batch, std::mem::take(&mut p.replies), p.queued));
+            let f = InFlight::new(key, batch, std::mem::take(&mut p.replies), p.queued);
+            held.push_back(Reroute { batch: f, error: leader_moved(), from: self.target.addr.clone() });
         }
         held
     }
@@ -1054,7 +1095,7 @@ impl Worker {
             Err(_) => Err(gave_up("sending")),
         };
         match sent {
-            Ok(request) => self.in_flight.push_back(InFlight { request, ..f }),
+            Ok(request) => self.in_flight.push_back(InFlight { request, sent: Instant::now(), ..f }),
             Err(e) => self.retry_or_fail(f, e, true).await,
         }
     }
@@ -1156,10 +1197,8 @@ impl Worker {
     /// the router's queue no longer than the batch may; a batch of the partition being taken
     /// back is kept for the router's answer instead.
     async fn send_back(&mut self, f: InFlight, error: ClientError) {
-        if let Some((key, held)) = &mut self.releasing
-            && *key == f.key
-        {
-            held.push_back(f);
+        if let Some(held) = &mut self.releasing {
+            held.push_back(Reroute { batch: f, error, from: self.target.addr.clone() });
             return;
         }
         tracing::warn!(topic = %f.key.0, partition = f.key.1, %error, "asking for metadata again");
@@ -1273,7 +1312,7 @@ impl Worker {
             let expires = g.queued + Duration::from_millis(self.config.delivery_timeout_ms);
             let e = match tokio_rt::time::timeout_at(expires, conn.send(&req)).await {
                 Ok(Ok(request)) => {
-                    self.in_flight.push_back(InFlight { request, ..g });
+                    self.in_flight.push_back(InFlight { request, sent: Instant::now(), ..g });
                     continue;
                 }
                 Ok(Err(e)) => e,
