@@ -139,6 +139,7 @@ async fn produce_until(
     topic: &'static str,
     producer_id: u64,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    acks: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) -> (Vec<(u64, u64)>, u64) {
     let config = ProducerConfig { linger_ms: 1, max_in_flight: 1, ..ProducerConfig::default() };
     let producer = Producer::connect(&target, config).await.unwrap();
@@ -147,7 +148,10 @@ async fn produce_until(
     while !stop.load(std::sync::atomic::Ordering::SeqCst) {
         let value = (producer_id << 32) | seq;
         match producer.send(record(topic, value)).await {
-            Ok(offset) => acked.push((value, offset)),
+            Ok(offset) => {
+                acked.push((value, offset));
+                acks.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
             Err(e) => {
                 failed += 1;
                 eprintln!("producer {producer_id}: record {seq} failed: {e}");
@@ -175,24 +179,34 @@ fn acknowledged_records_survive_leaders_killed_round_after_round() {
         admin.create_replicated_topic("rounds", 1, 3, Some(2), TopicConfig::default()).await.unwrap();
     });
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let producers: Vec<_> =
-        (0..3u64).map(|id| rt.spawn(produce_until(target.clone(), "rounds", id, stop.clone()))).collect();
+    let acks = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let producers: Vec<_> = (0..3u64)
+        .map(|id| rt.spawn(produce_until(target.clone(), "rounds", id, stop.clone(), acks.clone())))
+        .collect();
     let rounds = failover_rounds();
+    let mut failovers = Vec::new();
     for round in 0..rounds {
         rt.block_on(async {
+            wait_isr(target.clone(), "rounds", 3).await;
             let leader = wait_leader(&target, "rounds", |l| l.is_some()).await;
-            let isr_full = |t: &Target| wait_isr(t.clone(), "rounds", 3);
-            isr_full(&target).await;
+            let before = acks.load(std::sync::atomic::Ordering::SeqCst);
             let killed_at = Instant::now();
             cluster.kill(leader);
-            let moved = wait_leader(&target, "rounds", |l| l.is_some_and(|l| l != leader)).await;
-            eprintln!(
-                "round {round}: node {leader} killed, node {moved} leads after {:?}",
-                killed_at.elapsed()
-            );
+            // Failover: from the SIGKILL to the first acks=all produce acknowledged after it.
+            wait_for(|| acks.load(std::sync::atomic::Ordering::SeqCst) > before, "a produce after the kill")
+                .await;
+            let failover = killed_at.elapsed();
+            failovers.push(failover);
+            eprintln!("round {round}: node {leader} killed; a produce succeeded {failover:?} later");
             cluster.start_node(leader);
         });
     }
+    failovers.sort();
+    eprintln!(
+        "failover (SIGKILL to the first acknowledged produce): median {:?}, max {:?}",
+        failovers[failovers.len() / 2],
+        failovers.last().unwrap()
+    );
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let results: Vec<_> = rt.block_on(async {
         let mut all = Vec::new();
@@ -222,6 +236,15 @@ fn acknowledged_records_survive_leaders_killed_round_after_round() {
         );
         assert!(acked.len() as u64 > u64::from(rounds), "producers made progress through the rounds");
     });
+}
+
+/// Waits until `done` holds, checking every 10 ms, for [`SETTLE_MS`] at most.
+async fn wait_for(done: impl Fn() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_millis(SETTLE_MS);
+    while !done() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio_rt::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Waits until partition 0 of `topic` has `count` in-sync replicas.

@@ -153,16 +153,26 @@ impl Consumer {
         }
     }
 
-    /// Metadata of `topic` from the first address of the list `addrs` that answers.
+    /// Metadata of `topic` from the first address of the list `addrs` that answers it: one
+    /// that cannot be reached, or answers with a transient error (a node still joining its
+    /// cluster), gives way to the next.
     async fn routes_from(&mut self, addrs: &str, topic: &str) -> Result<TopicRoutes> {
-        let routes = match self.conn(addrs).await {
-            Ok(c) => TopicRoutes::fetch(c, topic).await,
-            Err(e) => Err(e),
-        };
-        if matches!(routes, Err(ClientError::Io(_) | ClientError::Decode(_))) {
-            self.conns.remove(addrs);
+        let mut last = ClientError::InvalidArgument(format!("no address in {addrs:?}"));
+        for addr in addrs.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+            let routes = match self.conn(addr).await {
+                Ok(c) => TopicRoutes::fetch(c, topic).await,
+                Err(e) => Err(e),
+            };
+            match routes {
+                Err(e @ (ClientError::Io(_) | ClientError::Decode(_))) => {
+                    self.conns.remove(addr);
+                    last = e;
+                }
+                Err(e) if e.is_retriable() || matches!(e, ClientError::Connect { .. }) => last = e,
+                done => return done,
+            }
         }
-        routes
+        Err(last)
     }
 
     /// The connection to `addr`, connecting (again) when there is none.

@@ -47,10 +47,11 @@ pub struct ProducerConfig {
     /// Durability each batch waits for; `All` by default (as Kafka's producer).
     pub acks: Acks,
     /// Attempts after the first for a batch that failed with a retriable error, within
-    /// `delivery_timeout_ms`. A leader moving or being elected, and a node that does not
-    /// answer, are waited for until `delivery_timeout_ms` instead. A retried batch may already have been written (its answer was
-    /// lost): delivery is at least once, and with `max_in_flight` above 1 a retry can reorder
-    /// the partition.
+    /// `delivery_timeout_ms`; unlimited by default, as Kafka's producer: `delivery_timeout_ms`
+    /// bounds the retries. A leader moving or being elected, and a node that does not answer,
+    /// are waited for until `delivery_timeout_ms` whatever this says. A retried batch may
+    /// already have been written (its answer was lost): delivery is at least once, and with
+    /// `max_in_flight` above 1 a retry can reorder the partition.
     pub retries: u32,
     /// The wait before a retry; doubled per round (up to [`RETRY_BACKOFF_MAX_MS`]) while a
     /// partition's leader moves, is elected or does not answer. Also the shortest time between
@@ -82,7 +83,7 @@ impl Default for ProducerConfig {
             linger_ms: 5,
             batch_bytes: 1 << 20,
             acks: Acks::All,
-            retries: 5,
+            retries: u32::MAX,
             retry_backoff_ms: 100,
             buffer_records_max: 1 << 16,
             max_in_flight: 5,
@@ -355,15 +356,27 @@ impl Router {
         Ok(self.bootstrap.as_mut().expect("connected above"))
     }
 
+    /// Drops the metadata connection, and puts the address it went to last in the bootstrap
+    /// list: the next connection tries the others first (that node may be down, or still
+    /// joining its cluster).
+    fn next_bootstrap(&mut self) {
+        self.bootstrap = None;
+        let mut addrs: Vec<String> = self.target.addrs().into_iter().map(str::to_owned).collect();
+        if addrs.len() > 1 {
+            addrs.rotate_left(1);
+            self.target = self.target.with_addr(addrs.join(","));
+        }
+    }
+
     /// Metadata of `topic`, connecting again once if the kept connection failed.
     async fn fetch_routes(&mut self, topic: &str) -> Result<TopicRoutes> {
         for attempt in 0..2 {
             let fetched = TopicRoutes::fetch(self.metadata_conn().await?, topic).await;
             match fetched.and_then(|r| r.check().map(|()| r)) {
-                Err(e) if e.is_retriable() && attempt == 0 => self.bootstrap = None,
+                Err(e) if e.is_retriable() && attempt == 0 => self.next_bootstrap(),
                 Err(e) => {
                     if e.is_retriable() {
-                        self.bootstrap = None;
+                        self.next_bootstrap();
                     }
                     return Err(e);
                 }
