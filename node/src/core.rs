@@ -601,4 +601,83 @@ mod tests {
             .join()
             .unwrap();
     }
+
+    fn one_partition_core() -> Rc<ShardCore<crate::disk::MemDisk, GlommioRuntime>> {
+        let config = CoreConfig {
+            shards: 1,
+            fsync: true,
+            flush_interval_ms: 10,
+            segment_bytes: 64 << 10,
+            segment_ms: u64::MAX,
+            batch_bytes_max: 16 << 10,
+            request_bytes_max: 1 << 20,
+            retention_ms: None,
+            retention_bytes: None,
+            storage_min_free_bytes: 0,
+        };
+        ShardCore::new(ShardId(0), config, MemDisk::default(), GlommioRuntime::new())
+    }
+
+    fn sealed(n: usize) -> Vec<u8> {
+        let mut b = BatchBuilder::new(1 << 20);
+        for _ in 0..n {
+            b.push(&Record { key: None, value: Some(b"v"), headers: &[], timestamp: 1 }).unwrap();
+        }
+        b.seal(ProducerStamp::default()).as_bytes().to_vec()
+    }
+
+    async fn one_topic_core() -> Rc<ShardCore<crate::disk::MemDisk, GlommioRuntime>> {
+        let core = one_partition_core();
+        let local = ReplicaAddr { node: crate::placement::LOCAL_NODE, shard: ShardId(0) };
+        let meta = TopicMeta {
+            name: "t".into(),
+            partitions: 1,
+            retention_ms: None,
+            retention_bytes: None,
+            replicas: vec![vec![local]],
+        };
+        let table = TopicTable { topics: [("t".to_owned(), meta)].into(), ..TopicTable::default() };
+        assert!(core.apply_topics(table).await.is_empty());
+        core
+    }
+
+    fn part(bytes: Vec<u8>) -> crate::service::types::ProducePartition {
+        crate::service::types::ProducePartition {
+            topic: "t".into(),
+            partition: weir_replication::PartitionId(0),
+            batches: bytes::Bytes::from(bytes),
+        }
+    }
+
+    /// acks=none answered with the base offset where the batches landed.
+    #[test]
+    fn acks_none_names_the_base_offset_of_its_batches() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let core = one_topic_core().await;
+                let first = core.produce_local(weir_net::Acks::None, part(sealed(4))).await.unwrap();
+                let second = core.produce_local(weir_net::Acks::None, part(sealed(4))).await.unwrap();
+                assert_eq!((first.base_offset, second.base_offset), (0, 4), "base offsets of acks=none");
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    /// acks=none validated the batches before answering: a corrupt batch was refused.
+    #[test]
+    fn acks_none_refuses_a_corrupt_batch() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let core = one_topic_core().await;
+                let mut bad = sealed(2);
+                let last = bad.len() - 1;
+                bad[last] ^= 1;
+                let r = core.produce_local(weir_net::Acks::None, part(bad)).await;
+                assert!(r.is_err(), "a corrupt batch answered as produced: {r:?}");
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
 }

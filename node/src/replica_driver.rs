@@ -493,4 +493,92 @@ mod tests {
             .join()
             .unwrap();
     }
+
+    /// `renew` and `apply_states` say a clustered replica renewed after a log failure stays
+    /// offline until the node restarts (two lives must never lead one epoch). It does not: it
+    /// keeps the node's incarnation, so the next metadata applied makes it lead the very epoch
+    /// its failed predecessor led, over a log that recovery may have cut.
+    #[test]
+    fn a_renewed_clustered_replica_does_not_lead_its_old_epoch_again() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let storage = MemStorage::new();
+                let mut setup = ReplicaSetup::standalone(PartitionId(0), true);
+                setup.standalone = false;
+                setup.incarnation = 7;
+                let me = setup.node;
+                let p = Partition::open(storage.clone(), LogConfig::default(), 0, "t/0".into(), setup);
+                let p = Rc::new(p.await.unwrap());
+                let state = PartitionState {
+                    replicas: vec![me, NodeId(9)],
+                    leader: Some(me),
+                    leader_epoch: 3,
+                    partition_epoch: 5,
+                    isr: vec![me, NodeId(9)],
+                    elr: vec![],
+                };
+                p.rep.replica.borrow_mut().handle_registration(0, 7, &state);
+                assert!(p.rep.replica.borrow().is_leader());
+                // The log fails (a sync fails), and upkeep reopens it.
+                storage.faults().fail_sync_in.set(1);
+                let mut b = weir_log::batch::BatchBuilder::new(1 << 20);
+                let rec =
+                    weir_log::batch::Record { key: None, value: Some(b"v"), headers: &[], timestamp: 1 };
+                b.push(&rec).unwrap();
+                let sealed = b.seal(weir_log::batch::ProducerStamp::default());
+                let view = BatchView::validate(sealed.as_bytes(), 1 << 20).unwrap();
+                assert!(p.log.append_durable(&view, 3, 0).await.is_err());
+                assert!(p.reopen_if_failed(1_000).await);
+                // The shard applies the next metadata (any change in the cluster) with the
+                // incarnation it registered with, as `apply_states` does.
+                p.rep.replica.borrow_mut().handle_registration(2_000, 7, &state);
+                assert!(
+                    !p.rep.replica.borrow().is_leader(),
+                    "a renewed replica leads epoch 3 again in the same incarnation"
+                );
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    fn sealed(n: usize) -> Bytes {
+        let mut b = weir_log::batch::BatchBuilder::new(1 << 20);
+        for _ in 0..n {
+            let rec = weir_log::batch::Record { key: None, value: Some(b"v"), headers: &[], timestamp: 1 };
+            b.push(&rec).unwrap();
+        }
+        Bytes::copy_from_slice(b.seal(weir_log::batch::ProducerStamp::default()).as_bytes())
+    }
+
+    /// A standalone log reopened after a failure: a produce that arrives before the renewed
+    /// replica has begun its epoch shows the new replica's high watermark (the log start) to
+    /// consumers, who then get OffsetOutOfRange for offsets they had already been given.
+    #[test]
+    fn a_reopened_log_never_shows_a_lower_high_watermark() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let storage = MemStorage::new();
+                let setup = ReplicaSetup::standalone(PartitionId(0), true);
+                let p = Partition::open(storage.clone(), LogConfig::default(), 0, "t/0".into(), setup);
+                let p = Rc::new(p.await.unwrap());
+                let rt = GlommioRuntime::new();
+                p.start_driver(&rt);
+                p.until_caught_up().await;
+                let done = p.submit_produce(weir_net::Acks::Leader, sealed(4), 0).unwrap();
+                assert_eq!(done.await.unwrap().unwrap().end, 4);
+                assert_eq!(p.high_watermark(), 4);
+                storage.faults().fail_sync_in.set(1);
+                let failed = p.submit_produce(weir_net::Acks::Leader, sealed(2), 0).unwrap();
+                assert!(failed.await.unwrap().is_err());
+                assert!(p.reopen_if_failed(1_000).await);
+                assert!(p.high_watermark() >= 4, "after the reopen");
+                // A produce right after the reopen, before the driver ran the new epoch.
+                let _next = p.submit_produce(weir_net::Acks::Leader, sealed(1), 0).unwrap();
+                assert!(p.high_watermark() >= 4, "high watermark went back to {}", p.high_watermark());
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
 }
