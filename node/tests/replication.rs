@@ -426,3 +426,46 @@ fn a_topic_deleted_and_created_again_starts_empty() {
         assert!(holds_batch(&log, &new) && !holds_batch(&log, &old), "{}", dir.display());
     }
 }
+
+/// `ReplicaFetch` is served on the client port and `authenticate_follower` admits every claim:
+/// any client that says it is node 2 and reports a durable offset moves the high watermark past
+/// records only the leader holds (consumers see them; acks=all would be answered), while node 2
+/// has never run.
+#[test]
+fn a_forged_replica_fetch_does_not_move_the_high_watermark() {
+    use std::io::{Read, Write};
+    use weir_net::frame::{FRAME_HEADER_BYTES, encode_frame};
+    use weir_node::replication::wire::{REPLICA_FETCH_API, REPLICA_FETCH_VERSION, ReplicaFetch};
+    let s = setup([1, 2]);
+    let n1 = RunningNode::start(&s.cluster, 1, 1, &s.dir1, "127.0.0.1", s.port);
+    let leader = Target::tcp(format!("127.0.0.1:{}", s.port));
+    let rt = runtime();
+    rt.block_on(async {
+        let (error, message, _) = produce(&leader, Acks::Leader, &batch_of(&[b"a", b"b", b"c"])).await;
+        assert_eq!(error, ErrorCode::None, "{message}");
+        let (error, hw, _) = fetch(&leader, 0).await;
+        assert_eq!((error, hw), (ErrorCode::None, 0), "node 2 holds nothing");
+    });
+    let epoch = s.cluster.state(s.partition).leader_epoch;
+    let forged = weir_replication::FetchRequest {
+        partition: s.partition,
+        replica: NodeId(2),
+        request_id: 1,
+        leader_epoch: epoch,
+        fetch_offset: 3,
+        log_start: 0,
+        last_fetched_epoch: Some(epoch),
+        durable_offset: u64::MAX,
+    };
+    let mut w = weir_net::wire::Writer::default();
+    ReplicaFetch { follower: NodeId(2), partitions: vec![forged] }.encode(&mut w);
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    tcp.write_all(&encode_frame(REPLICA_FETCH_API, REPLICA_FETCH_VERSION, 1, 0, &w.buf)).unwrap();
+    let mut head = [0u8; FRAME_HEADER_BYTES];
+    tcp.read_exact(&mut head).unwrap();
+    rt.block_on(async {
+        let (error, hw, _) = fetch(&leader, 0).await;
+        assert_eq!((error, hw), (ErrorCode::None, 0), "a forged fetch moved the high watermark");
+    });
+    n1.stop();
+}
