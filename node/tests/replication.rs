@@ -469,3 +469,32 @@ fn a_forged_replica_fetch_does_not_move_the_high_watermark() {
     });
     n1.stop();
 }
+
+/// A replica whose partition could not be opened when the metadata was applied is opened later
+/// by upkeep's retry; it must then be given its partition's state and follow, not wait for the
+/// next change of the metadata (which, with the follower out of the picture, may never come
+/// before the ISR shrinks below `min_insync_replicas`).
+#[test]
+fn a_replica_opened_by_upkeep_follows_its_leader() {
+    let s = setup([1, 2]);
+    // Node 2 cannot create the partition's directory at first.
+    let parts = s.dir2.join("partitions");
+    std::fs::create_dir_all(&parts).unwrap();
+    let blocker = parts.join("t-0");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    let n1 = RunningNode::start(&s.cluster, 1, 1, &s.dir1, "127.0.0.1", s.port);
+    let n2 = RunningNode::start(&s.cluster, 2, 1, &s.dir2, "127.0.0.2", s.port);
+    std::fs::remove_file(&blocker).unwrap();
+    let leader = Target::tcp(format!("127.0.0.1:{}", s.port));
+    runtime().block_on(async {
+        let batch = batch_of(&[b"one"]);
+        let produce = produce(&leader, Acks::All, &batch);
+        let answered = tokio_rt::time::timeout(Duration::from_secs(10), produce).await;
+        let opened = blocker.is_dir();
+        let (error, message, _) =
+            answered.unwrap_or_else(|_| panic!("acks=all unanswered (node 2 opened its replica: {opened})"));
+        assert_eq!(error, ErrorCode::None, "{message}");
+    });
+    n2.stop();
+    n1.stop();
+}
