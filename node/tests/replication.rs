@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use weir_cluster::tls::NodeTls;
 use weir_cluster::{ClusterMeta, MetaCommand, NodeInfo, PartitionEntry, TopicEntry};
 use weir_net::api::{Request, Response};
 use weir_net::client::Target;
@@ -29,6 +30,8 @@ struct TestCluster {
     inner: Mutex<(Controller, ClusterMeta)>,
     tx: tokio_rt::sync::watch::Sender<Arc<ClusterMeta>>,
     started: Instant,
+    /// The cluster CA (`cert_pem`, `key_pem`) the nodes' certificates are issued from.
+    ca: (String, String),
 }
 
 impl TestCluster {
@@ -45,7 +48,13 @@ impl TestCluster {
             inner: Mutex::new((controller, ClusterMeta::default())),
             tx,
             started: Instant::now(),
+            ca: weir_cluster::tls::generate_ca().unwrap(),
         })
+    }
+
+    /// A certificate for `node` under the cluster CA, as the control plane issues at a start.
+    fn issue(&self, node: u32) -> NodeTls {
+        NodeTls::issue(&self.ca.0, &self.ca.1, NodeId(node)).unwrap()
     }
 
     fn now_ms(&self) -> u64 {
@@ -139,6 +148,7 @@ struct TestLink {
     node: NodeId,
     incarnation: u64,
     cluster: Arc<TestCluster>,
+    identity: NodeTls,
 }
 
 impl ControlLink for TestLink {
@@ -148,6 +158,10 @@ impl ControlLink for TestLink {
 
     fn incarnation(&self) -> u64 {
         self.incarnation
+    }
+
+    fn identity(&self) -> Option<NodeTls> {
+        Some(self.identity.clone())
     }
 
     fn meta(&self) -> tokio_rt::sync::watch::Receiver<Arc<ClusterMeta>> {
@@ -187,8 +201,9 @@ impl RunningNode {
             storage_min_free_bytes: 0,
             ..NodeConfig::default()
         };
+        let identity = cluster.issue(node);
         let link: Arc<dyn ControlLink> =
-            Arc::new(TestLink { node: NodeId(node), incarnation, cluster: cluster.clone() });
+            Arc::new(TestLink { node: NodeId(node), incarnation, cluster: cluster.clone(), identity });
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let stopping = stop.clone();
@@ -427,14 +442,14 @@ fn a_topic_deleted_and_created_again_starts_empty() {
     }
 }
 
-/// `ReplicaFetch` is served on the client port and `authenticate_follower` admits every claim:
-/// any client that says it is node 2 and reports a durable offset moves the high watermark past
-/// records only the leader holds (consumers see them; acks=all would be answered), while node 2
-/// has never run.
+/// A `ReplicaFetch` moves the leader's high watermark: only a peer that proves, with a
+/// certificate from the cluster CA, that it is the follower it names is served. Over TCP,
+/// over QUIC without a certificate, or with another node's certificate, a fetch claiming to be
+/// node 2 (which never ran) is refused, and the high watermark stays where it was.
 #[test]
 fn a_forged_replica_fetch_does_not_move_the_high_watermark() {
     use std::io::{Read, Write};
-    use weir_net::frame::{FRAME_HEADER_BYTES, encode_frame};
+    use weir_net::frame::{FLAG_ERROR, FRAME_HEADER_BYTES, FrameHeader, encode_frame};
     use weir_node::replication::wire::{REPLICA_FETCH_API, REPLICA_FETCH_VERSION, ReplicaFetch};
     let s = setup([1, 2]);
     let n1 = RunningNode::start(&s.cluster, 1, 1, &s.dir1, "127.0.0.1", s.port);
@@ -459,15 +474,46 @@ fn a_forged_replica_fetch_does_not_move_the_high_watermark() {
     };
     let mut w = weir_net::wire::Writer::default();
     ReplicaFetch { follower: NodeId(2), partitions: vec![forged] }.encode(&mut w);
+    let frame = encode_frame(REPLICA_FETCH_API, REPLICA_FETCH_VERSION, 1, 0, &w.buf);
+    let refused = |head: &[u8; FRAME_HEADER_BYTES], how: &str| {
+        let header = FrameHeader::decode(head, 1 << 20).unwrap();
+        assert_ne!(header.flags & FLAG_ERROR, 0, "a forged fetch {how} was served");
+    };
     let mut tcp = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
-    tcp.write_all(&encode_frame(REPLICA_FETCH_API, REPLICA_FETCH_VERSION, 1, 0, &w.buf)).unwrap();
+    tcp.write_all(&frame).unwrap();
     let mut head = [0u8; FRAME_HEADER_BYTES];
     tcp.read_exact(&mut head).unwrap();
+    refused(&head, "over TCP");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", s.port).parse().unwrap();
     rt.block_on(async {
+        let anonymous = weir_net::tls::client_config(&weir_net::tls::Trust::Insecure).unwrap();
+        refused(&quic_call(anonymous, addr, &frame).await, "over QUIC without a certificate");
+        let mut node3 = s.cluster.issue(3).client_config().unwrap();
+        node3.alpn_protocols = vec![weir_net::tls::ALPN.to_vec()];
+        let node3 = quinn::crypto::rustls::QuicClientConfig::try_from(node3).unwrap();
+        let node3 = quinn::ClientConfig::new(Arc::new(node3));
+        refused(&quic_call(node3, addr, &frame).await, "with node 3's certificate");
         let (error, hw, _) = fetch(&leader, 0).await;
         assert_eq!((error, hw), (ErrorCode::None, 0), "a forged fetch moved the high watermark");
     });
     n1.stop();
+}
+
+/// Sends `frame` on a QUIC connection to node 1 (dialled by its cluster name) made with
+/// `config`; the answer's header.
+async fn quic_call(
+    config: quinn::ClientConfig,
+    addr: std::net::SocketAddr,
+    frame: &[u8],
+) -> [u8; weir_net::frame::FRAME_HEADER_BYTES] {
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(config);
+    let conn = endpoint.connect(addr, "node-1.weir-cluster").unwrap().await.unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(frame).await.unwrap();
+    let mut head = [0u8; weir_net::frame::FRAME_HEADER_BYTES];
+    recv.read_exact(&mut head).await.unwrap();
+    head
 }
 
 /// A replica whose partition could not be opened when the metadata was applied is opened later

@@ -53,9 +53,15 @@ pub fn decode_error_code(e: &DecodeError) -> ErrorCode {
 
 /// Answers one request frame (`frame` is header and body). Every problem becomes an error
 /// answer; `Err` only for a body that does not decode, which closes the connection.
-pub async fn handle(shard: &Rc<Shard>, header: FrameHeader, frame: Bytes) -> Result<Vec<u8>, Vec<u8>> {
+/// `peer` is who the connection's transport says is on the other end.
+pub async fn handle(
+    shard: &Rc<Shard>,
+    header: FrameHeader,
+    frame: Bytes,
+    peer: &crate::peer::Peer,
+) -> Result<Vec<u8>, Vec<u8>> {
     if header.api_key == crate::replication::wire::REPLICA_FETCH_API {
-        return crate::replication::serve::replica_fetch(shard, header, frame).await;
+        return crate::replication::serve::replica_fetch(shard, header, frame, peer).await;
     }
     let req = match Request::decode(header.api_key, header.api_version, &frame[FRAME_HEADER_BYTES..]) {
         Ok(r) => r,

@@ -226,14 +226,25 @@ impl Fetcher {
     async fn connect(&self, key: PairKey) -> std::io::Result<(Connection, Stream)> {
         let addr = self.address(key)?;
         let endpoint = self.endpoint()?;
-        // Mutual TLS under the cluster CA comes with the cluster's trust (docs/cluster.md);
-        // until then the leader's certificate is not checked.
-        let config = weir_net::tls::client_config(&weir_net::tls::Trust::Insecure)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let name = format!("node-{}.weir-cluster", key.0.0);
+        let config = self.client_config()?;
+        // The leader must show a certificate for this name signed by the cluster CA.
+        let name = weir_cluster::tls::node_dns_name(key.0);
         let conn = endpoint.connect(config, addr, &name).await?;
         let stream = conn.open_bi().await?;
         Ok((conn, stream))
+    }
+
+    /// Mutual TLS under the cluster CA (see "Trust" in `docs/cluster.md`): this node's
+    /// certificate is presented, the leader's checked.
+    fn client_config(&self) -> std::io::Result<quinn::ClientConfig> {
+        let Some(identity) = self.link.identity() else {
+            return Err(std::io::Error::other("this node has no cluster certificate to fetch with"));
+        };
+        let config = &self.shard.config;
+        let (stream, connection) =
+            (config.quic_stream_window_bytes_max, config.quic_connection_window_bytes_max);
+        crate::cluster_tls::follower_config(&identity, stream, connection)
+            .map_err(|e| std::io::Error::other(e.to_string()))
     }
 
     /// The shard's client endpoint, bound on the node's listen address (any port).
