@@ -311,6 +311,12 @@ impl<S: Storage + Clone> Partition<S> {
                 cause.push_str(&format!("; the last reopen failed: {e}"));
             }
             PartitionState::Offline { cause, retry_in_ms: self.reopen.get().retry_in_ms(now_ms) }
+        } else if self.rep.is_retired() {
+            let cause =
+                "the log failed and was reopened; in a cluster the replica stays offline until the node \
+                         restarts, so that two lives of this node never lead one epoch"
+                    .to_owned();
+            PartitionState::Offline { cause, retry_in_ms: None }
         } else {
             PartitionState::Online
         };

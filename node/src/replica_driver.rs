@@ -106,7 +106,14 @@ pub struct Replicated {
     pub grew: tokio_rt::sync::Notify,
     /// Woken after every input the replica took (a log event, a message).
     pub settled: tokio_rt::sync::Notify,
+    /// Renewed in a cluster after a log failure: offline until the node restarts (see
+    /// [`renew`](Self::renew)).
+    retired: Cell<bool>,
 }
+
+/// The incarnation a retired replica is made with: no life of a node has it (an incarnation
+/// counts up from the wall clock in microseconds), so no controller state ever registers it.
+const RETIRED_INCARNATION: u64 = u64::MAX;
 
 fn recovered<S: Storage>(log: &PartitionLog<S>) -> Recovered {
     Recovered { log_start: log.log_start(), log_end: log.next_offset(), epochs: log.leader_epochs().to_vec() }
@@ -140,6 +147,7 @@ impl Replicated {
             epoch_begun: Cell::new(false),
             grew: tokio_rt::sync::Notify::new(),
             settled: tokio_rt::sync::Notify::new(),
+            retired: Cell::new(false),
         };
         this.adopt_standalone(log, 1, 0);
         this
@@ -168,17 +176,27 @@ impl Replicated {
     /// again at once; otherwise it waits offline: the controller must first hear of a new
     /// incarnation of this node, which only a restart brings (its previous life may have led
     /// the current epoch, and two lives must never lead one).
+    /// So a clustered replica is made retired: with an incarnation no controller state carries,
+    /// and skipped by the shard's metadata; its partition describes itself offline, saying why.
     pub fn renew<S: Storage>(&self, log: &PartitionLog<S>, now_ms: u64) {
         let mut s = self.setup.get();
         let partition_epoch = self.replica.borrow().view().map_or(0, |v| v.partition_epoch) + 1;
-        if s.standalone {
+        let incarnation = if s.standalone {
             s.incarnation += 1;
-        }
+            s.incarnation
+        } else {
+            self.retired.set(true);
+            RETIRED_INCARNATION
+        };
         self.setup.set(s);
-        *self.replica.borrow_mut() =
-            Replica::new(s.node, s.partition, s.config, recovered(log), s.incarnation);
+        *self.replica.borrow_mut() = Replica::new(s.node, s.partition, s.config, recovered(log), incarnation);
         self.fetched.borrow_mut().take();
         self.adopt_standalone(log, partition_epoch, now_ms);
+    }
+
+    /// Whether the replica was renewed in a cluster and stays offline until the node restarts.
+    pub fn is_retired(&self) -> bool {
+        self.retired.get()
     }
 
     /// Wakes the driver.
@@ -499,7 +517,7 @@ mod tests {
     /// keeps the node's incarnation, so the next metadata applied makes it lead the very epoch
     /// its failed predecessor led, over a log that recovery may have cut.
     #[test]
-    fn a_renewed_clustered_replica_does_not_lead_its_old_epoch_again() {
+    fn a_renewed_clustered_replica_does_not_lead_its_old_epoch_again_and_says_why() {
         glommio::LocalExecutorBuilder::default()
             .spawn(|| async {
                 let storage = MemStorage::new();
@@ -536,6 +554,13 @@ mod tests {
                     !p.rep.replica.borrow().is_leader(),
                     "a renewed replica leads epoch 3 again in the same incarnation"
                 );
+                // Describe says why it is offline.
+                match p.status(2_000).await.health.state {
+                    weir_net::health::PartitionState::Offline { cause, .. } => {
+                        assert!(cause.contains("until the node restarts"), "{cause}")
+                    }
+                    other => panic!("a retired replica described as {other:?}"),
+                }
             })
             .unwrap()
             .join()

@@ -110,7 +110,10 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             let Some(entry) = meta.partitions.get(&p.rep.setup().partition) else { continue };
             // The link publishes metadata only once the controller answered this incarnation
             // (see `ControlLink`): every state seen here may be adopted. A replica renewed after
-            // a log failure has another incarnation and stays offline until the node restarts.
+            // a log failure (retired) stays offline until the node restarts.
+            if p.rep.is_retired() {
+                continue;
+            }
             p.rep.replica.borrow_mut().handle_registration(now, incarnation, &entry.state);
             p.settle();
             p.rep.wake();
