@@ -337,7 +337,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
                 }
                 if retention_due {
                     let mut log = p.log.lock().await;
-                    match log.enforce_retention_below(now, p.high_watermark()).await {
+                    match log.enforce_retention_below(now, p.readable_end()).await {
                         Ok(deleted) if !deleted.is_empty() => {
                             // Between two of the replica's log operations: the driver waits for
                             // the lock this holds.

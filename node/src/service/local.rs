@@ -199,14 +199,23 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             return Err(self.not_hosted(&topic, index));
         }
         let (offset, hw, start) = (part.offset, p.high_watermark(), p.log_start());
-        if offset > hw || offset < start {
+        // Records are read below the replica's own high watermark; an offset above it but within
+        // what consumers were shown (after a reopen) or what the log holds (a new leader's high
+        // watermark may start below its predecessor's) is answered empty: it will be readable.
+        let readable = p.readable_end();
+        let end = hw.max(p.state().log_end());
+        if offset > end || offset < start {
             return Err(Failure::new(
                 ErrorCode::OffsetOutOfRange,
-                format!("offset {offset} outside [{start}, {hw}]"),
+                format!("offset {offset} outside [{start}, {end}]"),
             ));
         }
         let max_bytes = part.max_bytes.clamp(1, self.config.request_bytes_max);
-        let plan = if offset < hw { p.log.lock().await.plan_read(offset, max_bytes, hw) } else { Ok(None) };
+        let plan = if offset < readable {
+            p.log.lock().await.plan_read(offset, max_bytes, readable)
+        } else {
+            Ok(None)
+        };
         let batches = match plan.map_err(log_failure)? {
             Some(plan) => Bytes::copy_from_slice(plan.execute().await.map_err(log_failure)?.bytes()),
             None => Bytes::new(),
@@ -242,7 +251,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             let Some(served) = served else { return answers };
             let waits: Option<Vec<_>> = served.iter().map(|p| p.wait()).collect();
             let Some(waits) = waits else { return answers };
-            if served.iter().zip(parts).any(|(p, part)| p.high_watermark() > part.offset) {
+            if served.iter().zip(parts).any(|(p, part)| p.readable_end() > part.offset) {
                 continue;
             }
             tracing::debug!(partitions = parts.len(), wait_ms = left, "fetch waiting for data");
