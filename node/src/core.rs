@@ -454,11 +454,19 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         if !due.is_empty()
             && let Ok(_files) = self.files.try_lock()
         {
+            let mut opened = false;
             for ((topic, partition), o) in due {
                 let Some(meta) = self.topics.borrow().topics.get(&topic).cloned() else { continue };
-                if let Err(error) = self.open_partition_locked(&meta, partition, true).await {
-                    self.note_offline(&topic, partition, error, o.backoff);
+                match self.open_partition_locked(&meta, partition, true).await {
+                    Ok(()) => opened = true,
+                    Err(error) => self.note_offline(&topic, partition, error, o.backoff),
                 }
+            }
+            // In a cluster a replica follows the controller's state for its partition: one
+            // opened now gets the state applied while it was offline, not only the next change.
+            let meta = self.cluster.borrow().as_ref().map(|v| v.meta.clone());
+            if let (true, Some(meta)) = (opened, meta) {
+                self.apply_states(&meta);
             }
         }
         for p in self.all_partitions() {

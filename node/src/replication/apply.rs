@@ -103,7 +103,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
     }
 
     /// Gives every replica of this shard its partition's state in `meta`.
-    fn apply_states(&self, meta: &ClusterMeta) {
+    pub fn apply_states(&self, meta: &ClusterMeta) {
         let now = self.rt.monotonic_ms();
         let incarnation = self.cluster.borrow().as_ref().map_or(0, |v| v.incarnation);
         for p in self.all_partitions() {
