@@ -83,7 +83,15 @@ struct ProduceSlot {
     answer: Option<oneshot::Sender<Result<AppendedRange, Failure>>>,
     /// Why the append refused it, more precisely than the replica's `Storage` error says.
     failure: Option<Failure>,
+    /// Told where the batches landed (or why not) as soon as the append is done, before they
+    /// are durable: acks=none's answer.
+    placed: Option<oneshot::Sender<Result<AppendedRange, Failure>>>,
 }
+
+/// A produce's answers: where its batches were placed, then its outcome once as durable as
+/// its acks ask.
+pub type ProduceAnswers =
+    (oneshot::Receiver<Result<AppendedRange, Failure>>, oneshot::Receiver<Result<AppendedRange, Failure>>);
 
 /// The replica of a partition and what its driver works on. See the module documentation.
 #[derive(Debug)]
@@ -316,11 +324,24 @@ impl<S: Storage + Clone + 'static> Partition<S> {
         batches: Bytes,
         now_ms: u64,
     ) -> Result<oneshot::Receiver<Result<AppendedRange, Failure>>, ReplicaError> {
+        self.submit(acks, batches, now_ms).map(|(_, done)| done)
+    }
+
+    /// [`submit_produce`](Self::submit_produce), also telling where the batches were placed
+    /// once they are appended (validated and in the log, not yet durable).
+    pub fn submit(
+        &self,
+        acks: weir_net::Acks,
+        batches: Bytes,
+        now_ms: u64,
+    ) -> Result<ProduceAnswers, ReplicaError> {
         let id = self.rep.next_produce.get() + 1;
         self.rep.next_produce.set(id);
         let acks = if acks == weir_net::Acks::All { Acks::All } else { Acks::Leader };
         let (tx, rx) = oneshot::channel();
-        let slot = ProduceSlot { batches: Some(batches), answer: Some(tx), failure: None };
+        let (placed_tx, placed_rx) = oneshot::channel();
+        let slot =
+            ProduceSlot { batches: Some(batches), answer: Some(tx), failure: None, placed: Some(placed_tx) };
         self.rep.produces.borrow_mut().insert(id, slot);
         let taken = self.rep.replica.borrow_mut().handle_produce(now_ms, id, acks);
         if let Err(e) = taken {
@@ -329,7 +350,19 @@ impl<S: Storage + Clone + 'static> Partition<S> {
         }
         self.settle();
         self.rep.wake();
-        Ok(rx)
+        Ok((placed_rx, rx))
+    }
+
+    /// Tells a produce's `placed` answer where its append put the batches, or why it did not.
+    fn tell_placed(&self, produce: u64, result: &Result<AppendedRange, LogFailure>) {
+        let mut produces = self.rep.produces.borrow_mut();
+        let Some(slot) = produces.get_mut(&produce) else { return };
+        let Some(placed) = slot.placed.take() else { return };
+        let answer = (*result).map_err(|f| {
+            let unknown = || Failure::new(ErrorCode::OutcomeUnknown, f.reason.to_owned());
+            slot.failure.clone().unwrap_or_else(unknown)
+        });
+        let _ = placed.send(answer);
     }
 
     /// Performs one log operation to completion.
@@ -344,6 +377,7 @@ impl<S: Storage + Clone + 'static> Partition<S> {
             }
             LogOp::AppendProduce { produce, leader_epoch } => {
                 let result = self.append_produce(produce, leader_epoch, now_ms).await;
+                self.tell_placed(produce, &result);
                 LogEvent::ProduceAppended { produce, result }
             }
             LogOp::AppendFetched { request_id } => self.append_fetched(request_id, now_ms).await,

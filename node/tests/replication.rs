@@ -235,8 +235,17 @@ impl Drop for RunningNode {
 }
 
 async fn produce(target: &Target, acks: Acks, batch: &[u8]) -> (ErrorCode, String, u64) {
+    produce_within(target, acks, batch, 10_000).await
+}
+
+async fn produce_within(
+    target: &Target,
+    acks: Acks,
+    batch: &[u8],
+    timeout_ms: u32,
+) -> (ErrorCode, String, u64) {
     let mut conn = Connection::connect(target).await.unwrap();
-    let req = Request::Produce { topic: "t".into(), partition: 0, acks, timeout_ms: 10_000, batches: batch };
+    let req = Request::Produce { topic: "t".into(), partition: 0, acks, timeout_ms, batches: batch };
     match conn.call(&req).await.unwrap().response().unwrap() {
         Response::Produce { error, message, base_offset, .. } => (error, message, base_offset),
         other => panic!("{other:?}"),
@@ -540,6 +549,31 @@ fn a_replica_opened_by_upkeep_follows_its_leader() {
         let (error, message, _) =
             answered.unwrap_or_else(|_| panic!("acks=all unanswered (node 2 opened its replica: {opened})"));
         assert_eq!(error, ErrorCode::None, "{message}");
+    });
+    n2.stop();
+    n1.stop();
+}
+
+/// acks=all with the follower down cannot be acknowledged (min ISR 2): the produce is answered
+/// `RequestTimedOut` after its `timeout_ms`, not held without limit; its batch stays appended,
+/// so the next produce lands after it once the follower is back.
+#[test]
+fn acks_all_is_answered_request_timed_out_after_its_timeout() {
+    let s = setup([1, 2]);
+    let n1 = RunningNode::start(&s.cluster, 1, 1, &s.dir1, "127.0.0.1", s.port);
+    let leader = Target::tcp(format!("127.0.0.1:{}", s.port));
+    let rt = runtime();
+    rt.block_on(async {
+        let first = batch_of(&[b"first"]);
+        let produce = produce_within(&leader, Acks::All, &first, 300);
+        let answered = tokio_rt::time::timeout(Duration::from_secs(8), produce).await;
+        let (error, message, _) = answered.expect("acks=all answered within its timeout");
+        assert_eq!(error, ErrorCode::RequestTimedOut, "{message}");
+    });
+    let n2 = RunningNode::start(&s.cluster, 2, 1, &s.dir2, "127.0.0.2", s.port);
+    rt.block_on(async {
+        let (error, message, base) = produce(&leader, Acks::All, &batch_of(&[b"second"])).await;
+        assert_eq!((error, base), (ErrorCode::None, 1), "{message}");
     });
     n2.stop();
     n1.stop();

@@ -125,13 +125,13 @@ pub async fn handle(
             };
             response_frame_version(cid, header.api_version, &Response::DescribeTopic { topic })
         }
-        Request::Produce { topic, partition, acks, batches, .. } => {
+        Request::Produce { topic, partition, acks, batches, timeout_ms } => {
             let part = ProducePartition {
                 topic: topic.into(),
                 partition: PartitionId(partition),
                 batches: frame.slice_ref(batches),
             };
-            produce(svc, cid, acks, part).await
+            produce(svc, cid, acks, part, timeout_ms.into()).await
         }
         Request::Fetch { topic, partition, offset, max_bytes, max_wait_ms } => {
             let part = FetchPartition {
@@ -160,8 +160,15 @@ pub async fn handle(
     })
 }
 
-async fn produce(svc: &NodeService, cid: u32, acks: Acks, part: ProducePartition) -> Vec<u8> {
-    let answer = svc.produce(acks, vec![part]).await.pop().expect("one answer per partition");
+async fn produce(
+    svc: &NodeService,
+    cid: u32,
+    acks: Acks,
+    part: ProducePartition,
+    timeout_ms: u64,
+) -> Vec<u8> {
+    let answer =
+        svc.produce_within(acks, vec![part], Some(timeout_ms)).await.pop().expect("one answer per partition");
     let (error, message, base_offset, log_start) = match answer {
         Ok(p) => (ErrorCode::None, String::new(), p.base_offset, p.log_start),
         Err(f) => (f.code, f.message, 0, 0),
