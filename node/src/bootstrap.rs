@@ -162,7 +162,9 @@ fn listen(
         let endpoint =
             crate::quic_native::Endpoint::bind(addr, shared, quic_config.clone(), busy_poll, move |stream| {
                 served.connection_opened();
-                glommio::spawn_local(serve_connection(served.clone(), memory_q.clone(), stream)).detach();
+                let peer = crate::peer::Peer::Quic { chain: stream.peer_chain().map(std::rc::Rc::new) };
+                let serve = serve_connection(served.clone(), memory_q.clone(), stream, peer);
+                glommio::spawn_local(serve).detach();
             })
             .map_err(|source| ServeError::Listen { addr: format!("udp {addr}"), source })?;
         let connections = limits.connections.clone();

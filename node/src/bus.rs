@@ -25,6 +25,8 @@ pub enum ShardRequest {
     Produce {
         acks: Acks,
         parts: Vec<ProducePartition>,
+        /// Longest the acks are waited for (`RequestTimedOut` past it); `None`: no limit.
+        timeout_ms: Option<u64>,
     },
     Fetch {
         parts: Vec<FetchPartition>,

@@ -150,7 +150,7 @@ fn serve_accepted(
     };
     let _ = stream.set_nodelay(true);
     shard.connection_opened();
-    let serve = serve_connection(shard.clone(), memory.clone(), stream);
+    let serve = serve_connection(shard.clone(), memory.clone(), stream, crate::peer::Peer::Tcp);
     // The connection counts against the limits until it is served to its end.
     glommio::spawn_local(async move {
         serve.await;
@@ -213,6 +213,7 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     shard: Rc<Shard>,
     memory: Rc<ShardMemory>,
     mut stream: S,
+    peer: crate::peer::Peer,
 ) {
     use futures::future::Either;
     use futures::stream::{FuturesOrdered, StreamExt};
@@ -282,7 +283,7 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
                 continue;
             }
             Either::Right(Ok(Read::Frame(frame))) => {
-                let (cost, answer) = start_request(&shard, frame);
+                let (cost, answer) = start_request(&shard, frame, &peer);
                 reserved += cost;
                 pending.push_back(answer);
                 continue;
@@ -307,10 +308,10 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// Starts handling one request; returns its cost in the connection's budget (its frame and the
 /// most its answer may take) and its answer to come.
-fn start_request(shard: &Rc<Shard>, frame: Frame) -> (usize, Pending) {
+fn start_request(shard: &Rc<Shard>, frame: Frame, peer: &crate::peer::Peer) -> (usize, Pending) {
     let Frame { header, bytes, reservation } = frame;
     let cost = bytes.len() + reply_bytes_max(&header, &bytes, shard.config.batch_bytes_max);
-    let shard = shard.clone();
+    let (shard, peer) = (shard.clone(), peer.clone());
     // Each request is a task of its own: it makes progress (and releases the locks it takes)
     // even while this connection is blocked writing an earlier answer to a client that does not
     // read. The task is detached: a connection that fails drops its pending answers, never the
@@ -320,7 +321,7 @@ fn start_request(shard: &Rc<Shard>, frame: Frame) -> (usize, Pending) {
     let task = glommio::spawn_local(async move {
         let _in_flight = shard.begin_request();
         let _reservation = reservation;
-        handle(&shard, header, bytes).await
+        handle(&shard, header, bytes, &peer).await
     })
     .detach();
     let answer = async move {

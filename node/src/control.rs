@@ -66,10 +66,12 @@ pub fn start(config: &NodeConfig) -> Result<Option<ControlHandle>, ControlStartE
 pub struct ClusterLink {
     handle: ControlHandle,
     gated: watch::Receiver<Arc<ClusterMeta>>,
+    identity: weir_cluster::tls::NodeTls,
 }
 
 impl ClusterLink {
-    pub fn new(handle: ControlHandle) -> std::io::Result<Arc<Self>> {
+    /// `identity` is the node certificate the control plane issued at this start.
+    pub fn new(handle: ControlHandle, identity: weir_cluster::tls::NodeTls) -> std::io::Result<Arc<Self>> {
         let (tx, gated) = watch::channel(Arc::new(ClusterMeta::default()));
         let mut source = handle.meta();
         let (node, incarnation) = (handle.node_id(), handle.incarnation());
@@ -86,7 +88,7 @@ impl ClusterLink {
                 }
             })
         })?;
-        Ok(Arc::new(Self { handle, gated }))
+        Ok(Arc::new(Self { handle, gated, identity }))
     }
 }
 
@@ -97,6 +99,10 @@ impl ControlLink for ClusterLink {
 
     fn incarnation(&self) -> u64 {
         self.handle.incarnation()
+    }
+
+    fn identity(&self) -> Option<weir_cluster::tls::NodeTls> {
+        Some(self.identity.clone())
     }
 
     fn meta(&self) -> watch::Receiver<Arc<ClusterMeta>> {

@@ -41,6 +41,13 @@ pub trait ControlLink: Send + Sync + std::fmt::Debug + 'static {
     /// This node's incarnation: fresh at every start of the process, the value its heartbeats
     /// carry.
     fn incarnation(&self) -> u64;
+    /// This node's certificate under the cluster CA (see "Trust" in `docs/cluster.md`): shown
+    /// to followers on the shards' ports, presented to leaders when fetching. `None` (a link
+    /// without one) leaves replication without a way to prove who a follower is: leaders then
+    /// refuse its fetches.
+    fn identity(&self) -> Option<weir_cluster::tls::NodeTls> {
+        None
+    }
     /// The applied cluster metadata.
     fn meta(&self) -> tokio_rt::sync::watch::Receiver<Arc<ClusterMeta>>;
     /// Proposes an ISR change to the controller; resolves with the partition's new state once it

@@ -337,7 +337,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
                 }
                 if retention_due {
                     let mut log = p.log.lock().await;
-                    match log.enforce_retention_below(now, p.high_watermark()).await {
+                    match log.enforce_retention_below(now, p.readable_end()).await {
                         Ok(deleted) if !deleted.is_empty() => {
                             // Between two of the replica's log operations: the driver waits for
                             // the lock this holds.
@@ -454,11 +454,19 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         if !due.is_empty()
             && let Ok(_files) = self.files.try_lock()
         {
+            let mut opened = false;
             for ((topic, partition), o) in due {
                 let Some(meta) = self.topics.borrow().topics.get(&topic).cloned() else { continue };
-                if let Err(error) = self.open_partition_locked(&meta, partition, true).await {
-                    self.note_offline(&topic, partition, error, o.backoff);
+                match self.open_partition_locked(&meta, partition, true).await {
+                    Ok(()) => opened = true,
+                    Err(error) => self.note_offline(&topic, partition, error, o.backoff),
                 }
+            }
+            // In a cluster a replica follows the controller's state for its partition: one
+            // opened now gets the state applied while it was offline, not only the next change.
+            let meta = self.cluster.borrow().as_ref().map(|v| v.meta.clone());
+            if let (true, Some(meta)) = (opened, meta) {
+                self.apply_states(&meta);
             }
         }
         for p in self.all_partitions() {
@@ -596,6 +604,85 @@ mod tests {
                 let offset = d.first_offset;
                 assert!(matches!(log.read(offset, 1 << 20).await, Err(weir_log::LogError::Corrupt { .. })));
                 assert!(log.read(d.last_offset + 1, 1 << 20).await.is_ok(), "a read after it works");
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    fn one_partition_core() -> Rc<ShardCore<crate::disk::MemDisk, GlommioRuntime>> {
+        let config = CoreConfig {
+            shards: 1,
+            fsync: true,
+            flush_interval_ms: 10,
+            segment_bytes: 64 << 10,
+            segment_ms: u64::MAX,
+            batch_bytes_max: 16 << 10,
+            request_bytes_max: 1 << 20,
+            retention_ms: None,
+            retention_bytes: None,
+            storage_min_free_bytes: 0,
+        };
+        ShardCore::new(ShardId(0), config, MemDisk::default(), GlommioRuntime::new())
+    }
+
+    fn sealed(n: usize) -> Vec<u8> {
+        let mut b = BatchBuilder::new(1 << 20);
+        for _ in 0..n {
+            b.push(&Record { key: None, value: Some(b"v"), headers: &[], timestamp: 1 }).unwrap();
+        }
+        b.seal(ProducerStamp::default()).as_bytes().to_vec()
+    }
+
+    async fn one_topic_core() -> Rc<ShardCore<crate::disk::MemDisk, GlommioRuntime>> {
+        let core = one_partition_core();
+        let local = ReplicaAddr { node: crate::placement::LOCAL_NODE, shard: ShardId(0) };
+        let meta = TopicMeta {
+            name: "t".into(),
+            partitions: 1,
+            retention_ms: None,
+            retention_bytes: None,
+            replicas: vec![vec![local]],
+        };
+        let table = TopicTable { topics: [("t".to_owned(), meta)].into(), ..TopicTable::default() };
+        assert!(core.apply_topics(table).await.is_empty());
+        core
+    }
+
+    fn part(bytes: Vec<u8>) -> crate::service::types::ProducePartition {
+        crate::service::types::ProducePartition {
+            topic: "t".into(),
+            partition: weir_replication::PartitionId(0),
+            batches: bytes::Bytes::from(bytes),
+        }
+    }
+
+    /// acks=none answered with the base offset where the batches landed.
+    #[test]
+    fn acks_none_names_the_base_offset_of_its_batches() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let core = one_topic_core().await;
+                let first = core.produce_local(weir_net::Acks::None, part(sealed(4))).await.unwrap();
+                let second = core.produce_local(weir_net::Acks::None, part(sealed(4))).await.unwrap();
+                assert_eq!((first.base_offset, second.base_offset), (0, 4), "base offsets of acks=none");
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    /// acks=none validated the batches before answering: a corrupt batch was refused.
+    #[test]
+    fn acks_none_refuses_a_corrupt_batch() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let core = one_topic_core().await;
+                let mut bad = sealed(2);
+                let last = bad.len() - 1;
+                bad[last] ^= 1;
+                let r = core.produce_local(weir_net::Acks::None, part(bad)).await;
+                assert!(r.is_err(), "a corrupt batch answered as produced: {r:?}");
             })
             .unwrap()
             .join()

@@ -43,6 +43,11 @@ pub struct Partition<S: Storage + Clone> {
     /// Offsets below the high watermark are visible to consumers: durable ones with
     /// fsync-before-ack, written ones otherwise.
     state: Cell<ReplicaState>,
+    /// The highest high watermark ever shown to consumers. What they are shown never goes
+    /// below it: a renewed replica (after a reopen) or one that just became leader may start
+    /// lower, and a consumer at an offset it was given must be answered empty, not told its
+    /// offset is out of range.
+    shown_high_watermark: Cell<u64>,
     waiters: RefCell<Vec<oneshot::Sender<()>>>,
     /// `topic/partition`, for the node's log.
     pub name: String,
@@ -124,6 +129,7 @@ impl<S: Storage + Clone> Partition<S> {
             storage,
             config,
             state: Cell::new(state),
+            shown_high_watermark: Cell::new(start),
             waiters: RefCell::new(Vec::new()),
             name,
             reopen: Cell::new(Backoff::default()),
@@ -162,6 +168,7 @@ impl<S: Storage + Clone> Partition<S> {
     /// waking the fetches waiting for the high watermark if it moved.
     pub(crate) fn show(&self, state: ReplicaState) {
         let moved = state.high_watermark() != self.state.get().high_watermark();
+        self.shown_high_watermark.set(self.shown_high_watermark.get().max(state.high_watermark()));
         if state.log_end() > self.state.get().log_end() {
             self.rep.grew.notify_waiters();
         }
@@ -181,7 +188,14 @@ impl<S: Storage + Clone> Partition<S> {
         self.state.get()
     }
 
+    /// The high watermark consumers are shown: never lower than one shown before. Records up
+    /// to it may not be readable yet (see [`readable_end`](Self::readable_end)).
     pub fn high_watermark(&self) -> u64 {
+        self.shown_high_watermark.get().max(self.state.get().high_watermark())
+    }
+
+    /// The replica's own high watermark now: consumers read below it.
+    pub fn readable_end(&self) -> u64 {
         self.state.get().high_watermark()
     }
 
@@ -250,7 +264,7 @@ impl<S: Storage + Clone> Partition<S> {
     /// opened at once by the opens' own bound.
     pub async fn until_caught_up(&self) {
         let end = self.state().log_end();
-        let waiting = || !self.rep.epoch_begun.get() || self.high_watermark() < end;
+        let waiting = || !self.rep.epoch_begun.get() || self.readable_end() < end;
         while waiting() && !self.rep.replica.borrow().is_failed() && !self.is_closed() {
             match self.wait() {
                 Some(w) => {
@@ -311,6 +325,12 @@ impl<S: Storage + Clone> Partition<S> {
                 cause.push_str(&format!("; the last reopen failed: {e}"));
             }
             PartitionState::Offline { cause, retry_in_ms: self.reopen.get().retry_in_ms(now_ms) }
+        } else if self.rep.is_retired() {
+            let cause =
+                "the log failed and was reopened; in a cluster the replica stays offline until the node \
+                         restarts, so that two lives of this node never lead one epoch"
+                    .to_owned();
+            PartitionState::Offline { cause, retry_in_ms: None }
         } else {
             PartitionState::Online
         };

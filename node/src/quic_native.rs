@@ -713,6 +713,13 @@ impl Stream {
         r.unwrap_or(Poll::Ready(Err(gone())))
     }
 
+    /// The certificate chain the peer presented in its handshake (verified by the server
+    /// config's client verifier), if it presented one.
+    pub fn peer_chain(&self) -> Option<Vec<rustls::pki_types::CertificateDer<'static>>> {
+        let identity = self.with(|c| (c.conn.crypto_session().peer_identity(), false))??;
+        identity.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok().map(|b| *b)
+    }
+
     /// Ends the sending side (the peer reads to the end); reading goes on. `AsyncWrite::close`
     /// ends both.
     pub fn finish(&mut self) -> io::Result<()> {

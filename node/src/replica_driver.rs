@@ -83,7 +83,15 @@ struct ProduceSlot {
     answer: Option<oneshot::Sender<Result<AppendedRange, Failure>>>,
     /// Why the append refused it, more precisely than the replica's `Storage` error says.
     failure: Option<Failure>,
+    /// Told where the batches landed (or why not) as soon as the append is done, before they
+    /// are durable: acks=none's answer.
+    placed: Option<oneshot::Sender<Result<AppendedRange, Failure>>>,
 }
+
+/// A produce's answers: where its batches were placed, then its outcome once as durable as
+/// its acks ask.
+pub type ProduceAnswers =
+    (oneshot::Receiver<Result<AppendedRange, Failure>>, oneshot::Receiver<Result<AppendedRange, Failure>>);
 
 /// The replica of a partition and what its driver works on. See the module documentation.
 #[derive(Debug)]
@@ -106,7 +114,14 @@ pub struct Replicated {
     pub grew: tokio_rt::sync::Notify,
     /// Woken after every input the replica took (a log event, a message).
     pub settled: tokio_rt::sync::Notify,
+    /// Renewed in a cluster after a log failure: offline until the node restarts (see
+    /// [`renew`](Self::renew)).
+    retired: Cell<bool>,
 }
+
+/// The incarnation a retired replica is made with: no life of a node has it (an incarnation
+/// counts up from the wall clock in microseconds), so no controller state ever registers it.
+const RETIRED_INCARNATION: u64 = u64::MAX;
 
 fn recovered<S: Storage>(log: &PartitionLog<S>) -> Recovered {
     Recovered { log_start: log.log_start(), log_end: log.next_offset(), epochs: log.leader_epochs().to_vec() }
@@ -140,6 +155,7 @@ impl Replicated {
             epoch_begun: Cell::new(false),
             grew: tokio_rt::sync::Notify::new(),
             settled: tokio_rt::sync::Notify::new(),
+            retired: Cell::new(false),
         };
         this.adopt_standalone(log, 1, 0);
         this
@@ -168,17 +184,27 @@ impl Replicated {
     /// again at once; otherwise it waits offline: the controller must first hear of a new
     /// incarnation of this node, which only a restart brings (its previous life may have led
     /// the current epoch, and two lives must never lead one).
+    /// So a clustered replica is made retired: with an incarnation no controller state carries,
+    /// and skipped by the shard's metadata; its partition describes itself offline, saying why.
     pub fn renew<S: Storage>(&self, log: &PartitionLog<S>, now_ms: u64) {
         let mut s = self.setup.get();
         let partition_epoch = self.replica.borrow().view().map_or(0, |v| v.partition_epoch) + 1;
-        if s.standalone {
+        let incarnation = if s.standalone {
             s.incarnation += 1;
-        }
+            s.incarnation
+        } else {
+            self.retired.set(true);
+            RETIRED_INCARNATION
+        };
         self.setup.set(s);
-        *self.replica.borrow_mut() =
-            Replica::new(s.node, s.partition, s.config, recovered(log), s.incarnation);
+        *self.replica.borrow_mut() = Replica::new(s.node, s.partition, s.config, recovered(log), incarnation);
         self.fetched.borrow_mut().take();
         self.adopt_standalone(log, partition_epoch, now_ms);
+    }
+
+    /// Whether the replica was renewed in a cluster and stays offline until the node restarts.
+    pub fn is_retired(&self) -> bool {
+        self.retired.get()
     }
 
     /// Wakes the driver.
@@ -298,11 +324,24 @@ impl<S: Storage + Clone + 'static> Partition<S> {
         batches: Bytes,
         now_ms: u64,
     ) -> Result<oneshot::Receiver<Result<AppendedRange, Failure>>, ReplicaError> {
+        self.submit(acks, batches, now_ms).map(|(_, done)| done)
+    }
+
+    /// [`submit_produce`](Self::submit_produce), also telling where the batches were placed
+    /// once they are appended (validated and in the log, not yet durable).
+    pub fn submit(
+        &self,
+        acks: weir_net::Acks,
+        batches: Bytes,
+        now_ms: u64,
+    ) -> Result<ProduceAnswers, ReplicaError> {
         let id = self.rep.next_produce.get() + 1;
         self.rep.next_produce.set(id);
         let acks = if acks == weir_net::Acks::All { Acks::All } else { Acks::Leader };
         let (tx, rx) = oneshot::channel();
-        let slot = ProduceSlot { batches: Some(batches), answer: Some(tx), failure: None };
+        let (placed_tx, placed_rx) = oneshot::channel();
+        let slot =
+            ProduceSlot { batches: Some(batches), answer: Some(tx), failure: None, placed: Some(placed_tx) };
         self.rep.produces.borrow_mut().insert(id, slot);
         let taken = self.rep.replica.borrow_mut().handle_produce(now_ms, id, acks);
         if let Err(e) = taken {
@@ -311,7 +350,19 @@ impl<S: Storage + Clone + 'static> Partition<S> {
         }
         self.settle();
         self.rep.wake();
-        Ok(rx)
+        Ok((placed_rx, rx))
+    }
+
+    /// Tells a produce's `placed` answer where its append put the batches, or why it did not.
+    fn tell_placed(&self, produce: u64, result: &Result<AppendedRange, LogFailure>) {
+        let mut produces = self.rep.produces.borrow_mut();
+        let Some(slot) = produces.get_mut(&produce) else { return };
+        let Some(placed) = slot.placed.take() else { return };
+        let answer = (*result).map_err(|f| {
+            let unknown = || Failure::new(ErrorCode::OutcomeUnknown, f.reason.to_owned());
+            slot.failure.clone().unwrap_or_else(unknown)
+        });
+        let _ = placed.send(answer);
     }
 
     /// Performs one log operation to completion.
@@ -326,6 +377,7 @@ impl<S: Storage + Clone + 'static> Partition<S> {
             }
             LogOp::AppendProduce { produce, leader_epoch } => {
                 let result = self.append_produce(produce, leader_epoch, now_ms).await;
+                self.tell_placed(produce, &result);
                 LogEvent::ProduceAppended { produce, result }
             }
             LogOp::AppendFetched { request_id } => self.append_fetched(request_id, now_ms).await,
@@ -488,6 +540,101 @@ mod tests {
                     yield_now().await;
                 }
                 panic!("the driver still holds the closed partition");
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    /// `renew` and `apply_states` say a clustered replica renewed after a log failure stays
+    /// offline until the node restarts (two lives must never lead one epoch). It does not: it
+    /// keeps the node's incarnation, so the next metadata applied makes it lead the very epoch
+    /// its failed predecessor led, over a log that recovery may have cut.
+    #[test]
+    fn a_renewed_clustered_replica_does_not_lead_its_old_epoch_again_and_says_why() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let storage = MemStorage::new();
+                let mut setup = ReplicaSetup::standalone(PartitionId(0), true);
+                setup.standalone = false;
+                setup.incarnation = 7;
+                let me = setup.node;
+                let p = Partition::open(storage.clone(), LogConfig::default(), 0, "t/0".into(), setup);
+                let p = Rc::new(p.await.unwrap());
+                let state = PartitionState {
+                    replicas: vec![me, NodeId(9)],
+                    leader: Some(me),
+                    leader_epoch: 3,
+                    partition_epoch: 5,
+                    isr: vec![me, NodeId(9)],
+                    elr: vec![],
+                };
+                p.rep.replica.borrow_mut().handle_registration(0, 7, &state);
+                assert!(p.rep.replica.borrow().is_leader());
+                // The log fails (a sync fails), and upkeep reopens it.
+                storage.faults().fail_sync_in.set(1);
+                let mut b = weir_log::batch::BatchBuilder::new(1 << 20);
+                let rec =
+                    weir_log::batch::Record { key: None, value: Some(b"v"), headers: &[], timestamp: 1 };
+                b.push(&rec).unwrap();
+                let sealed = b.seal(weir_log::batch::ProducerStamp::default());
+                let view = BatchView::validate(sealed.as_bytes(), 1 << 20).unwrap();
+                assert!(p.log.append_durable(&view, 3, 0).await.is_err());
+                assert!(p.reopen_if_failed(1_000).await);
+                // The shard applies the next metadata (any change in the cluster) with the
+                // incarnation it registered with, as `apply_states` does.
+                p.rep.replica.borrow_mut().handle_registration(2_000, 7, &state);
+                assert!(
+                    !p.rep.replica.borrow().is_leader(),
+                    "a renewed replica leads epoch 3 again in the same incarnation"
+                );
+                // Describe says why it is offline.
+                match p.status(2_000).await.health.state {
+                    weir_net::health::PartitionState::Offline { cause, .. } => {
+                        assert!(cause.contains("until the node restarts"), "{cause}")
+                    }
+                    other => panic!("a retired replica described as {other:?}"),
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    fn sealed(n: usize) -> Bytes {
+        let mut b = weir_log::batch::BatchBuilder::new(1 << 20);
+        for _ in 0..n {
+            let rec = weir_log::batch::Record { key: None, value: Some(b"v"), headers: &[], timestamp: 1 };
+            b.push(&rec).unwrap();
+        }
+        Bytes::copy_from_slice(b.seal(weir_log::batch::ProducerStamp::default()).as_bytes())
+    }
+
+    /// A standalone log reopened after a failure: a produce that arrives before the renewed
+    /// replica has begun its epoch shows the new replica's high watermark (the log start) to
+    /// consumers, who then get OffsetOutOfRange for offsets they had already been given.
+    #[test]
+    fn a_reopened_log_never_shows_a_lower_high_watermark() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let storage = MemStorage::new();
+                let setup = ReplicaSetup::standalone(PartitionId(0), true);
+                let p = Partition::open(storage.clone(), LogConfig::default(), 0, "t/0".into(), setup);
+                let p = Rc::new(p.await.unwrap());
+                let rt = GlommioRuntime::new();
+                p.start_driver(&rt);
+                p.until_caught_up().await;
+                let done = p.submit_produce(weir_net::Acks::Leader, sealed(4), 0).unwrap();
+                assert_eq!(done.await.unwrap().unwrap().end, 4);
+                assert_eq!(p.high_watermark(), 4);
+                storage.faults().fail_sync_in.set(1);
+                let failed = p.submit_produce(weir_net::Acks::Leader, sealed(2), 0).unwrap();
+                assert!(failed.await.unwrap().is_err());
+                assert!(p.reopen_if_failed(1_000).await);
+                assert!(p.high_watermark() >= 4, "after the reopen");
+                // A produce right after the reopen, before the driver ran the new epoch.
+                let _next = p.submit_produce(weir_net::Acks::Leader, sealed(1), 0).unwrap();
+                assert!(p.high_watermark() >= 4, "high watermark went back to {}", p.high_watermark());
             })
             .unwrap()
             .join()

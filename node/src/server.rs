@@ -324,7 +324,6 @@ fn start(
     if cert.generated {
         created.tls = cert.cert_path.parent().map(ToOwned::to_owned);
     }
-    let quic_config = cert.server_config(config)?;
     // Before the shards, which follow the metadata it replicates.
     let control = crate::control::start(config)?;
     let stop_control = |e| {
@@ -335,12 +334,19 @@ fn start(
     };
     let link = match (link, &control) {
         (Some(link), _) => Some(link),
-        (None, Some(c)) => match crate::control::ClusterLink::new(c.clone()) {
-            Ok(link) => Some(link as Arc<dyn crate::control_link::ControlLink>),
-            Err(e) => return Err(stop_control(ServeError::Shard { shard: 0, reason: e.to_string() })),
-        },
+        (None, Some(c)) => {
+            let ca = config.cluster_ca_cert.as_deref().expect("checked with peers");
+            let identity = crate::cluster_tls::stored_identity(c.node_id(), ca, &config.data_dir)
+                .map_err(|e| stop_control(e.into()))?;
+            match crate::control::ClusterLink::new(c.clone(), identity) {
+                Ok(link) => Some(link as Arc<dyn crate::control_link::ControlLink>),
+                Err(e) => return Err(stop_control(ServeError::Shard { shard: 0, reason: e.to_string() })),
+            }
+        }
         (None, None) => None,
     };
+    let cluster_tls = link.as_ref().and_then(|l| l.identity());
+    let quic_config = cert.server_config(config, cluster_tls.as_ref()).map_err(|e| stop_control(e.into()))?;
     let mesh = mesh(config.shards);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, ServeError>>();

@@ -85,15 +85,35 @@ impl NodeCert {
         Ok(Self { chain, key, fingerprint, cert_path: cert_path.to_owned(), generated })
     }
 
-    /// The QUIC server configuration presenting this certificate.
-    pub fn server_config(&self, config: &NodeConfig) -> Result<quinn::ServerConfig, CertError> {
+    /// The QUIC server configuration presenting this certificate. In a cluster (`cluster` is
+    /// this node's identity under the cluster CA), a client that asks for the name
+    /// `node-<this id>.weir-cluster` (a follower) is shown the node certificate instead, and a
+    /// client certificate, when one is presented, must chain to the cluster CA; clients present
+    /// none and are served as before.
+    pub fn server_config(
+        &self,
+        config: &NodeConfig,
+        cluster: Option<&weir_cluster::tls::NodeTls>,
+    ) -> Result<quinn::ServerConfig, CertError> {
+        let mismatch = |e: &dyn std::fmt::Display| CertError::Mismatch(e.to_string());
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| CertError::Mismatch(e.to_string()))?
-            .with_no_client_auth()
-            .with_single_cert(self.chain.clone(), self.key.clone_key())
-            .map_err(|e| CertError::Mismatch(e.to_string()))?;
+            .map_err(|e| mismatch(&e))?;
+        let mut tls = match cluster {
+            None => builder
+                .with_no_client_auth()
+                .with_single_cert(self.chain.clone(), self.key.clone_key())
+                .map_err(|e| mismatch(&e))?,
+            Some(node) => {
+                let verifier = crate::cluster_tls::client_verifier(node, provider.clone())?;
+                let client =
+                    rustls::sign::CertifiedKey::from_der(self.chain.clone(), self.key.clone_key(), &provider)
+                        .map_err(|e| mismatch(&e))?;
+                let resolver = crate::cluster_tls::ByName::new(node, Arc::new(client), &provider)?;
+                builder.with_client_cert_verifier(verifier).with_cert_resolver(Arc::new(resolver))
+            }
+        };
         tls.alpn_protocols = vec![ALPN.to_vec()];
         let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
             .map_err(|e| CertError::Mismatch(e.to_string()))?;
@@ -136,7 +156,7 @@ mod tests {
         let config = NodeConfig { data_dir: dir.path().to_owned(), ..NodeConfig::default() };
         let first = NodeCert::load_or_generate(&config).unwrap();
         assert!(first.generated);
-        first.server_config(&config).unwrap();
+        first.server_config(&config, None).unwrap();
         let again = NodeCert::load_or_generate(&config).unwrap();
         assert!(!again.generated);
         assert_eq!(first.fingerprint, again.fingerprint);

@@ -90,7 +90,7 @@ async fn read_all(target: &Target, topic: &str, count_min: usize) -> Vec<u64> {
 #[test]
 fn three_nodes_replicate_acks_all_and_a_killed_leader_loses_nothing() {
     let mut cluster = TestCluster::start(3, 1, &[]);
-    let target = Target::tcp(&cluster.bootstrap());
+    let target = Target::tcp(cluster.bootstrap());
     runtime().block_on(async {
         wait_status(&target, "three nodes up", all_up(3)).await;
         let mut admin = Admin::connect(&target).await.unwrap();
@@ -171,7 +171,7 @@ async fn produce_until(
 fn acknowledged_records_survive_leaders_killed_round_after_round() {
     let env = [("WEIR_SESSION_TIMEOUT_MS", "1000"), ("WEIR_HEARTBEAT_INTERVAL_MS", "100")];
     let mut cluster = TestCluster::start(3, 1, &env);
-    let target = Target::tcp(&cluster.bootstrap());
+    let target = Target::tcp(cluster.bootstrap());
     let rt = runtime();
     rt.block_on(async {
         wait_status(&target, "three nodes up", all_up(3)).await;
@@ -269,7 +269,7 @@ async fn wait_isr(target: Target, topic: &str, count: usize) {
 #[test]
 fn a_wiped_follower_rebuilds_its_replica_from_the_leader() {
     let mut cluster = TestCluster::start(3, 1, &[]);
-    let target = Target::tcp(&cluster.bootstrap());
+    let target = Target::tcp(cluster.bootstrap());
     runtime().block_on(async {
         wait_status(&target, "three nodes up", all_up(3)).await;
         let mut admin = Admin::connect(&target).await.unwrap();
@@ -290,7 +290,7 @@ fn a_wiped_follower_rebuilds_its_replica_from_the_leader() {
         cluster.start_node(wiped);
         wait_isr(target.clone(), "w", 3).await;
         // The wiped node's own view of its replica: the leader's log, whole.
-        let own = Target::tcp(&format!("{}:{}", TestCluster::host(wiped), cluster.port));
+        let own = Target::tcp(format!("{}:{}", TestCluster::host(wiped), cluster.port));
         let mut admin = Admin::connect(&own).await.unwrap();
         let deadline = Instant::now() + Duration::from_millis(SETTLE_MS);
         loop {

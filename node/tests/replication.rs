@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use weir_cluster::tls::NodeTls;
 use weir_cluster::{ClusterMeta, MetaCommand, NodeInfo, PartitionEntry, TopicEntry};
 use weir_net::api::{Request, Response};
 use weir_net::client::Target;
@@ -29,6 +30,8 @@ struct TestCluster {
     inner: Mutex<(Controller, ClusterMeta)>,
     tx: tokio_rt::sync::watch::Sender<Arc<ClusterMeta>>,
     started: Instant,
+    /// The cluster CA (`cert_pem`, `key_pem`) the nodes' certificates are issued from.
+    ca: (String, String),
 }
 
 impl TestCluster {
@@ -45,7 +48,13 @@ impl TestCluster {
             inner: Mutex::new((controller, ClusterMeta::default())),
             tx,
             started: Instant::now(),
+            ca: weir_cluster::tls::generate_ca().unwrap(),
         })
+    }
+
+    /// A certificate for `node` under the cluster CA, as the control plane issues at a start.
+    fn issue(&self, node: u32) -> NodeTls {
+        NodeTls::issue(&self.ca.0, &self.ca.1, NodeId(node)).unwrap()
     }
 
     fn now_ms(&self) -> u64 {
@@ -142,6 +151,7 @@ struct TestLink {
     node: NodeId,
     incarnation: u64,
     cluster: Arc<TestCluster>,
+    identity: NodeTls,
 }
 
 impl ControlLink for TestLink {
@@ -151,6 +161,10 @@ impl ControlLink for TestLink {
 
     fn incarnation(&self) -> u64 {
         self.incarnation
+    }
+
+    fn identity(&self) -> Option<NodeTls> {
+        Some(self.identity.clone())
     }
 
     fn meta(&self) -> tokio_rt::sync::watch::Receiver<Arc<ClusterMeta>> {
@@ -190,8 +204,9 @@ impl RunningNode {
             storage_min_free_bytes: 0,
             ..NodeConfig::default()
         };
+        let identity = cluster.issue(node);
         let link: Arc<dyn ControlLink> =
-            Arc::new(TestLink { node: NodeId(node), incarnation, cluster: cluster.clone() });
+            Arc::new(TestLink { node: NodeId(node), incarnation, cluster: cluster.clone(), identity });
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let stopping = stop.clone();
@@ -223,8 +238,17 @@ impl Drop for RunningNode {
 }
 
 async fn produce(target: &Target, acks: Acks, batch: &[u8]) -> (ErrorCode, String, u64) {
+    produce_within(target, acks, batch, 10_000).await
+}
+
+async fn produce_within(
+    target: &Target,
+    acks: Acks,
+    batch: &[u8],
+    timeout_ms: u32,
+) -> (ErrorCode, String, u64) {
     let mut conn = Connection::connect(target).await.unwrap();
-    let req = Request::Produce { topic: "t".into(), partition: 0, acks, timeout_ms: 10_000, batches: batch };
+    let req = Request::Produce { topic: "t".into(), partition: 0, acks, timeout_ms, batches: batch };
     match conn.call(&req).await.unwrap().response().unwrap() {
         Response::Produce { error, message, base_offset, .. } => (error, message, base_offset),
         other => panic!("{other:?}"),
@@ -428,4 +452,132 @@ fn a_topic_deleted_and_created_again_starts_empty() {
         let log = segment_bytes(dir);
         assert!(holds_batch(&log, &new) && !holds_batch(&log, &old), "{}", dir.display());
     }
+}
+
+/// A `ReplicaFetch` moves the leader's high watermark: only a peer that proves, with a
+/// certificate from the cluster CA, that it is the follower it names is served. Over TCP,
+/// over QUIC without a certificate, or with another node's certificate, a fetch claiming to be
+/// node 2 (which never ran) is refused, and the high watermark stays where it was.
+#[test]
+fn a_forged_replica_fetch_does_not_move_the_high_watermark() {
+    use std::io::{Read, Write};
+    use weir_net::frame::{FLAG_ERROR, FRAME_HEADER_BYTES, FrameHeader, encode_frame};
+    use weir_node::replication::wire::{REPLICA_FETCH_API, REPLICA_FETCH_VERSION, ReplicaFetch};
+    let s = setup([1, 2]);
+    let n1 = RunningNode::start(&s.cluster, 1, 1, &s.dir1, "127.0.0.1", s.port);
+    let leader = Target::tcp(format!("127.0.0.1:{}", s.port));
+    let rt = runtime();
+    rt.block_on(async {
+        let (error, message, _) = produce(&leader, Acks::Leader, &batch_of(&[b"a", b"b", b"c"])).await;
+        assert_eq!(error, ErrorCode::None, "{message}");
+        let (error, hw, _) = fetch(&leader, 0).await;
+        assert_eq!((error, hw), (ErrorCode::None, 0), "node 2 holds nothing");
+    });
+    let epoch = s.cluster.state(s.partition).leader_epoch;
+    let forged = weir_replication::FetchRequest {
+        partition: s.partition,
+        replica: NodeId(2),
+        request_id: 1,
+        leader_epoch: epoch,
+        fetch_offset: 3,
+        log_start: 0,
+        last_fetched_epoch: Some(epoch),
+        durable_offset: u64::MAX,
+    };
+    let mut w = weir_net::wire::Writer::default();
+    ReplicaFetch { follower: NodeId(2), partitions: vec![forged] }.encode(&mut w);
+    let frame = encode_frame(REPLICA_FETCH_API, REPLICA_FETCH_VERSION, 1, 0, &w.buf);
+    let refused = |head: &[u8; FRAME_HEADER_BYTES], how: &str| {
+        let header = FrameHeader::decode(head, 1 << 20).unwrap();
+        assert_ne!(header.flags & FLAG_ERROR, 0, "a forged fetch {how} was served");
+    };
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    tcp.write_all(&frame).unwrap();
+    let mut head = [0u8; FRAME_HEADER_BYTES];
+    tcp.read_exact(&mut head).unwrap();
+    refused(&head, "over TCP");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", s.port).parse().unwrap();
+    rt.block_on(async {
+        let anonymous = weir_net::tls::client_config(&weir_net::tls::Trust::Insecure).unwrap();
+        refused(&quic_call(anonymous, addr, &frame).await, "over QUIC without a certificate");
+        let mut node3 = s.cluster.issue(3).client_config().unwrap();
+        node3.alpn_protocols = vec![weir_net::tls::ALPN.to_vec()];
+        let node3 = quinn::crypto::rustls::QuicClientConfig::try_from(node3).unwrap();
+        let node3 = quinn::ClientConfig::new(Arc::new(node3));
+        refused(&quic_call(node3, addr, &frame).await, "with node 3's certificate");
+        let (error, hw, _) = fetch(&leader, 0).await;
+        assert_eq!((error, hw), (ErrorCode::None, 0), "a forged fetch moved the high watermark");
+    });
+    n1.stop();
+}
+
+/// Sends `frame` on a QUIC connection to node 1 (dialled by its cluster name) made with
+/// `config`; the answer's header.
+async fn quic_call(
+    config: quinn::ClientConfig,
+    addr: std::net::SocketAddr,
+    frame: &[u8],
+) -> [u8; weir_net::frame::FRAME_HEADER_BYTES] {
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(config);
+    let conn = endpoint.connect(addr, "node-1.weir-cluster").unwrap().await.unwrap();
+    let (mut send, mut recv) = conn.open_bi().await.unwrap();
+    send.write_all(frame).await.unwrap();
+    let mut head = [0u8; weir_net::frame::FRAME_HEADER_BYTES];
+    recv.read_exact(&mut head).await.unwrap();
+    head
+}
+
+/// A replica whose partition could not be opened when the metadata was applied is opened later
+/// by upkeep's retry; it must then be given its partition's state and follow, not wait for the
+/// next change of the metadata (which, with the follower out of the picture, may never come
+/// before the ISR shrinks below `min_insync_replicas`).
+#[test]
+fn a_replica_opened_by_upkeep_follows_its_leader() {
+    let s = setup([1, 2]);
+    // Node 2 cannot create the partition's directory at first.
+    let parts = s.dir2.join("partitions");
+    std::fs::create_dir_all(&parts).unwrap();
+    let blocker = parts.join("t-0");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    let n1 = RunningNode::start(&s.cluster, 1, 1, &s.dir1, "127.0.0.1", s.port);
+    let n2 = RunningNode::start(&s.cluster, 2, 1, &s.dir2, "127.0.0.2", s.port);
+    std::fs::remove_file(&blocker).unwrap();
+    let leader = Target::tcp(format!("127.0.0.1:{}", s.port));
+    runtime().block_on(async {
+        let batch = batch_of(&[b"one"]);
+        let produce = produce(&leader, Acks::All, &batch);
+        let answered = tokio_rt::time::timeout(Duration::from_secs(10), produce).await;
+        let opened = blocker.is_dir();
+        let (error, message, _) =
+            answered.unwrap_or_else(|_| panic!("acks=all unanswered (node 2 opened its replica: {opened})"));
+        assert_eq!(error, ErrorCode::None, "{message}");
+    });
+    n2.stop();
+    n1.stop();
+}
+
+/// acks=all with the follower down cannot be acknowledged (min ISR 2): the produce is answered
+/// `RequestTimedOut` after its `timeout_ms`, not held without limit; its batch stays appended,
+/// so the next produce lands after it once the follower is back.
+#[test]
+fn acks_all_is_answered_request_timed_out_after_its_timeout() {
+    let s = setup([1, 2]);
+    let n1 = RunningNode::start(&s.cluster, 1, 1, &s.dir1, "127.0.0.1", s.port);
+    let leader = Target::tcp(format!("127.0.0.1:{}", s.port));
+    let rt = runtime();
+    rt.block_on(async {
+        let first = batch_of(&[b"first"]);
+        let produce = produce_within(&leader, Acks::All, &first, 300);
+        let answered = tokio_rt::time::timeout(Duration::from_secs(8), produce).await;
+        let (error, message, _) = answered.expect("acks=all answered within its timeout");
+        assert_eq!(error, ErrorCode::RequestTimedOut, "{message}");
+    });
+    let n2 = RunningNode::start(&s.cluster, 2, 1, &s.dir2, "127.0.0.2", s.port);
+    rt.block_on(async {
+        let (error, message, base) = produce(&leader, Acks::All, &batch_of(&[b"second"])).await;
+        assert_eq!((error, base), (ErrorCode::None, 1), "{message}");
+    });
+    n2.stop();
+    n1.stop();
 }

@@ -53,9 +53,15 @@ pub fn decode_error_code(e: &DecodeError) -> ErrorCode {
 
 /// Answers one request frame (`frame` is header and body). Every problem becomes an error
 /// answer; `Err` only for a body that does not decode, which closes the connection.
-pub async fn handle(shard: &Rc<Shard>, header: FrameHeader, frame: Bytes) -> Result<Vec<u8>, Vec<u8>> {
+/// `peer` is who the connection's transport says is on the other end.
+pub async fn handle(
+    shard: &Rc<Shard>,
+    header: FrameHeader,
+    frame: Bytes,
+    peer: &crate::peer::Peer,
+) -> Result<Vec<u8>, Vec<u8>> {
     if header.api_key == crate::replication::wire::REPLICA_FETCH_API {
-        return crate::replication::serve::replica_fetch(shard, header, frame).await;
+        return crate::replication::serve::replica_fetch(shard, header, frame, peer).await;
     }
     let req = match Request::decode(header.api_key, header.api_version, &frame[FRAME_HEADER_BYTES..]) {
         Ok(r) => r,
@@ -130,13 +136,13 @@ pub async fn handle(shard: &Rc<Shard>, header: FrameHeader, frame: Bytes) -> Res
             };
             response_frame_version(cid, header.api_version, &Response::DescribeTopic { topic })
         }
-        Request::Produce { topic, partition, acks, batches, .. } => {
+        Request::Produce { topic, partition, acks, batches, timeout_ms } => {
             let part = ProducePartition {
                 topic: topic.into(),
                 partition: PartitionId(partition),
                 batches: frame.slice_ref(batches),
             };
-            produce(svc, cid, acks, part).await
+            produce(svc, cid, acks, part, timeout_ms.into()).await
         }
         Request::Fetch { topic, partition, offset, max_bytes, max_wait_ms } => {
             let part = FetchPartition {
@@ -165,8 +171,15 @@ pub async fn handle(shard: &Rc<Shard>, header: FrameHeader, frame: Bytes) -> Res
     })
 }
 
-async fn produce(svc: &NodeService, cid: u32, acks: Acks, part: ProducePartition) -> Vec<u8> {
-    let answer = svc.produce(acks, vec![part]).await.pop().expect("one answer per partition");
+async fn produce(
+    svc: &NodeService,
+    cid: u32,
+    acks: Acks,
+    part: ProducePartition,
+    timeout_ms: u64,
+) -> Vec<u8> {
+    let answer =
+        svc.produce_within(acks, vec![part], Some(timeout_ms)).await.pop().expect("one answer per partition");
     let (error, message, base_offset, log_start) = match answer {
         Ok(p) => (ErrorCode::None, String::new(), p.base_offset, p.log_start),
         Err(f) => (f.code, f.message, 0, 0),

@@ -103,14 +103,17 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
     }
 
     /// Gives every replica of this shard its partition's state in `meta`.
-    fn apply_states(&self, meta: &ClusterMeta) {
+    pub fn apply_states(&self, meta: &ClusterMeta) {
         let now = self.rt.monotonic_ms();
         let incarnation = self.cluster.borrow().as_ref().map_or(0, |v| v.incarnation);
         for p in self.all_partitions() {
             let Some(entry) = meta.partitions.get(&p.rep.setup().partition) else { continue };
             // The link publishes metadata only once the controller answered this incarnation
             // (see `ControlLink`): every state seen here may be adopted. A replica renewed after
-            // a log failure has another incarnation and stays offline until the node restarts.
+            // a log failure (retired) stays offline until the node restarts.
+            if p.rep.is_retired() {
+                continue;
+            }
             p.rep.replica.borrow_mut().handle_registration(now, incarnation, &entry.state);
             p.settle();
             p.rep.wake();

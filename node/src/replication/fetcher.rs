@@ -7,6 +7,7 @@
 //! flight: the queue is bounded by the partitions followed there). A fetch lost with a broken
 //! connection is not retried here: its replica sends it again after `fetch_timeout_ms`.
 
+use super::fetched::check_fetched;
 use super::throttle::TokenBucket;
 use super::wire::{
     PartitionAnswer, REPLICA_FETCH_API, REPLICA_FETCH_PARTITIONS_MAX, REPLICA_FETCH_VERSION, ReplicaFetch,
@@ -18,24 +19,21 @@ use crate::shard::Shard;
 use bytes::Bytes;
 use futures::{AsyncReadExt, AsyncWriteExt};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_rt::sync::Notify;
-use weir_log::batch::check_frame_and_crc;
 use weir_net::frame::{FLAG_ERROR, FRAME_HEADER_BYTES, FrameHeader, encode_frame};
 use weir_net::wire::Writer;
-use weir_replication::{AlterPartition, AnswerVerdict, FetchRequest, NodeId, Output, ShardId};
+use weir_replication::{AlterPartition, AnswerVerdict, FetchRequest, NodeId, Output, PartitionId, ShardId};
 
 /// How long a pair waits after a failed connection or call before the next.
 const RECONNECT_DELAY_MS: u64 = 200;
 /// Longest a fetch waits for its follower's flush to report a durable end that reaches its
 /// fetch offset.
 const FLUSH_WAIT_MS: u64 = 100;
-/// Largest answer frame a follower reads.
-const ANSWER_FRAME_BYTES_MAX: usize = super::wire::REPLICA_FETCH_BYTES_MAX + (8 << 20);
 
 type PairKey = (NodeId, ShardId);
 
@@ -54,6 +52,8 @@ pub struct Fetcher {
     pub wake: Rc<Notify>,
     pairs: RefCell<HashMap<PairKey, Rc<Pair>>>,
     endpoint: RefCell<Option<Rc<Endpoint>>>,
+    /// The partitions with an ISR change in flight to the controller (one each at most).
+    altering: RefCell<HashSet<PartitionId>>,
     bucket: RefCell<TokenBucket>,
     next_correlation: Cell<u32>,
 }
@@ -79,6 +79,7 @@ impl Fetcher {
             wake: Rc::new(Notify::new()),
             pairs: RefCell::new(HashMap::new()),
             endpoint: RefCell::new(None),
+            altering: RefCell::new(HashSet::new()),
             bucket: RefCell::new(bucket),
             next_correlation: Cell::new(0),
         })
@@ -125,11 +126,21 @@ impl Fetcher {
         pair.wake.notify_one();
     }
 
-    /// Sends an ISR change to the controller and its answer back to the replica.
+    /// Sends an ISR change to the controller and its answer back to the replica. At most one
+    /// per partition is in flight: a replica proposes again after `alter_timeout_ms`, and while
+    /// the controller does not answer, each retry would otherwise add a task that waits.
     fn alter(self: &Rc<Self>, req: AlterPartition) {
+        if !self.altering.borrow_mut().insert(req.partition) {
+            return tracing::debug!(
+                partition = req.partition.0,
+                "ISR change still in flight; this one dropped"
+            );
+        }
         let (this, answer) = (self.clone(), self.link.alter_partition(req.clone()));
         glommio::spawn_local(async move {
-            let result = match answer.await {
+            let answered = answer.await;
+            this.altering.borrow_mut().remove(&req.partition);
+            let result = match answered {
                 Ok(state) => Ok(state),
                 Err(AlterError::Refused(e)) => Err(e),
                 Err(e) => {
@@ -226,14 +237,25 @@ impl Fetcher {
     async fn connect(&self, key: PairKey) -> std::io::Result<(Connection, Stream)> {
         let addr = self.address(key)?;
         let endpoint = self.endpoint()?;
-        // Mutual TLS under the cluster CA comes with the cluster's trust (docs/cluster.md);
-        // until then the leader's certificate is not checked.
-        let config = weir_net::tls::client_config(&weir_net::tls::Trust::Insecure)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let name = format!("node-{}.weir-cluster", key.0.0);
+        let config = self.client_config()?;
+        // The leader must show a certificate for this name signed by the cluster CA.
+        let name = weir_cluster::tls::node_dns_name(key.0);
         let conn = endpoint.connect(config, addr, &name).await?;
         let stream = conn.open_bi().await?;
         Ok((conn, stream))
+    }
+
+    /// Mutual TLS under the cluster CA (see "Trust" in `docs/cluster.md`): this node's
+    /// certificate is presented, the leader's checked.
+    fn client_config(&self) -> std::io::Result<quinn::ClientConfig> {
+        let Some(identity) = self.link.identity() else {
+            return Err(std::io::Error::other("this node has no cluster certificate to fetch with"));
+        };
+        let config = &self.shard.config;
+        let (stream, connection) =
+            (config.quic_stream_window_bytes_max, config.quic_connection_window_bytes_max);
+        crate::cluster_tls::follower_config(&identity, stream, connection)
+            .map_err(|e| std::io::Error::other(e.to_string()))
     }
 
     /// The shard's client endpoint, bound on the node's listen address (any port).
@@ -264,7 +286,9 @@ impl Fetcher {
         let mut head = [0u8; FRAME_HEADER_BYTES];
         stream.read_exact(&mut head).await?;
         let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
-        let header = FrameHeader::decode(&head, ANSWER_FRAME_BYTES_MAX).map_err(|e| bad(e.to_string()))?;
+        // A leader sends at least one whole batch, up to `batch_bytes_max` (alike on every node).
+        let bytes_max = FRAME_HEADER_BYTES + super::wire::answer_bytes_max(self.shard.config.batch_bytes_max);
+        let header = FrameHeader::decode(&head, bytes_max).map_err(|e| bad(e.to_string()))?;
         let mut body = vec![0u8; header.body_len];
         stream.read_exact(&mut body).await?;
         if header.correlation_id != cid || header.flags & FLAG_ERROR != 0 {
@@ -280,10 +304,11 @@ impl Fetcher {
         self.bucket.borrow_mut().spend(bytes, now);
         for PartitionAnswer { answer, batches } in answers {
             let Some(p) = self.shard.core().partition_by_id(answer.partition) else { continue };
-            // Bytes are checked where they enter the process: an answer with a damaged batch
-            // is as good as lost (the replica fetches again after its timeout).
-            if let Err(e) = check_batches(&batches) {
-                tracing::warn!(partition = %p.name, error = %e, "fetched batch failed its check; answer dropped");
+            // Bytes are checked where they enter the process: an answer with a damaged batch,
+            // one of a later epoch than the answer's, or offsets that do not run on from the
+            // fetch offset is as good as lost (the replica fetches again after its timeout).
+            if let Err(e) = check_fetched(&batches, &answer.body, answer.leader_epoch) {
+                tracing::warn!(partition = %p.name, error = %e, "fetched batches refused; answer dropped");
                 continue;
             }
             let verdict = p.rep.replica.borrow_mut().handle_fetch_answer(now, from, &answer);
@@ -294,13 +319,4 @@ impl Fetcher {
             p.rep.wake();
         }
     }
-}
-
-/// Checks the frame and CRC of every batch in `bytes`.
-fn check_batches(mut bytes: &[u8]) -> Result<(), weir_log::BatchError> {
-    while !bytes.is_empty() {
-        let h = check_frame_and_crc(bytes, u32::MAX as usize)?;
-        bytes = &bytes[h.batch_len as usize..];
-    }
-    Ok(())
 }

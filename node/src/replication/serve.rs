@@ -8,6 +8,7 @@ use super::wire::{
 use crate::core::ShardCore;
 use crate::disk::Disk;
 use crate::frontend::native::{decode_error_code, error_frame};
+use crate::peer::Peer;
 use crate::runtime::Runtime;
 use crate::shard::Shard;
 use bytes::Bytes;
@@ -15,24 +16,26 @@ use std::rc::Rc;
 use weir_net::ErrorCode;
 use weir_net::frame::{FRAME_HEADER_BYTES, FrameHeader, encode_frame};
 use weir_net::wire::Writer;
-use weir_replication::{FetchAnswer, FetchBody, FetchRefusal, FetchRequest, NodeId};
-
-/// The hook where the leader checks that the peer on the other end of the connection is node
-/// `claimed`. Mutual TLS under the cluster CA will check that the connection's peer certificate
-/// names `node-<claimed>.weir-cluster`; until then every claim is admitted.
-pub fn authenticate_follower(claimed: NodeId) -> Result<(), String> {
-    let _ = claimed;
-    Ok(())
-}
+use weir_replication::{FetchAnswer, FetchBody, FetchRefusal, FetchRequest};
 
 /// Answers a `ReplicaFetch` frame (`frame` is header and body); `Err` closes the connection.
-pub async fn replica_fetch(shard: &Rc<Shard>, header: FrameHeader, frame: Bytes) -> Result<Vec<u8>, Vec<u8>> {
+/// Served only to a `peer` that proved it is the follower it names (a QUIC connection whose
+/// certificate, signed by the cluster CA, names that node): a follower's fetch moves the high
+/// watermark, so a forged one could make consumers and acks=all see records only the leader
+/// holds. Any other is refused, with nothing changed.
+pub async fn replica_fetch(
+    shard: &Rc<Shard>,
+    header: FrameHeader,
+    frame: Bytes,
+    peer: &Peer,
+) -> Result<Vec<u8>, Vec<u8>> {
     let fetch = match ReplicaFetch::decode(&frame[FRAME_HEADER_BYTES..]) {
         Ok(f) => f,
         Err(e) => return Err(error_frame(&header, decode_error_code(&e), e.to_string())),
     };
-    if let Err(why) = authenticate_follower(fetch.follower) {
-        return Err(error_frame(&header, ErrorCode::InvalidArgument, why));
+    if let Err(why) = peer.authenticate(fetch.follower) {
+        tracing::warn!(error = %why, "replica fetch refused");
+        return Err(error_frame(&header, ErrorCode::InvalidArgument, why.to_string()));
     }
     if !shard.core().clustered() {
         let why = "this node runs no cluster: it has no followers".to_owned();

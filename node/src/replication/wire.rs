@@ -31,6 +31,16 @@ pub const REPLICA_FETCH_PARTITIONS_MAX: usize = 4096;
 
 const REQUEST_ITEM_BYTES: usize = 45;
 const ANSWER_ITEM_BYTES_MIN: usize = 33;
+/// The most one partition's answer takes besides its batches: the fixed fields, the tag and
+/// the largest body (Records: fetch offset, length, up to 15 bytes of padding).
+const ANSWER_ITEM_BYTES_MAX: usize = ANSWER_ITEM_BYTES_MIN + 8 + 4 + 15;
+
+/// The largest answer body a leader whose `batch_bytes_max` is given may send: up to
+/// [`REPLICA_FETCH_BYTES_MAX`] of batches plus the first batch whole (up to `batch_bytes_max`),
+/// and every partition's fields.
+pub fn answer_bytes_max(batch_bytes_max: usize) -> usize {
+    4 + REPLICA_FETCH_BYTES_MAX + batch_bytes_max + REPLICA_FETCH_PARTITIONS_MAX * ANSWER_ITEM_BYTES_MAX
+}
 
 /// A follower's fetch for many partitions led by one shard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +84,9 @@ impl ReplicaFetch {
         let mut r = Reader::new(body);
         let follower = NodeId(r.u32()?);
         let n = r.count(REQUEST_ITEM_BYTES)?;
+        if n > REPLICA_FETCH_PARTITIONS_MAX {
+            return Err(DecodeError::BadValue { field: "replica fetch partitions", value: n as u64 });
+        }
         let mut partitions = Vec::with_capacity(n);
         for _ in 0..n {
             partitions.push(FetchRequest {
@@ -174,6 +187,46 @@ pub fn decode_answers(body: &Bytes) -> Result<Vec<PartitionAnswer>, DecodeError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fetch_of_more_partitions_than_allowed_is_refused() {
+        let req = FetchRequest {
+            partition: PartitionId(0),
+            replica: NodeId(2),
+            request_id: 1,
+            leader_epoch: 0,
+            fetch_offset: 0,
+            log_start: 0,
+            last_fetched_epoch: None,
+            durable_offset: 0,
+        };
+        let fetch =
+            ReplicaFetch { follower: NodeId(2), partitions: vec![req; REPLICA_FETCH_PARTITIONS_MAX + 1] };
+        let mut w = Writer::default();
+        fetch.encode(&mut w);
+        assert!(matches!(ReplicaFetch::decode(&w.buf), Err(DecodeError::BadValue { .. })));
+    }
+
+    /// A leader sends up to `REPLICA_FETCH_BYTES_MAX` of batches and the first batch whole,
+    /// whatever its size up to `batch_bytes_max`: the follower's bound takes such an answer.
+    #[test]
+    fn an_answer_with_a_largest_batch_fits_the_followers_bound() {
+        let batch_bytes_max = 16 << 20;
+        let base = FetchAnswer {
+            partition: PartitionId(7),
+            request_id: 5,
+            leader_epoch: 4,
+            high_watermark: 50,
+            log_start: 1,
+            body: FetchBody::Records { fetch_offset: 100 },
+        };
+        let first = PartitionAnswer { answer: base, batches: Bytes::from(vec![1; batch_bytes_max]) };
+        let rest =
+            PartitionAnswer { answer: base, batches: Bytes::from(vec![1; REPLICA_FETCH_BYTES_MAX - 1]) };
+        let mut w = Writer::default();
+        encode_answers(&[first, rest], &mut w);
+        assert!(w.buf.len() <= answer_bytes_max(batch_bytes_max), "{} bytes", w.buf.len());
+    }
 
     #[test]
     fn a_fetch_and_its_answer_survive_the_wire() {

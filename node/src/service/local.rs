@@ -120,9 +120,20 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
     /// Hands the batches to the partition's replica, which validates them (CRC, header, rkyv,
     /// columns) and appends them all or none, and answers once they are as durable as `acks`
     /// asks: the leader's copy (synced with fsync-before-ack, written out otherwise), or every
-    /// in-sync replica's. With `Acks::None` the answer comes at once, the rest running as a task
-    /// of its own; its base offset is where the log ended when the replica took it.
+    /// in-sync replica's. With `Acks::None` the answer comes once the batches are appended (not
+    /// yet durable), the rest running as a task of its own.
     pub async fn produce_local(&self, acks: Acks, part: ProducePartition) -> Result<Produced, Failure> {
+        self.produce_local_within(acks, part, None).await
+    }
+
+    /// [`produce_local`](Self::produce_local), answering `RequestTimedOut` (outcome unknown,
+    /// the batches staying appended) if the acks did not come within `timeout_ms`.
+    pub async fn produce_local_within(
+        &self,
+        acks: Acks,
+        part: ProducePartition,
+        timeout_ms: Option<u64>,
+    ) -> Result<Produced, Failure> {
         let p = self.find(&part.topic, part.partition.0)?;
         if let Some(why) = self.space_refusal() {
             return Err(Failure::new(ErrorCode::StorageError, why));
@@ -132,11 +143,9 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         }
         // Held until the answer is decided, in the detached task for acks=none too.
         let producing = p.begin_produce();
-        let log_end = p.state().log_end();
-        let answer = p
-            .submit_produce(acks, part.batches, self.rt.monotonic_ms())
+        let (placed, answer) = p
+            .submit(acks, part.batches, self.rt.monotonic_ms())
             .map_err(|e| crate::replica_driver::replica_failure(e, self.leader_address(&p)))?;
-        let log_start = p.log_start();
         if acks == Acks::None {
             let name = p.name.clone();
             self.rt.spawn(Box::pin(async move {
@@ -145,9 +154,32 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
                     tracing::error!(partition = %name, message = %f.message, "write after an acks=none produce failed");
                 }
             }));
-            return Ok(Produced { base_offset: log_end, log_start });
+            // Answered once the batches are validated and placed (not once durable): a corrupt
+            // batch is refused, and the base offset is where they really landed.
+            let range = placed.await.unwrap_or_else(|_| {
+                Err(Failure::new(ErrorCode::OutcomeUnknown, "outcome unknown: the produce was dropped"))
+            })?;
+            return Ok(Produced { base_offset: range.base, log_start: p.log_start() });
         }
-        let result = answer.await.unwrap_or_else(|_| {
+        let mut answer = answer;
+        let timer = match timeout_ms {
+            Some(ms) => self.rt.sleep_ms(ms),
+            None => Box::pin(futures::future::pending()),
+        };
+        let result = match futures::future::select(&mut answer, timer).await {
+            futures::future::Either::Left((result, _)) => result,
+            futures::future::Either::Right(((), _)) => {
+                // The produce goes on (its batches are appended, and may commit): the guard
+                // stays held until it is decided, as for acks=none.
+                self.rt.spawn(Box::pin(async move {
+                    let _producing = producing;
+                    let _ = answer.await;
+                }));
+                let why = format!("not acknowledged within {} ms; outcome unknown", timeout_ms.unwrap_or(0));
+                return Err(Failure::new(ErrorCode::RequestTimedOut, why));
+            }
+        };
+        let result = result.unwrap_or_else(|_| {
             Err(Failure::new(ErrorCode::OutcomeUnknown, "outcome unknown: the partition was closed"))
         });
         drop(producing);
@@ -168,8 +200,10 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         &self,
         acks: Acks,
         parts: Vec<ProducePartition>,
+        timeout_ms: Option<u64>,
     ) -> Vec<Result<Produced, Failure>> {
-        futures::future::join_all(parts.into_iter().map(|part| self.produce_local(acks, part))).await
+        let produce = |part| self.produce_local_within(acks, part, timeout_ms);
+        futures::future::join_all(parts.into_iter().map(produce)).await
     }
 
     /// The answer for a partition of which this node holds no replica: `NotLeader`, naming the
@@ -199,14 +233,23 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             return Err(self.not_hosted(&topic, index));
         }
         let (offset, hw, start) = (part.offset, p.high_watermark(), p.log_start());
-        if offset > hw || offset < start {
+        // Records are read below the replica's own high watermark; an offset above it but within
+        // what consumers were shown (after a reopen) or what the log holds (a new leader's high
+        // watermark may start below its predecessor's) is answered empty: it will be readable.
+        let readable = p.readable_end();
+        let end = hw.max(p.state().log_end());
+        if offset > end || offset < start {
             return Err(Failure::new(
                 ErrorCode::OffsetOutOfRange,
-                format!("offset {offset} outside [{start}, {hw}]"),
+                format!("offset {offset} outside [{start}, {end}]"),
             ));
         }
         let max_bytes = part.max_bytes.clamp(1, self.config.request_bytes_max);
-        let plan = if offset < hw { p.log.lock().await.plan_read(offset, max_bytes, hw) } else { Ok(None) };
+        let plan = if offset < readable {
+            p.log.lock().await.plan_read(offset, max_bytes, readable)
+        } else {
+            Ok(None)
+        };
         let batches = match plan.map_err(log_failure)? {
             Some(plan) => Bytes::copy_from_slice(plan.execute().await.map_err(log_failure)?.bytes()),
             None => Bytes::new(),
@@ -242,7 +285,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             let Some(served) = served else { return answers };
             let waits: Option<Vec<_>> = served.iter().map(|p| p.wait()).collect();
             let Some(waits) = waits else { return answers };
-            if served.iter().zip(parts).any(|(p, part)| p.high_watermark() > part.offset) {
+            if served.iter().zip(parts).any(|(p, part)| p.readable_end() > part.offset) {
                 continue;
             }
             tracing::debug!(partitions = parts.len(), wait_ms = left, "fetch waiting for data");

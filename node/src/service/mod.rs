@@ -64,13 +64,24 @@ impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
 
     /// Produces to each partition, all its batches or none; answers in request order.
     pub async fn produce(&self, acks: Acks, parts: Vec<ProducePartition>) -> Vec<Result<Produced, Failure>> {
+        self.produce_within(acks, parts, None).await
+    }
+
+    /// [`produce`](Self::produce), answering `RequestTimedOut` for a partition whose acks did
+    /// not come within `timeout_ms` (the batches stay appended: the outcome is unknown).
+    pub async fn produce_within(
+        &self,
+        acks: Acks,
+        parts: Vec<ProducePartition>,
+        timeout_ms: Option<u64>,
+    ) -> Vec<Result<Produced, Failure>> {
         let groups = self.group(parts, |p| self.owner(&p.topic, p.partition.0));
         let calls = groups.into_iter().map(|(to, idx, parts)| async move {
             let answers = if to == self.core.id {
-                self.core.produce_many(acks, parts).await
+                self.core.produce_many(acks, parts, timeout_ms).await
             } else {
                 let n = parts.len();
-                match self.bus.call(to, ShardRequest::Produce { acks, parts }).await {
+                match self.bus.call(to, ShardRequest::Produce { acks, parts, timeout_ms }).await {
                     Ok(ShardReply::Produce(a)) => a,
                     Ok(other) => vec![Err(wrong(to, "Produce", &other)); n],
                     Err(e) => vec![Err(unavailable(e)); n],
@@ -174,8 +185,8 @@ impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
     /// Serves a request another shard sent this one.
     pub async fn serve_shard_request(&self, req: ShardRequest) -> ShardReply {
         match req {
-            ShardRequest::Produce { acks, parts } => {
-                ShardReply::Produce(self.core.produce_many(acks, parts).await)
+            ShardRequest::Produce { acks, parts, timeout_ms } => {
+                ShardReply::Produce(self.core.produce_many(acks, parts, timeout_ms).await)
             }
             ShardRequest::Fetch { parts, max_wait_ms } => {
                 ShardReply::Fetch(self.core.fetch_local(&parts, max_wait_ms).await)
