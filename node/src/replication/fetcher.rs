@@ -171,7 +171,7 @@ impl Fetcher {
                 glommio::timer::sleep(Duration::from_millis(wait)).await;
             }
             if conn.is_none() {
-                match self.connect(key).await {
+                match with_timeout(CONNECT_TIMEOUT_MS, self.connect(key)).await {
                     Ok(c) => conn = Some(c),
                     Err(e) => {
                         tracing::warn!(leader = key.0.0, shard = key.1.0, error = %e, "cannot reach a leader");
@@ -188,7 +188,10 @@ impl Fetcher {
             let mut batch = batch;
             self.report_durable(&mut batch).await;
             let (_, stream) = conn.as_mut().expect("connected above");
-            match self.call(stream, batch).await {
+            // A leader that died (or restarted: its new process cannot reset the old
+            // connection) answers nothing; waiting for QUIC's idle timeout would stall every
+            // partition of the pair for as long.
+            match with_timeout(CALL_TIMEOUT_MS, self.call(stream, batch)).await {
                 Ok(answers) => self.deliver(key.0, answers),
                 Err(e) => {
                     tracing::warn!(leader = key.0.0, shard = key.1.0, error = %e, "replica fetch failed");
@@ -317,6 +320,26 @@ impl Fetcher {
             }
             p.settle();
             p.rep.wake();
+        }
+    }
+}
+
+/// How long a follower waits for a leader's shard to accept its connection.
+const CONNECT_TIMEOUT_MS: u64 = 2_000;
+/// How long a follower waits for the answer to a fetch: the longest a leader holds one, and
+/// then some. Past it the connection is given up and made again.
+const CALL_TIMEOUT_MS: u64 = super::serve::REPLICA_FETCH_WAIT_MS + 2_000;
+
+/// `work`, or a `TimedOut` error once `ms` have passed.
+async fn with_timeout<T>(
+    ms: u64,
+    work: impl std::future::Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    let timer = glommio::timer::sleep(Duration::from_millis(ms));
+    match futures::future::select(Box::pin(work), Box::pin(timer)).await {
+        futures::future::Either::Left((done, _)) => done,
+        futures::future::Either::Right(_) => {
+            Err(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no answer within {ms} ms")))
         }
     }
 }
