@@ -178,7 +178,7 @@ fn baseline_server_config() -> Result<(quinn::ServerConfig, tempfile::TempDir), 
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let config = weir_node::config::NodeConfig { data_dir: dir.path().to_owned(), ..Default::default() };
     let cert = weir_node::tls::NodeCert::load_or_generate(&config).map_err(|e| e.to_string())?;
-    Ok((cert.server_config(&config).map_err(|e| e.to_string())?, dir))
+    Ok((cert.server_config(&config, None).map_err(|e| e.to_string())?, dir))
 }
 
 /// One stream of a QUIC baseline, for its client ([`measure`]) and its server ([`serve`]):
