@@ -304,3 +304,110 @@ fn a_wiped_follower_rebuilds_its_replica_from_the_leader() {
         }
     });
 }
+
+/// The controller's node is killed: another node becomes the controller, the metadata is all
+/// there, and topics can still be created; the old controller's node comes back as a member.
+#[test]
+fn a_killed_controller_is_replaced_and_the_metadata_survives() {
+    let mut cluster = TestCluster::start(3, 1, &[]);
+    let target = Target::tcp(cluster.bootstrap());
+    runtime().block_on(async {
+        let status = wait_status(&target, "three nodes up", all_up(3)).await;
+        let controller = status.nodes.iter().find(|n| n.controller).unwrap().node_id;
+        let mut admin = Admin::connect(&target).await.unwrap();
+        admin.create_replicated_topic("before", 3, 3, None, TopicConfig::default()).await.unwrap();
+        drop(admin);
+        cluster.kill(controller);
+        let others_up = move |s: &ClusterStatus| {
+            s.nodes.iter().any(|n| n.controller && n.node_id != controller)
+                && s.nodes.iter().filter(|n| n.node_id != controller).all(|n| n.up)
+        };
+        wait_status(&target, "a new controller", others_up).await;
+        let mut admin = Admin::connect(&target).await.unwrap();
+        let before = admin.describe_topic("before").await.unwrap();
+        assert_eq!(before.partitions.len(), 3, "{before:?}");
+        admin.create_replicated_topic("after", 2, 2, None, TopicConfig::default()).await.unwrap();
+        drop(admin);
+        cluster.start_node(controller);
+        wait_status(&target, "the old controller's node back", all_up(3)).await;
+        // Every node, the restarted one included once it has joined, lists both topics.
+        for id in 1..=3 {
+            let node = Target::tcp(format!("{}:{}", TestCluster::host(id), cluster.port));
+            let deadline = Instant::now() + Duration::from_millis(SETTLE_MS);
+            let listed = loop {
+                match Admin::connect(&node).await.unwrap().list_topics().await {
+                    Ok(listed) => break listed,
+                    Err(e) => assert!(Instant::now() < deadline, "node {id} never answered: {e}"),
+                }
+                tokio_rt::time::sleep(Duration::from_millis(50)).await;
+            };
+            let names: Vec<&str> = listed.iter().map(|t| t.name.as_str()).collect();
+            assert_eq!(names, ["after", "before"], "node {id}");
+        }
+    });
+}
+
+/// The partition leader's node is cut off (SIGSTOP: nothing reaches it, it answers nothing):
+/// it leaves the ISR, a new leader takes acks=all produces, and an acks=all produce sent to
+/// the old leader while it was cut off never succeeds. Healed (SIGCONT), it catches up and
+/// rejoins the ISR, and every acknowledged record is there.
+#[test]
+fn a_cut_off_leader_never_acknowledges_and_rejoins_when_healed() {
+    use weir_net::client::connection::Connection;
+    use weir_net::{Acks, ErrorCode, Request, Response};
+    let cluster = TestCluster::start(
+        3,
+        1,
+        &[("WEIR_SESSION_TIMEOUT_MS", "1000"), ("WEIR_HEARTBEAT_INTERVAL_MS", "100")],
+    );
+    let target = Target::tcp(cluster.bootstrap());
+    runtime().block_on(async {
+        wait_status(&target, "three nodes up", all_up(3)).await;
+        let mut admin = Admin::connect(&target).await.unwrap();
+        admin.create_replicated_topic("cut", 1, 3, Some(2), TopicConfig::default()).await.unwrap();
+        let producer = Producer::connect(&target, ProducerConfig::default()).await.unwrap();
+        let mut acked = BTreeMap::new();
+        for i in 0..20u64 {
+            acked.insert(i, producer.send(record("cut", i)).await.unwrap());
+        }
+        let leader = wait_leader(&target, "cut", |l| l.is_some()).await;
+        let old = Target::tcp(format!("{}:{}", TestCluster::host(leader), cluster.port));
+        let mut to_old = Connection::connect(&old).await.unwrap();
+        let pid = cluster.nodes[&leader].child.id();
+        common::signal(pid, "-STOP");
+        // Sent while the node is cut off; it reads it only once healed.
+        let batch = common::batch_of(&[b"to the cut-off leader"]);
+        let request = Request::Produce {
+            topic: "cut".into(),
+            partition: 0,
+            acks: Acks::All,
+            timeout_ms: 3000,
+            batches: &batch,
+        };
+        let pending = to_old.send(&request).await.unwrap();
+        let moved = wait_leader(&target, "cut", |l| l.is_some_and(|l| l != leader)).await;
+        for i in 20..40u64 {
+            acked.insert(i, producer.send(record("cut", i)).await.unwrap());
+        }
+        let isr = Admin::connect(&target).await.unwrap().describe_topic("cut").await.unwrap();
+        let isr = isr.partitions[0].replication.clone().unwrap().isr;
+        assert!(!isr.contains(&leader), "the cut-off node left the ISR: {isr:?} (node {moved} leads)");
+        common::signal(pid, "-CONT");
+        // Refused (an error frame, or an error in the answer) or the connection ended: never
+        // an acknowledgement.
+        if let Ok(frame) = to_old.receive(pending).await {
+            match frame.response() {
+                Ok(Response::Produce { error, message, .. }) => {
+                    assert_ne!(error, ErrorCode::None, "the cut-off leader acknowledged acks=all: {message}")
+                }
+                other => eprintln!("the cut-off leader's answer: {other:?}"),
+            }
+        }
+        wait_isr(target.clone(), "cut", 3).await;
+        producer.close().await.unwrap();
+        let values = read_all(&target, "cut", 40).await;
+        for (value, offset) in &acked {
+            assert_eq!(values.get(*offset as usize), Some(value), "acknowledged record {value} at {offset}");
+        }
+    });
+}
