@@ -407,7 +407,12 @@ impl Running {
         stop: oneshot::Receiver<()>,
     ) {
         let caller = self.caller.clone();
-        tokio::spawn(heartbeats(caller.clone(), incarnation, config.heartbeat_interval_ms));
+        tokio::spawn(heartbeats(
+            caller.clone(),
+            incarnation,
+            config.heartbeat_interval_ms,
+            config.session_timeout_ms,
+        ));
         tokio::spawn(register(caller.clone(), config.self_info.clone()));
         // Requests are served concurrently (a call waits for a commit, or retries while there
         // is no controller), at most `request_queue_max` at a time.
@@ -435,7 +440,9 @@ impl Running {
 const HEARTBEAT_ATTEMPT_MS_MIN: u64 = 100;
 
 /// Sends a heartbeat to the controller every `interval_ms`.
-async fn heartbeats(caller: Caller, incarnation: u64, interval_ms: u64) {
+async fn heartbeats(caller: Caller, incarnation: u64, interval_ms: u64, session_ms: u64) {
+    let session = Duration::from_millis(session_ms);
+    let (mut failed_since, mut warned) = (None, false);
     let mut tick = tokio::time::interval(Duration::from_millis(interval_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -444,9 +451,21 @@ async fn heartbeats(caller: Caller, incarnation: u64, interval_ms: u64) {
         // One interval per attempt at most: a heartbeat stuck on a controller that died would
         // let this node's session expire at the next one, while the new controller waits.
         let attempt = Duration::from_millis(interval_ms.max(HEARTBEAT_ATTEMPT_MS_MIN));
-        if let Err(e) = caller.call_within(heartbeat, 2, attempt).await {
-            tracing::debug!("heartbeat: {e}");
+        match caller.call_within(heartbeat, 2, attempt).await {
+            Ok(_) => failed_since = None,
+            Err(e) => {
+                // Said once a session's worth of heartbeats failed: the controller fences this
+                // node by then, and a node not heard from says why here.
+                let since = *failed_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() >= session && !warned {
+                    tracing::warn!(error = %e, "heartbeats have failed for a session: the controller takes this node for gone");
+                    warned = true;
+                }
+                tracing::debug!("heartbeat: {e}");
+                continue;
+            }
         }
+        warned = false;
     }
 }
 

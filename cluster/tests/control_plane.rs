@@ -238,8 +238,9 @@ fn a_restarted_node_leads_its_preferred_partitions_again_once_back_in_the_isr() 
         m.partitions.values().all(|p| !p.state.isr.contains(&NodeId(victim)) && p.state.leader.is_some())
     });
     cluster.start_node(victim, 9000);
+    let second_life = cluster.node(victim).incarnation();
     let restarted = wait_meta(cluster.node(survivor), "the restart recorded", |m| {
-        m.incarnations.get(&NodeId(victim)) == Some(&2)
+        m.incarnations.get(&NodeId(victim)) == Some(&second_life)
     });
     for id in &preferred {
         let s = &restarted.partitions[id].state;

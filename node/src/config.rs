@@ -343,8 +343,10 @@ impl NodeConfig {
                        make one with `weir cluster ca --dir DIR` and give every node both files";
             return bad("cluster_ca_cert", how.into());
         }
-        if self.heartbeat_interval_ms == 0 || self.session_timeout_ms <= 2 * self.heartbeat_interval_ms {
-            let reason = "heartbeat_interval_ms must be positive and below half of session_timeout_ms";
+        // A heartbeat round (two attempts of one interval each, a pause between) must fit a
+        // session, or a node would be fenced while its heartbeats are on their way.
+        if self.heartbeat_interval_ms == 0 || self.session_timeout_ms < 3 * self.heartbeat_interval_ms {
+            let reason = "heartbeat_interval_ms must be positive and at most a third of session_timeout_ms";
             return bad("session_timeout_ms", reason.into());
         }
         Ok(())

@@ -274,6 +274,15 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         }
         let name = format!("{}/{partition}", meta.name);
         let setup = self.replica_setup(&meta.name, partition);
+        if !setup.standalone {
+            // Files of a topic of the same name deleted while this node was away are not this
+            // partition's: a log of another topic must never pass for it.
+            let discarded = (self.disk.claim_partition(&meta.name, partition, setup.partition.0).await)
+                .map_err(|e| format!("cannot claim {}: {e}", self.disk.describe(&meta.name, partition)))?;
+            if discarded {
+                tracing::warn!(topic = %meta.name, partition, "removed the files of an earlier topic of this name");
+            }
+        }
         let storage = self
             .disk
             .partition(&meta.name, partition)

@@ -21,6 +21,11 @@ pub trait Disk: std::fmt::Debug + 'static {
     async fn partition(&self, topic: &str, partition: u32) -> io::Result<Self::Storage>;
     /// Deletes a partition's storage and everything in it.
     async fn remove_partition(&self, topic: &str, partition: u32) -> io::Result<()>;
+    /// Makes the storage of partition `partition` of `topic` belong to the cluster-wide
+    /// partition `owner`: storage marked for another owner (a topic of the same name deleted
+    /// while this node was away, then created again) is deleted first, and unmarked storage is
+    /// marked (durably). Returns whether another owner's storage was deleted.
+    async fn claim_partition(&self, topic: &str, partition: u32, owner: u32) -> io::Result<bool>;
     /// Replaces the topic table so that a crash leaves either the old or the new one.
     async fn save_topics(&self, table: &TopicTable) -> io::Result<()>;
     /// A printable place of a partition, for messages.
@@ -52,6 +57,34 @@ impl DataDir {
     }
 }
 
+/// The file in a partition's directory naming the cluster-wide partition it belongs to.
+pub const OWNER_FILE: &str = "partition.id";
+
+/// See [`Disk::claim_partition`]: the directory's owner file says whose it is.
+fn claim_dir(dir: &std::path::Path, owner: u32) -> io::Result<bool> {
+    let file = dir.join(OWNER_FILE);
+    let other = match std::fs::read_to_string(&file) {
+        Ok(text) => text.trim().parse::<u32>().ok() != Some(owner),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => return Err(e),
+    };
+    if other {
+        std::fs::remove_dir_all(dir)?;
+    } else if file.exists() {
+        return Ok(false);
+    }
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!("{OWNER_FILE}.tmp"));
+    std::fs::write(&tmp, owner.to_string())?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, &file)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    if let Some(parent) = dir.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(other)
+}
+
 impl Disk for DataDir {
     type Storage = CachedStorage<DmaStorage>;
 
@@ -64,6 +97,11 @@ impl Disk for DataDir {
     async fn remove_partition(&self, topic: &str, partition: u32) -> io::Result<()> {
         let dir = self.partition_dir(topic, partition);
         glommio::executor().spawn_blocking(move || std::fs::remove_dir_all(dir)).await
+    }
+
+    async fn claim_partition(&self, topic: &str, partition: u32, owner: u32) -> io::Result<bool> {
+        let dir = self.partition_dir(topic, partition);
+        glommio::executor().spawn_blocking(move || claim_dir(&dir, owner)).await
     }
 
     async fn save_topics(&self, table: &TopicTable) -> io::Result<()> {
@@ -124,6 +162,8 @@ impl Default for MemDisk {
 #[derive(Debug, Default)]
 struct MemDiskState {
     partitions: BTreeMap<(String, u32), MemStorage>,
+    /// Each partition's owner, as `claim_partition` marked it.
+    owners: BTreeMap<(String, u32), u32>,
     topics: TopicTable,
 }
 
@@ -162,6 +202,17 @@ impl Disk for MemDisk {
     async fn remove_partition(&self, topic: &str, partition: u32) -> io::Result<()> {
         self.inner.borrow_mut().partitions.remove(&(topic.to_owned(), partition));
         Ok(())
+    }
+
+    async fn claim_partition(&self, topic: &str, partition: u32, owner: u32) -> io::Result<bool> {
+        let key = (topic.to_owned(), partition);
+        let mut inner = self.inner.borrow_mut();
+        let other = inner.owners.get(&key).is_some_and(|&o| o != owner);
+        if other {
+            inner.partitions.remove(&key);
+        }
+        inner.owners.insert(key, owner);
+        Ok(other)
     }
 
     async fn save_topics(&self, table: &TopicTable) -> io::Result<()> {

@@ -360,7 +360,9 @@ fn a_cut_off_leader_never_acknowledges_and_rejoins_when_healed() {
         1,
         &[("WEIR_SESSION_TIMEOUT_MS", "1000"), ("WEIR_HEARTBEAT_INTERVAL_MS", "100")],
     );
-    let target = Target::tcp(cluster.bootstrap());
+    // Over QUIC: a node that stops answering without closing its connections is noticed by
+    // QUIC's idle timeout (a TCP connection to a paused process stays open).
+    let target = Target::quic(cluster.bootstrap(), &weir_net::client::Trust::Insecure).unwrap();
     runtime().block_on(async {
         wait_status(&target, "three nodes up", all_up(3)).await;
         let mut admin = Admin::connect(&target).await.unwrap();
@@ -409,5 +411,63 @@ fn a_cut_off_leader_never_acknowledges_and_rejoins_when_healed() {
         for (value, offset) in &acked {
             assert_eq!(values.get(*offset as usize), Some(value), "acknowledged record {value} at {offset}");
         }
+    });
+}
+
+/// Every byte of the files under node `id`'s partition directory of `topic`-0.
+fn partition_bytes(cluster: &TestCluster, id: u32, topic: &str) -> Vec<u8> {
+    let dir = cluster.data_dir(id).join("partitions").join(format!("{topic}-0"));
+    let mut bytes = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    bytes
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A topic deleted and created again while one of its replicas' nodes was down: that node,
+/// back, must not take the old topic's files for the new topic's log (their epochs and offsets
+/// match the new ones by number); it discards them and copies the new log.
+#[test]
+fn a_topic_recreated_while_a_node_was_down_never_reads_the_old_files() {
+    let mut cluster = TestCluster::start(3, 1, &[]);
+    let target = Target::tcp(cluster.bootstrap());
+    runtime().block_on(async {
+        wait_status(&target, "three nodes up", all_up(3)).await;
+        let mut admin = Admin::connect(&target).await.unwrap();
+        admin.create_replicated_topic("re", 1, 3, Some(2), TopicConfig::default()).await.unwrap();
+        let send = |value: &'static [u8]| ProducerRecord {
+            topic: "re".into(),
+            partition: Some(0),
+            value: Some(value.to_vec()),
+            ..Default::default()
+        };
+        let producer = Producer::connect(&target, ProducerConfig::default()).await.unwrap();
+        for _ in 0..10 {
+            producer.send(send(b"record-of-the-old-topic")).await.unwrap();
+        }
+        producer.close().await.unwrap();
+        wait_isr(target.clone(), "re", 3).await;
+        let leader = wait_leader(&target, "re", |l| l.is_some()).await;
+        let away = if leader == 3 { 2 } else { 3 };
+        assert!(contains(&partition_bytes(&cluster, away, "re"), b"record-of-the-old-topic"));
+        cluster.kill(away);
+        drop(admin);
+        let mut admin = Admin::connect(&target).await.unwrap();
+        admin.delete_topic("re").await.unwrap();
+        admin.create_replicated_topic("re", 1, 3, Some(2), TopicConfig::default()).await.unwrap();
+        let producer = Producer::connect(&target, ProducerConfig::default()).await.unwrap();
+        for _ in 0..10 {
+            producer.send(send(b"record-of-the-new-topic")).await.unwrap();
+        }
+        producer.close().await.unwrap();
+        cluster.start_node(away);
+        wait_isr(target.clone(), "re", 3).await;
+        let bytes = partition_bytes(&cluster, away, "re");
+        assert!(!contains(&bytes, b"record-of-the-old-topic"), "node {away} kept the deleted topic's log");
+        assert!(contains(&bytes, b"record-of-the-new-topic"), "node {away} copied the new topic's log");
     });
 }

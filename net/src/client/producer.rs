@@ -243,6 +243,9 @@ pub const REROUTES_MAX: usize = 256;
 /// The longest wait between two attempts at a partition whose leader is moving or not
 /// elected, or at an address that does not answer: the backoff doubles from
 /// `retry_backoff_ms` up to this.
+/// Beyond `request_timeout_ms` (which the node is asked to answer within), how long the
+/// producer waits for an answer before it gives the connection up.
+pub const ANSWER_GRACE_MS: u64 = 1_000;
 pub const RETRY_BACKOFF_MAX_MS: u64 = 1_000;
 
 /// The wait before attempt `attempt` (1 the first retry): `retry_backoff_ms` doubled per
@@ -998,8 +1001,13 @@ impl Worker {
     }
 
     /// When the first batch in flight runs out of time.
+    /// When the wait for an answer ends: a batch's delivery deadline, or `request_timeout_ms`
+    /// (and [`ANSWER_GRACE_MS`]) after it was sent, whichever comes first. A node that stopped
+    /// answering without closing the connection (paused, cut off) is given up then.
     fn in_flight_expiry(&self) -> Option<Instant> {
-        self.in_flight.iter().map(|f| self.expires(f.queued)).min()
+        let answer_by =
+            |f: &InFlight| f.sent + Duration::from_millis(self.config.request_timeout_ms + ANSWER_GRACE_MS);
+        self.in_flight.iter().map(|f| self.expires(f.queued).min(answer_by(f))).min()
     }
 
     async fn add(
@@ -1156,7 +1164,13 @@ impl Worker {
         self.conn = None;
         // Sent, and their answers given up: the node may have written them.
         let queue = self.in_flight.drain(..).map(|g| InFlight { maybe_written: true, ..g }).collect();
-        self.resend(queue, gave_up("waiting for the answer")).await
+        let e = gave_up("waiting for the answer");
+        // The node accepted the connection and said nothing: it may be cut off and no longer
+        // lead. The batches go back to the router, in order, to ask metadata where their
+        // leaders are, rather than to the same silent address.
+        for g in self.fail_spent(queue, &e) {
+            self.send_back(g, e.duplicate()).await;
+        }
     }
 
     /// A batch failed: send it again if the error is transient and attempts and time are left,

@@ -78,7 +78,15 @@ pub async fn handle(
             | Request::ListOffsets { .. }
     );
     if let Some(f) = data.then(|| cluster::not_ready(shard)).flatten() {
-        return Ok(error_frame(&header, f.code, f.message));
+        // A produce or fetch here went by metadata naming this node leader: its client should
+        // learn the leader again (this node's leaderships moved when it restarted).
+        let code = match req {
+            Request::Produce { .. } | Request::Fetch { .. } | Request::ListOffsets { .. } => {
+                ErrorCode::LeaderNotAvailable
+            }
+            _ => f.code,
+        };
+        return Ok(error_frame(&header, code, f.message));
     }
     Ok(match req {
         Request::ApiVersions => {
