@@ -239,7 +239,7 @@ fn a_restarted_node_leads_its_preferred_partitions_again_once_back_in_the_isr() 
     });
     cluster.start_node(victim, 9000);
     let restarted = wait_meta(cluster.node(survivor), "the restart recorded", |m| {
-        m.incarnations.get(&NodeId(victim)) == Some(&2)
+        m.incarnations.get(&NodeId(victim)) == Some(&cluster.node(victim).incarnation())
     });
     for id in &preferred {
         let s = &restarted.partitions[id].state;
