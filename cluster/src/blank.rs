@@ -148,3 +148,42 @@ impl BlankGuard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Entry, Vote};
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    fn log_id(index: u64) -> LogId {
+        LogId::new(CommittedLeaderId::new(1, 1), index)
+    }
+
+    fn request(prev: Option<u64>, entries: &[u64], commit: Option<u64>) -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: Vote::new_committed(1, 1),
+            prev_log_id: prev.map(log_id),
+            entries: entries
+                .iter()
+                .map(|&i| Entry { log_id: log_id(i), payload: EntryPayload::Blank })
+                .collect(),
+            leader_commit: commit.map(log_id),
+        }
+    }
+
+    #[test]
+    fn a_blank_node_votes_only_for_a_brand_new_clusters_candidate() {
+        assert!(blank_may_vote(None));
+        assert!(blank_may_vote(Some(log_id(0))));
+        assert!(!blank_may_vote(Some(log_id(1))));
+    }
+
+    #[test]
+    fn an_append_covers_the_commit_only_when_it_reaches_it() {
+        assert!(covers_commit(&request(Some(3), &[4, 5], Some(5))));
+        assert!(covers_commit(&request(Some(5), &[], Some(4))), "a heartbeat past the commit");
+        assert!(!covers_commit(&request(Some(1), &[2, 3], Some(5))), "a batch short of the commit");
+        assert!(!covers_commit(&request(None, &[], Some(0))));
+        assert!(covers_commit(&request(None, &[], None)), "nothing committed yet");
+    }
+}
