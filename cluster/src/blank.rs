@@ -96,6 +96,9 @@ impl BlankGuard {
         rpc: InstallSnapshotRequest<TypeConfig>,
     ) -> Result<InstallSnapshotResponse<u64>, RaftError<u64, InstallSnapshotError>> {
         let last = rpc.meta.last_log_id;
+        if self.store.is_blank() && last.is_some_and(|l| l.index > 0) {
+            self.stop_electing();
+        }
         let result = self.raft.install_snapshot(rpc).await;
         // Only once the store shows it: later AppendEntries clear it otherwise.
         if result.is_ok() && self.store.is_blank() && self.store.vote_and_last_log_id().1 >= last {
@@ -127,7 +130,7 @@ impl BlankGuard {
         }
     }
 
-    /// Turns elections off before the log grows past index 0 while blank.
+    /// Turns elections off before the log (or a snapshot) grows past index 0 while blank.
     fn stop_electing(&self) {
         self.raft.runtime_config().elect(false);
         // `leave` may have run meanwhile: it turned them on before this turned them off.
