@@ -4,9 +4,13 @@
 //!
 //! Voters are the first three peers (five when there are at least five), the rest learners,
 //! added by the leader. The lowest-id voter initialises the cluster when it starts with an
-//! empty log. Every start bumps the node's incarnation (`<data_dir>/raft/incarnation`, fsynced
-//! before use), so the controller sees a restart as one.
+//! empty log. A node whose Raft state began empty is blank (see [`crate::blank`]): it votes
+//! only in a brand-new cluster and, once it holds entries, starts no election until it caught
+//! up. Every start bumps
+//! the node's incarnation (`<data_dir>/raft/incarnation`, fsynced before use), so the
+//! controller sees a restart as one.
 
+use crate::blank::BlankGuard;
 use crate::controller_host::{
     ControllerHost, HostConfig, HostRequest, HostSender, TOPIC_NAME_BYTES_MAX, TOPIC_PARTITIONS_MAX,
     host_channel,
@@ -302,7 +306,9 @@ fn resolve(peers: &[(NodeId, String)]) -> Result<BTreeMap<NodeId, SocketAddr>, C
     Ok(resolved)
 }
 
-fn raft_config(config: &ControlConfig) -> Result<openraft::Config, ControlError> {
+/// Openraft's configuration; a `blank` node with entries past index 0 starts no election (see
+/// [`crate::blank`]).
+fn raft_config(config: &ControlConfig, blank: bool) -> Result<openraft::Config, ControlError> {
     let raft = openraft::Config {
         cluster_name: "weir".into(),
         heartbeat_interval: config.raft_heartbeat_interval_ms,
@@ -313,6 +319,7 @@ fn raft_config(config: &ControlConfig) -> Result<openraft::Config, ControlError>
         // A command is at most `COMMAND_BYTES_MAX`: this many keep an AppendEntries frame well
         // below `FRAME_BYTES_MAX` (asserted in `rpc`).
         max_payload_entries: APPEND_ENTRIES_MAX,
+        enable_elect: !blank,
         ..Default::default()
     };
     raft.validate().map_err(|e| ControlError::Config { reason: e.to_string() })
@@ -330,10 +337,12 @@ async fn boot(config: &ControlConfig) -> Result<Running, ControlError> {
     let raft_dir = config.data_dir.join("raft");
     let storage = |e: openraft::StorageError<u64>| ControlError::Unavailable { reason: e.to_string() };
     let log = LogStore::open(&raft_dir)?;
+    let blank = log.is_blank() && !crate::blank::blank_may_elect(log.vote_and_last_log_id().1);
+    let store = log.clone();
     let state_machine = StateMachine::open(&raft_dir).map_err(storage)?;
     let meta = state_machine.subscribe();
     let network = NetworkFactory { transport: transport.clone() };
-    let raft = Raft::new(u64::from(me.0), Arc::new(raft_config(config)?), network, log, state_machine)
+    let raft = Raft::new(u64::from(me.0), Arc::new(raft_config(config, blank)?), network, log, state_machine)
         .await
         .map_err(|e| ControlError::Unavailable { reason: e.to_string() })?;
     let (host_tx, host_rx) = host_channel(config.request_queue_max);
@@ -352,7 +361,9 @@ async fn boot(config: &ControlConfig) -> Result<Running, ControlError> {
     let call_timeout = host_config.call_budget() + Duration::from_millis(config.rpc_timeout_ms);
     tokio::spawn(ControllerHost::new(host_config, raft.clone(), meta.clone()).run(host_rx));
     let members = config.peers.iter().map(|(id, _)| *id).collect();
-    let dispatcher = Dispatcher { raft: raft.clone(), host: host_tx.clone(), members, call_timeout };
+    let blank = BlankGuard { store, raft: raft.clone() };
+    tokio::spawn(blank.clone().watch_leadership());
+    let dispatcher = Dispatcher { raft: raft.clone(), blank, host: host_tx.clone(), members, call_timeout };
     let rpc_timeout = Duration::from_millis(config.rpc_timeout_ms);
     tokio::spawn(serve(transport.endpoint().clone(), dispatcher, rpc_timeout));
     initialize(config, &raft).await?;

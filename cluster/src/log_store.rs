@@ -4,7 +4,12 @@
 //!   reaches the end of the file). Any other bad record (a checksum failure with bytes after
 //!   it, a record that does not parse or breaks the sequence) may hide acknowledged entries:
 //!   the store refuses to open and leaves the file as it is.
-//! - `state`: the vote and the last purged log id, replaced atomically.
+//! - `state`: the vote, the last purged log id and whether the node is **blank**, replaced
+//!   atomically. A store opened on a directory with neither `state` nor `log` (a new node, or
+//!   one whose data dir was wiped) is blank, and says so in `state` before it creates `log`, so
+//!   a restart before it caught up is still blank. A blank node may not vote for a candidate
+//!   with entries (see [`blank`](crate::blank)); [`LogStore::leave_blank`] records that it
+//!   caught up. A `state` written before the field existed is not blank.
 //! - `committed`: the last committed log id openraft told us of, so that at start it applies
 //!   the committed entries again before anything is published (the metadata watch shows the
 //!   committed state, not an older snapshot's). Replaced by rename but not fsynced: an older
@@ -38,6 +43,9 @@ use std::sync::{Arc, Mutex};
 struct HardState {
     vote: Option<Vote>,
     purged: Option<LogId>,
+    /// Set at the first open of an empty directory, cleared once the node caught up.
+    #[serde(default)]
+    blank: bool,
 }
 
 #[derive(Debug)]
@@ -77,14 +85,22 @@ impl LogStore {
         };
         std::fs::create_dir_all(raft_dir).map_err(io(raft_dir))?;
         let state_path = raft_dir.join("state");
+        let path = raft_dir.join("log");
         let hard: HardState = match std::fs::read(&state_path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| ControlError::Config {
                 reason: format!("{} does not parse: {e}", state_path.display()),
             })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => HardState::default(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let blank = !path.try_exists().map_err(io(&path))?;
+                let hard = HardState { blank, ..HardState::default() };
+                // Durable before `log` exists: a blank node restarted before it caught up is
+                // blank still.
+                let bytes = serde_json::to_vec(&hard).expect("a hard state serializes");
+                write_atomic(&state_path, &bytes).map_err(io(&state_path))?;
+                hard
+            }
             Err(e) => return Err(io(&state_path)(e)),
         };
-        let path = raft_dir.join("log");
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -105,6 +121,34 @@ impl LogStore {
         let committed = read_committed(raft_dir);
         let inner = Inner { dir: raft_dir.into(), file, end, entries, hard, committed };
         Ok(Self { inner: Arc::new(Mutex::new(inner)) })
+    }
+
+    /// Whether the node is blank: its Raft state began empty and it has not caught up since.
+    pub fn is_blank(&self) -> bool {
+        self.lock().hard.blank
+    }
+
+    /// Records (durably: `state` is replaced atomically and fsynced) that the node caught up
+    /// and is blank no more. Returns whether it was blank.
+    pub fn leave_blank(&self) -> Result<bool, StorageError> {
+        let mut inner = self.lock();
+        if !inner.hard.blank {
+            return Ok(false);
+        }
+        inner.hard.blank = false;
+        if let Err(e) = inner.save_hard() {
+            // Not durable: the node stays blank, in memory as on disk.
+            inner.hard.blank = true;
+            return Err(e);
+        }
+        Ok(true)
+    }
+
+    /// The vote and the last log id (or the last purged one) this store holds.
+    pub fn vote_and_last_log_id(&self) -> (Option<Vote>, Option<LogId>) {
+        let inner = self.lock();
+        let last = inner.entries.last_key_value().map(|(_, (_, e))| e.log_id);
+        (inner.hard.vote, last.or(inner.hard.purged))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -279,5 +323,46 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         self.lock().purge(log_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(dir: &Path) -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(dir.join("state")).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn an_empty_dir_is_blank_until_it_caught_up_across_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(dir.path()).unwrap();
+        assert!(store.is_blank());
+        assert_eq!(state(dir.path())["blank"], true, "blank is durable before the log exists");
+        drop(store);
+        let store = LogStore::open(dir.path()).unwrap();
+        assert!(store.is_blank(), "a restart before catching up is blank still");
+        assert!(store.leave_blank().unwrap());
+        assert!(!store.leave_blank().unwrap(), "left once");
+        drop(store);
+        assert!(!LogStore::open(dir.path()).unwrap().is_blank());
+        assert_eq!(state(dir.path())["blank"], false);
+    }
+
+    #[test]
+    fn a_dir_with_raft_state_is_not_blank() {
+        // A log without a state file: a node that appended but never voted.
+        let with_log = tempfile::tempdir().unwrap();
+        std::fs::write(with_log.path().join("log"), b"").unwrap();
+        assert!(!LogStore::open(with_log.path()).unwrap().is_blank());
+        // A state file written before the field existed.
+        let old_state = tempfile::tempdir().unwrap();
+        std::fs::write(old_state.path().join("state"), br#"{"vote":null,"purged":null}"#).unwrap();
+        assert!(!LogStore::open(old_state.path()).unwrap().is_blank());
+        // Only Raft's files count: the incarnation is written before the store opens.
+        let incarnation_only = tempfile::tempdir().unwrap();
+        std::fs::write(incarnation_only.path().join("incarnation"), b"7").unwrap();
+        assert!(LogStore::open(incarnation_only.path()).unwrap().is_blank());
     }
 }

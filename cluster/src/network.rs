@@ -4,8 +4,11 @@
 //!
 //! [`Transport`] is the client side (Raft's network, via [`NetworkFactory`], and node-to-
 //! controller calls); [`serve`] is the server side, which refuses a request whose envelope names
-//! another node than the peer's certificate.
+//! another node than the peer's certificate. Raft's requests reach openraft through the
+//! [`BlankGuard`]: a node whose Raft state began empty refuses votes until it caught up (see
+//! [`blank`](crate::blank)).
 
+use crate::blank::BlankGuard;
 use crate::controller_host::{HostRequest, HostSender};
 use crate::error::ControlError;
 use crate::rpc::{ControlCall, Envelope, Request, Response, WireError, read_frame, write_frame};
@@ -125,6 +128,8 @@ impl Transport {
 #[derive(Clone)]
 pub struct Dispatcher {
     pub raft: Raft,
+    /// Raft's requests go through it: a blank node refuses votes.
+    pub blank: BlankGuard,
     pub host: HostSender,
     pub members: BTreeSet<NodeId>,
     /// How long a control call may wait for the controller.
@@ -154,9 +159,14 @@ impl Dispatcher {
             return Response::Refused(WireError::NotAMember { node: from });
         }
         match request {
-            Request::AppendEntries(rpc) => Response::AppendEntries(self.raft.append_entries(rpc).await),
-            Request::Vote(rpc) => Response::Vote(self.raft.vote(rpc).await),
-            Request::InstallSnapshot(rpc) => Response::InstallSnapshot(self.raft.install_snapshot(rpc).await),
+            Request::AppendEntries(rpc) => Response::AppendEntries(self.blank.append_entries(rpc).await),
+            Request::Vote(rpc) => match self.blank.refusal(&rpc) {
+                Some(refused) => Response::Vote(Ok(refused)),
+                None => Response::Vote(self.raft.vote(rpc).await),
+            },
+            Request::InstallSnapshot(rpc) => {
+                Response::InstallSnapshot(self.blank.install_snapshot(rpc).await)
+            }
             Request::Control(call) => {
                 if let Some(claimed) = speaks_for(&call).filter(|&n| n != from) {
                     return Response::Refused(WireError::WrongPeer { claimed });

@@ -462,3 +462,99 @@ fn a_restarted_node_publishes_what_it_had_committed_without_a_quorum() {
     assert!(meta.topics.contains_key("kept"), "the committed topic is not published at start: {meta:?}");
     assert_eq!(meta.nodes.len(), 3);
 }
+
+/// The Raft state a node keeps in `state`, as JSON.
+fn raft_state(cluster: &Cluster, id: u32) -> serde_json::Value {
+    let path = cluster.dirs[id as usize - 1].path().join("raft").join("state");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Asks `to` for its vote as `from` would, from a transport of its own (another port, `from`'s
+/// certificate), for a candidate whose log ends at index 5.
+fn ask_vote(cluster: &Cluster, from: u32, to: u32) -> openraft::raft::VoteResponse<u64> {
+    use weir_cluster::network::Transport;
+    use weir_cluster::rpc::{Request, Response};
+    let answer = block_on(async {
+        let tls = weir_cluster::tls::NodeTls::issue(&cluster.ca.0, &cluster.ca.1, NodeId(from)).unwrap();
+        let target = format!("127.0.0.{to}:{}", cluster.port).parse().unwrap();
+        let own = format!("127.0.0.{from}:{}", cluster.port + 1_000).parse().unwrap();
+        let transport = Transport::bind(NodeId(from), own, [(NodeId(to), target)].into(), &tls).unwrap();
+        let vote = openraft::Vote::new(1_000, u64::from(from));
+        let last = openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), 5);
+        let request = Request::Vote(openraft::raft::VoteRequest::new(vote, Some(last)));
+        let answer = transport.call(NodeId(to), request, Duration::from_secs(5)).await.unwrap();
+        transport.endpoint().close(0u32.into(), b"done");
+        answer
+    });
+    match answer {
+        Response::Vote(Ok(vote)) => vote,
+        other => panic!("not a vote answer: {other:?}"),
+    }
+}
+
+/// An entry commits on the leader and one follower while the other lags; the follower loses
+/// its data dir, the leader stops, and the lagging node asks for votes. The wiped node once
+/// granted them (an empty log is behind every candidate's), electing a leader without the
+/// entry: committed metadata lost. Blank, it refuses every candidate with entries and starts
+/// no election; once it caught up from the returning leader it is an ordinary voter again.
+#[test]
+fn a_wiped_voter_refuses_votes_until_it_caught_up_then_votes_again() {
+    let mut cluster = Cluster::start(17_128);
+    for id in 1..=3 {
+        wait_meta(cluster.node(id), "all three registered", all_registered);
+    }
+    let leader = wait_controller(cluster.node(1), |_| true).0;
+    let others: Vec<u32> = (1..=3).filter(|&n| n != leader).collect();
+    let (lagging, wiped) = (others[0], others[1]);
+    cluster.stop(lagging);
+    block_on(cluster.node(leader).create_topic(topic("e", 1, 2))).unwrap();
+    wait_meta(cluster.node(wiped), "e applied where it is wiped next", |m| m.topics.contains_key("e"));
+    cluster.stop(wiped);
+    std::fs::remove_dir_all(cluster.dirs[wiped as usize - 1].path().join("raft")).unwrap();
+    cluster.stop(leader);
+    cluster.start_node(wiped, 9000);
+    cluster.start_node(lagging, 9000);
+
+    let answer = ask_vote(&cluster, lagging, wiped);
+    assert!(!answer.vote_granted, "a wiped node voted for a candidate with entries: {answer:?}");
+    assert!(answer.last_log_id.is_none_or(|l| l.index == 0), "{answer:?}");
+    assert_eq!(raft_state(&cluster, wiped)["blank"], true);
+
+    // Only the node holding the entry can lead: the wiped node refuses the lagging one.
+    cluster.start_node(leader, 9000);
+    assert_eq!(wait_controller(cluster.node(lagging), |_| true), NodeId(leader));
+    for id in 1..=3 {
+        wait_meta(cluster.node(id), "the committed entry everywhere", |m| m.topics.contains_key("e"));
+    }
+
+    // A leader now needs the formerly wiped node's vote (or its own candidacy).
+    cluster.stop(leader);
+    let next = wait_controller(cluster.node(lagging), |c| c != NodeId(leader));
+    assert_ne!(next, NodeId(leader));
+    block_on(cluster.node(lagging).create_topic(topic("after", 1, 2))).unwrap();
+    let meta = wait_meta(cluster.node(wiped), "after applied", |m| m.topics.contains_key("after"));
+    assert!(meta.topics.contains_key("e"));
+    assert_eq!(raft_state(&cluster, wiped)["blank"], false);
+}
+
+/// A brand-new cluster is all blank nodes: they vote for its initialisation, and leave the
+/// blank state as they follow (or lead) it, so a second election succeeds without the first
+/// leader.
+#[test]
+fn a_brand_new_cluster_of_blank_nodes_initialises_and_elects_again() {
+    let mut cluster = Cluster::start(17_129);
+    for id in 1..=3 {
+        wait_meta(cluster.node(id), "all three registered", all_registered);
+    }
+    let first = wait_controller(cluster.node(1), |_| true);
+    cluster.stop(first.0);
+    let survivors: Vec<u32> = (1..=3).filter(|&n| NodeId(n) != first).collect();
+    let second = wait_controller(cluster.node(survivors[0]), |c| c != first);
+    assert!(survivors.contains(&second.0));
+    block_on(cluster.node(survivors[1]).create_topic(topic("t", 1, 2))).unwrap();
+    for &id in &survivors {
+        wait_meta(cluster.node(id), "t applied", |m| m.topics.contains_key("t"));
+        assert_eq!(raft_state(&cluster, id)["blank"], false);
+    }
+    assert_eq!(raft_state(&cluster, first.0)["blank"], false, "the initialising node led: not blank");
+}
