@@ -65,7 +65,8 @@ fn state_word(p: &PartitionInfo) -> &'static str {
     match p.health.as_ref().map(|h| &h.state) {
         Some(PartitionState::Online) => "online",
         Some(PartitionState::Offline { .. }) => "offline",
-        // A node that answers DescribeTopic version 1 only does not say.
+        // A node that answers DescribeTopic version 1 only, or (in a cluster) one that holds
+        // no replica of the partition, does not say.
         None => "unknown",
     }
 }

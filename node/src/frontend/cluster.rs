@@ -17,6 +17,7 @@ use weir_cluster::{ClusterMeta, ControlError, CreateTopic, MetaError};
 use weir_net::api::{PartitionInfo, ShardAddr, TopicInfo};
 use weir_net::cluster::{NodeInfo, NodeRole, NodeStatus, PartitionReplication, UnderReplicated};
 use weir_net::{ErrorCode, Response, TopicConfig};
+use weir_replication::NodeId;
 
 /// How long a topic change answered by the controller may take to reach this node's metadata
 /// before the answer goes out anyway.
@@ -153,7 +154,14 @@ fn replication(
 }
 
 /// A topic of the metadata, with this node's partition statuses where it has them.
-fn topic_info(meta: &ClusterMeta, name: &str, statuses: Option<&[PartitionStatus]>) -> TopicInfo {
+/// `statuses` are this node's (`me`'s) replicas'; a partition with no replica on `me` takes
+/// none of them (its status there would only say that this node does not serve it).
+fn topic_info(
+    meta: &ClusterMeta,
+    name: &str,
+    statuses: Option<&[PartitionStatus]>,
+    me: Option<NodeId>,
+) -> TopicInfo {
     let Some(topic) = meta.topics.get(name) else {
         return TopicInfo {
             name: name.into(),
@@ -164,7 +172,10 @@ fn topic_info(meta: &ClusterMeta, name: &str, statuses: Option<&[PartitionStatus
     };
     let partitions = (0..topic.partitions.len() as u32)
         .map(|i| {
-            let status = statuses.and_then(|s| s.get(i as usize));
+            let held = meta
+                .partition(name, i)
+                .is_some_and(|(_, p)| me.is_some_and(|me| p.state.replicas.contains(&me)));
+            let status = statuses.and_then(|s| s.get(i as usize)).filter(|_| held);
             let replication = replication(meta, name, i, status);
             PartitionInfo {
                 partition: i,
@@ -183,7 +194,7 @@ fn topic_info(meta: &ClusterMeta, name: &str, statuses: Option<&[PartitionStatus
 /// Metadata of `topics` (all when empty) in the cluster.
 pub fn metadata(shards: Vec<ShardAddr>, meta: &ClusterMeta, topics: Vec<String>) -> Response<'static> {
     let names = if topics.is_empty() { meta.topics.keys().cloned().collect() } else { topics };
-    let mut infos: Vec<TopicInfo> = names.iter().map(|n| topic_info(meta, n, None)).collect();
+    let mut infos: Vec<TopicInfo> = names.iter().map(|n| topic_info(meta, n, None, None)).collect();
     for p in infos.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
         p.health = None;
     }
@@ -191,8 +202,8 @@ pub fn metadata(shards: Vec<ShardAddr>, meta: &ClusterMeta, topics: Vec<String>)
 }
 
 /// DescribeTopic in the cluster: the metadata's view, with this node's replicas' bounds.
-pub fn describe(meta: &ClusterMeta, name: &str, local: Option<TopicDescription>) -> TopicInfo {
-    topic_info(meta, name, local.as_ref().map(|d| d.partitions.as_slice()))
+pub fn describe(meta: &ClusterMeta, me: NodeId, name: &str, local: Option<TopicDescription>) -> TopicInfo {
+    topic_info(meta, name, local.as_ref().map(|d| d.partitions.as_slice()), Some(me))
 }
 
 /// ClusterStatus: the controller's view of the nodes, and the partitions whose ISR is short.

@@ -138,7 +138,7 @@ pub async fn handle(
         }
         Request::DescribeTopic { name } => {
             let topic = match (cluster::cluster_of(shard), svc.describe_topic(&name).await) {
-                (Some((_, meta)), local) => cluster::describe(&meta, &name, local.ok()),
+                (Some((link, meta)), local) => cluster::describe(&meta, link.node_id(), &name, local.ok()),
                 (None, Ok(d)) => topic_info(d),
                 (None, Err(f)) => unknown_topic(name, f.code),
             };
