@@ -558,18 +558,7 @@ mod tests {
     fn upkeep_scrubs_sealed_segments_and_quarantines_a_flip() {
         glommio::LocalExecutorBuilder::default()
             .spawn(|| async {
-                let config = CoreConfig {
-                    shards: 1,
-                    fsync: true,
-                    flush_interval_ms: 10,
-                    segment_bytes: 64 << 10,
-                    segment_ms: u64::MAX,
-                    batch_bytes_max: 16 << 10,
-                    request_bytes_max: 1 << 20,
-                    retention_ms: None,
-                    retention_bytes: None,
-                    storage_min_free_bytes: 0,
-                };
+                let config = test_config();
                 let disk = MemDisk::default();
                 let core = ShardCore::new(ShardId(0), config, disk.clone(), GlommioRuntime::new());
                 let local = ReplicaAddr { node: crate::placement::LOCAL_NODE, shard: ShardId(0) };
@@ -619,8 +608,9 @@ mod tests {
             .unwrap();
     }
 
-    fn one_partition_core() -> Rc<ShardCore<crate::disk::MemDisk, GlommioRuntime>> {
-        let config = CoreConfig {
+    /// One shard, small segments, fsync before acknowledging, no retention.
+    fn test_config() -> CoreConfig {
+        CoreConfig {
             shards: 1,
             fsync: true,
             flush_interval_ms: 10,
@@ -631,8 +621,11 @@ mod tests {
             retention_ms: None,
             retention_bytes: None,
             storage_min_free_bytes: 0,
-        };
-        ShardCore::new(ShardId(0), config, MemDisk::default(), GlommioRuntime::new())
+        }
+    }
+
+    fn one_partition_core() -> Rc<ShardCore<crate::disk::MemDisk, GlommioRuntime>> {
+        ShardCore::new(ShardId(0), test_config(), MemDisk::default(), GlommioRuntime::new())
     }
 
     fn sealed(n: usize) -> Vec<u8> {

@@ -11,26 +11,47 @@ use weir_net::TopicConfig;
 use weir_net::client::{
     Admin, ClusterStatus, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, Seek, Target,
 };
+use weir_net::cluster::PartitionReplication;
 
 /// How long a cluster may take to reach a state a test waits for.
 const SETTLE_MS: u64 = 30_000;
 
-/// Asks the cluster (any node of the bootstrap list) for its status until `done` holds.
-async fn wait_status(target: &Target, what: &str, done: impl Fn(&ClusterStatus) -> bool) -> ClusterStatus {
+/// Asks the cluster (any node of the bootstrap list, through a new connection each time) with
+/// `ask` until `done` accepts the answer; panics after [`SETTLE_MS`], naming `what` and the last
+/// answer or error. The pause between questions only spaces them.
+async fn poll<T, F>(target: &Target, what: &str, ask: impl Fn(Admin) -> F, done: impl Fn(&T) -> bool) -> T
+where
+    T: std::fmt::Debug,
+    F: std::future::Future<Output = Result<T, weir_net::client::ClientError>>,
+{
     let deadline = Instant::now() + Duration::from_millis(SETTLE_MS);
     let mut last = None;
     while Instant::now() < deadline {
-        if let Ok(mut admin) = Admin::connect(target).await {
-            match admin.cluster_status().await {
-                Ok(s) if done(&s) => return s,
-                Ok(s) => last = Some(format!("{s:?}")),
-                Err(e) => last = Some(e.to_string()),
-            }
+        let answer = match Admin::connect(target).await {
+            Ok(admin) => ask(admin).await,
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok(answer) if done(&answer) => return answer,
+            Ok(answer) => last = Some(format!("{answer:?}")),
+            Err(e) => last = Some(e.to_string()),
         }
-        // Polls a condition with a deadline: the pause only spaces the questions.
         tokio_rt::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("the cluster never reached: {what}; last: {last:?}");
+    panic!("never reached: {what}; last: {last:?}");
+}
+
+/// Asks the cluster for its status until `done` holds.
+async fn wait_status(target: &Target, what: &str, done: impl Fn(&ClusterStatus) -> bool) -> ClusterStatus {
+    poll(target, what, |mut admin| async move { admin.cluster_status().await }, done).await
+}
+
+/// What the cluster says of partition 0 of `topic`: leader, replicas, ISR.
+async fn partition_0(
+    mut admin: Admin,
+    topic: String,
+) -> Result<Option<PartitionReplication>, weir_net::client::ClientError> {
+    Ok(admin.describe_topic(&topic).await?.partitions[0].replication.clone())
 }
 
 /// `count` nodes registered (their client port known) and up, and a controller.
@@ -44,24 +65,10 @@ fn all_up(count: usize) -> impl Fn(&ClusterStatus) -> bool {
 
 /// Asks for partition 0 of `topic` until its leader satisfies `done`; returns the leader.
 async fn wait_leader(target: &Target, topic: &str, done: impl Fn(Option<u32>) -> bool) -> u32 {
-    let deadline = Instant::now() + Duration::from_millis(SETTLE_MS);
-    let mut last = None;
-    while Instant::now() < deadline {
-        if let Ok(mut admin) = Admin::connect(target).await {
-            match admin.describe_topic(topic).await {
-                Ok(t) => {
-                    let leader = t.partitions[0].replication.as_ref().and_then(|r| r.leader);
-                    if done(leader) {
-                        return leader.unwrap_or(u32::MAX);
-                    }
-                    last = Some(format!("{t:?}"));
-                }
-                Err(e) => last = Some(e.to_string()),
-            }
-        }
-        tokio_rt::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("partition 0 of {topic} never got the leader wanted; last: {last:?}");
+    let what = format!("partition 0 of {topic} with the leader wanted");
+    let ask = |admin| partition_0(admin, topic.to_owned());
+    let r = poll(target, &what, ask, |r| done(r.as_ref().and_then(|r| r.leader))).await;
+    r.and_then(|r| r.leader).unwrap_or(u32::MAX)
 }
 
 fn record(topic: &str, value: u64) -> ProducerRecord {
@@ -249,19 +256,9 @@ async fn wait_for(done: impl Fn() -> bool, what: &str) {
 
 /// Waits until partition 0 of `topic` has `count` in-sync replicas.
 async fn wait_isr(target: Target, topic: &str, count: usize) {
-    let deadline = Instant::now() + Duration::from_millis(SETTLE_MS);
-    let mut last = None;
-    while Instant::now() < deadline {
-        if let Ok(mut admin) = Admin::connect(&target).await {
-            match admin.describe_topic(topic).await {
-                Ok(t) if t.partitions[0].replication.as_ref().is_some_and(|r| r.isr.len() == count) => return,
-                Ok(t) => last = Some(format!("{:?}", t.partitions[0].replication)),
-                Err(e) => last = Some(e.to_string()),
-            }
-        }
-        tokio_rt::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("partition 0 of {topic} never had {count} in-sync replicas; last: {last:?}");
+    let what = format!("partition 0 of {topic} with {count} in-sync replicas");
+    let ask = |admin| partition_0(admin, topic.to_owned());
+    poll(&target, &what, ask, |r| r.as_ref().is_some_and(|r| r.isr.len() == count)).await;
 }
 
 /// A follower whose data dir is deleted while it is down comes back empty, rejoins, and rebuilds

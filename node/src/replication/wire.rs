@@ -207,19 +207,24 @@ mod tests {
         assert!(matches!(ReplicaFetch::decode(&w.buf), Err(DecodeError::BadValue { .. })));
     }
 
-    /// A leader sends up to `REPLICA_FETCH_BYTES_MAX` of batches and the first batch whole,
-    /// whatever its size up to `batch_bytes_max`: the follower's bound takes such an answer.
-    #[test]
-    fn an_answer_with_a_largest_batch_fits_the_followers_bound() {
-        let batch_bytes_max = 16 << 20;
-        let base = FetchAnswer {
+    /// An answer of records from offset 100, for the tests' messages.
+    fn records_answer() -> FetchAnswer {
+        FetchAnswer {
             partition: PartitionId(7),
             request_id: 5,
             leader_epoch: 4,
             high_watermark: 50,
             log_start: 1,
             body: FetchBody::Records { fetch_offset: 100 },
-        };
+        }
+    }
+
+    /// A leader sends up to `REPLICA_FETCH_BYTES_MAX` of batches and the first batch whole,
+    /// whatever its size up to `batch_bytes_max`: the follower's bound takes such an answer.
+    #[test]
+    fn an_answer_with_a_largest_batch_fits_the_followers_bound() {
+        let batch_bytes_max = 16 << 20;
+        let base = records_answer();
         let first = PartitionAnswer { answer: base, batches: Bytes::from(vec![1; batch_bytes_max]) };
         let rest =
             PartitionAnswer { answer: base, batches: Bytes::from(vec![1; REPLICA_FETCH_BYTES_MAX - 1]) };
@@ -247,14 +252,7 @@ mod tests {
         let mut w = Writer::default();
         fetch.encode(&mut w);
         assert_eq!(ReplicaFetch::decode(&w.buf).unwrap(), fetch);
-        let base = FetchAnswer {
-            partition: PartitionId(7),
-            request_id: 5,
-            leader_epoch: 4,
-            high_watermark: 50,
-            log_start: 1,
-            body: FetchBody::Records { fetch_offset: 100 },
-        };
+        let base = records_answer();
         let answers = vec![
             PartitionAnswer { answer: base, batches: Bytes::from_static(&[1; 32]) },
             PartitionAnswer {
