@@ -40,6 +40,8 @@ pub struct ControlConfig {
     pub node_id: NodeId,
     /// Every member (this node included) and its cluster address (`host:port`, UDP).
     pub peers: Vec<(NodeId, String)>,
+    /// The address the control plane binds; `None`: this node's own entry in `peers`.
+    pub listen: Option<SocketAddr>,
     /// The control plane keeps its files in `<data_dir>/raft/`.
     pub data_dir: PathBuf,
     pub ca_cert_pem: String,
@@ -69,8 +71,8 @@ pub struct ControlConfig {
 }
 
 impl ControlConfig {
-    /// A configuration with the defaults: heartbeats every 200 ms, a 1500 ms session, elections
-    /// after 300–600 ms of silence (suited to a LAN), Raft heartbeats every 100 ms.
+    /// A configuration with the defaults: heartbeats every 200 ms and a 1500 ms session (suited
+    /// to a LAN), the Raft timing that follows from them ([`ControlConfig::set_timing`]).
     pub fn new(
         node_id: NodeId,
         peers: Vec<(NodeId, String)>,
@@ -79,18 +81,19 @@ impl ControlConfig {
         ca_key_pem: String,
         self_info: NodeInfo,
     ) -> Self {
-        Self {
+        let mut config = Self {
             node_id,
             peers,
+            listen: None,
             data_dir,
             ca_cert_pem,
             ca_key_pem,
             self_info,
-            heartbeat_interval_ms: 200,
-            session_timeout_ms: 1500,
-            election_timeout_min_ms: 300,
-            election_timeout_max_ms: 600,
-            raft_heartbeat_interval_ms: 100,
+            heartbeat_interval_ms: 0,
+            session_timeout_ms: 0,
+            election_timeout_min_ms: 0,
+            election_timeout_max_ms: 0,
+            raft_heartbeat_interval_ms: 0,
             controller_tick_ms: 100,
             request_queue_max: 256,
             rpc_timeout_ms: 2_000,
@@ -98,7 +101,29 @@ impl ControlConfig {
             entries_kept_after_snapshot: 1_000,
             topic_partitions_max: TOPIC_PARTITIONS_MAX,
             topic_name_bytes_max: TOPIC_NAME_BYTES_MAX,
-        }
+        };
+        config.set_timing(200, 1500);
+        config
+    }
+
+    /// Sets how often nodes heartbeat to the controller and their session, and derives the
+    /// control plane's Raft timing from the session, so that a controller that dies is replaced
+    /// well within one: elections after `session/6` to `session/3` of silence, beyond openraft's
+    /// leader lease of `session/3` (a dead controller is noticed after about half a session),
+    /// Raft heartbeats three times per shortest election timeout.
+    pub fn set_timing(&mut self, heartbeat_interval_ms: u64, session_timeout_ms: u64) {
+        self.heartbeat_interval_ms = heartbeat_interval_ms;
+        self.session_timeout_ms = session_timeout_ms;
+        self.election_timeout_max_ms = (session_timeout_ms / 3).max(60);
+        self.election_timeout_min_ms = (session_timeout_ms / 6).max(30);
+        self.raft_heartbeat_interval_ms = (self.election_timeout_min_ms / 3).max(10);
+    }
+
+    /// The session a new controller gives the nodes it has not heard from yet: half a session,
+    /// but at least three heartbeat intervals (a live node reaches a new controller within two:
+    /// one that may go to the old one, and the next).
+    pub fn first_session_ms(&self) -> u64 {
+        (self.session_timeout_ms / 2).max(3 * self.heartbeat_interval_ms).min(self.session_timeout_ms)
     }
 
     /// The voters: the first three peers, five when there are at least five.
@@ -333,7 +358,7 @@ async fn boot(config: &ControlConfig) -> Result<Running, ControlError> {
         .ok_or_else(|| ControlError::Config { reason: format!("node {} not in peers", me.0) })?;
     let tls = NodeTls::issue(&config.ca_cert_pem, &config.ca_key_pem, me)?;
     tls.store(&config.data_dir.join("cluster-tls"))?;
-    let transport = Transport::bind(me, own, peers, &tls)?;
+    let transport = Transport::bind(me, config.listen.unwrap_or(own), peers, &tls)?;
     let raft_dir = config.data_dir.join("raft");
     let storage = |e: openraft::StorageError<u64>| ControlError::Unavailable { reason: e.to_string() };
     let log = LogStore::open(&raft_dir)?;
@@ -351,6 +376,7 @@ async fn boot(config: &ControlConfig) -> Result<Running, ControlError> {
         peers: config.peers.iter().cloned().collect(),
         voters: config.voters(),
         session_timeout_ms: config.session_timeout_ms,
+        first_session_ms: config.first_session_ms(),
         tick_interval_ms: config.controller_tick_ms,
         write_timeout_ms: HostConfig::write_timeout_for(config.rpc_timeout_ms, config.session_timeout_ms),
         topic_partitions_max: config.topic_partitions_max,

@@ -123,6 +123,9 @@ pub struct HostConfig {
     pub peers: BTreeMap<NodeId, String>,
     pub voters: BTreeSet<NodeId>,
     pub session_timeout_ms: u64,
+    /// The session of a node a new controller has not heard from yet (see
+    /// [`Controller::first_sessions`]).
+    pub first_session_ms: u64,
     pub tick_interval_ms: u64,
     /// How long a proposal or the leadership check may take. Without a quorum neither ends:
     /// the caller is answered `Unavailable` instead and the controller is dropped. Below the
@@ -365,7 +368,10 @@ impl ControllerHost {
             session_timeout_ms: self.config.session_timeout_ms,
         };
         let nodes: Vec<NodeId> = self.config.peers.keys().copied().collect();
-        let controller = Controller::recover(config, meta.controller_state(), &nodes, self.now_ms());
+        let now = self.now_ms();
+        let mut controller = Controller::recover(config, meta.controller_state(), &nodes, now);
+        controller.known_incarnations(&meta.incarnations);
+        controller.first_sessions(now, self.config.first_session_ms);
         self.reserved_partition_id = self.reserved_partition_id.max(meta.next_partition_id);
         self.controller = Some((term, controller));
         tracing::info!(node = self.config.me.0, term, "controller recovered");
@@ -440,7 +446,11 @@ impl ControllerHost {
 
     fn drain_records(&mut self) -> Vec<(PartitionId, PartitionState)> {
         let Some((_, controller)) = self.controller.as_mut() else { return Vec::new() };
-        std::iter::from_fn(|| controller.poll_record()).collect()
+        let records: Vec<_> = std::iter::from_fn(|| controller.poll_record()).collect();
+        for (id, p) in &records {
+            tracing::debug!(partition = id.0, leader = ?p.leader, leader_epoch = p.leader_epoch, isr = ?p.isr, "decided");
+        }
+        records
     }
 
     async fn alter_partition(&mut self, alter: WireAlter) -> Result<ControlReply, ControlError> {

@@ -412,8 +412,7 @@ fn fencing_one_node_never_fences_the_live_ones() {
             let (cert, key) = ca.clone();
             let mut config =
                 ControlConfig::new(NodeId(id), peers.clone(), dir, cert, key, info(id, port, 9000));
-            config.heartbeat_interval_ms = 100;
-            config.session_timeout_ms = 600;
+            config.set_timing(100, 600);
             Some(start(config).unwrap())
         })
         .collect();

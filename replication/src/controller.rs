@@ -57,8 +57,16 @@
 //!    repeated calls reach every one.
 //!
 //! A controller has no first-hand knowledge of a node's incarnation after it starts: the first
-//! heartbeat it sees from a node counts as a new incarnation. That costs one leader epoch per
-//! partition the node leads, and keeps rule 1 true when a node restarted during a failover.
+//! heartbeat it sees from a node counts as a new incarnation, unless the caller tells it the
+//! incarnation an earlier controller already handled ([`Controller::known_incarnations`]; the
+//! metadata log records one only after that controller's re-elections for it). An unknown one
+//! costs one leader epoch per partition the node leads, and keeps rule 1 true when a node
+//! restarted during a failover.
+//!
+//! A new controller may also give the nodes it has not heard from yet a session shorter than
+//! `session_timeout_ms` ([`Controller::first_sessions`]): a live node finds the new controller
+//! within a few heartbeat intervals, while a node that died with the old controller (often the
+//! same machine) should not hold its partitions for a whole session more.
 
 use std::collections::BTreeMap;
 
@@ -118,9 +126,12 @@ impl ControllerState {
 /// What the controller knows of a node's session. Not durable (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Liveness {
-    last_heartbeat_ms: u64,
-    /// `None` until this controller hears from the node.
+    /// The session ends here unless a heartbeat comes first.
+    session_end_ms: u64,
+    /// `None` until this controller hears from the node or is told it.
     incarnation: Option<u64>,
+    /// Whether this controller has had a heartbeat from the node.
+    heard: bool,
     fenced: bool,
 }
 
@@ -172,12 +183,31 @@ impl Controller {
     pub fn recover(config: ControllerConfig, state: ControllerState, nodes: &[NodeId], now_ms: u64) -> Self {
         assert!(config.min_insync_replicas >= 1, "min_insync_replicas must be at least 1");
         state.partitions.values().for_each(check);
-        let alive = Liveness { last_heartbeat_ms: now_ms, incarnation: None, fenced: false };
+        let session_end_ms = now_ms.saturating_add(config.session_timeout_ms);
+        let alive = Liveness { session_end_ms, incarnation: None, heard: false, fenced: false };
         let named = state.partitions.values().flat_map(|p| p.replicas.iter());
         let nodes = nodes.iter().chain(named).map(|&n| (n, alive)).collect();
         let (updates, pending) = (BTreeMap::new(), BTreeMap::new());
         let records = std::collections::VecDeque::new();
         Self { config, state, nodes, updates, pending, next_update_seq: 0, records }
+    }
+
+    /// Tells a controller just recovered the incarnation of each node an earlier controller
+    /// already handled (re-elected what it led, then recorded it): that incarnation's heartbeat
+    /// is then no restart. Nodes this controller has heard from keep what they said.
+    pub fn known_incarnations(&mut self, known: &BTreeMap<NodeId, u64>) {
+        for (node, live) in self.nodes.iter_mut().filter(|(_, l)| !l.heard) {
+            live.incarnation = known.get(node).copied();
+        }
+    }
+
+    /// Ends the session of every node not heard from yet `first_session_ms` after `now_ms` at
+    /// the latest (see the module documentation). Never lengthens one.
+    pub fn first_sessions(&mut self, now_ms: u64, first_session_ms: u64) {
+        let end = now_ms.saturating_add(first_session_ms);
+        for live in self.nodes.values_mut().filter(|l| !l.heard) {
+            live.session_end_ms = live.session_end_ms.min(end);
+        }
     }
 
     pub fn config(&self) -> &ControllerConfig {
@@ -288,12 +318,14 @@ impl Controller {
         }
         // The heartbeat is proof of life at `now_ms`: it counts before sessions are expired, so
         // one arriving at its sender's deadline does not fence the sender only to unfence it.
-        live.last_heartbeat_ms = now_ms;
+        let session_end_ms = now_ms.saturating_add(self.config.session_timeout_ms);
+        live.session_end_ms = live.session_end_ms.max(session_end_ms);
         self.expire_sessions(now_ms);
         let live = self.nodes.get_mut(&node).expect("known node");
         let restarted = live.incarnation != Some(incarnation);
         let returned = live.fenced;
-        *live = Liveness { last_heartbeat_ms: now_ms, incarnation: Some(incarnation), fenced: false };
+        let session_end_ms = live.session_end_ms;
+        *live = Liveness { session_end_ms, incarnation: Some(incarnation), heard: true, fenced: false };
         if restarted {
             for id in self.partitions_where(|p| p.leader == Some(node)) {
                 let next = self.elect(&self.state.partitions[&id]);
@@ -361,7 +393,7 @@ impl Controller {
     /// it is in the ISR, unfenced and heard from by this controller.
     fn preferred_leader_eligible(&self, p: &PartitionState) -> Option<NodeId> {
         let &preferred = p.replicas.first()?;
-        let heard = self.nodes.get(&preferred).is_some_and(|l| !l.fenced && l.incarnation.is_some());
+        let heard = self.nodes.get(&preferred).is_some_and(|l| !l.fenced && l.heard);
         let eligible = p.leader != Some(preferred) && p.isr.contains(&preferred) && heard;
         eligible.then_some(preferred)
     }
@@ -376,9 +408,8 @@ impl Controller {
     }
 
     fn expire_sessions(&mut self, now_ms: u64) {
-        let timeout = self.config.session_timeout_ms;
         let expired: Vec<NodeId> = (self.nodes.iter())
-            .filter(|(_, l)| !l.fenced && now_ms.saturating_sub(l.last_heartbeat_ms) >= timeout)
+            .filter(|(_, l)| !l.fenced && now_ms >= l.session_end_ms)
             .map(|(&n, _)| n)
             .collect();
         for node in expired {
@@ -754,6 +785,47 @@ mod tests {
         r.tick(6000);
         assert!([1, 2, 4].iter().all(|&i| r.is_fenced(n(i))));
         assert!(!r.is_fenced(n(3)));
+    }
+
+    #[test]
+    fn a_recovered_controller_told_an_incarnation_re_elects_only_for_a_newer_one() {
+        let c = cluster(2, false);
+        let durable = c.state().clone();
+        let epoch = durable.partitions[&P0].leader_epoch;
+        let mut r = Controller::recover(config(2, false), durable, &ns(&[1, 2, 3]), 5000);
+        r.known_incarnations(&BTreeMap::from([(n(1), 1), (n(2), 1)]));
+        // Node 1 leads P0 and heartbeats with the incarnation already handled: no new epoch.
+        r.handle_heartbeat(5001, n(1), 1).unwrap();
+        assert_eq!(r.partition(P0).unwrap().leader_epoch, epoch);
+        assert_eq!(r.poll_update(), None);
+        // An older one is refused; a newer one is a restart.
+        assert!(matches!(r.handle_heartbeat(5002, n(2), 0), Err(ControllerError::StaleIncarnation { .. })));
+        r.handle_heartbeat(5003, n(1), 2).unwrap();
+        let p = r.partition(P0).unwrap();
+        assert_eq!((p.leader, p.leader_epoch), (Some(n(1)), epoch + 1));
+        // What it heard itself is not overwritten by a later, older report.
+        r.known_incarnations(&BTreeMap::from([(n(1), 1)]));
+        r.handle_heartbeat(5004, n(1), 2).unwrap();
+        assert_eq!(r.partition(P0).unwrap().leader_epoch, epoch + 1);
+    }
+
+    #[test]
+    fn first_sessions_end_early_only_for_nodes_not_heard_from() {
+        let c = cluster(2, false);
+        let mut r = Controller::recover(config(2, false), c.state().clone(), &ns(&[1, 2, 3]), 5000);
+        r.first_sessions(5000, 300);
+        // Node 2 is heard from in time and gets a whole session; 1 (the leader) and 3 do not.
+        r.handle_heartbeat(5100, n(2), 1).unwrap();
+        r.tick(5299);
+        assert!(![1, 2, 3].iter().any(|&i| r.is_fenced(n(i))), "no session over before 5300");
+        r.tick(5300);
+        assert!(r.is_fenced(n(1)) && r.is_fenced(n(3)) && !r.is_fenced(n(2)));
+        let p = r.partition(P0).unwrap();
+        assert_eq!((p.leader, p.isr.clone()), (Some(n(2)), ns(&[2])), "node 2 leads alone");
+        // A first session never lengthens one: a later, longer call changes nothing.
+        r.first_sessions(5300, 10_000);
+        r.tick(5100 + SESSION_MS);
+        assert!(r.is_fenced(n(2)), "node 2's own session ended at {}", 5100 + SESSION_MS);
     }
 
     #[test]
