@@ -12,8 +12,11 @@
 //! a new one is refused), goes back to the router, which asks for metadata again (of any
 //! bootstrap address or known node; at most once per `retry_backoff_ms` per topic) and hands it
 //! to the worker of the leader it names. Such rounds go on until the batch's delivery timeout,
-//! not `retries`: an election takes what it takes. The wait between them doubles from
-//! `retry_backoff_ms` up to [`RETRY_BACKOFF_MAX_MS`]. When no node answers for metadata, the
+//! not `retries`: an election takes what it takes. A batch goes to a leader metadata names anew
+//! at once (as Kafka's producer does since KIP-951): its wait was for the election, not for that
+//! node. While metadata still names the leader that refused it or does not answer, it goes back
+//! there every `retry_backoff_ms`, metadata being asked again each time, so that a new leader
+//! is found within about that much of its election. When no node answers for metadata, the
 //! routes known stay, and the batch goes where they point. When a partition's leader moves,
 //! the router takes the partition's batches back from the former leader's worker (once those
 //! in flight there are answered) and hands them to the new leader's before any record queued
@@ -592,9 +595,9 @@ impl Router {
         let Some(former) = former else { return worker };
         let moved = self.move_partition(key, &former, reroutes).await;
         let error = leader_moved();
+        // The leader moved: they go at once.
         for f in moved {
-            let not_before = Instant::now() + backoff(&self.config, f.attempt);
-            self.hand_over(&worker, f, error.duplicate(), not_before, reroutes).await;
+            self.hand_over(&worker, f, error.duplicate(), Instant::now(), reroutes).await;
         }
         worker
     }
@@ -695,8 +698,12 @@ impl Router {
         };
         match picked {
             Ok((worker, former)) => {
-                // The oldest batch of the partition goes first; those taken back follow.
-                let not_before = Instant::now() + backoff(&self.config, batch.attempt);
+                // To the leader it left (metadata names no other yet): again after the pause,
+                // and metadata again. To another: at once. The oldest batch of the partition
+                // goes first; those taken back follow.
+                let unmoved = self.workers.get(&from).is_some_and(|w| w.tx.same_channel(&worker));
+                let pause = Duration::from_millis(if unmoved { self.config.retry_backoff_ms } else { 0 });
+                let not_before = Instant::now() + pause;
                 let key = batch.key.clone();
                 self.hand_over(&worker, batch, error, not_before, reroutes).await;
                 self.moved_to((worker, former), key, reroutes).await;
@@ -1177,6 +1184,12 @@ impl Worker {
     /// else fail its records. A broken connection loses every answer in flight, so those batches
     /// are sent again on a new connection, in order.
     async fn retry_or_fail(&mut self, f: InFlight, e: ClientError, newest: bool) {
+        if matches!(e, ClientError::Connect { .. }) && newest && self.in_flight.is_empty() {
+            // The address does not answer a new connection: its node may be down, and another
+            // lead the partition now. The router asks metadata, and sends it back here after
+            // `retry_backoff_ms` if nothing moved.
+            return self.send_back(InFlight { attempt: f.attempt + 1, ..f }, e).await;
+        }
         if matches!(e, ClientError::Io(_) | ClientError::Connect { .. }) {
             // No answer in flight will come. Everything unanswered goes again, in the order it
             // was first sent (`f` is the oldest when its answer failed, the newest when its send
