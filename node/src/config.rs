@@ -95,6 +95,10 @@ pub struct NodeConfig {
     /// each node's cluster address (its control plane's UDP port). The first three (five when
     /// there are five or more) are Raft voters, the rest learners. None: a one-node cluster.
     pub peers: Option<String>,
+    /// The address the control plane binds (UDP). Default: this node's own entry in `peers`,
+    /// which is where the others reach it; set this when that address is not one of this
+    /// host's own (a NAT, a proxy, or a relay in front of it).
+    pub cluster_listen: Option<SocketAddr>,
     /// The cluster CA's certificate and key (PEM), from `weir cluster ca`: the node issues
     /// itself a certificate with them, and trusts peers whose certificates chain to it.
     pub cluster_ca_cert: Option<PathBuf>,
@@ -102,7 +106,8 @@ pub struct NodeConfig {
     /// How often the node tells the controller it is alive.
     pub heartbeat_interval_ms: u64,
     /// A node not heard from for this long is fenced: it leaves every ISR and loses the
-    /// partitions it leads.
+    /// partitions it leads. The control plane's Raft elections follow from it: a controller
+    /// not heard from for a third to half of it is replaced.
     pub session_timeout_ms: u64,
     /// Bytes a shard fetches from leaders per second at most, over all the partitions it
     /// follows (catch-up after a restart or a new replica). A token bucket on fetched bytes.
@@ -172,6 +177,7 @@ impl Default for NodeConfig {
             quic_busy_poll_us: 200,
             node_id: None,
             peers: None,
+            cluster_listen: None,
             cluster_ca_cert: None,
             cluster_ca_key: None,
             heartbeat_interval_ms: 200,
@@ -323,9 +329,10 @@ impl NodeConfig {
     fn check_cluster(&self) -> Result<(), ConfigError> {
         let bad = |field, reason: String| Err(ConfigError::Invalid { field, reason });
         let Some(text) = &self.peers else {
-            return match self.node_id {
-                Some(_) => bad("node_id", "a node id needs peers (--peers id@host:port,...)".into()),
-                None => Ok(()),
+            return match (self.node_id, self.cluster_listen) {
+                (Some(_), _) => bad("node_id", "a node id needs peers (--peers id@host:port,...)".into()),
+                (_, Some(_)) => bad("cluster_listen", "only a node with peers has a control plane".into()),
+                (None, None) => Ok(()),
             };
         };
         let peers = match parse_peers(text) {
@@ -375,6 +382,7 @@ const STRING_KEYS: &[&str] = &[
     "tls_cert",
     "tls_key",
     "peers",
+    "cluster_listen",
     "cluster_ca_cert",
     "cluster_ca_key",
 ];
@@ -411,6 +419,7 @@ const KNOWN_KEYS: &[&str] = &[
     "quic_busy_poll_us",
     "node_id",
     "peers",
+    "cluster_listen",
     "cluster_ca_cert",
     "cluster_ca_key",
     "heartbeat_interval_ms",
@@ -435,6 +444,7 @@ mod tests {
         };
         let load = |pairs: &[(&str, &str)]| NodeConfig::load(None, env(pairs)).unwrap().check();
         assert!(load(&[]).is_ok(), "no peers: a one-node cluster");
+        assert!(load(&[("WEIR_CLUSTER_LISTEN", "127.0.0.1:7500")]).is_err(), "cluster_listen without peers");
         let peers = ("WEIR_PEERS", "1@127.0.0.1:7500,2@127.0.0.2:7500");
         let ca = [("WEIR_CLUSTER_CA_CERT", "ca.pem"), ("WEIR_CLUSTER_CA_KEY", "ca.key")];
         assert!(load(&[peers, ca[0], ca[1]]).is_err(), "no node id");
@@ -444,6 +454,10 @@ mod tests {
         let c = NodeConfig::load(None, env(&[peers, ("WEIR_NODE_ID", "2"), ca[0], ca[1]])).unwrap();
         c.check().unwrap();
         assert_eq!(c.cluster_peers().unwrap()[1].cluster_addr, "127.0.0.2:7500");
+        let listen = ("WEIR_CLUSTER_LISTEN", "127.0.0.22:7500");
+        let c = NodeConfig::load(None, env(&[peers, ("WEIR_NODE_ID", "2"), ca[0], ca[1], listen])).unwrap();
+        c.check().unwrap();
+        assert_eq!(c.cluster_listen, Some("127.0.0.22:7500".parse().unwrap()));
     }
 
     #[test]

@@ -44,8 +44,8 @@ pub fn control_config(config: &NodeConfig) -> Result<Option<ControlConfig>, Cont
     };
     let peers = peers.into_iter().map(|p| (NodeId(p.id), p.cluster_addr)).collect();
     let mut control = ControlConfig::new(id, peers, config.data_dir.clone(), ca_cert, ca_key, self_info);
-    control.heartbeat_interval_ms = config.heartbeat_interval_ms;
-    control.session_timeout_ms = config.session_timeout_ms;
+    control.set_timing(config.heartbeat_interval_ms, config.session_timeout_ms);
+    control.listen = config.cluster_listen;
     Ok(Some(control))
 }
 

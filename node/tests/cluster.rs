@@ -196,6 +196,8 @@ fn acknowledged_records_survive_leaders_killed_round_after_round() {
         rt.block_on(async {
             wait_isr(target.clone(), "rounds", 3).await;
             let leader = wait_leader(&target, "rounds", |l| l.is_some()).await;
+            let status = wait_status(&target, "a controller", |s| s.nodes.iter().any(|n| n.controller)).await;
+            let controller = status.nodes.iter().any(|n| n.controller && n.node_id == leader);
             let before = acks.load(std::sync::atomic::Ordering::SeqCst);
             let killed_at = Instant::now();
             cluster.kill(leader);
@@ -203,17 +205,13 @@ fn acknowledged_records_survive_leaders_killed_round_after_round() {
             wait_for(|| acks.load(std::sync::atomic::Ordering::SeqCst) > before, "a produce after the kill")
                 .await;
             let failover = killed_at.elapsed();
-            failovers.push(failover);
-            eprintln!("round {round}: node {leader} killed; a produce succeeded {failover:?} later");
+            failovers.push((failover, controller));
+            let what = if controller { "the controller's node" } else { "node" };
+            eprintln!("round {round}: {what} {leader} killed; a produce succeeded {failover:?} later");
             cluster.start_node(leader);
         });
     }
-    failovers.sort();
-    eprintln!(
-        "failover (SIGKILL to the first acknowledged produce): median {:?}, max {:?}",
-        failovers[failovers.len() / 2],
-        failovers.last().unwrap()
-    );
+    report_failovers(failovers);
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let results: Vec<_> = rt.block_on(async {
         let mut all = Vec::new();
@@ -243,6 +241,23 @@ fn acknowledged_records_survive_leaders_killed_round_after_round() {
         );
         assert!(acked.len() as u64 > u64::from(rounds), "producers made progress through the rounds");
     });
+}
+
+/// Prints the failover times (SIGKILL to the first acknowledged produce): all, and those where
+/// the controller's node was killed too.
+fn report_failovers(failovers: Vec<(Duration, bool)>) {
+    let summary = |mut times: Vec<Duration>| match times.len() {
+        0 => "none".to_owned(),
+        n => {
+            times.sort();
+            let p90 = times[(n * 9 / 10).min(n - 1)];
+            format!("{n} rounds, median {:?}, p90 {p90:?}, max {:?}", times[n / 2], times[n - 1])
+        }
+    };
+    let all = failovers.iter().map(|(t, _)| *t).collect();
+    let controller = failovers.iter().filter(|(_, c)| *c).map(|(t, _)| *t).collect();
+    eprintln!("failover (SIGKILL to the first acknowledged produce): {}", summary(all));
+    eprintln!("  of which the controller's node: {}", summary(controller));
 }
 
 /// Waits until `done` holds, checking every 10 ms, for [`SETTLE_MS`] at most.
@@ -344,6 +359,25 @@ fn a_killed_controller_is_replaced_and_the_metadata_survives() {
     });
 }
 
+/// Once three nodes are up: `topic` with one partition on all three (min in-sync 2) and records
+/// `0..count` in it. Returns the producer, each record's offset, and the partition's leader.
+async fn replicated_with_records(
+    target: &Target,
+    topic: &str,
+    count: u64,
+) -> (Producer, BTreeMap<u64, u64>, u32) {
+    wait_status(target, "three nodes up", all_up(3)).await;
+    let mut admin = Admin::connect(target).await.unwrap();
+    admin.create_replicated_topic(topic, 1, 3, Some(2), TopicConfig::default()).await.unwrap();
+    let producer = Producer::connect(target, ProducerConfig::default()).await.unwrap();
+    let mut acked = BTreeMap::new();
+    for i in 0..count {
+        acked.insert(i, producer.send(record(topic, i)).await.unwrap());
+    }
+    let leader = wait_leader(target, topic, |l| l.is_some()).await;
+    (producer, acked, leader)
+}
+
 /// The partition leader's node is cut off (SIGSTOP: nothing reaches it, it answers nothing):
 /// it leaves the ISR, a new leader takes acks=all produces, and an acks=all produce sent to
 /// the old leader while it was cut off never succeeds. Healed (SIGCONT), it catches up and
@@ -361,15 +395,7 @@ fn a_cut_off_leader_never_acknowledges_and_rejoins_when_healed() {
     // QUIC's idle timeout (a TCP connection to a paused process stays open).
     let target = Target::quic(cluster.bootstrap(), &weir_net::client::Trust::Insecure).unwrap();
     runtime().block_on(async {
-        wait_status(&target, "three nodes up", all_up(3)).await;
-        let mut admin = Admin::connect(&target).await.unwrap();
-        admin.create_replicated_topic("cut", 1, 3, Some(2), TopicConfig::default()).await.unwrap();
-        let producer = Producer::connect(&target, ProducerConfig::default()).await.unwrap();
-        let mut acked = BTreeMap::new();
-        for i in 0..20u64 {
-            acked.insert(i, producer.send(record("cut", i)).await.unwrap());
-        }
-        let leader = wait_leader(&target, "cut", |l| l.is_some()).await;
+        let (producer, mut acked, leader) = replicated_with_records(&target, "cut", 20).await;
         let old = Target::tcp(format!("{}:{}", TestCluster::host(leader), cluster.port));
         let mut to_old = Connection::connect(&old).await.unwrap();
         let pid = cluster.nodes[&leader].child.id();
@@ -408,6 +434,98 @@ fn a_cut_off_leader_never_acknowledges_and_rejoins_when_healed() {
         for (value, offset) in &acked {
             assert_eq!(values.get(*offset as usize), Some(value), "acknowledged record {value} at {offset}");
         }
+    });
+}
+
+/// Sends an acks=all produce of `value` to partition 0 of `topic` on `to` and returns the error
+/// it is answered with; panics if it is acknowledged.
+async fn produce_refused(
+    to: &mut weir_net::client::connection::Connection,
+    topic: &str,
+    value: u64,
+) -> weir_net::ErrorCode {
+    use weir_net::{Acks, ErrorCode, Request, Response};
+    let batch = common::batch_of(&[&value.to_le_bytes()]);
+    let request = Request::Produce {
+        topic: topic.into(),
+        partition: 0,
+        acks: Acks::All,
+        timeout_ms: 2000,
+        batches: &batch,
+    };
+    let pending = to.send(&request).await.unwrap();
+    let answer = to.receive(pending).await.and_then(|frame| match frame.response()? {
+        Response::Produce { error, message, .. } => Ok((error, message)),
+        other => panic!("not a produce answer: {other:?}"),
+    });
+    match answer {
+        Ok((error, message)) => {
+            assert_ne!(error, ErrorCode::None, "acks=all acknowledged by a leader cut off: {message}");
+            error
+        }
+        Err(weir_net::client::ClientError::Server { code, .. }) => code,
+        Err(e) => panic!("no answer from the leader cut off: {e}"),
+    }
+}
+
+/// Asks node `id` itself (over TCP, at its own address) for its replica of partition 0 of
+/// `topic` until `done` accepts it.
+async fn own_replica(
+    cluster: &TestCluster,
+    id: u32,
+    topic: &str,
+    done: impl Fn(&PartitionReplication) -> bool,
+) -> PartitionReplication {
+    let own = Target::tcp(format!("{}:{}", cluster.own_host(id), cluster.port));
+    let what = format!("node {id}'s replica of {topic}-0 as wanted");
+    let ask = |admin| partition_0(admin, topic.to_owned());
+    poll(&own, &what, ask, |r| r.as_ref().is_some_and(&done)).await.expect("accepted above")
+}
+
+/// The partition leader's node is cut off by the relay while it keeps running: no peer and no
+/// client reaches it, and it reaches none. It leaves the ISR and another node takes acks=all
+/// produces, while acks=all produces sent to it directly (a client on its side of the cut)
+/// are refused, never acknowledged. Healed, it drops what it wrote alone, catches up and
+/// rejoins the ISR, and every acknowledged record is there.
+#[test]
+fn a_leader_cut_off_by_the_relay_never_acknowledges_and_rejoins_when_healed() {
+    use weir_net::client::connection::Connection;
+    let env = [("WEIR_SESSION_TIMEOUT_MS", "1000"), ("WEIR_HEARTBEAT_INTERVAL_MS", "100")];
+    let cluster = TestCluster::start_relayed(3, 1, &env);
+    let relay = cluster.relay.as_ref().unwrap();
+    let target = Target::quic(cluster.bootstrap(), &weir_net::client::Trust::Insecure).unwrap();
+    // Written only by the cut-off leader: never acknowledged, so never kept.
+    let alone = u64::MAX - 1;
+    runtime().block_on(async {
+        let (producer, mut acked, leader) = replicated_with_records(&target, "iso", 20).await;
+        let own: std::net::IpAddr = cluster.own_host(leader).parse().unwrap();
+        let mut to_cut = Connection::connect(&Target::tcp(format!("{own}:{}", cluster.port))).await.unwrap();
+        relay.cut(own);
+        let refused = produce_refused(&mut to_cut, "iso", alone).await;
+        eprintln!("the cut-off leader refused acks=all: {refused:?}");
+        // It wrote the record to its own log (past the 20 acknowledged), alone.
+        own_replica(&cluster, leader, "iso", |r| r.log_end == 21).await;
+        let moved = wait_leader(&target, "iso", |l| l.is_some_and(|l| l != leader)).await;
+        for i in 20..40u64 {
+            acked.insert(i, producer.send(record("iso", i)).await.unwrap());
+        }
+        let isr =
+            partition_0(Admin::connect(&target).await.unwrap(), "iso".into()).await.unwrap().unwrap().isr;
+        assert!(!isr.contains(&leader), "the cut-off node left the ISR: {isr:?} (node {moved} leads)");
+        // Still cut off, with the others moved on: it still acknowledges nothing.
+        produce_refused(&mut to_cut, "iso", alone).await;
+        relay.heal(own);
+        wait_isr(target.clone(), "iso", 3).await;
+        producer.close().await.unwrap();
+        let end = own_replica(&cluster, moved, "iso", |r| r.log_end >= 40).await.log_end;
+        let values = read_all(&target, "iso", end as usize).await;
+        for (value, offset) in &acked {
+            assert_eq!(values.get(*offset as usize), Some(value), "acknowledged record {value} at {offset}");
+        }
+        assert!(!values.contains(&alone), "a record only the cut-off leader wrote was kept");
+        // Its own replica is the others' log, whole: what it wrote alone is gone.
+        let mine = own_replica(&cluster, leader, "iso", |r| r.log_end == end).await;
+        eprintln!("node {leader} back in the ISR with the whole log: {mine:?}");
     });
 }
 

@@ -1,6 +1,12 @@
 //! A cluster of real `weir serve` processes for integration tests: node `i` on 127.0.0.`i`, every
 //! node on the same ports (the whole of 127.0.0.0/8 is loopback), one cluster CA made here.
+//!
+//! A relayed cluster puts a [`Relay`] in front of every node: node `i` runs on 127.0.0.`100+i`
+//! and advertises 127.0.0.`i`, where the relay forwards its UDP ports (client, shards, control
+//! plane), so that a test can cut a node off while it runs. Its clients use QUIC: the relay
+//! forwards no TCP.
 
+use super::relay::Relay;
 use super::{Node, free_ports, serve_command_on};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,11 +24,22 @@ pub struct TestCluster {
     ca: (PathBuf, PathBuf),
     /// Extra `WEIR_*` settings of every node.
     pub env: Vec<(String, String)>,
+    /// In front of every node, in a relayed cluster.
+    pub relay: Option<Relay>,
 }
 
 impl TestCluster {
     /// Starts nodes `1..=count` with `shards` shards each and extra settings `env`.
     pub fn start(count: u32, shards: usize, env: &[(&str, &str)]) -> Self {
+        Self::start_with(count, shards, env, false)
+    }
+
+    /// As [`start`](Self::start), each node behind the relay (see the module documentation).
+    pub fn start_relayed(count: u32, shards: usize, env: &[(&str, &str)]) -> Self {
+        Self::start_with(count, shards, env, true)
+    }
+
+    fn start_with(count: u32, shards: usize, env: &[(&str, &str)], relayed: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = weir_cluster::tls::generate_ca().unwrap();
         let ca = (dir.path().join("ca.pem"), dir.path().join("ca.key"));
@@ -40,7 +57,17 @@ impl TestCluster {
             nodes: BTreeMap::new(),
             ca,
             env,
+            relay: relayed.then(Relay::new),
         };
+        if let Some(relay) = &cluster.relay {
+            let ports = (0..=shards as u16).map(|i| port + i).chain([cluster.cluster_port]);
+            for p in ports {
+                for id in 1..=count {
+                    let at = |host: String| format!("{host}:{p}").parse().unwrap();
+                    relay.forward(at(Self::host(id)), at(cluster.own_host(id)));
+                }
+            }
+        }
         for id in 1..=count {
             cluster.start_node(id);
         }
@@ -49,6 +76,14 @@ impl TestCluster {
 
     pub fn host(id: u32) -> String {
         format!("127.0.0.{id}")
+    }
+
+    /// Where node `id` runs: its advertised host, or behind a relay its own.
+    pub fn own_host(&self, id: u32) -> String {
+        match self.relay {
+            Some(_) => format!("127.0.0.{}", 100 + id),
+            None => Self::host(id),
+        }
     }
 
     pub fn data_dir(&self, id: u32) -> PathBuf {
@@ -70,9 +105,14 @@ impl TestCluster {
             ("WEIR_CLUSTER_CA_CERT".to_owned(), self.ca.0.display().to_string()),
             ("WEIR_CLUSTER_CA_KEY".to_owned(), self.ca.1.display().to_string()),
         ]);
+        let own = self.own_host(id);
+        if self.relay.is_some() {
+            env.push(("WEIR_ADVERTISED_HOST".to_owned(), Self::host(id)));
+            env.push(("WEIR_CLUSTER_LISTEN".to_owned(), format!("{own}:{}", self.cluster_port)));
+        }
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let command = serve_command_on(&Self::host(id), &self.data_dir(id), self.shards, self.port, &env);
-        let node = Node::spawn(command, &Self::host(id), &self.data_dir(id), self.shards, self.port);
+        let command = serve_command_on(&own, &self.data_dir(id), self.shards, self.port, &env);
+        let node = Node::spawn(command, &own, &self.data_dir(id), self.shards, self.port);
         self.nodes.insert(id, node);
     }
 

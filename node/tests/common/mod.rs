@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod relay;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -186,7 +187,8 @@ pub fn serve_command_on(
         .args(["serve", "--shards", &shards.to_string(), "--listen", &format!("{host}:{port}")])
         .arg("--data-dir")
         .arg(data_dir)
-        .env("WEIR_LOG", "warn")
+        // `WEIR_TEST_NODE_LOG` sets the nodes' log filter when a test needs their story.
+        .env("WEIR_LOG", std::env::var("WEIR_TEST_NODE_LOG").unwrap_or_else(|_| "warn".into()))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     command
