@@ -33,8 +33,9 @@
 //!    epoch even if it wins again. A restarted node stays in the ISR and ELR: Weir counts a
 //!    replica towards the high watermark only once its copy is durable (fdatasync), so a crash
 //!    loses no committed record. (KIP-966 removes a replica after an unclean shutdown because
-//!    Kafka acknowledges unflushed data; Weir does not.) A node that comes back, or restarts,
-//!    triggers an election in every leaderless partition it is a replica of.
+//!    Kafka acknowledges unflushed data; Weir does not.) A node that comes back, restarts, or
+//!    is heard by this controller for the first time triggers an election in every leaderless
+//!    partition it is a replica of.
 //! 7. AlterPartition (KIP-497/841) is accepted only from the current leader, in the current
 //!    leader epoch and against the current partition epoch, so a deposed leader or a stale
 //!    proposal is fenced. The new ISR contains the leader, lies within the assignment, has no
@@ -323,7 +324,10 @@ impl Controller {
         self.expire_sessions(now_ms);
         let live = self.nodes.get_mut(&node).expect("known node");
         let restarted = live.incarnation != Some(incarnation);
-        let returned = live.fenced;
+        // The first heartbeat this controller hears counts as a return too: a partition left
+        // without a leader under an earlier controller gets its election now, even from a node
+        // whose incarnation was known.
+        let returned = live.fenced || !live.heard;
         let session_end_ms = live.session_end_ms;
         *live = Liveness { session_end_ms, incarnation: Some(incarnation), heard: true, fenced: false };
         if restarted {
@@ -803,6 +807,18 @@ mod tests {
         r.handle_heartbeat(5003, n(1), 2).unwrap();
         let p = r.partition(P0).unwrap();
         assert_eq!((p.leader, p.leader_epoch), (Some(n(1)), epoch + 1));
+        // A partition left leaderless under the earlier controller is elected at the first
+        // heartbeat of a replica, though its incarnation is known.
+        let mut c = cluster(1, false);
+        fence_at(&mut c, 1000, &[2, 3], 1);
+        fence_at(&mut c, 2000, &[3], 2);
+        c.tick(2000 + SESSION_MS);
+        let left = c.partition(P0).unwrap().clone();
+        assert_eq!((left.leader, left.elr.clone()), (None, ns(&[3])), "{left:?}");
+        let mut l = Controller::recover(config(1, false), c.state().clone(), &ns(&[1, 2, 3]), 5000);
+        l.known_incarnations(&BTreeMap::from([(n(1), 1), (n(2), 1), (n(3), 1)]));
+        l.handle_heartbeat(5001, n(3), 1).unwrap();
+        assert_eq!(l.partition(P0).unwrap().leader, Some(n(3)), "{:?}", l.partition(P0));
         // What it heard itself is not overwritten by a later, older report.
         r.known_incarnations(&BTreeMap::from([(n(1), 1)]));
         r.handle_heartbeat(5004, n(1), 2).unwrap();
