@@ -373,8 +373,12 @@ mod leader_move {
         partitions: AtomicU32,
         /// The `timeout_ms` of each produce received.
         timeouts: Mutex<Vec<u32>>,
+        /// Produces received, by both nodes.
+        received: watch::Sender<u32>,
         /// How long a metadata answer takes (a busy node).
         metadata_ms: AtomicU32,
+        /// Node 2 answers a produce it refuses only at `elected` (a slow election).
+        refusals_wait: std::sync::atomic::AtomicBool,
     }
 
     impl MovingLeader {
@@ -422,6 +426,7 @@ mod leader_move {
                 }
                 Request::Produce { batches, timeout_ms, .. } => {
                     self.timeouts.lock().unwrap().push(timeout_ms);
+                    self.received.send_modify(|n| *n += 1);
                     batches.to_vec()
                 }
                 other => panic!("not served here: {other:?}"),
@@ -449,6 +454,9 @@ mod leader_move {
                 });
             }
             if Instant::now() < self.elected {
+                if self.refusals_wait.load(Ordering::SeqCst) {
+                    tokio_rt::time::sleep_until(self.elected).await;
+                }
                 return Some(Response::Produce {
                     error: ErrorCode::LeaderNotAvailable,
                     message: "node 2 is being elected".into(),
@@ -512,7 +520,9 @@ mod leader_move {
             elected,
             partitions: AtomicU32::new(1),
             timeouts: Mutex::new(Vec::new()),
+            received: watch::channel(0).0,
             metadata_ms: AtomicU32::new(0),
+            refusals_wait: Default::default(),
         });
         for (me, listener) in [a, b].into_iter().enumerate() {
             let f = fake.clone();
@@ -706,6 +716,37 @@ mod leader_move {
             assert!(at_1 <= partitions, "node 1 was sent {at_1} produces for {partitions} batches");
             let timeouts = fake.timeouts.lock().unwrap().clone();
             assert!(timeouts.iter().all(|t| (1..=20_000).contains(t)), "{timeouts:?}");
+            producer.close().await.unwrap();
+        });
+    }
+
+    /// A batch the leader refused while metadata still names it goes back there after
+    /// `retry_backoff_ms`; a record of the same partition waiting behind it (`max_in_flight =
+    /// 1`) waits for it rather than going out first to the node that now takes produces.
+    #[test]
+    fn a_record_waiting_behind_a_refused_batch_goes_after_it() {
+        runtime().block_on(async {
+            // Node 2 leads from the start; it refuses the first record, answering only once it
+            // is elected, and takes what comes after.
+            let elected = Instant::now() + Duration::from_millis(300);
+            let fake = start_with(false, 2, elected).await;
+            fake.refusals_wait.store(true, Ordering::SeqCst);
+            let target = Target::tcp(format!("127.0.0.1:{}", fake.ports[1]));
+            let config = ProducerConfig {
+                linger_ms: 0,
+                max_in_flight: 1,
+                retry_backoff_ms: 1000,
+                ..ProducerConfig::default()
+            };
+            let producer = Producer::connect(&target, config).await.unwrap();
+            let first = producer.enqueue(record(1)).await.unwrap();
+            // The second goes once the first is on the wire: a batch of its own, behind it.
+            fake.received.subscribe().wait_for(|n| *n >= 1).await.unwrap();
+            let second = producer.enqueue(record(2)).await.unwrap();
+            let (first, second) = (first.await.unwrap(), second.await.unwrap());
+            assert!(first < second, "the second record stored first: offsets {first} and {second}");
+            assert_eq!(*fake.stored.lock().unwrap(), [b"1".to_vec(), b"2".to_vec()]);
+            assert!(fake.timeouts.lock().unwrap().len() >= 3, "the first record was refused once");
             producer.close().await.unwrap();
         });
     }

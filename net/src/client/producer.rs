@@ -56,9 +56,11 @@ pub struct ProducerConfig {
     /// already have been written (its answer was lost): delivery is at least once, and with
     /// `max_in_flight` above 1 a retry can reorder the partition.
     pub retries: u32,
-    /// The wait before a retry; doubled per round (up to [`RETRY_BACKOFF_MAX_MS`]) while a
-    /// partition's leader moves, is elected or does not answer. Also the shortest time between
-    /// two metadata refreshes of a topic for batches refused at about the same time.
+    /// The wait before a retry: of a batch at a leader that refused it or does not answer while
+    /// metadata names no other (metadata is asked again each time, as librdkafka's fast
+    /// refresh), and, doubled per round up to [`RETRY_BACKOFF_MAX_MS`], before connecting again
+    /// after a connection broke or while a partition has no leader. Also the shortest time
+    /// between two metadata refreshes of a topic for batches refused at about the same time.
     pub retry_backoff_ms: u64,
     pub buffer_records_max: usize,
     /// Produce requests sent on the connection and not yet answered, at most. With more than
@@ -282,6 +284,9 @@ enum WorkerCmd {
     /// oldest first, once those in flight here are answered. Queued behind every record the
     /// router sent here before, so nothing of the partition stays behind.
     Release(BatchKey, oneshot::Sender<VecDeque<Reroute>>),
+    /// A batch of the partition this worker sent back to the router failed there: it will not
+    /// come back.
+    Gone(BatchKey),
     Flush(oneshot::Sender<()>),
 }
 
@@ -679,7 +684,8 @@ impl Router {
 
     /// A batch refused by a node that does not lead its partition, or whose node does not
     /// answer: ask for metadata again (unless it was just asked for) and hand it to the worker
-    /// of the leader named, which sends it after a backoff. When no node answers for metadata,
+    /// of the leader named, which sends it at once if the leader changed, else after
+    /// `retry_backoff_ms`. When no node answers for metadata,
     /// it goes where the routes known point, or back to the worker it came from.
     async fn reroute(&mut self, back: Reroute, reroutes: &mut mpsc::Receiver<Reroute>) {
         let Reroute { batch, error, from } = back;
@@ -710,7 +716,13 @@ impl Router {
             }
             Err(e) => {
                 let e = e.unwrap_or_else(|| delivery_timeout(batch.queued, self.config.delivery_timeout_ms));
+                let key = batch.key.clone();
                 fail(batch.replies, &final_error(&e, batch.maybe_written));
+                if let Some(w) = self.workers.get(&from).map(|w| w.tx.clone())
+                    && let Some(room) = self.room(&w, reroutes).await
+                {
+                    room.send(WorkerCmd::Gone(key));
+                }
             }
         }
     }
@@ -744,6 +756,7 @@ impl Router {
             in_flight: VecDeque::new(),
             reroute: self.reroute_tx.clone(),
             releasing: None,
+            away: HashMap::new(),
         };
         let task = tokio_rt::spawn(run(worker, rx));
         self.workers.insert(addr, WorkerHandle { tx: tx.clone(), task });
@@ -848,6 +861,11 @@ struct Worker {
     /// reroute queue (the router, waiting for the answer, may have no room left to take them).
     /// At most `max_in_flight` (only batches in flight come back).
     releasing: Option<VecDeque<Reroute>>,
+    /// Per partition, its batches sent back to the router that have not come back (as a
+    /// [`WorkerCmd::Resend`], a [`WorkerCmd::Gone`], or the partition released). While any is
+    /// away, the partition's newer batches follow it through the router instead of going out
+    /// here: a connection that answers again must not take them before the older one.
+    away: HashMap<BatchKey, usize>,
 }
 
 /// A batch on the wire, or waiting to go (again).
@@ -897,7 +915,11 @@ async fn run(mut w: Worker, mut rx: mpsc::Receiver<WorkerCmd>) {
                         Some(WorkerCmd::Send(topic, partition, record, reply, queued)) => {
                             w.add(topic, partition, record, reply, queued).await
                         }
-                        Some(WorkerCmd::Resend(f, e, not_before)) => w.resend_here(f, e, not_before).await,
+                        Some(WorkerCmd::Resend(f, e, not_before)) => {
+                            w.came_back(&f.key);
+                            w.resend_here(f, e, not_before).await
+                        }
+                        Some(WorkerCmd::Gone(key)) => w.came_back(&key),
                         Some(WorkerCmd::Release(key, done)) => {
                             let held = w.release(key).await;
                             let _ = done.send(held);
@@ -992,6 +1014,7 @@ impl Worker {
     /// another worker now): those in flight are answered first (the node may take them), and
     /// those refused come back here with the one still being built, oldest first.
     async fn release(&mut self, key: BatchKey) -> VecDeque<Reroute> {
+        self.away.remove(&key);
         self.releasing = Some(VecDeque::new());
         while self.in_flight.iter().any(|f| f.key == key) {
             self.complete_oldest().await;
@@ -1101,7 +1124,21 @@ impl Worker {
             fail(replies, &delivery_timeout(queued, self.config.delivery_timeout_ms));
             return;
         }
-        self.transmit(InFlight::new(key.clone(), batch, replies, queued)).await;
+        let f = InFlight::new(key.clone(), batch, replies, queued);
+        if self.away.contains_key(key) {
+            return self.send_back(f, leader_moved()).await;
+        }
+        self.transmit(f).await;
+    }
+
+    /// A batch of `key` sent back to the router came back, or will not.
+    fn came_back(&mut self, key: &BatchKey) {
+        if let Some(n) = self.away.get_mut(key) {
+            *n -= 1;
+            if *n == 0 {
+                self.away.remove(key);
+            }
+        }
     }
 
     /// Sends a batch (connecting first if there is no connection) and queues it as in flight;
@@ -1244,7 +1281,10 @@ impl Worker {
         tracing::warn!(topic = %f.key.0, partition = f.key.1, %error, "asking for metadata again");
         let expires = self.expires(f.queued);
         match tokio_rt::time::timeout_at(expires, self.reroute.reserve()).await {
-            Ok(Ok(room)) => room.send(Reroute { batch: f, error, from: self.target.addr.clone() }),
+            Ok(Ok(room)) => {
+                *self.away.entry(f.key.clone()).or_default() += 1;
+                room.send(Reroute { batch: f, error, from: self.target.addr.clone() })
+            }
             Ok(Err(_)) => fail(f.replies, &final_error(&ClientError::Closed, f.maybe_written)),
             Err(_) => fail(f.replies, &delivery_timeout(f.queued, self.config.delivery_timeout_ms)),
         }
