@@ -107,7 +107,7 @@ pub struct NodeConfig {
     pub heartbeat_interval_ms: u64,
     /// A node not heard from for this long is fenced: it leaves every ISR and loses the
     /// partitions it leads. The control plane's Raft elections follow from it: a controller
-    /// not heard from for a third to half of it is replaced.
+    /// not heard from for half to two thirds of it is replaced.
     pub session_timeout_ms: u64,
     /// Bytes a shard fetches from leaders per second at most, over all the partitions it
     /// follows (catch-up after a restart or a new replica). A token bucket on fetched bytes.

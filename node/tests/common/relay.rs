@@ -80,6 +80,7 @@ async fn relay_front(front: Arc<UdpSocket>, node: SocketAddr, cut: Cut) {
         };
         let _ = towards.send(&buf[..n]).await;
     }
+    eprintln!("relay at {:?} stopped: nothing reaches {node} through it any more", front.local_addr());
 }
 
 /// The node's answers to `sender`, back through the front socket, until the mapping is idle.
