@@ -19,6 +19,8 @@ pub use damage::DamagedRange;
 pub use error::{BatchError, LogError};
 pub mod group_commit;
 pub mod log;
+pub mod producer_scan;
+pub mod producers;
 pub mod scrub;
 pub mod segment;
 pub mod timestamp_lookup;

@@ -18,6 +18,7 @@ use crate::epoch_store::{EpochStore, Opened};
 use crate::error::{BatchError, LogError, Result};
 use crate::group_commit::PendingSync;
 use crate::index::{INDEX_ENTRY_BYTES, IndexEntry, SealedInfo, SegmentIndex};
+use crate::producers::ProducerTable;
 use crate::scrub::{ScrubCursor, ScrubOutcome, ScrubPlan};
 use crate::segment::{
     Fetched, ReadPlan, Scan, ScanEnd, ScanKind, Segment, data_file_name, index_file_name,
@@ -215,6 +216,8 @@ pub struct PartitionLog<S: Storage> {
     damaged: Vec<DamagedRange>,
     /// Where the scrubber goes on: see [`crate::scrub`].
     scrub: ScrubCursor,
+    /// Idempotent producers' last batches: see [`crate::producers`]. Rebuilt at open.
+    pub(crate) producers: ProducerTable,
 }
 
 fn io_err(op: &'static str, name: &str) -> impl FnOnce(std::io::Error) -> LogError {
@@ -349,7 +352,10 @@ impl<S: Storage> PartitionLog<S> {
             epochs,
             damaged,
             scrub: Default::default(),
+            producers: ProducerTable::default(),
         };
+        let mut log = log;
+        log.producers = log.scan_producers().await?;
         Ok((log, report))
     }
 
@@ -750,6 +756,7 @@ impl<S: Storage> PartitionLog<S> {
             .checked_add(u64::from(h.last_offset_delta) + 1)
             .expect("offsets fit u64: a dense batch adds at most 2^32 to a u64 below 2^63");
         a.seg.index.on_batch((base - a.seg.base) as u32, position as u32, h.batch_len, h.max_timestamp);
+        self.producers.on_append(&h, base);
         Ok(Appended { base_offset: base, last_offset: base + u64::from(h.last_offset_delta) })
     }
 
@@ -1097,6 +1104,9 @@ impl<S: Storage> PartitionLog<S> {
             r => r,
         };
         self.failed = r.is_err();
+        if let Ok(end) = r {
+            self.producers.truncate_from(end);
+        }
         r
     }
 
@@ -1114,6 +1124,8 @@ impl<S: Storage> PartitionLog<S> {
     pub async fn start_over_at(&mut self, offset: u64, now_ms: u64) -> Result<u64> {
         self.check_usable()?;
         assert!(offset >= self.next_offset(), "a log starts over at or past its end");
+        // Whatever it knew of producers was of batches that go.
+        self.producers.clear();
         if offset == self.next_offset() {
             self.roll(now_ms).await?;
             self.begin_change()?;

@@ -1,0 +1,84 @@
+//! Idempotent producers' state in a real log: kept through appends, rebuilt at reopen from
+//! segments on disk, cut with the log, and kept by a follower copying the leader's batches.
+
+mod common;
+
+use common::small_config;
+use weir_log::PartitionLog;
+use weir_log::batch::{Batch, BatchBuilder, BatchView, ProducerStamp, Record};
+use weir_log::producers::{SequenceError, Verdict};
+use weir_log::storage::mem::MemStorage;
+
+/// A batch of `n` records of producer `id` in `epoch`, its first record at sequence `seq`.
+fn stamped(id: i64, epoch: i16, seq: i32, n: usize) -> Batch {
+    let mut b = BatchBuilder::new(8 << 10);
+    for i in 0..n {
+        let value = format!("{id}:{seq}:{i}").into_bytes();
+        b.push(&Record { key: None, value: Some(&value), headers: &[], timestamp: 1 }).unwrap();
+    }
+    b.seal(ProducerStamp { producer_id: id, producer_epoch: epoch, base_sequence: seq })
+}
+
+async fn append(log: &mut PartitionLog<MemStorage>, b: &Batch) -> u64 {
+    let v = BatchView::validate(b.as_bytes(), usize::MAX).unwrap();
+    assert_eq!(log.check_producer(v.header()), Ok(Verdict::Append));
+    log.append(&v, 0, 0).await.unwrap().base_offset
+}
+
+fn check(log: &PartitionLog<MemStorage>, b: &Batch) -> Result<Verdict, SequenceError> {
+    log.check_producer(&b.header())
+}
+
+#[test]
+fn retries_are_recognised_after_a_reopen_and_forgotten_with_a_cut() {
+    futures::executor::block_on(async {
+        let storage = MemStorage::new();
+        let (mut log, _) = PartitionLog::open(storage.clone(), small_config(), 0).await.unwrap();
+        // Enough batches of two producers (and of none) to fill several segments.
+        let mut offsets = Vec::new();
+        for i in 0..200 {
+            offsets.push(append(&mut log, &stamped(1, 0, i * 3, 3)).await);
+            append(&mut log, &stamped(2, 4, i, 1)).await;
+            append(&mut log, &common::batch(9, 2, 40, 1)).await;
+        }
+        assert!(log.segment_bases().len() > 3, "several segments");
+        log.flush().await.unwrap();
+        let last = stamped(1, 0, 199 * 3, 3);
+        let dup = Verdict::Duplicate { base_offset: offsets[199], last_offset: offsets[199] + 2 };
+        assert_eq!(check(&log, &last), Ok(dup));
+        drop(log);
+        let (mut log, _) = PartitionLog::open(storage.clone(), small_config(), 0).await.unwrap();
+        assert_eq!(check(&log, &last), Ok(dup), "rebuilt from the segments at reopen");
+        assert!(matches!(check(&log, &stamped(1, 0, 0, 3)), Err(SequenceError::OutOfOrder { .. })));
+        assert!(matches!(check(&log, &stamped(2, 3, 200, 1)), Err(SequenceError::Fenced { .. })));
+        assert_eq!(check(&log, &stamped(1, 0, 600, 1)), Ok(Verdict::Append));
+        // Cut before producer 1's last batch: it may come again, as new.
+        log.truncate_to(offsets[199], 0).await.unwrap();
+        assert_eq!(check(&log, &last), Ok(Verdict::Append));
+        assert!(matches!(check(&log, &stamped(1, 0, 600, 1)), Err(SequenceError::OutOfOrder { .. })));
+    });
+}
+
+#[test]
+fn a_follower_copying_the_leaders_batches_knows_its_producers() {
+    futures::executor::block_on(async {
+        let (mut leader, _) = PartitionLog::open(MemStorage::new(), small_config(), 0).await.unwrap();
+        let (mut follower, _) = PartitionLog::open(MemStorage::new(), small_config(), 0).await.unwrap();
+        for i in 0..5 {
+            append(&mut leader, &stamped(3, 0, i * 2, 2)).await;
+        }
+        leader.flush().await.unwrap();
+        let fetched = leader.read(0, 1 << 20).await.unwrap();
+        let mut bytes = fetched.bytes();
+        while !bytes.is_empty() {
+            let mut aligned = rkyv::util::AlignedVec::<16>::new();
+            aligned.extend_from_slice(bytes);
+            let v = BatchView::validate(&aligned, usize::MAX).unwrap();
+            follower.append_replicated(&v, 0).await.unwrap();
+            bytes = &bytes[v.bytes().len()..];
+        }
+        let retry = stamped(3, 0, 8, 2);
+        assert_eq!(check(&follower, &retry), Ok(Verdict::Duplicate { base_offset: 8, last_offset: 9 }));
+        assert_eq!(check(&follower, &stamped(3, 0, 10, 1)), Ok(Verdict::Append));
+    });
+}
