@@ -135,6 +135,19 @@ impl Replica {
         }
     }
 
+    /// The produce's batch was in the log already at `range`: it is answered with that range
+    /// once the range is as durable as its acks ask, as the original would have been.
+    pub(crate) fn on_produce_found(&mut self, produce: u64, range: AppendedRange) {
+        assert!(
+            range.base < range.end && range.end <= self.offsets.log_end(),
+            "found batches lie in the log"
+        );
+        let Role::Leader(l) = &mut self.role else { return };
+        if let Some(p) = l.produces.iter_mut().find(|p| p.id == produce) {
+            p.range = Some(range);
+        }
+    }
+
     /// Answers a follower's fetch: refused if it does not belong to this epoch, diverging if
     /// its log disagrees with this one (KIP-279), else records from its fetch offset. A fetch
     /// that agrees reports the follower's durable end, which may move the high watermark.

@@ -53,6 +53,12 @@ pub enum LogEvent {
         produce: u64,
         result: Result<AppendedRange, LogFailure>,
     },
+    /// The produce's batch was in the log already, at `range` (an idempotent producer's
+    /// retry): nothing was appended, and the produce is answered as its original was.
+    ProduceFound {
+        produce: u64,
+        range: AppendedRange,
+    },
     /// Every batch appended, in order; `failure` if the log refused one (the rest were not tried).
     FetchedAppended {
         request_id: u64,

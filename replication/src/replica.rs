@@ -328,6 +328,7 @@ impl Replica {
                 self.on_epoch_begun(epoch, start);
             }
             LogEvent::ProduceAppended { produce, result } => self.on_produce_appended(produce, result),
+            LogEvent::ProduceFound { produce, range } => self.on_produce_found(produce, range),
             LogEvent::FetchedAppended { request_id, appended, failure } => {
                 for r in &appended {
                     self.on_appended(*r);
