@@ -202,6 +202,14 @@ impl ControlHandle {
         }
     }
 
+    /// A block of `count` producer ids never handed out before, committed: `[first, first + count)`.
+    pub async fn allocate_producer_ids(&self, count: u32) -> Result<std::ops::Range<i64>, ControlError> {
+        match self.call(ControlCall::AllocateProducerIds { count }).await? {
+            ControlReply::ProducerIds { first, count } => Ok(first..first + i64::from(count)),
+            other => Err(ControlError::Rpc { reason: format!("unexpected answer {other:?}") }),
+        }
+    }
+
     /// The members as the controller sees them.
     pub async fn status(&self) -> Result<ClusterStatus, ControlError> {
         match self.call(ControlCall::Status).await? {

@@ -300,6 +300,13 @@ impl ControllerHost {
                 Ok(ControlReply::Done)
             }
             ControlCall::Status => Ok(ControlReply::Status(self.status())),
+            ControlCall::AllocateProducerIds { count } => {
+                // Calls are served one at a time and only the controller allocates: the next
+                // free id is the applied one.
+                let first = self.meta.borrow().next_producer_id;
+                self.propose(MetaCommand::AllocateProducerIds { first, count }).await??;
+                Ok(ControlReply::ProducerIds { first, count })
+            }
         }
     }
 

@@ -36,6 +36,9 @@ pub enum MetaError {
     /// A partition state that would take an epoch back: a proposal from a deposed controller.
     #[error("stale state for partition {partition:?}: epoch {requested}, current {current}")]
     StalePartitionEpoch { partition: PartitionId, current: u32, requested: u32 },
+    /// Producer ids allocated from an older state: a proposal from a deposed controller.
+    #[error("stale producer id allocation from {requested}: the next free id is {next}")]
+    StaleProducerIds { next: i64, requested: i64 },
 }
 
 /// Why a control-plane request failed.

@@ -92,6 +92,14 @@ pub enum MetaCommand {
     /// recovered afresh). A partition may appear more than once; each change is checked
     /// against the one before it.
     PartitionsChanged(Vec<(PartitionId, PartitionState)>),
+    /// Hands out producer ids `[first, first + count)` to a node, which gives them to idempotent
+    /// producers. `first` is the next id never handed out when proposed; a command proposed
+    /// against an older state (a deposed controller's) is refused, so no id is handed out
+    /// twice.
+    AllocateProducerIds {
+        first: i64,
+        count: u32,
+    },
 }
 
 /// See the module documentation.
@@ -105,6 +113,9 @@ pub struct ClusterMeta {
     /// Each node's latest incarnation the controller has acted on ([`MetaCommand::NodeStarted`]).
     #[serde(default)]
     pub incarnations: BTreeMap<NodeId, u64>,
+    /// The lowest idempotent-producer id never handed out ([`MetaCommand::AllocateProducerIds`]).
+    #[serde(default)]
+    pub next_producer_id: i64,
 }
 
 impl ClusterMeta {
@@ -144,6 +155,15 @@ impl ClusterMeta {
                     });
                 }
                 *known = *incarnation;
+            }
+            MetaCommand::AllocateProducerIds { first, count } => {
+                if *first != self.next_producer_id {
+                    return Err(MetaError::StaleProducerIds {
+                        next: self.next_producer_id,
+                        requested: *first,
+                    });
+                }
+                self.next_producer_id = first.checked_add(i64::from(*count)).expect("producer ids fit i64");
             }
         }
         Ok(())
@@ -380,6 +400,17 @@ mod tests {
         let gone = meta.apply(&MetaCommand::DeleteTopic { name: "u".into() });
         assert_eq!(gone, Err(MetaError::UnknownTopic { name: "u".into() }));
         assert_eq!(meta, before);
+    }
+
+    #[test]
+    fn producer_ids_are_handed_out_once_and_a_stale_allocation_is_refused() {
+        let mut meta = registered(&[1]);
+        let allocate = |first, count| MetaCommand::AllocateProducerIds { first, count };
+        meta.apply(&allocate(0, 1000)).unwrap();
+        meta.apply(&allocate(1000, 10)).unwrap();
+        let stale = meta.apply(&allocate(0, 1000));
+        assert_eq!(stale, Err(MetaError::StaleProducerIds { next: 1010, requested: 0 }));
+        assert_eq!(meta.next_producer_id, 1010);
     }
 
     #[test]

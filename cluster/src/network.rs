@@ -148,7 +148,10 @@ fn speaks_for(call: &ControlCall) -> Option<NodeId> {
         ControlCall::Heartbeat { node, .. } => Some(*node),
         ControlCall::Register(info) => Some(info.id),
         ControlCall::AlterPartition(alter) => Some(alter.leader),
-        ControlCall::CreateTopic(_) | ControlCall::DeleteTopic { .. } | ControlCall::Status => None,
+        ControlCall::CreateTopic(_)
+        | ControlCall::DeleteTopic { .. }
+        | ControlCall::Status
+        | ControlCall::AllocateProducerIds { .. } => None,
     }
 }
 

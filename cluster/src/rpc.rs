@@ -96,12 +96,21 @@ impl From<WireAlter> for AlterPartition {
 /// answers [`WireError::NotController`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ControlCall {
-    Heartbeat { node: NodeId, incarnation: u64 },
+    Heartbeat {
+        node: NodeId,
+        incarnation: u64,
+    },
     AlterPartition(WireAlter),
     CreateTopic(CreateTopic),
-    DeleteTopic { name: String },
+    DeleteTopic {
+        name: String,
+    },
     Register(NodeInfo),
     Status,
+    /// A block of `count` producer ids for the calling node.
+    AllocateProducerIds {
+        count: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +118,11 @@ pub enum ControlReply {
     Done,
     Partition(PartitionState),
     Status(ClusterStatus),
+    /// Producer ids `[first, first + count)`, committed as handed out.
+    ProducerIds {
+        first: i64,
+        count: u32,
+    },
 }
 
 /// One member of the cluster as the controller sees it.
