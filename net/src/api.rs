@@ -25,10 +25,11 @@ pub enum ApiKey {
     ListOffsets = 7,
     NodeStats = 8,
     ClusterStatus = 9,
+    InitProducerId = 10,
 }
 
 impl ApiKey {
-    pub const ALL: [ApiKey; 10] = [
+    pub const ALL: [ApiKey; 11] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::CreateTopic,
@@ -39,6 +40,7 @@ impl ApiKey {
         ApiKey::ListOffsets,
         ApiKey::NodeStats,
         ApiKey::ClusterStatus,
+        ApiKey::InitProducerId,
     ];
 
     pub fn from_u16(v: u16) -> Result<Self, DecodeError> {
@@ -195,6 +197,8 @@ pub enum Request<'a> {
     NodeStats,
     /// The cluster's nodes and its under-replicated partitions.
     ClusterStatus,
+    /// A producer id, unique in the cluster, for an idempotent producer.
+    InitProducerId,
 }
 
 /// Where a shard of the node listens for clients that talk to it directly.
@@ -276,6 +280,13 @@ pub enum Response<'a> {
         nodes: Vec<NodeStatus>,
         under_replicated: Vec<UnderReplicated>,
     },
+    /// A producer id never handed out before, and its first epoch.
+    InitProducerId {
+        error: ErrorCode,
+        message: String,
+        producer_id: i64,
+        producer_epoch: i16,
+    },
 }
 
 /// What one shard has done since the node started.
@@ -314,6 +325,7 @@ impl<'a> Request<'a> {
             Request::ListOffsets { .. } => ApiKey::ListOffsets,
             Request::NodeStats => ApiKey::NodeStats,
             Request::ClusterStatus => ApiKey::ClusterStatus,
+            Request::InitProducerId => ApiKey::InitProducerId,
         }
     }
 
@@ -342,7 +354,7 @@ impl<'a> Request<'a> {
 
     fn encode_fields(&self, w: &mut Writer) -> Result<(), EncodeError> {
         match self {
-            Request::ApiVersions | Request::NodeStats | Request::ClusterStatus => {}
+            Request::ApiVersions | Request::NodeStats | Request::ClusterStatus | Request::InitProducerId => {}
             Request::Metadata { topics } => {
                 w.u32(count("topics", topics.len())?);
                 for t in topics {
@@ -410,6 +422,7 @@ impl<'a> Request<'a> {
             },
             ApiKey::NodeStats => Request::NodeStats,
             ApiKey::ClusterStatus => Request::ClusterStatus,
+            ApiKey::InitProducerId => Request::InitProducerId,
         };
         r.finish()?;
         Ok(req)
@@ -523,6 +536,7 @@ impl Response<'_> {
             Response::ListOffsets { .. } => ApiKey::ListOffsets,
             Response::NodeStats { .. } => ApiKey::NodeStats,
             Response::ClusterStatus { .. } => ApiKey::ClusterStatus,
+            Response::InitProducerId { .. } => ApiKey::InitProducerId,
         }
     }
 
@@ -574,6 +588,9 @@ impl Response<'_> {
             }
             Response::ClusterStatus { nodes, under_replicated } => {
                 cluster::encode_status(w, nodes, under_replicated)?
+            }
+            Response::InitProducerId { error, message, producer_id, producer_epoch } => {
+                w.u16(*error as u16).text(message).i64(*producer_id).u16(*producer_epoch as u16);
             }
         }
         Ok(())
@@ -646,6 +663,12 @@ impl Response<'_> {
                 let (nodes, under_replicated) = cluster::decode_status(&mut r)?;
                 Response::ClusterStatus { nodes, under_replicated }
             }
+            ApiKey::InitProducerId => Response::InitProducerId {
+                error: code(&mut r)?,
+                message: r.str()?,
+                producer_id: r.i64()?,
+                producer_epoch: r.u16()? as i16,
+            },
         };
         r.finish()?;
         Ok(resp)

@@ -42,6 +42,12 @@ pub enum ErrorCode {
     /// acks=all was not satisfied within the produce's `timeout_ms`: the batch was appended by
     /// the leader and may yet become durable, or be lost. A retry may duplicate it.
     RequestTimedOut = 18,
+    /// An idempotent producer's batch does not follow the last one the partition has of it (a
+    /// batch before it is missing): nothing was appended.
+    OutOfOrderSequence = 19,
+    /// An idempotent producer's batch carries an epoch older than one the partition has of it
+    /// (a stale retry): nothing was appended.
+    ProducerFenced = 20,
     Unknown = 0xffff,
 }
 
@@ -68,6 +74,8 @@ impl ErrorCode {
             16 => NotEnoughReplicas,
             17 => LeaderNotAvailable,
             18 => RequestTimedOut,
+            19 => OutOfOrderSequence,
+            20 => ProducerFenced,
             _ => Unknown,
         }
     }

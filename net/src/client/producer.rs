@@ -80,6 +80,11 @@ pub struct ProducerConfig {
     /// Send each partition's batches to the shard that owns it, at the address Metadata gives
     /// for it; off, everything goes through the address the producer was given.
     pub shard_aware: bool,
+    /// Idempotent (on by default, as Kafka's producer since 3.0; only with `acks` = `All`): the
+    /// producer takes a producer id from the cluster, stamps each batch with its partition's
+    /// next sequence, and a batch sent again after its answer was lost is recognised by the
+    /// leader and stored once. See [`Sequences`].
+    pub idempotent: bool,
 }
 
 impl Default for ProducerConfig {
@@ -95,6 +100,7 @@ impl Default for ProducerConfig {
             shard_aware: true,
             delivery_timeout_ms: 120_000,
             request_timeout_ms: 30_000,
+            idempotent: true,
         }
     }
 }
@@ -174,7 +180,12 @@ impl Producer {
                 ),
             });
         }
-        let bootstrap = Some(Connection::connect(target).await?);
+        let mut bootstrap = Connection::connect(target).await?;
+        let seqs = match config.idempotent && config.acks == Acks::All {
+            true => Some(Arc::new(Sequences::new(init_producer_id(&mut bootstrap, &config).await?))),
+            false => None,
+        };
+        let bootstrap = Some(bootstrap);
         let (tx, rx) = mpsc::channel(config.buffer_records_max.max(1));
         let (reroute_tx, reroute_rx) = mpsc::channel(REROUTES_MAX);
         let router = Router {
@@ -188,6 +199,7 @@ impl Producer {
             sticky: HashMap::new(),
             reroute_tx,
             deferred: VecDeque::new(),
+            seqs,
         };
         Ok(Self { tx, task: tokio_rt::spawn(route(router, rx, reroute_rx)) })
     }
@@ -310,6 +322,8 @@ struct Router {
     /// Shard addresses that could not be reached, and the address used instead.
     aliases: HashMap<String, String>,
     sticky: HashMap<String, Sticky>,
+    /// The idempotent producer's sequences, shared with every worker.
+    seqs: Option<Arc<Sequences>>,
     /// Where workers send back the batches a node refused as not its partition's leader.
     reroute_tx: mpsc::Sender<Reroute>,
     /// Batches taken from the reroute queue while the router waited on a worker (so that a
@@ -757,6 +771,7 @@ impl Router {
             reroute: self.reroute_tx.clone(),
             releasing: None,
             away: HashMap::new(),
+            seqs: self.seqs.clone(),
         };
         let task = tokio_rt::spawn(run(worker, rx));
         self.workers.insert(addr, WorkerHandle { tx: tx.clone(), task });
@@ -866,6 +881,7 @@ struct Worker {
     /// away, the partition's newer batches follow it through the router instead of going out
     /// here: a connection that answers again must not take them before the older one.
     away: HashMap<BatchKey, usize>,
+    seqs: Option<Arc<Sequences>>,
 }
 
 /// A batch on the wire, or waiting to go (again).
@@ -882,6 +898,8 @@ struct InFlight {
     /// An attempt reached the node and its answer was lost, or the node could not tell: if the
     /// batch fails in the end, it may have been written all the same.
     maybe_written: bool,
+    /// An idempotent producer's batch: its sequence, given up unless it is acknowledged.
+    seq: Option<SeqGuard>,
 }
 
 impl InFlight {
@@ -890,9 +908,10 @@ impl InFlight {
         batch: weir_log::batch::Batch,
         replies: Vec<oneshot::Sender<Result<u64>>>,
         queued: Instant,
+        seq: Option<SeqGuard>,
     ) -> Self {
         let request = super::connection::Pending::placeholder();
-        Self { key, batch, replies, request, attempt: 0, queued, sent: queued, maybe_written: false }
+        Self { key, batch, replies, request, attempt: 0, queued, sent: queued, maybe_written: false, seq }
     }
 }
 
@@ -1023,8 +1042,9 @@ impl Worker {
         if let Some(mut p) = self.batches.remove(&key)
             && !p.builder.is_empty()
         {
-            let batch = p.builder.seal_reset(ProducerStamp::default());
-            let f = InFlight::new(key, batch, std::mem::take(&mut p.replies), p.queued);
+            let (stamp, seq) = stamp(&self.seqs, &key, p.builder.len());
+            let batch = p.builder.seal_reset(stamp);
+            let f = InFlight::new(key, batch, std::mem::take(&mut p.replies), p.queued, seq);
             held.push_back(Reroute { batch: f, error: leader_moved(), from: self.target.addr.clone() });
         }
         held
@@ -1112,7 +1132,8 @@ impl Worker {
             self.batches.insert(key.clone(), p);
             return;
         }
-        let batch = p.builder.seal_reset(ProducerStamp::default());
+        let (stamp, seq) = stamp(&self.seqs, key, p.builder.len());
+        let batch = p.builder.seal_reset(stamp);
         let replies = std::mem::take(&mut p.replies);
         let queued = p.queued;
         // Keep the builder's memory for the next batch of this partition.
@@ -1124,7 +1145,7 @@ impl Worker {
             fail(replies, &delivery_timeout(queued, self.config.delivery_timeout_ms));
             return;
         }
-        let f = InFlight::new(key.clone(), batch, replies, queued);
+        let f = InFlight::new(key.clone(), batch, replies, queued, seq);
         if self.away.contains_key(key) {
             return self.send_back(f, leader_moved()).await;
         }
@@ -1187,6 +1208,10 @@ impl Worker {
         });
         match result {
             Ok(base) => {
+                let mut f = f;
+                if let Some(seq) = &mut f.seq {
+                    seq.answered = true;
+                }
                 for (i, r) in f.replies.into_iter().enumerate() {
                     let _ = r.send(Ok(base + i as u64));
                 }
@@ -1252,7 +1277,8 @@ impl Worker {
         // A leader moving or being elected is waited for until the batch's time is up, however
         // many rounds that takes; other transient errors count against `retries`.
         let moved = matches!(&e, ClientError::Server { code, .. } if code.needs_metadata_refresh());
-        if !e.is_retriable() || (!moved && f.attempt >= self.config.retries) {
+        let retriable = e.is_retriable() || self.sequence_may_heal(&f, &e);
+        if !retriable || (!moved && f.attempt >= self.config.retries) {
             fail(f.replies, &final_error(&e, f.maybe_written));
             return;
         }
@@ -1267,6 +1293,16 @@ impl Worker {
             return;
         }
         Box::pin(self.transmit(InFlight { attempt: f.attempt + 1, ..f })).await
+    }
+
+    /// Whether a batch refused `OutOfOrderSequence` may yet be taken: a batch of its partition
+    /// before it is on its way again (refused for a moment, or resent), unless one was given up
+    /// in its epoch, whose sequence no batch will fill.
+    fn sequence_may_heal(&self, f: &InFlight, e: &ClientError) -> bool {
+        let out_of_order =
+            matches!(e, ClientError::Server { code: crate::ErrorCode::OutOfOrderSequence, .. });
+        let live = |s: &Arc<Sequences>, g: &SeqGuard| s.epoch(&f.key) == g.epoch;
+        out_of_order && self.seqs.as_ref().zip(f.seq.as_ref()).is_some_and(|(s, g)| live(s, g))
     }
 
     /// Hands a batch to the router to send to its partition's leader as metadata names it now
@@ -1426,5 +1462,99 @@ fn final_error(last: &ClientError, maybe_written: bool) -> ClientError {
 fn fail(replies: Vec<oneshot::Sender<Result<u64>>>, e: &ClientError) {
     for r in replies {
         let _ = r.send(Err(e.duplicate()));
+    }
+}
+
+/// The stamp of the next batch of `key` with `records` records, and the guard of its sequence;
+/// no stamp without an idempotent producer.
+fn stamp(seqs: &Option<Arc<Sequences>>, key: &BatchKey, records: usize) -> (ProducerStamp, Option<SeqGuard>) {
+    match seqs {
+        Some(s) => {
+            let (stamp, guard) = s.stamp(key, records as u32);
+            (stamp, Some(guard))
+        }
+        None => (ProducerStamp::default(), None),
+    }
+}
+
+/// Asks the node for a producer id, again after `retry_backoff_ms` while the answer is a
+/// transient refusal (no controller yet), for `request_timeout_ms` at most.
+async fn init_producer_id(conn: &mut Connection, config: &ProducerConfig) -> Result<i64> {
+    let deadline = Instant::now() + Duration::from_millis(config.request_timeout_ms);
+    loop {
+        let answer = conn.call(&Request::InitProducerId).await?;
+        let e = match answer.response()? {
+            Response::InitProducerId { error: crate::ErrorCode::None, producer_id, .. } => {
+                return Ok(producer_id);
+            }
+            Response::InitProducerId { error, message, .. } => ClientError::Server { code: error, message },
+            other => return Err(super::admin::unexpected(&other)),
+        };
+        if !e.is_retriable() || Instant::now() >= deadline {
+            return Err(e);
+        }
+        tokio_rt::time::sleep(Duration::from_millis(config.retry_backoff_ms)).await;
+    }
+}
+
+/// An idempotent producer's sequences: its producer id and, per partition, the epoch and the
+/// next sequence to stamp. Shared by the workers: a partition moves between them with its
+/// batches, each stamped once, when sealed, and sent again with the same stamp.
+///
+/// A batch given up (failed, not acknowledged) leaves a gap in its partition's sequences that
+/// the leader would refuse every later batch for: the partition's next batches start a new
+/// epoch at sequence 0 (once per epoch; the leader takes a newer epoch from 0), and batches of
+/// the old epoch still on their way fail rather than wait for the gap to fill.
+#[derive(Debug)]
+pub struct Sequences {
+    producer_id: i64,
+    parts: std::sync::Mutex<HashMap<BatchKey, (i16, i32)>>,
+}
+
+impl Sequences {
+    fn new(producer_id: i64) -> Self {
+        Self { producer_id, parts: std::sync::Mutex::new(HashMap::new()) }
+    }
+
+    fn stamp(self: &Arc<Self>, key: &BatchKey, records: u32) -> (ProducerStamp, SeqGuard) {
+        let mut parts = self.parts.lock().expect("not poisoned");
+        let (epoch, next) = parts.entry(key.clone()).or_insert((0, 0));
+        let stamp =
+            ProducerStamp { producer_id: self.producer_id, producer_epoch: *epoch, base_sequence: *next };
+        *next = ((i64::from(*next) + i64::from(records)) % (i64::from(i32::MAX) + 1)) as i32;
+        let guard = SeqGuard { seqs: self.clone(), key: key.clone(), epoch: *epoch, answered: false };
+        (stamp, guard)
+    }
+
+    fn epoch(&self, key: &BatchKey) -> i16 {
+        self.parts.lock().expect("not poisoned").get(key).map_or(0, |p| p.0)
+    }
+
+    /// A batch of `key` stamped in `epoch` was given up.
+    fn given_up(&self, key: &BatchKey, epoch: i16) {
+        let mut parts = self.parts.lock().expect("not poisoned");
+        if let Some(p) = parts.get_mut(key)
+            && p.0 == epoch
+        {
+            // At the last epoch the gap stays: the partition's later batches fail in turn.
+            *p = (epoch.saturating_add(1), if epoch == i16::MAX { p.1 } else { 0 });
+        }
+    }
+}
+
+/// An idempotent batch's sequence: given up when the batch goes without an acknowledgement.
+#[derive(Debug)]
+struct SeqGuard {
+    seqs: Arc<Sequences>,
+    key: BatchKey,
+    epoch: i16,
+    answered: bool,
+}
+
+impl Drop for SeqGuard {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.seqs.given_up(&self.key, self.epoch);
+        }
     }
 }
