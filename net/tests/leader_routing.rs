@@ -72,6 +72,7 @@ impl Cluster {
             || format!("node {} does not lead t/0; node 2 at 127.0.0.1:{} does", me + 1, self.ports[1]);
         match req {
             Request::Metadata { .. } => self.metadata(),
+            Request::InitProducerId => producer_id(),
             Request::Produce { .. } => {
                 self.produces[me].fetch_add(1, Ordering::SeqCst);
                 if me == 0 {
@@ -184,6 +185,16 @@ async fn start_with(node_1_dies: bool) -> Arc<Cluster> {
         }
     }
     cluster
+}
+
+/// The fake nodes' answer to InitProducerId: producer 1.
+fn producer_id() -> Response<'static> {
+    Response::InitProducerId {
+        error: ErrorCode::None,
+        message: String::new(),
+        producer_id: 1,
+        producer_epoch: 0,
+    }
 }
 
 /// A port nothing listens on: bound, then released.
@@ -424,6 +435,7 @@ mod leader_move {
                     tokio_rt::time::sleep(Duration::from_millis(ms.into())).await;
                     return Some(self.metadata());
                 }
+                Request::InitProducerId => return Some(super::producer_id()),
                 Request::Produce { batches, timeout_ms, .. } => {
                     self.timeouts.lock().unwrap().push(timeout_ms);
                     self.received.send_modify(|n| *n += 1);

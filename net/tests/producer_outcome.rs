@@ -61,6 +61,15 @@ async fn serve(mut s: tokio_rt::net::TcpStream, port: u16) {
                 };
                 frame(ApiKey::Produce, h.correlation_id, &resp)
             }
+            ApiKey::InitProducerId => {
+                let resp = Response::InitProducerId {
+                    error: ErrorCode::None,
+                    message: String::new(),
+                    producer_id: 1,
+                    producer_epoch: 0,
+                };
+                frame(ApiKey::InitProducerId, h.correlation_id, &resp)
+            }
             other => panic!("unexpected request {other:?}"),
         };
         s.write_all(&answer).await.unwrap();

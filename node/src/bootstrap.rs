@@ -40,6 +40,8 @@ pub struct ShardStart {
     pub limits: Limits,
     /// The control plane, for a node with peers; `None` for a node alone.
     pub link: Option<std::sync::Arc<dyn crate::control_link::ControlLink>>,
+    /// The node's producer ids, shared by its shards.
+    pub producer_ids: Arc<crate::producer_ids::ProducerIds>,
 }
 
 /// What a shard listens with, kept to stop them at shutdown.
@@ -51,9 +53,21 @@ struct Listeners {
 
 /// Runs one shard until the node stops. Reports on `start.ready` whether it started.
 pub async fn run_shard(start: ShardStart) {
-    let ShardStart { id, config, mesh, table, stop, ready, counters, loaded, quic_config, limits, link } =
-        start;
-    let shard = match build(id, config, mesh, counters).await {
+    let ShardStart {
+        id,
+        config,
+        mesh,
+        table,
+        stop,
+        ready,
+        counters,
+        loaded,
+        quic_config,
+        limits,
+        link,
+        producer_ids,
+    } = start;
+    let shard = match build(id, config, mesh, counters, producer_ids).await {
         Ok(shard) => shard,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -126,6 +140,7 @@ async fn build(
     config: NodeConfig,
     mesh: Mesh,
     counters: Arc<NodeCounters>,
+    producer_ids: Arc<crate::producer_ids::ProducerIds>,
 ) -> Result<Rc<Shard>, ServeError> {
     // The mesh first: every shard joins it, even one that then fails, so none waits for ever.
     let (senders, mut receivers) =
@@ -143,7 +158,7 @@ async fn build(
     for (_, rx) in receivers.streams() {
         glommio::spawn_local(crate::bus::mesh_loop(bus.clone(), service.clone(), rx)).detach();
     }
-    Ok(Shard::new(config, service, counters))
+    Ok(Shard::new(config, service, counters, producer_ids))
 }
 
 /// Binds the shared address and the shard's own: a QUIC endpoint and a TCP listener on each.

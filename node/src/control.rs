@@ -133,4 +133,12 @@ impl ControlLink for ClusterLink {
         let handle = self.handle.clone();
         Box::pin(async move { handle.status().await })
     }
+
+    fn allocate_producer_ids(
+        &self,
+        count: u32,
+    ) -> BoxFuture<'static, Result<std::ops::Range<i64>, ControlError>> {
+        let handle = self.handle.clone();
+        Box::pin(async move { handle.allocate_producer_ids(count).await })
+    }
 }

@@ -66,6 +66,13 @@ pub trait ControlLink: Send + Sync + std::fmt::Debug + 'static {
     fn status(&self) -> BoxFuture<'static, Result<ClusterStatus, ControlError>> {
         Box::pin(async { Err(no_admin()) })
     }
+    /// A block of `count` producer ids, committed as handed out to this node.
+    fn allocate_producer_ids(
+        &self,
+        _count: u32,
+    ) -> BoxFuture<'static, Result<std::ops::Range<i64>, ControlError>> {
+        Box::pin(async { Err(no_admin()) })
+    }
 }
 
 fn no_admin() -> ControlError {

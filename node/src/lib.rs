@@ -23,6 +23,7 @@ pub mod metadata;
 pub mod partition;
 pub mod peer;
 pub mod placement;
+pub mod producer_ids;
 pub mod quic_native;
 mod recv_buffers;
 pub mod replica_driver;

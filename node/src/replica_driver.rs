@@ -376,9 +376,13 @@ impl<S: Storage + Clone + 'static> Partition<S> {
                 LogEvent::EpochBegun { result }
             }
             LogOp::AppendProduce { produce, leader_epoch } => {
-                let result = self.append_produce(produce, leader_epoch, now_ms).await;
+                let placed = self.append_produce(produce, leader_epoch, now_ms).await;
+                let result = placed.map(|p| p.range());
                 self.tell_placed(produce, &result);
-                LogEvent::ProduceAppended { produce, result }
+                match placed {
+                    Ok(Placed::Found(range)) => LogEvent::ProduceFound { produce, range },
+                    _ => LogEvent::ProduceAppended { produce, result },
+                }
             }
             LogOp::AppendFetched { request_id } => self.append_fetched(request_id, now_ms).await,
             LogOp::Flush => LogEvent::Flushed { result: self.flush().await },
@@ -419,13 +423,14 @@ impl<S: Storage + Clone + 'static> Partition<S> {
     }
 
     /// Validates a produce's batches (once, here: CRC, header, rkyv, columns) and appends them
-    /// all or none in `leader_epoch`.
+    /// all or none in `leader_epoch`; an idempotent producer's batch is checked against what the
+    /// log has of its producer first (see [`check_idempotent`]).
     async fn append_produce(
         &self,
         produce: u64,
         leader_epoch: u32,
         now_ms: u64,
-    ) -> Result<AppendedRange, LogFailure> {
+    ) -> Result<Placed, LogFailure> {
         let refused = LogFailure { reason: "the append was refused", log_failed: false };
         let batches = self.rep.produces.borrow_mut().get_mut(&produce).and_then(|s| s.batches.take());
         let Some(batches) = batches else { return Err(refused) };
@@ -443,9 +448,24 @@ impl<S: Storage + Clone + 'static> Partition<S> {
                 return Err(refused);
             }
         };
+        // Checked and appended under one lock: no other batch of the producer comes between.
         let mut log = self.log.lock().await;
+        match check_idempotent(&log, &views) {
+            Ok(None) => {}
+            Ok(Some(found)) => {
+                return Ok(Placed::Found(AppendedRange { base: found.0, end: found.1, epoch: leader_epoch }));
+            }
+            Err(f) => {
+                record(f);
+                return Err(refused);
+            }
+        }
         match log.append_all(&views, leader_epoch, now_ms).await {
-            Ok(a) => Ok(AppendedRange { base: a.base_offset, end: a.last_offset + 1, epoch: leader_epoch }),
+            Ok(a) => Ok(Placed::Appended(AppendedRange {
+                base: a.base_offset,
+                end: a.last_offset + 1,
+                epoch: leader_epoch,
+            })),
             Err(AppendAllError::NotAppended { source }) => {
                 record(log_failure(source));
                 Err(log_failed(&log, "the log refused the append"))
@@ -639,5 +659,46 @@ mod tests {
             .unwrap()
             .join()
             .unwrap();
+    }
+}
+
+/// Where a produce's batches are: appended now, or found in the log already (an idempotent
+/// producer's retry).
+#[derive(Debug, Clone, Copy)]
+enum Placed {
+    Appended(AppendedRange),
+    Found(AppendedRange),
+}
+
+impl Placed {
+    fn range(self) -> AppendedRange {
+        match self {
+            Placed::Appended(r) | Placed::Found(r) => r,
+        }
+    }
+}
+
+/// Checks an idempotent producer's batch against what the log has of its producer: `None` to
+/// append, the offsets `[base, end)` it was appended at before if it is a retry, or the refusal.
+/// A produce carrying such a batch carries only it (the SDK sends one batch per partition).
+fn check_idempotent<S: Storage>(
+    log: &PartitionLog<S>,
+    views: &[BatchView<'_>],
+) -> Result<Option<(u64, u64)>, Failure> {
+    use weir_log::batch::header::NO_PRODUCER_ID;
+    use weir_log::producers::{SequenceError, Verdict};
+    let stamped = views.iter().filter(|v| v.header().producer_id != NO_PRODUCER_ID).count();
+    if stamped == 0 {
+        return Ok(None);
+    }
+    if views.len() != 1 {
+        let why = "a produce with an idempotent producer's batch carries that one batch only";
+        return Err(Failure::new(ErrorCode::InvalidArgument, why));
+    }
+    match log.check_producer(views[0].header()) {
+        Ok(Verdict::Append) => Ok(None),
+        Ok(Verdict::Duplicate { base_offset, last_offset }) => Ok(Some((base_offset, last_offset + 1))),
+        Err(e @ SequenceError::Fenced { .. }) => Err(Failure::new(ErrorCode::ProducerFenced, e.to_string())),
+        Err(e) => Err(Failure::new(ErrorCode::OutOfOrderSequence, e.to_string())),
     }
 }

@@ -353,6 +353,7 @@ fn start(
     let (exited_tx, exited_rx) = std::sync::mpsc::channel::<usize>();
     let mut handles = Vec::new();
     let counters = Arc::new(crate::stats::NodeCounters::new(config.shards));
+    let producer_ids = Arc::new(crate::producer_ids::ProducerIds::new(config.data_dir.clone(), link.clone()));
     let loaded = Arc::new(std::sync::Barrier::new(config.shards));
     let limits = Limits {
         memory: Arc::new(RequestMemory::new(config.request_memory_bytes_max, config.request_bytes_max)),
@@ -371,6 +372,7 @@ fn start(
             quic_config: quic_config.clone(),
             limits: limits.clone(),
             link: link.clone(),
+            producer_ids: producer_ids.clone(),
         };
         let exited = exited_tx.clone();
         let spawned = LocalExecutorBuilder::new(Placement::Fixed(id % cpus))

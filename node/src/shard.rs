@@ -28,6 +28,8 @@ pub struct Shard {
     pub service: Rc<NodeService>,
     /// Counters of every shard; this one writes only its own.
     pub counters: Arc<NodeCounters>,
+    /// The node's producer ids, shared by its shards.
+    pub producer_ids: Arc<crate::producer_ids::ProducerIds>,
 }
 
 /// Counts a request as in flight for as long as it lives.
@@ -41,8 +43,13 @@ impl Drop for InFlight {
 }
 
 impl Shard {
-    pub fn new(config: Rc<NodeConfig>, service: Rc<NodeService>, counters: Arc<NodeCounters>) -> Rc<Self> {
-        Rc::new(Self { id: service.shard().index(), config, service, counters })
+    pub fn new(
+        config: Rc<NodeConfig>,
+        service: Rc<NodeService>,
+        counters: Arc<NodeCounters>,
+        producer_ids: Arc<crate::producer_ids::ProducerIds>,
+    ) -> Rc<Self> {
+        Rc::new(Self { id: service.shard().index(), config, service, counters, producer_ids })
     }
 
     /// The data-plane core of this shard's service.

@@ -89,6 +89,13 @@ pub async fn handle(
         return Ok(error_frame(&header, code, f.message));
     }
     Ok(match req {
+        Request::InitProducerId => {
+            let (error, message, producer_id) = match shard.producer_ids.next().await {
+                Ok(id) => (ErrorCode::None, String::new(), id),
+                Err(f) => (f.code, f.message, -1),
+            };
+            response_frame(cid, &Response::InitProducerId { error, message, producer_id, producer_epoch: 0 })
+        }
         Request::ApiVersions => {
             let apis = ApiKey::ALL
                 .iter()
