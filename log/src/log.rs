@@ -682,6 +682,13 @@ impl<S: Storage> PartitionLog<S> {
         now_ms: u64,
     ) -> Result<Appended> {
         self.check_usable()?;
+        // A compacted batch pins its base offset, which a leader would change: only replicas
+        // of a compacted log take such batches, with the leader's offsets.
+        let h = batch.header();
+        if h.is_compacted() {
+            let source = BatchError::BadHeader { field: "attributes", value: u64::from(h.attributes) };
+            return Err(LogError::Batch { offset: self.next_offset(), source });
+        }
         self.write_batch(batch, leader_epoch, now_ms).await
     }
 

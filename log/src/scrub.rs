@@ -179,8 +179,9 @@ impl<F: StorageFile> ScrubPlan<F> {
             let result = check_frame_and_crc(buf.get(at..).unwrap_or(&[]), self.batch_bytes_max);
             let in_segment = pos + len <= self.size;
             match result {
-                // Dense, as in `scan`: a flipped base offset is damage, not a jump ahead.
-                Ok(h) if h.base_offset == offset && h.next_offset() <= self.end_offset && in_segment => {
+                // Dense, as in `scan`: a flipped base offset is damage, not a jump ahead; only a
+                // compacted batch with its pinned base offset may follow a gap.
+                Ok(h) if h.may_start_at(offset) && h.next_offset() <= self.end_offset && in_segment => {
                     (pos, offset) = (pos + len, h.next_offset());
                     checked += len;
                     reread = false;
