@@ -8,8 +8,8 @@
 //! since then is gone (even if its data was synced) and a file removed since then comes back
 //! with its durable contents; it throws each surviving file's unsynced image away (or, in torn
 //! mode, keeps a random subset of the unsynced blocks, some of them cut short, and a prefix of
-//! the directory changes since the last `sync_dir`, in order, as a journaling filesystem commits
-//! metadata); and every file handle opened before it fails from then on, as a process that died
+//! the directory changes (creations, removals, renames) since the last `sync_dir`, in order, as
+//! a journaling filesystem commits metadata); and every file handle opened before it fails from then on, as a process that died
 //! would. As on POSIX, a handle names a file, not a name: one whose file was removed keeps
 //! reading and writing it, and a file created later under the same name is another file.
 //! Faults are armed through [`Faults`].
@@ -98,6 +98,7 @@ type Inode = Rc<RefCell<MemFileData>>;
 enum DirOp {
     Create(String, Inode),
     Remove(String),
+    Rename(String, String),
 }
 
 impl DirOp {
@@ -108,6 +109,11 @@ impl DirOp {
             }
             DirOp::Remove(name) => {
                 dir.remove(&name);
+            }
+            DirOp::Rename(from, to) => {
+                if let Some(inode) = dir.remove(&from) {
+                    dir.insert(to, inode);
+                }
             }
         }
     }
@@ -291,7 +297,10 @@ impl MemStorage {
         let mut st = self.state.borrow_mut();
         st.dir.remove(name);
         st.durable_dir.remove(name);
-        st.dir_ops.retain(|op| !matches!(op, DirOp::Create(n, _) | DirOp::Remove(n) if n == name));
+        st.dir_ops.retain(|op| match op {
+            DirOp::Create(n, _) | DirOp::Remove(n) => n != name,
+            DirOp::Rename(from, to) => from != name && to != name,
+        });
     }
 
     /// The current contents of a file, for assertions.
@@ -506,6 +515,16 @@ impl Storage for MemStorage {
             return Err(io::Error::new(io::ErrorKind::NotFound, name.to_owned()));
         }
         st.dir_ops.push(DirOp::Remove(name.to_owned()));
+        Ok(())
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let mut st = self.state.borrow_mut();
+        let Some(inode) = st.dir.remove(from) else {
+            return Err(io::Error::new(io::ErrorKind::NotFound, from.to_owned()));
+        };
+        st.dir.insert(to.to_owned(), inode);
+        st.dir_ops.push(DirOp::Rename(from.to_owned(), to.to_owned()));
         Ok(())
     }
 
