@@ -134,6 +134,9 @@ pub struct Faults {
     /// [`release_held`](Faults::release_held); it lands then, and never if its caller is
     /// cancelled first. [`held`](Faults::held) says that it is waiting.
     pub hold_io_in: Cell<u32>,
+    /// Like `hold_io_in`, for [`sync_dir`](Storage::sync_dir) calls: holds the n-th next one,
+    /// so a test can stop a directory change between its call and its durability.
+    pub hold_dir_sync_in: Cell<u32>,
     /// Set while a write or sync is being held by `hold_io_in`.
     pub held: Cell<bool>,
     /// Wakes the held I/O on release.
@@ -149,6 +152,11 @@ impl Faults {
         if !countdown(&self.hold_io_in) {
             return Ok(());
         }
+        self.hold().await
+    }
+
+    /// Waits until released; fails if released with [`fail_held`](Faults::fail_held).
+    async fn hold(&self) -> io::Result<()> {
         self.held.set(true);
         std::future::poll_fn(|cx| {
             if self.held.get() {
@@ -533,6 +541,9 @@ impl Storage for MemStorage {
     }
 
     async fn sync_dir(&self) -> io::Result<()> {
+        if countdown(&self.faults.hold_dir_sync_in) {
+            self.faults.hold().await?;
+        }
         let mut st = self.state.borrow_mut();
         st.durable_dir = st.dir.clone();
         st.dir_ops.clear();
