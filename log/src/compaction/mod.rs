@@ -26,10 +26,12 @@
 //!   all swapped in, so each pass maps only what earlier passes did not. A pass whose map
 //!   stays empty still rewrites every cleanable segment, for the tombstones that expired.
 //! - A tombstone (null value) that is its key's latest record goes once `delete_retention_ms`
-//!   passed since the segment's last append (`max_append_ms`, the broker's clock): this is the
-//!   latest time the tombstone can have been appended, since record timestamps are the
-//!   producer's and may be anything, so a consumer that reads the partition to its end at
-//!   least once per `delete_retention_ms` sees every tombstone.
+//!   passed since its segment's last append (`max_append_ms`, the broker's clock), and only
+//!   once a key map (this pass's or an earlier one's) covered it, so that the key's older
+//!   records are gone first and cannot come back (see [`rewrite::keep_flags`]). The append time
+//!   is the latest the tombstone can have been appended (record timestamps are the producer's
+//!   and may be anything), so a consumer that reads the partition to its end at least once per
+//!   `delete_retention_ms` sees every tombstone.
 //! - Records without a key stay (a compacted topic should refuse them; keeping them is safe).
 //! - The last batch of a segment keeps at least its last record, superseded or not, so that
 //!   the segment still ends at its end offset (see [`rewrite::keep_flags`]).
@@ -97,7 +99,7 @@ enum Phase<F: crate::storage::StorageFile> {
     Rewrite {
         seg: usize,
         until: usize,
-        rewrite: Option<Rewrite<F>>,
+        rewrite: Option<Box<Rewrite<F>>>,
     },
     Done,
 }
@@ -115,6 +117,8 @@ pub struct CleanPlan<S: Storage> {
     map: OffsetMap,
     phase: Phase<S::File>,
     mapped_to: Option<u64>,
+    /// Batches ending at or below this were mapped by earlier passes.
+    map_from: u64,
 }
 
 impl<S: Storage> CleanPlan<S> {
@@ -129,17 +133,24 @@ impl<S: Storage> CleanPlan<S> {
         assert!(config.map_bytes_max > 0, "a key map holds at least one key");
         assert!(segments.iter().all(|s| s.size > 0), "only segments with batches are cleaned");
         let map = OffsetMap::new(config.map_bytes_max);
-        let segments_first = segments.partition_point(|s| s.next_offset <= map_from);
-        Self {
+        let first = segments.partition_point(|s| s.next_offset <= map_from);
+        let mut plan = Self {
             storage,
             segments,
             config,
             now_ms,
             index_interval_bytes,
             map,
-            phase: Phase::Map { seg: segments_first, pos: 0 },
+            phase: Phase::Map { seg: first, pos: 0 },
             mapped_to: None,
+            map_from,
+        };
+        if first == plan.segments.len() {
+            // Nothing new to map: the pass rewrites for the tombstones alone.
+            let end = plan.segments.last().map_or(map_from, |s| s.next_offset);
+            plan.end_map(first, end);
         }
+        plan
     }
 
     /// Once the keys are mapped (from the first step that rewrites, and when the pass is
@@ -173,21 +184,18 @@ impl<S: Storage> CleanPlan<S> {
     /// Maps the keys of the next chunk of segment `seg` from `pos`; moves to rewriting once
     /// the map is full or every segment is mapped.
     async fn map_step(&mut self, seg: usize, pos: u64, budget_bytes: u64) -> Result<u64> {
-        let Some(s) = self.segments.get(seg) else {
-            self.mapped_to = Some(self.segments.last().map_or(0, |s| s.next_offset));
-            self.phase = Phase::Rewrite { seg: 0, until: seg, rewrite: None };
-            return self.skip_empty().map(|()| 0);
-        };
+        let s = &self.segments[seg];
         let name = crate::segment::data_file_name(s.base);
         let chunk = chunk::read_chunk(&*s.file, &name, s.base, (pos, s.size), budget_bytes).await?;
         for &at in &chunk.batches {
             let view = chunk.batch(at)?;
+            if view.header().next_offset() <= self.map_from {
+                continue; // mapped by an earlier pass
+            }
             if self.map.is_full() {
                 // Segments up to this one are covered, this one only in part.
-                self.mapped_to = Some(view.header().base_offset);
-                let until = seg + usize::from(at > 0);
-                self.phase = Phase::Rewrite { seg: 0, until, rewrite: None };
-                return self.skip_empty().map(|()| chunk.read_bytes);
+                self.end_map(seg + usize::from(at > 0), view.header().base_offset);
+                return Ok(chunk.read_bytes);
             }
             for r in view.records() {
                 if let Some(key) = r.key {
@@ -195,19 +203,21 @@ impl<S: Storage> CleanPlan<S> {
                 }
             }
         }
-        self.phase = match chunk.end_pos >= s.size {
-            true => Phase::Map { seg: seg + 1, pos: 0 },
-            false => Phase::Map { seg, pos: chunk.end_pos },
-        };
+        match chunk.end_pos >= s.size {
+            true if seg + 1 == self.segments.len() => self.end_map(seg + 1, s.next_offset),
+            true => self.phase = Phase::Map { seg: seg + 1, pos: 0 },
+            false => self.phase = Phase::Map { seg, pos: chunk.end_pos },
+        }
         Ok(chunk.read_bytes)
     }
 
-    /// A rewrite phase with no segment to rewrite is done.
-    fn skip_empty(&mut self) -> Result<()> {
-        if matches!(self.phase, Phase::Rewrite { until: 0, .. }) {
-            self.phase = Phase::Done;
-        }
-        Ok(())
+    /// Ends the mapping at offset `mapped_to`: the first `until` segments are rewritten.
+    fn end_map(&mut self, until: usize, mapped_to: u64) {
+        self.mapped_to = Some(mapped_to);
+        self.phase = match until {
+            0 => Phase::Done,
+            _ => Phase::Rewrite { seg: 0, until, rewrite: None },
+        };
     }
 
     async fn rewrite_step(&mut self, budget_bytes: u64, out: &mut CleanStep<S::File>) -> Result<()> {
@@ -215,10 +225,13 @@ impl<S: Storage> CleanPlan<S> {
         let s = &self.segments[*seg];
         let rw = match rewrite {
             Some(rw) => rw,
-            None => rewrite.insert(Rewrite::start(&self.storage, s, self.index_interval_bytes).await?),
+            None => {
+                rewrite.insert(Box::new(Rewrite::start(&self.storage, s, self.index_interval_bytes).await?))
+            }
         };
         let expired = self.now_ms.saturating_sub(s.max_append_ms) >= self.config.delete_retention_ms;
-        let (read, written) = rw.step(s, &self.map, expired, budget_bytes).await?;
+        let tombstones = rewrite::Tombstones { expired, map_from: self.map_from };
+        let (read, written) = rw.step(s, &self.map, tombstones, budget_bytes).await?;
         (out.read_bytes, out.written_bytes) = (read, written);
         if !rw.read_all(s) {
             return Ok(());

@@ -14,24 +14,33 @@ use std::rc::Rc;
 const CLEANED_APPENDER: AppenderConfig =
     AppenderConfig { write_buffer_bytes: 256 << 10, write_behind_buffers_max: 2, preallocate_bytes: 0 };
 
+/// What decides whether a segment's tombstones may go.
+#[derive(Debug, Clone, Copy)]
+pub struct Tombstones {
+    /// `delete_retention_ms` has passed since the segment's last append.
+    pub expired: bool,
+    /// Records below this were mapped by earlier passes.
+    pub map_from: u64,
+}
+
 /// Which records of a batch stay. A record goes when a later record with the same key is in the
-/// map (superseded), or when it is the latest of its key, a tombstone (null value), and
-/// `tombstones_expired`. Records without a key always stay: nothing supersedes them. The last
-/// batch of a segment (`last_in_segment`) keeps at least its last record, so the segment still
-/// ends at its end offset: a scan of it then finds its whole offset range, and a read of any of
-/// its offsets finds a batch in it.
-pub fn keep_flags(
-    view: &BatchView<'_>,
-    map: &OffsetMap,
-    tombstones_expired: bool,
-    last_in_segment: bool,
-) -> Vec<bool> {
+/// map (superseded), or when it is an expired tombstone (null value) known to be its key's
+/// latest record: mapped by this pass, or by an earlier one (below `map_from`), whose rewrite
+/// removed the key's older records. A tombstone the map does not cover stays: older records of
+/// its key may still be there, and would come back without it. Records without a key always
+/// stay: nothing supersedes them. The last batch of a segment (`last_in_segment`) keeps at
+/// least its last record, so the segment still ends at its end offset: a scan of it then finds
+/// its whole offset range, and a read of any of its offsets finds a batch in it.
+pub fn keep_flags(view: &BatchView<'_>, map: &OffsetMap, t: Tombstones, last_in_segment: bool) -> Vec<bool> {
     let mut keep: Vec<bool> = view
         .records()
         .map(|r| match r.key {
             None => true,
             Some(key) if map.latest(key).is_some_and(|latest| latest > r.offset) => false,
-            Some(_) => r.value.is_some() || !tombstones_expired,
+            Some(key) => {
+                let known_latest = r.offset < t.map_from || map.latest(key) == Some(r.offset);
+                r.value.is_some() || !t.expired || !known_latest
+            }
         })
         .collect();
     if last_in_segment && !keep.contains(&true) {
@@ -90,7 +99,7 @@ impl<F: StorageFile> Rewrite<F> {
         &mut self,
         seg: &CleanSegment<F>,
         map: &OffsetMap,
-        expired: bool,
+        tombstones: Tombstones,
         budget_bytes: u64,
     ) -> Result<(u64, u64)> {
         let name = crate::segment::data_file_name(seg.base);
@@ -100,7 +109,7 @@ impl<F: StorageFile> Rewrite<F> {
             let view = chunk.batch(pos)?;
             let h = *view.header();
             let last = pos + u64::from(h.batch_len) == seg.size;
-            let keep = keep_flags(&view, map, expired, last);
+            let keep = keep_flags(&view, map, tombstones, last);
             // A batch that keeps every record and follows its predecessor is copied as it is;
             // any other is rebuilt (pinned), or dropped when none of its records stays.
             let rebuilt = if !keep.contains(&false) && h.may_start_at(self.expected) {
