@@ -216,6 +216,8 @@ pub struct PartitionLog<S: Storage> {
     damaged: Vec<DamagedRange>,
     /// Where the scrubber goes on: see [`crate::scrub`].
     scrub: ScrubCursor,
+    /// Cleaned segments swapped in so far, which outdates scrubbing steps planned before.
+    swaps: u64,
 }
 
 fn io_err(op: &'static str, name: &str) -> impl FnOnce(std::io::Error) -> LogError {
@@ -354,6 +356,7 @@ impl<S: Storage> PartitionLog<S> {
             epochs,
             damaged,
             scrub: Default::default(),
+            swaps: 0,
         };
         Ok((log, report))
     }
@@ -1410,14 +1413,20 @@ impl<S: Storage> PartitionLog<S> {
             budget_bytes,
             known: self.damaged.iter().filter(|d| d.segment == seg.base).cloned().collect(),
             batch_bytes_max: self.config.stored_batch_bytes_max(),
+            swaps: self.swaps,
         })
     }
 
     /// Records a scrubbing step: moves the cursor on and quarantines new damage, which is
     /// returned. The quarantine is made to last by emptying the segment's sealed index, so
     /// every later open scans the segment and finds the damage again. A step on a segment that
-    /// is no longer sealed (deleted or cut meanwhile) is dropped.
+    /// is no longer sealed (deleted or cut meanwhile) is dropped, and so is a step planned before
+    /// a cleaned segment was swapped in: it may have read the old file, and the cursor stays
+    /// where it was, so the next step reads the new one.
     pub async fn complete_scrub(&mut self, outcome: ScrubOutcome) -> Result<Option<DamagedRange>> {
+        if outcome.swaps != self.swaps {
+            return Ok(None);
+        }
         let Some(at) = self.sealed.iter().position(|s| s.base == outcome.segment) else {
             self.scrub = ScrubCursor { segment: outcome.segment + 1, pos: 0, offset: 0 };
             return Ok(None);
@@ -1515,6 +1524,7 @@ impl<S: Storage> PartitionLog<S> {
         seg.size = cleaned.size;
         seg.index = cleaned.index;
         seg.max_append_ms = cleaned.max_append_ms;
+        self.swaps += 1;
         // Positions the scrubber reached in the old file mean nothing in the new one.
         if self.scrub.segment == base {
             self.scrub = ScrubCursor { segment: base, pos: 0, offset: base };

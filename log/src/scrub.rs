@@ -119,6 +119,8 @@ pub struct ScrubPlan<F> {
     /// Quarantined ranges of the segment, which the step steps over.
     pub(crate) known: Vec<DamagedRange>,
     pub(crate) batch_bytes_max: usize,
+    /// The log's count of swapped-in cleanings when planned (see `PartitionLog::complete_clean`).
+    pub(crate) swaps: u64,
 }
 
 /// What a step checked and found.
@@ -136,6 +138,9 @@ pub struct ScrubOutcome {
     pub segment_done: bool,
     /// Damage found, not yet quarantined.
     pub damage: Option<DamagedRange>,
+    /// The log's count of swapped-in cleanings when the step was planned: a step planned before
+    /// a swap read a file the log no longer holds, and its positions mean nothing in the new one.
+    pub(crate) swaps: u64,
 }
 
 impl<F: StorageFile> ScrubPlan<F> {
@@ -208,6 +213,7 @@ impl<F: StorageFile> ScrubPlan<F> {
             read_bytes,
             segment_done,
             damage,
+            swaps: self.swaps,
         })
     }
 

@@ -492,3 +492,42 @@ fn a_replica_copies_a_compacted_log() {
         assert_eq!(survivors(&follower).await, kept);
     });
 }
+
+/// A scrubbing step planned before a cleaned segment is swapped in read the old file: its
+/// cursor must not be applied to the new one, where its position is no batch boundary and the
+/// next step would quarantine healthy batches.
+#[test]
+fn a_scrub_step_across_a_swap_is_dropped() {
+    block_on(async {
+        let st = MemStorage::new();
+        let (mut log, _, _) = build(&st, 9).await;
+        let first = log.segment_bases()[0];
+        let scrub = log.plan_scrub(1).unwrap();
+        let mut plan = log.plan_clean(first, log.next_offset(), clean_config(1 << 20), NOW_MS).unwrap();
+        let cleaned = loop {
+            if let Some(c) = plan.step(1 << 20).await.unwrap().cleaned {
+                break c;
+            }
+        };
+        assert_eq!(cleaned.base, first);
+        assert!(log.complete_clean(cleaned).await.unwrap());
+        let outcome = scrub.execute().await.unwrap();
+        // The old step stopped where the new file has no batch boundary.
+        let new_data = st.contents(&format!("{first:020}.log")).unwrap();
+        let pos = outcome.next.pos as usize;
+        assert!(pos < new_data.len() && !common::batch_starts(&new_data).contains(&pos), "{pos}");
+        assert!(log.complete_scrub(outcome).await.unwrap().is_none());
+        // The scrubber goes over the whole log and finds nothing.
+        for _ in 0..1000 {
+            let Some(plan) = log.plan_scrub(1000) else { break };
+            let outcome = plan.execute().await.unwrap();
+            let done =
+                outcome.segment_done && outcome.segment == *log.segment_bases().iter().rev().nth(1).unwrap();
+            assert_eq!(log.complete_scrub(outcome).await.unwrap(), None, "a false quarantine");
+            if done {
+                break;
+            }
+        }
+        assert!(log.damaged_ranges().is_empty());
+    });
+}
