@@ -9,6 +9,11 @@
 //! A leader appends with [`append`](PartitionLog::append), which assigns offsets; a follower
 //! with [`append_replicated`](PartitionLog::append_replicated), which keeps the leader's. Both
 //! keep the leader-epoch cache (`epoch_cache.rs`, stored by `epoch_store.rs`) in step.
+//!
+//! Background work runs without the log borrowed and is recorded under `&mut self` briefly,
+//! dropped if the log changed meanwhile: scrubbing ([`PartitionLog::plan_scrub`],
+//! [`PartitionLog::complete_scrub`]) and, for compacted topics, cleaning
+//! ([`PartitionLog::plan_clean`], [`PartitionLog::complete_clean`], see [`crate::compaction`]).
 
 use crate::appender::{Appender, AppenderConfig};
 use crate::batch::{BatchHeader, BatchView, patch_offsets};
