@@ -223,15 +223,10 @@ impl<S: Storage> CleanPlan<S> {
     async fn rewrite_step(&mut self, budget_bytes: u64, out: &mut CleanStep<S::File>) -> Result<()> {
         let Phase::Rewrite { seg, until, rewrite } = &mut self.phase else { unreachable!("rewriting") };
         let s = &self.segments[*seg];
-        let rw = match rewrite {
-            Some(rw) => rw,
-            None => {
-                rewrite.insert(Box::new(Rewrite::start(&self.storage, s, self.index_interval_bytes).await?))
-            }
-        };
+        let rw = rewrite.get_or_insert_with(|| Box::new(Rewrite::new(s, self.index_interval_bytes)));
         let expired = self.now_ms.saturating_sub(s.max_append_ms) >= self.config.delete_retention_ms;
         let tombstones = rewrite::Tombstones { expired, map_from: self.map_from };
-        let (read, written) = rw.step(s, &self.map, tombstones, budget_bytes).await?;
+        let (read, written) = rw.step(&self.storage, s, &self.map, tombstones, budget_bytes).await?;
         (out.read_bytes, out.written_bytes) = (read, written);
         if !rw.read_all(s) {
             return Ok(());

@@ -50,17 +50,20 @@ pub fn keep_flags(view: &BatchView<'_>, map: &OffsetMap, t: Tombstones, last_in_
 }
 
 /// The cleaning of one segment: reads it chunk by chunk and writes what stays to
-/// `<base>.log.cleaned`, building the new index.
+/// `<base>.log.cleaned`, building the new index. The file is created at the first batch that
+/// changes, with the unchanged batches before it copied: a segment a pass leaves as it is costs
+/// reads only.
 #[derive(Debug)]
 pub struct Rewrite<F: StorageFile> {
-    out: Appender<F>,
+    /// The new segment's data, once something changed.
+    out: Option<Appender<F>>,
+    /// Bytes of the new segment so far (before `out` exists, the unchanged prefix).
+    end: u64,
     index: SegmentIndex,
     /// Read position in the old segment.
     pos: u64,
-    /// Offset after the last batch written: a batch starting above it must be pinned.
+    /// Offset after the last batch kept: a batch starting above it must be pinned.
     expected: u64,
-    /// Something was dropped or pinned: the new segment differs from the old.
-    changed: bool,
 }
 
 /// A segment rewritten and synced, with its index, ready for
@@ -79,24 +82,40 @@ pub struct CleanedSegment<F> {
 }
 
 impl<F: StorageFile> Rewrite<F> {
+    pub fn new(seg: &CleanSegment<F>, interval: u64) -> Self {
+        Self { out: None, end: 0, index: SegmentIndex::new(interval), pos: 0, expected: seg.base }
+    }
+
     /// Creates the cleaned data file, durably in the directory before anything else of the
-    /// cleaning (see [`super::swap`]).
-    pub async fn start<S: Storage<File = F>>(
+    /// cleaning (see [`super::swap`]), and copies the unchanged prefix of the old segment into
+    /// it. Returns the bytes read and written.
+    async fn begin_output<S: Storage<File = F>>(
+        &mut self,
         storage: &S,
         seg: &CleanSegment<F>,
-        interval: u64,
-    ) -> Result<Self> {
+    ) -> Result<u64> {
         let name = cleaned_data_name(seg.base);
         let file = Rc::new(storage.open(&name, true).await.map_err(|e| LogError::io("create", &name, e))?);
         file.truncate(0).await.map_err(|e| LogError::io("truncate", &name, e))?;
         storage.sync_dir().await.map_err(|e| LogError::io("sync", "data dir", e))?;
-        let out = Appender::open(file, name, 0, CLEANED_APPENDER).await?;
-        Ok(Self { out, index: SegmentIndex::new(interval), pos: 0, expected: seg.base, changed: false })
+        let mut out = Appender::open(file, name, 0, CLEANED_APPENDER).await?;
+        let old_name = crate::segment::data_file_name(seg.base);
+        let mut at = 0;
+        while at < self.end {
+            let len = (self.end - at).min(CLEANED_APPENDER.write_buffer_bytes as u64);
+            let buf = crate::segment::read(&*seg.file, &old_name, at, len as usize).await?;
+            assert!(buf.len() as u64 >= len, "the old segment holds its batches");
+            out.append(&buf[..len as usize], |_| {}).await?;
+            at += len;
+        }
+        self.out = Some(out);
+        Ok(self.end)
     }
 
     /// Rewrites the next chunk of about `budget_bytes`. Returns the bytes read and written.
-    pub async fn step(
+    pub async fn step<S: Storage<File = F>>(
         &mut self,
+        storage: &S,
         seg: &CleanSegment<F>,
         map: &OffsetMap,
         tombstones: Tombstones,
@@ -104,7 +123,7 @@ impl<F: StorageFile> Rewrite<F> {
     ) -> Result<(u64, u64)> {
         let name = crate::segment::data_file_name(seg.base);
         let chunk = read_chunk(&*seg.file, &name, seg.base, (self.pos, seg.size), budget_bytes).await?;
-        let before = self.out.end();
+        let (mut read, mut written) = (chunk.read_bytes, 0);
         for &pos in &chunk.batches {
             let view = chunk.batch(pos)?;
             let h = *view.header();
@@ -112,32 +131,44 @@ impl<F: StorageFile> Rewrite<F> {
             let keep = keep_flags(&view, map, tombstones, last);
             // A batch that keeps every record and follows its predecessor is copied as it is;
             // any other is rebuilt (pinned), or dropped when none of its records stays.
-            let rebuilt = if !keep.contains(&false) && h.may_start_at(self.expected) {
-                None
-            } else {
-                self.changed = true;
-                match retain(&view, &keep) {
+            let same = !keep.contains(&false) && h.may_start_at(self.expected);
+            if !same && self.out.is_none() {
+                let copied = self.begin_output(storage, seg).await?;
+                (read, written) = (read + copied, written + copied);
+            }
+            let rebuilt = match same {
+                true => None,
+                false => match retain(&view, &keep) {
                     Some(b) => Some(b),
                     None => continue,
-                }
+                },
             };
             let bytes = rebuilt.as_ref().map_or(view.bytes(), |b| b.as_bytes());
-            let v =
-                BatchView::validate(bytes, u32::MAX as usize).expect("a batch the cleaner writes is valid");
-            let vh = v.header();
-            assert!(vh.may_start_at(self.expected), "batches of a cleaned segment follow each other");
-            let at = self.out.end();
-            self.out.append(bytes, |_| {}).await?;
-            self.index.on_batch(
-                (vh.base_offset - seg.base) as u32,
-                at as u32,
-                vh.batch_len,
-                vh.max_timestamp,
-            );
-            self.expected = vh.next_offset();
+            written += self.put(bytes, seg).await?;
         }
         self.pos = chunk.end_pos;
-        Ok((chunk.read_bytes, self.out.end() - before))
+        Ok((read, written))
+    }
+
+    /// Adds a batch to the new segment: written if the output exists, else only indexed, as
+    /// the old segment holds it at the same position. Returns the bytes written.
+    async fn put(&mut self, bytes: &[u8], seg: &CleanSegment<F>) -> Result<u64> {
+        let v = BatchView::validate(bytes, u32::MAX as usize).expect("a batch the cleaner writes is valid");
+        let h = v.header();
+        assert!(h.may_start_at(self.expected), "batches of a cleaned segment follow each other");
+        let len = bytes.len() as u64;
+        let written = match &mut self.out {
+            Some(out) => {
+                out.append(bytes, |_| {}).await?;
+                assert_eq!(out.end(), self.end + len, "the output holds every batch kept");
+                len
+            }
+            None => 0,
+        };
+        self.index.on_batch((h.base_offset - seg.base) as u32, self.end as u32, h.batch_len, h.max_timestamp);
+        self.end += len;
+        self.expected = h.next_offset();
+        Ok(written)
     }
 
     /// Whether the whole old segment was read.
@@ -146,22 +177,21 @@ impl<F: StorageFile> Rewrite<F> {
     }
 
     /// Finishes the new segment: data synced and cut to its length, the sealed index written
-    /// and synced as `<base>.index.cleaned`, the directory synced. `None` (and the files
-    /// removed) if nothing changed. Returns also the bytes written.
+    /// and synced as `<base>.index.cleaned`, the directory synced. `None` if nothing changed.
+    /// Returns also the bytes written.
     pub async fn finish<S: Storage<File = F>>(
         mut self,
         storage: &S,
         seg: &CleanSegment<F>,
     ) -> Result<(Option<CleanedSegment<F>>, u64)> {
         assert!(self.read_all(seg), "a segment is finished once read whole");
-        self.out.finish().await?;
-        if !self.changed {
-            drop(self.out);
-            super::swap::discard(storage, seg.base).await?;
-            return Ok((None, 0));
-        }
         assert_eq!(self.expected, seg.next_offset, "a cleaned segment keeps its offset range");
-        let size = self.out.end();
+        let Some(mut out) = self.out.take() else {
+            assert_eq!(self.end, seg.size, "an unchanged segment is kept whole");
+            return Ok((None, 0));
+        };
+        out.finish().await?;
+        let size = out.end();
         let info = SealedInfo {
             next_offset: seg.next_offset,
             size,
