@@ -3,8 +3,11 @@
 //!
 //! Contract, as with the scrubber: a pass is planned from the log without I/O
 //! ([`crate::PartitionLog::plan_clean`]), carried out without borrowing the log
-//! ([`CleanPlan::step`], called until it says it is done, each step reading and writing about a
-//! budget of bytes so the caller paces it at `compaction_bytes_per_s_max`), and each rewritten
+//! ([`CleanPlan::step`], called until it says it is done, each step reading about a budget of
+//! bytes and reporting what it read and wrote, so the caller paces it at
+//! `compaction_bytes_per_s_max`; a step may exceed its grant, by a batch larger than it or by
+//! the unchanged start of a segment copied at its first change, and the caller's budget then
+//! carries the debt, as the scrubber's does), and each rewritten
 //! segment is swapped in by [`crate::PartitionLog::complete_clean`], which holds the log only
 //! for the renames and drops the result if the segment changed meanwhile (deleted by retention,
 //! cut by a truncation, found damaged, or cleaned by another pass). Appends and reads go on
@@ -23,8 +26,9 @@
 //!   ends, then rewrites every segment from the oldest one to the last the map reaches into.
 //!   The caller keeps `map_from` between passes (Kafka's cleaner checkpoint): it starts at the
 //!   log start and moves to [`CleanPlan::mapped_to`] after a pass whose cleaned segments were
-//!   all swapped in, so each pass maps only what earlier passes did not. A pass whose map
-//!   stays empty still rewrites every cleanable segment, for the tombstones that expired.
+//!   all swapped in (or left unchanged), so each pass maps only what earlier passes did not. A
+//!   pass with nothing new to map still reads every cleanable segment, and rewrites those
+//!   whose tombstones expired.
 //! - A tombstone (null value) that is its key's latest record goes once `delete_retention_ms`
 //!   passed since its segment's last append (`max_append_ms`, the broker's clock), and only
 //!   once a key map (this pass's or an earlier one's) covered it, so that the key's older
