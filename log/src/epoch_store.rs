@@ -1,7 +1,7 @@
 //! Where a partition's leader-epoch cache lives on disk: two slot files written in turn.
 //!
-//! The [`Storage`] trait has no rename, so a file cannot be replaced atomically. Instead each
-//! change writes the whole cache, with a sequence number one higher than the last, into the slot
+//! The cache is not replaced by a rename (the format predates [`Storage::rename`], and two
+//! slots need no directory sync per change). Instead each change writes the whole cache, with a sequence number one higher than the last, into the slot
 //! that does not hold the newest copy (`epochs.a` for even numbers, `epochs.b` for odd ones), and
 //! syncs it. A write torn by a crash damages only that slot; the other still holds the previous
 //! cache. Opening takes the intact slot with the higher sequence number. Owned by the partition

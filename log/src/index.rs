@@ -152,7 +152,9 @@ impl SegmentIndex {
         for chunk in bytes.chunks_exact(INDEX_ENTRY_BYTES) {
             let e = IndexEntry::decode(chunk);
             let ok = match out.last() {
-                None => e.rel_offset == 0 && e.position == 0,
+                // The first batch starts the file; its offset is above the segment's base
+                // when compaction removed the records before it.
+                None => e.position == 0,
                 Some(l) => {
                     e.rel_offset > l.rel_offset
                         && e.position > l.position

@@ -7,6 +7,7 @@
 pub mod append_all;
 pub mod appender;
 pub mod batch;
+pub mod compaction;
 pub mod damage;
 pub mod epoch_cache;
 mod epoch_store;

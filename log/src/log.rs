@@ -9,9 +9,15 @@
 //! A leader appends with [`append`](PartitionLog::append), which assigns offsets; a follower
 //! with [`append_replicated`](PartitionLog::append_replicated), which keeps the leader's. Both
 //! keep the leader-epoch cache (`epoch_cache.rs`, stored by `epoch_store.rs`) in step.
+//!
+//! Background work runs without the log borrowed and is recorded under `&mut self` briefly,
+//! dropped if the log changed meanwhile: scrubbing ([`PartitionLog::plan_scrub`],
+//! [`PartitionLog::complete_scrub`]) and, for compacted topics, cleaning
+//! ([`PartitionLog::plan_clean`], [`PartitionLog::complete_clean`], see [`crate::compaction`]).
 
 use crate::appender::{Appender, AppenderConfig};
 use crate::batch::{BatchHeader, BatchView, patch_offsets};
+use crate::compaction::{CleanConfig, CleanPlan, CleanSegment, CleanedSegment, swap};
 use crate::damage::DamagedRange;
 use crate::epoch_cache::{EpochEnd, EpochEntry};
 use crate::epoch_store::{EpochStore, Opened};
@@ -218,6 +224,8 @@ pub struct PartitionLog<S: Storage> {
     scrub: ScrubCursor,
     /// Idempotent producers' last batches: see [`crate::producers`]. Rebuilt at open.
     pub(crate) producers: ProducerTable,
+    /// Cleaned segments swapped in so far, which outdates scrubbing steps planned before.
+    swaps: u64,
 }
 
 fn io_err(op: &'static str, name: &str) -> impl FnOnce(std::io::Error) -> LogError {
@@ -260,7 +268,11 @@ impl<S: Storage> PartitionLog<S> {
     /// interrupted truncation. `now_ms` is the wall clock, for segment age.
     pub async fn open(storage: S, config: LogConfig, now_ms: u64) -> Result<(Self, RecoveryReport)> {
         config.check()?;
-        let names = storage.list().await.map_err(io_err("list", "data dir"))?;
+        let mut names = storage.list().await.map_err(io_err("list", "data dir"))?;
+        // A cleaning a crash interrupted is rolled back or forward before any segment is read.
+        if crate::compaction::swap::recover(&storage, &names).await? {
+            names = storage.list().await.map_err(io_err("list", "data dir"))?;
+        }
         let mut bases: Vec<u64> = names.iter().filter_map(|n| parse_data_file_name(n)).collect();
         bases.sort_unstable();
         for name in &names {
@@ -353,6 +365,7 @@ impl<S: Storage> PartitionLog<S> {
             damaged,
             scrub: Default::default(),
             producers: ProducerTable::default(),
+            swaps: 0,
         };
         let mut log = log;
         log.producers = log.scan_producers().await?;
@@ -688,7 +701,14 @@ impl<S: Storage> PartitionLog<S> {
         now_ms: u64,
     ) -> Result<Appended> {
         self.check_usable()?;
-        self.write_batch(batch, leader_epoch, now_ms).await
+        // A compacted batch pins its base offset, which a leader would change: only replicas
+        // of a compacted log take such batches, with the leader's offsets.
+        let h = batch.header();
+        if h.is_compacted() {
+            let source = BatchError::BadHeader { field: "attributes", value: u64::from(h.attributes) };
+            return Err(LogError::Batch { offset: self.next_offset(), source });
+        }
+        self.write_batch(batch, leader_epoch, self.next_offset(), now_ms).await
     }
 
     /// Appends a batch replicated from the leader, keeping the base offset and leader epoch the
@@ -696,11 +716,18 @@ impl<S: Storage> PartitionLog<S> {
     /// the log end and carry an epoch no older than the last one appended; otherwise it is
     /// refused with [`LogError::OffsetGap`], [`LogError::OffsetOverlap`] or
     /// [`LogError::StaleLeaderEpoch`] and the log is unchanged.
+    ///
+    /// The one exception is a compacted batch (see [`crate::compaction`]), which may start past
+    /// the log end, and hold sparse offsets: a leader whose log was cleaned sends batches with
+    /// gaps between them. That is safe because the gap is in the leader's log too: the leader
+    /// had no records left at those offsets, so the follower misses none, and the batch's base
+    /// offset is pinned under its CRC, so a damaged base offset does not pass for a gap. A plain
+    /// batch past the log end still means missing batches and is refused.
     pub async fn append_replicated(&mut self, batch: &BatchView<'_>, now_ms: u64) -> Result<Appended> {
         self.check_usable()?;
         let h = batch.header();
         let expected = self.next_offset();
-        if h.base_offset > expected {
+        if h.base_offset > expected && !h.may_start_at(expected) {
             return Err(LogError::OffsetGap { expected, actual: h.base_offset });
         }
         if h.base_offset < expected {
@@ -711,20 +738,22 @@ impl<S: Storage> PartitionLog<S> {
         {
             return Err(LogError::StaleLeaderEpoch { latest: latest.epoch, actual: h.leader_epoch });
         }
-        self.write_batch(batch, h.leader_epoch, now_ms).await
+        self.write_batch(batch, h.leader_epoch, h.base_offset, now_ms).await
     }
 
     /// The write path of both appends: checks the batch, rolls if due, records a new epoch,
-    /// then buffers the batch at the log end with `leader_epoch`.
+    /// then buffers the batch at `base` (the log end, or past it after a compaction gap) with
+    /// `leader_epoch`.
     async fn write_batch(
         &mut self,
         batch: &BatchView<'_>,
         leader_epoch: u32,
+        base: u64,
         now_ms: u64,
     ) -> Result<Appended> {
         let bytes = batch.bytes();
         let h = *batch.header();
-        let base = self.active.seg.next_offset;
+        assert!(base >= self.next_offset(), "a batch is written at or past the log end");
         self.check_appendable(&h, bytes.len(), base)?;
         let a = &self.active;
         let rel_last = base - a.seg.base + u64::from(h.last_offset_delta);
@@ -734,6 +763,12 @@ impl<S: Storage> PartitionLog<S> {
                     || rel_last > u64::from(u32::MAX)))
         {
             self.roll(now_ms).await?;
+        }
+        // Past a compaction gap the batch may still lie beyond what a segment's relative
+        // offsets reach: only when the leader's segments did not agree with the follower's.
+        if base - self.active.seg.base + u64::from(h.last_offset_delta) > u64::from(u32::MAX) {
+            let source = BatchError::BadHeader { field: "base_offset", value: base };
+            return Err(LogError::Batch { offset: base, source });
         }
         self.note_epoch(leader_epoch, base).await?;
         let a = &mut self.active;
@@ -767,8 +802,9 @@ impl<S: Storage> PartitionLog<S> {
             return Err(LogError::Batch { offset: base, source });
         }
         // Appended batches have dense offsets (sparse ones only arise from compaction, which
-        // rewrites segments): otherwise one batch could claim billions of offsets.
-        if h.last_offset_delta != h.record_count - 1 {
+        // rewrites segments, and are replicated as the leader's log holds them): otherwise one
+        // batch could claim billions of offsets.
+        if h.last_offset_delta != h.record_count - 1 && !h.is_compacted() {
             let source =
                 BatchError::BadHeader { field: "last_offset_delta", value: u64::from(h.last_offset_delta) };
             return Err(LogError::Batch { offset: base, source });
@@ -1212,7 +1248,13 @@ impl<S: Storage> PartitionLog<S> {
             Some(d) => (d.start_pos, d.first_offset),
             None => {
                 let fetched = self.read(offset, 1).await?;
-                (fetched.position, fetched.first_offset)
+                // In a gap left by compaction the read finds the batch after it: the log then
+                // ends where the batch before the gap ends.
+                let end = match fetched.first_offset > offset {
+                    true => self.end_before(fetched.first_offset, fetched.position).await?,
+                    false => fetched.first_offset,
+                };
+                (fetched.position, end)
             }
         };
         self.damaged.retain(|d| d.first_offset < new_end);
@@ -1291,6 +1333,38 @@ impl<S: Storage> PartitionLog<S> {
         Ok(new_end)
     }
 
+    /// The offset after the batch that ends at `pos` in the segment holding `offset` (the
+    /// segment's base if `pos` is its start), found by walking the batch headers from the
+    /// nearest index entry.
+    async fn end_before(&self, offset: u64, pos: u64) -> Result<u64> {
+        let seg = self
+            .sealed
+            .iter()
+            .chain([&self.active.seg])
+            .find(|s| offset < s.next_offset)
+            .expect("an offset below the log end lies in a segment");
+        let entries = seg.index.entries();
+        let from = entries.partition_point(|e| u64::from(e.position) < pos);
+        let (mut at, mut end) =
+            from.checked_sub(1).map_or((0, seg.base), |i| (u64::from(entries[i].position), seg.base));
+        let name = data_file_name(seg.base);
+        while at < pos {
+            let start = crate::storage::align_down(at, seg.file.alignment());
+            let head = crate::segment::read(&*seg.file, &name, start, (at - start) as usize + 80).await?;
+            let h =
+                BatchHeader::decode(&head[(at - start) as usize..]).map_err(|source| LogError::Corrupt {
+                    segment: seg.base,
+                    pos: at,
+                    first_offset: end,
+                    last_offset: offset,
+                    source,
+                })?;
+            (at, end) = (at + u64::from(h.batch_len), h.next_offset());
+        }
+        assert_eq!(at, pos, "batch headers lead to the batch after the gap");
+        Ok(end)
+    }
+
     /// Deletes whole sealed segments from the old end while retention says so; never the active
     /// one. Returns the base offsets of the segments deleted.
     pub async fn enforce_retention(&mut self, now_ms: u64) -> Result<Vec<u64>> {
@@ -1356,14 +1430,20 @@ impl<S: Storage> PartitionLog<S> {
             budget_bytes,
             known: self.damaged.iter().filter(|d| d.segment == seg.base).cloned().collect(),
             batch_bytes_max: self.config.stored_batch_bytes_max(),
+            swaps: self.swaps,
         })
     }
 
     /// Records a scrubbing step: moves the cursor on and quarantines new damage, which is
     /// returned. The quarantine is made to last by emptying the segment's sealed index, so
     /// every later open scans the segment and finds the damage again. A step on a segment that
-    /// is no longer sealed (deleted or cut meanwhile) is dropped.
+    /// is no longer sealed (deleted or cut meanwhile) is dropped, and so is a step planned before
+    /// a cleaned segment was swapped in: it may have read the old file, and the cursor stays
+    /// where it was, so the next step reads the new one.
     pub async fn complete_scrub(&mut self, outcome: ScrubOutcome) -> Result<Option<DamagedRange>> {
+        if outcome.swaps != self.swaps {
+            return Ok(None);
+        }
         let Some(at) = self.sealed.iter().position(|s| s.base == outcome.segment) else {
             self.scrub = ScrubCursor { segment: outcome.segment + 1, pos: 0, offset: 0 };
             return Ok(None);
@@ -1385,6 +1465,88 @@ impl<S: Storage> PartitionLog<S> {
         let r = Self::seal_index(&self.storage, &self.sealed[at], true).await;
         self.failed = r.is_err();
         r.map(|()| Some(d))
+    }
+
+    /// Plans a cleaning pass (see [`crate::compaction`]) over the sealed segments that lie
+    /// entirely below `clean_below` (the high watermark: nothing uncommitted is cleaned), from
+    /// the oldest, leaving out segments with quarantined damage. Keys are mapped from the
+    /// segment holding `map_from` (the caller's checkpoint, see [`CleanPlan::mapped_to`]). The active segment is never
+    /// cleaned. `now_ms` is the broker's clock, for tombstones. `None` when nothing is
+    /// cleanable or the log has failed. Run the plan with [`CleanPlan::step`] and hand each
+    /// segment it returns to [`complete_clean`](Self::complete_clean).
+    pub fn plan_clean(
+        &self,
+        map_from: u64,
+        clean_below: u64,
+        config: CleanConfig,
+        now_ms: u64,
+    ) -> Option<CleanPlan<S>>
+    where
+        S: Clone,
+    {
+        if self.failed {
+            return None;
+        }
+        let segments: Vec<CleanSegment<S::File>> = self
+            .sealed
+            .iter()
+            .take_while(|s| s.next_offset <= clean_below)
+            .filter(|s| s.size > 0 && !self.damaged.iter().any(|d| d.segment == s.base))
+            .map(|s| CleanSegment {
+                base: s.base,
+                next_offset: s.next_offset,
+                size: s.size,
+                max_append_ms: s.max_append_ms,
+                file: s.file.clone(),
+            })
+            .collect();
+        let interval = self.config.index_interval_bytes;
+        (!segments.is_empty())
+            .then(|| CleanPlan::new(self.storage.clone(), segments, map_from, config, now_ms, interval))
+    }
+
+    /// Swaps a cleaned segment in (see [`crate::compaction::swap`]), holding the log only for
+    /// the renames. Returns whether it was swapped in: a segment that is no longer exactly the
+    /// one cleaned (deleted by retention, cut or replaced by a truncation, quarantined, or
+    /// already swapped by another pass) is left as it is and the cleaned files are removed.
+    /// Reads planned before the swap keep reading the old file through their handles.
+    pub async fn complete_clean(&mut self, cleaned: CleanedSegment<S::File>) -> Result<bool> {
+        self.check_usable()?;
+        let base = cleaned.base;
+        let unchanged = |s: &Segment<S::File>| {
+            s.base == base
+                && Rc::ptr_eq(&s.file, &cleaned.old_file)
+                && s.size == cleaned.old_size
+                && s.next_offset == cleaned.next_offset
+        };
+        let at = self.sealed.iter().position(unchanged);
+        let Some(at) = at.filter(|_| !self.damaged.iter().any(|d| d.segment == base)) else {
+            swap::discard(&self.storage, base).await?;
+            return Ok(false);
+        };
+        self.begin_change()?;
+        let r = self.swap_in(at, cleaned).await;
+        self.failed = r.is_err();
+        r.map(|()| true)
+    }
+
+    async fn swap_in(&mut self, at: usize, cleaned: CleanedSegment<S::File>) -> Result<()> {
+        let base = cleaned.base;
+        swap::swap(&self.storage, base).await?;
+        let name = data_file_name(base);
+        let file = Rc::new(self.storage.open(&name, false).await.map_err(io_err("open", &name))?);
+        let seg = &mut self.sealed[at];
+        assert_eq!(seg.next_offset, cleaned.next_offset, "cleaning keeps a segment's offsets");
+        seg.file = file;
+        seg.size = cleaned.size;
+        seg.index = cleaned.index;
+        seg.max_append_ms = cleaned.max_append_ms;
+        self.swaps += 1;
+        // Positions the scrubber reached in the old file mean nothing in the new one.
+        if self.scrub.segment == base {
+            self.scrub = ScrubCursor { segment: base, pos: 0, offset: base };
+        }
+        Ok(())
     }
 
     /// Flushes and trims the active segment's preallocated space. The log is not usable after.

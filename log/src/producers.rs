@@ -72,10 +72,10 @@ fn next_seq(seq: i32) -> i32 {
     if seq == i32::MAX { 0 } else { seq + 1 }
 }
 
-/// The sequence of the last record of a batch of `records` records starting at `first`.
-fn last_seq(first: i32, records: u32) -> i32 {
-    let span = i64::from(records.max(1)) - 1;
-    ((i64::from(first) + span) % (i64::from(i32::MAX) + 1)) as i32
+/// The sequence of the last record of the batch `h`: its first plus its offset span, as Kafka
+/// counts it, so a compacted batch (fewer records, the same span) keeps its sequences.
+fn last_seq(h: &BatchHeader) -> i32 {
+    ((i64::from(h.base_sequence) + i64::from(h.last_offset_delta)) % (i64::from(i32::MAX) + 1)) as i32
 }
 
 /// See the module documentation. Owned by the partition's log.
@@ -99,7 +99,7 @@ impl ProducerTable {
                 actual => Err(SequenceError::NewEpochNotAtZero { producer_id, epoch, actual }),
             };
         }
-        let last = last_seq(first, h.record_count);
+        let last = last_seq(h);
         if let Some(b) = e.batches.iter().find(|b| b.first_seq == first && b.last_seq == last) {
             return Ok(Verdict::Duplicate { base_offset: b.base_offset, last_offset: b.last_offset });
         }
@@ -132,7 +132,7 @@ impl ProducerTable {
             e.batches.pop_front();
         }
         let last_offset = base_offset + u64::from(h.last_offset_delta);
-        let (first_seq, last_seq) = (h.base_sequence, last_seq(h.base_sequence, h.record_count));
+        let (first_seq, last_seq) = (h.base_sequence, last_seq(h));
         e.batches.push_back(BatchSeq { first_seq, last_seq, base_offset, last_offset });
     }
 

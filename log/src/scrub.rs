@@ -119,6 +119,8 @@ pub struct ScrubPlan<F> {
     /// Quarantined ranges of the segment, which the step steps over.
     pub(crate) known: Vec<DamagedRange>,
     pub(crate) batch_bytes_max: usize,
+    /// The log's count of swapped-in cleanings when planned (see `PartitionLog::complete_clean`).
+    pub(crate) swaps: u64,
 }
 
 /// What a step checked and found.
@@ -136,6 +138,9 @@ pub struct ScrubOutcome {
     pub segment_done: bool,
     /// Damage found, not yet quarantined.
     pub damage: Option<DamagedRange>,
+    /// The log's count of swapped-in cleanings when the step was planned: a step planned before
+    /// a swap read a file the log no longer holds, and its positions mean nothing in the new one.
+    pub(crate) swaps: u64,
 }
 
 impl<F: StorageFile> ScrubPlan<F> {
@@ -179,8 +184,9 @@ impl<F: StorageFile> ScrubPlan<F> {
             let result = check_frame_and_crc(buf.get(at..).unwrap_or(&[]), self.batch_bytes_max);
             let in_segment = pos + len <= self.size;
             match result {
-                // Dense, as in `scan`: a flipped base offset is damage, not a jump ahead.
-                Ok(h) if h.base_offset == offset && h.next_offset() <= self.end_offset && in_segment => {
+                // Dense, as in `scan`: a flipped base offset is damage, not a jump ahead; only a
+                // compacted batch with its pinned base offset may follow a gap.
+                Ok(h) if h.may_start_at(offset) && h.next_offset() <= self.end_offset && in_segment => {
                     (pos, offset) = (pos + len, h.next_offset());
                     checked += len;
                     reread = false;
@@ -207,6 +213,7 @@ impl<F: StorageFile> ScrubPlan<F> {
             read_bytes,
             segment_done,
             damage,
+            swaps: self.swaps,
         })
     }
 

@@ -294,8 +294,9 @@ async fn scan_run<F: StorageFile>(
         };
         let h = view.header();
         // Batches follow each other densely (the CRC does not cover the base offset, so a flip
-        // there must not pass for a jump ahead; only `resync` may skip damage).
-        if h.base_offset != next_offset || h.base_offset - seg_base > u64::from(u32::MAX) {
+        // there must not pass for a jump ahead; only `resync` may skip damage), except after a
+        // gap left by compaction, before a batch whose CRC covers its base offset.
+        if !h.may_start_at(next_offset) || h.base_offset - seg_base > u64::from(u32::MAX) {
             let e = BatchError::BadHeader { field: "base_offset", value: h.base_offset };
             return done(pos, next_offset, ScanEnd::Damaged(e));
         }

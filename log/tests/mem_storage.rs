@@ -140,3 +140,51 @@ fn a_torn_crash_keeps_directory_changes_in_order() {
         assert_eq!(outcomes.len(), 4, "every prefix occurs: {outcomes:?}");
     });
 }
+
+/// A rename replaces its target atomically and, like other directory changes, is durable only
+/// after `sync_dir`: a crash before it leaves both names as they were, and a torn crash keeps
+/// the directory changes in order, so a later change never survives without the rename.
+#[test]
+fn a_rename_is_atomic_and_durable_after_sync_dir() {
+    block_on(async {
+        let setup = || async {
+            let st = MemStorage::new();
+            for (name, fill) in [("old", 1u8), ("new", 2)] {
+                let f = st.open(name, true).await.unwrap();
+                write_blocks(&f, 1, fill).await;
+                f.sync().await.unwrap();
+            }
+            st.sync_dir().await.unwrap();
+            st
+        };
+        let st = setup().await;
+        let kept = st.open("old", false).await.unwrap();
+        st.rename("new", "old").await.unwrap();
+        assert_eq!(names(&st).await, ["old"]);
+        assert_eq!(st.contents("old").unwrap(), vec![2u8; 4096]);
+        // A handle of the replaced file still reads it.
+        assert_eq!(kept.read_at(0, 4096).await.unwrap()[0], 1);
+        st.crash(CrashMode::LoseUnsynced);
+        assert_eq!(names(&st).await, ["new", "old"], "undone without sync_dir");
+        assert_eq!(st.contents("old").unwrap(), vec![1u8; 4096]);
+
+        let st = setup().await;
+        st.rename("new", "old").await.unwrap();
+        st.sync_dir().await.unwrap();
+        st.crash(CrashMode::LoseUnsynced);
+        assert_eq!(names(&st).await, ["old"]);
+        assert_eq!(st.contents("old").unwrap(), vec![2u8; 4096]);
+
+        for seed in 0..16 {
+            let st = setup().await;
+            st.rename("new", "old").await.unwrap();
+            st.remove("old").await.unwrap();
+            st.crash(CrashMode::Torn { seed });
+            let got = names(&st).await;
+            assert!(got == ["new", "old"] || got == ["old"] || got.is_empty(), "seed {seed}: {got:?}");
+            if got == ["old"] {
+                assert_eq!(st.contents("old").unwrap(), vec![2u8; 4096], "seed {seed}");
+            }
+        }
+    });
+}

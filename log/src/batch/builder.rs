@@ -190,13 +190,29 @@ impl BatchBuilder {
                 bitmap.resize(bitmap_len(count), 0);
             }
         }
-        let mut out =
-            AlignedVec::<16>::with_capacity(self.batch_bytes_max.min(
-                HEADER_BYTES + PAYLOAD_FIXED_BYTES + cols.data.len() + 24 * count + 2 * bitmap_len(count),
-            ));
-        out.resize(HEADER_BYTES, 0);
-        let mut out = rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(&*cols, out)
-            .expect("serializing plain vectors into memory cannot fail");
+        let capacity = self
+            .batch_bytes_max
+            .min(HEADER_BYTES + PAYLOAD_FIXED_BYTES + cols.data.len() + 24 * count + 2 * bitmap_len(count));
+        let template = BatchHeader {
+            base_offset: 0,
+            leader_epoch: 0,
+            batch_len: 0,
+            magic: BATCH_MAGIC,
+            crc: 0,
+            version: BATCH_VERSION,
+            attributes: 0,
+            record_count: count as u32,
+            last_offset_delta: count as u32 - 1,
+            payload_len: 0,
+            first_timestamp: min_timestamp,
+            max_timestamp,
+            producer_id: producer.producer_id,
+            producer_epoch: producer.producer_epoch,
+            reserved0: 0,
+            base_sequence: producer.base_sequence,
+            reserved1: 0,
+        };
+        let out = seal_columns(cols, template, capacity);
         for v in [
             &mut cols.offset_deltas,
             &mut cols.timestamp_deltas,
@@ -214,31 +230,30 @@ impl BatchBuilder {
         self.timestamps.clear();
         self.min_timestamp = i64::MAX;
         self.max_timestamp = i64::MIN;
-        let payload_len = out.len() - HEADER_BYTES;
-        let batch_len = align_batch(out.len());
-        out.resize(batch_len, 0);
-        let header = BatchHeader {
-            base_offset: 0,
-            leader_epoch: 0,
-            batch_len: u32::try_from(batch_len).expect("batch fits u32"),
-            magic: BATCH_MAGIC,
-            crc: 0,
-            version: BATCH_VERSION,
-            attributes: 0,
-            record_count: count as u32,
-            last_offset_delta: count as u32 - 1,
-            payload_len: payload_len as u32,
-            first_timestamp: min_timestamp,
-            max_timestamp,
-            producer_id: producer.producer_id,
-            producer_epoch: producer.producer_epoch,
-            reserved0: 0,
-            base_sequence: producer.base_sequence,
-            reserved1: 0,
-        };
-        header.encode(&mut out);
-        let crc = compute_crc(&out);
-        out[20..CRC_START].copy_from_slice(&crc.to_le_bytes());
         Batch::from_sealed(out)
     }
+}
+
+/// Serializes `cols` after an 80-byte header, pads the batch to
+/// [`BATCH_ALIGN`](super::header::BATCH_ALIGN), and encodes
+/// `header` with the resulting `batch_len`, `payload_len` and CRC. Every other header field is
+/// the caller's: the producer's builder and compaction's rewrite both seal this way.
+pub(crate) fn seal_columns(cols: &Columns, header: BatchHeader, capacity: usize) -> AlignedVec<16> {
+    let mut out = AlignedVec::<16>::with_capacity(capacity);
+    out.resize(HEADER_BYTES, 0);
+    let mut out = rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(cols, out)
+        .expect("serializing plain vectors into memory cannot fail");
+    let payload_len = out.len() - HEADER_BYTES;
+    let batch_len = align_batch(out.len());
+    out.resize(batch_len, 0);
+    let header = BatchHeader {
+        batch_len: u32::try_from(batch_len).expect("batch fits u32"),
+        payload_len: payload_len as u32,
+        crc: 0,
+        ..header
+    };
+    header.encode(&mut out);
+    let crc = compute_crc(&out);
+    out[20..CRC_START].copy_from_slice(&crc.to_le_bytes());
+    out
 }

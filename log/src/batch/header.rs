@@ -26,8 +26,12 @@ pub const ATTR_COMPRESSION_MASK: u16 = 0b0000_0111;
 pub const ATTR_TRANSACTIONAL: u16 = 1 << 4;
 /// The batch is a control batch (reserved; rejected until transactions land).
 pub const ATTR_CONTROL: u16 = 1 << 5;
+/// The batch was rewritten by compaction: its base offset is pinned in `reserved1`, which the
+/// CRC covers, so such a batch may follow a gap in the offsets (records removed before it)
+/// without a flipped base offset passing for one.
+pub const ATTR_COMPACTED: u16 = 1 << 6;
 /// Bits a version-1 batch may set at all.
-pub const ATTR_KNOWN: u16 = ATTR_COMPRESSION_MASK | ATTR_TRANSACTIONAL | ATTR_CONTROL;
+pub const ATTR_KNOWN: u16 = ATTR_COMPRESSION_MASK | ATTR_TRANSACTIONAL | ATTR_CONTROL | ATTR_COMPACTED;
 
 /// No producer id: the batch is not idempotent.
 pub const NO_PRODUCER_ID: i64 = -1;
@@ -157,6 +161,19 @@ impl BatchHeader {
         self.last_offset() + 1
     }
 
+    /// Whether compaction rewrote the batch (see [`ATTR_COMPACTED`]).
+    pub fn is_compacted(&self) -> bool {
+        self.attributes & ATTR_COMPACTED != 0
+    }
+
+    /// Whether the batch may start above `expected`, the offset after the batch before it: only
+    /// a compacted batch whose CRC-covered pin matches its base offset. Callers check the CRC
+    /// (or full validity) first; a plain batch must start exactly at `expected`.
+    pub fn may_start_at(&self, expected: u64) -> bool {
+        self.base_offset == expected
+            || (self.base_offset > expected && self.is_compacted() && self.reserved1 == self.base_offset)
+    }
+
     /// Checks the framing fields a reader needs before it can trust `batch_len`: magic and a
     /// sane, aligned length no larger than `len_max`.
     pub fn check_frame(&self, len_max: usize) -> Result<(), BatchError> {
@@ -199,8 +216,13 @@ impl BatchHeader {
         if self.max_timestamp < self.first_timestamp {
             return bad("max_timestamp", self.max_timestamp as u64);
         }
-        if self.reserved0 != 0 || self.reserved1 != 0 {
-            return bad("reserved", self.reserved1 | u64::from(self.reserved0));
+        if self.reserved0 != 0 {
+            return bad("reserved", u64::from(self.reserved0));
+        }
+        // A compacted batch pins its base offset in `reserved1`; any other leaves it zero.
+        let pin = if self.is_compacted() { self.base_offset } else { 0 };
+        if self.reserved1 != pin {
+            return bad("reserved", self.reserved1);
         }
         if self.base_offset.checked_add(u64::from(self.last_offset_delta)).is_none() {
             return bad("base_offset", self.base_offset);

@@ -7,11 +7,13 @@
 mod builder;
 mod columns;
 pub mod header;
+mod retain;
 mod view;
 
 pub use builder::{BatchBuilder, BuildError, ProducerStamp};
 pub use columns::Columns;
 pub use header::{BatchHeader, HEADER_BYTES, patch_offsets};
+pub use retain::retain;
 pub use view::{BatchView, Headers, RecordView, Records, check_frame_and_crc};
 
 use rkyv::util::AlignedVec;

@@ -419,6 +419,38 @@ impl<S: Storage + Clone> Storage for CachedStorage<S> {
     }
 
     async fn remove(&self, name: &str) -> io::Result<()> {
+        self.detach(name).await;
+        self.inner.remove(name).await
+    }
+
+    /// Both names stop leading to the files their handles hold: those handles are detached as
+    /// by a removal, so they keep their files and never reopen a name.
+    async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.detach(from).await;
+        self.detach(to).await;
+        self.inner.rename(from, to).await
+    }
+
+    async fn list(&self) -> io::Result<Vec<String>> {
+        self.inner.list().await
+    }
+
+    fn forget_names(&self) {
+        let slots: Vec<_> = self.slots.borrow_mut().drain().filter_map(|(_, w)| w.upgrade()).collect();
+        for slot in slots {
+            slot.removed.set(true);
+            self.cache.pin(&slot);
+        }
+    }
+
+    async fn sync_dir(&self) -> io::Result<()> {
+        self.inner.sync_dir().await
+    }
+}
+
+impl<S: Storage + Clone> CachedStorage<S> {
+    /// Detaches the handles of `name` from it before the name goes (unlinked or renamed away).
+    async fn detach(&self, name: &str) {
         let slot = self.slots.borrow().get(name).and_then(Weak::upgrade);
         if let Some(slot) = slot {
             // Handles of the file live on, and POSIX lets them use it after the unlink: hold a
@@ -436,23 +468,6 @@ impl<S: Storage + Clone> Storage for CachedStorage<S> {
             self.cache.pin(&slot);
             self.slots.borrow_mut().remove(name);
         }
-        self.inner.remove(name).await
-    }
-
-    async fn list(&self) -> io::Result<Vec<String>> {
-        self.inner.list().await
-    }
-
-    fn forget_names(&self) {
-        let slots: Vec<_> = self.slots.borrow_mut().drain().filter_map(|(_, w)| w.upgrade()).collect();
-        for slot in slots {
-            slot.removed.set(true);
-            self.cache.pin(&slot);
-        }
-    }
-
-    async fn sync_dir(&self) -> io::Result<()> {
-        self.inner.sync_dir().await
     }
 }
 
@@ -545,6 +560,25 @@ mod tests {
             assert_eq!(mem.open_handles(), 2);
             drop((evicted, pinned));
             assert_eq!(mem.open_handles(), 0);
+        });
+    }
+
+    /// A rename moves a file under another name: handles of either file keep their own file
+    /// (through a cache of one, so at least one was evicted), and opening the target name
+    /// afterwards reaches the renamed file.
+    #[test]
+    fn handles_keep_their_files_across_a_rename() {
+        block_on(async {
+            let (_, st, _) = storage(1);
+            let old = st.open("seg", true).await.unwrap();
+            write(&old, 1).await;
+            let new = st.open("seg.new", true).await.unwrap();
+            write(&new, 2).await;
+            st.rename("seg.new", "seg").await.unwrap();
+            assert_eq!(first_byte(&old).await.unwrap(), 1, "the replaced file");
+            assert_eq!(first_byte(&new).await.unwrap(), 2, "the renamed file");
+            assert_eq!(first_byte(&st.open("seg", false).await.unwrap()).await.unwrap(), 2);
+            assert!(st.open("seg.new", false).await.is_err());
         });
     }
 

@@ -182,6 +182,11 @@ impl Storage for DmaStorage {
         off_shard(move || std::fs::remove_file(path)).await
     }
 
+    async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let (from, to) = (self.dir.join(from), self.dir.join(to));
+        off_shard(move || std::fs::rename(from, to)).await
+    }
+
     async fn list(&self) -> io::Result<Vec<String>> {
         let dir = self.dir.clone();
         off_shard(move || {
@@ -206,7 +211,7 @@ impl Storage for DmaStorage {
 mod tests {
     use super::*;
 
-    /// Unlink, readdir and the directory fsync run on the blocking pool, not the shard's thread.
+    /// Unlink, rename, readdir and the directory fsync run on the blocking pool, not the shard's thread.
     #[test]
     fn blocking_file_system_calls_leave_the_shard_thread() {
         glommio::LocalExecutorBuilder::default()
@@ -218,6 +223,10 @@ mod tests {
                 let storage = DmaStorage::new(dir.path()).unwrap();
                 std::fs::write(dir.path().join("a"), b"x").unwrap();
                 assert_eq!(storage.list().await.unwrap(), vec!["a".to_owned()]);
+                std::fs::write(dir.path().join("b"), b"y").unwrap();
+                storage.rename("b", "a").await.unwrap();
+                assert_eq!(storage.list().await.unwrap(), vec!["a".to_owned()]);
+                assert_eq!(std::fs::read(dir.path().join("a")).unwrap(), b"y");
                 storage.remove("a").await.unwrap();
                 storage.sync_dir().await.unwrap();
                 assert!(storage.list().await.unwrap().is_empty());

@@ -8,8 +8,8 @@
 //! since then is gone (even if its data was synced) and a file removed since then comes back
 //! with its durable contents; it throws each surviving file's unsynced image away (or, in torn
 //! mode, keeps a random subset of the unsynced blocks, some of them cut short, and a prefix of
-//! the directory changes since the last `sync_dir`, in order, as a journaling filesystem commits
-//! metadata); and every file handle opened before it fails from then on, as a process that died
+//! the directory changes (creations, removals, renames) since the last `sync_dir`, in order, as
+//! a journaling filesystem commits metadata); and every file handle opened before it fails from then on, as a process that died
 //! would. As on POSIX, a handle names a file, not a name: one whose file was removed keeps
 //! reading and writing it, and a file created later under the same name is another file.
 //! Faults are armed through [`Faults`].
@@ -98,6 +98,7 @@ type Inode = Rc<RefCell<MemFileData>>;
 enum DirOp {
     Create(String, Inode),
     Remove(String),
+    Rename(String, String),
 }
 
 impl DirOp {
@@ -108,6 +109,11 @@ impl DirOp {
             }
             DirOp::Remove(name) => {
                 dir.remove(&name);
+            }
+            DirOp::Rename(from, to) => {
+                if let Some(inode) = dir.remove(&from) {
+                    dir.insert(to, inode);
+                }
             }
         }
     }
@@ -128,6 +134,9 @@ pub struct Faults {
     /// [`release_held`](Faults::release_held); it lands then, and never if its caller is
     /// cancelled first. [`held`](Faults::held) says that it is waiting.
     pub hold_io_in: Cell<u32>,
+    /// Like `hold_io_in`, for [`sync_dir`](Storage::sync_dir) calls: holds the n-th next one,
+    /// so a test can stop a directory change between its call and its durability.
+    pub hold_dir_sync_in: Cell<u32>,
     /// Set while a write or sync is being held by `hold_io_in`.
     pub held: Cell<bool>,
     /// Wakes the held I/O on release.
@@ -143,6 +152,11 @@ impl Faults {
         if !countdown(&self.hold_io_in) {
             return Ok(());
         }
+        self.hold().await
+    }
+
+    /// Waits until released; fails if released with [`fail_held`](Faults::fail_held).
+    async fn hold(&self) -> io::Result<()> {
         self.held.set(true);
         std::future::poll_fn(|cx| {
             if self.held.get() {
@@ -291,7 +305,10 @@ impl MemStorage {
         let mut st = self.state.borrow_mut();
         st.dir.remove(name);
         st.durable_dir.remove(name);
-        st.dir_ops.retain(|op| !matches!(op, DirOp::Create(n, _) | DirOp::Remove(n) if n == name));
+        st.dir_ops.retain(|op| match op {
+            DirOp::Create(n, _) | DirOp::Remove(n) => n != name,
+            DirOp::Rename(from, to) => from != name && to != name,
+        });
     }
 
     /// The current contents of a file, for assertions.
@@ -509,11 +526,24 @@ impl Storage for MemStorage {
         Ok(())
     }
 
+    async fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        let mut st = self.state.borrow_mut();
+        let Some(inode) = st.dir.remove(from) else {
+            return Err(io::Error::new(io::ErrorKind::NotFound, from.to_owned()));
+        };
+        st.dir.insert(to.to_owned(), inode);
+        st.dir_ops.push(DirOp::Rename(from.to_owned(), to.to_owned()));
+        Ok(())
+    }
+
     async fn list(&self) -> io::Result<Vec<String>> {
         Ok(self.state.borrow().dir.keys().cloned().collect())
     }
 
     async fn sync_dir(&self) -> io::Result<()> {
+        if countdown(&self.faults.hold_dir_sync_in) {
+            self.faults.hold().await?;
+        }
         let mut st = self.state.borrow_mut();
         st.durable_dir = st.dir.clone();
         st.dir_ops.clear();

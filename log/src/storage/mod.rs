@@ -63,6 +63,12 @@ pub trait Storage: std::fmt::Debug {
     /// Removes `name`; the removal is durable only after [`sync_dir`](Storage::sync_dir), and a
     /// crash before it may bring the file back. Open handles on the file keep working (POSIX).
     async fn remove(&self, name: &str) -> io::Result<()>;
+    /// Renames `from` to `to`, replacing `to` if it exists, atomically: at any moment, and
+    /// after any crash, `to` names either its old file or the renamed one. Like a creation or
+    /// removal, the rename is durable only after [`sync_dir`](Storage::sync_dir); a crash before
+    /// it may undo it, but never undoes it without also undoing every directory change made
+    /// after it. Open handles of both files keep working (POSIX).
+    async fn rename(&self, from: &str, to: &str) -> io::Result<()>;
     /// Names of the files in the directory, in no particular order.
     async fn list(&self) -> io::Result<Vec<String>>;
     /// Makes the creations and removals in the directory so far durable.
