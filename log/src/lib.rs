@@ -21,6 +21,7 @@ pub use error::{BatchError, LogError};
 pub mod group_commit;
 pub mod log;
 pub mod producer_scan;
+mod producer_snapshot;
 pub mod producers;
 pub mod scrub;
 pub mod segment;

@@ -224,6 +224,8 @@ pub struct PartitionLog<S: Storage> {
     scrub: ScrubCursor,
     /// Idempotent producers' last batches: see [`crate::producers`]. Rebuilt at open.
     pub(crate) producers: ProducerTable,
+    /// The base of `producers.snapshot`, if there is one (see [`crate::producer_snapshot`]).
+    pub(crate) producers_snapshot_base: Option<u64>,
     /// Cleaned segments swapped in so far, which outdates scrubbing steps planned before.
     swaps: u64,
 }
@@ -365,10 +367,11 @@ impl<S: Storage> PartitionLog<S> {
             damaged,
             scrub: Default::default(),
             producers: ProducerTable::default(),
+            producers_snapshot_base: None,
             swaps: 0,
         };
         let mut log = log;
-        log.producers = log.scan_producers().await?;
+        log.recover_producers().await?;
         Ok((log, report))
     }
 
@@ -631,6 +634,10 @@ impl<S: Storage> PartitionLog<S> {
     }
 
     /// First offset in the log.
+    pub(crate) fn storage(&self) -> &S {
+        &self.storage
+    }
+
     pub fn log_start(&self) -> u64 {
         self.sealed.front().map_or(self.active.seg.base, |s| s.base)
     }
@@ -1005,6 +1012,9 @@ impl<S: Storage> PartitionLog<S> {
         self.begin_change()?;
         let r = self.roll_inner(now_ms).await;
         self.failed = r.is_err();
+        if r.is_ok() {
+            self.save_producers().await;
+        }
         r
     }
 
@@ -1124,6 +1134,8 @@ impl<S: Storage> PartitionLog<S> {
         if offset > self.next_offset() {
             return Ok(self.next_offset());
         }
+        // Before the cut: a snapshot of producers past it would outlive its batches.
+        self.drop_snapshot_past(offset).await?;
         if offset == self.next_offset() {
             if self.epochs.cache.truncate_from_end(offset) {
                 self.begin_change()?;
@@ -1162,6 +1174,7 @@ impl<S: Storage> PartitionLog<S> {
         assert!(offset >= self.next_offset(), "a log starts over at or past its end");
         // Whatever it knew of producers was of batches that go.
         self.producers.clear();
+        self.drop_snapshot_past(0).await?;
         if offset == self.next_offset() {
             self.roll(now_ms).await?;
             self.begin_change()?;

@@ -21,12 +21,11 @@ impl<S: Storage> PartitionLog<S> {
         }
     }
 
-    /// The producers' state as the log's batches give it, read from the log start to its end
+    /// Adds to `table` what the log's batches from `from` to its end say of producers
     /// (quarantined ranges, and batches found damaged on the way, are passed over: their
     /// batches are unknown).
-    pub(crate) async fn scan_producers(&self) -> Result<ProducerTable> {
-        let mut table = ProducerTable::default();
-        let mut offset = self.log_start();
+    pub(crate) async fn scan_producers_from(&self, from: u64, table: &mut ProducerTable) -> Result<()> {
+        let mut offset = from;
         while offset < self.next_offset() {
             if let Some(d) = self.damaged_ranges().iter().find(|d| d.contains_offset(offset)) {
                 offset = d.last_offset + 1;
@@ -52,6 +51,6 @@ impl<S: Storage> PartitionLog<S> {
             assert!(fetched.next_offset > offset, "a read below the log end returns a batch");
             offset = fetched.next_offset;
         }
-        Ok(table)
+        Ok(())
     }
 }

@@ -163,6 +163,25 @@ impl ProducerTable {
         self.producers.get(&producer_id).map(|e| (e.epoch, e.batches.iter().copied().collect()))
     }
 
+    /// Every producer with its epoch and batches, by id: what a snapshot saves.
+    pub(crate) fn entries(&self) -> Vec<(i64, i16, Vec<BatchSeq>)> {
+        let mut all: Vec<_> = self
+            .producers
+            .iter()
+            .map(|(id, e)| (*id, e.epoch, e.batches.iter().copied().collect()))
+            .collect();
+        all.sort_unstable_by_key(|(id, _, _)| *id);
+        all
+    }
+
+    /// Puts back a producer a snapshot saved (one without batches is not kept).
+    pub(crate) fn restore(&mut self, producer_id: i64, epoch: i16, batches: Vec<BatchSeq>) {
+        if !batches.is_empty() {
+            let batches = batches.into_iter().rev().take(BATCHES_KEPT).rev().collect();
+            self.producers.insert(producer_id, Entry { epoch, batches });
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.producers.len()
     }

@@ -82,3 +82,43 @@ fn a_follower_copying_the_leaders_batches_knows_its_producers() {
         assert_eq!(check(&follower, &stamped(3, 0, 10, 1)), Ok(Verdict::Append));
     });
 }
+
+#[test]
+fn the_state_comes_from_the_last_rolls_snapshot_and_a_cut_below_it_drops_it() {
+    use weir_log::storage::Storage;
+    futures::executor::block_on(async {
+        let storage = MemStorage::new();
+        let (mut log, _) = PartitionLog::open(storage.clone(), small_config(), 0).await.unwrap();
+        // Producer 1, a roll, then producer 2 alone.
+        let mut last_offset = 0;
+        for i in 0..10 {
+            last_offset = append(&mut log, &stamped(1, 0, i * 2, 2)).await;
+        }
+        let last = stamped(1, 0, 18, 2);
+        log.roll(0).await.unwrap();
+        for i in 0..10 {
+            append(&mut log, &stamped(2, 0, i, 1)).await;
+        }
+        log.flush().await.unwrap();
+        let sealed = log.segment_bases()[0];
+        drop(log);
+        // Damage producer 1's last batch in its sealed segment, where a reopen does not look.
+        let name = format!("{sealed:020}.log");
+        let starts = common::batch_starts(&storage.contents(&name).unwrap());
+        // Its producer id (header byte 56): a whole read would take the batch for another's.
+        storage.flip_bit(&name, (starts[starts.len() - 1] + 56) as u64, 1);
+        let (log, _) = PartitionLog::open(storage.clone(), small_config(), 0).await.unwrap();
+        let dup = Verdict::Duplicate { base_offset: last_offset, last_offset: last_offset + 1 };
+        assert_eq!(check(&log, &last), Ok(dup), "known from the snapshot, not from the changed batch");
+        drop(log);
+        // Without the snapshot the whole log is read, and the changed batch is not producer 1's.
+        storage.remove("producers.snapshot").await.unwrap();
+        let (mut log, _) = PartitionLog::open(storage.clone(), small_config(), 0).await.unwrap();
+        assert_eq!(check(&log, &last), Ok(Verdict::Append));
+        // A snapshot is saved at the next roll; a cut below its base removes it.
+        log.roll(0).await.unwrap();
+        assert!(storage.list().await.unwrap().iter().any(|n| n == "producers.snapshot"));
+        log.truncate_to(10, 0).await.unwrap();
+        assert!(!storage.list().await.unwrap().iter().any(|n| n == "producers.snapshot"));
+    });
+}
