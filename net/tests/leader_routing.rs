@@ -390,6 +390,9 @@ mod leader_move {
         metadata_ms: AtomicU32,
         /// Node 2 answers a produce it refuses only at `elected` (a slow election).
         refusals_wait: std::sync::atomic::AtomicBool,
+        /// Node 2 refuses its next produce `NotEnoughReplicas` (its ISR shrank for a moment),
+        /// answering at `elected`.
+        refuse_once: std::sync::atomic::AtomicBool,
     }
 
     impl MovingLeader {
@@ -465,6 +468,16 @@ mod leader_move {
                     log_start: 0,
                 });
             }
+            if self.refuse_once.swap(false, Ordering::SeqCst) {
+                // Answered at `elected`: what the client sends meanwhile waits behind it.
+                tokio_rt::time::sleep_until(self.elected).await;
+                return Some(Response::Produce {
+                    error: ErrorCode::NotEnoughReplicas,
+                    message: "in-sync replicas below the minimum".into(),
+                    base_offset: 0,
+                    log_start: 0,
+                });
+            }
             if Instant::now() < self.elected {
                 if self.refusals_wait.load(Ordering::SeqCst) {
                     tokio_rt::time::sleep_until(self.elected).await;
@@ -535,6 +548,7 @@ mod leader_move {
             received: watch::channel(0).0,
             metadata_ms: AtomicU32::new(0),
             refusals_wait: Default::default(),
+            refuse_once: Default::default(),
         });
         for (me, listener) in [a, b].into_iter().enumerate() {
             let f = fake.clone();
@@ -759,6 +773,27 @@ mod leader_move {
             assert!(first < second, "the second record stored first: offsets {first} and {second}");
             assert_eq!(*fake.stored.lock().unwrap(), [b"1".to_vec(), b"2".to_vec()]);
             assert!(fake.timeouts.lock().unwrap().len() >= 3, "the first record was refused once");
+            producer.close().await.unwrap();
+        });
+    }
+
+    /// An idempotent producer's first batch in a partition goes alone: refused for a moment
+    /// (`NotEnoughReplicas`), it is sent again before any later batch, which a partition that
+    /// does not know the producer yet would otherwise take first.
+    #[test]
+    fn a_first_idempotent_batch_refused_for_a_moment_is_stored_before_the_next() {
+        runtime().block_on(async {
+            let fake = start_with(false, 2, Instant::now() + Duration::from_millis(200)).await;
+            fake.refuse_once.store(true, Ordering::SeqCst);
+            let target = Target::tcp(format!("127.0.0.1:{}", fake.ports[1]));
+            let config = ProducerConfig { linger_ms: 0, retry_backoff_ms: 50, ..ProducerConfig::default() };
+            let producer = Producer::connect(&target, config).await.unwrap();
+            let first = producer.enqueue(record(1)).await.unwrap();
+            fake.received.subscribe().wait_for(|n| *n >= 1).await.unwrap();
+            let second = producer.enqueue(record(2)).await.unwrap();
+            let (first, second) = (first.await.unwrap(), second.await.unwrap());
+            assert!(first < second, "offsets {first} and {second}");
+            assert_eq!(*fake.stored.lock().unwrap(), [b"1".to_vec(), b"2".to_vec()]);
             producer.close().await.unwrap();
         });
     }

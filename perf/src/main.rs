@@ -208,6 +208,10 @@ struct RunArgs {
     /// compare with earlier ones]
     #[arg(long, value_enum, default_value = "leader")]
     acks: AcksArg,
+    /// Idempotent producers (the SDK's default; only with --acks all): `--idempotent false`
+    /// measures what idempotence costs
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    idempotent: bool,
     /// Seconds measured, after the warm-up
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
@@ -320,6 +324,7 @@ fn run(mode: &str, args: RunArgs) -> Result<(), String> {
         batch_bytes: args.batch_bytes,
         linger_ms: args.linger_ms,
         acks: args.acks.acks(),
+        idempotent: args.idempotent,
         producers: args.producers,
         consumers,
         duration: Duration::from_secs_f64(args.duration.max(0.0)),
@@ -382,6 +387,7 @@ fn run(mode: &str, args: RunArgs) -> Result<(), String> {
         linger_ms: args.linger_ms,
         keys: args.keys,
         acks: format!("{:?}", args.acks).to_lowercase(),
+        idempotent: args.idempotent && matches!(args.acks, AcksArg::All),
         rate_records_per_s: args.rate.map(|r| r.records_per_sec(args.record_size)),
         measured_s: secs,
         records: outcome.records,

@@ -23,6 +23,9 @@ pub struct Report {
     pub linger_ms: u64,
     pub keys: u64,
     pub acks: String,
+    /// Whether the producers were idempotent (with acks all).
+    #[serde(default)]
+    pub idempotent: bool,
     /// Open-loop rate in records per second; none for a closed loop.
     pub rate_records_per_s: Option<f64>,
     pub measured_s: f64,

@@ -24,6 +24,7 @@ pub struct Workload {
     pub batch_bytes: usize,
     pub linger_ms: u64,
     pub acks: Acks,
+    pub idempotent: bool,
     pub producers: usize,
     pub consumers: usize,
     pub duration: Duration,
@@ -90,6 +91,7 @@ async fn produce_one(
         batch_bytes: w.batch_bytes,
         linger_ms: w.linger_ms,
         acks: w.acks,
+        idempotent: w.idempotent,
         ..ProducerConfig::default()
     };
     let producer = Producer::connect(&w.target, config).await?;

@@ -1127,24 +1127,32 @@ impl Worker {
     }
 
     async fn send_batch(&mut self, key: &BatchKey) {
-        let Some(mut p) = self.batches.remove(key) else { return };
-        if p.builder.is_empty() {
-            self.batches.insert(key.clone(), p);
+        if self.batches.get(key).is_none_or(|p| p.builder.is_empty()) {
             return;
         }
-        let (stamp, seq) = stamp(&self.seqs, key, p.builder.len());
-        let batch = p.builder.seal_reset(stamp);
-        let replies = std::mem::take(&mut p.replies);
-        let queued = p.queued;
-        // Keep the builder's memory for the next batch of this partition.
-        self.batches.insert(key.clone(), p);
-        while self.in_flight.len() >= self.config.max_in_flight {
+        // Room first, and (idempotent) no batch of the partition that starts an epoch in flight:
+        // the partition does not know the producer until that one is appended, and would take a
+        // later batch of it in its place if it were refused for a moment.
+        while self.in_flight.len() >= self.config.max_in_flight
+            || self.in_flight.iter().any(|f| f.key == *key && f.seq.as_ref().is_some_and(|g| g.starts_epoch))
+        {
             self.complete_oldest().await;
         }
+        let Some(mut p) = self.batches.remove(key) else { return };
+        let replies = std::mem::take(&mut p.replies);
+        let queued = p.queued;
         if Instant::now() >= self.expires(queued) {
+            // Never sent: it takes no sequence.
+            let _ = p.builder.seal_reset(ProducerStamp::default());
+            self.batches.insert(key.clone(), p);
             fail(replies, &delivery_timeout(queued, self.config.delivery_timeout_ms));
             return;
         }
+        // Stamped last, once it goes: a batch given up meanwhile moved the partition's epoch.
+        let (stamp, seq) = stamp(&self.seqs, key, p.builder.len());
+        let batch = p.builder.seal_reset(stamp);
+        // Keep the builder's memory for the next batch of this partition.
+        self.batches.insert(key.clone(), p);
         let f = InFlight::new(key.clone(), batch, replies, queued, seq);
         if self.away.contains_key(key) {
             return self.send_back(f, leader_moved()).await;
@@ -1482,7 +1490,14 @@ fn stamp(seqs: &Option<Arc<Sequences>>, key: &BatchKey, records: usize) -> (Prod
 async fn init_producer_id(conn: &mut Connection, config: &ProducerConfig) -> Result<i64> {
     let deadline = Instant::now() + Duration::from_millis(config.request_timeout_ms);
     loop {
-        let answer = conn.call(&Request::InitProducerId).await?;
+        let answer = match conn.call(&Request::InitProducerId).await {
+            // A node older than idempotence: the producer says so rather than guess.
+            Err(ClientError::Server { code: crate::ErrorCode::UnsupportedVersion, message }) => {
+                let reason = format!("the node gives no producer ids ({message}): set idempotent to false");
+                return Err(ClientError::Config { setting: "idempotent", reason });
+            }
+            other => other?,
+        };
         let e = match answer.response()? {
             Response::InitProducerId { error: crate::ErrorCode::None, producer_id, .. } => {
                 return Ok(producer_id);
@@ -1522,7 +1537,9 @@ impl Sequences {
         let stamp =
             ProducerStamp { producer_id: self.producer_id, producer_epoch: *epoch, base_sequence: *next };
         *next = ((i64::from(*next) + i64::from(records)) % (i64::from(i32::MAX) + 1)) as i32;
-        let guard = SeqGuard { seqs: self.clone(), key: key.clone(), epoch: *epoch, answered: false };
+        let starts_epoch = stamp.base_sequence == 0;
+        let guard =
+            SeqGuard { seqs: self.clone(), key: key.clone(), epoch: *epoch, starts_epoch, answered: false };
         (stamp, guard)
     }
 
@@ -1548,6 +1565,8 @@ struct SeqGuard {
     seqs: Arc<Sequences>,
     key: BatchKey,
     epoch: i16,
+    /// The first batch of its epoch in its partition (sequence 0).
+    starts_epoch: bool,
     answered: bool,
 }
 
