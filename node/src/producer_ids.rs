@@ -17,6 +17,11 @@ use weir_net::ErrorCode;
 /// Ids taken from the source at once.
 pub const PRODUCER_ID_BLOCK: u32 = 1000;
 
+/// Where a node alone starts its ids: far from the controller's, which start at 0, so that a
+/// data dir moved from a node alone into a cluster holds no producer a new one could be taken
+/// for.
+pub const FILE_IDS_START: i64 = 1 << 48;
+
 /// Where blocks come from.
 enum Source {
     /// A node without peers: the file holding the next id never handed out.
@@ -77,7 +82,7 @@ fn take_block_from_file(path: &std::path::Path) -> std::io::Result<Range<i64>> {
         Ok(text) => {
             text.trim().parse::<i64>().map_err(|e| std::io::Error::other(format!("{text:?}: {e}")))?
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => FILE_IDS_START,
         Err(e) => return Err(e),
     };
     let end = first + i64::from(PRODUCER_ID_BLOCK);
@@ -99,9 +104,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ids = ProducerIds::new(dir.path().into(), None);
         let first: Vec<i64> = (0..1500).map(|_| futures::executor::block_on(ids.next()).unwrap()).collect();
-        assert_eq!(first, (0..1500).collect::<Vec<_>>());
+        assert_eq!(first, (FILE_IDS_START..FILE_IDS_START + 1500).collect::<Vec<_>>());
         // A restart starts after the last block taken, whatever was left of it.
         let again = ProducerIds::new(dir.path().into(), None);
-        assert_eq!(futures::executor::block_on(again.next()).unwrap(), 2000);
+        assert_eq!(futures::executor::block_on(again.next()).unwrap(), FILE_IDS_START + 2000);
     }
 }
