@@ -22,8 +22,12 @@
 //! in flight there are answered) and hands them to the new leader's before any record queued
 //! later: the partition keeps its order.
 //!
-//! Delivery is at least once: a batch whose answer was lost (the connection broke, or the node
-//! restarted after writing it) is sent again and then stored twice. With more than one batch in
+//! Idempotent (the default, with acks=all): the producer takes a producer id at connect and
+//! stamps each batch with its partition's next sequence; a batch sent again after its answer was
+//! lost is recognised by the partition's leader (this one or the next) and stored once, and a
+//! partition keeps the producer's order. Without idempotence delivery is at least once: a batch
+//! whose answer was lost (the connection broke, or the node restarted after writing it) is sent
+//! again and then stored twice. With more than one batch in
 //! flight per connection (`max_in_flight`), a retried batch can also land after later batches of
 //! its partition; `max_in_flight = 1` keeps each partition's order (a retried batch may still be
 //! stored twice, back to back). Every record is answered within `delivery_timeout_ms` of its
