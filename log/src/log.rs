@@ -633,11 +633,11 @@ impl<S: Storage> PartitionLog<S> {
         })
     }
 
-    /// First offset in the log.
     pub(crate) fn storage(&self) -> &S {
         &self.storage
     }
 
+    /// First offset in the log.
     pub fn log_start(&self) -> u64 {
         self.sealed.front().map_or(self.active.seg.base, |s| s.base)
     }
@@ -1172,9 +1172,10 @@ impl<S: Storage> PartitionLog<S> {
     pub async fn start_over_at(&mut self, offset: u64, now_ms: u64) -> Result<u64> {
         self.check_usable()?;
         assert!(offset >= self.next_offset(), "a log starts over at or past its end");
-        // Whatever it knew of producers was of batches that go.
-        self.producers.clear();
+        // Whatever it knew of producers was of batches that go: the snapshot first, so that a
+        // failure leaves the table with the log it describes.
         self.drop_snapshot_past(0).await?;
+        self.producers.clear();
         if offset == self.next_offset() {
             self.roll(now_ms).await?;
             self.begin_change()?;

@@ -93,6 +93,12 @@ impl<S: Storage> PartitionLog<S> {
         self.producers_snapshot_base = saved.as_ref().map(|(base, _)| *base);
         let (from, mut table) = match saved {
             Some((base, table)) if base >= self.log_start() && base <= self.next_offset() => (base, table),
+            // One past the log end (its batches lost from outside) would be taken once appends
+            // passed its base again: it goes now.
+            Some((base, _)) if base > self.next_offset() => {
+                self.drop_snapshot_past(self.next_offset()).await?;
+                (self.log_start(), ProducerTable::default())
+            }
             _ => (self.log_start(), ProducerTable::default()),
         };
         self.scan_producers_from(from, &mut table).await?;
@@ -117,6 +123,9 @@ impl<S: Storage> PartitionLog<S> {
     pub(crate) async fn save_producers(&mut self) {
         let base = self.next_offset();
         let bytes = encode(base, &self.producers);
+        // Recorded before the rename: if the rename lands and what follows fails, a cut below
+        // the new base still removes the file (removing one is always safe).
+        self.producers_snapshot_base = Some(base);
         let saved = async {
             let st = self.storage();
             let file = Rc::new(
@@ -130,11 +139,8 @@ impl<S: Storage> PartitionLog<S> {
                 .map_err(|e| crate::error::LogError::io("rename", SNAPSHOT_NAME, e))?;
             st.sync_dir().await.map_err(|e| crate::error::LogError::io("sync", "data dir", e))
         };
-        match saved.await {
-            Ok(()) => self.producers_snapshot_base = Some(base),
-            Err(e) => {
-                tracing::warn!(error = %e, "saving the producers' state failed; the previous snapshot stays")
-            }
+        if let Err(e) = saved.await {
+            tracing::warn!(error = %e, "saving the producers' state failed; the previous snapshot stays");
         }
     }
 
@@ -145,7 +151,11 @@ impl<S: Storage> PartitionLog<S> {
             return Ok(());
         }
         let st = self.storage();
-        st.remove(SNAPSHOT_NAME).await.map_err(|e| crate::error::LogError::io("remove", SNAPSHOT_NAME, e))?;
+        match st.remove(SNAPSHOT_NAME).await {
+            // Removed already (an earlier removal whose directory sync failed), or never saved.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            r => r.map_err(|e| crate::error::LogError::io("remove", SNAPSHOT_NAME, e))?,
+        }
         st.sync_dir().await.map_err(|e| crate::error::LogError::io("sync", "data dir", e))?;
         self.producers_snapshot_base = None;
         Ok(())

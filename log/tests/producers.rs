@@ -120,5 +120,10 @@ fn the_state_comes_from_the_last_rolls_snapshot_and_a_cut_below_it_drops_it() {
         assert!(storage.list().await.unwrap().iter().any(|n| n == "producers.snapshot"));
         log.truncate_to(10, 0).await.unwrap();
         assert!(!storage.list().await.unwrap().iter().any(|n| n == "producers.snapshot"));
+        // A snapshot already gone (a removal whose directory sync failed) stops no later cut.
+        append(&mut log, &stamped(3, 0, 0, 1)).await;
+        log.roll(0).await.unwrap();
+        storage.remove("producers.snapshot").await.unwrap();
+        log.truncate_to(4, 0).await.unwrap();
     });
 }

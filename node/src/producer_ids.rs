@@ -74,7 +74,7 @@ impl ProducerIds {
     }
 }
 
-/// Reads the next free id from `path` (0 if it does not exist), records the end of a new block
+/// Reads the next free id from `path` (at least [`FILE_IDS_START`]), records the end of a new block
 /// durably (a new file renamed over it, then the directory synced), and returns the block.
 fn take_block_from_file(path: &std::path::Path) -> std::io::Result<Range<i64>> {
     use std::io::Write;
@@ -85,6 +85,7 @@ fn take_block_from_file(path: &std::path::Path) -> std::io::Result<Range<i64>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => FILE_IDS_START,
         Err(e) => return Err(e),
     };
+    let first = first.max(FILE_IDS_START);
     let end = first + i64::from(PRODUCER_ID_BLOCK);
     let fresh = path.with_extension("new");
     let mut file = std::fs::File::create(&fresh)?;

@@ -1137,9 +1137,7 @@ impl Worker {
         // Room first, and (idempotent) no batch of the partition that starts an epoch in flight:
         // the partition does not know the producer until that one is appended, and would take a
         // later batch of it in its place if it were refused for a moment.
-        while self.in_flight.len() >= self.config.max_in_flight
-            || self.in_flight.iter().any(|f| f.key == *key && f.seq.as_ref().is_some_and(|g| g.starts_epoch))
-        {
+        while self.in_flight.len() >= self.config.max_in_flight || self.epoch_start_in_flight(key) {
             self.complete_oldest().await;
         }
         let Some(mut p) = self.batches.remove(key) else { return };
@@ -1162,6 +1160,12 @@ impl Worker {
             return self.send_back(f, leader_moved()).await;
         }
         self.transmit(f).await;
+    }
+
+    /// Whether a batch of `key` that starts its epoch (sequence 0) is in flight: until it is
+    /// answered, no other batch of the partition goes (see `send_batch`).
+    fn epoch_start_in_flight(&self, key: &BatchKey) -> bool {
+        self.in_flight.iter().any(|f| f.key == *key && f.seq.as_ref().is_some_and(|g| g.starts_epoch))
     }
 
     /// A batch of `key` sent back to the router came back, or will not.
@@ -1345,7 +1349,8 @@ impl Worker {
         tracing::debug!(topic = %f.key.0, partition = f.key.1, error = %e, "sending again to the leader");
         let expires = self.expires(f.queued);
         tokio_rt::time::sleep_until(not_before.min(expires)).await;
-        while self.in_flight.len() >= self.config.max_in_flight {
+        // As in `send_batch`: no batch of the partition that starts an epoch is in flight.
+        while self.in_flight.len() >= self.config.max_in_flight || self.epoch_start_in_flight(&f.key) {
             self.complete_oldest().await;
         }
         if Instant::now() >= expires {
