@@ -1515,8 +1515,10 @@ impl<S: Storage> PartitionLog<S> {
             })
             .collect();
         let interval = self.config.index_interval_bytes;
-        (!segments.is_empty())
-            .then(|| CleanPlan::new(self.storage.clone(), segments, map_from, config, now_ms, interval))
+        (!segments.is_empty()).then(|| {
+            let kept = self.producers.latest_batch_bases();
+            CleanPlan::new(self.storage.clone(), segments, map_from, config, now_ms, interval, kept)
+        })
     }
 
     /// Swaps a cleaned segment in (see [`crate::compaction::swap`]), holding the log only for

@@ -158,6 +158,11 @@ impl ProducerTable {
         self.producers.clear();
     }
 
+    /// The base offset of every producer's latest batch.
+    pub(crate) fn latest_batch_bases(&self) -> std::collections::HashSet<u64> {
+        self.producers.values().filter_map(|e| e.batches.back().map(|b| b.base_offset)).collect()
+    }
+
     /// The batches remembered of `producer_id`, oldest first, and its epoch.
     pub fn producer(&self, producer_id: i64) -> Option<(i16, Vec<BatchSeq>)> {
         self.producers.get(&producer_id).map(|e| (e.epoch, e.batches.iter().copied().collect()))

@@ -127,3 +127,41 @@ fn the_state_comes_from_the_last_rolls_snapshot_and_a_cut_below_it_drops_it() {
         log.truncate_to(4, 0).await.unwrap();
     });
 }
+
+#[test]
+fn the_cleaner_keeps_a_record_of_each_producers_latest_batch() {
+    use weir_log::compaction::CleanConfig;
+    use weir_log::storage::Storage;
+    futures::executor::block_on(async {
+        let storage = MemStorage::new();
+        let (mut log, _) = PartitionLog::open(storage.clone(), small_config(), 0).await.unwrap();
+        // Producer 4's only batch, of key 9: every record of it superseded by later ones.
+        let key = 9u64.to_le_bytes();
+        let mut b = BatchBuilder::new(8 << 10);
+        for v in [b"a", b"b"] {
+            b.push(&Record { key: Some(&key), value: Some(v), headers: &[], timestamp: 1 }).unwrap();
+        }
+        let mine = b.seal(ProducerStamp { producer_id: 4, producer_epoch: 0, base_sequence: 0 });
+        let at = append(&mut log, &mine).await;
+        for _ in 0..5 {
+            append(&mut log, &common::batch(9, 3, 40, 1)).await;
+        }
+        log.roll(0).await.unwrap();
+        let config = CleanConfig { delete_retention_ms: 0, map_bytes_max: 1 << 20 };
+        let mut plan = log.plan_clean(0, log.next_offset(), config, 0).unwrap();
+        loop {
+            let step = plan.step(1 << 20).await.unwrap();
+            if let Some(c) = step.cleaned {
+                assert!(log.complete_clean(c).await.unwrap());
+            }
+            if step.done {
+                break;
+            }
+        }
+        drop(log);
+        // Rebuilt from the cleaned batches alone: the producer's batch is still known.
+        storage.remove("producers.snapshot").await.unwrap();
+        let (log, _) = PartitionLog::open(storage.clone(), small_config(), 0).await.unwrap();
+        assert_eq!(check(&log, &mine), Ok(Verdict::Duplicate { base_offset: at, last_offset: at + 1 }));
+    });
+}

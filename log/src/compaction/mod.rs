@@ -39,6 +39,10 @@
 //! - Records without a key stay (a compacted topic should refuse them; keeping them is safe).
 //! - The last batch of a segment keeps at least its last record, superseded or not, so that
 //!   the segment still ends at its end offset (see [`rewrite::keep_flags`]).
+//! - So does each idempotent producer's latest batch, as the plan found them
+//!   ([`rewrite::KeptBatches`]): a log whose producers' state is rebuilt from its batches (no
+//!   snapshot, a follower that copied it) still knows each producer's last sequence, so its
+//!   retries are recognised and its next batch is not refused as out of order.
 
 mod chunk;
 mod offset_map;
@@ -123,6 +127,8 @@ pub struct CleanPlan<S: Storage> {
     mapped_to: Option<u64>,
     /// Batches ending at or below this were mapped by earlier passes.
     map_from: u64,
+    /// Batches that keep a record whatever happens: see [`rewrite::KeptBatches`].
+    kept: rewrite::KeptBatches,
 }
 
 impl<S: Storage> CleanPlan<S> {
@@ -133,6 +139,7 @@ impl<S: Storage> CleanPlan<S> {
         config: CleanConfig,
         now_ms: u64,
         index_interval_bytes: u64,
+        kept: rewrite::KeptBatches,
     ) -> Self {
         assert!(config.map_bytes_max > 0, "a key map holds at least one key");
         assert!(segments.iter().all(|s| s.size > 0), "only segments with batches are cleaned");
@@ -147,6 +154,7 @@ impl<S: Storage> CleanPlan<S> {
             map,
             phase: Phase::Map { seg: first, pos: 0 },
             mapped_to: None,
+            kept,
             map_from,
         };
         if first == plan.segments.len() {
@@ -230,7 +238,8 @@ impl<S: Storage> CleanPlan<S> {
         let rw = rewrite.get_or_insert_with(|| Box::new(Rewrite::new(s, self.index_interval_bytes)));
         let expired = self.now_ms.saturating_sub(s.max_append_ms) >= self.config.delete_retention_ms;
         let tombstones = rewrite::Tombstones { expired, map_from: self.map_from };
-        let (read, written) = rw.step(&self.storage, s, &self.map, tombstones, budget_bytes).await?;
+        let (read, written) =
+            rw.step(&self.storage, s, &self.map, (tombstones, &self.kept), budget_bytes).await?;
         (out.read_bytes, out.written_bytes) = (read, written);
         if !rw.read_all(s) {
             return Ok(());

@@ -23,6 +23,11 @@ pub struct Tombstones {
     pub map_from: u64,
 }
 
+/// Batches that keep at least one record whatever supersedes them: each idempotent producer's
+/// latest batch (its producer id and sequences are what a log rebuilt from its batches knows
+/// of it, as Kafka's cleaner keeps them), by base offset.
+pub type KeptBatches = std::collections::HashSet<u64>;
+
 /// Which records of a batch stay. A record goes when a later record with the same key is in the
 /// map (superseded), or when it is an expired tombstone (null value) known to be its key's
 /// latest record: mapped by this pass, or by an earlier one (below `map_from`), whose rewrite
@@ -118,7 +123,7 @@ impl<F: StorageFile> Rewrite<F> {
         storage: &S,
         seg: &CleanSegment<F>,
         map: &OffsetMap,
-        tombstones: Tombstones,
+        (tombstones, kept): (Tombstones, &KeptBatches),
         budget_bytes: u64,
     ) -> Result<(u64, u64)> {
         let name = crate::segment::data_file_name(seg.base);
@@ -127,7 +132,7 @@ impl<F: StorageFile> Rewrite<F> {
         for &pos in &chunk.batches {
             let view = chunk.batch(pos)?;
             let h = *view.header();
-            let last = pos + u64::from(h.batch_len) == seg.size;
+            let last = pos + u64::from(h.batch_len) == seg.size || kept.contains(&h.base_offset);
             let keep = keep_flags(&view, map, tombstones, last);
             // A batch that keeps every record and follows its predecessor is copied as it is;
             // any other is rebuilt (pinned), or dropped when none of its records stays.
