@@ -160,7 +160,10 @@ impl Fetcher {
     /// One leader shard's fetch loop: a request with every queued fetch, its answer to the
     /// replicas, again.
     async fn run_pair(self: Rc<Self>, key: PairKey, pair: Rc<Pair>) {
-        let mut conn: Option<(Connection, Stream)> = None;
+        // With the leader node's incarnation it was made to: a connection to an earlier process
+        // of the node is dead (the new one cannot reset it), and waiting out a call on it would
+        // stall the pair after every restart of the leader's node.
+        let mut conn: Option<(Connection, Stream, Option<u64>)> = None;
         loop {
             if pair.queue.borrow().is_empty() {
                 pair.wake.notified().await;
@@ -170,9 +173,13 @@ impl Fetcher {
             if wait > 0 {
                 glommio::timer::sleep(Duration::from_millis(wait)).await;
             }
+            let incarnation = self.incarnation(key.0);
+            if conn.as_ref().is_some_and(|c| c.2 != incarnation) {
+                conn = None;
+            }
             if conn.is_none() {
                 match with_timeout(CONNECT_TIMEOUT_MS, self.connect(key)).await {
-                    Ok(c) => conn = Some(c),
+                    Ok((c, s)) => conn = Some((c, s, incarnation)),
                     Err(e) => {
                         tracing::warn!(leader = key.0.0, shard = key.1.0, error = %e, "cannot reach a leader");
                         glommio::timer::sleep(Duration::from_millis(RECONNECT_DELAY_MS)).await;
@@ -187,7 +194,7 @@ impl Fetcher {
             };
             let mut batch = batch;
             self.report_durable(&mut batch).await;
-            let (_, stream) = conn.as_mut().expect("connected above");
+            let (_, stream, _) = conn.as_mut().expect("connected above");
             // A leader that died (or restarted: its new process cannot reset the old
             // connection) answers nothing; waiting for QUIC's idle timeout would stall every
             // partition of the pair for as long.
@@ -224,6 +231,12 @@ impl Fetcher {
                 futures::future::select(settled, Box::pin(timer)).await;
             }
         }
+    }
+
+    /// The incarnation of `node` the metadata records (its latest start the controller acted on).
+    fn incarnation(&self, node: NodeId) -> Option<u64> {
+        let view = self.shard.core().cluster.borrow();
+        view.as_ref().and_then(|v| v.meta.incarnations.get(&node).copied())
     }
 
     /// The leader shard's address, from the metadata.
