@@ -5,6 +5,7 @@ pub mod admin;
 pub mod connection;
 pub mod consumer;
 pub mod error;
+mod idempotence;
 pub mod partitioner;
 pub mod producer;
 pub mod routing;
