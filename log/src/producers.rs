@@ -65,6 +65,11 @@ pub enum SequenceError {
     /// A new epoch must start at sequence 0.
     #[error("producer {producer_id} epoch {epoch} must start at sequence 0, not {actual}")]
     NewEpochNotAtZero { producer_id: i64, epoch: i16, actual: i32 },
+    /// The partition knows nothing of the producer (its batches were deleted by retention or
+    /// cut, or it was forgotten past `PRODUCERS_MAX`), and the batch does not start at
+    /// sequence 0: the producer starts a new epoch (as Kafka's UNKNOWN_PRODUCER_ID).
+    #[error("producer {producer_id} unknown to the partition; its batch starts at sequence {actual}, not 0")]
+    UnknownProducer { producer_id: i64, actual: i32 },
 }
 
 /// The sequence after `seq`.
@@ -88,8 +93,13 @@ impl ProducerTable {
     /// What to do with a batch whose header is `h` (its producer id not [`NO_PRODUCER_ID`]).
     pub fn check(&self, h: &BatchHeader) -> Result<Verdict, SequenceError> {
         assert_ne!(h.producer_id, NO_PRODUCER_ID, "a batch of no producer has no sequence");
-        let Some(e) = self.producers.get(&h.producer_id) else { return Ok(Verdict::Append) };
         let (producer_id, first, epoch) = (h.producer_id, h.base_sequence, h.producer_epoch);
+        let Some(e) = self.producers.get(&h.producer_id) else {
+            return match first {
+                0 => Ok(Verdict::Append),
+                actual => Err(SequenceError::UnknownProducer { producer_id, actual }),
+            };
+        };
         if epoch < e.epoch {
             return Err(SequenceError::Fenced { producer_id, current: e.epoch, actual: epoch });
         }
@@ -228,8 +238,12 @@ mod tests {
         assert!(matches!(t.check(&header(7, 1, 5, 1)), Err(SequenceError::NewEpochNotAtZero { .. })));
         t.on_append(&header(7, 1, 0, 1), 105);
         assert!(matches!(t.check(&c), Err(SequenceError::Fenced { current: 1, actual: 0, .. })));
-        // A producer never seen may start anywhere (its state may have been forgotten).
-        assert_eq!(t.check(&header(8, 3, 41, 1)), Ok(Verdict::Append));
+        // A producer the partition does not know starts at 0 (in any epoch), or is told so.
+        assert_eq!(t.check(&header(8, 3, 0, 1)), Ok(Verdict::Append));
+        assert!(matches!(
+            t.check(&header(8, 3, 41, 1)),
+            Err(SequenceError::UnknownProducer { actual: 41, .. })
+        ));
     }
 
     #[test]
@@ -246,6 +260,7 @@ mod tests {
         assert_eq!(t.producer(1).unwrap().1.last().unwrap().last_seq, 5);
         assert_eq!(t.check(&header(1, 0, 6, 1)), Ok(Verdict::Append), "the cut batch may come again");
         t.truncate_from(0);
+        assert!(matches!(t.check(&header(1, 0, 6, 1)), Err(SequenceError::UnknownProducer { .. })));
         assert!(t.is_empty());
     }
 

@@ -48,6 +48,10 @@ pub enum ErrorCode {
     /// An idempotent producer's batch carries an epoch older than one the partition has of it
     /// (a stale retry): nothing was appended.
     ProducerFenced = 20,
+    /// An idempotent producer's batch above sequence 0 reached a partition that knows nothing of
+    /// the producer (its batches deleted or cut): nothing was appended; the producer starts a
+    /// new epoch for the partition.
+    UnknownProducerId = 21,
     Unknown = 0xffff,
 }
 
@@ -76,6 +80,7 @@ impl ErrorCode {
             18 => RequestTimedOut,
             19 => OutOfOrderSequence,
             20 => ProducerFenced,
+            21 => UnknownProducerId,
             _ => Unknown,
         }
     }

@@ -393,6 +393,10 @@ mod leader_move {
         /// Node 2 refuses its next produce `NotEnoughReplicas` (its ISR shrank for a moment),
         /// answering at `elected`.
         refuse_once: std::sync::atomic::AtomicBool,
+        /// Node 2 answers its next produce `UnknownProducerId` (it lost the producer's state).
+        unknown_once: std::sync::atomic::AtomicBool,
+        /// The producer epoch and first sequence of each batch node 2 stored.
+        stamps: Mutex<Vec<(i16, i32)>>,
     }
 
     impl MovingLeader {
@@ -468,6 +472,14 @@ mod leader_move {
                     log_start: 0,
                 });
             }
+            if self.unknown_once.swap(false, Ordering::SeqCst) {
+                return Some(Response::Produce {
+                    error: ErrorCode::UnknownProducerId,
+                    message: "producer unknown to the partition".into(),
+                    base_offset: 0,
+                    log_start: 0,
+                });
+            }
             if self.refuse_once.swap(false, Ordering::SeqCst) {
                 // Answered at `elected`: what the client sends meanwhile waits behind it.
                 tokio_rt::time::sleep_until(self.elected).await;
@@ -496,6 +508,8 @@ mod leader_move {
                 let base = stored.len() as u64;
                 let view = BatchView::validate(&aligned, usize::MAX).unwrap();
                 stored.extend(view.records().map(|r| r.value.unwrap().to_vec()));
+                let h = view.header();
+                self.stamps.lock().unwrap().push((h.producer_epoch, h.base_sequence));
                 base
             };
             self.node_2_produces.send_modify(|n| *n += 1);
@@ -549,6 +563,8 @@ mod leader_move {
             metadata_ms: AtomicU32::new(0),
             refusals_wait: Default::default(),
             refuse_once: Default::default(),
+            unknown_once: Default::default(),
+            stamps: Mutex::new(Vec::new()),
         });
         for (me, listener) in [a, b].into_iter().enumerate() {
             let f = fake.clone();
@@ -794,6 +810,26 @@ mod leader_move {
             let (first, second) = (first.await.unwrap(), second.await.unwrap());
             assert!(first < second, "offsets {first} and {second}");
             assert_eq!(*fake.stored.lock().unwrap(), [b"1".to_vec(), b"2".to_vec()]);
+            producer.close().await.unwrap();
+        });
+    }
+
+    /// A partition that lost an idempotent producer's state answers `UnknownProducerId`: the
+    /// producer stamps the batch anew, in a new epoch from sequence 0, and its later batches
+    /// follow in that epoch.
+    #[test]
+    fn a_batch_refused_as_of_an_unknown_producer_goes_again_in_a_new_epoch() {
+        runtime().block_on(async {
+            let fake = start_with(false, 2, Instant::now()).await;
+            fake.unknown_once.store(true, Ordering::SeqCst);
+            let target = Target::tcp(format!("127.0.0.1:{}", fake.ports[1]));
+            let config = ProducerConfig { linger_ms: 0, ..ProducerConfig::default() };
+            let producer = Producer::connect(&target, config).await.unwrap();
+            let first = producer.send(record(1)).await.unwrap();
+            let second = producer.send(record(2)).await.unwrap();
+            assert!(first < second, "offsets {first} and {second}");
+            assert_eq!(*fake.stored.lock().unwrap(), [b"1".to_vec(), b"2".to_vec()]);
+            assert_eq!(*fake.stamps.lock().unwrap(), [(1, 0), (1, 1)], "epoch 1 from sequence 0");
             producer.close().await.unwrap();
         });
     }

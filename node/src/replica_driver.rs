@@ -699,6 +699,9 @@ fn check_idempotent<S: Storage>(
         Ok(Verdict::Append) => Ok(None),
         Ok(Verdict::Duplicate { base_offset, last_offset }) => Ok(Some((base_offset, last_offset + 1))),
         Err(e @ SequenceError::Fenced { .. }) => Err(Failure::new(ErrorCode::ProducerFenced, e.to_string())),
+        Err(e @ SequenceError::UnknownProducer { .. }) => {
+            Err(Failure::new(ErrorCode::UnknownProducerId, e.to_string()))
+        }
         Err(e) => Err(Failure::new(ErrorCode::OutOfOrderSequence, e.to_string())),
     }
 }

@@ -69,6 +69,19 @@ impl Batch {
         patch_offsets(&mut self.bytes, base_offset, leader_epoch);
     }
 
+    /// Gives the batch another idempotent producer stamp (an epoch and sequence its producer
+    /// chose anew), with its CRC computed again: the CRC covers the producer fields.
+    pub fn restamp(&mut self, stamp: crate::batch::ProducerStamp) {
+        let mut h = self.header();
+        h.producer_id = stamp.producer_id;
+        h.producer_epoch = stamp.producer_epoch;
+        h.base_sequence = stamp.base_sequence;
+        h.encode(&mut self.bytes[..HEADER_BYTES]);
+        h.crc = header::compute_crc(&self.bytes[..h.batch_len as usize]);
+        h.encode(&mut self.bytes[..HEADER_BYTES]);
+        debug_assert!(BatchView::validate(&self.bytes, usize::MAX).is_ok(), "a restamped batch is valid");
+    }
+
     /// A view for iterating the records. Sealed batches are valid by construction, so this
     /// validates again only as an assertion.
     pub fn view(&self) -> BatchView<'_> {

@@ -73,7 +73,7 @@ impl Sequences {
         Self { producer_id, parts: std::sync::Mutex::new(HashMap::new()) }
     }
 
-    fn stamp(self: &Arc<Self>, key: &BatchKey, records: u32) -> (ProducerStamp, SeqGuard) {
+    pub(super) fn stamp(self: &Arc<Self>, key: &BatchKey, records: u32) -> (ProducerStamp, SeqGuard) {
         let mut parts = self.parts.lock().expect("not poisoned");
         let (epoch, next) = parts.entry(key.clone()).or_insert((0, 0));
         let stamp =
@@ -90,7 +90,7 @@ impl Sequences {
     }
 
     /// A batch of `key` stamped in `epoch` was given up.
-    fn given_up(&self, key: &BatchKey, epoch: i16) {
+    pub(super) fn given_up(&self, key: &BatchKey, epoch: i16) {
         let mut parts = self.parts.lock().expect("not poisoned");
         if let Some(p) = parts.get_mut(key)
             && p.0 == epoch

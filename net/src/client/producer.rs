@@ -1293,6 +1293,11 @@ impl Worker {
         };
         // A leader moving or being elected is waited for until the batch's time is up, however
         // many rounds that takes; other transient errors count against `retries`.
+        let mut f = f;
+        if self.restamp(&mut f, &e) {
+            tracing::debug!(topic = %f.key.0, partition = f.key.1, error = %e, "sending again with a new stamp");
+            return Box::pin(self.transmit(InFlight { attempt: f.attempt + 1, ..f })).await;
+        }
         let moved = matches!(&e, ClientError::Server { code, .. } if code.needs_metadata_refresh());
         let retriable = e.is_retriable() || self.sequence_may_heal(&f, &e);
         if !retriable || (!moved && f.attempt >= self.config.retries) {
@@ -1310,6 +1315,35 @@ impl Worker {
             return;
         }
         Box::pin(self.transmit(InFlight { attempt: f.attempt + 1, ..f })).await
+    }
+
+    /// A batch its partition refused for its stamp, with a new one: the partition knows nothing
+    /// of the producer (`UnknownProducerId`: a new epoch starts, from sequence 0), or the stamp
+    /// is of an epoch this producer has ended since (refused `OutOfOrderSequence` or
+    /// `ProducerFenced`: it takes the next sequence of the new one). A batch that may have been
+    /// written keeps its stamp and fails: stamped anew it could be stored twice. Whether it was
+    /// stamped anew (otherwise it is as it was, for the other rules).
+    fn restamp(&self, f: &mut InFlight, e: &ClientError) -> bool {
+        use crate::ErrorCode as C;
+        let (Some(seqs), Some(guard)) = (&self.seqs, &f.seq) else { return false };
+        let ClientError::Server { code, .. } = e else { return false };
+        let stale = seqs.epoch(&f.key) != guard.epoch;
+        let fix = match code {
+            C::UnknownProducerId => true,
+            C::OutOfOrderSequence | C::ProducerFenced => stale,
+            _ => false,
+        };
+        if !fix || f.maybe_written {
+            return false;
+        }
+        if !stale {
+            seqs.given_up(&f.key, guard.epoch);
+        }
+        let (stamp, guard) = seqs.stamp(&f.key, f.batch.header().last_offset_delta + 1);
+        f.batch.restamp(stamp);
+        // The old guard goes with an ended epoch: it ends nothing more.
+        f.seq = Some(guard);
+        true
     }
 
     /// Whether a batch refused `OutOfOrderSequence` may yet be taken: a batch of its partition
