@@ -65,7 +65,16 @@ pub(super) async fn init_producer_id(conn: &mut Connection, config: &ProducerCon
 #[derive(Debug)]
 pub(super) struct Sequences {
     producer_id: i64,
-    parts: std::sync::Mutex<HashMap<BatchKey, (i16, i32)>>,
+    parts: std::sync::Mutex<HashMap<BatchKey, Part>>,
+}
+
+/// One partition's stamps: the epoch, the next sequence, and whether a batch queued after
+/// every batch of the earlier epochs (a fresh one) took a sequence of this epoch already.
+#[derive(Debug, Clone, Copy, Default)]
+struct Part {
+    epoch: i16,
+    next: i32,
+    fresh: bool,
 }
 
 impl Sequences {
@@ -73,30 +82,51 @@ impl Sequences {
         Self { producer_id, parts: std::sync::Mutex::new(HashMap::new()) }
     }
 
+    /// The stamp of a batch going for the first time.
     pub(super) fn stamp(self: &Arc<Self>, key: &BatchKey, records: u32) -> (ProducerStamp, SeqGuard) {
+        self.next_stamp(key, records, true)
+    }
+
+    /// A new stamp, in the current epoch, for a batch of an earlier one that went before every
+    /// fresh batch of this epoch; `None` once a fresh batch took a sequence of it (the old batch
+    /// would land after it: it fails instead).
+    pub(super) fn restamp(
+        self: &Arc<Self>,
+        key: &BatchKey,
+        records: u32,
+    ) -> Option<(ProducerStamp, SeqGuard)> {
+        let fresh = self.parts.lock().expect("not poisoned").get(key).is_some_and(|p| p.fresh);
+        (!fresh).then(|| self.next_stamp(key, records, false))
+    }
+
+    fn next_stamp(self: &Arc<Self>, key: &BatchKey, records: u32, fresh: bool) -> (ProducerStamp, SeqGuard) {
         let mut parts = self.parts.lock().expect("not poisoned");
-        let (epoch, next) = parts.entry(key.clone()).or_insert((0, 0));
+        let p = parts.entry(key.clone()).or_default();
         let stamp =
-            ProducerStamp { producer_id: self.producer_id, producer_epoch: *epoch, base_sequence: *next };
-        *next = ((i64::from(*next) + i64::from(records)) % (i64::from(i32::MAX) + 1)) as i32;
+            ProducerStamp { producer_id: self.producer_id, producer_epoch: p.epoch, base_sequence: p.next };
+        p.next = ((i64::from(p.next) + i64::from(records)) % (i64::from(i32::MAX) + 1)) as i32;
+        p.fresh |= fresh;
         let starts_epoch = stamp.base_sequence == 0;
         let guard =
-            SeqGuard { seqs: self.clone(), key: key.clone(), epoch: *epoch, starts_epoch, answered: false };
+            SeqGuard { seqs: self.clone(), key: key.clone(), epoch: p.epoch, starts_epoch, answered: false };
         (stamp, guard)
     }
 
     pub(super) fn epoch(&self, key: &BatchKey) -> i16 {
-        self.parts.lock().expect("not poisoned").get(key).map_or(0, |p| p.0)
+        self.parts.lock().expect("not poisoned").get(key).map_or(0, |p| p.epoch)
     }
 
-    /// A batch of `key` stamped in `epoch` was given up.
-    pub(super) fn given_up(&self, key: &BatchKey, epoch: i16) {
+    /// A batch of `key` stamped in `epoch` was given up: the partition's next stamps start a new
+    /// epoch. Whether one started (not at the last epoch, whose gap stays: the partition's later
+    /// batches fail in turn).
+    pub(super) fn given_up(&self, key: &BatchKey, epoch: i16) -> bool {
         let mut parts = self.parts.lock().expect("not poisoned");
-        if let Some(p) = parts.get_mut(key)
-            && p.0 == epoch
-        {
-            // At the last epoch the gap stays: the partition's later batches fail in turn.
-            *p = (epoch.saturating_add(1), if epoch == i16::MAX { p.1 } else { 0 });
+        match parts.get_mut(key) {
+            Some(p) if p.epoch == epoch && epoch < i16::MAX => {
+                *p = Part { epoch: epoch + 1, next: 0, fresh: false };
+                true
+            }
+            _ => false,
         }
     }
 }

@@ -1296,7 +1296,12 @@ impl Worker {
         let mut f = f;
         if self.restamp(&mut f, &e) {
             tracing::debug!(topic = %f.key.0, partition = f.key.1, error = %e, "sending again with a new stamp");
-            return Box::pin(self.transmit(InFlight { attempt: f.attempt + 1, ..f })).await;
+            let f = InFlight { attempt: f.attempt + 1, ..f };
+            // Behind a batch of the partition away at the router, as any other would go.
+            if self.away.contains_key(&f.key) {
+                return self.send_back(f, e).await;
+            }
+            return Box::pin(self.transmit(f)).await;
         }
         let moved = matches!(&e, ClientError::Server { code, .. } if code.needs_metadata_refresh());
         let retriable = e.is_retriable() || self.sequence_may_heal(&f, &e);
@@ -1333,13 +1338,14 @@ impl Worker {
             C::OutOfOrderSequence | C::ProducerFenced => stale,
             _ => false,
         };
-        if !fix || f.maybe_written {
+        // Within its time and attempts, like any retry.
+        let spent = f.attempt >= self.config.retries || Instant::now() >= self.expires(f.queued);
+        if !fix || f.maybe_written || spent || (!stale && !seqs.given_up(&f.key, guard.epoch)) {
             return false;
         }
-        if !stale {
-            seqs.given_up(&f.key, guard.epoch);
-        }
-        let (stamp, guard) = seqs.stamp(&f.key, f.batch.header().last_offset_delta + 1);
+        let Some((stamp, guard)) = seqs.restamp(&f.key, f.batch.header().last_offset_delta + 1) else {
+            return false;
+        };
         f.batch.restamp(stamp);
         // The old guard goes with an ended epoch: it ends nothing more.
         f.seq = Some(guard);
