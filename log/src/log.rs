@@ -1174,7 +1174,7 @@ impl<S: Storage> PartitionLog<S> {
         assert!(offset >= self.next_offset(), "a log starts over at or past its end");
         // Whatever it knew of producers was of batches that go: the snapshot first, so that a
         // failure leaves the table with the log it describes.
-        self.drop_snapshot_past(0).await?;
+        self.drop_snapshot().await?;
         self.producers.clear();
         if offset == self.next_offset() {
             self.roll(now_ms).await?;

@@ -144,10 +144,17 @@ impl<S: Storage> PartitionLog<S> {
         }
     }
 
-    /// Removes the snapshot if a cut to `end` would leave its base past the log end (`end` 0:
-    /// whatever its base, for a log that starts over).
+    /// Removes the snapshot if a cut to `end` would leave its base past the log end.
     pub(crate) async fn drop_snapshot_past(&mut self, end: u64) -> Result<()> {
-        if self.producers_snapshot_base.is_none_or(|base| end != 0 && base <= end) {
+        match self.producers_snapshot_base {
+            Some(base) if base > end => self.drop_snapshot().await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes the snapshot, durably, whatever its base (a log that starts over).
+    pub(crate) async fn drop_snapshot(&mut self) -> Result<()> {
+        if self.producers_snapshot_base.is_none() {
             return Ok(());
         }
         let st = self.storage();

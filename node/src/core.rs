@@ -561,16 +561,7 @@ mod tests {
                 let config = test_config();
                 let disk = MemDisk::default();
                 let core = ShardCore::new(ShardId(0), config, disk.clone(), GlommioRuntime::new());
-                let local = ReplicaAddr { node: crate::placement::LOCAL_NODE, shard: ShardId(0) };
-                let meta = TopicMeta {
-                    name: "t".into(),
-                    partitions: 1,
-                    retention_ms: None,
-                    retention_bytes: None,
-                    replicas: vec![vec![local]],
-                };
-                let table = TopicTable { topics: [("t".to_owned(), meta)].into(), ..TopicTable::default() };
-                assert!(core.apply_topics(table).await.is_empty());
+                add_topic_t(&core).await;
                 let p = core.partition("t", 0).unwrap();
                 for t in 0..200u32 {
                     let mut b = BatchBuilder::new(1 << 20);
@@ -638,6 +629,12 @@ mod tests {
 
     async fn one_topic_core() -> Rc<ShardCore<crate::disk::MemDisk, GlommioRuntime>> {
         let core = one_partition_core();
+        add_topic_t(&core).await;
+        core
+    }
+
+    /// Topic `t`, one partition on this shard, applied to `core`.
+    async fn add_topic_t(core: &ShardCore<crate::disk::MemDisk, GlommioRuntime>) {
         let local = ReplicaAddr { node: crate::placement::LOCAL_NODE, shard: ShardId(0) };
         let meta = TopicMeta {
             name: "t".into(),
@@ -648,7 +645,6 @@ mod tests {
         };
         let table = TopicTable { topics: [("t".to_owned(), meta)].into(), ..TopicTable::default() };
         assert!(core.apply_topics(table).await.is_empty());
-        core
     }
 
     fn part(bytes: Vec<u8>) -> crate::service::types::ProducePartition {
