@@ -7,7 +7,9 @@
 //! to the end of its last partial block, zero-padded. That part is copied into a small buffer of
 //! exactly that size; the current buffer stays, and its partial block is rewritten in place by
 //! the next write as it fills. Space is preallocated in steps so appends do not change the
-//! file's size metadata.
+//! file's size metadata. The step grows with the file, from [`PREALLOCATE_FIRST_BYTES`] up to
+//! `preallocate_bytes`, so a partition that takes little data holds little unused disk: a node
+//! with thousands of quiet partitions must not reserve a full step for each.
 //!
 //! Full-size buffers exist only while the file is being written: the first append allocates
 //! one, and [`Appender::release_if_idle`] gives them all back once every appended byte is in
@@ -29,9 +31,14 @@ pub struct AppenderConfig {
     pub write_buffer_bytes: usize,
     /// Full buffers queued before they are written together.
     pub write_behind_buffers_max: usize,
-    /// Step by which the file is preallocated ahead of the write position; 0 disables it.
+    /// Largest step by which the file is preallocated ahead of the write position; 0 disables
+    /// preallocation.
     pub preallocate_bytes: u64,
 }
+
+/// The first preallocation step of a file; each later step is as large as the file so far, up to
+/// `preallocate_bytes`.
+pub const PREALLOCATE_FIRST_BYTES: u64 = 1 << 20;
 
 /// Writes appended bytes to a file. Positions are file positions in bytes.
 pub struct Appender<F: StorageFile> {
@@ -243,7 +250,8 @@ impl<F: StorageFile> Appender<F> {
         if step == 0 || upto <= self.allocated {
             return Ok(());
         }
-        let target = align_up(upto + step, self.align);
+        let ahead = step.min(upto.max(PREALLOCATE_FIRST_BYTES));
+        let target = align_up(upto + ahead, self.align);
         self.file.allocate(target).await.map_err(|e| LogError::io("allocate", &self.name, e))?;
         self.allocated = target;
         Ok(())
@@ -435,4 +443,29 @@ mod tests {
     }
 
     const MEM_TAIL: usize = crate::storage::mem::MEM_ALIGN;
+
+    /// A quiet file reserves only the first step; a busy one grows its steps to the largest.
+    #[test]
+    fn preallocation_grows_with_the_file() {
+        block_on(async {
+            let st = MemStorage::new();
+            let file = Rc::new(st.open("f", true).await.unwrap());
+            let config = AppenderConfig { preallocate_bytes: 32 << 20, ..CONFIG };
+            let mut a = Appender::open(file.clone(), "f".into(), 0, config).await.unwrap();
+            a.append(&bytes(0, 600), |_| {}).await.unwrap();
+            let first = file.size().await.unwrap();
+            assert!(first <= 600 + PREALLOCATE_FIRST_BYTES + MEM_TAIL as u64, "{first}");
+            let mut written = 600;
+            let mut ahead_max = 0;
+            while written < 100 << 20 {
+                a.append(&bytes(written, 1 << 20), |_| {}).await.unwrap();
+                written += 1 << 20;
+                let size = file.size().await.unwrap();
+                let ahead = size - written as u64;
+                assert!(ahead <= (written as u64).max(PREALLOCATE_FIRST_BYTES) + MEM_TAIL as u64, "{ahead}");
+                ahead_max = ahead_max.max(ahead);
+            }
+            assert!(ahead_max >= 31 << 20, "a large file preallocates in full steps: {ahead_max}");
+        });
+    }
 }
