@@ -12,11 +12,21 @@ use super::header::{ATTR_COMPACTED, BatchHeader};
 use super::{Batch, BatchView, RecordView};
 
 /// Rebuilds `view` keeping the records `i` for which `keep[i]` is set (`keep` has one entry
-/// per record). `None` when no record is kept: the batch is dropped and leaves a gap.
-pub fn retain(view: &BatchView<'_>, keep: &[bool]) -> Option<Batch> {
+/// per record), record `without_value` (one kept) with its value dropped. `None` when no record
+/// is kept: the batch is dropped and leaves a gap.
+pub fn retain(view: &BatchView<'_>, keep: &[bool], without_value: Option<usize>) -> Option<Batch> {
     assert_eq!(keep.len(), view.record_count(), "one keep flag per record");
+    assert!(without_value.is_none_or(|i| keep[i]), "a record without its value is a kept one");
     let h = *view.header();
-    let kept: Vec<RecordView<'_>> = view.records().zip(keep).filter(|(_, k)| **k).map(|(r, _)| r).collect();
+    let kept: Vec<RecordView<'_>> = (view.records().enumerate())
+        .filter(|(i, _)| keep[*i])
+        .map(|(i, mut r)| {
+            if without_value == Some(i) {
+                r.value = None;
+            }
+            r
+        })
+        .collect();
     let first_timestamp = kept.iter().map(|r| r.timestamp).min()?;
     let max_timestamp = kept.iter().map(|r| r.timestamp).max().expect("records were kept");
     let cols = columns_of(&kept, h.base_offset, first_timestamp);
@@ -110,7 +120,7 @@ mod tests {
         let view = batch.view();
         for mask in [0b11_1111_1111u16, 0b10_0000_0000, 0b00_0000_0001, 0b01_0101_0110, 0b00_1000_0000] {
             let keep: Vec<bool> = (0..10).map(|i| mask & (1 << i) != 0).collect();
-            let out = retain(&view, &keep).unwrap();
+            let out = retain(&view, &keep, None).unwrap();
             let got: Vec<RecordView<'_>> = out.view().records().collect();
             let want: Vec<RecordView<'_>> =
                 view.records().zip(&keep).filter(|(_, k)| **k).map(|(r, _)| r).collect();
@@ -121,7 +131,14 @@ mod tests {
             assert_eq!(a.next_offset(), b.next_offset());
             assert!(a.is_compacted() && a.reserved1 == 500);
         }
-        assert!(retain(&view, &[false; 10]).is_none(), "an emptied batch is dropped");
+        assert!(retain(&view, &[false; 10], None).is_none(), "an emptied batch is dropped");
+        // A record kept only to hold its place loses its value, and nothing else.
+        let mut keep = [false; 10];
+        keep[9] = true;
+        let out = retain(&view, &keep, Some(9)).unwrap();
+        let mut want = view.records().last().unwrap();
+        want.value = None;
+        assert_eq!(out.view().records().collect::<Vec<_>>(), vec![want]);
     }
 
     /// A compacted batch pins its base offset: a changed base offset fails full validation,
@@ -131,7 +148,7 @@ mod tests {
         let batch = sample();
         let mut keep = [true; 10];
         keep[0] = false;
-        let out = retain(&batch.view(), &keep).unwrap();
+        let out = retain(&batch.view(), &keep, None).unwrap();
         let h = out.header();
         assert!(h.may_start_at(400) && h.may_start_at(500) && !h.may_start_at(501));
         let mut moved = out.clone();

@@ -38,7 +38,8 @@
 //!   `delete_retention_ms` sees every tombstone.
 //! - Records without a key stay (a compacted topic should refuse them; keeping them is safe).
 //! - The last batch of a segment keeps at least its last record, superseded or not, so that
-//!   the segment still ends at its end offset (see [`rewrite::keep_flags`]).
+//!   the segment still ends at its end offset (see [`rewrite::keep_flags`]). A superseded
+//!   record kept so loses its value: a deleted key never comes back through it.
 //! - So does each idempotent producer's latest batch, as the plan found them
 //!   ([`rewrite::KeptBatches`]): a log whose producers' state is rebuilt from its batches (no
 //!   snapshot, a follower that copied it) still knows each producer's last sequence, so its

@@ -28,6 +28,16 @@ pub struct Tombstones {
 /// of it, as Kafka's cleaner keeps them), by base offset.
 pub type KeptBatches = std::collections::HashSet<u64>;
 
+/// Which records of a batch stay, and which one of them stays only to hold its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keep {
+    /// One flag per record: whether it stays.
+    pub flags: Vec<bool>,
+    /// A superseded value kept to hold its place: it stays as a tombstone of its key (its value
+    /// dropped), or it would bring its key back once a later tombstone of the key goes.
+    pub placeholder: Option<usize>,
+}
+
 /// Which records of a batch stay. A record goes when a later record with the same key is in the
 /// map (superseded), or when it is an expired tombstone (null value) known to be its key's
 /// latest record: mapped by this pass, or by an earlier one (below `map_from`), whose rewrite
@@ -35,8 +45,10 @@ pub type KeptBatches = std::collections::HashSet<u64>;
 /// its key may still be there, and would come back without it. Records without a key always
 /// stay: nothing supersedes them. The last batch of a segment (`last_in_segment`) keeps at
 /// least its last record, so the segment still ends at its end offset: a scan of it then finds
-/// its whole offset range, and a read of any of its offsets finds a batch in it.
-pub fn keep_flags(view: &BatchView<'_>, map: &OffsetMap, t: Tombstones, last_in_segment: bool) -> Vec<bool> {
+/// its whole offset range, and a read of any of its offsets finds a batch in it. That record,
+/// if superseded, is kept without its value ([`Keep::placeholder`]): what it says of its key is
+/// then never newer than what a later record says.
+pub fn keep_flags(view: &BatchView<'_>, map: &OffsetMap, t: Tombstones, last_in_segment: bool) -> Keep {
     let mut keep: Vec<bool> = view
         .records()
         .map(|r| match r.key {
@@ -48,10 +60,15 @@ pub fn keep_flags(view: &BatchView<'_>, map: &OffsetMap, t: Tombstones, last_in_
             }
         })
         .collect();
+    let mut placeholder = None;
     if last_in_segment && !keep.contains(&true) {
-        *keep.last_mut().expect("a batch has records") = true;
+        let last = keep.len() - 1;
+        keep[last] = true;
+        // A tombstone already says nothing newer than a later record of its key.
+        let value = view.records().last().expect("a batch has records").value;
+        placeholder = value.is_some().then_some(last);
     }
-    keep
+    Keep { flags: keep, placeholder }
 }
 
 /// The cleaning of one segment: reads it chunk by chunk and writes what stays to
@@ -134,16 +151,17 @@ impl<F: StorageFile> Rewrite<F> {
             let h = *view.header();
             let last = pos + u64::from(h.batch_len) == seg.size || kept.contains(&h.base_offset);
             let keep = keep_flags(&view, map, tombstones, last);
-            // A batch that keeps every record and follows its predecessor is copied as it is;
+            // A batch that keeps every record as it is and follows its predecessor is copied;
             // any other is rebuilt (pinned), or dropped when none of its records stays.
-            let same = !keep.contains(&false) && h.may_start_at(self.expected);
+            let same =
+                !keep.flags.contains(&false) && keep.placeholder.is_none() && h.may_start_at(self.expected);
             if !same && self.out.is_none() {
                 let copied = self.begin_output(storage, seg).await?;
                 (read, written) = (read + copied, written + copied);
             }
             let rebuilt = match same {
                 true => None,
-                false => match retain(&view, &keep) {
+                false => match retain(&view, &keep.flags, keep.placeholder) {
                     Some(b) => Some(b),
                     None => continue,
                 },
