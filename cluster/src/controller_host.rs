@@ -552,6 +552,8 @@ impl ControllerHost {
             min_insync_replicas,
             retention_ms: request.retention_ms,
             retention_bytes: request.retention_bytes,
+            cleanup_policy: request.cleanup_policy,
+            delete_retention_ms: request.delete_retention_ms,
         };
         Ok((topic, placement))
     }
@@ -663,6 +665,8 @@ fn same_topic(topic: &TopicEntry, request: &CreateTopic) -> bool {
         && topic.min_insync_replicas == request.min_insync_replicas.unwrap_or(rf.min(2))
         && topic.retention_ms == request.retention_ms
         && topic.retention_bytes == request.retention_bytes
+        && topic.cleanup_policy == request.cleanup_policy
+        && topic.delete_retention_ms == request.delete_retention_ms
 }
 
 #[cfg(test)]
@@ -720,6 +724,8 @@ mod tests {
             min_insync_replicas: 2,
             retention_ms: Some(u64::MAX),
             retention_bytes: Some(u64::MAX),
+            cleanup_policy: weir_log::CleanupPolicy::CompactDelete,
+            delete_retention_ms: Some(u64::MAX),
         };
         let bytes =
             serde_json::to_vec(&MetaCommand::CreateTopic { topic, partitions: entries }).unwrap().len();

@@ -39,6 +39,12 @@ pub struct TopicEntry {
     pub min_insync_replicas: u16,
     pub retention_ms: Option<u64>,
     pub retention_bytes: Option<u64>,
+    /// Entries written before topics had a policy are `delete`.
+    #[serde(default)]
+    pub cleanup_policy: weir_log::CleanupPolicy,
+    /// `None`: each node's `delete_retention_ms`.
+    #[serde(default)]
+    pub delete_retention_ms: Option<u64>,
 }
 
 /// One partition: where its replicas live and the controller's state of it.
@@ -359,6 +365,8 @@ mod tests {
             min_insync_replicas: 2,
             retention_ms: None,
             retention_bytes: None,
+            cleanup_policy: weir_log::CleanupPolicy::Delete,
+            delete_retention_ms: None,
         };
         MetaCommand::CreateTopic { topic, partitions: entries }
     }

@@ -66,6 +66,11 @@ pub struct CreateTopic {
     pub min_insync_replicas: Option<u16>,
     pub retention_ms: Option<u64>,
     pub retention_bytes: Option<u64>,
+    #[serde(default)]
+    pub cleanup_policy: weir_log::CleanupPolicy,
+    /// `None`: each node's `delete_retention_ms`.
+    #[serde(default)]
+    pub delete_retention_ms: Option<u64>,
 }
 
 /// [`AlterPartition`] on the wire.

@@ -111,6 +111,8 @@ fn topic(name: &str, partitions: u32, replication_factor: u16) -> CreateTopic {
         min_insync_replicas: None,
         retention_ms: None,
         retention_bytes: None,
+        cleanup_policy: Default::default(),
+        delete_retention_ms: None,
     }
 }
 

@@ -7,15 +7,18 @@
 pub mod append_all;
 pub mod appender;
 pub mod batch;
+pub mod cleanup_policy;
 pub mod compaction;
 pub mod damage;
 pub mod epoch_cache;
 mod epoch_store;
 pub mod error;
 pub mod index;
+pub mod io_budget;
 pub mod storage;
 
 pub use append_all::AppendAllError;
+pub use cleanup_policy::CleanupPolicy;
 pub use damage::DamagedRange;
 pub use error::{BatchError, LogError};
 pub mod group_commit;

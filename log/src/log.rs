@@ -17,7 +17,7 @@
 
 use crate::appender::{Appender, AppenderConfig};
 use crate::batch::{BatchHeader, BatchView, patch_offsets};
-use crate::compaction::{CleanConfig, CleanPlan, CleanSegment, CleanedSegment, swap};
+use crate::compaction::{CleanConfig, CleanPlan, CleanSegment, Cleanable, CleanedSegment, swap};
 use crate::damage::DamagedRange;
 use crate::epoch_cache::{EpochEnd, EpochEntry};
 use crate::epoch_store::{EpochStore, Opened};
@@ -226,6 +226,9 @@ pub struct PartitionLog<S: Storage> {
     pub(crate) producers: ProducerTable,
     /// The base of `producers.snapshot`, if there is one (see [`crate::producer_snapshot`]).
     pub(crate) producers_snapshot_base: Option<u64>,
+    /// How many times batches were cut off the log (truncations and new starts): a cleaner's
+    /// checkpoint taken before a cut no longer describes the log.
+    cuts: u64,
     /// Cleaned segments swapped in so far, which outdates scrubbing steps planned before.
     swaps: u64,
 }
@@ -367,6 +370,7 @@ impl<S: Storage> PartitionLog<S> {
             damaged,
             scrub: Default::default(),
             producers: ProducerTable::default(),
+            cuts: 0,
             producers_snapshot_base: None,
             swaps: 0,
         };
@@ -1146,6 +1150,7 @@ impl<S: Storage> PartitionLog<S> {
             return Ok(offset);
         }
         self.begin_change()?;
+        self.cuts += 1;
         let r = match self.truncate_inner(offset, now_ms).await {
             // Epochs that started at or after the new end wrote nothing that is left.
             Ok(end) if self.epochs.cache.truncate_from_end(end) => self.epochs.persist().await.map(|()| end),
@@ -1176,6 +1181,7 @@ impl<S: Storage> PartitionLog<S> {
         // failure leaves the table with the log it describes.
         self.drop_snapshot().await?;
         self.producers.clear();
+        self.cuts += 1;
         if offset == self.next_offset() {
             self.roll(now_ms).await?;
             self.begin_change()?;
@@ -1519,6 +1525,25 @@ impl<S: Storage> PartitionLog<S> {
             let kept = self.producers.latest_batch_bases();
             CleanPlan::new(self.storage.clone(), segments, map_from, config, now_ms, interval, kept)
         })
+    }
+
+    /// How many times batches were cut off the log since it was opened (see
+    /// [`crate::compaction::CleanSchedule::observe_cuts`]).
+    pub fn cuts(&self) -> u64 {
+        self.cuts
+    }
+
+    /// The sealed bytes below `clean_below` a cleaning pass could read, split at the checkpoint
+    /// `map_from` (see [`crate::compaction::schedule`]). No I/O.
+    pub fn cleanable(&self, map_from: u64, clean_below: u64) -> Cleanable {
+        let mut c = Cleanable::default();
+        for s in self.sealed.iter().take_while(|s| s.next_offset <= clean_below) {
+            match s.next_offset <= map_from {
+                true => c.clean_bytes += s.size,
+                false => c.dirty_bytes += s.size,
+            }
+        }
+        c
     }
 
     /// Swaps a cleaned segment in (see [`crate::compaction::swap`]), holding the log only for

@@ -2,7 +2,7 @@
 //! bytes at a time, and quarantines damage it finds, so it is found before a consumer or a
 //! replica needs the data.
 //!
-//! Sans-IO where it can be: a shard keeps one [`ScrubBudget`] (the rate, across its
+//! Sans-IO where it can be: a shard keeps one [`crate::io_budget::IoBudget`] (the rate, across its
 //! partitions); each log keeps its own cursor. A step is planned from the log without I/O
 //! ([`crate::PartitionLog::plan_scrub`]), carried out without the log ([`ScrubPlan::execute`],
 //! which only reads), and recorded by [`crate::PartitionLog::complete_scrub`]. A dropped step
@@ -26,53 +26,6 @@ pub const SCRUB_STEP_BYTES_MIN: u64 = 64 << 10;
 /// How long a partition's scrubbing rests after a step failed to read: a failing device is not
 /// hammered, nor the log filled, by a retry at its every turn.
 pub const SCRUB_ERROR_PAUSE_MS: u64 = 60_000;
-
-/// The rate of one shard's scrubbing: a budget of bytes that grows with time at
-/// `bytes_per_sec`, up to one step, and which partition's turn it is. A step may read more than
-/// its grant (a batch larger than it, or damage measured to its end): the excess is a debt paid
-/// from later time, so the rate holds on average. Owned by a shard.
-#[derive(Debug, Clone)]
-pub struct ScrubBudget {
-    bytes_per_sec: u64,
-    /// Bytes that may be read now; negative while a debt is paid off.
-    credit: i64,
-    last_ms: Option<u64>,
-    turn: usize,
-}
-
-impl Default for ScrubBudget {
-    fn default() -> Self {
-        Self::new(SCRUB_BYTES_PER_SEC)
-    }
-}
-
-impl ScrubBudget {
-    pub fn new(bytes_per_sec: u64) -> Self {
-        Self { bytes_per_sec, credit: 0, last_ms: None, turn: 0 }
-    }
-
-    /// The bytes a step may read now, or `None` until at least [`SCRUB_STEP_BYTES_MIN`] have
-    /// accrued. The clock starts at the first call.
-    pub fn grant(&mut self, now_ms: u64) -> Option<u64> {
-        let elapsed = now_ms.saturating_sub(self.last_ms.unwrap_or(now_ms));
-        self.last_ms = Some(now_ms);
-        let earned = i64::try_from(elapsed.saturating_mul(self.bytes_per_sec) / 1000).unwrap_or(i64::MAX);
-        self.credit = self.credit.saturating_add(earned).min(SCRUB_STEP_BYTES_MAX as i64);
-        u64::try_from(self.credit).ok().filter(|&c| c >= SCRUB_STEP_BYTES_MIN)
-    }
-
-    /// Takes what a step read off the budget, going into debt if it read more than granted.
-    pub fn spend(&mut self, bytes: u64) {
-        self.credit = self.credit.saturating_sub(i64::try_from(bytes).unwrap_or(i64::MAX));
-    }
-
-    /// Which of `n` partitions scrubs next: each in turn.
-    pub fn next_turn(&mut self, n: usize) -> usize {
-        assert!(n > 0, "a turn among no partitions");
-        self.turn = (self.turn + 1) % n;
-        self.turn
-    }
-}
 
 /// Whether a partition's scrubbing rests after a failed step, for [`SCRUB_ERROR_PAUSE_MS`]. Per
 /// partition, so one whose reads keep failing does not hold back the shard's others. Owned by
@@ -245,32 +198,6 @@ impl<F: StorageFile> ScrubPlan<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_budget_grows_with_time_up_to_a_step() {
-        let mut b = ScrubBudget::new(1_024_000);
-        assert_eq!(b.grant(1000), None, "the clock starts at the first call");
-        assert_eq!(b.grant(1031), None, "31 KiB is below a step's minimum");
-        assert_eq!(b.grant(1125), Some(128_000));
-        b.spend(100_000);
-        assert_eq!(b.grant(1125), None);
-        assert_eq!(b.grant(100_000), Some(SCRUB_STEP_BYTES_MAX), "credit is capped at one step");
-        assert_eq!((b.next_turn(3), b.next_turn(3), b.next_turn(3)), (1, 2, 0));
-    }
-
-    /// A step that read past its grant is paid for with later time: over any stretch, the bytes
-    /// read stay within the rate (and one step).
-    #[test]
-    fn reading_past_a_grant_is_paid_back() {
-        let mut b = ScrubBudget::new(1_000_000);
-        b.grant(0);
-        assert_eq!(b.grant(1000), Some(SCRUB_STEP_BYTES_MAX.min(1_000_000)));
-        b.spend(10_000_000);
-        for now in (2000..=10_000).step_by(1000) {
-            assert_eq!(b.grant(now), None, "still paying at {now} ms");
-        }
-        assert!(b.grant(11_000).is_some(), "paid off after ten seconds at 1 MB/s");
-    }
 
     /// After a failed step the partition's scrubbing rests, then goes on.
     #[test]

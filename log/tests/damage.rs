@@ -181,7 +181,8 @@ fn torn_crashes_leave_a_prefix_and_no_quarantine() {
 
 #[test]
 fn the_scrubber_finds_a_flip_in_a_sealed_segment_within_its_rate() {
-    use weir_log::scrub::{SCRUB_STEP_BYTES_MIN, ScrubBudget};
+    use weir_log::io_budget::IoBudget;
+    use weir_log::scrub::{SCRUB_STEP_BYTES_MAX, SCRUB_STEP_BYTES_MIN};
     block_on(async {
         let (st, bases, all) = written(60).await;
         let sealed = bases[2];
@@ -196,7 +197,7 @@ fn the_scrubber_finds_a_flip_in_a_sealed_segment_within_its_rate() {
         let before: u64 =
             bases.iter().take(2).map(|b| st.contents(&format!("{b:020}.log")).unwrap().len() as u64).sum();
         let steps_max = (before + starts[1] as u64).div_ceil(SCRUB_STEP_BYTES_MIN) + 2;
-        let mut budget = ScrubBudget::new(1000 * SCRUB_STEP_BYTES_MIN);
+        let mut budget = IoBudget::new(1000 * SCRUB_STEP_BYTES_MIN, SCRUB_STEP_BYTES_MAX);
         let mut now = 0;
         let mut found = None;
         let mut steps = 0;
@@ -263,7 +264,8 @@ fn the_scrubber_checks_a_clean_log_to_its_end_and_finds_nothing() {
 /// batch): the budget is charged what was read, so the scrubber's reads keep to its rate.
 #[test]
 fn the_scrubber_reads_within_its_rate_with_batches_larger_than_a_step() {
-    use weir_log::scrub::{SCRUB_STEP_BYTES_MAX, ScrubBudget};
+    use weir_log::io_budget::IoBudget;
+    use weir_log::scrub::SCRUB_STEP_BYTES_MAX;
     block_on(async {
         let st = MemStorage::new();
         let config =
@@ -274,7 +276,7 @@ fn the_scrubber_reads_within_its_rate_with_batches_larger_than_a_step() {
         }
         log.roll(0).await.unwrap();
         let rate_bytes_per_ms = 1000;
-        let mut budget = ScrubBudget::new(rate_bytes_per_ms * 1000);
+        let mut budget = IoBudget::new(rate_bytes_per_ms * 1000, SCRUB_STEP_BYTES_MAX);
         budget.grant(0);
         let (mut checked, mut read) = (0, 0);
         let mut now = 0;

@@ -11,6 +11,7 @@ use crate::cluster::{
 use crate::error::{DecodeError, EncodeError, ErrorCode};
 use crate::health::{self, PARTITION_HEALTH_BYTES_MIN, PartitionHealth};
 use crate::wire::{Reader, Writer};
+pub use weir_log::CleanupPolicy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u16)]
@@ -51,9 +52,9 @@ impl ApiKey {
     /// highest; a node answers each request in the version it came in.
     pub fn versions(self) -> (u16, u16) {
         match self {
-            ApiKey::Metadata => (API_VERSION, METADATA_CLUSTER_VERSION),
-            ApiKey::CreateTopic => (API_VERSION, CREATE_TOPIC_REPLICATION_VERSION),
-            ApiKey::DescribeTopic => (API_VERSION, DESCRIBE_TOPIC_REPLICATION_VERSION),
+            ApiKey::Metadata => (API_VERSION, METADATA_CLEANUP_VERSION),
+            ApiKey::CreateTopic => (API_VERSION, CREATE_TOPIC_CLEANUP_VERSION),
+            ApiKey::DescribeTopic => (API_VERSION, DESCRIBE_TOPIC_CLEANUP_VERSION),
             _ => (API_VERSION, API_VERSION),
         }
     }
@@ -74,6 +75,11 @@ pub const DESCRIBE_TOPIC_REPLICATION_VERSION: u16 = 3;
 pub const METADATA_CLUSTER_VERSION: u16 = 2;
 /// The version of CreateTopic that carries a replication factor and `min_insync_replicas`.
 pub const CREATE_TOPIC_REPLICATION_VERSION: u16 = 2;
+/// The versions of CreateTopic, Metadata and DescribeTopic whose topic settings also carry
+/// `cleanup_policy` and `delete_retention_ms`.
+pub const CREATE_TOPIC_CLEANUP_VERSION: u16 = 3;
+pub const METADATA_CLEANUP_VERSION: u16 = 3;
+pub const DESCRIBE_TOPIC_CLEANUP_VERSION: u16 = 4;
 
 /// How much durability a produce waits for before it is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +144,28 @@ impl OffsetSpec {
 pub struct TopicConfig {
     pub retention_ms: Option<u64>,
     pub retention_bytes: Option<u64>,
+    pub cleanup_policy: CleanupPolicy,
+    /// How long a tombstone (a record with no value) of a compacted topic is kept after its
+    /// segment's last append, so that consumers behind by less see every deletion.
+    pub delete_retention_ms: Option<u64>,
+}
+
+/// A policy on the wire: `u8` 0 delete, 1 compact, 2 compact,delete.
+fn cleanup_to_wire(policy: CleanupPolicy) -> u8 {
+    match policy {
+        CleanupPolicy::Delete => 0,
+        CleanupPolicy::Compact => 1,
+        CleanupPolicy::CompactDelete => 2,
+    }
+}
+
+fn cleanup_from_wire(v: u8) -> Result<CleanupPolicy, DecodeError> {
+    match v {
+        0 => Ok(CleanupPolicy::Delete),
+        1 => Ok(CleanupPolicy::Compact),
+        2 => Ok(CleanupPolicy::CompactDelete),
+        v => Err(DecodeError::BadValue { field: "cleanup policy", value: v.into() }),
+    }
 }
 
 /// An optional number on the wire, `u64::MAX` for none.
@@ -365,6 +393,7 @@ impl<'a> Request<'a> {
                 w.str("topic", name)?.u32(*partitions).u64(opt_to_wire(config.retention_ms));
                 w.u64(opt_to_wire(config.retention_bytes));
                 w.u16(*replication_factor).u16(min_insync_replicas.unwrap_or(NO_MIN_INSYNC));
+                encode_cleanup(w, config);
             }
             Request::DeleteTopic { name } | Request::DescribeTopic { name } => {
                 w.str("topic", name)?;
@@ -440,8 +469,11 @@ const NO_MIN_INSYNC: u16 = u16::MAX;
 fn decode_create_topic<'a>(r: &mut Reader<'_>, version: u16) -> Result<Request<'a>, DecodeError> {
     let name = r.str()?;
     let partitions = r.u32()?;
-    let config =
-        TopicConfig { retention_ms: opt_from_wire(r.u64()?), retention_bytes: opt_from_wire(r.u64()?) };
+    let mut config = TopicConfig {
+        retention_ms: opt_from_wire(r.u64()?),
+        retention_bytes: opt_from_wire(r.u64()?),
+        ..TopicConfig::default()
+    };
     let (replication_factor, min_insync_replicas) = if version >= CREATE_TOPIC_REPLICATION_VERSION {
         let rf = r.u16()?;
         let min = r.u16()?;
@@ -449,27 +481,48 @@ fn decode_create_topic<'a>(r: &mut Reader<'_>, version: u16) -> Result<Request<'
     } else {
         (1, None)
     };
+    if version >= CREATE_TOPIC_CLEANUP_VERSION {
+        decode_cleanup(r, &mut config)?;
+    }
     Ok(Request::CreateTopic { name, partitions, config, replication_factor, min_insync_replicas })
 }
 
 /// What a version of a response carries of each partition besides its bounds.
 #[derive(Debug, Clone, Copy)]
 struct Layout {
+    cleanup: bool,
     health: bool,
     replication: bool,
 }
 
 impl Layout {
     fn metadata(version: u16) -> Self {
-        Self { health: false, replication: version >= METADATA_CLUSTER_VERSION }
+        Self {
+            cleanup: version >= METADATA_CLEANUP_VERSION,
+            health: false,
+            replication: version >= METADATA_CLUSTER_VERSION,
+        }
     }
 
     fn describe(version: u16) -> Self {
         Self {
+            cleanup: version >= DESCRIBE_TOPIC_CLEANUP_VERSION,
             health: version >= DESCRIBE_TOPIC_HEALTH_VERSION,
             replication: version >= DESCRIBE_TOPIC_REPLICATION_VERSION,
         }
     }
+}
+
+/// A topic's cleanup settings: the policy (`u8`), then `delete_retention_ms` (`u64`, none as
+/// `u64::MAX`).
+fn encode_cleanup(w: &mut Writer, config: &TopicConfig) {
+    w.u8(cleanup_to_wire(config.cleanup_policy)).u64(opt_to_wire(config.delete_retention_ms));
+}
+
+fn decode_cleanup(r: &mut Reader<'_>, config: &mut TopicConfig) -> Result<(), DecodeError> {
+    config.cleanup_policy = cleanup_from_wire(r.u8()?)?;
+    config.delete_retention_ms = opt_from_wire(r.u64()?);
+    Ok(())
 }
 
 /// Encodes a topic; each partition's health (`layout.health`), then its replication
@@ -478,6 +531,9 @@ impl Layout {
 fn encode_topic(w: &mut Writer, t: &TopicInfo, layout: Layout) -> Result<(), EncodeError> {
     w.str("topic", &t.name)?.u16(t.error as u16);
     w.u64(opt_to_wire(t.config.retention_ms)).u64(opt_to_wire(t.config.retention_bytes));
+    if layout.cleanup {
+        encode_cleanup(w, &t.config);
+    }
     w.u32(count("partitions", t.partitions.len())?);
     for p in &t.partitions {
         w.u32(p.partition).u16(p.shard).u64(p.log_start).u64(p.log_end);
@@ -499,8 +555,14 @@ const PARTITION_BOUNDS_BYTES: usize = 4 + 2 + 8 + 8;
 fn decode_topic(r: &mut Reader<'_>, layout: Layout) -> Result<TopicInfo, DecodeError> {
     let name = r.str()?;
     let error = code(r)?;
-    let config =
-        TopicConfig { retention_ms: opt_from_wire(r.u64()?), retention_bytes: opt_from_wire(r.u64()?) };
+    let mut config = TopicConfig {
+        retention_ms: opt_from_wire(r.u64()?),
+        retention_bytes: opt_from_wire(r.u64()?),
+        ..TopicConfig::default()
+    };
+    if layout.cleanup {
+        decode_cleanup(r, &mut config)?;
+    }
     let item_bytes_min = PARTITION_BOUNDS_BYTES
         + if layout.health { PARTITION_HEALTH_BYTES_MIN } else { 0 }
         + if layout.replication { PARTITION_REPLICATION_BYTES_MIN } else { 0 };

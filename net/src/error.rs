@@ -52,6 +52,9 @@ pub enum ErrorCode {
     /// the producer (its batches deleted or cut): nothing was appended; the producer starts a
     /// new epoch for the partition.
     UnknownProducerId = 21,
+    /// A record the topic cannot take (one without a key, on a compacted topic): nothing of the
+    /// request was appended.
+    InvalidRecord = 22,
     Unknown = 0xffff,
 }
 
@@ -81,6 +84,7 @@ impl ErrorCode {
             19 => OutOfOrderSequence,
             20 => ProducerFenced,
             21 => UnknownProducerId,
+            22 => InvalidRecord,
             _ => Unknown,
         }
     }

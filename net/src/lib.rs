@@ -10,7 +10,7 @@ pub mod health;
 pub mod tls;
 pub mod wire;
 
-pub use api::{Acks, ApiKey, ErrorBody, OffsetSpec, Request, Response, TopicConfig};
+pub use api::{Acks, ApiKey, CleanupPolicy, ErrorBody, OffsetSpec, Request, Response, TopicConfig};
 pub use cluster::{NodeInfo, NodeRole, NodeStatus, PartitionReplication, UnderReplicated};
 pub use error::{DecodeError, EncodeError, ErrorCode};
 pub use frame::{FrameDecoder, FrameHeader};

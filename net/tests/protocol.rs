@@ -2,15 +2,16 @@
 
 use proptest::prelude::*;
 use weir_net::api::{
-    CREATE_TOPIC_REPLICATION_VERSION, DESCRIBE_TOPIC_HEALTH_VERSION, DESCRIBE_TOPIC_REPLICATION_VERSION,
+    CREATE_TOPIC_CLEANUP_VERSION, CREATE_TOPIC_REPLICATION_VERSION, DESCRIBE_TOPIC_CLEANUP_VERSION,
+    DESCRIBE_TOPIC_HEALTH_VERSION, DESCRIBE_TOPIC_REPLICATION_VERSION, METADATA_CLEANUP_VERSION,
     METADATA_CLUSTER_VERSION, PartitionInfo, ShardAddr, ShardStats, TopicInfo,
 };
 use weir_net::frame::{FRAME_HEADER_BYTES, FrameDecoder, encode_frame};
 use weir_net::wire::Writer;
 use weir_net::{
-    Acks, ApiKey, DamagedRangeInfo, DecodeError, EncodeError, ErrorBody, ErrorCode, NodeInfo, NodeRole,
-    NodeStatus, OffsetSpec, PartitionHealth, PartitionReplication, PartitionState, Request, Response,
-    TopicConfig, UnderReplicated,
+    Acks, ApiKey, CleanupPolicy, DamagedRangeInfo, DecodeError, EncodeError, ErrorBody, ErrorCode, NodeInfo,
+    NodeRole, NodeStatus, OffsetSpec, PartitionHealth, PartitionReplication, PartitionState, Request,
+    Response, TopicConfig, UnderReplicated,
 };
 
 fn name() -> impl Strategy<Value = String> {
@@ -18,8 +19,23 @@ fn name() -> impl Strategy<Value = String> {
 }
 
 fn config() -> impl Strategy<Value = TopicConfig> {
-    (proptest::option::of(any::<u32>()), proptest::option::of(any::<u32>()))
-        .prop_map(|(a, b)| TopicConfig { retention_ms: a.map(u64::from), retention_bytes: b.map(u64::from) })
+    let policy = prop_oneof![
+        Just(CleanupPolicy::Delete),
+        Just(CleanupPolicy::Compact),
+        Just(CleanupPolicy::CompactDelete)
+    ];
+    (
+        proptest::option::of(any::<u32>()),
+        proptest::option::of(any::<u32>()),
+        policy,
+        proptest::option::of(any::<u32>()),
+    )
+        .prop_map(|(a, b, cleanup_policy, d)| TopicConfig {
+            retention_ms: a.map(u64::from),
+            retention_bytes: b.map(u64::from),
+            cleanup_policy,
+            delete_retention_ms: d.map(u64::from),
+        })
 }
 
 fn request(batches: &[u8]) -> impl Strategy<Value = Request<'_>> {
@@ -371,9 +387,9 @@ fn described_replicated(
 #[test]
 fn describe_topic_health_is_in_version_2_only() {
     let (lowest, highest) = ApiKey::DescribeTopic.versions();
-    assert_eq!((lowest, highest), (1, DESCRIBE_TOPIC_REPLICATION_VERSION));
+    assert_eq!((lowest, highest), (1, DESCRIBE_TOPIC_CLEANUP_VERSION));
     assert!(Request::decode(ApiKey::DescribeTopic as u16, 2, &[1, 0, b't']).is_ok());
-    assert!(Request::decode(ApiKey::DescribeTopic as u16, 4, &[1, 0, b't']).is_err());
+    assert!(Request::decode(ApiKey::DescribeTopic as u16, highest + 1, &[1, 0, b't']).is_err());
     let health = PartitionHealth {
         state: PartitionState::Offline { cause: "cannot open".into(), retry_in_ms: Some(2000) },
         damaged: vec![DamagedRangeInfo { segment: 0, first_offset: 3, last_offset: 4, reason: "crc".into() }],
@@ -480,7 +496,7 @@ fn metadata_v2() -> Response<'static> {
 /// (the answering node's shards and the partitions' owners only).
 #[test]
 fn metadata_lists_nodes_and_leaders_from_version_2() {
-    assert_eq!(ApiKey::Metadata.versions(), (1, METADATA_CLUSTER_VERSION));
+    assert_eq!(ApiKey::Metadata.versions(), (1, METADATA_CLEANUP_VERSION));
     let resp = metadata_v2();
     let mut w = Writer::default();
     resp.encode_version(METADATA_CLUSTER_VERSION, &mut w).unwrap();
@@ -611,4 +627,77 @@ fn replication_error_codes_are_stable_and_retriable() {
     assert!(ErrorCode::RequestTimedOut.outcome_unknown());
     assert!(!ErrorCode::NotEnoughReplicas.outcome_unknown());
     assert!(!ErrorCode::UnknownTopic.is_retriable());
+}
+
+/// The cleanup settings travel from CreateTopic version 3, Metadata version 3 and DescribeTopic
+/// version 4 on; older versions keep their layouts and read as the default policy.
+#[test]
+fn cleanup_settings_are_in_their_versions_only() {
+    let config = TopicConfig {
+        retention_ms: Some(7),
+        retention_bytes: None,
+        cleanup_policy: CleanupPolicy::Compact,
+        delete_retention_ms: Some(1_000),
+    };
+    let create = |config| Request::CreateTopic {
+        name: "t".into(),
+        partitions: 2,
+        config,
+        replication_factor: 3,
+        min_insync_replicas: None,
+    };
+    let mut w = Writer::default();
+    create(config).encode(&mut w).unwrap();
+    let latest = Request::decode(ApiKey::CreateTopic as u16, CREATE_TOPIC_CLEANUP_VERSION, &w.buf).unwrap();
+    assert_eq!(latest, create(config));
+    // The same bytes carry 9 trailing bytes for version 2, which is refused, not guessed at.
+    assert!(Request::decode(ApiKey::CreateTopic as u16, CREATE_TOPIC_REPLICATION_VERSION, &w.buf).is_err());
+
+    let Response::DescribeTopic { topic } = described(None) else { unreachable!() };
+    let resp = Response::DescribeTopic { topic: TopicInfo { config, ..topic } };
+    for (version, policy) in [
+        (DESCRIBE_TOPIC_HEALTH_VERSION - 1, CleanupPolicy::Delete),
+        (DESCRIBE_TOPIC_CLEANUP_VERSION, config.cleanup_policy),
+    ] {
+        let mut resp = resp.clone();
+        if version >= DESCRIBE_TOPIC_HEALTH_VERSION {
+            let Response::DescribeTopic { topic } = &mut resp else { unreachable!() };
+            topic.partitions[0].health = Some(PartitionHealth::online());
+            topic.partitions[0].replication = Some(replicated(Some(1)));
+        }
+        let mut w = Writer::default();
+        resp.encode_version(version, &mut w).unwrap();
+        let Response::DescribeTopic { topic } =
+            Response::decode_version(ApiKey::DescribeTopic, version, &w.buf).unwrap()
+        else {
+            unreachable!()
+        };
+        assert_eq!(topic.config.cleanup_policy, policy, "version {version}");
+        assert_eq!(topic.config.retention_ms, Some(7));
+    }
+    let Response::Metadata { shards, nodes, mut topics } = metadata_v2() else { unreachable!() };
+    topics[0].config = config;
+    let resp = Response::Metadata { shards, nodes, topics };
+    let mut w = Writer::default();
+    resp.encode_version(METADATA_CLEANUP_VERSION, &mut w).unwrap();
+    assert_eq!(Response::decode_version(ApiKey::Metadata, METADATA_CLEANUP_VERSION, &w.buf).unwrap(), resp);
+}
+
+/// Policies are named as Kafka names them, either order for both; anything else is refused.
+#[test]
+fn cleanup_policies_parse_as_kafka_names_them() {
+    for (text, policy) in [
+        ("delete", CleanupPolicy::Delete),
+        ("compact", CleanupPolicy::Compact),
+        ("compact,delete", CleanupPolicy::CompactDelete),
+        ("delete, compact", CleanupPolicy::CompactDelete),
+    ] {
+        assert_eq!(text.parse::<CleanupPolicy>(), Ok(policy), "{text}");
+        assert_eq!(policy.to_string().parse::<CleanupPolicy>(), Ok(policy));
+    }
+    for bad in ["", "compacted", "compact,compact", "delete,", "Delete"] {
+        assert!(bad.parse::<CleanupPolicy>().is_err(), "{bad:?}");
+    }
+    assert!(CleanupPolicy::Compact.compacts() && !CleanupPolicy::Compact.deletes());
+    assert!(CleanupPolicy::CompactDelete.compacts() && CleanupPolicy::CompactDelete.deletes());
 }

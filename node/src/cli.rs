@@ -8,7 +8,7 @@ use weir_net::client::{
     Admin, ClientError, Consumer, ConsumerConfig, Producer, ProducerConfig, ProducerRecord, Seek, Target,
     Trust,
 };
-use weir_net::{Acks, TopicConfig};
+use weir_net::{Acks, CleanupPolicy, TopicConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Transport {
@@ -85,6 +85,14 @@ pub enum TopicCmd {
         retention_ms: Option<u64>,
         #[arg(long)]
         retention_bytes: Option<u64>,
+        /// What makes room: delete (retention), compact (the latest record of each key stays),
+        /// or compact,delete (both)
+        #[arg(long, default_value = "delete")]
+        cleanup_policy: CleanupPolicy,
+        /// How long a compacted topic keeps a tombstone (a record with no value) [default: the
+        /// node's delete_retention_ms]
+        #[arg(long)]
+        delete_retention_ms: Option<u64>,
     },
     /// List topics
     List {
@@ -258,8 +266,10 @@ pub fn topic(conn: &Conn, cmd: TopicCmd) -> ExitCode {
                 min_insync_replicas,
                 retention_ms,
                 retention_bytes,
+                cleanup_policy,
+                delete_retention_ms,
             } => {
-                let config = TopicConfig { retention_ms, retention_bytes };
+                let config = TopicConfig { retention_ms, retention_bytes, cleanup_policy, delete_retention_ms };
                 admin
                     .create_replicated_topic(&name, partitions, replication_factor, min_insync_replicas, config)
                     .await?;

@@ -15,12 +15,18 @@ pub fn print_table(t: &TopicInfo) {
 /// The table as [`print_table`] prints it.
 pub fn table(t: &TopicInfo) -> String {
     let mut out = format!(
-        "topic {}  partitions {}  retention {}  retention.bytes {}\n",
+        "topic {}  partitions {}  retention {}  retention.bytes {}  cleanup.policy {}",
         t.name,
         t.partitions.len(),
         t.config.retention_ms.map_or_else(|| "unlimited".to_owned(), duration_ms),
         bytes_limit(t.config.retention_bytes),
+        t.config.cleanup_policy,
     );
+    if t.config.cleanup_policy.compacts() {
+        let kept = t.config.delete_retention_ms.map_or_else(|| "node default".to_owned(), duration_ms);
+        out.push_str(&format!("  delete.retention {kept}"));
+    }
+    out.push('\n');
     out.push_str(&format!(
         "{:>9} {:>6} {:>10} {:>10} {:>6} {:>14} {:>14} {:>14}  STATE\n",
         "PARTITION", "LEADER", "REPLICAS", "ISR", "SHARD", "LOG_START", "HIGH_WATERMARK", "LOG_END"
@@ -99,6 +105,8 @@ pub fn json(t: &TopicInfo) -> serde_json::Value {
         "name": t.name,
         "retention_ms": t.config.retention_ms,
         "retention_bytes": t.config.retention_bytes,
+        "cleanup_policy": t.config.cleanup_policy.to_string(),
+        "delete_retention_ms": t.config.delete_retention_ms,
         "partitions": parts,
     })
 }

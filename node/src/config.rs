@@ -45,6 +45,12 @@ pub struct NodeConfig {
     /// Default retention of new topics; a topic may set its own.
     pub retention_ms: Option<u64>,
     pub retention_bytes: Option<u64>,
+    /// Default `delete_retention_ms` of new compacted topics: how long a tombstone stays after
+    /// its segment's last append.
+    pub delete_retention_ms: u64,
+    /// Bytes a shard's log cleaner reads and writes per second at most, over all its compacted
+    /// partitions, so that compaction never takes the disk from appends and fetches.
+    pub compaction_bytes_per_s_max: u64,
     pub batch_bytes_max: usize,
     pub request_bytes_max: usize,
     /// Most requests one connection (or QUIC stream) may have queued before the node stops
@@ -159,6 +165,8 @@ impl Default for NodeConfig {
             segment_ms: 7 * 24 * 3600 * 1000,
             retention_ms: Some(7 * 24 * 3600 * 1000),
             retention_bytes: None,
+            delete_retention_ms: 24 * 3600 * 1000,
+            compaction_bytes_per_s_max: 64 << 20,
             batch_bytes_max: 4 << 20,
             request_bytes_max: 8 << 20,
             requests_in_flight_max: 64,
@@ -288,6 +296,9 @@ impl NodeConfig {
         if self.request_memory_bytes_max < self.request_bytes_max {
             return bad("request_memory_bytes_max", "must be at least request_bytes_max");
         }
+        if self.compaction_bytes_per_s_max == 0 {
+            return bad("compaction_bytes_per_s_max", "must be positive");
+        }
         if self.connections_max == 0 || self.connections_per_ip_max == 0 {
             return bad("connections_max", "connections_max and connections_per_ip_max must be positive");
         }
@@ -401,6 +412,8 @@ const KNOWN_KEYS: &[&str] = &[
     "segment_ms",
     "retention_ms",
     "retention_bytes",
+    "delete_retention_ms",
+    "compaction_bytes_per_s_max",
     "batch_bytes_max",
     "request_bytes_max",
     "requests_in_flight_max",

@@ -13,7 +13,7 @@ use futures::stream::{self, StreamExt};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use weir_log::scrub::ScrubBudget;
+use weir_log::io_budget::IoBudget;
 use weir_log::{FlushPolicy, LogConfig};
 use weir_replication::ShardId;
 
@@ -29,6 +29,11 @@ pub struct CoreConfig {
     pub request_bytes_max: usize,
     pub retention_ms: Option<u64>,
     pub retention_bytes: Option<u64>,
+    /// Tombstones of compacted topics that set none stay this long after their segment's last
+    /// append.
+    pub delete_retention_ms: u64,
+    /// The shard's cleaner reads and writes at most this many bytes per second.
+    pub compaction_bytes_per_s_max: u64,
     /// Produce is refused below this much free space on the partitions' device; 0: never.
     pub storage_min_free_bytes: u64,
 }
@@ -45,6 +50,8 @@ impl From<&crate::config::NodeConfig> for CoreConfig {
             request_bytes_max: c.request_bytes_max,
             retention_ms: c.retention_ms,
             retention_bytes: c.retention_bytes,
+            delete_retention_ms: c.delete_retention_ms,
+            compaction_bytes_per_s_max: c.compaction_bytes_per_s_max,
             storage_min_free_bytes: c.storage_min_free_bytes,
         }
     }
@@ -100,7 +107,9 @@ pub struct ShardCore<D: Disk, R: Runtime> {
     /// When upkeep last ran its once-a-second pass ([`SLOW_PASS_MS`]).
     last_slow_pass_ms: Cell<u64>,
     /// The shard's scrubbing rate, shared by its partitions in turn (`weir_log::scrub`).
-    scrub: RefCell<ScrubBudget>,
+    scrub: RefCell<IoBudget>,
+    /// The shard's log cleaner (`crate::cleaner`).
+    pub(crate) cleaner: RefCell<crate::cleaner::Cleaner<D::Storage>>,
     /// The cluster as this shard last applied it; `None` on a node without peers.
     pub cluster: RefCell<Option<crate::replication::apply::ClusterView>>,
     /// The control plane, on a node with peers: topic changes and cluster status go there.
@@ -111,6 +120,7 @@ pub struct ShardCore<D: Disk, R: Runtime> {
 
 impl<D: Disk, R: Runtime> ShardCore<D, R> {
     pub fn new(id: ShardId, config: CoreConfig, disk: D, rt: R) -> Rc<Self> {
+        let compaction_bytes_per_s_max = config.compaction_bytes_per_s_max;
         Rc::new(Self {
             id,
             config,
@@ -122,7 +132,8 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             files: tokio_rt::sync::Mutex::new(()),
             low_space: Cell::new(None),
             last_slow_pass_ms: Cell::new(0),
-            scrub: RefCell::new(ScrubBudget::default()),
+            scrub: RefCell::new(IoBudget::scrub()),
+            cleaner: RefCell::new(crate::cleaner::Cleaner::new(compaction_bytes_per_s_max)),
             cluster: RefCell::new(None),
             link: RefCell::new(None),
             outbox_wake: RefCell::new(None),
@@ -158,8 +169,10 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             } else {
                 FlushPolicy::Interval { flush_interval_ms: c.flush_interval_ms }
             },
-            retention_ms: topic.retention_ms,
-            retention_bytes: topic.retention_bytes,
+            // A compact-only topic keeps every key's latest record however old: retention never
+            // deletes its segments.
+            retention_ms: topic.retention_ms.filter(|_| topic.cleanup_policy.deletes()),
+            retention_bytes: topic.retention_bytes.filter(|_| topic.cleanup_policy.deletes()),
             write_behind_buffers_max: 2,
             preallocate_bytes: (c.segment_bytes / 16).clamp(1 << 20, 32 << 20),
             ..LogConfig::default()
@@ -289,7 +302,10 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             .await
             .map_err(|e| format!("cannot create {}: {e}", self.disk.describe(&meta.name, partition)))?;
         let p = match Partition::open(storage, self.log_config(meta), self.rt.now_ms(), name, setup).await {
-            Ok(p) => Rc::new(p),
+            Ok(p) => {
+                p.keys_required.set(meta.cleanup_policy.compacts());
+                Rc::new(p)
+            }
             Err(e) => {
                 tracing::error!(topic = %meta.name, partition, error = %e, "cannot open partition");
                 return Err(e.to_string());
@@ -372,6 +388,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         }
         self.tick_replicas();
         self.scrub_step(now).await;
+        self.clean_step(now, slow_pass).await;
     }
 
     /// The replicas' timers: a follower fetches when due, a leader reviews its ISR. A standalone
@@ -611,6 +628,8 @@ mod tests {
             request_bytes_max: 1 << 20,
             retention_ms: None,
             retention_bytes: None,
+            delete_retention_ms: 24 * 3600 * 1000,
+            compaction_bytes_per_s_max: 64 << 20,
             storage_min_free_bytes: 0,
         }
     }
@@ -641,6 +660,8 @@ mod tests {
             partitions: 1,
             retention_ms: None,
             retention_bytes: None,
+            cleanup_policy: Default::default(),
+            delete_retention_ms: None,
             replicas: vec![vec![local]],
         };
         let table = TopicTable { topics: [("t".to_owned(), meta)].into(), ..TopicTable::default() };

@@ -3,6 +3,7 @@
 
 pub mod bootstrap;
 pub mod bus;
+pub mod cleaner;
 pub mod cli;
 pub mod cli_cluster;
 pub mod cli_describe;

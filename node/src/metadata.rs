@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use weir_net::TopicConfig;
+use weir_net::{CleanupPolicy, TopicConfig};
 use weir_replication::{ReplicaAddr, ShardId};
 
 pub const TOPICS_FILE: &str = "topics.json";
@@ -22,6 +22,12 @@ pub struct TopicMeta {
     pub partitions: u32,
     pub retention_ms: Option<u64>,
     pub retention_bytes: Option<u64>,
+    /// Topics saved before they had a policy are `delete`.
+    #[serde(default)]
+    pub cleanup_policy: CleanupPolicy,
+    /// `None`: the node's `delete_retention_ms`.
+    #[serde(default)]
+    pub delete_retention_ms: Option<u64>,
     /// Replicas of each partition, by partition index; the first is the leader. Files written
     /// before placement was stored have none: loading places them by the default policy.
     #[serde(default)]
@@ -30,7 +36,12 @@ pub struct TopicMeta {
 
 impl TopicMeta {
     pub fn config(&self) -> TopicConfig {
-        TopicConfig { retention_ms: self.retention_ms, retention_bytes: self.retention_bytes }
+        TopicConfig {
+            retention_ms: self.retention_ms,
+            retention_bytes: self.retention_bytes,
+            cleanup_policy: self.cleanup_policy,
+            delete_retention_ms: self.delete_retention_ms,
+        }
     }
 
     /// The replica that serves `partition` (its leader), if the partition exists.

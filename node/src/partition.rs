@@ -13,6 +13,7 @@ use crate::service::types::{Bounds, PartitionStatus};
 use futures::channel::oneshot;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use weir_log::compaction::CleanSchedule;
 use weir_log::damage::DamagedRange;
 use weir_log::scrub::ScrubPause;
 use weir_log::storage::Storage;
@@ -62,6 +63,12 @@ pub struct Partition<S: Storage + Clone> {
     closed: Cell<bool>,
     /// Rests the partition's scrubbing after a step failed to read.
     pub scrub_pause: Cell<ScrubPause>,
+    /// When the cleaner next compacts the partition, if its topic is compacted, and from where
+    /// it maps keys (`crate::cleaner`). A reopened log starts it over.
+    pub clean: Cell<CleanSchedule>,
+    /// Whether every produced record must have a key: the partition's topic is compacted, and
+    /// compaction keeps records by key. Set when the partition is opened.
+    pub keys_required: Cell<bool>,
     /// The replica state machine and what its driver task works on (`crate::replica_driver`).
     pub rep: Replicated,
 }
@@ -137,6 +144,8 @@ impl<S: Storage + Clone> Partition<S> {
             producing: Rc::new(Cell::new(0)),
             closed: Cell::new(false),
             scrub_pause: Cell::new(ScrubPause::default()),
+            clean: Cell::new(CleanSchedule::default()),
+            keys_required: Cell::new(false),
             rep,
         })
     }
@@ -366,6 +375,7 @@ impl<S: Storage + Clone> Partition<S> {
         match Self::open_log(&self.storage, &self.config, now_ms, &self.name).await {
             Ok(reopened) => {
                 self.log.replace(&mut log, reopened);
+                self.clean.set(CleanSchedule::default());
                 let old = self.state.get();
                 let epoch = latest_epoch(&log).max(old.leader_epoch());
                 let hw = old.high_watermark().clamp(log.log_start(), log.next_offset());

@@ -422,6 +422,21 @@ impl<S: Storage + Clone + 'static> Partition<S> {
         }
     }
 
+    /// Refuses the batches whole if a record lacks a key where the topic requires one (Kafka
+    /// refuses such a record on a compacted topic as invalid).
+    fn check_keys<'a>(&self, views: Vec<BatchView<'a>>) -> Result<Vec<BatchView<'a>>, Failure> {
+        if !self.keys_required.get() {
+            return Ok(views);
+        }
+        for view in &views {
+            if let Some(i) = view.records().position(|r| r.key.is_none()) {
+                let m = format!("record {i} of a batch has no key, which a compacted topic needs");
+                return Err(Failure::new(ErrorCode::InvalidRecord, m));
+            }
+        }
+        Ok(views)
+    }
+
     /// Validates a produce's batches (once, here: CRC, header, rkyv, columns) and appends them
     /// all or none in `leader_epoch`; an idempotent producer's batch is checked against what the
     /// log has of its producer first (see [`check_idempotent`]).
@@ -441,7 +456,7 @@ impl<S: Storage + Clone + 'static> Partition<S> {
         };
         let aligned = Aligned::new(batches);
         let limit = self.log.lock().await.config().batch_bytes_max;
-        let views = match validate(aligned.bytes(), limit) {
+        let views = match validate(aligned.bytes(), limit).and_then(|v| self.check_keys(v)) {
             Ok(v) => v,
             Err(f) => {
                 record(f);

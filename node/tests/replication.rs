@@ -135,6 +135,8 @@ impl TestCluster {
             min_insync_replicas: 2,
             retention_ms: None,
             retention_bytes: None,
+            cleanup_policy: Default::default(),
+            delete_retention_ms: None,
         };
         let partitions = vec![PartitionEntry { topic: name.into(), index: 0, replicas, state }];
         inner.1.apply(&MetaCommand::CreateTopic { topic, partitions }).unwrap();

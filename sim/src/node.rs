@@ -46,6 +46,8 @@ pub fn sim_config(shards: usize) -> CoreConfig {
         request_bytes_max: 1 << 20,
         retention_ms: None,
         retention_bytes: None,
+        delete_retention_ms: 24 * 3600 * 1000,
+        compaction_bytes_per_s_max: 64 << 20,
         storage_min_free_bytes: 1 << 20,
     }
 }

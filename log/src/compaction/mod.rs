@@ -48,10 +48,12 @@
 mod chunk;
 mod offset_map;
 pub mod rewrite;
+pub mod schedule;
 pub mod swap;
 
 pub use offset_map::{MAP_ENTRY_OVERHEAD_BYTES, OffsetMap};
 pub use rewrite::CleanedSegment;
+pub use schedule::{CleanSchedule, Cleanable};
 
 use crate::error::Result;
 use crate::storage::Storage;

@@ -19,7 +19,8 @@ pub fn batch(tag: u64, n: usize, value_len: usize, ts: i64) -> Batch {
     b.seal(ProducerStamp::default())
 }
 
-/// Records `(offset, value)` of fetched bytes, each batch fully validated as a consumer would.
+/// Records `(offset, value)` of fetched bytes, each batch fully validated as a consumer would;
+/// a tombstone's value reads as empty.
 pub fn records<B: std::ops::Deref<Target = [u8]>>(f: &Fetched<B>) -> Vec<(u64, Vec<u8>)> {
     let mut out = Vec::new();
     let mut bytes = f.bytes();
@@ -28,7 +29,7 @@ pub fn records<B: std::ops::Deref<Target = [u8]>>(f: &Fetched<B>) -> Vec<(u64, V
         aligned.extend_from_slice(bytes);
         let view = BatchView::validate(&aligned, usize::MAX).expect("served batches are valid");
         let len = view.bytes().len();
-        out.extend(view.records().map(|r| (r.offset, r.value.unwrap().to_vec())));
+        out.extend(view.records().map(|r| (r.offset, r.value.unwrap_or_default().to_vec())));
         bytes = &bytes[len..];
     }
     out

@@ -89,6 +89,8 @@ pub async fn create_topic(
         min_insync_replicas,
         retention_ms: config.retention_ms,
         retention_bytes: config.retention_bytes,
+        cleanup_policy: config.cleanup_policy,
+        delete_retention_ms: config.delete_retention_ms,
     };
     link.create_topic(topic).await.map_err(control_failure)?;
     applied(link, |m| m.topics.contains_key(&name)).await;
@@ -187,7 +189,12 @@ fn topic_info(
             }
         })
         .collect();
-    let config = TopicConfig { retention_ms: topic.retention_ms, retention_bytes: topic.retention_bytes };
+    let config = TopicConfig {
+        retention_ms: topic.retention_ms,
+        retention_bytes: topic.retention_bytes,
+        cleanup_policy: topic.cleanup_policy,
+        delete_retention_ms: topic.delete_retention_ms,
+    };
     TopicInfo { name: name.into(), error: ErrorCode::None, config, partitions }
 }
 

@@ -36,6 +36,8 @@ pub fn table_from_meta(meta: &ClusterMeta, node: NodeId) -> TopicTable {
                 partitions: t.partitions.len() as u32,
                 retention_ms: t.retention_ms,
                 retention_bytes: t.retention_bytes,
+                cleanup_policy: t.cleanup_policy,
+                delete_retention_ms: t.delete_retention_ms,
                 replicas,
             };
             (t.name.clone(), topic)

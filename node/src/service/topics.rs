@@ -69,6 +69,8 @@ impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
             partitions,
             retention_ms: config.retention_ms.or(defaults.retention_ms),
             retention_bytes: config.retention_bytes.or(defaults.retention_bytes),
+            cleanup_policy: config.cleanup_policy,
+            delete_retention_ms: Some(config.delete_retention_ms.unwrap_or(defaults.delete_retention_ms)),
         };
         let mut table = before.clone();
         table.topics.insert(name.clone(), meta);
