@@ -7,6 +7,10 @@
 //!   at queue depth 1, with one fdatasync at the end or one per block.
 //! - `read/1MiB`: fetches of at most 1 MiB by offset through a log of ~256 MiB written in 64 KiB
 //!   batches; `raw_read/1MiB`: sequential 1 MiB `read_at_aligned` of the same segment file.
+//! - `clean/half_superseded`: one compaction pass, unpaced, over a fresh log of 64 MiB in 8 MiB
+//!   segments whose every other record is superseded by a later batch: the cleaner reads the
+//!   log twice (keys, then rewrite), writes half of it and swaps every segment. Throughput is
+//!   the log's size per second of the whole pass.
 //!
 //! Every sample runs in one glommio executor created for it (`iter_custom`); opening logs and
 //! creating files is not timed. An iteration moves tens to hundreds of MiB, so sampling is flat.
@@ -17,8 +21,9 @@ use criterion::{
 };
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use weir_benches::{full_batch, probe, raw_read, raw_write, run_local};
-use weir_log::batch::Batch;
+use weir_benches::{full_batch, probe, raw_read, raw_write, run_local, value_of};
+use weir_log::batch::{Batch, BatchBuilder, ProducerStamp, Record};
+use weir_log::compaction::CleanConfig;
 use weir_log::segment::data_file_name;
 use weir_log::storage::dma::DmaStorage;
 use weir_log::{FlushPolicy, LogConfig, PartitionLog};
@@ -193,5 +198,84 @@ fn read(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, write, read);
+const CLEAN_LOG_BYTES: u64 = 64 << 20;
+const CLEAN_SEGMENT_BYTES: u64 = 8 << 20;
+/// Bytes a clean step reads: a large grant, as an unpaced cleaner would take.
+const CLEAN_STEP_BYTES: u64 = 4 << 20;
+
+/// Batch `n` of the clean benchmark: 64 KiB of 1 KiB records whose even records have keys of
+/// their own and whose odd ones repeat the same keys in every batch, so a clean keeps half of
+/// each batch but the last.
+fn half_superseded_batch(n: u64) -> Batch {
+    let mut builder = BatchBuilder::new(READ_BATCH_BYTES);
+    let value = value_of(VALUE_BYTES);
+    for j in 0u64.. {
+        let key = if j % 2 == 0 { (n << 20 | j).to_le_bytes() } else { j.to_le_bytes() };
+        let record = Record { key: Some(&key), value: Some(&value), headers: &[], timestamp: NOW_MS as i64 };
+        if builder.push(&record).is_err() {
+            break;
+        }
+    }
+    builder.seal(ProducerStamp::default())
+}
+
+/// A fresh log of [`CLEAN_LOG_BYTES`] for the clean benchmark, every segment sealed.
+async fn clean_log(dir: &Path) -> PartitionLog<DmaStorage> {
+    let storage = DmaStorage::new(dir).expect("create the log dir");
+    let cfg = LogConfig { segment_bytes_max: CLEAN_SEGMENT_BYTES, ..config() };
+    let (mut log, _) = PartitionLog::open(storage, cfg, NOW_MS).await.expect("open the log");
+    let mut n = 0;
+    while log.size_bytes() < CLEAN_LOG_BYTES {
+        log.append(&half_superseded_batch(n).view(), 0, NOW_MS).await.expect("append");
+        n += 1;
+    }
+    log.roll(NOW_MS).await.expect("roll");
+    log.flush().await.expect("flush");
+    log
+}
+
+/// One unpaced cleaning pass over the whole log; returns its time and the bytes it wrote.
+async fn clean_run(log: &mut PartitionLog<DmaStorage>) -> (Duration, u64) {
+    let start = Instant::now();
+    let clean = CleanConfig { delete_retention_ms: u64::MAX, map_bytes_max: 64 << 20 };
+    let mut plan = log.plan_clean(0, log.next_offset(), clean, NOW_MS).expect("something to clean");
+    let mut written = 0;
+    loop {
+        let step = plan.step(CLEAN_STEP_BYTES).await.expect("clean step");
+        written += step.written_bytes;
+        if let Some(cleaned) = step.cleaned {
+            assert!(log.complete_clean(cleaned).await.expect("swap"), "swapped in");
+        }
+        if step.done {
+            break;
+        }
+    }
+    (start.elapsed(), written)
+}
+
+fn clean(c: &mut Criterion) {
+    let mut group = c.benchmark_group("log");
+    setup(&mut group);
+    group.throughput(Throughput::Bytes(CLEAN_LOG_BYTES));
+    group.bench_function(BenchmarkId::new("clean", "half_superseded"), |b| {
+        b.iter_custom(|iters| {
+            run_local(async {
+                let mut sum = Duration::ZERO;
+                for _ in 0..iters {
+                    let dir = tempdir();
+                    probe(dir.path()).await;
+                    let mut log = clean_log(dir.path()).await;
+                    let (elapsed, written) = clean_run(&mut log).await;
+                    assert!(written > CLEAN_LOG_BYTES / 3, "about half the log is rewritten: {written}");
+                    sum += elapsed;
+                    log.close().await.expect("close the log");
+                }
+                sum
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, write, read, clean);
 criterion_main!(benches);
