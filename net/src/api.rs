@@ -9,6 +9,7 @@ use crate::cluster::{
     self, NodeInfo, NodeStatus, PARTITION_REPLICATION_BYTES_MIN, PartitionReplication, UnderReplicated,
 };
 use crate::error::{DecodeError, EncodeError, ErrorCode};
+use crate::groups::{GroupRequest, GroupResponse};
 use crate::health::{self, PARTITION_HEALTH_BYTES_MIN, PartitionHealth};
 use crate::wire::{Reader, Writer};
 pub use weir_log::CleanupPolicy;
@@ -27,10 +28,17 @@ pub enum ApiKey {
     NodeStats = 8,
     ClusterStatus = 9,
     InitProducerId = 10,
+    FindCoordinator = 11,
+    GroupHeartbeat = 12,
+    OffsetCommit = 13,
+    OffsetFetch = 14,
+    ListGroups = 15,
+    DescribeGroup = 16,
+    DeleteGroup = 17,
 }
 
 impl ApiKey {
-    pub const ALL: [ApiKey; 11] = [
+    pub const ALL: [ApiKey; 18] = [
         ApiKey::ApiVersions,
         ApiKey::Metadata,
         ApiKey::CreateTopic,
@@ -42,6 +50,13 @@ impl ApiKey {
         ApiKey::NodeStats,
         ApiKey::ClusterStatus,
         ApiKey::InitProducerId,
+        ApiKey::FindCoordinator,
+        ApiKey::GroupHeartbeat,
+        ApiKey::OffsetCommit,
+        ApiKey::OffsetFetch,
+        ApiKey::ListGroups,
+        ApiKey::DescribeGroup,
+        ApiKey::DeleteGroup,
     ];
 
     pub fn from_u16(v: u16) -> Result<Self, DecodeError> {
@@ -227,6 +242,8 @@ pub enum Request<'a> {
     ClusterStatus,
     /// A producer id, unique in the cluster, for an idempotent producer.
     InitProducerId,
+    /// A consumer-group request (see [`crate::groups`]).
+    Group(GroupRequest),
 }
 
 /// Where a shard of the node listens for clients that talk to it directly.
@@ -315,6 +332,7 @@ pub enum Response<'a> {
         producer_id: i64,
         producer_epoch: i16,
     },
+    Group(GroupResponse),
 }
 
 /// What one shard has done since the node started.
@@ -354,6 +372,7 @@ impl<'a> Request<'a> {
             Request::NodeStats => ApiKey::NodeStats,
             Request::ClusterStatus => ApiKey::ClusterStatus,
             Request::InitProducerId => ApiKey::InitProducerId,
+            Request::Group(g) => ApiKey::from_u16(g.api_key()).expect("a group api key is known"),
         }
     }
 
@@ -383,6 +402,7 @@ impl<'a> Request<'a> {
     fn encode_fields(&self, w: &mut Writer) -> Result<(), EncodeError> {
         match self {
             Request::ApiVersions | Request::NodeStats | Request::ClusterStatus | Request::InitProducerId => {}
+            Request::Group(g) => g.encode(w)?,
             Request::Metadata { topics } => {
                 w.u32(count("topics", topics.len())?);
                 for t in topics {
@@ -452,6 +472,7 @@ impl<'a> Request<'a> {
             ApiKey::NodeStats => Request::NodeStats,
             ApiKey::ClusterStatus => Request::ClusterStatus,
             ApiKey::InitProducerId => Request::InitProducerId,
+            group => Request::Group(GroupRequest::decode(group as u16, &mut r)?),
         };
         r.finish()?;
         Ok(req)
@@ -599,6 +620,7 @@ impl Response<'_> {
             Response::NodeStats { .. } => ApiKey::NodeStats,
             Response::ClusterStatus { .. } => ApiKey::ClusterStatus,
             Response::InitProducerId { .. } => ApiKey::InitProducerId,
+            Response::Group(g) => ApiKey::from_u16(g.api_key()).expect("a group api key is known"),
         }
     }
 
@@ -654,6 +676,7 @@ impl Response<'_> {
             Response::InitProducerId { error, message, producer_id, producer_epoch } => {
                 w.u16(*error as u16).text(message).i64(*producer_id).u16(*producer_epoch as u16);
             }
+            Response::Group(g) => g.encode(w)?,
         }
         Ok(())
     }
@@ -731,6 +754,7 @@ impl Response<'_> {
                 producer_id: r.i64()?,
                 producer_epoch: r.u16()? as i16,
             },
+            group => Response::Group(GroupResponse::decode(group as u16, &mut r)?),
         };
         r.finish()?;
         Ok(resp)

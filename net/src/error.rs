@@ -55,6 +55,24 @@ pub enum ErrorCode {
     /// A record the topic cannot take (one without a key, on a compacted topic): nothing of the
     /// request was appended.
     InvalidRecord = 22,
+    /// This node or shard does not coordinate the group (it moved, or the client's view is old):
+    /// find the coordinator again.
+    NotCoordinator = 23,
+    /// The coordinator is loading the group's state from its log: retry shortly.
+    CoordinatorLoadInProgress = 24,
+    /// Not a member of the group (never was, left, or removed when its session expired): join
+    /// again with a new member id.
+    UnknownMemberId = 25,
+    /// A heartbeat in an epoch other than the member's current one: join again.
+    FencedMemberEpoch = 26,
+    /// A commit in an epoch older than the member's current one: heartbeat, then commit again.
+    StaleMemberEpoch = 27,
+    /// Another live member holds this static instance id.
+    UnreleasedInstanceId = 28,
+    /// The group has members: it cannot be deleted, nor its offsets reset.
+    GroupNotEmpty = 29,
+    GroupIdNotFound = 30,
+    GroupMaxSizeReached = 31,
     Unknown = 0xffff,
 }
 
@@ -85,6 +103,15 @@ impl ErrorCode {
             20 => ProducerFenced,
             21 => UnknownProducerId,
             22 => InvalidRecord,
+            23 => NotCoordinator,
+            24 => CoordinatorLoadInProgress,
+            25 => UnknownMemberId,
+            26 => FencedMemberEpoch,
+            27 => StaleMemberEpoch,
+            28 => UnreleasedInstanceId,
+            29 => GroupNotEmpty,
+            30 => GroupIdNotFound,
+            31 => GroupMaxSizeReached,
             _ => Unknown,
         }
     }
@@ -102,6 +129,8 @@ impl ErrorCode {
                 | ErrorCode::NotEnoughReplicas
                 | ErrorCode::LeaderNotAvailable
                 | ErrorCode::RequestTimedOut
+                | ErrorCode::NotCoordinator
+                | ErrorCode::CoordinatorLoadInProgress
         )
     }
 

@@ -6,6 +6,7 @@ pub mod client;
 pub mod cluster;
 pub mod error;
 pub mod frame;
+pub mod groups;
 pub mod health;
 pub mod tls;
 pub mod wire;

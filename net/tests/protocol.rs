@@ -7,6 +7,10 @@ use weir_net::api::{
     METADATA_CLUSTER_VERSION, PartitionInfo, ShardAddr, ShardStats, TopicInfo,
 };
 use weir_net::frame::{FRAME_HEADER_BYTES, FrameDecoder, encode_frame};
+use weir_net::groups::{
+    CommittedOffsetInfo, GroupHeartbeat, GroupInfo, GroupListing, GroupRequest, GroupResponse, MemberInfo,
+    OffsetCommitEntry, TopicAssignment,
+};
 use weir_net::wire::Writer;
 use weir_net::{
     Acks, ApiKey, CleanupPolicy, DamagedRangeInfo, DecodeError, EncodeError, ErrorBody, ErrorCode, NodeInfo,
@@ -84,6 +88,123 @@ fn request(batches: &[u8]) -> impl Strategy<Value = Request<'_>> {
             }
         ),
     ]
+}
+
+fn assignments() -> impl Strategy<Value = Vec<TopicAssignment>> {
+    proptest::collection::vec(
+        (name(), proptest::collection::vec(any::<u32>(), 0..4))
+            .prop_map(|(topic, partitions)| TopicAssignment { topic, partitions }),
+        0..3,
+    )
+}
+
+fn group_request() -> impl Strategy<Value = Request<'static>> {
+    let heartbeat = (
+        (name(), name(), proptest::option::of(name()), any::<i32>()),
+        (proptest::option::of(proptest::collection::vec(name(), 0..3)), proptest::option::of(assignments())),
+        (any::<u32>(), any::<u32>(), proptest::option::of(name())),
+    )
+        .prop_map(
+            |((group, member_id, instance_id, member_epoch), (topics, owned), (s, r, assignor))| {
+                GroupHeartbeat {
+                    group,
+                    member_id,
+                    instance_id,
+                    member_epoch,
+                    topics,
+                    owned,
+                    session_timeout_ms: s,
+                    rebalance_timeout_ms: r,
+                    assignor,
+                }
+            },
+        );
+    let entry =
+        (name(), any::<u32>(), any::<u64>(), name()).prop_map(|(topic, partition, offset, metadata)| {
+            OffsetCommitEntry { topic, partition, offset, metadata }
+        });
+    prop_oneof![
+        name().prop_map(|group| GroupRequest::FindCoordinator { group }),
+        heartbeat.prop_map(GroupRequest::Heartbeat),
+        (name(), name(), any::<i32>(), proptest::collection::vec(entry, 0..3)).prop_map(
+            |(group, member_id, member_epoch, offsets)| GroupRequest::OffsetCommit {
+                group,
+                member_id,
+                member_epoch,
+                offsets
+            }
+        ),
+        (name(), proptest::collection::vec((name(), any::<u32>()), 0..3))
+            .prop_map(|(group, partitions)| GroupRequest::OffsetFetch { group, partitions }),
+        Just(GroupRequest::ListGroups),
+        name().prop_map(|group| GroupRequest::DescribeGroup { group }),
+        name().prop_map(|group| GroupRequest::DeleteGroup { group }),
+    ]
+    .prop_map(Request::Group)
+}
+
+fn group_response() -> impl Strategy<Value = Response<'static>> {
+    let err =
+        prop_oneof![Just(ErrorCode::None), Just(ErrorCode::UnknownMemberId), Just(ErrorCode::NotCoordinator)];
+    let member =
+        (name(), proptest::option::of(name()), any::<i32>(), proptest::collection::vec(name(), 0..2))
+            .prop_flat_map(|(member_id, instance_id, member_epoch, topics)| {
+                (assignments(), assignments()).prop_map(move |(assignment, target)| MemberInfo {
+                    member_id: member_id.clone(),
+                    instance_id: instance_id.clone(),
+                    member_epoch,
+                    topics: topics.clone(),
+                    assignment,
+                    target,
+                })
+            });
+    let info = (name(), name(), any::<i32>(), name(), proptest::collection::vec(member, 0..3)).prop_map(
+        |(group, state, group_epoch, assignor, members)| GroupInfo {
+            group,
+            state,
+            group_epoch,
+            assignor,
+            members,
+        },
+    );
+    let offset = (name(), any::<u32>(), proptest::option::of(0..u64::MAX), name()).prop_map(
+        |(topic, partition, offset, metadata)| CommittedOffsetInfo { topic, partition, offset, metadata },
+    );
+    let listing = (name(), name(), any::<u32>()).prop_map(|(group, state, members)| GroupListing {
+        group,
+        state,
+        members,
+    });
+    prop_oneof![
+        (err.clone(), name(), any::<u32>(), name(), any::<u16>()).prop_map(
+            |(error, message, node_id, host, port)| {
+                GroupResponse::FindCoordinator { error, message, node_id, host, port }
+            }
+        ),
+        (err.clone(), name(), any::<i32>(), any::<u32>(), proptest::option::of(assignments())).prop_map(
+            |(error, member_id, member_epoch, heartbeat_interval_ms, assignment)| GroupResponse::Heartbeat {
+                error,
+                message: "m".into(),
+                member_id,
+                member_epoch,
+                heartbeat_interval_ms,
+                assignment
+            }
+        ),
+        (err.clone(), name()).prop_map(|(error, message)| GroupResponse::OffsetCommit { error, message }),
+        (err.clone(), proptest::collection::vec(offset, 0..3)).prop_map(|(error, offsets)| {
+            GroupResponse::OffsetFetch { error, message: String::new(), offsets }
+        }),
+        (err.clone(), proptest::collection::vec(listing, 0..3))
+            .prop_map(|(error, groups)| GroupResponse::ListGroups { error, message: String::new(), groups }),
+        (err.clone(), proptest::option::of(info)).prop_map(|(error, group)| GroupResponse::DescribeGroup {
+            error,
+            message: String::new(),
+            group
+        }),
+        (err, name()).prop_map(|(error, message)| GroupResponse::DeleteGroup { error, message }),
+    ]
+    .prop_map(Response::Group)
 }
 
 fn health() -> impl Strategy<Value = PartitionHealth> {
@@ -237,6 +358,16 @@ proptest! {
     }
 
     #[test]
+    fn group_messages_round_trip(req in group_request(), resp in group_response()) {
+        let mut w = Writer::default();
+        req.encode(&mut w).unwrap();
+        prop_assert_eq!(Request::decode(req.api_key() as u16, req.api_key().latest_version(), &w.buf).unwrap(), req);
+        let mut w = Writer::default();
+        resp.encode(&mut w).unwrap();
+        prop_assert_eq!(Response::decode(resp.api_key(), &w.buf).unwrap(), resp);
+    }
+
+    #[test]
     fn responses_round_trip(resp in response(&BATCHES)) {
         let mut w = Writer::default();
         resp.encode(&mut w).unwrap();
@@ -246,7 +377,7 @@ proptest! {
 
     /// Arbitrary bodies for every API: decoding returns a value or a typed error, never panics.
     #[test]
-    fn garbage_never_panics(api in 0u16..11, version in 0u16..5, body in proptest::collection::vec(any::<u8>(), 0..300)) {
+    fn garbage_never_panics(api in 0u16..19, version in 0u16..5, body in proptest::collection::vec(any::<u8>(), 0..300)) {
         let _ = Request::decode(api, version, &body);
         if let Ok(api) = ApiKey::from_u16(api) {
             let _ = Response::decode_version(api, version, &body);

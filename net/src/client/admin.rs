@@ -18,12 +18,13 @@ pub struct ClusterStatus {
 /// bootstrap list that answers.
 #[derive(Debug)]
 pub struct Admin {
-    conn: Connection,
+    pub(crate) conn: Connection,
+    pub(crate) target: Target,
 }
 
 impl Admin {
     pub async fn connect(target: &Target) -> Result<Self> {
-        Ok(Self { conn: Connection::connect(target).await? })
+        Ok(Self { conn: Connection::connect(target).await?, target: target.clone() })
     }
 
     /// Creates a topic of one replica per partition.

@@ -214,6 +214,17 @@ impl Consumer {
         unreachable!("the attempts end by returning")
     }
 
+    /// Stops reading a partition, dropping what was fetched of it and not yet polled.
+    pub fn unassign(&mut self, topic: &str, partition: u32) {
+        self.assigned.retain(|a| !(a.topic == topic && a.partition == partition));
+        self.ready.retain(|r| !(r.topic == topic && r.partition == partition));
+    }
+
+    /// The partitions assigned, in the order they were assigned.
+    pub fn assignment(&self) -> Vec<(String, u32)> {
+        self.assigned.iter().map(|a| (a.topic.clone(), a.partition)).collect()
+    }
+
     /// The next offset to be read from an assigned partition.
     pub fn position(&self, topic: &str, partition: u32) -> Option<u64> {
         self.assigned.iter().find(|a| a.topic == topic && a.partition == partition).map(|a| a.position)

@@ -175,6 +175,9 @@ pub async fn handle(
             };
             response_frame(cid, &Response::ListOffsets { error, message, offset })
         }
+        Request::Group(_) => {
+            error_frame(&header, ErrorCode::UnsupportedVersion, "consumer groups are not served yet".into())
+        }
         Request::NodeStats => response_frame(cid, &Response::NodeStats { shards: shard.counters.snapshot() }),
         Request::ClusterStatus => match cluster::cluster_of(shard) {
             Some((link, meta)) => match cluster::cluster_status(&link, &meta).await {

@@ -1,0 +1,437 @@
+//! A consumer in a consumer group: [`GroupConsumer::subscribe`] joins the group, and each
+//! [`poll`](GroupConsumer::poll) heartbeats when due, takes on the partitions the coordinator
+//! hands it, gives up those it must, commits positions (automatically every
+//! `auto_commit_interval_ms`, or when the application says), and reads.
+//!
+//! Rebalances are incremental (see [`crate::groups`]): the consumer keeps reading the
+//! partitions it keeps. A partition it must give up is committed (with auto-commit) and
+//! dropped at once, and the next heartbeat goes out right away to say so, so that its new owner
+//! gets it quickly. A member the coordinator no longer knows (its session expired) or fenced
+//! loses every partition without committing, and joins again.
+//!
+//! Delivery is at least once: a record is committed only after `poll` handed it out, so a
+//! crash between the two replays it.
+
+use super::connection::Target;
+use super::consumer::{Consumer, ConsumerConfig, ConsumerRecord, Seek};
+use super::coordinator::CoordinatorLink;
+use super::error::{ClientError, Result};
+use crate::ErrorCode;
+use crate::groups::{GroupHeartbeat, GroupRequest, GroupResponse, OffsetCommitEntry, TopicAssignment};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+/// A partition of a topic.
+pub type TopicPartition = (String, u32);
+
+/// Where a partition the group has no committed offset for is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OffsetReset {
+    Earliest,
+    #[default]
+    Latest,
+    /// Fail: the application must commit or seek first.
+    None,
+}
+
+impl std::str::FromStr for OffsetReset {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "earliest" => Ok(Self::Earliest),
+            "latest" => Ok(Self::Latest),
+            "none" => Ok(Self::None),
+            _ => Err(format!("offset reset must be earliest, latest or none, got {s:?}")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    pub group: String,
+    /// Static membership: a consumer that restarts with the same id within its session takes
+    /// its partitions back without a rebalance.
+    pub instance_id: Option<String>,
+    pub session_timeout_ms: u32,
+    pub rebalance_timeout_ms: u32,
+    /// `range`, `roundrobin` or `sticky` (the default); the first member's choice is the group's.
+    pub assignor: Option<String>,
+    pub auto_commit: bool,
+    pub auto_commit_interval_ms: u64,
+    pub offset_reset: OffsetReset,
+    pub consumer: ConsumerConfig,
+}
+
+impl GroupConfig {
+    pub fn new(group: &str) -> Self {
+        Self {
+            group: group.to_owned(),
+            instance_id: None,
+            session_timeout_ms: 45_000,
+            rebalance_timeout_ms: 60_000,
+            assignor: None,
+            auto_commit: true,
+            auto_commit_interval_ms: 5_000,
+            offset_reset: OffsetReset::Latest,
+            consumer: ConsumerConfig::default(),
+        }
+    }
+}
+
+/// What happened to the consumer's partitions, for the application (see
+/// [`GroupConsumer::take_events`]).
+#[derive(Debug)]
+pub enum GroupEvent {
+    /// Partitions now read by this consumer.
+    Assigned(Vec<TopicPartition>),
+    /// Partitions given up in a rebalance, committed first with auto-commit.
+    Revoked(Vec<TopicPartition>),
+    /// Partitions taken away without a commit: the consumer was fenced or its session expired.
+    Lost(Vec<TopicPartition>),
+    /// A commit queued with [`GroupConsumer::commit_async`] failed.
+    CommitFailed(ClientError),
+}
+
+/// A consumer of a group. Owned by one task; not shared.
+#[derive(Debug)]
+pub struct GroupConsumer {
+    config: GroupConfig,
+    topics: Vec<String>,
+    consumer: Consumer,
+    coordinator: CoordinatorLink,
+    member_id: String,
+    member_epoch: i32,
+    owned: BTreeSet<TopicPartition>,
+    /// The next heartbeat carries `owned`: it changed since the last one.
+    owned_changed: bool,
+    heartbeat_interval_ms: u32,
+    next_heartbeat: Instant,
+    next_auto_commit: Instant,
+    /// Positions committed last, by partition.
+    committed: BTreeMap<TopicPartition, u64>,
+    commit_queued: bool,
+    events: VecDeque<GroupEvent>,
+}
+
+impl GroupConsumer {
+    /// Joins `config.group` subscribed to `topics`, and takes the partitions its first answer
+    /// hands it.
+    pub async fn subscribe(target: &Target, config: GroupConfig, topics: &[&str]) -> Result<Self> {
+        if topics.is_empty() {
+            return Err(ClientError::InvalidArgument("subscribe to at least one topic".into()));
+        }
+        let consumer = Consumer::connect(target, config.consumer.clone()).await?;
+        let coordinator = CoordinatorLink::new(target, &config.group, config.consumer.retry_backoff_ms);
+        let now = Instant::now();
+        let mut c = Self {
+            topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+            consumer,
+            coordinator,
+            member_id: String::new(),
+            member_epoch: 0,
+            owned: BTreeSet::new(),
+            owned_changed: false,
+            heartbeat_interval_ms: 1000,
+            next_heartbeat: now,
+            next_auto_commit: now + Duration::from_millis(config.auto_commit_interval_ms),
+            committed: BTreeMap::new(),
+            commit_queued: false,
+            events: VecDeque::new(),
+            config,
+        };
+        c.heartbeat().await?;
+        Ok(c)
+    }
+
+    /// Records of the partitions this consumer owns, waiting up to `timeout_ms`; heartbeats,
+    /// rebalances and automatic commits happen here, so call it at least every heartbeat
+    /// interval (and well within `session_timeout_ms`).
+    pub async fn poll(&mut self, timeout_ms: u32) -> Result<Vec<ConsumerRecord>> {
+        let deadline = Instant::now() + Duration::from_millis(timeout_ms.into());
+        loop {
+            if Instant::now() >= self.next_heartbeat {
+                self.heartbeat().await?;
+            }
+            self.commit_if_due().await?;
+            let until_heartbeat = self.next_heartbeat.saturating_duration_since(Instant::now());
+            let left = deadline.saturating_duration_since(Instant::now());
+            let wait = left.min(until_heartbeat);
+            let wait_ms = u32::try_from(wait.as_millis()).unwrap_or(u32::MAX);
+            let records = match self.owned.is_empty() {
+                true => {
+                    tokio_rt::time::sleep(wait).await;
+                    Vec::new()
+                }
+                false => self.consumer.poll(wait_ms).await?,
+            };
+            if !records.is_empty() || Instant::now() >= deadline {
+                return Ok(records);
+            }
+        }
+    }
+
+    /// What happened to the consumer's partitions since the last call.
+    pub fn take_events(&mut self) -> Vec<GroupEvent> {
+        self.events.drain(..).collect()
+    }
+
+    /// The partitions this consumer owns now.
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        self.owned.iter().cloned().collect()
+    }
+
+    /// The next offset this consumer reads from an owned partition.
+    pub fn position(&self, topic: &str, partition: u32) -> Option<u64> {
+        self.consumer.position(topic, partition)
+    }
+
+    /// The member id the coordinator gave this consumer, and its epoch.
+    pub fn member(&self) -> (&str, i32) {
+        (&self.member_id, self.member_epoch)
+    }
+
+    /// The group's committed offset of a partition, asked of the coordinator.
+    pub async fn committed(&mut self, topic: &str, partition: u32) -> Result<Option<u64>> {
+        let offsets = self.fetch_committed(&[(topic.to_owned(), partition)]).await?;
+        Ok(offsets.get(&(topic.to_owned(), partition)).copied())
+    }
+
+    /// Commits the position of every owned partition, and waits for the coordinator to have it
+    /// durably. Fails `UnknownMemberId` or `FencedMemberEpoch` once the consumer was fenced.
+    pub async fn commit(&mut self) -> Result<()> {
+        let positions = self.positions(self.owned.iter());
+        self.commit_positions(positions).await
+    }
+
+    /// Queues a commit of every owned partition's position for the next `poll`; a failure is
+    /// reported as [`GroupEvent::CommitFailed`].
+    pub fn commit_async(&mut self) {
+        self.commit_queued = true;
+    }
+
+    /// Commits (with auto-commit) and leaves the group: its partitions go to the others at once.
+    /// A static member leaves for a while instead: its partitions wait for it until its session
+    /// expires.
+    pub async fn close(mut self) -> Result<()> {
+        if self.config.auto_commit && self.member_epoch > 0 {
+            self.commit().await?;
+        }
+        self.member_epoch = if self.config.instance_id.is_some() { -2 } else { -1 };
+        let req = self.heartbeat_request();
+        let resp = self.coordinator.call(&GroupRequest::Heartbeat(req)).await?;
+        let (code, message) = resp.error();
+        ClientError::check(code, message.to_owned())
+    }
+}
+
+impl GroupConsumer {
+    fn heartbeat_request(&mut self) -> GroupHeartbeat {
+        let joining = self.member_epoch == 0;
+        let owned = (joining || self.owned_changed).then(|| to_assignments(&self.owned));
+        self.owned_changed = false;
+        GroupHeartbeat {
+            group: self.config.group.clone(),
+            member_id: self.member_id.clone(),
+            instance_id: self.config.instance_id.clone(),
+            member_epoch: self.member_epoch,
+            topics: joining.then(|| self.topics.clone()),
+            owned,
+            session_timeout_ms: self.config.session_timeout_ms,
+            rebalance_timeout_ms: self.config.rebalance_timeout_ms,
+            assignor: joining.then(|| self.config.assignor.clone()).flatten(),
+        }
+    }
+
+    /// One heartbeat, and what its answer asks: partitions to give up (then another heartbeat
+    /// at once, to say they are given up) or to take on. A fenced or forgotten member loses its
+    /// partitions and joins again.
+    async fn heartbeat(&mut self) -> Result<()> {
+        loop {
+            let req = self.heartbeat_request();
+            let resp = self.coordinator.call(&GroupRequest::Heartbeat(req)).await?;
+            let GroupResponse::Heartbeat {
+                error,
+                message,
+                member_id,
+                member_epoch,
+                heartbeat_interval_ms,
+                assignment,
+            } = resp
+            else {
+                return Err(ClientError::InvalidArgument("unexpected answer to a heartbeat".into()));
+            };
+            match error {
+                ErrorCode::None => {}
+                ErrorCode::UnknownMemberId | ErrorCode::FencedMemberEpoch => {
+                    tracing::warn!(group = %self.config.group, ?error, %message, "fenced; joining again");
+                    self.lose_all();
+                    continue;
+                }
+                _ => return ClientError::check(error, message),
+            }
+            self.member_id = member_id;
+            self.member_epoch = member_epoch;
+            self.heartbeat_interval_ms = heartbeat_interval_ms.max(50);
+            let interval = Duration::from_millis(self.heartbeat_interval_ms.into());
+            self.next_heartbeat = Instant::now() + interval;
+            let Some(assignment) = assignment else { return Ok(()) };
+            let target: BTreeSet<TopicPartition> = assignment
+                .into_iter()
+                .flat_map(|t| t.partitions.into_iter().map(move |p| (t.topic.clone(), p)))
+                .collect();
+            let revoked: Vec<TopicPartition> = self.owned.difference(&target).cloned().collect();
+            let added: Vec<TopicPartition> = target.difference(&self.owned).cloned().collect();
+            if !revoked.is_empty() {
+                self.revoke(revoked).await?;
+            }
+            if !added.is_empty() {
+                self.take_on(added).await?;
+            }
+            if !self.owned_changed {
+                return Ok(());
+            }
+            // Tell the coordinator at once what changed, so moved partitions reach their new
+            // owners without waiting a heartbeat interval.
+        }
+    }
+
+    /// Gives partitions up: their positions committed first with auto-commit.
+    async fn revoke(&mut self, revoked: Vec<TopicPartition>) -> Result<()> {
+        if self.config.auto_commit {
+            let positions = self.positions(revoked.iter());
+            if let Err(e) = self.commit_positions(positions).await {
+                tracing::warn!(group = %self.config.group, error = %e, "commit before giving partitions up failed");
+            }
+        }
+        for (topic, partition) in &revoked {
+            self.consumer.unassign(topic, *partition);
+            self.owned.remove(&(topic.clone(), *partition));
+        }
+        self.owned_changed = true;
+        self.events.push_back(GroupEvent::Revoked(revoked));
+        Ok(())
+    }
+
+    /// Takes partitions on, each from the group's committed offset or the reset policy.
+    async fn take_on(&mut self, added: Vec<TopicPartition>) -> Result<()> {
+        let committed = self.fetch_committed(&added).await?;
+        for tp in &added {
+            let seek = match (committed.get(tp), self.config.offset_reset) {
+                (Some(&o), _) => Seek::Offset(o),
+                (None, OffsetReset::Earliest) => Seek::Earliest,
+                (None, OffsetReset::Latest) => Seek::Latest,
+                (None, OffsetReset::None) => {
+                    let m = format!("no committed offset for {}/{} and offset reset is none", tp.0, tp.1);
+                    return Err(ClientError::InvalidArgument(m));
+                }
+            };
+            self.consumer.assign(&tp.0, tp.1, seek).await?;
+            if let Some(&o) = committed.get(tp) {
+                self.committed.insert(tp.clone(), o);
+            }
+            self.owned.insert(tp.clone());
+        }
+        self.owned_changed = true;
+        self.events.push_back(GroupEvent::Assigned(added));
+        Ok(())
+    }
+
+    /// Every partition goes, uncommitted, and the consumer joins again from scratch.
+    fn lose_all(&mut self) {
+        let lost: Vec<TopicPartition> = std::mem::take(&mut self.owned).into_iter().collect();
+        for (topic, partition) in &lost {
+            self.consumer.unassign(topic, *partition);
+        }
+        if !lost.is_empty() {
+            self.events.push_back(GroupEvent::Lost(lost));
+        }
+        self.member_id.clear();
+        self.member_epoch = 0;
+        self.owned_changed = false;
+    }
+
+    async fn fetch_committed(&mut self, parts: &[TopicPartition]) -> Result<BTreeMap<TopicPartition, u64>> {
+        let req = GroupRequest::OffsetFetch { group: self.config.group.clone(), partitions: parts.to_vec() };
+        match self.coordinator.call(&req).await? {
+            GroupResponse::OffsetFetch { error, message, offsets } => {
+                ClientError::check(error, message)?;
+                Ok(offsets.into_iter().filter_map(|o| Some(((o.topic, o.partition), o.offset?))).collect())
+            }
+            _ => Err(ClientError::InvalidArgument("unexpected answer to an offset fetch".into())),
+        }
+    }
+
+    /// The positions of `parts` that moved since their last commit.
+    fn positions<'a>(&self, parts: impl Iterator<Item = &'a TopicPartition>) -> Vec<(TopicPartition, u64)> {
+        parts
+            .filter_map(|tp| Some((tp.clone(), self.consumer.position(&tp.0, tp.1)?)))
+            .filter(|(tp, pos)| self.committed.get(tp) != Some(pos))
+            .collect()
+    }
+
+    /// Commits `positions` in the member's epoch. A commit refused as stale (the epoch moved on
+    /// in a heartbeat it has not sent yet) is sent again after one.
+    async fn commit_positions(&mut self, positions: Vec<(TopicPartition, u64)>) -> Result<()> {
+        if positions.is_empty() {
+            return Ok(());
+        }
+        for attempt in 0..2 {
+            let offsets = positions
+                .iter()
+                .map(|((topic, partition), offset)| OffsetCommitEntry {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    offset: *offset,
+                    metadata: String::new(),
+                })
+                .collect();
+            let req = GroupRequest::OffsetCommit {
+                group: self.config.group.clone(),
+                member_id: self.member_id.clone(),
+                member_epoch: self.member_epoch,
+                offsets,
+            };
+            let resp = self.coordinator.call(&req).await?;
+            let (code, message) = resp.error();
+            if code == ErrorCode::StaleMemberEpoch && attempt == 0 {
+                Box::pin(self.heartbeat()).await?;
+                continue;
+            }
+            ClientError::check(code, message.to_owned())?;
+            self.committed.extend(positions);
+            return Ok(());
+        }
+        unreachable!("the second attempt returns")
+    }
+
+    async fn commit_if_due(&mut self) -> Result<()> {
+        let due = self.config.auto_commit && Instant::now() >= self.next_auto_commit;
+        if !(due || self.commit_queued) || self.member_epoch <= 0 {
+            return Ok(());
+        }
+        let queued = std::mem::take(&mut self.commit_queued);
+        self.next_auto_commit = Instant::now() + Duration::from_millis(self.config.auto_commit_interval_ms);
+        match self.commit().await {
+            Ok(()) => Ok(()),
+            Err(e) if queued => {
+                self.events.push_back(GroupEvent::CommitFailed(e));
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(group = %self.config.group, error = %e, "automatic commit failed");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn to_assignments(parts: &BTreeSet<TopicPartition>) -> Vec<TopicAssignment> {
+    let mut out: Vec<TopicAssignment> = Vec::new();
+    for (topic, partition) in parts {
+        match out.last_mut() {
+            Some(t) if &t.topic == topic => t.partitions.push(*partition),
+            _ => out.push(TopicAssignment { topic: topic.clone(), partitions: vec![*partition] }),
+        }
+    }
+    out
+}
