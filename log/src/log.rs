@@ -1511,7 +1511,10 @@ impl<S: Storage> PartitionLog<S> {
             .sealed
             .iter()
             .take_while(|s| s.next_offset <= clean_below)
-            .filter(|s| s.size > 0 && !self.damaged.iter().any(|d| d.segment == s.base))
+            // A pass stops before the first damaged segment: records past it must not make
+            // older ones in it go, nor their tombstones expire while it still holds them.
+            .take_while(|s| !self.damaged.iter().any(|d| d.segment == s.base))
+            .filter(|s| s.size > 0)
             .map(|s| CleanSegment {
                 base: s.base,
                 next_offset: s.next_offset,
@@ -1523,7 +1526,10 @@ impl<S: Storage> PartitionLog<S> {
         let interval = self.config.index_interval_bytes;
         (!segments.is_empty()).then(|| {
             let kept = self.producers.latest_batch_bases();
-            CleanPlan::new(self.storage.clone(), segments, map_from, config, now_ms, interval, kept)
+            let mut plan =
+                CleanPlan::new(self.storage.clone(), segments, map_from, config, now_ms, interval, kept);
+            plan.cuts = self.cuts;
+            plan
         })
     }
 
@@ -1537,7 +1543,8 @@ impl<S: Storage> PartitionLog<S> {
     /// `map_from` (see [`crate::compaction::schedule`]). No I/O.
     pub fn cleanable(&self, map_from: u64, clean_below: u64) -> Cleanable {
         let mut c = Cleanable::default();
-        for s in self.sealed.iter().take_while(|s| s.next_offset <= clean_below) {
+        let undamaged = |s: &&Segment<S::File>| !self.damaged.iter().any(|d| d.segment == s.base);
+        for s in self.sealed.iter().take_while(|s| s.next_offset <= clean_below).take_while(undamaged) {
             match s.next_offset <= map_from {
                 true => c.clean_bytes += s.size,
                 false => c.dirty_bytes += s.size,
@@ -1549,7 +1556,9 @@ impl<S: Storage> PartitionLog<S> {
     /// Swaps a cleaned segment in (see [`crate::compaction::swap`]), holding the log only for
     /// the renames. Returns whether it was swapped in: a segment that is no longer exactly the
     /// one cleaned (deleted by retention, cut or replaced by a truncation, quarantined, or
-    /// already swapped by another pass) is left as it is and the cleaned files are removed.
+    /// already swapped by another pass), or that belongs to a log cut anywhere since the pass
+    /// was planned (the records whose keys made older ones go may be gone), is left as it is and
+    /// the cleaned files are removed.
     /// Reads planned before the swap keep reading the old file through their handles.
     pub async fn complete_clean(&mut self, cleaned: CleanedSegment<S::File>) -> Result<bool> {
         self.check_usable()?;
@@ -1559,6 +1568,7 @@ impl<S: Storage> PartitionLog<S> {
                 && Rc::ptr_eq(&s.file, &cleaned.old_file)
                 && s.size == cleaned.old_size
                 && s.next_offset == cleaned.next_offset
+                && cleaned.cuts == self.cuts
         };
         let at = self.sealed.iter().position(unchanged);
         let Some(at) = at.filter(|_| !self.damaged.iter().any(|d| d.segment == base)) else {

@@ -408,11 +408,12 @@ fn a_crash_at_any_point_of_a_clean_leaves_each_segment_old_or_new() {
 }
 
 /// A cleaned segment that a truncation or retention removed, or that was cleaned by another
-/// pass meanwhile, is not swapped in, and its files go.
+/// pass meanwhile, or of a log cut anywhere since the pass was planned (the later records whose
+/// keys made the segment's records go may be gone), is not swapped in, and its files go.
 #[test]
 fn a_clean_overtaken_by_a_truncation_or_retention_is_dropped() {
     block_on(async {
-        for overtake in ["truncate", "retention", "clean"] {
+        for overtake in ["truncate", "truncate later", "retention", "clean"] {
             let st = MemStorage::new();
             let (mut log, model, _) = build(&st, 5).await;
             let start = log.log_start();
@@ -426,6 +427,13 @@ fn a_clean_overtaken_by_a_truncation_or_retention_is_dropped() {
             assert_eq!(cleaned.base, first);
             match overtake {
                 "truncate" => assert!(log.truncate_to(first + 1, NOW_MS).await.unwrap() <= first + 1),
+                "truncate later" => {
+                    let last = *log.segment_bases().last().unwrap();
+                    assert!(
+                        log.truncate_to(last - 1, NOW_MS).await.unwrap() > first,
+                        "the first segment stays"
+                    );
+                }
                 "retention" => {
                     let mut cfg = config();
                     cfg.retention_ms = Some(1);
@@ -568,5 +576,37 @@ fn a_scrub_step_across_a_swap_is_dropped() {
             }
         }
         assert!(log.damaged_ranges().is_empty());
+    });
+}
+
+/// A pass stops before the first segment with quarantined damage: records after it must not
+/// make older records in it go, nor a tombstone expire while the damaged segment may still
+/// hold older records of its key. The damaged segment and those after it count as neither
+/// clean nor dirty, so a partition is not kept due by bytes no pass can map.
+#[test]
+fn a_clean_stops_before_a_damaged_segment() {
+    block_on(async {
+        let st = MemStorage::new();
+        let (log, _, _) = build(&st, 3).await;
+        let bases = log.segment_bases();
+        assert!(bases.len() > 3, "{bases:?}");
+        drop(log);
+        let name = format!("{:020}.log", bases[1]);
+        let len = st.contents(&name).unwrap().len() as u64;
+        st.flip_bit(&name, len / 2, 3);
+        let (mut log, _) = PartitionLog::open(st.clone(), config(), NOW_MS).await.unwrap();
+        for _ in 0..1000 {
+            if !log.damaged_ranges().is_empty() {
+                break;
+            }
+            let outcome = log.plan_scrub(1 << 20).unwrap().execute().await.unwrap();
+            log.complete_scrub(outcome).await.unwrap();
+        }
+        assert_eq!(log.damaged_ranges()[0].segment, bases[1], "the flip was found");
+        let plan = log.plan_clean(log.log_start(), log.next_offset(), clean_config(1 << 20), NOW_MS).unwrap();
+        assert_eq!(plan.segment_bases(), vec![bases[0]]);
+        let first = st.contents(&format!("{:020}.log", bases[0])).unwrap().len() as u64;
+        let c = log.cleanable(0, log.next_offset());
+        assert_eq!((c.clean_bytes, c.dirty_bytes), (0, first));
     });
 }

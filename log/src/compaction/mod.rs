@@ -132,6 +132,8 @@ pub struct CleanPlan<S: Storage> {
     map_from: u64,
     /// Batches that keep a record whatever happens: see [`rewrite::KeptBatches`].
     kept: rewrite::KeptBatches,
+    /// The log's [`crate::PartitionLog::cuts`] when the pass was planned.
+    pub(crate) cuts: u64,
 }
 
 impl<S: Storage> CleanPlan<S> {
@@ -159,6 +161,7 @@ impl<S: Storage> CleanPlan<S> {
             mapped_to: None,
             kept,
             map_from,
+            cuts: 0,
         };
         if first == plan.segments.len() {
             // Nothing new to map: the pass rewrites for the tombstones alone.
@@ -250,7 +253,7 @@ impl<S: Storage> CleanPlan<S> {
         let rw = rewrite.take().expect("a rewrite in progress");
         let (cleaned, index_bytes) = rw.finish(&self.storage, s).await?;
         out.written_bytes += index_bytes;
-        out.cleaned = cleaned;
+        out.cleaned = cleaned.map(|c| CleanedSegment { cuts: self.cuts, ..c });
         *seg += 1;
         if *seg >= *until {
             self.phase = Phase::Done;

@@ -101,6 +101,9 @@ pub struct CleanedSegment<F> {
     pub size: u64,
     pub(crate) index: SegmentIndex,
     pub(crate) max_append_ms: u64,
+    /// The log's cuts when the pass was planned: a log cut since may have lost the records
+    /// whose keys the pass dropped older records for, so the swap is dropped.
+    pub(crate) cuts: u64,
 }
 
 impl<F: StorageFile> Rewrite<F> {
@@ -234,6 +237,7 @@ impl<F: StorageFile> Rewrite<F> {
             size,
             index: self.index,
             max_append_ms: seg.max_append_ms,
+            cuts: 0,
         };
         Ok((Some(cleaned), bytes.len() as u64))
     }

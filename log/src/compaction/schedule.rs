@@ -7,8 +7,10 @@
 //! last pass (and never sooner than [`REVISIT_INTERVAL_MS_MIN`]), so that tombstones whose
 //! retention ended go even if nothing new is written.
 
-/// A partition's cleaning is looked at again at most this often when nothing new is dirty.
-pub const REVISIT_INTERVAL_MS_MIN: u64 = 1_000;
+/// A partition's cleaning is looked at again at most this often when nothing new is dirty:
+/// each such pass reads every cleanable segment, so a tiny `delete_retention_ms` must not make
+/// the cleaner read a large idle log over and over.
+pub const REVISIT_INTERVAL_MS_MIN: u64 = 60_000;
 /// How long a partition's cleaning rests after a pass failed: a failing device is not
 /// hammered by a pass at every turn.
 pub const CLEAN_ERROR_PAUSE_MS: u64 = 60_000;
