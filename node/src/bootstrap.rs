@@ -96,7 +96,10 @@ pub async fn run_shard(start: ShardStart) {
         }
     };
     let _ = ready.send(Ok(id));
-    shard.core().upkeep_while(|| !stop.load(Ordering::SeqCst)).await;
+    let running = || !stop.load(Ordering::SeqCst);
+    // The cleaner runs beside upkeep, not in it: a step's I/O must not hold back flushes and
+    // replica timers. Both end their current step before returning.
+    futures::join!(shard.core().upkeep_while(running), shard.core().clean_while(running));
     shut_down(&shard, listeners).await;
 }
 
@@ -158,7 +161,9 @@ async fn build(
     for (_, rx) in receivers.streams() {
         glommio::spawn_local(crate::bus::mesh_loop(bus.clone(), service.clone(), rx)).detach();
     }
-    Ok(Shard::new(config, service, counters, producer_ids))
+    let shard = Shard::new(config, service, counters, producer_ids);
+    glommio::spawn_local(crate::groups::tick_loop(shard.clone())).detach();
+    Ok(shard)
 }
 
 /// Binds the shared address and the shard's own: a QUIC endpoint and a TCP listener on each.

@@ -2,12 +2,18 @@
 //! followers alike, each its own copy, as Kafka's cleaner does), one pass at a time, paced at
 //! `compaction_bytes_per_s_max` over the shard (see `weir_log::compaction`).
 //!
-//! Runs inside upkeep ([`ShardCore::maintain`]), one step per run, so it is never dropped in
-//! the middle of a swap and never runs twice at once. A step reads and writes without the
-//! partition locked; only the swap of a cleaned segment takes the lock, for its renames.
-//! Appends and fetches go on meanwhile. Which partition is due is looked at once a second.
+//! Runs as its own loop beside upkeep ([`ShardCore::clean_while`]), one step at a time, each
+//! to its end: never dropped in the middle of a swap, never two at once, and a long step (the
+//! unchanged start of a segment copied at its first change, a file's sync) does not hold back
+//! upkeep's flushes and replica timers. A step reads and writes without the partition locked;
+//! only the swap of a cleaned segment takes the lock, for its renames. Appends and fetches go
+//! on meanwhile. Which partition is due is looked at once a second.
+//!
+//! Only what is durable is cleaned (below the high watermark and the durable offset): a
+//! cleaned segment is synced before it is swapped in, and must never have dropped records for
+//! the sake of later ones a crash could still take away.
 
-use crate::core::{ShardCore, UPKEEP_INTERVAL_MS};
+use crate::core::{SLOW_PASS_MS, ShardCore, UPKEEP_INTERVAL_MS};
 use crate::disk::Disk;
 use crate::partition::Partition;
 use crate::runtime::Runtime;
@@ -43,6 +49,21 @@ impl<S: Storage + Clone> Cleaner<S> {
 }
 
 impl<D: Disk, R: Runtime> ShardCore<D, R> {
+    /// Runs the cleaner every [`UPKEEP_INTERVAL_MS`] for as long as `running` says, looking for
+    /// a partition to clean once every [`SLOW_PASS_MS`].
+    pub async fn clean_while(&self, running: impl Fn() -> bool) {
+        let mut last_look = 0;
+        while running() {
+            self.rt.sleep_ms(UPKEEP_INTERVAL_MS).await;
+            let now = self.rt.now_ms();
+            let look = now.saturating_sub(last_look) >= SLOW_PASS_MS;
+            if look {
+                last_look = now;
+            }
+            self.clean_step(now, look).await;
+        }
+    }
+
     /// One step of the cleaner at `now` (the wall clock): of the pass under way, or, on the
     /// once-a-second pass (`look_for_work`), of a new one over the next due partition.
     pub(crate) async fn clean_step(&self, now: u64, look_for_work: bool) {
@@ -77,7 +98,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             let mut schedule = p.clean.get();
             schedule.observe_cuts(log.cuts());
             let map_from = schedule.map_from(log.log_start());
-            let clean_below = p.readable_end();
+            let clean_below = p.readable_end().min(log.durable_offset());
             let due = schedule.due(log.cleanable(map_from, clean_below), now, config.delete_retention_ms);
             p.clean.set(schedule);
             if !due {
@@ -121,8 +142,12 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         };
         self.cleaner.borrow_mut().budget.spend(step.read_bytes + step.written_bytes);
         if let Some(cleaned) = step.cleaned {
-            match p.log.lock().await.complete_clean(cleaned).await {
-                Ok(swapped) => pass.all_swapped &= swapped,
+            let base = cleaned.base;
+            let mut log = p.log.lock().await;
+            match log.complete_clean(cleaned).await {
+                // A segment retention deleted meanwhile leaves nothing behind that the
+                // pass's keys supersede: the checkpoint may still move.
+                Ok(swapped) => pass.all_swapped &= swapped || base < log.log_start(),
                 Err(e) => return self.clean_failed(&p, now, &e),
             }
         }

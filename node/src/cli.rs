@@ -202,6 +202,20 @@ pub struct ConsumeArgs {
     /// One JSON object per record
     #[arg(long)]
     pub json: bool,
+    /// Read as a member of this consumer group: the group's partitions are shared among its
+    /// members, and offsets are committed as records are printed (at least once)
+    #[arg(long, conflicts_with_all = ["partition", "offset"])]
+    pub group: Option<String>,
+    /// Static membership: a consumer restarted with the same id within its session takes its
+    /// partitions back without a rebalance
+    #[arg(long, requires = "group")]
+    pub instance_id: Option<String>,
+    /// How long the group waits for a silent member before giving its partitions to others
+    #[arg(long, requires = "group", default_value_t = 45_000)]
+    pub session_timeout_ms: u32,
+    /// How often offsets are committed
+    #[arg(long, requires = "group", default_value_t = 5_000)]
+    pub commit_interval_ms: u64,
 }
 
 /// Counters of each shard of the node.
@@ -241,11 +255,11 @@ pub fn cluster(conn: &Conn, cmd: ClusterCmd) -> ExitCode {
     }))
 }
 
-fn runtime() -> tokio_rt::runtime::Runtime {
+pub(crate) fn runtime() -> tokio_rt::runtime::Runtime {
     tokio_rt::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime")
 }
 
-fn finish(r: Result<(), ClientError>) -> ExitCode {
+pub(crate) fn finish(r: Result<(), ClientError>) -> ExitCode {
     match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -400,6 +414,9 @@ pub fn produce(conn: &Conn, args: ProduceArgs) -> ExitCode {
 }
 
 pub fn consume(conn: &Conn, args: ConsumeArgs) -> ExitCode {
+    if args.group.is_some() {
+        return crate::cli_group::consume(conn, args);
+    }
     finish(runtime().block_on(async {
         let target = conn.target()?;
         let mut consumer = Consumer::connect(&target, ConsumerConfig::default()).await?;
@@ -435,31 +452,34 @@ pub fn consume(conn: &Conn, args: ConsumeArgs) -> ExitCode {
                     break;
                 }
                 seen += 1;
-                let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default());
-                let line = if args.json {
-                    serde_json::json!({
-                        "partition": r.partition,
-                        "offset": r.offset,
-                        "timestamp": r.timestamp,
-                        "key": r.key.as_deref().map(String::from_utf8_lossy),
-                        "value": value,
-                    })
-                    .to_string()
-                } else {
-                    let mut l = String::new();
-                    if args.print_offset {
-                        l.push_str(&format!("{}:{}\t", r.partition, r.offset));
-                    }
-                    if args.print_key {
-                        l.push_str(&String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()));
-                        l.push('\t');
-                    }
-                    l.push_str(&value);
-                    l
-                };
-                writeln!(out, "{line}").map_err(ClientError::Io)?;
+                writeln!(out, "{}", record_line(&args, &r)).map_err(ClientError::Io)?;
             }
             out.flush().map_err(ClientError::Io)?;
         }
     }))
+}
+
+/// How `weir consume` prints a record.
+pub(crate) fn record_line(args: &ConsumeArgs, r: &weir_net::client::ConsumerRecord) -> String {
+    let value = String::from_utf8_lossy(r.value.as_deref().unwrap_or_default());
+    if args.json {
+        return serde_json::json!({
+            "partition": r.partition,
+            "offset": r.offset,
+            "timestamp": r.timestamp,
+            "key": r.key.as_deref().map(String::from_utf8_lossy),
+            "value": value,
+        })
+        .to_string();
+    }
+    let mut l = String::new();
+    if args.print_offset {
+        l.push_str(&format!("{}:{}\t", r.partition, r.offset));
+    }
+    if args.print_key {
+        l.push_str(&String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()));
+        l.push('\t');
+    }
+    l.push_str(&value);
+    l
 }

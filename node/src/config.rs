@@ -51,6 +51,9 @@ pub struct NodeConfig {
     /// Bytes a shard's log cleaner reads and writes per second at most, over all its compacted
     /// partitions, so that compaction never takes the disk from appends and fetches.
     pub compaction_bytes_per_s_max: u64,
+    /// Partitions of `__consumer_offsets`, made when a group is first used: groups spread over
+    /// them, and each partition's leader coordinates its groups.
+    pub offsets_topic_partitions: u32,
     pub batch_bytes_max: usize,
     pub request_bytes_max: usize,
     /// Most requests one connection (or QUIC stream) may have queued before the node stops
@@ -167,6 +170,7 @@ impl Default for NodeConfig {
             retention_bytes: None,
             delete_retention_ms: 24 * 3600 * 1000,
             compaction_bytes_per_s_max: 64 << 20,
+            offsets_topic_partitions: 16,
             batch_bytes_max: 4 << 20,
             request_bytes_max: 8 << 20,
             requests_in_flight_max: 64,
@@ -296,6 +300,9 @@ impl NodeConfig {
         if self.request_memory_bytes_max < self.request_bytes_max {
             return bad("request_memory_bytes_max", "must be at least request_bytes_max");
         }
+        if self.offsets_topic_partitions == 0 || self.offsets_topic_partitions > 1000 {
+            return bad("offsets_topic_partitions", "must be within 1..=1000");
+        }
         if self.compaction_bytes_per_s_max == 0 {
             return bad("compaction_bytes_per_s_max", "must be positive");
         }
@@ -414,6 +421,7 @@ const KNOWN_KEYS: &[&str] = &[
     "retention_bytes",
     "delete_retention_ms",
     "compaction_bytes_per_s_max",
+    "offsets_topic_partitions",
     "batch_bytes_max",
     "request_bytes_max",
     "requests_in_flight_max",

@@ -388,7 +388,6 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         }
         self.tick_replicas();
         self.scrub_step(now).await;
-        self.clean_step(now, slow_pass).await;
     }
 
     /// The replicas' timers: a follower fetches when due, a leader reviews its ISR. A standalone

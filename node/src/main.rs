@@ -53,6 +53,11 @@ enum Command {
     Produce(cli::ProduceArgs),
     /// Print records, one value per line
     Consume(cli::ConsumeArgs),
+    /// Consumer groups: list, describe (members, offsets, lag), reset offsets, delete
+    Group {
+        #[command(subcommand)]
+        cmd: weir_node::cli_group::GroupCmd,
+    },
     /// The cluster: its nodes and under-replicated partitions, its CA
     Cluster {
         #[command(subcommand)]
@@ -106,6 +111,7 @@ fn main() -> ExitCode {
         Command::Consume(args) => cli::consume(&cli.conn, args),
         Command::Stats { json } => cli::stats(&cli.conn, json),
         Command::Cluster { cmd } => cli::cluster(&cli.conn, cmd),
+        Command::Group { cmd } => weir_node::cli_group::group(&cli.conn, cmd),
         Command::Serve { data_dir, listen, shards, config, tls_cert, tls_key, cluster } => {
             let mut c = match config::NodeConfig::load(config.as_deref(), std::env::vars()) {
                 Ok(c) => c,

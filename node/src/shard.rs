@@ -30,6 +30,8 @@ pub struct Shard {
     pub counters: Arc<NodeCounters>,
     /// The node's producer ids, shared by its shards.
     pub producer_ids: Arc<crate::producer_ids::ProducerIds>,
+    /// The consumer groups this shard coordinates.
+    pub groups: crate::groups::GroupService,
 }
 
 /// Counts a request as in flight for as long as it lives.
@@ -49,7 +51,8 @@ impl Shard {
         counters: Arc<NodeCounters>,
         producer_ids: Arc<crate::producer_ids::ProducerIds>,
     ) -> Rc<Self> {
-        Rc::new(Self { id: service.shard().index(), config, service, counters, producer_ids })
+        let groups = crate::groups::GroupService::default();
+        Rc::new(Self { id: service.shard().index(), config, service, counters, producer_ids, groups })
     }
 
     /// The data-plane core of this shard's service.

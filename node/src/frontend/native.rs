@@ -175,9 +175,7 @@ pub async fn handle(
             };
             response_frame(cid, &Response::ListOffsets { error, message, offset })
         }
-        Request::Group(_) => {
-            error_frame(&header, ErrorCode::UnsupportedVersion, "consumer groups are not served yet".into())
-        }
+        Request::Group(g) => response_frame(cid, &Response::Group(crate::groups::handle(shard, g).await)),
         Request::NodeStats => response_frame(cid, &Response::NodeStats { shards: shard.counters.snapshot() }),
         Request::ClusterStatus => match cluster::cluster_of(shard) {
             Some((link, meta)) => match cluster::cluster_status(&link, &meta).await {

@@ -1,0 +1,225 @@
+//! Consumer groups on a node: each shard coordinates the groups of the `__consumer_offsets`
+//! partitions it leads ([`slot`]), answering the group requests of `weir_net::groups` with the
+//! sans-IO coordinator of `weir_groups`, and ticks them so that members whose sessions expired
+//! go. Clients find a group's coordinator with FindCoordinator (any shard of any node answers)
+//! and then talk to that shard directly; a shard that does not lead the group's partition
+//! answers `NotCoordinator`.
+
+mod convert;
+pub mod offsets_topic;
+pub mod slot;
+
+use crate::runtime::Runtime;
+use crate::service::types::Failure;
+use crate::shard::Shard;
+use convert::{assignments, group_failure, info, partitions_of};
+use offsets_topic::{OFFSETS_TOPIC, partition_of};
+use slot::{Slot, Topics, not_coordinator};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use weir_net::ErrorCode;
+use weir_net::groups::{CommittedOffsetInfo, GroupHeartbeat, GroupListing, GroupRequest, GroupResponse};
+
+/// How often a shard ticks its coordinators.
+pub const GROUP_TICK_INTERVAL_MS: u64 = 200;
+
+/// The groups a shard coordinates, by offsets partition. Owned by the shard.
+#[derive(Debug, Default)]
+pub struct GroupService {
+    slots: RefCell<BTreeMap<u32, Rc<Slot>>>,
+}
+
+impl GroupService {
+    fn slot(&self, partition: u32) -> Rc<Slot> {
+        self.slots.borrow_mut().entry(partition).or_insert_with(|| Rc::new(Slot::new(partition))).clone()
+    }
+
+    fn slots(&self) -> Vec<Rc<Slot>> {
+        self.slots.borrow().values().cloned().collect()
+    }
+}
+
+/// Answers one group request on `shard`.
+pub async fn handle(shard: &Rc<Shard>, req: GroupRequest) -> GroupResponse {
+    let api_key = req.api_key();
+    let answer = match req {
+        GroupRequest::FindCoordinator { group } => find_coordinator(shard, &group).await,
+        GroupRequest::ListGroups => list(shard).await,
+        req => serve(shard, req).await,
+    };
+    answer.unwrap_or_else(|f| GroupResponse::failed(api_key, f.code, f.message))
+}
+
+/// The slot of `group` if this shard leads its partition.
+fn slot_of(shard: &Shard, group: &str) -> Result<Rc<Slot>, Failure> {
+    check_group_id(group)?;
+    let Some(n) = offsets_topic::partitions(shard) else {
+        return Err(not_coordinator(format!(
+            "{OFFSETS_TOPIC} does not exist yet: find the coordinator first"
+        )));
+    };
+    Ok(shard.groups.slot(partition_of(group, n)))
+}
+
+fn check_group_id(group: &str) -> Result<(), Failure> {
+    if group.is_empty() || group.len() > 249 {
+        let m = format!("a group id must be 1 to 249 bytes, got {}", group.len());
+        return Err(Failure::new(ErrorCode::InvalidArgument, m));
+    }
+    Ok(())
+}
+
+/// The address of the shard that leads `group`'s offsets partition, creating the offsets
+/// topic first if needed.
+async fn find_coordinator(shard: &Rc<Shard>, group: &str) -> Result<GroupResponse, Failure> {
+    check_group_id(group)?;
+    let n = offsets_topic::ensure(shard).await?;
+    let partition = partition_of(group, n);
+    let unavailable =
+        || Failure::new(ErrorCode::CoordinatorLoadInProgress, "the coordinator has no leader yet");
+    let (node_id, host, port) = match crate::frontend::cluster::cluster_of(shard) {
+        Some((_, meta)) => {
+            let topic = meta.topics.get(OFFSETS_TOPIC).ok_or_else(unavailable)?;
+            let entry = topic.partitions.get(partition as usize).and_then(|id| meta.partitions.get(id));
+            let leader = entry.and_then(|e| e.leader()).ok_or_else(unavailable)?;
+            let node = meta.nodes.get(&leader.node).ok_or_else(unavailable)?;
+            let port = node.shard_ports.get(leader.shard.0 as usize).copied().ok_or_else(unavailable)?;
+            (leader.node.0, node.host.clone(), port)
+        }
+        None => {
+            let owner =
+                shard.core().topics.borrow().local_shard(OFFSETS_TOPIC, partition).ok_or_else(unavailable)?;
+            (0, shard.config.advertised_host(), shard.config.shard_port(owner.index()))
+        }
+    };
+    Ok(GroupResponse::FindCoordinator { error: ErrorCode::None, message: String::new(), node_id, host, port })
+}
+
+/// The requests about one group, served by its coordinator here.
+async fn serve(shard: &Rc<Shard>, req: GroupRequest) -> Result<GroupResponse, Failure> {
+    let group = req.group().expect("a request about a group").to_owned();
+    let slot = slot_of(shard, &group)?;
+    let mut state = slot.state.lock().await;
+    let now = shard.core().rt.now_ms();
+    let coordinator = slot.load(shard, &mut state).await?;
+    let ok = (ErrorCode::None, String::new());
+    let answer = match req {
+        GroupRequest::Heartbeat(h) => heartbeat(shard, coordinator, now, h)?,
+        GroupRequest::OffsetCommit { member_id, member_epoch, offsets, .. } => {
+            let offsets = offsets
+                .into_iter()
+                .map(|o| {
+                    (
+                        o.topic,
+                        o.partition,
+                        weir_groups::CommittedOffset { offset: o.offset, metadata: o.metadata },
+                    )
+                })
+                .collect();
+            coordinator.commit(now, &group, &member_id, member_epoch, offsets).map_err(group_failure)?;
+            GroupResponse::OffsetCommit { error: ok.0, message: ok.1 }
+        }
+        GroupRequest::OffsetFetch { partitions, .. } => {
+            let asked = (!partitions.is_empty()).then_some(&partitions[..]);
+            let offsets = coordinator
+                .fetch_offsets(&group, asked)
+                .into_iter()
+                .map(|(topic, partition, c)| CommittedOffsetInfo {
+                    topic,
+                    partition,
+                    offset: c.as_ref().map(|c| c.offset),
+                    metadata: c.map(|c| c.metadata).unwrap_or_default(),
+                })
+                .collect();
+            GroupResponse::OffsetFetch { error: ok.0, message: ok.1, offsets }
+        }
+        GroupRequest::DescribeGroup { .. } => {
+            let described = coordinator
+                .describe(&group)
+                .ok_or_else(|| Failure::new(ErrorCode::GroupIdNotFound, format!("no group {group:?}")))?;
+            GroupResponse::DescribeGroup { error: ok.0, message: ok.1, group: Some(info(described)) }
+        }
+        GroupRequest::DeleteGroup { .. } => {
+            coordinator.delete(&group).map_err(group_failure)?;
+            GroupResponse::DeleteGroup { error: ok.0, message: ok.1 }
+        }
+        GroupRequest::FindCoordinator { .. } | GroupRequest::ListGroups => unreachable!("answered by handle"),
+    };
+    slot.persist(shard, &mut state).await?;
+    Ok(answer)
+}
+
+fn heartbeat(
+    shard: &Shard,
+    coordinator: &mut weir_groups::Coordinator,
+    now: u64,
+    h: GroupHeartbeat,
+) -> Result<GroupResponse, Failure> {
+    let assignor = match h.assignor.as_deref() {
+        Some(a) => Some(a.parse().map_err(|e: String| Failure::new(ErrorCode::InvalidArgument, e))?),
+        None => None,
+    };
+    let req = weir_groups::HeartbeatRequest {
+        member_id: h.member_id,
+        instance_id: h.instance_id,
+        member_epoch: h.member_epoch,
+        topics: h.topics,
+        owned: h.owned.map(partitions_of),
+        session_timeout_ms: h.session_timeout_ms,
+        rebalance_timeout_ms: h.rebalance_timeout_ms,
+        assignor,
+    };
+    let r = coordinator.heartbeat(now, &h.group, req, &Topics(shard)).map_err(group_failure)?;
+    Ok(GroupResponse::Heartbeat {
+        error: ErrorCode::None,
+        message: String::new(),
+        member_id: r.member_id,
+        member_epoch: r.member_epoch,
+        heartbeat_interval_ms: r.heartbeat_interval_ms,
+        assignment: r.assignment.map(assignments),
+    })
+}
+
+/// The groups of every offsets partition this shard leads.
+async fn list(shard: &Rc<Shard>) -> Result<GroupResponse, Failure> {
+    let mut groups = Vec::new();
+    if let Some(n) = offsets_topic::partitions(shard) {
+        for partition in 0..n {
+            let slot = shard.groups.slot(partition);
+            if slot.leading(shard).is_err() {
+                continue;
+            }
+            let mut state = slot.state.lock().await;
+            let coordinator = slot.load(shard, &mut state).await?;
+            groups.extend(coordinator.list().into_iter().map(|g| GroupListing {
+                group: g.group,
+                state: g.state.to_string(),
+                members: g.members,
+            }));
+        }
+    }
+    Ok(GroupResponse::ListGroups { error: ErrorCode::None, message: String::new(), groups })
+}
+
+/// Ticks the shard's loaded coordinators every [`GROUP_TICK_INTERVAL_MS`] for as long as the
+/// shard runs: members whose sessions expired go, and what changed is written.
+pub async fn tick_loop(shard: Rc<Shard>) {
+    loop {
+        shard.core().rt.sleep_ms(GROUP_TICK_INTERVAL_MS).await;
+        for slot in shard.groups.slots() {
+            let Ok(mut state) = slot.state.try_lock() else { continue };
+            if state.is_none() || slot.leading(&shard).is_err() {
+                *state = None;
+                continue;
+            }
+            let now = shard.core().rt.now_ms();
+            if let Some(loaded) = state.as_mut() {
+                loaded.coordinator.tick(now, &Topics(&shard));
+            }
+            if let Err(f) = slot.persist(&shard, &mut state).await {
+                tracing::warn!(partition = slot.partition, error = %f.message, "group expiry not written");
+            }
+        }
+    }
+}

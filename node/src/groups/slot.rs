@@ -1,0 +1,191 @@
+//! The coordinator of one partition of `__consumer_offsets`, on the shard that leads it: the
+//! groups of that partition, loaded from its log on first use and again whenever the
+//! partition's leader epoch changed, and every change written to it (acks=all) before the
+//! request that made it is answered.
+//!
+//! One operation at a time: a request, a tick and a load each hold the slot's lock from the
+//! state change to the end of its write, so the log holds changes in the order they were made.
+//! A write that fails drops the loaded state: the next operation loads it again from the log,
+//! which holds what was acknowledged.
+
+use super::offsets_topic::OFFSETS_TOPIC;
+use crate::runtime::Runtime;
+use crate::service::types::{Failure, FetchPartition, ProducePartition};
+use crate::shard::Shard;
+use bytes::Bytes;
+use weir_groups::{Coordinator, CoordinatorConfig, TopicSource};
+use weir_log::batch::{BatchBuilder, BatchView, ProducerStamp, Record};
+use weir_net::{Acks, ErrorCode};
+use weir_replication::PartitionId;
+
+/// Bytes a load reads at a time.
+const LOAD_FETCH_BYTES: usize = 1 << 20;
+
+/// A loaded coordinator and the leader epoch it was loaded in.
+#[derive(Debug)]
+pub struct Loaded {
+    pub coordinator: Coordinator,
+    epoch: u32,
+}
+
+/// See the module documentation. Owned by the shard's group service.
+#[derive(Debug)]
+pub struct Slot {
+    pub partition: u32,
+    pub state: tokio_rt::sync::Mutex<Option<Loaded>>,
+}
+
+/// The topics' partition counts, as this shard's topic table has them.
+#[derive(Debug)]
+pub struct Topics<'a>(pub &'a Shard);
+
+impl TopicSource for Topics<'_> {
+    fn partitions(&self, topic: &str) -> Option<u32> {
+        self.0.core().topics.borrow().topics.get(topic).map(|t| t.partitions)
+    }
+}
+
+impl Slot {
+    pub fn new(partition: u32) -> Self {
+        Self { partition, state: tokio_rt::sync::Mutex::new(None) }
+    }
+
+    /// The partition's leader epoch if this shard leads it and its log is all committed (a new
+    /// leader's high watermark may lag its log end until its followers catch up: the groups are
+    /// loaded only once every record is readable).
+    pub fn leading(&self, shard: &Shard) -> Result<u32, Failure> {
+        let core = shard.core();
+        let p = core.find(OFFSETS_TOPIC, self.partition).map_err(|f| not_coordinator(f.message))?;
+        if !p.rep.replica.borrow().is_leader() {
+            return Err(not_coordinator(format!("{OFFSETS_TOPIC}/{} is led elsewhere", self.partition)));
+        }
+        let state = p.state();
+        if p.readable_end() < state.log_end() {
+            let m = format!("{OFFSETS_TOPIC}/{} is catching up", self.partition);
+            return Err(Failure::new(ErrorCode::CoordinatorLoadInProgress, m));
+        }
+        Ok(state.leader_epoch())
+    }
+
+    /// The loaded coordinator, loading it first if there is none or it is of an earlier
+    /// leadership. The caller holds the lock.
+    pub async fn load<'a>(
+        &self,
+        shard: &Shard,
+        state: &'a mut Option<Loaded>,
+    ) -> Result<&'a mut Coordinator, Failure> {
+        let epoch = self.leading(shard)?;
+        if state.as_ref().is_none_or(|l| l.epoch != epoch) {
+            *state = None;
+            let coordinator = self.read_log(shard).await?;
+            *state = Some(Loaded { coordinator, epoch });
+        }
+        Ok(&mut state.as_mut().expect("loaded above").coordinator)
+    }
+
+    /// A coordinator rebuilt from every record of the partition.
+    async fn read_log(&self, shard: &Shard) -> Result<Coordinator, Failure> {
+        let core = shard.core();
+        let now = core.rt.now_ms();
+        let mut coordinator = Coordinator::new(CoordinatorConfig::default());
+        // Member ids of this load are unlike those of any other: a member fenced in an earlier
+        // leadership (or before a restart) can never pass for a new one.
+        coordinator.set_member_id_prefix(&format!("{}-{now:x}-", p_epoch(shard, self.partition)));
+        let p = core.find(OFFSETS_TOPIC, self.partition)?;
+        let mut offset = p.log_start();
+        let end = p.readable_end();
+        let mut records = 0u64;
+        while offset < end {
+            let part = FetchPartition {
+                topic: OFFSETS_TOPIC.into(),
+                partition: PartitionId(self.partition),
+                offset,
+                max_bytes: LOAD_FETCH_BYTES,
+            };
+            let fetched = core.fetch_now(&part).await?;
+            if fetched.batches.is_empty() {
+                break;
+            }
+            offset = replay(&mut coordinator, now, &fetched.batches, offset, &mut records)?;
+        }
+        tracing::info!(partition = self.partition, records, end, "group coordinator loaded");
+        Ok(coordinator)
+    }
+
+    /// Writes the coordinator's changes since the last write, and waits until every in-sync
+    /// replica has them. On failure the loaded state is dropped (see the module docs).
+    pub async fn persist(&self, shard: &Shard, state: &mut Option<Loaded>) -> Result<(), Failure> {
+        let Some(loaded) = state.as_mut() else { return Ok(()) };
+        let records = loaded.coordinator.take_records();
+        if records.is_empty() {
+            return Ok(());
+        }
+        let result = self.append(shard, &records).await;
+        if let Err(f) = &result {
+            tracing::warn!(partition = self.partition, error = %f.message, "group change not written; reloading");
+            *state = None;
+        }
+        result
+    }
+
+    async fn append(&self, shard: &Shard, records: &[weir_groups::Record]) -> Result<(), Failure> {
+        let core = shard.core();
+        let now = core.rt.now_ms() as i64;
+        let mut batches = Vec::new();
+        let mut builder = BatchBuilder::new(shard.config.batch_bytes_max);
+        for r in records {
+            let record =
+                Record { key: Some(&r.key), value: r.value.as_deref(), headers: &[], timestamp: now };
+            if builder.push(&record).is_err() {
+                batches.extend_from_slice(builder.seal_reset(ProducerStamp::default()).as_bytes());
+                builder.push(&record).map_err(|e| Failure::new(ErrorCode::InvalidArgument, e.to_string()))?;
+            }
+        }
+        batches.extend_from_slice(builder.seal(ProducerStamp::default()).as_bytes());
+        let part = ProducePartition {
+            topic: OFFSETS_TOPIC.into(),
+            partition: PartitionId(self.partition),
+            batches: Bytes::from(batches),
+        };
+        core.produce_local(Acks::All, part).await.map(|_| ())
+    }
+}
+
+/// Replays the records of `batches` at or after `from` into `coordinator`; returns the offset
+/// after the last batch.
+fn replay(
+    coordinator: &mut Coordinator,
+    now: u64,
+    batches: &[u8],
+    from: u64,
+    records: &mut u64,
+) -> Result<u64, Failure> {
+    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(batches.len());
+    aligned.extend_from_slice(batches);
+    let mut rest: &[u8] = &aligned;
+    let mut next = from;
+    while !rest.is_empty() {
+        // Read back from this shard's own log, validated when it was written: the CRC suffices.
+        let view = BatchView::validate(rest, usize::MAX)
+            .map_err(|e| Failure::new(ErrorCode::CorruptBatch, e.to_string()))?;
+        for r in view.records().filter(|r| r.offset >= from) {
+            let Some(key) = r.key else { continue };
+            coordinator.replay(now, key, r.value).map_err(|e| {
+                Failure::new(ErrorCode::CorruptBatch, format!("{OFFSETS_TOPIC} record at {}: {e}", r.offset))
+            })?;
+            *records += 1;
+        }
+        next = next.max(view.header().next_offset());
+        rest = &rest[view.bytes().len()..];
+    }
+    Ok(next)
+}
+
+/// The leader epoch of offsets partition `partition` here (0 if it is not open).
+fn p_epoch(shard: &Shard, partition: u32) -> u32 {
+    shard.core().partition(OFFSETS_TOPIC, partition).map_or(0, |p| p.state().leader_epoch())
+}
+
+pub fn not_coordinator(message: String) -> Failure {
+    Failure::new(ErrorCode::NotCoordinator, message)
+}

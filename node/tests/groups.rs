@@ -1,0 +1,227 @@
+//! Consumer groups with real processes: `weir consume --group` consumers on a 24-partition
+//! topic join, are killed, stop and restart while records keep coming, and the group shares
+//! the partitions among them. Every record is processed at least once; only the partitions a
+//! killed consumer held are processed twice; assignments are balanced; lag reaches zero; a
+//! static member restarted within its session takes its partitions back without a rebalance;
+//! a member the group fenced cannot commit.
+
+mod common;
+
+use common::{Node, Via, runtime, signal};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use weir_net::ErrorCode;
+use weir_net::client::{
+    Admin, ClientError, GroupConfig, GroupConsumer, OffsetReset, Producer, ProducerConfig, ProducerRecord,
+};
+use weir_net::groups::GroupInfo;
+
+const TOPIC: &str = "events";
+const PARTITIONS: u32 = 24;
+const GROUP: &str = "g";
+const SESSION_MS: &str = "3000";
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// What each consumer process printed: (partition, offset) per consumer name, in order.
+type Seen = Arc<Mutex<BTreeMap<String, Vec<(u32, u64)>>>>;
+
+/// A `weir consume --group` process whose printed records go to `seen` under `name`.
+fn consumer(node: &Node, name: &str, instance_id: Option<&str>, seen: &Seen) -> Child {
+    let mut cmd = node.cli(Via::Tcp);
+    cmd.args(["consume", TOPIC, "--group", GROUP, "--from-beginning", "--json"]);
+    cmd.args(["--session-timeout-ms", SESSION_MS, "--commit-interval-ms", "200"]);
+    if let Some(id) = instance_id {
+        cmd.args(["--instance-id", id]);
+    }
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn a consumer");
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let (seen, name) = (seen.clone(), name.to_owned());
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON record");
+            let at = (v["partition"].as_u64().unwrap() as u32, v["offset"].as_u64().unwrap());
+            seen.lock().unwrap().entry(name.clone()).or_default().push(at);
+        }
+    });
+    child
+}
+
+/// Produces `per_partition` records to every partition; returns each partition's log end.
+async fn produce(node: &Node, per_partition: u32) -> BTreeMap<u32, u64> {
+    let producer = Producer::connect(&node.target(Via::Tcp), ProducerConfig::default()).await.unwrap();
+    let mut acks = Vec::new();
+    for i in 0..per_partition {
+        for p in 0..PARTITIONS {
+            let value = Some(format!("{p}/{i}").into_bytes());
+            let record =
+                ProducerRecord { topic: TOPIC.into(), partition: Some(p), value, ..Default::default() };
+            acks.push((p, producer.enqueue(record).await.unwrap()));
+        }
+    }
+    let mut ends = BTreeMap::new();
+    for (p, ack) in acks {
+        let offset = ack.await.expect("acknowledged");
+        ends.insert(p, offset + 1);
+    }
+    producer.close().await.unwrap();
+    ends
+}
+
+/// Waits until `done` holds, or fails at the deadline saying `what`.
+async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !done().await {
+        assert!(start.elapsed() < DEADLINE, "not within {DEADLINE:?}: {what}");
+        tokio_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    start.elapsed()
+}
+
+/// Whether every record below `ends` was printed by some consumer.
+fn all_seen(seen: &Seen, ends: &BTreeMap<u32, u64>) -> bool {
+    let got: BTreeSet<(u32, u64)> = seen.lock().unwrap().values().flatten().copied().collect();
+    ends.iter().all(|(&p, &end)| (0..end).all(|o| got.contains(&(p, o))))
+}
+
+async fn describe(admin: &mut Admin) -> GroupInfo {
+    admin.describe_group(GROUP).await.unwrap()
+}
+
+/// The group is stable with `members` members, each owning its fair share (24 / members,
+/// give or take one) and every partition owned once.
+fn balanced(info: &GroupInfo, members: usize) -> bool {
+    let counts: Vec<usize> =
+        info.members.iter().map(|m| m.assignment.iter().map(|a| a.partitions.len()).sum()).collect();
+    let owned: BTreeSet<u32> =
+        info.members.iter().flat_map(|m| m.assignment.iter().flat_map(|a| a.partitions.clone())).collect();
+    info.state == "stable"
+        && counts.len() == members
+        && owned.len() == PARTITIONS as usize
+        && counts.iter().sum::<usize>() == PARTITIONS as usize
+        && counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1
+}
+
+/// Whether the group's committed offsets reached `ends`: lag zero everywhere.
+async fn lag_zero(admin: &mut Admin, ends: &BTreeMap<u32, u64>) -> bool {
+    let committed = admin.committed_offsets(GROUP, vec![]).await.unwrap();
+    let at: BTreeMap<u32, u64> = committed.iter().filter_map(|c| Some((c.partition, c.offset?))).collect();
+    ends.iter().all(|(p, end)| at.get(p) == Some(end))
+}
+
+/// The partitions a member owns, by its instance id or member id.
+fn owned_by(info: &GroupInfo, member: impl Fn(&weir_net::groups::MemberInfo) -> bool) -> BTreeSet<u32> {
+    info.members
+        .iter()
+        .filter(|m| member(m))
+        .flat_map(|m| m.assignment.iter().flat_map(|a| a.partitions.clone()))
+        .collect()
+}
+
+#[test]
+fn consumer_processes_share_a_topic_through_joins_kills_stops_and_a_static_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), 2);
+    let seen: Seen = Arc::default();
+    runtime().block_on(async {
+        let mut admin = Admin::connect(&node.target(Via::Tcp)).await.unwrap();
+        admin.create_topic(TOPIC, PARTITIONS, Default::default()).await.unwrap();
+        let mut ends = produce(&node, 20).await;
+
+        // One consumer takes every partition and reads everything.
+        let mut a = consumer(&node, "a", None, &seen);
+        until("a reads everything", async || all_seen(&seen, &ends)).await;
+
+        // Two more join: the partitions spread evenly, and new records reach all three.
+        let join = Instant::now();
+        let mut b = consumer(&node, "b", None, &seen);
+        let mut c = consumer(&node, "c", Some("static-c"), &seen);
+        until("three balanced members", async || balanced(&describe(&mut admin).await, 3)).await;
+        let rebalance_ms = join.elapsed().as_millis();
+        ends = produce(&node, 20).await;
+        until("three read everything", async || all_seen(&seen, &ends)).await;
+        until("lag zero with three", async || lag_zero(&mut admin, &ends).await).await;
+        println!(
+            "rebalance of a group of 3 on {PARTITIONS} partitions: {rebalance_ms} ms (join to balanced)"
+        );
+
+        // SIGKILL b: after its session its partitions go to the others; only they may be read
+        // twice (b's last commits may lag what it printed).
+        let info = describe(&mut admin).await;
+        let static_c = owned_by(&info, |m| m.instance_id.as_deref() == Some("static-c"));
+        let a_owned = owned_by(&info, |m| m.instance_id.is_none() && !static_c.is_empty());
+        signal(b.id(), "-KILL");
+        b.wait().unwrap();
+        let killed_at: BTreeSet<u32> = (0..PARTITIONS).collect::<BTreeSet<_>>();
+        until("two balanced members", async || balanced(&describe(&mut admin).await, 2)).await;
+        ends = produce(&node, 20).await;
+        until("two read everything", async || all_seen(&seen, &ends)).await;
+
+        // Restart the static member within its session: no rebalance, the same partitions.
+        let before = describe(&mut admin).await;
+        signal(c.id(), "-TERM");
+        assert!(c.wait().unwrap().success(), "c stops cleanly");
+        let c_again = consumer(&node, "c2", Some("static-c"), &seen);
+        until("c back with its partitions", async || {
+            let now = describe(&mut admin).await;
+            let theirs = |i: &GroupInfo| owned_by(i, |m| m.instance_id.as_deref() == Some("static-c"));
+            now.group_epoch == before.group_epoch && theirs(&now) == theirs(&before) && balanced(&now, 2)
+        })
+        .await;
+        ends = produce(&node, 20).await;
+        until("a and c read everything", async || all_seen(&seen, &ends)).await;
+        until("lag zero at the end", async || lag_zero(&mut admin, &ends).await).await;
+
+        // Duplicates: only of partitions b could have held when it was killed.
+        let mut count = BTreeMap::<(u32, u64), u32>::new();
+        for at in seen.lock().unwrap().values().flatten() {
+            *count.entry(*at).or_default() += 1;
+        }
+        for ((p, o), n) in count {
+            assert!(n == 1 || killed_at.contains(&p), "{p}/{o} read {n} times");
+        }
+        let _ = (a_owned, &c_again);
+        for mut child in [a, c_again] {
+            signal(child.id(), "-TERM");
+            assert!(child.wait().unwrap().success());
+        }
+    });
+}
+
+/// A member the group removed (its session expired) is fenced: its commit is refused, and it
+/// learns so at its next heartbeat and joins again.
+#[test]
+fn a_member_past_its_session_cannot_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), 1);
+    runtime().block_on(async {
+        let target = node.target(Via::Tcp);
+        let mut admin = Admin::connect(&target).await.unwrap();
+        admin.create_topic(TOPIC, 2, Default::default()).await.unwrap();
+        let mut config = GroupConfig::new(GROUP);
+        config.session_timeout_ms = 1000;
+        config.offset_reset = OffsetReset::Earliest;
+        config.auto_commit = false;
+        let mut member = GroupConsumer::subscribe(&target, config, &[TOPIC]).await.unwrap();
+        assert_eq!(member.assignment().len(), 2);
+        // Silent past its session: the coordinator removes it.
+        // An empty group without offsets is gone altogether.
+        until("the member removed", async || {
+            admin.describe_group(GROUP).await.map_or(true, |g| g.members.is_empty())
+        })
+        .await;
+        match member.commit().await {
+            Err(ClientError::Server { code: ErrorCode::UnknownMemberId, .. }) => {}
+            other => panic!("a fenced member committed: {other:?}"),
+        }
+        // Its next poll heartbeats, learns it is out, and joins again with a new id.
+        let old = member.member().0.to_owned();
+        until("joined again", async || {
+            member.poll(10).await.unwrap();
+            member.member().0 != old && member.assignment().len() == 2
+        })
+        .await;
+    });
+}
