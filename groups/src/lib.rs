@@ -1,0 +1,1 @@
+//! Consumer groups, sans-IO.
