@@ -11,7 +11,7 @@ use crate::api::{CoordinatorConfig, GroupDescription, GroupListing, Record, Topi
 use crate::error::GroupError;
 use crate::group::Group;
 use crate::reconcile::rebalance;
-use crate::records::{Key, encode_json, encode_key, encode_offset};
+use crate::records::{Key, encode_json, encode_key, encode_offset, encode_u64};
 use crate::{COORDINATOR_GROUPS_MAX, MEMBER_ID_PREFIX_BYTES_MAX};
 
 #[derive(Debug)]
@@ -20,17 +20,24 @@ pub struct Coordinator {
     pub(crate) groups: BTreeMap<String, Group>,
     pub(crate) records: Vec<Record>,
     pub(crate) member_id_prefix: String,
+    /// The number of the last member id made.
+    pub(crate) next_member: u64,
 }
 
 impl Coordinator {
     pub fn new(config: CoordinatorConfig) -> Self {
-        Coordinator { config, groups: BTreeMap::new(), records: Vec::new(), member_id_prefix: String::new() }
+        Coordinator {
+            config,
+            groups: BTreeMap::new(),
+            records: Vec::new(),
+            member_id_prefix: String::new(),
+            next_member: 0,
+        }
     }
 
-    /// Member ids this coordinator makes are `<prefix>m-<n>`, with `n` counting per group. A
-    /// group that empties of members and offsets is forgotten and counts afresh, so a node that
-    /// wants ids unique across such lives sets a prefix unique to this coordinator's term.
-    /// Panics if the prefix is longer than `MEMBER_ID_PREFIX_BYTES_MAX`.
+    /// Member ids this coordinator makes are `<prefix>m-<n>`, with `n` counting up over all
+    /// its groups and persisted, so an id is never made twice: a member that was removed cannot
+    /// come back under an id that now names another member. Panics if the prefix is longer than `MEMBER_ID_PREFIX_BYTES_MAX`.
     pub fn set_member_id_prefix(&mut self, prefix: &str) {
         assert!(prefix.len() <= MEMBER_ID_PREFIX_BYTES_MAX, "member id prefix too long");
         self.member_id_prefix = prefix.to_owned();
@@ -129,6 +136,19 @@ impl Coordinator {
             g.dirty.meta = true;
             g
         })
+    }
+
+    /// Makes a member id that no member of group `gid` has, and records its number.
+    pub(crate) fn new_member_id(&mut self, gid: &str) -> String {
+        loop {
+            self.next_member += 1;
+            let id = format!("{}m-{}", self.member_id_prefix, self.next_member);
+            if !self.groups.get(gid).is_some_and(|g| g.members.contains_key(&id)) {
+                let key = encode_key(&Key::MemberIds);
+                self.records.push(Record { key, value: Some(encode_u64(self.next_member)) });
+                return id;
+            }
+        }
     }
 
     pub(crate) fn check_room_for_group(&self) -> Result<(), GroupError> {

@@ -17,8 +17,6 @@ pub(crate) struct GroupMeta {
     /// The partition counts of the subscribed topics when the target was last computed: a
     /// change means a new target.
     pub partition_counts: BTreeMap<String, u32>,
-    /// The number in the next member id made for this group.
-    pub next_member: u64,
 }
 
 /// A committed offset with the time it was committed.

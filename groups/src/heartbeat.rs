@@ -46,8 +46,8 @@ impl Coordinator {
         topics: &dyn TopicSource,
     ) -> Result<HeartbeatResponse, GroupError> {
         let how = self.how_to_join(gid, req)?;
-        let prefix = self.member_id_prefix.clone();
         let new_member = matches!(how, Join::New);
+        let fresh_id = (!matches!(how, Join::Rejoin)).then(|| self.new_member_id(gid));
         let group = self.group_or_create(gid);
         let id = match how {
             Join::Rejoin => {
@@ -62,7 +62,7 @@ impl Coordinator {
                 member.state.departed = false;
                 member.state.revoking.clear();
                 member.state.owned.clear();
-                let id = new_member_id(group, &prefix);
+                let id = fresh_id.expect("made above");
                 group.insert_member(id.clone(), Member::new(member.state, now_ms));
                 id
             }
@@ -72,7 +72,7 @@ impl Coordinator {
                 {
                     group.meta.assignor = assignor;
                 }
-                let id = new_member_id(group, &prefix);
+                let id = fresh_id.expect("made above");
                 group.insert_member(id.clone(), Member::new(fresh_state(req), now_ms));
                 id
             }
@@ -269,15 +269,4 @@ fn clear_holdings(s: &mut MemberState) {
     s.revoking.clear();
     s.owned.clear();
     s.departed = false;
-}
-
-fn new_member_id(group: &mut Group, prefix: &str) -> String {
-    loop {
-        group.meta.next_member += 1;
-        group.dirty.meta = true;
-        let id = format!("{prefix}m-{}", group.meta.next_member);
-        if !group.members.contains_key(&id) {
-            return id;
-        }
-    }
 }

@@ -22,7 +22,7 @@
 //! - **Invariant.** No partition is held (assigned, or being revoked) by two members at once.
 //!   It is asserted in release builds wherever a partition is given.
 //! - **Joining** (epoch 0, `topics` required). An empty member id makes a new member
-//!   (`<prefix>m-<n>`); the member id of an existing member rejoins it: it is taken to own
+//!   (`<prefix>m-<n>`, `n` from a persisted counter, so no id is ever made twice); the member id of an existing member rejoins it: it is taken to own
 //!   nothing, keeps its target, and its subscription change, if any, bumps the group epoch.
 //!   A join's `owned` is ignored. `assignor` is taken from the member that joins an empty
 //!   group; later values are ignored.

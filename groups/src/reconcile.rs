@@ -73,6 +73,10 @@ fn release(group: &mut Group, id: &str) {
         let prev = group.holders.remove(&(topic.clone(), p));
         assert!(prev.as_deref() == Some(id), "{topic}/{p} released by a member that did not hold it");
     }
+    // All that was revoked is released: a later revocation gets a rebalance timeout of its own.
+    if s.revoking.is_empty() {
+        member.revoke_deadline_ms = None;
+    }
 }
 
 /// Bumps the group epoch and computes a new target; then reconciles the members that left

@@ -15,7 +15,7 @@
 //! computed on, and the number of the next member id it makes
 //!   key    u8 2 | str group
 //!   value  u8 0 | JSON {"group_epoch": i32, "assignor": "range"|"roundrobin"|"sticky",
-//!                       "partition_counts": {topic: u32}, "next_member": u64}
+//!                       "partition_counts": {topic: u32}}
 //!
 //! member (type 3): one member's state
 //!   key    u8 3 | str group | str member_id
@@ -23,6 +23,11 @@
 //!                       "session_timeout_ms": u32, "rebalance_timeout_ms": u32,
 //!                       "assigned": {topic: [u32]}, "revoking": {topic: [u32]},
 //!                       "target": {topic: [u32]}, "owned": {topic: [u32]}, "departed": bool}
+//!
+//! member ids (type 4): the number of the last member id the coordinator made, so that ids are
+//! never made twice, even for a group that was forgotten and began again
+//!   key    u8 4
+//!   value  u8 0 | u64 number
 //! ```
 //!
 //! A member's record is written when any of its fields changes and a tombstone when it goes; a
@@ -41,6 +46,7 @@ use crate::group::StoredOffset;
 const OFFSET: u8 = 1;
 const GROUP: u8 = 2;
 const MEMBER: u8 = 3;
+const MEMBER_IDS: u8 = 4;
 const VALUE_VERSION: u8 = 0;
 
 /// A decoded record key.
@@ -49,6 +55,7 @@ pub(crate) enum Key {
     Offset { group: String, topic: String, partition: u32 },
     Group { group: String },
     Member { group: String, member_id: String },
+    MemberIds,
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -75,6 +82,7 @@ pub(crate) fn encode_key(key: &Key) -> Vec<u8> {
             put_str(&mut out, group);
             put_str(&mut out, member_id);
         }
+        Key::MemberIds => out.push(MEMBER_IDS),
     }
     out
 }
@@ -125,6 +133,7 @@ pub(crate) fn decode_key(bytes: &[u8]) -> Result<Key, GroupError> {
         OFFSET => Key::Offset { group: r.str()?, topic: r.str()?, partition: r.u32()? },
         GROUP => Key::Group { group: r.str()? },
         MEMBER => Key::Member { group: r.str()?, member_id: r.str()? },
+        MEMBER_IDS => Key::MemberIds,
         other => return Err(GroupError::CorruptRecord { reason: format!("unknown key type {other}") }),
     };
     r.end()?;
@@ -147,6 +156,20 @@ pub(crate) fn decode_offset(bytes: &[u8]) -> Result<StoredOffset, GroupError> {
     let metadata = r.str()?;
     r.end()?;
     Ok(StoredOffset { committed: CommittedOffset { offset, metadata }, commit_time_ms })
+}
+
+pub(crate) fn encode_u64(n: u64) -> Vec<u8> {
+    let mut out = vec![VALUE_VERSION];
+    out.extend_from_slice(&n.to_be_bytes());
+    out
+}
+
+pub(crate) fn decode_u64(bytes: &[u8]) -> Result<u64, GroupError> {
+    let mut r = Reader(bytes);
+    version(r.u8()?)?;
+    let n = r.u64()?;
+    r.end()?;
+    Ok(n)
 }
 
 fn version(v: u8) -> Result<(), GroupError> {
@@ -180,8 +203,9 @@ mod tests {
             Key::Offset { group: "g".into(), topic: "t".into(), partition: 7 },
             Key::Group { group: "g".into() },
             Key::Member { group: "g".into(), member_id: "m-1".into() },
+            Key::MemberIds,
         ];
-        for (key, ty) in keys.iter().zip([1u8, 2, 3]) {
+        for (key, ty) in keys.iter().zip([1u8, 2, 3, 4]) {
             let bytes = encode_key(key);
             assert_eq!(bytes[0], ty);
             assert_eq!(&decode_key(&bytes).unwrap(), key);

@@ -5,7 +5,7 @@ use crate::coordinator::Coordinator;
 use crate::error::GroupError;
 use crate::group::{Group, GroupMeta};
 use crate::member::{Member, MemberState};
-use crate::records::{Key, decode_json, decode_key, decode_offset};
+use crate::records::{Key, decode_json, decode_key, decode_offset, decode_u64};
 
 impl Coordinator {
     /// Applies one record read back from the log, in log order: a later record of a key
@@ -16,6 +16,12 @@ impl Coordinator {
         let key = decode_key(key)?;
         let group = match &key {
             Key::Offset { group, .. } | Key::Group { group } | Key::Member { group, .. } => group.clone(),
+            Key::MemberIds => {
+                if let Some(v) = value {
+                    self.next_member = self.next_member.max(decode_u64(v)?);
+                }
+                return Ok(());
+            }
         };
         let group_tombstone = matches!(key, Key::Group { .. }) && value.is_none();
         let g = self.groups.entry(group.clone()).or_default();
@@ -34,6 +40,7 @@ impl Coordinator {
                     None => GroupMeta::default(),
                 };
             }
+            Key::MemberIds => unreachable!("handled above"),
             Key::Member { member_id, .. } => {
                 let state = value.map(decode_json::<MemberState>).transpose()?;
                 g.remove_member(&member_id);

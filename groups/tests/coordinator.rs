@@ -395,3 +395,27 @@ fn the_heartbeat_interval_is_a_third_of_the_session_within_bounds() {
     let r = c.heartbeat(0, "h", HeartbeatRequest { session_timeout_ms: 1000, ..join(&["t"]) }, &t).unwrap();
     assert_eq!(r.heartbeat_interval_ms, 333);
 }
+
+#[test]
+fn a_revocation_after_a_completed_one_gets_its_own_rebalance_timeout() {
+    let t = topics(&[("t", 6)]);
+    let long = |r: HeartbeatRequest| HeartbeatRequest { session_timeout_ms: 60_000, ..r };
+    let mut c = coordinator();
+    let a = c.heartbeat(0, "g", long(join(&["t"])), &t).unwrap().member_id;
+    c.heartbeat(1, "g", long(beat(&a, 1, Some(vec![tp("t", &[0, 1, 2, 3, 4, 5])]))), &t).unwrap();
+    c.heartbeat(2, "g", long(join(&["t"])), &t).unwrap();
+    // Told at 3 to give up three partitions: due by 3 + REBALANCE_MS.
+    let kept = c.heartbeat(3, "g", long(beat(&a, 1, None)), &t).unwrap().assignment.unwrap();
+    assert_eq!(flat(&kept).len(), 3);
+    c.heartbeat(19_000, "g", long(join(&["t"])), &t).unwrap();
+    // At 20 s A releases them, and in the same answer is told to give up one more.
+    let r = c.heartbeat(20_000, "g", long(beat(&a, 1, Some(kept))), &t).unwrap();
+    assert_eq!(flat(&r.assignment.unwrap()).len(), 2);
+    c.tick(3 + u64::from(REBALANCE_MS), &t);
+    assert!(
+        c.describe("g").unwrap().members.iter().any(|m| m.member_id == a),
+        "the second revocation is not yet due"
+    );
+    c.tick(20_000 + u64::from(REBALANCE_MS), &t);
+    assert!(c.describe("g").unwrap().members.iter().all(|m| m.member_id != a));
+}
