@@ -24,30 +24,31 @@ impl Coordinator {
             }
         };
         let group_tombstone = matches!(key, Key::Group { .. }) && value.is_none();
+        // Decode before changing anything, so a bad record leaves the state as it was.
+        let decoded = match (&key, value) {
+            (_, None) => Value::Gone,
+            (Key::Offset { .. }, Some(v)) => Value::Offset(decode_offset(v)?),
+            (Key::Group { .. }, Some(v)) => Value::Group(decode_json(v)?),
+            (Key::Member { .. }, Some(v)) => Value::Member(decode_json(v)?),
+            (Key::MemberIds, Some(_)) => unreachable!("handled above"),
+        };
         let g = self.groups.entry(group.clone()).or_default();
-        match key {
-            Key::Offset { topic, partition, .. } => match value {
-                Some(v) => {
-                    g.offsets.insert((topic, partition), decode_offset(v)?);
-                }
-                None => {
-                    g.offsets.remove(&(topic, partition));
-                }
-            },
-            Key::Group { .. } => {
-                g.meta = match value {
-                    Some(v) => decode_json(v)?,
-                    None => GroupMeta::default(),
-                };
+        match (key, decoded) {
+            (Key::Offset { topic, partition, .. }, Value::Offset(o)) => {
+                g.offsets.insert((topic, partition), o);
             }
-            Key::MemberIds => unreachable!("handled above"),
-            Key::Member { member_id, .. } => {
-                let state = value.map(decode_json::<MemberState>).transpose()?;
+            (Key::Offset { topic, partition, .. }, _) => {
+                g.offsets.remove(&(topic, partition));
+            }
+            (Key::Group { .. }, Value::Group(meta)) => g.meta = meta,
+            (Key::Group { .. }, _) => g.meta = GroupMeta::default(),
+            (Key::Member { member_id, .. }, decoded) => {
                 g.remove_member(&member_id);
-                if let Some(state) = state {
+                if let Value::Member(state) = decoded {
                     restore_member(g, member_id, state, now_ms);
                 }
             }
+            (Key::MemberIds, _) => unreachable!("handled above"),
         }
         // An empty group goes with its tombstone. Before that, a group without members and
         // offsets is kept only for metadata its later records need: in a compacted log its
@@ -60,6 +61,14 @@ impl Coordinator {
         }
         Ok(())
     }
+}
+
+/// A decoded record value.
+enum Value {
+    Gone,
+    Offset(crate::group::StoredOffset),
+    Group(GroupMeta),
+    Member(MemberState),
 }
 
 /// Inserts a replayed member. A partition another member still holds is taken from that one:
