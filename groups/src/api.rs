@@ -70,6 +70,8 @@ pub enum GroupState {
     /// Members are still reconciling to the target assignment.
     Assigning,
     Stable,
+    /// Not produced by the coordinator (an unknown or deleted group is `None` in `describe`):
+    /// for the node, e.g. for a group whose coordinator is unloading.
     Dead,
 }
 
@@ -126,8 +128,11 @@ pub struct Record {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoordinatorConfig {
+    /// The most members of one group, departed static members included (default 1000).
     pub group_members_max: usize,
+    /// The shortest session timeout a member may ask for (default 1000 ms).
     pub session_timeout_ms_min: u32,
+    /// The longest session timeout a member may ask for (default 300 s).
     pub session_timeout_ms_max: u32,
 }
 

@@ -17,8 +17,14 @@
 //!   owner, which confirms by reporting what it owns without them; only then are they given to
 //!   the new owner, on its next heartbeat. Partitions a member keeps are never revoked.
 //! - **Member epoch.** A member moves to the group epoch once it holds nothing outside its
-//!   target. A heartbeat must carry the member's current epoch (else `FencedMemberEpoch`: the
-//!   member gives up its partitions and rejoins with epoch 0, under its id or a new one).
+//!   target. A heartbeat must carry the member's current epoch exactly (else
+//!   `FencedMemberEpoch`: the member gives up its partitions and rejoins with epoch 0, under
+//!   its id or a new one); there is no grace for the previous epoch, so a member whose answer
+//!   was lost rejoins.
+//! - **Ownership reports.** `owned` must lie within what the member holds (`InvalidRequest`
+//!   otherwise); `None` means the last report again. A member reports what it owns when it
+//!   sends the request, having applied every answer it received before, and never takes up
+//!   partitions from an answer older than one it has applied.
 //! - **Invariant.** No partition is held (assigned, or being revoked) by two members at once.
 //!   It is asserted in release builds wherever a partition is given.
 //! - **Joining** (epoch 0, `topics` required). An empty member id makes a new member
@@ -32,10 +38,15 @@
 //!   assignment, without a rebalance, until its session ends; a join with the same instance
 //!   id meanwhile takes its place with a new member id (the old id is then unknown), the same
 //!   member epoch and assignment, and no group-epoch bump unless the subscription differs.
+//!   Heartbeats of the departed member's id get `UnknownMemberId`. It still counts as a member
+//!   (`group_members_max`, `GroupNotEmpty`). If a new target takes partitions from it
+//!   meanwhile, they are free at once, since it owns nothing.
 //! - **Timeouts.** A member with no heartbeat for its session timeout, or that did not release
 //!   what it must within its rebalance timeout of being told, is removed by `tick`: what it
 //!   held is free and the group epoch bumps. Its later heartbeats and commits get
-//!   `UnknownMemberId`.
+//!   `UnknownMemberId`. `tick` returns when the next member would expire; a partition count
+//!   change is seen by the next `tick` or heartbeat of the group, so the node ticks when topic
+//!   metadata changes too.
 //! - **Offsets.** A member commits with its current epoch (`StaleMemberEpoch` if older); it may
 //!   commit any partition. An admin commit (member "" and epoch -1) needs an empty group.
 //!
