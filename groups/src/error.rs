@@ -1,0 +1,42 @@
+//! Errors of the group coordinator, typed so a front end maps each to a protocol error code.
+
+/// Why the coordinator refused a request. Nothing changed when one is returned: every check runs
+/// before the first change, so a refused request emits no records.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum GroupError {
+    /// Not a member: never was, removed by a timeout, or left. The member must rejoin with epoch
+    /// 0 and an empty member id.
+    #[error("unknown member {member_id:?}")]
+    UnknownMemberId { member_id: String },
+    /// A heartbeat with an epoch other than the member's current one. The member must give up its
+    /// partitions and rejoin with epoch 0 (with its member id, or an empty one).
+    #[error("fenced member epoch {got}: the member is at epoch {expected}")]
+    FencedMemberEpoch { expected: i32, got: i32 },
+    /// A commit with an epoch older than the member's current one: the member is not fenced; it
+    /// heartbeats, then commits again.
+    #[error("stale member epoch {got}: the member is at epoch {expected}")]
+    StaleMemberEpoch { expected: i32, got: i32 },
+    /// A join with an instance id that another live member holds.
+    #[error("instance id {instance_id:?} is held by a live member")]
+    UnreleasedInstanceId { instance_id: String },
+    #[error("the group has reached its maximum of {max} members")]
+    GroupMaxSizeReached { max: usize },
+    #[error("invalid request: {reason}")]
+    InvalidRequest { reason: String },
+    /// Delete, or an admin commit, while the group has members.
+    #[error("the group has {members} members")]
+    GroupNotEmpty { members: u32 },
+    #[error("unknown group {group:?}")]
+    GroupIdNotFound { group: String },
+    /// A record read back from the log that does not decode: the partition holds data this
+    /// version cannot read, so loading stops rather than forget state.
+    #[error("corrupt group record: {reason}")]
+    CorruptRecord { reason: String },
+}
+
+impl GroupError {
+    pub(crate) fn invalid(reason: impl Into<String>) -> Self {
+        GroupError::InvalidRequest { reason: reason.into() }
+    }
+}

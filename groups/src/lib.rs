@@ -1,0 +1,104 @@
+//! Consumer groups, sans-IO: the group coordinator's state machine, its assignors and the
+//! records it persists.
+//!
+//! # The protocol
+//!
+//! Groups follow a server-side, heartbeat-driven protocol in the manner of Kafka's KIP-848.
+//! A member sends one request, the heartbeat, carrying its subscription and the partitions it
+//! owns; the coordinator computes a target assignment with the group's assignor and answers
+//! each member with the partitions it should own now.
+//!
+//! - **Group epoch.** It bumps whenever the membership or a subscription changes, or a
+//!   subscribed topic's partition count changes (seen by a heartbeat or `tick`); the target
+//!   assignment is recomputed then, with the group's assignor, over the members'
+//!   subscriptions.
+//! - **Reconciliation** (see `reconcile`). A member's answer lists its target minus the
+//!   partitions another member still holds. Partitions that move are first taken from their old
+//!   owner, which confirms by reporting what it owns without them; only then are they given to
+//!   the new owner, on its next heartbeat. Partitions a member keeps are never revoked.
+//! - **Member epoch.** A member moves to the group epoch once it holds nothing outside its
+//!   target. A heartbeat must carry the member's current epoch exactly (else
+//!   `FencedMemberEpoch`: the member gives up its partitions and rejoins with epoch 0, under
+//!   its id or a new one); there is no grace for the previous epoch, so a member whose answer
+//!   was lost rejoins.
+//! - **Ownership reports.** `owned` must lie within what the member holds (`InvalidRequest`
+//!   otherwise); `None` means the last report again. A member reports what it owns when it
+//!   sends the request, having applied every answer it received before, and never takes up
+//!   partitions from an answer older than one it has applied.
+//! - **Invariant.** No partition is held (assigned, or being revoked) by two members at once.
+//!   It is asserted in release builds wherever a partition is given.
+//! - **Joining** (epoch 0, `topics` required). An empty member id makes a new member
+//!   (`<prefix>m-<n>`, `n` from a persisted counter, so no id is ever made twice); the member id of an existing member rejoins it: it is taken to own
+//!   nothing, keeps its target, and its subscription change, if any, bumps the group epoch.
+//!   A join's `owned` is ignored. `assignor` is taken from the member that joins an empty
+//!   group; later values are ignored.
+//! - **Leaving** (epoch -1): the member goes at once and what it held is free.
+//! - **Static membership.** A join with an instance id a live member holds is refused
+//!   (`UnreleasedInstanceId`). A static member that leaves with epoch -2 stays, holding its
+//!   assignment, without a rebalance, until its session ends; a join with the same instance
+//!   id meanwhile takes its place with a new member id (the old id is then unknown), the same
+//!   member epoch and assignment, and no group-epoch bump unless the subscription differs.
+//!   Heartbeats of the departed member's id get `UnknownMemberId`. It still counts as a member
+//!   (`group_members_max`, `GroupNotEmpty`). If a new target takes partitions from it
+//!   meanwhile, they are free at once, since it owns nothing.
+//! - **Timeouts.** A member with no heartbeat for its session timeout, or that did not release
+//!   what it must within its rebalance timeout of being told, is removed by `tick`: what it
+//!   held is free and the group epoch bumps. Its later heartbeats and commits get
+//!   `UnknownMemberId`. `tick` returns when the next member would expire; a partition count
+//!   change is seen by the next `tick` or heartbeat of the group, so the node ticks when topic
+//!   metadata changes too.
+//! - **Offsets.** A member commits with its current epoch (`StaleMemberEpoch` if older); it may
+//!   commit any partition. An admin commit (member "" and epoch -1) needs an empty group.
+//!
+//! # Records
+//!
+//! Every change yields records (`Coordinator::take_records`, layout in `records`): one per
+//! committed offset, one with each group's metadata, one per member. Replaying them in log
+//! order (`Coordinator::replay`), compacted or not, rebuilds an equal coordinator.
+//!
+//! # Limits
+//!
+//! Every string, list and map is bounded by the constants below or by `CoordinatorConfig`; a
+//! request beyond them is refused `InvalidRequest`.
+
+mod api;
+pub mod assignor;
+mod coordinator;
+mod error;
+mod group;
+mod heartbeat;
+mod member;
+mod offsets;
+mod reconcile;
+mod records;
+mod replay;
+mod validate;
+
+pub use api::{
+    CommittedOffset, CoordinatorConfig, GroupDescription, GroupListing, GroupState, HeartbeatRequest,
+    HeartbeatResponse, MemberDescription, Record, TopicPartitions, TopicSource,
+};
+pub use assignor::Assignor;
+pub use coordinator::Coordinator;
+pub use error::GroupError;
+
+/// The longest group id, in bytes.
+pub const GROUP_ID_BYTES_MAX: usize = 249;
+/// The longest member id, in bytes.
+pub const MEMBER_ID_BYTES_MAX: usize = 64;
+/// The longest prefix of the member ids a coordinator makes, in bytes.
+pub const MEMBER_ID_PREFIX_BYTES_MAX: usize = 32;
+/// The longest instance id, in bytes.
+pub const INSTANCE_ID_BYTES_MAX: usize = 249;
+/// The longest topic name, in bytes.
+pub const TOPIC_NAME_BYTES_MAX: usize = 249;
+/// The longest offset metadata, in bytes.
+pub const METADATA_BYTES_MAX: usize = 4096;
+/// The most topics in one subscription.
+pub const SUBSCRIPTION_TOPICS_MAX: usize = 1000;
+/// The most offsets in one commit.
+pub const COMMIT_OFFSETS_MAX: usize = 10_000;
+/// The most committed offsets one group keeps.
+pub const GROUP_OFFSETS_MAX: usize = 100_000;
+/// The most groups one coordinator keeps.
+pub const COORDINATOR_GROUPS_MAX: usize = 100_000;

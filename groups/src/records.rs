@@ -1,0 +1,232 @@
+//! The records the coordinator persists in its `__consumer_offsets` partition.
+//!
+//! The partition is compacted: for each key only the latest record matters, and a tombstone
+//! (no value) means the key's state is gone. Replaying the latest record of every key, in log
+//! order, rebuilds the coordinator. Integers are big-endian; a string is a `u16` byte length
+//! followed by that many bytes of UTF-8. Every key starts with its type byte, every value with
+//! a version byte (0), so a later layout can be told apart.
+//!
+//! ```text
+//! offset commit (type 1): the committed offset of one partition, for one group
+//!   key    u8 1 | str group | str topic | u32 partition
+//!   value  u8 0 | u64 offset | u64 commit_time_ms | str metadata
+//!
+//! group metadata (type 2): the group's epoch, assignor, the partition counts its target was
+//! computed on, and the number of the next member id it makes
+//!   key    u8 2 | str group
+//!   value  u8 0 | JSON {"group_epoch": i32, "assignor": "range"|"roundrobin"|"sticky",
+//!                       "partition_counts": {topic: u32}}
+//!
+//! member (type 3): one member's state
+//!   key    u8 3 | str group | str member_id
+//!   value  u8 0 | JSON {"instance_id": str|null, "member_epoch": i32, "topics": [str],
+//!                       "session_timeout_ms": u32, "rebalance_timeout_ms": u32,
+//!                       "assigned": {topic: [u32]}, "revoking": {topic: [u32]},
+//!                       "target": {topic: [u32]}, "owned": {topic: [u32]}, "departed": bool}
+//!
+//! member ids (type 4): the number of the last member id the coordinator made, so that ids are
+//! never made twice, even for a group that was forgotten and began again
+//!   key    u8 4
+//!   value  u8 0 | u64 number
+//! ```
+//!
+//! A member's record is written when any of its fields changes and a tombstone when it goes; a
+//! group's record when its metadata changes. When a group is left with no members and no
+//! offsets (or is deleted), its member and offset tombstones come first, then the group's
+//! tombstone. Within one change, tombstones of members come before records of members, so a
+//! partition handed from a removed member to its successor is never held twice on replay.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::api::CommittedOffset;
+use crate::error::GroupError;
+use crate::group::StoredOffset;
+
+const OFFSET: u8 = 1;
+const GROUP: u8 = 2;
+const MEMBER: u8 = 3;
+const MEMBER_IDS: u8 = 4;
+const VALUE_VERSION: u8 = 0;
+
+/// A decoded record key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Key {
+    Offset { group: String, topic: String, partition: u32 },
+    Group { group: String },
+    Member { group: String, member_id: String },
+    MemberIds,
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    let len = u16::try_from(s.len()).expect("strings are bounded far below 64 KiB");
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+pub(crate) fn encode_key(key: &Key) -> Vec<u8> {
+    let mut out = Vec::new();
+    match key {
+        Key::Offset { group, topic, partition } => {
+            out.push(OFFSET);
+            put_str(&mut out, group);
+            put_str(&mut out, topic);
+            out.extend_from_slice(&partition.to_be_bytes());
+        }
+        Key::Group { group } => {
+            out.push(GROUP);
+            put_str(&mut out, group);
+        }
+        Key::Member { group, member_id } => {
+            out.push(MEMBER);
+            put_str(&mut out, group);
+            put_str(&mut out, member_id);
+        }
+        Key::MemberIds => out.push(MEMBER_IDS),
+    }
+    out
+}
+
+/// Reads fields off the front of a record.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], GroupError> {
+        if self.0.len() < n {
+            return Err(corrupt("a record shorter than its fields"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8, GroupError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, GroupError> {
+        Ok(u32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
+    }
+
+    fn u64(&mut self) -> Result<u64, GroupError> {
+        Ok(u64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes")))
+    }
+
+    fn str(&mut self) -> Result<String, GroupError> {
+        let len = u16::from_be_bytes(self.take(2)?.try_into().expect("2 bytes"));
+        let bytes = self.take(usize::from(len))?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| corrupt("a string that is not UTF-8"))
+    }
+
+    fn end(&self) -> Result<(), GroupError> {
+        if self.0.is_empty() { Ok(()) } else { Err(corrupt("trailing bytes after a record's fields")) }
+    }
+}
+
+fn corrupt(reason: &str) -> GroupError {
+    GroupError::CorruptRecord { reason: reason.to_owned() }
+}
+
+pub(crate) fn decode_key(bytes: &[u8]) -> Result<Key, GroupError> {
+    let mut r = Reader(bytes);
+    let key = match r.u8()? {
+        OFFSET => Key::Offset { group: r.str()?, topic: r.str()?, partition: r.u32()? },
+        GROUP => Key::Group { group: r.str()? },
+        MEMBER => Key::Member { group: r.str()?, member_id: r.str()? },
+        MEMBER_IDS => Key::MemberIds,
+        other => return Err(GroupError::CorruptRecord { reason: format!("unknown key type {other}") }),
+    };
+    r.end()?;
+    Ok(key)
+}
+
+pub(crate) fn encode_offset(offset: &StoredOffset) -> Vec<u8> {
+    let mut out = vec![VALUE_VERSION];
+    out.extend_from_slice(&offset.committed.offset.to_be_bytes());
+    out.extend_from_slice(&offset.commit_time_ms.to_be_bytes());
+    put_str(&mut out, &offset.committed.metadata);
+    out
+}
+
+pub(crate) fn decode_offset(bytes: &[u8]) -> Result<StoredOffset, GroupError> {
+    let mut r = Reader(bytes);
+    version(r.u8()?)?;
+    let offset = r.u64()?;
+    let commit_time_ms = r.u64()?;
+    let metadata = r.str()?;
+    r.end()?;
+    Ok(StoredOffset { committed: CommittedOffset { offset, metadata }, commit_time_ms })
+}
+
+pub(crate) fn encode_u64(n: u64) -> Vec<u8> {
+    let mut out = vec![VALUE_VERSION];
+    out.extend_from_slice(&n.to_be_bytes());
+    out
+}
+
+pub(crate) fn decode_u64(bytes: &[u8]) -> Result<u64, GroupError> {
+    let mut r = Reader(bytes);
+    version(r.u8()?)?;
+    let n = r.u64()?;
+    r.end()?;
+    Ok(n)
+}
+
+fn version(v: u8) -> Result<(), GroupError> {
+    if v == VALUE_VERSION {
+        Ok(())
+    } else {
+        Err(GroupError::CorruptRecord { reason: format!("unknown value version {v}") })
+    }
+}
+
+/// A group or member value: the version byte, then JSON.
+pub(crate) fn encode_json<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = vec![VALUE_VERSION];
+    serde_json::to_writer(&mut out, value).expect("group state serialises");
+    out
+}
+
+pub(crate) fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GroupError> {
+    let (&v, rest) = bytes.split_first().ok_or_else(|| corrupt("an empty value"))?;
+    version(v)?;
+    serde_json::from_slice(rest).map_err(|e| GroupError::CorruptRecord { reason: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_and_start_with_their_type() {
+        let keys = [
+            Key::Offset { group: "g".into(), topic: "t".into(), partition: 7 },
+            Key::Group { group: "g".into() },
+            Key::Member { group: "g".into(), member_id: "m-1".into() },
+            Key::MemberIds,
+        ];
+        for (key, ty) in keys.iter().zip([1u8, 2, 3, 4]) {
+            let bytes = encode_key(key);
+            assert_eq!(bytes[0], ty);
+            assert_eq!(&decode_key(&bytes).unwrap(), key);
+        }
+        let offset = encode_key(&keys[0]);
+        assert_eq!(offset, [1, 0, 1, b'g', 0, 1, b't', 0, 0, 0, 7]);
+    }
+
+    #[test]
+    fn offsets_round_trip_and_bad_bytes_are_refused() {
+        let stored = StoredOffset {
+            committed: CommittedOffset { offset: 42, metadata: "meta".into() },
+            commit_time_ms: 9,
+        };
+        let bytes = encode_offset(&stored);
+        assert_eq!(bytes.len(), 1 + 8 + 8 + 2 + 4);
+        assert_eq!(decode_offset(&bytes).unwrap(), stored);
+        assert!(matches!(decode_offset(&bytes[..10]), Err(GroupError::CorruptRecord { .. })));
+        assert!(matches!(decode_key(&[9, 0]), Err(GroupError::CorruptRecord { .. })));
+        let mut versioned = bytes.clone();
+        versioned[0] = 1;
+        assert!(matches!(decode_offset(&versioned), Err(GroupError::CorruptRecord { .. })));
+    }
+}
