@@ -218,6 +218,7 @@ fn settle(
         resubscribed = s.topics != subscription;
         s.topics = subscription;
     }
+    let reported = owned.is_some();
     if let Some(owned) = owned {
         s.owned = owned;
     }
@@ -229,7 +230,11 @@ fn settle(
     }
     let changed = reconcile(group, id, now_ms);
     let member = group.members.get_mut(id).expect("settling a member");
-    let assignment = (changed || !member.answered).then(|| assignor::to_list(&member.state.assigned));
+    // A member that reports owning other than what it was assigned may have lost the answer
+    // that assigned it: it is answered again, so a lost answer never strands a partition.
+    let out_of_step = reported && member.state.owned != member.state.assigned;
+    let assignment =
+        (changed || !member.answered || out_of_step).then(|| assignor::to_list(&member.state.assigned));
     member.answered = true;
     answer(id, member.state.member_epoch, member.state.session_timeout_ms, assignment)
 }

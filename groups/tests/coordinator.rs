@@ -419,3 +419,20 @@ fn a_revocation_after_a_completed_one_gets_its_own_rebalance_timeout() {
     c.tick(20_000 + u64::from(REBALANCE_MS), &t);
     assert!(c.describe("g").unwrap().members.iter().all(|m| m.member_id != a));
 }
+
+/// An answer lost on its way (the member never applied it) is sent again: a member that reports
+/// owning other than what it was assigned gets its assignment in the next answer, so a
+/// partition is never stranded with a member that does not know it has it.
+#[test]
+fn a_member_reporting_other_than_its_assignment_is_answered_it_again() {
+    let t = topics(&[("t", 4)]);
+    let mut c = coordinator();
+    let r = c.heartbeat(0, "g", join(&["t"]), &t).unwrap();
+    assert_eq!(r.assignment, Some(vec![tp("t", &[0, 1, 2, 3])]));
+    // The answer was lost: the member still owns nothing, and says so.
+    let again = c.heartbeat(10, "g", beat(&r.member_id, 1, Some(vec![])), &t).unwrap();
+    assert_eq!(again.assignment, Some(vec![tp("t", &[0, 1, 2, 3])]), "answered again");
+    let settled =
+        c.heartbeat(20, "g", beat(&r.member_id, 1, Some(vec![tp("t", &[0, 1, 2, 3])])), &t).unwrap();
+    assert_eq!(settled.assignment, None, "in step: nothing to say");
+}

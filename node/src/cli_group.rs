@@ -189,6 +189,8 @@ pub fn consume(conn: &Conn, args: ConsumeArgs) -> ExitCode {
         let target = conn.target()?;
         let mut config = GroupConfig::new(args.group.as_deref().expect("called with a group"));
         config.offset_reset = if args.from_beginning { OffsetReset::Earliest } else { OffsetReset::Latest };
+        // Automatic commits cover what earlier polls handed out, all of it printed; the last
+        // poll's records are committed at the end as far as they were printed.
         config.instance_id = args.instance_id.clone();
         config.session_timeout_ms = args.session_timeout_ms;
         config.auto_commit_interval_ms = args.commit_interval_ms;
@@ -200,6 +202,9 @@ pub fn consume(conn: &Conn, args: ConsumeArgs) -> ExitCode {
         }
         let mut consumer = GroupConsumer::subscribe(&target, config, &[&args.topic]).await?;
         let mut seen = 0u64;
+        // The next offset after the last record printed, by partition: what is committed at the
+        // end, so that a record cut off by --count or an error is not taken as processed.
+        let mut printed = std::collections::BTreeMap::new();
         let r = async {
             loop {
                 if args.count.is_some_and(|c| seen >= c) || stop.load(std::sync::atomic::Ordering::SeqCst) {
@@ -211,15 +216,20 @@ pub fn consume(conn: &Conn, args: ConsumeArgs) -> ExitCode {
                 }
                 let mut out = std::io::stdout().lock();
                 for r in &records {
-                    seen += 1;
+                    if args.count.is_some_and(|c| seen >= c) {
+                        break;
+                    }
                     writeln!(out, "{}", record_line(&args, r)).map_err(ClientError::Io)?;
+                    seen += 1;
+                    printed.insert((r.topic.clone(), r.partition), r.offset + 1);
                 }
                 out.flush().map_err(ClientError::Io)?;
             }
         }
         .await;
         // Commits what was printed, and leaves: the group's other members take over at once.
-        consumer.close().await?;
-        r
+        let committed = consumer.commit_offsets(printed.into_iter().collect()).await;
+        consumer.leave().await?;
+        r.and(committed)
     }))
 }

@@ -51,10 +51,15 @@ fn consumer(node: &Node, name: &str, instance_id: Option<&str>, seen: &Seen) -> 
 
 /// Produces `per_partition` records to every partition; returns each partition's log end.
 async fn produce(node: &Node, per_partition: u32) -> BTreeMap<u32, u64> {
+    produce_to(node, PARTITIONS, per_partition).await
+}
+
+/// Produces `per_partition` records to each of `partitions` partitions.
+async fn produce_to(node: &Node, partitions: u32, per_partition: u32) -> BTreeMap<u32, u64> {
     let producer = Producer::connect(&node.target(Via::Tcp), ProducerConfig::default()).await.unwrap();
     let mut acks = Vec::new();
     for i in 0..per_partition {
-        for p in 0..PARTITIONS {
+        for p in 0..partitions {
             let value = Some(format!("{p}/{i}").into_bytes());
             let record =
                 ProducerRecord { topic: TOPIC.into(), partition: Some(p), value, ..Default::default() };
@@ -111,15 +116,6 @@ async fn lag_zero(admin: &mut Admin, ends: &BTreeMap<u32, u64>) -> bool {
     ends.iter().all(|(p, end)| at.get(p) == Some(end))
 }
 
-/// The partitions a member owns, by its instance id or member id.
-fn owned_by(info: &GroupInfo, member: impl Fn(&weir_net::groups::MemberInfo) -> bool) -> BTreeSet<u32> {
-    info.members
-        .iter()
-        .filter(|m| member(m))
-        .flat_map(|m| m.assignment.iter().flat_map(|a| a.partitions.clone()))
-        .collect()
-}
-
 #[test]
 fn consumer_processes_share_a_topic_through_joins_kills_stops_and_a_static_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -160,19 +156,30 @@ fn consumer_processes_share_a_topic_through_joins_kills_stops_and_a_static_resta
         ends = produce(&node, 20).await;
         until("two read everything", async || all_seen(&seen, &ends)).await;
 
-        // Restart the static member within its session: no rebalance, the same partitions.
+        // Restart the static member within its session: it takes its place back under a new
+        // member id, with the same partitions, and the group does not rebalance.
         let before = describe(&mut admin).await;
+        let statics =
+            |i: &GroupInfo| i.members.iter().find(|m| m.instance_id.as_deref() == Some("static-c")).cloned();
+        let c_before = statics(&before).expect("c is a member");
         signal(c.id(), "-TERM");
         assert!(c.wait().unwrap().success(), "c stops cleanly");
         let c_again = consumer(&node, "c2", Some("static-c"), &seen);
-        until("c back with its partitions", async || {
+        until("c2 takes static-c's place", async || {
             let now = describe(&mut admin).await;
-            let theirs = |i: &GroupInfo| owned_by(i, |m| m.instance_id.as_deref() == Some("static-c"));
-            now.group_epoch == before.group_epoch && theirs(&now) == theirs(&before) && balanced(&now, 2)
+            statics(&now)
+                .is_some_and(|m| m.member_id != c_before.member_id && m.assignment == c_before.assignment)
+                && now.group_epoch == before.group_epoch
+                && balanced(&now, 2)
         })
         .await;
         ends = produce(&node, 20).await;
-        until("a and c read everything", async || all_seen(&seen, &ends)).await;
+        until("a and c2 read everything", async || all_seen(&seen, &ends)).await;
+        let c2_read: BTreeSet<u32> = seen.lock().unwrap()["c2"].iter().map(|&(p, _)| p).collect();
+        let c_partitions: BTreeSet<u32> =
+            c_before.assignment.iter().flat_map(|a| a.partitions.clone()).collect();
+        assert_eq!(c2_read, c_partitions, "c2 read exactly static-c's partitions");
+        assert_eq!(describe(&mut admin).await.group_epoch, before.group_epoch, "no rebalance");
         until("lag zero at the end", async || lag_zero(&mut admin, &ends).await).await;
 
         // Duplicates: only of partitions b could have held when it was killed.
@@ -223,5 +230,136 @@ fn a_member_past_its_session_cannot_commit() {
             member.member().0 != old && member.assignment().len() == 2
         })
         .await;
+    });
+}
+
+/// A group's committed offsets and members live in `__consumer_offsets`: a restarted node
+/// loads them back, and the group carries on from its commits.
+#[test]
+fn committed_offsets_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), 2);
+    let target = node.target(Via::Tcp);
+    let ends = runtime().block_on(async {
+        let mut admin = Admin::connect(&target).await.unwrap();
+        admin.create_topic(TOPIC, 4, Default::default()).await.unwrap();
+        let ends = produce_to(&node, 4, 10).await;
+        let mut config = GroupConfig::new(GROUP);
+        config.offset_reset = OffsetReset::Earliest;
+        let mut member = GroupConsumer::subscribe(&target, config, &[TOPIC]).await.unwrap();
+        let mut got = 0;
+        until("everything read", async || {
+            got += member.poll(100).await.unwrap().len();
+            got == 40
+        })
+        .await;
+        member.close().await.unwrap();
+        ends
+    });
+    let (dir_path, port) = node.stop();
+    let node = Node::start_on(&dir_path, 2, port);
+    runtime().block_on(async {
+        let mut admin = Admin::connect(&node.target(Via::Tcp)).await.unwrap();
+        let committed = admin.committed_offsets(GROUP, vec![]).await.unwrap();
+        let at: BTreeMap<u32, u64> =
+            committed.iter().filter_map(|c| Some((c.partition, c.offset?))).collect();
+        assert_eq!(at, ends, "every partition committed at its end, after the restart");
+        // A member of the group starts where the commits say: nothing is read again.
+        let mut config = GroupConfig::new(GROUP);
+        config.offset_reset = OffsetReset::Earliest;
+        let mut member = GroupConsumer::subscribe(&node.target(Via::Tcp), config, &[TOPIC]).await.unwrap();
+        assert!(member.poll(500).await.unwrap().is_empty(), "nothing read twice");
+        for (p, end) in &ends {
+            assert_eq!(member.position(TOPIC, *p), Some(*end));
+        }
+    });
+    drop(dir);
+}
+
+/// On a cluster `__consumer_offsets` is replicated: when the node that coordinates a group
+/// dies, the partition's new leader serves the group's commits, and the member carries on.
+#[test]
+fn on_a_cluster_commits_outlive_the_coordinators_node() {
+    let mut cluster = common::cluster::TestCluster::start(3, 1, &[]);
+    let target = weir_net::client::Target::tcp(cluster.bootstrap());
+    runtime().block_on(async {
+        until("three nodes up", async || match Admin::connect(&target).await {
+            Ok(mut a) => a.cluster_status().await.is_ok_and(|s| s.nodes.iter().filter(|n| n.up).count() == 3),
+            Err(_) => false,
+        })
+        .await;
+        let mut admin = Admin::connect(&target).await.unwrap();
+        // Refused until every node has registered with the controller.
+        until("the topic created", async || {
+            match admin.create_replicated_topic(TOPIC, 4, 3, None, Default::default()).await {
+                Ok(()) => true,
+                Err(ClientError::Server { code: ErrorCode::TopicAlreadyExists, .. }) => true,
+                Err(ClientError::Server { code: ErrorCode::InvalidArgument, .. }) => false,
+                Err(e) => panic!("create: {e}"),
+            }
+        })
+        .await;
+        let producer = Producer::connect(&target, ProducerConfig::default()).await.unwrap();
+        for i in 0..40u32 {
+            let record = ProducerRecord {
+                topic: TOPIC.into(),
+                partition: Some(i % 4),
+                value: Some(vec![1]),
+                ..Default::default()
+            };
+            producer.send(record).await.unwrap();
+        }
+        let mut config = GroupConfig::new(GROUP);
+        config.offset_reset = OffsetReset::Earliest;
+        config.session_timeout_ms = 6000;
+        let mut member = GroupConsumer::subscribe(&target, config, &[TOPIC]).await.unwrap();
+        let mut got = 0;
+        until("40 read", async || {
+            got += member.poll(100).await.unwrap().len();
+            got == 40
+        })
+        .await;
+        member.commit().await.unwrap();
+        // Kill the node that coordinates the group (not the one the test's admin talks to).
+        let mut conn = weir_net::client::connection::Connection::connect(&target).await.unwrap();
+        let find =
+            weir_net::Request::Group(weir_net::groups::GroupRequest::FindCoordinator { group: GROUP.into() });
+        let weir_net::Response::Group(weir_net::groups::GroupResponse::FindCoordinator { node_id, .. }) =
+            conn.call(&find).await.unwrap().response().unwrap()
+        else {
+            panic!("not a FindCoordinator answer")
+        };
+        cluster.kill(node_id);
+        let mut admin = Admin::connect(&target).await.unwrap();
+        let served = until("the commits served by the new coordinator", async || {
+            admin
+                .committed_offsets(GROUP, vec![])
+                .await
+                .is_ok_and(|c| c.iter().filter_map(|c| c.offset).sum::<u64>() == 40)
+        })
+        .await;
+        eprintln!("commits served again {served:?} after the coordinator's node died");
+        let sent = Instant::now();
+        for i in 0..40u32 {
+            let record = ProducerRecord {
+                topic: TOPIC.into(),
+                partition: Some(i % 4),
+                value: Some(vec![2]),
+                ..Default::default()
+            };
+            producer.send(record).await.unwrap();
+        }
+        eprintln!("40 records sent in {:?}", sent.elapsed());
+        let mut again = Vec::new();
+        let read = until("the member reads on after the failover", async || {
+            again.extend(member.poll(100).await.unwrap());
+            again.len() >= 40
+        })
+        .await;
+        eprintln!("the member read on {read:?} after the records were sent");
+        assert!(
+            again.iter().all(|r| r.value.as_deref() == Some(&[2][..])),
+            "nothing committed is read again"
+        );
     });
 }

@@ -11,8 +11,9 @@ use crate::api::{Request, Response};
 use crate::groups::{GroupRequest, GroupResponse};
 use std::time::Duration;
 
-/// Attempts at one group request through coordinator moves and loads, at most.
-pub const COORDINATOR_ATTEMPTS_MAX: u32 = 20;
+/// Attempts at one group request through coordinator moves and loads, at most: at the default
+/// backoff of 100 ms, ten seconds, time for a failover.
+pub const COORDINATOR_ATTEMPTS_MAX: u32 = 100;
 
 /// A group's coordinator, as a client reaches it. Not shared: one per consumer or admin call.
 #[derive(Debug)]

@@ -102,7 +102,10 @@ pub struct GroupConsumer {
     member_id: String,
     member_epoch: i32,
     owned: BTreeSet<TopicPartition>,
-    /// The next heartbeat carries `owned`: it changed since the last one.
+    /// What the coordinator last said this member should own; `owned` moves towards it at every
+    /// heartbeat and poll, so a partition whose taking on failed (a leader move) is taken later.
+    target: BTreeSet<TopicPartition>,
+    /// `owned` changed since the last heartbeat: the next goes out at once.
     owned_changed: bool,
     heartbeat_interval_ms: u32,
     next_heartbeat: Instant,
@@ -130,6 +133,7 @@ impl GroupConsumer {
             member_id: String::new(),
             member_epoch: 0,
             owned: BTreeSet::new(),
+            target: BTreeSet::new(),
             owned_changed: false,
             heartbeat_interval_ms: 1000,
             next_heartbeat: now,
@@ -151,6 +155,8 @@ impl GroupConsumer {
         loop {
             if Instant::now() >= self.next_heartbeat {
                 self.heartbeat().await?;
+            } else if self.owned != self.target {
+                self.reconcile().await?;
             }
             self.commit_if_due().await?;
             let until_heartbeat = self.next_heartbeat.saturating_duration_since(Instant::now());
@@ -200,7 +206,14 @@ impl GroupConsumer {
     /// durably. Fails `UnknownMemberId` or `FencedMemberEpoch` once the consumer was fenced.
     pub async fn commit(&mut self) -> Result<()> {
         let positions = self.positions(self.owned.iter());
-        self.commit_positions(positions).await
+        self.commit_positions(positions, true).await
+    }
+
+    /// Commits these offsets (each the next offset to read of its partition) of partitions this
+    /// consumer owns, and waits for the coordinator to have them durably.
+    pub async fn commit_offsets(&mut self, offsets: Vec<(TopicPartition, u64)>) -> Result<()> {
+        let offsets = offsets.into_iter().filter(|(tp, _)| self.owned.contains(tp)).collect();
+        self.commit_positions(offsets, true).await
     }
 
     /// Queues a commit of every owned partition's position for the next `poll`; a failure is
@@ -213,9 +226,19 @@ impl GroupConsumer {
     /// A static member leaves for a while instead: its partitions wait for it until its session
     /// expires.
     pub async fn close(mut self) -> Result<()> {
-        if self.config.auto_commit && self.member_epoch > 0 {
-            self.commit().await?;
-        }
+        let committed = match self.config.auto_commit && self.member_epoch > 0 {
+            true => self.commit().await,
+            false => Ok(()),
+        };
+        // The leave goes out whatever the commit did: a member that lingers holds its
+        // partitions from the others for a whole session.
+        self.leave().await?;
+        committed
+    }
+
+    /// Leaves the group without committing (as [`close`](Self::close) otherwise does): for an
+    /// application that could not process what it polled last.
+    pub async fn leave(mut self) -> Result<()> {
         self.member_epoch = if self.config.instance_id.is_some() { -2 } else { -1 };
         let req = self.heartbeat_request();
         let resp = self.coordinator.call(&GroupRequest::Heartbeat(req)).await?;
@@ -225,10 +248,11 @@ impl GroupConsumer {
 }
 
 impl GroupConsumer {
+    /// A heartbeat. It always says what the member owns: the coordinator then answers the
+    /// assignment again when they differ, so an answer lost on the way strands nothing.
     fn heartbeat_request(&mut self) -> GroupHeartbeat {
         let joining = self.member_epoch == 0;
-        let owned = (joining || self.owned_changed).then(|| to_assignments(&self.owned));
-        self.owned_changed = false;
+        let owned = Some(to_assignments(&self.owned));
         GroupHeartbeat {
             group: self.config.group.clone(),
             member_id: self.member_id.clone(),
@@ -246,7 +270,10 @@ impl GroupConsumer {
     /// at once, to say they are given up) or to take on. A fenced or forgotten member loses its
     /// partitions and joins again.
     async fn heartbeat(&mut self) -> Result<()> {
+        let session = Duration::from_millis(self.config.session_timeout_ms.into());
+        let joining_until = Instant::now() + session;
         loop {
+            self.owned_changed = false;
             let req = self.heartbeat_request();
             let resp = self.coordinator.call(&GroupRequest::Heartbeat(req)).await?;
             let GroupResponse::Heartbeat {
@@ -264,7 +291,14 @@ impl GroupConsumer {
                 ErrorCode::None => {}
                 ErrorCode::UnknownMemberId | ErrorCode::FencedMemberEpoch => {
                     tracing::warn!(group = %self.config.group, ?error, %message, "fenced; joining again");
-                    self.lose_all();
+                    // A member fenced for its epoch rejoins under its id (it takes its own place
+                    // back); one the group forgot joins anew.
+                    self.lose_all(error == ErrorCode::UnknownMemberId);
+                    continue;
+                }
+                // A static member restarted before its predecessor's session ended waits for it.
+                ErrorCode::UnreleasedInstanceId if Instant::now() < joining_until => {
+                    tokio_rt::time::sleep(Duration::from_millis(self.config.consumer.retry_backoff_ms)).await;
                     continue;
                 }
                 _ => return ClientError::check(error, message),
@@ -274,19 +308,13 @@ impl GroupConsumer {
             self.heartbeat_interval_ms = heartbeat_interval_ms.max(50);
             let interval = Duration::from_millis(self.heartbeat_interval_ms.into());
             self.next_heartbeat = Instant::now() + interval;
-            let Some(assignment) = assignment else { return Ok(()) };
-            let target: BTreeSet<TopicPartition> = assignment
-                .into_iter()
-                .flat_map(|t| t.partitions.into_iter().map(move |p| (t.topic.clone(), p)))
-                .collect();
-            let revoked: Vec<TopicPartition> = self.owned.difference(&target).cloned().collect();
-            let added: Vec<TopicPartition> = target.difference(&self.owned).cloned().collect();
-            if !revoked.is_empty() {
-                self.revoke(revoked).await?;
+            if let Some(assignment) = assignment {
+                self.target = assignment
+                    .into_iter()
+                    .flat_map(|t| t.partitions.into_iter().map(move |p| (t.topic.clone(), p)))
+                    .collect();
             }
-            if !added.is_empty() {
-                self.take_on(added).await?;
-            }
+            self.reconcile().await?;
             if !self.owned_changed {
                 return Ok(());
             }
@@ -295,11 +323,25 @@ impl GroupConsumer {
         }
     }
 
+    /// Moves what the member owns towards its target: gives up what it must, then takes on what
+    /// it may. A partition whose taking on fails stays in the target, tried again next time.
+    async fn reconcile(&mut self) -> Result<()> {
+        let revoked: Vec<TopicPartition> = self.owned.difference(&self.target).cloned().collect();
+        if !revoked.is_empty() {
+            self.revoke(revoked).await?;
+        }
+        let added: Vec<TopicPartition> = self.target.difference(&self.owned).cloned().collect();
+        if !added.is_empty() {
+            self.take_on(added).await?;
+        }
+        Ok(())
+    }
+
     /// Gives partitions up: their positions committed first with auto-commit.
     async fn revoke(&mut self, revoked: Vec<TopicPartition>) -> Result<()> {
         if self.config.auto_commit {
             let positions = self.positions(revoked.iter());
-            if let Err(e) = self.commit_positions(positions).await {
+            if let Err(e) = self.commit_positions(positions, false).await {
                 tracing::warn!(group = %self.config.group, error = %e, "commit before giving partitions up failed");
             }
         }
@@ -315,6 +357,7 @@ impl GroupConsumer {
     /// Takes partitions on, each from the group's committed offset or the reset policy.
     async fn take_on(&mut self, added: Vec<TopicPartition>) -> Result<()> {
         let committed = self.fetch_committed(&added).await?;
+        let mut taken = Vec::with_capacity(added.len());
         for tp in &added {
             let seek = match (committed.get(tp), self.config.offset_reset) {
                 (Some(&o), _) => Seek::Offset(o),
@@ -325,19 +368,26 @@ impl GroupConsumer {
                     return Err(ClientError::InvalidArgument(m));
                 }
             };
-            self.consumer.assign(&tp.0, tp.1, seek).await?;
+            if let Err(e) = self.consumer.assign(&tp.0, tp.1, seek).await {
+                tracing::warn!(topic = %tp.0, partition = tp.1, error = %e, "cannot take a partition on yet");
+                continue;
+            }
             if let Some(&o) = committed.get(tp) {
                 self.committed.insert(tp.clone(), o);
             }
             self.owned.insert(tp.clone());
+            taken.push(tp.clone());
         }
-        self.owned_changed = true;
-        self.events.push_back(GroupEvent::Assigned(added));
+        if !taken.is_empty() {
+            self.owned_changed = true;
+            self.events.push_back(GroupEvent::Assigned(taken));
+        }
         Ok(())
     }
 
-    /// Every partition goes, uncommitted, and the consumer joins again from scratch.
-    fn lose_all(&mut self) {
+    /// Every partition goes, uncommitted, and the consumer joins again: under its id when
+    /// `forget_id` is false (fenced for its epoch), else anew (the group forgot it).
+    fn lose_all(&mut self, forget_id: bool) {
         let lost: Vec<TopicPartition> = std::mem::take(&mut self.owned).into_iter().collect();
         for (topic, partition) in &lost {
             self.consumer.unassign(topic, *partition);
@@ -345,8 +395,11 @@ impl GroupConsumer {
         if !lost.is_empty() {
             self.events.push_back(GroupEvent::Lost(lost));
         }
-        self.member_id.clear();
+        if forget_id {
+            self.member_id.clear();
+        }
         self.member_epoch = 0;
+        self.target.clear();
         self.owned_changed = false;
     }
 
@@ -371,11 +424,19 @@ impl GroupConsumer {
 
     /// Commits `positions` in the member's epoch. A commit refused as stale (the epoch moved on
     /// in a heartbeat it has not sent yet) is sent again after one.
-    async fn commit_positions(&mut self, positions: Vec<(TopicPartition, u64)>) -> Result<()> {
-        if positions.is_empty() {
-            return Ok(());
-        }
+    ///
+    /// After that heartbeat only the partitions still owned are committed, and none if the
+    /// member was fenced meanwhile: positions of partitions it no longer holds must not move
+    /// another member's offsets. `may_heartbeat` is false inside a heartbeat's own reconcile.
+    async fn commit_positions(
+        &mut self,
+        mut positions: Vec<(TopicPartition, u64)>,
+        may_heartbeat: bool,
+    ) -> Result<()> {
         for attempt in 0..2 {
+            if positions.is_empty() {
+                return Ok(());
+            }
             let offsets = positions
                 .iter()
                 .map(|((topic, partition), offset)| OffsetCommitEntry {
@@ -393,8 +454,14 @@ impl GroupConsumer {
             };
             let resp = self.coordinator.call(&req).await?;
             let (code, message) = resp.error();
-            if code == ErrorCode::StaleMemberEpoch && attempt == 0 {
+            if code == ErrorCode::StaleMemberEpoch && attempt == 0 && may_heartbeat {
+                let member = self.member_id.clone();
                 Box::pin(self.heartbeat()).await?;
+                if self.member_id != member || self.member_epoch <= 0 {
+                    let m = "fenced before the commit could be sent again".to_owned();
+                    return Err(ClientError::Server { code: ErrorCode::FencedMemberEpoch, message: m });
+                }
+                positions.retain(|(tp, _)| self.owned.contains(tp));
                 continue;
             }
             ClientError::check(code, message.to_owned())?;

@@ -77,6 +77,15 @@ pub async fn handle(
             | Request::Fetch { .. }
             | Request::ListOffsets { .. }
     );
+    if let Request::Produce { topic: name, .. }
+    | Request::CreateTopic { name, .. }
+    | Request::DeleteTopic { name } = &req
+        && name == crate::groups::offsets_topic::OFFSETS_TOPIC
+    {
+        // The groups' own log: a record a coordinator cannot read would take its groups down.
+        let m = format!("{name} is internal: the group coordinators write it");
+        return Ok(error_frame(&header, ErrorCode::InvalidArgument, m));
+    }
     if let Some(f) = data.then(|| cluster::not_ready(shard)).flatten() {
         // A produce or fetch here went by metadata naming this node leader: its client should
         // learn the leader again (this node's leaderships moved when it restarted).

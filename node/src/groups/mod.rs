@@ -34,10 +34,6 @@ impl GroupService {
     fn slot(&self, partition: u32) -> Rc<Slot> {
         self.slots.borrow_mut().entry(partition).or_insert_with(|| Rc::new(Slot::new(partition))).clone()
     }
-
-    fn slots(&self) -> Vec<Rc<Slot>> {
-        self.slots.borrow().values().cloned().collect()
-    }
 }
 
 /// Answers one group request on `shard`.
@@ -101,7 +97,9 @@ async fn serve(shard: &Rc<Shard>, req: GroupRequest) -> Result<GroupResponse, Fa
     let group = req.group().expect("a request about a group").to_owned();
     let slot = slot_of(shard, &group)?;
     let mut state = slot.state.lock().await;
-    let now = shard.core().rt.now_ms();
+    // Sessions run on the monotonic clock: a wall clock stepped by NTP must not expire every
+    // member at once, nor keep dead ones alive.
+    let now = shard.core().rt.monotonic_ms();
     let coordinator = slot.load(shard, &mut state).await?;
     let ok = (ErrorCode::None, String::new());
     let answer = match req {
@@ -202,24 +200,66 @@ async fn list(shard: &Rc<Shard>) -> Result<GroupResponse, Failure> {
     Ok(GroupResponse::ListGroups { error: ErrorCode::None, message: String::new(), groups })
 }
 
-/// Ticks the shard's loaded coordinators every [`GROUP_TICK_INTERVAL_MS`] for as long as the
-/// shard runs: members whose sessions expired go, and what changed is written.
+/// How often the tick also forgets the offsets of deleted topics.
+const DELETED_TOPICS_INTERVAL_MS: u64 = 10_000;
+
+/// Ticks the coordinators of every offsets partition this shard leads, every
+/// [`GROUP_TICK_INTERVAL_MS`], for as long as the shard runs: members whose sessions expired go,
+/// offsets of deleted topics go, and what changed is written. A partition it leads is loaded
+/// here if no request loaded it (after a restart or a failover), so its dead members expire
+/// too; state of a leadership that ended is dropped.
 pub async fn tick_loop(shard: Rc<Shard>) {
+    let mut last_sweep = 0;
     loop {
         shard.core().rt.sleep_ms(GROUP_TICK_INTERVAL_MS).await;
-        for slot in shard.groups.slots() {
+        let Some(n) = offsets_topic::partitions(&shard) else { continue };
+        let now = shard.core().rt.monotonic_ms();
+        let sweep = now.saturating_sub(last_sweep) >= DELETED_TOPICS_INTERVAL_MS;
+        if sweep {
+            last_sweep = now;
+        }
+        for partition in 0..n {
+            let slot = shard.groups.slot(partition);
+            // A slot busy with a request is ticked next time.
             let Ok(mut state) = slot.state.try_lock() else { continue };
-            if state.is_none() || slot.leading(&shard).is_err() {
+            if slot.leading(&shard).is_err() {
                 *state = None;
                 continue;
             }
-            let now = shard.core().rt.now_ms();
-            if let Some(loaded) = state.as_mut() {
-                loaded.coordinator.tick(now, &Topics(&shard));
-            }
-            if let Err(f) = slot.persist(&shard, &mut state).await {
-                tracing::warn!(partition = slot.partition, error = %f.message, "group expiry not written");
+            if let Err(f) = tick_slot(&shard, &slot, &mut state, now, sweep).await {
+                tracing::debug!(partition, error = %f.message, "group tick not done");
             }
         }
+    }
+}
+
+async fn tick_slot(
+    shard: &Shard,
+    slot: &Slot,
+    state: &mut Option<slot::Loaded>,
+    now: u64,
+    sweep: bool,
+) -> Result<(), Failure> {
+    let coordinator = slot.load(shard, state).await?;
+    coordinator.tick(now, &Topics(shard));
+    if sweep {
+        forget_deleted_topics(shard, coordinator);
+    }
+    slot.persist(shard, state).await
+}
+
+/// Offsets of topics that no longer exist go away.
+fn forget_deleted_topics(shard: &Shard, coordinator: &mut weir_groups::Coordinator) {
+    let topics = Topics(shard);
+    let mut gone = std::collections::BTreeSet::new();
+    for g in coordinator.list() {
+        for (topic, _, _) in coordinator.fetch_offsets(&g.group, None) {
+            if weir_groups::TopicSource::partitions(&topics, &topic).is_none() {
+                gone.insert(topic);
+            }
+        }
+    }
+    for topic in gone {
+        coordinator.delete_topic(&topic);
     }
 }

@@ -20,6 +20,9 @@ use weir_replication::PartitionId;
 
 /// Bytes a load reads at a time.
 const LOAD_FETCH_BYTES: usize = 1 << 20;
+/// How long a group change waits for its write to reach every in-sync replica: the slot is
+/// held meanwhile, so less than any member's session.
+const PERSIST_TIMEOUT_MS: u64 = 5_000;
 
 /// A loaded coordinator and the leader epoch it was loaded in.
 #[derive(Debug)]
@@ -86,12 +89,13 @@ impl Slot {
     /// A coordinator rebuilt from every record of the partition.
     async fn read_log(&self, shard: &Shard) -> Result<Coordinator, Failure> {
         let core = shard.core();
-        let now = core.rt.now_ms();
+        let now = core.rt.monotonic_ms();
         let mut coordinator = Coordinator::new(CoordinatorConfig::default());
         // Member ids of this load are unlike those of any other: a member fenced in an earlier
         // leadership (or before a restart) can never pass for a new one.
-        coordinator.set_member_id_prefix(&format!("{}-{now:x}-", p_epoch(shard, self.partition)));
-        let p = core.find(OFFSETS_TOPIC, self.partition)?;
+        let wall = core.rt.now_ms();
+        coordinator.set_member_id_prefix(&format!("{}-{wall:x}-", p_epoch(shard, self.partition)));
+        let p = core.find(OFFSETS_TOPIC, self.partition).map_err(loading)?;
         let mut offset = p.log_start();
         let end = p.readable_end();
         let mut records = 0u64;
@@ -102,11 +106,18 @@ impl Slot {
                 offset,
                 max_bytes: LOAD_FETCH_BYTES,
             };
-            let fetched = core.fetch_now(&part).await?;
+            let fetched = core.fetch_now(&part).await.map_err(loading)?;
             if fetched.batches.is_empty() {
                 break;
             }
             offset = replay(&mut coordinator, now, &fetched.batches, offset, &mut records)?;
+        }
+        if offset < end {
+            // Never serve groups from part of their log: offsets and members would be missing.
+            return Err(loading(Failure::new(
+                ErrorCode::Unavailable,
+                format!("read stopped at {offset} of {end}"),
+            )));
         }
         tracing::info!(partition = self.partition, records, end, "group coordinator loaded");
         Ok(coordinator)
@@ -125,7 +136,9 @@ impl Slot {
             tracing::warn!(partition = self.partition, error = %f.message, "group change not written; reloading");
             *state = None;
         }
-        result
+        // Whatever kept it from the log (a leader move, a timeout), the client retries, if need
+        // be at the new coordinator.
+        result.map_err(loading)
     }
 
     async fn append(&self, shard: &Shard, records: &[weir_groups::Record]) -> Result<(), Failure> {
@@ -147,7 +160,7 @@ impl Slot {
             partition: PartitionId(self.partition),
             batches: Bytes::from(batches),
         };
-        core.produce_local(Acks::All, part).await.map(|_| ())
+        core.produce_local_within(Acks::All, part, Some(PERSIST_TIMEOUT_MS)).await.map(|_| ())
     }
 }
 
@@ -184,6 +197,18 @@ fn replay(
 /// The leader epoch of offsets partition `partition` here (0 if it is not open).
 fn p_epoch(shard: &Shard, partition: u32) -> u32 {
     shard.core().partition(OFFSETS_TOPIC, partition).map_or(0, |p| p.state().leader_epoch())
+}
+
+/// A failure to read or write the groups' log, as the client should take it: retriable, at
+/// the coordinator that leads the partition now.
+fn loading(f: Failure) -> Failure {
+    let code = match f.code {
+        ErrorCode::NotLeader | ErrorCode::NotOwner | ErrorCode::LeaderNotAvailable => {
+            ErrorCode::NotCoordinator
+        }
+        _ => ErrorCode::CoordinatorLoadInProgress,
+    };
+    Failure::new(code, f.message)
 }
 
 pub fn not_coordinator(message: String) -> Failure {
