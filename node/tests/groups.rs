@@ -363,3 +363,35 @@ fn on_a_cluster_commits_outlive_the_coordinators_node() {
         );
     });
 }
+
+/// A committed offset outside its partition (here past its end, as after the topic was made
+/// anew) starts over where the reset policy says, as Kafka's `auto.offset.reset` does.
+#[test]
+fn a_commit_outside_the_log_starts_over_at_the_reset_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), 1);
+    runtime().block_on(async {
+        let target = node.target(Via::Tcp);
+        let mut admin = Admin::connect(&target).await.unwrap();
+        admin.create_topic(TOPIC, 1, Default::default()).await.unwrap();
+        produce_to(&node, 1, 10).await;
+        let far = weir_net::groups::OffsetCommitEntry {
+            topic: TOPIC.into(),
+            partition: 0,
+            offset: 1000,
+            metadata: String::new(),
+        };
+        admin.reset_offsets(GROUP, vec![far]).await.unwrap();
+        let mut config = GroupConfig::new(GROUP);
+        config.offset_reset = OffsetReset::Earliest;
+        let mut member = GroupConsumer::subscribe(&target, config, &[TOPIC]).await.unwrap();
+        assert_eq!(member.position(TOPIC, 0), Some(1000), "starts at the commit");
+        let mut got = Vec::new();
+        until("read from the start", async || {
+            got.extend(member.poll(100).await.unwrap());
+            got.len() == 10
+        })
+        .await;
+        assert_eq!(got.iter().map(|r| r.offset).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
+    });
+}

@@ -225,6 +225,18 @@ impl Consumer {
         self.assigned.iter().map(|a| (a.topic.clone(), a.partition)).collect()
     }
 
+    /// The first offset an assigned partition still holds, and the offset after its last
+    /// readable record (its high watermark), asked of its leader now.
+    pub async fn bounds(&mut self, topic: &str, partition: u32) -> Result<(u64, u64)> {
+        let Some(a) = self.assigned.iter().find(|a| a.topic == topic && a.partition == partition) else {
+            return Err(ClientError::InvalidArgument(format!("{topic}/{partition} is not assigned")));
+        };
+        let addr = a.addr.clone();
+        let start = self.resolve(&addr, topic, partition, Seek::Earliest).await?;
+        let end = self.resolve(&addr, topic, partition, Seek::Latest).await?;
+        Ok((start, end))
+    }
+
     /// The next offset to be read from an assigned partition.
     pub fn position(&self, topic: &str, partition: u32) -> Option<u64> {
         self.assigned.iter().find(|a| a.topic == topic && a.partition == partition).map(|a| a.position)

@@ -168,7 +168,13 @@ impl GroupConsumer {
                     tokio_rt::time::sleep(wait).await;
                     Vec::new()
                 }
-                false => self.consumer.poll(wait_ms).await?,
+                false => match self.consumer.poll(wait_ms).await {
+                    Err(ClientError::Server { code: ErrorCode::OffsetOutOfRange, .. }) => {
+                        self.reset_out_of_range().await?;
+                        Vec::new()
+                    }
+                    r => r?,
+                },
             };
             if !records.is_empty() || Instant::now() >= deadline {
                 return Ok(records);
@@ -381,6 +387,31 @@ impl GroupConsumer {
         if !taken.is_empty() {
             self.owned_changed = true;
             self.events.push_back(GroupEvent::Assigned(taken));
+        }
+        Ok(())
+    }
+
+    /// A position outside its partition (retention deleted past a group's commit, or the topic
+    /// was made anew) starts over where the reset policy says, as Kafka's `auto.offset.reset`.
+    async fn reset_out_of_range(&mut self) -> Result<()> {
+        for (topic, partition) in self.owned.clone() {
+            let (start, end) = self.consumer.bounds(&topic, partition).await?;
+            let Some(position) = self.consumer.position(&topic, partition) else { continue };
+            if (start..=end).contains(&position) {
+                continue;
+            }
+            let seek = match self.config.offset_reset {
+                OffsetReset::Earliest => Seek::Earliest,
+                OffsetReset::Latest => Seek::Latest,
+                OffsetReset::None => {
+                    let m = format!(
+                        "{topic}/{partition} at {position}, outside [{start}, {end}], and offset reset is none"
+                    );
+                    return Err(ClientError::Server { code: ErrorCode::OffsetOutOfRange, message: m });
+                }
+            };
+            tracing::warn!(%topic, partition, position, start, end, "position out of range; resetting");
+            self.consumer.seek(&topic, partition, seek).await?;
         }
         Ok(())
     }
