@@ -32,8 +32,9 @@ pub enum GroupCmd {
         to_latest: bool,
         #[arg(long, group = "to")]
         to_offset: Option<u64>,
-        /// The first offset at or after this time (ms since the epoch)
-        #[arg(long, group = "to")]
+        /// The first offset at or after this time: YYYY-MM-DDTHH:MM:SS[.mmm][Z] in UTC, or
+        /// milliseconds since the epoch
+        #[arg(long, group = "to", value_parser = crate::cli_units::parse_datetime_ms)]
         to_datetime: Option<i64>,
     },
     /// Delete a group without members, with its committed offsets

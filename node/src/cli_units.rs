@@ -59,3 +59,57 @@ mod tests {
         assert_eq!(node_list(&[]), "-");
     }
 }
+
+/// A time as milliseconds since the epoch: either that number, or a UTC date and time as Kafka's
+/// tools take it, `YYYY-MM-DDTHH:MM:SS` with optional `.mmm` and `Z`.
+pub fn parse_datetime_ms(s: &str) -> Result<i64, String> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    let bad = || format!("{s:?} is neither milliseconds since the epoch nor YYYY-MM-DDTHH:MM:SS[.mmm][Z]");
+    let t = s.strip_suffix('Z').unwrap_or(s);
+    let (date, time) = t.split_once('T').ok_or_else(bad)?;
+    let (time, millis) = match time.split_once('.') {
+        Some((hms, ms)) if ms.len() == 3 => (hms, ms.parse::<i64>().map_err(|_| bad())?),
+        Some(_) => return Err(bad()),
+        None => (time, 0),
+    };
+    let num = |v: &str| v.parse::<i64>().map_err(|_| bad());
+    let d: Vec<&str> = date.split('-').collect();
+    let h: Vec<&str> = time.split(':').collect();
+    let (&[y, mo, da], &[hh, mi, ss]) = (&d[..], &h[..]) else { return Err(bad()) };
+    let (y, mo, da, hh, mi, ss) = (num(y)?, num(mo)?, num(da)?, num(hh)?, num(mi)?, num(ss)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&da) || hh > 23 || mi > 59 || ss > 59 {
+        return Err(bad());
+    }
+    Ok(((days_from_civil(y, mo, da) * 24 + hh) * 60 + mi) * 60_000 + ss * 1000 + millis)
+}
+
+/// Days from 1970-01-01 to the given date of the proleptic Gregorian calendar (Howard
+/// Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod datetime_tests {
+    use super::parse_datetime_ms;
+
+    #[test]
+    fn datetimes_parse_as_utc_milliseconds() {
+        assert_eq!(parse_datetime_ms("0"), Ok(0));
+        assert_eq!(parse_datetime_ms("1970-01-01T00:00:00"), Ok(0));
+        assert_eq!(parse_datetime_ms("2026-12-06T04:40:00.123Z"), Ok(1_796_532_000_123));
+        assert_eq!(parse_datetime_ms("2000-02-29T12:00:00Z"), Ok(951_825_600_000));
+        for bad in
+            ["2026-13-01T00:00:00", "2026-12-06", "2026-12-06T04:40", "yesterday", "2026-12-06T04:40:00.1"]
+        {
+            assert!(parse_datetime_ms(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -395,3 +395,85 @@ fn a_commit_outside_the_log_starts_over_at_the_reset_policy() {
         assert_eq!(got.iter().map(|r| r.offset).collect::<Vec<_>>(), (0..10).collect::<Vec<_>>());
     });
 }
+
+/// Runs a `weir` command to success and returns what it printed.
+fn run(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The group commands of the CLI: a `weir consume --group` that stops after a count commits what
+/// it printed; `group list` and `group describe` show the group and its lag; `reset-offsets` is
+/// refused while the group has members and moves its commits otherwise; `delete` removes it;
+/// and the offsets of a deleted topic go away.
+#[test]
+fn the_cli_lists_describes_resets_and_deletes_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path(), 2);
+    runtime().block_on(async {
+        let mut admin = Admin::connect(&node.target(Via::Tcp)).await.unwrap();
+        admin.create_topic(TOPIC, 2, Default::default()).await.unwrap();
+        produce_to(&node, 2, 10).await;
+    });
+    let printed = run(node.cli(Via::Tcp).args([
+        "consume",
+        TOPIC,
+        "--group",
+        GROUP,
+        "--from-beginning",
+        "--count",
+        "15",
+    ]));
+    assert_eq!(printed.lines().count(), 15);
+    let list = run(node.cli(Via::Tcp).args(["group", "list"]));
+    assert!(
+        list.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == [GROUP, "empty", "0"]),
+        "{list}"
+    );
+    let describe = |node: &Node| -> serde_json::Value {
+        serde_json::from_str(&run(node.cli(Via::Tcp).args(["group", "describe", GROUP, "--json"]))).unwrap()
+    };
+    let lag: u64 =
+        describe(&node)["partitions"].as_array().unwrap().iter().map(|p| p["lag"].as_u64().unwrap()).sum();
+    assert_eq!(lag, 5, "15 of 20 printed and committed");
+    run(node.cli(Via::Tcp).args(["group", "reset-offsets", GROUP, "--topic", TOPIC, "--to-earliest"]));
+    let d = describe(&node);
+    assert!(d["partitions"].as_array().unwrap().iter().all(|p| p["committed"] == 0 && p["lag"] == 10), "{d}");
+
+    // While a member is in the group, a reset is refused.
+    let mut member = node.cli(Via::Tcp);
+    member.args(["consume", TOPIC, "--group", GROUP, "--json"]).stdout(Stdio::piped());
+    let mut member = member.spawn().unwrap();
+    runtime().block_on(async {
+        let mut admin = Admin::connect(&node.target(Via::Tcp)).await.unwrap();
+        until("the member joined", async || {
+            admin.describe_group(GROUP).await.is_ok_and(|g| g.members.len() == 1)
+        })
+        .await;
+    });
+    let refused = node
+        .cli(Via::Tcp)
+        .args(["group", "reset-offsets", GROUP, "--topic", TOPIC, "--to-latest"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("GroupNotEmpty"), "{refused:?}");
+    signal(member.id(), "-TERM");
+    assert!(member.wait().unwrap().success());
+
+    // The topic goes, and with it the group's offsets; then the empty group can be deleted.
+    runtime().block_on(async {
+        let mut admin = Admin::connect(&node.target(Via::Tcp)).await.unwrap();
+        admin.delete_topic(TOPIC).await.unwrap();
+        until("the offsets of the deleted topic gone", async || {
+            admin.committed_offsets(GROUP, vec![]).await.map_or(true, |c| c.is_empty())
+        })
+        .await;
+    });
+    let deleted = node.cli(Via::Tcp).args(["group", "delete", GROUP]).output().unwrap();
+    let gone = String::from_utf8_lossy(&deleted.stderr).contains("GroupIdNotFound");
+    assert!(deleted.status.success() || gone, "{deleted:?}");
+    let list = run(node.cli(Via::Tcp).args(["group", "list"]));
+    assert!(!list.contains(GROUP), "{list}");
+}
