@@ -4,7 +4,7 @@ use crate::cli::{Conn, ConsumeArgs, finish, record_line, runtime};
 use clap::Subcommand;
 use std::io::Write;
 use std::process::ExitCode;
-use weir_net::client::{Admin, ClientError, GroupConfig, GroupConsumer, OffsetReset, Seek};
+use weir_net::client::{Admin, ClientError, GroupConfig, GroupConsumer, GroupEvent, OffsetReset, Seek};
 use weir_net::groups::{GroupInfo, OffsetCommitEntry};
 
 #[derive(Debug, Subcommand)]
@@ -212,6 +212,15 @@ pub fn consume(conn: &Conn, args: ConsumeArgs) -> ExitCode {
                     return Ok(());
                 }
                 let records = consumer.poll(args.timeout_ms.unwrap_or(500)).await?;
+                // A partition given up or lost is another member's now: what this process printed
+                // of it must not be committed over that member's commits at the end.
+                for event in consumer.take_events() {
+                    if let GroupEvent::Revoked(parts) | GroupEvent::Lost(parts) = event {
+                        for tp in parts {
+                            printed.remove(&tp);
+                        }
+                    }
+                }
                 if records.is_empty() && args.timeout_ms.is_some() {
                     return Ok(());
                 }
@@ -230,7 +239,7 @@ pub fn consume(conn: &Conn, args: ConsumeArgs) -> ExitCode {
         .await;
         // Commits what was printed, and leaves: the group's other members take over at once.
         let committed = consumer.commit_offsets(printed.into_iter().collect()).await;
-        consumer.leave().await?;
-        r.and(committed)
+        let left = consumer.leave().await;
+        r.and(committed).and(left)
     }))
 }

@@ -79,7 +79,15 @@ pub fn parse_datetime_ms(s: &str) -> Result<i64, String> {
     let h: Vec<&str> = time.split(':').collect();
     let (&[y, mo, da], &[hh, mi, ss]) = (&d[..], &h[..]) else { return Err(bad()) };
     let (y, mo, da, hh, mi, ss) = (num(y)?, num(mo)?, num(da)?, num(hh)?, num(mi)?, num(ss)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&da) || hh > 23 || mi > 59 || ss > 59 {
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&mo)
+        || da < 1
+        || da > month_days[(mo - 1) as usize]
+        || hh > 23
+        || mi > 59
+        || ss > 59
+    {
         return Err(bad());
     }
     Ok(((days_from_civil(y, mo, da) * 24 + hh) * 60 + mi) * 60_000 + ss * 1000 + millis)
@@ -106,9 +114,15 @@ mod datetime_tests {
         assert_eq!(parse_datetime_ms("1970-01-01T00:00:00"), Ok(0));
         assert_eq!(parse_datetime_ms("2026-12-06T04:40:00.123Z"), Ok(1_796_532_000_123));
         assert_eq!(parse_datetime_ms("2000-02-29T12:00:00Z"), Ok(951_825_600_000));
-        for bad in
-            ["2026-13-01T00:00:00", "2026-12-06", "2026-12-06T04:40", "yesterday", "2026-12-06T04:40:00.1"]
-        {
+        for bad in [
+            "2026-13-01T00:00:00",
+            "2026-02-29T00:00:00",
+            "2026-04-31T00:00:00",
+            "2026-12-06",
+            "2026-12-06T04:40",
+            "yesterday",
+            "2026-12-06T04:40:00.1",
+        ] {
             assert!(parse_datetime_ms(bad).is_err(), "{bad}");
         }
     }

@@ -127,7 +127,10 @@ fn the_cli_producer_exits_with_an_error_soon_after_the_node_is_killed() {
     let stderr = stderr_of(&mut produce);
     assert!(!status.success(), "{stderr}");
     assert!(stderr.contains("delivery timeout of 2000 ms"), "{stderr}");
-    assert!(stderr.contains("3 records acknowledged"), "{stderr}");
+    // The three records are in the log before the kill, but their acknowledgements may still
+    // have been on the way: at most those three are reported acknowledged.
+    let acked = stderr.lines().find_map(|l| l.strip_suffix(" records acknowledged")?.parse::<u64>().ok());
+    assert!(acked.is_some_and(|n| n <= 3), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(took < PROMPTLY, "{took:?}");
 }

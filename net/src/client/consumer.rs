@@ -86,6 +86,8 @@ pub struct Consumer {
     /// Next assignment to fetch from, so partitions take turns.
     next: usize,
     ready: VecDeque<ConsumerRecord>,
+    /// The partition whose fetch the node last refused, for a caller that acts on the refusal.
+    failed: Option<(String, u32)>,
 }
 
 impl Consumer {
@@ -99,6 +101,7 @@ impl Consumer {
             assigned: Vec::new(),
             next: 0,
             ready: VecDeque::new(),
+            failed: None,
         })
     }
 
@@ -225,16 +228,9 @@ impl Consumer {
         self.assigned.iter().map(|a| (a.topic.clone(), a.partition)).collect()
     }
 
-    /// The first offset an assigned partition still holds, and the offset after its last
-    /// readable record (its high watermark), asked of its leader now.
-    pub async fn bounds(&mut self, topic: &str, partition: u32) -> Result<(u64, u64)> {
-        let Some(a) = self.assigned.iter().find(|a| a.topic == topic && a.partition == partition) else {
-            return Err(ClientError::InvalidArgument(format!("{topic}/{partition} is not assigned")));
-        };
-        let addr = a.addr.clone();
-        let start = self.resolve(&addr, topic, partition, Seek::Earliest).await?;
-        let end = self.resolve(&addr, topic, partition, Seek::Latest).await?;
-        Ok((start, end))
+    /// The partition whose fetch the node refused, when [`poll`](Self::poll) failed so.
+    pub fn take_failed(&mut self) -> Option<(String, u32)> {
+        self.failed.take()
     }
 
     /// The next offset to be read from an assigned partition.
@@ -301,7 +297,11 @@ impl Consumer {
             return Err(ClientError::InvalidArgument("unexpected response to fetch".into()));
         };
         if let Err(e) = ClientError::check(error, message) {
-            return if moved(&e) { self.find_leader(i, e).await } else { Err(e) };
+            if moved(&e) {
+                return self.find_leader(i, e).await;
+            }
+            self.failed = Some((self.assigned[i].topic.clone(), self.assigned[i].partition));
+            return Err(e);
         }
         let a = &mut self.assigned[i];
         let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(batches.len());

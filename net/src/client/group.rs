@@ -107,6 +107,9 @@ pub struct GroupConsumer {
     target: BTreeSet<TopicPartition>,
     /// `owned` changed since the last heartbeat: the next goes out at once.
     owned_changed: bool,
+    /// Counts the times the member lost its partitions (fenced or forgotten): a commit prepared
+    /// before a loss is not sent after it.
+    losses: u64,
     heartbeat_interval_ms: u32,
     next_heartbeat: Instant,
     next_auto_commit: Instant,
@@ -135,6 +138,7 @@ impl GroupConsumer {
             owned: BTreeSet::new(),
             target: BTreeSet::new(),
             owned_changed: false,
+            losses: 0,
             heartbeat_interval_ms: 1000,
             next_heartbeat: now,
             next_auto_commit: now + Duration::from_millis(config.auto_commit_interval_ms),
@@ -153,10 +157,10 @@ impl GroupConsumer {
     pub async fn poll(&mut self, timeout_ms: u32) -> Result<Vec<ConsumerRecord>> {
         let deadline = Instant::now() + Duration::from_millis(timeout_ms.into());
         loop {
+            // A partition whose taking on failed is tried again at the next heartbeat, not at
+            // every poll: each attempt may wait on a leader move.
             if Instant::now() >= self.next_heartbeat {
                 self.heartbeat().await?;
-            } else if self.owned != self.target {
-                self.reconcile().await?;
             }
             self.commit_if_due().await?;
             let until_heartbeat = self.next_heartbeat.saturating_duration_since(Instant::now());
@@ -169,8 +173,9 @@ impl GroupConsumer {
                     Vec::new()
                 }
                 false => match self.consumer.poll(wait_ms).await {
-                    Err(ClientError::Server { code: ErrorCode::OffsetOutOfRange, .. }) => {
-                        self.reset_out_of_range().await?;
+                    Err(e @ ClientError::Server { code: ErrorCode::OffsetOutOfRange, .. }) => {
+                        let Some(tp) = self.consumer.take_failed() else { return Err(e) };
+                        self.reset_out_of_range(tp).await?;
                         Vec::new()
                     }
                     r => r?,
@@ -245,11 +250,17 @@ impl GroupConsumer {
     /// Leaves the group without committing (as [`close`](Self::close) otherwise does): for an
     /// application that could not process what it polled last.
     pub async fn leave(mut self) -> Result<()> {
+        if self.member_id.is_empty() {
+            return Ok(()); // Never joined, or forgotten: nothing to leave.
+        }
         self.member_epoch = if self.config.instance_id.is_some() { -2 } else { -1 };
         let req = self.heartbeat_request();
         let resp = self.coordinator.call(&GroupRequest::Heartbeat(req)).await?;
-        let (code, message) = resp.error();
-        ClientError::check(code, message.to_owned())
+        match resp.error() {
+            // Already removed (its session ended): it is out of the group, as asked.
+            (ErrorCode::UnknownMemberId, _) => Ok(()),
+            (code, message) => ClientError::check(code, message.to_owned()),
+        }
     }
 }
 
@@ -393,27 +404,21 @@ impl GroupConsumer {
 
     /// A position outside its partition (retention deleted past a group's commit, or the topic
     /// was made anew) starts over where the reset policy says, as Kafka's `auto.offset.reset`.
-    async fn reset_out_of_range(&mut self) -> Result<()> {
-        for (topic, partition) in self.owned.clone() {
-            let (start, end) = self.consumer.bounds(&topic, partition).await?;
-            let Some(position) = self.consumer.position(&topic, partition) else { continue };
-            if (start..=end).contains(&position) {
-                continue;
+    /// Only the partition the node refused is moved: the node knows its bounds (a partition
+    /// with a lagging high watermark is not out of range for it).
+    async fn reset_out_of_range(&mut self, (topic, partition): TopicPartition) -> Result<()> {
+        let position = self.consumer.position(&topic, partition);
+        let seek = match self.config.offset_reset {
+            OffsetReset::Earliest => Seek::Earliest,
+            OffsetReset::Latest => Seek::Latest,
+            OffsetReset::None => {
+                let m =
+                    format!("{topic}/{partition} at {position:?} is out of range, and offset reset is none");
+                return Err(ClientError::Server { code: ErrorCode::OffsetOutOfRange, message: m });
             }
-            let seek = match self.config.offset_reset {
-                OffsetReset::Earliest => Seek::Earliest,
-                OffsetReset::Latest => Seek::Latest,
-                OffsetReset::None => {
-                    let m = format!(
-                        "{topic}/{partition} at {position}, outside [{start}, {end}], and offset reset is none"
-                    );
-                    return Err(ClientError::Server { code: ErrorCode::OffsetOutOfRange, message: m });
-                }
-            };
-            tracing::warn!(%topic, partition, position, start, end, "position out of range; resetting");
-            self.consumer.seek(&topic, partition, seek).await?;
-        }
-        Ok(())
+        };
+        tracing::warn!(%topic, partition, ?position, ?seek, "position out of range; resetting");
+        self.consumer.seek(&topic, partition, seek).await
     }
 
     /// Every partition goes, uncommitted, and the consumer joins again: under its id when
@@ -429,6 +434,7 @@ impl GroupConsumer {
         if forget_id {
             self.member_id.clear();
         }
+        self.losses += 1;
         self.member_epoch = 0;
         self.target.clear();
         self.owned_changed = false;
@@ -486,9 +492,9 @@ impl GroupConsumer {
             let resp = self.coordinator.call(&req).await?;
             let (code, message) = resp.error();
             if code == ErrorCode::StaleMemberEpoch && attempt == 0 && may_heartbeat {
-                let member = self.member_id.clone();
+                let losses = self.losses;
                 Box::pin(self.heartbeat()).await?;
-                if self.member_id != member || self.member_epoch <= 0 {
+                if self.losses != losses || self.member_epoch <= 0 {
                     let m = "fenced before the commit could be sent again".to_owned();
                     return Err(ClientError::Server { code: ErrorCode::FencedMemberEpoch, message: m });
                 }

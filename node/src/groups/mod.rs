@@ -105,6 +105,15 @@ async fn serve(shard: &Rc<Shard>, req: GroupRequest) -> Result<GroupResponse, Fa
     let answer = match req {
         GroupRequest::Heartbeat(h) => heartbeat(shard, coordinator, now, h)?,
         GroupRequest::OffsetCommit { member_id, member_epoch, offsets, .. } => {
+            // As Kafka, offsets only of partitions that exist: a commit for a topic this node
+            // does not know would otherwise be kept, or swept, on a guess.
+            let topics = Topics(shard);
+            if let Some(o) = offsets.iter().find(|o| {
+                weir_groups::TopicSource::partitions(&topics, &o.topic).is_none_or(|n| o.partition >= n)
+            }) {
+                let m = format!("no partition {} of topic {:?}", o.partition, o.topic);
+                return Err(Failure::new(ErrorCode::UnknownTopic, m));
+            }
             let offsets = offsets
                 .into_iter()
                 .map(|o| {
@@ -115,7 +124,9 @@ async fn serve(shard: &Rc<Shard>, req: GroupRequest) -> Result<GroupResponse, Fa
                     )
                 })
                 .collect();
-            coordinator.commit(now, &group, &member_id, member_epoch, offsets).map_err(group_failure)?;
+            // The commit's time is a wall time: it is kept with the offset.
+            let wall = shard.core().rt.now_ms();
+            coordinator.commit(wall, &group, &member_id, member_epoch, offsets).map_err(group_failure)?;
             GroupResponse::OffsetCommit { error: ok.0, message: ok.1 }
         }
         GroupRequest::OffsetFetch { partitions, .. } => {
@@ -210,13 +221,25 @@ const DELETED_TOPICS_INTERVAL_MS: u64 = 10_000;
 /// too; state of a leadership that ended is dropped.
 pub async fn tick_loop(shard: Rc<Shard>) {
     let mut last_sweep = 0;
+    // Topics in the table at the last sweep: offsets go only for topics that were there and
+    // are gone, never for one this shard has not learned of yet.
+    let mut known: Option<std::collections::BTreeSet<String>> = None;
     loop {
         shard.core().rt.sleep_ms(GROUP_TICK_INTERVAL_MS).await;
         let Some(n) = offsets_topic::partitions(&shard) else { continue };
         let now = shard.core().rt.monotonic_ms();
-        let sweep = now.saturating_sub(last_sweep) >= DELETED_TOPICS_INTERVAL_MS;
-        if sweep {
+        let mut gone = std::collections::BTreeSet::new();
+        if known.is_none() || now.saturating_sub(last_sweep) >= DELETED_TOPICS_INTERVAL_MS {
             last_sweep = now;
+            let current: std::collections::BTreeSet<String> =
+                shard.core().topics.borrow().topics.keys().cloned().collect();
+            if let Some(known) = &known {
+                gone = known.difference(&current).cloned().collect();
+            }
+            if !gone.is_empty() {
+                tracing::info!(shard = shard.id, topics = ?gone, "forgetting the offsets of deleted topics");
+            }
+            known = Some(current);
         }
         for partition in 0..n {
             let slot = shard.groups.slot(partition);
@@ -226,8 +249,14 @@ pub async fn tick_loop(shard: Rc<Shard>) {
                 *state = None;
                 continue;
             }
-            if let Err(f) = tick_slot(&shard, &slot, &mut state, now, sweep).await {
-                tracing::debug!(partition, error = %f.message, "group tick not done");
+            if now < slot.retry_at_ms.get() {
+                continue;
+            }
+            if let Err(f) = tick_slot(&shard, &slot, &mut state, now, &gone).await {
+                // A partition that cannot be loaded (or written) rests, rather than being read
+                // again five times a second.
+                slot.retry_at_ms.set(now + slot::LOAD_RETRY_MS);
+                tracing::warn!(partition, error = %f.message, "groups of an offsets partition not ticked");
             }
         }
     }
@@ -238,28 +267,13 @@ async fn tick_slot(
     slot: &Slot,
     state: &mut Option<slot::Loaded>,
     now: u64,
-    sweep: bool,
+    deleted_topics: &std::collections::BTreeSet<String>,
 ) -> Result<(), Failure> {
     let coordinator = slot.load(shard, state).await?;
     coordinator.tick(now, &Topics(shard));
-    if sweep {
-        forget_deleted_topics(shard, coordinator);
+    // Offsets of topics deleted since the last sweep go away.
+    for topic in deleted_topics {
+        coordinator.delete_topic(topic);
     }
     slot.persist(shard, state).await
-}
-
-/// Offsets of topics that no longer exist go away.
-fn forget_deleted_topics(shard: &Shard, coordinator: &mut weir_groups::Coordinator) {
-    let topics = Topics(shard);
-    let mut gone = std::collections::BTreeSet::new();
-    for g in coordinator.list() {
-        for (topic, _, _) in coordinator.fetch_offsets(&g.group, None) {
-            if weir_groups::TopicSource::partitions(&topics, &topic).is_none() {
-                gone.insert(topic);
-            }
-        }
-    }
-    for topic in gone {
-        coordinator.delete_topic(&topic);
-    }
 }

@@ -20,8 +20,9 @@ use weir_replication::PartitionId;
 
 /// Bytes a load reads at a time.
 const LOAD_FETCH_BYTES: usize = 1 << 20;
-/// How long a group change waits for its write to reach every in-sync replica: the slot is
-/// held meanwhile, so less than any member's session.
+/// How long a group change waits for its write to reach every in-sync replica. The slot is held
+/// meanwhile, so its other members' heartbeats wait too: shorter than the default session
+/// (45 s) by far, though not than the shortest allowed (1 s).
 const PERSIST_TIMEOUT_MS: u64 = 5_000;
 
 /// A loaded coordinator and the leader epoch it was loaded in.
@@ -36,7 +37,12 @@ pub struct Loaded {
 pub struct Slot {
     pub partition: u32,
     pub state: tokio_rt::sync::Mutex<Option<Loaded>>,
+    /// The tick leaves the slot alone until then, after it failed to load or write it.
+    pub retry_at_ms: std::cell::Cell<u64>,
 }
+
+/// How long the tick leaves a slot alone after it failed to load or write it.
+pub const LOAD_RETRY_MS: u64 = 5_000;
 
 /// The topics' partition counts, as this shard's topic table has them.
 #[derive(Debug)]
@@ -50,7 +56,7 @@ impl TopicSource for Topics<'_> {
 
 impl Slot {
     pub fn new(partition: u32) -> Self {
-        Self { partition, state: tokio_rt::sync::Mutex::new(None) }
+        Self { partition, state: tokio_rt::sync::Mutex::new(None), retry_at_ms: std::cell::Cell::new(0) }
     }
 
     /// The partition's leader epoch if this shard leads it and its log is all committed (a new
@@ -200,13 +206,20 @@ fn p_epoch(shard: &Shard, partition: u32) -> u32 {
 }
 
 /// A failure to read or write the groups' log, as the client should take it: retriable, at
-/// the coordinator that leads the partition now.
+/// the coordinator that leads the partition now. Failures that will not pass by themselves (a
+/// corrupt batch, a record too large) keep their codes: retrying them would only stall clients.
 fn loading(f: Failure) -> Failure {
     let code = match f.code {
-        ErrorCode::NotLeader | ErrorCode::NotOwner | ErrorCode::LeaderNotAvailable => {
-            ErrorCode::NotCoordinator
-        }
-        _ => ErrorCode::CoordinatorLoadInProgress,
+        ErrorCode::NotLeader
+        | ErrorCode::NotOwner
+        | ErrorCode::LeaderNotAvailable
+        | ErrorCode::UnknownPartition => ErrorCode::NotCoordinator,
+        ErrorCode::RequestTimedOut
+        | ErrorCode::OutcomeUnknown
+        | ErrorCode::NotEnoughReplicas
+        | ErrorCode::Unavailable
+        | ErrorCode::StorageError => ErrorCode::CoordinatorLoadInProgress,
+        code => code,
     };
     Failure::new(code, f.message)
 }
