@@ -54,6 +54,7 @@ impl Coordinator {
                 let mut member = group.remove_member(&req.member_id).expect("checked in how_to_join");
                 clear_holdings(&mut member.state);
                 member.state.member_epoch = 0;
+                member.state.previous_epoch = 0;
                 group.insert_member(req.member_id.clone(), member);
                 req.member_id.clone()
             }
@@ -120,7 +121,13 @@ impl Coordinator {
     ) -> Result<HeartbeatResponse, GroupError> {
         let group = self.live_member_group(gid, &req.member_id)?;
         let member = &group.members[&req.member_id];
-        if req.member_epoch != member.state.member_epoch {
+        // The previous epoch is taken only with what the member owns (checked below against
+        // what it holds): the answer that raised its epoch was lost, and is sent again.
+        let lost_answer = req.member_epoch != member.state.member_epoch
+            && req.member_epoch > 0
+            && req.member_epoch == member.state.previous_epoch
+            && req.owned.is_some();
+        if req.member_epoch != member.state.member_epoch && !lost_answer {
             return Err(GroupError::FencedMemberEpoch {
                 expected: member.state.member_epoch,
                 got: req.member_epoch,
@@ -137,6 +144,9 @@ impl Coordinator {
                     "owned partition {topic}/{p} is not assigned to the member"
                 )));
             }
+        }
+        if lost_answer {
+            group.members.get_mut(&req.member_id).expect("found above").answered = false;
         }
         Ok(settle(group, &req.member_id, now_ms, req, owned, false, topics))
     }
@@ -265,6 +275,7 @@ fn fresh_state(req: &HeartbeatRequest) -> MemberState {
         target: Assignment::new(),
         owned: Assignment::new(),
         departed: false,
+        previous_epoch: 0,
     }
 }
 

@@ -25,6 +25,11 @@ pub(crate) struct MemberState {
     pub owned: Assignment,
     /// Left with epoch -2: held for its instance id until its session ends.
     pub departed: bool,
+    /// The epoch before `member_epoch`: a heartbeat in it is one whose answer (the one that
+    /// raised the epoch) was lost, and is answered again rather than fenced, as in KIP-848.
+    /// Records written before it existed read as 0 (no previous epoch).
+    #[serde(default)]
+    pub previous_epoch: i32,
 }
 
 /// A member: its persisted state and its session, which a replay starts afresh.

@@ -45,7 +45,10 @@ pub(crate) fn reconcile(group: &mut Group, id: &str, now_ms: u64) -> bool {
     s.assigned = assigned;
     if s.revoking.is_empty() {
         member.revoke_deadline_ms = None;
-        s.member_epoch = group.meta.group_epoch;
+        if s.member_epoch != group.meta.group_epoch {
+            s.previous_epoch = s.member_epoch;
+            s.member_epoch = group.meta.group_epoch;
+        }
     } else if member.revoke_deadline_ms.is_none() {
         member.revoke_deadline_ms = Some(now_ms + u64::from(s.rebalance_timeout_ms));
     }

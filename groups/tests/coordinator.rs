@@ -436,3 +436,34 @@ fn a_member_reporting_other_than_its_assignment_is_answered_it_again() {
         c.heartbeat(20, "g", beat(&r.member_id, 1, Some(vec![tp("t", &[0, 1, 2, 3])])), &t).unwrap();
     assert_eq!(settled.assignment, None, "in step: nothing to say");
 }
+
+/// A heartbeat in the epoch just before the member's current one is the retry of a heartbeat
+/// whose answer (the one that raised the epoch) was lost: it is answered again with the whole
+/// assignment, not fenced, as in KIP-848. Two epochs back is fenced.
+#[test]
+fn a_heartbeat_in_the_previous_epoch_is_answered_again() {
+    let t = topics(&[("t", 4)]);
+    let (mut c, a, b) = two_settled(&t);
+    let epoch_of = |c: &Coordinator, id: &str| {
+        c.describe("g").unwrap().members.iter().find(|m| m.member_id == id).unwrap().member_epoch
+    };
+    // A third member joins: one of the first two gives up a partition.
+    c.heartbeat(10, "g", join(&["t"]), &t).unwrap();
+    let (giver, epoch, kept) = [&a, &b]
+        .into_iter()
+        .find_map(|id| {
+            let epoch = epoch_of(&c, id);
+            let r = c.heartbeat(11, "g", beat(id, epoch, None), &t).unwrap();
+            r.assignment.map(|kept| (id.clone(), epoch, kept))
+        })
+        .expect("a member gives a partition up");
+    // It releases it and moves to the new epoch in an answer that is lost.
+    let moved_on = c.heartbeat(12, "g", beat(&giver, epoch, Some(kept.clone())), &t).unwrap();
+    assert!(moved_on.member_epoch > epoch, "released and moved on");
+    let again = c.heartbeat(13, "g", beat(&giver, epoch, Some(kept.clone())), &t).unwrap();
+    assert_eq!((again.member_epoch, again.assignment), (moved_on.member_epoch, Some(kept)));
+    c.check_invariants().unwrap();
+    // Two epochs back is no lost answer: fenced.
+    let err = c.heartbeat(14, "g", beat(&giver, epoch - 1, Some(vec![])), &t).unwrap_err();
+    assert!(matches!(err, GroupError::FencedMemberEpoch { .. }), "{err:?}");
+}
