@@ -37,11 +37,26 @@ const FLUSH_WAIT_MS: u64 = 100;
 
 type PairKey = (NodeId, ShardId);
 
-/// The fetches queued for one leader shard.
+/// The fetches queued for one leader shard, and the calls on their way to it.
 #[derive(Debug, Default)]
 struct Pair {
     queue: RefCell<Vec<FetchRequest>>,
     wake: Notify,
+    calls: Cell<usize>,
+}
+
+/// Calls in flight to one leader shard at most, each on a stream of its own: a fetch never
+/// waits behind more than this many held ones.
+const PAIR_CALLS_MAX: usize = 4;
+
+/// A follower shard's connection to a leader shard: the connection, the streams no call uses,
+/// and the leader node's incarnation it was made to.
+struct PairConnection {
+    conn: Connection,
+    idle: RefCell<Vec<Stream>>,
+    incarnation: Option<u64>,
+    /// A call or stream on it failed: the pair makes a new one.
+    broken: Cell<bool>,
 }
 
 /// A shard's replication client. See the module documentation.
@@ -157,15 +172,17 @@ impl Fetcher {
         .detach();
     }
 
-    /// One leader shard's fetch loop: a request with every queued fetch, its answer to the
-    /// replicas, again.
+    /// One leader shard's fetch loop: a request with every fetch queued, on a stream of its own,
+    /// up to [`PAIR_CALLS_MAX`] at once. A leader holds a fetch that finds nothing new (up to
+    /// `REPLICA_FETCH_WAIT_MS`): with one call at a time, a partition whose fetch was queued
+    /// behind a held one waited out the hold, and an acks=all produce to it took a second.
     async fn run_pair(self: Rc<Self>, key: PairKey, pair: Rc<Pair>) {
         // With the leader node's incarnation it was made to: a connection to an earlier process
         // of the node is dead (the new one cannot reset it), and waiting out a call on it would
         // stall the pair after every restart of the leader's node.
-        let mut conn: Option<(Connection, Stream, Option<u64>)> = None;
+        let mut conn: Option<Rc<PairConnection>> = None;
         loop {
-            if pair.queue.borrow().is_empty() {
+            if pair.queue.borrow().is_empty() || pair.calls.get() >= PAIR_CALLS_MAX {
                 pair.wake.notified().await;
                 continue;
             }
@@ -174,12 +191,21 @@ impl Fetcher {
                 glommio::timer::sleep(Duration::from_millis(wait)).await;
             }
             let incarnation = self.incarnation(key.0);
-            if conn.as_ref().is_some_and(|c| c.2 != incarnation) {
+            // Calls still on an old connection end by themselves (they time out).
+            if conn.as_ref().is_some_and(|c| c.incarnation != incarnation || c.broken.get()) {
                 conn = None;
             }
             if conn.is_none() {
                 match with_timeout(CONNECT_TIMEOUT_MS, self.connect(key)).await {
-                    Ok((c, s)) => conn = Some((c, s, incarnation)),
+                    Ok((c, s)) => {
+                        let c = PairConnection {
+                            conn: c,
+                            idle: RefCell::new(vec![s]),
+                            incarnation,
+                            broken: Cell::new(false),
+                        };
+                        conn = Some(Rc::new(c));
+                    }
                     Err(e) => {
                         tracing::warn!(leader = key.0.0, shard = key.1.0, error = %e, "cannot reach a leader");
                         glommio::timer::sleep(Duration::from_millis(RECONNECT_DELAY_MS)).await;
@@ -187,6 +213,20 @@ impl Fetcher {
                     }
                 }
             }
+            let c = conn.clone().expect("connected above");
+            let idle = c.idle.borrow_mut().pop();
+            let stream = match idle {
+                Some(s) => s,
+                None => match with_timeout(CONNECT_TIMEOUT_MS, c.conn.open_bi()).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(leader = key.0.0, shard = key.1.0, error = %e, "cannot open a fetch stream");
+                        c.broken.set(true);
+                        glommio::timer::sleep(Duration::from_millis(RECONNECT_DELAY_MS)).await;
+                        continue;
+                    }
+                },
+            };
             let batch: Vec<FetchRequest> = {
                 let mut queue = pair.queue.borrow_mut();
                 let n = queue.len().min(REPLICA_FETCH_PARTITIONS_MAX);
@@ -194,19 +234,37 @@ impl Fetcher {
             };
             let mut batch = batch;
             self.report_durable(&mut batch).await;
-            let (_, stream, _) = conn.as_mut().expect("connected above");
-            // A leader that died (or restarted: its new process cannot reset the old
-            // connection) answers nothing; waiting for QUIC's idle timeout would stall every
-            // partition of the pair for as long.
-            match with_timeout(CALL_TIMEOUT_MS, self.call(stream, batch)).await {
-                Ok(answers) => self.deliver(key.0, answers),
-                Err(e) => {
-                    tracing::warn!(leader = key.0.0, shard = key.1.0, error = %e, "replica fetch failed");
-                    conn = None;
-                    glommio::timer::sleep(Duration::from_millis(RECONNECT_DELAY_MS)).await;
-                }
+            pair.calls.set(pair.calls.get() + 1);
+            let (this, pair) = (self.clone(), pair.clone());
+            glommio::spawn_local(async move { this.run_call(key, &pair, c, stream, batch).await }).detach();
+        }
+    }
+
+    /// One call of a pair on its own stream; the stream goes back to the connection's idle
+    /// ones when the call succeeds. A leader that died (or restarted: its new process cannot
+    /// reset the old connection) answers nothing: waiting for QUIC's idle timeout would stall
+    /// the pair's partitions for as long, so the call times out and the connection is dropped.
+    async fn run_call(
+        &self,
+        key: PairKey,
+        pair: &Pair,
+        c: Rc<PairConnection>,
+        mut stream: Stream,
+        batch: Vec<FetchRequest>,
+    ) {
+        match with_timeout(CALL_TIMEOUT_MS, self.call(&mut stream, batch)).await {
+            Ok(answers) => {
+                self.deliver(key.0, answers);
+                c.idle.borrow_mut().push(stream);
+            }
+            Err(e) => {
+                tracing::warn!(leader = key.0.0, shard = key.1.0, error = %e, "replica fetch failed");
+                c.broken.set(true);
+                glommio::timer::sleep(Duration::from_millis(RECONNECT_DELAY_MS)).await;
             }
         }
+        pair.calls.set(pair.calls.get() - 1);
+        pair.wake.notify_one();
     }
 
     /// A replica fetches again as soon as it appended, before its flush completes, so its
