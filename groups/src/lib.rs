@@ -81,6 +81,7 @@ pub use api::{
 pub use assignor::Assignor;
 pub use coordinator::Coordinator;
 pub use error::GroupError;
+pub use validate::group_id as check_group_id;
 
 /// The longest group id, in bytes.
 pub const GROUP_ID_BYTES_MAX: usize = 249;

@@ -21,7 +21,8 @@ fn named(what: &str, s: &str, max: usize) -> Result<(), GroupError> {
     bounded(what, s, max)
 }
 
-pub(crate) fn group_id(group: &str) -> Result<(), GroupError> {
+/// A group id: 1 to [`GROUP_ID_BYTES_MAX`] bytes.
+pub fn group_id(group: &str) -> Result<(), GroupError> {
     named("group id", group, GROUP_ID_BYTES_MAX)
 }
 

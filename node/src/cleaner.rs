@@ -106,11 +106,10 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             }
             match log.plan_clean(map_from, clean_below, config, now) {
                 Some(plan) => return Some(Pass { partition: p.clone(), plan, all_swapped: true }),
-                None => p.clean.set({
-                    let mut s = schedule;
-                    s.pass_done(None, true, now);
-                    s
-                }),
+                None => {
+                    schedule.pass_done(None, true, now);
+                    p.clean.set(schedule);
+                }
             }
         }
         None

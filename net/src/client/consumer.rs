@@ -223,11 +223,6 @@ impl Consumer {
         self.ready.retain(|r| !(r.topic == topic && r.partition == partition));
     }
 
-    /// The partitions assigned, in the order they were assigned.
-    pub fn assignment(&self) -> Vec<(String, u32)> {
-        self.assigned.iter().map(|a| (a.topic.clone(), a.partition)).collect()
-    }
-
     /// The partition whose fetch the node refused, when [`poll`](Self::poll) failed so.
     pub fn take_failed(&mut self) -> Option<(String, u32)> {
         self.failed.take()

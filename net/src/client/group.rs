@@ -110,7 +110,6 @@ pub struct GroupConsumer {
     /// Counts the times the member lost its partitions (fenced or forgotten): a commit prepared
     /// before a loss is not sent after it.
     losses: u64,
-    heartbeat_interval_ms: u32,
     next_heartbeat: Instant,
     next_auto_commit: Instant,
     /// Positions committed last, by partition.
@@ -139,7 +138,6 @@ impl GroupConsumer {
             target: BTreeSet::new(),
             owned_changed: false,
             losses: 0,
-            heartbeat_interval_ms: 1000,
             next_heartbeat: now,
             next_auto_commit: now + Duration::from_millis(config.auto_commit_interval_ms),
             committed: BTreeMap::new(),
@@ -269,14 +267,13 @@ impl GroupConsumer {
     /// assignment again when they differ, so an answer lost on the way strands nothing.
     fn heartbeat_request(&mut self) -> GroupHeartbeat {
         let joining = self.member_epoch == 0;
-        let owned = Some(to_assignments(&self.owned));
         GroupHeartbeat {
             group: self.config.group.clone(),
             member_id: self.member_id.clone(),
             instance_id: self.config.instance_id.clone(),
             member_epoch: self.member_epoch,
             topics: joining.then(|| self.topics.clone()),
-            owned,
+            owned: Some(to_assignments(&self.owned)),
             session_timeout_ms: self.config.session_timeout_ms,
             rebalance_timeout_ms: self.config.rebalance_timeout_ms,
             assignor: joining.then(|| self.config.assignor.clone()).flatten(),
@@ -322,8 +319,7 @@ impl GroupConsumer {
             }
             self.member_id = member_id;
             self.member_epoch = member_epoch;
-            self.heartbeat_interval_ms = heartbeat_interval_ms.max(50);
-            let interval = Duration::from_millis(self.heartbeat_interval_ms.into());
+            let interval = Duration::from_millis(heartbeat_interval_ms.max(50).into());
             self.next_heartbeat = Instant::now() + interval;
             if let Some(assignment) = assignment {
                 self.target = assignment

@@ -59,11 +59,7 @@ fn slot_of(shard: &Shard, group: &str) -> Result<Rc<Slot>, Failure> {
 }
 
 fn check_group_id(group: &str) -> Result<(), Failure> {
-    if group.is_empty() || group.len() > 249 {
-        let m = format!("a group id must be 1 to 249 bytes, got {}", group.len());
-        return Err(Failure::new(ErrorCode::InvalidArgument, m));
-    }
-    Ok(())
+    weir_groups::check_group_id(group).map_err(group_failure)
 }
 
 /// The address of the shard that leads `group`'s offsets partition, creating the offsets

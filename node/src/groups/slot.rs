@@ -10,6 +10,7 @@
 
 use super::offsets_topic::OFFSETS_TOPIC;
 use crate::runtime::Runtime;
+use crate::service::local::Aligned;
 use crate::service::types::{Failure, FetchPartition, ProducePartition};
 use crate::shard::Shard;
 use bytes::Bytes;
@@ -86,21 +87,21 @@ impl Slot {
         let epoch = self.leading(shard)?;
         if state.as_ref().is_none_or(|l| l.epoch != epoch) {
             *state = None;
-            let coordinator = self.read_log(shard).await?;
+            let coordinator = self.read_log(shard, epoch).await?;
             *state = Some(Loaded { coordinator, epoch });
         }
         Ok(&mut state.as_mut().expect("loaded above").coordinator)
     }
 
-    /// A coordinator rebuilt from every record of the partition.
-    async fn read_log(&self, shard: &Shard) -> Result<Coordinator, Failure> {
+    /// A coordinator rebuilt from every record of the partition, led in `epoch`.
+    async fn read_log(&self, shard: &Shard, epoch: u32) -> Result<Coordinator, Failure> {
         let core = shard.core();
         let now = core.rt.monotonic_ms();
         let mut coordinator = Coordinator::new(CoordinatorConfig::default());
         // Member ids of this load are unlike those of any other: a member fenced in an earlier
         // leadership (or before a restart) can never pass for a new one.
         let wall = core.rt.now_ms();
-        coordinator.set_member_id_prefix(&format!("{}-{wall:x}-", p_epoch(shard, self.partition)));
+        coordinator.set_member_id_prefix(&format!("{epoch}-{wall:x}-"));
         let p = core.find(OFFSETS_TOPIC, self.partition).map_err(loading)?;
         let mut offset = p.log_start();
         let end = p.readable_end();
@@ -116,7 +117,7 @@ impl Slot {
             if fetched.batches.is_empty() {
                 break;
             }
-            offset = replay(&mut coordinator, now, &fetched.batches, offset, &mut records)?;
+            offset = replay(&mut coordinator, now, fetched.batches, offset, &mut records)?;
         }
         if offset < end {
             // Never serve groups from part of their log: offsets and members would be missing.
@@ -175,16 +176,15 @@ impl Slot {
 fn replay(
     coordinator: &mut Coordinator,
     now: u64,
-    batches: &[u8],
+    batches: Bytes,
     from: u64,
     records: &mut u64,
 ) -> Result<u64, Failure> {
-    let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(batches.len());
-    aligned.extend_from_slice(batches);
-    let mut rest: &[u8] = &aligned;
+    let aligned = Aligned::new(batches);
+    let mut rest = aligned.bytes();
     let mut next = from;
     while !rest.is_empty() {
-        // Read back from this shard's own log, validated when it was written: the CRC suffices.
+        // Validated in full, as a consumer does: a load is rare, and a view needs it.
         let view = BatchView::validate(rest, usize::MAX)
             .map_err(|e| Failure::new(ErrorCode::CorruptBatch, e.to_string()))?;
         for r in view.records().filter(|r| r.offset >= from) {
@@ -198,11 +198,6 @@ fn replay(
         rest = &rest[view.bytes().len()..];
     }
     Ok(next)
-}
-
-/// The leader epoch of offsets partition `partition` here (0 if it is not open).
-fn p_epoch(shard: &Shard, partition: u32) -> u32 {
-    shard.core().partition(OFFSETS_TOPIC, partition).map_or(0, |p| p.state().leader_epoch())
 }
 
 /// A failure to read or write the groups' log, as the client should take it: retriable, at
