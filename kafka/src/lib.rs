@@ -7,6 +7,8 @@
 //! - `codes`: Weir's error codes as Kafka's.
 //! - `batch`: record batches in Kafka's v2 format, converted to Weir's and back.
 
+pub mod codes;
 pub mod error;
+pub mod versions;
 
 pub use error::KafkaError;
