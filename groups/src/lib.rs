@@ -63,6 +63,7 @@
 
 mod api;
 pub mod assignor;
+mod classic;
 mod coordinator;
 mod error;
 mod group;
@@ -75,10 +76,11 @@ mod replay;
 mod validate;
 
 pub use api::{
-    CommittedOffset, CoordinatorConfig, GroupDescription, GroupListing, GroupState, HeartbeatRequest,
-    HeartbeatResponse, MemberDescription, Record, TopicPartitions, TopicSource,
+    CommittedOffset, CoordinatorConfig, GroupDescription, GroupKind, GroupListing, GroupState,
+    HeartbeatRequest, HeartbeatResponse, MemberDescription, Record, TopicPartitions, TopicSource,
 };
 pub use assignor::Assignor;
+pub use classic::api::{ClassicAnswer, JoinRequest, JoinResponse, JoinedMember, SyncRequest, SyncResponse};
 pub use coordinator::Coordinator;
 pub use error::GroupError;
 pub use validate::group_id as check_group_id;
@@ -103,3 +105,13 @@ pub const COMMIT_OFFSETS_MAX: usize = 10_000;
 pub const GROUP_OFFSETS_MAX: usize = 100_000;
 /// The most groups one coordinator keeps.
 pub const COORDINATOR_GROUPS_MAX: usize = 100_000;
+/// The most protocols one classic join lists.
+pub const CLASSIC_PROTOCOLS_MAX: usize = 64;
+/// The longest classic protocol type or protocol name, in bytes.
+pub const PROTOCOL_NAME_BYTES_MAX: usize = 255;
+/// The longest client id or client host of a classic member, in bytes.
+pub const CLIENT_ID_BYTES_MAX: usize = 255;
+/// The most protocol metadata one classic join carries, all its protocols together, in bytes.
+pub const CLASSIC_METADATA_BYTES_MAX: usize = 1 << 20;
+/// The longest assignment a classic leader gives one member, in bytes.
+pub const CLASSIC_ASSIGNMENT_BYTES_MAX: usize = 1 << 20;
