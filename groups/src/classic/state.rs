@@ -107,6 +107,8 @@ impl Group {
         }
         for m in c.members.values_mut() {
             if let Some(token) = m.sync_token.take() {
+                // It waited on the group: its session starts again.
+                m.last_seen_ms = now_ms;
                 out.push((token, ClassicAnswer::Sync(SyncResponse::error(GroupError::RebalanceInProgress))));
             }
         }
@@ -266,8 +268,13 @@ impl Group {
                 return Err(format!("{id} holds a sync in phase {:?}", c.phase));
             }
         }
-        let settled = matches!(c.phase, Phase::Completing | Phase::Stable);
-        if settled != c.leader.as_ref().is_some_and(|l| c.members.contains_key(l)) {
+        // While preparing, the old leader stays (it leads again if it joins again) or is gone.
+        let leader_ok = match c.phase {
+            Phase::Completing | Phase::Stable => c.leader.as_ref().is_some_and(|l| c.members.contains_key(l)),
+            Phase::Preparing => c.leader.as_ref().is_none_or(|l| c.members.contains_key(l)),
+            Phase::Empty => c.leader.is_none(),
+        };
+        if !leader_ok {
             return Err(format!("phase {:?} with leader {:?}", c.phase, c.leader));
         }
         if matches!(c.phase, Phase::Preparing | Phase::Completing) != c.deadline_ms.is_some() {

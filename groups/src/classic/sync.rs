@@ -64,7 +64,7 @@ impl Coordinator {
                     self.classic_answers.push((old, ClassicAnswer::Sync(answer)));
                 }
                 if g.classic.leader.as_deref() == Some(req.member_id.as_str()) {
-                    complete_sync(g, &req.assignments, &mut self.classic_answers);
+                    complete_sync(g, now_ms, &req.assignments, &mut self.classic_answers);
                 }
                 Ok(None)
             }
@@ -81,7 +81,12 @@ pub(crate) fn check_generation(g: &Group, got: i32) -> Result<(), GroupError> {
 }
 
 /// The leader's assignment: stored on each member, every held sync answered, the group stable.
-fn complete_sync(g: &mut Group, assignments: &[(String, Vec<u8>)], out: &mut crate::classic::state::Answers) {
+fn complete_sync(
+    g: &mut Group,
+    now_ms: u64,
+    assignments: &[(String, Vec<u8>)],
+    out: &mut crate::classic::state::Answers,
+) {
     for m in g.classic.members.values_mut() {
         m.assignment.clear();
     }
@@ -93,11 +98,16 @@ fn complete_sync(g: &mut Group, assignments: &[(String, Vec<u8>)], out: &mut cra
     }
     g.classic.phase = Phase::Stable;
     g.classic.deadline_ms = None;
+    // A member whose sync was held could not heartbeat meanwhile: its session starts again.
     let held: Vec<(String, u64)> = g
         .classic
         .members
         .iter_mut()
-        .filter_map(|(id, m)| m.sync_token.take().map(|t| (id.clone(), t)))
+        .filter_map(|(id, m)| {
+            let token = m.sync_token.take()?;
+            m.last_seen_ms = now_ms;
+            Some((id.clone(), token))
+        })
         .collect();
     for (id, token) in held {
         out.push((token, ClassicAnswer::Sync(sync_answer(g, &id))));
