@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::Rng;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use weir_groups::{
@@ -486,4 +488,164 @@ fn requests_beyond_the_limits_are_refused() {
     let (_, r) = h.sync(2, sync_req(1, &a, &[(&a, &huge)]));
     assert!(matches!(r.unwrap().error, Some(GroupError::InvalidRequest { .. })));
     assert_eq!(h.state(), GroupState::CompletingRebalance, "a refused sync changes nothing");
+}
+
+/// What one simulated client knows of itself.
+#[derive(Debug, Clone, Default)]
+struct Client {
+    member_id: String,
+    instance_id: Option<String>,
+    generation: i32,
+    /// The members its last join answer listed (it leads), to assign in its sync.
+    leads: Vec<String>,
+}
+
+impl Client {
+    fn learn(&mut self, answer: &ClassicAnswer) {
+        let error = match answer {
+            ClassicAnswer::Join(r) => {
+                if r.error.is_none() {
+                    self.member_id = r.member_id.clone();
+                    self.generation = r.generation_id;
+                    self.leads = r.members.iter().map(|m| m.member_id.clone()).collect();
+                } else if let Some(GroupError::MemberIdRequired { member_id }) = &r.error {
+                    self.member_id = member_id.clone();
+                }
+                r.error.clone()
+            }
+            ClassicAnswer::Sync(r) => r.error.clone(),
+        };
+        if matches!(error, Some(GroupError::UnknownMemberId { .. } | GroupError::FencedInstanceId { .. })) {
+            self.member_id.clear();
+        }
+    }
+}
+
+/// One random operation by a random client.
+fn operate(
+    h: &mut Harness,
+    rng: &mut Rng,
+    clients: &mut [Client],
+    owners: &mut BTreeMap<u64, usize>,
+    now: u64,
+) {
+    let i = rng.below(clients.len() as u64) as usize;
+    let cl = clients[i].clone();
+    let protocols: &[(&str, &[u8])] = match rng.below(3) {
+        0 => &[("range", b"r")],
+        1 => &[("roundrobin", b"rr"), ("range", b"r")],
+        _ => &[("range", b"r2"), ("roundrobin", b"rr")],
+    };
+    match rng.below(10) {
+        0..=2 => {
+            let id = if rng.chance(90) { cl.member_id.clone() } else { String::new() };
+            let req = JoinRequest {
+                instance_id: cl.instance_id.clone(),
+                require_known_member_id: rng.chance(50),
+                ..join_req(&id, protocols)
+            };
+            let (token, r) = h.join(now, req);
+            match r {
+                Some(r) => clients[i].learn(&ClassicAnswer::Join(r)),
+                None => drop(owners.insert(token, i)),
+            }
+        }
+        3..=4 => {
+            let assignments: Vec<(String, Vec<u8>)> =
+                cl.leads.iter().map(|m| (m.clone(), m.as_bytes().to_vec())).collect();
+            let req = SyncRequest {
+                instance_id: cl.instance_id.clone(),
+                assignments,
+                protocol_name: None,
+                ..sync_req(cl.generation, &cl.member_id, &[])
+            };
+            let (token, r) = h.sync(now, req);
+            match r {
+                Some(r) => clients[i].learn(&ClassicAnswer::Sync(r)),
+                None => drop(owners.insert(token, i)),
+            }
+        }
+        5..=6 => {
+            let r = h.c.classic_heartbeat(now, G, cl.generation, &cl.member_id, cl.instance_id.as_deref());
+            if matches!(r, Err(GroupError::UnknownMemberId { .. } | GroupError::FencedInstanceId { .. })) {
+                clients[i].member_id.clear();
+            }
+            h.settle();
+        }
+        7 if rng.chance(30) => {
+            let by_instance = cl.instance_id.is_some() && rng.chance(50);
+            let who =
+                if by_instance { ("", cl.instance_id.as_deref()) } else { (cl.member_id.as_str(), None) };
+            if h.leave(now, &[who])[0].is_ok() {
+                clients[i].member_id.clear();
+            }
+        }
+        8 => {
+            let offsets =
+                vec![("t".to_string(), 0, CommittedOffset { offset: now, metadata: String::new() })];
+            let _ =
+                h.c.classic_commit(now, G, &cl.member_id, cl.generation, cl.instance_id.as_deref(), offsets);
+            h.settle();
+        }
+        _ => {
+            h.tick(now);
+        }
+    }
+    for (token, answer) in std::mem::take(&mut h.released) {
+        let owner = owners.remove(&token).expect("a released token was held by a client");
+        clients[owner].learn(&answer);
+    }
+}
+
+#[test]
+fn every_held_request_is_answered_exactly_once() {
+    let config = CoordinatorConfig { group_members_max: 4, ..Default::default() };
+    // How often the walk saw each state, so it is known to reach them.
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for seed in 0..60 {
+        let mut rng = Rng::new(seed);
+        let mut h = Harness::new(config.clone());
+        let mut clients: Vec<Client> = (0..6)
+            .map(|n| Client { instance_id: (n < 2).then(|| format!("i{n}")), ..Default::default() })
+            .collect();
+        let mut owners = BTreeMap::new();
+        let mut now = 0;
+        for _ in 0..400 {
+            now += rng.below(4000);
+            operate(&mut h, &mut rng, &mut clients, &mut owners, now);
+            let members = h.c.describe(G).map_or(0, |d| d.members.len());
+            assert!(h.held.len() <= 2 * members, "seed {seed}: {} held for {members} members", h.held.len());
+            *seen.entry(h.state().kafka_name()).or_default() += 1;
+        }
+        // Everyone goes: every request still held is answered.
+        let ids: Vec<String> =
+            h.c.describe(G).map(|d| d.members.into_iter().map(|m| m.member_id).collect()).unwrap_or_default();
+        let list: Vec<(&str, Option<&str>)> = ids.iter().map(|m| (m.as_str(), None)).collect();
+        assert!(h.leave(now + 1, &list).iter().all(Result::is_ok));
+        h.tick(now + 1_000_000);
+        assert!(h.held.is_empty(), "seed {seed}: {:?} never answered", h.held);
+        assert_eq!(h.c.describe(G).map_or(GroupState::Empty, |d| d.state), GroupState::Empty);
+    }
+    for state in [GroupState::PreparingRebalance, GroupState::CompletingRebalance, GroupState::Stable] {
+        let n = seen.get(state.kafka_name()).copied().unwrap_or(0);
+        assert!(n > 100, "{state:?} seen too rarely: {seen:?}");
+    }
+}
+
+#[test]
+fn a_follower_rejoining_with_new_protocols_while_its_sync_is_held_gets_the_sync_answered() {
+    let mut h = Harness::new(Default::default());
+    let (_, a) = h.join(0, range("", b"ma"));
+    let a = a.unwrap().member_id;
+    let (tb, _) = h.join(1, range("", b"mb"));
+    h.join(2, range(&a, b"ma")).1.unwrap();
+    let b = h.joined(tb).member_id;
+    let (tsb, _) = h.sync(3, sync_req(2, &b, &[]));
+    let (tjb, none) = h.join(4, join_req(&b, &[("range", b"mb"), ("roundrobin", b"rr")]));
+    assert!(none.is_none(), "new protocols: a rebalance");
+    assert_eq!(h.synced(tsb).error, Some(GroupError::RebalanceInProgress));
+    let (_, r) = h.join(5, range(&a, b"ma"));
+    assert_eq!(ok(&r.unwrap()).generation_id, 3);
+    assert_eq!(ok(&h.joined(tjb)).generation_id, 3);
+    assert!(h.held.is_empty());
 }

@@ -122,9 +122,13 @@ impl Coordinator {
         if answer_now {
             return Some(g.join_answer(id));
         }
-        let old = std::mem::replace(m, member_of(req, now_ms, token));
-        m.assignment = old.assignment;
-        if let Some(old_token) = old.join_token {
+        // Updated in place: a held sync stays with the member, for `prepare_rebalance` to answer.
+        m.protocols = req.protocols.clone();
+        m.session_timeout_ms = req.session_timeout_ms;
+        m.rebalance_timeout_ms = req.rebalance_timeout_ms;
+        m.client_id = req.client_id.clone();
+        m.client_host = req.client_host.clone();
+        if let Some(old_token) = m.join_token.replace(token) {
             // A member sent a second join while its first was held: the first is answered.
             let answer = JoinResponse::error(id, GroupError::RebalanceInProgress);
             self.classic_answers.push((old_token, ClassicAnswer::Join(answer)));
