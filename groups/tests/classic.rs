@@ -221,6 +221,8 @@ fn two_members_join_the_leader_assigns_and_its_sync_releases_the_follower() {
     assert_eq!(d.state.kafka_name(), "Stable");
     // A sync in a stable group answers at once with the member's assignment.
     assert_eq!(h.sync(400, sync_req(1, &b.member_id, &[])).1.unwrap().assignment, b"B");
+    let other = SyncRequest { protocol_name: Some("roundrobin".into()), ..sync_req(1, &b.member_id, &[]) };
+    assert_eq!(h.sync(401, other).1.unwrap().error, Some(GroupError::InconsistentGroupProtocol));
     assert!(h.held.is_empty());
 }
 
@@ -364,7 +366,12 @@ fn a_static_member_rejoining_with_a_new_id_fences_the_old_one() {
     assert_eq!(again.assignment, b"xc", "the new id keeps the assignment");
     let offsets = vec![("t".to_string(), 0, CommittedOffset { offset: 1, metadata: String::new() })];
     assert_eq!(h.c.classic_commit(23, G, &c, 3, Some("i1"), offsets), Err(fenced));
-    // Leaving by instance id.
+    // Leaving by instance id: with the old member id it is fenced, with none it goes.
+    assert_eq!(
+        h.leave(24, &[(&c, Some("i1"))]),
+        [Err(GroupError::FencedInstanceId { instance_id: "i1".into() })]
+    );
+    assert_eq!(h.state(), GroupState::Stable, "a refused leave changes nothing");
     assert_eq!(h.leave(24, &[("", Some("i1"))]), [Ok(())]);
     assert_eq!(h.state(), GroupState::PreparingRebalance);
 }
