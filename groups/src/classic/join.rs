@@ -7,8 +7,9 @@ use crate::error::GroupError;
 use crate::group::Group;
 
 impl Coordinator {
-    /// Handles a JoinGroup carrying `token`. `None`: the answer is held until the rebalance
-    /// completes, then returned by `take_classic_answers` with `token`. Errors are answers
+    /// Handles a JoinGroup carrying `token` (the node's handle on the request: unique among the
+    /// requests it has waiting). `None`: the answer is held until the rebalance completes,
+    /// then returned by `take_classic_answers` with `token`. Errors are answers
     /// (`JoinResponse::error`); a refused join changes nothing, except that `MemberIdRequired`
     /// remembers the member id it gives. Records are ready in `take_records`.
     pub fn classic_join(&mut self, now_ms: u64, token: u64, req: JoinRequest) -> Option<JoinResponse> {
