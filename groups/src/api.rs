@@ -70,6 +70,10 @@ pub enum GroupState {
     /// Members are still reconciling to the target assignment.
     Assigning,
     Stable,
+    /// A classic group waits for its members to join again (Kafka's `PreparingRebalance`).
+    PreparingRebalance,
+    /// A classic group waits for its leader's assignment (Kafka's `CompletingRebalance`).
+    CompletingRebalance,
     /// Not produced by the coordinator (an unknown or deleted group is `None` in `describe`):
     /// for the node, e.g. for a group whose coordinator is unloading.
     Dead,
@@ -82,8 +86,34 @@ impl fmt::Display for GroupState {
             GroupState::Assigning => "assigning",
             GroupState::Stable => "stable",
             GroupState::Dead => "dead",
+            GroupState::PreparingRebalance => "preparing-rebalance",
+            GroupState::CompletingRebalance => "completing-rebalance",
         })
     }
+}
+
+impl GroupState {
+    /// The state as Kafka's DescribeGroups and ListGroups name it. A native group that is
+    /// still reconciling is `Assigning` (as KIP-848 names it).
+    pub fn kafka_name(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::Assigning => "Assigning",
+            GroupState::Stable => "Stable",
+            GroupState::Dead => "Dead",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+        }
+    }
+}
+
+/// Which protocol a group's members speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupKind {
+    /// The heartbeat protocol (KIP-848); also a group with offsets only that was never classic.
+    Native,
+    /// Kafka's classic protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup).
+    Classic,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +121,8 @@ pub struct GroupListing {
     pub group: String,
     pub state: GroupState,
     pub members: u32,
+    /// "consumer" for a native group; a classic group's protocol type ("" if it never had one).
+    pub protocol_type: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,15 +140,29 @@ pub struct MemberDescription {
     pub target: Vec<TopicPartitions>,
     /// Left with epoch -2: its assignment is held for its instance id until its session ends.
     pub departed: bool,
+    /// A classic member's client id and host, as it joined ("" for a native member).
+    pub client_id: String,
+    pub client_host: String,
+    /// A classic member's metadata for the group's chosen protocol (empty before a protocol is
+    /// chosen, and for a native member).
+    pub metadata: Vec<u8>,
+    /// A classic member's assignment bytes, as its leader gave them (empty for a native member).
+    pub classic_assignment: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupDescription {
     pub group: String,
     pub state: GroupState,
+    /// The group epoch of a native group; the generation of a classic one.
     pub group_epoch: i32,
     pub assignor: Assignor,
     pub members: Vec<MemberDescription>,
+    pub kind: GroupKind,
+    /// "consumer" for a native group; a classic group's protocol type ("" if none yet).
+    pub protocol_type: String,
+    /// A classic group's chosen protocol ("" when none is chosen); a native group's assignor.
+    pub protocol_name: String,
 }
 
 /// A record to persist: key and value bytes (value `None` = tombstone, the key's state is gone).
@@ -134,6 +180,10 @@ pub struct CoordinatorConfig {
     pub session_timeout_ms_min: u32,
     /// The longest session timeout a member may ask for (default 300 s).
     pub session_timeout_ms_max: u32,
+    /// How long the first rebalance of an empty classic group waits for more members to join,
+    /// as Kafka's `group.initial.rebalance.delay.ms` (default 0: it completes as soon as every
+    /// member joined).
+    pub classic_initial_rebalance_delay_ms: u32,
 }
 
 impl Default for CoordinatorConfig {
@@ -142,6 +192,7 @@ impl Default for CoordinatorConfig {
             group_members_max: 1000,
             session_timeout_ms_min: 1000,
             session_timeout_ms_max: 300_000,
+            classic_initial_rebalance_delay_ms: 0,
         }
     }
 }

@@ -8,6 +8,8 @@
 use std::collections::BTreeMap;
 
 use crate::api::{CoordinatorConfig, GroupDescription, GroupListing, Record, TopicSource};
+use crate::classic::api::ClassicAnswer;
+use crate::classic::state::Answers;
 use crate::error::GroupError;
 use crate::group::Group;
 use crate::reconcile::rebalance;
@@ -22,6 +24,9 @@ pub struct Coordinator {
     pub(crate) member_id_prefix: String,
     /// The number of the last member id made.
     pub(crate) next_member: u64,
+    /// Answers to held classic requests, released and not yet taken; at most one join and one
+    /// sync per classic member.
+    pub(crate) classic_answers: Answers,
 }
 
 impl Coordinator {
@@ -32,6 +37,7 @@ impl Coordinator {
             records: Vec::new(),
             member_id_prefix: String::new(),
             next_member: 0,
+            classic_answers: Vec::new(),
         }
     }
 
@@ -49,7 +55,8 @@ impl Coordinator {
             .map(|(name, g)| GroupListing {
                 group: name.clone(),
                 state: g.state(),
-                members: g.members.len() as u32,
+                members: g.member_count() as u32,
+                protocol_type: g.protocol_type(),
             })
             .collect()
     }
@@ -64,9 +71,11 @@ impl Coordinator {
             .groups
             .get_mut(group)
             .ok_or_else(|| GroupError::GroupIdNotFound { group: group.to_owned() })?;
-        if !g.members.is_empty() {
-            return Err(GroupError::GroupNotEmpty { members: g.members.len() as u32 });
+        if g.member_count() > 0 {
+            return Err(GroupError::GroupNotEmpty { members: g.member_count() as u32 });
         }
+        // Member ids given and not yet joined with are forgotten with the group.
+        g.classic.pending.clear();
         let keys: Vec<(String, u32)> = g.offsets.keys().cloned().collect();
         g.offsets.clear();
         g.dirty.offsets.extend(keys);
@@ -91,12 +100,18 @@ impl Coordinator {
 
     /// Removes members whose session ended or that did not release within their rebalance
     /// timeout, and computes new targets where that or a partition count changed the group.
-    /// Returns the earliest time at which a member would expire, if any.
+    /// In classic groups, also completes or restarts rebalances whose timeout passed (see
+    /// `tick_classic`), releasing answers to `take_classic_answers`. Returns the earliest time
+    /// at which something would be due (a member expire, a rebalance time out), if any.
     pub fn tick(&mut self, now_ms: u64, topics: &dyn TopicSource) -> Option<u64> {
         let names: Vec<String> = self.groups.keys().cloned().collect();
         let mut next: Option<u64> = None;
+        let delay = self.config.classic_initial_rebalance_delay_ms;
         for name in names {
             let g = self.groups.get_mut(&name).expect("listed above");
+            if let Some(due) = g.tick_classic(now_ms, delay, &mut self.classic_answers) {
+                next = Some(next.map_or(due, |n| n.min(due)));
+            }
             let expired: Vec<String> =
                 g.members.iter().filter(|(_, m)| m.expired(now_ms)).map(|(id, _)| id.clone()).collect();
             for id in &expired {
@@ -113,6 +128,14 @@ impl Coordinator {
         next
     }
 
+    /// The answers to held classic requests released since the last call (by a completed
+    /// rebalance, a leader's sync, a timeout, a leave or a removal), each with the token of its
+    /// request. Every held request is answered exactly once. The node appends the records of
+    /// the same change (`take_records`) before it sends these.
+    pub fn take_classic_answers(&mut self) -> Vec<(u64, ClassicAnswer)> {
+        std::mem::take(&mut self.classic_answers)
+    }
+
     /// The records of every change since the last call, in the order they must be appended.
     pub fn take_records(&mut self) -> Vec<Record> {
         std::mem::take(&mut self.records)
@@ -123,7 +146,7 @@ impl Coordinator {
     pub fn check_invariants(&self) -> Result<(), String> {
         for (name, g) in &self.groups {
             g.check().map_err(|e| format!("group {name}: {e}"))?;
-            if g.members.is_empty() && g.offsets.is_empty() {
+            if g.members.is_empty() && !g.has_classic() && g.offsets.is_empty() {
                 return Err(format!("group {name} kept with no members and no offsets"));
             }
         }
@@ -163,7 +186,7 @@ impl Coordinator {
     pub(crate) fn flush(&mut self, gid: &str) {
         let Some(g) = self.groups.get_mut(gid) else { return };
         let dirty = std::mem::take(&mut g.dirty);
-        let gone = g.members.is_empty() && g.offsets.is_empty();
+        let gone = g.members.is_empty() && !g.has_classic() && g.offsets.is_empty();
         let group = gid.to_owned();
         if dirty.meta && !gone {
             let key = encode_key(&Key::Group { group: group.clone() });

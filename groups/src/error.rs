@@ -29,6 +29,23 @@ pub enum GroupError {
     GroupNotEmpty { members: u32 },
     #[error("unknown group {group:?}")]
     GroupIdNotFound { group: String },
+    /// A classic JoinGroup (v4+) of a new member without an instance id: the member is known
+    /// now, under `member_id`, and must join again with it.
+    #[error("member id required: join again as {member_id:?}")]
+    MemberIdRequired { member_id: String },
+    /// A classic request of a generation other than the group's.
+    #[error("illegal generation {got}: the group is at generation {expected}")]
+    IllegalGeneration { expected: i32, got: i32 },
+    /// The classic group is rebalancing: the member must join again.
+    #[error("the group is rebalancing")]
+    RebalanceInProgress,
+    /// A classic join to a group with native members, a native join to a group with classic
+    /// members, or a classic member whose protocol type or protocols the group does not share.
+    #[error("inconsistent group protocol")]
+    InconsistentGroupProtocol,
+    /// A classic request of a static member whose instance id another member id now holds.
+    #[error("instance id {instance_id:?} is held by another member id")]
+    FencedInstanceId { instance_id: String },
     /// A record read back from the log that does not decode: the partition holds data this
     /// version cannot read, so loading stops rather than forget state.
     #[error("corrupt group record: {reason}")]

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::{CommittedOffset, GroupDescription, GroupState, TopicSource};
 use crate::assignor::{self, Assignment, Assignor, Subscriptions};
+use crate::classic::state::{ClassicGroup, ClassicMeta};
 use crate::member::Member;
 
 /// A group's persisted metadata: the value of its group record (see `records`).
@@ -17,6 +18,10 @@ pub(crate) struct GroupMeta {
     /// The partition counts of the subscribed topics when the target was last computed: a
     /// change means a new target.
     pub partition_counts: BTreeMap<String, u32>,
+    /// Present once the group has had classic members; kept, so its generation never goes back.
+    /// Records written before it existed read as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classic: Option<ClassicMeta>,
 }
 
 /// A committed offset with the time it was committed.
@@ -41,6 +46,8 @@ pub(crate) struct Group {
     pub offsets: BTreeMap<(String, u32), StoredOffset>,
     /// Which member holds each partition (assigned or revoking); derived from `members`.
     pub holders: BTreeMap<(String, u32), String>,
+    /// Classic members and the rebalance they are in; empty while native members exist.
+    pub classic: ClassicGroup,
     pub dirty: Dirty,
 }
 
@@ -95,7 +102,15 @@ impl Group {
         self.meta.partition_counts = counts;
     }
 
+    /// Native and classic members.
+    pub fn member_count(&self) -> usize {
+        self.members.len() + self.classic.members.len()
+    }
+
     pub fn state(&self) -> GroupState {
+        if self.kind() == crate::api::GroupKind::Classic {
+            return self.classic_state();
+        }
         if self.members.is_empty() {
             return GroupState::Empty;
         }
@@ -108,12 +123,18 @@ impl Group {
     }
 
     pub fn describe(&self, group: &str) -> GroupDescription {
+        if self.kind() == crate::api::GroupKind::Classic {
+            return self.describe_classic(group);
+        }
         GroupDescription {
             group: group.to_owned(),
             state: self.state(),
             group_epoch: self.meta.group_epoch,
             assignor: self.meta.assignor,
             members: self.members.iter().map(|(id, m)| m.describe(id)).collect(),
+            kind: crate::api::GroupKind::Native,
+            protocol_type: self.protocol_type(),
+            protocol_name: self.meta.assignor.to_string(),
         }
     }
 
@@ -136,6 +157,6 @@ impl Group {
         if seen != self.holders {
             return Err("the holder index differs from the members".to_owned());
         }
-        Ok(())
+        self.check_classic()
     }
 }

@@ -84,6 +84,9 @@ impl Coordinator {
     /// Decides how a join goes, or why it is refused, before anything changes.
     fn how_to_join(&self, gid: &str, req: &HeartbeatRequest) -> Result<Join, GroupError> {
         let group = self.groups.get(gid);
+        if group.is_some_and(|g| g.has_classic()) {
+            return Err(GroupError::InconsistentGroupProtocol);
+        }
         if !req.member_id.is_empty() {
             let unknown = || GroupError::UnknownMemberId { member_id: req.member_id.clone() };
             let member = group.and_then(|g| g.members.get(&req.member_id)).ok_or_else(unknown)?;

@@ -50,6 +50,51 @@
 //! - **Offsets.** A member commits with its current epoch (`StaleMemberEpoch` if older); it may
 //!   commit any partition. An admin commit (member "" and epoch -1) needs an empty group.
 //!
+//! # Classic groups
+//!
+//! Unmodified Kafka clients speak the classic protocol (`classic_join`, `classic_sync`,
+//! `classic_heartbeat`, `classic_leave`, `classic_commit`), with client-side assignment: the
+//! group's leader computes the assignment, opaque bytes to the coordinator. It follows Kafka's
+//! group coordinator:
+//!
+//! - **Namespace.** Classic and native groups share group ids and committed offsets. A group
+//!   id is one kind at a time while it has members: a classic join to a group with native
+//!   members, or a native join to a group with classic members (or member ids given to
+//!   classic members not yet joined), is refused `InconsistentGroupProtocol`. A group with
+//!   offsets only may be taken by either kind.
+//! - **Rebalance.** A join (a new member, a leader joining again, a member with new
+//!   protocols) or a member going moves the group to `PreparingRebalance`; members learn of
+//!   it by `RebalanceInProgress` on their heartbeat and join again. The rebalance completes
+//!   when every member has joined again (and no member id given with `MemberIdRequired` is
+//!   outstanding), or at the rebalance timeout (the largest of the members'), when members
+//!   that did not join again are removed. On completion the generation bumps, the protocol is
+//!   chosen by Kafka's vote (each member votes for the first protocol it lists among those
+//!   all support), the leader is kept if it joined again (else another member leads), and
+//!   every held join is answered: the leader's lists every member with its metadata. The
+//!   group is then `CompletingRebalance` until the leader's sync gives the assignments, which
+//!   answers the held syncs and makes the group `Stable`. If the leader does not sync within
+//!   the rebalance timeout, it and the other members that did not sync are removed and the
+//!   group rebalances.
+//! - **Held requests.** A join or sync that must wait returns `None`; its answer comes later
+//!   from `take_classic_answers` with the token the node gave. Every held request is answered
+//!   exactly once: by the rebalance, the leader's sync, a timeout in `tick`, or with an error
+//!   when its member goes (left, removed, fenced, or sent another request in its place).
+//! - **Sessions.** Any join, sync or heartbeat refreshes a member's session; `tick` removes a
+//!   member whose session ended, except while it has a request held (the rebalance timeout
+//!   covers it then), and restarts a member's session when its held request is answered.
+//! - **Static members.** A join with no member id and an instance id a member holds gives a
+//!   new member id that takes the old one's place and assignment; the old id is fenced
+//!   (`FencedInstanceId` when it names its instance id, `UnknownMemberId` otherwise). A stable
+//!   group, with the same protocols and a follower replaced, does not rebalance.
+//! - **Offsets.** A classic member commits with its generation: refused `UnknownMemberId`,
+//!   `FencedInstanceId`, `IllegalGeneration`, or `RebalanceInProgress` while the group
+//!   completes a rebalance; accepted in the current generation while it prepares one (as in
+//!   current Kafka). Member "" with generation -1 is an admin commit, for a group without
+//!   members.
+//! - **Persistence.** Only the generation and protocol type and name are persisted (in the
+//!   group record): classic members rejoin after a reload, as Kafka clients do on
+//!   `UNKNOWN_MEMBER_ID`, and the generation never goes back while the group has offsets.
+//!
 //! # Records
 //!
 //! Every change yields records (`Coordinator::take_records`, layout in `records`): one per
@@ -63,6 +108,7 @@
 
 mod api;
 pub mod assignor;
+mod classic;
 mod coordinator;
 mod error;
 mod group;
@@ -75,10 +121,11 @@ mod replay;
 mod validate;
 
 pub use api::{
-    CommittedOffset, CoordinatorConfig, GroupDescription, GroupListing, GroupState, HeartbeatRequest,
-    HeartbeatResponse, MemberDescription, Record, TopicPartitions, TopicSource,
+    CommittedOffset, CoordinatorConfig, GroupDescription, GroupKind, GroupListing, GroupState,
+    HeartbeatRequest, HeartbeatResponse, MemberDescription, Record, TopicPartitions, TopicSource,
 };
 pub use assignor::Assignor;
+pub use classic::api::{ClassicAnswer, JoinRequest, JoinResponse, JoinedMember, SyncRequest, SyncResponse};
 pub use coordinator::Coordinator;
 pub use error::GroupError;
 pub use validate::group_id as check_group_id;
@@ -103,3 +150,13 @@ pub const COMMIT_OFFSETS_MAX: usize = 10_000;
 pub const GROUP_OFFSETS_MAX: usize = 100_000;
 /// The most groups one coordinator keeps.
 pub const COORDINATOR_GROUPS_MAX: usize = 100_000;
+/// The most protocols one classic join lists.
+pub const CLASSIC_PROTOCOLS_MAX: usize = 64;
+/// The longest classic protocol type or protocol name, in bytes.
+pub const PROTOCOL_NAME_BYTES_MAX: usize = 255;
+/// The longest client id or client host of a classic member, in bytes.
+pub const CLIENT_ID_BYTES_MAX: usize = 255;
+/// The most protocol metadata one classic join carries, all its protocols together, in bytes.
+pub const CLASSIC_METADATA_BYTES_MAX: usize = 1 << 20;
+/// The longest assignment a classic leader gives one member, in bytes.
+pub const CLASSIC_ASSIGNMENT_BYTES_MAX: usize = 1 << 20;

@@ -80,6 +80,10 @@ impl Member {
             revoking: to_list(&s.revoking),
             target: to_list(&s.target),
             departed: s.departed,
+            client_id: String::new(),
+            client_host: String::new(),
+            metadata: Vec::new(),
+            classic_assignment: Vec::new(),
         }
     }
 }

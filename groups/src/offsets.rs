@@ -27,6 +27,16 @@ impl Coordinator {
     ) -> Result<(), GroupError> {
         crate::validate::commit(group, member_id, &offsets)?;
         self.check_committer(group, member_id, member_epoch)?;
+        self.store_offsets(now_ms, group, offsets)
+    }
+
+    /// Stores offsets whose committer was checked; refused beyond `GROUP_OFFSETS_MAX`.
+    pub(crate) fn store_offsets(
+        &mut self,
+        now_ms: u64,
+        group: &str,
+        offsets: Vec<(String, u32, CommittedOffset)>,
+    ) -> Result<(), GroupError> {
         let existing = self.groups.get(group);
         let added = offsets
             .iter()
@@ -53,13 +63,7 @@ impl Coordinator {
     fn check_committer(&self, group: &str, member_id: &str, member_epoch: i32) -> Result<(), GroupError> {
         let g = self.groups.get(group);
         if member_id.is_empty() && member_epoch == -1 {
-            return match g {
-                Some(g) if !g.members.is_empty() => {
-                    Err(GroupError::GroupNotEmpty { members: g.members.len() as u32 })
-                }
-                Some(_) => Ok(()),
-                None => self.check_room_for_group(),
-            };
+            return self.check_admin_commit(group);
         }
         let member = g
             .and_then(|g| g.members.get(member_id))
@@ -69,6 +73,17 @@ impl Coordinator {
             std::cmp::Ordering::Less => Err(GroupError::StaleMemberEpoch { expected, got: member_epoch }),
             std::cmp::Ordering::Greater => Err(GroupError::FencedMemberEpoch { expected, got: member_epoch }),
             std::cmp::Ordering::Equal => Ok(()),
+        }
+    }
+
+    /// An admin commit needs a group without members, native or classic.
+    pub(crate) fn check_admin_commit(&self, group: &str) -> Result<(), GroupError> {
+        match self.groups.get(group) {
+            Some(g) if g.member_count() > 0 => {
+                Err(GroupError::GroupNotEmpty { members: g.member_count() as u32 })
+            }
+            Some(_) => Ok(()),
+            None => self.check_room_for_group(),
         }
     }
 

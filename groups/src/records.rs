@@ -15,7 +15,11 @@
 //! computed on, and the number of the next member id it makes
 //!   key    u8 2 | str group
 //!   value  u8 0 | JSON {"group_epoch": i32, "assignor": "range"|"roundrobin"|"sticky",
-//!                       "partition_counts": {topic: u32}}
+//!                       "partition_counts": {topic: u32},
+//!                       "classic": {"generation": i32, "protocol_type": str|null,
+//!                                   "protocol_name": str|null}}
+//!   ("classic" is absent for a group that never had classic members, and in records
+//!   written before classic groups existed)
 //!
 //! member (type 3): one member's state
 //!   key    u8 3 | str group | str member_id
@@ -35,6 +39,14 @@
 //! offsets (or is deleted), its member and offset tombstones come first, then the group's
 //! tombstone. Within one change, tombstones of members come before records of members, so a
 //! partition handed from a removed member to its successor is never held twice on replay.
+//!
+//! Classic groups (Kafka's JoinGroup protocol) persist only their group record's "classic"
+//! field, written whenever the generation bumps: their members, held requests and assignment
+//! bytes are not persisted, and their members join again after a reload (as Kafka's clients do
+//! on UNKNOWN_MEMBER_ID). A reloaded classic group is therefore empty, at its last generation,
+//! so a later rebalance makes a newer generation and a member of an older one can never commit.
+//! A reloaded classic group with no offsets holds nothing: the first tick forgets it, with a
+//! tombstone.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

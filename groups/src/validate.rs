@@ -7,14 +7,14 @@ use crate::{
     SUBSCRIPTION_TOPICS_MAX, TOPIC_NAME_BYTES_MAX,
 };
 
-fn bounded(what: &str, s: &str, max: usize) -> Result<(), GroupError> {
+pub(crate) fn bounded(what: &str, s: &str, max: usize) -> Result<(), GroupError> {
     if s.len() > max {
         return Err(GroupError::invalid(format!("{what} of {} bytes, above the limit of {max}", s.len())));
     }
     Ok(())
 }
 
-fn named(what: &str, s: &str, max: usize) -> Result<(), GroupError> {
+pub(crate) fn named(what: &str, s: &str, max: usize) -> Result<(), GroupError> {
     if s.is_empty() {
         return Err(GroupError::invalid(format!("an empty {what}")));
     }

@@ -114,3 +114,90 @@ fn a_record_that_does_not_decode_is_refused() {
     assert!(matches!(c.replay(0, &[2, 0, 1, b'g'], Some(b"\0{")), Err(GroupError::CorruptRecord { .. })));
     assert!(c.list().is_empty());
 }
+
+fn classic_join(group: &str, member_id: &str) -> weir_groups::JoinRequest {
+    weir_groups::JoinRequest {
+        group: group.to_owned(),
+        member_id: member_id.to_owned(),
+        instance_id: None,
+        protocol_type: "consumer".to_owned(),
+        protocols: vec![("range".to_owned(), b"meta".to_vec())],
+        session_timeout_ms: SESSION_MS,
+        rebalance_timeout_ms: REBALANCE_MS,
+        require_known_member_id: false,
+        client_id: String::new(),
+        client_host: String::new(),
+    }
+}
+
+fn classic_sync(group: &str, generation_id: i32, member_id: &str) -> weir_groups::SyncRequest {
+    weir_groups::SyncRequest {
+        group: group.to_owned(),
+        generation_id,
+        member_id: member_id.to_owned(),
+        instance_id: None,
+        protocol_type: None,
+        protocol_name: None,
+        assignments: vec![(member_id.to_owned(), b"a".to_vec())],
+    }
+}
+
+/// A classic group's generation survives a reload (its members do not: they join again), so
+/// a member of an older generation can never commit into a newer one.
+#[test]
+fn a_replayed_classic_group_keeps_its_generation_and_offsets() {
+    use weir_groups::{GroupKind, GroupState};
+    let mut c = Coordinator::new(Default::default());
+    let mut log = Vec::new();
+    let mut generation = 0;
+    for round in 0..3u64 {
+        let now = round * 100;
+        let j = c.classic_join(now, 2 * round, classic_join("g", "")).unwrap();
+        generation = j.generation_id;
+        c.classic_sync(now + 1, 2 * round + 1, classic_sync("g", generation, &j.member_id)).unwrap();
+        let offsets =
+            vec![("t".to_string(), 0, CommittedOffset { offset: now, metadata: format!("r{round}") })];
+        c.classic_commit(now + 2, "g", &j.member_id, generation, None, offsets).unwrap();
+        // A classic group without offsets goes with its members.
+        let other = c.classic_join(now, 100 + round, classic_join("h", "")).unwrap();
+        log.extend(c.take_records().into_iter().map(|r| (r.key, r.value)));
+        for records in [log.clone(), compacted(&log)] {
+            let mut d = replayed(&records, now + 3);
+            let desc = d.describe("g").unwrap();
+            assert_eq!(
+                (desc.kind, desc.state, desc.group_epoch),
+                (GroupKind::Classic, GroupState::Empty, generation)
+            );
+            assert_eq!(desc.protocol_type, "consumer");
+            assert_eq!(d.fetch_offsets("g", None), c.fetch_offsets("g", None));
+            // The old member is unknown; its commit is refused and it joins again, one
+            // generation on, under an id never made before.
+            let late = vec![("t".to_string(), 0, CommittedOffset { offset: 0, metadata: String::new() })];
+            assert!(d.classic_commit(now + 3, "g", &j.member_id, generation, None, late).is_err());
+            let again = d.classic_join(now + 4, 0, classic_join("g", "")).unwrap();
+            assert_eq!(again.generation_id, generation + 1);
+            assert!(![&j.member_id, &other.member_id].contains(&&again.member_id));
+            // Group h held nothing but its members: the first tick forgets it, with a tombstone.
+            d.tick(now + 5, &BTreeMap::new());
+            d.check_invariants().unwrap();
+            assert!(d.describe("h").is_none());
+            let tail: Vec<_> = d.take_records().into_iter().map(|r| (r.key, r.value)).collect();
+            let mut all = records.clone();
+            all.extend(tail);
+            assert!(replayed(&all, now + 6).describe("h").is_none());
+        }
+        let gone = c.classic_leave(now + 50, "h", vec![(other.member_id.clone(), None)]);
+        assert_eq!(gone, [Ok(())]);
+        assert_eq!(c.classic_leave(now + 50, "g", vec![(j.member_id.clone(), None)]), [Ok(())]);
+        assert!(c.take_classic_answers().is_empty());
+    }
+    log.extend(c.take_records().into_iter().map(|r| (r.key, r.value)));
+    let d = replayed(&log, 1000);
+    assert_same(&c, &d);
+    assert!(d.describe("h").is_none());
+    assert_eq!(
+        d.describe("g").unwrap().group_epoch,
+        generation + 1,
+        "leaving emptied it: one more generation"
+    );
+}
