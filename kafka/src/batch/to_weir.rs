@@ -1,0 +1,193 @@
+//! Kafka v2 batches (a Produce request's records) to Weir batches, one for one.
+
+use super::compression::{Codec, decompress};
+use super::header::{KAFKA_HEADER_BYTES, KafkaBatchHeader, MAGIC_V2, compute_crc};
+use super::record::{KafkaRecord, RECORD_BYTES_MIN, RecordWalker};
+use crate::error::BatchConvertError;
+use std::borrow::Cow;
+use weir_log::batch::{Batch, BatchBuilder, BuildError, ProducerStamp, Record};
+
+/// Where the magic byte sits in every Kafka message format, old and new.
+const MAGIC_AT: usize = 16;
+/// Smallest `batch_bytes_max` a Weir builder accepts (header and fixed payload).
+const BATCH_BYTES_MIN: usize = 256;
+
+/// Bounds on one conversion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvertLimits {
+    /// Largest Weir batch, in bytes, and also the most a Kafka batch's records may decompress
+    /// to: the records' bytes all reach the Weir batch, so a larger output could not fit anyway.
+    pub batch_bytes_max: usize,
+}
+
+impl ConvertLimits {
+    /// Panics when `batch_bytes_max` is below 256 bytes, too small for any Weir batch: that is
+    /// a configuration error, not a bad request.
+    pub fn new(batch_bytes_max: usize) -> Self {
+        assert!(batch_bytes_max >= BATCH_BYTES_MIN, "batch_bytes_max below {BATCH_BYTES_MIN}");
+        Self { batch_bytes_max }
+    }
+}
+
+/// One Kafka batch converted: the Weir batch and what the node needs to answer the Produce.
+#[derive(Debug, Clone)]
+pub struct Converted {
+    /// Sealed with base offset 0; the leader patches offsets as for any batch.
+    pub batch: Batch,
+    pub record_count: u32,
+    /// The codec the producer used (the Weir batch is stored uncompressed).
+    pub codec: Codec,
+    /// Whether any record's key is null: a compacted topic refuses such records.
+    pub has_null_key: bool,
+    /// The largest record timestamp.
+    pub max_timestamp: i64,
+    /// Bytes of the Kafka batch as received, compressed.
+    pub kafka_bytes: usize,
+}
+
+/// Converts the `records` field of one partition in a Produce request, one or more Kafka v2
+/// batches back to back, to one Weir batch each. All or nothing: the first bad batch fails the
+/// whole field, as Kafka fails the partition.
+///
+/// What does not carry over: a null header value becomes an empty one (Weir headers have no
+/// null), record attributes (unused by Kafka) are dropped, the batch's maxTimestamp is
+/// recomputed from the records, and the timestamp-type bit is ignored (a producer's timestamps
+/// are create times).
+pub fn kafka_to_weir(records: &[u8], limits: &ConvertLimits) -> Result<Vec<Converted>, BatchConvertError> {
+    if records.is_empty() {
+        return Err(BatchConvertError::Truncated { needed: KAFKA_HEADER_BYTES, available: 0 });
+    }
+    let mut out = Vec::new();
+    let mut rest = records;
+    while !rest.is_empty() {
+        let converted = convert_one(rest, limits)?;
+        rest = &rest[converted.kafka_bytes..];
+        out.push(converted);
+    }
+    Ok(out)
+}
+
+/// Checks the frame, CRC and header of the batch at the start of `bytes`; returns the header
+/// and the batch's bytes.
+fn check_batch(bytes: &[u8]) -> Result<(KafkaBatchHeader, &[u8]), BatchConvertError> {
+    // The magic is at the same place in the old message formats, which are shorter than v2's
+    // header: check it first so that an old message set is named as such.
+    if let Some(&magic) = bytes.get(MAGIC_AT)
+        && magic as i8 != MAGIC_V2
+    {
+        return Err(BatchConvertError::UnsupportedMagic { magic: magic as i8 });
+    }
+    let h = KafkaBatchHeader::parse(bytes)?;
+    let len = h.total_len().ok_or(BatchConvertError::BadBatchLength { batch_length: h.batch_length })?;
+    if len > bytes.len() {
+        return Err(BatchConvertError::Truncated { needed: len, available: bytes.len() });
+    }
+    let batch = &bytes[..len];
+    let actual = compute_crc(batch);
+    if actual != h.crc {
+        return Err(BatchConvertError::CrcMismatch { expected: h.crc, actual });
+    }
+    let refuse = |feature| Err(BatchConvertError::Unsupported { feature });
+    if h.is_transactional() {
+        return refuse("transactional batches");
+    }
+    if h.is_control() {
+        return refuse("control batches");
+    }
+    if h.has_delete_horizon() {
+        return refuse("delete horizons");
+    }
+    if h.records_count < 1 {
+        return Err(BatchConvertError::InvalidRecordCount {
+            count: h.records_count,
+            bytes: len - KAFKA_HEADER_BYTES,
+        });
+    }
+    let expected = i64::from(h.records_count) - 1;
+    if i64::from(h.last_offset_delta) != expected {
+        let found = i64::from(h.last_offset_delta);
+        return Err(BatchConvertError::InvalidOffsetDeltas { field: "lastOffsetDelta", expected, found });
+    }
+    Ok((h, batch))
+}
+
+fn convert_one(bytes: &[u8], limits: &ConvertLimits) -> Result<Converted, BatchConvertError> {
+    let (h, batch) = check_batch(bytes)?;
+    let codec = h.codec()?;
+    let compressed = &batch[KAFKA_HEADER_BYTES..];
+    let section: Cow<'_, [u8]> = match codec {
+        Codec::None => Cow::Borrowed(compressed),
+        codec => Cow::Owned(decompress(codec, compressed, limits.batch_bytes_max)?),
+    };
+    // Refused before anything is allocated per record: each record takes 7 bytes at least.
+    let count = h.records_count as usize;
+    if count > section.len() / RECORD_BYTES_MIN {
+        return Err(BatchConvertError::InvalidRecordCount { count: h.records_count, bytes: section.len() });
+    }
+    let built = build(&h, &section, limits)?;
+    let stamp = ProducerStamp {
+        producer_id: h.producer_id,
+        producer_epoch: h.producer_epoch,
+        base_sequence: h.base_sequence,
+    };
+    Ok(Converted {
+        batch: built.builder.seal(stamp),
+        record_count: h.records_count as u32,
+        codec,
+        has_null_key: built.has_null_key,
+        max_timestamp: built.max_timestamp,
+        kafka_bytes: batch.len(),
+    })
+}
+
+/// A builder holding a batch's records, and what was learnt walking them.
+struct Built {
+    builder: BatchBuilder,
+    has_null_key: bool,
+    max_timestamp: i64,
+}
+
+/// Walks the records section and pushes every record into a Weir builder.
+fn build(h: &KafkaBatchHeader, section: &[u8], limits: &ConvertLimits) -> Result<Built, BatchConvertError> {
+    let mut builder = BatchBuilder::new(limits.batch_bytes_max);
+    let mut walker = RecordWalker::new(section, h.records_count as usize);
+    // One scratch list for every record's headers, so a record costs no allocation.
+    let mut headers: Vec<(&[u8], &[u8])> = Vec::new();
+    let (mut has_null_key, mut max_timestamp) = (false, i64::MIN);
+    let mut index = 0usize;
+    while let Some(r) = walker.next_record()? {
+        if i64::from(r.offset_delta) != index as i64 {
+            let (expected, found) = (index as i64, i64::from(r.offset_delta));
+            return Err(BatchConvertError::InvalidOffsetDeltas { field: "offsetDelta", expected, found });
+        }
+        let timestamp = timestamp_of(h, &r, index)?;
+        headers.clear();
+        // Weir headers have no null value: a null one is stored empty.
+        headers.extend(r.headers().map(|(k, v)| (k, v.unwrap_or_default())));
+        let record = Record { key: r.key, value: r.value, headers: &headers, timestamp };
+        builder.push(&record).map_err(|e| build_error(e, limits))?;
+        has_null_key |= r.key.is_none();
+        max_timestamp = max_timestamp.max(timestamp);
+        index += 1;
+    }
+    walker.finish()?;
+    Ok(Built { builder, has_null_key, max_timestamp })
+}
+
+fn timestamp_of(h: &KafkaBatchHeader, r: &KafkaRecord<'_>, index: usize) -> Result<i64, BatchConvertError> {
+    h.base_timestamp.checked_add(r.timestamp_delta).ok_or(BatchConvertError::TimestampOverflow {
+        index,
+        base: h.base_timestamp,
+        delta: r.timestamp_delta,
+    })
+}
+
+fn build_error(e: BuildError, limits: &ConvertLimits) -> BatchConvertError {
+    match e {
+        BuildError::TimestampSpan { timestamp, first } => {
+            BatchConvertError::TimestampSpan { timestamp, first }
+        }
+        // `Full`, and any kind a later builder adds: the record does not fit the batch.
+        _ => BatchConvertError::TooLarge { what: "Weir batch", limit: limits.batch_bytes_max },
+    }
+}
