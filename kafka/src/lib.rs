@@ -8,5 +8,6 @@
 //! - `batch`: record batches in Kafka's v2 format, converted to Weir's and back.
 
 pub mod error;
+pub mod guard;
 
-pub use error::KafkaError;
+pub use error::{GuardError, KafkaError};
