@@ -417,7 +417,7 @@ const INIT_PRODUCER_ID: Message = Message {
     body: Struct::new(
         // InitProducerIdRequest
         &[
-            Field::new("transactional_id", Kind::NullableString, 3, MAX),
+            Field::new("transactional_id", Kind::NullableString, 0, MAX),
             Field::new("transaction_timeout_ms", Kind::Int32, 0, MAX),
             Field::new("producer_id", Kind::Int64, 3, MAX),
             Field::new("producer_epoch", Kind::Int16, 3, MAX),
