@@ -4,6 +4,7 @@
 
 mod alloc;
 mod decode;
+mod refusals;
 mod requests;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -42,9 +43,8 @@ fn check_hostile(api_key: i16, version: i16, frame: &[u8]) -> Result<bool, Strin
         return Ok(false);
     }
     let body = Bytes::copy_from_slice(frame);
-    let (outcome, largest) = alloc::largest_during(|| {
-        catch_unwind(AssertUnwindSafe(|| decode::decode(api_key, version, body)))
-    });
+    let (outcome, largest) =
+        alloc::largest_during(|| catch_unwind(AssertUnwindSafe(|| decode::decode(api_key, version, body))));
     let context = || format!("API {api_key} v{version}, frame {frame:02x?}");
     if outcome.is_err() {
         return Err(format!("decoder panicked on a frame the guard passed: {}", context()));
