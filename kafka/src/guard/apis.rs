@@ -1,6 +1,7 @@
 //! The request schemas, one table per API, transcribed from Kafka's message definitions
 //! (`*Request.json`) for the versions listed in each `Message`. Field names follow the
-//! definitions in snake case. Fields that exist up to the highest version known say `MAX`.
+//! definitions in snake case; `MAX` marks a field still present at its message's highest
+//! version.
 
 use super::schema::{Field, Kind, MAX, Message, Struct, TaggedField};
 
@@ -516,3 +517,35 @@ pub(super) const MESSAGES: &[&Message] = &[
     &DESCRIBE_CONFIGS,
     &DESCRIBE_CLUSTER,
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_struct(message: &Message, schema: &Struct) {
+        for field in schema.fields.iter().chain(schema.tagged.iter().map(|t| &t.field)) {
+            assert!(field.since <= field.until, "API {} field {}", message.api_key, field.name);
+            let element = match &field.kind {
+                Kind::Array(element) | Kind::NullableArray(element) => element,
+                other => other,
+            };
+            if let Kind::Struct(inner) = element {
+                check_struct(message, inner);
+            }
+        }
+        for tagged in schema.tagged {
+            // Tagged fields exist only in flexible versions.
+            assert!(tagged.field.since >= message.flexible_from, "{}", tagged.field.name);
+        }
+    }
+
+    #[test]
+    fn tables_are_consistent() {
+        for (i, message) in MESSAGES.iter().enumerate() {
+            assert!(message.min_version <= message.max_version, "API {}", message.api_key);
+            let duplicate = MESSAGES[..i].iter().any(|m| m.api_key == message.api_key);
+            assert!(!duplicate, "API {} listed twice", message.api_key);
+            check_struct(message, &message.body);
+        }
+    }
+}

@@ -20,8 +20,9 @@ mod walk;
 
 use crate::error::GuardError;
 
-/// Checks a request body (the bytes after the request header, including the header's tagged
-/// fields in header v2) against the schema of `api_key` at `api_version`.
+/// Checks a request body against the schema of `api_key` at `api_version`. The body is what
+/// follows the request header; in header v2 the header ends with its own tagged fields, which
+/// the caller has already consumed with the header.
 ///
 /// Returns `UnsupportedVersion` without reading the body when the guard has no schema for the
 /// pair; the caller answers those itself.
