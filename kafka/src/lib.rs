@@ -10,4 +10,4 @@
 pub mod error;
 pub mod guard;
 
-pub use error::{GuardError, KafkaError};
+pub use error::KafkaError;

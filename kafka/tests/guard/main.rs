@@ -10,7 +10,7 @@ mod requests;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use bytes::Bytes;
-use weir_kafka::GuardError;
+use weir_kafka::error::GuardError;
 use weir_kafka::guard::check_request;
 
 #[global_allocator]

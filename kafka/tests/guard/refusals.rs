@@ -3,7 +3,7 @@
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::FetchRequest;
 use kafka_protocol::protocol::Encodable;
-use weir_kafka::GuardError;
+use weir_kafka::error::GuardError;
 use weir_kafka::guard::check_request;
 
 const METADATA: i16 = 3;
