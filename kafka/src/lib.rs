@@ -14,6 +14,7 @@
 pub mod batch;
 pub mod codes;
 pub mod error;
+pub mod guard;
 pub mod versions;
 
 pub use error::{BatchConvertError, KafkaError};
