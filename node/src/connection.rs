@@ -4,7 +4,7 @@
 //! loop, which applies the connection limits.
 
 use crate::connection_limits::ConnectionLimits;
-use crate::frame_reader::{Frame, FrameReader, Read};
+use crate::frame_reader::{Frame, FrameReader, Framing, Native, Read};
 use crate::frontend::native::{decode_error_code, error_frame, handle};
 use crate::request_memory::{RequestMemory, ShardMemory};
 use crate::shard::Shard;
@@ -15,8 +15,46 @@ use glommio::net::TcpListener;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
-use weir_net::ErrorCode;
 use weir_net::frame::{FRAME_HEADER_BYTES, FrameHeader};
+use weir_net::{DecodeError, ErrorCode};
+
+/// A protocol a connection speaks: how its frames are delimited, how a request is handled, and
+/// what a client is told when its frames do not decode or it is refused. The connection's
+/// reading, budgets, timeouts and answer ordering are the same for every protocol.
+pub trait Protocol: 'static {
+    type Framing: Framing;
+    /// The answer sent, before closing, to a frame header that does not decode; empty closes
+    /// without a word (Kafka's way).
+    fn malformed(e: &DecodeError) -> Vec<u8>;
+    /// What a client refused at accept (over a connection limit, or out of fds) is told.
+    fn refusal(reason: String) -> Vec<u8>;
+    /// Starts handling one request; returns its cost in the connection's budget (its frame and
+    /// the most its answer may take) and its answer to come. The request runs as a detached
+    /// task: a connection that fails drops its pending answers, never the requests.
+    fn start(shard: &Rc<Shard>, frame: Frame<Self::Framing>, peer: &crate::peer::Peer) -> (usize, Pending);
+}
+
+/// Weir's own protocol.
+#[derive(Debug)]
+pub struct NativeProtocol;
+
+impl Protocol for NativeProtocol {
+    type Framing = Native;
+
+    fn malformed(e: &DecodeError) -> Vec<u8> {
+        let h = FrameHeader { body_len: 0, api_key: 0, api_version: 0, correlation_id: 0, flags: 0 };
+        error_frame(&h, decode_error_code(e), e.to_string())
+    }
+
+    fn refusal(reason: String) -> Vec<u8> {
+        let h = FrameHeader { body_len: 0, api_key: 0, api_version: 0, correlation_id: 0, flags: 0 };
+        error_frame(&h, ErrorCode::Unavailable, reason)
+    }
+
+    fn start(shard: &Rc<Shard>, frame: Frame, peer: &crate::peer::Peer) -> (usize, Pending) {
+        start_request(shard, frame, peer)
+    }
+}
 
 /// What bounds the node's memory as a whole, shared by every shard.
 #[derive(Debug, Clone)]
@@ -86,7 +124,7 @@ fn reserve_fd() -> Option<std::fs::File> {
 /// the connection limits. Out of fds (EMFILE, ENFILE), it releases its reserve fd to accept one
 /// waiting client, answers it with an error frame, closes it and takes the reserve again; when
 /// it cannot, it backs off (exponentially, capped). Failures are logged once per interval.
-pub(crate) async fn accept_loop(
+pub(crate) async fn accept_loop<P: Protocol>(
     shard: Rc<Shard>,
     memory: Rc<ShardMemory>,
     connections: Arc<ConnectionLimits>,
@@ -105,7 +143,7 @@ pub(crate) async fn accept_loop(
                     // The reserve's fd is free now: the waiting client takes it.
                     let answered = match listener.accept().await {
                         Ok(stream) => {
-                            refuse(stream, OUT_OF_FDS.to_owned()).await;
+                            refuse::<P>(stream, OUT_OF_FDS.to_owned()).await;
                             true
                         }
                         Err(_) => false,
@@ -125,12 +163,12 @@ pub(crate) async fn accept_loop(
         if reserve.is_none() {
             reserve = reserve_fd();
         }
-        serve_accepted(&shard, &memory, &connections, stream);
+        serve_accepted::<P>(&shard, &memory, &connections, stream);
     }
 }
 
 /// Admits an accepted connection within the connection limits and serves it, or refuses it.
-fn serve_accepted(
+fn serve_accepted<P: Protocol>(
     shard: &Rc<Shard>,
     memory: &Rc<ShardMemory>,
     connections: &Arc<ConnectionLimits>,
@@ -144,13 +182,13 @@ fn serve_accepted(
     let guard = match admitted {
         Ok(guard) => guard,
         Err(refused) => {
-            glommio::spawn_local(refuse(stream, refused.to_string())).detach();
+            glommio::spawn_local(refuse::<P>(stream, refused.to_string())).detach();
             return;
         }
     };
     let _ = stream.set_nodelay(true);
     shard.connection_opened();
-    let serve = serve_connection(shard.clone(), memory.clone(), stream, crate::peer::Peer::Tcp);
+    let serve = serve_connection::<P, _>(shard.clone(), memory.clone(), stream, crate::peer::Peer::Tcp);
     // The connection counts against the limits until it is served to its end.
     glommio::spawn_local(async move {
         serve.await;
@@ -159,18 +197,19 @@ fn serve_accepted(
     .detach();
 }
 
-/// Tells a TCP client refused (over a connection limit, or out of fds) why, in an error frame
-/// (`Unavailable`, with correlation id 0, as for a frame that does not decode), then closes. The
-/// frame is small: the socket's buffer takes it at once, so a refused client holds nothing.
-async fn refuse(mut stream: glommio::net::TcpStream, reason: String) {
+/// Tells a TCP client refused (over a connection limit, or out of fds) why, in the protocol's
+/// way (natively an error frame, `Unavailable`, with correlation id 0, as for a frame that does
+/// not decode), then closes. The frame is small: the socket's buffer takes it at once, so a
+/// refused client holds nothing.
+async fn refuse<P: Protocol>(mut stream: glommio::net::TcpStream, reason: String) {
     tracing::debug!(reason = %reason, "connection refused");
-    let h = FrameHeader { body_len: 0, api_key: 0, api_version: 0, correlation_id: 0, flags: 0 };
-    let _ = stream.write_all(&error_frame(&h, ErrorCode::Unavailable, reason)).await;
+    let _ = stream.write_all(&P::refusal(reason)).await;
     let _ = stream.close().await;
 }
 
-/// An answer frame; `Err` closes the connection after it is written.
-type Reply = Result<Vec<u8>, Vec<u8>>;
+/// An answer frame; `Err` closes the connection after it is written. An empty answer writes
+/// nothing (a Kafka produce with acks=0 is not answered).
+pub type Reply = Result<Vec<u8>, Vec<u8>>;
 
 /// The most bytes the answer to a request may take: for a fetch, `max_bytes`, but at least one
 /// whole batch (a fetch returns the first batch whatever its size, up to `batch_bytes_max`); a
@@ -193,7 +232,7 @@ fn reply_bytes_max(header: &FrameHeader, frame: &[u8], batch_bytes_max: usize) -
 }
 
 /// A request being handled: its reservation in the connection's budget and its answer.
-type Pending = futures::future::LocalBoxFuture<'static, (usize, Reply)>;
+pub type Pending = futures::future::LocalBoxFuture<'static, (usize, Reply)>;
 
 /// Reads frames from a TCP connection or a QUIC stream and answers them in order. Up to
 /// `requests_in_flight_max` requests of one connection are handled at once (a producer pipelines
@@ -209,7 +248,7 @@ type Pending = futures::future::LocalBoxFuture<'static, (usize, Reply)>;
 /// `connection_idle_timeout_ms` without a byte read (a long-polling fetch in flight keeps it
 /// open); a frame started must arrive within `request_read_timeout_ms` of reading (see
 /// `frame_reader.rs`). Either way the connection is closed without an answer, as Kafka does.
-pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
+pub async fn serve_connection<P: Protocol, S: AsyncRead + AsyncWrite + Unpin>(
     shard: Rc<Shard>,
     memory: Rc<ShardMemory>,
     mut stream: S,
@@ -220,7 +259,7 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
     let in_flight_max = shard.config.requests_in_flight_max;
     let read_timeout = Duration::from_millis(shard.config.request_read_timeout_ms);
     let idle = Duration::from_millis(shard.config.connection_idle_timeout_ms);
-    let mut reader = FrameReader::new(memory, shard.config.request_bytes_max, read_timeout);
+    let mut reader = FrameReader::<P::Framing>::new(memory, shard.config.request_bytes_max, read_timeout);
     // Each pending request yields its reservation with its answer.
     let mut pending: FuturesOrdered<Pending> = FuturesOrdered::new();
     // Bytes held for the requests started and not yet answered: each one's frame and the most
@@ -276,14 +315,13 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
                 continue;
             }
             Either::Right(Ok(Read::Malformed(e))) => {
-                let h = FrameHeader { body_len: 0, api_key: 0, api_version: 0, correlation_id: 0, flags: 0 };
-                let reply = error_frame(&h, decode_error_code(&e), e.to_string());
+                let reply = P::malformed(&e);
                 pending.push_back(futures::future::ready((0, Err(reply))).boxed_local());
                 closing = true;
                 continue;
             }
             Either::Right(Ok(Read::Frame(frame))) => {
-                let (cost, answer) = start_request(&shard, frame, &peer);
+                let (cost, answer) = P::start(&shard, frame, &peer);
                 reserved += cost;
                 pending.push_back(answer);
                 continue;
@@ -296,7 +334,7 @@ pub async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(r) => (r, false),
             Err(r) => (r, true),
         };
-        if stream.write_all(&bytes).await.is_err() || close {
+        if (!bytes.is_empty() && stream.write_all(&bytes).await.is_err()) || close {
             break;
         }
         // Writing an answer is the node's time, not the client's: a frame the client was

@@ -29,10 +29,39 @@ type FrameBuf = rkyv::util::AlignedVec<16>;
 /// reserved.
 pub const HEAD_READ_BYTES: usize = 16 << 10;
 
+/// How a protocol delimits its frames: a fixed-size header that tells the frame's length.
+pub trait Framing {
+    type Header: Copy + std::fmt::Debug;
+    /// Bytes of the header, the least that tells a frame's length.
+    const HEADER_BYTES: usize;
+    /// Decodes a header from the first `HEADER_BYTES` of `head`, refusing a frame longer than
+    /// `frame_bytes_max` (header included) before anything is allocated for it.
+    fn decode(head: &[u8], frame_bytes_max: usize) -> Result<Self::Header, DecodeError>;
+    /// The whole frame's length, header included.
+    fn frame_len(header: &Self::Header) -> usize;
+}
+
+/// Weir's native frames (`weir_net::frame`).
+#[derive(Debug)]
+pub struct Native;
+
+impl Framing for Native {
+    type Header = FrameHeader;
+    const HEADER_BYTES: usize = FRAME_HEADER_BYTES;
+
+    fn decode(head: &[u8], frame_bytes_max: usize) -> Result<FrameHeader, DecodeError> {
+        FrameHeader::decode(head, frame_bytes_max)
+    }
+
+    fn frame_len(header: &FrameHeader) -> usize {
+        header.frame_len()
+    }
+}
+
 /// One request frame read whole, with the request memory it holds until it is dropped.
 #[derive(Debug)]
-pub struct Frame {
-    pub header: FrameHeader,
+pub struct Frame<F: Framing = Native> {
+    pub header: F::Header,
     /// The frame, header included.
     /// 16-byte aligned, so the batches it carries (16-byte multiples within the frame) are
     /// validated and appended in place.
@@ -42,8 +71,8 @@ pub struct Frame {
 
 /// What reading a connection gave.
 #[derive(Debug)]
-pub enum Read {
-    Frame(Frame),
+pub enum Read<F: Framing = Native> {
+    Frame(Frame<F>),
     /// The client finished sending (a frame cut short by the end is dropped).
     End,
     /// A header that does not decode: the stream is unusable.
@@ -52,8 +81,8 @@ pub enum Read {
 
 /// A frame reserved and partly read.
 #[derive(Debug)]
-struct Body {
-    header: FrameHeader,
+struct Body<F: Framing> {
+    header: F::Header,
     bytes: FrameBuf,
     filled: usize,
     reservation: Reservation,
@@ -61,12 +90,12 @@ struct Body {
 
 /// Splits what one connection sends into frames; see the module's documentation.
 #[derive(Debug)]
-pub struct FrameReader {
+pub struct FrameReader<F: Framing = Native> {
     head: Box<[u8]>,
     /// `head[start..end]` holds bytes read and not yet taken into a frame.
     start: usize,
     end: usize,
-    body: Option<Body>,
+    body: Option<Body<F>>,
     frame_bytes_max: usize,
     memory: Rc<ShardMemory>,
     read_timeout: Duration,
@@ -74,10 +103,10 @@ pub struct FrameReader {
     deadline: Option<Instant>,
 }
 
-impl FrameReader {
+impl<F: Framing> FrameReader<F> {
     /// A reader whose started frames must each arrive within `read_timeout`.
     pub fn new(memory: Rc<ShardMemory>, frame_bytes_max: usize, read_timeout: Duration) -> Self {
-        assert!(frame_bytes_max >= FRAME_HEADER_BYTES);
+        assert!(frame_bytes_max >= F::HEADER_BYTES);
         Self {
             head: vec![0; HEAD_READ_BYTES].into_boxed_slice(),
             start: 0,
@@ -110,7 +139,7 @@ impl FrameReader {
         &mut self,
         stream: &mut S,
         idle: Option<Duration>,
-    ) -> std::io::Result<Read> {
+    ) -> std::io::Result<Read<F>> {
         let idle_deadline = idle.map(|d| Instant::now() + d);
         loop {
             if !self.in_frame() {
@@ -135,15 +164,15 @@ impl FrameReader {
                 continue;
             }
             let here = self.end - self.start;
-            if here >= FRAME_HEADER_BYTES {
-                let header = match FrameHeader::decode(&self.head[self.start..self.end], self.frame_bytes_max)
-                {
+            if here >= F::HEADER_BYTES {
+                let header = match F::decode(&self.head[self.start..self.end], self.frame_bytes_max) {
                     Ok(h) => h,
                     Err(e) => return Ok(Read::Malformed(e)),
                 };
                 // A frame that fits the head buffer is gathered there whole before it is
                 // reserved: only larger ones are ever reserved partial.
-                if here >= header.frame_len() || header.frame_len() > HEAD_READ_BYTES {
+                let len = F::frame_len(&header);
+                if here >= len || len > HEAD_READ_BYTES {
                     if let Some(frame) = self.start_frame(header).await {
                         self.frame_taken();
                         return Ok(Read::Frame(frame));
@@ -179,8 +208,8 @@ impl FrameReader {
 
     /// Reserves the frame whose header starts the head buffer and takes what the head holds of
     /// it: the frame if it is all there, else its start, as `self.body`.
-    async fn start_frame(&mut self, header: FrameHeader) -> Option<Frame> {
-        let len = header.frame_len();
+    async fn start_frame(&mut self, header: F::Header) -> Option<Frame<F>> {
+        let len = F::frame_len(&header);
         let here = (self.end - self.start).min(len);
         let whole = here == len;
         let reservation = self.memory.reserve(len, !whole).await;
