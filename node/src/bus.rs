@@ -53,6 +53,8 @@ pub enum ShardRequest {
     },
     /// From shard 0: apply this table (open and close partitions).
     ApplyTopics(TopicTable),
+    /// To the shard that coordinates the call's group.
+    Group(crate::groups::call::GroupCall),
 }
 
 impl ShardRequest {
@@ -75,6 +77,7 @@ pub enum ShardReply {
     TopicChanged(Result<(), Failure>),
     /// The partitions of the table that could not be opened, with their causes.
     TopicsApplied(Vec<String>),
+    Group(crate::groups::call::GroupAnswer),
 }
 
 /// Why a call over the bus got no answer.

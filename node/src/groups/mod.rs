@@ -5,6 +5,7 @@
 //! and then talk to that shard directly; a shard that does not lead the group's partition
 //! answers `NotCoordinator`.
 
+pub mod call;
 mod convert;
 pub mod offsets_topic;
 pub mod slot;
@@ -31,7 +32,7 @@ pub struct GroupService {
 }
 
 impl GroupService {
-    fn slot(&self, partition: u32) -> Rc<Slot> {
+    pub(crate) fn slot(&self, partition: u32) -> Rc<Slot> {
         self.slots.borrow_mut().entry(partition).or_insert_with(|| Rc::new(Slot::new(partition))).clone()
     }
 }
@@ -58,7 +59,7 @@ fn slot_of(shard: &Shard, group: &str) -> Result<Rc<Slot>, Failure> {
     Ok(shard.groups.slot(partition_of(group, n)))
 }
 
-fn check_group_id(group: &str) -> Result<(), Failure> {
+pub(crate) fn check_group_id(group: &str) -> Result<(), Failure> {
     weir_groups::check_group_id(group).map_err(group_failure)
 }
 
@@ -242,7 +243,7 @@ pub async fn tick_loop(shard: Rc<Shard>) {
             // A slot busy with a request is ticked next time.
             let Ok(mut state) = slot.state.try_lock() else { continue };
             if slot.leading(&shard).is_err() {
-                *state = None;
+                slot.reset(&mut state);
                 continue;
             }
             if now < slot.retry_at_ms.get() {
@@ -271,5 +272,8 @@ async fn tick_slot(
     for topic in deleted_topics {
         coordinator.delete_topic(topic);
     }
-    slot.persist(shard, state).await
+    let released = coordinator.take_classic_answers();
+    slot.persist(shard, state).await?;
+    slot.release(released);
+    Ok(())
 }

@@ -40,7 +40,14 @@ pub struct Slot {
     pub state: tokio_rt::sync::Mutex<Option<Loaded>>,
     /// The tick leaves the slot alone until then, after it failed to load or write it.
     pub retry_at_ms: std::cell::Cell<u64>,
+    /// Requests the coordinator holds (classic joins and syncs), by the token it was given
+    /// with them. Dropped, so answered "not coordinator", whenever the loaded state goes.
+    waiters: std::cell::RefCell<std::collections::HashMap<u64, Waiter>>,
+    next_token: std::cell::Cell<u64>,
 }
+
+/// Where a held request's answer goes.
+type Waiter = futures::channel::oneshot::Sender<weir_groups::ClassicAnswer>;
 
 /// How long the tick leaves a slot alone after it failed to load or write it.
 pub const LOAD_RETRY_MS: u64 = 5_000;
@@ -57,7 +64,44 @@ impl TopicSource for Topics<'_> {
 
 impl Slot {
     pub fn new(partition: u32) -> Self {
-        Self { partition, state: tokio_rt::sync::Mutex::new(None), retry_at_ms: std::cell::Cell::new(0) }
+        Self {
+            partition,
+            state: tokio_rt::sync::Mutex::new(None),
+            retry_at_ms: std::cell::Cell::new(0),
+            waiters: Default::default(),
+            next_token: std::cell::Cell::new(0),
+        }
+    }
+
+    /// A token for a request the coordinator may hold, and where its answer will come.
+    pub fn hold(&self) -> (u64, futures::channel::oneshot::Receiver<weir_groups::ClassicAnswer>) {
+        let token = self.next_token.get() + 1;
+        self.next_token.set(token);
+        let (tx, rx) = futures::channel::oneshot::channel();
+        self.waiters.borrow_mut().insert(token, tx);
+        (token, rx)
+    }
+
+    /// A token whose request was answered at once.
+    pub fn forget(&self, token: u64) {
+        self.waiters.borrow_mut().remove(&token);
+    }
+
+    /// Delivers answers the coordinator released. A waiter gone (its request ended) is skipped.
+    pub fn release(&self, answers: Vec<(u64, weir_groups::ClassicAnswer)>) {
+        let mut waiters = self.waiters.borrow_mut();
+        for (token, answer) in answers {
+            if let Some(tx) = waiters.remove(&token) {
+                let _ = tx.send(answer);
+            }
+        }
+    }
+
+    /// Drops the loaded state and with it every held request, which is answered "not
+    /// coordinator": the coordinator that held them is gone.
+    pub fn reset(&self, state: &mut Option<Loaded>) {
+        *state = None;
+        self.waiters.borrow_mut().clear();
     }
 
     /// The partition's leader epoch if this shard leads it and its log is all committed (a new
@@ -86,7 +130,7 @@ impl Slot {
     ) -> Result<&'a mut Coordinator, Failure> {
         let epoch = self.leading(shard)?;
         if state.as_ref().is_none_or(|l| l.epoch != epoch) {
-            *state = None;
+            self.reset(state);
             let coordinator = self.read_log(shard, epoch).await?;
             *state = Some(Loaded { coordinator, epoch });
         }
@@ -141,7 +185,7 @@ impl Slot {
         let result = self.append(shard, &records).await;
         if let Err(f) = &result {
             tracing::warn!(partition = self.partition, error = %f.message, "group change not written; reloading");
-            *state = None;
+            self.reset(state);
         }
         // Whatever kept it from the log (a leader move, a timeout), the client retries, if need
         // be at the new coordinator.

@@ -22,13 +22,25 @@ use weir_net::{Acks, ErrorCode, OffsetSpec};
 use weir_replication::ShardId;
 
 /// See the module documentation.
-#[derive(Debug)]
 pub struct PartitionService<D: Disk, R: Runtime, B: Bus> {
     pub core: Rc<ShardCore<D, R>>,
     pub bus: Rc<B>,
     /// Serialises topic changes on shard 0: check, save, apply everywhere happen as one step,
     /// so two concurrent creates (or a create and a delete) cannot lose each other.
     topic_changes: tokio_rt::sync::Mutex<()>,
+    /// Serves group calls other shards send this one; set once the shard (which owns the
+    /// group coordinators) exists.
+    group_handler: std::cell::RefCell<Option<GroupHandler>>,
+}
+
+/// Runs a group call on this shard's coordinators.
+pub type GroupHandler =
+    Rc<dyn Fn(crate::groups::call::GroupCall) -> LocalBoxFuture<'static, crate::groups::call::GroupAnswer>>;
+
+impl<D: Disk, R: Runtime, B: Bus> std::fmt::Debug for PartitionService<D, R, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartitionService").field("shard", &self.core.id).finish_non_exhaustive()
+    }
 }
 
 fn unavailable(e: BusError) -> Failure {
@@ -43,13 +55,24 @@ fn wrong(to: ShardId, asked: &'static str, got: &ShardReply) -> Failure {
         ShardReply::Described(_) => "Described",
         ShardReply::TopicChanged(_) => "TopicChanged",
         ShardReply::TopicsApplied(_) => "TopicsApplied",
+        ShardReply::Group(_) => "Group",
     };
     unavailable(BusError::WrongReply { shard: to.0, asked, got })
 }
 
 impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
     pub fn new(core: Rc<ShardCore<D, R>>, bus: Rc<B>) -> Rc<Self> {
-        Rc::new(Self { core, bus, topic_changes: tokio_rt::sync::Mutex::new(()) })
+        Rc::new(Self {
+            core,
+            bus,
+            topic_changes: tokio_rt::sync::Mutex::new(()),
+            group_handler: std::cell::RefCell::new(None),
+        })
+    }
+
+    /// Sets what serves the group calls of other shards.
+    pub fn set_group_handler(&self, handler: GroupHandler) {
+        *self.group_handler.borrow_mut() = Some(handler);
     }
 
     pub fn shard(&self) -> ShardId {
@@ -203,6 +226,16 @@ impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
             ShardRequest::DeleteTopic { name } => ShardReply::TopicChanged(self.delete_topic(name).await),
             ShardRequest::ApplyTopics(table) => {
                 ShardReply::TopicsApplied(self.core.apply_topics(table).await)
+            }
+            ShardRequest::Group(call) => {
+                let handler = self.group_handler.borrow().clone();
+                match handler {
+                    Some(h) => ShardReply::Group(h(call).await),
+                    None => {
+                        let f = Failure::new(ErrorCode::NotCoordinator, "the shard is starting");
+                        ShardReply::Group(crate::groups::call::answer_error(&call, f.into()))
+                    }
+                }
             }
         }
     }

@@ -1,0 +1,303 @@
+//! Group operations typed for the Kafka front end, carried to the shard that coordinates the
+//! group (the leader of its `__consumer_offsets` partition) over the bus when the request came
+//! in on another shard, and run there against its coordinator.
+//!
+//! Held answers (a JoinGroup waiting for the rebalance, a SyncGroup waiting for the leader's
+//! assignment) are awaited on the coordinating shard without the slot's lock: the coordinator
+//! releases them through `take_classic_answers`, which every operation and tick drains.
+
+use super::slot::{Slot, Topics};
+use super::{GroupService, check_group_id, convert::group_failure, offsets_topic};
+use crate::runtime::Runtime;
+use crate::service::types::Failure;
+use crate::shard::Shard;
+use std::rc::Rc;
+use weir_groups::{
+    ClassicAnswer, CommittedOffset, GroupDescription, GroupError, GroupListing, JoinRequest, JoinResponse,
+    SyncRequest, SyncResponse,
+};
+use weir_net::ErrorCode;
+
+/// Why a group operation failed: the coordinator's refusal, or the node's (not coordinator,
+/// loading, a write that failed).
+#[derive(Debug, Clone)]
+pub enum CallError {
+    Group(GroupError),
+    Node(Failure),
+}
+
+impl From<Failure> for CallError {
+    fn from(f: Failure) -> Self {
+        CallError::Node(f)
+    }
+}
+
+impl From<GroupError> for CallError {
+    fn from(e: GroupError) -> Self {
+        CallError::Group(e)
+    }
+}
+
+/// One committed offset: topic, partition, offset and metadata.
+pub type OffsetEntry = (String, u32, CommittedOffset);
+
+/// See the module documentation.
+#[derive(Debug, Clone)]
+pub enum GroupCall {
+    /// A classic member's commit (`generation` and `member_id`), or with generation -1 and no
+    /// member an admin or simple consumer's.
+    Commit {
+        group: String,
+        member_id: String,
+        generation: i32,
+        instance_id: Option<String>,
+        offsets: Vec<OffsetEntry>,
+    },
+    /// The committed offsets of these partitions, or of every partition for `None`.
+    FetchOffsets {
+        group: String,
+        partitions: Option<Vec<(String, u32)>>,
+    },
+    Describe {
+        group: String,
+    },
+    /// The groups coordinated on this shard.
+    List,
+    Join(JoinRequest),
+    Sync(SyncRequest),
+    Heartbeat {
+        group: String,
+        generation: i32,
+        member_id: String,
+        instance_id: Option<String>,
+    },
+    /// Members leaving: (member id, instance id).
+    Leave {
+        group: String,
+        members: Vec<(String, Option<String>)>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum GroupAnswer {
+    Done(Result<(), CallError>),
+    Offsets(Result<Vec<(String, u32, Option<CommittedOffset>)>, CallError>),
+    Described(Result<Option<GroupDescription>, CallError>),
+    Listed(Result<Vec<GroupListing>, CallError>),
+    Joined(Result<JoinResponse, CallError>),
+    Synced(Result<SyncResponse, CallError>),
+    Left(Result<Vec<Result<(), GroupError>>, CallError>),
+}
+
+impl GroupCall {
+    fn group(&self) -> Option<&str> {
+        match self {
+            GroupCall::Commit { group, .. }
+            | GroupCall::FetchOffsets { group, .. }
+            | GroupCall::Describe { group }
+            | GroupCall::Heartbeat { group, .. }
+            | GroupCall::Leave { group, .. } => Some(group),
+            GroupCall::Join(r) => Some(&r.group),
+            GroupCall::Sync(r) => Some(&r.group),
+            GroupCall::List => None,
+        }
+    }
+}
+
+/// Runs `call` on this shard, which coordinates its group (or, for `List`, whichever groups it
+/// coordinates).
+pub async fn run(shard: &Rc<Shard>, call: GroupCall) -> GroupAnswer {
+    match call {
+        GroupCall::List => GroupAnswer::Listed(list(shard).await),
+        GroupCall::Commit { group, member_id, generation, instance_id, offsets } => {
+            GroupAnswer::Done(commit(shard, &group, &member_id, generation, instance_id, offsets).await)
+        }
+        GroupCall::Join(req) => GroupAnswer::Joined(join(shard, req).await),
+        GroupCall::Sync(req) => GroupAnswer::Synced(sync(shard, req).await),
+        GroupCall::Heartbeat { group, generation, member_id, instance_id } => GroupAnswer::Done(
+            with_coordinator(shard, &group, |c, now| {
+                Ok(c.classic_heartbeat(now, &group, generation, &member_id, instance_id.as_deref())?)
+            })
+            .await,
+        ),
+        GroupCall::Leave { group, members } => GroupAnswer::Left(
+            with_coordinator(shard, &group, |c, now| Ok(c.classic_leave(now, &group, members))).await,
+        ),
+        GroupCall::FetchOffsets { group, partitions } => GroupAnswer::Offsets(
+            with_coordinator(shard, &group, |c, _| Ok(c.fetch_offsets(&group, partitions.as_deref()))).await,
+        ),
+        GroupCall::Describe { group } => {
+            GroupAnswer::Described(with_coordinator(shard, &group, |c, _| Ok(c.describe(&group))).await)
+        }
+    }
+}
+
+/// Runs `f` on the coordinator of `group`'s slot, loaded, then writes what it changed.
+async fn with_coordinator<T>(
+    shard: &Rc<Shard>,
+    group: &str,
+    f: impl FnOnce(&mut weir_groups::Coordinator, u64) -> Result<T, CallError>,
+) -> Result<T, CallError> {
+    let slot = slot_of(shard, group)?;
+    with_slot(shard, &slot, |c, now, _| f(c, now)).await
+}
+
+/// Runs `f` on `slot`'s coordinator, loaded, writes what it changed, then releases the answers
+/// it let go (only once written: a held request is answered for a change that is in the log).
+async fn with_slot<T>(
+    shard: &Rc<Shard>,
+    slot: &Slot,
+    f: impl FnOnce(&mut weir_groups::Coordinator, u64, &Slot) -> Result<T, CallError>,
+) -> Result<T, CallError> {
+    let mut state = slot.state.lock().await;
+    let coordinator = slot.load(shard, &mut state).await?;
+    let now = shard.core().rt.monotonic_ms();
+    let out = f(coordinator, now, slot);
+    let released = coordinator.take_classic_answers();
+    slot.persist(shard, &mut state).await?;
+    slot.release(released);
+    out
+}
+
+/// A JoinGroup, answered at once or once the rebalance completes.
+async fn join(shard: &Rc<Shard>, req: JoinRequest) -> Result<JoinResponse, CallError> {
+    let slot = slot_of(shard, &req.group)?;
+    let member_id = req.member_id.clone();
+    let held = with_slot(shard, &slot, |c, now, slot| {
+        let (token, rx) = slot.hold();
+        Ok(match c.classic_join(now, token, req) {
+            Some(answer) => {
+                slot.forget(token);
+                Ok(answer)
+            }
+            None => Err(rx),
+        })
+    })
+    .await?;
+    let rx = match held {
+        Ok(answer) => return Ok(answer),
+        Err(rx) => rx,
+    };
+    match rx.await {
+        Ok(ClassicAnswer::Join(answer)) => Ok(answer),
+        _ => {
+            Err(Failure::new(ErrorCode::NotCoordinator, format!("the join of {member_id:?} was dropped"))
+                .into())
+        }
+    }
+}
+
+/// A SyncGroup, answered at once or once the leader's assignment is in.
+async fn sync(shard: &Rc<Shard>, req: SyncRequest) -> Result<SyncResponse, CallError> {
+    let slot = slot_of(shard, &req.group)?;
+    let held = with_slot(shard, &slot, |c, now, slot| {
+        let (token, rx) = slot.hold();
+        Ok(match c.classic_sync(now, token, req) {
+            Some(answer) => {
+                slot.forget(token);
+                Ok(answer)
+            }
+            None => Err(rx),
+        })
+    })
+    .await?;
+    let rx = match held {
+        Ok(answer) => return Ok(answer),
+        Err(rx) => rx,
+    };
+    match rx.await {
+        Ok(ClassicAnswer::Sync(answer)) => Ok(answer),
+        _ => Err(Failure::new(ErrorCode::NotCoordinator, "the sync was dropped").into()),
+    }
+}
+
+fn slot_of(shard: &Shard, group: &str) -> Result<Rc<Slot>, Failure> {
+    check_group_id(group)?;
+    let n = offsets_topic::partitions(shard).ok_or_else(|| {
+        Failure::new(
+            ErrorCode::NotCoordinator,
+            format!("{} does not exist yet", offsets_topic::OFFSETS_TOPIC),
+        )
+    })?;
+    Ok(GroupService::slot(&shard.groups, offsets_topic::partition_of(group, n)))
+}
+
+async fn commit(
+    shard: &Rc<Shard>,
+    group: &str,
+    member_id: &str,
+    generation: i32,
+    instance_id: Option<String>,
+    offsets: Vec<OffsetEntry>,
+) -> Result<(), CallError> {
+    let topics = Topics(shard);
+    if let Some((t, p, _)) = offsets
+        .iter()
+        .find(|(t, p, _)| weir_groups::TopicSource::partitions(&topics, t).is_none_or(|n| *p >= n))
+    {
+        return Err(Failure::new(ErrorCode::UnknownTopic, format!("no partition {p} of topic {t:?}")).into());
+    }
+    let wall = shard.core().rt.now_ms();
+    with_coordinator(shard, group, |c, _| {
+        Ok(c.classic_commit(wall, group, member_id, generation, instance_id.as_deref(), offsets)?)
+    })
+    .await
+}
+
+async fn list(shard: &Rc<Shard>) -> Result<Vec<GroupListing>, CallError> {
+    let mut groups = Vec::new();
+    let Some(n) = offsets_topic::partitions(shard) else { return Ok(groups) };
+    for partition in 0..n {
+        let slot = shard.groups.slot(partition);
+        if slot.leading(shard).is_err() {
+            continue;
+        }
+        let mut state = slot.state.lock().await;
+        groups.extend(slot.load(shard, &mut state).await?.list());
+    }
+    Ok(groups)
+}
+
+/// The shard of this node that coordinates `group`, if this node leads its partition.
+pub fn coordinating_shard(shard: &Shard, group: &str) -> Option<weir_replication::ShardId> {
+    let n = offsets_topic::partitions(shard)?;
+    let partition = offsets_topic::partition_of(group, n);
+    shard.core().topics.borrow().local_shard(offsets_topic::OFFSETS_TOPIC, partition)
+}
+
+/// `call` run where its group is coordinated: here, or on another shard over the bus.
+pub async fn route(shard: &Rc<Shard>, call: GroupCall) -> GroupAnswer {
+    let to = call.group().and_then(|g| coordinating_shard(shard, g)).unwrap_or(shard.service.shard());
+    if to == shard.service.shard() {
+        return run(shard, call).await;
+    }
+    let failed = |m: String| CallError::Node(Failure::new(ErrorCode::NotCoordinator, m));
+    match crate::bus::Bus::call(&*shard.service.bus, to, crate::bus::ShardRequest::Group(call.clone())).await
+    {
+        Ok(crate::bus::ShardReply::Group(a)) => a,
+        Ok(_) => answer_error(&call, failed("wrong reply over the bus".into())),
+        Err(e) => answer_error(&call, failed(e.to_string())),
+    }
+}
+
+/// `call`'s answer, failed with `e`.
+pub fn answer_error(call: &GroupCall, e: CallError) -> GroupAnswer {
+    match call {
+        GroupCall::Commit { .. } => GroupAnswer::Done(Err(e)),
+        GroupCall::FetchOffsets { .. } => GroupAnswer::Offsets(Err(e)),
+        GroupCall::Describe { .. } => GroupAnswer::Described(Err(e)),
+        GroupCall::List => GroupAnswer::Listed(Err(e)),
+        GroupCall::Join(_) => GroupAnswer::Joined(Err(e)),
+        GroupCall::Sync(_) => GroupAnswer::Synced(Err(e)),
+        GroupCall::Heartbeat { .. } => GroupAnswer::Done(Err(e)),
+        GroupCall::Leave { .. } => GroupAnswer::Left(Err(e)),
+    }
+}
+
+/// The failure of a coordinator's refusal, for callers that speak Weir's codes.
+pub fn as_failure(e: CallError) -> Failure {
+    match e {
+        CallError::Group(g) => group_failure(g),
+        CallError::Node(f) => f,
+    }
+}
