@@ -25,6 +25,10 @@ pub struct NodeInfo {
     pub port: u16,
     /// Each shard's own port, by shard index; followers fetch from a leader's shard there.
     pub shard_ports: Vec<u16>,
+    /// Where Kafka clients reach the node (`host`, `port`); `None` when its Kafka listener is
+    /// off (and for nodes registered before it existed).
+    #[serde(default)]
+    pub kafka: Option<(String, u16)>,
 }
 
 /// A topic and its settings.
@@ -327,6 +331,7 @@ mod tests {
             host: format!("127.0.0.{id}"),
             port: 9000,
             shard_ports: vec![9001],
+            kafka: None,
         }
     }
 

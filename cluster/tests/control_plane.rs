@@ -31,6 +31,7 @@ fn info(id: u32, port: u16, client_port: u16) -> NodeInfo {
         host: format!("127.0.0.{id}"),
         port: client_port,
         shard_ports: vec![client_port + 1, client_port + 2],
+        kafka: None,
     }
 }
 

@@ -41,6 +41,7 @@ fn only_a_cluster_node_claiming_its_own_id_is_served() {
         host: "127.0.0.1".into(),
         port: 9000,
         shard_ports: vec![9001],
+        kafka: None,
     };
     let server =
         start(ControlConfig::new(NodeId(1), peers, dir.path().into(), ca.clone(), key.clone(), info))
@@ -127,6 +128,7 @@ fn node_info(id: u32, port: u16, host: &str) -> NodeInfo {
         host: host.into(),
         port: 9000,
         shard_ports: vec![9001],
+        kafka: None,
     }
 }
 

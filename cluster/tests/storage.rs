@@ -32,6 +32,7 @@ fn entry(term: u64, index: u64, node: u32) -> Entry {
         host: "127.0.0.1".into(),
         port: 1,
         shard_ports: vec![2],
+        kafka: None,
     };
     Entry {
         log_id: LogId::new(CommittedLeaderId::new(term, 1), index),

@@ -50,7 +50,9 @@ mod tests {
 
     #[test]
     fn retriable_errors_stay_retriable() {
-        for w in [W::NotLeader, W::LeaderNotAvailable, W::NotEnoughReplicas, W::NotCoordinator, W::Unavailable] {
+        for w in
+            [W::NotLeader, W::LeaderNotAvailable, W::NotEnoughReplicas, W::NotCoordinator, W::Unavailable]
+        {
             let k = K::try_from_code(kafka_code(w)).expect("an error");
             assert!(k.is_retriable(), "{w:?} became {k:?}");
         }

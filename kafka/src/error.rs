@@ -103,6 +103,7 @@ impl BatchConvertError {
             | Self::Weir { .. } => code::CORRUPT_MESSAGE,
         }
     }
+}
 
 /// Why the frame guard refused a request body before it reached the decoder.
 ///

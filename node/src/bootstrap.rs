@@ -5,7 +5,7 @@
 
 use crate::bus::{Mesh, MeshBus};
 use crate::config::NodeConfig;
-use crate::connection::{Limits, accept_loop, serve_connection};
+use crate::connection::{Limits, NativeProtocol, accept_loop, serve_connection};
 use crate::core::{CoreConfig, ShardCore};
 use crate::disk::{DataDir, Disk};
 use crate::metadata::TopicTable;
@@ -161,7 +161,24 @@ async fn build(
     for (_, rx) in receivers.streams() {
         glommio::spawn_local(crate::bus::mesh_loop(bus.clone(), service.clone(), rx)).detach();
     }
-    let shard = Shard::new(config, service, counters, producer_ids);
+    let shard = Shard::new(config, service.clone(), counters, producer_ids);
+    // Weak: the service is the shard's, and must not keep it alive.
+    let weak = Rc::downgrade(&shard);
+    service.set_group_handler(Rc::new(move |call| {
+        let shard = weak.upgrade();
+        Box::pin(async move {
+            match shard {
+                Some(shard) => crate::groups::call::run(&shard, call).await,
+                None => {
+                    let f = crate::service::types::Failure::new(
+                        weir_net::ErrorCode::NotCoordinator,
+                        "shard stopped",
+                    );
+                    crate::groups::call::answer_error(&call, f.into())
+                }
+            }
+        })
+    }));
     glommio::spawn_local(crate::groups::tick_loop(shard.clone())).detach();
     Ok(shard)
 }
@@ -183,7 +200,8 @@ fn listen(
             crate::quic_native::Endpoint::bind(addr, shared, quic_config.clone(), busy_poll, move |stream| {
                 served.connection_opened();
                 let peer = crate::peer::Peer::Quic { chain: stream.peer_chain().map(std::rc::Rc::new) };
-                let serve = serve_connection(served.clone(), memory_q.clone(), stream, peer);
+                let serve =
+                    serve_connection::<NativeProtocol, _>(served.clone(), memory_q.clone(), stream, peer);
                 glommio::spawn_local(serve).detach();
             })
             .map_err(|source| ServeError::Listen { addr: format!("udp {addr}"), source })?;
@@ -197,7 +215,27 @@ fn listen(
             addr: addr.to_string(),
             source: std::io::Error::other(e.to_string()),
         })?;
-        let accept = accept_loop(shard.clone(), memory.clone(), limits.connections.clone(), listener);
+        let accept = accept_loop::<NativeProtocol>(
+            shard.clone(),
+            memory.clone(),
+            limits.connections.clone(),
+            listener,
+        );
+        listeners.accepting.push(glommio::spawn_local(accept).detach());
+    }
+    if let Some(addr) = config.kafka_listen_addr() {
+        // Every shard accepts on the Kafka port too (SO_REUSEPORT): the kernel spreads the
+        // connections, and a request for another shard's partition crosses the bus.
+        let listener = TcpListener::bind(addr).map_err(|e| ServeError::Listen {
+            addr: addr.to_string(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let accept = accept_loop::<crate::frontend::kafka::KafkaProtocol>(
+            shard.clone(),
+            memory.clone(),
+            limits.connections.clone(),
+            listener,
+        );
         listeners.accepting.push(glommio::spawn_local(accept).detach());
     }
     Ok(listeners)

@@ -20,6 +20,17 @@ pub struct NodeConfig {
     /// Address shared by all shards, for QUIC (UDP) and the native protocol over TCP on the same
     /// port number; connections spread over the shards.
     pub listen: SocketAddr,
+    /// Address of the Kafka-compatible listener (TCP), served by every shard; `off` turns it
+    /// off.
+    pub kafka_listen: String,
+    /// `host:port` Kafka clients are told to connect to (Metadata, FindCoordinator). Default:
+    /// the advertised host and the Kafka listener's port.
+    pub kafka_advertised_address: Option<String>,
+    /// Whether a Kafka Metadata or Produce naming an unknown topic creates it, with the node's
+    /// defaults (Kafka's `auto.create.topics.enable`; off by default).
+    pub kafka_auto_create_topics: bool,
+    /// Partitions of a topic created automatically.
+    pub kafka_auto_create_partitions: u32,
     /// Number of shards (glommio executors, one pinned per core).
     pub shards: usize,
     /// Shard `i` also listens on `shard_port_base + i` (default: listen port + 1).
@@ -157,6 +168,10 @@ impl Default for NodeConfig {
         Self {
             data_dir: PathBuf::from("./weir-data"),
             listen: "127.0.0.1:7400".parse().expect("valid address"),
+            kafka_listen: "127.0.0.1:9092".into(),
+            kafka_advertised_address: None,
+            kafka_auto_create_topics: false,
+            kafka_auto_create_partitions: 1,
             shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
             shard_port_base: None,
             advertised_host: None,
@@ -290,6 +305,18 @@ impl NodeConfig {
         if self.segment_bytes < 4096 {
             return bad("segment_bytes", "must be at least 4096");
         }
+        if self.kafka_listen != "off" && self.kafka_listen.parse::<SocketAddr>().is_err() {
+            return bad("kafka_listen", "must be host:port (an IP address) or off");
+        }
+        let advertised = self.kafka_advertised_address.as_deref();
+        if advertised.is_some_and(|a| {
+            a.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+        }) {
+            return bad("kafka_advertised_address", "must be host:port");
+        }
+        if self.kafka_auto_create_partitions == 0 {
+            return bad("kafka_auto_create_partitions", "must be at least 1");
+        }
         if self.batch_bytes_max < 4096 || self.batch_bytes_max as u64 > self.segment_bytes {
             return bad("batch_bytes_max", "must be within [4096, segment_bytes]");
         }
@@ -391,11 +418,31 @@ impl NodeConfig {
     pub fn advertised_host(&self) -> String {
         self.advertised_host.clone().unwrap_or_else(|| self.listen.ip().to_string())
     }
+
+    /// The Kafka listener's address; `None` when it is off (or, before `check`, unparsable).
+    pub fn kafka_listen_addr(&self) -> Option<SocketAddr> {
+        match self.kafka_listen.as_str() {
+            "off" => None,
+            addr => addr.parse().ok(),
+        }
+    }
+
+    /// Where Kafka clients are told to connect: `host:port`.
+    pub fn kafka_advertised(&self) -> Option<(String, u16)> {
+        let port = self.kafka_listen_addr()?.port();
+        let Some(addr) = &self.kafka_advertised_address else {
+            return Some((self.advertised_host(), port));
+        };
+        let (host, port) = addr.rsplit_once(':')?;
+        Some((host.to_owned(), port.parse().ok()?))
+    }
 }
 
 const STRING_KEYS: &[&str] = &[
     "data_dir",
     "listen",
+    "kafka_listen",
+    "kafka_advertised_address",
     "advertised_host",
     "tls_cert",
     "tls_key",
@@ -408,6 +455,10 @@ const STRING_KEYS: &[&str] = &[
 const KNOWN_KEYS: &[&str] = &[
     "data_dir",
     "listen",
+    "kafka_listen",
+    "kafka_advertised_address",
+    "kafka_auto_create_topics",
+    "kafka_auto_create_partitions",
     "shards",
     "shard_port_base",
     "advertised_host",

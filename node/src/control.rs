@@ -41,6 +41,7 @@ pub fn control_config(config: &NodeConfig) -> Result<Option<ControlConfig>, Cont
         host: config.advertised_host(),
         port: config.listen.port(),
         shard_ports: (0..config.shards).map(|s| config.shard_port(s)).collect(),
+        kafka: config.kafka_advertised(),
     };
     let peers = peers.into_iter().map(|p| (NodeId(p.id), p.cluster_addr)).collect();
     let mut control = ControlConfig::new(id, peers, config.data_dir.clone(), ca_cert, ca_key, self_info);

@@ -29,6 +29,9 @@ enum Command {
         /// Address for QUIC (UDP) and the native protocol over TCP [default: 127.0.0.1:7400]
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Address of the Kafka-compatible listener (TCP), or `off` [default: 127.0.0.1:9092]
+        #[arg(long)]
+        kafka_listen: Option<String>,
         /// Number of shards (one pinned executor per core) [default: number of cores]
         #[arg(long)]
         shards: Option<usize>,
@@ -112,7 +115,7 @@ fn main() -> ExitCode {
         Command::Stats { json } => cli::stats(&cli.conn, json),
         Command::Cluster { cmd } => cli::cluster(&cli.conn, cmd),
         Command::Group { cmd } => weir_node::cli_group::group(&cli.conn, cmd),
-        Command::Serve { data_dir, listen, shards, config, tls_cert, tls_key, cluster } => {
+        Command::Serve { data_dir, listen, kafka_listen, shards, config, tls_cert, tls_key, cluster } => {
             let mut c = match config::NodeConfig::load(config.as_deref(), std::env::vars()) {
                 Ok(c) => c,
                 Err(e) => {
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
             };
             c.data_dir = data_dir.unwrap_or(c.data_dir);
             c.listen = listen.unwrap_or(c.listen);
+            c.kafka_listen = kafka_listen.unwrap_or(c.kafka_listen);
             c.shards = shards.unwrap_or(c.shards);
             if tls_cert.is_some() {
                 (c.tls_cert, c.tls_key) = (tls_cert, tls_key);

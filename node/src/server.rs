@@ -320,6 +320,9 @@ fn start(
         check_port_free(std::net::SocketAddr::new(config.listen.ip(), config.shard_port(shard)))?;
     }
     check_port_free(config.listen)?;
+    if let Some(kafka) = config.kafka_listen_addr() {
+        check_port_free(kafka)?;
+    }
     let cert = crate::tls::NodeCert::load_or_generate(config)?;
     if cert.generated {
         created.tls = cert.cert_path.parent().map(ToOwned::to_owned);

@@ -314,6 +314,7 @@ fn a_second_node_on_the_same_data_dir_or_port_is_refused() {
     for (data, port) in [(dir.path(), node.port + 10), (other.path(), node.port)] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
             .args(["serve", "--shards", "1", "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--kafka-listen", "off"])
             .arg("--data-dir")
             .arg(data)
             .output()
@@ -347,6 +348,7 @@ fn shutdown_answers_the_requests_in_flight_first() {
     let (_, _) = node.stop();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_weir"))
         .args(["serve", "--shards", "2", "--listen", &addr])
+        .args(["--kafka-listen", "off"])
         .arg("--data-dir")
         .arg(dir.path())
         .env("WEIR_LOG", "weir_node::service=debug")

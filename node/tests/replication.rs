@@ -77,6 +77,7 @@ impl TestCluster {
             host: host.into(),
             port,
             shard_ports: vec![port + 1],
+            kafka: None,
         };
         let mut inner = self.inner.lock().unwrap();
         inner.1.apply(&MetaCommand::RegisterNode(info)).unwrap();
@@ -204,6 +205,7 @@ impl RunningNode {
             listen: format!("{host}:{port}").parse().unwrap(),
             shards: 1,
             storage_min_free_bytes: 0,
+            kafka_listen: "off".into(),
             ..NodeConfig::default()
         };
         let identity = cluster.issue(node);

@@ -176,7 +176,11 @@ async fn serve<S: BaselineStream>(mut s: S) {
 /// The QUIC server configuration the node would use, with a certificate made for the run.
 fn baseline_server_config() -> Result<(quinn::ServerConfig, tempfile::TempDir), String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let config = weir_node::config::NodeConfig { data_dir: dir.path().to_owned(), ..Default::default() };
+    let config = weir_node::config::NodeConfig {
+        data_dir: dir.path().to_owned(),
+        kafka_listen: "off".into(),
+        ..Default::default()
+    };
     let cert = weir_node::tls::NodeCert::load_or_generate(&config).map_err(|e| e.to_string())?;
     Ok((cert.server_config(&config, None).map_err(|e| e.to_string())?, dir))
 }

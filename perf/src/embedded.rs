@@ -49,6 +49,9 @@ impl EmbeddedNode {
             listen: format!("127.0.0.1:{port}").parse().expect("an address"),
             shards,
             fsync,
+            // The Kafka listener only where asked for (WEIR_KAFKA_LISTEN): a benchmark must not
+            // take the port of a node running beside it.
+            kafka_listen: std::env::var("WEIR_KAFKA_LISTEN").unwrap_or_else(|_| "off".into()),
             ..base
         };
         config.check().map_err(|e| e.to_string())?;

@@ -198,6 +198,12 @@ fn topic_info(
     TopicInfo { name: name.into(), error: ErrorCode::None, config, partitions }
 }
 
+/// The metadata's view of `names` (every topic when empty), without bounds or health.
+pub fn topic_infos(meta: &ClusterMeta, names: Vec<String>) -> Vec<TopicInfo> {
+    let names = if names.is_empty() { meta.topics.keys().cloned().collect() } else { names };
+    names.iter().map(|n| topic_info(meta, n, None, None)).collect()
+}
+
 /// Metadata of `topics` (all when empty) in the cluster.
 pub fn metadata(shards: Vec<ShardAddr>, meta: &ClusterMeta, topics: Vec<String>) -> Response<'static> {
     let names = if topics.is_empty() { meta.topics.keys().cloned().collect() } else { topics };

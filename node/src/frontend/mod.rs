@@ -3,4 +3,5 @@
 //! listener will be a second one, not a second engine.
 
 pub mod cluster;
+pub mod kafka;
 pub mod native;

@@ -123,33 +123,13 @@ pub async fn handle(
             None => metadata(shard, cid, header.api_version, topics).await,
         },
         Request::CreateTopic { name, partitions, config, replication_factor, min_insync_replicas } => {
-            let created = match (
-                cluster::cluster_of(shard),
-                check_replication(replication_factor, min_insync_replicas),
-            ) {
-                (Some((link, _)), _) => {
-                    cluster::create_topic(
-                        &link,
-                        name,
-                        partitions,
-                        config,
-                        replication_factor,
-                        min_insync_replicas,
-                    )
-                    .await
-                }
-                (None, Ok(())) => svc.create_topic(name, partitions, config).await,
-                (None, Err(f)) => Err(f),
-            };
+            let created =
+                create_topic(shard, name, partitions, config, replication_factor, min_insync_replicas).await;
             let (error, message) = split(created);
             response_frame(cid, &Response::CreateTopic { error, message })
         }
         Request::DeleteTopic { name } => {
-            let deleted = match cluster::cluster_of(shard) {
-                Some((link, _)) => cluster::delete_topic(&link, name).await,
-                None => svc.delete_topic(name).await,
-            };
-            let (error, message) = split(deleted);
+            let (error, message) = split(delete_topic(shard, name).await);
             response_frame(cid, &Response::DeleteTopic { error, message })
         }
         Request::DescribeTopic { name } => {
@@ -194,6 +174,35 @@ pub async fn handle(
             None => response_frame(cid, &cluster_status(shard)),
         },
     })
+}
+
+/// Creates a topic: through the controller in a cluster, on this node alone otherwise.
+pub async fn create_topic(
+    shard: &Shard,
+    name: String,
+    partitions: u32,
+    config: TopicConfig,
+    replication_factor: u16,
+    min_insync_replicas: Option<u16>,
+) -> Result<(), Failure> {
+    match cluster::cluster_of(shard) {
+        Some((link, _)) => {
+            cluster::create_topic(&link, name, partitions, config, replication_factor, min_insync_replicas)
+                .await
+        }
+        None => {
+            check_replication(replication_factor, min_insync_replicas)?;
+            shard.service.create_topic(name, partitions, config).await
+        }
+    }
+}
+
+/// Deletes a topic: through the controller in a cluster, on this node alone otherwise.
+pub async fn delete_topic(shard: &Shard, name: String) -> Result<(), Failure> {
+    match cluster::cluster_of(shard) {
+        Some((link, _)) => cluster::delete_topic(&link, name).await,
+        None => shard.service.delete_topic(name).await,
+    }
 }
 
 async fn produce(
@@ -334,6 +343,25 @@ async fn metadata(shard: &Shard, cid: u32, version: u16, topics: Vec<String>) ->
     };
     let resp = Response::Metadata { shards, nodes: vec![node], topics: infos };
     response_frame_version(cid, version, &resp)
+}
+
+/// A single node's view of `names` (every topic when empty), each partition with its leader
+/// epoch as its owner reports it; no bounds or health.
+pub async fn local_topic_infos(shard: &Shard, names: Vec<String>) -> Vec<TopicInfo> {
+    let names: Vec<String> = if names.is_empty() {
+        shard.service.core.topics.borrow().topics.keys().cloned().collect()
+    } else {
+        names
+    };
+    let mut infos = Vec::with_capacity(names.len());
+    for name in names {
+        let info = match shard.service.describe_topic(&name).await {
+            Ok(d) => topic_info(d),
+            Err(f) => unknown_topic(name, f.code),
+        };
+        infos.push(info);
+    }
+    infos
 }
 
 /// A single node's ClusterStatus: itself, node 0, up, the controller and a voter; nothing is

@@ -183,6 +183,8 @@ pub fn serve_command_on(
         // A small free-space floor, so a test machine with little room in its temp dir still
         // produces; a test may set its own.
         .env("WEIR_STORAGE_MIN_FREE_BYTES", "67108864")
+        // Nodes of tests run side by side: none takes the Kafka port unless its test sets one.
+        .env("WEIR_KAFKA_LISTEN", "off")
         .envs(env.iter().copied())
         .args(["serve", "--shards", &shards.to_string(), "--listen", &format!("{host}:{port}")])
         .arg("--data-dir")

@@ -1,0 +1,237 @@
+//! Topic administration, producer ids and the cluster's description: CreateTopics,
+//! DeleteTopics, DescribeConfigs, DescribeCluster, InitProducerId.
+
+use super::metadata::{CLUSTER_ID, brokers, node_id};
+use crate::frontend::{cluster, native};
+use crate::groups::offsets_topic::OFFSETS_TOPIC;
+use crate::service::types::Failure;
+use crate::shard::Shard;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreateTopicsRequest};
+use kafka_protocol::messages::create_topics_response::{CreatableTopicResult, CreateTopicsResponse};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicsRequest;
+use kafka_protocol::messages::delete_topics_response::{DeletableTopicResult, DeleteTopicsResponse};
+use kafka_protocol::messages::describe_cluster_request::DescribeClusterRequest;
+use kafka_protocol::messages::describe_cluster_response::{DescribeClusterBroker, DescribeClusterResponse};
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsRequest;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult,
+};
+use kafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
+use kafka_protocol::messages::init_producer_id_response::InitProducerIdResponse;
+use kafka_protocol::messages::{BrokerId, ProducerId, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use std::rc::Rc;
+use weir_kafka::codes::kafka_code;
+use weir_log::CleanupPolicy;
+use weir_net::{ErrorCode, TopicConfig};
+
+/// Kafka's resource type of a topic in DescribeConfigs.
+const RESOURCE_TOPIC: i8 = 2;
+/// Kafka's config source of a topic's own setting, and of a default.
+const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DEFAULT: i8 = 5;
+
+pub async fn init_producer_id(shard: &Rc<Shard>, req: InitProducerIdRequest) -> InitProducerIdResponse {
+    let r = InitProducerIdResponse::default();
+    if req.transactional_id.is_some() {
+        let code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        return r.with_error_code(code).with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+    }
+    match shard.producer_ids.next().await {
+        Ok(id) => r.with_producer_id(ProducerId(id)).with_producer_epoch(0),
+        Err(f) => {
+            r.with_error_code(kafka_code(f.code)).with_producer_id(ProducerId(-1)).with_producer_epoch(-1)
+        }
+    }
+}
+
+/// A topic named by a Metadata or Produce of a client, created with the node's defaults.
+pub async fn auto_create(shard: &Shard, name: &str) -> Result<(), Failure> {
+    let partitions = shard.config.kafka_auto_create_partitions;
+    let rf = default_replication(shard);
+    native::create_topic(shard, name.to_owned(), partitions, TopicConfig::default(), rf, None).await
+}
+
+/// Three copies in a cluster of three or more nodes, else one per node.
+fn default_replication(shard: &Shard) -> u16 {
+    cluster::cluster_of(shard).map_or(1, |(_, meta)| meta.nodes.len().clamp(1, 3) as u16)
+}
+
+pub async fn create_topics(shard: &Rc<Shard>, req: CreateTopicsRequest) -> CreateTopicsResponse {
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let name = t.name.clone();
+        let mut r = CreatableTopicResult::default()
+            .with_name(name)
+            .with_num_partitions(-1)
+            .with_replication_factor(-1);
+        let outcome = match topic_settings(shard, &t) {
+            Ok(_) if req.validate_only => Ok(()),
+            Ok((partitions, rf, config, min_isr)) => {
+                native::create_topic(shard, t.name.0.to_string(), partitions, config, rf, min_isr).await
+            }
+            Err(f) => Err(f),
+        };
+        if let Err(f) = outcome {
+            let code = match f.code {
+                ErrorCode::InvalidArgument => ResponseError::InvalidConfig.code(),
+                c => kafka_code(c),
+            };
+            r = r.with_error_code(code).with_error_message(Some(StrBytes::from_string(f.message)));
+        } else if let Ok((p, rf, ..)) = topic_settings(shard, &t) {
+            r = r.with_num_partitions(p as i32).with_replication_factor(rf as i16);
+        }
+        topics.push(r);
+    }
+    CreateTopicsResponse::default().with_topics(topics)
+}
+
+/// Partitions, replication factor, settings and min ISR of a topic to create.
+fn topic_settings(
+    shard: &Shard,
+    t: &CreatableTopic,
+) -> Result<(u32, u16, TopicConfig, Option<u16>), Failure> {
+    let bad = |m: String| Failure::new(ErrorCode::InvalidArgument, m);
+    if t.name.0.as_str() == OFFSETS_TOPIC {
+        return Err(bad(format!("{OFFSETS_TOPIC} is internal")));
+    }
+    if !t.assignments.is_empty() {
+        return Err(bad("manual replica assignment is not supported".into()));
+    }
+    let partitions = match t.num_partitions {
+        -1 => shard.config.kafka_auto_create_partitions,
+        n if n > 0 => n as u32,
+        n => return Err(bad(format!("{n} partitions"))),
+    };
+    let rf = match t.replication_factor {
+        -1 => default_replication(shard),
+        n if n > 0 => n as u16,
+        n => return Err(bad(format!("replication factor {n}"))),
+    };
+    let mut config = TopicConfig::default();
+    let mut min_isr = None;
+    for c in &t.configs {
+        let value = c.value.as_ref().map(|v| v.as_str()).unwrap_or("");
+        let number = || {
+            value.parse::<i64>().map_err(|_| bad(format!("{}={value:?} is not a number", c.name.as_str())))
+        };
+        // -1 is Kafka's "unbounded".
+        let bound = |n: i64| if n < 0 { Some(u64::MAX) } else { Some(n as u64) };
+        match c.name.as_str() {
+            "retention.ms" => config.retention_ms = bound(number()?),
+            "retention.bytes" => config.retention_bytes = bound(number()?),
+            "delete.retention.ms" => config.delete_retention_ms = Some(number()?.max(0) as u64),
+            "min.insync.replicas" => min_isr = Some(number()?.clamp(1, u16::MAX as i64) as u16),
+            "cleanup.policy" => {
+                config.cleanup_policy = match value.replace(' ', "").as_str() {
+                    "delete" => CleanupPolicy::Delete,
+                    "compact" => CleanupPolicy::Compact,
+                    "compact,delete" | "delete,compact" => CleanupPolicy::CompactDelete,
+                    other => return Err(bad(format!("cleanup.policy {other:?}"))),
+                }
+            }
+            other => return Err(bad(format!("topic config {other:?} is not supported"))),
+        }
+    }
+    Ok((partitions, rf, config, min_isr))
+}
+
+pub async fn delete_topics(shard: &Rc<Shard>, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    // Versions up to 5 name topics in `topic_names`, version 6 in `topics`.
+    let names: Vec<TopicName> = if req.topics.is_empty() {
+        req.topic_names
+    } else {
+        req.topics.into_iter().filter_map(|t| t.name).collect()
+    };
+    let mut responses = Vec::with_capacity(names.len());
+    for name in names {
+        let mut r = DeletableTopicResult::default().with_name(Some(name.clone()));
+        let outcome = if name.0.as_str() == OFFSETS_TOPIC {
+            Err(Failure::new(ErrorCode::InvalidArgument, format!("{OFFSETS_TOPIC} is internal")))
+        } else {
+            native::delete_topic(shard, name.0.to_string()).await
+        };
+        if let Err(f) = outcome {
+            r = r
+                .with_error_code(kafka_code(f.code))
+                .with_error_message(Some(StrBytes::from_string(f.message)));
+        }
+        responses.push(r);
+    }
+    DeleteTopicsResponse::default().with_responses(responses)
+}
+
+pub async fn describe_configs(shard: &Rc<Shard>, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
+    let mut results = Vec::with_capacity(req.resources.len());
+    for res in req.resources {
+        let mut r = DescribeConfigsResult::default()
+            .with_resource_type(res.resource_type)
+            .with_resource_name(res.resource_name.clone());
+        if res.resource_type != RESOURCE_TOPIC {
+            // Brokers' settings are the node's own file, not served over Kafka's API.
+            results.push(r);
+            continue;
+        }
+        let name = res.resource_name.to_string();
+        let infos = super::metadata::topic_infos(shard, vec![name]).await;
+        let Some(info) = infos.into_iter().next().filter(|t| t.error == ErrorCode::None) else {
+            r = r.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+            results.push(r);
+            continue;
+        };
+        let mut configs = topic_configs(shard, &info.config, info.partitions.len());
+        if let Some(keys) = res.configuration_keys {
+            configs.retain(|c| keys.iter().any(|k| k.as_str() == c.name.as_str()));
+        }
+        results.push(r.with_configs(configs));
+    }
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+fn topic_configs(shard: &Shard, c: &TopicConfig, _partitions: usize) -> Vec<DescribeConfigsResourceResult> {
+    let d = &shard.config;
+    let entry = |name: &'static str, own: Option<u64>, default: Option<u64>| {
+        let value = match own.or(default) {
+            Some(u64::MAX) | None => "-1".to_owned(),
+            Some(v) => v.to_string(),
+        };
+        DescribeConfigsResourceResult::default()
+            .with_name(StrBytes::from_static_str(name))
+            .with_value(Some(StrBytes::from_string(value)))
+            .with_config_source(if own.is_some() { SOURCE_TOPIC } else { SOURCE_DEFAULT })
+    };
+    let policy = match c.cleanup_policy {
+        CleanupPolicy::Delete => "delete",
+        CleanupPolicy::Compact => "compact",
+        CleanupPolicy::CompactDelete => "compact,delete",
+    };
+    vec![
+        entry("retention.ms", c.retention_ms, d.retention_ms),
+        entry("retention.bytes", c.retention_bytes, d.retention_bytes),
+        entry("delete.retention.ms", c.delete_retention_ms, Some(d.delete_retention_ms)),
+        entry("segment.bytes", None, Some(d.segment_bytes)),
+        entry("max.message.bytes", None, Some(d.batch_bytes_max as u64)),
+        DescribeConfigsResourceResult::default()
+            .with_name(StrBytes::from_static_str("cleanup.policy"))
+            .with_value(Some(StrBytes::from_static_str(policy)))
+            .with_config_source(SOURCE_TOPIC),
+    ]
+}
+
+pub fn describe_cluster(shard: &Rc<Shard>, _req: DescribeClusterRequest) -> DescribeClusterResponse {
+    let brokers = brokers(shard)
+        .into_iter()
+        .map(|(id, host, port)| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(id))
+                .with_host(StrBytes::from_string(host))
+                .with_port(port as i32)
+        })
+        .collect();
+    let controller = cluster::cluster_of(shard).map_or(node_id(shard), |(link, _)| link.node_id().0 as i32);
+    DescribeClusterResponse::default()
+        .with_cluster_id(StrBytes::from_static_str(CLUSTER_ID))
+        .with_controller_id(BrokerId(controller))
+        .with_brokers(brokers)
+}

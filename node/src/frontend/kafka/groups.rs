@@ -1,0 +1,287 @@
+//! Consumer groups over Kafka's API: FindCoordinator, OffsetCommit, OffsetFetch, ListGroups,
+//! DescribeGroups, and the classic protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup). The
+//! groups and offsets are the native groups' own: one coordinator per `__consumer_offsets`
+//! partition, on the shard that leads it, reached over the bus from whichever shard took the
+//! connection (`groups::call`).
+
+use super::Answer;
+use crate::groups::call::{CallError, GroupAnswer, GroupCall, route};
+use crate::groups::offsets_topic::{self, OFFSETS_TOPIC, partition_of};
+use crate::service::types::Failure;
+use crate::shard::Shard;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
+use kafka_protocol::messages::find_coordinator_response::{Coordinator, FindCoordinatorResponse};
+use kafka_protocol::messages::offset_commit_request::OffsetCommitRequest;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponse, OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequest;
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponse, OffsetFetchResponseGroup, OffsetFetchResponsePartition,
+    OffsetFetchResponsePartitions, OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{BrokerId, GroupId, RequestHeader, RequestKind, ResponseKind, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use weir_groups::{CommittedOffset, GroupError};
+use weir_kafka::codes::kafka_code;
+use weir_net::ErrorCode;
+
+pub async fn dispatch(shard: &Rc<Shard>, header: &RequestHeader, req: RequestKind) -> Answer {
+    let v = header.request_api_version;
+    let resp = match req {
+        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator(shard, r, v).await),
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit(shard, r).await),
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch(shard, r, v).await),
+        RequestKind::ListGroups(r) => {
+            ResponseKind::ListGroups(super::group_describe::list_groups(shard, r).await)
+        }
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(super::group_describe::describe_groups(shard, r).await)
+        }
+        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(super::classic::join(shard, header, r).await),
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(super::classic::sync(shard, r).await),
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(super::classic::heartbeat(shard, r).await),
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(super::classic::leave(shard, r).await),
+        other => return Answer::Close(format!("{:?} is not served", std::mem::discriminant(&other))),
+    };
+    Answer::Response(Box::new(resp))
+}
+
+/// The Kafka error code of a failed group call.
+pub fn call_code(e: &CallError) -> i16 {
+    match e {
+        CallError::Node(f) => kafka_code(f.code),
+        CallError::Group(g) => group_code(g),
+    }
+}
+
+/// The Kafka error code of a coordinator's refusal.
+pub fn group_code(e: &GroupError) -> i16 {
+    use ResponseError as K;
+    let k = match e {
+        GroupError::UnknownMemberId { .. } => K::UnknownMemberId,
+        GroupError::FencedMemberEpoch { .. } => K::FencedMemberEpoch,
+        GroupError::StaleMemberEpoch { .. } => K::StaleMemberEpoch,
+        GroupError::UnreleasedInstanceId { .. } => K::UnreleasedInstanceId,
+        GroupError::GroupMaxSizeReached { .. } => K::GroupMaxSizeReached,
+        GroupError::InvalidRequest { .. } => K::InvalidRequest,
+        GroupError::GroupNotEmpty { .. } => K::NonEmptyGroup,
+        GroupError::GroupIdNotFound { .. } => K::GroupIdNotFound,
+        other => return super::classic::classic_code(other),
+    };
+    k.code()
+}
+
+/// The node that coordinates `group`: its id and where Kafka clients reach it.
+async fn coordinator_of(shard: &Rc<Shard>, group: &str) -> Result<(i32, String, u16), Failure> {
+    crate::groups::check_group_id(group)?;
+    let n = offsets_topic::ensure(shard).await?;
+    let partition = partition_of(group, n);
+    let unavailable =
+        || Failure::new(ErrorCode::CoordinatorLoadInProgress, "the coordinator has no leader yet");
+    let node = match crate::frontend::cluster::cluster_of(shard) {
+        Some((_, meta)) => {
+            let topic = meta.topics.get(OFFSETS_TOPIC).ok_or_else(unavailable)?;
+            let entry = topic.partitions.get(partition as usize).and_then(|id| meta.partitions.get(id));
+            entry.and_then(|e| e.leader()).ok_or_else(unavailable)?.node.0 as i32
+        }
+        None => 0,
+    };
+    let brokers = super::metadata::brokers(shard);
+    let (id, host, port) = brokers.into_iter().find(|b| b.0 == node).ok_or_else(unavailable)?;
+    Ok((id, host, port))
+}
+
+async fn find_coordinator(
+    shard: &Rc<Shard>,
+    req: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    let keys: Vec<StrBytes> = if version >= 4 { req.coordinator_keys } else { vec![req.key] };
+    let mut coordinators = Vec::with_capacity(keys.len());
+    for key in keys {
+        let mut c = Coordinator::default().with_key(key.clone()).with_node_id(BrokerId(-1)).with_port(-1);
+        if req.key_type != 0 {
+            // Transaction coordinators: Weir has no transactions.
+            c = c.with_error_code(ResponseError::CoordinatorNotAvailable.code());
+        } else {
+            match coordinator_of(shard, key.as_str()).await {
+                Ok((id, host, port)) => {
+                    c = c
+                        .with_node_id(BrokerId(id))
+                        .with_host(StrBytes::from_string(host))
+                        .with_port(port as i32)
+                }
+                Err(f) => {
+                    let code = match f.code {
+                        ErrorCode::InvalidArgument => ResponseError::InvalidGroupId.code(),
+                        ErrorCode::CoordinatorLoadInProgress | ErrorCode::Unavailable => {
+                            ResponseError::CoordinatorNotAvailable.code()
+                        }
+                        code => kafka_code(code),
+                    };
+                    c = c.with_error_code(code).with_error_message(Some(StrBytes::from_string(f.message)));
+                }
+            }
+        }
+        coordinators.push(c);
+    }
+    if version >= 4 {
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    let c = coordinators.pop().expect("one key");
+    FindCoordinatorResponse::default()
+        .with_error_code(c.error_code)
+        .with_error_message(c.error_message)
+        .with_node_id(c.node_id)
+        .with_host(c.host)
+        .with_port(c.port)
+}
+
+async fn offset_commit(shard: &Rc<Shard>, req: OffsetCommitRequest) -> OffsetCommitResponse {
+    let mut offsets = Vec::new();
+    let mut bad: BTreeMap<(String, i32), i16> = BTreeMap::new();
+    for t in &req.topics {
+        for p in &t.partitions {
+            let metadata = p.committed_metadata.as_ref().map(|m| m.to_string()).unwrap_or_default();
+            if p.partition_index < 0 || p.committed_offset < 0 {
+                bad.insert(
+                    (t.name.0.to_string(), p.partition_index),
+                    ResponseError::InvalidCommitOffsetSize.code(),
+                );
+                continue;
+            }
+            let committed = CommittedOffset { offset: p.committed_offset as u64, metadata };
+            offsets.push((t.name.0.to_string(), p.partition_index as u32, committed));
+        }
+    }
+    let call = GroupCall::Commit {
+        group: req.group_id.0.to_string(),
+        member_id: req.member_id.to_string(),
+        generation: req.generation_id_or_member_epoch,
+        instance_id: req.group_instance_id.as_ref().map(|i| i.to_string()),
+        offsets,
+    };
+    let code = match route(shard, call).await {
+        GroupAnswer::Done(Ok(())) => 0,
+        GroupAnswer::Done(Err(e)) => call_code(&e),
+        _ => ResponseError::UnknownServerError.code(),
+    };
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.0.to_string();
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let code = bad.get(&(name.clone(), p.partition_index)).copied().unwrap_or(code);
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
+                })
+                .collect();
+            OffsetCommitResponseTopic::default().with_name(t.name).with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}
+
+/// One group's committed offsets as OffsetFetch answers them, by topic: `(partition, offset,
+/// metadata)`, offset -1 where none is committed.
+type Fetched = Result<Vec<TopicOffsets>, i16>;
+
+/// A topic's committed offsets: `(partition, offset, metadata)`.
+type TopicOffsets = (String, Vec<(i32, i64, String)>);
+
+async fn fetch_group(shard: &Rc<Shard>, group: String, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
+    let partitions = topics.as_ref().map(|t| {
+        t.iter().flat_map(|(n, ps)| ps.iter().filter(|p| **p >= 0).map(|p| (n.clone(), *p as u32))).collect()
+    });
+    let found = match route(shard, GroupCall::FetchOffsets { group, partitions }).await {
+        GroupAnswer::Offsets(Ok(o)) => o,
+        GroupAnswer::Offsets(Err(e)) => return Err(call_code(&e)),
+        _ => return Err(ResponseError::UnknownServerError.code()),
+    };
+    let mut by_topic: Vec<TopicOffsets> = Vec::new();
+    for (topic, partition, c) in found {
+        let (offset, metadata) = c.map_or((-1, String::new()), |c| (c.offset as i64, c.metadata));
+        match by_topic.iter_mut().find(|(t, _)| *t == topic) {
+            Some((_, v)) => v.push((partition as i32, offset, metadata)),
+            None => by_topic.push((topic, vec![(partition as i32, offset, metadata)])),
+        }
+    }
+    Ok(by_topic)
+}
+
+async fn offset_fetch(shard: &Rc<Shard>, req: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+    if version >= 8 {
+        let mut groups = Vec::with_capacity(req.groups.len());
+        for g in req.groups {
+            let topics = g
+                .topics
+                .map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
+            let mut out = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+            match fetch_group(shard, g.group_id.0.to_string(), topics).await {
+                Ok(found) => {
+                    out.topics = found
+                        .into_iter()
+                        .map(|(t, ps)| {
+                            let partitions = ps
+                                .into_iter()
+                                .map(|(p, o, m)| {
+                                    OffsetFetchResponsePartitions::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(o)
+                                        .with_committed_leader_epoch(-1)
+                                        .with_metadata(Some(StrBytes::from_string(m)))
+                                })
+                                .collect();
+                            OffsetFetchResponseTopics::default()
+                                .with_name(TopicName(StrBytes::from_string(t)))
+                                .with_partitions(partitions)
+                        })
+                        .collect();
+                }
+                Err(code) => out = out.with_error_code(code),
+            }
+            groups.push(out);
+        }
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let topics =
+        req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
+    match fetch_group(shard, req.group_id.0.to_string(), topics).await {
+        Ok(found) => {
+            let topics = found
+                .into_iter()
+                .map(|(t, ps)| {
+                    let partitions = ps
+                        .into_iter()
+                        .map(|(p, o, m)| {
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(o)
+                                .with_committed_leader_epoch(-1)
+                                .with_metadata(Some(StrBytes::from_string(m)))
+                        })
+                        .collect();
+                    OffsetFetchResponseTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(t)))
+                        .with_partitions(partitions)
+                })
+                .collect();
+            OffsetFetchResponse::default().with_topics(topics)
+        }
+        Err(code) => OffsetFetchResponse::default().with_error_code(code),
+    }
+}
+
+/// A group id as Kafka's messages carry it.
+pub fn group_id(s: String) -> GroupId {
+    GroupId(StrBytes::from_string(s))
+}

@@ -1,0 +1,219 @@
+//! The Kafka wire protocol's front end: a second thin layer over the
+//! [`PartitionService`](crate::service::PartitionService) and the group coordinators, so that
+//! unmodified Kafka clients produce, consume and use groups.
+//!
+//! Every shard accepts on the Kafka port (SO_REUSEPORT). A connection is served like a native
+//! one (`connection.rs`: the same request memory, budgets, timeouts and in-order answers); only
+//! the framing (a 4-byte big-endian length) and the handling differ. Each request is checked
+//! against Weir's own API table (`weir_kafka::versions`), decoded with `kafka-protocol`, answered
+//! by one of the modules below, and encoded in the request's version. A request that cannot be
+//! decoded closes the connection, as Kafka does; an unsupported ApiVersions version gets the v0
+//! answer with the full list (KIP-511).
+
+mod admin;
+mod classic;
+mod fetch;
+mod group_describe;
+mod groups;
+mod metadata;
+mod offsets;
+mod produce;
+
+use crate::connection::{Pending, Protocol, Reply};
+use crate::frame_reader::{Frame, Framing};
+use crate::shard::Shard;
+use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
+};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use std::rc::Rc;
+use weir_net::DecodeError;
+
+/// Kafka's frames: a big-endian i32 length, then the request header and body.
+#[derive(Debug)]
+pub struct KafkaFraming;
+
+/// The length prefix of a Kafka frame.
+#[derive(Debug, Clone, Copy)]
+pub struct KafkaFrameHeader {
+    /// Bytes after the length prefix.
+    pub size: usize,
+}
+
+/// The smallest request: api key, api version and correlation id.
+const REQUEST_HEADER_BYTES_MIN: usize = 8;
+
+impl Framing for KafkaFraming {
+    type Header = KafkaFrameHeader;
+    const HEADER_BYTES: usize = 4;
+
+    fn decode(head: &[u8], frame_bytes_max: usize) -> Result<KafkaFrameHeader, DecodeError> {
+        let size = i32::from_be_bytes(head[..4].try_into().expect("4 bytes"));
+        if size < REQUEST_HEADER_BYTES_MIN as i32 {
+            return Err(DecodeError::FrameTooSmall { len: size.max(0) as usize });
+        }
+        let size = size as usize;
+        if size + 4 > frame_bytes_max {
+            return Err(DecodeError::FrameTooLarge { len: size + 4, limit: frame_bytes_max });
+        }
+        Ok(KafkaFrameHeader { size })
+    }
+
+    fn frame_len(header: &KafkaFrameHeader) -> usize {
+        4 + header.size
+    }
+}
+
+/// The Kafka protocol, for `connection.rs`.
+#[derive(Debug)]
+pub struct KafkaProtocol;
+
+/// The most bytes an answer other than a fetch is budgeted for.
+const SMALL_REPLY_BYTES: usize = 64 << 10;
+
+impl Protocol for KafkaProtocol {
+    type Framing = KafkaFraming;
+
+    fn malformed(e: &DecodeError) -> Vec<u8> {
+        tracing::debug!(error = %e, "kafka frame refused; closing");
+        Vec::new()
+    }
+
+    fn refusal(reason: String) -> Vec<u8> {
+        tracing::debug!(reason = %reason, "kafka connection refused");
+        Vec::new()
+    }
+
+    fn start(shard: &Rc<Shard>, frame: Frame<KafkaFraming>, _peer: &crate::peer::Peer) -> (usize, Pending) {
+        let Frame { bytes, reservation, .. } = frame;
+        let reply_max =
+            fetch::reply_bytes_max(&bytes[4..], shard.config.batch_bytes_max).unwrap_or(SMALL_REPLY_BYTES);
+        let cost = bytes.len() + reply_max;
+        let shard = shard.clone();
+        // A task of its own, detached, as for the native protocol: a produce is never cancelled
+        // halfway by its connection going away.
+        let task = glommio::spawn_local(async move {
+            let _in_flight = shard.begin_request();
+            let _reservation = reservation;
+            handle(&shard, bytes.slice(4..)).await
+        })
+        .detach();
+        let answer = async move { (cost, task.await.unwrap_or_else(|| Err(Vec::new()))) };
+        (cost, answer.boxed_local())
+    }
+}
+
+/// What a handler answers: a response, none (acks=0), or a reason to close the connection.
+pub(crate) enum Answer {
+    Response(Box<ResponseKind>),
+    Silent,
+    Close(String),
+}
+
+/// Answers one request (`req` is the frame after its length prefix).
+async fn handle(shard: &Rc<Shard>, req: Bytes) -> Reply {
+    let api_key = i16::from_be_bytes([req[0], req[1]]);
+    let version = i16::from_be_bytes([req[2], req[3]]);
+    let Ok(key) = ApiKey::try_from(api_key) else {
+        return close(format!("unknown api key {api_key}"));
+    };
+    if !weir_kafka::versions::is_served(api_key, version) {
+        if key == ApiKey::ApiVersions {
+            return unsupported_api_versions(&req);
+        }
+        return close(format!("{key:?} version {version} is not served"));
+    }
+    let mut body = req.clone();
+    let header = match RequestHeader::decode(&mut body, key.request_header_version(version)) {
+        Ok(h) => h,
+        Err(e) => return close(format!("request header: {e}")),
+    };
+    if key == ApiKey::Produce && version < weir_kafka::versions::PRODUCE_VERSION_MIN {
+        return close(format!("Produce version {version} (message format 0 or 1) is not served"));
+    }
+    // The decoder allocates from counts read off the wire: they are checked against the bytes
+    // there first.
+    if let Err(e) = weir_kafka::guard::check_request(api_key, version, &body) {
+        return close(format!("{key:?} v{version} refused by the guard: {e}"));
+    }
+    let request = match RequestKind::decode(key, &mut body, version) {
+        Ok(r) => r,
+        Err(e) => return close(format!("{key:?} v{version}: {e}")),
+    };
+    match dispatch(shard, &header, request).await {
+        Answer::Response(resp) => encode(key, version, header.correlation_id, &resp),
+        Answer::Silent => Ok(Vec::new()),
+        Answer::Close(why) => close(why),
+    }
+}
+
+fn close(why: String) -> Reply {
+    tracing::debug!(reason = %why, "kafka request refused; closing the connection");
+    Err(Vec::new())
+}
+
+async fn dispatch(shard: &Rc<Shard>, header: &RequestHeader, req: RequestKind) -> Answer {
+    let v = header.request_api_version;
+    let resp = match req {
+        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions(0)),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::metadata(shard, r, v).await),
+        RequestKind::Produce(r) => return produce::produce(shard, r).await,
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::fetch(shard, r).await),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(offsets::list_offsets(shard, r).await),
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            ResponseKind::OffsetForLeaderEpoch(offsets::for_leader_epoch(shard, r).await)
+        }
+        RequestKind::InitProducerId(r) => {
+            ResponseKind::InitProducerId(admin::init_producer_id(shard, r).await)
+        }
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(admin::create_topics(shard, r).await),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(admin::delete_topics(shard, r).await),
+        RequestKind::DescribeConfigs(r) => {
+            ResponseKind::DescribeConfigs(admin::describe_configs(shard, r).await)
+        }
+        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(admin::describe_cluster(shard, r)),
+        other => return groups::dispatch(shard, header, other).await,
+    };
+    Answer::Response(Box::new(resp))
+}
+
+/// The ApiVersions answer: every served API, with `error_code`.
+fn api_versions(error_code: i16) -> ApiVersionsResponse {
+    let api_keys = weir_kafka::versions::SERVED
+        .iter()
+        .map(|a| {
+            kafka_protocol::messages::api_versions_response::ApiVersion::default()
+                .with_api_key(a.key as i16)
+                .with_min_version(a.min)
+                .with_max_version(a.max)
+        })
+        .collect();
+    ApiVersionsResponse::default().with_error_code(error_code).with_api_keys(api_keys)
+}
+
+/// KIP-511: a client asking with an ApiVersions version this node does not know is answered in
+/// version 0, with UNSUPPORTED_VERSION and the full list, so it can pick one it shares.
+fn unsupported_api_versions(req: &[u8]) -> Reply {
+    let correlation_id = i32::from_be_bytes([req[4], req[5], req[6], req[7]]);
+    let code = kafka_protocol::ResponseError::UnsupportedVersion.code();
+    encode(ApiKey::ApiVersions, 0, correlation_id, &ResponseKind::ApiVersions(api_versions(code)))
+}
+
+/// The answer frame: length, response header, body, in the request's version.
+fn encode(key: ApiKey, version: i16, correlation_id: i32, resp: &ResponseKind) -> Reply {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.extend_from_slice(&[0; 4]);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let encoded = header
+        .encode(&mut buf, key.response_header_version(version))
+        .and_then(|()| resp.encode(&mut buf, version));
+    if let Err(e) = encoded {
+        // A value the version cannot carry: the client asked for something it cannot be told.
+        return close(format!("{key:?} v{version} answer does not encode: {e}"));
+    }
+    let size = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(buf.to_vec())
+}

@@ -1,0 +1,79 @@
+//! ListOffsets and OffsetForLeaderEpoch.
+
+use crate::shard::Shard;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::list_offsets_request::ListOffsetsRequest;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::offset_for_leader_epoch_request::OffsetForLeaderEpochRequest;
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderEpochResponse, OffsetForLeaderTopicResult,
+};
+use std::rc::Rc;
+use weir_kafka::codes::kafka_code;
+use weir_net::OffsetSpec;
+
+/// Kafka's special timestamps: the latest offset, the earliest, and the record with the largest
+/// timestamp (KIP-734, not served); -4 and -5 are the earliest and latest local offsets.
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+pub async fn list_offsets(shard: &Rc<Shard>, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let r = ListOffsetsPartitionResponse::default()
+                .with_partition_index(p.partition_index)
+                .with_timestamp(-1)
+                .with_leader_epoch(-1);
+            let spec = match p.timestamp {
+                LATEST | LATEST_TIERED => OffsetSpec::Latest,
+                EARLIEST | EARLIEST_LOCAL => OffsetSpec::Earliest,
+                MAX_TIMESTAMP => {
+                    partitions
+                        .push(r.with_error_code(ResponseError::UnsupportedVersion.code()).with_offset(-1));
+                    continue;
+                }
+                t => OffsetSpec::Timestamp(t),
+            };
+            let index = p.partition_index.max(0) as u32;
+            let r = match shard.service.list_offsets(t.name.0.as_str(), index, spec).await {
+                Ok(o) => r.with_offset(o as i64),
+                Err(f) => r.with_error_code(kafka_code(f.code)).with_offset(-1),
+            };
+            partitions.push(r);
+        }
+        topics.push(ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions));
+    }
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// The end offset of a leader epoch, by which a consumer checks, after a leader change, that
+/// the log it read was not truncated. Consumers read only below the high watermark, which is
+/// never truncated: the answer is the partition's latest offset under the epoch asked, which
+/// never reports a truncation that did not happen, and none can have happened below it.
+pub async fn for_leader_epoch(
+    shard: &Rc<Shard>,
+    req: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    let mut topics = Vec::with_capacity(req.topics.len());
+    for t in req.topics {
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in t.partitions {
+            let r = EpochEndOffset::default().with_partition(p.partition).with_leader_epoch(p.leader_epoch);
+            let index = p.partition.max(0) as u32;
+            let r = match shard.service.list_offsets(t.topic.0.as_str(), index, OffsetSpec::Latest).await {
+                Ok(o) => r.with_end_offset(o as i64),
+                Err(f) => r.with_error_code(kafka_code(f.code)).with_end_offset(-1).with_leader_epoch(-1),
+            };
+            partitions.push(r);
+        }
+        topics.push(OffsetForLeaderTopicResult::default().with_topic(t.topic).with_partitions(partitions));
+    }
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}

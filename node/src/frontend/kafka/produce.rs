@@ -1,0 +1,107 @@
+//! Produce: each partition's Kafka batches are validated and converted to Weir batches
+//! (`weir_kafka::batch`), then the whole request goes through the `PartitionService` as one
+//! scatter-gather, all of a partition's batches or none. acks=0 is not answered.
+
+use super::Answer;
+use crate::service::types::{Failure, ProducePartition};
+use crate::shard::Shard;
+use bytes::Bytes;
+use kafka_protocol::messages::ResponseKind;
+use kafka_protocol::messages::produce_request::ProduceRequest;
+use kafka_protocol::messages::produce_response::{
+    PartitionProduceResponse, ProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use std::rc::Rc;
+use std::sync::Arc;
+use weir_kafka::codes::kafka_code;
+use weir_net::{Acks, ErrorCode};
+use weir_replication::PartitionId;
+
+/// One partition of the request: where it goes, and its converted batches or why not.
+struct Part {
+    topic_index: usize,
+    index: i32,
+    converted: Result<ProducePartition, (i16, String)>,
+}
+
+pub async fn produce(shard: &Rc<Shard>, req: ProduceRequest) -> Answer {
+    let acks = match req.acks {
+        0 => Acks::None,
+        1 => Acks::Leader,
+        -1 => Acks::All,
+        other => return Answer::Close(format!("acks {other} is not 0, 1 or -1")),
+    };
+    if req.transactional_id.is_some() {
+        return Answer::Close("transactions are not supported".into());
+    }
+    let mut parts = Vec::new();
+    let mut topics = Vec::new();
+    for (ti, t) in req.topic_data.into_iter().enumerate() {
+        let name: Arc<str> = t.name.0.as_str().into();
+        topics.push(t.name.clone());
+        for p in t.partition_data {
+            let converted = convert(shard, &name, p.index, p.records.unwrap_or_default());
+            parts.push(Part { topic_index: ti, index: p.index, converted });
+        }
+    }
+    let valid: Vec<ProducePartition> =
+        parts.iter().filter_map(|p| p.converted.as_ref().ok().cloned()).collect();
+    let timeout = Some(req.timeout_ms.max(0) as u64);
+    let mut answers = shard.service.produce_within(acks, valid, timeout).await.into_iter();
+    if acks == Acks::None {
+        return Answer::Silent;
+    }
+    let mut responses: Vec<TopicProduceResponse> =
+        topics.into_iter().map(|name| TopicProduceResponse::default().with_name(name)).collect();
+    for part in parts {
+        let outcome = match part.converted {
+            Ok(_) => answers.next().expect("one answer per partition sent").map_err(failure),
+            Err(e) => Err(e),
+        };
+        let mut r = PartitionProduceResponse::default().with_index(part.index).with_log_append_time_ms(-1);
+        match outcome {
+            Ok(p) => {
+                r = r.with_base_offset(p.base_offset as i64).with_log_start_offset(p.log_start as i64);
+            }
+            Err((code, message)) => {
+                r = r
+                    .with_error_code(code)
+                    .with_base_offset(-1)
+                    .with_log_start_offset(-1)
+                    .with_error_message(Some(StrBytes::from_string(message)));
+            }
+        }
+        responses[part.topic_index].partition_responses.push(r);
+    }
+    Answer::Response(Box::new(ResponseKind::Produce(ProduceResponse::default().with_responses(responses))))
+}
+
+fn failure(f: Failure) -> (i16, String) {
+    (kafka_code(f.code), f.message)
+}
+
+/// The Weir batches of one partition's Kafka records, back to back in one aligned buffer.
+fn convert(
+    shard: &Shard,
+    topic: &Arc<str>,
+    index: i32,
+    records: Bytes,
+) -> Result<ProducePartition, (i16, String)> {
+    if index < 0 {
+        return Err((kafka_code(ErrorCode::UnknownPartition), format!("partition {index}")));
+    }
+    let limits = weir_kafka::batch::ConvertLimits { batch_bytes_max: shard.config.batch_bytes_max };
+    let converted =
+        weir_kafka::batch::kafka_to_weir(&records, &limits).map_err(|e| (e.kafka_code(), e.to_string()))?;
+    let len = converted.iter().map(|c| c.batch.len()).sum();
+    let mut out = rkyv::util::AlignedVec::<16>::with_capacity(len);
+    for c in &converted {
+        out.extend_from_slice(c.batch.as_bytes());
+    }
+    Ok(ProducePartition {
+        topic: topic.clone(),
+        partition: PartitionId(index as u32),
+        batches: Bytes::from_owner(out),
+    })
+}
