@@ -133,7 +133,4 @@ pub enum GuardError {
     /// A known tagged field whose value does not fill exactly the size its header states.
     #[error("{field}: tagged field {tag} states {size} bytes but its value takes {used}")]
     TaggedFieldSize { field: &'static str, tag: u32, size: usize, used: usize },
-    /// Bytes follow the end of the request's schema.
-    #[error("{count} bytes follow the end of the request")]
-    TrailingBytes { count: usize },
 }

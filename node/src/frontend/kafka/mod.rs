@@ -136,7 +136,8 @@ async fn handle(shard: &Rc<Shard>, req: Bytes) -> Reply {
     // The decoder allocates from counts read off the wire: they are checked against the bytes
     // there first.
     if let Err(e) = weir_kafka::guard::check_request(api_key, version, &body) {
-        return close(format!("{key:?} v{version} refused by the guard: {e}"));
+        let head: Vec<u8> = req.iter().take(96).copied().collect();
+        return close(format!("{key:?} v{version} refused by the guard: {e} (frame starts {head:02x?})"));
     }
     let request = match RequestKind::decode(key, &mut body, version) {
         Ok(r) => r,
