@@ -26,11 +26,19 @@ use weir_kafka::codes::kafka_code;
 use weir_log::CleanupPolicy;
 use weir_net::{ErrorCode, TopicConfig};
 
-/// Kafka's resource type of a topic in DescribeConfigs.
+/// Kafka's resource types in DescribeConfigs: a topic, a broker.
 const RESOURCE_TOPIC: i8 = 2;
-/// Kafka's config source of a topic's own setting, and of a default.
+const RESOURCE_BROKER: i8 = 4;
+/// Kafka's config sources: a topic's own setting, the node's file, a default.
 const SOURCE_TOPIC: i8 = 1;
+const SOURCE_STATIC: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
+/// Kafka's config types.
+const TYPE_BOOLEAN: i8 = 1;
+const TYPE_STRING: i8 = 2;
+const TYPE_INT: i8 = 3;
+const TYPE_LONG: i8 = 5;
+const TYPE_LIST: i8 = 7;
 
 pub async fn init_producer_id(shard: &Rc<Shard>, req: InitProducerIdRequest) -> InitProducerIdResponse {
     let r = InitProducerIdResponse::default();
@@ -165,58 +173,151 @@ pub async fn delete_topics(shard: &Rc<Shard>, req: DeleteTopicsRequest) -> Delet
 pub async fn describe_configs(shard: &Rc<Shard>, req: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let mut results = Vec::with_capacity(req.resources.len());
     for res in req.resources {
-        let mut r = DescribeConfigsResult::default()
+        let r = DescribeConfigsResult::default()
             .with_resource_type(res.resource_type)
             .with_resource_name(res.resource_name.clone());
-        if res.resource_type != RESOURCE_TOPIC {
-            // Brokers' settings are the node's own file, not served over Kafka's API.
-            results.push(r);
-            continue;
-        }
-        let name = res.resource_name.to_string();
-        let infos = super::metadata::topic_infos(shard, vec![name]).await;
-        let Some(info) = infos.into_iter().next().filter(|t| t.error == ErrorCode::None) else {
-            r = r.with_error_code(ResponseError::UnknownTopicOrPartition.code());
-            results.push(r);
-            continue;
+        let configs = match res.resource_type {
+            RESOURCE_TOPIC => topic_configs(shard, res.resource_name.as_str()).await,
+            RESOURCE_BROKER => broker_configs(shard, res.resource_name.as_str()),
+            _ => Err(ResponseError::InvalidRequest.code()),
         };
-        let mut configs = topic_configs(shard, &info.config, info.partitions.len());
-        if let Some(keys) = res.configuration_keys {
-            configs.retain(|c| keys.iter().any(|k| k.as_str() == c.name.as_str()));
-        }
-        results.push(r.with_configs(configs));
+        let r = match configs {
+            Ok(mut configs) => {
+                if let Some(keys) = res.configuration_keys {
+                    configs.retain(|c| keys.iter().any(|k| k.as_str() == c.name.as_str()));
+                }
+                r.with_configs(configs)
+            }
+            Err(code) => r.with_error_code(code),
+        };
+        results.push(r);
     }
     DescribeConfigsResponse::default().with_results(results)
 }
 
-fn topic_configs(shard: &Shard, c: &TopicConfig, _partitions: usize) -> Vec<DescribeConfigsResourceResult> {
+/// A config entry: its name, value, source and type; never sensitive, read-only for the
+/// node's own settings.
+fn config(name: &'static str, value: String, source: i8, kind: i8) -> DescribeConfigsResourceResult {
+    DescribeConfigsResourceResult::default()
+        .with_name(StrBytes::from_static_str(name))
+        .with_value(Some(StrBytes::from_string(value)))
+        .with_config_source(source)
+        .with_config_type(kind)
+        .with_read_only(source == SOURCE_STATIC)
+}
+
+/// Kafka's "unbounded" is -1.
+fn bound(v: Option<u64>) -> String {
+    match v {
+        Some(u64::MAX) | None => "-1".to_owned(),
+        Some(v) => v.to_string(),
+    }
+}
+
+async fn topic_configs(shard: &Shard, name: &str) -> Result<Vec<DescribeConfigsResourceResult>, i16> {
+    let infos = super::metadata::topic_infos(shard, vec![name.to_owned()]).await;
+    let info = infos.into_iter().next().filter(|t| t.error == ErrorCode::None);
+    let c = info.ok_or(ResponseError::UnknownTopicOrPartition.code())?.config;
     let d = &shard.config;
-    let entry = |name: &'static str, own: Option<u64>, default: Option<u64>| {
-        let value = match own.or(default) {
-            Some(u64::MAX) | None => "-1".to_owned(),
-            Some(v) => v.to_string(),
-        };
-        DescribeConfigsResourceResult::default()
-            .with_name(StrBytes::from_static_str(name))
-            .with_value(Some(StrBytes::from_string(value)))
-            .with_config_source(if own.is_some() { SOURCE_TOPIC } else { SOURCE_DEFAULT })
-    };
+    let source = |own: bool| if own { SOURCE_TOPIC } else { SOURCE_DEFAULT };
     let policy = match c.cleanup_policy {
         CleanupPolicy::Delete => "delete",
         CleanupPolicy::Compact => "compact",
         CleanupPolicy::CompactDelete => "compact,delete",
     };
-    vec![
-        entry("retention.ms", c.retention_ms, d.retention_ms),
-        entry("retention.bytes", c.retention_bytes, d.retention_bytes),
-        entry("delete.retention.ms", c.delete_retention_ms, Some(d.delete_retention_ms)),
-        entry("segment.bytes", None, Some(d.segment_bytes)),
-        entry("max.message.bytes", None, Some(d.batch_bytes_max as u64)),
-        DescribeConfigsResourceResult::default()
-            .with_name(StrBytes::from_static_str("cleanup.policy"))
-            .with_value(Some(StrBytes::from_static_str(policy)))
-            .with_config_source(SOURCE_TOPIC),
-    ]
+    Ok(vec![
+        config(
+            "retention.ms",
+            bound(c.retention_ms.or(d.retention_ms)),
+            source(c.retention_ms.is_some()),
+            TYPE_LONG,
+        ),
+        config(
+            "retention.bytes",
+            bound(c.retention_bytes.or(d.retention_bytes)),
+            source(c.retention_bytes.is_some()),
+            TYPE_LONG,
+        ),
+        config(
+            "delete.retention.ms",
+            c.delete_retention_ms.unwrap_or(d.delete_retention_ms).to_string(),
+            source(c.delete_retention_ms.is_some()),
+            TYPE_LONG,
+        ),
+        config("cleanup.policy", policy.to_owned(), SOURCE_TOPIC, TYPE_LIST),
+        config("segment.bytes", d.segment_bytes.to_string(), SOURCE_DEFAULT, TYPE_INT),
+        config("segment.ms", d.segment_ms.to_string(), SOURCE_DEFAULT, TYPE_LONG),
+        config("max.message.bytes", d.batch_bytes_max.to_string(), SOURCE_DEFAULT, TYPE_INT),
+    ])
+}
+
+/// This node's settings, as Kafka names the ones it has; another broker's are its own to tell.
+/// A setting is `STATIC_BROKER_CONFIG` (and read-only) when the node's configuration sets it,
+/// `DEFAULT_CONFIG` when it is the default.
+fn broker_configs(shard: &Shard, name: &str) -> Result<Vec<DescribeConfigsResourceResult>, i16> {
+    if name.parse::<i32>().ok() != Some(node_id(shard)) {
+        return Err(ResponseError::InvalidRequest.code());
+    }
+    let (d, default) = (&shard.config, crate::config::NodeConfig::default());
+    let src = |set: bool| if set { SOURCE_STATIC } else { SOURCE_DEFAULT };
+    let advertised = d.kafka_advertised().map_or_else(String::new, |(h, p)| format!("PLAINTEXT://{h}:{p}"));
+    Ok(vec![
+        config("advertised.listeners", advertised, src(d.kafka_advertised_address.is_some()), TYPE_STRING),
+        config(
+            "listeners",
+            format!("PLAINTEXT://{}", d.kafka_listen),
+            src(d.kafka_listen != default.kafka_listen),
+            TYPE_STRING,
+        ),
+        config(
+            "log.dirs",
+            d.data_dir.display().to_string(),
+            src(d.data_dir != default.data_dir),
+            TYPE_STRING,
+        ),
+        config(
+            "log.retention.ms",
+            bound(d.retention_ms),
+            src(d.retention_ms != default.retention_ms),
+            TYPE_LONG,
+        ),
+        config(
+            "log.retention.bytes",
+            bound(d.retention_bytes),
+            src(d.retention_bytes != default.retention_bytes),
+            TYPE_LONG,
+        ),
+        config(
+            "log.segment.bytes",
+            d.segment_bytes.to_string(),
+            src(d.segment_bytes != default.segment_bytes),
+            TYPE_INT,
+        ),
+        config(
+            "message.max.bytes",
+            d.batch_bytes_max.to_string(),
+            src(d.batch_bytes_max != default.batch_bytes_max),
+            TYPE_INT,
+        ),
+        config(
+            "socket.request.max.bytes",
+            d.request_bytes_max.to_string(),
+            src(d.request_bytes_max != default.request_bytes_max),
+            TYPE_INT,
+        ),
+        config(
+            "num.partitions",
+            d.kafka_auto_create_partitions.to_string(),
+            src(d.kafka_auto_create_partitions != default.kafka_auto_create_partitions),
+            TYPE_INT,
+        ),
+        config(
+            "auto.create.topics.enable",
+            d.kafka_auto_create_topics.to_string(),
+            src(d.kafka_auto_create_topics != default.kafka_auto_create_topics),
+            TYPE_BOOLEAN,
+        ),
+    ])
 }
 
 pub fn describe_cluster(shard: &Rc<Shard>, _req: DescribeClusterRequest) -> DescribeClusterResponse {

@@ -1,5 +1,7 @@
 //! ListOffsets and OffsetForLeaderEpoch.
 
+use crate::service::local::Aligned;
+use crate::service::types::{Failure, FetchPartition};
 use crate::shard::Shard;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_offsets_request::ListOffsetsRequest;
@@ -12,7 +14,9 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use std::rc::Rc;
 use weir_kafka::codes::kafka_code;
-use weir_net::OffsetSpec;
+use weir_log::batch::BatchView;
+use weir_net::{ErrorCode, OffsetSpec};
+use weir_replication::PartitionId;
 
 /// Kafka's special timestamps: the latest offset, the earliest, and the record with the largest
 /// timestamp (KIP-734, not served); -4 and -5 are the earliest and latest local offsets.
@@ -42,7 +46,17 @@ pub async fn list_offsets(shard: &Rc<Shard>, req: ListOffsetsRequest) -> ListOff
                 t => OffsetSpec::Timestamp(t),
             };
             let index = p.partition_index.max(0) as u32;
-            let r = match shard.service.list_offsets(t.name.0.as_str(), index, spec).await {
+            let topic = t.name.0.as_str();
+            let r = match shard.service.list_offsets(topic, index, spec).await {
+                Ok(o) if matches!(spec, OffsetSpec::Timestamp(_)) => {
+                    // Kafka answers a search by time with the record found and its timestamp, or
+                    // -1 for both when every record is older.
+                    match record_timestamp(shard, topic, index, o).await {
+                        Ok(Some(ts)) => r.with_offset(o as i64).with_timestamp(ts),
+                        Ok(None) => r.with_offset(-1),
+                        Err(f) => r.with_error_code(kafka_code(f.code)).with_offset(-1),
+                    }
+                }
                 Ok(o) => r.with_offset(o as i64),
                 Err(f) => r.with_error_code(kafka_code(f.code)).with_offset(-1),
             };
@@ -51,6 +65,29 @@ pub async fn list_offsets(shard: &Rc<Shard>, req: ListOffsetsRequest) -> ListOff
         topics.push(ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions));
     }
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// The timestamp of the record at `offset` (the first at or after it), or `None` past the last.
+async fn record_timestamp(
+    shard: &Shard,
+    topic: &str,
+    partition: u32,
+    offset: u64,
+) -> Result<Option<i64>, Failure> {
+    let part =
+        FetchPartition { topic: topic.into(), partition: PartitionId(partition), offset, max_bytes: 1 };
+    let fetched = shard.service.fetch(vec![part], 0).await.pop().expect("one answer")?;
+    let aligned = Aligned::new(fetched.batches);
+    let mut rest = aligned.bytes();
+    while !rest.is_empty() {
+        let view = BatchView::validate(rest, usize::MAX)
+            .map_err(|e| Failure::new(ErrorCode::CorruptBatch, e.to_string()))?;
+        if let Some(r) = view.records().find(|r| r.offset >= offset) {
+            return Ok(Some(r.timestamp));
+        }
+        rest = &rest[view.bytes().len()..];
+    }
+    Ok(None)
 }
 
 /// The end offset of a leader epoch, by which a consumer checks, after a leader change, that
