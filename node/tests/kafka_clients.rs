@@ -190,10 +190,13 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// Key, value, headers and timestamp of a record.
+type Shaped = (Option<Vec<u8>>, Option<Vec<u8>>, Vec<(Vec<u8>, Vec<u8>)>, i64);
+
 /// Records of every shape: binary keys (one null), values null, empty and binary, headers
 /// with a repeated key, timestamps out of order.
-fn shaped(i: usize) -> (Option<Vec<u8>>, Option<Vec<u8>>, Vec<(Vec<u8>, Vec<u8>)>, i64) {
-    let key = (i % 101 != 0).then(|| vec![(i % 256) as u8, 0, b'k', (i / 256) as u8]);
+fn shaped(i: usize) -> Shaped {
+    let key = (!i.is_multiple_of(101)).then(|| vec![(i % 256) as u8, 0, b'k', (i / 256) as u8]);
     let value = match i % 7 {
         0 => None,
         1 => Some(Vec::new()),
@@ -207,11 +210,7 @@ fn shaped(i: usize) -> (Option<Vec<u8>>, Option<Vec<u8>>, Vec<(Vec<u8>, Vec<u8>)
     (key, value, headers, 1_700_000_000_000 + ((i * 7919) % 10_000) as i64)
 }
 
-fn seen_of(
-    partition: u32,
-    offset: u64,
-    r: &(Option<Vec<u8>>, Option<Vec<u8>>, Vec<(Vec<u8>, Vec<u8>)>, i64),
-) -> Seen {
+fn seen_of(partition: u32, offset: u64, r: &Shaped) -> Seen {
     Seen {
         partition,
         offset,
