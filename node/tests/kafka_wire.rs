@@ -316,3 +316,27 @@ fn damaged_frames_are_answered_or_refused_and_the_node_survives() {
 fn consumer_group_apis_in_every_version() {
     groups::every_version();
 }
+
+/// The settings a DescribeConfigs of `created` answers when asked with `keys`.
+fn described(w: &mut Wire, keys: Option<Vec<&str>>) -> Vec<String> {
+    let res = DescribeConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(s("created"))
+        .with_configuration_keys(keys.map(|k| k.into_iter().map(s).collect()));
+    let body = RequestKind::DescribeConfigs(DescribeConfigsRequest::default().with_resources(vec![res]));
+    let r = kind!(w.call(ApiKey::DescribeConfigs, 4, body), DescribeConfigs);
+    assert_eq!(r.results[0].error_code, 0);
+    r.results[0].configs.iter().map(|c| c.name.to_string()).collect()
+}
+
+#[test]
+fn describe_configs_with_an_empty_key_list_describes_every_setting() {
+    let node = KafkaNode::start(1, &[]);
+    node.create_topic("created", 1, &[]);
+    let mut w = Wire::connect(&node.bootstrap);
+    let all = described(&mut w, None);
+    assert!(all.iter().any(|n| n == "cleanup.policy") && all.len() > 1, "{all:?}");
+    // As Kafka's brokers do, an empty list asks for everything, as a null one does.
+    assert_eq!(described(&mut w, Some(vec![])), all);
+    assert_eq!(described(&mut w, Some(vec!["cleanup.policy"])), ["cleanup.policy"]);
+}

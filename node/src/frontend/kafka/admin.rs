@@ -181,7 +181,9 @@ pub async fn describe_configs(shard: &Rc<Shard>, req: DescribeConfigsRequest) ->
             continue;
         };
         let mut configs = topic_configs(shard, &info.config, info.partitions.len());
-        if let Some(keys) = res.configuration_keys {
+        // Kafka's brokers describe every setting for a null list and for an empty one alike
+        // (kafka-protocol's default is an empty list, so its clients send that).
+        if let Some(keys) = res.configuration_keys.filter(|k| !k.is_empty()) {
             configs.retain(|c| keys.iter().any(|k| k.as_str() == c.name.as_str()));
         }
         results.push(r.with_configs(configs));
