@@ -340,3 +340,29 @@ fn describe_configs_with_an_empty_key_list_describes_every_setting() {
     assert_eq!(described(&mut w, Some(vec![])), all);
     assert_eq!(described(&mut w, Some(vec!["cleanup.policy"])), ["cleanup.policy"]);
 }
+
+#[test]
+fn a_negative_partition_is_unknown_not_partition_zero() {
+    let node = KafkaNode::start(1, &[]);
+    node.create_topic("one", 1, &[]);
+    let mut w = Wire::connect(&node.bootstrap);
+    produce(&mut w, 9, "one", &["in partition 0".to_owned()]);
+    let unknown = 3;
+    let r = kind!(w.call(ApiKey::Fetch, 12, req::fetch(12, "one", -1, 0, 0)), Fetch);
+    let p = &r.responses[0].partitions[0];
+    assert_eq!((p.partition_index, p.error_code), (-1, unknown), "Fetch: {p:?}");
+    assert!(values(p.records.clone()).is_empty(), "Fetch: partition 0's records");
+    let mut body = req::list_offsets("one", -1);
+    if let RequestKind::ListOffsets(l) = &mut body {
+        l.topics[0].partitions[0].partition_index = -1;
+    }
+    let r = kind!(w.call(ApiKey::ListOffsets, 7, body), ListOffsets);
+    let p = &r.topics[0].partitions[0];
+    assert_eq!((p.partition_index, p.error_code, p.offset), (-1, unknown, -1), "ListOffsets: {p:?}");
+    let part = OffsetForLeaderPartition::default().with_partition(-1).with_leader_epoch(0);
+    let t = OffsetForLeaderTopic::default().with_topic(topic("one")).with_partitions(vec![part]);
+    let body = RequestKind::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::default().with_topics(vec![t]));
+    let r = kind!(w.call(ApiKey::OffsetForLeaderEpoch, 4, body), OffsetForLeaderEpoch);
+    let p = &r.topics[0].partitions[0];
+    assert_eq!((p.partition, p.error_code, p.end_offset), (-1, unknown, -1), "OffsetForLeaderEpoch: {p:?}");
+}

@@ -41,7 +41,7 @@ pub async fn list_offsets(shard: &Rc<Shard>, req: ListOffsetsRequest) -> ListOff
                 }
                 t => OffsetSpec::Timestamp(t),
             };
-            let index = p.partition_index.max(0) as u32;
+            let index = super::partition_index(p.partition_index);
             let r = match shard.service.list_offsets(t.name.0.as_str(), index, spec).await {
                 Ok(o) => r.with_offset(o as i64),
                 Err(f) => r.with_error_code(kafka_code(f.code)).with_offset(-1),
@@ -66,7 +66,7 @@ pub async fn for_leader_epoch(
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let r = EpochEndOffset::default().with_partition(p.partition).with_leader_epoch(p.leader_epoch);
-            let index = p.partition.max(0) as u32;
+            let index = super::partition_index(p.partition);
             let r = match shard.service.list_offsets(t.topic.0.as_str(), index, OffsetSpec::Latest).await {
                 Ok(o) => r.with_end_offset(o as i64),
                 Err(f) => r.with_error_code(kafka_code(f.code)).with_end_offset(-1).with_leader_epoch(-1),
