@@ -183,7 +183,9 @@ pub async fn describe_configs(shard: &Rc<Shard>, req: DescribeConfigsRequest) ->
         };
         let r = match configs {
             Ok(mut configs) => {
-                if let Some(keys) = res.configuration_keys {
+                // Kafka's brokers describe every setting for a null list and for an empty one
+                // alike (kafka-protocol's default is an empty list, so its clients send that).
+                if let Some(keys) = res.configuration_keys.filter(|k| !k.is_empty()) {
                     configs.retain(|c| keys.iter().any(|k| k.as_str() == c.name.as_str()));
                 }
                 r.with_configs(configs)

@@ -32,7 +32,7 @@ pub async fn fetch(shard: &Rc<Shard>, req: FetchRequest) -> FetchResponse {
         for p in &t.partitions {
             asked.push(FetchPartition {
                 topic: topic.clone(),
-                partition: PartitionId(p.partition.max(0) as u32),
+                partition: PartitionId(super::partition_index(p.partition)),
                 offset: p.fetch_offset.max(0) as u64,
                 max_bytes: p.partition_max_bytes.max(1) as usize,
             });

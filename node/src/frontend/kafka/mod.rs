@@ -105,6 +105,15 @@ impl Protocol for KafkaProtocol {
     }
 }
 
+/// The partition a request names by Kafka's signed index. A negative index names no partition:
+/// it maps to one beyond `PARTITIONS_MAX`, which the service answers as unknown, where clamping
+/// it to 0 would answer with partition 0's records and offsets.
+pub(crate) fn partition_index(index: i32) -> u32 {
+    const NONE: u32 = u32::MAX;
+    const { assert!(crate::metadata::PARTITIONS_MAX < NONE) };
+    u32::try_from(index).unwrap_or(NONE)
+}
+
 /// What a handler answers: a response, none (acks=0), or a reason to close the connection.
 pub(crate) enum Answer {
     Response(Box<ResponseKind>),

@@ -45,7 +45,7 @@ pub async fn list_offsets(shard: &Rc<Shard>, req: ListOffsetsRequest) -> ListOff
                 }
                 t => OffsetSpec::Timestamp(t),
             };
-            let index = p.partition_index.max(0) as u32;
+            let index = super::partition_index(p.partition_index);
             let topic = t.name.0.as_str();
             let r = match shard.service.list_offsets(topic, index, spec).await {
                 Ok(o) if matches!(spec, OffsetSpec::Timestamp(_)) => {
@@ -103,7 +103,7 @@ pub async fn for_leader_epoch(
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let r = EpochEndOffset::default().with_partition(p.partition).with_leader_epoch(p.leader_epoch);
-            let index = p.partition.max(0) as u32;
+            let index = super::partition_index(p.partition);
             let r = match shard.service.list_offsets(t.topic.0.as_str(), index, OffsetSpec::Latest).await {
                 Ok(o) => r.with_end_offset(o as i64),
                 Err(f) => r.with_error_code(kafka_code(f.code)).with_end_offset(-1).with_leader_epoch(-1),
