@@ -320,3 +320,27 @@ fn native_and_kafka_clients_read_each_others_records_exactly() {
         assert_eq!(c, w);
     }
 }
+
+#[test]
+fn a_cluster_serves_kafka_clients_through_a_node_failure() {
+    use std::io::{BufRead, BufReader};
+    let mut cluster = common::cluster::TestCluster::start_with_kafka(3, 1, &[]);
+    let mut child = python()
+        .arg(script("cluster_test.py"))
+        .arg(cluster.kafka_bootstrap())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "kill", "the script ended early");
+    // One node of three: the cluster keeps a majority, and its partitions move to the others.
+    cluster.kill(3);
+    writeln!(child.stdin.as_mut().unwrap(), "killed").unwrap();
+    line.clear();
+    stdout.read_line(&mut line).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success() && line.starts_with("ok"), "{line}");
+}

@@ -24,6 +24,8 @@ pub struct TestCluster {
     ca: (PathBuf, PathBuf),
     /// Extra `WEIR_*` settings of every node.
     pub env: Vec<(String, String)>,
+    /// The Kafka listener's port of every node, at its own host; `None`: off.
+    pub kafka_port: Option<u16>,
     /// In front of every node, in a relayed cluster.
     pub relay: Option<Relay>,
 }
@@ -57,6 +59,7 @@ impl TestCluster {
             nodes: BTreeMap::new(),
             ca,
             env,
+            kafka_port: None,
             relay: relayed.then(Relay::new),
         };
         if let Some(relay) = &cluster.relay {
@@ -72,6 +75,25 @@ impl TestCluster {
             cluster.start_node(id);
         }
         cluster
+    }
+
+    /// Nodes `1..=count` as [`start`](Self::start) starts them, each with its Kafka listener
+    /// on the same port at its own host.
+    pub fn start_with_kafka(count: u32, shards: usize, env: &[(&str, &str)]) -> Self {
+        let mut cluster = Self::start_with(0, shards, env, false);
+        cluster.ids = (1..=count).collect();
+        cluster.kafka_port = Some(free_ports(1));
+        for id in 1..=count {
+            cluster.start_node(id);
+        }
+        cluster
+    }
+
+    /// The Kafka listeners of every node, as a bootstrap list.
+    pub fn kafka_bootstrap(&self) -> String {
+        let port = self.kafka_port.expect("a cluster with Kafka listeners");
+        let addrs = self.ids.iter().map(|id| format!("{}:{port}", Self::host(*id)));
+        addrs.collect::<Vec<_>>().join(",")
     }
 
     pub fn host(id: u32) -> String {
@@ -106,6 +128,9 @@ impl TestCluster {
             ("WEIR_CLUSTER_CA_KEY".to_owned(), self.ca.1.display().to_string()),
         ]);
         let own = self.own_host(id);
+        if let Some(port) = self.kafka_port {
+            env.push(("WEIR_KAFKA_LISTEN".to_owned(), format!("{own}:{port}")));
+        }
         if self.relay.is_some() {
             env.push(("WEIR_ADVERTISED_HOST".to_owned(), Self::host(id)));
             env.push(("WEIR_CLUSTER_LISTEN".to_owned(), format!("{own}:{}", self.cluster_port)));

@@ -20,14 +20,24 @@ use weir_net::api::TopicInfo;
 /// The cluster id Kafka clients are told (one node or many: the same id).
 pub const CLUSTER_ID: &str = "weir";
 
-/// The brokers clients may connect to: `(node id, host, port)`.
+/// The brokers clients may connect to: `(node id, host, port)`. This node is always among
+/// them, even before its registration reached the metadata it applied: a client told of no
+/// broker (or of a controller it cannot reach) waits for its next metadata refresh, minutes
+/// away.
 pub fn brokers(shard: &Shard) -> Vec<(i32, String, u16)> {
-    match cluster::cluster_of(shard) {
+    let me = node_id(shard);
+    let mut brokers: Vec<(i32, String, u16)> = match cluster::cluster_of(shard) {
         Some((_, meta)) => (meta.nodes.values())
             .filter_map(|n| n.kafka.as_ref().map(|(host, port)| (n.id.0 as i32, host.clone(), *port)))
             .collect(),
-        None => shard.config.kafka_advertised().map(|(h, p)| (0, h, p)).into_iter().collect(),
+        None => Vec::new(),
+    };
+    if !brokers.iter().any(|b| b.0 == me)
+        && let Some((host, port)) = shard.config.kafka_advertised()
+    {
+        brokers.push((me, host, port));
     }
+    brokers
 }
 
 /// This node's id as Kafka clients know it.
