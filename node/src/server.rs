@@ -159,8 +159,9 @@ pub fn serve(config: NodeConfig) -> Result<(), ServeError> {
     run(config, stop, move |cert| {
         let config = printed;
         let last = config.shard_port(config.shards - 1);
+        let kafka = config.kafka_listen_addr().map_or_else(String::new, |a| format!(", Kafka API on {a}"));
         println!(
-            "weir: listening on quic://{0} and tcp://{0} (shards: {1}, shard ports {2}-{3}), data in {4}",
+            "weir: listening on quic://{0} and tcp://{0} (shards: {1}, shard ports {2}-{3}){kafka}, data in {4}",
             config.listen,
             config.shards,
             config.shard_port(0),
