@@ -13,6 +13,7 @@
 mod admin;
 mod classic;
 mod fetch;
+mod group_delete;
 mod group_describe;
 mod groups;
 mod metadata;
