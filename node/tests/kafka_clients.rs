@@ -1,7 +1,8 @@
 //! Unmodified Kafka clients against a real `weir serve`: kcat (librdkafka), confluent-kafka,
 //! kafka-python and kafkajs produce, consume and use consumer groups through the Kafka
 //! listener, and what they write reads back byte for byte, natively too. The clients come from
-//! `.ci/kafka-clients`.
+//! `.ci/kafka-clients`. kafka-python also checks the replica administration APIs (ElectLeaders,
+//! DescribeLogDirs, AlterReplicaLogDirs) where its own integration tests do not.
 
 mod common;
 
@@ -137,4 +138,10 @@ fn kafkajs_produces_consumes_in_a_group_and_administers() {
             .arg(script("kafkajs.test.js"))
             .env("KAFKA_BOOTSTRAP", &node.bootstrap),
     );
+}
+
+#[test]
+fn kafka_python_elects_and_describes_and_moves_log_dirs() {
+    let node = KafkaNode::start(2, &[]);
+    run_ok(python().arg(script("admin_cluster_test.py")).arg(&node.bootstrap));
 }
