@@ -39,6 +39,10 @@ pub const SERVED: &[ApiRange] = &[
     api(ApiKey::InitProducerId, 0, 4),
     api(ApiKey::OffsetForLeaderEpoch, 2, 4),
     api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::AlterReplicaLogDirs, 1, 2),
+    api(ApiKey::DescribeLogDirs, 1, 4),
+    api(ApiKey::DeleteGroups, 0, 2),
+    api(ApiKey::ElectLeaders, 0, 2),
     api(ApiKey::DescribeCluster, 0, 1),
 ];
 

@@ -125,6 +125,12 @@ impl Disk for DataDir {
 
 /// Free bytes for unprivileged writers on the filesystem holding `path` (statvfs).
 fn free_bytes(path: &std::path::Path) -> io::Result<u64> {
+    space_bytes(path).map(|(_, free)| free)
+}
+
+/// The size of the filesystem holding `path` and its bytes free for unprivileged writers
+/// (statvfs): `(total, usable)`. A blocking call: run it off the shard's thread.
+pub fn space_bytes(path: &std::path::Path) -> io::Result<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
     let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
@@ -137,7 +143,7 @@ fn free_bytes(path: &std::path::Path) -> io::Result<u64> {
     let st = unsafe { st.assume_init() };
     // The fields' types differ by platform (u32 on some 32-bit ones).
     #[allow(clippy::unnecessary_cast)]
-    Ok(st.f_bavail as u64 * st.f_frsize as u64)
+    Ok((st.f_blocks as u64 * st.f_frsize as u64, st.f_bavail as u64 * st.f_frsize as u64))
 }
 
 /// Partitions in memory ([`MemStorage`], with its faults), shared by every shard of a simulated

@@ -349,6 +349,7 @@ impl<S: Storage + Clone> Partition<S> {
             high_watermark: s.high_watermark(),
             log_end: s.log_end(),
             leader_epoch: s.leader_epoch(),
+            size_bytes: log.size_bytes(),
         };
         PartitionStatus { bounds: Some(bounds), health: PartitionHealth { state, damaged } }
     }

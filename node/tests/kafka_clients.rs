@@ -1,7 +1,8 @@
 //! Unmodified Kafka clients against a real `weir serve`: kcat (librdkafka), confluent-kafka,
 //! kafka-python and kafkajs produce, consume and use consumer groups through the Kafka
 //! listener, and what they write reads back byte for byte, natively too. The clients come from
-//! `.ci/kafka-clients`.
+//! `.ci/kafka-clients`. kafka-python also checks the replica administration APIs (ElectLeaders,
+//! DescribeLogDirs, AlterReplicaLogDirs) where its own integration tests do not.
 
 mod common;
 
@@ -149,11 +150,6 @@ const KAFKA_PYTHON_UNSUPPORTED: &[(&str, &str)] = &[
     ("test_admin_integration.py::test_create_partitions", "CreatePartitions is not served"),
     ("test_admin_integration.py::test_alter_partition_reassignments", "reassignments are the controller's"),
     ("test_admin_integration.py::test_list_partition_reassignments", "reassignments are the controller's"),
-    ("test_admin_integration.py::test_delete_groups", "DeleteGroups is not served yet"),
-    ("test_admin_integration.py::test_delete_groups_with_errors", "DeleteGroups is not served yet"),
-    ("test_admin_integration.py::test_elect_leaders", "ElectLeaders is not served yet"),
-    ("test_admin_integration.py::test_describe_log_dirs", "DescribeLogDirs is not served yet"),
-    ("test_admin_integration.py::test_alter_replica_log_dirs", "AlterReplicaLogDirs is not served yet"),
     (
         "test_consumer_integration.py::test_kafka_consumer_unsupported_encoding",
         "batches are stored as Weir batches, uncompressed: a consumer never sees the producer's codec",
@@ -343,4 +339,10 @@ fn a_cluster_serves_kafka_clients_through_a_node_failure() {
     stdout.read_line(&mut line).unwrap();
     let status = child.wait().unwrap();
     assert!(status.success() && line.starts_with("ok"), "{line}");
+}
+
+#[test]
+fn kafka_python_elects_and_describes_and_moves_log_dirs() {
+    let node = KafkaNode::start(2, &[]);
+    run_ok(python().arg(script("admin_cluster_test.py")).arg(&node.bootstrap));
 }

@@ -373,6 +373,72 @@ const DESCRIBE_CONFIGS: Message = Message {
     ]),
 };
 
+// AlterReplicaLogDirs (API key 34).
+const ALTER_REPLICA_LOG_DIR_TOPIC: Struct = Struct::new(&[
+    Field::new("name", Kind::String, 1, MAX),
+    Field::new("partitions", Kind::Array(&Kind::Int32), 1, MAX),
+]);
+const ALTER_REPLICA_LOG_DIR: Struct = Struct::new(&[
+    Field::new("path", Kind::String, 1, MAX),
+    Field::new("topics", Kind::Array(&Kind::Struct(&ALTER_REPLICA_LOG_DIR_TOPIC)), 1, MAX),
+]);
+const ALTER_REPLICA_LOG_DIRS: Message = Message {
+    api_key: 34,
+    min_version: 1,
+    max_version: 2,
+    flexible_from: 2,
+    body: Struct::new(&[Field::new("dirs", Kind::Array(&Kind::Struct(&ALTER_REPLICA_LOG_DIR)), 1, MAX)]),
+};
+
+// DescribeLogDirs (API key 35).
+const DESCRIBABLE_LOG_DIR_TOPIC: Struct = Struct::new(&[
+    Field::new("topic", Kind::String, 1, MAX),
+    Field::new("partitions", Kind::Array(&Kind::Int32), 1, MAX),
+]);
+const DESCRIBE_LOG_DIRS: Message = Message {
+    api_key: 35,
+    min_version: 1,
+    max_version: 4,
+    flexible_from: 2,
+    body: Struct::new(&[Field::new(
+        "topics",
+        Kind::NullableArray(&Kind::Struct(&DESCRIBABLE_LOG_DIR_TOPIC)),
+        1,
+        MAX,
+    )]),
+};
+
+// DeleteGroups (API key 42).
+const DELETE_GROUPS: Message = Message {
+    api_key: 42,
+    min_version: 0,
+    max_version: 2,
+    flexible_from: 2,
+    body: Struct::new(&[Field::new("groups_names", Kind::Array(&Kind::String), 0, MAX)]),
+};
+
+// ElectLeaders (API key 43).
+const ELECT_LEADERS_TOPIC_PARTITIONS: Struct = Struct::new(&[
+    Field::new("topic", Kind::String, 0, MAX),
+    Field::new("partitions", Kind::Array(&Kind::Int32), 0, MAX),
+]);
+const ELECT_LEADERS: Message = Message {
+    api_key: 43,
+    min_version: 0,
+    max_version: 2,
+    flexible_from: 2,
+    body: Struct::new(&[
+        Field::new("election_type", Kind::Int8, 1, MAX),
+        Field::new(
+            "topic_partitions",
+            Kind::NullableArray(&Kind::Struct(&ELECT_LEADERS_TOPIC_PARTITIONS)),
+            0,
+            MAX,
+        ),
+        Field::new("timeout_ms", Kind::Int32, 0, MAX),
+    ]),
+};
+
 // DescribeCluster (API key 60).
 const DESCRIBE_CLUSTER: Message = Message {
     api_key: 60,
@@ -405,6 +471,10 @@ pub(super) const MESSAGES: &[&Message] = &[
     &INIT_PRODUCER_ID,
     &OFFSET_FOR_LEADER_EPOCH,
     &DESCRIBE_CONFIGS,
+    &ALTER_REPLICA_LOG_DIRS,
+    &DESCRIBE_LOG_DIRS,
+    &DELETE_GROUPS,
+    &ELECT_LEADERS,
     &DESCRIBE_CLUSTER,
 ];
 

@@ -31,6 +31,10 @@ pub fn decode(api_key: i16, version: i16, body: Bytes) -> Result<(), String> {
         22 => run::<InitProducerIdRequest>(body, version),
         23 => run::<OffsetForLeaderEpochRequest>(body, version),
         32 => run::<DescribeConfigsRequest>(body, version),
+        34 => run::<AlterReplicaLogDirsRequest>(body, version),
+        35 => run::<DescribeLogDirsRequest>(body, version),
+        42 => run::<DeleteGroupsRequest>(body, version),
+        43 => run::<ElectLeadersRequest>(body, version),
         60 => run::<DescribeClusterRequest>(body, version),
         other => panic!("no decoder wired for API key {other}"),
     }

@@ -29,6 +29,10 @@ pub const APIS: &[(i16, i16, i16, Builder)] = &[
     (22, 0, 4, init_producer_id),
     (23, 2, 4, offset_for_leader_epoch),
     (32, 1, 4, describe_configs),
+    (34, 1, 2, alter_replica_log_dirs),
+    (35, 1, 4, describe_log_dirs),
+    (42, 0, 2, delete_groups),
+    (43, 0, 2, elect_leaders),
     (60, 0, 1, describe_cluster),
 ];
 
@@ -468,5 +472,57 @@ fn describe_cluster(v: i16, _nulls: bool) -> Bytes {
         r.endpoint_type = 2;
     }
     r.unknown_tagged_fields = unknown_tags(true);
+    encode(&r, v)
+}
+
+fn alter_replica_log_dirs(v: i16, _nulls: bool) -> Bytes {
+    use alter_replica_log_dirs_request::{AlterReplicaLogDir, AlterReplicaLogDirTopic};
+    let flexible = v >= 2;
+    let mut t = AlterReplicaLogDirTopic::default();
+    t.name = topic("orders");
+    t.partitions = vec![0, 2];
+    t.unknown_tagged_fields = unknown_tags(flexible);
+    let mut d = AlterReplicaLogDir::default();
+    d.path = s("/var/lib/weir");
+    d.topics = vec![t, AlterReplicaLogDirTopic::default()];
+    d.unknown_tagged_fields = unknown_tags(flexible);
+    let mut r = AlterReplicaLogDirsRequest::default();
+    r.dirs = vec![d, AlterReplicaLogDir::default()];
+    r.unknown_tagged_fields = unknown_tags(flexible);
+    encode(&r, v)
+}
+
+fn describe_log_dirs(v: i16, nulls: bool) -> Bytes {
+    use describe_log_dirs_request::DescribableLogDirTopic;
+    let mut t = DescribableLogDirTopic::default();
+    t.topic = topic("orders");
+    t.partitions = vec![0, 1, 2];
+    t.unknown_tagged_fields = unknown_tags(v >= 2);
+    let mut r = DescribeLogDirsRequest::default();
+    r.topics = if nulls { None } else { Some(vec![t, DescribableLogDirTopic::default()]) };
+    r.unknown_tagged_fields = unknown_tags(v >= 2);
+    encode(&r, v)
+}
+
+fn delete_groups(v: i16, _nulls: bool) -> Bytes {
+    let mut r = DeleteGroupsRequest::default();
+    r.groups_names = vec![GroupId(s("billing")), GroupId(s(""))];
+    r.unknown_tagged_fields = unknown_tags(v >= 2);
+    encode(&r, v)
+}
+
+fn elect_leaders(v: i16, nulls: bool) -> Bytes {
+    use elect_leaders_request::TopicPartitions;
+    let mut t = TopicPartitions::default();
+    t.topic = topic("orders");
+    t.partitions = vec![0, 1];
+    t.unknown_tagged_fields = unknown_tags(v >= 2);
+    let mut r = ElectLeadersRequest::default();
+    if v >= 1 {
+        r.election_type = 1;
+    }
+    r.topic_partitions = if nulls { None } else { Some(vec![t, TopicPartitions::default()]) };
+    r.timeout_ms = 30_000;
+    r.unknown_tagged_fields = unknown_tags(v >= 2);
     encode(&r, v)
 }

@@ -76,6 +76,10 @@ pub enum GroupCall {
         group: String,
         members: Vec<(String, Option<String>)>,
     },
+    /// Deletes a group with no members, and its offsets.
+    Delete {
+        group: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -96,7 +100,8 @@ impl GroupCall {
             | GroupCall::FetchOffsets { group, .. }
             | GroupCall::Describe { group }
             | GroupCall::Heartbeat { group, .. }
-            | GroupCall::Leave { group, .. } => Some(group),
+            | GroupCall::Leave { group, .. }
+            | GroupCall::Delete { group } => Some(group),
             GroupCall::Join(r) => Some(&r.group),
             GroupCall::Sync(r) => Some(&r.group),
             GroupCall::List => None,
@@ -128,6 +133,9 @@ pub async fn run(shard: &Rc<Shard>, call: GroupCall) -> GroupAnswer {
         ),
         GroupCall::Describe { group } => {
             GroupAnswer::Described(with_coordinator(shard, &group, |c, _| Ok(c.describe(&group))).await)
+        }
+        GroupCall::Delete { group } => {
+            GroupAnswer::Done(with_coordinator(shard, &group, |c, _| Ok(c.delete(&group)?)).await)
         }
     }
 }
@@ -291,6 +299,7 @@ pub fn answer_error(call: &GroupCall, e: CallError) -> GroupAnswer {
         GroupCall::Sync(_) => GroupAnswer::Synced(Err(e)),
         GroupCall::Heartbeat { .. } => GroupAnswer::Done(Err(e)),
         GroupCall::Leave { .. } => GroupAnswer::Left(Err(e)),
+        GroupCall::Delete { .. } => GroupAnswer::Done(Err(e)),
     }
 }
 

@@ -66,6 +66,8 @@ pub struct Bounds {
     pub log_end: u64,
     /// The leader epoch of the partition's state.
     pub leader_epoch: u32,
+    /// Bytes of batches in its segments, as the log counts them (no file is read).
+    pub size_bytes: u64,
 }
 
 /// What describing a topic tells of one partition, as its owner sees it.

@@ -1,8 +1,8 @@
 //! Consumer groups over Kafka's API: FindCoordinator, OffsetCommit, OffsetFetch, ListGroups,
-//! DescribeGroups, and the classic protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup). The
-//! groups and offsets are the native groups' own: one coordinator per `__consumer_offsets`
-//! partition, on the shard that leads it, reached over the bus from whichever shard took the
-//! connection (`groups::call`).
+//! DescribeGroups, DeleteGroups, and the classic protocol (JoinGroup, SyncGroup, Heartbeat,
+//! LeaveGroup). The groups and offsets are the native groups' own: one coordinator per
+//! `__consumer_offsets` partition, on the shard that leads it, reached over the bus from
+//! whichever shard took the connection (`groups::call`).
 
 use super::Answer;
 use crate::groups::call::{CallError, GroupAnswer, GroupCall, route};
@@ -45,6 +45,9 @@ pub async fn dispatch(shard: &Rc<Shard>, header: &RequestHeader, req: RequestKin
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(super::classic::sync(shard, r).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(super::classic::heartbeat(shard, r).await),
         RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(super::classic::leave(shard, r).await),
+        RequestKind::DeleteGroups(r) => {
+            ResponseKind::DeleteGroups(super::group_delete::delete_groups(shard, r).await)
+        }
         other => return Answer::Close(format!("{:?} is not served", std::mem::discriminant(&other))),
     };
     Answer::Response(Box::new(resp))

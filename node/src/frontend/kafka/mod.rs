@@ -11,8 +11,10 @@
 //! answer with the full list (KIP-511).
 
 mod admin;
+mod admin_cluster;
 mod classic;
 mod fetch;
+mod group_delete;
 mod group_describe;
 mod groups;
 mod metadata;
@@ -184,6 +186,13 @@ async fn dispatch(shard: &Rc<Shard>, header: &RequestHeader, req: RequestKind) -
             ResponseKind::DescribeConfigs(admin::describe_configs(shard, r).await)
         }
         RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(admin::describe_cluster(shard, r)),
+        RequestKind::ElectLeaders(r) => ResponseKind::ElectLeaders(admin_cluster::elect_leaders(shard, r)),
+        RequestKind::DescribeLogDirs(r) => {
+            ResponseKind::DescribeLogDirs(admin_cluster::describe_log_dirs(shard, r).await)
+        }
+        RequestKind::AlterReplicaLogDirs(r) => {
+            ResponseKind::AlterReplicaLogDirs(admin_cluster::alter_replica_log_dirs(shard, r))
+        }
         other => return groups::dispatch(shard, header, other).await,
     };
     Answer::Response(Box::new(resp))
