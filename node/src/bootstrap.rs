@@ -252,6 +252,7 @@ async fn shut_down(shard: &Shard, listeners: Listeners) {
         // New QUIC connections are refused; those open keep their streams until the end.
         endpoint.stop_accepting();
     }
+    shard.groups.drop_held();
     let deadline = std::time::Instant::now() + Duration::from_millis(shard.config.shutdown_timeout_ms);
     while shard.requests_in_flight() > 0 && std::time::Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(5)).await;

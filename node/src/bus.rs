@@ -31,6 +31,9 @@ pub enum ShardRequest {
     Fetch {
         parts: Vec<FetchPartition>,
         max_wait_ms: u32,
+        /// Bytes the owner reads at most over all `parts` (past it, bounds only); `None`: each
+        /// partition's own `max_bytes`.
+        bytes_max: Option<usize>,
     },
     ListOffsets {
         topic: String,

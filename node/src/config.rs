@@ -26,8 +26,9 @@ pub struct NodeConfig {
     /// `host:port` Kafka clients are told to connect to (Metadata, FindCoordinator). Default:
     /// the advertised host and the Kafka listener's port.
     pub kafka_advertised_address: Option<String>,
-    /// Whether a Kafka Metadata or Produce naming an unknown topic creates it, with the node's
-    /// defaults (Kafka's `auto.create.topics.enable`; off by default).
+    /// Whether a Kafka Metadata request naming an unknown topic creates it (when the client
+    /// allows it), with the node's defaults (Kafka's `auto.create.topics.enable`; off by
+    /// default).
     pub kafka_auto_create_topics: bool,
     /// Partitions of a topic created automatically.
     pub kafka_auto_create_partitions: u32,
@@ -427,11 +428,15 @@ impl NodeConfig {
         }
     }
 
-    /// Where Kafka clients are told to connect: `host:port`.
+    /// Where Kafka clients are told to connect: `host:port`. By default the Kafka listener's own
+    /// address, or where it listens on every interface, the advertised host.
     pub fn kafka_advertised(&self) -> Option<(String, u16)> {
-        let port = self.kafka_listen_addr()?.port();
+        let listen = self.kafka_listen_addr()?;
+        let port = listen.port();
         let Some(addr) = &self.kafka_advertised_address else {
-            return Some((self.advertised_host(), port));
+            let host =
+                if listen.ip().is_unspecified() { self.advertised_host() } else { listen.ip().to_string() };
+            return Some((host, port));
         };
         let (host, port) = addr.rsplit_once(':')?;
         Some((host.to_owned(), port.parse().ok()?))

@@ -322,7 +322,14 @@ fn start(
     }
     check_port_free(config.listen)?;
     if let Some(kafka) = config.kafka_listen_addr() {
-        check_port_free(kafka)?;
+        check_port_free(kafka).map_err(|e| match e {
+            // Kafka's own port: likely a Kafka or another node already there.
+            ServeError::Listen { addr, source } => ServeError::Listen {
+                addr: format!("{addr} (the Kafka listener: set --kafka-listen to another address, or off)"),
+                source,
+            },
+            e => e,
+        })?;
     }
     let cert = crate::tls::NodeCert::load_or_generate(config)?;
     if cert.generated {

@@ -47,6 +47,10 @@ const COVERED: &[ApiKey] = &[
     ApiKey::OffsetForLeaderEpoch,
     ApiKey::DescribeConfigs,
     ApiKey::DescribeCluster,
+    ApiKey::DeleteGroups,
+    ApiKey::ElectLeaders,
+    ApiKey::DescribeLogDirs,
+    ApiKey::AlterReplicaLogDirs,
 ];
 
 #[test]
@@ -365,4 +369,128 @@ fn a_negative_partition_is_unknown_not_partition_zero() {
     let r = kind!(w.call(ApiKey::OffsetForLeaderEpoch, 4, body), OffsetForLeaderEpoch);
     let p = &r.topics[0].partitions[0];
     assert_eq!((p.partition, p.error_code, p.end_offset), (-1, unknown, -1), "OffsetForLeaderEpoch: {p:?}");
+}
+
+#[test]
+fn groups_deleted_leaders_elected_and_log_dirs_in_every_version() {
+    use kafka_protocol::messages::alter_replica_log_dirs_request::{
+        AlterReplicaLogDir, AlterReplicaLogDirTopic,
+    };
+    use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+    use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+    use kafka_protocol::messages::{
+        AlterReplicaLogDirsRequest, DeleteGroupsRequest, DescribeLogDirsRequest, ElectLeadersRequest, GroupId,
+    };
+    let node = KafkaNode::start(2, &[]);
+    node.create_topic("dirs", 2, &[]);
+    let mut w = Wire::connect(&node.bootstrap);
+    for v in served(ApiKey::DeleteGroups) {
+        // No group by that name: GROUP_ID_NOT_FOUND (the offsets topic is made on first use).
+        let body = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(s(&format!("none-{v}")))]);
+        let r = kind!(w.call(ApiKey::DeleteGroups, v, RequestKind::DeleteGroups(body)), DeleteGroups);
+        assert!(matches!(r.results[0].error_code, 69 | 16), "v{v}: {r:?}");
+    }
+    for v in served(ApiKey::ElectLeaders) {
+        let tp = TopicPartitions::default().with_topic(topic("dirs")).with_partitions(vec![0, 1, 7]);
+        let body = ElectLeadersRequest::default().with_election_type(0).with_topic_partitions(Some(vec![tp]));
+        let r = kind!(w.call(ApiKey::ElectLeaders, v, RequestKind::ElectLeaders(body)), ElectLeaders);
+        let codes: Vec<(i32, i16)> = r.replica_election_results[0]
+            .partition_result
+            .iter()
+            .map(|p| (p.partition_id, p.error_code))
+            .collect();
+        assert_eq!(
+            codes,
+            vec![(0, 84), (1, 84), (7, 3)],
+            "v{v}: ELECTION_NOT_NEEDED, UNKNOWN_TOPIC_OR_PARTITION"
+        );
+    }
+    let mut dir = String::new();
+    for v in served(ApiKey::DescribeLogDirs) {
+        let t = DescribableLogDirTopic::default().with_topic(topic("dirs")).with_partitions(vec![0, 1]);
+        let body = DescribeLogDirsRequest::default().with_topics(Some(vec![t]));
+        let r =
+            kind!(w.call(ApiKey::DescribeLogDirs, v, RequestKind::DescribeLogDirs(body)), DescribeLogDirs);
+        assert_eq!(r.results.len(), 1, "v{v}: one log dir");
+        let d = &r.results[0];
+        assert_eq!(d.error_code, 0, "v{v}");
+        assert_eq!(d.topics[0].partitions.len(), 2, "v{v}: {d:?}");
+        dir = d.log_dir.to_string();
+    }
+    for v in served(ApiKey::AlterReplicaLogDirs) {
+        let moves = [(dir.as_str(), 0), ("/elsewhere", 57)];
+        for (path, code) in moves {
+            let t = AlterReplicaLogDirTopic::default().with_name(topic("dirs")).with_partitions(vec![0]);
+            let d = AlterReplicaLogDir::default().with_path(s(path)).with_topics(vec![t]);
+            let body = AlterReplicaLogDirsRequest::default().with_dirs(vec![d]);
+            let r = kind!(
+                w.call(ApiKey::AlterReplicaLogDirs, v, RequestKind::AlterReplicaLogDirs(body)),
+                AlterReplicaLogDirs
+            );
+            assert_eq!(r.results[0].partitions[0].error_code, code, "v{v} {path}");
+        }
+    }
+}
+
+#[test]
+fn clients_cannot_write_the_groups_log_and_a_failed_acks_0_produce_closes() {
+    let node = KafkaNode::start(1, &[]);
+    let mut w = Wire::connect(&node.bootstrap);
+    // Make the offsets topic exist (FindCoordinator creates it), then try to write it.
+    let find = kafka_protocol::messages::FindCoordinatorRequest::default().with_key(s("g")).with_key_type(0);
+    let r = kind!(w.call(ApiKey::FindCoordinator, 3, RequestKind::FindCoordinator(find)), FindCoordinator);
+    assert_eq!(r.error_code, 0, "{r:?}");
+    let body = req::produce(-1, "__consumer_offsets", 0, batch(&["x".to_owned()]));
+    let r = kind!(w.call(ApiKey::Produce, 9, body), Produce);
+    assert_eq!(r.responses[0].partition_responses[0].error_code, 17, "INVALID_TOPIC_EXCEPTION: {r:?}");
+    // The same with acks=0: not answered, so the connection closes (the client learns again).
+    let body = req::produce(0, "__consumer_offsets", 0, batch(&["x".to_owned()]));
+    w.send(ApiKey::Produce, 9, &body);
+    assert!(matches!(read_frame(&mut w.stream), Read1::Closed), "an acks=0 produce that failed closes");
+    // Nothing was written: the groups' log holds no client record.
+    let mut w = Wire::connect(&node.bootstrap);
+    let r = kind!(w.call(ApiKey::Fetch, 12, req::fetch(12, "__consumer_offsets", 0, 0, 0)), Fetch);
+    assert!(values(r.responses[0].partitions[0].records.clone()).is_empty(), "{r:?}");
+}
+
+#[test]
+fn a_fetch_naming_a_partition_many_times_reads_within_its_max_bytes() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    let node = KafkaNode::start(1, &[]);
+    node.create_topic("big", 1, &[]);
+    let mut w = Wire::connect(&node.bootstrap);
+    let value = "v".repeat(100_000);
+    for _ in 0..20 {
+        produce(&mut w, 9, "big", &vec![value.clone(); 10]);
+    }
+    // 2 MB in the partition; 200 copies of it asked, 8 MiB each, 1 MiB in all.
+    let p =
+        FetchPartition::default().with_partition(0).with_fetch_offset(0).with_partition_max_bytes(8 << 20);
+    let t = FetchTopic::default().with_topic(topic("big")).with_partitions(vec![p; 200]);
+    let body = kafka_protocol::messages::FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![t])
+        .with_session_epoch(-1);
+    let r = kind!(w.call(ApiKey::Fetch, 12, RequestKind::Fetch(body)), Fetch);
+    let parts = &r.responses[0].partitions;
+    assert_eq!(parts.len(), 200);
+    let total: usize = parts.iter().map(|p| p.records.as_ref().map_or(0, |b| b.len())).sum();
+    // The budget and at most one batch (1 MB) past it.
+    assert!(total <= (1 << 20) + 1_100_000, "{total} bytes answered");
+    assert!(parts.iter().all(|p| p.error_code == 0 && p.high_watermark == 200), "bounds for all");
+}
+
+#[test]
+fn metadata_with_an_empty_topic_list_names_the_brokers_only() {
+    let node = KafkaNode::start(1, &[]);
+    node.create_topic("exists", 1, &[]);
+    let mut w = Wire::connect(&node.bootstrap);
+    for v in 1..=12 {
+        let r = kind!(w.call(ApiKey::Metadata, v, req::metadata(v, &[], false)), Metadata);
+        assert!(r.topics.is_empty(), "v{v}: {r:?}");
+        assert_eq!(r.brokers.len(), 1, "v{v}");
+    }
+    let r = kind!(w.call(ApiKey::Metadata, 0, req::metadata(0, &[], false)), Metadata);
+    assert_eq!(r.topics.len(), 1, "v0: an empty list is every topic");
 }

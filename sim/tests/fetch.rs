@@ -55,3 +55,39 @@ fn one_fetch_waits_on_partitions_of_both_shards() {
     assert!(!b.batches.is_empty(), "the record on shard 1's partition");
     assert_eq!(b.high_watermark, 1);
 }
+
+/// A fetch naming a partition many times, each up to its own max_bytes, reads within the
+/// budget it is given: past it, the rest are answered with their bounds only, so however many
+/// partitions a request names, a shard holds the budget and one batch for it.
+#[test]
+fn a_fetch_within_a_budget_reads_no_more_than_it() {
+    let mut node = SimNode::start(MemDisk::default(), sim_config(1), 0);
+    let svc = node.services[0].clone();
+    let answers = node
+        .block_on(async move {
+            svc.create_topic("b".into(), 1, TopicConfig::default()).await.unwrap();
+            let value = vec![7u8; 10_000];
+            for _ in 0..10 {
+                let part = ProducePartition {
+                    topic: "b".into(),
+                    partition: PartitionId(0),
+                    batches: batch(&[&value]),
+                };
+                svc.produce(Acks::Leader, vec![part]).await.pop().unwrap().expect("produced");
+            }
+            let part = FetchPartition {
+                topic: "b".into(),
+                partition: PartitionId(0),
+                offset: 0,
+                max_bytes: 1 << 20,
+            };
+            svc.fetch_within(vec![part; 50], 0, Some(25_000)).await
+        })
+        .unwrap();
+    let read: usize = answers.iter().map(|a| a.as_ref().expect("fetched").batches.len()).sum();
+    // Whole batches, each about 10 kB: the 25 kB budget and one batch past it at most.
+    assert!(read <= 25_000 + 10_200, "{read} bytes read");
+    assert!(answers.iter().all(|a| a.as_ref().unwrap().high_watermark == 10), "bounds for every copy");
+    assert!(answers[..2].iter().all(|a| !a.as_ref().unwrap().batches.is_empty()));
+    assert!(answers[5..].iter().all(|a| a.as_ref().unwrap().batches.is_empty()));
+}

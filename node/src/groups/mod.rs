@@ -32,6 +32,14 @@ pub struct GroupService {
 }
 
 impl GroupService {
+    /// Answers every request the coordinators hold "not coordinator": at shutdown, held joins
+    /// and syncs would otherwise keep requests in flight until the shutdown timeout.
+    pub fn drop_held(&self) {
+        for slot in self.slots.borrow().values() {
+            slot.drop_held();
+        }
+    }
+
     pub(crate) fn slot(&self, partition: u32) -> Rc<Slot> {
         self.slots.borrow_mut().entry(partition).or_insert_with(|| Rc::new(Slot::new(partition))).clone()
     }
@@ -208,6 +216,9 @@ async fn list(shard: &Rc<Shard>) -> Result<GroupResponse, Failure> {
     Ok(GroupResponse::ListGroups { error: ErrorCode::None, message: String::new(), groups })
 }
 
+/// Ticks in a row a busy slot may be skipped before the tick waits for it.
+const TICK_SKIPS_MAX: u32 = 5;
+
 /// How often the tick also forgets the offsets of deleted topics.
 const DELETED_TOPICS_INTERVAL_MS: u64 = 10_000;
 
@@ -240,8 +251,17 @@ pub async fn tick_loop(shard: Rc<Shard>) {
         }
         for partition in 0..n {
             let slot = shard.groups.slot(partition);
-            // A slot busy with a request is ticked next time.
-            let Ok(mut state) = slot.state.try_lock() else { continue };
+            // A slot busy with a request is ticked next time, but not skipped for ever: its
+            // classic rebalances and sessions time out only here.
+            let mut state = match slot.state.try_lock() {
+                Ok(state) => state,
+                Err(_) if slot.ticks_skipped.get() < TICK_SKIPS_MAX => {
+                    slot.ticks_skipped.set(slot.ticks_skipped.get() + 1);
+                    continue;
+                }
+                Err(_) => slot.state.lock().await,
+            };
+            slot.ticks_skipped.set(0);
             if slot.leading(&shard).is_err() {
                 slot.reset(&mut state);
                 continue;

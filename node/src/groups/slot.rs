@@ -44,6 +44,8 @@ pub struct Slot {
     /// with them. Dropped, so answered "not coordinator", whenever the loaded state goes.
     waiters: std::cell::RefCell<std::collections::HashMap<u64, Waiter>>,
     next_token: std::cell::Cell<u64>,
+    /// Ticks in a row that found the slot busy.
+    pub ticks_skipped: std::cell::Cell<u32>,
 }
 
 /// Where a held request's answer goes.
@@ -70,6 +72,7 @@ impl Slot {
             retry_at_ms: std::cell::Cell::new(0),
             waiters: Default::default(),
             next_token: std::cell::Cell::new(0),
+            ticks_skipped: std::cell::Cell::new(0),
         }
     }
 
@@ -95,6 +98,11 @@ impl Slot {
                 let _ = tx.send(answer);
             }
         }
+    }
+
+    /// Answers every held request "not coordinator" (at shutdown: they would hold it up).
+    pub fn drop_held(&self) {
+        self.waiters.borrow_mut().clear();
     }
 
     /// Drops the loaded state and with it every held request, which is answered "not

@@ -34,6 +34,9 @@ fn batch_failure(e: BatchError) -> Failure {
     }
 }
 
+/// Where a fetch reads: the partition, its high watermark, and the end of what is readable.
+type FetchPosition<S> = (Rc<Partition<S>>, u64, u64);
+
 /// Batches of a produce in memory a batch view may borrow: 16-byte aligned, as rkyv needs.
 /// Batches sit at 16-byte multiples within a frame, so a frame read into an aligned buffer needs
 /// no copy; anything else is copied once, here.
@@ -227,6 +230,30 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
     /// Reads what one partition has from `offset` now, without waiting: empty at the high
     /// watermark. In a cluster only the leader serves consumers.
     pub async fn fetch_now(&self, part: &FetchPartition) -> Result<FetchedPartition, Failure> {
+        let (p, hw, readable) = self.fetch_position(part)?;
+        let (offset, max_bytes) = (part.offset, part.max_bytes.clamp(1, self.config.request_bytes_max));
+        let plan = if offset < readable {
+            p.log.lock().await.plan_read(offset, max_bytes, readable)
+        } else {
+            Ok(None)
+        };
+        let batches = match plan.map_err(log_failure)? {
+            Some(plan) => Bytes::copy_from_slice(plan.execute().await.map_err(log_failure)?.bytes()),
+            None => Bytes::new(),
+        };
+        Ok(FetchedPartition { high_watermark: hw, log_start: p.log_start(), batches })
+    }
+
+    /// What a fetch of `part` would answer, without its records: its bounds, or why it fails.
+    fn fetch_bounds(&self, part: &FetchPartition) -> Result<FetchedPartition, Failure> {
+        let (p, hw, _) = self.fetch_position(part)?;
+        Ok(FetchedPartition { high_watermark: hw, log_start: p.log_start(), batches: Bytes::new() })
+    }
+
+    /// The partition a fetch reads, its high watermark and the end of what it may read (see
+    /// [`FetchPosition`]); or why
+    /// the fetch fails (not served here, not the leader, offset out of range).
+    fn fetch_position(&self, part: &FetchPartition) -> Result<FetchPosition<D::Storage>, Failure> {
         let p = self.find(&part.topic, part.partition.0)?;
         if self.clustered() && !p.rep.replica.borrow().is_leader() {
             let (topic, index) = p.key();
@@ -244,35 +271,49 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
                 format!("offset {offset} outside [{start}, {end}]"),
             ));
         }
-        let max_bytes = part.max_bytes.clamp(1, self.config.request_bytes_max);
-        let plan = if offset < readable {
-            p.log.lock().await.plan_read(offset, max_bytes, readable)
-        } else {
-            Ok(None)
-        };
-        let batches = match plan.map_err(log_failure)? {
-            Some(plan) => Bytes::copy_from_slice(plan.execute().await.map_err(log_failure)?.bytes()),
-            None => Bytes::new(),
-        };
-        Ok(FetchedPartition { high_watermark: hw, log_start: p.log_start(), batches })
+        Ok((p, hw, readable))
     }
 
-    /// Reads the partitions, waiting up to `max_wait_ms` (at most [`FETCH_WAIT_MS_MAX`]) for
-    /// any of them to have data when none has: one wait for all. Answers in request order.
+    /// Reads `parts` in order, each within what is left of `bytes_max` (all of it at least one
+    /// batch, whatever its size; the first read may take one batch past the budget): once it is
+    /// spent, the rest are answered with their bounds only. So a fetch of many partitions holds
+    /// at most `bytes_max` plus one batch, however many it names.
+    async fn read_within(
+        &self,
+        parts: &[FetchPartition],
+        bytes_max: usize,
+    ) -> Vec<Result<FetchedPartition, Failure>> {
+        let mut left = bytes_max;
+        let mut answers = Vec::with_capacity(parts.len());
+        for part in parts {
+            if left == 0 {
+                answers.push(self.fetch_bounds(part));
+                continue;
+            }
+            let clamped = FetchPartition { max_bytes: part.max_bytes.min(left), ..part.clone() };
+            let answer = self.fetch_now(&clamped).await;
+            if let Ok(f) = &answer {
+                left = left.saturating_sub(f.batches.len());
+            }
+            answers.push(answer);
+        }
+        answers
+    }
+
+    /// Reads each partition (within `bytes_max` in all, if given: see `read_within`); when none
+    /// has data, waits up to `max_wait_ms` for any to get some.
     pub async fn fetch_local(
         &self,
         parts: &[FetchPartition],
         max_wait_ms: u32,
+        bytes_max: Option<usize>,
     ) -> Vec<Result<FetchedPartition, Failure>> {
         if parts.is_empty() {
             return Vec::new();
         }
         let deadline = self.rt.monotonic_ms() + u64::from(max_wait_ms.min(FETCH_WAIT_MS_MAX));
         loop {
-            let mut answers = Vec::with_capacity(parts.len());
-            for part in parts {
-                answers.push(self.fetch_now(part).await);
-            }
+            let answers = self.read_within(parts, bytes_max.unwrap_or(usize::MAX)).await;
             let ready = answers.iter().any(|a| a.as_ref().map_or(true, |f| !f.batches.is_empty()));
             let left = deadline.saturating_sub(self.rt.monotonic_ms());
             if ready || left == 0 {

@@ -98,6 +98,11 @@ impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
         parts: Vec<ProducePartition>,
         timeout_ms: Option<u64>,
     ) -> Vec<Result<Produced, Failure>> {
+        if parts.iter().any(|p| &*p.topic == crate::groups::offsets_topic::OFFSETS_TOPIC) {
+            // The groups' own log, written only by their coordinators (not through the service):
+            // a record they cannot read would take the groups of its partition down.
+            return Self::refuse_internal(parts);
+        }
         let groups = self.group(parts, |p| self.owner(&p.topic, p.partition.0));
         let calls = groups.into_iter().map(|(to, idx, parts)| async move {
             let answers = if to == self.core.id {
@@ -115,6 +120,23 @@ impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
         Self::ungroup(futures::future::join_all(calls).await)
     }
 
+    /// Every partition of a produce refused, the internal ones as internal, the others as not
+    /// attempted (a produce is refused whole).
+    fn refuse_internal(parts: Vec<ProducePartition>) -> Vec<Result<Produced, Failure>> {
+        let internal = crate::groups::offsets_topic::OFFSETS_TOPIC;
+        parts
+            .iter()
+            .map(|p| {
+                let m = if &*p.topic == internal {
+                    format!("{internal} is internal: the group coordinators write it")
+                } else {
+                    format!("not written: the request also wrote to {internal}")
+                };
+                Err(Failure::new(ErrorCode::InvalidArgument, m))
+            })
+            .collect()
+    }
+
     /// Reads each partition; when none has data, waits up to `max_wait_ms` for any to get some.
     /// Answers in request order.
     pub async fn fetch(
@@ -122,16 +144,27 @@ impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
         parts: Vec<FetchPartition>,
         max_wait_ms: u32,
     ) -> Vec<Result<FetchedPartition, Failure>> {
+        self.fetch_within(parts, max_wait_ms, None).await
+    }
+
+    /// [`fetch`](Self::fetch), reading at most about `bytes_max` (if given) on each shard that
+    /// owns some of the partitions: partitions past it are answered with their bounds only.
+    pub async fn fetch_within(
+        &self,
+        parts: Vec<FetchPartition>,
+        max_wait_ms: u32,
+        bytes_max: Option<usize>,
+    ) -> Vec<Result<FetchedPartition, Failure>> {
         let mut groups = self.group(parts, |p| self.owner(&p.topic, p.partition.0));
         if groups.len() == 1 {
             // One owner (always, for the native protocol): it waits for its own partitions.
             let (to, _, parts) = groups.pop().expect("one group");
-            return self.fetch_from(to, parts, max_wait_ms).await;
+            return self.fetch_from(to, parts, max_wait_ms, bytes_max).await;
         }
         // Several owners: look without waiting; if nothing is there, wait on all of them and
         // answer with the first that has data (the others' reads are dropped, nothing lost).
         let now = futures::future::join_all(groups.iter().map(|(to, idx, parts)| async move {
-            (idx.clone(), self.fetch_from(*to, parts.clone(), 0).await)
+            (idx.clone(), self.fetch_from(*to, parts.clone(), 0, bytes_max).await)
         }))
         .await;
         let has_data = |a: &[Result<FetchedPartition, Failure>]| {
@@ -141,7 +174,9 @@ impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
             return Self::ungroup(now);
         }
         let waits = groups.iter().map(|(to, idx, parts)| {
-            Box::pin(async move { (idx.clone(), self.fetch_from(*to, parts.clone(), max_wait_ms).await) })
+            Box::pin(async move {
+                (idx.clone(), self.fetch_from(*to, parts.clone(), max_wait_ms, bytes_max).await)
+            })
         });
         let (first, _, _) = futures::future::select_all(waits).await;
         let mut merged = now;
@@ -156,12 +191,13 @@ impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
         to: ShardId,
         parts: Vec<FetchPartition>,
         max_wait_ms: u32,
+        bytes_max: Option<usize>,
     ) -> Vec<Result<FetchedPartition, Failure>> {
         if to == self.core.id {
-            return self.core.fetch_local(&parts, max_wait_ms).await;
+            return self.core.fetch_local(&parts, max_wait_ms, bytes_max).await;
         }
         let n = parts.len();
-        match self.bus.call(to, ShardRequest::Fetch { parts, max_wait_ms }).await {
+        match self.bus.call(to, ShardRequest::Fetch { parts, max_wait_ms, bytes_max }).await {
             Ok(ShardReply::Fetch(a)) => a,
             Ok(other) => vec![Err(wrong(to, "Fetch", &other)); n],
             Err(e) => vec![Err(unavailable(e)); n],
@@ -211,8 +247,8 @@ impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
             ShardRequest::Produce { acks, parts, timeout_ms } => {
                 ShardReply::Produce(self.core.produce_many(acks, parts, timeout_ms).await)
             }
-            ShardRequest::Fetch { parts, max_wait_ms } => {
-                ShardReply::Fetch(self.core.fetch_local(&parts, max_wait_ms).await)
+            ShardRequest::Fetch { parts, max_wait_ms, bytes_max } => {
+                ShardReply::Fetch(self.core.fetch_local(&parts, max_wait_ms, bytes_max).await)
             }
             ShardRequest::ListOffsets { topic, partition, spec } => {
                 ShardReply::ListOffsets(self.core.list_offsets_local(&topic, partition, spec).await)

@@ -83,7 +83,7 @@ pub async fn create_topics(shard: &Rc<Shard>, req: CreateTopicsRequest) -> Creat
         };
         if let Err(f) = outcome {
             let code = match f.code {
-                ErrorCode::InvalidArgument => ResponseError::InvalidConfig.code(),
+                ErrorCode::InvalidArgument => invalid_topic_code(&f.message),
                 c => kafka_code(c),
             };
             r = r.with_error_code(code).with_error_message(Some(StrBytes::from_string(f.message)));
@@ -93,6 +93,21 @@ pub async fn create_topics(shard: &Rc<Shard>, req: CreateTopicsRequest) -> Creat
         topics.push(r);
     }
     CreateTopicsResponse::default().with_topics(topics)
+}
+
+/// Kafka's code for a topic refused as invalid: which of its settings is wrong, as the message
+/// (Weir's own, in `topic_settings`, `metadata` and the controller) names it.
+fn invalid_topic_code(message: &str) -> i16 {
+    let k = if message.contains("partitions") {
+        ResponseError::InvalidPartitions
+    } else if message.contains("replication factor") {
+        ResponseError::InvalidReplicationFactor
+    } else if message.contains("topic name") || message.contains("internal") {
+        ResponseError::InvalidTopicException
+    } else {
+        ResponseError::InvalidConfig
+    };
+    k.code()
 }
 
 /// Partitions, replication factor, settings and min ISR of a topic to create.

@@ -127,9 +127,9 @@ pub async fn heartbeat(shard: &Rc<Shard>, r: HeartbeatRequest) -> HeartbeatRespo
     HeartbeatResponse::default().with_error_code(code)
 }
 
-pub async fn leave(shard: &Rc<Shard>, r: LeaveGroupRequest) -> LeaveGroupResponse {
+pub async fn leave(shard: &Rc<Shard>, r: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
     // Versions up to 2 name one member; from 3 on, a list.
-    let batched = !r.members.is_empty();
+    let batched = version >= 3;
     let members: Vec<(String, Option<String>)> = match batched {
         false => vec![(r.member_id.to_string(), None)],
         true => r

@@ -4,7 +4,7 @@
 //! returned even when larger than `max_bytes`; the answer as a whole is bounded by the
 //! request's `max_bytes` and the connection's buffer. No data is zero-length records.
 
-use crate::service::types::FetchPartition;
+use crate::service::types::{Failure, FetchPartition, FetchedPartition};
 use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
@@ -16,10 +16,10 @@ use weir_kafka::codes::kafka_code;
 use weir_replication::PartitionId;
 
 /// The most bytes the answer to this request may take, if it is a fetch (`req` is the frame
-/// after its length prefix): the connection's buffer, since every fetch is cut to it.
+/// after its length prefix): a fetch reads at most `batch_bytes_max` and one more batch.
 pub fn reply_bytes_max(req: &[u8], batch_bytes_max: usize) -> Option<usize> {
     let key = i16::from_be_bytes([req[0], req[1]]);
-    (key == ApiKey::Fetch as i16).then_some(FETCH_REPLY_OVERHEAD_BYTES + batch_bytes_max)
+    (key == ApiKey::Fetch as i16).then_some(FETCH_REPLY_OVERHEAD_BYTES + 2 * batch_bytes_max)
 }
 
 /// Room for what a fetch answer holds beside its records.
@@ -33,59 +33,53 @@ pub async fn fetch(shard: &Rc<Shard>, req: FetchRequest) -> FetchResponse {
             asked.push(FetchPartition {
                 topic: topic.clone(),
                 partition: PartitionId(super::partition_index(p.partition)),
-                offset: p.fetch_offset.max(0) as u64,
+                // A negative offset is below every log's start: out of range, as Kafka says.
+                offset: u64::try_from(p.fetch_offset).unwrap_or(u64::MAX),
                 max_bytes: p.partition_max_bytes.max(1) as usize,
             });
         }
     }
     let wait = req.max_wait_ms.max(0) as u32;
-    let mut answers = shard.service.fetch(asked, wait).await.into_iter();
-    // The whole answer stays within the request's max_bytes and one batch's bound, but always
-    // carries the first batch found, whatever its size.
+    // Each owning shard reads within the request's max_bytes (and one batch's bound), in request
+    // order, but always the first batch it finds whatever its size: however many partitions a
+    // request names, it holds at most that much (and a batch) a shard.
     let budget = (req.max_bytes.max(1) as usize).min(shard.config.batch_bytes_max);
-    let mut used = 0usize;
+    let mut answers = shard.service.fetch_within(asked, wait, Some(budget)).await.into_iter();
     let mut responses = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
             let answer = answers.next().expect("one answer per partition asked");
-            let mut d = PartitionData::default()
+            let d = PartitionData::default()
                 .with_partition_index(p.partition)
                 .with_preferred_read_replica((-1).into());
-            match answer {
-                Ok(f) => {
-                    let records = if used == 0 || used + f.batches.len() <= budget {
-                        used += f.batches.len();
-                        match to_kafka(&f.batches) {
-                            Ok(r) => r,
-                            Err(code) => {
-                                partitions.push(d.with_error_code(code).with_records(Some(Bytes::new())));
-                                continue;
-                            }
-                        }
-                    } else {
-                        Bytes::new()
-                    };
-                    d = d
-                        .with_high_watermark(f.high_watermark as i64)
-                        .with_last_stable_offset(f.high_watermark as i64)
-                        .with_log_start_offset(f.log_start as i64)
-                        .with_records(Some(records));
-                }
-                Err(f) => {
-                    d = d
-                        .with_error_code(kafka_code(f.code))
-                        .with_high_watermark(-1)
-                        .with_last_stable_offset(-1)
-                        .with_log_start_offset(-1)
-                        .with_records(Some(Bytes::new()));
-                }
-            }
-            partitions.push(d);
+            partitions.push(partition_data(d, answer));
         }
         responses.push(FetchableTopicResponse::default().with_topic(t.topic).with_partitions(partitions));
     }
     FetchResponse::default().with_responses(responses)
+}
+
+/// One partition's answer, its records converted to Kafka's format.
+fn partition_data(d: PartitionData, answer: Result<FetchedPartition, Failure>) -> PartitionData {
+    let failed = |d: PartitionData, code: i16| {
+        d.with_error_code(code)
+            .with_high_watermark(-1)
+            .with_last_stable_offset(-1)
+            .with_log_start_offset(-1)
+            .with_records(Some(Bytes::new()))
+    };
+    match answer {
+        Ok(f) => match to_kafka(&f.batches) {
+            Ok(records) => d
+                .with_high_watermark(f.high_watermark as i64)
+                .with_last_stable_offset(f.high_watermark as i64)
+                .with_log_start_offset(f.log_start as i64)
+                .with_records(Some(records)),
+            Err(code) => failed(d, code),
+        },
+        Err(f) => failed(d, kafka_code(f.code)),
+    }
 }
 
 /// Weir batches, back to back, as Kafka v2 batches. A batch that does not convert ends the

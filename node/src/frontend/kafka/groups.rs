@@ -44,7 +44,7 @@ pub async fn dispatch(shard: &Rc<Shard>, header: &RequestHeader, req: RequestKin
         RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(super::classic::join(shard, header, r).await),
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(super::classic::sync(shard, r).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(super::classic::heartbeat(shard, r).await),
-        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(super::classic::leave(shard, r).await),
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(super::classic::leave(shard, r, v).await),
         RequestKind::DeleteGroups(r) => {
             ResponseKind::DeleteGroups(super::group_delete::delete_groups(shard, r).await)
         }
@@ -256,8 +256,9 @@ async fn offset_fetch(shard: &Rc<Shard>, req: OffsetFetchRequest, version: i16) 
         }
         return OffsetFetchResponse::default().with_groups(groups);
     }
-    let topics =
+    let topics: Option<Vec<(String, Vec<i32>)>> =
         req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
+    let asked = topics.clone();
     match fetch_group(shard, req.group_id.0.to_string(), topics).await {
         Ok(found) => {
             let topics = found
@@ -271,6 +272,29 @@ async fn offset_fetch(shard: &Rc<Shard>, req: OffsetFetchRequest, version: i16) 
                                 .with_committed_offset(o)
                                 .with_committed_leader_epoch(-1)
                                 .with_metadata(Some(StrBytes::from_string(m)))
+                        })
+                        .collect();
+                    OffsetFetchResponseTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(t)))
+                        .with_partitions(partitions)
+                })
+                .collect();
+            OffsetFetchResponse::default().with_topics(topics)
+        }
+        // Version 1 has no top-level error: each partition asked carries it, or the client would
+        // take "not coordinator" for "nothing committed" and reset its position.
+        Err(code) if version < 2 => {
+            let topics = asked
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(t, ps)| {
+                    let partitions = ps
+                        .into_iter()
+                        .map(|p| {
+                            OffsetFetchResponsePartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(-1)
+                                .with_error_code(code)
                         })
                         .collect();
                     OffsetFetchResponseTopic::default()

@@ -62,7 +62,11 @@ pub async fn metadata(shard: &Rc<Shard>, req: MetadataRequest, version: i16) -> 
         _ => None,
     };
     let all = names.is_none();
-    let mut infos = topic_infos(shard, names.clone().unwrap_or_default()).await;
+    // An empty list asks for the brokers alone (version 1 on); `topic_infos` reads it as all.
+    let mut infos = match &names {
+        Some(n) if n.is_empty() => Vec::new(),
+        _ => topic_infos(shard, names.clone().unwrap_or_default()).await,
+    };
     let auto = shard.config.kafka_auto_create_topics && (req.allow_auto_topic_creation || version < 4);
     if auto && !all && infos.iter().any(|t| t.error == ErrorCode::UnknownTopic) {
         for t in infos.iter().filter(|t| t.error == ErrorCode::UnknownTopic) {

@@ -168,6 +168,19 @@ fn close(why: String) -> Reply {
 
 async fn dispatch(shard: &Rc<Shard>, header: &RequestHeader, req: RequestKind) -> Answer {
     let v = header.request_api_version;
+    let data = matches!(
+        req,
+        RequestKind::Metadata(_)
+            | RequestKind::Produce(_)
+            | RequestKind::Fetch(_)
+            | RequestKind::ListOffsets(_)
+            | RequestKind::OffsetForLeaderEpoch(_)
+    );
+    if data && let Some(f) = crate::frontend::cluster::not_ready(shard) {
+        // A node rejoining its cluster knows no topic it can vouch for yet: its client closes
+        // and asks another node (or this one again), rather than act on a stale answer.
+        return Answer::Close(f.message);
+    }
     let resp = match req {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions(0)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::metadata(shard, r, v).await),

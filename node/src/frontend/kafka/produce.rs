@@ -30,7 +30,7 @@ pub async fn produce(shard: &Rc<Shard>, req: ProduceRequest) -> Answer {
         0 => Acks::None,
         1 => Acks::Leader,
         -1 => Acks::All,
-        other => return Answer::Close(format!("acks {other} is not 0, 1 or -1")),
+        other => return invalid_acks(other, req),
     };
     if req.transactional_id.is_some() {
         return Answer::Close("transactions are not supported".into());
@@ -48,10 +48,14 @@ pub async fn produce(shard: &Rc<Shard>, req: ProduceRequest) -> Answer {
     let valid: Vec<ProducePartition> =
         parts.iter().filter_map(|p| p.converted.as_ref().ok().cloned()).collect();
     let timeout = Some(req.timeout_ms.max(0) as u64);
-    let mut answers = shard.service.produce_within(acks, valid, timeout).await.into_iter();
+    let answers: Vec<_> = shard.service.produce_within(acks, valid, timeout).await;
     if acks == Acks::None {
-        return Answer::Silent;
+        // Nothing is answered; a failure closes the connection, as Kafka's brokers do, so the
+        // producer learns its metadata again (a leader moved) instead of writing into the void.
+        let failed = parts.iter().any(|p| p.converted.is_err()) || answers.iter().any(Result::is_err);
+        return if failed { Answer::Close("an acks=0 produce failed".into()) } else { Answer::Silent };
     }
+    let mut answers = answers.into_iter();
     let mut responses: Vec<TopicProduceResponse> =
         topics.into_iter().map(|name| TopicProduceResponse::default().with_name(name)).collect();
     for part in parts {
@@ -77,6 +81,30 @@ pub async fn produce(shard: &Rc<Shard>, req: ProduceRequest) -> Answer {
     Answer::Response(Box::new(ResponseKind::Produce(ProduceResponse::default().with_responses(responses))))
 }
 
+/// An acks value Kafka does not have: every partition is answered INVALID_REQUIRED_ACKS.
+fn invalid_acks(acks: i16, req: ProduceRequest) -> Answer {
+    let code = kafka_protocol::ResponseError::InvalidRequiredAcks.code();
+    let responses = req
+        .topic_data
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partition_data
+                .iter()
+                .map(|p| {
+                    PartitionProduceResponse::default()
+                        .with_index(p.index)
+                        .with_error_code(code)
+                        .with_base_offset(-1)
+                        .with_error_message(Some(StrBytes::from_string(format!("acks {acks}"))))
+                })
+                .collect();
+            TopicProduceResponse::default().with_name(t.name).with_partition_responses(partitions)
+        })
+        .collect();
+    Answer::Response(Box::new(ResponseKind::Produce(ProduceResponse::default().with_responses(responses))))
+}
+
 fn failure(f: Failure) -> (i16, String) {
     (kafka_code(f.code), f.message)
 }
@@ -90,6 +118,11 @@ fn convert(
 ) -> Result<ProducePartition, (i16, String)> {
     if index < 0 {
         return Err((kafka_code(ErrorCode::UnknownPartition), format!("partition {index}")));
+    }
+    if &**topic == crate::groups::offsets_topic::OFFSETS_TOPIC {
+        // The groups' own log: a record its coordinators cannot read would take its groups down.
+        let m = format!("{topic} is internal: the group coordinators write it");
+        return Err((kafka_protocol::ResponseError::InvalidTopicException.code(), m));
     }
     let limits = weir_kafka::batch::ConvertLimits { batch_bytes_max: shard.config.batch_bytes_max };
     let converted =
