@@ -494,3 +494,18 @@ fn metadata_with_an_empty_topic_list_names_the_brokers_only() {
     let r = kind!(w.call(ApiKey::Metadata, 0, req::metadata(0, &[], false)), Metadata);
     assert_eq!(r.topics.len(), 1, "v0: an empty list is every topic");
 }
+
+#[test]
+fn a_large_request_other_than_a_produce_closes_the_connection() {
+    let node = KafkaNode::start(1, &[]);
+    let mut w = Wire::connect(&node.bootstrap);
+    // 70,000 topic names of 16 bytes: over 1 MiB, each name well formed.
+    let names: Vec<String> = (0..70_000).map(|i| format!("t-{i:013}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    w.send(ApiKey::Metadata, 12, &req::metadata(12, &refs, false));
+    assert!(matches!(read_frame(&mut w.stream), Read1::Closed));
+    // A smaller one is answered, and the node serves on.
+    let mut w = Wire::connect(&node.bootstrap);
+    let r = kind!(w.call(ApiKey::Metadata, 12, req::metadata(12, &refs[..1000], false)), Metadata);
+    assert_eq!(r.topics.len(), 1000);
+}

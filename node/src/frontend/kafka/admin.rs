@@ -42,6 +42,11 @@ const TYPE_LIST: i8 = 7;
 
 pub async fn init_producer_id(shard: &Rc<Shard>, req: InitProducerIdRequest) -> InitProducerIdResponse {
     let r = InitProducerIdResponse::default();
+    if req.transactional_id.as_ref().is_some_and(|id| id.0.is_empty()) {
+        // As Kafka: an empty transactional id is no id at all, and a malformed request.
+        let code = ResponseError::InvalidRequest.code();
+        return r.with_error_code(code).with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+    }
     if req.transactional_id.is_some() {
         let code = ResponseError::TransactionalIdAuthorizationFailed.code();
         return r.with_error_code(code).with_producer_id(ProducerId(-1)).with_producer_epoch(-1);

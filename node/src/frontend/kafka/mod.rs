@@ -72,6 +72,10 @@ impl Framing for KafkaFraming {
 #[derive(Debug)]
 pub struct KafkaProtocol;
 
+/// The largest request other than a produce or a SyncGroup: Kafka's are small (a fetch of
+/// 40,000 partitions fits), and decoding one allocates a multiple of its size.
+const REQUEST_BYTES_MAX_BUT_PRODUCE: usize = 1 << 20;
+
 /// The most bytes an answer other than a fetch is budgeted for.
 const SMALL_REPLY_BYTES: usize = 64 << 10;
 
@@ -135,6 +139,14 @@ async fn handle(shard: &Rc<Shard>, req: Bytes) -> Reply {
             return unsupported_api_versions(&req);
         }
         return close(format!("{key:?} version {version} is not served"));
+    }
+    let bulky = matches!(key, ApiKey::Produce | ApiKey::SyncGroup);
+    if !bulky && req.len() > REQUEST_BYTES_MAX_BUT_PRODUCE {
+        // Decoded, a request takes up to some tens of times its wire size (the guard bounds
+        // counts by the smallest wire size of an element): only a produce or a leader's
+        // SyncGroup, whose bulk (records, assignments) stays slices of the frame, may be as
+        // large as `request_bytes_max`.
+        return close(format!("{key:?} of {} bytes is above {REQUEST_BYTES_MAX_BUT_PRODUCE}", req.len()));
     }
     let mut body = req.clone();
     let header = match RequestHeader::decode(&mut body, key.request_header_version(version)) {
