@@ -24,7 +24,7 @@ pub struct NodeConfig {
     /// off.
     pub kafka_listen: String,
     /// `host:port` Kafka clients are told to connect to (Metadata, FindCoordinator). Default:
-    /// the advertised host and the Kafka listener's port.
+    /// `advertised_host` if set, else the Kafka listener's address.
     pub kafka_advertised_address: Option<String>,
     /// Whether a Kafka Metadata request naming an unknown topic creates it (when the client
     /// allows it), with the node's defaults (Kafka's `auto.create.topics.enable`; off by
@@ -428,14 +428,18 @@ impl NodeConfig {
         }
     }
 
-    /// Where Kafka clients are told to connect: `host:port`. By default the Kafka listener's own
-    /// address, or where it listens on every interface, the advertised host.
+    /// Where Kafka clients are told to connect: `kafka_advertised_address`, else the advertised
+    /// host if one is set, else the Kafka listener's own address (the listen IP where it
+    /// listens on every interface), with the listener's port.
     pub fn kafka_advertised(&self) -> Option<(String, u16)> {
         let listen = self.kafka_listen_addr()?;
         let port = listen.port();
         let Some(addr) = &self.kafka_advertised_address else {
-            let host =
-                if listen.ip().is_unspecified() { self.advertised_host() } else { listen.ip().to_string() };
+            let host = match &self.advertised_host {
+                Some(host) => host.clone(),
+                None if !listen.ip().is_unspecified() => listen.ip().to_string(),
+                None => self.advertised_host(),
+            };
             return Some((host, port));
         };
         let (host, port) = addr.rsplit_once(':')?;

@@ -167,8 +167,17 @@ async fn with_slot<T>(
     out
 }
 
+/// Refused while the node shuts down: its coordinators hold no request any more.
+fn not_closing(shard: &Shard) -> Result<(), CallError> {
+    if shard.groups.closing.get() {
+        return Err(Failure::new(ErrorCode::NotCoordinator, "the node is shutting down").into());
+    }
+    Ok(())
+}
+
 /// A JoinGroup, answered at once or once the rebalance completes.
 async fn join(shard: &Rc<Shard>, req: JoinRequest) -> Result<JoinResponse, CallError> {
+    not_closing(shard)?;
     let slot = slot_of(shard, &req.group)?;
     let member_id = req.member_id.clone();
     let held = with_slot(shard, &slot, |c, now, slot| {
@@ -197,6 +206,7 @@ async fn join(shard: &Rc<Shard>, req: JoinRequest) -> Result<JoinResponse, CallE
 
 /// A SyncGroup, answered at once or once the leader's assignment is in.
 async fn sync(shard: &Rc<Shard>, req: SyncRequest) -> Result<SyncResponse, CallError> {
+    not_closing(shard)?;
     let slot = slot_of(shard, &req.group)?;
     let held = with_slot(shard, &slot, |c, now, slot| {
         let (token, rx) = slot.hold();

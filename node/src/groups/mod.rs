@@ -29,12 +29,15 @@ pub const GROUP_TICK_INTERVAL_MS: u64 = 200;
 #[derive(Debug, Default)]
 pub struct GroupService {
     slots: RefCell<BTreeMap<u32, Rc<Slot>>>,
+    /// Set at shutdown: no request is held any more (a held join would keep it waiting).
+    pub closing: std::cell::Cell<bool>,
 }
 
 impl GroupService {
     /// Answers every request the coordinators hold "not coordinator": at shutdown, held joins
     /// and syncs would otherwise keep requests in flight until the shutdown timeout.
     pub fn drop_held(&self) {
+        self.closing.set(true);
         for slot in self.slots.borrow().values() {
             slot.drop_held();
         }
@@ -262,6 +265,8 @@ pub async fn tick_loop(shard: Rc<Shard>) {
                 Err(_) => slot.state.lock().await,
             };
             slot.ticks_skipped.set(0);
+            // The wait for the lock may have taken a while: deadlines are judged on the time now.
+            let now = shard.core().rt.monotonic_ms();
             if slot.leading(&shard).is_err() {
                 slot.reset(&mut state);
                 continue;

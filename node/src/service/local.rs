@@ -313,7 +313,8 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         }
         let deadline = self.rt.monotonic_ms() + u64::from(max_wait_ms.min(FETCH_WAIT_MS_MAX));
         loop {
-            let answers = self.read_within(parts, bytes_max.unwrap_or(usize::MAX)).await;
+            // A budget of nothing would read nothing and never wait: at least a byte.
+            let answers = self.read_within(parts, bytes_max.map_or(usize::MAX, |b| b.max(1))).await;
             let ready = answers.iter().any(|a| a.as_ref().map_or(true, |f| !f.batches.is_empty()));
             let left = deadline.saturating_sub(self.rt.monotonic_ms());
             if ready || left == 0 {

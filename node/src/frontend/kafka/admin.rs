@@ -103,7 +103,11 @@ pub async fn create_topics(shard: &Rc<Shard>, req: CreateTopicsRequest) -> Creat
 /// Kafka's code for a topic refused as invalid: which of its settings is wrong, as the message
 /// (Weir's own, in `topic_settings`, `metadata` and the controller) names it.
 fn invalid_topic_code(message: &str) -> i16 {
-    let k = if message.contains("partitions") {
+    let k = if message.contains("topic config") || message.contains("min_insync") {
+        ResponseError::InvalidConfig
+    } else if message.contains("assignment") {
+        ResponseError::InvalidReplicaAssignment
+    } else if message.contains("partitions") {
         ResponseError::InvalidPartitions
     } else if message.contains("replication factor") {
         ResponseError::InvalidReplicationFactor

@@ -45,11 +45,20 @@ pub async fn fetch(shard: &Rc<Shard>, req: FetchRequest) -> FetchResponse {
     // request names, it holds at most that much (and a batch) a shard.
     let budget = (req.max_bytes.max(1) as usize).min(shard.config.batch_bytes_max);
     let mut answers = shard.service.fetch_within(asked, wait, Some(budget)).await.into_iter();
+    // Shards read within the budget each: the answer as a whole is cut to it, as Kafka's is
+    // (past it, partitions keep their bounds and carry no records), the first batch aside.
+    let mut used = 0usize;
     let mut responses = Vec::with_capacity(req.topics.len());
     for t in req.topics {
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in t.partitions {
-            let answer = answers.next().expect("one answer per partition asked");
+            let mut answer = answers.next().expect("one answer per partition asked");
+            if let Ok(f) = &mut answer {
+                if used > 0 && used + f.batches.len() > budget {
+                    f.batches = Bytes::new();
+                }
+                used += f.batches.len();
+            }
             let d = PartitionData::default()
                 .with_partition_index(p.partition)
                 .with_preferred_read_replica((-1).into());
