@@ -177,40 +177,38 @@ fn not_closing(shard: &Shard) -> Result<(), CallError> {
 
 /// A JoinGroup, answered at once or once the rebalance completes.
 async fn join(shard: &Rc<Shard>, req: JoinRequest) -> Result<JoinResponse, CallError> {
-    not_closing(shard)?;
-    let slot = slot_of(shard, &req.group)?;
-    let member_id = req.member_id.clone();
-    let held = with_slot(shard, &slot, |c, now, slot| {
-        let (token, rx) = slot.hold();
-        Ok(match c.classic_join(now, token, req) {
-            Some(answer) => {
-                slot.forget(token);
-                Ok(answer)
-            }
-            None => Err(rx),
-        })
-    })
-    .await?;
-    let rx = match held {
-        Ok(answer) => return Ok(answer),
-        Err(rx) => rx,
-    };
-    match rx.await {
-        Ok(ClassicAnswer::Join(answer)) => Ok(answer),
-        _ => {
-            Err(Failure::new(ErrorCode::NotCoordinator, format!("the join of {member_id:?} was dropped"))
-                .into())
-        }
+    let group = req.group.clone();
+    let answer =
+        held(shard, &group, |c, now, token| c.classic_join(now, token, req).map(ClassicAnswer::Join));
+    match answer.await? {
+        ClassicAnswer::Join(answer) => Ok(answer),
+        ClassicAnswer::Sync(_) => Err(dropped("join")),
     }
 }
 
 /// A SyncGroup, answered at once or once the leader's assignment is in.
 async fn sync(shard: &Rc<Shard>, req: SyncRequest) -> Result<SyncResponse, CallError> {
+    let group = req.group.clone();
+    let answer =
+        held(shard, &group, |c, now, token| c.classic_sync(now, token, req).map(ClassicAnswer::Sync));
+    match answer.await? {
+        ClassicAnswer::Sync(answer) => Ok(answer),
+        ClassicAnswer::Join(_) => Err(dropped("sync")),
+    }
+}
+
+/// Runs a request the coordinator may hold: `f` answers it at once, or holds it under the token
+/// it is given and answers it later through the slot, once the change releasing it is written.
+async fn held(
+    shard: &Rc<Shard>,
+    group: &str,
+    f: impl FnOnce(&mut weir_groups::Coordinator, u64, u64) -> Option<ClassicAnswer>,
+) -> Result<ClassicAnswer, CallError> {
     not_closing(shard)?;
-    let slot = slot_of(shard, &req.group)?;
+    let slot = slot_of(shard, group)?;
     let held = with_slot(shard, &slot, |c, now, slot| {
         let (token, rx) = slot.hold();
-        Ok(match c.classic_sync(now, token, req) {
+        Ok(match f(c, now, token) {
             Some(answer) => {
                 slot.forget(token);
                 Ok(answer)
@@ -219,14 +217,16 @@ async fn sync(shard: &Rc<Shard>, req: SyncRequest) -> Result<SyncResponse, CallE
         })
     })
     .await?;
-    let rx = match held {
-        Ok(answer) => return Ok(answer),
-        Err(rx) => rx,
-    };
-    match rx.await {
-        Ok(ClassicAnswer::Sync(answer)) => Ok(answer),
-        _ => Err(Failure::new(ErrorCode::NotCoordinator, "the sync was dropped").into()),
+    match held {
+        Ok(answer) => Ok(answer),
+        // The waiter dropped: the coordinator that held the request is gone.
+        Err(rx) => rx.await.map_err(|_| dropped("request")),
     }
+}
+
+fn dropped(what: &str) -> CallError {
+    Failure::new(ErrorCode::NotCoordinator, format!("the held {what} was dropped: the coordinator moved"))
+        .into()
 }
 
 fn slot_of(shard: &Shard, group: &str) -> Result<Rc<Slot>, Failure> {

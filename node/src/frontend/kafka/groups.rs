@@ -228,84 +228,65 @@ async fn offset_fetch(shard: &Rc<Shard>, req: OffsetFetchRequest, version: i16) 
             let topics = g
                 .topics
                 .map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
-            let mut out = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-            match fetch_group(shard, g.group_id.0.to_string(), topics).await {
-                Ok(found) => {
-                    out.topics = found
-                        .into_iter()
-                        .map(|(t, ps)| {
-                            let partitions = ps
-                                .into_iter()
-                                .map(|(p, o, m)| {
-                                    OffsetFetchResponsePartitions::default()
-                                        .with_partition_index(p)
-                                        .with_committed_offset(o)
-                                        .with_committed_leader_epoch(-1)
-                                        .with_metadata(Some(StrBytes::from_string(m)))
-                                })
-                                .collect();
-                            OffsetFetchResponseTopics::default()
-                                .with_name(TopicName(StrBytes::from_string(t)))
-                                .with_partitions(partitions)
-                        })
-                        .collect();
-                }
-                Err(code) => out = out.with_error_code(code),
-            }
-            groups.push(out);
+            let out = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
+            groups.push(match fetch_group(shard, g.group_id.0.to_string(), topics).await {
+                Ok(found) => out.with_topics(topics_of(found, |n, ps| {
+                    let ps = ps.into_iter().map(|(p, o, m)| {
+                        OffsetFetchResponsePartitions::default()
+                            .with_partition_index(p)
+                            .with_committed_offset(o)
+                            .with_committed_leader_epoch(-1)
+                            .with_metadata(m)
+                    });
+                    OffsetFetchResponseTopics::default().with_name(n).with_partitions(ps.collect())
+                })),
+                Err(code) => out.with_error_code(code),
+            });
         }
         return OffsetFetchResponse::default().with_groups(groups);
     }
     let topics: Option<Vec<(String, Vec<i32>)>> =
         req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
     let asked = topics.clone();
-    match fetch_group(shard, req.group_id.0.to_string(), topics).await {
-        Ok(found) => {
-            let topics = found
-                .into_iter()
-                .map(|(t, ps)| {
-                    let partitions = ps
-                        .into_iter()
-                        .map(|(p, o, m)| {
-                            OffsetFetchResponsePartition::default()
-                                .with_partition_index(p)
-                                .with_committed_offset(o)
-                                .with_committed_leader_epoch(-1)
-                                .with_metadata(Some(StrBytes::from_string(m)))
-                        })
-                        .collect();
-                    OffsetFetchResponseTopic::default()
-                        .with_name(TopicName(StrBytes::from_string(t)))
-                        .with_partitions(partitions)
-                })
-                .collect();
-            OffsetFetchResponse::default().with_topics(topics)
-        }
+    let (found, code) = match fetch_group(shard, req.group_id.0.to_string(), topics).await {
+        Ok(found) => (found, 0),
         // Version 1 has no top-level error: each partition asked carries it, or the client would
         // take "not coordinator" for "nothing committed" and reset its position.
         Err(code) if version < 2 => {
-            let topics = asked
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(t, ps)| {
-                    let partitions = ps
-                        .into_iter()
-                        .map(|p| {
-                            OffsetFetchResponsePartition::default()
-                                .with_partition_index(p)
-                                .with_committed_offset(-1)
-                                .with_error_code(code)
-                        })
-                        .collect();
-                    OffsetFetchResponseTopic::default()
-                        .with_name(TopicName(StrBytes::from_string(t)))
-                        .with_partitions(partitions)
-                })
-                .collect();
-            OffsetFetchResponse::default().with_topics(topics)
+            let asked = asked.unwrap_or_default().into_iter();
+            (
+                asked.map(|(t, ps)| (t, ps.into_iter().map(|p| (p, -1, String::new())).collect())).collect(),
+                code,
+            )
         }
-        Err(code) => OffsetFetchResponse::default().with_error_code(code),
-    }
+        Err(code) => return OffsetFetchResponse::default().with_error_code(code),
+    };
+    OffsetFetchResponse::default().with_topics(topics_of(found, |n, ps| {
+        let ps = ps.into_iter().map(|(p, o, m)| {
+            OffsetFetchResponsePartition::default()
+                .with_partition_index(p)
+                .with_committed_offset(o)
+                .with_committed_leader_epoch(-1)
+                .with_metadata(m)
+                .with_error_code(code)
+        });
+        OffsetFetchResponseTopic::default().with_name(n).with_partitions(ps.collect())
+    }))
+}
+
+/// Committed offsets by topic, in the form of an OffsetFetch version: `topic` makes one topic's
+/// answer of its name and its `(partition, offset, metadata)`s.
+fn topics_of<T>(
+    found: Vec<TopicOffsets>,
+    topic: impl Fn(TopicName, Vec<(i32, i64, Option<StrBytes>)>) -> T,
+) -> Vec<T> {
+    found
+        .into_iter()
+        .map(|(t, ps)| {
+            let ps = ps.into_iter().map(|(p, o, m)| (p, o, Some(StrBytes::from_string(m)))).collect();
+            topic(TopicName(StrBytes::from_string(t)), ps)
+        })
+        .collect()
 }
 
 /// A group id as Kafka's messages carry it.
