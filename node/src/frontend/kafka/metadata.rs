@@ -26,17 +26,14 @@ pub const CLUSTER_ID: &str = "weir";
 /// away.
 pub fn brokers(shard: &Shard) -> Vec<(i32, String, u16)> {
     let me = node_id(shard);
-    let mut brokers: Vec<(i32, String, u16)> = match cluster::cluster_of(shard) {
-        Some((_, meta)) => (meta.nodes.values())
-            .filter_map(|n| n.kafka.as_ref().map(|(host, port)| (n.id.0 as i32, host.clone(), *port)))
-            .collect(),
-        None => Vec::new(),
-    };
-    if !brokers.iter().any(|b| b.0 == me)
-        && let Some((host, port)) = shard.config.kafka_advertised()
-    {
-        brokers.push((me, host, port));
+    // This node as its own configuration has it (its registration may lag a restart).
+    let mut brokers: Vec<(i32, String, u16)> =
+        shard.config.kafka_advertised().map(|(host, port)| (me, host, port)).into_iter().collect();
+    if let Some((_, meta)) = cluster::cluster_of(shard) {
+        let others = (meta.nodes.values()).filter(|n| n.id.0 as i32 != me);
+        brokers.extend(others.filter_map(|n| n.kafka.as_ref().map(|(h, p)| (n.id.0 as i32, h.clone(), *p))));
     }
+    brokers.sort_by_key(|b| b.0);
     brokers
 }
 

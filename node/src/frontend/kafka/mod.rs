@@ -259,5 +259,6 @@ fn encode(key: ApiKey, version: i16, correlation_id: i32, resp: &ResponseKind) -
     }
     let size = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(buf.to_vec())
+    // The buffer becomes the answer as it is: no copy.
+    Ok(Vec::from(buf))
 }
