@@ -8,4 +8,5 @@ pub mod partitions;
 pub mod plot;
 pub mod rate;
 pub mod report;
+pub mod span;
 pub mod workload;

@@ -19,6 +19,7 @@ use weir_perf::baseline;
 use weir_perf::embedded::EmbeddedNode;
 use weir_perf::rate::Rate;
 use weir_perf::report::Report;
+use weir_perf::span::Span;
 use weir_perf::workload::{self, Outcome, Workload};
 
 #[derive(Debug, Parser)]
@@ -212,12 +213,12 @@ struct RunArgs {
     /// measures what idempotence costs
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     idempotent: bool,
-    /// Seconds measured, after the warm-up
-    #[arg(long, default_value_t = 10.0)]
-    duration: f64,
-    /// Seconds sent but not measured, first
-    #[arg(long, default_value_t = 1.0)]
-    warmup: f64,
+    /// Time measured, after the warm-up: `10s`, `500ms`, `2m`, or seconds (`10`)
+    #[arg(long, default_value = "10s")]
+    duration: Span,
+    /// Time sent but not measured, first (as --duration)
+    #[arg(long, default_value = "1s")]
+    warmup: Span,
     /// Open loop: records/s (`50000`, `50k`) or bytes/s (`100MB`, `64MiB`); closed loop without
     #[arg(long)]
     rate: Option<Rate>,
@@ -327,8 +328,8 @@ fn run(mode: &str, args: RunArgs) -> Result<(), String> {
         idempotent: args.idempotent,
         producers: args.producers,
         consumers,
-        duration: Duration::from_secs_f64(args.duration.max(0.0)),
-        warmup: Duration::from_secs_f64(args.warmup.max(0.0)),
+        duration: args.duration.0,
+        warmup: args.warmup.0,
         rate: args.rate,
         records: args.records,
         in_flight: args.in_flight.max(1),
@@ -336,7 +337,7 @@ fn run(mode: &str, args: RunArgs) -> Result<(), String> {
     };
     let rt = runtime();
     let counter = Arc::new(AtomicU64::new(0));
-    let (bar, ticker) = progress_bar(args.duration + args.warmup, counter.clone(), args.json);
+    let (bar, ticker) = progress_bar(args.duration.secs() + args.warmup.secs(), counter.clone(), args.json);
     let outcome: Result<Outcome, _> = rt.block_on(async {
         match mode {
             "produce" => workload::produce(w.clone(), counter.clone()).await,

@@ -22,10 +22,11 @@ fn every_mode_runs_against_an_embedded_node_and_plots() {
         dir.path(),
         &[
             "produce",
+            // Human units here, bare seconds for e2e below: both are taken.
             "--duration",
-            "1",
+            "1s",
             "--warmup",
-            "0.2",
+            "200ms",
             "--transport",
             "tcp",
             "--baseline",
