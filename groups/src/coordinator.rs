@@ -11,9 +11,9 @@ use crate::api::{CoordinatorConfig, GroupDescription, GroupListing, Record, Topi
 use crate::classic::api::ClassicAnswer;
 use crate::classic::state::Answers;
 use crate::error::GroupError;
-use crate::group::Group;
+use crate::group::{Group, GroupMeta};
 use crate::reconcile::rebalance;
-use crate::records::{Key, encode_json, encode_key, encode_offset, encode_u64};
+use crate::records::{Key, encode_classic_member, encode_json, encode_key, encode_offset, encode_u64};
 use crate::{COORDINATOR_GROUPS_MAX, MEMBER_ID_PREFIX_BYTES_MAX};
 
 #[derive(Debug)]
@@ -189,14 +189,24 @@ impl Coordinator {
         let gone = g.members.is_empty() && !g.has_classic() && g.offsets.is_empty();
         let group = gid.to_owned();
         if dirty.meta && !gone {
+            // The group record carries the classic group as stored, not as it is live.
+            let meta = GroupMeta { classic: g.classic.stored.clone(), ..g.meta.clone() };
             let key = encode_key(&Key::Group { group: group.clone() });
-            self.records.push(Record { key, value: Some(encode_json(&g.meta)) });
+            self.records.push(Record { key, value: Some(encode_json(&meta)) });
         }
         let (removed, kept): (Vec<&String>, Vec<&String>) =
             dirty.members.iter().partition(|id| !g.members.contains_key(*id));
         for id in removed.into_iter().chain(kept) {
             let key = encode_key(&Key::Member { group: group.clone(), member_id: id.clone() });
             let value = g.members.get(id).map(|m| encode_json(&m.state));
+            self.records.push(Record { key, value });
+        }
+        let (removed, kept): (Vec<&String>, Vec<&String>) =
+            dirty.classic_members.iter().partition(|id| !g.classic.stored_members.contains(*id));
+        for id in removed.into_iter().chain(kept) {
+            let value =
+                g.classic.stored_members.contains(id).then(|| encode_classic_member(&g.stored_member(id)));
+            let key = encode_key(&Key::ClassicMember { group: group.clone(), member_id: id.clone() });
             self.records.push(Record { key, value });
         }
         for (topic, partition) in dirty.offsets {

@@ -36,6 +36,8 @@ pub(crate) struct StoredOffset {
 pub(crate) struct Dirty {
     pub meta: bool,
     pub members: BTreeSet<String>,
+    /// Classic members whose record (or tombstone) is due.
+    pub classic_members: BTreeSet<String>,
     pub offsets: BTreeSet<(String, u32)>,
 }
 

@@ -91,9 +91,15 @@
 //!   completes a rebalance; accepted in the current generation while it prepares one (as in
 //!   current Kafka). Member "" with generation -1 is an admin commit, for a group without
 //!   members.
-//! - **Persistence.** Only the generation and protocol type and name are persisted (in the
-//!   group record): classic members rejoin after a reload, as Kafka clients do on
-//!   `UNKNOWN_MEMBER_ID`, and the generation never goes back while the group has offsets.
+//! - **Persistence.** As in Kafka, a group's last completed generation is persisted when the
+//!   leader's sync completes it: the generation, protocol and leader, and each member with its
+//!   metadata for the chosen protocol and its assignment; a member that goes is removed from
+//!   it. After a reload its members carry on (heartbeat, sync, commit) with their ids and
+//!   generation, each with a fresh session, without a rebalance; if one of them had gone, the
+//!   others prepare a rebalance, as they did before. Members still joining are not persisted:
+//!   a group reloaded mid-rebalance is its last completed generation (or empty), and the
+//!   generation never goes back (one made but not completed before the reload is made again).
+//!   Layout in `records`.
 //!
 //! # Records
 //!

@@ -17,9 +17,11 @@
 //!   value  u8 0 | JSON {"group_epoch": i32, "assignor": "range"|"roundrobin"|"sticky",
 //!                       "partition_counts": {topic: u32},
 //!                       "classic": {"generation": i32, "protocol_type": str|null,
-//!                                   "protocol_name": str|null}}
+//!                                   "protocol_name": str|null, "leader": str,
+//!                                   "rebalance": true}}
 //!   ("classic" is absent for a group that never had classic members, and in records
-//!   written before classic groups existed)
+//!   written before classic groups existed; "leader" is absent with no stored members,
+//!   "rebalance" when false, and both in records written before classic members were)
 //!
 //! member (type 3): one member's state
 //!   key    u8 3 | str group | str member_id
@@ -32,6 +34,15 @@
 //! never made twice, even for a group that was forgotten and began again
 //!   key    u8 4
 //!   value  u8 0 | u64 number
+//!
+//! classic member (type 5): a member of a classic group's last completed generation
+//!   key    u8 5 | str group | str member_id
+//!   value  u8 0 | u32 n | n bytes protocol metadata | u32 m | m bytes assignment
+//!               | JSON {"instance_id": str|null, "client_id": str, "client_host": str,
+//!                       "protocol": str, "session_timeout_ms": u32,
+//!                       "rebalance_timeout_ms": u32}
+//!   (n at most CLASSIC_METADATA_BYTES_MAX, m at most CLASSIC_ASSIGNMENT_BYTES_MAX; the
+//!   metadata is the member's for the generation's protocol only, as Kafka stores it)
 //! ```
 //!
 //! A member's record is written when any of its fields changes and a tombstone when it goes; a
@@ -40,25 +51,34 @@
 //! tombstone. Within one change, tombstones of members come before records of members, so a
 //! partition handed from a removed member to its successor is never held twice on replay.
 //!
-//! Classic groups (Kafka's JoinGroup protocol) persist only their group record's "classic"
-//! field, written whenever the generation bumps: their members, held requests and assignment
-//! bytes are not persisted, and their members join again after a reload (as Kafka's clients do
-//! on UNKNOWN_MEMBER_ID). A reloaded classic group is therefore empty, at its last generation,
-//! so a later rebalance makes a newer generation and a member of an older one can never commit.
-//! A reloaded classic group with no offsets holds nothing: the first tick forgets it, with a
-//! tombstone.
+//! Classic groups (Kafka's JoinGroup protocol) persist their last completed generation, as
+//! Kafka does: when the leader's sync makes the group stable, the group record's "classic"
+//! field takes the generation, protocol and leader, and every member its classic member
+//! record. A member of it that goes (leaves, expires, is removed or replaced) gets a tombstone
+//! and the group record is rewritten with "rebalance"; a static member replaced without a
+//! rebalance gets its new id's record instead. A group that becomes empty rewrites its record
+//! with its bumped generation and no leader. Members still joining, held requests and given
+//! member ids are not persisted. A reloaded classic group is therefore its last completed
+//! generation, stable, each member's session starting afresh; or, if a stored member went
+//! since (or the leader is gone), the same members preparing a rebalance; or empty. The stored
+//! generation only grows; a generation made but not completed before a reload is made again
+//! after it. A reloaded group with no members and no offsets holds nothing: the first tick
+//! forgets it, with a tombstone.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::CommittedOffset;
+use crate::classic::persist::StoredClassicMember;
 use crate::error::GroupError;
 use crate::group::StoredOffset;
+use crate::{CLASSIC_ASSIGNMENT_BYTES_MAX, CLASSIC_METADATA_BYTES_MAX};
 
 const OFFSET: u8 = 1;
 const GROUP: u8 = 2;
 const MEMBER: u8 = 3;
 const MEMBER_IDS: u8 = 4;
+const CLASSIC_MEMBER: u8 = 5;
 const VALUE_VERSION: u8 = 0;
 
 /// A decoded record key.
@@ -68,6 +88,7 @@ pub(crate) enum Key {
     Group { group: String },
     Member { group: String, member_id: String },
     MemberIds,
+    ClassicMember { group: String, member_id: String },
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -95,6 +116,11 @@ pub(crate) fn encode_key(key: &Key) -> Vec<u8> {
             put_str(&mut out, member_id);
         }
         Key::MemberIds => out.push(MEMBER_IDS),
+        Key::ClassicMember { group, member_id } => {
+            out.push(CLASSIC_MEMBER);
+            put_str(&mut out, group);
+            put_str(&mut out, member_id);
+        }
     }
     out
 }
@@ -146,6 +172,7 @@ pub(crate) fn decode_key(bytes: &[u8]) -> Result<Key, GroupError> {
         GROUP => Key::Group { group: r.str()? },
         MEMBER => Key::Member { group: r.str()?, member_id: r.str()? },
         MEMBER_IDS => Key::MemberIds,
+        CLASSIC_MEMBER => Key::ClassicMember { group: r.str()?, member_id: r.str()? },
         other => return Err(GroupError::CorruptRecord { reason: format!("unknown key type {other}") }),
     };
     r.end()?;
@@ -192,6 +219,36 @@ fn version(v: u8) -> Result<(), GroupError> {
     }
 }
 
+/// A classic member value: the version byte, its protocol metadata and assignment as
+/// `u32`-length-prefixed raw bytes (each within its limit), then JSON.
+pub(crate) fn encode_classic_member(m: &StoredClassicMember) -> Vec<u8> {
+    let mut out = vec![VALUE_VERSION];
+    for bytes in [&m.metadata, &m.assignment] {
+        let len = u32::try_from(bytes.len()).expect("classic bytes are bounded far below 4 GiB");
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(bytes);
+    }
+    serde_json::to_writer(&mut out, &m.fields).expect("a classic member serialises");
+    out
+}
+
+pub(crate) fn decode_classic_member(bytes: &[u8]) -> Result<StoredClassicMember, GroupError> {
+    let mut r = Reader(bytes);
+    version(r.u8()?)?;
+    let mut field = |max: usize| -> Result<Vec<u8>, GroupError> {
+        let len = r.u32()? as usize;
+        if len > max {
+            return Err(corrupt("classic member bytes beyond their limit"));
+        }
+        Ok(r.take(len)?.to_vec())
+    };
+    let metadata = field(CLASSIC_METADATA_BYTES_MAX)?;
+    let assignment = field(CLASSIC_ASSIGNMENT_BYTES_MAX)?;
+    let fields =
+        serde_json::from_slice(r.0).map_err(|e| GroupError::CorruptRecord { reason: e.to_string() })?;
+    Ok(StoredClassicMember { fields, metadata, assignment })
+}
+
 /// A group or member value: the version byte, then JSON.
 pub(crate) fn encode_json<T: Serialize>(value: &T) -> Vec<u8> {
     let mut out = vec![VALUE_VERSION];
@@ -216,14 +273,39 @@ mod tests {
             Key::Group { group: "g".into() },
             Key::Member { group: "g".into(), member_id: "m-1".into() },
             Key::MemberIds,
+            Key::ClassicMember { group: "g".into(), member_id: "m-2".into() },
         ];
-        for (key, ty) in keys.iter().zip([1u8, 2, 3, 4]) {
+        for (key, ty) in keys.iter().zip([1u8, 2, 3, 4, 5]) {
             let bytes = encode_key(key);
             assert_eq!(bytes[0], ty);
             assert_eq!(&decode_key(&bytes).unwrap(), key);
         }
         let offset = encode_key(&keys[0]);
         assert_eq!(offset, [1, 0, 1, b'g', 0, 1, b't', 0, 0, 0, 7]);
+    }
+
+    #[test]
+    fn classic_members_round_trip_and_oversized_bytes_are_refused() {
+        use crate::classic::persist::ClassicMemberRecord;
+        let m = StoredClassicMember {
+            fields: ClassicMemberRecord {
+                instance_id: Some("i".into()),
+                client_id: "c".into(),
+                client_host: "h".into(),
+                protocol: "range".into(),
+                session_timeout_ms: 1,
+                rebalance_timeout_ms: 2,
+            },
+            metadata: vec![1, 2, 3],
+            assignment: vec![4],
+        };
+        let bytes = encode_classic_member(&m);
+        assert_eq!(&bytes[..13], [0, 0, 0, 0, 3, 1, 2, 3, 0, 0, 0, 1, 4]);
+        assert_eq!(decode_classic_member(&bytes).unwrap(), m);
+        let mut huge = vec![0];
+        huge.extend_from_slice(&(CLASSIC_METADATA_BYTES_MAX as u32 + 1).to_be_bytes());
+        assert!(matches!(decode_classic_member(&huge), Err(GroupError::CorruptRecord { .. })));
+        assert!(matches!(decode_classic_member(&bytes[..9]), Err(GroupError::CorruptRecord { .. })));
     }
 
     #[test]

@@ -1,21 +1,26 @@
 //! Loading: rebuilding a coordinator from the records of its partition.
 
 use crate::assignor;
+use crate::classic::persist::StoredClassicMember;
 use crate::coordinator::Coordinator;
 use crate::error::GroupError;
 use crate::group::{Group, GroupMeta};
 use crate::member::{Member, MemberState};
-use crate::records::{Key, decode_json, decode_key, decode_offset, decode_u64};
+use crate::records::{Key, decode_classic_member, decode_json, decode_key, decode_offset, decode_u64};
 
 impl Coordinator {
     /// Applies one record read back from the log, in log order: a later record of a key
     /// replaces an earlier one, a tombstone removes it. Replay emits no records. Members
     /// restored get a fresh session from `now_ms` (and a fresh rebalance timeout if they were
-    /// revoking), and their next answer carries their assignment.
+    /// revoking), and their next answer carries their assignment. Classic members restored
+    /// are those of the group's last completed generation, stable (see `classic::persist`).
     pub fn replay(&mut self, now_ms: u64, key: &[u8], value: Option<&[u8]>) -> Result<(), GroupError> {
         let key = decode_key(key)?;
         let group = match &key {
-            Key::Offset { group, .. } | Key::Group { group } | Key::Member { group, .. } => group.clone(),
+            Key::Offset { group, .. }
+            | Key::Group { group }
+            | Key::Member { group, .. }
+            | Key::ClassicMember { group, .. } => group.clone(),
             Key::MemberIds => {
                 if let Some(v) = value {
                     self.next_member = self.next_member.max(decode_u64(v)?);
@@ -30,6 +35,7 @@ impl Coordinator {
             (Key::Offset { .. }, Some(v)) => Value::Offset(decode_offset(v)?),
             (Key::Group { .. }, Some(v)) => Value::Group(decode_json(v)?),
             (Key::Member { .. }, Some(v)) => Value::Member(decode_json(v)?),
+            (Key::ClassicMember { .. }, Some(v)) => Value::ClassicMember(decode_classic_member(v)?),
             (Key::MemberIds, Some(_)) => unreachable!("handled above"),
         };
         let g = self.groups.entry(group.clone()).or_default();
@@ -48,12 +54,17 @@ impl Coordinator {
                     restore_member(g, member_id, state, now_ms);
                 }
             }
+            (Key::ClassicMember { member_id, .. }, decoded) => {
+                let member = if let Value::ClassicMember(m) = decoded { Some(m) } else { None };
+                g.replay_classic_member(member_id, member, now_ms);
+            }
             (Key::MemberIds, _) => unreachable!("handled above"),
         }
+        g.restore_classic_phase(now_ms);
         // An empty group goes with its tombstone. Before that, a group without members and
         // offsets is kept only for metadata its later records need: in a compacted log its
         // members and offsets may come after its group record.
-        let empty = g.members.is_empty() && g.offsets.is_empty();
+        let empty = g.members.is_empty() && !g.has_classic() && g.offsets.is_empty();
         if empty && (group_tombstone || g.meta == GroupMeta::default()) {
             self.groups.remove(&group);
         } else {
@@ -69,6 +80,7 @@ enum Value {
     Offset(crate::group::StoredOffset),
     Group(GroupMeta),
     Member(MemberState),
+    ClassicMember(StoredClassicMember),
 }
 
 /// Inserts a replayed member. A partition another member still holds is taken from that one:

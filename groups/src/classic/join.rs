@@ -166,6 +166,7 @@ impl Coordinator {
         if quiet {
             m.join_token = None;
             g.classic.members.insert(id.clone(), m);
+            g.store_replacement(id.clone());
             return Some(g.join_answer(&id));
         }
         g.classic.members.insert(id, m);

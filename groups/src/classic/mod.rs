@@ -6,6 +6,7 @@ mod commit;
 mod describe;
 mod join;
 mod membership;
+pub(crate) mod persist;
 pub(crate) mod state;
 mod sync;
 mod tick;

@@ -7,7 +7,7 @@
 //! new rebalance. Held requests live on their members (`join_token`, `sync_token`), so a member
 //! that goes takes its held requests with it, answered.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -18,13 +18,20 @@ use crate::group::Group;
 /// Answers released, with the tokens of the requests they answer.
 pub(crate) type Answers = Vec<(u64, ClassicAnswer)>;
 
-/// What is persisted of a classic group, in its group record: enough that a reloaded group
-/// never goes back to an older generation.
+/// A classic group's generation and protocol: live in `GroupMeta::classic`, and as last
+/// persisted (the last completed generation, see `persist`) in `ClassicGroup::stored`, which is
+/// what the group record carries. `leader` and `rebalance` are kept in the stored copy only.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ClassicMeta {
     pub generation: i32,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
+    /// The leader of the stored generation; absent in records written before members were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    /// A stored member went after the generation completed: a reloaded group rebalances.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rebalance: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -36,7 +43,7 @@ pub(crate) enum Phase {
     Stable,
 }
 
-/// A classic member; not persisted (members join again after a failover).
+/// A classic member; persisted while in the group's stored generation (see `persist`).
 #[derive(Debug, Clone)]
 pub(crate) struct ClassicMember {
     pub instance_id: Option<String>,
@@ -81,6 +88,11 @@ pub(crate) struct ClassicGroup {
     pub deadline_ms: Option<u64>,
     /// A rebalance from `Empty` does not complete before this (the initial delay).
     pub not_before_ms: u64,
+    /// The generation, protocol and leader the group record carries; `None` until the group
+    /// first completes a generation or becomes empty.
+    pub stored: Option<ClassicMeta>,
+    /// The members with a classic member record: those of the stored generation still here.
+    pub stored_members: BTreeSet<String>,
 }
 
 impl Group {
@@ -93,8 +105,8 @@ impl Group {
         self.meta.classic.as_ref().map_or(0, |c| c.generation)
     }
 
+    /// The live classic metadata; a change to it is persisted only through `ClassicGroup::stored`.
     pub fn classic_meta_mut(&mut self) -> &mut ClassicMeta {
-        self.dirty.meta = true;
         self.meta.classic.get_or_insert_with(ClassicMeta::default)
     }
 
@@ -209,6 +221,7 @@ impl Group {
         out: &mut Answers,
     ) -> Option<ClassicMember> {
         let m = self.classic.members.remove(id)?;
+        self.unstore_member(id);
         if let Some(token) = m.join_token {
             out.push((token, ClassicAnswer::Join(JoinResponse::error(id, error.clone()))));
         }
@@ -246,6 +259,7 @@ impl Group {
         let meta = self.classic_meta_mut();
         meta.generation += 1;
         meta.protocol_name = None;
+        self.store_generation();
     }
 
     /// The classic invariants: phases agree with members, held requests and the leader.
@@ -280,7 +294,7 @@ impl Group {
         if matches!(c.phase, Phase::Preparing | Phase::Completing) != c.deadline_ms.is_some() {
             return Err(format!("phase {:?} with deadline {:?}", c.phase, c.deadline_ms));
         }
-        Ok(())
+        self.check_stored()
     }
 }
 

@@ -98,6 +98,7 @@ fn complete_sync(
     }
     g.classic.phase = Phase::Stable;
     g.classic.deadline_ms = None;
+    g.store_completed();
     // A member whose sync was held could not heartbeat meanwhile: its session starts again.
     let held: Vec<(String, u64)> = g
         .classic
