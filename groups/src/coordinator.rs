@@ -142,7 +142,9 @@ impl Coordinator {
     }
 
     /// Checks the coordinator's invariants: in each group, no partition held (assigned or being
-    /// revoked) by two members, and the holder index in step with the members.
+    /// revoked) by two members, and the holder index in step with the members; in a classic
+    /// group, its phase in step with its members and held requests, and what it stores in step
+    /// with what it is (a stable group stored as it is, a stored generation never ahead).
     pub fn check_invariants(&self) -> Result<(), String> {
         for (name, g) in &self.groups {
             g.check().map_err(|e| format!("group {name}: {e}"))?;

@@ -45,11 +45,21 @@ impl Node {
     }
 
     fn join(&mut self, now: u64, member_id: &str, metadata: &[u8]) -> (u64, Option<JoinResponse>) {
+        self.join_as(now, member_id, None, metadata)
+    }
+
+    fn join_as(
+        &mut self,
+        now: u64,
+        member_id: &str,
+        instance_id: Option<&str>,
+        metadata: &[u8],
+    ) -> (u64, Option<JoinResponse>) {
         self.token += 1;
         let req = JoinRequest {
             group: G.to_owned(),
             member_id: member_id.to_owned(),
-            instance_id: None,
+            instance_id: instance_id.map(str::to_owned),
             protocol_type: "consumer".to_owned(),
             protocols: vec![("range".to_owned(), metadata.to_vec())],
             session_timeout_ms: SESSION_MS,
@@ -283,6 +293,26 @@ fn the_persisted_generation_never_goes_back() {
     }
     assert_eq!(last, n.state().1, "the final generation is persisted");
     assert!(generations.contains(&2) && last > 2, "{generations:?}");
+}
+
+/// A static follower replaced under a new id in a stable group (no rebalance) is stored under
+/// its new id, with its assignment; the old id is gone after a reload.
+#[test]
+fn a_static_member_replaced_without_a_rebalance_reloads_under_its_new_id() {
+    let mut n = Node::new();
+    let a = n.join(0, "", b"ma").1.unwrap().member_id;
+    let (tb, _) = n.join_as(1, "", Some("i"), b"mb");
+    n.join(2, &a, b"ma");
+    let b = n.joined(tb).member_id;
+    n.sync(3, 2, &a, &[(&a, b"xa"), (&b, b"xb")]);
+    let b2 = n.join_as(4, "", Some("i"), b"mb").1.expect("a quiet replacement").member_id;
+    assert_eq!(n.state(), (GroupState::Stable, 2, vec![a.clone(), b2.clone()]));
+    for log in both(&n.log) {
+        let mut d = Node::reloaded(&log, 100);
+        assert_eq!(d.state(), (GroupState::Stable, 2, vec![a.clone(), b2.clone()]));
+        assert_eq!(d.sync(101, 2, &b2, &[]).1.unwrap().assignment, b"xb");
+        assert_eq!(d.heartbeat(101, 2, &b), Err(GroupError::UnknownMemberId { member_id: b.clone() }));
+    }
 }
 
 fn offset(offset: u64) -> CommittedOffset {
