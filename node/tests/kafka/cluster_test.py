@@ -18,10 +18,17 @@ PARTITIONS = 6
 
 
 def until(what, done, timeout=60):
+    """Polls `done` until it holds; an exception (a node still starting) counts as not yet."""
     end = time.monotonic() + timeout
-    while not done():
+    last = None
+    while True:
+        try:
+            if done():
+                return
+        except KafkaException as e:
+            last = e
         if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out waiting for {what} (last error: {last})")
         time.sleep(0.1)
 
 

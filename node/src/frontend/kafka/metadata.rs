@@ -58,6 +58,11 @@ pub async fn metadata(shard: &Rc<Shard>, req: MetadataRequest, version: i16) -> 
         }
         _ => None,
     };
+    if cluster::not_ready(shard).is_some() {
+        // Rejoining its cluster, this node knows no topic it can vouch for: each one named is
+        // answered LEADER_NOT_AVAILABLE (retriable), an ask for all gets none yet.
+        return not_ready(shard, names.unwrap_or_default());
+    }
     let all = names.is_none();
     // An empty list asks for the brokers alone (version 1 on); `topic_infos` reads it as all.
     let mut infos = match &names {
@@ -71,7 +76,36 @@ pub async fn metadata(shard: &Rc<Shard>, req: MetadataRequest, version: i16) -> 
         }
         infos = topic_infos(shard, names.unwrap_or_default()).await;
     }
-    let brokers = brokers(shard)
+    let brokers = broker_list(shard);
+    let controller = cluster::cluster_of(shard).map_or(0, |(link, _)| link.node_id().0 as i32);
+    MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_cluster_id(Some(StrBytes::from_static_str(CLUSTER_ID)))
+        .with_controller_id(BrokerId(controller))
+        .with_topics(infos.into_iter().map(topic).collect())
+}
+
+/// Metadata while this node rejoins its cluster: itself as the broker, and `names` without a
+/// leader.
+fn not_ready(shard: &Shard, names: Vec<String>) -> MetadataResponse {
+    let code = kafka_code(ErrorCode::LeaderNotAvailable);
+    let topics = names
+        .into_iter()
+        .map(|n| {
+            MetadataResponseTopic::default()
+                .with_error_code(code)
+                .with_name(Some(TopicName(StrBytes::from_string(n))))
+        })
+        .collect();
+    MetadataResponse::default()
+        .with_brokers(broker_list(shard))
+        .with_cluster_id(Some(StrBytes::from_static_str(CLUSTER_ID)))
+        .with_controller_id(BrokerId(node_id(shard)))
+        .with_topics(topics)
+}
+
+fn broker_list(shard: &Shard) -> Vec<MetadataResponseBroker> {
+    brokers(shard)
         .into_iter()
         .map(|(id, host, port)| {
             MetadataResponseBroker::default()
@@ -79,13 +113,7 @@ pub async fn metadata(shard: &Rc<Shard>, req: MetadataRequest, version: i16) -> 
                 .with_host(StrBytes::from_string(host))
                 .with_port(port as i32)
         })
-        .collect();
-    let controller = cluster::cluster_of(shard).map_or(0, |(link, _)| link.node_id().0 as i32);
-    MetadataResponse::default()
-        .with_brokers(brokers)
-        .with_cluster_id(Some(StrBytes::from_static_str(CLUSTER_ID)))
-        .with_controller_id(BrokerId(controller))
-        .with_topics(infos.into_iter().map(topic).collect())
+        .collect()
 }
 
 fn topic(t: TopicInfo) -> MetadataResponseTopic {

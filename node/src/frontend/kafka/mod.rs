@@ -182,15 +182,15 @@ async fn dispatch(shard: &Rc<Shard>, header: &RequestHeader, req: RequestKind) -
     let v = header.request_api_version;
     let data = matches!(
         req,
-        RequestKind::Metadata(_)
-            | RequestKind::Produce(_)
+        RequestKind::Produce(_)
             | RequestKind::Fetch(_)
             | RequestKind::ListOffsets(_)
             | RequestKind::OffsetForLeaderEpoch(_)
     );
     if data && let Some(f) = crate::frontend::cluster::not_ready(shard) {
-        // A node rejoining its cluster knows no topic it can vouch for yet: its client closes
-        // and asks another node (or this one again), rather than act on a stale answer.
+        // A node rejoining its cluster knows no leader it can vouch for yet: its client
+        // reconnects and learns the leaders again, rather than act on a stale answer. Metadata
+        // says so itself (LEADER_NOT_AVAILABLE, retriable).
         return Answer::Close(f.message);
     }
     let resp = match req {
