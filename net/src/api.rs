@@ -606,7 +606,7 @@ fn decode_topic(r: &mut Reader<'_>, layout: Layout) -> Result<TopicInfo, DecodeE
 /// Fewest bytes a [`TopicInfo`] takes: empty name, error, two retentions, empty partitions.
 const TOPIC_INFO_BYTES_MIN: usize = 2 + 2 + 8 + 8 + 4;
 
-impl Response<'_> {
+impl<'a> Response<'a> {
     pub fn api_key(&self) -> ApiKey {
         match self {
             Response::ApiVersions { .. } => ApiKey::ApiVersions,
@@ -629,6 +629,19 @@ impl Response<'_> {
     /// holds) is refused.
     pub fn encode(&self, w: &mut Writer) -> Result<(), EncodeError> {
         self.encode_version(self.api_key().latest_version(), w)
+    }
+
+    /// Encodes the response in `version` of its API except its trailing record batches (a
+    /// fetch's), which it returns so that they go out after the encoded part without being
+    /// copied into it; empty for the other responses.
+    pub fn encode_head_version(&self, version: u16, w: &mut Writer) -> Result<&'a [u8], EncodeError> {
+        if let Response::Fetch { error, message, high_watermark, log_start, batches } = self {
+            w.u16(*error as u16).text(message).u64(*high_watermark).u64(*log_start);
+            w.batches_head(batches.len())?;
+            return Ok(batches);
+        }
+        self.encode_version(version, w)?;
+        Ok(&[])
     }
 
     /// Encodes the response in `version` of its API (the request's), which the caller checked

@@ -125,6 +125,23 @@ impl FrameDecoder {
 }
 
 /// Encodes one frame: header then body.
+/// The frame header and the first part of a body whose last `tail_len` bytes the caller sends
+/// right after, uncopied (a fetch's record batches).
+pub fn encode_frame_head(
+    api_key: u16,
+    api_version: u16,
+    correlation_id: u32,
+    flags: u16,
+    body_head: &[u8],
+    tail_len: usize,
+) -> Vec<u8> {
+    let mut out = vec![0u8; FRAME_HEADER_BYTES + body_head.len()];
+    let body_len = body_head.len() + tail_len;
+    FrameHeader { body_len, api_key, api_version, correlation_id, flags }.encode(&mut out);
+    out[FRAME_HEADER_BYTES..].copy_from_slice(body_head);
+    out
+}
+
 pub fn encode_frame(api_key: u16, api_version: u16, correlation_id: u32, flags: u16, body: &[u8]) -> Vec<u8> {
     let mut out = vec![0u8; FRAME_HEADER_BYTES + body.len()];
     FrameHeader { body_len: body.len(), api_key, api_version, correlation_id, flags }.encode(&mut out);

@@ -207,9 +207,36 @@ async fn refuse<P: Protocol>(mut stream: glommio::net::TcpStream, reason: String
     let _ = stream.close().await;
 }
 
-/// An answer frame; `Err` closes the connection after it is written. An empty answer writes
-/// nothing (a Kafka produce with acks=0 is not answered).
-pub type Reply = Result<Vec<u8>, Vec<u8>>;
+/// An answer to write: `head`, then `tail`, the stored record batches of a fetch, sent as they
+/// were read rather than copied into the head. Empty, it writes nothing (a Kafka produce with
+/// acks=0 is not answered).
+#[derive(Debug, Default)]
+pub struct Outgoing {
+    pub head: Vec<u8>,
+    pub tail: bytes::Bytes,
+}
+
+impl From<Vec<u8>> for Outgoing {
+    fn from(head: Vec<u8>) -> Self {
+        Outgoing { head, tail: bytes::Bytes::new() }
+    }
+}
+
+impl Outgoing {
+    /// Writes the answer; fails as the stream does.
+    async fn write_to<S: AsyncWrite + Unpin>(&self, stream: &mut S) -> std::io::Result<()> {
+        if !self.head.is_empty() {
+            stream.write_all(&self.head).await?;
+        }
+        if !self.tail.is_empty() {
+            stream.write_all(&self.tail).await?;
+        }
+        Ok(())
+    }
+}
+
+/// An answer; `Err` closes the connection after it is written.
+pub type Reply = Result<Outgoing, Outgoing>;
 
 /// The most bytes the answer to a request may take: for a fetch, `max_bytes`, but at least one
 /// whole batch (a fetch returns the first batch whatever its size, up to `batch_bytes_max`); a
@@ -315,7 +342,7 @@ pub async fn serve_connection<P: Protocol, S: AsyncRead + AsyncWrite + Unpin>(
                 continue;
             }
             Either::Right(Ok(Read::Malformed(e))) => {
-                let reply = P::malformed(&e);
+                let reply = Outgoing::from(P::malformed(&e));
                 pending.push_back(futures::future::ready((0, Err(reply))).boxed_local());
                 closing = true;
                 continue;
@@ -330,11 +357,11 @@ pub async fn serve_connection<P: Protocol, S: AsyncRead + AsyncWrite + Unpin>(
         };
         let Some((cost, reply)) = reply else { continue };
         reserved -= cost;
-        let (bytes, close) = match reply {
+        let (out, close) = match reply {
             Ok(r) => (r, false),
             Err(r) => (r, true),
         };
-        if (!bytes.is_empty() && stream.write_all(&bytes).await.is_err()) || close {
+        if out.write_to(&mut stream).await.is_err() || close {
             break;
         }
         // Writing an answer is the node's time, not the client's: a frame the client was
@@ -364,7 +391,7 @@ fn start_request(shard: &Rc<Shard>, frame: Frame, peer: &crate::peer::Peer) -> (
     .detach();
     let answer = async move {
         let reply = task.await.unwrap_or_else(|| {
-            Err(error_frame(&header, ErrorCode::Unavailable, "the node is stopping".into()))
+            Err(error_frame(&header, ErrorCode::Unavailable, "the node is stopping".into()).into())
         });
         (cost, reply)
     };

@@ -2,6 +2,7 @@
 //! answer. Produced batches go on as a slice of the frame's own buffer, not a copy.
 
 use super::cluster;
+use crate::connection::Outgoing;
 use crate::service::topics::{TopicDescription, check_replication};
 use crate::service::types::{Failure, FetchPartition, PartitionStatus, ProducePartition};
 use crate::shard::{NodeService, Shard};
@@ -9,7 +10,7 @@ use bytes::Bytes;
 use std::rc::Rc;
 use weir_net::api::{API_VERSION, METADATA_CLUSTER_VERSION, PartitionInfo, ShardAddr, TopicInfo};
 use weir_net::cluster::{NodeInfo, NodeRole, NodeStatus, PartitionReplication};
-use weir_net::frame::{FLAG_ERROR, FRAME_HEADER_BYTES, FrameHeader, encode_frame};
+use weir_net::frame::{FLAG_ERROR, FRAME_HEADER_BYTES, FrameHeader, encode_frame, encode_frame_head};
 use weir_net::wire::Writer;
 use weir_net::{Acks, ApiKey, DecodeError, ErrorBody, ErrorCode, Request, Response, TopicConfig};
 use weir_replication::PartitionId;
@@ -55,6 +56,31 @@ pub fn decode_error_code(e: &DecodeError) -> ErrorCode {
 /// answer; `Err` only for a body that does not decode, which closes the connection.
 /// `peer` is who the connection's transport says is on the other end.
 pub async fn handle(
+    shard: &Rc<Shard>,
+    header: FrameHeader,
+    frame: Bytes,
+    peer: &crate::peer::Peer,
+) -> Result<Outgoing, Outgoing> {
+    // A fetch's batches go out as they were read, after its encoded head: not copied.
+    if header.api_key == ApiKey::Fetch as u16 && cluster::not_ready(shard).is_none() {
+        let body = &frame[FRAME_HEADER_BYTES..];
+        if let Ok(Request::Fetch { topic, partition, offset, max_bytes, max_wait_ms }) =
+            Request::decode(header.api_key, header.api_version, body)
+        {
+            let part = FetchPartition {
+                topic: topic.into(),
+                partition: PartitionId(partition),
+                offset,
+                max_bytes: max_bytes as usize,
+            };
+            return Ok(fetch(&shard.service, &header, part, max_wait_ms).await);
+        }
+    }
+    answer(shard, header, frame, peer).await.map(Outgoing::from).map_err(Outgoing::from)
+}
+
+/// Answers every request but a fetch that can be served: see [`handle`].
+async fn answer(
     shard: &Rc<Shard>,
     header: FrameHeader,
     frame: Bytes,
@@ -149,13 +175,15 @@ pub async fn handle(
             produce(svc, cid, acks, part, timeout_ms.into()).await
         }
         Request::Fetch { topic, partition, offset, max_bytes, max_wait_ms } => {
+            // Reached when the node is not ready (answered above) or the fast path declined.
             let part = FetchPartition {
                 topic: topic.into(),
                 partition: PartitionId(partition),
                 offset,
                 max_bytes: max_bytes as usize,
             };
-            fetch(svc, cid, part, max_wait_ms).await
+            let out = fetch(svc, &header, part, max_wait_ms).await;
+            [out.head, out.tail.to_vec()].concat()
         }
         Request::ListOffsets { topic, partition, spec } => {
             let (error, message, offset) = match svc.list_offsets(&topic, partition, spec).await {
@@ -221,26 +249,40 @@ async fn produce(
     response_frame(cid, &Response::Produce { error, message, base_offset, log_start })
 }
 
-async fn fetch(svc: &NodeService, cid: u32, part: FetchPartition, max_wait_ms: u32) -> Vec<u8> {
-    match svc.fetch(vec![part], max_wait_ms).await.pop().expect("one answer per partition") {
+/// A fetch's answer: its frame head, and its batches as the read gave them (not copied).
+async fn fetch(svc: &NodeService, header: &FrameHeader, part: FetchPartition, max_wait_ms: u32) -> Outgoing {
+    let answer = svc.fetch(vec![part], max_wait_ms).await.pop().expect("one answer per partition");
+    let (resp, tail) = match &answer {
         Ok(f) => {
-            let (error, message) = (ErrorCode::None, String::new());
             let (high_watermark, log_start) = (f.high_watermark, f.log_start);
-            response_frame(
-                cid,
-                &Response::Fetch { error, message, high_watermark, log_start, batches: &f.batches },
-            )
+            let resp = Response::Fetch {
+                error: ErrorCode::None,
+                message: String::new(),
+                high_watermark,
+                log_start,
+                batches: &f.batches,
+            };
+            (resp, f.batches.clone())
         }
         Err(f) => {
             let resp = Response::Fetch {
                 error: f.code,
-                message: f.message,
+                message: f.message.clone(),
                 high_watermark: 0,
                 log_start: 0,
                 batches: &[],
             };
-            response_frame(cid, &resp)
+            (resp, Bytes::new())
         }
+    };
+    let mut w = Writer::default();
+    match resp.encode_head_version(header.api_version, &mut w) {
+        Ok(batches) => {
+            let (key, version, cid) = (resp.api_key() as u16, header.api_version, header.correlation_id);
+            let head = encode_frame_head(key, version, cid, 0, &w.buf, batches.len());
+            Outgoing { head, tail }
+        }
+        Err(e) => error_frame(header, ErrorCode::Unknown, e.to_string()).into(),
     }
 }
 

@@ -106,7 +106,7 @@ impl Protocol for KafkaProtocol {
             handle(&shard, bytes.slice(4..)).await
         })
         .detach();
-        let answer = async move { (cost, task.await.unwrap_or_else(|| Err(Vec::new()))) };
+        let answer = async move { (cost, task.await.unwrap_or_else(|| Err(Default::default()))) };
         (cost, answer.boxed_local())
     }
 }
@@ -168,14 +168,14 @@ async fn handle(shard: &Rc<Shard>, req: Bytes) -> Reply {
     };
     match dispatch(shard, &header, request).await {
         Answer::Response(resp) => encode(key, version, header.correlation_id, &resp),
-        Answer::Silent => Ok(Vec::new()),
+        Answer::Silent => Ok(Default::default()),
         Answer::Close(why) => close(why),
     }
 }
 
 fn close(why: String) -> Reply {
     tracing::debug!(reason = %why, "kafka request refused; closing the connection");
-    Err(Vec::new())
+    Err(Default::default())
 }
 
 async fn dispatch(shard: &Rc<Shard>, header: &RequestHeader, req: RequestKind) -> Answer {
@@ -260,5 +260,5 @@ fn encode(key: ApiKey, version: i16, correlation_id: i32, resp: &ResponseKind) -
     let size = (buf.len() - 4) as i32;
     buf[..4].copy_from_slice(&size.to_be_bytes());
     // The buffer becomes the answer as it is: no copy.
-    Ok(Vec::from(buf))
+    Ok(Vec::from(buf).into())
 }
