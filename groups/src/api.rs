@@ -184,6 +184,12 @@ pub struct CoordinatorConfig {
     /// as Kafka's `group.initial.rebalance.delay.ms` (default 0: it completes as soon as every
     /// member joined).
     pub classic_initial_rebalance_delay_ms: u32,
+    /// The most bytes of protocol metadata one classic JoinGroup may carry, and of assignment
+    /// one member may be given (defaults `CLASSIC_METADATA_BYTES_MAX`,
+    /// `CLASSIC_ASSIGNMENT_BYTES_MAX`). A member's record holds both: the node lowers them so
+    /// that the record fits one of its batches, or a completed generation could never be written.
+    pub classic_metadata_bytes_max: usize,
+    pub classic_assignment_bytes_max: usize,
 }
 
 impl Default for CoordinatorConfig {
@@ -193,6 +199,8 @@ impl Default for CoordinatorConfig {
             session_timeout_ms_min: 1000,
             session_timeout_ms_max: 300_000,
             classic_initial_rebalance_delay_ms: 0,
+            classic_metadata_bytes_max: crate::CLASSIC_METADATA_BYTES_MAX,
+            classic_assignment_bytes_max: crate::CLASSIC_ASSIGNMENT_BYTES_MAX,
         }
     }
 }

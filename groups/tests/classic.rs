@@ -497,6 +497,26 @@ fn requests_beyond_the_limits_are_refused() {
     assert_eq!(h.state(), GroupState::CompletingRebalance, "a refused sync changes nothing");
 }
 
+#[test]
+fn the_configured_limits_bound_what_a_member_record_holds() {
+    // A node whose batches are small lowers the limits, so a member's record always fits one.
+    let config = CoordinatorConfig {
+        classic_metadata_bytes_max: 100,
+        classic_assignment_bytes_max: 100,
+        ..Default::default()
+    };
+    let mut h = Harness::new(config);
+    let (_, r) = h.join(0, range("", &[0u8; 101]));
+    assert!(matches!(r.unwrap().error, Some(GroupError::InvalidRequest { .. })), "metadata over the limit");
+    let (_, a) = h.join(0, range("", &[0u8; 100]));
+    let a = ok(a.as_ref().unwrap()).member_id.clone();
+    let (_, r) = h.sync(1, sync_req(1, &a, &[(&a, &[0u8; 101])]));
+    assert!(matches!(r.unwrap().error, Some(GroupError::InvalidRequest { .. })), "assignment over the limit");
+    let (_, r) = h.sync(2, sync_req(1, &a, &[(&a, &[0u8; 100])]));
+    assert_eq!(r.unwrap().error, None);
+    assert_eq!(h.state(), GroupState::Stable);
+}
+
 /// What one simulated client knows of itself.
 #[derive(Debug, Clone, Default)]
 struct Client {

@@ -42,9 +42,10 @@ pub(crate) fn join(config: &CoordinatorConfig, req: &JoinRequest) -> Result<(), 
         }
         total += metadata.len();
     }
-    if total > CLASSIC_METADATA_BYTES_MAX {
+    let metadata_max = config.classic_metadata_bytes_max.min(CLASSIC_METADATA_BYTES_MAX);
+    if total > metadata_max {
         return Err(GroupError::invalid(format!(
-            "protocol metadata of {total} bytes, above the limit of {CLASSIC_METADATA_BYTES_MAX}"
+            "protocol metadata of {total} bytes, above the limit of {metadata_max}"
         )));
     }
     Ok(())
@@ -66,11 +67,12 @@ pub(crate) fn sync(config: &CoordinatorConfig, req: &SyncRequest) -> Result<(), 
             config.group_members_max
         )));
     }
+    let assignment_max = config.classic_assignment_bytes_max.min(CLASSIC_ASSIGNMENT_BYTES_MAX);
     for (member_id, bytes) in &req.assignments {
         bounded("member id", member_id, MEMBER_ID_BYTES_MAX)?;
-        if bytes.len() > CLASSIC_ASSIGNMENT_BYTES_MAX {
+        if bytes.len() > assignment_max {
             return Err(GroupError::invalid(format!(
-                "an assignment of {} bytes, above the limit of {CLASSIC_ASSIGNMENT_BYTES_MAX}",
+                "an assignment of {} bytes, above the limit of {assignment_max}",
                 bytes.len()
             )));
         }

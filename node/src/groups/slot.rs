@@ -149,7 +149,7 @@ impl Slot {
     async fn read_log(&self, shard: &Shard, epoch: u32) -> Result<Coordinator, Failure> {
         let core = shard.core();
         let now = core.rt.monotonic_ms();
-        let mut coordinator = Coordinator::new(CoordinatorConfig::default());
+        let mut coordinator = Coordinator::new(coordinator_config(shard.config.batch_bytes_max));
         // Member ids of this load are unlike those of any other: a member fenced in an earlier
         // leadership (or before a restart) can never pass for a new one.
         let wall = core.rt.now_ms();
@@ -220,6 +220,23 @@ impl Slot {
             batches: Bytes::from(batches),
         };
         core.produce_local_within(Acks::All, part, Some(PERSIST_TIMEOUT_MS)).await.map(|_| ())
+    }
+}
+
+/// Room a classic member's record needs beside its metadata and assignment (its key, its JSON,
+/// the batch's header and columns), generously.
+const CLASSIC_RECORD_OVERHEAD_BYTES: usize = 16 << 10;
+
+/// The coordinators' settings on a node whose batches hold at most `batch_bytes_max`: a
+/// classic member's metadata and assignment each within half of what a record may hold, so that
+/// every record the coordinator writes fits a batch.
+fn coordinator_config(batch_bytes_max: usize) -> CoordinatorConfig {
+    let half = batch_bytes_max.saturating_sub(CLASSIC_RECORD_OVERHEAD_BYTES) / 2;
+    let d = CoordinatorConfig::default();
+    CoordinatorConfig {
+        classic_metadata_bytes_max: d.classic_metadata_bytes_max.min(half),
+        classic_assignment_bytes_max: d.classic_assignment_bytes_max.min(half),
+        ..d
     }
 }
 

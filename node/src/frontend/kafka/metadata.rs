@@ -50,6 +50,14 @@ pub async fn topic_infos(shard: &Shard, names: Vec<String>) -> Vec<TopicInfo> {
     }
 }
 
+/// Whether a Metadata request asks for every topic: a null list, or in version 0 an empty one.
+pub fn asks_all(req: &MetadataRequest, version: i16) -> bool {
+    match &req.topics {
+        None => true,
+        Some(t) => t.is_empty() && version == 0,
+    }
+}
+
 pub async fn metadata(shard: &Rc<Shard>, req: MetadataRequest, version: i16) -> MetadataResponse {
     // Version 0 has no null: an empty list asks for every topic there.
     let names: Option<Vec<String>> = match req.topics {
@@ -60,7 +68,7 @@ pub async fn metadata(shard: &Rc<Shard>, req: MetadataRequest, version: i16) -> 
     };
     if cluster::not_ready(shard).is_some() {
         // Rejoining its cluster, this node knows no topic it can vouch for: each one named is
-        // answered LEADER_NOT_AVAILABLE (retriable), an ask for all gets none yet.
+        // answered LEADER_NOT_AVAILABLE (retriable); an ask for all was closed before this.
         return not_ready(shard, names.unwrap_or_default());
     }
     let all = names.is_none();

@@ -187,7 +187,11 @@ async fn dispatch(shard: &Rc<Shard>, header: &RequestHeader, req: RequestKind) -
             | RequestKind::ListOffsets(_)
             | RequestKind::OffsetForLeaderEpoch(_)
     );
-    if data && let Some(f) = crate::frontend::cluster::not_ready(shard) {
+    let all_topics = matches!(&req, RequestKind::Metadata(r) if metadata::asks_all(r, v));
+    if (data || all_topics)
+        && let Some(f) = crate::frontend::cluster::not_ready(shard)
+    {
+        // An ask for every topic is closed too: "no topics" would read as every topic gone.
         // A node rejoining its cluster knows no leader it can vouch for yet: its client
         // reconnects and learns the leaders again, rather than act on a stale answer. Metadata
         // says so itself (LEADER_NOT_AVAILABLE, retriable).
