@@ -44,16 +44,7 @@ pub(crate) fn heartbeat(
         e if e < -2 => return Err(GroupError::invalid(format!("member epoch {e}"))),
         _ => {}
     }
-    let session = req.session_timeout_ms;
-    if session < config.session_timeout_ms_min || session > config.session_timeout_ms_max {
-        return Err(GroupError::invalid(format!(
-            "session timeout {session} ms outside {}..={} ms",
-            config.session_timeout_ms_min, config.session_timeout_ms_max
-        )));
-    }
-    if req.rebalance_timeout_ms == 0 {
-        return Err(GroupError::invalid("a rebalance timeout of 0 ms"));
-    }
+    crate::validate::timeouts(config, req.session_timeout_ms, req.rebalance_timeout_ms)?;
     if req.member_epoch == 0 && req.topics.as_ref().is_none_or(Vec::is_empty) {
         return Err(GroupError::invalid("a join without a subscription"));
     }
@@ -94,6 +85,20 @@ pub(crate) fn commit(
     for (topic, _, committed) in offsets {
         named("topic name", topic, TOPIC_NAME_BYTES_MAX)?;
         bounded("offset metadata", &committed.metadata, METADATA_BYTES_MAX)?;
+    }
+    Ok(())
+}
+
+/// A member's session timeout within the coordinator's bounds, and a rebalance timeout.
+pub(crate) fn timeouts(config: &CoordinatorConfig, session: u32, rebalance: u32) -> Result<(), GroupError> {
+    if session < config.session_timeout_ms_min || session > config.session_timeout_ms_max {
+        return Err(GroupError::invalid(format!(
+            "session timeout {session} ms outside {}..={} ms",
+            config.session_timeout_ms_min, config.session_timeout_ms_max
+        )));
+    }
+    if rebalance == 0 {
+        return Err(GroupError::invalid("a rebalance timeout of 0 ms"));
     }
     Ok(())
 }

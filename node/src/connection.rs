@@ -376,24 +376,41 @@ pub async fn serve_connection<P: Protocol, S: AsyncRead + AsyncWrite + Unpin>(
 fn start_request(shard: &Rc<Shard>, frame: Frame, peer: &crate::peer::Peer) -> (usize, Pending) {
     let Frame { header, bytes, reservation } = frame;
     let cost = bytes.len() + reply_bytes_max(&header, &bytes, shard.config.batch_bytes_max);
-    let (shard, peer) = (shard.clone(), peer.clone());
-    // Each request is a task of its own: it makes progress (and releases the locks it takes)
-    // even while this connection is blocked writing an earlier answer to a client that does not
-    // read. The task is detached: a connection that fails drops its pending answers, never the
-    // requests. A produce cancelled halfway through an append would leave the log with a hole
-    // that later acknowledgements cover. The frame's request memory goes back when the task
-    // ends, with the frame, whether or not the answer is ever written.
+    let peer = peer.clone();
+    let stopped =
+        move || Err(error_frame(&header, ErrorCode::Unavailable, "the node is stopping".into()).into());
+    spawn_request(
+        shard,
+        reservation,
+        cost,
+        move |shard| async move { handle(&shard, header, bytes, &peer).await },
+        stopped,
+    )
+}
+
+/// Runs a request as a task of its own, holding its request memory and counted in flight, and
+/// gives its answer to come with its `cost`; `stopped` answers it if the node stops first.
+///
+/// The task makes progress (and releases the locks it takes) even while its connection is
+/// blocked writing an earlier answer to a client that does not read. It is detached: a
+/// connection that fails drops its pending answers, never the requests. A produce cancelled
+/// halfway through an append would leave the log with a hole that later acknowledgements
+/// cover. The frame's request memory goes back when the task ends, whether or not the answer is
+/// ever written.
+pub fn spawn_request<F: std::future::Future<Output = Reply> + 'static>(
+    shard: &Rc<Shard>,
+    reservation: crate::request_memory::Reservation,
+    cost: usize,
+    handle: impl FnOnce(Rc<Shard>) -> F + 'static,
+    stopped: impl FnOnce() -> Reply + 'static,
+) -> (usize, Pending) {
+    let shard = shard.clone();
     let task = glommio::spawn_local(async move {
         let _in_flight = shard.begin_request();
         let _reservation = reservation;
-        handle(&shard, header, bytes, &peer).await
+        handle(shard.clone()).await
     })
     .detach();
-    let answer = async move {
-        let reply = task.await.unwrap_or_else(|| {
-            Err(error_frame(&header, ErrorCode::Unavailable, "the node is stopping".into()).into())
-        });
-        (cost, reply)
-    };
+    let answer = async move { (cost, task.await.unwrap_or_else(stopped)) };
     (cost, answer.boxed_local())
 }

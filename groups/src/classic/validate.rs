@@ -18,16 +18,7 @@ pub(crate) fn join(config: &CoordinatorConfig, req: &JoinRequest) -> Result<(), 
     bounded("client id", &req.client_id, CLIENT_ID_BYTES_MAX)?;
     bounded("client host", &req.client_host, CLIENT_ID_BYTES_MAX)?;
     named("protocol type", &req.protocol_type, PROTOCOL_NAME_BYTES_MAX)?;
-    let session = req.session_timeout_ms;
-    if session < config.session_timeout_ms_min || session > config.session_timeout_ms_max {
-        return Err(GroupError::invalid(format!(
-            "session timeout {session} ms outside {}..={} ms",
-            config.session_timeout_ms_min, config.session_timeout_ms_max
-        )));
-    }
-    if req.rebalance_timeout_ms == 0 {
-        return Err(GroupError::invalid("a rebalance timeout of 0 ms"));
-    }
+    crate::validate::timeouts(config, req.session_timeout_ms, req.rebalance_timeout_ms)?;
     if req.protocols.is_empty() || req.protocols.len() > CLASSIC_PROTOCOLS_MAX {
         return Err(GroupError::invalid(format!(
             "{} protocols, outside 1..={CLASSIC_PROTOCOLS_MAX}",

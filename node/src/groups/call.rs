@@ -6,8 +6,8 @@
 //! assignment) are awaited on the coordinating shard without the slot's lock: the coordinator
 //! releases them through `take_classic_answers`, which every operation and tick drains.
 
-use super::slot::{Slot, Topics};
-use super::{GroupService, check_group_id, convert::group_failure, offsets_topic};
+use super::slot::Slot;
+use super::{convert::group_failure, offsets_topic, slot_of};
 use crate::runtime::Runtime;
 use crate::service::types::Failure;
 use crate::shard::Shard;
@@ -229,17 +229,6 @@ fn dropped(what: &str) -> CallError {
         .into()
 }
 
-fn slot_of(shard: &Shard, group: &str) -> Result<Rc<Slot>, Failure> {
-    check_group_id(group)?;
-    let n = offsets_topic::partitions(shard).ok_or_else(|| {
-        Failure::new(
-            ErrorCode::NotCoordinator,
-            format!("{} does not exist yet", offsets_topic::OFFSETS_TOPIC),
-        )
-    })?;
-    Ok(GroupService::slot(&shard.groups, offsets_topic::partition_of(group, n)))
-}
-
 async fn commit(
     shard: &Rc<Shard>,
     group: &str,
@@ -248,13 +237,7 @@ async fn commit(
     instance_id: Option<String>,
     offsets: Vec<OffsetEntry>,
 ) -> Result<(), CallError> {
-    let topics = Topics(shard);
-    if let Some((t, p, _)) = offsets
-        .iter()
-        .find(|(t, p, _)| weir_groups::TopicSource::partitions(&topics, t).is_none_or(|n| *p >= n))
-    {
-        return Err(Failure::new(ErrorCode::UnknownTopic, format!("no partition {p} of topic {t:?}")).into());
-    }
+    super::check_committed_partitions(shard, offsets.iter().map(|(t, p, _)| (t.as_str(), *p)))?;
     let wall = shard.core().rt.now_ms();
     with_coordinator(shard, group, |c, _| {
         Ok(c.classic_commit(wall, group, member_id, generation, instance_id.as_deref(), offsets)?)
@@ -262,7 +245,8 @@ async fn commit(
     .await
 }
 
-async fn list(shard: &Rc<Shard>) -> Result<Vec<GroupListing>, CallError> {
+/// The groups of every offsets partition this shard leads.
+pub(crate) async fn list(shard: &Rc<Shard>) -> Result<Vec<GroupListing>, CallError> {
     let mut groups = Vec::new();
     let Some(n) = offsets_topic::partitions(shard) else { return Ok(groups) };
     for partition in 0..n {

@@ -60,7 +60,7 @@ pub async fn handle(shard: &Rc<Shard>, req: GroupRequest) -> GroupResponse {
 }
 
 /// The slot of `group` if this shard leads its partition.
-fn slot_of(shard: &Shard, group: &str) -> Result<Rc<Slot>, Failure> {
+pub(crate) fn slot_of(shard: &Shard, group: &str) -> Result<Rc<Slot>, Failure> {
     check_group_id(group)?;
     let Some(n) = offsets_topic::partitions(shard) else {
         return Err(not_coordinator(format!(
@@ -74,30 +74,58 @@ pub(crate) fn check_group_id(group: &str) -> Result<(), Failure> {
     weir_groups::check_group_id(group).map_err(group_failure)
 }
 
-/// The address of the shard that leads `group`'s offsets partition, creating the offsets
-/// topic first if needed.
-async fn find_coordinator(shard: &Rc<Shard>, group: &str) -> Result<GroupResponse, Failure> {
+/// Where `group` is coordinated, creating the offsets topic first if needed: its offsets
+/// partition's leader in a cluster (node and shard), or this node's shard that owns it.
+pub(crate) async fn locate(shard: &Shard, group: &str) -> Result<weir_replication::ReplicaAddr, Failure> {
     check_group_id(group)?;
     let n = offsets_topic::ensure(shard).await?;
     let partition = partition_of(group, n);
     let unavailable =
         || Failure::new(ErrorCode::CoordinatorLoadInProgress, "the coordinator has no leader yet");
-    let (node_id, host, port) = match crate::frontend::cluster::cluster_of(shard) {
+    match crate::frontend::cluster::cluster_of(shard) {
         Some((_, meta)) => {
             let topic = meta.topics.get(OFFSETS_TOPIC).ok_or_else(unavailable)?;
             let entry = topic.partitions.get(partition as usize).and_then(|id| meta.partitions.get(id));
-            let leader = entry.and_then(|e| e.leader()).ok_or_else(unavailable)?;
-            let node = meta.nodes.get(&leader.node).ok_or_else(unavailable)?;
-            let port = node.shard_ports.get(leader.shard.0 as usize).copied().ok_or_else(unavailable)?;
-            (leader.node.0, node.host.clone(), port)
+            entry.and_then(|e| e.leader()).ok_or_else(unavailable)
         }
         None => {
             let owner =
                 shard.core().topics.borrow().local_shard(OFFSETS_TOPIC, partition).ok_or_else(unavailable)?;
-            (0, shard.config.advertised_host(), shard.config.shard_port(owner.index()))
+            Ok(weir_replication::ReplicaAddr { node: weir_replication::NodeId(0), shard: owner })
         }
+    }
+}
+
+/// The address of the shard that coordinates `group`, for the native protocol.
+async fn find_coordinator(shard: &Rc<Shard>, group: &str) -> Result<GroupResponse, Failure> {
+    let leader = locate(shard, group).await?;
+    let unavailable =
+        || Failure::new(ErrorCode::CoordinatorLoadInProgress, "the coordinator has no leader yet");
+    let (host, port) = match crate::frontend::cluster::cluster_of(shard) {
+        Some((_, meta)) => {
+            let node = meta.nodes.get(&leader.node).ok_or_else(unavailable)?;
+            let port = node.shard_ports.get(leader.shard.0 as usize).copied().ok_or_else(unavailable)?;
+            (node.host.clone(), port)
+        }
+        None => (shard.config.advertised_host(), shard.config.shard_port(leader.shard.index())),
     };
+    let node_id = leader.node.0;
     Ok(GroupResponse::FindCoordinator { error: ErrorCode::None, message: String::new(), node_id, host, port })
+}
+
+/// Refuses offsets of partitions that do not exist, as Kafka does: a commit for a topic this
+/// node does not know would otherwise be kept, or swept, on a guess.
+pub(crate) fn check_committed_partitions<'a>(
+    shard: &Shard,
+    mut partitions: impl Iterator<Item = (&'a str, u32)>,
+) -> Result<(), Failure> {
+    let topics = Topics(shard);
+    match partitions.find(|(t, p)| weir_groups::TopicSource::partitions(&topics, t).is_none_or(|n| *p >= n)) {
+        Some((t, p)) => {
+            Err(Failure::new(ErrorCode::UnknownTopic, format!("no partition {p} of topic {t:?}")))
+        }
+        None => Ok(()),
+    }
 }
 
 /// The requests about one group, served by its coordinator here.
@@ -113,15 +141,7 @@ async fn serve(shard: &Rc<Shard>, req: GroupRequest) -> Result<GroupResponse, Fa
     let answer = match req {
         GroupRequest::Heartbeat(h) => heartbeat(shard, coordinator, now, h)?,
         GroupRequest::OffsetCommit { member_id, member_epoch, offsets, .. } => {
-            // As Kafka, offsets only of partitions that exist: a commit for a topic this node
-            // does not know would otherwise be kept, or swept, on a guess.
-            let topics = Topics(shard);
-            if let Some(o) = offsets.iter().find(|o| {
-                weir_groups::TopicSource::partitions(&topics, &o.topic).is_none_or(|n| o.partition >= n)
-            }) {
-                let m = format!("no partition {} of topic {:?}", o.partition, o.topic);
-                return Err(Failure::new(ErrorCode::UnknownTopic, m));
-            }
+            check_committed_partitions(shard, offsets.iter().map(|o| (o.topic.as_str(), o.partition)))?;
             let offsets = offsets
                 .into_iter()
                 .map(|o| {
@@ -200,22 +220,11 @@ fn heartbeat(
 
 /// The groups of every offsets partition this shard leads.
 async fn list(shard: &Rc<Shard>) -> Result<GroupResponse, Failure> {
-    let mut groups = Vec::new();
-    if let Some(n) = offsets_topic::partitions(shard) {
-        for partition in 0..n {
-            let slot = shard.groups.slot(partition);
-            if slot.leading(shard).is_err() {
-                continue;
-            }
-            let mut state = slot.state.lock().await;
-            let coordinator = slot.load(shard, &mut state).await?;
-            groups.extend(coordinator.list().into_iter().map(|g| GroupListing {
-                group: g.group,
-                state: g.state.to_string(),
-                members: g.members,
-            }));
-        }
-    }
+    let groups = call::list(shard).await.map_err(call::as_failure)?;
+    let groups = groups
+        .into_iter()
+        .map(|g| GroupListing { group: g.group, state: g.state.to_string(), members: g.members })
+        .collect();
     Ok(GroupResponse::ListGroups { error: ErrorCode::None, message: String::new(), groups })
 }
 

@@ -356,7 +356,7 @@ pub fn describe_cluster(shard: &Rc<Shard>, _req: DescribeClusterRequest) -> Desc
                 .with_port(port as i32)
         })
         .collect();
-    let controller = cluster::cluster_of(shard).map_or(node_id(shard), |(link, _)| link.node_id().0 as i32);
+    let controller = node_id(shard);
     DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_static_str(CLUSTER_ID))
         .with_controller_id(BrokerId(controller))

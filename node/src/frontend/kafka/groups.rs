@@ -6,7 +6,6 @@
 
 use super::Answer;
 use crate::groups::call::{CallError, GroupAnswer, GroupCall, route};
-use crate::groups::offsets_topic::{self, OFFSETS_TOPIC, partition_of};
 use crate::service::types::Failure;
 use crate::shard::Shard;
 use kafka_protocol::ResponseError;
@@ -80,22 +79,11 @@ pub fn group_code(e: &GroupError) -> i16 {
 
 /// The node that coordinates `group`: its id and where Kafka clients reach it.
 async fn coordinator_of(shard: &Rc<Shard>, group: &str) -> Result<(i32, String, u16), Failure> {
-    crate::groups::check_group_id(group)?;
-    let n = offsets_topic::ensure(shard).await?;
-    let partition = partition_of(group, n);
-    let unavailable =
-        || Failure::new(ErrorCode::CoordinatorLoadInProgress, "the coordinator has no leader yet");
-    let node = match crate::frontend::cluster::cluster_of(shard) {
-        Some((_, meta)) => {
-            let topic = meta.topics.get(OFFSETS_TOPIC).ok_or_else(unavailable)?;
-            let entry = topic.partitions.get(partition as usize).and_then(|id| meta.partitions.get(id));
-            entry.and_then(|e| e.leader()).ok_or_else(unavailable)?.node.0 as i32
-        }
-        None => 0,
-    };
+    let node = crate::groups::locate(shard, group).await?.node.0 as i32;
     let brokers = super::metadata::brokers(shard);
-    let (id, host, port) = brokers.into_iter().find(|b| b.0 == node).ok_or_else(unavailable)?;
-    Ok((id, host, port))
+    brokers.into_iter().find(|b| b.0 == node).ok_or_else(|| {
+        Failure::new(ErrorCode::CoordinatorLoadInProgress, "the coordinator's node has no Kafka address yet")
+    })
 }
 
 async fn find_coordinator(

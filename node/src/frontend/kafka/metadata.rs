@@ -85,7 +85,7 @@ pub async fn metadata(shard: &Rc<Shard>, req: MetadataRequest, version: i16) -> 
         infos = topic_infos(shard, names.unwrap_or_default()).await;
     }
     let brokers = broker_list(shard);
-    let controller = cluster::cluster_of(shard).map_or(0, |(link, _)| link.node_id().0 as i32);
+    let controller = node_id(shard);
     MetadataResponse::default()
         .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_static_str(CLUSTER_ID)))

@@ -25,7 +25,6 @@ use crate::connection::{Pending, Protocol, Reply};
 use crate::frame_reader::{Frame, Framing};
 use crate::shard::Shard;
 use bytes::{Bytes, BytesMut};
-use futures::FutureExt;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
 };
@@ -97,17 +96,8 @@ impl Protocol for KafkaProtocol {
         let reply_max =
             fetch::reply_bytes_max(&bytes[4..], shard.config.batch_bytes_max).unwrap_or(SMALL_REPLY_BYTES);
         let cost = bytes.len() + reply_max;
-        let shard = shard.clone();
-        // A task of its own, detached, as for the native protocol: a produce is never cancelled
-        // halfway by its connection going away.
-        let task = glommio::spawn_local(async move {
-            let _in_flight = shard.begin_request();
-            let _reservation = reservation;
-            handle(&shard, bytes.slice(4..)).await
-        })
-        .detach();
-        let answer = async move { (cost, task.await.unwrap_or_else(|| Err(Default::default()))) };
-        (cost, answer.boxed_local())
+        let handle = move |shard: Rc<Shard>| async move { handle(&shard, bytes.slice(4..)).await };
+        crate::connection::spawn_request(shard, reservation, cost, handle, || Err(Default::default()))
     }
 }
 
