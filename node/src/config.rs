@@ -369,7 +369,21 @@ impl NodeConfig {
         if usize::from(base) + self.shards > usize::from(u16::MAX) {
             return bad("shard_port_base", "shard ports would pass 65535");
         }
+        if self.kafka_listen_addr().is_some_and(|kafka| self.kafka_shares_native_port(kafka)) {
+            return bad("kafka_listen", "must not take the native listener's port or a shard's port");
+        }
         self.check_cluster()
+    }
+
+    /// Whether `kafka` is a port the native listeners bind on an address they share: every
+    /// listener binds with SO_REUSEPORT, so the kernel would split connections between the two
+    /// protocols rather than refuse the second bind.
+    fn kafka_shares_native_port(&self, kafka: SocketAddr) -> bool {
+        let (ip, native) = (kafka.ip(), self.listen.ip());
+        let overlaps = ip == native || ip.is_unspecified() || native.is_unspecified();
+        let native_ports =
+            std::iter::once(self.listen.port()).chain((0..self.shards).map(|s| self.shard_port(s)));
+        overlaps && native_ports.into_iter().any(|p| p == kafka.port())
     }
 
     fn check_cluster(&self) -> Result<(), ConfigError> {
@@ -605,6 +619,25 @@ mod tests {
             NodeConfig::load(None, env).unwrap().check(),
             Err(ConfigError::Invalid { field: "quic_busy_poll_us", .. })
         ));
+    }
+
+    /// The Kafka listener may not take a port the native listeners bind on an address they
+    /// share; on another address it may.
+    #[test]
+    fn the_kafka_port_is_not_a_native_one() {
+        let with = |kafka: &str| {
+            let env = [("WEIR_LISTEN", "127.0.0.1:9000"), ("WEIR_SHARDS", "2"), ("WEIR_KAFKA_LISTEN", kafka)];
+            NodeConfig::load(None, env.map(|(k, v)| (k.to_owned(), v.to_owned()))).unwrap().check()
+        };
+        for taken in ["127.0.0.1:9000", "127.0.0.1:9002", "0.0.0.0:9001"] {
+            assert!(
+                matches!(with(taken), Err(ConfigError::Invalid { field: "kafka_listen", .. })),
+                "{taken}"
+            );
+        }
+        for free in ["127.0.0.1:9003", "127.0.0.2:9001", "off"] {
+            assert!(with(free).is_ok(), "{free}");
+        }
     }
 
     /// A misspelt `WEIR_*` variable is named in a warning; one that is a setting, the log

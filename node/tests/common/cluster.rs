@@ -82,7 +82,10 @@ impl TestCluster {
     pub fn start_with_kafka(count: u32, shards: usize, env: &[(&str, &str)]) -> Self {
         let mut cluster = Self::start_with(0, shards, env, false);
         cluster.ids = (1..=count).collect();
-        cluster.kafka_port = Some(free_ports(1));
+        // Not one of the ports the nodes take already (the node would refuse to start).
+        let taken = cluster.port..=cluster.cluster_port;
+        cluster.kafka_port =
+            Some(std::iter::repeat_with(|| free_ports(1)).find(|p| !taken.contains(p)).unwrap());
         for id in 1..=count {
             cluster.start_node(id);
         }

@@ -16,8 +16,9 @@ impl KafkaNode {
     /// A node with `shards` shards; `env` adds settings (Kafka's auto-creation is on).
     pub fn start(shards: usize, env: &[(&str, &str)]) -> KafkaNode {
         let dir = tempfile::tempdir().unwrap();
-        let port = Node::free_port(shards);
-        let kafka = free_ports(1);
+        // The node's ports, then the Kafka listener's just after them.
+        let port = free_ports(shards + 2);
+        let kafka = port + shards as u16 + 1;
         let listen = format!("127.0.0.1:{kafka}");
         let mut all = vec![("WEIR_KAFKA_LISTEN", listen.as_str()), ("WEIR_KAFKA_AUTO_CREATE_TOPICS", "true")];
         all.extend_from_slice(env);
