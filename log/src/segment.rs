@@ -189,7 +189,7 @@ pub async fn resync<F: StorageFile>(
             && !matches!(kind, ScanKind::Sealed { end_offset } if h.next_offset() > end_offset)
         {
             let bytes = win.cover(file, name, pos, pos + u64::from(h.batch_len)).await?;
-            if BatchView::validate(bytes, batch_bytes_max).is_ok() {
+            if BatchView::validate_stored(bytes, batch_bytes_max).is_ok() {
                 return Ok(Some((pos, h.base_offset)));
             }
         }
@@ -288,7 +288,7 @@ async fn scan_run<F: StorageFile>(
         }
         let at = (pos - buf_pos) as usize;
         let bytes = &buf.as_ref().expect("buffer is filled")[at..at + len as usize];
-        let view = match BatchView::validate(bytes, batch_bytes_max) {
+        let view = match BatchView::validate_stored(bytes, batch_bytes_max) {
             Ok(v) => v,
             Err(e) => return done(pos, next_offset, ScanEnd::Damaged(e)),
         };

@@ -74,14 +74,21 @@ impl<F: StorageFile> TimestampLookup<F> {
             }
             let (bytes, mut at) = (fetched.bytes(), 0);
             while at < bytes.len() {
-                let view = BatchView::validate(&bytes[at..], self.batch_bytes_max).map_err(|source| {
-                    let h = crate::batch::BatchHeader::decode(&bytes[at..]).ok();
-                    let (first_offset, last_offset) =
-                        h.map_or((offset, offset), |h| (h.base_offset, h.last_offset()));
-                    let pos = fetched.position + at as u64;
-                    LogError::Corrupt { segment: c.base, pos, first_offset, last_offset, source }
-                })?;
+                let view =
+                    BatchView::validate_stored(&bytes[at..], self.batch_bytes_max).map_err(|source| {
+                        let h = crate::batch::BatchHeader::decode(&bytes[at..]).ok();
+                        let (first_offset, last_offset) =
+                            h.map_or((offset, offset), |h| (h.base_offset, h.last_offset()));
+                        let pos = fetched.position + at as u64;
+                        LogError::Corrupt { segment: c.base, pos, first_offset, last_offset, source }
+                    })?;
                 if view.header().max_timestamp >= self.ts {
+                    // A Kafka-format batch answers for its first record: the lookup is exact to
+                    // the batch, and a consumer starting there reads the few records before
+                    // `ts` as well (the log does not decompress Kafka records to look).
+                    if view.is_kafka() {
+                        return Ok(Some(view.header().base_offset));
+                    }
                     return Ok(view.records().find(|r| r.timestamp >= self.ts).map(|r| r.offset));
                 }
                 at += view.bytes().len();

@@ -72,6 +72,24 @@ proptest! {
         }
     }
 
+    /// Records whose bound fits a builder's limit all fit it, in any order (the key and header
+    /// columns starting late included).
+    #[test]
+    fn records_within_their_bound_always_fit(recs in proptest::collection::vec(rec_strategy(), 1..60)) {
+        let headers: usize = recs.iter().map(|r| r.headers.len()).sum();
+        let data: usize = recs
+            .iter()
+            .map(|r| {
+                let h: usize = r.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+                r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len) + h
+            })
+            .sum();
+        let bound = BatchBuilder::records_bytes_bound(recs.len(), headers, data);
+        let mut b = BatchBuilder::new(bound);
+        push_all(&mut b, &recs);
+        prop_assert!(b.seal(STAMP).len() <= bound);
+    }
+
     #[test]
     fn any_bit_flip_is_rejected(recs in proptest::collection::vec(rec_strategy(), 1..5), at in any::<prop::sample::Index>(), bit in 0u8..8) {
         let batch = build(&recs);

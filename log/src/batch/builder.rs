@@ -2,8 +2,8 @@
 
 use super::columns::{Columns, bitmap_len, set_bit};
 use super::header::{
-    BATCH_MAGIC, BATCH_VERSION, BatchHeader, CRC_START, HEADER_BYTES, NO_PRODUCER_ID, align_batch,
-    compute_crc,
+    BATCH_ALIGN, BATCH_MAGIC, BATCH_VERSION, BatchHeader, CRC_START, HEADER_BYTES, NO_PRODUCER_ID,
+    align_batch, compute_crc,
 };
 use super::{Batch, Record};
 use rkyv::util::AlignedVec;
@@ -87,6 +87,23 @@ impl BatchBuilder {
         align_batch(
             HEADER_BYTES + PAYLOAD_FIXED_BYTES + words * 4 + 2 * bitmap_len(self.len()) + c.data.len(),
         )
+    }
+
+    /// Bytes that always suffice for a builder to take `records` records with `headers`
+    /// headers in all and `data` bytes of keys, header keys and values, and values, whatever
+    /// their order: with `records_bytes_bound(..) <= batch_bytes_max`, no push fails for room.
+    /// (Each push asks for the room bound so far plus the record's own cost, which at worst
+    /// backfills the key and header columns: 24 bytes a record, 8 a header, at most.) A Kafka
+    /// batch is kept as sent only when this says it converts, for a native consumer, anytime.
+    pub fn records_bytes_bound(records: usize, headers: usize, data: usize) -> usize {
+        HEADER_BYTES
+            + PAYLOAD_FIXED_BYTES
+            + BATCH_ALIGN
+            + 1
+            + 24 * records
+            + 8 * headers
+            + 2 * bitmap_len(records)
+            + data
     }
 
     /// Bytes a record adds to the sealed batch at most.

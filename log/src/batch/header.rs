@@ -20,7 +20,8 @@ pub const BATCH_ALIGN: usize = 16;
 /// (base offset, leader epoch) and the fields that frame the batch (length, magic, crc).
 pub const CRC_START: usize = 24;
 
-/// Compression codec bits of `attributes`. Only `NONE` is accepted today.
+/// Compression codec bits of `attributes`: Kafka's codec ids, set only in a Kafka-format batch
+/// (Weir's columns are never compressed).
 pub const ATTR_COMPRESSION_MASK: u16 = 0b0000_0111;
 /// The batch belongs to a transaction (reserved; rejected until transactions land).
 pub const ATTR_TRANSACTIONAL: u16 = 1 << 4;
@@ -30,8 +31,28 @@ pub const ATTR_CONTROL: u16 = 1 << 5;
 /// CRC covers, so such a batch may follow a gap in the offsets (records removed before it)
 /// without a flipped base offset passing for one.
 pub const ATTR_COMPACTED: u16 = 1 << 6;
+/// What the payload is (see [`PayloadFormat`]): bits 8-9.
+pub const ATTR_PAYLOAD_FORMAT_MASK: u16 = 0b11 << 8;
+/// The payload is a Kafka v2 records section (see [`PayloadFormat::Kafka`]).
+pub const ATTR_PAYLOAD_KAFKA: u16 = 1 << 8;
 /// Bits a version-1 batch may set at all.
-pub const ATTR_KNOWN: u16 = ATTR_COMPRESSION_MASK | ATTR_TRANSACTIONAL | ATTR_CONTROL | ATTR_COMPACTED;
+pub const ATTR_KNOWN: u16 =
+    ATTR_COMPRESSION_MASK | ATTR_TRANSACTIONAL | ATTR_CONTROL | ATTR_COMPACTED | ATTR_PAYLOAD_FORMAT_MASK;
+/// The largest Kafka codec id (zstd); 1 to 4 are gzip, snappy, lz4 and zstd.
+pub const KAFKA_CODEC_MAX: u16 = 4;
+
+/// What follows the header, by the payload-format bits of `attributes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadFormat {
+    /// Weir's rkyv columns (bits 00): what Weir's producers, the cleaner and the coordinators
+    /// write.
+    Columns,
+    /// A Kafka v2 batch's records section (bits 01), byte for byte as a Kafka producer sent it,
+    /// compressed by the codec in bits 0-2. Weir's header holds the Kafka header's fields and,
+    /// in `reserved1`, its CRC, so the Kafka batch is rebuilt exactly on a Kafka fetch. Only the
+    /// Kafka front end writes it, having walked every record.
+    Kafka,
+}
 
 /// No producer id: the batch is not idempotent.
 pub const NO_PRODUCER_ID: i64 = -1;
@@ -53,7 +74,7 @@ pub struct BatchHeader {
     pub crc: u32,
     /// [`BATCH_VERSION`].
     pub version: u16,
-    /// Compression and transaction bits, see `ATTR_*`.
+    /// Compression, transaction, compaction and payload-format bits, see `ATTR_*`.
     pub attributes: u16,
     /// Number of records; at least 1.
     pub record_count: u32,
@@ -72,7 +93,7 @@ pub struct BatchHeader {
     pub reserved0: u16,
     /// Sequence number of the first record for the idempotent producer.
     pub base_sequence: i32,
-    /// Must be zero.
+    /// Zero; in a compacted batch its base offset, in a Kafka-format one its Kafka CRC.
     pub reserved1: u64,
 }
 
@@ -161,6 +182,21 @@ impl BatchHeader {
         self.last_offset() + 1
     }
 
+    /// The payload's format; `None` for bits no version-1 batch has (refused by
+    /// [`check_fields`](Self::check_fields)).
+    pub fn payload_format(&self) -> Option<PayloadFormat> {
+        match self.attributes & ATTR_PAYLOAD_FORMAT_MASK {
+            0 => Some(PayloadFormat::Columns),
+            ATTR_PAYLOAD_KAFKA => Some(PayloadFormat::Kafka),
+            _ => None,
+        }
+    }
+
+    /// The Kafka codec of a Kafka-format batch (0 is none).
+    pub fn codec(&self) -> u16 {
+        self.attributes & ATTR_COMPRESSION_MASK
+    }
+
     /// Whether compaction rewrote the batch (see [`ATTR_COMPACTED`]).
     pub fn is_compacted(&self) -> bool {
         self.attributes & ATTR_COMPACTED != 0
@@ -196,11 +232,27 @@ impl BatchHeader {
             return Err(BatchError::UnsupportedVersion { version: self.version });
         }
         let bad = |field, value: u64| Err(BatchError::BadHeader { field, value });
-        if self.attributes & !ATTR_KNOWN != 0 || self.attributes & ATTR_COMPRESSION_MASK != 0 {
-            return bad("attributes", u64::from(self.attributes));
+        let attributes = u64::from(self.attributes);
+        if self.attributes & !ATTR_KNOWN != 0 || self.attributes & (ATTR_TRANSACTIONAL | ATTR_CONTROL) != 0 {
+            return bad("attributes", attributes);
         }
-        if self.attributes & (ATTR_TRANSACTIONAL | ATTR_CONTROL) != 0 {
-            return bad("attributes", u64::from(self.attributes));
+        match self.payload_format() {
+            Some(PayloadFormat::Columns) if self.codec() != 0 => return bad("attributes", attributes),
+            Some(PayloadFormat::Columns) => {}
+            // A Kafka payload is never compacted (the cleaner writes columns), its offsets are
+            // dense, and `reserved1` holds its Kafka CRC.
+            Some(PayloadFormat::Kafka) => {
+                if self.codec() > KAFKA_CODEC_MAX || self.is_compacted() {
+                    return bad("attributes", attributes);
+                }
+                if self.last_offset_delta != self.record_count.wrapping_sub(1) {
+                    return bad("last_offset_delta", u64::from(self.last_offset_delta));
+                }
+                if self.reserved1 > u64::from(u32::MAX) {
+                    return bad("reserved", self.reserved1);
+                }
+            }
+            None => return bad("attributes", attributes),
         }
         if self.record_count == 0 {
             return bad("record_count", 0);
@@ -219,9 +271,10 @@ impl BatchHeader {
         if self.reserved0 != 0 {
             return bad("reserved", u64::from(self.reserved0));
         }
-        // A compacted batch pins its base offset in `reserved1`; any other leaves it zero.
+        // A compacted batch pins its base offset in `reserved1`; any other leaves it zero, but a
+        // Kafka-format one, which keeps its Kafka CRC there (checked above).
         let pin = if self.is_compacted() { self.base_offset } else { 0 };
-        if self.reserved1 != pin {
+        if self.reserved1 != pin && self.payload_format() != Some(PayloadFormat::Kafka) {
             return bad("reserved", self.reserved1);
         }
         if self.base_offset.checked_add(u64::from(self.last_offset_delta)).is_none() {

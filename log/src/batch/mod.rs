@@ -7,12 +7,14 @@
 mod builder;
 mod columns;
 pub mod header;
+mod kafka_payload;
 mod retain;
 mod view;
 
 pub use builder::{BatchBuilder, BuildError, ProducerStamp};
 pub use columns::Columns;
-pub use header::{BatchHeader, HEADER_BYTES, patch_offsets};
+pub use header::{BatchHeader, HEADER_BYTES, PayloadFormat, patch_offsets};
+pub use kafka_payload::{KafkaFields, seal_kafka};
 pub use retain::retain;
 pub use view::{BatchView, Headers, RecordView, Records, check_frame_and_crc};
 
@@ -79,12 +81,15 @@ impl Batch {
         h.encode(&mut self.bytes[..HEADER_BYTES]);
         h.crc = header::compute_crc(&self.bytes[..h.batch_len as usize]);
         h.encode(&mut self.bytes[..HEADER_BYTES]);
-        debug_assert!(BatchView::validate(&self.bytes, usize::MAX).is_ok(), "a restamped batch is valid");
+        debug_assert!(
+            BatchView::validate_stored(&self.bytes, usize::MAX).is_ok(),
+            "a restamped batch is valid"
+        );
     }
 
-    /// A view for iterating the records. Sealed batches are valid by construction, so this
-    /// validates again only as an assertion.
+    /// A view of the batch (for iterating its records, if it has Weir's columns). Sealed
+    /// batches are valid by construction, so this validates again only as an assertion.
     pub fn view(&self) -> BatchView<'_> {
-        BatchView::validate(&self.bytes, usize::MAX).expect("a sealed batch is valid")
+        BatchView::validate_stored(&self.bytes, usize::MAX).expect("a sealed batch is valid")
     }
 }

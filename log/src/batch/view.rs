@@ -1,7 +1,7 @@
 //! Reading a batch: validation once at ingest or recovery, then zero-copy iteration.
 
 use super::columns::{ArchivedColumns, bit, bitmap_len};
-use super::header::{BatchHeader, HEADER_BYTES, compute_crc};
+use super::header::{BatchHeader, HEADER_BYTES, PayloadFormat, compute_crc};
 use crate::error::BatchError;
 use rkyv::vec::ArchivedVec;
 
@@ -22,11 +22,15 @@ impl<'a> RecordView<'a> {
 }
 
 /// A validated batch, borrowed from the bytes it was checked on.
+///
+/// Its payload is Weir's columns, whose records it iterates, or, from
+/// [`validate_stored`](Self::validate_stored) only, a Kafka records section, which the log
+/// stores and serves whole and whose records are read through `weir-kafka`.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchView<'a> {
     header: BatchHeader,
     bytes: &'a [u8],
-    cols: &'a ArchivedColumns,
+    cols: Option<&'a ArchivedColumns>,
 }
 
 /// Checks the frame and the checksum of the batch at the start of `bytes`: magic, length within
@@ -57,6 +61,32 @@ impl<'a> BatchView<'a> {
     pub fn validate(bytes: &'a [u8], len_max: usize) -> Result<Self, BatchError> {
         let header = check_frame_and_crc(bytes, len_max)?;
         header.check_fields()?;
+        if header.payload_format() != Some(PayloadFormat::Columns) {
+            return Err(BatchError::BadPayload {
+                reason: "a Kafka records section, not Weir's columns".into(),
+            });
+        }
+        Self::validate_columns(header, bytes)
+    }
+
+    /// [`validate`](Self::validate) for a batch of a partition's log, which may also be a
+    /// Kafka-format batch: of that, the frame, the CRC and the header fields are checked. Its
+    /// records were walked by the Kafka front end that wrote it, and the CRC says they have
+    /// not changed since; a replica's leader is trusted as far (it is authenticated, and its
+    /// batches went through the same front end). Recovery, the replicas' appends, the time
+    /// index and reads of stored batches use this.
+    pub fn validate_stored(bytes: &'a [u8], len_max: usize) -> Result<Self, BatchError> {
+        let header = check_frame_and_crc(bytes, len_max)?;
+        header.check_fields()?;
+        match header.payload_format() {
+            Some(PayloadFormat::Kafka) => {
+                Ok(Self { header, bytes: &bytes[..header.batch_len as usize], cols: None })
+            }
+            _ => Self::validate_columns(header, bytes),
+        }
+    }
+
+    fn validate_columns(header: BatchHeader, bytes: &'a [u8]) -> Result<Self, BatchError> {
         let bytes = &bytes[..header.batch_len as usize];
         let payload = &bytes[HEADER_BYTES..HEADER_BYTES + header.payload_len as usize];
         if !(payload.as_ptr() as usize).is_multiple_of(16) {
@@ -65,7 +95,7 @@ impl<'a> BatchView<'a> {
         let cols = rkyv::access::<ArchivedColumns, rkyv::rancor::Error>(payload)
             .map_err(|e| BatchError::BadPayload { reason: e.to_string() })?;
         check_columns(&header, cols)?;
-        Ok(Self { header, bytes, cols })
+        Ok(Self { header, bytes, cols: Some(cols) })
     }
 
     pub fn header(&self) -> &BatchHeader {
@@ -81,9 +111,24 @@ impl<'a> BatchView<'a> {
         self.header.record_count as usize
     }
 
+    /// The payload, without the header and the padding.
+    pub fn payload(&self) -> &'a [u8] {
+        &self.bytes[HEADER_BYTES..HEADER_BYTES + self.header.payload_len as usize]
+    }
+
+    /// Whether the payload is a Kafka records section (see [`PayloadFormat::Kafka`]).
+    pub fn is_kafka(&self) -> bool {
+        self.cols.is_none()
+    }
+
     /// The records in offset order, borrowing keys and values from the batch bytes.
+    ///
+    /// Panics on a Kafka-format batch: whoever reads records of a partition's log converts
+    /// those first (`weir_kafka::batch`), and the cleaner never meets one (a compacted topic
+    /// stores Weir's columns only), so reaching here with one is a broken invariant.
     pub fn records(&self) -> Records<'a> {
-        Records { header: self.header, cols: self.cols, next: 0 }
+        let cols = self.cols.expect("the records of a Kafka-format batch are read through weir-kafka");
+        Records { header: self.header, cols, next: 0 }
     }
 }
 
