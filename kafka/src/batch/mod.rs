@@ -14,6 +14,7 @@
 mod compression;
 mod header;
 mod record;
+mod stored;
 mod to_kafka;
 mod to_weir;
 pub mod varint;
@@ -24,5 +25,6 @@ pub use header::{
     KAFKA_HEADER_BYTES, KafkaBatchHeader, LOG_OVERHEAD, MAGIC_V2, compute_crc,
 };
 pub use record::{KafkaHeaders, KafkaRecord, RECORD_BYTES_MIN, RecordWalker};
+pub use stored::{kafka_to_stored, native_section, stored_to_weir};
 pub use to_kafka::{FetchConverted, fetch_section, weir_to_kafka};
 pub use to_weir::{ConvertLimits, Converted, kafka_to_weir};

@@ -1,4 +1,5 @@
-//! Stored Weir batches to Kafka v2 batches, for a Kafka Fetch.
+//! Stored Weir batches to Kafka v2 batches, for a Kafka Fetch. A Kafka batch kept as sent is
+//! rebuilt as it was (`stored`); one of Weir's columns is converted, as follows.
 //!
 //! Encodes straight into the caller's buffer: the 61-byte header is reserved, the records are
 //! written with their lengths computed up front, then the header and its CRC are filled in. No
@@ -24,7 +25,12 @@ pub struct FetchConverted {
 /// On error `out` is unchanged.
 pub fn weir_to_kafka(batch: &[u8], out: &mut Vec<u8>) -> Result<usize, BatchConvertError> {
     let weir = |source| BatchConvertError::Weir { source };
-    if (batch.as_ptr() as usize).is_multiple_of(16) {
+    if BatchHeader::decode(batch).map_err(weir)?.kafka_fields().is_some() {
+        // Kept as its producer sent it: rebuilt, not converted (no alignment needed).
+        let view = BatchView::validate_stored(batch, usize::MAX).map_err(weir)?;
+        super::stored::write_kept(&view, out);
+        Ok(view.bytes().len())
+    } else if (batch.as_ptr() as usize).is_multiple_of(16) {
         let view = BatchView::validate(batch, usize::MAX).map_err(weir)?;
         write_batch(&view, out);
         Ok(view.bytes().len())

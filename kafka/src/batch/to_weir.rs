@@ -69,7 +69,7 @@ pub fn kafka_to_weir(records: &[u8], limits: &ConvertLimits) -> Result<Vec<Conve
 
 /// Checks the frame, CRC and header of the batch at the start of `bytes`; returns the header
 /// and the batch's bytes.
-fn check_batch(bytes: &[u8]) -> Result<(KafkaBatchHeader, &[u8]), BatchConvertError> {
+pub(super) fn check_batch(bytes: &[u8]) -> Result<(KafkaBatchHeader, &[u8]), BatchConvertError> {
     // The magic is at the same place in the old message formats, which are shorter than v2's
     // header: check it first so that an old message set is named as such.
     if let Some(&magic) = bytes.get(MAGIC_AT)
@@ -112,19 +112,45 @@ fn check_batch(bytes: &[u8]) -> Result<(KafkaBatchHeader, &[u8]), BatchConvertEr
 }
 
 fn convert_one(bytes: &[u8], limits: &ConvertLimits) -> Result<Converted, BatchConvertError> {
-    let (h, batch) = check_batch(bytes)?;
-    let codec = h.codec()?;
+    let opened = open(bytes, limits)?;
+    convert_opened(&opened, limits)
+}
+
+/// A checked Kafka batch with its records section decompressed.
+pub(super) struct Opened<'b> {
+    pub header: KafkaBatchHeader,
+    /// The whole Kafka batch, header included.
+    pub batch: &'b [u8],
+    pub codec: Codec,
+    /// The records section, decompressed.
+    pub section: Cow<'b, [u8]>,
+}
+
+/// Checks the batch at the start of `bytes` ([`check_batch`]) and decompresses its records
+/// within `batch_bytes_max`.
+pub(super) fn open<'b>(bytes: &'b [u8], limits: &ConvertLimits) -> Result<Opened<'b>, BatchConvertError> {
+    let (header, batch) = check_batch(bytes)?;
+    let codec = header.codec()?;
     let compressed = &batch[KAFKA_HEADER_BYTES..];
     let section: Cow<'_, [u8]> = match codec {
         Codec::None => Cow::Borrowed(compressed),
         codec => Cow::Owned(decompress(codec, compressed, limits.batch_bytes_max)?),
     };
     // Refused before anything is allocated per record: each record takes 7 bytes at least.
-    let count = h.records_count as usize;
+    let count = header.records_count as usize;
     if count > section.len() / RECORD_BYTES_MIN {
-        return Err(BatchConvertError::InvalidRecordCount { count: h.records_count, bytes: section.len() });
+        return Err(BatchConvertError::InvalidRecordCount {
+            count: header.records_count,
+            bytes: section.len(),
+        });
     }
-    let built = build(&h, &section, limits)?;
+    Ok(Opened { header, batch, codec, section })
+}
+
+/// The Weir batch of an opened Kafka batch.
+pub(super) fn convert_opened(o: &Opened<'_>, limits: &ConvertLimits) -> Result<Converted, BatchConvertError> {
+    let h = &o.header;
+    let built = build(h, &o.section, limits)?;
     let stamp = ProducerStamp {
         producer_id: h.producer_id,
         producer_epoch: h.producer_epoch,
@@ -133,45 +159,86 @@ fn convert_one(bytes: &[u8], limits: &ConvertLimits) -> Result<Converted, BatchC
     Ok(Converted {
         batch: built.builder.seal(stamp),
         record_count: h.records_count as u32,
-        codec,
+        codec: o.codec,
         has_null_key: built.has_null_key,
         max_timestamp: built.max_timestamp,
-        kafka_bytes: batch.len(),
+        kafka_bytes: o.batch.len(),
     })
 }
 
 /// A builder holding a batch's records, and what was learnt walking them.
-struct Built {
-    builder: BatchBuilder,
-    has_null_key: bool,
-    max_timestamp: i64,
+pub(super) struct Built {
+    pub builder: BatchBuilder,
+    pub has_null_key: bool,
+    pub max_timestamp: i64,
 }
 
 /// Walks the records section and pushes every record into a Weir builder.
-fn build(h: &KafkaBatchHeader, section: &[u8], limits: &ConvertLimits) -> Result<Built, BatchConvertError> {
+pub(super) fn build(
+    h: &KafkaBatchHeader,
+    section: &[u8],
+    limits: &ConvertLimits,
+) -> Result<Built, BatchConvertError> {
     let mut builder = BatchBuilder::new(limits.batch_bytes_max);
-    let mut walker = RecordWalker::new(section, h.records_count as usize);
     // One scratch list for every record's headers, so a record costs no allocation.
     let mut headers: Vec<(&[u8], &[u8])> = Vec::new();
-    let (mut has_null_key, mut max_timestamp) = (false, i64::MIN);
-    let mut index = 0usize;
+    let walked = walk(h, section, |r, timestamp| {
+        headers.clear();
+        // Weir headers have no null value: a null one is stored empty.
+        headers.extend(r.headers().map(|(k, v)| (k, v.unwrap_or_default())));
+        let record = Record { key: r.key, value: r.value, headers: &headers, timestamp };
+        builder.push(&record).map_err(|e| build_error(e, limits))
+    })?;
+    Ok(Built { builder, has_null_key: walked.has_null_key, max_timestamp: walked.max_timestamp })
+}
+
+/// What walking a batch's records learnt of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Walked {
+    pub records: usize,
+    /// Headers of all records.
+    pub headers: usize,
+    /// Bytes of keys, header keys and values, and values: what a Weir batch's data holds.
+    pub data: usize,
+    pub min_timestamp: i64,
+    pub max_timestamp: i64,
+    pub has_null_key: bool,
+}
+
+/// Walks the records of a batch whose header is `h`, checking each exactly (lengths, offset
+/// deltas, timestamps), and hands each with its timestamp to `each`.
+pub(super) fn walk<'s>(
+    h: &KafkaBatchHeader,
+    section: &'s [u8],
+    mut each: impl FnMut(&KafkaRecord<'s>, i64) -> Result<(), BatchConvertError>,
+) -> Result<Walked, BatchConvertError> {
+    let mut walker = RecordWalker::new(section, h.records_count as usize);
+    let mut w = Walked {
+        records: 0,
+        headers: 0,
+        data: 0,
+        min_timestamp: i64::MAX,
+        max_timestamp: i64::MIN,
+        has_null_key: false,
+    };
     while let Some(r) = walker.next_record()? {
+        let index = w.records;
         if i64::from(r.offset_delta) != index as i64 {
             let (expected, found) = (index as i64, i64::from(r.offset_delta));
             return Err(BatchConvertError::InvalidOffsetDeltas { field: "offsetDelta", expected, found });
         }
         let timestamp = timestamp_of(h, &r, index)?;
-        headers.clear();
-        // Weir headers have no null value: a null one is stored empty.
-        headers.extend(r.headers().map(|(k, v)| (k, v.unwrap_or_default())));
-        let record = Record { key: r.key, value: r.value, headers: &headers, timestamp };
-        builder.push(&record).map_err(|e| build_error(e, limits))?;
-        has_null_key |= r.key.is_none();
-        max_timestamp = max_timestamp.max(timestamp);
-        index += 1;
+        each(&r, timestamp)?;
+        let header_bytes: usize = r.headers().map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len)).sum();
+        w.headers += r.header_count();
+        w.data += r.key.map_or(0, <[u8]>::len) + r.value.map_or(0, <[u8]>::len) + header_bytes;
+        w.has_null_key |= r.key.is_none();
+        w.min_timestamp = w.min_timestamp.min(timestamp);
+        w.max_timestamp = w.max_timestamp.max(timestamp);
+        w.records += 1;
     }
     walker.finish()?;
-    Ok(Built { builder, has_null_key, max_timestamp })
+    Ok(w)
 }
 
 fn timestamp_of(h: &KafkaBatchHeader, r: &KafkaRecord<'_>, index: usize) -> Result<i64, BatchConvertError> {

@@ -1,0 +1,167 @@
+//! Kafka batches kept as the producer sent them, behind Weir's header (Weir's
+//! `PayloadFormat::Kafka`): sealed on produce, rebuilt exactly for a Kafka consumer, and
+//! converted to Weir's columns for a native one.
+//!
+//! A batch is kept only when it converts to Weir's columns for certain (its records fit a Weir
+//! batch, their timestamps lie within Weir's span) and its header tells the truth about its
+//! records (the largest timestamp); otherwise it is converted on produce, as before. So a
+//! native consumer can always read what a Kafka producer wrote.
+
+use super::compression::{Codec, decompress};
+use super::header::{ATTR_COMPRESSION_MASK, KAFKA_HEADER_BYTES, KafkaBatchHeader, LOG_OVERHEAD, MAGIC_V2};
+use super::to_weir::{ConvertLimits, Converted, Opened, Walked, build, convert_opened, open, walk};
+use crate::error::BatchConvertError;
+use rkyv::util::AlignedVec;
+use std::borrow::Cow;
+use weir_log::batch::header::{HEADER_BYTES, align_batch};
+use weir_log::batch::{Batch, BatchBuilder, BatchHeader, BatchView, KafkaFields, ProducerStamp, seal_kafka};
+
+/// The `records` field of one partition in a Produce, one or more Kafka v2 batches, as batches
+/// for the log: each kept as sent when it can be (see the module's doc), else converted as
+/// [`kafka_to_weir`](super::kafka_to_weir) does. All or nothing, as `kafka_to_weir`.
+///
+/// Every record is walked and checked either way: a kept batch is as valid as a converted one.
+pub fn kafka_to_stored(records: &[u8], limits: &ConvertLimits) -> Result<Vec<Converted>, BatchConvertError> {
+    if records.is_empty() {
+        return Err(BatchConvertError::Truncated { needed: KAFKA_HEADER_BYTES, available: 0 });
+    }
+    let mut out = Vec::new();
+    let mut rest = records;
+    while !rest.is_empty() {
+        let opened = open(rest, limits)?;
+        let walked = walk(&opened.header, &opened.section, |_, _| Ok(()))?;
+        let one = if keepable(&opened, &walked, limits) {
+            keep(&opened, &walked)
+        } else {
+            convert_opened(&opened, limits)?
+        };
+        rest = &rest[one.kafka_bytes..];
+        out.push(one);
+    }
+    Ok(out)
+}
+
+/// Whether the batch may be kept as sent.
+fn keepable(o: &Opened<'_>, w: &Walked, limits: &ConvertLimits) -> bool {
+    let h = &o.header;
+    let compressed = o.batch.len() - KAFKA_HEADER_BYTES;
+    // Create time, no other bit: the rebuilt header has the codec alone.
+    h.attributes & !ATTR_COMPRESSION_MASK == 0
+        // Weir's max_timestamp (retention, the time index) is the records' largest.
+        && h.max_timestamp == w.max_timestamp
+        && h.base_timestamp <= h.max_timestamp
+        // A native consumer's Weir batch takes the records, and their timestamps' span.
+        && w.max_timestamp.abs_diff(w.min_timestamp) <= u64::from(u32::MAX)
+        && BatchBuilder::records_bytes_bound(w.records, w.headers, w.data) <= limits.batch_bytes_max
+        && align_batch(HEADER_BYTES + compressed) <= limits.batch_bytes_max
+}
+
+fn keep(o: &Opened<'_>, w: &Walked) -> Converted {
+    let h = &o.header;
+    let fields = KafkaFields {
+        codec: u16::from(o.codec.bits()),
+        kafka_crc: h.crc,
+        record_count: h.records_count as u32,
+        base_timestamp: h.base_timestamp,
+        max_timestamp: h.max_timestamp,
+        producer: ProducerStamp {
+            producer_id: h.producer_id,
+            producer_epoch: h.producer_epoch,
+            base_sequence: h.base_sequence,
+        },
+    };
+    Converted {
+        batch: seal_kafka(&fields, &o.batch[KAFKA_HEADER_BYTES..]),
+        record_count: fields.record_count,
+        codec: o.codec,
+        has_null_key: w.has_null_key,
+        max_timestamp: w.max_timestamp,
+        kafka_bytes: o.batch.len(),
+    }
+}
+
+/// The Kafka header of a kept batch, as its producer sent it but for the offsets and epoch
+/// its leader assigned (which Kafka's CRC does not cover either).
+fn kafka_header(h: &BatchHeader, f: &KafkaFields) -> KafkaBatchHeader {
+    let batch_length = KAFKA_HEADER_BYTES - LOG_OVERHEAD + h.payload_len as usize;
+    KafkaBatchHeader {
+        base_offset: h.base_offset as i64,
+        batch_length: i32::try_from(batch_length).expect("a stored batch is below 2 GiB"),
+        partition_leader_epoch: h.leader_epoch as i32,
+        magic: MAGIC_V2,
+        crc: f.kafka_crc,
+        attributes: f.codec as i16,
+        last_offset_delta: h.last_offset_delta as i32,
+        base_timestamp: f.base_timestamp,
+        max_timestamp: f.max_timestamp,
+        producer_id: f.producer.producer_id,
+        producer_epoch: f.producer.producer_epoch,
+        base_sequence: f.producer.base_sequence,
+        records_count: h.record_count as i32,
+    }
+}
+
+/// Appends the Kafka batch a kept batch was: the rebuilt 61-byte header and the stored
+/// records section, byte for byte. `view` must be a Kafka-format batch.
+pub(super) fn write_kept(view: &BatchView<'_>, out: &mut Vec<u8>) {
+    let h = view.header();
+    let f = h.kafka_fields().expect("a Kafka-format batch");
+    let start = out.len();
+    out.resize(start + KAFKA_HEADER_BYTES, 0);
+    kafka_header(h, &f).encode(&mut out[start..]);
+    out.extend_from_slice(view.payload());
+    debug_assert_eq!(super::compute_crc(&out[start..]), f.kafka_crc, "a kept batch rebuilds exactly");
+}
+
+/// The Weir batch, with Weir's columns, of a kept Kafka batch: what a native consumer reads.
+/// Offsets, leader epoch and producer stamp are the stored batch's.
+pub fn stored_to_weir(view: &BatchView<'_>, limits: &ConvertLimits) -> Result<Batch, BatchConvertError> {
+    let h = view.header();
+    let f = h.kafka_fields().expect("a Kafka-format batch");
+    let kh = kafka_header(h, &f);
+    let codec = Codec::from_bits(f.codec as u8)?;
+    let section: Cow<'_, [u8]> = match codec {
+        Codec::None => Cow::Borrowed(view.payload()),
+        codec => Cow::Owned(decompress(codec, view.payload(), limits.batch_bytes_max)?),
+    };
+    let mut batch = build(&kh, &section, limits)?.builder.seal(f.producer);
+    batch.set_base_offset(h.base_offset, h.leader_epoch);
+    Ok(batch)
+}
+
+/// The batches of a read, back to back, as a native consumer reads them: Weir's columns.
+/// `None` when no batch is a kept Kafka batch (the bytes serve as they are); else every batch,
+/// the kept ones converted. Every batch must be whole, as Weir's reads return them.
+pub fn native_section(
+    batches: &[u8],
+    limits: &ConvertLimits,
+) -> Result<Option<AlignedVec<16>>, BatchConvertError> {
+    let weir = |source| BatchConvertError::Weir { source };
+    let mut any = false;
+    let mut rest = batches;
+    while !rest.is_empty() && !any {
+        let h = BatchHeader::decode(rest).map_err(weir)?;
+        any = h.kafka_fields().is_some();
+        rest = rest.get(h.batch_len as usize..).unwrap_or_default();
+    }
+    if !any {
+        return Ok(None);
+    }
+    let mut out = AlignedVec::<16>::with_capacity(batches.len() * 2);
+    let mut rest = batches;
+    while !rest.is_empty() {
+        let h = BatchHeader::decode(rest).map_err(weir)?;
+        let len = h.batch_len as usize;
+        if h.kafka_fields().is_some() {
+            let view = BatchView::validate_stored(rest, usize::MAX).map_err(weir)?;
+            out.extend_from_slice(stored_to_weir(&view, limits)?.as_bytes());
+        } else {
+            // Served as read, as any native fetch: its consumer validates it.
+            let one =
+                rest.get(..len).ok_or(BatchConvertError::Truncated { needed: len, available: rest.len() })?;
+            out.extend_from_slice(one);
+        }
+        rest = &rest[len..];
+    }
+    Ok(Some(out))
+}
