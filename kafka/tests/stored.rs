@@ -111,7 +111,7 @@ fn a_read_mixing_formats_serves_each_consumer_its_own() {
     read.extend_from_slice(native(7).as_bytes());
 
     // Native: three Weir batches, offsets 0 to 8 in order.
-    let converted = native_section(&read, &LIMITS).unwrap().expect("a kept batch is converted");
+    let converted = native_section(&read, &LIMITS, 1 << 20).unwrap().expect("a kept batch is converted");
     let mut offsets = Vec::new();
     let mut rest = &converted[..];
     while !rest.is_empty() {
@@ -121,7 +121,12 @@ fn a_read_mixing_formats_serves_each_consumer_its_own() {
     }
     assert_eq!(offsets, (0..9).collect::<Vec<u64>>());
     // Native batches alone are served as read.
-    assert!(native_section(native(0).as_bytes(), &LIMITS).unwrap().is_none());
+    assert!(native_section(native(0).as_bytes(), &LIMITS, 1 << 20).unwrap().is_none());
+    // Within a byte bound, the first batch whatever its size, then what fits.
+    let first = native_section(&read, &LIMITS, 1).unwrap().unwrap();
+    assert_eq!(&first[..], native(0).as_bytes());
+    let two = native_section(&read, &LIMITS, converted.len() - 1).unwrap().unwrap();
+    assert_eq!(&two[..], &converted[..converted.len() - native(7).len()]);
 
     // Kafka: the kept batch exactly as sent, between two converted ones.
     let mut out = Vec::new();

@@ -672,6 +672,7 @@ mod tests {
             topic: "t".into(),
             partition: weir_replication::PartitionId(0),
             batches: bytes::Bytes::from(bytes),
+            kafka_payloads: false,
         }
     }
 

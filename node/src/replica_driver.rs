@@ -80,6 +80,8 @@ impl ReplicaSetup {
 #[derive(Debug)]
 struct ProduceSlot {
     batches: Option<Bytes>,
+    /// Whether the batches may be Kafka batches kept as sent (see `ProducePartition`).
+    kafka_payloads: bool,
     answer: Option<oneshot::Sender<Result<AppendedRange, Failure>>>,
     /// Why the append refused it, more precisely than the replica's `Storage` error says.
     failure: Option<Failure>,
@@ -324,7 +326,7 @@ impl<S: Storage + Clone + 'static> Partition<S> {
         batches: Bytes,
         now_ms: u64,
     ) -> Result<oneshot::Receiver<Result<AppendedRange, Failure>>, ReplicaError> {
-        self.submit(acks, batches, now_ms).map(|(_, done)| done)
+        self.submit(acks, batches, false, now_ms).map(|(_, done)| done)
     }
 
     /// [`submit_produce`](Self::submit_produce), also telling where the batches were placed
@@ -333,6 +335,7 @@ impl<S: Storage + Clone + 'static> Partition<S> {
         &self,
         acks: weir_net::Acks,
         batches: Bytes,
+        kafka_payloads: bool,
         now_ms: u64,
     ) -> Result<ProduceAnswers, ReplicaError> {
         let id = self.rep.next_produce.get() + 1;
@@ -340,8 +343,13 @@ impl<S: Storage + Clone + 'static> Partition<S> {
         let acks = if acks == weir_net::Acks::All { Acks::All } else { Acks::Leader };
         let (tx, rx) = oneshot::channel();
         let (placed_tx, placed_rx) = oneshot::channel();
-        let slot =
-            ProduceSlot { batches: Some(batches), answer: Some(tx), failure: None, placed: Some(placed_tx) };
+        let slot = ProduceSlot {
+            batches: Some(batches),
+            kafka_payloads,
+            answer: Some(tx),
+            failure: None,
+            placed: Some(placed_tx),
+        };
         self.rep.produces.borrow_mut().insert(id, slot);
         let taken = self.rep.replica.borrow_mut().handle_produce(now_ms, id, acks);
         if let Err(e) = taken {
@@ -437,6 +445,23 @@ impl<S: Storage + Clone + 'static> Partition<S> {
         Ok(views)
     }
 
+    /// A compacted topic stores Weir's columns only, whose keys its cleaner reads: Kafka
+    /// batches kept as sent are converted here, where the topic's policy is known. `None`
+    /// when nothing needs converting.
+    fn columns_for_compaction(
+        &self,
+        bytes: &[u8],
+        kafka_payloads: bool,
+        limit: usize,
+    ) -> Result<Option<rkyv::util::AlignedVec<16>>, Failure> {
+        if !(kafka_payloads && self.keys_required.get()) {
+            return Ok(None);
+        }
+        let limits = weir_kafka::batch::ConvertLimits { batch_bytes_max: limit };
+        weir_kafka::batch::native_section(bytes, &limits, usize::MAX)
+            .map_err(|e| Failure::new(ErrorCode::CorruptBatch, e.to_string()))
+    }
+
     /// Validates a produce's batches (once, here: CRC, header, rkyv, columns) and appends them
     /// all or none in `leader_epoch`; an idempotent producer's batch is checked against what the
     /// log has of its producer first (see [`check_idempotent`]).
@@ -447,8 +472,13 @@ impl<S: Storage + Clone + 'static> Partition<S> {
         now_ms: u64,
     ) -> Result<Placed, LogFailure> {
         let refused = LogFailure { reason: "the append was refused", log_failed: false };
-        let batches = self.rep.produces.borrow_mut().get_mut(&produce).and_then(|s| s.batches.take());
-        let Some(batches) = batches else { return Err(refused) };
+        let taken = self
+            .rep
+            .produces
+            .borrow_mut()
+            .get_mut(&produce)
+            .and_then(|s| Some((s.batches.take()?, s.kafka_payloads)));
+        let Some((batches, kafka_payloads)) = taken else { return Err(refused) };
         let record = |f: Failure| {
             if let Some(slot) = self.rep.produces.borrow_mut().get_mut(&produce) {
                 slot.failure = Some(f);
@@ -456,7 +486,15 @@ impl<S: Storage + Clone + 'static> Partition<S> {
         };
         let aligned = Aligned::new(batches);
         let limit = self.log.lock().await.config().batch_bytes_max;
-        let views = match validate(aligned.bytes(), limit).and_then(|v| self.check_keys(v)) {
+        let columns = match self.columns_for_compaction(aligned.bytes(), kafka_payloads, limit) {
+            Ok(c) => c,
+            Err(f) => {
+                record(f);
+                return Err(refused);
+            }
+        };
+        let bytes = columns.as_deref().unwrap_or(aligned.bytes());
+        let views = match validate(bytes, limit, kafka_payloads).and_then(|v| self.check_keys(v)) {
             Ok(v) => v,
             Err(f) => {
                 record(f);
@@ -507,7 +545,9 @@ impl<S: Storage + Clone + 'static> Partition<S> {
         let mut log = self.log.lock().await;
         let limit = log.config().stored_batch_bytes_max();
         while !rest.is_empty() {
-            let view = match BatchView::validate(rest, limit) {
+            // The leader's batches went through its front ends: Kafka batches kept as sent
+            // are taken with their frame, CRC and header checked.
+            let view = match BatchView::validate_stored(rest, limit) {
                 Ok(v) => v,
                 Err(_) => {
                     let failure = Some(LogFailure { reason: "an invalid fetched batch", log_failed: false });

@@ -150,10 +150,6 @@ const KAFKA_PYTHON_UNSUPPORTED: &[(&str, &str)] = &[
     ("test_admin_integration.py::test_create_partitions", "CreatePartitions is not served"),
     ("test_admin_integration.py::test_alter_partition_reassignments", "reassignments are the controller's"),
     ("test_admin_integration.py::test_list_partition_reassignments", "reassignments are the controller's"),
-    (
-        "test_consumer_integration.py::test_kafka_consumer_unsupported_encoding",
-        "batches are stored as Weir batches, uncompressed: a consumer never sees the producer's codec",
-    ),
     ("test_producer_integration.py::test_transactional_producer_messages", "no transactions"),
     ("test_producer_integration.py::test_transactional_producer_offsets", "no transactions"),
     (

@@ -55,6 +55,7 @@ async fn produce(node: Vec<Rc<SimService>>, mut rng: fastrand::Rng, tag: String,
             topic: TOPIC.into(),
             partition: PartitionId(partition),
             batches: Bytes::from(bytes),
+            kafka_payloads: false,
         };
         if let Ok(p) = svc.produce(Acks::Leader, vec![part]).await.pop().unwrap() {
             let mut acked = acked.borrow_mut();

@@ -32,6 +32,7 @@ fn one_fetch_waits_on_partitions_of_both_shards() {
             topic: "f".into(),
             partition: PartitionId(theirs),
             batches: batch(&[b"late"]),
+            kafka_payloads: false,
         };
         producing.produce(Acks::Leader, vec![part]).await.pop().unwrap().expect("produced");
     });
@@ -72,6 +73,7 @@ fn a_fetch_within_a_budget_reads_no_more_than_it() {
                     topic: "b".into(),
                     partition: PartitionId(0),
                     batches: batch(&[&value]),
+                    kafka_payloads: false,
                 };
                 svc.produce(Acks::Leader, vec![part]).await.pop().unwrap().expect("produced");
             }

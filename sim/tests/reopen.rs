@@ -23,6 +23,7 @@ fn produce(node: &SimNode, value: &'static str, n: usize, answers: &Answers) {
             topic: "r".into(),
             partition: PartitionId(0),
             batches: batch(&vec![value; n]),
+            kafka_payloads: false,
         };
         let answer = svc.produce(Acks::Leader, vec![part]).await.pop().unwrap();
         answers.borrow_mut().push((value, answer.map(|p| p.base_offset).map_err(|f| f.message)));

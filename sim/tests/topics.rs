@@ -19,8 +19,12 @@ fn a_deleted_topic_writes_nothing_more_and_its_successor_starts_empty() {
         let svc = svc.clone();
         async move {
             svc.create_topic("t".into(), 1, TopicConfig::default()).await.unwrap();
-            let part =
-                ProducePartition { topic: "t".into(), partition: PartitionId(0), batches: batch(&["old"]) };
+            let part = ProducePartition {
+                topic: "t".into(),
+                partition: PartitionId(0),
+                batches: batch(&["old"]),
+                kafka_payloads: false,
+            };
             svc.produce(Acks::Leader, vec![part]).await.pop().unwrap().unwrap();
             svc.owner("t", 0)
         }
@@ -37,8 +41,12 @@ fn a_deleted_topic_writes_nothing_more_and_its_successor_starts_empty() {
             let view = BatchView::validate(&b, 1 << 20).unwrap();
             let refused = old2.log.lock().await.append(&view, 0, 0).await.is_err();
             let reopened = old2.reopen_if_failed(u64::MAX / 2).await;
-            let part =
-                ProducePartition { topic: "t".into(), partition: PartitionId(0), batches: batch(&["new"]) };
+            let part = ProducePartition {
+                topic: "t".into(),
+                partition: PartitionId(0),
+                batches: batch(&["new"]),
+                kafka_payloads: false,
+            };
             svc2.produce(Acks::Leader, vec![part]).await.pop().unwrap().unwrap();
             let part = FetchPartition {
                 topic: "t".into(),

@@ -130,11 +130,14 @@ pub fn stored_to_weir(view: &BatchView<'_>, limits: &ConvertLimits) -> Result<Ba
 }
 
 /// The batches of a read, back to back, as a native consumer reads them: Weir's columns.
-/// `None` when no batch is a kept Kafka batch (the bytes serve as they are); else every batch,
-/// the kept ones converted. Every batch must be whole, as Weir's reads return them.
+/// `None` when no batch is a kept Kafka batch (the bytes serve as they are); else the batches,
+/// the kept ones converted, as many as fit `bytes_max` (the first whatever its size: a
+/// decompressed batch may be larger than the read, and the consumer reads on from the next).
+/// Every batch must be whole, as Weir's reads return them.
 pub fn native_section(
     batches: &[u8],
     limits: &ConvertLimits,
+    bytes_max: usize,
 ) -> Result<Option<AlignedVec<16>>, BatchConvertError> {
     let weir = |source| BatchConvertError::Weir { source };
     let mut any = false;
@@ -147,20 +150,24 @@ pub fn native_section(
     if !any {
         return Ok(None);
     }
-    let mut out = AlignedVec::<16>::with_capacity(batches.len() * 2);
+    let mut out = AlignedVec::<16>::with_capacity(batches.len().min(bytes_max) * 2);
     let mut rest = batches;
     while !rest.is_empty() {
         let h = BatchHeader::decode(rest).map_err(weir)?;
         let len = h.batch_len as usize;
-        if h.kafka_fields().is_some() {
+        let converted;
+        let one = if h.kafka_fields().is_some() {
             let view = BatchView::validate_stored(rest, usize::MAX).map_err(weir)?;
-            out.extend_from_slice(stored_to_weir(&view, limits)?.as_bytes());
+            converted = stored_to_weir(&view, limits)?;
+            converted.as_bytes()
         } else {
             // Served as read, as any native fetch: its consumer validates it.
-            let one =
-                rest.get(..len).ok_or(BatchConvertError::Truncated { needed: len, available: rest.len() })?;
-            out.extend_from_slice(one);
+            rest.get(..len).ok_or(BatchConvertError::Truncated { needed: len, available: rest.len() })?
+        };
+        if !out.is_empty() && out.len() + one.len() > bytes_max {
+            break;
         }
+        out.extend_from_slice(one);
         rest = &rest[len..];
     }
     Ok(Some(out))

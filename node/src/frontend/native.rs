@@ -4,7 +4,7 @@
 use super::cluster;
 use crate::connection::Outgoing;
 use crate::service::topics::{TopicDescription, check_replication};
-use crate::service::types::{Failure, FetchPartition, PartitionStatus, ProducePartition};
+use crate::service::types::{Failure, FetchPartition, FetchedPartition, PartitionStatus, ProducePartition};
 use crate::shard::{NodeService, Shard};
 use bytes::Bytes;
 use std::rc::Rc;
@@ -73,7 +73,7 @@ pub async fn handle(
                 offset,
                 max_bytes: max_bytes as usize,
             };
-            return Ok(fetch(&shard.service, &header, part, max_wait_ms).await);
+            return Ok(fetch(shard, &header, part, max_wait_ms).await);
         }
     }
     answer(shard, header, frame, peer).await.map(Outgoing::from).map_err(Outgoing::from)
@@ -171,6 +171,7 @@ async fn answer(
                 topic: topic.into(),
                 partition: PartitionId(partition),
                 batches: frame.slice_ref(batches),
+                kafka_payloads: false,
             };
             produce(svc, cid, acks, part, timeout_ms.into()).await
         }
@@ -182,7 +183,7 @@ async fn answer(
                 offset,
                 max_bytes: max_bytes as usize,
             };
-            let out = fetch(svc, &header, part, max_wait_ms).await;
+            let out = fetch(shard, &header, part, max_wait_ms).await;
             [out.head, out.tail.to_vec()].concat()
         }
         Request::ListOffsets { topic, partition, spec } => {
@@ -249,9 +250,12 @@ async fn produce(
     response_frame(cid, &Response::Produce { error, message, base_offset, log_start })
 }
 
-/// A fetch's answer: its frame head, and its batches as the read gave them (not copied).
-async fn fetch(svc: &NodeService, header: &FrameHeader, part: FetchPartition, max_wait_ms: u32) -> Outgoing {
-    let answer = svc.fetch(vec![part], max_wait_ms).await.pop().expect("one answer per partition");
+/// A fetch's answer: its frame head, and its batches as the read gave them (not copied), but
+/// for Kafka batches kept as sent, which a native consumer gets as Weir's columns.
+async fn fetch(shard: &Shard, header: &FrameHeader, part: FetchPartition, max_wait_ms: u32) -> Outgoing {
+    let max_bytes = part.max_bytes;
+    let answer = shard.service.fetch(vec![part], max_wait_ms).await.pop().expect("one answer per partition");
+    let answer = answer.and_then(|f| as_columns(f, shard.config.batch_bytes_max, max_bytes));
     let (resp, tail) = match &answer {
         Ok(f) => {
             let (high_watermark, log_start) = (f.high_watermark, f.log_start);
@@ -283,6 +287,29 @@ async fn fetch(svc: &NodeService, header: &FrameHeader, part: FetchPartition, ma
             Outgoing { head, tail }
         }
         Err(e) => error_frame(header, ErrorCode::Unknown, e.to_string()).into(),
+    }
+}
+
+/// The read's batches with Weir's columns: Kafka batches kept as sent are converted, as many
+/// as fit `max_bytes` (the others, and a read without Kafka batches, are not copied).
+fn as_columns(
+    mut f: FetchedPartition,
+    batch_bytes_max: usize,
+    max_bytes: usize,
+) -> Result<FetchedPartition, Failure> {
+    let limits = weir_kafka::batch::ConvertLimits { batch_bytes_max };
+    match weir_kafka::batch::native_section(&f.batches, &limits, max_bytes) {
+        Ok(None) => Ok(f),
+        Ok(Some(columns)) => {
+            f.batches = Bytes::from_owner(columns);
+            Ok(f)
+        }
+        Err(e) => {
+            // The batch's CRC held when it was read and its records were walked when it was
+            // written: this is a broken invariant, reported as the damage it is.
+            tracing::error!(error = %e, "a stored Kafka batch does not convert to Weir's columns");
+            Err(Failure::new(ErrorCode::CorruptBatch, e.to_string()))
+        }
     }
 }
 

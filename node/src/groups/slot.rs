@@ -218,6 +218,7 @@ impl Slot {
             topic: OFFSETS_TOPIC.into(),
             partition: PartitionId(self.partition),
             batches: Bytes::from(batches),
+            kafka_payloads: false,
         };
         core.produce_local_within(Acks::All, part, Some(PERSIST_TIMEOUT_MS)).await.map(|_| ())
     }

@@ -64,8 +64,13 @@ impl Aligned {
 }
 
 /// Validates every batch (CRC, header, rkyv, columns) before any is appended: the request is
-/// refused whole if one is bad.
-pub(crate) fn validate(bytes: &[u8], limit: usize) -> Result<Vec<BatchView<'_>>, Failure> {
+/// refused whole if one is bad. A Kafka batch kept as sent is taken only with `kafka_payloads`
+/// (the Kafka front end walked its records; its frame, CRC and header are checked here).
+pub(crate) fn validate(
+    bytes: &[u8],
+    limit: usize,
+    kafka_payloads: bool,
+) -> Result<Vec<BatchView<'_>>, Failure> {
     let mut views = Vec::new();
     let mut rest = bytes;
     while !rest.is_empty() {
@@ -76,7 +81,12 @@ pub(crate) fn validate(bytes: &[u8], limit: usize) -> Result<Vec<BatchView<'_>>,
         let one = rest
             .get(..len)
             .ok_or_else(|| batch_failure(BatchError::Truncated { needed: len, available: rest.len() }))?;
-        let view = BatchView::validate(one, limit).map_err(batch_failure)?;
+        let view = if kafka_payloads && h.kafka_fields().is_some() {
+            BatchView::validate_stored(one, limit)
+        } else {
+            BatchView::validate(one, limit)
+        };
+        let view = view.map_err(batch_failure)?;
         // Produced batches have dense offsets; the log refuses others, so refuse them here,
         // before anything of the request is appended.
         let h = view.header();
@@ -147,7 +157,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         // Held until the answer is decided, in the detached task for acks=none too.
         let producing = p.begin_produce();
         let (placed, answer) = p
-            .submit(acks, part.batches, self.rt.monotonic_ms())
+            .submit(acks, part.batches, part.kafka_payloads, self.rt.monotonic_ms())
             .map_err(|e| crate::replica_driver::replica_failure(e, self.leader_address(&p)))?;
         if acks == Acks::None {
             let name = p.name.clone();

@@ -31,6 +31,10 @@ pub struct ProducePartition {
     pub topic: TopicName,
     pub partition: PartitionId,
     pub batches: Bytes,
+    /// Whether the batches may be Kafka batches kept as sent (Weir's `PayloadFormat::Kafka`):
+    /// only the Kafka front end, which walked their records, sets it. Other batches must have
+    /// Weir's columns, and are refused otherwise.
+    pub kafka_payloads: bool,
 }
 
 /// Where a produce to one partition landed.

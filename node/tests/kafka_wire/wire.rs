@@ -155,25 +155,40 @@ pub fn batch(values: &[String]) -> Bytes {
     let records: Vec<Record> = values
         .iter()
         .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: 1_700_000_000_000 + i as i64,
-            key: Some(Bytes::from(format!("k{i}"))),
-            value: Some(Bytes::from(v.clone())),
-            headers: Default::default(),
+        .map(|(i, v)| {
+            let (key, value) = (Bytes::from(format!("k{i}")), Bytes::from(v.clone()));
+            record(i as i64, 1_700_000_000_000 + i as i64, key, value)
         })
         .collect();
+    encode(&records, Compression::None)
+}
+
+/// Record `offset` of a batch as a producer that is not idempotent sends it.
+pub fn record(offset: i64, timestamp: i64, key: Bytes, value: Bytes) -> Record {
+    Record {
+        transactional: false,
+        control: false,
+        delete_horizon: false,
+        partition_leader_epoch: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset,
+        // The encoder starts a batch wherever offset minus sequence changes; the batch's base
+        // sequence is its first record's, -1.
+        sequence: offset as i32 - 1,
+        timestamp,
+        key: Some(key),
+        value: Some(value),
+        headers: Default::default(),
+    }
+}
+
+/// `records` as v2 batches (one, if their batch-level fields agree), compressed with `codec`.
+pub fn encode(records: &[Record], codec: Compression) -> Bytes {
     let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+    RecordBatchEncoder::encode(&mut buf, records, &RecordEncodeOptions { version: 2, compression: codec })
+        .unwrap();
     buf.freeze()
 }
 

@@ -48,11 +48,11 @@ pub async fn list_offsets(shard: &Rc<Shard>, req: ListOffsetsRequest) -> ListOff
             let index = super::partition_index(p.partition_index);
             let topic = t.name.0.as_str();
             let r = match shard.service.list_offsets(topic, index, spec).await {
-                Ok(o) if matches!(spec, OffsetSpec::Timestamp(_)) => {
+                Ok(o) if let OffsetSpec::Timestamp(at_least) = spec => {
                     // Kafka answers a search by time with the record found and its timestamp, or
                     // -1 for both when every record is older.
-                    match record_timestamp(shard, topic, index, o).await {
-                        Ok(Some(ts)) => r.with_offset(o as i64).with_timestamp(ts),
+                    match first_record_at(shard, topic, index, o, at_least).await {
+                        Ok(Some((offset, ts))) => r.with_offset(offset as i64).with_timestamp(ts),
                         Ok(None) => r.with_offset(-1),
                         Err(f) => r.with_error_code(kafka_code(f.code)).with_offset(-1),
                     }
@@ -67,25 +67,37 @@ pub async fn list_offsets(shard: &Rc<Shard>, req: ListOffsetsRequest) -> ListOff
     ListOffsetsResponse::default().with_topics(topics)
 }
 
-/// The timestamp of the record at `offset` (the first at or after it), or `None` past the last.
-async fn record_timestamp(
+/// The offset and timestamp of the first record at or after `offset` whose timestamp is at
+/// least `at_least`, or `None` past the last. The log's search by time is exact to the record
+/// in Weir's columns, and to the batch in a Kafka batch kept as sent, whose records are read
+/// here.
+async fn first_record_at(
     shard: &Shard,
     topic: &str,
     partition: u32,
     offset: u64,
-) -> Result<Option<i64>, Failure> {
+    at_least: i64,
+) -> Result<Option<(u64, i64)>, Failure> {
     let part =
         FetchPartition { topic: topic.into(), partition: PartitionId(partition), offset, max_bytes: 1 };
     let fetched = shard.service.fetch(vec![part], 0).await.pop().expect("one answer")?;
     let aligned = Aligned::new(fetched.batches);
+    let corrupt = |e: String| Failure::new(ErrorCode::CorruptBatch, e);
+    let limits = weir_kafka::batch::ConvertLimits { batch_bytes_max: shard.config.batch_bytes_max };
     let mut rest = aligned.bytes();
     while !rest.is_empty() {
-        let view = BatchView::validate(rest, usize::MAX)
-            .map_err(|e| Failure::new(ErrorCode::CorruptBatch, e.to_string()))?;
-        if let Some(r) = view.records().find(|r| r.offset >= offset) {
-            return Ok(Some(r.timestamp));
+        let stored = BatchView::validate_stored(rest, usize::MAX).map_err(|e| corrupt(e.to_string()))?;
+        let converted = match stored.is_kafka() {
+            true => Some(
+                weir_kafka::batch::stored_to_weir(&stored, &limits).map_err(|e| corrupt(e.to_string()))?,
+            ),
+            false => None,
+        };
+        let view = converted.as_ref().map_or(stored, |b| b.view());
+        if let Some(r) = view.records().find(|r| r.offset >= offset && r.timestamp >= at_least) {
+            return Ok(Some((r.offset, r.timestamp)));
         }
-        rest = &rest[view.bytes().len()..];
+        rest = &rest[stored.bytes().len()..];
     }
     Ok(None)
 }

@@ -1,6 +1,8 @@
-//! Produce: each partition's Kafka batches are validated and converted to Weir batches
-//! (`weir_kafka::batch`), then the whole request goes through the `PartitionService` as one
-//! scatter-gather, all of a partition's batches or none. acks=0 is not answered.
+//! Produce: each partition's Kafka batches are validated, every record walked, and kept as
+//! sent behind Weir's header where they can be, else converted to Weir's columns
+//! (`weir_kafka::batch::kafka_to_stored`); then the whole request goes through the
+//! `PartitionService` as one scatter-gather, all of a partition's batches or none. acks=0 is
+//! not answered.
 
 use super::Answer;
 use crate::service::types::{Failure, ProducePartition};
@@ -109,7 +111,8 @@ fn failure(f: Failure) -> (i16, String) {
     (kafka_code(f.code), f.message)
 }
 
-/// The Weir batches of one partition's Kafka records, back to back in one aligned buffer.
+/// The batches of one partition's Kafka records for the log, back to back in one aligned
+/// buffer.
 fn convert(
     shard: &Shard,
     topic: &Arc<str>,
@@ -126,7 +129,7 @@ fn convert(
     }
     let limits = weir_kafka::batch::ConvertLimits { batch_bytes_max: shard.config.batch_bytes_max };
     let converted =
-        weir_kafka::batch::kafka_to_weir(&records, &limits).map_err(|e| (e.kafka_code(), e.to_string()))?;
+        weir_kafka::batch::kafka_to_stored(&records, &limits).map_err(|e| (e.kafka_code(), e.to_string()))?;
     let len = converted.iter().map(|c| c.batch.len()).sum();
     let mut out = rkyv::util::AlignedVec::<16>::with_capacity(len);
     for c in &converted {
@@ -136,5 +139,6 @@ fn convert(
         topic: topic.clone(),
         partition: PartitionId(index as u32),
         batches: Bytes::from_owner(out),
+        kafka_payloads: true,
     })
 }
