@@ -136,6 +136,27 @@ fn a_read_mixing_formats_serves_each_consumer_its_own() {
     assert_eq!(&out[first..first + sent.len()], &as_fetched(&sent, 2, 2)[..]);
 }
 
+/// A damaged kept batch fails a native read that starts with it, and ends one before it.
+#[test]
+fn a_damaged_kept_batch_ends_a_native_read_before_it() {
+    let input: Vec<TRecord> = (0..5).map(record).collect();
+    let mut kept =
+        kafka_to_stored(&kafka_batch(&input, Codec::Lz4, NO_STAMP), &LIMITS).unwrap().pop().unwrap().batch;
+    kept.set_base_offset(2, 2);
+    let mut damaged = kept.as_bytes().to_vec();
+    damaged[90] ^= 1;
+    let mut read = native(0).as_bytes().to_vec();
+    read.extend_from_slice(&damaged);
+    let out = native_section(&read, &LIMITS, 1 << 20).unwrap().unwrap();
+    assert_eq!(&out[..], native(0).as_bytes());
+    let e = native_section(&damaged, &LIMITS, 1 << 20).unwrap_err();
+    assert!(matches!(e, BatchConvertError::Weir { .. }), "{e:?}");
+    // A length of zero does not pass for a batch.
+    let mut zero = native(0).as_bytes().to_vec();
+    zero[12..16].copy_from_slice(&0u32.to_le_bytes());
+    assert!(native_section(&zero, &LIMITS, 1 << 20).is_err());
+}
+
 /// Batches whose header does not say what their records do, or that a native consumer could
 /// not read as one Weir batch, are converted on produce: no record is lost, nothing lies.
 #[test]

@@ -52,6 +52,13 @@ fn a_kafka_batch_keeps_its_section_and_fields_and_only_validate_stored_takes_it(
     assert!(matches!(check(&flipped), Err(BatchError::ChecksumMismatch { .. })));
 }
 
+/// The field checks alone, on `bytes`' header changed by `f` (no frame, no CRC).
+fn check_fields(bytes: &[u8], f: impl FnOnce(&mut BatchHeader)) -> Result<(), BatchError> {
+    let mut h = BatchHeader::decode(bytes).unwrap();
+    f(&mut h);
+    h.check_fields()
+}
+
 fn check(bytes: &[u8]) -> Result<(), BatchError> {
     let mut v = rkyv::util::AlignedVec::<16>::new();
     v.extend_from_slice(bytes);
@@ -79,6 +86,8 @@ fn header_fields_no_kafka_batch_has_are_refused_even_with_a_matching_crc() {
     assert!(bad_header(&with_header(bytes, |h| h.attributes |= ATTR_COMPACTED)), "compacted");
     assert!(bad_header(&with_header(bytes, |h| h.reserved1 = 1 << 40)), "a CRC wider than 32 bits");
     assert!(bad_header(&with_header(bytes, |h| h.last_offset_delta = 5)), "offsets not dense");
+    let huge = |h: &mut BatchHeader| h.payload_len = i32::MAX as u32;
+    assert!(matches!(check_fields(bytes, huge), Err(BatchError::BadHeader { field: "payload_len", .. })));
     for format in [2u16, 3] {
         let attributes = (format << 8) & ATTR_PAYLOAD_FORMAT_MASK;
         assert!(bad_header(&with_header(bytes, |h| h.attributes = attributes)), "format {format}");

@@ -32,6 +32,11 @@ pub struct NodeConfig {
     pub kafka_auto_create_topics: bool,
     /// Partitions of a topic created automatically.
     pub kafka_auto_create_partitions: u32,
+    /// Whether Kafka batches are stored as their producers sent them, compression kept (see
+    /// docs/format.md, "Kafka-format payload"), rather than converted to Weir's columns. Nodes
+    /// of a version before that format refuse such batches from their leader: set it false on
+    /// every node while a cluster is upgraded from one, true once all run this version.
+    pub kafka_batches_as_sent: bool,
     /// Number of shards (glommio executors, one pinned per core).
     pub shards: usize,
     /// Shard `i` also listens on `shard_port_base + i` (default: listen port + 1).
@@ -173,6 +178,7 @@ impl Default for NodeConfig {
             kafka_advertised_address: None,
             kafka_auto_create_topics: false,
             kafka_auto_create_partitions: 1,
+            kafka_batches_as_sent: true,
             shards: std::thread::available_parallelism().map_or(1, |n| n.get()),
             shard_port_base: None,
             advertised_host: None,
@@ -482,6 +488,7 @@ const KNOWN_KEYS: &[&str] = &[
     "kafka_advertised_address",
     "kafka_auto_create_topics",
     "kafka_auto_create_partitions",
+    "kafka_batches_as_sent",
     "shards",
     "shard_port_base",
     "advertised_host",

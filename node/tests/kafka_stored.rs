@@ -186,3 +186,58 @@ fn the_native_protocol_cannot_send_a_kafka_batch() {
     let mut w = Wire::connect(&node.bootstrap);
     assert!(fetch_all(&mut w, "kept").is_empty());
 }
+
+/// A kept batch stays readable when the node comes back with a lower `batch_bytes_max`: its
+/// records were walked within the limit of the node that took it.
+#[test]
+fn a_lower_batch_limit_after_a_restart_keeps_kept_batches_readable() {
+    let node = KafkaNode::start(1, &[]);
+    node.create_topic("kept", 1, &[]);
+    let records: Vec<Record> = (0..50)
+        .map(|i| {
+            wire::record(
+                i,
+                T0 + i,
+                Bytes::from(format!("k{i}")),
+                Bytes::from(vec![b'a' + (i % 3) as u8; 2000]),
+            )
+        })
+        .collect();
+    let sent = wire::encode(&records, Compression::Zstd);
+    assert!(sent.len() < 4096, "compressed well below the lower limit");
+    assert_eq!(produce(&mut Wire::connect(&node.bootstrap), "kept", sent.clone()), 0);
+
+    let KafkaNode { node: n, bootstrap, _dir } = node;
+    let (dir, port) = n.stop();
+    let env = [("WEIR_KAFKA_LISTEN", bootstrap.as_str()), ("WEIR_BATCH_BYTES_MAX", "16384")];
+    let node = Node::start_with(&dir, 1, port, &env);
+    let mut w = Wire::connect(&bootstrap);
+    let fetched = fetch_all(&mut w, "kept");
+    assert!(fetched[..] == as_fetched(&sent, 0, &fetched[12..16])[..], "fetched as sent");
+    let r = kind!(w.call(ApiKey::ListOffsets, 7, req::list_offsets("kept", T0 + 17)), ListOffsets);
+    assert_eq!(r.topics[0].partitions[0].offset, 17);
+    let target = node.target(Via::Tcp);
+    let read = runtime().block_on(async {
+        let mut consumer = Consumer::connect(&target, ConsumerConfig::default()).await.unwrap();
+        consumer.assign("kept", 0, Seek::Earliest).await.unwrap();
+        consumer.poll(5000).await.unwrap()
+    });
+    assert_eq!(read.len(), 50);
+    assert!(
+        read.iter().enumerate().all(|(i, r)| r.offset == i as u64 && r.value.as_ref().unwrap().len() == 2000)
+    );
+}
+
+/// With `kafka_batches_as_sent` off (a cluster upgrading from a version before the format),
+/// Kafka batches are converted to Weir's columns, as they were.
+#[test]
+fn with_batches_as_sent_off_kafka_batches_are_converted() {
+    let node = KafkaNode::start(1, &[("WEIR_KAFKA_BATCHES_AS_SENT", "false")]);
+    node.create_topic("kept", 1, &[]);
+    let mut w = Wire::connect(&node.bootstrap);
+    let sent = kafka_batch(0, Compression::Zstd);
+    assert_eq!(produce(&mut w, "kept", sent.clone()), 0);
+    let fetched = fetch_all(&mut w, "kept");
+    assert_eq!(i16::from_be_bytes([fetched[21], fetched[22]]) & 7, 0, "uncompressed");
+    assert_eq!(wire::values(Some(fetched)), wire::values(Some(sent)));
+}

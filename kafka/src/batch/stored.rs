@@ -133,19 +133,19 @@ pub fn stored_to_weir(view: &BatchView<'_>, limits: &ConvertLimits) -> Result<Ba
 /// `None` when no batch is a kept Kafka batch (the bytes serve as they are); else the batches,
 /// the kept ones converted, as many as fit `bytes_max` (the first whatever its size: a
 /// decompressed batch may be larger than the read, and the consumer reads on from the next).
+/// A batch that does not convert ends the answer before it, or fails it if it is the first.
 /// Every batch must be whole, as Weir's reads return them.
 pub fn native_section(
     batches: &[u8],
     limits: &ConvertLimits,
     bytes_max: usize,
 ) -> Result<Option<AlignedVec<16>>, BatchConvertError> {
-    let weir = |source| BatchConvertError::Weir { source };
     let mut any = false;
     let mut rest = batches;
     while !rest.is_empty() && !any {
-        let h = BatchHeader::decode(rest).map_err(weir)?;
+        let h = framed(rest)?;
         any = h.kafka_fields().is_some();
-        rest = rest.get(h.batch_len as usize..).unwrap_or_default();
+        rest = &rest[h.batch_len as usize..];
     }
     if !any {
         return Ok(None);
@@ -153,17 +153,13 @@ pub fn native_section(
     let mut out = AlignedVec::<16>::with_capacity(batches.len().min(bytes_max) * 2);
     let mut rest = batches;
     while !rest.is_empty() {
-        let h = BatchHeader::decode(rest).map_err(weir)?;
-        let len = h.batch_len as usize;
-        let converted;
-        let one = if h.kafka_fields().is_some() {
-            let view = BatchView::validate_stored(rest, usize::MAX).map_err(weir)?;
-            converted = stored_to_weir(&view, limits)?;
-            converted.as_bytes()
-        } else {
-            // Served as read, as any native fetch: its consumer validates it.
-            rest.get(..len).ok_or(BatchConvertError::Truncated { needed: len, available: rest.len() })?
+        let len = framed(rest)?.batch_len as usize;
+        let converted = match columns_of(rest, limits) {
+            Ok(c) => c,
+            Err(e) if out.is_empty() => return Err(e),
+            Err(_) => break,
         };
+        let one = converted.as_ref().map_or(&rest[..len], Batch::as_bytes);
         if !out.is_empty() && out.len() + one.len() > bytes_max {
             break;
         }
@@ -171,4 +167,27 @@ pub fn native_section(
         rest = &rest[len..];
     }
     Ok(Some(out))
+}
+
+/// The header of the whole batch at the start of `bytes`, its frame checked.
+fn framed(bytes: &[u8]) -> Result<BatchHeader, BatchConvertError> {
+    let weir = |source| BatchConvertError::Weir { source };
+    let h = BatchHeader::decode(bytes).map_err(weir)?;
+    h.check_frame(usize::MAX).map_err(weir)?;
+    let len = h.batch_len as usize;
+    if bytes.len() < len {
+        return Err(BatchConvertError::Truncated { needed: len, available: bytes.len() });
+    }
+    Ok(h)
+}
+
+/// The batch at the start of `bytes` converted to Weir's columns, or `None` if it has them
+/// (served as read, as any native fetch: its consumer validates it).
+fn columns_of(bytes: &[u8], limits: &ConvertLimits) -> Result<Option<Batch>, BatchConvertError> {
+    if framed(bytes)?.kafka_fields().is_none() {
+        return Ok(None);
+    }
+    let view =
+        BatchView::validate_stored(bytes, usize::MAX).map_err(|source| BatchConvertError::Weir { source })?;
+    stored_to_weir(&view, limits).map(Some)
 }

@@ -21,6 +21,12 @@ pub struct ConvertLimits {
 }
 
 impl ConvertLimits {
+    /// The limits for converting a batch already in a log, a Kafka batch kept as sent: its
+    /// records were walked within the limit of the node that took it, and its CRC says they
+    /// have not changed since. A limit lowered after (a restart, another leader) must not make
+    /// it unreadable, so only the format's own bound applies.
+    pub const STORED: Self = Self { batch_bytes_max: u32::MAX as usize };
+
     /// Panics when `batch_bytes_max` is below 256 bytes, too small for any Weir batch: that is
     /// a configuration error, not a bad request.
     pub fn new(batch_bytes_max: usize) -> Self {

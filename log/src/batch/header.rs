@@ -40,6 +40,9 @@ pub const ATTR_KNOWN: u16 =
     ATTR_COMPRESSION_MASK | ATTR_TRANSACTIONAL | ATTR_CONTROL | ATTR_COMPACTED | ATTR_PAYLOAD_FORMAT_MASK;
 /// The largest Kafka codec id (zstd); 1 to 4 are gzip, snappy, lz4 and zstd.
 pub const KAFKA_CODEC_MAX: u16 = 4;
+/// The largest Kafka records section a batch may hold: with the 49 header bytes after Kafka's
+/// `batchLength`, it must fit that i32.
+pub const KAFKA_PAYLOAD_BYTES_MAX: u32 = i32::MAX as u32 - 49;
 
 /// What follows the header, by the payload-format bits of `attributes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,6 +253,10 @@ impl BatchHeader {
                 }
                 if self.reserved1 > u64::from(u32::MAX) {
                     return bad("reserved", self.reserved1);
+                }
+                // Its Kafka batch's length, 49 bytes more, must fit Kafka's i32 batchLength.
+                if self.payload_len > KAFKA_PAYLOAD_BYTES_MAX {
+                    return bad("payload_len", u64::from(self.payload_len));
                 }
             }
             None => return bad("attributes", attributes),

@@ -255,7 +255,9 @@ async fn produce(
 async fn fetch(shard: &Shard, header: &FrameHeader, part: FetchPartition, max_wait_ms: u32) -> Outgoing {
     let max_bytes = part.max_bytes;
     let answer = shard.service.fetch(vec![part], max_wait_ms).await.pop().expect("one answer per partition");
-    let answer = answer.and_then(|f| as_columns(f, shard.config.batch_bytes_max, max_bytes));
+    // The conversion is bounded as the read was: a decompressed batch may be much larger.
+    let max_bytes = max_bytes.clamp(1, shard.config.request_bytes_max);
+    let answer = answer.and_then(|f| as_columns(f, max_bytes));
     let (resp, tail) = match &answer {
         Ok(f) => {
             let (high_watermark, log_start) = (f.high_watermark, f.log_start);
@@ -292,12 +294,8 @@ async fn fetch(shard: &Shard, header: &FrameHeader, part: FetchPartition, max_wa
 
 /// The read's batches with Weir's columns: Kafka batches kept as sent are converted, as many
 /// as fit `max_bytes` (the others, and a read without Kafka batches, are not copied).
-fn as_columns(
-    mut f: FetchedPartition,
-    batch_bytes_max: usize,
-    max_bytes: usize,
-) -> Result<FetchedPartition, Failure> {
-    let limits = weir_kafka::batch::ConvertLimits { batch_bytes_max };
+fn as_columns(mut f: FetchedPartition, max_bytes: usize) -> Result<FetchedPartition, Failure> {
+    let limits = weir_kafka::batch::ConvertLimits::STORED;
     match weir_kafka::batch::native_section(&f.batches, &limits, max_bytes) {
         Ok(None) => Ok(f),
         Ok(Some(columns)) => {

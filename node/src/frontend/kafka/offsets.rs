@@ -83,7 +83,7 @@ async fn first_record_at(
     let fetched = shard.service.fetch(vec![part], 0).await.pop().expect("one answer")?;
     let aligned = Aligned::new(fetched.batches);
     let corrupt = |e: String| Failure::new(ErrorCode::CorruptBatch, e);
-    let limits = weir_kafka::batch::ConvertLimits { batch_bytes_max: shard.config.batch_bytes_max };
+    let limits = weir_kafka::batch::ConvertLimits::STORED;
     let mut rest = aligned.bytes();
     while !rest.is_empty() {
         let stored = BatchView::validate_stored(rest, usize::MAX).map_err(|e| corrupt(e.to_string()))?;

@@ -128,8 +128,12 @@ fn convert(
         return Err((kafka_protocol::ResponseError::InvalidTopicException.code(), m));
     }
     let limits = weir_kafka::batch::ConvertLimits { batch_bytes_max: shard.config.batch_bytes_max };
-    let converted =
-        weir_kafka::batch::kafka_to_stored(&records, &limits).map_err(|e| (e.kafka_code(), e.to_string()))?;
+    let converted = if shard.config.kafka_batches_as_sent {
+        weir_kafka::batch::kafka_to_stored(&records, &limits)
+    } else {
+        weir_kafka::batch::kafka_to_weir(&records, &limits)
+    };
+    let converted = converted.map_err(|e| (e.kafka_code(), e.to_string()))?;
     let len = converted.iter().map(|c| c.batch.len()).sum();
     let mut out = rkyv::util::AlignedVec::<16>::with_capacity(len);
     for c in &converted {
@@ -139,6 +143,6 @@ fn convert(
         topic: topic.clone(),
         partition: PartitionId(index as u32),
         batches: Bytes::from_owner(out),
-        kafka_payloads: true,
+        kafka_payloads: shard.config.kafka_batches_as_sent,
     })
 }
