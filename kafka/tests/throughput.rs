@@ -5,7 +5,9 @@ mod common;
 
 use common::{NO_STAMP, TRecord, kafka_batch};
 use std::time::Instant;
-use weir_kafka::batch::{Codec, ConvertLimits, kafka_to_stored, kafka_to_weir, native_section, weir_to_kafka};
+use weir_kafka::batch::{
+    Codec, ConvertLimits, kafka_to_stored, kafka_to_weir, native_section, weir_to_kafka,
+};
 
 #[test]
 #[ignore = "prints throughput; run in release"]
