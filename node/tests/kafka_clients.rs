@@ -7,7 +7,7 @@
 mod common;
 
 use common::kafka::{KafkaNode, kcat, nodejs, python, run_ok, script};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::process::Stdio;
 
@@ -340,6 +340,22 @@ fn a_cluster_serves_kafka_clients_through_a_node_failure() {
     stdout.read_line(&mut line).unwrap();
     let status = child.wait().unwrap();
     assert!(status.success() && line.starts_with("ok"), "{line}");
+    // A native consumer reads the same records from the nodes left, converted from what the
+    // Kafka producer compressed.
+    let read: usize =
+        line.split_whitespace().nth(3).and_then(|n| n.parse().ok()).expect("ok N acknowledged, M read");
+    let out = run_ok(cluster.cli().args([
+        "consume",
+        "replicated",
+        "--from-beginning",
+        "--count",
+        &read.to_string(),
+        "--timeout-ms",
+        "30000",
+    ]));
+    let values: BTreeSet<&str> = out.lines().collect();
+    assert_eq!((out.lines().count(), values.len()), (read, read), "every record once");
+    assert!(values.iter().all(|v| v.starts_with('v')), "{values:?}");
 }
 
 #[test]

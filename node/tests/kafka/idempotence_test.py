@@ -1,4 +1,5 @@
-"""kafka-python's idempotent producer against a Weir node, with 1, 2 and 5 requests in flight.
+"""kafka-python's idempotent producer against a Weir node, with 1, 2 and 5 requests in flight
+and every codec (its batches are stored as sent, compressed).
 
 Run by node/tests/kafka_clients.rs with the bootstrap address as its argument; exits non-zero
 (an assertion or an exception) on any failure. Each record is acknowledged once; the offsets
@@ -22,17 +23,18 @@ BOOTSTRAP = sys.argv[1]
 PARTITIONS, RECORDS = 4, 300
 
 
-def produce(topic, in_flight):
+def produce(topic, in_flight, codec):
     """Sends RECORDS keyed records in small batches; returns {value: (partition, offset)}."""
     producer = KafkaProducer(
         bootstrap_servers=BOOTSTRAP,
         enable_idempotence=True,
         max_in_flight_requests_per_connection=in_flight,
+        compression_type=codec,
         # Small batches, so that several requests are in flight at once.
         batch_size=256,
         linger_ms=1,
     )
-    values = [f"{in_flight}-{i}".encode() for i in range(RECORDS)]
+    values = [f"{in_flight}-{codec}-{i}".encode() for i in range(RECORDS)]
     futures = [producer.send(topic, key=str(i % 7).encode(), value=v) for i, v in enumerate(values)]
     acked = {v: f.get(timeout=30) for v, f in zip(values, futures)}
     producer.close()
@@ -66,12 +68,12 @@ def consume(topic):
 
 def main():
     admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
-    for in_flight in (1, 2, 5):
-        topic = f"idempotent-{in_flight}"
+    for in_flight, codec in ((1, None), (2, "lz4"), (5, "zstd"), (5, "snappy"), (2, "gzip")):
+        topic = f"idempotent-{in_flight}-{codec}"
         admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-        acked = produce(topic, in_flight)
+        acked = produce(topic, in_flight, codec)
         read = consume(topic)
-        assert read == acked, (in_flight, len(read), len(acked))
+        assert read == acked, (in_flight, codec, len(read), len(acked))
     admin.close()
     print("ok")
 
