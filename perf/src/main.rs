@@ -33,7 +33,8 @@ struct Cli {
 enum Cmd {
     /// Produce records: throughput and acknowledgement latency
     Produce(RunArgs),
-    /// Read a topic from its start (filling it first when empty): catch-up throughput
+    /// Read a topic from its start (filling it first when empty): catch-up throughput and fetch
+    /// latency
     Consume(RunArgs),
     /// Produce at --rate while consumers read: delivery latency from intended send time
     E2e(RunArgs),

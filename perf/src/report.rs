@@ -77,7 +77,11 @@ impl Report {
             self.mb_per_s, self.records_per_s, self.measured_s
         );
         if let Some(l) = &self.latency {
-            let what = if self.mode == "e2e" { "delivery" } else { "ack" };
+            let what = match self.mode.as_str() {
+                "e2e" => "delivery",
+                "consume" => "fetch",
+                _ => "ack",
+            };
             println!(
                 "  {what} latency µs: p50 {} p90 {} p99 {} p99.9 {} p99.99 {} max {} (mean {:.0}, {} samples)",
                 l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.p9999_us, l.max_us, l.mean_us, l.count

@@ -196,7 +196,9 @@ fn split(partitions: &[u32], n: usize) -> Vec<Vec<u32>> {
 
 /// Reads the whole topic from its start, as a consumer catching up does (the node reads with
 /// direct I/O, so the data comes from the disk, not a page cache). Fills the topic first with
-/// `fill_bytes` when it is empty.
+/// `fill_bytes` when it is empty. Latency is each poll's that brought records: a fetch's round
+/// trip (a catching-up consumer has one in flight) and the SDK's turning its batches into
+/// records.
 pub async fn consume(w: Workload, progress: Progress) -> Result<Outcome, ClientError> {
     ensure_topic(&w.target, &w.topic, w.partitions).await?;
     let mut admin = Admin::connect(&w.target).await?;
@@ -229,10 +231,15 @@ pub async fn consume(w: Workload, progress: Progress) -> Result<Outcome, ClientE
                 for &p in &mine {
                     c.assign(&w.topic, p, Seek::Earliest).await?;
                 }
-                let (mut records, mut bytes) = (0u64, 0u64);
+                let (mut records, mut bytes, mut latency) = (0u64, 0u64, Latency::default());
                 while mine.iter().any(|p| c.position(&w.topic, *p).unwrap_or(0) < ends[p]) {
                     let before = records;
-                    for r in c.poll(500).await? {
+                    let asked = Instant::now();
+                    let polled = c.poll(500).await?;
+                    if !polled.is_empty() {
+                        latency.record(asked.elapsed());
+                    }
+                    for r in polled {
                         if r.offset < ends[&r.partition] {
                             records += 1;
                             bytes += r.value.as_ref().map_or(0, Vec::len) as u64;
@@ -241,16 +248,17 @@ pub async fn consume(w: Workload, progress: Progress) -> Result<Outcome, ClientE
                     // The bar counts every consumer's records, not the one's furthest along.
                     progress.fetch_add(records - before, Ordering::Relaxed);
                 }
-                Ok::<_, ClientError>((records, bytes, Instant::now()))
+                Ok::<_, ClientError>((records, bytes, latency, Instant::now()))
             })
         })
         .collect();
-    let mut out = Outcome::default();
+    let mut out = Outcome { latency: Some(Latency::default()), ..Outcome::default() };
     let mut last = start;
     for t in tasks {
-        let (r, b, done) = t.await.map_err(|e| ClientError::Io(std::io::Error::other(e)))??;
+        let (r, b, l, done) = t.await.map_err(|e| ClientError::Io(std::io::Error::other(e)))??;
         out.records += r;
         out.bytes += b;
+        out.latency.as_mut().expect("set above").merge(&l);
         last = last.max(done);
     }
     out.elapsed = last - start;

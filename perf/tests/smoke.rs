@@ -67,6 +67,9 @@ fn every_mode_runs_against_an_embedded_node_and_plots() {
     // Catch-up consume fills the empty topic first and reads it all.
     let consume = perf(dir.path(), &["consume", "--fill-bytes", "2000000"]);
     assert_eq!(consume["records"].as_u64().unwrap(), 2_000_000 / 256, "{consume}");
+    // Each fetch that brought records is timed: at least one, at most one per record.
+    let fetches = consume["latency"]["count"].as_u64().unwrap();
+    assert!((1..=2_000_000 / 256).contains(&fetches), "{consume}");
 
     // Two result files, one plot.
     let (a, b) = (dir.path().join("a.json"), dir.path().join("b.json"));
