@@ -54,6 +54,11 @@ pub enum ShardRequest {
     DeleteTopic {
         name: String,
     },
+    AddPartitions {
+        name: String,
+        count: u32,
+        validate_only: bool,
+    },
     /// From shard 0: apply this table (open and close partitions).
     ApplyTopics(TopicTable),
     /// To the shard that coordinates the call's group.

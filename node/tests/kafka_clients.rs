@@ -147,7 +147,6 @@ const KAFKA_PYTHON_UNSUPPORTED: &[(&str, &str)] = &[
     ("test_admin_integration.py::test_create_describe_delete_acls", "ACLs: Weir has no authorization yet"),
     ("test_admin_integration.py::test_delete_records", "DeleteRecords is not served"),
     ("test_admin_integration.py::test_delete_records_with_errors", "DeleteRecords is not served"),
-    ("test_admin_integration.py::test_create_partitions", "CreatePartitions is not served"),
     ("test_admin_integration.py::test_alter_partition_reassignments", "reassignments are the controller's"),
     ("test_admin_integration.py::test_list_partition_reassignments", "reassignments are the controller's"),
     ("test_producer_integration.py::test_transactional_producer_messages", "no transactions"),

@@ -15,12 +15,17 @@ mod groups;
 mod requests;
 
 use common::kafka::KafkaNode;
+use kafka_protocol::messages::create_partitions_request::{
+    CreatePartitionsAssignment, CreatePartitionsRequest, CreatePartitionsTopic,
+};
 use kafka_protocol::messages::delete_topics_request::{DeleteTopicState, DeleteTopicsRequest};
 use kafka_protocol::messages::describe_configs_request::{DescribeConfigsRequest, DescribeConfigsResource};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderEpochRequest, OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
-use kafka_protocol::messages::{ApiKey, DescribeClusterRequest, InitProducerIdRequest, RequestKind};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, DescribeClusterRequest, InitProducerIdRequest, RequestKind,
+};
 use requests::{self as req, topic};
 use std::io::Write;
 use wire::{Read1, Wire, batch, decode, frame, read_frame, s, served, values};
@@ -43,6 +48,7 @@ const COVERED: &[ApiKey] = &[
     ApiKey::ApiVersions,
     ApiKey::CreateTopics,
     ApiKey::DeleteTopics,
+    ApiKey::CreatePartitions,
     ApiKey::InitProducerId,
     ApiKey::OffsetForLeaderEpoch,
     ApiKey::DescribeConfigs,
@@ -209,6 +215,71 @@ fn produce_below_version_3_closes_the_connection_and_the_node_keeps_serving() {
     let mut w = Wire::connect(&node.bootstrap);
     let r = kind!(w.call(ApiKey::ListOffsets, 1, req::list_offsets("golden", -1)), ListOffsets);
     assert_eq!(r.topics[0].partitions[0].offset, 0);
+}
+
+/// A CreatePartitions of `topic` to `count`, with `assignments` if given.
+fn grow(topic: &str, count: i32, assignments: Option<Vec<Vec<i32>>>, validate_only: bool) -> RequestKind {
+    let assignments = assignments.map(|a| {
+        a.into_iter()
+            .map(|ids| {
+                CreatePartitionsAssignment::default().with_broker_ids(ids.into_iter().map(BrokerId).collect())
+            })
+            .collect()
+    });
+    let t = CreatePartitionsTopic::default()
+        .with_name(req::topic(topic))
+        .with_count(count)
+        .with_assignments(assignments);
+    let body = CreatePartitionsRequest::default()
+        .with_topics(vec![t])
+        .with_timeout_ms(5000)
+        .with_validate_only(validate_only);
+    RequestKind::CreatePartitions(body)
+}
+
+#[test]
+fn create_partitions_in_every_version_grows_a_topic_that_then_serves_them() {
+    let node = KafkaNode::start(2, &[]);
+    let mut w = Wire::connect(&node.bootstrap);
+    let code = |w: &mut Wire, v: i16, body: RequestKind| {
+        let r = kind!(w.call(ApiKey::CreatePartitions, v, body), CreatePartitions);
+        assert_eq!(r.results.len(), 1, "v{v}");
+        r.results[0].error_code
+    };
+    for v in served(ApiKey::CreatePartitions) {
+        let name = format!("grown-{v}");
+        node.create_topic(&name, 1, &[]);
+        assert_eq!(code(&mut w, v, grow(&name, 3, None, true)), 0, "v{v}: validate only");
+        assert_eq!(code(&mut w, v, grow(&name, 2, None, false)), 0, "v{v}");
+        assert_eq!(code(&mut w, v, grow(&name, 3, Some(vec![vec![0]]), false)), 0, "v{v}: assigned here");
+        assert_eq!(code(&mut w, v, grow(&name, 3, None, false)), 37, "v{v}: INVALID_PARTITIONS, not more");
+        assert_eq!(code(&mut w, v, grow(&name, 5, Some(vec![vec![7], vec![0]]), false)), 39, "v{v}");
+        assert_eq!(code(&mut w, v, grow(&name, 5, Some(vec![vec![0]]), false)), 39, "v{v}: one of two");
+        assert_eq!(code(&mut w, v, grow("no-such-topic", 5, None, false)), 3, "v{v}");
+        assert_eq!(code(&mut w, v, grow("__consumer_offsets", 500, None, false)), 17, "v{v}: internal");
+        let r = kind!(w.call(ApiKey::Metadata, 12, req::metadata(12, &[&name], false)), Metadata);
+        assert_eq!(r.topics[0].partitions.len(), 3, "v{v}: validate_only changed nothing, the rest did");
+        // The new partitions take records.
+        let vals = vec![format!("in the new partition of v{v}")];
+        let r = kind!(w.call(ApiKey::Produce, 9, req::produce(-1, &name, 2, batch(&vals))), Produce);
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 0, "v{v}");
+        let r = kind!(w.call(ApiKey::Fetch, 12, req::fetch(12, &name, 2, 0, 0)), Fetch);
+        assert_eq!(values(r.responses[0].partitions[0].records.clone()), vec![(0, vals[0].clone())]);
+    }
+    // Twice in one request: both refused.
+    let t = CreatePartitionsTopic::default().with_name(req::topic("grown-0")).with_count(9);
+    let body = CreatePartitionsRequest::default().with_topics(vec![t.clone(), t]).with_timeout_ms(5000);
+    let r = kind!(w.call(ApiKey::CreatePartitions, 3, RequestKind::CreatePartitions(body)), CreatePartitions);
+    assert!(r.results.iter().all(|t| t.error_code == 42), "{r:?}");
+    // Grown partitions outlive a restart.
+    let KafkaNode { node: n, bootstrap, _dir } = node;
+    let (dir, port) = n.stop();
+    let _node = common::Node::start_with(&dir, 2, port, &[("WEIR_KAFKA_LISTEN", bootstrap.as_str())]);
+    let mut w = Wire::connect(&bootstrap);
+    let r = kind!(w.call(ApiKey::Metadata, 12, req::metadata(12, &["grown-3"], false)), Metadata);
+    assert_eq!(r.topics[0].partitions.len(), 3);
+    let r = kind!(w.call(ApiKey::Fetch, 12, req::fetch(12, "grown-3", 2, 0, 0)), Fetch);
+    assert_eq!(values(r.responses[0].partitions[0].records.clone()).len(), 1);
 }
 
 #[test]

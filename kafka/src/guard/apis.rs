@@ -320,6 +320,26 @@ const DELETE_TOPICS: Message = Message {
     ]),
 };
 
+// CreatePartitions (API key 37).
+const CREATE_PARTITIONS_ASSIGNMENT: Struct =
+    Struct::new(&[Field::new("broker_ids", Kind::Array(&Kind::Int32), 0, MAX)]);
+const CREATE_PARTITIONS_TOPIC: Struct = Struct::new(&[
+    Field::new("name", Kind::String, 0, MAX),
+    Field::new("count", Kind::Int32, 0, MAX),
+    Field::new("assignments", Kind::NullableArray(&Kind::Struct(&CREATE_PARTITIONS_ASSIGNMENT)), 0, MAX),
+]);
+const CREATE_PARTITIONS: Message = Message {
+    api_key: 37,
+    min_version: 0,
+    max_version: 3,
+    flexible_from: 2,
+    body: Struct::new(&[
+        Field::new("topics", Kind::Array(&Kind::Struct(&CREATE_PARTITIONS_TOPIC)), 0, MAX),
+        Field::new("timeout_ms", Kind::Int32, 0, MAX),
+        Field::new("validate_only", Kind::Bool, 0, MAX),
+    ]),
+};
+
 // InitProducerId (API key 22).
 const INIT_PRODUCER_ID: Message = Message {
     api_key: 22,
@@ -468,6 +488,7 @@ pub(super) const MESSAGES: &[&Message] = &[
     &DESCRIBE_GROUPS,
     &CREATE_TOPICS,
     &DELETE_TOPICS,
+    &CREATE_PARTITIONS,
     &INIT_PRODUCER_ID,
     &OFFSET_FOR_LEADER_EPOCH,
     &DESCRIBE_CONFIGS,

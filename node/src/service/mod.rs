@@ -260,6 +260,9 @@ impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
                 ShardReply::TopicChanged(self.create_topic(name, partitions, config).await)
             }
             ShardRequest::DeleteTopic { name } => ShardReply::TopicChanged(self.delete_topic(name).await),
+            ShardRequest::AddPartitions { name, count, validate_only } => {
+                ShardReply::TopicChanged(self.add_partitions(name, count, validate_only).await)
+            }
             ShardRequest::ApplyTopics(table) => {
                 ShardReply::TopicsApplied(self.core.apply_topics(table).await)
             }

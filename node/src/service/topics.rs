@@ -74,21 +74,63 @@ impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
         };
         let mut table = before.clone();
         table.topics.insert(name.clone(), meta);
+        self.commit(before, table, format!("create topic {name:?}")).await
+    }
+
+    /// Grows topic `name` to `count` partitions, all or nothing, as Kafka's CreatePartitions:
+    /// the new partitions are placed by the default policy, the old ones stay where they are.
+    /// With `validate_only`, checks the change and makes none.
+    pub async fn add_partitions(&self, name: String, count: u32, validate_only: bool) -> Result<(), Failure> {
+        if self.core.id != TOPIC_SHARD {
+            let req = ShardRequest::AddPartitions { name, count, validate_only };
+            return self.on_topic_shard(req).await;
+        }
+        self.refuse_in_cluster()?;
+        if name == crate::groups::offsets_topic::OFFSETS_TOPIC {
+            // Groups are placed by the hash of their id over its partitions: more would move them.
+            let m = format!("{name} is internal: its partition count places the consumer groups");
+            return Err(Failure::new(ErrorCode::InvalidArgument, m));
+        }
+        let _change = self.topic_changes.lock().await;
+        let before = self.core.topics.borrow().clone();
+        let Some(meta) = before.topics.get(&name) else {
+            return Err(Failure::new(ErrorCode::UnknownTopic, format!("no topic {name:?}")));
+        };
+        if count <= meta.partitions || count > PARTITIONS_MAX {
+            let m = format!(
+                "{name:?} has {} partitions: a new count must lie within {}..={PARTITIONS_MAX}",
+                meta.partitions,
+                meta.partitions + 1
+            );
+            return Err(Failure::new(ErrorCode::InvalidArgument, m));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let mut meta = meta.clone();
+        let placed = crate::placement::place(&name, count, self.core.shards());
+        meta.replicas.extend(placed.into_iter().skip(meta.partitions as usize));
+        meta.partitions = count;
+        let mut table = before.clone();
+        table.topics.insert(name.clone(), meta);
+        self.commit(before, table, format!("add partitions to {name:?}")).await
+    }
+
+    /// Saves `table` and has every shard apply it; if a shard cannot open what it adds, goes
+    /// back to `before` (which deletes what was opened; should that fail too, the offline
+    /// partitions say why) and fails with what went wrong.
+    async fn commit(&self, before: TopicTable, table: TopicTable, what: String) -> Result<(), Failure> {
         self.save(&table).await?;
         let failures = self.apply_everywhere(table).await;
         if failures.is_empty() {
             return Ok(());
         }
-        // Going back deletes what was opened; should that fail too, the offline partitions
-        // say why.
-        let message = format!("cannot create topic {name:?}: {}", failures.join("; "));
+        let message = format!("cannot {what}: {}", failures.join("; "));
         match self.save(&before).await {
             Ok(()) => {
                 self.apply_everywhere(before).await;
             }
-            Err(e) => {
-                tracing::error!(topic = %name, error = %e.message, "cannot undo a failed topic creation")
-            }
+            Err(e) => tracing::error!(error = %e.message, "cannot undo a failed change: {what}"),
         }
         Err(Failure::new(ErrorCode::StorageError, message))
     }

@@ -4,14 +4,15 @@ Usage: cluster_test.py BOOTSTRAP. Creates a topic with three copies, checks that
 every node and a leader for each partition, produces with acks=all and idempotence, then prints
 "kill" and waits for a line on stdin (the test kills a node meanwhile), produces again, and
 reads everything back: every acknowledged record is there, none twice. The producer compresses
-with zstd and the consumer checks every batch's CRC.
+with zstd and the consumer checks every batch's CRC. Growing the topic is refused, as not served
+in a cluster yet.
 """
 
 import sys
 import time
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
 BOOTSTRAP = sys.argv[1]
 TOPIC = "replicated"
@@ -87,6 +88,13 @@ def main():
     c.close()
     assert len(seen) == len(set(seen)), "a record was stored twice"
     assert set(acked) <= set(seen), "an acknowledged record is missing"
+    # Growing a topic of a cluster is not served yet: refused, saying so, and nothing changes.
+    try:
+        admin.create_partitions([NewPartitions(TOPIC, PARTITIONS * 2)])[TOPIC].result(30)
+        raise AssertionError("a topic of the cluster grew")
+    except KafkaException as e:
+        assert e.args[0].code() == KafkaError.INVALID_REQUEST, e
+    assert len(admin.list_topics(TOPIC, timeout=30).topics[TOPIC].partitions) == PARTITIONS
     print(f"ok {len(acked)} acknowledged, {len(seen)} read", flush=True)
 
 

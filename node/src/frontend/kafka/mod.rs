@@ -19,6 +19,7 @@ mod group_describe;
 mod groups;
 mod metadata;
 mod offsets;
+mod partitions;
 mod produce;
 
 use crate::connection::{Pending, Protocol, Reply};
@@ -201,6 +202,9 @@ async fn dispatch(shard: &Rc<Shard>, header: &RequestHeader, req: RequestKind) -
         }
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(admin::create_topics(shard, r).await),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(admin::delete_topics(shard, r).await),
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(partitions::create_partitions(shard, r).await)
+        }
         RequestKind::DescribeConfigs(r) => {
             ResponseKind::DescribeConfigs(admin::describe_configs(shard, r).await)
         }
