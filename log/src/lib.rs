@@ -28,6 +28,7 @@ mod producer_snapshot;
 pub mod producers;
 pub mod scrub;
 pub mod segment;
+mod start_store;
 pub mod timestamp_lookup;
 
 pub use crate::group_commit::{PendingSync, SharedLog};

@@ -30,6 +30,7 @@ use crate::segment::{
     Fetched, ReadPlan, Scan, ScanEnd, ScanKind, Segment, data_file_name, index_file_name,
     parse_data_file_name, scan,
 };
+use crate::start_store::StartStore;
 use crate::storage::{Storage, StorageFile};
 use crate::timestamp_lookup::{Candidate, TimestampLookup};
 use std::collections::VecDeque;
@@ -216,6 +217,8 @@ pub struct PartitionLog<S: Storage> {
     failed: bool,
     /// Leader epoch → start offset, kept in step with the log's two ends.
     epochs: EpochStore<S::File>,
+    /// The log start a DeleteRecords set, which may lie inside the first segment.
+    start: StartStore<S::File>,
     /// Quarantined damage, ordered by segment and position. Not stored in a file of its own: a
     /// segment holding damage keeps no sealed index (and its hints stop before the damage), so
     /// every open scans it again and finds the same damage.
@@ -357,6 +360,10 @@ impl<S: Storage> PartitionLog<S> {
         let durable_offset = active.seg.next_offset;
         let log_start = sealed.front().map_or(active.seg.base, |s| s.base);
         let epochs = Self::open_epochs(&storage, log_start, durable_offset, &mut report).await?;
+        let mut start = StartStore::open(&storage).await?;
+        // A crash may have lost records a DeleteRecords had reached (a node without fsync): the
+        // log cannot start past its end.
+        start.start = start.start.min(durable_offset);
         storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
         let log = Self {
             storage,
@@ -367,6 +374,7 @@ impl<S: Storage> PartitionLog<S> {
             last_flush_ms: now_ms,
             failed: false,
             epochs,
+            start,
             damaged,
             scrub: Default::default(),
             producers: ProducerTable::default(),
@@ -641,8 +649,14 @@ impl<S: Storage> PartitionLog<S> {
         &self.storage
     }
 
-    /// First offset in the log.
+    /// First offset in the log: its first segment's base, or past it where a DeleteRecords
+    /// deleted the records below (see [`delete_records`](Self::delete_records)).
     pub fn log_start(&self) -> u64 {
+        self.segments_start().max(self.start.start)
+    }
+
+    /// The base of the first segment, which may hold deleted records below the log start.
+    pub fn segments_start(&self) -> u64 {
         self.sealed.front().map_or(self.active.seg.base, |s| s.base)
     }
 
@@ -1124,7 +1138,8 @@ impl<S: Storage> PartitionLog<S> {
                     }
                 })
                 .collect();
-        TimestampLookup { ts, candidates, batch_bytes_max: self.config.stored_batch_bytes_max() }
+        let log_start = self.log_start();
+        TimestampLookup { ts, candidates, batch_bytes_max: self.config.stored_batch_bytes_max(), log_start }
     }
 
     /// Removes every batch holding an offset at or after `offset`, so the log ends at or before
@@ -1140,6 +1155,13 @@ impl<S: Storage> PartitionLog<S> {
         }
         // Before the cut: a snapshot of producers past it would outlive its batches.
         self.drop_snapshot_past(offset).await?;
+        if offset < self.start.start {
+            // The log cannot start past its end: it ends, empty, where it is cut.
+            self.begin_change()?;
+            let r = self.start.set(&self.storage, offset).await;
+            self.failed = r.is_err();
+            r?;
+        }
         if offset == self.next_offset() {
             if self.epochs.cache.truncate_from_end(offset) {
                 self.begin_change()?;
@@ -1190,7 +1212,7 @@ impl<S: Storage> PartitionLog<S> {
             self.failed = r.is_err();
             return r.map(|()| offset);
         }
-        let start = self.log_start();
+        let start = self.segments_start();
         if self.next_offset() > start {
             self.truncate_to(start, now_ms).await?;
         }
@@ -1259,7 +1281,7 @@ impl<S: Storage> PartitionLog<S> {
         self.scrub = ScrubCursor::default();
         self.active.data.sync().await?;
         self.durable_offset = self.next_offset();
-        if offset < self.log_start() {
+        if offset < self.segments_start() {
             return self.start_empty_at(offset, now_ms).await;
         }
         // Find the segment holding `offset` and the position of the batch that holds it: the
@@ -1401,6 +1423,43 @@ impl<S: Storage> PartitionLog<S> {
         r
     }
 
+    /// Deletes the records below `offset`, at most the log end, as Kafka's DeleteRecords: the
+    /// log starts there from now on, durably, and the sealed segments wholly below it go (the
+    /// first one left may still hold deleted records, never served). The caller keeps `offset`
+    /// at or below the high watermark, as retention does. Returns the log start, which a lower
+    /// `offset` does not move.
+    pub async fn delete_records(&mut self, offset: u64) -> Result<u64> {
+        self.check_usable()?;
+        assert!(offset <= self.next_offset(), "records are deleted below the log end");
+        if offset <= self.log_start() {
+            return Ok(self.log_start());
+        }
+        self.begin_change()?;
+        let r = self.delete_records_inner(offset).await;
+        self.failed = r.is_err();
+        r
+    }
+
+    async fn delete_records_inner(&mut self, offset: u64) -> Result<u64> {
+        // The start first: a crash after it leaves segments that a later open reads from it.
+        self.start.set(&self.storage, offset).await?;
+        let mut deleted = false;
+        while let Some(base) = self.sealed.front().filter(|s| s.next_offset <= offset).map(|s| s.base) {
+            Self::remove_segment(&self.storage, base).await?;
+            self.sealed.pop_front();
+            deleted = true;
+        }
+        if deleted {
+            let first = self.segments_start();
+            self.damaged.retain(|d| d.segment >= first);
+            self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
+        }
+        if self.epochs.cache.truncate_from_start(self.log_start()) {
+            self.epochs.persist().await?;
+        }
+        Ok(self.log_start())
+    }
+
     async fn retention_inner(&mut self, now_ms: u64, committed_end: u64) -> Result<Vec<u64>> {
         let mut deleted = Vec::new();
         let mut total = self.size_bytes();
@@ -1420,7 +1479,7 @@ impl<S: Storage> PartitionLog<S> {
             deleted.push(base);
         }
         if !deleted.is_empty() {
-            let start = self.log_start();
+            let start = self.segments_start();
             self.damaged.retain(|d| d.segment >= start);
             self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
             if self.epochs.cache.truncate_from_start(self.log_start()) {

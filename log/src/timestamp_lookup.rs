@@ -39,6 +39,8 @@ pub struct TimestampLookup<F> {
     /// Segments whose largest timestamp reaches `ts`, oldest first.
     pub(crate) candidates: Vec<Candidate<F>>,
     pub(crate) batch_bytes_max: usize,
+    /// Records below it were deleted (a DeleteRecords) and are never an answer.
+    pub(crate) log_start: u64,
 }
 
 impl<F: StorageFile> TimestampLookup<F> {
@@ -82,14 +84,18 @@ impl<F: StorageFile> TimestampLookup<F> {
                         let pos = fetched.position + at as u64;
                         LogError::Corrupt { segment: c.base, pos, first_offset, last_offset, source }
                     })?;
-                if view.header().max_timestamp >= self.ts {
+                let h = view.header();
+                if h.max_timestamp >= self.ts && h.last_offset() >= self.log_start {
                     // A Kafka-format batch answers for its first record: the lookup is exact to
                     // the batch, and a consumer starting there reads the few records before
                     // `ts` as well (the log does not decompress Kafka records to look).
                     if view.is_kafka() {
-                        return Ok(Some(view.header().base_offset));
+                        return Ok(Some(h.base_offset.max(self.log_start)));
                     }
-                    return Ok(view.records().find(|r| r.timestamp >= self.ts).map(|r| r.offset));
+                    let found = view.records().find(|r| r.timestamp >= self.ts && r.offset >= self.log_start);
+                    if let Some(r) = found {
+                        return Ok(Some(r.offset));
+                    }
                 }
                 at += view.bytes().len();
             }
