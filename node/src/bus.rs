@@ -59,6 +59,13 @@ pub enum ShardRequest {
         count: u32,
         validate_only: bool,
     },
+    /// To the partition's owner: delete its records below `offset` (`None`: its high
+    /// watermark).
+    DeleteRecords {
+        topic: String,
+        partition: u32,
+        offset: Option<u64>,
+    },
     /// From shard 0: apply this table (open and close partitions).
     ApplyTopics(TopicTable),
     /// To the shard that coordinates the call's group.
@@ -81,6 +88,8 @@ pub enum ShardReply {
     Produce(Vec<Result<Produced, Failure>>),
     Fetch(Vec<Result<FetchedPartition, Failure>>),
     ListOffsets(Result<u64, Failure>),
+    /// The partition's log start after a DeleteRecords.
+    RecordsDeleted(Result<u64, Failure>),
     Described(Vec<PartitionStatus>),
     TopicChanged(Result<(), Failure>),
     /// The partitions of the table that could not be opened, with their causes.

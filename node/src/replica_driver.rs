@@ -26,7 +26,7 @@ use futures::channel::oneshot;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
-use weir_log::batch::BatchView;
+use weir_log::batch::{BatchHeader, BatchView};
 use weir_log::storage::Storage;
 use weir_log::{AppendAllError, LogError, PartitionLog};
 use weir_net::ErrorCode;
@@ -236,6 +236,17 @@ pub fn replica_failure(e: ReplicaError, leader: Option<String>) -> Failure {
         ReplicaError::Storage { .. } => Failure::new(ErrorCode::StorageError, e.to_string()),
         _ => Failure::new(ErrorCode::Unknown, e.to_string()),
     }
+}
+
+/// Batches back to back in `bytes`, by their headers' lengths (a bad header ends the count).
+fn count_batches(mut bytes: &[u8]) -> usize {
+    let mut n = 0;
+    while let Ok(h) = BatchHeader::decode(bytes) {
+        let len = (h.batch_len as usize).max(1);
+        n += 1;
+        bytes = bytes.get(len..).unwrap_or_default();
+    }
+    n
 }
 
 fn log_failed<S: Storage>(log: &PartitionLog<S>, reason: &'static str) -> LogFailure {
@@ -458,8 +469,16 @@ impl<S: Storage + Clone + 'static> Partition<S> {
             return Ok(None);
         }
         let limits = weir_kafka::batch::ConvertLimits { batch_bytes_max: limit };
-        weir_kafka::batch::native_section(bytes, &limits, usize::MAX)
-            .map_err(|e| Failure::new(ErrorCode::CorruptBatch, e.to_string()))
+        let corrupt = |m: String| Failure::new(ErrorCode::CorruptBatch, m);
+        let converted = weir_kafka::batch::native_section(bytes, &limits, usize::MAX)
+            .map_err(|e| corrupt(e.to_string()))?;
+        // Every batch or none: a conversion that stopped early would drop the rest unanswered.
+        if let Some(c) = &converted
+            && count_batches(c) != count_batches(bytes)
+        {
+            return Err(corrupt("a Kafka batch did not convert to Weir's columns".into()));
+        }
+        Ok(converted)
     }
 
     /// Validates a produce's batches (once, here: CRC, header, rkyv, columns) and appends them

@@ -18,6 +18,9 @@ use common::kafka::KafkaNode;
 use kafka_protocol::messages::create_partitions_request::{
     CreatePartitionsAssignment, CreatePartitionsRequest, CreatePartitionsTopic,
 };
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsRequest, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::delete_topics_request::{DeleteTopicState, DeleteTopicsRequest};
 use kafka_protocol::messages::describe_configs_request::{DescribeConfigsRequest, DescribeConfigsResource};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
@@ -49,6 +52,7 @@ const COVERED: &[ApiKey] = &[
     ApiKey::CreateTopics,
     ApiKey::DeleteTopics,
     ApiKey::CreatePartitions,
+    ApiKey::DeleteRecords,
     ApiKey::InitProducerId,
     ApiKey::OffsetForLeaderEpoch,
     ApiKey::DescribeConfigs,
@@ -215,6 +219,59 @@ fn produce_below_version_3_closes_the_connection_and_the_node_keeps_serving() {
     let mut w = Wire::connect(&node.bootstrap);
     let r = kind!(w.call(ApiKey::ListOffsets, 1, req::list_offsets("golden", -1)), ListOffsets);
     assert_eq!(r.topics[0].partitions[0].offset, 0);
+}
+
+/// A DeleteRecords of `topic`'s partitions, each below its offset.
+fn delete_below(topic: &str, offsets: &[(i32, i64)]) -> RequestKind {
+    let partitions = offsets
+        .iter()
+        .map(|&(p, o)| DeleteRecordsPartition::default().with_partition_index(p).with_offset(o))
+        .collect();
+    let t = DeleteRecordsTopic::default().with_name(req::topic(topic)).with_partitions(partitions);
+    RequestKind::DeleteRecords(DeleteRecordsRequest::default().with_topics(vec![t]).with_timeout_ms(5000))
+}
+
+#[test]
+fn delete_records_in_every_version_moves_the_log_start_for_good() {
+    let node = KafkaNode::start(2, &[]);
+    let mut w = Wire::connect(&node.bootstrap);
+    // (partition index, low watermark or error code)
+    let call = |w: &mut Wire, v: i16, topic: &str, offsets: &[(i32, i64)]| -> Vec<(i32, i64, i16)> {
+        let r = kind!(w.call(ApiKey::DeleteRecords, v, delete_below(topic, offsets)), DeleteRecords);
+        r.topics[0].partitions.iter().map(|p| (p.partition_index, p.low_watermark, p.error_code)).collect()
+    };
+    for v in served(ApiKey::DeleteRecords) {
+        let name = format!("deleted-{v}");
+        node.create_topic(&name, 2, &[]);
+        let vals: Vec<String> = (0..10).map(|i| format!("v{v}-{i}")).collect();
+        for p in 0..2 {
+            let r = kind!(w.call(ApiKey::Produce, 9, req::produce(-1, &name, p, batch(&vals))), Produce);
+            assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+        }
+        let got = call(&mut w, v, &name, &[(0, 4), (1, -1)]);
+        assert_eq!(got, vec![(0, 4, 0), (1, 10, 0)], "v{v}: below 4, and below the high watermark");
+        // A lower offset moves nothing; one past the high watermark, a negative one, an unknown
+        // partition and the groups' own topic are refused.
+        assert_eq!(call(&mut w, v, &name, &[(0, 2)]), vec![(0, 4, 0)], "v{v}");
+        assert_eq!(call(&mut w, v, &name, &[(0, 11), (0, -5)]), vec![(0, -1, 1), (0, -1, 1)], "v{v}");
+        assert_eq!(call(&mut w, v, &name, &[(7, 1)]), vec![(7, -1, 3)], "v{v}");
+        assert_eq!(call(&mut w, v, "__consumer_offsets", &[(0, 0)])[0].2, 17, "v{v}");
+        // Reads start at the new log start: earliest is 4, a fetch below it is out of range.
+        let r = kind!(w.call(ApiKey::ListOffsets, 7, req::list_offsets(&name, -2)), ListOffsets);
+        assert_eq!(r.topics[0].partitions[0].offset, 4, "v{v}");
+        let r = kind!(w.call(ApiKey::Fetch, 12, req::fetch(12, &name, 0, 3, 0)), Fetch);
+        assert_eq!(r.responses[0].partitions[0].error_code, 1, "v{v}: OFFSET_OUT_OF_RANGE");
+        let r = kind!(w.call(ApiKey::Fetch, 12, req::fetch(12, &name, 0, 4, 0)), Fetch);
+        let p = &r.responses[0].partitions[0];
+        assert_eq!((p.error_code, p.log_start_offset), (0, 4), "v{v}");
+    }
+    // The log start outlives a restart.
+    let KafkaNode { node: n, bootstrap, _dir } = node;
+    let (dir, port) = n.kill();
+    let _node = common::Node::start_with(&dir, 2, port, &[("WEIR_KAFKA_LISTEN", bootstrap.as_str())]);
+    let mut w = Wire::connect(&bootstrap);
+    let r = kind!(w.call(ApiKey::ListOffsets, 7, req::list_offsets("deleted-2", -2)), ListOffsets);
+    assert_eq!(r.topics[0].partitions[0].offset, 4);
 }
 
 /// A CreatePartitions of `topic` to `count`, with `assignments` if given.

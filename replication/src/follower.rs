@@ -25,6 +25,9 @@ pub(crate) struct FollowerState {
     reported_durable: u64,
     /// The leader's high watermark from its last answer with records.
     leader_high_watermark: u64,
+    /// The leader's log start from its last answer with records: this log follows it (see
+    /// [`Replica::log_start_to_follow`](crate::Replica::log_start_to_follow)).
+    pub(crate) leader_log_start: u64,
     /// The log agrees with the leader's below this: the fetch offset of an answer with records,
     /// and what was appended from it. Only this much of the log may be exposed.
     pub(crate) agreed_end: u64,
@@ -42,6 +45,7 @@ impl FollowerState {
             fetch_after_ms: 0,
             reported_durable: 0,
             leader_high_watermark: 0,
+            leader_log_start: 0,
             agreed_end: 0,
             appending: None,
             claims_epoch: None,
@@ -116,6 +120,7 @@ impl Replica {
                 // A diverging answer says nothing of which offsets agree: its high watermark may
                 // cover offsets this log holds from another epoch, about to be truncated.
                 f.leader_high_watermark = f.leader_high_watermark.max(answer.high_watermark);
+                f.leader_log_start = f.leader_log_start.max(answer.log_start);
                 f.agreed_end = f.agreed_end.max(fetch_offset);
                 f.appending = Some(answer.request_id);
                 self.queue(LogOp::AppendFetched { request_id: answer.request_id });

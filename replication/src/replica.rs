@@ -152,6 +152,17 @@ impl Replica {
         matches!(self.role, Role::Leader(_))
     }
 
+    /// Where this follower's log should start, learnt from its leader's (moved by a
+    /// DeleteRecords there, or by its retention), as Kafka's followers do: at most its own high
+    /// watermark, so only committed records go. `None` when it starts there already, or does
+    /// not follow. The caller deletes the records below and reports the new start with
+    /// [`handle_log_start`](Self::handle_log_start).
+    pub fn log_start_to_follow(&self) -> Option<u64> {
+        let Role::Follower(f) = &self.role else { return None };
+        let target = f.leader_log_start.min(self.offsets.high_watermark());
+        (target > self.offsets.log_start()).then_some(target)
+    }
+
     /// The leader this replica follows, if it follows one.
     pub fn leader(&self) -> Option<NodeId> {
         match &self.role {

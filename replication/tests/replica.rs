@@ -487,3 +487,34 @@ fn a_leader_answers_no_fetch_before_its_epoch_is_recorded() {
     let ready = n.replica.handle_fetch(0, &fetch(1, 2, 2));
     assert_eq!(ready.body, FetchBody::Records { fetch_offset: 2 });
 }
+
+/// A follower learns where its leader's log starts (a DeleteRecords there moved it) from the
+/// answers to its fetches, and is asked to start there too, never past its own high watermark.
+#[test]
+fn a_follower_follows_its_leaders_log_start_up_to_its_high_watermark() {
+    let mut c = three_in_sync(2);
+    for produce in 1..=4 {
+        c.produce(0, produce, Acks::All).unwrap();
+        c.advance(100);
+    }
+    c.advance(100);
+    assert_eq!((c.node(0).hw(), c.node(1).hw()), (4, 4));
+    assert_eq!(c.node(1).replica.log_start_to_follow(), None, "the leader starts at 0");
+    c.node(0).replica.handle_log_start(3);
+    c.produce(0, 5, Acks::All).unwrap();
+    c.advance(100);
+    assert_eq!(c.node(1).replica.log_start_to_follow(), Some(3));
+    c.node(1).replica.handle_log_start(3);
+    assert_eq!(c.node(1).replica.log_start_to_follow(), None, "followed");
+    // A leader's start at its log end is followed, never past the follower's high watermark.
+    let leader_hw = c.node(0).hw();
+    c.node(0).replica.handle_log_start(leader_hw);
+    for produce in 6..=8 {
+        c.produce(0, produce, Acks::All).unwrap();
+        c.advance(100);
+        let (to_follow, hw) = (c.node(2).replica.log_start_to_follow(), c.node(2).hw());
+        assert!(to_follow.is_some_and(|s| s <= hw), "{to_follow:?} within {hw}");
+    }
+    assert_eq!(c.node(2).replica.log_start_to_follow(), Some(leader_hw));
+    assert_eq!(c.node(0).replica.log_start_to_follow(), None, "a leader follows no one");
+}

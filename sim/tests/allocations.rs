@@ -106,7 +106,7 @@ fn produce_and_fetch_allocate_no_more_than_stated() {
     let before = allocations();
     node.block_on(async move {
         for i in 0..REQUESTS {
-            let part = FetchPartition { offset: (i % 1000) * 10, ..fetch.clone() };
+            let part = FetchPartition { offset: i * 10, ..fetch.clone() };
             let got = svc.fetch(vec![part], 0).await.pop().unwrap().expect("fetched");
             assert!(!got.batches.is_empty());
         }
@@ -114,6 +114,9 @@ fn produce_and_fetch_allocate_no_more_than_stated() {
     .unwrap();
     let per_fetch = (allocations() - before) as f64 / REQUESTS as f64;
     println!("allocations per request: produce {per_produce:.1}, fetch {per_fetch:.1}");
-    assert!(per_produce <= PRODUCE_ALLOCATIONS_MAX, "produce: {per_produce:.1} allocations");
-    assert!(per_fetch <= FETCH_ALLOCATIONS_MAX, "fetch: {per_fetch:.1} allocations");
+    // Counted on the node's thread at all (a count of none would be the wrong thread's).
+    assert!(per_produce > 0.0 && per_fetch > 0.0);
+    let again = "more than stated: find the new allocation, or measure again and say why";
+    assert!(per_produce <= PRODUCE_ALLOCATIONS_MAX, "produce: {per_produce:.1} allocations, {again}");
+    assert!(per_fetch <= FETCH_ALLOCATIONS_MAX, "fetch: {per_fetch:.1} allocations, {again}");
 }

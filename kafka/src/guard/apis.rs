@@ -320,6 +320,26 @@ const DELETE_TOPICS: Message = Message {
     ]),
 };
 
+// DeleteRecords (API key 21).
+const DELETE_RECORDS_PARTITION: Struct = Struct::new(&[
+    Field::new("partition_index", Kind::Int32, 0, MAX),
+    Field::new("offset", Kind::Int64, 0, MAX),
+]);
+const DELETE_RECORDS_TOPIC: Struct = Struct::new(&[
+    Field::new("name", Kind::String, 0, MAX),
+    Field::new("partitions", Kind::Array(&Kind::Struct(&DELETE_RECORDS_PARTITION)), 0, MAX),
+]);
+const DELETE_RECORDS: Message = Message {
+    api_key: 21,
+    min_version: 0,
+    max_version: 2,
+    flexible_from: 2,
+    body: Struct::new(&[
+        Field::new("topics", Kind::Array(&Kind::Struct(&DELETE_RECORDS_TOPIC)), 0, MAX),
+        Field::new("timeout_ms", Kind::Int32, 0, MAX),
+    ]),
+};
+
 // CreatePartitions (API key 37).
 const CREATE_PARTITIONS_ASSIGNMENT: Struct =
     Struct::new(&[Field::new("broker_ids", Kind::Array(&Kind::Int32), 0, MAX)]);
@@ -488,6 +508,7 @@ pub(super) const MESSAGES: &[&Message] = &[
     &DESCRIBE_GROUPS,
     &CREATE_TOPICS,
     &DELETE_TOPICS,
+    &DELETE_RECORDS,
     &CREATE_PARTITIONS,
     &INIT_PRODUCER_ID,
     &OFFSET_FOR_LEADER_EPOCH,

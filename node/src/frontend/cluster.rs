@@ -16,6 +16,7 @@ use std::time::Duration;
 use weir_cluster::{ClusterMeta, ControlError, CreateTopic, MetaError};
 use weir_net::api::{PartitionInfo, ShardAddr, TopicInfo};
 use weir_net::cluster::{NodeInfo, NodeRole, NodeStatus, PartitionReplication, UnderReplicated};
+use weir_net::health::{PartitionHealth, PartitionState as HealthState};
 use weir_net::{ErrorCode, Response, TopicConfig};
 use weir_replication::NodeId;
 
@@ -179,13 +180,26 @@ fn topic_info(
                 .is_some_and(|(_, p)| me.is_some_and(|me| p.state.replicas.contains(&me)));
             let status = statuses.and_then(|s| s.get(i as usize)).filter(|_| held);
             let replication = replication(meta, name, i, status);
+            // A DescribeTopic answers every partition's health: one with no replica here has
+            // the metadata's word for it (online while it has a leader).
+            let health = match (status, me) {
+                (Some(s), _) => Some(s.health.clone()),
+                (None, Some(_)) => Some(match replication.leader {
+                    Some(_) => PartitionHealth::online(),
+                    None => PartitionHealth {
+                        state: HealthState::Offline { cause: "no leader".into(), retry_in_ms: None },
+                        damaged: Vec::new(),
+                    },
+                }),
+                (None, None) => None,
+            };
             PartitionInfo {
                 partition: i,
                 shard: replication.leader_shard,
                 log_start: status.and_then(|s| s.bounds).map_or(0, |b| b.log_start),
                 log_end: replication.high_watermark,
                 replication: Some(replication),
-                health: status.map(|s| s.health.clone()),
+                health,
             }
         })
         .collect();

@@ -361,9 +361,73 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
                 // Planned under the lock, read without it.
                 let lookup = p.log.lock().await.plan_timestamp_lookup(ts);
                 let found = lookup.execute().await.map_err(log_failure)?;
-                Ok(found.unwrap_or(hw).min(hw))
+                match found {
+                    Some(o) if o < hw => Ok(Self::record_at_or_after(&p, o, ts, hw).await?.min(hw)),
+                    _ => Ok(hw),
+                }
             }
         }
+    }
+
+    /// The first record at or after `offset` whose timestamp is at least `ts`: `offset` itself
+    /// when the log's search was exact (Weir's columns), one inside the batch it found when
+    /// that is a Kafka batch kept as sent (the log answers those to the batch).
+    async fn record_at_or_after(
+        p: &Partition<D::Storage>,
+        offset: u64,
+        ts: i64,
+        hw: u64,
+    ) -> Result<u64, Failure> {
+        let plan = p.log.lock().await.plan_read(offset, 1, hw).map_err(log_failure)?;
+        let Some(plan) = plan else { return Ok(offset) };
+        let read = plan.execute().await.map_err(log_failure)?;
+        let corrupt = |e: String| Failure::new(ErrorCode::CorruptBatch, e);
+        let header = BatchHeader::decode(read.bytes()).map_err(|e| corrupt(e.to_string()))?;
+        if header.kafka_fields().is_none() {
+            return Ok(offset);
+        }
+        let stored =
+            BatchView::validate_stored(read.bytes(), usize::MAX).map_err(|e| corrupt(e.to_string()))?;
+        let limits = weir_kafka::batch::ConvertLimits::STORED;
+        let batch =
+            weir_kafka::batch::stored_to_weir(&stored, &limits).map_err(|e| corrupt(e.to_string()))?;
+        let found =
+            batch.view().records().find(|r| r.offset >= offset && r.timestamp >= ts).map(|r| r.offset);
+        // The batch's largest timestamp reached `ts`, or the log would not have named it.
+        Ok(found.unwrap_or(stored.header().next_offset()))
+    }
+
+    /// Deletes the records of a partition this shard leads below `offset` (`None`: its high
+    /// watermark), which may not pass the high watermark: only committed records go, as
+    /// retention's. Returns the log start after, which a lower offset leaves where it is.
+    pub async fn delete_records_local(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: Option<u64>,
+    ) -> Result<u64, Failure> {
+        if topic == crate::groups::offsets_topic::OFFSETS_TOPIC {
+            let m = format!("{topic} is internal: its records are the consumer groups'");
+            return Err(Failure::new(ErrorCode::InvalidArgument, m));
+        }
+        let p = self.find(topic, partition)?;
+        if self.clustered() && !p.rep.replica.borrow().is_leader() {
+            return Err(self.not_hosted(topic, partition));
+        }
+        let hw = p.readable_end();
+        let offset = offset.unwrap_or(hw);
+        if offset > hw {
+            let m = format!("offset {offset} is past the high watermark {hw}");
+            return Err(Failure::new(ErrorCode::OffsetOutOfRange, m));
+        }
+        // Between two of the replica's log operations, as retention: the driver waits for the
+        // lock this holds.
+        let mut log = p.log.lock().await;
+        let end = log.next_offset();
+        let start = log.delete_records(offset.min(end)).await.map_err(log_failure)?;
+        p.rep.replica.borrow_mut().handle_log_start(start);
+        p.set_log_start(start);
+        Ok(start)
     }
 
     /// The status of each partition (bounds, state, damaged ranges), as this shard sees them:

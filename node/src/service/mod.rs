@@ -52,6 +52,7 @@ fn wrong(to: ShardId, asked: &'static str, got: &ShardReply) -> Failure {
         ShardReply::Produce(_) => "Produce",
         ShardReply::Fetch(_) => "Fetch",
         ShardReply::ListOffsets(_) => "ListOffsets",
+        ShardReply::RecordsDeleted(_) => "RecordsDeleted",
         ShardReply::Described(_) => "Described",
         ShardReply::TopicChanged(_) => "TopicChanged",
         ShardReply::TopicsApplied(_) => "TopicsApplied",
@@ -217,6 +218,27 @@ impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
         }
     }
 
+    /// Deletes the records of a partition below `offset` (`None`: its high watermark), as
+    /// Kafka's DeleteRecords, on the shard that owns it; returns its log start after. Only its
+    /// leader deletes; its followers follow (see `ShardCore::follow_log_starts`).
+    pub async fn delete_records(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: Option<u64>,
+    ) -> Result<u64, Failure> {
+        let to = self.owner(topic, partition);
+        if to == self.core.id {
+            return self.core.delete_records_local(topic, partition, offset).await;
+        }
+        let req = ShardRequest::DeleteRecords { topic: topic.to_owned(), partition, offset };
+        match self.bus.call(to, req).await {
+            Ok(ShardReply::RecordsDeleted(a)) => a,
+            Ok(other) => Err(wrong(to, "RecordsDeleted", &other)),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     /// Splits items by owner, keeping each one's position in the request.
     fn group<T>(&self, items: Vec<T>, owner: impl Fn(&T) -> ShardId) -> Vec<(ShardId, Vec<usize>, Vec<T>)> {
         let mut groups: Vec<(ShardId, Vec<usize>, Vec<T>)> = Vec::new();
@@ -260,6 +282,9 @@ impl<D: Disk, R: Runtime, B: Bus> PartitionService<D, R, B> {
                 ShardReply::TopicChanged(self.create_topic(name, partitions, config).await)
             }
             ShardRequest::DeleteTopic { name } => ShardReply::TopicChanged(self.delete_topic(name).await),
+            ShardRequest::DeleteRecords { topic, partition, offset } => {
+                ShardReply::RecordsDeleted(self.core.delete_records_local(&topic, partition, offset).await)
+            }
             ShardRequest::AddPartitions { name, count, validate_only } => {
                 ShardReply::TopicChanged(self.add_partitions(name, count, validate_only).await)
             }

@@ -155,6 +155,13 @@ impl TestCluster {
         addrs.collect::<Vec<_>>().join(",")
     }
 
+    /// The `weir` binary as a client of node `id` alone, over TCP.
+    pub fn cli_of(&self, id: u32) -> std::process::Command {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_weir"));
+        c.args(["--server", &format!("{}:{}", Self::host(id), self.port), "--transport", "tcp"]);
+        c
+    }
+
     /// The `weir` binary as a client of the cluster over TCP, bootstrapping from every node.
     pub fn cli(&self) -> std::process::Command {
         let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_weir"));

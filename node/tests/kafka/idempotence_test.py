@@ -55,7 +55,11 @@ def consume(topic):
         auto_offset_reset="earliest",
         consumer_timeout_ms=15000,
     )
-    consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
+    partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+    consumer.assign(partitions)
+    # Nothing past what was acknowledged: a duplicate after the last record would show here.
+    ends = consumer.end_offsets(partitions)
+    assert sum(ends.values()) == RECORDS, ends
     seen = {}
     for record in consumer:
         assert record.value not in seen, ("read twice", record)

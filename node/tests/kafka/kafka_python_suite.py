@@ -51,6 +51,10 @@ service.ExternalService = ExternalService
 service.SpawnedService = SpawnedService
 sys.modules["test.service"] = service
 os.environ["KAFKA_URI"] = f"kafka://{bootstrap}"
+# The suite skips a codec's tests silently when its library is missing: require them all.
+import kafka.codec  # noqa: E402
+
+assert kafka.codec.has_snappy() and kafka.codec.has_lz4() and kafka.codec.has_zstd(), "codec libraries missing"
 # The fixtures check that a Kafka distribution is there even when they do not start it.
 os.environ.setdefault("KAFKA_ROOT", os.path.join(src, "test"))
 # The Kafka release whose protocol the tests expect; versions are negotiated with ApiVersions.

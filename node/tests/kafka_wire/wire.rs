@@ -138,6 +138,30 @@ impl Wire {
         let id = self.send(key, version, &req);
         self.recv(key, version, id)
     }
+
+    /// Connects, or `None` if nothing listens there (yet).
+    #[allow(dead_code)] // Each test crate that includes this file uses part of it.
+    pub fn try_connect(addr: &str) -> Option<Wire> {
+        let stream = TcpStream::connect(addr).ok()?;
+        stream.set_read_timeout(Some(READ_TIMEOUT)).ok()?;
+        Some(Wire { stream, next_correlation_id: 1000 })
+    }
+
+    /// [`call`](Self::call), or `None` if the connection closes first (a node still joining
+    /// its cluster closes some requests).
+    #[allow(dead_code)]
+    pub fn try_call(&mut self, key: ApiKey, version: i16, req: RequestKind) -> Option<ResponseKind> {
+        self.next_correlation_id += 7;
+        let id = self.next_correlation_id;
+        self.stream.write_all(&frame(key, version, id, &req)).ok()?;
+        match read_frame(&mut self.stream) {
+            Read1::Frame(b) => {
+                let (got, resp) = decode(key, version, b);
+                (got == id).then_some(resp)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// Takes the variant out of a `ResponseKind`, or panics with what came instead.

@@ -13,6 +13,7 @@
 mod admin;
 mod admin_cluster;
 mod classic;
+mod delete_records;
 mod fetch;
 mod group_delete;
 mod group_describe;
@@ -202,6 +203,9 @@ async fn dispatch(shard: &Rc<Shard>, header: &RequestHeader, req: RequestKind) -
         }
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(admin::create_topics(shard, r).await),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(admin::delete_topics(shard, r).await),
+        RequestKind::DeleteRecords(r) => {
+            ResponseKind::DeleteRecords(delete_records::delete_records(shard, r).await)
+        }
         RequestKind::CreatePartitions(r) => {
             ResponseKind::CreatePartitions(partitions::create_partitions(shard, r).await)
         }
