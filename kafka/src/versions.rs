@@ -45,6 +45,8 @@ pub const SERVED: &[ApiRange] = &[
     api(ApiKey::DescribeLogDirs, 1, 4),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::ElectLeaders, 0, 2),
+    api(ApiKey::AlterPartitionReassignments, 0, 1),
+    api(ApiKey::ListPartitionReassignments, 0, 0),
     api(ApiKey::DescribeCluster, 0, 1),
 ];
 

@@ -145,8 +145,6 @@ fn kafkajs_produces_consumes_in_a_group_and_administers() {
 /// client itself, each with why. Every other test of the suite (SASL and SSL aside) must pass.
 const KAFKA_PYTHON_UNSUPPORTED: &[(&str, &str)] = &[
     ("test_admin_integration.py::test_create_describe_delete_acls", "ACLs: Weir has no authorization yet"),
-    ("test_admin_integration.py::test_alter_partition_reassignments", "reassignments are the controller's"),
-    ("test_admin_integration.py::test_list_partition_reassignments", "reassignments are the controller's"),
     ("test_producer_integration.py::test_transactional_producer_messages", "no transactions"),
     ("test_producer_integration.py::test_transactional_producer_offsets", "no transactions"),
     (

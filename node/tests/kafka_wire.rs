@@ -15,6 +15,9 @@ mod groups;
 mod requests;
 
 use common::kafka::KafkaNode;
+use kafka_protocol::messages::alter_partition_reassignments_request::{
+    AlterPartitionReassignmentsRequest, ReassignablePartition, ReassignableTopic,
+};
 use kafka_protocol::messages::create_partitions_request::{
     CreatePartitionsAssignment, CreatePartitionsRequest, CreatePartitionsTopic,
 };
@@ -23,6 +26,9 @@ use kafka_protocol::messages::delete_records_request::{
 };
 use kafka_protocol::messages::delete_topics_request::{DeleteTopicState, DeleteTopicsRequest};
 use kafka_protocol::messages::describe_configs_request::{DescribeConfigsRequest, DescribeConfigsResource};
+use kafka_protocol::messages::list_partition_reassignments_request::{
+    ListPartitionReassignmentsRequest, ListPartitionReassignmentsTopics,
+};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderEpochRequest, OffsetForLeaderPartition, OffsetForLeaderTopic,
 };
@@ -53,6 +59,8 @@ const COVERED: &[ApiKey] = &[
     ApiKey::DeleteTopics,
     ApiKey::CreatePartitions,
     ApiKey::DeleteRecords,
+    ApiKey::AlterPartitionReassignments,
+    ApiKey::ListPartitionReassignments,
     ApiKey::InitProducerId,
     ApiKey::OffsetForLeaderEpoch,
     ApiKey::DescribeConfigs,
@@ -272,6 +280,55 @@ fn delete_records_in_every_version_moves_the_log_start_for_good() {
     let mut w = Wire::connect(&bootstrap);
     let r = kind!(w.call(ApiKey::ListOffsets, 7, req::list_offsets("deleted-2", -2)), ListOffsets);
     assert_eq!(r.topics[0].partitions[0].offset, 4);
+}
+
+/// Weir moves no replica yet: a reassignment to where a partition is is done, any other is
+/// refused, a cancellation finds none in progress, and the list of those in progress is empty.
+#[test]
+fn partition_reassignments_in_every_version() {
+    let node = KafkaNode::start(1, &[]);
+    node.create_topic("placed", 2, &[]);
+    let mut w = Wire::connect(&node.bootstrap);
+    let alter = |partition: i32, replicas: Option<Vec<i32>>| {
+        let p = ReassignablePartition::default()
+            .with_partition_index(partition)
+            .with_replicas(replicas.map(|r| r.into_iter().map(BrokerId).collect()));
+        ReassignableTopic::default().with_name(req::topic("placed")).with_partitions(vec![p])
+    };
+    for v in served(ApiKey::AlterPartitionReassignments) {
+        let topics = vec![
+            alter(0, Some(vec![0])),
+            alter(1, Some(vec![0, 1])),
+            alter(1, None),
+            alter(5, Some(vec![0])),
+        ];
+        let body = AlterPartitionReassignmentsRequest::default().with_timeout_ms(5000).with_topics(topics);
+        let r = kind!(
+            w.call(ApiKey::AlterPartitionReassignments, v, RequestKind::AlterPartitionReassignments(body)),
+            AlterPartitionReassignments
+        );
+        assert_eq!(r.error_code, 0, "v{v}");
+        let codes: Vec<i16> = r.responses.iter().map(|t| t.partitions[0].error_code).collect();
+        // Done; INVALID_REPLICA_ASSIGNMENT; NO_REASSIGNMENT_IN_PROGRESS; UNKNOWN_TOPIC_OR_PARTITION.
+        assert_eq!(codes, vec![0, 39, 85, 3], "v{v}: {r:?}");
+    }
+    for v in served(ApiKey::ListPartitionReassignments) {
+        for topics in [
+            None,
+            Some(vec![
+                ListPartitionReassignmentsTopics::default()
+                    .with_name(req::topic("placed"))
+                    .with_partition_indexes(vec![0, 1]),
+            ]),
+        ] {
+            let body = ListPartitionReassignmentsRequest::default().with_timeout_ms(5000).with_topics(topics);
+            let r = kind!(
+                w.call(ApiKey::ListPartitionReassignments, v, RequestKind::ListPartitionReassignments(body)),
+                ListPartitionReassignments
+            );
+            assert_eq!((r.error_code, r.topics.len()), (0, 0), "v{v}");
+        }
+    }
 }
 
 /// A CreatePartitions of `topic` to `count`, with `assignments` if given.

@@ -479,6 +479,48 @@ const ELECT_LEADERS: Message = Message {
     ]),
 };
 
+// AlterPartitionReassignments (API key 45).
+const REASSIGNABLE_PARTITION: Struct = Struct::new(&[
+    Field::new("partition_index", Kind::Int32, 0, MAX),
+    Field::new("replicas", Kind::NullableArray(&Kind::Int32), 0, MAX),
+]);
+const REASSIGNABLE_TOPIC: Struct = Struct::new(&[
+    Field::new("name", Kind::String, 0, MAX),
+    Field::new("partitions", Kind::Array(&Kind::Struct(&REASSIGNABLE_PARTITION)), 0, MAX),
+]);
+const ALTER_PARTITION_REASSIGNMENTS: Message = Message {
+    api_key: 45,
+    min_version: 0,
+    max_version: 1,
+    flexible_from: 0,
+    body: Struct::new(&[
+        Field::new("timeout_ms", Kind::Int32, 0, MAX),
+        Field::new("allow_replication_factor_change", Kind::Bool, 1, MAX),
+        Field::new("topics", Kind::Array(&Kind::Struct(&REASSIGNABLE_TOPIC)), 0, MAX),
+    ]),
+};
+
+// ListPartitionReassignments (API key 46).
+const LIST_PARTITION_REASSIGNMENTS_TOPICS: Struct = Struct::new(&[
+    Field::new("name", Kind::String, 0, MAX),
+    Field::new("partition_indexes", Kind::Array(&Kind::Int32), 0, MAX),
+]);
+const LIST_PARTITION_REASSIGNMENTS: Message = Message {
+    api_key: 46,
+    min_version: 0,
+    max_version: 0,
+    flexible_from: 0,
+    body: Struct::new(&[
+        Field::new("timeout_ms", Kind::Int32, 0, MAX),
+        Field::new(
+            "topics",
+            Kind::NullableArray(&Kind::Struct(&LIST_PARTITION_REASSIGNMENTS_TOPICS)),
+            0,
+            MAX,
+        ),
+    ]),
+};
+
 // DescribeCluster (API key 60).
 const DESCRIBE_CLUSTER: Message = Message {
     api_key: 60,
@@ -517,6 +559,8 @@ pub(super) const MESSAGES: &[&Message] = &[
     &DESCRIBE_LOG_DIRS,
     &DELETE_GROUPS,
     &ELECT_LEADERS,
+    &ALTER_PARTITION_REASSIGNMENTS,
+    &LIST_PARTITION_REASSIGNMENTS,
     &DESCRIBE_CLUSTER,
 ];
 

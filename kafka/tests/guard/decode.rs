@@ -36,6 +36,10 @@ pub fn decode(api_key: i16, version: i16, body: Bytes) -> Result<(), String> {
         42 => run::<DeleteGroupsRequest>(body, version),
         43 => run::<ElectLeadersRequest>(body, version),
         60 => run::<DescribeClusterRequest>(body, version),
+        21 => run::<DeleteRecordsRequest>(body, version),
+        37 => run::<CreatePartitionsRequest>(body, version),
+        45 => run::<AlterPartitionReassignmentsRequest>(body, version),
+        46 => run::<ListPartitionReassignmentsRequest>(body, version),
         other => panic!("no decoder wired for API key {other}"),
     }
 }

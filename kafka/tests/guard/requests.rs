@@ -34,6 +34,10 @@ pub const APIS: &[(i16, i16, i16, Builder)] = &[
     (42, 0, 2, delete_groups),
     (43, 0, 2, elect_leaders),
     (60, 0, 1, describe_cluster),
+    (21, 0, 2, delete_records),
+    (37, 0, 3, create_partitions),
+    (45, 0, 1, alter_partition_reassignments),
+    (46, 0, 0, list_partition_reassignments),
 ];
 
 const TOPIC_ID: &str = "67e55044-10b1-426f-9247-bb680e5fe0c8";
@@ -524,5 +528,73 @@ fn elect_leaders(v: i16, nulls: bool) -> Bytes {
     r.topic_partitions = if nulls { None } else { Some(vec![t, TopicPartitions::default()]) };
     r.timeout_ms = 30_000;
     r.unknown_tagged_fields = unknown_tags(v >= 2);
+    encode(&r, v)
+}
+
+fn delete_records(v: i16, _nulls: bool) -> Bytes {
+    use delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+    let mut p = DeleteRecordsPartition::default();
+    p.partition_index = 3;
+    p.offset = -1;
+    p.unknown_tagged_fields = unknown_tags(v >= 2);
+    let mut t = DeleteRecordsTopic::default();
+    t.name = topic("orders");
+    t.partitions = vec![p, DeleteRecordsPartition::default()];
+    t.unknown_tagged_fields = unknown_tags(v >= 2);
+    let mut r = DeleteRecordsRequest::default();
+    r.topics = vec![t, DeleteRecordsTopic::default()];
+    r.timeout_ms = 30_000;
+    r.unknown_tagged_fields = unknown_tags(v >= 2);
+    encode(&r, v)
+}
+
+fn create_partitions(v: i16, nulls: bool) -> Bytes {
+    use create_partitions_request::{CreatePartitionsAssignment, CreatePartitionsTopic};
+    let mut a = CreatePartitionsAssignment::default();
+    a.broker_ids = vec![BrokerId(0), BrokerId(2)];
+    a.unknown_tagged_fields = unknown_tags(v >= 2);
+    let mut t = CreatePartitionsTopic::default();
+    t.name = topic("orders");
+    t.count = 6;
+    t.assignments = if nulls { None } else { Some(vec![a, CreatePartitionsAssignment::default()]) };
+    t.unknown_tagged_fields = unknown_tags(v >= 2);
+    let mut r = CreatePartitionsRequest::default();
+    r.topics = vec![t, CreatePartitionsTopic::default()];
+    r.timeout_ms = 30_000;
+    r.validate_only = true;
+    r.unknown_tagged_fields = unknown_tags(v >= 2);
+    encode(&r, v)
+}
+
+fn alter_partition_reassignments(v: i16, nulls: bool) -> Bytes {
+    use alter_partition_reassignments_request::{ReassignablePartition, ReassignableTopic};
+    let mut p = ReassignablePartition::default();
+    p.partition_index = 1;
+    p.replicas = if nulls { None } else { Some(vec![BrokerId(1), BrokerId(2), BrokerId(3)]) };
+    p.unknown_tagged_fields = unknown_tags(true);
+    let mut t = ReassignableTopic::default();
+    t.name = topic("orders");
+    t.partitions = vec![p, ReassignablePartition::default()];
+    t.unknown_tagged_fields = unknown_tags(true);
+    let mut r = AlterPartitionReassignmentsRequest::default();
+    r.timeout_ms = 30_000;
+    if v >= 1 {
+        r.allow_replication_factor_change = false;
+    }
+    r.topics = vec![t];
+    r.unknown_tagged_fields = unknown_tags(true);
+    encode(&r, v)
+}
+
+fn list_partition_reassignments(v: i16, nulls: bool) -> Bytes {
+    use list_partition_reassignments_request::ListPartitionReassignmentsTopics;
+    let mut t = ListPartitionReassignmentsTopics::default();
+    t.name = topic("orders");
+    t.partition_indexes = vec![0, 4];
+    t.unknown_tagged_fields = unknown_tags(true);
+    let mut r = ListPartitionReassignmentsRequest::default();
+    r.timeout_ms = 30_000;
+    r.topics = if nulls { None } else { Some(vec![t, ListPartitionReassignmentsTopics::default()]) };
+    r.unknown_tagged_fields = unknown_tags(true);
     encode(&r, v)
 }

@@ -22,6 +22,7 @@ mod metadata;
 mod offsets;
 mod partitions;
 mod produce;
+mod reassignments;
 
 use crate::connection::{Pending, Protocol, Reply};
 use crate::frame_reader::{Frame, Framing};
@@ -203,6 +204,12 @@ async fn dispatch(shard: &Rc<Shard>, header: &RequestHeader, req: RequestKind) -
         }
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(admin::create_topics(shard, r).await),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(admin::delete_topics(shard, r).await),
+        RequestKind::AlterPartitionReassignments(r) => {
+            ResponseKind::AlterPartitionReassignments(reassignments::alter(shard, r))
+        }
+        RequestKind::ListPartitionReassignments(r) => {
+            ResponseKind::ListPartitionReassignments(reassignments::list(r))
+        }
         RequestKind::DeleteRecords(r) => {
             ResponseKind::DeleteRecords(delete_records::delete_records(shard, r).await)
         }
