@@ -359,11 +359,14 @@ impl<S: Storage> PartitionLog<S> {
         report.segments = sealed.len() + 1;
         let durable_offset = active.seg.next_offset;
         let log_start = sealed.front().map_or(active.seg.base, |s| s.base);
-        let epochs = Self::open_epochs(&storage, log_start, durable_offset, &mut report).await?;
         let mut start = StartStore::open(&storage).await?;
         // A crash may have lost records a DeleteRecords had reached (a node without fsync): the
-        // log cannot start past its end.
-        start.start = start.start.min(durable_offset);
+        // log cannot start past its end, and records appended again there must stay readable.
+        if start.start > durable_offset {
+            start.set(&storage, durable_offset).await?;
+        }
+        let epochs =
+            Self::open_epochs(&storage, log_start.max(start.start), durable_offset, &mut report).await?;
         storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
         let log = Self {
             storage,
@@ -1057,7 +1060,19 @@ impl<S: Storage> PartitionLog<S> {
         max_bytes: usize,
         max_offset: u64,
     ) -> Result<Option<ReadPlan<S::File>>> {
-        let (start, end) = (self.log_start(), self.next_offset());
+        self.plan_read_from(self.log_start(), offset, max_bytes, max_offset)
+    }
+
+    /// [`plan_read`](Self::plan_read) of anything the segments hold from `start` on, deleted
+    /// records below the log start included: for the log's own scans (the producers' state).
+    fn plan_read_from(
+        &self,
+        start: u64,
+        offset: u64,
+        max_bytes: usize,
+        max_offset: u64,
+    ) -> Result<Option<ReadPlan<S::File>>> {
+        let end = self.next_offset();
         if offset < start || offset > end {
             return Err(LogError::OffsetOutOfRange { offset, start, end });
         }
@@ -1108,6 +1123,19 @@ impl<S: Storage> PartitionLog<S> {
         max_bytes: usize,
     ) -> Result<Fetched<<S::File as StorageFile>::ReadBuf>> {
         match self.plan_read(offset, max_bytes, u64::MAX)? {
+            Some(plan) => plan.execute().await,
+            None => Ok(Fetched::empty(offset)),
+        }
+    }
+
+    /// [`read`](Self::read) of what the segments hold, deleted records below the log start
+    /// included (see [`plan_read_from`](Self::plan_read_from)).
+    pub(crate) async fn read_segments(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+    ) -> Result<Fetched<<S::File as StorageFile>::ReadBuf>> {
+        match self.plan_read_from(self.segments_start(), offset, max_bytes, u64::MAX)? {
             Some(plan) => plan.execute().await,
             None => Ok(Fetched::empty(offset)),
         }
@@ -1174,6 +1202,12 @@ impl<S: Storage> PartitionLog<S> {
         self.begin_change()?;
         self.cuts += 1;
         let r = match self.truncate_inner(offset, now_ms).await {
+            // The cut lands at the start of the batch holding `offset`, which may lie below a
+            // start inside that batch: the log cannot start past its end.
+            Ok(end) if end < self.start.start => self.start.set(&self.storage, end).await.map(|()| end),
+            r => r,
+        };
+        let r = match r {
             // Epochs that started at or after the new end wrote nothing that is left.
             Ok(end) if self.epochs.cache.truncate_from_end(end) => self.epochs.persist().await.map(|()| end),
             r => r,

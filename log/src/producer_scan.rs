@@ -31,7 +31,8 @@ impl<S: Storage> PartitionLog<S> {
                 offset = d.last_offset + 1;
                 continue;
             }
-            let fetched = match self.read(offset, SCAN_READ_BYTES).await {
+            // Deleted records count too: their producers' sequences go on after them.
+            let fetched = match self.read_segments(offset, SCAN_READ_BYTES).await {
                 Ok(f) => f,
                 // Damage not found yet (the scrubber's to find): its batches are unknown, as a
                 // quarantined range's are, and the log opens all the same.

@@ -92,14 +92,18 @@ impl<S: Storage> PartitionLog<S> {
         let saved = self.load_snapshot().await?;
         self.producers_snapshot_base = saved.as_ref().map(|(base, _)| *base);
         let (from, mut table) = match saved {
-            Some((base, table)) if base >= self.log_start() && base <= self.next_offset() => (base, table),
+            // A snapshot above the segments' start describes batches still there, below a log
+            // start a DeleteRecords moved or not.
+            Some((base, table)) if base >= self.segments_start() && base <= self.next_offset() => {
+                (base, table)
+            }
             // One past the log end (its batches lost from outside) would be taken once appends
             // passed its base again: it goes now.
             Some((base, _)) if base > self.next_offset() => {
                 self.drop_snapshot_past(self.next_offset()).await?;
-                (self.log_start(), ProducerTable::default())
+                (self.segments_start(), ProducerTable::default())
             }
-            _ => (self.log_start(), ProducerTable::default()),
+            _ => (self.segments_start(), ProducerTable::default()),
         };
         self.scan_producers_from(from, &mut table).await?;
         self.producers = table;

@@ -60,8 +60,13 @@ impl<F: crate::storage::StorageFile> StartStore<F> {
         let mut best: Option<(u64, u64)> = None;
         for name in START_SLOT_NAMES {
             // Both are created together, before either is written: one missing is none written.
-            let Ok(file) = storage.open(name, false).await else {
-                return Ok(Self { start: 0, sequence: 0, slots: None });
+            // Any other failure is one: a start read as 0 would serve deleted records again.
+            let file = match storage.open(name, false).await {
+                Ok(file) => file,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Ok(Self { start: 0, sequence: 0, slots: None });
+                }
+                Err(e) => return Err(LogError::io("open", name, e)),
             };
             let bytes = read_whole(&file, name).await?;
             if let Some((seq, start)) = decode(&bytes)

@@ -103,3 +103,53 @@ fn a_cut_below_the_start_empties_the_log_there_and_a_new_start_moves_past_it() {
         assert_eq!((log.log_start(), log.next_offset()), (300, 302));
     });
 }
+
+/// A cut at the start, when the start lies inside a batch, lands at that batch's base: the
+/// log then starts there too, never past its end.
+#[test]
+fn a_cut_at_a_start_inside_a_batch_ends_and_starts_the_log_at_the_batch() {
+    block_on(async {
+        let st = MemStorage::new();
+        let mut log = filled(&st).await;
+        log.delete_records(123).await.unwrap();
+        assert_eq!(log.truncate_to(123, 0).await.unwrap(), 120);
+        assert_eq!((log.log_start(), log.next_offset()), (120, 120));
+        log.close().await.unwrap();
+        let (log, _) = PartitionLog::open(st, small_config(), 0).await.unwrap();
+        assert_eq!((log.log_start(), log.next_offset()), (120, 120));
+    });
+}
+
+/// A start past what a crash left of the log (written without a sync before) comes back at
+/// the log end, durably: records appended again there stay readable.
+#[test]
+fn a_start_past_the_recovered_end_is_brought_back_to_it_for_good() {
+    block_on(async {
+        let st = MemStorage::new();
+        let config = weir_log::LogConfig {
+            flush: weir_log::FlushPolicy::Interval { flush_interval_ms: u64::MAX },
+            ..small_config()
+        };
+        let (mut log, _) = PartitionLog::open(st.clone(), config.clone(), 0).await.unwrap();
+        for t in 0..10u64 {
+            log.append(&batch(t, 5, 40, 1).view(), 1, 0).await.unwrap();
+        }
+        log.flush().await.unwrap();
+        for t in 10..20u64 {
+            log.append(&batch(t, 5, 40, 1).view(), 1, 0).await.unwrap();
+        }
+        log.write_out().await.unwrap();
+        // The start is synced; the records it reaches are not.
+        log.delete_records(80).await.unwrap();
+        drop(log);
+        st.crash(CrashMode::LoseUnsynced);
+        let (mut log, _) = PartitionLog::open(st.clone(), config.clone(), 0).await.unwrap();
+        assert_eq!((log.log_start(), log.next_offset()), (50, 50));
+        log.append(&batch(99, 5, 40, 1).view(), 1, 0).await.unwrap();
+        log.flush().await.unwrap();
+        drop(log);
+        let (log, _) = PartitionLog::open(st, config, 0).await.unwrap();
+        assert_eq!((log.log_start(), log.next_offset()), (50, 55));
+        assert_eq!(read_all(&log).await, (50..55).collect::<Vec<_>>());
+    });
+}

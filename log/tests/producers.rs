@@ -165,3 +165,26 @@ fn the_cleaner_keeps_a_record_of_each_producers_latest_batch() {
         assert_eq!(check(&log, &mine), Ok(Verdict::Duplicate { base_offset: at, last_offset: at + 1 }));
     });
 }
+
+/// Producers keep their sequences through a DeleteRecords of everything and a reopen: their
+/// deleted batches are still read for it, as Kafka keeps producers' state past its log start.
+#[test]
+fn producers_outlive_a_delete_of_their_records_and_a_reopen() {
+    futures::executor::block_on(async {
+        let storage = MemStorage::new();
+        let (mut log, _) = PartitionLog::open(storage.clone(), small_config(), 0).await.unwrap();
+        for i in 0..100 {
+            append(&mut log, &stamped(1, 0, i * 2, 2)).await;
+        }
+        log.flush().await.unwrap();
+        let end = log.next_offset();
+        assert_eq!(log.delete_records(end).await.unwrap(), end);
+        let next = stamped(1, 0, 200, 1);
+        assert_eq!(check(&log, &next), Ok(Verdict::Append));
+        drop(log);
+        let (log, _) = PartitionLog::open(storage, small_config(), 0).await.unwrap();
+        assert_eq!(log.log_start(), end);
+        assert_eq!(check(&log, &next), Ok(Verdict::Append), "the next sequence, not an unknown producer");
+        assert!(matches!(check(&log, &stamped(1, 0, 150, 1)), Err(SequenceError::OutOfOrder { .. })));
+    });
+}

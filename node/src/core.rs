@@ -386,36 +386,8 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         if slow_pass {
             self.recover_partitions(now).await;
         }
-        self.follow_log_starts().await;
         self.tick_replicas();
         self.scrub_step(now).await;
-    }
-
-    /// Followers whose leader's log start moved on (a DeleteRecords there, or its retention)
-    /// delete their records below it too, up to their high watermark: a follower elected
-    /// later serves no record its leader had deleted. A node without peers has no follower.
-    async fn follow_log_starts(&self) {
-        if !self.clustered() {
-            return;
-        }
-        for p in self.all_partitions().into_iter().filter(|p| !p.is_failed()) {
-            if p.rep.replica.borrow().log_start_to_follow().is_none() {
-                continue;
-            }
-            let mut log = p.log.lock().await;
-            // Asked again under the lock: the replica may have moved on meanwhile.
-            let Some(start) = p.rep.replica.borrow().log_start_to_follow() else { continue };
-            let end = log.next_offset();
-            match log.delete_records(start.min(end)).await {
-                Ok(start) => {
-                    p.rep.replica.borrow_mut().handle_log_start(start);
-                    p.set_log_start(start);
-                }
-                Err(e) => {
-                    tracing::error!(partition = %p.name, error = %e, "following the leader's log start failed")
-                }
-            }
-        }
     }
 
     /// The replicas' timers: a follower fetches when due, a leader reviews its ISR. A standalone

@@ -397,9 +397,10 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         Ok(found.unwrap_or(stored.header().next_offset()))
     }
 
-    /// Deletes the records of a partition this shard leads below `offset` (`None`: its high
-    /// watermark), which may not pass the high watermark: only committed records go, as
-    /// retention's. Returns the log start after, which a lower offset leaves where it is.
+    /// Deletes the records of a partition of this node (not of a cluster, yet) below `offset`
+    /// (`None`: its high watermark), which may not pass the high watermark: only committed
+    /// records go, as retention's. Returns the log start after, which a lower offset leaves
+    /// where it is.
     pub async fn delete_records_local(
         &self,
         topic: &str,
@@ -410,19 +411,23 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             let m = format!("{topic} is internal: its records are the consumer groups'");
             return Err(Failure::new(ErrorCode::InvalidArgument, m));
         }
-        let p = self.find(topic, partition)?;
-        if self.clustered() && !p.rep.replica.borrow().is_leader() {
-            return Err(self.not_hosted(topic, partition));
+        if self.clustered() {
+            // Its followers would have to follow the new start, which a start inside a batch
+            // does not allow them yet (they copy whole batches).
+            let m = "deleting records of a cluster's partitions is not served yet";
+            return Err(Failure::new(ErrorCode::InvalidArgument, m));
         }
+        let p = self.find(topic, partition)?;
+        // Between two of the replica's log operations, as retention: the driver waits for the
+        // lock this holds. The high watermark is read under it: a log reopened meanwhile
+        // starts its replica again.
+        let mut log = p.log.lock().await;
         let hw = p.readable_end();
         let offset = offset.unwrap_or(hw);
         if offset > hw {
             let m = format!("offset {offset} is past the high watermark {hw}");
             return Err(Failure::new(ErrorCode::OffsetOutOfRange, m));
         }
-        // Between two of the replica's log operations, as retention: the driver waits for the
-        // lock this holds.
-        let mut log = p.log.lock().await;
         let end = log.next_offset();
         let start = log.delete_records(offset.min(end)).await.map_err(log_failure)?;
         p.rep.replica.borrow_mut().handle_log_start(start);

@@ -1,5 +1,7 @@
-//! DeleteRecords: each partition's records below an offset go, on its leader (its followers
-//! follow); -1 is the high watermark. Answered per partition with the log start after.
+//! DeleteRecords: each partition's records below an offset go; -1 is the high watermark.
+//! Answered per partition with the log start after. On a node of its own; in a cluster each
+//! partition answers INVALID_REQUEST for now (its followers cannot follow a start inside a
+//! batch yet).
 
 use crate::service::types::Failure;
 use crate::shard::Shard;
@@ -33,6 +35,10 @@ pub async fn delete_records(shard: &Rc<Shard>, req: DeleteRecordsRequest) -> Del
 }
 
 async fn delete_one(shard: &Shard, topic: &str, partition: i32, offset: i64) -> Result<u64, i16> {
+    if crate::frontend::cluster::cluster_of(shard).is_some() {
+        // Not served in a cluster yet (see `delete_records_local`).
+        return Err(ResponseError::InvalidRequest.code());
+    }
     let offset = match offset {
         HIGH_WATERMARK => None,
         o if o >= 0 => Some(o as u64),

@@ -45,6 +45,13 @@ async fn grow(shard: &Shard, t: &CreatePartitionsTopic, validate_only: bool) -> 
     let invalid = |m: String| (ResponseError::InvalidPartitions.code(), m);
     let count = u32::try_from(t.count).map_err(|_| invalid(format!("{} partitions", t.count)))?;
     let current = shard.core().topics.borrow().topics.get(&name).map(|m| m.partitions);
+    if name == crate::groups::offsets_topic::OFFSETS_TOPIC {
+        let m = format!("{name} is internal: its partition count places the consumer groups");
+        return Err((ResponseError::InvalidTopicException.code(), m));
+    }
+    if current.is_some_and(|c| count <= c) {
+        return Err(invalid(format!("{name:?} has {} partitions already", current.unwrap_or(0))));
+    }
     if let (Some(assignments), Some(current)) = (&t.assignments, current) {
         check_assignments(
             shard,
@@ -78,9 +85,6 @@ fn check_assignments<'a>(
 
 fn code_of(f: Failure) -> (i16, String) {
     let code = match f.code {
-        ErrorCode::InvalidArgument if f.message.contains("internal") => {
-            ResponseError::InvalidTopicException.code()
-        }
         ErrorCode::InvalidArgument => ResponseError::InvalidPartitions.code(),
         c => kafka_code(c),
     };
