@@ -482,7 +482,10 @@ impl<S: Storage> PartitionLog<S> {
         let Opened { mut store, lost } = EpochStore::open(storage).await?;
         report.epoch_cache_lost = lost;
         let cut = store.cache.truncate_from_end(end);
-        if store.cache.truncate_from_start(start) || cut {
+        // A log whose start is its end keeps its last epoch as it was: moved to the end, the
+        // next open would drop it as past the end.
+        let moved = start < end && store.cache.truncate_from_start(start);
+        if moved || cut {
             store.persist().await?;
         }
         Ok(store)
@@ -1183,13 +1186,6 @@ impl<S: Storage> PartitionLog<S> {
         }
         // Before the cut: a snapshot of producers past it would outlive its batches.
         self.drop_snapshot_past(offset).await?;
-        if offset < self.start.start {
-            // The log cannot start past its end: it ends, empty, where it is cut.
-            self.begin_change()?;
-            let r = self.start.set(&self.storage, offset).await;
-            self.failed = r.is_err();
-            r?;
-        }
         if offset == self.next_offset() {
             if self.epochs.cache.truncate_from_end(offset) {
                 self.begin_change()?;
@@ -1202,8 +1198,10 @@ impl<S: Storage> PartitionLog<S> {
         self.begin_change()?;
         self.cuts += 1;
         let r = match self.truncate_inner(offset, now_ms).await {
-            // The cut lands at the start of the batch holding `offset`, which may lie below a
-            // start inside that batch: the log cannot start past its end.
+            // The cut lands at the start of the batch holding `offset`, which may lie below the
+            // start: the log cannot start past its end. Moved down only once the cut is
+            // durable (a crash before would serve deleted records again); a crash between the
+            // two leaves a start past the end, which the next open brings back to it.
             Ok(end) if end < self.start.start => self.start.set(&self.storage, end).await.map(|()| end),
             r => r,
         };
@@ -1323,7 +1321,8 @@ impl<S: Storage> PartitionLog<S> {
         let (cut_pos, new_end) = match self.damaged.iter().find(|d| d.contains_offset(offset)) {
             Some(d) => (d.start_pos, d.first_offset),
             None => {
-                let fetched = self.read(offset, 1).await?;
+                // Below the log start too, where the start lies past the cut.
+                let fetched = self.read_segments(offset, 1).await?;
                 // In a gap left by compaction the read finds the batch after it: the log then
                 // ends where the batch before the gap ends.
                 let end = match fetched.first_offset > offset {
@@ -1488,10 +1487,11 @@ impl<S: Storage> PartitionLog<S> {
             self.damaged.retain(|d| d.segment >= first);
             self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
         }
-        if self.epochs.cache.truncate_from_start(self.log_start()) {
+        let start = self.log_start();
+        if start < self.next_offset() && self.epochs.cache.truncate_from_start(start) {
             self.epochs.persist().await?;
         }
-        Ok(self.log_start())
+        Ok(start)
     }
 
     async fn retention_inner(&mut self, now_ms: u64, committed_end: u64) -> Result<Vec<u64>> {
@@ -1516,7 +1516,8 @@ impl<S: Storage> PartitionLog<S> {
             let start = self.segments_start();
             self.damaged.retain(|d| d.segment >= start);
             self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
-            if self.epochs.cache.truncate_from_start(self.log_start()) {
+            let start = self.log_start();
+            if start < self.next_offset() && self.epochs.cache.truncate_from_start(start) {
                 self.epochs.persist().await?;
             }
         }

@@ -153,3 +153,22 @@ fn a_start_past_the_recovered_end_is_brought_back_to_it_for_good() {
         assert_eq!(read_all(&log).await, (50..55).collect::<Vec<_>>());
     });
 }
+
+/// Deleting everything keeps the leader epoch the log ends in, through reopens: a consumer
+/// checking its position by epoch still finds it.
+#[test]
+fn deleting_everything_keeps_the_last_epoch_through_reopens() {
+    block_on(async {
+        let st = MemStorage::new();
+        let mut log = filled(&st).await;
+        let epochs = log.leader_epochs().to_vec();
+        assert!(!epochs.is_empty(), "appends record their epoch");
+        log.delete_records(200).await.unwrap();
+        log.close().await.unwrap();
+        for _ in 0..2 {
+            let (log, _) = PartitionLog::open(st.clone(), small_config(), 0).await.unwrap();
+            assert_eq!(log.leader_epochs().last(), epochs.last());
+            log.close().await.unwrap();
+        }
+    });
+}
