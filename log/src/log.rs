@@ -1482,7 +1482,16 @@ impl<S: Storage> PartitionLog<S> {
             self.sealed.pop_front();
             deleted = true;
         }
-        if deleted {
+        self.settle_start(deleted).await?;
+        Ok(self.log_start())
+    }
+
+    /// After the log start moved (`removed`: by segments taken off the front): the removed
+    /// segments' damage is forgotten and their removal made durable, and the epochs below the
+    /// start are dropped. A log whose start is its end keeps its last epoch as it was: moved to
+    /// the end, the next open would drop it as past the end.
+    async fn settle_start(&mut self, removed: bool) -> Result<()> {
+        if removed {
             let first = self.segments_start();
             self.damaged.retain(|d| d.segment >= first);
             self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
@@ -1491,7 +1500,7 @@ impl<S: Storage> PartitionLog<S> {
         if start < self.next_offset() && self.epochs.cache.truncate_from_start(start) {
             self.epochs.persist().await?;
         }
-        Ok(start)
+        Ok(())
     }
 
     async fn retention_inner(&mut self, now_ms: u64, committed_end: u64) -> Result<Vec<u64>> {
@@ -1513,13 +1522,7 @@ impl<S: Storage> PartitionLog<S> {
             deleted.push(base);
         }
         if !deleted.is_empty() {
-            let start = self.segments_start();
-            self.damaged.retain(|d| d.segment >= start);
-            self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
-            let start = self.log_start();
-            if start < self.next_offset() && self.epochs.cache.truncate_from_start(start) {
-                self.epochs.persist().await?;
-            }
+            self.settle_start(true).await?;
         }
         Ok(deleted)
     }

@@ -25,6 +25,6 @@ pub use header::{
     KAFKA_HEADER_BYTES, KafkaBatchHeader, LOG_OVERHEAD, MAGIC_V2, compute_crc,
 };
 pub use record::{KafkaHeaders, KafkaRecord, RECORD_BYTES_MIN, RecordWalker};
-pub use stored::{kafka_to_stored, native_section, stored_to_weir};
+pub use stored::{first_record_at, kafka_to_stored, native_section, stored_to_weir};
 pub use to_kafka::{FetchConverted, fetch_section, weir_to_kafka};
 pub use to_weir::{ConvertLimits, Converted, kafka_to_weir};

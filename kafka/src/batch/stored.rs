@@ -9,7 +9,9 @@
 
 use super::compression::{Codec, decompress};
 use super::header::{ATTR_COMPRESSION_MASK, KAFKA_HEADER_BYTES, KafkaBatchHeader, LOG_OVERHEAD, MAGIC_V2};
-use super::to_weir::{ConvertLimits, Converted, Opened, Walked, build, convert_opened, open, walk};
+use super::to_weir::{
+    ConvertLimits, Converted, Opened, Walked, build, convert_opened, each_batch, open, walk,
+};
 use crate::error::BatchConvertError;
 use rkyv::util::AlignedVec;
 use std::borrow::Cow;
@@ -22,23 +24,14 @@ use weir_log::batch::{Batch, BatchBuilder, BatchHeader, BatchView, KafkaFields, 
 ///
 /// Every record is walked and checked either way: a kept batch is as valid as a converted one.
 pub fn kafka_to_stored(records: &[u8], limits: &ConvertLimits) -> Result<Vec<Converted>, BatchConvertError> {
-    if records.is_empty() {
-        return Err(BatchConvertError::Truncated { needed: KAFKA_HEADER_BYTES, available: 0 });
-    }
-    let mut out = Vec::new();
-    let mut rest = records;
-    while !rest.is_empty() {
-        let opened = open(rest, limits)?;
+    each_batch(records, |batch| {
+        let opened = open(batch, limits)?;
         let walked = walk(&opened.header, &opened.section, |_, _| Ok(()))?;
-        let one = if keepable(&opened, &walked, limits) {
-            keep(&opened, &walked)
-        } else {
-            convert_opened(&opened, limits)?
-        };
-        rest = &rest[one.kafka_bytes..];
-        out.push(one);
-    }
-    Ok(out)
+        match keepable(&opened, &walked, limits) {
+            true => Ok(keep(&opened, &walked)),
+            false => convert_opened(&opened, limits),
+        }
+    })
 }
 
 /// Whether the batch may be kept as sent.
@@ -127,6 +120,25 @@ pub fn stored_to_weir(view: &BatchView<'_>, limits: &ConvertLimits) -> Result<Ba
     let mut batch = build(&kh, &section, limits)?.builder.seal(f.producer);
     batch.set_base_offset(h.base_offset, h.leader_epoch);
     Ok(batch)
+}
+
+/// The first record of the stored batch `view` at or after `offset` whose timestamp is at
+/// least `at_least`, as `(offset, timestamp)`: a search by time that the log answered to the
+/// batch. A kept Kafka batch is read through its Weir columns.
+pub fn first_record_at(
+    view: &BatchView<'_>,
+    offset: u64,
+    at_least: i64,
+) -> Result<Option<(u64, i64)>, BatchConvertError> {
+    let converted = match view.is_kafka() {
+        true => Some(stored_to_weir(view, &ConvertLimits::STORED)?),
+        false => None,
+    };
+    let view = converted.as_ref().map_or(*view, Batch::view);
+    Ok(view
+        .records()
+        .find(|r| r.offset >= offset && r.timestamp >= at_least)
+        .map(|r| (r.offset, r.timestamp)))
 }
 
 /// The batches of a read, back to back, as a native consumer reads them: Weir's columns.

@@ -60,13 +60,22 @@ pub struct Converted {
 /// recomputed from the records, and the timestamp-type bit is ignored (a producer's timestamps
 /// are create times).
 pub fn kafka_to_weir(records: &[u8], limits: &ConvertLimits) -> Result<Vec<Converted>, BatchConvertError> {
+    each_batch(records, |batch| convert_one(batch, limits))
+}
+
+/// `one` of each Kafka batch of a Produce's `records`, back to back (at least one), all or
+/// nothing; `one` gets the bytes from its batch on and says how many it took.
+pub(super) fn each_batch(
+    records: &[u8],
+    mut one: impl FnMut(&[u8]) -> Result<Converted, BatchConvertError>,
+) -> Result<Vec<Converted>, BatchConvertError> {
     if records.is_empty() {
         return Err(BatchConvertError::Truncated { needed: KAFKA_HEADER_BYTES, available: 0 });
     }
     let mut out = Vec::new();
     let mut rest = records;
     while !rest.is_empty() {
-        let converted = convert_one(rest, limits)?;
+        let converted = one(rest)?;
         rest = &rest[converted.kafka_bytes..];
         out.push(converted);
     }

@@ -388,13 +388,10 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         }
         let stored =
             BatchView::validate_stored(read.bytes(), usize::MAX).map_err(|e| corrupt(e.to_string()))?;
-        let limits = weir_kafka::batch::ConvertLimits::STORED;
-        let batch =
-            weir_kafka::batch::stored_to_weir(&stored, &limits).map_err(|e| corrupt(e.to_string()))?;
         let found =
-            batch.view().records().find(|r| r.offset >= offset && r.timestamp >= ts).map(|r| r.offset);
+            weir_kafka::batch::first_record_at(&stored, offset, ts).map_err(|e| corrupt(e.to_string()))?;
         // The batch's largest timestamp reached `ts`, or the log would not have named it.
-        Ok(found.unwrap_or(stored.header().next_offset()))
+        Ok(found.map_or(stored.header().next_offset(), |(o, _)| o))
     }
 
     /// Deletes the records of a partition of this node (not of a cluster, yet) below `offset`

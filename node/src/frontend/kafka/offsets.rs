@@ -83,19 +83,13 @@ async fn first_record_at(
     let fetched = shard.service.fetch(vec![part], 0).await.pop().expect("one answer")?;
     let aligned = Aligned::new(fetched.batches);
     let corrupt = |e: String| Failure::new(ErrorCode::CorruptBatch, e);
-    let limits = weir_kafka::batch::ConvertLimits::STORED;
     let mut rest = aligned.bytes();
     while !rest.is_empty() {
         let stored = BatchView::validate_stored(rest, usize::MAX).map_err(|e| corrupt(e.to_string()))?;
-        let converted = match stored.is_kafka() {
-            true => Some(
-                weir_kafka::batch::stored_to_weir(&stored, &limits).map_err(|e| corrupt(e.to_string()))?,
-            ),
-            false => None,
-        };
-        let view = converted.as_ref().map_or(stored, |b| b.view());
-        if let Some(r) = view.records().find(|r| r.offset >= offset && r.timestamp >= at_least) {
-            return Ok(Some((r.offset, r.timestamp)));
+        let found = weir_kafka::batch::first_record_at(&stored, offset, at_least)
+            .map_err(|e| corrupt(e.to_string()))?;
+        if found.is_some() {
+            return Ok(found);
         }
         rest = &rest[stored.bytes().len()..];
     }
