@@ -7,12 +7,14 @@
 pub mod append_all;
 pub mod appender;
 pub mod batch;
+pub mod batch_cache;
 pub mod cleanup_policy;
 pub mod compaction;
 pub mod damage;
 pub mod epoch_cache;
 mod epoch_store;
 pub mod error;
+pub mod fetch_plan;
 pub mod index;
 pub mod io_budget;
 pub mod storage;
@@ -31,6 +33,8 @@ pub mod segment;
 mod start_store;
 pub mod timestamp_lookup;
 
+pub use crate::batch_cache::{BatchCache, BatchCacheStats};
+pub use crate::fetch_plan::FetchPlan;
 pub use crate::group_commit::{PendingSync, SharedLog};
 pub use crate::log::{Appended, FlushPolicy, LogConfig, PartitionLog, RecoveryReport, Tick, Truncation};
 pub use crate::timestamp_lookup::TimestampLookup;

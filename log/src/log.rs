@@ -17,6 +17,8 @@
 
 use crate::appender::{Appender, AppenderConfig};
 use crate::batch::{BatchHeader, BatchView, patch_offsets};
+use crate::batch_cache::{BatchCache, CachedLog};
+use crate::fetch_plan::FetchPlan;
 use crate::compaction::{CleanConfig, CleanPlan, CleanSegment, Cleanable, CleanedSegment, swap};
 use crate::damage::DamagedRange;
 use crate::epoch_cache::{EpochEnd, EpochEntry};
@@ -67,6 +69,9 @@ pub struct LogConfig {
     pub retention_ms: Option<u64>,
     /// Delete sealed segments, oldest first, while the log stays at least this large without them.
     pub retention_bytes: Option<u64>,
+    /// The shard's cache of recently appended batches, which fetches read before the files
+    /// (see [`crate::batch_cache`]); `None` reads the files only.
+    pub batch_cache: Option<BatchCache>,
 }
 
 impl Default for LogConfig {
@@ -82,6 +87,7 @@ impl Default for LogConfig {
             flush: FlushPolicy::Sync,
             retention_ms: Some(7 * 24 * 3600 * 1000),
             retention_bytes: None,
+            batch_cache: None,
         }
     }
 }
@@ -229,6 +235,8 @@ pub struct PartitionLog<S: Storage> {
     pub(crate) producers: ProducerTable,
     /// The base of `producers.snapshot`, if there is one (see [`crate::producer_snapshot`]).
     pub(crate) producers_snapshot_base: Option<u64>,
+    /// This log's part of the shard's batch cache, if it has one.
+    cache: Option<CachedLog>,
     /// How many times batches were cut off the log (truncations and new starts): a cleaner's
     /// checkpoint taken before a cut no longer describes the log.
     cuts: u64,
@@ -368,9 +376,11 @@ impl<S: Storage> PartitionLog<S> {
         let epochs =
             Self::open_epochs(&storage, log_start.max(start.start), durable_offset, &mut report).await?;
         storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
+        let cache = config.batch_cache.as_ref().map(BatchCache::register);
         let log = Self {
             storage,
             config,
+            cache,
             sealed,
             active,
             durable_offset,
@@ -823,6 +833,9 @@ impl<S: Storage> PartitionLog<S> {
             .expect("offsets fit u64: a dense batch adds at most 2^32 to a u64 below 2^63");
         a.seg.index.on_batch((base - a.seg.base) as u32, position as u32, h.batch_len, h.max_timestamp);
         self.producers.on_append(&h, base);
+        if let Some(cache) = &self.cache {
+            cache.insert(bytes, base, a.seg.next_offset, leader_epoch);
+        }
         Ok(Appended { base_offset: base, last_offset: base + u64::from(h.last_offset_delta) })
     }
 
@@ -1119,6 +1132,32 @@ impl<S: Storage> PartitionLog<S> {
         }))
     }
 
+    /// Plans a fetch: [`plan_read`](Self::plan_read), answered from the shard's batch cache when
+    /// it holds the batch at `offset`. A failed log reads its files only: what it cached may be
+    /// ahead of them.
+    pub fn plan_fetch(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        max_offset: u64,
+    ) -> Result<Option<FetchPlan<S::File>>> {
+        let readable = offset >= self.log_start() && offset < self.next_offset() && !self.failed;
+        if let Some(cache) = self.cache.as_ref().filter(|_| readable)
+            && let Some(read) = cache.read(offset, max_bytes, max_offset)
+        {
+            return Ok(Some(FetchPlan::Cached(read)));
+        }
+        let plan = self.plan_read(offset, max_bytes, max_offset)?;
+        Ok(plan.map(|plan| FetchPlan::File { plan, cache: self.config.batch_cache.clone() }))
+    }
+
+    /// Runs `f` on this log's part of the batch cache, if it has one.
+    fn uncache(&self, f: impl FnOnce(&CachedLog)) {
+        if let Some(cache) = &self.cache {
+            f(cache);
+        }
+    }
+
     /// Reads whole stored batches; see [`plan_read`](Self::plan_read).
     pub async fn read(
         &self,
@@ -1184,6 +1223,8 @@ impl<S: Storage> PartitionLog<S> {
         if offset > self.next_offset() {
             return Ok(self.next_offset());
         }
+        // Before any I/O: a cut that fails halfway leaves a failed log, which reads its files.
+        self.uncache(|c| c.remove_from(offset));
         // Before the cut: a snapshot of producers past it would outlive its batches.
         self.drop_snapshot_past(offset).await?;
         if offset == self.next_offset() {
@@ -1231,6 +1272,7 @@ impl<S: Storage> PartitionLog<S> {
     pub async fn start_over_at(&mut self, offset: u64, now_ms: u64) -> Result<u64> {
         self.check_usable()?;
         assert!(offset >= self.next_offset(), "a log starts over at or past its end");
+        self.uncache(CachedLog::clear);
         // Whatever it knew of producers was of batches that go: the snapshot first, so that a
         // failure leaves the table with the log it describes.
         self.drop_snapshot().await?;
@@ -1497,6 +1539,7 @@ impl<S: Storage> PartitionLog<S> {
             self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
         }
         let start = self.log_start();
+        self.uncache(|c| c.remove_below(start));
         if start < self.next_offset() && self.epochs.cache.truncate_from_start(start) {
             self.epochs.persist().await?;
         }
@@ -1574,6 +1617,7 @@ impl<S: Storage> PartitionLog<S> {
         if self.failed || self.damaged.iter().any(|k| k.segment == d.segment && k.start_pos == d.start_pos) {
             return Ok(None);
         }
+        self.uncache(|c| c.remove_range(d.first_offset, d.last_offset.saturating_add(1)));
         self.damaged.push(d.clone());
         self.damaged.sort_by_key(|d| d.first_offset);
         // Emptying the index makes every open scan the segment and find the damage again; a
@@ -1680,6 +1724,8 @@ impl<S: Storage> PartitionLog<S> {
 
     async fn swap_in(&mut self, at: usize, cleaned: CleanedSegment<S::File>) -> Result<()> {
         let base = cleaned.base;
+        // The cleaned segment's batches differ from the old ones: reads go to the new file.
+        self.uncache(|c| c.remove_range(base, cleaned.next_offset));
         swap::swap(&self.storage, base).await?;
         let name = data_file_name(base);
         let file = Rc::new(self.storage.open(&name, false).await.map_err(io_err("open", &name))?);

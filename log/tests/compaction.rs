@@ -51,6 +51,8 @@ fn config() -> LogConfig {
         flush: FlushPolicy::Sync,
         retention_ms: None,
         retention_bytes: None,
+        // Every batch stays cached: a fetch must still read what the cleaned files hold.
+        batch_cache: Some(weir_log::BatchCache::new(64 << 20)),
     }
 }
 
@@ -266,6 +268,9 @@ async fn check_reads(log: &PartitionLog<MemStorage>, got: &[Rec]) {
             at = f.next_offset;
         };
         assert_eq!(first.as_ref(), want, "read from {o}");
+        // A fetch, which the batch cache may answer, reads what the files hold.
+        let fetched = log.plan_fetch(o, 1, u64::MAX).unwrap().unwrap().execute().await.unwrap();
+        assert_eq!(fetched[..], log.read(o, 1).await.unwrap().bytes()[..], "fetch from {o}");
     }
 }
 

@@ -19,6 +19,7 @@ fn config() -> LogConfig {
         flush: FlushPolicy::Sync,
         retention_ms: None,
         retention_bytes: Some(8 << 10),
+        batch_cache: None,
     }
 }
 

@@ -1,14 +1,16 @@
-//! Any sequence of append / flush / roll / truncate / retention / crash / reopen leaves a log
-//! equal to a plain in-memory model up to the durable offset.
+//! Any sequence of append / flush / roll / truncate / retention / DeleteRecords / crash / reopen
+//! leaves a log equal to a plain in-memory model up to the durable offset; and whatever a fetch
+//! reads from the shard's batch cache is what the model holds and, byte for byte, what the
+//! files hold.
 
 mod common;
 
-use common::{batch, records, run_until_held};
+use common::{batch, records, records_of_bytes, run_until_held};
 use futures::executor::block_on;
 use proptest::prelude::*;
 use weir_log::storage::cached::{CachedStorage, FdCache};
 use weir_log::storage::mem::{CrashMode, MemFile, MemStorage};
-use weir_log::{FlushPolicy, LogConfig, PartitionLog, Tick};
+use weir_log::{BatchCache, FlushPolicy, LogConfig, PartitionLog, Tick};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -25,6 +27,10 @@ enum Op {
     },
     Retention {
         now: u64,
+    },
+    /// Deletes the records below this fraction of the way through the log.
+    DeleteRecords {
+        per_mille: u64,
     },
     Crash {
         torn: bool,
@@ -57,6 +63,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Roll),
         1 => (0u64..1000).prop_map(|per_mille| Op::Truncate { per_mille }),
         1 => (0u64..4000).prop_map(|now| Op::Retention { now }),
+        1 => (0u64..1000).prop_map(|per_mille| Op::DeleteRecords { per_mille }),
         2 => (any::<bool>(), any::<u64>()).prop_map(|(torn, seed)| Op::Crash { torn, seed }),
         1 => Just(Op::Reopen),
         3 => Just(Op::Tick),
@@ -82,7 +89,7 @@ fn op_or_cancelled() -> impl Strategy<Value = Op> {
     ]
 }
 
-fn config() -> LogConfig {
+fn config(env: &Env) -> LogConfig {
     LogConfig {
         segment_bytes_max: 12 << 10,
         segment_ms: u64::MAX,
@@ -96,6 +103,7 @@ fn config() -> LogConfig {
         flush: FlushPolicy::Sync,
         retention_ms: Some(1000),
         retention_bytes: Some(30 << 10),
+        batch_cache: env.batch_cache.clone(),
     }
 }
 
@@ -137,7 +145,7 @@ async fn check(log: &PartitionLog<Dir>, m: &Model) {
         if f.is_empty() {
             break; // not yet written out
         }
-        got.extend(records(&f));
+        got.extend(records(&f).into_iter().filter(|(o, _)| *o >= m.start));
         offset = f.next_offset;
     }
     let want: Vec<(u64, Vec<u8>)> = m
@@ -148,6 +156,38 @@ async fn check(log: &PartitionLog<Dir>, m: &Model) {
         .take(got.len())
         .collect();
     assert_eq!(got, want);
+    check_fetch(log, m).await;
+}
+
+/// Fetches from the log start to the end, as a consumer would: what the cache answers holds
+/// the model's records, and the files' bytes where they can already be read.
+async fn check_fetch(log: &PartitionLog<Dir>, m: &Model) {
+    let mut offset = log.log_start();
+    while offset < log.next_offset() {
+        let max_bytes = 3000 + (offset as usize % 7) * 1000;
+        let plan = log.plan_fetch(offset, max_bytes, u64::MAX).expect("plan").expect("below the end");
+        let cached = plan.is_cached();
+        let bytes = plan.execute().await.expect("fetch");
+        if bytes.is_empty() {
+            assert!(!cached, "the cache answers with batches");
+            break; // not yet written out
+        }
+        let got = records_of_bytes(&bytes);
+        let next = got.last().map_or(offset, |(o, _)| o + 1);
+        let want: Vec<(u64, Vec<u8>)> = m
+            .batches
+            .iter()
+            .flat_map(|(b, vals)| vals.iter().enumerate().map(move |(i, v)| (b + i as u64, v.clone())))
+            .filter(|(o, _)| *o >= got[0].0 && *o < next)
+            .collect();
+        assert_eq!(got, want, "fetch at {offset} (cached: {cached})");
+        if cached {
+            let file = log.read(offset, bytes.len()).await.expect("read");
+            let common = file.bytes().len().min(bytes.len());
+            assert_eq!(file.bytes()[..common], bytes[..common], "the cache holds the stored bytes");
+        }
+        offset = next;
+    }
 }
 
 /// Applies one operation to the log and the model (not `Cancel`: see [`cancel`]).
@@ -184,15 +224,23 @@ async fn apply(op: Op, log: &mut PartitionLog<Dir>, m: &mut Model, st: &Env, tag
         }
         Op::Retention { now } => {
             let deleted = log.enforce_retention(now).await.unwrap();
-            if !deleted.is_empty() {
+            // Segments wholly below a start that DeleteRecords set leave it where it is.
+            if !deleted.is_empty() && log.log_start() != m.start {
                 assert!(log.log_start() > m.start && m.is_boundary(log.log_start()));
                 m.start = log.log_start();
                 m.batches.retain(|(b, _)| *b >= m.start);
             }
         }
+        Op::DeleteRecords { per_mille } => {
+            let target = truncation_target(m, per_mille);
+            assert_eq!(log.delete_records(target).await.unwrap(), target.max(m.start));
+            // The model keeps the deleted batches: a crash or a cut may bring the start back
+            // to where one of them began.
+            m.start = m.start.max(target);
+        }
         Op::Crash { torn, seed } => {
             st.crash(if torn { CrashMode::Torn { seed } } else { CrashMode::LoseUnsynced });
-            let (reopened, report) = PartitionLog::open(st.dir(), config(), 0).await.unwrap();
+            let (reopened, report) = PartitionLog::open(st.dir(), config(st), 0).await.unwrap();
             *log = reopened;
             let end = log.next_offset();
             // Everything durable survives; of the rest, at most a prefix of batches.
@@ -203,12 +251,14 @@ async fn apply(op: Op, log: &mut PartitionLog<Dir>, m: &mut Model, st: &Env, tag
             m.synced_beyond = false;
             m.cut_to(end);
             m.durable = end;
+            // A start past what survived comes back to the end.
+            m.start = m.start.min(end);
         }
         Op::Reopen => {
             let old =
-                std::mem::replace(log, PartitionLog::open(Env::new(1).dir(), config(), 0).await.unwrap().0);
+                std::mem::replace(log, PartitionLog::open(Env::new(1, None).dir(), config(st), 0).await.unwrap().0);
             old.close().await.unwrap();
-            let (reopened, report) = PartitionLog::open(st.dir(), config(), 0).await.unwrap();
+            let (reopened, report) = PartitionLog::open(st.dir(), config(st), 0).await.unwrap();
             assert_eq!(report.truncated, None);
             *log = reopened;
             m.durable = m.end;
@@ -281,7 +331,7 @@ async fn cancel(
     if let Some(seed) = crash_seed {
         st.crash(CrashMode::Torn { seed });
     }
-    let (reopened, report) = PartitionLog::open(st.dir(), config(), 0).await.unwrap();
+    let (reopened, report) = PartitionLog::open(st.dir(), config(st), 0).await.unwrap();
     *log = reopened;
     let end = log.next_offset();
     assert!(
@@ -292,6 +342,7 @@ async fn cancel(
         m.durable
     );
     m.cut_to(end);
+    m.start = m.start.min(end);
     // A cancelled retention may have deleted segments at the front.
     if log.log_start() > m.start {
         assert!(m.is_boundary(log.log_start()), "log start {} vs {m:?}", log.log_start());
@@ -308,11 +359,16 @@ type Dir = CachedStorage<MemStorage>;
 struct Env {
     st: MemStorage,
     cache: FdCache<MemFile>,
+    batch_cache: Option<BatchCache>,
 }
 
 impl Env {
-    fn new(open_files_max: usize) -> Self {
-        Self { st: MemStorage::new(), cache: MemStorage::fd_cache(open_files_max) }
+    fn new(open_files_max: usize, batch_cache_bytes_max: Option<usize>) -> Self {
+        Self {
+            st: MemStorage::new(),
+            cache: MemStorage::fd_cache(open_files_max),
+            batch_cache: batch_cache_bytes_max.map(BatchCache::new),
+        }
     }
 
     /// The directory as a freshly started process sees it: no handle of an earlier one.
@@ -328,10 +384,10 @@ impl std::ops::Deref for Env {
     }
 }
 
-fn run(ops: Vec<Op>, open_files_max: usize) {
+fn run(ops: Vec<Op>, open_files_max: usize, batch_cache_bytes_max: Option<usize>) {
     block_on(async {
-        let st = Env::new(open_files_max);
-        let (mut log, _) = PartitionLog::open(st.dir(), config(), 0).await.unwrap();
+        let st = Env::new(open_files_max, batch_cache_bytes_max);
+        let (mut log, _) = PartitionLog::open(st.dir(), config(&st), 0).await.unwrap();
         let mut m = Model::default();
         let mut tag = 0u64;
         let mut pending = None;
@@ -377,6 +433,12 @@ fn run(ops: Vec<Op>, open_files_max: usize) {
         check(&log, &m).await;
         let end = log.next_offset();
         assert_eq!(end, m.end);
+        if let Some(cache) = &st.batch_cache {
+            let stats = cache.stats();
+            assert!(stats.bytes <= stats.bytes_max, "{stats:?}");
+            drop(log);
+            assert_eq!((cache.stats().bytes, cache.stats().batches), (0, 0), "a dropped log's batches go");
+        }
     });
 }
 
@@ -390,18 +452,29 @@ fn open_files_max() -> impl Strategy<Value = usize> {
     prop_oneof![1 => Just(1000), 3 => 1usize..5]
 }
 
+/// Mostly no batch cache, or one that holds a few batches (so that batches are evicted all the
+/// time); sometimes one that holds them all.
+fn batch_cache_bytes_max() -> impl Strategy<Value = Option<usize>> {
+    prop_oneof![2 => Just(None), 3 => (0usize..40_000).prop_map(Some), 1 => Just(Some(1 << 30))]
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
     #[test]
-    fn log_matches_model(ops in proptest::collection::vec(op(), 1..80), open_files_max in open_files_max()) {
-        run(ops, open_files_max);
+    fn log_matches_model(
+        ops in proptest::collection::vec(op(), 1..80),
+        open_files_max in open_files_max(),
+        batch_cache_bytes_max in batch_cache_bytes_max(),
+    ) {
+        run(ops, open_files_max, batch_cache_bytes_max);
     }
 
     #[test]
     fn log_matches_model_when_operations_are_cancelled(
         ops in proptest::collection::vec(op_or_cancelled(), 1..80),
         open_files_max in open_files_max(),
+        batch_cache_bytes_max in batch_cache_bytes_max(),
     ) {
-        run(ops, open_files_max);
+        run(ops, open_files_max, batch_cache_bytes_max);
     }
 }

@@ -22,8 +22,12 @@ pub fn batch(tag: u64, n: usize, value_len: usize, ts: i64) -> Batch {
 /// Records `(offset, value)` of fetched bytes, each batch fully validated as a consumer would;
 /// a tombstone's value reads as empty.
 pub fn records<B: std::ops::Deref<Target = [u8]>>(f: &Fetched<B>) -> Vec<(u64, Vec<u8>)> {
+    records_of_bytes(f.bytes())
+}
+
+/// [`records`] of batches' bytes.
+pub fn records_of_bytes(mut bytes: &[u8]) -> Vec<(u64, Vec<u8>)> {
     let mut out = Vec::new();
-    let mut bytes = f.bytes();
     while !bytes.is_empty() {
         let mut aligned = rkyv::util::AlignedVec::<16>::new();
         aligned.extend_from_slice(bytes);
@@ -48,6 +52,7 @@ pub fn small_config() -> LogConfig {
         flush: FlushPolicy::Sync,
         retention_ms: None,
         retention_bytes: None,
+        batch_cache: None,
     }
 }
 

@@ -1,0 +1,138 @@
+//! The shard's batch cache: fetches at the tail are answered from memory with exactly the
+//! stored bytes, the bound holds with the least recently used batches going first whichever log
+//! they belong to, and a failed log or a quarantined range is read from the files.
+//! (`model.rs` checks the cache against the log model under every operation, `compaction.rs`
+//! against cleaned segments.)
+
+mod common;
+
+use common::{batch, records_of_bytes, small_config};
+use futures::executor::block_on;
+use weir_log::batch::{Batch, BatchView};
+use weir_log::storage::mem::MemStorage;
+use weir_log::{BatchCache, LogConfig, PartitionLog};
+
+fn cached_config(cache: &BatchCache) -> LogConfig {
+    LogConfig { batch_cache: Some(cache.clone()), ..small_config() }
+}
+
+/// Batches of 4 records of 100 bytes: each is the same size.
+fn four(tag: u64) -> Batch {
+    batch(tag, 4, 100, tag as i64)
+}
+
+async fn fetch(log: &PartitionLog<MemStorage>, offset: u64, max_bytes: usize) -> (bool, bytes::Bytes) {
+    let plan = log.plan_fetch(offset, max_bytes, u64::MAX).unwrap().expect("below the end");
+    let cached = plan.is_cached();
+    (cached, plan.execute().await.unwrap())
+}
+
+#[test]
+fn a_tail_fetch_is_answered_from_the_cache_with_the_stored_bytes() {
+    block_on(async {
+        let cache = BatchCache::new(1 << 20);
+        let (mut log, _) = PartitionLog::open(MemStorage::new(), cached_config(&cache), 0).await.unwrap();
+        let len = four(1).view().bytes().len();
+        for tag in 1..=3 {
+            log.append(&four(tag).view(), 7, 0).await.unwrap();
+        }
+        log.flush().await.unwrap();
+        // From the middle of the second batch: that batch, then the third, as the file has them.
+        let (cached, bytes) = fetch(&log, 6, 2 * len).await;
+        assert!(cached);
+        assert_eq!(bytes[..], log.read(6, 2 * len).await.unwrap().bytes()[..]);
+        let offsets: Vec<u64> = records_of_bytes(&bytes).iter().map(|(o, _)| *o).collect();
+        assert_eq!(offsets, (4..12).collect::<Vec<_>>());
+        // Offsets and epoch are patched in, under the same CRC; the payload stays aligned.
+        let first = BatchView::validate(&bytes[..len], usize::MAX).expect("a cached batch is valid");
+        assert_eq!((first.header().base_offset, first.header().leader_epoch), (4, 7));
+        assert_eq!(bytes.as_ptr() as usize % 16, 0);
+        // One batch at least, whatever the bound.
+        let (cached, one) = fetch(&log, 0, 1).await;
+        assert!(cached && one.len() == len);
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.misses, stats.batches), (2, 0, 3));
+        assert_eq!((stats.hit_bytes, stats.bytes), (3 * len as u64, 3 * len as u64));
+    });
+}
+
+#[test]
+fn the_least_recently_used_batches_go_first_whichever_log_holds_them() {
+    block_on(async {
+        let len = four(1).view().bytes().len();
+        let cache = BatchCache::new(3 * len);
+        let (mut a, _) = PartitionLog::open(MemStorage::new(), cached_config(&cache), 0).await.unwrap();
+        let (mut b, _) = PartitionLog::open(MemStorage::new(), cached_config(&cache), 0).await.unwrap();
+        a.append(&four(1).view(), 0, 0).await.unwrap();
+        a.append(&four(2).view(), 0, 0).await.unwrap();
+        b.append(&four(3).view(), 0, 0).await.unwrap();
+        a.flush().await.unwrap();
+        b.flush().await.unwrap();
+        // A's first batch is used: its second is now the least recently used.
+        assert!(fetch(&a, 0, 1).await.0);
+        b.append(&four(4).view(), 0, 0).await.unwrap();
+        b.flush().await.unwrap();
+        let stats = cache.stats();
+        assert_eq!((stats.evictions, stats.batches, stats.bytes), (1, 3, 3 * len as u64));
+        let (cached, bytes) = fetch(&a, 4, 1).await;
+        assert!(!cached, "evicted");
+        assert_eq!(records_of_bytes(&bytes)[0].0, 4, "read from the file instead");
+        assert_eq!(cache.stats().miss_bytes, len as u64);
+        assert!(fetch(&a, 0, 1).await.0 && fetch(&b, 0, 1).await.0 && fetch(&b, 4, 1).await.0);
+        // A batch larger than the whole cache is not cached, and evicts nothing.
+        let big = batch(5, 40, 100, 5);
+        assert!(big.view().bytes().len() > 3 * len);
+        b.append(&big.view(), 0, 0).await.unwrap();
+        b.flush().await.unwrap();
+        assert!(!fetch(&b, 8, 1).await.0);
+        assert_eq!(cache.stats().batches, 3);
+        // A log's batches leave with it.
+        drop(a);
+        assert_eq!(cache.stats().batches, 2);
+    });
+}
+
+#[test]
+fn a_failed_log_reads_its_files() {
+    block_on(async {
+        let cache = BatchCache::new(1 << 20);
+        let st = MemStorage::new();
+        let (mut log, _) = PartitionLog::open(st.clone(), cached_config(&cache), 0).await.unwrap();
+        log.append(&four(1).view(), 0, 0).await.unwrap();
+        log.flush().await.unwrap();
+        log.append(&four(2).view(), 0, 0).await.unwrap();
+        st.faults().fail_write_in.set(1);
+        assert!(log.flush().await.is_err());
+        assert!(log.is_failed());
+        // The second batch never reached the file: a fetch does not find it in the cache.
+        let plan = log.plan_fetch(4, 1 << 20, u64::MAX).unwrap();
+        assert!(plan.is_none_or(|p| !p.is_cached()));
+        let (cached, bytes) = fetch(&log, 0, 1 << 20).await;
+        assert!(!cached);
+        assert_eq!(records_of_bytes(&bytes).len(), 4);
+    });
+}
+
+#[test]
+fn a_quarantined_range_is_read_from_the_files() {
+    block_on(async {
+        let cache = BatchCache::new(1 << 20);
+        let st = MemStorage::new();
+        let (mut log, _) = PartitionLog::open(st.clone(), cached_config(&cache), 0).await.unwrap();
+        for tag in 1..=3 {
+            log.append(&four(tag).view(), 0, 0).await.unwrap();
+        }
+        log.roll(0).await.unwrap();
+        // The second batch of the sealed segment is damaged on the device after it was cached.
+        let len = four(1).view().bytes().len();
+        st.flip_bit(&format!("{:020}.log", 0), (len + 300) as u64, 3);
+        assert!(fetch(&log, 4, 1).await.0, "the cache does not know yet");
+        let mut found = None;
+        while found.is_none() {
+            let outcome = log.plan_scrub(u64::MAX).unwrap().execute().await.unwrap();
+            found = log.complete_scrub(outcome).await.unwrap();
+        }
+        assert!(log.plan_fetch(4, 1, u64::MAX).is_err(), "quarantined, as the file says");
+        assert!(fetch(&log, 0, 1).await.0 && fetch(&log, 8, 1).await.0, "the rest stays cached");
+    });
+}
