@@ -18,7 +18,7 @@
 //! whichever partition they belong to. A batch larger than the whole bound is not cached.
 //!
 //! Ownership: one cache per shard, shared by the shard's logs (it is `Rc`-based); only the
-//! [`Bytes`] it hands out may cross threads.
+//! [`Bytes`] it hands out and its [`CacheCounters`] may cross threads.
 
 use crate::batch::header::patch_offsets;
 use bytes::Bytes;
@@ -26,6 +26,8 @@ use rkyv::util::AlignedVec;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Cached copies start on this alignment, as batches in a file do, so that a batch's rkyv
 /// payload stays 16-byte aligned whatever the allocator gives.
@@ -46,6 +48,42 @@ pub struct BatchCacheStats {
     pub miss_bytes: u64,
     /// Batches dropped to stay within the bound.
     pub evictions: u64,
+}
+
+/// A cache's counters, written by its shard alone and readable from any thread (another shard
+/// answers `weir stats`): relaxed atomics on a cache line of their own, so the hot path pays an
+/// uncontended add.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct CacheCounters {
+    bytes: AtomicU64,
+    bytes_max: AtomicU64,
+    batches: AtomicU64,
+    hits: AtomicU64,
+    hit_bytes: AtomicU64,
+    misses: AtomicU64,
+    miss_bytes: AtomicU64,
+    evictions: AtomicU64,
+}
+
+impl CacheCounters {
+    pub fn snapshot(&self) -> BatchCacheStats {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        BatchCacheStats {
+            bytes: get(&self.bytes),
+            bytes_max: get(&self.bytes_max),
+            batches: get(&self.batches),
+            hits: get(&self.hits),
+            hit_bytes: get(&self.hit_bytes),
+            misses: get(&self.misses),
+            miss_bytes: get(&self.miss_bytes),
+            evictions: get(&self.evictions),
+        }
+    }
+}
+
+fn add(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
 }
 
 /// Whole batches answered from the cache, exactly as stored.
@@ -82,35 +120,45 @@ struct Inner {
     logs: HashMap<u64, BTreeMap<u64, Entry>>,
     /// Every cached batch by its last use: (log, base offset).
     lru: BTreeMap<u64, (u64, u64)>,
-    stats: BatchCacheStats,
+    counters: Arc<CacheCounters>,
 }
 
 struct Entry {
     batch: Bytes,
     next_offset: u64,
+    /// Where the batch ends in the file: its segment's base and the position after it.
+    stored_end: StoredAt,
     tick: u64,
+}
+
+/// A position in a log's files: the base offset of a segment, and a byte position in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredAt {
+    pub segment: u64,
+    pub pos: u64,
 }
 
 impl BatchCache {
     /// A cache of at most `bytes_max` bytes of batches; 0 caches nothing.
     pub fn new(bytes_max: usize) -> Self {
-        let inner = Inner { bytes_max, ..Inner::default() };
+        let counters = Arc::new(CacheCounters::default());
+        counters.bytes_max.store(bytes_max as u64, Ordering::Relaxed);
+        let inner = Inner { bytes_max, counters, ..Inner::default() };
         Self { inner: Rc::new(RefCell::new(inner)) }
     }
 
     pub fn stats(&self) -> BatchCacheStats {
-        let i = self.inner.borrow();
-        BatchCacheStats {
-            bytes: i.bytes as u64,
-            bytes_max: i.bytes_max as u64,
-            batches: i.lru.len() as u64,
-            ..i.stats
-        }
+        self.inner.borrow().counters.snapshot()
+    }
+
+    /// The counters, to read from another thread.
+    pub fn counters(&self) -> Arc<CacheCounters> {
+        self.inner.borrow().counters.clone()
     }
 
     /// Counts a fetch that read `bytes` from the device.
     pub fn note_miss_bytes(&self, bytes: usize) {
-        self.inner.borrow_mut().stats.miss_bytes += bytes as u64;
+        add(&self.inner.borrow().counters.miss_bytes, bytes as u64);
     }
 
     /// A part of the cache for one log, empty; it is emptied again when dropped.
@@ -145,9 +193,9 @@ impl Drop for CachedLog {
 
 impl CachedLog {
     /// Caches a copy of `batch`, a batch just appended at `base` in `leader_epoch`, with them
-    /// patched in as the file holds them, then evicts down to the bound. Batches are cached in
-    /// offset order.
-    pub fn insert(&self, batch: &[u8], base: u64, next_offset: u64, leader_epoch: u32) {
+    /// patched in as the file holds them, then evicts down to the bound. `stored_end` is where
+    /// the batch ends in the log's files. Batches are cached in offset order.
+    pub fn insert(&self, batch: &[u8], base: u64, next_offset: u64, leader_epoch: u32, stored_end: StoredAt) {
         let mut i = self.cache.inner.borrow_mut();
         if batch.len() > i.bytes_max {
             return;
@@ -160,24 +208,35 @@ impl CachedLog {
         let tick = i.tick;
         i.bytes += batch.len();
         i.lru.insert(tick, (self.id, base));
-        let entry = Entry { batch, next_offset, tick };
+        let entry = Entry { batch, next_offset, stored_end, tick };
         let log = i.logs.get_mut(&self.id).expect("a registered log has a map");
         // A log drops what it cached of a cut before it appends again.
         assert!(log.range(base..).next().is_none(), "a batch is cached past the log end");
         log.insert(base, entry);
         i.evict();
+        i.publish_size();
     }
 
     /// Whole cached batches from the one holding `offset`: it, then the batches that follow it
     /// without a gap while the total stays within `max_bytes`, leaving out batches at or past
-    /// `max_offset`. `None` (a miss) when the batch holding `offset` is not cached.
-    pub fn read(&self, offset: u64, max_bytes: usize, max_offset: u64) -> Option<CachedRead> {
+    /// `max_offset` and those not yet written to the files: in the segment `written.segment`
+    /// (the active one), past `written.pos`. So the cache answers what a read of the files
+    /// would, never a batch a failed write may yet lose. `None` (a miss) when the batch holding
+    /// `offset` is not cached.
+    pub fn read(
+        &self,
+        offset: u64,
+        max_bytes: usize,
+        max_offset: u64,
+        written: StoredAt,
+    ) -> Option<CachedRead> {
         let mut i = self.cache.inner.borrow_mut();
         let i = &mut *i;
         let log = i.logs.get_mut(&self.id).expect("a registered log has a map");
-        let holding = log.range(..=offset).next_back().filter(|(_, e)| e.next_offset > offset);
+        let visible = |e: &Entry| e.stored_end.segment != written.segment || e.stored_end.pos <= written.pos;
+        let holding = log.range(..=offset).next_back().filter(|(_, e)| e.next_offset > offset && visible(e));
         let Some(start) = holding.map(|(b, _)| *b).filter(|b| *b < max_offset) else {
-            i.stats.misses += 1;
+            add(&i.counters.misses, 1);
             return None;
         };
         let mut picked: Vec<(u64, &mut Entry)> = Vec::new();
@@ -185,7 +244,7 @@ impl CachedLog {
         for (base, e) in log.range_mut(start..) {
             let follows = picked.last().is_none_or(|(_, prev)| prev.next_offset == *base);
             let fits = picked.is_empty() || total + e.batch.len() <= max_bytes;
-            if *base >= max_offset || !fits || !follows {
+            if *base >= max_offset || !fits || !follows || !visible(e) {
                 break;
             }
             total += e.batch.len();
@@ -207,8 +266,8 @@ impl CachedLog {
             e.tick = i.tick;
             i.lru.insert(e.tick, (self.id, base));
         }
-        i.stats.hits += 1;
-        i.stats.hit_bytes += bytes.len() as u64;
+        add(&i.counters.hits, 1);
+        add(&i.counters.hit_bytes, bytes.len() as u64);
         Some(CachedRead { bytes, first_offset, next_offset, batch_count })
     }
 
@@ -236,12 +295,16 @@ impl CachedLog {
     fn retain(&self, keep: impl Fn(&Span) -> bool) {
         let mut i = self.cache.inner.borrow_mut();
         let Some(log) = i.logs.get_mut(&self.id) else { return };
-        let gone: Vec<u64> =
-            log.iter().filter(|(b, e)| !keep(&Span { base: **b, next_offset: e.next_offset })).map(|(b, _)| *b).collect();
+        let gone: Vec<u64> = log
+            .iter()
+            .filter(|(b, e)| !keep(&Span { base: **b, next_offset: e.next_offset }))
+            .map(|(b, _)| *b)
+            .collect();
         let gone: Vec<Entry> = gone.into_iter().filter_map(|b| log.remove(&b)).collect();
         for e in gone {
             i.forget(&e);
         }
+        i.publish_size();
     }
 }
 
@@ -262,9 +325,16 @@ impl Inner {
     fn evict(&mut self) {
         while self.bytes > self.bytes_max {
             let (_, (log, base)) = self.lru.pop_first().expect("bytes are held by batches in the order");
-            let e = self.logs.get_mut(&log).and_then(|l| l.remove(&base)).expect("an ordered batch is cached");
+            let e =
+                self.logs.get_mut(&log).and_then(|l| l.remove(&base)).expect("an ordered batch is cached");
             self.bytes -= e.batch.len();
-            self.stats.evictions += 1;
+            add(&self.counters.evictions, 1);
         }
+    }
+
+    /// Sets the counters of what the cache holds.
+    fn publish_size(&self) {
+        self.counters.bytes.store(self.bytes as u64, Ordering::Relaxed);
+        self.counters.batches.store(self.lru.len() as u64, Ordering::Relaxed);
     }
 }

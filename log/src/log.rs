@@ -17,13 +17,13 @@
 
 use crate::appender::{Appender, AppenderConfig};
 use crate::batch::{BatchHeader, BatchView, patch_offsets};
-use crate::batch_cache::{BatchCache, CachedLog};
-use crate::fetch_plan::FetchPlan;
+use crate::batch_cache::{BatchCache, CachedLog, StoredAt};
 use crate::compaction::{CleanConfig, CleanPlan, CleanSegment, Cleanable, CleanedSegment, swap};
 use crate::damage::DamagedRange;
 use crate::epoch_cache::{EpochEnd, EpochEntry};
 use crate::epoch_store::{EpochStore, Opened};
 use crate::error::{BatchError, LogError, Result};
+use crate::fetch_plan::FetchPlan;
 use crate::group_commit::PendingSync;
 use crate::index::{INDEX_ENTRY_BYTES, IndexEntry, SealedInfo, SegmentIndex};
 use crate::producers::ProducerTable;
@@ -834,7 +834,8 @@ impl<S: Storage> PartitionLog<S> {
         a.seg.index.on_batch((base - a.seg.base) as u32, position as u32, h.batch_len, h.max_timestamp);
         self.producers.on_append(&h, base);
         if let Some(cache) = &self.cache {
-            cache.insert(bytes, base, a.seg.next_offset, leader_epoch);
+            let stored_end = StoredAt { segment: a.seg.base, pos: a.seg.size };
+            cache.insert(bytes, base, a.seg.next_offset, leader_epoch, stored_end);
         }
         Ok(Appended { base_offset: base, last_offset: base + u64::from(h.last_offset_delta) })
     }
@@ -1143,12 +1144,18 @@ impl<S: Storage> PartitionLog<S> {
     ) -> Result<Option<FetchPlan<S::File>>> {
         let readable = offset >= self.log_start() && offset < self.next_offset() && !self.failed;
         if let Some(cache) = self.cache.as_ref().filter(|_| readable)
-            && let Some(read) = cache.read(offset, max_bytes, max_offset)
+            && let Some(read) = cache.read(offset, max_bytes, max_offset, self.written_end())
         {
             return Ok(Some(FetchPlan::Cached(read)));
         }
         let plan = self.plan_read(offset, max_bytes, max_offset)?;
         Ok(plan.map(|plan| FetchPlan::File { plan, cache: self.config.batch_cache.clone() }))
+    }
+
+    /// The end of what the files hold, written if not yet durable: every sealed segment whole,
+    /// and the active one up to what its appender handed to the file.
+    fn written_end(&self) -> StoredAt {
+        StoredAt { segment: self.active.seg.base, pos: self.active.data.written() }
     }
 
     /// Runs `f` on this log's part of the batch cache, if it has one.

@@ -53,6 +53,12 @@ fn a_tail_fetch_is_answered_from_the_cache_with_the_stored_bytes() {
         let stats = cache.stats();
         assert_eq!((stats.hits, stats.misses, stats.batches), (2, 0, 3));
         assert_eq!((stats.hit_bytes, stats.bytes), (3 * len as u64, 3 * len as u64));
+        // A batch still in the write buffer is not served, as a read of the file would not.
+        log.append(&four(4).view(), 7, 0).await.unwrap();
+        assert_eq!(fetch(&log, 12, 1 << 20).await, (false, bytes::Bytes::new()));
+        assert_eq!(fetch(&log, 8, 1 << 20).await.1.len(), len, "the batch before it alone");
+        log.write_out().await.unwrap();
+        assert!(fetch(&log, 12, 1 << 20).await.0);
     });
 }
 

@@ -255,8 +255,10 @@ async fn apply(op: Op, log: &mut PartitionLog<Dir>, m: &mut Model, st: &Env, tag
             m.start = m.start.min(end);
         }
         Op::Reopen => {
-            let old =
-                std::mem::replace(log, PartitionLog::open(Env::new(1, None).dir(), config(st), 0).await.unwrap().0);
+            let old = std::mem::replace(
+                log,
+                PartitionLog::open(Env::new(1, None).dir(), config(st), 0).await.unwrap().0,
+            );
             old.close().await.unwrap();
             let (reopened, report) = PartitionLog::open(st.dir(), config(st), 0).await.unwrap();
             assert_eq!(report.truncated, None);

@@ -70,6 +70,7 @@ impl ApiKey {
             ApiKey::Metadata => (API_VERSION, METADATA_CLEANUP_VERSION),
             ApiKey::CreateTopic => (API_VERSION, CREATE_TOPIC_CLEANUP_VERSION),
             ApiKey::DescribeTopic => (API_VERSION, DESCRIBE_TOPIC_CLEANUP_VERSION),
+            ApiKey::NodeStats => (API_VERSION, NODE_STATS_CACHE_VERSION),
             _ => (API_VERSION, API_VERSION),
         }
     }
@@ -95,6 +96,8 @@ pub const CREATE_TOPIC_REPLICATION_VERSION: u16 = 2;
 pub const CREATE_TOPIC_CLEANUP_VERSION: u16 = 3;
 pub const METADATA_CLEANUP_VERSION: u16 = 3;
 pub const DESCRIBE_TOPIC_CLEANUP_VERSION: u16 = 4;
+/// The version of NodeStats whose shards also carry their batch cache's counters.
+pub const NODE_STATS_CACHE_VERSION: u16 = 2;
 
 /// How much durability a produce waits for before it is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -345,6 +348,44 @@ pub struct ShardStats {
     pub requests: u64,
     /// Of those, the ones this shard sent on to the owning shard.
     pub forwarded: u64,
+    /// The shard's batch cache (zero from a node that does not tell, before
+    /// [`NODE_STATS_CACHE_VERSION`]).
+    pub batch_cache: CacheStats,
+}
+
+/// A shard's batch cache: what it holds, and how fetches fared (bytes from memory, or read
+/// from the device).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    pub bytes: u64,
+    pub bytes_max: u64,
+    pub batches: u64,
+    pub hits: u64,
+    pub hit_bytes: u64,
+    pub misses: u64,
+    pub miss_bytes: u64,
+    pub evictions: u64,
+}
+
+impl CacheStats {
+    /// Its eight counters, in their order on the wire.
+    fn fields(&self) -> [u64; 8] {
+        [
+            self.bytes,
+            self.bytes_max,
+            self.batches,
+            self.hits,
+            self.hit_bytes,
+            self.misses,
+            self.miss_bytes,
+            self.evictions,
+        ]
+    }
+
+    fn from_fields(f: [u64; 8]) -> Self {
+        let [bytes, bytes_max, batches, hits, hit_bytes, misses, miss_bytes, evictions] = f;
+        Self { bytes, bytes_max, batches, hits, hit_bytes, misses, miss_bytes, evictions }
+    }
 }
 
 /// The body of a response whose frame has the error flag: the request as a whole failed.
@@ -681,6 +722,11 @@ impl<'a> Response<'a> {
                 w.u32(count("shards", shards.len())?);
                 for s in shards {
                     w.u16(s.shard).u64(s.connections).u64(s.requests).u64(s.forwarded);
+                    if version >= NODE_STATS_CACHE_VERSION {
+                        for f in s.batch_cache.fields() {
+                            w.u64(f);
+                        }
+                    }
                 }
             }
             Response::ClusterStatus { nodes, under_replicated } => {
@@ -744,15 +790,20 @@ impl<'a> Response<'a> {
                 Response::ListOffsets { error: code(&mut r)?, message: r.str()?, offset: r.u64()? }
             }
             ApiKey::NodeStats => {
-                let n = r.count(26)?;
+                let cached = version >= NODE_STATS_CACHE_VERSION;
+                let n = r.count(if cached { 26 + 64 } else { 26 })?;
                 let shards = (0..n)
                     .map(|_| {
-                        Ok(ShardStats {
-                            shard: r.u16()?,
-                            connections: r.u64()?,
-                            requests: r.u64()?,
-                            forwarded: r.u64()?,
-                        })
+                        let (shard, connections, requests, forwarded) =
+                            (r.u16()?, r.u64()?, r.u64()?, r.u64()?);
+                        let mut cache = [0; 8];
+                        if cached {
+                            for f in &mut cache {
+                                *f = r.u64()?;
+                            }
+                        }
+                        let batch_cache = CacheStats::from_fields(cache);
+                        Ok(ShardStats { shard, connections, requests, forwarded, batch_cache })
                     })
                     .collect::<Result<_, DecodeError>>()?;
                 Response::NodeStats { shards }

@@ -2,9 +2,9 @@
 
 use proptest::prelude::*;
 use weir_net::api::{
-    CREATE_TOPIC_CLEANUP_VERSION, CREATE_TOPIC_REPLICATION_VERSION, DESCRIBE_TOPIC_CLEANUP_VERSION,
-    DESCRIBE_TOPIC_HEALTH_VERSION, DESCRIBE_TOPIC_REPLICATION_VERSION, METADATA_CLEANUP_VERSION,
-    METADATA_CLUSTER_VERSION, PartitionInfo, ShardAddr, ShardStats, TopicInfo,
+    CREATE_TOPIC_CLEANUP_VERSION, CREATE_TOPIC_REPLICATION_VERSION, CacheStats,
+    DESCRIBE_TOPIC_CLEANUP_VERSION, DESCRIBE_TOPIC_HEALTH_VERSION, DESCRIBE_TOPIC_REPLICATION_VERSION,
+    METADATA_CLEANUP_VERSION, METADATA_CLUSTER_VERSION, PartitionInfo, ShardAddr, ShardStats, TopicInfo,
 };
 use weir_net::frame::{FRAME_HEADER_BYTES, FrameDecoder, encode_frame};
 use weir_net::groups::{
@@ -304,16 +304,28 @@ fn response(batches: &[u8]) -> impl Strategy<Value = Response<'_>> {
         (err, any::<u64>(), any::<u64>()).prop_map(move |(error, high_watermark, log_start)| {
             Response::Fetch { error, message: "m".into(), high_watermark, log_start, batches }
         }),
-        proptest::collection::vec(any::<(u16, u64, u64, u64)>(), 0..4).prop_map(|s| Response::NodeStats {
-            shards: s
-                .into_iter()
-                .map(|(shard, connections, requests, forwarded)| ShardStats {
-                    shard,
-                    connections,
-                    requests,
-                    forwarded
-                })
-                .collect()
+        proptest::collection::vec(any::<((u16, u64, u64, u64), [u64; 8])>(), 0..4).prop_map(|s| {
+            Response::NodeStats {
+                shards: s
+                    .into_iter()
+                    .map(|((shard, connections, requests, forwarded), c)| ShardStats {
+                        shard,
+                        connections,
+                        requests,
+                        forwarded,
+                        batch_cache: CacheStats {
+                            bytes: c[0],
+                            bytes_max: c[1],
+                            batches: c[2],
+                            hits: c[3],
+                            hit_bytes: c[4],
+                            misses: c[5],
+                            miss_bytes: c[6],
+                            evictions: c[7],
+                        },
+                    })
+                    .collect(),
+            }
         }),
     ]
 }

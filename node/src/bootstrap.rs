@@ -156,6 +156,9 @@ async fn build(
     let open_files_max = config.open_files_max.expect("resolved at start") as usize / config.shards;
     let disk = DataDir::new(config.data_dir.clone(), open_files_max, allocator);
     let core = ShardCore::new(shard_id, CoreConfig::from(&*config), disk, GlommioRuntime::new());
+    if let Some(cache) = &core.batch_cache {
+        counters.shard(id).set_batch_cache(cache.counters());
+    }
     let bus = Rc::new(MeshBus::new(shard_id, senders, config.shards, counters.clone()));
     let service = PartitionService::new(core, bus.clone());
     for (_, rx) in receivers.streams() {

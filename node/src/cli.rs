@@ -223,19 +223,46 @@ pub fn stats(conn: &Conn, json: bool) -> ExitCode {
     finish(runtime().block_on(async {
         let shards = Admin::connect(&conn.target()?).await?.node_stats().await?;
         if json {
-            let v: Vec<_> = shards
-                .iter()
-                .map(|s| serde_json::json!({"shard": s.shard, "connections": s.connections, "requests": s.requests, "forwarded": s.forwarded}))
-                .collect();
+            let v: Vec<_> = shards.iter().map(shard_json).collect();
             println!("{}", serde_json::Value::Array(v));
         } else {
-            println!("{:>5} {:>12} {:>14} {:>14}", "SHARD", "CONNECTIONS", "REQUESTS", "FORWARDED");
+            println!(
+                "{:>5} {:>12} {:>14} {:>14} {:>21} {:>10}",
+                "SHARD", "CONNECTIONS", "REQUESTS", "FORWARDED", "CACHE MiB (MAX)", "CACHE HIT"
+            );
             for s in shards {
-                println!("{:>5} {:>12} {:>14} {:>14}", s.shard, s.connections, s.requests, s.forwarded);
+                let c = &s.batch_cache;
+                let cache = format!("{} ({})", c.bytes >> 20, c.bytes_max >> 20);
+                let hit = cache_hit_ratio(c).map_or("-".into(), |r| format!("{:.1} %", r * 100.0));
+                println!(
+                    "{:>5} {:>12} {:>14} {:>14} {:>21} {:>10}",
+                    s.shard, s.connections, s.requests, s.forwarded, cache, hit
+                );
             }
         }
         Ok(())
     }))
+}
+
+/// The share of fetched bytes a batch cache served; `None` before any fetch read bytes.
+fn cache_hit_ratio(c: &weir_net::api::CacheStats) -> Option<f64> {
+    let total = c.hit_bytes + c.miss_bytes;
+    (total > 0).then(|| c.hit_bytes as f64 / total as f64)
+}
+
+fn shard_json(s: &weir_net::api::ShardStats) -> serde_json::Value {
+    let c = &s.batch_cache;
+    serde_json::json!({
+        "shard": s.shard,
+        "connections": s.connections,
+        "requests": s.requests,
+        "forwarded": s.forwarded,
+        "batch_cache": {
+            "bytes": c.bytes, "bytes_max": c.bytes_max, "batches": c.batches,
+            "hits": c.hits, "hit_bytes": c.hit_bytes, "misses": c.misses, "miss_bytes": c.miss_bytes,
+            "evictions": c.evictions, "hit_ratio": cache_hit_ratio(c),
+        },
+    })
 }
 
 /// The cluster's nodes and under-replicated partitions.

@@ -56,6 +56,10 @@ pub struct NodeConfig {
     /// half the soft RLIMIT_NOFILE at start, leaving the rest to connections. Must fit within
     /// that limit, with room for at least one connection per shard.
     pub open_files_max: Option<u64>,
+    /// Bytes of recently appended batches each shard keeps in memory, so that consumers and
+    /// followers keeping up are served without reading the device (the least recently used go
+    /// first). Default: an eighth of the machine's memory, shared among the shards. 0: off.
+    pub batch_cache_bytes_max: Option<u64>,
     pub flush_interval_ms: u64,
     pub segment_bytes: u64,
     pub segment_ms: u64,
@@ -185,6 +189,7 @@ impl Default for NodeConfig {
             fsync: true,
             storage_min_free_bytes: 1 << 30,
             open_files_max: None,
+            batch_cache_bytes_max: None,
             flush_interval_ms: 100,
             segment_bytes: 1 << 30,
             segment_ms: 7 * 24 * 3600 * 1000,
@@ -495,6 +500,7 @@ const KNOWN_KEYS: &[&str] = &[
     "fsync",
     "storage_min_free_bytes",
     "open_files_max",
+    "batch_cache_bytes_max",
     "flush_interval_ms",
     "segment_bytes",
     "segment_ms",

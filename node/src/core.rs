@@ -14,7 +14,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use weir_log::io_budget::IoBudget;
-use weir_log::{FlushPolicy, LogConfig};
+use weir_log::{BatchCache, FlushPolicy, LogConfig};
 use weir_replication::ShardId;
 
 /// What a shard's data path is configured with; a node takes it from its `NodeConfig`.
@@ -36,6 +36,8 @@ pub struct CoreConfig {
     pub compaction_bytes_per_s_max: u64,
     /// Produce is refused below this much free space on the partitions' device; 0: never.
     pub storage_min_free_bytes: u64,
+    /// Bytes of batches the shard's batch cache holds; 0: no cache.
+    pub batch_cache_bytes_max: usize,
 }
 
 impl From<&crate::config::NodeConfig> for CoreConfig {
@@ -53,6 +55,7 @@ impl From<&crate::config::NodeConfig> for CoreConfig {
             delete_retention_ms: c.delete_retention_ms,
             compaction_bytes_per_s_max: c.compaction_bytes_per_s_max,
             storage_min_free_bytes: c.storage_min_free_bytes,
+            batch_cache_bytes_max: c.batch_cache_bytes_max.expect("resolved at start") as usize,
         }
     }
 }
@@ -91,6 +94,9 @@ pub struct ShardCore<D: Disk, R: Runtime> {
     pub config: CoreConfig,
     pub disk: D,
     pub rt: R,
+    /// Recently appended batches of this shard's partitions (see [`weir_log::batch_cache`]);
+    /// `None` when turned off.
+    pub batch_cache: Option<BatchCache>,
     pub topics: RefCell<TopicTable>,
     /// Ordered maps: upkeep visits partitions in the same order every run, so a simulation
     /// replays exactly from its seed.
@@ -121,7 +127,10 @@ pub struct ShardCore<D: Disk, R: Runtime> {
 impl<D: Disk, R: Runtime> ShardCore<D, R> {
     pub fn new(id: ShardId, config: CoreConfig, disk: D, rt: R) -> Rc<Self> {
         let compaction_bytes_per_s_max = config.compaction_bytes_per_s_max;
+        let batch_cache =
+            (config.batch_cache_bytes_max > 0).then(|| BatchCache::new(config.batch_cache_bytes_max));
         Rc::new(Self {
+            batch_cache,
             id,
             config,
             disk,
@@ -175,6 +184,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             retention_bytes: topic.retention_bytes.filter(|_| topic.cleanup_policy.deletes()),
             write_behind_buffers_max: 2,
             preallocate_bytes: (c.segment_bytes / 16).clamp(1 << 20, 32 << 20),
+            batch_cache: self.batch_cache.clone(),
             ..LogConfig::default()
         }
     }
@@ -630,6 +640,7 @@ mod tests {
             delete_retention_ms: 24 * 3600 * 1000,
             compaction_bytes_per_s_max: 64 << 20,
             storage_min_free_bytes: 0,
+            batch_cache_bytes_max: 1 << 20,
         }
     }
 

@@ -3,7 +3,9 @@
 //! sums or lists them.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use weir_net::api::ShardStats;
+use std::sync::{Arc, OnceLock};
+use weir_log::batch_cache::CacheCounters;
+use weir_net::api::{CacheStats, ShardStats};
 
 /// Counters of one shard.
 #[derive(Debug, Default)]
@@ -14,6 +16,30 @@ pub struct ShardCounters {
     pub connections: AtomicU64,
     pub requests: AtomicU64,
     pub forwarded: AtomicU64,
+    /// The shard's batch cache's counters, once the shard has made its cache.
+    batch_cache: OnceLock<Arc<CacheCounters>>,
+}
+
+impl ShardCounters {
+    /// Shows the counters of the shard's batch cache from now on.
+    pub fn set_batch_cache(&self, counters: Arc<CacheCounters>) {
+        assert!(self.batch_cache.set(counters).is_ok(), "a shard makes one batch cache");
+    }
+
+    fn cache(&self) -> CacheStats {
+        let Some(c) = self.batch_cache.get() else { return CacheStats::default() };
+        let s = c.snapshot();
+        CacheStats {
+            bytes: s.bytes,
+            bytes_max: s.bytes_max,
+            batches: s.batches,
+            hits: s.hits,
+            hit_bytes: s.hit_bytes,
+            misses: s.misses,
+            miss_bytes: s.miss_bytes,
+            evictions: s.evictions,
+        }
+    }
 }
 
 /// The counters of every shard of the node, indexed by shard.
@@ -45,6 +71,7 @@ impl NodeCounters {
                 connections: get(&c.connections),
                 requests: get(&c.requests),
                 forwarded: get(&c.forwarded),
+                batch_cache: c.cache(),
             })
             .collect()
     }

@@ -316,3 +316,43 @@ fn acks_none_records_are_answered_at_once_and_become_visible() {
         }
     });
 }
+
+/// Consumers keeping up read from the shards' batch caches, not the device; after a restart
+/// (the caches start empty) and with the cache turned off, the files give the same records.
+#[test]
+fn recent_records_are_served_from_the_batch_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = Node::free_port(2);
+    let node = Node::start_with(dir.path(), 2, port, &[("WEIR_BATCH_CACHE_BYTES_MAX", "67108864")]);
+    let stats = |node: &Node| {
+        let target = node.target(Via::Tcp);
+        runtime().block_on(async { Admin::connect(&target).await.unwrap().node_stats().await.unwrap() })
+    };
+    let first = runtime().block_on(async {
+        let target = node.target(Via::Tcp);
+        let mut admin = Admin::connect(&target).await.unwrap();
+        admin.create_topic("tail", PARTITIONS, TopicConfig::default()).await.unwrap();
+        produce_keyed(&target, ProducerConfig::default(), "tail", 3000).await;
+        read_all(&target, "tail", 3000).await
+    });
+    for s in stats(&node) {
+        let c = s.batch_cache;
+        assert!(c.hit_bytes > 0 && c.miss_bytes == 0 && c.batches > 0, "shard {}: {c:?}", s.shard);
+        assert_eq!((c.bytes_max, c.evictions), (64 << 20, 0));
+    }
+    // The CLI shows them too.
+    let out = node.cli(Via::Tcp).args(["stats", "--json"]).output().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["batch_cache"]["hit_ratio"], 1.0, "{json}");
+    node.stop();
+    for cache in ["67108864", "0"] {
+        let node = Node::start_with(dir.path(), 2, port, &[("WEIR_BATCH_CACHE_BYTES_MAX", cache)]);
+        let again = runtime().block_on(read_all(&node.target(Via::Quic), "tail", 3000));
+        assert_eq!(again, first, "cache {cache}");
+        let read: u64 = stats(&node).iter().map(|s| s.batch_cache.miss_bytes).sum();
+        let hit: u64 = stats(&node).iter().map(|s| s.batch_cache.hit_bytes).sum();
+        // Read from the files; turned off, the cache counts nothing.
+        assert_eq!((hit, read > 0), (0, cache != "0"), "cache {cache}");
+        node.stop();
+    }
+}

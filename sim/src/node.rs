@@ -49,6 +49,8 @@ pub fn sim_config(shards: usize) -> CoreConfig {
         delete_retention_ms: 24 * 3600 * 1000,
         compaction_bytes_per_s_max: 64 << 20,
         storage_min_free_bytes: 1 << 20,
+        // A few batches per shard: fetches at the tail hit it, older ones read the disk.
+        batch_cache_bytes_max: 256 << 10,
     }
 }
 

@@ -194,7 +194,10 @@ async fn answer(
             response_frame(cid, &Response::ListOffsets { error, message, offset })
         }
         Request::Group(g) => response_frame(cid, &Response::Group(crate::groups::handle(shard, g).await)),
-        Request::NodeStats => response_frame(cid, &Response::NodeStats { shards: shard.counters.snapshot() }),
+        Request::NodeStats => {
+            let resp = Response::NodeStats { shards: shard.counters.snapshot() };
+            response_frame_version(cid, header.api_version, &resp)
+        }
         Request::ClusterStatus => match cluster::cluster_of(shard) {
             Some((link, meta)) => match cluster::cluster_status(&link, &meta).await {
                 Ok(resp) => response_frame(cid, &resp),

@@ -119,13 +119,13 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
                 if !leads || log.next_offset() <= fetch_offset {
                     continue;
                 }
-                log.plan_read(fetch_offset, *budget, u64::MAX)
+                log.plan_fetch(fetch_offset, *budget, u64::MAX)
             };
             // A read that fails (a damaged batch) sends nothing: the follower asks again.
             if let Ok(Some(plan)) = plan
                 && let Ok(read) = plan.execute().await
             {
-                a.batches = Bytes::copy_from_slice(read.bytes());
+                a.batches = read;
                 *budget = budget.saturating_sub(a.batches.len());
                 total += a.batches.len();
             }

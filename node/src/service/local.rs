@@ -242,13 +242,14 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
     pub async fn fetch_now(&self, part: &FetchPartition) -> Result<FetchedPartition, Failure> {
         let (p, hw, readable) = self.fetch_position(part)?;
         let (offset, max_bytes) = (part.offset, part.max_bytes.clamp(1, self.config.request_bytes_max));
+        // The shard's batch cache answers a read at the tail without I/O or a copy.
         let plan = if offset < readable {
-            p.log.lock().await.plan_read(offset, max_bytes, readable)
+            p.log.lock().await.plan_fetch(offset, max_bytes, readable)
         } else {
             Ok(None)
         };
         let batches = match plan.map_err(log_failure)? {
-            Some(plan) => Bytes::copy_from_slice(plan.execute().await.map_err(log_failure)?.bytes()),
+            Some(plan) => plan.execute().await.map_err(log_failure)?,
             None => Bytes::new(),
         };
         Ok(FetchedPartition { high_watermark: hw, log_start: p.log_start(), batches })

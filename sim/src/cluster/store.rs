@@ -8,7 +8,7 @@ use futures::executor::block_on;
 use std::collections::BTreeMap;
 use weir_log::batch::BatchView;
 use weir_log::storage::mem::MemStorage;
-use weir_log::{FlushPolicy, LogConfig, LogError, PartitionLog};
+use weir_log::{BatchCache, FlushPolicy, LogConfig, LogError, PartitionLog};
 use weir_replication::{AppendedRange, LogEvent, LogFailure, LogOp, Recovered};
 
 /// Most bytes a fetch answer carries.
@@ -42,8 +42,14 @@ pub fn sim_log_config(retention: Retention) -> LogConfig {
         flush: FlushPolicy::Sync,
         retention_ms,
         retention_bytes,
+        // Small, so that fetches at the tail hit it and older ones miss; a log opened after a
+        // crash starts with an empty one, as a restarted node does.
+        batch_cache: Some(BatchCache::new(SIM_BATCH_CACHE_BYTES)),
     }
 }
+
+/// Bytes of batches a simulated node's cache holds: a few of the largest batches.
+const SIM_BATCH_CACHE_BYTES: usize = 64 << 10;
 
 /// One node's log, the batches its replica's pending operations will append, and the model.
 #[derive(Debug)]
@@ -190,11 +196,10 @@ impl Store {
     /// Whole batches from `offset` (at most [`FETCH_BYTES_MAX`] bytes, at least one batch), and
     /// below `max_offset`.
     pub fn read(&self, offset: u64, max_offset: u64) -> Result<Payload, LogError> {
-        let Some(plan) = self.log.plan_read(offset, FETCH_BYTES_MAX, max_offset)? else {
+        let Some(plan) = self.log.plan_fetch(offset, FETCH_BYTES_MAX, max_offset)? else {
             return Ok(payload(&[]));
         };
-        let fetched = block_on(plan.execute())?;
-        Ok(payload(fetched.bytes()))
+        Ok(payload(&block_on(plan.execute())?))
     }
 }
 
