@@ -14,14 +14,20 @@
 //! only its files; and a log's batches leave the cache when the log is dropped, so a reopened
 //! log starts cold.
 //!
-//! Bounded by `bytes_max` bytes of batches per shard: the batches used least recently go first,
-//! whichever partition they belong to. A batch larger than the whole bound is not cached.
+//! Batches are copied, back to back whatever their partition, into chunks of memory that the
+//! cache keeps and reuses: the batch bytes it hands out share their chunk's allocation. The
+//! chunks are bounded by `bytes_max` bytes per shard, and the chunk used least recently (read or
+//! written) is the first to go, with every batch in it. Its memory is reused for the next chunk
+//! rather than given back to the allocator: memory fresh from the kernel costs a page fault and
+//! a zeroing per page, which on the hot path of every append would cost more than the copy.
+//! A batch larger than a chunk is not cached.
 //!
 //! Ownership: one cache per shard, shared by the shard's logs (it is `Rc`-based); only the
 //! [`Bytes`] it hands out and its [`CacheCounters`] may cross threads.
 
 use crate::batch::header::patch_offsets;
 use bytes::Bytes;
+use bytes::BytesMut;
 use rkyv::util::AlignedVec;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -109,18 +115,44 @@ impl std::fmt::Debug for BatchCache {
     }
 }
 
+/// Chunks are this share of the bound, within [`CHUNK_BYTES_MIN`, `CHUNK_BYTES_MAX`]: enough
+/// chunks that evicting one drops a small part of the cache.
+const CHUNKS_PER_CACHE: usize = 16;
+const CHUNK_BYTES_MIN: usize = 16 << 10;
+const CHUNK_BYTES_MAX: usize = 8 << 20;
+
 #[derive(Default)]
 struct Inner {
-    bytes_max: usize,
-    bytes: usize,
+    chunk_bytes: usize,
+    /// Chunks in use and free together never pass this.
+    chunks_max: usize,
+    chunks: HashMap<u64, Chunk>,
+    next_chunk: u64,
+    /// The chunk batches are being written into.
+    current: Option<u64>,
+    /// Memory of chunks emptied or evicted, to reuse.
+    free: Vec<BytesMut>,
     next_log: u64,
     /// A clock of uses: a larger tick is a more recent use.
     tick: u64,
     /// Each log's cached batches by base offset.
     logs: HashMap<u64, BTreeMap<u64, Entry>>,
-    /// Every cached batch by its last use: (log, base offset).
-    lru: BTreeMap<u64, (u64, u64)>,
+    /// Every chunk in use by its last use.
+    lru: BTreeMap<u64, u64>,
+    /// Batches cached now.
+    batches: usize,
     counters: Arc<CacheCounters>,
+}
+
+/// A chunk of memory batches are copied into, back to back.
+struct Chunk {
+    /// Its room not yet written; the batches before it were split off it.
+    room: BytesMut,
+    /// The batches written into it, as (log, base offset); some may have left the cache since.
+    written: Vec<(u64, u64)>,
+    /// Of those, the ones still cached.
+    live: usize,
+    tick: u64,
 }
 
 struct Entry {
@@ -128,7 +160,7 @@ struct Entry {
     next_offset: u64,
     /// Where the batch ends in the file: its segment's base and the position after it.
     stored_end: StoredAt,
-    tick: u64,
+    chunk: u64,
 }
 
 /// A position in a log's files: the base offset of a segment, and a byte position in it.
@@ -139,11 +171,14 @@ pub struct StoredAt {
 }
 
 impl BatchCache {
-    /// A cache of at most `bytes_max` bytes of batches; 0 caches nothing.
+    /// A cache of at most `bytes_max` bytes of chunks; one too small for a chunk caches
+    /// nothing.
     pub fn new(bytes_max: usize) -> Self {
+        let chunk_bytes = (bytes_max / CHUNKS_PER_CACHE).clamp(CHUNK_BYTES_MIN, CHUNK_BYTES_MAX);
         let counters = Arc::new(CacheCounters::default());
         counters.bytes_max.store(bytes_max as u64, Ordering::Relaxed);
-        let inner = Inner { bytes_max, counters, ..Inner::default() };
+        let chunks_max = bytes_max / chunk_bytes;
+        let inner = Inner { chunk_bytes, chunks_max, counters, ..Inner::default() };
         Self { inner: Rc::new(RefCell::new(inner)) }
     }
 
@@ -193,27 +228,25 @@ impl Drop for CachedLog {
 
 impl CachedLog {
     /// Caches a copy of `batch`, a batch just appended at `base` in `leader_epoch`, with them
-    /// patched in as the file holds them, then evicts down to the bound. `stored_end` is where
-    /// the batch ends in the log's files. Batches are cached in offset order.
+    /// patched in as the file holds them. `stored_end` is where the batch ends in the log's
+    /// files. Batches are cached in offset order.
     pub fn insert(&self, batch: &[u8], base: u64, next_offset: u64, leader_epoch: u32, stored_end: StoredAt) {
         let mut i = self.cache.inner.borrow_mut();
-        if batch.len() > i.bytes_max {
-            return;
-        }
-        let mut copy = AlignedVec::<CACHE_ALIGN>::with_capacity(batch.len());
-        copy.extend_from_slice(batch);
-        patch_offsets(&mut copy, base, leader_epoch);
-        let batch = Bytes::from_owner(copy);
-        i.tick += 1;
-        let tick = i.tick;
-        i.bytes += batch.len();
-        i.lru.insert(tick, (self.id, base));
-        let entry = Entry { batch, next_offset, stored_end, tick };
+        let i = &mut *i;
+        let Some(chunk) = i.chunk_with_room(batch.len()) else { return };
+        let tick = i.touch(chunk);
+        let c = i.chunks.get_mut(&chunk).expect("the chunk with room is in use");
+        c.room.extend_from_slice(batch);
+        patch_offsets(&mut c.room, base, leader_epoch);
+        let batch = c.room.split().freeze();
+        c.written.push((self.id, base));
+        c.live += 1;
+        c.tick = tick;
         let log = i.logs.get_mut(&self.id).expect("a registered log has a map");
         // A log drops what it cached of a cut before it appends again.
         assert!(log.range(base..).next().is_none(), "a batch is cached past the log end");
-        log.insert(base, entry);
-        i.evict();
+        log.insert(base, Entry { batch, next_offset, stored_end, chunk });
+        i.batches += 1;
         i.publish_size();
     }
 
@@ -239,9 +272,9 @@ impl CachedLog {
             add(&i.counters.misses, 1);
             return None;
         };
-        let mut picked: Vec<(u64, &mut Entry)> = Vec::new();
+        let mut picked: Vec<(u64, &Entry)> = Vec::new();
         let mut total = 0;
-        for (base, e) in log.range_mut(start..) {
+        for (base, e) in log.range(start..) {
             let follows = picked.last().is_none_or(|(_, prev)| prev.next_offset == *base);
             let fits = picked.is_empty() || total + e.batch.len() <= max_bytes;
             if *base >= max_offset || !fits || !follows || !visible(e) {
@@ -260,11 +293,9 @@ impl CachedLog {
                 Bytes::from_owner(joined)
             }
         };
-        for (base, e) in picked {
-            i.lru.remove(&e.tick);
-            i.tick += 1;
-            e.tick = i.tick;
-            i.lru.insert(e.tick, (self.id, base));
+        let chunks: Vec<u64> = picked.iter().map(|(_, e)| e.chunk).collect();
+        for chunk in chunks {
+            i.touch(chunk);
         }
         add(&i.counters.hits, 1);
         add(&i.counters.hit_bytes, bytes.len() as u64);
@@ -315,26 +346,115 @@ struct Span {
 }
 
 impl Inner {
-    /// Takes a batch already removed from its log's map out of the order and the count.
-    fn forget(&mut self, e: &Entry) {
-        self.lru.remove(&e.tick);
-        self.bytes -= e.batch.len();
+    /// Marks a chunk used now; returns the tick.
+    fn touch(&mut self, chunk: u64) -> u64 {
+        self.tick += 1;
+        let c = self.chunks.get_mut(&chunk).expect("a touched chunk is in use");
+        self.lru.remove(&c.tick);
+        c.tick = self.tick;
+        self.lru.insert(self.tick, chunk);
+        self.tick
     }
 
-    /// Drops the least recently used batches until the cache is within its bound.
-    fn evict(&mut self) {
-        while self.bytes > self.bytes_max {
-            let (_, (log, base)) = self.lru.pop_first().expect("bytes are held by batches in the order");
-            let e =
-                self.logs.get_mut(&log).and_then(|l| l.remove(&base)).expect("an ordered batch is cached");
-            self.bytes -= e.batch.len();
-            add(&self.counters.evictions, 1);
+    /// The chunk to write a batch of `len` bytes into: the current one if it has room, else a
+    /// new one, made of free memory, or of the least recently used chunk's. `None` when the
+    /// batch is larger than a chunk, or the cache has room for none.
+    fn chunk_with_room(&mut self, len: usize) -> Option<u64> {
+        if len > self.chunk_bytes || self.chunks_max == 0 {
+            return None;
+        }
+        if let Some(c) = self.current.filter(|c| self.chunks[c].room.capacity() >= len) {
+            return Some(c);
+        }
+        // The current chunk is full: it stays until it is evicted, or emptied.
+        if let Some(full) = self.current.take()
+            && self.chunks[&full].live == 0
+        {
+            self.release(full);
+        }
+        let room = self.room()?;
+        let id = self.next_chunk;
+        self.next_chunk += 1;
+        self.chunks.insert(id, Chunk { room, written: Vec::new(), live: 0, tick: 0 });
+        self.touch(id);
+        self.current = Some(id);
+        Some(id)
+    }
+
+    /// Memory for a new chunk: free memory, a new allocation while the bound allows one, or
+    /// the least recently used chunk's, evicted. Memory still held by a batch being sent is
+    /// left to it, and the chunk allocated anew.
+    fn room(&mut self) -> Option<BytesMut> {
+        while let Some(mut room) = self.free.pop() {
+            room.clear();
+            if room.try_reclaim(self.chunk_bytes) {
+                return Some(aligned(room));
+            }
+        }
+        if self.chunks.len() >= self.chunks_max {
+            let (_, oldest) = self.lru.pop_first()?;
+            self.evict(oldest);
+            let mut room = self.free.pop().expect("an evicted chunk's memory is free");
+            room.clear();
+            if room.try_reclaim(self.chunk_bytes) {
+                return Some(aligned(room));
+            }
+        }
+        Some(aligned(BytesMut::with_capacity(self.chunk_bytes + CACHE_ALIGN)))
+    }
+
+    /// Drops every batch still cached in `chunk`, and frees its memory.
+    fn evict(&mut self, chunk: u64) {
+        let c = self.chunks.get(&chunk).expect("an evicted chunk is in use");
+        let written = c.written.clone();
+        for (log, base) in written {
+            let Some(l) = self.logs.get_mut(&log) else { continue };
+            if l.get(&base).is_some_and(|e| e.chunk == chunk) {
+                let e = l.remove(&base).expect("just found");
+                self.forget(&e);
+                add(&self.counters.evictions, 1);
+            }
+        }
+        if self.chunks.contains_key(&chunk) {
+            self.release(chunk);
         }
     }
 
-    /// Sets the counters of what the cache holds.
-    fn publish_size(&self) {
-        self.counters.bytes.store(self.bytes as u64, Ordering::Relaxed);
-        self.counters.batches.store(self.lru.len() as u64, Ordering::Relaxed);
+    /// Takes a batch already removed from its log's map out of its chunk; a chunk left empty
+    /// (and not being written) is freed.
+    fn forget(&mut self, e: &Entry) {
+        self.batches -= 1;
+        let c = self.chunks.get_mut(&e.chunk).expect("a cached batch's chunk is in use");
+        c.live -= 1;
+        if c.live == 0 && self.current != Some(e.chunk) {
+            self.release(e.chunk);
+        }
     }
+
+    /// Frees a chunk's memory for reuse.
+    fn release(&mut self, chunk: u64) {
+        let c = self.chunks.remove(&chunk).expect("a released chunk is in use");
+        self.lru.remove(&c.tick);
+        if self.current == Some(chunk) {
+            self.current = None;
+        }
+        self.free.push(c.room);
+    }
+
+    /// Sets the counters of what the cache holds: its chunks' memory, and its batches.
+    fn publish_size(&self) {
+        let held = (self.chunks.len() + self.free.len()) * self.chunk_bytes;
+        self.counters.bytes.store(held as u64, Ordering::Relaxed);
+        self.counters.batches.store(self.batches as u64, Ordering::Relaxed);
+    }
+}
+
+/// `room` from its first [`CACHE_ALIGN`]-aligned byte on.
+fn aligned(mut room: BytesMut) -> BytesMut {
+    let pad = room.as_ptr().align_offset(CACHE_ALIGN);
+    if pad > 0 {
+        room.resize(pad, 0);
+        drop(room.split());
+    }
+    room
 }

@@ -52,7 +52,8 @@ fn a_tail_fetch_is_answered_from_the_cache_with_the_stored_bytes() {
         assert!(cached && one.len() == len);
         let stats = cache.stats();
         assert_eq!((stats.hits, stats.misses, stats.batches), (2, 0, 3));
-        assert_eq!((stats.hit_bytes, stats.bytes), (3 * len as u64, 3 * len as u64));
+        // One chunk holds them: a sixteenth of the bound.
+        assert_eq!((stats.hit_bytes, stats.bytes), (3 * len as u64, 64 << 10));
         // A batch still in the write buffer is not served, as a read of the file would not.
         log.append(&four(4).view(), 7, 0).await.unwrap();
         assert_eq!(fetch(&log, 12, 1 << 20).await, (false, bytes::Bytes::new()));
@@ -62,39 +63,65 @@ fn a_tail_fetch_is_answered_from_the_cache_with_the_stored_bytes() {
     });
 }
 
+/// Batches of 4 records of 900 bytes: several fill a 16 KiB chunk.
+fn large(tag: u64) -> Batch {
+    batch(tag, 4, 900, tag as i64)
+}
+
 #[test]
-fn the_least_recently_used_batches_go_first_whichever_log_holds_them() {
+fn the_least_recently_used_chunk_goes_first_whichever_logs_it_holds() {
     block_on(async {
-        let len = four(1).view().bytes().len();
-        let cache = BatchCache::new(3 * len);
-        let (mut a, _) = PartitionLog::open(MemStorage::new(), cached_config(&cache), 0).await.unwrap();
-        let (mut b, _) = PartitionLog::open(MemStorage::new(), cached_config(&cache), 0).await.unwrap();
-        a.append(&four(1).view(), 0, 0).await.unwrap();
-        a.append(&four(2).view(), 0, 0).await.unwrap();
-        b.append(&four(3).view(), 0, 0).await.unwrap();
+        // Three chunks of 16 KiB.
+        let cache = BatchCache::new(48 << 10);
+        let len = large(1).view().bytes().len();
+        let per_chunk = (16 << 10) / len;
+        let config =
+            LogConfig { batch_bytes_max: 64 << 10, segment_bytes_max: 1 << 20, ..cached_config(&cache) };
+        let (mut a, _) = PartitionLog::open(MemStorage::new(), config.clone(), 0).await.unwrap();
+        let (mut b, _) = PartitionLog::open(MemStorage::new(), config, 0).await.unwrap();
+        for first in [true, false, true] {
+            let log = if first { &mut a } else { &mut b };
+            for _ in 0..per_chunk {
+                log.append(&large(1).view(), 0, 0).await.unwrap();
+            }
+        }
         a.flush().await.unwrap();
         b.flush().await.unwrap();
-        // A's first batch is used: its second is now the least recently used.
+        let stats = cache.stats();
+        assert_eq!((stats.bytes, stats.batches, stats.evictions), (48 << 10, 3 * per_chunk as u64, 0));
+        // A's first chunk is read: B's is now the least recently used, and goes for the next.
         assert!(fetch(&a, 0, 1).await.0);
-        b.append(&four(4).view(), 0, 0).await.unwrap();
+        b.append(&large(2).view(), 0, 0).await.unwrap();
         b.flush().await.unwrap();
         let stats = cache.stats();
-        assert_eq!((stats.evictions, stats.batches, stats.bytes), (1, 3, 3 * len as u64));
-        let (cached, bytes) = fetch(&a, 4, 1).await;
+        assert_eq!((stats.bytes, stats.batches), (48 << 10, 2 * per_chunk as u64 + 1));
+        assert_eq!(stats.evictions, per_chunk as u64);
+        let (cached, bytes) = fetch(&b, 0, 1).await;
         assert!(!cached, "evicted");
-        assert_eq!(records_of_bytes(&bytes)[0].0, 4, "read from the file instead");
+        assert_eq!(records_of_bytes(&bytes)[0].0, 0, "read from the file instead");
         assert_eq!(cache.stats().miss_bytes, len as u64);
-        assert!(fetch(&a, 0, 1).await.0 && fetch(&b, 0, 1).await.0 && fetch(&b, 4, 1).await.0);
-        // A batch larger than the whole cache is not cached, and evicts nothing.
-        let big = batch(5, 40, 100, 5);
-        assert!(big.view().bytes().len() > 3 * len);
+        let last_of_b = 4 * per_chunk as u64;
+        assert!(
+            fetch(&a, 0, 1).await.0 && fetch(&a, last_of_b, 1).await.0 && fetch(&b, last_of_b, 1).await.0
+        );
+        // A batch larger than a chunk is not cached, and evicts nothing.
+        let big = batch(5, 40, 900, 5);
+        assert!(big.view().bytes().len() > 16 << 10);
         b.append(&big.view(), 0, 0).await.unwrap();
         b.flush().await.unwrap();
-        assert!(!fetch(&b, 8, 1).await.0);
-        assert_eq!(cache.stats().batches, 3);
-        // A log's batches leave with it.
+        assert!(!fetch(&b, last_of_b + 4, 1).await.0);
+        assert_eq!(cache.stats().batches, 2 * per_chunk as u64 + 1);
+        // A log's batches leave with it; their chunks are kept for reuse, within the bound.
         drop(a);
-        assert_eq!(cache.stats().batches, 2);
+        assert_eq!((cache.stats().batches, cache.stats().bytes), (1, 48 << 10));
+        for _ in 0..3 * per_chunk {
+            b.append(&large(3).view(), 0, 0).await.unwrap();
+        }
+        b.flush().await.unwrap();
+        // B's chunk took `per_chunk - 1` of them; two fresh chunks took two chunks' worth (the
+        // memory A's left); the last one took B's first chunk's memory, evicted.
+        let stats = cache.stats();
+        assert_eq!((stats.bytes, stats.batches), (48 << 10, 2 * per_chunk as u64 + 1), "{stats:?}");
     });
 }
 

@@ -339,6 +339,7 @@ fn run(mode: &str, args: RunArgs) -> Result<(), String> {
     let rt = runtime();
     let counter = Arc::new(AtomicU64::new(0));
     let (bar, ticker) = progress_bar(args.duration.secs() + args.warmup.secs(), counter.clone(), args.json);
+    let cache_before = rt.block_on(node_stats(&w.target));
     let outcome: Result<Outcome, _> = rt.block_on(async {
         match mode {
             "produce" => workload::produce(w.clone(), counter.clone()).await,
@@ -349,6 +350,9 @@ fn run(mode: &str, args: RunArgs) -> Result<(), String> {
     bar.finish_and_clear();
     let _ = ticker.join();
     let outcome = outcome.map_err(|e| e.to_string())?;
+    let batch_cache = rt.block_on(node_stats(&w.target)).map(|after| {
+        weir_perf::report::CacheSummary::between(cache_before.as_deref().unwrap_or_default(), &after)
+    });
     // Baselines after the workload, so they do not warm anything for it; the node stays up but idle.
     let data_dir = node.as_ref().map_or(args.dir.clone(), |n| n.data_dir.clone());
     let disk = if args.baseline {
@@ -400,6 +404,7 @@ fn run(mode: &str, args: RunArgs) -> Result<(), String> {
         disk,
         net,
         ratio_to_disk: None,
+        batch_cache,
     }
     .with_ratios();
     if let (Some(path), Some(l)) = (&args.hgrm, &outcome.latency) {
@@ -415,6 +420,12 @@ fn run(mode: &str, args: RunArgs) -> Result<(), String> {
         report.print();
     }
     Ok(())
+}
+
+/// The node's per-shard counters; none from a node that does not answer them.
+async fn node_stats(target: &weir_net::client::Target) -> Option<Vec<weir_net::api::ShardStats>> {
+    let mut admin = weir_net::client::Admin::connect(target).await.ok()?;
+    admin.node_stats().await.ok()
 }
 
 fn main() -> ExitCode {

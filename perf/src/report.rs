@@ -39,6 +39,42 @@ pub struct Report {
     pub net: Vec<NetBaseline>,
     /// MB/s over the raw disk's: write for produce, read for consume.
     pub ratio_to_disk: Option<f64>,
+    /// How the node's batch caches served the run's fetches; none from a node that does not
+    /// tell.
+    #[serde(default)]
+    pub batch_cache: Option<CacheSummary>,
+}
+
+/// The node's batch caches over one run: the fetched bytes they served and those read from the
+/// device, all shards together.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CacheSummary {
+    pub bytes_max: u64,
+    pub hit_bytes: u64,
+    pub miss_bytes: u64,
+    pub evictions: u64,
+}
+
+impl CacheSummary {
+    /// The change between two readings of the node's shards (`before` may be empty: none).
+    pub fn between(before: &[weir_net::api::ShardStats], after: &[weir_net::api::ShardStats]) -> Self {
+        let sum = |s: &[weir_net::api::ShardStats], f: fn(&weir_net::api::CacheStats) -> u64| {
+            s.iter().map(|s| f(&s.batch_cache)).sum::<u64>()
+        };
+        let delta = |f| sum(after, f) - sum(before, f).min(sum(after, f));
+        Self {
+            bytes_max: sum(after, |c| c.bytes_max),
+            hit_bytes: delta(|c| c.hit_bytes),
+            miss_bytes: delta(|c| c.miss_bytes),
+            evictions: delta(|c| c.evictions),
+        }
+    }
+
+    /// The share of fetched bytes the caches served; none when nothing was fetched.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let total = self.hit_bytes + self.miss_bytes;
+        (total > 0).then(|| self.hit_bytes as f64 / total as f64)
+    }
 }
 
 impl Report {
@@ -100,6 +136,16 @@ impl Report {
             println!(
                 "  baseline net {}: bulk {:.0} MB/s, 64 B round trip p50 {} µs p99 {} µs",
                 n.transport, n.bulk_mb_s, n.rtt_p50_us, n.rtt_p99_us
+            );
+        }
+        if let Some(c) = &self.batch_cache {
+            let ratio = c.hit_ratio().map_or("-".into(), |r| format!("{:.1} %", r * 100.0));
+            println!(
+                "  batch cache ({} MiB): {ratio} of fetched bytes from memory ({:.0} MB), {:.0} MB read from the device, {} evictions",
+                c.bytes_max >> 20,
+                c.hit_bytes as f64 / 1e6,
+                c.miss_bytes as f64 / 1e6,
+                c.evictions
             );
         }
         if let Some(r) = self.ratio_to_disk {
