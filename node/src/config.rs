@@ -58,8 +58,9 @@ pub struct NodeConfig {
     pub open_files_max: Option<u64>,
     /// Bytes of recently appended batches each shard keeps in memory, so that consumers and
     /// followers keeping up are served without reading the device (the least recently used go
-    /// first). Default: an eighth of the machine's memory, shared among the shards. 0: off.
-    pub batch_cache_bytes_max: Option<u64>,
+    /// first). 0, the default: off, for now: on these machines the cache's memory churn costs
+    /// the delivery latency of a loaded node more than its reads save (see BENCHMARKS.md).
+    pub batch_cache_bytes_max: u64,
     pub flush_interval_ms: u64,
     pub segment_bytes: u64,
     pub segment_ms: u64,
@@ -189,7 +190,7 @@ impl Default for NodeConfig {
             fsync: true,
             storage_min_free_bytes: 1 << 30,
             open_files_max: None,
-            batch_cache_bytes_max: None,
+            batch_cache_bytes_max: 0,
             flush_interval_ms: 100,
             segment_bytes: 1 << 30,
             segment_ms: 7 * 24 * 3600 * 1000,
