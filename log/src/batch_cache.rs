@@ -18,9 +18,10 @@
 //! cache keeps and reuses: the batch bytes it hands out share their chunk's allocation. The
 //! chunks are bounded by `bytes_max` bytes per shard, and the chunk used least recently (read or
 //! written) is the first to go, with every batch in it. Its memory is reused for the next chunk
-//! rather than given back to the allocator: memory fresh from the kernel costs a page fault and
-//! a zeroing per page, which on the hot path of every append would cost more than the copy.
-//! A batch larger than a chunk is not cached.
+//! rather than given back to the allocator, and all of it is allocated and touched when the
+//! cache is made: memory fresh from the kernel costs a page fault and a zeroing per page, which
+//! on the append path made a filling cache cost a loaded node more delivery latency than its
+//! reads saved. A batch larger than a chunk is not cached.
 //!
 //! Ownership: one cache per shard, shared by the shard's logs (it is `Rc`-based); only the
 //! [`Bytes`] it hands out and its [`CacheCounters`] may cross threads.
@@ -120,6 +121,10 @@ impl std::fmt::Debug for BatchCache {
 const CHUNKS_PER_CACHE: usize = 16;
 const CHUNK_BYTES_MIN: usize = 16 << 10;
 const CHUNK_BYTES_MAX: usize = 8 << 20;
+/// The smallest cache that holds a chunk: a smaller one caches nothing.
+pub const CACHE_BYTES_MIN: usize = CHUNK_BYTES_MIN + CACHE_ALIGN;
+/// A cached batch at least this share of a chunk is answered without a copy.
+const ZERO_COPY_CHUNK_SHARE: usize = 4;
 
 #[derive(Default)]
 struct Inner {
@@ -177,8 +182,10 @@ impl BatchCache {
         let chunk_bytes = (bytes_max / CHUNKS_PER_CACHE).clamp(CHUNK_BYTES_MIN, CHUNK_BYTES_MAX);
         let counters = Arc::new(CacheCounters::default());
         counters.bytes_max.store(bytes_max as u64, Ordering::Relaxed);
-        let chunks_max = bytes_max / chunk_bytes;
-        let inner = Inner { chunk_bytes, chunks_max, counters, ..Inner::default() };
+        let chunks_max = bytes_max / (chunk_bytes + CACHE_ALIGN);
+        let free = (0..chunks_max).map(|_| touched(chunk_bytes + CACHE_ALIGN)).collect();
+        let inner = Inner { chunk_bytes, chunks_max, counters, free, ..Inner::default() };
+        inner.publish_size();
         Self { inner: Rc::new(RefCell::new(inner)) }
     }
 
@@ -192,8 +199,10 @@ impl BatchCache {
     }
 
     /// Counts a fetch that read `bytes` from the device.
-    pub fn note_miss_bytes(&self, bytes: usize) {
-        add(&self.inner.borrow().counters.miss_bytes, bytes as u64);
+    pub fn note_miss(&self, bytes: usize) {
+        let i = self.inner.borrow();
+        add(&i.counters.misses, 1);
+        add(&i.counters.miss_bytes, bytes as u64);
     }
 
     /// A part of the cache for one log, empty; it is emptied again when dropped.
@@ -233,6 +242,9 @@ impl CachedLog {
     pub fn insert(&self, batch: &[u8], base: u64, next_offset: u64, leader_epoch: u32, stored_end: StoredAt) {
         let mut i = self.cache.inner.borrow_mut();
         let i = &mut *i;
+        // A log drops what it cached of a cut before it appends again.
+        let log = i.logs.get(&self.id).expect("a registered log has a map");
+        assert!(log.range(base..).next().is_none(), "a batch is cached past the log end");
         let Some(chunk) = i.chunk_with_room(batch.len()) else { return };
         let tick = i.touch(chunk);
         let c = i.chunks.get_mut(&chunk).expect("the chunk with room is in use");
@@ -243,8 +255,6 @@ impl CachedLog {
         c.live += 1;
         c.tick = tick;
         let log = i.logs.get_mut(&self.id).expect("a registered log has a map");
-        // A log drops what it cached of a cut before it appends again.
-        assert!(log.range(base..).next().is_none(), "a batch is cached past the log end");
         log.insert(base, Entry { batch, next_offset, stored_end, chunk });
         i.batches += 1;
         i.publish_size();
@@ -268,10 +278,7 @@ impl CachedLog {
         let log = i.logs.get_mut(&self.id).expect("a registered log has a map");
         let visible = |e: &Entry| e.stored_end.segment != written.segment || e.stored_end.pos <= written.pos;
         let holding = log.range(..=offset).next_back().filter(|(_, e)| e.next_offset > offset && visible(e));
-        let Some(start) = holding.map(|(b, _)| *b).filter(|b| *b < max_offset) else {
-            add(&i.counters.misses, 1);
-            return None;
-        };
+        let start = holding.map(|(b, _)| *b).filter(|b| *b < max_offset)?;
         let mut picked: Vec<(u64, &Entry)> = Vec::new();
         let mut total = 0;
         for (base, e) in log.range(start..) {
@@ -285,8 +292,11 @@ impl CachedLog {
         }
         let (first_offset, batch_count) = (start, picked.len());
         let next_offset = picked.last().expect("the batch holding the offset is picked").1.next_offset;
+        // A batch handed out as it is keeps its whole chunk's memory alive while it is sent,
+        // past the bound if the chunk is reused meanwhile: only a large one is, so that a
+        // stalled consumer holds at most a few times the bytes it was sent.
         let bytes = match &picked[..] {
-            [(_, one)] => one.batch.clone(),
+            [(_, one)] if one.batch.len() * ZERO_COPY_CHUNK_SHARE >= i.chunk_bytes => one.batch.clone(),
             many => {
                 let mut joined = AlignedVec::<CACHE_ALIGN>::with_capacity(total);
                 many.iter().for_each(|(_, e)| joined.extend_from_slice(&e.batch));
@@ -400,7 +410,7 @@ impl Inner {
                 return Some(aligned(room));
             }
         }
-        Some(aligned(BytesMut::with_capacity(self.chunk_bytes + CACHE_ALIGN)))
+        Some(aligned(touched(self.chunk_bytes + CACHE_ALIGN)))
     }
 
     /// Drops every batch still cached in `chunk`, and frees its memory.
@@ -443,10 +453,18 @@ impl Inner {
 
     /// Sets the counters of what the cache holds: its chunks' memory, and its batches.
     fn publish_size(&self) {
-        let held = (self.chunks.len() + self.free.len()) * self.chunk_bytes;
+        let held = (self.chunks.len() + self.free.len()) * (self.chunk_bytes + CACHE_ALIGN);
         self.counters.bytes.store(held as u64, Ordering::Relaxed);
         self.counters.batches.store(self.batches as u64, Ordering::Relaxed);
     }
+}
+
+/// An empty buffer of `len` bytes whose pages are already in memory (written once).
+fn touched(len: usize) -> BytesMut {
+    let mut room = BytesMut::with_capacity(len);
+    room.resize(len, 0);
+    room.clear();
+    room
 }
 
 /// `room` from its first [`CACHE_ALIGN`]-aligned byte on.
@@ -457,4 +475,35 @@ fn aligned(mut room: BytesMut) -> BytesMut {
         drop(room.split());
     }
     room
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(segment: u64) -> StoredAt {
+        StoredAt { segment, pos: 0 }
+    }
+
+    /// Once the bound is reached, a new chunk is made of an evicted chunk's memory: the
+    /// batches of the fourth chunk lie where the first chunk's did.
+    #[test]
+    fn evicted_memory_is_reused() {
+        let cache = BatchCache::new(CACHE_BYTES_MIN * 3);
+        let log = cache.register();
+        let batch = vec![0u8; 4096];
+        let mut ptrs = Vec::new();
+        for i in 0..16u64 {
+            log.insert(&batch, i, i + 1, 0, at(0));
+            let read = log.read(i, 1, u64::MAX, at(1)).expect("just cached");
+            ptrs.push(read.bytes.as_ptr() as usize);
+        }
+        // Four batches a chunk (with the alignment pad, exactly); the first chunk went for the
+        // fourth, and its memory with it.
+        assert_eq!(cache.stats().evictions, 4);
+        assert_eq!(cache.stats().batches, 12);
+        let first = ptrs[0]..ptrs[3] + 4096;
+        assert!(ptrs[12..].iter().all(|p| first.contains(p)), "{ptrs:x?}");
+        assert!(ptrs.iter().all(|p| p % CACHE_ALIGN == 0));
+    }
 }

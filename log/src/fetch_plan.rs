@@ -25,7 +25,7 @@ impl<F: StorageFile> FetchPlan<F> {
             FetchPlan::File { plan, cache } => {
                 let read = plan.execute().await?;
                 if let Some(cache) = cache {
-                    cache.note_miss_bytes(read.bytes().len());
+                    cache.note_miss(read.bytes().len());
                 }
                 Ok(Bytes::copy_from_slice(read.bytes()))
             }

@@ -1261,6 +1261,8 @@ impl<S: Storage> PartitionLog<S> {
         self.failed = r.is_err();
         if let Ok(end) = r {
             self.producers.truncate_from(end);
+            // The cut may land below `offset`: at quarantined damage before it.
+            self.uncache(|c| c.remove_from(end));
         }
         r
     }
@@ -1438,6 +1440,10 @@ impl<S: Storage> PartitionLog<S> {
         }
         for d in found.damaged {
             if !self.damaged.contains(&d) {
+                // Cached before the disk damaged them: reads must fail as the file's do.
+                if let Some(c) = &self.cache {
+                    c.remove_range(d.first_offset, d.last_offset.saturating_add(1));
+                }
                 self.damaged.push(d);
             }
         }

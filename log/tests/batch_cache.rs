@@ -52,8 +52,8 @@ fn a_tail_fetch_is_answered_from_the_cache_with_the_stored_bytes() {
         assert!(cached && one.len() == len);
         let stats = cache.stats();
         assert_eq!((stats.hits, stats.misses, stats.batches), (2, 0, 3));
-        // One chunk holds them: a sixteenth of the bound.
-        assert_eq!((stats.hit_bytes, stats.bytes), (3 * len as u64, 64 << 10));
+        // Its chunks are made at once: as many of 64 KiB (and an alignment pad) as fit.
+        assert_eq!((stats.hit_bytes, stats.bytes), (3 * len as u64, 15 * ((64 << 10) + 16)));
         // A batch still in the write buffer is not served, as a read of the file would not.
         log.append(&four(4).view(), 7, 0).await.unwrap();
         assert_eq!(fetch(&log, 12, 1 << 20).await, (false, bytes::Bytes::new()));
@@ -71,8 +71,9 @@ fn large(tag: u64) -> Batch {
 #[test]
 fn the_least_recently_used_chunk_goes_first_whichever_logs_it_holds() {
     block_on(async {
-        // Three chunks of 16 KiB.
-        let cache = BatchCache::new(48 << 10);
+        // Three chunks of 16 KiB (and an alignment pad).
+        let held = 3 * ((16 << 10) + 16);
+        let cache = BatchCache::new(held);
         let len = large(1).view().bytes().len();
         let per_chunk = (16 << 10) / len;
         let config =
@@ -88,13 +89,13 @@ fn the_least_recently_used_chunk_goes_first_whichever_logs_it_holds() {
         a.flush().await.unwrap();
         b.flush().await.unwrap();
         let stats = cache.stats();
-        assert_eq!((stats.bytes, stats.batches, stats.evictions), (48 << 10, 3 * per_chunk as u64, 0));
+        assert_eq!((stats.bytes as usize, stats.batches, stats.evictions), (held, 3 * per_chunk as u64, 0));
         // A's first chunk is read: B's is now the least recently used, and goes for the next.
         assert!(fetch(&a, 0, 1).await.0);
         b.append(&large(2).view(), 0, 0).await.unwrap();
         b.flush().await.unwrap();
         let stats = cache.stats();
-        assert_eq!((stats.bytes, stats.batches), (48 << 10, 2 * per_chunk as u64 + 1));
+        assert_eq!((stats.bytes as usize, stats.batches), (held, 2 * per_chunk as u64 + 1));
         assert_eq!(stats.evictions, per_chunk as u64);
         let (cached, bytes) = fetch(&b, 0, 1).await;
         assert!(!cached, "evicted");
@@ -113,7 +114,7 @@ fn the_least_recently_used_chunk_goes_first_whichever_logs_it_holds() {
         assert_eq!(cache.stats().batches, 2 * per_chunk as u64 + 1);
         // A log's batches leave with it; their chunks are kept for reuse, within the bound.
         drop(a);
-        assert_eq!((cache.stats().batches, cache.stats().bytes), (1, 48 << 10));
+        assert_eq!((cache.stats().batches, cache.stats().bytes as usize), (1, held));
         for _ in 0..3 * per_chunk {
             b.append(&large(3).view(), 0, 0).await.unwrap();
         }
@@ -121,7 +122,7 @@ fn the_least_recently_used_chunk_goes_first_whichever_logs_it_holds() {
         // B's chunk took `per_chunk - 1` of them; two fresh chunks took two chunks' worth (the
         // memory A's left); the last one took B's first chunk's memory, evicted.
         let stats = cache.stats();
-        assert_eq!((stats.bytes, stats.batches), (48 << 10, 2 * per_chunk as u64 + 1), "{stats:?}");
+        assert_eq!((stats.bytes as usize, stats.batches), (held, 2 * per_chunk as u64 + 1), "{stats:?}");
     });
 }
 
@@ -167,5 +168,39 @@ fn a_quarantined_range_is_read_from_the_files() {
         }
         assert!(log.plan_fetch(4, 1, u64::MAX).is_err(), "quarantined, as the file says");
         assert!(fetch(&log, 0, 1).await.0 && fetch(&log, 8, 1).await.0, "the rest stays cached");
+    });
+}
+
+/// A cut rescans the active segment from its last index entry: damage it finds there leaves the
+/// cache too, and a cut that lands lower (at the damage) drops what it cached past that.
+#[test]
+fn damage_a_cut_finds_is_read_from_the_files() {
+    block_on(async {
+        let cache = BatchCache::new(1 << 20);
+        let st = MemStorage::new();
+        // No index entry inside the segment: a cut rescans it from its start.
+        let config = LogConfig { index_interval_bytes: 1 << 20, ..cached_config(&cache) };
+        let (mut log, _) = PartitionLog::open(st.clone(), config, 0).await.unwrap();
+        for tag in 1..=4 {
+            log.append(&four(tag).view(), 0, 0).await.unwrap();
+        }
+        log.flush().await.unwrap();
+        let len = four(1).view().bytes().len();
+        st.flip_bit(&format!("{:020}.log", 0), (len + 300) as u64, 3);
+        st.flip_bit(&format!("{:020}.log", 0), (2 * len + 300) as u64, 3);
+        assert!(fetch(&log, 4, 1).await.0, "the cache does not know yet");
+        log.truncate_to(13, 0).await.unwrap();
+        assert!(log.plan_fetch(4, 1, u64::MAX).is_err(), "quarantined by the cut's scan");
+        assert!(log.plan_fetch(8, 1, u64::MAX).is_err());
+        // A cut inside the damage ends the log at its start; appending there again is fine.
+        assert_eq!(log.truncate_to(10, 0).await.unwrap(), 4);
+        log.append(&four(9).view(), 0, 0).await.unwrap();
+        log.flush().await.unwrap();
+        let (cached, bytes) = fetch(&log, 4, 1).await;
+        assert!(cached);
+        assert_eq!(
+            records_of_bytes(&bytes)[0],
+            (4, b"9:0:".iter().copied().chain(std::iter::repeat_n(b'x', 96)).collect())
+        );
     });
 }

@@ -462,7 +462,7 @@ fn open_files_max() -> impl Strategy<Value = usize> {
 /// Mostly no batch cache, or one of a few 16 KiB chunks (so that chunks are evicted and reused
 /// all the time); sometimes one that holds every batch.
 fn batch_cache_bytes_max() -> impl Strategy<Value = Option<usize>> {
-    prop_oneof![2 => Just(None), 3 => (0usize..100_000).prop_map(Some), 1 => Just(Some(1 << 30))]
+    prop_oneof![2 => Just(None), 3 => (0usize..100_000).prop_map(Some), 1 => Just(Some(8 << 20))]
 }
 
 proptest! {

@@ -58,9 +58,10 @@ pub struct NodeConfig {
     pub open_files_max: Option<u64>,
     /// Bytes of recently appended batches each shard keeps in memory, so that consumers and
     /// followers keeping up are served without reading the device (the least recently used go
-    /// first). 0, the default: off, for now: on these machines the cache's memory churn costs
-    /// the delivery latency of a loaded node more than its reads save (see BENCHMARKS.md).
-    pub batch_cache_bytes_max: u64,
+    /// first). Default: a 256th of the machine's memory, shared among the shards; the shard
+    /// allocates it, and writes it once, as it starts. 0: off; otherwise at least 16400 (one
+    /// chunk).
+    pub batch_cache_bytes_max: Option<u64>,
     pub flush_interval_ms: u64,
     pub segment_bytes: u64,
     pub segment_ms: u64,
@@ -190,7 +191,7 @@ impl Default for NodeConfig {
             fsync: true,
             storage_min_free_bytes: 1 << 30,
             open_files_max: None,
-            batch_cache_bytes_max: 0,
+            batch_cache_bytes_max: None,
             flush_interval_ms: 100,
             segment_bytes: 1 << 30,
             segment_ms: 7 * 24 * 3600 * 1000,
@@ -348,6 +349,12 @@ impl NodeConfig {
         }
         if self.connections_max == 0 || self.connections_per_ip_max == 0 {
             return bad("connections_max", "connections_max and connections_per_ip_max must be positive");
+        }
+        if self
+            .batch_cache_bytes_max
+            .is_some_and(|n| n > 0 && n < weir_log::batch_cache::CACHE_BYTES_MIN as u64)
+        {
+            return bad("batch_cache_bytes_max", "must be 0 (off) or at least 16400 (one chunk)");
         }
         if self.open_files_max.is_some_and(|n| n < self.shards as u64) {
             return bad("open_files_max", "must be at least one file per shard");
@@ -603,6 +610,15 @@ mod tests {
             NodeConfig::load(None, env).unwrap().check(),
             Err(ConfigError::Invalid { field: "quic_stream_window_bytes_max", .. })
         ));
+        let env = [("WEIR_BATCH_CACHE_BYTES_MAX".to_owned(), "4096".to_owned())];
+        assert!(matches!(
+            NodeConfig::load(None, env).unwrap().check(),
+            Err(ConfigError::Invalid { field: "batch_cache_bytes_max", .. })
+        ));
+        for fine in ["0", "16400"] {
+            let env = [("WEIR_BATCH_CACHE_BYTES_MAX".to_owned(), fine.to_owned())];
+            NodeConfig::load(None, env).unwrap().check().unwrap();
+        }
         let env = [("WEIR_REQUEST_MEMORY_BYTES_MAX".to_owned(), "1048576".to_owned())];
         assert!(matches!(
             NodeConfig::load(None, env).unwrap().check(),

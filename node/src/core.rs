@@ -55,7 +55,7 @@ impl From<&crate::config::NodeConfig> for CoreConfig {
             delete_retention_ms: c.delete_retention_ms,
             compaction_bytes_per_s_max: c.compaction_bytes_per_s_max,
             storage_min_free_bytes: c.storage_min_free_bytes,
-            batch_cache_bytes_max: c.batch_cache_bytes_max as usize,
+            batch_cache_bytes_max: c.batch_cache_bytes_max.expect("resolved at start") as usize,
         }
     }
 }

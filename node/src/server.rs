@@ -73,6 +73,23 @@ fn resolve_open_files_max(configured: Option<u64>, shards: u64, limit: u64) -> R
     Ok(requested)
 }
 
+/// The share of the machine's memory the batch caches take by default, all shards together:
+/// enough for consumers and followers a fraction of a second behind. A shard allocates and
+/// touches its share as it starts, so the default stays modest.
+const BATCH_CACHE_MEMORY_DIVISOR: u64 = 256;
+
+/// Each shard's `batch_cache_bytes_max` as configured, or by default its share of a 256th of
+/// the machine's physical memory.
+fn batch_cache_bytes_max(config: &NodeConfig) -> u64 {
+    config.batch_cache_bytes_max.unwrap_or_else(|| {
+        // SAFETY: sysconf reads a system constant and touches no memory of ours.
+        let (pages, page_bytes) =
+            unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+        let memory = (pages.max(0) as u64).saturating_mul(page_bytes.max(0) as u64);
+        memory / BATCH_CACHE_MEMORY_DIVISOR / config.shards.max(1) as u64
+    })
+}
+
 /// The exclusive lock on the data dir, held for the life of the process, so that two nodes never
 /// write the same logs. The lock goes with the process, however it ends.
 #[derive(Debug)]
@@ -311,7 +328,11 @@ fn start(
     stop: &Arc<AtomicBool>,
     created: &mut Created,
 ) -> Result<Started, ServeError> {
-    let config = &NodeConfig { open_files_max: Some(open_files_max(config)?), ..config.clone() };
+    let config = &NodeConfig {
+        open_files_max: Some(open_files_max(config)?),
+        batch_cache_bytes_max: Some(batch_cache_bytes_max(config)),
+        ..config.clone()
+    };
     // In a cluster the topics are the control plane's; `topics.json` is a node alone's.
     let table = match link.is_some() || config.peers.is_some() {
         true => TopicTable::default(),
