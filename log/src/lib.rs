@@ -28,13 +28,14 @@ pub mod log;
 pub mod producer_scan;
 mod producer_snapshot;
 pub mod producers;
+pub mod read_ahead;
 pub mod scrub;
 pub mod segment;
 mod start_store;
 pub mod timestamp_lookup;
 
 pub use crate::batch_cache::{BatchCache, BatchCacheStats};
-pub use crate::fetch_plan::FetchPlan;
+pub use crate::fetch_plan::{Fetch, FetchPlan};
 pub use crate::group_commit::{PendingSync, SharedLog};
 pub use crate::log::{Appended, FlushPolicy, LogConfig, PartitionLog, RecoveryReport, Tick, Truncation};
 pub use crate::timestamp_lookup::TimestampLookup;

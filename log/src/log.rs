@@ -27,6 +27,7 @@ use crate::fetch_plan::FetchPlan;
 use crate::group_commit::PendingSync;
 use crate::index::{INDEX_ENTRY_BYTES, IndexEntry, SealedInfo, SegmentIndex};
 use crate::producers::ProducerTable;
+use crate::read_ahead::{READ_AHEADS_MAX, ReadAhead, ReadGeneration, next_log_instance};
 use crate::scrub::{ScrubCursor, ScrubOutcome, ScrubPlan};
 use crate::segment::{
     Fetched, ReadPlan, Scan, ScanEnd, ScanKind, Segment, data_file_name, index_file_name,
@@ -35,6 +36,7 @@ use crate::segment::{
 use crate::start_store::StartStore;
 use crate::storage::{Storage, StorageFile};
 use crate::timestamp_lookup::{Candidate, TimestampLookup};
+use bytes::Bytes;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
@@ -237,6 +239,11 @@ pub struct PartitionLog<S: Storage> {
     pub(crate) producers_snapshot_base: Option<u64>,
     /// This log's part of the shard's batch cache, if it has one.
     cache: Option<CachedLog>,
+    /// Batches read from the files ahead of a consumer (see [`crate::read_ahead`]).
+    ahead: VecDeque<ReadAhead>,
+    /// Tells this log from any other the process opened, a reopened one of the same files
+    /// included: for [`ReadGeneration`].
+    instance: u64,
     /// How many times batches were cut off the log (truncations and new starts): a cleaner's
     /// checkpoint taken before a cut no longer describes the log.
     cuts: u64,
@@ -381,6 +388,8 @@ impl<S: Storage> PartitionLog<S> {
             storage,
             config,
             cache,
+            ahead: VecDeque::new(),
+            instance: next_log_instance(),
             sealed,
             active,
             durable_offset,
@@ -1148,8 +1157,65 @@ impl<S: Storage> PartitionLog<S> {
         {
             return Ok(Some(FetchPlan::Cached(read)));
         }
+        let generation = self.read_generation();
+        let ahead = self.ahead.iter().filter(|a| readable && a.generation == generation);
+        if let Some((bytes, next_offset)) =
+            ahead.filter_map(|a| a.answer(offset, max_bytes, max_offset)).next()
+        {
+            return Ok(Some(FetchPlan::ReadAhead {
+                bytes,
+                next_offset,
+                cache: self.config.batch_cache.clone(),
+            }));
+        }
         let plan = self.plan_read(offset, max_bytes, max_offset)?;
         Ok(plan.map(|plan| FetchPlan::File { plan, cache: self.config.batch_cache.clone() }))
+    }
+
+    /// The log's shape as reads see it (see [`ReadGeneration`]).
+    pub fn read_generation(&self) -> ReadGeneration {
+        ReadGeneration { log: self.instance, cuts: self.cuts, swaps: self.swaps }
+    }
+
+    /// Plans a read ahead of a consumer that reads on from `from`, of up to `bytes_max`, unless
+    /// that much is read ahead already: from the end of what is, or from `from`. Returns the
+    /// plan and the generation to hand back with its bytes to
+    /// [`complete_read_ahead`](Self::complete_read_ahead), and where the read starts.
+    pub fn plan_read_ahead(
+        &self,
+        from: u64,
+        bytes_max: usize,
+    ) -> Option<(ReadPlan<S::File>, ReadGeneration, u64)> {
+        if self.failed || from < self.log_start() || bytes_max == 0 {
+            return None;
+        }
+        let generation = self.read_generation();
+        let (mut start, mut buffered) = (from, 0);
+        for a in self.ahead.iter().filter(|a| a.generation == generation) {
+            if a.holds(start) {
+                buffered += a.bytes_from(start);
+                start = a.next_offset;
+            }
+        }
+        if buffered >= bytes_max || start >= self.next_offset() {
+            return None;
+        }
+        let plan = self.plan_read(start, bytes_max, u64::MAX).ok()??;
+        Some((plan, generation, start))
+    }
+
+    /// Keeps what a read ahead returned, if the log is still as it was when the read was
+    /// planned; with the stretch before it, which a consumer may still be reading.
+    pub fn complete_read_ahead(&mut self, bytes: Bytes, generation: ReadGeneration) {
+        if generation != self.read_generation() || self.failed {
+            return;
+        }
+        let Some(read) = ReadAhead::new(bytes, generation) else { return };
+        self.ahead.retain(|a| a.generation == generation && a.next_offset == read.first_offset);
+        self.ahead.push_back(read);
+        while self.ahead.len() > READ_AHEADS_MAX {
+            self.ahead.pop_front();
+        }
     }
 
     /// The end of what the files hold, written if not yet durable: every sealed segment whole,
@@ -1553,6 +1619,7 @@ impl<S: Storage> PartitionLog<S> {
         }
         let start = self.log_start();
         self.uncache(|c| c.remove_below(start));
+        self.ahead.retain(|a| a.next_offset > start);
         if start < self.next_offset() && self.epochs.cache.truncate_from_start(start) {
             self.epochs.persist().await?;
         }
@@ -1631,6 +1698,7 @@ impl<S: Storage> PartitionLog<S> {
             return Ok(None);
         }
         self.uncache(|c| c.remove_range(d.first_offset, d.last_offset.saturating_add(1)));
+        self.ahead.clear();
         self.damaged.push(d.clone());
         self.damaged.sort_by_key(|d| d.first_offset);
         // Emptying the index makes every open scan the segment and find the damage again; a

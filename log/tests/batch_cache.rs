@@ -24,7 +24,7 @@ fn four(tag: u64) -> Batch {
 async fn fetch(log: &PartitionLog<MemStorage>, offset: u64, max_bytes: usize) -> (bool, bytes::Bytes) {
     let plan = log.plan_fetch(offset, max_bytes, u64::MAX).unwrap().expect("below the end");
     let cached = plan.is_cached();
-    (cached, plan.execute().await.unwrap())
+    (cached, plan.execute().await.unwrap().bytes)
 }
 
 #[test]
@@ -202,5 +202,40 @@ fn damage_a_cut_finds_is_read_from_the_files() {
             records_of_bytes(&bytes)[0],
             (4, b"9:0:".iter().copied().chain(std::iter::repeat_n(b'x', 96)).collect())
         );
+    });
+}
+
+/// What was read ahead of a consumer answers its next fetches, within their bounds, and goes
+/// when the log is cut.
+#[test]
+fn a_read_ahead_answers_the_next_fetch_until_a_cut() {
+    use weir_log::FetchPlan;
+    block_on(async {
+        let (mut log, _) = PartitionLog::open(MemStorage::new(), small_config(), 0).await.unwrap();
+        for tag in 1..=6 {
+            log.append(&four(tag).view(), 0, 0).await.unwrap();
+        }
+        log.flush().await.unwrap();
+        let len = four(1).view().bytes().len();
+        let first = log.plan_fetch(0, len, u64::MAX).unwrap().unwrap().execute().await.unwrap();
+        assert!(first.from_device && first.next_offset == 4);
+        let (plan, generation, start) = log.plan_read_ahead(4, 3 * len).unwrap();
+        assert_eq!(start, 4);
+        let read = plan.execute().await.unwrap();
+        log.complete_read_ahead(bytes::Bytes::copy_from_slice(read.bytes()), generation);
+        // Enough is read ahead of a consumer at 4; one at 12 is read ahead of from there.
+        assert!(log.plan_read_ahead(4, 3 * len).is_none());
+        assert_eq!(log.plan_read_ahead(8, 3 * len).unwrap().2, 16);
+        // From the middle of a batch, within the bytes and below the offset asked.
+        let plan = log.plan_fetch(5, 2 * len, 12).unwrap().unwrap();
+        assert!(matches!(plan, FetchPlan::ReadAhead { .. }));
+        let fetch = plan.execute().await.unwrap();
+        assert_eq!((fetch.next_offset, fetch.from_device), (12, true));
+        assert_eq!(fetch.bytes[..], log.read(5, 2 * len).await.unwrap().bytes()[..]);
+        let one = log.plan_fetch(8, 2 * len, 12).unwrap().unwrap().execute().await.unwrap();
+        assert_eq!(one.bytes.len(), len);
+        // A cut: the batches read ahead may no longer be the log's.
+        log.truncate_to(8, 0).await.unwrap();
+        assert!(matches!(log.plan_fetch(4, len, u64::MAX).unwrap().unwrap(), FetchPlan::File { .. }));
     });
 }

@@ -269,7 +269,7 @@ async fn check_reads(log: &PartitionLog<MemStorage>, got: &[Rec]) {
         };
         assert_eq!(first.as_ref(), want, "read from {o}");
         // A fetch, which the batch cache may answer, reads what the files hold.
-        let fetched = log.plan_fetch(o, 1, u64::MAX).unwrap().unwrap().execute().await.unwrap();
+        let fetched = log.plan_fetch(o, 1, u64::MAX).unwrap().unwrap().execute().await.unwrap().bytes;
         assert_eq!(fetched[..], log.read(o, 1).await.unwrap().bytes()[..], "fetch from {o}");
     }
 }

@@ -135,7 +135,7 @@ impl Model {
     }
 }
 
-async fn check(log: &PartitionLog<Dir>, m: &Model) {
+async fn check(log: &mut PartitionLog<Dir>, m: &Model) {
     assert_eq!(log.next_offset(), m.end);
     assert_eq!(log.log_start(), m.start);
     let mut got = Vec::new();
@@ -159,21 +159,24 @@ async fn check(log: &PartitionLog<Dir>, m: &Model) {
     check_fetch(log, m).await;
 }
 
-/// Fetches from the log start to the end, as a consumer would: what the cache answers holds
-/// the model's records, and the files' bytes where they can already be read.
-async fn check_fetch(log: &PartitionLog<Dir>, m: &Model) {
+/// Fetches from the log start to the end, as a consumer would, reading ahead of it as a node
+/// does: what the cache and the reads ahead answer holds the model's records, and the files'
+/// bytes. What was read ahead stays with the log, so later operations meet it.
+async fn check_fetch(log: &mut PartitionLog<Dir>, m: &Model) {
     let mut offset = log.log_start();
     while offset < log.next_offset() {
         let max_bytes = 3000 + (offset as usize % 7) * 1000;
         let plan = log.plan_fetch(offset, max_bytes, u64::MAX).expect("plan").expect("below the end");
         let cached = plan.is_cached();
-        let bytes = plan.execute().await.expect("fetch");
+        let fetch = plan.execute().await.expect("fetch");
+        let bytes = fetch.bytes;
         if bytes.is_empty() {
             assert!(!cached, "the cache answers with batches");
             break; // not yet written out
         }
         let got = records_of_bytes(&bytes);
         let next = got.last().map_or(offset, |(o, _)| o + 1);
+        assert_eq!(next, fetch.next_offset);
         let want: Vec<(u64, Vec<u8>)> = m
             .batches
             .iter()
@@ -181,10 +184,14 @@ async fn check_fetch(log: &PartitionLog<Dir>, m: &Model) {
             .filter(|(o, _)| *o >= got[0].0 && *o < next)
             .collect();
         assert_eq!(got, want, "fetch at {offset} (cached: {cached})");
-        if cached {
-            let file = log.read(offset, bytes.len()).await.expect("read");
-            let common = file.bytes().len().min(bytes.len());
-            assert_eq!(file.bytes()[..common], bytes[..common], "the cache holds the stored bytes");
+        let file = log.read(offset, bytes.len()).await.expect("read");
+        let common = file.bytes().len().min(bytes.len());
+        assert_eq!(file.bytes()[..common], bytes[..common], "a fetch answers the stored bytes");
+        if fetch.from_device
+            && let Some((plan, generation, _)) = log.plan_read_ahead(next, 2 * max_bytes)
+        {
+            let read = plan.execute().await.expect("read ahead");
+            log.complete_read_ahead(bytes::Bytes::copy_from_slice(read.bytes()), generation);
         }
         offset = next;
     }
@@ -429,10 +436,10 @@ fn run(ops: Vec<Op>, open_files_max: usize, batch_cache_bytes_max: Option<usize>
             // applied already), and a crash must honour it.
             assert!(log.durable_offset() >= m.durable.min(log.next_offset()));
             m.durable = log.durable_offset();
-            check(&log, &m).await;
+            check(&mut log, &m).await;
         }
         log.flush().await.unwrap();
-        check(&log, &m).await;
+        check(&mut log, &m).await;
         let end = log.next_offset();
         assert_eq!(end, m.end);
         if let Some(cache) = &st.batch_cache {

@@ -62,6 +62,9 @@ pub struct NodeConfig {
     /// allocates it, and writes it once, as it starts. 0: off; otherwise at least 16400 (one
     /// chunk).
     pub batch_cache_bytes_max: Option<u64>,
+    /// Bytes read at once ahead of a consumer catching up on what is no longer cached, while
+    /// it reads the fetch before (one read per partition at a time, each at most 1 MiB). 0: off.
+    pub read_ahead_bytes_max: u64,
     pub flush_interval_ms: u64,
     pub segment_bytes: u64,
     pub segment_ms: u64,
@@ -192,6 +195,7 @@ impl Default for NodeConfig {
             storage_min_free_bytes: 1 << 30,
             open_files_max: None,
             batch_cache_bytes_max: None,
+            read_ahead_bytes_max: 1 << 20,
             flush_interval_ms: 100,
             segment_bytes: 1 << 30,
             segment_ms: 7 * 24 * 3600 * 1000,
@@ -509,6 +513,7 @@ const KNOWN_KEYS: &[&str] = &[
     "storage_min_free_bytes",
     "open_files_max",
     "batch_cache_bytes_max",
+    "read_ahead_bytes_max",
     "flush_interval_ms",
     "segment_bytes",
     "segment_ms",

@@ -38,6 +38,8 @@ pub struct CoreConfig {
     pub storage_min_free_bytes: u64,
     /// Bytes of batches the shard's batch cache holds; 0: no cache.
     pub batch_cache_bytes_max: usize,
+    /// Bytes a read ahead of a consumer catching up reads at once; 0: none.
+    pub read_ahead_bytes_max: usize,
 }
 
 impl From<&crate::config::NodeConfig> for CoreConfig {
@@ -56,6 +58,7 @@ impl From<&crate::config::NodeConfig> for CoreConfig {
             compaction_bytes_per_s_max: c.compaction_bytes_per_s_max,
             storage_min_free_bytes: c.storage_min_free_bytes,
             batch_cache_bytes_max: c.batch_cache_bytes_max.expect("resolved at start") as usize,
+            read_ahead_bytes_max: c.read_ahead_bytes_max as usize,
         }
     }
 }
@@ -641,6 +644,7 @@ mod tests {
             compaction_bytes_per_s_max: 64 << 20,
             storage_min_free_bytes: 0,
             batch_cache_bytes_max: 1 << 20,
+            read_ahead_bytes_max: 1 << 20,
         }
     }
 

@@ -11,6 +11,7 @@
 use crate::replica_driver::{ReplicaSetup, Replicated};
 use crate::service::types::{Bounds, PartitionStatus};
 use futures::channel::oneshot;
+use futures::future::{LocalBoxFuture, Shared};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use weir_log::compaction::CleanSchedule;
@@ -33,6 +34,16 @@ pub const REOPEN_DELAY_MS_MAX: u64 = 60_000;
 /// How long to wait after the `attempts`-th failed attempt (1 for the first) before the next.
 pub fn reopen_delay_ms(attempts: u32) -> u64 {
     (REOPEN_DELAY_MS << attempts.saturating_sub(1).min(16)).min(REOPEN_DELAY_MS_MAX)
+}
+
+/// A read ahead of a consumer, which any number of fetches may wait for.
+#[derive(Clone)]
+pub struct ReadingAhead(pub Shared<LocalBoxFuture<'static, ()>>);
+
+impl std::fmt::Debug for ReadingAhead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadingAhead")
+    }
 }
 
 #[derive(Debug)]
@@ -71,6 +82,9 @@ pub struct Partition<S: Storage + Clone> {
     pub keys_required: Cell<bool>,
     /// The replica state machine and what its driver task works on (`crate::replica_driver`).
     pub rep: Replicated,
+    /// A read ahead of a consumer in flight (one at a time): where it starts, and its end, for
+    /// the fetch that wants its batches to wait for.
+    read_ahead: RefCell<Option<(u64, ReadingAhead)>>,
 }
 
 /// Counts a produce in flight on a partition for as long as it lives.
@@ -147,6 +161,7 @@ impl<S: Storage + Clone> Partition<S> {
             clean: Cell::new(CleanSchedule::default()),
             keys_required: Cell::new(false),
             rep,
+            read_ahead: RefCell::new(None),
         })
     }
 
@@ -282,6 +297,24 @@ impl<S: Storage + Clone> Partition<S> {
                 None => return,
             }
         }
+    }
+
+    /// The read ahead in flight from `offset`, if any: a fetch there wants its batches.
+    pub fn read_ahead_at(&self, offset: u64) -> Option<ReadingAhead> {
+        self.read_ahead.borrow().as_ref().filter(|(start, _)| *start == offset).map(|(_, r)| r.clone())
+    }
+
+    pub fn reading_ahead(&self) -> bool {
+        self.read_ahead.borrow().is_some()
+    }
+
+    /// Records a read ahead from `start` as in flight, until [`read_ahead_done`](Self::read_ahead_done).
+    pub fn set_read_ahead(&self, start: u64, reading: ReadingAhead) {
+        assert!(self.read_ahead.replace(Some((start, reading))).is_none(), "one read ahead at a time");
+    }
+
+    pub fn read_ahead_done(&self) {
+        self.read_ahead.borrow_mut().take();
     }
 
     /// A future that resolves when the high watermark moves, or `None` if too many wait.

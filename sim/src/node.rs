@@ -51,6 +51,8 @@ pub fn sim_config(shards: usize) -> CoreConfig {
         storage_min_free_bytes: 1 << 20,
         // A few batches per shard: fetches at the tail hit it, older ones read the disk.
         batch_cache_bytes_max: 256 << 10,
+        // Reads ahead of consumers that fall behind the cache.
+        read_ahead_bytes_max: 64 << 10,
     }
 }
 

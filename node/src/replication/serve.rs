@@ -125,7 +125,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             if let Ok(Some(plan)) = plan
                 && let Ok(read) = plan.execute().await
             {
-                a.batches = read;
+                a.batches = read.bytes;
                 *budget = budget.saturating_sub(a.batches.len());
                 total += a.batches.len();
             }

@@ -242,17 +242,60 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
     pub async fn fetch_now(&self, part: &FetchPartition) -> Result<FetchedPartition, Failure> {
         let (p, hw, readable) = self.fetch_position(part)?;
         let (offset, max_bytes) = (part.offset, part.max_bytes.clamp(1, self.config.request_bytes_max));
-        // The shard's batch cache answers a read at the tail without I/O or a copy.
-        let plan = if offset < readable {
-            p.log.lock().await.plan_fetch(offset, max_bytes, readable)
-        } else {
-            Ok(None)
-        };
-        let batches = match plan.map_err(log_failure)? {
-            Some(plan) => plan.execute().await.map_err(log_failure)?,
+        if offset >= readable {
+            return Ok(FetchedPartition {
+                high_watermark: hw,
+                log_start: p.log_start(),
+                batches: Bytes::new(),
+            });
+        }
+        // A read ahead from this offset is on its way: its batches are the ones wanted.
+        if let Some(reading) = p.read_ahead_at(offset) {
+            reading.0.await;
+        }
+        // The shard's batch cache answers a read at the tail without I/O or a copy, what was
+        // read ahead one catching up without I/O now.
+        let plan = p.log.lock().await.plan_fetch(offset, max_bytes, readable).map_err(log_failure)?;
+        let batches = match plan {
+            Some(plan) => {
+                let fetch = plan.execute().await.map_err(log_failure)?;
+                if fetch.from_device {
+                    self.read_ahead(&p, fetch.next_offset).await;
+                }
+                fetch.bytes
+            }
             None => Bytes::new(),
         };
         Ok(FetchedPartition { high_watermark: hw, log_start: p.log_start(), batches })
+    }
+
+    /// Starts reading ahead of a consumer catching up, which reads on from `from`, unless a read
+    /// of `p` is in flight or enough is read already: the device reads while the consumer
+    /// does, and the next fetch finds its batches in memory. A read that fails is dropped: the
+    /// fetch that wants its batches reads (and reports) them itself.
+    async fn read_ahead(&self, p: &Rc<Partition<D::Storage>>, from: u64) {
+        let bytes_max = self.config.read_ahead_bytes_max;
+        if bytes_max == 0 || p.reading_ahead() {
+            return;
+        }
+        let Some((plan, generation, start)) = p.log.lock().await.plan_read_ahead(from, bytes_max) else {
+            return;
+        };
+        // Another fetch may have started one while this one waited for the log.
+        if p.reading_ahead() {
+            return;
+        }
+        let part = p.clone();
+        let reading = async move {
+            if let Ok(read) = plan.execute().await {
+                let bytes = Bytes::copy_from_slice(read.bytes());
+                part.log.lock().await.complete_read_ahead(bytes, generation);
+            }
+            part.read_ahead_done();
+        };
+        let reading = futures::FutureExt::shared(futures::FutureExt::boxed_local(reading));
+        p.set_read_ahead(start, crate::partition::ReadingAhead(reading.clone()));
+        self.rt.spawn(futures::FutureExt::boxed_local(reading));
     }
 
     /// What a fetch of `part` would answer, without its records: its bounds, or why it fails.
@@ -322,7 +365,10 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         if parts.is_empty() {
             return Vec::new();
         }
-        let deadline = self.rt.monotonic_ms() + u64::from(max_wait_ms.min(FETCH_WAIT_MS_MAX));
+        // The clock reads whole milliseconds, cut down: one more, so a wait never ends early
+        // (and none for no wait at all).
+        let wait_ms = u64::from(max_wait_ms.min(FETCH_WAIT_MS_MAX));
+        let deadline = self.rt.monotonic_ms() + wait_ms + u64::from(wait_ms > 0);
         loop {
             // A budget of nothing would read nothing and never wait: at least a byte.
             let answers = self.read_within(parts, bytes_max.map_or(usize::MAX, |b| b.max(1))).await;

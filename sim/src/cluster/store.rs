@@ -199,7 +199,7 @@ impl Store {
         let Some(plan) = self.log.plan_fetch(offset, FETCH_BYTES_MAX, max_offset)? else {
             return Ok(payload(&[]));
         };
-        Ok(payload(&block_on(plan.execute())?))
+        Ok(payload(&block_on(plan.execute())?.bytes))
     }
 }
 

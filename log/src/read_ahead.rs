@@ -1,0 +1,108 @@
+//! Read-ahead for consumers catching up: while one fetch's answer travels to its consumer and
+//! is read there, the next stretch of the log is read from the device, so that the device works
+//! while the consumer does and the next fetch finds its batches in memory.
+//!
+//! This file holds what was read ahead and how a fetch is answered from it, without I/O. The
+//! log keeps at most [`READ_AHEADS_MAX`] stretches, the one a consumer reads and the one after
+//! it; the node starts the reads (one per partition at a time, see
+//! [`PartitionLog::plan_read_ahead`](crate::PartitionLog::plan_read_ahead)) and hands their
+//! bytes back to the log.
+//!
+//! What was read ahead never disagrees with the files: it is dropped when the log is cut or a
+//! cleaned segment swapped in (the stretch remembers the log's [`ReadGeneration`]), and when a
+//! quarantine or the log start moves past it; a failed log reads only its files.
+
+use crate::batch::{BatchHeader, HEADER_BYTES};
+use bytes::Bytes;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Stretches a log keeps: the one being read by a consumer, and the next.
+pub const READ_AHEADS_MAX: usize = 2;
+
+/// A log's shape as reads see it: which log it is (a reopened one is another), and how many
+/// cuts and swaps of cleaned segments it has seen. Offsets keep their batches while it stays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadGeneration {
+    pub log: u64,
+    pub cuts: u64,
+    pub swaps: u64,
+}
+
+/// A number no other log opened by this process has.
+pub(crate) fn next_log_instance() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Whole stored batches read from the files ahead of a consumer, as the read returned them
+/// (every batch's CRC checked).
+#[derive(Debug, Clone)]
+pub struct ReadAhead {
+    bytes: Bytes,
+    /// Base offset of the first batch, and the offset after the last.
+    pub first_offset: u64,
+    pub next_offset: u64,
+    pub generation: ReadGeneration,
+}
+
+impl ReadAhead {
+    /// The stretch of `bytes`, whole batches; `None` when empty.
+    pub fn new(bytes: Bytes, generation: ReadGeneration) -> Option<Self> {
+        let (mut pos, mut first, mut next) = (0, None, 0);
+        while pos + HEADER_BYTES <= bytes.len() {
+            let h = BatchHeader::decode(&bytes[pos..]).expect("a read returns whole batches");
+            first.get_or_insert(h.base_offset);
+            next = h.next_offset();
+            pos += h.batch_len as usize;
+        }
+        assert_eq!(pos, bytes.len(), "a read returns whole batches");
+        Some(Self { first_offset: first?, next_offset: next, bytes, generation })
+    }
+
+    pub fn holds(&self, offset: u64) -> bool {
+        (self.first_offset..self.next_offset).contains(&offset)
+    }
+
+    /// Bytes of the batch holding `offset` and those after it; 0 when `offset` is past them.
+    pub fn bytes_from(&self, offset: u64) -> usize {
+        let mut pos = 0;
+        while pos < self.bytes.len() {
+            let h = self.header_at(pos);
+            if h.next_offset() > offset {
+                break;
+            }
+            pos += h.batch_len as usize;
+        }
+        self.bytes.len() - pos
+    }
+
+    /// Whole batches from the one holding `offset`: it, then more while they fit in
+    /// `max_bytes`, leaving out batches at or past `max_offset`; with the offset after the last.
+    /// `None` when `offset` is not in this stretch, or its batch is at or past `max_offset`.
+    pub fn answer(&self, offset: u64, max_bytes: usize, max_offset: u64) -> Option<(Bytes, u64)> {
+        if !self.holds(offset) {
+            return None;
+        }
+        let (mut pos, mut start, mut end, mut next) = (0, None, 0, offset);
+        while pos < self.bytes.len() {
+            let h = self.header_at(pos);
+            let len = h.batch_len as usize;
+            let first = start.is_none();
+            if h.next_offset() <= offset {
+                pos += len;
+                continue;
+            }
+            if h.base_offset >= max_offset || (!first && pos + len - start.unwrap_or(pos) > max_bytes) {
+                break;
+            }
+            start.get_or_insert(pos);
+            (end, next) = (pos + len, h.next_offset());
+            pos += len;
+        }
+        Some((self.bytes.slice(start?..end), next))
+    }
+
+    fn header_at(&self, pos: usize) -> BatchHeader {
+        BatchHeader::decode(&self.bytes[pos..]).expect("read-ahead bytes are whole batches")
+    }
+}
