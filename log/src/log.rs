@@ -1204,15 +1204,26 @@ impl<S: Storage> PartitionLog<S> {
         Some((plan, generation, start))
     }
 
-    /// Keeps what a read ahead returned, if the log is still as it was when the read was
-    /// planned; with the stretch before it, which a consumer may still be reading.
-    pub fn complete_read_ahead(&mut self, bytes: Bytes, generation: ReadGeneration) {
+    /// Keeps what a read ahead from `start` returned, if the log is still as it was when the
+    /// read was planned (no cut, swap, quarantine of its offsets or start past them since), in
+    /// place of the stretches it overlaps; past [`READ_AHEADS_MAX`], the stretch lowest in the
+    /// log goes.
+    pub fn complete_read_ahead(&mut self, bytes: Bytes, generation: ReadGeneration, start: u64) {
         if generation != self.read_generation() || self.failed {
             return;
         }
-        let Some(read) = ReadAhead::new(bytes, generation) else { return };
-        self.ahead.retain(|a| a.generation == generation && a.next_offset == read.first_offset);
+        let Some(read) = ReadAhead::new(bytes, generation, start) else { return };
+        let quarantined = self
+            .damaged
+            .iter()
+            .any(|d| d.first_offset < read.next_offset && d.last_offset >= read.first_offset);
+        if quarantined || read.next_offset <= self.log_start() {
+            return;
+        }
+        let overlaps = |a: &ReadAhead| a.first_offset < read.next_offset && read.first_offset < a.next_offset;
+        self.ahead.retain(|a| a.generation == generation && !overlaps(a));
         self.ahead.push_back(read);
+        self.ahead.make_contiguous().sort_by_key(|a| a.first_offset);
         while self.ahead.len() > READ_AHEADS_MAX {
             self.ahead.pop_front();
         }
@@ -1298,6 +1309,7 @@ impl<S: Storage> PartitionLog<S> {
         }
         // Before any I/O: a cut that fails halfway leaves a failed log, which reads its files.
         self.uncache(|c| c.remove_from(offset));
+        self.ahead.clear();
         // Before the cut: a snapshot of producers past it would outlive its batches.
         self.drop_snapshot_past(offset).await?;
         if offset == self.next_offset() {
@@ -1348,6 +1360,7 @@ impl<S: Storage> PartitionLog<S> {
         self.check_usable()?;
         assert!(offset >= self.next_offset(), "a log starts over at or past its end");
         self.uncache(CachedLog::clear);
+        self.ahead.clear();
         // Whatever it knew of producers was of batches that go: the snapshot first, so that a
         // failure leaves the table with the log it describes.
         self.drop_snapshot().await?;
@@ -1807,6 +1820,7 @@ impl<S: Storage> PartitionLog<S> {
         let base = cleaned.base;
         // The cleaned segment's batches differ from the old ones: reads go to the new file.
         self.uncache(|c| c.remove_range(base, cleaned.next_offset));
+        self.ahead.clear();
         swap::swap(&self.storage, base).await?;
         let name = data_file_name(base);
         let file = Rc::new(self.storage.open(&name, false).await.map_err(io_err("open", &name))?);

@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Stretches a log keeps: the one being read by a consumer, and the next.
 pub const READ_AHEADS_MAX: usize = 2;
+/// An answer at least this share of its stretch is handed out without a copy.
+const ZERO_COPY_SHARE: usize = 4;
 
 /// A log's shape as reads see it: which log it is (a reopened one is another), and how many
 /// cuts and swaps of cleaned segments it has seen. Offsets keep their batches while it stays.
@@ -46,8 +48,10 @@ pub struct ReadAhead {
 }
 
 impl ReadAhead {
-    /// The stretch of `bytes`, whole batches; `None` when empty.
-    pub fn new(bytes: Bytes, generation: ReadGeneration) -> Option<Self> {
+    /// The stretch of `bytes`, whole batches read from `start` on; `None` when empty. It holds
+    /// `start` even where its first batch begins past it (after a compaction's gap): a read from
+    /// any offset in between gives the same batches.
+    pub fn new(bytes: Bytes, generation: ReadGeneration, start: u64) -> Option<Self> {
         let (mut pos, mut first, mut next) = (0, None, 0);
         while pos + HEADER_BYTES <= bytes.len() {
             let h = BatchHeader::decode(&bytes[pos..]).expect("a read returns whole batches");
@@ -56,7 +60,7 @@ impl ReadAhead {
             pos += h.batch_len as usize;
         }
         assert_eq!(pos, bytes.len(), "a read returns whole batches");
-        Some(Self { first_offset: first?, next_offset: next, bytes, generation })
+        Some(Self { first_offset: first?.min(start), next_offset: next, bytes, generation })
     }
 
     pub fn holds(&self, offset: u64) -> bool {
@@ -99,7 +103,13 @@ impl ReadAhead {
             (end, next) = (pos + len, h.next_offset());
             pos += len;
         }
-        Some((self.bytes.slice(start?..end), next))
+        // A small answer is copied out: a slice would keep the whole stretch alive while sent.
+        let (start, len) = (start?, self.bytes.len());
+        let bytes = match (end - start) * ZERO_COPY_SHARE >= len {
+            true => self.bytes.slice(start..end),
+            false => Bytes::copy_from_slice(&self.bytes[start..end]),
+        };
+        Some((bytes, next))
     }
 
     fn header_at(&self, pos: usize) -> BatchHeader {

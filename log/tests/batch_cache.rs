@@ -222,7 +222,7 @@ fn a_read_ahead_answers_the_next_fetch_until_a_cut() {
         let (plan, generation, start) = log.plan_read_ahead(4, 3 * len).unwrap();
         assert_eq!(start, 4);
         let read = plan.execute().await.unwrap();
-        log.complete_read_ahead(bytes::Bytes::copy_from_slice(read.bytes()), generation);
+        log.complete_read_ahead(bytes::Bytes::copy_from_slice(read.bytes()), generation, start);
         // Enough is read ahead of a consumer at 4; one at 12 is read ahead of from there.
         assert!(log.plan_read_ahead(4, 3 * len).is_none());
         assert_eq!(log.plan_read_ahead(8, 3 * len).unwrap().2, 16);
@@ -238,4 +238,19 @@ fn a_read_ahead_answers_the_next_fetch_until_a_cut() {
         log.truncate_to(8, 0).await.unwrap();
         assert!(matches!(log.plan_fetch(4, len, u64::MAX).unwrap().unwrap(), FetchPlan::File { .. }));
     });
+}
+
+/// A stretch read from an offset in a compaction's gap holds that offset: a fetch there is
+/// answered from it (its first batch, as a read of the file would give).
+#[test]
+fn a_stretch_read_from_a_gap_holds_the_gap() {
+    use weir_log::read_ahead::{ReadAhead, ReadGeneration};
+    let mut bytes = four(1).view().bytes().to_vec();
+    weir_log::batch::patch_offsets(&mut bytes, 25, 0);
+    let generation = ReadGeneration { log: 0, cuts: 0, swaps: 0 };
+    let stretch = ReadAhead::new(bytes::Bytes::from(bytes.clone()), generation, 20).unwrap();
+    assert!(stretch.holds(20) && stretch.holds(28) && !stretch.holds(29) && !stretch.holds(19));
+    let (answer, next) = stretch.answer(22, 1, u64::MAX).unwrap();
+    assert_eq!((answer.to_vec(), next), (bytes, 29));
+    assert!(stretch.answer(22, 1, 25).is_none(), "its batch is past the offset asked");
 }

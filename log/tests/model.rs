@@ -45,6 +45,14 @@ enum Op {
     SyncBegin,
     /// Runs the pending sync, if any, and records it.
     SyncEnd,
+    /// Reads ahead from this fraction of the way through the log (unless a read is pending)
+    /// and keeps the bytes: the operations until `ReadAheadEnd` run while the read would be in
+    /// flight, a crash or reopen included.
+    ReadAheadBegin {
+        per_mille: u64,
+    },
+    /// Hands the pending read ahead's bytes, if any, to the log there is now.
+    ReadAheadEnd,
     /// Runs the operation until its `io_in`-th write or sync, which never completes, and drops
     /// it there: the operation is cancelled at an await point. With `crash_seed`, the machine
     /// then crashes (torn) before the log is reopened.
@@ -69,6 +77,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => Just(Op::Tick),
         2 => Just(Op::SyncBegin),
         2 => Just(Op::SyncEnd),
+        1 => (0u64..1000).prop_map(|per_mille| Op::ReadAheadBegin { per_mille }),
+        1 => Just(Op::ReadAheadEnd),
     ]
 }
 
@@ -188,10 +198,10 @@ async fn check_fetch(log: &mut PartitionLog<Dir>, m: &Model) {
         let common = file.bytes().len().min(bytes.len());
         assert_eq!(file.bytes()[..common], bytes[..common], "a fetch answers the stored bytes");
         if fetch.from_device
-            && let Some((plan, generation, _)) = log.plan_read_ahead(next, 2 * max_bytes)
+            && let Some((plan, generation, start)) = log.plan_read_ahead(next, 2 * max_bytes)
         {
             let read = plan.execute().await.expect("read ahead");
-            log.complete_read_ahead(bytes::Bytes::copy_from_slice(read.bytes()), generation);
+            log.complete_read_ahead(bytes::Bytes::copy_from_slice(read.bytes()), generation, start);
         }
         offset = next;
     }
@@ -277,7 +287,9 @@ async fn apply(op: Op, log: &mut PartitionLog<Dir>, m: &mut Model, st: &Env, tag
             let tick = log.tick(m.clock).await.unwrap();
             assert_eq!(tick, Tick::default(), "no interval flush and no roll by age here");
         }
-        Op::Cancel { .. } | Op::SyncBegin | Op::SyncEnd => unreachable!("run handles {op:?}"),
+        Op::Cancel { .. } | Op::SyncBegin | Op::SyncEnd | Op::ReadAheadBegin { .. } | Op::ReadAheadEnd => {
+            unreachable!("run handles {op:?}")
+        }
     }
 }
 
@@ -400,11 +412,13 @@ fn run(ops: Vec<Op>, open_files_max: usize, batch_cache_bytes_max: Option<usize>
         let mut m = Model::default();
         let mut tag = 0u64;
         let mut pending = None;
+        let mut reading = None;
         for op in ops {
             // Between operations no descriptor is in flight, and the bound holds exactly; but for
             // a pending sync's file that a truncation removed, which keeps its descriptor.
             assert!(
-                st.open_handles() <= open_files_max + usize::from(pending.is_some()),
+                st.open_handles()
+                    <= open_files_max + usize::from(pending.is_some()) + usize::from(reading.is_some()),
                 "{} open: {:?}",
                 st.open_handles(),
                 st.cache.stats()
@@ -425,6 +439,21 @@ fn run(ops: Vec<Op>, open_files_max: usize, batch_cache_bytes_max: Option<usize>
                         m.synced_beyond = true;
                         let result = sync.run().await;
                         log.complete_sync(sync, result).unwrap();
+                    }
+                }
+                Op::ReadAheadBegin { per_mille } => {
+                    if reading.is_none()
+                        && let Some((plan, generation, start)) =
+                            log.plan_read_ahead(truncation_target(&m, per_mille), 6000)
+                        && let Ok(read) = plan.execute().await
+                    {
+                        reading = Some((bytes::Bytes::copy_from_slice(read.bytes()), generation, start));
+                    }
+                }
+                // Into whatever log there is now: one cut, cleaned or reopened since refuses it.
+                Op::ReadAheadEnd => {
+                    if let Some((bytes, generation, start)) = reading.take() {
+                        log.complete_read_ahead(bytes, generation, start);
                     }
                 }
                 Op::Cancel { op, io_in, crash_seed } => {

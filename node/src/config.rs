@@ -360,6 +360,9 @@ impl NodeConfig {
         {
             return bad("batch_cache_bytes_max", "must be 0 (off) or at least 16400 (one chunk)");
         }
+        if self.read_ahead_bytes_max > 1 << 20 {
+            return bad("read_ahead_bytes_max", "must be at most 1048576 (one read)");
+        }
         if self.open_files_max.is_some_and(|n| n < self.shards as u64) {
             return bad("open_files_max", "must be at least one file per shard");
         }

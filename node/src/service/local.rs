@@ -259,8 +259,8 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         let batches = match plan {
             Some(plan) => {
                 let fetch = plan.execute().await.map_err(log_failure)?;
-                if fetch.from_device {
-                    self.read_ahead(&p, fetch.next_offset).await;
+                if fetch.from_device && !fetch.bytes.is_empty() {
+                    self.read_ahead(&p, fetch.next_offset);
                 }
                 fetch.bytes
             }
@@ -270,26 +270,27 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
     }
 
     /// Starts reading ahead of a consumer catching up, which reads on from `from`, unless a read
-    /// of `p` is in flight or enough is read already: the device reads while the consumer
-    /// does, and the next fetch finds its batches in memory. A read that fails is dropped: the
-    /// fetch that wants its batches reads (and reports) them itself.
-    async fn read_ahead(&self, p: &Rc<Partition<D::Storage>>, from: u64) {
+    /// of `p` is in flight, enough is read already, or the log is busy (an append or sync holds
+    /// it: the answer is not held back for this): the device reads while the consumer does,
+    /// and the next fetch finds its batches in memory. A read that fails is dropped: the fetch
+    /// that wants its batches reads (and reports) them itself.
+    fn read_ahead(&self, p: &Rc<Partition<D::Storage>>, from: u64) {
         let bytes_max = self.config.read_ahead_bytes_max;
         if bytes_max == 0 || p.reading_ahead() {
             return;
         }
-        let Some((plan, generation, start)) = p.log.lock().await.plan_read_ahead(from, bytes_max) else {
+        let Some(planned) = p.log.try_lock().and_then(|log| log.plan_read_ahead(from, bytes_max)) else {
             return;
         };
-        // Another fetch may have started one while this one waited for the log.
-        if p.reading_ahead() {
-            return;
-        }
-        let part = p.clone();
+        let (plan, generation, start) = planned;
+        // Weak: the partition keeps the read in flight, and the read must not keep it.
+        let part = Rc::downgrade(p);
         let reading = async move {
-            if let Ok(read) = plan.execute().await {
+            let read = plan.execute().await;
+            let Some(part) = part.upgrade() else { return };
+            if let Ok(read) = read {
                 let bytes = Bytes::copy_from_slice(read.bytes());
-                part.log.lock().await.complete_read_ahead(bytes, generation);
+                part.log.lock().await.complete_read_ahead(bytes, generation, start);
             }
             part.read_ahead_done();
         };
