@@ -57,6 +57,14 @@ pub struct BatchCacheStats {
     pub evictions: u64,
 }
 
+impl BatchCacheStats {
+    /// The share of fetched bytes the cache served; `None` before any fetch read bytes.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let total = self.hit_bytes + self.miss_bytes;
+        (total > 0).then(|| self.hit_bytes as f64 / total as f64)
+    }
+}
+
 /// A cache's counters, written by its shard alone and readable from any thread (another shard
 /// answers `weir stats`): relaxed atomics on a cache line of their own, so the hot path pays an
 /// uncontended add.
@@ -97,11 +105,8 @@ fn add(counter: &AtomicU64, n: u64) {
 #[derive(Debug, Clone)]
 pub struct CachedRead {
     pub bytes: Bytes,
-    /// Base offset of the first batch, at or below the offset asked for.
-    pub first_offset: u64,
     /// Offset after the last batch: where the next fetch starts.
     pub next_offset: u64,
-    pub batch_count: usize,
 }
 
 /// One shard's cache. Cloning shares it.
@@ -123,8 +128,8 @@ const CHUNK_BYTES_MIN: usize = 16 << 10;
 const CHUNK_BYTES_MAX: usize = 8 << 20;
 /// The smallest cache that holds a chunk: a smaller one caches nothing.
 pub const CACHE_BYTES_MIN: usize = CHUNK_BYTES_MIN + CACHE_ALIGN;
-/// A cached batch at least this share of a chunk is answered without a copy.
-const ZERO_COPY_CHUNK_SHARE: usize = 4;
+/// A part of a buffer at least this share of it is handed out without a copy.
+const ZERO_COPY_SHARE: usize = 4;
 
 #[derive(Default)]
 struct Inner {
@@ -246,14 +251,13 @@ impl CachedLog {
         let log = i.logs.get(&self.id).expect("a registered log has a map");
         assert!(log.range(base..).next().is_none(), "a batch is cached past the log end");
         let Some(chunk) = i.chunk_with_room(batch.len()) else { return };
-        let tick = i.touch(chunk);
+        i.touch(chunk);
         let c = i.chunks.get_mut(&chunk).expect("the chunk with room is in use");
         c.room.extend_from_slice(batch);
         patch_offsets(&mut c.room, base, leader_epoch);
         let batch = c.room.split().freeze();
         c.written.push((self.id, base));
         c.live += 1;
-        c.tick = tick;
         let log = i.logs.get_mut(&self.id).expect("a registered log has a map");
         log.insert(base, Entry { batch, next_offset, stored_end, chunk });
         i.batches += 1;
@@ -290,13 +294,9 @@ impl CachedLog {
             total += e.batch.len();
             picked.push((*base, e));
         }
-        let (first_offset, batch_count) = (start, picked.len());
         let next_offset = picked.last().expect("the batch holding the offset is picked").1.next_offset;
-        // A batch handed out as it is keeps its whole chunk's memory alive while it is sent,
-        // past the bound if the chunk is reused meanwhile: only a large one is, so that a
-        // stalled consumer holds at most a few times the bytes it was sent.
         let bytes = match &picked[..] {
-            [(_, one)] if one.batch.len() * ZERO_COPY_CHUNK_SHARE >= i.chunk_bytes => one.batch.clone(),
+            [(_, one)] => lent_or_copied(one.batch.clone(), i.chunk_bytes),
             many => {
                 let mut joined = AlignedVec::<CACHE_ALIGN>::with_capacity(total);
                 many.iter().for_each(|(_, e)| joined.extend_from_slice(&e.batch));
@@ -309,7 +309,7 @@ impl CachedLog {
         }
         add(&i.counters.hits, 1);
         add(&i.counters.hit_bytes, bytes.len() as u64);
-        Some(CachedRead { bytes, first_offset, next_offset, batch_count })
+        Some(CachedRead { bytes, next_offset })
     }
 
     /// Drops the batches holding offsets at or past `offset` (a truncation).
@@ -356,14 +356,13 @@ struct Span {
 }
 
 impl Inner {
-    /// Marks a chunk used now; returns the tick.
-    fn touch(&mut self, chunk: u64) -> u64 {
+    /// Marks a chunk used now.
+    fn touch(&mut self, chunk: u64) {
         self.tick += 1;
         let c = self.chunks.get_mut(&chunk).expect("a touched chunk is in use");
         self.lru.remove(&c.tick);
         c.tick = self.tick;
         self.lru.insert(self.tick, chunk);
-        self.tick
     }
 
     /// The chunk to write a batch of `len` bytes into: the current one if it has room, else a
@@ -456,6 +455,17 @@ impl Inner {
         let held = (self.chunks.len() + self.free.len()) * (self.chunk_bytes + CACHE_ALIGN);
         self.counters.bytes.store(held as u64, Ordering::Relaxed);
         self.counters.batches.store(self.batches as u64, Ordering::Relaxed);
+    }
+}
+
+/// `part` of a buffer of `whole` bytes, to hand out: lent if large, copied if small. A part
+/// lent keeps the whole buffer alive while it is sent (past its owner's bound, if the owner
+/// reuses or drops the buffer meanwhile), so only a large one is: a stalled consumer holds at
+/// most a few times the bytes it was sent.
+pub(crate) fn lent_or_copied(part: Bytes, whole: usize) -> Bytes {
+    match part.len() * ZERO_COPY_SHARE >= whole {
+        true => part,
+        false => Bytes::copy_from_slice(&part),
     }
 }
 

@@ -1307,9 +1307,6 @@ impl<S: Storage> PartitionLog<S> {
         if offset > self.next_offset() {
             return Ok(self.next_offset());
         }
-        // Before any I/O: a cut that fails halfway leaves a failed log, which reads its files.
-        self.uncache(|c| c.remove_from(offset));
-        self.ahead.clear();
         // Before the cut: a snapshot of producers past it would outlive its batches.
         self.drop_snapshot_past(offset).await?;
         if offset == self.next_offset() {
@@ -1339,8 +1336,12 @@ impl<S: Storage> PartitionLog<S> {
         self.failed = r.is_err();
         if let Ok(end) = r {
             self.producers.truncate_from(end);
-            // The cut may land below `offset`: at quarantined damage before it.
+            // Reads ignore both while the cut runs (the log counts as failed, then its
+            // generation has moved on), and a cut that fails leaves a failed log, which reads
+            // its files: dropped once it is done. It may land below `offset`, at quarantined
+            // damage before it.
             self.uncache(|c| c.remove_from(end));
+            self.ahead.clear();
         }
         r
     }

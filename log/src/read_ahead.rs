@@ -13,13 +13,12 @@
 //! quarantine or the log start moves past it; a failed log reads only its files.
 
 use crate::batch::{BatchHeader, HEADER_BYTES};
+use crate::batch_cache::lent_or_copied;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Stretches a log keeps: the one being read by a consumer, and the next.
 pub const READ_AHEADS_MAX: usize = 2;
-/// An answer at least this share of its stretch is handed out without a copy.
-const ZERO_COPY_SHARE: usize = 4;
 
 /// A log's shape as reads see it: which log it is (a reopened one is another), and how many
 /// cuts and swaps of cleaned segments it has seen. Offsets keep their batches while it stays.
@@ -69,15 +68,7 @@ impl ReadAhead {
 
     /// Bytes of the batch holding `offset` and those after it; 0 when `offset` is past them.
     pub fn bytes_from(&self, offset: u64) -> usize {
-        let mut pos = 0;
-        while pos < self.bytes.len() {
-            let h = self.header_at(pos);
-            if h.next_offset() > offset {
-                break;
-            }
-            pos += h.batch_len as usize;
-        }
-        self.bytes.len() - pos
+        self.bytes.len() - self.position_of(offset)
     }
 
     /// Whole batches from the one holding `offset`: it, then more while they fit in
@@ -87,29 +78,31 @@ impl ReadAhead {
         if !self.holds(offset) {
             return None;
         }
-        let (mut pos, mut start, mut end, mut next) = (0, None, 0, offset);
-        while pos < self.bytes.len() {
-            let h = self.header_at(pos);
+        let start = self.position_of(offset);
+        let (mut end, mut next) = (start, offset);
+        while end < self.bytes.len() {
+            let h = self.header_at(end);
             let len = h.batch_len as usize;
-            let first = start.is_none();
-            if h.next_offset() <= offset {
-                pos += len;
-                continue;
-            }
-            if h.base_offset >= max_offset || (!first && pos + len - start.unwrap_or(pos) > max_bytes) {
+            if h.base_offset >= max_offset || (end > start && end + len - start > max_bytes) {
                 break;
             }
-            start.get_or_insert(pos);
-            (end, next) = (pos + len, h.next_offset());
-            pos += len;
+            (end, next) = (end + len, h.next_offset());
         }
-        // A small answer is copied out: a slice would keep the whole stretch alive while sent.
-        let (start, len) = (start?, self.bytes.len());
-        let bytes = match (end - start) * ZERO_COPY_SHARE >= len {
-            true => self.bytes.slice(start..end),
-            false => Bytes::copy_from_slice(&self.bytes[start..end]),
-        };
-        Some((bytes, next))
+        (end > start).then(|| (lent_or_copied(self.bytes.slice(start..end), self.bytes.len()), next))
+    }
+
+    /// The position of the batch holding `offset` (or of the first after it, in a gap); the
+    /// end when past them all.
+    fn position_of(&self, offset: u64) -> usize {
+        let mut pos = 0;
+        while pos < self.bytes.len() {
+            let h = self.header_at(pos);
+            if h.next_offset() > offset {
+                break;
+            }
+            pos += h.batch_len as usize;
+        }
+        pos
     }
 
     fn header_at(&self, pos: usize) -> BatchHeader {

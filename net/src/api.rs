@@ -350,42 +350,19 @@ pub struct ShardStats {
     pub forwarded: u64,
     /// The shard's batch cache (zero from a node that does not tell, before
     /// [`NODE_STATS_CACHE_VERSION`]).
-    pub batch_cache: CacheStats,
+    pub batch_cache: BatchCacheStats,
 }
 
-/// A shard's batch cache: what it holds, and how fetches fared (bytes from memory, or read
-/// from the device).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CacheStats {
-    pub bytes: u64,
-    pub bytes_max: u64,
-    pub batches: u64,
-    pub hits: u64,
-    pub hit_bytes: u64,
-    pub misses: u64,
-    pub miss_bytes: u64,
-    pub evictions: u64,
+pub use weir_log::BatchCacheStats;
+
+/// A shard's batch cache counters, in their order on the wire.
+fn cache_fields(c: &BatchCacheStats) -> [u64; 8] {
+    [c.bytes, c.bytes_max, c.batches, c.hits, c.hit_bytes, c.misses, c.miss_bytes, c.evictions]
 }
 
-impl CacheStats {
-    /// Its eight counters, in their order on the wire.
-    fn fields(&self) -> [u64; 8] {
-        [
-            self.bytes,
-            self.bytes_max,
-            self.batches,
-            self.hits,
-            self.hit_bytes,
-            self.misses,
-            self.miss_bytes,
-            self.evictions,
-        ]
-    }
-
-    fn from_fields(f: [u64; 8]) -> Self {
-        let [bytes, bytes_max, batches, hits, hit_bytes, misses, miss_bytes, evictions] = f;
-        Self { bytes, bytes_max, batches, hits, hit_bytes, misses, miss_bytes, evictions }
-    }
+fn cache_from_fields(f: [u64; 8]) -> BatchCacheStats {
+    let [bytes, bytes_max, batches, hits, hit_bytes, misses, miss_bytes, evictions] = f;
+    BatchCacheStats { bytes, bytes_max, batches, hits, hit_bytes, misses, miss_bytes, evictions }
 }
 
 /// The body of a response whose frame has the error flag: the request as a whole failed.
@@ -723,7 +700,7 @@ impl<'a> Response<'a> {
                 for s in shards {
                     w.u16(s.shard).u64(s.connections).u64(s.requests).u64(s.forwarded);
                     if version >= NODE_STATS_CACHE_VERSION {
-                        for f in s.batch_cache.fields() {
+                        for f in cache_fields(&s.batch_cache) {
                             w.u64(f);
                         }
                     }
@@ -802,7 +779,7 @@ impl<'a> Response<'a> {
                                 *f = r.u64()?;
                             }
                         }
-                        let batch_cache = CacheStats::from_fields(cache);
+                        let batch_cache = cache_from_fields(cache);
                         Ok(ShardStats { shard, connections, requests, forwarded, batch_cache })
                     })
                     .collect::<Result<_, DecodeError>>()?;

@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 use weir_net::api::{
-    CREATE_TOPIC_CLEANUP_VERSION, CREATE_TOPIC_REPLICATION_VERSION, CacheStats,
+    BatchCacheStats, CREATE_TOPIC_CLEANUP_VERSION, CREATE_TOPIC_REPLICATION_VERSION,
     DESCRIBE_TOPIC_CLEANUP_VERSION, DESCRIBE_TOPIC_HEALTH_VERSION, DESCRIBE_TOPIC_REPLICATION_VERSION,
     METADATA_CLEANUP_VERSION, METADATA_CLUSTER_VERSION, PartitionInfo, ShardAddr, ShardStats, TopicInfo,
 };
@@ -313,7 +313,7 @@ fn response(batches: &[u8]) -> impl Strategy<Value = Response<'_>> {
                         connections,
                         requests,
                         forwarded,
-                        batch_cache: CacheStats {
+                        batch_cache: BatchCacheStats {
                             bytes: c[0],
                             bytes_max: c[1],
                             batches: c[2],

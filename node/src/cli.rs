@@ -233,7 +233,7 @@ pub fn stats(conn: &Conn, json: bool) -> ExitCode {
             for s in shards {
                 let c = &s.batch_cache;
                 let cache = format!("{} ({})", c.bytes >> 20, c.bytes_max >> 20);
-                let hit = cache_hit_ratio(c).map_or("-".into(), |r| format!("{:.1} %", r * 100.0));
+                let hit = c.hit_ratio().map_or("-".into(), |r| format!("{:.1} %", r * 100.0));
                 println!(
                     "{:>5} {:>12} {:>14} {:>14} {:>21} {:>10}",
                     s.shard, s.connections, s.requests, s.forwarded, cache, hit
@@ -242,12 +242,6 @@ pub fn stats(conn: &Conn, json: bool) -> ExitCode {
         }
         Ok(())
     }))
-}
-
-/// The share of fetched bytes a batch cache served; `None` before any fetch read bytes.
-fn cache_hit_ratio(c: &weir_net::api::CacheStats) -> Option<f64> {
-    let total = c.hit_bytes + c.miss_bytes;
-    (total > 0).then(|| c.hit_bytes as f64 / total as f64)
 }
 
 fn shard_json(s: &weir_net::api::ShardStats) -> serde_json::Value {
@@ -260,7 +254,7 @@ fn shard_json(s: &weir_net::api::ShardStats) -> serde_json::Value {
         "batch_cache": {
             "bytes": c.bytes, "bytes_max": c.bytes_max, "batches": c.batches,
             "hits": c.hits, "hit_bytes": c.hit_bytes, "misses": c.misses, "miss_bytes": c.miss_bytes,
-            "evictions": c.evictions, "hit_ratio": cache_hit_ratio(c),
+            "evictions": c.evictions, "hit_ratio": c.hit_ratio(),
         },
     })
 }

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use weir_log::batch_cache::CacheCounters;
-use weir_net::api::{CacheStats, ShardStats};
+use weir_net::api::{BatchCacheStats, ShardStats};
 
 /// Counters of one shard.
 #[derive(Debug, Default)]
@@ -26,19 +26,8 @@ impl ShardCounters {
         assert!(self.batch_cache.set(counters).is_ok(), "a shard makes one batch cache");
     }
 
-    fn cache(&self) -> CacheStats {
-        let Some(c) = self.batch_cache.get() else { return CacheStats::default() };
-        let s = c.snapshot();
-        CacheStats {
-            bytes: s.bytes,
-            bytes_max: s.bytes_max,
-            batches: s.batches,
-            hits: s.hits,
-            hit_bytes: s.hit_bytes,
-            misses: s.misses,
-            miss_bytes: s.miss_bytes,
-            evictions: s.evictions,
-        }
+    fn cache(&self) -> BatchCacheStats {
+        self.batch_cache.get().map_or_else(BatchCacheStats::default, |c| c.snapshot())
     }
 }
 

@@ -58,7 +58,7 @@ pub struct CacheSummary {
 impl CacheSummary {
     /// The change between two readings of the node's shards (`before` may be empty: none).
     pub fn between(before: &[weir_net::api::ShardStats], after: &[weir_net::api::ShardStats]) -> Self {
-        let sum = |s: &[weir_net::api::ShardStats], f: fn(&weir_net::api::CacheStats) -> u64| {
+        let sum = |s: &[weir_net::api::ShardStats], f: fn(&weir_net::api::BatchCacheStats) -> u64| {
             s.iter().map(|s| f(&s.batch_cache)).sum::<u64>()
         };
         let delta = |f| sum(after, f) - sum(before, f).min(sum(after, f));
@@ -72,8 +72,8 @@ impl CacheSummary {
 
     /// The share of fetched bytes the caches served; none when nothing was fetched.
     pub fn hit_ratio(&self) -> Option<f64> {
-        let total = self.hit_bytes + self.miss_bytes;
-        (total > 0).then(|| self.hit_bytes as f64 / total as f64)
+        let (hit_bytes, miss_bytes) = (self.hit_bytes, self.miss_bytes);
+        weir_net::api::BatchCacheStats { hit_bytes, miss_bytes, ..Default::default() }.hit_ratio()
     }
 }
 

@@ -7,6 +7,7 @@ use crate::disk::Disk;
 use crate::partition::Partition;
 use crate::runtime::Runtime;
 use bytes::Bytes;
+use futures::FutureExt;
 use std::rc::Rc;
 use weir_log::batch::{BatchHeader, BatchView};
 use weir_log::{BatchError, LogError};
@@ -294,9 +295,9 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             }
             part.read_ahead_done();
         };
-        let reading = futures::FutureExt::shared(futures::FutureExt::boxed_local(reading));
+        let reading = reading.boxed_local().shared();
         p.set_read_ahead(start, crate::partition::ReadingAhead(reading.clone()));
-        self.rt.spawn(futures::FutureExt::boxed_local(reading));
+        self.rt.spawn(reading.boxed_local());
     }
 
     /// What a fetch of `part` would answer, without its records: its bounds, or why it fails.
