@@ -210,6 +210,22 @@ impl ControlHandle {
         }
     }
 
+    /// Adds access control bindings; returns once they are committed.
+    pub async fn create_acls(&self, bindings: Vec<crate::acl::AclBinding>) -> Result<(), ControlError> {
+        self.call(ControlCall::CreateAcls(bindings)).await.map(|_| ())
+    }
+
+    /// Removes the bindings each filter selects; returns them, filter by filter, once committed.
+    pub async fn delete_acls(
+        &self,
+        filters: Vec<crate::acl::AclFilter>,
+    ) -> Result<Vec<Vec<crate::acl::AclBinding>>, ControlError> {
+        match self.call(ControlCall::DeleteAcls(filters)).await? {
+            ControlReply::AclsDeleted(matched) => Ok(matched),
+            other => Err(ControlError::Rpc { reason: format!("unexpected answer {other:?}") }),
+        }
+    }
+
     /// The members as the controller sees them.
     pub async fn status(&self) -> Result<ClusterStatus, ControlError> {
         match self.call(ControlCall::Status).await? {

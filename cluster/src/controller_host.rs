@@ -307,6 +307,20 @@ impl ControllerHost {
                 self.propose(MetaCommand::AllocateProducerIds { first, count }).await??;
                 Ok(ControlReply::ProducerIds { first, count })
             }
+            ControlCall::CreateAcls(bindings) => {
+                self.propose(MetaCommand::CreateAcls(bindings)).await??;
+                Ok(ControlReply::Done)
+            }
+            ControlCall::DeleteAcls(filters) => {
+                // Calls are served one at a time: the bindings matched now are those the
+                // command removes.
+                let matched = crate::acl::matching(&self.meta.borrow().acls, &filters);
+                let gone: Vec<_> = matched.iter().flatten().cloned().collect();
+                if !gone.is_empty() {
+                    self.propose(MetaCommand::DeleteAcls(gone)).await??;
+                }
+                Ok(ControlReply::AclsDeleted(matched))
+            }
         }
     }
 

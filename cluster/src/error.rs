@@ -39,6 +39,9 @@ pub enum MetaError {
     /// Producer ids allocated from an older state: a proposal from a deposed controller.
     #[error("stale producer id allocation from {requested}: the next free id is {next}")]
     StaleProducerIds { next: i64, requested: i64 },
+    /// Access control bindings past `acl::ACLS_MAX`.
+    #[error("{requested} access control bindings, above the limit of {max}")]
+    TooManyAcls { requested: usize, max: usize },
 }
 
 /// Why a control-plane request failed.

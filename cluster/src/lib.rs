@@ -4,6 +4,7 @@
 
 extern crate tokio_rt as tokio;
 
+pub mod acl;
 pub mod blank;
 pub mod control_plane;
 pub mod controller_host;

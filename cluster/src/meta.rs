@@ -8,6 +8,7 @@
 //!
 //! No I/O, no clock: a snapshot is this value serialised (serde), the log is the commands.
 
+use crate::acl::AclBinding;
 use crate::error::MetaError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -110,6 +111,11 @@ pub enum MetaCommand {
         first: i64,
         count: u32,
     },
+    /// Adds access control bindings (those already there are skipped); refused, all of them,
+    /// past [`ACLS_MAX`](crate::acl::ACLS_MAX).
+    CreateAcls(Vec<AclBinding>),
+    /// Removes these access control bindings (those not there are skipped).
+    DeleteAcls(Vec<AclBinding>),
 }
 
 /// See the module documentation.
@@ -126,6 +132,9 @@ pub struct ClusterMeta {
     /// The lowest idempotent-producer id never handed out ([`MetaCommand::AllocateProducerIds`]).
     #[serde(default)]
     pub next_producer_id: i64,
+    /// The access control bindings, in the order they were added ([`crate::acl`]).
+    #[serde(default)]
+    pub acls: Vec<AclBinding>,
 }
 
 impl ClusterMeta {
@@ -175,6 +184,10 @@ impl ClusterMeta {
                 }
                 self.next_producer_id = first.checked_add(i64::from(*count)).expect("producer ids fit i64");
             }
+            MetaCommand::CreateAcls(bindings) => crate::acl::add(&mut self.acls, bindings).map_err(|_| {
+                MetaError::TooManyAcls { requested: bindings.len(), max: crate::acl::ACLS_MAX }
+            })?,
+            MetaCommand::DeleteAcls(bindings) => crate::acl::remove(&mut self.acls, bindings),
         }
         Ok(())
     }
@@ -284,6 +297,7 @@ impl ClusterMeta {
             assert_eq!(topic.partitions.get(p.index as usize), Some(id), "topic does not list {id:?}");
             assert!(p.replicas.iter().all(|r| self.nodes.contains_key(&r.node)), "unknown node in {id:?}");
         }
+        assert!(self.acls.len() <= crate::acl::ACLS_MAX, "{} access control bindings", self.acls.len());
     }
 }
 

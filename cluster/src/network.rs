@@ -151,7 +151,9 @@ fn speaks_for(call: &ControlCall) -> Option<NodeId> {
         ControlCall::CreateTopic(_)
         | ControlCall::DeleteTopic { .. }
         | ControlCall::Status
-        | ControlCall::AllocateProducerIds { .. } => None,
+        | ControlCall::AllocateProducerIds { .. }
+        | ControlCall::CreateAcls(_)
+        | ControlCall::DeleteAcls(_) => None,
     }
 }
 

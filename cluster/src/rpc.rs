@@ -116,6 +116,10 @@ pub enum ControlCall {
     AllocateProducerIds {
         count: u32,
     },
+    /// Adds access control bindings, checked by the caller.
+    CreateAcls(Vec<crate::acl::AclBinding>),
+    /// Removes the bindings each filter selects; answered with them, filter by filter.
+    DeleteAcls(Vec<crate::acl::AclFilter>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +132,8 @@ pub enum ControlReply {
         first: i64,
         count: u32,
     },
+    /// The bindings each filter of a [`ControlCall::DeleteAcls`] removed, committed.
+    AclsDeleted(Vec<Vec<crate::acl::AclBinding>>),
 }
 
 /// One member of the cluster as the controller sees it.

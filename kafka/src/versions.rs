@@ -48,6 +48,10 @@ pub const SERVED: &[ApiRange] = &[
     api(ApiKey::AlterPartitionReassignments, 0, 1),
     api(ApiKey::ListPartitionReassignments, 0, 0),
     api(ApiKey::DescribeCluster, 0, 1),
+    // Stored and listed, not enforced until clients authenticate (`weir_cluster::acl`).
+    api(ApiKey::DescribeAcls, 1, 3),
+    api(ApiKey::CreateAcls, 1, 3),
+    api(ApiKey::DeleteAcls, 1, 3),
 ];
 
 /// Produce versions below this carry message formats 0 and 1, which Weir does not take.

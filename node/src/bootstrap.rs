@@ -42,6 +42,8 @@ pub struct ShardStart {
     pub link: Option<std::sync::Arc<dyn crate::control_link::ControlLink>>,
     /// The node's producer ids, shared by its shards.
     pub producer_ids: Arc<crate::producer_ids::ProducerIds>,
+    /// The node's access control bindings, shared by its shards.
+    pub acls: Arc<crate::acls::Acls>,
 }
 
 /// What a shard listens with, kept to stop them at shutdown.
@@ -66,8 +68,10 @@ pub async fn run_shard(start: ShardStart) {
         limits,
         link,
         producer_ids,
+        acls,
     } = start;
-    let shard = match build(id, config, mesh, counters, producer_ids).await {
+    let shard = match build(id, config, mesh, counters, crate::shard::Registries { producer_ids, acls }).await
+    {
         Ok(shard) => shard,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -143,7 +147,7 @@ async fn build(
     config: NodeConfig,
     mesh: Mesh,
     counters: Arc<NodeCounters>,
-    producer_ids: Arc<crate::producer_ids::ProducerIds>,
+    registries: crate::shard::Registries,
 ) -> Result<Rc<Shard>, ServeError> {
     // The mesh first: every shard joins it, even one that then fails, so none waits for ever.
     let (senders, mut receivers) =
@@ -164,7 +168,7 @@ async fn build(
     for (_, rx) in receivers.streams() {
         glommio::spawn_local(crate::bus::mesh_loop(bus.clone(), service.clone(), rx)).detach();
     }
-    let shard = Shard::new(config, service.clone(), counters, producer_ids);
+    let shard = Shard::new(config, service.clone(), counters, registries);
     // Weak: the service is the shard's, and must not keep it alive.
     let weak = Rc::downgrade(&shard);
     service.set_group_handler(Rc::new(move |call| {

@@ -142,4 +142,20 @@ impl ControlLink for ClusterLink {
         let handle = self.handle.clone();
         Box::pin(async move { handle.allocate_producer_ids(count).await })
     }
+
+    fn create_acls(
+        &self,
+        bindings: Vec<weir_cluster::acl::AclBinding>,
+    ) -> BoxFuture<'static, Result<(), ControlError>> {
+        let handle = self.handle.clone();
+        Box::pin(async move { handle.create_acls(bindings).await })
+    }
+
+    fn delete_acls(
+        &self,
+        filters: Vec<weir_cluster::acl::AclFilter>,
+    ) -> BoxFuture<'static, Result<Vec<Vec<weir_cluster::acl::AclBinding>>, ControlError>> {
+        let handle = self.handle.clone();
+        Box::pin(async move { handle.delete_acls(filters).await })
+    }
 }

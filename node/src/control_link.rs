@@ -10,6 +10,7 @@
 
 use futures::future::BoxFuture;
 use std::sync::Arc;
+use weir_cluster::acl::{AclBinding, AclFilter};
 use weir_cluster::{ClusterMeta, ClusterStatus, ControlError, CreateTopic};
 use weir_replication::{AlterPartition, ControllerError, NodeId, PartitionState};
 
@@ -71,6 +72,18 @@ pub trait ControlLink: Send + Sync + std::fmt::Debug + 'static {
         &self,
         _count: u32,
     ) -> BoxFuture<'static, Result<std::ops::Range<i64>, ControlError>> {
+        Box::pin(async { Err(no_admin()) })
+    }
+    /// Adds access control bindings through the controller; resolves once committed.
+    fn create_acls(&self, _bindings: Vec<AclBinding>) -> BoxFuture<'static, Result<(), ControlError>> {
+        Box::pin(async { Err(no_admin()) })
+    }
+    /// Removes the bindings each filter selects, through the controller; resolves with them,
+    /// filter by filter, once committed.
+    fn delete_acls(
+        &self,
+        _filters: Vec<AclFilter>,
+    ) -> BoxFuture<'static, Result<Vec<Vec<AclBinding>>, ControlError>> {
         Box::pin(async { Err(no_admin()) })
     }
 }

@@ -1,6 +1,7 @@
 //! The Weir node as a library: what the `weir` binary runs, and what a program that embeds a
 //! node (`weir-perf --embedded`) starts with [`server::run`].
 
+pub mod acls;
 pub mod bootstrap;
 pub mod bus;
 pub mod cleaner;

@@ -386,6 +386,13 @@ fn start(
     let mut handles = Vec::new();
     let counters = Arc::new(crate::stats::NodeCounters::new(config.shards));
     let producer_ids = Arc::new(crate::producer_ids::ProducerIds::new(config.data_dir.clone(), link.clone()));
+    let acls = crate::acls::Acls::open(&config.data_dir, link.clone()).map_err(|source| {
+        stop_control(ServeError::DataDir {
+            path: config.data_dir.join(crate::acls::ACLS_FILE).display().to_string(),
+            source,
+        })
+    })?;
+    let acls = Arc::new(acls);
     let loaded = Arc::new(std::sync::Barrier::new(config.shards));
     let limits = Limits {
         memory: Arc::new(RequestMemory::new(config.request_memory_bytes_max, config.request_bytes_max)),
@@ -405,6 +412,7 @@ fn start(
             limits: limits.clone(),
             link: link.clone(),
             producer_ids: producer_ids.clone(),
+            acls: acls.clone(),
         };
         let exited = exited_tx.clone();
         let spawned = LocalExecutorBuilder::new(Placement::Fixed(id % cpus))

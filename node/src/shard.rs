@@ -30,8 +30,17 @@ pub struct Shard {
     pub counters: Arc<NodeCounters>,
     /// The node's producer ids, shared by its shards.
     pub producer_ids: Arc<crate::producer_ids::ProducerIds>,
+    /// The node's access control bindings, shared by its shards.
+    pub acls: Arc<crate::acls::Acls>,
     /// The consumer groups this shard coordinates.
     pub groups: crate::groups::GroupService,
+}
+
+/// What the node's shards share beyond the data path, made once at start.
+#[derive(Debug, Clone)]
+pub struct Registries {
+    pub producer_ids: Arc<crate::producer_ids::ProducerIds>,
+    pub acls: Arc<crate::acls::Acls>,
 }
 
 /// Counts a request as in flight for as long as it lives.
@@ -49,10 +58,11 @@ impl Shard {
         config: Rc<NodeConfig>,
         service: Rc<NodeService>,
         counters: Arc<NodeCounters>,
-        producer_ids: Arc<crate::producer_ids::ProducerIds>,
+        registries: Registries,
     ) -> Rc<Self> {
         let groups = crate::groups::GroupService::default();
-        Rc::new(Self { id: service.shard().index(), config, service, counters, producer_ids, groups })
+        let Registries { producer_ids, acls } = registries;
+        Rc::new(Self { id: service.shard().index(), config, service, counters, producer_ids, acls, groups })
     }
 
     /// The data-plane core of this shard's service.

@@ -144,7 +144,6 @@ fn kafkajs_produces_consumes_in_a_group_and_administers() {
 /// kafka-python's integration tests that need what Weir does not have, or that race in the
 /// client itself, each with why. Every other test of the suite (SASL and SSL aside) must pass.
 const KAFKA_PYTHON_UNSUPPORTED: &[(&str, &str)] = &[
-    ("test_admin_integration.py::test_create_describe_delete_acls", "ACLs: Weir has no authorization yet"),
     ("test_producer_integration.py::test_transactional_producer_messages", "no transactions"),
     ("test_producer_integration.py::test_transactional_producer_offsets", "no transactions"),
     (

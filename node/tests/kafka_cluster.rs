@@ -1,12 +1,15 @@
 //! The Kafka listener on a three-node cluster, over the wire: every node describes every
 //! topic, a Kafka batch kept as sent is replicated and served byte for byte by the leader
-//! elected after a SIGKILL, and DeleteRecords is refused (not served in a cluster yet).
+//! elected after a SIGKILL, and DeleteRecords is refused (not served in a cluster yet); ACLs
+//! made through one node are listed by every node.
 
 mod common;
 #[macro_use]
 #[path = "kafka_wire/wire.rs"]
 #[allow(dead_code)]
 mod wire;
+#[path = "kafka_wire/acls.rs"]
+mod acls;
 #[path = "kafka_wire/requests.rs"]
 #[allow(dead_code)]
 mod requests;
@@ -133,4 +136,29 @@ fn a_cluster_serves_kafka_batches_as_sent_after_a_failover_and_refuses_delete_re
     });
     assert_eq!(got[21..23], sent[21..23], "attributes: zstd");
     assert_eq!(got[61..], sent[61..], "the records section, byte for byte");
+}
+
+#[test]
+fn acls_made_through_one_node_are_listed_and_deleted_through_the_others() {
+    let cluster = TestCluster::start_with_kafka(3, 1, &[]);
+    let port = cluster.kafka_port.unwrap();
+    let kafka = |id: u32| format!("{}:{port}", TestCluster::host(id));
+    let codes = until("a controller takes the bindings", || {
+        let mut w = Wire::try_connect(&kafka(1))?;
+        let codes = acls::create(&mut w, 3, vec![acls::creation("orders", "User:a")]);
+        (codes == [0]).then_some(codes)
+    });
+    assert_eq!(codes, [0]);
+    let want = vec![("orders".to_owned(), "User:a".to_owned())];
+    for id in 1..=3 {
+        // Each node lists what it has applied of the replicated metadata.
+        until(&format!("node {id} lists the binding"), || {
+            (acls::describe(&mut Wire::try_connect(&kafka(id))?, 3) == want).then_some(())
+        });
+    }
+    let (code, gone) = acls::delete(&mut Wire::connect(&kafka(2)), 3, "orders", None);
+    assert_eq!((code, gone), (0, want));
+    until("node 3 lists none", || {
+        acls::describe(&mut Wire::try_connect(&kafka(3))?, 3).is_empty().then_some(())
+    });
 }

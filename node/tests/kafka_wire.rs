@@ -7,6 +7,8 @@ mod common;
 #[macro_use]
 #[path = "kafka_wire/wire.rs"]
 mod wire;
+#[path = "kafka_wire/acls.rs"]
+mod acls;
 #[path = "kafka_wire/fuzz.rs"]
 mod fuzz;
 #[path = "kafka_wire/groups.rs"]
@@ -69,6 +71,9 @@ const COVERED: &[ApiKey] = &[
     ApiKey::ElectLeaders,
     ApiKey::DescribeLogDirs,
     ApiKey::AlterReplicaLogDirs,
+    ApiKey::DescribeAcls,
+    ApiKey::CreateAcls,
+    ApiKey::DeleteAcls,
 ];
 
 #[test]
@@ -693,4 +698,50 @@ fn a_large_request_other_than_a_produce_closes_the_connection() {
     let mut w = Wire::connect(&node.bootstrap);
     let r = kind!(w.call(ApiKey::Metadata, 12, req::metadata(12, &refs[..1000], false)), Metadata);
     assert_eq!(r.topics.len(), 1000);
+}
+
+#[test]
+fn acls_are_created_listed_kept_across_a_restart_and_deleted_in_every_version() {
+    let KafkaNode { node, bootstrap, _dir } = KafkaNode::start(2, &[]);
+    let mut w = Wire::connect(&bootstrap);
+    assert!(acls::describe(&mut w, 3).is_empty());
+    for v in served(ApiKey::CreateAcls) {
+        let bad = acls::creation("t", "no-type").with_operation(acls::ANY);
+        let codes = acls::create(&mut w, v, vec![acls::creation(&format!("t{v}"), "User:a"), bad]);
+        assert_eq!(codes, [0, 42], "v{v}: the valid one is created, the other is INVALID_REQUEST");
+        // Creating a binding again is no error and adds nothing.
+        assert_eq!(acls::create(&mut w, v, vec![acls::creation(&format!("t{v}"), "User:a")]), [0]);
+    }
+    assert_eq!(acls::create(&mut w, 3, vec![acls::creation("t1", "User:b")]), [0]);
+    let made: Vec<(String, String)> =
+        [("t1", "User:a"), ("t2", "User:a"), ("t3", "User:a"), ("t1", "User:b")]
+            .iter()
+            .map(|(t, p)| (t.to_string(), p.to_string()))
+            .collect();
+    // Kafka lists binding by resource; both of t1's come together.
+    let listed = |w: &mut Wire, v| {
+        let mut all = acls::describe(w, v);
+        all.sort();
+        all
+    };
+    let mut sorted = made.clone();
+    sorted.sort();
+    for v in served(ApiKey::DescribeAcls) {
+        assert_eq!(listed(&mut w, v), sorted, "v{v}");
+    }
+    // A restart keeps them: they are on disk before they are acknowledged.
+    drop(w);
+    let (dir, port) = node.stop();
+    let listen = bootstrap.clone();
+    let env = [("WEIR_KAFKA_LISTEN", listen.as_str())];
+    let _node = common::Node::start_with(&dir, 2, port, &env);
+    let mut w = Wire::connect(&bootstrap);
+    assert_eq!(listed(&mut w, 3), sorted);
+    let (code, gone) = acls::delete(&mut w, 1, "t1", Some("User:b"));
+    assert_eq!((code, gone), (0, vec![("t1".to_owned(), "User:b".to_owned())]));
+    let (code, gone) = acls::delete(&mut w, 2, "t1", None);
+    assert_eq!((code, gone.len()), (0, 1), "only User:a's is left on t1");
+    let (code, gone) = acls::delete(&mut w, 3, "t1", None);
+    assert_eq!((code, gone.len()), (0, 0), "nothing left to delete");
+    assert_eq!(listed(&mut w, 2), sorted[2..], "t2 and t3 remain");
 }

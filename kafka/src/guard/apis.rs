@@ -533,6 +533,50 @@ const DESCRIBE_CLUSTER: Message = Message {
     ]),
 };
 
+// CreateAcls (API key 30).
+const ACL_CREATION: Struct = Struct::new(&[
+    Field::new("resource_type", Kind::Int8, 1, MAX),
+    Field::new("resource_name", Kind::String, 1, MAX),
+    Field::new("resource_pattern_type", Kind::Int8, 1, MAX),
+    Field::new("principal", Kind::String, 1, MAX),
+    Field::new("host", Kind::String, 1, MAX),
+    Field::new("operation", Kind::Int8, 1, MAX),
+    Field::new("permission_type", Kind::Int8, 1, MAX),
+]);
+const CREATE_ACLS: Message = Message {
+    api_key: 30,
+    min_version: 1,
+    max_version: 3,
+    flexible_from: 2,
+    body: Struct::new(&[Field::new("creations", Kind::Array(&Kind::Struct(&ACL_CREATION)), 1, MAX)]),
+};
+
+// DescribeAcls (API key 29) and DeleteAcls (API key 31) filter alike.
+const ACL_FILTER_FIELDS: &[Field] = &[
+    Field::new("resource_type_filter", Kind::Int8, 1, MAX),
+    Field::new("resource_name_filter", Kind::NullableString, 1, MAX),
+    Field::new("pattern_type_filter", Kind::Int8, 1, MAX),
+    Field::new("principal_filter", Kind::NullableString, 1, MAX),
+    Field::new("host_filter", Kind::NullableString, 1, MAX),
+    Field::new("operation", Kind::Int8, 1, MAX),
+    Field::new("permission_type", Kind::Int8, 1, MAX),
+];
+const DESCRIBE_ACLS: Message = Message {
+    api_key: 29,
+    min_version: 1,
+    max_version: 3,
+    flexible_from: 2,
+    body: Struct::new(ACL_FILTER_FIELDS),
+};
+const DELETE_ACLS_FILTER: Struct = Struct::new(ACL_FILTER_FIELDS);
+const DELETE_ACLS: Message = Message {
+    api_key: 31,
+    min_version: 1,
+    max_version: 3,
+    flexible_from: 2,
+    body: Struct::new(&[Field::new("filters", Kind::Array(&Kind::Struct(&DELETE_ACLS_FILTER)), 1, MAX)]),
+};
+
 pub(super) const MESSAGES: &[&Message] = &[
     &API_VERSIONS,
     &METADATA,
@@ -562,6 +606,9 @@ pub(super) const MESSAGES: &[&Message] = &[
     &ALTER_PARTITION_REASSIGNMENTS,
     &LIST_PARTITION_REASSIGNMENTS,
     &DESCRIBE_CLUSTER,
+    &DESCRIBE_ACLS,
+    &CREATE_ACLS,
+    &DELETE_ACLS,
 ];
 
 #[cfg(test)]

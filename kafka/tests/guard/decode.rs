@@ -40,6 +40,9 @@ pub fn decode(api_key: i16, version: i16, body: Bytes) -> Result<(), String> {
         37 => run::<CreatePartitionsRequest>(body, version),
         45 => run::<AlterPartitionReassignmentsRequest>(body, version),
         46 => run::<ListPartitionReassignmentsRequest>(body, version),
+        29 => run::<DescribeAclsRequest>(body, version),
+        30 => run::<CreateAclsRequest>(body, version),
+        31 => run::<DeleteAclsRequest>(body, version),
         other => panic!("no decoder wired for API key {other}"),
     }
 }

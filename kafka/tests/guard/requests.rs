@@ -38,6 +38,9 @@ pub const APIS: &[(i16, i16, i16, Builder)] = &[
     (37, 0, 3, create_partitions),
     (45, 0, 1, alter_partition_reassignments),
     (46, 0, 0, list_partition_reassignments),
+    (29, 1, 3, describe_acls),
+    (30, 1, 3, create_acls),
+    (31, 1, 3, delete_acls),
 ];
 
 const TOPIC_ID: &str = "67e55044-10b1-426f-9247-bb680e5fe0c8";
@@ -596,5 +599,52 @@ fn list_partition_reassignments(v: i16, nulls: bool) -> Bytes {
     r.timeout_ms = 30_000;
     r.topics = if nulls { None } else { Some(vec![t, ListPartitionReassignmentsTopics::default()]) };
     r.unknown_tagged_fields = unknown_tags(true);
+    encode(&r, v)
+}
+
+fn describe_acls(v: i16, nulls: bool) -> Bytes {
+    let mut r = DescribeAclsRequest::default();
+    r.resource_type_filter = 2;
+    r.resource_name_filter = opt(nulls, "orders");
+    r.pattern_type_filter = 3;
+    r.principal_filter = opt(nulls, "User:alice");
+    r.host_filter = opt(nulls, "*");
+    r.operation = 3;
+    r.permission_type = 3;
+    r.unknown_tagged_fields = unknown_tags(v >= 2);
+    encode(&r, v)
+}
+
+fn create_acls(v: i16, _nulls: bool) -> Bytes {
+    use create_acls_request::AclCreation;
+    let mut c = AclCreation::default();
+    c.resource_type = 2;
+    c.resource_name = s("orders");
+    c.resource_pattern_type = 4;
+    c.principal = s("User:alice");
+    c.host = s("*");
+    c.operation = 4;
+    c.permission_type = 3;
+    c.unknown_tagged_fields = unknown_tags(v >= 2);
+    let mut r = CreateAclsRequest::default();
+    r.creations = vec![c, AclCreation::default()];
+    r.unknown_tagged_fields = unknown_tags(v >= 2);
+    encode(&r, v)
+}
+
+fn delete_acls(v: i16, nulls: bool) -> Bytes {
+    use delete_acls_request::DeleteAclsFilter;
+    let mut f = DeleteAclsFilter::default();
+    f.resource_type_filter = 1;
+    f.resource_name_filter = opt(nulls, "orders");
+    f.pattern_type_filter = 2;
+    f.principal_filter = opt(nulls, "User:alice");
+    f.host_filter = None;
+    f.operation = 1;
+    f.permission_type = 1;
+    f.unknown_tagged_fields = unknown_tags(v >= 2);
+    let mut r = DeleteAclsRequest::default();
+    r.filters = vec![f, DeleteAclsFilter::default()];
+    r.unknown_tagged_fields = unknown_tags(v >= 2);
     encode(&r, v)
 }

@@ -54,7 +54,8 @@ pub fn control_failure(e: ControlError) -> Failure {
             MetaError::InvalidTopic { .. }
             | MetaError::TooManyPartitions { .. }
             | MetaError::TopicNameTooLong { .. }
-            | MetaError::CommandTooLarge { .. },
+            | MetaError::CommandTooLarge { .. }
+            | MetaError::TooManyAcls { .. },
         )
         | ControlError::ReplicationFactor { .. } => ErrorCode::InvalidArgument,
         _ => ErrorCode::Unavailable,

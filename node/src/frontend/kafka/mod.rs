@@ -10,6 +10,7 @@
 //! decoded closes the connection, as Kafka does; an unsupported ApiVersions version gets the v0
 //! answer with the full list (KIP-511).
 
+mod acls;
 mod admin;
 mod admin_cluster;
 mod classic;
@@ -220,6 +221,9 @@ async fn dispatch(shard: &Rc<Shard>, header: &RequestHeader, req: RequestKind) -
             ResponseKind::DescribeConfigs(admin::describe_configs(shard, r).await)
         }
         RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(admin::describe_cluster(shard, r)),
+        RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(acls::create_acls(shard, r).await),
+        RequestKind::DescribeAcls(r) => ResponseKind::DescribeAcls(acls::describe_acls(shard, r)),
+        RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(acls::delete_acls(shard, r).await),
         RequestKind::ElectLeaders(r) => ResponseKind::ElectLeaders(admin_cluster::elect_leaders(shard, r)),
         RequestKind::DescribeLogDirs(r) => {
             ResponseKind::DescribeLogDirs(admin_cluster::describe_log_dirs(shard, r).await)
