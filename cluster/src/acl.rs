@@ -11,11 +11,17 @@
 //! binding goes to and from the wire unchanged.
 
 use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
 
-/// Bindings kept at most: each is a few hundred bytes of every node's metadata.
+/// Bindings kept at most: each is up to about 1.6 KB of every node's metadata.
 pub const ACLS_MAX: usize = 10_000;
 /// The longest principal, host or resource name taken, in bytes.
-pub const ACL_FIELD_BYTES_MAX: usize = 1024;
+pub const ACL_FIELD_BYTES_MAX: usize = 512;
+/// Bindings one request may create: the command that adds them stays well within a metadata
+/// log entry (`rpc::COMMAND_BYTES_MAX`).
+pub const ACL_CREATIONS_MAX: usize = 1_000;
+/// Filters one request may delete or list with: each lists up to every binding in the answer.
+pub const ACL_FILTERS_MAX: usize = 16;
 
 /// Kafka's codes for "any" in a filter and for a value it does not know.
 const CODE_UNKNOWN: i8 = 0;
@@ -59,6 +65,7 @@ pub enum Operation {
     IdempotentWrite = 12,
     CreateTokens = 13,
     DescribeTokens = 14,
+    TwoPhaseCommit = 15,
 }
 
 /// Kafka's `AclPermissionType` codes.
@@ -115,12 +122,14 @@ pub enum AclError {
     InvalidCode { field: &'static str, code: i8 },
     #[error("invalid principal {principal:?}: expected Type:name, such as User:alice")]
     InvalidPrincipal { principal: String },
+    #[error("{requested} {what} in one request, above the limit of {max}")]
+    TooManyInRequest { what: &'static str, requested: usize, max: usize },
     #[error("{field} is empty")]
     Empty { field: &'static str },
     #[error("{field} of {bytes} bytes, above the limit of {max}")]
     TooLong { field: &'static str, bytes: usize, max: usize },
-    /// A cluster binding must name the cluster resource, `kafka-cluster`, literally.
-    #[error("a cluster binding must name the resource \"kafka-cluster\" literally, not {name:?}")]
+    /// A cluster binding must name the cluster resource, `kafka-cluster`.
+    #[error("a cluster binding must name the resource \"kafka-cluster\", not {name:?}")]
     InvalidClusterResource { name: String },
     #[error("{requested} bindings, above the limit of {max}")]
     TooMany { requested: usize, max: usize },
@@ -148,7 +157,7 @@ impl ResourceType {
 impl Operation {
     fn from_code(code: i8, any_allowed: bool) -> Result<Option<Self>, AclError> {
         use Operation::*;
-        const ALL: [Operation; 13] = [
+        const ALL: [Operation; 14] = [
             All,
             Read,
             Write,
@@ -162,6 +171,7 @@ impl Operation {
             IdempotentWrite,
             CreateTokens,
             DescribeTokens,
+            TwoPhaseCommit,
         ];
         if code == CODE_ANY && any_allowed {
             return Ok(None);
@@ -218,7 +228,7 @@ fn checked_field(field: &'static str, value: &str) -> Result<(), AclError> {
 
 impl AclBinding {
     /// A binding to create, checked as Kafka checks one: every code names one value, the
-    /// principal is `Type:name`, and a cluster binding names the cluster literally.
+    /// principal is `Type:name`, and a cluster binding names the cluster.
     pub fn new(raw: RawAcl) -> Result<Self, AclError> {
         let resource_type = ResourceType::from_code(raw.resource_type, false)?.expect("any refused");
         let pattern_type = PatternType::from_code(raw.pattern_type)?;
@@ -229,12 +239,13 @@ impl AclBinding {
         let host = raw.host.unwrap_or_default();
         checked_field("resource name", &resource_name)?;
         checked_field("principal", &principal)?;
-        checked_field("host", &host)?;
-        if !principal.split_once(':').is_some_and(|(kind, name)| !kind.is_empty() && !name.is_empty()) {
+        if host.len() > ACL_FIELD_BYTES_MAX {
+            return Err(AclError::TooLong { field: "host", bytes: host.len(), max: ACL_FIELD_BYTES_MAX });
+        }
+        if principal.split_once(':').is_none_or(|(kind, _)| kind.is_empty()) {
             return Err(AclError::InvalidPrincipal { principal });
         }
-        let is_cluster = resource_type == ResourceType::Cluster;
-        if is_cluster && (pattern_type != PatternType::Literal || resource_name != CLUSTER_RESOURCE_NAME) {
+        if resource_type == ResourceType::Cluster && resource_name != CLUSTER_RESOURCE_NAME {
             return Err(AclError::InvalidClusterResource { name: resource_name });
         }
         Ok(Self { resource_type, resource_name, pattern_type, principal, host, operation, permission })
@@ -304,27 +315,58 @@ impl AclFilter {
 }
 
 /// Adds `new` to `acls`, skipping those already there (creating a binding twice is not an
-/// error, as in Kafka). Refuses all of them if the list would grow past [`ACLS_MAX`].
-pub fn add(acls: &mut Vec<AclBinding>, new: &[AclBinding]) -> Result<(), AclError> {
-    let mut fresh: Vec<&AclBinding> = new.iter().filter(|b| !acls.contains(b)).collect();
+/// error, as in Kafka). Refuses all of them if the list would grow past [`ACLS_MAX`]; returns
+/// how many were added.
+pub fn add(acls: &mut Vec<AclBinding>, new: &[AclBinding]) -> Result<usize, AclError> {
+    let have: HashSet<&AclBinding> = acls.iter().collect();
+    let mut fresh: Vec<&AclBinding> = new.iter().filter(|b| !have.contains(b)).collect();
     fresh.sort();
     fresh.dedup();
     if acls.len() + fresh.len() > ACLS_MAX {
         return Err(AclError::TooMany { requested: acls.len() + fresh.len(), max: ACLS_MAX });
     }
-    acls.extend(fresh.into_iter().cloned());
-    Ok(())
+    let added = fresh.len();
+    let fresh: Vec<AclBinding> = fresh.into_iter().cloned().collect();
+    acls.extend(fresh);
+    Ok(added)
 }
 
-/// The bindings each filter selects, in order; a binding selected by several filters is listed
-/// under each, as Kafka lists it.
-pub fn matching(acls: &[AclBinding], filters: &[AclFilter]) -> Vec<Vec<AclBinding>> {
-    filters.iter().map(|f| acls.iter().filter(|b| f.matches(b)).cloned().collect()).collect()
+/// The bindings some filter selects, each once, and which of them each filter selects (as
+/// indexes into `bindings`): a binding selected by several filters is listed under each, as
+/// Kafka lists it, without being copied for each.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Matched {
+    pub bindings: Vec<AclBinding>,
+    pub per_filter: Vec<Vec<u32>>,
 }
 
-/// Removes every binding listed in `gone`.
-pub fn remove(acls: &mut Vec<AclBinding>, gone: &[AclBinding]) {
-    acls.retain(|b| !gone.contains(b));
+/// What `filters` select of `acls`.
+pub fn matching(acls: &[AclBinding], filters: &[AclFilter]) -> Matched {
+    let mut m = Matched { bindings: Vec::new(), per_filter: vec![Vec::new(); filters.len()] };
+    for b in acls {
+        let mut index = None;
+        for (i, _) in filters.iter().enumerate().filter(|(_, f)| f.matches(b)) {
+            let at = *index.get_or_insert_with(|| {
+                m.bindings.push(b.clone());
+                (m.bindings.len() - 1) as u32
+            });
+            m.per_filter[i].push(at);
+        }
+    }
+    m
+}
+
+/// Removes every binding some filter selects.
+pub fn remove_matching(acls: &mut Vec<AclBinding>, filters: &[AclFilter]) {
+    acls.retain(|b| !filters.iter().any(|f| f.matches(b)));
+}
+
+/// Refuses a request with more than `max` items.
+pub fn check_count(what: &'static str, requested: usize, max: usize) -> Result<(), AclError> {
+    match requested > max {
+        true => Err(AclError::TooManyInRequest { what, requested, max }),
+        false => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -356,6 +398,8 @@ mod tests {
         assert!(AclBinding::new(raw(2, "t", 3, "alice", 3, 3)).is_err(), "principal without type");
         assert!(AclBinding::new(raw(2, "", 3, "User:a", 3, 3)).is_err(), "empty name");
         assert!(AclBinding::new(raw(4, "c", 3, "User:a", 3, 3)).is_err(), "cluster named otherwise");
+        assert!(AclBinding::new(raw(2, "t", 3, ":a", 3, 3)).is_err(), "principal without type");
+        assert!(AclBinding::new(raw(2, "t", 3, "User:a", 15, 3)).is_ok(), "two-phase commit");
         assert!(AclBinding::new(raw(4, "kafka-cluster", 3, "User:a", 9, 3)).is_ok());
         assert!(AclBinding::new(raw(2, "t", 3, "User:a", 99, 3)).is_err(), "unknown operation");
     }
@@ -377,7 +421,8 @@ mod tests {
             .unwrap()
         };
         let names = |f: AclFilter| -> Vec<String> {
-            matching(&acls, &[f]).remove(0).into_iter().map(|b| b.principal).collect()
+            let m = matching(&acls, &[f]);
+            m.per_filter[0].iter().map(|i| m.bindings[*i as usize].principal.clone()).collect()
         };
         assert_eq!(names(filter(None, 1, None)).len(), 3);
         assert_eq!(names(filter(Some("orders"), 3, None)), ["User:a"]);
@@ -386,18 +431,31 @@ mod tests {
         assert_eq!(names(filter(Some("other"), 2, None)), ["User:b"]);
         assert_eq!(names(filter(None, 4, None)), ["User:c"]);
         assert_eq!(names(filter(None, 1, Some("User:b"))), ["User:b"]);
+        assert_eq!(names(filter(Some("ord"), 4, None)), ["User:c"]);
+        assert!(names(filter(Some("orders"), 4, None)).is_empty(), "prefixed names exactly");
+        // Two filters selecting one binding list it under each, held once.
+        let m = matching(&acls, &[filter(Some("orders"), 3, None), filter(None, 1, Some("User:a"))]);
+        assert_eq!((m.bindings.len(), m.per_filter), (1, vec![vec![0], vec![0]]));
     }
 
     #[test]
     fn adding_is_idempotent_and_bounded() {
         let mut acls = Vec::new();
-        add(&mut acls, &[binding("t", 3, "User:a"), binding("t", 3, "User:a")]).unwrap();
-        add(&mut acls, &[binding("t", 3, "User:a")]).unwrap();
+        assert_eq!(add(&mut acls, &[binding("t", 3, "User:a"), binding("t", 3, "User:a")]), Ok(1));
+        assert_eq!(add(&mut acls, &[binding("t", 3, "User:a")]), Ok(0));
         assert_eq!(acls.len(), 1);
         let many: Vec<_> = (0..ACLS_MAX).map(|i| binding(&format!("t{i}"), 3, "User:a")).collect();
         assert!(matches!(add(&mut acls, &many), Err(AclError::TooMany { .. })));
         assert_eq!(acls.len(), 1, "all or nothing");
-        remove(&mut acls, &[binding("t", 3, "User:a")]);
+        let all = AclFilter::new(RawAcl {
+            resource_type: 1,
+            pattern_type: 1,
+            operation: 1,
+            permission: 1,
+            ..RawAcl::default()
+        })
+        .unwrap();
+        remove_matching(&mut acls, &[all]);
         assert!(acls.is_empty());
     }
 }

@@ -215,11 +215,12 @@ impl ControlHandle {
         self.call(ControlCall::CreateAcls(bindings)).await.map(|_| ())
     }
 
-    /// Removes the bindings each filter selects; returns them, filter by filter, once committed.
+    /// Removes the bindings the filters select; returns them, filter by filter, once committed.
+    /// A retry after an attempt that committed unanswered finds nothing left to remove.
     pub async fn delete_acls(
         &self,
         filters: Vec<crate::acl::AclFilter>,
-    ) -> Result<Vec<Vec<crate::acl::AclBinding>>, ControlError> {
+    ) -> Result<crate::acl::Matched, ControlError> {
         match self.call(ControlCall::DeleteAcls(filters)).await? {
             ControlReply::AclsDeleted(matched) => Ok(matched),
             other => Err(ControlError::Rpc { reason: format!("unexpected answer {other:?}") }),

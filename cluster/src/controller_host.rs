@@ -313,11 +313,10 @@ impl ControllerHost {
             }
             ControlCall::DeleteAcls(filters) => {
                 // Calls are served one at a time: the bindings matched now are those the
-                // command removes.
+                // command removes when applied.
                 let matched = crate::acl::matching(&self.meta.borrow().acls, &filters);
-                let gone: Vec<_> = matched.iter().flatten().cloned().collect();
-                if !gone.is_empty() {
-                    self.propose(MetaCommand::DeleteAcls(gone)).await??;
+                if !matched.bindings.is_empty() {
+                    self.propose(MetaCommand::DeleteAcls(filters)).await??;
                 }
                 Ok(ControlReply::AclsDeleted(matched))
             }

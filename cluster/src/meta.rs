@@ -8,7 +8,7 @@
 //!
 //! No I/O, no clock: a snapshot is this value serialised (serde), the log is the commands.
 
-use crate::acl::AclBinding;
+use crate::acl::{AclBinding, AclFilter};
 use crate::error::MetaError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -114,8 +114,8 @@ pub enum MetaCommand {
     /// Adds access control bindings (those already there are skipped); refused, all of them,
     /// past [`ACLS_MAX`](crate::acl::ACLS_MAX).
     CreateAcls(Vec<AclBinding>),
-    /// Removes these access control bindings (those not there are skipped).
-    DeleteAcls(Vec<AclBinding>),
+    /// Removes every access control binding one of these filters selects.
+    DeleteAcls(Vec<AclFilter>),
 }
 
 /// See the module documentation.
@@ -132,9 +132,10 @@ pub struct ClusterMeta {
     /// The lowest idempotent-producer id never handed out ([`MetaCommand::AllocateProducerIds`]).
     #[serde(default)]
     pub next_producer_id: i64,
-    /// The access control bindings, in the order they were added ([`crate::acl`]).
+    /// The access control bindings, in the order they were added ([`crate::acl`]); shared, so
+    /// that publishing the metadata after each change does not copy them.
     #[serde(default)]
-    pub acls: Vec<AclBinding>,
+    pub acls: std::sync::Arc<Vec<AclBinding>>,
 }
 
 impl ClusterMeta {
@@ -184,10 +185,17 @@ impl ClusterMeta {
                 }
                 self.next_producer_id = first.checked_add(i64::from(*count)).expect("producer ids fit i64");
             }
-            MetaCommand::CreateAcls(bindings) => crate::acl::add(&mut self.acls, bindings).map_err(|_| {
-                MetaError::TooManyAcls { requested: bindings.len(), max: crate::acl::ACLS_MAX }
-            })?,
-            MetaCommand::DeleteAcls(bindings) => crate::acl::remove(&mut self.acls, bindings),
+            MetaCommand::CreateAcls(bindings) => {
+                let mut acls = self.acls.as_ref().clone();
+                crate::acl::add(&mut acls, bindings).map_err(|_| MetaError::TooManyAcls {
+                    requested: self.acls.len() + bindings.len(),
+                    max: crate::acl::ACLS_MAX,
+                })?;
+                self.acls = std::sync::Arc::new(acls);
+            }
+            MetaCommand::DeleteAcls(filters) => {
+                crate::acl::remove_matching(std::sync::Arc::make_mut(&mut self.acls), filters)
+            }
         }
         Ok(())
     }

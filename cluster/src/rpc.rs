@@ -132,8 +132,8 @@ pub enum ControlReply {
         first: i64,
         count: u32,
     },
-    /// The bindings each filter of a [`ControlCall::DeleteAcls`] removed, committed.
-    AclsDeleted(Vec<Vec<crate::acl::AclBinding>>),
+    /// The bindings the filters of a [`ControlCall::DeleteAcls`] removed, committed.
+    AclsDeleted(crate::acl::Matched),
 }
 
 /// One member of the cluster as the controller sees it.

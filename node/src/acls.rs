@@ -6,14 +6,16 @@
 //!
 //! One per node, shared by its shards (`Send + Sync`). Only the admin APIs touch it; a change
 //! on a node alone writes and syncs the file on the calling shard's thread, as taking producer
-//! ids does, which is brief and rare.
+//! ids does, which is brief and rare (a change that changes nothing writes nothing). Readers
+//! take the list behind an `Arc`, so the lock is held only to swap it.
 
 use crate::control_link::ControlLink;
-use crate::frontend::cluster::control_failure;
+use crate::frontend::cluster::{applied, control_failure};
 use crate::service::types::Failure;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use weir_cluster::acl::{self, AclBinding, AclFilter};
+use weir_cluster::acl::{self, AclBinding, AclFilter, Matched};
 use weir_net::ErrorCode;
 
 /// The file holding a node alone's bindings, in its data dir.
@@ -23,7 +25,7 @@ enum Source {
     /// A node without peers: its file, and the bindings in it.
     File {
         path: PathBuf,
-        acls: Mutex<Vec<AclBinding>>,
+        acls: Mutex<Arc<Vec<AclBinding>>>,
     },
     Cluster(Arc<dyn ControlLink>),
 }
@@ -53,42 +55,56 @@ impl Acls {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
                     Err(e) => return Err(e),
                 };
-                Source::File { path, acls: Mutex::new(acls) }
+                Source::File { path, acls: Mutex::new(Arc::new(acls)) }
             }
         };
         Ok(Self { source })
     }
 
-    /// Adds `bindings` (checked already); resolves once they are durable.
+    /// Adds `bindings` (checked already); resolves once they are durable and, in a cluster,
+    /// listed by this node.
     pub async fn create(&self, bindings: Vec<AclBinding>) -> Result<(), Failure> {
         match &self.source {
-            Source::Cluster(link) => link.create_acls(bindings).await.map_err(control_failure),
+            Source::Cluster(link) => {
+                link.create_acls(bindings.clone()).await.map_err(control_failure)?;
+                applied(link, |m| {
+                    let have: HashSet<&AclBinding> = m.acls.iter().collect();
+                    bindings.iter().all(|b| have.contains(b))
+                })
+                .await;
+                Ok(())
+            }
             Source::File { path, acls } => {
                 let mut acls = acls.lock().expect("not poisoned");
-                let mut next = acls.clone();
-                acl::add(&mut next, &bindings)
+                let mut next = acls.as_ref().clone();
+                let added = acl::add(&mut next, &bindings)
                     .map_err(|e| Failure::new(ErrorCode::InvalidArgument, e.to_string()))?;
-                write_file(path, &next)?;
-                *acls = next;
+                if added > 0 {
+                    write_file(path, &next)?;
+                    *acls = Arc::new(next);
+                }
                 Ok(())
             }
         }
     }
 
-    /// Removes the bindings each filter selects; resolves with them, filter by filter, once
-    /// their removal is durable.
-    pub async fn delete(&self, filters: Vec<AclFilter>) -> Result<Vec<Vec<AclBinding>>, Failure> {
+    /// Removes the bindings the filters select; resolves with them, filter by filter, once
+    /// their removal is durable and, in a cluster, applied by this node.
+    pub async fn delete(&self, filters: Vec<AclFilter>) -> Result<Matched, Failure> {
         match &self.source {
-            Source::Cluster(link) => link.delete_acls(filters).await.map_err(control_failure),
+            Source::Cluster(link) => {
+                let matched = link.delete_acls(filters.clone()).await.map_err(control_failure)?;
+                applied(link, |m| !m.acls.iter().any(|b| filters.iter().any(|f| f.matches(b)))).await;
+                Ok(matched)
+            }
             Source::File { path, acls } => {
                 let mut acls = acls.lock().expect("not poisoned");
                 let matched = acl::matching(&acls, &filters);
-                let gone: Vec<AclBinding> = matched.iter().flatten().cloned().collect();
-                if !gone.is_empty() {
-                    let mut next = acls.clone();
-                    acl::remove(&mut next, &gone);
+                if !matched.bindings.is_empty() {
+                    let mut next = acls.as_ref().clone();
+                    acl::remove_matching(&mut next, &filters);
                     write_file(path, &next)?;
-                    *acls = next;
+                    *acls = Arc::new(next);
                 }
                 Ok(matched)
             }
@@ -97,11 +113,11 @@ impl Acls {
 
     /// The bindings `filter` selects, in the order they were added.
     pub fn describe(&self, filter: &AclFilter) -> Vec<AclBinding> {
-        let select = |acls: &[AclBinding]| acl::matching(acls, std::slice::from_ref(filter)).remove(0);
-        match &self.source {
-            Source::Cluster(link) => select(&link.meta().borrow().acls),
-            Source::File { acls, .. } => select(&acls.lock().expect("not poisoned")),
-        }
+        let all = match &self.source {
+            Source::Cluster(link) => link.meta().borrow().acls.clone(),
+            Source::File { acls, .. } => acls.lock().expect("not poisoned").clone(),
+        };
+        all.iter().filter(|b| filter.matches(b)).cloned().collect()
     }
 }
 
@@ -155,7 +171,7 @@ mod tests {
         assert_eq!(again.describe(&all), bindings);
         let deleted =
             futures::executor::block_on(again.delete(vec![AclFilter::new(raw("a")).unwrap()])).unwrap();
-        assert_eq!(deleted, vec![vec![bindings[0].clone()]]);
+        assert_eq!((deleted.bindings, deleted.per_filter), (vec![bindings[0].clone()], vec![vec![0]]));
         assert_eq!(Acls::open(dir.path(), None).unwrap().describe(&all), bindings[1..]);
         std::fs::write(dir.path().join(ACLS_FILE), b"{").unwrap();
         assert!(Acls::open(dir.path(), None).is_err(), "a damaged file fails the start");

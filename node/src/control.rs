@@ -154,7 +154,7 @@ impl ControlLink for ClusterLink {
     fn delete_acls(
         &self,
         filters: Vec<weir_cluster::acl::AclFilter>,
-    ) -> BoxFuture<'static, Result<Vec<Vec<weir_cluster::acl::AclBinding>>, ControlError>> {
+    ) -> BoxFuture<'static, Result<weir_cluster::acl::Matched, ControlError>> {
         let handle = self.handle.clone();
         Box::pin(async move { handle.delete_acls(filters).await })
     }

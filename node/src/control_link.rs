@@ -10,7 +10,7 @@
 
 use futures::future::BoxFuture;
 use std::sync::Arc;
-use weir_cluster::acl::{AclBinding, AclFilter};
+use weir_cluster::acl::{AclBinding, AclFilter, Matched};
 use weir_cluster::{ClusterMeta, ClusterStatus, ControlError, CreateTopic};
 use weir_replication::{AlterPartition, ControllerError, NodeId, PartitionState};
 
@@ -78,12 +78,9 @@ pub trait ControlLink: Send + Sync + std::fmt::Debug + 'static {
     fn create_acls(&self, _bindings: Vec<AclBinding>) -> BoxFuture<'static, Result<(), ControlError>> {
         Box::pin(async { Err(no_admin()) })
     }
-    /// Removes the bindings each filter selects, through the controller; resolves with them,
+    /// Removes the bindings the filters select, through the controller; resolves with them,
     /// filter by filter, once committed.
-    fn delete_acls(
-        &self,
-        _filters: Vec<AclFilter>,
-    ) -> BoxFuture<'static, Result<Vec<Vec<AclBinding>>, ControlError>> {
+    fn delete_acls(&self, _filters: Vec<AclFilter>) -> BoxFuture<'static, Result<Matched, ControlError>> {
         Box::pin(async { Err(no_admin()) })
     }
 }

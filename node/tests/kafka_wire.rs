@@ -718,7 +718,9 @@ fn acls_are_created_listed_kept_across_a_restart_and_deleted_in_every_version() 
             .iter()
             .map(|(t, p)| (t.to_string(), p.to_string()))
             .collect();
-    // Kafka lists binding by resource; both of t1's come together.
+    // Kafka lists bindings by resource: both of t1's come together.
+    let by_resource = acls::describe_by_resource(&mut w, 3);
+    assert_eq!(by_resource.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1, 1], "{by_resource:?}");
     let listed = |w: &mut Wire, v| {
         let mut all = acls::describe(w, v);
         all.sort();
@@ -743,5 +745,12 @@ fn acls_are_created_listed_kept_across_a_restart_and_deleted_in_every_version() 
     assert_eq!((code, gone.len()), (0, 1), "only User:a's is left on t1");
     let (code, gone) = acls::delete(&mut w, 3, "t1", None);
     assert_eq!((code, gone.len()), (0, 0), "nothing left to delete");
+    // An invalid filter is refused on its own; the others are served.
+    let bad = acls::filter("t2", None).with_resource_type_filter(0);
+    let answers = acls::delete_with(&mut w, 3, vec![bad.clone(), acls::filter("none", None)]);
+    assert_eq!(answers, [(42, vec![]), (0, vec![])]);
+    // Too many filters in one request: every one is refused, nothing deleted.
+    let many = vec![acls::filter("t2", None); 17];
+    assert!(acls::delete_with(&mut w, 3, many).iter().all(|(code, gone)| *code == 42 && gone.is_empty()));
     assert_eq!(listed(&mut w, 2), sorted[2..], "t2 and t3 remain");
 }

@@ -107,7 +107,7 @@ pub async fn delete_topic(link: &Arc<dyn ControlLink>, name: String) -> Result<(
 }
 
 /// Waits until this node's metadata satisfies `done`, or [`APPLIED_WAIT_MS`] passed.
-async fn applied(link: &Arc<dyn ControlLink>, done: impl Fn(&ClusterMeta) -> bool) {
+pub(crate) async fn applied(link: &Arc<dyn ControlLink>, done: impl Fn(&ClusterMeta) -> bool) {
     let mut meta = link.meta();
     let wait = async {
         while !done(&meta.borrow_and_update()) {

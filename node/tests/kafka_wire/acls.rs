@@ -39,6 +39,11 @@ pub fn create(w: &mut Wire, v: i16, creations: Vec<AclCreation>) -> Vec<i16> {
 
 /// Every topic binding, as (resource name, principal), in the order listed.
 pub fn describe(w: &mut Wire, v: i16) -> Vec<(String, String)> {
+    describe_by_resource(w, v).into_iter().flatten().collect()
+}
+
+/// Every topic binding as [`describe`] lists them, resource by resource as the answer groups them.
+pub fn describe_by_resource(w: &mut Wire, v: i16) -> Vec<Vec<(String, String)>> {
     let body = DescribeAclsRequest::default()
         .with_resource_type_filter(TOPIC)
         .with_resource_name_filter(None)
@@ -52,10 +57,12 @@ pub fn describe(w: &mut Wire, v: i16) -> Vec<(String, String)> {
     let mut all = Vec::new();
     for res in &r.resources {
         assert_eq!((res.resource_type, res.pattern_type), (TOPIC, LITERAL));
+        let mut one = Vec::new();
         for a in &res.acls {
             assert_eq!((a.host.as_str(), a.operation, a.permission_type), ("*", READ, ALLOW));
-            all.push((res.resource_name.to_string(), a.principal.to_string()));
+            one.push((res.resource_name.to_string(), a.principal.to_string()));
         }
+        all.push(one);
     }
     all
 }
@@ -63,17 +70,32 @@ pub fn describe(w: &mut Wire, v: i16) -> Vec<(String, String)> {
 /// Deletes what a filter on topic `name` (and `principal`, if given) selects; the error code and
 /// the (resource name, principal) of each binding deleted.
 pub fn delete(w: &mut Wire, v: i16, name: &str, principal: Option<&str>) -> (i16, Vec<(String, String)>) {
-    let filter = DeleteAclsFilter::default()
+    delete_with(w, v, vec![filter(name, principal)]).remove(0)
+}
+
+/// A filter on topic `name` (and `principal`, if given).
+pub fn filter(name: &str, principal: Option<&str>) -> DeleteAclsFilter {
+    DeleteAclsFilter::default()
         .with_resource_type_filter(TOPIC)
         .with_resource_name_filter(Some(s(name)))
         .with_pattern_type_filter(LITERAL)
         .with_principal_filter(principal.map(s))
         .with_host_filter(None)
         .with_operation(ANY)
-        .with_permission_type(ANY);
-    let body = RequestKind::DeleteAcls(DeleteAclsRequest::default().with_filters(vec![filter]));
+        .with_permission_type(ANY)
+}
+
+/// Deletes with `filters`; for each, the error code and what it deleted.
+pub fn delete_with(
+    w: &mut Wire,
+    v: i16,
+    filters: Vec<DeleteAclsFilter>,
+) -> Vec<(i16, Vec<(String, String)>)> {
+    let body = RequestKind::DeleteAcls(DeleteAclsRequest::default().with_filters(filters));
     let r = kind!(w.call(ApiKey::DeleteAcls, v, body), DeleteAcls);
-    let f = &r.filter_results[0];
-    let gone = f.matching_acls.iter().map(|m| (m.resource_name.to_string(), m.principal.to_string()));
-    (f.error_code, gone.collect())
+    let one = |f: &kafka_protocol::messages::delete_acls_response::DeleteAclsFilterResult| {
+        let gone = f.matching_acls.iter().map(|m| (m.resource_name.to_string(), m.principal.to_string()));
+        (f.error_code, gone.collect())
+    };
+    r.filter_results.iter().map(one).collect()
 }

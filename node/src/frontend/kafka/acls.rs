@@ -2,6 +2,7 @@
 //! [`Acls`](crate::acls::Acls). Stored and listed as Kafka does; not enforced until clients
 //! authenticate (see `weir_cluster::acl`).
 
+use crate::service::types::Failure;
 use crate::shard::Shard;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_acls_request::{AclCreation, CreateAclsRequest};
@@ -16,8 +17,9 @@ use kafka_protocol::messages::describe_acls_response::{
 };
 use kafka_protocol::protocol::StrBytes;
 use std::rc::Rc;
-use weir_cluster::acl::{AclBinding, AclFilter, RawAcl};
+use weir_cluster::acl::{self, AclBinding, AclFilter, Matched, RawAcl};
 use weir_kafka::codes::kafka_code;
+use weir_net::ErrorCode;
 
 fn text(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_owned())
@@ -44,6 +46,12 @@ macro_rules! raw_filter {
 }
 
 pub async fn create_acls(shard: &Rc<Shard>, req: CreateAclsRequest) -> CreateAclsResponse {
+    if let Err(e) = acl::check_count("creations", req.creations.len(), acl::ACL_CREATIONS_MAX) {
+        let result = AclCreationResult::default()
+            .with_error_code(ResponseError::InvalidRequest.code())
+            .with_error_message(Some(text(&e.to_string())));
+        return CreateAclsResponse::default().with_results(vec![result; req.creations.len()]);
+    }
     let checked: Vec<_> = req.creations.into_iter().map(|c| AclBinding::new(raw_creation(c))).collect();
     let valid: Vec<AclBinding> = checked.iter().filter_map(|c| c.as_ref().ok().cloned()).collect();
     // The valid ones are added together; each creation gets its own answer.
@@ -113,21 +121,31 @@ pub fn describe_acls(shard: &Rc<Shard>, req: DescribeAclsRequest) -> DescribeAcl
 }
 
 pub async fn delete_acls(shard: &Rc<Shard>, req: DeleteAclsRequest) -> DeleteAclsResponse {
+    if let Err(e) = acl::check_count("filters", req.filters.len(), acl::ACL_FILTERS_MAX) {
+        let refused = error_result(ResponseError::InvalidRequest.code(), e.to_string());
+        return DeleteAclsResponse::default().with_filter_results(vec![refused; req.filters.len()]);
+    }
     let checked: Vec<_> = req.filters.iter().map(|f| AclFilter::new(raw_filter!(f))).collect();
     let valid: Vec<AclFilter> = checked.iter().filter_map(|f| f.as_ref().ok().cloned()).collect();
-    let deleted = if valid.is_empty() { Ok(Vec::new()) } else { shard.acls.delete(valid).await };
-    let mut matched = match &deleted {
-        Ok(m) => m.clone().into_iter(),
-        Err(_) => Vec::new().into_iter(),
+    let deleted = match valid.is_empty() {
+        true => Ok(Matched::default()),
+        false => {
+            shard.acls.delete(valid.clone()).await.and_then(|m| match m.per_filter.len() == valid.len() {
+                true => Ok(m),
+                false => Err(Failure::new(ErrorCode::Unknown, "the controller answered for other filters")),
+            })
+        }
     };
+    let mut per_filter = deleted.as_ref().map(|m| m.per_filter.iter()).ok();
     let results = checked
         .into_iter()
         .map(|f| match (f, &deleted) {
             (Err(e), _) => error_result(ResponseError::InvalidRequest.code(), e.to_string()),
             (Ok(_), Err(f)) => error_result(kafka_code(f.code), f.message.clone()),
-            (Ok(_), Ok(_)) => {
-                let gone = matched.next().expect("one list per valid filter");
-                DeleteAclsFilterResult::default().with_matching_acls(gone.iter().map(matching_acl).collect())
+            (Ok(_), Ok(m)) => {
+                let gone = per_filter.as_mut().and_then(Iterator::next).map_or(&[][..], Vec::as_slice);
+                let acls = gone.iter().map(|i| matching_acl(&m.bindings[*i as usize])).collect();
+                DeleteAclsFilterResult::default().with_matching_acls(acls)
             }
         })
         .collect();
