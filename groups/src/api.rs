@@ -61,6 +61,9 @@ pub struct HeartbeatResponse {
 pub struct CommittedOffset {
     pub offset: u64,
     pub metadata: String,
+    /// The leader epoch of the last record consumed, as a Kafka consumer commits it.
+    #[serde(default)]
+    pub leader_epoch: Option<i32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

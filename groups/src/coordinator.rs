@@ -27,6 +27,10 @@ pub struct Coordinator {
     /// Answers to held classic requests, released and not yet taken; at most one join and one
     /// sync per classic member.
     pub(crate) classic_answers: Answers,
+    /// The transactional ids coordinated here (see `transactions.rs`).
+    pub(crate) transactions: BTreeMap<String, crate::transactions::TxnState>,
+    /// Offsets transactions commit to this partition's groups, pending their end.
+    pub(crate) txn_offsets: crate::transactions::PendingOffsets,
 }
 
 impl Coordinator {
@@ -38,6 +42,8 @@ impl Coordinator {
             member_id_prefix: String::new(),
             next_member: 0,
             classic_answers: Vec::new(),
+            transactions: BTreeMap::new(),
+            txn_offsets: BTreeMap::new(),
         }
     }
 

@@ -50,6 +50,9 @@ pub enum GroupError {
     /// version cannot read, so loading stops rather than forget state.
     #[error("corrupt group record: {reason}")]
     CorruptRecord { reason: String },
+    /// A transactional request refused (see `transactions.rs`).
+    #[error(transparent)]
+    Txn(#[from] crate::transactions::TxnError),
 }
 
 impl GroupError {

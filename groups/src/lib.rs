@@ -124,6 +124,7 @@ mod offsets;
 mod reconcile;
 mod records;
 mod replay;
+mod transactions;
 mod validate;
 
 pub use api::{
@@ -134,6 +135,9 @@ pub use assignor::Assignor;
 pub use classic::api::{ClassicAnswer, JoinRequest, JoinResponse, JoinedMember, SyncRequest, SyncResponse};
 pub use coordinator::Coordinator;
 pub use error::GroupError;
+pub use transactions::{
+    TXN_GROUPS_MAX, TXN_PARTITIONS_MAX, TXN_TIMEOUT_MS_MAX, TxnEnd, TxnError, TxnInit, TxnPhase, TxnState,
+};
 pub use validate::group_id as check_group_id;
 
 /// The longest group id, in bytes.

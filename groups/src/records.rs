@@ -79,7 +79,11 @@ const GROUP: u8 = 2;
 const MEMBER: u8 = 3;
 const MEMBER_IDS: u8 = 4;
 const CLASSIC_MEMBER: u8 = 5;
+const TRANSACTION: u8 = 6;
+const PENDING_OFFSET: u8 = 7;
 const VALUE_VERSION: u8 = 0;
+/// An offset commit's value with the committed leader epoch after its metadata.
+const OFFSET_VALUE_VERSION_EPOCH: u8 = 1;
 
 /// A decoded record key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +93,8 @@ pub(crate) enum Key {
     Member { group: String, member_id: String },
     MemberIds,
     ClassicMember { group: String, member_id: String },
+    Transaction { transactional_id: String },
+    PendingOffset { group: String, producer_id: i64, topic: String, partition: u32 },
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -120,6 +126,17 @@ pub(crate) fn encode_key(key: &Key) -> Vec<u8> {
             out.push(CLASSIC_MEMBER);
             put_str(&mut out, group);
             put_str(&mut out, member_id);
+        }
+        Key::Transaction { transactional_id } => {
+            out.push(TRANSACTION);
+            put_str(&mut out, transactional_id);
+        }
+        Key::PendingOffset { group, producer_id, topic, partition } => {
+            out.push(PENDING_OFFSET);
+            put_str(&mut out, group);
+            out.extend_from_slice(&producer_id.to_be_bytes());
+            put_str(&mut out, topic);
+            out.extend_from_slice(&partition.to_be_bytes());
         }
     }
     out
@@ -173,28 +190,48 @@ pub(crate) fn decode_key(bytes: &[u8]) -> Result<Key, GroupError> {
         MEMBER => Key::Member { group: r.str()?, member_id: r.str()? },
         MEMBER_IDS => Key::MemberIds,
         CLASSIC_MEMBER => Key::ClassicMember { group: r.str()?, member_id: r.str()? },
+        TRANSACTION => Key::Transaction { transactional_id: r.str()? },
+        PENDING_OFFSET => Key::PendingOffset {
+            group: r.str()?,
+            producer_id: r.u64()? as i64,
+            topic: r.str()?,
+            partition: r.u32()?,
+        },
         other => return Err(GroupError::CorruptRecord { reason: format!("unknown key type {other}") }),
     };
     r.end()?;
     Ok(key)
 }
 
+/// An offset's value: version 0 without a leader epoch, version 1 with one (an `i32` after
+/// the metadata), so a commit without one reads the same as before epochs were kept.
 pub(crate) fn encode_offset(offset: &StoredOffset) -> Vec<u8> {
-    let mut out = vec![VALUE_VERSION];
+    let epoch = offset.committed.leader_epoch;
+    let mut out = vec![if epoch.is_some() { OFFSET_VALUE_VERSION_EPOCH } else { VALUE_VERSION }];
     out.extend_from_slice(&offset.committed.offset.to_be_bytes());
     out.extend_from_slice(&offset.commit_time_ms.to_be_bytes());
     put_str(&mut out, &offset.committed.metadata);
+    if let Some(e) = epoch {
+        out.extend_from_slice(&e.to_be_bytes());
+    }
     out
 }
 
 pub(crate) fn decode_offset(bytes: &[u8]) -> Result<StoredOffset, GroupError> {
     let mut r = Reader(bytes);
-    version(r.u8()?)?;
+    let with_epoch = match r.u8()? {
+        OFFSET_VALUE_VERSION_EPOCH => true,
+        v => {
+            version(v)?;
+            false
+        }
+    };
     let offset = r.u64()?;
     let commit_time_ms = r.u64()?;
     let metadata = r.str()?;
+    let leader_epoch = if with_epoch { Some(r.u32()? as i32) } else { None };
     r.end()?;
-    Ok(StoredOffset { committed: CommittedOffset { offset, metadata }, commit_time_ms })
+    Ok(StoredOffset { committed: CommittedOffset { offset, metadata, leader_epoch }, commit_time_ms })
 }
 
 pub(crate) fn encode_u64(n: u64) -> Vec<u8> {
@@ -311,7 +348,7 @@ mod tests {
     #[test]
     fn offsets_round_trip_and_bad_bytes_are_refused() {
         let stored = StoredOffset {
-            committed: CommittedOffset { offset: 42, metadata: "meta".into() },
+            committed: CommittedOffset { offset: 42, metadata: "meta".into(), leader_epoch: None },
             commit_time_ms: 9,
         };
         let bytes = encode_offset(&stored);

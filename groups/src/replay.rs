@@ -16,11 +16,25 @@ impl Coordinator {
     /// are those of the group's last completed generation, stable (see `classic::persist`).
     pub fn replay(&mut self, now_ms: u64, key: &[u8], value: Option<&[u8]>) -> Result<(), GroupError> {
         let key = decode_key(key)?;
+        let key = match key {
+            Key::Transaction { transactional_id } => {
+                let state = value.map(decode_json).transpose()?;
+                self.replay_txn(now_ms, transactional_id, state);
+                return Ok(());
+            }
+            Key::PendingOffset { group, producer_id, topic, partition } => {
+                let offset = value.map(decode_offset).transpose()?;
+                self.replay_pending((group, producer_id), (topic, partition), offset);
+                return Ok(());
+            }
+            key => key,
+        };
         let group = match &key {
             Key::Offset { group, .. }
             | Key::Group { group }
             | Key::Member { group, .. }
             | Key::ClassicMember { group, .. } => group.clone(),
+            Key::Transaction { .. } | Key::PendingOffset { .. } => unreachable!("handled above"),
             Key::MemberIds => {
                 if let Some(v) = value {
                     self.next_member = self.next_member.max(decode_u64(v)?);
@@ -36,7 +50,9 @@ impl Coordinator {
             (Key::Group { .. }, Some(v)) => Value::Group(decode_json(v)?),
             (Key::Member { .. }, Some(v)) => Value::Member(decode_json(v)?),
             (Key::ClassicMember { .. }, Some(v)) => Value::ClassicMember(decode_classic_member(v)?),
-            (Key::MemberIds, Some(_)) => unreachable!("handled above"),
+            (Key::MemberIds | Key::Transaction { .. } | Key::PendingOffset { .. }, Some(_)) => {
+                unreachable!("handled above")
+            }
         };
         let g = self.groups.entry(group.clone()).or_default();
         match (key, decoded) {
@@ -58,7 +74,9 @@ impl Coordinator {
                 let member = if let Value::ClassicMember(m) = decoded { Some(m) } else { None };
                 g.replay_classic_member(member_id, member, now_ms);
             }
-            (Key::MemberIds, _) => unreachable!("handled above"),
+            (Key::MemberIds | Key::Transaction { .. } | Key::PendingOffset { .. }, _) => {
+                unreachable!("handled above")
+            }
         }
         g.restore_classic_phase(now_ms);
         // An empty group goes with its tombstone. Before that, a group without members and

@@ -364,7 +364,11 @@ fn a_static_member_rejoining_with_a_new_id_fences_the_old_one() {
     let again =
         h.sync(22, SyncRequest { instance_id: Some("i1".into()), ..sync_req(3, &c2, &[]) }).1.unwrap();
     assert_eq!(again.assignment, b"xc", "the new id keeps the assignment");
-    let offsets = vec![("t".to_string(), 0, CommittedOffset { offset: 1, metadata: String::new() })];
+    let offsets = vec![(
+        "t".to_string(),
+        0,
+        CommittedOffset { offset: 1, metadata: String::new(), leader_epoch: None },
+    )];
     assert_eq!(h.c.classic_commit(23, G, &c, 3, Some("i1"), offsets), Err(fenced));
     // Leaving by instance id: with the old member id it is fenced, with none it goes.
     assert_eq!(
@@ -379,8 +383,13 @@ fn a_static_member_rejoining_with_a_new_id_fences_the_old_one() {
 #[test]
 fn commits_check_member_and_generation() {
     let mut h = Harness::new(Default::default());
-    let offsets =
-        |o: u64| vec![("t".to_string(), 0, CommittedOffset { offset: o, metadata: format!("m{o}") })];
+    let offsets = |o: u64| {
+        vec![(
+            "t".to_string(),
+            0,
+            CommittedOffset { offset: o, metadata: format!("m{o}"), leader_epoch: None },
+        )]
+    };
     let (a, b) = two_stable(&mut h);
     assert_eq!(
         h.c.classic_commit(5, G, &a, 1, None, offsets(1)),
@@ -440,7 +449,11 @@ fn native_and_classic_members_never_share_a_group() {
     assert_eq!(r.unwrap().error, Some(GroupError::InconsistentGroupProtocol));
     let (_, r) = h.join(2, join_req("", &[("sticky", b"")]));
     assert_eq!(r.unwrap().error, Some(GroupError::InconsistentGroupProtocol));
-    let offsets = vec![("t".to_string(), 0, CommittedOffset { offset: 1, metadata: String::new() })];
+    let offsets = vec![(
+        "t".to_string(),
+        0,
+        CommittedOffset { offset: 1, metadata: String::new(), leader_epoch: None },
+    )];
     h.sync(3, sync_req(1, &a, &[]));
     h.c.classic_commit(3, G, &a, 1, None, offsets).unwrap();
     h.leave(4, &[(&a, None)]);
@@ -608,8 +621,11 @@ fn operate(
             }
         }
         8 => {
-            let offsets =
-                vec![("t".to_string(), 0, CommittedOffset { offset: now, metadata: String::new() })];
+            let offsets = vec![(
+                "t".to_string(),
+                0,
+                CommittedOffset { offset: now, metadata: String::new(), leader_epoch: None },
+            )];
             let _ =
                 h.c.classic_commit(now, G, &cl.member_id, cl.generation, cl.instance_id.as_deref(), offsets);
             h.settle();

@@ -102,7 +102,11 @@ impl Node {
     }
 
     fn commit(&mut self, now: u64, generation: i32, id: &str, offset: u64) -> Result<(), GroupError> {
-        let offsets = vec![("t".to_owned(), 0, CommittedOffset { offset, metadata: String::new() })];
+        let offsets = vec![(
+            "t".to_owned(),
+            0,
+            CommittedOffset { offset, metadata: String::new(), leader_epoch: None },
+        )];
         let r = self.c.classic_commit(now, G, id, generation, None, offsets);
         self.settle();
         r
@@ -316,5 +320,5 @@ fn a_static_member_replaced_without_a_rebalance_reloads_under_its_new_id() {
 }
 
 fn offset(offset: u64) -> CommittedOffset {
-    CommittedOffset { offset, metadata: String::new() }
+    CommittedOffset { offset, metadata: String::new(), leader_epoch: None }
 }

@@ -8,7 +8,7 @@ use weir_groups::{
 };
 
 fn offset(o: u64) -> CommittedOffset {
-    CommittedOffset { offset: o, metadata: String::new() }
+    CommittedOffset { offset: o, metadata: String::new(), leader_epoch: None }
 }
 
 fn coordinator() -> Coordinator {
@@ -373,7 +373,7 @@ fn requests_beyond_the_limits_are_refused() {
     assert!(invalid(c.heartbeat(0, "g", HeartbeatRequest { rebalance_timeout_ms: 0, ..join(&["t"]) }, &t)));
     assert!(invalid(c.heartbeat(0, "g", beat("m-1", -3, None), &t)));
     assert!(invalid(c.heartbeat(0, "g", beat("m-1", -2, None), &t)), "-2 needs an instance id");
-    let long = CommittedOffset { offset: 0, metadata: "x".repeat(4097) };
+    let long = CommittedOffset { offset: 0, metadata: "x".repeat(4097), leader_epoch: None };
     let refused = c.commit(0, "g", "", -1, vec![("t".into(), 0, long)]);
     assert!(matches!(refused, Err(GroupError::InvalidRequest { .. })));
     assert!(c.take_records().is_empty(), "refused requests change nothing");

@@ -37,7 +37,11 @@ fn operate(c: &mut Coordinator, rng: &mut Rng, now: u64, topics: &mut BTreeMap<S
             let (id, epoch) = m.map_or((String::new(), -1), |m| (m.member_id, m.member_epoch));
             let offsets = (0..1 + rng.below(3))
                 .map(|p| {
-                    ("t".to_string(), p as u32, CommittedOffset { offset: now, metadata: format!("{now}") })
+                    (
+                        "t".to_string(),
+                        p as u32,
+                        CommittedOffset { offset: now, metadata: format!("{now}"), leader_epoch: None },
+                    )
                 })
                 .collect();
             c.commit(now, group, &id, epoch, offsets).err()
@@ -155,8 +159,11 @@ fn a_replayed_classic_group_keeps_its_generation_and_offsets() {
         let j = c.classic_join(now, 2 * round, classic_join("g", "")).unwrap();
         generation = j.generation_id;
         c.classic_sync(now + 1, 2 * round + 1, classic_sync("g", generation, &j.member_id)).unwrap();
-        let offsets =
-            vec![("t".to_string(), 0, CommittedOffset { offset: now, metadata: format!("r{round}") })];
+        let offsets = vec![(
+            "t".to_string(),
+            0,
+            CommittedOffset { offset: now, metadata: format!("r{round}"), leader_epoch: None },
+        )];
         c.classic_commit(now + 2, "g", &j.member_id, generation, None, offsets).unwrap();
         // A classic group that never completed a generation and has no offsets stores nothing.
         let other = c.classic_join(now, 100 + round, classic_join("h", "")).unwrap();
@@ -175,7 +182,11 @@ fn a_replayed_classic_group_keeps_its_generation_and_offsets() {
             assert_eq!(d.fetch_offsets("g", None), c.fetch_offsets("g", None));
             // The member carries on in its generation; once it left, a new member joins two
             // generations on (leaving emptied the group), under an id never made before.
-            let late = vec![("t".to_string(), 0, CommittedOffset { offset: 0, metadata: String::new() })];
+            let late = vec![(
+                "t".to_string(),
+                0,
+                CommittedOffset { offset: 0, metadata: String::new(), leader_epoch: None },
+            )];
             d.classic_commit(now + 3, "g", &j.member_id, generation, None, late).unwrap();
             assert_eq!(d.classic_leave(now + 4, "g", vec![(j.member_id.clone(), None)]), [Ok(())]);
             let again = d.classic_join(now + 4, 0, classic_join("g", "")).unwrap();

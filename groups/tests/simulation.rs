@@ -277,7 +277,11 @@ impl Sim {
             .owned
             .iter()
             .map(|(t, p)| {
-                (t.clone(), *p, CommittedOffset { offset: self.now, metadata: c.member_id.clone() })
+                (
+                    t.clone(),
+                    *p,
+                    CommittedOffset { offset: self.now, metadata: c.member_id.clone(), leader_epoch: None },
+                )
             })
             .collect();
         let result = self.coordinator.commit(self.now, "g", &c.member_id, c.epoch, offsets);

@@ -109,9 +109,11 @@ fn sparse_offset_deltas() {
 
 #[test]
 fn transactional_and_control() {
-    for (bit, feature) in
-        [(1 << 4, "transactional batches"), (1 << 5, "control batches"), (1 << 6, "delete horizons")]
-    {
+    for (bit, feature) in [
+        (1 << 4, "a transactional batch without a producer id"),
+        (1 << 5, "control batches from a producer"),
+        (1 << 6, "delete horizons"),
+    ] {
         let err = convert(&edited(|h| h.attributes |= bit)).unwrap_err();
         assert_eq!(err, E::Unsupported { feature });
         assert_eq!(err.kafka_code(), 43);

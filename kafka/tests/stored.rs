@@ -194,3 +194,37 @@ fn batches_that_cannot_be_kept_are_converted_or_refused() {
         Err(e) => assert!(matches!(e, BatchConvertError::TooLarge { .. }), "{e:?}"),
     }
 }
+
+#[test]
+fn a_transactional_batch_is_kept_with_its_bit_and_a_marker_is_skipped_natively() {
+    let input: Vec<TRecord> = (0..3)
+        .map(|i| TRecord {
+            key: Some(vec![i]),
+            value: Some(vec![i; 5]),
+            headers: vec![],
+            timestamp: 1_700_000_000_000,
+        })
+        .collect();
+    let stamp = Stamp { producer_id: 42, producer_epoch: 3, base_sequence: 0 };
+    let mut h = header_for(&input, Codec::Lz4, stamp);
+    h.attributes |= weir_kafka::batch::ATTR_TRANSACTIONAL;
+    let sent = frame(h, &common::compress(Codec::Lz4, &records_section(&input, h.base_timestamp)));
+    let mut stored = kafka_to_stored(&sent, &LIMITS).unwrap().pop().unwrap().batch;
+    assert!(stored.header().is_transactional() && !stored.header().is_control());
+    stored.set_base_offset(10, 1);
+    let mut fetched = Vec::new();
+    fetch_section(stored.as_bytes(), &mut fetched).unwrap();
+    assert_eq!(fetched, as_fetched(&sent, 10, 1), "rebuilt byte for byte, transactional bit and all");
+    // Weir's columns have no room for it: refused rather than stored without its bit.
+    assert!(weir_kafka::batch::kafka_to_weir(&sent, &LIMITS).is_err());
+    // A native consumer gets the data with its bit, and the marker as a control batch to skip.
+    let mut marker = weir_kafka::batch::marker_batch(42, 3, true, 1_700_000_000_001);
+    marker.set_base_offset(13, 1);
+    let both = [stored.as_bytes(), marker.as_bytes()].concat();
+    let native = native_section(&both, &LIMITS, usize::MAX).unwrap().expect("converted");
+    let first = BatchView::validate(&native, usize::MAX).unwrap();
+    assert!(first.header().is_transactional() && first.records().count() == 3);
+    let second = BatchView::validate(&native[first.bytes().len()..], usize::MAX).unwrap();
+    assert!(second.header().is_control() && second.header().commits());
+    assert_eq!(second.header().base_offset, 13);
+}

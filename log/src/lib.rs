@@ -33,6 +33,7 @@ pub mod scrub;
 pub mod segment;
 mod start_store;
 pub mod timestamp_lookup;
+pub mod transactions;
 
 pub use crate::batch_cache::{BatchCache, BatchCacheStats};
 pub use crate::fetch_plan::{Fetch, FetchPlan};

@@ -235,6 +235,8 @@ pub struct PartitionLog<S: Storage> {
     scrub: ScrubCursor,
     /// Idempotent producers' last batches: see [`crate::producers`]. Rebuilt at open.
     pub(crate) producers: ProducerTable,
+    /// The partition's transactions, kept with the producers (see [`crate::transactions`]).
+    pub(crate) txns: crate::transactions::TxnTable,
     /// The base of `producers.snapshot`, if there is one (see [`crate::producer_snapshot`]).
     pub(crate) producers_snapshot_base: Option<u64>,
     /// This log's part of the shard's batch cache, if it has one.
@@ -400,6 +402,7 @@ impl<S: Storage> PartitionLog<S> {
             damaged,
             scrub: Default::default(),
             producers: ProducerTable::default(),
+            txns: Default::default(),
             cuts: 0,
             producers_snapshot_base: None,
             swaps: 0,
@@ -680,6 +683,11 @@ impl<S: Storage> PartitionLog<S> {
         self.segments_start().max(self.start.start)
     }
 
+    /// The partition's transactions: the open ones and the aborted ones remembered.
+    pub fn transactions(&self) -> &crate::transactions::TxnTable {
+        &self.txns
+    }
+
     /// The base of the first segment, which may hold deleted records below the log start.
     pub fn segments_start(&self) -> u64 {
         self.sealed.front().map_or(self.active.seg.base, |s| s.base)
@@ -842,6 +850,7 @@ impl<S: Storage> PartitionLog<S> {
             .expect("offsets fit u64: a dense batch adds at most 2^32 to a u64 below 2^63");
         a.seg.index.on_batch((base - a.seg.base) as u32, position as u32, h.batch_len, h.max_timestamp);
         self.producers.on_append(&h, base);
+        self.txns.on_append(&h, base);
         if let Some(cache) = &self.cache {
             let stored_end = StoredAt { segment: a.seg.base, pos: a.seg.size };
             cache.insert(bytes, base, a.seg.next_offset, leader_epoch, stored_end);
@@ -1336,6 +1345,14 @@ impl<S: Storage> PartitionLog<S> {
         self.failed = r.is_err();
         if let Ok(end) = r {
             self.producers.truncate_from(end);
+            if self.txns.seen() {
+                // A cut may take a marker and open its transaction again: the table is read
+                // anew from the log (cuts are rare; most land at the log end, returned above).
+                if let Err(e) = self.recover_producers().await {
+                    self.failed = true;
+                    return Err(e);
+                }
+            }
             // Reads ignore both while the cut runs (the log counts as failed, then its
             // generation has moved on), and a cut that fails leaves a failed log, which reads
             // its files: dropped once it is done. It may land below `offset`, at quarantined
@@ -1366,6 +1383,7 @@ impl<S: Storage> PartitionLog<S> {
         // failure leaves the table with the log it describes.
         self.drop_snapshot().await?;
         self.producers.clear();
+        self.txns = Default::default();
         self.cuts += 1;
         if offset == self.next_offset() {
             self.roll(now_ms).await?;
@@ -1632,6 +1650,7 @@ impl<S: Storage> PartitionLog<S> {
             self.storage.sync_dir().await.map_err(io_err("sync", "data dir"))?;
         }
         let start = self.log_start();
+        self.txns.remove_below(start);
         self.uncache(|c| c.remove_below(start));
         self.ahead.retain(|a| a.next_offset > start);
         if start < self.next_offset() && self.epochs.cache.truncate_from_start(start) {

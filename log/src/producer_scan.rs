@@ -7,6 +7,7 @@ use crate::error::{LogError, Result};
 use crate::log::PartitionLog;
 use crate::producers::{ProducerTable, SequenceError, Verdict};
 use crate::storage::Storage;
+use crate::transactions::TxnTable;
 
 /// How much one read of the rebuild takes at most.
 const SCAN_READ_BYTES: usize = 1 << 20;
@@ -17,14 +18,22 @@ impl<S: Storage> PartitionLog<S> {
     pub fn check_producer(&self, h: &BatchHeader) -> std::result::Result<Verdict, SequenceError> {
         match h.producer_id {
             NO_PRODUCER_ID => Ok(Verdict::Append),
+            // A transaction marker has no sequence; only the node writes one.
+            _ if h.is_control() => Ok(Verdict::Append),
             _ => self.producers.check(h),
         }
     }
 
-    /// Adds to `table` what the log's batches from `from` to its end say of producers
+    /// Adds to `table` and `txns` what the log's batches from `from` to its end say of producers
+    /// and their transactions
     /// (quarantined ranges, and batches found damaged on the way, are passed over: their
     /// batches are unknown).
-    pub(crate) async fn scan_producers_from(&self, from: u64, table: &mut ProducerTable) -> Result<()> {
+    pub(crate) async fn scan_producers_from(
+        &self,
+        from: u64,
+        table: &mut ProducerTable,
+        txns: &mut TxnTable,
+    ) -> Result<()> {
         let mut offset = from;
         while offset < self.next_offset() {
             if let Some(d) = self.damaged_ranges().iter().find(|d| d.contains_offset(offset)) {
@@ -47,6 +56,7 @@ impl<S: Storage> PartitionLog<S> {
             while pos < bytes.len() {
                 let h = BatchHeader::decode(&bytes[pos..]).expect("stored batches were checked when read");
                 table.on_append(&h, h.base_offset);
+                txns.on_append(&h, h.base_offset);
                 pos += h.batch_len as usize;
             }
             assert!(fetched.next_offset > offset, "a read below the log end returns a batch");

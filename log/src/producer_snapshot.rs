@@ -9,23 +9,35 @@
 //! stays right, only older. A cut below its base removes it first: it would describe batches
 //! the log no longer has.
 //!
-//! Layout (little-endian): `magic u32 = 0x57505253 ("WPRS")`, `version u16 = 1`, `base u64`,
+//! It holds the partition's transactions too ([`TxnTable`]): those open at `base`, and the
+//! aborted ones remembered.
+//!
+//! Layout (little-endian): `magic u32 = 0x57505253 ("WPRS")`, `version u16 = 2`, `base u64`,
 //! `producers u32`, then per producer `id i64`, `epoch i16`, `batches u8`, and per batch
-//! `first_seq i32`, `last_seq i32`, `base_offset u64`, `last_offset u64`; then the CRC32C of
-//! everything before it, `u32`. Trailing bytes after the CRC are ignored.
+//! `first_seq i32`, `last_seq i32`, `base_offset u64`, `last_offset u64`; then `open u32` and
+//! per open transaction `producer_id i64`, `epoch i16`, `first_offset u64`; then `aborted u32`
+//! and per aborted transaction `producer_id i64`, `first_offset u64`, `last_offset u64`; then
+//! the CRC32C of everything before it, `u32`. Trailing bytes after the CRC are ignored. Version
+//! 1 (before transactions) ends after the producers; it is read as having no transaction.
 
 use crate::error::Result;
 use crate::log::{PartitionLog, read_whole, write_whole};
 use crate::producers::{BatchSeq, ProducerTable};
 use crate::storage::Storage;
+use crate::transactions::{AbortedTxn, OpenTxn, TxnParts, TxnTable};
 use std::rc::Rc;
 
 pub(crate) const SNAPSHOT_NAME: &str = "producers.snapshot";
 const SNAPSHOT_NEW_NAME: &str = "producers.snapshot.new";
 const MAGIC: u32 = 0x5750_5253;
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
+/// The version before transactions, still read.
+const VERSION_NO_TXNS: u16 = 1;
 
-fn encode(base: u64, table: &ProducerTable) -> Vec<u8> {
+/// The producers' and transactions' state a snapshot holds.
+type Saved = (u64, ProducerTable, TxnTable);
+
+fn encode(base: u64, table: &ProducerTable, txns: &TxnTable) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&MAGIC.to_le_bytes());
     out.extend_from_slice(&VERSION.to_le_bytes());
@@ -43,6 +55,19 @@ fn encode(base: u64, table: &ProducerTable) -> Vec<u8> {
             out.extend_from_slice(&b.last_offset.to_le_bytes());
         }
     }
+    let (open, aborted) = txns.parts();
+    out.extend_from_slice(&(open.len() as u32).to_le_bytes());
+    for (producer_id, t) in open {
+        out.extend_from_slice(&producer_id.to_le_bytes());
+        out.extend_from_slice(&t.producer_epoch.to_le_bytes());
+        out.extend_from_slice(&t.first_offset.to_le_bytes());
+    }
+    out.extend_from_slice(&(aborted.len() as u32).to_le_bytes());
+    for a in aborted {
+        out.extend_from_slice(&a.producer_id.to_le_bytes());
+        out.extend_from_slice(&a.first_offset.to_le_bytes());
+        out.extend_from_slice(&a.last_offset.to_le_bytes());
+    }
     let crc = crc32c::crc32c(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
@@ -59,10 +84,14 @@ impl Cursor<'_> {
     }
 }
 
-/// The snapshot's base and table, or `None` if `bytes` is not a whole, intact snapshot.
-fn decode(bytes: &[u8]) -> Option<(u64, ProducerTable)> {
+/// The snapshot's base and tables, or `None` if `bytes` is not a whole, intact snapshot.
+fn decode(bytes: &[u8]) -> Option<Saved> {
     let mut c = Cursor(bytes);
-    if u32::from_le_bytes(c.take()?) != MAGIC || u16::from_le_bytes(c.take()?) != VERSION {
+    if u32::from_le_bytes(c.take()?) != MAGIC {
+        return None;
+    }
+    let version = u16::from_le_bytes(c.take()?);
+    if version != VERSION && version != VERSION_NO_TXNS {
         return None;
     }
     let base = u64::from_le_bytes(c.take()?);
@@ -80,9 +109,32 @@ fn decode(bytes: &[u8]) -> Option<(u64, ProducerTable)> {
         }
         table.restore(id, epoch, batches);
     }
+    let mut txns = TxnTable::default();
+    if version == VERSION {
+        let (open, aborted) = decode_txns(&mut c)?;
+        txns.restore(open, aborted);
+    }
     let body_len = bytes.len() - c.0.len();
     let crc = u32::from_le_bytes(c.take()?);
-    (crc32c::crc32c(&bytes[..body_len]) == crc).then_some((base, table))
+    (crc32c::crc32c(&bytes[..body_len]) == crc).then_some((base, table, txns))
+}
+
+fn decode_txns(c: &mut Cursor<'_>) -> Option<TxnParts> {
+    let mut open = Vec::new();
+    for _ in 0..u32::from_le_bytes(c.take()?) {
+        let producer_id = i64::from_le_bytes(c.take()?);
+        let producer_epoch = i16::from_le_bytes(c.take()?);
+        let first_offset = u64::from_le_bytes(c.take()?);
+        open.push((producer_id, OpenTxn { producer_epoch, first_offset }));
+    }
+    let mut aborted = Vec::new();
+    for _ in 0..u32::from_le_bytes(c.take()?) {
+        let producer_id = i64::from_le_bytes(c.take()?);
+        let first_offset = u64::from_le_bytes(c.take()?);
+        let last_offset = u64::from_le_bytes(c.take()?);
+        aborted.push(AbortedTxn { producer_id, first_offset, last_offset });
+    }
+    Some((open, aborted))
 }
 
 impl<S: Storage> PartitionLog<S> {
@@ -90,27 +142,30 @@ impl<S: Storage> PartitionLog<S> {
     /// the whole log.
     pub(crate) async fn recover_producers(&mut self) -> Result<()> {
         let saved = self.load_snapshot().await?;
-        self.producers_snapshot_base = saved.as_ref().map(|(base, _)| *base);
-        let (from, mut table) = match saved {
+        self.producers_snapshot_base = saved.as_ref().map(|(base, ..)| *base);
+        let fresh = || (ProducerTable::default(), TxnTable::default());
+        let (from, (mut table, mut txns)) = match saved {
             // A snapshot above the segments' start describes batches still there, below a log
             // start a DeleteRecords moved or not.
-            Some((base, table)) if base >= self.segments_start() && base <= self.next_offset() => {
-                (base, table)
+            Some((base, table, txns)) if base >= self.segments_start() && base <= self.next_offset() => {
+                (base, (table, txns))
             }
             // One past the log end (its batches lost from outside) would be taken once appends
             // passed its base again: it goes now.
-            Some((base, _)) if base > self.next_offset() => {
+            Some((base, ..)) if base > self.next_offset() => {
                 self.drop_snapshot_past(self.next_offset()).await?;
-                (self.segments_start(), ProducerTable::default())
+                (self.segments_start(), fresh())
             }
-            _ => (self.segments_start(), ProducerTable::default()),
+            _ => (self.segments_start(), fresh()),
         };
-        self.scan_producers_from(from, &mut table).await?;
+        self.scan_producers_from(from, &mut table, &mut txns).await?;
+        txns.remove_below(self.log_start());
         self.producers = table;
+        self.txns = txns;
         Ok(())
     }
 
-    async fn load_snapshot(&self) -> Result<Option<(u64, ProducerTable)>> {
+    async fn load_snapshot(&self) -> Result<Option<Saved>> {
         let names =
             self.storage().list().await.map_err(|e| crate::error::LogError::io("list", "data dir", e))?;
         if !names.iter().any(|n| n == SNAPSHOT_NAME) {
@@ -126,7 +181,7 @@ impl<S: Storage> PartitionLog<S> {
     /// logged.
     pub(crate) async fn save_producers(&mut self) {
         let base = self.next_offset();
-        let bytes = encode(base, &self.producers);
+        let bytes = encode(base, &self.producers, &self.txns);
         // Recorded before the rename: if the rename lands and what follows fails, a cut below
         // the new base still removes the file (removing one is always safe).
         self.producers_snapshot_base = Some(base);
@@ -182,9 +237,13 @@ mod tests {
         let mut table = ProducerTable::default();
         table.restore(7, 2, vec![BatchSeq { first_seq: 0, last_seq: 4, base_offset: 10, last_offset: 14 }]);
         table.restore(9, 0, vec![]);
-        let bytes = encode(99, &table);
-        let (base, back) = decode(&bytes).unwrap();
+        let mut txns = TxnTable::default();
+        let open = OpenTxn { producer_epoch: 3, first_offset: 12 };
+        txns.restore(vec![(7, open)], vec![AbortedTxn { producer_id: 9, first_offset: 1, last_offset: 5 }]);
+        let bytes = encode(99, &table, &txns);
+        let (base, back, back_txns) = decode(&bytes).unwrap();
         assert_eq!((base, back.producer(7)), (99, table.producer(7)));
+        assert_eq!(back_txns, txns);
         let mut padded = bytes.clone();
         padded.extend_from_slice(&[0; 100]);
         assert!(decode(&padded).is_some(), "padding after the CRC is ignored");

@@ -126,6 +126,17 @@ impl ProducerTable {
         if h.producer_id == NO_PRODUCER_ID {
             return;
         }
+        if h.is_control() {
+            // A transaction marker has no sequence: the producer's go on after it. One of a
+            // newer epoch (a transaction aborted by its coordinator) fences the older epoch.
+            if let Some(e) = self.producers.get_mut(&h.producer_id)
+                && h.producer_epoch > e.epoch
+            {
+                e.epoch = h.producer_epoch;
+                e.batches.clear();
+            }
+            return;
+        }
         if !self.producers.contains_key(&h.producer_id) && self.producers.len() >= PRODUCERS_MAX {
             self.forget_least_recent();
         }

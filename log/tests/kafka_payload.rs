@@ -18,6 +18,7 @@ fn fields(records: u32, base_timestamp: i64) -> KafkaFields {
         base_timestamp,
         max_timestamp: base_timestamp + 7,
         producer: ProducerStamp { producer_id: 42, producer_epoch: 3, base_sequence: 100 },
+        txn: 0,
     }
 }
 

@@ -688,6 +688,7 @@ mod tests {
             partition: weir_replication::PartitionId(0),
             batches: bytes::Bytes::from(bytes),
             kafka_payloads: false,
+            txn: Default::default(),
         }
     }
 

@@ -80,8 +80,9 @@ impl ReplicaSetup {
 #[derive(Debug)]
 struct ProduceSlot {
     batches: Option<Bytes>,
-    /// Whether the batches may be Kafka batches kept as sent (see `ProducePartition`).
-    kafka_payloads: bool,
+    /// Whether the batches may be Kafka batches kept as sent, or of a transaction (see
+    /// `ProducePartition`).
+    accepts: crate::service::types::Accepts,
     answer: Option<oneshot::Sender<Result<AppendedRange, Failure>>>,
     /// Why the append refused it, more precisely than the replica's `Storage` error says.
     failure: Option<Failure>,
@@ -337,7 +338,7 @@ impl<S: Storage + Clone + 'static> Partition<S> {
         batches: Bytes,
         now_ms: u64,
     ) -> Result<oneshot::Receiver<Result<AppendedRange, Failure>>, ReplicaError> {
-        self.submit(acks, batches, false, now_ms).map(|(_, done)| done)
+        self.submit(acks, batches, Default::default(), now_ms).map(|(_, done)| done)
     }
 
     /// [`submit_produce`](Self::submit_produce), also telling where the batches were placed
@@ -346,7 +347,7 @@ impl<S: Storage + Clone + 'static> Partition<S> {
         &self,
         acks: weir_net::Acks,
         batches: Bytes,
-        kafka_payloads: bool,
+        accepts: crate::service::types::Accepts,
         now_ms: u64,
     ) -> Result<ProduceAnswers, ReplicaError> {
         let id = self.rep.next_produce.get() + 1;
@@ -356,7 +357,7 @@ impl<S: Storage + Clone + 'static> Partition<S> {
         let (placed_tx, placed_rx) = oneshot::channel();
         let slot = ProduceSlot {
             batches: Some(batches),
-            kafka_payloads,
+            accepts,
             answer: Some(tx),
             failure: None,
             placed: Some(placed_tx),
@@ -496,8 +497,9 @@ impl<S: Storage + Clone + 'static> Partition<S> {
             .produces
             .borrow_mut()
             .get_mut(&produce)
-            .and_then(|s| Some((s.batches.take()?, s.kafka_payloads)));
-        let Some((batches, kafka_payloads)) = taken else { return Err(refused) };
+            .and_then(|s| Some((s.batches.take()?, s.accepts)));
+        let Some((batches, accepts)) = taken else { return Err(refused) };
+        let kafka_payloads = accepts.kafka_payloads;
         let record = |f: Failure| {
             if let Some(slot) = self.rep.produces.borrow_mut().get_mut(&produce) {
                 slot.failure = Some(f);
@@ -513,7 +515,8 @@ impl<S: Storage + Clone + 'static> Partition<S> {
             }
         };
         let bytes = columns.as_deref().unwrap_or(aligned.bytes());
-        let views = match validate(bytes, limit, kafka_payloads).and_then(|v| self.check_keys(v)) {
+        let views = match validate(bytes, limit, kafka_payloads, accepts.txn).and_then(|v| self.check_keys(v))
+        {
             Ok(v) => v,
             Err(f) => {
                 record(f);

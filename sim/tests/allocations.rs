@@ -85,6 +85,7 @@ fn produce_and_fetch_allocate_no_more_than_stated() {
         partition: PartitionId(0),
         batches: common::batch(&values),
         kafka_payloads: false,
+        txn: Default::default(),
     };
     let produce = |node: &mut SimNode, n: u64| {
         let (svc, part) = (node.services[0].clone(), part.clone());
@@ -102,7 +103,13 @@ fn produce_and_fetch_allocate_no_more_than_stated() {
     let per_produce = (allocations() - before) as f64 / REQUESTS as f64;
 
     let svc = node.services[0].clone();
-    let fetch = FetchPartition { topic: "a".into(), partition: PartitionId(0), offset: 0, max_bytes: 1 };
+    let fetch = FetchPartition {
+        topic: "a".into(),
+        partition: PartitionId(0),
+        offset: 0,
+        max_bytes: 1,
+        read_committed: false,
+    };
     let before = allocations();
     node.block_on(async move {
         for i in 0..REQUESTS {

@@ -56,6 +56,7 @@ async fn produce(node: Vec<Rc<SimService>>, mut rng: fastrand::Rng, tag: String,
             partition: PartitionId(partition),
             batches: Bytes::from(bytes),
             kafka_payloads: false,
+            txn: Default::default(),
         };
         if let Ok(p) = svc.produce(Acks::Leader, vec![part]).await.pop().unwrap() {
             let mut acked = acked.borrow_mut();
@@ -83,6 +84,7 @@ async fn read_all(svc: &SimService, partition: u32) -> Vec<(u64, Vec<u8>)> {
             partition: PartitionId(partition),
             offset,
             max_bytes: 64 << 10,
+            read_committed: false,
         };
         let f = match svc.fetch(vec![part], 0).await.pop().unwrap() {
             Ok(f) => f,

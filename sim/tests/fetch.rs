@@ -33,6 +33,7 @@ fn one_fetch_waits_on_partitions_of_both_shards() {
             partition: PartitionId(theirs),
             batches: batch(&[b"late"]),
             kafka_payloads: false,
+            txn: Default::default(),
         };
         producing.produce(Acks::Leader, vec![part]).await.pop().unwrap().expect("produced");
     });
@@ -45,6 +46,7 @@ fn one_fetch_waits_on_partitions_of_both_shards() {
                 partition: PartitionId(p),
                 offset: 0,
                 max_bytes: 1 << 20,
+                read_committed: false,
             });
             let answers = fetching.fetch(parts.to_vec(), 5000).await;
             (answers, rt.monotonic_ms() - start)
@@ -74,6 +76,7 @@ fn a_fetch_within_a_budget_reads_no_more_than_it() {
                     partition: PartitionId(0),
                     batches: batch(&[&value]),
                     kafka_payloads: false,
+                    txn: Default::default(),
                 };
                 svc.produce(Acks::Leader, vec![part]).await.pop().unwrap().expect("produced");
             }
@@ -82,6 +85,7 @@ fn a_fetch_within_a_budget_reads_no_more_than_it() {
                 partition: PartitionId(0),
                 offset: 0,
                 max_bytes: 1 << 20,
+                read_committed: false,
             };
             svc.fetch_within(vec![part; 50], 0, Some(25_000)).await
         })

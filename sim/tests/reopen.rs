@@ -24,6 +24,7 @@ fn produce(node: &SimNode, value: &'static str, n: usize, answers: &Answers) {
             partition: PartitionId(0),
             batches: batch(&vec![value; n]),
             kafka_payloads: false,
+            txn: Default::default(),
         };
         let answer = svc.produce(Acks::Leader, vec![part]).await.pop().unwrap();
         answers.borrow_mut().push((value, answer.map(|p| p.base_offset).map_err(|f| f.message)));
@@ -66,6 +67,7 @@ fn a_produce_in_flight_across_a_failed_sync_is_never_answered_from_the_reopened_
                 partition: PartitionId(0),
                 offset: 0,
                 max_bytes: 1 << 20,
+                read_committed: false,
             };
             svc.fetch(vec![part], 0).await.pop().unwrap().unwrap().batches
         })

@@ -24,6 +24,7 @@ fn a_deleted_topic_writes_nothing_more_and_its_successor_starts_empty() {
                 partition: PartitionId(0),
                 batches: batch(&["old"]),
                 kafka_payloads: false,
+                txn: Default::default(),
             };
             svc.produce(Acks::Leader, vec![part]).await.pop().unwrap().unwrap();
             svc.owner("t", 0)
@@ -46,6 +47,7 @@ fn a_deleted_topic_writes_nothing_more_and_its_successor_starts_empty() {
                 partition: PartitionId(0),
                 batches: batch(&["new"]),
                 kafka_payloads: false,
+                txn: Default::default(),
             };
             svc2.produce(Acks::Leader, vec![part]).await.pop().unwrap().unwrap();
             let part = FetchPartition {
@@ -53,6 +55,7 @@ fn a_deleted_topic_writes_nothing_more_and_its_successor_starts_empty() {
                 partition: PartitionId(0),
                 offset: 0,
                 max_bytes: 1 << 20,
+                read_committed: false,
             };
             let f = svc2.fetch(vec![part], 0).await.pop().unwrap().unwrap();
             (refused, reopened, f)

@@ -12,6 +12,7 @@
 //! - `to_weir`, `to_kafka`: the two directions.
 
 mod compression;
+mod control;
 mod header;
 mod record;
 mod stored;
@@ -20,6 +21,7 @@ mod to_weir;
 pub mod varint;
 
 pub use compression::Codec;
+pub use control::{marker_batch, marker_commits};
 pub use header::{
     ATTR_COMPRESSION_MASK, ATTR_CONTROL, ATTR_DELETE_HORIZON, ATTR_TIMESTAMP_TYPE, ATTR_TRANSACTIONAL,
     KAFKA_HEADER_BYTES, KafkaBatchHeader, LOG_OVERHEAD, MAGIC_V2, compute_crc,

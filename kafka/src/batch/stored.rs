@@ -8,7 +8,10 @@
 //! native consumer can always read what a Kafka producer wrote.
 
 use super::compression::{Codec, decompress};
-use super::header::{ATTR_COMPRESSION_MASK, KAFKA_HEADER_BYTES, KafkaBatchHeader, LOG_OVERHEAD, MAGIC_V2};
+use super::header::{
+    ATTR_COMPRESSION_MASK, ATTR_CONTROL, ATTR_TRANSACTIONAL, KAFKA_HEADER_BYTES, KafkaBatchHeader,
+    LOG_OVERHEAD, MAGIC_V2,
+};
 use super::to_weir::{
     ConvertLimits, Converted, Opened, Walked, build, convert_opened, each_batch, open, walk,
 };
@@ -38,8 +41,9 @@ pub fn kafka_to_stored(records: &[u8], limits: &ConvertLimits) -> Result<Vec<Con
 fn keepable(o: &Opened<'_>, w: &Walked, limits: &ConvertLimits) -> bool {
     let h = &o.header;
     let compressed = o.batch.len() - KAFKA_HEADER_BYTES;
-    // Create time, no other bit: the rebuilt header has the codec alone.
-    h.attributes & !ATTR_COMPRESSION_MASK == 0
+    // Create time, no other bit but the transactional one: the rebuilt header has the codec and
+    // the transaction bits alone.
+    h.attributes & !(ATTR_COMPRESSION_MASK | ATTR_TRANSACTIONAL) == 0
         // Weir's max_timestamp (retention, the time index) is the records' largest.
         && h.max_timestamp == w.max_timestamp
         && h.base_timestamp <= h.max_timestamp
@@ -62,6 +66,7 @@ fn keep(o: &Opened<'_>, w: &Walked) -> Converted {
             producer_epoch: h.producer_epoch,
             base_sequence: h.base_sequence,
         },
+        txn: if h.is_transactional() { weir_log::batch::header::ATTR_TRANSACTIONAL } else { 0 },
     };
     Converted {
         batch: seal_kafka(&fields, &o.batch[KAFKA_HEADER_BYTES..]),
@@ -83,7 +88,8 @@ fn kafka_header(h: &BatchHeader, f: &KafkaFields) -> KafkaBatchHeader {
         partition_leader_epoch: h.leader_epoch as i32,
         magic: MAGIC_V2,
         crc: f.kafka_crc,
-        attributes: f.codec as i16,
+        // The Kafka bits of a transaction are Kafka's own (bits 4 and 5); Weir's commit bit is not.
+        attributes: (f.codec | (f.txn & (ATTR_TRANSACTIONAL | ATTR_CONTROL) as u16)) as i16,
         last_offset_delta: h.last_offset_delta as i32,
         base_timestamp: f.base_timestamp,
         max_timestamp: f.max_timestamp,
@@ -118,6 +124,10 @@ pub fn stored_to_weir(view: &BatchView<'_>, limits: &ConvertLimits) -> Result<Ba
         codec => Cow::Owned(decompress(codec, view.payload(), limits.batch_bytes_max)?),
     };
     let mut batch = build(&kh, &section, limits)?.builder.seal(f.producer);
+    if f.txn != 0 {
+        // A native consumer skips a marker's record, as a Kafka consumer skips control batches.
+        batch.set_txn_bits(f.txn);
+    }
     batch.set_base_offset(h.base_offset, h.leader_epoch);
     Ok(batch)
 }

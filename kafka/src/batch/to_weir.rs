@@ -103,11 +103,12 @@ pub(super) fn check_batch(bytes: &[u8]) -> Result<(KafkaBatchHeader, &[u8]), Bat
         return Err(BatchConvertError::CrcMismatch { expected: h.crc, actual });
     }
     let refuse = |feature| Err(BatchConvertError::Unsupported { feature });
-    if h.is_transactional() {
-        return refuse("transactional batches");
-    }
     if h.is_control() {
-        return refuse("control batches");
+        // Markers are the coordinator's to write.
+        return refuse("control batches from a producer");
+    }
+    if h.is_transactional() && h.producer_id < 0 {
+        return refuse("a transactional batch without a producer id");
     }
     if h.has_delete_horizon() {
         return refuse("delete horizons");
@@ -165,6 +166,13 @@ pub(super) fn open<'b>(bytes: &'b [u8], limits: &ConvertLimits) -> Result<Opened
 /// The Weir batch of an opened Kafka batch.
 pub(super) fn convert_opened(o: &Opened<'_>, limits: &ConvertLimits) -> Result<Converted, BatchConvertError> {
     let h = &o.header;
+    if h.is_transactional() {
+        // Weir's columns have no transaction bits: such a batch is stored as sent or not at all.
+        return Err(BatchConvertError::Unsupported {
+            feature: "a transactional batch not stored as sent (a compacted topic, \
+                      kafka_batches_as_sent off, or records a kept batch cannot hold)",
+        });
+    }
     let built = build(h, &o.section, limits)?;
     let stamp = ProducerStamp {
         producer_id: h.producer_id,

@@ -23,9 +23,11 @@ pub const CRC_START: usize = 24;
 /// Compression codec bits of `attributes`: Kafka's codec ids, set only in a Kafka-format batch
 /// (Weir's columns are never compressed).
 pub const ATTR_COMPRESSION_MASK: u16 = 0b0000_0111;
-/// The batch belongs to a transaction (reserved; rejected until transactions land).
+/// The batch belongs to a transaction of its producer (Kafka's bit): a read-committed consumer
+/// gets it only once the transaction commits.
 pub const ATTR_TRANSACTIONAL: u16 = 1 << 4;
-/// The batch is a control batch (reserved; rejected until transactions land).
+/// The batch is a control batch (Kafka's bit): a transaction marker written by the node, one
+/// record that ends its producer's transaction in the partition. Always transactional.
 pub const ATTR_CONTROL: u16 = 1 << 5;
 /// The batch was rewritten by compaction: its base offset is pinned in `reserved1`, which the
 /// CRC covers, so such a batch may follow a gap in the offsets (records removed before it)
@@ -35,9 +37,18 @@ pub const ATTR_COMPACTED: u16 = 1 << 6;
 pub const ATTR_PAYLOAD_FORMAT_MASK: u16 = 0b11 << 8;
 /// The payload is a Kafka v2 records section (see [`PayloadFormat::Kafka`]).
 pub const ATTR_PAYLOAD_KAFKA: u16 = 1 << 8;
+/// Weir's own bit of a control batch: its marker commits the transaction (clear: aborts). The
+/// marker's Kafka record says the same; this bit lets the log know it without reading records.
+pub const ATTR_COMMIT: u16 = 1 << 10;
+/// The bits of a transaction: what a Kafka-format batch carries beside its codec.
+pub const ATTR_TXN_MASK: u16 = ATTR_TRANSACTIONAL | ATTR_CONTROL | ATTR_COMMIT;
 /// Bits a version-1 batch may set at all.
-pub const ATTR_KNOWN: u16 =
-    ATTR_COMPRESSION_MASK | ATTR_TRANSACTIONAL | ATTR_CONTROL | ATTR_COMPACTED | ATTR_PAYLOAD_FORMAT_MASK;
+pub const ATTR_KNOWN: u16 = ATTR_COMPRESSION_MASK
+    | ATTR_TRANSACTIONAL
+    | ATTR_CONTROL
+    | ATTR_COMPACTED
+    | ATTR_PAYLOAD_FORMAT_MASK
+    | ATTR_COMMIT;
 /// The largest Kafka codec id (zstd); 1 to 4 are gzip, snappy, lz4 and zstd.
 pub const KAFKA_CODEC_MAX: u16 = 4;
 /// The largest Kafka records section a batch may hold: with the 49 header bytes after Kafka's
@@ -200,6 +211,29 @@ impl BatchHeader {
         self.attributes & ATTR_COMPRESSION_MASK
     }
 
+    /// Whether the batch belongs to a transaction (see [`ATTR_TRANSACTIONAL`]).
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & ATTR_TRANSACTIONAL != 0
+    }
+
+    /// Whether the batch is a transaction marker (see [`ATTR_CONTROL`]).
+    pub fn is_control(&self) -> bool {
+        self.attributes & ATTR_CONTROL != 0
+    }
+
+    /// For a marker: whether it commits its transaction (else it aborts it).
+    pub fn commits(&self) -> bool {
+        self.attributes & ATTR_COMMIT != 0
+    }
+
+    /// A transactional batch has a producer and is never compacted; a marker is transactional
+    /// and holds one record; only a marker commits.
+    fn transaction_bits_agree(&self) -> bool {
+        let txn_ok = !self.is_transactional() || (self.producer_id != NO_PRODUCER_ID && !self.is_compacted());
+        let control_ok = !self.is_control() || (self.is_transactional() && self.record_count == 1);
+        txn_ok && control_ok && (!self.commits() || self.is_control())
+    }
+
     /// Whether compaction rewrote the batch (see [`ATTR_COMPACTED`]).
     pub fn is_compacted(&self) -> bool {
         self.attributes & ATTR_COMPACTED != 0
@@ -236,7 +270,7 @@ impl BatchHeader {
         }
         let bad = |field, value: u64| Err(BatchError::BadHeader { field, value });
         let attributes = u64::from(self.attributes);
-        if self.attributes & !ATTR_KNOWN != 0 || self.attributes & (ATTR_TRANSACTIONAL | ATTR_CONTROL) != 0 {
+        if self.attributes & !ATTR_KNOWN != 0 || !self.transaction_bits_agree() {
             return bad("attributes", attributes);
         }
         match self.payload_format() {

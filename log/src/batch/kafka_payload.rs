@@ -5,8 +5,8 @@
 //! and converts them whenever someone needs records (a native consumer).
 
 use super::header::{
-    ATTR_PAYLOAD_KAFKA, BATCH_MAGIC, BATCH_VERSION, BatchHeader, HEADER_BYTES, KAFKA_CODEC_MAX,
-    PayloadFormat, align_batch, compute_crc,
+    ATTR_PAYLOAD_KAFKA, ATTR_TXN_MASK, BATCH_MAGIC, BATCH_VERSION, BatchHeader, HEADER_BYTES,
+    KAFKA_CODEC_MAX, PayloadFormat, align_batch, compute_crc,
 };
 use super::{Batch, BatchView, ProducerStamp};
 use rkyv::util::AlignedVec;
@@ -26,6 +26,8 @@ pub struct KafkaFields {
     /// Kafka's maxTimestamp, at least `base_timestamp`.
     pub max_timestamp: i64,
     pub producer: ProducerStamp,
+    /// Transaction bits ([`ATTR_TXN_MASK`]): a transactional batch, a marker, a commit.
+    pub txn: u16,
 }
 
 /// A Kafka-format batch of `section`, the records section of a Kafka v2 batch whose header
@@ -36,6 +38,7 @@ pub struct KafkaFields {
 pub fn seal_kafka(fields: &KafkaFields, section: &[u8]) -> Batch {
     assert!(fields.codec <= KAFKA_CODEC_MAX, "Kafka codec {}", fields.codec);
     assert!(fields.record_count > 0 && fields.max_timestamp >= fields.base_timestamp);
+    assert_eq!(fields.txn & !ATTR_TXN_MASK, 0, "transaction bits only");
     let batch_len = align_batch(HEADER_BYTES + section.len());
     let mut bytes = AlignedVec::<16>::with_capacity(batch_len);
     bytes.resize(HEADER_BYTES, 0);
@@ -48,7 +51,7 @@ pub fn seal_kafka(fields: &KafkaFields, section: &[u8]) -> Batch {
         magic: BATCH_MAGIC,
         crc: 0,
         version: BATCH_VERSION,
-        attributes: ATTR_PAYLOAD_KAFKA | fields.codec,
+        attributes: ATTR_PAYLOAD_KAFKA | fields.codec | fields.txn,
         record_count: fields.record_count,
         last_offset_delta: fields.record_count - 1,
         payload_len: section.len() as u32,
@@ -82,6 +85,7 @@ impl BatchHeader {
                 producer_epoch: self.producer_epoch,
                 base_sequence: self.base_sequence,
             },
+            txn: self.attributes & ATTR_TXN_MASK,
         })
     }
 }

@@ -71,6 +71,17 @@ impl Batch {
         patch_offsets(&mut self.bytes, base_offset, leader_epoch);
     }
 
+    /// Sets the transaction bits ([`header::ATTR_TXN_MASK`]) of a batch converted from a
+    /// Kafka-format one, with its CRC computed again: the CRC covers the attributes.
+    pub fn set_txn_bits(&mut self, bits: u16) {
+        assert_eq!(bits & !header::ATTR_TXN_MASK, 0, "transaction bits only");
+        let mut h = self.header();
+        h.attributes |= bits;
+        h.encode(&mut self.bytes[..HEADER_BYTES]);
+        h.crc = header::compute_crc(&self.bytes[..h.batch_len as usize]);
+        h.encode(&mut self.bytes[..HEADER_BYTES]);
+    }
+
     /// Gives the batch another idempotent producer stamp (an epoch and sequence its producer
     /// chose anew), with its CRC computed again: the CRC covers the producer fields.
     pub fn restamp(&mut self, stamp: crate::batch::ProducerStamp) {

@@ -304,7 +304,9 @@ impl Consumer {
         let mut rest: &[u8] = &aligned;
         while !rest.is_empty() {
             let view = BatchView::validate(rest, usize::MAX)?;
-            for r in view.records().filter(|r| r.offset >= a.position) {
+            // A transaction marker (a Kafka producer's) holds no record of the application's.
+            let records = view.records().filter(|_| !view.header().is_control());
+            for r in records.filter(|r| r.offset >= a.position) {
                 self.ready.push_back(ConsumerRecord {
                     topic: a.topic.clone(),
                     partition: a.partition,

@@ -72,6 +72,7 @@ pub async fn handle(
                 partition: PartitionId(partition),
                 offset,
                 max_bytes: max_bytes as usize,
+                read_committed: false,
             };
             return Ok(fetch(shard, &header, part, max_wait_ms).await);
         }
@@ -172,6 +173,7 @@ async fn answer(
                 partition: PartitionId(partition),
                 batches: frame.slice_ref(batches),
                 kafka_payloads: false,
+                txn: Default::default(),
             };
             produce(svc, cid, acks, part, timeout_ms.into()).await
         }
@@ -182,6 +184,7 @@ async fn answer(
                 partition: PartitionId(partition),
                 offset,
                 max_bytes: max_bytes as usize,
+                read_committed: false,
             };
             let out = fetch(shard, &header, part, max_wait_ms).await;
             [out.head, out.tail.to_vec()].concat()

@@ -148,7 +148,11 @@ async fn serve(shard: &Rc<Shard>, req: GroupRequest) -> Result<GroupResponse, Fa
                     (
                         o.topic,
                         o.partition,
-                        weir_groups::CommittedOffset { offset: o.offset, metadata: o.metadata },
+                        weir_groups::CommittedOffset {
+                            offset: o.offset,
+                            metadata: o.metadata,
+                            leader_epoch: None,
+                        },
                     )
                 })
                 .collect();

@@ -164,6 +164,7 @@ impl Slot {
                 partition: PartitionId(self.partition),
                 offset,
                 max_bytes: LOAD_FETCH_BYTES,
+                read_committed: false,
             };
             let fetched = core.fetch_now(&part).await.map_err(loading)?;
             if fetched.batches.is_empty() {
@@ -219,6 +220,7 @@ impl Slot {
             partition: PartitionId(self.partition),
             batches: Bytes::from(batches),
             kafka_payloads: false,
+            txn: Default::default(),
         };
         core.produce_local_within(Acks::All, part, Some(PERSIST_TIMEOUT_MS)).await.map(|_| ())
     }

@@ -1,7 +1,9 @@
 //! Operations on the partitions a shard serves itself: what the owner of a partition runs for a
 //! produce, fetch or list-offsets, whichever shard the request came in on.
 
-use super::types::{Failure, FetchPartition, FetchedPartition, PartitionStatus, ProducePartition, Produced};
+use super::types::{
+    Accepts, Failure, FetchPartition, FetchedPartition, PartitionStatus, ProducePartition, Produced, TxnWrite,
+};
 use crate::core::ShardCore;
 use crate::disk::Disk;
 use crate::partition::Partition;
@@ -71,6 +73,7 @@ pub(crate) fn validate(
     bytes: &[u8],
     limit: usize,
     kafka_payloads: bool,
+    txn: TxnWrite,
 ) -> Result<Vec<BatchView<'_>>, Failure> {
     let mut views = Vec::new();
     let mut rest = bytes;
@@ -91,6 +94,15 @@ pub(crate) fn validate(
         // Produced batches have dense offsets; the log refuses others, so refuse them here,
         // before anything of the request is appended.
         let h = view.header();
+        let allowed = match txn {
+            TxnWrite::None => !h.is_transactional(),
+            TxnWrite::Data => h.is_transactional() && !h.is_control(),
+            TxnWrite::Markers => h.is_control(),
+        };
+        if !allowed {
+            let what = if h.is_control() { "a transaction marker" } else { "a transactional batch" };
+            return Err(Failure::new(ErrorCode::InvalidRecord, format!("{what} is not taken here")));
+        }
         if h.last_offset_delta != h.record_count - 1 {
             return Err(Failure::new(ErrorCode::CorruptBatch, "batch offsets are not dense"));
         }
@@ -158,7 +170,12 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         // Held until the answer is decided, in the detached task for acks=none too.
         let producing = p.begin_produce();
         let (placed, answer) = p
-            .submit(acks, part.batches, part.kafka_payloads, self.rt.monotonic_ms())
+            .submit(
+                acks,
+                part.batches,
+                Accepts { kafka_payloads: part.kafka_payloads, txn: part.txn },
+                self.rt.monotonic_ms(),
+            )
             .map_err(|e| crate::replica_driver::replica_failure(e, self.leader_address(&p)))?;
         if acks == Acks::None {
             let name = p.name.clone();
@@ -243,12 +260,19 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
     pub async fn fetch_now(&self, part: &FetchPartition) -> Result<FetchedPartition, Failure> {
         let (p, hw, readable) = self.fetch_position(part)?;
         let (offset, max_bytes) = (part.offset, part.max_bytes.clamp(1, self.config.request_bytes_max));
+        let first_unstable = p.log.lock().await.transactions().first_unstable().unwrap_or(u64::MAX);
+        let last_stable = hw.min(first_unstable);
+        // Read committed: nothing at or past the oldest open transaction.
+        let readable = if part.read_committed { readable.min(first_unstable) } else { readable };
+        let answer = |batches, aborted| FetchedPartition {
+            high_watermark: hw,
+            log_start: p.log_start(),
+            batches,
+            last_stable,
+            aborted,
+        };
         if offset >= readable {
-            return Ok(FetchedPartition {
-                high_watermark: hw,
-                log_start: p.log_start(),
-                batches: Bytes::new(),
-            });
+            return Ok(answer(Bytes::new(), Vec::new()));
         }
         // A read ahead from this offset is on its way: its batches are the ones wanted.
         if let Some(reading) = p.read_ahead_at(offset) {
@@ -267,7 +291,11 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             }
             None => Bytes::new(),
         };
-        Ok(FetchedPartition { high_watermark: hw, log_start: p.log_start(), batches })
+        let aborted = match part.read_committed && !batches.is_empty() {
+            true => p.log.lock().await.transactions().aborted_between(offset, readable),
+            false => Vec::new(),
+        };
+        Ok(answer(batches, aborted))
     }
 
     /// Starts reading ahead of a consumer catching up, which reads on from `from`, unless a read
@@ -301,9 +329,16 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
     }
 
     /// What a fetch of `part` would answer, without its records: its bounds, or why it fails.
-    fn fetch_bounds(&self, part: &FetchPartition) -> Result<FetchedPartition, Failure> {
+    async fn fetch_bounds(&self, part: &FetchPartition) -> Result<FetchedPartition, Failure> {
         let (p, hw, _) = self.fetch_position(part)?;
-        Ok(FetchedPartition { high_watermark: hw, log_start: p.log_start(), batches: Bytes::new() })
+        let first_unstable = p.log.lock().await.transactions().first_unstable().unwrap_or(u64::MAX);
+        Ok(FetchedPartition {
+            high_watermark: hw,
+            log_start: p.log_start(),
+            batches: Bytes::new(),
+            last_stable: hw.min(first_unstable),
+            aborted: Vec::new(),
+        })
     }
 
     /// The partition a fetch reads, its high watermark and the end of what it may read (see
@@ -343,7 +378,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         let mut answers = Vec::with_capacity(parts.len());
         for part in parts {
             if left == 0 {
-                answers.push(self.fetch_bounds(part));
+                answers.push(self.fetch_bounds(part).await);
                 continue;
             }
             let clamped = FetchPartition { max_bytes: part.max_bytes.min(left), ..part.clone() };

@@ -35,6 +35,26 @@ pub struct ProducePartition {
     /// only the Kafka front end, which walked their records, sets it. Other batches must have
     /// Weir's columns, and are refused otherwise.
     pub kafka_payloads: bool,
+    /// Which transaction batches the write may hold (see [`TxnWrite`]).
+    pub txn: TxnWrite,
+}
+
+/// Which batches of a transaction a produce may hold: none from a client not in one (a native
+/// client, a Kafka producer without a transactional id), data batches from a Kafka producer
+/// whose transaction the coordinator vouched for, markers only from the coordinator.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TxnWrite {
+    #[default]
+    None,
+    Data,
+    Markers,
+}
+
+/// What kinds of batches a write may hold: Kafka batches kept as sent, transaction batches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Accepts {
+    pub kafka_payloads: bool,
+    pub txn: TxnWrite,
 }
 
 /// Where a produce to one partition landed.
@@ -51,6 +71,9 @@ pub struct FetchPartition {
     pub partition: PartitionId,
     pub offset: u64,
     pub max_bytes: usize,
+    /// Read committed (Kafka's isolation level 1): only below the last stable offset, with the
+    /// aborted transactions in what is read.
+    pub read_committed: bool,
 }
 
 /// What a fetch read from one partition: whole batches, empty when there was nothing new.
@@ -59,6 +82,10 @@ pub struct FetchedPartition {
     pub high_watermark: u64,
     pub log_start: u64,
     pub batches: Bytes,
+    /// The high watermark, or below it the first offset of the oldest open transaction.
+    pub last_stable: u64,
+    /// For a read-committed fetch: the aborted transactions with records in what it read.
+    pub aborted: Vec<weir_log::transactions::AbortedTxn>,
 }
 
 /// The bounds of one partition, for describing a topic.

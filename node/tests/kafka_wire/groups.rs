@@ -56,7 +56,8 @@ pub fn every_version() {
             OffsetCommit
         );
         assert_eq!(r.topics[0].partitions[0].error_code, 0, "OffsetCommit v{v}: {r:?}");
-        offset_fetch(&mut w, nth(ApiKey::OffsetFetch, i), &group, offset);
+        let epoch = if v >= 6 { req::COMMITTED_EPOCH } else { -1 };
+        offset_fetch(&mut w, nth(ApiKey::OffsetFetch, i), &group, offset, epoch);
         describe(&mut w, nth(ApiKey::DescribeGroups, i), &group, &member);
         let v = nth(ApiKey::ListGroups, i);
         let r = kind!(
@@ -70,7 +71,7 @@ pub fn every_version() {
         let body = DescribeGroupsRequest::default().with_groups(vec![GroupId(s(&group))]);
         let r = kind!(w.call(ApiKey::DescribeGroups, 5, RequestKind::DescribeGroups(body)), DescribeGroups);
         assert_eq!((r.groups[0].group_state.as_str(), r.groups[0].members.len()), ("Empty", 0), "{group}");
-        offset_fetch(&mut w, 8, &group, offset);
+        offset_fetch(&mut w, 8, &group, offset, epoch);
     }
 }
 
@@ -129,7 +130,8 @@ fn sync(w: &mut Wire, v: i16, group: &str, generation: i32, member: &str) {
 }
 
 /// OffsetFetch of `golden`/0 in `group`: `offset` was committed.
-fn offset_fetch(w: &mut Wire, v: i16, group: &str, offset: i64) {
+/// Checks the committed offset, its metadata and (v5 on) its leader epoch.
+fn offset_fetch(w: &mut Wire, v: i16, group: &str, offset: i64, epoch: i32) {
     let mut body = OffsetFetchRequest::default();
     if v >= 8 {
         let t = OffsetFetchRequestTopics::default()
@@ -145,16 +147,19 @@ fn offset_fetch(w: &mut Wire, v: i16, group: &str, offset: i64) {
         body = body.with_group_id(GroupId(s(group))).with_topics(Some(vec![t]));
     }
     let r = kind!(w.call(ApiKey::OffsetFetch, v, RequestKind::OffsetFetch(body)), OffsetFetch);
-    let (code, got, meta) = if v >= 8 {
+    let (code, got, meta, got_epoch) = if v >= 8 {
         let g = &r.groups[0];
         assert_eq!((g.group_id.0.as_str(), g.error_code), (group, 0), "OffsetFetch v{v}");
         let p = &g.topics[0].partitions[0];
-        (p.error_code, p.committed_offset, p.metadata.clone())
+        (p.error_code, p.committed_offset, p.metadata.clone(), p.committed_leader_epoch)
     } else {
         let p = &r.topics[0].partitions[0];
-        (p.error_code, p.committed_offset, p.metadata.clone())
+        (p.error_code, p.committed_offset, p.metadata.clone(), p.committed_leader_epoch)
     };
     assert_eq!((code, got), (0, offset), "OffsetFetch v{v}: {r:?}");
+    if v >= 5 {
+        assert_eq!(got_epoch, epoch, "OffsetFetch v{v}: the committed leader epoch");
+    }
     assert_eq!(meta.as_ref().map(|m| m.as_str()), Some("meta"), "OffsetFetch v{v}");
 }
 

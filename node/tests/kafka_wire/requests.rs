@@ -91,6 +91,9 @@ pub fn join(version: i16, group: &str, member_id: &str, rebalance_timeout_ms: i3
 
 /// Commits `offset` for `name`/0 in `group`, as `member` of `generation` (-1 and "" for a
 /// commit from outside the group).
+/// The leader epoch `commit` commits (OffsetCommit v6 on), which OffsetFetch v5 on returns.
+pub const COMMITTED_EPOCH: i32 = 7;
+
 pub fn commit(
     version: i16,
     group: &str,
@@ -103,7 +106,7 @@ pub fn commit(
         .with_partition_index(0)
         .with_committed_offset(offset)
         .with_committed_metadata(Some(s("meta")));
-    let p = if version >= 6 { p.with_committed_leader_epoch(0) } else { p };
+    let p = if version >= 6 { p.with_committed_leader_epoch(COMMITTED_EPOCH) } else { p };
     let t = OffsetCommitRequestTopic::default().with_name(topic(name)).with_partitions(vec![p]);
     let r = OffsetCommitRequest::default()
         .with_group_id(GroupId(s(group)))

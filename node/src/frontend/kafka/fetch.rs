@@ -8,8 +8,11 @@ use crate::service::types::{Failure, FetchPartition, FetchedPartition};
 use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::ProducerId;
 use kafka_protocol::messages::fetch_request::FetchRequest;
-use kafka_protocol::messages::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchResponse, FetchableTopicResponse, PartitionData,
+};
 use std::rc::Rc;
 use std::sync::Arc;
 use weir_kafka::codes::kafka_code;
@@ -21,6 +24,9 @@ pub fn reply_bytes_max(req: &[u8], batch_bytes_max: usize) -> Option<usize> {
     let key = i16::from_be_bytes([req[0], req[1]]);
     (key == ApiKey::Fetch as i16).then_some(FETCH_REPLY_OVERHEAD_BYTES + 2 * batch_bytes_max)
 }
+
+/// Kafka's isolation level that reads only committed transactions.
+const READ_COMMITTED: i8 = 1;
 
 /// Room for what a fetch answer holds beside its records.
 const FETCH_REPLY_OVERHEAD_BYTES: usize = 64 << 10;
@@ -36,6 +42,7 @@ pub async fn fetch(shard: &Rc<Shard>, req: FetchRequest) -> FetchResponse {
                 // A negative offset is below every log's start: out of range, as Kafka says.
                 offset: u64::try_from(p.fetch_offset).unwrap_or(u64::MAX),
                 max_bytes: p.partition_max_bytes.max(1) as usize,
+                read_committed: req.isolation_level == READ_COMMITTED,
             });
         }
     }
@@ -62,7 +69,7 @@ pub async fn fetch(shard: &Rc<Shard>, req: FetchRequest) -> FetchResponse {
             let d = PartitionData::default()
                 .with_partition_index(p.partition)
                 .with_preferred_read_replica((-1).into());
-            partitions.push(partition_data(d, answer));
+            partitions.push(partition_data(d, answer, req.isolation_level == READ_COMMITTED));
         }
         responses.push(FetchableTopicResponse::default().with_topic(t.topic).with_partitions(partitions));
     }
@@ -70,7 +77,11 @@ pub async fn fetch(shard: &Rc<Shard>, req: FetchRequest) -> FetchResponse {
 }
 
 /// One partition's answer, its records converted to Kafka's format.
-fn partition_data(d: PartitionData, answer: Result<FetchedPartition, Failure>) -> PartitionData {
+fn partition_data(
+    d: PartitionData,
+    answer: Result<FetchedPartition, Failure>,
+    committed: bool,
+) -> PartitionData {
     let failed = |d: PartitionData, code: i16| {
         d.with_error_code(code)
             .with_high_watermark(-1)
@@ -82,13 +93,24 @@ fn partition_data(d: PartitionData, answer: Result<FetchedPartition, Failure>) -
         Ok(f) => match to_kafka(&f.batches) {
             Ok(records) => d
                 .with_high_watermark(f.high_watermark as i64)
-                .with_last_stable_offset(f.high_watermark as i64)
+                .with_last_stable_offset(f.last_stable as i64)
                 .with_log_start_offset(f.log_start as i64)
+                .with_aborted_transactions(committed.then(|| aborted(&f)))
                 .with_records(Some(records)),
             Err(code) => failed(d, code),
         },
         Err(f) => failed(d, kafka_code(f.code)),
     }
+}
+
+/// The aborted transactions in what a read-committed fetch read: a consumer drops their records.
+fn aborted(f: &FetchedPartition) -> Vec<AbortedTransaction> {
+    let one = |a: &weir_log::transactions::AbortedTxn| {
+        AbortedTransaction::default()
+            .with_producer_id(ProducerId(a.producer_id))
+            .with_first_offset(a.first_offset as i64)
+    };
+    f.aborted.iter().map(one).collect()
 }
 
 /// Weir batches, back to back, as Kafka v2 batches. A batch that does not convert ends the

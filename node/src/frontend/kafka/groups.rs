@@ -145,7 +145,8 @@ async fn offset_commit(shard: &Rc<Shard>, req: OffsetCommitRequest) -> OffsetCom
                 );
                 continue;
             }
-            let committed = CommittedOffset { offset: p.committed_offset as u64, metadata };
+            let leader_epoch = (p.committed_leader_epoch >= 0).then_some(p.committed_leader_epoch);
+            let committed = CommittedOffset { offset: p.committed_offset as u64, metadata, leader_epoch };
             offsets.push((t.name.0.to_string(), p.partition_index as u32, committed));
         }
     }
@@ -187,7 +188,7 @@ async fn offset_commit(shard: &Rc<Shard>, req: OffsetCommitRequest) -> OffsetCom
 type Fetched = Result<Vec<TopicOffsets>, i16>;
 
 /// A topic's committed offsets: `(partition, offset, metadata)`.
-type TopicOffsets = (String, Vec<(i32, i64, String)>);
+type TopicOffsets = (String, Vec<(i32, i64, String, i32)>);
 
 async fn fetch_group(shard: &Rc<Shard>, group: String, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
     let partitions = topics.as_ref().map(|t| {
@@ -200,10 +201,12 @@ async fn fetch_group(shard: &Rc<Shard>, group: String, topics: Option<Vec<(Strin
     };
     let mut by_topic: Vec<TopicOffsets> = Vec::new();
     for (topic, partition, c) in found {
-        let (offset, metadata) = c.map_or((-1, String::new()), |c| (c.offset as i64, c.metadata));
+        let (offset, metadata, epoch) = c
+            .map_or((-1, String::new(), -1), |c| (c.offset as i64, c.metadata, c.leader_epoch.unwrap_or(-1)));
+        let one = (partition as i32, offset, metadata, epoch);
         match by_topic.iter_mut().find(|(t, _)| *t == topic) {
-            Some((_, v)) => v.push((partition as i32, offset, metadata)),
-            None => by_topic.push((topic, vec![(partition as i32, offset, metadata)])),
+            Some((_, v)) => v.push(one),
+            None => by_topic.push((topic, vec![one])),
         }
     }
     Ok(by_topic)
@@ -219,11 +222,11 @@ async fn offset_fetch(shard: &Rc<Shard>, req: OffsetFetchRequest, version: i16) 
             let out = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
             groups.push(match fetch_group(shard, g.group_id.0.to_string(), topics).await {
                 Ok(found) => out.with_topics(topics_of(found, |n, ps| {
-                    let ps = ps.into_iter().map(|(p, o, m)| {
+                    let ps = ps.into_iter().map(|(p, o, m, e)| {
                         OffsetFetchResponsePartitions::default()
                             .with_partition_index(p)
                             .with_committed_offset(o)
-                            .with_committed_leader_epoch(-1)
+                            .with_committed_leader_epoch(e)
                             .with_metadata(m)
                     });
                     OffsetFetchResponseTopics::default().with_name(n).with_partitions(ps.collect())
@@ -243,18 +246,20 @@ async fn offset_fetch(shard: &Rc<Shard>, req: OffsetFetchRequest, version: i16) 
         Err(code) if version < 2 => {
             let asked = asked.unwrap_or_default().into_iter();
             (
-                asked.map(|(t, ps)| (t, ps.into_iter().map(|p| (p, -1, String::new())).collect())).collect(),
+                asked
+                    .map(|(t, ps)| (t, ps.into_iter().map(|p| (p, -1, String::new(), -1)).collect()))
+                    .collect(),
                 code,
             )
         }
         Err(code) => return OffsetFetchResponse::default().with_error_code(code),
     };
     OffsetFetchResponse::default().with_topics(topics_of(found, |n, ps| {
-        let ps = ps.into_iter().map(|(p, o, m)| {
+        let ps = ps.into_iter().map(|(p, o, m, e)| {
             OffsetFetchResponsePartition::default()
                 .with_partition_index(p)
                 .with_committed_offset(o)
-                .with_committed_leader_epoch(-1)
+                .with_committed_leader_epoch(e)
                 .with_metadata(m)
                 .with_error_code(code)
         });
@@ -266,12 +271,12 @@ async fn offset_fetch(shard: &Rc<Shard>, req: OffsetFetchRequest, version: i16) 
 /// answer of its name and its `(partition, offset, metadata)`s.
 fn topics_of<T>(
     found: Vec<TopicOffsets>,
-    topic: impl Fn(TopicName, Vec<(i32, i64, Option<StrBytes>)>) -> T,
+    topic: impl Fn(TopicName, Vec<(i32, i64, Option<StrBytes>, i32)>) -> T,
 ) -> Vec<T> {
     found
         .into_iter()
         .map(|(t, ps)| {
-            let ps = ps.into_iter().map(|(p, o, m)| (p, o, Some(StrBytes::from_string(m)))).collect();
+            let ps = ps.into_iter().map(|(p, o, m, e)| (p, o, Some(StrBytes::from_string(m)), e)).collect();
             topic(TopicName(StrBytes::from_string(t)), ps)
         })
         .collect()

@@ -78,8 +78,13 @@ async fn first_record_at(
     offset: u64,
     at_least: i64,
 ) -> Result<Option<(u64, i64)>, Failure> {
-    let part =
-        FetchPartition { topic: topic.into(), partition: PartitionId(partition), offset, max_bytes: 1 };
+    let part = FetchPartition {
+        topic: topic.into(),
+        partition: PartitionId(partition),
+        offset,
+        max_bytes: 1,
+        read_committed: false,
+    };
     let fetched = shard.service.fetch(vec![part], 0).await.pop().expect("one answer")?;
     let aligned = Aligned::new(fetched.batches);
     let corrupt = |e: String| Failure::new(ErrorCode::CorruptBatch, e);

@@ -144,5 +144,7 @@ fn convert(
         partition: PartitionId(index as u32),
         batches: Bytes::from_owner(out),
         kafka_payloads: shard.config.kafka_batches_as_sent,
+        // A transactional id closes the connection above: no transaction batch is taken yet.
+        txn: Default::default(),
     })
 }
