@@ -52,6 +52,12 @@ pub const SERVED: &[ApiRange] = &[
     api(ApiKey::DescribeAcls, 1, 3),
     api(ApiKey::CreateAcls, 1, 3),
     api(ApiKey::DeleteAcls, 1, 3),
+    // Transactions, a node alone (a cluster refuses transactional ids); the clients' versions,
+    // before KIP-890's broker-side verification.
+    api(ApiKey::AddPartitionsToTxn, 0, 3),
+    api(ApiKey::AddOffsetsToTxn, 0, 3),
+    api(ApiKey::EndTxn, 0, 3),
+    api(ApiKey::TxnOffsetCommit, 0, 3),
 ];
 
 /// Produce versions below this carry message formats 0 and 1, which Weir does not take.

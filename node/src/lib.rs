@@ -39,3 +39,4 @@ pub mod service;
 pub mod shard;
 pub mod stats;
 pub mod tls;
+pub mod transactions;

@@ -143,19 +143,17 @@ fn kafkajs_produces_consumes_in_a_group_and_administers() {
 
 /// kafka-python's integration tests that need what Weir does not have, or that race in the
 /// client itself, each with why. Every other test of the suite (SASL and SSL aside) must pass.
-const KAFKA_PYTHON_UNSUPPORTED: &[(&str, &str)] = &[
-    ("test_producer_integration.py::test_transactional_producer_messages", "no transactions"),
-    ("test_producer_integration.py::test_transactional_producer_offsets", "no transactions"),
-    (
-        "test_producer_integration.py::test_idempotent_producer_max_in_flight",
-        "kafka-python 3.0 loses a subscription made while its first Metadata request is on its way, \
+const KAFKA_PYTHON_UNSUPPORTED: &[(&str, &str)] = &[(
+    "test_producer_integration.py::test_idempotent_producer_max_in_flight",
+    "kafka-python 3.0 loses a subscription made while its first Metadata request is on its way, \
          which this test does now and then whatever the broker: idempotence_test.py checks the same",
-    ),
-];
+)];
 
 #[test]
 fn kafka_python_integration_suite() {
-    let node = KafkaNode::start(2, &[]);
+    // Topics made on first use get four partitions, as the suite's own broker fixture makes
+    // them (its transactional test commits an offset of partition 1).
+    let node = KafkaNode::start(2, &[("WEIR_KAFKA_AUTO_CREATE_PARTITIONS", "4")]);
     let src = common::kafka::clients_dir().join("kafka-python-src");
     let mut cmd = python();
     cmd.arg(script("kafka_python_suite.py")).arg(&src).arg(&node.bootstrap).env("KAFKA_VERSION", "3.8.0");
@@ -351,6 +349,26 @@ fn a_cluster_serves_kafka_clients_through_a_node_failure() {
     let values: BTreeSet<&str> = out.lines().collect();
     assert_eq!((out.lines().count(), values.len()), (read, read), "every record once, no other");
     assert!(values.iter().all(|v| v.starts_with('v')), "{values:?}");
+}
+
+#[test]
+fn confluent_kafka_transactions_commit_abort_fence_and_time_out() {
+    let node = KafkaNode::start(2, &[]);
+    let out = run_ok(python().arg(script("transactions_test.py")).arg(&node.bootstrap).arg("main"));
+    assert_eq!(out.trim(), "ok");
+}
+
+#[test]
+fn a_transaction_open_when_the_node_is_killed_is_aborted_after_its_restart() {
+    let KafkaNode { node, bootstrap, _dir } = KafkaNode::start(2, &[]);
+    let out = run_ok(python().arg(script("transactions_test.py")).arg(&bootstrap).arg("open"));
+    assert_eq!(out.trim(), "ok");
+    // Its records are in the log, unended: the partitions and the coordinator find the open
+    // transaction again from their logs, and the coordinator aborts it at its timeout.
+    let (dir, port) = node.kill();
+    let _node = common::Node::start_with(&dir, 2, port, &[("WEIR_KAFKA_LISTEN", bootstrap.as_str())]);
+    let out = run_ok(python().arg(script("transactions_test.py")).arg(&bootstrap).arg("after"));
+    assert_eq!(out.trim(), "ok");
 }
 
 #[test]

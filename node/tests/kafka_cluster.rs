@@ -1,7 +1,8 @@
 //! The Kafka listener on a three-node cluster, over the wire: every node describes every
 //! topic, a Kafka batch kept as sent is replicated and served byte for byte by the leader
 //! elected after a SIGKILL, and DeleteRecords is refused (not served in a cluster yet); ACLs
-//! made through one node are listed by every node.
+//! made through one node are listed by every node; transactional ids are refused (a node
+//! alone's for now).
 
 mod common;
 #[macro_use]
@@ -139,7 +140,7 @@ fn a_cluster_serves_kafka_batches_as_sent_after_a_failover_and_refuses_delete_re
 }
 
 #[test]
-fn acls_made_through_one_node_are_listed_and_deleted_through_the_others() {
+fn acls_made_through_one_node_are_listed_and_deleted_through_the_others_and_transactions_refused() {
     let cluster = TestCluster::start_with_kafka(3, 1, &[]);
     let port = cluster.kafka_port.unwrap();
     let kafka = |id: u32| format!("{}:{port}", TestCluster::host(id));
@@ -161,4 +162,11 @@ fn acls_made_through_one_node_are_listed_and_deleted_through_the_others() {
     until("node 3 lists none", || {
         acls::describe(&mut Wire::try_connect(&kafka(3))?, 3).is_empty().then_some(())
     });
+    // Transactions are a node alone's for now: a transactional id is refused, at once.
+    let body = kafka_protocol::messages::InitProducerIdRequest::default()
+        .with_transactional_id(Some(kafka_protocol::messages::TransactionalId(wire::s("tx"))))
+        .with_transaction_timeout_ms(60_000);
+    let body = RequestKind::InitProducerId(body);
+    let r = kind!(Wire::connect(&kafka(1)).call(ApiKey::InitProducerId, 4, body), InitProducerId);
+    assert_eq!(r.error_code, 53, "TRANSACTIONAL_ID_AUTHORIZATION_FAILED: {r:?}");
 }

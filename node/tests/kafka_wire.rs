@@ -15,6 +15,8 @@ mod fuzz;
 mod groups;
 #[path = "kafka_wire/requests.rs"]
 mod requests;
+#[path = "kafka_wire/transactions.rs"]
+mod transactions;
 
 use common::kafka::KafkaNode;
 use kafka_protocol::messages::alter_partition_reassignments_request::{
@@ -74,6 +76,10 @@ const COVERED: &[ApiKey] = &[
     ApiKey::DescribeAcls,
     ApiKey::CreateAcls,
     ApiKey::DeleteAcls,
+    ApiKey::AddPartitionsToTxn,
+    ApiKey::AddOffsetsToTxn,
+    ApiKey::EndTxn,
+    ApiKey::TxnOffsetCommit,
 ];
 
 #[test]
@@ -753,4 +759,33 @@ fn acls_are_created_listed_kept_across_a_restart_and_deleted_in_every_version() 
     let many = vec![acls::filter("t2", None); 17];
     assert!(acls::delete_with(&mut w, 3, many).iter().all(|(code, gone)| *code == 42 && gone.is_empty()));
     assert_eq!(listed(&mut w, 2), sorted[2..], "t2 and t3 remain");
+}
+
+#[test]
+fn transactions_in_every_version_commit_or_drop_their_offsets() {
+    use kafka_protocol::messages::offset_fetch_request::{OffsetFetchRequest, OffsetFetchRequestGroup};
+    let node = KafkaNode::start(2, &[]);
+    node.create_topic("txn-golden", 1, &[]);
+    node.create_topic("txn-lso", 1, &[]);
+    let mut w = Wire::connect(&node.bootstrap);
+    transactions::find_txn_coordinator(&mut w, "golden", kafka_port(&node));
+    transactions::read_committed_waits_for_the_end(&mut w, "txn-lso");
+    for v in served(ApiKey::EndTxn) {
+        let commit = v % 2 == 0;
+        let group = format!("txg-{v}");
+        transactions::one_transaction(&mut w, v, &format!("golden-{v}"), "txn-golden", &group, 10, commit);
+        let g = OffsetFetchRequestGroup::default()
+            .with_group_id(kafka_protocol::messages::GroupId(wire::s(&group)))
+            .with_topics(None);
+        let body = RequestKind::OffsetFetch(OffsetFetchRequest::default().with_groups(vec![g]));
+        let r = kind!(w.call(ApiKey::OffsetFetch, 8, body), OffsetFetch);
+        let found: Vec<(i64, i32)> = r.groups[0]
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| (p.committed_offset, p.committed_leader_epoch)))
+            .collect();
+        let epoch = if v >= 2 { 4 } else { -1 };
+        let want = if commit { vec![(10, epoch)] } else { vec![] };
+        assert_eq!(found, want, "v{v}: committed offsets are the group's, aborted ones gone");
+    }
 }

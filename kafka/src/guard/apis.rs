@@ -577,6 +577,80 @@ const DELETE_ACLS: Message = Message {
     body: Struct::new(&[Field::new("filters", Kind::Array(&Kind::Struct(&DELETE_ACLS_FILTER)), 1, MAX)]),
 };
 
+// AddPartitionsToTxn (API key 24), the client's versions (4 on are brokers' batches).
+const ADD_PARTITIONS_TO_TXN_TOPIC: Struct = Struct::new(&[
+    Field::new("name", Kind::String, 0, MAX),
+    Field::new("partitions", Kind::Array(&Kind::Int32), 0, MAX),
+]);
+const ADD_PARTITIONS_TO_TXN: Message = Message {
+    api_key: 24,
+    min_version: 0,
+    max_version: 3,
+    flexible_from: 3,
+    body: Struct::new(&[
+        Field::new("v3_and_below_transactional_id", Kind::String, 0, 3),
+        Field::new("v3_and_below_producer_id", Kind::Int64, 0, 3),
+        Field::new("v3_and_below_producer_epoch", Kind::Int16, 0, 3),
+        Field::new("v3_and_below_topics", Kind::Array(&Kind::Struct(&ADD_PARTITIONS_TO_TXN_TOPIC)), 0, 3),
+    ]),
+};
+
+// AddOffsetsToTxn (API key 25).
+const ADD_OFFSETS_TO_TXN: Message = Message {
+    api_key: 25,
+    min_version: 0,
+    max_version: 3,
+    flexible_from: 3,
+    body: Struct::new(&[
+        Field::new("transactional_id", Kind::String, 0, MAX),
+        Field::new("producer_id", Kind::Int64, 0, MAX),
+        Field::new("producer_epoch", Kind::Int16, 0, MAX),
+        Field::new("group_id", Kind::String, 0, MAX),
+    ]),
+};
+
+// EndTxn (API key 26).
+const END_TXN: Message = Message {
+    api_key: 26,
+    min_version: 0,
+    max_version: 3,
+    flexible_from: 3,
+    body: Struct::new(&[
+        Field::new("transactional_id", Kind::String, 0, MAX),
+        Field::new("producer_id", Kind::Int64, 0, MAX),
+        Field::new("producer_epoch", Kind::Int16, 0, MAX),
+        Field::new("committed", Kind::Bool, 0, MAX),
+    ]),
+};
+
+// TxnOffsetCommit (API key 28).
+const TXN_OFFSET_COMMIT_PARTITION: Struct = Struct::new(&[
+    Field::new("partition_index", Kind::Int32, 0, MAX),
+    Field::new("committed_offset", Kind::Int64, 0, MAX),
+    Field::new("committed_leader_epoch", Kind::Int32, 2, MAX),
+    Field::new("committed_metadata", Kind::NullableString, 0, MAX),
+]);
+const TXN_OFFSET_COMMIT_TOPIC: Struct = Struct::new(&[
+    Field::new("name", Kind::String, 0, MAX),
+    Field::new("partitions", Kind::Array(&Kind::Struct(&TXN_OFFSET_COMMIT_PARTITION)), 0, MAX),
+]);
+const TXN_OFFSET_COMMIT: Message = Message {
+    api_key: 28,
+    min_version: 0,
+    max_version: 3,
+    flexible_from: 3,
+    body: Struct::new(&[
+        Field::new("transactional_id", Kind::String, 0, MAX),
+        Field::new("group_id", Kind::String, 0, MAX),
+        Field::new("producer_id", Kind::Int64, 0, MAX),
+        Field::new("producer_epoch", Kind::Int16, 0, MAX),
+        Field::new("generation_id", Kind::Int32, 3, MAX),
+        Field::new("member_id", Kind::String, 3, MAX),
+        Field::new("group_instance_id", Kind::NullableString, 3, MAX),
+        Field::new("topics", Kind::Array(&Kind::Struct(&TXN_OFFSET_COMMIT_TOPIC)), 0, MAX),
+    ]),
+};
+
 pub(super) const MESSAGES: &[&Message] = &[
     &API_VERSIONS,
     &METADATA,
@@ -609,6 +683,10 @@ pub(super) const MESSAGES: &[&Message] = &[
     &DESCRIBE_ACLS,
     &CREATE_ACLS,
     &DELETE_ACLS,
+    &ADD_PARTITIONS_TO_TXN,
+    &ADD_OFFSETS_TO_TXN,
+    &END_TXN,
+    &TXN_OFFSET_COMMIT,
 ];
 
 #[cfg(test)]

@@ -43,6 +43,10 @@ pub fn decode(api_key: i16, version: i16, body: Bytes) -> Result<(), String> {
         29 => run::<DescribeAclsRequest>(body, version),
         30 => run::<CreateAclsRequest>(body, version),
         31 => run::<DeleteAclsRequest>(body, version),
+        24 => run::<AddPartitionsToTxnRequest>(body, version),
+        25 => run::<AddOffsetsToTxnRequest>(body, version),
+        26 => run::<EndTxnRequest>(body, version),
+        28 => run::<TxnOffsetCommitRequest>(body, version),
         other => panic!("no decoder wired for API key {other}"),
     }
 }

@@ -41,6 +41,10 @@ pub const APIS: &[(i16, i16, i16, Builder)] = &[
     (29, 1, 3, describe_acls),
     (30, 1, 3, create_acls),
     (31, 1, 3, delete_acls),
+    (24, 0, 3, add_partitions_to_txn),
+    (25, 0, 3, add_offsets_to_txn),
+    (26, 0, 3, end_txn),
+    (28, 0, 3, txn_offset_commit),
 ];
 
 const TOPIC_ID: &str = "67e55044-10b1-426f-9247-bb680e5fe0c8";
@@ -646,5 +650,67 @@ fn delete_acls(v: i16, nulls: bool) -> Bytes {
     let mut r = DeleteAclsRequest::default();
     r.filters = vec![f, DeleteAclsFilter::default()];
     r.unknown_tagged_fields = unknown_tags(v >= 2);
+    encode(&r, v)
+}
+
+fn add_partitions_to_txn(v: i16, _nulls: bool) -> Bytes {
+    use add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    let mut t = AddPartitionsToTxnTopic::default();
+    t.name = topic("orders");
+    t.partitions = vec![0, 3];
+    t.unknown_tagged_fields = unknown_tags(v >= 3);
+    let mut r = AddPartitionsToTxnRequest::default();
+    r.v3_and_below_transactional_id = TransactionalId(s("tx"));
+    r.v3_and_below_producer_id = ProducerId(42);
+    r.v3_and_below_producer_epoch = 3;
+    r.v3_and_below_topics = vec![t, AddPartitionsToTxnTopic::default()];
+    r.unknown_tagged_fields = unknown_tags(v >= 3);
+    encode(&r, v)
+}
+
+fn add_offsets_to_txn(v: i16, _nulls: bool) -> Bytes {
+    let mut r = AddOffsetsToTxnRequest::default();
+    r.transactional_id = TransactionalId(s("tx"));
+    r.producer_id = ProducerId(42);
+    r.producer_epoch = 3;
+    r.group_id = GroupId(s("billing"));
+    r.unknown_tagged_fields = unknown_tags(v >= 3);
+    encode(&r, v)
+}
+
+fn end_txn(v: i16, _nulls: bool) -> Bytes {
+    let mut r = EndTxnRequest::default();
+    r.transactional_id = TransactionalId(s("tx"));
+    r.producer_id = ProducerId(42);
+    r.producer_epoch = 3;
+    r.committed = true;
+    r.unknown_tagged_fields = unknown_tags(v >= 3);
+    encode(&r, v)
+}
+
+fn txn_offset_commit(v: i16, nulls: bool) -> Bytes {
+    use txn_offset_commit_request::{TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic};
+    let mut p = TxnOffsetCommitRequestPartition::default();
+    p.partition_index = 1;
+    p.committed_offset = 99;
+    p.committed_leader_epoch = if v >= 2 { 5 } else { -1 };
+    p.committed_metadata = opt(nulls, "meta");
+    p.unknown_tagged_fields = unknown_tags(v >= 3);
+    let mut t = TxnOffsetCommitRequestTopic::default();
+    t.name = topic("orders");
+    t.partitions = vec![p.clone(), p];
+    t.unknown_tagged_fields = unknown_tags(v >= 3);
+    let mut r = TxnOffsetCommitRequest::default();
+    r.transactional_id = TransactionalId(s("tx"));
+    r.group_id = GroupId(s("billing"));
+    r.producer_id = ProducerId(42);
+    r.producer_epoch = 3;
+    if v >= 3 {
+        r.generation_id = 4;
+        r.member_id = s("member-1");
+        r.group_instance_id = opt(nulls, "instance");
+    }
+    r.topics = vec![t];
+    r.unknown_tagged_fields = unknown_tags(v >= 3);
     encode(&r, v)
 }

@@ -80,6 +80,8 @@ pub enum GroupCall {
     Delete {
         group: String,
     },
+    /// A transactional id's call, run where it is coordinated (see `crate::transactions`).
+    Txn(crate::transactions::TxnCall),
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +93,8 @@ pub enum GroupAnswer {
     Joined(Result<JoinResponse, CallError>),
     Synced(Result<SyncResponse, CallError>),
     Left(Result<Vec<Result<(), GroupError>>, CallError>),
+    /// InitProducerId for a transactional id: its producer id and epoch.
+    TxnProducer(Result<(i64, i16), CallError>),
 }
 
 impl GroupCall {
@@ -104,6 +108,7 @@ impl GroupCall {
             | GroupCall::Delete { group } => Some(group),
             GroupCall::Join(r) => Some(&r.group),
             GroupCall::Sync(r) => Some(&r.group),
+            GroupCall::Txn(t) => Some(t.key()),
             GroupCall::List => None,
         }
     }
@@ -137,11 +142,12 @@ pub async fn run(shard: &Rc<Shard>, call: GroupCall) -> GroupAnswer {
         GroupCall::Delete { group } => {
             GroupAnswer::Done(with_coordinator(shard, &group, |c, _| Ok(c.delete(&group)?)).await)
         }
+        GroupCall::Txn(call) => crate::transactions::run(shard, call).await,
     }
 }
 
 /// Runs `f` on the coordinator of `group`'s slot, loaded, then writes what it changed.
-async fn with_coordinator<T>(
+pub(crate) async fn with_coordinator<T>(
     shard: &Rc<Shard>,
     group: &str,
     f: impl FnOnce(&mut weir_groups::Coordinator, u64) -> Result<T, CallError>,
@@ -294,6 +300,8 @@ pub fn answer_error(call: &GroupCall, e: CallError) -> GroupAnswer {
         GroupCall::Heartbeat { .. } => GroupAnswer::Done(Err(e)),
         GroupCall::Leave { .. } => GroupAnswer::Left(Err(e)),
         GroupCall::Delete { .. } => GroupAnswer::Done(Err(e)),
+        GroupCall::Txn(crate::transactions::TxnCall::Init { .. }) => GroupAnswer::TxnProducer(Err(e)),
+        GroupCall::Txn(_) => GroupAnswer::Done(Err(e)),
     }
 }
 

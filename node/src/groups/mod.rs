@@ -31,6 +31,9 @@ pub struct GroupService {
     slots: RefCell<BTreeMap<u32, Rc<Slot>>>,
     /// Set at shutdown: no request is held any more (a held join would keep it waiting).
     pub closing: std::cell::Cell<bool>,
+    /// Transactional ids whose transaction is being ended on this shard (see
+    /// `crate::transactions::drive`).
+    pub driving: RefCell<std::collections::HashSet<String>>,
 }
 
 impl GroupService {
@@ -287,11 +290,17 @@ pub async fn tick_loop(shard: Rc<Shard>) {
             if now < slot.retry_at_ms.get() {
                 continue;
             }
-            if let Err(f) = tick_slot(&shard, &slot, &mut state, now, &gone).await {
-                // A partition that cannot be loaded (or written) rests, rather than being read
-                // again five times a second.
-                slot.retry_at_ms.set(now + slot::LOAD_RETRY_MS);
-                tracing::warn!(partition, error = %f.message, "groups of an offsets partition not ticked");
+            match tick_slot(&shard, &slot, &mut state, now, &gone).await {
+                Ok(due) => {
+                    drop(state);
+                    crate::transactions::drive_due(&shard, due);
+                }
+                Err(f) => {
+                    // A partition that cannot be loaded (or written) rests, rather than being
+                    // read again five times a second.
+                    slot.retry_at_ms.set(now + slot::LOAD_RETRY_MS);
+                    tracing::warn!(partition, error = %f.message, "groups of an offsets partition not ticked");
+                }
             }
         }
     }
@@ -303,9 +312,11 @@ async fn tick_slot(
     state: &mut Option<slot::Loaded>,
     now: u64,
     deleted_topics: &std::collections::BTreeSet<String>,
-) -> Result<(), Failure> {
+) -> Result<Vec<weir_groups::TxnEnd>, Failure> {
     let coordinator = slot.load(shard, state).await?;
     coordinator.tick(now, &Topics(shard));
+    // Transactions past their timeout are aborted; prepared ones (found by a load) ended.
+    let due = coordinator.txn_due(now);
     // Offsets of topics deleted since the last sweep go away.
     for topic in deleted_topics {
         coordinator.delete_topic(topic);
@@ -313,5 +324,5 @@ async fn tick_slot(
     let released = coordinator.take_classic_answers();
     slot.persist(shard, state).await?;
     slot.release(released);
-    Ok(())
+    Ok(due)
 }

@@ -260,10 +260,15 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
     pub async fn fetch_now(&self, part: &FetchPartition) -> Result<FetchedPartition, Failure> {
         let (p, hw, readable) = self.fetch_position(part)?;
         let (offset, max_bytes) = (part.offset, part.max_bytes.clamp(1, self.config.request_bytes_max));
-        let first_unstable = p.log.lock().await.transactions().first_unstable().unwrap_or(u64::MAX);
+        // Read committed: nothing at or past the oldest open transaction. (Read uncommitted is
+        // told the high watermark as its last stable offset, which it does not use: the log is
+        // not locked for it.)
+        let first_unstable = match part.read_committed {
+            true => p.log.lock().await.transactions().first_unstable().unwrap_or(u64::MAX),
+            false => u64::MAX,
+        };
         let last_stable = hw.min(first_unstable);
-        // Read committed: nothing at or past the oldest open transaction.
-        let readable = if part.read_committed { readable.min(first_unstable) } else { readable };
+        let readable = readable.min(first_unstable);
         let answer = |batches, aborted| FetchedPartition {
             high_watermark: hw,
             log_start: p.log_start(),
@@ -331,7 +336,10 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
     /// What a fetch of `part` would answer, without its records: its bounds, or why it fails.
     async fn fetch_bounds(&self, part: &FetchPartition) -> Result<FetchedPartition, Failure> {
         let (p, hw, _) = self.fetch_position(part)?;
-        let first_unstable = p.log.lock().await.transactions().first_unstable().unwrap_or(u64::MAX);
+        let first_unstable = match part.read_committed {
+            true => p.log.lock().await.transactions().first_unstable().unwrap_or(u64::MAX),
+            false => u64::MAX,
+        };
         Ok(FetchedPartition {
             high_watermark: hw,
             log_start: p.log_start(),
@@ -421,7 +429,17 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             let Some(served) = served else { return answers };
             let waits: Option<Vec<_>> = served.iter().map(|p| p.wait()).collect();
             let Some(waits) = waits else { return answers };
-            if served.iter().zip(parts).any(|(p, part)| p.readable_end() > part.offset) {
+            // Read committed reads below the oldest open transaction only: its end comes with a
+            // marker, which wakes the wait.
+            let mut readable_now = false;
+            for (p, part) in served.iter().zip(parts) {
+                let mut end = p.readable_end();
+                if part.read_committed && end > part.offset {
+                    end = end.min(p.log.lock().await.transactions().first_unstable().unwrap_or(u64::MAX));
+                }
+                readable_now |= end > part.offset;
+            }
+            if readable_now {
                 continue;
             }
             tracing::debug!(partitions = parts.len(), wait_ms = left, "fetch waiting for data");

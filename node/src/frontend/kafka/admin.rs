@@ -47,9 +47,8 @@ pub async fn init_producer_id(shard: &Rc<Shard>, req: InitProducerIdRequest) -> 
         let code = ResponseError::InvalidRequest.code();
         return r.with_error_code(code).with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
     }
-    if req.transactional_id.is_some() {
-        let code = ResponseError::TransactionalIdAuthorizationFailed.code();
-        return r.with_error_code(code).with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+    if let Some(id) = &req.transactional_id {
+        return super::transactions::init_producer_id(shard, id.0.as_str(), req.transaction_timeout_ms).await;
     }
     match shard.producer_ids.next().await {
         Ok(id) => r.with_producer_id(ProducerId(id)).with_producer_epoch(0),

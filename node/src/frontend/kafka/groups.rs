@@ -72,6 +72,7 @@ pub fn group_code(e: &GroupError) -> i16 {
         GroupError::InvalidRequest { .. } => K::InvalidRequest,
         GroupError::GroupNotEmpty { .. } => K::NonEmptyGroup,
         GroupError::GroupIdNotFound { .. } => K::GroupIdNotFound,
+        GroupError::Txn(e) => return crate::transactions::txn_code(e),
         other => return super::classic::classic_code(other),
     };
     k.code()
@@ -95,8 +96,10 @@ async fn find_coordinator(
     let mut coordinators = Vec::with_capacity(keys.len());
     for key in keys {
         let mut c = Coordinator::default().with_key(key.clone()).with_node_id(BrokerId(-1)).with_port(-1);
-        if req.key_type != 0 {
-            // Transaction coordinators: Weir has no transactions.
+        // A transactional id (key type 1) is coordinated where a group of its name would be;
+        // a cluster has no transactions yet.
+        let txn_refused = req.key_type == 1 && super::transactions::unavailable(shard).is_some();
+        if !(req.key_type == 0 || req.key_type == 1) || txn_refused {
             c = c.with_error_code(ResponseError::CoordinatorNotAvailable.code());
         } else {
             match coordinator_of(shard, key.as_str()).await {

@@ -24,6 +24,7 @@ mod offsets;
 mod partitions;
 mod produce;
 mod reassignments;
+mod transactions;
 
 use crate::connection::{Pending, Protocol, Reply};
 use crate::frame_reader::{Frame, Framing};
@@ -224,6 +225,16 @@ async fn dispatch(shard: &Rc<Shard>, header: &RequestHeader, req: RequestKind) -
         RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(acls::create_acls(shard, r).await),
         RequestKind::DescribeAcls(r) => ResponseKind::DescribeAcls(acls::describe_acls(shard, r)),
         RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(acls::delete_acls(shard, r).await),
+        RequestKind::AddPartitionsToTxn(r) => {
+            ResponseKind::AddPartitionsToTxn(transactions::add_partitions(shard, r).await)
+        }
+        RequestKind::AddOffsetsToTxn(r) => {
+            ResponseKind::AddOffsetsToTxn(transactions::add_offsets(shard, r).await)
+        }
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(transactions::end_txn(shard, r).await),
+        RequestKind::TxnOffsetCommit(r) => {
+            ResponseKind::TxnOffsetCommit(transactions::txn_offset_commit(shard, r).await)
+        }
         RequestKind::ElectLeaders(r) => ResponseKind::ElectLeaders(admin_cluster::elect_leaders(shard, r)),
         RequestKind::DescribeLogDirs(r) => {
             ResponseKind::DescribeLogDirs(admin_cluster::describe_log_dirs(shard, r).await)

@@ -57,6 +57,12 @@ pub async fn list_offsets(shard: &Rc<Shard>, req: ListOffsetsRequest) -> ListOff
                         Err(f) => r.with_error_code(kafka_code(f.code)).with_offset(-1),
                     }
                 }
+                Ok(o) if spec == OffsetSpec::Latest && req.isolation_level == READ_COMMITTED => {
+                    match last_stable(shard, topic, index, o).await {
+                        Ok(stable) => r.with_offset(stable as i64),
+                        Err(f) => r.with_error_code(kafka_code(f.code)).with_offset(-1),
+                    }
+                }
                 Ok(o) => r.with_offset(o as i64),
                 Err(f) => r.with_error_code(kafka_code(f.code)).with_offset(-1),
             };
@@ -65,6 +71,24 @@ pub async fn list_offsets(shard: &Rc<Shard>, req: ListOffsetsRequest) -> ListOff
         topics.push(ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions));
     }
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// Kafka's isolation level that reads only committed transactions.
+const READ_COMMITTED: i8 = 1;
+
+/// The latest offset a read-committed consumer may start at: the last stable offset (below
+/// the oldest open transaction), asked with a fetch at the high watermark `hw`, which reads
+/// nothing.
+async fn last_stable(shard: &Shard, topic: &str, partition: u32, hw: u64) -> Result<u64, Failure> {
+    let part = FetchPartition {
+        topic: topic.into(),
+        partition: PartitionId(partition),
+        offset: hw,
+        max_bytes: 1,
+        read_committed: true,
+    };
+    let fetched = shard.service.fetch(vec![part], 0).await.pop().expect("one answer")?;
+    Ok(fetched.last_stable.min(hw))
 }
 
 /// The offset and timestamp of the first record at or after `offset` whose timestamp is at

@@ -2,10 +2,11 @@
 //! sent behind Weir's header where they can be, else converted to Weir's columns
 //! (`weir_kafka::batch::kafka_to_stored`); then the whole request goes through the
 //! `PartitionService` as one scatter-gather, all of a partition's batches or none. acks=0 is
-//! not answered.
+//! not answered. A transactional produce goes ahead only once the transaction's coordinator
+//! has it open with every partition written (`transactions.rs`).
 
 use super::Answer;
-use crate::service::types::{Failure, ProducePartition};
+use crate::service::types::{Failure, ProducePartition, TxnWrite};
 use crate::shard::Shard;
 use bytes::Bytes;
 use kafka_protocol::messages::ResponseKind;
@@ -34,9 +35,6 @@ pub async fn produce(shard: &Rc<Shard>, req: ProduceRequest) -> Answer {
         -1 => Acks::All,
         other => return invalid_acks(other, req),
     };
-    if req.transactional_id.is_some() {
-        return Answer::Close("transactions are not supported".into());
-    }
     let mut parts = Vec::new();
     let mut topics = Vec::new();
     for (ti, t) in req.topic_data.into_iter().enumerate() {
@@ -46,6 +44,9 @@ pub async fn produce(shard: &Rc<Shard>, req: ProduceRequest) -> Answer {
             let converted = convert(shard, &name, p.index, p.records.unwrap_or_default());
             parts.push(Part { topic_index: ti, index: p.index, converted });
         }
+    }
+    if let Some(id) = &req.transactional_id {
+        in_transaction(shard, id.0.as_str(), &mut parts).await;
     }
     let valid: Vec<ProducePartition> =
         parts.iter().filter_map(|p| p.converted.as_ref().ok().cloned()).collect();
@@ -81,6 +82,60 @@ pub async fn produce(shard: &Rc<Shard>, req: ProduceRequest) -> Answer {
         responses[part.topic_index].partition_responses.push(r);
     }
     Answer::Response(Box::new(ResponseKind::Produce(ProduceResponse::default().with_responses(responses))))
+}
+
+/// A transactional produce: every batch of the request is of one producer's transaction, which
+/// the coordinator has open with every partition written; the batches are then taken as
+/// transactional. Otherwise each partition fails (and nothing is written).
+async fn in_transaction(shard: &Rc<Shard>, id: &str, parts: &mut [Part]) {
+    let stamps: Vec<Option<(i64, i16)>> =
+        parts.iter().filter_map(|p| p.converted.as_ref().ok()).map(|p| txn_stamp(&p.batches)).collect();
+    let stamp = stamps.first().copied().flatten();
+    let refusal = match stamp {
+        Some(_) if stamps.iter().all(|s| *s == stamp) => None,
+        _ => Some((
+            kafka_protocol::ResponseError::InvalidRecord.code(),
+            "a transactional produce holds only transactional batches of one producer and epoch".into(),
+        )),
+    };
+    let refusal = match (refusal, stamp) {
+        (None, Some((producer_id, epoch))) => {
+            let written = parts
+                .iter()
+                .filter_map(|p| p.converted.as_ref().ok())
+                .map(|p| (p.topic.to_string(), p.partition.0))
+                .collect();
+            let verified = super::transactions::verify(shard, id, producer_id, epoch, written).await;
+            verified.err().map(|code| (code, format!("transactional id {id:?} refused this produce")))
+        }
+        (refusal, _) => refusal,
+    };
+    for p in parts.iter_mut() {
+        p.converted = match (std::mem::replace(&mut p.converted, Err((0, String::new()))), &refusal) {
+            (Ok(mut part), None) => {
+                part.txn = TxnWrite::Data;
+                Ok(part)
+            }
+            (Ok(_), Some(r)) => Err(r.clone()),
+            (Err(e), _) => Err(e),
+        };
+    }
+}
+
+/// The producer id and epoch of `batches` if every one is a transactional batch of the same.
+fn txn_stamp(batches: &[u8]) -> Option<(i64, i16)> {
+    let mut rest = batches;
+    let mut stamp = None;
+    while !rest.is_empty() {
+        let h = weir_log::batch::BatchHeader::decode(rest).ok()?;
+        let this = (h.producer_id, h.producer_epoch);
+        if !h.is_transactional() || stamp.is_some_and(|s| s != this) {
+            return None;
+        }
+        stamp = Some(this);
+        rest = rest.get(h.batch_len as usize..)?;
+    }
+    stamp
 }
 
 /// An acks value Kafka does not have: every partition is answered INVALID_REQUIRED_ACKS.
@@ -144,7 +199,7 @@ fn convert(
         partition: PartitionId(index as u32),
         batches: Bytes::from_owner(out),
         kafka_payloads: shard.config.kafka_batches_as_sent,
-        // A transactional id closes the connection above: no transaction batch is taken yet.
-        txn: Default::default(),
+        // A transactional produce's are taken as such once its coordinator vouched for them.
+        txn: TxnWrite::None,
     })
 }
