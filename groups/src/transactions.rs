@@ -14,8 +14,10 @@
 //! until the node completes them: committed, they become the group's offsets; aborted, they go.
 //!
 //! Records (see `records.rs`): transaction (type 6) `key u8 6 | str transactional_id`, value
-//! `u8 0 | JSON TxnState`; pending offset (type 7) `key u8 7 | str group | u64 producer_id |
-//! str topic | u32 partition`, value as an offset commit's. Both are tombstoned when done.
+//! `u8 0 | JSON TxnState`, its latest state (a transactional id is kept: Kafka's expiry of
+//! idle ids is not built); pending offset (type 7) `key u8 7 | str group | u64 producer_id |
+//! str topic | u32 partition`, value as an offset commit's, tombstoned when its transaction
+//! ends.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -56,6 +58,9 @@ pub enum TxnError {
     InvalidTimeout { timeout_ms: i64 },
     #[error("a transaction of more than {max} {what}")]
     TooLarge { what: String, max: usize },
+    /// Offsets asked for stable while a transaction holds some of them pending: retry.
+    #[error("a transaction holds offsets of the group pending")]
+    UnstableOffsetCommit,
 }
 
 /// Where a transaction is.
@@ -192,6 +197,9 @@ impl Coordinator {
         partitions: &[(String, u32)],
         group: Option<&str>,
     ) -> Result<(), TxnError> {
+        if let Some(g) = group {
+            crate::validate::group_id(g).map_err(|e| TxnError::InvalidState { reason: e.to_string() })?;
+        }
         let mut s = self.txn_of(id, producer_id, epoch)?.clone();
         match s.phase {
             TxnPhase::PrepareCommit | TxnPhase::PrepareAbort => return Err(TxnError::Concurrent),
@@ -286,20 +294,22 @@ impl Coordinator {
     /// failed), and those open past their timeout, which are aborted with the epoch bumped.
     pub fn txn_due(&mut self, now_ms: u64) -> Vec<TxnEnd> {
         let mut due = Vec::new();
-        let ids: Vec<String> = self.transactions.keys().cloned().collect();
-        for id in ids {
-            let s = &self.transactions[&id];
+        let mut expired = Vec::new();
+        for (id, s) in &self.transactions {
             match s.phase {
-                TxnPhase::PrepareCommit | TxnPhase::PrepareAbort => due.push(s.end(&id)),
+                TxnPhase::PrepareCommit | TxnPhase::PrepareAbort => due.push(s.end(id)),
                 TxnPhase::Ongoing if now_ms.saturating_sub(s.started_ms) > u64::from(s.timeout_ms) => {
-                    let mut s = s.clone();
-                    s.producer_epoch = s.producer_epoch.saturating_add(1);
-                    s.phase = TxnPhase::PrepareAbort;
-                    due.push(s.end(&id));
-                    self.put_txn(&id, s);
+                    expired.push(id.clone());
                 }
                 _ => {}
             }
+        }
+        for id in expired {
+            let mut s = self.transactions[&id].clone();
+            s.producer_epoch = s.producer_epoch.saturating_add(1);
+            s.phase = TxnPhase::PrepareAbort;
+            due.push(s.end(&id));
+            self.put_txn(&id, s);
         }
         due
     }
@@ -314,9 +324,11 @@ impl Coordinator {
         offsets: Vec<(String, u32, CommittedOffset)>,
     ) -> Result<(), GroupError> {
         crate::validate::commit(group, "", &offsets)?;
+        let committed = self.groups.get(group).map_or(0, |g| g.offsets.len());
         let pending = self.txn_offsets.entry((group.to_owned(), producer_id)).or_default();
-        if pending.len() + offsets.len() > crate::GROUP_OFFSETS_MAX {
-            return Err(GroupError::invalid("too many pending transactional offsets"));
+        // Bounded as the group's own offsets are, so that completing them cannot be refused.
+        if committed + pending.len() + offsets.len() > crate::GROUP_OFFSETS_MAX {
+            return Err(GroupError::invalid("too many offsets for the group"));
         }
         for (topic, partition, committed) in offsets {
             let stored = StoredOffset { committed, commit_time_ms: now_ms };
@@ -337,21 +349,29 @@ impl Coordinator {
         producer_id: i64,
         commit: bool,
     ) -> Result<(), GroupError> {
-        let Some(pending) = self.txn_offsets.remove(&(group.to_owned(), producer_id)) else { return Ok(()) };
-        for (topic, partition) in pending.keys() {
-            let key = Key::PendingOffset {
-                group: group.to_owned(),
-                producer_id,
-                topic: topic.clone(),
-                partition: *partition,
-            };
+        let key = (group.to_owned(), producer_id);
+        let Some(pending) = self.txn_offsets.get(&key) else { return Ok(()) };
+        if commit {
+            // Stored first: a refusal leaves the pending offsets as they were, for a retry.
+            let offsets = pending.iter().map(|((t, p), o)| (t.clone(), *p, o.committed.clone())).collect();
+            self.store_offsets(now_ms, group, offsets)?;
+        }
+        let pending = self.txn_offsets.remove(&key).expect("found above");
+        for (topic, partition) in pending.into_keys() {
+            let key = Key::PendingOffset { group: group.to_owned(), producer_id, topic, partition };
             self.records.push(Record { key: encode_key(&key), value: None });
         }
-        if !commit {
-            return Ok(());
+        Ok(())
+    }
+
+    /// Whether a transaction holds offsets of `group` pending: of these partitions, or of any.
+    pub fn txn_offsets_pending(&self, group: &str, partitions: Option<&[(String, u32)]>) -> bool {
+        let mut pending =
+            self.txn_offsets.iter().filter(|((g, _), _)| g == group).flat_map(|(_, o)| o.keys());
+        match partitions {
+            None => pending.next().is_some(),
+            Some(list) => pending.any(|tp| list.contains(tp)),
         }
-        let offsets = pending.into_iter().map(|((t, p), o)| (t, p, o.committed)).collect();
-        self.store_offsets(now_ms, group, offsets)
     }
 
     /// The state of transactional id `id`, if this coordinator knows it.

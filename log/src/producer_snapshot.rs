@@ -17,7 +17,8 @@
 //! `first_seq i32`, `last_seq i32`, `base_offset u64`, `last_offset u64`; then `open u32` and
 //! per open transaction `producer_id i64`, `epoch i16`, `first_offset u64`; then `aborted u32`
 //! and per aborted transaction `producer_id i64`, `first_offset u64`, `last_offset u64`; then
-//! the CRC32C of everything before it, `u32`. Trailing bytes after the CRC are ignored. Version
+//! `seen u8` (1: the log has held a transactional batch); then the CRC32C of everything before
+//! it, `u32`. Trailing bytes after the CRC are ignored. Version
 //! 1 (before transactions) ends after the producers; it is read as having no transaction.
 
 use crate::error::Result;
@@ -68,6 +69,7 @@ fn encode(base: u64, table: &ProducerTable, txns: &TxnTable) -> Vec<u8> {
         out.extend_from_slice(&a.first_offset.to_le_bytes());
         out.extend_from_slice(&a.last_offset.to_le_bytes());
     }
+    out.push(u8::from(txns.seen()));
     let crc = crc32c::crc32c(&out);
     out.extend_from_slice(&crc.to_le_bytes());
     out
@@ -112,7 +114,8 @@ fn decode(bytes: &[u8]) -> Option<Saved> {
     let mut txns = TxnTable::default();
     if version == VERSION {
         let (open, aborted) = decode_txns(&mut c)?;
-        txns.restore(open, aborted);
+        let seen = u8::from_le_bytes(c.take()?) != 0;
+        txns.restore(open, aborted, seen);
     }
     let body_len = bytes.len() - c.0.len();
     let crc = u32::from_le_bytes(c.take()?);
@@ -239,7 +242,11 @@ mod tests {
         table.restore(9, 0, vec![]);
         let mut txns = TxnTable::default();
         let open = OpenTxn { producer_epoch: 3, first_offset: 12 };
-        txns.restore(vec![(7, open)], vec![AbortedTxn { producer_id: 9, first_offset: 1, last_offset: 5 }]);
+        txns.restore(
+            vec![(7, open)],
+            vec![AbortedTxn { producer_id: 9, first_offset: 1, last_offset: 5 }],
+            true,
+        );
         let bytes = encode(99, &table, &txns);
         let (base, back, back_txns) = decode(&bytes).unwrap();
         assert_eq!((base, back.producer(7)), (99, table.producer(7)));

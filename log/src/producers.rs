@@ -128,10 +128,17 @@ impl ProducerTable {
         }
         if h.is_control() {
             // A transaction marker has no sequence: the producer's go on after it. One of a
-            // newer epoch (a transaction aborted by its coordinator) fences the older epoch.
-            if let Some(e) = self.producers.get_mut(&h.producer_id)
-                && h.producer_epoch > e.epoch
-            {
+            // newer epoch (a transaction aborted by its coordinator) fences the older epoch,
+            // here too if the producer wrote nothing here yet: a batch of the older epoch that
+            // arrives after it is refused, not taken as from a producer never seen.
+            if !self.producers.contains_key(&h.producer_id) && self.producers.len() >= PRODUCERS_MAX {
+                self.forget_least_recent();
+            }
+            let e = self
+                .producers
+                .entry(h.producer_id)
+                .or_insert(Entry { epoch: h.producer_epoch, batches: VecDeque::new() });
+            if h.producer_epoch > e.epoch {
                 e.epoch = h.producer_epoch;
                 e.batches.clear();
             }
@@ -200,12 +207,11 @@ impl ProducerTable {
         all
     }
 
-    /// Puts back a producer a snapshot saved (one without batches is not kept).
+    /// Puts back a producer a snapshot saved (one without batches too: a transaction marker's
+    /// epoch, which fences older ones).
     pub(crate) fn restore(&mut self, producer_id: i64, epoch: i16, batches: Vec<BatchSeq>) {
-        if !batches.is_empty() {
-            let batches = batches.into_iter().rev().take(BATCHES_KEPT).rev().collect();
-            self.producers.insert(producer_id, Entry { epoch, batches });
-        }
+        let batches = batches.into_iter().rev().take(BATCHES_KEPT).rev().collect();
+        self.producers.insert(producer_id, Entry { epoch, batches });
     }
 
     pub fn len(&self) -> usize {

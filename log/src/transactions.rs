@@ -11,7 +11,9 @@ use crate::batch::BatchHeader;
 use std::collections::{BTreeMap, VecDeque};
 
 /// Aborted transactions remembered per partition, at most: past it the oldest are forgotten
-/// (a read-committed consumer reading that far back then gets their records).
+/// (a read-committed consumer reading that far back then gets their records). Kafka keeps them
+/// per segment, for as long as the segment; a partition that aborts this many transactions
+/// within its retention is far from the workloads Weir's transactions are tested with.
 pub const ABORTED_KEPT_MAX: usize = 100_000;
 
 /// A transaction open in the partition.
@@ -59,8 +61,12 @@ impl TxnTable {
             return;
         }
         // A marker for a producer with nothing open here (a partition added to the transaction
-        // but never written) ends nothing.
-        let Some(txn) = self.open.remove(&producer_id) else { return };
+        // but never written) ends nothing; nor does one of an older epoch than the transaction.
+        match self.open.get(&producer_id) {
+            Some(t) if t.producer_epoch <= h.producer_epoch => {}
+            _ => return,
+        }
+        let txn = self.open.remove(&producer_id).expect("checked above");
         if !h.commits() {
             if self.aborted.len() == ABORTED_KEPT_MAX {
                 self.aborted.pop_front();
@@ -80,9 +86,11 @@ impl TxnTable {
         self.open.get(&producer_id).copied()
     }
 
-    /// The aborted transactions with records in `[from, to)`, oldest first.
+    /// The aborted transactions with records in `[from, to)`, oldest first. The list is in
+    /// marker order: those that ended before `from` are skipped with a binary search.
     pub fn aborted_between(&self, from: u64, to: u64) -> Vec<AbortedTxn> {
-        self.aborted.iter().filter(|a| a.last_offset >= from && a.first_offset < to).copied().collect()
+        let start = self.aborted.partition_point(|a| a.last_offset < from);
+        self.aborted.range(start..).filter(|a| a.first_offset < to).copied().collect()
     }
 
     /// The log now starts at `start`: aborted transactions wholly below it go.
@@ -102,9 +110,9 @@ impl TxnTable {
         (self.open.iter().map(|(p, t)| (*p, *t)).collect(), self.aborted.iter().copied().collect())
     }
 
-    /// Puts back what a snapshot saved.
-    pub(crate) fn restore(&mut self, open: Vec<(i64, OpenTxn)>, aborted: Vec<AbortedTxn>) {
-        self.seen |= !open.is_empty() || !aborted.is_empty();
+    /// Puts back what a snapshot saved: its transactions, and whether any was seen.
+    pub(crate) fn restore(&mut self, open: Vec<(i64, OpenTxn)>, aborted: Vec<AbortedTxn>, seen: bool) {
+        self.seen |= seen || !open.is_empty() || !aborted.is_empty();
         self.open = open.into_iter().collect();
         self.aborted = aborted.into_iter().collect();
     }
@@ -148,7 +156,7 @@ mod tests {
         assert!(t.aborted_between(0, 1).is_empty());
         let (open, gone) = t.parts();
         let mut back = TxnTable::default();
-        back.restore(open, gone);
+        back.restore(open, gone, true);
         assert_eq!(back, t);
         t.remove_below(5);
         assert!(t.aborted_between(0, 10).is_empty());

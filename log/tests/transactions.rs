@@ -98,3 +98,31 @@ fn transaction_bits_are_checked() {
     let m = marker(1, true);
     assert!(BatchView::validate_stored(m.as_bytes(), usize::MAX).is_ok());
 }
+
+/// A marker of a newer epoch (a transaction its coordinator aborted) fences the producer's
+/// older epoch even where it had written nothing: a late batch of it is refused, rather than
+/// opening a transaction no marker would ever end.
+#[test]
+fn a_marker_fences_older_epochs_of_a_producer_the_partition_never_saw() {
+    futures::executor::block_on(async {
+        let storage = MemStorage::new();
+        let (mut log, _) = PartitionLog::open(storage.clone(), small_config(), 0).await.unwrap();
+        let mut abort = marker(5, false);
+        abort.restamp(ProducerStamp { producer_id: 5, producer_epoch: 1, base_sequence: -1 });
+        append(&mut log, &abort).await;
+        let late = txn_batch(5, 0, 1);
+        assert!(matches!(
+            log.check_producer(&late.header()),
+            Err(weir_log::producers::SequenceError::Fenced { current: 1, actual: 0, .. })
+        ));
+        // And so after a reopen that reads the producers from a snapshot.
+        for i in 0..60 {
+            append(&mut log, &txn_batch(6, i * 2, 2)).await;
+        }
+        log.flush().await.unwrap();
+        drop(log);
+        let (log, _) = PartitionLog::open(storage, small_config(), 0).await.unwrap();
+        assert!(log.check_producer(&late.header()).is_err());
+        assert_eq!(log.transactions().first_unstable(), Some(1), "producer 6's transaction is open");
+    });
+}

@@ -77,6 +77,9 @@ pub struct Partition<S: Storage + Clone> {
     /// When the cleaner next compacts the partition, if its topic is compacted, and from where
     /// it maps keys (`crate::cleaner`). A reopened log starts it over.
     pub clean: Cell<CleanSchedule>,
+    /// Whether the log ever held a transaction's batch: read-committed fetches of a partition
+    /// that never did skip the log lock for its transactions (nothing is unstable or aborted).
+    pub txns_seen: Cell<bool>,
     /// Whether every produced record must have a key: the partition's topic is compacted, and
     /// compaction keeps records by key. Set when the partition is opened.
     pub keys_required: Cell<bool>,
@@ -145,7 +148,9 @@ impl<S: Storage + Clone> Partition<S> {
         // Nothing is visible before the replica learns (or, alone, decides) what is committed.
         let state = ReplicaState::recovered(start, end, start, latest_epoch(&log));
         let rep = Replicated::new(setup, &log);
+        let txns_seen = Cell::new(log.transactions().seen());
         Ok(Self {
+            txns_seen,
             log: SharedLog::new(log),
             storage,
             config,
@@ -409,6 +414,7 @@ impl<S: Storage + Clone> Partition<S> {
         match Self::open_log(&self.storage, &self.config, now_ms, &self.name).await {
             Ok(reopened) => {
                 self.log.replace(&mut log, reopened);
+                self.txns_seen.set(self.txns_seen.get() || log.transactions().seen());
                 self.clean.set(CleanSchedule::default());
                 let old = self.state.get();
                 let epoch = latest_epoch(&log).max(old.leader_epoch());

@@ -239,6 +239,19 @@ pub fn replica_failure(e: ReplicaError, leader: Option<String>) -> Failure {
     }
 }
 
+/// Whether any batch of `bytes` (framed, not yet validated) is transactional or a marker.
+fn holds_transaction(bytes: &[u8]) -> bool {
+    let mut rest = bytes;
+    while let Ok(h) = BatchHeader::decode(rest) {
+        if h.is_transactional() || h.is_control() {
+            return true;
+        }
+        let Some(next) = rest.get(h.batch_len.max(1) as usize..) else { break };
+        rest = next;
+    }
+    false
+}
+
 /// Batches back to back in `bytes`, by their headers' lengths (a bad header ends the count).
 fn count_batches(mut bytes: &[u8]) -> usize {
     let mut n = 0;
@@ -506,6 +519,12 @@ impl<S: Storage + Clone + 'static> Partition<S> {
             }
         };
         let aligned = Aligned::new(batches);
+        if self.keys_required.get() && holds_transaction(aligned.bytes()) {
+            // A compacted topic's cleaner rewrites batches, which a transaction's may not be (a
+            // topic recreated compacted under an open transaction).
+            record(Failure::new(ErrorCode::InvalidRecord, "a compacted topic takes no transaction batches"));
+            return Err(refused);
+        }
         let limit = self.log.lock().await.config().batch_bytes_max;
         let columns = match self.columns_for_compaction(aligned.bytes(), kafka_payloads, limit) {
             Ok(c) => c,
@@ -523,6 +542,9 @@ impl<S: Storage + Clone + 'static> Partition<S> {
                 return Err(refused);
             }
         };
+        if views.iter().any(|v| v.header().is_transactional()) {
+            self.txns_seen.set(true);
+        }
         // Checked and appended under one lock: no other batch of the producer comes between.
         let mut log = self.log.lock().await;
         match check_idempotent(&log, &views) {
@@ -576,6 +598,9 @@ impl<S: Storage + Clone + 'static> Partition<S> {
                     return LogEvent::FetchedAppended { request_id, appended, failure };
                 }
             };
+            if view.header().is_transactional() {
+                self.txns_seen.set(true);
+            }
             match log.append_replicated(&view, now_ms).await {
                 Ok(a) => {
                     let epoch = view.header().leader_epoch;

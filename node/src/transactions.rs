@@ -24,6 +24,8 @@ use weir_replication::PartitionId;
 
 /// How long a drive waits for its markers to reach every in-sync replica.
 const MARKER_TIMEOUT_MS: u64 = 10_000;
+/// How long the tick leaves a transaction whose drive failed before driving it again.
+const DRIVE_RETRY_MS: u64 = 2_000;
 
 /// A call of a transactional id (or, for offsets, of a group), for the shard coordinating it.
 #[derive(Debug, Clone)]
@@ -176,8 +178,16 @@ pub async fn drive(shard: &Rc<Shard>, end: TxnEnd) -> Result<(), CallError> {
     let task = glommio::spawn_local(async move {
         let _guard = guard;
         let result = drive_inner(&shard, &end).await;
-        if let Err(e) = &result {
-            tracing::warn!(transactional_id = %end.transactional_id, error = ?e, "a transaction did not end; the tick retries");
+        let retries = &shard.groups.drive_retry_at;
+        match &result {
+            Ok(()) => {
+                retries.borrow_mut().remove(&end.transactional_id);
+            }
+            Err(e) => {
+                let at = shard.core().rt.monotonic_ms() + DRIVE_RETRY_MS;
+                retries.borrow_mut().insert(end.transactional_id.clone(), at);
+                tracing::warn!(transactional_id = %end.transactional_id, error = ?e, "a transaction did not end; retried later");
+            }
         }
         result
     });
@@ -208,7 +218,13 @@ async fn drive_inner(shard: &Rc<Shard>, end: &TxnEnd) -> Result<(), CallError> {
             commit: end.commit,
         };
         match route(shard, GroupCall::Txn(call)).await {
-            GroupAnswer::Done(r) => r?,
+            GroupAnswer::Done(Ok(())) => {}
+            // A group that can have no coordinator (an id refused since) has nothing to
+            // complete; anything else is retried.
+            GroupAnswer::Done(Err(CallError::Node(f))) if f.code == ErrorCode::InvalidArgument => {
+                tracing::warn!(group = %group, error = %f.message, "transactional offsets of an invalid group dropped");
+            }
+            GroupAnswer::Done(Err(e)) => return Err(e),
             _ => return Err(Failure::new(ErrorCode::Unknown, "wrong answer completing offsets").into()),
         }
     }
@@ -240,7 +256,12 @@ async fn write_markers(shard: &Rc<Shard>, end: &TxnEnd) -> Result<(), CallError>
     for answer in answers {
         match answer {
             Ok(_) => {}
-            Err(f) if matches!(f.code, ErrorCode::UnknownTopic | ErrorCode::UnknownPartition) => {}
+            // A partition gone, or recreated as one that takes no transaction (compacted).
+            Err(f)
+                if matches!(
+                    f.code,
+                    ErrorCode::UnknownTopic | ErrorCode::UnknownPartition | ErrorCode::InvalidRecord
+                ) => {}
             Err(f) => return Err(f.into()),
         }
     }
@@ -249,8 +270,11 @@ async fn write_markers(shard: &Rc<Shard>, end: &TxnEnd) -> Result<(), CallError>
 
 /// Drives, in the background, the transactions the tick found due on this shard.
 pub fn drive_due(shard: &Rc<Shard>, due: Vec<TxnEnd>) {
+    let now = shard.core().rt.monotonic_ms();
     for end in due {
-        if shard.groups.driving.borrow().contains(&end.transactional_id) {
+        let id = &end.transactional_id;
+        let resting = shard.groups.drive_retry_at.borrow().get(id).is_some_and(|at| *at > now);
+        if resting || shard.groups.driving.borrow().contains(id) {
             continue;
         }
         let shard = shard.clone();
@@ -270,6 +294,7 @@ pub fn txn_code(e: &TxnError) -> i16 {
         TxnError::Fenced { .. } => K::ProducerFenced,
         TxnError::InvalidState { .. } => K::InvalidTxnState,
         TxnError::InvalidTimeout { .. } => K::InvalidTransactionTimeout,
+        TxnError::UnstableOffsetCommit => K::UnstableOffsetCommit,
         _ => K::InvalidRequest,
     };
     k.code()

@@ -770,6 +770,8 @@ fn transactions_in_every_version_commit_or_drop_their_offsets() {
     let mut w = Wire::connect(&node.bootstrap);
     transactions::find_txn_coordinator(&mut w, "golden", kafka_port(&node));
     transactions::read_committed_waits_for_the_end(&mut w, "txn-lso");
+    transactions::an_invalid_group_is_refused_when_added(&mut w);
+    transactions::a_compacted_topic_takes_no_transaction(&mut w, &node, "txn-compacted");
     for v in served(ApiKey::EndTxn) {
         let commit = v % 2 == 0;
         let group = format!("txg-{v}");

@@ -57,6 +57,8 @@ pub enum GroupCall {
     FetchOffsets {
         group: String,
         partitions: Option<Vec<(String, u32)>>,
+        /// Refused (UNSTABLE_OFFSET_COMMIT) while a transaction holds offsets of them pending.
+        require_stable: bool,
     },
     Describe {
         group: String,
@@ -133,8 +135,14 @@ pub async fn run(shard: &Rc<Shard>, call: GroupCall) -> GroupAnswer {
         GroupCall::Leave { group, members } => GroupAnswer::Left(
             with_coordinator(shard, &group, |c, now| Ok(c.classic_leave(now, &group, members))).await,
         ),
-        GroupCall::FetchOffsets { group, partitions } => GroupAnswer::Offsets(
-            with_coordinator(shard, &group, |c, _| Ok(c.fetch_offsets(&group, partitions.as_deref()))).await,
+        GroupCall::FetchOffsets { group, partitions, require_stable } => GroupAnswer::Offsets(
+            with_coordinator(shard, &group, |c, _| {
+                if require_stable && c.txn_offsets_pending(&group, partitions.as_deref()) {
+                    return Err(CallError::Group(weir_groups::TxnError::UnstableOffsetCommit.into()));
+                }
+                Ok(c.fetch_offsets(&group, partitions.as_deref()))
+            })
+            .await,
         ),
         GroupCall::Describe { group } => {
             GroupAnswer::Described(with_coordinator(shard, &group, |c, _| Ok(c.describe(&group))).await)

@@ -34,6 +34,8 @@ pub struct GroupService {
     /// Transactional ids whose transaction is being ended on this shard (see
     /// `crate::transactions::drive`).
     pub driving: RefCell<std::collections::HashSet<String>>,
+    /// When the tick may drive again a transaction whose drive failed, by transactional id.
+    pub drive_retry_at: RefCell<std::collections::HashMap<String, u64>>,
 }
 
 impl GroupService {

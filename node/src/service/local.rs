@@ -66,6 +66,21 @@ impl Aligned {
     }
 }
 
+/// Where a fetch of `part` must stop for its isolation: for read committed, the first offset of
+/// the oldest open transaction of `p`, raised to its log start (as Kafka's last stable offset
+/// never falls below it); else nowhere (`u64::MAX`). A partition that never held a
+/// transaction's batch has none open: its log is not locked for it.
+async fn first_unstable<S: weir_log::storage::Storage + Clone>(
+    p: &Partition<S>,
+    part: &FetchPartition,
+) -> u64 {
+    if !part.read_committed || !p.txns_seen.get() {
+        return u64::MAX;
+    }
+    let first = p.log.lock().await.transactions().first_unstable();
+    first.map_or(u64::MAX, |f| f.max(p.log_start()))
+}
+
 /// Validates every batch (CRC, header, rkyv, columns) before any is appended: the request is
 /// refused whole if one is bad. A Kafka batch kept as sent is taken only with `kafka_payloads`
 /// (the Kafka front end walked its records; its frame, CRC and header are checked here).
@@ -263,10 +278,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         // Read committed: nothing at or past the oldest open transaction. (Read uncommitted is
         // told the high watermark as its last stable offset, which it does not use: the log is
         // not locked for it.)
-        let first_unstable = match part.read_committed {
-            true => p.log.lock().await.transactions().first_unstable().unwrap_or(u64::MAX),
-            false => u64::MAX,
-        };
+        let first_unstable = first_unstable(&p, part).await;
         let last_stable = hw.min(first_unstable);
         let readable = readable.min(first_unstable);
         let answer = |batches, aborted| FetchedPartition {
@@ -296,7 +308,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             }
             None => Bytes::new(),
         };
-        let aborted = match part.read_committed && !batches.is_empty() {
+        let aborted = match part.read_committed && p.txns_seen.get() && !batches.is_empty() {
             true => p.log.lock().await.transactions().aborted_between(offset, readable),
             false => Vec::new(),
         };
@@ -336,10 +348,7 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
     /// What a fetch of `part` would answer, without its records: its bounds, or why it fails.
     async fn fetch_bounds(&self, part: &FetchPartition) -> Result<FetchedPartition, Failure> {
         let (p, hw, _) = self.fetch_position(part)?;
-        let first_unstable = match part.read_committed {
-            true => p.log.lock().await.transactions().first_unstable().unwrap_or(u64::MAX),
-            false => u64::MAX,
-        };
+        let first_unstable = first_unstable(&p, part).await;
         Ok(FetchedPartition {
             high_watermark: hw,
             log_start: p.log_start(),
@@ -434,8 +443,8 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             let mut readable_now = false;
             for (p, part) in served.iter().zip(parts) {
                 let mut end = p.readable_end();
-                if part.read_committed && end > part.offset {
-                    end = end.min(p.log.lock().await.transactions().first_unstable().unwrap_or(u64::MAX));
+                if end > part.offset {
+                    end = end.min(first_unstable(p, part).await);
                 }
                 readable_now |= end > part.offset;
             }

@@ -9,6 +9,7 @@ use kafka_protocol::messages::add_partitions_to_txn_request::{
 };
 use kafka_protocol::messages::end_txn_request::EndTxnRequest;
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
+use kafka_protocol::messages::offset_fetch_request::{OffsetFetchRequest, OffsetFetchRequestGroup};
 use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequest, TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
@@ -20,6 +21,8 @@ use kafka_protocol::messages::{
 const CONCURRENT_OR_NONE: [i16; 2] = [0, 51];
 const INVALID_TXN_STATE: i16 = 48;
 const PRODUCER_FENCED: i16 = 90;
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+const INVALID_RECORD: i16 = 87;
 
 fn txn_id(name: &str) -> TransactionalId {
     TransactionalId(s(name))
@@ -75,6 +78,11 @@ pub fn one_transaction(w: &mut Wire, v: i16, id: &str, name: &str, group: &str, 
         ]);
     let r = kind!(w.call(ApiKey::TxnOffsetCommit, v, RequestKind::TxnOffsetCommit(body)), TxnOffsetCommit);
     assert_eq!(r.topics[0].partitions[0].error_code, 0, "TxnOffsetCommit v{v}: {r:?}");
+    // Pending in the transaction: a fetch asking for stable offsets is told to retry.
+    let g = OffsetFetchRequestGroup::default().with_group_id(GroupId(s(group))).with_topics(None);
+    let body = OffsetFetchRequest::default().with_groups(vec![g]).with_require_stable(true);
+    let r = kind!(w.call(ApiKey::OffsetFetch, 8, RequestKind::OffsetFetch(body)), OffsetFetch);
+    assert_eq!(r.groups[0].error_code, UNSTABLE_OFFSET_COMMIT, "OffsetFetch require_stable: {r:?}");
     let end = |w: &mut Wire, epoch: i16| {
         let body = EndTxnRequest::default()
             .with_transactional_id(txn_id(id))
@@ -139,20 +147,26 @@ fn latest(w: &mut Wire, name: &str, isolation: i8) -> i64 {
     r.topics[0].partitions[0].offset
 }
 
-/// A transaction's records are hidden from read-committed fetches and ListOffsets until it
-/// ends; aborted, they are served with the aborted transaction named, for the consumer to drop.
-pub fn read_committed_waits_for_the_end(w: &mut Wire, name: &str) {
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
-    let (pid, epoch) = init(w, "lso");
+/// Adds partition 0 of `name` to `id`'s transaction; the partition's error code.
+fn add_partition(w: &mut Wire, id: &str, pid: i64, epoch: i16, name: &str) -> i16 {
     let t = AddPartitionsToTxnTopic::default().with_name(topic(name)).with_partitions(vec![0]);
     let body = AddPartitionsToTxnRequest::default()
-        .with_v3_and_below_transactional_id(txn_id("lso"))
+        .with_v3_and_below_transactional_id(txn_id(id))
         .with_v3_and_below_producer_id(ProducerId(pid))
         .with_v3_and_below_producer_epoch(epoch)
         .with_v3_and_below_topics(vec![t]);
-    kind!(w.call(ApiKey::AddPartitionsToTxn, 3, RequestKind::AddPartitionsToTxn(body)), AddPartitionsToTxn);
+    let r = kind!(
+        w.call(ApiKey::AddPartitionsToTxn, 3, RequestKind::AddPartitionsToTxn(body)),
+        AddPartitionsToTxn
+    );
+    r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+}
+
+/// Produces two records of `id`'s transaction to `name`/0, sequences from `seq`; the error code.
+fn produce(w: &mut Wire, id: &str, pid: i64, epoch: i16, name: &str, seq: i32) -> i16 {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
     let records: Vec<Record> = (0..2)
         .map(|i| Record {
             transactional: true,
@@ -163,7 +177,7 @@ pub fn read_committed_waits_for_the_end(w: &mut Wire, name: &str) {
             producer_epoch: epoch,
             timestamp_type: TimestampType::Creation,
             offset: i,
-            sequence: i as i32,
+            sequence: seq + i as i32,
             timestamp: 1_700_000_000_000,
             key: None,
             value: Some(bytes::Bytes::from(format!("v{i}"))),
@@ -174,9 +188,18 @@ pub fn read_committed_waits_for_the_end(w: &mut Wire, name: &str) {
     let options = RecordEncodeOptions { version: 2, compression: Compression::None };
     RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
     let RequestKind::Produce(p) = super::requests::produce(-1, name, 0, buf.freeze()) else { unreachable!() };
-    let body = RequestKind::Produce(p.with_transactional_id(Some(txn_id("lso"))));
+    let body = RequestKind::Produce(p.with_transactional_id(Some(txn_id(id))));
     let r = kind!(w.call(ApiKey::Produce, 9, body), Produce);
-    assert_eq!(r.responses[0].partition_responses[0].error_code, 0, "{r:?}");
+    r.responses[0].partition_responses[0].error_code
+}
+
+/// A transaction's records are hidden from read-committed fetches and ListOffsets until it
+/// ends; aborted, they are served with the aborted transaction named, for the consumer to drop.
+pub fn read_committed_waits_for_the_end(w: &mut Wire, name: &str) {
+    let (pid, epoch) = init(w, "lso");
+    assert_eq!(produce(w, "lso", pid, epoch, name, 0), INVALID_TXN_STATE, "a partition not added");
+    assert_eq!(add_partition(w, "lso", pid, epoch, name), 0);
+    assert_eq!(produce(w, "lso", pid, epoch, name, 0), 0);
     // Open: read uncommitted sees the records (and is told the high watermark as its last
     // stable offset: it reads past it anyway), read committed stops before them.
     let (bytes, lso, aborted) = fetch(w, name, UNCOMMITTED);
@@ -195,4 +218,41 @@ pub fn read_committed_waits_for_the_end(w: &mut Wire, name: &str) {
     assert!(bytes > 0, "the records and the marker");
     assert_eq!((lso, aborted), (3, Some(vec![(pid, 0)])));
     assert_eq!(latest(w, name, COMMITTED), 3);
+}
+
+/// A group id no coordinator can take is refused when added, not when the transaction ends.
+pub fn an_invalid_group_is_refused_when_added(w: &mut Wire) {
+    let (pid, epoch) = init(w, "bad-group");
+    let body = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(txn_id("bad-group"))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_group_id(GroupId(s("")));
+    let r = kind!(w.call(ApiKey::AddOffsetsToTxn, 3, RequestKind::AddOffsetsToTxn(body)), AddOffsetsToTxn);
+    assert_ne!(r.error_code, 0, "an empty group id");
+}
+
+/// A topic deleted and made again compacted under an open transaction takes no batch of it,
+/// and the transaction still ends (its marker goes nowhere).
+pub fn a_compacted_topic_takes_no_transaction(
+    w: &mut Wire,
+    node: &super::common::kafka::KafkaNode,
+    name: &str,
+) {
+    node.create_topic(name, 1, &[]);
+    let (pid, epoch) = init(w, "compacted");
+    assert_eq!(add_partition(w, "compacted", pid, epoch, name), 0);
+    let out = node.node.cli(super::common::Via::Tcp).args(["topic", "delete", name]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    node.create_topic(name, 1, &["--cleanup-policy", "compact"]);
+    assert_eq!(produce(w, "compacted", pid, epoch, name, 0), INVALID_RECORD);
+    let body = EndTxnRequest::default()
+        .with_transactional_id(txn_id("compacted"))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_committed(true);
+    assert_eq!(kind!(w.call(ApiKey::EndTxn, 3, RequestKind::EndTxn(body)), EndTxn).error_code, 0);
+    // A compacted topic is refused a transaction from the start.
+    let (pid, epoch) = init(w, "compacted");
+    assert_eq!(add_partition(w, "compacted", pid, epoch, name), 43, "UNSUPPORTED_FOR_MESSAGE_FORMAT");
 }

@@ -193,11 +193,16 @@ type Fetched = Result<Vec<TopicOffsets>, i16>;
 /// A topic's committed offsets: `(partition, offset, metadata)`.
 type TopicOffsets = (String, Vec<(i32, i64, String, i32)>);
 
-async fn fetch_group(shard: &Rc<Shard>, group: String, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
+async fn fetch_group(
+    shard: &Rc<Shard>,
+    group: String,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
+) -> Fetched {
     let partitions = topics.as_ref().map(|t| {
         t.iter().flat_map(|(n, ps)| ps.iter().filter(|p| **p >= 0).map(|p| (n.clone(), *p as u32))).collect()
     });
-    let found = match route(shard, GroupCall::FetchOffsets { group, partitions }).await {
+    let found = match route(shard, GroupCall::FetchOffsets { group, partitions, require_stable }).await {
         GroupAnswer::Offsets(Ok(o)) => o,
         GroupAnswer::Offsets(Err(e)) => return Err(call_code(&e)),
         _ => return Err(ResponseError::UnknownServerError.code()),
@@ -223,26 +228,29 @@ async fn offset_fetch(shard: &Rc<Shard>, req: OffsetFetchRequest, version: i16) 
                 .topics
                 .map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
             let out = OffsetFetchResponseGroup::default().with_group_id(g.group_id.clone());
-            groups.push(match fetch_group(shard, g.group_id.0.to_string(), topics).await {
-                Ok(found) => out.with_topics(topics_of(found, |n, ps| {
-                    let ps = ps.into_iter().map(|(p, o, m, e)| {
-                        OffsetFetchResponsePartitions::default()
-                            .with_partition_index(p)
-                            .with_committed_offset(o)
-                            .with_committed_leader_epoch(e)
-                            .with_metadata(m)
-                    });
-                    OffsetFetchResponseTopics::default().with_name(n).with_partitions(ps.collect())
-                })),
-                Err(code) => out.with_error_code(code),
-            });
+            groups.push(
+                match fetch_group(shard, g.group_id.0.to_string(), topics, req.require_stable).await {
+                    Ok(found) => out.with_topics(topics_of(found, |n, ps| {
+                        let ps = ps.into_iter().map(|(p, o, m, e)| {
+                            OffsetFetchResponsePartitions::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(o)
+                                .with_committed_leader_epoch(e)
+                                .with_metadata(m)
+                        });
+                        OffsetFetchResponseTopics::default().with_name(n).with_partitions(ps.collect())
+                    })),
+                    Err(code) => out.with_error_code(code),
+                },
+            );
         }
         return OffsetFetchResponse::default().with_groups(groups);
     }
     let topics: Option<Vec<(String, Vec<i32>)>> =
         req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
     let asked = topics.clone();
-    let (found, code) = match fetch_group(shard, req.group_id.0.to_string(), topics).await {
+    let (found, code) = match fetch_group(shard, req.group_id.0.to_string(), topics, req.require_stable).await
+    {
         Ok(found) => (found, 0),
         // Version 1 has no top-level error: each partition asked carries it, or the client would
         // take "not coordinator" for "nothing committed" and reset its position.

@@ -24,10 +24,13 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use std::rc::Rc;
 use weir_groups::CommittedOffset;
 
-/// Why transactions are refused here, if they are: a cluster cannot write its markers yet.
+/// Why transactions are refused here, if they are: a cluster cannot write its markers yet, and
+/// a node that converts Kafka batches to Weir's columns (`kafka_batches_as_sent` off) cannot
+/// keep a transaction's batches.
 pub fn unavailable(shard: &Shard) -> Option<i16> {
-    crate::frontend::cluster::cluster_of(shard)
-        .map(|_| ResponseError::TransactionalIdAuthorizationFailed.code())
+    let refused =
+        crate::frontend::cluster::cluster_of(shard).is_some() || !shard.config.kafka_batches_as_sent;
+    refused.then(|| ResponseError::TransactionalIdAuthorizationFailed.code())
 }
 
 /// Runs a transactional call where its key is coordinated; the Kafka code of a failure.
@@ -116,6 +119,10 @@ fn partition_refusal(shard: &Shard, topic: &str, partition: i32) -> Option<i16> 
 }
 
 pub async fn add_offsets(shard: &Rc<Shard>, req: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse {
+    if let Err(f) = crate::groups::check_group_id(req.group_id.0.as_str()) {
+        return AddOffsetsToTxnResponse::default()
+            .with_error_code(super::groups::call_code(&CallError::Node(f)));
+    }
     let code = match unavailable(shard) {
         Some(code) => code,
         None => {
