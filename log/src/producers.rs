@@ -126,31 +126,18 @@ impl ProducerTable {
         if h.producer_id == NO_PRODUCER_ID {
             return;
         }
+        let e = self.entry_of(h);
         if h.is_control() {
             // A transaction marker has no sequence: the producer's go on after it. One of a
             // newer epoch (a transaction aborted by its coordinator) fences the older epoch,
             // here too if the producer wrote nothing here yet: a batch of the older epoch that
             // arrives after it is refused, not taken as from a producer never seen.
-            if !self.producers.contains_key(&h.producer_id) && self.producers.len() >= PRODUCERS_MAX {
-                self.forget_least_recent();
-            }
-            let e = self
-                .producers
-                .entry(h.producer_id)
-                .or_insert(Entry { epoch: h.producer_epoch, batches: VecDeque::new() });
             if h.producer_epoch > e.epoch {
                 e.epoch = h.producer_epoch;
                 e.batches.clear();
             }
             return;
         }
-        if !self.producers.contains_key(&h.producer_id) && self.producers.len() >= PRODUCERS_MAX {
-            self.forget_least_recent();
-        }
-        let e = self
-            .producers
-            .entry(h.producer_id)
-            .or_insert(Entry { epoch: h.producer_epoch, batches: VecDeque::new() });
         if h.producer_epoch != e.epoch {
             // A new epoch: its sequences start again, the old ones mean nothing now.
             e.epoch = h.producer_epoch;
@@ -162,6 +149,17 @@ impl ProducerTable {
         let last_offset = base_offset + u64::from(h.last_offset_delta);
         let (first_seq, last_seq) = (h.base_sequence, last_seq(h));
         e.batches.push_back(BatchSeq { first_seq, last_seq, base_offset, last_offset });
+    }
+
+    /// The entry of `h`'s producer, made (at `h`'s epoch, with no batch) if there is none; the
+    /// least recent producer is forgotten first past [`PRODUCERS_MAX`].
+    fn entry_of(&mut self, h: &BatchHeader) -> &mut Entry {
+        if !self.producers.contains_key(&h.producer_id) && self.producers.len() >= PRODUCERS_MAX {
+            self.forget_least_recent();
+        }
+        self.producers
+            .entry(h.producer_id)
+            .or_insert(Entry { epoch: h.producer_epoch, batches: VecDeque::new() })
     }
 
     fn forget_least_recent(&mut self) {
