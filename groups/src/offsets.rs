@@ -47,8 +47,19 @@ impl Coordinator {
                 "{total} offsets in a group, above the limit of {GROUP_OFFSETS_MAX}"
             )));
         }
+        self.store_offsets_unbounded(now_ms, group, offsets);
+        Ok(())
+    }
+
+    /// Stores offsets without the bound (a committing transaction's, bounded when sent).
+    pub(crate) fn store_offsets_unbounded(
+        &mut self,
+        now_ms: u64,
+        group: &str,
+        offsets: Vec<(String, u32, CommittedOffset)>,
+    ) {
         if offsets.is_empty() {
-            return Ok(());
+            return;
         }
         let g = self.group_or_create(group);
         for (topic, partition, committed) in offsets {
@@ -57,7 +68,6 @@ impl Coordinator {
             g.dirty.offsets.insert(key);
         }
         self.flush(group);
-        Ok(())
     }
 
     fn check_committer(&self, group: &str, member_id: &str, member_epoch: i32) -> Result<(), GroupError> {

@@ -58,9 +58,6 @@ pub enum TxnError {
     InvalidTimeout { timeout_ms: i64 },
     #[error("a transaction of more than {max} {what}")]
     TooLarge { what: String, max: usize },
-    /// Offsets asked for stable while a transaction holds some of them pending: retry.
-    #[error("a transaction holds offsets of the group pending")]
-    UnstableOffsetCommit,
 }
 
 /// Where a transaction is.
@@ -226,24 +223,30 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Whether the producer may write transactional batches to `partitions`: its transaction is
-    /// open and holds them. Changes nothing.
+    /// Whether the producer may write transactional batches to `partitions` (and commit
+    /// offsets of `group`): its transaction is open and holds them. Changes nothing.
     pub fn txn_verify(
         &self,
         id: &str,
         producer_id: i64,
         epoch: i16,
         partitions: &[(String, u32)],
+        group: Option<&str>,
     ) -> Result<(), TxnError> {
         let s = self.txn_of(id, producer_id, epoch)?;
         if s.phase != TxnPhase::Ongoing {
             return Err(TxnError::InvalidState { reason: "no transaction is open".into() });
         }
-        match partitions.iter().find(|p| !s.partitions.contains(*p)) {
-            Some((t, p)) => {
-                Err(TxnError::InvalidState { reason: format!("{t}/{p} was not added to the transaction") })
-            }
-            None => Ok(()),
+        if let Some((t, p)) = partitions.iter().find(|p| !s.partitions.contains(*p)) {
+            return Err(TxnError::InvalidState {
+                reason: format!("{t}/{p} was not added to the transaction"),
+            });
+        }
+        match group {
+            Some(g) if !s.groups.contains(g) => Err(TxnError::InvalidState {
+                reason: format!("group {g:?} was not added to the transaction"),
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -324,12 +327,20 @@ impl Coordinator {
         offsets: Vec<(String, u32, CommittedOffset)>,
     ) -> Result<(), GroupError> {
         crate::validate::commit(group, "", &offsets)?;
-        let committed = self.groups.get(group).map_or(0, |g| g.offsets.len());
-        let pending = self.txn_offsets.entry((group.to_owned(), producer_id)).or_default();
-        // Bounded as the group's own offsets are, so that completing them cannot be refused.
-        if committed + pending.len() + offsets.len() > crate::GROUP_OFFSETS_MAX {
+        // Bounded as the group's own offsets are: the partitions committed, pending in any
+        // transaction, and these, counted once each. (Completing them is never refused: the
+        // transaction's markers are written by then.)
+        let mut partitions: std::collections::BTreeSet<(&str, u32)> = BTreeSet::new();
+        if let Some(g) = self.groups.get(group) {
+            partitions.extend(g.offsets.keys().map(|(t, p)| (t.as_str(), *p)));
+        }
+        let pending = self.txn_offsets.iter().filter(|((g, _), _)| g == group).flat_map(|(_, o)| o.keys());
+        partitions.extend(pending.map(|(t, p)| (t.as_str(), *p)));
+        partitions.extend(offsets.iter().map(|(t, p, _)| (t.as_str(), *p)));
+        if partitions.len() > crate::GROUP_OFFSETS_MAX {
             return Err(GroupError::invalid("too many offsets for the group"));
         }
+        let pending = self.txn_offsets.entry((group.to_owned(), producer_id)).or_default();
         for (topic, partition, committed) in offsets {
             let stored = StoredOffset { committed, commit_time_ms: now_ms };
             let key =
@@ -352,9 +363,9 @@ impl Coordinator {
         let key = (group.to_owned(), producer_id);
         let Some(pending) = self.txn_offsets.get(&key) else { return Ok(()) };
         if commit {
-            // Stored first: a refusal leaves the pending offsets as they were, for a retry.
+            // Not bounded again: the transaction's markers are written, it must commit.
             let offsets = pending.iter().map(|((t, p), o)| (t.clone(), *p, o.committed.clone())).collect();
-            self.store_offsets(now_ms, group, offsets)?;
+            self.store_offsets_unbounded(now_ms, group, offsets);
         }
         let pending = self.txn_offsets.remove(&key).expect("found above");
         for (topic, partition) in pending.into_keys() {
@@ -364,14 +375,18 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Whether a transaction holds offsets of `group` pending: of these partitions, or of any.
-    pub fn txn_offsets_pending(&self, group: &str, partitions: Option<&[(String, u32)]>) -> bool {
-        let mut pending =
-            self.txn_offsets.iter().filter(|((g, _), _)| g == group).flat_map(|(_, o)| o.keys());
-        match partitions {
-            None => pending.next().is_some(),
-            Some(list) => pending.any(|tp| list.contains(tp)),
-        }
+    /// The partitions of `group` (of these, or any) a transaction holds an offset of pending.
+    pub fn txn_offsets_pending(
+        &self,
+        group: &str,
+        partitions: Option<&[(String, u32)]>,
+    ) -> Vec<(String, u32)> {
+        let pending = self.txn_offsets.iter().filter(|((g, _), _)| g == group).flat_map(|(_, o)| o.keys());
+        let mut found: Vec<(String, u32)> =
+            pending.filter(|tp| partitions.is_none_or(|list| list.contains(tp))).cloned().collect();
+        found.sort();
+        found.dedup();
+        found
     }
 
     /// The state of transactional id `id`, if this coordinator knows it.

@@ -30,11 +30,16 @@ fn a_transaction_commits_its_partitions_and_offsets_and_fences_older_producers()
         panic!("a new id is ready")
     };
     assert_eq!(pid, 77);
-    assert!(matches!(c.txn_verify("tx", pid, 0, &parts(&[("t", 0)])), Err(TxnError::InvalidState { .. })));
+    assert!(matches!(
+        c.txn_verify("tx", pid, 0, &parts(&[("t", 0)]), None),
+        Err(TxnError::InvalidState { .. })
+    ));
     c.txn_add(1, "tx", pid, 0, &parts(&[("t", 0), ("t", 1)]), None).unwrap();
     c.txn_add(2, "tx", pid, 0, &[], Some("g")).unwrap();
-    c.txn_verify("tx", pid, 0, &parts(&[("t", 1)])).unwrap();
-    assert!(c.txn_verify("tx", pid, 0, &parts(&[("u", 0)])).is_err(), "a partition not added");
+    c.txn_verify("tx", pid, 0, &parts(&[("t", 1)]), None).unwrap();
+    assert!(c.txn_verify("tx", pid, 0, &parts(&[("u", 0)]), None).is_err(), "a partition not added");
+    c.txn_verify("tx", pid, 0, &[], Some("g")).unwrap();
+    assert!(c.txn_verify("tx", pid, 0, &[], Some("h")).is_err(), "a group not added");
     c.txn_offsets(3, "g", pid, vec![("t".into(), 0, offset(5))]).unwrap();
     assert_eq!(c.fetch_offsets("g", None), vec![], "pending until the transaction ends");
     let end = c.txn_end("tx", pid, 0, true).unwrap().expect("something to end");

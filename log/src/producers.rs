@@ -37,6 +37,9 @@ struct Entry {
     epoch: i16,
     /// Oldest first, at most [`BATCHES_KEPT`].
     batches: VecDeque<BatchSeq>,
+    /// The offset of the producer's latest batch or marker here: the least recent producer is
+    /// forgotten first (not persisted; a restored producer counts from its batches).
+    touched: u64,
 }
 
 /// What a leader does with a batch of an idempotent producer.
@@ -113,7 +116,14 @@ impl ProducerTable {
         if let Some(b) = e.batches.iter().find(|b| b.first_seq == first && b.last_seq == last) {
             return Ok(Verdict::Duplicate { base_offset: b.base_offset, last_offset: b.last_offset });
         }
-        let expected = e.batches.back().map_or(first, |b| next_seq(b.last_seq));
+        // Known only by a transaction marker (or its batches cut): as a producer never seen.
+        let Some(latest) = e.batches.back() else {
+            return match first {
+                0 => Ok(Verdict::Append),
+                actual => Err(SequenceError::UnknownProducer { producer_id, actual }),
+            };
+        };
+        let expected = next_seq(latest.last_seq);
         match first == expected {
             true => Ok(Verdict::Append),
             false => Err(SequenceError::OutOfOrder { producer_id, epoch, expected, actual: first }),
@@ -127,6 +137,7 @@ impl ProducerTable {
             return;
         }
         let e = self.entry_of(h);
+        e.touched = e.touched.max(base_offset);
         if h.is_control() {
             // A transaction marker has no sequence: the producer's go on after it. One of a
             // newer epoch (a transaction aborted by its coordinator) fences the older epoch,
@@ -157,13 +168,15 @@ impl ProducerTable {
         if !self.producers.contains_key(&h.producer_id) && self.producers.len() >= PRODUCERS_MAX {
             self.forget_least_recent();
         }
-        self.producers
-            .entry(h.producer_id)
-            .or_insert(Entry { epoch: h.producer_epoch, batches: VecDeque::new() })
+        self.producers.entry(h.producer_id).or_insert(Entry {
+            epoch: h.producer_epoch,
+            batches: VecDeque::new(),
+            touched: 0,
+        })
     }
 
     fn forget_least_recent(&mut self) {
-        let latest = |e: &Entry| e.batches.back().map_or(0, |b| b.last_offset);
+        let latest = |e: &Entry| e.batches.back().map_or(e.touched, |b| b.last_offset.max(e.touched));
         let oldest = self.producers.iter().min_by_key(|(_, e)| latest(e)).map(|(id, _)| *id);
         if let Some(id) = oldest {
             self.producers.remove(&id);
@@ -208,8 +221,9 @@ impl ProducerTable {
     /// Puts back a producer a snapshot saved (one without batches too: a transaction marker's
     /// epoch, which fences older ones).
     pub(crate) fn restore(&mut self, producer_id: i64, epoch: i16, batches: Vec<BatchSeq>) {
-        let batches = batches.into_iter().rev().take(BATCHES_KEPT).rev().collect();
-        self.producers.insert(producer_id, Entry { epoch, batches });
+        let batches: VecDeque<BatchSeq> = batches.into_iter().rev().take(BATCHES_KEPT).rev().collect();
+        let touched = batches.back().map_or(0, |b| b.last_offset);
+        self.producers.insert(producer_id, Entry { epoch, batches, touched });
     }
 
     pub fn len(&self) -> usize {

@@ -115,6 +115,13 @@ fn a_marker_fences_older_epochs_of_a_producer_the_partition_never_saw() {
             log.check_producer(&late.header()),
             Err(weir_log::producers::SequenceError::Fenced { current: 1, actual: 0, .. })
         ));
+        // Its epoch's first batch starts at 0, as a producer never seen here.
+        let mut next = txn_batch(5, 7, 1);
+        next.restamp(ProducerStamp { producer_id: 5, producer_epoch: 1, base_sequence: 7 });
+        assert!(matches!(
+            log.check_producer(&next.header()),
+            Err(weir_log::producers::SequenceError::UnknownProducer { actual: 7, .. })
+        ));
         // And so after a reopen that reads the producers from a snapshot.
         for i in 0..60 {
             append(&mut log, &txn_batch(6, i * 2, 2)).await;

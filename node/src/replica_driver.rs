@@ -246,7 +246,11 @@ fn holds_transaction(bytes: &[u8]) -> bool {
         if h.is_transactional() || h.is_control() {
             return true;
         }
-        let Some(next) = rest.get(h.batch_len.max(1) as usize..) else { break };
+        // A frame too short for its header is the validation's to refuse.
+        let len = h.batch_len as usize;
+        let Some(next) = rest.get(len..).filter(|_| len >= weir_log::batch::header::HEADER_BYTES) else {
+            break;
+        };
         rest = next;
     }
     false

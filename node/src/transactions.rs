@@ -42,12 +42,14 @@ pub enum TxnCall {
         partitions: Vec<(String, u32)>,
         group: Option<String>,
     },
-    /// Whether a produce of the transaction to these partitions may go ahead.
+    /// Whether a produce of the transaction to these partitions (or a commit of offsets of
+    /// `group`) may go ahead.
     Verify {
         id: String,
         producer_id: i64,
         epoch: i16,
         partitions: Vec<(String, u32)>,
+        group: Option<String>,
     },
     End {
         id: String,
@@ -96,9 +98,9 @@ pub async fn run(shard: &Rc<Shard>, call: TxnCall) -> GroupAnswer {
             })
             .await,
         ),
-        TxnCall::Verify { id, producer_id, epoch, partitions } => GroupAnswer::Done(
+        TxnCall::Verify { id, producer_id, epoch, partitions, group } => GroupAnswer::Done(
             with_coordinator(shard, &id, |c, _| {
-                c.txn_verify(&id, producer_id, epoch, &partitions).map_err(txn)
+                c.txn_verify(&id, producer_id, epoch, &partitions, group.as_deref()).map_err(txn)
             })
             .await,
         ),
@@ -271,6 +273,8 @@ async fn write_markers(shard: &Rc<Shard>, end: &TxnEnd) -> Result<(), CallError>
 /// Drives, in the background, the transactions the tick found due on this shard.
 pub fn drive_due(shard: &Rc<Shard>, due: Vec<TxnEnd>) {
     let now = shard.core().rt.monotonic_ms();
+    // Rests that are over go: the map holds only transactions resting now.
+    shard.groups.drive_retry_at.borrow_mut().retain(|_, at| *at > now);
     for end in due {
         let id = &end.transactional_id;
         let resting = shard.groups.drive_retry_at.borrow().get(id).is_some_and(|at| *at > now);
@@ -294,7 +298,6 @@ pub fn txn_code(e: &TxnError) -> i16 {
         TxnError::Fenced { .. } => K::ProducerFenced,
         TxnError::InvalidState { .. } => K::InvalidTxnState,
         TxnError::InvalidTimeout { .. } => K::InvalidTransactionTimeout,
-        TxnError::UnstableOffsetCommit => K::UnstableOffsetCommit,
         _ => K::InvalidRequest,
     };
     k.code()

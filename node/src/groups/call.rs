@@ -38,6 +38,10 @@ impl From<GroupError> for CallError {
     }
 }
 
+/// Committed offsets (topic, partition, offset if any), and the partitions pending in a
+/// transaction.
+pub type StableOffsets = (Vec<(String, u32, Option<CommittedOffset>)>, Vec<(String, u32)>);
+
 /// One committed offset: topic, partition, offset and metadata.
 pub type OffsetEntry = (String, u32, CommittedOffset);
 
@@ -97,6 +101,9 @@ pub enum GroupAnswer {
     Left(Result<Vec<Result<(), GroupError>>, CallError>),
     /// InitProducerId for a transactional id: its producer id and epoch.
     TxnProducer(Result<(i64, i16), CallError>),
+    /// Offsets asked for stable: every offset, and the partitions a transaction holds one of
+    /// pending (listed among the offsets too).
+    StableOffsets(Result<StableOffsets, CallError>),
 }
 
 impl GroupCall {
@@ -135,12 +142,20 @@ pub async fn run(shard: &Rc<Shard>, call: GroupCall) -> GroupAnswer {
         GroupCall::Leave { group, members } => GroupAnswer::Left(
             with_coordinator(shard, &group, |c, now| Ok(c.classic_leave(now, &group, members))).await,
         ),
-        GroupCall::FetchOffsets { group, partitions, require_stable } => GroupAnswer::Offsets(
+        GroupCall::FetchOffsets { group, partitions, require_stable: false } => GroupAnswer::Offsets(
+            with_coordinator(shard, &group, |c, _| Ok(c.fetch_offsets(&group, partitions.as_deref()))).await,
+        ),
+        GroupCall::FetchOffsets { group, partitions, require_stable: true } => GroupAnswer::StableOffsets(
             with_coordinator(shard, &group, |c, _| {
-                if require_stable && c.txn_offsets_pending(&group, partitions.as_deref()) {
-                    return Err(CallError::Group(weir_groups::TxnError::UnstableOffsetCommit.into()));
+                let unstable = c.txn_offsets_pending(&group, partitions.as_deref());
+                let mut offsets = c.fetch_offsets(&group, partitions.as_deref());
+                // A partition pending but never committed is answered too.
+                for (t, p) in &unstable {
+                    if !offsets.iter().any(|(ot, op, _)| ot == t && op == p) {
+                        offsets.push((t.clone(), *p, None));
+                    }
                 }
-                Ok(c.fetch_offsets(&group, partitions.as_deref()))
+                Ok((offsets, unstable))
             })
             .await,
         ),
@@ -300,6 +315,7 @@ pub async fn route(shard: &Rc<Shard>, call: GroupCall) -> GroupAnswer {
 pub fn answer_error(call: &GroupCall, e: CallError) -> GroupAnswer {
     match call {
         GroupCall::Commit { .. } => GroupAnswer::Done(Err(e)),
+        GroupCall::FetchOffsets { require_stable: true, .. } => GroupAnswer::StableOffsets(Err(e)),
         GroupCall::FetchOffsets { .. } => GroupAnswer::Offsets(Err(e)),
         GroupCall::Describe { .. } => GroupAnswer::Described(Err(e)),
         GroupCall::List => GroupAnswer::Listed(Err(e)),

@@ -78,11 +78,16 @@ pub fn one_transaction(w: &mut Wire, v: i16, id: &str, name: &str, group: &str, 
         ]);
     let r = kind!(w.call(ApiKey::TxnOffsetCommit, v, RequestKind::TxnOffsetCommit(body)), TxnOffsetCommit);
     assert_eq!(r.topics[0].partitions[0].error_code, 0, "TxnOffsetCommit v{v}: {r:?}");
-    // Pending in the transaction: a fetch asking for stable offsets is told to retry.
+    // Pending in the transaction: a fetch asking for stable offsets is told to retry, for that
+    // partition.
     let g = OffsetFetchRequestGroup::default().with_group_id(GroupId(s(group))).with_topics(None);
     let body = OffsetFetchRequest::default().with_groups(vec![g]).with_require_stable(true);
     let r = kind!(w.call(ApiKey::OffsetFetch, 8, RequestKind::OffsetFetch(body)), OffsetFetch);
-    assert_eq!(r.groups[0].error_code, UNSTABLE_OFFSET_COMMIT, "OffsetFetch require_stable: {r:?}");
+    let g = &r.groups[0];
+    let p = &g.topics[0].partitions[0];
+    assert_eq!((g.error_code, p.error_code, p.committed_offset), (0, UNSTABLE_OFFSET_COMMIT, -1), "{r:?}");
+    // As Kafka answers it: partition by partition, the others as they are (none here).
+    assert_eq!((g.topics.len(), g.topics[0].partitions.len()), (1, 1), "{r:?}");
     let end = |w: &mut Wire, epoch: i16| {
         let body = EndTxnRequest::default()
             .with_transactional_id(txn_id(id))

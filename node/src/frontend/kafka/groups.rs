@@ -186,12 +186,24 @@ async fn offset_commit(shard: &Rc<Shard>, req: OffsetCommitRequest) -> OffsetCom
     OffsetCommitResponse::default().with_topics(topics)
 }
 
-/// One group's committed offsets as OffsetFetch answers them, by topic: `(partition, offset,
-/// metadata)`, offset -1 where none is committed.
+/// One group's committed offsets as OffsetFetch answers them, by topic; or the group's error.
 type Fetched = Result<Vec<TopicOffsets>, i16>;
 
-/// A topic's committed offsets: `(partition, offset, metadata)`.
-type TopicOffsets = (String, Vec<(i32, i64, String, i32)>);
+/// A topic's committed offsets.
+type TopicOffsets = (String, Vec<PartitionOffset>);
+
+/// One partition's committed offset as OffsetFetch answers it: offset and leader epoch -1
+/// where none is committed; `code` UNSTABLE_OFFSET_COMMIT (offset -1) where a stable offset
+/// was asked for and a transaction holds one pending, as Kafka answers it, partition by
+/// partition.
+#[derive(Debug, Clone)]
+struct PartitionOffset {
+    partition: i32,
+    offset: i64,
+    metadata: String,
+    epoch: i32,
+    code: i16,
+}
 
 async fn fetch_group(
     shard: &Rc<Shard>,
@@ -202,16 +214,21 @@ async fn fetch_group(
     let partitions = topics.as_ref().map(|t| {
         t.iter().flat_map(|(n, ps)| ps.iter().filter(|p| **p >= 0).map(|p| (n.clone(), *p as u32))).collect()
     });
-    let found = match route(shard, GroupCall::FetchOffsets { group, partitions, require_stable }).await {
-        GroupAnswer::Offsets(Ok(o)) => o,
-        GroupAnswer::Offsets(Err(e)) => return Err(call_code(&e)),
-        _ => return Err(ResponseError::UnknownServerError.code()),
-    };
+    let (found, unstable) =
+        match route(shard, GroupCall::FetchOffsets { group, partitions, require_stable }).await {
+            GroupAnswer::Offsets(Ok(o)) => (o, Vec::new()),
+            GroupAnswer::StableOffsets(Ok(o)) => o,
+            GroupAnswer::Offsets(Err(e)) | GroupAnswer::StableOffsets(Err(e)) => return Err(call_code(&e)),
+            _ => return Err(ResponseError::UnknownServerError.code()),
+        };
     let mut by_topic: Vec<TopicOffsets> = Vec::new();
     for (topic, partition, c) in found {
         let (offset, metadata, epoch) = c
             .map_or((-1, String::new(), -1), |c| (c.offset as i64, c.metadata, c.leader_epoch.unwrap_or(-1)));
-        let one = (partition as i32, offset, metadata, epoch);
+        let mut one = PartitionOffset { partition: partition as i32, offset, metadata, epoch, code: 0 };
+        if unstable.iter().any(|(t, p)| *t == topic && *p == partition) {
+            (one.offset, one.epoch, one.code) = (-1, -1, ResponseError::UnstableOffsetCommit.code());
+        }
         match by_topic.iter_mut().find(|(t, _)| *t == topic) {
             Some((_, v)) => v.push(one),
             None => by_topic.push((topic, vec![one])),
@@ -231,12 +248,13 @@ async fn offset_fetch(shard: &Rc<Shard>, req: OffsetFetchRequest, version: i16) 
             groups.push(
                 match fetch_group(shard, g.group_id.0.to_string(), topics, req.require_stable).await {
                     Ok(found) => out.with_topics(topics_of(found, |n, ps| {
-                        let ps = ps.into_iter().map(|(p, o, m, e)| {
+                        let ps = ps.into_iter().map(|p| {
                             OffsetFetchResponsePartitions::default()
-                                .with_partition_index(p)
-                                .with_committed_offset(o)
-                                .with_committed_leader_epoch(e)
-                                .with_metadata(m)
+                                .with_partition_index(p.partition)
+                                .with_committed_offset(p.offset)
+                                .with_committed_leader_epoch(p.epoch)
+                                .with_metadata(Some(StrBytes::from_string(p.metadata)))
+                                .with_error_code(p.code)
                         });
                         OffsetFetchResponseTopics::default().with_name(n).with_partitions(ps.collect())
                     })),
@@ -249,48 +267,40 @@ async fn offset_fetch(shard: &Rc<Shard>, req: OffsetFetchRequest, version: i16) 
     let topics: Option<Vec<(String, Vec<i32>)>> =
         req.topics.map(|ts| ts.into_iter().map(|t| (t.name.0.to_string(), t.partition_indexes)).collect());
     let asked = topics.clone();
-    let (found, code) = match fetch_group(shard, req.group_id.0.to_string(), topics, req.require_stable).await
-    {
-        Ok(found) => (found, 0),
+    let found = match fetch_group(shard, req.group_id.0.to_string(), topics, req.require_stable).await {
+        Ok(found) => found,
         // Version 1 has no top-level error: each partition asked carries it, or the client would
         // take "not coordinator" for "nothing committed" and reset its position.
         Err(code) if version < 2 => {
-            let asked = asked.unwrap_or_default().into_iter();
-            (
-                asked
-                    .map(|(t, ps)| (t, ps.into_iter().map(|p| (p, -1, String::new(), -1)).collect()))
-                    .collect(),
+            let failed = |partition| PartitionOffset {
+                partition,
+                offset: -1,
+                metadata: String::new(),
+                epoch: -1,
                 code,
-            )
+            };
+            let asked = asked.unwrap_or_default().into_iter();
+            asked.map(|(t, ps)| (t, ps.into_iter().map(failed).collect())).collect()
         }
         Err(code) => return OffsetFetchResponse::default().with_error_code(code),
     };
     OffsetFetchResponse::default().with_topics(topics_of(found, |n, ps| {
-        let ps = ps.into_iter().map(|(p, o, m, e)| {
+        let ps = ps.into_iter().map(|p| {
             OffsetFetchResponsePartition::default()
-                .with_partition_index(p)
-                .with_committed_offset(o)
-                .with_committed_leader_epoch(e)
-                .with_metadata(m)
-                .with_error_code(code)
+                .with_partition_index(p.partition)
+                .with_committed_offset(p.offset)
+                .with_committed_leader_epoch(p.epoch)
+                .with_metadata(Some(StrBytes::from_string(p.metadata)))
+                .with_error_code(p.code)
         });
         OffsetFetchResponseTopic::default().with_name(n).with_partitions(ps.collect())
     }))
 }
 
 /// Committed offsets by topic, in the form of an OffsetFetch version: `topic` makes one topic's
-/// answer of its name and its `(partition, offset, metadata)`s.
-fn topics_of<T>(
-    found: Vec<TopicOffsets>,
-    topic: impl Fn(TopicName, Vec<(i32, i64, Option<StrBytes>, i32)>) -> T,
-) -> Vec<T> {
-    found
-        .into_iter()
-        .map(|(t, ps)| {
-            let ps = ps.into_iter().map(|(p, o, m, e)| (p, o, Some(StrBytes::from_string(m)), e)).collect();
-            topic(TopicName(StrBytes::from_string(t)), ps)
-        })
-        .collect()
+/// answer of its name and its partitions'.
+fn topics_of<T>(found: Vec<TopicOffsets>, topic: impl Fn(TopicName, Vec<PartitionOffset>) -> T) -> Vec<T> {
+    found.into_iter().map(|(t, ps)| topic(TopicName(StrBytes::from_string(t)), ps)).collect()
 }
 
 /// A group id as Kafka's messages carry it.

@@ -164,8 +164,20 @@ pub async fn txn_offset_commit(shard: &Rc<Shard>, req: TxnOffsetCommitRequest) -
         (Some(code), _) => code,
         (None, true) => ResponseError::InvalidCommitOffsetSize.code(),
         (None, false) => {
+            // The transaction must be open, at this epoch, with the group added: a late commit
+            // of a transaction ended since would otherwise wait pending for ever.
             let (group, producer_id) = (req.group_id.0.to_string(), req.producer_id.0);
-            done(call(shard, TxnCall::Offsets { group, producer_id, offsets }).await)
+            let verify = TxnCall::Verify {
+                id: req.transactional_id.0.to_string(),
+                producer_id,
+                epoch: req.producer_epoch,
+                partitions: Vec::new(),
+                group: Some(group.clone()),
+            };
+            match done(call(shard, verify).await) {
+                0 => done(call(shard, TxnCall::Offsets { group, producer_id, offsets }).await),
+                code => code,
+            }
         }
     };
     let topics = req
@@ -195,7 +207,8 @@ pub async fn verify(
     if let Some(code) = unavailable(shard) {
         return Err(code);
     }
-    match done(call(shard, TxnCall::Verify { id: id.to_owned(), producer_id, epoch, partitions }).await) {
+    let verify = TxnCall::Verify { id: id.to_owned(), producer_id, epoch, partitions, group: None };
+    match done(call(shard, verify).await) {
         0 => Ok(()),
         code => Err(code),
     }
