@@ -141,12 +141,15 @@ fn kafkajs_produces_consumes_in_a_group_and_administers() {
     );
 }
 
-/// kafka-python's integration tests that need what Weir does not have, or that race in the
-/// client itself, each with why. Every other test of the suite (SASL and SSL aside) must pass.
-const KAFKA_PYTHON_UNSUPPORTED: &[(&str, &str)] = &[(
+/// kafka-python's integration tests that race inside the client itself, whatever the broker:
+/// run on their own after the rest, each failure retried (up to twice), so that the client's
+/// race does not fail the suite while a broker that fails them every time still does. With
+/// why. Every test of the suite runs (SASL and SSL aside, the listener being plain TCP).
+const KAFKA_PYTHON_CLIENT_RACES: &[(&str, &str)] = &[(
     "test_producer_integration.py::test_idempotent_producer_max_in_flight",
-    "kafka-python 3.0 loses a subscription made while its first Metadata request is on its way, \
-         which this test does now and then whatever the broker: idempotence_test.py checks the same",
+    "kafka-python 3.0 loses a subscription made while its first Metadata request (for no topics) \
+     is on its way: the answer clears the need for another (the TODO in its cluster.py \
+     `set_topics`; the Java client fixed the same race in KAFKA-7831)",
 )];
 
 #[test]
@@ -155,13 +158,22 @@ fn kafka_python_integration_suite() {
     // them (its transactional test commits an offset of partition 1).
     let node = KafkaNode::start(2, &[("WEIR_KAFKA_AUTO_CREATE_PARTITIONS", "4")]);
     let src = common::kafka::clients_dir().join("kafka-python-src");
-    let mut cmd = python();
-    cmd.arg(script("kafka_python_suite.py")).arg(&src).arg(&node.bootstrap).env("KAFKA_VERSION", "3.8.0");
-    for (test, _why) in KAFKA_PYTHON_UNSUPPORTED {
-        cmd.args(["--deselect", &format!("test/integration/{test}")]);
+    let suite = || {
+        let mut cmd = python();
+        cmd.arg(script("kafka_python_suite.py")).arg(&src).arg(&node.bootstrap).env("KAFKA_VERSION", "3.8.0");
+        cmd
+    };
+    let mut all = suite();
+    for (test, _why) in KAFKA_PYTHON_CLIENT_RACES {
+        all.args(["--deselect", &format!("test/integration/{test}")]);
     }
-    let out = run_ok(&mut cmd);
+    let out = run_ok(&mut all);
     assert!(out.contains(" passed"), "{out}");
+    for (test, _why) in KAFKA_PYTHON_CLIENT_RACES {
+        let only = format!("test/integration/{test}");
+        let out = run_ok(suite().args(["--only", &only, "--reruns", "2"]));
+        assert!(out.contains(" passed") && !out.contains("failed"), "{out}");
+    }
 }
 
 /// One record as `cross.py` prints it.

@@ -6,11 +6,12 @@ Run by node/tests/kafka_clients.rs with the bootstrap address as its argument; e
 acknowledged on a partition are 0, 1, 2... in the order the records were sent; a consumer
 reads every record back exactly once, at the offset it was acknowledged at.
 
-kafka-python's own test of this (test_idempotent_producer_max_in_flight) is deselected from
-its suite: its consumer subscribes while the consumer's first Metadata request is on its way,
-and kafka-python 3.0 then loses the subscription (the TODO in its cluster.py `set_topics`; the
-Java client fixed the same race in KAFKA-7831), so the test fails now and then whatever the
-broker does. This consumer is assigned its partitions, which needs no Metadata of them.
+kafka-python's own test of this (test_idempotent_producer_max_in_flight) races inside the
+client: its consumer subscribes while the consumer's first Metadata request is on its way, and
+kafka-python 3.0 then loses the subscription now and then (the TODO in its cluster.py
+`set_topics`; the Java client fixed the same race in KAFKA-7831), whatever the broker does.
+kafka_clients.rs runs it on its own, a failure retried. This consumer is assigned its
+partitions, which needs no Metadata of them.
 """
 
 import sys

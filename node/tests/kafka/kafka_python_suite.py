@@ -1,6 +1,9 @@
 """Runs kafka-python's own integration tests (from its sdist) against a Weir node.
 
-Usage: kafka_python_suite.py SRC_DIR BOOTSTRAP [pytest args...]
+Usage: kafka_python_suite.py SRC_DIR BOOTSTRAP [--only TEST] [pytest args...]
+
+With `--only TEST` (a test's path and name under the sdist) only that test runs; else the whole
+integration suite.
 
 The tests are run unmodified, with SASL and SSL deselected (Weir's Kafka listener is plain
 TCP). The sdist ships `test/` without its `__init__.py` and `service.py`: Python's own `test`
@@ -59,8 +62,11 @@ assert kafka.codec.has_snappy() and kafka.codec.has_lz4() and kafka.codec.has_zs
 os.environ.setdefault("KAFKA_ROOT", os.path.join(src, "test"))
 # The Kafka release whose protocol the tests expect; versions are negotiated with ApiVersions.
 os.environ.setdefault("KAFKA_VERSION", "4.0.0")
+targets = ["test/integration"]
+if extra[:1] == ["--only"]:
+    targets, extra = [extra[1]], extra[2:]
 args = [
-    "test/integration",
+    *targets,
     "-q",
     "-p",
     "no:cacheprovider",
