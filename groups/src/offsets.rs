@@ -10,6 +10,7 @@ use crate::api::CommittedOffset;
 use crate::coordinator::Coordinator;
 use crate::error::GroupError;
 use crate::group::StoredOffset;
+use std::collections::BTreeSet;
 
 impl Coordinator {
     /// Commits offsets for `group`. Member id "" with epoch -1 is an admin commit (a reset of
@@ -30,24 +31,41 @@ impl Coordinator {
         self.store_offsets(now_ms, group, offsets)
     }
 
-    /// Stores offsets whose committer was checked; refused beyond `GROUP_OFFSETS_MAX`.
+    /// Stores offsets whose committer was checked; refused when they would take the group's
+    /// partitions (committed, or pending in a transaction) past `GROUP_OFFSETS_MAX`.
     pub(crate) fn store_offsets(
         &mut self,
         now_ms: u64,
         group: &str,
         offsets: Vec<(String, u32, CommittedOffset)>,
     ) -> Result<(), GroupError> {
-        let existing = self.groups.get(group);
-        let added = offsets
-            .iter()
-            .filter(|(t, p, _)| existing.is_none_or(|g| !g.offsets.contains_key(&(t.clone(), *p))));
-        let total = existing.map_or(0, |g| g.offsets.len()) + added.count();
-        if total > GROUP_OFFSETS_MAX {
+        self.check_offsets_bound(group, &offsets)?;
+        self.store_offsets_unbounded(now_ms, group, offsets);
+        Ok(())
+    }
+
+    /// Refuses `offsets` if they add partitions to the group's (its committed ones and those a
+    /// transaction holds pending, each counted once) past `GROUP_OFFSETS_MAX`. Offsets of
+    /// partitions it has already are never refused, even above the bound.
+    pub(crate) fn check_offsets_bound(
+        &self,
+        group: &str,
+        offsets: &[(String, u32, CommittedOffset)],
+    ) -> Result<(), GroupError> {
+        let mut partitions: BTreeSet<(&str, u32)> = BTreeSet::new();
+        if let Some(g) = self.groups.get(group) {
+            partitions.extend(g.offsets.keys().map(|(t, p)| (t.as_str(), *p)));
+        }
+        let pending = self.txn_offsets.iter().filter(|((g, _), _)| g == group).flat_map(|(_, o)| o.keys());
+        partitions.extend(pending.map(|(t, p)| (t.as_str(), *p)));
+        let before = partitions.len();
+        partitions.extend(offsets.iter().map(|(t, p, _)| (t.as_str(), *p)));
+        let total = partitions.len();
+        if total > before && total > GROUP_OFFSETS_MAX {
             return Err(GroupError::invalid(format!(
                 "{total} offsets in a group, above the limit of {GROUP_OFFSETS_MAX}"
             )));
         }
-        self.store_offsets_unbounded(now_ms, group, offsets);
         Ok(())
     }
 

@@ -327,19 +327,9 @@ impl Coordinator {
         offsets: Vec<(String, u32, CommittedOffset)>,
     ) -> Result<(), GroupError> {
         crate::validate::commit(group, "", &offsets)?;
-        // Bounded as the group's own offsets are: the partitions committed, pending in any
-        // transaction, and these, counted once each. (Completing them is never refused: the
+        // Bounded as the group's own offsets are. (Completing them is never refused: the
         // transaction's markers are written by then.)
-        let mut partitions: std::collections::BTreeSet<(&str, u32)> = BTreeSet::new();
-        if let Some(g) = self.groups.get(group) {
-            partitions.extend(g.offsets.keys().map(|(t, p)| (t.as_str(), *p)));
-        }
-        let pending = self.txn_offsets.iter().filter(|((g, _), _)| g == group).flat_map(|(_, o)| o.keys());
-        partitions.extend(pending.map(|(t, p)| (t.as_str(), *p)));
-        partitions.extend(offsets.iter().map(|(t, p, _)| (t.as_str(), *p)));
-        if partitions.len() > crate::GROUP_OFFSETS_MAX {
-            return Err(GroupError::invalid("too many offsets for the group"));
-        }
+        self.check_offsets_bound(group, &offsets)?;
         let pending = self.txn_offsets.entry((group.to_owned(), producer_id)).or_default();
         for (topic, partition, committed) in offsets {
             let stored = StoredOffset { committed, commit_time_ms: now_ms };
@@ -380,13 +370,10 @@ impl Coordinator {
         &self,
         group: &str,
         partitions: Option<&[(String, u32)]>,
-    ) -> Vec<(String, u32)> {
+    ) -> BTreeSet<(String, u32)> {
+        let asked: Option<BTreeSet<&(String, u32)>> = partitions.map(|list| list.iter().collect());
         let pending = self.txn_offsets.iter().filter(|((g, _), _)| g == group).flat_map(|(_, o)| o.keys());
-        let mut found: Vec<(String, u32)> =
-            pending.filter(|tp| partitions.is_none_or(|list| list.contains(tp))).cloned().collect();
-        found.sort();
-        found.dedup();
-        found
+        pending.filter(|tp| asked.as_ref().is_none_or(|a| a.contains(tp))).cloned().collect()
     }
 
     /// The state of transactional id `id`, if this coordinator knows it.

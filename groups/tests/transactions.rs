@@ -90,3 +90,25 @@ fn an_open_transaction_is_aborted_by_a_new_producer_or_its_timeout() {
     assert_eq!((due.len(), due[0].commit, due[0].producer_epoch), (1, false, 3));
     assert!(c.txn_init(0, "other", 0, 1).is_err(), "a timeout of 0");
 }
+
+#[test]
+fn a_group_is_bounded_by_its_committed_and_pending_partitions_counted_once() {
+    let max = weir_groups::GROUP_OFFSETS_MAX;
+    let mut c = Coordinator::new(CoordinatorConfig::default());
+    let at = |p: usize| ("t".to_string(), p as u32, offset(1));
+    // Within the limit of one commit at a time.
+    for chunk in (0..max - 1).collect::<Vec<_>>().chunks(5_000) {
+        c.commit(0, "g", "", -1, chunk.iter().map(|p| at(*p)).collect()).unwrap();
+    }
+    c.txn_init(0, "tx", 60_000, 1).unwrap();
+    c.txn_add(0, "tx", 1, 0, &[], Some("g")).unwrap();
+    c.txn_offsets(0, "g", 1, vec![at(max - 1)]).unwrap();
+    assert!(c.commit(0, "g", "", -1, vec![at(max)]).is_err(), "a partition past the bound");
+    c.commit(0, "g", "", -1, vec![at(0), at(max - 1)]).unwrap();
+    c.txn_offsets(0, "g", 1, vec![at(0)]).unwrap();
+    let end = c.txn_end("tx", 1, 0, true).unwrap().unwrap();
+    c.txn_offsets_complete(0, "g", 1, true).unwrap();
+    c.txn_complete(&end);
+    assert_eq!(c.fetch_offsets("g", None).len(), max);
+    c.commit(0, "g", "", -1, vec![at(3)]).unwrap();
+}

@@ -40,7 +40,8 @@ impl From<GroupError> for CallError {
 
 /// Committed offsets (topic, partition, offset if any), and the partitions pending in a
 /// transaction.
-pub type StableOffsets = (Vec<(String, u32, Option<CommittedOffset>)>, Vec<(String, u32)>);
+pub type StableOffsets =
+    (Vec<(String, u32, Option<CommittedOffset>)>, std::collections::BTreeSet<(String, u32)>);
 
 /// One committed offset: topic, partition, offset and metadata.
 pub type OffsetEntry = (String, u32, CommittedOffset);
@@ -61,7 +62,7 @@ pub enum GroupCall {
     FetchOffsets {
         group: String,
         partitions: Option<Vec<(String, u32)>>,
-        /// Refused (UNSTABLE_OFFSET_COMMIT) while a transaction holds offsets of them pending.
+        /// Those a transaction holds pending are answered as such (UNSTABLE_OFFSET_COMMIT).
         require_stable: bool,
     },
     Describe {
@@ -101,8 +102,8 @@ pub enum GroupAnswer {
     Left(Result<Vec<Result<(), GroupError>>, CallError>),
     /// InitProducerId for a transactional id: its producer id and epoch.
     TxnProducer(Result<(i64, i16), CallError>),
-    /// Offsets asked for stable: every offset, and the partitions a transaction holds one of
-    /// pending (listed among the offsets too).
+    /// Offsets asked for stable: the offsets, and the partitions a transaction holds one of
+    /// pending.
     StableOffsets(Result<StableOffsets, CallError>),
 }
 
@@ -147,15 +148,10 @@ pub async fn run(shard: &Rc<Shard>, call: GroupCall) -> GroupAnswer {
         ),
         GroupCall::FetchOffsets { group, partitions, require_stable: true } => GroupAnswer::StableOffsets(
             with_coordinator(shard, &group, |c, _| {
+                // As Kafka: the offsets asked for (or every committed one), each pending one
+                // marked; a partition pending but never committed is listed only when asked for.
                 let unstable = c.txn_offsets_pending(&group, partitions.as_deref());
-                let mut offsets = c.fetch_offsets(&group, partitions.as_deref());
-                // A partition pending but never committed is answered too.
-                for (t, p) in &unstable {
-                    if !offsets.iter().any(|(ot, op, _)| ot == t && op == p) {
-                        offsets.push((t.clone(), *p, None));
-                    }
-                }
-                Ok((offsets, unstable))
+                Ok((c.fetch_offsets(&group, partitions.as_deref()), unstable))
             })
             .await,
         ),

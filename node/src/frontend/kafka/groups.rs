@@ -216,7 +216,7 @@ async fn fetch_group(
     });
     let (found, unstable) =
         match route(shard, GroupCall::FetchOffsets { group, partitions, require_stable }).await {
-            GroupAnswer::Offsets(Ok(o)) => (o, Vec::new()),
+            GroupAnswer::Offsets(Ok(o)) => (o, Default::default()),
             GroupAnswer::StableOffsets(Ok(o)) => o,
             GroupAnswer::Offsets(Err(e)) | GroupAnswer::StableOffsets(Err(e)) => return Err(call_code(&e)),
             _ => return Err(ResponseError::UnknownServerError.code()),
@@ -226,8 +226,9 @@ async fn fetch_group(
         let (offset, metadata, epoch) = c
             .map_or((-1, String::new(), -1), |c| (c.offset as i64, c.metadata, c.leader_epoch.unwrap_or(-1)));
         let mut one = PartitionOffset { partition: partition as i32, offset, metadata, epoch, code: 0 };
-        if unstable.iter().any(|(t, p)| *t == topic && *p == partition) {
-            (one.offset, one.epoch, one.code) = (-1, -1, ResponseError::UnstableOffsetCommit.code());
+        if unstable.contains(&(topic.clone(), partition)) {
+            let code = ResponseError::UnstableOffsetCommit.code();
+            (one.offset, one.epoch, one.metadata, one.code) = (-1, -1, String::new(), code);
         }
         match by_topic.iter_mut().find(|(t, _)| *t == topic) {
             Some((_, v)) => v.push(one),

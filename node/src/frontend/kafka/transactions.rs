@@ -119,9 +119,8 @@ fn partition_refusal(shard: &Shard, topic: &str, partition: i32) -> Option<i16> 
 }
 
 pub async fn add_offsets(shard: &Rc<Shard>, req: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse {
-    if let Err(f) = crate::groups::check_group_id(req.group_id.0.as_str()) {
-        return AddOffsetsToTxnResponse::default()
-            .with_error_code(super::groups::call_code(&CallError::Node(f)));
+    if crate::groups::check_group_id(req.group_id.0.as_str()).is_err() {
+        return AddOffsetsToTxnResponse::default().with_error_code(ResponseError::InvalidGroupId.code());
     }
     let code = match unavailable(shard) {
         Some(code) => code,
@@ -160,8 +159,10 @@ pub async fn txn_offset_commit(shard: &Rc<Shard>, req: TxnOffsetCommitRequest) -
             offsets.push((t.name.0.to_string(), p.partition_index.max(0) as u32, committed));
         }
     }
+    let bad_group = crate::groups::check_group_id(req.group_id.0.as_str()).is_err();
     let code = match (unavailable(shard), invalid) {
         (Some(code), _) => code,
+        (None, _) if bad_group => ResponseError::InvalidGroupId.code(),
         (None, true) => ResponseError::InvalidCommitOffsetSize.code(),
         (None, false) => {
             // The transaction must be open, at this epoch, with the group added: a late commit
