@@ -52,15 +52,18 @@ impl Coordinator {
         group: &str,
         offsets: &[(String, u32, CommittedOffset)],
     ) -> Result<(), GroupError> {
-        let mut partitions: BTreeSet<(&str, u32)> = BTreeSet::new();
-        if let Some(g) = self.groups.get(group) {
-            partitions.extend(g.offsets.keys().map(|(t, p)| (t.as_str(), *p)));
-        }
-        let pending = self.txn_offsets.iter().filter(|((g, _), _)| g == group).flat_map(|(_, o)| o.keys());
-        partitions.extend(pending.map(|(t, p)| (t.as_str(), *p)));
-        let before = partitions.len();
-        partitions.extend(offsets.iter().map(|(t, p, _)| (t.as_str(), *p)));
-        let total = partitions.len();
+        // Lookups only: a commit costs what it commits, not the size of its group.
+        let g = self.groups.get(group);
+        let committed = |tp: &(String, u32)| g.is_some_and(|g| g.offsets.contains_key(tp));
+        let pending: BTreeSet<&(String, u32)> =
+            self.pending_partitions(group).filter(|tp| !committed(tp)).collect();
+        let before = g.map_or(0, |g| g.offsets.len()) + pending.len();
+        let added: BTreeSet<(String, u32)> = offsets
+            .iter()
+            .map(|(t, p, _)| (t.clone(), *p))
+            .filter(|tp| !committed(tp) && !pending.contains(tp))
+            .collect();
+        let total = before + added.len();
         if total > before && total > GROUP_OFFSETS_MAX {
             return Err(GroupError::invalid(format!(
                 "{total} offsets in a group, above the limit of {GROUP_OFFSETS_MAX}"

@@ -103,7 +103,7 @@ pub enum TxnInit {
     /// The producer id and its new epoch.
     Ready { producer_id: i64, producer_epoch: i16 },
     /// An open transaction of the previous producer must be aborted first (the epoch is bumped
-    /// already, fencing it): the node ends it, and the client retries (CONCURRENT_TRANSACTIONS).
+    /// already, fencing it): the node ends it, then inits again.
     AbortFirst(TxnEnd),
 }
 
@@ -159,14 +159,7 @@ impl Coordinator {
             },
             Some(s) => match s.phase {
                 TxnPhase::PrepareCommit | TxnPhase::PrepareAbort => return Err(TxnError::Concurrent),
-                TxnPhase::Ongoing => {
-                    let mut s = s.clone();
-                    s.producer_epoch = s.producer_epoch.saturating_add(1);
-                    s.phase = TxnPhase::PrepareAbort;
-                    let end = s.end(id);
-                    self.put_txn(id, s);
-                    return Ok(TxnInit::AbortFirst(end));
-                }
+                TxnPhase::Ongoing => return Ok(TxnInit::AbortFirst(self.abort_fencing(id))),
                 TxnPhase::Empty => {
                     let mut s = s.clone();
                     match s.producer_epoch.checked_add(1).filter(|e| *e < i16::MAX) {
@@ -206,7 +199,6 @@ impl Coordinator {
             }
             TxnPhase::Ongoing => {}
         }
-        let before = (s.partitions.len(), s.groups.len());
         s.partitions.extend(partitions.iter().cloned());
         s.groups.extend(group.map(str::to_owned));
         if s.partitions.len() > TXN_PARTITIONS_MAX {
@@ -215,9 +207,7 @@ impl Coordinator {
         if s.groups.len() > TXN_GROUPS_MAX {
             return Err(TxnError::TooLarge { what: "groups".into(), max: TXN_GROUPS_MAX });
         }
-        let changed =
-            before != (s.partitions.len(), s.groups.len()) || self.transactions[id].phase != s.phase;
-        if changed {
+        if s != self.transactions[id] {
             self.put_txn(id, s);
         }
         Ok(())
@@ -307,14 +297,19 @@ impl Coordinator {
                 _ => {}
             }
         }
-        for id in expired {
-            let mut s = self.transactions[&id].clone();
-            s.producer_epoch = s.producer_epoch.saturating_add(1);
-            s.phase = TxnPhase::PrepareAbort;
-            due.push(s.end(&id));
-            self.put_txn(&id, s);
-        }
+        due.extend(expired.iter().map(|id| self.abort_fencing(id)));
         due
+    }
+
+    /// Prepares the open transaction of `id` to abort at a bumped epoch, which fences its
+    /// producer: what to write to end it.
+    fn abort_fencing(&mut self, id: &str) -> TxnEnd {
+        let mut s = self.transactions[id].clone();
+        s.producer_epoch = s.producer_epoch.saturating_add(1);
+        s.phase = TxnPhase::PrepareAbort;
+        let end = s.end(id);
+        self.put_txn(id, s);
+        end
     }
 
     /// TxnOffsetCommit: offsets of `group` the producer's transaction commits, pending until it
@@ -372,8 +367,18 @@ impl Coordinator {
         partitions: Option<&[(String, u32)]>,
     ) -> BTreeSet<(String, u32)> {
         let asked: Option<BTreeSet<&(String, u32)>> = partitions.map(|list| list.iter().collect());
-        let pending = self.txn_offsets.iter().filter(|((g, _), _)| g == group).flat_map(|(_, o)| o.keys());
+        let pending = self.pending_partitions(group);
         pending.filter(|tp| asked.as_ref().is_none_or(|a| a.contains(tp))).cloned().collect()
+    }
+
+    /// The partitions of `group` some transaction holds an offset of pending (a partition
+    /// pending in two transactions is listed twice).
+    pub(crate) fn pending_partitions<'a>(
+        &'a self,
+        group: &str,
+    ) -> impl Iterator<Item = &'a (String, u32)> + 'a {
+        let range = (group.to_owned(), i64::MIN)..=(group.to_owned(), i64::MAX);
+        self.txn_offsets.range(range).flat_map(|(_, o)| o.keys())
     }
 
     /// The state of transactional id `id`, if this coordinator knows it.

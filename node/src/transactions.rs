@@ -141,9 +141,8 @@ pub async fn run(shard: &Rc<Shard>, call: TxnCall) -> GroupAnswer {
 async fn init(shard: &Rc<Shard>, id: &str, timeout_ms: i32) -> Result<(i64, i16), CallError> {
     let fresh = shard.producer_ids.next().await?;
     for _ in 0..2 {
-        let now = shard.core().rt.monotonic_ms();
         let init =
-            with_coordinator(shard, id, |c, _| c.txn_init(now, id, timeout_ms, fresh).map_err(txn)).await?;
+            with_coordinator(shard, id, |c, now| c.txn_init(now, id, timeout_ms, fresh).map_err(txn)).await?;
         match init {
             TxnInit::Ready { producer_id, producer_epoch } => return Ok((producer_id, producer_epoch)),
             TxnInit::AbortFirst(end) => drive(shard, end).await?,
@@ -170,30 +169,33 @@ async fn end(
 
 /// Ends `end`'s transaction: markers, offsets, then the coordinator's record that it is over.
 /// Refused (CONCURRENT_TRANSACTIONS) while another drive of the same id runs on this shard.
-/// The drive runs as a task of its own, so a request that goes away (its connection closed)
-/// does not stop it half way.
 pub async fn drive(shard: &Rc<Shard>, end: TxnEnd) -> Result<(), CallError> {
-    let Some(guard) = Driving::take(shard, &end.transactional_id) else {
-        return Err(txn(TxnError::Concurrent));
-    };
+    let running = start_drive(shard, end).ok_or_else(|| txn(TxnError::Concurrent))?;
+    running.await.unwrap_or_else(|| Err(txn(TxnError::Concurrent)))
+}
+
+/// Starts ending `end`'s transaction as a task of its own, so that a request that goes away
+/// (its connection closed) does not stop it half way; `None` if a drive of the id runs already.
+/// A drive that fails rests [`DRIVE_RETRY_MS`] before the tick drives it again.
+fn start_drive(shard: &Rc<Shard>, end: TxnEnd) -> Option<glommio::task::JoinHandle<Result<(), CallError>>> {
+    let guard = Driving::take(shard, &end.transactional_id)?;
     let shard = shard.clone();
     let task = glommio::spawn_local(async move {
         let _guard = guard;
         let result = drive_inner(&shard, &end).await;
-        let retries = &shard.groups.drive_retry_at;
+        let mut retries = shard.groups.drive_retry_at.borrow_mut();
         match &result {
             Ok(()) => {
-                retries.borrow_mut().remove(&end.transactional_id);
+                retries.remove(&end.transactional_id);
             }
             Err(e) => {
-                let at = shard.core().rt.monotonic_ms() + DRIVE_RETRY_MS;
-                retries.borrow_mut().insert(end.transactional_id.clone(), at);
+                retries.insert(end.transactional_id.clone(), shard.core().rt.monotonic_ms() + DRIVE_RETRY_MS);
                 tracing::warn!(transactional_id = %end.transactional_id, error = ?e, "a transaction did not end; retried later");
             }
         }
         result
     });
-    task.detach().await.unwrap_or_else(|| Err(txn(TxnError::Concurrent)))
+    Some(task.detach())
 }
 
 /// A transactional id being driven on this shard, until dropped.
@@ -270,22 +272,16 @@ async fn write_markers(shard: &Rc<Shard>, end: &TxnEnd) -> Result<(), CallError>
     Ok(())
 }
 
-/// Drives, in the background, the transactions the tick found due on this shard.
+/// Drives, in the background, the transactions the tick found due on this shard: all but
+/// those resting after a failed drive, and those being driven.
 pub fn drive_due(shard: &Rc<Shard>, due: Vec<TxnEnd>) {
     let now = shard.core().rt.monotonic_ms();
-    // Rests that are over go: the map holds only transactions resting now.
     shard.groups.drive_retry_at.borrow_mut().retain(|_, at| *at > now);
     for end in due {
-        let id = &end.transactional_id;
-        let resting = shard.groups.drive_retry_at.borrow().get(id).is_some_and(|at| *at > now);
-        if resting || shard.groups.driving.borrow().contains(id) {
-            continue;
+        if !shard.groups.drive_retry_at.borrow().contains_key(&end.transactional_id) {
+            // Detached: it runs on without anyone waiting for it.
+            let _ = start_drive(shard, end);
         }
-        let shard = shard.clone();
-        glommio::spawn_local(async move {
-            let _ = drive(&shard, end).await;
-        })
-        .detach();
     }
 }
 

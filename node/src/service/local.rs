@@ -74,11 +74,28 @@ async fn first_unstable<S: weir_log::storage::Storage + Clone>(
     p: &Partition<S>,
     part: &FetchPartition,
 ) -> u64 {
+    stable_view(p, part, None).await.0
+}
+
+/// [`first_unstable`], and with `readable` (the end of what the fetch may read otherwise) the
+/// aborted transactions with records from the fetch offset to the end it may read: both under
+/// one lock of the log.
+async fn stable_view<S: weir_log::storage::Storage + Clone>(
+    p: &Partition<S>,
+    part: &FetchPartition,
+    readable: Option<u64>,
+) -> (u64, Vec<weir_log::transactions::AbortedTxn>) {
     if !part.read_committed || !p.txns_seen.get() {
-        return u64::MAX;
+        return (u64::MAX, Vec::new());
     }
-    let first = p.log.lock().await.transactions().first_unstable();
-    first.map_or(u64::MAX, |f| f.max(p.log_start()))
+    let log = p.log.lock().await;
+    let txns = log.transactions();
+    let first = txns.first_unstable().map_or(u64::MAX, |f| f.max(p.log_start()));
+    let aborted = match readable.map(|r| r.min(first)) {
+        Some(end) if part.offset < end => txns.aborted_between(part.offset, end),
+        _ => Vec::new(),
+    };
+    (first, aborted)
 }
 
 /// Validates every batch (CRC, header, rkyv, columns) before any is appended: the request is
@@ -278,10 +295,10 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
         // Read committed: nothing at or past the oldest open transaction. (Read uncommitted is
         // told the high watermark as its last stable offset, which it does not use: the log is
         // not locked for it.)
-        let first_unstable = first_unstable(&p, part).await;
+        let (first_unstable, aborted) = stable_view(&p, part, Some(readable)).await;
         let last_stable = hw.min(first_unstable);
         let readable = readable.min(first_unstable);
-        let answer = |batches, aborted| FetchedPartition {
+        let answer = |batches: Bytes, aborted: Vec<_>| FetchedPartition {
             high_watermark: hw,
             log_start: p.log_start(),
             batches,
@@ -308,10 +325,9 @@ impl<D: Disk, R: Runtime> ShardCore<D, R> {
             }
             None => Bytes::new(),
         };
-        let aborted = match part.read_committed && p.txns_seen.get() && !batches.is_empty() {
-            true => p.log.lock().await.transactions().aborted_between(offset, readable),
-            false => Vec::new(),
-        };
+        // The aborted transactions were taken with the stable end: the log only grows since,
+        // and a transaction aborted since began at or past that end.
+        let aborted = if batches.is_empty() { Vec::new() } else { aborted };
         Ok(answer(batches, aborted))
     }
 

@@ -45,18 +45,7 @@ pub fn init(w: &mut Wire, id: &str) -> (i64, i16) {
 /// committing offset `offset` of it for `group`; ends it with `commit`.
 pub fn one_transaction(w: &mut Wire, v: i16, id: &str, name: &str, group: &str, offset: i64, commit: bool) {
     let (pid, epoch) = init(w, id);
-    let t = AddPartitionsToTxnTopic::default().with_name(topic(name)).with_partitions(vec![0]);
-    let body = AddPartitionsToTxnRequest::default()
-        .with_v3_and_below_transactional_id(txn_id(id))
-        .with_v3_and_below_producer_id(ProducerId(pid))
-        .with_v3_and_below_producer_epoch(epoch)
-        .with_v3_and_below_topics(vec![t]);
-    let r = kind!(
-        w.call(ApiKey::AddPartitionsToTxn, v, RequestKind::AddPartitionsToTxn(body)),
-        AddPartitionsToTxn
-    );
-    let p = &r.results_by_topic_v3_and_below[0].results_by_partition[0];
-    assert_eq!(p.partition_error_code, 0, "AddPartitionsToTxn v{v}: {r:?}");
+    assert_eq!(add_partition(w, v, id, pid, epoch, name), 0, "AddPartitionsToTxn v{v}");
     let body = AddOffsetsToTxnRequest::default()
         .with_transactional_id(txn_id(id))
         .with_producer_id(ProducerId(pid))
@@ -158,8 +147,9 @@ fn latest(w: &mut Wire, name: &str, isolation: i8) -> i64 {
     r.topics[0].partitions[0].offset
 }
 
-/// Adds partition 0 of `name` to `id`'s transaction; the partition's error code.
-fn add_partition(w: &mut Wire, id: &str, pid: i64, epoch: i16, name: &str) -> i16 {
+/// Adds partition 0 of `name` to `id`'s transaction with AddPartitionsToTxn `v`; the
+/// partition's error code.
+fn add_partition(w: &mut Wire, v: i16, id: &str, pid: i64, epoch: i16, name: &str) -> i16 {
     let t = AddPartitionsToTxnTopic::default().with_name(topic(name)).with_partitions(vec![0]);
     let body = AddPartitionsToTxnRequest::default()
         .with_v3_and_below_transactional_id(txn_id(id))
@@ -167,7 +157,7 @@ fn add_partition(w: &mut Wire, id: &str, pid: i64, epoch: i16, name: &str) -> i1
         .with_v3_and_below_producer_epoch(epoch)
         .with_v3_and_below_topics(vec![t]);
     let r = kind!(
-        w.call(ApiKey::AddPartitionsToTxn, 3, RequestKind::AddPartitionsToTxn(body)),
+        w.call(ApiKey::AddPartitionsToTxn, v, RequestKind::AddPartitionsToTxn(body)),
         AddPartitionsToTxn
     );
     r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
@@ -209,7 +199,7 @@ fn produce(w: &mut Wire, id: &str, pid: i64, epoch: i16, name: &str, seq: i32) -
 pub fn read_committed_waits_for_the_end(w: &mut Wire, name: &str) {
     let (pid, epoch) = init(w, "lso");
     assert_eq!(produce(w, "lso", pid, epoch, name, 0), INVALID_TXN_STATE, "a partition not added");
-    assert_eq!(add_partition(w, "lso", pid, epoch, name), 0);
+    assert_eq!(add_partition(w, 3, "lso", pid, epoch, name), 0);
     assert_eq!(produce(w, "lso", pid, epoch, name, 0), 0);
     // Open: read uncommitted sees the records (and is told the high watermark as its last
     // stable offset: it reads past it anyway), read committed stops before them.
@@ -252,7 +242,7 @@ pub fn a_compacted_topic_takes_no_transaction(
 ) {
     node.create_topic(name, 1, &[]);
     let (pid, epoch) = init(w, "compacted");
-    assert_eq!(add_partition(w, "compacted", pid, epoch, name), 0);
+    assert_eq!(add_partition(w, 3, "compacted", pid, epoch, name), 0);
     let out = node.node.cli(super::common::Via::Tcp).args(["topic", "delete", name]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     node.create_topic(name, 1, &["--cleanup-policy", "compact"]);
@@ -265,5 +255,5 @@ pub fn a_compacted_topic_takes_no_transaction(
     assert_eq!(kind!(w.call(ApiKey::EndTxn, 3, RequestKind::EndTxn(body)), EndTxn).error_code, 0);
     // A compacted topic is refused a transaction from the start.
     let (pid, epoch) = init(w, "compacted");
-    assert_eq!(add_partition(w, "compacted", pid, epoch, name), 43, "UNSUPPORTED_FOR_MESSAGE_FORMAT");
+    assert_eq!(add_partition(w, 3, "compacted", pid, epoch, name), 43, "UNSUPPORTED_FOR_MESSAGE_FORMAT");
 }
